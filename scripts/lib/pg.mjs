@@ -1,0 +1,153 @@
+// The local Postgres of DESIGN section 3: Debian's Postgres 15 with pg_cron (preloaded),
+// pgTAP and plpgsql_check, one cluster per folder, the Supabase compatibility layer,
+// migrations through the Supabase CLI and the seed.
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { bin, root, run, ScriptError } from "./run.mjs";
+
+const PG_MAJOR = 15;
+const pgBinDir = () => process.env.SUPABILL_PG_BINDIR ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+const pgShareDir = () => `/usr/share/postgresql/${PG_MAJOR}/extension`;
+const pgLibDir = () => `/usr/lib/postgresql/${PG_MAJOR}/lib`;
+const isRoot = () => process.getuid?.() === 0;
+
+/** Debian package -> the file that proves it is installed. */
+function requiredPackages() {
+  return [
+    [`postgresql-${PG_MAJOR}`, path.join(pgBinDir(), "postgres")],
+    [`postgresql-client-${PG_MAJOR}`, path.join(pgBinDir(), "psql")],
+    [`postgresql-${PG_MAJOR}-cron`, path.join(pgLibDir(), "pg_cron.so")],
+    [`postgresql-${PG_MAJOR}-pgtap`, path.join(pgShareDir(), "pgtap.control")],
+    [`postgresql-${PG_MAJOR}-plpgsql-check`, path.join(pgLibDir(), "plpgsql_check.so")],
+    ["libtap-parser-sourcehandler-pgtap-perl", "pg_prove"],
+  ];
+}
+
+function onPath(name) {
+  if (name.includes("/")) return fs.existsSync(name);
+  return (process.env.PATH ?? "").split(":").some((d) => d && fs.existsSync(path.join(d, name)));
+}
+
+/** Install missing Debian packages when we can (root + apt-get); otherwise stop naming them. */
+export async function ensurePgPackages() {
+  const missing = requiredPackages().filter(([, file]) => !onPath(file)).map(([pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (!isRoot() || !onPath("apt-get")) {
+    throw new ScriptError(
+      `missing Debian packages: ${missing.join(" ")}\n` +
+        `install them with: sudo apt-get install -y ${missing.join(" ")}`,
+    );
+  }
+  console.error(`supabill: installing ${missing.join(" ")} with apt-get ...`);
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  await run("apt-get", ["update", "-qq"], { env });
+  await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env });
+  const still = requiredPackages().filter(([, file]) => !onPath(file)).map(([pkg]) => pkg);
+  if (still.length) throw new ScriptError(`apt-get could not install: ${still.join(" ")}`);
+}
+
+/** Fail with a clear message when something already listens on the port. */
+export function assertPortFree(port, what) {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", (e) =>
+      reject(new ScriptError(
+        e.code === "EADDRINUSE"
+          ? `port ${port} (${what}) is already in use by another process; stop it or free the port`
+          : `cannot bind port ${port} (${what}): ${e.message}`,
+      )));
+    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(resolve));
+  });
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Postgres refuses to run as root: as root, run the server tools as the `postgres` user. */
+function asPgUser(tool, args, opts) {
+  const cmd = path.join(pgBinDir(), tool);
+  return isRoot() ? run("runuser", ["-u", "postgres", "--", cmd, ...args], opts) : run(cmd, args, opts);
+}
+
+export class Cluster {
+  constructor(dir, port) {
+    this.dir = path.resolve(dir);
+    this.port = port;
+    this.url = `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
+  }
+
+  get data() {
+    return path.join(this.dir, "data");
+  }
+
+  exists() {
+    return fs.existsSync(path.join(this.data, "PG_VERSION"));
+  }
+
+  async running() {
+    const { code } = await asPgUser("pg_ctl", ["-D", this.data, "status"], { allowFail: true });
+    return code === 0;
+  }
+
+  async init() {
+    fs.mkdirSync(this.dir, { recursive: true });
+    if (isRoot()) await run("chown", ["-R", "postgres:postgres", this.dir]);
+    await asPgUser("initdb", ["-D", this.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
+  }
+
+  async start() {
+    await assertPortFree(this.port, "Postgres");
+    const opts = [
+      `-p ${this.port}`,
+      `-k ${this.dir}`,
+      "-c listen_addresses=127.0.0.1",
+      "-c shared_preload_libraries=pg_cron,plpgsql_check",
+      "-c cron.database_name=postgres",
+      "-c max_connections=200",
+      "-c fsync=off",
+    ].join(" ");
+    await asPgUser("pg_ctl", ["-D", this.data, "-l", path.join(this.dir, "postgres.log"), "-o", opts, "-w", "-t", "60", "start"]);
+  }
+
+  async stop() {
+    if (!this.exists() || !(await this.running())) return;
+    await asPgUser("pg_ctl", ["-D", this.data, "-m", "fast", "-w", "stop"], { allowFail: true });
+  }
+
+  async remove() {
+    await this.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  psql(args, opts) {
+    return run(path.join(pgBinDir(), "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", this.url, ...args], opts);
+  }
+
+  /** The compatibility layer, then `supabase db push`, then the seed. */
+  async prepare({ seed = true } = {}) {
+    await this.psql(["-f", path.join(root, "scripts", "sql", "compat.sql")]);
+    await run(bin("supabase"), ["db", "push", "--db-url", this.url, "--yes", "--include-all"], {
+      env: { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
+    });
+    if (seed) await this.psql(["-f", path.join(root, "supabase", "seed.sql")]);
+  }
+}
+
+/** The dev cluster: 127.0.0.1:54322, kept in the git-ignored .supabill folder. */
+export const devCluster = () => new Cluster(path.join(root, ".supabill", "db"), 54322);
+
+/** A throwaway cluster for a test or benchmark run, on a free port, removed by the caller. */
+export async function tempCluster(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `supabill-${prefix}-`));
+  return new Cluster(dir, await freePort());
+}

@@ -1,0 +1,1 @@
+-- demo data for the local stack
