@@ -93,3 +93,6 @@ $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role;
+
+-- Supabase's default search_path, so extension functions (pgtap) resolve unqualified.
+alter database postgres set search_path to "$user", public, extensions;

@@ -1,0 +1,70 @@
+// The local stand-in for Supabase's edge runtime and gateway: serves every folder of
+// supabase/functions (but _shared) at /functions/v1/<name>, checks the JWT first for functions
+// whose verify_jwt is true (config.toml; true by default, as on Supabase), and passes the
+// request to the function's handler. Each index.ts calls Deno.serve(handler) as it would on
+// Supabase; here that call is captured so one server can mount every handler.
+//
+// Env: SUPABILL_API_PORT (default 54321), plus everything the functions read.
+import { parse } from "npm:smol-toml@1.9.1";
+import { bearerToken, verifyJwt } from "../supabase/functions/_shared/auth.ts";
+import { corsHeaders, errorResponse, HttpError, json } from "../supabase/functions/_shared/http.ts";
+
+type Handler = (req: Request) => Response | Promise<Response>;
+
+const functionsDir = new URL("../supabase/functions/", import.meta.url);
+const config = parse(await Deno.readTextFile(new URL("../config.toml", functionsDir))) as {
+  functions?: Record<string, { verify_jwt?: boolean }>;
+};
+
+async function mount(name: string): Promise<Handler> {
+  const realServe = Deno.serve;
+  let captured: Handler | undefined;
+  // deno-lint-ignore no-explicit-any
+  (Deno as any).serve = (...args: any[]) => {
+    captured = args.find((a) => typeof a === "function") ?? args.find((a) => a?.handler)?.handler;
+    return { finished: Promise.resolve(), shutdown: () => Promise.resolve(), ref() {}, unref() {} };
+  };
+  try {
+    await import(new URL(`${name}/index.ts`, functionsDir).href);
+  } finally {
+    // deno-lint-ignore no-explicit-any
+    (Deno as any).serve = realServe;
+  }
+  if (!captured) throw new Error(`supabase/functions/${name}/index.ts does not call Deno.serve(handler)`);
+  return captured;
+}
+
+const handlers = new Map<string, { handler: Handler; verifyJwt: boolean }>();
+for await (const entry of Deno.readDir(functionsDir)) {
+  if (!entry.isDirectory || entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
+  handlers.set(entry.name, {
+    handler: await mount(entry.name),
+    verifyJwt: config.functions?.[entry.name]?.verify_jwt ?? true,
+  });
+}
+
+function withCors(res: Response): Response {
+  for (const [k, v] of Object.entries(corsHeaders)) if (!res.headers.has(k)) res.headers.set(k, v);
+  return res;
+}
+
+const port = Number(Deno.env.get("SUPABILL_API_PORT") ?? 54321);
+Deno.serve({
+  hostname: "127.0.0.1",
+  port,
+  onListen: () => console.error(JSON.stringify({ listening: `http://127.0.0.1:${port}`, functions: [...handlers.keys()].sort() })),
+}, async (req) => {
+  const { pathname } = new URL(req.url);
+  const match = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(pathname);
+  const fn = match && handlers.get(match[1]);
+  if (!fn) return withCors(json({ code: "not_found", message: `no function at ${pathname}` }, 404));
+  if (fn.verifyJwt && req.method !== "OPTIONS") {
+    try {
+      await verifyJwt(bearerToken(req));
+    } catch (e) {
+      if (e instanceof HttpError) return withCors(errorResponse(e));
+      throw e;
+    }
+  }
+  return await fn.handler(req);
+});

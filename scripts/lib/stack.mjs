@@ -1,0 +1,114 @@
+// Starting the Deno parts of the local stack (the functions server, the fake upstreams) and
+// the env Supabase gives functions. Used by `npm start`, `npm test` and `npm run bench`.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { bin, root, ScriptError } from "./run.mjs";
+
+/** KEY=VALUE lines of a dotenv file (comments and blank lines skipped, quotes removed). */
+export function readEnvFile(file) {
+  if (!fs.existsSync(file)) return {};
+  const env = {};
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m || line.trim().startsWith("#")) continue;
+    env[m[1]] = m[2].replace(/^(['"])(.*)\1$/, "$2");
+  }
+  return env;
+}
+
+/** The env Supabase injects into every function (DESIGN section 3). */
+export function supabaseEnv({ apiPort, dbUrl, keys }) {
+  return {
+    SUPABASE_URL: `http://127.0.0.1:${apiPort}`,
+    SUPABASE_DB_URL: dbUrl,
+    SUPABASE_JWKS: JSON.stringify(keys.jwks),
+    SUPABASE_ANON_KEY: keys.anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
+    SUPABILL_API_PORT: String(apiPort),
+  };
+}
+
+const children = new Set();
+
+/**
+ * Start `deno run` on a script and wait until it prints a line matching `ready` (stdout or
+ * stderr); resolves with the child and the matching line. Output goes to logFile.
+ */
+export function startDeno(script, { env, ready, logFile, timeoutMs = 60_000 }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin("deno"), ["run", "-A", "--quiet", script], {
+      cwd: root,
+      env: { ...process.env, ...env, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: false,
+    });
+    children.add(child);
+    const log = fs.createWriteStream(logFile, { flags: "a" });
+    let seen = "";
+    const timer = setTimeout(() => fail(`${path.basename(script)} did not start within ${timeoutMs / 1000}s`), timeoutMs);
+    function fail(msg) {
+      clearTimeout(timer);
+      child.kill("SIGTERM");
+      reject(new ScriptError(`${msg}\n${seen.split("\n").slice(-20).join("\n")}\n(log: ${logFile})`));
+    }
+    const onData = (d) => {
+      log.write(d);
+      if (seen === null) return;
+      seen += d;
+      const line = seen.split("\n").find((l) => ready.test(l));
+      if (line) {
+        clearTimeout(timer);
+        seen = null;
+        resolve({ child, line });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => {
+      children.delete(child);
+      if (seen !== null) fail(`${path.basename(script)} exited with ${code} before it was ready`);
+    });
+  });
+}
+
+/** Stop every child this process started. */
+export async function stopChildren() {
+  await Promise.all([...children].map((c) => new Promise((res) => {
+    if (c.exitCode !== null) return res();
+    c.once("exit", res);
+    c.kill("SIGTERM");
+    setTimeout(() => c.kill("SIGKILL"), 3000).unref();
+  })));
+}
+
+/** Run cleanup on SIGINT/SIGTERM and exit, so no cluster or server outlives us. */
+export function onInterrupt(cleanup) {
+  let done = false;
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(sig, async () => {
+      if (done) return;
+      done = true;
+      try {
+        await cleanup();
+      } finally {
+        process.exit(130);
+      }
+    });
+  }
+}
+
+/** Start the fake Groq / Razorpay / PayU server; resolves with its URL. */
+export async function startFakeUpstreams({ env, logFile }) {
+  const { line } = await startDeno(path.join(root, "tests", "fakes", "upstreams.ts"), {
+    env,
+    ready: /"url"\s*:/,
+    logFile,
+  });
+  return JSON.parse(line.slice(line.indexOf("{"))).url;
+}
+
+/** Start the functions server; resolves when it listens. */
+export async function startFunctions({ env, logFile }) {
+  await startDeno(path.join(root, "scripts", "functions-server.ts"), { env, ready: /"listening"/, logFile });
+}

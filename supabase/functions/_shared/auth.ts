@@ -1,0 +1,68 @@
+// Verifies Supabase JWTs: asymmetric keys from SUPABASE_JWKS (as Supabase publishes them),
+// and the legacy HS256 SUPABASE_JWT_SECRET when it is set. Used by the local gateway for
+// functions with verify_jwt = true, and by functions that act for a signed-in user.
+import * as jose from "npm:jose@6.2.17";
+import { HttpError } from "./http.ts";
+
+export type Env = (name: string) => string | undefined;
+export const denoEnv: Env = (name) => Deno.env.get(name);
+
+export interface Claims extends jose.JWTPayload {
+  sub?: string;
+  role?: string;
+  email?: string;
+}
+
+const jwksCache = new Map<string, ReturnType<typeof jose.createLocalJWKSet>>();
+
+function localJwks(json: string) {
+  let set = jwksCache.get(json);
+  if (!set) {
+    set = jose.createLocalJWKSet(JSON.parse(json));
+    jwksCache.set(json, set);
+  }
+  return set;
+}
+
+/** The bearer token of a request, or a 401. */
+export function bearerToken(req: Request): string {
+  const header = req.headers.get("authorization") ?? "";
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw new HttpError(401, "missing_authorization", "an Authorization: Bearer <jwt> header is required");
+  return match[1];
+}
+
+/** Verify a JWT against the project's keys; a 401 with a code when it is not valid. */
+export async function verifyJwt(token: string, env: Env = denoEnv): Promise<Claims> {
+  let alg: string | undefined;
+  try {
+    alg = jose.decodeProtectedHeader(token).alg;
+  } catch {
+    throw new HttpError(401, "invalid_jwt", "the token is not a JWT");
+  }
+  try {
+    if (alg === "HS256") {
+      const secret = env("SUPABASE_JWT_SECRET");
+      if (!secret) throw new HttpError(401, "invalid_jwt", "HS256 tokens are not accepted by this project");
+      const { payload } = await jose.jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ["HS256"] });
+      return payload as Claims;
+    }
+    const jwks = env("SUPABASE_JWKS");
+    if (!jwks) throw new HttpError(500, "jwks_not_configured", "SUPABASE_JWKS is not set");
+    const { payload } = await jose.jwtVerify(token, localJwks(jwks), { algorithms: ["ES256", "RS256", "EdDSA"] });
+    return payload as Claims;
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    if (e instanceof jose.errors.JWTExpired) throw new HttpError(401, "jwt_expired", "the token has expired");
+    throw new HttpError(401, "invalid_jwt", "the token's signature or claims are not valid");
+  }
+}
+
+/** The signed-in user of a request: a valid token whose role is `authenticated` with a subject. */
+export async function requireUser(req: Request, env: Env = denoEnv): Promise<Claims & { sub: string }> {
+  const claims = await verifyJwt(bearerToken(req), env);
+  if (claims.role !== "authenticated" || !claims.sub) {
+    throw new HttpError(401, "not_a_user", "a signed-in user's token is required");
+  }
+  return claims as Claims & { sub: string };
+}

@@ -1,0 +1,61 @@
+// Postgres access for functions, through SUPABASE_DB_URL (the pooler in transaction mode in
+// production, hence prepare: false). SQL acting for a user runs the way PostgREST runs it:
+// `set local role authenticated` and the user's claims in request.jwt.claims, so RLS applies.
+import postgres from "npm:postgres@3.4.9";
+import type { Claims } from "./auth.ts";
+import { HttpError } from "./http.ts";
+
+export type Sql = postgres.Sql;
+export type Tx = postgres.TransactionSql;
+
+let pool: Sql | undefined;
+
+/** The shared connection pool, made on first use. */
+export function db(): Sql {
+  if (!pool) {
+    const url = Deno.env.get("SUPABASE_DB_URL");
+    if (!url) throw new HttpError(503, "database_unavailable", "SUPABASE_DB_URL is not set");
+    pool = postgres(url, {
+      prepare: false,
+      max: Number(Deno.env.get("SUPABILL_DB_POOL_SIZE") ?? 10),
+      connect_timeout: 5,
+      idle_timeout: 30,
+      onnotice: () => {},
+      connection: { application_name: "supabill-functions" },
+    });
+  }
+  return pool;
+}
+
+/** True when the error means the database could not be reached at all. */
+function unreachable(e: unknown): boolean {
+  const code = (e as { code?: string })?.code ?? "";
+  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED", "57P01", "57P03", "53300"].includes(code);
+}
+
+/** Run fn in a transaction; an unreachable database becomes a 503 (never a silent pass). */
+export async function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  try {
+    return await db().begin(fn) as T;
+  } catch (e) {
+    if (unreachable(e)) throw new HttpError(503, "database_unavailable", "the database cannot be reached");
+    throw e;
+  }
+}
+
+/** Run fn in a transaction as the signed-in user, with RLS, as PostgREST does. */
+export function asUser<T>(claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return transaction(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+    return fn(tx);
+  });
+}
+
+/** Run fn in a transaction as service_role (webhooks, cron paths). */
+export function asService<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return transaction(async (tx) => {
+    await tx`select set_config('role', 'service_role', true), set_config('request.jwt.claims', '{"role":"service_role"}', true)`;
+    return fn(tx);
+  });
+}

@@ -1,0 +1,97 @@
+// HTTP plumbing shared by every function: typed errors, JSON answers, CORS, one log line
+// per request. Business rules never live here.
+
+/** An error the client caused or must see: status, machine-readable code, message. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const corsHeaders: Record<string, string> = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-headers": "authorization, x-client-info, apikey, content-type, x-organization-id",
+  "access-control-allow-methods": "GET, POST, OPTIONS",
+  "access-control-expose-headers": "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after",
+};
+
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+export function errorResponse(e: HttpError): Response {
+  return json({ code: e.code, message: e.message }, e.status, e.headers);
+}
+
+export type Handler = (req: Request) => Promise<Response>;
+
+/**
+ * Wrap a function's handler: answer CORS preflight, turn HttpError into its JSON answer and
+ * anything else into a 500 without details, add CORS headers, log one JSON line.
+ */
+export function handle(name: string, fn: Handler): Handler {
+  return async (req) => {
+    const started = performance.now();
+    let res: Response;
+    if (req.method === "OPTIONS") {
+      res = new Response(null, { status: 204 });
+    } else {
+      try {
+        res = await fn(req);
+      } catch (e) {
+        if (e instanceof HttpError) {
+          res = errorResponse(e);
+        } else {
+          console.error(JSON.stringify({ fn: name, level: "error", error: String((e as Error)?.message ?? e) }));
+          res = json({ code: "internal_error", message: "internal error" }, 500);
+        }
+      }
+    }
+    for (const [k, v] of Object.entries(corsHeaders)) if (!res.headers.has(k)) res.headers.set(k, v);
+    if (Deno.env.get("SUPABILL_LOG") !== "off") {
+      console.log(JSON.stringify({
+        fn: name,
+        method: req.method,
+        status: res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      }));
+    }
+    return res;
+  };
+}
+
+/** Read a JSON object body with a size cap; 400/413 with a code otherwise. */
+export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<Record<string, unknown>> {
+  const text = await readText(req, maxBytes);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "malformed_json", "the body is not valid JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpError(400, "malformed_json", "the body must be a JSON object");
+  }
+  return body as Record<string, unknown>;
+}
+
+/** Read the raw body once, refusing more than maxBytes. */
+export async function readText(req: Request, maxBytes: number): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw new HttpError(413, "body_too_large", `the body exceeds ${maxBytes} bytes`);
+  const buf = new Uint8Array(await req.arrayBuffer());
+  if (buf.byteLength > maxBytes) throw new HttpError(413, "body_too_large", `the body exceeds ${maxBytes} bytes`);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(buf);
+  } catch {
+    throw new HttpError(400, "malformed_body", "the body is not valid UTF-8");
+  }
+}

@@ -1,0 +1,39 @@
+// Shared by the Deno tests: the stack's URLs and keys (set by scripts/test.mjs), a superuser
+// connection to the test database for setup and assertions, and token minting.
+import postgres from "npm:postgres@3.4.9";
+import * as jose from "npm:jose@6.2.17";
+
+export function env(name: string): string {
+  const value = Deno.env.get(name);
+  if (!value) throw new Error(`${name} is not set: run the tests with npm test`);
+  return value;
+}
+
+export const apiUrl = () => env("SUPABASE_URL");
+export const functionsUrl = (name: string) => `${apiUrl()}/functions/v1/${name}`;
+
+/** A superuser connection to the test database (setup and checks only; never the code under test). */
+export function adminSql(max = 4) {
+  return postgres(env("SUPABASE_DB_URL"), { max, prepare: false, onnotice: () => {} });
+}
+
+/** A token signed by the local stack's key, as Supabase Auth would issue it. */
+export async function mintToken(
+  sub: string,
+  { expiresIn = "1h", role = "authenticated", key }: { expiresIn?: string | number; role?: string; key?: CryptoKey } = {},
+): Promise<string> {
+  const jwk = JSON.parse(env("SUPABILL_TEST_PRIVATE_JWK"));
+  const signingKey = key ?? await jose.importJWK(jwk, "ES256");
+  return await new jose.SignJWT({ sub, role, aud: "authenticated" })
+    .setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "JWT" })
+    .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
+    .setExpirationTime(expiresIn)
+    .sign(signingKey);
+}
+
+/** A fresh auth.users row; returns its id. */
+export async function createUser(sql: postgres.Sql, email = `${crypto.randomUUID()}@test.local`): Promise<string> {
+  const [{ id }] = await sql`insert into auth.users (id, email, role, aud)
+    values (gen_random_uuid(), ${email}, 'authenticated', 'authenticated') returning id`;
+  return id;
+}
