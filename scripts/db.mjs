@@ -1,6 +1,6 @@
 // npm run db:reset | db:stop: the dev database on 127.0.0.1:54322.
 import { ensureNodeDeps } from "./lib/deps.mjs";
-import { devCluster, ensurePgPackages } from "./lib/pg.mjs";
+import { assertPortFree, devCluster, ensurePgPackages } from "./lib/pg.mjs";
 import { main, ScriptError } from "./lib/run.mjs";
 
 export async function resetDevDb() {
@@ -8,6 +8,7 @@ export async function resetDevDb() {
   await ensurePgPackages();
   const db = devCluster();
   await db.remove();
+  await assertPortFree(db.port, "Postgres");
   await db.init();
   await db.start();
   await db.prepare();

@@ -143,8 +143,11 @@ export class Cluster {
   }
 }
 
-/** The dev cluster: 127.0.0.1:54322, kept in the git-ignored .supabill folder. */
-export const devCluster = () => new Cluster(path.join(root, ".supabill", "db"), 54322);
+/** Where the local stack keeps its state (git-ignored); SUPABILL_STATE_DIR moves it. */
+export const stateDir = () => process.env.SUPABILL_STATE_DIR ?? path.join(root, ".supabill");
+
+/** The dev cluster: 127.0.0.1:54322 (SUPABILL_DB_PORT), kept in the state folder. */
+export const devCluster = () => new Cluster(path.join(stateDir(), "db"), Number(process.env.SUPABILL_DB_PORT ?? 54322));
 
 /** A throwaway cluster for a test or benchmark run, on a free port, removed by the caller. */
 export async function tempCluster(prefix) {

@@ -1,0 +1,73 @@
+// npm start: the dev database (127.0.0.1:54322, created and seeded on first run, new
+// migrations pushed on later runs) and the functions server (127.0.0.1:54321), in the
+// foreground. Providers without credentials in the shell or supabase/functions/.env are
+// served by the local fakes. Ctrl-C stops the functions; `npm run db:stop` stops the database.
+import crypto from "node:crypto";
+import path from "node:path";
+import { ensureNodeDeps } from "./lib/deps.mjs";
+import { loadOrCreateKeys } from "./lib/keys.mjs";
+import { assertPortFree, devCluster, ensurePgPackages, stateDir } from "./lib/pg.mjs";
+import { main, root } from "./lib/run.mjs";
+import { onInterrupt, readEnvFile, startFakeUpstreams, startFunctions, stopChildren, supabaseEnv } from "./lib/stack.mjs";
+
+/** Credentials each provider needs; a provider missing any of them is faked locally. */
+const providers = {
+  groq: ["GROQ_API_KEY"],
+  razorpay: ["RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET"],
+  payu: ["PAYU_MERCHANT_KEY", "PAYU_MERCHANT_SALT"],
+};
+
+main(async () => {
+  await ensureNodeDeps();
+  await ensurePgPackages();
+  const apiPort = Number(process.env.SUPABILL_API_PORT ?? 54321);
+  await assertPortFree(apiPort, "functions API");
+
+  const db = devCluster();
+  if (!db.exists()) {
+    await db.init();
+    await db.start();
+    await db.prepare();
+  } else {
+    if (!(await db.running())) await db.start();
+    await db.prepare({ seed: false });
+  }
+
+  const keys = await loadOrCreateKeys(path.join(stateDir(), "keys.json"));
+  const env = { ...process.env, ...readEnvFile(path.join(root, "supabase", "functions", ".env")) };
+  const faked = Object.keys(providers).filter((p) => providers[p].some((name) => !env[name]));
+  const logs = path.join(stateDir(), "logs");
+  await import("node:fs").then((fs) => fs.mkdirSync(logs, { recursive: true }));
+  if (faked.length) {
+    const local = (prefix) => `${prefix}${crypto.randomBytes(8).toString("hex")}`;
+    const fakeCreds = {
+      GROQ_API_KEY: local("gsk_local_"),
+      RAZORPAY_KEY_ID: local("rzp_test_"),
+      RAZORPAY_KEY_SECRET: local(""),
+      RAZORPAY_WEBHOOK_SECRET: local(""),
+      PAYU_MERCHANT_KEY: local("").slice(0, 6),
+      PAYU_MERCHANT_SALT: local(""),
+    };
+    for (const p of faked) for (const name of providers[p]) env[name] = fakeCreds[name];
+    const url = await startFakeUpstreams({ env, logFile: path.join(logs, "fakes.log") });
+    if (faked.includes("groq")) env.GROQ_BASE_URL = url;
+    if (faked.includes("razorpay")) env.RAZORPAY_API_BASE = `${url}/v1`;
+    if (faked.includes("payu")) env.PAYU_BASE_URL = url;
+    env.FAKE_UPSTREAMS_URL = url;
+  }
+  Object.assign(env, supabaseEnv({ apiPort, dbUrl: db.url, keys }));
+  onInterrupt(stopChildren);
+  await startFunctions({ env, logFile: path.join(logs, "functions.log") });
+
+  console.log(`supabill local stack is running.
+
+         API URL: http://127.0.0.1:${apiPort}
+   Functions URL: http://127.0.0.1:${apiPort}/functions/v1/<name>
+          DB URL: ${db.url}
+        anon key: ${keys.anonKey}
+service_role key: ${keys.serviceRoleKey}
+${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS_URL}\n` : ""}
+A user token for trying endpoints: npm run token -- <user-id>
+Logs: ${logs}. Ctrl-C stops the functions server; npm run db:stop stops the database.`);
+  await new Promise(() => {});
+});
