@@ -1,0 +1,45 @@
+// Hashing helpers for provider signatures: SHA-512 and HMAC-SHA256 through crypto.subtle, lowercase
+// hex output, and a constant-time comparison (the official SDKs compare with `===`; we do not).
+
+const encoder = new TextEncoder();
+
+/** Lowercase hex of the given bytes. */
+export function toHex(bytes: ArrayBuffer | Uint8Array): string {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let out = "";
+  for (const b of view) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+/** SHA-512 of the UTF-8 bytes of `message`, as 128 lowercase hex characters. */
+export async function sha512Hex(message: string): Promise<string> {
+  return toHex(await crypto.subtle.digest("SHA-512", encoder.encode(message)));
+}
+
+/** HMAC-SHA256 keyed with the UTF-8 bytes of `secret` over the UTF-8 bytes of `message`, as 64 hex chars. */
+export async function hmacSha256Hex(secret: string, message: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return toHex(await crypto.subtle.sign("HMAC", key, encoder.encode(message)));
+}
+
+/**
+ * Compares two strings (as UTF-8 bytes) or byte arrays in time that depends only on their lengths,
+ * never on where they first differ. Different lengths are unequal.
+ */
+export function timingSafeEqual(a: string | Uint8Array, b: string | Uint8Array): boolean {
+  const x = typeof a === "string" ? encoder.encode(a) : a;
+  const y = typeof b === "string" ? encoder.encode(b) : b;
+  const len = Math.max(x.length, y.length);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < len; i++) {
+    // Out-of-range reads yield undefined -> 0 after `| 0`; the length check above already failed them.
+    diff |= (x[i] | 0) ^ (y[i] | 0);
+  }
+  return diff === 0;
+}

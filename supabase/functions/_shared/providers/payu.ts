@@ -1,0 +1,377 @@
+// PayU India (hosted checkout): request hash, reverse hash, command API hash, amount formatting,
+// webhook verification / normalization, checkout form and the verify_payment client.
+//
+// Env: PAYU_MERCHANT_KEY, PAYU_MERCHANT_SALT, PAYU_BASE_URL (default https://test.payu.in; live
+// checkout is https://secure.payu.in and the live command API https://info.payu.in: set
+// PAYU_API_BASE_URL for the latter, it defaults to PAYU_BASE_URL).
+
+import { sha512Hex, timingSafeEqual } from "./crypto.ts";
+import {
+  type Checkout,
+  type CheckoutOrder,
+  type EnvGetter,
+  envUrl,
+  networkError,
+  type NormalizedEvent,
+  type NormalizeResult,
+  type ProviderAdapter,
+  ProviderError,
+  requireEnv,
+  type VerifiedWebhook,
+  type VerifyResult,
+} from "./types.ts";
+
+export const PAYU_DEFAULT_BASE_URL = "https://test.payu.in";
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+// ---------------------------------------------------------------------------------------------------
+// Amounts
+
+/** Integer paise -> PayU's 2-decimal rupee string: 49900 -> "499.00". Throws on non-integers/negatives. */
+export function paiseToRupees(paise: number): string {
+  if (!Number.isSafeInteger(paise) || paise < 0) {
+    throw new ProviderError(400, "invalid_amount", `amount must be a non-negative integer of paise`);
+  }
+  const rupees = Math.floor(paise / 100);
+  const rest = paise % 100;
+  return `${rupees}.${String(rest).padStart(2, "0")}`;
+}
+
+const RUPEES = /^(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$/;
+
+/**
+ * A rupee decimal string -> integer paise, parsed from the digits (never through a float):
+ * "499.00" -> 49900, "499" -> 49900, "499.5" -> 49950. Rejects signs, exponents, more than two
+ * decimals, leading zeros, blanks. Throws ProviderError("invalid_amount").
+ */
+export function rupeesToPaise(rupees: string): number {
+  const m = typeof rupees === "string" ? RUPEES.exec(rupees) : null;
+  if (!m) throw new ProviderError(400, "invalid_amount", `malformed rupee amount`);
+  const whole = Number(m[1]);
+  const fraction = Number((m[2] ?? "").padEnd(2, "0"));
+  return whole * 100 + fraction;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hashes
+
+export interface PayuRequestParams {
+  txnid: string;
+  amount: string;
+  productinfo: string;
+  firstname: string;
+  email: string;
+  udf1?: string;
+  udf2?: string;
+  udf3?: string;
+  udf4?: string;
+  udf5?: string;
+}
+
+/** sha512(key|txnid|amount|productinfo|firstname|email|udf1|udf2|udf3|udf4|udf5||||||SALT). */
+export function requestHash(params: PayuRequestParams, key: string, salt: string): Promise<string> {
+  const p = params;
+  const s = [
+    key,
+    p.txnid,
+    p.amount,
+    p.productinfo,
+    p.firstname,
+    p.email,
+    p.udf1 ?? "",
+    p.udf2 ?? "",
+    p.udf3 ?? "",
+    p.udf4 ?? "",
+    p.udf5 ?? "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    salt,
+  ].join("|");
+  return sha512Hex(s);
+}
+
+type Posted = URLSearchParams | Record<string, string | undefined>;
+
+function field(posted: Posted, name: string): string | undefined {
+  return posted instanceof URLSearchParams ? (posted.get(name) ?? undefined) : posted[name];
+}
+
+/**
+ * Reverse (response) hash over the values exactly as posted:
+ * sha512([additionalCharges|]SALT|status||||||udf5|udf4|udf3|udf2|udf1|email|firstname|productinfo|amount|txnid|key).
+ * `additionalCharges` or `additional_charges`, when present in the POST, is prefixed.
+ */
+export function reverseHash(posted: Posted, key: string, salt: string): Promise<string> {
+  const f = (name: string) => field(posted, name) ?? "";
+  const parts = [
+    salt,
+    f("status"),
+    "",
+    "",
+    "",
+    "",
+    "",
+    f("udf5"),
+    f("udf4"),
+    f("udf3"),
+    f("udf2"),
+    f("udf1"),
+    f("email"),
+    f("firstname"),
+    f("productinfo"),
+    f("amount"),
+    f("txnid"),
+    key,
+  ];
+  const charges = field(posted, "additionalCharges") ?? field(posted, "additional_charges");
+  if (charges !== undefined) parts.unshift(charges);
+  return sha512Hex(parts.join("|"));
+}
+
+/** True when the posted `hash` equals the reverse hash (constant-time comparison). */
+export async function verifyReverseHash(posted: Posted, key: string, salt: string): Promise<boolean> {
+  const given = field(posted, "hash");
+  if (!given) return false;
+  return timingSafeEqual(await reverseHash(posted, key, salt), given);
+}
+
+/** Command API hash: sha512(key|command|var1|SALT). */
+export function commandHash(key: string, command: string, var1: string, salt: string): Promise<string> {
+  return sha512Hex(`${key}|${command}|${var1}|${salt}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Configuration
+
+export interface PayuConfig {
+  key: string;
+  salt: string;
+  baseUrl: string;
+  apiBaseUrl: string;
+}
+
+/** Reads PAYU_MERCHANT_KEY, PAYU_MERCHANT_SALT, PAYU_BASE_URL, PAYU_API_BASE_URL; throws provider_not_configured. */
+export function payuConfig(env: EnvGetter): PayuConfig {
+  const baseUrl = envUrl(env, "PAYU_BASE_URL", PAYU_DEFAULT_BASE_URL);
+  return {
+    key: requireEnv(env, "PAYU_MERCHANT_KEY"),
+    salt: requireEnv(env, "PAYU_MERCHANT_SALT"),
+    baseUrl,
+    apiBaseUrl: envUrl(env, "PAYU_API_BASE_URL", baseUrl),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Webhooks (server-to-server POST and the browser's surl/furl POST: same fields, same hash)
+
+const STATUS = /^[a-z_]{1,32}$/i;
+
+/** PayU `addedon` ("2024-07-01 12:34:56", India time) -> ISO UTC, else null. */
+export function payuTimeToIso(value: string | undefined | null): string | null {
+  const m = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})$/.exec(value ?? "");
+  if (!m) return null;
+  const d = new Date(`${m[1]}T${m[2]}+05:30`);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+function nonEmpty(v: unknown): string | null {
+  return typeof v === "string" && v !== "" ? v : null;
+}
+
+/** Verifies a form-encoded PayU POST. Never throws. */
+export async function verifyPayuWebhook(raw: string, env: EnvGetter): Promise<VerifyResult> {
+  let config: PayuConfig;
+  try {
+    config = payuConfig(env);
+  } catch (e) {
+    return { ok: false, code: "provider_not_configured", message: (e as Error).message };
+  }
+  let form: URLSearchParams;
+  try {
+    form = new URLSearchParams(raw);
+  } catch {
+    return { ok: false, code: "malformed_body", message: "body is not form-encoded" };
+  }
+  if (!form.get("hash")) return { ok: false, code: "missing_signature", message: "hash field is missing" };
+  if (!(await verifyReverseHash(form, config.key, config.salt))) {
+    return { ok: false, code: "invalid_signature", message: "hash does not match" };
+  }
+  const payload: Record<string, string> = {};
+  for (const [k, v] of form) payload[k] = v;
+  for (const name of ["txnid", "mihpayid", "status", "amount"]) {
+    if (!payload[name]) return { ok: false, code: "malformed_body", message: `${name} is missing` };
+  }
+  return { ok: true, webhook: { provider: "payu", payload, event_id: null } };
+}
+
+/** Maps a PayU transaction (webhook POST or verify_payment entry) to a NormalizedEvent. Never throws. */
+export function normalizePayu(webhook: VerifiedWebhook): NormalizeResult {
+  const p = webhook.payload;
+  const txnid = nonEmpty(p.txnid);
+  const mihpayid = nonEmpty(p.mihpayid);
+  const status = nonEmpty(p.status);
+  if (!txnid || !mihpayid || !status || !STATUS.test(status)) {
+    return { ok: false, code: "malformed_body", message: "txnid, mihpayid and status are required" };
+  }
+  const amountText = nonEmpty(p.amount) ?? nonEmpty(p.amt) ?? nonEmpty(p.transaction_amount);
+  let amount_paise: number | null = null;
+  if (amountText !== null) {
+    try {
+      amount_paise = rupeesToPaise(amountText);
+    } catch {
+      return { ok: false, code: "invalid_amount", message: "amount is malformed" };
+    }
+  }
+  const lower = status.toLowerCase();
+  const event: NormalizedEvent = {
+    provider: "payu",
+    event_id: `${txnid}:${mihpayid}:${lower}`,
+    event_type: `payment.${lower}`,
+    order_ref: txnid,
+    provider_order_id: null,
+    provider_payment_id: mihpayid,
+    provider_subscription_id: null,
+    provider_refund_id: null,
+    amount_paise,
+    currency: "INR",
+    status: lower,
+    method: nonEmpty(p.mode),
+    occurred_at: payuTimeToIso(nonEmpty(p.addedon)),
+    payload: p,
+  };
+  return { ok: true, event };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checkout
+
+const TXNID = /^[A-Za-z0-9_\-]{1,25}$/;
+
+/** Builds the form the browser POSTs to `${PAYU_BASE_URL}/_payment`. Throws ProviderError. */
+export async function createPayuCheckout(order: CheckoutOrder, env: EnvGetter): Promise<Checkout> {
+  const config = payuConfig(env);
+  if (!TXNID.test(order.order_ref)) {
+    throw new ProviderError(400, "invalid_input", "txnid must be 1-25 characters of A-Z a-z 0-9 _ -");
+  }
+  if (order.currency !== "INR") throw new ProviderError(400, "invalid_input", "PayU accepts only INR");
+  if (!order.surl || !order.furl) throw new ProviderError(400, "invalid_input", "surl and furl are required");
+  if (order.amount_paise <= 0) throw new ProviderError(400, "invalid_amount", "amount must be positive");
+  const udf = order.udf ?? [];
+  if (udf.length > 5) throw new ProviderError(400, "invalid_input", "at most five udf values");
+  const params: PayuRequestParams = {
+    txnid: order.order_ref,
+    amount: paiseToRupees(order.amount_paise),
+    productinfo: order.plan_name,
+    firstname: order.buyer.firstname,
+    email: order.buyer.email,
+    udf1: udf[0] ?? "",
+    udf2: udf[1] ?? "",
+    udf3: udf[2] ?? "",
+    udf4: udf[3] ?? "",
+    udf5: udf[4] ?? "",
+  };
+  // A pipe inside a hashed field would shift the other fields: refuse it rather than sign ambiguity.
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value !== "string" || value.includes("|")) {
+      throw new ProviderError(400, "invalid_input", `${name} must be a string without '|'`);
+    }
+  }
+  const hash = await requestHash(params, config.key, config.salt);
+  const fields: Record<string, string> = {
+    key: config.key,
+    txnid: params.txnid,
+    amount: params.amount,
+    productinfo: params.productinfo,
+    firstname: params.firstname,
+    email: params.email,
+    phone: order.buyer.phone ?? "",
+    surl: order.surl,
+    furl: order.furl,
+    udf1: params.udf1!,
+    udf2: params.udf2!,
+    udf3: params.udf3!,
+    udf4: params.udf4!,
+    udf5: params.udf5!,
+    hash,
+  };
+  return { provider: "payu", kind: "form_post", action_url: `${config.baseUrl}/_payment`, fields };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Command API: verify_payment (reconciliation when a webhook was lost)
+
+/**
+ * Asks PayU for the state of `txnid` and returns it as a NormalizedEvent (the same event_id a webhook
+ * for the same state would have, so the SQL entry point dedupes them), or null when PayU does not
+ * know the txnid. Throws ProviderError.
+ */
+export async function verifyPayuPayment(
+  txnid: string,
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<NormalizedEvent | null> {
+  const config = payuConfig(env);
+  if (!TXNID.test(txnid)) throw new ProviderError(400, "invalid_input", "malformed txnid");
+  const command = "verify_payment";
+  const body = new URLSearchParams({
+    key: config.key,
+    command,
+    var1: txnid,
+    hash: await commandHash(config.key, command, txnid, config.salt),
+  });
+  const doFetch = options.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await doFetch(`${config.apiBaseUrl}/merchant/postservice.php?form=2`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body,
+      signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    });
+  } catch (e) {
+    throw networkError(e, "PayU");
+  }
+  const text = await res.text().catch(() => "");
+  if (!res.ok) throw new ProviderError(502, "upstream_error", `PayU answered ${res.status}`, res.status);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ProviderError(502, "invalid_upstream_response", "PayU answered with non-JSON");
+  }
+  const details = (json as { transaction_details?: unknown })?.transaction_details;
+  const entry = details && typeof details === "object"
+    ? (details as Record<string, unknown>)[txnid]
+    : undefined;
+  if (!entry || typeof entry !== "object") {
+    const msg = (json as { msg?: unknown })?.msg;
+    throw new ProviderError(
+      502,
+      "invalid_upstream_response",
+      `PayU verify_payment gave no entry for the txnid${typeof msg === "string" ? `: ${msg}` : ""}`,
+    );
+  }
+  const tx = entry as Record<string, unknown>;
+  if (tx.status === "Not Found" || tx.mihpayid === "Not Found") return null;
+  const payload: Record<string, unknown> = { ...tx, txnid: nonEmpty(tx.txnid) ?? txnid };
+  const normalized = normalizePayu({ provider: "payu", payload, event_id: null });
+  if (!normalized.ok) {
+    throw new ProviderError(502, "invalid_upstream_response", `PayU entry: ${normalized.message}`);
+  }
+  return normalized.event;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+/** The PayU adapter. Configuration is read from `env` at each call. */
+export function createPayuAdapter(env: EnvGetter): ProviderAdapter {
+  return {
+    name: "payu",
+    verifyWebhook: (raw, _headers) => verifyPayuWebhook(raw, env),
+    normalize: normalizePayu,
+    createCheckout: (order) => createPayuCheckout(order, env),
+  };
+}

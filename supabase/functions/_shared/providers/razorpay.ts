@@ -1,0 +1,434 @@
+// Razorpay: webhook signature (with secret rotation), checkout signature, event normalization and a
+// small API client (orders, subscriptions, payments) over fetch.
+//
+// Env: RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET (API + checkout signature), RAZORPAY_WEBHOOK_SECRET
+// (webhook HMAC; comma-separated to accept several during rotation, e.g. "new,old"),
+// RAZORPAY_API_BASE (default https://api.razorpay.com/v1).
+
+import { hmacSha256Hex, timingSafeEqual } from "./crypto.ts";
+import {
+  type Checkout,
+  type CheckoutOrder,
+  type EnvGetter,
+  envUrl,
+  networkError,
+  type NormalizedEvent,
+  type NormalizeResult,
+  type ProviderAdapter,
+  ProviderError,
+  requireEnv,
+  unixToIso,
+  type VerifiedWebhook,
+  type VerifyResult,
+} from "./types.ts";
+
+export const RAZORPAY_DEFAULT_API_BASE = "https://api.razorpay.com/v1";
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Events the billing entry point acts on. Others still verify and normalize; SQL may ignore them. */
+export const RAZORPAY_HANDLED_EVENTS = [
+  "payment.captured",
+  "payment.failed",
+  "order.paid",
+  "refund.processed",
+  "refund.failed",
+  "subscription.activated",
+  "subscription.charged",
+  "subscription.pending",
+  "subscription.halted",
+  "subscription.cancelled",
+  "subscription.completed",
+  "subscription.paused",
+  "subscription.resumed",
+  "invoice.paid",
+] as const;
+
+// ---------------------------------------------------------------------------------------------------
+// Signatures
+
+/**
+ * The accepted webhook secrets: RAZORPAY_WEBHOOK_SECRET split on commas, trimmed, blanks dropped.
+ * During rotation set it to "new,old" and remove the old one once Razorpay signs with the new one.
+ */
+export function webhookSecrets(env: EnvGetter): string[] {
+  return (env("RAZORPAY_WEBHOOK_SECRET") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** True when `signature` is HMAC-SHA256(secret, raw) for any of `secrets`. Checks every secret. */
+export async function verifyWebhookSignature(
+  raw: string,
+  signature: string,
+  secrets: string[],
+): Promise<boolean> {
+  let ok = false;
+  for (const secret of secrets) {
+    // No short-circuit: the time taken does not say which secret matched.
+    if (timingSafeEqual(await hmacSha256Hex(secret, raw), signature)) ok = true;
+  }
+  return ok;
+}
+
+export type CheckoutIds =
+  | { order_id: string; payment_id: string }
+  | { subscription_id: string; payment_id: string };
+
+/**
+ * Checkout handler signature, HMAC-SHA256 with the API key secret over `order_id|payment_id`
+ * (orders) or `payment_id|subscription_id` (subscriptions). Pass the ids from our DB.
+ */
+export async function verifyPaymentSignature(
+  ids: CheckoutIds,
+  signature: string,
+  keySecret: string,
+): Promise<boolean> {
+  if (!keySecret) return false;
+  const message = "order_id" in ids
+    ? `${ids.order_id}|${ids.payment_id}`
+    : `${ids.payment_id}|${ids.subscription_id}`;
+  return timingSafeEqual(await hmacSha256Hex(keySecret, message), signature);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Webhooks
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Verifies `X-Razorpay-Signature` over the raw body, then parses it. Never throws. */
+export async function verifyRazorpayWebhook(
+  raw: string,
+  headers: Headers,
+  env: EnvGetter,
+): Promise<VerifyResult> {
+  const secrets = webhookSecrets(env);
+  if (secrets.length === 0) {
+    return { ok: false, code: "provider_not_configured", message: "RAZORPAY_WEBHOOK_SECRET is not set" };
+  }
+  const signature = headers.get("x-razorpay-signature");
+  if (!signature) return { ok: false, code: "missing_signature", message: "X-Razorpay-Signature is missing" };
+  if (!(await verifyWebhookSignature(raw, signature, secrets))) {
+    return { ok: false, code: "invalid_signature", message: "signature does not match" };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    return { ok: false, code: "malformed_body", message: "body is not JSON" };
+  }
+  if (!isObject(body) || typeof body.event !== "string" || !isObject(body.payload)) {
+    return { ok: false, code: "malformed_body", message: "body is not a Razorpay event" };
+  }
+  const eventId = headers.get("x-razorpay-event-id");
+  if (!eventId) return { ok: false, code: "missing_event_id", message: "x-razorpay-event-id is missing" };
+  return { ok: true, webhook: { provider: "razorpay", payload: body, event_id: eventId } };
+}
+
+function entity(payload: Record<string, unknown>, name: string): Record<string, unknown> | null {
+  const wrapper = payload[name];
+  if (!isObject(wrapper)) return null;
+  return isObject(wrapper.entity) ? wrapper.entity : null;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" && v !== "" ? v : null;
+}
+
+/** `notes` is `[]` when empty and an object otherwise. */
+function notesOf(e: Record<string, unknown> | null): Record<string, unknown> {
+  return e && isObject(e.notes) ? e.notes : {};
+}
+
+class BadAmount extends Error {}
+
+function amountOf(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new BadAmount();
+  return v;
+}
+
+/** Maps a verified Razorpay event to a NormalizedEvent. Never throws. */
+export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
+  const body = webhook.payload;
+  const eventType = str(body.event);
+  if (!eventType || !isObject(body.payload)) {
+    return { ok: false, code: "malformed_body", message: "event and payload are required" };
+  }
+  if (!webhook.event_id) return { ok: false, code: "missing_event_id", message: "event id is missing" };
+  const p = body.payload;
+  const payment = entity(p, "payment");
+  const order = entity(p, "order");
+  const refund = entity(p, "refund");
+  const subscription = entity(p, "subscription");
+  const invoice = entity(p, "invoice");
+  const kind = eventType.split(".")[0];
+
+  try {
+    let amount: number | null;
+    let currency: string | null;
+    let status: string | null;
+    if (kind === "refund") {
+      amount = amountOf(refund?.amount);
+      currency = str(refund?.currency);
+      status = str(refund?.status);
+    } else if (kind === "subscription") {
+      amount = amountOf(payment?.amount);
+      currency = str(payment?.currency);
+      status = str(subscription?.status);
+    } else if (kind === "invoice") {
+      amount = amountOf(invoice?.amount_paid ?? payment?.amount);
+      currency = str(invoice?.currency) ?? str(payment?.currency);
+      status = str(invoice?.status);
+    } else {
+      amount = amountOf(payment?.amount ?? order?.amount);
+      currency = str(payment?.currency) ?? str(order?.currency);
+      status = str(payment?.status) ?? str(order?.status);
+    }
+    const orderRef = str(order?.receipt) ?? str(invoice?.receipt) ??
+      [order, payment, subscription, invoice, refund].map((e) => str(notesOf(e).order_ref)).find((v) => v) ??
+      null;
+    const event: NormalizedEvent = {
+      provider: "razorpay",
+      event_id: webhook.event_id,
+      event_type: eventType,
+      order_ref: orderRef,
+      provider_order_id: str(order?.id) ?? str(payment?.order_id) ?? str(invoice?.order_id),
+      provider_payment_id: str(payment?.id) ?? str(refund?.payment_id) ?? str(invoice?.payment_id),
+      provider_subscription_id: str(subscription?.id) ?? str(invoice?.subscription_id),
+      provider_refund_id: str(refund?.id),
+      amount_paise: amount,
+      currency,
+      status,
+      method: str(payment?.method),
+      occurred_at: unixToIso(body.created_at),
+      payload: body,
+    };
+    return { ok: true, event };
+  } catch (e) {
+    if (e instanceof BadAmount) {
+      return { ok: false, code: "invalid_amount", message: "amount is not integer paise" };
+    }
+    return { ok: false, code: "malformed_body", message: "event could not be read" };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// API client
+
+export interface RazorpayOrder {
+  id: string;
+  entity: "order";
+  amount: number;
+  currency: string;
+  receipt: string | null;
+  status: string;
+  notes: Record<string, string> | [];
+  [k: string]: unknown;
+}
+
+export interface RazorpaySubscription {
+  id: string;
+  entity: "subscription";
+  plan_id: string;
+  status: string;
+  total_count: number;
+  notes: Record<string, string> | [];
+  [k: string]: unknown;
+}
+
+export interface RazorpayPayment {
+  id: string;
+  entity: "payment";
+  amount: number;
+  currency: string;
+  status: string;
+  order_id: string | null;
+  method: string | null;
+  captured?: boolean;
+  notes: Record<string, string> | [];
+  created_at: number;
+  [k: string]: unknown;
+}
+
+export interface RazorpayClient {
+  createOrder(input: {
+    amount: number;
+    currency: string;
+    receipt: string;
+    notes?: Record<string, string>;
+  }): Promise<RazorpayOrder>;
+  createSubscription(input: {
+    plan_id: string;
+    total_count: number;
+    notes?: Record<string, string>;
+  }): Promise<RazorpaySubscription>;
+  fetchPayment(id: string): Promise<RazorpayPayment>;
+  fetchOrderPayments(orderId: string): Promise<RazorpayPayment[]>;
+}
+
+const ID = /^[A-Za-z0-9_]{1,64}$/;
+
+/**
+ * Razorpay API client over fetch with HTTP Basic auth. Reads RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET,
+ * RAZORPAY_API_BASE when called (missing keys -> provider_not_configured). Non-2xx answers throw
+ * ProviderError("upstream_error") carrying Razorpay's status and error code.
+ */
+export function createRazorpayClient(
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): RazorpayClient {
+  async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+    const keyId = requireEnv(env, "RAZORPAY_KEY_ID");
+    const keySecret = requireEnv(env, "RAZORPAY_KEY_SECRET");
+    const base = envUrl(env, "RAZORPAY_API_BASE", RAZORPAY_DEFAULT_API_BASE);
+    const headers: Record<string, string> = {
+      authorization: `Basic ${btoa(`${keyId}:${keySecret}`)}`,
+      accept: "application/json",
+    };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await (options.fetch ?? fetch)(`${base}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      });
+    } catch (e) {
+      throw networkError(e, "Razorpay");
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw networkError(e, "Razorpay");
+    }
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // handled below
+    }
+    if (!res.ok) {
+      const err = isObject(json) && isObject(json.error) ? json.error : {};
+      throw new ProviderError(
+        502,
+        "upstream_error",
+        `Razorpay answered ${res.status}${typeof err.description === "string" ? `: ${err.description}` : ""}`,
+        res.status,
+        typeof err.code === "string" ? err.code : null,
+      );
+    }
+    if (!isObject(json)) {
+      throw new ProviderError(502, "invalid_upstream_response", "Razorpay answered non-JSON");
+    }
+    return json as T;
+  }
+
+  function checkId(id: string): string {
+    if (!ID.test(id)) throw new ProviderError(400, "invalid_input", "malformed Razorpay id");
+    return id;
+  }
+
+  return {
+    createOrder(input) {
+      if (!Number.isSafeInteger(input.amount) || input.amount < 100) {
+        return Promise.reject(
+          new ProviderError(400, "invalid_amount", "amount must be integer paise >= 100"),
+        );
+      }
+      if (input.receipt.length > 40) {
+        return Promise.reject(
+          new ProviderError(400, "invalid_input", "receipt must be at most 40 characters"),
+        );
+      }
+      return call<RazorpayOrder>("POST", "/orders", {
+        amount: input.amount,
+        currency: input.currency,
+        receipt: input.receipt,
+        notes: input.notes ?? {},
+      });
+    },
+    createSubscription(input) {
+      return call<RazorpaySubscription>("POST", "/subscriptions", {
+        plan_id: input.plan_id,
+        total_count: input.total_count,
+        notes: input.notes ?? {},
+      });
+    },
+    async fetchPayment(id) {
+      return await call<RazorpayPayment>("GET", `/payments/${checkId(id)}`);
+    },
+    async fetchOrderPayments(orderId) {
+      const list = await call<{ items?: unknown }>("GET", `/orders/${checkId(orderId)}/payments`);
+      if (!Array.isArray(list.items)) {
+        throw new ProviderError(502, "invalid_upstream_response", "Razorpay collection has no items");
+      }
+      return list.items as RazorpayPayment[];
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checkout
+
+/** Creates the Razorpay order (or subscription, with `razorpay_plan_id`) and returns Checkout.js options. */
+export async function createRazorpayCheckout(
+  order: CheckoutOrder,
+  env: EnvGetter,
+  client: RazorpayClient = createRazorpayClient(env),
+): Promise<Checkout> {
+  const keyId = requireEnv(env, "RAZORPAY_KEY_ID");
+  requireEnv(env, "RAZORPAY_KEY_SECRET");
+  const notes: Record<string, string> = { ...(order.notes ?? {}), order_ref: order.order_ref };
+  if (Object.keys(notes).length > 15) throw new ProviderError(400, "invalid_input", "at most 15 notes");
+  const prefill = {
+    name: order.buyer.firstname,
+    email: order.buyer.email,
+    ...(order.buyer.phone ? { contact: order.buyer.phone } : {}),
+  };
+  const common = {
+    key: keyId,
+    amount: order.amount_paise,
+    currency: order.currency,
+    description: order.plan_name,
+  };
+  if (order.razorpay_plan_id) {
+    if (!Number.isSafeInteger(order.total_count) || (order.total_count ?? 0) < 1) {
+      throw new ProviderError(400, "invalid_input", "total_count is required for a subscription");
+    }
+    const sub = await client.createSubscription({
+      plan_id: order.razorpay_plan_id,
+      total_count: order.total_count!,
+      notes,
+    });
+    return {
+      provider: "razorpay",
+      kind: "razorpay_checkout",
+      options: { ...common, subscription_id: sub.id, prefill, notes },
+    };
+  }
+  const created = await client.createOrder({
+    amount: order.amount_paise,
+    currency: order.currency,
+    receipt: order.order_ref,
+    notes,
+  });
+  return {
+    provider: "razorpay",
+    kind: "razorpay_checkout",
+    options: { ...common, order_id: created.id, amount: created.amount, prefill, notes },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+/** The Razorpay adapter. Configuration is read from `env` at each call. */
+export function createRazorpayAdapter(env: EnvGetter): ProviderAdapter {
+  return {
+    name: "razorpay",
+    verifyWebhook: (raw, headers) => verifyRazorpayWebhook(raw, headers, env),
+    normalize: normalizeRazorpay,
+    createCheckout: (order) => createRazorpayCheckout(order, env),
+  };
+}
