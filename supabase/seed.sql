@@ -1,1 +1,111 @@
--- demo data for the local stack
+-- Demo data for the local stack (runs once after the migrations on a fresh database; every insert
+-- is `on conflict do nothing`, so running it again changes nothing).
+--
+-- Plans: Free, Basic and Pro (monthly and yearly), INR, prices in paise.
+-- A demo owner (demo@supabill.local) and the demo organization.
+
+-- -------------------------------------------------------------------------------------------------
+-- Plans
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.billing_plans
+  (code, name, description, tier, interval, price_cents, currency, trial_days, features, provider_config)
+values
+  (
+    'free', 'Free', 'For trying things out.', 'free', 'month', 0, 'INR', 0,
+    '{
+      "ai_prompts_per_minute": 5,
+      "ai_prompts_per_day": 20,
+      "ai_tokens_per_month": 50000,
+      "max_watchlists": 3,
+      "max_members": 1,
+      "api_access": false,
+      "support_level": "community",
+      "premium_tools": [],
+      "ai_models": ["llama-3.1-8b-instant"]
+    }'::jsonb,
+    '{}'::jsonb
+  ),
+  (
+    'basic_monthly', 'Basic (monthly)', 'For individuals who use it every day.', 'basic', 'month', 49900, 'INR', 7,
+    '{
+      "ai_prompts_per_minute": 10,
+      "ai_prompts_per_day": 100,
+      "ai_tokens_per_month": 1000000,
+      "max_watchlists": 10,
+      "max_members": 3,
+      "api_access": false,
+      "support_level": "email",
+      "premium_tools": ["screener"],
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+    }'::jsonb,
+    '{"razorpay": {"plan_id": "plan_basic_monthly_demo"}}'::jsonb
+  ),
+  (
+    'basic_yearly', 'Basic (yearly)', 'Basic, billed yearly: two months free.', 'basic', 'year', 499000, 'INR', 0,
+    '{
+      "ai_prompts_per_minute": 10,
+      "ai_prompts_per_day": 100,
+      "ai_tokens_per_month": 1000000,
+      "max_watchlists": 10,
+      "max_members": 3,
+      "api_access": false,
+      "support_level": "email",
+      "premium_tools": ["screener"],
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+    }'::jsonb,
+    '{"razorpay": {"plan_id": "plan_basic_yearly_demo"}}'::jsonb
+  ),
+  (
+    'pro_monthly', 'Pro (monthly)', 'For teams and heavy users.', 'pro', 'month', 99900, 'INR', 7,
+    '{
+      "ai_prompts_per_minute": 30,
+      "ai_prompts_per_day": 500,
+      "ai_tokens_per_month": 10000000,
+      "max_watchlists": 50,
+      "max_members": 20,
+      "api_access": true,
+      "support_level": "priority",
+      "premium_tools": ["screener", "backtester", "alerts"],
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+    }'::jsonb,
+    '{"razorpay": {"plan_id": "plan_pro_monthly_demo"}}'::jsonb
+  ),
+  (
+    'pro_yearly', 'Pro (yearly)', 'Pro, billed yearly: two months free.', 'pro', 'year', 999000, 'INR', 0,
+    '{
+      "ai_prompts_per_minute": 30,
+      "ai_prompts_per_day": 500,
+      "ai_tokens_per_month": 10000000,
+      "max_watchlists": 50,
+      "max_members": 20,
+      "api_access": true,
+      "support_level": "priority",
+      "premium_tools": ["screener", "backtester", "alerts"],
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+    }'::jsonb,
+    '{"razorpay": {"plan_id": "plan_pro_yearly_demo"}}'::jsonb
+  )
+on conflict (code) do nothing;
+
+-- -------------------------------------------------------------------------------------------------
+-- Demo owner and organization (fixed ids, so scripts and docs can refer to them)
+-- -------------------------------------------------------------------------------------------------
+
+insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
+values (
+  'd0d0d0d0-0000-4000-8000-000000000001', 'authenticated', 'authenticated', 'demo@supabill.local', now(),
+  '{"provider": "email", "providers": ["email"]}'::jsonb, '{"full_name": "Demo Owner"}'::jsonb
+)
+on conflict (id) do nothing;
+
+insert into public.organizations (id, name, billing_name, billing_email, state_code, timezone)
+values (
+  'd0d0d0d0-0000-4000-8000-0000000000a1', 'Demo Organization', 'Demo Organization Pvt Ltd',
+  'demo@supabill.local', '29', 'Asia/Kolkata'
+)
+on conflict (id) do nothing;
+
+insert into public.organization_members (organization_id, user_id, role)
+values ('d0d0d0d0-0000-4000-8000-0000000000a1', 'd0d0d0d0-0000-4000-8000-000000000001', 'owner')
+on conflict (organization_id, user_id) do nothing;
