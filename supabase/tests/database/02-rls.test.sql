@@ -1,0 +1,437 @@
+-- RLS and grants, proven by a full matrix: every table in public x {anon, authenticated
+-- non-member, member, admin, owner, service_role} x {select, insert, update, delete}, all from
+-- ONE table of expectations (rls_expectations below). A table in public without expectations
+-- fails the test. Each operation runs the way PostgREST runs a request (`set local role` plus
+-- `request.jwt.claims`) inside a subtransaction that is rolled back, so cells do not interact.
+--
+-- Outcomes: select -> 'rows' (the target row is visible), 'none' (no rows), 'error' (refused);
+-- insert/update/delete -> 'ok' (a row changed), 'none' (nothing changed), 'error' (refused).
+begin;
+set local search_path = public, extensions;
+
+-- -------------------------------------------------------------------------------------------------
+-- Fixture: organization A (owner, admin, member) and organization B, whose owner is the
+-- "outsider": signed in, not a member of A, and a member of another tenant (cross-tenant).
+-- -------------------------------------------------------------------------------------------------
+
+insert into auth.users (id, email) values
+  ('a1111111-0000-4000-8000-000000000001', 'rls-owner@test.local'),
+  ('a1111111-0000-4000-8000-000000000002', 'rls-admin@test.local'),
+  ('a1111111-0000-4000-8000-000000000003', 'rls-member@test.local'),
+  ('a1111111-0000-4000-8000-000000000004', 'rls-outsider@test.local'),
+  ('a1111111-0000-4000-8000-000000000005', 'rls-spare@test.local');
+
+insert into public.organizations (id, name) values
+  ('aaaaaaaa-0000-4000-8000-00000000000a', 'RLS org A'),
+  ('bbbbbbbb-0000-4000-8000-00000000000b', 'RLS org B');
+
+insert into public.organization_members (organization_id, user_id, role) values
+  ('aaaaaaaa-0000-4000-8000-00000000000a', 'a1111111-0000-4000-8000-000000000001', 'owner'),
+  ('aaaaaaaa-0000-4000-8000-00000000000a', 'a1111111-0000-4000-8000-000000000002', 'admin'),
+  ('aaaaaaaa-0000-4000-8000-00000000000a', 'a1111111-0000-4000-8000-000000000003', 'member'),
+  ('bbbbbbbb-0000-4000-8000-00000000000b', 'a1111111-0000-4000-8000-000000000004', 'owner');
+
+insert into public.billing_plans (id, code, name, tier, interval, price_cents, active) values
+  ('c0000000-0000-4000-8000-000000000001', 'rls_target', 'RLS target plan', 'basic', 'month', 100, true),
+  ('c0000000-0000-4000-8000-000000000002', 'rls_paid', 'RLS paid plan', 'pro', 'month', 200, true),
+  ('c0000000-0000-4000-8000-000000000003', 'rls_retired', 'RLS retired plan', 'pro', 'month', 300, false);
+
+insert into public.subscriptions
+  (id, organization_id, plan_id, status, current_period_start, current_period_end, ended_at) values
+  ('d0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-000000000002', 'active', '2026-01-01', '2026-02-01', null),
+  ('d0000000-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-000000000003', 'expired', '2025-01-01', '2025-02-01', '2025-02-04'),
+  ('d0000000-0000-4000-8000-000000000003', 'bbbbbbbb-0000-4000-8000-00000000000b',
+   'c0000000-0000-4000-8000-000000000002', 'active', '2026-01-01', '2026-02-01', null);
+
+insert into public.subscription_history (id, organization_id, subscription_id, action, new_plan_id, new_status) values
+  ('e0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'd0000000-0000-4000-8000-000000000002', 'expired', 'c0000000-0000-4000-8000-000000000003', 'expired'),
+  ('e0000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b',
+   'd0000000-0000-4000-8000-000000000003', 'activated', 'c0000000-0000-4000-8000-000000000002', 'active');
+
+insert into public.orders (id, organization_id, plan_id, provider, receipt, amount_cents, status, paid_at) values
+  ('f0000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-000000000002', 'razorpay', 'rls_target_order', 200, 'created', null),
+  ('f0000000-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-000000000002', 'razorpay', 'rls_paid_order', 200, 'paid', '2026-01-01'),
+  ('f0000000-0000-4000-8000-000000000003', 'bbbbbbbb-0000-4000-8000-00000000000b',
+   'c0000000-0000-4000-8000-000000000002', 'payu', 'rls_b_order', 200, 'created', null);
+
+insert into public.payment_events
+  (id, organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status) values
+  ('f1000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'f0000000-0000-4000-8000-000000000002', 'razorpay', 'pay_rls_a', 200, 'INR', 'captured');
+
+insert into public.webhook_events (id, provider, event_id, event_type, payload) values
+  ('f2000000-0000-4000-8000-000000000001', 'razorpay', 'evt_rls_1', 'payment.captured', '{}');
+
+insert into public.usage_quotas (organization_id, metric, window_unit, window_start, count) values
+  ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 'day', '2026-01-01 00:00+05:30', 3),
+  ('bbbbbbbb-0000-4000-8000-00000000000b', 'ai_prompts', 'day', '2026-01-01 00:00+05:30', 4);
+
+insert into public.usage_metrics (id, organization_id, metric, amount, request_id) values
+  ('f3000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1, 'req-rls-a'),
+  ('f3000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 'ai_prompts', 1, 'req-rls-b');
+
+-- -------------------------------------------------------------------------------------------------
+-- Who acts: one row per role of the matrix.
+-- -------------------------------------------------------------------------------------------------
+
+create temp table rls_actors (
+  actor text primary key,
+  description text not null,
+  db_role text not null,
+  claims text not null,
+  ordinal integer not null
+) on commit drop;
+
+insert into rls_actors values
+  ('anon', 'anon', 'anon', '{"role":"anon"}', 1),
+  ('outsider', 'a signed-in non-member (owner of organization B)', 'authenticated',
+   '{"sub":"a1111111-0000-4000-8000-000000000004","role":"authenticated"}', 2),
+  ('member', 'a member of organization A', 'authenticated',
+   '{"sub":"a1111111-0000-4000-8000-000000000003","role":"authenticated"}', 3),
+  ('admin', 'an admin of organization A', 'authenticated',
+   '{"sub":"a1111111-0000-4000-8000-000000000002","role":"authenticated"}', 4),
+  ('owner', 'an owner of organization A', 'authenticated',
+   '{"sub":"a1111111-0000-4000-8000-000000000001","role":"authenticated"}', 5),
+  ('service_role', 'service_role', 'service_role', '{"role":"service_role"}', 6);
+
+-- -------------------------------------------------------------------------------------------------
+-- What each command does on each table: the target row (one row of organization A, or a global
+-- row) and a valid row to insert for organization A.
+-- -------------------------------------------------------------------------------------------------
+
+create temp table rls_targets (
+  table_name text primary key,
+  target text not null,
+  insert_sql text not null
+) on commit drop;
+
+insert into rls_targets values
+  ('organizations', $$id = 'aaaaaaaa-0000-4000-8000-00000000000a'$$,
+   $$insert into public.organizations (name) values ('Inserted by the RLS matrix')$$),
+  ('organization_members',
+   $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and user_id = 'a1111111-0000-4000-8000-000000000003'$$,
+   $$insert into public.organization_members (organization_id, user_id, role)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'a1111111-0000-4000-8000-000000000005', 'member')$$),
+  ('billing_plans', $$id = 'c0000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.billing_plans (code, name, tier, price_cents) values ('rls_inserted', 'Inserted', 'basic', 100)$$),
+  ('subscriptions', $$id = 'd0000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.subscriptions (organization_id, plan_id, status)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-000000000002', 'canceled')$$),
+  ('subscription_history', $$id = 'e0000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.subscription_history (organization_id, action)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'note')$$),
+  ('orders', $$id = 'f0000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.orders (organization_id, plan_id, provider, amount_cents)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-000000000002', 'payu', 200)$$),
+  ('payment_events', $$id = 'f1000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.payment_events (organization_id, provider, provider_payment_id, amount_cents, currency, status)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'payu', 'pay_rls_inserted', 200, 'INR', 'failed')$$),
+  ('webhook_events', $$id = 'f2000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.webhook_events (provider, event_id, event_type, payload)
+     values ('payu', 'evt_rls_inserted', 'payment.success', '{}')$$),
+  ('usage_quotas',
+   $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and metric = 'ai_prompts'$$,
+   $$insert into public.usage_quotas (organization_id, metric, window_unit, window_start, count)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 'day', '2026-01-02 00:00+05:30', 1)$$),
+  ('usage_metrics', $$id = 'f3000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.usage_metrics (organization_id, metric, amount)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1)$$),
+  ('billing_settings', $$id$$,
+   $$insert into public.billing_settings (id) values (true)$$);
+
+-- -------------------------------------------------------------------------------------------------
+-- THE expectations: table x command -> outcome for each role.
+-- -------------------------------------------------------------------------------------------------
+
+create temp table rls_expectations (
+  table_name text not null,
+  command text not null check (command in ('select', 'insert', 'update', 'delete')),
+  anon text not null,
+  outsider text not null,
+  member text not null,
+  admin text not null,
+  owner text not null,
+  service_role text not null,
+  primary key (table_name, command)
+) on commit drop;
+
+insert into rls_expectations values
+  --  table                    command    anon     outsider member  admin   owner   service_role
+  ('organizations',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('organizations',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('organizations',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  -- organization A has immutable audit rows (subscription_history, payment_events) that
+  -- restrict its deletion: even service_role cannot delete an organization with billing history.
+  ('organizations',          'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  ('organization_members',   'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('organization_members',   'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('organization_members',   'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('organization_members',   'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  ('billing_plans',          'select', 'rows',  'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('billing_plans',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing_plans',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing_plans',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  ('subscriptions',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('subscriptions',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('subscriptions',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('subscriptions',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- immutable: update and delete fail for service_role too
+  ('subscription_history',   'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('subscription_history',   'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('subscription_history',   'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('subscription_history',   'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  ('orders',                 'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('orders',                 'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('orders',                 'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('orders',                 'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- immutable: update and delete fail for service_role too
+  ('payment_events',         'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('payment_events',         'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('payment_events',         'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('payment_events',         'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  -- service_role only
+  ('webhook_events',         'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
+  ('webhook_events',         'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('webhook_events',         'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('webhook_events',         'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  ('usage_quotas',           'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('usage_quotas',           'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('usage_quotas',           'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('usage_quotas',           'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  ('usage_metrics',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('usage_metrics',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('usage_metrics',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('usage_metrics',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- one row (id = true): a second row is refused even to service_role
+  ('billing_settings',       'select', 'error', 'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('billing_settings',       'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('billing_settings',       'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing_settings',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
+
+-- -------------------------------------------------------------------------------------------------
+-- The runner: act as a role, run one statement, report the outcome, roll it back.
+-- -------------------------------------------------------------------------------------------------
+
+create function pg_temp.rls_try(p_role text, p_claims text, p_sql text, p_is_select boolean,
+                                out outcome text, out detail text)
+language plpgsql
+as $$
+declare
+  v_count bigint;
+begin
+  begin
+    perform set_config('role', p_role, true);
+    perform set_config('request.jwt.claims', p_claims, true);
+    if p_is_select then
+      execute p_sql into v_count;
+    else
+      execute p_sql;
+      get diagnostics v_count = row_count;
+    end if;
+    -- Undo the statement (and the role switch) by failing the subtransaction on purpose.
+    raise exception using errcode = 'SBRLS', message = v_count::text;
+  exception
+    when sqlstate 'SBRLS' then
+      outcome := case
+        when sqlerrm::bigint = 0 then 'none'
+        when p_is_select then 'rows'
+        else 'ok'
+      end;
+      detail := sqlerrm || ' row(s)';
+    when others then
+      outcome := 'error';
+      detail := sqlstate || ': ' || sqlerrm;
+  end;
+end;
+$$;
+
+/** How many rows a target picks, as the table owner (no RLS). */
+create function pg_temp.rls_target_count(p_table text, p_target text)
+returns bigint
+language plpgsql
+as $$
+declare
+  v_count bigint;
+begin
+  execute format('select count(*) from public.%I where %s', p_table, p_target) into v_count;
+  return v_count;
+end;
+$$;
+
+create temp table rls_results on commit drop as
+select
+  e.table_name,
+  e.command,
+  a.actor,
+  a.description,
+  a.ordinal,
+  case a.actor
+    when 'anon' then e.anon
+    when 'outsider' then e.outsider
+    when 'member' then e.member
+    when 'admin' then e.admin
+    when 'owner' then e.owner
+    when 'service_role' then e.service_role
+  end as expected,
+  r.outcome,
+  r.detail
+from rls_expectations e
+join rls_targets t using (table_name)
+cross join rls_actors a
+cross join lateral pg_temp.rls_try(
+  a.db_role,
+  a.claims,
+  case e.command
+    when 'select' then format('select count(*) from public.%I where %s', e.table_name, t.target)
+    when 'insert' then t.insert_sql
+    when 'update' then format('update public.%I set created_at = created_at where %s', e.table_name, t.target)
+    when 'delete' then format('delete from public.%I where %s', e.table_name, t.target)
+  end,
+  e.command = 'select'
+) r;
+
+-- -------------------------------------------------------------------------------------------------
+-- Assertions
+-- -------------------------------------------------------------------------------------------------
+
+select plan(
+  4
+  + (select count(*)::integer from rls_targets)
+  + (select count(*)::integer from rls_results)
+  + 9
+);
+
+select set_eq(
+  $$select tablename::text from pg_catalog.pg_tables where schemaname = 'public'$$,
+  $$select distinct table_name from rls_expectations$$,
+  'every table in public has RLS expectations, and every expectation names a table in public'
+);
+
+select is(
+  (select count(*)::integer from (
+     select table_name from rls_expectations group by table_name having count(*) <> 4
+   ) incomplete),
+  0,
+  'every table has exactly one expectation per command (select, insert, update, delete)'
+);
+
+select set_eq(
+  $$select table_name from rls_targets$$,
+  $$select distinct table_name from rls_expectations$$,
+  'every table in the expectations has a target row and an insert statement'
+);
+
+select is_empty(
+  $$select c.relname from pg_catalog.pg_class c
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p') and not c.relrowsecurity$$,
+  'row level security is enabled on every table in public'
+);
+
+-- The targets are real: each picks exactly one fixture row, so 'none' can only mean RLS hid it.
+select is(
+  pg_temp.rls_target_count(t.table_name, t.target),
+  1::bigint,
+  format('the fixture has exactly one target row in public.%s', t.table_name)
+)
+from rls_targets t
+order by t.table_name;
+
+select is(
+  r.outcome,
+  r.expected,
+  format('%s: %s on public.%s %s', r.description, r.command, r.table_name,
+    case r.expected
+      when 'rows' then 'returns the target row'
+      when 'none' then case when r.command = 'select' then 'returns no rows' else 'changes no rows' end
+      when 'ok' then 'succeeds'
+      when 'error' then 'is refused'
+    end)
+  || case when r.outcome is distinct from r.expected then ' [got: ' || r.detail || ']' else '' end
+)
+from rls_results r
+order by r.table_name, array_position(array['select', 'insert', 'update', 'delete'], r.command), r.ordinal;
+
+-- -------------------------------------------------------------------------------------------------
+-- Cross-tenant and catalog details the matrix does not show
+-- -------------------------------------------------------------------------------------------------
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000004","role":"authenticated"}',
+     $$select count(*) from public.subscriptions where organization_id = 'bbbbbbbb-0000-4000-8000-00000000000b'$$, true)).outcome,
+  'rows',
+  'the outsider does see the subscription of their own organization B'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000004","role":"authenticated"}',
+     $$select count(*) from public.subscriptions$$, true)).detail,
+  '1 row(s)',
+  'the outsider sees exactly one subscription in total: their own organization''s'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000001","role":"authenticated"}',
+     $$select count(*) from public.organizations$$, true)).detail,
+  '1 row(s)',
+  'the owner of A sees exactly one organization: A'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000003","role":"authenticated"}',
+     $$select count(*) from public.organization_members$$, true)).detail,
+  '3 row(s)',
+  'a member of A sees the three memberships of A and none of B'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000003","role":"authenticated"}',
+     $$select count(*) from public.usage_quotas where organization_id = 'bbbbbbbb-0000-4000-8000-00000000000b'$$, true)).outcome,
+  'none',
+  'a member of A reads none of B''s usage counters'
+);
+
+select is(
+  (pg_temp.rls_try('anon', '{"role":"anon"}',
+     $$select count(*) from public.billing_plans where code = 'rls_retired'$$, true)).outcome,
+  'none',
+  'anon cannot read an inactive plan'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000003","role":"authenticated"}',
+     $$select count(*) from public.billing_plans where code = 'rls_retired'$$, true)).outcome,
+  'rows',
+  'a member of A can read the retired plan one of A''s subscriptions is on'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000004","role":"authenticated"}',
+     $$select count(*) from public.billing_plans where code = 'rls_retired'$$, true)).outcome,
+  'none',
+  'the outsider cannot read a retired plan only organization A is on'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"role":"authenticated"}',
+     $$select count(*) from public.organizations$$, true)).outcome,
+  'none',
+  'a token without a subject (auth.uid() is null) reads no organizations'
+);
+
+select * from finish();
+rollback;
