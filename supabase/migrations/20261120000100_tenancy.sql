@@ -193,6 +193,7 @@ create table public.organization_members (
   created_at timestamptz not null default now(),
   primary key (organization_id, user_id)
 );
+/** Memberships by user: the foreign key, and the lookup every policy makes. */
 create index organization_members_user_id_idx on public.organization_members (user_id);
 grant select on public.organization_members to authenticated;
 grant select, insert, update, delete on public.organization_members to service_role;
@@ -278,6 +279,7 @@ create table public.billing_plans (
 /** At most one active free plan: the plan in effect for every organization without a paid one. */
 create unique index billing_plans_one_active_free_idx on public.billing_plans (tier)
   where tier = 'free' and active;
+/** The policy column. */
 create index billing_plans_active_idx on public.billing_plans (active);
 grant select on public.billing_plans to anon, authenticated;
 grant select, insert, update, delete on public.billing_plans to service_role;
@@ -418,6 +420,7 @@ create table public.subscriptions (
 /** At most one live subscription per organization. */
 create unique index subscriptions_one_live_per_organization_idx on public.subscriptions (organization_id)
   where status in ('pending_payment', 'trialing', 'active', 'past_due');
+/** Foreign keys, and due subscriptions for the billing jobs. */
 create index subscriptions_organization_id_idx on public.subscriptions (organization_id);
 create index subscriptions_plan_id_idx on public.subscriptions (plan_id);
 create index subscriptions_pending_plan_id_idx on public.subscriptions (pending_plan_id)
@@ -456,6 +459,7 @@ create table public.subscription_history (
   effective_at timestamptz not null default billing.now(),
   created_at timestamptz not null default now()
 );
+/** Foreign keys; an organization's history in time order. */
 create index subscription_history_organization_id_idx on public.subscription_history (organization_id, effective_at);
 create index subscription_history_subscription_id_idx on public.subscription_history (subscription_id);
 create index subscription_history_old_plan_id_idx on public.subscription_history (old_plan_id);
@@ -505,6 +509,7 @@ create table public.orders (
   constraint orders_provider_order_unique unique (provider, provider_order_id),
   constraint orders_paid_at_when_paid check (status <> 'paid' or paid_at is not null)
 );
+/** Foreign keys; an organization's orders in time order; open orders to reconcile. */
 create index orders_organization_id_idx on public.orders (organization_id, created_at);
 create index orders_plan_id_idx on public.orders (plan_id);
 create index orders_subscription_id_idx on public.orders (subscription_id);
@@ -544,6 +549,7 @@ create table public.payment_events (
   occurred_at timestamptz not null default billing.now(),
   created_at timestamptz not null default now()
 );
+/** Foreign keys; an organization's payments in time order; a provider payment's events. */
 create index payment_events_organization_id_idx on public.payment_events (organization_id, occurred_at);
 create index payment_events_order_id_idx on public.payment_events (order_id);
 create index payment_events_provider_payment_idx on public.payment_events (provider, provider_payment_id);
@@ -580,6 +586,7 @@ create table public.webhook_events (
   created_at timestamptz not null default now(),
   constraint webhook_events_provider_event_unique unique (provider, event_id)
 );
+/** Deliveries still to (re)process, oldest first. */
 create index webhook_events_unprocessed_idx on public.webhook_events (received_at)
   where processed_at is null;
 grant select, insert, update, delete on public.webhook_events to service_role;
@@ -603,6 +610,7 @@ create table public.usage_quotas (
   updated_at timestamptz not null default now(),
   primary key (organization_id, metric, window_unit, window_start)
 );
+/** Old windows, for purging. (organization_id leads the primary key.) */
 create index usage_quotas_window_start_idx on public.usage_quotas (window_start);
 grant select on public.usage_quotas to authenticated;
 grant select, insert, update, delete on public.usage_quotas to service_role;
@@ -632,6 +640,7 @@ create table public.usage_metrics (
   created_at timestamptz not null default now(),
   constraint usage_metrics_request_unique unique (organization_id, metric, request_id)
 );
+/** Foreign keys; an organization's usage in time order. */
 create index usage_metrics_organization_id_idx on public.usage_metrics (organization_id, occurred_at);
 create index usage_metrics_user_id_idx on public.usage_metrics (user_id);
 grant select on public.usage_metrics to authenticated;
