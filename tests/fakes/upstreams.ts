@@ -1,0 +1,654 @@
+// Fake upstreams on loopback: Groq (OpenAI-compatible), the Razorpay API and PayU's command API and
+// payment page, plus a control API for tests. One HTTP server, in-memory state, deterministic answers.
+//
+//   Groq      GET  /openai/v1/models
+//             POST /openai/v1/chat/completions       (stream or not; Bearer auth)
+//   Razorpay  POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
+//             GET  /v1/payments/:id                   (HTTP Basic auth)
+//   PayU      POST /merchant/postservice.php?form=2  (verify_payment; command hash checked)
+//             POST /_payment                          (request hash checked)
+//   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
+//                                                      stream_chunk_delay_ms, reply_tokens, reset}
+//             POST /__control/razorpay                {latency_ms, fail_status, fail_count, reset}
+//             POST /__control/razorpay/payments       payment or [payments] to seed
+//             GET  /__control/razorpay/orders         orders and subscriptions created so far
+//             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
+//             GET  /__control/payu/payments           forms accepted by /_payment
+//             GET  /__control/stats                   {calls: {"groq.chat": n, ...}, last: {route: body}}
+//             POST /__control/reset                   everything back to the start state
+//
+// Groq token counts are deterministic: prompt_tokens = ceil(characters of all message texts / 4)
+// (at least 1); completion_tokens = min(max_completion_tokens ?? max_tokens ?? 64, reply_tokens)
+// with reply_tokens 16 by default, one token per streamed piece. finish_reason is "length" when the
+// cap cut the reply, else "stop". `fail_status` without `fail_count` fails every chat call until reset;
+// failures carry `retry-after-ms: 10`.
+//
+// Run as a script: reads GROQ_API_KEY, RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, PAYU_MERCHANT_KEY,
+// PAYU_MERCHANT_SALT and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
+
+export interface FakeUpstreamsOptions {
+  port?: number;
+  hostname?: string;
+  groqKey: string;
+  razorpayKeyId: string;
+  razorpayKeySecret: string;
+  payuKey: string;
+  payuSalt: string;
+}
+
+export interface FakeUpstreams {
+  /** Origin, e.g. http://127.0.0.1:41234 (no trailing slash). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export const FAKE_GROQ_MODELS = [
+  "llama-3.1-8b-instant",
+  "llama-3.3-70b-versatile",
+  "openai/gpt-oss-20b",
+  "openai/gpt-oss-120b",
+];
+
+const WORDS = ["This", "is", "a", "fake", "Groq", "reply", "from", "the", "local", "test", "server."];
+
+type Json = Record<string, unknown>;
+
+interface FailureControl {
+  latency_ms: number;
+  fail_status: number | null;
+  /** null = every call fails while fail_status is set. */
+  fail_count: number | null;
+}
+
+interface GroqControl extends FailureControl {
+  stream_chunk_delay_ms: number;
+  reply_tokens: number;
+}
+
+const groqDefaults = (): GroqControl => ({
+  latency_ms: 0,
+  fail_status: null,
+  fail_count: null,
+  stream_chunk_delay_ms: 0,
+  reply_tokens: 16,
+});
+const failureDefaults = (): FailureControl => ({ latency_ms: 0, fail_status: null, fail_count: null });
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+const sleep = (ms: number) => ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : Promise.resolve();
+
+async function sha512Hex(s: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(s));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function randomId(prefix: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(14));
+  return `${prefix}_${[...bytes].map((b) => alphabet[b % alphabet.length]).join("")}`;
+}
+
+const nowSecs = () => Math.floor(Date.now() / 1000);
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+async function readJson(req: Request): Promise<unknown> {
+  const text = await req.text();
+  if (text === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function messageText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((part) => (isObject(part) && typeof part.text === "string" ? part.text : "")).join("");
+  }
+  return "";
+}
+
+/** Applies `fail_status`/`fail_count` for one call; returns the status to fail with, or null. */
+function takeFailure(control: FailureControl): number | null {
+  if (control.fail_status === null) return null;
+  if (control.fail_count === null) return control.fail_status;
+  if (control.fail_count <= 0) return null;
+  control.fail_count--;
+  return control.fail_status;
+}
+
+function applyFailureControl(control: FailureControl, body: Json): void {
+  if (typeof body.latency_ms === "number") control.latency_ms = body.latency_ms;
+  // Setting fail_status always sets fail_count too: omitted means "every call until reset".
+  if ("fail_status" in body) {
+    control.fail_status = typeof body.fail_status === "number" ? body.fail_status : null;
+    control.fail_count = typeof body.fail_count === "number" ? body.fail_count : null;
+  } else if (typeof body.fail_count === "number") {
+    control.fail_count = body.fail_count;
+  }
+}
+
+export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams {
+  let groq = groqDefaults();
+  let rzpControl = failureDefaults();
+  let calls: Record<string, number> = {};
+  let last: Record<string, unknown> = {};
+  let orders = new Map<string, Json>();
+  let subscriptions = new Map<string, Json>();
+  let payments = new Map<string, Json>();
+  let payuTransactions = new Map<string, Json>();
+  let payuPayments: Json[] = [];
+
+  const count = (route: string, body?: unknown) => {
+    calls[route] = (calls[route] ?? 0) + 1;
+    if (body !== undefined) last[route] = body;
+  };
+
+  function reset() {
+    groq = groqDefaults();
+    rzpControl = failureDefaults();
+    calls = {};
+    last = {};
+    orders = new Map();
+    subscriptions = new Map();
+    payments = new Map();
+    payuTransactions = new Map();
+    payuPayments = [];
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Groq
+
+  const groqError = (status: number, message: string, type: string, code?: string, headers = {}) =>
+    json({ error: { message, type, ...(code ? { code } : {}) } }, status, headers);
+
+  function groqAuthorized(req: Request): boolean {
+    return req.headers.get("authorization") === `Bearer ${options.groqKey}`;
+  }
+
+  function groqModels(req: Request): Response {
+    count("groq.models");
+    if (!groqAuthorized(req)) {
+      return groqError(401, "Invalid API Key", "invalid_request_error", "invalid_api_key");
+    }
+    return json({
+      object: "list",
+      data: FAKE_GROQ_MODELS.map((id) => ({
+        id,
+        object: "model",
+        created: 1700000000,
+        owned_by: "Fake",
+        active: true,
+        context_window: 131072,
+      })),
+    });
+  }
+
+  async function groqChat(req: Request): Promise<Response> {
+    const body = await readJson(req);
+    count("groq.chat", body);
+    if (!groqAuthorized(req)) {
+      return groqError(401, "Invalid API Key", "invalid_request_error", "invalid_api_key");
+    }
+    await sleep(groq.latency_ms);
+    const failure = takeFailure(groq);
+    if (failure !== null) {
+      const type = failure === 429
+        ? "tokens"
+        : failure >= 500
+        ? "internal_server_error"
+        : "invalid_request_error";
+      // retry-after-ms keeps groq-sdk's own retries fast (it honours this header before its backoff).
+      return groqError(
+        failure,
+        `fake upstream failure ${failure}`,
+        type,
+        failure === 429 ? "rate_limit_exceeded" : undefined,
+        { "retry-after-ms": "10" },
+      );
+    }
+    if (!isObject(body)) return groqError(400, "request body is not JSON", "invalid_request_error");
+    if (typeof body.model !== "string") return groqError(400, "'model' is required", "invalid_request_error");
+    if (!FAKE_GROQ_MODELS.includes(body.model)) {
+      return groqError(
+        404,
+        `The model \`${body.model}\` does not exist or you do not have access to it.`,
+        "invalid_request_error",
+        "model_not_found",
+      );
+    }
+    if (!Array.isArray(body.messages) || body.messages.length === 0) {
+      return groqError(400, "'messages' must be a non-empty array", "invalid_request_error");
+    }
+    const cap = body.max_completion_tokens ?? body.max_tokens;
+    if (cap !== undefined && cap !== null && (!Number.isInteger(cap) || (cap as number) < 1)) {
+      return groqError(400, "'max_tokens' must be a positive integer", "invalid_request_error");
+    }
+    const chars = body.messages.reduce(
+      (n: number, m: unknown) => n + (isObject(m) ? messageText(m.content).length : 0),
+      0,
+    );
+    const promptTokens = Math.max(1, Math.ceil(chars / 4));
+    const limit = typeof cap === "number" ? cap : 64;
+    const completionTokens = Math.min(limit, groq.reply_tokens);
+    const finishReason = completionTokens < groq.reply_tokens ? "length" : "stop";
+    const pieces = Array.from(
+      { length: completionTokens },
+      (_, i) => (i === 0 ? "" : " ") + WORDS[i % WORDS.length],
+    );
+    const usage = {
+      queue_time: 0.001,
+      prompt_tokens: promptTokens,
+      prompt_time: 0.001,
+      completion_tokens: completionTokens,
+      completion_time: 0.01,
+      total_tokens: promptTokens + completionTokens,
+      total_time: 0.011,
+    };
+    const id = `chatcmpl-${crypto.randomUUID()}`;
+    const created = nowSecs();
+    const model = body.model;
+
+    if (body.stream !== true) {
+      return json({
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [{
+          index: 0,
+          message: { role: "assistant", content: pieces.join("") },
+          logprobs: null,
+          finish_reason: finishReason,
+        }],
+        usage,
+        system_fingerprint: "fp_fake",
+        x_groq: { id: `req_${id}` },
+      });
+    }
+
+    const delay = groq.stream_chunk_delay_ms;
+    const encoder = new TextEncoder();
+    let cancelled = false;
+    const chunk = (delta: Json, finish: string | null, extra: Json = {}) => ({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      system_fingerprint: "fp_fake",
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      ...extra,
+    });
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const send = (data: unknown) => {
+          if (cancelled) return;
+          controller.enqueue(
+            encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`),
+          );
+        };
+        try {
+          send(chunk({ role: "assistant", content: "" }, null, { x_groq: { id: `req_${id}` } }));
+          for (const piece of pieces) {
+            await sleep(delay);
+            if (cancelled) return;
+            send(chunk({ content: piece }, null));
+          }
+          await sleep(delay);
+          // Groq reports usage in x_groq.usage on the final chunk; OpenAI-style clients look for usage.
+          send(chunk({}, finishReason, { x_groq: { id: `req_${id}`, usage }, usage }));
+          send("[DONE]");
+          if (!cancelled) controller.close();
+        } catch {
+          // The client went away.
+        }
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    return new Response(stream, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Razorpay
+
+  const rzpError = (status: number, description: string, field?: string) =>
+    json({
+      error: {
+        code: status === 401 ? "BAD_REQUEST_ERROR" : status >= 500 ? "SERVER_ERROR" : "BAD_REQUEST_ERROR",
+        description,
+        source: "business",
+        step: "payment_initiation",
+        reason: "input_validation_failed",
+        metadata: {},
+        ...(field ? { field } : {}),
+      },
+    }, status);
+
+  function rzpAuthorized(req: Request): boolean {
+    return req.headers.get("authorization") ===
+      `Basic ${btoa(`${options.razorpayKeyId}:${options.razorpayKeySecret}`)}`;
+  }
+
+  function notesOk(notes: unknown): notes is Json | [] | undefined {
+    if (notes === undefined) return true;
+    if (Array.isArray(notes)) return notes.length === 0;
+    return isObject(notes) && Object.keys(notes).length <= 15 &&
+      Object.values(notes).every((v) => typeof v === "string" || typeof v === "number");
+  }
+
+  async function razorpay(req: Request, path: string): Promise<Response> {
+    const method = req.method;
+    const body = method === "POST" ? await readJson(req) : undefined;
+    let route = "razorpay.unknown";
+    if (method === "POST" && path === "/v1/orders") route = "razorpay.orders.create";
+    else if (method === "POST" && path === "/v1/subscriptions") route = "razorpay.subscriptions.create";
+    else if (method === "GET" && /^\/v1\/orders\/[^/]+\/payments$/.test(path)) {
+      route = "razorpay.orders.payments";
+    } else if (method === "GET" && /^\/v1\/orders\/[^/]+$/.test(path)) route = "razorpay.orders.fetch";
+    else if (method === "GET" && /^\/v1\/payments\/[^/]+$/.test(path)) route = "razorpay.payments.fetch";
+    count(route, body);
+    if (!rzpAuthorized(req)) return rzpError(401, "The api key provided is invalid");
+    await sleep(rzpControl.latency_ms);
+    const failure = takeFailure(rzpControl);
+    if (failure !== null) return rzpError(failure, `fake upstream failure ${failure}`);
+    if (route === "razorpay.unknown") return rzpError(404, "The requested URL was not found on the server.");
+    const id = decodeURIComponent(path.split("/")[3] ?? "");
+
+    if (route === "razorpay.orders.create") {
+      if (!isObject(body)) return rzpError(400, "The request body is invalid");
+      const { amount, currency, receipt, notes } = body;
+      if (typeof amount !== "number" || !Number.isInteger(amount)) {
+        return rzpError(400, "The amount must be an integer.", "amount");
+      }
+      if (amount < 100) return rzpError(400, "Order amount less than minimum amount allowed", "amount");
+      if (typeof currency !== "string" || !/^[A-Z]{3}$/.test(currency)) {
+        return rzpError(400, "The currency field is invalid.", "currency");
+      }
+      if (receipt !== undefined && (typeof receipt !== "string" || receipt.length > 40)) {
+        return rzpError(400, "The receipt may not be greater than 40 characters.", "receipt");
+      }
+      if (!notesOk(notes)) return rzpError(400, "The notes field is invalid.", "notes");
+      const order = {
+        id: randomId("order"),
+        entity: "order",
+        amount,
+        amount_paid: 0,
+        amount_due: amount,
+        currency,
+        receipt: receipt ?? null,
+        offer_id: null,
+        status: "created",
+        attempts: 0,
+        notes: notes && !Array.isArray(notes) && Object.keys(notes).length > 0 ? notes : [],
+        created_at: nowSecs(),
+      };
+      orders.set(order.id, order);
+      return json(order);
+    }
+
+    if (route === "razorpay.subscriptions.create") {
+      if (!isObject(body)) return rzpError(400, "The request body is invalid");
+      const { plan_id, total_count, notes } = body;
+      if (typeof plan_id !== "string" || !plan_id.startsWith("plan_")) {
+        return rzpError(400, "The plan id provided is invalid", "plan_id");
+      }
+      if (typeof total_count !== "number" || !Number.isInteger(total_count) || total_count < 1) {
+        return rzpError(400, "The total count must be at least 1.", "total_count");
+      }
+      if (!notesOk(notes)) return rzpError(400, "The notes field is invalid.", "notes");
+      const sub = {
+        id: randomId("sub"),
+        entity: "subscription",
+        plan_id,
+        customer_id: null,
+        status: "created",
+        current_start: null,
+        current_end: null,
+        ended_at: null,
+        quantity: 1,
+        notes: notes && !Array.isArray(notes) && Object.keys(notes).length > 0 ? notes : [],
+        charge_at: null,
+        start_at: null,
+        end_at: null,
+        auth_attempts: 0,
+        total_count,
+        paid_count: 0,
+        customer_notify: true,
+        created_at: nowSecs(),
+        expire_by: null,
+        short_url: `https://rzp.io/i/${randomId("x").slice(2, 10)}`,
+        has_scheduled_changes: false,
+        change_scheduled_at: null,
+        source: "api",
+        remaining_count: total_count,
+      };
+      subscriptions.set(sub.id, sub);
+      return json(sub);
+    }
+
+    if (route === "razorpay.orders.fetch") {
+      const order = orders.get(id);
+      return order ? json(order) : rzpError(400, "The id provided does not exist");
+    }
+
+    if (route === "razorpay.orders.payments") {
+      const items = [...payments.values()].filter((p) => p.order_id === id);
+      if (!orders.has(id) && items.length === 0) return rzpError(400, "The id provided does not exist");
+      return json({ entity: "collection", count: items.length, items });
+    }
+
+    // razorpay.payments.fetch
+    const payment = payments.get(id);
+    return payment ? json(payment) : rzpError(400, "The id provided does not exist");
+  }
+
+  function seedPayment(p: Json): Json {
+    if (typeof p.id !== "string" || !Number.isInteger(p.amount)) {
+      throw new Error("a seeded payment needs a string id and an integer amount");
+    }
+    const payment: Json = {
+      entity: "payment",
+      currency: "INR",
+      status: "captured",
+      order_id: null,
+      invoice_id: null,
+      international: false,
+      method: "upi",
+      amount_refunded: 0,
+      refund_status: null,
+      captured: (p.status ?? "captured") === "captured",
+      description: null,
+      email: "buyer@example.in",
+      contact: "+919999999999",
+      notes: [],
+      fee: 0,
+      tax: 0,
+      error_code: null,
+      error_description: null,
+      created_at: nowSecs(),
+      ...p,
+    };
+    payments.set(p.id, payment);
+    return payment;
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // PayU
+
+  async function payuCommand(req: Request): Promise<Response> {
+    const form = new URLSearchParams(await req.text());
+    const fields = Object.fromEntries(form);
+    count("payu.command", fields);
+    const { key = "", command = "", var1 = "", hash = "" } = fields;
+    if (key !== options.payuKey) return json({ status: 0, msg: "Invalid key" });
+    if (hash !== await sha512Hex(`${key}|${command}|${var1}|${options.payuSalt}`)) {
+      return json({ status: 0, msg: "Invalid Hash." });
+    }
+    if (command !== "verify_payment") return json({ status: 0, msg: "Invalid command" });
+    count("payu.verify_payment");
+    const txnids = var1.split("|").filter((t) => t !== "");
+    const details: Record<string, Json> = {};
+    let found = 0;
+    for (const txnid of txnids) {
+      const tx = payuTransactions.get(txnid);
+      if (tx) found++;
+      details[txnid] = tx ?? { mihpayid: "Not Found", status: "Not Found" };
+    }
+    return json({
+      status: found > 0 ? 1 : 0,
+      msg: `${found} out of ${txnids.length} Transactions Fetched Successfully`,
+      transaction_details: details,
+    });
+  }
+
+  async function payuPayment(req: Request): Promise<Response> {
+    const f = Object.fromEntries(new URLSearchParams(await req.text()));
+    count("payu.payment", f);
+    for (
+      const name of ["key", "txnid", "amount", "productinfo", "firstname", "email", "surl", "furl", "hash"]
+    ) {
+      if (!f[name]) return new Response(`missing ${name}`, { status: 400 });
+    }
+    if (f.key !== options.payuKey) return new Response("invalid key", { status: 400 });
+    const s = [
+      f.key,
+      f.txnid,
+      f.amount,
+      f.productinfo,
+      f.firstname,
+      f.email,
+      f.udf1 ?? "",
+      f.udf2 ?? "",
+      f.udf3 ?? "",
+      f.udf4 ?? "",
+      f.udf5 ?? "",
+      "",
+      "",
+      "",
+      "",
+      "",
+      options.payuSalt,
+    ].join("|");
+    if (f.hash !== await sha512Hex(s)) {
+      return new Response("Transaction failed due to incorrectly calculated hash parameter", { status: 400 });
+    }
+    payuPayments.push(f);
+    return new Response(`<!doctype html><title>Fake PayU</title><p>Pay ${f.amount} for ${f.txnid}</p>`, {
+      headers: { "content-type": "text/html; charset=utf-8" },
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Control API
+
+  async function control(req: Request, path: string): Promise<Response> {
+    if (req.method === "GET" && path === "/__control/stats") return json({ calls, last });
+    if (req.method === "GET" && path === "/__control/razorpay/orders") {
+      return json({ orders: [...orders.values()], subscriptions: [...subscriptions.values()] });
+    }
+    if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments });
+    if (req.method !== "POST") return json({ error: "not found" }, 404);
+    const body = await readJson(req);
+    if (path === "/__control/reset") {
+      reset();
+      return json({ ok: true });
+    }
+    if (path === "/__control/groq" && isObject(body)) {
+      if (body.reset === true) groq = groqDefaults();
+      applyFailureControl(groq, body);
+      if (typeof body.stream_chunk_delay_ms === "number") {
+        groq.stream_chunk_delay_ms = body.stream_chunk_delay_ms;
+      }
+      if (typeof body.reply_tokens === "number") groq.reply_tokens = body.reply_tokens;
+      return json({ ok: true, groq });
+    }
+    if (path === "/__control/razorpay" && isObject(body)) {
+      if (body.reset === true) rzpControl = failureDefaults();
+      applyFailureControl(rzpControl, body);
+      return json({ ok: true, razorpay: rzpControl });
+    }
+    if (path === "/__control/razorpay/payments") {
+      const list = Array.isArray(body) ? body : [body];
+      try {
+        return json({ ok: true, payments: list.map((p) => seedPayment(isObject(p) ? p : {})) });
+      } catch (e) {
+        return json({ error: (e as Error).message }, 400);
+      }
+    }
+    if (path === "/__control/payu/transactions") {
+      const entries: [string, unknown][] = Array.isArray(body)
+        ? body.map((t) => [isObject(t) && typeof t.txnid === "string" ? t.txnid : "", t])
+        : isObject(body)
+        ? Object.entries(body)
+        : [];
+      for (const [txnid, tx] of entries) {
+        if (!txnid || !isObject(tx)) return json({ error: "each transaction needs a txnid" }, 400);
+        payuTransactions.set(txnid, { txnid, ...tx });
+      }
+      return json({ ok: true, count: entries.length });
+    }
+    return json({ error: "not found" }, 404);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  async function handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    try {
+      if (path.startsWith("/__control/")) return await control(req, path);
+      if (path === "/openai/v1/models" && req.method === "GET") return groqModels(req);
+      if (path === "/openai/v1/chat/completions" && req.method === "POST") return await groqChat(req);
+      if (path.startsWith("/v1/")) return await razorpay(req, path);
+      if (path === "/merchant/postservice.php" && req.method === "POST") return await payuCommand(req);
+      if (path === "/_payment" && req.method === "POST") return await payuPayment(req);
+      return json({ error: "not found" }, 404);
+    } catch (e) {
+      return json({ error: `fake upstream crashed: ${(e as Error).message}` }, 500);
+    }
+  }
+
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    onListen() {},
+  }, handle);
+  const addr = server.addr as Deno.NetAddr;
+  return {
+    url: `http://${addr.hostname}:${addr.port}`,
+    close: () => server.shutdown(),
+  };
+}
+
+if (import.meta.main) {
+  const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
+  const fake = startFakeUpstreams({
+    port: Number(env("FAKE_UPSTREAMS_PORT", "0")),
+    groqKey: env("GROQ_API_KEY", "gsk_fake"),
+    razorpayKeyId: env("RAZORPAY_KEY_ID", "rzp_test_fake"),
+    razorpayKeySecret: env("RAZORPAY_KEY_SECRET", "fake_secret"),
+    payuKey: env("PAYU_MERCHANT_KEY", "fakekey"),
+    payuSalt: env("PAYU_MERCHANT_SALT", "fakesalt"),
+  });
+  console.log(JSON.stringify({ url: fake.url }));
+  const stop = async () => {
+    await fake.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
