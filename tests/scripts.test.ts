@@ -1,5 +1,5 @@
 // The scripts in a bad environment: they stop with one clear message and a non-zero exit.
-import { assertEquals, match } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { execPath } from "node:process";
 
 const nodeBin = (() => {

@@ -1,6 +1,6 @@
 // The local stack itself: the functions server answers like Supabase's, JWTs are checked the
 // way the gateway checks them for verify_jwt functions.
-import { assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { createClient } from "npm:@supabase/supabase-js@2.119.0";
 import * as jose from "npm:jose@6.2.17";
 import { adminSql, apiUrl, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
