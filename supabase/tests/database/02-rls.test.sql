@@ -64,6 +64,16 @@ insert into public.payment_events
   ('f1000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
    'f0000000-0000-4000-8000-000000000002', 'razorpay', 'pay_rls_a', 200, 'INR', 'captured');
 
+-- An invoice (and its line) for A's paid order, and a credit note against it.
+update public.billing_settings set seller_legal_name = 'RLS Seller Pvt Ltd', seller_state_code = '29';
+do $$
+begin
+  perform billing.issue_invoice('f0000000-0000-4000-8000-000000000002', 'f1000000-0000-4000-8000-000000000001');
+  perform billing.issue_credit_note(
+    (select id from public.invoices where order_id = 'f0000000-0000-4000-8000-000000000002'), 50, 'RLS fixture refund');
+end;
+$$;
+
 insert into public.webhook_events (id, provider, event_id, event_type, payload) values
   ('f2000000-0000-4000-8000-000000000001', 'razorpay', 'evt_rls_1', 'payment.captured', '{}');
 
@@ -74,6 +84,10 @@ insert into public.usage_quotas (organization_id, metric, window_unit, window_st
 insert into public.usage_metrics (id, organization_id, metric, amount, request_id) values
   ('f3000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1, 'req-rls-a'),
   ('f3000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 'ai_prompts', 1, 'req-rls-b');
+
+insert into public.watchlists (id, organization_id, name) values
+  ('f4000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'RLS watchlist A'),
+  ('f4000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 'RLS watchlist B');
 
 -- -------------------------------------------------------------------------------------------------
 -- Who acts: one row per role of the matrix.
@@ -141,8 +155,27 @@ insert into rls_targets values
   ('usage_metrics', $$id = 'f3000000-0000-4000-8000-000000000001'$$,
    $$insert into public.usage_metrics (organization_id, metric, amount)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1)$$),
+  ('invoices', $$order_id = 'f0000000-0000-4000-8000-000000000002'$$,
+   $$insert into public.invoices (organization_id, order_id, invoice_number, financial_year, serial, issued_at,
+       invoice_date, currency, supply_type, place_of_supply_state_code, seller, buyer, prices_include_tax,
+       taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'f0000000-0000-4000-8000-000000000001', 'RLS/26-27/99999',
+       2026, 99999, now(), current_date, 'INR', 'intra_state', '29', '{}', '{}', false, 200, 18, 18, 0, 236)$$),
+  ('invoice_lines', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and line_number = 1$$,
+   $$insert into public.invoice_lines (invoice_id, organization_id, line_number, description, sac_code,
+       gst_rate_bp, cgst_rate_bp, sgst_rate_bp, igst_rate_bp, taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents)
+     select id, organization_id, 2, 'Inserted', '998314', 1800, 900, 900, 0, 100, 9, 9, 0, 118
+     from public.invoices where order_id = 'f0000000-0000-4000-8000-000000000002'$$),
+  ('credit_notes', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a'$$,
+   $$insert into public.credit_notes (organization_id, invoice_id, credit_note_number, financial_year, serial,
+       issued_at, credit_note_date, kind, reason, currency, taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents)
+     select organization_id, id, 'RLSCN/26-27/9999', 2026, 9999, now(), current_date, 'refund', 'Inserted', 'INR',
+       10, 0, 0, 0, 10
+     from public.invoices where order_id = 'f0000000-0000-4000-8000-000000000002'$$),
   ('billing_settings', $$id$$,
-   $$insert into public.billing_settings (id) values (true)$$);
+   $$insert into public.billing_settings (id) values (true)$$),
+  ('watchlists', $$id = 'f4000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.watchlists (organization_id, name) values ('aaaaaaaa-0000-4000-8000-00000000000a', 'Inserted')$$);
 
 -- -------------------------------------------------------------------------------------------------
 -- THE expectations: table x command -> outcome for each role.
@@ -217,11 +250,34 @@ insert into rls_expectations values
   ('usage_metrics',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('usage_metrics',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
+  -- issued tax documents: members read; inserts only through the issuing functions (the direct
+  -- insert is refused even to service_role); immutable, so update and delete fail for everyone
+  ('invoices',               'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('invoices',               'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('invoices',               'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('invoices',               'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  ('invoice_lines',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('invoice_lines',          'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('invoice_lines',          'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('invoice_lines',          'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  ('credit_notes',           'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('credit_notes',           'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_notes',           'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_notes',           'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
   -- one row (id = true): a second row is refused even to service_role
   ('billing_settings',       'select', 'error', 'rows',  'rows',  'rows',  'rows',  'rows'),
   ('billing_settings',       'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
   ('billing_settings',       'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('billing_settings',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
+  ('billing_settings',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- a demo app table: members manage their organization's rows directly (max_watchlists applies)
+  ('watchlists',             'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('watchlists',             'insert', 'error', 'error', 'ok',    'ok',    'ok',    'ok'),
+  ('watchlists',             'update', 'error', 'none',  'ok',    'ok',    'ok',    'ok'),
+  ('watchlists',             'delete', 'error', 'none',  'ok',    'ok',    'ok',    'ok');
 
 -- -------------------------------------------------------------------------------------------------
 -- The runner: act as a role, run one statement, report the outcome, roll it back.

@@ -1,0 +1,614 @@
+-- =================================================================================================
+-- Entitlements and usage: the plan in effect computed on read, atomic metered usage, count limits.
+--
+--   effective_tier(org) / get_entitlements(org) / organization_entitlements view
+--     derived from the subscription row and billing.now() on every call; no cron job needed.
+--   increment_usage(org, metric, amount, request_id)
+--     checks every window of the metric in the plan in effect and counts in all of them, or in
+--     none; a retried request_id returns its first answer and is counted once.
+--   settle_usage / release_usage
+--     turn a counted request (a reservation) into its actual amount, or undo it.
+--   billing.enforce_max_count()
+--     a trigger app tables attach to enforce a `max_<thing>` count limit.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Tables
+-- =================================================================================================
+
+-- usage_quotas: the hot counter row. Its updated_at is set by increment_usage itself, so the
+-- counter does not pay for a row trigger on every call.
+drop trigger usage_quotas_touch_updated_at on public.usage_quotas;
+
+-- usage_metrics: each counted request remembers which windows it was counted in, its state, and
+-- the first answer it got (so a retry returns the same answer).
+alter table public.usage_metrics
+  drop constraint usage_metrics_amount_check,
+  add constraint usage_metrics_amount_check check (amount >= 0),
+  add column window_units public.usage_window[] not null default '{}',
+  add column state text not null default 'counted' check (state in ('counted', 'settled', 'released')),
+  add column used bigint,
+  add column limit_amount bigint,
+  add column resets_at timestamptz;
+
+-- Lookups of a request id across metrics (release_usage, settle_usage).
+create index usage_metrics_request_id_idx on public.usage_metrics (organization_id, request_id)
+  where request_id is not null;
+
+/**
+ * A demo app table with a count limit (`max_watchlists`), to show how app tables attach
+ * billing.enforce_max_count(). Members manage their organization's watchlists.
+ */
+create table public.watchlists (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  name text not null check (length(btrim(name)) between 1 and 200),
+  created_by uuid references auth.users (id) on delete set null default auth.uid(),
+  created_at timestamptz not null default now()
+);
+/** Foreign keys and the policy column. */
+create index watchlists_organization_id_idx on public.watchlists (organization_id);
+create index watchlists_created_by_idx on public.watchlists (created_by);
+grant select, insert, update, delete on public.watchlists to authenticated, service_role;
+alter table public.watchlists enable row level security;
+
+
+-- =================================================================================================
+-- 2. Helper functions
+-- =================================================================================================
+
+/**
+ * The plan in effect for an organization at billing.now(), and why. Reads the organization's
+ * latest subscription (a live one first):
+ *   trialing before trial end                  -> the paid plan, reason 'trial'
+ *   active or past_due inside the period       -> the paid plan, reason 'active' / 'past_due'
+ *   after the period end, within grace days    -> the paid plan, in_grace, reason 'grace'
+ *     (not for trials, and not when the user cancelled at period end)
+ *   otherwise                                  -> the free plan, reason 'expired', 'past_due'
+ *                                                 (grace over, still unpaid), 'canceled' or 'free'
+ * No row for an unknown organization. plpgsql so its plan is cached: it sits on the hot path of
+ * increment_usage.
+ */
+create function billing.effective_plan(p_organization_id uuid)
+returns table (
+  organization_id uuid,
+  timezone text,
+  plan_id uuid,
+  plan_code text,
+  tier text,
+  features jsonb,
+  reason text,
+  in_grace boolean,
+  subscription_id uuid,
+  subscription_status public.subscription_status,
+  current_period_end timestamptz,
+  grace_ends_at timestamptz
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return query
+  with clock as (
+    select billing.now() as t,
+           make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3)) as grace
+  ),
+  state as (
+    select o.id, o.timezone, s.id as sid, s.status, s.plan_id as paid_plan_id, s.current_period_end,
+           s.current_period_end + clock.grace as grace_end,
+           case
+             when s.id is null then 'free'
+             when s.status = 'trialing' then
+               case when clock.t < coalesce(s.trial_end, s.current_period_end) then 'trial' else 'expired' end
+             when s.status in ('active', 'past_due') then
+               case
+                 when clock.t < s.current_period_end then s.status::text
+                 when s.cancel_at_period_end then 'canceled'
+                 when clock.t < s.current_period_end + clock.grace then 'grace'
+                 when s.status = 'past_due' then 'past_due'
+                 else 'expired'
+               end
+             when s.status = 'canceled' then 'canceled'
+             else 'expired'
+           end as why
+    from public.organizations o
+    cross join clock
+    left join lateral (
+      select s.*
+      from public.subscriptions s
+      where s.organization_id = o.id
+        and s.status <> 'pending_payment'
+      order by s.status in ('trialing', 'active', 'past_due') desc, s.created_at desc
+      limit 1
+    ) s on true
+    where o.id = p_organization_id
+  ),
+  decided as (
+    select st.*,
+           -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
+           st.why in ('trial', 'active', 'grace')
+             or (st.why = 'past_due' and (select clock.t from clock) < st.current_period_end) as paid
+    from state st
+  )
+  select d.id, d.timezone, p.id, p.code, p.tier, p.features,
+         d.why, d.paid and d.why = 'grace',
+         d.sid, d.status, d.current_period_end,
+         case when d.sid is not null and d.status in ('active', 'past_due') then d.grace_end end
+  from decided d
+  left join public.billing_plans p
+    on p.id = case when d.paid then d.paid_plan_id
+                   else (select f.id from public.billing_plans f where f.tier = 'free' and f.active) end;
+end;
+$$;
+revoke execute on function billing.effective_plan(uuid) from public;
+grant execute on function billing.effective_plan(uuid) to authenticated, service_role;
+
+/**
+ * Who may read an organization's entitlements: its members, service_role, and database roles
+ * that bypass RLS anyway (a DBA in the SQL editor). Others get an error, never another tenant's
+ * data, and the same error whether or not the organization exists.
+ */
+create function billing.require_reader(p_organization_id uuid)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_organization_id is null then
+    raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if auth.role() is distinct from 'service_role'
+     and not billing.is_member(p_organization_id)
+     and not exists (select 1 from pg_catalog.pg_roles r
+                     where r.rolname = current_user and (r.rolsuper or r.rolbypassrls)) then
+    raise exception 'not a member of organization %', p_organization_id
+      using errcode = 'insufficient_privilege';
+  end if;
+end;
+$$;
+revoke execute on function billing.require_reader(uuid) from public;
+grant execute on function billing.require_reader(uuid) to authenticated, service_role;
+
+/** The metric name rule: lowercase snake_case, and not itself a `<metric>_per_<window>` key. */
+create function billing.check_metric(p_metric text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_metric is null or p_metric !~ '^[a-z][a-z0-9_]{0,62}$' or p_metric ~ '_per_' then
+    raise exception 'metric name "%" is not valid: use lowercase snake_case such as ai_prompts (the plan key is <metric>_per_<window>)', p_metric
+      using errcode = 'invalid_parameter_value';
+  end if;
+end;
+$$;
+revoke execute on function billing.check_metric(text) from public;
+grant execute on function billing.check_metric(text) to service_role;
+
+/**
+ * The one mechanism every usage change goes through: add p_delta to the metric's counters in
+ * the windows p_units that contain p_at. A positive delta is applied only if it fits every
+ * window's limit in p_features (a null limit is unlimited); then all windows change, or none:
+ * one conditional upsert, and if any window refused, the others are put back before anyone can
+ * see them (their row locks are still held). Concurrent calls serialize on the counter rows, so
+ * no limit is ever passed. Returns whether the change was applied, and the tightest window after
+ * it (or, when refused, as it stands).
+ */
+create function billing.apply_usage_delta(
+  p_organization_id uuid,
+  p_metric text,
+  p_units public.usage_window[],
+  p_at timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_delta bigint
+)
+returns table (allowed boolean, used bigint, limit_amount bigint, remaining bigint, resets_at timestamptz)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_local timestamp := p_at at time zone p_timezone;
+  v_unit public.usage_window;
+  v_starts timestamptz[] := '{}'::timestamptz[];
+  v_ends timestamptz[] := '{}'::timestamptz[];
+  v_changed public.usage_window[];
+  v_inserted boolean[];
+  v_counts bigint[];
+  v_allowed boolean;
+begin
+  -- Window bounds on the organization's local clock (month ends and local midnight included).
+  foreach v_unit in array p_units loop
+    v_starts := v_starts || (pg_catalog.date_trunc(v_unit::text, v_local) at time zone p_timezone);
+    v_ends := v_ends || ((pg_catalog.date_trunc(v_unit::text, v_local)
+                          + ('1 ' || v_unit::text)::interval) at time zone p_timezone);
+  end loop;
+
+  with changed as (
+    insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
+    select p_organization_id, p_metric, w.unit, w.window_start, greatest(p_delta, 0), pg_catalog.now()
+    from unnest(p_units, v_starts) with ordinality as w(unit, window_start, ord)
+    where p_delta <= 0
+       or p_delta <= coalesce((p_features ->> (p_metric || '_per_' || w.unit))::bigint, p_delta)
+    order by w.ord
+    on conflict (organization_id, metric, window_unit, window_start) do update
+      set count = greatest(q.count + p_delta, 0),
+          updated_at = excluded.updated_at
+      where p_delta <= 0
+         or q.count + p_delta <= coalesce((p_features ->> (p_metric || '_per_' || q.window_unit))::bigint,
+                                          q.count + p_delta)
+    returning q.window_unit, q.count, q.xmax = 0 as inserted
+  )
+  select pg_catalog.array_agg(c.window_unit), pg_catalog.array_agg(c.inserted), pg_catalog.array_agg(c.count)
+  into v_changed, v_inserted, v_counts
+  from changed c;
+
+  v_allowed := coalesce(pg_catalog.cardinality(v_changed), 0) = pg_catalog.cardinality(p_units);
+  if not v_allowed and v_changed is not null then
+    -- Put back the windows that accepted: rows this call created go, the others get their count back.
+    delete from public.usage_quotas q
+    using unnest(p_units, v_starts) as w(unit, window_start),
+          unnest(v_changed, v_inserted) as c(unit, inserted)
+    where c.unit = w.unit and c.inserted
+      and q.organization_id = p_organization_id and q.metric = p_metric
+      and q.window_unit = w.unit and q.window_start = w.window_start;
+    update public.usage_quotas q
+    set count = q.count - p_delta
+    from unnest(p_units, v_starts) as w(unit, window_start),
+         unnest(v_changed, v_inserted) as c(unit, inserted)
+    where c.unit = w.unit and not c.inserted
+      and q.organization_id = p_organization_id and q.metric = p_metric
+      and q.window_unit = w.unit and q.window_start = w.window_start;
+  end if;
+
+  return query
+  select v_allowed, r.used, r.lim, r.lim - r.used, r.window_end
+  from (
+    select coalesce(case when v_allowed then v_counts[pg_catalog.array_position(v_changed, w.unit)] else q.count end, 0) as used,
+           (p_features ->> (p_metric || '_per_' || w.unit))::bigint as lim,
+           w.window_end
+    from unnest(p_units, v_starts, v_ends) as w(unit, window_start, window_end)
+    left join public.usage_quotas q
+      on not v_allowed
+     and q.organization_id = p_organization_id and q.metric = p_metric
+     and q.window_unit = w.unit and q.window_start = w.window_start
+  ) r
+  -- The tightest window: least remaining; unlimited windows last; the shortest window on ties.
+  order by (r.lim - r.used) asc nulls last, r.window_end asc
+  limit 1;
+end;
+$$;
+revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) from public;
+grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) to service_role;
+
+
+-- =================================================================================================
+-- 3. Policies
+-- =================================================================================================
+
+create policy "Members can read their organization's watchlists"
+  on public.watchlists for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can add watchlists to their organization"
+  on public.watchlists for insert to authenticated
+  with check (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can rename their organization's watchlists"
+  on public.watchlists for update to authenticated
+  using (organization_id in (select billing.member_organization_ids()))
+  with check (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can delete their organization's watchlists"
+  on public.watchlists for delete to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+
+-- =================================================================================================
+-- 4. Public functions and views
+-- =================================================================================================
+
+/**
+ * What an organization may use now: plan code and name, tier, subscription status, why
+ * (trial|active|grace|past_due|expired|canceled|free), in_grace, current_period_end,
+ * grace_ends_at and the plan's features. For members of the organization and service_role.
+ */
+create function public.get_entitlements(p_organization_id uuid)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_result jsonb;
+begin
+  perform billing.require_reader(p_organization_id);
+  select pg_catalog.jsonb_build_object(
+           'organization_id', e.organization_id,
+           'plan_code', e.plan_code,
+           'tier', coalesce(e.tier, 'free'),
+           'status', coalesce(e.subscription_status::text, 'free'),
+           'reason', e.reason,
+           'in_grace', e.in_grace,
+           'current_period_end', e.current_period_end,
+           'grace_ends_at', e.grace_ends_at,
+           'features', coalesce(e.features, '{}'::jsonb))
+  into v_result
+  from billing.effective_plan(p_organization_id) e;
+  if v_result is null then
+    raise exception 'not a member of organization %', p_organization_id
+      using errcode = 'insufficient_privilege';
+  end if;
+  return v_result;
+end;
+$$;
+revoke execute on function public.get_entitlements(uuid) from public;
+grant execute on function public.get_entitlements(uuid) to authenticated, service_role;
+
+/** The tier code in effect now (free|basic|pro|enterprise). Members and service_role. */
+create function public.effective_tier(p_organization_id uuid)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select public.get_entitlements(p_organization_id) ->> 'tier'
+$$;
+revoke execute on function public.effective_tier(uuid) from public;
+grant execute on function public.effective_tier(uuid) to authenticated, service_role;
+
+/** Entitlements of every organization the caller can see (members: their own). */
+create view public.organization_entitlements
+with (security_invoker = true)
+as
+select e.organization_id, e.plan_code, coalesce(e.tier, 'free') as tier,
+       coalesce(e.subscription_status::text, 'free') as status, e.reason, e.in_grace,
+       e.current_period_end, e.grace_ends_at, coalesce(e.features, '{}'::jsonb) as features
+from public.organizations o
+cross join lateral billing.effective_plan(o.id) e;
+grant select on public.organization_entitlements to authenticated, service_role;
+
+/**
+ * Count p_amount of p_metric for the organization, in every window its plan in effect limits
+ * (`<metric>_per_<minute|hour|day|month>`, local to the organization's timezone), or in none:
+ * allowed only if all fit. A metric the plan does not name is denied with limit 0. A repeated
+ * p_request_id returns the first answer and is counted once. Reports the tightest window.
+ */
+create function public.increment_usage(
+  p_organization_id uuid,
+  p_metric text,
+  p_amount integer default 1,
+  p_request_id text default null
+)
+returns table (allowed boolean, used bigint, limit_amount bigint, remaining bigint, resets_at timestamptz)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_plan record;
+  v_units public.usage_window[];
+  v_metric_id uuid;
+  v_answer record;
+begin
+  if p_amount is null or p_amount <= 0 then
+    raise exception 'increment_usage: amount must be a positive integer, got %', coalesce(p_amount::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform billing.check_metric(p_metric);
+  if p_request_id is not null and (length(p_request_id) = 0 or length(p_request_id) > 200) then
+    raise exception 'increment_usage: request id must be 1 to 200 characters'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select e.timezone, e.features into v_plan from billing.effective_plan(p_organization_id) e;
+  if not found then
+    raise exception 'increment_usage: unknown organization %', p_organization_id
+      using errcode = 'no_data_found';
+  end if;
+
+  select coalesce(pg_catalog.array_agg(u.unit order by u.unit), '{}')
+  into v_units
+  from pg_catalog.unnest(pg_catalog.enum_range(null::public.usage_window)) as u(unit)
+  where v_plan.features ? (p_metric || '_per_' || u.unit);
+
+  if v_units = '{}' then
+    return query select false, 0::bigint, 0::bigint, 0::bigint, null::timestamptz;
+    return;
+  end if;
+
+  if p_request_id is not null then
+    -- Claim the request id first: a concurrent duplicate waits here, then sees the first answer.
+    insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at)
+    values (p_organization_id, p_metric, p_amount, p_request_id, v_units, v_now)
+    on conflict (organization_id, metric, request_id) do nothing
+    returning id into v_metric_id;
+    if v_metric_id is null then
+      return query
+      select true, m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
+      from public.usage_metrics m
+      where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id;
+      return;
+    end if;
+  end if;
+
+  select * into v_answer
+  from billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone, v_plan.features, p_amount);
+
+  if not v_answer.allowed then
+    delete from public.usage_metrics m where m.id = v_metric_id;
+  elsif v_metric_id is not null then
+    update public.usage_metrics m
+    set used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
+    where m.id = v_metric_id;
+  else
+    insert into public.usage_metrics
+      (organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at)
+    values (p_organization_id, p_metric, p_amount, v_units, v_now, v_answer.used, v_answer.limit_amount,
+            v_answer.resets_at);
+  end if;
+
+  return query select v_answer.allowed, v_answer.used, v_answer.limit_amount, v_answer.remaining, v_answer.resets_at;
+end;
+$$;
+revoke execute on function public.increment_usage(uuid, text, integer, text) from public;
+grant execute on function public.increment_usage(uuid, text, integer, text) to service_role;
+
+/**
+ * Turn a counted request into its actual amount (a reservation settled): lower gives back the
+ * difference, higher is taken only if it fits every window's remaining quota (else allowed =
+ * false and nothing changes). Counted in the windows of the original request. Idempotent:
+ * settling again to the same amount changes nothing. p_metric is needed only when the request
+ * id was counted under several metrics.
+ */
+create function public.settle_usage(
+  p_organization_id uuid,
+  p_request_id text,
+  p_actual_amount bigint,
+  p_metric text default null
+)
+returns table (allowed boolean, used bigint, limit_amount bigint, remaining bigint, resets_at timestamptz)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_metric record;
+  v_plan record;
+  v_answer record;
+  v_matches integer;
+begin
+  if p_actual_amount is null or p_actual_amount < 0 then
+    raise exception 'settle_usage: actual amount must be zero or more, got %', coalesce(p_actual_amount::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select count(*) into v_matches
+  from public.usage_metrics m
+  where m.organization_id = p_organization_id and m.request_id = p_request_id
+    and (p_metric is null or m.metric = p_metric);
+  if v_matches = 0 then
+    raise exception 'settle_usage: no counted request % for organization %', p_request_id, p_organization_id
+      using errcode = 'no_data_found';
+  elsif v_matches > 1 then
+    raise exception 'settle_usage: request % was counted under several metrics: name one', p_request_id
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select m.* into v_metric
+  from public.usage_metrics m
+  where m.organization_id = p_organization_id and m.request_id = p_request_id
+    and (p_metric is null or m.metric = p_metric)
+  for update;
+  if v_metric.state = 'released' then
+    raise exception 'settle_usage: request % was released', p_request_id
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select e.timezone, e.features into v_plan from billing.effective_plan(p_organization_id) e;
+  select * into v_answer
+  from billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units, v_metric.occurred_at,
+                                 v_plan.timezone, v_plan.features, p_actual_amount - v_metric.amount);
+  if v_answer.allowed then
+    update public.usage_metrics m
+    set amount = p_actual_amount, state = 'settled',
+        used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
+    where m.id = v_metric.id;
+  end if;
+  return query select v_answer.allowed, v_answer.used, v_answer.limit_amount, v_answer.remaining, v_answer.resets_at;
+end;
+$$;
+revoke execute on function public.settle_usage(uuid, text, bigint, text) from public;
+grant execute on function public.settle_usage(uuid, text, bigint, text) to service_role;
+
+/**
+ * Undo a counted request (its upstream call failed): every metric counted under the request id
+ * gives its amount back to the windows it was counted in. Idempotent: returns the number of
+ * metrics released by this call (0 when already released or unknown).
+ */
+create function public.release_usage(p_organization_id uuid, p_request_id text)
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_metric record;
+  v_tz text;
+  v_released integer := 0;
+begin
+  if p_organization_id is null or p_request_id is null then
+    raise exception 'release_usage: organization id and request id are required'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select o.timezone into v_tz from public.organizations o where o.id = p_organization_id;
+  if not found then
+    raise exception 'release_usage: unknown organization %', p_organization_id using errcode = 'no_data_found';
+  end if;
+  for v_metric in
+    select m.* from public.usage_metrics m
+    where m.organization_id = p_organization_id and m.request_id = p_request_id and m.state <> 'released'
+    order by m.metric
+    for update
+  loop
+    perform billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
+                                      v_metric.occurred_at, v_tz, '{}'::jsonb, -v_metric.amount);
+    update public.usage_metrics m set state = 'released', amount = 0 where m.id = v_metric.id;
+    v_released := v_released + 1;
+  end loop;
+  return v_released;
+end;
+$$;
+revoke execute on function public.release_usage(uuid, text) from public;
+grant execute on function public.release_usage(uuid, text) to service_role;
+
+/**
+ * Trigger for app tables with an organization_id: refuses an insert that would take the
+ * organization past the count limit TG_ARGV[0] (e.g. 'max_watchlists') of its plan in effect.
+ * A plan without the key allows none. Inserts for one organization and table
+ * serialize on an advisory lock, so concurrent inserts never pass the limit.
+ *   create trigger watchlists_max_count before insert on public.watchlists
+ *     for each row execute function billing.enforce_max_count('max_watchlists');
+ * Security definer: counts every row of the organization, which the inserting user's RLS may hide.
+ */
+create function billing.enforce_max_count()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_key text := tg_argv[0];
+  v_features jsonb;
+  v_limit bigint;
+  v_count bigint;
+begin
+  if v_key is null or v_key !~ '^max_[a-z][a-z0-9_]*$' then
+    raise exception 'enforce_max_count needs a max_<thing> feature key as its argument' using errcode = 'invalid_parameter_value';
+  end if;
+  select e.features into v_features from billing.effective_plan(new.organization_id) e;
+  if not found then
+    raise exception 'unknown organization %', new.organization_id using errcode = 'foreign_key_violation';
+  end if;
+  v_limit := coalesce((v_features ->> v_key)::bigint, 0);
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtextextended(tg_table_schema || '.' || tg_table_name || ':' || new.organization_id::text, 0));
+  execute pg_catalog.format('select count(*) from %I.%I where organization_id = $1', tg_table_schema, tg_table_name)
+    into v_count using new.organization_id;
+  if v_count >= v_limit then
+    raise exception '% limit reached: the plan allows % and the organization has %', v_key, v_limit, v_count
+      using errcode = 'check_violation', hint = 'Upgrade the plan to add more.';
+  end if;
+  return new;
+end;
+$$;
+revoke execute on function billing.enforce_max_count() from public;
+
+create trigger watchlists_max_count
+  before insert on public.watchlists
+  for each row execute function billing.enforce_max_count('max_watchlists');
