@@ -458,7 +458,10 @@ create table public.invoices (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete restrict,
   order_id uuid not null references public.orders (id) on delete restrict,
-  payment_event_id uuid references public.payment_events (id) on delete restrict,
+  -- No foreign key on purpose: payment_events is append-only (its rows never go away), the
+  -- issuing function checks the event, and a reference would turn payment_events' TRUNCATE guard
+  -- into a foreign-key error.
+  payment_event_id uuid,
   invoice_number text not null check (invoice_number ~ '^[A-Z0-9/-]{1,16}$'),
   financial_year integer not null check (financial_year between 2000 and 2999),
   serial bigint not null check (serial > 0),
@@ -489,7 +492,7 @@ create table public.invoices (
     end
   )
 );
-/** Foreign keys and the policy column; an organization's invoices in time order. */
+/** Foreign keys and the policy column; an organization's invoices in time order; a payment's invoice. */
 create index invoices_organization_id_idx on public.invoices (organization_id, issued_at);
 create index invoices_payment_event_id_idx on public.invoices (payment_event_id);
 grant select on public.invoices to authenticated;
@@ -570,7 +573,7 @@ create table public.credit_notes (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete restrict,
   invoice_id uuid not null references public.invoices (id) on delete restrict,
-  payment_event_id uuid references public.payment_events (id) on delete restrict,
+  payment_event_id uuid, -- no foreign key, as on invoices.payment_event_id
   credit_note_number text not null check (credit_note_number ~ '^[A-Z0-9/-]{1,16}$'),
   financial_year integer not null check (financial_year between 2000 and 2999),
   serial bigint not null check (serial > 0),
@@ -909,6 +912,7 @@ begin
     if not exists (
       select 1 from public.payment_events e where e.id = p_payment_event_id and e.order_id = v_invoice.order_id
     ) then
+      -- Also catches an event that does not exist (payment_event_id has no foreign key).
       raise exception 'payment event % is not a payment of invoice %''s order', p_payment_event_id, v_invoice.invoice_number
         using errcode = 'invalid_parameter_value';
     end if;
