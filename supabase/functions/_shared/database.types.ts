@@ -21,28 +21,112 @@ export type Database = {
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"created_at": string,"default_currency": string,"default_timezone": string,"grace_days": number,"id": boolean,"invoice_prefix": string,"order_pending_reconcile_after": string,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_state_code": string | null,"updated_at": string
+                    "app_failure_url": string | null,"app_success_url": string | null,"created_at": string,"credit_note_prefix": string,"default_currency": string,"default_timezone": string,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"default_currency"?: string,"default_timezone"?: string,"grace_days"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"default_currency"?: string,"default_timezone"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"default_currency"?: string,"default_timezone"?: string,"grace_days"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"default_currency"?: string,"default_timezone"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     
                   ]
-                },"orders": {
+                },"credit_notes": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"id": string,"kind": string,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"plan_id": string,"provider": string,"provider_order_id": string | null,"receipt": string,"status": string,"subscription_id": string | null,"updated_at": string
+                    "cgst_cents": number,"created_at": string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": string,"organization_id": string,"payment_event_id": string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"plan_id": string,"provider": string,"provider_order_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"updated_at"?: string
+                    "cgst_cents": number,"created_at"?: string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": string,"organization_id": string,"payment_event_id"?: string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"plan_id"?: string,"provider"?: string,"provider_order_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"updated_at"?: string
+                    "cgst_cents"?: number,"created_at"?: string,"credit_note_date"?: string,"credit_note_number"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_id"?: string,"issued_at"?: string,"kind"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"reason"?: string,"serial"?: number,"sgst_cents"?: number,"taxable_cents"?: number,"total_cents"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "credit_notes_invoice_id_fkey"
+      columns: ["invoice_id"]
+isOneToOne: false
+      referencedRelation: "invoices"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "credit_notes_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"invoice_lines": {
+                  Row: {
+                    "cgst_cents": number,"cgst_rate_bp": number,"created_at": string,"description": string,"gst_rate_bp": number,"id": string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id": string | null,"quantity": number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cgst_cents": number,"cgst_rate_bp": number,"created_at"?: string,"description": string,"gst_rate_bp": number,"id"?: string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id"?: string | null,"quantity"?: number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                  }
+                  Update: {
+                    "cgst_cents"?: number,"cgst_rate_bp"?: number,"created_at"?: string,"description"?: string,"gst_rate_bp"?: number,"id"?: string,"igst_cents"?: number,"igst_rate_bp"?: number,"invoice_id"?: string,"line_number"?: number,"organization_id"?: string,"plan_id"?: string | null,"quantity"?: number,"sac_code"?: string,"sgst_cents"?: number,"sgst_rate_bp"?: number,"taxable_cents"?: number,"total_cents"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "invoice_lines_invoice_id_fkey"
+      columns: ["invoice_id"]
+isOneToOne: false
+      referencedRelation: "invoices"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "invoice_lines_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "invoice_lines_plan_id_fkey"
+      columns: ["plan_id"]
+isOneToOne: false
+      referencedRelation: "billing_plans"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"invoices": {
+                  Row: {
+                    "buyer": NonNullable<Json>,"buyer_gstin": string | null,"cgst_cents": number,"created_at": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id": string | null,"place_of_supply_state_code": string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": string,"taxable_cents": number,"total_cents": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "buyer": NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents": number,"created_at"?: string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": string,"taxable_cents": number,"total_cents": number
+                  }
+                  Update: {
+                    "buyer"?: NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents"?: number,"created_at"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_date"?: string,"invoice_number"?: string,"issued_at"?: string,"order_id"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax"?: boolean,"seller"?: NonNullable<Json>,"serial"?: number,"sgst_cents"?: number,"supply_type"?: string,"taxable_cents"?: number,"total_cents"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "invoices_order_id_fkey"
+      columns: ["order_id"]
+isOneToOne: true
+      referencedRelation: "orders"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "invoices_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"orders": {
+                  Row: {
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"id": string,"kind": string,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"plan_id": string,"provider": string,"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": string,"subscription_id": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"plan_id": string,"provider": string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"plan_id"?: string,"provider"?: string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -87,14 +171,14 @@ isOneToOne: false
                   ]
                 },"organizations": {
                   Row: {
-                    "billing_email": string | null,"billing_name": string | null,"created_at": string,"gstin": string | null,"id": string,"name": string,"state_code": string | null,"timezone": string,"updated_at": string
+                    "billing_address_line1": string | null,"billing_address_line2": string | null,"billing_city": string | null,"billing_country": string,"billing_email": string | null,"billing_name": string | null,"billing_postal_code": string | null,"created_at": string,"gstin": string | null,"id": string,"name": string,"state_code": string | null,"timezone": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "billing_email"?: string | null,"billing_name"?: string | null,"created_at"?: string,"gstin"?: string | null,"id"?: string,"name": string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
+                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"gstin"?: string | null,"id"?: string,"name": string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
                   }
                   Update: {
-                    "billing_email"?: string | null,"billing_name"?: string | null,"created_at"?: string,"gstin"?: string | null,"id"?: string,"name"?: string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
+                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"gstin"?: string | null,"id"?: string,"name"?: string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -197,14 +281,14 @@ isOneToOne: false
                   ]
                 },"usage_metrics": {
                   Row: {
-                    "amount": number,"created_at": string,"id": string,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"user_id": string | null
+                    "amount": number,"created_at": string,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": string,"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount": number,"created_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"user_id"?: string | null
+                    "amount": number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: string,"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Update: {
-                    "amount"?: number,"created_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"user_id"?: string | null
+                    "amount"?: number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: string,"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Relationships: [
                     {
@@ -235,6 +319,26 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"watchlists": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"id": string,"name": string,"organization_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"id"?: string,"name": string,"organization_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"id"?: string,"name"?: string,"organization_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "watchlists_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"webhook_events": {
                   Row: {
                     "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"last_error": string | null,"payload": NonNullable<Json>,"processed_at": string | null,"provider": string,"received_at": string
@@ -252,20 +356,122 @@ isOneToOne: false
                 }
           }
           Views: {
-            [_ in never]: never
+            "organization_entitlements": {
+                  Row: {
+                    "current_period_end": string | null,"features": Json | null,"grace_ends_at": string | null,"in_grace": boolean | null,"organization_id": string | null,"plan_code": string | null,"reason": string | null,"status": string | null,"tier": string | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                }
           }
           Functions: {
             "add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
+"apply_payment_event":
+{ Args: { "p_event": Json }; Returns: Json
+                           },
+"attach_provider_checkout":
+{ Args: { "p_order_id": string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: {
+              "amount_cents": number,
+"created_at": string,
+"created_by": string | null,
+"currency": string,
+"expires_at": string | null,
+"id": string,
+"kind": string,
+"metadata": NonNullable<Json>,
+"organization_id": string,
+"paid_at": string | null,
+"plan_id": string,
+"provider": string,
+"provider_order_id": string | null,
+"provider_subscription_id": string | null,
+"receipt": string,
+"status": string,
+"subscription_id": string | null,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "orders"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"cancel_checkout_order":
+{ Args: { "p_order_id": string,"p_reason": string }; Returns: undefined
+                           },
+"create_checkout_order":
+{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: {
+              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
+            }[]
+                           },
 "create_organization":
 { Args: { "p_name": string }; Returns: string
+                           },
+"effective_tier":
+{ Args: { "p_organization_id": string }; Returns: string
+                           },
+"get_entitlements":
+{ Args: { "p_organization_id": string }; Returns: Json
+                           },
+"increment_usage":
+{ Args: { "p_amount"?: number,"p_metric": string,"p_organization_id": string,"p_request_id"?: string }; Returns: {
+              "allowed": boolean,"limit_amount": number,"remaining": number,"resets_at": string,"used": number
+            }[]
+                           },
+"invoice_document":
+{ Args: { "p_invoice_id": string }; Returns: Json
+                           },
+"is_valid_gstin":
+{ Args: { "p_gstin": string }; Returns: boolean
+                           },
+"reconcile_due_orders":
+{ Args: { "p_limit"?: number }; Returns: {
+              "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": string,"provider_order_id": string,"receipt": string
+            }[]
+                           },
+"release_usage":
+{ Args: { "p_organization_id": string,"p_request_id": string }; Returns: number
                            },
 "remove_organization_member":
 { Args: { "p_organization_id": string,"p_user_id": string }; Returns: undefined
                            },
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
+                           },
+"settle_usage":
+{ Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: {
+              "allowed": boolean,"limit_amount": number,"remaining": number,"resets_at": string,"used": number
+            }[]
+                           },
+"update_billing_profile":
+{ Args: { "p_address_line1"?: string,"p_address_line2"?: string,"p_billing_email"?: string,"p_billing_name": string,"p_city"?: string,"p_country"?: string,"p_gstin"?: string,"p_organization_id": string,"p_postal_code"?: string,"p_state_code"?: string }; Returns: {
+              "billing_address_line1": string | null,
+"billing_address_line2": string | null,
+"billing_city": string | null,
+"billing_country": string,
+"billing_email": string | null,
+"billing_name": string | null,
+"billing_postal_code": string | null,
+"created_at": string,
+"gstin": string | null,
+"id": string,
+"name": string,
+"state_code": string | null,
+"timezone": string,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "organizations"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"void_invoice":
+{ Args: { "p_invoice_id": string,"p_reason": string }; Returns: string
                            }
           }
           Enums: {
