@@ -1,0 +1,119 @@
+// Glue shared by the payment functions (checkout, payu-webhook, payu-return, razorpay-webhook,
+// razorpay-verify, reconcile): the one SQL entry point for provider events, and the mapping of
+// provider and SQL failures to HTTP answers. Business rules live in SQL
+// (supabase/migrations/20261120000300_payments.sql), signatures in providers/.
+import { asService, type Tx } from "./db.ts";
+import { HttpError } from "./http.ts";
+import type { RazorpayPayment } from "./providers/razorpay.ts";
+import {
+  type EnvGetter,
+  type NormalizedEvent,
+  ProviderError,
+  unixToIso,
+  type WebhookErrorCode,
+} from "./providers/types.ts";
+
+export const env: EnvGetter = (name) => Deno.env.get(name);
+
+/** What public.apply_payment_event answers (keys present when they apply). */
+export interface ApplyResult {
+  result: "applied" | "duplicate" | "ignored" | "recorded" | "mismatch" | "unmatched";
+  webhook_event_id?: string;
+  order_id?: string;
+  order_status?: string;
+  payment_event_id?: string;
+  subscription_id?: string;
+  subscription_status?: string;
+  current_period_end?: string;
+  invoice_id?: string;
+  reason?: string;
+}
+
+/** Applies one provider event through public.apply_payment_event, as service_role, in one call. */
+export function applyPaymentEvent(event: NormalizedEvent): Promise<ApplyResult> {
+  return asService((tx) => applyIn(tx, event));
+}
+
+/** The same, inside a transaction the caller already opened as service_role. */
+export async function applyIn(tx: Tx, event: NormalizedEvent): Promise<ApplyResult> {
+  try {
+    const [{ r }] = await tx`select public.apply_payment_event(${JSON.stringify(event)}::text::jsonb) as r`;
+    return r as ApplyResult;
+  } catch (e) {
+    throw sqlError(e);
+  }
+}
+
+/** A provider webhook that failed verification or normalization -> 4xx (503 when we lack a secret). */
+export function webhookError(code: WebhookErrorCode | "empty_body", message: string): HttpError {
+  const status = code === "provider_not_configured"
+    ? 503
+    : code === "missing_signature" || code === "invalid_signature"
+    ? 401
+    : 400;
+  return new HttpError(status, code, message);
+}
+
+/** A ProviderError -> HttpError with the same status and code. */
+export function providerHttpError(e: unknown, notConfiguredStatus = 503): unknown {
+  if (e instanceof ProviderError) {
+    return new HttpError(e.code === "provider_not_configured" ? notConfiguredStatus : e.status, e.code, e.message);
+  }
+  return e;
+}
+
+/** SQL errors a caller can cause -> 4xx with a code; anything else stays a 500. */
+export function sqlError(e: unknown, codes: Record<string, [number, string]> = {}): unknown {
+  const sqlState = (e as { code?: string })?.code;
+  const message = (e as { message?: string })?.message ?? "database error";
+  const known: Record<string, [number, string]> = {
+    "22023": [400, "invalid_input"],
+    "42501": [403, "forbidden"],
+    "P0002": [404, "not_found"],
+    "55000": [409, "invalid_state"],
+    ...codes,
+  };
+  const hit = sqlState ? known[sqlState] : undefined;
+  return hit ? new HttpError(hit[0], hit[1], message) : e;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A required UUID field of a JSON body, or a 400 naming it. */
+export function uuidField(body: Record<string, unknown>, name: string): string {
+  const v = body[name];
+  if (typeof v !== "string" || !UUID.test(v)) {
+    throw new HttpError(400, "invalid_input", `${name} must be a UUID`);
+  }
+  return v.toLowerCase();
+}
+
+/**
+ * A Razorpay payment fetched from the API (Checkout verification, reconciliation) as the event
+ * the SQL entry point takes. Its event id names the payment and its state, so the verify call and
+ * reconciliation seeing the same state dedupe on webhook_events; a webhook for the same payment
+ * dedupes on payment_events (provider, payment id, status).
+ */
+export function razorpayPaymentEvent(
+  payment: RazorpayPayment,
+  order: { receipt: string; provider_order_id: string | null; provider_subscription_id: string | null },
+  source: "razorpay-verify" | "reconcile",
+): NormalizedEvent {
+  const status = typeof payment.status === "string" ? payment.status : "unknown";
+  return {
+    provider: "razorpay",
+    event_id: `payment:${payment.id}:${status}`,
+    event_type: `payment.${status}`,
+    order_ref: order.receipt,
+    provider_order_id: order.provider_subscription_id ? null : order.provider_order_id,
+    provider_payment_id: payment.id,
+    provider_subscription_id: order.provider_subscription_id,
+    provider_refund_id: null,
+    amount_paise: Number.isSafeInteger(payment.amount) ? payment.amount : null,
+    currency: typeof payment.currency === "string" ? payment.currency : null,
+    status,
+    method: typeof payment.method === "string" ? payment.method : null,
+    occurred_at: unixToIso(payment.created_at),
+    payload: { source, payment },
+  };
+}
