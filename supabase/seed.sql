@@ -109,3 +109,16 @@ on conflict (id) do nothing;
 insert into public.organization_members (organization_id, user_id, role)
 values ('d0d0d0d0-0000-4000-8000-0000000000a1', 'd0d0d0d0-0000-4000-8000-000000000001', 'owner')
 on conflict (organization_id, user_id) do nothing;
+
+-- The seller on the demo's GST invoices (Karnataka). A real deployment sets its own.
+update public.billing_settings
+set seller_legal_name = 'Supabill Demo Private Limited',
+    seller_gstin = '29AAGCS1234K1Z' || billing.gstin_check_char('29AAGCS1234K1Z'),
+    seller_state_code = '29',
+    seller_address_line1 = '100 Residency Road',
+    seller_city = 'Bengaluru',
+    seller_postal_code = '560025',
+    seller_email = 'billing@supabill.local',
+    app_success_url = 'http://127.0.0.1:3000/billing/success',
+    app_failure_url = 'http://127.0.0.1:3000/billing/failure'
+where id;

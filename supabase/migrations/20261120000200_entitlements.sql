@@ -32,6 +32,10 @@ alter table public.usage_metrics
   add column limit_amount bigint,
   add column resets_at timestamptz;
 
+-- Every allowed call writes a row, so keep its indexes few: the unique (organization_id, metric,
+-- request_id) index already serves the organization_id foreign key and policies.
+drop index public.usage_metrics_organization_id_idx;
+
 -- Lookups of a request id across metrics (release_usage, settle_usage).
 create index usage_metrics_request_id_idx on public.usage_metrics (organization_id, request_id)
   where request_id is not null;
@@ -59,7 +63,7 @@ alter table public.watchlists enable row level security;
 -- =================================================================================================
 
 /**
- * The plan in effect for an organization at billing.now(), and why. Reads the organization's
+ * The plan in effect for an organization at p_at (callers pass billing.now()), and why. Reads the organization's
  * latest subscription (a live one first):
  *   trialing before trial end                  -> the paid plan, reason 'trial'
  *   active or past_due inside the period       -> the paid plan, reason 'active' / 'past_due'
@@ -67,83 +71,91 @@ alter table public.watchlists enable row level security;
  *     (not for trials, and not when the user cancelled at period end)
  *   otherwise                                  -> the free plan, reason 'expired', 'past_due'
  *                                                 (grace over, still unpaid), 'canceled' or 'free'
- * No row for an unknown organization. plpgsql so its plan is cached: it sits on the hot path of
- * increment_usage.
+ * All nulls for an unknown organization. It sits on the hot path of increment_usage: a few
+ * index lookups with cached plans, one row out.
  */
-create function billing.effective_plan(p_organization_id uuid)
-returns table (
-  organization_id uuid,
-  timezone text,
-  plan_id uuid,
-  plan_code text,
-  tier text,
-  features jsonb,
-  reason text,
-  in_grace boolean,
-  subscription_id uuid,
-  subscription_status public.subscription_status,
-  current_period_end timestamptz,
-  grace_ends_at timestamptz
+create function billing.effective_plan(
+  p_organization_id uuid,
+  p_at timestamptz,
+  out organization_id uuid,
+  out timezone text,
+  out plan_id uuid,
+  out plan_code text,
+  out tier text,
+  out features jsonb,
+  out reason text,
+  out in_grace boolean,
+  out subscription_id uuid,
+  out subscription_status public.subscription_status,
+  out current_period_end timestamptz,
+  out grace_ends_at timestamptz
 )
 language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  v_trial_end timestamptz;
+  v_cancel_at_period_end boolean;
+  v_paid_plan_id uuid;
+  v_grace interval;
+  v_paid boolean;
 begin
-  return query
-  with clock as (
-    select billing.now() as t,
-           make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3)) as grace
-  ),
-  state as (
-    select o.id, o.timezone, s.id as sid, s.status, s.plan_id as paid_plan_id, s.current_period_end,
-           s.current_period_end + clock.grace as grace_end,
-           case
-             when s.id is null then 'free'
-             when s.status = 'trialing' then
-               case when clock.t < coalesce(s.trial_end, s.current_period_end) then 'trial' else 'expired' end
-             when s.status in ('active', 'past_due') then
-               case
-                 when clock.t < s.current_period_end then s.status::text
-                 when s.cancel_at_period_end then 'canceled'
-                 when clock.t < s.current_period_end + clock.grace then 'grace'
-                 when s.status = 'past_due' then 'past_due'
-                 else 'expired'
-               end
-             when s.status = 'canceled' then 'canceled'
-             else 'expired'
-           end as why
-    from public.organizations o
-    cross join clock
-    left join lateral (
-      select s.*
-      from public.subscriptions s
-      where s.organization_id = o.id
-        and s.status <> 'pending_payment'
-      order by s.status in ('trialing', 'active', 'past_due') desc, s.created_at desc
-      limit 1
-    ) s on true
-    where o.id = p_organization_id
-  ),
-  decided as (
-    select st.*,
-           -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
-           st.why in ('trial', 'active', 'grace')
-             or (st.why = 'past_due' and (select clock.t from clock) < st.current_period_end) as paid
-    from state st
-  )
-  select d.id, d.timezone, p.id, p.code, p.tier, p.features,
-         d.why, d.paid and d.why = 'grace',
-         d.sid, d.status, d.current_period_end,
-         case when d.sid is not null and d.status in ('active', 'past_due') then d.grace_end end
-  from decided d
-  left join public.billing_plans p
-    on p.id = case when d.paid then d.paid_plan_id
-                   else (select f.id from public.billing_plans f where f.tier = 'free' and f.active) end;
+  select o.id, o.timezone into organization_id, timezone
+  from public.organizations o
+  where o.id = p_organization_id;
+  if not found then
+    return;
+  end if;
+
+  -- The live subscription (at most one, by a unique index), else the latest that ended.
+  select s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end
+  into subscription_id, subscription_status, v_paid_plan_id, current_period_end, v_trial_end, v_cancel_at_period_end
+  from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('trialing', 'active', 'past_due');
+  if not found then
+    select s.id, s.status, s.plan_id, s.current_period_end
+    into subscription_id, subscription_status, v_paid_plan_id, current_period_end
+    from public.subscriptions s
+    where s.organization_id = p_organization_id and s.status in ('canceled', 'expired')
+    order by s.created_at desc
+    limit 1;
+  end if;
+
+  v_grace := pg_catalog.make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3));
+  reason := case
+    when subscription_id is null then 'free'
+    when subscription_status = 'trialing' then
+      case when p_at < coalesce(v_trial_end, current_period_end) then 'trial' else 'expired' end
+    when subscription_status in ('active', 'past_due') then
+      case
+        when p_at < current_period_end then subscription_status::text
+        when v_cancel_at_period_end then 'canceled'
+        when p_at < current_period_end + v_grace then 'grace'
+        when subscription_status = 'past_due' then 'past_due'
+        else 'expired'
+      end
+    when subscription_status = 'canceled' then 'canceled'
+    else 'expired'
+  end;
+  -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
+  v_paid := reason in ('trial', 'active', 'grace') or (reason = 'past_due' and p_at < current_period_end);
+  in_grace := v_paid and reason = 'grace';
+  if subscription_status in ('active', 'past_due') then
+    grace_ends_at := current_period_end + v_grace;
+  end if;
+
+  if v_paid then
+    select p.id, p.code, p.tier, p.features into plan_id, plan_code, tier, features
+    from public.billing_plans p where p.id = v_paid_plan_id;
+  else
+    select p.id, p.code, p.tier, p.features into plan_id, plan_code, tier, features
+    from public.billing_plans p where p.tier = 'free' and p.active;
+  end if;
 end;
 $$;
-revoke execute on function billing.effective_plan(uuid) from public;
-grant execute on function billing.effective_plan(uuid) to authenticated, service_role;
+revoke execute on function billing.effective_plan(uuid, timestamptz) from public;
+grant execute on function billing.effective_plan(uuid, timestamptz) to authenticated, service_role;
 
 /**
  * Who may read an organization's entitlements: its members, service_role, and database roles
@@ -172,23 +184,6 @@ $$;
 revoke execute on function billing.require_reader(uuid) from public;
 grant execute on function billing.require_reader(uuid) to authenticated, service_role;
 
-/** The metric name rule: lowercase snake_case, and not itself a `<metric>_per_<window>` key. */
-create function billing.check_metric(p_metric text)
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  if p_metric is null or p_metric !~ '^[a-z][a-z0-9_]{0,62}$' or p_metric ~ '_per_' then
-    raise exception 'metric name "%" is not valid: use lowercase snake_case such as ai_prompts (the plan key is <metric>_per_<window>)', p_metric
-      using errcode = 'invalid_parameter_value';
-  end if;
-end;
-$$;
-revoke execute on function billing.check_metric(text) from public;
-grant execute on function billing.check_metric(text) to service_role;
-
 /**
  * The one mechanism every usage change goes through: add p_delta to the metric's counters in
  * the windows p_units that contain p_at. A positive delta is applied only if it fits every
@@ -205,9 +200,13 @@ create function billing.apply_usage_delta(
   p_at timestamptz,
   p_timezone text,
   p_features jsonb,
-  p_delta bigint
+  p_delta bigint,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
 )
-returns table (allowed boolean, used bigint, limit_amount bigint, remaining bigint, resets_at timestamptz)
 language plpgsql
 volatile
 set search_path = ''
@@ -220,7 +219,8 @@ declare
   v_changed public.usage_window[];
   v_inserted boolean[];
   v_counts bigint[];
-  v_allowed boolean;
+  v_used bigint;
+  v_limit bigint;
 begin
   -- Window bounds on the organization's local clock (month ends and local midnight included).
   foreach v_unit in array p_units loop
@@ -248,8 +248,24 @@ begin
   into v_changed, v_inserted, v_counts
   from changed c;
 
-  v_allowed := coalesce(pg_catalog.cardinality(v_changed), 0) = pg_catalog.cardinality(p_units);
-  if not v_allowed and v_changed is not null then
+  allowed := coalesce(pg_catalog.cardinality(v_changed), 0) = pg_catalog.cardinality(p_units);
+  if allowed then
+    -- Report the tightest window from the counts just written: least remaining, unlimited
+    -- windows last, the shortest window first on ties (p_units runs minute to month).
+    for i in 1 .. pg_catalog.cardinality(p_units) loop
+      v_used := v_counts[pg_catalog.array_position(v_changed, p_units[i])];
+      v_limit := (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint;
+      if i = 1 or (v_limit is not null and (limit_amount is null or v_limit - v_used < remaining)) then
+        used := v_used;
+        limit_amount := v_limit;
+        remaining := v_limit - v_used;
+        resets_at := v_ends[i];
+      end if;
+    end loop;
+    return;
+  end if;
+
+  if v_changed is not null then
     -- Put back the windows that accepted: rows this call created go, the others get their count back.
     delete from public.usage_quotas q
     using unnest(p_units, v_starts) as w(unit, window_start),
@@ -266,19 +282,18 @@ begin
       and q.window_unit = w.unit and q.window_start = w.window_start;
   end if;
 
-  return query
-  select v_allowed, r.used, r.lim, r.lim - r.used, r.window_end
+  -- Refused: report the tightest window as it stands.
+  select r.used, r.lim, r.lim - r.used, r.window_end
+  into used, limit_amount, remaining, resets_at
   from (
-    select coalesce(case when v_allowed then v_counts[pg_catalog.array_position(v_changed, w.unit)] else q.count end, 0) as used,
+    select coalesce(q.count, 0) as used,
            (p_features ->> (p_metric || '_per_' || w.unit))::bigint as lim,
            w.window_end
     from unnest(p_units, v_starts, v_ends) as w(unit, window_start, window_end)
     left join public.usage_quotas q
-      on not v_allowed
-     and q.organization_id = p_organization_id and q.metric = p_metric
+      on q.organization_id = p_organization_id and q.metric = p_metric
      and q.window_unit = w.unit and q.window_start = w.window_start
   ) r
-  -- The tightest window: least remaining; unlimited windows last; the shortest window on ties.
   order by (r.lim - r.used) asc nulls last, r.window_end asc
   limit 1;
 end;
@@ -325,26 +340,24 @@ stable
 set search_path = ''
 as $$
 declare
-  v_result jsonb;
+  e record;
 begin
   perform billing.require_reader(p_organization_id);
-  select pg_catalog.jsonb_build_object(
-           'organization_id', e.organization_id,
-           'plan_code', e.plan_code,
-           'tier', coalesce(e.tier, 'free'),
-           'status', coalesce(e.subscription_status::text, 'free'),
-           'reason', e.reason,
-           'in_grace', e.in_grace,
-           'current_period_end', e.current_period_end,
-           'grace_ends_at', e.grace_ends_at,
-           'features', coalesce(e.features, '{}'::jsonb))
-  into v_result
-  from billing.effective_plan(p_organization_id) e;
-  if v_result is null then
+  e := billing.effective_plan(p_organization_id, billing.now());
+  if e.organization_id is null then
     raise exception 'not a member of organization %', p_organization_id
       using errcode = 'insufficient_privilege';
   end if;
-  return v_result;
+  return pg_catalog.jsonb_build_object(
+    'organization_id', e.organization_id,
+    'plan_code', e.plan_code,
+    'tier', coalesce(e.tier, 'free'),
+    'status', coalesce(e.subscription_status::text, 'free'),
+    'reason', e.reason,
+    'in_grace', e.in_grace,
+    'current_period_end', e.current_period_end,
+    'grace_ends_at', e.grace_ends_at,
+    'features', coalesce(e.features, '{}'::jsonb));
 end;
 $$;
 revoke execute on function public.get_entitlements(uuid) from public;
@@ -370,7 +383,7 @@ select e.organization_id, e.plan_code, coalesce(e.tier, 'free') as tier,
        coalesce(e.subscription_status::text, 'free') as status, e.reason, e.in_grace,
        e.current_period_end, e.grace_ends_at, coalesce(e.features, '{}'::jsonb) as features
 from public.organizations o
-cross join lateral billing.effective_plan(o.id) e;
+cross join lateral billing.effective_plan(o.id, billing.now()) e;
 grant select on public.organization_entitlements to authenticated, service_role;
 
 /**
@@ -383,9 +396,13 @@ create function public.increment_usage(
   p_organization_id uuid,
   p_metric text,
   p_amount integer default 1,
-  p_request_id text default null
+  p_request_id text default null,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
 )
-returns table (allowed boolean, used bigint, limit_amount bigint, remaining bigint, resets_at timestamptz)
 language plpgsql
 volatile
 set search_path = ''
@@ -393,7 +410,8 @@ as $$
 declare
   v_now timestamptz := billing.now();
   v_plan record;
-  v_units public.usage_window[];
+  v_unit public.usage_window;
+  v_units public.usage_window[] := '{}'::public.usage_window[];
   v_metric_id uuid;
   v_answer record;
 begin
@@ -401,25 +419,32 @@ begin
     raise exception 'increment_usage: amount must be a positive integer, got %', coalesce(p_amount::text, 'null')
       using errcode = 'invalid_parameter_value';
   end if;
-  perform billing.check_metric(p_metric);
+  if p_metric is null or p_metric !~ '^[a-z][a-z0-9_]{0,62}$' or p_metric ~ '_per_' then
+    raise exception 'increment_usage: metric name "%" is not valid: use lowercase snake_case such as ai_prompts (the plan key is <metric>_per_<window>)', p_metric
+      using errcode = 'invalid_parameter_value';
+  end if;
   if p_request_id is not null and (length(p_request_id) = 0 or length(p_request_id) > 200) then
     raise exception 'increment_usage: request id must be 1 to 200 characters'
       using errcode = 'invalid_parameter_value';
   end if;
 
-  select e.timezone, e.features into v_plan from billing.effective_plan(p_organization_id) e;
-  if not found then
+  v_plan := billing.effective_plan(p_organization_id, v_now);
+  if v_plan.organization_id is null then
     raise exception 'increment_usage: unknown organization %', p_organization_id
       using errcode = 'no_data_found';
   end if;
 
-  select coalesce(pg_catalog.array_agg(u.unit order by u.unit), '{}')
-  into v_units
-  from pg_catalog.unnest(pg_catalog.enum_range(null::public.usage_window)) as u(unit)
-  where v_plan.features ? (p_metric || '_per_' || u.unit);
-
+  foreach v_unit in array '{minute,hour,day,month}'::public.usage_window[] loop
+    if v_plan.features ? (p_metric || '_per_' || v_unit::text) then
+      v_units := v_units || v_unit;
+    end if;
+  end loop;
   if v_units = '{}' then
-    return query select false, 0::bigint, 0::bigint, 0::bigint, null::timestamptz;
+    -- Not in the plan: denied with limit 0.
+    allowed := false;
+    used := 0;
+    limit_amount := 0;
+    remaining := 0;
     return;
   end if;
 
@@ -430,17 +455,16 @@ begin
     on conflict (organization_id, metric, request_id) do nothing
     returning id into v_metric_id;
     if v_metric_id is null then
-      return query
       select true, m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
+      into allowed, used, limit_amount, remaining, resets_at
       from public.usage_metrics m
       where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id;
       return;
     end if;
   end if;
 
-  select * into v_answer
-  from billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone, v_plan.features, p_amount);
-
+  v_answer := billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
+                                        v_plan.features, p_amount);
   if not v_answer.allowed then
     delete from public.usage_metrics m where m.id = v_metric_id;
   elsif v_metric_id is not null then
@@ -454,7 +478,11 @@ begin
             v_answer.resets_at);
   end if;
 
-  return query select v_answer.allowed, v_answer.used, v_answer.limit_amount, v_answer.remaining, v_answer.resets_at;
+  allowed := v_answer.allowed;
+  used := v_answer.used;
+  limit_amount := v_answer.limit_amount;
+  remaining := v_answer.remaining;
+  resets_at := v_answer.resets_at;
 end;
 $$;
 revoke execute on function public.increment_usage(uuid, text, integer, text) from public;
@@ -471,9 +499,13 @@ create function public.settle_usage(
   p_organization_id uuid,
   p_request_id text,
   p_actual_amount bigint,
-  p_metric text default null
+  p_metric text default null,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
 )
-returns table (allowed boolean, used bigint, limit_amount bigint, remaining bigint, resets_at timestamptz)
 language plpgsql
 volatile
 set search_path = ''
@@ -510,17 +542,21 @@ begin
       using errcode = 'invalid_parameter_value';
   end if;
 
-  select e.timezone, e.features into v_plan from billing.effective_plan(p_organization_id) e;
-  select * into v_answer
-  from billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units, v_metric.occurred_at,
-                                 v_plan.timezone, v_plan.features, p_actual_amount - v_metric.amount);
+  v_plan := billing.effective_plan(p_organization_id, billing.now());
+  v_answer := billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
+                                        v_metric.occurred_at, v_plan.timezone, v_plan.features,
+                                        p_actual_amount - v_metric.amount);
   if v_answer.allowed then
     update public.usage_metrics m
     set amount = p_actual_amount, state = 'settled',
         used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
     where m.id = v_metric.id;
   end if;
-  return query select v_answer.allowed, v_answer.used, v_answer.limit_amount, v_answer.remaining, v_answer.resets_at;
+  allowed := v_answer.allowed;
+  used := v_answer.used;
+  limit_amount := v_answer.limit_amount;
+  remaining := v_answer.remaining;
+  resets_at := v_answer.resets_at;
 end;
 $$;
 revoke execute on function public.settle_usage(uuid, text, bigint, text) from public;
@@ -591,7 +627,8 @@ begin
   if v_key is null or v_key !~ '^max_[a-z][a-z0-9_]*$' then
     raise exception 'enforce_max_count needs a max_<thing> feature key as its argument' using errcode = 'invalid_parameter_value';
   end if;
-  select e.features into v_features from billing.effective_plan(new.organization_id) e;
+  select e.features into v_features from billing.effective_plan(new.organization_id, billing.now()) e
+  where e.organization_id is not null;
   if not found then
     raise exception 'unknown organization %', new.organization_id using errcode = 'foreign_key_violation';
   end if;

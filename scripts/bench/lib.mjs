@@ -1,0 +1,55 @@
+// Helpers for benchmark sections: pgbench runs with per-transaction logs, percentiles, tables.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { run } from "../lib/run.mjs";
+
+export const seconds = () => Number(process.env.BENCH_SECONDS ?? 10);
+
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * pgbench a script for `seconds()` with `clients` clients; returns tps and latency percentiles
+ * (ms) read from pgbench's per-transaction log.
+ */
+export async function pgbench(db, script, { clients = 16, threads = 2, define = {} } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "supabill-pgbench-"));
+  try {
+    const file = path.join(dir, "script.sql");
+    fs.writeFileSync(file, script);
+    const defines = Object.entries(define).flatMap(([k, v]) => ["-D", `${k}=${v}`]);
+    const { stdout } = await run(`/usr/lib/postgresql/15/bin/pgbench`, [
+      "-n", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(seconds()),
+      "-l", "--log-prefix", path.join(dir, "log"), ...defines, "-f", file,
+      "-h", "127.0.0.1", "-p", String(db.port), "-U", "postgres", "postgres",
+    ]);
+    const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
+    const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
+    const latencies = [];
+    for (const f of fs.readdirSync(dir).filter((f) => f.startsWith("log"))) {
+      for (const line of fs.readFileSync(path.join(dir, f), "utf8").split("\n")) {
+        const cols = line.split(" ");
+        if (cols.length > 2) latencies.push(Number(cols[2]) / 1000);
+      }
+    }
+    latencies.sort((a, b) => a - b);
+    return { tps, failed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), n: latencies.length };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function printTable(title, rows) {
+  const keys = Object.keys(rows[0]);
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
+  const line = (vals) => "| " + vals.map((v, i) => String(v).padEnd(widths[i])).join(" | ") + " |";
+  console.log(`\n${title}\n`);
+  console.log(line(keys));
+  console.log("| " + widths.map((w) => "-".repeat(w)).join(" | ") + " |");
+  for (const r of rows) console.log(line(keys.map((k) => r[k])));
+}
+
+export const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
