@@ -32,9 +32,39 @@ alter table public.usage_metrics
   add column limit_amount bigint,
   add column resets_at timestamptz;
 
--- Every allowed call writes a row, so keep its indexes few: the unique (organization_id, metric,
--- request_id) index already serves the organization_id foreign key and policies.
+-- Every allowed call writes a row, so the row is kept cheap:
+-- * no foreign keys: each would run a lookup and take a KEY SHARE lock on the organization (or
+--   user) row per call, which under concurrency on one organization becomes multixact
+--   contention and costs more than the counter upsert itself. increment_usage has already
+--   found the organization; rows go with their organization by the trigger below, and user_id
+--   is kept as a plain attribute (like the actor of subscription_history) that outlives the user.
+-- * indexes few, and partial where most rows would only add nulls.
+alter table public.usage_metrics
+  drop constraint usage_metrics_organization_id_fkey,
+  drop constraint usage_metrics_user_id_fkey;
 drop index public.usage_metrics_organization_id_idx;
+drop index public.usage_metrics_user_id_idx;
+alter table public.usage_metrics drop constraint usage_metrics_request_unique;
+create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, metric, request_id)
+  where request_id is not null;
+create index usage_metrics_organization_id_idx on public.usage_metrics (organization_id);
+
+/** Usage rows go with their organization (what the dropped foreign key's cascade did). */
+create function billing.delete_organization_usage()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  delete from public.usage_metrics m where m.organization_id = old.id;
+  return old;
+end;
+$$;
+revoke execute on function billing.delete_organization_usage() from public;
+
+create trigger organizations_delete_usage
+  after delete on public.organizations
+  for each row execute function billing.delete_organization_usage();
 
 -- Lookups of a request id across metrics (release_usage, settle_usage).
 create index usage_metrics_request_id_idx on public.usage_metrics (organization_id, request_id)
@@ -101,19 +131,20 @@ declare
   v_grace interval;
   v_paid boolean;
 begin
-  select o.id, o.timezone into organization_id, timezone
+  -- The organization with its live subscription (at most one, by a unique index).
+  select o.id, o.timezone, s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
+         pg_catalog.make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3))
+  into organization_id, timezone, subscription_id, subscription_status, v_paid_plan_id, current_period_end,
+       v_trial_end, v_cancel_at_period_end, v_grace
   from public.organizations o
+  left join public.subscriptions s
+    on s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due')
   where o.id = p_organization_id;
   if not found then
     return;
   end if;
-
-  -- The live subscription (at most one, by a unique index), else the latest that ended.
-  select s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end
-  into subscription_id, subscription_status, v_paid_plan_id, current_period_end, v_trial_end, v_cancel_at_period_end
-  from public.subscriptions s
-  where s.organization_id = p_organization_id and s.status in ('trialing', 'active', 'past_due');
-  if not found then
+  if subscription_id is null then
+    -- No live one: the latest that ended says why the plan is free.
     select s.id, s.status, s.plan_id, s.current_period_end
     into subscription_id, subscription_status, v_paid_plan_id, current_period_end
     from public.subscriptions s
@@ -122,7 +153,6 @@ begin
     limit 1;
   end if;
 
-  v_grace := pg_catalog.make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3));
   reason := case
     when subscription_id is null then 'free'
     when subscription_status = 'trialing' then
@@ -186,12 +216,14 @@ grant execute on function billing.require_reader(uuid) to authenticated, service
 
 /**
  * The one mechanism every usage change goes through: add p_delta to the metric's counters in
- * the windows p_units that contain p_at. A positive delta is applied only if it fits every
- * window's limit in p_features (a null limit is unlimited); then all windows change, or none:
- * one conditional upsert, and if any window refused, the others are put back before anyone can
- * see them (their row locks are still held). Concurrent calls serialize on the counter rows, so
- * no limit is ever passed. Returns whether the change was applied, and the tightest window after
- * it (or, when refused, as it stands).
+ * the windows p_units (minute to month) that contain p_at, on the organization's local clock.
+ * A positive delta is applied only if it fits every window's limit in p_features (a null limit
+ * is unlimited): each window is one conditional upsert, in a fixed order (so concurrent calls
+ * lock rows in the same order and never deadlock); if a window refuses, the windows already
+ * changed are put back before anyone can see them (their row locks are still held). Concurrent
+ * calls serialize on the counter rows, so no limit is ever passed. Reports whether the change
+ * was applied, and the tightest window after it (or, when refused, as it stands): least
+ * remaining, unlimited windows last, the shortest window first on ties.
  */
 create function billing.apply_usage_delta(
   p_organization_id uuid,
@@ -213,89 +245,74 @@ set search_path = ''
 as $$
 declare
   v_local timestamp := p_at at time zone p_timezone;
-  v_unit public.usage_window;
+  v_n integer := pg_catalog.cardinality(p_units);
   v_starts timestamptz[] := '{}'::timestamptz[];
   v_ends timestamptz[] := '{}'::timestamptz[];
-  v_changed public.usage_window[];
-  v_inserted boolean[];
-  v_counts bigint[];
-  v_used bigint;
-  v_limit bigint;
+  v_limits bigint[] := '{}'::bigint[];
+  v_counts bigint[] := '{}'::bigint[];
+  v_inserted boolean[] := '{}'::boolean[];
+  v_count bigint;
+  v_was_inserted boolean;
+  v_done integer := 0;
 begin
-  -- Window bounds on the organization's local clock (month ends and local midnight included).
-  foreach v_unit in array p_units loop
-    v_starts := v_starts || (pg_catalog.date_trunc(v_unit::text, v_local) at time zone p_timezone);
-    v_ends := v_ends || ((pg_catalog.date_trunc(v_unit::text, v_local)
-                          + ('1 ' || v_unit::text)::interval) at time zone p_timezone);
+  for i in 1 .. v_n loop
+    v_starts[i] := pg_catalog.date_trunc(p_units[i]::text, v_local) at time zone p_timezone;
+    v_ends[i] := (pg_catalog.date_trunc(p_units[i]::text, v_local) + ('1 ' || p_units[i]::text)::interval)
+                 at time zone p_timezone;
+    v_limits[i] := (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint;
   end loop;
 
-  with changed as (
+  for i in 1 .. v_n loop
+    exit when p_delta > 0 and p_delta > coalesce(v_limits[i], p_delta);
     insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
-    select p_organization_id, p_metric, w.unit, w.window_start, greatest(p_delta, 0), pg_catalog.now()
-    from unnest(p_units, v_starts) with ordinality as w(unit, window_start, ord)
-    where p_delta <= 0
-       or p_delta <= coalesce((p_features ->> (p_metric || '_per_' || w.unit))::bigint, p_delta)
-    order by w.ord
+    values (p_organization_id, p_metric, p_units[i], v_starts[i], greatest(p_delta, 0), pg_catalog.now())
     on conflict (organization_id, metric, window_unit, window_start) do update
       set count = greatest(q.count + p_delta, 0),
           updated_at = excluded.updated_at
-      where p_delta <= 0
-         or q.count + p_delta <= coalesce((p_features ->> (p_metric || '_per_' || q.window_unit))::bigint,
-                                          q.count + p_delta)
-    returning q.window_unit, q.count, q.xmax = 0 as inserted
-  )
-  select pg_catalog.array_agg(c.window_unit), pg_catalog.array_agg(c.inserted), pg_catalog.array_agg(c.count)
-  into v_changed, v_inserted, v_counts
-  from changed c;
+      where p_delta <= 0 or v_limits[i] is null or q.count + p_delta <= v_limits[i]
+    returning q.count, q.xmax = 0 into v_count, v_was_inserted;
+    exit when not found;
+    v_counts[i] := v_count;
+    v_inserted[i] := v_was_inserted;
+    v_done := i;
+  end loop;
+  allowed := v_done = v_n;
 
-  allowed := coalesce(pg_catalog.cardinality(v_changed), 0) = pg_catalog.cardinality(p_units);
-  if allowed then
-    -- Report the tightest window from the counts just written: least remaining, unlimited
-    -- windows last, the shortest window first on ties (p_units runs minute to month).
-    for i in 1 .. pg_catalog.cardinality(p_units) loop
-      v_used := v_counts[pg_catalog.array_position(v_changed, p_units[i])];
-      v_limit := (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint;
-      if i = 1 or (v_limit is not null and (limit_amount is null or v_limit - v_used < remaining)) then
-        used := v_used;
-        limit_amount := v_limit;
-        remaining := v_limit - v_used;
-        resets_at := v_ends[i];
-      end if;
-    end loop;
-    return;
-  end if;
-
-  if v_changed is not null then
+  if not allowed then
     -- Put back the windows that accepted: rows this call created go, the others get their count back.
-    delete from public.usage_quotas q
-    using unnest(p_units, v_starts) as w(unit, window_start),
-          unnest(v_changed, v_inserted) as c(unit, inserted)
-    where c.unit = w.unit and c.inserted
-      and q.organization_id = p_organization_id and q.metric = p_metric
-      and q.window_unit = w.unit and q.window_start = w.window_start;
-    update public.usage_quotas q
-    set count = q.count - p_delta
-    from unnest(p_units, v_starts) as w(unit, window_start),
-         unnest(v_changed, v_inserted) as c(unit, inserted)
-    where c.unit = w.unit and not c.inserted
-      and q.organization_id = p_organization_id and q.metric = p_metric
-      and q.window_unit = w.unit and q.window_start = w.window_start;
+    for i in 1 .. v_done loop
+      if v_inserted[i] then
+        delete from public.usage_quotas q
+        where q.organization_id = p_organization_id and q.metric = p_metric
+          and q.window_unit = p_units[i] and q.window_start = v_starts[i];
+      else
+        update public.usage_quotas q
+        set count = q.count - p_delta
+        where q.organization_id = p_organization_id and q.metric = p_metric
+          and q.window_unit = p_units[i] and q.window_start = v_starts[i]
+        returning q.count into v_count;
+      end if;
+      v_counts[i] := case when v_inserted[i] then 0 else v_count end;
+    end loop;
+    -- The windows not reached: their counts as they stand.
+    for i in v_done + 1 .. v_n loop
+      select q.count into v_count
+      from public.usage_quotas q
+      where q.organization_id = p_organization_id and q.metric = p_metric
+        and q.window_unit = p_units[i] and q.window_start = v_starts[i];
+      v_counts[i] := coalesce(v_count, 0);
+      v_count := null;
+    end loop;
   end if;
 
-  -- Refused: report the tightest window as it stands.
-  select r.used, r.lim, r.lim - r.used, r.window_end
-  into used, limit_amount, remaining, resets_at
-  from (
-    select coalesce(q.count, 0) as used,
-           (p_features ->> (p_metric || '_per_' || w.unit))::bigint as lim,
-           w.window_end
-    from unnest(p_units, v_starts, v_ends) as w(unit, window_start, window_end)
-    left join public.usage_quotas q
-      on q.organization_id = p_organization_id and q.metric = p_metric
-     and q.window_unit = w.unit and q.window_start = w.window_start
-  ) r
-  order by (r.lim - r.used) asc nulls last, r.window_end asc
-  limit 1;
+  for i in 1 .. v_n loop
+    if i = 1 or (v_limits[i] is not null and (limit_amount is null or v_limits[i] - v_counts[i] < remaining)) then
+      used := v_counts[i];
+      limit_amount := v_limits[i];
+      remaining := v_limits[i] - v_counts[i];
+      resets_at := v_ends[i];
+    end if;
+  end loop;
 end;
 $$;
 revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) from public;
@@ -452,7 +469,7 @@ begin
     -- Claim the request id first: a concurrent duplicate waits here, then sees the first answer.
     insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at)
     values (p_organization_id, p_metric, p_amount, p_request_id, v_units, v_now)
-    on conflict (organization_id, metric, request_id) do nothing
+    on conflict (organization_id, metric, request_id) where request_id is not null do nothing
     returning id into v_metric_id;
     if v_metric_id is null then
       select true, m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
