@@ -1,0 +1,163 @@
+// Signed Razorpay webhooks through the local functions server: 32 deliveries in flight at once,
+// half of them duplicates (each payment.captured event is delivered twice, the two copies at
+// about the same time, as Razorpay's retries race their originals). Reports deliveries per
+// second and latency percentiles as the provider sees them (HTTP round trip), then checks in the
+// database that every payment was applied exactly once. Target: p99 < 100 ms.
+import crypto from "node:crypto";
+import path from "node:path";
+import postgres from "postgres";
+import { loadOrCreateKeys } from "../lib/keys.mjs";
+import { freePort } from "../lib/pg.mjs";
+import { startFakeUpstreams, startFunctions, supabaseEnv } from "../lib/stack.mjs";
+
+const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
+const CONCURRENCY = 32;
+const PRICE = 49900;
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+function printTable(title, rows) {
+  const keys = Object.keys(rows[0]);
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
+  const line = (vals) => "| " + vals.map((v, i) => String(v).padEnd(widths[i])).join(" | ") + " |";
+  console.log(`\n${title}\n`);
+  console.log(line(keys));
+  console.log("| " + widths.map((w) => "-".repeat(w)).join(" | ") + " |");
+  for (const r of rows) console.log(line(keys.map((k) => r[k])));
+}
+
+export default async function webhooks(db) {
+  const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
+  const apiPort = await freePort();
+  const secret = () => crypto.randomBytes(12).toString("hex");
+  const providers = {
+    PAYU_MERCHANT_KEY: `k${secret().slice(0, 6)}`,
+    PAYU_MERCHANT_SALT: secret(),
+    RAZORPAY_KEY_ID: `rzp_test_${secret().slice(0, 14)}`,
+    RAZORPAY_KEY_SECRET: secret(),
+    RAZORPAY_WEBHOOK_SECRET: secret(),
+    GROQ_API_KEY: `gsk_${secret()}`,
+  };
+  const fakes = await startFakeUpstreams({ env: providers, logFile: path.join(db.dir, "fakes.log") });
+  const env = {
+    ...supabaseEnv({ apiPort, dbUrl: db.url, keys }),
+    ...providers,
+    PAYU_BASE_URL: fakes,
+    RAZORPAY_API_BASE: `${fakes}/v1`,
+    GROQ_BASE_URL: fakes,
+    SUPABILL_LOG: "off",
+    SUPABILL_DB_POOL_SIZE: String(CONCURRENCY),
+  };
+  await startFunctions({ env, logFile: path.join(db.dir, "functions.log") });
+  const url = `${env.SUPABASE_URL}/functions/v1/razorpay-webhook`;
+
+  // One organization and one open Razorpay order per payment, so deliveries for different
+  // payments do not wait on each other's locks (and the duplicates do).
+  const sql = postgres(db.url, { max: 4, prepare: false, onnotice: () => {} });
+  try {
+    await sql`insert into public.billing_plans (id, code, name, tier, interval, price_cents)
+      values ('00000000-0000-4000-8000-00000000b020', 'bench_webhooks', 'Bench webhooks', 'pro', 'month', ${PRICE})`;
+    await sql`insert into public.organizations (id, name)
+      select ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'bench webhooks ' || i
+      from generate_series(1, ${PAYMENTS}) i`;
+    await sql`insert into public.orders (organization_id, plan_id, provider, receipt, provider_order_id, amount_cents, status)
+      select ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '00000000-0000-4000-8000-00000000b020',
+             'razorpay', 'bench_rcpt_' || i, 'order_bench' || i, ${PRICE}, 'pending'
+      from generate_series(1, ${PAYMENTS}) i`;
+
+    const now = Math.floor(Date.now() / 1000);
+    const deliveries = [];
+    for (let i = 1; i <= PAYMENTS; i++) {
+      const body = JSON.stringify({
+        entity: "event",
+        account_id: "acc_bench",
+        event: "payment.captured",
+        contains: ["payment"],
+        payload: {
+          payment: {
+            entity: {
+              id: `pay_bench${i}`, entity: "payment", amount: PRICE, currency: "INR", status: "captured",
+              order_id: `order_bench${i}`, method: "upi", captured: true, notes: [], created_at: now,
+            },
+          },
+        },
+        created_at: now,
+      });
+      const signature = crypto.createHmac("sha256", providers.RAZORPAY_WEBHOOK_SECRET).update(body).digest("hex");
+      const delivery = { body, signature, eventId: `evt_bench_${i}` };
+      deliveries.push(delivery, delivery); // the duplicate right behind its original
+    }
+
+    const send = async (d) => {
+      const started = performance.now();
+      const res = await fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-razorpay-signature": d.signature,
+          "x-razorpay-event-id": d.eventId,
+        },
+        body: d.body,
+      });
+      const answer = await res.json();
+      return { ms: performance.now() - started, status: res.status, result: answer.result };
+    };
+
+    // Warm up the connection pool and the server: signed events of a type we do not handle.
+    const warmBody = JSON.stringify({ entity: "event", event: "bench.warmup", contains: [], payload: {}, created_at: now });
+    const warmSignature = crypto.createHmac("sha256", providers.RAZORPAY_WEBHOOK_SECRET).update(warmBody).digest("hex");
+    await Promise.all(Array.from({ length: CONCURRENCY * 4 }, (_, i) =>
+      send({ body: warmBody, signature: warmSignature, eventId: `evt_warmup_${i}` })
+    ));
+
+    const results = [];
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next < deliveries.length) results.push(await send(deliveries[next++]));
+    }));
+    const seconds = (performance.now() - started) / 1000;
+
+    const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
+    const count = (result) => results.filter((r) => r.result === result).length;
+    const p99 = percentile(latencies, 99);
+    printTable(`Razorpay webhooks through the functions server (${CONCURRENCY} in flight, half duplicates)`, [{
+      deliveries: results.length,
+      "non-2xx": results.filter((r) => r.status !== 200).length,
+      applied: count("applied"),
+      duplicate: count("duplicate"),
+      "per second": Math.round(results.length / seconds),
+      "p50 ms": latencies.length ? percentile(latencies, 50).toFixed(1) : "-",
+      "p99 ms": latencies.length ? p99.toFixed(1) : "-",
+      "max ms": latencies.length ? latencies[latencies.length - 1].toFixed(1) : "-",
+      "p99 < 100 ms": p99 < 100 ? "yes" : "NO",
+    }]);
+
+    const [check] = await sql`select
+      (select count(*)::int from public.webhook_events where event_id like 'evt_bench_%') as webhook_events,
+      (select coalesce(sum(attempts), 0)::int from public.webhook_events where event_id like 'evt_bench_%') as attempts,
+      (select count(*)::int from public.payment_events where provider_payment_id like 'pay_bench%') as payment_events,
+      (select count(*)::int from (select provider_payment_id from public.payment_events
+         where provider_payment_id like 'pay_bench%' group by 1 having count(*) > 1) d) as payments_twice,
+      (select count(*)::int from public.subscription_history h join public.organizations o on o.id = h.organization_id
+         where o.name like 'bench webhooks %') as history,
+      (select count(*)::int from public.subscriptions s join public.organizations o on o.id = s.organization_id
+         where o.name like 'bench webhooks %' and s.status = 'active'
+           and s.current_period_end = s.current_period_start + interval '1 month') as one_period,
+      (select count(*)::int from public.orders where receipt like 'bench_rcpt_%' and status = 'paid') as paid_orders`;
+    printTable("Applied exactly once? (rows in the database after the run)", [{
+      payments: PAYMENTS,
+      ...check,
+    }]);
+    const ok = check.webhook_events === PAYMENTS && check.attempts === 2 * PAYMENTS &&
+      check.payment_events === PAYMENTS && check.payments_twice === 0 && check.history === PAYMENTS &&
+      check.one_period === PAYMENTS && check.paid_orders === PAYMENTS && count("applied") === PAYMENTS &&
+      results.every((r) => r.status === 200);
+    console.log(ok
+      ? `\nexactly once: ${PAYMENTS} payments, each applied once, ${PAYMENTS} duplicates acknowledged without effect`
+      : "\nexactly once: FAILED (see the counts above)");
+    if (!ok) process.exitCode = 1;
+  } finally {
+    await sql.end();
+  }
+}
