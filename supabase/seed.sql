@@ -14,9 +14,10 @@ values
   (
     'free', 'Free', 'For trying things out.', 'free', 'month', 0, 'INR', 0,
     '{
+      "ai_requests_per_minute": 10,
       "ai_prompts_per_minute": 5,
       "ai_prompts_per_day": 20,
-      "ai_tokens_per_month": 50000,
+      "groq_tokens_per_month": 50000,
       "max_watchlists": 3,
       "max_members": 1,
       "api_access": false,
@@ -29,9 +30,10 @@ values
   (
     'basic_monthly', 'Basic (monthly)', 'For individuals who use it every day.', 'basic', 'month', 49900, 'INR', 7,
     '{
+      "ai_requests_per_minute": 10,
       "ai_prompts_per_minute": 10,
       "ai_prompts_per_day": 100,
-      "ai_tokens_per_month": 1000000,
+      "groq_tokens_per_month": 1000000,
       "max_watchlists": 10,
       "max_members": 3,
       "api_access": false,
@@ -44,9 +46,10 @@ values
   (
     'basic_yearly', 'Basic (yearly)', 'Basic, billed yearly: two months free.', 'basic', 'year', 499000, 'INR', 0,
     '{
+      "ai_requests_per_minute": 10,
       "ai_prompts_per_minute": 10,
       "ai_prompts_per_day": 100,
-      "ai_tokens_per_month": 1000000,
+      "groq_tokens_per_month": 1000000,
       "max_watchlists": 10,
       "max_members": 3,
       "api_access": false,
@@ -59,9 +62,10 @@ values
   (
     'pro_monthly', 'Pro (monthly)', 'For teams and heavy users.', 'pro', 'month', 99900, 'INR', 7,
     '{
+      "ai_requests_per_minute": 10,
       "ai_prompts_per_minute": 30,
       "ai_prompts_per_day": 500,
-      "ai_tokens_per_month": 10000000,
+      "groq_tokens_per_month": 10000000,
       "max_watchlists": 50,
       "max_members": 20,
       "api_access": true,
@@ -74,9 +78,10 @@ values
   (
     'pro_yearly', 'Pro (yearly)', 'Pro, billed yearly: two months free.', 'pro', 'year', 999000, 'INR', 0,
     '{
+      "ai_requests_per_minute": 10,
       "ai_prompts_per_minute": 30,
       "ai_prompts_per_day": 500,
-      "ai_tokens_per_month": 10000000,
+      "groq_tokens_per_month": 10000000,
       "max_watchlists": 50,
       "max_members": 20,
       "api_access": true,

@@ -89,6 +89,15 @@ insert into public.watchlists (id, organization_id, name) values
   ('f4000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'RLS watchlist A'),
   ('f4000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 'RLS watchlist B');
 
+-- AI gateway: one logged AI request per organization, one cached answer for A.
+insert into public.ai_requests (id, organization_id, user_id, request_id, model, status) values
+  ('f6000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'a1111111-0000-4000-8000-000000000003', 'ai_' || repeat('a', 32), 'llama-3.1-8b-instant', 'completed'),
+  ('f6000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b',
+   'a1111111-0000-4000-8000-000000000004', 'ai_' || repeat('b', 32), 'llama-3.1-8b-instant', 'completed');
+insert into public.ai_cache (organization_id, cache_key, model, response, expires_at) values
+  ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('a', 64), 'llama-3.1-8b-instant', '{}', now() + interval '1 day');
+
 -- -------------------------------------------------------------------------------------------------
 -- Who acts: one row per role of the matrix.
 -- -------------------------------------------------------------------------------------------------
@@ -175,7 +184,13 @@ insert into rls_targets values
   ('billing_settings', $$id$$,
    $$insert into public.billing_settings (id) values (true)$$),
   ('watchlists', $$id = 'f4000000-0000-4000-8000-000000000001'$$,
-   $$insert into public.watchlists (organization_id, name) values ('aaaaaaaa-0000-4000-8000-00000000000a', 'Inserted')$$);
+   $$insert into public.watchlists (organization_id, name) values ('aaaaaaaa-0000-4000-8000-00000000000a', 'Inserted')$$),
+  ('ai_requests', $$id = 'f6000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.ai_requests (organization_id, request_id, model, status)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_' || repeat('c', 32), 'llama-3.1-8b-instant', 'completed')$$),
+  ('ai_cache', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and cache_key = repeat('a', 64)$$,
+   $$insert into public.ai_cache (organization_id, cache_key, model, response, expires_at)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('c', 64), 'llama-3.1-8b-instant', '{}', now())$$);
 
 -- -------------------------------------------------------------------------------------------------
 -- THE expectations: table x command -> outcome for each role.
@@ -277,7 +292,19 @@ insert into rls_expectations values
   ('watchlists',             'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('watchlists',             'insert', 'error', 'error', 'ok',    'ok',    'ok',    'ok'),
   ('watchlists',             'update', 'error', 'none',  'ok',    'ok',    'ok',    'ok'),
-  ('watchlists',             'delete', 'error', 'none',  'ok',    'ok',    'ok',    'ok');
+  ('watchlists',             'delete', 'error', 'none',  'ok',    'ok',    'ok',    'ok'),
+
+  -- the AI request log: owners and admins read their organization's; only the gateway writes
+  ('ai_requests',            'select', 'error', 'none',  'none',  'rows',  'rows',  'rows'),
+  ('ai_requests',            'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_requests',            'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_requests',            'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- the AI answer cache: service_role only
+  ('ai_cache',               'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
+  ('ai_cache',               'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_cache',               'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_cache',               'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
 
 -- -------------------------------------------------------------------------------------------------
 -- The runner: act as a role, run one statement, report the outcome, roll it back.

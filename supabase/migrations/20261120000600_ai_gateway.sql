@@ -1,0 +1,629 @@
+-- =================================================================================================
+-- AI gateway: Groq calls reserved, then settled (DESIGN 5), cached per organization, logged.
+--
+--   ai_reserve(org, user, model, max_tokens, prompt_tokens, cache_key, stream)
+--     the one SQL call before the upstream: membership, the plan's models (`ai_models`), the
+--     per-user rate limit (`ai_requests_per_<window>`), a cache hit (`ai_cache`, 24 h), the prompt
+--     quota (`ai_prompts_per_<window>`) and a token reservation (`groq_tokens_per_<window>`, with
+--     max_tokens capped to what is left), all or nothing; a denial counts nothing (it is logged).
+--   ai_settle(request_id, prompt_tokens, completion_tokens, ...)
+--     after the call: the reservation becomes the actual usage (settle_usage), the answer is
+--     cached, the log row completed.
+--   ai_release(request_id, status, error_code, ...)
+--     the upstream failed or timed out: the prompt and the tokens are given back (release_usage).
+--   billing.ai_release_stale_reservations() / billing.ai_purge_cache()
+--     pg_cron jobs `ai-release-stale-reservations` (every minute) and `ai-purge-cache` (hourly).
+--
+-- Every counter goes through billing.apply_usage_delta (the one mechanism, 0200): the org-wide
+-- metrics `ai_prompts` and `groq_tokens`, and the per-user request counter, which is the metric
+-- `ai_requests_u_<user id hex>` of the organization with the limits of the plan's
+-- `ai_requests_per_<window>` keys. All three functions are for service_role only: the ai-chat
+-- function verifies the user's JWT and passes the user id from its claims (a signed-in user
+-- calling these through the API could otherwise settle their own usage at zero).
+--
+-- Sections: 1. types; 2. tables; 3. helper functions; 4. policies; 5. public functions; 6. jobs.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+/**
+ * Where an AI request stands: pending (tokens reserved, upstream in flight), completed, cached
+ * (answered from ai_cache), denied (a limit or the model list refused it: nothing counted),
+ * upstream_error / upstream_timeout (released, or settled when a stream had begun),
+ * client_closed (the client went away mid-stream: what was generated is settled), expired
+ * (never settled; released by the ai-release-stale-reservations job).
+ */
+create type public.ai_request_status as enum (
+  'pending', 'completed', 'cached', 'denied', 'upstream_error', 'upstream_timeout', 'client_closed', 'expired'
+);
+
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- ai_requests
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * One row per AI call that reached ai_reserve: who, which model, tokens in (prompt) and out
+ * (completion), what was reserved and what was finally counted against the quota, latency,
+ * whether the cache answered, the outcome and its error code. `request_id` is also the
+ * usage_metrics request id of the call's ai_prompts and groq_tokens rows. Owners and admins of
+ * the organization read it; only the gateway (service_role) writes.
+ */
+create table public.ai_requests (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  user_id uuid references auth.users (id) on delete set null,
+  request_id text not null unique check (request_id ~ '^ai_[0-9a-f]{32}$'),
+  model text not null check (length(model) between 1 and 128),
+  status public.ai_request_status not null,
+  cached boolean not null default false,
+  stream boolean not null default false,
+  max_tokens integer check (max_tokens > 0),
+  reserved_tokens bigint not null default 0 check (reserved_tokens >= 0),
+  prompt_tokens integer check (prompt_tokens >= 0),
+  completion_tokens integer check (completion_tokens >= 0),
+  counted_tokens bigint check (counted_tokens >= 0),
+  latency_ms integer check (latency_ms >= 0),
+  error_code text check (error_code ~ '^[a-z][a-z0-9_]{0,62}$'),
+  cache_key text check (cache_key ~ '^[0-9a-f]{64}$'),
+  expires_at timestamptz,
+  completed_at timestamptz,
+  created_at timestamptz not null default now(),
+  constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null)
+);
+/** Foreign keys and the policy column; an organization's calls in time order. */
+create index ai_requests_organization_id_idx on public.ai_requests (organization_id, created_at);
+create index ai_requests_user_id_idx on public.ai_requests (user_id);
+/** Reservations still open, for the release job. */
+create index ai_requests_pending_expires_at_idx on public.ai_requests (expires_at) where status = 'pending';
+grant select on public.ai_requests to authenticated;
+grant select, insert, update, delete on public.ai_requests to service_role;
+alter table public.ai_requests enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- ai_cache
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Answers kept 24 hours per organization, keyed by the sha256 (hex) of the request's canonical
+ * JSON (model, messages, temperature, max_tokens). A hit costs no prompt and no tokens (the
+ * per-user rate limit still counts it). service_role only: members never read it directly.
+ */
+create table public.ai_cache (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  cache_key text not null check (cache_key ~ '^[0-9a-f]{64}$'),
+  model text not null check (length(model) between 1 and 128),
+  response jsonb not null check (jsonb_typeof(response) = 'object'),
+  prompt_tokens integer not null default 0 check (prompt_tokens >= 0),
+  completion_tokens integer not null default 0 check (completion_tokens >= 0),
+  created_at timestamptz not null default now(),
+  expires_at timestamptz not null,
+  primary key (organization_id, cache_key)
+);
+/** Expired answers, for the purge job. (organization_id leads the primary key.) */
+create index ai_cache_expires_at_idx on public.ai_cache (expires_at);
+grant select, insert, update, delete on public.ai_cache to service_role;
+alter table public.ai_cache enable row level security;
+
+
+-- =================================================================================================
+-- 3. Helper functions
+-- =================================================================================================
+
+/**
+ * The usage metric that counts one user's AI requests in one organization (the per-user rate
+ * limit): `ai_requests_u_` and the user id in hex, 46 characters, a valid usage_quotas metric.
+ * (ai_reserve spells the same expression inline: it sits on the hot path, and a function with
+ * its own search_path is never inlined.)
+ */
+create function billing.ai_rate_metric(p_user_id uuid)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select 'ai_requests_u_' || pg_catalog.replace(p_user_id::text, '-', '')
+$$;
+revoke execute on function billing.ai_rate_metric(uuid) from public;
+grant execute on function billing.ai_rate_metric(uuid) to service_role;
+
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+create policy "Owners and admins can read their organization's AI requests"
+  on public.ai_requests for select to authenticated
+  using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
+
+-- ai_cache: no policies. Only service_role (which bypasses RLS) has grants.
+
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+/**
+ * Reserve one AI call for p_user_id in p_organization_id, or say why not, in one atomic step.
+ * In order: the user must be a member (else denial 'not_a_member', not logged); the per-user
+ * rate limit counts the call ('rate'); p_model must be in the plan's `ai_models` array
+ * ('model_not_allowed'); a live ai_cache row for p_cache_key answers at once (cached_response,
+ * no prompt, no tokens); the prompt quota counts 1 ('prompts'); the token quota reserves
+ * p_prompt_tokens (the caller's estimate) + max_tokens, where max_tokens is p_max_tokens
+ * (default 1024) capped to what the quota has left ('tokens' when less than 16, or than
+ * p_max_tokens if smaller, is left for the answer). A denial changes no counter; it is logged in
+ * ai_requests (status denied) unless the caller is not a member. A metric the plan does not name
+ * has limit 0. Returns the reservation (request_id, capped max_tokens, reserved_tokens), the
+ * per-user rate window after this call (as it stands on a denial), and for a denial the refusing
+ * limit, what is left of it and the seconds until its window resets. The reservation expires
+ * after 15 minutes (billing.ai_release_stale_reservations). service_role only.
+ */
+create function public.ai_reserve(
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_model text,
+  p_max_tokens integer,
+  p_prompt_tokens integer,
+  p_cache_key text default null,
+  p_stream boolean default false,
+  out allowed boolean,
+  out denial text,
+  out request_id text,
+  out plan_code text,
+  out max_tokens integer,
+  out reserved_tokens bigint,
+  out cached_response jsonb,
+  out rate_limit bigint,
+  out rate_remaining bigint,
+  out rate_reset_seconds integer,
+  out limit_amount bigint,
+  out remaining bigint,
+  out retry_after_seconds integer
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  c_default_max_tokens constant integer := 1024;
+  c_min_answer_tokens constant integer := 16;
+  c_reservation_ttl constant interval := interval '15 minutes';
+  v_now timestamptz := billing.now();
+  v_plan record;
+  v_features jsonb;
+  v_month_end timestamptz;
+  v_rate_metric text;
+  v_rate_units public.usage_window[] := '{}'::public.usage_window[];
+  v_rate_features jsonb := '{}'::jsonb;
+  v_prompt_units public.usage_window[] := '{}'::public.usage_window[];
+  v_token_units public.usage_window[] := '{}'::public.usage_window[];
+  v_unit public.usage_window;
+  v_requested integer := coalesce(p_max_tokens, c_default_max_tokens);
+  v_rate record;
+  v_answer record;
+  v_cache record;
+  v_available bigint;
+begin
+  if p_organization_id is null or p_user_id is null then
+    raise exception 'ai_reserve: organization id and user id are required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_model is null or p_model !~ '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$' then
+    raise exception 'ai_reserve: model "%" is not a valid model name', p_model using errcode = 'invalid_parameter_value';
+  end if;
+  if p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > 131072) then
+    raise exception 'ai_reserve: max_tokens must be 1 to 131072, got %', p_max_tokens using errcode = 'invalid_parameter_value';
+  end if;
+  if p_prompt_tokens is null or p_prompt_tokens < 1 or p_prompt_tokens > 1000000 then
+    raise exception 'ai_reserve: prompt token estimate must be 1 to 1000000, got %', coalesce(p_prompt_tokens::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_cache_key is not null and p_cache_key !~ '^[0-9a-f]{64}$' then
+    raise exception 'ai_reserve: cache key must be a sha256 in lowercase hex' using errcode = 'invalid_parameter_value';
+  end if;
+
+  -- Not a member (or no such organization): nothing is read or written for a stranger.
+  if not exists (select 1 from public.organization_members m
+                 where m.organization_id = p_organization_id and m.user_id = p_user_id) then
+    allowed := false;
+    denial := 'not_a_member';
+    return;
+  end if;
+
+  v_plan := billing.effective_plan(p_organization_id, v_now);
+  v_features := coalesce(v_plan.features, '{}'::jsonb);
+  plan_code := v_plan.plan_code;
+  request_id := 'ai_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
+  -- A metric the plan does not name has limit 0 and no window: retry when the month turns.
+  v_month_end := (pg_catalog.date_trunc('month', v_now at time zone v_plan.timezone) + interval '1 month')
+                 at time zone v_plan.timezone;
+
+  -- The windows each metric has in the plan (minute to month), and the per-user rate limits
+  -- renamed to the user's own counter (= billing.ai_rate_metric(p_user_id)).
+  v_rate_metric := 'ai_requests_u_' || pg_catalog.replace(p_user_id::text, '-', '');
+  foreach v_unit in array '{minute,hour,day,month}'::public.usage_window[] loop
+    if v_features ? ('ai_requests_per_' || v_unit::text) then
+      v_rate_units := v_rate_units || v_unit;
+      v_rate_features := v_rate_features || pg_catalog.jsonb_build_object(
+        v_rate_metric || '_per_' || v_unit::text, v_features -> ('ai_requests_per_' || v_unit::text));
+    end if;
+    if v_features ? ('ai_prompts_per_' || v_unit::text) then
+      v_prompt_units := v_prompt_units || v_unit;
+    end if;
+    if v_features ? ('groq_tokens_per_' || v_unit::text) then
+      v_token_units := v_token_units || v_unit;
+    end if;
+  end loop;
+
+  -- Everything that counts happens in this block; a denial raises SBAI0, which undoes it all.
+  begin
+    -- 1. The per-user rate limit.
+    if v_rate_units = '{}' then
+      rate_limit := 0;
+      rate_remaining := 0;
+      rate_reset_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_month_end - v_now)))::integer;
+      denial := 'rate';
+      raise exception using errcode = 'SBAI0';
+    end if;
+    v_rate := billing.apply_usage_delta(p_organization_id, v_rate_metric, v_rate_units, v_now, v_plan.timezone,
+                                        v_rate_features, 1);
+    rate_limit := v_rate.limit_amount;
+    rate_remaining := v_rate.remaining;
+    rate_reset_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_rate.resets_at - v_now)))::integer;
+    if not v_rate.allowed then
+      denial := 'rate';
+      raise exception using errcode = 'SBAI0';
+    end if;
+
+    -- 2. The plan's models.
+    if not coalesce(v_features -> 'ai_models' @> pg_catalog.to_jsonb(p_model), false) then
+      denial := 'model_not_allowed';
+      raise exception using errcode = 'SBAI0';
+    end if;
+
+    -- 3. The cache: an answer from the last 24 hours costs no prompt and no tokens.
+    if p_cache_key is not null then
+      select c.response, c.prompt_tokens, c.completion_tokens into v_cache
+      from public.ai_cache c
+      where c.organization_id = p_organization_id and c.cache_key = p_cache_key and c.expires_at > v_now;
+      if found then
+        allowed := true;
+        cached_response := v_cache.response;
+        insert into public.ai_requests (organization_id, user_id, request_id, model, status, cached, stream,
+                                        prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key,
+                                        completed_at)
+        values (p_organization_id, p_user_id, request_id, p_model, 'cached', true, coalesce(p_stream, false),
+                v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, v_now);
+        return;
+      end if;
+    end if;
+
+    -- 4. The prompt quota (org-wide).
+    if v_prompt_units = '{}' then
+      denial := 'prompts';
+      limit_amount := 0;
+      remaining := 0;
+      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_month_end - v_now)))::integer;
+      raise exception using errcode = 'SBAI0';
+    end if;
+    v_answer := billing.apply_usage_delta(p_organization_id, 'ai_prompts', v_prompt_units, v_now, v_plan.timezone,
+                                          v_features, 1);
+    if not v_answer.allowed then
+      denial := 'prompts';
+      limit_amount := v_answer.limit_amount;
+      remaining := v_answer.remaining;
+      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_answer.resets_at - v_now)))::integer;
+      raise exception using errcode = 'SBAI0';
+    end if;
+    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
+                                      occurred_at, used, limit_amount, resets_at)
+    values (p_organization_id, p_user_id, 'ai_prompts', 1, request_id, v_prompt_units, v_now,
+            v_answer.used, v_answer.limit_amount, v_answer.resets_at);
+
+    -- 5. The token reservation: lock the token windows (a zero change), see what is left, cap
+    --    max_tokens to it, then take prompt estimate + max_tokens (it fits: the rows are locked).
+    if v_token_units = '{}' then
+      denial := 'tokens';
+      limit_amount := 0;
+      remaining := 0;
+      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_month_end - v_now)))::integer;
+      raise exception using errcode = 'SBAI0';
+    end if;
+    v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', v_token_units, v_now, v_plan.timezone,
+                                          v_features, 0);
+    v_available := coalesce(v_answer.remaining - p_prompt_tokens, v_requested);
+    if v_available < least(c_min_answer_tokens, v_requested) then
+      denial := 'tokens';
+      limit_amount := v_answer.limit_amount;
+      remaining := greatest(v_answer.remaining, 0);
+      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_answer.resets_at - v_now)))::integer;
+      raise exception using errcode = 'SBAI0';
+    end if;
+    max_tokens := least(v_requested, v_available)::integer;
+    reserved_tokens := p_prompt_tokens + max_tokens;
+    v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', v_token_units, v_now, v_plan.timezone,
+                                          v_features, reserved_tokens);
+    if not v_answer.allowed then
+      -- Cannot happen while the windows are locked; refuse rather than pass the limit.
+      denial := 'tokens';
+      limit_amount := v_answer.limit_amount;
+      remaining := greatest(v_answer.remaining, 0);
+      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_answer.resets_at - v_now)))::integer;
+      raise exception using errcode = 'SBAI0';
+    end if;
+    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
+                                      occurred_at, used, limit_amount, resets_at)
+    values (p_organization_id, p_user_id, 'groq_tokens', reserved_tokens, request_id, v_token_units, v_now,
+            v_answer.used, v_answer.limit_amount, v_answer.resets_at);
+    allowed := true;
+  exception
+    when sqlstate 'SBAI0' then
+      allowed := false;
+      max_tokens := null;
+      reserved_tokens := null;
+      -- The rate counter was put back too: report its window as it stands.
+      if denial <> 'rate' and rate_remaining is not null then
+        rate_remaining := rate_remaining + 1;
+      end if;
+  end;
+
+  insert into public.ai_requests (organization_id, user_id, request_id, model, status, stream, max_tokens,
+                                  reserved_tokens, error_code, cache_key, expires_at, completed_at)
+  values (p_organization_id, p_user_id, request_id, p_model,
+          case when allowed then 'pending' else 'denied' end::public.ai_request_status,
+          coalesce(p_stream, false), max_tokens, coalesce(reserved_tokens, 0),
+          case denial
+            when 'rate' then 'rate_limited'
+            when 'model_not_allowed' then 'model_not_allowed'
+            when 'prompts' then 'prompt_quota_exceeded'
+            when 'tokens' then 'token_quota_exceeded'
+          end,
+          p_cache_key,
+          case when allowed then v_now + c_reservation_ttl end,
+          case when not allowed then v_now end);
+end;
+$$;
+revoke execute on function public.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) from public, anon, authenticated;
+grant execute on function public.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) to service_role;
+
+/**
+ * Settle a reservation at the tokens actually used (prompt + completion, from the upstream's
+ * usage; for a stream cut short, what was generated): settle_usage on groq_tokens gives back the
+ * unused part. Should the actual exceed the reservation and the quota's remainder (the prompt
+ * estimate was low), the quota is filled to its limit and no further: the log keeps the true
+ * numbers, counted_tokens what was counted. Completes the log row with p_status (completed,
+ * client_closed, or upstream_error / upstream_timeout for a stream that failed after it began)
+ * and, for a completed call with a cache key, caches p_response for 24 hours. Idempotent: a
+ * request no longer pending is left as it is (settled = false). service_role only.
+ */
+create function public.ai_settle(
+  p_request_id text,
+  p_prompt_tokens integer,
+  p_completion_tokens integer,
+  p_latency_ms integer default null,
+  p_status public.ai_request_status default 'completed',
+  p_response jsonb default null,
+  out settled boolean,
+  out status public.ai_request_status,
+  out counted_tokens bigint,
+  out remaining bigint
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request public.ai_requests;
+  v_answer record;
+  v_target bigint;
+  v_now timestamptz := billing.now();
+begin
+  if p_request_id is null then
+    raise exception 'ai_settle: request id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_prompt_tokens is null or p_prompt_tokens < 0 or p_completion_tokens is null or p_completion_tokens < 0 then
+    raise exception 'ai_settle: token counts must be zero or more' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_latency_ms is not null and p_latency_ms < 0 then
+    raise exception 'ai_settle: latency must be zero or more' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_status is null or p_status not in ('completed', 'client_closed', 'upstream_error', 'upstream_timeout') then
+    raise exception 'ai_settle: status must be completed, client_closed, upstream_error or upstream_timeout, got %',
+      coalesce(p_status::text, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  if p_response is not null and pg_catalog.jsonb_typeof(p_response) <> 'object' then
+    raise exception 'ai_settle: the response must be a JSON object' using errcode = 'invalid_parameter_value';
+  end if;
+
+  select r.* into v_request from public.ai_requests r where r.request_id = p_request_id for update;
+  if not found then
+    raise exception 'ai_settle: no AI request %', p_request_id using errcode = 'no_data_found';
+  end if;
+  status := v_request.status;
+  if v_request.status <> 'pending' then
+    settled := false;
+    counted_tokens := v_request.counted_tokens;
+    return;
+  end if;
+
+  -- The actual usage; if it does not fit, what is left; at worst the reservation (always fits).
+  v_target := p_prompt_tokens::bigint + p_completion_tokens;
+  v_answer := public.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+  if not v_answer.allowed then
+    v_target := v_request.reserved_tokens + greatest(coalesce(v_answer.remaining, 0), 0);
+    v_answer := public.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+    if not v_answer.allowed then
+      v_target := v_request.reserved_tokens;
+      v_answer := public.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+    end if;
+  end if;
+  update public.usage_metrics m set state = 'settled'
+  where m.organization_id = v_request.organization_id and m.metric = 'ai_prompts'
+    and m.request_id = p_request_id and m.state = 'counted';
+
+  update public.ai_requests r
+  set status = p_status,
+      prompt_tokens = p_prompt_tokens,
+      completion_tokens = p_completion_tokens,
+      counted_tokens = v_target,
+      latency_ms = p_latency_ms,
+      error_code = case p_status
+                     when 'upstream_error' then 'upstream_error'
+                     when 'upstream_timeout' then 'upstream_timeout'
+                     when 'client_closed' then 'client_closed'
+                   end,
+      completed_at = v_now,
+      expires_at = null
+  where r.id = v_request.id;
+
+  if p_status = 'completed' and p_response is not null and v_request.cache_key is not null then
+    insert into public.ai_cache as c (organization_id, cache_key, model, response, prompt_tokens, completion_tokens,
+                                      created_at, expires_at)
+    values (v_request.organization_id, v_request.cache_key, v_request.model, p_response, p_prompt_tokens,
+            p_completion_tokens, v_now, v_now + interval '24 hours')
+    on conflict (organization_id, cache_key) do update
+      set model = excluded.model, response = excluded.response, prompt_tokens = excluded.prompt_tokens,
+          completion_tokens = excluded.completion_tokens, created_at = excluded.created_at,
+          expires_at = excluded.expires_at;
+  end if;
+
+  settled := true;
+  status := p_status;
+  counted_tokens := v_target;
+  remaining := v_answer.remaining;
+end;
+$$;
+revoke execute on function public.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) from public, anon, authenticated;
+grant execute on function public.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) to service_role;
+
+/**
+ * Give a reservation back: the upstream failed (upstream_error), timed out (upstream_timeout),
+ * the client left before anything was generated (client_closed), or it was never settled
+ * (expired, by the job). release_usage returns the prompt and the reserved tokens; the per-user
+ * rate count stays (the call was made). Idempotent: returns false when the request is no longer
+ * pending. service_role only.
+ */
+create function public.ai_release(
+  p_request_id text,
+  p_status public.ai_request_status default 'upstream_error',
+  p_error_code text default null,
+  p_latency_ms integer default null
+)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request public.ai_requests;
+begin
+  if p_request_id is null then
+    raise exception 'ai_release: request id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_status is null or p_status not in ('upstream_error', 'upstream_timeout', 'client_closed', 'expired') then
+    raise exception 'ai_release: status must be upstream_error, upstream_timeout, client_closed or expired, got %',
+      coalesce(p_status::text, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  if p_error_code is not null and p_error_code !~ '^[a-z][a-z0-9_]{0,62}$' then
+    raise exception 'ai_release: error code must be lowercase snake_case' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_latency_ms is not null and p_latency_ms < 0 then
+    raise exception 'ai_release: latency must be zero or more' using errcode = 'invalid_parameter_value';
+  end if;
+
+  select r.* into v_request from public.ai_requests r where r.request_id = p_request_id for update;
+  if not found then
+    raise exception 'ai_release: no AI request %', p_request_id using errcode = 'no_data_found';
+  end if;
+  if v_request.status <> 'pending' then
+    return false;
+  end if;
+
+  perform public.release_usage(v_request.organization_id, p_request_id);
+  update public.ai_requests r
+  set status = p_status,
+      error_code = coalesce(p_error_code, p_status::text),
+      latency_ms = p_latency_ms,
+      counted_tokens = 0,
+      completed_at = billing.now(),
+      expires_at = null
+  where r.id = v_request.id;
+  return true;
+end;
+$$;
+revoke execute on function public.ai_release(text, public.ai_request_status, text, integer) from public, anon, authenticated;
+grant execute on function public.ai_release(text, public.ai_request_status, text, integer) to service_role;
+
+
+-- =================================================================================================
+-- 6. Jobs (pg_cron): bookkeeping only, idempotent, safe to run twice or late
+-- =================================================================================================
+
+/**
+ * Release reservations never settled (the function crashed or lost the database mid-call):
+ * every pending ai_requests row past its expires_at (by billing.now()), at most p_limit per run,
+ * oldest first, skipping rows a settling call holds. Returns how many were released.
+ */
+create function billing.ai_release_stale_reservations(p_limit integer default 1000)
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request record;
+  v_released integer := 0;
+begin
+  for v_request in
+    select r.request_id
+    from public.ai_requests r
+    where r.status = 'pending' and r.expires_at <= billing.now()
+    order by r.expires_at
+    limit greatest(coalesce(p_limit, 1000), 0)
+    for update skip locked
+  loop
+    if public.ai_release(v_request.request_id, 'expired', 'reservation_expired', null) then
+      v_released := v_released + 1;
+    end if;
+  end loop;
+  return v_released;
+end;
+$$;
+revoke execute on function billing.ai_release_stale_reservations(integer) from public;
+grant execute on function billing.ai_release_stale_reservations(integer) to service_role;
+
+/** Delete cached answers past their expiry (by billing.now()). Returns how many went. */
+create function billing.ai_purge_cache()
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_deleted integer;
+begin
+  delete from public.ai_cache c where c.expires_at <= billing.now();
+  get diagnostics v_deleted = row_count;
+  return v_deleted;
+end;
+$$;
+revoke execute on function billing.ai_purge_cache() from public;
+grant execute on function billing.ai_purge_cache() to service_role;
+
+-- cron.schedule upserts by job name, so running this migration again changes nothing. Where
+-- pg_cron is not installed, nothing is scheduled (run the two functions from your own scheduler).
+do $$
+begin
+  if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    perform cron.schedule('ai-release-stale-reservations', '* * * * *',
+                          'select billing.ai_release_stale_reservations()');
+    perform cron.schedule('ai-purge-cache', '17 * * * *', 'select billing.ai_purge_cache()');
+  end if;
+end;
+$$;
