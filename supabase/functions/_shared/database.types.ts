@@ -5,7 +5,47 @@ export type Database = {
   
   "public": {
           Tables: {
-            "billing_plans": {
+            "ai_cache": {
+                  Row: {
+                    "cache_key": string,"completion_tokens": number,"created_at": string,"expires_at": string,"model": string,"organization_id": string,"prompt_tokens": number,"response": NonNullable<Json>
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cache_key": string,"completion_tokens"?: number,"created_at"?: string,"expires_at": string,"model": string,"organization_id": string,"prompt_tokens"?: number,"response": NonNullable<Json>
+                  }
+                  Update: {
+                    "cache_key"?: string,"completion_tokens"?: number,"created_at"?: string,"expires_at"?: string,"model"?: string,"organization_id"?: string,"prompt_tokens"?: number,"response"?: NonNullable<Json>
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_cache_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"ai_requests": {
+                  Row: {
+                    "cache_key": string | null,"cached": boolean,"completed_at": string | null,"completion_tokens": number | null,"counted_tokens": number | null,"created_at": string,"error_code": string | null,"expires_at": string | null,"id": string,"latency_ms": number | null,"max_tokens": number | null,"model": string,"organization_id": string,"prompt_tokens": number | null,"request_id": string,"reserved_tokens": number,"status": Database["public"]['Enums']["ai_request_status"],"stream": boolean,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cache_key"?: string | null,"cached"?: boolean,"completed_at"?: string | null,"completion_tokens"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model": string,"organization_id": string,"prompt_tokens"?: number | null,"request_id": string,"reserved_tokens"?: number,"status": Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                  }
+                  Update: {
+                    "cache_key"?: string | null,"cached"?: boolean,"completed_at"?: string | null,"completion_tokens"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"prompt_tokens"?: number | null,"request_id"?: string,"reserved_tokens"?: number,"status"?: Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_requests_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"billing_plans": {
                   Row: {
                     "active": boolean,"code": string,"created_at": string,"currency": string,"description": string | null,"features": NonNullable<Json>,"id": string,"interval": Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config": NonNullable<Json>,"tier": string,"trial_days": number,"updated_at": string
                   }
@@ -114,6 +154,32 @@ isOneToOne: true
       columns: ["organization_id"]
 isOneToOne: false
       referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"notifications": {
+                  Row: {
+                    "attempts": number,"created_at": string,"dedupe_key": string,"id": string,"kind": string,"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"subscription_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"id"?: string,"kind": string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                  }
+                  Update: {
+                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"id"?: string,"kind"?: string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notifications_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notifications_subscription_id_fkey"
+      columns: ["subscription_id"]
+isOneToOne: false
+      referencedRelation: "subscriptions"
       referencedColumns: ["id"]
     }
                   ]
@@ -291,13 +357,7 @@ isOneToOne: false
                     "amount"?: number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: string,"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Relationships: [
-                    {
-      foreignKeyName: "usage_metrics_organization_id_fkey"
-      columns: ["organization_id"]
-isOneToOne: false
-      referencedRelation: "organizations"
-      referencedColumns: ["id"]
-    }
+                    
                   ]
                 },"usage_quotas": {
                   Row: {
@@ -370,6 +430,15 @@ isOneToOne: false
             "add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
+"ai_release":
+{ Args: { "p_error_code"?: string,"p_latency_ms"?: number,"p_request_id": string,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: boolean
+                           },
+"ai_reserve":
+{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Record<string, unknown>
+                           },
+"ai_settle":
+{ Args: { "p_completion_tokens": number,"p_latency_ms"?: number,"p_prompt_tokens": number,"p_request_id": string,"p_response"?: Json,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: Record<string, unknown>
+                           },
 "apply_payment_event":
 { Args: { "p_event": Json }; Returns: Json
                            },
@@ -403,6 +472,32 @@ isOneToOne: false
 "cancel_checkout_order":
 { Args: { "p_order_id": string,"p_reason": string }; Returns: undefined
                            },
+"cancel_subscription":
+{ Args: { "p_at_period_end"?: boolean,"p_organization_id": string }; Returns: Json
+                           },
+"change_plan":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"claim_notifications":
+{ Args: { "p_limit"?: number }; Returns: {
+              "attempts": number,
+"created_at": string,
+"dedupe_key": string,
+"id": string,
+"kind": string,
+"last_error": string | null,
+"locked_until": string | null,
+"organization_id": string,
+"payload": NonNullable<Json>,
+"sent_at": string | null,
+"subscription_id": string | null
+            }[]
+                          SetofOptions: {
+        from: "*"
+        to: "notifications"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "create_checkout_order":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: {
               "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
@@ -418,15 +513,24 @@ isOneToOne: false
 { Args: { "p_organization_id": string }; Returns: Json
                            },
 "increment_usage":
-{ Args: { "p_amount"?: number,"p_metric": string,"p_organization_id": string,"p_request_id"?: string }; Returns: {
-              "allowed": boolean,"limit_amount": number,"remaining": number,"resets_at": string,"used": number
-            }[]
+{ Args: { "p_amount"?: number,"p_metric": string,"p_organization_id": string,"p_request_id"?: string }; Returns: Record<string, unknown>
                            },
 "invoice_document":
 { Args: { "p_invoice_id": string }; Returns: Json
                            },
 "is_valid_gstin":
 { Args: { "p_gstin": string }; Returns: boolean
+                           },
+"mark_notification_sent":
+{ Args: { "p_error"?: string,"p_id": string }; Returns: boolean
+                           },
+"prepare_order_checkout":
+{ Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: {
+              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
+            }[]
+                           },
+"preview_plan_change":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "reconcile_due_orders":
 { Args: { "p_limit"?: number }; Returns: {
@@ -439,13 +543,17 @@ isOneToOne: false
 "remove_organization_member":
 { Args: { "p_organization_id": string,"p_user_id": string }; Returns: undefined
                            },
+"resume_subscription":
+{ Args: { "p_organization_id": string }; Returns: Json
+                           },
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
 "settle_usage":
-{ Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: {
-              "allowed": boolean,"limit_amount": number,"remaining": number,"resets_at": string,"used": number
-            }[]
+{ Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
+                           },
+"start_trial":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "update_billing_profile":
 { Args: { "p_address_line1"?: string,"p_address_line2"?: string,"p_billing_email"?: string,"p_billing_name": string,"p_city"?: string,"p_country"?: string,"p_gstin"?: string,"p_organization_id": string,"p_postal_code"?: string,"p_state_code"?: string }; Returns: {
@@ -475,7 +583,7 @@ isOneToOne: false
                            }
           }
           Enums: {
-            "billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
+            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -591,7 +699,7 @@ export type CompositeTypes<
 export const Constants = {
   "public": {
           Enums: {
-            "billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
+            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const
