@@ -1,8 +1,9 @@
 // POST /functions/v1/checkout (signed in; verify_jwt = true): an owner or admin starts paying for
-// a plan. Body {organization_id, plan_code, provider: "payu" | "razorpay"}.
+// a plan. Body {organization_id, plan_code, provider: "payu" | "razorpay"}, or, to pay an upgrade
+// order that public.change_plan created (the prorated charge), {organization_id, order_id, provider}.
 //
-// One SQL call (public.create_checkout_order, as the user) checks the caller and the plan and
-// creates the order; then:
+// One SQL call (public.create_checkout_order, or public.prepare_order_checkout for an order_id;
+// as the user) checks the caller and the plan and creates or readies the order; then:
 //   payu      -> 200 {provider, billing_order_id, receipt, amount_cents, currency, action_url, fields}:
 //                the browser POSTs `fields` to `action_url`; surl/furl point at payu-return.
 //   razorpay  -> a Razorpay Order (or, for plans with provider_config.razorpay.plan_id, a
@@ -46,8 +47,10 @@ Deno.serve(handle("checkout", async (req) => {
   const claims = await requireUser(req);
   const body = await readJson(req, 8 * 1024);
   const organizationId = uuidField(body, "organization_id");
+  // An upgrade order from change_plan (lifecycle migration) is paid by its id instead of a plan code.
+  const orderId = body.order_id === undefined ? null : uuidField(body, "order_id");
   const planCode = body.plan_code;
-  if (typeof planCode !== "string" || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode)) {
+  if (orderId === null && (typeof planCode !== "string" || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
     throw new HttpError(400, "invalid_input", "plan_code must be a plan code such as pro_monthly");
   }
   const provider = body.provider;
@@ -73,7 +76,9 @@ Deno.serve(handle("checkout", async (req) => {
   let order: CheckoutOrderRow;
   try {
     [order] = await asUser(claims, (tx) =>
-      tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${provider})`
+      orderId === null
+        ? tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${provider})`
+        : tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${provider})`
     );
   } catch (e) {
     throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, "plan_not_purchasable"] });

@@ -89,6 +89,11 @@ insert into public.watchlists (id, organization_id, name) values
   ('f4000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'RLS watchlist A'),
   ('f4000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 'RLS watchlist B');
 
+-- Notifications (the outbox of the lifecycle migration): one per organization.
+insert into public.notifications (id, organization_id, kind, dedupe_key) values
+  ('f5000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 'renewal_reminder', 'rls-notification-a'),
+  ('f5000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 'renewal_reminder', 'rls-notification-b');
+
 -- AI gateway: one logged AI request per organization, one cached answer for A.
 insert into public.ai_requests (id, organization_id, user_id, request_id, model, status) values
   ('f6000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
@@ -185,6 +190,9 @@ insert into rls_targets values
    $$insert into public.billing_settings (id) values (true)$$),
   ('watchlists', $$id = 'f4000000-0000-4000-8000-000000000001'$$,
    $$insert into public.watchlists (organization_id, name) values ('aaaaaaaa-0000-4000-8000-00000000000a', 'Inserted')$$),
+  ('notifications', $$id = 'f5000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.notifications (organization_id, kind, dedupe_key)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'renewal_reminder', 'rls-notification-inserted')$$),
   ('ai_requests', $$id = 'f6000000-0000-4000-8000-000000000001'$$,
    $$insert into public.ai_requests (organization_id, request_id, model, status)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_' || repeat('c', 32), 'llama-3.1-8b-instant', 'completed')$$),
@@ -293,6 +301,13 @@ insert into rls_expectations values
   ('watchlists',             'insert', 'error', 'error', 'ok',    'ok',    'ok',    'ok'),
   ('watchlists',             'update', 'error', 'none',  'ok',    'ok',    'ok',    'ok'),
   ('watchlists',             'delete', 'error', 'none',  'ok',    'ok',    'ok',    'ok'),
+
+  -- the notifications outbox: owners and admins read their organization's (billing mail is not
+  -- for every member); only the jobs, the payment path and the sender (service_role) write
+  ('notifications',          'select', 'error', 'none',  'none',  'rows',  'rows',  'rows'),
+  ('notifications',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('notifications',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('notifications',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   -- the AI request log: owners and admins read their organization's; only the gateway writes
   ('ai_requests',            'select', 'error', 'none',  'none',  'rows',  'rows',  'rows'),

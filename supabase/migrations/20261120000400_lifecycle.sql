@@ -1,0 +1,1427 @@
+-- =================================================================================================
+-- supabill: subscription lifecycle: cancel and resume, plan changes with proration, trials,
+-- notifications (an outbox), and the pg_cron jobs that persist what time already decided.
+--
+-- What signed-in owners and admins call (supabase-js .rpc):
+--   cancel_subscription(org, at_period_end default true)   resume_subscription(org)
+--   preview_plan_change(org, plan_code)                    change_plan(org, plan_code)
+--   start_trial(org, plan_code)                            prepare_order_checkout(org, order, provider)
+-- What the jobs call (pg_cron, under stable names; tests call them under the test clock):
+--   billing.job_expire, billing.job_renewal_reminders, billing.job_dunning, billing.job_purge
+-- What a notification sender calls (service_role): claim_notifications, mark_notification_sent.
+--
+-- The rules (DESIGN 5):
+--   * Upgrade = monthly to yearly, or the same interval at a higher price. It takes effect when
+--     paid: change_plan creates an `orders` row (kind 'upgrade') for the prorated charge, checkout
+--     pays it (prepare_order_checkout), and apply_payment_event (migration 0300, unchanged) applies
+--     it like any order for another plan: the plan switches at once and a new full period of the
+--     new plan starts at the payment. A charge of 0 is applied at once, without an order.
+--   * Prorated charge = new plan price - unused value of the current period, where
+--       unused = round_half_up(cycles x current price x seconds_left / period_seconds)
+--     seconds_left = whole seconds from now to current_period_end, period_seconds = the period's
+--     length in seconds (a 31-day month is 2,678,400 s; February 2028 is 2,505,600 s), cycles =
+--     how many plan intervals the period holds (1 unless renewals were paid ahead). Never
+--     negative: a credit above the new price is not refunded (shown as its own line).
+--   * Downgrade = anything else (a cheaper plan, or yearly to monthly): scheduled for the period
+--     end in pending_plan_id / pending_plan_effective_at, no refund, applied by billing-expire.
+--   * A Razorpay recurring subscription (provider 'razorpay' with a provider_subscription_id)
+--     changes plan by cancelling at cycle end and subscribing again (method
+--     'cancel_and_resubscribe'): Razorpay charges the new plan in full; no proration here.
+--   * Every transition writes subscription_history with its actor (user, system, provider).
+--
+-- Sections, in order: 1. tables; 2. helper functions; 3. policies; 4. public functions;
+-- 5. jobs; 6. schedules.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- notifications (outbox)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The outbox for emails and alerts: the jobs and the payment path queue rows, a sender claims
+ * them (claim_notifications), sends, and marks them sent (mark_notification_sent). `dedupe_key`
+ * is unique, so a job run twice (or two paths racing) queues a notification once. Kinds queued
+ * here: renewal_reminder, pre_debit_notice, dunning_reminder, payment_failed, trial_ended,
+ * subscription_canceled, subscription_expired, plan_downgraded (other migrations may add kinds).
+ * Owners and admins of the organization can read them.
+ */
+create table public.notifications (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  subscription_id uuid references public.subscriptions (id) on delete set null,
+  kind text not null check (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
+  payload jsonb not null default '{}'::jsonb check (jsonb_typeof(payload) = 'object'),
+  dedupe_key text not null unique check (length(dedupe_key) between 1 and 300),
+  created_at timestamptz not null default billing.now(),
+  sent_at timestamptz,
+  attempts integer not null default 0 check (attempts >= 0),
+  locked_until timestamptz,
+  last_error text
+);
+/** Foreign keys and the policy column; unsent rows in order, for the sender. */
+create index notifications_organization_id_idx on public.notifications (organization_id, created_at);
+create index notifications_subscription_id_idx on public.notifications (subscription_id);
+create index notifications_unsent_idx on public.notifications (created_at) where sent_at is null;
+grant select on public.notifications to authenticated;
+grant select, insert, update, delete on public.notifications to service_role;
+alter table public.notifications enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.job_runs (private)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * One row per run of a billing job: when it started and finished (wall clock), the clock it ran
+ * at (billing.now(), pinned in tests), its batch size, the rows it changed, and the error when it
+ * failed (a failed run changes nothing else). Private (schema billing): service_role reads it.
+ */
+create table billing.job_runs (
+  id bigint generated always as identity primary key,
+  job_name text not null check (job_name ~ '^[a-z][a-z0-9-]{0,62}$'),
+  as_of timestamptz not null,
+  batch_limit integer,
+  started_at timestamptz not null default clock_timestamp(),
+  finished_at timestamptz,
+  rows_affected integer,
+  error text
+);
+/** A job's runs, newest first; old runs, for purging. */
+create index job_runs_job_name_idx on billing.job_runs (job_name, started_at);
+create index job_runs_started_at_idx on billing.job_runs (started_at);
+revoke all on billing.job_runs from public;
+grant select on billing.job_runs to service_role;
+alter table billing.job_runs enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- Indexes on subscriptions for the jobs (the table is tenancy's; these serve billing-expire)
+-- -------------------------------------------------------------------------------------------------
+
+/** Scheduled downgrades coming due. */
+create index subscriptions_pending_plan_due_idx on public.subscriptions (pending_plan_effective_at)
+  where pending_plan_id is not null;
+/** Trials coming to an end. */
+create index subscriptions_trial_end_idx on public.subscriptions (trial_end)
+  where status = 'trialing';
+
+
+-- =================================================================================================
+-- 2. Helper functions
+-- =================================================================================================
+
+/**
+ * The signed-in user's id when they are an owner or admin of the organization; otherwise 42501
+ * (the same error for an unknown organization, a non-member and a plain member).
+ */
+create function billing.require_billing_manager(p_organization_id uuid)
+returns uuid
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_user();
+begin
+  if p_organization_id is null then
+    raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if not exists (
+    select 1 from public.organization_members m
+    where m.organization_id = p_organization_id and m.user_id = v_user_id and m.role in ('owner', 'admin')
+  ) then
+    raise exception 'only owners and admins of the organization can manage its subscription'
+      using errcode = 'insufficient_privilege';
+  end if;
+  return v_user_id;
+end;
+$$;
+revoke execute on function billing.require_billing_manager(uuid) from public;
+
+/** Nominal seconds of a plan interval (365.2425 days a year, a twelfth of it a month). */
+create function billing.nominal_seconds(p_interval public.billing_interval)
+returns bigint
+language sql
+immutable
+set search_path = ''
+as $$
+  select case p_interval when 'month' then 2629746::bigint when 'year' then 31556952::bigint end
+$$;
+revoke execute on function billing.nominal_seconds(public.billing_interval) from public;
+
+/**
+ * The unused value, in paise, of a paid period at p_at:
+ *   round_half_up(cycles x p_price_cents x seconds_left / period_seconds)
+ * seconds_left: whole seconds from p_at to the period end (fractions dropped; 0 at or after it);
+ * period_seconds: the period's real length (31-day months, 29-day leap Februaries);
+ * cycles: how many plan intervals the period holds (a period with a renewal paid ahead holds 2).
+ */
+create function billing.unused_value(
+  p_price_cents bigint,
+  p_interval public.billing_interval,
+  p_period_start timestamptz,
+  p_period_end timestamptz,
+  p_at timestamptz,
+  out seconds_left bigint,
+  out period_seconds bigint,
+  out cycles integer,
+  out unused_cents bigint
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  period_seconds := floor(extract(epoch from (p_period_end - p_period_start)))::bigint;
+  seconds_left := greatest(floor(extract(epoch from (p_period_end - p_at)))::bigint, 0);
+  seconds_left := least(seconds_left, period_seconds);
+  cycles := greatest(1, round(period_seconds::numeric / billing.nominal_seconds(p_interval)))::integer;
+  if period_seconds <= 0 then
+    unused_cents := 0;
+  else
+    -- numeric round() rounds halves away from zero: half up for these non-negative values.
+    unused_cents := round(cycles::numeric * p_price_cents * seconds_left / period_seconds)::bigint;
+  end if;
+end;
+$$;
+revoke execute on function billing.unused_value(bigint, public.billing_interval, timestamptz, timestamptz, timestamptz) from public;
+
+/** True when moving from plan p_from to plan p_to is an upgrade: monthly to yearly, or the same interval at a higher price. */
+create function billing.is_upgrade(p_from public.billing_plans, p_to public.billing_plans)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select (p_from.interval = 'month' and p_to.interval = 'year')
+      or (p_from.interval = p_to.interval and p_to.price_cents > p_from.price_cents)
+$$;
+revoke execute on function billing.is_upgrade(public.billing_plans, public.billing_plans) from public;
+
+/** Human-readable rupees for line descriptions: 49900 -> '₹499.00' (other currencies: 'USD 12.00'). */
+create function billing.format_money(p_cents bigint, p_currency text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_currency = 'INR' then '₹' else p_currency || ' ' end
+         || pg_catalog.to_char(p_cents / 100.0, 'FM999999999990.00')
+$$;
+revoke execute on function billing.format_money(bigint, text) from public;
+
+/**
+ * The one quote both preview_plan_change and change_plan use, at p_at: what changing the
+ * organization's live subscription to plan p_plan_code means, as jsonb:
+ *   {kind: upgrade|downgrade, method: prorated_order|immediate|scheduled|cancel_and_resubscribe,
+ *    amount_cents, currency, lines: [{description, amount_cents}] (they add up to amount_cents),
+ *    effective_at, seconds_left, period_seconds, cycles, unused_cents, subscription_id,
+ *    from_plan_code, to_plan_code, current_period_start, current_period_end, new_period_end}
+ * new_period_end is the end of the new plan's first period if it took effect at p_at.
+ * Errors: P0002 no such active plan; 22023 the free plan, the same plan, another currency, a
+ * downgrade already scheduled to that plan; 55000 no paid subscription running (none, a trial,
+ * past due, or the period already over).
+ * Stable: it writes nothing, so the preview is exactly what change_plan then does.
+ */
+create function billing.plan_change_quote(p_organization_id uuid, p_plan_code text, p_at timestamptz)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_sub public.subscriptions;
+  v_from public.billing_plans;
+  v_to public.billing_plans;
+  v_unused record;
+  v_kind text;
+  v_method text;
+  v_amount bigint := 0;
+  v_lines jsonb := '[]'::jsonb;
+  v_effective_at timestamptz;
+  v_recurring boolean;
+begin
+  select * into v_to from public.billing_plans p where p.code = p_plan_code and p.active;
+  if v_to.id is null then
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+  end if;
+  if v_to.tier = 'free' or v_to.price_cents = 0 then
+    raise exception 'plan "%" is the free plan: to move to it, cancel the subscription (cancel_subscription)', v_to.code
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select * into v_sub from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');
+  if v_sub.id is null or v_sub.status = 'pending_payment' then
+    raise exception 'the organization has no paid subscription to change: buy plan "%" through checkout', v_to.code
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_sub.status = 'trialing' then
+    raise exception 'the organization is on a trial: buy plan "%" through checkout (a payment during the trial starts the plan)', v_to.code
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_sub.status = 'past_due' or p_at >= v_sub.current_period_end then
+    raise exception 'the current period ended on %: renew it through checkout before changing plan', v_sub.current_period_end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  select * into v_from from public.billing_plans p where p.id = v_sub.plan_id;
+  if v_from.id = v_to.id then
+    raise exception 'the organization is already on plan "%"', v_to.code using errcode = 'invalid_parameter_value';
+  end if;
+  if v_sub.pending_plan_id = v_to.id then
+    raise exception 'a change to plan "%" is already scheduled for %', v_to.code, v_sub.pending_plan_effective_at
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if v_from.currency <> v_to.currency then
+    raise exception 'plan "%" is in % and the current plan in %: a change cannot switch currency', v_to.code,
+      v_to.currency, v_from.currency using errcode = 'invalid_parameter_value';
+  end if;
+
+  v_kind := case when billing.is_upgrade(v_from, v_to) then 'upgrade' else 'downgrade' end;
+  v_recurring := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;
+  v_unused := billing.unused_value(v_from.price_cents, v_from.interval, v_sub.current_period_start,
+                                   v_sub.current_period_end, p_at);
+
+  if v_recurring then
+    -- Razorpay charges a subscription's plan in full: cancel this one at cycle end, buy the new one.
+    v_method := 'cancel_and_resubscribe';
+    v_amount := v_to.price_cents;
+    v_effective_at := case when v_kind = 'upgrade' then p_at else v_sub.current_period_end end;
+    v_lines := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'description', pg_catalog.format('%s, first charge of a new Razorpay subscription (%s per %s)',
+                                       v_to.name, billing.format_money(v_to.price_cents, v_to.currency), v_to.interval),
+      'amount_cents', v_to.price_cents));
+  elsif v_kind = 'upgrade' then
+    v_effective_at := p_at;
+    v_lines := pg_catalog.jsonb_build_array(
+      pg_catalog.jsonb_build_object(
+        'description', pg_catalog.format('%s, one %s from the payment', v_to.name, v_to.interval),
+        'amount_cents', v_to.price_cents),
+      pg_catalog.jsonb_build_object(
+        'description', pg_catalog.format('Unused time on %s: %s of %s seconds of the current period', v_from.name,
+                                         v_unused.seconds_left, v_unused.period_seconds),
+        'amount_cents', -v_unused.unused_cents));
+    v_amount := v_to.price_cents - v_unused.unused_cents;
+    if v_amount < 0 then
+      v_lines := v_lines || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'description', 'Credit above the new plan''s price (not refunded)',
+        'amount_cents', -v_amount));
+      v_amount := 0;
+    end if;
+    v_method := case when v_amount > 0 then 'prorated_order' else 'immediate' end;
+  else
+    v_method := 'scheduled';
+    v_effective_at := v_sub.current_period_end;
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'kind', v_kind,
+    'method', v_method,
+    'amount_cents', v_amount,
+    'currency', v_to.currency,
+    'lines', v_lines,
+    'effective_at', v_effective_at,
+    'seconds_left', v_unused.seconds_left,
+    'period_seconds', v_unused.period_seconds,
+    'cycles', v_unused.cycles,
+    'unused_cents', v_unused.unused_cents,
+    'subscription_id', v_sub.id,
+    'from_plan_code', v_from.code,
+    'to_plan_code', v_to.code,
+    'current_period_start', v_sub.current_period_start,
+    'current_period_end', v_sub.current_period_end,
+    'new_period_end', v_effective_at + billing.interval_length(v_to.interval));
+end;
+$$;
+revoke execute on function billing.plan_change_quote(uuid, text, timestamptz) from public;
+
+/**
+ * What a Razorpay recurring subscription needs at Razorpay after a change here (our SQL cannot
+ * call the API): cancel it, at cycle end or now. Null for other subscriptions.
+ */
+create function billing.provider_action(p_sub public.subscriptions, p_at_cycle_end boolean)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_sub.provider = 'razorpay' and p_sub.provider_subscription_id is not null then
+    pg_catalog.jsonb_build_object('provider', 'razorpay', 'action', 'cancel_subscription',
+                                  'provider_subscription_id', p_sub.provider_subscription_id,
+                                  'cancel_at_cycle_end', p_at_cycle_end)
+  end
+$$;
+revoke execute on function billing.provider_action(public.subscriptions, boolean) from public;
+
+/** Cancels the organization's open upgrade orders that nothing has paid (a new quote, or a cancel, supersedes them). */
+create function billing.cancel_open_upgrade_orders(p_organization_id uuid, p_reason text)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  update public.orders o
+  set status = 'canceled',
+      metadata = o.metadata || pg_catalog.jsonb_build_object('canceled_reason', p_reason)
+  where o.organization_id = p_organization_id and o.kind = 'upgrade' and o.status in ('created', 'pending')
+    and not exists (select 1 from public.payment_events pe where pe.order_id = o.id);
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+revoke execute on function billing.cancel_open_upgrade_orders(uuid, text) from public;
+
+/** Starts a job run in billing.job_runs; returns its id. */
+create function billing.job_started(p_job_name text, p_limit integer)
+returns bigint
+language sql
+set search_path = ''
+as $$
+  insert into billing.job_runs (job_name, as_of, batch_limit, started_at)
+  values (p_job_name, billing.now(), p_limit, pg_catalog.clock_timestamp())
+  returning id
+$$;
+revoke execute on function billing.job_started(text, integer) from public;
+
+/** Ends a job run: rows changed, or the error. */
+create function billing.job_finished(p_run_id bigint, p_rows integer, p_error text)
+returns void
+language sql
+set search_path = ''
+as $$
+  update billing.job_runs
+  set finished_at = pg_catalog.clock_timestamp(), rows_affected = p_rows, error = p_error
+  where id = p_run_id
+$$;
+revoke execute on function billing.job_finished(bigint, integer, text) from public;
+
+/** Rejects a batch size outside 1..1,000,000. */
+create function billing.check_batch_limit(p_limit integer)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_limit is null or p_limit not between 1 and 1000000 then
+    raise exception 'batch limit must be between 1 and 1000000, got %', coalesce(p_limit::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+end;
+$$;
+revoke execute on function billing.check_batch_limit(integer) from public;
+
+/**
+ * Trigger on payment_events: a failed payment queues a 'payment_failed' notification for the
+ * organization (once per provider payment). This is how the payment path fills the outbox
+ * without changing apply_payment_event.
+ */
+create function billing.notify_payment_failed()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key, created_at)
+  select new.organization_id, o.subscription_id, 'payment_failed',
+         pg_catalog.jsonb_build_object('order_id', new.order_id, 'receipt', o.receipt, 'amount_cents', new.amount_cents,
+                                       'currency', new.currency, 'provider', new.provider,
+                                       'provider_payment_id', new.provider_payment_id, 'error_reason', new.error_reason,
+                                       'plan_code', p.code),
+         pg_catalog.format('payment_failed:%s:%s', new.provider, new.provider_payment_id),
+         billing.now()
+  from (select 1) one
+  left join public.orders o on o.id = new.order_id
+  left join public.billing_plans p on p.id = o.plan_id
+  on conflict (dedupe_key) do nothing;
+  return null;
+end;
+$$;
+revoke execute on function billing.notify_payment_failed() from public;
+
+create trigger payment_events_notify_failed
+  after insert on public.payment_events
+  for each row when (new.status = 'failed')
+  execute function billing.notify_payment_failed();
+
+
+-- =================================================================================================
+-- 3. Policies
+-- =================================================================================================
+
+/** notifications: owners and admins read their organization's (members do not: billing mail). */
+create policy "Owners and admins can read their organization's notifications"
+  on public.notifications for select to authenticated
+  using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
+
+
+-- =================================================================================================
+-- 4. Public functions
+-- =================================================================================================
+
+/**
+ * Cancels the organization's subscription: at the period end (default; the plan stays in effect
+ * until then and resume_subscription can undo it), or now (p_at_period_end = false; the free plan
+ * applies at once, no refund). A subscription whose period is already over is cancelled now.
+ * A scheduled downgrade and open upgrade orders are dropped. Owners and admins.
+ * Returns {subscription_id, status, cancel_at_period_end, effective_at, result, provider_action}
+ * (provider_action: what to do at Razorpay for a recurring subscription).
+ * Errors: 42501 not an owner or admin; 55000 nothing to cancel.
+ * Security definer: signed-in users have no write grant on subscriptions or their history.
+ */
+create function public.cancel_subscription(p_organization_id uuid, p_at_period_end boolean default true)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_now timestamptz := billing.now();
+  v_sub public.subscriptions;
+  v_new public.subscriptions;
+  v_at_end boolean := coalesce(p_at_period_end, true);
+begin
+  select * into v_sub from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
+  for update;
+  if v_sub.id is null then
+    raise exception 'the organization has no subscription to cancel' using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_sub.current_period_end is null or v_sub.current_period_end <= v_now then
+    v_at_end := false;
+  end if;
+
+  if v_at_end and v_sub.cancel_at_period_end then
+    return pg_catalog.jsonb_build_object(
+      'result', 'already_scheduled', 'subscription_id', v_sub.id, 'status', v_sub.status,
+      'cancel_at_period_end', true, 'effective_at', v_sub.current_period_end,
+      'provider_action', billing.provider_action(v_sub, true));
+  end if;
+
+  perform billing.cancel_open_upgrade_orders(p_organization_id, 'subscription cancelled');
+
+  if v_at_end then
+    update public.subscriptions s
+    set cancel_at_period_end = true, canceled_at = v_now, pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = v_sub.id
+    returning * into v_new;
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at)
+    values
+      (v_sub.organization_id, v_sub.id, 'cancel_scheduled', v_sub.plan_id, v_sub.plan_id, v_sub.status, v_new.status,
+       'user', v_user_id, 'cancellation requested for the period end',
+       pg_catalog.jsonb_build_object('cancel_at', v_sub.current_period_end,
+                                     'dropped_pending_plan_id', v_sub.pending_plan_id),
+       v_now);
+  else
+    update public.subscriptions s
+    set status = 'canceled', cancel_at_period_end = false, canceled_at = v_now, ended_at = v_now,
+        pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = v_sub.id
+    returning * into v_new;
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at)
+    values
+      (v_sub.organization_id, v_sub.id, 'canceled', v_sub.plan_id, v_sub.plan_id, v_sub.status, 'canceled',
+       'user', v_user_id, 'cancelled now by the user (no refund)',
+       pg_catalog.jsonb_build_object('dropped_pending_plan_id', v_sub.pending_plan_id), v_now);
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    values (v_sub.organization_id, v_sub.id, 'subscription_canceled',
+            pg_catalog.jsonb_build_object('plan_id', v_sub.plan_id, 'ended_at', v_now),
+            pg_catalog.format('subscription_canceled:%s', v_sub.id))
+    on conflict (dedupe_key) do nothing;
+  end if;
+
+  return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'result', case when v_at_end then 'scheduled' else 'canceled' end,
+    'subscription_id', v_new.id, 'status', v_new.status, 'cancel_at_period_end', v_new.cancel_at_period_end,
+    'effective_at', case when v_at_end then v_sub.current_period_end else v_now end,
+    'provider_action', billing.provider_action(v_sub, v_at_end)));
+end;
+$$;
+revoke execute on function public.cancel_subscription(uuid, boolean) from public, anon;
+grant execute on function public.cancel_subscription(uuid, boolean) to authenticated;
+
+/**
+ * Undoes a cancellation scheduled for the period end, while the period still runs. Owners and
+ * admins. Returns {result: 'resumed', subscription_id, status, current_period_end}.
+ * Errors: 42501; 55000 no scheduled cancellation, the period already over, or a Razorpay
+ * recurring subscription (its cancellation at Razorpay cannot be undone here: subscribe again).
+ * Security definer: signed-in users have no write grant on subscriptions or their history.
+ */
+create function public.resume_subscription(p_organization_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_now timestamptz := billing.now();
+  v_sub public.subscriptions;
+begin
+  select * into v_sub from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
+  for update;
+  if v_sub.id is null or not v_sub.cancel_at_period_end then
+    raise exception 'the organization has no cancellation scheduled to undo' using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_sub.current_period_end <= v_now then
+    raise exception 'the period ended on %: the cancellation has taken effect; buy a plan through checkout', v_sub.current_period_end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null then
+    raise exception 'Razorpay subscription % is set to cancel at cycle end at Razorpay: subscribe again through checkout', v_sub.provider_subscription_id
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  update public.subscriptions s set cancel_at_period_end = false, canceled_at = null where s.id = v_sub.id;
+  insert into public.subscription_history
+    (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+     actor_kind, actor_id, reason, effective_at)
+  values
+    (v_sub.organization_id, v_sub.id, 'resumed', v_sub.plan_id, v_sub.plan_id, v_sub.status, v_sub.status,
+     'user', v_user_id, 'scheduled cancellation undone', v_now);
+
+  return pg_catalog.jsonb_build_object('result', 'resumed', 'subscription_id', v_sub.id, 'status', v_sub.status,
+                                       'current_period_end', v_sub.current_period_end);
+end;
+$$;
+revoke execute on function public.resume_subscription(uuid) from public, anon;
+grant execute on function public.resume_subscription(uuid) to authenticated;
+
+/**
+ * What change_plan would do now, and charge: the quote of billing.plan_change_quote (kind,
+ * method, amount_cents, currency, lines, effective_at, seconds_left, ...). Writes nothing.
+ * Owners and admins. Errors as change_plan.
+ * Security definer: reads the subscription and plans whatever the caller's RLS shows.
+ */
+create function public.preview_plan_change(p_organization_id uuid, p_plan_code text)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform billing.require_billing_manager(p_organization_id);
+  return billing.plan_change_quote(p_organization_id, p_plan_code, billing.now());
+end;
+$$;
+revoke execute on function public.preview_plan_change(uuid, text) from public, anon;
+grant execute on function public.preview_plan_change(uuid, text) to authenticated;
+
+/**
+ * Changes the organization's plan (owners and admins), exactly as preview_plan_change says:
+ *   upgrade, method 'prorated_order': an order (kind 'upgrade', the new plan, amount_cents) is
+ *     created; pay it through checkout with {order_id} (prepare_order_checkout). When paid,
+ *     apply_payment_event switches the plan and starts a new period. Earlier open upgrade orders
+ *     are cancelled. Answer: the quote + {result: 'order_created', order_id, receipt, order_expires_at};
+ *   upgrade, method 'immediate' (charge 0): switched now, new period from now ({result: 'changed'});
+ *   downgrade, method 'scheduled': pending_plan_id set for the period end ({result: 'scheduled'});
+ *   Razorpay recurring, method 'cancel_and_resubscribe': the subscription is set to cancel at the
+ *     period end ({result: 'cancel_scheduled', provider_action, checkout: {plan_code, provider}}).
+ * Errors: 42501; P0002 unknown plan; 22023 free plan, same plan, other currency, already
+ * scheduled; 55000 no paid subscription running, a cancellation scheduled (resume first).
+ * Security definer: signed-in users have no write grant on subscriptions, history or orders.
+ */
+create function public.change_plan(p_organization_id uuid, p_plan_code text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_now timestamptz := billing.now();
+  v_quote jsonb;
+  v_sub public.subscriptions;
+  v_to public.billing_plans;
+  v_order public.orders;
+  v_method text;
+begin
+  -- Lock the live subscription first, then quote against exactly what is locked.
+  select * into v_sub from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
+  for update;
+  v_quote := billing.plan_change_quote(p_organization_id, p_plan_code, v_now);
+  v_method := v_quote ->> 'method';
+  select * into v_to from public.billing_plans p where p.code = p_plan_code and p.active;
+  if v_sub.cancel_at_period_end and v_method <> 'cancel_and_resubscribe' then
+    raise exception 'a cancellation is scheduled for %: resume the subscription before changing plan', v_sub.current_period_end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  if v_method = 'prorated_order' then
+    perform billing.cancel_open_upgrade_orders(p_organization_id, 'superseded by a new plan change');
+    insert into public.orders
+      (organization_id, plan_id, subscription_id, provider, kind, amount_cents, currency, status, created_by,
+       expires_at, metadata)
+    values
+      (p_organization_id, v_to.id, v_sub.id,
+       case when v_sub.provider in ('payu', 'razorpay') then v_sub.provider else 'payu' end,
+       'upgrade', (v_quote ->> 'amount_cents')::bigint, v_to.currency, 'created', v_user_id,
+       least(v_now + interval '1 day', v_sub.current_period_end),
+       pg_catalog.jsonb_build_object('plan_code', v_to.code, 'recurring', false, 'quote', v_quote,
+                                     'from_plan_id', v_sub.plan_id, 'quoted_period_end', v_sub.current_period_end))
+    returning * into v_order;
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at)
+    values
+      (p_organization_id, v_sub.id, 'upgrade_ordered', v_sub.plan_id, v_to.id, v_sub.status, v_sub.status,
+       'user', v_user_id, pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code,
+                                            billing.format_money(v_order.amount_cents, v_order.currency)),
+       pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents), v_now);
+    return v_quote || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
+                                                    'receipt', v_order.receipt, 'order_expires_at', v_order.expires_at);
+
+  elsif v_method = 'immediate' then
+    perform billing.cancel_open_upgrade_orders(p_organization_id, 'superseded by a new plan change');
+    update public.subscriptions s
+    set plan_id = v_to.id, current_period_start = v_now,
+        current_period_end = v_now + billing.interval_length(v_to.interval),
+        pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = v_sub.id;
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at)
+    values
+      (p_organization_id, v_sub.id, 'plan_changed', v_sub.plan_id, v_to.id, v_sub.status, v_sub.status,
+       'user', v_user_id, 'upgrade with nothing to pay: the unused value covers the new plan', v_quote, v_now);
+    return v_quote || pg_catalog.jsonb_build_object('result', 'changed');
+
+  elsif v_method = 'scheduled' then
+    update public.subscriptions s
+    set pending_plan_id = v_to.id, pending_plan_effective_at = s.current_period_end
+    where s.id = v_sub.id;
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at)
+    values
+      (p_organization_id, v_sub.id, 'downgrade_scheduled', v_sub.plan_id, v_to.id, v_sub.status, v_sub.status,
+       'user', v_user_id, pg_catalog.format('downgrade to %s at the period end (no refund)', v_to.code),
+       pg_catalog.jsonb_build_object('effective_at', v_sub.current_period_end,
+                                     'replaced_pending_plan_id', v_sub.pending_plan_id), v_now);
+    return v_quote || pg_catalog.jsonb_build_object('result', 'scheduled');
+
+  else
+    -- cancel_and_resubscribe (Razorpay recurring).
+    update public.subscriptions s
+    set cancel_at_period_end = true, canceled_at = v_now, pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = v_sub.id and not s.cancel_at_period_end;
+    if found then
+      insert into public.subscription_history
+        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+         actor_kind, actor_id, reason, metadata, effective_at)
+      values
+        (p_organization_id, v_sub.id, 'cancel_scheduled', v_sub.plan_id, v_sub.plan_id, v_sub.status, v_sub.status,
+         'user', v_user_id, pg_catalog.format('plan change to %s: Razorpay subscription cancels at cycle end, new subscription to follow', v_to.code),
+         pg_catalog.jsonb_build_object('to_plan_id', v_to.id, 'method', 'cancel_and_resubscribe'), v_now);
+    end if;
+    return v_quote || pg_catalog.jsonb_build_object(
+      'result', 'cancel_scheduled',
+      'provider_action', billing.provider_action(v_sub, true),
+      'checkout', pg_catalog.jsonb_build_object('plan_code', v_to.code, 'provider', 'razorpay'));
+  end if;
+end;
+$$;
+revoke execute on function public.change_plan(uuid, text) from public, anon;
+grant execute on function public.change_plan(uuid, text) to authenticated;
+
+/**
+ * Makes an open upgrade order (from change_plan) payable through a provider: the checkout
+ * function calls it, as the user, when its body names {order_id} instead of {plan_code}. Sets
+ * the provider and answers with the same columns as create_checkout_order. Refused (55000) when
+ * the order is paid, cancelled, expired, already attached to a provider order, or stale (the
+ * subscription changed plan or period since the quote: preview again).
+ * Errors: 42501 not an owner or admin of the order's organization (or no such order); 22023 bad
+ * provider; 55000 as above or the provider cannot take the amount.
+ * Security definer: signed-in users have no update grant on orders.
+ */
+create function public.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
+returns table (
+  order_id uuid,
+  receipt text,
+  status text,
+  amount_cents bigint,
+  currency text,
+  plan_code text,
+  plan_name text,
+  plan_interval public.billing_interval,
+  razorpay_plan_id text,
+  razorpay_total_count integer,
+  buyer_email text,
+  buyer_name text,
+  expires_at timestamptz
+)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_user();
+  v_now timestamptz := billing.now();
+  v_order public.orders;
+  v_plan public.billing_plans;
+  v_sub public.subscriptions;
+  v_org public.organizations;
+  v_user auth.users;
+begin
+  if p_provider is null or p_provider not in ('payu', 'razorpay') then
+    raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_order from public.orders o
+  where o.id = p_order_id and o.organization_id = p_organization_id
+  for update;
+  if v_order.id is null or not exists (
+    select 1 from public.organization_members m
+    where m.organization_id = v_order.organization_id and m.user_id = v_user_id and m.role in ('owner', 'admin')
+  ) then
+    raise exception 'only owners and admins of the organization can pay its orders' using errcode = 'insufficient_privilege';
+  end if;
+  if v_order.kind <> 'upgrade' or v_order.status not in ('created', 'pending') or v_order.provider_order_id is not null
+     or exists (select 1 from public.payment_events pe where pe.order_id = v_order.id) then
+    raise exception 'order % is not an open upgrade order (status %)', v_order.receipt, v_order.status
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if v_order.expires_at <= v_now then
+    raise exception 'upgrade order % expired at %: preview the change again', v_order.receipt, v_order.expires_at
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id;
+  if v_sub.id is null or v_sub.status not in ('active', 'past_due')
+     or v_sub.plan_id is distinct from (v_order.metadata ->> 'from_plan_id')::uuid
+     or v_sub.current_period_end is distinct from (v_order.metadata ->> 'quoted_period_end')::timestamptz then
+    raise exception 'upgrade order % no longer matches the subscription: preview the change again', v_order.receipt
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_provider = 'payu' and v_order.currency <> 'INR' then
+    raise exception 'order % is in %: PayU accepts only INR', v_order.receipt, v_order.currency
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_provider = 'razorpay' and v_order.amount_cents < 100 then
+    raise exception 'order % is for less than Razorpay''s minimum of 100 paise: pay it with PayU', v_order.receipt
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  update public.orders o
+  set provider = p_provider, status = case when p_provider = 'payu' then 'pending' else 'created' end
+  where o.id = v_order.id
+  returning * into v_order;
+
+  select * into v_plan from public.billing_plans p where p.id = v_order.plan_id;
+  select * into v_org from public.organizations g where g.id = v_order.organization_id;
+  select * into v_user from auth.users u where u.id = v_user_id;
+  return query select
+    v_order.id, v_order.receipt, v_order.status, v_order.amount_cents, v_order.currency,
+    v_plan.code, v_plan.name, v_plan.interval, null::text, null::integer,
+    coalesce(v_org.billing_email, v_user.email::text),
+    left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
+    v_order.expires_at;
+end;
+$$;
+revoke execute on function public.prepare_order_checkout(uuid, uuid, text) from public, anon;
+grant execute on function public.prepare_order_checkout(uuid, uuid, text) to authenticated;
+
+/**
+ * Starts a free trial of a paid plan for its trial_days: once per organization, ever (any earlier
+ * trial counts, even one that was cancelled), and only with no live subscription. An unpaid trial
+ * falls to the free plan at its end (billing-expire records it); a payment during the trial
+ * starts the plan from the trial end. Owners and admins.
+ * Returns {subscription_id, status: 'trialing', plan_code, trial_end}.
+ * Errors: 42501; P0002 unknown plan; 22023 free plan or no trial days; 55000 a live subscription,
+ * or a trial already used.
+ * Security definer: signed-in users have no write grant on subscriptions or their history.
+ */
+create function public.start_trial(p_organization_id uuid, p_plan_code text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_now timestamptz := billing.now();
+  v_plan public.billing_plans;
+  v_sub public.subscriptions;
+begin
+  select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
+  if v_plan.id is null then
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+  end if;
+  if v_plan.tier = 'free' or v_plan.price_cents = 0 then
+    raise exception 'plan "%" is free: there is nothing to try', v_plan.code using errcode = 'invalid_parameter_value';
+  end if;
+  if v_plan.trial_days <= 0 then
+    raise exception 'plan "%" has no trial', v_plan.code using errcode = 'invalid_parameter_value';
+  end if;
+
+  -- One trial per organization: serialize on the organization row.
+  perform 1 from public.organizations g where g.id = p_organization_id for no key update;
+  if exists (select 1 from public.subscriptions s
+             where s.organization_id = p_organization_id
+               and s.status in ('pending_payment', 'trialing', 'active', 'past_due')) then
+    raise exception 'the organization already has a subscription: a trial is only for organizations without one'
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if exists (select 1 from public.subscription_history h
+             where h.organization_id = p_organization_id and h.action = 'trial_started')
+     or exists (select 1 from public.subscriptions s
+                where s.organization_id = p_organization_id and s.trial_end is not null) then
+    raise exception 'the organization has already had a trial' using errcode = 'object_not_in_prerequisite_state';
+  end if;
+
+  insert into public.subscriptions
+    (organization_id, plan_id, status, current_period_start, current_period_end, trial_end)
+  values
+    (p_organization_id, v_plan.id, 'trialing', v_now, v_now + pg_catalog.make_interval(days => v_plan.trial_days),
+     v_now + pg_catalog.make_interval(days => v_plan.trial_days))
+  returning * into v_sub;
+  insert into public.subscription_history
+    (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+     actor_kind, actor_id, reason, metadata, effective_at)
+  values
+    (p_organization_id, v_sub.id, 'trial_started', null, v_plan.id, null, 'trialing',
+     'user', v_user_id, pg_catalog.format('%s-day trial of %s', v_plan.trial_days, v_plan.code),
+     pg_catalog.jsonb_build_object('trial_end', v_sub.trial_end), v_now);
+
+  return pg_catalog.jsonb_build_object('subscription_id', v_sub.id, 'status', v_sub.status,
+                                       'plan_code', v_plan.code, 'trial_end', v_sub.trial_end);
+end;
+$$;
+revoke execute on function public.start_trial(uuid, text) from public, anon;
+grant execute on function public.start_trial(uuid, text) to authenticated;
+
+/**
+ * For a notification sender (service_role): claims up to p_limit unsent notifications, oldest
+ * first, skipping rows another sender holds (for update skip locked). A claim is a 5-minute lease
+ * (locked_until) and counts an attempt; a row not marked sent by then is claimed again. Rows that
+ * failed 10 times are left for an operator.
+ */
+create function public.claim_notifications(p_limit integer default 100)
+returns setof public.notifications
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+begin
+  if p_limit is null or p_limit not between 1 and 1000 then
+    raise exception 'p_limit must be between 1 and 1000' using errcode = 'invalid_parameter_value';
+  end if;
+  return query
+    with claimed as (
+      select n.id from public.notifications n
+      where n.sent_at is null and n.attempts < 10 and (n.locked_until is null or n.locked_until <= v_now)
+      order by n.created_at
+      limit p_limit
+      for update skip locked
+    )
+    update public.notifications n
+    set attempts = n.attempts + 1, locked_until = v_now + interval '5 minutes'
+    from claimed c
+    where n.id = c.id
+    returning n.*;
+end;
+$$;
+revoke execute on function public.claim_notifications(integer) from public, anon, authenticated;
+grant execute on function public.claim_notifications(integer) to service_role;
+
+/**
+ * Marks a claimed notification sent (p_error null) or records why sending failed (the row is
+ * claimable again at once). Returns false when the notification is unknown or already sent.
+ * service_role only.
+ */
+create function public.mark_notification_sent(p_id uuid, p_error text default null)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_error is null then
+    update public.notifications n set sent_at = billing.now(), locked_until = null, last_error = null
+    where n.id = p_id and n.sent_at is null;
+  else
+    update public.notifications n set locked_until = null, last_error = left(p_error, 2000)
+    where n.id = p_id and n.sent_at is null;
+  end if;
+  return found;
+end;
+$$;
+revoke execute on function public.mark_notification_sent(uuid, text) from public, anon, authenticated;
+grant execute on function public.mark_notification_sent(uuid, text) to service_role;
+
+
+-- =================================================================================================
+-- 5. Jobs
+--
+-- Each job: one batch of at most p_limit changes per call, row locks taken with
+-- `for update skip locked` (two runs at once share the work), idempotent (a second run finds
+-- nothing left to do; notifications are deduplicated by key), correct when late (transitions
+-- are recorded at the time they were due, in subscription_history.effective_at), and logged in
+-- billing.job_runs. Returns the rows changed, or null when the run failed (the error is in
+-- job_runs and the run changed nothing). pg_cron calls them (section 6); tests call them
+-- directly under the test clock.
+-- =================================================================================================
+
+/**
+ * billing-expire, one batch: (1) cancellations scheduled for the period end -> canceled;
+ * (2) downgrades due -> the pending plan; (3) trials past trial_end -> expired (free plan);
+ * (4) active past the period end -> past_due; (5) past_due past the grace days -> expired
+ * (not Razorpay recurring subscriptions: their end is the provider's, through its events).
+ * A subscription a week overdue goes through (4) and (5) in one run.
+ */
+create function billing.expire_batch(p_limit integer)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_grace interval;
+  v_left integer := p_limit;
+  v_n integer;
+  v_job jsonb := pg_catalog.jsonb_build_object('job', 'billing-expire', 'ran_at', billing.now());
+begin
+  select pg_catalog.make_interval(days => s.grace_days) into v_grace from public.billing_settings s;
+  v_grace := coalesce(v_grace, interval '3 days');
+
+  -- (1) Scheduled cancellations.
+  with due as (
+    select s.id, s.status as old_status from public.subscriptions s
+    where s.status in ('trialing', 'active', 'past_due') and s.cancel_at_period_end and s.current_period_end <= v_now
+    order by s.current_period_end
+    limit v_left
+    for update skip locked
+  ), moved as (
+    update public.subscriptions s
+    set status = 'canceled', ended_at = s.current_period_end, canceled_at = coalesce(s.canceled_at, s.current_period_end),
+        pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = any (array(select d.id from due d))
+    returning s.id, s.organization_id, s.plan_id, s.current_period_end
+  ), hist as (
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind, reason,
+       metadata, effective_at)
+    select m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system',
+           'cancelled at the period end, as requested', v_job, m.current_period_end
+    from moved m join due d on d.id = m.id
+  ), note as (
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    select m.organization_id, m.id, 'subscription_canceled',
+           pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'ended_at', m.current_period_end),
+           'subscription_canceled:' || m.id
+    from moved m
+    on conflict (dedupe_key) do nothing
+  )
+  select count(*) into v_n from moved;
+  v_left := v_left - v_n;
+
+  -- (2) Downgrades due: the pending plan replaces the current one (the period is not extended:
+  --     renewing it is a payment for the new plan).
+  if v_left > 0 then
+    with due as (
+      select s.id, s.plan_id as old_plan_id from public.subscriptions s
+      where s.pending_plan_id is not null and s.pending_plan_effective_at <= v_now
+        and s.status in ('active', 'past_due')
+      order by s.pending_plan_effective_at
+      limit v_left
+      for update skip locked
+    ), moved as (
+      update public.subscriptions s
+      set plan_id = s.pending_plan_id, pending_plan_id = null, pending_plan_effective_at = null
+      where s.id = any (array(select d.id from due d))
+      returning s.id, s.organization_id, s.plan_id, s.status, s.current_period_end
+    ), hist as (
+      insert into public.subscription_history
+        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
+         reason, metadata, effective_at)
+      select m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system',
+             'scheduled downgrade applied at the period end', v_job, m.current_period_end
+      from moved m join due d on d.id = m.id
+    ), note as (
+      insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+      select m.organization_id, m.id, 'plan_downgraded',
+             pg_catalog.jsonb_build_object('old_plan_id', d.old_plan_id, 'new_plan_id', m.plan_id,
+                                           'effective_at', m.current_period_end),
+             pg_catalog.format('plan_downgraded:%s:%s', m.id, extract(epoch from m.current_period_end)::bigint)
+      from moved m join due d on d.id = m.id
+      on conflict (dedupe_key) do nothing
+    )
+    select count(*) into v_n from moved;
+    v_left := v_left - v_n;
+  end if;
+
+  -- (3) Trials that ended unpaid: the free plan applies.
+  if v_left > 0 then
+    with due as (
+      select s.id from public.subscriptions s
+      where s.status = 'trialing' and s.trial_end <= v_now and not s.cancel_at_period_end
+      order by s.trial_end
+      limit v_left
+      for update skip locked
+    ), moved as (
+      update public.subscriptions s set status = 'expired', ended_at = s.trial_end
+      where s.id = any (array(select d.id from due d))
+      returning s.id, s.organization_id, s.plan_id, s.trial_end
+    ), hist as (
+      insert into public.subscription_history
+        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
+         reason, metadata, effective_at)
+      select m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system',
+             'trial ended unpaid: the free plan applies', v_job, m.trial_end
+      from moved m
+    ), note as (
+      insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+      select m.organization_id, m.id, 'trial_ended',
+             pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'trial_end', m.trial_end),
+             'trial_ended:' || m.id
+      from moved m
+      on conflict (dedupe_key) do nothing
+    )
+    select count(*) into v_n from moved;
+    v_left := v_left - v_n;
+  end if;
+
+  -- (4) Periods that ended unpaid: past due (the plan stays through the grace days).
+  if v_left > 0 then
+    with due as (
+      select s.id from public.subscriptions s
+      where s.status = 'active' and s.current_period_end <= v_now and not s.cancel_at_period_end
+      order by s.current_period_end
+      limit v_left
+      for update skip locked
+    ), moved as (
+      update public.subscriptions s set status = 'past_due'
+      where s.id = any (array(select d.id from due d))
+      returning s.id, s.organization_id, s.plan_id, s.current_period_end
+    ), hist as (
+      insert into public.subscription_history
+        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
+         reason, metadata, effective_at)
+      select m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system',
+             'period ended unpaid', v_job, m.current_period_end
+      from moved m
+    )
+    select count(*) into v_n from moved;
+    v_left := v_left - v_n;
+  end if;
+
+  -- (5) Grace over: expired (the free plan applies).
+  if v_left > 0 then
+    with due as (
+      select s.id from public.subscriptions s
+      where s.status = 'past_due' and s.current_period_end <= v_now - v_grace and not s.cancel_at_period_end
+        and s.provider_subscription_id is null
+      order by s.current_period_end
+      limit v_left
+      for update skip locked
+    ), moved as (
+      update public.subscriptions s set status = 'expired', ended_at = s.current_period_end + v_grace
+      where s.id = any (array(select d.id from due d))
+      returning s.id, s.organization_id, s.plan_id, s.current_period_end
+    ), hist as (
+      insert into public.subscription_history
+        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
+         reason, metadata, effective_at)
+      select m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system',
+             'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace
+      from moved m
+    ), note as (
+      insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+      select m.organization_id, m.id, 'subscription_expired',
+             pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'period_end', m.current_period_end,
+                                           'ended_at', m.current_period_end + v_grace),
+             pg_catalog.format('subscription_expired:%s:%s', m.id, extract(epoch from m.current_period_end)::bigint)
+      from moved m
+      on conflict (dedupe_key) do nothing
+    )
+    select count(*) into v_n from moved;
+    v_left := v_left - v_n;
+  end if;
+
+  return p_limit - v_left;
+end;
+$$;
+revoke execute on function billing.expire_batch(integer) from public;
+
+/**
+ * billing-renewal-reminders, one batch: for subscriptions we bill ourselves (no provider
+ * subscription), active and not cancelling, a 'renewal_reminder' 7 days before the period end
+ * (sent from 7 days down to 1 day before) and another 1 day before (the last 24 hours); for
+ * Razorpay recurring subscriptions, the 'pre_debit_notice' in the 24 hours before the charge.
+ * Deduplicated per subscription, reminder and period end.
+ */
+create function billing.renewal_reminders_batch(p_limit integer)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_n integer;
+begin
+  with due as (
+    select s.id, s.organization_id, s.current_period_end, s.provider, s.provider_subscription_id,
+           p.id as plan_id, p.code as plan_code, p.name as plan_name, p.price_cents, p.currency,
+           case
+             when s.provider = 'razorpay' and s.provider_subscription_id is not null then 'pre_debit_notice'
+             else 'renewal_reminder'
+           end as kind,
+           case
+             when s.provider = 'razorpay' and s.provider_subscription_id is not null then '24h'
+             when s.current_period_end <= v_now + interval '1 day' then '1d'
+             else '7d'
+           end as reminder
+    from public.subscriptions s
+    join public.billing_plans p on p.id = s.plan_id
+    where s.status = 'active' and not s.cancel_at_period_end
+      and s.current_period_end > v_now and s.current_period_end <= v_now + interval '7 days'
+      and (s.provider_subscription_id is null or s.provider <> 'razorpay'
+           or s.current_period_end <= v_now + interval '24 hours')
+  ), fresh as (
+    select d.*, pg_catalog.format('%s:%s:%s:%s', d.kind, d.reminder, d.id,
+                                  extract(epoch from d.current_period_end)::bigint) as dedupe_key
+    from due d
+  ), queued as (
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    select f.organization_id, f.id, f.kind,
+           pg_catalog.jsonb_build_object(
+             'reminder', f.reminder, 'plan_id', f.plan_id, 'plan_code', f.plan_code, 'plan_name', f.plan_name,
+             'amount_cents', f.price_cents, 'currency', f.currency, 'period_end', f.current_period_end,
+             'charge_at', case when f.kind = 'pre_debit_notice' then f.current_period_end end,
+             'provider_subscription_id', f.provider_subscription_id),
+           f.dedupe_key
+    from fresh f
+    where not exists (select 1 from public.notifications n where n.dedupe_key = f.dedupe_key)
+    order by f.current_period_end
+    limit p_limit
+    on conflict (dedupe_key) do nothing
+    returning 1
+  )
+  select count(*) into v_n from queued;
+  return v_n;
+end;
+$$;
+revoke execute on function billing.renewal_reminders_batch(integer) from public;
+
+/**
+ * billing-dunning, one batch: a 'dunning_reminder' on day 1 of an unpaid period end (the first
+ * two days after it) and on day 3 (from two days after it until the grace ends), for active or
+ * past_due subscriptions not cancelling. Decided by time, so it does not wait for billing-expire.
+ * Deduplicated per subscription, day and period end.
+ */
+create function billing.dunning_batch(p_limit integer)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_grace interval;
+  v_n integer;
+begin
+  select pg_catalog.make_interval(days => s.grace_days) into v_grace from public.billing_settings s;
+  v_grace := coalesce(v_grace, interval '3 days');
+  with due as (
+    select s.id, s.organization_id, s.current_period_end, p.id as plan_id, p.code as plan_code,
+           p.price_cents, p.currency,
+           case when v_now < s.current_period_end + interval '2 days' then 1 else 3 end as day
+    from public.subscriptions s
+    join public.billing_plans p on p.id = s.plan_id
+    where s.status in ('active', 'past_due') and not s.cancel_at_period_end
+      and s.current_period_end <= v_now and s.current_period_end + v_grace > v_now
+  ), fresh as (
+    select d.*, pg_catalog.format('dunning_reminder:d%s:%s:%s', d.day, d.id,
+                                  extract(epoch from d.current_period_end)::bigint) as dedupe_key
+    from due d
+  ), queued as (
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    select f.organization_id, f.id, 'dunning_reminder',
+           pg_catalog.jsonb_build_object('day', f.day, 'plan_id', f.plan_id, 'plan_code', f.plan_code,
+                                         'amount_cents', f.price_cents, 'currency', f.currency,
+                                         'period_end', f.current_period_end,
+                                         'grace_ends_at', f.current_period_end + v_grace),
+           f.dedupe_key
+    from fresh f
+    where not exists (select 1 from public.notifications n where n.dedupe_key = f.dedupe_key)
+    order by f.current_period_end
+    limit p_limit
+    on conflict (dedupe_key) do nothing
+    returning 1
+  )
+  select count(*) into v_n from queued;
+  return v_n;
+end;
+$$;
+revoke execute on function billing.dunning_batch(integer) from public;
+
+/**
+ * billing-purge, one batch (p_limit rows per kind): usage counters whose window ended more than
+ * p_usage_retention ago (default 35 days; raw usage_metrics events are kept), the AI cache past its
+ * expiry (public.ai_cache, when that migration is installed: expires_at if it has one, else
+ * created_at older than p_cache_retention), notifications sent more than 90 days ago, and job
+ * runs older than 30 days.
+ */
+create function billing.purge_batch(
+  p_limit integer,
+  p_usage_retention interval default interval '35 days',
+  p_cache_retention interval default interval '24 hours'
+)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_total integer := 0;
+  v_n integer;
+  v_cache regclass := pg_catalog.to_regclass('public.ai_cache');
+  v_cache_column text;
+begin
+  -- Counters: the window ends at window_start + its unit; keep it p_usage_retention past that.
+  delete from public.usage_quotas q
+  where (q.organization_id, q.metric, q.window_unit, q.window_start) in (
+    select u.organization_id, u.metric, u.window_unit, u.window_start
+    from public.usage_quotas u
+    where u.window_start < v_now - p_usage_retention - interval '1 minute'
+      and u.window_start + ('1 ' || u.window_unit::text)::interval + p_usage_retention <= v_now
+    limit p_limit
+    for update skip locked);
+  get diagnostics v_n = row_count;
+  v_total := v_total + v_n;
+
+  -- The AI cache (a later migration): by expires_at when it has one, else by age.
+  if v_cache is not null then
+    select a.attname into v_cache_column
+    from pg_catalog.pg_attribute a
+    where a.attrelid = v_cache and a.attname in ('expires_at', 'created_at')
+      and not a.attisdropped
+    order by a.attname = 'expires_at' desc
+    limit 1;
+    if v_cache_column is not null then
+      execute pg_catalog.format(
+        'delete from public.ai_cache c where c.ctid = any (array(
+           select x.ctid from public.ai_cache x where x.%1$I < $1 limit $2 for update skip locked))',
+        v_cache_column)
+      using case when v_cache_column = 'expires_at' then v_now else v_now - p_cache_retention end, p_limit;
+      get diagnostics v_n = row_count;
+      v_total := v_total + v_n;
+    end if;
+  end if;
+
+  delete from public.notifications n
+  where n.id in (
+    select x.id from public.notifications x
+    where x.sent_at is not null and x.sent_at < v_now - interval '90 days'
+    limit p_limit
+    for update skip locked);
+  get diagnostics v_n = row_count;
+  v_total := v_total + v_n;
+
+  delete from billing.job_runs r
+  where r.id in (select x.id from billing.job_runs x where x.started_at < pg_catalog.clock_timestamp() - interval '30 days'
+                 limit p_limit);
+  return v_total;
+end;
+$$;
+revoke execute on function billing.purge_batch(integer, interval, interval) from public;
+
+/**
+ * Runs one batch of a job (p_job_name: billing-expire, billing-renewal-reminders, billing-dunning,
+ * billing-purge) and logs it in billing.job_runs. A failure is caught: its changes are undone, the
+ * error is logged, a warning raised and null returned.
+ */
+create function billing.run_job(p_job_name text, p_limit integer)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_run_id bigint;
+  v_rows integer;
+begin
+  perform billing.check_batch_limit(p_limit);
+  if p_job_name not in ('billing-expire', 'billing-renewal-reminders', 'billing-dunning', 'billing-purge') then
+    raise exception 'unknown billing job "%"', p_job_name using errcode = 'invalid_parameter_value';
+  end if;
+  v_run_id := billing.job_started(p_job_name, p_limit);
+  begin
+    v_rows := case p_job_name
+      when 'billing-expire' then billing.expire_batch(p_limit)
+      when 'billing-renewal-reminders' then billing.renewal_reminders_batch(p_limit)
+      when 'billing-dunning' then billing.dunning_batch(p_limit)
+      when 'billing-purge' then billing.purge_batch(p_limit)
+    end;
+  exception
+    when others then
+      perform billing.job_finished(v_run_id, null, pg_catalog.format('%s: %s', sqlstate, sqlerrm));
+      raise warning 'billing job % failed: % (%)', p_job_name, sqlerrm, sqlstate;
+      return null;
+  end;
+  perform billing.job_finished(v_run_id, v_rows, null);
+  return v_rows;
+end;
+$$;
+revoke execute on function billing.run_job(text, integer) from public;
+
+/** pg_cron 'billing-expire': see billing.expire_batch. Returns the subscriptions changed. */
+create function billing.job_expire(p_limit integer default 10000)
+returns integer
+language sql
+set search_path = ''
+as $$ select billing.run_job('billing-expire', p_limit) $$;
+revoke execute on function billing.job_expire(integer) from public;
+
+/** pg_cron 'billing-renewal-reminders': see billing.renewal_reminders_batch. Returns the notifications queued. */
+create function billing.job_renewal_reminders(p_limit integer default 10000)
+returns integer
+language sql
+set search_path = ''
+as $$ select billing.run_job('billing-renewal-reminders', p_limit) $$;
+revoke execute on function billing.job_renewal_reminders(integer) from public;
+
+/** pg_cron 'billing-dunning': see billing.dunning_batch. Returns the notifications queued. */
+create function billing.job_dunning(p_limit integer default 10000)
+returns integer
+language sql
+set search_path = ''
+as $$ select billing.run_job('billing-dunning', p_limit) $$;
+revoke execute on function billing.job_dunning(integer) from public;
+
+/** pg_cron 'billing-purge': see billing.purge_batch. Returns the rows deleted. */
+create function billing.job_purge(p_limit integer default 10000)
+returns integer
+language sql
+set search_path = ''
+as $$ select billing.run_job('billing-purge', p_limit) $$;
+revoke execute on function billing.job_purge(integer) from public;
+
+
+-- =================================================================================================
+-- 6. Schedules (pg_cron; cron.schedule upserts by name, so re-running this is harmless)
+-- =================================================================================================
+
+-- billing-expire every 5 minutes; reminders hourly (the pre-debit notice needs 24 h, not a day);
+-- dunning daily at 04:30 UTC (10:00 IST); purge daily at 03:45 UTC. One batch per run: a backlog
+-- larger than a batch is finished by the next runs. Without pg_cron nothing is scheduled: call
+-- the billing.job_* functions from any scheduler.
+do $$
+begin
+  if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+    perform cron.schedule('billing-expire', '*/5 * * * *', 'select billing.job_expire()');
+    perform cron.schedule('billing-renewal-reminders', '15 * * * *', 'select billing.job_renewal_reminders()');
+    perform cron.schedule('billing-dunning', '30 4 * * *', 'select billing.job_dunning()');
+    perform cron.schedule('billing-purge', '45 3 * * *', 'select billing.job_purge()');
+  end if;
+end;
+$$;
