@@ -16,7 +16,7 @@
 // while one is in flight wait for it instead of calling Groq again, then are answered from the
 // cache it filled (a normal ai_reserve cache hit: rate-limited and logged, no prompt, no tokens).
 // The map is per function instance (one isolate); two instances may each call Groq once.
-import { bearerToken, type Claims, denoEnv, type Env, requireUser } from "./auth.ts";
+import { type Claims, denoEnv, type Env, requireUser } from "./auth.ts";
 import { db } from "./db.ts";
 import { type ChatCompletion, type ChatCompletionChunk, groqClient, groqConfig, isUpstreamTimeout, upstreamStatus } from "./groq.ts";
 import { handle, type Handler, HttpError, json, readJson } from "./http.ts";
@@ -351,29 +351,10 @@ function markWarm(key: string) {
   warm.set(key, Date.now() + WARM_MS);
 }
 
-/**
- * Verified users by token, until the token's exp: an ES256 verification costs 1 to 8 ms of CPU
- * on a small machine, and a client sends the same session JWT with every request. The cache
- * holds what a fresh verification would return (a JWT cannot be revoked before its exp anyway);
- * bounded, cleared when full.
- */
-const verified = new Map<string, { claims: Claims & { sub: string }; until: number }>();
-async function verifiedUser(req: Request, env: Env): Promise<Claims & { sub: string }> {
-  const token = bearerToken(req);
-  const hit = verified.get(token);
-  if (hit && hit.until > Date.now()) return hit.claims;
-  const claims = await requireUser(req, env);
-  if (typeof claims.exp === "number") {
-    if (verified.size >= 10_000) verified.clear();
-    verified.set(token, { claims, until: claims.exp * 1000 });
-  }
-  return claims;
-}
-
 /** The ai-chat handler, without the CORS/log wrapper. */
 export async function aiChat(req: Request, env: Env = denoEnv): Promise<Response> {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const claims = await verifiedUser(req, env);
+  const claims = await requireUser(req, env);
   const organizationId = req.headers.get("x-organization-id")?.trim();
   if (!organizationId) {
     throw new HttpError(400, "missing_organization_id", "the x-organization-id header is required");
