@@ -64,6 +64,20 @@ async function typesDrift(db) {
   );
 }
 
+/** Every function type-checks and lints clean, as `supabase functions deploy` would bundle it. */
+async function denoCheck() {
+  const check = await run(bin("deno"), ["check", "supabase/functions", "scripts/functions-server.ts"], {
+    env: { NO_COLOR: "1" },
+    allowFail: true,
+  });
+  record("deno check: every function type-checks", check.code === 0, check.code ? check.stderr.slice(-3000) : "");
+  const lint = await run(bin("deno"), ["lint", "supabase/functions", "tests", "scripts"], {
+    env: { NO_COLOR: "1" },
+    allowFail: true,
+  });
+  record("deno lint: functions, tests and scripts are clean", lint.code === 0, lint.code ? lint.stdout + lint.stderr : "");
+}
+
 async function denoTests(env) {
   const { code, stdout, stderr } = await run(bin("deno"), ["test", "-A", "tests/"], {
     env: { ...env, NO_COLOR: "1" },
@@ -98,6 +112,7 @@ main(async () => {
     await lint(db);
     await advisors(db);
     await typesDrift(db);
+    await denoCheck();
 
     const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
     const apiPort = await freePort();

@@ -45,11 +45,15 @@ create type public.usage_window as enum ('minute', 'hour', 'day', 'month');
  */
 create function billing.now()
 returns timestamptz
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select coalesce(nullif(pg_catalog.current_setting('billing.now', true), '')::timestamptz, pg_catalog.now())
+begin
+  -- plpgsql, not sql: a sql function with a SET clause cannot be inlined and is planned on every
+  -- call; this one sits on every hot path.
+  return coalesce(nullif(pg_catalog.current_setting('billing.now', true), '')::timestamptz, pg_catalog.now());
+end;
 $$;
 revoke execute on function billing.now() from public;
 grant execute on function billing.now() to authenticated, service_role;

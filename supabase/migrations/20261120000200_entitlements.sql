@@ -130,15 +130,27 @@ declare
   v_paid_plan_id uuid;
   v_grace interval;
   v_paid boolean;
+  v_paid_code text;
+  v_paid_tier text;
+  v_paid_features jsonb;
+  v_free_id uuid;
+  v_free_code text;
+  v_free_tier text;
+  v_free_features jsonb;
 begin
-  -- The organization with its live subscription (at most one, by a unique index).
+  -- One lookup for the common path: the organization, its live subscription (at most one, by a
+  -- unique index) with that plan, the free plan, and the grace setting.
   select o.id, o.timezone, s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
-         pg_catalog.make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3))
+         pg_catalog.make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3)),
+         p.code, p.tier, p.features, f.id, f.code, f.tier, f.features
   into organization_id, timezone, subscription_id, subscription_status, v_paid_plan_id, current_period_end,
-       v_trial_end, v_cancel_at_period_end, v_grace
+       v_trial_end, v_cancel_at_period_end, v_grace, v_paid_code, v_paid_tier, v_paid_features,
+       v_free_id, v_free_code, v_free_tier, v_free_features
   from public.organizations o
   left join public.subscriptions s
     on s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due')
+  left join public.billing_plans p on p.id = s.plan_id
+  left join public.billing_plans f on f.tier = 'free' and f.active
   where o.id = p_organization_id;
   if not found then
     return;
@@ -176,11 +188,15 @@ begin
   end if;
 
   if v_paid then
-    select p.id, p.code, p.tier, p.features into plan_id, plan_code, tier, features
-    from public.billing_plans p where p.id = v_paid_plan_id;
+    plan_id := v_paid_plan_id;
+    plan_code := v_paid_code;
+    tier := v_paid_tier;
+    features := v_paid_features;
   else
-    select p.id, p.code, p.tier, p.features into plan_id, plan_code, tier, features
-    from public.billing_plans p where p.tier = 'free' and p.active;
+    plan_id := v_free_id;
+    plan_code := v_free_code;
+    tier := v_free_tier;
+    features := v_free_features;
   end if;
 end;
 $$;
@@ -188,9 +204,8 @@ revoke execute on function billing.effective_plan(uuid, timestamptz) from public
 grant execute on function billing.effective_plan(uuid, timestamptz) to authenticated, service_role;
 
 /**
- * Who may read an organization's entitlements: its members, service_role, and database roles
- * that bypass RLS anyway (a DBA in the SQL editor). Others get an error, never another tenant's
- * data, and the same error whether or not the organization exists.
+ * Who may read an organization's entitlements: its members, service_role, and roles that bypass
+ * RLS anyway (a DBA in the SQL editor). Others get an error, never another tenant's data.
  */
 create function billing.require_reader(p_organization_id uuid)
 returns void
@@ -202,10 +217,10 @@ begin
   if p_organization_id is null then
     raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
   end if;
-  if auth.role() is distinct from 'service_role'
-     and not billing.is_member(p_organization_id)
-     and not exists (select 1 from pg_catalog.pg_roles r
-                     where r.rolname = current_user and (r.rolsuper or r.rolbypassrls)) then
+  if not (auth.role() = 'service_role'
+          or pg_catalog.current_setting('is_superuser') = 'on'
+          or billing.is_member(p_organization_id)
+          or exists (select 1 from pg_catalog.pg_roles r where r.rolname = current_user and r.rolbypassrls)) then
     raise exception 'not a member of organization %', p_organization_id
       using errcode = 'insufficient_privilege';
   end if;
@@ -362,6 +377,7 @@ begin
   perform billing.require_reader(p_organization_id);
   e := billing.effective_plan(p_organization_id, billing.now());
   if e.organization_id is null then
+    -- The same error as for a foreign organization, so nothing leaks.
     raise exception 'not a member of organization %', p_organization_id
       using errcode = 'insufficient_privilege';
   end if;
@@ -383,11 +399,13 @@ grant execute on function public.get_entitlements(uuid) to authenticated, servic
 /** The tier code in effect now (free|basic|pro|enterprise). Members and service_role. */
 create function public.effective_tier(p_organization_id uuid)
 returns text
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select public.get_entitlements(p_organization_id) ->> 'tier'
+begin
+  return public.get_entitlements(p_organization_id) ->> 'tier';
+end;
 $$;
 revoke execute on function public.effective_tier(uuid) from public;
 grant execute on function public.effective_tier(uuid) to authenticated, service_role;

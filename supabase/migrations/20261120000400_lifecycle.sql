@@ -1267,15 +1267,13 @@ revoke execute on function billing.dunning_batch(integer) from public;
 
 /**
  * billing-purge, one batch (p_limit rows per kind): usage counters whose window ended more than
- * p_usage_retention ago (default 35 days; raw usage_metrics events are kept), the AI cache past its
- * expiry (public.ai_cache, when that migration is installed: expires_at if it has one, else
- * created_at older than p_cache_retention), notifications sent more than 90 days ago, and job
- * runs older than 30 days.
+ * p_usage_retention ago (default 35 days; raw usage_metrics events are kept), notifications sent
+ * more than 90 days ago, and job runs older than 30 days. (The AI gateway's migration purges its
+ * own cache with its own job, ai-purge-cache.)
  */
 create function billing.purge_batch(
   p_limit integer,
-  p_usage_retention interval default interval '35 days',
-  p_cache_retention interval default interval '24 hours'
+  p_usage_retention interval default interval '35 days'
 )
 returns integer
 language plpgsql
@@ -1285,8 +1283,6 @@ declare
   v_now timestamptz := billing.now();
   v_total integer := 0;
   v_n integer;
-  v_cache regclass := pg_catalog.to_regclass('public.ai_cache');
-  v_cache_column text;
 begin
   -- Counters: the window ends at window_start + its unit; keep it p_usage_retention past that.
   delete from public.usage_quotas q
@@ -1299,25 +1295,6 @@ begin
     for update skip locked);
   get diagnostics v_n = row_count;
   v_total := v_total + v_n;
-
-  -- The AI cache (a later migration): by expires_at when it has one, else by age.
-  if v_cache is not null then
-    select a.attname into v_cache_column
-    from pg_catalog.pg_attribute a
-    where a.attrelid = v_cache and a.attname in ('expires_at', 'created_at')
-      and not a.attisdropped
-    order by a.attname = 'expires_at' desc
-    limit 1;
-    if v_cache_column is not null then
-      execute pg_catalog.format(
-        'delete from public.ai_cache c where c.ctid = any (array(
-           select x.ctid from public.ai_cache x where x.%1$I < $1 limit $2 for update skip locked))',
-        v_cache_column)
-      using case when v_cache_column = 'expires_at' then v_now else v_now - p_cache_retention end, p_limit;
-      get diagnostics v_n = row_count;
-      v_total := v_total + v_n;
-    end if;
-  end if;
 
   delete from public.notifications n
   where n.id in (
@@ -1334,7 +1311,7 @@ begin
   return v_total;
 end;
 $$;
-revoke execute on function billing.purge_batch(integer, interval, interval) from public;
+revoke execute on function billing.purge_batch(integer, interval) from public;
 
 /**
  * Runs one batch of a job (p_job_name: billing-expire, billing-renewal-reminders, billing-dunning,

@@ -17,7 +17,7 @@
 // cache it filled (a normal ai_reserve cache hit: rate-limited and logged, no prompt, no tokens).
 // The map is per function instance (one isolate); two instances may each call Groq once.
 import { type Claims, denoEnv, type Env, requireUser } from "./auth.ts";
-import { db } from "./db.ts";
+import { statement } from "./db.ts";
 import { type ChatCompletion, type ChatCompletionChunk, groqClient, groqConfig, isUpstreamTimeout, upstreamStatus } from "./groq.ts";
 import { handle, type Handler, HttpError, json, readJson } from "./http.ts";
 
@@ -222,22 +222,6 @@ function denialResponse(r: Reservation, model: string): Response {
 
 const numberOrNull = (v: string | null) => (v === null ? null : Number(v));
 
-const UNREACHABLE = ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED",
-  "CONNECTION_ENDED", "CONNECTION_DESTROYED", "57P01", "57P03", "53300"];
-
-/** One statement in its own transaction; an unreachable database is 503 database_unavailable. */
-async function one<T>(run: (sql: ReturnType<typeof db>) => Promise<T>): Promise<T> {
-  try {
-    return await run(db());
-  } catch (e) {
-    if (e instanceof HttpError) throw e;
-    if (UNREACHABLE.includes((e as { code?: string })?.code ?? "")) {
-      throw new HttpError(503, "database_unavailable", "the database cannot be reached");
-    }
-    throw e;
-  }
-}
-
 function sqlToHttp(e: unknown): unknown {
   if ((e as { code?: string })?.code === "22023") return invalid(String((e as Error).message));
   return e;
@@ -251,7 +235,7 @@ async function reserve(
   cacheKey: string,
 ): Promise<Reservation> {
   try {
-    const [row] = await one((sql) =>
+    const [row] = await statement((sql) =>
       sql<Reservation[]>`select * from public.ai_reserve(${organizationId}, ${claims.sub}, ${req.model},
         ${req.max_tokens ?? null}, ${promptTokens}, ${cacheKey}, ${req.stream})`
     );
@@ -273,7 +257,7 @@ interface Settlement {
 /** One SQL call after the upstream; retried once (a lost settlement would be released later). */
 async function settle(s: Settlement): Promise<void> {
   const run = () =>
-    one((sql) =>
+    statement((sql) =>
       sql`select * from public.ai_settle(${s.requestId}, ${s.promptTokens}, ${s.completionTokens},
         ${Math.round(s.latencyMs)}, ${s.status}, ${s.response === null ? null : JSON.stringify(s.response)}::text::jsonb)`
     );
@@ -290,7 +274,7 @@ async function settle(s: Settlement): Promise<void> {
 
 async function release(requestId: string, status: "upstream_error" | "upstream_timeout" | "client_closed", errorCode: string, latencyMs: number) {
   try {
-    await one((sql) => sql`select public.ai_release(${requestId}, ${status}, ${errorCode}, ${Math.round(latencyMs)})`);
+    await statement((sql) => sql`select public.ai_release(${requestId}, ${status}, ${errorCode}, ${Math.round(latencyMs)})`);
   } catch (e) {
     console.error(JSON.stringify({ fn: "ai-chat", level: "error", error: "release failed", request_id: requestId, detail: String((e as Error)?.message ?? e) }));
   }

@@ -34,14 +34,28 @@ function unreachable(e: unknown): boolean {
     "CONNECTION_DESTROYED", "57P01", "57P03", "53300"].includes(code);
 }
 
-/** Run fn in a transaction; an unreachable database becomes a 503 (never a silent pass). */
-export async function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+/** Run fn against the pool; an unreachable database becomes a 503 (never a silent pass). */
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return await db().begin(fn) as T;
+    return await fn();
   } catch (e) {
     if (unreachable(e)) throw new HttpError(503, "database_unavailable", "the database cannot be reached");
     throw e;
   }
+}
+
+/**
+ * One statement on the pooled connection, in its own (auto-committed) transaction: the one round
+ * trip that webhooks and the AI gateway use for their privileged SQL entry points, as the role of
+ * SUPABASE_DB_URL. Row locks are never held across a client round trip.
+ */
+export function statement<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  return guarded(() => fn(db()));
+}
+
+/** Run fn in a transaction. */
+export function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return guarded(async () => await db().begin(fn) as T);
 }
 
 /** Run fn in a transaction as the signed-in user, with RLS, as PostgREST does. */

@@ -2,7 +2,7 @@
 // razorpay-verify, reconcile): the one SQL entry point for provider events, and the mapping of
 // provider and SQL failures to HTTP answers. Business rules live in SQL
 // (supabase/migrations/20261120000300_payments.sql), signatures in providers/.
-import { db, type Tx } from "./db.ts";
+import { statement, type Tx } from "./db.ts";
 import { HttpError } from "./http.ts";
 import type { RazorpayPayment } from "./providers/razorpay.ts";
 import {
@@ -36,21 +36,16 @@ export interface ApplyResult {
  * around it: that took four round trips, and webhooks must answer fast.
  */
 export async function applyPaymentEvent(event: NormalizedEvent): Promise<ApplyResult> {
+  // An unreachable database is a 503: the provider retries later; nothing was applied.
   try {
-    const [{ r }] = await db()`select public.apply_payment_event(${JSON.stringify(event)}::text::jsonb) as r`;
+    const [{ r }] = await statement((sql) =>
+      sql`select public.apply_payment_event(${JSON.stringify(event)}::text::jsonb) as r`
+    );
     return r as ApplyResult;
   } catch (e) {
-    const code = (e as { code?: string })?.code ?? "";
-    if (UNREACHABLE.includes(code)) {
-      // 503: the provider retries later; nothing was applied.
-      throw new HttpError(503, "database_unavailable", "the database cannot be reached");
-    }
-    throw sqlError(e);
+    throw e instanceof HttpError ? e : sqlError(e);
   }
 }
-
-const UNREACHABLE = ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED",
-  "CONNECTION_ENDED", "CONNECTION_DESTROYED", "57P01", "57P03", "53300"];
 
 /** The same, inside a transaction the caller already opened as service_role. */
 export async function applyIn(tx: Tx, event: NormalizedEvent): Promise<ApplyResult> {

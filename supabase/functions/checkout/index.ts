@@ -49,8 +49,8 @@ Deno.serve(handle("checkout", async (req) => {
   const organizationId = uuidField(body, "organization_id");
   // An upgrade order from change_plan (lifecycle migration) is paid by its id instead of a plan code.
   const orderId = body.order_id === undefined ? null : uuidField(body, "order_id");
-  const planCode = body.plan_code;
-  if (orderId === null && (typeof planCode !== "string" || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
+  const planCode = typeof body.plan_code === "string" ? body.plan_code : null;
+  if (orderId === null && (planCode === null || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
     throw new HttpError(400, "invalid_input", "plan_code must be a plan code such as pro_monthly");
   }
   const provider = body.provider;
@@ -75,10 +75,10 @@ Deno.serve(handle("checkout", async (req) => {
 
   let order: CheckoutOrderRow;
   try {
-    [order] = await asUser(claims, (tx) =>
+    [order] = await asUser(claims, async (tx) =>
       orderId === null
-        ? tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${provider})`
-        : tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${provider})`
+        ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${provider})`
+        : await tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${provider})`
     );
   } catch (e) {
     throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, "plan_not_purchasable"] });

@@ -5,7 +5,7 @@
 -- notifications outbox, and bad inputs.
 begin;
 set local search_path = public, extensions;
-select plan(147);
+select plan(145);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -801,32 +801,6 @@ select is(
    from public.usage_quotas where organization_id = pg_temp.org(16)),
   'day@06-20,month@06-01',
   'purge drops counters whose window ended more than 35 days ago, and keeps the rest'
-);
--- One expired and one live cache entry: in the AI gateway's table when it is installed, else in a
--- stand-in table with an expires_at column (the purge finds the table by to_regclass).
-do $$
-begin
-  if to_regclass('public.ai_cache') is null then
-    create table public.ai_cache (id integer primary key, expires_at timestamptz not null);
-    insert into public.ai_cache values (1, '2026-07-09 00:00+05:30'), (2, '2026-07-11 00:00+05:30');
-  else
-    execute $sql$
-      insert into public.ai_cache (organization_id, cache_key, model, response, expires_at)
-      select 'c4000000-0000-4000-8000-000000000016', repeat(k, 64), 'lc-model', '{}', e
-      from (values ('a', '2026-07-09 00:00+05:30'::timestamptz), ('b', '2026-07-11 00:00+05:30')) v(k, e)
-    $sql$;
-  end if;
-end;
-$$;
-select ok((select count(*) from public.ai_cache where (to_jsonb(ai_cache) ->> 'expires_at')::timestamptz < billing.now()) >= 1,
-          'before the purge an expired AI cache entry exists');
-select billing.job_purge();
-select is(
-  (select count(*) from public.ai_cache where coalesce(
-     (to_jsonb(ai_cache) ->> 'expires_at')::timestamptz,
-     (to_jsonb(ai_cache) ->> 'created_at')::timestamptz + interval '24 hours') < billing.now()),
-  0::bigint,
-  'purge drops AI cache entries past their expiry (found by to_regclass when the table exists)'
 );
 
 select is(
