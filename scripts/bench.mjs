@@ -12,7 +12,7 @@ main(async () => {
   await ensurePgPackages();
   const only = process.argv[2];
   const dir = path.join(root, "scripts", "bench");
-  const sections = fs.readdirSync(dir).filter((f) => f.endsWith(".mjs") && (!only || f.includes(only))).sort();
+  const sections = fs.readdirSync(dir).filter((f) => /^\d+-.*\.mjs$/.test(f) && (!only || f.includes(only))).sort();
   for (const file of sections) {
     const db = await tempCluster("bench");
     const cleanup = async () => {
