@@ -153,6 +153,23 @@ create trigger billing_settings_check_timezone
   before insert or update of default_timezone on public.billing_settings
   for each row execute function billing.check_timezone('default_timezone');
 
+/**
+ * The grace period after a period end (billing_settings.grace_days; 3 days when the settings
+ * row is missing). The one place every rule reads it from.
+ */
+create function billing.grace_interval()
+returns interval
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return pg_catalog.make_interval(days => coalesce((select s.grace_days from public.billing_settings s), 3));
+end;
+$$;
+revoke execute on function billing.grace_interval() from public;
+grant execute on function billing.grace_interval() to authenticated, service_role;
+
 insert into public.billing_settings (id) values (true);
 
 -- -------------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ begin
   -- One lookup for the common path: the organization, its live subscription (at most one, by a
   -- unique index) with that plan, the free plan, and the grace setting.
   select o.id, o.timezone, s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
-         pg_catalog.make_interval(days => coalesce((select bs.grace_days from public.billing_settings bs), 3)),
+         billing.grace_interval(),
          p.code, p.tier, p.features, f.id, f.code, f.tier, f.features
   into organization_id, timezone, subscription_id, subscription_status, v_paid_plan_id, current_period_end,
        v_trial_end, v_cancel_at_period_end, v_grace, v_paid_code, v_paid_tier, v_paid_features,
