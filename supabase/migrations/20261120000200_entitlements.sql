@@ -84,7 +84,10 @@ create table public.watchlists (
 /** Foreign keys and the policy column. */
 create index watchlists_organization_id_idx on public.watchlists (organization_id);
 create index watchlists_created_by_idx on public.watchlists (created_by);
-grant select, insert, update, delete on public.watchlists to authenticated, service_role;
+-- Members rename watchlists; a watchlist never moves to another organization or author.
+grant select, insert, delete on public.watchlists to authenticated;
+grant update (name) on public.watchlists to authenticated;
+grant select, insert, update, delete on public.watchlists to service_role;
 alter table public.watchlists enable row level security;
 
 
@@ -139,8 +142,10 @@ declare
   v_free_features jsonb;
 begin
   -- One lookup for the common path: the organization, its live subscription (at most one, by a
-  -- unique index) with that plan, the free plan, and the grace setting.
-  select o.id, o.timezone, s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
+  -- unique index) with its plan, the free plan, and the grace setting. A downgrade scheduled for
+  -- the period end counts from the moment it is due (the period it was scheduled against has
+  -- ended), whether or not the job has applied it yet.
+  select o.id, o.timezone, s.id, s.status, p.id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
          billing.grace_interval(),
          p.code, p.tier, p.features, f.id, f.code, f.tier, f.features
   into organization_id, timezone, subscription_id, subscription_status, v_paid_plan_id, current_period_end,
@@ -149,7 +154,10 @@ begin
   from public.organizations o
   left join public.subscriptions s
     on s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due')
-  left join public.billing_plans p on p.id = s.plan_id
+  left join public.billing_plans p
+    on p.id = case when s.pending_plan_id is not null and s.pending_plan_effective_at <= p_at
+                        and s.current_period_end <= p_at
+                   then s.pending_plan_id else s.plan_id end
   left join public.billing_plans f on f.tier = 'free' and f.active
   where o.id = p_organization_id;
   if not found then
@@ -274,7 +282,10 @@ begin
     v_starts[i] := pg_catalog.date_trunc(p_units[i]::text, v_local) at time zone p_timezone;
     v_ends[i] := (pg_catalog.date_trunc(p_units[i]::text, v_local) + ('1 ' || p_units[i]::text)::interval)
                  at time zone p_timezone;
-    v_limits[i] := (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint;
+    -- A window the features do not name allows nothing (a null value is unlimited).
+    v_limits[i] := case when p_features ? (p_metric || '_per_' || p_units[i]::text)
+                        then (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint
+                        else 0 end;
   end loop;
 
   for i in 1 .. v_n loop
@@ -344,7 +355,8 @@ create policy "Members can read their organization's watchlists"
 
 create policy "Members can add watchlists to their organization"
   on public.watchlists for insert to authenticated
-  with check (organization_id in (select billing.member_organization_ids()));
+  with check (organization_id in (select billing.member_organization_ids())
+              and created_by = (select auth.uid()));
 
 create policy "Members can rename their organization's watchlists"
   on public.watchlists for update to authenticated
@@ -448,6 +460,7 @@ declare
   v_unit public.usage_window;
   v_units public.usage_window[] := '{}'::public.usage_window[];
   v_metric_id uuid;
+  v_recount boolean := false;
   v_answer record;
 begin
   if p_amount is null or p_amount <= 0 then
@@ -490,21 +503,28 @@ begin
     on conflict (organization_id, metric, request_id) where request_id is not null do nothing
     returning id into v_metric_id;
     if v_metric_id is null then
-      select true, m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
-      into allowed, used, limit_amount, remaining, resets_at
+      -- A retry: the first answer, unless that request was released since (then it counts anew).
+      select m.id, m.state = 'released', m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
+      into v_metric_id, v_recount, used, limit_amount, remaining, resets_at
       from public.usage_metrics m
-      where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id;
-      return;
+      where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id
+      for update;
+      if not v_recount then
+        allowed := true;
+        return;
+      end if;
     end if;
   end if;
 
   v_answer := billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
                                         v_plan.features, p_amount);
   if not v_answer.allowed then
-    delete from public.usage_metrics m where m.id = v_metric_id;
+    -- Nothing counted: a fresh claim goes; a released request stays released.
+    delete from public.usage_metrics m where m.id = v_metric_id and not v_recount;
   elsif v_metric_id is not null then
     update public.usage_metrics m
-    set used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
+    set amount = p_amount, state = 'counted', window_units = v_units, occurred_at = v_now,
+        used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
     where m.id = v_metric_id;
   else
     insert into public.usage_metrics
@@ -639,11 +659,11 @@ revoke execute on function public.release_usage(uuid, text) from public;
 grant execute on function public.release_usage(uuid, text) to service_role;
 
 /**
- * Trigger for app tables with an organization_id: refuses an insert that would take the
- * organization past the count limit TG_ARGV[0] (e.g. 'max_watchlists') of its plan in effect.
+ * Trigger for app tables with an organization_id: refuses an insert (or a move to another
+ * organization) that would take the organization past the count limit TG_ARGV[0] (e.g. 'max_watchlists') of its plan in effect.
  * A plan without the key allows none. Inserts for one organization and table
  * serialize on an advisory lock, so concurrent inserts never pass the limit.
- *   create trigger watchlists_max_count before insert on public.watchlists
+ *   create trigger watchlists_max_count before insert or update of organization_id on public.watchlists
  *     for each row execute function billing.enforce_max_count('max_watchlists');
  * Security definer: counts every row of the organization, which the inserting user's RLS may hide.
  */
@@ -682,5 +702,5 @@ $$;
 revoke execute on function billing.enforce_max_count() from public;
 
 create trigger watchlists_max_count
-  before insert on public.watchlists
+  before insert or update of organization_id on public.watchlists
   for each row execute function billing.enforce_max_count('max_watchlists');

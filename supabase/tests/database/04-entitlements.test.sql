@@ -1,7 +1,7 @@
 -- Entitlements computed on read and atomic usage counting, driven by the test clock.
 begin;
 set local search_path = public, extensions;
-select plan(76);
+select plan(86);
 
 -- Fixture: a paid plan with several windows for one metric, an organization in IST, its owner,
 -- and an outsider.
@@ -131,6 +131,12 @@ returns text language sql as $$
   select row(allowed, used, limit_amount, remaining, resets_at)::text
   from public.increment_usage('e4000000-0000-4000-8000-0000000000a1', p_metric, p_amount, p_request)
 $$;
+create function pg_temp.window_count(p_metric text, p_unit public.usage_window, p_start timestamptz)
+returns bigint language sql as $$
+  select count from public.usage_quotas
+  where organization_id = 'e4000000-0000-4000-8000-0000000000a1' and metric = p_metric
+    and window_unit = p_unit and window_start = p_start
+$$;
 create function pg_temp.counts(p_metric text) returns text language sql as $$
   select coalesce(string_agg(window_unit || '=' || count, ',' order by window_unit, window_start), '')
   from public.usage_quotas where organization_id = 'e4000000-0000-4000-8000-0000000000a1' and metric = p_metric
@@ -185,7 +191,7 @@ select is(pg_temp.counts('gadgets'), '', 'and nothing is counted for it');
 set local billing.now = '2026-02-15 10:00:00+05:30';
 select is(pg_temp.inc('widgets', 2, 'req-1'), '(t,2,3,1,"2026-02-15 04:31:00+00")', 'a call with a request id is counted');
 select is(pg_temp.inc('widgets', 2, 'req-1'), '(t,2,3,1,"2026-02-15 04:31:00+00")', 'its retry returns the first answer');
-select is(pg_temp.counts('widgets') like '%minute=2%', true, 'and is counted once');
+select is(pg_temp.window_count('widgets', 'minute', '2026-02-15 10:00+05:30'), 2::bigint, 'and is counted once');
 select is((select count(*)::int from public.usage_metrics where request_id = 'req-1'), 1, 'one usage_metrics row for the request id');
 
 -- Settle and release.
@@ -198,12 +204,21 @@ select is((select row(allowed, used) from public.settle_usage('e4000000-0000-400
 select is((select row(allowed, used) from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 4))::text,
   '(f,3)', 'settling higher than the remaining quota is refused and changes nothing');
 select is(public.release_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1'), 1, 'release undoes a counted request');
-select is(pg_temp.counts('widgets') like '%minute=0%', true, 'and gives its amount back');
+select is(pg_temp.window_count('widgets', 'minute', '2026-02-15 10:00+05:30'), 0::bigint, 'and gives its amount back');
 select is(public.release_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1'), 0, 'releasing again changes nothing');
 select throws_ok($$select * from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1)$$, '22023', null,
   'a released request cannot be settled');
 select throws_ok($$select * from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'nope', 1)$$, 'P0002', null,
   'settling an unknown request id is an error');
+select is(pg_temp.inc('widgets', 2, 'req-1'), '(t,2,3,1,"2026-02-15 04:31:00+00")',
+  'a released request id that is retried is counted anew (never an uncounted "allowed")');
+select is(pg_temp.window_count('widgets', 'minute', '2026-02-15 10:00+05:30'), 2::bigint, 'and its amount is in the counter again');
+update public.billing_plans set features = features - 'widgets_per_minute' - 'widgets_per_day'
+where id = 'e4000000-0000-4000-8000-0000000000c1';
+select is((select allowed from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 3)), false,
+  'settling higher after the plan dropped the metric is refused (a missing key is limit 0, not unlimited)');
+update public.billing_plans set features = features || '{"widgets_per_minute": 3, "widgets_per_day": 5}'
+where id = 'e4000000-0000-4000-8000-0000000000c1';
 
 -- Bad input.
 select throws_ok($$select * from public.increment_usage('e4000000-0000-4000-8000-0000000000a1', 'widgets', 0)$$, '22023',
@@ -240,7 +255,28 @@ select lives_ok($$insert into public.watchlists (organization_id, name) values (
   'a member adds a watchlist through RLS');
 select throws_ok($$insert into public.watchlists (organization_id, name) values ('e4000000-0000-4000-8000-0000000000b1', 'theirs')$$,
   '42501', null, 'a member cannot add a watchlist to another organization');
+select throws_ok($$insert into public.watchlists (organization_id, name, created_by)
+                   values ('e4000000-0000-4000-8000-0000000000a1', 'spoofed', 'e4000000-0000-4000-8000-000000000002')$$,
+  '42501', null, 'a member cannot add a watchlist in another user''s name');
+select lives_ok($$update public.watchlists set name = 'renamed' where name = 'mine'$$, 'a member renames a watchlist');
+select is((select count(*)::int from public.watchlists where name = 'renamed'), 1, 'and the new name is stored');
+select throws_ok($$update public.watchlists set organization_id = 'e4000000-0000-4000-8000-0000000000b1' where name = 'renamed'$$,
+  '42501', null, 'a member cannot move a watchlist to another organization');
 reset role;
+
+-- A downgrade scheduled for the period end applies on read once due, before any job runs.
+insert into public.billing_plans (id, code, name, tier, interval, price_cents, features) values
+  ('e4000000-0000-4000-8000-0000000000c2', 'ent_basic', 'Entitlements Basic', 'basic', 'month', 49900, '{}');
+select pg_temp.subscribe('active', '2026-01-31 00:00+05:30', '2026-02-28 00:00+05:30');
+update public.subscriptions
+set pending_plan_id = 'e4000000-0000-4000-8000-0000000000c2', pending_plan_effective_at = '2026-02-28 00:00+05:30'
+where organization_id = 'e4000000-0000-4000-8000-0000000000a1';
+set local billing.now = '2026-02-27 23:59:59+05:30';
+select is(public.effective_tier('e4000000-0000-4000-8000-0000000000a1'), 'pro', 'a scheduled downgrade waits for the period end');
+set local billing.now = '2026-02-28 00:00:00+05:30';
+select is(public.effective_tier('e4000000-0000-4000-8000-0000000000a1'), 'basic',
+  'at the period end the downgraded plan applies, with no job having run');
+select is(pg_temp.ent() ->> 'reason', 'grace', 'and an unpaid renewal of the downgraded plan is in grace');
 
 select * from finish();
 rollback;
