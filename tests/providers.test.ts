@@ -480,6 +480,39 @@ Deno.test("PayU webhook without hash, with a wrong hash, or missing fields is re
   assert.deepEqual(unconfigured.ok ? null : unconfigured.code, "provider_not_configured");
 });
 
+Deno.test("PayU webhook with any field posted twice is malformed_body, so a signed failure cannot become a success", async () => {
+  const adapter = createPayuAdapter(payuEnv);
+  const failure = { ...vectors.payu.P3_reverse_hash.params, status: "failure", mihpayid: "77", mode: "UPI" };
+  const signed = formBody({ ...failure, hash: sdkResponseHash(failure) });
+  // The honest post verifies and is a failure: the tampered ones below differ only by the repeat.
+  const honest = await adapter.verifyWebhook(signed, new Headers());
+  assert.ok(honest.ok);
+  const honestEvent = adapter.normalize(honest.webhook);
+  assert.ok(honestEvent.ok);
+  assert.equal(honestEvent.event.status, "failure");
+  for (const appended of ["status=success", "amount=1.00", "txnid=other_txn", "mode=CC", "hash=" + "0".repeat(128)]) {
+    const tampered = await adapter.verifyWebhook(`${signed}&${appended}`, new Headers());
+    assert.deepEqual(tampered.ok ? tampered.webhook.payload : tampered.code, "malformed_body", appended);
+  }
+  // Repeated first, too (a hash over the last copy would vouch for the first).
+  const prepended = await adapter.verifyWebhook(`status=success&${signed}`, new Headers());
+  assert.deepEqual(prepended.ok ? prepended.webhook.payload : prepended.code, "malformed_body");
+});
+
+Deno.test("PayU webhook payload carries exactly the values the hash was checked over", async () => {
+  const adapter = createPayuAdapter(payuEnv);
+  const r = rng(61);
+  for (let i = 0; i < 50; i++) {
+    const posted = randomPosted(r);
+    const raw = formBody({ ...posted, hash: sdkResponseHash(posted) });
+    const result = await adapter.verifyWebhook(raw, new Headers());
+    assert.ok(result.ok, raw);
+    const payload = result.webhook.payload as Record<string, string>;
+    assert.equal(await reverseHash(payload, PAYU_KEY, PAYU_SALT), payload.hash);
+    assert.deepEqual({ ...payload }, Object.fromEntries(new URLSearchParams(raw)));
+  }
+});
+
 Deno.test("PayU webhook normalizes success, failure and pending into payment.<status> events", async () => {
   const adapter = createPayuAdapter(payuEnv);
   for (const status of ["success", "failure", "pending"]) {

@@ -3,7 +3,8 @@
 // provider and SQL failures to HTTP answers. Business rules live in SQL
 // (supabase/migrations/20261120000300_payments.sql), signatures in providers/.
 import { statement, type Tx } from "./db.ts";
-import { HttpError } from "./http.ts";
+import { HttpError, readText } from "./http.ts";
+import { normalizePayu, verifyPayuWebhook } from "./providers/payu.ts";
 import type { RazorpayPayment } from "./providers/razorpay.ts";
 import {
   type EnvGetter,
@@ -65,6 +66,26 @@ export function webhookError(code: WebhookErrorCode | "empty_body", message: str
     ? 401
     : 400;
   return new HttpError(status, code, message);
+}
+
+/** Largest PayU POST accepted (payu-webhook, payu-return). */
+export const PAYU_MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * The start shared by PayU's two POSTs (the server-to-server webhook and the browser's return to
+ * surl/furl): POST only, the raw body once with a size cap, the reverse hash over exactly the
+ * posted values (a field posted twice is 400 malformed_body), then the normalized event. Throws
+ * HttpError with a code; nothing has been read from or written to the database yet.
+ */
+export async function verifiedPayuEvent(req: Request): Promise<NormalizedEvent> {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const raw = await readText(req, PAYU_MAX_BODY_BYTES);
+  if (raw === "") throw webhookError("empty_body", "the body is empty");
+  const verified = await verifyPayuWebhook(raw, env);
+  if (!verified.ok) throw webhookError(verified.code, verified.message);
+  const normalized = normalizePayu(verified.webhook);
+  if (!normalized.ok) throw webhookError(normalized.code, normalized.message);
+  return normalized.event;
 }
 
 /** A ProviderError -> HttpError with the same status and code. */

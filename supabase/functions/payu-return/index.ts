@@ -4,21 +4,11 @@
 // application), then a 303 to billing_settings.app_success_url when the order is paid, else to
 // app_failure_url, with ?order=<txnid>&status=<order status>. Without those settings: 200 JSON.
 import { asService } from "../_shared/db.ts";
-import { handle, HttpError, json, readText } from "../_shared/http.ts";
-import { type ApplyResult, applyIn, env, webhookError } from "../_shared/payments.ts";
-import { normalizePayu, verifyPayuWebhook } from "../_shared/providers/payu.ts";
-
-const MAX_BODY_BYTES = 64 * 1024;
+import { handle, json } from "../_shared/http.ts";
+import { type ApplyResult, applyIn, verifiedPayuEvent } from "../_shared/payments.ts";
 
 Deno.serve(handle("payu-return", async (req) => {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const raw = await readText(req, MAX_BODY_BYTES);
-  if (raw === "") throw webhookError("empty_body", "the body is empty");
-  const verified = await verifyPayuWebhook(raw, env);
-  if (!verified.ok) throw webhookError(verified.code, verified.message);
-  const normalized = normalizePayu(verified.webhook);
-  if (!normalized.ok) throw webhookError(normalized.code, normalized.message);
-  const event = normalized.event;
+  const event = await verifiedPayuEvent(req);
 
   const { result, success_url, failure_url } = await asService(async (tx) => {
     const result: ApplyResult = await applyIn(tx, event);

@@ -195,12 +195,20 @@ export async function verifyPayuWebhook(raw: string, env: EnvGetter): Promise<Ve
   } catch {
     return { ok: false, code: "malformed_body", message: "body is not form-encoded" };
   }
-  if (!form.get("hash")) return { ok: false, code: "missing_signature", message: "hash field is missing" };
-  if (!(await verifyReverseHash(form, config.key, config.salt))) {
+  // One value per field, and the hash is checked over exactly the values the payload carries:
+  // with a repeated field, a hash over one copy would vouch for another (a signed failure with
+  // `&status=success` appended).
+  const payload: Record<string, string> = Object.create(null);
+  for (const [k, v] of form) {
+    if (Object.hasOwn(payload, k)) {
+      return { ok: false, code: "malformed_body", message: `field ${k} appears more than once` };
+    }
+    payload[k] = v;
+  }
+  if (!payload.hash) return { ok: false, code: "missing_signature", message: "hash field is missing" };
+  if (!(await verifyReverseHash(payload, config.key, config.salt))) {
     return { ok: false, code: "invalid_signature", message: "hash does not match" };
   }
-  const payload: Record<string, string> = {};
-  for (const [k, v] of form) payload[k] = v;
   for (const name of ["txnid", "mihpayid", "status", "amount"]) {
     if (!payload[name]) return { ok: false, code: "malformed_body", message: `${name} is missing` };
   }
