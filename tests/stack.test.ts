@@ -64,3 +64,28 @@ Deno.test("an unknown function is a 404 with a code", async () => {
   assertEquals(res.status, 404);
   assertEquals((await res.json()).code, "not_found");
 });
+
+Deno.test({
+  name: "a chunked body (no content-length) over a function's cap is refused with 413 before it ends",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // 80 KiB to payu-webhook (cap 64 KiB), then the stream stalls: only a reader that stops at the
+    // cap can answer.
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 20) return controller.enqueue(new Uint8Array(4096).fill(0x61));
+        return new Promise(() => {});
+      },
+    });
+    const res = await fetch(functionsUrl("payu-webhook"), {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body,
+      duplex: "half",
+      signal: AbortSignal.timeout(10_000),
+    } as RequestInit);
+    assertEquals([res.status, (await res.json()).code], [413, "body_too_large"]);
+  },
+});

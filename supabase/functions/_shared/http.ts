@@ -83,15 +83,40 @@ export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<Reco
   return body as Record<string, unknown>;
 }
 
-/** Read the raw body once, refusing more than maxBytes. */
+/**
+ * Read the raw body once, refusing more than maxBytes: a declared content-length over the cap is
+ * refused before reading, and a body without one (chunked) is read chunk by chunk and refused
+ * as soon as the running total passes the cap, never buffered whole.
+ */
 export async function readText(req: Request, maxBytes: number): Promise<string> {
+  const tooLarge = () => new HttpError(413, "body_too_large", `the body exceeds ${maxBytes} bytes`);
   const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) throw new HttpError(413, "body_too_large", `the body exceeds ${maxBytes} bytes`);
-  const buf = new Uint8Array(await req.arrayBuffer());
-  if (buf.byteLength > maxBytes) throw new HttpError(413, "body_too_large", `the body exceeds ${maxBytes} bytes`);
+  if (declared > maxBytes) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (req.body) {
+    const reader = req.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  }
+  const buf = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    buf.set(c, at);
+    at += c.byteLength;
+  }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(buf);
   } catch {
     throw new HttpError(400, "malformed_body", "the body is not valid UTF-8");
   }
 }
+
