@@ -16,10 +16,10 @@
 // while one is in flight wait for it instead of calling Groq again, then are answered from the
 // cache it filled (a normal ai_reserve cache hit: rate-limited and logged, no prompt, no tokens).
 // The map is per function instance (one isolate); two instances may each call Groq once.
-import { type Claims, denoEnv, type Env, requireUser } from "./auth.ts";
-import { statement } from "./db.ts";
+import { type Claims, requireUser } from "./auth.ts";
+import { sqlError, statement } from "./db.ts";
 import { type ChatCompletion, type ChatCompletionChunk, groqClient, groqConfig, isUpstreamTimeout, upstreamStatus } from "./groq.ts";
-import { handle, type Handler, HttpError, json, readJson } from "./http.ts";
+import { denoEnv, type EnvGetter, handle, type Handler, HttpError, json, readJson, UUID_RE } from "./http.ts";
 
 /** Largest accepted body (bytes); larger is 413 body_too_large. */
 export const MAX_BODY_BYTES = 128 * 1024;
@@ -27,7 +27,6 @@ const MAX_MESSAGES = 256;
 const MAX_TOKENS_CAP = 131072;
 const ROLES = new Set(["system", "user", "assistant"]);
 const BODY_KEYS = new Set(["model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream"]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Json = Record<string, unknown>;
 
@@ -222,10 +221,8 @@ function denialResponse(r: Reservation, model: string): Response {
 
 const numberOrNull = (v: string | null) => (v === null ? null : Number(v));
 
-function sqlToHttp(e: unknown): unknown {
-  if ((e as { code?: string })?.code === "22023") return invalid(String((e as Error).message));
-  return e;
-}
+/** The shared SQL error mapping, with bad input named as this endpoint names it (invalid_body). */
+const sqlToHttp = (e: unknown) => sqlError(e, { "22023": [400, "invalid_body"] });
 
 async function reserve(
   claims: Claims & { sub: string },
@@ -336,14 +333,14 @@ function markWarm(key: string) {
 }
 
 /** The ai-chat handler, without the CORS/log wrapper. */
-export async function aiChat(req: Request, env: Env = denoEnv): Promise<Response> {
+export async function aiChat(req: Request, env: EnvGetter = denoEnv): Promise<Response> {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const claims = await requireUser(req, env);
   const organizationId = req.headers.get("x-organization-id")?.trim();
   if (!organizationId) {
     throw new HttpError(400, "missing_organization_id", "the x-organization-id header is required");
   }
-  if (!UUID.test(organizationId)) {
+  if (!UUID_RE.test(organizationId)) {
     throw new HttpError(400, "invalid_organization_id", "x-organization-id must be an organization id (uuid)");
   }
   let raw: Json;

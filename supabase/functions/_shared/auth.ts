@@ -2,10 +2,7 @@
 // and the legacy HS256 SUPABASE_JWT_SECRET when it is set. Used by the local gateway for
 // functions with verify_jwt = true, and by functions that act for a signed-in user.
 import * as jose from "npm:jose@6.2.17";
-import { HttpError } from "./http.ts";
-
-export type Env = (name: string) => string | undefined;
-export const denoEnv: Env = (name) => Deno.env.get(name);
+import { denoEnv, type EnvGetter, HttpError } from "./http.ts";
 
 export interface Claims extends jose.JWTPayload {
   sub?: string;
@@ -42,7 +39,7 @@ const verified = new Map<string, { claims: Claims; until: number }>();
 const VERIFIED_MAX = 10_000;
 
 /** Verify a JWT against the project's keys; a 401 with a code when it is not valid. */
-export async function verifyJwt(token: string, env: Env = denoEnv): Promise<Claims> {
+export async function verifyJwt(token: string, env: EnvGetter = denoEnv): Promise<Claims> {
   let alg: string | undefined;
   try {
     alg = jose.decodeProtectedHeader(token).alg;
@@ -79,7 +76,7 @@ async function verifyUncached(token: string, alg: string | undefined, keyMateria
 }
 
 /** The signed-in user of a request: a valid token whose role is `authenticated` with a subject. */
-export async function requireUser(req: Request, env: Env = denoEnv): Promise<Claims & { sub: string }> {
+export async function requireUser(req: Request, env: EnvGetter = denoEnv): Promise<Claims & { sub: string }> {
   const claims = await verifyJwt(bearerToken(req), env);
   if (claims.role !== "authenticated" || !claims.sub) {
     throw new HttpError(401, "not_a_user", "a signed-in user's token is required");

@@ -73,3 +73,18 @@ export function asService<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return fn(tx);
   });
 }
+
+/** SQL errors a caller can cause -> 4xx with a code; anything else stays a 500. */
+export function sqlError(e: unknown, codes: Record<string, [number, string]> = {}): unknown {
+  const sqlState = (e as { code?: string })?.code;
+  const message = (e as { message?: string })?.message ?? "database error";
+  const known: Record<string, [number, string]> = {
+    "22023": [400, "invalid_input"],
+    "42501": [403, "forbidden"],
+    "P0002": [404, "not_found"],
+    "55000": [409, "invalid_state"],
+    ...codes,
+  };
+  const hit = sqlState ? known[sqlState] : undefined;
+  return hit ? new HttpError(hit[0], hit[1], message) : e;
+}

@@ -2,7 +2,7 @@
 // another upstream call, billed by Groq, after one reservation), a timeout, and the base URL
 // from GROQ_BASE_URL when set (the local fake in tests and `npm start` without a key).
 import Groq, { APIConnectionTimeoutError, APIError } from "npm:groq-sdk@1.6.0";
-import type { Env } from "./auth.ts";
+import type { EnvGetter } from "./http.ts";
 
 export { Groq };
 export type ChatCompletion = Groq.Chat.ChatCompletion;
@@ -15,7 +15,7 @@ export interface GroqConfig {
 }
 
 /** The Groq settings from env, or null when GROQ_API_KEY is not set. */
-export function groqConfig(env: Env): GroqConfig | null {
+export function groqConfig(env: EnvGetter): GroqConfig | null {
   const apiKey = env("GROQ_API_KEY");
   if (!apiKey) return null;
   const timeout = Number(env("AI_UPSTREAM_TIMEOUT_MS") ?? "");

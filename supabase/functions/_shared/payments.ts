@@ -2,19 +2,22 @@
 // razorpay-verify, reconcile): the one SQL entry point for provider events, and the mapping of
 // provider and SQL failures to HTTP answers. Business rules live in SQL
 // (supabase/migrations/20261120000300_payments.sql), signatures in providers/.
-import { statement, type Tx } from "./db.ts";
-import { HttpError, readText } from "./http.ts";
+import { sqlError, statement, type Tx } from "./db.ts";
+import { denoEnv, HttpError, readText, UUID_RE } from "./http.ts";
 import { normalizePayu, verifyPayuWebhook } from "./providers/payu.ts";
 import type { RazorpayPayment } from "./providers/razorpay.ts";
 import {
-  type EnvGetter,
   type NormalizedEvent,
   ProviderError,
   unixToIso,
   type WebhookErrorCode,
 } from "./providers/types.ts";
 
-export const env: EnvGetter = (name) => Deno.env.get(name);
+/** The functions' env (the same getter as auth.ts and ai.ts use). */
+export const env = denoEnv;
+
+/** Kept here for the payment functions that import it from this module; defined in db.ts. */
+export { sqlError };
 
 /** What public.apply_payment_event answers (keys present when they apply). */
 export interface ApplyResult {
@@ -96,27 +99,10 @@ export function providerHttpError(e: unknown, notConfiguredStatus = 503): unknow
   return e;
 }
 
-/** SQL errors a caller can cause -> 4xx with a code; anything else stays a 500. */
-export function sqlError(e: unknown, codes: Record<string, [number, string]> = {}): unknown {
-  const sqlState = (e as { code?: string })?.code;
-  const message = (e as { message?: string })?.message ?? "database error";
-  const known: Record<string, [number, string]> = {
-    "22023": [400, "invalid_input"],
-    "42501": [403, "forbidden"],
-    "P0002": [404, "not_found"],
-    "55000": [409, "invalid_state"],
-    ...codes,
-  };
-  const hit = sqlState ? known[sqlState] : undefined;
-  return hit ? new HttpError(hit[0], hit[1], message) : e;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A required UUID field of a JSON body, or a 400 naming it. */
 export function uuidField(body: Record<string, unknown>, name: string): string {
   const v = body[name];
-  if (typeof v !== "string" || !UUID.test(v)) {
+  if (typeof v !== "string" || !UUID_RE.test(v)) {
     throw new HttpError(400, "invalid_input", `${name} must be a UUID`);
   }
   return v.toLowerCase();

@@ -6,8 +6,9 @@
 
 export type ProviderName = "payu" | "razorpay";
 
-/** Reads one configuration value, e.g. `(name) => Deno.env.get(name)`. Tests pass explicit values. */
-export type EnvGetter = (name: string) => string | undefined;
+/** Reads one configuration value (defined with the other shared plumbing in ../http.ts). */
+export type { EnvGetter } from "../http.ts";
+import type { EnvGetter } from "../http.ts";
 
 /** What the SQL entry point receives (as jsonb) for one provider event. Amounts are integer paise. */
 export interface NormalizedEvent {
