@@ -33,7 +33,8 @@ export function bearerToken(req: Request): string {
  * Tokens already verified, until their exp: an ES256 verification costs 1 to 8 ms of CPU on a
  * small machine, and a client sends the same session JWT with every request. An entry holds
  * what a fresh verification returned for the same key material (a JWT cannot be revoked before
- * its exp anyway); bounded, cleared when full.
+ * its exp anyway); bounded, cleared when full. The claims are frozen: every caller gets the same
+ * object, so none may change what the next request sees.
  */
 const verified = new Map<string, { claims: Claims; until: number }>();
 const VERIFIED_MAX = 10_000;
@@ -50,7 +51,7 @@ export async function verifyJwt(token: string, env: EnvGetter = denoEnv): Promis
   const cacheKey = `${keyMaterial}\n${token}`;
   const hit = verified.get(cacheKey);
   if (hit && hit.until > Date.now()) return hit.claims;
-  const claims = await verifyUncached(token, alg, keyMaterial);
+  const claims = Object.freeze(await verifyUncached(token, alg, keyMaterial));
   if (typeof claims.exp === "number") {
     if (verified.size >= VERIFIED_MAX) verified.clear();
     verified.set(cacheKey, { claims, until: claims.exp * 1000 });
