@@ -23,7 +23,9 @@ import {
 } from "../supabase/functions/_shared/providers/payu.ts";
 import {
   createRazorpayAdapter,
+  createRazorpayCheckout,
   normalizeRazorpay,
+  type RazorpayClient,
   RAZORPAY_HANDLED_EVENTS,
   verifyPaymentSignature,
   verifyWebhookSignature,
@@ -949,6 +951,33 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     order_ref: "ord_42",
   }],
 ];
+
+Deno.test("Razorpay checkout options carry the amount and currency of the order Razorpay created, not ours", async () => {
+  const env = envOf({ RAZORPAY_KEY_ID: "rzp_test_k", RAZORPAY_KEY_SECRET: "s" });
+  const answering = (amount: number, currency: string): RazorpayClient => ({
+    createOrder: (input) =>
+      Promise.resolve({ id: "order_x", entity: "order", amount, currency, receipt: input.receipt, status: "created", notes: [] }),
+    createSubscription: () => Promise.reject(new Error("not used")),
+    fetchPayment: () => Promise.reject(new Error("not used")),
+    fetchOrderPayments: () => Promise.reject(new Error("not used")),
+  });
+  const order = {
+    order_ref: "ord_cur_1",
+    amount_paise: 49900,
+    currency: "INR",
+    plan_name: "Pro",
+    buyer: { firstname: "Asha", email: "asha@example.in" },
+  };
+  for (const [amount, currency] of [[49900, "USD"], [100, "INR"], [49900, "INR"]] as const) {
+    const checkout = await createRazorpayCheckout(order, env, answering(amount, currency));
+    assert.ok(checkout.provider === "razorpay");
+    assert.deepEqual([checkout.options.order_id, checkout.options.amount, checkout.options.currency], [
+      "order_x",
+      amount,
+      currency,
+    ]);
+  }
+});
 
 Deno.test("Razorpay normalize pulls ids, amount, currency, status and receipt for every handled event", async () => {
   const adapter = createRazorpayAdapter(envOf({ RAZORPAY_WEBHOOK_SECRET: RZP_SECRET }));

@@ -417,7 +417,8 @@ export async function createRazorpayCheckout(
   return {
     provider: "razorpay",
     kind: "razorpay_checkout",
-    options: { ...common, order_id: created.id, amount: created.amount, prefill, notes },
+    // Razorpay's own answer, not our request: the caller compares them (another amount or currency).
+    options: { ...common, order_id: created.id, amount: created.amount, currency: created.currency, prefill, notes },
   };
 }
 
