@@ -64,3 +64,12 @@ Deno.test("readText: a declared content-length over the cap is 413; an empty bod
   const bad = new Request("http://local/x", { method: "POST", body: new Uint8Array([0xff, 0xfe]) });
   assertEquals(await codeOf(readText(bad, 10)), "400 malformed_body");
 });
+
+Deno.test("readJson with allowEmpty takes an empty or blank body as {}, and still refuses bad JSON", async () => {
+  const req = (body?: string) => new Request("http://local/x", { method: "POST", body });
+  assertEquals(await readJson(req(), 100, { allowEmpty: true }), {});
+  assertEquals(await readJson(req("  \n"), 100, { allowEmpty: true }), {});
+  assertEquals(await readJson(req('{"limit": 5}'), 100, { allowEmpty: true }), { limit: 5 });
+  assertEquals(await codeOf(readJson(req("{"), 100, { allowEmpty: true })), "400 malformed_json");
+  assertEquals(await codeOf(readJson(req(""), 100)), "400 malformed_json");
+});

@@ -68,9 +68,17 @@ export function handle(name: string, fn: Handler): Handler {
   };
 }
 
-/** Read a JSON object body with a size cap; 400/413 with a code otherwise. */
-export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<Record<string, unknown>> {
+/**
+ * Read a JSON object body with a size cap; 400/413 with a code otherwise. With `allowEmpty`, an
+ * empty (or blank) body is the empty object: for endpoints whose body is optional.
+ */
+export async function readJson(
+  req: Request,
+  maxBytes = 64 * 1024,
+  { allowEmpty = false }: { allowEmpty?: boolean } = {},
+): Promise<Record<string, unknown>> {
   const text = await readText(req, maxBytes);
+  if (allowEmpty && text.trim() === "") return {};
   let body: unknown;
   try {
     body = JSON.parse(text);

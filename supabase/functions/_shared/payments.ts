@@ -4,9 +4,10 @@
 // (supabase/migrations/20261120000300_payments.sql), signatures in providers/.
 import { sqlError, statement, type Tx } from "./db.ts";
 import { denoEnv, HttpError, readText, UUID_RE } from "./http.ts";
-import { normalizePayu, verifyPayuWebhook } from "./providers/payu.ts";
-import type { RazorpayPayment } from "./providers/razorpay.ts";
+import { normalizePayu, verifyPayuPayment, verifyPayuWebhook } from "./providers/payu.ts";
+import { createRazorpayClient, type RazorpayPayment } from "./providers/razorpay.ts";
 import {
+  type EnvGetter,
   type NormalizedEvent,
   ProviderError,
   unixToIso,
@@ -135,5 +136,80 @@ export function razorpayPaymentEvent(
     method: typeof payment.method === "string" ? payment.method : null,
     occurred_at: unixToIso(payment.created_at),
     payload: { source, payment },
+  };
+}
+
+/** An order public.reconcile_due_orders returns. */
+export interface DueOrder {
+  order_id: string;
+  provider: "payu" | "razorpay";
+  receipt: string;
+  provider_order_id: string | null;
+  provider_subscription_id?: string | null;
+}
+
+/** What reconciling one order did: the SQL results, or why it was skipped, or the error code. */
+export interface ReconcileOutcome {
+  order_id: string;
+  provider: string;
+  results: string[];
+  order_status?: string;
+  skipped?: string;
+  error?: string;
+}
+
+/**
+ * Asks the provider about one due order and applies what it says (PayU verify_payment; Razorpay
+ * the order's payments). A Razorpay order without a Razorpay order id (a subscription checkout)
+ * is skipped with a reason: the client has no subscription fetch, its webhooks settle it.
+ */
+export async function reconcileOrder(
+  order: DueOrder,
+  options: { env?: EnvGetter; apply?: (event: NormalizedEvent) => Promise<ApplyResult>; fetch?: typeof fetch } = {},
+): Promise<ReconcileOutcome> {
+  const useEnv = options.env ?? env;
+  const apply = options.apply ?? applyPaymentEvent;
+  const outcome: ReconcileOutcome = { order_id: order.order_id, provider: order.provider, results: [] };
+  if (order.provider === "razorpay" && !order.provider_order_id) {
+    outcome.skipped = order.provider_subscription_id
+      ? "a Razorpay subscription: settled by its webhooks (no subscription fetch here)"
+      : "no Razorpay order id attached";
+    return outcome;
+  }
+  try {
+    if (order.provider === "payu") {
+      const event = await verifyPayuPayment(order.receipt, useEnv, { fetch: options.fetch });
+      if (event) {
+        const r = await apply(event);
+        outcome.results.push(r.result);
+        outcome.order_status = r.order_status;
+      }
+    } else {
+      const client = createRazorpayClient(useEnv, { fetch: options.fetch });
+      for (const payment of await client.fetchOrderPayments(order.provider_order_id!)) {
+        const r = await apply(razorpayPaymentEvent(
+          payment,
+          { receipt: order.receipt, provider_order_id: order.provider_order_id, provider_subscription_id: null },
+          "reconcile",
+        ));
+        outcome.results.push(r.result);
+        outcome.order_status = r.order_status ?? outcome.order_status;
+      }
+    }
+  } catch (e) {
+    outcome.error = (e as { code?: string })?.code ?? "error";
+  }
+  return outcome;
+}
+
+/** The reconcile function's answer: counts over the outcomes, and the outcomes. */
+export function reconcileSummary(outcomes: ReconcileOutcome[]) {
+  return {
+    checked: outcomes.length,
+    applied: outcomes.filter((o) => o.results.includes("applied")).length,
+    not_found: outcomes.filter((o) => !o.error && !o.skipped && o.results.length === 0).length,
+    skipped: outcomes.filter((o) => o.skipped).length,
+    errors: outcomes.filter((o) => o.error).length,
+    orders: outcomes,
   };
 }
