@@ -392,7 +392,9 @@ Deno.test("an upstream timeout is 504 upstream_timeout and the reservation is re
   const { handle } = await import("../supabase/functions/_shared/http.ts");
   await control({ reset: true });
   const t = await tenant(roomy());
-  await control({ latency_ms: 1500 });
+  // Groq answers after 5 s, the gateway gives up after 300 ms: any answer well before 5 s came from
+  // the timeout (the bound is loose so a loaded 2-core machine does not flake).
+  await control({ latency_ms: 5000 });
   try {
     const overrides: Record<string, string> = { AI_UPSTREAM_TIMEOUT_MS: "300" };
     const handler = handle("ai-chat", (req) => aiChat(req, (name) => overrides[name] ?? Deno.env.get(name)));
@@ -404,7 +406,7 @@ Deno.test("an upstream timeout is 504 upstream_timeout and the reservation is re
     }));
     const b = await res.json();
     assertEquals([res.status, b.code], [504, "upstream_timeout"]);
-    assert(performance.now() - started < 1400, "answered at the timeout, not when Groq finally answered");
+    assert(performance.now() - started < 3000, "answered at the timeout, not when Groq finally answered");
     assertEquals(await used(t.org, "groq_tokens"), 0, "the reservation is released");
     const rows = await logRows(t.org);
     assertEquals([rows[0].status, rows[0].error_code], ["upstream_timeout", "upstream_timeout"]);
