@@ -4,8 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
 import { ensurePgPackages, tempCluster } from "./lib/pg.mjs";
-import { main, root } from "./lib/run.mjs";
-import { onInterrupt, stopChildren } from "./lib/stack.mjs";
+import { main, onInterrupt, root, stopChildren } from "./lib/run.mjs";
 
 main(async () => {
   await ensureNodeDeps();
@@ -13,13 +12,15 @@ main(async () => {
   const only = process.argv[2];
   const dir = path.join(root, "scripts", "bench");
   const sections = fs.readdirSync(dir).filter((f) => /^\d+-.*\.mjs$/.test(f) && (!only || f.includes(only))).sort();
+  // One interrupt handler for the whole run: it cleans up whichever section is running.
+  let cleanup = async () => {};
+  onInterrupt(() => cleanup());
   for (const file of sections) {
     const db = await tempCluster("bench");
-    const cleanup = async () => {
+    cleanup = async () => {
       await stopChildren();
       await db.remove();
     };
-    onInterrupt(cleanup);
     try {
       await db.init();
       await db.start();
@@ -28,6 +29,7 @@ main(async () => {
       await bench(db);
     } finally {
       await cleanup();
+      cleanup = async () => {};
     }
   }
 });

@@ -47,3 +47,30 @@ Deno.test("missing Postgres binaries with no way to install them name the Debian
   match(stderr, /libtap-parser-sourcehandler-pgtap-perl/);
   match(stderr, /apt-get install -y/);
 });
+
+Deno.test("stopChildren stops a command still running under run(), so an interrupted npm test leaves none behind", async () => {
+  const script = `
+    import { run, stopChildren } from "./scripts/lib/run.mjs";
+    const started = Date.now();
+    const done = run("sleep", ["30"], { allowFail: true });
+    await new Promise((r) => setTimeout(r, 300));
+    await Promise.race([stopChildren(), new Promise((r) => setTimeout(r, 5000))]);
+    const finished = await Promise.race([done.then(() => "stopped"), new Promise((r) => setTimeout(() => r("still running"), 2000))]);
+    console.error(finished, Date.now() - started < 10000);
+    process.exit(0);
+  `;
+  const { code, stderr } = await runScript(["--input-type=module", "-e", script], {});
+  assertEquals([code, stderr.trim()], [0, "stopped true"]);
+});
+
+Deno.test("an interrupt runs the cleanup registered last (the current benchmark section's), once", async () => {
+  const script = `
+    import { onInterrupt } from "./scripts/lib/run.mjs";
+    onInterrupt(async () => console.error("section 1 cleanup"));
+    onInterrupt(async () => console.error("section 2 cleanup"));
+    process.kill(process.pid, "SIGTERM");
+    await new Promise((r) => setTimeout(r, 5000));
+  `;
+  const { code, stderr } = await runScript(["--input-type=module", "-e", script], {});
+  assertEquals([code, stderr.trim()], [130, "section 2 cleanup"]);
+});

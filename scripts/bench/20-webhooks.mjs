@@ -7,48 +7,20 @@ import crypto from "node:crypto";
 import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys } from "../lib/keys.mjs";
-import { freePort } from "../lib/pg.mjs";
-import { startFakeUpstreams, startFunctions, supabaseEnv } from "../lib/stack.mjs";
+import { startLocalStack } from "../lib/stack.mjs";
+import { percentile, printTable } from "./lib.mjs";
 
 const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
 const CONCURRENCY = 32;
 const PRICE = 49900;
 
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-
-function printTable(title, rows) {
-  const keys = Object.keys(rows[0]);
-  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
-  const line = (vals) => "| " + vals.map((v, i) => String(v).padEnd(widths[i])).join(" | ") + " |";
-  console.log(`\n${title}\n`);
-  console.log(line(keys));
-  console.log("| " + widths.map((w) => "-".repeat(w)).join(" | ") + " |");
-  for (const r of rows) console.log(line(keys.map((k) => r[k])));
-}
-
 export default async function webhooks(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
-  const apiPort = await freePort();
-  const secret = () => crypto.randomBytes(12).toString("hex");
-  const providers = {
-    PAYU_MERCHANT_KEY: `k${secret().slice(0, 6)}`,
-    PAYU_MERCHANT_SALT: secret(),
-    RAZORPAY_KEY_ID: `rzp_test_${secret().slice(0, 14)}`,
-    RAZORPAY_KEY_SECRET: secret(),
-    RAZORPAY_WEBHOOK_SECRET: secret(),
-    GROQ_API_KEY: `gsk_${secret()}`,
-  };
-  const fakes = await startFakeUpstreams({ env: providers, logFile: path.join(db.dir, "fakes.log") });
-  const env = {
-    ...supabaseEnv({ apiPort, dbUrl: db.url, keys }),
-    ...providers,
-    PAYU_BASE_URL: fakes,
-    RAZORPAY_API_BASE: `${fakes}/v1`,
-    GROQ_BASE_URL: fakes,
-    SUPABILL_LOG: "off",
-    SUPABILL_DB_POOL_SIZE: String(CONCURRENCY),
-  };
-  await startFunctions({ env, logFile: path.join(db.dir, "functions.log") });
+  const { env, providers } = await startLocalStack({
+    db,
+    keys,
+    extraEnv: { SUPABILL_DB_POOL_SIZE: String(CONCURRENCY) },
+  });
   const url = `${env.SUPABASE_URL}/functions/v1/razorpay-webhook`;
 
   // One organization and one open Razorpay order per payment, so deliveries for different

@@ -4,12 +4,10 @@
 // fake Groq answers after BENCH_AI_UPSTREAM_MS (default 100 ms, a fast real model), so the
 // difference between the two runs is what the gateway adds. Each run is BENCH_AI_REQUESTS
 // requests (default 3,000). Targets: added p50 <= 2 ms, added p99 <= 10 ms.
-import crypto from "node:crypto";
 import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys, userToken } from "../lib/keys.mjs";
-import { freePort } from "../lib/pg.mjs";
-import { startFakeUpstreams, startFunctions, supabaseEnv } from "../lib/stack.mjs";
+import { startLocalStack } from "../lib/stack.mjs";
 import { fmt, percentile, printTable } from "./lib.mjs";
 
 const REQUESTS = Number(process.env.BENCH_AI_REQUESTS ?? 3000);
@@ -40,27 +38,11 @@ async function load(total, clients, send) {
 
 export default async function ai(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
-  const apiPort = await freePort();
-  const secret = () => crypto.randomBytes(12).toString("hex");
-  const providers = {
-    PAYU_MERCHANT_KEY: `k${secret().slice(0, 6)}`,
-    PAYU_MERCHANT_SALT: secret(),
-    RAZORPAY_KEY_ID: `rzp_test_${secret().slice(0, 14)}`,
-    RAZORPAY_KEY_SECRET: secret(),
-    RAZORPAY_WEBHOOK_SECRET: secret(),
-    GROQ_API_KEY: `gsk_${secret()}`,
-  };
-  const fakes = await startFakeUpstreams({ env: providers, logFile: path.join(db.dir, "fakes.log") });
-  const env = {
-    ...supabaseEnv({ apiPort, dbUrl: db.url, keys }),
-    ...providers,
-    PAYU_BASE_URL: fakes,
-    RAZORPAY_API_BASE: `${fakes}/v1`,
-    GROQ_BASE_URL: fakes,
-    SUPABILL_LOG: "off",
-    SUPABILL_DB_POOL_SIZE: String(CLIENTS),
-  };
-  await startFunctions({ env, logFile: path.join(db.dir, "functions.log") });
+  const { env, providers, fakesUrl: fakes } = await startLocalStack({
+    db,
+    keys,
+    extraEnv: { SUPABILL_DB_POOL_SIZE: String(CLIENTS) },
+  });
 
   const sql = postgres(db.url, { max: 2, prepare: false, onnotice: () => {} });
   const org = "00000000-0000-4000-8000-0000000a1030";

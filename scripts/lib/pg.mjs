@@ -133,10 +133,10 @@ export class Cluster {
     return run(path.join(pgBinDir(), "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", this.url, ...args], opts);
   }
 
-  /** The compatibility layer, then `supabase db push`, then the seed. */
+  /** The compatibility layer, then `supabase db push --remote=<url>` (--db-url is deprecated in CLI 3), then the seed. */
   async prepare({ seed = true } = {}) {
     await this.psql(["-f", path.join(root, "scripts", "sql", "compat.sql")]);
-    await run(bin("supabase"), ["db", "push", "--db-url", this.url, "--yes", "--include-all"], {
+    await run(bin("supabase"), ["db", "push", `--remote=${this.url}`, "--yes", "--include-all"], {
       env: { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
     });
     if (seed) await this.psql(["-f", path.join(root, "supabase", "seed.sql")]);

@@ -1,4 +1,5 @@
-// Small process helpers shared by the scripts: run a command, fail with its output.
+// Small process helpers shared by the scripts: run a command, fail with its output; every child
+// started here or by startDeno() is tracked, so an interrupted script stops them all.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -8,14 +9,59 @@ export const bin = (name) => path.join(root, "node_modules", ".bin", name);
 
 export class ScriptError extends Error {}
 
+/** Every child process this process started and that has not exited yet (run() and startDeno()). */
+const children = new Set();
+
+/** Remember a child until it exits, so stopChildren() can stop it. */
+export function track(child) {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+/** Stop every child this process started: SIGTERM, then SIGKILL after 3 s. */
+export async function stopChildren() {
+  await Promise.all([...children].map((c) => new Promise((res) => {
+    if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return res();
+    c.once("exit", res);
+    c.kill("SIGTERM");
+    setTimeout(() => c.kill("SIGKILL"), 3000).unref();
+  })));
+}
+
+let interruptCleanup = null;
+
+/**
+ * Run `cleanup` on SIGINT/SIGTERM/SIGHUP and exit 130, so no cluster or server outlives us. The
+ * signal handlers are installed once; a later call replaces the cleanup (the one that runs is
+ * the one registered last, e.g. the current benchmark section's).
+ */
+export function onInterrupt(cleanup) {
+  const first = interruptCleanup === null;
+  interruptCleanup = cleanup;
+  if (!first) return;
+  let done = false;
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(sig, async () => {
+      if (done) return;
+      done = true;
+      try {
+        await interruptCleanup();
+      } finally {
+        process.exit(130);
+      }
+    });
+  }
+}
+
 /** Run a command; resolve with its output, reject with a ScriptError carrying stderr. */
 export function run(cmd, args, { env, cwd = root, input, quiet = true, allowFail = false } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    const child = track(spawn(cmd, args, {
       cwd,
       env: { ...process.env, ...env },
       stdio: [input === undefined ? "ignore" : "pipe", quiet ? "pipe" : "inherit", quiet ? "pipe" : "inherit"],
-    });
+    }));
     let stdout = "";
     let stderr = "";
     child.stdout?.on("data", (d) => (stdout += d));

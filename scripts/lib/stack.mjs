@@ -1,9 +1,13 @@
 // Starting the Deno parts of the local stack (the functions server, the fake upstreams) and
 // the env Supabase gives functions. Used by `npm start`, `npm test` and `npm run bench`.
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { bin, root, ScriptError } from "./run.mjs";
+import { freePort } from "./pg.mjs";
+import { bin, onInterrupt, root, ScriptError, stopChildren, track } from "./run.mjs";
+
+export { onInterrupt, stopChildren };
 
 /** KEY=VALUE lines of a dotenv file (comments and blank lines skipped, quotes removed). */
 export function readEnvFile(file) {
@@ -29,21 +33,18 @@ export function supabaseEnv({ apiPort, dbUrl, keys }) {
   };
 }
 
-const children = new Set();
-
 /**
  * Start `deno run` on a script and wait until it prints a line matching `ready` (stdout or
  * stderr); resolves with the child and the matching line. Output goes to logFile.
  */
 export function startDeno(script, { env, ready, logFile, timeoutMs = 60_000 }) {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin("deno"), ["run", "-A", "--quiet", script], {
+    const child = track(spawn(bin("deno"), ["run", "-A", "--quiet", script], {
       cwd: root,
       env: { ...process.env, ...env, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: false,
-    });
-    children.add(child);
+    }));
     const log = fs.createWriteStream(logFile, { flags: "a" });
     let seen = "";
     const timer = setTimeout(() => fail(`${path.basename(script)} did not start within ${timeoutMs / 1000}s`), timeoutMs);
@@ -66,36 +67,9 @@ export function startDeno(script, { env, ready, logFile, timeoutMs = 60_000 }) {
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
     child.on("exit", (code) => {
-      children.delete(child);
       if (seen !== null) fail(`${path.basename(script)} exited with ${code} before it was ready`);
     });
   });
-}
-
-/** Stop every child this process started. */
-export async function stopChildren() {
-  await Promise.all([...children].map((c) => new Promise((res) => {
-    if (c.exitCode !== null) return res();
-    c.once("exit", res);
-    c.kill("SIGTERM");
-    setTimeout(() => c.kill("SIGKILL"), 3000).unref();
-  })));
-}
-
-/** Run cleanup on SIGINT/SIGTERM and exit, so no cluster or server outlives us. */
-export function onInterrupt(cleanup) {
-  let done = false;
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-    process.on(sig, async () => {
-      if (done) return;
-      done = true;
-      try {
-        await cleanup();
-      } finally {
-        process.exit(130);
-      }
-    });
-  }
 }
 
 /** Start the fake Groq / Razorpay / PayU server; resolves with its URL. */
@@ -111,4 +85,36 @@ export async function startFakeUpstreams({ env, logFile }) {
 /** Start the functions server; resolves when it listens. */
 export async function startFunctions({ env, logFile }) {
   await startDeno(path.join(root, "scripts", "functions-server.ts"), { env, ready: /"listening"/, logFile });
+}
+
+/**
+ * The stack `npm test` and the benchmarks run against: fresh random provider secrets, the fake
+ * Groq / Razorpay / PayU server with them, the env Supabase gives functions pointing every
+ * provider at the fakes, and the functions server on a free port. Logs go to logDir.
+ * Resolves with the functions' env, the API URL, the fakes' URL and the provider secrets.
+ */
+export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {} }) {
+  const secret = () => crypto.randomBytes(12).toString("hex");
+  const providers = {
+    PAYU_MERCHANT_KEY: `k${secret().slice(0, 6)}`,
+    PAYU_MERCHANT_SALT: secret(),
+    RAZORPAY_KEY_ID: `rzp_test_${secret().slice(0, 14)}`,
+    RAZORPAY_KEY_SECRET: secret(),
+    RAZORPAY_WEBHOOK_SECRET: secret(),
+    GROQ_API_KEY: `gsk_${secret()}`,
+  };
+  const fakesUrl = await startFakeUpstreams({ env: providers, logFile: path.join(logDir, "fakes.log") });
+  const apiPort = await freePort();
+  const env = {
+    ...supabaseEnv({ apiPort, dbUrl: db.url, keys }),
+    ...providers,
+    PAYU_BASE_URL: fakesUrl,
+    RAZORPAY_API_BASE: `${fakesUrl}/v1`,
+    GROQ_BASE_URL: fakesUrl,
+    FAKE_UPSTREAMS_URL: fakesUrl,
+    SUPABILL_LOG: "off",
+    ...extraEnv,
+  };
+  await startFunctions({ env, logFile: path.join(logDir, "functions.log") });
+  return { env, apiUrl: env.SUPABASE_URL, fakesUrl, providers };
 }
