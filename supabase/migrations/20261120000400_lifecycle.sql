@@ -18,12 +18,18 @@
 --     new plan starts at the payment. A charge of 0 is applied at once, without an order.
 --   * Prorated charge = new plan price - unused value of the current period, where
 --       unused = round_half_up(cycles x current price x seconds_left / period_seconds)
---     seconds_left = whole seconds from now to current_period_end, period_seconds = the period's
---     length in seconds (a 31-day month is 2,678,400 s; February 2028 is 2,505,600 s), cycles =
---     how many plan intervals the period holds (1 unless renewals were paid ahead). Never
---     negative: a credit above the new price is not refunded (shown as its own line).
+--     seconds_left = whole seconds from now to current_period_end, period_seconds = the paid
+--     period's length in seconds (a 31-day month is 2,678,400 s; February 2028 is 2,505,600 s;
+--     the paid period starts at trial_end when a trial was paid before it ended), cycles = how
+--     many plan intervals the period holds (1 unless renewals were paid ahead). Never negative,
+--     never more than cycles x price: a credit above the new price is not refunded (its own line).
+--   * Periods end one plan interval later on the organization's calendar (organizations.timezone),
+--     whatever the connection's TimeZone: billing.period_end_after.
 --   * Downgrade = anything else (a cheaper plan, or yearly to monthly): scheduled for the period
---     end in pending_plan_id / pending_plan_effective_at, no refund, applied by billing-expire.
+--     end in pending_plan_id / pending_plan_effective_at, no refund, applied by billing-expire at
+--     the end of the period it was scheduled against, or, when that period was renewed on the
+--     same plan meanwhile, at the end of the renewed period (it stays scheduled: the rule is
+--     pending_plan_effective_at <= now and current_period_end <= now, as billing.effective_plan reads it).
 --   * A Razorpay recurring subscription (provider 'razorpay' with a provider_subscription_id)
 --     changes plan by cancelling at cycle end and subscribing again (method
 --     'cancel_and_resubscribe'): Razorpay charges the new plan in full; no proration here.
@@ -114,32 +120,42 @@ create index subscriptions_trial_end_idx on public.subscriptions (trial_end)
 -- =================================================================================================
 
 /**
- * The signed-in user's id when they are an owner or admin of the organization; otherwise 42501
- * (the same error for an unknown organization, a non-member and a plain member).
+ * The end of one plan interval from p_start, counted on the organization's calendar: months and
+ * years are added to the local date and time in p_timezone, so the answer does not depend on the
+ * connection's TimeZone (1 July 00:00 IST + 1 month is 1 August 00:00 IST, whatever the session).
  */
-create function billing.require_billing_manager(p_organization_id uuid)
-returns uuid
-language plpgsql
-stable
+create function billing.period_end_after(
+  p_start timestamptz,
+  p_interval public.billing_interval,
+  p_timezone text
+)
+returns timestamptz
+language sql
+immutable
 set search_path = ''
 as $$
-declare
-  v_user_id uuid := billing.require_user();
+  select ((p_start at time zone p_timezone) + billing.interval_length(p_interval)) at time zone p_timezone
+$$;
+revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text) from public;
+
+/**
+ * Locks the organization's open upgrade orders (created or pending), in id order. Callers that
+ * also lock the subscription take these first: the payment path (apply_payment_event) holds an
+ * order's lock and then locks the subscription, so the same order here cannot deadlock with it.
+ */
+create function billing.lock_open_upgrade_orders(p_organization_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
 begin
-  if p_organization_id is null then
-    raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
-  end if;
-  if not exists (
-    select 1 from public.organization_members m
-    where m.organization_id = p_organization_id and m.user_id = v_user_id and m.role in ('owner', 'admin')
-  ) then
-    raise exception 'only owners and admins of the organization can manage its subscription'
-      using errcode = 'insufficient_privilege';
-  end if;
-  return v_user_id;
+  perform 1 from public.orders o
+  where o.organization_id = p_organization_id and o.kind = 'upgrade' and o.status in ('created', 'pending')
+  order by o.id
+  for update;
 end;
 $$;
-revoke execute on function billing.require_billing_manager(uuid) from public;
+revoke execute on function billing.lock_open_upgrade_orders(uuid) from public;
 
 /** Nominal seconds of a plan interval (365.2425 days a year, a twelfth of it a month). */
 create function billing.nominal_seconds(p_interval public.billing_interval)
@@ -219,8 +235,11 @@ revoke execute on function billing.format_money(bigint, text) from public;
  *   {kind: upgrade|downgrade, method: prorated_order|immediate|scheduled|cancel_and_resubscribe,
  *    amount_cents, currency, lines: [{description, amount_cents}] (they add up to amount_cents),
  *    effective_at, seconds_left, period_seconds, cycles, unused_cents, subscription_id,
- *    from_plan_code, to_plan_code, current_period_start, current_period_end, new_period_end}
- * new_period_end is the end of the new plan's first period if it took effect at p_at.
+ *    from_plan_code, to_plan_code, current_period_start, paid_period_start, current_period_end,
+ *    new_period_end}
+ * The unused value is of the paid part of the period, from paid_period_start (the trial end for a
+ * trial paid before it ended, else current_period_start). new_period_end is the end of the new
+ * plan's first period from effective_at, in the organization's time zone.
  * Errors: P0002 no such active plan; 22023 the free plan, the same plan, another currency, a
  * downgrade already scheduled to that plan; 55000 no paid subscription running (none, a trial,
  * past due, or the period already over).
@@ -243,6 +262,8 @@ declare
   v_lines jsonb := '[]'::jsonb;
   v_effective_at timestamptz;
   v_recurring boolean;
+  v_paid_start timestamptz;
+  v_timezone text;
 begin
   select * into v_to from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_to.id is null then
@@ -282,8 +303,12 @@ begin
 
   v_kind := case when billing.is_upgrade(v_from, v_to) then 'upgrade' else 'downgrade' end;
   v_recurring := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;
-  v_unused := billing.unused_value(v_from.price_cents, v_from.interval, v_sub.current_period_start,
-                                   v_sub.current_period_end, p_at);
+  -- The paid part of the period: a trial paid before its end keeps current_period_start at the
+  -- trial start and runs its first paid period from trial_end (apply_captured_payment extends from
+  -- the period end), so trial days are not paid time. From there, unused <= cycles x price.
+  v_paid_start := greatest(v_sub.current_period_start, coalesce(v_sub.trial_end, v_sub.current_period_start));
+  v_unused := billing.unused_value(v_from.price_cents, v_from.interval, v_paid_start, v_sub.current_period_end, p_at);
+  select g.timezone into v_timezone from public.organizations g where g.id = p_organization_id;
 
   if v_recurring then
     -- Razorpay charges a subscription's plan in full: cancel this one at cycle end, buy the new one.
@@ -332,8 +357,9 @@ begin
     'from_plan_code', v_from.code,
     'to_plan_code', v_to.code,
     'current_period_start', v_sub.current_period_start,
+    'paid_period_start', v_paid_start,
     'current_period_end', v_sub.current_period_end,
-    'new_period_end', v_effective_at + billing.interval_length(v_to.interval));
+    'new_period_end', billing.period_end_after(v_effective_at, v_to.interval, v_timezone));
 end;
 $$;
 revoke execute on function billing.plan_change_quote(uuid, text, timestamptz) from public;
@@ -481,12 +507,15 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_user_id uuid := billing.require_user();
   v_now timestamptz := billing.now();
   v_sub public.subscriptions;
   v_new public.subscriptions;
   v_at_end boolean := coalesce(p_at_period_end, true);
 begin
+  perform billing.require_manager(p_organization_id);
+  -- The open upgrade orders first, then the subscription: the payment path's lock order.
+  perform billing.lock_open_upgrade_orders(p_organization_id);
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
@@ -564,10 +593,11 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_user_id uuid := billing.require_user();
   v_now timestamptz := billing.now();
   v_sub public.subscriptions;
 begin
+  perform billing.require_manager(p_organization_id);
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
@@ -612,7 +642,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  perform billing.require_billing_manager(p_organization_id);
+  perform billing.require_manager(p_organization_id);
   return billing.plan_change_quote(p_organization_id, p_plan_code, billing.now());
 end;
 $$;
@@ -640,7 +670,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_user_id uuid := billing.require_user();
   v_now timestamptz := billing.now();
   v_quote jsonb;
   v_sub public.subscriptions;
@@ -648,7 +678,10 @@ declare
   v_order public.orders;
   v_method text;
 begin
-  -- Lock the live subscription first, then quote against exactly what is locked.
+  perform billing.require_manager(p_organization_id);
+  -- The open upgrade orders first, then the live subscription (the payment path's lock order:
+  -- it holds an order and then locks the subscription); then quote against what is locked.
+  perform billing.lock_open_upgrade_orders(p_organization_id);
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
@@ -688,7 +721,7 @@ begin
     perform billing.cancel_open_upgrade_orders(p_organization_id, 'superseded by a new plan change');
     update public.subscriptions s
     set plan_id = v_to.id, current_period_start = v_now,
-        current_period_end = v_now + billing.interval_length(v_to.interval),
+        current_period_end = (v_quote ->> 'new_period_end')::timestamptz,
         pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id;
     insert into public.subscription_history
@@ -779,13 +812,11 @@ begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
   end if;
+  perform billing.require_manager(p_organization_id);
   select * into v_order from public.orders o
   where o.id = p_order_id and o.organization_id = p_organization_id
   for update;
-  if v_order.id is null or not exists (
-    select 1 from public.organization_members m
-    where m.organization_id = v_order.organization_id and m.user_id = v_user_id and m.role in ('owner', 'admin')
-  ) then
+  if v_order.id is null then
     raise exception 'only owners and admins of the organization can pay its orders' using errcode = 'insufficient_privilege';
   end if;
   if v_order.kind <> 'upgrade' or v_order.status not in ('created', 'pending') or v_order.provider_order_id is not null
@@ -849,11 +880,14 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_user_id uuid := billing.require_billing_manager(p_organization_id);
+  v_user_id uuid := billing.require_user();
   v_now timestamptz := billing.now();
   v_plan public.billing_plans;
   v_sub public.subscriptions;
+  v_timezone text;
+  v_trial_end timestamptz;
 begin
+  perform billing.require_manager(p_organization_id);
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
@@ -866,7 +900,7 @@ begin
   end if;
 
   -- One trial per organization: serialize on the organization row.
-  perform 1 from public.organizations g where g.id = p_organization_id for no key update;
+  select g.timezone into v_timezone from public.organizations g where g.id = p_organization_id for no key update;
   if exists (select 1 from public.subscriptions s
              where s.organization_id = p_organization_id
                and s.status in ('pending_payment', 'trialing', 'active', 'past_due')) then
@@ -880,11 +914,14 @@ begin
     raise exception 'the organization has already had a trial' using errcode = 'object_not_in_prerequisite_state';
   end if;
 
+  -- trial_days on the organization's calendar (like periods: independent of the session TimeZone).
+  v_trial_end := ((v_now at time zone v_timezone) + pg_catalog.make_interval(days => v_plan.trial_days))
+                 at time zone v_timezone;
+
   insert into public.subscriptions
     (organization_id, plan_id, status, current_period_start, current_period_end, trial_end)
   values
-    (p_organization_id, v_plan.id, 'trialing', v_now, v_now + pg_catalog.make_interval(days => v_plan.trial_days),
-     v_now + pg_catalog.make_interval(days => v_plan.trial_days))
+    (p_organization_id, v_plan.id, 'trialing', v_now, v_trial_end, v_trial_end)
   returning * into v_sub;
   insert into public.subscription_history
     (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
@@ -975,7 +1012,7 @@ grant execute on function public.mark_notification_sent(uuid, text) to service_r
 
 /**
  * billing-expire, one batch: (1) cancellations scheduled for the period end -> canceled;
- * (2) downgrades due -> the pending plan; (3) trials past trial_end -> expired (free plan);
+ * (2) downgrades due (their date and the period end both passed) -> the pending plan; (3) trials past trial_end -> expired (free plan);
  * (4) active past the period end -> past_due; (5) past_due past the grace days -> expired
  * (not Razorpay recurring subscriptions: their end is the provider's, through its events).
  * A subscription a week overdue goes through (4) and (5) in one run.
@@ -987,14 +1024,11 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := billing.now();
-  v_grace interval;
+  v_grace interval := billing.grace_interval();
   v_left integer := p_limit;
   v_n integer;
   v_job jsonb := pg_catalog.jsonb_build_object('job', 'billing-expire', 'ran_at', billing.now());
 begin
-  select pg_catalog.make_interval(days => s.grace_days) into v_grace from public.billing_settings s;
-  v_grace := coalesce(v_grace, interval '3 days');
-
   -- (1) Scheduled cancellations.
   with due as (
     select s.id, s.status as old_status from public.subscriptions s
@@ -1027,11 +1061,16 @@ begin
   v_left := v_left - v_n;
 
   -- (2) Downgrades due: the pending plan replaces the current one (the period is not extended:
-  --     renewing it is a payment for the new plan).
+  --     renewing it is a payment for the new plan). Due once the period it was scheduled
+  --     against has ended: pending_plan_effective_at <= now and current_period_end <= now (a
+  --     renewal of the current plan paid meanwhile moves it to the end of the renewed period; the
+  --     same rule billing.effective_plan reads). Recorded at the time it was due, the later of the two.
   if v_left > 0 then
     with due as (
-      select s.id, s.plan_id as old_plan_id from public.subscriptions s
-      where s.pending_plan_id is not null and s.pending_plan_effective_at <= v_now
+      select s.id, s.plan_id as old_plan_id,
+             greatest(s.pending_plan_effective_at, s.current_period_end) as due_at
+      from public.subscriptions s
+      where s.pending_plan_id is not null and s.pending_plan_effective_at <= v_now and s.current_period_end <= v_now
         and s.status in ('active', 'past_due')
       order by s.pending_plan_effective_at
       limit v_left
@@ -1040,20 +1079,20 @@ begin
       update public.subscriptions s
       set plan_id = s.pending_plan_id, pending_plan_id = null, pending_plan_effective_at = null
       where s.id = any (array(select d.id from due d))
-      returning s.id, s.organization_id, s.plan_id, s.status, s.current_period_end
+      returning s.id, s.organization_id, s.plan_id, s.status
     ), hist as (
       insert into public.subscription_history
         (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
          reason, metadata, effective_at)
       select m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system',
-             'scheduled downgrade applied at the period end', v_job, m.current_period_end
+             'scheduled downgrade applied at the period end', v_job, d.due_at
       from moved m join due d on d.id = m.id
     ), note as (
       insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
       select m.organization_id, m.id, 'plan_downgraded',
              pg_catalog.jsonb_build_object('old_plan_id', d.old_plan_id, 'new_plan_id', m.plan_id,
-                                           'effective_at', m.current_period_end),
-             pg_catalog.format('plan_downgraded:%s:%s', m.id, extract(epoch from m.current_period_end)::bigint)
+                                           'effective_at', d.due_at),
+             pg_catalog.format('plan_downgraded:%s:%s', m.id, extract(epoch from d.due_at)::bigint)
       from moved m join due d on d.id = m.id
       on conflict (dedupe_key) do nothing
     )
@@ -1159,6 +1198,8 @@ revoke execute on function billing.expire_batch(integer) from public;
  * subscription), active and not cancelling, a 'renewal_reminder' 7 days before the period end
  * (sent from 7 days down to 1 day before) and another 1 day before (the last 24 hours); for
  * Razorpay recurring subscriptions, the 'pre_debit_notice' in the 24 hours before the charge.
+ * The plan and amount quoted are the renewal's: the pending plan when a downgrade is scheduled
+ * (it applies at this period end), with current_plan_code the plan running now.
  * Deduplicated per subscription, reminder and period end.
  */
 create function billing.renewal_reminders_batch(p_limit integer)
@@ -1173,6 +1214,7 @@ begin
   with due as (
     select s.id, s.organization_id, s.current_period_end, s.provider, s.provider_subscription_id,
            p.id as plan_id, p.code as plan_code, p.name as plan_name, p.price_cents, p.currency,
+           c.code as current_plan_code,
            case
              when s.provider = 'razorpay' and s.provider_subscription_id is not null then 'pre_debit_notice'
              else 'renewal_reminder'
@@ -1183,7 +1225,8 @@ begin
              else '7d'
            end as reminder
     from public.subscriptions s
-    join public.billing_plans p on p.id = s.plan_id
+    join public.billing_plans c on c.id = s.plan_id
+    join public.billing_plans p on p.id = coalesce(s.pending_plan_id, s.plan_id)
     where s.status = 'active' and not s.cancel_at_period_end
       and s.current_period_end > v_now and s.current_period_end <= v_now + interval '7 days'
       and (s.provider_subscription_id is null or s.provider <> 'razorpay'
@@ -1197,6 +1240,7 @@ begin
     select f.organization_id, f.id, f.kind,
            pg_catalog.jsonb_build_object(
              'reminder', f.reminder, 'plan_id', f.plan_id, 'plan_code', f.plan_code, 'plan_name', f.plan_name,
+             'current_plan_code', f.current_plan_code,
              'amount_cents', f.price_cents, 'currency', f.currency, 'period_end', f.current_period_end,
              'charge_at', case when f.kind = 'pre_debit_notice' then f.current_period_end end,
              'provider_subscription_id', f.provider_subscription_id),
@@ -1227,11 +1271,9 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := billing.now();
-  v_grace interval;
+  v_grace interval := billing.grace_interval();
   v_n integer;
 begin
-  select pg_catalog.make_interval(days => s.grace_days) into v_grace from public.billing_settings s;
-  v_grace := coalesce(v_grace, interval '3 days');
   with due as (
     select s.id, s.organization_id, s.current_period_end, p.id as plan_id, p.code as plan_code,
            p.price_cents, p.currency,
@@ -1314,49 +1356,53 @@ $$;
 revoke execute on function billing.purge_batch(integer, interval) from public;
 
 /**
- * Runs one batch of a job (p_job_name: billing-expire, billing-renewal-reminders, billing-dunning,
- * billing-purge) and logs it in billing.job_runs. A failure is caught: its changes are undone, the
- * error is logged, a warning raised and null returned.
+ * Runs one batch of a job and logs it in billing.job_runs: p_batch is the job's batch function
+ * (first argument the batch size, any others defaulted; returns the rows it changed), called
+ * with p_limit. Any
+ * migration's jobs use it (the AI gateway's too). A failure is caught: its changes are undone,
+ * the error is logged, a warning raised and null returned.
  */
-create function billing.run_job(p_job_name text, p_limit integer)
+create function billing.run_job(p_job_name text, p_batch regprocedure, p_limit integer)
 returns integer
 language plpgsql
 set search_path = ''
 as $$
 declare
+  v_schema name;
+  v_function name;
   v_run_id bigint;
   v_rows integer;
 begin
   perform billing.check_batch_limit(p_limit);
-  if p_job_name not in ('billing-expire', 'billing-renewal-reminders', 'billing-dunning', 'billing-purge') then
-    raise exception 'unknown billing job "%"', p_job_name using errcode = 'invalid_parameter_value';
+  select n.nspname, f.proname into v_schema, v_function
+  from pg_catalog.pg_proc f join pg_catalog.pg_namespace n on n.oid = f.pronamespace
+  where f.oid = p_batch and f.pronargs >= 1 and f.pronargs - f.pronargdefaults <= 1
+    and f.proargtypes[0] = 'integer'::regtype and f.prorettype = 'integer'::regtype;
+  if v_function is null then
+    raise exception 'job "%": % is not a batch function (integer, ...defaults) returning integer', p_job_name, p_batch
+      using errcode = 'invalid_parameter_value';
   end if;
   v_run_id := billing.job_started(p_job_name, p_limit);
   begin
-    v_rows := case p_job_name
-      when 'billing-expire' then billing.expire_batch(p_limit)
-      when 'billing-renewal-reminders' then billing.renewal_reminders_batch(p_limit)
-      when 'billing-dunning' then billing.dunning_batch(p_limit)
-      when 'billing-purge' then billing.purge_batch(p_limit)
-    end;
+    execute pg_catalog.format('select %I.%I($1)', v_schema, v_function) into v_rows using p_limit;
   exception
     when others then
       perform billing.job_finished(v_run_id, null, pg_catalog.format('%s: %s', sqlstate, sqlerrm));
-      raise warning 'billing job % failed: % (%)', p_job_name, sqlerrm, sqlstate;
+      raise warning 'job % failed: % (%)', p_job_name, sqlerrm, sqlstate;
       return null;
   end;
   perform billing.job_finished(v_run_id, v_rows, null);
   return v_rows;
 end;
 $$;
-revoke execute on function billing.run_job(text, integer) from public;
+revoke execute on function billing.run_job(text, regprocedure, integer) from public;
 
 /** pg_cron 'billing-expire': see billing.expire_batch. Returns the subscriptions changed. */
 create function billing.job_expire(p_limit integer default 10000)
 returns integer
 language sql
 set search_path = ''
-as $$ select billing.run_job('billing-expire', p_limit) $$;
+as $$ select billing.run_job('billing-expire', 'billing.expire_batch(integer)', p_limit) $$;
 revoke execute on function billing.job_expire(integer) from public;
 
 /** pg_cron 'billing-renewal-reminders': see billing.renewal_reminders_batch. Returns the notifications queued. */
@@ -1364,7 +1410,7 @@ create function billing.job_renewal_reminders(p_limit integer default 10000)
 returns integer
 language sql
 set search_path = ''
-as $$ select billing.run_job('billing-renewal-reminders', p_limit) $$;
+as $$ select billing.run_job('billing-renewal-reminders', 'billing.renewal_reminders_batch(integer)', p_limit) $$;
 revoke execute on function billing.job_renewal_reminders(integer) from public;
 
 /** pg_cron 'billing-dunning': see billing.dunning_batch. Returns the notifications queued. */
@@ -1372,7 +1418,7 @@ create function billing.job_dunning(p_limit integer default 10000)
 returns integer
 language sql
 set search_path = ''
-as $$ select billing.run_job('billing-dunning', p_limit) $$;
+as $$ select billing.run_job('billing-dunning', 'billing.dunning_batch(integer)', p_limit) $$;
 revoke execute on function billing.job_dunning(integer) from public;
 
 /** pg_cron 'billing-purge': see billing.purge_batch. Returns the rows deleted. */
@@ -1380,7 +1426,7 @@ create function billing.job_purge(p_limit integer default 10000)
 returns integer
 language sql
 set search_path = ''
-as $$ select billing.run_job('billing-purge', p_limit) $$;
+as $$ select billing.run_job('billing-purge', 'billing.purge_batch(integer, interval)', p_limit) $$;
 revoke execute on function billing.job_purge(integer) from public;
 
 

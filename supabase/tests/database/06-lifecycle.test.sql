@@ -5,7 +5,7 @@
 -- notifications outbox, and bad inputs.
 begin;
 set local search_path = public, extensions;
-select plan(145);
+select plan(165);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -136,6 +136,82 @@ insert into public.subscriptions
   (pg_temp.org(18), pg_temp.plan_id('lc_pro_m'), 'trialing', '2026-07-01 00:00+05:30', '2026-07-15 00:00+05:30', '2026-07-15 00:00+05:30');
 
 -- -------------------------------------------------------------------------------------------------
+-- Lock order: change_plan takes the open upgrade orders before the subscription, like a payment
+-- (which holds its order, then locks the subscription). Two real sessions (dblink) on data they
+-- can see, committed here and deleted at the end; first in the file, before anything here takes a
+-- table lock (the trigger of the failed-run test) that would hold their inserts up.
+-- -------------------------------------------------------------------------------------------------
+
+create extension if not exists dblink with schema extensions;
+create function pg_temp.dsn() returns text language sql as $$
+  select format('host=127.0.0.1 port=%s dbname=%s user=postgres password=postgres options=''-c lock_timeout=5s''',
+                current_setting('port'), current_database()) $$;
+create function pg_temp.lock_fixture_cleanup() returns text language sql as $$
+  select dblink_exec(pg_temp.dsn(), $c$
+    delete from public.orders where organization_id = 'c5000000-0000-4000-8000-000000000001';
+    delete from public.organizations where id = 'c5000000-0000-4000-8000-000000000001';
+    delete from auth.users where id = 'c5000000-0000-4000-8000-0000000000a1' $c$) $$;
+select pg_temp.lock_fixture_cleanup();
+select dblink_exec(pg_temp.dsn(), $c$
+  insert into auth.users (id, email) values ('c5000000-0000-4000-8000-0000000000a1', 'life-lock@test.local');
+  insert into public.organizations (id, name) values ('c5000000-0000-4000-8000-000000000001', 'Lifecycle lock org');
+  insert into public.organization_members (organization_id, user_id, role)
+    values ('c5000000-0000-4000-8000-000000000001', 'c5000000-0000-4000-8000-0000000000a1', 'owner');
+  insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider)
+    select 'c5000000-0000-4000-8000-000000000001', p.id, 'active', '2027-05-01 00:00+05:30', '2027-06-01 00:00+05:30', 'payu'
+    from public.billing_plans p where p.code = 'basic_monthly';
+  insert into public.orders (organization_id, plan_id, provider, kind, amount_cents, status, expires_at)
+    select 'c5000000-0000-4000-8000-000000000001', p.id, 'payu', 'upgrade', 50000, 'pending', '2027-05-11 00:00+05:30'
+    from public.billing_plans p where p.code = 'pro_monthly' $c$);
+
+-- The payment: holds the upgrade order's lock.
+select dblink_connect('lc_payment', pg_temp.dsn());
+select dblink_exec('lc_payment', 'begin');
+select * from dblink('lc_payment', $c$select 1 from public.orders
+  where organization_id = 'c5000000-0000-4000-8000-000000000001' for update$c$) as t(locked integer);
+-- The owner: change_plan to Pro, in another session, waits.
+select dblink_connect('lc_change', pg_temp.dsn());
+select dblink_exec('lc_change', 'begin');
+select * from dblink('lc_change', $c$select set_config('role', 'authenticated', true),
+  set_config('request.jwt.claims', '{"sub": "c5000000-0000-4000-8000-0000000000a1", "role": "authenticated"}', true),
+  set_config('billing.now', '2027-05-10 00:00+05:30', true)$c$) as t(a text, b text, c text);
+select dblink_send_query('lc_change', $c$select public.change_plan('c5000000-0000-4000-8000-000000000001', 'pro_monthly')::text$c$);
+do $$
+begin
+  for i in 1 .. 200 loop
+    exit when exists (select 1 from pg_stat_activity a
+                      where a.wait_event_type = 'Lock' and a.query like '%public.change_plan(%' and a.pid <> pg_backend_pid());
+    perform pg_sleep(0.025);
+  end loop;
+end;
+$$;
+select ok(
+  exists (select 1 from pg_stat_activity a where a.wait_event_type = 'Lock' and a.query like '%public.change_plan(%'
+          and a.pid <> pg_backend_pid()),
+  'change_plan waits for the order a payment holds'
+);
+set local client_min_messages = warning;  -- dblink's notice when the lock is refused (before the fix)
+select is(
+  (select count(*) from dblink('lc_payment', $c$select 1 from public.subscriptions
+    where organization_id = 'c5000000-0000-4000-8000-000000000001' for update nowait$c$, false) as t(locked integer)),
+  1::bigint,
+  'without holding the subscription: the payment can go on to lock it (no deadlock)'
+);
+set local client_min_messages = notice;
+select dblink_exec('lc_payment', 'rollback');
+select is(
+  (select r::jsonb ->> 'result' from dblink_get_result('lc_change') as t(r text)),
+  'order_created',
+  'once the payment is done, change_plan goes on'
+);
+select * from dblink_get_result('lc_change') as t(r text);  -- the end of its results
+select dblink_exec('lc_change', 'rollback');
+select dblink_disconnect('lc_change');
+select dblink_disconnect('lc_payment');
+select pg_temp.lock_fixture_cleanup();
+
+
+-- -------------------------------------------------------------------------------------------------
 -- Proration arithmetic
 -- -------------------------------------------------------------------------------------------------
 
@@ -222,13 +298,27 @@ select is(public.change_plan(pg_temp.org(15), 'lc_plus_m') ->> 'result', 'change
 select pg_temp.as_postgres();
 select is(
   (select row(pg_temp.plan_code_of(pg_temp.org(15)), (pg_temp.sub(pg_temp.org(15))).current_period_end)::text),
-  (select row('lc_plus_m', '2026-07-31 00:00+05:30'::timestamptz)::text),
-  'with a new monthly period from now (month arithmetic in the session time zone, UTC, as payments do)'
+  (select row('lc_plus_m', '2026-08-01 00:00+05:30'::timestamptz)::text),
+  'with a new monthly period from now, a month on the organization''s calendar (1 July to 1 August IST)'
 );
 select is(
   (select actor_kind || '/' || action from public.subscription_history where organization_id = pg_temp.org(15)),
   'user/plan_changed',
   'the immediate switch is recorded as the user''s'
+);
+select pg_temp.as_owner();
+set local timezone = 'Asia/Kolkata';
+insert into lc values ('o6_tz_kolkata', public.preview_plan_change(pg_temp.org(6), 'lc_pro_m'));
+set local timezone = 'America/Los_Angeles';
+insert into lc values ('o6_tz_la', public.preview_plan_change(pg_temp.org(6), 'lc_pro_m'));
+set local timezone to default;
+select pg_temp.as_postgres();
+select is(
+  (select string_agg(to_char((val ->> 'new_period_end')::timestamptz at time zone 'Asia/Kolkata', 'YYYY-MM-DD HH24:MI'), ','
+                     order by key)
+   from lc where key like 'o6_tz_%'),
+  '2026-08-01 00:00,2026-08-01 00:00',
+  'the new period ends a month later in the organization''s time zone, whatever the connection''s TimeZone'
 );
 
 
@@ -314,11 +404,10 @@ select throws_ok($$select public.change_plan(pg_temp.org(16), 'lc_pro_m')$$, '55
                  'an organization on the free plan cannot upgrade through change_plan (checkout buys a plan)');
 select throws_ok($$select public.change_plan(pg_temp.org(18), 'lc_basic_y')$$, '55000', null,
                  'a trial cannot change plan (checkout buys one)');
-select throws_ok($$select public.change_plan(null, 'lc_basic_m')$$, '22023', null,
-                 'a null organization is refused');
+select throws_ok($$select public.change_plan(null, 'lc_basic_m')$$, '42501', null,
+                 'a null organization is refused (like an unknown one)');
 select pg_temp.as_user('c3333333-0000-4000-8000-000000000003');
-select throws_ok($$select public.change_plan(pg_temp.org(3), 'lc_basic_m')$$, '42501',
-                 'only owners and admins of the organization can manage its subscription',
+select throws_ok($$select public.change_plan(pg_temp.org(3), 'lc_basic_m')$$, '42501', null,
                  'a plain member cannot change the plan');
 select throws_ok($$select public.preview_plan_change(pg_temp.org(3), 'lc_basic_m')$$, '42501', null,
                  'a plain member cannot preview');
@@ -784,6 +873,146 @@ select is((select count(*) from public.claim_notifications(1000)),
           (select jsonb_array_length(val) - 1 from lc where key = 'claim1')::bigint,
           'an unsent claim is handed out again after its 5-minute lease');
 select pg_temp.as_postgres();
+
+-- -------------------------------------------------------------------------------------------------
+-- o21: a downgrade scheduled, then the current plan renewed: the paid month is kept (2027)
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.billing_plans (code, name, tier, interval, price_cents, currency, trial_days, active) values
+  ('lc_trial30_m', 'LC Trial30 (monthly)', 'basic', 'month', 49900, 'INR', 30, true);
+insert into public.organizations (id, name)
+select pg_temp.org(n), 'Lifecycle org ' || n from generate_series(21, 23) n;
+insert into public.organization_members (organization_id, user_id, role)
+select pg_temp.org(n), 'c3333333-0000-4000-8000-000000000001', 'owner' from generate_series(21, 23) n;
+insert into public.subscriptions
+  (organization_id, plan_id, status, current_period_start, current_period_end, provider) values
+  (pg_temp.org(21), pg_temp.plan_id('lc_pro_m'), 'active', '2027-07-01 00:00+05:30', '2027-08-01 00:00+05:30', 'payu'),
+  (pg_temp.org(23), pg_temp.plan_id('lc_basic_m'), 'active', '2028-02-01 00:00+05:30', '2028-03-01 00:00+05:30', 'payu');
+
+select pg_temp.at('2027-07-10 00:00+05:30');
+select pg_temp.as_owner();
+select is(public.change_plan(pg_temp.org(21), 'lc_basic_m') ->> 'result', 'scheduled',
+          'o21 schedules a downgrade from Pro to Basic for 1 August');
+select pg_temp.as_postgres();
+select pg_temp.at('2027-07-28 12:00+05:30');
+insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
+values (pg_temp.org(21), pg_temp.plan_id('lc_pro_m'), 'payu', 'lc_o21_renewal', 99900, 'pending');
+select is(
+  public.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', 'lc-o21-renewal', 'event_type', 'payment.success', 'order_ref', 'lc_o21_renewal',
+    'provider_payment_id', 'lc_pay_o21', 'amount_paise', 99900, 'currency', 'INR')) ->> 'result',
+  'applied',
+  'then pays the Pro renewal on 28 July'
+);
+select is((pg_temp.sub(pg_temp.org(21))).current_period_end, '2027-09-01 00:00+05:30'::timestamptz,
+          'which extends the Pro period to 1 September');
+select pg_temp.at('2027-08-01 00:00:01+05:30');
+select billing.job_expire();
+select is(
+  (select row(p.code, q.code, s.status)::text from public.subscriptions s
+   join public.billing_plans p on p.id = s.plan_id join public.billing_plans q on q.id = s.pending_plan_id
+   where s.id = (pg_temp.sub(pg_temp.org(21))).id),
+  '(lc_pro_m,lc_basic_m,active)',
+  'on 1 August the job keeps the Pro month that was paid for; the downgrade stays scheduled'
+);
+select is(public.effective_tier(pg_temp.org(21)), 'pro', 'and Pro is in effect');
+select pg_temp.at('2027-08-25 00:00+05:30');
+select billing.job_renewal_reminders();
+select is(
+  (select string_agg(concat_ws('/', payload ->> 'plan_code', payload ->> 'amount_cents', payload ->> 'current_plan_code'), ',')
+   from public.notifications where organization_id = pg_temp.org(21) and kind = 'renewal_reminder'),
+  'lc_basic_m/49900/lc_pro_m',
+  'the renewal reminder quotes the scheduled plan (Basic, 499) that follows the Pro period'
+);
+select pg_temp.at('2027-09-01 00:00+05:30');
+select billing.job_expire();
+select is(
+  (select row(p.code, s.status, s.pending_plan_id)::text from public.subscriptions s
+   join public.billing_plans p on p.id = s.plan_id where s.id = (pg_temp.sub(pg_temp.org(21))).id),
+  '(lc_basic_m,past_due,)',
+  'at the end of the renewed period the downgrade applies (and the unpaid period is past due)'
+);
+select is(
+  (select string_agg(to_char(effective_at at time zone 'Asia/Kolkata', 'YYYY-MM-DD HH24:MI'), ',')
+   from public.subscription_history where organization_id = pg_temp.org(21) and action = 'downgraded'),
+  '2027-09-01 00:00',
+  'the downgrade is recorded at the time it was due: the end of the renewed period'
+);
+
+
+-- -------------------------------------------------------------------------------------------------
+-- o22: a trial paid before its end: proration counts only the paid time (2027-28)
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2027-12-01 00:00+05:30');
+select pg_temp.as_owner();
+select is(public.start_trial(pg_temp.org(22), 'lc_trial30_m') ->> 'status', 'trialing', 'o22 starts a 30-day trial on 1 December');
+select pg_temp.as_postgres();
+select pg_temp.at('2027-12-20 00:00+05:30');
+insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
+values (pg_temp.org(22), pg_temp.plan_id('lc_trial30_m'), 'payu', 'lc_o22_paid', 49900, 'pending');
+select is(
+  public.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', 'lc-o22-paid', 'event_type', 'payment.success', 'order_ref', 'lc_o22_paid',
+    'provider_payment_id', 'lc_pay_o22', 'amount_paise', 49900, 'currency', 'INR')) ->> 'result',
+  'applied',
+  'and pays one month (499) on 20 December, during the trial'
+);
+select is(
+  (select row(s.status, s.current_period_start, s.trial_end, s.current_period_end)::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(22))).id),
+  (select row('active', '2027-12-01 00:00+05:30'::timestamptz, '2027-12-31 00:00+05:30'::timestamptz,
+              '2028-01-31 00:00+05:30'::timestamptz)::text),
+  'the paid month runs from the trial end (31 December) to 31 January; the period still starts at the trial start'
+);
+select pg_temp.as_owner();
+select is(
+  (select jsonb_build_object('unused_cents', p -> 'unused_cents', 'amount_cents', p -> 'amount_cents', 'cycles', p -> 'cycles')
+   from public.preview_plan_change(pg_temp.org(22), 'lc_pro_m') p),
+  '{"unused_cents": 49900, "amount_cents": 50000, "cycles": 1}'::jsonb,
+  'during the trial days the whole paid month is unused: the credit is what was paid (499), no more'
+);
+select pg_temp.at('2027-12-31 00:00+05:30');
+select is(
+  (select jsonb_build_object('seconds_left', p -> 'seconds_left', 'period_seconds', p -> 'period_seconds',
+                             'cycles', p -> 'cycles', 'unused_cents', p -> 'unused_cents',
+                             'paid_period_start', (p ->> 'paid_period_start')::timestamptz)
+   from public.preview_plan_change(pg_temp.org(22), 'lc_pro_m') p),
+  jsonb_build_object('seconds_left', 2678400, 'period_seconds', 2678400, 'cycles', 1, 'unused_cents', 49900,
+                     'paid_period_start', '2027-12-31 00:00+05:30'::timestamptz),
+  'at the first paid second the paid period (31 days, 1 cycle) is all left: the credit is 499, not 2 x 499 x 31/61'
+);
+select pg_temp.at('2028-01-15 12:00+05:30');
+select is(
+  (select (p ->> 'unused_cents')::bigint from public.preview_plan_change(pg_temp.org(22), 'lc_pro_m') p),
+  24950::bigint,
+  'half-way through the paid month (15.5 of 31 days left) the credit is half of what was paid'
+);
+select pg_temp.as_postgres();
+
+
+-- -------------------------------------------------------------------------------------------------
+-- o23: the jobs read the grace period from billing.grace_interval(), the one place (2028)
+-- -------------------------------------------------------------------------------------------------
+
+create or replace function billing.grace_interval() returns interval language sql stable set search_path = ''
+as $$ select interval '1 day' $$;
+select pg_temp.at('2028-03-01 12:00+05:30');
+select billing.job_dunning();
+select is(
+  (select string_agg((payload ->> 'grace_ends_at')::timestamptz::text, ',') from public.notifications
+   where organization_id = pg_temp.org(23) and kind = 'dunning_reminder'),
+  '2028-03-02 00:00+05:30'::timestamptz::text,
+  'with a 1-day grace period, dunning says the grace ends a day after the period end'
+);
+select pg_temp.at('2028-03-02 00:00+05:30');
+select billing.job_expire();
+select is(
+  (select row(s.status, s.ended_at)::text from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(23))).id),
+  (select row('expired', '2028-03-02 00:00+05:30'::timestamptz)::text),
+  'and billing-expire expires the subscription when that day is over'
+);
+
 
 -- -------------------------------------------------------------------------------------------------
 -- billing-purge and the schedules
