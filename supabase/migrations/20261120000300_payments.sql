@@ -17,11 +17,24 @@
 --     status), so the webhook, the verify call and the PayU return race to one row;
 --   * a captured payment is never undone by a failure; an order never goes from paid to failed;
 --   * a payment extends the subscription by one interval: from the current period end while the
---     subscription runs (or is in grace), from now after it ended. Extensions add up, so charges
---     applied in any order end at the same period end;
+--     subscription runs (or is in grace, billing.grace_interval()), from now after it ended.
+--     Months and years are added on the organization's calendar (its time zone), never the
+--     connection's. Extensions add up, so charges applied in any order end at the same period end;
+--   * a payment made after its subscription ended (canceled or expired) is recorded, not applied:
+--     result 'recorded', nothing extended, no history; refund it or reactivate by hand;
 --   * a Razorpay subscription's status follows the newest provider event (by the event's own
 --     time), kept in billing.provider_subscription_states, so a late `pending` never undoes a
---     newer `charged`, and a `cancelled` that arrives before the first `charged` still wins.
+--     newer `charged`, and a `cancelled` that arrives before the first `charged` still wins. Our
+--     subscription row is moved only by an event that changed that stored state (or that created
+--     or extended the row), and an ended subscription is never made live again by a provider
+--     state older than its end: a late event cannot undo a cancellation made on our side;
+--   * a refund is checked against what was captured: refunds above it are a 'mismatch'
+--     (recorded, no credit note);
+--   * checkout never changes plan (that is change_plan: upgrades prorated, downgrades at the
+--     period end) and never opens a second Razorpay subscription.
+--
+-- Tax: the amount an order charges includes GST. The invoices migration (0500) quotes it on every
+-- insert into orders (billing.quote_order_tax); the code here inserts the plan's price.
 -- =================================================================================================
 
 
@@ -254,12 +267,16 @@ grant execute on function billing.issue_documents_if_installed(uuid, uuid, bigin
 
 /**
  * Moves our subscription row to what the provider's latest status means (see
- * subscription_status_for), writing subscription_history. No-op when nothing changes, or when the
- * change would make a second live subscription for the organization (then returns false).
+ * subscription_status_for), writing subscription_history. p_status_at is the provider's time of
+ * that status. No-op when nothing changes; when the subscription has ended (canceled, expired)
+ * and the provider status is not newer than its end (a late event must not undo a cancellation
+ * made here); or when the change would make a second live subscription for the organization
+ * (then returns false).
  */
 create function billing.sync_provider_status(
   p_subscription_id uuid,
   p_provider_status text,
+  p_status_at timestamptz,
   p_event jsonb
 )
 returns boolean
@@ -282,6 +299,11 @@ begin
       return true;
     end if;
   elsif v_target = v_sub.status then
+    return true;
+  end if;
+  if v_target in ('trialing', 'active', 'past_due') and v_sub.status in ('canceled', 'expired')
+     and p_status_at <= coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz) then
+    -- The provider said so before the subscription ended here: the end stands.
     return true;
   end if;
   if v_target in ('trialing', 'active', 'past_due') and v_sub.status not in ('pending_payment', 'trialing', 'active', 'past_due')
@@ -322,14 +344,17 @@ begin
   return true;
 end;
 $$;
-revoke execute on function billing.sync_provider_status(uuid, text, jsonb) from public;
-grant execute on function billing.sync_provider_status(uuid, text, jsonb) to service_role;
+revoke execute on function billing.sync_provider_status(uuid, text, timestamptz, jsonb) from public;
+grant execute on function billing.sync_provider_status(uuid, text, timestamptz, jsonb) to service_role;
 
 /**
  * Applies a captured payment to an order (locked by the caller): records payment_events
  * 'captured' once, marks the order paid, starts or extends the subscription, writes history and
  * issues the invoice. For a provider subscription whose first order is already paid, each new
- * charge gets a renewal order of its own (so it gets its own invoice). Returns the result object.
+ * charge gets a renewal order of its own (so it gets its own invoice). A payment for a
+ * subscription that ended (canceled or expired) before the payment was made is only recorded
+ * (result 'recorded': nothing extended, no history, no invoice). Periods are added in the
+ * organization's time zone. Returns the result object.
  */
 create function billing.apply_captured_payment(p_order public.orders, p_event jsonb, p_event_at timestamptz)
 returns jsonb
@@ -353,11 +378,14 @@ declare
   v_old_plan uuid;
   v_invoice_id uuid;
   v_invoice_error text;
+  v_timezone text;
+  v_paid_at timestamptz := coalesce(p_event_at, billing.now());
 begin
   select * into v_plan from public.billing_plans p where p.id = v_order.plan_id;
   v_length := billing.interval_length(v_plan.interval);
-  select pg_catalog.make_interval(days => s.grace_days) into v_grace from public.billing_settings s;
-  v_grace := coalesce(v_grace, interval '0');
+  v_grace := billing.grace_interval();
+  select g.timezone into v_timezone from public.organizations g where g.id = v_order.organization_id;
+  v_timezone := coalesce(v_timezone, 'Asia/Kolkata');
 
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
   if exists (select 1 from public.payment_events pe
@@ -365,6 +393,45 @@ begin
     return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'payment already recorded',
                                          'order_id', v_order.id, 'order_status', v_order.status);
   end if;
+
+  -- The subscription this payment is for, when the order names one (a provider subscription, an
+  -- upgrade or renewal order): if it ended before the payment was made, the payment is recorded
+  -- and nothing else happens (a late charge after a cancellation made here, an upgrade paid after
+  -- the cancel). Payments made before the end (delivered late) still count.
+  if v_psid is not null then
+    select * into v_sub from public.subscriptions s
+    where s.provider = v_order.provider and s.provider_subscription_id = v_psid
+    for update;
+  end if;
+  if v_sub.id is null and v_order.subscription_id is not null and v_order.kind in ('upgrade', 'renewal') then
+    select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id for update;
+  end if;
+  if v_sub.id is not null and v_sub.status in ('canceled', 'expired')
+     and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz) then
+    insert into public.payment_events
+      (organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status, method, details, occurred_at)
+    values
+      (v_order.organization_id, v_order.id, v_order.provider, v_payment_id,
+       (p_event ->> 'amount_paise')::bigint, p_event ->> 'currency', 'captured', p_event ->> 'method',
+       pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
+                                     'provider_order_id', p_event ->> 'provider_order_id',
+                                     'provider_subscription_id', v_psid,
+                                     'not_applied', 'subscription ended before the payment'),
+       v_paid_at)
+    on conflict (provider, provider_payment_id, status) where status <> 'refunded' do nothing
+    returning id into v_payment_event_id;
+    return pg_catalog.jsonb_build_object(
+      'result', 'recorded',
+      'reason', pg_catalog.format('payment for an ended subscription (%s since %s): refund or reactivate', v_sub.status,
+                                  coalesce(v_sub.ended_at, v_sub.canceled_at)),
+      'payment_event_id', v_payment_event_id,
+      'order_id', v_order.id,
+      'order_status', v_order.status,
+      'subscription_id', v_sub.id,
+      'subscription_status', v_sub.status,
+      'current_period_end', v_sub.current_period_end);
+  end if;
+  v_sub := null;
 
   -- A later charge of a provider subscription whose first order is paid: a renewal order.
   if v_order.status = 'paid' and v_psid is not null then
@@ -418,7 +485,7 @@ begin
   if v_sub.id is null then
     v_action := 'activated';
     v_start := v_now;
-    v_end := v_now + v_length;
+    v_end := ((v_start at time zone v_timezone) + v_length) at time zone v_timezone;
     insert into public.subscriptions
       (organization_id, plan_id, status, current_period_start, current_period_end, provider, provider_subscription_id)
     values
@@ -428,7 +495,7 @@ begin
     -- Another plan: the paid plan takes effect now, for one full period.
     v_action := 'plan_changed';
     v_start := v_now;
-    v_end := v_now + v_length;
+    v_end := ((v_start at time zone v_timezone) + v_length) at time zone v_timezone;
     update public.subscriptions s
     set plan_id = v_order.plan_id,
         status = case when s.status in ('pending_payment', 'trialing', 'active', 'past_due') then 'active' else s.status end,
@@ -450,7 +517,7 @@ begin
     else
       v_start := v_now;
     end if;
-    v_end := v_start + v_length;
+    v_end := ((v_start at time zone v_timezone) + v_length) at time zone v_timezone;
     v_action := case when v_sub.status = 'pending_payment' or v_sub.current_period_end is null then 'activated'
                      else 'renewed' end;
     update public.subscriptions s
@@ -629,6 +696,8 @@ declare
   v_refunded bigint;
   v_invoice_id uuid;
   v_credit_note_id uuid;
+  v_state_changed boolean;
+  v_state_at timestamptz;
 begin
   perform billing.validate_payment_event(p_event);
   v_provider := p_event ->> 'provider';
@@ -692,12 +761,34 @@ begin
       v_refund_id := coalesce(p_event ->> 'provider_refund_id', v_event_id);
       select coalesce(sum(pe.amount_cents), 0) into v_refunded from public.payment_events pe
       where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'refunded';
-      if v_amount is null or v_amount = 0 or v_currency is distinct from v_cap.currency then
-        v_error := pg_catalog.format('refund %s: amount %s %s does not fit payment %s (%s %s)', v_refund_id,
-                                     coalesce(v_amount::text, 'null'), coalesce(v_currency, 'null'),
-                                     v_payment_id, v_cap.amount_cents, v_cap.currency);
+      if exists (select 1 from public.payment_events pe
+                 where pe.provider = v_provider and pe.status = 'refunded' and pe.details ->> 'refund_id' = v_refund_id) then
+        v_result := pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
+                                                  'order_id', v_order.id, 'order_status', v_order.status);
+      elsif v_amount is null or v_amount = 0 or v_currency is distinct from v_cap.currency
+         or v_refunded + v_amount > v_cap.amount_cents then
+        v_error := case
+          when v_amount is null or v_amount = 0 or v_currency is distinct from v_cap.currency then
+            pg_catalog.format('refund %s: amount %s %s does not fit payment %s (%s %s)', v_refund_id,
+                              coalesce(v_amount::text, 'null'), coalesce(v_currency, 'null'),
+                              v_payment_id, v_cap.amount_cents, v_cap.currency)
+          else pg_catalog.format('refund %s: refunds of payment %s would reach %s, above the %s captured', v_refund_id,
+                                 v_payment_id, v_refunded + v_amount, v_cap.amount_cents) end;
+        -- Recorded for the operator, never credited: no refund row (it would count against the
+        -- captured amount), no credit note.
+        insert into public.payment_events
+          (organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status, error_reason,
+           details, occurred_at)
+        values
+          (v_cap.organization_id, v_cap.order_id, v_provider, v_payment_id, coalesce(v_amount, 0),
+           coalesce(v_currency, v_cap.currency), 'mismatch', v_error,
+           pg_catalog.jsonb_build_object('refund_id', v_refund_id, 'event_id', v_event_id, 'event_type', v_type,
+                                         'captured_payment_event_id', v_cap.id, 'refunded_before', v_refunded),
+           v_event_at)
+        on conflict (provider, provider_payment_id, status) where status <> 'refunded' do nothing
+        returning id into v_payment_event_id;
         v_result := pg_catalog.jsonb_build_object('result', 'mismatch', 'reason', v_error, 'order_id', v_order.id,
-                                                  'order_status', v_order.status);
+                                                  'order_status', v_order.status, 'payment_event_id', v_payment_event_id);
       else
         insert into public.payment_events
           (organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status, details, occurred_at)
@@ -711,10 +802,6 @@ begin
         if v_payment_event_id is null then
           v_result := pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded');
         else
-          if v_refunded + v_amount > v_cap.amount_cents then
-            v_error := pg_catalog.format('refunds of payment %s (%s) exceed the captured %s', v_payment_id,
-                                         v_refunded + v_amount, v_cap.amount_cents);
-          end if;
           select d.invoice_id, d.credit_note_id, coalesce(v_error || '; ' || d.error, v_error, d.error)
           into v_invoice_id, v_credit_note_id, v_error
           from billing.issue_documents_if_installed(v_cap.order_id, v_cap.id, v_amount,
@@ -772,7 +859,7 @@ begin
       end if;
       v_result := billing.apply_captured_payment(v_order, p_event || pg_catalog.jsonb_build_object(
                     'provider_subscription_id', v_psid), v_event_at);
-      v_error := v_result ->> 'invoice_error';
+      v_error := coalesce(v_result ->> 'invoice_error', case when v_result ->> 'result' = 'recorded' then v_result ->> 'reason' end);
     end if;
 
   elsif v_action = 'failed' then
@@ -826,19 +913,25 @@ begin
   end if;
 
   -- 5. A provider subscription's status follows its newest event (by the provider's event time).
-  if v_provider_status is not null and v_psid is not null then
+  --    Our row follows the stored state only when this event changed it, or created or extended
+  --    the row: an older event (whatever arrives late) never re-applies a state, so it cannot
+  --    undo what happened here since (a cancellation by the user).
+  if v_provider_status is not null and v_psid is not null
+     and v_result ->> 'result' in ('applied', 'duplicate') then
     insert into billing.provider_subscription_states as st (provider, provider_subscription_id, status, status_at, event_id)
     values (v_provider, v_psid, v_provider_status, v_event_at, v_event_id)
     on conflict (provider, provider_subscription_id) do update
       set status = excluded.status, status_at = excluded.status_at, event_id = excluded.event_id
-      where st.status_at <= excluded.status_at;
+      where st.status_at <= excluded.status_at
+    returning true into v_state_changed;
   end if;
-  if v_psid is not null and v_result ->> 'result' in ('applied', 'duplicate') then
+  if v_psid is not null and (coalesce(v_state_changed, false)
+                             or (v_action = 'captured' and v_result ->> 'result' = 'applied')) then
     select * into v_sub from public.subscriptions s where s.provider = v_provider and s.provider_subscription_id = v_psid;
-    select st.status into v_provider_status from billing.provider_subscription_states st
+    select st.status, st.status_at into v_provider_status, v_state_at from billing.provider_subscription_states st
     where st.provider = v_provider and st.provider_subscription_id = v_psid;
     if v_sub.id is not null and v_provider_status is not null then
-      if not billing.sync_provider_status(v_sub.id, v_provider_status, p_event) then
+      if not billing.sync_provider_status(v_sub.id, v_provider_status, v_state_at, p_event) then
         v_error := pg_catalog.format('subscription %s not moved to %s: the organization has another live subscription',
                                      v_psid, v_provider_status);
       end if;
@@ -869,11 +962,20 @@ grant execute on function public.apply_payment_event(jsonb) to service_role;
 
 /**
  * Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan
- * through a provider. Creates the order and returns what the checkout function needs. PayU
- * orders are payable at once ('pending'); Razorpay orders stay 'created' until the Razorpay order
- * or subscription is attached (attach_provider_checkout), so an order whose provider call failed
- * can never be paid. Errors: 42501 not signed in / not an owner or admin; 22023 bad provider;
- * P0002 no such active plan; 55000 the plan is free or cannot be paid through the provider.
+ * through a provider. Creates the order and returns what the checkout function needs; its
+ * amount_cents is the total payable, GST included (quoted by the invoices migration's trigger on
+ * orders: the plan's price plus GST, or with GST carved out of it for tax-inclusive prices and
+ * Razorpay recurring plans). PayU orders are payable at once ('pending'); Razorpay orders stay
+ * 'created' until the Razorpay order or subscription is attached (attach_provider_checkout), so an
+ * order whose provider call failed can never be paid.
+ * Checkout buys a first plan or renews the plan in effect; it never changes plan. Refused (55000)
+ * with HINT 'use_change_plan' while a subscription is active or past due on another plan (except
+ * change_plan's 'cancel_and_resubscribe': a Razorpay subscription set to cancel at the period
+ * end, replaced by a new Razorpay subscription), and with HINT 'recurring_subscription_exists'
+ * while a Razorpay subscription checkout is still open, or when buying a Razorpay subscription
+ * while one renews automatically.
+ * Errors: 42501 not signed in / not an owner or admin; 22023 bad provider; P0002 no such active
+ * plan; 55000 the plan is free or cannot be paid through the provider, or as above.
  * Security definer: signed-in users have no insert grant on orders, and the buyer's email comes
  * from auth.users.
  */
@@ -905,6 +1007,9 @@ declare
   v_user auth.users;
   v_order public.orders;
   v_rzp_plan text;
+  v_live public.subscriptions;
+  v_live_plan public.billing_plans;
+  v_open public.orders;
 begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
@@ -933,9 +1038,39 @@ begin
       using errcode = 'object_not_in_prerequisite_state';
   end if;
 
-  select * into v_org from public.organizations g where g.id = p_organization_id;
+  -- One checkout of an organization at a time (the payment path takes the same lock), so the
+  -- checks below see what a concurrent checkout or payment wrote.
+  select * into v_org from public.organizations g where g.id = p_organization_id for no key update;
   select * into v_user from auth.users u where u.id = v_user_id;
   v_rzp_plan := case when p_provider = 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
+
+  select * into v_live from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');
+  if v_live.status in ('active', 'past_due') and v_live.plan_id <> v_plan.id
+     and not (v_rzp_plan is not null and v_live.provider = 'razorpay' and v_live.provider_subscription_id is not null
+              and v_live.cancel_at_period_end) then
+    select * into v_live_plan from public.billing_plans p where p.id = v_live.plan_id;
+    raise exception 'the organization is on plan "%" until %: use change_plan to switch to "%" (upgrades are prorated, downgrades start at the period end)',
+      v_live_plan.code, v_live.current_period_end, v_plan.code
+      using errcode = 'object_not_in_prerequisite_state', hint = 'use_change_plan';
+  end if;
+  select * into v_open from public.orders o
+  where o.organization_id = p_organization_id and o.kind = 'new' and o.status in ('created', 'pending')
+    and (o.provider_subscription_id is not null or o.metadata ->> 'recurring' = 'true')
+    and (o.expires_at is null or o.expires_at > v_now)
+  order by o.created_at desc
+  limit 1;
+  if v_open.id is not null then
+    raise exception 'a Razorpay subscription checkout (order %) is still open until %: complete it, or use change_plan once it is paid',
+      v_open.receipt, v_open.expires_at
+      using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
+  end if;
+  if v_rzp_plan is not null and v_live.provider = 'razorpay' and v_live.provider_subscription_id is not null
+     and not v_live.cancel_at_period_end then
+    raise exception 'the organization''s Razorpay subscription % renews automatically: a second one would charge twice (use change_plan to switch plans)',
+      v_live.provider_subscription_id
+      using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
+  end if;
 
   insert into public.orders
     (organization_id, plan_id, provider, kind, amount_cents, currency, status, created_by, expires_at, metadata)

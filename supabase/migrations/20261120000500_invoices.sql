@@ -11,17 +11,30 @@
 -- profiles (ALTER organizations and billing_settings); 3. tables (each with grants, row level
 -- security and triggers); 4. issuing functions; 5. policies; 6. public functions.
 --
--- Money is bigint paise. Tax is rounded once per line and per tax component, half up:
---   tax-exclusive prices (the default): taxable = the order amount;
+-- Money is bigint paise. The tax is fixed when an ORDER is created, so the amount charged and the
+-- invoice total are the same number, always. A trigger on orders (billing.quote_order_tax) reads
+-- the amount the inserting code gives as the price and stores the quote: taxable_cents, the GST
+-- rate, supply type and place of supply, and amount_cents = the total payable. Every order takes
+-- this path (checkout, change_plan's upgrade orders, renewal orders of Razorpay subscriptions).
+-- Tax is rounded once per line and per tax component, half up:
+--   tax-exclusive prices (the default): taxable = the price;
 --     each component (CGST, SGST or IGST) = round_half_up(taxable * component_rate_bp / 10000);
---     total = taxable + components.
---   tax-inclusive prices (billing_settings.prices_include_tax): the order amount is the gross;
+--     total payable = taxable + components.
+--   tax-inclusive prices (billing_settings.prices_include_tax): the price is the gross;
 --     each component = round_half_up(gross * component_rate_bp / (10000 + gst_rate_bp));
---     taxable = gross - components, so the total payable is exactly what was charged.
+--     taxable = gross - components, total payable = the price.
+--   Razorpay recurring orders are always tax-inclusive: Razorpay charges the amount of its plan
+--     (the plan's price_cents) whoever the buyer is, so the GST is carved out of that amount.
 --   CGST and SGST are each half the GST rate, so they are always equal.
---   Exports (buyer country <> 'IN') are zero-rated: IGST at 0 %, taxable = total = the amount.
---   Credit notes split their gross amount in the invoice's proportions (same rounding); the credit
---   note that exhausts an invoice takes the exact remainders, so invoice - credits nets to zero.
+--   Exports (buyer country <> 'IN') are zero-rated: IGST at 0 %, taxable = total = the price.
+--   Until the seller's state is set (billing_settings.seller_state_code or seller_gstin) no GST is
+--     charged (the order has no supply type) and such an order gets no tax invoice.
+--   The invoice of an order re-runs the same computation on the order's quote (never on the
+--     settings or profile of the day it is paid), so invoice total = amount charged.
+--   Credit notes split their gross amount in the invoice's proportions cumulatively: after credit
+--     notes for s paise in all, each component credited so far is round_half_up(s x component /
+--     invoice total); a note gets the difference from what earlier notes credited. Rounding never
+--     piles up, and the note that exhausts the invoice nets every component to zero.
 --
 -- Numbering (GST rule 46(b): at most 16 characters, letters, digits, '-' and '/', consecutive per
 -- financial year): `<prefix>/<YY-YY>/<serial>`, the serial zero-padded so the number is exactly 16
@@ -194,6 +207,7 @@ as $$
   select pg_catalog.div(2 * p_numerator + p_denominator, 2 * p_denominator)::bigint
 $$;
 revoke execute on function billing.div_round_half_up(numeric, numeric) from public;
+grant execute on function billing.div_round_half_up(numeric, numeric) to service_role;
 
 /**
  * A whole number in words in the Indian system (crore, lakh, thousand, hundred), title case,
@@ -381,6 +395,25 @@ alter table public.billing_settings
   add constraint billing_settings_seller_gstin_valid check (seller_gstin is null or public.is_valid_gstin(seller_gstin)),
   add constraint billing_settings_seller_state_code_known
     check (seller_state_code ~ '^(0[1-9]|[12][0-9]|3[0-8]|97|99)$');
+
+
+-- -------------------------------------------------------------------------------------------------
+-- orders: the tax quote
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The GST quote of an order, set once on insert by billing.quote_order_tax: taxable_cents (the
+ * taxable value), gst_rate_bp, supply_type (intra_state, inter_state or export; null when the
+ * seller's state was not set, then no GST is charged), place_of_supply_state_code and
+ * prices_include_tax (whether the price was the gross). amount_cents is the total payable.
+ */
+alter table public.orders
+  add column taxable_cents bigint check (taxable_cents >= 0),
+  add column gst_rate_bp integer check (gst_rate_bp between 0 and 2800),
+  add column supply_type text check (supply_type in ('intra_state', 'inter_state', 'export')),
+  add column place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
+  add column prices_include_tax boolean,
+  add constraint orders_taxable_within_amount check (taxable_cents <= amount_cents);
 
 
 -- =================================================================================================
@@ -677,6 +710,95 @@ revoke execute on function billing.compute_line_tax(bigint, integer, text, boole
 grant execute on function billing.compute_line_tax(bigint, integer, text, boolean) to service_role;
 
 /**
+ * The GST quote of an order (see the banner): p_price_cents is the taxable value, or the gross
+ * when p_includes_tax. The supply type comes from the buyer's profile against the seller's state:
+ * a buyer outside India is an export; otherwise the place of supply is the buyer's state code (the
+ * seller's when the buyer has none). Null supply type (and no tax) while the seller's state is
+ * not set. One computation (compute_line_tax) shared with the invoice.
+ */
+create function billing.order_tax_quote(
+  p_organization_id uuid,
+  p_price_cents bigint,
+  p_includes_tax boolean,
+  out taxable_cents bigint,
+  out amount_cents bigint,
+  out gst_rate_bp integer,
+  out supply_type text,
+  out place_of_supply_state_code text,
+  out prices_include_tax boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_settings public.billing_settings%rowtype;
+  v_org public.organizations%rowtype;
+  v_seller_state text;
+  v_tax record;
+begin
+  select * into v_settings from public.billing_settings s where s.id;
+  select * into v_org from public.organizations o where o.id = p_organization_id;
+  v_seller_state := coalesce(v_settings.seller_state_code, pg_catalog.left(v_settings.seller_gstin, 2));
+  prices_include_tax := coalesce(p_includes_tax, false);
+  gst_rate_bp := coalesce(v_settings.gst_rate_bp, 0);
+  if v_seller_state is null then
+    -- No GST registration on record: nothing is charged on top, no tax invoice can be issued.
+    taxable_cents := p_price_cents;
+    amount_cents := p_price_cents;
+    gst_rate_bp := 0;
+    return;
+  end if;
+  if coalesce(v_org.billing_country, 'IN') <> 'IN' then
+    supply_type := 'export';
+  else
+    place_of_supply_state_code := coalesce(v_org.state_code, v_seller_state);
+    supply_type := case when place_of_supply_state_code = v_seller_state then 'intra_state' else 'inter_state' end;
+  end if;
+  select * into v_tax from billing.compute_line_tax(p_price_cents, gst_rate_bp, supply_type, prices_include_tax);
+  taxable_cents := v_tax.taxable_cents;
+  amount_cents := v_tax.total_cents;
+end;
+$$;
+revoke execute on function billing.order_tax_quote(uuid, bigint, boolean) from public;
+grant execute on function billing.order_tax_quote(uuid, bigint, boolean) to service_role;
+
+/**
+ * BEFORE INSERT on orders: the inserted amount_cents is the price (tax-exclusive, or the gross
+ * when billing_settings.prices_include_tax, or for a Razorpay recurring order: one with a provider
+ * subscription or metadata.recurring = true); stores the quote and sets amount_cents to the total
+ * payable. Whatever code inserts the order (checkout, change_plan, renewals, operators) gets the
+ * same tax.
+ */
+create function billing.quote_order_tax()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_quote record;
+  v_includes boolean;
+begin
+  v_includes := coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false)
+    or new.provider_subscription_id is not null
+    or coalesce(new.metadata ->> 'recurring', '') = 'true';
+  select * into v_quote from billing.order_tax_quote(new.organization_id, new.amount_cents, v_includes);
+  new.taxable_cents := v_quote.taxable_cents;
+  new.amount_cents := v_quote.amount_cents;
+  new.gst_rate_bp := v_quote.gst_rate_bp;
+  new.supply_type := v_quote.supply_type;
+  new.place_of_supply_state_code := v_quote.place_of_supply_state_code;
+  new.prices_include_tax := v_quote.prices_include_tax;
+  return new;
+end;
+$$;
+revoke execute on function billing.quote_order_tax() from public;
+
+create trigger orders_quote_tax
+  before insert on public.orders
+  for each row execute function billing.quote_order_tax();
+
+/**
  * The next serial of a series in the financial year of p_at: gapless, because the counter row
  * stays locked until the caller's transaction ends (a rollback returns the number).
  */
@@ -724,8 +846,11 @@ grant execute on function billing.format_document_number(text, integer, bigint) 
  * Idempotent per order: a second call (also a concurrent one) returns the existing invoice.
  * p_payment_event_id, when given, must be a captured payment of this order.
  * The seller's state (billing_settings.seller_state_code, or the seller GSTIN's) and legal name
- * must be set. The buyer's place of supply is its state code; without one the supply is taken
- * as made at the seller's location (IGST Act s. 12(2)(b)); a buyer outside India is an export.
+ * must be set. Supply type, place of supply, GST rate and taxable value are the order's quote
+ * (billing.order_tax_quote, made when the order was created: the buyer's state code, or the
+ * seller's location when the buyer has none, IGST Act s. 12(2)(b); a buyer outside India is an
+ * export), so the invoice total is exactly the amount the order charged. An order quoted while
+ * the seller's state was unknown carries no GST and gets no tax invoice (55000).
  * Security definer: it writes the private counters and the invoice tables, which no API role
  * may write directly; callers are service_role and the payment functions.
  */
@@ -777,16 +902,21 @@ begin
   select * into strict v_org from public.organizations o where o.id = v_order.organization_id;
   select * into strict v_plan from public.billing_plans p where p.id = v_order.plan_id;
 
-  if v_org.billing_country <> 'IN' then
-    v_supply_type := 'export';
-    v_place_of_supply := null;
-  else
-    v_place_of_supply := coalesce(v_org.state_code, v_seller_state);
-    v_supply_type := case when v_place_of_supply = v_seller_state then 'intra_state' else 'inter_state' end;
+  -- The tax is the order's quote (billing.quote_order_tax), recomputed the same way: the invoice
+  -- total is what the order charged, whatever changed in the settings or the profile since.
+  if v_order.supply_type is null or v_order.taxable_cents is null then
+    raise exception 'order % was priced without GST (the seller''s state was not set when it was created): no tax invoice', v_order.receipt
+      using errcode = 'object_not_in_prerequisite_state';
   end if;
-
+  v_supply_type := v_order.supply_type;
+  v_place_of_supply := v_order.place_of_supply_state_code;
   select * into v_tax
-  from billing.compute_line_tax(v_order.amount_cents, v_settings.gst_rate_bp, v_supply_type, v_settings.prices_include_tax);
+  from billing.compute_line_tax(case when v_order.prices_include_tax then v_order.amount_cents else v_order.taxable_cents end,
+                                v_order.gst_rate_bp, v_supply_type, v_order.prices_include_tax);
+  if v_tax.total_cents <> v_order.amount_cents then
+    raise exception 'order % charges % but its tax quote totals %', v_order.receipt, v_order.amount_cents, v_tax.total_cents
+      using errcode = 'data_exception';
+  end if;
 
   v_serial := billing.next_serial('invoice', v_financial_year);
 
@@ -822,7 +952,7 @@ begin
       'country', v_org.billing_country,
       'email', v_org.billing_email
     ),
-    v_settings.prices_include_tax,
+    v_order.prices_include_tax,
     v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents
   )
   returning id into v_invoice_id;
@@ -840,7 +970,7 @@ begin
       else ' - subscription'
     end,
     v_settings.sac_code, 1,
-    case when v_supply_type = 'export' then 0 else v_settings.gst_rate_bp end,
+    case when v_supply_type = 'export' then 0 else v_order.gst_rate_bp end,
     v_tax.cgst_rate_bp, v_tax.sgst_rate_bp, v_tax.igst_rate_bp,
     v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents
   );
@@ -854,8 +984,9 @@ grant execute on function billing.issue_invoice(uuid, uuid) to service_role;
 
 /**
  * Issues a credit note against an invoice for p_amount_cents (the gross amount credited, tax
- * included); returns its id. The tax is split in the invoice's proportions; the credit notes of
- * an invoice never exceed its total, and the one that exhausts it takes the exact remainders.
+ * included); returns its id. The tax is split in the invoice's proportions, cumulatively (see the
+ * banner); the credit notes of an invoice never exceed its total, and the one that exhausts it
+ * nets every component to zero.
  * p_payment_event_id, when given, is the refund's payment event (of the invoice's order); a
  * second call with the same event returns the existing credit note. p_kind is 'refund' or 'void'.
  * Security definer: it writes the private counters and credit_notes, which no API role may write
@@ -935,17 +1066,21 @@ begin
       using errcode = 'invalid_parameter_value';
   end if;
 
-  if p_amount_cents = v_remaining then
-    -- The last credit note takes the exact remainders: invoice minus credit notes nets to zero.
-    v_taxable := v_invoice.taxable_cents - v_credited.taxable_cents;
-    v_cgst := v_invoice.cgst_cents - v_credited.cgst_cents;
-    v_sgst := v_invoice.sgst_cents - v_credited.sgst_cents;
-    v_igst := v_invoice.igst_cents - v_credited.igst_cents;
-  else
-    v_cgst := billing.div_round_half_up(p_amount_cents::numeric * v_invoice.cgst_cents, v_invoice.total_cents);
-    v_sgst := billing.div_round_half_up(p_amount_cents::numeric * v_invoice.sgst_cents, v_invoice.total_cents);
-    v_igst := billing.div_round_half_up(p_amount_cents::numeric * v_invoice.igst_cents, v_invoice.total_cents);
-    v_taxable := p_amount_cents - v_cgst - v_sgst - v_igst;
+  -- Cumulative allocation: what all credit notes up to this one credit of each component is the
+  -- rounded proportion of their running total; this note gets the difference. When the running
+  -- total reaches the invoice total every component reaches the invoice's exactly.
+  v_cgst := billing.div_round_half_up((v_credited.total_cents + p_amount_cents)::numeric * v_invoice.cgst_cents,
+                                      v_invoice.total_cents) - v_credited.cgst_cents;
+  v_sgst := billing.div_round_half_up((v_credited.total_cents + p_amount_cents)::numeric * v_invoice.sgst_cents,
+                                      v_invoice.total_cents) - v_credited.sgst_cents;
+  v_igst := billing.div_round_half_up((v_credited.total_cents + p_amount_cents)::numeric * v_invoice.igst_cents,
+                                      v_invoice.total_cents) - v_credited.igst_cents;
+  v_taxable := p_amount_cents - v_cgst - v_sgst - v_igst;
+  if v_taxable < 0 then
+    -- Only a 1-paisa note on which CGST and SGST both round up: SGST's paisa waits for the next
+    -- note (the cumulative rule hands it over there).
+    v_sgst := v_sgst + v_taxable;
+    v_taxable := 0;
   end if;
 
   select * into v_settings from public.billing_settings s where s.id;

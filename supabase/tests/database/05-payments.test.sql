@@ -4,7 +4,7 @@
 -- reconcile_due_orders. The clock is pinned with billing.now.
 begin;
 set local search_path = public, extensions;
-select plan(76);
+select plan(108);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -20,11 +20,18 @@ insert into public.organizations (id, name, billing_email) values
   ('c5000000-0000-4000-8000-00000000000b', 'Payments org B', 'b@pay.test'),
   ('c5000000-0000-4000-8000-00000000000c', 'Payments org C', 'c@pay.test'),
   ('c5000000-0000-4000-8000-00000000000d', 'Payments org D', 'd@pay.test'),
-  ('c5000000-0000-4000-8000-00000000000e', 'Payments org E', 'e@pay.test');
+  ('c5000000-0000-4000-8000-00000000000e', 'Payments org E', 'e@pay.test'),
+  ('c5000000-0000-4000-8000-00000000000f', 'Payments org F', 'f@pay.test'),
+  ('c5000000-0000-4000-8000-000000000010', 'Payments org G', 'g@pay.test'),
+  ('c5000000-0000-4000-8000-000000000011', 'Payments org H', 'h@pay.test'),
+  ('c5000000-0000-4000-8000-000000000012', 'Payments org I', 'i@pay.test');
 
 insert into public.organization_members (organization_id, user_id, role) values
   ('c5000000-0000-4000-8000-00000000000a', 'c5555555-0000-4000-8000-000000000001', 'owner'),
-  ('c5000000-0000-4000-8000-00000000000a', 'c5555555-0000-4000-8000-000000000002', 'member');
+  ('c5000000-0000-4000-8000-00000000000a', 'c5555555-0000-4000-8000-000000000002', 'member'),
+  ('c5000000-0000-4000-8000-00000000000d', 'c5555555-0000-4000-8000-000000000001', 'owner'),
+  ('c5000000-0000-4000-8000-00000000000f', 'c5555555-0000-4000-8000-000000000001', 'owner'),
+  ('c5000000-0000-4000-8000-000000000010', 'c5555555-0000-4000-8000-000000000001', 'owner');
 
 insert into public.billing_plans (id, code, name, tier, interval, price_cents, currency, provider_config, active) values
   ('c5100000-0000-4000-8000-000000000001', 'p5_month', 'P5 monthly', 'basic', 'month', 50000, 'INR', '{}', true),
@@ -32,6 +39,13 @@ insert into public.billing_plans (id, code, name, tier, interval, price_cents, c
    '{"razorpay": {"plan_id": "plan_p5_year"}}', true),
   ('c5100000-0000-4000-8000-000000000003', 'p5_retired', 'P5 retired', 'pro', 'month', 50000, 'INR', '{}', false),
   ('c5100000-0000-4000-8000-000000000004', 'p5_usd', 'P5 dollars', 'pro', 'month', 5000, 'USD', '{}', true);
+
+-- The seller (Karnataka) and tax-exclusive prices at 18 % GST, whatever the seed set: an order
+-- inserted with the price 50000 charges 59000 (CGST 4500 + SGST 4500 for a buyer with no state);
+-- Razorpay recurring orders carve the GST out of the plan's amount, so they charge 500000.
+update public.billing_settings
+set seller_legal_name = 'Payments Test Seller Pvt Ltd', seller_gstin = null, seller_state_code = '29',
+    gst_rate_bp = 1800, prices_include_tax = false, grace_days = 3;
 
 -- Orders: A pays P5 monthly through PayU (twice, for the extension), B through Razorpay,
 -- C has a Razorpay subscription, D and E have subscriptions that get events in opposite orders.
@@ -48,7 +62,13 @@ insert into public.orders (id, organization_id, plan_id, provider, receipt, prov
   ('c5200000-0000-4000-8000-000000000005', 'c5000000-0000-4000-8000-00000000000d', 'c5100000-0000-4000-8000-000000000002',
    'razorpay', 'p5_rcpt_d1', null, 'sub_p5d', 500000, 'INR', 'pending'),
   ('c5200000-0000-4000-8000-000000000006', 'c5000000-0000-4000-8000-00000000000e', 'c5100000-0000-4000-8000-000000000002',
-   'razorpay', 'p5_rcpt_e1', null, 'sub_p5e', 500000, 'INR', 'pending');
+   'razorpay', 'p5_rcpt_e1', null, 'sub_p5e', 500000, 'INR', 'pending'),
+  ('c5200000-0000-4000-8000-000000000009', 'c5000000-0000-4000-8000-000000000010', 'c5100000-0000-4000-8000-000000000002',
+   'razorpay', 'p5_rcpt_g1', null, 'sub_p5g', 500000, 'INR', 'pending'),
+  ('c5200000-0000-4000-8000-00000000000a', 'c5000000-0000-4000-8000-000000000011', 'c5100000-0000-4000-8000-000000000001',
+   'payu', 'p5_txn_h1', null, null, 50000, 'INR', 'pending'),
+  ('c5200000-0000-4000-8000-00000000000b', 'c5000000-0000-4000-8000-000000000012', 'c5100000-0000-4000-8000-000000000001',
+   'payu', 'p5_txn_i1', null, null, 50000, 'INR', 'pending');
 
 create function pg_temp.as_user(p_user_id uuid) returns void language plpgsql as $$
 begin
@@ -109,6 +129,23 @@ create function pg_temp.sub_of(p_org uuid) returns public.subscriptions language
   order by status in ('pending_payment', 'trialing', 'active', 'past_due') desc, current_period_end desc nulls last limit 1
 $$;
 
+/** create_checkout_order as the owner: 'ok', or the error's SQLSTATE and HINT. */
+create function pg_temp.checkout_outcome(p_org uuid, p_plan text, p_provider text) returns text language plpgsql as $$
+declare
+  v_state text;
+  v_hint text;
+begin
+  perform pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+  perform public.create_checkout_order(p_org, p_plan, p_provider);
+  perform pg_temp.as_postgres();
+  return 'ok';
+exception when others then
+  get stacked diagnostics v_state = returned_sqlstate, v_hint = pg_exception_hint;
+  perform pg_temp.as_postgres();
+  return v_state || ' ' || coalesce(nullif(v_hint, ''), '-');
+end;
+$$;
+
 set local billing.now = '2026-01-10 12:00+05:30';
 
 -- -------------------------------------------------------------------------------------------------
@@ -160,7 +197,7 @@ select is((select count(*)::integer from public.webhook_events where event_id = 
 -- Happy path, duplicates
 -- -------------------------------------------------------------------------------------------------
 
-select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:success', 'payment.success', 'p5_txn_a1', 'mih_a1', 50000)),
+select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:success', 'payment.success', 'p5_txn_a1', 'mih_a1', 59000)),
   'applied', 'a PayU success for the order''s amount is applied');
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000001'), 'paid',
   'the order is paid');
@@ -173,13 +210,13 @@ select is((select row(action, new_status, actor_kind)::text from public.subscrip
            where organization_id = 'c5000000-0000-4000-8000-00000000000a'),
   '(activated,active,provider)', 'one history row: activated by the provider');
 select is((select row(status, amount_cents, currency)::text from public.payment_events
-           where provider_payment_id = 'mih_a1'), '(captured,50000,INR)', 'the captured payment is recorded');
+           where provider_payment_id = 'mih_a1'), '(captured,59000,INR)', 'the captured payment is recorded');
 select ok((select processed_at is not null from public.webhook_events where event_id = 'p5_txn_a1:mih_a1:success'),
   'the event is marked processed');
 
-select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:success', 'payment.success', 'p5_txn_a1', 'mih_a1', 50000)),
+select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:success', 'payment.success', 'p5_txn_a1', 'mih_a1', 59000)),
   'duplicate', 'the same event again is a duplicate');
-select is(pg_temp.apply(pg_temp.ev('payu', 'another-way:mih_a1', 'payment.success', 'p5_txn_a1', 'mih_a1', 50000)),
+select is(pg_temp.apply(pg_temp.ev('payu', 'another-way:mih_a1', 'payment.success', 'p5_txn_a1', 'mih_a1', 59000)),
   'duplicate', 'the same payment under another event id is a duplicate too');
 select is((select row((select count(*) from public.payment_events where organization_id = 'c5000000-0000-4000-8000-00000000000a'),
                       (select count(*) from public.subscription_history where organization_id = 'c5000000-0000-4000-8000-00000000000a'),
@@ -193,7 +230,7 @@ select is((select attempts from public.webhook_events where event_id = 'p5_txn_a
 -- Captured never goes back to failed
 -- -------------------------------------------------------------------------------------------------
 
-select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:failure', 'payment.failure', 'p5_txn_a1', 'mih_a1', 50000)),
+select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:failure', 'payment.failure', 'p5_txn_a1', 'mih_a1', 59000)),
   'applied', 'a failure arriving after the success is recorded');
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000001'), 'paid',
   'the paid order stays paid');
@@ -205,7 +242,7 @@ select is((select status from pg_temp.sub_of('c5000000-0000-4000-8000-0000000000
 -- -------------------------------------------------------------------------------------------------
 
 set local billing.now = '2026-01-20 12:00+05:30';
-select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a2:mih_a2:success', 'payment.success', 'p5_txn_a2', 'mih_a2', 50000)),
+select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a2:mih_a2:success', 'payment.success', 'p5_txn_a2', 'mih_a2', 59000)),
   'applied', 'a second payment while active is applied');
 select is((select row(current_period_start, current_period_end)::text from pg_temp.sub_of('c5000000-0000-4000-8000-00000000000a')),
   row('2026-01-10 12:00+05:30'::timestamptz, '2026-03-10 12:00+05:30'::timestamptz)::text,
@@ -216,7 +253,7 @@ select is((select action from public.subscription_history
 
 -- B: paid, then expired long ago, then pays again: the new period starts now.
 set local billing.now = '2026-01-10 12:00+05:30';
-select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_b1', 'payment.captured', null, 'pay_b1', 50000, 'INR',
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_b1', 'payment.captured', null, 'pay_b1', 59000, 'INR',
                                    '{"provider_order_id": "order_p5b1"}')),
   'applied', 'a Razorpay payment.captured matched by the provider order id is applied');
 update public.subscriptions set status = 'expired', ended_at = '2026-02-13 12:00+05:30'
@@ -225,7 +262,7 @@ insert into public.orders (id, organization_id, plan_id, provider, receipt, prov
 values ('c5200000-0000-4000-8000-000000000007', 'c5000000-0000-4000-8000-00000000000b',
         'c5100000-0000-4000-8000-000000000001', 'razorpay', 'p5_rcpt_b2', 'order_p5b2', 50000, 'pending');
 set local billing.now = '2026-04-01 09:00+05:30';
-select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_b2', 'order.paid', 'p5_rcpt_b2', 'pay_b2', 50000, 'INR',
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_b2', 'order.paid', 'p5_rcpt_b2', 'pay_b2', 59000, 'INR',
                                    '{"provider_order_id": "order_p5b2"}')),
   'applied', 'a payment after expiry is applied');
 select is((select row(status, current_period_start, current_period_end)::text from pg_temp.sub_of('c5000000-0000-4000-8000-00000000000b')),
@@ -250,7 +287,7 @@ select is(pg_temp.apply(pg_temp.ev('payu', 'mis:3', 'payment.success', 'p5_txn_e
 select is((select array_agg(status order by provider_payment_id) from public.payment_events where order_id = 'c5200000-0000-4000-8000-000000000008'),
   array['mismatch', 'mismatch', 'mismatch'], 'each mismatch is recorded in payment_events');
 select is((select last_error from public.webhook_events where event_id = 'mis:1'),
-  'amount mismatch for order p5_txn_e_mis: expected 50000 INR, got 100 INR', 'the mismatch is explained in webhook_events.last_error');
+  'amount mismatch for order p5_txn_e_mis: expected 59000 INR, got 100 INR', 'the mismatch is explained in webhook_events.last_error');
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000008'), 'pending',
   'the order stays pending after mismatches');
 select is((select count(*)::integer from public.subscriptions where organization_id = 'c5000000-0000-4000-8000-00000000000e'), 0,
@@ -280,6 +317,20 @@ select is((select row(order_id, amount_cents, details ->> 'refund_id')::text fro
            where provider_payment_id = 'pay_b1' and status = 'refunded'),
   row('c5200000-0000-4000-8000-000000000003'::uuid, 20000, 'rfnd_1')::text,
   'the refund is recorded once, against its payment and order');
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_big', 'refund.processed', null, 'pay_b1', 39001, 'INR',
+                                   '{"provider_refund_id": "rfnd_big"}')),
+  'mismatch', 'a refund that would take the refunds of a payment above what was captured (20000 + 39001 > 59000) is a mismatch');
+select is((select row(pe.status, pe.amount_cents, pe.details ->> 'refund_id',
+                      (select count(*) from public.credit_notes c where c.payment_event_id = pe.id))::text
+           from public.payment_events pe where pe.provider_payment_id = 'pay_b1' and pe.details ->> 'refund_id' = 'rfnd_big'),
+  '(mismatch,39001,rfnd_big,0)', 'the oversized refund is recorded as a mismatch, with no credit note');
+select is((select sum(amount_cents)::bigint from public.payment_events where provider_payment_id = 'pay_b1' and status = 'refunded'),
+  20000::bigint, 'it does not count as refunded');
+select ok((select last_error like 'refund rfnd_big: refunds of payment pay_b1 would reach 59001, above the 59000 captured%'
+           from public.webhook_events where event_id = 'evt_rf_big'), 'the mismatch is explained in webhook_events.last_error');
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_rest', 'refund.processed', null, 'pay_b1', 39000, 'INR',
+                                   '{"provider_refund_id": "rfnd_rest"}')),
+  'applied', 'a refund of exactly what is left is applied');
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_unknown', 'refund.processed', null, 'pay_unknown', 100, 'INR',
                                    '{"provider_refund_id": "rfnd_2"}')),
   'unmatched', 'a refund of an unknown payment is unmatched');
@@ -344,12 +395,46 @@ select is((select row(status, current_period_end)::text from pg_temp.sub_of('c50
 
 select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
 create temp table p5_checkout on commit drop as
-  select * from public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_year', 'razorpay');
+  select * from public.create_checkout_order('c5000000-0000-4000-8000-00000000000f', 'p5_year', 'razorpay');
+create temp table p5_checkout_payu on commit drop as
+  select * from public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_month', 'payu');
 select pg_temp.as_postgres();
 select is((select row(status, amount_cents, currency, razorpay_plan_id, razorpay_total_count, buyer_email)::text from p5_checkout),
-  row('created', 500000::bigint, 'INR', 'plan_p5_year', 10, 'a@pay.test')::text,
+  row('created', 500000::bigint, 'INR', 'plan_p5_year', 10, 'f@pay.test')::text,
   'an owner''s Razorpay checkout order waits for its provider subscription, with the plan''s amount and Razorpay plan');
+select is((select row(o.amount_cents, o.taxable_cents, o.supply_type, o.prices_include_tax)::text
+           from public.orders o where o.id = (select order_id from p5_checkout)),
+  '(500000,423728,intra_state,t)',
+  'a Razorpay recurring order charges the plan''s amount, GST carved out of it (500000 x 900 / 11800 = 38135.6 -> 38136 each)');
+select is((select row(c.amount_cents, o.taxable_cents, o.supply_type, o.prices_include_tax)::text
+           from p5_checkout_payu c join public.orders o on o.id = c.order_id),
+  '(59000,50000,intra_state,f)',
+  'a one-time checkout for the plan in effect (a renewal) is allowed and charges the price plus 18 % GST');
 select ok((select length(receipt) <= 25 from p5_checkout), 'the receipt fits PayU''s 25-character txnid');
+
+-- Checkout never changes plan, and never opens a second Razorpay subscription.
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000a', 'p5_year', 'payu'), '55000 use_change_plan',
+  'an active subscription on another plan: checkout refuses (55000) and says to use change_plan');
+select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+select throws_like($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_year', 'razorpay')$$,
+  '%use change_plan%', 'the message names change_plan');
+select pg_temp.as_postgres();
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000f', 'p5_year', 'razorpay'), '55000 recurring_subscription_exists',
+  'while a Razorpay subscription checkout is open, a second one is refused');
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000f', 'p5_month', 'payu'), '55000 recurring_subscription_exists',
+  'and so is any other checkout (both could end up charged)');
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000d', 'p5_year', 'razorpay'), '55000 recurring_subscription_exists',
+  'a live Razorpay subscription that renews by itself refuses a second one on the same plan');
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000d', 'p5_year', 'payu'), 'ok',
+  'a one-time payment for the plan in effect is still allowed (it extends the period)');
+update public.subscriptions set cancel_at_period_end = true where provider_subscription_id = 'sub_p5d';
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000d', 'p5_month', 'payu'), '55000 use_change_plan',
+  'a Razorpay subscription set to cancel at the period end still refuses a one-time checkout for another plan');
+update public.billing_plans set provider_config = '{"razorpay": {"plan_id": "plan_p5_month"}}'
+where id = 'c5100000-0000-4000-8000-000000000001';
+select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000d', 'p5_month', 'razorpay'), 'ok',
+  'but after change_plan''s cancel-and-resubscribe (cancel at period end) a new Razorpay subscription may be bought');
+update public.billing_plans set provider_config = '{}' where id = 'c5100000-0000-4000-8000-000000000001';
 
 select pg_temp.as_user('c5555555-0000-4000-8000-000000000002');
 select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_month', 'payu')$$,
@@ -362,7 +447,7 @@ select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-
   '55000', 'plan "p5_usd" is in USD: PayU accepts only INR', 'PayU refuses a plan in another currency');
 select pg_temp.as_postgres();
 select is((select count(*)::integer from public.orders where organization_id = 'c5000000-0000-4000-8000-00000000000a'), 3,
-  'refused checkouts create no order');
+  'refused checkouts create no order (A has its two orders and the renewal checkout)');
 
 -- -------------------------------------------------------------------------------------------------
 -- Reconciliation candidates
@@ -382,6 +467,76 @@ select is((select count(*)::integer from public.reconcile_due_orders(100) where 
 select pg_temp.as_postgres();
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000008'), 'expired',
   'and it is expired');
+
+-- -------------------------------------------------------------------------------------------------
+-- A late provider event never undoes a cancellation made here; payments after the end are recorded
+-- -------------------------------------------------------------------------------------------------
+
+set local billing.now = '2026-01-10 12:00+05:30';
+select is(pg_temp.apply(pg_temp.sub_ev('evt_g1', 'subscription.charged', 'sub_p5g', 10, 'pay_g1')), 'applied',
+  'G: the first charge of sub_p5g activates it');
+select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+select is(public.cancel_subscription('c5000000-0000-4000-8000-000000000010', false) ->> 'result', 'canceled',
+  'G''s owner cancels immediately, on our side');
+select pg_temp.as_postgres();
+select is(pg_temp.apply(pg_temp.sub_ev('evt_g0', 'subscription.activated', 'sub_p5g', 5)), 'applied',
+  'a subscription.activated from before the charge arrives late and is acknowledged');
+select is((select status from pg_temp.sub_of('c5000000-0000-4000-8000-000000000010')), 'canceled'::subscription_status,
+  'the late event does not bring the cancelled subscription back');
+select is(public.effective_tier('c5000000-0000-4000-8000-000000000010'), 'free', 'and the organization stays on the free tier');
+select is(pg_temp.apply(pg_temp.sub_ev('evt_g_dup', 'subscription.charged', 'sub_p5g', 11, 'pay_g1')), 'duplicate',
+  'a second delivery of the first charge under another event id is a duplicate');
+select is((select status from pg_temp.sub_of('c5000000-0000-4000-8000-000000000010')), 'canceled'::subscription_status,
+  'and does not reactivate it either');
+
+create temp table p5_g_before on commit drop as
+  select (select current_period_end from pg_temp.sub_of('c5000000-0000-4000-8000-000000000010')) as period_end,
+         (select count(*) from public.subscription_history where organization_id = 'c5000000-0000-4000-8000-000000000010') as history,
+         (select count(*) from public.orders where organization_id = 'c5000000-0000-4000-8000-000000000010') as orders;
+create temp table p5_g_late on commit drop as
+  select public.apply_payment_event(pg_temp.sub_ev('evt_g2', 'subscription.charged', 'sub_p5g', 20 * 86400, 'pay_g2')) as r;
+select is((select r ->> 'result' from p5_g_late), 'recorded',
+  'a charge made after the subscription ended (20 January) is recorded, not applied');
+select ok((select r ->> 'reason' like 'payment for an ended subscription (canceled since %): refund or reactivate' from p5_g_late),
+  'the answer says why and what to do');
+select is((select row(s.status, s.current_period_end = b.period_end)::text
+           from pg_temp.sub_of('c5000000-0000-4000-8000-000000000010') s, p5_g_before b),
+  '(canceled,t)', 'the ended subscription is neither extended nor reactivated');
+select is((select row((select count(*) from public.subscription_history where organization_id = 'c5000000-0000-4000-8000-000000000010') - b.history,
+                      (select count(*) from public.orders where organization_id = 'c5000000-0000-4000-8000-000000000010') - b.orders)::text
+           from p5_g_before b),
+  '(0,0)', 'no history row claims a renewal and no renewal order is made');
+select is((select status from public.payment_events where provider_payment_id = 'pay_g2'), 'captured',
+  'the money is recorded as captured, for a refund');
+select ok((select last_error like 'payment for an ended subscription%' from public.webhook_events where event_id = 'evt_g2'),
+  'and the reason is in webhook_events.last_error');
+
+-- -------------------------------------------------------------------------------------------------
+-- Periods are counted on the organization's calendar, whatever the connection's TimeZone
+-- -------------------------------------------------------------------------------------------------
+
+set local timezone = 'UTC';
+set local billing.now = '2026-07-01 00:00+05:30';
+select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_h1:mih_h1:success', 'payment.success', 'p5_txn_h1', 'mih_h1', 59000)),
+  'applied', 'H pays for a month at midnight IST on 1 July, on a connection in UTC');
+select is((select current_period_end from pg_temp.sub_of('c5000000-0000-4000-8000-000000000011')),
+  '2026-08-01 00:00+05:30'::timestamptz, 'the month ends at midnight IST on 1 August (not 31 July)');
+set local timezone = 'Asia/Kolkata';
+
+-- -------------------------------------------------------------------------------------------------
+-- The grace period is billing.grace_interval(): 3 days even without a settings row
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider)
+values ('c5000000-0000-4000-8000-000000000012', 'c5100000-0000-4000-8000-000000000001', 'past_due',
+        '2026-06-01 00:00+05:30', '2026-07-01 00:00+05:30', 'payu');
+delete from public.billing_settings;
+set local billing.now = '2026-07-03 00:00+05:30';
+select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_i1:mih_i1:success', 'payment.success', 'p5_txn_i1', 'mih_i1', 59000)),
+  'applied', 'I pays its order (quoted before the settings row went) two days after its period ended');
+select is((select row(status, current_period_end)::text from pg_temp.sub_of('c5000000-0000-4000-8000-000000000012')),
+  row('active'::subscription_status, '2026-08-01 00:00+05:30'::timestamptz)::text,
+  'inside the default 3-day grace the month is added to the period end, not to now');
 
 select * from finish();
 rollback;

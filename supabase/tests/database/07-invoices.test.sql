@@ -5,7 +5,7 @@
 -- access rules, and the amount in words.
 begin;
 set local search_path = public, extensions;
-select plan(86);
+select plan(96);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -45,7 +45,7 @@ begin
 end;
 $$;
 
-/** A paid order for an organization, for `p_amount` paise; returns its id. */
+/** A paid order for an organization at the price `p_amount` paise (the trigger adds the GST quote); returns its id. */
 create function pg_temp.paid_order(p_organization_id uuid, p_amount bigint)
 returns uuid
 language sql
@@ -89,7 +89,8 @@ insert into auth.users (id, email) values
   ('b7000000-0000-4000-8000-000000000004', 'inv-stranger@test.local');
 
 insert into public.billing_plans (id, code, name, tier, interval, price_cents) values
-  ('c7000000-0000-4000-8000-000000000001', 'inv_test_plan', 'Invoice Test Plan', 'pro', 'month', 1050);
+  ('c7000000-0000-4000-8000-000000000001', 'inv_test_plan', 'Invoice Test Plan', 'pro', 'month', 1050),
+  ('c7000000-0000-4000-8000-000000000002', 'inv_test_plan_big', 'Invoice Test Plan Big', 'pro', 'month', 100000);
 
 -- Karnataka (the seller's state), Maharashtra, the United States, and Indian with no state.
 insert into public.organizations (id, name, billing_name, gstin, billing_country) values
@@ -228,6 +229,12 @@ select is(
   'intra-state: 9 % CGST and 9 % SGST of 1050 paise are 94.5 each, rounded half up to 95; total 1240'
 );
 select is(
+  (select array[o.taxable_cents, o.amount_cents] from public.orders o join public.invoices i on i.order_id = o.id
+   where i.id = (select id from inv where key = 'intra')),
+  array[1050, 1240]::bigint[],
+  'the order for a price of 1050 paise charges those 1240, GST included: what the invoice says'
+);
+select is(
   (select array[supply_type, place_of_supply_state_code] from public.invoices where id = (select id from inv where key = 'intra')),
   array['intra_state', '29'],
   'a buyer in the seller''s state is an intra-state supply with place of supply 29'
@@ -273,13 +280,6 @@ select is(
    from public.invoices where id = (select id from inv where key = 'stateless')),
   'intra_state 29 90 90',
   'a buyer with no state on record is supplied at the seller''s location (CGST + SGST)'
-);
-select is(
-  (select count(*)::integer from public.invoices i
-   where i.id in (select id from inv)
-     and i.total_cents = (select sum(l.total_cents) from public.invoice_lines l where l.invoice_id = i.id)),
-  4,
-  'every invoice total equals the sum of its lines'
 );
 
 -- Idempotency and the payment event check.
@@ -403,6 +403,90 @@ select is(
   (select invoice_number || ' ' || invoice_date from public.invoices where id = (select id from inv where key = 'fy_first')),
   'SB/27-28/' || lpad(((select last_number from inv_base where financial_year = 2027) + 1)::text, 7, '0') || ' 2027-04-01',
   'an invoice at 00:00 IST on 1 April 2027 starts FY 2027-28 at serial 1 (18:30 UTC the day before)'
+);
+
+-- -------------------------------------------------------------------------------------------------
+-- The invoice total is the amount charged
+-- -------------------------------------------------------------------------------------------------
+
+-- Through the payment path: the invoice total equals the captured amount, for tax-exclusive and
+-- tax-inclusive prices, intra-state, inter-state and export, one-time and Razorpay recurring.
+create temp table inv_paid (key text primary key, order_id uuid, captured bigint, result jsonb) on commit drop;
+grant select, insert on inv_paid to authenticated;
+create function pg_temp.pay(p_key text, p_org uuid, p_price bigint, p_psid text default null) returns void language plpgsql as $$
+declare
+  v_order public.orders;
+  v_result jsonb;
+begin
+  insert into public.orders (organization_id, plan_id, provider, provider_subscription_id, amount_cents, status)
+  values (p_org, 'c7000000-0000-4000-8000-000000000001', 'razorpay', p_psid, p_price, 'pending')
+  returning * into v_order;
+  v_result := public.apply_payment_event(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'evt_inv_' || p_key, 'event_type', 'payment.captured',
+    'order_ref', v_order.receipt, 'provider_payment_id', 'pay_inv_' || p_key,
+    'amount_paise', v_order.amount_cents, 'currency', 'INR'));
+  insert into inv_paid values (p_key, v_order.id, v_order.amount_cents, v_result);
+end;
+$$;
+select pg_temp.pay('excl_intra', 'a7000000-0000-4000-8000-000000000001', 49900);
+select pg_temp.pay('excl_inter', 'a7000000-0000-4000-8000-000000000002', 49900);
+select pg_temp.pay('excl_export', 'a7000000-0000-4000-8000-000000000003', 49900);
+select pg_temp.pay('excl_recurring', 'a7000000-0000-4000-8000-000000000004', 49900, 'sub_inv_recurring');
+update public.billing_settings set prices_include_tax = true;
+select pg_temp.pay('incl_intra', 'a7000000-0000-4000-8000-000000000001', 49900);
+select pg_temp.pay('incl_inter', 'a7000000-0000-4000-8000-000000000002', 49901);
+update public.billing_settings set prices_include_tax = false;
+
+select is(
+  (select array_agg(p.key || ' ' || (p.result ->> 'result') || ' ' || p.captured || ' ' || coalesce(i.total_cents::text, 'no invoice')
+                    order by p.key)
+   from inv_paid p left join public.invoices i on i.order_id = p.order_id),
+  array['excl_export applied 49900 49900', 'excl_inter applied 58882 58882', 'excl_intra applied 58882 58882',
+        'excl_recurring applied 49900 49900', 'incl_inter applied 49901 49901', 'incl_intra applied 49900 49900'],
+  'the invoice total equals the captured payment amount: tax-exclusive 499.00 charges 588.82 (export 499.00, Razorpay recurring 499.00 with GST inside), tax-inclusive charges the price'
+);
+select is(
+  (select array[i.taxable_cents, i.cgst_cents, i.sgst_cents, i.igst_cents, i.total_cents]
+   from inv_paid p join public.invoices i on i.order_id = p.order_id where p.key = 'excl_recurring'),
+  array[42288, 3806, 3806, 0, 49900]::bigint[],
+  'a Razorpay recurring charge of 49900 is tax-inclusive: CGST = SGST = round(49900 x 900 / 11800) = 3806'
+);
+select is(
+  (select (select sum(pe.amount_cents) from public.payment_events pe where pe.order_id = p.order_id and pe.status = 'captured')
+          - i.total_cents
+   from inv_paid p join public.invoices i on i.order_id = p.order_id where p.key = 'excl_intra'),
+  0::numeric,
+  'the captured payment event and the invoice agree to the paisa'
+);
+
+-- The quote is fixed on the order: a later change of the buyer's state does not change the
+-- invoice of an order already priced (the total is what the buyer was asked to pay).
+insert into inv_paid (key, order_id, captured)
+select 'moved', pg_temp.paid_order('a7000000-0000-4000-8000-000000000004', 50), null;
+update public.organizations set state_code = '27' where id = 'a7000000-0000-4000-8000-000000000004';
+select billing.issue_invoice((select order_id from inv_paid where key = 'moved'), null);
+select is(
+  (select row(i.supply_type, i.total_cents, o.amount_cents)::text
+   from inv_paid p join public.orders o on o.id = p.order_id join public.invoices i on i.order_id = o.id
+   where p.key = 'moved'),
+  '(intra_state,60,60)',
+  'an order quoted intra-state (50 + 5 + 5 paise) is invoiced as quoted after the buyer moves state (IGST would be 9)'
+);
+update public.organizations set state_code = null where id = 'a7000000-0000-4000-8000-000000000004';
+
+-- An upgrade order from change_plan (lifecycle migration, unchanged) gets the same quote: the
+-- prorated amount is the taxable value, GST is added on top.
+select pg_temp.as_user('b7000000-0000-4000-8000-000000000001');
+insert into inv_paid (key, order_id, result)
+select 'upgrade', (r ->> 'order_id')::uuid, r
+from (select public.change_plan('a7000000-0000-4000-8000-000000000002', 'inv_test_plan_big') as r) c;
+select pg_temp.as_postgres();
+select is(
+  (select row(o.kind, o.taxable_cents = (p.result ->> 'amount_cents')::bigint,
+              o.amount_cents - o.taxable_cents = billing.div_round_half_up(o.taxable_cents * 1800, 10000), o.supply_type)::text
+   from inv_paid p join public.orders o on o.id = p.order_id where p.key = 'upgrade'),
+  '(upgrade,t,t,inter_state)',
+  'change_plan''s upgrade order: the quoted prorated amount is taxable, 18 % IGST is added to what it charges'
 );
 
 -- -------------------------------------------------------------------------------------------------
@@ -533,6 +617,47 @@ select ok(
   'signed-in users cannot void invoices (service_role only)'
 );
 
+-- Rounding never piles up: 177 credit notes of 7 paise, then the last paisa, against an invoice
+-- of 1240 (CGST 95, SGST 95); and 1240 credit notes of 1 paisa against another.
+insert into inv values ('small', pg_temp.invoice_for('a7000000-0000-4000-8000-000000000004', 1050));
+insert into inv values ('tiny', pg_temp.invoice_for('a7000000-0000-4000-8000-000000000004', 1050));
+select lives_ok(
+  $q$do $d$ begin
+    for k in 1..177 loop
+      perform billing.issue_credit_note((select id from inv where key = 'small'), 7, 'Refund part ' || k);
+    end loop;
+  end $d$$q$,
+  '177 credit notes of 7 paise are issued'
+);
+select is(
+  (select array[sum(cgst_cents), sum(sgst_cents), sum(total_cents)] from public.credit_notes
+   where invoice_id = (select id from inv where key = 'small')),
+  array[95, 95, 1239]::numeric[],
+  'after 1239 of 1240 paise credited, CGST and SGST credited are round(1239 x 95 / 1240) = 95 each, never above the invoice''s'
+);
+select lives_ok(
+  $$select billing.issue_credit_note((select id from inv where key = 'small'), 1, 'Last paisa')$$,
+  'the last paisa is credited'
+);
+select lives_ok(
+  $q$do $d$ begin
+    for k in 1..1240 loop
+      perform billing.issue_credit_note((select id from inv where key = 'tiny'), 1, 'Paisa ' || k);
+    end loop;
+  end $d$$q$,
+  '1240 credit notes of 1 paisa are issued'
+);
+select is(
+  (select array_agg(x order by k) from (
+     select i.key as k, array[sum(c.taxable_cents) - n.taxable_cents, sum(c.cgst_cents) - n.cgst_cents,
+                              sum(c.sgst_cents) - n.sgst_cents, sum(c.total_cents) - n.total_cents]::text as x
+     from inv i join public.invoices n on n.id = i.id join public.credit_notes c on c.invoice_id = n.id
+     where i.key in ('small', 'tiny')
+     group by i.key, n.taxable_cents, n.cgst_cents, n.sgst_cents, n.total_cents) d),
+  array['{0,0,0,0}', '{0,0,0,0}'],
+  'fully credited, the credit notes net every component of both invoices to exactly zero'
+);
+
 -- -------------------------------------------------------------------------------------------------
 -- invoice_document and access
 -- -------------------------------------------------------------------------------------------------
@@ -542,8 +667,8 @@ create temp table inv_doc on commit drop as
 select public.invoice_document((select id from inv where key = 'inter')) as doc;
 select is(
   (select count(*)::integer from public.invoices),
-  2,
-  'a member sees only their own organization''s two invoices'
+  4,
+  'a member sees only their own organization''s four invoices (two issued directly, two through payments)'
 );
 select throws_ok(
   $$select public.invoice_document((select id from inv where key = 'intra'))$$,
