@@ -12,7 +12,8 @@
 --   ai_release(request_id, status, error_code, ...)
 --     the upstream failed or timed out: the prompt and the tokens are given back (release_usage).
 --   billing.ai_release_stale_reservations() / billing.ai_purge_cache()
---     pg_cron jobs `ai-release-stale-reservations` (every minute) and `ai-purge-cache` (hourly).
+--     pg_cron jobs `ai-release-stale-reservations` (every minute) and `ai-purge-cache` (hourly),
+--     through billing.run_job (0400): logged in billing.job_runs like the billing jobs.
 --
 -- Every counter goes through billing.apply_usage_delta (the one mechanism, 0200): the org-wide
 -- metrics `ai_prompts` and `groq_tokens`, and the per-user request counter, which is the metric
@@ -120,8 +121,6 @@ alter table public.ai_cache enable row level security;
 /**
  * The usage metric that counts one user's AI requests in one organization (the per-user rate
  * limit): `ai_requests_u_` and the user id in hex, 46 characters, a valid usage_quotas metric.
- * (ai_reserve spells the same expression inline: it sits on the hot path, and a function with
- * its own search_path is never inlined.)
  */
 create function billing.ai_rate_metric(p_user_id uuid)
 returns text
@@ -133,6 +132,18 @@ as $$
 $$;
 revoke execute on function billing.ai_rate_metric(uuid) from public;
 grant execute on function billing.ai_rate_metric(uuid) to service_role;
+
+/** Whole seconds from p_now until p_at, at least 1: a denial's retry-after or a window's reset. */
+create function billing.ai_seconds_until(p_at timestamptz, p_now timestamptz)
+returns integer
+language sql
+immutable
+set search_path = ''
+as $$
+  select greatest(1, pg_catalog.ceil(extract(epoch from p_at - p_now)))::integer
+$$;
+revoke execute on function billing.ai_seconds_until(timestamptz, timestamptz) from public;
+grant execute on function billing.ai_seconds_until(timestamptz, timestamptz) to service_role;
 
 
 -- =================================================================================================
@@ -245,8 +256,8 @@ begin
                  at time zone v_plan.timezone;
 
   -- The windows each metric has in the plan (minute to month), and the per-user rate limits
-  -- renamed to the user's own counter (= billing.ai_rate_metric(p_user_id)).
-  v_rate_metric := 'ai_requests_u_' || pg_catalog.replace(p_user_id::text, '-', '');
+  -- renamed to the user's own counter.
+  v_rate_metric := billing.ai_rate_metric(p_user_id);
   foreach v_unit in array '{minute,hour,day,month}'::public.usage_window[] loop
     if v_features ? ('ai_requests_per_' || v_unit::text) then
       v_rate_units := v_rate_units || v_unit;
@@ -267,7 +278,7 @@ begin
     if v_rate_units = '{}' then
       rate_limit := 0;
       rate_remaining := 0;
-      rate_reset_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_month_end - v_now)))::integer;
+      rate_reset_seconds := billing.ai_seconds_until(v_month_end, v_now);
       denial := 'rate';
       raise exception using errcode = 'SBAI0';
     end if;
@@ -275,7 +286,7 @@ begin
                                         v_rate_features, 1);
     rate_limit := v_rate.limit_amount;
     rate_remaining := v_rate.remaining;
-    rate_reset_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_rate.resets_at - v_now)))::integer;
+    rate_reset_seconds := billing.ai_seconds_until(v_rate.resets_at, v_now);
     if not v_rate.allowed then
       denial := 'rate';
       raise exception using errcode = 'SBAI0';
@@ -309,7 +320,7 @@ begin
       denial := 'prompts';
       limit_amount := 0;
       remaining := 0;
-      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_month_end - v_now)))::integer;
+      retry_after_seconds := billing.ai_seconds_until(v_month_end, v_now);
       raise exception using errcode = 'SBAI0';
     end if;
     v_answer := billing.apply_usage_delta(p_organization_id, 'ai_prompts', v_prompt_units, v_now, v_plan.timezone,
@@ -318,7 +329,7 @@ begin
       denial := 'prompts';
       limit_amount := v_answer.limit_amount;
       remaining := v_answer.remaining;
-      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_answer.resets_at - v_now)))::integer;
+      retry_after_seconds := billing.ai_seconds_until(v_answer.resets_at, v_now);
       raise exception using errcode = 'SBAI0';
     end if;
     insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
@@ -332,7 +343,7 @@ begin
       denial := 'tokens';
       limit_amount := 0;
       remaining := 0;
-      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_month_end - v_now)))::integer;
+      retry_after_seconds := billing.ai_seconds_until(v_month_end, v_now);
       raise exception using errcode = 'SBAI0';
     end if;
     v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', v_token_units, v_now, v_plan.timezone,
@@ -342,7 +353,7 @@ begin
       denial := 'tokens';
       limit_amount := v_answer.limit_amount;
       remaining := greatest(v_answer.remaining, 0);
-      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_answer.resets_at - v_now)))::integer;
+      retry_after_seconds := billing.ai_seconds_until(v_answer.resets_at, v_now);
       raise exception using errcode = 'SBAI0';
     end if;
     max_tokens := least(v_requested, v_available)::integer;
@@ -354,7 +365,7 @@ begin
       denial := 'tokens';
       limit_amount := v_answer.limit_amount;
       remaining := greatest(v_answer.remaining, 0);
-      retry_after_seconds := greatest(1, pg_catalog.ceil(extract(epoch from v_answer.resets_at - v_now)))::integer;
+      retry_after_seconds := billing.ai_seconds_until(v_answer.resets_at, v_now);
       raise exception using errcode = 'SBAI0';
     end if;
     insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
@@ -598,8 +609,11 @@ $$;
 revoke execute on function billing.ai_release_stale_reservations(integer) from public;
 grant execute on function billing.ai_release_stale_reservations(integer) to service_role;
 
-/** Delete cached answers past their expiry (by billing.now()). Returns how many went. */
-create function billing.ai_purge_cache()
+/**
+ * Delete cached answers past their expiry (by billing.now()), at most p_limit per run, skipping
+ * rows another call holds. Returns how many went.
+ */
+create function billing.ai_purge_cache(p_limit integer default 10000)
 returns integer
 language plpgsql
 volatile
@@ -608,22 +622,48 @@ as $$
 declare
   v_deleted integer;
 begin
-  delete from public.ai_cache c where c.expires_at <= billing.now();
+  delete from public.ai_cache c
+  where (c.organization_id, c.cache_key) in (
+    select x.organization_id, x.cache_key from public.ai_cache x
+    where x.expires_at <= billing.now()
+    order by x.expires_at
+    limit greatest(coalesce(p_limit, 10000), 0)
+    for update skip locked);
   get diagnostics v_deleted = row_count;
   return v_deleted;
 end;
 $$;
-revoke execute on function billing.ai_purge_cache() from public;
-grant execute on function billing.ai_purge_cache() to service_role;
+revoke execute on function billing.ai_purge_cache(integer) from public;
+grant execute on function billing.ai_purge_cache(integer) to service_role;
+
+/**
+ * pg_cron 'ai-release-stale-reservations': one batch of billing.ai_release_stale_reservations,
+ * logged in billing.job_runs like the billing jobs (billing.run_job: a failed run changes
+ * nothing, is logged, and returns null).
+ */
+create function billing.job_ai_release_stale_reservations(p_limit integer default 1000)
+returns integer
+language sql
+set search_path = ''
+as $$ select billing.run_job('ai-release-stale-reservations', 'billing.ai_release_stale_reservations(integer)', p_limit) $$;
+revoke execute on function billing.job_ai_release_stale_reservations(integer) from public;
+
+/** pg_cron 'ai-purge-cache': one batch of billing.ai_purge_cache, logged the same way. */
+create function billing.job_ai_purge_cache(p_limit integer default 10000)
+returns integer
+language sql
+set search_path = ''
+as $$ select billing.run_job('ai-purge-cache', 'billing.ai_purge_cache(integer)', p_limit) $$;
+revoke execute on function billing.job_ai_purge_cache(integer) from public;
 
 -- cron.schedule upserts by job name, so running this migration again changes nothing. Where
--- pg_cron is not installed, nothing is scheduled (run the two functions from your own scheduler).
+-- pg_cron is not installed, nothing is scheduled (run the two job functions from your own scheduler).
 do $$
 begin
   if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
     perform cron.schedule('ai-release-stale-reservations', '* * * * *',
-                          'select billing.ai_release_stale_reservations()');
-    perform cron.schedule('ai-purge-cache', '17 * * * *', 'select billing.ai_purge_cache()');
+                          'select billing.job_ai_release_stale_reservations()');
+    perform cron.schedule('ai-purge-cache', '17 * * * *', 'select billing.job_ai_purge_cache()');
   end if;
 end;
 $$;

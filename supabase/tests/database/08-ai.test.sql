@@ -1,9 +1,11 @@
 -- The AI gateway's SQL: ai_reserve (membership, models, per-user rate limit, cache, prompt quota,
 -- token reservation with max_tokens capped), ai_settle, ai_release, the stale-reservation job,
--- the cache purge, bad inputs and grants. Driven by the test clock.
+-- the cache purge, bad inputs and grants. Driven by the test clock. The gateway's calls run as
+-- service_role with its claims, as the ai-chat function makes them (so the grants are covered);
+-- the jobs run as the database owner, as pg_cron does.
 begin;
 set local search_path = public, extensions;
-select plan(101);
+select plan(109);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture: organization A (owner, admin, member) on a plan with a per-user rate limit of 3 a
@@ -85,6 +87,23 @@ returns bigint language sql as $$
 $$;
 
 create function pg_temp.rid(p_name text) returns text language sql as $$ select request_id from r where name = p_name $$;
+
+/** The gateway's role (service_role, with its claims) and back to the owner (postgres) for the jobs. */
+create function pg_temp.as_service_role() returns void language plpgsql as $$
+begin
+  perform set_config('role', 'service_role', true);
+  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
+end;
+$$;
+create function pg_temp.as_postgres() returns void language plpgsql as $$
+begin
+  perform set_config('role', 'none', true);
+  perform set_config('request.jwt.claims', '', true);
+end;
+$$;
+grant all on r to service_role;
+
+select pg_temp.as_service_role();
 
 -- -------------------------------------------------------------------------------------------------
 -- Membership and models
@@ -269,42 +288,87 @@ select is((select (allowed, max_tokens, reserved_tokens)::text from r where name
   'unlimited tokens: max_tokens is not capped');
 
 -- -------------------------------------------------------------------------------------------------
--- The stale-reservation job and the cache purge
+-- The stale-reservation job and the cache purge (as pg_cron runs them: the owner, billing.run_job)
 -- -------------------------------------------------------------------------------------------------
 
-select is(billing.ai_release_stale_reservations(), 0, 'before their expiry no reservation is released');
+select pg_temp.as_postgres();
+select is(billing.job_ai_release_stale_reservations(), 0, 'before their expiry no reservation is released');
 set local billing.now = '2026-05-10 12:16:00+05:30';
-select is(billing.ai_release_stale_reservations(), 6,
+select is(billing.job_ai_release_stale_reservations(), 6,
   'after 15 minutes the 6 reservations never settled (m1-m3, b1, b4, c4) are released');
+select is(
+  (select (rows_affected, error, finished_at is not null)::text from billing.job_runs
+   where job_name = 'ai-release-stale-reservations' and as_of = '2026-05-10 12:16:00+05:30'),
+  '(6,,t)',
+  'the run is logged in billing.job_runs like the billing jobs'
+);
 select is((select count(*)::integer from public.ai_requests where status = 'pending'
            and organization_id = 'a8000000-0000-4000-8000-0000000000a1'), 0, 'none of A''s is left pending');
 select is((select (status, error_code)::text from public.ai_requests where request_id = pg_temp.rid('m1')),
   '(expired,reservation_expired)', 'an expired reservation says so');
 select is(pg_temp.used('groq_tokens', 'b'), 0::bigint, 'B''s reserved tokens are given back');
 select is(pg_temp.used('ai_prompts'), 1::bigint, 'A keeps only the prompt of its settled call');
-select is(billing.ai_release_stale_reservations(), 0, 'running the job again releases nothing (idempotent)');
+select is(billing.job_ai_release_stale_reservations(), 0, 'running the job again releases nothing (idempotent)');
+select pg_temp.as_service_role();
 select is((select (settled, status)::text from public.ai_settle(pg_temp.rid('m1'), 3, 5)), '(f,expired)',
   'a late settlement of an expired reservation changes nothing');
 
-select is(billing.ai_purge_cache(), 0, 'the purge leaves answers younger than 24 hours');
+select pg_temp.as_postgres();
+select is(billing.job_ai_purge_cache(), 0, 'the purge leaves answers younger than 24 hours');
 insert into public.ai_cache (organization_id, cache_key, model, response, expires_at)
 values ('a8000000-0000-4000-8000-0000000000a1', encode(sha256(convert_to('old request', 'UTF8')), 'hex'), 'm-ok',
         '{"id": "cmpl-old"}', '2026-05-10 12:00:00+05:30');
+select pg_temp.as_service_role();
 select pg_temp.take('expired-hit', 'owner', 'm-ok', 10, 1, 'old request');
 select is((select (allowed, cached_response)::text from r where name = 'expired-hit'), '(t,)',
   'an expired answer still in the table is not served: the call is reserved instead');
-select is(billing.ai_purge_cache(), 1, 'the purge deletes an expired answer');
+select pg_temp.as_postgres();
+select is(billing.job_ai_purge_cache(), 1, 'the purge deletes an expired answer');
 set local billing.now = '2026-05-11 12:00:31+05:30';
+select pg_temp.as_service_role();
 select pg_temp.take('stale', 'owner', 'm-ok', 10, 1, 'request one');
 select is((select (allowed, cached_response)::text from r where name = 'stale'), '(t,)',
   'after 24 hours the cached answer is no longer served');
-select is(billing.ai_purge_cache(), 1, 'and the purge removes it');
-select is(billing.ai_purge_cache(), 0, 'running the purge again deletes nothing');
+select pg_temp.as_postgres();
+select is(billing.job_ai_purge_cache(), 1, 'and the purge removes it');
+select is(billing.job_ai_purge_cache(), 0, 'running the purge again deletes nothing');
+select is(
+  (select string_agg(rows_affected::text, ',' order by id) from billing.job_runs where job_name = 'ai-purge-cache'),
+  '0,1,1,0',
+  'each purge is logged in billing.job_runs'
+);
 
-select is((select schedule from cron.job where jobname = 'ai-release-stale-reservations'), '* * * * *',
-  'pg_cron runs ai-release-stale-reservations every minute');
-select is((select command from cron.job where jobname = 'ai-purge-cache'), 'select billing.ai_purge_cache()',
-  'pg_cron runs ai-purge-cache');
+select is((select schedule || ' ' || command from cron.job where jobname = 'ai-release-stale-reservations'),
+  '* * * * * select billing.job_ai_release_stale_reservations()',
+  'pg_cron runs ai-release-stale-reservations every minute, through its logged job');
+select is((select command from cron.job where jobname = 'ai-purge-cache'), 'select billing.job_ai_purge_cache()',
+  'pg_cron runs ai-purge-cache through its logged job');
+
+-- -------------------------------------------------------------------------------------------------
+-- Actual usage above the reservation (the prompt estimate was low): B, 100 tokens a month, on 31 May
+-- -------------------------------------------------------------------------------------------------
+
+set local billing.now = '2026-05-31 12:00:00+05:30';
+select pg_temp.as_service_role();
+select pg_temp.take('bx1', 'owner', 'm-ok', 50, 10, null, 'b');
+select pg_temp.take('bx2', 'owner', 'm-ok', 20, 10, null, 'b');
+select is((select string_agg((allowed, reserved_tokens)::text, ',' order by name) from r where name in ('bx1', 'bx2')),
+  '(t,60),(t,30)', 'B reserves 60 and 30 tokens (90 of its 100)');
+select is(
+  (select (settled, counted_tokens, remaining)::text from public.ai_settle(pg_temp.rid('bx1'), 10, 60)),
+  '(t,70,0)',
+  'a call that used 70 tokens, 10 more than its 60 reserved, is counted at 70 while that fits (the month is now full)'
+);
+select is(pg_temp.used('groq_tokens', 'b'), 100::bigint, 'the month counts 100 of 100 tokens');
+select is(
+  (select (settled, counted_tokens)::text from public.ai_settle(pg_temp.rid('bx2'), 10, 40)),
+  '(t,30)',
+  'a call that used 50 of a 30-token reservation with nothing left is counted at the limit: its 30'
+);
+select is(pg_temp.used('groq_tokens', 'b'), 100::bigint, 'the quota is filled to its limit and no further');
+select is((select (status, prompt_tokens, completion_tokens, counted_tokens)::text from public.ai_requests
+           where request_id = pg_temp.rid('bx2')), '(completed,10,40,30)',
+  'the log keeps the true tokens (10 + 40) and what was counted (30)');
 
 -- -------------------------------------------------------------------------------------------------
 -- Bad inputs and grants
