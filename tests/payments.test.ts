@@ -26,11 +26,20 @@ const PLANS = {
   inactive: `t_pay_off_${suffix}`,
 };
 const PRICE = 49900;
+// What a one-time order for PRICE charges: the price plus 18 % GST (CGST 4491 + SGST 4491: the
+// seller and an organization with no state are both in Karnataka). Razorpay recurring orders
+// charge PRICE itself, GST carved out of it (Razorpay's plan amount is fixed).
+const TOTAL = 58882;
 const RZP_PLAN_ID = `plan_test_${suffix}`;
 
 let plansReady: Promise<void> | undefined;
 function ensurePlans(): Promise<void> {
   plansReady ??= (async () => {
+    // Tax-exclusive prices at 18 % and a seller in Karnataka (the seed's), whatever ran before.
+    await sql`update public.billing_settings
+      set gst_rate_bp = 1800, prices_include_tax = false,
+          seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
+          seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
     await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active)
       values
         (${PLANS.onetime}, 'Test Basic (monthly)', 'basic', 'month', ${PRICE}, 'INR', '{}'::jsonb, true),
@@ -229,7 +238,7 @@ Deno.test({
     assertEquals(res.status, 200, JSON.stringify(res.body));
     const fields = res.body.fields as Record<string, string>;
     assertEquals(res.body.action_url, `${env("PAYU_BASE_URL")}/_payment`);
-    assertEquals(fields.amount, "499.00");
+    assertEquals(fields.amount, "588.82");
     assertEquals(fields.surl, `${env("SUPABASE_URL")}/functions/v1/payu-return`);
     assertEquals(fields.furl, `${env("SUPABASE_URL")}/functions/v1/payu-return`);
     assert(fields.txnid.length <= 25);
@@ -243,7 +252,7 @@ Deno.test({
     await page.body?.cancel();
     assertEquals(page.status, 200);
     const [order] = await sql`select status, amount_cents::int, receipt from public.orders where id = ${res.body.billing_order_id as string}`;
-    assertEquals(order, { status: "pending", amount_cents: PRICE, receipt: fields.txnid });
+    assertEquals(order, { status: "pending", amount_cents: TOTAL, receipt: fields.txnid });
     assertEquals((await entitlements(org.id)).plan_code, "free");
 
     const hook = await sendPayu("payu-webhook", payuPost(fields, "success", `mih${rand()}`));
@@ -260,17 +269,17 @@ Deno.test({
   fn: async () => {
     const { org, orderId, rzpOrderId, res } = await razorpayOrder();
     assertEquals(res.body.key_id, env("RAZORPAY_KEY_ID"));
-    assertEquals([res.body.amount, res.body.currency], [PRICE, "INR"]);
+    assertEquals([res.body.amount, res.body.currency], [TOTAL, "INR"]);
     assert(/^order_/.test(rzpOrderId));
     const created = (await fake("/__control/razorpay/orders")).orders.find((o: Json) => o.id === rzpOrderId);
     const [order] = await sql`select status, receipt, provider_order_id from public.orders where id = ${orderId}`;
     assertEquals(order, { status: "pending", receipt: created.receipt, provider_order_id: rzpOrderId });
-    assertEquals(created.amount, PRICE);
+    assertEquals(created.amount, TOTAL);
 
     const payId = `pay_${rand()}`;
     const hook = await sendRzp(rzpEvent("order.paid", {
-      payment: { entity: rzpPayment(payId, PRICE, { order_id: rzpOrderId }) },
-      order: { entity: { ...created, status: "paid", amount_paid: PRICE } },
+      payment: { entity: rzpPayment(payId, TOTAL, { order_id: rzpOrderId }) },
+      order: { entity: { ...created, status: "paid", amount_paid: TOTAL } },
     }));
     assertEquals(hook.status, 200, JSON.stringify(hook.body));
     assertEquals(hook.body.result, "applied");
@@ -342,9 +351,9 @@ Deno.test({
   fn: async () => {
     const { org, orderId, rzpOrderId } = await razorpayOrder();
     const payId = `pay_${rand()}`;
-    await fake("/__control/razorpay/payments", rzpPayment(payId, PRICE, { order_id: rzpOrderId }));
+    await fake("/__control/razorpay/payments", rzpPayment(payId, TOTAL, { order_id: rzpOrderId }));
     const hook = await sendRzp(rzpEvent("payment.captured", {
-      payment: { entity: rzpPayment(payId, PRICE, { order_id: rzpOrderId }) },
+      payment: { entity: rzpPayment(payId, TOTAL, { order_id: rzpOrderId }) },
     }));
     assertEquals(hook.body.result, "applied");
     const before = await billingState(org.id);
@@ -366,9 +375,9 @@ Deno.test({
   fn: async () => {
     const { org, rzpOrderId } = await razorpayOrder();
     const payId = `pay_${rand()}`;
-    await sendRzp(rzpEvent("payment.captured", { payment: { entity: rzpPayment(payId, PRICE, { order_id: rzpOrderId }) } }));
+    await sendRzp(rzpEvent("payment.captured", { payment: { entity: rzpPayment(payId, TOTAL, { order_id: rzpOrderId }) } }));
     const refund = { id: `rfnd_${rand()}`, entity: "refund", amount: 10000, currency: "INR", payment_id: payId, status: "processed" };
-    const first = await sendRzp(rzpEvent("refund.processed", { refund: { entity: refund }, payment: { entity: rzpPayment(payId, PRICE) } }));
+    const first = await sendRzp(rzpEvent("refund.processed", { refund: { entity: refund }, payment: { entity: rzpPayment(payId, TOTAL) } }));
     const again = await sendRzp(rzpEvent("refund.processed", { refund: { entity: refund } }));
     assertEquals([first.body.result, again.body.result], ["applied", "duplicate"]);
     const rows = await sql`select provider_payment_id, amount_cents::int, details ->> 'refund_id' as refund_id
@@ -386,7 +395,7 @@ Deno.test({
   fn: async () => {
     const { org, rzpOrderId } = await razorpayOrder();
     const payId = `pay_${rand()}`;
-    const body = rzpEvent("payment.captured", { payment: { entity: rzpPayment(payId, PRICE, { order_id: rzpOrderId }) } });
+    const body = rzpEvent("payment.captured", { payment: { entity: rzpPayment(payId, TOTAL, { order_id: rzpOrderId }) } });
     const eventId = `evt_${rand()}`;
     const deliveries = [
       ...Array.from({ length: 50 }, () => sendRzp(body, { eventId })),
@@ -454,7 +463,7 @@ Deno.test({
     const before = await billingState(org.id);
     const hooksBefore = await webhookCount();
 
-    const event = rzpEvent("payment.captured", { payment: { entity: rzpPayment(`pay_${rand()}`, PRICE, { order_id: rzpOrderId }) } });
+    const event = rzpEvent("payment.captured", { payment: { entity: rzpPayment(`pay_${rand()}`, TOTAL, { order_id: rzpOrderId }) } });
     const raw = JSON.stringify(event);
     const tampered = JSON.stringify({
       ...event,
@@ -494,10 +503,10 @@ Deno.test({
   fn: async () => {
     const { org, orderId, rzpOrderId } = await razorpayOrder();
     const low = await sendRzp(rzpEvent("payment.captured", {
-      payment: { entity: rzpPayment(`pay_${rand()}`, PRICE - 100, { order_id: rzpOrderId }) },
+      payment: { entity: rzpPayment(`pay_${rand()}`, TOTAL - 100, { order_id: rzpOrderId }) },
     }));
     const usd = await sendRzp(rzpEvent("payment.captured", {
-      payment: { entity: rzpPayment(`pay_${rand()}`, PRICE, { order_id: rzpOrderId, currency: "USD" }) },
+      payment: { entity: rzpPayment(`pay_${rand()}`, TOTAL, { order_id: rzpOrderId, currency: "USD" }) },
     }));
     assertEquals([low.status, low.body.result, usd.status, usd.body.result], [200, "mismatch", 200, "mismatch"]);
     const rows = await sql`select status from public.payment_events where order_id = ${orderId}`;
@@ -519,7 +528,7 @@ Deno.test({
     const before = await billingState(org.id);
     const eventId = `evt_${rand()}`;
     const res = await sendRzp(rzpEvent("payment.dispute.created", {
-      payment: { entity: rzpPayment(`pay_${rand()}`, PRICE, { order_id: rzpOrderId }) },
+      payment: { entity: rzpPayment(`pay_${rand()}`, TOTAL, { order_id: rzpOrderId }) },
     }), { eventId });
     assertEquals([res.status, res.body.result], [200, "ignored"]);
     const [row] = await sql`select event_type, processed_at is not null as processed from public.webhook_events
@@ -641,6 +650,48 @@ Deno.test({
 });
 
 Deno.test({
+  name: "checkout charges the price plus GST, and the invoice of the payment totals exactly what was captured",
+  ...testOptions,
+  fn: async () => {
+    const org = await makeOrg();
+    const res = await checkout(org, PLANS.onetime, "payu");
+    assertEquals(res.status, 200, JSON.stringify(res.body));
+    assertEquals([res.body.amount_cents, (res.body.fields as Record<string, string>).amount], [TOTAL, "588.82"]);
+    const hook = await sendPayu("payu-webhook", payuPost(res.body.fields as Record<string, string>, "success", `mih${rand()}`));
+    assertEquals([hook.status, hook.body.result], [200, "applied"], JSON.stringify(hook.body));
+    const [row] = await sql`select pe.amount_cents::int as captured, i.taxable_cents::int as taxable,
+        (i.cgst_cents + i.sgst_cents + i.igst_cents)::int as tax, i.total_cents::int as total
+      from public.payment_events pe join public.invoices i on i.order_id = pe.order_id
+      where pe.order_id = ${res.body.billing_order_id as string} and pe.status = 'captured'`;
+    assertEquals({ ...row }, { captured: TOTAL, taxable: PRICE, tax: TOTAL - PRICE, total: TOTAL });
+  },
+});
+
+Deno.test({
+  name: "checkout answers 409 use_change_plan for another plan while a subscription runs, and recurring_subscription_exists for a second Razorpay subscription",
+  ...testOptions,
+  fn: async () => {
+    // An organization on the one-time plan: buying the recurring (other) plan is a plan change.
+    const org = await makeOrg();
+    const paid = await checkout(org, PLANS.onetime, "payu");
+    const hook = await sendPayu("payu-webhook", payuPost(paid.body.fields as Record<string, string>, "success", `mih${rand()}`));
+    assertEquals(hook.body.result, "applied");
+    const other = await checkout(org, PLANS.recurring, "razorpay");
+    assertEquals([other.status, other.body.code], [409, "use_change_plan"], JSON.stringify(other.body));
+    assert(/change_plan/.test(String(other.body.message ?? other.body.error ?? JSON.stringify(other.body))));
+    const renew = await checkout(org, PLANS.onetime, "payu");
+    assertEquals(renew.status, 200, "the plan in effect can still be renewed");
+
+    // A Razorpay subscription checkout still open: no second one (and no other checkout).
+    const { org: rec } = await razorpaySubscription();
+    const again = await checkout(rec, PLANS.recurring, "razorpay");
+    assertEquals([again.status, again.body.code], [409, "recurring_subscription_exists"], JSON.stringify(again.body));
+    const [{ n }] = await sql`select count(*)::int as n from public.orders where organization_id = ${rec.id}`;
+    assertEquals(n, 1);
+  },
+});
+
+Deno.test({
   name: "when the Razorpay API fails during checkout, the order is canceled, never left payable",
   ...testOptions,
   fn: async () => {
@@ -673,12 +724,12 @@ Deno.test({
       where id in (${payu.body.billing_order_id as string}, ${rzp.orderId})`;
     await fake("/__control/payu/transactions", {
       [fields.txnid]: {
-        mihpayid: `mih${rand()}`, status: "success", unmappedstatus: "captured", amt: "499.00",
-        transaction_amount: "499.00", mode: "UPI", productinfo: fields.productinfo, firstname: fields.firstname,
+        mihpayid: `mih${rand()}`, status: "success", unmappedstatus: "captured", amt: "588.82",
+        transaction_amount: "588.82", mode: "UPI", productinfo: fields.productinfo, firstname: fields.firstname,
         email: fields.email, udf1: fields.udf1, addedon: "2026-01-10 10:00:00",
       },
     });
-    await fake("/__control/razorpay/payments", rzpPayment(`pay_${rand()}`, PRICE, { order_id: rzp.rzpOrderId }));
+    await fake("/__control/razorpay/payments", rzpPayment(`pay_${rand()}`, TOTAL, { order_id: rzp.rzpOrderId }));
 
     const asUser = await call("reconcile", { token: await mintToken(payuOrg.owner) });
     assertEquals([asUser.status, asUser.body.code], [403, "forbidden"]);

@@ -12,8 +12,11 @@
 //                order_id | subscription_id, amount, currency, checkout_options}.
 // A Razorpay order is payable only once attached: when the Razorpay call fails, our order is
 // canceled (public.cancel_checkout_order), so no open order is left that could be paid.
+// amount_cents is the total payable, GST included (the order's tax quote).
 // Errors: 400 invalid_input | malformed_json, 401 (no user), 403 forbidden, 404 plan_not_found,
-// 409 plan_not_purchasable, 422 provider_not_configured, 502/504 upstream_*.
+// 409 plan_not_purchasable | use_change_plan (a subscription runs on another plan: change plans
+// with public.change_plan) | recurring_subscription_exists (a Razorpay subscription checkout is
+// open, or one renews already), 422 provider_not_configured, 502/504 upstream_*.
 import { requireUser } from "../_shared/auth.ts";
 import { asService, asUser } from "../_shared/db.ts";
 import { handle, HttpError, json, readJson } from "../_shared/http.ts";
@@ -81,7 +84,10 @@ Deno.serve(handle("checkout", async (req) => {
         : await tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${provider})`
     );
   } catch (e) {
-    throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, "plan_not_purchasable"] });
+    // create_checkout_order names the refusals checkout must tell apart in the error's HINT.
+    const hint = (e as { hint?: string })?.hint;
+    const code = hint === "use_change_plan" || hint === "recurring_subscription_exists" ? hint : "plan_not_purchasable";
+    throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, code] });
   }
   const amount = Number(order.amount_cents);
   const checkoutOrder = {
