@@ -654,7 +654,9 @@ grant execute on function public.preview_plan_change(uuid, text) to authenticate
  *   upgrade, method 'prorated_order': an order (kind 'upgrade', the new plan, amount_cents) is
  *     created; pay it through checkout with {order_id} (prepare_order_checkout). When paid,
  *     apply_payment_event switches the plan and starts a new period. Earlier open upgrade orders
- *     are cancelled. Answer: the quote + {result: 'order_created', order_id, receipt, order_expires_at};
+ *     are cancelled. Answer: the quote + {result: 'order_created', order_id, receipt, order_amount_cents
+ *     (what the order charges: the quote's amount plus tax, set by the orders_quote_tax trigger of
+ *     migration 0500 when it is installed), order_expires_at};
  *   upgrade, method 'immediate' (charge 0): switched now, new period from now ({result: 'changed'});
  *   downgrade, method 'scheduled': pending_plan_id set for the period end ({result: 'scheduled'});
  *   Razorpay recurring, method 'cancel_and_resubscribe': the subscription is set to cancel at the
@@ -715,7 +717,8 @@ begin
                                             billing.format_money(v_order.amount_cents, v_order.currency)),
        pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents), v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
-                                                    'receipt', v_order.receipt, 'order_expires_at', v_order.expires_at);
+                                                    'receipt', v_order.receipt, 'order_amount_cents', v_order.amount_cents,
+                                                    'order_expires_at', v_order.expires_at);
 
   elsif v_method = 'immediate' then
     perform billing.cancel_open_upgrade_orders(p_organization_id, 'superseded by a new plan change');

@@ -5,7 +5,7 @@
 -- notifications outbox, and bad inputs.
 begin;
 set local search_path = public, extensions;
-select plan(165);
+select plan(166);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -566,10 +566,16 @@ select is(
   'change_plan charges exactly what the preview said'
 );
 select is(
-  (select row(o.kind, o.status, o.amount_cents, p.code)::text from public.orders o join public.billing_plans p on p.id = o.plan_id
+  (select row(o.kind, o.status, o.taxable_cents, o.amount_cents, p.code)::text
+   from public.orders o join public.billing_plans p on p.id = o.plan_id
    where o.id = (select (val ->> 'order_id')::uuid from lc where key = 'o1_change')),
-  '(upgrade,created,75755,lc_pro_m)',
-  'change_plan creates an upgrade order for the new plan and the prorated amount'
+  '(upgrade,created,75755,89391,lc_pro_m)',
+  'change_plan creates an upgrade order for the new plan: the prorated amount, plus 18 % GST to pay'
+);
+select is(
+  (select (val ->> 'order_amount_cents')::bigint from lc where key = 'o1_change'),
+  89391::bigint,
+  'and its answer says what the order charges, tax included'
 );
 select is(
   (select status from public.orders where id = (select (val ->> 'order_id')::uuid from lc where key = 'o1_first_order')),
@@ -601,7 +607,7 @@ select throws_ok(
 select is(
   (select row(c.status, c.amount_cents, c.plan_code)::text
    from public.prepare_order_checkout(pg_temp.org(1), (select (val ->> 'order_id')::uuid from lc where key = 'o1_change'), 'payu') c),
-  '(pending,75755,lc_pro_m)',
+  '(pending,89391,lc_pro_m)',
   'prepare_order_checkout makes the upgrade order payable through PayU'
 );
 select pg_temp.as_postgres();
@@ -611,7 +617,7 @@ select is(
   public.apply_payment_event(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-o1-paid', 'event_type', 'payment.success',
     'order_ref', (select receipt from public.orders where id = (select (val ->> 'order_id')::uuid from lc where key = 'o1_change')),
-    'provider_payment_id', 'lc_pay_o1', 'amount_paise', 75755, 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_o1', 'amount_paise', 89391, 'currency', 'INR')) ->> 'result',
   'applied',
   'the upgrade order is paid through apply_payment_event'
 );
@@ -686,7 +692,7 @@ select is(
 );
 insert into lc values ('o6_change', public.change_plan(pg_temp.org(6), 'lc_pro_m'));
 select is(
-  (select (val ->> 'amount_cents') || '/' || (select amount_cents from public.orders o where o.id = (val ->> 'order_id')::uuid)
+  (select (val ->> 'amount_cents') || '/' || (select taxable_cents from public.orders o where o.id = (val ->> 'order_id')::uuid)
    from lc where key = 'o6_change'),
   '99900/99900',
   'and change_plan in that second orders exactly that'
@@ -849,7 +855,7 @@ values (pg_temp.org(14), pg_temp.plan_id('lc_basic_m'), 'payu', 'lc_fail_order',
 select is(
   public.apply_payment_event(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-fail-1', 'event_type', 'payment.failure', 'order_ref', 'lc_fail_order',
-    'provider_payment_id', 'lc_pay_fail', 'amount_paise', 49900, 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_fail', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_fail_order'), 'currency', 'INR')) ->> 'result',
   'applied',
   'a failed payment is applied'
 );
@@ -900,9 +906,9 @@ values (pg_temp.org(21), pg_temp.plan_id('lc_pro_m'), 'payu', 'lc_o21_renewal', 
 select is(
   public.apply_payment_event(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-o21-renewal', 'event_type', 'payment.success', 'order_ref', 'lc_o21_renewal',
-    'provider_payment_id', 'lc_pay_o21', 'amount_paise', 99900, 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_o21', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_o21_renewal'), 'currency', 'INR')) ->> 'result',
   'applied',
-  'then pays the Pro renewal on 28 July'
+  'then pays the Pro renewal (GST included) on 28 July'
 );
 select is((pg_temp.sub(pg_temp.org(21))).current_period_end, '2027-09-01 00:00+05:30'::timestamptz,
           'which extends the Pro period to 1 September');
@@ -954,9 +960,9 @@ values (pg_temp.org(22), pg_temp.plan_id('lc_trial30_m'), 'payu', 'lc_o22_paid',
 select is(
   public.apply_payment_event(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-o22-paid', 'event_type', 'payment.success', 'order_ref', 'lc_o22_paid',
-    'provider_payment_id', 'lc_pay_o22', 'amount_paise', 49900, 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_o22', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_o22_paid'), 'currency', 'INR')) ->> 'result',
   'applied',
-  'and pays one month (499) on 20 December, during the trial'
+  'and pays one month (499 + GST) on 20 December, during the trial'
 );
 select is(
   (select row(s.status, s.current_period_start, s.trial_end, s.current_period_end)::text
