@@ -775,7 +775,7 @@ begin
   where m.organization_id = p_organization_id
     and m.user_id = v_user_id;
   if v_role is null or v_role not in ('owner', 'admin') then
-    raise exception 'only owners and admins of the organization can manage its members'
+    raise exception 'only owners and admins of the organization can do this'
       using errcode = 'insufficient_privilege';
   end if;
   return v_role;
@@ -959,7 +959,7 @@ begin
   if v_target_role is null then
     if p_user_id = v_caller_id then
       -- Not a member of it: same answer as for a stranger's organization.
-      raise exception 'only owners and admins of the organization can manage its members'
+      raise exception 'only owners and admins of the organization can do this'
         using errcode = 'insufficient_privilege';
     end if;
     raise exception 'user % is not a member of the organization', p_user_id using errcode = 'no_data_found';

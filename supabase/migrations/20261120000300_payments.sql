@@ -131,6 +131,26 @@ revoke execute on function billing.interval_length(public.billing_interval) from
 grant execute on function billing.interval_length(public.billing_interval) to service_role;
 
 /**
+ * The end of one plan interval from p_start, counted on the organization's calendar: months and
+ * years are added to the local date and time in p_timezone, so the answer does not depend on the
+ * connection's TimeZone (1 July 00:00 IST + 1 month is 1 August 00:00 IST, whatever the session).
+ */
+create function billing.period_end_after(
+  p_start timestamptz,
+  p_interval public.billing_interval,
+  p_timezone text
+)
+returns timestamptz
+language sql
+immutable
+set search_path = ''
+as $$
+  select ((p_start at time zone p_timezone) + billing.interval_length(p_interval)) at time zone p_timezone
+$$;
+revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text) from public;
+grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text) to service_role;
+
+/**
  * What a provider subscription status means for our subscription: Razorpay `active` -> active,
  * `pending`/`halted`/`paused` -> past_due (the plan stays in effect only through the grace
  * period), `cancelled` -> canceled, `completed` -> expired once the paid period is over (until
@@ -369,7 +389,6 @@ declare
   v_payment_event_id uuid;
   v_payment_id text := p_event ->> 'provider_payment_id';
   v_psid text := coalesce(p_event ->> 'provider_subscription_id', p_order.provider_subscription_id);
-  v_length interval;
   v_grace interval;
   v_start timestamptz;
   v_end timestamptz;
@@ -382,7 +401,6 @@ declare
   v_paid_at timestamptz := coalesce(p_event_at, billing.now());
 begin
   select * into v_plan from public.billing_plans p where p.id = v_order.plan_id;
-  v_length := billing.interval_length(v_plan.interval);
   v_grace := billing.grace_interval();
   select g.timezone into v_timezone from public.organizations g where g.id = v_order.organization_id;
   v_timezone := coalesce(v_timezone, 'Asia/Kolkata');
@@ -485,7 +503,7 @@ begin
   if v_sub.id is null then
     v_action := 'activated';
     v_start := v_now;
-    v_end := ((v_start at time zone v_timezone) + v_length) at time zone v_timezone;
+    v_end := billing.period_end_after(v_start, v_plan.interval, v_timezone);
     insert into public.subscriptions
       (organization_id, plan_id, status, current_period_start, current_period_end, provider, provider_subscription_id)
     values
@@ -495,7 +513,7 @@ begin
     -- Another plan: the paid plan takes effect now, for one full period.
     v_action := 'plan_changed';
     v_start := v_now;
-    v_end := ((v_start at time zone v_timezone) + v_length) at time zone v_timezone;
+    v_end := billing.period_end_after(v_start, v_plan.interval, v_timezone);
     update public.subscriptions s
     set plan_id = v_order.plan_id,
         status = case when s.status in ('pending_payment', 'trialing', 'active', 'past_due') then 'active' else s.status end,
@@ -517,7 +535,7 @@ begin
     else
       v_start := v_now;
     end if;
-    v_end := ((v_start at time zone v_timezone) + v_length) at time zone v_timezone;
+    v_end := billing.period_end_after(v_start, v_plan.interval, v_timezone);
     v_action := case when v_sub.status = 'pending_payment' or v_sub.current_period_end is null then 'activated'
                      else 'renewed' end;
     update public.subscriptions s

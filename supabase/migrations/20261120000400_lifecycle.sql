@@ -24,7 +24,7 @@
 --     many plan intervals the period holds (1 unless renewals were paid ahead). Never negative,
 --     never more than cycles x price: a credit above the new price is not refunded (its own line).
 --   * Periods end one plan interval later on the organization's calendar (organizations.timezone),
---     whatever the connection's TimeZone: billing.period_end_after.
+--     whatever the connection's TimeZone: billing.period_end_after (0300).
 --   * Downgrade = anything else (a cheaper plan, or yearly to monthly): scheduled for the period
 --     end in pending_plan_id / pending_plan_effective_at, no refund, applied by billing-expire at
 --     the end of the period it was scheduled against, or, when that period was renewed on the
@@ -119,24 +119,6 @@ create index subscriptions_trial_end_idx on public.subscriptions (trial_end)
 -- 2. Helper functions
 -- =================================================================================================
 
-/**
- * The end of one plan interval from p_start, counted on the organization's calendar: months and
- * years are added to the local date and time in p_timezone, so the answer does not depend on the
- * connection's TimeZone (1 July 00:00 IST + 1 month is 1 August 00:00 IST, whatever the session).
- */
-create function billing.period_end_after(
-  p_start timestamptz,
-  p_interval public.billing_interval,
-  p_timezone text
-)
-returns timestamptz
-language sql
-immutable
-set search_path = ''
-as $$
-  select ((p_start at time zone p_timezone) + billing.interval_length(p_interval)) at time zone p_timezone
-$$;
-revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text) from public;
 
 /**
  * Locks the organization's open upgrade orders (created or pending), in id order. Callers that

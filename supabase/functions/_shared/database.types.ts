@@ -185,14 +185,14 @@ isOneToOne: false
                   ]
                 },"orders": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"id": string,"kind": string,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"plan_id": string,"provider": string,"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": string,"subscription_id": string | null,"updated_at": string
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": string,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string,"prices_include_tax": boolean | null,"provider": string,"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": string,"subscription_id": string | null,"supply_type": string | null,"taxable_cents": number | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"plan_id": string,"provider": string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"updated_at"?: string
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id": string,"prices_include_tax"?: boolean | null,"provider": string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"plan_id"?: string,"provider"?: string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"updated_at"?: string
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string,"prices_include_tax"?: boolean | null,"provider"?: string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -449,18 +449,23 @@ isOneToOne: false
 "created_by": string | null,
 "currency": string,
 "expires_at": string | null,
+"gst_rate_bp": number | null,
 "id": string,
 "kind": string,
 "metadata": NonNullable<Json>,
 "organization_id": string,
 "paid_at": string | null,
+"place_of_supply_state_code": string | null,
 "plan_id": string,
+"prices_include_tax": boolean | null,
 "provider": string,
 "provider_order_id": string | null,
 "provider_subscription_id": string | null,
 "receipt": string,
 "status": string,
 "subscription_id": string | null,
+"supply_type": string | null,
+"taxable_cents": number | null,
 "updated_at": string
             }
                           SetofOptions: {

@@ -124,12 +124,12 @@ select is(
 select pg_temp.as_user('b2222222-0000-4000-8000-000000000003');
 select throws_ok(
   $$select public.add_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000005')$$,
-  '42501', 'only owners and admins of the organization can manage its members',
+  '42501', 'only owners and admins of the organization can do this',
   'a plain member cannot add members'
 );
 select throws_ok(
   $$select public.set_member_role((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000003', 'admin')$$,
-  '42501', 'only owners and admins of the organization can manage its members',
+  '42501', 'only owners and admins of the organization can do this',
   'a plain member cannot promote themselves'
 );
 select pg_temp.as_postgres();
@@ -137,12 +137,12 @@ select pg_temp.as_postgres();
 select pg_temp.as_user('b2222222-0000-4000-8000-000000000005');
 select throws_ok(
   $$select public.remove_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000003')$$,
-  '42501', 'only owners and admins of the organization can manage its members',
+  '42501', 'only owners and admins of the organization can do this',
   'a stranger cannot remove members of another organization'
 );
 select throws_ok(
   $$select public.set_member_role((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000003', 'admin')$$,
-  '42501', 'only owners and admins of the organization can manage its members',
+  '42501', 'only owners and admins of the organization can do this',
   'a stranger cannot change roles in another organization'
 );
 select pg_temp.as_postgres();
