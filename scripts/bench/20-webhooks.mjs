@@ -37,6 +37,8 @@ export default async function webhooks(db) {
              'razorpay', 'bench_rcpt_' || i, 'order_bench' || i, ${PRICE}, 'pending'
       from generate_series(1, ${PAYMENTS}) i`;
 
+    // What each order charges (the plan price plus GST, as the orders trigger computes it).
+    const [{ amount }] = await sql`select amount_cents::int as amount from public.orders where receipt = 'bench_rcpt_1'`;
     const now = Math.floor(Date.now() / 1000);
     const deliveries = [];
     for (let i = 1; i <= PAYMENTS; i++) {
@@ -48,7 +50,7 @@ export default async function webhooks(db) {
         payload: {
           payment: {
             entity: {
-              id: `pay_bench${i}`, entity: "payment", amount: PRICE, currency: "INR", status: "captured",
+              id: `pay_bench${i}`, entity: "payment", amount, currency: "INR", status: "captured",
               order_id: `order_bench${i}`, method: "upi", captured: true, notes: [], created_at: now,
             },
           },

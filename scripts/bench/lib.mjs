@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pgBinDir } from "../lib/pg.mjs";
 import { run } from "../lib/run.mjs";
 
 export const seconds = () => Number(process.env.BENCH_SECONDS ?? 10);
@@ -21,7 +22,7 @@ export async function pgbench(db, script, { clients = 16, threads = 2, define = 
     const file = path.join(dir, "script.sql");
     fs.writeFileSync(file, script);
     const defines = Object.entries(define).flatMap(([k, v]) => ["-D", `${k}=${v}`]);
-    const { stdout } = await run(`/usr/lib/postgresql/15/bin/pgbench`, [
+    const { stdout } = await run(path.join(pgBinDir(), "pgbench"), [
       "-n", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(seconds()),
       "-l", "--log-prefix", path.join(dir, "log"), ...defines, "-f", file,
       "-h", "127.0.0.1", "-p", String(db.port), "-U", "postgres", "postgres",

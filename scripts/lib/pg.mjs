@@ -8,7 +8,7 @@ import path from "node:path";
 import { bin, root, run, ScriptError } from "./run.mjs";
 
 const PG_MAJOR = 15;
-const pgBinDir = () => process.env.SUPABILL_PG_BINDIR ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+export const pgBinDir = () => process.env.SUPABILL_PG_BINDIR ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
 const pgShareDir = () => `/usr/share/postgresql/${PG_MAJOR}/extension`;
 const pgLibDir = () => `/usr/lib/postgresql/${PG_MAJOR}/lib`;
 const isRoot = () => process.getuid?.() === 0;
@@ -101,7 +101,16 @@ export class Cluster {
 
   async init() {
     fs.mkdirSync(this.dir, { recursive: true });
-    if (isRoot()) await run("chown", ["-R", "postgres:postgres", this.dir]);
+    if (isRoot()) {
+      await run("chown", ["-R", "postgres:postgres", this.dir]);
+      const { code } = await run("runuser", ["-u", "postgres", "--", "test", "-w", this.dir], { allowFail: true });
+      if (code !== 0) {
+        throw new ScriptError(
+          `the postgres user cannot reach ${this.dir} (a parent folder such as /root is private): ` +
+            "clone the repo elsewhere or set SUPABILL_STATE_DIR=/var/tmp/supabill",
+        );
+      }
+    }
     await asPgUser("initdb", ["-D", this.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
   }
 
