@@ -409,6 +409,34 @@ function upstreamParams(chat: ChatRequest, maxTokens: number) {
   };
 }
 
+/**
+ * Starts the upstream call under the upstream timeout (aborting `abort` when it passes); on any
+ * failure releases the reservation and throws the HTTP error (502, or 504 on the timeout).
+ */
+async function callUpstream<T>(
+  config: NonNullable<ReturnType<typeof groqConfig>>,
+  abort: AbortController,
+  r: Reserved,
+  headers: Record<string, string>,
+  started: number,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, config.timeoutMs);
+  try {
+    return await call(abort.signal);
+  } catch (e) {
+    const failure = upstreamFailure(e, timedOut);
+    await release(r.requestId, failure.status, failure.error.code, performance.now() - started);
+    throw withHeaders(failure.error, headers);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function completeChat(
   chat: ChatRequest,
   config: NonNullable<ReturnType<typeof groqConfig>>,
@@ -418,24 +446,12 @@ async function completeChat(
 ): Promise<Response> {
   const started = performance.now();
   const abort = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    abort.abort();
-  }, config.timeoutMs);
-  let completion: ChatCompletion;
-  try {
-    completion = await groqClient(config).chat.completions.create(
+  const completion: ChatCompletion = await callUpstream(config, abort, r, headers, started, (signal) =>
+    groqClient(config).chat.completions.create(
       { ...upstreamParams(chat, r.maxTokens), stream: false },
-      { signal: abort.signal },
-    );
-  } catch (e) {
-    const failure = upstreamFailure(e, timedOut);
-    await release(r.requestId, failure.status, failure.error.code, performance.now() - started);
-    throw withHeaders(failure.error, headers);
-  } finally {
-    clearTimeout(timer);
-  }
+      { signal },
+    )
+  );
   const latency = performance.now() - started;
   const usage = completion.usage;
   await settle({
@@ -458,26 +474,14 @@ async function streamChat(
 ): Promise<Response> {
   const started = performance.now();
   const abort = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    abort.abort();
-  }, config.timeoutMs);
-  let upstream: AsyncIterator<ChatCompletionChunk>;
-  try {
-    const stream = await groqClient(config).chat.completions.create(
-      { ...upstreamParams(chat, r.maxTokens), stream: true },
-      { signal: abort.signal },
-    );
-    upstream = stream[Symbol.asyncIterator]();
-  } catch (e) {
-    clearTimeout(timer);
-    const failure = upstreamFailure(e, timedOut);
-    await release(r.requestId, failure.status, failure.error.code, performance.now() - started);
-    throw withHeaders(failure.error, headers);
-  }
   // The timeout covers the wait for Groq's answer to begin; the stream itself may take longer.
-  clearTimeout(timer);
+  const stream = await callUpstream(config, abort, r, headers, started, (signal) =>
+    groqClient(config).chat.completions.create(
+      { ...upstreamParams(chat, r.maxTokens), stream: true },
+      { signal },
+    )
+  );
+  const upstream: AsyncIterator<ChatCompletionChunk> = stream[Symbol.asyncIterator]();
 
   // What the stream has shown so far: enough to settle if it ends early, and to cache it if not.
   let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
