@@ -12,6 +12,10 @@
 -- Access in short: anon reads active plans; signed-in users read their own organizations' rows
 -- (and the billing settings); every write by a signed-in user goes through a SQL function;
 -- webhook_events is service_role only. service_role bypasses RLS and gets explicit grants.
+--
+-- Every function in these migrations is plpgsql, one-liners too: each sets search_path = ''
+-- (DESIGN section 6), and a sql-language function with a SET clause is never inlined and plans
+-- its body again on every call (80 to 100 us for is_member here), while plpgsql keeps its plans.
 -- =================================================================================================
 
 
@@ -50,8 +54,6 @@ stable
 set search_path = ''
 as $$
 begin
-  -- plpgsql, not sql: a sql function with a SET clause cannot be inlined and is planned on every
-  -- call; this one sits on every hot path.
   return coalesce(nullif(pg_catalog.current_setting('billing.now', true), '')::timestamptz, pg_catalog.now());
 end;
 $$;
@@ -312,15 +314,17 @@ alter table public.billing_plans enable row level security;
  */
 create function billing.is_non_negative_integer(p_value jsonb)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case
+begin
+  return case
     when pg_catalog.jsonb_typeof(p_value) = 'number' and (p_value #>> '{}') ~ '^[0-9]{1,19}$'
       then (p_value #>> '{}')::numeric <= 9223372036854775807
     else false
-  end
+  end;
+end;
 $$;
 
 /**
@@ -682,15 +686,18 @@ alter table public.usage_metrics enable row level security;
  */
 create function billing.member_organization_ids(p_roles text[] default null)
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
+begin
+  return query
   select m.organization_id
-  from public.organization_members m
-  where m.user_id = (select auth.uid())
-    and (p_roles is null or m.role::text = any (p_roles))
+    from public.organization_members m
+    where m.user_id = (select auth.uid())
+      and (p_roles is null or m.role::text = any (p_roles));
+end;
 $$;
 revoke execute on function billing.member_organization_ids(text[]) from public;
 grant execute on function billing.member_organization_ids(text[]) to authenticated, service_role;
@@ -701,17 +708,19 @@ grant execute on function billing.member_organization_ids(text[]) to authenticat
  */
 create function billing.is_member(p_organization_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select exists (
+begin
+  return exists (
     select 1
     from public.organization_members m
     where m.organization_id = p_organization_id
       and m.user_id = (select auth.uid())
-  )
+  );
+end;
 $$;
 revoke execute on function billing.is_member(uuid) from public;
 grant execute on function billing.is_member(uuid) to authenticated, service_role;
@@ -722,18 +731,20 @@ grant execute on function billing.is_member(uuid) to authenticated, service_role
  */
 create function billing.has_role(p_organization_id uuid, p_roles text[])
 returns boolean
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select exists (
+begin
+  return exists (
     select 1
     from public.organization_members m
     where m.organization_id = p_organization_id
       and m.user_id = (select auth.uid())
       and m.role::text = any (p_roles)
-  )
+  );
+end;
 $$;
 revoke execute on function billing.has_role(uuid, text[]) from public;
 grant execute on function billing.has_role(uuid, text[]) to authenticated, service_role;

@@ -106,14 +106,16 @@ create trigger provider_subscription_states_touch_updated_at
  */
 create function billing.function_exists(p_name text)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select exists (
+begin
+  return exists (
     select 1 from pg_catalog.pg_proc p
     where p.pronamespace = 'billing'::regnamespace and p.proname = p_name
-  )
+  );
+end;
 $$;
 revoke execute on function billing.function_exists(text) from public;
 grant execute on function billing.function_exists(text) to service_role;
@@ -121,11 +123,13 @@ grant execute on function billing.function_exists(text) to service_role;
 /** One billing period of a plan interval. */
 create function billing.interval_length(p_interval public.billing_interval)
 returns interval
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case p_interval when 'month' then interval '1 month' when 'year' then interval '1 year' end
+begin
+  return case p_interval when 'month' then interval '1 month' when 'year' then interval '1 year' end;
+end;
 $$;
 revoke execute on function billing.interval_length(public.billing_interval) from public;
 grant execute on function billing.interval_length(public.billing_interval) to service_role;
@@ -141,11 +145,13 @@ create function billing.period_end_after(
   p_timezone text
 )
 returns timestamptz
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select ((p_start at time zone p_timezone) + billing.interval_length(p_interval)) at time zone p_timezone
+begin
+  return ((p_start at time zone p_timezone) + billing.interval_length(p_interval)) at time zone p_timezone;
+end;
 $$;
 revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text) from public;
 grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text) to service_role;
@@ -163,11 +169,12 @@ create function billing.subscription_status_for(
   p_now timestamptz
 )
 returns public.subscription_status
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case p_provider_status
+begin
+  return case p_provider_status
     when 'active' then 'active'::public.subscription_status
     when 'pending' then 'past_due'
     when 'halted' then 'past_due'
@@ -177,7 +184,8 @@ as $$
     when 'completed' then
       case when p_current_period_end is not null and p_current_period_end > p_now
         then 'active'::public.subscription_status else 'expired' end
-  end
+  end;
+end;
 $$;
 revoke execute on function billing.subscription_status_for(text, timestamptz, timestamptz) from public;
 grant execute on function billing.subscription_status_for(text, timestamptz, timestamptz) to service_role;
@@ -641,11 +649,12 @@ grant execute on function billing.match_order(jsonb) to service_role;
 /** The provider subscription status a Razorpay subscription event stands for (null: not one). */
 create function billing.provider_status_of_event(p_event_type text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case p_event_type
+begin
+  return case p_event_type
     when 'subscription.activated' then 'active'
     when 'subscription.charged' then 'active'
     when 'subscription.resumed' then 'active'
@@ -654,7 +663,8 @@ as $$
     when 'subscription.paused' then 'paused'
     when 'subscription.cancelled' then 'cancelled'
     when 'subscription.completed' then 'completed'
-  end
+  end;
+end;
 $$;
 revoke execute on function billing.provider_status_of_event(text) from public;
 grant execute on function billing.provider_status_of_event(text) to service_role;

@@ -142,11 +142,13 @@ revoke execute on function billing.lock_open_upgrade_orders(uuid) from public;
 /** Nominal seconds of a plan interval (365.2425 days a year, a twelfth of it a month). */
 create function billing.nominal_seconds(p_interval public.billing_interval)
 returns bigint
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case p_interval when 'month' then 2629746::bigint when 'year' then 31556952::bigint end
+begin
+  return case p_interval when 'month' then 2629746::bigint when 'year' then 31556952::bigint end;
+end;
 $$;
 revoke execute on function billing.nominal_seconds(public.billing_interval) from public;
 
@@ -190,24 +192,28 @@ revoke execute on function billing.unused_value(bigint, public.billing_interval,
 /** True when moving from plan p_from to plan p_to is an upgrade: monthly to yearly, or the same interval at a higher price. */
 create function billing.is_upgrade(p_from public.billing_plans, p_to public.billing_plans)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select (p_from.interval = 'month' and p_to.interval = 'year')
-      or (p_from.interval = p_to.interval and p_to.price_cents > p_from.price_cents)
+begin
+  return (p_from.interval = 'month' and p_to.interval = 'year')
+      or (p_from.interval = p_to.interval and p_to.price_cents > p_from.price_cents);
+end;
 $$;
 revoke execute on function billing.is_upgrade(public.billing_plans, public.billing_plans) from public;
 
 /** Human-readable rupees for line descriptions: 49900 -> '₹499.00' (other currencies: 'USD 12.00'). */
 create function billing.format_money(p_cents bigint, p_currency text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_currency = 'INR' then '₹' else p_currency || ' ' end
-         || pg_catalog.to_char(p_cents / 100.0, 'FM999999999990.00')
+begin
+  return case when p_currency = 'INR' then '₹' else p_currency || ' ' end
+         || pg_catalog.to_char(p_cents / 100.0, 'FM999999999990.00');
+end;
 $$;
 revoke execute on function billing.format_money(bigint, text) from public;
 
@@ -352,15 +358,17 @@ revoke execute on function billing.plan_change_quote(uuid, text, timestamptz) fr
  */
 create function billing.provider_action(p_sub public.subscriptions, p_at_cycle_end boolean)
 returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_sub.provider = 'razorpay' and p_sub.provider_subscription_id is not null then
+begin
+  return case when p_sub.provider = 'razorpay' and p_sub.provider_subscription_id is not null then
     pg_catalog.jsonb_build_object('provider', 'razorpay', 'action', 'cancel_subscription',
                                   'provider_subscription_id', p_sub.provider_subscription_id,
                                   'cancel_at_cycle_end', p_at_cycle_end)
-  end
+  end;
+end;
 $$;
 revoke execute on function billing.provider_action(public.subscriptions, boolean) from public;
 
@@ -387,24 +395,31 @@ revoke execute on function billing.cancel_open_upgrade_orders(uuid, text) from p
 /** Starts a job run in billing.job_runs; returns its id. */
 create function billing.job_started(p_job_name text, p_limit integer)
 returns bigint
-language sql
+language plpgsql
 set search_path = ''
 as $$
+declare
+  v_id bigint;
+begin
   insert into billing.job_runs (job_name, as_of, batch_limit, started_at)
   values (p_job_name, billing.now(), p_limit, pg_catalog.clock_timestamp())
-  returning id
+  returning id into v_id;
+  return v_id;
+end;
 $$;
 revoke execute on function billing.job_started(text, integer) from public;
 
 /** Ends a job run: rows changed, or the error. */
 create function billing.job_finished(p_run_id bigint, p_rows integer, p_error text)
 returns void
-language sql
+language plpgsql
 set search_path = ''
 as $$
+begin
   update billing.job_runs
   set finished_at = pg_catalog.clock_timestamp(), rows_affected = p_rows, error = p_error
-  where id = p_run_id
+  where id = p_run_id;
+end;
 $$;
 revoke execute on function billing.job_finished(bigint, integer, text) from public;
 
@@ -1385,33 +1400,49 @@ revoke execute on function billing.run_job(text, regprocedure, integer) from pub
 /** pg_cron 'billing-expire': see billing.expire_batch. Returns the subscriptions changed. */
 create function billing.job_expire(p_limit integer default 10000)
 returns integer
-language sql
+language plpgsql
 set search_path = ''
-as $$ select billing.run_job('billing-expire', 'billing.expire_batch(integer)', p_limit) $$;
+as $$
+begin
+  return billing.run_job('billing-expire', 'billing.expire_batch(integer)', p_limit);
+end;
+$$;
 revoke execute on function billing.job_expire(integer) from public;
 
 /** pg_cron 'billing-renewal-reminders': see billing.renewal_reminders_batch. Returns the notifications queued. */
 create function billing.job_renewal_reminders(p_limit integer default 10000)
 returns integer
-language sql
+language plpgsql
 set search_path = ''
-as $$ select billing.run_job('billing-renewal-reminders', 'billing.renewal_reminders_batch(integer)', p_limit) $$;
+as $$
+begin
+  return billing.run_job('billing-renewal-reminders', 'billing.renewal_reminders_batch(integer)', p_limit);
+end;
+$$;
 revoke execute on function billing.job_renewal_reminders(integer) from public;
 
 /** pg_cron 'billing-dunning': see billing.dunning_batch. Returns the notifications queued. */
 create function billing.job_dunning(p_limit integer default 10000)
 returns integer
-language sql
+language plpgsql
 set search_path = ''
-as $$ select billing.run_job('billing-dunning', 'billing.dunning_batch(integer)', p_limit) $$;
+as $$
+begin
+  return billing.run_job('billing-dunning', 'billing.dunning_batch(integer)', p_limit);
+end;
+$$;
 revoke execute on function billing.job_dunning(integer) from public;
 
 /** pg_cron 'billing-purge': see billing.purge_batch. Returns the rows deleted. */
 create function billing.job_purge(p_limit integer default 10000)
 returns integer
-language sql
+language plpgsql
 set search_path = ''
-as $$ select billing.run_job('billing-purge', 'billing.purge_batch(integer, interval)', p_limit) $$;
+as $$
+begin
+  return billing.run_job('billing-purge', 'billing.purge_batch(integer, interval)', p_limit);
+end;
+$$;
 revoke execute on function billing.job_purge(integer) from public;
 
 

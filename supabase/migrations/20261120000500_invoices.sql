@@ -55,11 +55,12 @@
  */
 create function billing.gst_state_name(p_code text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case p_code
+begin
+  return case p_code
     when '01' then 'Jammu and Kashmir'
     when '02' then 'Himachal Pradesh'
     when '03' then 'Punjab'
@@ -100,7 +101,8 @@ as $$
     when '38' then 'Ladakh'
     when '97' then 'Other Territory'
     when '99' then 'Centre Jurisdiction'
-  end
+  end;
+end;
 $$;
 revoke execute on function billing.gst_state_name(text) from public;
 grant execute on function billing.gst_state_name(text) to authenticated, service_role;
@@ -188,11 +190,13 @@ grant execute on function billing.gstin_problem(text) to authenticated, service_
 /** True when the GSTIN is valid (format, state code, PAN, entity number, 'Z', check character). */
 create function public.is_valid_gstin(p_gstin text)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select p_gstin is not null and billing.gstin_problem(p_gstin) is null
+begin
+  return p_gstin is not null and billing.gstin_problem(p_gstin) is null;
+end;
 $$;
 revoke execute on function public.is_valid_gstin(text) from public;
 grant execute on function public.is_valid_gstin(text) to authenticated, service_role;
@@ -200,11 +204,13 @@ grant execute on function public.is_valid_gstin(text) to authenticated, service_
 /** round_half_up(p_numerator / p_denominator) for a non-negative numerator and a positive denominator. */
 create function billing.div_round_half_up(p_numerator numeric, p_denominator numeric)
 returns bigint
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select pg_catalog.div(2 * p_numerator + p_denominator, 2 * p_denominator)::bigint
+begin
+  return pg_catalog.div(2 * p_numerator + p_denominator, 2 * p_denominator)::bigint;
+end;
 $$;
 revoke execute on function billing.div_round_half_up(numeric, numeric) from public;
 grant execute on function billing.div_round_half_up(numeric, numeric) to service_role;
@@ -297,12 +303,14 @@ grant execute on function billing.amount_in_words(bigint) to authenticated, serv
 /** The financial year (1 April to 31 March, Asia/Kolkata) a moment falls in, by its first year: 2026 for 2026-27. */
 create function billing.financial_year(p_at timestamptz)
 returns integer
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select (pg_catalog.date_part('year', p_at at time zone 'Asia/Kolkata')
-          - case when pg_catalog.date_part('month', p_at at time zone 'Asia/Kolkata') < 4 then 1 else 0 end)::integer
+begin
+  return (pg_catalog.date_part('year', p_at at time zone 'Asia/Kolkata')
+          - case when pg_catalog.date_part('month', p_at at time zone 'Asia/Kolkata') < 4 then 1 else 0 end)::integer;
+end;
 $$;
 revoke execute on function billing.financial_year(timestamptz) from public;
 grant execute on function billing.financial_year(timestamptz) to authenticated, service_role;
@@ -310,11 +318,13 @@ grant execute on function billing.financial_year(timestamptz) to authenticated, 
 /** A financial year's short label: 2026 -> '26-27'. */
 create function billing.financial_year_label(p_financial_year integer)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select pg_catalog.lpad((p_financial_year % 100)::text, 2, '0') || '-' || pg_catalog.lpad(((p_financial_year + 1) % 100)::text, 2, '0')
+begin
+  return pg_catalog.lpad((p_financial_year % 100)::text, 2, '0') || '-' || pg_catalog.lpad(((p_financial_year + 1) % 100)::text, 2, '0');
+end;
 $$;
 revoke execute on function billing.financial_year_label(integer) from public;
 grant execute on function billing.financial_year_label(integer) to authenticated, service_role;
@@ -804,15 +814,20 @@ create trigger orders_quote_tax
  */
 create function billing.next_serial(p_series text, p_financial_year integer)
 returns bigint
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
+declare
+  v_serial bigint;
+begin
   insert into billing.invoice_counters as c (series, financial_year, last_number)
   values (p_series, p_financial_year, 1)
   on conflict (series, financial_year)
     do update set last_number = c.last_number + 1, updated_at = pg_catalog.now()
-  returning c.last_number
+  returning c.last_number into v_serial;
+  return v_serial;
+end;
 $$;
 revoke execute on function billing.next_serial(text, integer) from public;
 

@@ -124,11 +124,13 @@ alter table public.ai_cache enable row level security;
  */
 create function billing.ai_rate_metric(p_user_id uuid)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select 'ai_requests_u_' || pg_catalog.replace(p_user_id::text, '-', '')
+begin
+  return 'ai_requests_u_' || pg_catalog.replace(p_user_id::text, '-', '');
+end;
 $$;
 revoke execute on function billing.ai_rate_metric(uuid) from public;
 grant execute on function billing.ai_rate_metric(uuid) to service_role;
@@ -136,11 +138,13 @@ grant execute on function billing.ai_rate_metric(uuid) to service_role;
 /** Whole seconds from p_now until p_at, at least 1: a denial's retry-after or a window's reset. */
 create function billing.ai_seconds_until(p_at timestamptz, p_now timestamptz)
 returns integer
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select greatest(1, pg_catalog.ceil(extract(epoch from p_at - p_now)))::integer
+begin
+  return greatest(1, pg_catalog.ceil(extract(epoch from p_at - p_now)))::integer;
+end;
 $$;
 revoke execute on function billing.ai_seconds_until(timestamptz, timestamptz) from public;
 grant execute on function billing.ai_seconds_until(timestamptz, timestamptz) to service_role;
@@ -643,17 +647,25 @@ grant execute on function billing.ai_purge_cache(integer) to service_role;
  */
 create function billing.job_ai_release_stale_reservations(p_limit integer default 1000)
 returns integer
-language sql
+language plpgsql
 set search_path = ''
-as $$ select billing.run_job('ai-release-stale-reservations', 'billing.ai_release_stale_reservations(integer)', p_limit) $$;
+as $$
+begin
+  return billing.run_job('ai-release-stale-reservations', 'billing.ai_release_stale_reservations(integer)', p_limit);
+end;
+$$;
 revoke execute on function billing.job_ai_release_stale_reservations(integer) from public;
 
 /** pg_cron 'ai-purge-cache': one batch of billing.ai_purge_cache, logged the same way. */
 create function billing.job_ai_purge_cache(p_limit integer default 10000)
 returns integer
-language sql
+language plpgsql
 set search_path = ''
-as $$ select billing.run_job('ai-purge-cache', 'billing.ai_purge_cache(integer)', p_limit) $$;
+as $$
+begin
+  return billing.run_job('ai-purge-cache', 'billing.ai_purge_cache(integer)', p_limit);
+end;
+$$;
 revoke execute on function billing.job_ai_purge_cache(integer) from public;
 
 -- cron.schedule upserts by job name, so running this migration again changes nothing. Where
