@@ -2,13 +2,14 @@
 // half of them duplicates (each payment.captured event is delivered twice, the two copies at
 // about the same time, as Razorpay's retries race their originals). Reports deliveries per
 // second and latency percentiles as the provider sees them (HTTP round trip), then checks in the
-// database that every payment was applied exactly once. Target: p99 < 100 ms.
+// database that every payment was applied exactly once. Beside it, the floor: the same
+// deliveries with a forged signature, which the server rejects before any SQL. Target: p99 < 100 ms.
 import crypto from "node:crypto";
 import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { percentile, printTable } from "./lib.mjs";
+import { fmt, percentile, printTable } from "./lib.mjs";
 
 const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
 const CONCURRENCY = 32;
@@ -84,28 +85,48 @@ export default async function webhooks(db) {
       send({ body: warmBody, signature: warmSignature, eventId: `evt_warmup_${i}` })
     ));
 
-    const results = [];
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (next < deliveries.length) results.push(await send(deliveries[next++]));
-    }));
-    const seconds = (performance.now() - started) / 1000;
+    const deliver = async (list) => {
+      const results = [];
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+        while (next < list.length) results.push(await send(list[next++]));
+      }));
+      const seconds = (performance.now() - started) / 1000;
+      const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
+      return { results, latencies, perSecond: Math.round(results.length / seconds) };
+    };
+    const row = (name, run, extra) => {
+      const statuses = {};
+      for (const r of run.results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      return {
+        run: name,
+        deliveries: run.results.length,
+        statuses: Object.entries(statuses).map(([k, v]) => `${k}: ${v}`).join(", "),
+        ...extra,
+        "per second": run.perSecond,
+        "p50 ms": fmt(percentile(run.latencies, 50), 1),
+        "p99 ms": fmt(percentile(run.latencies, 99), 1),
+        "max ms": fmt(run.latencies.at(-1), 1),
+      };
+    };
 
-    const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
+    // The floor: the same deliveries with one signature byte changed. The server reads the body
+    // and checks the HMAC, then answers 401 without touching the database: what HTTP and the
+    // signature check cost on this machine, beside the full path.
+    const forged = deliveries.map((d) => ({ ...d, signature: (d.signature[0] === "0" ? "1" : "0") + d.signature.slice(1) }));
+    const floor = await deliver(forged);
+    const { results, latencies, perSecond } = await deliver(deliveries);
     const count = (result) => results.filter((r) => r.result === result).length;
     const p99 = percentile(latencies, 99);
-    printTable(`Razorpay webhooks through the functions server (${CONCURRENCY} in flight, half duplicates)`, [{
-      deliveries: results.length,
-      "non-2xx": results.filter((r) => r.status !== 200).length,
-      applied: count("applied"),
-      duplicate: count("duplicate"),
-      "per second": Math.round(results.length / seconds),
-      "p50 ms": latencies.length ? percentile(latencies, 50).toFixed(1) : "-",
-      "p99 ms": latencies.length ? p99.toFixed(1) : "-",
-      "max ms": latencies.length ? latencies[latencies.length - 1].toFixed(1) : "-",
-      "p99 < 100 ms": p99 < 100 ? "yes" : "NO",
-    }]);
+    printTable(`Razorpay webhooks through the functions server (${CONCURRENCY} in flight, half duplicates)`, [
+      row("forged signature: 401, no SQL (floor)", floor, { applied: 0, duplicate: 0 }),
+      row("signed: applied, or duplicate", { results, latencies, perSecond }, {
+        applied: count("applied"),
+        duplicate: count("duplicate"),
+      }),
+    ]);
+    console.log(`\np99 of signed deliveries: ${fmt(p99, 1)} ms (target < 100 ms: ${p99 < 100 ? "met" : "NOT met"})`);
 
     const [check] = await sql`select
       (select count(*)::int from public.webhook_events where event_id like 'evt_bench_%') as webhook_events,

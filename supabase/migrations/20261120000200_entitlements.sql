@@ -213,7 +213,8 @@ grant execute on function billing.effective_plan(uuid, timestamptz) to authentic
 
 /**
  * Who may read an organization's entitlements: its members, service_role, and roles that bypass
- * RLS anyway (a DBA in the SQL editor). Others get an error, never another tenant's data.
+ * RLS anyway (a DBA in the SQL editor). Others, and everyone for an organization that does not
+ * exist, get the same error, so nothing leaks about other tenants.
  */
 create function billing.require_reader(p_organization_id uuid)
 returns void
@@ -221,14 +222,21 @@ language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  v_ok boolean;
 begin
   if p_organization_id is null then
     raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
   end if;
-  if not (auth.role() = 'service_role'
-          or pg_catalog.current_setting('is_superuser') = 'on'
-          or billing.is_member(p_organization_id)
-          or exists (select 1 from pg_catalog.pg_roles r where r.rolname = current_user and r.rolbypassrls)) then
+  -- A membership implies the organization exists (foreign key); the privileged ask the table.
+  if auth.role() = 'service_role' or pg_catalog.current_setting('is_superuser') = 'on' then
+    v_ok := exists (select 1 from public.organizations o where o.id = p_organization_id);
+  else
+    v_ok := billing.is_member(p_organization_id)
+            or (exists (select 1 from pg_catalog.pg_roles r where r.rolname = current_user and r.rolbypassrls)
+                and exists (select 1 from public.organizations o where o.id = p_organization_id));
+  end if;
+  if not v_ok then
     raise exception 'not a member of organization %', p_organization_id
       using errcode = 'insufficient_privilege';
   end if;
@@ -388,11 +396,6 @@ declare
 begin
   perform billing.require_reader(p_organization_id);
   e := billing.effective_plan(p_organization_id, billing.now());
-  if e.organization_id is null then
-    -- The same error as for a foreign organization, so nothing leaks.
-    raise exception 'not a member of organization %', p_organization_id
-      using errcode = 'insufficient_privilege';
-  end if;
   return pg_catalog.jsonb_build_object(
     'organization_id', e.organization_id,
     'plan_code', e.plan_code,
@@ -415,8 +418,12 @@ language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  e record;
 begin
-  return public.get_entitlements(p_organization_id) ->> 'tier';
+  perform billing.require_reader(p_organization_id);
+  e := billing.effective_plan(p_organization_id, billing.now());
+  return coalesce(e.tier, 'free');
 end;
 $$;
 revoke execute on function public.effective_tier(uuid) from public;
