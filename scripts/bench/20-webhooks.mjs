@@ -9,7 +9,7 @@ import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { fmt, percentile, printTable } from "./lib.mjs";
+import { dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
 
 const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
 const CONCURRENCY = 32;
@@ -20,7 +20,7 @@ export default async function webhooks(db) {
   const { env, providers } = await startLocalStack({
     db,
     keys,
-    extraEnv: { SUPABILL_DB_POOL_SIZE: String(CONCURRENCY) },
+    extraEnv: { SUPABILL_DB_POOL_SIZE: String(dbPoolSize()) },
   });
   const url = `${env.SUPABASE_URL}/functions/v1/razorpay-webhook`;
 

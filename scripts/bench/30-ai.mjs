@@ -8,7 +8,7 @@ import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys, userToken } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { fmt, percentile, printTable } from "./lib.mjs";
+import { dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
 
 const REQUESTS = Number(process.env.BENCH_AI_REQUESTS ?? 3000);
 const CLIENTS = 50;
@@ -41,7 +41,7 @@ export default async function ai(db) {
   const { env, providers, fakesUrl: fakes } = await startLocalStack({
     db,
     keys,
-    extraEnv: { SUPABILL_DB_POOL_SIZE: String(CLIENTS) },
+    extraEnv: { SUPABILL_DB_POOL_SIZE: String(dbPoolSize()) },
   });
 
   const sql = postgres(db.url, { max: 2, prepare: false, onnotice: () => {} });

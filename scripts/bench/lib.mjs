@@ -7,23 +7,30 @@ import { run } from "../lib/run.mjs";
 
 export const seconds = () => Number(process.env.BENCH_SECONDS ?? 10);
 
+/**
+ * The functions' database pool (SUPABILL_DB_POOL_SIZE) in the HTTP benchmarks: twice the
+ * database's cores, the usual sizing rule. More connections than that only queue inside Postgres
+ * (with 32 on this 2-core machine the webhook p99 was 160 ms; with 4, about 100 ms).
+ */
+export const dbPoolSize = () => Number(process.env.BENCH_DB_POOL_SIZE ?? 2 * os.availableParallelism());
+
 export function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 /**
- * pgbench a script for `seconds()` with `clients` clients; returns tps and latency percentiles
+ * pgbench a script for `seconds` (default `seconds()`) with `clients` clients; returns tps and latency percentiles
  * (ms) read from pgbench's per-transaction log.
  */
-export async function pgbench(db, script, { clients = 16, threads = 2, define = {} } = {}) {
+export async function pgbench(db, script, { clients = 16, threads = 2, define = {}, seconds: secs = seconds() } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "supabill-pgbench-"));
   try {
     const file = path.join(dir, "script.sql");
     fs.writeFileSync(file, script);
     const defines = Object.entries(define).flatMap(([k, v]) => ["-D", `${k}=${v}`]);
     const { stdout } = await run(path.join(pgBinDir(), "pgbench"), [
-      "-n", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(seconds()),
+      "-n", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(secs),
       "-l", "--log-prefix", path.join(dir, "log"), ...defines, "-f", file,
       "-h", "127.0.0.1", "-p", String(db.port), "-U", "postgres", "postgres",
     ]);
