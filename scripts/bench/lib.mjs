@@ -20,17 +20,22 @@ export function percentile(sorted, p) {
 }
 
 /**
- * pgbench a script for `seconds` (default `seconds()`) with `clients` clients; returns tps and latency percentiles
- * (ms) read from pgbench's per-transaction log.
+ * pgbench a script for `seconds` (default `seconds()`) with `clients` clients, in protocol `mode`
+ * (extended: parsed and planned per call; prepared: as PostgREST and most drivers send them);
+ * returns tps and latency percentiles (ms) read from pgbench's per-transaction log.
  */
-export async function pgbench(db, script, { clients = 16, threads = 2, define = {}, seconds: secs = seconds() } = {}) {
+export async function pgbench(
+  db,
+  script,
+  { clients = 16, threads = 2, define = {}, seconds: secs = seconds(), mode = "extended" } = {},
+) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "supabill-pgbench-"));
   try {
     const file = path.join(dir, "script.sql");
     fs.writeFileSync(file, script);
     const defines = Object.entries(define).flatMap(([k, v]) => ["-D", `${k}=${v}`]);
     const { stdout } = await run(path.join(pgBinDir(), "pgbench"), [
-      "-n", "-M", "extended", "-c", String(clients), "-j", String(threads), "-T", String(secs),
+      "-n", "-M", mode, "-c", String(clients), "-j", String(threads), "-T", String(secs),
       "-l", "--log-prefix", path.join(dir, "log"), ...defines, "-f", file,
       "-h", "127.0.0.1", "-p", String(db.port), "-U", "postgres", "postgres",
     ]);
