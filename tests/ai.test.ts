@@ -25,11 +25,12 @@ interface Tenant {
   token: string;
 }
 
-/** A fresh organization with an owner, on an active plan with the given features. */
+/** A fresh organization with an owner, on an active plan with the given features (and room for 10 members). */
 async function tenant(features: Json): Promise<Tenant> {
   const code = `t_ai_${rand()}`;
+  const plan = { max_members: 10, ...features };
   const [{ id: planId }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
-    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify(features)}::text::jsonb) returning id`;
+    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify(plan)}::text::jsonb) returning id`;
   const [{ id: org }] = await sql`insert into public.organizations (name) values (${code}) returning id`;
   await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
     values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;

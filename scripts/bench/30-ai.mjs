@@ -55,6 +55,7 @@ export default async function ai(db) {
                 ai_prompts_per_day: null,
                 groq_tokens_per_month: null,
                 ai_models: [MODEL],
+                max_members: 10,
               })}::text::jsonb)`;
     await sql`insert into public.organizations (id, name) values (${org}, 'Bench AI org')`;
     await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)

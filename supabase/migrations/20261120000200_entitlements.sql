@@ -711,3 +711,9 @@ revoke execute on function billing.enforce_max_count() from public;
 create trigger watchlists_max_count
   before insert or update of organization_id on public.watchlists
   for each row execute function billing.enforce_max_count('max_watchlists');
+
+-- The plan's max_members (every seed plan sets it; free allows 1, the owner who created the
+-- organization). Members already there stay when a plan with a lower limit takes effect.
+create trigger organization_members_max_count
+  before insert or update of organization_id on public.organization_members
+  for each row execute function billing.enforce_max_count('max_members');

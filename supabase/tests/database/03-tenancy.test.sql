@@ -3,7 +3,10 @@
 -- test clock, and the function hygiene rules (search_path, EXECUTE grants).
 begin;
 set local search_path = public, extensions;
-select plan(67);
+-- Fixtures below put several members in free organizations; the member limit (free allows 1)
+-- is tested at the end of this file.
+update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select plan(75);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -472,6 +475,70 @@ set local billing.now = '';
 select is(billing.now(), now(), 'billing.now() falls back to now() when the setting is emptied');
 
 -- -------------------------------------------------------------------------------------------------
+-- max_members: the plan in effect limits an organization's members
+-- -------------------------------------------------------------------------------------------------
+
+-- Back to the seed's free plan: one member, the owner who created the organization.
+update public.billing_plans set features = features || '{"max_members": 1}' where tier = 'free';
+select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select public.create_organization('Limited org');
+select pg_temp.as_postgres();
+insert into ten select 'limited', o.id from public.organizations o where o.name = 'Limited org';
+select is(
+  (select count(*)::int from public.organization_members where organization_id = (select id from ten where key = 'limited')),
+  1,
+  'the creator of a free organization is its one member'
+);
+select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select throws_ok(
+  format($$select public.add_organization_member(%L, 'b2222222-0000-4000-8000-000000000002')$$,
+         (select id from ten where key = 'limited')),
+  '23514', 'max_members limit reached: the plan allows 1 and the organization has 1',
+  'the free plan refuses a second member, with a message naming the limit'
+);
+select pg_temp.as_postgres();
+select is(
+  (select count(*)::int from public.organization_members where organization_id = (select id from ten where key = 'limited')),
+  1,
+  'the refused member was not added'
+);
+-- A paid plan with three members: three fit, the fourth is refused.
+insert into public.billing_plans (id, code, name, tier, price_cents, features)
+values ('b2222222-0000-4000-8000-0000000000a3', 'ten_team', 'Team', 'basic', 49900, '{"max_members": 3}');
+insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
+values ((select id from ten where key = 'limited'), 'b2222222-0000-4000-8000-0000000000a3', 'active',
+        now() - interval '1 day', now() + interval '29 days');
+select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select lives_ok(
+  format($$select public.add_organization_member(%1$L, 'b2222222-0000-4000-8000-000000000002');
+           select public.add_organization_member(%1$L, 'b2222222-0000-4000-8000-000000000003')$$,
+         (select id from ten where key = 'limited')),
+  'a plan with max_members 3 takes the second and third member'
+);
+select throws_ok(
+  format($$select public.add_organization_member(%L, 'b2222222-0000-4000-8000-000000000004')$$,
+         (select id from ten where key = 'limited')),
+  '23514', 'max_members limit reached: the plan allows 3 and the organization has 3',
+  'and refuses the fourth'
+);
+select pg_temp.as_postgres();
+-- The subscription ends: the free plan applies again, and the members already there stay.
+update public.subscriptions set status = 'expired', ended_at = now()
+where organization_id = (select id from ten where key = 'limited');
+select is(
+  (select count(*)::int from public.organization_members where organization_id = (select id from ten where key = 'limited')),
+  3,
+  'members stay when a plan with a lower limit takes effect'
+);
+select throws_ok(
+  format($$insert into public.organization_members (organization_id, user_id, role)
+           values (%L, 'b2222222-0000-4000-8000-000000000004', 'member')$$,
+         (select id from ten where key = 'limited')),
+  '23514', 'max_members limit reached: the plan allows 1 and the organization has 3',
+  'but no one is added past the limit, not even by a direct insert as the table owner'
+);
+
+-- -------------------------------------------------------------------------------------------------
 -- Function hygiene: every function in public and billing pins search_path and is not
 -- executable by PUBLIC.
 -- -------------------------------------------------------------------------------------------------
@@ -487,6 +554,12 @@ select is_empty(
     where p.pronamespace in ('public'::regnamespace, 'billing'::regnamespace)
       and (p.proacl is null or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0 and a.privilege_type = 'EXECUTE'))$$,
   'no function in public or billing is executable by PUBLIC'
+);
+select is_empty(
+  $$select p.oid::regprocedure::text from pg_catalog.pg_proc p
+    where p.pronamespace in ('public'::regnamespace, 'billing'::regnamespace)
+      and p.prolang = (select l.oid from pg_catalog.pg_language l where l.lanname = 'sql')$$,
+  'no function in public or billing is sql-language (with SET search_path it would be planned on every call)'
 );
 select is(
   (select provolatile::text from pg_catalog.pg_proc where oid = 'billing.now()'::regprocedure),

@@ -5,6 +5,9 @@
 -- notifications outbox, and bad inputs.
 begin;
 set local search_path = public, extensions;
+-- These fixtures put several members in free organizations; the member limit (free allows 1)
+-- has its own tests in 03-tenancy.
+update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
 select plan(166);
 
 -- -------------------------------------------------------------------------------------------------
