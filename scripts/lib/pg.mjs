@@ -120,7 +120,7 @@ export class Cluster {
       `-p ${this.port}`,
       `-k ${this.dir}`,
       "-c listen_addresses=127.0.0.1",
-      "-c shared_preload_libraries=pg_cron",
+      "-c shared_preload_libraries=pg_cron,plpgsql_check",
       "-c cron.database_name=postgres",
       "-c max_connections=200",
       "-c fsync=off",
