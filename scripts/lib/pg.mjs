@@ -120,6 +120,8 @@ export class Cluster {
       `-p ${this.port}`,
       `-k ${this.dir}`,
       "-c listen_addresses=127.0.0.1",
+      // As Supabase's own Postgres image preloads them. plpgsql_check's hooks make every plpgsql
+      // statement dearer (see the README's Benchmarks); kept so the figures match hosted projects.
       "-c shared_preload_libraries=pg_cron,plpgsql_check",
       "-c cron.database_name=postgres",
       "-c max_connections=200",
