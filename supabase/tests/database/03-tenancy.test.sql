@@ -1,6 +1,7 @@
 -- Tenancy and catalog rules: organization RPCs (owners, admins, the last owner), plan features
 -- validation, the free plan, one live subscription per organization, immutable audit logs, the
--- test clock, and the function hygiene rules (search_path, EXECUTE grants).
+-- test clock, the plan's max_members, and the function hygiene rules (search_path, EXECUTE
+-- grants, no sql-language functions).
 begin;
 set local search_path = public, extensions;
 -- Fixtures below put several members in free organizations; the member limit (free allows 1)
