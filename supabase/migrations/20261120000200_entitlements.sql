@@ -667,10 +667,13 @@ grant execute on function public.release_usage(uuid, text) to service_role;
 
 /**
  * Trigger for app tables with an organization_id: refuses an insert (or a move to another
- * organization) that would take the organization past the count limit TG_ARGV[0] (e.g. 'max_watchlists') of its plan in effect.
- * A plan without the key allows none. Inserts for one organization and table
- * serialize on an advisory lock, so concurrent inserts never pass the limit.
- *   create trigger watchlists_max_count before insert or update of organization_id on public.watchlists
+ * organization) that takes the organization past the count limit TG_ARGV[0] (e.g.
+ * 'max_watchlists') of its plan in effect. A plan without the key allows none. An AFTER row
+ * trigger, so it sees only rows really written: an insert that ON CONFLICT skips, or that a
+ * unique key refuses with its own error, is not counted, and an update that leaves the row in
+ * its organization never passes. Writes for one organization and table serialize on an
+ * advisory lock, so concurrent inserts never pass the limit.
+ *   create trigger watchlists_max_count after insert or update of organization_id on public.watchlists
  *     for each row execute function billing.enforce_max_count('max_watchlists');
  * Security definer: counts every row of the organization, which the inserting user's RLS may hide.
  */
@@ -697,23 +700,25 @@ begin
   v_limit := coalesce((v_features ->> v_key)::bigint, 0);
   perform pg_catalog.pg_advisory_xact_lock(
     pg_catalog.hashtextextended(tg_table_schema || '.' || tg_table_name || ':' || new.organization_id::text, 0));
+  -- The count includes this row: it has been written.
   execute pg_catalog.format('select count(*) from %I.%I where organization_id = $1', tg_table_schema, tg_table_name)
     into v_count using new.organization_id;
-  if v_count >= v_limit then
-    raise exception '% limit reached: the plan allows % and the organization has %', v_key, v_limit, v_count
+  if v_count > v_limit then
+    raise exception '% limit reached: the plan allows % and the organization has %', v_key, v_limit, v_count - 1
       using errcode = 'check_violation', hint = 'Upgrade the plan to add more.';
   end if;
-  return new;
+  return null;
 end;
 $$;
 revoke execute on function billing.enforce_max_count() from public;
 
 create trigger watchlists_max_count
-  before insert or update of organization_id on public.watchlists
+  after insert or update of organization_id on public.watchlists
   for each row execute function billing.enforce_max_count('max_watchlists');
 
 -- The plan's max_members (every seed plan sets it; free allows 1, the owner who created the
--- organization). Members already there stay when a plan with a lower limit takes effect.
+-- organization, so the free plan must allow at least 1). Members already there stay when a plan
+-- with a lower limit takes effect.
 create trigger organization_members_max_count
-  before insert or update of organization_id on public.organization_members
+  after insert or update of organization_id on public.organization_members
   for each row execute function billing.enforce_max_count('max_members');

@@ -7,7 +7,7 @@ set local search_path = public, extensions;
 -- Fixtures below put several members in free organizations; the member limit (free allows 1)
 -- is tested at the end of this file.
 update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
-select plan(75);
+select plan(78);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -497,11 +497,28 @@ select throws_ok(
   '23514', 'max_members limit reached: the plan allows 1 and the organization has 1',
   'the free plan refuses a second member, with a message naming the limit'
 );
+select throws_ok(
+  format($$select public.add_organization_member(%L, 'b2222222-0000-4000-8000-000000000001')$$,
+         (select id from ten where key = 'limited')),
+  '23505', 'user b2222222-0000-4000-8000-000000000001 is already a member of the organization',
+  'adding an existing member to a full organization says so, not that the limit is reached'
+);
 select pg_temp.as_postgres();
 select is(
   (select count(*)::int from public.organization_members where organization_id = (select id from ten where key = 'limited')),
   1,
   'the refused member was not added'
+);
+select lives_ok(
+  format($$insert into public.organization_members (organization_id, user_id, role)
+           values (%L, 'b2222222-0000-4000-8000-000000000001', 'owner') on conflict do nothing$$,
+         (select id from ten where key = 'limited')),
+  'an insert that ON CONFLICT skips is not counted (the seed can run again)'
+);
+select lives_ok(
+  format($$update public.organization_members set organization_id = organization_id where organization_id = %L$$,
+         (select id from ten where key = 'limited')),
+  'an update that leaves members in their full organization passes'
 );
 -- A paid plan with three members: three fit, the fourth is refused.
 insert into public.billing_plans (id, code, name, tier, price_cents, features)

@@ -1,7 +1,7 @@
 -- Entitlements computed on read and atomic usage counting, driven by the test clock.
 begin;
 set local search_path = public, extensions;
-select plan(86);
+select plan(88);
 
 -- Fixture: a paid plan with several windows for one metric, an organization in IST, its owner,
 -- and an outsider.
@@ -120,6 +120,13 @@ reset role;
 select set_config('request.jwt.claims', '', true);
 select throws_ok($$select public.get_entitlements('e4000000-0000-4000-8000-00000000ffff')$$, '42501', null,
   'an unknown organization gets the same error as a foreign one');
+set local role service_role;
+select set_config('request.jwt.claims', '{"role":"service_role"}', true);
+select is(public.effective_tier('e4000000-0000-4000-8000-0000000000a1'), 'pro', 'service_role reads any organization''s tier');
+select throws_ok($$select public.effective_tier('e4000000-0000-4000-8000-00000000ffff')$$, '42501', null,
+  'service_role gets the same error for an organization that does not exist');
+reset role;
+select set_config('request.jwt.claims', '', true);
 
 -- ------------------------------------------------------------------------------------------------
 -- increment_usage
