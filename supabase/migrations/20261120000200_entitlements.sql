@@ -212,9 +212,10 @@ revoke execute on function billing.effective_plan(uuid, timestamptz) from public
 grant execute on function billing.effective_plan(uuid, timestamptz) to authenticated, service_role;
 
 /**
- * Who may read an organization's entitlements: its members, service_role, and roles that bypass
- * RLS anyway (a DBA in the SQL editor). Others, and everyone for an organization that does not
- * exist, get the same error, so nothing leaks about other tenants.
+ * Who may read an organization's entitlements: its members, and roles that row level security
+ * does not apply to anyway (service_role, the table owner, a DBA in the SQL editor). Others, and
+ * everyone for an organization that does not exist, get the same error, so nothing leaks about
+ * other tenants.
  */
 create function billing.require_reader(p_organization_id uuid)
 returns void
@@ -228,13 +229,11 @@ begin
   if p_organization_id is null then
     raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
   end if;
-  -- A membership implies the organization exists (foreign key); the privileged ask the table.
-  if auth.role() = 'service_role' or pg_catalog.current_setting('is_superuser') = 'on' then
-    v_ok := exists (select 1 from public.organizations o where o.id = p_organization_id);
+  if pg_catalog.row_security_active('public.organizations') then
+    -- A membership implies the organization exists (foreign key).
+    v_ok := billing.is_member(p_organization_id);
   else
-    v_ok := billing.is_member(p_organization_id)
-            or (exists (select 1 from pg_catalog.pg_roles r where r.rolname = current_user and r.rolbypassrls)
-                and exists (select 1 from public.organizations o where o.id = p_organization_id));
+    v_ok := exists (select 1 from public.organizations o where o.id = p_organization_id);
   end if;
   if not v_ok then
     raise exception 'not a member of organization %', p_organization_id
