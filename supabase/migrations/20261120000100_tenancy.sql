@@ -102,18 +102,28 @@ end;
 $$;
 revoke execute on function billing.check_timezone() from public;
 
-/** Makes an audit table append-only: UPDATE, DELETE and TRUNCATE raise for every role. */
-create function billing.reject_audit_change()
+/**
+ * Makes a table append-only: UPDATE, DELETE and TRUNCATE raise for every role. The error says
+ * what the rows are (TG_ARGV[0], default 'is an append-only audit log') and, when given, how to
+ * correct one instead (TG_ARGV[1], the hint). The audit logs here and the issued GST documents
+ * of the invoices migration use it.
+ */
+create function billing.reject_change()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_message text := pg_catalog.format('%s.%s %s: %s is not allowed', tg_table_schema, tg_table_name,
+                                      coalesce(tg_argv[0], 'is an append-only audit log'), tg_op);
 begin
-  raise exception '%.% is an append-only audit log: % is not allowed', tg_table_schema, tg_table_name, tg_op
-    using errcode = 'insufficient_privilege';
+  if tg_argv[1] is null then
+    raise exception using message = v_message, errcode = 'insufficient_privilege';
+  end if;
+  raise exception using message = v_message, errcode = 'insufficient_privilege', hint = tg_argv[1];
 end;
 $$;
-revoke execute on function billing.reject_audit_change() from public;
+revoke execute on function billing.reject_change() from public;
 
 -- -------------------------------------------------------------------------------------------------
 -- billing_settings
@@ -495,11 +505,11 @@ alter table public.subscription_history enable row level security;
 
 create trigger subscription_history_immutable
   before update or delete on public.subscription_history
-  for each row execute function billing.reject_audit_change();
+  for each row execute function billing.reject_change();
 
 create trigger subscription_history_no_truncate
   before truncate on public.subscription_history
-  for each statement execute function billing.reject_audit_change();
+  for each statement execute function billing.reject_change();
 
 -- -------------------------------------------------------------------------------------------------
 -- orders
@@ -584,11 +594,11 @@ alter table public.payment_events enable row level security;
 
 create trigger payment_events_immutable
   before update or delete on public.payment_events
-  for each row execute function billing.reject_audit_change();
+  for each row execute function billing.reject_change();
 
 create trigger payment_events_no_truncate
   before truncate on public.payment_events
-  for each statement execute function billing.reject_audit_change();
+  for each statement execute function billing.reject_change();
 
 -- -------------------------------------------------------------------------------------------------
 -- webhook_events

@@ -431,22 +431,9 @@ alter table public.orders
 -- =================================================================================================
 
 -- -------------------------------------------------------------------------------------------------
--- Trigger functions for issued documents
+-- Trigger functions for issued documents (issued invoices, their lines and credit notes are
+-- immutable through billing.reject_change of the tenancy migration)
 -- -------------------------------------------------------------------------------------------------
-
-/** Issued invoices, their lines and credit notes are immutable: UPDATE, DELETE and TRUNCATE raise for every role. */
-create function billing.reject_issued_document_change()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  raise exception '%.% rows are issued tax documents and cannot be changed: % is not allowed', tg_table_schema, tg_table_name, tg_op
-    using errcode = 'insufficient_privilege',
-          hint = 'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).';
-end;
-$$;
-revoke execute on function billing.reject_issued_document_change() from public;
 
 /**
  * Refuses an INSERT that does not come from the issuing functions (which set the transaction-local
@@ -548,11 +535,13 @@ create trigger invoices_require_issuing_function
 
 create trigger invoices_immutable
   before update or delete on public.invoices
-  for each row execute function billing.reject_issued_document_change();
+  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
 
 create trigger invoices_no_truncate
   before truncate on public.invoices
-  for each statement execute function billing.reject_issued_document_change();
+  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
 
 -- -------------------------------------------------------------------------------------------------
 -- invoice_lines (immutable)
@@ -597,11 +586,13 @@ create trigger invoice_lines_require_issuing_function
 
 create trigger invoice_lines_immutable
   before update or delete on public.invoice_lines
-  for each row execute function billing.reject_issued_document_change();
+  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
 
 create trigger invoice_lines_no_truncate
   before truncate on public.invoice_lines
-  for each statement execute function billing.reject_issued_document_change();
+  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
 
 -- -------------------------------------------------------------------------------------------------
 -- credit_notes (immutable)
@@ -649,11 +640,13 @@ create trigger credit_notes_require_issuing_function
 
 create trigger credit_notes_immutable
   before update or delete on public.credit_notes
-  for each row execute function billing.reject_issued_document_change();
+  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
 
 create trigger credit_notes_no_truncate
   before truncate on public.credit_notes
-  for each statement execute function billing.reject_issued_document_change();
+  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
 
 
 -- =================================================================================================
