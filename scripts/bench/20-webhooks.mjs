@@ -9,7 +9,7 @@ import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
+import { closedLoop, dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
 
 const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
 const CONCURRENCY = 32;
@@ -64,7 +64,6 @@ export default async function webhooks(db) {
     }
 
     const send = async (d) => {
-      const started = performance.now();
       const res = await fetch(url, {
         method: "POST",
         headers: {
@@ -75,7 +74,7 @@ export default async function webhooks(db) {
         body: d.body,
       });
       const answer = await res.json();
-      return { ms: performance.now() - started, status: res.status, result: answer.result };
+      return { status: res.status, result: answer.result };
     };
 
     // Warm up the connection pool and the server: signed events of a type we do not handle.
@@ -85,43 +84,30 @@ export default async function webhooks(db) {
       send({ body: warmBody, signature: warmSignature, eventId: `evt_warmup_${i}` })
     ));
 
-    const deliver = async (list) => {
-      const results = [];
-      let next = 0;
-      const started = performance.now();
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        while (next < list.length) results.push(await send(list[next++]));
-      }));
-      const seconds = (performance.now() - started) / 1000;
-      const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
-      return { results, latencies, perSecond: Math.round(results.length / seconds) };
-    };
-    const row = (name, run, extra) => {
-      const statuses = {};
-      for (const r of run.results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      return {
-        run: name,
-        deliveries: run.results.length,
-        statuses: Object.entries(statuses).map(([k, v]) => `${k}: ${v}`).join(", "),
-        ...extra,
-        "per second": run.perSecond,
-        "p50 ms": fmt(percentile(run.latencies, 50), 1),
-        "p99 ms": fmt(percentile(run.latencies, 99), 1),
-        "max ms": fmt(run.latencies.at(-1), 1),
-      };
-    };
+    const deliver = (list) => closedLoop(list.length, CONCURRENCY, (i) => send(list[i]));
+    const row = (name, run, extra) => ({
+      run: name,
+      deliveries: run.results.length,
+      statuses: Object.entries(run.statuses).map(([k, v]) => `${k}: ${v}`).join(", "),
+      ...extra,
+      "per second": Math.round(run.perSecond),
+      "p50 ms": fmt(percentile(run.latencies, 50), 1),
+      "p99 ms": fmt(percentile(run.latencies, 99), 1),
+      "max ms": fmt(run.latencies.at(-1), 1),
+    });
 
     // The floor: the same deliveries with one signature byte changed. The server reads the body
     // and checks the HMAC, then answers 401 without touching the database: what HTTP and the
     // signature check cost on this machine, beside the full path.
     const forged = deliveries.map((d) => ({ ...d, signature: (d.signature[0] === "0" ? "1" : "0") + d.signature.slice(1) }));
     const floor = await deliver(forged);
-    const { results, latencies, perSecond } = await deliver(deliveries);
+    const signed = await deliver(deliveries);
+    const { results, latencies } = signed;
     const count = (result) => results.filter((r) => r.result === result).length;
     const p99 = percentile(latencies, 99);
     printTable(`Razorpay webhooks through the functions server (${CONCURRENCY} in flight, half duplicates)`, [
       row("forged signature: 401, no SQL (floor)", floor, { applied: 0, duplicate: 0 }),
-      row("signed: applied, or duplicate", { results, latencies, perSecond }, {
+      row("signed: applied, or duplicate", signed, {
         applied: count("applied"),
         duplicate: count("duplicate"),
       }),

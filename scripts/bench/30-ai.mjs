@@ -8,33 +8,20 @@ import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys, userToken } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
+import { closedLoop, dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
 
 const REQUESTS = Number(process.env.BENCH_AI_REQUESTS ?? 3000);
 const CLIENTS = 50;
 const UPSTREAM_MS = Number(process.env.BENCH_AI_UPSTREAM_MS ?? 100);
 const MODEL = "llama-3.1-8b-instant";
 
-/** `total` requests from `clients` concurrent loops; latencies in ms, sorted, and the statuses seen. */
-async function load(total, clients, send) {
-  const latencies = [];
-  const statuses = {};
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (next < total) {
-      const i = next++;
-      const t0 = performance.now();
-      const res = await send(i);
-      await res.arrayBuffer();
-      latencies.push(performance.now() - t0);
-      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-    }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { latencies, statuses, rps: total / seconds };
-}
+/** `total` requests from `clients` concurrent loops, each answer read whole. */
+const load = (total, clients, send) =>
+  closedLoop(total, clients, async (i) => {
+    const res = await send(i);
+    await res.arrayBuffer();
+    return { status: res.status };
+  });
 
 export default async function ai(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
@@ -105,7 +92,7 @@ export default async function ai(db) {
     path: name,
     requests: r.latencies.length,
     statuses: Object.entries(r.statuses).map(([s, n]) => `${s}x${n}`).join(" "),
-    "req/s": fmt(r.rps, 0),
+    "req/s": fmt(r.perSecond, 0),
     "p50 ms": fmt(p(r, 50)),
     "p99 ms": fmt(p(r, 99)),
     "added p50 ms": added ? fmt(p(r, 50) - p(base, 50)) : "-",

@@ -55,6 +55,32 @@ export async function pgbench(
   }
 }
 
+/**
+ * A closed-loop load: `clients` concurrent loops call `call(i)` for i = 0 .. total - 1, each call
+ * as soon as the loop's previous one answered. Returns what the calls returned, their latencies
+ * in ms (sorted), the HTTP statuses seen (for calls that return `{status}`) and calls per second.
+ */
+export async function closedLoop(total, clients, call) {
+  const results = [];
+  const latencies = [];
+  const statuses = {};
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < total) {
+      const i = next++;
+      const t0 = performance.now();
+      const result = await call(i);
+      latencies.push(performance.now() - t0);
+      results.push(result);
+      if (result?.status !== undefined) statuses[result.status] = (statuses[result.status] ?? 0) + 1;
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { results, latencies, statuses, perSecond: total / seconds };
+}
+
 export function printTable(title, rows) {
   const keys = Object.keys(rows[0]);
   const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
