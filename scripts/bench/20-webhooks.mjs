@@ -9,7 +9,7 @@ import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { closedLoop, dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
+import { closedLoop, dbPoolSize, fmt, percentile, post, printTable } from "./lib.mjs";
 
 const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
 const CONCURRENCY = 32;
@@ -64,17 +64,12 @@ export default async function webhooks(db) {
     }
 
     const send = async (d) => {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-razorpay-signature": d.signature,
-          "x-razorpay-event-id": d.eventId,
-        },
-        body: d.body,
-      });
-      const answer = await res.json();
-      return { status: res.status, result: answer.result };
+      const res = await post(url, {
+        "content-type": "application/json",
+        "x-razorpay-signature": d.signature,
+        "x-razorpay-event-id": d.eventId,
+      }, d.body);
+      return { status: res.status, result: JSON.parse(res.text).result };
     };
 
     // Warm up the connection pool and the server: signed events of a type we do not handle.
