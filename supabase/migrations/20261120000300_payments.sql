@@ -100,26 +100,6 @@ create trigger provider_subscription_states_touch_updated_at
 -- 3. Helper functions
 -- =================================================================================================
 
-/**
- * True when a function named p_name exists in schema billing (any argument list): used to call
- * functions of later migrations (issue_invoice, issue_credit_note) only once they are installed.
- */
-create function billing.function_exists(p_name text)
-returns boolean
-language plpgsql
-stable
-set search_path = ''
-as $$
-begin
-  return exists (
-    select 1 from pg_catalog.pg_proc p
-    where p.pronamespace = 'billing'::regnamespace and p.proname = p_name
-  );
-end;
-$$;
-revoke execute on function billing.function_exists(text) from public;
-grant execute on function billing.function_exists(text) to service_role;
-
 /** One billing period of a plan interval. */
 create function billing.interval_length(p_interval public.billing_interval)
 returns interval
@@ -252,13 +232,14 @@ revoke execute on function billing.validate_payment_event(jsonb) from public;
 grant execute on function billing.validate_payment_event(jsonb) to service_role;
 
 /**
- * Issues the invoice for a paid order (and, with p_refund_amount_cents, a credit note for a
- * refund of it) when the invoices migration is installed. Never fails the payment: an error
- * (say, the seller's details are not set yet) comes back in `error` and the caller records it in
- * webhook_events.last_error; issue_invoice is idempotent per order, so an operator can issue the
- * invoice later. Returns nulls when billing.issue_invoice does not exist (yet).
+ * The hook through which a paid order gets its tax invoice (and, with p_refund_amount_cents, a
+ * refund its credit note). Here it issues nothing: the invoices migration (20261120000500)
+ * replaces it with the function that does, so payments work before and after that migration
+ * with no check at run time. Its contract, for any replacement: never fail the payment; an error
+ * (say, the seller's details are not set yet) comes back in `error`, which the caller records in
+ * webhook_events.last_error.
  */
-create function billing.issue_documents_if_installed(
+create function billing.issue_documents(
   p_order_id uuid,
   p_payment_event_id uuid,
   p_refund_amount_cents bigint default null,
@@ -272,26 +253,13 @@ language plpgsql
 set search_path = ''
 as $$
 begin
-  if p_order_id is null or not billing.function_exists('issue_invoice') then
-    return;
-  end if;
-  begin
-    execute 'select billing.issue_invoice($1, $2)' into invoice_id using p_order_id, p_payment_event_id;
-    if p_refund_amount_cents is not null and invoice_id is not null and billing.function_exists('issue_credit_note') then
-      execute 'select billing.issue_credit_note($1, $2, $3, $4)' into credit_note_id
-        using invoice_id, p_refund_amount_cents, p_refund_reason, p_refund_event_id;
-    end if;
-  exception
-    when others then
-      invoice_id := null;
-      credit_note_id := null;
-      error := pg_catalog.format('%s not issued: %s', case when p_refund_amount_cents is null then 'invoice'
-                                                           else 'credit note' end, sqlerrm);
-  end;
+  invoice_id := null;
+  credit_note_id := null;
+  error := null;
 end;
 $$;
-revoke execute on function billing.issue_documents_if_installed(uuid, uuid, bigint, text, uuid) from public;
-grant execute on function billing.issue_documents_if_installed(uuid, uuid, bigint, text, uuid) to service_role;
+revoke execute on function billing.issue_documents(uuid, uuid, bigint, text, uuid) from public;
+grant execute on function billing.issue_documents(uuid, uuid, bigint, text, uuid) to service_role;
 
 /**
  * Moves our subscription row to what the provider's latest status means (see
@@ -580,7 +548,7 @@ begin
   end if;
 
   select d.invoice_id, d.error into v_invoice_id, v_invoice_error
-  from billing.issue_documents_if_installed(v_order.id, v_payment_event_id) d;
+  from billing.issue_documents(v_order.id, v_payment_event_id) d;
 
   select * into v_sub from public.subscriptions s where s.id = v_sub.id;
   return pg_catalog.jsonb_build_object(
@@ -685,7 +653,7 @@ grant execute on function billing.provider_status_of_event(text) to service_role
  * for one order are applied one at a time), checks amount and currency against it, and applies:
  *   payments captured (PayU success; Razorpay payment.captured, order.paid, subscription.charged,
  *     invoice.paid): payment_events 'captured' once per provider payment, order paid, subscription
- *     started or extended, subscription_history, billing.issue_invoice when installed;
+ *     started or extended, subscription_history, the invoice (billing.issue_documents);
  *   payments failed: payment_events 'failed', order failed unless already paid;
  *   payment.authorized / PayU pending: recorded, the order stays open;
  *   refund.processed: payment_events 'refunded' against the captured payment, credit note;
@@ -832,7 +800,7 @@ begin
         else
           select d.invoice_id, d.credit_note_id, coalesce(v_error || '; ' || d.error, v_error, d.error)
           into v_invoice_id, v_credit_note_id, v_error
-          from billing.issue_documents_if_installed(v_cap.order_id, v_cap.id, v_amount,
+          from billing.issue_documents(v_cap.order_id, v_cap.id, v_amount,
                  pg_catalog.format('%s refund %s', v_provider, v_refund_id), v_payment_event_id) d;
           v_result := pg_catalog.jsonb_build_object('result', 'applied', 'payment_event_id', v_payment_event_id,
                                                     'invoice_id', v_invoice_id, 'credit_note_id', v_credit_note_id);

@@ -1114,6 +1114,45 @@ $$;
 revoke execute on function billing.issue_credit_note(uuid, bigint, text, uuid, text) from public;
 grant execute on function billing.issue_credit_note(uuid, bigint, text, uuid, text) to service_role;
 
+/**
+ * The payments migration's hook, now issuing: the invoice of a paid order and, with
+ * p_refund_amount_cents, a credit note for a refund of it. Never fails the payment: an error
+ * (say, the seller's details are not set yet) comes back in `error` and apply_payment_event
+ * records it in webhook_events.last_error; issue_invoice is idempotent per order, so an operator
+ * can issue the invoice later.
+ */
+create or replace function billing.issue_documents(
+  p_order_id uuid,
+  p_payment_event_id uuid,
+  p_refund_amount_cents bigint default null,
+  p_refund_reason text default null,
+  p_refund_event_id uuid default null,
+  out invoice_id uuid,
+  out credit_note_id uuid,
+  out error text
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_order_id is null then
+    return;
+  end if;
+  begin
+    invoice_id := billing.issue_invoice(p_order_id, p_payment_event_id);
+    if p_refund_amount_cents is not null and invoice_id is not null then
+      credit_note_id := billing.issue_credit_note(invoice_id, p_refund_amount_cents, p_refund_reason, p_refund_event_id);
+    end if;
+  exception
+    when others then
+      invoice_id := null;
+      credit_note_id := null;
+      error := pg_catalog.format('%s not issued: %s', case when p_refund_amount_cents is null then 'invoice'
+                                                           else 'credit note' end, sqlerrm);
+  end;
+end;
+$$;
+
 
 -- =================================================================================================
 -- 5. Policies
