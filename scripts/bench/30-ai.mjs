@@ -8,20 +8,13 @@ import path from "node:path";
 import postgres from "postgres";
 import { loadOrCreateKeys, userToken } from "../lib/keys.mjs";
 import { startLocalStack } from "../lib/stack.mjs";
-import { closedLoop, dbPoolSize, fmt, percentile, printTable } from "./lib.mjs";
+import { closedLoop, dbPoolSize, fmt, percentile, post, printTable } from "./lib.mjs";
 
 const REQUESTS = Number(process.env.BENCH_AI_REQUESTS ?? 3000);
 const CLIENTS = 50;
 const UPSTREAM_MS = Number(process.env.BENCH_AI_UPSTREAM_MS ?? 100);
 const MODEL = "llama-3.1-8b-instant";
 
-/** `total` requests from `clients` concurrent loops, each answer read whole. */
-const load = (total, clients, send) =>
-  closedLoop(total, clients, async (i) => {
-    const res = await send(i);
-    await res.arrayBuffer();
-    return { status: res.status };
-  });
 
 export default async function ai(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
@@ -62,30 +55,29 @@ export default async function ai(db) {
   const body = (i, tag) =>
     JSON.stringify({ model: MODEL, messages: [{ role: "user", content: `Bench question ${tag} ${i}` }], max_tokens: 64 });
   const direct = (tag) => (i) =>
-    fetch(`${fakes}/openai/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${providers.GROQ_API_KEY}` },
-      body: body(i, tag),
-    });
+    post(`${fakes}/openai/v1/chat/completions`, {
+      "content-type": "application/json",
+      authorization: `Bearer ${providers.GROQ_API_KEY}`,
+    }, body(i, tag));
   const gateway = (tag) => (i) =>
-    fetch(`${env.SUPABASE_URL}/functions/v1/ai-chat`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "x-organization-id": org },
-      body: body(i, tag),
-    });
+    post(`${env.SUPABASE_URL}/functions/v1/ai-chat`, {
+      "content-type": "application/json",
+      authorization: `Bearer ${token}`,
+      "x-organization-id": org,
+    }, body(i, tag));
 
   // Warm up both paths (connections, JIT), then measure.
-  await load(200, CLIENTS, direct("warm"));
-  await load(200, CLIENTS, gateway("warm"));
-  const floor = await load(REQUESTS, CLIENTS, direct("d"));
-  const miss = await load(REQUESTS, CLIENTS, gateway("g"));
+  await closedLoop(200, CLIENTS, direct("warm"));
+  await closedLoop(200, CLIENTS, gateway("warm"));
+  const floor = await closedLoop(REQUESTS, CLIENTS, direct("d"));
+  const miss = await closedLoop(REQUESTS, CLIENTS, gateway("g"));
   // Cache hits: one request answered once, then asked REQUESTS times (the upstream is not called).
-  await load(1, 1, gateway("hot"));
-  const hit = await load(REQUESTS, CLIENTS, () => gateway("hot")(0));
+  await closedLoop(1, 1, gateway("hot"));
+  const hit = await closedLoop(REQUESTS, CLIENTS, () => gateway("hot")(0));
   // The same with one client at a time: what the gateway adds to a request when the machine is
   // not saturated by 50 clients, the client, the functions server and Postgres sharing 2 cores.
-  const floor1 = await load(300, 1, direct("d1"));
-  const miss1 = await load(300, 1, gateway("g1"));
+  const floor1 = await closedLoop(300, 1, direct("d1"));
+  const miss1 = await closedLoop(300, 1, gateway("g1"));
 
   const p = (r, q) => percentile(r.latencies, q);
   const row = (name, r, added, base = floor) => ({
