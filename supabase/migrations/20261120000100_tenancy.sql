@@ -606,7 +606,9 @@ create trigger payment_events_no_truncate
 
 /**
  * Every provider webhook delivery, recorded once per (provider, event_id): the exactly-once
- * guard. service_role only; never exposed to anon or signed-in users.
+ * guard. Each is applied in the transaction that records it (public.apply_payment_event), so
+ * processed_at is set from the start; last_error says what was not applied, and why.
+ * service_role only; never exposed to anon or signed-in users.
  */
 create table public.webhook_events (
   id uuid primary key default gen_random_uuid(),
@@ -621,9 +623,6 @@ create table public.webhook_events (
   created_at timestamptz not null default now(),
   constraint webhook_events_provider_event_unique unique (provider, event_id)
 );
-/** Deliveries still to (re)process, oldest first. */
-create index webhook_events_unprocessed_idx on public.webhook_events (received_at)
-  where processed_at is null;
 grant select, insert, update, delete on public.webhook_events to service_role;
 alter table public.webhook_events enable row level security;
 

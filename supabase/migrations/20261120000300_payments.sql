@@ -705,10 +705,12 @@ begin
   v_payment_id := p_event ->> 'provider_payment_id';
   v_psid := p_event ->> 'provider_subscription_id';
 
-  -- 1. Record the delivery once. A duplicate (also a concurrent one, which waits here for the
-  --    first to commit) is acknowledged without effect.
-  insert into public.webhook_events (provider, event_id, event_type, payload, received_at, attempts)
-  values (v_provider, v_event_id, v_type, p_event, v_now, 1)
+  -- 1. Record the delivery once, already marked processed: it is applied in this transaction, so
+  --    nobody ever sees it unprocessed (a failure rolls the record back with the rest, and the
+  --    provider's retry starts again); later steps only add last_error. A duplicate (also a
+  --    concurrent one, which waits here for the first to commit) is acknowledged without effect.
+  insert into public.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts)
+  values (v_provider, v_event_id, v_type, p_event, v_now, v_now, 1)
   on conflict (provider, event_id) do nothing
   returning id into v_webhook_id;
   if v_webhook_id is null then
@@ -735,7 +737,6 @@ begin
   end;
 
   if v_action is null then
-    update public.webhook_events w set processed_at = v_now where w.id = v_webhook_id;
     return pg_catalog.jsonb_build_object('result', 'ignored', 'webhook_event_id', v_webhook_id,
                                          'reason', pg_catalog.format('event type %s is not handled', v_type));
   end if;
@@ -808,7 +809,7 @@ begin
         v_result := v_result || pg_catalog.jsonb_build_object('order_id', v_order.id, 'order_status', v_order.status);
       end if;
     end if;
-    update public.webhook_events w set processed_at = v_now, last_error = v_error where w.id = v_webhook_id;
+    update public.webhook_events w set last_error = v_error where w.id = v_webhook_id and v_error is not null;
     return pg_catalog.jsonb_strip_nulls(v_result || pg_catalog.jsonb_build_object('webhook_event_id', v_webhook_id));
   end if;
 
@@ -819,7 +820,7 @@ begin
     v_error := pg_catalog.format('no order matches %s event %s (order_ref %s, provider order %s, subscription %s)',
                                  v_provider, v_event_id, coalesce(p_event ->> 'order_ref', '-'),
                                  coalesce(p_event ->> 'provider_order_id', '-'), coalesce(v_psid, '-'));
-    update public.webhook_events w set processed_at = v_now, last_error = v_error where w.id = v_webhook_id;
+    update public.webhook_events w set last_error = v_error where w.id = v_webhook_id and v_error is not null;
     return pg_catalog.jsonb_build_object('result', 'unmatched', 'webhook_event_id', v_webhook_id, 'reason', v_error);
   end if;
   select * into v_order from public.orders o where o.id = v_order.id for update;
@@ -934,8 +935,8 @@ begin
     end if;
   end if;
 
-  -- 6. Done: mark the delivery processed and answer with where things stand.
-  update public.webhook_events w set processed_at = v_now, last_error = v_error where w.id = v_webhook_id;
+  -- 6. Done: note what went wrong, if anything, on the delivery and answer with where things stand.
+  update public.webhook_events w set last_error = v_error where w.id = v_webhook_id and v_error is not null;
   select * into v_order from public.orders o where o.id = coalesce((v_result ->> 'order_id')::uuid, v_order.id);
   if v_sub.id is null then
     select * into v_sub from public.subscriptions s
