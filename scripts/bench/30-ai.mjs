@@ -15,7 +15,6 @@ const CLIENTS = 50;
 const UPSTREAM_MS = Number(process.env.BENCH_AI_UPSTREAM_MS ?? 100);
 const MODEL = "llama-3.1-8b-instant";
 
-
 export default async function ai(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
   const { env, providers, fakesUrl: fakes } = await startLocalStack({
