@@ -248,6 +248,19 @@ Deno.test("hmacSha256Hex output is what the Razorpay SDK's node:crypto HMAC expe
   }
 });
 
+Deno.test("hmacSha256Hex keeps each secret's key apart when secrets take turns (imported keys are reused)", async () => {
+  // Two secrets one character apart, in turns, then 20 more secrets (past the cache's 16) and the
+  // first two again: every signature is the SDK's for that secret and message.
+  const secrets = ["whsec_rotation_new", "whsec_rotation_nex", ...Array.from({ length: 20 }, (_, i) => `s${i}`)];
+  const order = [0, 1, 0, 1, ...secrets.map((_, i) => i), 1, 0];
+  for (const [n, i] of order.entries()) {
+    const msg = `{"event":"payment.captured","n":${n}}`;
+    const ours = await hmacSha256Hex(secrets[i], msg);
+    assert.equal(Razorpay.validateWebhookSignature(msg, ours, secrets[i]), true, show({ secret: secrets[i], msg }));
+    if (i < 2) assert.equal(Razorpay.validateWebhookSignature(msg, ours, secrets[1 - i]), false);
+  }
+});
+
 Deno.test("timingSafeEqual is true only for identical strings or bytes", () => {
   assert.equal(timingSafeEqual("abc", "abc"), true);
   assert.equal(timingSafeEqual("", ""), true);

@@ -7,7 +7,7 @@ set local search_path = public, extensions;
 -- These fixtures put several members in free organizations; the member limit (free allows 1)
 -- has its own tests in 03-tenancy.
 update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
-select plan(108);
+select plan(110);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -540,6 +540,11 @@ select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_i1:mih_i1:success', 'payment.
 select is((select row(status, current_period_end)::text from pg_temp.sub_of('c5000000-0000-4000-8000-000000000012')),
   row('active'::subscription_status, '2026-08-01 00:00+05:30'::timestamptz)::text,
   'inside the default 3-day grace the month is added to the period end, not to now');
+
+-- Every delivery above was applied in the transaction that recorded it.
+select ok((select count(*) > 20 from public.webhook_events), 'the deliveries above are recorded');
+select is((select count(*)::int from public.webhook_events where processed_at is distinct from received_at), 0,
+  'every recorded delivery is marked processed, at the time it was received (the same transaction)');
 
 select * from finish();
 rollback;
