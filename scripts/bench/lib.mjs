@@ -103,6 +103,8 @@ export function post(url, headers, body) {
       res.on("error", reject);
     });
     req.on("error", reject);
+    // A request that hangs fails the run instead of stalling it (fetch gave up after 300 s).
+    req.setTimeout(30_000, () => req.destroy(new Error(`no answer from ${url} within 30 s`)));
     req.end(body);
   });
 }
