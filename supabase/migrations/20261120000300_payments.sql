@@ -375,6 +375,7 @@ declare
   v_invoice_error text;
   v_timezone text;
   v_paid_at timestamptz := coalesce(p_event_at, billing.now());
+  v_ended boolean;
 begin
   select * into v_plan from public.billing_plans p where p.id = v_order.plan_id;
   v_grace := billing.grace_interval();
@@ -400,35 +401,11 @@ begin
   if v_sub.id is null and v_order.subscription_id is not null and v_order.kind in ('upgrade', 'renewal') then
     select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id for update;
   end if;
-  if v_sub.id is not null and v_sub.status in ('canceled', 'expired')
-     and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz) then
-    insert into public.payment_events
-      (organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status, method, details, occurred_at)
-    values
-      (v_order.organization_id, v_order.id, v_order.provider, v_payment_id,
-       (p_event ->> 'amount_paise')::bigint, p_event ->> 'currency', 'captured', p_event ->> 'method',
-       pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
-                                     'provider_order_id', p_event ->> 'provider_order_id',
-                                     'provider_subscription_id', v_psid,
-                                     'not_applied', 'subscription ended before the payment'),
-       v_paid_at)
-    on conflict (provider, provider_payment_id, status) where status <> 'refunded' do nothing
-    returning id into v_payment_event_id;
-    return pg_catalog.jsonb_build_object(
-      'result', 'recorded',
-      'reason', pg_catalog.format('payment for an ended subscription (%s since %s): refund or reactivate', v_sub.status,
-                                  coalesce(v_sub.ended_at, v_sub.canceled_at)),
-      'payment_event_id', v_payment_event_id,
-      'order_id', v_order.id,
-      'order_status', v_order.status,
-      'subscription_id', v_sub.id,
-      'subscription_status', v_sub.status,
-      'current_period_end', v_sub.current_period_end);
-  end if;
-  v_sub := null;
+  v_ended := v_sub.id is not null and v_sub.status in ('canceled', 'expired')
+             and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz);
 
   -- A later charge of a provider subscription whose first order is paid: a renewal order.
-  if v_order.status = 'paid' and v_psid is not null then
+  if not v_ended and v_order.status = 'paid' and v_psid is not null then
     insert into public.orders
       (organization_id, plan_id, subscription_id, provider, provider_subscription_id, kind,
        amount_cents, currency, status, metadata)
@@ -446,14 +423,29 @@ begin
      (p_event ->> 'amount_paise')::bigint, p_event ->> 'currency', 'captured', p_event ->> 'method',
      pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
                                    'provider_order_id', p_event ->> 'provider_order_id',
-                                   'provider_subscription_id', v_psid),
-     coalesce(p_event_at, v_now))
+                                   'provider_subscription_id', v_psid)
+       || case when v_ended then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
+               else '{}'::jsonb end,
+     v_paid_at)
   on conflict (provider, provider_payment_id, status) where status <> 'refunded' do nothing
   returning id into v_payment_event_id;
+  if v_ended then
+    return pg_catalog.jsonb_build_object(
+      'result', 'recorded',
+      'reason', pg_catalog.format('payment for an ended subscription (%s since %s): refund or reactivate', v_sub.status,
+                                  coalesce(v_sub.ended_at, v_sub.canceled_at)),
+      'payment_event_id', v_payment_event_id,
+      'order_id', v_order.id,
+      'order_status', v_order.status,
+      'subscription_id', v_sub.id,
+      'subscription_status', v_sub.status,
+      'current_period_end', v_sub.current_period_end);
+  end if;
   if v_payment_event_id is null then
     -- Unreachable while callers hold the order lock; kept as the last guard.
     raise exception 'payment % was recorded concurrently', v_payment_id using errcode = 'serialization_failure';
   end if;
+  v_sub := null;
 
   if v_order.status = 'paid' then
     -- A second payment for a one-time order that is already paid: recorded, nothing extended.

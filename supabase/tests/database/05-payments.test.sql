@@ -7,7 +7,7 @@ set local search_path = public, extensions;
 -- These fixtures put several members in free organizations; the member limit (free allows 1)
 -- has its own tests in 03-tenancy.
 update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
-select plan(110);
+select plan(112);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -511,6 +511,10 @@ select is((select row((select count(*) from public.subscription_history where or
   '(0,0)', 'no history row claims a renewal and no renewal order is made');
 select is((select status from public.payment_events where provider_payment_id = 'pay_g2'), 'captured',
   'the money is recorded as captured, for a refund');
+select is((select details ->> 'not_applied' from public.payment_events where provider_payment_id = 'pay_g2'),
+  'subscription ended before the payment', 'and its row says it was not applied');
+select is((select details ->> 'not_applied' from public.payment_events where provider_payment_id = 'pay_g1'),
+  null, 'a charge that was applied carries no such mark');
 select ok((select last_error like 'payment for an ended subscription%' from public.webhook_events where event_id = 'evt_g2'),
   'and the reason is in webhook_events.last_error');
 
