@@ -3,7 +3,8 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import * as jose from "npm:jose@6.2.17";
 import { verifyJwt } from "../supabase/functions/_shared/auth.ts";
-import { type EnvGetter, HttpError } from "../supabase/functions/_shared/http.ts";
+import type { EnvGetter } from "../supabase/functions/_shared/http.ts";
+import { codeOf } from "./helpers.ts";
 
 async function es256Key() {
   const { privateKey, publicKey } = await jose.generateKeyPair("ES256", { extractable: true });
@@ -16,15 +17,6 @@ const envOf = (values: Record<string, string>): EnvGetter => (name) => values[na
 
 function claims(sub = crypto.randomUUID()) {
   return new jose.SignJWT({ sub, role: "authenticated", aud: "authenticated" }).setIssuedAt();
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    return e instanceof HttpError ? `${e.status} ${e.code}` : `error ${(e as Error).message}`;
-  }
 }
 
 Deno.test("a token verified (and cached) under one JWKS is rejected once SUPABASE_JWKS no longer has its key", async () => {

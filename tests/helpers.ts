@@ -2,6 +2,7 @@
 // connection to the test database for setup and assertions, and token minting.
 import postgres from "npm:postgres@3.4.9";
 import * as jose from "npm:jose@6.2.17";
+import { HttpError } from "../supabase/functions/_shared/http.ts";
 
 export function env(name: string): string {
   const value = Deno.env.get(name);
@@ -36,4 +37,14 @@ export async function createUser(sql: postgres.Sql, email = `${crypto.randomUUID
   const [{ id }] = await sql`insert into auth.users (id, email, role, aud)
     values (gen_random_uuid(), ${email}, 'authenticated', 'authenticated') returning id`;
   return id;
+}
+
+/** How a promise settles, as a comparable string: "ok", "<status> <code>" for an HttpError, else "error <message>". */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "ok";
+  } catch (e) {
+    return e instanceof HttpError ? `${e.status} ${e.code}` : `error ${(e as Error).message}`;
+  }
 }

@@ -1,6 +1,7 @@
 // _shared/http.ts in-process: the body cap holds for chunked bodies without a content-length.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { HttpError, readJson, readText } from "../supabase/functions/_shared/http.ts";
+import { readJson, readText } from "../supabase/functions/_shared/http.ts";
+import { codeOf } from "./helpers.ts";
 
 /** A body of `chunks` chunks of `size` bytes that then never ends (unless `end`). */
 function stalling(chunks: number, size: number, end = false) {
@@ -23,15 +24,6 @@ function stalling(chunks: number, size: number, end = false) {
 
 const request = (body: ReadableStream<Uint8Array>) =>
   new Request("http://local/x", { method: "POST", body, headers: { "content-type": "text/plain" } });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    return e instanceof HttpError ? `${e.status} ${e.code}` : `error ${(e as Error).message}`;
-  }
-}
 
 Deno.test("readText refuses a chunked body with 413 as soon as it passes the cap, without waiting for its end", async () => {
   const body = stalling(10, 1024);
