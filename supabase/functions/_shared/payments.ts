@@ -17,9 +17,6 @@ import {
 /** The functions' env (the same getter as auth.ts and ai.ts use). */
 export const env = denoEnv;
 
-/** Kept here for the payment functions that import it from this module; defined in db.ts. */
-export { sqlError };
-
 /** What public.apply_payment_event answers (keys present when they apply). */
 export interface ApplyResult {
   result: "applied" | "duplicate" | "ignored" | "recorded" | "mismatch" | "unmatched";

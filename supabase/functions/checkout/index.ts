@@ -18,9 +18,9 @@
 // with public.change_plan) | recurring_subscription_exists (a Razorpay subscription checkout is
 // open, or one renews already), 422 provider_not_configured, 502/504 upstream_*.
 import { requireUser } from "../_shared/auth.ts";
-import { asService, asUser } from "../_shared/db.ts";
+import { asService, asUser, sqlError } from "../_shared/db.ts";
 import { handle, HttpError, json, readJson } from "../_shared/http.ts";
-import { env, providerHttpError, sqlError, uuidField } from "../_shared/payments.ts";
+import { env, providerHttpError, uuidField } from "../_shared/payments.ts";
 import { createPayuCheckout, payuConfig } from "../_shared/providers/payu.ts";
 import { createRazorpayCheckout } from "../_shared/providers/razorpay.ts";
 import { requireEnv } from "../_shared/providers/types.ts";
