@@ -146,8 +146,11 @@ insert into public.subscriptions
 -- -------------------------------------------------------------------------------------------------
 
 create extension if not exists dblink with schema extensions;
+-- lock_timeout is only a safety net against a session left hanging (a deadlock is found within
+-- deadlock_timeout): 60 s, since this VM can stall for seconds and change_plan must still be
+-- waiting when the payment ends.
 create function pg_temp.dsn() returns text language sql as $$
-  select format('host=127.0.0.1 port=%s dbname=%s user=postgres password=postgres options=''-c lock_timeout=5s''',
+  select format('host=127.0.0.1 port=%s dbname=%s user=postgres password=postgres options=''-c lock_timeout=60s''',
                 current_setting('port'), current_database()) $$;
 create function pg_temp.lock_fixture_cleanup() returns text language sql as $$
   select dblink_exec(pg_temp.dsn(), $c$
@@ -181,7 +184,7 @@ select * from dblink('lc_change', $c$select set_config('role', 'authenticated', 
 select dblink_send_query('lc_change', $c$select public.change_plan('c5000000-0000-4000-8000-000000000001', 'pro_monthly')::text$c$);
 do $$
 begin
-  for i in 1 .. 200 loop
+  for i in 1 .. 2400 loop  -- at most 60 s; it exits as soon as change_plan waits
     exit when exists (select 1 from pg_stat_activity a
                       where a.wait_event_type = 'Lock' and a.query like '%public.change_plan(%' and a.pid <> pg_backend_pid());
     perform pg_sleep(0.025);
