@@ -19,8 +19,12 @@ function record(name, ok, detail = "") {
   console.log(`${ok ? "ok" : "not ok"} - ${name}${detail ? `\n${detail}` : ""}`);
 }
 
-/** pgTAP over supabase/tests/database with pg_prove; every assertion counts. */
+/**
+ * pgTAP over supabase/tests/database with pg_prove; every assertion counts. First the shared
+ * helper schema `tests` (scripts/sql/test-helpers.sql), on this throwaway database only.
+ */
 async function pgTap(db) {
+  await db.psql(["-f", path.join(root, "scripts", "sql", "test-helpers.sql")]);
   const dir = path.join(root, "supabase", "tests", "database");
   const files = fs.readdirSync(dir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(dir, f));
   const { code, stdout, stderr } = await run("pg_prove", ["-d", db.url, "--timer", ...files], { allowFail: true });

@@ -8,9 +8,7 @@
 -- insert/update/delete -> 'ok' (a row changed), 'none' (nothing changed), 'error' (refused).
 begin;
 set local search_path = public, extensions;
--- These fixtures put several members in free organizations; the member limit (free allows 1)
--- has its own tests in 03-tenancy.
-update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select tests.relax_member_limit();
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture: organization A (owner, admin, member) and organization B, whose owner is the

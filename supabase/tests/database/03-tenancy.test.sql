@@ -6,7 +6,7 @@ begin;
 set local search_path = public, extensions;
 -- Fixtures below put several members in free organizations; the member limit (free allows 1)
 -- is tested at the end of this file.
-update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select tests.relax_member_limit();
 select plan(78);
 
 -- -------------------------------------------------------------------------------------------------
@@ -20,40 +20,6 @@ insert into auth.users (id, email) values
   ('b2222222-0000-4000-8000-000000000004', 'ten-second-owner@test.local'),
   ('b2222222-0000-4000-8000-000000000005', 'ten-stranger@test.local');
 
-/** Act as a signed-in user, the way PostgREST does (role + request.jwt.claims). */
-create function pg_temp.as_user(p_user_id uuid)
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims',
-    json_build_object('sub', p_user_id, 'role', 'authenticated')::text, true);
-end;
-$$;
-
-/** Act as a database role with the claims PostgREST would send for it (no user). */
-create function pg_temp.as_role(p_role text)
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('role', p_role, true);
-  perform set_config('request.jwt.claims', json_build_object('role', p_role)::text, true);
-end;
-$$;
-
-/** Back to the table owner (postgres), with no claims. */
-create function pg_temp.as_postgres()
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
-
 create temp table ten (key text primary key, id uuid) on commit drop;
 grant select on ten to authenticated, service_role;
 
@@ -61,30 +27,30 @@ grant select on ten to authenticated, service_role;
 -- create_organization
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_role('authenticated');
+select tests.as_role('authenticated');
 select throws_ok(
   $$select public.create_organization('Nobody''s org')$$,
   '42501', 'not signed in',
   'create_organization refuses a caller who is not signed in'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select ok(
   not has_function_privilege('anon', 'public.create_organization(text)', 'execute'),
   'anon cannot execute create_organization'
 );
 
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select throws_ok(
   $$select public.create_organization('   ')$$,
   '22023', 'organization name must be 1 to 200 characters',
   'create_organization rejects a blank name'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 create temp table ten_created on commit drop as select public.create_organization('  Tenancy Test Org  ') as id;
-select pg_temp.as_postgres();
+select tests.as_postgres();
 insert into ten select 'org', id from ten_created;
 
 select is(
@@ -104,7 +70,7 @@ select is(
 -- add_organization_member, set_member_role, remove_organization_member
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select lives_ok(
   $$select public.add_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000002', 'admin');
     select public.add_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000003')$$,
@@ -115,7 +81,7 @@ select throws_ok(
   '23505', 'user b2222222-0000-4000-8000-000000000003 is already a member of the organization',
   'adding an existing member is refused'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select is(
   (select role::text from public.organization_members
@@ -125,7 +91,7 @@ select is(
   'add_organization_member defaults the role to member'
 );
 
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000003');
+select tests.as_user('b2222222-0000-4000-8000-000000000003');
 select throws_ok(
   $$select public.add_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000005')$$,
   '42501', 'only owners and admins of the organization can do this',
@@ -136,9 +102,9 @@ select throws_ok(
   '42501', 'only owners and admins of the organization can do this',
   'a plain member cannot promote themselves'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000005');
+select tests.as_user('b2222222-0000-4000-8000-000000000005');
 select throws_ok(
   $$select public.remove_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000003')$$,
   '42501', 'only owners and admins of the organization can do this',
@@ -149,10 +115,10 @@ select throws_ok(
   '42501', 'only owners and admins of the organization can do this',
   'a stranger cannot change roles in another organization'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 -- Admins cannot touch owners.
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000002');
+select tests.as_user('b2222222-0000-4000-8000-000000000002');
 select throws_ok(
   $$select public.add_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000005', 'owner')$$,
   '42501', 'only an owner can add an owner',
@@ -184,15 +150,15 @@ select throws_ok(
   'P0002', 'user b2222222-0000-4000-8000-000000000004 is not a member of the organization',
   'removing someone who is not a member is refused'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 -- A member may leave on their own.
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000005');
+select tests.as_user('b2222222-0000-4000-8000-000000000005');
 select lives_ok(
   $$select public.remove_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000005')$$,
   'a member can leave an organization'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is_empty(
   $$select 1 from public.organization_members
     where organization_id = (select id from ten where key = 'org') and user_id = 'b2222222-0000-4000-8000-000000000005'$$,
@@ -200,7 +166,7 @@ select is_empty(
 );
 
 -- The last owner.
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select throws_ok(
   $$select public.set_member_role((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000001', 'admin')$$,
   '23514', format('cannot remove or demote the last owner of organization %s', (select id from ten where key = 'org')),
@@ -211,7 +177,7 @@ select throws_ok(
   '23514', format('cannot remove or demote the last owner of organization %s', (select id from ten where key = 'org')),
   'the last owner cannot leave'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select throws_ok(
   format($$delete from public.organization_members where organization_id = %L and role = 'owner'$$,
@@ -225,22 +191,22 @@ select throws_ok(
   '23514', format('cannot remove or demote the last owner of organization %s', (select id from ten where key = 'org')),
   'demoting every member at once cannot remove the last owner'
 );
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 select throws_ok(
   format($$delete from public.organization_members where organization_id = %L and user_id = 'b2222222-0000-4000-8000-000000000001'$$,
     (select id from ten where key = 'org')),
   '23514', format('cannot remove or demote the last owner of organization %s', (select id from ten where key = 'org')),
   'service_role cannot delete the last owner directly'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select lives_ok(
   $$select public.add_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000004', 'owner');
     select public.remove_organization_member((select id from ten where key = 'org'), 'b2222222-0000-4000-8000-000000000001')$$,
   'an owner can add a second owner and then leave'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select results_eq(
   format($$select user_id from public.organization_members where organization_id = %L and role = 'owner'$$,
@@ -424,7 +390,7 @@ select throws_ok(
   'the table owner (postgres) cannot truncate payment_events'
 );
 
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 select throws_ok(
   $$update public.subscription_history set reason = 'rewritten'$$,
   '42501', 'public.subscription_history is an append-only audit log: UPDATE is not allowed',
@@ -450,7 +416,7 @@ select lives_ok(
     values ('cccccccc-0000-4000-8000-00000000000c', 'razorpay', 'pay_ten_1', 100, 'INR', 'refunded')$$,
   'service_role can append to payment_events'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select is(
   (select count(*)::integer from public.payment_events where provider_payment_id = 'pay_ten_1'),
@@ -481,16 +447,16 @@ select is(billing.now(), now(), 'billing.now() falls back to now() when the sett
 
 -- Back to the seed's free plan: one member, the owner who created the organization.
 update public.billing_plans set features = features || '{"max_members": 1}' where tier = 'free';
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select public.create_organization('Limited org');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 insert into ten select 'limited', o.id from public.organizations o where o.name = 'Limited org';
 select is(
   (select count(*)::int from public.organization_members where organization_id = (select id from ten where key = 'limited')),
   1,
   'the creator of a free organization is its one member'
 );
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select throws_ok(
   format($$select public.add_organization_member(%L, 'b2222222-0000-4000-8000-000000000002')$$,
          (select id from ten where key = 'limited')),
@@ -503,7 +469,7 @@ select throws_ok(
   '23505', 'user b2222222-0000-4000-8000-000000000001 is already a member of the organization',
   'adding an existing member to a full organization says so, not that the limit is reached'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select count(*)::int from public.organization_members where organization_id = (select id from ten where key = 'limited')),
   1,
@@ -526,7 +492,7 @@ values ('b2222222-0000-4000-8000-0000000000a3', 'ten_team', 'Team', 'basic', 499
 insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
 values ((select id from ten where key = 'limited'), 'b2222222-0000-4000-8000-0000000000a3', 'active',
         now() - interval '1 day', now() + interval '29 days');
-select pg_temp.as_user('b2222222-0000-4000-8000-000000000001');
+select tests.as_user('b2222222-0000-4000-8000-000000000001');
 select lives_ok(
   format($$select public.add_organization_member(%1$L, 'b2222222-0000-4000-8000-000000000002');
            select public.add_organization_member(%1$L, 'b2222222-0000-4000-8000-000000000003')$$,
@@ -539,7 +505,7 @@ select throws_ok(
   '23514', 'max_members limit reached: the plan allows 3 and the organization has 3',
   'and refuses the fourth'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 -- The subscription ends: the free plan applies again, and the members already there stay.
 update public.subscriptions set status = 'expired', ended_at = now()
 where organization_id = (select id from ten where key = 'limited');

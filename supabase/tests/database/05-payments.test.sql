@@ -4,9 +4,7 @@
 -- reconcile_due_orders. The clock is pinned with billing.now.
 begin;
 set local search_path = public, extensions;
--- These fixtures put several members in free organizations; the member limit (free allows 1)
--- has its own tests in 03-tenancy.
-update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select tests.relax_member_limit();
 select plan(112);
 
 -- -------------------------------------------------------------------------------------------------
@@ -73,27 +71,6 @@ insert into public.orders (id, organization_id, plan_id, provider, receipt, prov
   ('c5200000-0000-4000-8000-00000000000b', 'c5000000-0000-4000-8000-000000000012', 'c5100000-0000-4000-8000-000000000001',
    'payu', 'p5_txn_i1', null, null, 50000, 'INR', 'pending');
 
-create function pg_temp.as_user(p_user_id uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', json_build_object('sub', p_user_id, 'role', 'authenticated')::text, true);
-end;
-$$;
-
-create function pg_temp.as_role(p_role text) returns void language plpgsql as $$
-begin
-  perform set_config('role', p_role, true);
-  perform set_config('request.jwt.claims', json_build_object('role', p_role)::text, true);
-end;
-$$;
-
-create function pg_temp.as_postgres() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
-
 /** A normalized event (the shape the Edge Functions send). */
 create function pg_temp.ev(
   p_provider text, p_event_id text, p_type text, p_ref text, p_payment_id text,
@@ -111,9 +88,9 @@ create function pg_temp.apply(p_event jsonb) returns text language plpgsql as $$
 declare
   v_result jsonb;
 begin
-  perform pg_temp.as_role('service_role');
+  perform tests.as_role('service_role');
   v_result := public.apply_payment_event(p_event);
-  perform pg_temp.as_postgres();
+  perform tests.as_postgres();
   return v_result ->> 'result';
 end;
 $$;
@@ -138,13 +115,13 @@ declare
   v_state text;
   v_hint text;
 begin
-  perform pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+  perform tests.as_user('c5555555-0000-4000-8000-000000000001');
   perform public.create_checkout_order(p_org, p_plan, p_provider);
-  perform pg_temp.as_postgres();
+  perform tests.as_postgres();
   return 'ok';
 exception when others then
   get stacked diagnostics v_state = returned_sqlstate, v_hint = pg_exception_hint;
-  perform pg_temp.as_postgres();
+  perform tests.as_postgres();
   return v_state || ' ' || coalesce(nullif(v_hint, ''), '-');
 end;
 $$;
@@ -172,7 +149,7 @@ select ok(not has_function_privilege('authenticated', 'public.attach_provider_ch
 -- Bad input raises a clear error and records nothing
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 select throws_ok($$select public.apply_payment_event('[1]')$$, '22023', 'payment event must be a JSON object',
   'an event that is not an object is refused');
 select throws_ok($$select public.apply_payment_event(pg_temp.ev('stripe', 'e1', 'payment.success', 'x', 'm', 1))$$,
@@ -192,7 +169,7 @@ select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'p
 select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
                      || '{"occurred_at": "yesterday-ish"}')$$,
   '22023', 'payment event: occurred_at must be an ISO 8601 timestamp, got "yesterday-ish"', 'a malformed time is refused');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is((select count(*)::integer from public.webhook_events where event_id = 'e1'), 0,
   'refused events are not recorded');
 
@@ -396,12 +373,12 @@ select is((select row(status, current_period_end)::text from pg_temp.sub_of('c50
 -- Checkout orders
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+select tests.as_user('c5555555-0000-4000-8000-000000000001');
 create temp table p5_checkout on commit drop as
   select * from public.create_checkout_order('c5000000-0000-4000-8000-00000000000f', 'p5_year', 'razorpay');
 create temp table p5_checkout_payu on commit drop as
   select * from public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_month', 'payu');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is((select row(status, amount_cents, currency, razorpay_plan_id, razorpay_total_count, buyer_email)::text from p5_checkout),
   row('created', 500000::bigint, 'INR', 'plan_p5_year', 10, 'f@pay.test')::text,
   'an owner''s Razorpay checkout order waits for its provider subscription, with the plan''s amount and Razorpay plan');
@@ -418,10 +395,10 @@ select ok((select length(receipt) <= 25 from p5_checkout), 'the receipt fits Pay
 -- Checkout never changes plan, and never opens a second Razorpay subscription.
 select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000a', 'p5_year', 'payu'), '55000 use_change_plan',
   'an active subscription on another plan: checkout refuses (55000) and says to use change_plan');
-select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+select tests.as_user('c5555555-0000-4000-8000-000000000001');
 select throws_like($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_year', 'razorpay')$$,
   '%use change_plan%', 'the message names change_plan');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000f', 'p5_year', 'razorpay'), '55000 recurring_subscription_exists',
   'while a Razorpay subscription checkout is open, a second one is refused');
 select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000f', 'p5_month', 'payu'), '55000 recurring_subscription_exists',
@@ -439,16 +416,16 @@ select is(pg_temp.checkout_outcome('c5000000-0000-4000-8000-00000000000d', 'p5_m
   'but after change_plan''s cancel-and-resubscribe (cancel at period end) a new Razorpay subscription may be bought');
 update public.billing_plans set provider_config = '{}' where id = 'c5100000-0000-4000-8000-000000000001';
 
-select pg_temp.as_user('c5555555-0000-4000-8000-000000000002');
+select tests.as_user('c5555555-0000-4000-8000-000000000002');
 select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_month', 'payu')$$,
   '42501', 'only owners and admins of the organization can buy a plan', 'a plain member cannot check out');
-select pg_temp.as_postgres();
-select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+select tests.as_postgres();
+select tests.as_user('c5555555-0000-4000-8000-000000000001');
 select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_retired', 'payu')$$,
   'P0002', 'no active plan "p5_retired"', 'an inactive plan cannot be bought');
 select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_usd', 'payu')$$,
   '55000', 'plan "p5_usd" is in USD: PayU accepts only INR', 'PayU refuses a plan in another currency');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is((select count(*)::integer from public.orders where organization_id = 'c5000000-0000-4000-8000-00000000000a'), 3,
   'refused checkouts create no order (A has its two orders and the renewal checkout)');
 
@@ -458,16 +435,16 @@ select is((select count(*)::integer from public.orders where organization_id = '
 
 update public.orders set created_at = '2026-01-10 11:00+05:30', expires_at = '2026-01-11 11:00+05:30'
 where id = 'c5200000-0000-4000-8000-000000000008';
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 create temp table p5_due on commit drop as select * from public.reconcile_due_orders(100);
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select ok((select bool_or(order_id = 'c5200000-0000-4000-8000-000000000008') from p5_due),
   'a PayU order pending for an hour is due for reconciliation');
 set local billing.now = '2026-01-12 12:00+05:30';
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 select is((select count(*)::integer from public.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 0,
   'once past expires_at it is no longer due');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000008'), 'expired',
   'and it is expired');
 
@@ -478,10 +455,10 @@ select is((select status from public.orders where id = 'c5200000-0000-4000-8000-
 set local billing.now = '2026-01-10 12:00+05:30';
 select is(pg_temp.apply(pg_temp.sub_ev('evt_g1', 'subscription.charged', 'sub_p5g', 10, 'pay_g1')), 'applied',
   'G: the first charge of sub_p5g activates it');
-select pg_temp.as_user('c5555555-0000-4000-8000-000000000001');
+select tests.as_user('c5555555-0000-4000-8000-000000000001');
 select is(public.cancel_subscription('c5000000-0000-4000-8000-000000000010', false) ->> 'result', 'canceled',
   'G''s owner cancels immediately, on our side');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(pg_temp.apply(pg_temp.sub_ev('evt_g0', 'subscription.activated', 'sub_p5g', 5)), 'applied',
   'a subscription.activated from before the charge arrives late and is acknowledged');
 select is((select status from pg_temp.sub_of('c5000000-0000-4000-8000-000000000010')), 'canceled'::subscription_status,

@@ -5,9 +5,7 @@
 -- notifications outbox, and bad inputs.
 begin;
 set local search_path = public, extensions;
--- These fixtures put several members in free organizations; the member limit (free allows 1)
--- has its own tests in 03-tenancy.
-update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select tests.relax_member_limit();
 select plan(166);
 
 -- -------------------------------------------------------------------------------------------------
@@ -20,35 +18,8 @@ insert into auth.users (id, email) values
   ('c3333333-0000-4000-8000-000000000003', 'life-member@test.local'),
   ('c3333333-0000-4000-8000-000000000004', 'life-stranger@test.local');
 
-/** Act as a signed-in user, the way PostgREST does (role + request.jwt.claims). */
-create function pg_temp.as_user(p_user_id uuid)
-returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', json_build_object('sub', p_user_id, 'role', 'authenticated')::text, true);
-end;
-$$;
-
 create function pg_temp.as_owner() returns void language sql as $$
-  select pg_temp.as_user('c3333333-0000-4000-8000-000000000001') $$;
-
-/** Act as a database role with the claims PostgREST would send for it (no user). */
-create function pg_temp.as_role(p_role text)
-returns void language plpgsql as $$
-begin
-  perform set_config('role', p_role, true);
-  perform set_config('request.jwt.claims', json_build_object('role', p_role)::text, true);
-end;
-$$;
-
-/** Back to the table owner (postgres), with no claims. */
-create function pg_temp.as_postgres()
-returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
+  select tests.as_user('c3333333-0000-4000-8000-000000000001') $$;
 
 /** Pin the test clock. */
 create function pg_temp.at(p_time text)
@@ -301,7 +272,7 @@ select is(
   'a credit above the new price: nothing to pay, the excess shown as not refunded, never negative'
 );
 select is(public.change_plan(pg_temp.org(15), 'lc_plus_m') ->> 'result', 'changed', 'a charge of 0 switches at once');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select row(pg_temp.plan_code_of(pg_temp.org(15)), (pg_temp.sub(pg_temp.org(15))).current_period_end)::text),
   (select row('lc_plus_m', '2026-08-01 00:00+05:30'::timestamptz)::text),
@@ -318,7 +289,7 @@ insert into lc values ('o6_tz_kolkata', public.preview_plan_change(pg_temp.org(6
 set local timezone = 'America/Los_Angeles';
 insert into lc values ('o6_tz_la', public.preview_plan_change(pg_temp.org(6), 'lc_pro_m'));
 set local timezone to default;
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select string_agg(to_char((val ->> 'new_period_end')::timestamptz at time zone 'Asia/Kolkata', 'YYYY-MM-DD HH24:MI'), ','
                      order by key)
@@ -333,7 +304,7 @@ select is(
 -- -------------------------------------------------------------------------------------------------
 
 select pg_temp.at('2026-07-01 00:00+05:30');
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000003');
+select tests.as_user('c3333333-0000-4000-8000-000000000003');
 select throws_ok($$select public.start_trial(pg_temp.org(4), 'lc_pro_m')$$, '42501', null, 'a plain member cannot start a trial');
 select pg_temp.as_owner();
 select throws_ok($$select public.start_trial(pg_temp.org(4), 'lc_basic_y')$$, '22023', 'plan "lc_basic_y" has no trial',
@@ -352,7 +323,7 @@ select is(
 select is(public.effective_tier(pg_temp.org(4)), 'pro', 'the trial gives the plan');
 select throws_ok($$select public.start_trial(pg_temp.org(4), 'lc_basic_m')$$, '55000', null,
                  'a second trial while one runs is refused');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 
 -- o5: due on 1 July, no job ran for a week.
@@ -412,37 +383,37 @@ select throws_ok($$select public.change_plan(pg_temp.org(18), 'lc_basic_y')$$, '
                  'a trial cannot change plan (checkout buys one)');
 select throws_ok($$select public.change_plan(null, 'lc_basic_m')$$, '42501', null,
                  'a null organization is refused (like an unknown one)');
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000003');
+select tests.as_user('c3333333-0000-4000-8000-000000000003');
 select throws_ok($$select public.change_plan(pg_temp.org(3), 'lc_basic_m')$$, '42501', null,
                  'a plain member cannot change the plan');
 select throws_ok($$select public.preview_plan_change(pg_temp.org(3), 'lc_basic_m')$$, '42501', null,
                  'a plain member cannot preview');
 select throws_ok($$select public.cancel_subscription(pg_temp.org(3))$$, '42501', null,
                  'a plain member cannot cancel');
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000004');
+select tests.as_user('c3333333-0000-4000-8000-000000000004');
 select throws_ok($$select public.change_plan(pg_temp.org(3), 'lc_basic_m')$$, '42501', null,
                  'a stranger cannot change the plan');
 select throws_ok($$select public.start_trial(pg_temp.org(4), 'lc_pro_m')$$, '42501', null,
                  'a stranger cannot start a trial');
-select pg_temp.as_role('authenticated');
+select tests.as_role('authenticated');
 select throws_ok($$select public.cancel_subscription(pg_temp.org(3))$$, '42501', 'not signed in',
                  'nobody signed in cannot cancel');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select ok(not has_function_privilege('anon', 'public.change_plan(uuid, text)', 'execute'), 'anon cannot execute change_plan');
 select is(pg_temp.history(pg_temp.org(3)), null, 'the refused calls wrote nothing');
 
 
 -- Cancel now.
 select pg_temp.at('2026-07-10 00:00+05:30');
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000002');
+select tests.as_user('c3333333-0000-4000-8000-000000000002');
 select is(public.cancel_subscription(pg_temp.org(8), false) ->> 'status', 'canceled', 'an admin cancels now');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(public.effective_tier(pg_temp.org(8)), 'free', 'cancelled now: the free plan at once (no refund)');
 select is(pg_temp.history(pg_temp.org(8)), 'canceled/user', 'recorded as the user''s cancellation');
 select pg_temp.as_owner();
 select throws_ok($$select public.cancel_subscription(pg_temp.org(8))$$, '55000', null,
                  'nothing left to cancel');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 
 -- -------------------------------------------------------------------------------------------------
@@ -464,7 +435,7 @@ select pg_temp.at('2026-07-10 00:01+05:30');
 select is(public.resume_subscription(pg_temp.org(3)) ->> 'result', 'resumed', 'resume undoes the scheduled cancel');
 select throws_ok($$select public.resume_subscription(pg_temp.org(3))$$, '55000', null,
                  'resume with nothing scheduled is refused');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select row(s.cancel_at_period_end, s.canceled_at)::text from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(3))).id),
   '(f,)',
@@ -473,7 +444,7 @@ select is(
 select pg_temp.at('2026-07-10 00:02+05:30');
 select pg_temp.as_owner();
 select is(public.cancel_subscription(pg_temp.org(3), true) ->> 'result', 'scheduled', 'cancel again at the period end');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 
 -- -------------------------------------------------------------------------------------------------
@@ -499,7 +470,7 @@ select is(
 select is((pg_temp.sub(pg_temp.org(7))).cancel_at_period_end, true, 'our subscription is set to end at the period end');
 select throws_ok($$select public.resume_subscription(pg_temp.org(7))$$, '55000', null,
                  'a Razorpay cancellation at cycle end is not resumed here');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 
 select pg_temp.at('2026-07-14 23:59:59+05:30');
@@ -518,7 +489,7 @@ select is(pg_temp.notes(pg_temp.org(4), 'trial_ended'), 1::bigint, 'a trial-ende
 select pg_temp.as_owner();
 select throws_ok($$select public.start_trial(pg_temp.org(4), 'lc_basic_m')$$, '55000',
                  'the organization has already had a trial', 'a trial is once per organization, ever');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 
 -- -------------------------------------------------------------------------------------------------
@@ -528,7 +499,7 @@ select pg_temp.as_postgres();
 select pg_temp.at('2026-07-17 00:00+05:30');
 select pg_temp.as_owner();
 insert into lc values ('o1_preview', public.preview_plan_change(pg_temp.org(1), 'lc_pro_m'));
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select is(
   (select jsonb_build_object('kind', val -> 'kind', 'method', val -> 'method', 'amount_cents', val -> 'amount_cents',
@@ -555,7 +526,7 @@ select is(
   'a preview writes nothing'
 );
 
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000002');
+select tests.as_user('c3333333-0000-4000-8000-000000000002');
 select is(
   public.preview_plan_change(pg_temp.org(1), 'lc_pro_m') ->> 'amount_cents',
   '75755',
@@ -564,7 +535,7 @@ select is(
 insert into lc values ('o1_first_order', public.change_plan(pg_temp.org(1), 'lc_pro_m'));
 select pg_temp.as_owner();
 insert into lc values ('o1_change', public.change_plan(pg_temp.org(1), 'lc_pro_m'));
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select is(
   (select (val ->> 'amount_cents')::bigint from lc where key = 'o1_change'),
@@ -598,7 +569,7 @@ select throws_ok(
   '55000', null,
   'a cancelled upgrade order cannot be checked out'
 );
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000003');
+select tests.as_user('c3333333-0000-4000-8000-000000000003');
 select throws_ok(
   format($$select * from public.prepare_order_checkout(pg_temp.org(1), %L, 'payu')$$, (select val ->> 'order_id' from lc where key = 'o1_change')),
   '42501', null,
@@ -616,7 +587,7 @@ select is(
   '(pending,89391,lc_pro_m)',
   'prepare_order_checkout makes the upgrade order payable through PayU'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select pg_temp.at('2026-07-17 00:10+05:30');
 select is(
@@ -652,7 +623,7 @@ select throws_ok(
   '22023', null,
   'scheduling the same downgrade twice is refused'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select row(p.code, s.pending_plan_effective_at)::text from public.subscriptions s
    join public.billing_plans p on p.id = s.pending_plan_id where s.id = (pg_temp.sub(pg_temp.org(1))).id),
@@ -683,7 +654,7 @@ select is(
 );
 
 
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select pg_temp.at('2026-07-31 23:59:59+05:30');
 select billing.job_expire();
 select is((pg_temp.sub(pg_temp.org(3))).status::text, 'active', 'one second before the period end the job leaves it active');
@@ -714,7 +685,7 @@ select throws_ok(
   '55000', null,
   'nor a preview'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select pg_temp.at('2026-08-01 00:00:01+05:30');
 select pg_temp.as_owner();
 select throws_ok(
@@ -729,7 +700,7 @@ select pg_temp.at('2026-08-01 00:00:01+05:30');
 select pg_temp.as_owner();
 select throws_ok($$select public.resume_subscription(pg_temp.org(3))$$, '55000', null,
                  'after the period end a cancellation cannot be resumed');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(public.effective_tier(pg_temp.org(3)), 'free', 'the free plan applies at the period end, before any job runs');
 
 -- A failed run changes nothing and logs the error.
@@ -867,14 +838,14 @@ select is(
 );
 select is(pg_temp.notes(pg_temp.org(14), 'payment_failed'), 1::bigint, 'and queues a payment-failed notice');
 
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000003');
+select tests.as_user('c3333333-0000-4000-8000-000000000003');
 select is((select count(*) from public.notifications where organization_id = pg_temp.org(14)), 0::bigint,
           'a plain member does not see billing notifications');
-select pg_temp.as_user('c3333333-0000-4000-8000-000000000002');
+select tests.as_user('c3333333-0000-4000-8000-000000000002');
 select is((select count(*) from public.notifications where organization_id = pg_temp.org(14)), 5::bigint,
           'an admin sees them (two renewal reminders, two dunning reminders, the failed payment)');
 select throws_ok($$select * from public.claim_notifications(10)$$, '42501', null, 'a signed-in user cannot claim notifications');
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 insert into lc select 'claim1', jsonb_agg(c.id) from public.claim_notifications(1000) c;
 select ok((select jsonb_array_length(val) from lc where key = 'claim1') >= 3, 'service_role claims the unsent notifications');
 select is((select count(*) from public.claim_notifications(1000)), 0::bigint, 'claimed rows are not handed out twice');
@@ -884,7 +855,7 @@ select pg_temp.at('2026-12-04 01:05:01+05:30');
 select is((select count(*) from public.claim_notifications(1000)),
           (select jsonb_array_length(val) - 1 from lc where key = 'claim1')::bigint,
           'an unsent claim is handed out again after its 5-minute lease');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 -- -------------------------------------------------------------------------------------------------
 -- o21: a downgrade scheduled, then the current plan renewed: the paid month is kept (2027)
@@ -905,7 +876,7 @@ select pg_temp.at('2027-07-10 00:00+05:30');
 select pg_temp.as_owner();
 select is(public.change_plan(pg_temp.org(21), 'lc_basic_m') ->> 'result', 'scheduled',
           'o21 schedules a downgrade from Pro to Basic for 1 August');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select pg_temp.at('2027-07-28 12:00+05:30');
 insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
 values (pg_temp.org(21), pg_temp.plan_id('lc_pro_m'), 'payu', 'lc_o21_renewal', 99900, 'pending');
@@ -959,7 +930,7 @@ select is(
 select pg_temp.at('2027-12-01 00:00+05:30');
 select pg_temp.as_owner();
 select is(public.start_trial(pg_temp.org(22), 'lc_trial30_m') ->> 'status', 'trialing', 'o22 starts a 30-day trial on 1 December');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select pg_temp.at('2027-12-20 00:00+05:30');
 insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
 values (pg_temp.org(22), pg_temp.plan_id('lc_trial30_m'), 'payu', 'lc_o22_paid', 49900, 'pending');
@@ -1000,7 +971,7 @@ select is(
   24950::bigint,
   'half-way through the paid month (15.5 of 31 days left) the credit is half of what was paid'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 
 -- -------------------------------------------------------------------------------------------------

@@ -5,48 +5,12 @@
 -- access rules, and the amount in words.
 begin;
 set local search_path = public, extensions;
--- These fixtures put several members in free organizations; the member limit (free allows 1)
--- has its own tests in 03-tenancy.
-update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select tests.relax_member_limit();
 select plan(96);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
 -- -------------------------------------------------------------------------------------------------
-
-/** Act as a signed-in user, the way PostgREST does (role + request.jwt.claims). */
-create function pg_temp.as_user(p_user_id uuid)
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims',
-    json_build_object('sub', p_user_id, 'role', 'authenticated')::text, true);
-end;
-$$;
-
-/** Act as a database role with the claims PostgREST would send for it (no user). */
-create function pg_temp.as_role(p_role text)
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('role', p_role, true);
-  perform set_config('request.jwt.claims', json_build_object('role', p_role)::text, true);
-end;
-$$;
-
-/** Back to the table owner (postgres), with no claims. */
-create function pg_temp.as_postgres()
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
 
 /** A paid order for an organization at the price `p_amount` paise (the trigger adds the GST quote); returns its id. */
 create function pg_temp.paid_order(p_organization_id uuid, p_amount bigint)
@@ -162,13 +126,13 @@ select is(
 -- update_billing_profile
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000001');
+select tests.as_user('b7000000-0000-4000-8000-000000000001');
 select lives_ok(
   $$select public.update_billing_profile('a7000000-0000-4000-8000-000000000002', 'Inter Buyer LLP',
       'accounts@inter.test', ' 27aapfu0939f1zv ', '12 Nariman Point', null, 'Mumbai', null, '400021', 'in')$$,
   'an owner updates the billing profile with a lowercase, space-padded GSTIN'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select array[gstin, state_code, billing_city, billing_postal_code, billing_country]
    from public.organizations where id = 'a7000000-0000-4000-8000-000000000002'),
@@ -176,7 +140,7 @@ select is(
   'the profile is stored normalized, with the state code derived from the GSTIN'
 );
 
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000002');
+select tests.as_user('b7000000-0000-4000-8000-000000000002');
 select lives_ok(
   $$select public.update_billing_profile('a7000000-0000-4000-8000-000000000002', 'Inter Buyer LLP',
       'accounts@inter.test', '27AAPFU0939F1ZV', '12 Nariman Point', null, 'Mumbai', '27', '400021')$$,
@@ -206,15 +170,15 @@ select throws_ok(
   '22023', 'postal code "4000" is not an Indian PIN code (6 digits)',
   'the RPC refuses an Indian postal code that is not a 6-digit PIN'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000003');
+select tests.as_user('b7000000-0000-4000-8000-000000000003');
 select throws_ok(
   $$select public.update_billing_profile('a7000000-0000-4000-8000-000000000002', 'Hijacked')$$,
   '42501', 'only owners and admins of the organization can update its billing profile',
   'a plain member cannot update the billing profile'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 -- -------------------------------------------------------------------------------------------------
 -- Intra-state, inter-state, export; rounding on odd paise
@@ -479,11 +443,11 @@ update public.organizations set state_code = null where id = 'a7000000-0000-4000
 
 -- An upgrade order from change_plan (lifecycle migration, unchanged) gets the same quote: the
 -- prorated amount is the taxable value, GST is added on top.
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000001');
+select tests.as_user('b7000000-0000-4000-8000-000000000001');
 insert into inv_paid (key, order_id, result)
 select 'upgrade', (r ->> 'order_id')::uuid, r
 from (select public.change_plan('a7000000-0000-4000-8000-000000000002', 'inv_test_plan_big') as r) c;
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(
   (select row(o.kind, o.taxable_cents = (p.result ->> 'amount_cents')::bigint,
               o.amount_cents - o.taxable_cents = billing.div_round_half_up(o.taxable_cents * 1800, 10000), o.supply_type)::text
@@ -516,7 +480,7 @@ select throws_ok(
   '42501', null,
   'an invoice line cannot be deleted'
 );
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 select throws_ok(
   $$update public.invoices set buyer = '{}' where id = (select id from inv where key = 'intra')$$,
   '42501', null,
@@ -531,7 +495,7 @@ select throws_ok(
   '42501', 'rows of public.invoices are created only by billing.issue_invoice and billing.issue_credit_note',
   'a direct insert into invoices is refused: numbers and tax come only from the issuing function'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 -- -------------------------------------------------------------------------------------------------
 -- Credit notes
@@ -588,9 +552,9 @@ select throws_ok(
   'credit notes cannot be truncated'
 );
 
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 insert into inv values ('void', public.void_invoice((select id from inv where key = 'intra'), 'Order cancelled'));
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select is(
   (select kind || ' ' || total_cents from public.credit_notes where id = (select id from inv where key = 'void')),
@@ -608,13 +572,13 @@ select ok(
   exists (select 1 from public.invoices where id = (select id from inv where key = 'intra')),
   'a voided invoice is still there (voiding never deletes)'
 );
-select pg_temp.as_role('service_role');
+select tests.as_role('service_role');
 select throws_ok(
   $$select public.void_invoice((select id from inv where key = 'intra'), 'Again')$$,
   '22023', 'invoice ' || (select id from inv where key = 'intra') || ' is already fully credited',
   'a fully credited invoice cannot be voided again'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select ok(
   not has_function_privilege('authenticated', 'public.void_invoice(uuid, text)', 'execute'),
   'signed-in users cannot void invoices (service_role only)'
@@ -665,7 +629,7 @@ select is(
 -- invoice_document and access
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000003');
+select tests.as_user('b7000000-0000-4000-8000-000000000003');
 create temp table inv_doc on commit drop as
 select public.invoice_document((select id from inv where key = 'inter')) as doc;
 select is(
@@ -678,7 +642,7 @@ select throws_ok(
   'P0002', null,
   'a member of another organization gets "invoice not found" for an invoice that is not theirs'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 select is(
   (select doc ->> 'invoice_number' from inv_doc),
@@ -711,20 +675,20 @@ select ok(
   not has_function_privilege('anon', 'public.invoice_document(uuid)', 'execute'),
   'anon cannot call invoice_document'
 );
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000001');
+select tests.as_user('b7000000-0000-4000-8000-000000000001');
 select is(
   (select count(*)::integer from public.credit_notes),
   0,
   'the owner of another organization sees none of the credit notes of the intra-state buyer'
 );
-select pg_temp.as_postgres();
-select pg_temp.as_user('b7000000-0000-4000-8000-000000000004');
+select tests.as_postgres();
+select tests.as_user('b7000000-0000-4000-8000-000000000004');
 select is(
   (select count(*)::integer from public.credit_notes),
   2,
   'the intra-state buyer''s owner sees its two credit notes'
 );
-select pg_temp.as_postgres();
+select tests.as_postgres();
 
 -- -------------------------------------------------------------------------------------------------
 -- Amount in words

@@ -5,9 +5,7 @@
 -- the jobs run as the database owner, as pg_cron does.
 begin;
 set local search_path = public, extensions;
--- These fixtures put several members in free organizations; the member limit (free allows 1)
--- has its own tests in 03-tenancy.
-update public.billing_plans set features = features || '{"max_members": 100}' where tier = 'free';
+select tests.relax_member_limit();
 select plan(109);
 
 -- -------------------------------------------------------------------------------------------------
@@ -91,22 +89,10 @@ $$;
 
 create function pg_temp.rid(p_name text) returns text language sql as $$ select request_id from r where name = p_name $$;
 
-/** The gateway's role (service_role, with its claims) and back to the owner (postgres) for the jobs. */
-create function pg_temp.as_service_role() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'service_role', true);
-  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
-end;
-$$;
-create function pg_temp.as_postgres() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end;
-$$;
 grant all on r to service_role;
 
-select pg_temp.as_service_role();
+-- The gateway's role (service_role, with its claims); tests.as_postgres() goes back to the owner for the jobs.
+select tests.as_role('service_role');
 
 -- -------------------------------------------------------------------------------------------------
 -- Membership and models
@@ -294,7 +280,7 @@ select is((select (allowed, max_tokens, reserved_tokens)::text from r where name
 -- The stale-reservation job and the cache purge (as pg_cron runs them: the owner, billing.run_job)
 -- -------------------------------------------------------------------------------------------------
 
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(billing.job_ai_release_stale_reservations(), 0, 'before their expiry no reservation is released');
 set local billing.now = '2026-05-10 12:16:00+05:30';
 select is(billing.job_ai_release_stale_reservations(), 6,
@@ -312,27 +298,27 @@ select is((select (status, error_code)::text from public.ai_requests where reque
 select is(pg_temp.used('groq_tokens', 'b'), 0::bigint, 'B''s reserved tokens are given back');
 select is(pg_temp.used('ai_prompts'), 1::bigint, 'A keeps only the prompt of its settled call');
 select is(billing.job_ai_release_stale_reservations(), 0, 'running the job again releases nothing (idempotent)');
-select pg_temp.as_service_role();
+select tests.as_role('service_role');
 select is((select (settled, status)::text from public.ai_settle(pg_temp.rid('m1'), 3, 5)), '(f,expired)',
   'a late settlement of an expired reservation changes nothing');
 
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(billing.job_ai_purge_cache(), 0, 'the purge leaves answers younger than 24 hours');
 insert into public.ai_cache (organization_id, cache_key, model, response, expires_at)
 values ('a8000000-0000-4000-8000-0000000000a1', encode(sha256(convert_to('old request', 'UTF8')), 'hex'), 'm-ok',
         '{"id": "cmpl-old"}', '2026-05-10 12:00:00+05:30');
-select pg_temp.as_service_role();
+select tests.as_role('service_role');
 select pg_temp.take('expired-hit', 'owner', 'm-ok', 10, 1, 'old request');
 select is((select (allowed, cached_response)::text from r where name = 'expired-hit'), '(t,)',
   'an expired answer still in the table is not served: the call is reserved instead');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(billing.job_ai_purge_cache(), 1, 'the purge deletes an expired answer');
 set local billing.now = '2026-05-11 12:00:31+05:30';
-select pg_temp.as_service_role();
+select tests.as_role('service_role');
 select pg_temp.take('stale', 'owner', 'm-ok', 10, 1, 'request one');
 select is((select (allowed, cached_response)::text from r where name = 'stale'), '(t,)',
   'after 24 hours the cached answer is no longer served');
-select pg_temp.as_postgres();
+select tests.as_postgres();
 select is(billing.job_ai_purge_cache(), 1, 'and the purge removes it');
 select is(billing.job_ai_purge_cache(), 0, 'running the purge again deletes nothing');
 select is(
@@ -352,7 +338,7 @@ select is((select command from cron.job where jobname = 'ai-purge-cache'), 'sele
 -- -------------------------------------------------------------------------------------------------
 
 set local billing.now = '2026-05-31 12:00:00+05:30';
-select pg_temp.as_service_role();
+select tests.as_role('service_role');
 select pg_temp.take('bx1', 'owner', 'm-ok', 50, 10, null, 'b');
 select pg_temp.take('bx2', 'owner', 'm-ok', 20, 10, null, 'b');
 select is((select string_agg((allowed, reserved_tokens)::text, ',' order by name) from r where name in ('bx1', 'bx2')),
