@@ -144,8 +144,12 @@ export class Cluster {
     return run(path.join(pgBinDir(), "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", this.url, ...args], opts);
   }
 
-  /** The compatibility layer, then `supabase db push --remote=<url>` (--db-url is deprecated in CLI 3), then the seed. */
+  /**
+   * The local database-level settings (exposed schemas, test clock), the compatibility layer,
+   * then `supabase db push --remote=<url>` (--db-url is deprecated in CLI 3), then the seed.
+   */
   async prepare({ seed = true } = {}) {
+    await this.psql(["-f", path.join(root, "scripts", "sql", "local-settings.sql")]);
     await this.psql(["-f", path.join(root, "scripts", "sql", "compat.sql")]);
     await run(bin("supabase"), ["db", "push", `--remote=${this.url}`, "--yes", "--include-all"], {
       env: { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
