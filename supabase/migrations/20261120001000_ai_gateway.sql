@@ -1,28 +1,27 @@
 -- =================================================================================================
--- AI gateway: Groq calls reserved, then settled (DESIGN 5), cached per organization, logged.
+-- supabill: AI gateway: Groq calls reserved, then settled, cached per organization, logged
 --
---   ai_reserve(org, user, model, max_tokens, prompt_tokens, cache_key, stream)
+--   billing.ai_reserve(org, user, model, max_tokens, prompt_tokens, cache_key, stream)
 --     the one SQL call before the upstream: membership, the plan's models (`ai_models`), the
---     per-user rate limit (`ai_requests_per_<window>`), a cache hit (`ai_cache`, 24 h), the prompt
---     quota (`ai_prompts_per_<window>`) and a token reservation (`groq_tokens_per_<window>`, with
---     max_tokens capped to what is left), all or nothing; a denial counts nothing (it is logged).
---   ai_settle(request_id, prompt_tokens, completion_tokens, ...)
---     after the call: the reservation becomes the actual usage (settle_usage), the answer is
+--     per-user rate limit (`ai_requests_per_<window>`), a cache hit (billing.ai_cache, 24 h), the
+--     prompt quota (`ai_prompts_per_<window>`) and a token reservation (`groq_tokens_per_<window>`,
+--     with max_tokens capped to what is left), all or nothing; a denial counts nothing (it is logged).
+--   billing.ai_settle(request_id, prompt_tokens, completion_tokens, ...)
+--     after the call: the reservation becomes the actual usage (billing.settle_usage), the answer is
 --     cached, the log row completed.
---   ai_release(request_id, status, error_code, ...)
---     the upstream failed or timed out: the prompt and the tokens are given back (release_usage).
+--   billing.ai_release(request_id, status, error_code, ...)
+--     the upstream failed or timed out: the prompt and the tokens are given back (billing.release_usage).
 --   billing.ai_release_stale_reservations() / billing.ai_purge_cache()
 --     pg_cron jobs `ai-release-stale-reservations` (every minute) and `ai-purge-cache` (hourly),
---     through billing.run_job (0400): logged in billing.job_runs like the billing jobs.
+--     through billing.run_job (operations module): logged in billing.job_runs like the billing jobs.
 --
--- Every counter goes through billing.apply_usage_delta (the one mechanism, 0200): the org-wide
--- metrics `ai_prompts` and `groq_tokens`, and the per-user request counter, which is the metric
--- `ai_requests_u_<user id hex>` of the organization with the limits of the plan's
--- `ai_requests_per_<window>` keys. All three functions are for service_role only: the ai-chat
--- function verifies the user's JWT and passes the user id from its claims (a signed-in user
--- calling these through the API could otherwise settle their own usage at zero).
---
--- Sections: 1. types; 2. tables; 3. helper functions; 4. policies; 5. public functions; 6. jobs.
+-- Every counter goes through billing.apply_usage_delta (the usage module's one mechanism): the
+-- org-wide metrics `ai_prompts` and `groq_tokens`, and the per-user request counter, which is the
+-- metric `ai_requests_u_<user id hex>` of the organization with the limits of the plan's
+-- `ai_requests_per_<window>` keys. The three gateway functions are for service_role only (schema
+-- billing): the ai-chat function verifies the user's JWT and passes the user id from its claims (a
+-- signed-in user calling them through the API could otherwise settle their own usage at zero).
+-- Members read their organization's log, public.ai_requests.
 -- =================================================================================================
 
 
@@ -79,9 +78,11 @@ create table public.ai_requests (
   created_at timestamptz not null default now(),
   constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null)
 );
+
 /** Foreign keys and the policy column; an organization's calls in time order. */
 create index ai_requests_organization_id_idx on public.ai_requests (organization_id, created_at);
 create index ai_requests_user_id_idx on public.ai_requests (user_id);
+
 /** Reservations still open, for the release job. */
 create index ai_requests_pending_expires_at_idx on public.ai_requests (expires_at) where status = 'pending';
 grant select on public.ai_requests to authenticated;
@@ -89,15 +90,15 @@ grant select, insert, update, delete on public.ai_requests to service_role;
 alter table public.ai_requests enable row level security;
 
 -- -------------------------------------------------------------------------------------------------
--- ai_cache
+-- billing.ai_cache (private)
 -- -------------------------------------------------------------------------------------------------
 
 /**
  * Answers kept 24 hours per organization, keyed by the sha256 (hex) of the request's canonical
  * JSON (model, messages, temperature, max_tokens). A hit costs no prompt and no tokens (the
- * per-user rate limit still counts it). service_role only: members never read it directly.
+ * per-user rate limit still counts it). Private (schema billing): service_role only.
  */
-create table public.ai_cache (
+create table billing.ai_cache (
   organization_id uuid not null references public.organizations (id) on delete cascade,
   cache_key text not null check (cache_key ~ '^[0-9a-f]{64}$'),
   model text not null check (length(model) between 1 and 128),
@@ -108,14 +109,15 @@ create table public.ai_cache (
   expires_at timestamptz not null,
   primary key (organization_id, cache_key)
 );
+
 /** Expired answers, for the purge job. (organization_id leads the primary key.) */
-create index ai_cache_expires_at_idx on public.ai_cache (expires_at);
-grant select, insert, update, delete on public.ai_cache to service_role;
-alter table public.ai_cache enable row level security;
+create index ai_cache_expires_at_idx on billing.ai_cache (expires_at);
+grant select, insert, update, delete on billing.ai_cache to service_role;
+alter table billing.ai_cache enable row level security;
 
 
 -- =================================================================================================
--- 3. Helper functions
+-- 3. Private functions
 -- =================================================================================================
 
 /**
@@ -149,21 +151,9 @@ $$;
 revoke execute on function billing.ai_seconds_until(timestamptz, timestamptz) from public;
 grant execute on function billing.ai_seconds_until(timestamptz, timestamptz) to service_role;
 
-
--- =================================================================================================
--- 4. Policies
--- =================================================================================================
-
-create policy "Owners and admins can read their organization's AI requests"
-  on public.ai_requests for select to authenticated
-  using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
-
--- ai_cache: no policies. Only service_role (which bypasses RLS) has grants.
-
-
--- =================================================================================================
--- 5. Public functions
--- =================================================================================================
+-- -------------------------------------------------------------------------------------------------
+-- The gateway (service_role)
+-- -------------------------------------------------------------------------------------------------
 
 /**
  * Reserve one AI call for p_user_id in p_organization_id, or say why not, in one atomic step.
@@ -180,7 +170,7 @@ create policy "Owners and admins can read their organization's AI requests"
  * limit, what is left of it and the seconds until its window resets. The reservation expires
  * after 15 minutes (billing.ai_release_stale_reservations). service_role only.
  */
-create function public.ai_reserve(
+create function billing.ai_reserve(
   p_organization_id uuid,
   p_user_id uuid,
   p_model text,
@@ -305,7 +295,7 @@ begin
     -- 3. The cache: an answer from the last 24 hours costs no prompt and no tokens.
     if p_cache_key is not null then
       select c.response, c.prompt_tokens, c.completion_tokens into v_cache
-      from public.ai_cache c
+      from billing.ai_cache c
       where c.organization_id = p_organization_id and c.cache_key = p_cache_key and c.expires_at > v_now;
       if found then
         allowed := true;
@@ -404,8 +394,8 @@ begin
           case when not allowed then v_now end);
 end;
 $$;
-revoke execute on function public.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) from public, anon, authenticated;
-grant execute on function public.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) to service_role;
+revoke execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) from public, anon, authenticated;
+grant execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) to service_role;
 
 /**
  * Settle a reservation at the tokens actually used (prompt + completion, from the upstream's
@@ -417,7 +407,7 @@ grant execute on function public.ai_reserve(uuid, uuid, text, integer, integer, 
  * and, for a completed call with a cache key, caches p_response for 24 hours. Idempotent: a
  * request no longer pending is left as it is (settled = false). service_role only.
  */
-create function public.ai_settle(
+create function billing.ai_settle(
   p_request_id text,
   p_prompt_tokens integer,
   p_completion_tokens integer,
@@ -469,13 +459,13 @@ begin
 
   -- The actual usage; if it does not fit, what is left; at worst the reservation (always fits).
   v_target := p_prompt_tokens::bigint + p_completion_tokens;
-  v_answer := public.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+  v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
   if not v_answer.allowed then
     v_target := v_request.reserved_tokens + greatest(coalesce(v_answer.remaining, 0), 0);
-    v_answer := public.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+    v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
     if not v_answer.allowed then
       v_target := v_request.reserved_tokens;
-      v_answer := public.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+      v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
     end if;
   end if;
   update public.usage_metrics m set state = 'settled'
@@ -498,7 +488,7 @@ begin
   where r.id = v_request.id;
 
   if p_status = 'completed' and p_response is not null and v_request.cache_key is not null then
-    insert into public.ai_cache as c (organization_id, cache_key, model, response, prompt_tokens, completion_tokens,
+    insert into billing.ai_cache as c (organization_id, cache_key, model, response, prompt_tokens, completion_tokens,
                                       created_at, expires_at)
     values (v_request.organization_id, v_request.cache_key, v_request.model, p_response, p_prompt_tokens,
             p_completion_tokens, v_now, v_now + interval '24 hours')
@@ -514,8 +504,8 @@ begin
   remaining := v_answer.remaining;
 end;
 $$;
-revoke execute on function public.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) from public, anon, authenticated;
-grant execute on function public.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) to service_role;
+revoke execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) from public, anon, authenticated;
+grant execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) to service_role;
 
 /**
  * Give a reservation back: the upstream failed (upstream_error), timed out (upstream_timeout),
@@ -524,7 +514,7 @@ grant execute on function public.ai_settle(text, integer, integer, integer, publ
  * rate count stays (the call was made). Idempotent: returns false when the request is no longer
  * pending. service_role only.
  */
-create function public.ai_release(
+create function billing.ai_release(
   p_request_id text,
   p_status public.ai_request_status default 'upstream_error',
   p_error_code text default null,
@@ -560,7 +550,7 @@ begin
     return false;
   end if;
 
-  perform public.release_usage(v_request.organization_id, p_request_id);
+  perform billing.release_usage(v_request.organization_id, p_request_id);
   update public.ai_requests r
   set status = p_status,
       error_code = coalesce(p_error_code, p_status::text),
@@ -572,12 +562,29 @@ begin
   return true;
 end;
 $$;
-revoke execute on function public.ai_release(text, public.ai_request_status, text, integer) from public, anon, authenticated;
-grant execute on function public.ai_release(text, public.ai_request_status, text, integer) to service_role;
+revoke execute on function billing.ai_release(text, public.ai_request_status, text, integer) from public, anon, authenticated;
+grant execute on function billing.ai_release(text, public.ai_request_status, text, integer) to service_role;
 
 
 -- =================================================================================================
--- 6. Jobs (pg_cron): bookkeeping only, idempotent, safe to run twice or late
+-- 4. Policies
+-- =================================================================================================
+
+create policy "Owners and admins can read their organization's AI requests"
+  on public.ai_requests for select to authenticated
+  using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
+
+-- ai_cache: no policies. Only service_role (which bypasses RLS) has grants.
+
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+-- None: the gateway's functions are service-only (section 3); members read public.ai_requests.
+
+-- =================================================================================================
+-- 6. Jobs and schedules
 -- =================================================================================================
 
 /**
@@ -603,7 +610,7 @@ begin
     limit greatest(coalesce(p_limit, 1000), 0)
     for update skip locked
   loop
-    if public.ai_release(v_request.request_id, 'expired', 'reservation_expired', null) then
+    if billing.ai_release(v_request.request_id, 'expired', 'reservation_expired', null) then
       v_released := v_released + 1;
     end if;
   end loop;
@@ -626,9 +633,9 @@ as $$
 declare
   v_deleted integer;
 begin
-  delete from public.ai_cache c
+  delete from billing.ai_cache c
   where (c.organization_id, c.cache_key) in (
-    select x.organization_id, x.cache_key from public.ai_cache x
+    select x.organization_id, x.cache_key from billing.ai_cache x
     where x.expires_at <= billing.now()
     order by x.expires_at
     limit greatest(coalesce(p_limit, 10000), 0)
@@ -679,3 +686,6 @@ begin
   end if;
 end;
 $$;
+
+comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage and outcome.';
+comment on type public.ai_request_status is 'Where an AI request stands: pending (reserved), completed, cached, denied, upstream_error, upstream_timeout, client_closed, expired.';

@@ -1,40 +1,17 @@
 -- =================================================================================================
 -- supabill: GST invoices and credit notes
 --
--- The organization's billing profile (buyer) and the seller's profile in billing_settings, GSTIN
--- validation with the official check character, tax invoices issued in the same transaction as a
--- captured payment (CGST + SGST within the seller's state, IGST across states, zero-rated exports),
--- credit notes for refunds and voids, gapless numbering per financial year, and the JSON document
--- a PDF renderer needs (with the amount in words in the Indian system).
+-- Tax invoices issued in the same transaction as a captured payment (the payments module calls
+-- billing.issue_documents), credit notes for refunds and voids, gapless numbering per financial
+-- year, and the JSON document a PDF renderer needs (with the amount in words in the Indian system).
+-- The invoice of an order re-runs the order's tax computation (billing.compute_line_tax of the
+-- orders module) on the order's quote, never on the settings or profile of the day it is paid, so
+-- invoice total = amount charged.
 --
--- Sections, in order: 1. GST reference helpers (state codes, GSTIN, money, words); 2. the billing
--- profiles (ALTER organizations and billing_settings); 3. tables (each with grants, row level
--- security and triggers); 4. issuing functions; 5. policies; 6. public functions.
---
--- Money is bigint paise. The tax is fixed when an ORDER is created, so the amount charged and the
--- invoice total are the same number, always. A trigger on orders (billing.quote_order_tax) reads
--- the amount the inserting code gives as the price and stores the quote: taxable_cents, the GST
--- rate, supply type and place of supply, and amount_cents = the total payable. Every order takes
--- this path (checkout, change_plan's upgrade orders, renewal orders of Razorpay subscriptions).
--- Tax is rounded once per line and per tax component, half up:
---   tax-exclusive prices (the default): taxable = the price;
---     each component (CGST, SGST or IGST) = round_half_up(taxable * component_rate_bp / 10000);
---     total payable = taxable + components.
---   tax-inclusive prices (billing_settings.prices_include_tax): the price is the gross;
---     each component = round_half_up(gross * component_rate_bp / (10000 + gst_rate_bp));
---     taxable = gross - components, total payable = the price.
---   Razorpay recurring orders are always tax-inclusive: Razorpay charges the amount of its plan
---     (the plan's price_cents) whoever the buyer is, so the GST is carved out of that amount.
---   CGST and SGST are each half the GST rate, so they are always equal.
---   Exports (buyer country <> 'IN') are zero-rated: IGST at 0 %, taxable = total = the price.
---   Until the seller's state is set (billing_settings.seller_state_code or seller_gstin) no GST is
---     charged (the order has no supply type) and such an order gets no tax invoice.
---   The invoice of an order re-runs the same computation on the order's quote (never on the
---     settings or profile of the day it is paid), so invoice total = amount charged.
---   Credit notes split their gross amount in the invoice's proportions cumulatively: after credit
---     notes for s paise in all, each component credited so far is round_half_up(s x component /
---     invoice total); a note gets the difference from what earlier notes credited. Rounding never
---     piles up, and the note that exhausts the invoice nets every component to zero.
+-- Credit notes split their gross amount in the invoice's proportions cumulatively: after credit
+-- notes for s paise in all, each component credited so far is round_half_up(s x component /
+-- invoice total); a note gets the difference from what earlier notes credited. Rounding never
+-- piles up, and the note that exhausts the invoice nets every component to zero.
 --
 -- Numbering (GST rule 46(b): at most 16 characters, letters, digits, '-' and '/', consecutive per
 -- financial year): `<prefix>/<YY-YY>/<serial>`, the serial zero-padded so the number is exactly 16
@@ -42,178 +19,245 @@
 -- financial year runs 1 April to 31 March in Asia/Kolkata, read from billing.now(). Serials come
 -- from billing.invoice_counters (`insert ... on conflict do update ... returning`): the row lock
 -- is held to commit, so a rolled-back transaction releases its number and the next one reuses it.
+-- Issued invoices, their lines and credit notes are immutable (billing.reject_change).
 -- =================================================================================================
 
 
 -- =================================================================================================
--- 1. GST reference helpers
+-- 1. Types
 -- =================================================================================================
 
-/**
- * The name of a GST state code (the first two digits of a GSTIN), or null for an unknown code.
- * 01-38 are states and union territories, 97 "Other Territory", 99 "Centre Jurisdiction".
- */
-create function billing.gst_state_name(p_code text)
-returns text
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  return case p_code
-    when '01' then 'Jammu and Kashmir'
-    when '02' then 'Himachal Pradesh'
-    when '03' then 'Punjab'
-    when '04' then 'Chandigarh'
-    when '05' then 'Uttarakhand'
-    when '06' then 'Haryana'
-    when '07' then 'Delhi'
-    when '08' then 'Rajasthan'
-    when '09' then 'Uttar Pradesh'
-    when '10' then 'Bihar'
-    when '11' then 'Sikkim'
-    when '12' then 'Arunachal Pradesh'
-    when '13' then 'Nagaland'
-    when '14' then 'Manipur'
-    when '15' then 'Mizoram'
-    when '16' then 'Tripura'
-    when '17' then 'Meghalaya'
-    when '18' then 'Assam'
-    when '19' then 'West Bengal'
-    when '20' then 'Jharkhand'
-    when '21' then 'Odisha'
-    when '22' then 'Chhattisgarh'
-    when '23' then 'Madhya Pradesh'
-    when '24' then 'Gujarat'
-    when '25' then 'Daman and Diu'
-    when '26' then 'Dadra and Nagar Haveli and Daman and Diu'
-    when '27' then 'Maharashtra'
-    when '28' then 'Andhra Pradesh (before division)'
-    when '29' then 'Karnataka'
-    when '30' then 'Goa'
-    when '31' then 'Lakshadweep'
-    when '32' then 'Kerala'
-    when '33' then 'Tamil Nadu'
-    when '34' then 'Puducherry'
-    when '35' then 'Andaman and Nicobar Islands'
-    when '36' then 'Telangana'
-    when '37' then 'Andhra Pradesh'
-    when '38' then 'Ladakh'
-    when '97' then 'Other Territory'
-    when '99' then 'Centre Jurisdiction'
-  end;
-end;
-$$;
-revoke execute on function billing.gst_state_name(text) from public;
-grant execute on function billing.gst_state_name(text) to authenticated, service_role;
+-- None.
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- Trigger function for issued documents
+-- -------------------------------------------------------------------------------------------------
 
 /**
- * The GSTIN check character (15th) of the first 14 characters, by the official mod-36 algorithm
- * (Luhn mod N over 0-9A-Z): from the left, characters at odd positions (1st, 3rd ...) weigh 1 and
- * the others 2; each product p adds p / 36 + p % 36; the check character is (36 - sum % 36) % 36.
- * Null when the input has fewer than 14 characters or a character outside 0-9A-Z.
+ * Refuses an INSERT that does not come from the issuing functions (which set the transaction-local
+ * `billing.issuing` flag), so numbering and tax are always computed by them. A guard against
+ * mistakes, not a security boundary: the writers are service_role and the table owner.
  */
-create function billing.gstin_check_char(p_gstin text)
-returns text
+create function billing.require_issuing_function()
+returns trigger
 language plpgsql
-immutable
 set search_path = ''
 as $$
-declare
-  c_alphabet constant text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-  v_sum integer := 0;
-  v_value integer;
-  v_product integer;
 begin
-  if p_gstin is null or pg_catalog.length(p_gstin) < 14 then
-    return null;
+  if coalesce(pg_catalog.current_setting('billing.issuing', true), '') <> tg_table_name then
+    raise exception 'rows of %.% are created only by billing.issue_invoice and billing.issue_credit_note', tg_table_schema, tg_table_name
+      using errcode = 'insufficient_privilege';
   end if;
-  for i in 1..14 loop
-    v_value := pg_catalog.strpos(c_alphabet, pg_catalog.substr(p_gstin, i, 1)) - 1;
-    if v_value < 0 then
-      return null;
-    end if;
-    v_product := v_value * (case when i % 2 = 1 then 1 else 2 end);
-    v_sum := v_sum + v_product / 36 + v_product % 36;
-  end loop;
-  return pg_catalog.substr(c_alphabet, (36 - v_sum % 36) % 36 + 1, 1);
+  return new;
 end;
 $$;
-revoke execute on function billing.gstin_check_char(text) from public;
-grant execute on function billing.gstin_check_char(text) to authenticated, service_role;
+revoke execute on function billing.require_issuing_function() from public;
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.invoice_counters (private)
+-- -------------------------------------------------------------------------------------------------
 
 /**
- * What is wrong with a GSTIN, in words, or null when it is valid. Checks, in order: 15
- * characters; a state code 01-38, 97 or 99; a PAN (5 letters, 4 digits, 1 letter); the entity
- * number (13th, 1-9 or A-Z); 'Z' as 14th character; the check character (15th).
+ * The last serial used per series (invoice, credit_note) and financial year. Incremented with
+ * `insert ... on conflict do update ... returning`, whose row lock is held to commit: concurrent
+ * issuers queue, and a rollback gives the number back. No sequences (they leave gaps).
  */
-create function billing.gstin_problem(p_gstin text)
-returns text
-language plpgsql
-immutable
-set search_path = ''
-as $$
-declare
-  v_expected text;
-begin
-  if p_gstin is null then
-    return 'GSTIN is missing';
-  end if;
-  if pg_catalog.length(p_gstin) <> 15 then
-    return pg_catalog.format('GSTIN must be 15 characters, got %s', pg_catalog.length(p_gstin));
-  end if;
-  if p_gstin !~ '^[0-9A-Z]{15}$' then
-    return 'GSTIN may contain only digits and capital letters';
-  end if;
-  if billing.gst_state_name(pg_catalog.left(p_gstin, 2)) is null then
-    return pg_catalog.format('GSTIN state code "%s" is not a GST state code (01-38, 97 or 99)', pg_catalog.left(p_gstin, 2));
-  end if;
-  if pg_catalog.substr(p_gstin, 3, 10) !~ '^[A-Z]{5}[0-9]{4}[A-Z]$' then
-    return pg_catalog.format('GSTIN characters 3-12 "%s" are not a PAN (5 letters, 4 digits, 1 letter)', pg_catalog.substr(p_gstin, 3, 10));
-  end if;
-  if pg_catalog.substr(p_gstin, 13, 1) !~ '^[1-9A-Z]$' then
-    return 'GSTIN 13th character (entity number) must be 1-9 or A-Z';
-  end if;
-  if pg_catalog.substr(p_gstin, 14, 1) <> 'Z' then
-    return 'GSTIN 14th character must be Z';
-  end if;
-  v_expected := billing.gstin_check_char(p_gstin);
-  if pg_catalog.substr(p_gstin, 15, 1) <> v_expected then
-    return pg_catalog.format('GSTIN check character is "%s", expected "%s"', pg_catalog.substr(p_gstin, 15, 1), v_expected);
-  end if;
-  return null;
-end;
-$$;
-revoke execute on function billing.gstin_problem(text) from public;
-grant execute on function billing.gstin_problem(text) to authenticated, service_role;
+create table billing.invoice_counters (
+  series text not null check (series in ('invoice', 'credit_note')),
+  financial_year integer not null check (financial_year between 2000 and 2999),
+  last_number bigint not null check (last_number > 0),
+  updated_at timestamptz not null default now(),
+  primary key (series, financial_year)
+);
+revoke all on billing.invoice_counters from public;
+grant select on billing.invoice_counters to service_role;
+alter table billing.invoice_counters enable row level security;
 
-/** True when the GSTIN is valid (format, state code, PAN, entity number, 'Z', check character). */
-create function public.is_valid_gstin(p_gstin text)
-returns boolean
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  return p_gstin is not null and billing.gstin_problem(p_gstin) is null;
-end;
-$$;
-revoke execute on function public.is_valid_gstin(text) from public;
-grant execute on function public.is_valid_gstin(text) to authenticated, service_role;
+-- -------------------------------------------------------------------------------------------------
+-- invoices (immutable)
+-- -------------------------------------------------------------------------------------------------
 
-/** round_half_up(p_numerator / p_denominator) for a non-negative numerator and a positive denominator. */
-create function billing.div_round_half_up(p_numerator numeric, p_denominator numeric)
-returns bigint
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  return pg_catalog.div(2 * p_numerator + p_denominator, 2 * p_denominator)::bigint;
-end;
-$$;
-revoke execute on function billing.div_round_half_up(numeric, numeric) from public;
-grant execute on function billing.div_round_half_up(numeric, numeric) to service_role;
+/**
+ * A GST tax invoice, one per paid order. `seller` and `buyer` are snapshots of the profiles at
+ * issue time (name, GSTIN, state, address). supply_type: intra_state (CGST + SGST), inter_state
+ * (IGST) or export (zero-rated, IGST 0). place_of_supply_state_code is null for exports.
+ * Immutable: corrections are credit notes.
+ */
+create table public.invoices (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  order_id uuid not null references public.orders (id) on delete restrict,
+  -- No foreign key on purpose: payment_events is append-only (its rows never go away), the
+  -- issuing function checks the event, and a reference would turn payment_events' TRUNCATE guard
+  -- into a foreign-key error.
+  payment_event_id uuid,
+  invoice_number text not null check (invoice_number ~ '^[A-Z0-9/-]{1,16}$'),
+  financial_year integer not null check (financial_year between 2000 and 2999),
+  serial bigint not null check (serial > 0),
+  issued_at timestamptz not null,
+  invoice_date date not null,
+  currency text not null check (currency ~ '^[A-Z]{3}$'),
+  supply_type text not null check (supply_type in ('intra_state', 'inter_state', 'export')),
+  place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
+  buyer_gstin text,
+  seller jsonb not null check (jsonb_typeof(seller) = 'object'),
+  buyer jsonb not null check (jsonb_typeof(buyer) = 'object'),
+  prices_include_tax boolean not null,
+  taxable_cents bigint not null check (taxable_cents >= 0),
+  cgst_cents bigint not null check (cgst_cents >= 0),
+  sgst_cents bigint not null check (sgst_cents >= 0),
+  igst_cents bigint not null check (igst_cents >= 0),
+  total_cents bigint not null check (total_cents > 0),
+  created_at timestamptz not null default now(),
+  constraint invoices_number_unique unique (invoice_number),
+  constraint invoices_serial_unique unique (financial_year, serial),
+  constraint invoices_one_per_order unique (order_id),
+  constraint invoices_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents),
+  constraint invoices_tax_matches_supply check (
+    case supply_type
+      when 'intra_state' then igst_cents = 0 and cgst_cents = sgst_cents and place_of_supply_state_code is not null
+      when 'inter_state' then cgst_cents = 0 and sgst_cents = 0 and place_of_supply_state_code is not null
+      else cgst_cents = 0 and sgst_cents = 0 and igst_cents = 0 and place_of_supply_state_code is null
+    end
+  )
+);
+
+/** Foreign keys and the policy column; an organization's invoices in time order; a payment's invoice. */
+create index invoices_organization_id_idx on public.invoices (organization_id, issued_at);
+create index invoices_payment_event_id_idx on public.invoices (payment_event_id);
+grant select on public.invoices to authenticated;
+grant select, insert, update, delete on public.invoices to service_role;
+alter table public.invoices enable row level security;
+
+create trigger invoices_require_issuing_function
+  before insert on public.invoices
+  for each row execute function billing.require_issuing_function();
+
+create trigger invoices_immutable
+  before update or delete on public.invoices
+  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
+
+create trigger invoices_no_truncate
+  before truncate on public.invoices
+  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
+
+-- -------------------------------------------------------------------------------------------------
+-- invoice_lines (immutable)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The lines of an invoice: SAC code, taxable value, GST rate and its split into CGST, SGST and
+ * IGST rates (basis points) and amounts (paise), each amount rounded once, half up.
+ */
+create table public.invoice_lines (
+  id uuid primary key default gen_random_uuid(),
+  invoice_id uuid not null references public.invoices (id) on delete restrict,
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  line_number integer not null check (line_number > 0),
+  plan_id uuid references public.billing_plans (id) on delete restrict,
+  description text not null check (length(btrim(description)) between 1 and 500),
+  sac_code text not null check (sac_code ~ '^99[0-9]{4}$'),
+  quantity integer not null default 1 check (quantity > 0),
+  gst_rate_bp integer not null check (gst_rate_bp between 0 and 2800),
+  cgst_rate_bp integer not null check (cgst_rate_bp >= 0),
+  sgst_rate_bp integer not null check (sgst_rate_bp >= 0),
+  igst_rate_bp integer not null check (igst_rate_bp >= 0),
+  taxable_cents bigint not null check (taxable_cents >= 0),
+  cgst_cents bigint not null check (cgst_cents >= 0),
+  sgst_cents bigint not null check (sgst_cents >= 0),
+  igst_cents bigint not null check (igst_cents >= 0),
+  total_cents bigint not null check (total_cents >= 0),
+  created_at timestamptz not null default now(),
+  constraint invoice_lines_number_unique unique (invoice_id, line_number),
+  constraint invoice_lines_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
+);
+
+/** Foreign keys and the policy column. (invoice_id leads the unique constraint.) */
+create index invoice_lines_organization_id_idx on public.invoice_lines (organization_id);
+create index invoice_lines_plan_id_idx on public.invoice_lines (plan_id);
+grant select on public.invoice_lines to authenticated;
+grant select, insert, update, delete on public.invoice_lines to service_role;
+alter table public.invoice_lines enable row level security;
+
+create trigger invoice_lines_require_issuing_function
+  before insert on public.invoice_lines
+  for each row execute function billing.require_issuing_function();
+
+create trigger invoice_lines_immutable
+  before update or delete on public.invoice_lines
+  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
+
+create trigger invoice_lines_no_truncate
+  before truncate on public.invoice_lines
+  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
+
+-- -------------------------------------------------------------------------------------------------
+-- credit_notes (immutable)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * A GST credit note against an invoice (a refund, or a void for the whole remaining amount): its
+ * own gapless series, the tax split in the invoice's proportions. The credit notes of an invoice
+ * never add up to more than the invoice. At most one credit note per refund payment event.
+ */
+create table public.credit_notes (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  invoice_id uuid not null references public.invoices (id) on delete restrict,
+  payment_event_id uuid, -- no foreign key, as on invoices.payment_event_id
+  credit_note_number text not null check (credit_note_number ~ '^[A-Z0-9/-]{1,16}$'),
+  financial_year integer not null check (financial_year between 2000 and 2999),
+  serial bigint not null check (serial > 0),
+  issued_at timestamptz not null,
+  credit_note_date date not null,
+  kind text not null check (kind in ('refund', 'void')),
+  reason text not null check (length(btrim(reason)) between 1 and 500),
+  currency text not null check (currency ~ '^[A-Z]{3}$'),
+  taxable_cents bigint not null check (taxable_cents >= 0),
+  cgst_cents bigint not null check (cgst_cents >= 0),
+  sgst_cents bigint not null check (sgst_cents >= 0),
+  igst_cents bigint not null check (igst_cents >= 0),
+  total_cents bigint not null check (total_cents > 0),
+  created_at timestamptz not null default now(),
+  constraint credit_notes_number_unique unique (credit_note_number),
+  constraint credit_notes_serial_unique unique (financial_year, serial),
+  constraint credit_notes_one_per_payment_event unique (payment_event_id),
+  constraint credit_notes_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
+);
+
+/** Foreign keys and the policy column. (payment_event_id leads its unique constraint.) */
+create index credit_notes_organization_id_idx on public.credit_notes (organization_id, issued_at);
+create index credit_notes_invoice_id_idx on public.credit_notes (invoice_id);
+grant select on public.credit_notes to authenticated;
+grant select, insert, update, delete on public.credit_notes to service_role;
+alter table public.credit_notes enable row level security;
+
+create trigger credit_notes_require_issuing_function
+  before insert on public.credit_notes
+  for each row execute function billing.require_issuing_function();
+
+create trigger credit_notes_immutable
+  before update or delete on public.credit_notes
+  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
+
+create trigger credit_notes_no_truncate
+  before truncate on public.credit_notes
+  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
+    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
+
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
 
 /**
  * A whole number in words in the Indian system (crore, lakh, thousand, hundred), title case,
@@ -328,478 +372,6 @@ end;
 $$;
 revoke execute on function billing.financial_year_label(integer) from public;
 grant execute on function billing.financial_year_label(integer) to authenticated, service_role;
-
-
--- =================================================================================================
--- 2. The billing profiles
--- =================================================================================================
-
--- -------------------------------------------------------------------------------------------------
--- organizations: the buyer's billing profile
--- -------------------------------------------------------------------------------------------------
-
-/**
- * The buyer block of an invoice: billing_name (legal name), gstin (optional, fully validated),
- * address, state_code (the place of supply; derived from the GSTIN when there is one) and
- * billing_country (ISO 3166-1 alpha-2, 'IN' by default; any other country makes invoices exports).
- */
-alter table public.organizations
-  add column billing_address_line1 text check (length(btrim(billing_address_line1)) between 1 and 200),
-  add column billing_address_line2 text check (length(btrim(billing_address_line2)) between 1 and 200),
-  add column billing_city text check (length(btrim(billing_city)) between 1 and 100),
-  add column billing_postal_code text check (billing_postal_code ~ '^[A-Za-z0-9][A-Za-z0-9 -]{1,14}$'),
-  add column billing_country text not null default 'IN' check (billing_country ~ '^[A-Z]{2}$'),
-  add constraint organizations_gstin_valid check (gstin is null or public.is_valid_gstin(gstin)),
-  add constraint organizations_state_code_known
-    check (state_code ~ '^(0[1-9]|[12][0-9]|3[0-8]|97|99)$'),
-  add constraint organizations_indian_pin_code
-    check (billing_country <> 'IN' or billing_postal_code ~ '^[1-9][0-9]{5}$'),
-  add constraint organizations_foreign_buyer_has_no_gst_state
-    check (billing_country = 'IN' or (gstin is null and state_code is null));
-
-/** Derives the state code (place of supply) from the GSTIN whenever there is one. */
-create function billing.derive_state_code_from_gstin()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  if new.gstin is not null then
-    new.state_code := pg_catalog.left(new.gstin, 2);
-  end if;
-  return new;
-end;
-$$;
-revoke execute on function billing.derive_state_code_from_gstin() from public;
-
-create trigger organizations_derive_state_code
-  before insert or update of gstin, state_code on public.organizations
-  for each row execute function billing.derive_state_code_from_gstin();
-
--- -------------------------------------------------------------------------------------------------
--- billing_settings: the seller's profile and the tax settings
--- -------------------------------------------------------------------------------------------------
-
-/**
- * Seller address (printed on invoices), the SAC code of the service (998314: IT design and
- * development services), the GST rate in basis points (1800 = 18 %; even, so CGST and SGST are
- * whole basis points), whether plan prices include tax, and the credit-note prefix. Prefixes are
- * 1-5 characters (letters, digits, '-' or '/' inside) so a number fits GST's 16 characters with
- * at least 4 digits of serial; invoice and credit-note prefixes differ (separate series).
- */
-alter table public.billing_settings
-  add column seller_address_line1 text check (length(btrim(seller_address_line1)) between 1 and 200),
-  add column seller_address_line2 text check (length(btrim(seller_address_line2)) between 1 and 200),
-  add column seller_city text check (length(btrim(seller_city)) between 1 and 100),
-  add column seller_postal_code text check (seller_postal_code ~ '^[1-9][0-9]{5}$'),
-  add column seller_email text check (seller_email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
-  add column sac_code text not null default '998314' check (sac_code ~ '^99[0-9]{4}$'),
-  add column gst_rate_bp integer not null default 1800 check (gst_rate_bp between 0 and 2800 and gst_rate_bp % 2 = 0),
-  add column prices_include_tax boolean not null default false,
-  add column credit_note_prefix text not null default 'CN',
-  add constraint billing_settings_invoice_prefix_fits
-    check (invoice_prefix ~ '^[A-Z0-9]([A-Z0-9/-]{0,3}[A-Z0-9])?$'),
-  add constraint billing_settings_credit_note_prefix_fits
-    check (credit_note_prefix ~ '^[A-Z0-9]([A-Z0-9/-]{0,3}[A-Z0-9])?$'),
-  add constraint billing_settings_prefixes_differ check (credit_note_prefix <> invoice_prefix),
-  add constraint billing_settings_seller_gstin_valid check (seller_gstin is null or public.is_valid_gstin(seller_gstin)),
-  add constraint billing_settings_seller_state_code_known
-    check (seller_state_code ~ '^(0[1-9]|[12][0-9]|3[0-8]|97|99)$');
-
-
--- -------------------------------------------------------------------------------------------------
--- orders: the tax quote
--- -------------------------------------------------------------------------------------------------
-
-/**
- * The GST quote of an order, set once on insert by billing.quote_order_tax: taxable_cents (the
- * taxable value), gst_rate_bp, supply_type (intra_state, inter_state or export; null when the
- * seller's state was not set, then no GST is charged), place_of_supply_state_code and
- * prices_include_tax (whether the price was the gross). amount_cents is the total payable.
- */
-alter table public.orders
-  add column taxable_cents bigint check (taxable_cents >= 0),
-  add column gst_rate_bp integer check (gst_rate_bp between 0 and 2800),
-  add column supply_type text check (supply_type in ('intra_state', 'inter_state', 'export')),
-  add column place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
-  add column prices_include_tax boolean,
-  add constraint orders_taxable_within_amount check (taxable_cents <= amount_cents);
-
-
--- =================================================================================================
--- 3. Tables
--- =================================================================================================
-
--- -------------------------------------------------------------------------------------------------
--- Trigger functions for issued documents (issued invoices, their lines and credit notes are
--- immutable through billing.reject_change of the tenancy migration)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * Refuses an INSERT that does not come from the issuing functions (which set the transaction-local
- * `billing.issuing` flag), so numbering and tax are always computed by them. A guard against
- * mistakes, not a security boundary: the writers are service_role and the table owner.
- */
-create function billing.require_issuing_function()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  if coalesce(pg_catalog.current_setting('billing.issuing', true), '') <> tg_table_name then
-    raise exception 'rows of %.% are created only by billing.issue_invoice and billing.issue_credit_note', tg_table_schema, tg_table_name
-      using errcode = 'insufficient_privilege';
-  end if;
-  return new;
-end;
-$$;
-revoke execute on function billing.require_issuing_function() from public;
-
--- -------------------------------------------------------------------------------------------------
--- billing.invoice_counters (private)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * The last serial used per series (invoice, credit_note) and financial year. Incremented with
- * `insert ... on conflict do update ... returning`, whose row lock is held to commit: concurrent
- * issuers queue, and a rollback gives the number back. No sequences (they leave gaps).
- */
-create table billing.invoice_counters (
-  series text not null check (series in ('invoice', 'credit_note')),
-  financial_year integer not null check (financial_year between 2000 and 2999),
-  last_number bigint not null check (last_number > 0),
-  updated_at timestamptz not null default now(),
-  primary key (series, financial_year)
-);
-revoke all on billing.invoice_counters from public;
-grant select on billing.invoice_counters to service_role;
-
--- -------------------------------------------------------------------------------------------------
--- invoices (immutable)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * A GST tax invoice, one per paid order. `seller` and `buyer` are snapshots of the profiles at
- * issue time (name, GSTIN, state, address). supply_type: intra_state (CGST + SGST), inter_state
- * (IGST) or export (zero-rated, IGST 0). place_of_supply_state_code is null for exports.
- * Immutable: corrections are credit notes.
- */
-create table public.invoices (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete restrict,
-  order_id uuid not null references public.orders (id) on delete restrict,
-  -- No foreign key on purpose: payment_events is append-only (its rows never go away), the
-  -- issuing function checks the event, and a reference would turn payment_events' TRUNCATE guard
-  -- into a foreign-key error.
-  payment_event_id uuid,
-  invoice_number text not null check (invoice_number ~ '^[A-Z0-9/-]{1,16}$'),
-  financial_year integer not null check (financial_year between 2000 and 2999),
-  serial bigint not null check (serial > 0),
-  issued_at timestamptz not null,
-  invoice_date date not null,
-  currency text not null check (currency ~ '^[A-Z]{3}$'),
-  supply_type text not null check (supply_type in ('intra_state', 'inter_state', 'export')),
-  place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
-  buyer_gstin text,
-  seller jsonb not null check (jsonb_typeof(seller) = 'object'),
-  buyer jsonb not null check (jsonb_typeof(buyer) = 'object'),
-  prices_include_tax boolean not null,
-  taxable_cents bigint not null check (taxable_cents >= 0),
-  cgst_cents bigint not null check (cgst_cents >= 0),
-  sgst_cents bigint not null check (sgst_cents >= 0),
-  igst_cents bigint not null check (igst_cents >= 0),
-  total_cents bigint not null check (total_cents > 0),
-  created_at timestamptz not null default now(),
-  constraint invoices_number_unique unique (invoice_number),
-  constraint invoices_serial_unique unique (financial_year, serial),
-  constraint invoices_one_per_order unique (order_id),
-  constraint invoices_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents),
-  constraint invoices_tax_matches_supply check (
-    case supply_type
-      when 'intra_state' then igst_cents = 0 and cgst_cents = sgst_cents and place_of_supply_state_code is not null
-      when 'inter_state' then cgst_cents = 0 and sgst_cents = 0 and place_of_supply_state_code is not null
-      else cgst_cents = 0 and sgst_cents = 0 and igst_cents = 0 and place_of_supply_state_code is null
-    end
-  )
-);
-/** Foreign keys and the policy column; an organization's invoices in time order; a payment's invoice. */
-create index invoices_organization_id_idx on public.invoices (organization_id, issued_at);
-create index invoices_payment_event_id_idx on public.invoices (payment_event_id);
-grant select on public.invoices to authenticated;
-grant select, insert, update, delete on public.invoices to service_role;
-alter table public.invoices enable row level security;
-
-create trigger invoices_require_issuing_function
-  before insert on public.invoices
-  for each row execute function billing.require_issuing_function();
-
-create trigger invoices_immutable
-  before update or delete on public.invoices
-  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
-    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
-
-create trigger invoices_no_truncate
-  before truncate on public.invoices
-  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
-    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
-
--- -------------------------------------------------------------------------------------------------
--- invoice_lines (immutable)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * The lines of an invoice: SAC code, taxable value, GST rate and its split into CGST, SGST and
- * IGST rates (basis points) and amounts (paise), each amount rounded once, half up.
- */
-create table public.invoice_lines (
-  id uuid primary key default gen_random_uuid(),
-  invoice_id uuid not null references public.invoices (id) on delete restrict,
-  organization_id uuid not null references public.organizations (id) on delete restrict,
-  line_number integer not null check (line_number > 0),
-  plan_id uuid references public.billing_plans (id) on delete restrict,
-  description text not null check (length(btrim(description)) between 1 and 500),
-  sac_code text not null check (sac_code ~ '^99[0-9]{4}$'),
-  quantity integer not null default 1 check (quantity > 0),
-  gst_rate_bp integer not null check (gst_rate_bp between 0 and 2800),
-  cgst_rate_bp integer not null check (cgst_rate_bp >= 0),
-  sgst_rate_bp integer not null check (sgst_rate_bp >= 0),
-  igst_rate_bp integer not null check (igst_rate_bp >= 0),
-  taxable_cents bigint not null check (taxable_cents >= 0),
-  cgst_cents bigint not null check (cgst_cents >= 0),
-  sgst_cents bigint not null check (sgst_cents >= 0),
-  igst_cents bigint not null check (igst_cents >= 0),
-  total_cents bigint not null check (total_cents >= 0),
-  created_at timestamptz not null default now(),
-  constraint invoice_lines_number_unique unique (invoice_id, line_number),
-  constraint invoice_lines_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
-);
-/** Foreign keys and the policy column. (invoice_id leads the unique constraint.) */
-create index invoice_lines_organization_id_idx on public.invoice_lines (organization_id);
-create index invoice_lines_plan_id_idx on public.invoice_lines (plan_id);
-grant select on public.invoice_lines to authenticated;
-grant select, insert, update, delete on public.invoice_lines to service_role;
-alter table public.invoice_lines enable row level security;
-
-create trigger invoice_lines_require_issuing_function
-  before insert on public.invoice_lines
-  for each row execute function billing.require_issuing_function();
-
-create trigger invoice_lines_immutable
-  before update or delete on public.invoice_lines
-  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
-    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
-
-create trigger invoice_lines_no_truncate
-  before truncate on public.invoice_lines
-  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
-    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
-
--- -------------------------------------------------------------------------------------------------
--- credit_notes (immutable)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * A GST credit note against an invoice (a refund, or a void for the whole remaining amount): its
- * own gapless series, the tax split in the invoice's proportions. The credit notes of an invoice
- * never add up to more than the invoice. At most one credit note per refund payment event.
- */
-create table public.credit_notes (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete restrict,
-  invoice_id uuid not null references public.invoices (id) on delete restrict,
-  payment_event_id uuid, -- no foreign key, as on invoices.payment_event_id
-  credit_note_number text not null check (credit_note_number ~ '^[A-Z0-9/-]{1,16}$'),
-  financial_year integer not null check (financial_year between 2000 and 2999),
-  serial bigint not null check (serial > 0),
-  issued_at timestamptz not null,
-  credit_note_date date not null,
-  kind text not null check (kind in ('refund', 'void')),
-  reason text not null check (length(btrim(reason)) between 1 and 500),
-  currency text not null check (currency ~ '^[A-Z]{3}$'),
-  taxable_cents bigint not null check (taxable_cents >= 0),
-  cgst_cents bigint not null check (cgst_cents >= 0),
-  sgst_cents bigint not null check (sgst_cents >= 0),
-  igst_cents bigint not null check (igst_cents >= 0),
-  total_cents bigint not null check (total_cents > 0),
-  created_at timestamptz not null default now(),
-  constraint credit_notes_number_unique unique (credit_note_number),
-  constraint credit_notes_serial_unique unique (financial_year, serial),
-  constraint credit_notes_one_per_payment_event unique (payment_event_id),
-  constraint credit_notes_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
-);
-/** Foreign keys and the policy column. (payment_event_id leads its unique constraint.) */
-create index credit_notes_organization_id_idx on public.credit_notes (organization_id, issued_at);
-create index credit_notes_invoice_id_idx on public.credit_notes (invoice_id);
-grant select on public.credit_notes to authenticated;
-grant select, insert, update, delete on public.credit_notes to service_role;
-alter table public.credit_notes enable row level security;
-
-create trigger credit_notes_require_issuing_function
-  before insert on public.credit_notes
-  for each row execute function billing.require_issuing_function();
-
-create trigger credit_notes_immutable
-  before update or delete on public.credit_notes
-  for each row execute function billing.reject_change('rows are issued tax documents and cannot be changed',
-    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
-
-create trigger credit_notes_no_truncate
-  before truncate on public.credit_notes
-  for each statement execute function billing.reject_change('rows are issued tax documents and cannot be changed',
-    'Correct an invoice by issuing a credit note (billing.issue_credit_note, public.void_invoice).');
-
-
--- =================================================================================================
--- 4. Issuing functions
--- =================================================================================================
-
-/**
- * The tax on one line (see the rounding rule in the banner): p_amount_cents is the taxable value
- * when p_includes_tax is false and the gross when it is true. supply_type export is zero-rated.
- */
-create function billing.compute_line_tax(
-  p_amount_cents bigint,
-  p_gst_rate_bp integer,
-  p_supply_type text,
-  p_includes_tax boolean,
-  out taxable_cents bigint,
-  out cgst_rate_bp integer,
-  out sgst_rate_bp integer,
-  out igst_rate_bp integer,
-  out cgst_cents bigint,
-  out sgst_cents bigint,
-  out igst_cents bigint,
-  out total_cents bigint
-)
-language plpgsql
-immutable
-set search_path = ''
-as $$
-declare
-  v_denominator numeric := case when p_includes_tax then 10000 + p_gst_rate_bp else 10000 end;
-begin
-  if p_amount_cents is null or p_amount_cents < 0 then
-    raise exception 'a line amount must be a non-negative number of paise, got %', p_amount_cents
-      using errcode = 'invalid_parameter_value';
-  end if;
-  cgst_rate_bp := 0;
-  sgst_rate_bp := 0;
-  igst_rate_bp := 0;
-  cgst_cents := 0;
-  sgst_cents := 0;
-  igst_cents := 0;
-  if p_supply_type = 'intra_state' then
-    cgst_rate_bp := p_gst_rate_bp / 2;
-    sgst_rate_bp := p_gst_rate_bp / 2;
-    cgst_cents := billing.div_round_half_up(p_amount_cents::numeric * cgst_rate_bp, v_denominator);
-    sgst_cents := billing.div_round_half_up(p_amount_cents::numeric * sgst_rate_bp, v_denominator);
-  elsif p_supply_type = 'inter_state' then
-    igst_rate_bp := p_gst_rate_bp;
-    igst_cents := billing.div_round_half_up(p_amount_cents::numeric * igst_rate_bp, v_denominator);
-  elsif p_supply_type is distinct from 'export' then
-    raise exception 'unknown supply type %', p_supply_type using errcode = 'invalid_parameter_value';
-  end if;
-
-  if p_includes_tax then
-    taxable_cents := p_amount_cents - cgst_cents - sgst_cents - igst_cents;
-    total_cents := p_amount_cents;
-  else
-    taxable_cents := p_amount_cents;
-    total_cents := p_amount_cents + cgst_cents + sgst_cents + igst_cents;
-  end if;
-end;
-$$;
-revoke execute on function billing.compute_line_tax(bigint, integer, text, boolean) from public;
-grant execute on function billing.compute_line_tax(bigint, integer, text, boolean) to service_role;
-
-/**
- * The GST quote of an order (see the banner): p_price_cents is the taxable value, or the gross
- * when p_includes_tax. The supply type comes from the buyer's profile against the seller's state:
- * a buyer outside India is an export; otherwise the place of supply is the buyer's state code (the
- * seller's when the buyer has none). Null supply type (and no tax) while the seller's state is
- * not set. One computation (compute_line_tax) shared with the invoice.
- */
-create function billing.order_tax_quote(
-  p_organization_id uuid,
-  p_price_cents bigint,
-  p_includes_tax boolean,
-  out taxable_cents bigint,
-  out amount_cents bigint,
-  out gst_rate_bp integer,
-  out supply_type text,
-  out place_of_supply_state_code text,
-  out prices_include_tax boolean
-)
-language plpgsql
-stable
-set search_path = ''
-as $$
-declare
-  v_settings public.billing_settings%rowtype;
-  v_org public.organizations%rowtype;
-  v_seller_state text;
-  v_tax record;
-begin
-  select * into v_settings from public.billing_settings s where s.id;
-  select * into v_org from public.organizations o where o.id = p_organization_id;
-  v_seller_state := coalesce(v_settings.seller_state_code, pg_catalog.left(v_settings.seller_gstin, 2));
-  prices_include_tax := coalesce(p_includes_tax, false);
-  gst_rate_bp := coalesce(v_settings.gst_rate_bp, 0);
-  if v_seller_state is null then
-    -- No GST registration on record: nothing is charged on top, no tax invoice can be issued.
-    taxable_cents := p_price_cents;
-    amount_cents := p_price_cents;
-    gst_rate_bp := 0;
-    return;
-  end if;
-  if coalesce(v_org.billing_country, 'IN') <> 'IN' then
-    supply_type := 'export';
-  else
-    place_of_supply_state_code := coalesce(v_org.state_code, v_seller_state);
-    supply_type := case when place_of_supply_state_code = v_seller_state then 'intra_state' else 'inter_state' end;
-  end if;
-  select * into v_tax from billing.compute_line_tax(p_price_cents, gst_rate_bp, supply_type, prices_include_tax);
-  taxable_cents := v_tax.taxable_cents;
-  amount_cents := v_tax.total_cents;
-end;
-$$;
-revoke execute on function billing.order_tax_quote(uuid, bigint, boolean) from public;
-grant execute on function billing.order_tax_quote(uuid, bigint, boolean) to service_role;
-
-/**
- * BEFORE INSERT on orders: the inserted amount_cents is the price (tax-exclusive, or the gross
- * when billing_settings.prices_include_tax, or for a Razorpay recurring order: one with a provider
- * subscription or metadata.recurring = true); stores the quote and sets amount_cents to the total
- * payable. Whatever code inserts the order (checkout, change_plan, renewals, operators) gets the
- * same tax.
- */
-create function billing.quote_order_tax()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_quote record;
-  v_includes boolean;
-begin
-  v_includes := coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false)
-    or new.provider_subscription_id is not null
-    or coalesce(new.metadata ->> 'recurring', '') = 'true';
-  select * into v_quote from billing.order_tax_quote(new.organization_id, new.amount_cents, v_includes);
-  new.taxable_cents := v_quote.taxable_cents;
-  new.amount_cents := v_quote.amount_cents;
-  new.gst_rate_bp := v_quote.gst_rate_bp;
-  new.supply_type := v_quote.supply_type;
-  new.place_of_supply_state_code := v_quote.place_of_supply_state_code;
-  new.prices_include_tax := v_quote.prices_include_tax;
-  return new;
-end;
-$$;
-revoke execute on function billing.quote_order_tax() from public;
-
-create trigger orders_quote_tax
-  before insert on public.orders
-  for each row execute function billing.quote_order_tax();
 
 /**
  * The next serial of a series in the financial year of p_at: gapless, because the counter row
@@ -1115,13 +687,13 @@ revoke execute on function billing.issue_credit_note(uuid, bigint, text, uuid, t
 grant execute on function billing.issue_credit_note(uuid, bigint, text, uuid, text) to service_role;
 
 /**
- * The payments migration's hook, now issuing: the invoice of a paid order and, with
- * p_refund_amount_cents, a credit note for a refund of it. Never fails the payment: an error
- * (say, the seller's details are not set yet) comes back in `error` and apply_payment_event
- * records it in webhook_events.last_error; issue_invoice is idempotent per order, so an operator
- * can issue the invoice later.
+ * What the payment path calls: the invoice of a paid order and, with p_refund_amount_cents, a
+ * credit note for a refund of it. Never fails the payment: an error (say, the seller's details
+ * are not set yet) comes back in `error` and apply_payment_event records it in
+ * webhook_events.last_error; issue_invoice is idempotent per order, so an operator can issue the
+ * invoice later.
  */
-create or replace function billing.issue_documents(
+create function billing.issue_documents(
   p_order_id uuid,
   p_payment_event_id uuid,
   p_refund_amount_cents bigint default null,
@@ -1152,147 +724,14 @@ begin
   end;
 end;
 $$;
-
-
--- =================================================================================================
--- 5. Policies
--- =================================================================================================
-
-/** invoices: members read their organization's. */
-create policy "Members can read their organization's invoices"
-  on public.invoices for select to authenticated
-  using (organization_id in (select billing.member_organization_ids()));
-
-/** invoice_lines: members read their organization's. */
-create policy "Members can read their organization's invoice lines"
-  on public.invoice_lines for select to authenticated
-  using (organization_id in (select billing.member_organization_ids()));
-
-/** credit_notes: members read their organization's. */
-create policy "Members can read their organization's credit notes"
-  on public.credit_notes for select to authenticated
-  using (organization_id in (select billing.member_organization_ids()));
-
-
--- =================================================================================================
--- 6. Public functions
--- =================================================================================================
-
-/**
- * Replaces an organization's billing profile (the buyer block of its invoices); returns the
- * organization. Owners and admins of the organization, and service_role. Every problem is named:
- * a GSTIN is checked for length, state code, PAN, entity number, 'Z' and check character; the
- * state code is derived from the GSTIN (a different p_state_code is refused); a buyer outside
- * India has neither GSTIN nor state; an Indian postal code is a 6-digit PIN.
- * Security definer: signed-in users have no update grant on organizations.
- */
-create function public.update_billing_profile(
-  p_organization_id uuid,
-  p_billing_name text,
-  p_billing_email text default null,
-  p_gstin text default null,
-  p_address_line1 text default null,
-  p_address_line2 text default null,
-  p_city text default null,
-  p_state_code text default null,
-  p_postal_code text default null,
-  p_country text default 'IN'
-)
-returns public.organizations
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_gstin text := nullif(pg_catalog.upper(pg_catalog.regexp_replace(coalesce(p_gstin, ''), '\s', '', 'g')), '');
-  v_country text := pg_catalog.upper(btrim(coalesce(p_country, 'IN')));
-  v_state_code text := nullif(btrim(coalesce(p_state_code, '')), '');
-  v_postal_code text := nullif(btrim(coalesce(p_postal_code, '')), '');
-  v_problem text;
-  v_result public.organizations%rowtype;
-begin
-  if coalesce(auth.role(), '') <> 'service_role' then
-    perform billing.require_user();
-    if not billing.has_role(p_organization_id, array['owner', 'admin']) then
-      raise exception 'only owners and admins of the organization can update its billing profile'
-        using errcode = 'insufficient_privilege';
-    end if;
-  end if;
-
-  if p_billing_name is null or length(btrim(p_billing_name)) not between 1 and 200 then
-    raise exception 'billing name (legal name) must be 1 to 200 characters' using errcode = 'invalid_parameter_value';
-  end if;
-  if nullif(btrim(p_billing_email), '') !~ '^[^@[:space:]]+@[^@[:space:]]+$' then
-    raise exception 'billing email "%" is not an email address', p_billing_email using errcode = 'invalid_parameter_value';
-  end if;
-  if v_country !~ '^[A-Z]{2}$' then
-    raise exception 'country must be a two-letter ISO 3166 code such as IN, got "%"', p_country
-      using errcode = 'invalid_parameter_value';
-  end if;
-
-  if v_country <> 'IN' then
-    if v_gstin is not null or v_state_code is not null then
-      raise exception 'a buyer outside India (country %) has no GSTIN or GST state code', v_country
-        using errcode = 'invalid_parameter_value';
-    end if;
-  else
-    if v_gstin is not null then
-      v_problem := billing.gstin_problem(v_gstin);
-      if v_problem is not null then
-        raise exception '%', v_problem using errcode = 'invalid_parameter_value';
-      end if;
-      if v_state_code is not null and v_state_code <> pg_catalog.left(v_gstin, 2) then
-        raise exception 'state code % does not match the GSTIN''s state code %', v_state_code, pg_catalog.left(v_gstin, 2)
-          using errcode = 'invalid_parameter_value';
-      end if;
-      v_state_code := pg_catalog.left(v_gstin, 2);
-    elsif v_state_code is not null and billing.gst_state_name(v_state_code) is null then
-      raise exception 'state code "%" is not a GST state code (01-38, 97 or 99)', v_state_code
-        using errcode = 'invalid_parameter_value';
-    end if;
-    if v_postal_code !~ '^[1-9][0-9]{5}$' then
-      raise exception 'postal code "%" is not an Indian PIN code (6 digits)', v_postal_code
-        using errcode = 'invalid_parameter_value';
-    end if;
-  end if;
-  if v_postal_code !~ '^[A-Za-z0-9][A-Za-z0-9 -]{1,14}$' then
-    raise exception 'postal code "%" must be 2 to 15 letters, digits, spaces or hyphens', v_postal_code
-      using errcode = 'invalid_parameter_value';
-  end if;
-  if length(btrim(p_address_line1)) > 200 or length(btrim(p_address_line2)) > 200 then
-    raise exception 'address lines must be at most 200 characters' using errcode = 'invalid_parameter_value';
-  end if;
-  if length(btrim(p_city)) > 100 then
-    raise exception 'city must be at most 100 characters' using errcode = 'invalid_parameter_value';
-  end if;
-
-  update public.organizations o
-  set billing_name = btrim(p_billing_name),
-      billing_email = nullif(btrim(p_billing_email), ''),
-      gstin = v_gstin,
-      state_code = v_state_code,
-      billing_address_line1 = nullif(btrim(p_address_line1), ''),
-      billing_address_line2 = nullif(btrim(p_address_line2), ''),
-      billing_city = nullif(btrim(p_city), ''),
-      billing_postal_code = v_postal_code,
-      billing_country = v_country
-  where o.id = p_organization_id
-  returning * into v_result;
-  if not found then
-    raise exception 'organization % does not exist', p_organization_id using errcode = 'no_data_found';
-  end if;
-  return v_result;
-end;
-$$;
-revoke execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) from public, anon;
-grant execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text)
-  to authenticated, service_role;
+revoke execute on function billing.issue_documents(uuid, uuid, bigint, text, uuid) from public;
+grant execute on function billing.issue_documents(uuid, uuid, bigint, text, uuid) to service_role;
 
 /**
  * Voids an invoice: a credit note (kind 'void') for everything not yet credited; returns its id.
  * Invoices are never deleted. Raises when the invoice is already fully credited. service_role only.
  */
-create function public.void_invoice(p_invoice_id uuid, p_reason text)
+create function billing.void_invoice(p_invoice_id uuid, p_reason text)
 returns uuid
 language plpgsql
 set search_path = ''
@@ -1314,8 +753,33 @@ begin
   return billing.issue_credit_note(p_invoice_id, v_remaining, p_reason, null, 'void');
 end;
 $$;
-revoke execute on function public.void_invoice(uuid, text) from public, anon, authenticated;
-grant execute on function public.void_invoice(uuid, text) to service_role;
+revoke execute on function billing.void_invoice(uuid, text) from public, anon, authenticated;
+grant execute on function billing.void_invoice(uuid, text) to service_role;
+
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+/** invoices: members read their organization's. */
+create policy "Members can read their organization's invoices"
+  on public.invoices for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+/** invoice_lines: members read their organization's. */
+create policy "Members can read their organization's invoice lines"
+  on public.invoice_lines for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+/** credit_notes: members read their organization's. */
+create policy "Members can read their organization's credit notes"
+  on public.credit_notes for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
 
 /**
  * Everything a PDF renderer needs for one invoice, as JSON: document type and number, dates,
@@ -1418,3 +882,8 @@ end;
 $$;
 revoke execute on function public.invoice_document(uuid) from public, anon;
 grant execute on function public.invoice_document(uuid) to authenticated, service_role;
+
+comment on table public.invoices is 'GST tax invoices, one per paid order, numbered without gaps per financial year; immutable.';
+comment on table public.invoice_lines is 'The lines of a GST tax invoice, with their taxable value and tax components; immutable.';
+comment on table public.credit_notes is 'Credit notes against an invoice, for refunds and voids; immutable.';
+comment on function public.invoice_document(uuid) is 'Everything a renderer needs to print an invoice (seller, buyer, lines, tax, amount in words). Members and service_role.';

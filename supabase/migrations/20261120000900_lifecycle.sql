@@ -1,21 +1,19 @@
 -- =================================================================================================
--- supabill: subscription lifecycle: cancel and resume, plan changes with proration, trials,
--- notifications (an outbox), and the pg_cron jobs that persist what time already decided.
+-- supabill: subscription lifecycle: cancel and resume, plan changes with proration, trials, and the jobs
 --
--- What signed-in owners and admins call (supabase-js .rpc):
+-- What signed-in owners and admins call (supabase-js .rpc; thin public wrappers over billing):
 --   cancel_subscription(org, at_period_end default true)   resume_subscription(org)
 --   preview_plan_change(org, plan_code)                    change_plan(org, plan_code)
 --   start_trial(org, plan_code)                            prepare_order_checkout(org, order, provider)
 -- What the jobs call (pg_cron, under stable names; tests call them under the test clock):
---   billing.job_expire, billing.job_renewal_reminders, billing.job_dunning, billing.job_purge
--- What a notification sender calls (service_role): claim_notifications, mark_notification_sent.
+--   billing.job_expire, billing.job_renewal_reminders, billing.job_dunning
 --
--- The rules (DESIGN 5):
+-- The rules:
 --   * Upgrade = monthly to yearly, or the same interval at a higher price. It takes effect when
 --     paid: change_plan creates an `orders` row (kind 'upgrade') for the prorated charge, checkout
---     pays it (prepare_order_checkout), and apply_payment_event (migration 0300, unchanged) applies
---     it like any order for another plan: the plan switches at once and a new full period of the
---     new plan starts at the payment. A charge of 0 is applied at once, without an order.
+--     pays it (prepare_order_checkout), and billing.apply_payment_event applies it like any order
+--     for another plan: the plan switches at once and a new full period of the new plan starts at
+--     the payment. A charge of 0 is applied at once, without an order.
 --   * Prorated charge = new plan price - unused value of the current period, where
 --       unused = round_half_up(cycles x current price x seconds_left / period_seconds)
 --     seconds_left = whole seconds from now to current_period_end, period_seconds = the paid
@@ -23,8 +21,6 @@
 --     the paid period starts at trial_end when a trial was paid before it ended), cycles = how
 --     many plan intervals the period holds (1 unless renewals were paid ahead). Never negative,
 --     never more than cycles x price: a credit above the new price is not refunded (its own line).
---   * Periods end one plan interval later on the organization's calendar (organizations.timezone),
---     whatever the connection's TimeZone: billing.period_end_after (0300).
 --   * Downgrade = anything else (a cheaper plan, or yearly to monthly): scheduled for the period
 --     end in pending_plan_id / pending_plan_effective_at, no refund, applied by billing-expire at
 --     the end of the period it was scheduled against, or, when that period was renewed on the
@@ -34,91 +30,25 @@
 --     changes plan by cancelling at cycle end and subscribing again (method
 --     'cancel_and_resubscribe'): Razorpay charges the new plan in full; no proration here.
 --   * Every transition writes subscription_history with its actor (user, system, provider).
---
--- Sections, in order: 1. tables; 2. helper functions; 3. policies; 4. public functions;
--- 5. jobs; 6. schedules.
 -- =================================================================================================
 
 
 -- =================================================================================================
--- 1. Tables
+-- 1. Types
 -- =================================================================================================
 
--- -------------------------------------------------------------------------------------------------
--- notifications (outbox)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * The outbox for emails and alerts: the jobs and the payment path queue rows, a sender claims
- * them (claim_notifications), sends, and marks them sent (mark_notification_sent). `dedupe_key`
- * is unique, so a job run twice (or two paths racing) queues a notification once. Kinds queued
- * here: renewal_reminder, pre_debit_notice, dunning_reminder, payment_failed, trial_ended,
- * subscription_canceled, subscription_expired, plan_downgraded (other migrations may add kinds).
- * Owners and admins of the organization can read them.
- */
-create table public.notifications (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  subscription_id uuid references public.subscriptions (id) on delete set null,
-  kind text not null check (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
-  payload jsonb not null default '{}'::jsonb check (jsonb_typeof(payload) = 'object'),
-  dedupe_key text not null unique check (length(dedupe_key) between 1 and 300),
-  created_at timestamptz not null default billing.now(),
-  sent_at timestamptz,
-  attempts integer not null default 0 check (attempts >= 0),
-  locked_until timestamptz,
-  last_error text
-);
-/** Foreign keys and the policy column; unsent rows in order, for the sender. */
-create index notifications_organization_id_idx on public.notifications (organization_id, created_at);
-create index notifications_subscription_id_idx on public.notifications (subscription_id);
-create index notifications_unsent_idx on public.notifications (created_at) where sent_at is null;
-grant select on public.notifications to authenticated;
-grant select, insert, update, delete on public.notifications to service_role;
-alter table public.notifications enable row level security;
-
--- -------------------------------------------------------------------------------------------------
--- billing.job_runs (private)
--- -------------------------------------------------------------------------------------------------
-
-/**
- * One row per run of a billing job: when it started and finished (wall clock), the clock it ran
- * at (billing.now(), pinned in tests), its batch size, the rows it changed, and the error when it
- * failed (a failed run changes nothing else). Private (schema billing): service_role reads it.
- */
-create table billing.job_runs (
-  id bigint generated always as identity primary key,
-  job_name text not null check (job_name ~ '^[a-z][a-z0-9-]{0,62}$'),
-  as_of timestamptz not null,
-  batch_limit integer,
-  started_at timestamptz not null default clock_timestamp(),
-  finished_at timestamptz,
-  rows_affected integer,
-  error text
-);
-/** A job's runs, newest first; old runs, for purging. */
-create index job_runs_job_name_idx on billing.job_runs (job_name, started_at);
-create index job_runs_started_at_idx on billing.job_runs (started_at);
-revoke all on billing.job_runs from public;
-grant select on billing.job_runs to service_role;
-alter table billing.job_runs enable row level security;
-
--- -------------------------------------------------------------------------------------------------
--- Indexes on subscriptions for the jobs (the table is tenancy's; these serve billing-expire)
--- -------------------------------------------------------------------------------------------------
-
-/** Scheduled downgrades coming due. */
-create index subscriptions_pending_plan_due_idx on public.subscriptions (pending_plan_effective_at)
-  where pending_plan_id is not null;
-/** Trials coming to an end. */
-create index subscriptions_trial_end_idx on public.subscriptions (trial_end)
-  where status = 'trialing';
-
+-- None.
 
 -- =================================================================================================
--- 2. Helper functions
+-- 2. Tables
 -- =================================================================================================
 
+-- None: the lifecycle moves subscriptions (plans module) and orders (orders module), and queues
+-- notifications (operations module).
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
 
 /**
  * Locks the organization's open upgrade orders (created or pending), in id order. Callers that
@@ -392,100 +322,9 @@ end;
 $$;
 revoke execute on function billing.cancel_open_upgrade_orders(uuid, text) from public;
 
-/** Starts a job run in billing.job_runs; returns its id. */
-create function billing.job_started(p_job_name text, p_limit integer)
-returns bigint
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_id bigint;
-begin
-  insert into billing.job_runs (job_name, as_of, batch_limit, started_at)
-  values (p_job_name, billing.now(), p_limit, pg_catalog.clock_timestamp())
-  returning id into v_id;
-  return v_id;
-end;
-$$;
-revoke execute on function billing.job_started(text, integer) from public;
-
-/** Ends a job run: rows changed, or the error. */
-create function billing.job_finished(p_run_id bigint, p_rows integer, p_error text)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-begin
-  update billing.job_runs
-  set finished_at = pg_catalog.clock_timestamp(), rows_affected = p_rows, error = p_error
-  where id = p_run_id;
-end;
-$$;
-revoke execute on function billing.job_finished(bigint, integer, text) from public;
-
-/** Rejects a batch size outside 1..1,000,000. */
-create function billing.check_batch_limit(p_limit integer)
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  if p_limit is null or p_limit not between 1 and 1000000 then
-    raise exception 'batch limit must be between 1 and 1000000, got %', coalesce(p_limit::text, 'null')
-      using errcode = 'invalid_parameter_value';
-  end if;
-end;
-$$;
-revoke execute on function billing.check_batch_limit(integer) from public;
-
-/**
- * Trigger on payment_events: a failed payment queues a 'payment_failed' notification for the
- * organization (once per provider payment). This is how the payment path fills the outbox
- * without changing apply_payment_event.
- */
-create function billing.notify_payment_failed()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key, created_at)
-  select new.organization_id, o.subscription_id, 'payment_failed',
-         pg_catalog.jsonb_build_object('order_id', new.order_id, 'receipt', o.receipt, 'amount_cents', new.amount_cents,
-                                       'currency', new.currency, 'provider', new.provider,
-                                       'provider_payment_id', new.provider_payment_id, 'error_reason', new.error_reason,
-                                       'plan_code', p.code),
-         pg_catalog.format('payment_failed:%s:%s', new.provider, new.provider_payment_id),
-         billing.now()
-  from (select 1) one
-  left join public.orders o on o.id = new.order_id
-  left join public.billing_plans p on p.id = o.plan_id
-  on conflict (dedupe_key) do nothing;
-  return null;
-end;
-$$;
-revoke execute on function billing.notify_payment_failed() from public;
-
-create trigger payment_events_notify_failed
-  after insert on public.payment_events
-  for each row when (new.status = 'failed')
-  execute function billing.notify_payment_failed();
-
-
--- =================================================================================================
--- 3. Policies
--- =================================================================================================
-
-/** notifications: owners and admins read their organization's (members do not: billing mail). */
-create policy "Owners and admins can read their organization's notifications"
-  on public.notifications for select to authenticated
-  using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
-
-
--- =================================================================================================
--- 4. Public functions
--- =================================================================================================
+-- -------------------------------------------------------------------------------------------------
+-- Implementations of the public functions (security definer; their wrappers are in section 5)
+-- -------------------------------------------------------------------------------------------------
 
 /**
  * Cancels the organization's subscription: at the period end (default; the plan stays in effect
@@ -497,7 +336,7 @@ create policy "Owners and admins can read their organization's notifications"
  * Errors: 42501 not an owner or admin; 55000 nothing to cancel.
  * Security definer: signed-in users have no write grant on subscriptions or their history.
  */
-create function public.cancel_subscription(p_organization_id uuid, p_at_period_end boolean default true)
+create function billing.cancel_subscription(p_organization_id uuid, p_at_period_end boolean default true)
 returns jsonb
 language plpgsql
 security definer
@@ -510,7 +349,7 @@ declare
   v_new public.subscriptions;
   v_at_end boolean := coalesce(p_at_period_end, true);
 begin
-  perform billing.require_manager(p_organization_id);
+  perform billing.require_role(p_organization_id, billing.managers());
   -- The open upgrade orders first, then the subscription: the payment path's lock order.
   perform billing.lock_open_upgrade_orders(p_organization_id);
   select * into v_sub from public.subscriptions s
@@ -537,28 +376,38 @@ begin
     set cancel_at_period_end = true, canceled_at = v_now, pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id
     returning * into v_new;
-    insert into public.subscription_history
-      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-       actor_kind, actor_id, reason, metadata, effective_at)
-    values
-      (v_sub.organization_id, v_sub.id, 'cancel_scheduled', v_sub.plan_id, v_sub.plan_id, v_sub.status, v_new.status,
-       'user', v_user_id, 'cancellation requested for the period end',
-       pg_catalog.jsonb_build_object('cancel_at', v_sub.current_period_end,
-                                     'dropped_pending_plan_id', v_sub.pending_plan_id),
-       v_now);
+    perform billing.log_subscription_change(
+      p_organization_id => v_sub.organization_id,
+      p_subscription_id => v_sub.id,
+      p_action => 'cancel_scheduled',
+      p_old_plan_id => v_sub.plan_id,
+      p_new_plan_id => v_sub.plan_id,
+      p_old_status => v_sub.status,
+      p_new_status => v_new.status,
+      p_actor_kind => 'user',
+      p_actor_id => v_user_id,
+      p_reason => 'cancellation requested for the period end',
+      p_metadata => pg_catalog.jsonb_build_object('cancel_at', v_sub.current_period_end, 'dropped_pending_plan_id', v_sub.pending_plan_id),
+      p_effective_at => v_now);
   else
     update public.subscriptions s
     set status = 'canceled', cancel_at_period_end = false, canceled_at = v_now, ended_at = v_now,
         pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id
     returning * into v_new;
-    insert into public.subscription_history
-      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-       actor_kind, actor_id, reason, metadata, effective_at)
-    values
-      (v_sub.organization_id, v_sub.id, 'canceled', v_sub.plan_id, v_sub.plan_id, v_sub.status, 'canceled',
-       'user', v_user_id, 'cancelled now by the user (no refund)',
-       pg_catalog.jsonb_build_object('dropped_pending_plan_id', v_sub.pending_plan_id), v_now);
+    perform billing.log_subscription_change(
+      p_organization_id => v_sub.organization_id,
+      p_subscription_id => v_sub.id,
+      p_action => 'canceled',
+      p_old_plan_id => v_sub.plan_id,
+      p_new_plan_id => v_sub.plan_id,
+      p_old_status => v_sub.status,
+      p_new_status => 'canceled',
+      p_actor_kind => 'user',
+      p_actor_id => v_user_id,
+      p_reason => 'cancelled now by the user (no refund)',
+      p_metadata => pg_catalog.jsonb_build_object('dropped_pending_plan_id', v_sub.pending_plan_id),
+      p_effective_at => v_now);
     insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
     values (v_sub.organization_id, v_sub.id, 'subscription_canceled',
             pg_catalog.jsonb_build_object('plan_id', v_sub.plan_id, 'ended_at', v_now),
@@ -573,8 +422,8 @@ begin
     'provider_action', billing.provider_action(v_sub, v_at_end)));
 end;
 $$;
-revoke execute on function public.cancel_subscription(uuid, boolean) from public, anon;
-grant execute on function public.cancel_subscription(uuid, boolean) to authenticated;
+revoke execute on function billing.cancel_subscription(uuid, boolean) from public, anon;
+grant execute on function billing.cancel_subscription(uuid, boolean) to authenticated;
 
 /**
  * Undoes a cancellation scheduled for the period end, while the period still runs. Owners and
@@ -583,7 +432,7 @@ grant execute on function public.cancel_subscription(uuid, boolean) to authentic
  * recurring subscription (its cancellation at Razorpay cannot be undone here: subscribe again).
  * Security definer: signed-in users have no write grant on subscriptions or their history.
  */
-create function public.resume_subscription(p_organization_id uuid)
+create function billing.resume_subscription(p_organization_id uuid)
 returns jsonb
 language plpgsql
 security definer
@@ -594,7 +443,7 @@ declare
   v_now timestamptz := billing.now();
   v_sub public.subscriptions;
 begin
-  perform billing.require_manager(p_organization_id);
+  perform billing.require_role(p_organization_id, billing.managers());
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
@@ -611,19 +460,25 @@ begin
   end if;
 
   update public.subscriptions s set cancel_at_period_end = false, canceled_at = null where s.id = v_sub.id;
-  insert into public.subscription_history
-    (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-     actor_kind, actor_id, reason, effective_at)
-  values
-    (v_sub.organization_id, v_sub.id, 'resumed', v_sub.plan_id, v_sub.plan_id, v_sub.status, v_sub.status,
-     'user', v_user_id, 'scheduled cancellation undone', v_now);
+  perform billing.log_subscription_change(
+    p_organization_id => v_sub.organization_id,
+    p_subscription_id => v_sub.id,
+    p_action => 'resumed',
+    p_old_plan_id => v_sub.plan_id,
+    p_new_plan_id => v_sub.plan_id,
+    p_old_status => v_sub.status,
+    p_new_status => v_sub.status,
+    p_actor_kind => 'user',
+    p_actor_id => v_user_id,
+    p_reason => 'scheduled cancellation undone',
+    p_effective_at => v_now);
 
   return pg_catalog.jsonb_build_object('result', 'resumed', 'subscription_id', v_sub.id, 'status', v_sub.status,
                                        'current_period_end', v_sub.current_period_end);
 end;
 $$;
-revoke execute on function public.resume_subscription(uuid) from public, anon;
-grant execute on function public.resume_subscription(uuid) to authenticated;
+revoke execute on function billing.resume_subscription(uuid) from public, anon;
+grant execute on function billing.resume_subscription(uuid) to authenticated;
 
 /**
  * What change_plan would do now, and charge: the quote of billing.plan_change_quote (kind,
@@ -631,7 +486,7 @@ grant execute on function public.resume_subscription(uuid) to authenticated;
  * Owners and admins. Errors as change_plan.
  * Security definer: reads the subscription and plans whatever the caller's RLS shows.
  */
-create function public.preview_plan_change(p_organization_id uuid, p_plan_code text)
+create function billing.preview_plan_change(p_organization_id uuid, p_plan_code text)
 returns jsonb
 language plpgsql
 stable
@@ -639,12 +494,12 @@ security definer
 set search_path = ''
 as $$
 begin
-  perform billing.require_manager(p_organization_id);
+  perform billing.require_role(p_organization_id, billing.managers());
   return billing.plan_change_quote(p_organization_id, p_plan_code, billing.now());
 end;
 $$;
-revoke execute on function public.preview_plan_change(uuid, text) from public, anon;
-grant execute on function public.preview_plan_change(uuid, text) to authenticated;
+revoke execute on function billing.preview_plan_change(uuid, text) from public, anon;
+grant execute on function billing.preview_plan_change(uuid, text) to authenticated;
 
 /**
  * Changes the organization's plan (owners and admins), exactly as preview_plan_change says:
@@ -652,8 +507,7 @@ grant execute on function public.preview_plan_change(uuid, text) to authenticate
  *     created; pay it through checkout with {order_id} (prepare_order_checkout). When paid,
  *     apply_payment_event switches the plan and starts a new period. Earlier open upgrade orders
  *     are cancelled. Answer: the quote + {result: 'order_created', order_id, receipt, order_amount_cents
- *     (what the order charges: the quote's amount plus tax, set by the orders_quote_tax trigger of
- *     migration 0500 when it is installed), order_expires_at};
+ *     (what the order charges: the quote's amount plus tax, set by the orders_quote_tax trigger), order_expires_at};
  *   upgrade, method 'immediate' (charge 0): switched now, new period from now ({result: 'changed'});
  *   downgrade, method 'scheduled': pending_plan_id set for the period end ({result: 'scheduled'});
  *   Razorpay recurring, method 'cancel_and_resubscribe': the subscription is set to cancel at the
@@ -662,7 +516,7 @@ grant execute on function public.preview_plan_change(uuid, text) to authenticate
  * scheduled; 55000 no paid subscription running, a cancellation scheduled (resume first).
  * Security definer: signed-in users have no write grant on subscriptions, history or orders.
  */
-create function public.change_plan(p_organization_id uuid, p_plan_code text)
+create function billing.change_plan(p_organization_id uuid, p_plan_code text)
 returns jsonb
 language plpgsql
 security definer
@@ -677,7 +531,7 @@ declare
   v_order public.orders;
   v_method text;
 begin
-  perform billing.require_manager(p_organization_id);
+  perform billing.require_role(p_organization_id, billing.managers());
   -- The open upgrade orders first, then the live subscription (the payment path's lock order:
   -- it holds an order and then locks the subscription); then quote against what is locked.
   perform billing.lock_open_upgrade_orders(p_organization_id);
@@ -705,14 +559,19 @@ begin
        pg_catalog.jsonb_build_object('plan_code', v_to.code, 'recurring', false, 'quote', v_quote,
                                      'from_plan_id', v_sub.plan_id, 'quoted_period_end', v_sub.current_period_end))
     returning * into v_order;
-    insert into public.subscription_history
-      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-       actor_kind, actor_id, reason, metadata, effective_at)
-    values
-      (p_organization_id, v_sub.id, 'upgrade_ordered', v_sub.plan_id, v_to.id, v_sub.status, v_sub.status,
-       'user', v_user_id, pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code,
-                                            billing.format_money(v_order.amount_cents, v_order.currency)),
-       pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents), v_now);
+    perform billing.log_subscription_change(
+      p_organization_id => p_organization_id,
+      p_subscription_id => v_sub.id,
+      p_action => 'upgrade_ordered',
+      p_old_plan_id => v_sub.plan_id,
+      p_new_plan_id => v_to.id,
+      p_old_status => v_sub.status,
+      p_new_status => v_sub.status,
+      p_actor_kind => 'user',
+      p_actor_id => v_user_id,
+      p_reason => pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code, billing.format_money(v_order.amount_cents, v_order.currency)),
+      p_metadata => pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents),
+      p_effective_at => v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
                                                     'receipt', v_order.receipt, 'order_amount_cents', v_order.amount_cents,
                                                     'order_expires_at', v_order.expires_at);
@@ -724,26 +583,38 @@ begin
         current_period_end = (v_quote ->> 'new_period_end')::timestamptz,
         pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id;
-    insert into public.subscription_history
-      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-       actor_kind, actor_id, reason, metadata, effective_at)
-    values
-      (p_organization_id, v_sub.id, 'plan_changed', v_sub.plan_id, v_to.id, v_sub.status, v_sub.status,
-       'user', v_user_id, 'upgrade with nothing to pay: the unused value covers the new plan', v_quote, v_now);
+    perform billing.log_subscription_change(
+      p_organization_id => p_organization_id,
+      p_subscription_id => v_sub.id,
+      p_action => 'plan_changed',
+      p_old_plan_id => v_sub.plan_id,
+      p_new_plan_id => v_to.id,
+      p_old_status => v_sub.status,
+      p_new_status => v_sub.status,
+      p_actor_kind => 'user',
+      p_actor_id => v_user_id,
+      p_reason => 'upgrade with nothing to pay: the unused value covers the new plan',
+      p_metadata => v_quote,
+      p_effective_at => v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'changed');
 
   elsif v_method = 'scheduled' then
     update public.subscriptions s
     set pending_plan_id = v_to.id, pending_plan_effective_at = s.current_period_end
     where s.id = v_sub.id;
-    insert into public.subscription_history
-      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-       actor_kind, actor_id, reason, metadata, effective_at)
-    values
-      (p_organization_id, v_sub.id, 'downgrade_scheduled', v_sub.plan_id, v_to.id, v_sub.status, v_sub.status,
-       'user', v_user_id, pg_catalog.format('downgrade to %s at the period end (no refund)', v_to.code),
-       pg_catalog.jsonb_build_object('effective_at', v_sub.current_period_end,
-                                     'replaced_pending_plan_id', v_sub.pending_plan_id), v_now);
+    perform billing.log_subscription_change(
+      p_organization_id => p_organization_id,
+      p_subscription_id => v_sub.id,
+      p_action => 'downgrade_scheduled',
+      p_old_plan_id => v_sub.plan_id,
+      p_new_plan_id => v_to.id,
+      p_old_status => v_sub.status,
+      p_new_status => v_sub.status,
+      p_actor_kind => 'user',
+      p_actor_id => v_user_id,
+      p_reason => pg_catalog.format('downgrade to %s at the period end (no refund)', v_to.code),
+      p_metadata => pg_catalog.jsonb_build_object('effective_at', v_sub.current_period_end, 'replaced_pending_plan_id', v_sub.pending_plan_id),
+      p_effective_at => v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'scheduled');
 
   else
@@ -752,13 +623,19 @@ begin
     set cancel_at_period_end = true, canceled_at = v_now, pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id and not s.cancel_at_period_end;
     if found then
-      insert into public.subscription_history
-        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-         actor_kind, actor_id, reason, metadata, effective_at)
-      values
-        (p_organization_id, v_sub.id, 'cancel_scheduled', v_sub.plan_id, v_sub.plan_id, v_sub.status, v_sub.status,
-         'user', v_user_id, pg_catalog.format('plan change to %s: Razorpay subscription cancels at cycle end, new subscription to follow', v_to.code),
-         pg_catalog.jsonb_build_object('to_plan_id', v_to.id, 'method', 'cancel_and_resubscribe'), v_now);
+      perform billing.log_subscription_change(
+        p_organization_id => p_organization_id,
+        p_subscription_id => v_sub.id,
+        p_action => 'cancel_scheduled',
+        p_old_plan_id => v_sub.plan_id,
+        p_new_plan_id => v_sub.plan_id,
+        p_old_status => v_sub.status,
+        p_new_status => v_sub.status,
+        p_actor_kind => 'user',
+        p_actor_id => v_user_id,
+        p_reason => pg_catalog.format('plan change to %s: Razorpay subscription cancels at cycle end, new subscription to follow', v_to.code),
+        p_metadata => pg_catalog.jsonb_build_object('to_plan_id', v_to.id, 'method', 'cancel_and_resubscribe'),
+        p_effective_at => v_now);
     end if;
     return v_quote || pg_catalog.jsonb_build_object(
       'result', 'cancel_scheduled',
@@ -767,8 +644,8 @@ begin
   end if;
 end;
 $$;
-revoke execute on function public.change_plan(uuid, text) from public, anon;
-grant execute on function public.change_plan(uuid, text) to authenticated;
+revoke execute on function billing.change_plan(uuid, text) from public, anon;
+grant execute on function billing.change_plan(uuid, text) to authenticated;
 
 /**
  * Makes an open upgrade order (from change_plan) payable through a provider: the checkout
@@ -780,7 +657,7 @@ grant execute on function public.change_plan(uuid, text) to authenticated;
  * provider; 55000 as above or the provider cannot take the amount.
  * Security definer: signed-in users have no update grant on orders.
  */
-create function public.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
+create function billing.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
 returns table (
   order_id uuid,
   receipt text,
@@ -812,7 +689,7 @@ begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
   end if;
-  perform billing.require_manager(p_organization_id);
+  perform billing.require_role(p_organization_id, billing.managers());
   select * into v_order from public.orders o
   where o.id = p_order_id and o.organization_id = p_organization_id
   for update;
@@ -860,8 +737,8 @@ begin
     v_order.expires_at;
 end;
 $$;
-revoke execute on function public.prepare_order_checkout(uuid, uuid, text) from public, anon;
-grant execute on function public.prepare_order_checkout(uuid, uuid, text) to authenticated;
+revoke execute on function billing.prepare_order_checkout(uuid, uuid, text) from public, anon;
+grant execute on function billing.prepare_order_checkout(uuid, uuid, text) to authenticated;
 
 /**
  * Starts a free trial of a paid plan for its trial_days: once per organization, ever (any earlier
@@ -873,7 +750,7 @@ grant execute on function public.prepare_order_checkout(uuid, uuid, text) to aut
  * or a trial already used.
  * Security definer: signed-in users have no write grant on subscriptions or their history.
  */
-create function public.start_trial(p_organization_id uuid, p_plan_code text)
+create function billing.start_trial(p_organization_id uuid, p_plan_code text)
 returns jsonb
 language plpgsql
 security definer
@@ -887,7 +764,7 @@ declare
   v_timezone text;
   v_trial_end timestamptz;
 begin
-  perform billing.require_manager(p_organization_id);
+  perform billing.require_role(p_organization_id, billing.managers());
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
@@ -923,92 +800,354 @@ begin
   values
     (p_organization_id, v_plan.id, 'trialing', v_now, v_trial_end, v_trial_end)
   returning * into v_sub;
-  insert into public.subscription_history
-    (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
-     actor_kind, actor_id, reason, metadata, effective_at)
-  values
-    (p_organization_id, v_sub.id, 'trial_started', null, v_plan.id, null, 'trialing',
-     'user', v_user_id, pg_catalog.format('%s-day trial of %s', v_plan.trial_days, v_plan.code),
-     pg_catalog.jsonb_build_object('trial_end', v_sub.trial_end), v_now);
+  perform billing.log_subscription_change(
+    p_organization_id => p_organization_id,
+    p_subscription_id => v_sub.id,
+    p_action => 'trial_started',
+    p_old_plan_id => null,
+    p_new_plan_id => v_plan.id,
+    p_old_status => null,
+    p_new_status => 'trialing',
+    p_actor_kind => 'user',
+    p_actor_id => v_user_id,
+    p_reason => pg_catalog.format('%s-day trial of %s', v_plan.trial_days, v_plan.code),
+    p_metadata => pg_catalog.jsonb_build_object('trial_end', v_sub.trial_end),
+    p_effective_at => v_now);
 
   return pg_catalog.jsonb_build_object('subscription_id', v_sub.id, 'status', v_sub.status,
                                        'plan_code', v_plan.code, 'trial_end', v_sub.trial_end);
 end;
 $$;
+revoke execute on function billing.start_trial(uuid, text) from public, anon;
+grant execute on function billing.start_trial(uuid, text) to authenticated;
+
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+-- None: the lifecycle's tables belong to other modules.
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+/**
+ * Cancels the organization's subscription: at the period end (default; the plan stays in effect until then and resume_subscription can undo it), or now (p_at_period_end = false; the free plan applies at once, no refund).
+ * A thin wrapper: billing.cancel_subscription does the work and checks who is calling.
+ */
+create function public.cancel_subscription(p_organization_id uuid, p_at_period_end boolean default true)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.cancel_subscription(p_organization_id, p_at_period_end);
+end;
+$$;
+revoke execute on function public.cancel_subscription(uuid, boolean) from public, anon;
+grant execute on function public.cancel_subscription(uuid, boolean) to authenticated;
+
+/**
+ * Undoes a cancellation scheduled for the period end, while the period still runs.
+ * A thin wrapper: billing.resume_subscription does the work and checks who is calling.
+ */
+create function public.resume_subscription(p_organization_id uuid)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.resume_subscription(p_organization_id);
+end;
+$$;
+revoke execute on function public.resume_subscription(uuid) from public, anon;
+grant execute on function public.resume_subscription(uuid) to authenticated;
+
+/**
+ * What change_plan would do now, and charge: the quote of billing.plan_change_quote (kind, method, amount_cents, currency, lines, effective_at, seconds_left, ...).
+ * A thin wrapper: billing.preview_plan_change does the work and checks who is calling.
+ */
+create function public.preview_plan_change(p_organization_id uuid, p_plan_code text)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.preview_plan_change(p_organization_id, p_plan_code);
+end;
+$$;
+revoke execute on function public.preview_plan_change(uuid, text) from public, anon;
+grant execute on function public.preview_plan_change(uuid, text) to authenticated;
+
+/**
+ * Changes the organization's plan (owners and admins), exactly as preview_plan_change says: upgrade, method 'prorated_order': an order (kind 'upgrade', the new plan, amount_cents) is created; pay it through checkout with {order_id} (prepare_order_checkout).
+ * A thin wrapper: billing.change_plan does the work and checks who is calling.
+ */
+create function public.change_plan(p_organization_id uuid, p_plan_code text)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.change_plan(p_organization_id, p_plan_code);
+end;
+$$;
+revoke execute on function public.change_plan(uuid, text) from public, anon;
+grant execute on function public.change_plan(uuid, text) to authenticated;
+
+/**
+ * Makes an open upgrade order (from change_plan) payable through a provider: the checkout function calls it, as the user, when its body names {order_id} instead of {plan_code}.
+ * A thin wrapper: billing.prepare_order_checkout does the work and checks who is calling.
+ */
+create function public.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
+returns table (
+  order_id uuid,
+  receipt text,
+  status text,
+  amount_cents bigint,
+  currency text,
+  plan_code text,
+  plan_name text,
+  plan_interval public.billing_interval,
+  razorpay_plan_id text,
+  razorpay_total_count integer,
+  buyer_email text,
+  buyer_name text,
+  expires_at timestamptz
+)
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return query select * from billing.prepare_order_checkout(p_organization_id, p_order_id, p_provider);
+end;
+$$;
+revoke execute on function public.prepare_order_checkout(uuid, uuid, text) from public, anon;
+grant execute on function public.prepare_order_checkout(uuid, uuid, text) to authenticated;
+
+/**
+ * Starts a free trial of a paid plan for its trial_days: once per organization, ever (any earlier trial counts, even one that was cancelled), and only with no live subscription.
+ * A thin wrapper: billing.start_trial does the work and checks who is calling.
+ */
+create function public.start_trial(p_organization_id uuid, p_plan_code text)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.start_trial(p_organization_id, p_plan_code);
+end;
+$$;
 revoke execute on function public.start_trial(uuid, text) from public, anon;
 grant execute on function public.start_trial(uuid, text) to authenticated;
 
-/**
- * For a notification sender (service_role): claims up to p_limit unsent notifications, oldest
- * first, skipping rows another sender holds (for update skip locked). A claim is a 5-minute lease
- * (locked_until) and counts an attempt; a row not marked sent by then is claimed again. Rows that
- * failed 10 times are left for an operator.
- */
-create function public.claim_notifications(p_limit integer default 100)
-returns setof public.notifications
+
+-- =================================================================================================
+-- 6. Jobs and schedules
+-- =================================================================================================
+
+-- See the operations module for what every job does the same way (batches, locks, logging).
+
+/** billing-expire, step (1): Scheduled cancellations. Returns the subscriptions moved. */
+create function billing.expire_scheduled_cancellations(p_limit integer, p_now timestamptz, p_job jsonb)
+returns integer
 language plpgsql
 set search_path = ''
 as $$
 declare
-  v_now timestamptz := billing.now();
+  v_now timestamptz := p_now;
+  v_job jsonb := p_job;
+  v_n integer;
+  v_logged integer;
 begin
-  if p_limit is null or p_limit not between 1 and 1000 then
-    raise exception 'p_limit must be between 1 and 1000' using errcode = 'invalid_parameter_value';
-  end if;
-  return query
-    with claimed as (
-      select n.id from public.notifications n
-      where n.sent_at is null and n.attempts < 10 and (n.locked_until is null or n.locked_until <= v_now)
-      order by n.created_at
-      limit p_limit
-      for update skip locked
-    )
-    update public.notifications n
-    set attempts = n.attempts + 1, locked_until = v_now + interval '5 minutes'
-    from claimed c
-    where n.id = c.id
-    returning n.*;
+  with due as (
+  select s.id, s.status as old_status from public.subscriptions s
+  where s.status in ('trialing', 'active', 'past_due') and s.cancel_at_period_end and s.current_period_end <= v_now
+  order by s.current_period_end
+  limit p_limit
+  for update skip locked
+  ), moved as (
+  update public.subscriptions s
+  set status = 'canceled', ended_at = s.current_period_end, canceled_at = coalesce(s.canceled_at, s.current_period_end),
+      pending_plan_id = null, pending_plan_effective_at = null
+  where s.id = any (array(select d.id from due d))
+  returning s.id, s.organization_id, s.plan_id, s.current_period_end
+  ), note as (
+  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+  select m.organization_id, m.id, 'subscription_canceled',
+         pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'ended_at', m.current_period_end),
+         'subscription_canceled:' || m.id
+  from moved m
+  on conflict (dedupe_key) do nothing
+  )
+  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system', null, 'cancelled at the period end, as requested', v_job, m.current_period_end)::billing.subscription_change))
+  into v_n, v_logged
+  from moved m join due d on d.id = m.id;
+  return v_n;
 end;
 $$;
-revoke execute on function public.claim_notifications(integer) from public, anon, authenticated;
-grant execute on function public.claim_notifications(integer) to service_role;
+revoke execute on function billing.expire_scheduled_cancellations(integer, timestamptz, jsonb) from public;
 
-/**
- * Marks a claimed notification sent (p_error null) or records why sending failed (the row is
- * claimable again at once). Returns false when the notification is unknown or already sent.
- * service_role only.
- */
-create function public.mark_notification_sent(p_id uuid, p_error text default null)
-returns boolean
+/** billing-expire, step (2): Downgrades due: the pending plan replaces the current one (the period is not extended: renewing it is a payment for the new plan). Due once the period it was scheduled against has ended: pending_plan_effective_at <= now and current_period_end <= now (a renewal of the current plan paid meanwhile moves it to the end of the renewed period; the same rule billing.effective_plan reads). Recorded at the time it was due, the later of the two. Returns the subscriptions moved. */
+create function billing.apply_due_downgrades(p_limit integer, p_now timestamptz, p_job jsonb)
+returns integer
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_now timestamptz := p_now;
+  v_job jsonb := p_job;
+  v_n integer;
+  v_logged integer;
 begin
-  if p_error is null then
-    update public.notifications n set sent_at = billing.now(), locked_until = null, last_error = null
-    where n.id = p_id and n.sent_at is null;
-  else
-    update public.notifications n set locked_until = null, last_error = left(p_error, 2000)
-    where n.id = p_id and n.sent_at is null;
-  end if;
-  return found;
+  with due as (
+    select s.id, s.plan_id as old_plan_id,
+           greatest(s.pending_plan_effective_at, s.current_period_end) as due_at
+    from public.subscriptions s
+    where s.pending_plan_id is not null and s.pending_plan_effective_at <= v_now and s.current_period_end <= v_now
+      and s.status in ('active', 'past_due')
+    order by s.pending_plan_effective_at
+    limit p_limit
+    for update skip locked
+  ), moved as (
+    update public.subscriptions s
+    set plan_id = s.pending_plan_id, pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = any (array(select d.id from due d))
+    returning s.id, s.organization_id, s.plan_id, s.status
+  ), note as (
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    select m.organization_id, m.id, 'plan_downgraded',
+           pg_catalog.jsonb_build_object('old_plan_id', d.old_plan_id, 'new_plan_id', m.plan_id,
+                                         'effective_at', d.due_at),
+           pg_catalog.format('plan_downgraded:%s:%s', m.id, extract(epoch from d.due_at)::bigint)
+    from moved m join due d on d.id = m.id
+    on conflict (dedupe_key) do nothing
+  )
+  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system', null, 'scheduled downgrade applied at the period end', v_job, d.due_at)::billing.subscription_change))
+  into v_n, v_logged
+  from moved m join due d on d.id = m.id;
+  return v_n;
 end;
 $$;
-revoke execute on function public.mark_notification_sent(uuid, text) from public, anon, authenticated;
-grant execute on function public.mark_notification_sent(uuid, text) to service_role;
+revoke execute on function billing.apply_due_downgrades(integer, timestamptz, jsonb) from public;
 
+/** billing-expire, step (3): Trials that ended unpaid: the free plan applies. Returns the subscriptions moved. */
+create function billing.end_unpaid_trials(p_limit integer, p_now timestamptz, p_job jsonb)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := p_now;
+  v_job jsonb := p_job;
+  v_n integer;
+  v_logged integer;
+begin
+  with due as (
+    select s.id from public.subscriptions s
+    where s.status = 'trialing' and s.trial_end <= v_now and not s.cancel_at_period_end
+    order by s.trial_end
+    limit p_limit
+    for update skip locked
+  ), moved as (
+    update public.subscriptions s set status = 'expired', ended_at = s.trial_end
+    where s.id = any (array(select d.id from due d))
+    returning s.id, s.organization_id, s.plan_id, s.trial_end
+  ), note as (
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    select m.organization_id, m.id, 'trial_ended',
+           pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'trial_end', m.trial_end),
+           'trial_ended:' || m.id
+    from moved m
+    on conflict (dedupe_key) do nothing
+  )
+  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system', null, 'trial ended unpaid: the free plan applies', v_job, m.trial_end)::billing.subscription_change))
+  into v_n, v_logged
+  from moved m;
+  return v_n;
+end;
+$$;
+revoke execute on function billing.end_unpaid_trials(integer, timestamptz, jsonb) from public;
 
--- =================================================================================================
--- 5. Jobs
---
--- Each job: one batch of at most p_limit changes per call, row locks taken with
--- `for update skip locked` (two runs at once share the work), idempotent (a second run finds
--- nothing left to do; notifications are deduplicated by key), correct when late (transitions
--- are recorded at the time they were due, in subscription_history.effective_at), and logged in
--- billing.job_runs. Returns the rows changed, or null when the run failed (the error is in
--- job_runs and the run changed nothing). pg_cron calls them (section 6); tests call them
--- directly under the test clock.
--- =================================================================================================
+/** billing-expire, step (4): Periods that ended unpaid: past due (the plan stays through the grace days). Returns the subscriptions moved. */
+create function billing.mark_past_due(p_limit integer, p_now timestamptz, p_job jsonb)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := p_now;
+  v_job jsonb := p_job;
+  v_n integer;
+  v_logged integer;
+begin
+  with due as (
+    select s.id from public.subscriptions s
+    where s.status = 'active' and s.current_period_end <= v_now and not s.cancel_at_period_end
+    order by s.current_period_end
+    limit p_limit
+    for update skip locked
+  ), moved as (
+    update public.subscriptions s set status = 'past_due'
+    where s.id = any (array(select d.id from due d))
+    returning s.id, s.organization_id, s.plan_id, s.current_period_end
+  )
+  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system', null, 'period ended unpaid', v_job, m.current_period_end)::billing.subscription_change))
+  into v_n, v_logged
+  from moved m;
+  return v_n;
+end;
+$$;
+revoke execute on function billing.mark_past_due(integer, timestamptz, jsonb) from public;
+
+/** billing-expire, step (5): Grace over: expired (the free plan applies). Returns the subscriptions moved. */
+create function billing.expire_after_grace(p_limit integer, p_now timestamptz, p_job jsonb)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := p_now;
+  v_grace interval := billing.grace_interval();
+  v_job jsonb := p_job;
+  v_n integer;
+  v_logged integer;
+begin
+  with due as (
+    select s.id from public.subscriptions s
+    where s.status = 'past_due' and s.current_period_end <= v_now - v_grace and not s.cancel_at_period_end
+      and s.provider_subscription_id is null
+    order by s.current_period_end
+    limit p_limit
+    for update skip locked
+  ), moved as (
+    update public.subscriptions s set status = 'expired', ended_at = s.current_period_end + v_grace
+    where s.id = any (array(select d.id from due d))
+    returning s.id, s.organization_id, s.plan_id, s.current_period_end
+  ), note as (
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    select m.organization_id, m.id, 'subscription_expired',
+           pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'period_end', m.current_period_end,
+                                         'ended_at', m.current_period_end + v_grace),
+           pg_catalog.format('subscription_expired:%s:%s', m.id, extract(epoch from m.current_period_end)::bigint)
+    from moved m
+    on conflict (dedupe_key) do nothing
+  )
+  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system', null, 'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace)::billing.subscription_change))
+  into v_n, v_logged
+  from moved m;
+  return v_n;
+end;
+$$;
+revoke execute on function billing.expire_after_grace(integer, timestamptz, jsonb) from public;
 
 /**
  * billing-expire, one batch: (1) cancellations scheduled for the period end -> canceled;
@@ -1024,170 +1163,22 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := billing.now();
-  v_grace interval := billing.grace_interval();
+  v_job jsonb := pg_catalog.jsonb_build_object('job', 'billing-expire', 'ran_at', v_now);
   v_left integer := p_limit;
-  v_n integer;
-  v_job jsonb := pg_catalog.jsonb_build_object('job', 'billing-expire', 'ran_at', billing.now());
 begin
-  -- (1) Scheduled cancellations.
-  with due as (
-    select s.id, s.status as old_status from public.subscriptions s
-    where s.status in ('trialing', 'active', 'past_due') and s.cancel_at_period_end and s.current_period_end <= v_now
-    order by s.current_period_end
-    limit v_left
-    for update skip locked
-  ), moved as (
-    update public.subscriptions s
-    set status = 'canceled', ended_at = s.current_period_end, canceled_at = coalesce(s.canceled_at, s.current_period_end),
-        pending_plan_id = null, pending_plan_effective_at = null
-    where s.id = any (array(select d.id from due d))
-    returning s.id, s.organization_id, s.plan_id, s.current_period_end
-  ), hist as (
-    insert into public.subscription_history
-      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind, reason,
-       metadata, effective_at)
-    select m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system',
-           'cancelled at the period end, as requested', v_job, m.current_period_end
-    from moved m join due d on d.id = m.id
-  ), note as (
-    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
-    select m.organization_id, m.id, 'subscription_canceled',
-           pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'ended_at', m.current_period_end),
-           'subscription_canceled:' || m.id
-    from moved m
-    on conflict (dedupe_key) do nothing
-  )
-  select count(*) into v_n from moved;
-  v_left := v_left - v_n;
-
-  -- (2) Downgrades due: the pending plan replaces the current one (the period is not extended:
-  --     renewing it is a payment for the new plan). Due once the period it was scheduled
-  --     against has ended: pending_plan_effective_at <= now and current_period_end <= now (a
-  --     renewal of the current plan paid meanwhile moves it to the end of the renewed period; the
-  --     same rule billing.effective_plan reads). Recorded at the time it was due, the later of the two.
+  v_left := v_left - billing.expire_scheduled_cancellations(v_left, v_now, v_job);
   if v_left > 0 then
-    with due as (
-      select s.id, s.plan_id as old_plan_id,
-             greatest(s.pending_plan_effective_at, s.current_period_end) as due_at
-      from public.subscriptions s
-      where s.pending_plan_id is not null and s.pending_plan_effective_at <= v_now and s.current_period_end <= v_now
-        and s.status in ('active', 'past_due')
-      order by s.pending_plan_effective_at
-      limit v_left
-      for update skip locked
-    ), moved as (
-      update public.subscriptions s
-      set plan_id = s.pending_plan_id, pending_plan_id = null, pending_plan_effective_at = null
-      where s.id = any (array(select d.id from due d))
-      returning s.id, s.organization_id, s.plan_id, s.status
-    ), hist as (
-      insert into public.subscription_history
-        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
-         reason, metadata, effective_at)
-      select m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system',
-             'scheduled downgrade applied at the period end', v_job, d.due_at
-      from moved m join due d on d.id = m.id
-    ), note as (
-      insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
-      select m.organization_id, m.id, 'plan_downgraded',
-             pg_catalog.jsonb_build_object('old_plan_id', d.old_plan_id, 'new_plan_id', m.plan_id,
-                                           'effective_at', d.due_at),
-             pg_catalog.format('plan_downgraded:%s:%s', m.id, extract(epoch from d.due_at)::bigint)
-      from moved m join due d on d.id = m.id
-      on conflict (dedupe_key) do nothing
-    )
-    select count(*) into v_n from moved;
-    v_left := v_left - v_n;
+    v_left := v_left - billing.apply_due_downgrades(v_left, v_now, v_job);
   end if;
-
-  -- (3) Trials that ended unpaid: the free plan applies.
   if v_left > 0 then
-    with due as (
-      select s.id from public.subscriptions s
-      where s.status = 'trialing' and s.trial_end <= v_now and not s.cancel_at_period_end
-      order by s.trial_end
-      limit v_left
-      for update skip locked
-    ), moved as (
-      update public.subscriptions s set status = 'expired', ended_at = s.trial_end
-      where s.id = any (array(select d.id from due d))
-      returning s.id, s.organization_id, s.plan_id, s.trial_end
-    ), hist as (
-      insert into public.subscription_history
-        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
-         reason, metadata, effective_at)
-      select m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system',
-             'trial ended unpaid: the free plan applies', v_job, m.trial_end
-      from moved m
-    ), note as (
-      insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
-      select m.organization_id, m.id, 'trial_ended',
-             pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'trial_end', m.trial_end),
-             'trial_ended:' || m.id
-      from moved m
-      on conflict (dedupe_key) do nothing
-    )
-    select count(*) into v_n from moved;
-    v_left := v_left - v_n;
+    v_left := v_left - billing.end_unpaid_trials(v_left, v_now, v_job);
   end if;
-
-  -- (4) Periods that ended unpaid: past due (the plan stays through the grace days).
   if v_left > 0 then
-    with due as (
-      select s.id from public.subscriptions s
-      where s.status = 'active' and s.current_period_end <= v_now and not s.cancel_at_period_end
-      order by s.current_period_end
-      limit v_left
-      for update skip locked
-    ), moved as (
-      update public.subscriptions s set status = 'past_due'
-      where s.id = any (array(select d.id from due d))
-      returning s.id, s.organization_id, s.plan_id, s.current_period_end
-    ), hist as (
-      insert into public.subscription_history
-        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
-         reason, metadata, effective_at)
-      select m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system',
-             'period ended unpaid', v_job, m.current_period_end
-      from moved m
-    )
-    select count(*) into v_n from moved;
-    v_left := v_left - v_n;
+    v_left := v_left - billing.mark_past_due(v_left, v_now, v_job);
   end if;
-
-  -- (5) Grace over: expired (the free plan applies).
   if v_left > 0 then
-    with due as (
-      select s.id from public.subscriptions s
-      where s.status = 'past_due' and s.current_period_end <= v_now - v_grace and not s.cancel_at_period_end
-        and s.provider_subscription_id is null
-      order by s.current_period_end
-      limit v_left
-      for update skip locked
-    ), moved as (
-      update public.subscriptions s set status = 'expired', ended_at = s.current_period_end + v_grace
-      where s.id = any (array(select d.id from due d))
-      returning s.id, s.organization_id, s.plan_id, s.current_period_end
-    ), hist as (
-      insert into public.subscription_history
-        (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status, actor_kind,
-         reason, metadata, effective_at)
-      select m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system',
-             'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace
-      from moved m
-    ), note as (
-      insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
-      select m.organization_id, m.id, 'subscription_expired',
-             pg_catalog.jsonb_build_object('plan_id', m.plan_id, 'period_end', m.current_period_end,
-                                           'ended_at', m.current_period_end + v_grace),
-             pg_catalog.format('subscription_expired:%s:%s', m.id, extract(epoch from m.current_period_end)::bigint)
-      from moved m
-      on conflict (dedupe_key) do nothing
-    )
-    select count(*) into v_n from moved;
-    v_left := v_left - v_n;
+    v_left := v_left - billing.expire_after_grace(v_left, v_now, v_job);
   end if;
-
   return p_limit - v_left;
 end;
 $$;
@@ -1307,96 +1298,6 @@ end;
 $$;
 revoke execute on function billing.dunning_batch(integer) from public;
 
-/**
- * billing-purge, one batch (p_limit rows per kind): usage counters whose window ended more than
- * p_usage_retention ago (default 35 days; raw usage_metrics events are kept), notifications sent
- * more than 90 days ago, and job runs older than 30 days. (The AI gateway's migration purges its
- * own cache with its own job, ai-purge-cache.)
- */
-create function billing.purge_batch(
-  p_limit integer,
-  p_usage_retention interval default interval '35 days'
-)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_now timestamptz := billing.now();
-  v_total integer := 0;
-  v_n integer;
-begin
-  -- Counters: the window ends at window_start + its unit; keep it p_usage_retention past that.
-  delete from public.usage_quotas q
-  where (q.organization_id, q.metric, q.window_unit, q.window_start) in (
-    select u.organization_id, u.metric, u.window_unit, u.window_start
-    from public.usage_quotas u
-    where u.window_start < v_now - p_usage_retention - interval '1 minute'
-      and u.window_start + ('1 ' || u.window_unit::text)::interval + p_usage_retention <= v_now
-    limit p_limit
-    for update skip locked);
-  get diagnostics v_n = row_count;
-  v_total := v_total + v_n;
-
-  delete from public.notifications n
-  where n.id in (
-    select x.id from public.notifications x
-    where x.sent_at is not null and x.sent_at < v_now - interval '90 days'
-    limit p_limit
-    for update skip locked);
-  get diagnostics v_n = row_count;
-  v_total := v_total + v_n;
-
-  delete from billing.job_runs r
-  where r.id in (select x.id from billing.job_runs x where x.started_at < pg_catalog.clock_timestamp() - interval '30 days'
-                 limit p_limit);
-  return v_total;
-end;
-$$;
-revoke execute on function billing.purge_batch(integer, interval) from public;
-
-/**
- * Runs one batch of a job and logs it in billing.job_runs: p_batch is the job's batch function
- * (first argument the batch size, any others defaulted; returns the rows it changed), called
- * with p_limit. Any
- * migration's jobs use it (the AI gateway's too). A failure is caught: its changes are undone,
- * the error is logged, a warning raised and null returned.
- */
-create function billing.run_job(p_job_name text, p_batch regprocedure, p_limit integer)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_schema name;
-  v_function name;
-  v_run_id bigint;
-  v_rows integer;
-begin
-  perform billing.check_batch_limit(p_limit);
-  select n.nspname, f.proname into v_schema, v_function
-  from pg_catalog.pg_proc f join pg_catalog.pg_namespace n on n.oid = f.pronamespace
-  where f.oid = p_batch and f.pronargs >= 1 and f.pronargs - f.pronargdefaults <= 1
-    and f.proargtypes[0] = 'integer'::regtype and f.prorettype = 'integer'::regtype;
-  if v_function is null then
-    raise exception 'job "%": % is not a batch function (integer, ...defaults) returning integer', p_job_name, p_batch
-      using errcode = 'invalid_parameter_value';
-  end if;
-  v_run_id := billing.job_started(p_job_name, p_limit);
-  begin
-    execute pg_catalog.format('select %I.%I($1)', v_schema, v_function) into v_rows using p_limit;
-  exception
-    when others then
-      perform billing.job_finished(v_run_id, null, pg_catalog.format('%s: %s', sqlstate, sqlerrm));
-      raise warning 'job % failed: % (%)', p_job_name, sqlerrm, sqlstate;
-      return null;
-  end;
-  perform billing.job_finished(v_run_id, v_rows, null);
-  return v_rows;
-end;
-$$;
-revoke execute on function billing.run_job(text, regprocedure, integer) from public;
-
 /** pg_cron 'billing-expire': see billing.expire_batch. Returns the subscriptions changed. */
 create function billing.job_expire(p_limit integer default 10000)
 returns integer
@@ -1433,34 +1334,23 @@ end;
 $$;
 revoke execute on function billing.job_dunning(integer) from public;
 
-/** pg_cron 'billing-purge': see billing.purge_batch. Returns the rows deleted. */
-create function billing.job_purge(p_limit integer default 10000)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-begin
-  return billing.run_job('billing-purge', 'billing.purge_batch(integer, interval)', p_limit);
-end;
-$$;
-revoke execute on function billing.job_purge(integer) from public;
-
-
--- =================================================================================================
--- 6. Schedules (pg_cron; cron.schedule upserts by name, so re-running this is harmless)
--- =================================================================================================
-
 -- billing-expire every 5 minutes; reminders hourly (the pre-debit notice needs 24 h, not a day);
--- dunning daily at 04:30 UTC (10:00 IST); purge daily at 03:45 UTC. One batch per run: a backlog
--- larger than a batch is finished by the next runs. Without pg_cron nothing is scheduled: call
--- the billing.job_* functions from any scheduler.
+-- dunning daily at 04:30 UTC (10:00 IST). One batch per run: a backlog larger than a batch is
+-- finished by the next runs. Without pg_cron nothing is scheduled: call the billing.job_*
+-- functions from any scheduler. cron.schedule upserts by name, so re-running this is harmless.
 do $$
 begin
   if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
     perform cron.schedule('billing-expire', '*/5 * * * *', 'select billing.job_expire()');
     perform cron.schedule('billing-renewal-reminders', '15 * * * *', 'select billing.job_renewal_reminders()');
     perform cron.schedule('billing-dunning', '30 4 * * *', 'select billing.job_dunning()');
-    perform cron.schedule('billing-purge', '45 3 * * *', 'select billing.job_purge()');
   end if;
 end;
 $$;
+
+comment on function public.cancel_subscription(uuid, boolean) is 'Cancels the organization''s subscription: at the period end (default; the plan stays in effect until then and resume_subscription can undo it), or now (p_at_period_end = false; the free plan applies at once, no refund).';
+comment on function public.resume_subscription(uuid) is 'Undoes a cancellation scheduled for the period end, while the period still runs.';
+comment on function public.preview_plan_change(uuid, text) is 'What change_plan would do now, and charge: the quote of billing.plan_change_quote (kind, method, amount_cents, currency, lines, effective_at, seconds_left, ...).';
+comment on function public.change_plan(uuid, text) is 'Changes the organization''s plan (owners and admins), exactly as preview_plan_change says: upgrade, method ''prorated_order'': an order (kind ''upgrade'', the new plan, amount_cents) is created; pay it through checkout with {order_id} (prepare_order_checkout).';
+comment on function public.prepare_order_checkout(uuid, uuid, text) is 'Makes an open upgrade order (from change_plan) payable through a provider: the checkout function calls it, as the user, when its body names {order_id} instead of {plan_code}.';
+comment on function public.start_trial(uuid, text) is 'Starts a free trial of a paid plan for its trial_days: once per organization, ever (any earlier trial counts, even one that was cancelled), and only with no live subscription.';

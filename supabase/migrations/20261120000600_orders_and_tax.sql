@@ -1,0 +1,378 @@
+-- =================================================================================================
+-- supabill: orders and tax: checkout orders, their GST quote, and the payment events log
+--
+-- An order is what we expect a provider to collect; every provider payment is matched to one and
+-- its amount and currency checked. The tax is fixed on the ORDER when it is created (the trigger
+-- billing.quote_order_tax, whatever code inserts it: checkout, change_plan, renewal orders), so
+-- the amount charged and the invoice total are the same number, always. payment_events is the
+-- append-only log of what providers told us about payments, written only through
+-- billing.record_payment_event.
+--
+-- Tax is rounded once per line and per tax component, half up:
+--   tax-exclusive prices (the default): taxable = the price;
+--     each component (CGST, SGST or IGST) = round_half_up(taxable * component_rate_bp / 10000);
+--     total payable = taxable + components.
+--   tax-inclusive prices (billing_settings.prices_include_tax): the price is the gross;
+--     each component = round_half_up(gross * component_rate_bp / (10000 + gst_rate_bp));
+--     taxable = gross - components, total payable = the price.
+--   Razorpay recurring orders are always tax-inclusive: Razorpay charges the amount of its plan
+--     (the plan's price_cents) whoever the buyer is, so the GST is carved out of that amount.
+--   CGST and SGST are each half the GST rate, so they are always equal.
+--   Exports (buyer country <> 'IN') are zero-rated: IGST at 0 %, taxable = total = the price.
+--   Until the seller's state is set (billing_settings.seller_state_code or seller_gstin) no GST is
+--     charged (the order has no supply type) and such an order gets no tax invoice.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+-- The closed sets of orders and payments (payment_provider, order_kind, order_status,
+-- payment_status) are foundation types.
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- orders
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * A checkout intent: what we expect a provider to collect. `receipt` is our reference (PayU
+ * `txnid`, Razorpay `receipt`); `provider_order_id` is the provider's (Razorpay `order_...`).
+ * Every provider payment is matched to an order and its amount and currency checked.
+ * provider_subscription_id: the Razorpay subscription (`sub_...`) a recurring checkout created;
+ * the first order of a provider subscription (kind 'new') owns it, and renewal orders made for
+ * later charges carry it too. The GST quote, set once on insert by billing.quote_order_tax:
+ * taxable_cents (the taxable value), gst_rate_bp, supply_type (intra_state, inter_state or export;
+ * null when the seller's state was not set, then no GST is charged), place_of_supply_state_code
+ * and prices_include_tax (whether the price was the gross). amount_cents is the total payable.
+ */
+create table public.orders (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  plan_id uuid not null references public.billing_plans (id) on delete restrict,
+  subscription_id uuid references public.subscriptions (id) on delete set null,
+  provider public.payment_provider not null,
+  receipt text not null unique
+    default ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 20))
+    check (receipt ~ '^[A-Za-z0-9_-]{1,40}$'),
+  provider_order_id text,
+  kind public.order_kind not null default 'new',
+  amount_cents bigint not null check (amount_cents > 0),
+  currency text not null default 'INR' check (currency ~ '^[A-Z]{3}$'),
+  status public.order_status not null default 'created',
+  created_by uuid references auth.users (id) on delete set null,
+  paid_at timestamptz,
+  expires_at timestamptz,
+  metadata jsonb not null default '{}'::jsonb check (jsonb_typeof(metadata) = 'object'),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  provider_subscription_id text
+    check (provider_subscription_id is null or length(provider_subscription_id) between 1 and 100),
+  taxable_cents bigint check (taxable_cents >= 0),
+  gst_rate_bp integer check (gst_rate_bp between 0 and 2800),
+  supply_type text check (supply_type in ('intra_state', 'inter_state', 'export')),
+  place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
+  prices_include_tax boolean,
+  constraint orders_taxable_within_amount check (taxable_cents <= amount_cents),
+  constraint orders_provider_order_unique unique (provider, provider_order_id),
+  constraint orders_paid_at_when_paid check (status <> 'paid' or paid_at is not null)
+);
+/** Foreign keys; an organization's orders in time order; open orders to reconcile. */
+create index orders_organization_id_idx on public.orders (organization_id, created_at);
+create index orders_plan_id_idx on public.orders (plan_id);
+
+create index orders_subscription_id_idx on public.orders (subscription_id);
+create index orders_created_by_idx on public.orders (created_by);
+
+create index orders_status_created_at_idx on public.orders (status, created_at)
+  where status in ('created', 'pending');
+/** One checkout order per provider subscription; renewal orders of a provider subscription. */
+create unique index orders_provider_subscription_new_idx on public.orders (provider, provider_subscription_id)
+  where kind = 'new' and provider_subscription_id is not null;
+create index orders_provider_subscription_id_idx on public.orders (provider_subscription_id)
+  where provider_subscription_id is not null;
+grant select on public.orders to authenticated;
+grant select, insert, update, delete on public.orders to service_role;
+alter table public.orders enable row level security;
+
+create trigger orders_touch_updated_at
+  before update on public.orders
+  for each row execute function billing.touch_updated_at();
+
+-- -------------------------------------------------------------------------------------------------
+-- The tax quote of an order (the trigger functions orders attach)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The tax on one line (see the rounding rule in the banner): p_amount_cents is the taxable value
+ * when p_includes_tax is false and the gross when it is true. supply_type export is zero-rated.
+ */
+create function billing.compute_line_tax(
+  p_amount_cents bigint,
+  p_gst_rate_bp integer,
+  p_supply_type text,
+  p_includes_tax boolean,
+  out taxable_cents bigint,
+  out cgst_rate_bp integer,
+  out sgst_rate_bp integer,
+  out igst_rate_bp integer,
+  out cgst_cents bigint,
+  out sgst_cents bigint,
+  out igst_cents bigint,
+  out total_cents bigint
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_denominator numeric := case when p_includes_tax then 10000 + p_gst_rate_bp else 10000 end;
+begin
+  if p_amount_cents is null or p_amount_cents < 0 then
+    raise exception 'a line amount must be a non-negative number of paise, got %', p_amount_cents
+      using errcode = 'invalid_parameter_value';
+  end if;
+  cgst_rate_bp := 0;
+  sgst_rate_bp := 0;
+  igst_rate_bp := 0;
+  cgst_cents := 0;
+  sgst_cents := 0;
+  igst_cents := 0;
+  if p_supply_type = 'intra_state' then
+    cgst_rate_bp := p_gst_rate_bp / 2;
+    sgst_rate_bp := p_gst_rate_bp / 2;
+    cgst_cents := billing.div_round_half_up(p_amount_cents::numeric * cgst_rate_bp, v_denominator);
+    sgst_cents := billing.div_round_half_up(p_amount_cents::numeric * sgst_rate_bp, v_denominator);
+  elsif p_supply_type = 'inter_state' then
+    igst_rate_bp := p_gst_rate_bp;
+    igst_cents := billing.div_round_half_up(p_amount_cents::numeric * igst_rate_bp, v_denominator);
+  elsif p_supply_type is distinct from 'export' then
+    raise exception 'unknown supply type %', p_supply_type using errcode = 'invalid_parameter_value';
+  end if;
+
+  if p_includes_tax then
+    taxable_cents := p_amount_cents - cgst_cents - sgst_cents - igst_cents;
+    total_cents := p_amount_cents;
+  else
+    taxable_cents := p_amount_cents;
+    total_cents := p_amount_cents + cgst_cents + sgst_cents + igst_cents;
+  end if;
+end;
+$$;
+revoke execute on function billing.compute_line_tax(bigint, integer, text, boolean) from public;
+grant execute on function billing.compute_line_tax(bigint, integer, text, boolean) to service_role;
+
+/**
+ * The GST quote of an order (see the banner): p_price_cents is the taxable value, or the gross
+ * when p_includes_tax. The supply type comes from the buyer's profile against the seller's state:
+ * a buyer outside India is an export; otherwise the place of supply is the buyer's state code (the
+ * seller's when the buyer has none). Null supply type (and no tax) while the seller's state is
+ * not set. One computation (compute_line_tax) shared with the invoice.
+ */
+create function billing.order_tax_quote(
+  p_organization_id uuid,
+  p_price_cents bigint,
+  p_includes_tax boolean,
+  out taxable_cents bigint,
+  out amount_cents bigint,
+  out gst_rate_bp integer,
+  out supply_type text,
+  out place_of_supply_state_code text,
+  out prices_include_tax boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_settings public.billing_settings%rowtype;
+  v_org public.organizations%rowtype;
+  v_seller_state text;
+  v_tax record;
+begin
+  select * into v_settings from public.billing_settings s where s.id;
+  select * into v_org from public.organizations o where o.id = p_organization_id;
+  v_seller_state := coalesce(v_settings.seller_state_code, pg_catalog.left(v_settings.seller_gstin, 2));
+  prices_include_tax := coalesce(p_includes_tax, false);
+  gst_rate_bp := coalesce(v_settings.gst_rate_bp, 0);
+  if v_seller_state is null then
+    -- No GST registration on record: nothing is charged on top, no tax invoice can be issued.
+    taxable_cents := p_price_cents;
+    amount_cents := p_price_cents;
+    gst_rate_bp := 0;
+    return;
+  end if;
+  if coalesce(v_org.billing_country, 'IN') <> 'IN' then
+    supply_type := 'export';
+  else
+    place_of_supply_state_code := coalesce(v_org.state_code, v_seller_state);
+    supply_type := case when place_of_supply_state_code = v_seller_state then 'intra_state' else 'inter_state' end;
+  end if;
+  select * into v_tax from billing.compute_line_tax(p_price_cents, gst_rate_bp, supply_type, prices_include_tax);
+  taxable_cents := v_tax.taxable_cents;
+  amount_cents := v_tax.total_cents;
+end;
+$$;
+revoke execute on function billing.order_tax_quote(uuid, bigint, boolean) from public;
+grant execute on function billing.order_tax_quote(uuid, bigint, boolean) to service_role;
+
+/**
+ * BEFORE INSERT on orders: the inserted amount_cents is the price (tax-exclusive, or the gross
+ * when billing_settings.prices_include_tax, or for a Razorpay recurring order: one with a provider
+ * subscription or metadata.recurring = true); stores the quote and sets amount_cents to the total
+ * payable. Whatever code inserts the order (checkout, change_plan, renewals, operators) gets the
+ * same tax.
+ */
+create function billing.quote_order_tax()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_quote record;
+  v_includes boolean;
+begin
+  v_includes := coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false)
+    or new.provider_subscription_id is not null
+    or coalesce(new.metadata ->> 'recurring', '') = 'true';
+  select * into v_quote from billing.order_tax_quote(new.organization_id, new.amount_cents, v_includes);
+  new.taxable_cents := v_quote.taxable_cents;
+  new.amount_cents := v_quote.amount_cents;
+  new.gst_rate_bp := v_quote.gst_rate_bp;
+  new.supply_type := v_quote.supply_type;
+  new.place_of_supply_state_code := v_quote.place_of_supply_state_code;
+  new.prices_include_tax := v_quote.prices_include_tax;
+  return new;
+end;
+$$;
+revoke execute on function billing.quote_order_tax() from public;
+
+create trigger orders_quote_tax
+  before insert on public.orders
+  for each row execute function billing.quote_order_tax();
+
+-- -------------------------------------------------------------------------------------------------
+-- payment_events (immutable)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Append-only log of what providers told us about payments: one row per observed state of a
+ * provider payment (authorized, captured, failed, refunded) or a mismatch against our order.
+ * order_id is null only when a payment could not be matched to any order. UPDATE, DELETE and
+ * TRUNCATE raise.
+ */
+create table public.payment_events (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  order_id uuid references public.orders (id) on delete restrict,
+  provider public.payment_provider not null,
+  provider_payment_id text not null check (length(provider_payment_id) between 1 and 200),
+  amount_cents bigint not null check (amount_cents >= 0),
+  currency text not null check (currency ~ '^[A-Z]{3}$'),
+  status public.payment_status not null,
+  method text,
+  error_reason text,
+  details jsonb not null default '{}'::jsonb check (jsonb_typeof(details) = 'object'),
+  occurred_at timestamptz not null default billing.now(),
+  created_at timestamptz not null default now()
+);
+/** Foreign keys; an organization's payments in time order; a provider payment's events. */
+create index payment_events_organization_id_idx on public.payment_events (organization_id, occurred_at);
+create index payment_events_order_id_idx on public.payment_events (order_id);
+
+create index payment_events_provider_payment_idx on public.payment_events (provider, provider_payment_id);
+/**
+ * A provider payment is recorded once per state (authorized, captured, failed, mismatch): the
+ * webhook, the Checkout verification, PayU's return POST and reconciliation all race to this row.
+ * A refund is recorded once (several partial refunds of one payment each have their own id).
+ */
+create unique index payment_events_payment_status_idx on public.payment_events (provider, provider_payment_id, status)
+  where status <> 'refunded';
+create unique index payment_events_refund_idx on public.payment_events (provider, (details ->> 'refund_id'))
+  where status = 'refunded';
+grant select on public.payment_events to authenticated;
+grant select, insert, update, delete on public.payment_events to service_role;
+alter table public.payment_events enable row level security;
+
+create trigger payment_events_immutable
+  before update or delete on public.payment_events
+  for each row execute function billing.reject_change();
+
+create trigger payment_events_no_truncate
+  before truncate on public.payment_events
+  for each statement execute function billing.reject_change();
+
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+/**
+ * Records what a provider told us about a payment: the one place payment_events rows are
+ * written. A state already recorded (the same provider payment and status, or the same refund
+ * id) is not written again: returns null then, else the new row's id.
+ */
+create function billing.record_payment_event(
+  p_organization_id uuid,
+  p_order_id uuid,
+  p_provider public.payment_provider,
+  p_provider_payment_id text,
+  p_amount_cents bigint,
+  p_currency text,
+  p_status public.payment_status,
+  p_method text default null,
+  p_error_reason text default null,
+  p_details jsonb default '{}'::jsonb,
+  p_occurred_at timestamptz default null
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+begin
+  insert into public.payment_events
+    (organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status, method,
+     error_reason, details, occurred_at)
+  values
+    (p_organization_id, p_order_id, p_provider, p_provider_payment_id, p_amount_cents, p_currency, p_status, p_method,
+     p_error_reason, coalesce(p_details, '{}'::jsonb), coalesce(p_occurred_at, billing.now()))
+  on conflict do nothing
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+revoke execute on function billing.record_payment_event(uuid, uuid, public.payment_provider, text, bigint, text,
+  public.payment_status, text, text, jsonb, timestamptz) from public;
+grant execute on function billing.record_payment_event(uuid, uuid, public.payment_provider, text, bigint, text,
+  public.payment_status, text, text, jsonb, timestamptz) to service_role;
+
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+/** orders: members read their organization's. */
+create policy "Members can read their organization's orders"
+  on public.orders for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+/** payment_events: members read their organization's. */
+create policy "Members can read their organization's payment events"
+  on public.payment_events for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+-- None: orders are created by checkout and change_plan (payments and lifecycle modules).
+
+comment on table public.orders is 'A checkout intent: what a provider is expected to collect for a plan, with its GST quote.';
+comment on table public.payment_events is 'Append-only log of what providers told us about payments (authorized, captured, failed, refunded, mismatch).';
