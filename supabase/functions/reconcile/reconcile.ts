@@ -8,10 +8,13 @@ import type { NormalizedEvent, ProviderAdapter } from "../_shared/providers/type
 
 type DueOrderRow = Database["billing"]["Functions"]["reconcile_due_orders"]["Returns"][number];
 
-/** An order billing.reconcile_due_orders returns, as much of it as reconciliation reads. */
+/**
+ * An order billing.reconcile_due_orders returns, as much of it as reconciliation reads
+ * (provider_order_id is null for a checkout never attached, whatever the generated type says).
+ */
 export type DueOrder =
-  & Pick<DueOrderRow, "order_id" | "provider" | "receipt" | "provider_order_id">
-  & { provider_subscription_id?: string | null };
+  & Pick<DueOrderRow, "order_id" | "provider" | "receipt">
+  & { provider_order_id: DueOrderRow["provider_order_id"] | null; provider_subscription_id?: string | null };
 
 /** What reconciling one order did: the SQL results, or why it was skipped, or the error code. */
 export interface ReconcileOutcome {
