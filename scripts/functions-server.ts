@@ -1,8 +1,8 @@
 // The local stand-in for Supabase's edge runtime and gateway: serves every folder of
 // supabase/functions (but _shared) at /functions/v1/<name>, checks the JWT first for functions
 // whose verify_jwt is true (config.toml; true by default, as on Supabase), and passes the
-// request to the function's handler. Each index.ts calls Deno.serve(handler) as it would on
-// Supabase; here that call is captured so one server can mount every handler.
+// request to the function's handler, the `handler` export of <name>/handler.ts (its index.ts
+// only hands that handler to Deno.serve, as it does on Supabase).
 //
 // Env: SUPABILL_API_PORT (default 54321), plus everything the functions read.
 import { parse } from "npm:smol-toml@1.9.1";
@@ -17,21 +17,11 @@ const config = parse(await Deno.readTextFile(new URL("../config.toml", functions
 };
 
 async function mount(name: string): Promise<Handler> {
-  const realServe = Deno.serve;
-  let captured: Handler | undefined;
-  // deno-lint-ignore no-explicit-any
-  (Deno as any).serve = (...args: any[]) => {
-    captured = args.find((a) => typeof a === "function") ?? args.find((a) => a?.handler)?.handler;
-    return { finished: Promise.resolve(), shutdown: () => Promise.resolve(), ref() {}, unref() {} };
-  };
-  try {
-    await import(new URL(`${name}/index.ts`, functionsDir).href);
-  } finally {
-    // deno-lint-ignore no-explicit-any
-    (Deno as any).serve = realServe;
+  const module = await import(new URL(`${name}/handler.ts`, functionsDir).href);
+  if (typeof module.handler !== "function") {
+    throw new Error(`supabase/functions/${name}/handler.ts does not export a handler`);
   }
-  if (!captured) throw new Error(`supabase/functions/${name}/index.ts does not call Deno.serve(handler)`);
-  return captured;
+  return module.handler as Handler;
 }
 
 const handlers = new Map<string, { handler: Handler; verifyJwt: boolean }>();

@@ -389,7 +389,7 @@ Deno.test("an upstream error is 502 upstream_error, tried once, and the reservat
 });
 
 Deno.test("an upstream timeout is 504 upstream_timeout and the reservation is released (handler in-process)", testOptions, async () => {
-  const { aiChat } = await import("../supabase/functions/_shared/ai.ts");
+  const { aiChat } = await import("../supabase/functions/ai-chat/handler.ts");
   const { handle } = await import("../supabase/functions/_shared/http.ts");
   await control({ reset: true });
   const t = await tenant(roomy());
@@ -425,7 +425,7 @@ Deno.test("an unreachable database is 503 database_unavailable and Groq is never
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   const script = `
-    const { aiChatHandler } = await import(${JSON.stringify(new URL("../supabase/functions/_shared/ai.ts", import.meta.url).href)});
+    const { handler: aiChatHandler } = await import(${JSON.stringify(new URL("../supabase/functions/ai-chat/handler.ts", import.meta.url).href)});
     const res = await aiChatHandler(new Request("http://local/functions/v1/ai-chat", {
       method: "POST",
       headers: { authorization: "Bearer ${t.token}", "x-organization-id": "${t.org}", "content-type": "application/json" },
@@ -514,7 +514,7 @@ Deno.test("a client that disconnects mid-stream still settles what was generated
     assertEquals(row.counted_tokens, row.prompt_tokens + row.completion_tokens);
     assertEquals(await used(t.org, "groq_tokens"), row.counted_tokens, "and only those are spent");
     assertEquals(await used(t.org, "ai_prompts"), 1, "the prompt was used");
-    const [{ n }] = await sql`select count(*)::int as n from public.ai_cache where organization_id = ${t.org}`;
+    const [{ n }] = await sql`select count(*)::int as n from billing.ai_cache where organization_id = ${t.org}`;
     assertEquals(n, 0, "a stream cut short is not cached");
   } finally {
     await control({ reset: true });

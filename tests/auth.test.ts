@@ -3,7 +3,7 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import * as jose from "npm:jose@6.2.17";
 import { verifyJwt } from "../supabase/functions/_shared/auth.ts";
-import type { EnvGetter } from "../supabase/functions/_shared/http.ts";
+import type { EnvGetter } from "../supabase/functions/_shared/env.ts";
 import { codeOf } from "./helpers.ts";
 
 async function es256Key() {

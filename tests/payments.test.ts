@@ -119,7 +119,7 @@ async function billingState(orgId: string) {
   return state;
 }
 
-const webhookCount = async () => (await sql`select count(*)::int as n from public.webhook_events`)[0].n;
+const webhookCount = async () => (await sql`select count(*)::int as n from billing.webhook_events`)[0].n;
 
 // -------------------------------------------------------------------------------------------------
 // Provider messages, signed as the providers sign them
@@ -412,8 +412,8 @@ Deno.test({
     const [counts] = await sql`select
       (select count(*)::int from public.payment_events where organization_id = ${org.id}) as payments,
       (select count(*)::int from public.subscription_history where organization_id = ${org.id}) as history,
-      (select count(*)::int from public.webhook_events where payload ->> 'provider_payment_id' = ${payId}) as deliveries,
-      (select attempts from public.webhook_events where provider = 'razorpay' and event_id = ${eventId}) as attempts,
+      (select count(*)::int from billing.webhook_events where payload ->> 'provider_payment_id' = ${payId}) as deliveries,
+      (select attempts from billing.webhook_events where provider = 'razorpay' and event_id = ${eventId}) as attempts,
       (select current_period_end = current_period_start + interval '1 month' from public.subscriptions
         where organization_id = ${org.id}) as one_month`;
     assertEquals(counts, { payments: 1, history: 1, deliveries: 21, attempts: 50, one_month: true });
@@ -519,7 +519,7 @@ Deno.test({
     const [order] = await sql`select status from public.orders where id = ${orderId}`;
     assertEquals(order.status, "pending");
     assertEquals((await entitlements(org.id)).plan_code, "free");
-    const errors = await sql`select last_error from public.webhook_events
+    const errors = await sql`select last_error from billing.webhook_events
       where payload ->> 'provider_order_id' = ${rzpOrderId} order by received_at`;
     assert(errors.every((e) => /amount mismatch/.test(e.last_error)));
   },
@@ -536,7 +536,7 @@ Deno.test({
       payment: { entity: rzpPayment(`pay_${rand()}`, TOTAL, { order_id: rzpOrderId }) },
     }), { eventId });
     assertEquals([res.status, res.body.result], [200, "ignored"]);
-    const [row] = await sql`select event_type, processed_at is not null as processed from public.webhook_events
+    const [row] = await sql`select event_type, processed_at is not null as processed from billing.webhook_events
       where provider = 'razorpay' and event_id = ${eventId}`;
     assertEquals({ ...row }, { event_type: "payment.dispute.created", processed: true });
     assertEquals(await billingState(org.id), before);

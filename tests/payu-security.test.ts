@@ -62,7 +62,7 @@ async function state(orgId: string, txnid: string) {
     (select count(*)::int from public.payment_events where organization_id = ${orgId}) as payment_events,
     (select count(*)::int from public.subscriptions where organization_id = ${orgId}) as subscriptions,
     (select count(*)::int from public.subscription_history where organization_id = ${orgId}) as history,
-    (select count(*)::int from public.webhook_events where provider = 'payu' and event_id like ${txnid + ":%"}) as webhook_events`;
+    (select count(*)::int from billing.webhook_events where provider = 'payu' and event_id like ${txnid + ":%"}) as webhook_events`;
   return row;
 }
 

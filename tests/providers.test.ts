@@ -10,7 +10,7 @@ import Razorpay from "npm:razorpay@2.9.8";
 // @ts-types="./fixtures/types/razorpay-utils.d.ts"
 import { validatePaymentVerification } from "npm:razorpay@2.9.8/dist/utils/razorpay-utils.js";
 
-import { hmacSha256Hex, sha512Hex, timingSafeEqual } from "../supabase/functions/_shared/providers/crypto.ts";
+import { hmacSha256Hex, sha512Hex, timingSafeEqual } from "../supabase/functions/_shared/crypto.ts";
 import {
   commandHash,
   createPayuAdapter,
@@ -26,7 +26,7 @@ import {
   createRazorpayCheckout,
   normalizeRazorpay,
   type RazorpayClient,
-  RAZORPAY_HANDLED_EVENTS,
+  RAZORPAY_EVENT_KINDS,
   verifyPaymentSignature,
   verifyWebhookSignature,
 } from "../supabase/functions/_shared/providers/razorpay.ts";
@@ -528,8 +528,9 @@ Deno.test("PayU webhook payload carries exactly the values the hash was checked 
   }
 });
 
-Deno.test("PayU webhook normalizes success, failure and pending into payment.<status> events", async () => {
+Deno.test("PayU webhook normalizes success, failure and pending into payment.<status> events of their kinds", async () => {
   const adapter = createPayuAdapter(payuEnv);
+  const kinds: Record<string, string> = { success: "payment_captured", failure: "payment_failed", pending: "payment_pending" };
   for (const status of ["success", "failure", "pending"]) {
     const posted: Record<string, string> = {
       ...vectors.payu.P3_reverse_hash.params,
@@ -551,6 +552,10 @@ Deno.test("PayU webhook normalizes success, failure and pending into payment.<st
       provider: "payu",
       event_id: `inv_2024_000123:403993715531077182:${status}`,
       event_type: `payment.${status}`,
+      kind: kinds[status],
+      subscription_status: null,
+      // No error_Message posted: a failure's reason is PayU's status.
+      error_reason: status === "failure" ? "failure" : null,
       order_ref: "inv_2024_000123",
       provider_order_id: null,
       provider_payment_id: "403993715531077182",
@@ -682,11 +687,13 @@ function randomJsonValue(r: () => number, depth: number): unknown {
   return obj;
 }
 
+const RAZORPAY_EVENTS = [...Object.keys(RAZORPAY_EVENT_KINDS), "refund.failed"];
+
 function randomEventBody(r: () => number, large: boolean): string {
   const body = {
     entity: "event",
     account_id: "acc_BFQ7uQEaa7j2z7",
-    event: RAZORPAY_HANDLED_EVENTS[Math.floor(r() * RAZORPAY_HANDLED_EVENTS.length)],
+    event: RAZORPAY_EVENTS[Math.floor(r() * RAZORPAY_EVENTS.length)],
     contains: ["payment"],
     payload: {
       payment: {
@@ -906,6 +913,9 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     status: "captured",
     method: "upi",
     order_ref: null,
+    kind: "payment_captured",
+    subscription_status: null,
+    error_reason: null,
   }],
   ["payment.captured", { payment: { ...payment, notes: { order_ref: "ord_from_notes" } } }, {
     order_ref: "ord_from_notes",
@@ -913,6 +923,20 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
   ["payment.failed", { payment: { ...payment, status: "failed", captured: false } }, {
     status: "failed",
     amount_paise: 49900,
+    kind: "payment_failed",
+    // No error_description: the reason is Razorpay's status.
+    error_reason: "failed",
+  }],
+  ["payment.failed", {
+    payment: { ...payment, status: "failed", captured: false, error_description: "The UPI PIN was wrong." },
+  }, {
+    kind: "payment_failed",
+    error_reason: "The UPI PIN was wrong.",
+  }],
+  ["payment.authorized", { payment: { ...payment, status: "authorized", captured: false } }, {
+    kind: "payment_authorized",
+    status: "authorized",
+    error_reason: null,
   }],
   ["order.paid", { payment, order }, {
     order_ref: "ord_42",
@@ -920,18 +944,21 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     provider_payment_id: payment.id,
     status: "captured",
     amount_paise: 49900,
+    kind: "payment_captured",
   }],
   ["refund.processed", { refund, payment }, {
     provider_refund_id: refund.id,
     provider_payment_id: payment.id,
     amount_paise: 10000,
     status: "processed",
+    kind: "refund_processed",
   }],
   ["refund.failed", { refund: { ...refund, status: "failed" } }, {
     provider_refund_id: refund.id,
     provider_payment_id: payment.id,
     status: "failed",
     method: null,
+    kind: "other",
   }],
   ["subscription.activated", { subscription }, {
     provider_subscription_id: subscription.id,
@@ -939,6 +966,8 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     amount_paise: null,
     order_ref: "ord_sub_7",
     provider_payment_id: null,
+    kind: "subscription_status",
+    subscription_status: "active",
   }],
   ["subscription.charged", { subscription, payment }, {
     provider_subscription_id: subscription.id,
@@ -946,15 +975,17 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     amount_paise: 49900,
     currency: "INR",
     status: "active",
+    kind: "payment_captured",
+    subscription_status: "active",
   }],
   ...(["pending", "halted", "cancelled", "completed", "paused"] as const).map((
     s,
   ): [string, Record<string, unknown>, Expect] => [
     `subscription.${s}`,
     { subscription: { ...subscription, status: s } },
-    { provider_subscription_id: subscription.id, status: s },
+    { provider_subscription_id: subscription.id, status: s, kind: "subscription_status", subscription_status: s },
   ]),
-  ["subscription.resumed", { subscription }, { status: "active" }],
+  ["subscription.resumed", { subscription }, { status: "active", kind: "subscription_status", subscription_status: "active" }],
   ["invoice.paid", { invoice, payment, order }, {
     provider_subscription_id: subscription.id,
     provider_payment_id: payment.id,
@@ -962,7 +993,12 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     amount_paise: 49900,
     status: "paid",
     order_ref: "ord_42",
+    kind: "payment_captured",
+    subscription_status: null,
   }],
+  // An invoice paid with no payment named is recorded, not applied.
+  ["invoice.paid", { invoice: { ...invoice, payment_id: null } }, { provider_payment_id: null, kind: "other" }],
+  ["payment.dispute.created", { payment }, { kind: "other", subscription_status: null, error_reason: null }],
 ];
 
 Deno.test("Razorpay checkout options carry the amount and currency of the order Razorpay created, not ours", async () => {
@@ -992,7 +1028,7 @@ Deno.test("Razorpay checkout options carry the amount and currency of the order 
   }
 });
 
-Deno.test("Razorpay normalize pulls ids, amount, currency, status and receipt for every handled event", async () => {
+Deno.test("Razorpay normalize pulls ids, amount, currency, status, receipt and the neutral kind for every mapped event", async () => {
   const adapter = createRazorpayAdapter(envOf({ RAZORPAY_WEBHOOK_SECRET: RZP_SECRET }));
   const seen = new Set<string>();
   for (const [event, entities, expected] of normalizeCases) {
@@ -1012,7 +1048,8 @@ Deno.test("Razorpay normalize pulls ids, amount, currency, status and receipt fo
     }
     seen.add(event);
   }
-  assert.deepEqual([...seen].sort(), [...RAZORPAY_HANDLED_EVENTS].sort());
+  // Every event the mapping names has a case here.
+  assert.deepEqual(Object.keys(RAZORPAY_EVENT_KINDS).filter((e) => !seen.has(e)), []);
 });
 
 Deno.test("Razorpay normalize rejects non-integer amounts and events without a payload", () => {

@@ -2,7 +2,8 @@
 // and the legacy HS256 SUPABASE_JWT_SECRET when it is set. Used by the local gateway for
 // functions with verify_jwt = true, and by functions that act for a signed-in user.
 import * as jose from "npm:jose@6.2.17";
-import { denoEnv, type EnvGetter, HttpError } from "./http.ts";
+import { denoEnv, type EnvGetter } from "./env.ts";
+import { HttpError } from "./http.ts";
 
 export interface Claims extends jose.JWTPayload {
   sub?: string;

@@ -588,7 +588,36 @@ isOneToOne: false
                            }
           }
           Enums: {
-            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
+            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","payment_provider": "payu"|"razorpay"|"manual","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
+          }
+          CompositeTypes: {
+            [_ in never]: never
+          }
+        },
+  "billing": {
+          Tables: {
+            [_ in never]: never
+          }
+          Views: {
+            [_ in never]: never
+          }
+          Functions: {
+            "ai_reserve":
+{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: {
+              "allowed": boolean,"cached_response": Json,"denial": string,"limit_amount": number,"max_tokens": number,"plan_code": string,"rate_limit": number,"rate_remaining": number,"rate_reset_seconds": number,"remaining": number,"request_id": string,"reserved_tokens": number,"retry_after_seconds": number
+            }[]
+                           },
+"apply_payment_event":
+{ Args: { "p_event": Json }; Returns: Json
+                           },
+"reconcile_due_orders":
+{ Args: { "p_limit"?: number }; Returns: {
+              "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string,"receipt": string
+            }[]
+                           }
+          }
+          Enums: {
+            [_ in never]: never
           }
           CompositeTypes: {
             [_ in never]: never
@@ -702,9 +731,12 @@ export type CompositeTypes<
   : never
 
 export const Constants = {
+  "billing": {
+          Enums: {}
+        },
   "public": {
           Enums: {
-            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
+            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"payment_provider": ["payu", "razorpay", "manual"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

@@ -131,8 +131,11 @@ export async function readText(req: Request, maxBytes: number): Promise<string> 
 /** A UUID in its text form (any case). */
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Reads one configuration value, e.g. `(name) => Deno.env.get(name)`; tests pass explicit values. */
-export type EnvGetter = (name: string) => string | undefined;
-
-/** The function's own env, as Supabase injects it. */
-export const denoEnv: EnvGetter = (name) => Deno.env.get(name);
+/** A required UUID field of a JSON body (lowercased), or a 400 naming it. */
+export function uuidField(body: Record<string, unknown>, name: string): string {
+  const v = body[name];
+  if (typeof v !== "string" || !UUID_RE.test(v)) {
+    throw new HttpError(400, "invalid_input", `${name} must be a UUID`);
+  }
+  return v.toLowerCase();
+}

@@ -1,8 +1,4 @@
-// GET /functions/v1/health: the stack is up and the database answers.
-import { transaction } from "../_shared/db.ts";
-import { handle, json } from "../_shared/http.ts";
+// Entry point; the handler is in handler.ts.
+import { handler } from "./handler.ts";
 
-Deno.serve(handle("health", async () => {
-  const [{ now }] = await transaction((tx) => tx`select now()::text as now`);
-  return json({ status: "ok", database: "ok", time: now });
-}));
+Deno.serve(handler);

@@ -1,41 +1,4 @@
-// POST /functions/v1/reconcile (service role key only): asks the providers about checkout orders
-// still pending after billing_settings.order_pending_reconcile_after (public.reconcile_due_orders,
-// which also expires orders past their expires_at), and applies what they say through the same SQL
-// entry point as the webhooks: PayU verify_payment (its answer has the webhook's event key),
-// Razorpay GET /orders/:id/payments. Lost webhooks are recovered; nothing is applied twice.
-// pg_cron calls it every 10 minutes where pg_net exists (see the payments migration).
-// Body (optional) {limit}. 200 {checked, applied, not_found, skipped, errors, orders: [...]}
-// (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason);
-// 401 without a valid token, 403 for any token whose role is not service_role.
-import { bearerToken, verifyJwt } from "../_shared/auth.ts";
-import { asService } from "../_shared/db.ts";
-import { handle, HttpError, json, readJson } from "../_shared/http.ts";
-import { type DueOrder, type ReconcileOutcome, reconcileOrder, reconcileSummary } from "../_shared/payments.ts";
+// Entry point; the handler is in handler.ts.
+import { handler } from "./handler.ts";
 
-const CONCURRENCY = 4;
-
-Deno.serve(handle("reconcile", async (req) => {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const claims = await verifyJwt(bearerToken(req));
-  if (claims.role !== "service_role") {
-    throw new HttpError(403, "forbidden", "reconcile needs the service role key");
-  }
-  const body = await readJson(req, 4 * 1024, { allowEmpty: true });
-  let limit = 50;
-  if (body.limit !== undefined) {
-    const l = body.limit;
-    if (typeof l !== "number" || !Number.isInteger(l) || l < 1 || l > 1000) {
-      throw new HttpError(400, "invalid_input", "limit must be an integer from 1 to 1000");
-    }
-    limit = l;
-  }
-
-  const due = await asService((tx) =>
-    tx<DueOrder[]>`select order_id, provider, receipt, provider_order_id from public.reconcile_due_orders(${limit})`
-  );
-  const outcomes: ReconcileOutcome[] = [];
-  for (let i = 0; i < due.length; i += CONCURRENCY) {
-    outcomes.push(...await Promise.all(due.slice(i, i + CONCURRENCY).map((order) => reconcileOrder(order))));
-  }
-  return json(reconcileSummary(outcomes));
-}));
+Deno.serve(handler);

@@ -5,11 +5,12 @@
 // checkout is https://secure.payu.in and the live command API https://info.payu.in: set
 // PAYU_API_BASE_URL for the latter, it defaults to PAYU_BASE_URL).
 
-import { sha512Hex, timingSafeEqual } from "./crypto.ts";
+import { sha512Hex, timingSafeEqual } from "../crypto.ts";
 import {
   type Checkout,
   type CheckoutOrder,
   type EnvGetter,
+  type EventKind,
   envUrl,
   networkError,
   type NormalizedEvent,
@@ -17,6 +18,7 @@ import {
   type ProviderAdapter,
   ProviderError,
   requireEnv,
+  type StartedCheckout,
   type VerifiedWebhook,
   type VerifyResult,
 } from "./types.ts";
@@ -215,6 +217,13 @@ export async function verifyPayuWebhook(raw: string, env: EnvGetter): Promise<Ve
   return { ok: true, webhook: { provider: "payu", payload, event_id: null } };
 }
 
+/** What a PayU transaction status means for billing (any other status is `other`). */
+export const PAYU_EVENT_KINDS: Readonly<Record<string, EventKind>> = {
+  success: "payment_captured",
+  failure: "payment_failed",
+  pending: "payment_pending",
+};
+
 /** Maps a PayU transaction (webhook POST or verify_payment entry) to a NormalizedEvent. Never throws. */
 export function normalizePayu(webhook: VerifiedWebhook): NormalizeResult {
   const p = webhook.payload;
@@ -234,10 +243,14 @@ export function normalizePayu(webhook: VerifiedWebhook): NormalizeResult {
     }
   }
   const lower = status.toLowerCase();
+  const kind = PAYU_EVENT_KINDS[lower] ?? "other";
   const event: NormalizedEvent = {
     provider: "payu",
     event_id: `${txnid}:${mihpayid}:${lower}`,
     event_type: `payment.${lower}`,
+    kind,
+    subscription_status: null,
+    error_reason: kind === "payment_failed" ? (nonEmpty(p.error_Message) ?? lower) : null,
     order_ref: txnid,
     provider_order_id: null,
     provider_payment_id: mihpayid,
@@ -374,12 +387,47 @@ export async function verifyPayuPayment(
 
 // ---------------------------------------------------------------------------------------------------
 
-/** The PayU adapter. Configuration is read from `env` at each call. */
-export function createPayuAdapter(env: EnvGetter): ProviderAdapter {
+/** Largest PayU POST accepted (payu-webhook, payu-return). */
+export const PAYU_MAX_BODY_BYTES = 64 * 1024;
+
+/** PayU's firstname: letters, digits, spaces and . ' - only (no '|', which would shift the hash). */
+export function buyerFirstname(name: string): string {
+  return name.replace(/[^\p{L}\p{N} .'-]/gu, "").trim().slice(0, 60) || "Customer";
+}
+
+/** The PayU adapter. Configuration is read from `env` at each call; `fetch` replaces the global one. */
+export function createPayuAdapter(
+  env: EnvGetter,
+  options: { fetch?: typeof fetch } = {},
+): ProviderAdapter {
   return {
     name: "payu",
+    maxWebhookBytes: PAYU_MAX_BODY_BYTES,
     verifyWebhook: (raw, _headers) => verifyPayuWebhook(raw, env),
     normalize: normalizePayu,
     createCheckout: (order) => createPayuCheckout(order, env),
+    assertCheckoutConfigured() {
+      payuConfig(env);
+    },
+    async startCheckout(order, context): Promise<StartedCheckout> {
+      // The browser comes back to payu-return after paying (surl) or failing (furl).
+      const returnUrl = context.functionUrl("payu-return");
+      const checkout = await createPayuCheckout({
+        order_ref: order.receipt,
+        amount_paise: Number(order.amount_cents),
+        currency: order.currency,
+        plan_name: order.plan_name,
+        buyer: { firstname: buyerFirstname(order.buyer_name), email: order.buyer_email ?? "" },
+        surl: returnUrl,
+        furl: returnUrl,
+        udf: [order.order_id],
+      }, env);
+      if (checkout.provider !== "payu") throw new Error("unexpected checkout kind");
+      return { answer: { action_url: checkout.action_url, fields: checkout.fields }, attach: null };
+    },
+    async reconcileOrder(order) {
+      const event = await verifyPayuPayment(order.receipt, env, { fetch: options.fetch });
+      return { events: event ? [event] : [] };
+    },
   };
 }

@@ -5,18 +5,23 @@
 // (webhook HMAC; comma-separated to accept several during rotation, e.g. "new,old"),
 // RAZORPAY_API_BASE (default https://api.razorpay.com/v1).
 
-import { hmacSha256Hex, timingSafeEqual } from "./crypto.ts";
+import { hmacSha256Hex, timingSafeEqual } from "../crypto.ts";
 import {
   type Checkout,
   type CheckoutOrder,
   type EnvGetter,
   envUrl,
+  type EventKind,
   networkError,
   type NormalizedEvent,
   type NormalizeResult,
   type ProviderAdapter,
+  type PaymentSource,
   ProviderError,
+  type ProviderOrderRef,
+  type ProviderSubscriptionStatus,
   requireEnv,
+  type StartedCheckout,
   unixToIso,
   type VerifiedWebhook,
   type VerifyResult,
@@ -25,23 +30,49 @@ import {
 export const RAZORPAY_DEFAULT_API_BASE = "https://api.razorpay.com/v1";
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** Events the billing entry point acts on. Others still verify and normalize; SQL may ignore them. */
-export const RAZORPAY_HANDLED_EVENTS = [
-  "payment.captured",
-  "payment.failed",
-  "order.paid",
-  "refund.processed",
-  "refund.failed",
-  "subscription.activated",
-  "subscription.charged",
-  "subscription.pending",
-  "subscription.halted",
-  "subscription.cancelled",
-  "subscription.completed",
-  "subscription.paused",
-  "subscription.resumed",
-  "invoice.paid",
-] as const;
+/** Largest Razorpay webhook body accepted. */
+export const RAZORPAY_MAX_BODY_BYTES = 256 * 1024;
+
+/** What each Razorpay event means for billing; any other event is `other`. */
+export const RAZORPAY_EVENT_KINDS: Readonly<Record<string, EventKind>> = {
+  "payment.captured": "payment_captured",
+  "order.paid": "payment_captured",
+  "subscription.charged": "payment_captured",
+  // invoice.paid: payment_captured only when it names a payment (razorpayEventKind).
+  "invoice.paid": "payment_captured",
+  "payment.authorized": "payment_authorized",
+  "payment.failed": "payment_failed",
+  "refund.processed": "refund_processed",
+  "subscription.activated": "subscription_status",
+  "subscription.resumed": "subscription_status",
+  "subscription.pending": "subscription_status",
+  "subscription.halted": "subscription_status",
+  "subscription.paused": "subscription_status",
+  "subscription.cancelled": "subscription_status",
+  "subscription.completed": "subscription_status",
+};
+
+/** The provider subscription status a Razorpay event stands for (null: it says nothing about one). */
+export const RAZORPAY_SUBSCRIPTION_STATUS: Readonly<Record<string, ProviderSubscriptionStatus>> = {
+  "subscription.activated": "active",
+  "subscription.charged": "active",
+  "subscription.resumed": "active",
+  "subscription.pending": "pending",
+  "subscription.halted": "halted",
+  "subscription.paused": "paused",
+  "subscription.cancelled": "cancelled",
+  "subscription.completed": "completed",
+};
+
+/** The kind of a Razorpay event, given whether it names a payment id. */
+export function razorpayEventKind(eventType: string, paymentId: string | null): EventKind {
+  if (eventType === "invoice.paid" && paymentId === null) return "other";
+  return Object.hasOwn(RAZORPAY_EVENT_KINDS, eventType) ? RAZORPAY_EVENT_KINDS[eventType] : "other";
+}
+
+function subscriptionStatusOf(eventType: string): ProviderSubscriptionStatus | null {
+  return Object.hasOwn(RAZORPAY_SUBSCRIPTION_STATUS, eventType) ? RAZORPAY_SUBSCRIPTION_STATUS[eventType] : null;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Signatures
@@ -187,13 +218,18 @@ export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
     const orderRef = str(order?.receipt) ?? str(invoice?.receipt) ??
       [order, payment, subscription, invoice, refund].map((e) => str(notesOf(e).order_ref)).find((v) => v) ??
       null;
+    const paymentId = str(payment?.id) ?? str(refund?.payment_id) ?? str(invoice?.payment_id);
+    const eventKind = razorpayEventKind(eventType, paymentId);
     const event: NormalizedEvent = {
       provider: "razorpay",
       event_id: webhook.event_id,
       event_type: eventType,
+      kind: eventKind,
+      subscription_status: subscriptionStatusOf(eventType),
+      error_reason: eventKind === "payment_failed" ? (str(payment?.error_description) ?? status) : null,
       order_ref: orderRef,
       provider_order_id: str(order?.id) ?? str(payment?.order_id) ?? str(invoice?.order_id),
-      provider_payment_id: str(payment?.id) ?? str(refund?.payment_id) ?? str(invoice?.payment_id),
+      provider_payment_id: paymentId,
       provider_subscription_id: str(subscription?.id) ?? str(invoice?.subscription_id),
       provider_refund_id: str(refund?.id),
       amount_paise: amount,
@@ -245,6 +281,7 @@ export interface RazorpayPayment {
   order_id: string | null;
   method: string | null;
   captured?: boolean;
+  error_description?: string | null;
   notes: Record<string, string> | [];
   created_at: number;
   [k: string]: unknown;
@@ -424,12 +461,119 @@ export async function createRazorpayCheckout(
 
 // ---------------------------------------------------------------------------------------------------
 
-/** The Razorpay adapter. Configuration is read from `env` at each call. */
-export function createRazorpayAdapter(env: EnvGetter): ProviderAdapter {
+/**
+ * A Razorpay payment fetched from the API (Checkout verification, reconciliation) as the event
+ * the SQL entry point takes. Its event id names the payment and its state, so the verify call and
+ * reconciliation seeing the same state dedupe on the recorded deliveries; a webhook for the same
+ * payment dedupes on payment_events (provider, payment id, status).
+ */
+export function razorpayPaymentEvent(
+  payment: RazorpayPayment,
+  order: ProviderOrderRef,
+  source: PaymentSource,
+): NormalizedEvent {
+  const status = typeof payment.status === "string" ? payment.status : "unknown";
+  const eventType = `payment.${status}`;
+  const kind = razorpayEventKind(eventType, payment.id);
+  return {
+    provider: "razorpay",
+    event_id: `payment:${payment.id}:${status}`,
+    event_type: eventType,
+    kind,
+    subscription_status: null,
+    error_reason: kind === "payment_failed" ? (str(payment.error_description) ?? status) : null,
+    order_ref: order.receipt,
+    provider_order_id: order.provider_subscription_id ? null : order.provider_order_id,
+    provider_payment_id: payment.id,
+    provider_subscription_id: order.provider_subscription_id,
+    provider_refund_id: null,
+    amount_paise: Number.isSafeInteger(payment.amount) ? payment.amount : null,
+    currency: typeof payment.currency === "string" ? payment.currency : null,
+    status,
+    method: typeof payment.method === "string" ? payment.method : null,
+    occurred_at: unixToIso(payment.created_at),
+    payload: { source, payment },
+  };
+}
+
+/**
+ * The Razorpay adapter. Configuration is read from `env` at each call; `fetch` replaces the global
+ * one for the API client.
+ */
+export function createRazorpayAdapter(
+  env: EnvGetter,
+  options: { fetch?: typeof fetch } = {},
+): ProviderAdapter {
+  const client = () => createRazorpayClient(env, { fetch: options.fetch });
   return {
     name: "razorpay",
+    maxWebhookBytes: RAZORPAY_MAX_BODY_BYTES,
     verifyWebhook: (raw, headers) => verifyRazorpayWebhook(raw, headers, env),
     normalize: normalizeRazorpay,
-    createCheckout: (order) => createRazorpayCheckout(order, env),
+    createCheckout: (order) => createRazorpayCheckout(order, env, client()),
+    assertCheckoutConfigured() {
+      requireEnv(env, "RAZORPAY_KEY_ID");
+      requireEnv(env, "RAZORPAY_KEY_SECRET");
+    },
+    async startCheckout(order, context): Promise<StartedCheckout> {
+      const amount = Number(order.amount_cents);
+      const checkout = await createRazorpayCheckout({
+        order_ref: order.receipt,
+        amount_paise: amount,
+        currency: order.currency,
+        plan_name: order.plan_name,
+        buyer: { firstname: order.buyer_name, email: order.buyer_email ?? "" },
+        notes: { organization_id: context.organization_id, plan_code: order.plan_code },
+        // A plan with a Razorpay plan id is paid as a subscription of as many charges as SQL says.
+        ...(order.razorpay_plan_id
+          ? { razorpay_plan_id: order.razorpay_plan_id, total_count: order.razorpay_total_count ?? undefined }
+          : {}),
+      }, env, client());
+      if (checkout.provider !== "razorpay") throw new Error("unexpected checkout kind");
+      const o = checkout.options;
+      if (!o.subscription_id && (o.amount !== amount || o.currency !== order.currency)) {
+        throw new ProviderError(502, "invalid_upstream_response", "Razorpay created an order for another amount");
+      }
+      return {
+        answer: {
+          key_id: o.key,
+          ...(o.subscription_id ? { subscription_id: o.subscription_id } : { order_id: o.order_id }),
+          amount: o.amount,
+          currency: o.currency,
+          checkout_options: o,
+        },
+        attach: { provider_order_id: o.order_id ?? null, provider_subscription_id: o.subscription_id ?? null },
+      };
+    },
+    async reconcileOrder(order) {
+      // A subscription checkout has no Razorpay order to ask about: its webhooks settle it.
+      if (!order.provider_order_id) {
+        return {
+          skipped: order.provider_subscription_id
+            ? "a Razorpay subscription: settled by its webhooks (no subscription fetch here)"
+            : "no Razorpay order id attached",
+        };
+      }
+      const payments = await client().fetchOrderPayments(order.provider_order_id);
+      return {
+        events: payments.map((payment) =>
+          razorpayPaymentEvent(
+            payment,
+            { receipt: order.receipt, provider_order_id: order.provider_order_id, provider_subscription_id: null },
+            "reconcile",
+          )
+        ),
+      };
+    },
+    verifyCheckoutSignature(order, paymentId, signature) {
+      const keySecret = requireEnv(env, "RAZORPAY_KEY_SECRET");
+      const ids: CheckoutIds = order.provider_subscription_id
+        ? { subscription_id: order.provider_subscription_id, payment_id: paymentId }
+        : { order_id: order.provider_order_id ?? "", payment_id: paymentId };
+      return verifyPaymentSignature(ids, signature, keySecret);
+    },
+    async fetchPaymentEvent(paymentId, order, source) {
+      return razorpayPaymentEvent(await client().fetchPayment(paymentId), order, source);
+    },
   };
 }

@@ -1,22 +1,58 @@
-// The provider adapter interface. Each payment provider is one file implementing `ProviderAdapter`;
-// adding a provider means adding a file, not a branch in the webhook or checkout functions.
+// The provider adapter interface. Each payment provider is one file implementing `ProviderAdapter`
+// and one entry in the registry (registry.ts); the webhook, checkout, return, verify and reconcile
+// functions reach providers only through it, so adding a provider means adding a file (and the
+// provider's value of the public.payment_provider enum), not a branch in those functions.
 //
 // Flow in a webhook function: `verifyWebhook(raw, headers)` (signature on the raw bytes, then parse),
 // then `normalize(verified)` into the `NormalizedEvent` jsonb the SQL entry point receives.
+import type { Database } from "../database.types.ts";
+import { type EnvGetter, requireEnv as requireAnyEnv } from "../env.ts";
 
-export type ProviderName = "payu" | "razorpay";
+export type { EnvGetter } from "../env.ts";
 
-/** Reads one configuration value (defined with the other shared plumbing in ../http.ts). */
-export type { EnvGetter } from "../http.ts";
-import type { EnvGetter } from "../http.ts";
+/** A provider's name, as stored in public.payment_provider (registry key and adapter name). */
+export type ProviderName = string;
+
+/**
+ * What an event means for billing, in words no provider uses: the SQL entry point dispatches on
+ * this alone. `other` is recorded and otherwise ignored.
+ */
+export type EventKind =
+  | "payment_captured"
+  | "payment_failed"
+  | "payment_authorized"
+  | "payment_pending"
+  | "refund_processed"
+  | "subscription_status"
+  | "other";
+
+/** Every EventKind, for tests and for checks on what an adapter produced. */
+export const EVENT_KINDS: readonly EventKind[] = [
+  "payment_captured",
+  "payment_failed",
+  "payment_authorized",
+  "payment_pending",
+  "refund_processed",
+  "subscription_status",
+  "other",
+];
+
+/** The status of the provider's subscription an event stands for, in neutral words. */
+export type ProviderSubscriptionStatus = "active" | "pending" | "halted" | "paused" | "cancelled" | "completed";
 
 /** What the SQL entry point receives (as jsonb) for one provider event. Amounts are integer paise. */
 export interface NormalizedEvent {
   provider: ProviderName;
   /** Idempotency key. Razorpay: `x-razorpay-event-id`; PayU: `${txnid}:${mihpayid}:${status}`. */
   event_id: string;
-  /** Razorpay: body.event; PayU: `payment.<status>` (payment.success | payment.failure | payment.pending). */
+  /** The provider's own name for the event, kept for the record (SQL never dispatches on it). */
   event_type: string;
+  /** What the event means for billing. */
+  kind: EventKind;
+  /** The provider subscription's status this event stands for, or null when it says nothing about one. */
+  subscription_status: ProviderSubscriptionStatus | null;
+  /** Why the payment failed (payment_failed only; the provider status when it gives no reason), else null. */
+  error_reason: string | null;
   /** Our reference: PayU txnid, Razorpay order receipt (or `notes.order_ref`). */
   order_ref: string | null;
   provider_order_id: string | null;
@@ -107,14 +143,60 @@ export type Checkout =
     };
   };
 
+/** A checkout order as public.create_checkout_order / public.prepare_order_checkout return it. */
+export type CheckoutOrderRow = Database["public"]["Functions"]["create_checkout_order"]["Returns"][number];
+
+/** What the checkout function knows besides the order. */
+export interface CheckoutContext {
+  organization_id: string;
+  /** The public URL of another function of this project (throws when SUPABASE_URL is not set). */
+  functionUrl(name: string): string;
+}
+
+/** A checkout the browser can use, and what to attach to our order before it is payable. */
+export interface StartedCheckout {
+  /** Provider-specific fields of the checkout answer (beside provider, billing_order_id, receipt, ...). */
+  answer: Record<string, unknown>;
+  /** The provider's order / subscription to record on our order (billing.attach_provider_checkout), or null. */
+  attach: { provider_order_id: string | null; provider_subscription_id: string | null } | null;
+}
+
+/** Our order, as much as a provider needs to ask about it. */
+export interface ProviderOrderRef {
+  receipt: string;
+  provider_order_id: string | null;
+  provider_subscription_id: string | null;
+}
+
+/** What asking the provider about one due order found: the events to apply, or why nothing was asked. */
+export type ReconcileFinding = { events: NormalizedEvent[] } | { skipped: string };
+
+/** Where a payment fetched from the provider API came from (kept in the event's payload). */
+export type PaymentSource = "razorpay-verify" | "reconcile";
+
 export interface ProviderAdapter {
   readonly name: ProviderName;
+  /** Largest webhook body accepted, in bytes. */
+  readonly maxWebhookBytes: number;
   /** Checks the signature on the raw body, then parses it. Never throws. */
   verifyWebhook(raw: string, headers: Headers): Promise<VerifyResult>;
   /** Maps a verified webhook to a NormalizedEvent. Never throws. */
   normalize(webhook: VerifiedWebhook): NormalizeResult;
-  /** Builds what the browser needs to pay. Throws ProviderError. */
+  /** Builds what the browser needs to pay (low level). Throws ProviderError. */
   createCheckout(order: CheckoutOrder): Promise<Checkout>;
+  /** Throws ProviderError("provider_not_configured") when checkout cannot work; called before an order exists. */
+  assertCheckoutConfigured(): void;
+  /** The checkout for one of our orders, as the checkout function answers it. Throws ProviderError. */
+  startCheckout(order: CheckoutOrderRow, context: CheckoutContext): Promise<StartedCheckout>;
+  /** Asks the provider what became of one of our orders (lost webhooks). Throws ProviderError. */
+  reconcileOrder(order: ProviderOrderRef): Promise<ReconcileFinding>;
+  /**
+   * Optional, for providers whose browser checkout hands back a signed result (Razorpay Checkout):
+   * true when `signature` proves `payment_id` paid `order`. Throws provider_not_configured.
+   */
+  verifyCheckoutSignature?(order: ProviderOrderRef, paymentId: string, signature: string): Promise<boolean>;
+  /** Optional: one payment as the provider API reports it, as the event SQL takes. Throws ProviderError. */
+  fetchPaymentEvent?(paymentId: string, order: ProviderOrderRef, source: PaymentSource): Promise<NormalizedEvent>;
 }
 
 export type ProviderErrorCode =
@@ -143,18 +225,12 @@ export class ProviderError extends Error {
   }
 }
 
-/** Reads a required configuration value or throws `provider_not_configured` naming the variable. */
+/** Reads a required provider setting or throws ProviderError("provider_not_configured") naming it. */
 export function requireEnv(env: EnvGetter, name: string): string {
-  const value = env(name)?.trim();
-  if (!value) throw new ProviderError(503, "provider_not_configured", `${name} is not set`);
-  return value;
+  return requireAnyEnv(env, name, (message) => new ProviderError(503, "provider_not_configured", message));
 }
 
-/** Reads an optional URL setting, without a trailing slash. */
-export function envUrl(env: EnvGetter, name: string, fallback: string): string {
-  const value = env(name)?.trim() || fallback;
-  return value.replace(/\/+$/, "");
-}
+export { envUrl } from "../env.ts";
 
 /** Unix seconds -> ISO string, or null when not a finite number. */
 export function unixToIso(value: unknown): string | null {

@@ -2,7 +2,7 @@
 // another upstream call, billed by Groq, after one reservation), a timeout, and the base URL
 // from GROQ_BASE_URL when set (the local fake in tests and `npm start` without a key).
 import Groq, { APIConnectionTimeoutError, APIError } from "npm:groq-sdk@1.6.0";
-import type { EnvGetter } from "./http.ts";
+import type { EnvGetter } from "../_shared/env.ts";
 
 export { Groq };
 export type ChatCompletion = Groq.Chat.ChatCompletion;

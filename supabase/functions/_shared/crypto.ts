@@ -1,5 +1,6 @@
-// Hashing helpers for provider signatures: SHA-512 and HMAC-SHA256 through crypto.subtle, lowercase
-// hex output, and a constant-time comparison (the official SDKs compare with `===`; we do not).
+// Hashing helpers: SHA-256 (the AI cache key), SHA-512 and HMAC-SHA256 (provider signatures) through
+// crypto.subtle, lowercase hex output, and a constant-time comparison (the providers' official SDKs
+// compare with `===`; we do not).
 
 const encoder = new TextEncoder();
 
@@ -9,6 +10,11 @@ export function toHex(bytes: ArrayBuffer | Uint8Array): string {
   let out = "";
   for (const b of view) out += b.toString(16).padStart(2, "0");
   return out;
+}
+
+/** SHA-256 of the UTF-8 bytes of `message`, as 64 lowercase hex characters. */
+export async function sha256Hex(message: string): Promise<string> {
+  return toHex(await crypto.subtle.digest("SHA-256", encoder.encode(message)));
 }
 
 /** SHA-512 of the UTF-8 bytes of `message`, as 128 lowercase hex characters. */

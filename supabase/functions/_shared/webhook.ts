@@ -1,0 +1,42 @@
+// The one webhook front for every payment provider: POST only, the raw body once with the
+// adapter's size cap, the adapter's signature check on those bytes, its normalization, then one
+// SQL call. A provider's webhook function is `Deno.serve(webhookHandler(adapter))`; payu-return
+// shares the verification part (verifiedEvent).
+import { handle, type Handler, HttpError, json, readText } from "./http.ts";
+import { type ApplyResult, applyPaymentEvent, webhookError } from "./payments.ts";
+import type { NormalizedEvent, ProviderAdapter } from "./providers/types.ts";
+
+/**
+ * A provider POST verified and normalized by `adapter`. Throws HttpError with a code (405, 413,
+ * 400 empty_body / malformed_body, 401 missing_signature / invalid_signature, 503
+ * provider_not_configured); nothing has been read from or written to the database yet.
+ */
+export async function verifiedEvent(req: Request, adapter: ProviderAdapter): Promise<NormalizedEvent> {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const raw = await readText(req, adapter.maxWebhookBytes);
+  if (raw === "") throw webhookError("empty_body", "the body is empty");
+  const verified = await adapter.verifyWebhook(raw, req.headers);
+  if (!verified.ok) throw webhookError(verified.code, verified.message);
+  const normalized = adapter.normalize(verified.webhook);
+  if (!normalized.ok) throw webhookError(normalized.code, normalized.message);
+  return normalized.event;
+}
+
+/**
+ * The webhook handler for one provider: 200 {received, result} for every verified event, also
+ * duplicates, ignored kinds and mismatches (recorded; a retry would not change them).
+ * `apply` replaces the SQL call (tests).
+ */
+export function webhookHandler(
+  adapter: ProviderAdapter,
+  { name = `${adapter.name}-webhook`, apply = applyPaymentEvent }: {
+    name?: string;
+    apply?: (event: NormalizedEvent) => Promise<ApplyResult>;
+  } = {},
+): Handler {
+  return handle(name, async (req) => {
+    const event = await verifiedEvent(req, adapter);
+    const result = await apply(event);
+    return json({ received: true, result: result.result });
+  });
+}

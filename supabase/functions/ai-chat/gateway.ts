@@ -1,0 +1,81 @@
+// The AI gateway's three SQL calls, each ONE statement on the pooled connection (SUPABASE_DB_URL's
+// role, which owns the functions), not a role-switching transaction: the counter rows
+// billing.ai_reserve locks are then released when the statement commits in the server, not after
+// another round trip through this busy event loop. The user id comes from the verified JWT;
+// signed-in users cannot execute these functions (nobody can settle their own usage at zero).
+import type { Claims } from "../_shared/auth.ts";
+import type { Database } from "../_shared/database.types.ts";
+import { sqlError, statement } from "../_shared/db.ts";
+import type { ChatRequest, Json } from "./request.ts";
+
+type ReserveRow = Database["billing"]["Functions"]["ai_reserve"]["Returns"][number];
+
+/**
+ * What billing.ai_reserve answers. Every column may be null at run time (the generated type of a
+ * `returns table` column says otherwise), and bigint columns arrive as strings: read numbers
+ * through Number().
+ */
+export type Reservation = { [K in keyof ReserveRow]: ReserveRow[K] | null };
+
+/** The shared SQL error mapping, with bad input named as this endpoint names it (invalid_body). */
+const sqlToHttp = (e: unknown) => sqlError(e, { "22023": [400, "invalid_body"] });
+
+/** One SQL call before the upstream: membership, model, rate limit, cache, prompt quota, tokens. */
+export async function reserve(
+  claims: Claims & { sub: string },
+  organizationId: string,
+  req: ChatRequest,
+  promptTokens: number,
+  cacheKey: string,
+): Promise<Reservation> {
+  try {
+    const [row] = await statement((sql) =>
+      sql<Reservation[]>`select * from billing.ai_reserve(${organizationId}, ${claims.sub}, ${req.model},
+        ${req.max_tokens ?? null}, ${promptTokens}, ${cacheKey}, ${req.stream})`
+    );
+    return row;
+  } catch (e) {
+    throw sqlToHttp(e);
+  }
+}
+
+export interface Settlement {
+  requestId: string;
+  promptTokens: number;
+  completionTokens: number;
+  latencyMs: number;
+  status: "completed" | "client_closed" | "upstream_error" | "upstream_timeout";
+  response: Json | null;
+}
+
+/** One SQL call after the upstream; retried once (a lost settlement would be released later). */
+export async function settle(s: Settlement): Promise<void> {
+  const run = () =>
+    statement((sql) =>
+      sql`select * from billing.ai_settle(${s.requestId}, ${s.promptTokens}, ${s.completionTokens},
+        ${Math.round(s.latencyMs)}, ${s.status}, ${s.response === null ? null : JSON.stringify(s.response)}::text::jsonb)`
+    );
+  try {
+    await run();
+  } catch {
+    try {
+      await run();
+    } catch (e) {
+      console.error(JSON.stringify({ fn: "ai-chat", level: "error", error: "settle failed", request_id: s.requestId, detail: String((e as Error)?.message ?? e) }));
+    }
+  }
+}
+
+/** Gives the reservation back when the upstream failed or the client left before any answer. */
+export async function release(
+  requestId: string,
+  status: "upstream_error" | "upstream_timeout" | "client_closed",
+  errorCode: string,
+  latencyMs: number,
+) {
+  try {
+    await statement((sql) => sql`select billing.ai_release(${requestId}, ${status}, ${errorCode}, ${Math.round(latencyMs)})`);
+  } catch (e) {
+    console.error(JSON.stringify({ fn: "ai-chat", level: "error", error: "release failed", request_id: requestId, detail: String((e as Error)?.message ?? e) }));
+  }
+}

@@ -1,0 +1,122 @@
+// Server-sent events: a cached completion replayed as a stream, and a live Groq stream passed
+// through while what it shows is kept, so the settlement counts what was generated however the
+// stream ends (completed, failed upstream, or the client went away).
+import { type Settlement, settle } from "./gateway.ts";
+import { type ChatCompletionChunk, groqClient, type GroqConfig } from "./groq.ts";
+import type { ChatRequest, Json } from "./request.ts";
+import { callUpstream, type Reserved, upstreamParams } from "./upstream.ts";
+
+const encoder = new TextEncoder();
+const sse = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
+
+/** A cached completion replayed as a stream: the whole content in one chunk, then usage, then [DONE]. */
+export function replayAsStream(completion: Json, headers: Record<string, string>): Response {
+  const choice = ((completion.choices as Json[] | undefined) ?? [])[0] ?? {};
+  const message = (choice.message as Json | undefined) ?? {};
+  const base = { id: completion.id, object: "chat.completion.chunk", created: completion.created, model: completion.model };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(sse({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: message.content ?? "" }, finish_reason: null }] }));
+      controller.enqueue(sse({
+        ...base,
+        choices: [{ index: 0, delta: {}, finish_reason: choice.finish_reason ?? "stop" }],
+        x_groq: { usage: completion.usage },
+        usage: completion.usage,
+      }));
+      controller.enqueue(sse("[DONE]"));
+      controller.close();
+    },
+  });
+  return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+}
+
+export async function streamChat(
+  chat: ChatRequest,
+  config: GroqConfig,
+  r: Reserved,
+  promptEstimate: number,
+  headers: Record<string, string>,
+): Promise<Response> {
+  const started = performance.now();
+  const abort = new AbortController();
+  // The timeout covers the wait for Groq's answer to begin; the stream itself may take longer.
+  const stream = await callUpstream(config, abort, r, headers, started, (signal) =>
+    groqClient(config).chat.completions.create(
+      { ...upstreamParams(chat, r.maxTokens), stream: true },
+      { signal },
+    )
+  );
+  const upstream: AsyncIterator<ChatCompletionChunk> = stream[Symbol.asyncIterator]();
+
+  // What the stream has shown so far: enough to settle if it ends early, and to cache it if not.
+  let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
+  let pieces = 0;
+  let content = "";
+  let finishReason: string | null = null;
+  let first: ChatCompletionChunk | undefined;
+  let settled = false;
+  const finish = async (status: Settlement["status"]) => {
+    if (settled) return;
+    settled = true;
+    const complete = status === "completed" && finishReason !== null && !r.capped;
+    await settle({
+      requestId: r.requestId,
+      promptTokens: usage?.prompt_tokens ?? promptEstimate,
+      completionTokens: usage?.completion_tokens ?? pieces,
+      latencyMs: performance.now() - started,
+      status,
+      response: complete && first
+        ? {
+          id: first.id,
+          object: "chat.completion",
+          created: first.created,
+          model: first.model,
+          choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: finishReason }],
+          usage: usage ?? null,
+        }
+        : null,
+    });
+  };
+
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: IteratorResult<ChatCompletionChunk>;
+      try {
+        next = await upstream.next();
+      } catch {
+        if (settled) return;
+        // Groq failed mid-stream: say so in the stream, settle what was generated.
+        controller.enqueue(sse({ error: { code: "upstream_error", message: "the upstream stream failed" } }));
+        await finish("upstream_error");
+        controller.close();
+        return;
+      }
+      if (settled) return;
+      if (next.done) {
+        controller.enqueue(sse("[DONE]"));
+        await finish("completed");
+        controller.close();
+        return;
+      }
+      const chunk = next.value;
+      first ??= chunk;
+      const choice = chunk.choices?.[0];
+      const piece = choice?.delta?.content;
+      if (typeof piece === "string" && piece.length > 0) {
+        pieces++;
+        content += piece;
+      }
+      if (choice?.finish_reason) finishReason = choice.finish_reason;
+      const chunkUsage = chunk.x_groq?.usage ?? (chunk as { usage?: typeof usage }).usage;
+      if (chunkUsage) usage = chunkUsage;
+      controller.enqueue(sse(chunk));
+    },
+    async cancel() {
+      // The client went away: stop Groq, settle what it generated.
+      abort.abort();
+      await finish("client_closed");
+    },
+  });
+  return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+}

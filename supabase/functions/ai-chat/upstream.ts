@@ -1,0 +1,66 @@
+// The upstream call to Groq under the reservation: its parameters, its timeout, and what a
+// failure answers (the reservation is released first).
+import { HttpError } from "../_shared/http.ts";
+import { release } from "./gateway.ts";
+import { type GroqConfig, isUpstreamTimeout, upstreamStatus } from "./groq.ts";
+import type { ChatRequest } from "./request.ts";
+
+/** The reservation as the upstream call uses it. */
+export interface Reserved {
+  requestId: string;
+  maxTokens: number;
+  /** max_tokens was lowered to fit the quota: the answer may be cut short, so it is not cached. */
+  capped: boolean;
+}
+
+function upstreamFailure(e: unknown, timedOut: boolean): { status: "upstream_error" | "upstream_timeout"; error: HttpError } {
+  if (timedOut || isUpstreamTimeout(e)) {
+    return { status: "upstream_timeout", error: new HttpError(504, "upstream_timeout", "Groq did not answer in time") };
+  }
+  const status = upstreamStatus(e);
+  return {
+    status: "upstream_error",
+    error: new HttpError(502, "upstream_error", status ? `Groq answered ${status}` : "Groq could not be reached"),
+  };
+}
+
+function withHeaders(e: HttpError, headers: Record<string, string>): HttpError {
+  return new HttpError(e.status, e.code, e.message, { ...e.headers, ...headers });
+}
+
+export function upstreamParams(chat: ChatRequest, maxTokens: number) {
+  return {
+    model: chat.model,
+    messages: chat.messages,
+    ...(chat.temperature !== undefined ? { temperature: chat.temperature } : {}),
+    max_completion_tokens: maxTokens,
+  };
+}
+
+/**
+ * Starts the upstream call under the upstream timeout (aborting `abort` when it passes); on any
+ * failure releases the reservation and throws the HTTP error (502, or 504 on the timeout).
+ */
+export async function callUpstream<T>(
+  config: GroqConfig,
+  abort: AbortController,
+  r: Reserved,
+  headers: Record<string, string>,
+  started: number,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, config.timeoutMs);
+  try {
+    return await call(abort.signal);
+  } catch (e) {
+    const failure = upstreamFailure(e, timedOut);
+    await release(r.requestId, failure.status, failure.error.code, performance.now() - started);
+    throw withHeaders(failure.error, headers);
+  } finally {
+    clearTimeout(timer);
+  }
+}

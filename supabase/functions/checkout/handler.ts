@@ -1,0 +1,105 @@
+// POST /functions/v1/checkout (signed in; verify_jwt = true): an owner or admin starts paying for
+// a plan. Body {organization_id, plan_code, provider}, or, to pay an upgrade order that
+// public.change_plan created (the prorated charge), {organization_id, order_id, provider}; provider
+// names a registered adapter ("payu", "razorpay").
+//
+// One SQL call (public.create_checkout_order, or public.prepare_order_checkout for an order_id;
+// as the user) checks the caller and the plan and creates or readies the order; then the
+// provider's adapter builds the checkout:
+//   payu      -> 200 {provider, billing_order_id, receipt, amount_cents, currency, action_url, fields}:
+//                the browser POSTs `fields` to `action_url`; surl/furl point at payu-return.
+//   razorpay  -> a Razorpay Order (or, for plans with provider_config.razorpay.plan_id, a
+//                Subscription) through the API; 200 {provider, billing_order_id, receipt, key_id,
+//                order_id | subscription_id, amount, currency, checkout_options}.
+// A checkout with a provider-side order is payable only once attached to ours
+// (billing.attach_provider_checkout, one SQL call); when building the checkout fails, our order is
+// canceled (billing.cancel_checkout_order), so no open order is left that could be paid.
+// amount_cents is the total payable, GST included (the order's tax quote).
+// Errors: 400 invalid_input | invalid_provider | malformed_json, 401 (no user), 403 forbidden,
+// 404 plan_not_found, 409 plan_not_purchasable | use_change_plan (a subscription runs on another
+// plan: change plans with public.change_plan) | recurring_subscription_exists (a Razorpay
+// subscription checkout is open, or one renews already), 422 provider_not_configured, 502/504
+// upstream_*, 503 server_not_configured (SUPABASE_URL is not set).
+import { requireUser } from "../_shared/auth.ts";
+import { asService, asUser, sqlError } from "../_shared/db.ts";
+import { denoEnv, type EnvGetter, requireEnv } from "../_shared/env.ts";
+import { handle, type Handler, HttpError, json, readJson, uuidField } from "../_shared/http.ts";
+import { providerHttpError } from "../_shared/payments.ts";
+import { providers as builtIn, type ProviderRegistry } from "../_shared/providers/registry.ts";
+import type { CheckoutContext, CheckoutOrderRow } from "../_shared/providers/types.ts";
+
+/** The checkout handler over a registry (tests pass their own) and an env. */
+export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGetter = denoEnv): Handler {
+  return handle("checkout", async (req) => {
+    if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+    const claims = await requireUser(req, env);
+    const body = await readJson(req, 8 * 1024);
+    const organizationId = uuidField(body, "organization_id");
+    // An upgrade order from change_plan is paid by its id instead of a plan code.
+    const orderId = body.order_id === undefined ? null : uuidField(body, "order_id");
+    const planCode = typeof body.plan_code === "string" ? body.plan_code : null;
+    if (orderId === null && (planCode === null || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
+      throw new HttpError(400, "invalid_input", "plan_code must be a plan code such as pro_monthly");
+    }
+    const adapter = registry.get(body.provider);
+    if (!adapter) {
+      throw new HttpError(
+        400,
+        "invalid_provider",
+        `provider must be one of ${registry.names().map((n) => JSON.stringify(n)).join(", ")}`,
+      );
+    }
+
+    // The deployment and the provider must be usable before an order exists.
+    const functionsBase = `${requireEnv(env, "SUPABASE_URL").replace(/\/+$/, "")}/functions/v1`;
+    try {
+      adapter.assertCheckoutConfigured();
+    } catch (e) {
+      throw providerHttpError(e, 422);
+    }
+    const context: CheckoutContext = {
+      organization_id: organizationId,
+      functionUrl: (name) => `${functionsBase}/${name}`,
+    };
+
+    let order: CheckoutOrderRow;
+    try {
+      [order] = await asUser(claims, async (tx) =>
+        orderId === null
+          ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${adapter.name})`
+          : await tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${adapter.name})`
+      );
+    } catch (e) {
+      // create_checkout_order names the refusals checkout must tell apart in the error's HINT.
+      const hint = (e as { hint?: string })?.hint;
+      const code = hint === "use_change_plan" || hint === "recurring_subscription_exists" ? hint : "plan_not_purchasable";
+      throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, code] });
+    }
+    const common = {
+      provider: adapter.name,
+      billing_order_id: order.order_id,
+      receipt: order.receipt,
+      amount_cents: Number(order.amount_cents),
+      currency: order.currency,
+    };
+
+    try {
+      const started = await adapter.startCheckout(order, context);
+      if (started.attach) {
+        const { provider_order_id, provider_subscription_id } = started.attach;
+        await asService((tx) =>
+          tx`select billing.attach_provider_checkout(${order.order_id}, ${provider_order_id}, ${provider_subscription_id})`
+        );
+      }
+      return json({ ...common, ...started.answer });
+    } catch (e) {
+      // The buyer never got a payable checkout: close our order so nothing can pay it.
+      await asService((tx) =>
+        tx`select billing.cancel_checkout_order(${order.order_id}, ${String((e as Error)?.message ?? e)})`
+      ).catch(() => {});
+      throw providerHttpError(e);
+    }
+  });
+}
+
+export const handler: Handler = checkoutHandler();
