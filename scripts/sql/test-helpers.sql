@@ -74,3 +74,50 @@ revoke all on function tests.as_user(uuid), tests.as_role(text), tests.as_postgr
   from public;
 grant execute on function tests.as_user(uuid), tests.as_role(text), tests.as_postgres()
   to anon, authenticated, service_role;
+
+/**
+ * A provider event as the Edge Functions' adapters hand it to billing.apply_payment_event: the
+ * given event plus its neutral `kind`, `subscription_status` and `error_reason`, derived from the
+ * provider's event_type the way supabase/functions/_shared/providers/ maps them (the Deno tests
+ * check those adapters against the providers' SDKs; here the SQL is tested alone). Keys the
+ * event already has are kept, so a test can pass its own kind.
+ */
+create or replace function tests.adapted(p_event jsonb)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_type text := p_event ->> 'event_type';
+  v_status text := case v_type
+    when 'subscription.activated' then 'active' when 'subscription.resumed' then 'active'
+    when 'subscription.charged' then 'active' when 'subscription.pending' then 'pending'
+    when 'subscription.halted' then 'halted' when 'subscription.paused' then 'paused'
+    when 'subscription.cancelled' then 'cancelled' when 'subscription.completed' then 'completed' end;
+  v_kind text := case
+    when p_event ->> 'provider' = 'payu' then
+      case v_type when 'payment.success' then 'payment_captured' when 'payment.failure' then 'payment_failed'
+                  when 'payment.pending' then 'payment_pending' else 'other' end
+    when v_type in ('payment.captured', 'order.paid', 'subscription.charged') then 'payment_captured'
+    when v_type = 'invoice.paid' and p_event ->> 'provider_payment_id' is not null then 'payment_captured'
+    when v_type = 'payment.authorized' then 'payment_authorized'
+    when v_type = 'payment.failed' then 'payment_failed'
+    when v_type = 'refund.processed' then 'refund_processed'
+    when v_status is not null then 'subscription_status'
+    else 'other' end;
+begin
+  if p_event is null or pg_catalog.jsonb_typeof(p_event) <> 'object' then
+    return p_event;
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'kind', v_kind,
+    'subscription_status', v_status,
+    'error_reason', case when v_kind = 'payment_failed' then
+      coalesce(p_event #>> '{payload,payload,payment,entity,error_description}', p_event #>> '{payload,error_Message}',
+               p_event ->> 'status') end) || p_event;
+end;
+$$;
+comment on function tests.adapted(jsonb) is
+  'A provider event with the neutral kind, subscription_status and error_reason its adapter would add.';
+grant execute on function tests.adapted(jsonb) to anon, authenticated, service_role;

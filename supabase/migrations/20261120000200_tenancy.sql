@@ -210,7 +210,7 @@ revoke execute on function billing.require_user() from public;
  * Who may act on an organization: the signed-in user must hold one of p_roles in it; the error
  * (42501) says what was refused ("only owners and admins of the organization can <p_action>", or
  * "not a member of organization <id>" when every role may), the same for an organization that
- * does not exist, so nothing leaks about other tenants. Callers on the service side (service_role,
+ * does not exist (or is null), so nothing leaks about other tenants. Callers on the service side (service_role,
  * the table owner, a DBA in the SQL editor: any role but anon and authenticated) pass for an
  * organization that exists, as 'owner'. Returns the caller's role. The one authorization check:
  * every function acting on an organization for someone calls it.
@@ -228,20 +228,19 @@ security definer
 set search_path = ''
 as $$
 declare
+  v_service_side boolean := coalesce(pg_catalog.current_setting('role', true), 'none') not in ('anon', 'authenticated')
+                            or auth.role() = 'service_role';
+  v_user_id uuid := case when v_service_side then null else billing.require_user() end;
   v_role public.member_role;
 begin
-  if p_organization_id is null then
-    raise exception 'organization id is required' using errcode = 'invalid_parameter_value';
-  end if;
-  if coalesce(pg_catalog.current_setting('role', true), 'none') not in ('anon', 'authenticated')
-     or auth.role() = 'service_role' then
+  if v_service_side then
     if exists (select 1 from public.organizations o where o.id = p_organization_id) then
-      return 'owner';
+      return 'owner'::public.member_role;
     end if;
   else
     select m.role into v_role
     from public.organization_members m
-    where m.organization_id = p_organization_id and m.user_id = billing.require_user();
+    where m.organization_id = p_organization_id and m.user_id = v_user_id;
     if v_role = any (p_roles) then
       return v_role;
     end if;
@@ -324,7 +323,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_caller_role public.member_role := billing.require_manager(p_organization_id);
+  v_caller_role public.member_role := billing.require_role(p_organization_id, billing.managers());
 begin
   if p_user_id is null or p_role is null then
     raise exception 'user and role are required' using errcode = 'invalid_parameter_value';
@@ -365,7 +364,7 @@ declare
   v_target_role public.member_role;
 begin
   if p_user_id is distinct from v_caller_id then
-    v_caller_role := billing.require_manager(p_organization_id);
+    v_caller_role := billing.require_role(p_organization_id, billing.managers());
   end if;
 
   select m.role into v_target_role
@@ -403,7 +402,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_caller_role public.member_role := billing.require_manager(p_organization_id);
+  v_caller_role public.member_role := billing.require_role(p_organization_id, billing.managers());
   v_target_role public.member_role;
 begin
   if p_role is null then
@@ -464,13 +463,7 @@ declare
   v_problem text;
   v_result public.organizations%rowtype;
 begin
-  if coalesce(auth.role(), '') <> 'service_role' then
-    perform billing.require_user();
-    if not billing.has_role(p_organization_id, array['owner', 'admin']) then
-      raise exception 'only owners and admins of the organization can update its billing profile'
-        using errcode = 'insufficient_privilege';
-    end if;
-  end if;
+  perform billing.require_role(p_organization_id, billing.managers(), 'update its billing profile');
 
   if p_billing_name is null or length(btrim(p_billing_name)) not between 1 and 200 then
     raise exception 'billing name (legal name) must be 1 to 200 characters' using errcode = 'invalid_parameter_value';

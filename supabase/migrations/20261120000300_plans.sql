@@ -188,7 +188,7 @@ create table public.subscriptions (
   cancel_at_period_end boolean not null default false,
   canceled_at timestamptz,
   ended_at timestamptz,
-  provider text check (provider in ('payu', 'razorpay', 'manual')),
+  provider public.payment_provider,
   provider_subscription_id text,
   pending_plan_id uuid references public.billing_plans (id) on delete restrict,
   pending_plan_effective_at timestamptz,

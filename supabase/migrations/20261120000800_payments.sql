@@ -982,13 +982,7 @@ begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
   end if;
-  if p_organization_id is null or not exists (
-    select 1 from public.organization_members m
-    where m.organization_id = p_organization_id and m.user_id = v_user_id and m.role in ('owner', 'admin')
-  ) then
-    raise exception 'only owners and admins of the organization can buy a plan'
-      using errcode = 'insufficient_privilege';
-  end if;
+  perform billing.require_role(p_organization_id, billing.managers(), 'buy a plan');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
@@ -1043,13 +1037,13 @@ begin
   insert into public.orders
     (organization_id, plan_id, provider, kind, amount_cents, currency, status, created_by, expires_at, metadata)
   values
-    (p_organization_id, v_plan.id, p_provider, 'new', v_plan.price_cents, v_plan.currency,
-     case when p_provider = 'payu' then 'pending' else 'created' end, v_user_id, v_now + interval '1 day',
+    (p_organization_id, v_plan.id, p_provider::public.payment_provider, 'new', v_plan.price_cents, v_plan.currency,
+     case when p_provider = 'payu' then 'pending' else 'created' end::public.order_status, v_user_id, v_now + interval '1 day',
      pg_catalog.jsonb_build_object('plan_code', v_plan.code, 'recurring', v_rzp_plan is not null))
   returning * into v_order;
 
   return query select
-    v_order.id, v_order.receipt, v_order.status, v_order.amount_cents, v_order.currency,
+    v_order.id, v_order.receipt, v_order.status::text, v_order.amount_cents, v_order.currency,
     v_plan.code, v_plan.name, v_plan.interval, v_rzp_plan,
     case when v_rzp_plan is null then null
          else coalesce((v_plan.provider_config #>> '{razorpay,total_count}')::integer,
@@ -1157,7 +1151,7 @@ begin
   where o.status in ('created', 'pending') and o.expires_at < v_now;
 
   return query
-    select o.id, o.provider, o.receipt, o.provider_order_id, o.amount_cents, o.currency, o.created_at
+    select o.id, o.provider::text, o.receipt, o.provider_order_id, o.amount_cents, o.currency, o.created_at
     from public.orders o
     where o.status = 'pending'
       and o.created_at <= v_now - v_after

@@ -722,7 +722,8 @@ begin
   end if;
 
   update public.orders o
-  set provider = p_provider, status = case when p_provider = 'payu' then 'pending' else 'created' end
+  set provider = p_provider::public.payment_provider,
+      status = case when p_provider = 'payu' then 'pending' else 'created' end::public.order_status
   where o.id = v_order.id
   returning * into v_order;
 
@@ -730,7 +731,7 @@ begin
   select * into v_org from public.organizations g where g.id = v_order.organization_id;
   select * into v_user from auth.users u where u.id = v_user_id;
   return query select
-    v_order.id, v_order.receipt, v_order.status, v_order.amount_cents, v_order.currency,
+    v_order.id, v_order.receipt, v_order.status::text, v_order.amount_cents, v_order.currency,
     v_plan.code, v_plan.name, v_plan.interval, null::text, null::integer,
     coalesce(v_org.billing_email, v_user.email::text),
     left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
@@ -966,7 +967,6 @@ declare
   v_now timestamptz := p_now;
   v_job jsonb := p_job;
   v_n integer;
-  v_logged integer;
 begin
   with due as (
   select s.id, s.status as old_status from public.subscriptions s
@@ -988,8 +988,9 @@ begin
   from moved m
   on conflict (dedupe_key) do nothing
   )
-  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system', null, 'cancelled at the period end, as requested', v_job, m.current_period_end)::billing.subscription_change))
-  into v_n, v_logged
+  -- One history row per subscription moved: the count is the rows moved.
+  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system', null, 'cancelled at the period end, as requested', v_job, m.current_period_end)::billing.subscription_change))
+  into v_n
   from moved m join due d on d.id = m.id;
   return v_n;
 end;
@@ -1006,7 +1007,6 @@ declare
   v_now timestamptz := p_now;
   v_job jsonb := p_job;
   v_n integer;
-  v_logged integer;
 begin
   with due as (
     select s.id, s.plan_id as old_plan_id,
@@ -1031,8 +1031,9 @@ begin
     from moved m join due d on d.id = m.id
     on conflict (dedupe_key) do nothing
   )
-  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system', null, 'scheduled downgrade applied at the period end', v_job, d.due_at)::billing.subscription_change))
-  into v_n, v_logged
+  -- One history row per subscription moved: the count is the rows moved.
+  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system', null, 'scheduled downgrade applied at the period end', v_job, d.due_at)::billing.subscription_change))
+  into v_n
   from moved m join due d on d.id = m.id;
   return v_n;
 end;
@@ -1049,7 +1050,6 @@ declare
   v_now timestamptz := p_now;
   v_job jsonb := p_job;
   v_n integer;
-  v_logged integer;
 begin
   with due as (
     select s.id from public.subscriptions s
@@ -1069,8 +1069,9 @@ begin
     from moved m
     on conflict (dedupe_key) do nothing
   )
-  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system', null, 'trial ended unpaid: the free plan applies', v_job, m.trial_end)::billing.subscription_change))
-  into v_n, v_logged
+  -- One history row per subscription moved: the count is the rows moved.
+  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system', null, 'trial ended unpaid: the free plan applies', v_job, m.trial_end)::billing.subscription_change))
+  into v_n
   from moved m;
   return v_n;
 end;
@@ -1087,7 +1088,6 @@ declare
   v_now timestamptz := p_now;
   v_job jsonb := p_job;
   v_n integer;
-  v_logged integer;
 begin
   with due as (
     select s.id from public.subscriptions s
@@ -1100,8 +1100,9 @@ begin
     where s.id = any (array(select d.id from due d))
     returning s.id, s.organization_id, s.plan_id, s.current_period_end
   )
-  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system', null, 'period ended unpaid', v_job, m.current_period_end)::billing.subscription_change))
-  into v_n, v_logged
+  -- One history row per subscription moved: the count is the rows moved.
+  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system', null, 'period ended unpaid', v_job, m.current_period_end)::billing.subscription_change))
+  into v_n
   from moved m;
   return v_n;
 end;
@@ -1119,7 +1120,6 @@ declare
   v_grace interval := billing.grace_interval();
   v_job jsonb := p_job;
   v_n integer;
-  v_logged integer;
 begin
   with due as (
     select s.id from public.subscriptions s
@@ -1141,8 +1141,9 @@ begin
     from moved m
     on conflict (dedupe_key) do nothing
   )
-  select count(*), billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system', null, 'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace)::billing.subscription_change))
-  into v_n, v_logged
+  -- One history row per subscription moved: the count is the rows moved.
+  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system', null, 'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace)::billing.subscription_change))
+  into v_n
   from moved m;
   return v_n;
 end;

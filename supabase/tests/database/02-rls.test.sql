@@ -75,7 +75,7 @@ begin
 end;
 $$;
 
-insert into public.webhook_events (id, provider, event_id, event_type, payload) values
+insert into billing.webhook_events (id, provider, event_id, event_type, payload) values
   ('f2000000-0000-4000-8000-000000000001', 'razorpay', 'evt_rls_1', 'payment.captured', '{}');
 
 insert into public.usage_quotas (organization_id, metric, window_unit, window_start, count) values
@@ -101,7 +101,7 @@ insert into public.ai_requests (id, organization_id, user_id, request_id, model,
    'a1111111-0000-4000-8000-000000000003', 'ai_' || repeat('a', 32), 'llama-3.1-8b-instant', 'completed'),
   ('f6000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b',
    'a1111111-0000-4000-8000-000000000004', 'ai_' || repeat('b', 32), 'llama-3.1-8b-instant', 'completed');
-insert into public.ai_cache (organization_id, cache_key, model, response, expires_at) values
+insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at) values
   ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('a', 64), 'llama-3.1-8b-instant', '{}', now() + interval '1 day');
 
 -- -------------------------------------------------------------------------------------------------
@@ -160,8 +160,8 @@ insert into rls_targets values
   ('payment_events', $$id = 'f1000000-0000-4000-8000-000000000001'$$,
    $$insert into public.payment_events (organization_id, provider, provider_payment_id, amount_cents, currency, status)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'payu', 'pay_rls_inserted', 200, 'INR', 'failed')$$),
-  ('webhook_events', $$id = 'f2000000-0000-4000-8000-000000000001'$$,
-   $$insert into public.webhook_events (provider, event_id, event_type, payload)
+  ('billing.webhook_events', $$id = 'f2000000-0000-4000-8000-000000000001'$$,
+   $$insert into billing.webhook_events (provider, event_id, event_type, payload)
      values ('payu', 'evt_rls_inserted', 'payment.success', '{}')$$),
   ('usage_quotas',
    $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and metric = 'ai_prompts'$$,
@@ -197,8 +197,8 @@ insert into rls_targets values
   ('ai_requests', $$id = 'f6000000-0000-4000-8000-000000000001'$$,
    $$insert into public.ai_requests (organization_id, request_id, model, status)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_' || repeat('c', 32), 'llama-3.1-8b-instant', 'completed')$$),
-  ('ai_cache', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and cache_key = repeat('a', 64)$$,
-   $$insert into public.ai_cache (organization_id, cache_key, model, response, expires_at)
+  ('billing.ai_cache', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and cache_key = repeat('a', 64)$$,
+   $$insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('c', 64), 'llama-3.1-8b-instant', '{}', now())$$);
 
 -- -------------------------------------------------------------------------------------------------
@@ -259,10 +259,10 @@ insert into rls_expectations values
   ('payment_events',         'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
 
   -- service_role only
-  ('webhook_events',         'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
-  ('webhook_events',         'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('webhook_events',         'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('webhook_events',         'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.webhook_events', 'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
+  ('billing.webhook_events', 'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.webhook_events', 'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.webhook_events', 'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   ('usage_quotas',           'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('usage_quotas',           'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
@@ -319,10 +319,10 @@ insert into rls_expectations values
   ('ai_requests',            'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   -- the AI answer cache: service_role only
-  ('ai_cache',               'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
-  ('ai_cache',               'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('ai_cache',               'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('ai_cache',               'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
+  ('billing.ai_cache',       'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
+  ('billing.ai_cache',       'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.ai_cache',       'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.ai_cache',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
 
 -- -------------------------------------------------------------------------------------------------
 -- The runner: act as a role, run one statement, report the outcome, roll it back.
@@ -361,6 +361,15 @@ begin
 end;
 $$;
 
+/** A target's table: public.<name>, or the schema-qualified name of an internal table. */
+create function pg_temp.rls_table(p_table text)
+returns text
+language sql
+immutable
+as $$
+  select case when p_table like '%.%' then p_table else 'public.' || quote_ident(p_table) end
+$$;
+
 /** How many rows a target picks, as the table owner (no RLS). */
 create function pg_temp.rls_target_count(p_table text, p_target text)
 returns bigint
@@ -369,7 +378,7 @@ as $$
 declare
   v_count bigint;
 begin
-  execute format('select count(*) from public.%I where %s', p_table, p_target) into v_count;
+  execute format('select count(*) from %s where %s', pg_temp.rls_table(p_table), p_target) into v_count;
   return v_count;
 end;
 $$;
@@ -398,10 +407,10 @@ cross join lateral pg_temp.rls_try(
   a.db_role,
   a.claims,
   case e.command
-    when 'select' then format('select count(*) from public.%I where %s', e.table_name, t.target)
+    when 'select' then format('select count(*) from %s where %s', pg_temp.rls_table(e.table_name), t.target)
     when 'insert' then t.insert_sql
-    when 'update' then format('update public.%I set created_at = created_at where %s', e.table_name, t.target)
-    when 'delete' then format('delete from public.%I where %s', e.table_name, t.target)
+    when 'update' then format('update %s set created_at = created_at where %s', pg_temp.rls_table(e.table_name), t.target)
+    when 'delete' then format('delete from %s where %s', pg_temp.rls_table(e.table_name), t.target)
   end,
   e.command = 'select'
 ) r;
@@ -411,7 +420,7 @@ cross join lateral pg_temp.rls_try(
 -- -------------------------------------------------------------------------------------------------
 
 select plan(
-  4
+  5
   + (select count(*)::integer from rls_targets)
   + (select count(*)::integer from rls_results)
   + 9
@@ -419,8 +428,14 @@ select plan(
 
 select set_eq(
   $$select tablename::text from pg_catalog.pg_tables where schemaname = 'public'$$,
-  $$select distinct table_name from rls_expectations$$,
+  $$select distinct table_name from rls_expectations where table_name not like '%.%'$$,
   'every table in public has RLS expectations, and every expectation names a table in public'
+);
+
+select set_eq(
+  $$select distinct table_name from rls_expectations where table_name like '%.%'$$,
+  $$values ('billing.webhook_events'), ('billing.ai_cache')$$,
+  'the internal tables that hold tenant or provider data are in the matrix too: no API role reaches them'
 );
 
 select is(

@@ -202,27 +202,27 @@ select is(pg_temp.window_count('widgets', 'minute', '2026-02-15 10:00+05:30'), 2
 select is((select count(*)::int from public.usage_metrics where request_id = 'req-1'), 1, 'one usage_metrics row for the request id');
 
 -- Settle and release.
-select is((select row(allowed, used) from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1))::text,
+select is((select row(allowed, used) from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1))::text,
   '(t,1)', 'settling lower gives the difference back');
-select is((select row(allowed, used) from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1))::text,
+select is((select row(allowed, used) from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1))::text,
   '(t,1)', 'settling again to the same amount changes nothing');
-select is((select row(allowed, used) from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 3))::text,
+select is((select row(allowed, used) from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 3))::text,
   '(t,3)', 'settling higher within the remaining quota is taken');
-select is((select row(allowed, used) from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 4))::text,
+select is((select row(allowed, used) from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 4))::text,
   '(f,3)', 'settling higher than the remaining quota is refused and changes nothing');
-select is(public.release_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1'), 1, 'release undoes a counted request');
+select is(billing.release_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1'), 1, 'release undoes a counted request');
 select is(pg_temp.window_count('widgets', 'minute', '2026-02-15 10:00+05:30'), 0::bigint, 'and gives its amount back');
-select is(public.release_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1'), 0, 'releasing again changes nothing');
-select throws_ok($$select * from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1)$$, '22023', null,
+select is(billing.release_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1'), 0, 'releasing again changes nothing');
+select throws_ok($$select * from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 1)$$, '22023', null,
   'a released request cannot be settled');
-select throws_ok($$select * from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'nope', 1)$$, 'P0002', null,
+select throws_ok($$select * from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'nope', 1)$$, 'P0002', null,
   'settling an unknown request id is an error');
 select is(pg_temp.inc('widgets', 2, 'req-1'), '(t,2,3,1,"2026-02-15 04:31:00+00")',
   'a released request id that is retried is counted anew (never an uncounted "allowed")');
 select is(pg_temp.window_count('widgets', 'minute', '2026-02-15 10:00+05:30'), 2::bigint, 'and its amount is in the counter again');
 update public.billing_plans set features = features - 'widgets_per_minute' - 'widgets_per_day'
 where id = 'e4000000-0000-4000-8000-0000000000c1';
-select is((select allowed from public.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 3)), false,
+select is((select allowed from billing.settle_usage('e4000000-0000-4000-8000-0000000000a1', 'req-1', 3)), false,
   'settling higher after the plan dropped the metric is refused (a missing key is limit 0, not unlimited)');
 update public.billing_plans set features = features || '{"widgets_per_minute": 3, "widgets_per_day": 5}'
 where id = 'e4000000-0000-4000-8000-0000000000c1';

@@ -1,4 +1,4 @@
--- Payments: public.apply_payment_event (exactly once per event and per payment, amount and
+-- Payments: billing.apply_payment_event (exactly once per event and per payment, amount and
 -- currency checks, unknown orders, order and subscription moves, extensions, refunds, Razorpay
 -- subscription events, arrival order, bad input), create_checkout_order, attach / cancel, and
 -- reconcile_due_orders. The clock is pinned with billing.now.
@@ -89,7 +89,7 @@ declare
   v_result jsonb;
 begin
   perform tests.as_role('service_role');
-  v_result := public.apply_payment_event(p_event);
+  v_result := billing.apply_payment_event(tests.adapted(p_event));
   perform tests.as_postgres();
   return v_result ->> 'result';
 end;
@@ -132,17 +132,17 @@ set local billing.now = '2026-01-10 12:00+05:30';
 -- Who may call what
 -- -------------------------------------------------------------------------------------------------
 
-select ok(not has_function_privilege('authenticated', 'public.apply_payment_event(jsonb)', 'execute'),
+select ok(not has_function_privilege('authenticated', 'billing.apply_payment_event(jsonb)', 'execute'),
   'signed-in users cannot call apply_payment_event');
-select ok(not has_function_privilege('anon', 'public.apply_payment_event(jsonb)', 'execute'),
+select ok(not has_function_privilege('anon', 'billing.apply_payment_event(jsonb)', 'execute'),
   'anon cannot call apply_payment_event');
-select ok(has_function_privilege('service_role', 'public.apply_payment_event(jsonb)', 'execute'),
+select ok(has_function_privilege('service_role', 'billing.apply_payment_event(jsonb)', 'execute'),
   'service_role can call apply_payment_event');
 select ok(not has_function_privilege('anon', 'public.create_checkout_order(uuid,text,text)', 'execute'),
   'anon cannot create checkout orders');
-select ok(not has_function_privilege('authenticated', 'public.attach_provider_checkout(uuid,text,text)', 'execute')
-          and not has_function_privilege('authenticated', 'public.cancel_checkout_order(uuid,text)', 'execute')
-          and not has_function_privilege('authenticated', 'public.reconcile_due_orders(integer)', 'execute'),
+select ok(not has_function_privilege('authenticated', 'billing.attach_provider_checkout(uuid,text,text)', 'execute')
+          and not has_function_privilege('authenticated', 'billing.cancel_checkout_order(uuid,text)', 'execute')
+          and not has_function_privilege('authenticated', 'billing.reconcile_due_orders(integer)', 'execute'),
   'signed-in users cannot attach, cancel or reconcile orders');
 
 -- -------------------------------------------------------------------------------------------------
@@ -150,27 +150,27 @@ select ok(not has_function_privilege('authenticated', 'public.attach_provider_ch
 -- -------------------------------------------------------------------------------------------------
 
 select tests.as_role('service_role');
-select throws_ok($$select public.apply_payment_event('[1]')$$, '22023', 'payment event must be a JSON object',
+select throws_ok($$select billing.apply_payment_event(tests.adapted('[1]'))$$, '22023', 'payment event must be a JSON object',
   'an event that is not an object is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('stripe', 'e1', 'payment.success', 'x', 'm', 1))$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('stripe', 'e1', 'payment.success', 'x', 'm', 1)))$$,
   '22023', 'payment event: provider must be "payu" or "razorpay", got "stripe"', 'an unknown provider is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1) - 'event_id')$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1) - 'event_id'))$$,
   '22023', 'payment event: event_id is required (a string of 1 to 300 characters)', 'a missing event_id is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1) - 'event_type')$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1) - 'event_type'))$$,
   '22023', 'payment event: event_type is required (a string of 1 to 300 characters)', 'a missing event_type is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
-                     || '{"amount_paise": 499.5}')$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
+                     || '{"amount_paise": 499.5}'))$$,
   '22023', 'payment event: amount_paise must be a non-negative integer of paise, got 499.5', 'a fractional amount is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
-                     || '{"amount_paise": "49900"}')$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
+                     || '{"amount_paise": "49900"}'))$$,
   '22023', 'payment event: amount_paise must be a non-negative integer of paise, got "49900"', 'an amount given as a string is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1, 'inr'))$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1, 'inr')))$$,
   '22023', 'payment event: currency must be three capital letters, got "inr"', 'a malformed currency is refused');
-select throws_ok($$select public.apply_payment_event(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
-                     || '{"occurred_at": "yesterday-ish"}')$$,
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
+                     || '{"occurred_at": "yesterday-ish"}'))$$,
   '22023', 'payment event: occurred_at must be an ISO 8601 timestamp, got "yesterday-ish"', 'a malformed time is refused');
 select tests.as_postgres();
-select is((select count(*)::integer from public.webhook_events where event_id = 'e1'), 0,
+select is((select count(*)::integer from billing.webhook_events where event_id = 'e1'), 0,
   'refused events are not recorded');
 
 -- -------------------------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ select is((select row(action, new_status, actor_kind)::text from public.subscrip
   '(activated,active,provider)', 'one history row: activated by the provider');
 select is((select row(status, amount_cents, currency)::text from public.payment_events
            where provider_payment_id = 'mih_a1'), '(captured,59000,INR)', 'the captured payment is recorded');
-select ok((select processed_at is not null from public.webhook_events where event_id = 'p5_txn_a1:mih_a1:success'),
+select ok((select processed_at is not null from billing.webhook_events where event_id = 'p5_txn_a1:mih_a1:success'),
   'the event is marked processed');
 
 select is(pg_temp.apply(pg_temp.ev('payu', 'p5_txn_a1:mih_a1:success', 'payment.success', 'p5_txn_a1', 'mih_a1', 59000)),
@@ -203,7 +203,7 @@ select is((select row((select count(*) from public.payment_events where organiza
                       (select current_period_end from pg_temp.sub_of('c5000000-0000-4000-8000-00000000000a')))::text),
   row(1, 1, '2026-02-10 12:00+05:30'::timestamptz)::text,
   'duplicates add no payment, no history and no extension');
-select is((select attempts from public.webhook_events where event_id = 'p5_txn_a1:mih_a1:success'), 2,
+select is((select attempts from billing.webhook_events where event_id = 'p5_txn_a1:mih_a1:success'), 2,
   'a duplicate delivery is counted in attempts');
 
 -- -------------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ select is(pg_temp.apply(pg_temp.ev('payu', 'mis:3', 'payment.success', 'p5_txn_e
   'mismatch', 'a payment without an amount is a mismatch');
 select is((select array_agg(status order by provider_payment_id) from public.payment_events where order_id = 'c5200000-0000-4000-8000-000000000008'),
   array['mismatch', 'mismatch', 'mismatch'], 'each mismatch is recorded in payment_events');
-select is((select last_error from public.webhook_events where event_id = 'mis:1'),
+select is((select last_error from billing.webhook_events where event_id = 'mis:1'),
   'amount mismatch for order p5_txn_e_mis: expected 59000 INR, got 100 INR', 'the mismatch is explained in webhook_events.last_error');
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000008'), 'pending',
   'the order stays pending after mismatches');
@@ -275,7 +275,7 @@ select is((select count(*)::integer from public.subscriptions where organization
 select is(pg_temp.apply(pg_temp.ev('payu', 'nobody:1', 'payment.success', 'no_such_txn', 'mih_nobody', 50000)),
   'unmatched', 'a payment for an unknown order is unmatched');
 select ok((select last_error like 'no order matches payu event nobody:1%' and processed_at is not null
-           from public.webhook_events where event_id = 'nobody:1'),
+           from billing.webhook_events where event_id = 'nobody:1'),
   'the unknown order is recorded in webhook_events.last_error and acknowledged');
 select is((select count(*)::integer from public.payment_events where provider_payment_id = 'mih_nobody'), 0,
   'an unmatched payment records no payment event');
@@ -307,7 +307,7 @@ select is((select row(pe.status, pe.amount_cents, pe.details ->> 'refund_id',
 select is((select sum(amount_cents)::bigint from public.payment_events where provider_payment_id = 'pay_b1' and status = 'refunded'),
   20000::bigint, 'it does not count as refunded');
 select ok((select last_error like 'refund rfnd_big: refunds of payment pay_b1 would reach 59001, above the 59000 captured%'
-           from public.webhook_events where event_id = 'evt_rf_big'), 'the mismatch is explained in webhook_events.last_error');
+           from billing.webhook_events where event_id = 'evt_rf_big'), 'the mismatch is explained in webhook_events.last_error');
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_rest', 'refund.processed', null, 'pay_b1', 39000, 'INR',
                                    '{"provider_refund_id": "rfnd_rest"}')),
   'applied', 'a refund of exactly what is left is applied');
@@ -316,7 +316,7 @@ select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_unknown', 'refund.process
   'unmatched', 'a refund of an unknown payment is unmatched');
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_dispute', 'payment.dispute.created', null, 'pay_b1', 50000)),
   'ignored', 'an unknown event type is acknowledged as ignored');
-select ok((select processed_at is not null and last_error is null from public.webhook_events where event_id = 'evt_dispute'),
+select ok((select processed_at is not null and last_error is null from billing.webhook_events where event_id = 'evt_dispute'),
   'the ignored event is recorded');
 
 -- -------------------------------------------------------------------------------------------------
@@ -436,13 +436,13 @@ select is((select count(*)::integer from public.orders where organization_id = '
 update public.orders set created_at = '2026-01-10 11:00+05:30', expires_at = '2026-01-11 11:00+05:30'
 where id = 'c5200000-0000-4000-8000-000000000008';
 select tests.as_role('service_role');
-create temp table p5_due on commit drop as select * from public.reconcile_due_orders(100);
+create temp table p5_due on commit drop as select * from billing.reconcile_due_orders(100);
 select tests.as_postgres();
 select ok((select bool_or(order_id = 'c5200000-0000-4000-8000-000000000008') from p5_due),
   'a PayU order pending for an hour is due for reconciliation');
 set local billing.now = '2026-01-12 12:00+05:30';
 select tests.as_role('service_role');
-select is((select count(*)::integer from public.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 0,
+select is((select count(*)::integer from billing.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 0,
   'once past expires_at it is no longer due');
 select tests.as_postgres();
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000008'), 'expired',
@@ -474,7 +474,7 @@ create temp table p5_g_before on commit drop as
          (select count(*) from public.subscription_history where organization_id = 'c5000000-0000-4000-8000-000000000010') as history,
          (select count(*) from public.orders where organization_id = 'c5000000-0000-4000-8000-000000000010') as orders;
 create temp table p5_g_late on commit drop as
-  select public.apply_payment_event(pg_temp.sub_ev('evt_g2', 'subscription.charged', 'sub_p5g', 20 * 86400, 'pay_g2')) as r;
+  select billing.apply_payment_event(tests.adapted(pg_temp.sub_ev('evt_g2', 'subscription.charged', 'sub_p5g', 20 * 86400, 'pay_g2'))) as r;
 select is((select r ->> 'result' from p5_g_late), 'recorded',
   'a charge made after the subscription ended (20 January) is recorded, not applied');
 select ok((select r ->> 'reason' like 'payment for an ended subscription (canceled since %): refund or reactivate' from p5_g_late),
@@ -492,7 +492,7 @@ select is((select details ->> 'not_applied' from public.payment_events where pro
   'subscription ended before the payment', 'and its row says it was not applied');
 select is((select details ->> 'not_applied' from public.payment_events where provider_payment_id = 'pay_g1'),
   null, 'a charge that was applied carries no such mark');
-select ok((select last_error like 'payment for an ended subscription%' from public.webhook_events where event_id = 'evt_g2'),
+select ok((select last_error like 'payment for an ended subscription%' from billing.webhook_events where event_id = 'evt_g2'),
   'and the reason is in webhook_events.last_error');
 
 -- -------------------------------------------------------------------------------------------------
@@ -523,8 +523,8 @@ select is((select row(status, current_period_end)::text from pg_temp.sub_of('c50
   'inside the default 3-day grace the month is added to the period end, not to now');
 
 -- Every delivery above was applied in the transaction that recorded it.
-select ok((select count(*) > 20 from public.webhook_events), 'the deliveries above are recorded');
-select is((select count(*)::int from public.webhook_events where processed_at is distinct from received_at), 0,
+select ok((select count(*) > 20 from billing.webhook_events), 'the deliveries above are recorded');
+select is((select count(*)::int from billing.webhook_events where processed_at is distinct from received_at), 0,
   'every recorded delivery is marked processed, at the time it was received (the same transaction)');
 
 select * from finish();

@@ -591,10 +591,10 @@ select tests.as_postgres();
 
 select pg_temp.at('2026-07-17 00:10+05:30');
 select is(
-  public.apply_payment_event(jsonb_build_object(
+  billing.apply_payment_event(tests.adapted(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-o1-paid', 'event_type', 'payment.success',
     'order_ref', (select receipt from public.orders where id = (select (val ->> 'order_id')::uuid from lc where key = 'o1_change')),
-    'provider_payment_id', 'lc_pay_o1', 'amount_paise', 89391, 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_o1', 'amount_paise', 89391, 'currency', 'INR'))) ->> 'result',
   'applied',
   'the upgrade order is paid through apply_payment_event'
 );
@@ -830,9 +830,9 @@ select is(pg_temp.notes(pg_temp.org(14), 'dunning_reminder'), 2::bigint, 'no rem
 insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
 values (pg_temp.org(14), pg_temp.plan_id('lc_basic_m'), 'payu', 'lc_fail_order', 49900, 'pending');
 select is(
-  public.apply_payment_event(jsonb_build_object(
+  billing.apply_payment_event(tests.adapted(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-fail-1', 'event_type', 'payment.failure', 'order_ref', 'lc_fail_order',
-    'provider_payment_id', 'lc_pay_fail', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_fail_order'), 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_fail', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_fail_order'), 'currency', 'INR'))) ->> 'result',
   'applied',
   'a failed payment is applied'
 );
@@ -844,15 +844,15 @@ select is((select count(*) from public.notifications where organization_id = pg_
 select tests.as_user('c3333333-0000-4000-8000-000000000002');
 select is((select count(*) from public.notifications where organization_id = pg_temp.org(14)), 5::bigint,
           'an admin sees them (two renewal reminders, two dunning reminders, the failed payment)');
-select throws_ok($$select * from public.claim_notifications(10)$$, '42501', null, 'a signed-in user cannot claim notifications');
+select throws_ok($$select * from billing.claim_notifications(10)$$, '42501', null, 'a signed-in user cannot claim notifications');
 select tests.as_role('service_role');
-insert into lc select 'claim1', jsonb_agg(c.id) from public.claim_notifications(1000) c;
+insert into lc select 'claim1', jsonb_agg(c.id) from billing.claim_notifications(1000) c;
 select ok((select jsonb_array_length(val) from lc where key = 'claim1') >= 3, 'service_role claims the unsent notifications');
-select is((select count(*) from public.claim_notifications(1000)), 0::bigint, 'claimed rows are not handed out twice');
-select is(public.mark_notification_sent((select (val ->> 0)::uuid from lc where key = 'claim1')), true, 'mark_notification_sent marks one sent');
-select is(public.mark_notification_sent((select (val ->> 0)::uuid from lc where key = 'claim1')), false, 'and only once');
+select is((select count(*) from billing.claim_notifications(1000)), 0::bigint, 'claimed rows are not handed out twice');
+select is(billing.mark_notification_sent((select (val ->> 0)::uuid from lc where key = 'claim1')), true, 'mark_notification_sent marks one sent');
+select is(billing.mark_notification_sent((select (val ->> 0)::uuid from lc where key = 'claim1')), false, 'and only once');
 select pg_temp.at('2026-12-04 01:05:01+05:30');
-select is((select count(*) from public.claim_notifications(1000)),
+select is((select count(*) from billing.claim_notifications(1000)),
           (select jsonb_array_length(val) - 1 from lc where key = 'claim1')::bigint,
           'an unsent claim is handed out again after its 5-minute lease');
 select tests.as_postgres();
@@ -881,9 +881,9 @@ select pg_temp.at('2027-07-28 12:00+05:30');
 insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
 values (pg_temp.org(21), pg_temp.plan_id('lc_pro_m'), 'payu', 'lc_o21_renewal', 99900, 'pending');
 select is(
-  public.apply_payment_event(jsonb_build_object(
+  billing.apply_payment_event(tests.adapted(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-o21-renewal', 'event_type', 'payment.success', 'order_ref', 'lc_o21_renewal',
-    'provider_payment_id', 'lc_pay_o21', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_o21_renewal'), 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_o21', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_o21_renewal'), 'currency', 'INR'))) ->> 'result',
   'applied',
   'then pays the Pro renewal (GST included) on 28 July'
 );
@@ -935,9 +935,9 @@ select pg_temp.at('2027-12-20 00:00+05:30');
 insert into public.orders (organization_id, plan_id, provider, receipt, amount_cents, status)
 values (pg_temp.org(22), pg_temp.plan_id('lc_trial30_m'), 'payu', 'lc_o22_paid', 49900, 'pending');
 select is(
-  public.apply_payment_event(jsonb_build_object(
+  billing.apply_payment_event(tests.adapted(jsonb_build_object(
     'provider', 'payu', 'event_id', 'lc-o22-paid', 'event_type', 'payment.success', 'order_ref', 'lc_o22_paid',
-    'provider_payment_id', 'lc_pay_o22', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_o22_paid'), 'currency', 'INR')) ->> 'result',
+    'provider_payment_id', 'lc_pay_o22', 'amount_paise', (select amount_cents from public.orders where receipt = 'lc_o22_paid'), 'currency', 'INR'))) ->> 'result',
   'applied',
   'and pays one month (499 + GST) on 20 December, during the trial'
 );

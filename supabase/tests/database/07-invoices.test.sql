@@ -388,10 +388,10 @@ begin
   insert into public.orders (organization_id, plan_id, provider, provider_subscription_id, amount_cents, status)
   values (p_org, 'c7000000-0000-4000-8000-000000000001', 'razorpay', p_psid, p_price, 'pending')
   returning * into v_order;
-  v_result := public.apply_payment_event(jsonb_build_object(
+  v_result := billing.apply_payment_event(tests.adapted(jsonb_build_object(
     'provider', 'razorpay', 'event_id', 'evt_inv_' || p_key, 'event_type', 'payment.captured',
     'order_ref', v_order.receipt, 'provider_payment_id', 'pay_inv_' || p_key,
-    'amount_paise', v_order.amount_cents, 'currency', 'INR'));
+    'amount_paise', v_order.amount_cents, 'currency', 'INR')));
   insert into inv_paid values (p_key, v_order.id, v_order.amount_cents, v_result);
 end;
 $$;
@@ -553,7 +553,7 @@ select throws_ok(
 );
 
 select tests.as_role('service_role');
-insert into inv values ('void', public.void_invoice((select id from inv where key = 'intra'), 'Order cancelled'));
+insert into inv values ('void', billing.void_invoice((select id from inv where key = 'intra'), 'Order cancelled'));
 select tests.as_postgres();
 
 select is(
@@ -574,13 +574,13 @@ select ok(
 );
 select tests.as_role('service_role');
 select throws_ok(
-  $$select public.void_invoice((select id from inv where key = 'intra'), 'Again')$$,
+  $$select billing.void_invoice((select id from inv where key = 'intra'), 'Again')$$,
   '22023', 'invoice ' || (select id from inv where key = 'intra') || ' is already fully credited',
   'a fully credited invoice cannot be voided again'
 );
 select tests.as_postgres();
 select ok(
-  not has_function_privilege('authenticated', 'public.void_invoice(uuid, text)', 'execute'),
+  not has_function_privilege('authenticated', 'billing.void_invoice(uuid, text)', 'execute'),
   'signed-in users cannot void invoices (service_role only)'
 );
 

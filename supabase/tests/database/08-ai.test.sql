@@ -51,7 +51,7 @@ set local billing.now = '2026-05-10 12:00:30+05:30';
 create function pg_temp.reserve(p_user text, p_model text, p_max integer, p_prompt integer,
                                 p_key text default null, p_org text default 'a')
 returns setof record language sql as $$
-  select * from public.ai_reserve(
+  select * from billing.ai_reserve(
     ('a8000000-0000-4000-8000-0000000000' || p_org || '1')::uuid,
     ('a8000000-0000-4000-8000-00000000000' || case p_user when 'owner' then '1' when 'admin' then '2'
                                                   when 'member' then '3' else '4' end)::uuid,
@@ -166,7 +166,7 @@ select is((select error_code from public.ai_requests where request_id = pg_temp.
 
 select is(
   (select (settled, status, counted_tokens, remaining)::text
-   from public.ai_settle(pg_temp.rid('r1'), 9, 21, 120, 'completed', '{"id": "cmpl-1", "choices": []}')),
+   from billing.ai_settle(pg_temp.rid('r1'), 9, 21, 120, 'completed', '{"id": "cmpl-1", "choices": []}')),
   '(t,completed,30,80)', 'settling r1 at its actual 9 + 21 tokens gives back 80 of the 110 reserved');
 select is(pg_temp.used('groq_tokens'), 920::bigint, 'the month now counts 920 tokens');
 select is((select (status, prompt_tokens, completion_tokens, counted_tokens, latency_ms, expires_at)::text
@@ -175,16 +175,16 @@ select is((select (status, prompt_tokens, completion_tokens, counted_tokens, lat
 select is((select string_agg(metric || ':' || amount || ':' || state, ',' order by metric) from public.usage_metrics
            where request_id = pg_temp.rid('r1')), 'ai_prompts:1:settled,groq_tokens:30:settled',
   'both usage events are settled');
-select is((select response ->> 'id' from public.ai_cache
+select is((select response ->> 'id' from billing.ai_cache
            where cache_key = encode(sha256(convert_to('request one', 'UTF8')), 'hex')), 'cmpl-1',
   'the answer is cached under the reservation''s cache key');
-select is((select expires_at from public.ai_cache where cache_key = encode(sha256(convert_to('request one', 'UTF8')), 'hex')),
+select is((select expires_at from billing.ai_cache where cache_key = encode(sha256(convert_to('request one', 'UTF8')), 'hex')),
   '2026-05-11 12:00:30+05:30'::timestamptz, 'for 24 hours');
-select is((select (settled, status, counted_tokens)::text from public.ai_settle(pg_temp.rid('r1'), 50, 50)),
+select is((select (settled, status, counted_tokens)::text from billing.ai_settle(pg_temp.rid('r1'), 50, 50)),
   '(f,completed,30)', 'settling again changes nothing (idempotent)');
 select is(pg_temp.used('groq_tokens'), 920::bigint, 'the month still counts 920 tokens');
 
-select is(public.ai_release(pg_temp.rid('r2'), 'upstream_error', 'upstream_error', 15), true,
+select is(billing.ai_release(pg_temp.rid('r2'), 'upstream_error', 'upstream_error', 15), true,
   'releasing r2 (the upstream failed) succeeds');
 select is(pg_temp.used('groq_tokens'), 30::bigint, 'its 890 reserved tokens are given back');
 select is(pg_temp.used('ai_prompts'), 1::bigint, 'and its prompt');
@@ -192,8 +192,8 @@ select is(pg_temp.used(billing.ai_rate_metric('a8000000-0000-4000-8000-000000000
   'the per-user rate count stays: the call was made');
 select is((select (status, error_code, counted_tokens, latency_ms)::text from public.ai_requests
            where request_id = pg_temp.rid('r2')), '(upstream_error,upstream_error,0,15)', 'the log row says why');
-select is(public.ai_release(pg_temp.rid('r2'), 'upstream_error'), false, 'releasing again changes nothing');
-select is((select (settled, status)::text from public.ai_settle(pg_temp.rid('r2'), 1, 1)), '(f,upstream_error)',
+select is(billing.ai_release(pg_temp.rid('r2'), 'upstream_error'), false, 'releasing again changes nothing');
+select is((select (settled, status)::text from billing.ai_settle(pg_temp.rid('r2'), 1, 1)), '(f,upstream_error)',
   'a released request cannot be settled');
 select is(pg_temp.used('groq_tokens'), 30::bigint, 'and the tokens are unchanged');
 
@@ -299,12 +299,12 @@ select is(pg_temp.used('groq_tokens', 'b'), 0::bigint, 'B''s reserved tokens are
 select is(pg_temp.used('ai_prompts'), 1::bigint, 'A keeps only the prompt of its settled call');
 select is(billing.job_ai_release_stale_reservations(), 0, 'running the job again releases nothing (idempotent)');
 select tests.as_role('service_role');
-select is((select (settled, status)::text from public.ai_settle(pg_temp.rid('m1'), 3, 5)), '(f,expired)',
+select is((select (settled, status)::text from billing.ai_settle(pg_temp.rid('m1'), 3, 5)), '(f,expired)',
   'a late settlement of an expired reservation changes nothing');
 
 select tests.as_postgres();
 select is(billing.job_ai_purge_cache(), 0, 'the purge leaves answers younger than 24 hours');
-insert into public.ai_cache (organization_id, cache_key, model, response, expires_at)
+insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at)
 values ('a8000000-0000-4000-8000-0000000000a1', encode(sha256(convert_to('old request', 'UTF8')), 'hex'), 'm-ok',
         '{"id": "cmpl-old"}', '2026-05-10 12:00:00+05:30');
 select tests.as_role('service_role');
@@ -344,13 +344,13 @@ select pg_temp.take('bx2', 'owner', 'm-ok', 20, 10, null, 'b');
 select is((select string_agg((allowed, reserved_tokens)::text, ',' order by name) from r where name in ('bx1', 'bx2')),
   '(t,60),(t,30)', 'B reserves 60 and 30 tokens (90 of its 100)');
 select is(
-  (select (settled, counted_tokens, remaining)::text from public.ai_settle(pg_temp.rid('bx1'), 10, 60)),
+  (select (settled, counted_tokens, remaining)::text from billing.ai_settle(pg_temp.rid('bx1'), 10, 60)),
   '(t,70,0)',
   'a call that used 70 tokens, 10 more than its 60 reserved, is counted at 70 while that fits (the month is now full)'
 );
 select is(pg_temp.used('groq_tokens', 'b'), 100::bigint, 'the month counts 100 of 100 tokens');
 select is(
-  (select (settled, counted_tokens)::text from public.ai_settle(pg_temp.rid('bx2'), 10, 40)),
+  (select (settled, counted_tokens)::text from billing.ai_settle(pg_temp.rid('bx2'), 10, 40)),
   '(t,30)',
   'a call that used 50 of a 30-token reservation with nothing left is counted at the limit: its 30'
 );
@@ -363,40 +363,40 @@ select is((select (status, prompt_tokens, completion_tokens, counted_tokens)::te
 -- Bad inputs and grants
 -- -------------------------------------------------------------------------------------------------
 
-select throws_ok($$select * from public.ai_reserve(null, 'a8000000-0000-4000-8000-000000000001', 'm-ok', 10, 1)$$,
+select throws_ok($$select * from billing.ai_reserve(null, 'a8000000-0000-4000-8000-000000000001', 'm-ok', 10, 1)$$,
   '22023', 'ai_reserve: organization id and user id are required', 'ai_reserve needs an organization');
-select throws_ok($$select * from public.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'bad model!', 10, 1)$$,
+select throws_ok($$select * from billing.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'bad model!', 10, 1)$$,
   '22023', 'ai_reserve: model "bad model!" is not a valid model name', 'ai_reserve rejects a malformed model name');
-select throws_ok($$select * from public.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'm-ok', 0, 1)$$,
+select throws_ok($$select * from billing.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'm-ok', 0, 1)$$,
   '22023', 'ai_reserve: max_tokens must be 1 to 131072, got 0', 'ai_reserve rejects max_tokens 0');
-select throws_ok($$select * from public.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'm-ok', 10, 0)$$,
+select throws_ok($$select * from billing.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'm-ok', 10, 0)$$,
   '22023', 'ai_reserve: prompt token estimate must be 1 to 1000000, got 0', 'ai_reserve rejects a prompt estimate of 0');
-select throws_ok($$select * from public.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'm-ok', 10, 1, 'not-a-hash')$$,
+select throws_ok($$select * from billing.ai_reserve('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'm-ok', 10, 1, 'not-a-hash')$$,
   '22023', 'ai_reserve: cache key must be a sha256 in lowercase hex', 'ai_reserve rejects a cache key that is not a sha256');
-select throws_ok($$select * from public.ai_settle(pg_temp.rid('c4'), -1, 0)$$,
+select throws_ok($$select * from billing.ai_settle(pg_temp.rid('c4'), -1, 0)$$,
   '22023', 'ai_settle: token counts must be zero or more', 'ai_settle rejects negative tokens');
-select throws_ok($$select * from public.ai_settle(pg_temp.rid('c4'), 1, 1, 5, 'cached')$$,
+select throws_ok($$select * from billing.ai_settle(pg_temp.rid('c4'), 1, 1, 5, 'cached')$$,
   '22023', 'ai_settle: status must be completed, client_closed, upstream_error or upstream_timeout, got cached',
   'ai_settle rejects a status that is not an outcome of a call');
-select throws_ok($$select * from public.ai_settle('ai_00000000000000000000000000000000', 1, 1)$$,
+select throws_ok($$select * from billing.ai_settle('ai_00000000000000000000000000000000', 1, 1)$$,
   'P0002', 'ai_settle: no AI request ai_00000000000000000000000000000000', 'ai_settle rejects an unknown request');
-select throws_ok($$select public.ai_release(pg_temp.rid('c4'), 'completed')$$,
+select throws_ok($$select billing.ai_release(pg_temp.rid('c4'), 'completed')$$,
   '22023', 'ai_release: status must be upstream_error, upstream_timeout, client_closed or expired, got completed',
   'ai_release rejects a status that is not a failure');
-select throws_ok($$select public.ai_release(pg_temp.rid('c4'), 'upstream_error', 'Bad Code')$$,
+select throws_ok($$select billing.ai_release(pg_temp.rid('c4'), 'upstream_error', 'Bad Code')$$,
   '22023', 'ai_release: error code must be lowercase snake_case', 'ai_release rejects a malformed error code');
 
 select ok(not has_function_privilege('authenticated',
-  'public.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
+  'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
   'signed-in users cannot call ai_reserve (it trusts the user id it is given)');
 select ok(not has_function_privilege('authenticated',
-  'public.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb)', 'execute'),
+  'billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb)', 'execute'),
   'signed-in users cannot settle their own usage');
 select ok(not has_function_privilege('authenticated',
-  'public.ai_release(text, public.ai_request_status, text, integer)', 'execute'),
+  'billing.ai_release(text, public.ai_request_status, text, integer)', 'execute'),
   'signed-in users cannot release reservations');
 select ok(has_function_privilege('service_role',
-  'public.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
+  'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
   'service_role (the ai-chat function) can call ai_reserve');
 
 select * from finish();
