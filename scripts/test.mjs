@@ -63,7 +63,7 @@ const advisors = (db) =>
 
 async function typesDrift(db) {
   const file = path.join(root, "supabase", "functions", "_shared", "database.types.ts");
-  const { stdout } = await run(bin("supabase"), ["gen", "types", "typescript", `--remote=${db.url}`, "--schema", "public"], {
+  const { stdout } = await run(bin("supabase"), ["gen", "types", "typescript", `--remote=${db.url}`, "--schema", "public,billing"], {
     env: cli,
   });
   const committed = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
@@ -71,7 +71,7 @@ async function typesDrift(db) {
   record(
     "database.types.ts matches `supabase gen types typescript`",
     same,
-    same ? "" : "  regenerate: npx supabase gen types typescript --remote=<db url> --schema public > supabase/functions/_shared/database.types.ts",
+    same ? "" : "  regenerate: npx supabase gen types typescript --remote=<db url> --schema public,billing > supabase/functions/_shared/database.types.ts",
   );
 }
 

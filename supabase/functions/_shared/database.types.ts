@@ -3,7 +3,7 @@ export type Json = string | number | boolean | null | { [key: string]: Json | un
 
 export type Database = {
   
-  "public": {
+  "billing": {
           Tables: {
             "ai_cache": {
                   Row: {
@@ -17,15 +17,401 @@ export type Database = {
                     "cache_key"?: string,"completion_tokens"?: number,"created_at"?: string,"expires_at"?: string,"model"?: string,"organization_id"?: string,"prompt_tokens"?: number,"response"?: NonNullable<Json>
                   }
                   Relationships: [
-                    {
-      foreignKeyName: "ai_cache_organization_id_fkey"
-      columns: ["organization_id"]
-isOneToOne: false
-      referencedRelation: "organizations"
-      referencedColumns: ["id"]
-    }
+                    
                   ]
-                },"ai_requests": {
+                },"invoice_counters": {
+                  Row: {
+                    "financial_year": number,"last_number": number,"series": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "financial_year": number,"last_number": number,"series": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "financial_year"?: number,"last_number"?: number,"series"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"job_runs": {
+                  Row: {
+                    "as_of": string,"batch_limit": number | null,"error": string | null,"finished_at": string | null,"id": number,"job_name": string,"rows_affected": number | null,"started_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "as_of": string,"batch_limit"?: number | null,"error"?: string | null,"finished_at"?: string | null,"id"?: never,"job_name": string,"rows_affected"?: number | null,"started_at"?: string
+                  }
+                  Update: {
+                    "as_of"?: string,"batch_limit"?: number | null,"error"?: string | null,"finished_at"?: string | null,"id"?: never,"job_name"?: string,"rows_affected"?: number | null,"started_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"provider_subscription_states": {
+                  Row: {
+                    "created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_subscription_id"?: string,"status"?: string,"status_at"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"webhook_events": {
+                  Row: {
+                    "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"last_error": string | null,"payload": NonNullable<Json>,"processed_at": string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempts"?: number,"created_at"?: string,"event_id": string,"event_type": string,"id"?: string,"last_error"?: string | null,"payload": NonNullable<Json>,"processed_at"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at"?: string
+                  }
+                  Update: {
+                    "attempts"?: number,"created_at"?: string,"event_id"?: string,"event_type"?: string,"id"?: string,"last_error"?: string | null,"payload"?: NonNullable<Json>,"processed_at"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"received_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                }
+          }
+          Views: {
+            [_ in never]: never
+          }
+          Functions: {
+            "add_organization_member":
+{ Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
+                           },
+"ai_purge_cache":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"ai_rate_metric":
+{ Args: { "p_user_id": string }; Returns: string
+                           },
+"ai_release":
+{ Args: { "p_error_code"?: string,"p_latency_ms"?: number,"p_request_id": string,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: boolean
+                           },
+"ai_release_stale_reservations":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"ai_reserve":
+{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Record<string, unknown>
+                           },
+"ai_seconds_until":
+{ Args: { "p_at": string,"p_now": string }; Returns: number
+                           },
+"ai_settle":
+{ Args: { "p_completion_tokens": number,"p_latency_ms"?: number,"p_prompt_tokens": number,"p_request_id": string,"p_response"?: Json,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: Record<string, unknown>
+                           },
+"amount_in_words":
+{ Args: { "p_paise": number }; Returns: string
+                           },
+"apply_captured_payment":
+{ Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
+                           },
+"apply_due_downgrades":
+{ Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
+                           },
+"apply_order_event":
+{ Args: { "p_event": Json,"p_event_at": string }; Returns: Json
+                           },
+"apply_payment_event":
+{ Args: { "p_event": Json }; Returns: Json
+                           },
+"apply_payment_failure":
+{ Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
+                           },
+"apply_refund":
+{ Args: { "p_event": Json,"p_event_at": string }; Returns: Json
+                           },
+"apply_usage_delta":
+{ Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
+                           },
+"attach_provider_checkout":
+{ Args: { "p_order_id": string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "orders"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"cancel_checkout_order":
+{ Args: { "p_order_id": string,"p_reason": string }; Returns: undefined
+                           },
+"cancel_open_upgrade_orders":
+{ Args: { "p_organization_id": string,"p_reason": string }; Returns: number
+                           },
+"cancel_subscription":
+{ Args: { "p_at_period_end"?: boolean,"p_organization_id": string }; Returns: Json
+                           },
+"change_plan":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"check_batch_limit":
+{ Args: { "p_limit": number }; Returns: undefined
+                           },
+"claim_notifications":
+{ Args: { "p_limit"?: number }; Returns: Database["public"]['Tables']["notifications"]['Row'][]
+                          SetofOptions: {
+        from: "*"
+        to: "notifications"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
+"compute_line_tax":
+{ Args: { "p_amount_cents": number,"p_gst_rate_bp": number,"p_includes_tax": boolean,"p_supply_type": string }; Returns: Record<string, unknown>
+                           },
+"create_checkout_order":
+{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: {
+              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
+            }[]
+                           },
+"create_organization":
+{ Args: { "p_name": string }; Returns: string
+                           },
+"div_round_half_up":
+{ Args: { "p_denominator": number,"p_numerator": number }; Returns: number
+                           },
+"dunning_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
+"effective_plan":
+{ Args: { "p_at": string,"p_organization_id": string }; Returns: Record<string, unknown>
+                           },
+"end_unpaid_trials":
+{ Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
+                           },
+"expire_after_grace":
+{ Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
+                           },
+"expire_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
+"expire_scheduled_cancellations":
+{ Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
+                           },
+"extend_subscription_for_payment":
+{ Args: { "p_event": Json,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_payment_event_id": string,"p_provider_subscription_id": string }; Returns: Database["public"]['Tables']["subscriptions"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "subscriptions"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"financial_year":
+{ Args: { "p_at": string }; Returns: number
+                           },
+"financial_year_label":
+{ Args: { "p_financial_year": number }; Returns: string
+                           },
+"follow_provider_subscription":
+{ Args: { "p_applied_payment": boolean,"p_event": Json,"p_event_at": string,"p_provider_subscription_id": string,"p_status": string }; Returns: string
+                           },
+"format_document_number":
+{ Args: { "p_financial_year": number,"p_prefix": string,"p_serial": number }; Returns: string
+                           },
+"format_money":
+{ Args: { "p_cents": number,"p_currency": string }; Returns: string
+                           },
+"grace_interval":
+{ Args: Record<PropertyKey, never>; Returns: string
+                           },
+"gst_state_name":
+{ Args: { "p_code": string }; Returns: string
+                           },
+"gstin_check_char":
+{ Args: { "p_gstin": string }; Returns: string
+                           },
+"gstin_problem":
+{ Args: { "p_gstin": string }; Returns: string
+                           },
+"interval_length":
+{ Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: string
+                           },
+"is_non_negative_integer":
+{ Args: { "p_value": Json }; Returns: boolean
+                           },
+"is_upgrade":
+{ Args: { "p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: boolean
+                           },
+"issue_credit_note":
+{ Args: { "p_amount_cents": number,"p_invoice_id": string,"p_kind"?: string,"p_payment_event_id"?: string,"p_reason": string }; Returns: string
+                           },
+"issue_documents":
+{ Args: { "p_order_id": string,"p_payment_event_id": string,"p_refund_amount_cents"?: number,"p_refund_event_id"?: string,"p_refund_reason"?: string }; Returns: Record<string, unknown>
+                           },
+"issue_invoice":
+{ Args: { "p_order_id": string,"p_payment_event_id": string }; Returns: string
+                           },
+"job_ai_purge_cache":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"job_ai_release_stale_reservations":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"job_dunning":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"job_expire":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"job_finished":
+{ Args: { "p_error": string,"p_rows": number,"p_run_id": number }; Returns: undefined
+                           },
+"job_purge":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"job_renewal_reminders":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
+"job_started":
+{ Args: { "p_job_name": string,"p_limit": number }; Returns: number
+                           },
+"lock_open_upgrade_orders":
+{ Args: { "p_organization_id": string }; Returns: undefined
+                           },
+"log_subscription_change":
+{ Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_effective_at"?: string,"p_metadata"?: Json,"p_new_plan_id": string,"p_new_status": Database["public"]['Enums']["subscription_status"],"p_old_plan_id": string,"p_old_status": Database["public"]['Enums']["subscription_status"],"p_organization_id": string,"p_reason"?: string,"p_subscription_id": string }; Returns: undefined
+                           },
+"log_subscription_changes":
+{ Args: { "p_changes": (Database["billing"]['CompositeTypes']["subscription_change"])[] }; Returns: number
+                           },
+"managers":
+{ Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
+                           },
+"mark_notification_sent":
+{ Args: { "p_error"?: string,"p_id": string }; Returns: boolean
+                           },
+"mark_past_due":
+{ Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
+                           },
+"match_order":
+{ Args: { "p_event": Json }; Returns: Database["public"]['Tables']["orders"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "orders"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"member_organization_ids":
+{ Args: { "p_roles"?: (string)[] }; Returns: string[]
+                           },
+"next_serial":
+{ Args: { "p_financial_year": number,"p_series": string }; Returns: number
+                           },
+"nominal_seconds":
+{ Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: number
+                           },
+"now":
+{ Args: Record<PropertyKey, never>; Returns: string
+                           },
+"number_in_words":
+{ Args: { "p_number": number }; Returns: string
+                           },
+"order_tax_quote":
+{ Args: { "p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
+                           },
+"period_end_after":
+{ Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
+                           },
+"plan_change_quote":
+{ Args: { "p_at": string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"prepare_order_checkout":
+{ Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: {
+              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
+            }[]
+                           },
+"preview_plan_change":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"provider_action":
+{ Args: { "p_at_cycle_end": boolean,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
+                           },
+"purge_batch":
+{ Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
+                           },
+"reconcile_due_orders":
+{ Args: { "p_limit"?: number }; Returns: {
+              "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": string,"provider_order_id": string,"receipt": string
+            }[]
+                           },
+"record_amount_mismatch":
+{ Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
+                           },
+"record_payment_event":
+{ Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
+                           },
+"release_usage":
+{ Args: { "p_organization_id": string,"p_request_id": string }; Returns: number
+                           },
+"remove_organization_member":
+{ Args: { "p_organization_id": string,"p_user_id": string }; Returns: undefined
+                           },
+"renewal_reminders_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
+"require_role":
+{ Args: { "p_action"?: string,"p_organization_id": string,"p_roles": (Database["public"]['Enums']["member_role"])[] }; Returns: Database["public"]['Enums']["member_role"]
+                           },
+"require_user":
+{ Args: Record<PropertyKey, never>; Returns: string
+                           },
+"resume_subscription":
+{ Args: { "p_organization_id": string }; Returns: Json
+                           },
+"run_job":
+{ Args: { "p_batch": unknown,"p_job_name": string,"p_limit": number }; Returns: number
+                           },
+"set_member_role":
+{ Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
+                           },
+"settle_usage":
+{ Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
+                           },
+"start_trial":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"subscription_status_for":
+{ Args: { "p_current_period_end": string,"p_now": string,"p_provider_status": string }; Returns: Database["public"]['Enums']["subscription_status"]
+                           },
+"sync_provider_status":
+{ Args: { "p_event": Json,"p_provider_status": string,"p_status_at": string,"p_subscription_id": string }; Returns: boolean
+                           },
+"unused_value":
+{ Args: { "p_at": string,"p_interval": Database["public"]['Enums']["billing_interval"],"p_period_end": string,"p_period_start": string,"p_price_cents": number }; Returns: Record<string, unknown>
+                           },
+"update_billing_profile":
+{ Args: { "p_address_line1"?: string,"p_address_line2"?: string,"p_billing_email"?: string,"p_billing_name": string,"p_city"?: string,"p_country"?: string,"p_gstin"?: string,"p_organization_id": string,"p_postal_code"?: string,"p_state_code"?: string }; Returns: Database["public"]['Tables']["organizations"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "organizations"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"validate_payment_event":
+{ Args: { "p_event": Json }; Returns: undefined
+                           },
+"validate_plan_features":
+{ Args: { "p_features": Json }; Returns: undefined
+                           },
+"void_invoice":
+{ Args: { "p_invoice_id": string,"p_reason": string }; Returns: string
+                           }
+          }
+          Enums: {
+            "provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"
+          }
+          CompositeTypes: {
+            "subscription_change": {
+                        "organization_id": string | null,"subscription_id": string | null,"action": string | null,"old_plan_id": string | null,"new_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"actor_kind": string | null,"actor_id": string | null,"reason": string | null,"metadata": Json | null,"effective_at": string | null
+                      }
+          }
+        },"public": {
+          Tables: {
+            "ai_requests": {
                   Row: {
                     "cache_key": string | null,"cached": boolean,"completed_at": string | null,"completion_tokens": number | null,"counted_tokens": number | null,"created_at": string,"error_code": string | null,"expires_at": string | null,"id": string,"latency_ms": number | null,"max_tokens": number | null,"model": string,"organization_id": string,"prompt_tokens": number | null,"request_id": string,"reserved_tokens": number,"status": Database["public"]['Enums']["ai_request_status"],"stream": boolean,"user_id": string | null
                   }
@@ -61,14 +447,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"created_at": string,"credit_note_prefix": string,"default_currency": string,"default_timezone": string,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string
+                    "app_failure_url": string | null,"app_success_url": string | null,"created_at": string,"credit_note_prefix": string,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"default_currency"?: string,"default_timezone"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"default_currency"?: string,"default_timezone"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -185,14 +571,14 @@ isOneToOne: false
                   ]
                 },"orders": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": string,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string,"prices_include_tax": boolean | null,"provider": string,"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": string,"subscription_id": string | null,"supply_type": string | null,"taxable_cents": number | null,"updated_at": string
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": string | null,"taxable_cents": number | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id": string,"prices_include_tax"?: boolean | null,"provider": string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id": string,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: string,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string,"prices_include_tax"?: boolean | null,"provider"?: string,"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: string,"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -251,14 +637,14 @@ isOneToOne: false
                   ]
                 },"payment_events": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"currency": string,"details": NonNullable<Json>,"error_reason": string | null,"id": string,"method": string | null,"occurred_at": string,"order_id": string | null,"organization_id": string,"provider": string,"provider_payment_id": string,"status": string
+                    "amount_cents": number,"created_at": string,"currency": string,"details": NonNullable<Json>,"error_reason": string | null,"id": string,"method": string | null,"occurred_at": string,"order_id": string | null,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string,"status": Database["public"]['Enums']["payment_status"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"currency": string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"occurred_at"?: string,"order_id"?: string | null,"organization_id": string,"provider": string,"provider_payment_id": string,"status": string
+                    "amount_cents": number,"created_at"?: string,"currency": string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"occurred_at"?: string,"order_id"?: string | null,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string,"status": Database["public"]['Enums']["payment_status"]
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"currency"?: string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"occurred_at"?: string,"order_id"?: string | null,"organization_id"?: string,"provider"?: string,"provider_payment_id"?: string,"status"?: string
+                    "amount_cents"?: number,"created_at"?: string,"currency"?: string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"occurred_at"?: string,"order_id"?: string | null,"organization_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_payment_id"?: string,"status"?: Database["public"]['Enums']["payment_status"]
                   }
                   Relationships: [
                     {
@@ -315,14 +701,14 @@ isOneToOne: false
                   ]
                 },"subscriptions": {
                   Row: {
-                    "cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"current_period_end": string | null,"current_period_start": string | null,"ended_at": string | null,"id": string,"organization_id": string,"pending_plan_effective_at": string | null,"pending_plan_id": string | null,"plan_id": string,"provider": string | null,"provider_subscription_id": string | null,"status": Database["public"]['Enums']["subscription_status"],"trial_end": string | null,"updated_at": string
+                    "cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"current_period_end": string | null,"current_period_start": string | null,"ended_at": string | null,"id": string,"organization_id": string,"pending_plan_effective_at": string | null,"pending_plan_id": string | null,"plan_id": string,"provider": Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id": string | null,"status": Database["public"]['Enums']["subscription_status"],"trial_end": string | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id": string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"plan_id": string,"provider"?: string | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
+                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id": string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"plan_id": string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
                   }
                   Update: {
-                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id"?: string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"plan_id"?: string,"provider"?: string | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
+                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id"?: string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"plan_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -399,20 +785,6 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
-                },"webhook_events": {
-                  Row: {
-                    "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"last_error": string | null,"payload": NonNullable<Json>,"processed_at": string | null,"provider": string,"received_at": string
-                  }
-                  ComputedFields: never
-                  Insert: {
-                    "attempts"?: number,"created_at"?: string,"event_id": string,"event_type": string,"id"?: string,"last_error"?: string | null,"payload": NonNullable<Json>,"processed_at"?: string | null,"provider": string,"received_at"?: string
-                  }
-                  Update: {
-                    "attempts"?: number,"created_at"?: string,"event_id"?: string,"event_type"?: string,"id"?: string,"last_error"?: string | null,"payload"?: NonNullable<Json>,"processed_at"?: string | null,"provider"?: string,"received_at"?: string
-                  }
-                  Relationships: [
-                    
-                  ]
                 }
           }
           Views: {
@@ -430,79 +802,12 @@ isOneToOne: false
             "add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
-"ai_release":
-{ Args: { "p_error_code"?: string,"p_latency_ms"?: number,"p_request_id": string,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: boolean
-                           },
-"ai_reserve":
-{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Record<string, unknown>
-                           },
-"ai_settle":
-{ Args: { "p_completion_tokens": number,"p_latency_ms"?: number,"p_prompt_tokens": number,"p_request_id": string,"p_response"?: Json,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: Record<string, unknown>
-                           },
-"apply_payment_event":
-{ Args: { "p_event": Json }; Returns: Json
-                           },
-"attach_provider_checkout":
-{ Args: { "p_order_id": string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: {
-              "amount_cents": number,
-"created_at": string,
-"created_by": string | null,
-"currency": string,
-"expires_at": string | null,
-"gst_rate_bp": number | null,
-"id": string,
-"kind": string,
-"metadata": NonNullable<Json>,
-"organization_id": string,
-"paid_at": string | null,
-"place_of_supply_state_code": string | null,
-"plan_id": string,
-"prices_include_tax": boolean | null,
-"provider": string,
-"provider_order_id": string | null,
-"provider_subscription_id": string | null,
-"receipt": string,
-"status": string,
-"subscription_id": string | null,
-"supply_type": string | null,
-"taxable_cents": number | null,
-"updated_at": string
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "orders"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"cancel_checkout_order":
-{ Args: { "p_order_id": string,"p_reason": string }; Returns: undefined
-                           },
 "cancel_subscription":
 { Args: { "p_at_period_end"?: boolean,"p_organization_id": string }; Returns: Json
                            },
 "change_plan":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
-"claim_notifications":
-{ Args: { "p_limit"?: number }; Returns: {
-              "attempts": number,
-"created_at": string,
-"dedupe_key": string,
-"id": string,
-"kind": string,
-"last_error": string | null,
-"locked_until": string | null,
-"organization_id": string,
-"payload": NonNullable<Json>,
-"sent_at": string | null,
-"subscription_id": string | null
-            }[]
-                          SetofOptions: {
-        from: "*"
-        to: "notifications"
-        isOneToOne: false
-        isSetofReturn: true
-      } },
 "create_checkout_order":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: {
               "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
@@ -526,9 +831,6 @@ isOneToOne: false
 "is_valid_gstin":
 { Args: { "p_gstin": string }; Returns: boolean
                            },
-"mark_notification_sent":
-{ Args: { "p_error"?: string,"p_id": string }; Returns: boolean
-                           },
 "prepare_order_checkout":
 { Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: {
               "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
@@ -536,14 +838,6 @@ isOneToOne: false
                            },
 "preview_plan_change":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
-                           },
-"reconcile_due_orders":
-{ Args: { "p_limit"?: number }; Returns: {
-              "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": string,"provider_order_id": string,"receipt": string
-            }[]
-                           },
-"release_usage":
-{ Args: { "p_organization_id": string,"p_request_id": string }; Returns: number
                            },
 "remove_organization_member":
 { Args: { "p_organization_id": string,"p_user_id": string }; Returns: undefined
@@ -553,9 +847,6 @@ isOneToOne: false
                            },
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
-                           },
-"settle_usage":
-{ Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
                            },
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
@@ -582,42 +873,10 @@ isOneToOne: false
         to: "organizations"
         isOneToOne: true
         isSetofReturn: false
-      } },
-"void_invoice":
-{ Args: { "p_invoice_id": string,"p_reason": string }; Returns: string
-                           }
+      } }
           }
           Enums: {
-            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","payment_provider": "payu"|"razorpay"|"manual","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
-          }
-          CompositeTypes: {
-            [_ in never]: never
-          }
-        },
-  "billing": {
-          Tables: {
-            [_ in never]: never
-          }
-          Views: {
-            [_ in never]: never
-          }
-          Functions: {
-            "ai_reserve":
-{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: {
-              "allowed": boolean,"cached_response": Json,"denial": string,"limit_amount": number,"max_tokens": number,"plan_code": string,"rate_limit": number,"rate_remaining": number,"rate_reset_seconds": number,"remaining": number,"request_id": string,"reserved_tokens": number,"retry_after_seconds": number
-            }[]
-                           },
-"apply_payment_event":
-{ Args: { "p_event": Json }; Returns: Json
-                           },
-"reconcile_due_orders":
-{ Args: { "p_limit"?: number }; Returns: {
-              "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string,"receipt": string
-            }[]
-                           }
-          }
-          Enums: {
-            [_ in never]: never
+            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -732,11 +991,12 @@ export type CompositeTypes<
 
 export const Constants = {
   "billing": {
-          Enums: {}
-        },
-  "public": {
           Enums: {
-            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"payment_provider": ["payu", "razorpay", "manual"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
+            "provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other"]
+          }
+        },"public": {
+          Enums: {
+            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

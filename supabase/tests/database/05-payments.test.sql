@@ -264,7 +264,7 @@ select is(pg_temp.apply(pg_temp.ev('payu', 'mis:2', 'payment.success', 'p5_txn_e
   'mismatch', 'a payment in another currency is a mismatch');
 select is(pg_temp.apply(pg_temp.ev('payu', 'mis:3', 'payment.success', 'p5_txn_e_mis', 'mih_mis3', null)),
   'mismatch', 'a payment without an amount is a mismatch');
-select is((select array_agg(status order by provider_payment_id) from public.payment_events where order_id = 'c5200000-0000-4000-8000-000000000008'),
+select is((select array_agg(status::text order by provider_payment_id) from public.payment_events where order_id = 'c5200000-0000-4000-8000-000000000008'),
   array['mismatch', 'mismatch', 'mismatch'], 'each mismatch is recorded in payment_events');
 select is((select last_error from billing.webhook_events where event_id = 'mis:1'),
   'amount mismatch for order p5_txn_e_mis: expected 59000 INR, got 100 INR', 'the mismatch is explained in webhook_events.last_error');
