@@ -119,11 +119,13 @@ Deno.test("a stub provider's signed delivery goes through the generic webhook ha
       values (${`t_stubpay_${tag}`}, 'Stubpay test', 'basic', 'month', 49900) returning id`;
     const [{ id: orgId }] = await sql`insert into public.organizations (name) values (${`Stubpay ${tag}`}) returning id`;
     const receipt = `stub_${tag}`;
-    const [{ id: orderId }] = await sql`insert into public.orders
+    // The order's amount is the total payable: the tax trigger adds GST to the price inserted.
+    const [{ id: orderId, amount_cents: amount }] = await sql`insert into public.orders
       (organization_id, plan_id, provider, receipt, amount_cents, status, expires_at)
-      values (${orgId}, ${planId}, 'stubpay', ${receipt}, 49900, 'pending', now() + interval '1 day') returning id`;
+      values (${orgId}, ${planId}, 'stubpay', ${receipt}, 49900, 'pending', now() + interval '1 day')
+      returning id, amount_cents`;
 
-    const charge = { id: `ch_${tag}`, reference: receipt, amount: 49900, currency: "INR", status: "succeeded" };
+    const charge = { id: `ch_${tag}`, reference: receipt, amount: Number(amount), currency: "INR", status: "succeeded" };
     const forged = await deliver({ id: `evt_forged_${tag}`, type: "charge.succeeded", charge }, "not the secret");
     assertEquals([forged.status, forged.body.code], [401, "invalid_signature"]);
 
@@ -142,7 +144,7 @@ Deno.test("a stub provider's signed delivery goes through the generic webhook ha
     const payments = await sql`select provider::text as provider, provider_payment_id, status::text as status, amount_cents::int as amount
       from public.payment_events where order_id = ${orderId}`;
     assertEquals(payments.map((p) => [p.provider, p.provider_payment_id, p.status, p.amount]), [
-      ["stubpay", `ch_${tag}`, "captured", 49900],
+      ["stubpay", `ch_${tag}`, "captured", Number(amount)],
     ]);
   } finally {
     await sql.end();
