@@ -1,4 +1,4 @@
-// The local Postgres of DESIGN section 3: Debian's Postgres 15 with pg_cron (preloaded),
+// The local Postgres: Debian's Postgres 15 with pg_cron (preloaded),
 // pgTAP and plpgsql_check, one cluster per folder, the Supabase compatibility layer,
 // migrations through the Supabase CLI and the seed.
 import fs from "node:fs";

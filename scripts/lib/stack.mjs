@@ -21,7 +21,7 @@ export function readEnvFile(file) {
   return env;
 }
 
-/** The env Supabase injects into every function (DESIGN section 3). */
+/** The env Supabase injects into every function. */
 export function supabaseEnv({ apiPort, dbUrl, keys }) {
   return {
     SUPABASE_URL: `http://127.0.0.1:${apiPort}`,
