@@ -137,7 +137,7 @@ revoke execute on function billing.check_timezone() from public;
  * Makes a table append-only: UPDATE, DELETE and TRUNCATE raise for every role. The error says
  * what the rows are (TG_ARGV[0], default 'is an append-only audit log') and, when given, how to
  * correct one instead (TG_ARGV[1], the hint). The audit logs here and the issued GST documents
- * of the invoices migration use it.
+ * of the invoices module use it.
  */
 create function billing.reject_change()
 returns trigger

@@ -143,8 +143,7 @@ revoke execute on function billing.check_batch_limit(integer) from public;
 /**
  * Runs one batch of a job and logs it in billing.job_runs: p_batch is the job's batch function
  * (first argument the batch size, any others defaulted; returns the rows it changed), called
- * with p_limit. Any
- * migration's jobs use it (the AI gateway's too). A failure is caught: its changes are undone,
+ * with p_limit. Every module's jobs use it (the AI gateway's too). A failure is caught: its changes are undone,
  * the error is logged, a warning raised and null returned.
  */
 create function billing.run_job(p_job_name text, p_batch regprocedure, p_limit integer)
@@ -265,7 +264,7 @@ create policy "Owners and admins can read their organization's notifications"
 /**
  * billing-purge, one batch (p_limit rows per kind): usage counters whose window ended more than
  * p_usage_retention ago (default 35 days; raw usage_metrics events are kept), notifications sent
- * more than 90 days ago, and job runs older than 30 days. (The AI gateway's migration purges its
+ * more than 90 days ago, and job runs older than 30 days. (The AI gateway's module purges its
  * own cache with its own job, ai-purge-cache.)
  */
 create function billing.purge_batch(

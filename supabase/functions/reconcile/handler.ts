@@ -3,7 +3,7 @@
 // which also expires orders past their expires_at), and applies what they say through the same SQL
 // entry point as the webhooks: PayU verify_payment (its answer has the webhook's event key),
 // Razorpay GET /orders/:id/payments. Lost webhooks are recovered; nothing is applied twice.
-// pg_cron calls it every 10 minutes where pg_net exists (see the payments migration).
+// pg_cron calls it every 10 minutes where pg_net exists (see the payments module, 20261120000800_payments.sql).
 // Body (optional) {limit}. 200 {checked, applied, not_found, skipped, errors, orders: [...]}
 // (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason);
 // 401 without a valid token, 403 for any token whose role is not service_role.
