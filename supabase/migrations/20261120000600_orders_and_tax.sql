@@ -31,6 +31,28 @@
 -- The closed sets of orders and payments (payment_provider, order_kind, order_status,
 -- payment_status) are foundation types.
 
+/**
+ * What a browser needs to pay an order, as create_checkout_order and prepare_order_checkout
+ * answer it (billing.checkout_answer builds it): the order, its plan, the Razorpay plan and
+ * charge count of a recurring checkout, and the buyer's email and name for the provider's form.
+ */
+create type billing.checkout_order as (
+  order_id uuid,
+  receipt text,
+  status text,
+  amount_cents bigint,
+  currency text,
+  plan_code text,
+  plan_name text,
+  plan_interval public.billing_interval,
+  razorpay_plan_id text,
+  razorpay_total_count integer,
+  buyer_email text,
+  buyer_name text,
+  expires_at timestamptz
+);
+grant usage on type billing.checkout_order to authenticated, service_role;
+
 -- =================================================================================================
 -- 2. Tables
 -- =================================================================================================
@@ -351,6 +373,41 @@ revoke execute on function billing.record_payment_event(uuid, uuid, public.payme
   public.payment_status, text, text, jsonb, timestamptz) from public;
 grant execute on function billing.record_payment_event(uuid, uuid, public.payment_provider, text, bigint, text,
   public.payment_status, text, text, jsonb, timestamptz) to service_role;
+
+/**
+ * The checkout answer for an order the user p_user_id is about to pay: the buyer's email is the
+ * organization's billing email, else the user's; the name is the user's full name, else the
+ * billing or organization name (60 characters at most, what PayU takes). A recurring Razorpay
+ * checkout (p_razorpay_plan_id) charges the plan's razorpay.total_count times (default 120
+ * monthly or 10 yearly charges: ten years).
+ */
+create function billing.checkout_answer(p_order public.orders, p_user_id uuid, p_razorpay_plan_id text)
+returns billing.checkout_order
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_plan public.billing_plans;
+  v_org public.organizations;
+  v_user auth.users;
+begin
+  select * into v_plan from public.billing_plans p where p.id = p_order.plan_id;
+  select * into v_org from public.organizations o where o.id = p_order.organization_id;
+  select * into v_user from auth.users u where u.id = p_user_id;
+  return row(
+    p_order.id, p_order.receipt, p_order.status::text, p_order.amount_cents, p_order.currency,
+    v_plan.code, v_plan.name, v_plan.interval, p_razorpay_plan_id,
+    case when p_razorpay_plan_id is not null then
+      coalesce((v_plan.provider_config #>> '{razorpay,total_count}')::integer,
+               case v_plan.interval when 'year' then 10 else 120 end) end,
+    coalesce(v_org.billing_email, v_user.email::text),
+    left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
+    p_order.expires_at)::billing.checkout_order;
+end;
+$$;
+revoke execute on function billing.checkout_answer(public.orders, uuid, text) from public;
+grant execute on function billing.checkout_answer(public.orders, uuid, text) to service_role;
 
 
 -- =================================================================================================

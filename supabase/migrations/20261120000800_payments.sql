@@ -931,7 +931,7 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
 /**
  * Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan
  * through a provider. Creates the order and returns what the checkout function needs; its
- * amount_cents is the total payable, GST included (quoted by the invoices migration's trigger on
+ * amount_cents is the total payable, GST included (quoted by the orders module's trigger on
  * orders: the plan's price plus GST, or with GST carved out of it for tax-inclusive prices and
  * Razorpay recurring plans). PayU orders are payable at once ('pending'); Razorpay orders stay
  * 'created' until the Razorpay order or subscription is attached (attach_provider_checkout), so an
@@ -948,21 +948,7 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
  * from auth.users.
  */
 create function billing.create_checkout_order(p_organization_id uuid, p_plan_code text, p_provider text)
-returns table (
-  order_id uuid,
-  receipt text,
-  status text,
-  amount_cents bigint,
-  currency text,
-  plan_code text,
-  plan_name text,
-  plan_interval public.billing_interval,
-  razorpay_plan_id text,
-  razorpay_total_count integer,
-  buyer_email text,
-  buyer_name text,
-  expires_at timestamptz
-)
+returns setof billing.checkout_order
 language plpgsql
 security definer
 set search_path = ''
@@ -971,8 +957,6 @@ declare
   v_user_id uuid := billing.require_user();
   v_now timestamptz := billing.now();
   v_plan public.billing_plans;
-  v_org public.organizations;
-  v_user auth.users;
   v_order public.orders;
   v_rzp_plan text;
   v_live public.subscriptions;
@@ -1002,8 +986,7 @@ begin
 
   -- One checkout of an organization at a time (the payment path takes the same lock), so the
   -- checks below see what a concurrent checkout or payment wrote.
-  select * into v_org from public.organizations g where g.id = p_organization_id for no key update;
-  select * into v_user from auth.users u where u.id = v_user_id;
+  perform 1 from public.organizations o where o.id = p_organization_id for no key update;
   v_rzp_plan := case when p_provider = 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
 
   select * into v_live from public.subscriptions s
@@ -1042,15 +1025,7 @@ begin
      pg_catalog.jsonb_build_object('plan_code', v_plan.code, 'recurring', v_rzp_plan is not null))
   returning * into v_order;
 
-  return query select
-    v_order.id, v_order.receipt, v_order.status::text, v_order.amount_cents, v_order.currency,
-    v_plan.code, v_plan.name, v_plan.interval, v_rzp_plan,
-    case when v_rzp_plan is null then null
-         else coalesce((v_plan.provider_config #>> '{razorpay,total_count}')::integer,
-                       case v_plan.interval when 'year' then 10 else 120 end) end,
-    coalesce(v_org.billing_email, v_user.email::text),
-    left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
-    v_order.expires_at;
+  return next billing.checkout_answer(v_order, v_user_id, v_rzp_plan);
 end;
 $$;
 revoke execute on function billing.create_checkout_order(uuid, text, text) from public, anon;
@@ -1180,21 +1155,7 @@ grant execute on function billing.reconcile_due_orders(integer) to service_role;
  * A thin wrapper: billing.create_checkout_order does the work and checks who is calling.
  */
 create function public.create_checkout_order(p_organization_id uuid, p_plan_code text, p_provider text)
-returns table (
-  order_id uuid,
-  receipt text,
-  status text,
-  amount_cents bigint,
-  currency text,
-  plan_code text,
-  plan_name text,
-  plan_interval public.billing_interval,
-  razorpay_plan_id text,
-  razorpay_total_count integer,
-  buyer_email text,
-  buyer_name text,
-  expires_at timestamptz
-)
+returns setof billing.checkout_order
 language plpgsql
 security invoker
 set search_path = ''

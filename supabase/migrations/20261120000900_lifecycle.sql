@@ -658,21 +658,7 @@ grant execute on function billing.change_plan(uuid, text) to authenticated;
  * Security definer: signed-in users have no update grant on orders.
  */
 create function billing.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
-returns table (
-  order_id uuid,
-  receipt text,
-  status text,
-  amount_cents bigint,
-  currency text,
-  plan_code text,
-  plan_name text,
-  plan_interval public.billing_interval,
-  razorpay_plan_id text,
-  razorpay_total_count integer,
-  buyer_email text,
-  buyer_name text,
-  expires_at timestamptz
-)
+returns setof billing.checkout_order
 language plpgsql
 security definer
 set search_path = ''
@@ -681,10 +667,7 @@ declare
   v_user_id uuid := billing.require_user();
   v_now timestamptz := billing.now();
   v_order public.orders;
-  v_plan public.billing_plans;
   v_sub public.subscriptions;
-  v_org public.organizations;
-  v_user auth.users;
 begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
@@ -727,15 +710,7 @@ begin
   where o.id = v_order.id
   returning * into v_order;
 
-  select * into v_plan from public.billing_plans p where p.id = v_order.plan_id;
-  select * into v_org from public.organizations g where g.id = v_order.organization_id;
-  select * into v_user from auth.users u where u.id = v_user_id;
-  return query select
-    v_order.id, v_order.receipt, v_order.status::text, v_order.amount_cents, v_order.currency,
-    v_plan.code, v_plan.name, v_plan.interval, null::text, null::integer,
-    coalesce(v_org.billing_email, v_user.email::text),
-    left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
-    v_order.expires_at;
+  return next billing.checkout_answer(v_order, v_user_id, null);
 end;
 $$;
 revoke execute on function billing.prepare_order_checkout(uuid, uuid, text) from public, anon;
@@ -907,21 +882,7 @@ grant execute on function public.change_plan(uuid, text) to authenticated;
  * A thin wrapper: billing.prepare_order_checkout does the work and checks who is calling.
  */
 create function public.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
-returns table (
-  order_id uuid,
-  receipt text,
-  status text,
-  amount_cents bigint,
-  currency text,
-  plan_code text,
-  plan_name text,
-  plan_interval public.billing_interval,
-  razorpay_plan_id text,
-  razorpay_total_count integer,
-  buyer_email text,
-  buyer_name text,
-  expires_at timestamptz
-)
+returns setof billing.checkout_order
 language plpgsql
 security invoker
 set search_path = ''

@@ -152,6 +152,14 @@ export type Database = {
 "check_batch_limit":
 { Args: { "p_limit": number }; Returns: undefined
                            },
+"checkout_answer":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_razorpay_plan_id": string,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "claim_notifications":
 { Args: { "p_limit"?: number }; Returns: Database["public"]['Tables']["notifications"]['Row'][]
                           SetofOptions: {
@@ -164,10 +172,13 @@ export type Database = {
 { Args: { "p_amount_cents": number,"p_gst_rate_bp": number,"p_includes_tax": boolean,"p_supply_type": string }; Returns: Record<string, unknown>
                            },
 "create_checkout_order":
-{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: {
-              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
-            }[]
-                           },
+{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
@@ -320,10 +331,13 @@ export type Database = {
 { Args: { "p_at": string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "prepare_order_checkout":
-{ Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: {
-              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
-            }[]
-                           },
+{ Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "preview_plan_change":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
@@ -405,7 +419,9 @@ export type Database = {
             "provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"
           }
           CompositeTypes: {
-            "subscription_change": {
+            "checkout_order": {
+                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null
+                      },"subscription_change": {
                         "organization_id": string | null,"subscription_id": string | null,"action": string | null,"old_plan_id": string | null,"new_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"actor_kind": string | null,"actor_id": string | null,"reason": string | null,"metadata": Json | null,"effective_at": string | null
                       }
           }
@@ -809,10 +825,13 @@ isOneToOne: false
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "create_checkout_order":
-{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: {
-              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
-            }[]
-                           },
+{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
@@ -832,10 +851,13 @@ isOneToOne: false
 { Args: { "p_gstin": string }; Returns: boolean
                            },
 "prepare_order_checkout":
-{ Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: {
-              "amount_cents": number,"buyer_email": string,"buyer_name": string,"currency": string,"expires_at": string,"order_id": string,"plan_code": string,"plan_interval": Database["public"]['Enums']["billing_interval"],"plan_name": string,"razorpay_plan_id": string,"razorpay_total_count": number,"receipt": string,"status": string
-            }[]
-                           },
+{ Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "preview_plan_change":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },

@@ -143,8 +143,18 @@ export type Checkout =
     };
   };
 
-/** A checkout order as public.create_checkout_order / public.prepare_order_checkout return it. */
-export type CheckoutOrderRow = Database["public"]["Functions"]["create_checkout_order"]["Returns"][number];
+type CheckoutOrderType = Database["billing"]["CompositeTypes"]["checkout_order"];
+/** The columns of billing.checkout_order that may be null: the rest come from the order and its plan. */
+type OptionalCheckoutColumn = "razorpay_plan_id" | "razorpay_total_count" | "buyer_email";
+
+/**
+ * A checkout order as public.create_checkout_order / public.prepare_order_checkout return it
+ * (the composite billing.checkout_order, whose generated fields are all nullable).
+ */
+export type CheckoutOrderRow = {
+  [K in keyof CheckoutOrderType]: K extends OptionalCheckoutColumn ? CheckoutOrderType[K]
+    : NonNullable<CheckoutOrderType[K]>;
+};
 
 /** What the checkout function knows besides the order. */
 export interface CheckoutContext {
