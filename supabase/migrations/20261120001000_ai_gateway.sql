@@ -41,6 +41,29 @@ create type public.ai_request_status as enum (
 );
 
 
+/**
+ * What billing.ai_reserve answers: allowed, or the denial ('not_a_member', 'rate',
+ * 'model_not_allowed', 'prompts', 'tokens') with the window that refused (limit_amount, remaining,
+ * retry_after_seconds); the request id and plan; max_tokens (capped to what the token quota has
+ * left) and reserved_tokens (prompt estimate + max_tokens); a cached answer; the per-user rate
+ * window (rate_limit, rate_remaining, rate_reset_seconds).
+ */
+create type billing.ai_reservation as (
+  allowed boolean,
+  denial text,
+  request_id text,
+  plan_code text,
+  max_tokens integer,
+  reserved_tokens bigint,
+  cached_response jsonb,
+  rate_limit bigint,
+  rate_remaining bigint,
+  rate_reset_seconds integer,
+  limit_amount bigint,
+  remaining bigint,
+  retry_after_seconds integer
+);
+
 -- =================================================================================================
 -- 2. Tables
 -- =================================================================================================
@@ -156,65 +179,22 @@ grant execute on function billing.ai_seconds_until(timestamptz, timestamptz) to 
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Reserve one AI call for p_user_id in p_organization_id, or say why not, in one atomic step.
- * In order: the user must be a member (else denial 'not_a_member', not logged); the per-user
- * rate limit counts the call ('rate'); p_model must be in the plan's `ai_models` array
- * ('model_not_allowed'); a live ai_cache row for p_cache_key answers at once (cached_response,
- * no prompt, no tokens); the prompt quota counts 1 ('prompts'); the token quota reserves
- * p_prompt_tokens (the caller's estimate) + max_tokens, where max_tokens is p_max_tokens
- * (default 1024) capped to what the quota has left ('tokens' when less than 16, or than
- * p_max_tokens if smaller, is left for the answer). A denial changes no counter; it is logged in
- * ai_requests (status denied) unless the caller is not a member. A metric the plan does not name
- * has limit 0. Returns the reservation (request_id, capped max_tokens, reserved_tokens), the
- * per-user rate window after this call (as it stands on a denial), and for a denial the refusing
- * limit, what is left of it and the seconds until its window resets. The reservation expires
- * after 15 minutes (billing.ai_release_stale_reservations). service_role only.
+ * Refuses bad arguments of billing.ai_reserve (22023, naming the argument): both ids, a model
+ * name, max_tokens 1 to 131072 when given, a prompt estimate 1 to 1000000, a sha256 cache key.
  */
-create function billing.ai_reserve(
+create function billing.ai_check_reserve_arguments(
   p_organization_id uuid,
   p_user_id uuid,
   p_model text,
   p_max_tokens integer,
   p_prompt_tokens integer,
-  p_cache_key text default null,
-  p_stream boolean default false,
-  out allowed boolean,
-  out denial text,
-  out request_id text,
-  out plan_code text,
-  out max_tokens integer,
-  out reserved_tokens bigint,
-  out cached_response jsonb,
-  out rate_limit bigint,
-  out rate_remaining bigint,
-  out rate_reset_seconds integer,
-  out limit_amount bigint,
-  out remaining bigint,
-  out retry_after_seconds integer
+  p_cache_key text
 )
+returns void
 language plpgsql
-volatile
+immutable
 set search_path = ''
 as $$
-declare
-  c_default_max_tokens constant integer := 1024;
-  c_min_answer_tokens constant integer := 16;
-  c_reservation_ttl constant interval := interval '15 minutes';
-  v_now timestamptz := billing.now();
-  v_plan record;
-  v_features jsonb;
-  v_month_end timestamptz;
-  v_rate_metric text;
-  v_rate_units public.usage_window[] := '{}'::public.usage_window[];
-  v_rate_features jsonb := '{}'::jsonb;
-  v_prompt_units public.usage_window[] := '{}'::public.usage_window[];
-  v_token_units public.usage_window[] := '{}'::public.usage_window[];
-  v_unit public.usage_window;
-  v_requested integer := coalesce(p_max_tokens, c_default_max_tokens);
-  v_rate record;
-  v_answer record;
-  v_cache record;
-  v_available bigint;
 begin
   if p_organization_id is null or p_user_id is null then
     raise exception 'ai_reserve: organization id and user id are required' using errcode = 'invalid_parameter_value';
@@ -232,166 +212,350 @@ begin
   if p_cache_key is not null and p_cache_key !~ '^[0-9a-f]{64}$' then
     raise exception 'ai_reserve: cache key must be a sha256 in lowercase hex' using errcode = 'invalid_parameter_value';
   end if;
+end;
+$$;
+revoke execute on function billing.ai_check_reserve_arguments(uuid, uuid, text, integer, integer, text) from public;
+grant execute on function billing.ai_check_reserve_arguments(uuid, uuid, text, integer, integer, text) to service_role;
 
+/**
+ * The windows (minute to month) each AI metric has in a plan's features, and the per-user rate
+ * limits renamed to the user's own counter (billing.ai_rate_metric), as billing.apply_usage_delta
+ * takes them.
+ */
+create function billing.ai_plan_windows(
+  p_features jsonb,
+  p_user_id uuid,
+  out rate_metric text,
+  out rate_units public.usage_window[],
+  out rate_features jsonb,
+  out prompt_units public.usage_window[],
+  out token_units public.usage_window[]
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_unit public.usage_window;
+begin
+  rate_metric := billing.ai_rate_metric(p_user_id);
+  rate_units := '{}';
+  rate_features := '{}'::jsonb;
+  prompt_units := '{}';
+  token_units := '{}';
+  foreach v_unit in array enum_range(null::public.usage_window) loop
+    if p_features ? ('ai_requests_per_' || v_unit::text) then
+      rate_units := rate_units || v_unit;
+      rate_features := rate_features || pg_catalog.jsonb_build_object(
+        rate_metric || '_per_' || v_unit::text, p_features -> ('ai_requests_per_' || v_unit::text));
+    end if;
+    if p_features ? ('ai_prompts_per_' || v_unit::text) then
+      prompt_units := prompt_units || v_unit;
+    end if;
+    if p_features ? ('groq_tokens_per_' || v_unit::text) then
+      token_units := token_units || v_unit;
+    end if;
+  end loop;
+end;
+$$;
+revoke execute on function billing.ai_plan_windows(jsonb, uuid) from public;
+grant execute on function billing.ai_plan_windows(jsonb, uuid) to service_role;
+
+/**
+ * p_reservation refused for p_denial ('prompts' or 'tokens') by the window that refused: its
+ * limit, what remains (as the caller reports it) and when it resets. With no window (p_resets_at null: the plan does not
+ * name the metric, limit 0) it resets when the month turns, p_month_end.
+ */
+create function billing.ai_denied(
+  p_reservation billing.ai_reservation,
+  p_denial text,
+  p_limit bigint,
+  p_remaining bigint,
+  p_resets_at timestamptz,
+  p_month_end timestamptz,
+  p_now timestamptz
+)
+returns billing.ai_reservation
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  p_reservation.denial := p_denial;
+  p_reservation.limit_amount := coalesce(p_limit, 0);
+  p_reservation.remaining := coalesce(p_remaining, 0);
+  p_reservation.retry_after_seconds := billing.ai_seconds_until(coalesce(p_resets_at, p_month_end), p_now);
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_denied(billing.ai_reservation, text, bigint, bigint, timestamptz, timestamptz,
+  timestamptz) from public;
+grant execute on function billing.ai_denied(billing.ai_reservation, text, bigint, bigint, timestamptz, timestamptz,
+  timestamptz) to service_role;
+
+/**
+ * Counts one usage of `p_metric` in p_units and records its usage_metrics row under the
+ * reservation's request id; the answer of billing.apply_usage_delta (a refusal writes nothing).
+ */
+create function billing.ai_count(
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_request_id text,
+  p_metric text,
+  p_units public.usage_window[],
+  p_now timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_amount bigint,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  select d.allowed, d.used, d.limit_amount, d.remaining, d.resets_at
+  into allowed, used, limit_amount, remaining, resets_at
+  from billing.apply_usage_delta(p_organization_id, p_metric, p_units, p_now, p_timezone, p_features, p_amount) d;
+  if allowed then
+    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
+                                      occurred_at, used, limit_amount, resets_at)
+    values (p_organization_id, p_user_id, p_metric, p_amount, p_request_id, p_units, p_now,
+            ai_count.used, ai_count.limit_amount, ai_count.resets_at);
+  end if;
+end;
+$$;
+revoke execute on function billing.ai_count(uuid, uuid, text, text, public.usage_window[], timestamptz, text, jsonb,
+  bigint) from public;
+grant execute on function billing.ai_count(uuid, uuid, text, text, public.usage_window[], timestamptz, text, jsonb,
+  bigint) to service_role;
+
+/**
+ * Step 1 of billing.ai_reserve: the per-user rate limit. Counts the request in the user's own
+ * counter and reports its window; denial 'rate' when it is full (or the plan has no window).
+ */
+create function billing.ai_take_rate(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_rate_metric text,
+  p_rate_units public.usage_window[],
+  p_rate_features jsonb,
+  p_now timestamptz,
+  p_timezone text,
+  p_month_end timestamptz
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_rate record;
+begin
+  if p_rate_units = '{}' then
+    p_reservation.rate_limit := 0;
+    p_reservation.rate_remaining := 0;
+    p_reservation.rate_reset_seconds := billing.ai_seconds_until(p_month_end, p_now);
+    p_reservation.denial := 'rate';
+    return p_reservation;
+  end if;
+  v_rate := billing.apply_usage_delta(p_organization_id, p_rate_metric, p_rate_units, p_now, p_timezone,
+                                      p_rate_features, 1);
+  p_reservation.rate_limit := v_rate.limit_amount;
+  p_reservation.rate_remaining := v_rate.remaining;
+  p_reservation.rate_reset_seconds := billing.ai_seconds_until(v_rate.resets_at, p_now);
+  if not v_rate.allowed then
+    p_reservation.denial := 'rate';
+  end if;
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_take_rate(billing.ai_reservation, uuid, text, public.usage_window[], jsonb,
+  timestamptz, text, timestamptz) from public;
+grant execute on function billing.ai_take_rate(billing.ai_reservation, uuid, text, public.usage_window[], jsonb,
+  timestamptz, text, timestamptz) to service_role;
+
+/**
+ * Step 5 of billing.ai_reserve: the token reservation. Locks the token windows (a zero change),
+ * sees what is left, caps max_tokens to it, then takes prompt estimate + max_tokens (it fits:
+ * the rows are locked). Denial 'tokens' when not even a short answer fits.
+ */
+create function billing.ai_reserve_tokens(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_units public.usage_window[],
+  p_now timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_month_end timestamptz,
+  p_prompt_tokens integer,
+  p_requested integer
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  c_min_answer_tokens constant integer := 16;
+  v_answer record;
+  v_available bigint;
+begin
+  if p_units = '{}' then
+    return billing.ai_denied(p_reservation, 'tokens', 0, 0, null, p_month_end, p_now);
+  end if;
+  v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', p_units, p_now, p_timezone, p_features, 0);
+  v_available := coalesce(v_answer.remaining - p_prompt_tokens, p_requested);
+  if v_available < least(c_min_answer_tokens, p_requested) then
+    return billing.ai_denied(p_reservation, 'tokens', v_answer.limit_amount, greatest(v_answer.remaining, 0),
+                             v_answer.resets_at, p_month_end, p_now);
+  end if;
+  p_reservation.max_tokens := least(p_requested, v_available)::integer;
+  p_reservation.reserved_tokens := p_prompt_tokens + p_reservation.max_tokens;
+  v_answer := billing.ai_count(p_organization_id, p_user_id, p_reservation.request_id, 'groq_tokens', p_units, p_now,
+                               p_timezone, p_features, p_reservation.reserved_tokens);
+  if not v_answer.allowed then
+    -- Cannot happen while the windows are locked; refuse rather than pass the limit.
+    return billing.ai_denied(p_reservation, 'tokens', v_answer.limit_amount, greatest(v_answer.remaining, 0),
+                             v_answer.resets_at, p_month_end, p_now);
+  end if;
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
+  timestamptz, text, jsonb, timestamptz, integer, integer) from public;
+grant execute on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
+  timestamptz, text, jsonb, timestamptz, integer, integer) to service_role;
+
+/**
+ * Reserve one AI call for p_user_id in p_organization_id, or say why not, in one atomic step.
+ * In order: the user must be a member (else denial 'not_a_member', not logged); the per-user
+ * rate limit counts the call ('rate', billing.ai_take_rate); p_model must be in the plan's
+ * `ai_models` array ('model_not_allowed'); a live ai_cache row for p_cache_key answers at once
+ * (cached_response, no prompt, no tokens); the prompt quota counts 1 ('prompts'); the token quota
+ * reserves p_prompt_tokens (the caller's estimate) + max_tokens, where max_tokens is p_max_tokens
+ * (default 1024) capped to what the quota has left ('tokens' when less than 16, or than
+ * p_max_tokens if smaller, is left for the answer; billing.ai_reserve_tokens). A denial changes no
+ * counter (the counting block raises SBAI0, which undoes it); it is logged in ai_requests (status
+ * denied) unless the caller is not a member. A metric the plan does not name has limit 0. Returns
+ * the reservation (request_id, capped max_tokens, reserved_tokens), the per-user rate window after
+ * this call (as it stands on a denial), and for a denial the refusing limit, what is left of it
+ * and the seconds until its window resets. The reservation expires after 15 minutes
+ * (billing.ai_release_stale_reservations). service_role only.
+ */
+create function billing.ai_reserve(
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_model text,
+  p_max_tokens integer,
+  p_prompt_tokens integer,
+  p_cache_key text default null,
+  p_stream boolean default false
+)
+returns billing.ai_reservation
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  c_default_max_tokens constant integer := 1024;
+  c_reservation_ttl constant interval := interval '15 minutes';
+  v_now timestamptz := billing.now();
+  v_r billing.ai_reservation;
+  v_plan record;
+  v_features jsonb;
+  v_windows record;
+  v_month_end timestamptz;
+  v_answer record;
+  v_cache record;
+begin
+  perform billing.ai_check_reserve_arguments(p_organization_id, p_user_id, p_model, p_max_tokens, p_prompt_tokens,
+                                             p_cache_key);
   -- Not a member (or no such organization): nothing is read or written for a stranger.
   if not exists (select 1 from public.organization_members m
                  where m.organization_id = p_organization_id and m.user_id = p_user_id) then
-    allowed := false;
-    denial := 'not_a_member';
-    return;
+    v_r.allowed := false;
+    v_r.denial := 'not_a_member';
+    return v_r;
   end if;
 
   v_plan := billing.effective_plan(p_organization_id, v_now);
   v_features := coalesce(v_plan.features, '{}'::jsonb);
-  plan_code := v_plan.plan_code;
-  request_id := 'ai_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
+  v_windows := billing.ai_plan_windows(v_features, p_user_id);
+  v_r.plan_code := v_plan.plan_code;
+  v_r.request_id := 'ai_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
   -- A metric the plan does not name has limit 0 and no window: retry when the month turns.
   v_month_end := (pg_catalog.date_trunc('month', v_now at time zone v_plan.timezone) + interval '1 month')
                  at time zone v_plan.timezone;
 
-  -- The windows each metric has in the plan (minute to month), and the per-user rate limits
-  -- renamed to the user's own counter.
-  v_rate_metric := billing.ai_rate_metric(p_user_id);
-  foreach v_unit in array '{minute,hour,day,month}'::public.usage_window[] loop
-    if v_features ? ('ai_requests_per_' || v_unit::text) then
-      v_rate_units := v_rate_units || v_unit;
-      v_rate_features := v_rate_features || pg_catalog.jsonb_build_object(
-        v_rate_metric || '_per_' || v_unit::text, v_features -> ('ai_requests_per_' || v_unit::text));
-    end if;
-    if v_features ? ('ai_prompts_per_' || v_unit::text) then
-      v_prompt_units := v_prompt_units || v_unit;
-    end if;
-    if v_features ? ('groq_tokens_per_' || v_unit::text) then
-      v_token_units := v_token_units || v_unit;
-    end if;
-  end loop;
-
-  -- Everything that counts happens in this block; a denial raises SBAI0, which undoes it all.
   begin
-    -- 1. The per-user rate limit.
-    if v_rate_units = '{}' then
-      rate_limit := 0;
-      rate_remaining := 0;
-      rate_reset_seconds := billing.ai_seconds_until(v_month_end, v_now);
-      denial := 'rate';
-      raise exception using errcode = 'SBAI0';
+    v_r := billing.ai_take_rate(v_r, p_organization_id, v_windows.rate_metric, v_windows.rate_units,
+                                v_windows.rate_features, v_now, v_plan.timezone, v_month_end);
+    if v_r.denial is null and not coalesce(v_features -> 'ai_models' @> pg_catalog.to_jsonb(p_model), false) then
+      v_r.denial := 'model_not_allowed';
     end if;
-    v_rate := billing.apply_usage_delta(p_organization_id, v_rate_metric, v_rate_units, v_now, v_plan.timezone,
-                                        v_rate_features, 1);
-    rate_limit := v_rate.limit_amount;
-    rate_remaining := v_rate.remaining;
-    rate_reset_seconds := billing.ai_seconds_until(v_rate.resets_at, v_now);
-    if not v_rate.allowed then
-      denial := 'rate';
-      raise exception using errcode = 'SBAI0';
-    end if;
-
-    -- 2. The plan's models.
-    if not coalesce(v_features -> 'ai_models' @> pg_catalog.to_jsonb(p_model), false) then
-      denial := 'model_not_allowed';
-      raise exception using errcode = 'SBAI0';
-    end if;
-
-    -- 3. The cache: an answer from the last 24 hours costs no prompt and no tokens.
-    if p_cache_key is not null then
+    if v_r.denial is null and p_cache_key is not null then
       select c.response, c.prompt_tokens, c.completion_tokens into v_cache
       from billing.ai_cache c
       where c.organization_id = p_organization_id and c.cache_key = p_cache_key and c.expires_at > v_now;
       if found then
-        allowed := true;
-        cached_response := v_cache.response;
+        v_r.allowed := true;
+        v_r.cached_response := v_cache.response;
         insert into public.ai_requests (organization_id, user_id, request_id, model, status, cached, stream,
                                         prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key,
                                         completed_at)
-        values (p_organization_id, p_user_id, request_id, p_model, 'cached', true, coalesce(p_stream, false),
+        values (p_organization_id, p_user_id, v_r.request_id, p_model, 'cached', true, coalesce(p_stream, false),
                 v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, v_now);
-        return;
+        return v_r;
       end if;
     end if;
-
-    -- 4. The prompt quota (org-wide).
-    if v_prompt_units = '{}' then
-      denial := 'prompts';
-      limit_amount := 0;
-      remaining := 0;
-      retry_after_seconds := billing.ai_seconds_until(v_month_end, v_now);
+    if v_r.denial is null and v_windows.prompt_units = '{}' then
+      v_r := billing.ai_denied(v_r, 'prompts', 0, 0, null, v_month_end, v_now);
+    elsif v_r.denial is null then
+      v_answer := billing.ai_count(p_organization_id, p_user_id, v_r.request_id, 'ai_prompts', v_windows.prompt_units,
+                                   v_now, v_plan.timezone, v_features, 1);
+      if not v_answer.allowed then
+        v_r := billing.ai_denied(v_r, 'prompts', v_answer.limit_amount, v_answer.remaining, v_answer.resets_at,
+                                 v_month_end, v_now);
+      end if;
+    end if;
+    if v_r.denial is null then
+      v_r := billing.ai_reserve_tokens(v_r, p_organization_id, p_user_id, v_windows.token_units, v_now, v_plan.timezone,
+                                       v_features, v_month_end, p_prompt_tokens,
+                                       coalesce(p_max_tokens, c_default_max_tokens));
+    end if;
+    if v_r.denial is not null then
       raise exception using errcode = 'SBAI0';
     end if;
-    v_answer := billing.apply_usage_delta(p_organization_id, 'ai_prompts', v_prompt_units, v_now, v_plan.timezone,
-                                          v_features, 1);
-    if not v_answer.allowed then
-      denial := 'prompts';
-      limit_amount := v_answer.limit_amount;
-      remaining := v_answer.remaining;
-      retry_after_seconds := billing.ai_seconds_until(v_answer.resets_at, v_now);
-      raise exception using errcode = 'SBAI0';
-    end if;
-    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
-                                      occurred_at, used, limit_amount, resets_at)
-    values (p_organization_id, p_user_id, 'ai_prompts', 1, request_id, v_prompt_units, v_now,
-            v_answer.used, v_answer.limit_amount, v_answer.resets_at);
-
-    -- 5. The token reservation: lock the token windows (a zero change), see what is left, cap
-    --    max_tokens to it, then take prompt estimate + max_tokens (it fits: the rows are locked).
-    if v_token_units = '{}' then
-      denial := 'tokens';
-      limit_amount := 0;
-      remaining := 0;
-      retry_after_seconds := billing.ai_seconds_until(v_month_end, v_now);
-      raise exception using errcode = 'SBAI0';
-    end if;
-    v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', v_token_units, v_now, v_plan.timezone,
-                                          v_features, 0);
-    v_available := coalesce(v_answer.remaining - p_prompt_tokens, v_requested);
-    if v_available < least(c_min_answer_tokens, v_requested) then
-      denial := 'tokens';
-      limit_amount := v_answer.limit_amount;
-      remaining := greatest(v_answer.remaining, 0);
-      retry_after_seconds := billing.ai_seconds_until(v_answer.resets_at, v_now);
-      raise exception using errcode = 'SBAI0';
-    end if;
-    max_tokens := least(v_requested, v_available)::integer;
-    reserved_tokens := p_prompt_tokens + max_tokens;
-    v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', v_token_units, v_now, v_plan.timezone,
-                                          v_features, reserved_tokens);
-    if not v_answer.allowed then
-      -- Cannot happen while the windows are locked; refuse rather than pass the limit.
-      denial := 'tokens';
-      limit_amount := v_answer.limit_amount;
-      remaining := greatest(v_answer.remaining, 0);
-      retry_after_seconds := billing.ai_seconds_until(v_answer.resets_at, v_now);
-      raise exception using errcode = 'SBAI0';
-    end if;
-    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
-                                      occurred_at, used, limit_amount, resets_at)
-    values (p_organization_id, p_user_id, 'groq_tokens', reserved_tokens, request_id, v_token_units, v_now,
-            v_answer.used, v_answer.limit_amount, v_answer.resets_at);
-    allowed := true;
+    v_r.allowed := true;
   exception
     when sqlstate 'SBAI0' then
-      allowed := false;
-      max_tokens := null;
-      reserved_tokens := null;
-      -- The rate counter was put back too: report its window as it stands.
-      if denial <> 'rate' and rate_remaining is not null then
-        rate_remaining := rate_remaining + 1;
+      -- Every count of this request is undone, the rate counter's too: report its window as it stands.
+      v_r.allowed := false;
+      v_r.max_tokens := null;
+      v_r.reserved_tokens := null;
+      if v_r.denial <> 'rate' and v_r.rate_remaining is not null then
+        v_r.rate_remaining := v_r.rate_remaining + 1;
       end if;
   end;
 
   insert into public.ai_requests (organization_id, user_id, request_id, model, status, stream, max_tokens,
                                   reserved_tokens, error_code, cache_key, expires_at, completed_at)
-  values (p_organization_id, p_user_id, request_id, p_model,
-          case when allowed then 'pending' else 'denied' end::public.ai_request_status,
-          coalesce(p_stream, false), max_tokens, coalesce(reserved_tokens, 0),
-          case denial
+  values (p_organization_id, p_user_id, v_r.request_id, p_model,
+          case when v_r.allowed then 'pending' else 'denied' end::public.ai_request_status,
+          coalesce(p_stream, false), v_r.max_tokens, coalesce(v_r.reserved_tokens, 0),
+          case v_r.denial
             when 'rate' then 'rate_limited'
             when 'model_not_allowed' then 'model_not_allowed'
             when 'prompts' then 'prompt_quota_exceeded'
             when 'tokens' then 'token_quota_exceeded'
           end,
           p_cache_key,
-          case when allowed then v_now + c_reservation_ttl end,
-          case when not allowed then v_now end);
+          case when v_r.allowed then v_now + c_reservation_ttl end,
+          case when not v_r.allowed then v_now end);
+  return v_r;
 end;
 $$;
 revoke execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) from public, anon, authenticated;

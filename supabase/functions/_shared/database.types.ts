@@ -84,6 +84,23 @@ export type Database = {
             "add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
+"ai_check_reserve_arguments":
+{ Args: { "p_cache_key": string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_user_id": string }; Returns: undefined
+                           },
+"ai_count":
+{ Args: { "p_amount": number,"p_features": Json,"p_metric": string,"p_now": string,"p_organization_id": string,"p_request_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Record<string, unknown>
+                           },
+"ai_denied":
+{ Args: { "p_denial": string,"p_limit": number,"p_month_end": string,"p_now": string,"p_remaining": number,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_resets_at": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+                          SetofOptions: {
+        from: "*"
+        to: "ai_reservation"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"ai_plan_windows":
+{ Args: { "p_features": Json,"p_user_id": string }; Returns: Record<string, unknown>
+                           },
 "ai_purge_cache":
 { Args: { "p_limit"?: number }; Returns: number
                            },
@@ -97,14 +114,35 @@ export type Database = {
 { Args: { "p_limit"?: number }; Returns: number
                            },
 "ai_reserve":
-{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Record<string, unknown>
-                           },
+{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+                          SetofOptions: {
+        from: "*"
+        to: "ai_reservation"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"ai_reserve_tokens":
+{ Args: { "p_features": Json,"p_month_end": string,"p_now": string,"p_organization_id": string,"p_prompt_tokens": number,"p_requested": number,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+                          SetofOptions: {
+        from: "*"
+        to: "ai_reservation"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "ai_seconds_until":
 { Args: { "p_at": string,"p_now": string }; Returns: number
                            },
 "ai_settle":
 { Args: { "p_completion_tokens": number,"p_latency_ms"?: number,"p_prompt_tokens": number,"p_request_id": string,"p_response"?: Json,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: Record<string, unknown>
                            },
+"ai_take_rate":
+{ Args: { "p_month_end": string,"p_now": string,"p_organization_id": string,"p_rate_features": Json,"p_rate_metric": string,"p_rate_units": (Database["public"]['Enums']["usage_window"])[],"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_timezone": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+                          SetofOptions: {
+        from: "*"
+        to: "ai_reservation"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "amount_in_words":
 { Args: { "p_paise": number }; Returns: string
                            },
@@ -419,7 +457,9 @@ export type Database = {
             "provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"
           }
           CompositeTypes: {
-            "checkout_order": {
+            "ai_reservation": {
+                        "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null
+                      },"checkout_order": {
                         "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null
                       },"subscription_change": {
                         "organization_id": string | null,"subscription_id": string | null,"action": string | null,"old_plan_id": string | null,"new_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"actor_kind": string | null,"actor_id": string | null,"reason": string | null,"metadata": Json | null,"effective_at": string | null

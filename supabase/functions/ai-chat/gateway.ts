@@ -9,28 +9,10 @@ import { sqlError, statement } from "../_shared/db.ts";
 import type { ChatRequest, Json } from "./request.ts";
 
 /**
- * What billing.ai_reserve answers: its out parameters, written here by hand because the generator
- * types a function with out parameters as an untyped record. Every column may be null, and bigint
- * columns arrive as strings: read numbers through Number(). The arguments are checked against
- * database.types.ts (ReserveArgs).
+ * What billing.ai_reserve answers (the composite billing.ai_reservation): every column may be
+ * null, and bigint columns arrive as strings: read numbers through Number().
  */
-export type Reservation = {
-  allowed: boolean | null;
-  denial: string | null;
-  request_id: string | null;
-  plan_code: string | null;
-  max_tokens: number | null;
-  reserved_tokens: number | string | null;
-  cached_response: Json | null;
-  rate_limit: number | string | null;
-  rate_remaining: number | string | null;
-  rate_reset_seconds: number | null;
-  limit_amount: number | string | null;
-  remaining: number | string | null;
-  retry_after_seconds: number | null;
-};
-/** The argument names of billing.ai_reserve: a renamed argument fails deno check. */
-export type ReserveArgs = Database["billing"]["Functions"]["ai_reserve"]["Args"];
+export type Reservation = Database["billing"]["CompositeTypes"]["ai_reservation"];
 
 /** The shared SQL error mapping, with bad input named as this endpoint names it (invalid_body). */
 const sqlToHttp = (e: unknown) => sqlError(e, { "22023": [400, "invalid_body"] });
