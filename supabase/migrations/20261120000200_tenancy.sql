@@ -210,7 +210,8 @@ revoke execute on function billing.require_user() from public;
  * Who may act on an organization: the signed-in user must hold one of p_roles in it; the error
  * (42501) says what was refused ("only owners and admins of the organization can <p_action>", or
  * "not a member of organization <id>" when every role may), the same for an organization that
- * does not exist (or is null), so nothing leaks about other tenants. Callers on the service side (service_role,
+ * does not exist (or is null), so nothing leaks about other tenants. Callers on the service side
+ * (service_role,
  * the table owner, a DBA in the SQL editor: any role but anon and authenticated) pass for an
  * organization that exists, as 'owner'. Returns the caller's role. The one authorization check:
  * every function acting on an organization for someone calls it.
@@ -630,7 +631,8 @@ revoke execute on function public.set_member_role(uuid, uuid, public.member_role
 grant execute on function public.set_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
 
 /**
- * Replaces an organization's billing profile (the buyer block of its invoices); returns the organization.
+ * Replaces an organization's billing profile (the buyer block of its invoices); returns the
+ * organization.
  * A thin wrapper: billing.update_billing_profile does the work and checks who is calling.
  */
 create function public.update_billing_profile(
@@ -651,7 +653,8 @@ security invoker
 set search_path = ''
 as $$
 begin
-  return billing.update_billing_profile(p_organization_id, p_billing_name, p_billing_email, p_gstin, p_address_line1, p_address_line2, p_city, p_state_code, p_postal_code, p_country);
+  return billing.update_billing_profile(p_organization_id, p_billing_name, p_billing_email, p_gstin, p_address_line1,
+                                        p_address_line2, p_city, p_state_code, p_postal_code, p_country);
 end;
 $$;
 revoke execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) from public, anon;

@@ -377,7 +377,8 @@ revoke execute on function billing.period_end_after(timestamptz, public.billing_
 grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text) to service_role;
 
 /**
- * The plan in effect for an organization at p_at (callers pass billing.now()), and why. Reads the organization's
+ * The plan in effect for an organization at p_at (callers pass billing.now()), and why. Reads the
+ * organization's
  * latest subscription (a live one first):
  *   trialing before trial end                  -> the paid plan, reason 'trial'
  *   active or past_due inside the period       -> the paid plan, reason 'active' / 'past_due'

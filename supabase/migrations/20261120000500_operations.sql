@@ -143,7 +143,8 @@ revoke execute on function billing.check_batch_limit(integer) from public;
 /**
  * Runs one batch of a job and logs it in billing.job_runs: p_batch is the job's batch function
  * (first argument the batch size, any others defaulted; returns the rows it changed), called
- * with p_limit. Every module's jobs use it (the AI gateway's too). A failure is caught: its changes are undone,
+ * with p_limit. Every module's jobs use it (the AI gateway's too). A failure is caught: its changes
+ * are undone,
  * the error is logged, a warning raised and null returned.
  */
 create function billing.run_job(p_job_name text, p_batch regprocedure, p_limit integer)

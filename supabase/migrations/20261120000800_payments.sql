@@ -280,17 +280,14 @@ begin
                       when v_target in ('active', 'past_due') then null else s.ended_at end
   where s.id = v_sub.id;
 
-  perform billing.log_subscription_change(
-    p_organization_id => v_sub.organization_id,
-    p_subscription_id => v_sub.id,
-    p_action => case p_provider_status when 'completed' then 'completed' when 'paused' then 'paused' else case v_target when 'active' then 'reactivated' when 'past_due' then 'past_due' when 'canceled' then 'canceled' else 'expired' end end,
-    p_old_plan_id => v_sub.plan_id,
-    p_new_plan_id => v_sub.plan_id,
-    p_old_status => v_sub.status,
-    p_new_status => v_target,
-    p_actor_kind => 'provider',
+  perform billing.log_subscription_change(v_sub.organization_id, v_sub.id,
+    case p_provider_status when 'completed' then 'completed' when 'paused' then 'paused'
+      else case v_target when 'active' then 'reactivated' when 'past_due' then 'past_due'
+                         when 'canceled' then 'canceled' else 'expired' end end,
+    v_sub.plan_id, v_sub.plan_id, v_sub.status, v_target, 'provider',
     p_reason => pg_catalog.format('%s %s', p_event ->> 'provider', p_event ->> 'event_type'),
-    p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'provider_status', p_provider_status, 'provider_subscription_id', v_sub.provider_subscription_id),
+    p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'provider_status', p_provider_status,
+                                                'provider_subscription_id', v_sub.provider_subscription_id),
     p_effective_at => v_now);
   return true;
 end;
@@ -883,12 +880,14 @@ as $$
 declare
   v_now timestamptz := billing.now();
   v_provider public.payment_provider;
+  v_event_at timestamptz;
   v_webhook_id uuid;
   v_order public.orders;
   v_result jsonb;
 begin
   perform billing.validate_payment_event(p_event);
   v_provider := (p_event ->> 'provider')::public.payment_provider;
+  v_event_at := coalesce((p_event ->> 'occurred_at')::timestamptz, v_now);
 
   -- Record the delivery once, already marked processed: it is applied in this transaction, so
   -- nobody ever sees it unprocessed (a failure rolls the record back with the rest, and the
@@ -911,8 +910,8 @@ begin
   v_result := case p_event ->> 'kind'
     when 'other' then pg_catalog.jsonb_build_object(
       'result', 'ignored', 'reason', pg_catalog.format('event type %s is not handled', p_event ->> 'event_type'))
-    when 'refund_processed' then billing.apply_refund(p_event, coalesce((p_event ->> 'occurred_at')::timestamptz, v_now))
-    else billing.apply_order_event(p_event, coalesce((p_event ->> 'occurred_at')::timestamptz, v_now))
+    when 'refund_processed' then billing.apply_refund(p_event, v_event_at)
+    else billing.apply_order_event(p_event, v_event_at)
   end;
 
   update billing.webhook_events w set last_error = v_result ->> 'last_error'
@@ -1151,7 +1150,8 @@ grant execute on function billing.reconcile_due_orders(integer) to service_role;
 -- =================================================================================================
 
 /**
- * Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider.
+ * Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan
+ * through a provider.
  * A thin wrapper: billing.create_checkout_order does the work and checks who is calling.
  */
 create function public.create_checkout_order(p_organization_id uuid, p_plan_code text, p_provider text)

@@ -376,18 +376,11 @@ begin
     set cancel_at_period_end = true, canceled_at = v_now, pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id
     returning * into v_new;
-    perform billing.log_subscription_change(
-      p_organization_id => v_sub.organization_id,
-      p_subscription_id => v_sub.id,
-      p_action => 'cancel_scheduled',
-      p_old_plan_id => v_sub.plan_id,
-      p_new_plan_id => v_sub.plan_id,
-      p_old_status => v_sub.status,
-      p_new_status => v_new.status,
-      p_actor_kind => 'user',
-      p_actor_id => v_user_id,
+    perform billing.log_subscription_change(v_sub.organization_id, v_sub.id, 'cancel_scheduled', v_sub.plan_id,
+      v_sub.plan_id, v_sub.status, v_new.status, 'user', v_user_id,
       p_reason => 'cancellation requested for the period end',
-      p_metadata => pg_catalog.jsonb_build_object('cancel_at', v_sub.current_period_end, 'dropped_pending_plan_id', v_sub.pending_plan_id),
+      p_metadata => pg_catalog.jsonb_build_object('cancel_at', v_sub.current_period_end,
+                                                  'dropped_pending_plan_id', v_sub.pending_plan_id),
       p_effective_at => v_now);
   else
     update public.subscriptions s
@@ -395,16 +388,8 @@ begin
         pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id
     returning * into v_new;
-    perform billing.log_subscription_change(
-      p_organization_id => v_sub.organization_id,
-      p_subscription_id => v_sub.id,
-      p_action => 'canceled',
-      p_old_plan_id => v_sub.plan_id,
-      p_new_plan_id => v_sub.plan_id,
-      p_old_status => v_sub.status,
-      p_new_status => 'canceled',
-      p_actor_kind => 'user',
-      p_actor_id => v_user_id,
+    perform billing.log_subscription_change(v_sub.organization_id, v_sub.id, 'canceled', v_sub.plan_id,
+      v_sub.plan_id, v_sub.status, 'canceled', 'user', v_user_id,
       p_reason => 'cancelled now by the user (no refund)',
       p_metadata => pg_catalog.jsonb_build_object('dropped_pending_plan_id', v_sub.pending_plan_id),
       p_effective_at => v_now);
@@ -460,17 +445,8 @@ begin
   end if;
 
   update public.subscriptions s set cancel_at_period_end = false, canceled_at = null where s.id = v_sub.id;
-  perform billing.log_subscription_change(
-    p_organization_id => v_sub.organization_id,
-    p_subscription_id => v_sub.id,
-    p_action => 'resumed',
-    p_old_plan_id => v_sub.plan_id,
-    p_new_plan_id => v_sub.plan_id,
-    p_old_status => v_sub.status,
-    p_new_status => v_sub.status,
-    p_actor_kind => 'user',
-    p_actor_id => v_user_id,
-    p_reason => 'scheduled cancellation undone',
+  perform billing.log_subscription_change(v_sub.organization_id, v_sub.id, 'resumed', v_sub.plan_id,
+    v_sub.plan_id, v_sub.status, v_sub.status, 'user', v_user_id, p_reason => 'scheduled cancellation undone',
     p_effective_at => v_now);
 
   return pg_catalog.jsonb_build_object('result', 'resumed', 'subscription_id', v_sub.id, 'status', v_sub.status,
@@ -506,8 +482,10 @@ grant execute on function billing.preview_plan_change(uuid, text) to authenticat
  *   upgrade, method 'prorated_order': an order (kind 'upgrade', the new plan, amount_cents) is
  *     created; pay it through checkout with {order_id} (prepare_order_checkout). When paid,
  *     apply_payment_event switches the plan and starts a new period. Earlier open upgrade orders
- *     are cancelled. Answer: the quote + {result: 'order_created', order_id, receipt, order_amount_cents
- *     (what the order charges: the quote's amount plus tax, set by the orders_quote_tax trigger), order_expires_at};
+ *     are cancelled. Answer: the quote + {result: 'order_created', order_id, receipt,
+ * order_amount_cents
+ *     (what the order charges: the quote's amount plus tax, set by the orders_quote_tax trigger),
+ * order_expires_at};
  *   upgrade, method 'immediate' (charge 0): switched now, new period from now ({result: 'changed'});
  *   downgrade, method 'scheduled': pending_plan_id set for the period end ({result: 'scheduled'});
  *   Razorpay recurring, method 'cancel_and_resubscribe': the subscription is set to cancel at the
@@ -559,17 +537,10 @@ begin
        pg_catalog.jsonb_build_object('plan_code', v_to.code, 'recurring', false, 'quote', v_quote,
                                      'from_plan_id', v_sub.plan_id, 'quoted_period_end', v_sub.current_period_end))
     returning * into v_order;
-    perform billing.log_subscription_change(
-      p_organization_id => p_organization_id,
-      p_subscription_id => v_sub.id,
-      p_action => 'upgrade_ordered',
-      p_old_plan_id => v_sub.plan_id,
-      p_new_plan_id => v_to.id,
-      p_old_status => v_sub.status,
-      p_new_status => v_sub.status,
-      p_actor_kind => 'user',
-      p_actor_id => v_user_id,
-      p_reason => pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code, billing.format_money(v_order.amount_cents, v_order.currency)),
+    perform billing.log_subscription_change(p_organization_id, v_sub.id, 'upgrade_ordered', v_sub.plan_id,
+      v_to.id, v_sub.status, v_sub.status, 'user', v_user_id,
+      p_reason => pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code,
+                                    billing.format_money(v_order.amount_cents, v_order.currency)),
       p_metadata => pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents),
       p_effective_at => v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
@@ -583,18 +554,9 @@ begin
         current_period_end = (v_quote ->> 'new_period_end')::timestamptz,
         pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id;
-    perform billing.log_subscription_change(
-      p_organization_id => p_organization_id,
-      p_subscription_id => v_sub.id,
-      p_action => 'plan_changed',
-      p_old_plan_id => v_sub.plan_id,
-      p_new_plan_id => v_to.id,
-      p_old_status => v_sub.status,
-      p_new_status => v_sub.status,
-      p_actor_kind => 'user',
-      p_actor_id => v_user_id,
-      p_reason => 'upgrade with nothing to pay: the unused value covers the new plan',
-      p_metadata => v_quote,
+    perform billing.log_subscription_change(p_organization_id, v_sub.id, 'plan_changed', v_sub.plan_id, v_to.id,
+      v_sub.status, v_sub.status, 'user', v_user_id,
+      p_reason => 'upgrade with nothing to pay: the unused value covers the new plan', p_metadata => v_quote,
       p_effective_at => v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'changed');
 
@@ -602,18 +564,11 @@ begin
     update public.subscriptions s
     set pending_plan_id = v_to.id, pending_plan_effective_at = s.current_period_end
     where s.id = v_sub.id;
-    perform billing.log_subscription_change(
-      p_organization_id => p_organization_id,
-      p_subscription_id => v_sub.id,
-      p_action => 'downgrade_scheduled',
-      p_old_plan_id => v_sub.plan_id,
-      p_new_plan_id => v_to.id,
-      p_old_status => v_sub.status,
-      p_new_status => v_sub.status,
-      p_actor_kind => 'user',
-      p_actor_id => v_user_id,
+    perform billing.log_subscription_change(p_organization_id, v_sub.id, 'downgrade_scheduled', v_sub.plan_id,
+      v_to.id, v_sub.status, v_sub.status, 'user', v_user_id,
       p_reason => pg_catalog.format('downgrade to %s at the period end (no refund)', v_to.code),
-      p_metadata => pg_catalog.jsonb_build_object('effective_at', v_sub.current_period_end, 'replaced_pending_plan_id', v_sub.pending_plan_id),
+      p_metadata => pg_catalog.jsonb_build_object('effective_at', v_sub.current_period_end,
+                                                  'replaced_pending_plan_id', v_sub.pending_plan_id),
       p_effective_at => v_now);
     return v_quote || pg_catalog.jsonb_build_object('result', 'scheduled');
 
@@ -623,17 +578,10 @@ begin
     set cancel_at_period_end = true, canceled_at = v_now, pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id and not s.cancel_at_period_end;
     if found then
-      perform billing.log_subscription_change(
-        p_organization_id => p_organization_id,
-        p_subscription_id => v_sub.id,
-        p_action => 'cancel_scheduled',
-        p_old_plan_id => v_sub.plan_id,
-        p_new_plan_id => v_sub.plan_id,
-        p_old_status => v_sub.status,
-        p_new_status => v_sub.status,
-        p_actor_kind => 'user',
-        p_actor_id => v_user_id,
-        p_reason => pg_catalog.format('plan change to %s: Razorpay subscription cancels at cycle end, new subscription to follow', v_to.code),
+      perform billing.log_subscription_change(p_organization_id, v_sub.id, 'cancel_scheduled', v_sub.plan_id,
+        v_sub.plan_id, v_sub.status, v_sub.status, 'user', v_user_id,
+        p_reason => pg_catalog.format('plan change to %s: Razorpay subscription cancels at cycle end, new subscription to follow',
+                                      v_to.code),
         p_metadata => pg_catalog.jsonb_build_object('to_plan_id', v_to.id, 'method', 'cancel_and_resubscribe'),
         p_effective_at => v_now);
     end if;
@@ -776,19 +724,10 @@ begin
   values
     (p_organization_id, v_plan.id, 'trialing', v_now, v_trial_end, v_trial_end)
   returning * into v_sub;
-  perform billing.log_subscription_change(
-    p_organization_id => p_organization_id,
-    p_subscription_id => v_sub.id,
-    p_action => 'trial_started',
-    p_old_plan_id => null,
-    p_new_plan_id => v_plan.id,
-    p_old_status => null,
-    p_new_status => 'trialing',
-    p_actor_kind => 'user',
-    p_actor_id => v_user_id,
+  perform billing.log_subscription_change(p_organization_id, v_sub.id, 'trial_started', null, v_plan.id, null,
+    'trialing', 'user', v_user_id,
     p_reason => pg_catalog.format('%s-day trial of %s', v_plan.trial_days, v_plan.code),
-    p_metadata => pg_catalog.jsonb_build_object('trial_end', v_sub.trial_end),
-    p_effective_at => v_now);
+    p_metadata => pg_catalog.jsonb_build_object('trial_end', v_sub.trial_end), p_effective_at => v_now);
 
   return pg_catalog.jsonb_build_object('subscription_id', v_sub.id, 'status', v_sub.status,
                                        'plan_code', v_plan.code, 'trial_end', v_sub.trial_end);
@@ -809,7 +748,7 @@ grant execute on function billing.start_trial(uuid, text) to authenticated;
 -- =================================================================================================
 
 /**
- * Cancels the organization's subscription: at the period end (default; the plan stays in effect until then and resume_subscription can undo it), or now (p_at_period_end = false; the free plan applies at once, no refund).
+ * Cancels the organization's subscription at the period end (default) or now. Owners and admins.
  * A thin wrapper: billing.cancel_subscription does the work and checks who is calling.
  */
 create function public.cancel_subscription(p_organization_id uuid, p_at_period_end boolean default true)
@@ -843,7 +782,7 @@ revoke execute on function public.resume_subscription(uuid) from public, anon;
 grant execute on function public.resume_subscription(uuid) to authenticated;
 
 /**
- * What change_plan would do now, and charge: the quote of billing.plan_change_quote (kind, method, amount_cents, currency, lines, effective_at, seconds_left, ...).
+ * What change_plan would do now, and what it would charge; writes nothing. Owners and admins.
  * A thin wrapper: billing.preview_plan_change does the work and checks who is calling.
  */
 create function public.preview_plan_change(p_organization_id uuid, p_plan_code text)
@@ -861,7 +800,8 @@ revoke execute on function public.preview_plan_change(uuid, text) from public, a
 grant execute on function public.preview_plan_change(uuid, text) to authenticated;
 
 /**
- * Changes the organization's plan (owners and admins), exactly as preview_plan_change says: upgrade, method 'prorated_order': an order (kind 'upgrade', the new plan, amount_cents) is created; pay it through checkout with {order_id} (prepare_order_checkout).
+ * Changes the organization's plan: an upgrade is a prorated order to pay (applied at once when
+ * nothing is due), a downgrade is scheduled for the period end. Owners and admins.
  * A thin wrapper: billing.change_plan does the work and checks who is calling.
  */
 create function public.change_plan(p_organization_id uuid, p_plan_code text)
@@ -878,7 +818,8 @@ revoke execute on function public.change_plan(uuid, text) from public, anon;
 grant execute on function public.change_plan(uuid, text) to authenticated;
 
 /**
- * Makes an open upgrade order (from change_plan) payable through a provider: the checkout function calls it, as the user, when its body names {order_id} instead of {plan_code}.
+ * Makes an open upgrade order from change_plan payable through a provider (the checkout function
+ * calls it as the user).
  * A thin wrapper: billing.prepare_order_checkout does the work and checks who is calling.
  */
 create function public.prepare_order_checkout(p_organization_id uuid, p_order_id uuid, p_provider text)
@@ -895,7 +836,8 @@ revoke execute on function public.prepare_order_checkout(uuid, uuid, text) from 
 grant execute on function public.prepare_order_checkout(uuid, uuid, text) to authenticated;
 
 /**
- * Starts a free trial of a paid plan for its trial_days: once per organization, ever (any earlier trial counts, even one that was cancelled), and only with no live subscription.
+ * Starts a free trial of a paid plan: once per organization, and only without a live subscription.
+ * Owners and admins.
  * A thin wrapper: billing.start_trial does the work and checks who is calling.
  */
 create function public.start_trial(p_organization_id uuid, p_plan_code text)
@@ -918,7 +860,9 @@ grant execute on function public.start_trial(uuid, text) to authenticated;
 
 -- See the operations module for what every job does the same way (batches, locks, logging).
 
-/** billing-expire, step (1): Scheduled cancellations. Returns the subscriptions moved. */
+/**
+ * billing-expire, step (1): Scheduled cancellations. Returns the subscriptions moved.
+ */
 create function billing.expire_scheduled_cancellations(p_limit integer, p_now timestamptz, p_job jsonb)
 returns integer
 language plpgsql
@@ -950,7 +894,10 @@ begin
   on conflict (dedupe_key) do nothing
   )
   -- One history row per subscription moved: the count is the rows moved.
-  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system', null, 'cancelled at the period end, as requested', v_job, m.current_period_end)::billing.subscription_change))
+  select billing.log_subscription_changes(array_agg(row(
+      m.organization_id, m.id, 'canceled', m.plan_id, m.plan_id, d.old_status, 'canceled', 'system', null,
+      'cancelled at the period end, as requested', v_job, m.current_period_end
+    )::billing.subscription_change))
   into v_n
   from moved m join due d on d.id = m.id;
   return v_n;
@@ -958,7 +905,14 @@ end;
 $$;
 revoke execute on function billing.expire_scheduled_cancellations(integer, timestamptz, jsonb) from public;
 
-/** billing-expire, step (2): Downgrades due: the pending plan replaces the current one (the period is not extended: renewing it is a payment for the new plan). Due once the period it was scheduled against has ended: pending_plan_effective_at <= now and current_period_end <= now (a renewal of the current plan paid meanwhile moves it to the end of the renewed period; the same rule billing.effective_plan reads). Recorded at the time it was due, the later of the two. Returns the subscriptions moved. */
+/**
+ * billing-expire, step (2): Downgrades due: the pending plan replaces the current one (the period
+ * is not extended: renewing it is a payment for the new plan). Due once the period it was
+ * scheduled against has ended: pending_plan_effective_at <= now and current_period_end <= now (a
+ * renewal of the current plan paid meanwhile moves it to the end of the renewed period; the same
+ * rule billing.effective_plan reads). Recorded at the time it was due, the later of the two.
+ * Returns the subscriptions moved.
+ */
 create function billing.apply_due_downgrades(p_limit integer, p_now timestamptz, p_job jsonb)
 returns integer
 language plpgsql
@@ -993,7 +947,10 @@ begin
     on conflict (dedupe_key) do nothing
   )
   -- One history row per subscription moved: the count is the rows moved.
-  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system', null, 'scheduled downgrade applied at the period end', v_job, d.due_at)::billing.subscription_change))
+  select billing.log_subscription_changes(array_agg(row(
+      m.organization_id, m.id, 'downgraded', d.old_plan_id, m.plan_id, m.status, m.status, 'system', null,
+      'scheduled downgrade applied at the period end', v_job, d.due_at
+    )::billing.subscription_change))
   into v_n
   from moved m join due d on d.id = m.id;
   return v_n;
@@ -1001,7 +958,10 @@ end;
 $$;
 revoke execute on function billing.apply_due_downgrades(integer, timestamptz, jsonb) from public;
 
-/** billing-expire, step (3): Trials that ended unpaid: the free plan applies. Returns the subscriptions moved. */
+/**
+ * billing-expire, step (3): Trials that ended unpaid: the free plan applies. Returns the
+ * subscriptions moved.
+ */
 create function billing.end_unpaid_trials(p_limit integer, p_now timestamptz, p_job jsonb)
 returns integer
 language plpgsql
@@ -1031,7 +991,10 @@ begin
     on conflict (dedupe_key) do nothing
   )
   -- One history row per subscription moved: the count is the rows moved.
-  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system', null, 'trial ended unpaid: the free plan applies', v_job, m.trial_end)::billing.subscription_change))
+  select billing.log_subscription_changes(array_agg(row(
+      m.organization_id, m.id, 'trial_ended', m.plan_id, m.plan_id, 'trialing', 'expired', 'system', null,
+      'trial ended unpaid: the free plan applies', v_job, m.trial_end
+    )::billing.subscription_change))
   into v_n
   from moved m;
   return v_n;
@@ -1039,7 +1002,10 @@ end;
 $$;
 revoke execute on function billing.end_unpaid_trials(integer, timestamptz, jsonb) from public;
 
-/** billing-expire, step (4): Periods that ended unpaid: past due (the plan stays through the grace days). Returns the subscriptions moved. */
+/**
+ * billing-expire, step (4): Periods that ended unpaid: past due (the plan stays through the grace
+ * days). Returns the subscriptions moved.
+ */
 create function billing.mark_past_due(p_limit integer, p_now timestamptz, p_job jsonb)
 returns integer
 language plpgsql
@@ -1062,7 +1028,10 @@ begin
     returning s.id, s.organization_id, s.plan_id, s.current_period_end
   )
   -- One history row per subscription moved: the count is the rows moved.
-  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system', null, 'period ended unpaid', v_job, m.current_period_end)::billing.subscription_change))
+  select billing.log_subscription_changes(array_agg(row(
+      m.organization_id, m.id, 'past_due', m.plan_id, m.plan_id, 'active', 'past_due', 'system', null,
+      'period ended unpaid', v_job, m.current_period_end
+    )::billing.subscription_change))
   into v_n
   from moved m;
   return v_n;
@@ -1070,7 +1039,10 @@ end;
 $$;
 revoke execute on function billing.mark_past_due(integer, timestamptz, jsonb) from public;
 
-/** billing-expire, step (5): Grace over: expired (the free plan applies). Returns the subscriptions moved. */
+/**
+ * billing-expire, step (5): Grace over: expired (the free plan applies). Returns the subscriptions
+ * moved.
+ */
 create function billing.expire_after_grace(p_limit integer, p_now timestamptz, p_job jsonb)
 returns integer
 language plpgsql
@@ -1103,7 +1075,10 @@ begin
     on conflict (dedupe_key) do nothing
   )
   -- One history row per subscription moved: the count is the rows moved.
-  select billing.log_subscription_changes(array_agg(row(m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system', null, 'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace)::billing.subscription_change))
+  select billing.log_subscription_changes(array_agg(row(
+      m.organization_id, m.id, 'expired', m.plan_id, m.plan_id, 'past_due', 'expired', 'system', null,
+      'grace period over, still unpaid: the free plan applies', v_job, m.current_period_end + v_grace
+    )::billing.subscription_change))
   into v_n
   from moved m;
   return v_n;
@@ -1113,7 +1088,8 @@ revoke execute on function billing.expire_after_grace(integer, timestamptz, json
 
 /**
  * billing-expire, one batch: (1) cancellations scheduled for the period end -> canceled;
- * (2) downgrades due (their date and the period end both passed) -> the pending plan; (3) trials past trial_end -> expired (free plan);
+ * (2) downgrades due (their date and the period end both passed) -> the pending plan; (3) trials
+ * past trial_end -> expired (free plan);
  * (4) active past the period end -> past_due; (5) past_due past the grace days -> expired
  * (not Razorpay recurring subscriptions: their end is the provider's, through its events).
  * A subscription a week overdue goes through (4) and (5) in one run.
@@ -1310,9 +1286,9 @@ begin
 end;
 $$;
 
-comment on function public.cancel_subscription(uuid, boolean) is 'Cancels the organization''s subscription: at the period end (default; the plan stays in effect until then and resume_subscription can undo it), or now (p_at_period_end = false; the free plan applies at once, no refund).';
+comment on function public.cancel_subscription(uuid, boolean) is 'Cancels the organization''s subscription at the period end (default) or now. Owners and admins.';
 comment on function public.resume_subscription(uuid) is 'Undoes a cancellation scheduled for the period end, while the period still runs.';
-comment on function public.preview_plan_change(uuid, text) is 'What change_plan would do now, and charge: the quote of billing.plan_change_quote (kind, method, amount_cents, currency, lines, effective_at, seconds_left, ...).';
-comment on function public.change_plan(uuid, text) is 'Changes the organization''s plan (owners and admins), exactly as preview_plan_change says: upgrade, method ''prorated_order'': an order (kind ''upgrade'', the new plan, amount_cents) is created; pay it through checkout with {order_id} (prepare_order_checkout).';
-comment on function public.prepare_order_checkout(uuid, uuid, text) is 'Makes an open upgrade order (from change_plan) payable through a provider: the checkout function calls it, as the user, when its body names {order_id} instead of {plan_code}.';
-comment on function public.start_trial(uuid, text) is 'Starts a free trial of a paid plan for its trial_days: once per organization, ever (any earlier trial counts, even one that was cancelled), and only with no live subscription.';
+comment on function public.preview_plan_change(uuid, text) is 'What change_plan would do now, and what it would charge; writes nothing. Owners and admins.';
+comment on function public.change_plan(uuid, text) is 'Changes the organization''s plan: an upgrade is a prorated order to pay (applied at once when nothing is due), a downgrade is scheduled for the period end. Owners and admins.';
+comment on function public.prepare_order_checkout(uuid, uuid, text) is 'Makes an open upgrade order from change_plan payable through a provider (the checkout function calls it as the user).';
+comment on function public.start_trial(uuid, text) is 'Starts a free trial of a paid plan: once per organization, and only without a live subscription. Owners and admins.';

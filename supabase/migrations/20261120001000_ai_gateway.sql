@@ -263,7 +263,8 @@ grant execute on function billing.ai_plan_windows(jsonb, uuid) to service_role;
 
 /**
  * p_reservation refused for p_denial ('prompts' or 'tokens') by the window that refused: its
- * limit, what remains (as the caller reports it) and when it resets. With no window (p_resets_at null: the plan does not
+ * limit, what remains (as the caller reports it) and when it resets. With no window (p_resets_at
+ * null: the plan does not
  * name the metric, limit 0) it resets when the month turns, p_month_end.
  */
 create function billing.ai_denied(
