@@ -422,6 +422,77 @@ revoke execute on function billing.format_document_number(text, integer, bigint)
 grant execute on function billing.format_document_number(text, integer, bigint) to service_role;
 
 /**
+ * The seller or buyer block of an invoice, as issued (a snapshot: a later change of the profile
+ * does not change an issued invoice).
+ */
+create function billing.invoice_party(
+  p_legal_name text,
+  p_gstin text,
+  p_state_code text,
+  p_address_line1 text,
+  p_address_line2 text,
+  p_city text,
+  p_postal_code text,
+  p_country text,
+  p_email text
+)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return pg_catalog.jsonb_build_object(
+    'legal_name', p_legal_name, 'gstin', p_gstin, 'state_code', p_state_code,
+    'address_line1', p_address_line1, 'address_line2', p_address_line2, 'city', p_city,
+    'postal_code', p_postal_code, 'country', p_country, 'email', p_email);
+end;
+$$;
+revoke execute on function billing.invoice_party(text, text, text, text, text, text, text, text, text) from public;
+grant execute on function billing.invoice_party(text, text, text, text, text, text, text, text, text) to service_role;
+
+/**
+ * The split of a credit note of p_amount_cents (tax-inclusive) against an invoice of which
+ * p_credited (taxable, cgst, sgst, igst and total cents) is already credited. Cumulative: what
+ * all credit notes up to this one credit of each component is the rounded proportion of their
+ * running total; this note gets the difference. When the running total reaches the invoice total
+ * every component reaches the invoice's exactly.
+ */
+create function billing.credit_note_split(
+  p_invoice public.invoices,
+  p_credited_total bigint,
+  p_credited_cgst bigint,
+  p_credited_sgst bigint,
+  p_credited_igst bigint,
+  p_amount_cents bigint,
+  out taxable_cents bigint,
+  out cgst_cents bigint,
+  out sgst_cents bigint,
+  out igst_cents bigint
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_running numeric := (p_credited_total + p_amount_cents)::numeric;
+begin
+  cgst_cents := billing.div_round_half_up(v_running * p_invoice.cgst_cents, p_invoice.total_cents) - p_credited_cgst;
+  sgst_cents := billing.div_round_half_up(v_running * p_invoice.sgst_cents, p_invoice.total_cents) - p_credited_sgst;
+  igst_cents := billing.div_round_half_up(v_running * p_invoice.igst_cents, p_invoice.total_cents) - p_credited_igst;
+  taxable_cents := p_amount_cents - cgst_cents - sgst_cents - igst_cents;
+  if taxable_cents < 0 then
+    -- Only a 1-paisa note on which CGST and SGST both round up: SGST's paisa waits for the next
+    -- note (the cumulative rule hands it over there).
+    sgst_cents := sgst_cents + taxable_cents;
+    taxable_cents := 0;
+  end if;
+end;
+$$;
+revoke execute on function billing.credit_note_split(public.invoices, bigint, bigint, bigint, bigint, bigint) from public;
+grant execute on function billing.credit_note_split(public.invoices, bigint, bigint, bigint, bigint, bigint) to service_role;
+
+/**
  * Issues the GST invoice for a paid order, in the caller's transaction; returns its id.
  * Idempotent per order: a second call (also a concurrent one) returns the existing invoice.
  * p_payment_event_id, when given, must be a captured payment of this order.
@@ -510,28 +581,12 @@ begin
     v_org.id, v_order.id, p_payment_event_id,
     billing.format_document_number(v_settings.invoice_prefix, v_financial_year, v_serial), v_financial_year, v_serial,
     v_now, (v_now at time zone 'Asia/Kolkata')::date, v_order.currency, v_supply_type, v_place_of_supply, v_org.gstin,
-    pg_catalog.jsonb_build_object(
-      'legal_name', v_settings.seller_legal_name,
-      'gstin', v_settings.seller_gstin,
-      'state_code', v_seller_state,
-      'address_line1', v_settings.seller_address_line1,
-      'address_line2', v_settings.seller_address_line2,
-      'city', v_settings.seller_city,
-      'postal_code', v_settings.seller_postal_code,
-      'country', 'IN',
-      'email', v_settings.seller_email
-    ),
-    pg_catalog.jsonb_build_object(
-      'legal_name', coalesce(v_org.billing_name, v_org.name),
-      'gstin', v_org.gstin,
-      'state_code', v_org.state_code,
-      'address_line1', v_org.billing_address_line1,
-      'address_line2', v_org.billing_address_line2,
-      'city', v_org.billing_city,
-      'postal_code', v_org.billing_postal_code,
-      'country', v_org.billing_country,
-      'email', v_org.billing_email
-    ),
+    billing.invoice_party(v_settings.seller_legal_name, v_settings.seller_gstin, v_seller_state,
+                          v_settings.seller_address_line1, v_settings.seller_address_line2, v_settings.seller_city,
+                          v_settings.seller_postal_code, 'IN', v_settings.seller_email),
+    billing.invoice_party(coalesce(v_org.billing_name, v_org.name), v_org.gstin, v_org.state_code,
+                          v_org.billing_address_line1, v_org.billing_address_line2, v_org.billing_city,
+                          v_org.billing_postal_code, v_org.billing_country, v_org.billing_email),
     v_order.prices_include_tax,
     v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents
   )
@@ -590,10 +645,7 @@ declare
   v_credit_note_id uuid;
   v_credited record;
   v_remaining bigint;
-  v_cgst bigint;
-  v_sgst bigint;
-  v_igst bigint;
-  v_taxable bigint;
+  v_split record;
   v_now timestamptz := billing.now();
   v_financial_year integer := billing.financial_year(v_now);
   v_serial bigint;
@@ -630,11 +682,11 @@ begin
   end if;
 
   select
-    coalesce(sum(c.taxable_cents), 0) as taxable_cents,
-    coalesce(sum(c.cgst_cents), 0) as cgst_cents,
-    coalesce(sum(c.sgst_cents), 0) as sgst_cents,
-    coalesce(sum(c.igst_cents), 0) as igst_cents,
-    coalesce(sum(c.total_cents), 0) as total_cents
+    coalesce(sum(c.taxable_cents), 0)::bigint as taxable_cents,
+    coalesce(sum(c.cgst_cents), 0)::bigint as cgst_cents,
+    coalesce(sum(c.sgst_cents), 0)::bigint as sgst_cents,
+    coalesce(sum(c.igst_cents), 0)::bigint as igst_cents,
+    coalesce(sum(c.total_cents), 0)::bigint as total_cents
   into v_credited
   from public.credit_notes c
   where c.invoice_id = p_invoice_id;
@@ -646,22 +698,8 @@ begin
       using errcode = 'invalid_parameter_value';
   end if;
 
-  -- Cumulative allocation: what all credit notes up to this one credit of each component is the
-  -- rounded proportion of their running total; this note gets the difference. When the running
-  -- total reaches the invoice total every component reaches the invoice's exactly.
-  v_cgst := billing.div_round_half_up((v_credited.total_cents + p_amount_cents)::numeric * v_invoice.cgst_cents,
-                                      v_invoice.total_cents) - v_credited.cgst_cents;
-  v_sgst := billing.div_round_half_up((v_credited.total_cents + p_amount_cents)::numeric * v_invoice.sgst_cents,
-                                      v_invoice.total_cents) - v_credited.sgst_cents;
-  v_igst := billing.div_round_half_up((v_credited.total_cents + p_amount_cents)::numeric * v_invoice.igst_cents,
-                                      v_invoice.total_cents) - v_credited.igst_cents;
-  v_taxable := p_amount_cents - v_cgst - v_sgst - v_igst;
-  if v_taxable < 0 then
-    -- Only a 1-paisa note on which CGST and SGST both round up: SGST's paisa waits for the next
-    -- note (the cumulative rule hands it over there).
-    v_sgst := v_sgst + v_taxable;
-    v_taxable := 0;
-  end if;
+  v_split := billing.credit_note_split(v_invoice, v_credited.total_cents, v_credited.cgst_cents, v_credited.sgst_cents,
+                                       v_credited.igst_cents, p_amount_cents);
 
   select * into v_settings from public.billing_settings s where s.id;
   v_serial := billing.next_serial('credit_note', v_financial_year);
@@ -675,7 +713,7 @@ begin
     v_invoice.organization_id, v_invoice.id, p_payment_event_id,
     billing.format_document_number(v_settings.credit_note_prefix, v_financial_year, v_serial), v_financial_year, v_serial,
     v_now, (v_now at time zone 'Asia/Kolkata')::date, p_kind, btrim(p_reason), v_invoice.currency,
-    v_taxable, v_cgst, v_sgst, v_igst, p_amount_cents
+    v_split.taxable_cents, v_split.cgst_cents, v_split.sgst_cents, v_split.igst_cents, p_amount_cents
   )
   returning id into v_credit_note_id;
   perform pg_catalog.set_config('billing.issuing', '', true);

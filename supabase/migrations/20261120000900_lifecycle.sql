@@ -148,6 +148,51 @@ $$;
 revoke execute on function billing.format_money(bigint, text) from public;
 
 /**
+ * Refuses a plan change that cannot be quoted, naming why: no paid subscription running (55000:
+ * none, pending payment, a trial, or a period that ended), the same plan, a change already
+ * scheduled, or another currency (22023).
+ */
+create function billing.refuse_plan_change(
+  p_sub public.subscriptions,
+  p_from public.billing_plans,
+  p_to public.billing_plans,
+  p_at timestamptz
+)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_sub.id is null or p_sub.status = 'pending_payment' then
+    raise exception 'the organization has no paid subscription to change: buy plan "%" through checkout', p_to.code
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_sub.status = 'trialing' then
+    raise exception 'the organization is on a trial: buy plan "%" through checkout (a payment during the trial starts the plan)', p_to.code
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_sub.status = 'past_due' or p_at >= p_sub.current_period_end then
+    raise exception 'the current period ended on %: renew it through checkout before changing plan', p_sub.current_period_end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_from.id = p_to.id then
+    raise exception 'the organization is already on plan "%"', p_to.code using errcode = 'invalid_parameter_value';
+  end if;
+  if p_sub.pending_plan_id = p_to.id then
+    raise exception 'a change to plan "%" is already scheduled for %', p_to.code, p_sub.pending_plan_effective_at
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_from.currency <> p_to.currency then
+    raise exception 'plan "%" is in % and the current plan in %: a change cannot switch currency', p_to.code,
+      p_to.currency, p_from.currency using errcode = 'invalid_parameter_value';
+  end if;
+end;
+$$;
+revoke execute on function billing.refuse_plan_change(public.subscriptions, public.billing_plans, public.billing_plans,
+  timestamptz) from public;
+
+/**
  * The one quote both preview_plan_change and change_plan use, at p_at: what changing the
  * organization's live subscription to plan p_plan_code means, as jsonb:
  *   {kind: upgrade|downgrade, method: prorated_order|immediate|scheduled|cancel_and_resubscribe,
@@ -194,30 +239,8 @@ begin
 
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');
-  if v_sub.id is null or v_sub.status = 'pending_payment' then
-    raise exception 'the organization has no paid subscription to change: buy plan "%" through checkout', v_to.code
-      using errcode = 'object_not_in_prerequisite_state';
-  end if;
-  if v_sub.status = 'trialing' then
-    raise exception 'the organization is on a trial: buy plan "%" through checkout (a payment during the trial starts the plan)', v_to.code
-      using errcode = 'object_not_in_prerequisite_state';
-  end if;
-  if v_sub.status = 'past_due' or p_at >= v_sub.current_period_end then
-    raise exception 'the current period ended on %: renew it through checkout before changing plan', v_sub.current_period_end
-      using errcode = 'object_not_in_prerequisite_state';
-  end if;
   select * into v_from from public.billing_plans p where p.id = v_sub.plan_id;
-  if v_from.id = v_to.id then
-    raise exception 'the organization is already on plan "%"', v_to.code using errcode = 'invalid_parameter_value';
-  end if;
-  if v_sub.pending_plan_id = v_to.id then
-    raise exception 'a change to plan "%" is already scheduled for %', v_to.code, v_sub.pending_plan_effective_at
-      using errcode = 'invalid_parameter_value';
-  end if;
-  if v_from.currency <> v_to.currency then
-    raise exception 'plan "%" is in % and the current plan in %: a change cannot switch currency', v_to.code,
-      v_to.currency, v_from.currency using errcode = 'invalid_parameter_value';
-  end if;
+  perform billing.refuse_plan_change(v_sub, v_from, v_to, p_at);
 
   v_kind := case when billing.is_upgrade(v_from, v_to) then 'upgrade' else 'downgrade' end;
   v_recurring := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;

@@ -379,6 +379,46 @@ grant execute on function billing.ai_take_rate(billing.ai_reservation, uuid, tex
   timestamptz, text, timestamptz) to service_role;
 
 /**
+ * Step 3 of billing.ai_reserve: a live billing.ai_cache answer for p_cache_key. On a hit the
+ * reservation is allowed with cached_response (no prompt, no tokens are counted) and the request
+ * is logged as 'cached'; otherwise p_reservation comes back as it was.
+ */
+create function billing.ai_cached_answer(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_model text,
+  p_cache_key text,
+  p_stream boolean,
+  p_now timestamptz
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_cache billing.ai_cache;
+begin
+  select * into v_cache from billing.ai_cache c
+  where c.organization_id = p_organization_id and c.cache_key = p_cache_key and c.expires_at > p_now;
+  if not found then
+    return p_reservation;
+  end if;
+  p_reservation.allowed := true;
+  p_reservation.cached_response := v_cache.response;
+  insert into public.ai_requests (organization_id, user_id, request_id, model, status, cached, stream,
+                                  prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key, completed_at)
+  values (p_organization_id, p_user_id, p_reservation.request_id, p_model, 'cached', true, coalesce(p_stream, false),
+          v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, p_now);
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_cached_answer(billing.ai_reservation, uuid, uuid, text, text, boolean, timestamptz)
+  from public;
+grant execute on function billing.ai_cached_answer(billing.ai_reservation, uuid, uuid, text, text, boolean, timestamptz)
+  to service_role;
+
+/**
  * Step 5 of billing.ai_reserve: the token reservation. Locks the token windows (a zero change),
  * sees what is left, caps max_tokens to it, then takes prompt estimate + max_tokens (it fits:
  * the rows are locked). Denial 'tokens' when not even a short answer fits.
@@ -470,7 +510,6 @@ declare
   v_windows record;
   v_month_end timestamptz;
   v_answer record;
-  v_cache record;
 begin
   perform billing.ai_check_reserve_arguments(p_organization_id, p_user_id, p_model, p_max_tokens, p_prompt_tokens,
                                              p_cache_key);
@@ -498,17 +537,8 @@ begin
       v_r.denial := 'model_not_allowed';
     end if;
     if v_r.denial is null and p_cache_key is not null then
-      select c.response, c.prompt_tokens, c.completion_tokens into v_cache
-      from billing.ai_cache c
-      where c.organization_id = p_organization_id and c.cache_key = p_cache_key and c.expires_at > v_now;
-      if found then
-        v_r.allowed := true;
-        v_r.cached_response := v_cache.response;
-        insert into public.ai_requests (organization_id, user_id, request_id, model, status, cached, stream,
-                                        prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key,
-                                        completed_at)
-        values (p_organization_id, p_user_id, v_r.request_id, p_model, 'cached', true, coalesce(p_stream, false),
-                v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, v_now);
+      v_r := billing.ai_cached_answer(v_r, p_organization_id, p_user_id, p_model, p_cache_key, p_stream, v_now);
+      if v_r.allowed then
         return v_r;
       end if;
     end if;

@@ -84,6 +84,14 @@ export type Database = {
             "add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
+"ai_cached_answer":
+{ Args: { "p_cache_key": string,"p_model": string,"p_now": string,"p_organization_id": string,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_stream": boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+                          SetofOptions: {
+        from: "*"
+        to: "ai_reservation"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "ai_check_reserve_arguments":
 { Args: { "p_cache_key": string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_user_id": string }; Returns: undefined
                            },
@@ -220,6 +228,9 @@ export type Database = {
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
+"credit_note_split":
+{ Args: { "p_amount_cents": number,"p_credited_cgst": number,"p_credited_igst": number,"p_credited_sgst": number,"p_credited_total": number,"p_invoice": Omit<Database["public"]['Tables']["invoices"]['Row'], Database["public"]['Tables']["invoices"]['ComputedFields']> }; Returns: Record<string, unknown>
+                           },
 "div_round_half_up":
 { Args: { "p_denominator": number,"p_numerator": number }; Returns: number
                            },
@@ -278,6 +289,9 @@ export type Database = {
                            },
 "interval_length":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: string
+                           },
+"invoice_party":
+{ Args: { "p_address_line1": string,"p_address_line2": string,"p_city": string,"p_country": string,"p_email": string,"p_gstin": string,"p_legal_name": string,"p_postal_code": string,"p_state_code": string }; Returns: Json
                            },
 "is_non_negative_integer":
 { Args: { "p_value": Json }; Returns: boolean
@@ -395,6 +409,9 @@ export type Database = {
                            },
 "record_payment_event":
 { Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
+                           },
+"refuse_plan_change":
+{ Args: { "p_at": string,"p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
                            },
 "release_usage":
 { Args: { "p_organization_id": string,"p_request_id": string }; Returns: number
