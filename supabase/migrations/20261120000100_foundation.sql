@@ -311,6 +311,7 @@ end;
 $$;
 revoke execute on function public.is_valid_gstin(text) from public;
 grant execute on function public.is_valid_gstin(text) to authenticated, service_role;
+comment on function public.is_valid_gstin(text) is 'True when a GSTIN is valid: format, state code, PAN, entity number, Z and the check character.';
 
 /** round_half_up(p_numerator / p_denominator) for a non-negative numerator and a positive denominator. */
 create function billing.div_round_half_up(p_numerator numeric, p_denominator numeric)
@@ -377,6 +378,11 @@ create table public.billing_settings (
 grant select on public.billing_settings to authenticated;
 grant select, insert, update, delete on public.billing_settings to service_role;
 alter table public.billing_settings enable row level security;
+comment on table public.billing_settings is 'The billing settings: one row, edited by operators (grace days, seller profile, GST rate, prefixes).';
+comment on type public.payment_status is 'One observed state of a provider payment, or a mismatch against the order.';
+comment on type public.order_status is 'Where an order stands: created, pending (payable), paid, failed, expired, canceled.';
+comment on type public.order_kind is 'What an order buys: new (a first plan), renewal (a provider subscription charge), upgrade (a prorated plan change).';
+comment on type public.payment_provider is 'The payment providers an order or payment goes through.';
 
 create trigger billing_settings_touch_updated_at
   before update on public.billing_settings
@@ -422,9 +428,3 @@ create policy "Signed-in users can read the billing settings"
 -- public.is_valid_gstin (section 2) is the only one: a browser may check a GSTIN before saving it.
 
 comment on schema billing is 'supabill internals: helpers, machinery and service-only tables. Not exposed through the API.';
-comment on type public.payment_provider is 'The payment providers an order or payment goes through.';
-comment on type public.order_kind is 'What an order buys: new (a first plan), renewal (a provider subscription charge), upgrade (a prorated plan change).';
-comment on type public.order_status is 'Where an order stands: created, pending (payable), paid, failed, expired, canceled.';
-comment on type public.payment_status is 'One observed state of a provider payment, or a mismatch against the order.';
-comment on table public.billing_settings is 'The billing settings: one row, edited by operators (grace days, seller profile, GST rate, prefixes).';
-comment on function public.is_valid_gstin(text) is 'True when a GSTIN is valid: format, state code, PAN, entity number, Z and the check character.';

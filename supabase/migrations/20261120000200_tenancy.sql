@@ -60,6 +60,7 @@ create table public.organizations (
 grant select on public.organizations to authenticated;
 grant select, insert, update, delete on public.organizations to service_role;
 alter table public.organizations enable row level security;
+comment on table public.organizations is 'A tenant: the customer that subscribes, with the buyer block of its GST invoices.';
 
 create trigger organizations_touch_updated_at
   before update on public.organizations
@@ -100,6 +101,7 @@ create table public.organization_members (
   created_at timestamptz not null default now(),
   primary key (organization_id, user_id)
 );
+comment on table public.organization_members is 'Who belongs to an organization, and as what (owner, admin, member).';
 
 /** Memberships by user: the foreign key, and the lookup every policy makes. */
 create index organization_members_user_id_idx on public.organization_members (user_id);
@@ -574,9 +576,10 @@ end;
 $$;
 revoke execute on function public.create_organization(text) from public, anon;
 grant execute on function public.create_organization(text) to authenticated, service_role;
+comment on function public.create_organization(text) is 'Creates an organization with the signed-in user as its owner; returns its id.';
 
 /**
- * Adds a user to an organization.
+ * Adds a user to an organization: owners and admins, and only an owner adds an owner.
  * A thin wrapper: billing.add_organization_member does the work and checks who is calling.
  */
 create function public.add_organization_member(
@@ -595,9 +598,10 @@ end;
 $$;
 revoke execute on function public.add_organization_member(uuid, uuid, public.member_role) from public, anon;
 grant execute on function public.add_organization_member(uuid, uuid, public.member_role) to authenticated, service_role;
+comment on function public.add_organization_member(uuid, uuid, public.member_role) is 'Adds a user to an organization: owners and admins, and only an owner adds an owner.';
 
 /**
- * Removes a member.
+ * Removes a member: owners and admins remove others (an admin never an owner), any member may leave; the last owner stays.
  * A thin wrapper: billing.remove_organization_member does the work and checks who is calling.
  */
 create function public.remove_organization_member(p_organization_id uuid, p_user_id uuid)
@@ -612,9 +616,10 @@ end;
 $$;
 revoke execute on function public.remove_organization_member(uuid, uuid) from public, anon;
 grant execute on function public.remove_organization_member(uuid, uuid) to authenticated, service_role;
+comment on function public.remove_organization_member(uuid, uuid) is 'Removes a member: owners and admins remove others (an admin never an owner), any member may leave; the last owner stays.';
 
 /**
- * Changes a member's role.
+ * Changes a member's role: owners and admins (an admin neither changes an owner's role nor makes an owner); the last owner stays.
  * A thin wrapper: billing.set_member_role does the work and checks who is calling.
  */
 create function public.set_member_role(p_organization_id uuid, p_user_id uuid, p_role public.member_role)
@@ -629,6 +634,7 @@ end;
 $$;
 revoke execute on function public.set_member_role(uuid, uuid, public.member_role) from public, anon;
 grant execute on function public.set_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
+comment on function public.set_member_role(uuid, uuid, public.member_role) is 'Changes a member''s role: owners and admins (an admin neither changes an owner''s role nor makes an owner); the last owner stays.';
 
 /**
  * Replaces an organization's billing profile (the buyer block of its invoices); returns the
@@ -659,11 +665,4 @@ end;
 $$;
 revoke execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) from public, anon;
 grant execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) to authenticated, service_role;
-
-comment on table public.organizations is 'A tenant: the customer that subscribes, with the buyer block of its GST invoices.';
-comment on table public.organization_members is 'Who belongs to an organization, and as what (owner, admin, member).';
-comment on function public.create_organization(text) is 'Creates an organization with the signed-in user as its owner; returns its id.';
-comment on function public.add_organization_member(uuid, uuid, public.member_role) is 'Adds a user to an organization.';
-comment on function public.remove_organization_member(uuid, uuid) is 'Removes a member.';
-comment on function public.set_member_role(uuid, uuid, public.member_role) is 'Changes a member''s role.';
 comment on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) is 'Replaces an organization''s billing profile (the buyer block of its invoices); returns the organization.';

@@ -62,6 +62,7 @@ create table public.billing_plans (
   updated_at timestamptz not null default now(),
   constraint billing_plans_free_is_free check (tier <> 'free' or price_cents = 0)
 );
+comment on table public.billing_plans is 'The plan catalog: price, interval, trial days and entitlements (features), one active free plan.';
 
 /** At most one active free plan: the plan in effect for every organization without a paid one. */
 create unique index billing_plans_one_active_free_idx on public.billing_plans (tier)
@@ -207,6 +208,7 @@ create table public.subscriptions (
     check (provider_subscription_id is null or provider is not null),
   constraint subscriptions_provider_subscription_unique unique (provider, provider_subscription_id)
 );
+comment on table public.subscriptions is 'An organization''s subscription to a plan; at most one live one per organization.';
 
 /** At most one live subscription per organization. */
 create unique index subscriptions_one_live_per_organization_idx on public.subscriptions (organization_id)
@@ -259,6 +261,7 @@ create table public.subscription_history (
   effective_at timestamptz not null default billing.now(),
   created_at timestamptz not null default now()
 );
+comment on table public.subscription_history is 'Append-only log of every subscription change: who did what, from which plan and status to which, and when.';
 
 /** Foreign keys; an organization's history in time order. */
 create index subscription_history_organization_id_idx on public.subscription_history (organization_id, effective_at);
@@ -560,6 +563,7 @@ end;
 $$;
 revoke execute on function public.get_entitlements(uuid) from public;
 grant execute on function public.get_entitlements(uuid) to authenticated, service_role;
+comment on function public.get_entitlements(uuid) is 'What an organization may use now: plan, tier, status, reason, grace and features. Members and service_role.';
 
 /** The tier code in effect now (free|basic|pro|enterprise). Members and service_role. */
 create function public.effective_tier(p_organization_id uuid)
@@ -578,6 +582,7 @@ end;
 $$;
 revoke execute on function public.effective_tier(uuid) from public;
 grant execute on function public.effective_tier(uuid) to authenticated, service_role;
+comment on function public.effective_tier(uuid) is 'The tier in effect now (free, basic, pro or enterprise). Members and service_role.';
 
 /** Entitlements of every organization the caller can see (members: their own). */
 create view public.organization_entitlements
@@ -589,10 +594,4 @@ select e.organization_id, e.plan_code, coalesce(e.tier, 'free') as tier,
 from public.organizations o
 cross join lateral billing.effective_plan(o.id, billing.now()) e;
 grant select on public.organization_entitlements to authenticated, service_role;
-
-comment on table public.billing_plans is 'The plan catalog: price, interval, trial days and entitlements (features), one active free plan.';
-comment on table public.subscriptions is 'An organization''s subscription to a plan; at most one live one per organization.';
-comment on table public.subscription_history is 'Append-only log of every subscription change: who did what, from which plan and status to which, and when.';
-comment on function public.get_entitlements(uuid) is 'What an organization may use now: plan, tier, status, reason, grace and features. Members and service_role.';
-comment on function public.effective_tier(uuid) is 'The tier in effect now (free, basic, pro or enterprise). Members and service_role.';
 comment on view public.organization_entitlements is 'The entitlements of every organization the caller is a member of.';

@@ -42,6 +42,7 @@ create table public.usage_quotas (
   updated_at timestamptz not null default now(),
   primary key (organization_id, metric, window_unit, window_start)
 );
+comment on table public.usage_quotas is 'Usage counters per organization, metric and window (minute, hour, day, month).';
 
 /** Old windows, for purging. (organization_id leads the primary key.) */
 create index usage_quotas_window_start_idx on public.usage_quotas (window_start);
@@ -82,6 +83,7 @@ create table public.usage_metrics (
   limit_amount bigint,
   resets_at timestamptz
 );
+comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state.';
 /** A request is counted once per organization and metric. */
 create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, metric, request_id)
   where request_id is not null;
@@ -125,6 +127,7 @@ create table public.watchlists (
   created_by uuid references auth.users (id) on delete set null default auth.uid(),
   created_at timestamptz not null default now()
 );
+comment on table public.watchlists is 'A demo app table whose rows are limited by the plan''s max_watchlists.';
 
 /** Foreign keys and the policy column. */
 create index watchlists_organization_id_idx on public.watchlists (organization_id);
@@ -573,8 +576,4 @@ end;
 $$;
 revoke execute on function public.increment_usage(uuid, text, integer, text) from public;
 grant execute on function public.increment_usage(uuid, text, integer, text) to service_role;
-
-comment on table public.usage_quotas is 'Usage counters per organization, metric and window (minute, hour, day, month).';
-comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state.';
-comment on table public.watchlists is 'A demo app table whose rows are limited by the plan''s max_watchlists.';
 comment on function public.increment_usage(uuid, text, integer, text) is 'Counts usage in every window of a metric, all or nothing; a repeated request id is counted once. service_role only.';

@@ -51,6 +51,7 @@ create table public.notifications (
   locked_until timestamptz,
   last_error text
 );
+comment on table public.notifications is 'The outbox of emails and alerts for an organization, sent once by a sender; owners and admins read it.';
 
 /** Foreign keys and the policy column; unsent rows in order, for the sender. */
 create index notifications_organization_id_idx on public.notifications (organization_id, created_at);
@@ -331,5 +332,3 @@ begin
   end if;
 end;
 $$;
-
-comment on table public.notifications is 'The outbox of emails and alerts for an organization, sent once by a sender; owners and admins read it.';

@@ -103,6 +103,7 @@ create table public.orders (
   constraint orders_provider_order_unique unique (provider, provider_order_id),
   constraint orders_paid_at_when_paid check (status <> 'paid' or paid_at is not null)
 );
+comment on table public.orders is 'A checkout intent: what a provider is expected to collect for a plan, with its GST quote.';
 /** Foreign keys; an organization's orders in time order; open orders to reconcile. */
 create index orders_organization_id_idx on public.orders (organization_id, created_at);
 create index orders_plan_id_idx on public.orders (plan_id);
@@ -302,6 +303,7 @@ create table public.payment_events (
   occurred_at timestamptz not null default billing.now(),
   created_at timestamptz not null default now()
 );
+comment on table public.payment_events is 'Append-only log of what providers told us about payments (authorized, captured, failed, refunded, mismatch).';
 /** Foreign keys; an organization's payments in time order; a provider payment's events. */
 create index payment_events_organization_id_idx on public.payment_events (organization_id, occurred_at);
 create index payment_events_order_id_idx on public.payment_events (order_id);
@@ -430,6 +432,3 @@ create policy "Members can read their organization's payment events"
 -- =================================================================================================
 
 -- None: orders are created by checkout and change_plan (payments and lifecycle modules).
-
-comment on table public.orders is 'A checkout intent: what a provider is expected to collect for a plan, with its GST quote.';
-comment on table public.payment_events is 'Append-only log of what providers told us about payments (authorized, captured, failed, refunded, mismatch).';

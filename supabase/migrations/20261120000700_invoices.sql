@@ -125,6 +125,7 @@ create table public.invoices (
     end
   )
 );
+comment on table public.invoices is 'GST tax invoices, one per paid order, numbered without gaps per financial year; immutable.';
 
 /** Foreign keys and the policy column; an organization's invoices in time order; a payment's invoice. */
 create index invoices_organization_id_idx on public.invoices (organization_id, issued_at);
@@ -177,6 +178,7 @@ create table public.invoice_lines (
   constraint invoice_lines_number_unique unique (invoice_id, line_number),
   constraint invoice_lines_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
 );
+comment on table public.invoice_lines is 'The lines of a GST tax invoice, with their taxable value and tax components; immutable.';
 
 /** Foreign keys and the policy column. (invoice_id leads the unique constraint.) */
 create index invoice_lines_organization_id_idx on public.invoice_lines (organization_id);
@@ -232,6 +234,7 @@ create table public.credit_notes (
   constraint credit_notes_one_per_payment_event unique (payment_event_id),
   constraint credit_notes_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
 );
+comment on table public.credit_notes is 'Credit notes against an invoice, for refunds and voids; immutable.';
 
 /** Foreign keys and the policy column. (payment_event_id leads its unique constraint.) */
 create index credit_notes_organization_id_idx on public.credit_notes (organization_id, issued_at);
@@ -920,8 +923,4 @@ end;
 $$;
 revoke execute on function public.invoice_document(uuid) from public, anon;
 grant execute on function public.invoice_document(uuid) to authenticated, service_role;
-
-comment on table public.invoices is 'GST tax invoices, one per paid order, numbered without gaps per financial year; immutable.';
-comment on table public.invoice_lines is 'The lines of a GST tax invoice, with their taxable value and tax components; immutable.';
-comment on table public.credit_notes is 'Credit notes against an invoice, for refunds and voids; immutable.';
 comment on function public.invoice_document(uuid) is 'Everything a renderer needs to print an invoice (seller, buyer, lines, tax, amount in words). Members and service_role.';

@@ -1166,6 +1166,7 @@ end;
 $$;
 revoke execute on function public.create_checkout_order(uuid, text, text) from public, anon;
 grant execute on function public.create_checkout_order(uuid, text, text) to authenticated;
+comment on function public.create_checkout_order(uuid, text, text) is 'Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider.';
 
 
 -- =================================================================================================
@@ -1200,5 +1201,3 @@ begin
   end if;
 end;
 $$;
-
-comment on function public.create_checkout_order(uuid, text, text) is 'Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider.';

@@ -786,6 +786,7 @@ end;
 $$;
 revoke execute on function public.cancel_subscription(uuid, boolean) from public, anon;
 grant execute on function public.cancel_subscription(uuid, boolean) to authenticated;
+comment on function public.cancel_subscription(uuid, boolean) is 'Cancels the organization''s subscription at the period end (default) or now. Owners and admins.';
 
 /**
  * Undoes a cancellation scheduled for the period end, while the period still runs.
@@ -803,6 +804,7 @@ end;
 $$;
 revoke execute on function public.resume_subscription(uuid) from public, anon;
 grant execute on function public.resume_subscription(uuid) to authenticated;
+comment on function public.resume_subscription(uuid) is 'Undoes a cancellation scheduled for the period end, while the period still runs.';
 
 /**
  * What change_plan would do now, and what it would charge; writes nothing. Owners and admins.
@@ -821,6 +823,7 @@ end;
 $$;
 revoke execute on function public.preview_plan_change(uuid, text) from public, anon;
 grant execute on function public.preview_plan_change(uuid, text) to authenticated;
+comment on function public.preview_plan_change(uuid, text) is 'What change_plan would do now, and what it would charge; writes nothing. Owners and admins.';
 
 /**
  * Changes the organization's plan: an upgrade is a prorated order to pay (applied at once when
@@ -839,6 +842,7 @@ end;
 $$;
 revoke execute on function public.change_plan(uuid, text) from public, anon;
 grant execute on function public.change_plan(uuid, text) to authenticated;
+comment on function public.change_plan(uuid, text) is 'Changes the organization''s plan: an upgrade is a prorated order to pay (applied at once when nothing is due), a downgrade is scheduled for the period end. Owners and admins.';
 
 /**
  * Makes an open upgrade order from change_plan payable through a provider (the checkout function
@@ -857,6 +861,7 @@ end;
 $$;
 revoke execute on function public.prepare_order_checkout(uuid, uuid, text) from public, anon;
 grant execute on function public.prepare_order_checkout(uuid, uuid, text) to authenticated;
+comment on function public.prepare_order_checkout(uuid, uuid, text) is 'Makes an open upgrade order from change_plan payable through a provider (the checkout function calls it as the user).';
 
 /**
  * Starts a free trial of a paid plan: once per organization, and only without a live subscription.
@@ -875,6 +880,7 @@ end;
 $$;
 revoke execute on function public.start_trial(uuid, text) from public, anon;
 grant execute on function public.start_trial(uuid, text) to authenticated;
+comment on function public.start_trial(uuid, text) is 'Starts a free trial of a paid plan: once per organization, and only without a live subscription. Owners and admins.';
 
 
 -- =================================================================================================
@@ -1308,10 +1314,3 @@ begin
   end if;
 end;
 $$;
-
-comment on function public.cancel_subscription(uuid, boolean) is 'Cancels the organization''s subscription at the period end (default) or now. Owners and admins.';
-comment on function public.resume_subscription(uuid) is 'Undoes a cancellation scheduled for the period end, while the period still runs.';
-comment on function public.preview_plan_change(uuid, text) is 'What change_plan would do now, and what it would charge; writes nothing. Owners and admins.';
-comment on function public.change_plan(uuid, text) is 'Changes the organization''s plan: an upgrade is a prorated order to pay (applied at once when nothing is due), a downgrade is scheduled for the period end. Owners and admins.';
-comment on function public.prepare_order_checkout(uuid, uuid, text) is 'Makes an open upgrade order from change_plan payable through a provider (the checkout function calls it as the user).';
-comment on function public.start_trial(uuid, text) is 'Starts a free trial of a paid plan: once per organization, and only without a live subscription. Owners and admins.';

@@ -39,6 +39,7 @@
 create type public.ai_request_status as enum (
   'pending', 'completed', 'cached', 'denied', 'upstream_error', 'upstream_timeout', 'client_closed', 'expired'
 );
+comment on type public.ai_request_status is 'Where an AI request stands: pending (reserved), completed, cached, denied, upstream_error, upstream_timeout, client_closed, expired.';
 
 
 /**
@@ -101,6 +102,7 @@ create table public.ai_requests (
   created_at timestamptz not null default now(),
   constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null)
 );
+comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage and outcome.';
 
 /** Foreign keys and the policy column; an organization's calls in time order. */
 create index ai_requests_organization_id_idx on public.ai_requests (organization_id, created_at);
@@ -881,6 +883,3 @@ begin
   end if;
 end;
 $$;
-
-comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage and outcome.';
-comment on type public.ai_request_status is 'Where an AI request stands: pending (reserved), completed, cached, denied, upstream_error, upstream_timeout, client_closed, expired.';
