@@ -61,6 +61,20 @@ const advisors = (db) =>
     "db", "advisors", `--remote=${db.url}`, "--level", "warn", "--fail-on", "warn",
   ]);
 
+/**
+ * The INFO findings that are about the schema's layout, not about a fresh database's statistics
+ * (unused indexes are INFO on every new database): a table with RLS and no policy means a
+ * service-only table sits where the API looks.
+ */
+async function advisorsLayout(db) {
+  const { stdout, stderr } = await run(bin("supabase"), ["db", "advisors", `--remote=${db.url}`, "--level", "info"], {
+    env: cli,
+    allowFail: true,
+  });
+  const found = /"name"\s*:\s*"rls_enabled_no_policy"/.test(stdout + stderr);
+  record("supabase db advisors reports no table with RLS but no policy (INFO)", !found, found ? stdout + stderr : "");
+}
+
 async function typesDrift(db) {
   const file = path.join(root, "supabase", "functions", "_shared", "database.types.ts");
   const { stdout } = await run(bin("supabase"), ["gen", "types", "typescript", `--remote=${db.url}`, "--schema", "public,billing"], {
@@ -122,6 +136,7 @@ main(async () => {
     await pgTap(db);
     await lint(db);
     await advisors(db);
+    await advisorsLayout(db);
     await typesDrift(db);
     await denoCheck();
 

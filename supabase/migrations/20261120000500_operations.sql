@@ -87,7 +87,6 @@ create index job_runs_job_name_idx on billing.job_runs (job_name, started_at);
 create index job_runs_started_at_idx on billing.job_runs (started_at);
 revoke all on billing.job_runs from public;
 grant select on billing.job_runs to service_role;
-alter table billing.job_runs enable row level security;
 
 
 -- =================================================================================================

@@ -75,7 +75,6 @@ create table billing.invoice_counters (
 );
 revoke all on billing.invoice_counters from public;
 grant select on billing.invoice_counters to service_role;
-alter table billing.invoice_counters enable row level security;
 
 -- -------------------------------------------------------------------------------------------------
 -- invoices (immutable)

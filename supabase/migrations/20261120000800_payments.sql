@@ -76,7 +76,6 @@ create table billing.webhook_events (
 );
 revoke all on billing.webhook_events from public;
 grant select, insert, update, delete on billing.webhook_events to service_role;
-alter table billing.webhook_events enable row level security;
 
 -- -------------------------------------------------------------------------------------------------
 -- billing.provider_subscription_states (private)
@@ -99,7 +98,6 @@ create table billing.provider_subscription_states (
 );
 revoke all on billing.provider_subscription_states from public;
 grant select, insert, update on billing.provider_subscription_states to service_role;
-alter table billing.provider_subscription_states enable row level security;
 
 create trigger provider_subscription_states_touch_updated_at
   before update on billing.provider_subscription_states

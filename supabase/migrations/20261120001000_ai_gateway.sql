@@ -138,7 +138,6 @@ create table billing.ai_cache (
 /** Expired answers, for the purge job. (organization_id leads the primary key.) */
 create index ai_cache_expires_at_idx on billing.ai_cache (expires_at);
 grant select, insert, update, delete on billing.ai_cache to service_role;
-alter table billing.ai_cache enable row level security;
 
 
 -- =================================================================================================
