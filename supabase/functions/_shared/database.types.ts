@@ -157,6 +157,9 @@ export type Database = {
 "apply_captured_payment":
 { Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
                            },
+"apply_dispute":
+{ Args: { "p_event": Json,"p_event_at": string }; Returns: Json
+                           },
 "apply_due_downgrades":
 { Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
                            },
@@ -239,6 +242,9 @@ export type Database = {
                            },
 "effective_plan":
 { Args: { "p_at": string,"p_organization_id": string }; Returns: Record<string, unknown>
+                           },
+"end_paid_period":
+{ Args: { "p_action": string,"p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']>,"p_event": Json,"p_notification": string,"p_reason": string }; Returns: string
                            },
 "end_unpaid_trials":
 { Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
@@ -373,11 +379,16 @@ export type Database = {
 "number_in_words":
 { Args: { "p_number": number }; Returns: string
                            },
+"order_quote_problem":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_paid_at": string }; Returns: string
+                           },
 "order_tax_quote":
-{ Args: { "p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
+{ Args: { "p_currency": string,"p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
 "period_end_after":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
+                           } |
+{ Args: { "p_anchor": string,"p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
                            },
 "plan_change_quote":
 { Args: { "p_at": string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
@@ -408,7 +419,7 @@ export type Database = {
 { Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
                            },
 "record_payment_event":
-{ Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
+{ Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_needs_refund"?: boolean,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
                            },
 "refuse_plan_change":
 { Args: { "p_at": string,"p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
@@ -471,7 +482,7 @@ export type Database = {
                            }
           }
           Enums: {
-            "provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"
+            "provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"
           }
           CompositeTypes: {
             "ai_reservation": {
@@ -520,14 +531,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"created_at": string,"credit_note_prefix": string,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string
+                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"created_at"?: string,"credit_note_prefix"?: string,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string
                   }
                   Relationships: [
                     
@@ -696,28 +707,28 @@ isOneToOne: false
                   ]
                 },"organizations": {
                   Row: {
-                    "billing_address_line1": string | null,"billing_address_line2": string | null,"billing_city": string | null,"billing_country": string,"billing_email": string | null,"billing_name": string | null,"billing_postal_code": string | null,"created_at": string,"gstin": string | null,"id": string,"name": string,"state_code": string | null,"timezone": string,"updated_at": string
+                    "billing_address_line1": string | null,"billing_address_line2": string | null,"billing_city": string | null,"billing_country": string,"billing_email": string | null,"billing_name": string | null,"billing_postal_code": string | null,"created_at": string,"exports_verified": boolean,"gstin": string | null,"id": string,"name": string,"state_code": string | null,"timezone": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"gstin"?: string | null,"id"?: string,"name": string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
+                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"exports_verified"?: boolean,"gstin"?: string | null,"id"?: string,"name": string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
                   }
                   Update: {
-                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"gstin"?: string | null,"id"?: string,"name"?: string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
+                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"exports_verified"?: boolean,"gstin"?: string | null,"id"?: string,"name"?: string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     
                   ]
                 },"payment_events": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"currency": string,"details": NonNullable<Json>,"error_reason": string | null,"id": string,"method": string | null,"occurred_at": string,"order_id": string | null,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string,"status": Database["public"]['Enums']["payment_status"]
+                    "amount_cents": number,"created_at": string,"currency": string,"details": NonNullable<Json>,"error_reason": string | null,"id": string,"method": string | null,"needs_refund": boolean,"occurred_at": string,"order_id": string | null,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string,"status": Database["public"]['Enums']["payment_status"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"currency": string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"occurred_at"?: string,"order_id"?: string | null,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string,"status": Database["public"]['Enums']["payment_status"]
+                    "amount_cents": number,"created_at"?: string,"currency": string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"needs_refund"?: boolean,"occurred_at"?: string,"order_id"?: string | null,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string,"status": Database["public"]['Enums']["payment_status"]
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"currency"?: string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"occurred_at"?: string,"order_id"?: string | null,"organization_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_payment_id"?: string,"status"?: Database["public"]['Enums']["payment_status"]
+                    "amount_cents"?: number,"created_at"?: string,"currency"?: string,"details"?: NonNullable<Json>,"error_reason"?: string | null,"id"?: string,"method"?: string | null,"needs_refund"?: boolean,"occurred_at"?: string,"order_id"?: string | null,"organization_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_payment_id"?: string,"status"?: Database["public"]['Enums']["payment_status"]
                   }
                   Relationships: [
                     {
@@ -774,14 +785,14 @@ isOneToOne: false
                   ]
                 },"subscriptions": {
                   Row: {
-                    "cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"current_period_end": string | null,"current_period_start": string | null,"ended_at": string | null,"id": string,"organization_id": string,"pending_plan_effective_at": string | null,"pending_plan_id": string | null,"plan_id": string,"provider": Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id": string | null,"status": Database["public"]['Enums']["subscription_status"],"trial_end": string | null,"updated_at": string
+                    "cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"current_period_end": string | null,"current_period_start": string | null,"ended_at": string | null,"id": string,"organization_id": string,"pending_plan_effective_at": string | null,"pending_plan_id": string | null,"period_anchor": string | null,"plan_id": string,"provider": Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id": string | null,"status": Database["public"]['Enums']["subscription_status"],"trial_end": string | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id": string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"plan_id": string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
+                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id": string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"period_anchor"?: string | null,"plan_id": string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
                   }
                   Update: {
-                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id"?: string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"plan_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
+                    "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id"?: string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"period_anchor"?: string | null,"plan_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -940,6 +951,7 @@ isOneToOne: false
 "billing_name": string | null,
 "billing_postal_code": string | null,
 "created_at": string,
+"exports_verified": boolean,
 "gstin": string | null,
 "id": string,
 "name": string,
@@ -955,7 +967,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
+            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -1071,11 +1083,11 @@ export type CompositeTypes<
 export const Constants = {
   "billing": {
           Enums: {
-            "provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other"]
+            "provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost"]
           }
         },"public": {
           Enums: {
-            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
+            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

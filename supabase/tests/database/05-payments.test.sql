@@ -238,10 +238,12 @@ select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_b1', 'payment.captured', nul
   'applied', 'a Razorpay payment.captured matched by the provider order id is applied');
 update public.subscriptions set status = 'expired', ended_at = '2026-02-13 12:00+05:30'
 where organization_id = 'c5000000-0000-4000-8000-00000000000b';
+-- The order is made after the subscription expired (an order's quote expires: one made before
+-- the clock moved on would be paid too late).
+set local billing.now = '2026-04-01 09:00+05:30';
 insert into public.orders (id, organization_id, plan_id, provider, receipt, provider_order_id, amount_cents, status)
 values ('c5200000-0000-4000-8000-000000000007', 'c5000000-0000-4000-8000-00000000000b',
         'c5100000-0000-4000-8000-000000000001', 'razorpay', 'p5_rcpt_b2', 'order_p5b2', 50000, 'pending');
-set local billing.now = '2026-04-01 09:00+05:30';
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_b2', 'order.paid', 'p5_rcpt_b2', 'pay_b2', 59000, 'INR',
                                    '{"provider_order_id": "order_p5b2"}')),
   'applied', 'a payment after expiry is applied');
