@@ -1,6 +1,7 @@
-// PayU POSTs whose fields repeat, end to end through the functions server and the real database:
-// a validly signed failure with `&status=success` added must not pay anything, on the webhook
-// and on the browser's return POST. The hash is computed with node:crypto from the documented
+// PayU POSTs whose fields repeat or whose unsigned fields are forged, end to end through the
+// functions server and the real database: a validly signed failure with `&status=success` added
+// must not pay anything, and re-posts of a signed success with other mihpayid and addedon values
+// make no second payment and cannot move its time, on the webhook and on the browser's return POST. The hash is computed with node:crypto from the documented
 // formula (not our providers/ code).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -87,6 +88,34 @@ for (const name of ["payu-webhook", "payu-return"]) {
       assertEquals(honest.status < 400, true, JSON.stringify(honest));
       const after = await state(orgId, txnid);
       assertEquals([after.orders, after.subscriptions], [["failed"], 0]);
+    },
+  });
+}
+
+for (const name of ["payu-return", "payu-webhook"]) {
+  Deno.test({
+    name: `${name}: 50 concurrent re-posts of one signed success with forged mihpayid and addedon make one payment, at our receipt time`,
+    ...testOptions,
+    fn: async () => {
+      const { orgId, txnid } = await payuOrder();
+      const [{ now: before }] = await sql`select now()`;
+      // mihpayid and addedon are outside the reverse hash: whoever posts the form chooses them.
+      const bodies = Array.from({ length: 50 }, (_, i) =>
+        new URLSearchParams({ ...signedPost(txnid, "success", `FORGED-${i}-${rand()}`), addedon: "2000-01-01 00:00:00" })
+          .toString()
+      );
+      const answers = await Promise.all(bodies.map((b) => post(name, b)));
+      assertEquals(answers.every((a) => a.status < 400), true, JSON.stringify(answers.find((a) => a.status >= 400)));
+      const [row] = await sql`select
+        (select count(*)::int from public.payment_events where organization_id = ${orgId}) as payments,
+        (select provider_payment_id from public.payment_events where organization_id = ${orgId}) as payment_id,
+        (select bool_and(occurred_at >= ${before}) from public.payment_events where organization_id = ${orgId}) as receipt_time,
+        (select count(*)::int from public.subscription_history where organization_id = ${orgId}) as history,
+        (select count(*)::int from billing.webhook_events where provider = 'payu' and event_id = ${`${txnid}:success`}) as deliveries,
+        (select attempts from billing.webhook_events where provider = 'payu' and event_id = ${`${txnid}:success`}) as attempts`;
+      assertEquals({ ...row }, {
+        payments: 1, payment_id: txnid, receipt_time: true, history: 1, deliveries: 1, attempts: 50,
+      });
     },
   });
 }

@@ -483,9 +483,14 @@ Deno.test("PayU webhook without hash, with a wrong hash, or missing fields is re
   assert.deepEqual(noHash.ok ? null : noHash.code, "missing_signature");
   const wrong = await adapter.verifyWebhook(formBody({ ...posted, hash: "0".repeat(128) }), new Headers());
   assert.deepEqual(wrong.ok ? null : wrong.code, "invalid_signature");
-  const { mihpayid: _m, ...noMihpayid } = posted;
-  const missing = await adapter.verifyWebhook(formBody({ ...noMihpayid, hash }), new Headers());
+  // A signed form without an amount (the hash covers it, empty) is malformed; mihpayid is not
+  // signed, so it is not required (the event's identity is the txnid).
+  const noAmount = { ...posted, amount: "" };
+  const missing = await adapter.verifyWebhook(formBody({ ...noAmount, hash: sdkResponseHash(noAmount) }), new Headers());
   assert.deepEqual(missing.ok ? null : missing.code, "malformed_body");
+  const { mihpayid: _m, ...noMihpayid } = posted;
+  const unsignedMissing = await adapter.verifyWebhook(formBody({ ...noMihpayid, hash: sdkResponseHash(noMihpayid) }), new Headers());
+  assert.deepEqual(unsignedMissing.ok, true);
   const garbage = await adapter.verifyWebhook("%%%&&&==", new Headers());
   assert.deepEqual(garbage.ok ? null : garbage.code, "missing_signature");
   const unconfigured = await createPayuAdapter(envOf({ PAYU_MERCHANT_KEY: PAYU_KEY })).verifyWebhook(
@@ -550,7 +555,8 @@ Deno.test("PayU webhook normalizes success, failure and pending into payment.<st
     const { payload, ...event } = normalized.event;
     assert.deepEqual(event, {
       provider: "payu",
-      event_id: `inv_2024_000123:403993715531077182:${status}`,
+      // Only what the reverse hash covers decides identity and time: not mihpayid, addedon or mode.
+      event_id: `inv_2024_000123:${status}`,
       event_type: `payment.${status}`,
       kind: kinds[status],
       subscription_status: null,
@@ -558,15 +564,17 @@ Deno.test("PayU webhook normalizes success, failure and pending into payment.<st
       error_reason: status === "failure" ? "failure" : null,
       order_ref: "inv_2024_000123",
       provider_order_id: null,
-      provider_payment_id: "403993715531077182",
+      provider_payment_id: "inv_2024_000123",
       provider_subscription_id: null,
       provider_refund_id: null,
       amount_paise: 49900,
       currency: "INR",
       status,
-      method: "UPI",
-      occurred_at: "2024-07-01T07:04:56.000Z",
+      method: null,
+      occurred_at: null,
     });
+    // The unsigned fields are kept in the payload, for the record only.
+    assert.deepEqual([payload.mihpayid, payload.addedon, payload.mode], ["403993715531077182", "2024-07-01 12:34:56", "UPI"]);
     assert.equal(payload.udf1, "tenant_42");
   }
 });
@@ -1039,7 +1047,8 @@ Deno.test("Razorpay normalize pulls ids, amount, currency, status, receipt and t
     assert.ok(normalized.ok, event);
     const e = normalized.event;
     assert.equal(e.provider, "razorpay");
-    assert.equal(e.event_id, `evt_${event}`);
+    // The identity comes from the signed body (event, entity, created_at), not the header.
+    assert.ok(new RegExp(`^${event.replaceAll(".", "\\.")}:[A-Za-z0-9_]+:1719830400$`).test(e.event_id), `${event}: ${e.event_id}`);
     assert.equal(e.event_type, event);
     assert.equal(e.occurred_at, "2024-07-01T10:40:00.000Z");
     assert.deepEqual(e.payload, JSON.parse(body));

@@ -18,7 +18,8 @@
 // Errors: 400 invalid_input | invalid_provider | malformed_json, 401 (no user), 403 forbidden,
 // 404 plan_not_found, 409 plan_not_purchasable | use_change_plan (a subscription runs on another
 // plan: change plans with public.change_plan) | recurring_subscription_exists (a Razorpay
-// subscription checkout is open, or one renews already), 422 provider_not_configured, 502/504
+// subscription checkout is open, or one renews already) | too_many_open_orders (the organization has
+// billing_settings.max_open_orders open orders), 422 provider_not_configured, 502/504
 // upstream_*, 503 server_not_configured (SUPABASE_URL is not set).
 import { requireUser } from "../_shared/auth.ts";
 import { asService, asUser, sqlError } from "../_shared/db.ts";
@@ -72,7 +73,9 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
     } catch (e) {
       // create_checkout_order names the refusals checkout must tell apart in the error's HINT.
       const hint = (e as { hint?: string })?.hint;
-      const code = hint === "use_change_plan" || hint === "recurring_subscription_exists" ? hint : "plan_not_purchasable";
+      const code = hint === "use_change_plan" || hint === "recurring_subscription_exists" || hint === "too_many_open_orders"
+        ? hint
+        : "plan_not_purchasable";
       throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, code] });
     }
     const common = {

@@ -211,7 +211,7 @@ export async function verifyPayuWebhook(raw: string, env: EnvGetter): Promise<Ve
   if (!(await verifyReverseHash(payload, config.key, config.salt))) {
     return { ok: false, code: "invalid_signature", message: "hash does not match" };
   }
-  for (const name of ["txnid", "mihpayid", "status", "amount"]) {
+  for (const name of ["txnid", "status", "amount"]) {
     if (!payload[name]) return { ok: false, code: "malformed_body", message: `${name} is missing` };
   }
   return { ok: true, webhook: { provider: "payu", payload, event_id: null } };
@@ -224,14 +224,21 @@ export const PAYU_EVENT_KINDS: Readonly<Record<string, EventKind>> = {
   pending: "payment_pending",
 };
 
-/** Maps a PayU transaction (webhook POST or verify_payment entry) to a NormalizedEvent. Never throws. */
-export function normalizePayu(webhook: VerifiedWebhook): NormalizeResult {
+/**
+ * Maps a PayU transaction to a NormalizedEvent. Never throws. Only what PayU signed decides what
+ * happened: a posted form (the webhook, or the browser's return, `source` "posted") is signed by
+ * the reverse hash over status, udf1..5, email, firstname, productinfo, amount, txnid and key,
+ * so the event is `${txnid}:${status}` (a txnid is captured once), its payment is the txnid, and
+ * its time is our receipt time (occurred_at null); mihpayid, addedon and mode are whoever posted
+ * the form's word and are only kept in the payload. An answer of PayU's verify_payment API
+ * (`source` "api", fetched by us with our key) is PayU's own word: its addedon is the event time.
+ */
+export function normalizePayu(webhook: VerifiedWebhook, source: "posted" | "api" = "posted"): NormalizeResult {
   const p = webhook.payload;
   const txnid = nonEmpty(p.txnid);
-  const mihpayid = nonEmpty(p.mihpayid);
   const status = nonEmpty(p.status);
-  if (!txnid || !mihpayid || !status || !STATUS.test(status)) {
-    return { ok: false, code: "malformed_body", message: "txnid, mihpayid and status are required" };
+  if (!txnid || !status || !STATUS.test(status)) {
+    return { ok: false, code: "malformed_body", message: "txnid and status are required" };
   }
   const amountText = nonEmpty(p.amount) ?? nonEmpty(p.amt) ?? nonEmpty(p.transaction_amount);
   let amount_paise: number | null = null;
@@ -246,21 +253,21 @@ export function normalizePayu(webhook: VerifiedWebhook): NormalizeResult {
   const kind = PAYU_EVENT_KINDS[lower] ?? "other";
   const event: NormalizedEvent = {
     provider: "payu",
-    event_id: `${txnid}:${mihpayid}:${lower}`,
+    event_id: `${txnid}:${lower}`,
     event_type: `payment.${lower}`,
     kind,
     subscription_status: null,
     error_reason: kind === "payment_failed" ? (nonEmpty(p.error_Message) ?? lower) : null,
     order_ref: txnid,
     provider_order_id: null,
-    provider_payment_id: mihpayid,
+    provider_payment_id: txnid,
     provider_subscription_id: null,
     provider_refund_id: null,
     amount_paise,
     currency: "INR",
     status: lower,
-    method: nonEmpty(p.mode),
-    occurred_at: payuTimeToIso(nonEmpty(p.addedon)),
+    method: source === "api" ? nonEmpty(p.mode) : null,
+    occurred_at: source === "api" ? payuTimeToIso(nonEmpty(p.addedon)) : null,
     payload: p,
   };
   return { ok: true, event };
@@ -378,7 +385,7 @@ export async function verifyPayuPayment(
   const tx = entry as Record<string, unknown>;
   if (tx.status === "Not Found" || tx.mihpayid === "Not Found") return null;
   const payload: Record<string, unknown> = { ...tx, txnid: nonEmpty(tx.txnid) ?? txnid };
-  const normalized = normalizePayu({ provider: "payu", payload, event_id: null });
+  const normalized = normalizePayu({ provider: "payu", payload, event_id: null }, "api");
   if (!normalized.ok) {
     throw new ProviderError(502, "invalid_upstream_response", `PayU entry: ${normalized.message}`);
   }

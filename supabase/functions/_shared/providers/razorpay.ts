@@ -50,6 +50,11 @@ export const RAZORPAY_EVENT_KINDS: Readonly<Record<string, EventKind>> = {
   "subscription.paused": "subscription_status",
   "subscription.cancelled": "subscription_status",
   "subscription.completed": "subscription_status",
+  // A dispute (chargeback): open while Razorpay and the bank decide; `closed` is read from the
+  // dispute's own status (razorpayEventKind).
+  "payment.dispute.created": "dispute_opened",
+  "payment.dispute.won": "dispute_won",
+  "payment.dispute.lost": "dispute_lost",
 };
 
 /** The provider subscription status a Razorpay event stands for (null: it says nothing about one). */
@@ -65,8 +70,10 @@ export const RAZORPAY_SUBSCRIPTION_STATUS: Readonly<Record<string, ProviderSubsc
 };
 
 /** The kind of a Razorpay event, given whether it names a payment id. */
-export function razorpayEventKind(eventType: string, paymentId: string | null): EventKind {
+export function razorpayEventKind(eventType: string, paymentId: string | null, disputeStatus: string | null = null): EventKind {
   if (eventType === "invoice.paid" && paymentId === null) return "other";
+  // A closed dispute the merchant did not win (accepted, or closed for the customer) is lost.
+  if (eventType === "payment.dispute.closed") return disputeStatus === "won" ? "dispute_won" : "dispute_lost";
   return Object.hasOwn(RAZORPAY_EVENT_KINDS, eventType) ? RAZORPAY_EVENT_KINDS[eventType] : "other";
 }
 
@@ -192,13 +199,18 @@ export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
   const refund = entity(p, "refund");
   const subscription = entity(p, "subscription");
   const invoice = entity(p, "invoice");
-  const kind = eventType.split(".")[0];
+  const dispute = entity(p, "dispute");
+  const kind = dispute ? "dispute" : eventType.split(".")[0];
 
   try {
     let amount: number | null;
     let currency: string | null;
     let status: string | null;
-    if (kind === "refund") {
+    if (kind === "dispute") {
+      amount = amountOf(dispute?.amount);
+      currency = str(dispute?.currency);
+      status = str(dispute?.status);
+    } else if (kind === "refund") {
       amount = amountOf(refund?.amount);
       currency = str(refund?.currency);
       status = str(refund?.status);
@@ -218,11 +230,17 @@ export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
     const orderRef = str(order?.receipt) ?? str(invoice?.receipt) ??
       [order, payment, subscription, invoice, refund].map((e) => str(notesOf(e).order_ref)).find((v) => v) ??
       null;
-    const paymentId = str(payment?.id) ?? str(refund?.payment_id) ?? str(invoice?.payment_id);
-    const eventKind = razorpayEventKind(eventType, paymentId);
+    const paymentId = str(payment?.id) ?? str(dispute?.payment_id) ?? str(refund?.payment_id) ??
+      str(invoice?.payment_id);
+    const eventKind = razorpayEventKind(eventType, paymentId, str(dispute?.status));
+    // The identity of the event, from the signed body: what happened, to which entity, when.
+    const entityId = [dispute, refund, payment, invoice, subscription, order].map((e) => str(e?.id)).find((v) => v);
+    if (!entityId || typeof body.created_at !== "number") {
+      return { ok: false, code: "malformed_body", message: "the event names no entity or has no created_at" };
+    }
     const event: NormalizedEvent = {
       provider: "razorpay",
-      event_id: webhook.event_id,
+      event_id: `${eventType}:${entityId}:${body.created_at}`,
       event_type: eventType,
       kind: eventKind,
       subscription_status: subscriptionStatusOf(eventType),
@@ -232,6 +250,7 @@ export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
       provider_payment_id: paymentId,
       provider_subscription_id: str(subscription?.id) ?? str(invoice?.subscription_id),
       provider_refund_id: str(refund?.id),
+      provider_dispute_id: str(dispute?.id),
       amount_paise: amount,
       currency,
       status,

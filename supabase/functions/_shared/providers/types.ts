@@ -5,7 +5,7 @@
 //
 // Flow in a webhook function: `verifyWebhook(raw, headers)` (signature on the raw bytes, then parse),
 // then `normalize(verified)` into the `NormalizedEvent` jsonb the SQL entry point receives.
-import type { Database } from "../database.types.ts";
+import { Constants, type Database } from "../database.types.ts";
 import { type EnvGetter, requireEnv as requireAnyEnv } from "../env.ts";
 
 export type { EnvGetter } from "../env.ts";
@@ -15,27 +15,12 @@ export type ProviderName = string;
 
 /**
  * What an event means for billing, in words no provider uses: the SQL entry point dispatches on
- * this alone. `other` is recorded and otherwise ignored.
+ * this alone (the enum billing.provider_event_kind). `other` is recorded and otherwise ignored.
  */
-export type EventKind =
-  | "payment_captured"
-  | "payment_failed"
-  | "payment_authorized"
-  | "payment_pending"
-  | "refund_processed"
-  | "subscription_status"
-  | "other";
+export type EventKind = Database["billing"]["Enums"]["provider_event_kind"];
 
 /** Every EventKind, for tests and for checks on what an adapter produced. */
-export const EVENT_KINDS: readonly EventKind[] = [
-  "payment_captured",
-  "payment_failed",
-  "payment_authorized",
-  "payment_pending",
-  "refund_processed",
-  "subscription_status",
-  "other",
-];
+export const EVENT_KINDS: readonly EventKind[] = Constants.billing.Enums.provider_event_kind;
 
 /** The status of the provider's subscription an event stands for, in neutral words. */
 export type ProviderSubscriptionStatus = "active" | "pending" | "halted" | "paused" | "cancelled" | "completed";
@@ -43,7 +28,11 @@ export type ProviderSubscriptionStatus = "active" | "pending" | "halted" | "paus
 /** What the SQL entry point receives (as jsonb) for one provider event. Amounts are integer paise. */
 export interface NormalizedEvent {
   provider: ProviderName;
-  /** Idempotency key. Razorpay: `x-razorpay-event-id`; PayU: `${txnid}:${mihpayid}:${status}`. */
+  /**
+   * Idempotency key, from what the provider signed only. Razorpay: `${event}:${entity id}:${created_at}`
+   * of the signed body (the x-razorpay-event-id header is not signed); PayU: `${txnid}:${status}`
+   * (a txnid is captured once; mihpayid is outside the reverse hash).
+   */
   event_id: string;
   /** The provider's own name for the event, kept for the record (SQL never dispatches on it). */
   event_type: string;
@@ -59,12 +48,17 @@ export interface NormalizedEvent {
   provider_payment_id: string | null;
   provider_subscription_id: string | null;
   provider_refund_id: string | null;
+  /** The provider's dispute (chargeback) id, for the dispute kinds. */
+  provider_dispute_id?: string | null;
   amount_paise: number | null;
   currency: string | null;
   /** The provider's own status of the main entity (payment, refund, subscription or invoice). */
   status: string | null;
   method: string | null;
-  /** ISO 8601 (UTC) time the provider gives for the event, when it gives one. */
+  /**
+   * ISO 8601 (UTC) time of the event when the provider signed it (Razorpay's created_at, or an
+   * answer of the provider's API); null otherwise, and the SQL uses its receipt time.
+   */
   occurred_at: string | null;
   /** The parsed body, as the provider sent it. */
   payload: Record<string, unknown>;
