@@ -103,7 +103,7 @@ begin
   from public.organization_members m
   where m.user_id = p_user_id and m.role = 'owner';
   if v_owned + p_adding > v_limit then
-    raise exception 'max_owned_organizations limit reached: a user may own at most % and user % already owns %',
+    raise exception 'max_owned_organizations limit reached: a user may own at most % organizations and user % already owns %',
       v_limit, p_user_id, v_owned + p_adding - 1  -- without the one being added
       using errcode = 'check_violation',
             hint = 'Make another member owner of one of them and leave it, or ask an operator to raise billing_settings.max_owned_organizations.';
