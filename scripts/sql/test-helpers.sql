@@ -70,7 +70,25 @@ $$;
 comment on function tests.relax_member_limit() is
   'Lifts the free plan''s max_members to 100 so fixtures can put several members in a free organization (run as postgres).';
 
-revoke all on function tests.as_user(uuid), tests.as_role(text), tests.as_postgres(), tests.relax_member_limit()
+/**
+ * Fixtures make one user owner of many organizations, while billing_settings allows 3 per user.
+ * Lifts max_owned_organizations (null: no limit) for the current transaction (the test file rolls
+ * it back); the limit itself is tested in 11-per-person.
+ */
+create or replace function tests.relax_owner_limit()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update public.billing_settings set max_owned_organizations = null;
+end;
+$$;
+comment on function tests.relax_owner_limit() is
+  'Lifts billing_settings.max_owned_organizations so fixtures can make one user owner of many organizations (run as postgres).';
+
+revoke all on function tests.as_user(uuid), tests.as_role(text), tests.as_postgres(), tests.relax_member_limit(),
+  tests.relax_owner_limit()
   from public;
 grant execute on function tests.as_user(uuid), tests.as_role(text), tests.as_postgres()
   to anon, authenticated, service_role;
