@@ -391,6 +391,92 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "Razorpay: a full refund of the payment that paid the period ends it, through the webhook; a partial one keeps it",
+  ...testOptions,
+  fn: async () => {
+    const { org, rzpOrderId } = await razorpayOrder();
+    const payId = `pay_${rand()}`;
+    await sendRzp(rzpEvent("payment.captured", { payment: { entity: rzpPayment(payId, TOTAL, { order_id: rzpOrderId }) } }));
+    assertEquals((await entitlements(org.id)).plan_code, PLANS.onetime);
+    const refund = (id: string, amount: number) =>
+      sendRzp(rzpEvent("refund.processed", {
+        refund: { entity: { id, entity: "refund", amount, currency: "INR", payment_id: payId, status: "processed" } },
+      }));
+    assertEquals((await refund(`rfnd_${rand()}`, 1000)).body.result, "applied");
+    assertEquals((await entitlements(org.id)).plan_code, PLANS.onetime, "a partial refund keeps the plan");
+    assertEquals((await refund(`rfnd_${rand()}`, TOTAL - 1000)).body.result, "applied");
+    const e = await entitlements(org.id);
+    assertEquals([e.tier, e.reason], ["free", "canceled"], "the full refund ends the paid period");
+    const [row] = await sql`select
+      (select count(*)::int from public.subscription_history where organization_id = ${org.id} and action = 'refunded'
+         and actor_kind = 'provider') as history,
+      (select count(*)::int from public.notifications where organization_id = ${org.id} and kind = 'subscription_refunded') as notes,
+      (select count(*)::int from public.credit_notes where organization_id = ${org.id}) as credit_notes`;
+    assertEquals({ ...row }, { history: 1, notes: 1, credit_notes: 2 });
+  },
+});
+
+Deno.test({
+  name: "Razorpay: a dispute puts the subscription past due, a won one restores it, a lost one ends it; each step once",
+  ...testOptions,
+  fn: async () => {
+    const subscriptionOf = async (orgId: string) =>
+      (await sql`select status::text from public.subscriptions where organization_id = ${orgId}`)[0]?.status;
+    const run = async (outcome: "won" | "lost") => {
+      const { org, rzpOrderId } = await razorpayOrder();
+      const payId = `pay_${rand()}`;
+      await sendRzp(rzpEvent("payment.captured", { payment: { entity: rzpPayment(payId, TOTAL, { order_id: rzpOrderId }) } }));
+      const dispute = (status: string) => ({
+        payment: { entity: rzpPayment(payId, TOTAL) },
+        dispute: { entity: { id: `disp_${payId}`, entity: "dispute", payment_id: payId, amount: TOTAL, currency: "INR", status } },
+      });
+      const opened = rzpEvent("payment.dispute.created", dispute("open"));
+      assertEquals((await sendRzp(opened)).body.result, "applied");
+      assertEquals((await sendRzp(opened)).body.result, "duplicate", "a redelivery is a duplicate");
+      assertEquals(await subscriptionOf(org.id), "past_due");
+      const closed = await sendRzp(rzpEvent(`payment.dispute.${outcome}`, dispute(outcome)));
+      assertEquals(closed.body.result, "applied");
+      return org.id;
+    };
+    const won = await run("won");
+    assertEquals(await subscriptionOf(won), "active", "a won dispute restores the subscription");
+    const lost = await run("lost");
+    assertEquals(await subscriptionOf(lost), "canceled", "a lost dispute ends it");
+    assertEquals((await entitlements(lost)).tier, "free");
+    const history = await sql`select action, actor_kind from public.subscription_history where organization_id = ${lost}
+      and action like 'dispute%' order by effective_at, action`;
+    assertEquals(history.map((h) => `${h.action}/${h.actor_kind}`), ["dispute_opened/provider", "dispute_lost/provider"]);
+  },
+});
+
+Deno.test({
+  name: "PayU: 20 superseded checkouts paid at the same moment apply none; only the open checkout is applied",
+  ...testOptions,
+  fn: async () => {
+    const org = await makeOrg();
+    const forms: Record<string, string>[] = [];
+    for (let i = 0; i < 21; i++) {
+      const res = await checkout(org, PLANS.onetime, "payu");
+      assertEquals(res.status, 200, JSON.stringify(res.body));
+      forms.push(res.body.fields as Record<string, string>);
+    }
+    const superseded = forms.slice(0, 20);
+    const answers = await Promise.all(superseded.map((f) => sendPayu("payu-webhook", payuPost(f, "success", `mih${rand()}`))));
+    assertEquals(answers.map((a) => a.status), Array(20).fill(200));
+    assertEquals(answers.map((a) => a.body.result), Array(20).fill("recorded"));
+    assertEquals((await entitlements(org.id)).tier, "free", "no superseded payment bought anything");
+    const last = await sendPayu("payu-webhook", payuPost(forms[20], "success", `mih${rand()}`));
+    assertEquals(last.body.result, "applied");
+    const [row] = await sql`select
+      (select count(*)::int from public.payment_events where organization_id = ${org.id} and needs_refund) as to_refund,
+      (select count(*)::int from public.payment_events where organization_id = ${org.id} and not needs_refund) as applied,
+      (select count(*)::int from public.subscription_history where organization_id = ${org.id}) as history,
+      (select count(*)::int from public.invoices where organization_id = ${org.id}) as invoices`;
+    assertEquals({ ...row }, { to_refund: 20, applied: 1, history: 1, invoices: 1 });
+  },
+});
+
 // -------------------------------------------------------------------------------------------------
 // Exactly once under concurrency
 

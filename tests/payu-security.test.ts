@@ -25,10 +25,10 @@ async function payuOrder() {
 }
 
 /** PayU's post for the order with the given status, signed with the reverse hash. */
-function signedPost(txnid: string, status: string, mihpayid: string): Record<string, string> {
+function signedPost(txnid: string, status: string, mihpayid: string, amount = "499.00"): Record<string, string> {
   const f: Record<string, string> = {
     mihpayid, mode: "UPI", status, unmappedstatus: status === "success" ? "captured" : "failed",
-    key: env("PAYU_MERCHANT_KEY"), txnid, amount: "499.00", productinfo: "PayU security test",
+    key: env("PAYU_MERCHANT_KEY"), txnid, amount, productinfo: "PayU security test",
     firstname: "Asha", email: "asha@example.in", udf1: "", udf2: "", udf3: "", udf4: "", udf5: "",
   };
   const s = [
@@ -99,9 +99,12 @@ for (const name of ["payu-return", "payu-webhook"]) {
     fn: async () => {
       const { orgId, txnid } = await payuOrder();
       const [{ now: before }] = await sql`select now()`;
+      // The order's total is the price plus GST (the orders' tax trigger): PayU charges that.
+      const [{ amount }] = await sql`select amount_cents::int as amount from public.orders where receipt = ${txnid}`;
+      const rupees = (amount / 100).toFixed(2);
       // mihpayid and addedon are outside the reverse hash: whoever posts the form chooses them.
       const bodies = Array.from({ length: 50 }, (_, i) =>
-        new URLSearchParams({ ...signedPost(txnid, "success", `FORGED-${i}-${rand()}`), addedon: "2000-01-01 00:00:00" })
+        new URLSearchParams({ ...signedPost(txnid, "success", `FORGED-${i}-${rand()}`, rupees), addedon: "2000-01-01 00:00:00" })
           .toString()
       );
       const answers = await Promise.all(bodies.map((b) => post(name, b)));

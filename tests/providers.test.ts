@@ -1006,7 +1006,15 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
   }],
   // An invoice paid with no payment named is recorded, not applied.
   ["invoice.paid", { invoice: { ...invoice, payment_id: null } }, { provider_payment_id: null, kind: "other" }],
-  ["payment.dispute.created", { payment }, { kind: "other", subscription_status: null, error_reason: null }],
+  ["payment.dispute.created", { payment }, { kind: "dispute_opened", subscription_status: null, error_reason: null }],
+  ...(["won", "lost"] as const).map((outcome): [string, Record<string, unknown>, Expect] => [
+    `payment.dispute.${outcome}`,
+    { payment, dispute: { id: `disp_${outcome}`, entity: "dispute", payment_id: payment.id, amount: 10000, currency: "INR", status: outcome } },
+    { kind: `dispute_${outcome}`, provider_payment_id: payment.id, provider_dispute_id: `disp_${outcome}`, amount_paise: 10000, status: outcome },
+  ]),
+  // A closed dispute is read from the dispute's status: won stays won, anything else is lost.
+  ["payment.dispute.closed", { payment, dispute: { id: "disp_c", entity: "dispute", payment_id: payment.id, amount: 10000, currency: "INR", status: "closed" } },
+    { kind: "dispute_lost", provider_dispute_id: "disp_c" }],
 ];
 
 Deno.test("Razorpay checkout options carry the amount and currency of the order Razorpay created, not ours", async () => {
