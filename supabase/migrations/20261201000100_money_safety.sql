@@ -150,8 +150,8 @@ begin
     and o.status in ('created', 'pending') and (o.expires_at is null or o.expires_at > v_now);
   select s.max_open_orders into v_max from public.billing_settings s where s.id;
   if v_open > coalesce(v_max, 3) then
-    raise exception 'the organization has % open orders, at most % may be open: pay or let one expire first', v_open - 1,
-      coalesce(v_max, 3)
+    raise exception 'too many open orders: the organization would have %, and billing_settings.max_open_orders allows %; pay or let one expire first',
+      v_open, coalesce(v_max, 3)
       using errcode = 'object_not_in_prerequisite_state', hint = 'too_many_open_orders';
   end if;
   return null;

@@ -202,7 +202,7 @@ select billing.apply_payment_event(jsonb_build_object(
   'provider_payment_id', (select val from ms where key = 'o6_a'), 'amount_paise', 58882, 'currency', 'INR'));
 select tests.as_user('e1111111-0000-4000-8000-000000000001');
 select throws_ok($$select * from public.create_checkout_order(pg_temp.org(5), 'ms_basic_m', 'payu')$$,
-  '55000', 'the organization has 1 open orders, at most 1 may be open: pay or let one expire first',
+  '55000', 'too many open orders: the organization would have 2, and billing_settings.max_open_orders allows 1; pay or let one expire first',
   'past billing_settings.max_open_orders a checkout is refused, naming the limit');
 select tests.as_postgres();
 select is((select count(*)::integer from public.orders where organization_id = pg_temp.org(5)), 1,
