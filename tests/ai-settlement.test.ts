@@ -184,6 +184,32 @@ Deno.test("a settlement the database refuses is never followed by a release: the
   assertEquals(await counted(t.org), [reserved, 2], "the tokens and prompts stay counted");
 });
 
+Deno.test("a cache entry the database refuses does not cost the settlement: settled at Groq's usage, not cached", testOptions, async () => {
+  await control({ reset: true });
+  const t = await tenant();
+  const fn = `test_refuse_cache_${rand()}`;
+  await sql.unsafe(`create function public.${fn}() returns trigger language plpgsql set search_path = '' as $$
+    begin raise exception 'cache entry refused by the database (test)'; end; $$`);
+  await sql.unsafe(`create trigger ${fn} before insert on billing.ai_cache for each row
+    when (new.organization_id = '${t.org}') execute function public.${fn}()`);
+  try {
+    for (const stream of [false, true]) {
+      const res = await chat(t, ask(`no cache ${stream} ${rand()}`, { stream }));
+      assertEquals(res.status, 200);
+      await res.text();
+    }
+  } finally {
+    await sql.unsafe(`drop trigger if exists ${fn} on billing.ai_cache`);
+    await sql.unsafe(`drop function if exists public.${fn}()`);
+  }
+  const log = await rows(t.org);
+  assertEquals(log.map((r) => r.status), ["completed", "completed"], "both settled (the last try without the cache entry)");
+  assertEquals(log.map((r) => r.counted_tokens), log.map((r) => r.prompt_tokens + r.completion_tokens), "at Groq's usage");
+  assertEquals(await used(t.org, "groq_tokens"), log.reduce((n, r) => n + r.counted_tokens, 0));
+  const [{ n }] = await sql`select count(*)::int as n from billing.ai_cache where organization_id = ${t.org}`;
+  assertEquals(n, 0, "and nothing was cached");
+});
+
 // -------------------------------------------------------------------------------------------------
 // U+0000
 
