@@ -338,12 +338,12 @@ Deno.test("the prompt quota: 429 prompt_quota_exceeded with Retry-After to local
 
 Deno.test("the token quota: max_tokens is capped to what is left, then 429 token_quota_exceeded", testOptions, async () => {
   await control({ reset: true });
-  // "cap me" is 6 bytes: the estimate is ceil(6/4) + 4 = 6 tokens; the fake counts 2.
-  const t = await tenant(roomy({ groq_tokens_per_month: 40 }));
+  // "cap me" is 6 bytes: the estimate (an upper bound) is 6 + 4 ("user") + 8 + 64 = 82 tokens; the fake counts 2.
+  const t = await tenant(roomy({ groq_tokens_per_month: 116 }));
   let res = await chat(t, ask("cap me", { max_tokens: 100 }));
   assertEquals(res.status, 200);
   const first = await body(res);
-  assertEquals((await stats()).last["groq.chat"].max_completion_tokens, 34, "max_tokens capped to 40 - 6 = 34");
+  assertEquals((await stats()).last["groq.chat"].max_completion_tokens, 34, "max_tokens capped to 116 - 82 = 34");
   const spent = (first.usage as { total_tokens: number }).total_tokens;
   assertEquals(spent, 2 + 16);
   assertEquals(await used(t.org, "groq_tokens"), 18, "settled at the actual 18");
@@ -355,8 +355,8 @@ Deno.test("the token quota: max_tokens is capped to what is left, then 429 token
 
   res = await chat(t, ask("cap me", { max_tokens: 100 }));
   const b = await body(res);
-  assertEquals([res.status, b.code, b.limit, b.limit_amount, b.remaining], [429, "token_quota_exceeded", "tokens", 40, 4],
-    "4 tokens left is too little to answer");
+  assertEquals([res.status, b.code, b.limit, b.limit_amount, b.remaining], [429, "token_quota_exceeded", "tokens", 116, 80],
+    "80 tokens left is less than the prompt's bound (82): too little to answer");
   assert(Number(res.headers.get("retry-after")) >= 1);
   assertEquals(await used(t.org, "groq_tokens"), 36, "the refusal counted nothing");
   assertEquals(await used(t.org, "ai_prompts"), 2, "not even a prompt");
@@ -565,10 +565,13 @@ Deno.test("200 concurrent requests with 50 prompts left: exactly 50 reach Groq, 
 
 Deno.test("50 concurrent requests on a token budget for about 10 answers never spend past it", testOptions, async () => {
   await control({ reset: true });
-  await control({ latency_ms: 50 });
+  // Groq is slow enough that every request reserves (or is refused) before the first settles.
+  await control({ latency_ms: 2000 });
   try {
-    // Each request: prompt estimate ceil(bytes/4) + 4 = 7, actual 3 + 16 = 19 tokens.
-    const t = await tenant(roomy({ groq_tokens_per_month: 200 }));
+    // Each request: prompt estimate 11 + 4 + 8 + 64 = 87, reserved 87 + 16 = 103 (10 fit in 1030),
+    // actual 3 + 16 = 19 tokens.
+    const budget = 1030;
+    const t = await tenant(roomy({ groq_tokens_per_month: budget }));
     const before = await groqCalls();
     const answers = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
       const res = await chat(t, ask(`budget q${String(i).padStart(3, "0")}`, { max_tokens: 16 }));
@@ -579,7 +582,7 @@ Deno.test("50 concurrent requests on a token budget for about 10 answers never s
     assertEquals(answers.filter((a) => typeof a !== "number").every((a) => a === "429 token_quota_exceeded"), true);
     assert(answered.length >= 8 && answered.length <= 10, `about 10 answered (${answered.length})`);
     const spent = answered.reduce((a, b) => a + b, 0);
-    assert(spent <= 200, `tokens spent (${spent}) never exceed the budget`);
+    assert(spent <= budget, `tokens spent (${spent}) never exceed the budget`);
     assertEquals(await used(t.org, "groq_tokens"), spent, "the counter equals what Groq reported");
     assertEquals(await groqCalls(), before + answered.length, "one upstream call per answer");
     const [{ pending }] = await sql`select count(*)::int as pending from public.ai_requests

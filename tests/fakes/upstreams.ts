@@ -8,7 +8,9 @@
 //   PayU      POST /merchant/postservice.php?form=2  (verify_payment; command hash checked)
 //             POST /_payment                          (request hash checked)
 //   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
-//                                                      stream_chunk_delay_ms, reply_tokens, reset}
+//                                                      stream_chunk_delay_ms, reply_tokens,
+//                                                      prompt_tokens_per: "char4" | "byte",
+//                                                      reply_suffix, reset}
 //             POST /__control/razorpay                {latency_ms, fail_status, fail_count, reset}
 //             POST /__control/razorpay/payments       payment or [payments] to seed
 //             GET  /__control/razorpay/orders         orders and subscriptions created so far
@@ -18,7 +20,9 @@
 //             POST /__control/reset                   everything back to the start state
 //
 // Groq token counts are deterministic: prompt_tokens = ceil(characters of all message texts / 4)
-// (at least 1); completion_tokens = min(max_completion_tokens ?? max_tokens ?? 64, reply_tokens)
+// (at least 1), or with prompt_tokens_per "byte" the UTF-8 bytes of all message texts + 4 per message
+// (the most a byte-level tokenizer and its chat template can count: above ceil(bytes / 4) + 4 per
+// message, the gateway's old estimate); completion_tokens = min(max_completion_tokens ?? max_tokens ?? 64, reply_tokens)
 // with reply_tokens 16 by default, one token per streamed piece. finish_reason is "length" when the
 // cap cut the reply, else "stop". `fail_status` without `fail_count` fails every chat call until reset;
 // failures carry `retry-after-ms: 10`.
@@ -63,6 +67,9 @@ interface FailureControl {
 interface GroqControl extends FailureControl {
   stream_chunk_delay_ms: number;
   reply_tokens: number;
+  prompt_tokens_per: "char4" | "byte";
+  /** Appended to the reply's last piece (e.g. text with U+0000); not counted as a token. */
+  reply_suffix: string;
 }
 
 const groqDefaults = (): GroqControl => ({
@@ -71,6 +78,8 @@ const groqDefaults = (): GroqControl => ({
   fail_count: null,
   stream_chunk_delay_ms: 0,
   reply_tokens: 16,
+  prompt_tokens_per: "char4",
+  reply_suffix: "",
 });
 const failureDefaults = (): FailureControl => ({ latency_ms: 0, fail_status: null, fail_count: null });
 
@@ -234,11 +243,10 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (cap !== undefined && cap !== null && (!Number.isInteger(cap) || (cap as number) < 1)) {
       return groqError(400, "'max_tokens' must be a positive integer", "invalid_request_error");
     }
-    const chars = body.messages.reduce(
-      (n: number, m: unknown) => n + (isObject(m) ? messageText(m.content).length : 0),
-      0,
-    );
-    const promptTokens = Math.max(1, Math.ceil(chars / 4));
+    const texts = body.messages.map((m: unknown) => (isObject(m) ? messageText(m.content) : ""));
+    const promptTokens = groq.prompt_tokens_per === "byte"
+      ? texts.reduce((n: number, t: string) => n + new TextEncoder().encode(t).length + 4, 0)
+      : Math.max(1, Math.ceil(texts.reduce((n: number, t: string) => n + t.length, 0) / 4));
     const limit = typeof cap === "number" ? cap : 64;
     const completionTokens = Math.min(limit, groq.reply_tokens);
     const finishReason = completionTokens < groq.reply_tokens ? "length" : "stop";
@@ -246,6 +254,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       { length: completionTokens },
       (_, i) => (i === 0 ? "" : " ") + WORDS[i % WORDS.length],
     );
+    if (groq.reply_suffix && pieces.length > 0) pieces[pieces.length - 1] += groq.reply_suffix;
     const usage = {
       queue_time: 0.001,
       prompt_tokens: promptTokens,
@@ -574,6 +583,10 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
         groq.stream_chunk_delay_ms = body.stream_chunk_delay_ms;
       }
       if (typeof body.reply_tokens === "number") groq.reply_tokens = body.reply_tokens;
+      if (typeof body.reply_suffix === "string") groq.reply_suffix = body.reply_suffix;
+      if (body.prompt_tokens_per === "byte" || body.prompt_tokens_per === "char4") {
+        groq.prompt_tokens_per = body.prompt_tokens_per;
+      }
       return json({ ok: true, groq });
     }
     if (path === "/__control/razorpay" && isObject(body)) {

@@ -106,6 +106,9 @@ export type Database = {
         isOneToOne: true
         isSetofReturn: false
       } },
+"ai_expire":
+{ Args: { "p_request_id": string }; Returns: boolean
+                           },
 "ai_plan_windows":
 { Args: { "p_features": Json,"p_user_id": string }; Returns: Record<string, unknown>
                            },

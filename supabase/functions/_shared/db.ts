@@ -4,6 +4,7 @@
 import postgres from "npm:postgres@3.4.9";
 import type { Claims } from "./auth.ts";
 import { HttpError } from "./http.ts";
+import { jsonbText } from "./jsonb.ts";
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -61,7 +62,7 @@ export function transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
 /** Run fn in a transaction as the signed-in user, with RLS, as PostgREST does. */
 export function asUser<T>(claims: Claims, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return transaction(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
+    await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${jsonbText(claims)}, true)`;
     return fn(tx);
   });
 }

@@ -4,6 +4,7 @@
 // providers/.
 import { sqlError, statement, type Tx } from "./db.ts";
 import { HttpError } from "./http.ts";
+import { jsonbText } from "./jsonb.ts";
 import { type NormalizedEvent, ProviderError, type WebhookErrorCode } from "./providers/types.ts";
 
 /** What billing.apply_payment_event answers (keys present when they apply). */
@@ -26,9 +27,11 @@ export interface ApplyResult {
  * the privileged path reserved for webhooks and cron), with no `set local role` transaction around
  * it, because webhooks must answer fast. With `tx`: inside the caller's transaction.
  * An unreachable database is a 503: the provider retries later; nothing was applied.
+ * The event goes as jsonb-safe text (jsonbText: U+0000 becomes U+FFFD), so a signed event with
+ * U+0000 in a free-text field is recorded and answered instead of failing on every delivery.
  */
 export async function applyPaymentEvent(event: NormalizedEvent, tx?: Tx): Promise<ApplyResult> {
-  const body = JSON.stringify(event);
+  const body = jsonbText(event);
   try {
     const [{ r }] = tx
       ? await tx`select billing.apply_payment_event(${body}::text::jsonb) as r`

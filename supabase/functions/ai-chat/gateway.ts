@@ -6,6 +6,7 @@
 import type { Claims } from "../_shared/auth.ts";
 import type { Database } from "../_shared/database.types.ts";
 import { sqlError, statement } from "../_shared/db.ts";
+import { jsonbText } from "../_shared/jsonb.ts";
 import type { ChatRequest, Json } from "./request.ts";
 
 /**
@@ -45,25 +46,47 @@ export interface Settlement {
   response: Json | null;
 }
 
-/** One SQL call after the upstream; retried once (a lost settlement would be released later). */
-export async function settle(s: Settlement): Promise<void> {
-  const run = () =>
+/**
+ * One SQL call after the upstream answered, tried up to three times: as asked, once more (the
+ * pool may have lost a connection), then without the answer to cache (a cache entry the database
+ * refuses must not cost the settlement). The answer goes as jsonb-safe text (jsonbText: U+0000
+ * becomes U+FFFD, so the cache holds U+FFFD where Groq sent U+0000). Returns whether the
+ * settlement was recorded (also when the request was no longer pending: settled or expired).
+ *
+ * A settlement that could not be recorded is never followed by a release: Groq answered and
+ * bills the call. The reservation stays pending, counted at what it reserved (an upper bound of
+ * the call), and the job ai-release-stale-reservations expires it counted (billing.ai_expire).
+ */
+export async function settle(s: Settlement): Promise<boolean> {
+  const run = (response: Json | null) =>
     statement((sql) =>
       sql`select * from billing.ai_settle(${s.requestId}, ${s.promptTokens}, ${s.completionTokens},
-        ${Math.round(s.latencyMs)}, ${s.status}, ${s.response === null ? null : JSON.stringify(s.response)}::text::jsonb)`
+        ${Math.round(s.latencyMs)}, ${s.status}, ${response === null ? null : jsonbText(response)}::text::jsonb)`
     );
-  try {
-    await run();
-  } catch {
+  const attempts = s.response === null ? [null, null] : [s.response, s.response, null];
+  let error: unknown;
+  for (const response of attempts) {
     try {
-      await run();
+      await run(response);
+      return true;
     } catch (e) {
-      console.error(JSON.stringify({ fn: "ai-chat", level: "error", error: "settle failed", request_id: s.requestId, detail: String((e as Error)?.message ?? e) }));
+      error = e;
     }
   }
+  console.error(JSON.stringify({
+    fn: "ai-chat",
+    level: "error",
+    error: "settle failed: the reservation stays counted and expires counted",
+    request_id: s.requestId,
+    detail: String((error as Error)?.message ?? error),
+  }));
+  return false;
 }
 
-/** Gives the reservation back when the upstream failed or the client left before any answer. */
+/**
+ * Gives the reservation back when the upstream failed or timed out before it answered (callUpstream
+ * only). Never after an answer: that is settled, or expires counted.
+ */
 export async function release(
   requestId: string,
   status: "upstream_error" | "upstream_timeout" | "client_closed",

@@ -91,18 +91,33 @@ export function parseChatBody(body: Json): ChatRequest {
 
 const utf8 = new TextEncoder();
 
+/** Tokens allowed per message for the chat template's markers around it (start, end, separators). */
+export const MESSAGE_OVERHEAD_TOKENS = 8;
+/** Tokens allowed per request for the template's own text: its opening, a default system header, the answer's header. */
+export const REQUEST_OVERHEAD_TOKENS = 64;
+
 /**
- * The prompt's tokens, estimated before the call (the reservation needs a number): a token per
- * 4 bytes of UTF-8 text (about a token per 4 English characters, and more per character for
- * Indian scripts), plus 4 per message for the chat template. Settlement uses Groq's own count.
+ * The prompt's tokens, bounded from above before the call (the reservation needs a number that
+ * the actual count cannot exceed, or concurrent reservations could together pass the plan's
+ * groq_tokens limit): the UTF-8 bytes of every message's text, role and name, plus 8 tokens per
+ * message and 64 per request for the chat template. Why this is an upper bound: the tokenizers of
+ * the models Groq serves are byte-level BPE, where every token of text stands for at least one
+ * byte, so n bytes of text are at most n tokens, whatever the script (an Indian script or an emoji
+ * is several bytes a character, never more tokens than bytes); the template adds a fixed number of
+ * special tokens per message and a short preamble per request, which the two allowances cover.
+ * It is loose for ordinary text (about 4 bytes a token in English), but the surplus is given back
+ * when the call is settled at Groq's own count; only concurrent reservations feel it. Should a
+ * provider's template ever exceed the allowance, billing.ai_settle still never counts past the
+ * quota and the log keeps the true numbers.
  */
 export function estimatePromptTokens(messages: ChatMessage[]): number {
-  let bytes = 0;
+  let tokens = REQUEST_OVERHEAD_TOKENS;
   for (const m of messages) {
     const text = typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("");
-    bytes += utf8.encode(text).length;
+    tokens += utf8.encode(text).length + utf8.encode(m.role).length + utf8.encode(m.name ?? "").length +
+      MESSAGE_OVERHEAD_TOKENS;
   }
-  return Math.min(1_000_000, Math.max(1, Math.ceil(bytes / 4) + 4 * messages.length));
+  return Math.min(1_000_000, tokens);
 }
 
 /** JSON with object keys sorted at every level: the same request always gives the same text. */

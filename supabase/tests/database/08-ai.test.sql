@@ -11,7 +11,9 @@ select plan(109);
 -- -------------------------------------------------------------------------------------------------
 -- Fixture: organization A (owner, admin, member) on a plan with a per-user rate limit of 3 a
 -- minute, 4 prompts a day, 1,000 tokens a month and two models; organization B on a plan with
--- 100 tokens; organization C on a plan that names no AI metric; an outsider.
+-- 100 tokens, and organization D on the same plan (for the overage section: the reservations B
+-- never settles expire counted and fill its month); organization C on a plan that names no AI
+-- metric; an outsider.
 -- -------------------------------------------------------------------------------------------------
 
 insert into auth.users (id, email) values
@@ -22,13 +24,15 @@ insert into auth.users (id, email) values
 insert into public.organizations (id, name) values
   ('a8000000-0000-4000-8000-0000000000a1', 'AI org A'),
   ('a8000000-0000-4000-8000-0000000000b1', 'AI org B'),
-  ('a8000000-0000-4000-8000-0000000000c1', 'AI org C');
+  ('a8000000-0000-4000-8000-0000000000c1', 'AI org C'),
+  ('a8000000-0000-4000-8000-0000000000d1', 'AI org D');
 insert into public.organization_members (organization_id, user_id, role) values
   ('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000001', 'owner'),
   ('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000002', 'admin'),
   ('a8000000-0000-4000-8000-0000000000a1', 'a8000000-0000-4000-8000-000000000003', 'member'),
   ('a8000000-0000-4000-8000-0000000000b1', 'a8000000-0000-4000-8000-000000000001', 'owner'),
-  ('a8000000-0000-4000-8000-0000000000c1', 'a8000000-0000-4000-8000-000000000001', 'owner');
+  ('a8000000-0000-4000-8000-0000000000c1', 'a8000000-0000-4000-8000-000000000001', 'owner'),
+  ('a8000000-0000-4000-8000-0000000000d1', 'a8000000-0000-4000-8000-000000000001', 'owner');
 insert into public.billing_plans (id, code, name, tier, interval, price_cents, features) values
   ('a8000000-0000-4000-8000-0000000000f1', 'ai_test_a', 'AI test A', 'pro', 'month', 100,
    '{"ai_requests_per_minute": 3, "ai_prompts_per_day": 4, "groq_tokens_per_month": 1000,
@@ -43,6 +47,8 @@ insert into public.subscriptions (organization_id, plan_id, status, current_peri
   ('a8000000-0000-4000-8000-0000000000b1', 'a8000000-0000-4000-8000-0000000000f2', 'active',
    '2026-05-01 00:00+05:30', '2026-06-01 00:00+05:30'),
   ('a8000000-0000-4000-8000-0000000000c1', 'a8000000-0000-4000-8000-0000000000f3', 'active',
+   '2026-05-01 00:00+05:30', '2026-06-01 00:00+05:30'),
+  ('a8000000-0000-4000-8000-0000000000d1', 'a8000000-0000-4000-8000-0000000000f2', 'active',
    '2026-05-01 00:00+05:30', '2026-06-01 00:00+05:30');
 
 set local billing.now = '2026-05-10 12:00:30+05:30';
@@ -284,7 +290,7 @@ select tests.as_postgres();
 select is(billing.job_ai_release_stale_reservations(), 0, 'before their expiry no reservation is released');
 set local billing.now = '2026-05-10 12:16:00+05:30';
 select is(billing.job_ai_release_stale_reservations(), 6,
-  'after 15 minutes the 6 reservations never settled (m1-m3, b1, b4, c4) are released');
+  'after 15 minutes the 6 reservations never settled (m1-m3, b1, b4, c4) expire');
 select is(
   (select (rows_affected, error, finished_at is not null)::text from billing.job_runs
    where job_name = 'ai-release-stale-reservations' and as_of = '2026-05-10 12:16:00+05:30'),
@@ -295,20 +301,22 @@ select is((select count(*)::integer from public.ai_requests where status = 'pend
            and organization_id = 'a8000000-0000-4000-8000-0000000000a1'), 0, 'none of A''s is left pending');
 select is((select (status, error_code)::text from public.ai_requests where request_id = pg_temp.rid('m1')),
   '(expired,reservation_expired)', 'an expired reservation says so');
-select is(pg_temp.used('groq_tokens', 'b'), 0::bigint, 'B''s reserved tokens are given back');
-select is(pg_temp.used('ai_prompts'), 1::bigint, 'A keeps only the prompt of its settled call');
-select is(billing.job_ai_release_stale_reservations(), 0, 'running the job again releases nothing (idempotent)');
+select is(pg_temp.used('groq_tokens', 'b'), 100::bigint,
+  'B''s reserved tokens stay counted (95 + 5: an expired reservation is counted, never given back)');
+select is(pg_temp.used('ai_prompts'), 4::bigint, 'A keeps the prompts of its expired calls as well as of its settled one');
+select is(billing.job_ai_release_stale_reservations(), 0, 'running the job again changes nothing (idempotent)');
 select tests.as_role('service_role');
 select is((select (settled, status)::text from billing.ai_settle(pg_temp.rid('m1'), 3, 5)), '(f,expired)',
   'a late settlement of an expired reservation changes nothing');
 
 select tests.as_postgres();
 select is(billing.job_ai_purge_cache(), 0, 'the purge leaves answers younger than 24 hours');
+-- In C (no prompt or token limit left to matter: A's prompts of the day are all counted by now).
 insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at)
-values ('a8000000-0000-4000-8000-0000000000a1', encode(sha256(convert_to('old request', 'UTF8')), 'hex'), 'm-ok',
+values ('a8000000-0000-4000-8000-0000000000c1', encode(sha256(convert_to('old request', 'UTF8')), 'hex'), 'm-ok',
         '{"id": "cmpl-old"}', '2026-05-10 12:00:00+05:30');
 select tests.as_role('service_role');
-select pg_temp.take('expired-hit', 'owner', 'm-ok', 10, 1, 'old request');
+select pg_temp.take('expired-hit', 'owner', 'm-ok', 10, 1, 'old request', 'c');
 select is((select (allowed, cached_response)::text from r where name = 'expired-hit'), '(t,)',
   'an expired answer still in the table is not served: the call is reserved instead');
 select tests.as_postgres();
@@ -334,27 +342,28 @@ select is((select command from cron.job where jobname = 'ai-purge-cache'), 'sele
   'pg_cron runs ai-purge-cache through its logged job');
 
 -- -------------------------------------------------------------------------------------------------
--- Actual usage above the reservation (the prompt estimate was low): B, 100 tokens a month, on 31 May
+-- Actual usage above the reservation (the prompt estimate was low): D, on B's plan of 100 tokens a
+-- month, on 31 May
 -- -------------------------------------------------------------------------------------------------
 
 set local billing.now = '2026-05-31 12:00:00+05:30';
 select tests.as_role('service_role');
-select pg_temp.take('bx1', 'owner', 'm-ok', 50, 10, null, 'b');
-select pg_temp.take('bx2', 'owner', 'm-ok', 20, 10, null, 'b');
+select pg_temp.take('bx1', 'owner', 'm-ok', 50, 10, null, 'd');
+select pg_temp.take('bx2', 'owner', 'm-ok', 20, 10, null, 'd');
 select is((select string_agg((allowed, reserved_tokens)::text, ',' order by name) from r where name in ('bx1', 'bx2')),
-  '(t,60),(t,30)', 'B reserves 60 and 30 tokens (90 of its 100)');
+  '(t,60),(t,30)', 'D reserves 60 and 30 tokens (90 of its 100)');
 select is(
   (select (settled, counted_tokens, remaining)::text from billing.ai_settle(pg_temp.rid('bx1'), 10, 60)),
   '(t,70,0)',
   'a call that used 70 tokens, 10 more than its 60 reserved, is counted at 70 while that fits (the month is now full)'
 );
-select is(pg_temp.used('groq_tokens', 'b'), 100::bigint, 'the month counts 100 of 100 tokens');
+select is(pg_temp.used('groq_tokens', 'd'), 100::bigint, 'the month counts 100 of 100 tokens');
 select is(
   (select (settled, counted_tokens)::text from billing.ai_settle(pg_temp.rid('bx2'), 10, 40)),
   '(t,30)',
   'a call that used 50 of a 30-token reservation with nothing left is counted at the limit: its 30'
 );
-select is(pg_temp.used('groq_tokens', 'b'), 100::bigint, 'the quota is filled to its limit and no further');
+select is(pg_temp.used('groq_tokens', 'd'), 100::bigint, 'the quota is filled to its limit and no further');
 select is((select (status, prompt_tokens, completion_tokens, counted_tokens)::text from public.ai_requests
            where request_id = pg_temp.rid('bx2')), '(completed,10,40,30)',
   'the log keeps the true tokens (10 + 40) and what was counted (30)');
@@ -381,7 +390,7 @@ select throws_ok($$select * from billing.ai_settle(pg_temp.rid('c4'), 1, 1, 5, '
 select throws_ok($$select * from billing.ai_settle('ai_00000000000000000000000000000000', 1, 1)$$,
   'P0002', 'ai_settle: no AI request ai_00000000000000000000000000000000', 'ai_settle rejects an unknown request');
 select throws_ok($$select billing.ai_release(pg_temp.rid('c4'), 'completed')$$,
-  '22023', 'ai_release: status must be upstream_error, upstream_timeout, client_closed or expired, got completed',
+  '22023', 'ai_release: status must be upstream_error, upstream_timeout or client_closed, got completed',
   'ai_release rejects a status that is not a failure');
 select throws_ok($$select billing.ai_release(pg_temp.rid('c4'), 'upstream_error', 'Bad Code')$$,
   '22023', 'ai_release: error code must be lowercase snake_case', 'ai_release rejects a malformed error code');
