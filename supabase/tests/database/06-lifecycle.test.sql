@@ -159,6 +159,9 @@ select dblink_send_query('lc_change', $c$select public.change_plan('c5000000-000
 do $$
 begin
   for i in 1 .. 2400 loop  -- at most 60 s; it exits as soon as change_plan waits
+    -- pg_stat_activity is read once per transaction unless the snapshot is cleared: without this,
+    -- a first look taken before change_plan started waiting would be all this loop ever sees.
+    perform pg_stat_clear_snapshot();
     exit when exists (select 1 from pg_stat_activity a
                       where a.wait_event_type = 'Lock' and a.query like '%public.change_plan(%' and a.pid <> pg_backend_pid());
     perform pg_sleep(0.025);

@@ -6,6 +6,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
+select tests.relax_owner_limit();
 select plan(109);
 
 -- -------------------------------------------------------------------------------------------------
