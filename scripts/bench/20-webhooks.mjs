@@ -110,8 +110,9 @@ export default async function webhooks(db) {
     console.log(`\np99 of signed deliveries: ${fmt(p99, 1)} ms (target < 100 ms: ${p99 < 100 ? "met" : "NOT met"})`);
 
     const [check] = await sql`select
-      (select count(*)::int from billing.webhook_events where event_id like 'evt_bench_%') as webhook_events,
-      (select coalesce(sum(attempts), 0)::int from billing.webhook_events where event_id like 'evt_bench_%') as attempts,
+      (select count(*)::int from billing.webhook_events where payload ->> 'provider_payment_id' like 'pay_bench%') as webhook_events,
+      (select coalesce(sum(attempts), 0)::int from billing.webhook_events
+        where payload ->> 'provider_payment_id' like 'pay_bench%') as attempts,
       (select count(*)::int from public.payment_events where provider_payment_id like 'pay_bench%') as payment_events,
       (select count(*)::int from (select provider_payment_id from public.payment_events
          where provider_payment_id like 'pay_bench%' group by 1 having count(*) > 1) d) as payments_twice,

@@ -12,6 +12,8 @@ export const JSONB_REPLACEMENT = "\uFFFD";
 // deno-lint-ignore no-control-regex
 const UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const UNSAFE_ALL = new RegExp(UNSAFE.source, "g");
+/** What JSON.stringify writes for U+0000 or a lone surrogate (and, rarely, an escaped backslash before such letters). */
+const MAYBE_UNSAFE_ESCAPE = /\\u(?:0000|d[89a-f])/i;
 
 /** s with every U+0000 and every lone surrogate replaced by U+FFFD (s itself when there is none). */
 export function jsonbSafeString(s: string): string {
@@ -25,6 +27,10 @@ export function jsonbSafeString(s: string): string {
  * A signature is always checked on the raw bytes before this: only what is stored changes.
  */
 export function jsonbText(value: unknown): string {
+  // The common case first: JSON.stringify writes both as escapes (\u0000, \udXXX), so text
+  // without one needs nothing (an escaped backslash before "u0000" only takes the slow path).
+  const text = JSON.stringify(value);
+  if (text === undefined || !MAYBE_UNSAFE_ESCAPE.test(text)) return text;
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === "string") return jsonbSafeString(v);
     if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).some((k) => UNSAFE.test(k))) {
