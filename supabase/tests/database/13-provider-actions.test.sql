@@ -6,7 +6,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(42);
+select plan(43);
 
 insert into auth.users (id, email) values
   ('e5111111-0000-4000-8000-000000000001', 'actions-owner@test.local'),
@@ -55,6 +55,11 @@ select ok((select provider_action_id is not null from (select (public.get_provid
 select is(
   (select target ->> 'provider_subscription_id' from billing.provider_actions where organization_id = pg_temp.org(1)),
   'sub_pa1', 'the action names the Razorpay subscription');
+select set_config('billing.now', '2026-12-19 20:00+05:30', true);
+select billing.job_renewal_reminders();
+select is((select count(*)::integer from public.notifications where organization_id = pg_temp.org(1) and kind = 'pre_debit_notice'),
+  0, 'no pre-debit reminder goes out for a subscription cancelled at the cycle end');
+select set_config('billing.now', '2026-12-01 10:00+05:30', true);
 
 select tests.as_user('e5111111-0000-4000-8000-000000000001');
 select is(public.cancel_subscription(pg_temp.org(2)) -> 'provider_action', null::jsonb,
