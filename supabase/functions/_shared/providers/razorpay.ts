@@ -677,11 +677,12 @@ export function createRazorpayAdapter(
       };
     },
     async reconcileOrder(order) {
-      // A subscription checkout has no Razorpay order to ask about: its webhooks settle it.
+      // A subscription checkout has no Razorpay order to ask about: its webhooks settle it, and
+      // reconcileSubscription asks about the subscription once it looks stale.
       if (!order.provider_order_id) {
         return {
           skipped: order.provider_subscription_id
-            ? "a Razorpay subscription: settled by its webhooks (no subscription fetch here)"
+            ? "a Razorpay subscription: settled by its webhooks, reconciled as a subscription when stale"
             : "no Razorpay order id attached",
         };
       }
