@@ -1,7 +1,9 @@
 // npm start: the dev database (127.0.0.1:54322, created and seeded on first run, new
 // migrations pushed on later runs) and the functions server (127.0.0.1:54321), in the
 // foreground. Providers without credentials in the shell or supabase/functions/.env are
-// served by the local fakes. Ctrl-C stops the functions; `npm run db:stop` stops the database.
+// served by the local fakes. A ticker POSTs the HTTP workers (reconcile, provider-sync,
+// notifications-send) every SUPABILL_TICK_SECONDS (default 5, 0 = off), as pg_cron does on hosted
+// Supabase. Ctrl-C stops the functions; `npm run db:stop` stops the database.
 import crypto from "node:crypto";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
@@ -9,6 +11,7 @@ import { loadOrCreateKeys } from "./lib/keys.mjs";
 import { assertPortFree, devCluster, ensurePgPackages, stateDir } from "./lib/pg.mjs";
 import { main, root } from "./lib/run.mjs";
 import { onInterrupt, readEnvFile, startFakeUpstreams, startFunctions, stopChildren, supabaseEnv } from "./lib/stack.mjs";
+import { startTicker, TICK_WORKERS, tickIntervalMs } from "./lib/ticker.mjs";
 
 /** Credentials each provider needs; a provider missing any of them is faked locally. */
 const providers = {
@@ -21,6 +24,8 @@ main(async () => {
   await ensureNodeDeps();
   await ensurePgPackages();
   const apiPort = Number(process.env.SUPABILL_API_PORT ?? 54321);
+  // Checked before anything starts: a bad value stops here with one message.
+  const tickMs = tickIntervalMs(process.env.SUPABILL_TICK_SECONDS);
   await assertPortFree(apiPort, "functions API");
 
   const db = devCluster();
@@ -58,6 +63,17 @@ main(async () => {
   Object.assign(env, supabaseEnv({ apiPort, dbUrl: db.url, keys }));
   onInterrupt(stopChildren);
   await startFunctions({ env, logFile: path.join(logs, "functions.log") });
+  const ticker = tickMs > 0
+    ? startTicker({
+      functionsUrl: `http://127.0.0.1:${apiPort}/functions/v1`,
+      serviceRoleKey: keys.serviceRoleKey,
+      intervalMs: tickMs,
+    })
+    : null;
+  onInterrupt(async () => {
+    ticker?.stop(); // no new calls; the ones running end with the functions server
+    await stopChildren();
+  });
 
   console.log(`supabill local stack is running.
 
@@ -66,7 +82,12 @@ main(async () => {
           DB URL: ${db.url}
         anon key: ${keys.anonKey}
 service_role key: ${keys.serviceRoleKey}
-${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS_URL}\n` : ""}
+${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS_URL}\n` : ""}${
+    ticker
+      ? `           ticker: POSTs ${TICK_WORKERS.join(", ")} every ${tickMs / 1000}s (SUPABILL_TICK_SECONDS, 0 = off)`
+      : "           ticker: off (SUPABILL_TICK_SECONDS=0)"
+  }
+
 A user token for trying endpoints: npm run token -- <user-id>
 Logs: ${logs}. Ctrl-C stops the functions server; npm run db:stop stops the database.`);
   await new Promise(() => {});

@@ -1025,6 +1025,8 @@ Deno.test("Razorpay checkout options carry the amount and currency of the order 
     createSubscription: () => Promise.reject(new Error("not used")),
     fetchPayment: () => Promise.reject(new Error("not used")),
     fetchOrderPayments: () => Promise.reject(new Error("not used")),
+    fetchSubscription: () => Promise.reject(new Error("not used")),
+    fetchSubscriptionInvoices: () => Promise.reject(new Error("not used")),
   });
   const order = {
     order_ref: "ord_cur_1",

@@ -74,3 +74,87 @@ Deno.test("an interrupt runs the cleanup registered last (the current benchmark 
   const { code, stderr } = await runScript(["--input-type=module", "-e", script], {});
   assertEquals([code, stderr.trim()], [130, "section 2 cleanup"]);
 });
+
+Deno.test("the local ticker POSTs each worker with the service key, never two calls of one worker at once, 404s quiet, failures one line each", async () => {
+  // A tiny functions server: reconcile answers slowly (longer than a tick), provider-sync does not
+  // exist yet (404), notifications-send fails (500). The ticker runs for a bounded time, then stops.
+  const script = `
+    import http from "node:http";
+    import { startTicker } from "./scripts/lib/ticker.mjs";
+    const calls = {}, running = {}, maxRunning = {}, auth = new Set(), bodies = new Set();
+    const server = http.createServer((req, res) => {
+      const worker = req.url.replace("/functions/v1/", "");
+      calls[worker] = (calls[worker] ?? 0) + 1;
+      running[worker] = (running[worker] ?? 0) + 1;
+      maxRunning[worker] = Math.max(maxRunning[worker] ?? 0, running[worker]);
+      auth.add(req.method + " " + req.headers.authorization);
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        bodies.add(body);
+        const answer = (status, text) => setTimeout(() => {
+          running[worker]--;
+          res.writeHead(status, { "content-type": "application/json" }).end(text);
+        }, worker === "reconcile" ? 120 : 0);
+        if (worker === "reconcile") answer(200, '{"checked":0}');
+        else if (worker === "provider-sync") answer(404, '{"error":"not found"}');
+        else answer(500, '{"code":"boom"}');
+      });
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    const lines = [];
+    const ticker = startTicker({
+      functionsUrl: "http://127.0.0.1:" + server.address().port + "/functions/v1/",
+      serviceRoleKey: "service-key",
+      intervalMs: 20,
+      log: (line) => lines.push(line),
+    });
+    await new Promise((r) => setTimeout(r, 600));
+    await ticker.stop();
+    const after = JSON.stringify(calls);
+    await new Promise((r) => setTimeout(r, 100));
+    server.close();
+    console.log(JSON.stringify({ calls, maxRunning, auth: [...auth], bodies: [...bodies], lines, stats: ticker.stats,
+                                 stoppedCleanly: after === JSON.stringify(calls) }));
+  `;
+  const out = await new Deno.Command(nodeBin, {
+    args: ["--input-type=module", "-e", script],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  const ok = (cond: boolean, what: string) => assertEquals(cond, true, `${what}: ${JSON.stringify(r)}`);
+  ok(r.calls.reconcile >= 2 && r.calls.reconcile <= 6, "reconcile is called again after each call ends (about 600 / 140 times)");
+  ok(r.calls["provider-sync"] >= 5 && r.calls["notifications-send"] >= 5, "the fast workers are called every tick");
+  assertEquals(r.maxRunning, { reconcile: 1, "provider-sync": 1, "notifications-send": 1 }, "never two calls of one worker");
+  assertEquals([r.auth, r.bodies], [["POST Bearer service-key"], ["{}"]]);
+  ok(r.lines.length === r.calls["notifications-send"], "one line per failure");
+  ok(r.lines.every((l: string) => l === 'ticker: notifications-send answered 500: {"code":"boom"}'), "only the failing worker is logged");
+  assertEquals(r.stats.missing["provider-sync"], r.calls["provider-sync"]);
+  ok(r.stoppedCleanly, "no call after stop()");
+});
+
+Deno.test("SUPABILL_TICK_SECONDS: the default, 0 for off, and a clear error for anything else", async () => {
+  const script = `
+    import { tickIntervalMs } from "./scripts/lib/ticker.mjs";
+    const out = [undefined, "", "0", "2", "0.5"].map((v) => tickIntervalMs(v));
+    for (const bad of ["-1", "abc", "5s", "0.01", "7200"]) {
+      try { tickIntervalMs(bad); out.push("accepted " + bad); } catch (e) { out.push(e.message); }
+    }
+    console.log(JSON.stringify(out));
+  `;
+  const out = await new Deno.Command(nodeBin, {
+    args: ["--input-type=module", "-e", script],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  assertEquals(r.slice(0, 5), [5000, 5000, 0, 2000, 500]);
+  for (const [i, bad] of ["-1", "abc", "5s", "0.01", "7200"].entries()) {
+    match(r[5 + i], new RegExp(`^SUPABILL_TICK_SECONDS must be a number of seconds .* got "${bad.replace(".", "\\.")}"$`));
+  }
+});

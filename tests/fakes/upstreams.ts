@@ -4,7 +4,8 @@
 //   Groq      GET  /openai/v1/models
 //             POST /openai/v1/chat/completions       (stream or not; Bearer auth)
 //   Razorpay  POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
-//             GET  /v1/payments/:id                   (HTTP Basic auth)
+//             GET  /v1/payments/:id, GET /v1/subscriptions/:id,
+//             GET  /v1/invoices?subscription_id=:id    (HTTP Basic auth)
 //   PayU      POST /merchant/postservice.php?form=2  (verify_payment; command hash checked)
 //             POST /_payment                          (request hash checked)
 //   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
@@ -13,6 +14,13 @@
 //                                                      reply_suffix, reset}
 //             POST /__control/razorpay                {latency_ms, fail_status, fail_count, reset}
 //             POST /__control/razorpay/payments       payment or [payments] to seed
+//             POST /__control/razorpay/subscriptions  {id, ...fields}: seed a subscription or change
+//                                                      its fields (e.g. status "cancelled"); no webhook
+//             POST /__control/razorpay/subscriptions/charge
+//                                                     {subscription_id, amount, payment_id?, paid_at?}:
+//                                                      a charge Razorpay made (a captured payment and
+//                                                      its paid invoice, paid_count + 1, the cycle
+//                                                      moved on) whose webhook is never delivered
 //             GET  /__control/razorpay/orders         orders and subscriptions created so far
 //             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
 //             GET  /__control/payu/payments           forms accepted by /_payment
@@ -155,6 +163,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   let orders = new Map<string, Json>();
   let subscriptions = new Map<string, Json>();
   let payments = new Map<string, Json>();
+  let invoices = new Map<string, Json>();
   let payuTransactions = new Map<string, Json>();
   let payuPayments: Json[] = [];
 
@@ -171,6 +180,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     orders = new Map();
     subscriptions = new Map();
     payments = new Map();
+    invoices = new Map();
     payuTransactions = new Map();
     payuPayments = [];
   }
@@ -359,7 +369,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       Object.values(notes).every((v) => typeof v === "string" || typeof v === "number");
   }
 
-  async function razorpay(req: Request, path: string): Promise<Response> {
+  async function razorpay(req: Request, path: string, query: URLSearchParams): Promise<Response> {
     const method = req.method;
     const body = method === "POST" ? await readJson(req) : undefined;
     let route = "razorpay.unknown";
@@ -369,6 +379,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       route = "razorpay.orders.payments";
     } else if (method === "GET" && /^\/v1\/orders\/[^/]+$/.test(path)) route = "razorpay.orders.fetch";
     else if (method === "GET" && /^\/v1\/payments\/[^/]+$/.test(path)) route = "razorpay.payments.fetch";
+    else if (method === "GET" && /^\/v1\/subscriptions\/[^/]+$/.test(path)) route = "razorpay.subscriptions.fetch";
+    else if (method === "GET" && path === "/v1/invoices") route = "razorpay.invoices.list";
     count(route, body);
     if (!rzpAuthorized(req)) return rzpError(401, "The api key provided is invalid");
     await sleep(rzpControl.latency_ms);
@@ -460,6 +472,19 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return json({ entity: "collection", count: items.length, items });
     }
 
+    if (route === "razorpay.subscriptions.fetch") {
+      const sub = subscriptions.get(id);
+      return sub ? json(sub) : rzpError(400, "The id provided does not exist");
+    }
+
+    if (route === "razorpay.invoices.list") {
+      const subId = query.get("subscription_id");
+      const items = [...invoices.values()]
+        .filter((i) => subId === null || i.subscription_id === subId)
+        .sort((a, b) => (b.created_at as number) - (a.created_at as number));
+      return json({ entity: "collection", count: items.length, items });
+    }
+
     // razorpay.payments.fetch
     const payment = payments.get(id);
     return payment ? json(payment) : rzpError(400, "The id provided does not exist");
@@ -493,6 +518,75 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     };
     payments.set(p.id, payment);
     return payment;
+  }
+
+  function seedSubscription(body: Json): Json {
+    if (typeof body.id !== "string" || !body.id.startsWith("sub_")) {
+      throw new Error("a seeded subscription needs an id starting with sub_");
+    }
+    const sub: Json = {
+      entity: "subscription",
+      plan_id: "plan_fake",
+      customer_id: null,
+      status: "active",
+      current_start: null,
+      current_end: null,
+      ended_at: null,
+      quantity: 1,
+      notes: [],
+      total_count: 12,
+      paid_count: 0,
+      created_at: nowSecs(),
+      ...(subscriptions.get(body.id) ?? {}),
+      ...body,
+    };
+    subscriptions.set(body.id, sub);
+    return sub;
+  }
+
+  /** A renewal charge Razorpay made: the payment, its paid invoice, the subscription moved on a cycle. */
+  function chargeSubscription(body: Json): Json {
+    const sub = typeof body.subscription_id === "string" ? subscriptions.get(body.subscription_id) : undefined;
+    if (!sub) throw new Error("subscription_id must name a subscription the fake knows");
+    if (!Number.isInteger(body.amount)) throw new Error("amount must be integer paise");
+    const paidAt = typeof body.paid_at === "number" ? body.paid_at : nowSecs();
+    const invoiceId = randomId("inv");
+    const payment = seedPayment({
+      id: typeof body.payment_id === "string" ? body.payment_id : randomId("pay"),
+      amount: body.amount,
+      invoice_id: invoiceId,
+      created_at: paidAt,
+      notes: sub.notes,
+    });
+    const invoice: Json = {
+      id: invoiceId,
+      entity: "invoice",
+      receipt: null,
+      customer_id: sub.customer_id,
+      order_id: randomId("order"),
+      subscription_id: sub.id,
+      payment_id: payment.id,
+      status: "paid",
+      amount: body.amount,
+      amount_paid: body.amount,
+      amount_due: 0,
+      currency: payment.currency,
+      issued_at: paidAt,
+      paid_at: paidAt,
+      billing_start: paidAt,
+      billing_end: paidAt + 30 * 86400,
+      created_at: paidAt,
+    };
+    invoices.set(invoiceId, invoice);
+    Object.assign(sub, {
+      status: "active",
+      paid_count: (sub.paid_count as number) + 1,
+      remaining_count: (sub.total_count as number) - (sub.paid_count as number) - 1,
+      current_start: invoice.billing_start,
+      current_end: invoice.billing_end,
+      charge_at: invoice.billing_end,
+    });
+    return { payment, invoice, subscription: sub };
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -602,6 +696,17 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
         return json({ error: (e as Error).message }, 400);
       }
     }
+    if (path === "/__control/razorpay/subscriptions" || path === "/__control/razorpay/subscriptions/charge") {
+      try {
+        if (!isObject(body)) throw new Error("the body must be a JSON object");
+        return json({
+          ok: true,
+          ...(path.endsWith("/charge") ? chargeSubscription(body) : { subscription: seedSubscription(body) }),
+        });
+      } catch (e) {
+        return json({ error: (e as Error).message }, 400);
+      }
+    }
     if (path === "/__control/payu/transactions") {
       const entries: [string, unknown][] = Array.isArray(body)
         ? body.map((t) => [isObject(t) && typeof t.txnid === "string" ? t.txnid : "", t])
@@ -626,7 +731,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       if (path.startsWith("/__control/")) return await control(req, path);
       if (path === "/openai/v1/models" && req.method === "GET") return groqModels(req);
       if (path === "/openai/v1/chat/completions" && req.method === "POST") return await groqChat(req);
-      if (path.startsWith("/v1/")) return await razorpay(req, path);
+      if (path.startsWith("/v1/")) return await razorpay(req, path, url.searchParams);
       if (path === "/merchant/postservice.php" && req.method === "POST") return await payuCommand(req);
       if (path === "/_payment" && req.method === "POST") return await payuPayment(req);
       return json({ error: "not found" }, 404);

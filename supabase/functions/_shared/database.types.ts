@@ -502,6 +502,11 @@ export type Database = {
               "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": string,"provider_order_id": string,"receipt": string
             }[]
                            },
+"reconcile_due_subscriptions":
+{ Args: { "p_limit"?: number }; Returns: {
+              "current_period_end": string,"known_payment_ids": (string)[],"organization_id": string,"provider": string,"provider_status": string,"provider_subscription_id": string,"reason": string,"receipt": string,"status": string,"subscription_id": string
+            }[]
+                           },
 "record_amount_mismatch":
 { Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
                            },
@@ -534,6 +539,11 @@ export type Database = {
                            },
 "run_job":
 { Args: { "p_batch": unknown,"p_job_name": string,"p_limit": number }; Returns: number
+                           },
+"schedule_jobs":
+{ Args: Record<PropertyKey, never>; Returns: {
+              "detail": string,"job": string,"schedule": string,"state": string
+            }[]
                            },
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined

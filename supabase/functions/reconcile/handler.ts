@@ -1,16 +1,32 @@
 // POST /functions/v1/reconcile (service role key only): asks the providers about checkout orders
 // still pending after billing_settings.order_pending_reconcile_after (billing.reconcile_due_orders,
-// which also expires orders past their expires_at), and applies what they say through the same SQL
-// entry point as the webhooks: PayU verify_payment (its answer has the webhook's event key),
-// Razorpay GET /orders/:id/payments. Lost webhooks are recovered; nothing is applied twice.
-// pg_cron calls it every 10 minutes where pg_net exists (see the payments module, 20261120000800_payments.sql).
-// Body (optional) {limit}. 200 {checked, applied, not_found, skipped, errors, orders: [...]}
-// (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason);
+// which also expires orders past their expires_at), and about Razorpay subscriptions that look stale
+// (billing.reconcile_due_subscriptions: a period end passed without a charge, or a stored provider
+// state that disagrees with ours), and applies what they say through the same SQL entry point as the
+// webhooks: PayU verify_payment (its answer has the webhook's event key), Razorpay GET
+// /orders/:id/payments; for subscriptions GET /subscriptions/:id, GET /invoices?subscription_id=:id
+// and GET /payments/:id of each paid charge we do not know. Lost webhooks are recovered; nothing is
+// applied twice (a charge dedupes on its payment id, so a late subscription.charged is a duplicate).
+// pg_cron calls it every 10 minutes where pg_net exists (billing.schedule_jobs()); `npm start`'s
+// ticker calls it locally.
+// Body (optional) {limit} (orders, and subscriptions, each at most limit).
+// 200 {checked, applied, not_found, skipped, errors, orders: [...],
+//      subscriptions: {checked, applied, unchanged, skipped, errors, items: [...]}}
+// (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason: those
+// are reconciled as subscriptions);
 // 401 without a valid token, 403 for any token whose role is not service_role.
 import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";
 import { handle, HttpError, json, readJson } from "../_shared/http.ts";
-import { type DueOrder, type ReconcileOutcome, reconcileOrder, reconcileSummary } from "./reconcile.ts";
+import {
+  type DueOrder,
+  type DueSubscription,
+  type ReconcileOutcome,
+  reconcileOrder,
+  reconcileSubscription,
+  reconcileSummary,
+  type SubscriptionOutcome,
+} from "./reconcile.ts";
 
 const CONCURRENCY = 4;
 
@@ -37,5 +53,16 @@ export const handler = handle("reconcile", async (req) => {
   for (let i = 0; i < due.length; i += CONCURRENCY) {
     outcomes.push(...await Promise.all(due.slice(i, i + CONCURRENCY).map((order) => reconcileOrder(order))));
   }
-  return json(reconcileSummary(outcomes));
+
+  const dueSubscriptions = await asService((tx) =>
+    tx<DueSubscription[]>`select subscription_id, provider, provider_subscription_id, receipt, provider_status,
+      known_payment_ids, reason from billing.reconcile_due_subscriptions(${limit})`
+  );
+  const subscriptions: SubscriptionOutcome[] = [];
+  for (let i = 0; i < dueSubscriptions.length; i += CONCURRENCY) {
+    subscriptions.push(
+      ...await Promise.all(dueSubscriptions.slice(i, i + CONCURRENCY).map((sub) => reconcileSubscription(sub))),
+    );
+  }
+  return json(reconcileSummary(outcomes, subscriptions));
 });

@@ -1,12 +1,41 @@
-// Reconciliation of due checkout orders: each order's provider adapter says what became of it
-// (PayU verify_payment; Razorpay the order's payments), and every event found goes through the
-// same SQL entry point as the webhooks, so nothing is applied twice.
+// Reconciliation of due checkout orders and stale provider subscriptions: each one's provider
+// adapter says what became of it (PayU verify_payment; Razorpay the order's payments, or the
+// subscription, its invoices and their payments), and every event found goes through the same SQL
+// entry point as the webhooks, so nothing is applied twice.
 import type { Database } from "../_shared/database.types.ts";
 import { type ApplyResult, applyPaymentEvent } from "../_shared/payments.ts";
 import { providers } from "../_shared/providers/registry.ts";
 import type { NormalizedEvent, ProviderAdapter } from "../_shared/providers/types.ts";
 
 type DueOrderRow = Database["billing"]["Functions"]["reconcile_due_orders"]["Returns"][number];
+type DueSubscriptionRow = Database["billing"]["Functions"]["reconcile_due_subscriptions"]["Returns"][number];
+
+/**
+ * A subscription billing.reconcile_due_subscriptions returns, as much of it as reconciliation
+ * reads (receipt and provider_status are null when there is none, whatever the generated type says).
+ */
+export type DueSubscription =
+  & Pick<DueSubscriptionRow, "subscription_id" | "provider" | "provider_subscription_id" | "reason">
+  & {
+    receipt: string | null;
+    provider_status: string | null;
+    known_payment_ids: string[] | null;
+  };
+
+/** What reconciling one subscription did: the SQL results, or why it was skipped, or the error code. */
+export interface SubscriptionOutcome {
+  subscription_id: string;
+  provider: string;
+  provider_subscription_id: string;
+  reason: string;
+  /** The event kinds applied, in order, beside results. */
+  kinds: string[];
+  results: string[];
+  subscription_status?: string;
+  current_period_end?: string;
+  skipped?: string;
+  error?: string;
+}
 
 /**
  * An order billing.reconcile_due_orders returns, as much of it as reconciliation reads
@@ -64,8 +93,62 @@ export async function reconcileOrder(order: DueOrder, options: ReconcileOptions 
   return outcome;
 }
 
-/** The reconcile function's answer: counts over the outcomes, and the outcomes. */
-export function reconcileSummary(outcomes: ReconcileOutcome[]) {
+/**
+ * Asks the subscription's provider about one stale subscription and applies what it says (the
+ * charges we did not know, then its status). Never throws.
+ */
+export async function reconcileSubscription(
+  sub: DueSubscription,
+  options: ReconcileOptions = {},
+): Promise<SubscriptionOutcome> {
+  const adapterOf = options.adapterOf ?? ((name: string) => providers.get(name));
+  const apply = options.apply ?? ((event: NormalizedEvent) => applyPaymentEvent(event));
+  const outcome: SubscriptionOutcome = {
+    subscription_id: sub.subscription_id,
+    provider: sub.provider,
+    provider_subscription_id: sub.provider_subscription_id,
+    reason: sub.reason,
+    kinds: [],
+    results: [],
+  };
+  const adapter = adapterOf(sub.provider);
+  if (!adapter) {
+    outcome.error = "provider_not_registered";
+    return outcome;
+  }
+  if (!adapter.reconcileSubscription) {
+    outcome.skipped = `${sub.provider} has no subscriptions to ask about`;
+    return outcome;
+  }
+  try {
+    const finding = await adapter.reconcileSubscription({
+      provider_subscription_id: sub.provider_subscription_id,
+      receipt: sub.receipt,
+      known_payment_ids: sub.known_payment_ids ?? [],
+      provider_status: sub.provider_status,
+    });
+    if ("skipped" in finding) {
+      outcome.skipped = finding.skipped;
+      return outcome;
+    }
+    for (const event of finding.events) {
+      const r = await apply(event);
+      outcome.kinds.push(event.kind);
+      outcome.results.push(r.result);
+      outcome.subscription_status = r.subscription_status ?? outcome.subscription_status;
+      outcome.current_period_end = r.current_period_end ?? outcome.current_period_end;
+    }
+  } catch (e) {
+    outcome.error = (e as { code?: string })?.code ?? "error";
+  }
+  return outcome;
+}
+
+/**
+ * The reconcile function's answer: counts over the order outcomes, the outcomes, and (when
+ * subscriptions were checked) the same counts and outcomes for subscriptions.
+ */
+export function reconcileSummary(outcomes: ReconcileOutcome[], subscriptions?: SubscriptionOutcome[]) {
   return {
     checked: outcomes.length,
     applied: outcomes.filter((o) => o.results.includes("applied")).length,
@@ -73,5 +156,17 @@ export function reconcileSummary(outcomes: ReconcileOutcome[]) {
     skipped: outcomes.filter((o) => o.skipped).length,
     errors: outcomes.filter((o) => o.error).length,
     orders: outcomes,
+    ...(subscriptions
+      ? {
+        subscriptions: {
+          checked: subscriptions.length,
+          applied: subscriptions.filter((o) => o.results.includes("applied")).length,
+          unchanged: subscriptions.filter((o) => !o.error && !o.skipped && !o.results.includes("applied")).length,
+          skipped: subscriptions.filter((o) => o.skipped).length,
+          errors: subscriptions.filter((o) => o.error).length,
+          items: subscriptions,
+        },
+      }
+      : {}),
   };
 }

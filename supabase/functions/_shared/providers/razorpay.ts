@@ -19,6 +19,7 @@ import {
   type PaymentSource,
   ProviderError,
   type ProviderOrderRef,
+  type ProviderSubscriptionRef,
   type ProviderSubscriptionStatus,
   requireEnv,
   type StartedCheckout,
@@ -306,6 +307,18 @@ export interface RazorpayPayment {
   [k: string]: unknown;
 }
 
+/** A Razorpay invoice (each charge of a subscription has one), as much as reconciliation reads. */
+export interface RazorpayInvoice {
+  id: string;
+  entity: "invoice";
+  subscription_id: string | null;
+  payment_id: string | null;
+  /** draft, issued, partially_paid, paid, expired, cancelled, deleted. */
+  status: string;
+  paid_at: number | null;
+  [k: string]: unknown;
+}
+
 export interface RazorpayClient {
   createOrder(input: {
     amount: number;
@@ -320,6 +333,10 @@ export interface RazorpayClient {
   }): Promise<RazorpaySubscription>;
   fetchPayment(id: string): Promise<RazorpayPayment>;
   fetchOrderPayments(orderId: string): Promise<RazorpayPayment[]>;
+  /** GET /subscriptions/:id. */
+  fetchSubscription(id: string): Promise<RazorpaySubscription>;
+  /** GET /invoices?subscription_id=:id: the subscription's invoices (one per charge). */
+  fetchSubscriptionInvoices(subscriptionId: string): Promise<RazorpayInvoice[]>;
 }
 
 const ID = /^[A-Za-z0-9_]{1,64}$/;
@@ -422,6 +439,24 @@ export function createRazorpayClient(
       }
       return list.items as RazorpayPayment[];
     },
+    async fetchSubscription(id) {
+      const sub = await call<RazorpaySubscription>("GET", `/subscriptions/${checkId(id)}`);
+      if (sub.id !== id || typeof sub.status !== "string") {
+        throw new ProviderError(502, "invalid_upstream_response", "Razorpay answered another subscription");
+      }
+      return sub;
+    },
+    async fetchSubscriptionInvoices(subscriptionId) {
+      const list = await call<{ items?: unknown }>(
+        "GET",
+        `/invoices?subscription_id=${encodeURIComponent(checkId(subscriptionId))}`,
+      );
+      if (!Array.isArray(list.items)) {
+        throw new ProviderError(502, "invalid_upstream_response", "Razorpay collection has no items");
+      }
+      // Only this subscription's invoices count, whatever else the answer holds.
+      return (list.items as RazorpayInvoice[]).filter((i) => isObject(i) && i.subscription_id === subscriptionId);
+    },
   };
 }
 
@@ -515,6 +550,83 @@ export function razorpayPaymentEvent(
   };
 }
 
+/** Razorpay subscription statuses that say something about ours (created, authenticated: nothing yet). */
+const RAZORPAY_FETCHED_STATUS: Readonly<Record<string, ProviderSubscriptionStatus>> = {
+  active: "active",
+  pending: "pending",
+  halted: "halted",
+  paused: "paused",
+  cancelled: "cancelled",
+  completed: "completed",
+  expired: "expired",
+};
+
+/**
+ * A Razorpay subscription fetched from the API as a subscription_status event: its status as
+ * Razorpay states it at `answeredAt` (the time we asked, which is the event's time: this is the
+ * provider's newest word). Null for statuses that say nothing about ours.
+ */
+export function razorpaySubscriptionStatusEvent(
+  sub: RazorpaySubscription,
+  ref: ProviderSubscriptionRef,
+  answeredAt: Date,
+): NormalizedEvent | null {
+  const status = Object.hasOwn(RAZORPAY_FETCHED_STATUS, sub.status) ? RAZORPAY_FETCHED_STATUS[sub.status] : null;
+  if (!status) return null;
+  const at = Math.floor(answeredAt.getTime() / 1000);
+  return {
+    provider: "razorpay",
+    event_id: `subscription.fetched:${sub.id}:${sub.status}:${at}`,
+    event_type: `subscription.${sub.status}`,
+    kind: "subscription_status",
+    subscription_status: status,
+    error_reason: null,
+    order_ref: ref.receipt,
+    provider_order_id: null,
+    provider_payment_id: null,
+    provider_subscription_id: sub.id,
+    provider_refund_id: null,
+    amount_paise: null,
+    currency: null,
+    status: sub.status,
+    method: null,
+    occurred_at: unixToIso(at),
+    payload: { source: "reconcile", subscription: sub },
+  };
+}
+
+/**
+ * What Razorpay says about one of our subscriptions: GET /subscriptions/:id for its status, GET
+ * /invoices?subscription_id=:id for its charges (a paid invoice names its payment), and GET
+ * /payments/:id for each paid charge we do not know yet (its amount, currency and status). The
+ * charges come first, oldest first, then the status when it differs from the one stored.
+ */
+export async function reconcileRazorpaySubscription(
+  client: RazorpayClient,
+  ref: ProviderSubscriptionRef,
+  now: () => Date = () => new Date(),
+): Promise<NormalizedEvent[]> {
+  const sub = await client.fetchSubscription(ref.provider_subscription_id);
+  const answeredAt = now();
+  const known = new Set(ref.known_payment_ids);
+  const invoices = (await client.fetchSubscriptionInvoices(ref.provider_subscription_id))
+    .filter((i) => i.status === "paid" && typeof i.payment_id === "string" && !known.has(i.payment_id))
+    .sort((a, b) => (a.paid_at ?? 0) - (b.paid_at ?? 0));
+  const events: NormalizedEvent[] = [];
+  const orderRef: ProviderOrderRef = {
+    receipt: ref.receipt ?? "",
+    provider_order_id: null,
+    provider_subscription_id: ref.provider_subscription_id,
+  };
+  for (const paymentId of new Set(invoices.map((i) => i.payment_id as string))) {
+    const event = razorpayPaymentEvent(await client.fetchPayment(paymentId), orderRef, "reconcile");
+    events.push({ ...event, order_ref: ref.receipt });
+  }
+  const status = razorpaySubscriptionStatusEvent(sub, ref, answeredAt);
+  if (status && status.status !== ref.provider_status) events.push(status);
+  return events;
+}
+
 /**
  * The Razorpay adapter. Configuration is read from `env` at each call; `fetch` replaces the global
  * one for the API client.
@@ -565,11 +677,12 @@ export function createRazorpayAdapter(
       };
     },
     async reconcileOrder(order) {
-      // A subscription checkout has no Razorpay order to ask about: its webhooks settle it.
+      // A subscription checkout has no Razorpay order to ask about: its webhooks settle it, and
+      // reconcileSubscription asks about the subscription once it looks stale.
       if (!order.provider_order_id) {
         return {
           skipped: order.provider_subscription_id
-            ? "a Razorpay subscription: settled by its webhooks (no subscription fetch here)"
+            ? "a Razorpay subscription: settled by its webhooks, reconciled as a subscription when stale"
             : "no Razorpay order id attached",
         };
       }
@@ -583,6 +696,9 @@ export function createRazorpayAdapter(
           )
         ),
       };
+    },
+    async reconcileSubscription(subscription) {
+      return { events: await reconcileRazorpaySubscription(client(), subscription) };
     },
     verifyCheckoutSignature(order, paymentId, signature) {
       const keySecret = requireEnv(env, "RAZORPAY_KEY_SECRET");

@@ -23,7 +23,14 @@ export type EventKind = Database["billing"]["Enums"]["provider_event_kind"];
 export const EVENT_KINDS: readonly EventKind[] = Constants.billing.Enums.provider_event_kind;
 
 /** The status of the provider's subscription an event stands for, in neutral words. */
-export type ProviderSubscriptionStatus = "active" | "pending" | "halted" | "paused" | "cancelled" | "completed";
+export type ProviderSubscriptionStatus =
+  | "active"
+  | "pending"
+  | "halted"
+  | "paused"
+  | "cancelled"
+  | "completed"
+  | "expired";
 
 /** What the SQL entry point receives (as jsonb) for one provider event. Amounts are integer paise. */
 export interface NormalizedEvent {
@@ -175,6 +182,18 @@ export interface ProviderOrderRef {
 /** What asking the provider about one due order found: the events to apply, or why nothing was asked. */
 export type ReconcileFinding = { events: NormalizedEvent[] } | { skipped: string };
 
+/** One of our subscriptions with a provider subscription, as much as the provider needs to ask about it. */
+export interface ProviderSubscriptionRef {
+  /** The provider's subscription id (Razorpay `sub_...`). */
+  provider_subscription_id: string;
+  /** The receipt of the subscription's first order (so the events match our order), or null. */
+  receipt: string | null;
+  /** Provider payment ids already captured for this subscription: not fetched again. */
+  known_payment_ids: readonly string[];
+  /** The provider status we last stored for it (billing.provider_subscription_states), or null. */
+  provider_status: string | null;
+}
+
 /** Where a payment fetched from the provider API came from (kept in the event's payload). */
 export type PaymentSource = "razorpay-verify" | "reconcile";
 
@@ -194,6 +213,14 @@ export interface ProviderAdapter {
   startCheckout(order: CheckoutOrderRow, context: CheckoutContext): Promise<StartedCheckout>;
   /** Asks the provider what became of one of our orders (lost webhooks). Throws ProviderError. */
   reconcileOrder(order: ProviderOrderRef): Promise<ReconcileFinding>;
+  /**
+   * Optional, for providers with recurring subscriptions (Razorpay): asks the provider about one
+   * subscription that looks stale (a lost renewal webhook, a state that disagrees with ours) and
+   * returns the events to apply: each charge we do not know as payment_captured (with the
+   * subscription id and the payment id), then the subscription's status as subscription_status
+   * when it differs from the stored one. Throws ProviderError.
+   */
+  reconcileSubscription?(subscription: ProviderSubscriptionRef): Promise<ReconcileFinding>;
   /**
    * Optional, for providers whose browser checkout hands back a signed result (Razorpay Checkout):
    * true when `signature` proves `payment_id` paid `order`. Throws provider_not_configured.
