@@ -340,6 +340,10 @@ export interface RazorpayClient {
   }): Promise<RazorpaySubscription>;
   fetchPayment(id: string): Promise<RazorpayPayment>;
   fetchOrderPayments(orderId: string): Promise<RazorpayPayment[]>;
+}
+
+/** The client with the calls the provider actions make (subscriptions and refunds). */
+export interface RazorpayApiClient extends RazorpayClient {
   fetchSubscription(id: string): Promise<RazorpaySubscription>;
   /** POST /subscriptions/:id/cancel with cancel_at_cycle_end 1 (at the cycle end) or 0 (now). */
   cancelSubscription(id: string, atCycleEnd: boolean): Promise<RazorpaySubscription>;
@@ -369,7 +373,7 @@ const ID = /^[A-Za-z0-9_]{1,64}$/;
 export function createRazorpayClient(
   env: EnvGetter,
   options: { timeoutMs?: number; fetch?: typeof fetch } = {},
-): RazorpayClient {
+): RazorpayApiClient {
   async function call<T>(
     method: "GET" | "POST" | "PATCH",
     path: string,
@@ -733,7 +737,7 @@ function subscriptionResult(sub: RazorpaySubscription): Record<string, unknown> 
 }
 
 /** Carries out one action at Razorpay. Never throws. */
-export async function performRazorpayAction(action: ProviderAction, client: RazorpayClient): Promise<ActionOutcome> {
+export async function performRazorpayAction(action: ProviderAction, client: RazorpayApiClient): Promise<ActionOutcome> {
   const p = action.payload ?? {};
   const subId = str(action.target?.provider_subscription_id);
   const paymentId = str(action.target?.provider_payment_id);
