@@ -47,6 +47,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"provider_actions": {
+                  Row: {
+                    "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": string,"result": Json | null,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id": string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: string,"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
+                  }
+                  Update: {
+                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key"?: string,"kind"?: Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id"?: string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: string,"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"provider_subscription_states": {
                   Row: {
                     "created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
@@ -223,6 +237,39 @@ export type Database = {
         isOneToOne: false
         isSetofReturn: true
       } },
+"claim_provider_actions":
+{ Args: { "p_limit"?: number }; Returns: {
+              "attempts": number,
+"completed_at": string | null,
+"created_at": string,
+"id": string,
+"idempotency_key": string,
+"kind": Database["billing"]['Enums']["provider_action_kind"],
+"last_error": string | null,
+"locked_until": string | null,
+"max_attempts": number,
+"next_attempt_at": string,
+"organization_id": string,
+"payload": NonNullable<Json>,
+"payment_event_id": string | null,
+"provider": Database["public"]['Enums']["payment_provider"],
+"reason": string | null,
+"requested_by": string,
+"result": Json | null,
+"state": Database["billing"]['Enums']["provider_action_state"],
+"subscription_id": string | null,
+"target": NonNullable<Json>,
+"updated_at": string
+            }[]
+                          SetofOptions: {
+        from: "*"
+        to: "provider_actions"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
+"complete_provider_action":
+{ Args: { "p_error"?: string,"p_id": string,"p_outcome": string,"p_result"?: Json,"p_retry_after_seconds"?: number }; Returns: Database["billing"]['Enums']["provider_action_state"]
+                           },
 "compute_line_tax":
 { Args: { "p_amount_cents": number,"p_gst_rate_bp": number,"p_includes_tax": boolean,"p_supply_type": string }; Returns: Record<string, unknown>
                            },
@@ -287,6 +334,11 @@ export type Database = {
 "format_money":
 { Args: { "p_cents": number,"p_currency": string }; Returns: string
                            },
+"get_provider_actions":
+{ Args: { "p_organization_id": string }; Returns: {
+              "attempts": number,"completed_at": string,"created_at": string,"id": string,"kind": string,"last_error": string,"next_attempt_at": string,"provider": Database["public"]['Enums']["payment_provider"],"reason": string,"state": string
+            }[]
+                           },
 "grace_interval":
 { Args: Record<PropertyKey, never>; Returns: string
                            },
@@ -344,6 +396,14 @@ export type Database = {
 "job_started":
 { Args: { "p_job_name": string,"p_limit": number }; Returns: number
                            },
+"live_subscription_for_operator":
+{ Args: { "p_organization_id": string }; Returns: Database["public"]['Tables']["subscriptions"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "subscriptions"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "lock_open_upgrade_orders":
 { Args: { "p_organization_id": string }; Returns: undefined
                            },
@@ -385,6 +445,21 @@ export type Database = {
 "number_in_words":
 { Args: { "p_number": number }; Returns: string
                            },
+"operator_cancel":
+{ Args: { "p_at_period_end": boolean,"p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
+                           },
+"operator_extend_period":
+{ Args: { "p_interval": string,"p_organization_id": string,"p_reason": string }; Returns: string
+                           },
+"operator_grant_plan":
+{ Args: { "p_organization_id": string,"p_plan_code": string,"p_reason": string,"p_until": string }; Returns: string
+                           },
+"operator_refund":
+{ Args: { "p_amount_cents": number,"p_payment_event_id": string,"p_reason": string }; Returns: string
+                           },
+"operator_resume":
+{ Args: { "p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
+                           },
 "order_quote_problem":
 { Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_paid_at": string }; Returns: string
                            },
@@ -413,8 +488,14 @@ export type Database = {
 "provider_action":
 { Args: { "p_at_cycle_end": boolean,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
                            },
+"provider_action_backoff":
+{ Args: { "p_attempt": number,"p_retry_after_seconds": number }; Returns: string
+                           },
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
+                           },
+"queue_provider_action":
+{ Args: { "p_idempotency_key": string,"p_kind": Database["billing"]['Enums']["provider_action_kind"],"p_organization_id": string,"p_payload": Json,"p_payment_event_id"?: string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_reason"?: string,"p_requested_by"?: string,"p_subscription_id"?: string,"p_target": Json }; Returns: string
                            },
 "reconcile_due_orders":
 { Args: { "p_limit"?: number }; Returns: {
@@ -438,6 +519,9 @@ export type Database = {
                            },
 "renewal_reminders_batch":
 { Args: { "p_limit": number }; Returns: number
+                           },
+"require_operator_reason":
+{ Args: { "p_reason": string }; Returns: string
                            },
 "require_role":
 { Args: { "p_action"?: string,"p_organization_id": string,"p_roles": (Database["public"]['Enums']["member_role"])[] }; Returns: Database["public"]['Enums']["member_role"]
@@ -488,7 +572,7 @@ export type Database = {
                            }
           }
           Enums: {
-            "provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"
+            "provider_action_kind": "cancel"|"pause"|"resume"|"change_plan"|"refund"|"fetch_payment","provider_action_state": "pending"|"running"|"succeeded"|"failed","provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"
           }
           CompositeTypes: {
             "ai_reservation": {
@@ -915,6 +999,11 @@ isOneToOne: false
 "get_entitlements":
 { Args: { "p_organization_id": string }; Returns: Json
                            },
+"get_provider_actions":
+{ Args: { "p_organization_id": string }; Returns: {
+              "attempts": number,"completed_at": string,"created_at": string,"id": string,"kind": string,"last_error": string,"next_attempt_at": string,"provider": Database["public"]['Enums']["payment_provider"],"reason": string,"state": string
+            }[]
+                           },
 "increment_usage":
 { Args: { "p_amount"?: number,"p_metric": string,"p_organization_id": string,"p_request_id"?: string }; Returns: Record<string, unknown>
                            },
@@ -1089,7 +1178,7 @@ export type CompositeTypes<
 export const Constants = {
   "billing": {
           Enums: {
-            "provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost"]
+            "provider_action_kind": ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"],"provider_action_state": ["pending", "running", "succeeded", "failed"],"provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost"]
           }
         },"public": {
           Enums: {
