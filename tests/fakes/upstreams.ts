@@ -32,7 +32,8 @@
 //             POST /__control/reset                   everything back to the start state
 //
 // Failures: `fail_status` for the next `fail_count` calls (every call when omitted) of the routes
-// starting with one of `fail_routes` (all of the provider's routes when omitted); a 429 or 503
+// starting with one of `fail_routes`, or whose path (PayU: var1, var2) holds one that has a `_` in
+// it, e.g. a subscription id (all of the provider's routes when omitted); a 429 or 503
 // carries `Retry-After: fail_retry_after` when set; `fail_message` is the error description (the
 // Razorpay error's `description`, PayU's `msg`); `fail_hang_ms` waits that long before answering
 // (a client with a shorter timeout sees a timeout). A failed call is still recorded.
@@ -162,9 +163,12 @@ function messageText(content: unknown): string {
 }
 
 /** Applies `fail_status`/`fail_count` for one call of `route`; returns the status to fail with, or null. */
-function takeFailure(control: FailureControl, route?: string): number | null {
+function takeFailure(control: FailureControl, route?: string, path = ""): number | null {
   if (control.fail_status === null) return null;
-  if (route !== undefined && control.fail_routes && !control.fail_routes.some((r) => route.startsWith(r))) {
+  if (
+    route !== undefined && control.fail_routes &&
+    !control.fail_routes.some((r) => route.startsWith(r) || (r.includes("_") && path.includes(r)))
+  ) {
     return null;
   }
   if (control.fail_count === null) return control.fail_status;
@@ -488,7 +492,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   async function razorpayAnswer(req: Request, route: string, path: string, body: unknown): Promise<Response> {
     if (!rzpAuthorized(req)) return rzpError(401, "The api key provided is invalid");
     await sleep(rzpControl.latency_ms);
-    const failure = takeFailure(rzpControl, route);
+    const failure = takeFailure(rzpControl, route, path);
     if (failure !== null) {
       await sleep(rzpControl.fail_hang_ms ?? 0);
       return rzpError(
@@ -708,6 +712,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     }
   }
 
+  /** Seeds a subscription, or changes fields of one the fake already has (e.g. `status: "active"`). */
   function seedSubscription(s: Json): Json {
     if (typeof s.id !== "string") throw new Error("a seeded subscription needs a string id");
     const now = nowSecs();
@@ -734,6 +739,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       change_scheduled_at: null,
       source: "api",
       remaining_count: 11,
+      ...subscriptions.get(s.id),
       ...s,
     };
     subscriptions.set(s.id, sub);
@@ -789,7 +795,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   async function payuCommandAnswer(fields: Record<string, string>, route: string): Promise<Response> {
     const { key = "", command = "", var1 = "", hash = "" } = fields;
     await sleep(payuControl.latency_ms);
-    const failure = takeFailure(payuControl, route);
+    const failure = takeFailure(payuControl, route, `${fields.var1 ?? ""} ${fields.var2 ?? ""}`);
     if (failure !== null) {
       await sleep(payuControl.fail_hang_ms ?? 0);
       return json(
