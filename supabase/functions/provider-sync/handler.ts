@@ -5,7 +5,7 @@
 // provider through the registry and records the outcome with billing.complete_provider_action
 // (succeeded; retry: network, timeout, 5xx, 429 with Retry-After, backoff in SQL; failed: 4xx with
 // the provider's message). No transaction is open while a provider is asked.
-// Body (optional) {limit} (1-100, default 20). 200 {claimed, succeeded, retried, failed, actions};
+// Body (optional) {limit} (1-100, default 20). 200 {claimed, succeeded, retried, failed, unrecorded, actions};
 // 401 without a valid token, 403 for any token whose role is not service_role.
 import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";

@@ -21,7 +21,10 @@ export interface SyncOutcome {
   kind: string;
   /** The outcome the adapter reported (or the worker decided). */
   outcome: ActionOutcome["outcome"];
-  /** The action's state after billing.complete_provider_action ('pending' again for a retry). */
+  /**
+   * The action's state after billing.complete_provider_action ('pending' again for a retry), or
+   * 'unrecorded' when that call failed (the lease runs out and the action is claimed again).
+   */
   state: string;
   error?: string;
   /** apply_payment_event's result for each event the provider confirmed. */
@@ -69,7 +72,7 @@ export async function completeAction(id: string, o: ActionOutcome): Promise<stri
   return state as string;
 }
 
-/** Carries out one claimed action and records what came of it. Throws only when the database fails. */
+/** Carries out one claimed action and records what came of it. Never throws. */
 export async function syncAction(action: ProviderAction, options: SyncOptions = {}): Promise<SyncOutcome> {
   const apply = options.apply ?? ((event: NormalizedEvent) => applyPaymentEvent(event));
   const complete = options.complete ?? completeAction;
@@ -89,7 +92,22 @@ export async function syncAction(action: ProviderAction, options: SyncOptions = 
       };
     }
   }
-  const state = await complete(action.id, outcome);
+  let state: string;
+  try {
+    state = await complete(action.id, outcome);
+  } catch (e) {
+    // Not recorded (the database failed, or the lease passed to another worker): the lease
+    // expires and the action is claimed again; the provider calls are idempotent.
+    console.error(JSON.stringify({ fn: "provider-sync", level: "error", action: action.id, error: String((e as Error)?.message ?? e) }));
+    return {
+      id: action.id,
+      provider: action.provider,
+      kind: action.kind,
+      outcome: outcome.outcome,
+      state: "unrecorded",
+      error: `the outcome could not be recorded: ${(e as Error)?.message ?? e}`,
+    };
+  }
   return {
     id: action.id,
     provider: action.provider,
@@ -108,6 +126,7 @@ export function syncSummary(outcomes: SyncOutcome[]) {
     succeeded: outcomes.filter((o) => o.state === "succeeded").length,
     retried: outcomes.filter((o) => o.state === "pending").length,
     failed: outcomes.filter((o) => o.state === "failed").length,
+    unrecorded: outcomes.filter((o) => o.state === "unrecorded").length,
     actions: outcomes,
   };
 }
