@@ -4,28 +4,45 @@
 //   Groq      GET  /openai/v1/models
 //             POST /openai/v1/chat/completions       (stream or not; Bearer auth)
 //   Razorpay  POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
-//             GET  /v1/payments/:id, GET /v1/subscriptions/:id,
-//             GET  /v1/invoices?subscription_id=:id    (HTTP Basic auth)
-//   PayU      POST /merchant/postservice.php?form=2  (verify_payment; command hash checked)
+//             GET  /v1/payments/:id, POST /v1/payments/:id/refund (X-Refund-Idempotency honoured),
+//             GET  /v1/subscriptions/:id, POST /v1/subscriptions/:id/{cancel,pause,resume},
+//             PATCH /v1/subscriptions/:id, GET /v1/invoices?subscription_id=:id   (HTTP Basic auth)
+//   PayU      POST /merchant/postservice.php?form=2  (verify_payment, cancel_refund_transaction;
+//                                                     command hash checked)
 //             POST /_payment                          (request hash checked)
 //   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
 //                                                      stream_chunk_delay_ms, reply_tokens,
 //                                                      prompt_tokens_per: "char4" | "byte",
 //                                                      reply_suffix, reset}
-//             POST /__control/razorpay                {latency_ms, fail_status, fail_count, reset}
+//             POST /__control/razorpay                {latency_ms, fail_status, fail_count, fail_message,
+//                                                      fail_retry_after, fail_hang_ms, fail_routes,
+//                                                      refund_status: "processed" | "pending", reset}
 //             POST /__control/razorpay/payments       payment or [payments] to seed
-//             POST /__control/razorpay/subscriptions  {id, ...fields}: seed a subscription or change
-//                                                      its fields (e.g. status "cancelled"); no webhook
+//             POST /__control/razorpay/subscriptions  subscription or [subscriptions] to seed, or fields to
+//                                                      change (e.g. status "cancelled"); no webhook
 //             POST /__control/razorpay/subscriptions/charge
 //                                                     {subscription_id, amount, payment_id?, paid_at?}:
 //                                                      a charge Razorpay made (a captured payment and
 //                                                      its paid invoice, paid_count + 1, the cycle
 //                                                      moved on) whose webhook is never delivered
-//             GET  /__control/razorpay/orders         orders and subscriptions created so far
+//             GET  /__control/razorpay/orders         orders, subscriptions and refunds so far
+//             POST /__control/payu                    {latency_ms, fail_status, fail_count, fail_message,
+//                                                      fail_retry_after, fail_hang_ms, fail_routes, reset}
 //             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
 //             GET  /__control/payu/payments           forms accepted by /_payment
+//             GET  /__control/payu/refunds            refunds accepted by cancel_refund_transaction
 //             GET  /__control/stats                   {calls: {"groq.chat": n, ...}, last: {route: body}}
+//             GET  /__control/calls[?route=prefix]    every Razorpay and PayU call, in order: {route,
+//                                                      method, path, body, idempotency_key, receipt,
+//                                                      token, status, at}
 //             POST /__control/reset                   everything back to the start state
+//
+// Failures: `fail_status` for the next `fail_count` calls (every call when omitted) of the routes
+// starting with one of `fail_routes`, or whose path (PayU: var1, var2) holds one that has a `_` in
+// it, e.g. a subscription id (all of the provider's routes when omitted); a 429 or 503
+// carries `Retry-After: fail_retry_after` when set; `fail_message` is the error description (the
+// Razorpay error's `description`, PayU's `msg`); `fail_hang_ms` waits that long before answering
+// (a client with a shorter timeout sees a timeout). A failed call is still recorded.
 //
 // Groq token counts are deterministic: prompt_tokens = ceil(characters of all message texts / 4)
 // (at least 1), or with prompt_tokens_per "byte" the UTF-8 bytes of all message texts + 4 per message
@@ -70,6 +87,14 @@ interface FailureControl {
   fail_status: number | null;
   /** null = every call fails while fail_status is set. */
   fail_count: number | null;
+  /** The error's description; default "fake upstream failure <status>". */
+  fail_message?: string | null;
+  /** Retry-After seconds sent with a failing 429 / 503. */
+  fail_retry_after?: number | null;
+  /** Wait this long before answering a failing call. */
+  fail_hang_ms?: number;
+  /** Only routes starting with one of these fail (null: every route). */
+  fail_routes?: string[] | null;
 }
 
 interface GroqControl extends FailureControl {
@@ -89,7 +114,15 @@ const groqDefaults = (): GroqControl => ({
   prompt_tokens_per: "char4",
   reply_suffix: "",
 });
-const failureDefaults = (): FailureControl => ({ latency_ms: 0, fail_status: null, fail_count: null });
+const failureDefaults = (): FailureControl => ({
+  latency_ms: 0,
+  fail_status: null,
+  fail_count: null,
+  fail_message: null,
+  fail_retry_after: null,
+  fail_hang_ms: 0,
+  fail_routes: null,
+});
 
 function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -135,9 +168,15 @@ function messageText(content: unknown): string {
   return "";
 }
 
-/** Applies `fail_status`/`fail_count` for one call; returns the status to fail with, or null. */
-function takeFailure(control: FailureControl): number | null {
+/** Applies `fail_status`/`fail_count` for one call of `route`; returns the status to fail with, or null. */
+function takeFailure(control: FailureControl, route?: string, path = ""): number | null {
   if (control.fail_status === null) return null;
+  if (
+    route !== undefined && control.fail_routes &&
+    !control.fail_routes.some((r) => route.startsWith(r) || (r.includes("_") && path.includes(r)))
+  ) {
+    return null;
+  }
   if (control.fail_count === null) return control.fail_status;
   if (control.fail_count <= 0) return null;
   control.fail_count--;
@@ -153,11 +192,51 @@ function applyFailureControl(control: FailureControl, body: Json): void {
   } else if (typeof body.fail_count === "number") {
     control.fail_count = body.fail_count;
   }
+  if ("fail_message" in body) control.fail_message = typeof body.fail_message === "string" ? body.fail_message : null;
+  if ("fail_retry_after" in body) {
+    control.fail_retry_after = typeof body.fail_retry_after === "number" ? body.fail_retry_after : null;
+  }
+  if (typeof body.fail_hang_ms === "number") control.fail_hang_ms = body.fail_hang_ms;
+  if ("fail_routes" in body) {
+    control.fail_routes = Array.isArray(body.fail_routes)
+      ? body.fail_routes.filter((r): r is string => typeof r === "string")
+      : null;
+  }
+}
+
+/** Headers for a failing answer: Retry-After on 429 / 503 when set. */
+function failureHeaders(control: FailureControl, status: number): Record<string, string> {
+  return (status === 429 || status === 503) && typeof control.fail_retry_after === "number"
+    ? { "retry-after": String(control.fail_retry_after) }
+    : {};
+}
+
+/** One recorded call of the Razorpay or PayU fake. */
+export interface RecordedCall {
+  route: string;
+  method: string;
+  path: string;
+  body: unknown;
+  /** Razorpay's X-Refund-Idempotency header. */
+  idempotency_key: string | null;
+  /** The Razorpay body's receipt. */
+  receipt: string | null;
+  /** PayU's var2 of cancel_refund_transaction (the merchant's refund token). */
+  token: string | null;
+  /** The HTTP status answered (null while the call is in flight). */
+  status: number | null;
+  at: string;
 }
 
 export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams {
   let groq = groqDefaults();
   let rzpControl = failureDefaults();
+  let payuControl = failureDefaults();
+  let refundStatus: "processed" | "pending" = "processed";
+  let callLog: RecordedCall[] = [];
+  let refunds = new Map<string, Json>();
+  let refundsByKey = new Map<string, { body: string; refund: Json }>();
+  let payuRefunds: Json[] = [];
   let calls: Record<string, number> = {};
   let last: Record<string, unknown> = {};
   let orders = new Map<string, Json>();
@@ -175,6 +254,12 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   function reset() {
     groq = groqDefaults();
     rzpControl = failureDefaults();
+    payuControl = failureDefaults();
+    refundStatus = "processed";
+    callLog = [];
+    refunds = new Map();
+    refundsByKey = new Map();
+    payuRefunds = [];
     calls = {};
     last = {};
     orders = new Map();
@@ -344,7 +429,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   // ------------------------------------------------------------------------------------------------
   // Razorpay
 
-  const rzpError = (status: number, description: string, field?: string) =>
+  const rzpError = (status: number, description: string, field?: string, headers: Record<string, string> = {}) =>
     json({
       error: {
         code: status === 401 ? "BAD_REQUEST_ERROR" : status >= 500 ? "SERVER_ERROR" : "BAD_REQUEST_ERROR",
@@ -355,7 +440,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
         metadata: {},
         ...(field ? { field } : {}),
       },
-    }, status);
+    }, status, headers);
 
   function rzpAuthorized(req: Request): boolean {
     return req.headers.get("authorization") ===
@@ -369,9 +454,26 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       Object.values(notes).every((v) => typeof v === "string" || typeof v === "number");
   }
 
+  function record(route: string, req: Request, path: string, body: unknown, extra: Partial<RecordedCall> = {}) {
+    const entry: RecordedCall = {
+      route,
+      method: req.method,
+      path,
+      body,
+      idempotency_key: null,
+      receipt: null,
+      token: null,
+      status: null,
+      at: new Date().toISOString(),
+      ...extra,
+    };
+    callLog.push(entry);
+    return entry;
+  }
+
   async function razorpay(req: Request, path: string, query: URLSearchParams): Promise<Response> {
     const method = req.method;
-    const body = method === "POST" ? await readJson(req) : undefined;
+    const body = method === "POST" || method === "PATCH" ? await readJson(req) : undefined;
     let route = "razorpay.unknown";
     if (method === "POST" && path === "/v1/orders") route = "razorpay.orders.create";
     else if (method === "POST" && path === "/v1/subscriptions") route = "razorpay.subscriptions.create";
@@ -379,15 +481,56 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       route = "razorpay.orders.payments";
     } else if (method === "GET" && /^\/v1\/orders\/[^/]+$/.test(path)) route = "razorpay.orders.fetch";
     else if (method === "GET" && /^\/v1\/payments\/[^/]+$/.test(path)) route = "razorpay.payments.fetch";
+    else if (method === "POST" && /^\/v1\/payments\/[^/]+\/refund$/.test(path)) route = "razorpay.payments.refund";
     else if (method === "GET" && /^\/v1\/subscriptions\/[^/]+$/.test(path)) route = "razorpay.subscriptions.fetch";
     else if (method === "GET" && path === "/v1/invoices") route = "razorpay.invoices.list";
+    else if (method === "PATCH" && /^\/v1\/subscriptions\/[^/]+$/.test(path)) route = "razorpay.subscriptions.update";
+    else if (method === "POST" && /^\/v1\/subscriptions\/[^/]+\/(cancel|pause|resume)$/.test(path)) {
+      route = `razorpay.subscriptions.${path.split("/")[4]}`;
+    }
     count(route, body);
+    const entry = record(route, req, path, body, {
+      idempotency_key: req.headers.get("x-refund-idempotency"),
+      receipt: isObject(body) && typeof body.receipt === "string" ? body.receipt : null,
+    });
+    const res = await razorpayAnswer(req, route, path, body, query);
+    entry.status = res.status;
+    return res;
+  }
+
+  async function razorpayAnswer(
+    req: Request,
+    route: string,
+    path: string,
+    body: unknown,
+    query: URLSearchParams,
+  ): Promise<Response> {
     if (!rzpAuthorized(req)) return rzpError(401, "The api key provided is invalid");
     await sleep(rzpControl.latency_ms);
-    const failure = takeFailure(rzpControl);
-    if (failure !== null) return rzpError(failure, `fake upstream failure ${failure}`);
+    const failure = takeFailure(rzpControl, route, path);
+    if (failure !== null) {
+      await sleep(rzpControl.fail_hang_ms ?? 0);
+      return rzpError(
+        failure,
+        rzpControl.fail_message ?? `fake upstream failure ${failure}`,
+        undefined,
+        failureHeaders(rzpControl, failure),
+      );
+    }
     if (route === "razorpay.unknown") return rzpError(404, "The requested URL was not found on the server.");
     const id = decodeURIComponent(path.split("/")[3] ?? "");
+
+    if (route === "razorpay.payments.refund") return refundPayment(req, id, body);
+    if (route === "razorpay.invoices.list") {
+      const subId = query.get("subscription_id");
+      const items = [...invoices.values()]
+        .filter((i) => subId === null || i.subscription_id === subId)
+        .sort((a, b) => (b.created_at as number) - (a.created_at as number));
+      return json({ entity: "collection", count: items.length, items });
+    }
+    if (route.startsWith("razorpay.subscriptions.") && route !== "razorpay.subscriptions.create") {
+      return subscriptionAction(route, id, body);
+    }
 
     if (route === "razorpay.orders.create") {
       if (!isObject(body)) return rzpError(400, "The request body is invalid");
@@ -472,75 +615,156 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return json({ entity: "collection", count: items.length, items });
     }
 
-    if (route === "razorpay.subscriptions.fetch") {
-      const sub = subscriptions.get(id);
-      return sub ? json(sub) : rzpError(400, "The id provided does not exist");
-    }
-
-    if (route === "razorpay.invoices.list") {
-      const subId = query.get("subscription_id");
-      const items = [...invoices.values()]
-        .filter((i) => subId === null || i.subscription_id === subId)
-        .sort((a, b) => (b.created_at as number) - (a.created_at as number));
-      return json({ entity: "collection", count: items.length, items });
-    }
-
     // razorpay.payments.fetch
     const payment = payments.get(id);
     return payment ? json(payment) : rzpError(400, "The id provided does not exist");
   }
 
-  function seedPayment(p: Json): Json {
-    if (typeof p.id !== "string" || !Number.isInteger(p.amount)) {
-      throw new Error("a seeded payment needs a string id and an integer amount");
+  /** POST /v1/payments/:id/refund: a refund of a captured payment, at most what is left of it. */
+  function refundPayment(req: Request, paymentId: string, body: unknown): Response {
+    if (!isObject(body)) return rzpError(400, "The request body is invalid");
+    const key = req.headers.get("x-refund-idempotency");
+    const canonical = JSON.stringify(body);
+    if (key !== null) {
+      if (!/^[A-Za-z0-9_-]{10,}$/.test(key)) return rzpError(400, "The idempotency key is invalid");
+      const seen = refundsByKey.get(key);
+      if (seen) {
+        return seen.body === canonical
+          ? json(seen.refund)
+          : rzpError(400, "Different request with the same idempotency key has already been processed.");
+      }
     }
-    const payment: Json = {
-      entity: "payment",
-      currency: "INR",
-      status: "captured",
-      order_id: null,
-      invoice_id: null,
-      international: false,
-      method: "upi",
-      amount_refunded: 0,
-      refund_status: null,
-      captured: (p.status ?? "captured") === "captured",
-      description: null,
-      email: "buyer@example.in",
-      contact: "+919999999999",
-      notes: [],
-      fee: 0,
-      tax: 0,
-      error_code: null,
-      error_description: null,
+    const payment = payments.get(paymentId);
+    if (!payment) return rzpError(400, "The id provided does not exist");
+    if (payment.status !== "captured" && payment.status !== "refunded") {
+      return rzpError(400, "Only payments which have been captured can be refunded", "id");
+    }
+    const captured = payment.amount as number;
+    const already = (payment.amount_refunded as number) ?? 0;
+    const amount = body.amount === undefined ? captured - already : body.amount;
+    if (typeof amount !== "number" || !Number.isInteger(amount)) {
+      return rzpError(400, "The amount must be an integer.", "amount");
+    }
+    if (amount < 100) return rzpError(400, "The amount must be at least INR 1.00", "amount");
+    if (already + amount > captured) {
+      return rzpError(400, "The refund amount provided is greater than amount captured", "amount");
+    }
+    if (body.receipt !== undefined && (typeof body.receipt !== "string" || body.receipt.length > 40)) {
+      return rzpError(400, "The receipt may not be greater than 40 characters.", "receipt");
+    }
+    if (!notesOk(body.notes)) return rzpError(400, "The notes field is invalid.", "notes");
+    const refund: Json = {
+      id: randomId("rfnd"),
+      entity: "refund",
+      amount,
+      currency: payment.currency,
+      payment_id: paymentId,
+      notes: isObject(body.notes) && Object.keys(body.notes).length > 0 ? body.notes : [],
+      receipt: body.receipt ?? null,
+      acquirer_data: { arn: null },
       created_at: nowSecs(),
-      ...p,
+      batch_id: null,
+      status: refundStatus,
+      speed_processed: "normal",
+      speed_requested: "normal",
     };
-    payments.set(p.id, payment);
-    return payment;
+    refunds.set(refund.id as string, refund);
+    if (key !== null) refundsByKey.set(key, { body: canonical, refund });
+    payment.amount_refunded = already + amount;
+    payment.refund_status = already + amount === captured ? "full" : "partial";
+    if (already + amount === captured) payment.status = "refunded";
+    return json(refund);
   }
 
-  function seedSubscription(body: Json): Json {
-    if (typeof body.id !== "string" || !body.id.startsWith("sub_")) {
-      throw new Error("a seeded subscription needs an id starting with sub_");
+  /** GET / PATCH /v1/subscriptions/:id and its cancel, pause and resume. */
+  function subscriptionAction(route: string, id: string, body: unknown): Response {
+    const sub = subscriptions.get(id);
+    if (!sub) return rzpError(400, "The id provided does not exist");
+    const status = sub.status as string;
+    const b = isObject(body) ? body : {};
+    switch (route) {
+      case "razorpay.subscriptions.fetch":
+        return json(sub);
+      case "razorpay.subscriptions.cancel": {
+        if (!["created", "authenticated", "active", "pending", "halted", "paused"].includes(status)) {
+          return rzpError(400, `Subscription is not cancellable in ${status} status.`, "status");
+        }
+        const atEnd = b.cancel_at_cycle_end === 1 || b.cancel_at_cycle_end === true;
+        if (atEnd && status === "active") {
+          // Cancelled when the current cycle ends; until then the subscription stays active.
+          sub.cancel_at_cycle_end = true;
+        } else {
+          sub.status = "cancelled";
+          sub.ended_at = nowSecs();
+          sub.charge_at = null;
+        }
+        return json(sub);
+      }
+      case "razorpay.subscriptions.pause":
+        if (status !== "active") return rzpError(400, `Subscription cannot be paused in ${status} status.`, "status");
+        if (b.pause_at !== undefined && b.pause_at !== "now") return rzpError(400, "pause_at must be now", "pause_at");
+        Object.assign(sub, { status: "paused", paused_at: nowSecs(), pause_initiated_by: "self", charge_at: null });
+        return json(sub);
+      case "razorpay.subscriptions.resume":
+        if (status !== "paused") return rzpError(400, `Subscription cannot be resumed in ${status} status.`, "status");
+        if (b.resume_at !== undefined && b.resume_at !== "now") return rzpError(400, "resume_at must be now", "resume_at");
+        Object.assign(sub, { status: "active", paused_at: null, pause_initiated_by: null });
+        return json(sub);
+      default: {
+        // razorpay.subscriptions.update
+        if (!["authenticated", "active"].includes(status)) {
+          return rzpError(400, `Subscription cannot be updated in ${status} status.`, "status");
+        }
+        if (b.plan_id !== undefined && (typeof b.plan_id !== "string" || !b.plan_id.startsWith("plan_"))) {
+          return rzpError(400, "The plan id provided is invalid", "plan_id");
+        }
+        const at = b.schedule_change_at ?? "now";
+        if (at !== "now" && at !== "cycle_end") {
+          return rzpError(400, "The schedule change at field is invalid.", "schedule_change_at");
+        }
+        if (at === "now") {
+          if (typeof b.plan_id === "string") sub.plan_id = b.plan_id;
+        } else {
+          sub.has_scheduled_changes = true;
+          sub.change_scheduled_at = (sub.current_end as number | null) ?? nowSecs() + 30 * 86400;
+          sub.scheduled_plan_id = b.plan_id ?? sub.plan_id;
+        }
+        return json(sub);
+      }
     }
+  }
+
+  /** Seeds a subscription, or changes fields of one the fake already has (e.g. `status: "active"`). */
+  function seedSubscription(s: Json): Json {
+    if (typeof s.id !== "string") throw new Error("a seeded subscription needs a string id");
+    const now = nowSecs();
     const sub: Json = {
       entity: "subscription",
-      plan_id: "plan_fake",
-      customer_id: null,
+      plan_id: "plan_seeded",
+      customer_id: "cust_seeded",
       status: "active",
-      current_start: null,
-      current_end: null,
+      current_start: now,
+      current_end: now + 30 * 86400,
       ended_at: null,
       quantity: 1,
       notes: [],
+      charge_at: now + 30 * 86400,
+      start_at: now,
+      end_at: null,
+      auth_attempts: 0,
       total_count: 12,
-      paid_count: 0,
-      created_at: nowSecs(),
-      ...(subscriptions.get(body.id) ?? {}),
-      ...body,
+      paid_count: 1,
+      customer_notify: true,
+      created_at: now,
+      expire_by: null,
+      has_scheduled_changes: false,
+      change_scheduled_at: null,
+      source: "api",
+      remaining_count: 11,
+      ...subscriptions.get(s.id),
+      ...s,
     };
-    subscriptions.set(body.id, sub);
+    subscriptions.set(s.id, sub);
     return sub;
   }
 
@@ -589,6 +813,36 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     return { payment, invoice, subscription: sub };
   }
 
+  function seedPayment(p: Json): Json {
+    if (typeof p.id !== "string" || !Number.isInteger(p.amount)) {
+      throw new Error("a seeded payment needs a string id and an integer amount");
+    }
+    const payment: Json = {
+      entity: "payment",
+      currency: "INR",
+      status: "captured",
+      order_id: null,
+      invoice_id: null,
+      international: false,
+      method: "upi",
+      amount_refunded: 0,
+      refund_status: null,
+      captured: (p.status ?? "captured") === "captured",
+      description: null,
+      email: "buyer@example.in",
+      contact: "+919999999999",
+      notes: [],
+      fee: 0,
+      tax: 0,
+      error_code: null,
+      error_description: null,
+      created_at: nowSecs(),
+      ...p,
+    };
+    payments.set(p.id, payment);
+    return payment;
+  }
+
   // ------------------------------------------------------------------------------------------------
   // PayU
 
@@ -596,10 +850,34 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     const form = new URLSearchParams(await req.text());
     const fields = Object.fromEntries(form);
     count("payu.command", fields);
+    const route = `payu.${fields.command ?? "unknown"}`;
+    const entry = record(route, req, "/merchant/postservice.php", fields, {
+      token: fields.command === "cancel_refund_transaction" ? (fields.var2 ?? null) : null,
+    });
+    const res = await payuCommandAnswer(fields, route);
+    entry.status = res.status;
+    return res;
+  }
+
+  async function payuCommandAnswer(fields: Record<string, string>, route: string): Promise<Response> {
     const { key = "", command = "", var1 = "", hash = "" } = fields;
+    await sleep(payuControl.latency_ms);
+    const failure = takeFailure(payuControl, route, `${fields.var1 ?? ""} ${fields.var2 ?? ""}`);
+    if (failure !== null) {
+      await sleep(payuControl.fail_hang_ms ?? 0);
+      return json(
+        { status: 0, msg: payuControl.fail_message ?? `fake upstream failure ${failure}` },
+        failure,
+        failureHeaders(payuControl, failure),
+      );
+    }
     if (key !== options.payuKey) return json({ status: 0, msg: "Invalid key" });
     if (hash !== await sha512Hex(`${key}|${command}|${var1}|${options.payuSalt}`)) {
       return json({ status: 0, msg: "Invalid Hash." });
+    }
+    if (command === "cancel_refund_transaction") {
+      count("payu.cancel_refund_transaction");
+      return payuRefund(fields);
     }
     if (command !== "verify_payment") return json({ status: 0, msg: "Invalid command" });
     count("payu.verify_payment");
@@ -615,6 +893,41 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       status: found > 0 ? 1 : 0,
       msg: `${found} out of ${txnids.length} Transactions Fetched Successfully`,
       transaction_details: details,
+    });
+  }
+
+  /**
+   * cancel_refund_transaction: var1 the mihpayid of a captured transaction, var2 the merchant's token
+   * (unique per refund request), var3 the amount in rupees (at most what is left). The wording of
+   * the refusals is the fake's own (status 0 with a msg, as PayU answers).
+   */
+  function payuRefund(f: Record<string, string>): Response {
+    const { var1 = "", var2 = "", var3 = "" } = f;
+    const tx = [...payuTransactions.values()].find((t) => String(t.mihpayid) === var1);
+    if (!tx) return json({ status: 0, msg: "Invalid payuid", mihpayid: var1 });
+    if (!var2) return json({ status: 0, msg: "Token is mandatory", mihpayid: var1 });
+    if (payuRefunds.some((r) => r.token === var2)) {
+      return json({ status: 0, msg: "Request for this token has already been processed", mihpayid: var1 });
+    }
+    if (tx.status !== "success") return json({ status: 0, msg: "Transaction is not captured", mihpayid: var1 });
+    const m = /^([0-9]+)(?:\.([0-9]{1,2}))?$/.exec(var3);
+    if (!m) return json({ status: 0, msg: "Invalid amount", mihpayid: var1 });
+    const paise = Number(m[1]) * 100 + Number((m[2] ?? "").padEnd(2, "0"));
+    const amt = String(tx.amt ?? tx.amount ?? tx.transaction_amount ?? "0");
+    const am = /^([0-9]+)(?:\.([0-9]{1,2}))?$/.exec(amt);
+    const captured = am ? Number(am[1]) * 100 + Number((am[2] ?? "").padEnd(2, "0")) : 0;
+    const refunded = payuRefunds.filter((r) => r.mihpayid === var1).reduce((n, r) => n + (r.amount_paise as number), 0);
+    if (paise <= 0 || refunded + paise > captured) {
+      return json({ status: 0, msg: "Refund amount is greater than the transaction amount", mihpayid: var1 });
+    }
+    const requestId = String(100000000 + payuRefunds.length * 7919 + Math.floor(Math.random() * 7000));
+    payuRefunds.push({ request_id: requestId, token: var2, mihpayid: var1, txnid: tx.txnid, amount_paise: paise, amt: var3 });
+    return json({
+      status: 1,
+      msg: "Refund Request Queued",
+      request_id: requestId,
+      bank_ref_num: tx.bank_ref_num ?? null,
+      mihpayid: var1,
     });
   }
 
@@ -661,9 +974,14 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   async function control(req: Request, path: string): Promise<Response> {
     if (req.method === "GET" && path === "/__control/stats") return json({ calls, last });
     if (req.method === "GET" && path === "/__control/razorpay/orders") {
-      return json({ orders: [...orders.values()], subscriptions: [...subscriptions.values()] });
+      return json({ orders: [...orders.values()], subscriptions: [...subscriptions.values()], refunds: [...refunds.values()] });
     }
     if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments });
+    if (req.method === "GET" && path === "/__control/payu/refunds") return json({ refunds: payuRefunds });
+    if (req.method === "GET" && path === "/__control/calls") {
+      const prefix = new URL(req.url).searchParams.get("route") ?? "";
+      return json({ calls: callLog.filter((c) => c.route.startsWith(prefix)) });
+    }
     if (req.method !== "POST") return json({ error: "not found" }, 404);
     const body = await readJson(req);
     if (path === "/__control/reset") {
@@ -686,23 +1004,35 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (path === "/__control/razorpay" && isObject(body)) {
       if (body.reset === true) rzpControl = failureDefaults();
       applyFailureControl(rzpControl, body);
-      return json({ ok: true, razorpay: rzpControl });
+      if (body.refund_status === "processed" || body.refund_status === "pending") refundStatus = body.refund_status;
+      if (body.reset === true) refundStatus = "processed";
+      return json({ ok: true, razorpay: rzpControl, refund_status: refundStatus });
+    }
+    if (path === "/__control/payu" && isObject(body)) {
+      if (body.reset === true) payuControl = failureDefaults();
+      applyFailureControl(payuControl, body);
+      return json({ ok: true, payu: payuControl });
+    }
+    if (path === "/__control/razorpay/subscriptions/charge") {
+      try {
+        if (!isObject(body)) throw new Error("the body must be a JSON object");
+        return json({ ok: true, ...chargeSubscription(body) });
+      } catch (e) {
+        return json({ error: (e as Error).message }, 400);
+      }
+    }
+    if (path === "/__control/razorpay/subscriptions") {
+      const list = Array.isArray(body) ? body : [body];
+      try {
+        return json({ ok: true, subscriptions: list.map((s) => seedSubscription(isObject(s) ? s : {})) });
+      } catch (e) {
+        return json({ error: (e as Error).message }, 400);
+      }
     }
     if (path === "/__control/razorpay/payments") {
       const list = Array.isArray(body) ? body : [body];
       try {
         return json({ ok: true, payments: list.map((p) => seedPayment(isObject(p) ? p : {})) });
-      } catch (e) {
-        return json({ error: (e as Error).message }, 400);
-      }
-    }
-    if (path === "/__control/razorpay/subscriptions" || path === "/__control/razorpay/subscriptions/charge") {
-      try {
-        if (!isObject(body)) throw new Error("the body must be a JSON object");
-        return json({
-          ok: true,
-          ...(path.endsWith("/charge") ? chargeSubscription(body) : { subscription: seedSubscription(body) }),
-        });
       } catch (e) {
         return json({ error: (e as Error).message }, 400);
       }

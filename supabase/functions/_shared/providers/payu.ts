@@ -1,5 +1,6 @@
 // PayU India (hosted checkout): request hash, reverse hash, command API hash, amount formatting,
-// webhook verification / normalization, checkout form and the verify_payment client.
+// webhook verification / normalization, checkout form, the command API client (verify_payment,
+// cancel_refund_transaction) and the provider actions (refund, fetch payment; docs/providers.md).
 //
 // Env: PAYU_MERCHANT_KEY, PAYU_MERCHANT_SALT, PAYU_BASE_URL (default https://test.payu.in; live
 // checkout is https://secure.payu.in and the live command API https://info.payu.in: set
@@ -7,6 +8,8 @@
 
 import { sha512Hex, timingSafeEqual } from "../crypto.ts";
 import {
+  type ActionOutcome,
+  actionOutcomeOf,
   type Checkout,
   type CheckoutOrder,
   type EnvGetter,
@@ -15,10 +18,13 @@ import {
   networkError,
   type NormalizedEvent,
   type NormalizeResult,
+  type ProviderAction,
   type ProviderAdapter,
   ProviderError,
   requireEnv,
+  retryAfterSeconds,
   type StartedCheckout,
+  unsupportedAction,
   type VerifiedWebhook,
   type VerifyResult,
 } from "./types.ts";
@@ -329,7 +335,61 @@ export async function createPayuCheckout(order: CheckoutOrder, env: EnvGetter): 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Command API: verify_payment (reconciliation when a webhook was lost)
+// Command API: verify_payment (reconciliation when a webhook was lost), cancel_refund_transaction
+
+/**
+ * One command of PayU's command API: a form POST to `${PAYU_API_BASE_URL}/merchant/postservice.php?form=2`
+ * with key, command, var1.. and hash = sha512(key|command|var1|SALT); returns the parsed JSON answer.
+ * Throws ProviderError: no answer (timeout, unreachable), non-2xx (upstream_error with the status
+ * and its Retry-After), non-JSON (invalid_upstream_response).
+ */
+export async function payuCommand(
+  command: string,
+  vars: { var1: string; var2?: string; var3?: string },
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<Record<string, unknown>> {
+  const config = payuConfig(env);
+  const form: Record<string, string> = { key: config.key, command, var1: vars.var1 };
+  if (vars.var2 !== undefined) form.var2 = vars.var2;
+  if (vars.var3 !== undefined) form.var3 = vars.var3;
+  form.hash = await commandHash(config.key, command, vars.var1, config.salt);
+  const doFetch = options.fetch ?? fetch;
+  let res: Response;
+  let text: string;
+  try {
+    res = await doFetch(`${config.apiBaseUrl}/merchant/postservice.php?form=2`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body: new URLSearchParams(form),
+      signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    });
+    text = await res.text();
+  } catch (e) {
+    throw networkError(e, "PayU");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const msg = (json as { msg?: unknown })?.msg;
+    throw new ProviderError(
+      502,
+      "upstream_error",
+      `PayU answered ${res.status}${typeof msg === "string" && msg !== "" ? `: ${msg}` : ""}`,
+      res.status,
+      null,
+      retryAfterSeconds(res.headers.get("retry-after")),
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ProviderError(502, "invalid_upstream_response", "PayU answered with non-JSON");
+  }
+  return json as Record<string, unknown>;
+}
 
 /**
  * Asks PayU for the state of `txnid` and returns it as a NormalizedEvent (the same event_id a webhook
@@ -341,35 +401,9 @@ export async function verifyPayuPayment(
   env: EnvGetter,
   options: { timeoutMs?: number; fetch?: typeof fetch } = {},
 ): Promise<NormalizedEvent | null> {
-  const config = payuConfig(env);
+  payuConfig(env);
   if (!TXNID.test(txnid)) throw new ProviderError(400, "invalid_input", "malformed txnid");
-  const command = "verify_payment";
-  const body = new URLSearchParams({
-    key: config.key,
-    command,
-    var1: txnid,
-    hash: await commandHash(config.key, command, txnid, config.salt),
-  });
-  const doFetch = options.fetch ?? fetch;
-  let res: Response;
-  try {
-    res = await doFetch(`${config.apiBaseUrl}/merchant/postservice.php?form=2`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-      body,
-      signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-    });
-  } catch (e) {
-    throw networkError(e, "PayU");
-  }
-  const text = await res.text().catch(() => "");
-  if (!res.ok) throw new ProviderError(502, "upstream_error", `PayU answered ${res.status}`, res.status);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ProviderError(502, "invalid_upstream_response", "PayU answered with non-JSON");
-  }
+  const json = await payuCommand("verify_payment", { var1: txnid }, env, options);
   const details = (json as { transaction_details?: unknown })?.transaction_details;
   const entry = details && typeof details === "object"
     ? (details as Record<string, unknown>)[txnid]
@@ -405,7 +439,7 @@ export function buyerFirstname(name: string): string {
 /** The PayU adapter. Configuration is read from `env` at each call; `fetch` replaces the global one. */
 export function createPayuAdapter(
   env: EnvGetter,
-  options: { fetch?: typeof fetch } = {},
+  options: { fetch?: typeof fetch; timeoutMs?: number } = {},
 ): ProviderAdapter {
   return {
     name: "payu",
@@ -436,5 +470,106 @@ export function createPayuAdapter(
       const event = await verifyPayuPayment(order.receipt, env, { fetch: options.fetch });
       return { events: event ? [event] : [] };
     },
+    performAction: (action) => performPayuAction(action, env, options),
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Provider actions: a PayU checkout is a one-time payment, so refunds and payment look-ups only
+
+/** A refund PayU accepted (cancel_refund_transaction status 1) as the event the SQL entry point takes. */
+export function payuRefundEvent(
+  txnid: string,
+  answer: Record<string, unknown>,
+  action: ProviderAction,
+  amountPaise: number,
+): NormalizedEvent {
+  const requestId = answer.request_id ?? answer.txn_update_id;
+  // PayU's refund request id; our refund id (the token) when PayU names none.
+  const refundId = (typeof requestId === "string" || typeof requestId === "number") && String(requestId) !== ""
+    ? String(requestId)
+    : String(action.payload.refund_id);
+  return {
+    provider: "payu",
+    event_id: `refund:${refundId}:queued`,
+    event_type: "refund.queued",
+    kind: "refund_processed",
+    subscription_status: null,
+    error_reason: null,
+    order_ref: txnid,
+    provider_order_id: null,
+    // Our payment id for PayU is the txnid (mihpayid is outside the reverse hash).
+    provider_payment_id: txnid,
+    provider_subscription_id: null,
+    provider_refund_id: refundId,
+    amount_paise: amountPaise,
+    currency: "INR",
+    // PayU's word for an accepted refund request ("Refund Request Queued").
+    status: "queued",
+    method: null,
+    occurred_at: null,
+    payload: { source: "provider-sync", action_id: action.id, token: action.payload.refund_id, answer },
+  };
+}
+
+/**
+ * Carries out one action at PayU. Never throws. refund: verify_payment (var1 = txnid) for the
+ * payment's confirmed mihpayid, then cancel_refund_transaction (var1 = mihpayid, var2 = our refund
+ * id as the token, var3 = the amount in rupees); PayU's acceptance (status 1) is applied as the
+ * refund (PayU's refund callbacks carry no hash). fetch_payment: verify_payment.
+ */
+export async function performPayuAction(
+  action: ProviderAction,
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<ActionOutcome> {
+  const txnid = nonEmpty(action.target?.provider_payment_id) ?? nonEmpty(action.target?.order_ref);
+  const p = action.payload ?? {};
+  try {
+    if (action.kind === "fetch_payment" || action.kind === "refund") {
+      if (!txnid) return { outcome: "failed", error: `a PayU ${action.kind} needs target.provider_payment_id (the txnid)` };
+      if (!TXNID.test(txnid)) return { outcome: "failed", error: "malformed PayU txnid" };
+    }
+    if (action.kind === "fetch_payment") {
+      const event = await verifyPayuPayment(txnid!, env, options);
+      if (!event) return { outcome: "failed", error: `PayU does not know txnid ${txnid}` };
+      return {
+        outcome: "succeeded",
+        result: { txnid, mihpayid: event.payload.mihpayid ?? null, status: event.status, amount_paise: event.amount_paise },
+        events: [event],
+      };
+    }
+    if (action.kind !== "refund") return unsupportedAction("payu", action.kind);
+
+    const amount = p.amount_paise;
+    const token = nonEmpty(p.refund_id);
+    if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0) {
+      return { outcome: "failed", error: "a PayU refund needs payload.amount_paise (positive integer paise)" };
+    }
+    if (!token) return { outcome: "failed", error: "a PayU refund needs payload.refund_id (the token)" };
+    if (typeof p.currency === "string" && p.currency !== "INR") {
+      return { outcome: "failed", error: `PayU refunds are INR only, got ${p.currency}` };
+    }
+    const payment = await verifyPayuPayment(txnid!, env, options);
+    if (!payment) return { outcome: "failed", error: `PayU does not know txnid ${txnid}` };
+    const mihpayid = nonEmpty(payment.payload.mihpayid) ??
+      (typeof payment.payload.mihpayid === "number" ? String(payment.payload.mihpayid) : null);
+    if (payment.status !== "success" || !mihpayid) {
+      return { outcome: "failed", error: `PayU reports txnid ${txnid} as ${payment.status}: not refundable` };
+    }
+    const answer = await payuCommand(
+      "cancel_refund_transaction",
+      { var1: mihpayid, var2: token, var3: paiseToRupees(amount) },
+      env,
+      options,
+    );
+    const result = { txnid, mihpayid, token, amount_paise: amount, answer };
+    if (Number(answer.status) !== 1) {
+      const msg = nonEmpty(answer.msg) ?? "no message";
+      return { outcome: "failed", error: `PayU refused the refund: ${msg}`, result };
+    }
+    return { outcome: "succeeded", result, events: [payuRefundEvent(txnid!, answer, action, amount)] };
+  } catch (e) {
+    return actionOutcomeOf(e);
+  }
 }

@@ -1,5 +1,6 @@
-// Razorpay: webhook signature (with secret rotation), checkout signature, event normalization and a
-// small API client (orders, subscriptions, payments) over fetch.
+// Razorpay: webhook signature (with secret rotation), checkout signature, event normalization, a
+// small API client (orders, subscriptions, payments, refunds) over fetch, and the provider actions
+// (cancel, pause, resume, change plan, refund, fetch payment; docs/providers.md).
 //
 // Env: RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET (API + checkout signature), RAZORPAY_WEBHOOK_SECRET
 // (webhook HMAC; comma-separated to accept several during rotation, e.g. "new,old"),
@@ -7,6 +8,8 @@
 
 import { hmacSha256Hex, timingSafeEqual } from "../crypto.ts";
 import {
+  type ActionOutcome,
+  actionOutcomeOf,
   type Checkout,
   type CheckoutOrder,
   type EnvGetter,
@@ -17,13 +20,16 @@ import {
   type NormalizeResult,
   type ProviderAdapter,
   type PaymentSource,
+  type ProviderAction,
   ProviderError,
   type ProviderOrderRef,
   type ProviderSubscriptionRef,
   type ProviderSubscriptionStatus,
   requireEnv,
+  retryAfterSeconds,
   type StartedCheckout,
   unixToIso,
+  unsupportedAction,
   type VerifiedWebhook,
   type VerifyResult,
 } from "./types.ts";
@@ -319,6 +325,20 @@ export interface RazorpayInvoice {
   [k: string]: unknown;
 }
 
+export interface RazorpayRefund {
+  id: string;
+  entity: "refund";
+  amount: number;
+  currency: string;
+  payment_id: string;
+  /** `pending` until the money moves, then `processed` (or `failed`). */
+  status: string;
+  receipt: string | null;
+  notes: Record<string, string> | [];
+  created_at: number;
+  [k: string]: unknown;
+}
+
 export interface RazorpayClient {
   createOrder(input: {
     amount: number;
@@ -339,6 +359,26 @@ export interface RazorpayClient {
   fetchSubscriptionInvoices(subscriptionId: string): Promise<RazorpayInvoice[]>;
 }
 
+/** The client with the calls the provider actions make (subscriptions and refunds). */
+export interface RazorpayApiClient extends RazorpayClient {
+  /** POST /subscriptions/:id/cancel with cancel_at_cycle_end 1 (at the cycle end) or 0 (now). */
+  cancelSubscription(id: string, atCycleEnd: boolean): Promise<RazorpaySubscription>;
+  /** POST /subscriptions/:id/pause {pause_at: "now"}. */
+  pauseSubscription(id: string): Promise<RazorpaySubscription>;
+  /** POST /subscriptions/:id/resume {resume_at: "now"}. */
+  resumeSubscription(id: string): Promise<RazorpaySubscription>;
+  /** PATCH /subscriptions/:id {plan_id, schedule_change_at: "cycle_end" | "now"}. */
+  updateSubscriptionPlan(id: string, planId: string, atCycleEnd: boolean): Promise<RazorpaySubscription>;
+  /**
+   * POST /payments/:id/refund {amount, receipt, notes} with the X-Refund-Idempotency header: a
+   * retry with the same key and body answers the same refund instead of refunding twice.
+   */
+  refundPayment(
+    paymentId: string,
+    input: { amount: number; receipt: string; notes?: Record<string, string>; idempotencyKey: string },
+  ): Promise<RazorpayRefund>;
+}
+
 const ID = /^[A-Za-z0-9_]{1,64}$/;
 
 /**
@@ -349,8 +389,13 @@ const ID = /^[A-Za-z0-9_]{1,64}$/;
 export function createRazorpayClient(
   env: EnvGetter,
   options: { timeoutMs?: number; fetch?: typeof fetch } = {},
-): RazorpayClient {
-  async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+): RazorpayApiClient {
+  async function call<T>(
+    method: "GET" | "POST" | "PATCH",
+    path: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<T> {
     const keyId = requireEnv(env, "RAZORPAY_KEY_ID");
     const keySecret = requireEnv(env, "RAZORPAY_KEY_SECRET");
     const base = envUrl(env, "RAZORPAY_API_BASE", RAZORPAY_DEFAULT_API_BASE);
@@ -359,6 +404,7 @@ export function createRazorpayClient(
       accept: "application/json",
     };
     if (body !== undefined) headers["content-type"] = "application/json";
+    Object.assign(headers, extraHeaders);
     let res: Response;
     try {
       res = await (options.fetch ?? fetch)(`${base}${path}`, {
@@ -390,6 +436,7 @@ export function createRazorpayClient(
         `Razorpay answered ${res.status}${typeof err.description === "string" ? `: ${err.description}` : ""}`,
         res.status,
         typeof err.code === "string" ? err.code : null,
+        retryAfterSeconds(res.headers.get("retry-after")),
       );
     }
     if (!isObject(json)) {
@@ -457,7 +504,54 @@ export function createRazorpayClient(
       // Only this subscription's invoices count, whatever else the answer holds.
       return (list.items as RazorpayInvoice[]).filter((i) => isObject(i) && i.subscription_id === subscriptionId);
     },
+    async cancelSubscription(id, atCycleEnd) {
+      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/cancel`, {
+        cancel_at_cycle_end: atCycleEnd ? 1 : 0,
+      });
+    },
+    async pauseSubscription(id) {
+      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/pause`, { pause_at: "now" });
+    },
+    async resumeSubscription(id) {
+      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/resume`, { resume_at: "now" });
+    },
+    async updateSubscriptionPlan(id, planId, atCycleEnd) {
+      return await call<RazorpaySubscription>("PATCH", `/subscriptions/${checkId(id)}`, {
+        plan_id: checkId(planId),
+        schedule_change_at: atCycleEnd ? "cycle_end" : "now",
+      });
+    },
+    async refundPayment(paymentId, input) {
+      if (!Number.isSafeInteger(input.amount) || input.amount < 100) {
+        throw new ProviderError(400, "invalid_amount", "a Razorpay refund is integer paise >= 100");
+      }
+      if (input.receipt.length > 40) {
+        throw new ProviderError(400, "invalid_input", "receipt must be at most 40 characters");
+      }
+      if (!IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
+        throw new ProviderError(400, "invalid_input", "the idempotency key must be 10+ characters of A-Z a-z 0-9 _ -");
+      }
+      return await call<RazorpayRefund>(
+        "POST",
+        `/payments/${checkId(paymentId)}/refund`,
+        { amount: input.amount, receipt: input.receipt, notes: input.notes ?? {} },
+        { "x-refund-idempotency": input.idempotencyKey },
+      );
+    },
   };
+}
+
+/** What Razorpay accepts in X-Refund-Idempotency: at least 10 letters, digits, hyphens, underscores. */
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{10,128}$/;
+
+/**
+ * The X-Refund-Idempotency value for an action: its idempotency key when Razorpay accepts it as is,
+ * else the hex SHA-256 of it (stable across retries, so a retry never refunds twice).
+ */
+export async function razorpayIdempotencyKey(key: string): Promise<string> {
+  if (IDEMPOTENCY_KEY.test(key)) return key;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -633,9 +727,9 @@ export async function reconcileRazorpaySubscription(
  */
 export function createRazorpayAdapter(
   env: EnvGetter,
-  options: { fetch?: typeof fetch } = {},
+  options: { fetch?: typeof fetch; timeoutMs?: number } = {},
 ): ProviderAdapter {
-  const client = () => createRazorpayClient(env, { fetch: options.fetch });
+  const client = () => createRazorpayClient(env, { fetch: options.fetch, timeoutMs: options.timeoutMs });
   return {
     name: "razorpay",
     maxWebhookBytes: RAZORPAY_MAX_BODY_BYTES,
@@ -710,5 +804,133 @@ export function createRazorpayAdapter(
     async fetchPaymentEvent(paymentId, order, source) {
       return razorpayPaymentEvent(await client().fetchPayment(paymentId), order, source);
     },
+    performAction: (action) => performRazorpayAction(action, client()),
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Provider actions
+
+/** A confirmed (processed) Razorpay refund as the event the SQL entry point takes. */
+export function razorpayRefundEvent(refund: RazorpayRefund, action: ProviderAction): NormalizedEvent {
+  return {
+    provider: "razorpay",
+    // The refund and its state: the refund.processed webhook for the same refund dedupes on the
+    // refund id in payment_events (billing.apply_refund), so it is a duplicate when it arrives.
+    event_id: `refund:${refund.id}:processed`,
+    event_type: "refund.processed",
+    kind: "refund_processed",
+    subscription_status: null,
+    error_reason: null,
+    order_ref: action.target.order_ref ?? null,
+    provider_order_id: action.target.provider_order_id ?? null,
+    provider_payment_id: refund.payment_id,
+    provider_subscription_id: action.target.provider_subscription_id ?? null,
+    provider_refund_id: refund.id,
+    amount_paise: Number.isSafeInteger(refund.amount) ? refund.amount : null,
+    currency: typeof refund.currency === "string" ? refund.currency : null,
+    status: "processed",
+    method: null,
+    occurred_at: unixToIso(refund.created_at),
+    payload: { source: "provider-sync", action_id: action.id, refund },
+  };
+}
+
+function subscriptionResult(sub: RazorpaySubscription): Record<string, unknown> {
+  return {
+    provider_subscription_id: sub.id,
+    status: sub.status,
+    plan_id: sub.plan_id,
+    current_end: sub.current_end ?? null,
+    ended_at: sub.ended_at ?? null,
+    has_scheduled_changes: sub.has_scheduled_changes ?? null,
+    change_scheduled_at: sub.change_scheduled_at ?? null,
+  };
+}
+
+/** Carries out one action at Razorpay. Never throws. */
+export async function performRazorpayAction(action: ProviderAction, client: RazorpayApiClient): Promise<ActionOutcome> {
+  const p = action.payload ?? {};
+  const subId = str(action.target?.provider_subscription_id);
+  const paymentId = str(action.target?.provider_payment_id);
+  const needs = (what: string): ActionOutcome => ({ outcome: "failed", error: `a Razorpay ${action.kind} needs ${what}` });
+  try {
+    switch (action.kind) {
+      case "cancel": {
+        if (!subId) return needs("target.provider_subscription_id");
+        if (typeof p.at_cycle_end !== "boolean") return needs("payload.at_cycle_end (boolean)");
+        return { outcome: "succeeded", result: subscriptionResult(await client.cancelSubscription(subId, p.at_cycle_end)) };
+      }
+      case "pause":
+        if (!subId) return needs("target.provider_subscription_id");
+        return { outcome: "succeeded", result: subscriptionResult(await client.pauseSubscription(subId)) };
+      case "resume":
+        if (!subId) return needs("target.provider_subscription_id");
+        return { outcome: "succeeded", result: subscriptionResult(await client.resumeSubscription(subId)) };
+      case "change_plan": {
+        if (!subId) return needs("target.provider_subscription_id");
+        const planId = str(p.razorpay_plan_id);
+        if (!planId) return needs("payload.razorpay_plan_id");
+        const sub = await client.updateSubscriptionPlan(subId, planId, p.at_cycle_end !== false);
+        return { outcome: "succeeded", result: subscriptionResult(sub) };
+      }
+      case "refund": {
+        if (!paymentId) return needs("target.provider_payment_id");
+        const amount = p.amount_paise;
+        const refundId = str(p.refund_id);
+        if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount <= 0) {
+          return needs("payload.amount_paise (positive integer paise)");
+        }
+        if (!refundId) return needs("payload.refund_id");
+        if (typeof p.currency === "string" && p.currency !== "INR") {
+          return { outcome: "failed", error: `Razorpay refunds here are INR only, got ${p.currency}` };
+        }
+        const notes: Record<string, string> = { refund_id: refundId, action_id: action.id };
+        if (typeof p.reason === "string" && p.reason !== "") notes.reason = p.reason.slice(0, 256);
+        const refund = await client.refundPayment(paymentId, {
+          amount,
+          receipt: refundId,
+          notes,
+          idempotencyKey: await razorpayIdempotencyKey(action.idempotency_key),
+        });
+        if (refund.payment_id !== paymentId || refund.amount !== amount) {
+          return {
+            outcome: "failed",
+            error: `Razorpay refunded ${refund.amount} paise of ${refund.payment_id}, not ${amount} of ${paymentId}`,
+            result: { refund },
+          };
+        }
+        const result = {
+          provider_refund_id: refund.id,
+          status: refund.status,
+          amount_paise: refund.amount,
+          currency: refund.currency,
+          receipt: refund.receipt,
+        };
+        // A pending refund is accepted, not yet processed: its refund.processed webhook applies it.
+        return refund.status === "processed"
+          ? { outcome: "succeeded", result, events: [razorpayRefundEvent(refund, action)] }
+          : { outcome: "succeeded", result };
+      }
+      case "fetch_payment": {
+        if (!paymentId) return needs("target.provider_payment_id");
+        const payment = await client.fetchPayment(paymentId);
+        const event = razorpayPaymentEvent(payment, {
+          receipt: action.target.order_ref ?? "",
+          provider_order_id: action.target.provider_order_id ?? null,
+          provider_subscription_id: action.target.provider_subscription_id ?? null,
+        }, "provider-sync");
+        if (!action.target.order_ref) event.order_ref = null;
+        return {
+          outcome: "succeeded",
+          result: { provider_payment_id: payment.id, status: payment.status, amount_paise: payment.amount },
+          events: [event],
+        };
+      }
+      default:
+        return unsupportedAction("razorpay", action.kind);
+    }
+  } catch (e) {
+    return actionOutcomeOf(e);
+  }
 }

@@ -195,7 +195,50 @@ export interface ProviderSubscriptionRef {
 }
 
 /** Where a payment fetched from the provider API came from (kept in the event's payload). */
-export type PaymentSource = "razorpay-verify" | "reconcile";
+export type PaymentSource = "razorpay-verify" | "reconcile" | "provider-sync";
+
+/**
+ * What the provider must be told to do (billing.provider_action_kind). A row of
+ * billing.provider_actions carries one; the provider-sync worker hands it to the adapter.
+ */
+export const PROVIDER_ACTION_KINDS = ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"] as const;
+export type ProviderActionKind = typeof PROVIDER_ACTION_KINDS[number];
+
+/** One claimed row of billing.provider_actions, as much of it as an adapter reads. */
+export interface ProviderAction {
+  id: string;
+  organization_id: string;
+  provider: ProviderName;
+  /** A ProviderActionKind; typed as text so an adapter can refuse one it does not know. */
+  kind: string;
+  /** The provider's ids the action is about. */
+  target: {
+    provider_subscription_id?: string | null;
+    provider_payment_id?: string | null;
+    provider_order_id?: string | null;
+    order_ref?: string | null;
+  };
+  /**
+   * cancel: {at_cycle_end}; change_plan: {razorpay_plan_id, at_cycle_end}; refund: {amount_paise,
+   * currency, refund_id (our refund reference, unique), reason}; pause, resume, fetch_payment: {}.
+   */
+  payload: Record<string, unknown>;
+  /** Unique per action: sent to the provider where it takes one (Razorpay's X-Refund-Idempotency). */
+  idempotency_key: string;
+  /** Attempts so far, this one included (claim_provider_actions counts it). */
+  attempts: number;
+}
+
+/**
+ * What carrying out one action came to (billing.complete_provider_action's p_outcome):
+ * `succeeded` with the provider's answer (and events to apply: a refund the provider confirmed);
+ * `retry` for a transient failure (network, timeout, 5xx, 429 with its Retry-After); `failed` for a
+ * permanent one (4xx, an action the provider cannot do), with the provider's message.
+ */
+export type ActionOutcome =
+  | { outcome: "succeeded"; result: Record<string, unknown>; events?: NormalizedEvent[] }
+  | { outcome: "retry"; error: string; retryAfterSeconds?: number | null; result?: Record<string, unknown> }
+  | { outcome: "failed"; error: string; result?: Record<string, unknown> };
 
 export interface ProviderAdapter {
   readonly name: ProviderName;
@@ -228,6 +271,12 @@ export interface ProviderAdapter {
   verifyCheckoutSignature?(order: ProviderOrderRef, paymentId: string, signature: string): Promise<boolean>;
   /** Optional: one payment as the provider API reports it, as the event SQL takes. Throws ProviderError. */
   fetchPaymentEvent?(paymentId: string, order: ProviderOrderRef, source: PaymentSource): Promise<NormalizedEvent>;
+  /**
+   * Optional: carries out one provider action (the provider-sync worker) through the provider's
+   * API, with the action's idempotency key where the API takes one. Never throws: every failure is
+   * an outcome (actionOutcomeOf maps errors). A provider without it fails its actions with a reason.
+   */
+  performAction?(action: ProviderAction): Promise<ActionOutcome>;
 }
 
 export type ProviderErrorCode =
@@ -251,9 +300,48 @@ export class ProviderError extends Error {
     message: string,
     readonly upstream_status: number | null = null,
     readonly upstream_code: string | null = null,
+    /** The provider's Retry-After, in seconds, when it sent one (429, 503). */
+    readonly retry_after_seconds: number | null = null,
   ) {
     super(message);
   }
+}
+
+/** A Retry-After header (delay-seconds or an HTTP date) -> whole seconds from now, or null. */
+export function retryAfterSeconds(value: string | null, now = Date.now()): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^[0-9]{1,9}$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * A failure while carrying out an action -> its outcome. Transient (retry): no answer in time,
+ * unreachable, a non-JSON answer, 5xx, 429 (with its Retry-After), 409 (Razorpay: the same refund
+ * is still being processed), and a missing setting (a deployment can be fixed; retries end in
+ * failed). Everything else (4xx, bad input) is permanent, with the provider's message.
+ */
+export function actionOutcomeOf(e: unknown): ActionOutcome {
+  if (e instanceof ProviderError) {
+    const s = e.upstream_status;
+    const transient = e.code === "upstream_timeout" || e.code === "upstream_unreachable" ||
+      e.code === "invalid_upstream_response" || e.code === "provider_not_configured" ||
+      (s !== null && (s >= 500 || s === 429 || s === 409));
+    if (transient) return { outcome: "retry", error: e.message, retryAfterSeconds: e.retry_after_seconds };
+    return { outcome: "failed", error: e.message };
+  }
+  return { outcome: "retry", error: `unexpected error: ${(e as Error)?.message ?? String(e)}` };
+}
+
+/** The refusal of an action kind an adapter does not carry out (nothing is sent). */
+export function unsupportedAction(provider: ProviderName, kind: unknown): ActionOutcome {
+  return {
+    outcome: "failed",
+    error: typeof kind === "string" && (PROVIDER_ACTION_KINDS as readonly string[]).includes(kind)
+      ? `${provider} cannot carry out a ${kind} action`
+      : `unknown provider action kind ${JSON.stringify(kind)}`,
+  };
 }
 
 /** Reads a required provider setting or throws ProviderError("provider_not_configured") naming it. */

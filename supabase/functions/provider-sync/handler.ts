@@ -1,0 +1,45 @@
+// POST /functions/v1/provider-sync (service role key only): carries out due provider actions
+// (billing.provider_actions: cancel, pause, resume, change plan, refund, fetch payment at Razorpay
+// and PayU). Claims a batch with billing.claim_provider_actions (for update skip locked, a lease,
+// attempts + 1: concurrent workers never get the same action), commits, then asks each action's
+// provider through the registry and records the outcome with billing.complete_provider_action
+// (succeeded; retry: network, timeout, 5xx, 429 with Retry-After, backoff in SQL; failed: 4xx with
+// the provider's message). No transaction is open while a provider is asked.
+// Body (optional) {limit} (1-100, default 20). 200 {claimed, succeeded, retried, failed, unrecorded, actions};
+// 401 without a valid token, 403 for any token whose role is not service_role.
+import { bearerToken, verifyJwt } from "../_shared/auth.ts";
+import { asService } from "../_shared/db.ts";
+import { handle, HttpError, json, readJson } from "../_shared/http.ts";
+import type { ProviderAction } from "../_shared/providers/types.ts";
+import { type SyncOutcome, syncAction, syncSummary } from "./sync.ts";
+
+const CONCURRENCY = 4;
+
+export const handler = handle("provider-sync", async (req) => {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const claims = await verifyJwt(bearerToken(req));
+  if (claims.role !== "service_role") {
+    throw new HttpError(403, "forbidden", "provider-sync needs the service role key");
+  }
+  const body = await readJson(req, 4 * 1024, { allowEmpty: true });
+  let limit = 20;
+  if (body.limit !== undefined) {
+    const l = body.limit;
+    if (typeof l !== "number" || !Number.isInteger(l) || l < 1 || l > 100) {
+      throw new HttpError(400, "invalid_input", "limit must be an integer from 1 to 100");
+    }
+    limit = l;
+  }
+
+  // The claim commits before any provider is asked: the lease, not a lock, keeps others away.
+  const claimed = await asService((tx) =>
+    tx<ProviderAction[]>`select id, organization_id, provider::text as provider, kind::text as kind,
+      coalesce(target, '{}'::jsonb) as target, coalesce(payload, '{}'::jsonb) as payload, idempotency_key, attempts
+      from billing.claim_provider_actions(${limit})`
+  );
+  const outcomes: SyncOutcome[] = [];
+  for (let i = 0; i < claimed.length; i += CONCURRENCY) {
+    outcomes.push(...await Promise.all(claimed.slice(i, i + CONCURRENCY).map((action) => syncAction(action))));
+  }
+  return json(syncSummary(outcomes));
+});
