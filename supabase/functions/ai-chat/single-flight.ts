@@ -17,4 +17,3 @@ export function markWarm(key: string) {
   if (warm.size >= 10_000) warm.clear();
   warm.set(key, Date.now() + WARM_MS);
 }
-
