@@ -45,13 +45,15 @@
  */
 create function billing.tax_document_exists(p_document_id uuid)
 returns boolean
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select exists (select 1 from public.invoices i where i.id = p_document_id)
+begin
+  return exists (select 1 from public.invoices i where i.id = p_document_id)
       or exists (select 1 from public.credit_notes c where c.id = p_document_id);
+end;
 $$;
 revoke execute on function billing.tax_document_exists(uuid) from public;
 grant execute on function billing.tax_document_exists(uuid) to authenticated, service_role;
