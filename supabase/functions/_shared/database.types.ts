@@ -560,6 +560,9 @@ export type Database = {
 "sync_provider_status":
 { Args: { "p_event": Json,"p_provider_status": string,"p_status_at": string,"p_subscription_id": string }; Returns: boolean
                            },
+"tax_document_exists":
+{ Args: { "p_document_id": string }; Returns: boolean
+                           },
 "unused_value":
 { Args: { "p_at": string,"p_interval": Database["public"]['Enums']["billing_interval"],"p_period_end": string,"p_period_start": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
@@ -1003,6 +1006,9 @@ isOneToOne: false
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
+"credit_note_document":
+{ Args: { "p_credit_note_id": string }; Returns: Json
+                           },
 "effective_tier":
 { Args: { "p_organization_id": string }; Returns: string
                            },
@@ -1045,6 +1051,9 @@ isOneToOne: false
                            },
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"tax_document":
+{ Args: { "p_document_id": string }; Returns: Json
                            },
 "update_billing_profile":
 { Args: { "p_address_line1"?: string,"p_address_line2"?: string,"p_billing_email"?: string,"p_billing_name": string,"p_city"?: string,"p_country"?: string,"p_gstin"?: string,"p_organization_id": string,"p_postal_code"?: string,"p_state_code"?: string }; Returns: {

@@ -1,0 +1,416 @@
+// Renders the JSON of public.invoice_document / public.credit_note_document as a GST tax invoice
+// (or credit note) PDF with every field of CGST Rule 46: the supplier's legal name, address and
+// GSTIN; the serial number and date; the recipient's name, address and GSTIN where registered;
+// place of supply with state name and code; SAC and description; taxable value; CGST + SGST or
+// IGST rate and amount; the total in figures and in words; reverse charge; a signature block.
+//
+// Deterministic: the same document renders to the same bytes. The PDF's dates are the document's
+// issued_at, the producer and creator are fixed, pdf-lib's font subset tags come from its seeded
+// generator, and nothing else varies (no ids, no clock).
+import { type PDFFont, PDFDocument, type PDFPage, rgb } from "npm:pdf-lib@1.17.1";
+import fontkit from "npm:@pdf-lib/fontkit@1.1.1";
+
+export interface Party {
+  legal_name: string;
+  gstin: string | null;
+  state_code: string | null;
+  state_name: string | null;
+  address_line1: string | null;
+  address_line2: string | null;
+  city: string | null;
+  postal_code: string | null;
+  country: string | null;
+  email: string | null;
+}
+
+export interface DocumentLine {
+  line_number: number;
+  description: string;
+  sac_code: string | null;
+  quantity: number;
+  gst_rate_bp: number | null;
+  cgst_rate_bp: number | null;
+  sgst_rate_bp: number | null;
+  igst_rate_bp: number | null;
+  taxable_cents: number;
+  cgst_cents: number;
+  sgst_cents: number;
+  igst_cents: number;
+  total_cents: number;
+}
+
+/** The JSON of invoice_document (document_type tax_invoice) or credit_note_document (credit_note). */
+export interface TaxDocument {
+  document_type: "tax_invoice" | "credit_note";
+  title: string;
+  invoice_number?: string;
+  invoice_date?: string;
+  credit_note_number?: string;
+  credit_note_date?: string;
+  kind?: string;
+  reason?: string;
+  invoice?: { invoice_id: string; invoice_number: string; invoice_date: string };
+  issued_at: string;
+  currency: string;
+  reverse_charge: boolean;
+  supply_type: "intra_state" | "inter_state" | "export";
+  seller: Party;
+  buyer: Party;
+  place_of_supply: { state_code: string | null; state_name: string | null };
+  lines: DocumentLine[];
+  totals: {
+    taxable_cents: number;
+    cgst_cents: number;
+    sgst_cents: number;
+    igst_cents: number;
+    tax_cents: number;
+    total_cents: number;
+  };
+  amount_in_words: string | null;
+}
+
+/** The document's number: the invoice number or the credit note number. */
+export function documentNumber(doc: TaxDocument): string {
+  return (doc.document_type === "credit_note" ? doc.credit_note_number : doc.invoice_number) ?? "";
+}
+
+/** A file name for the document: its number with "/" as "-", e.g. INV-26-27-000123.pdf. */
+export function documentFileName(doc: TaxDocument): string {
+  return `${documentNumber(doc).replaceAll("/", "-")}.pdf`;
+}
+
+/** Indian digit grouping of a whole number: 12345678 -> 1,23,45,678. */
+function groupIndian(whole: string): string {
+  if (whole.length <= 3) return whole;
+  const last3 = whole.slice(-3);
+  const rest = whole.slice(0, -3);
+  return `${rest.replace(/\B(?=(\d{2})+(?!\d))/g, ",")},${last3}`;
+}
+
+/** Paise (or cents) as money: ₹1,178.82 for INR, "USD 1,178.82" otherwise. */
+export function formatMoney(cents: number | string, currency: string): string {
+  const value = BigInt(cents);
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const text = `${groupIndian((abs / 100n).toString())}.${(abs % 100n).toString().padStart(2, "0")}`;
+  const prefix = currency === "INR" ? "₹" : `${currency} `;
+  return `${negative ? "-" : ""}${prefix}${text}`;
+}
+
+/** Basis points as a percentage: 900 -> 9%, 250 -> 2.5%. */
+export function formatRate(bp: number | null | undefined): string {
+  const v = Number(bp ?? 0);
+  const whole = Math.trunc(v / 100);
+  const frac = String(v % 100).padStart(2, "0").replace(/0+$/, "");
+  return `${whole}${frac ? `.${frac}` : ""}%`;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An ISO date (YYYY-MM-DD) as "15 Jun 2026". */
+export function formatDate(iso: string | undefined): string {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso ?? "");
+  if (!m) return iso ?? "";
+  return `${Number(m[3])} ${MONTHS[Number(m[2]) - 1]} ${m[1]}`;
+}
+
+/** A state as "Karnataka (29)"; an export's place of supply as "Outside India". */
+export function formatState(name: string | null | undefined, code: string | null | undefined): string {
+  if (name && code) return `${name} (${code})`;
+  return name ?? (code ? `State code ${code}` : "");
+}
+
+/** The address lines of a party, without empty parts. */
+export function addressLines(p: Party): string[] {
+  const lines: string[] = [];
+  if (p.address_line1) lines.push(p.address_line1);
+  if (p.address_line2) lines.push(p.address_line2);
+  const cityPin = [p.city, p.postal_code].filter(Boolean).join(" - ");
+  if (cityPin) lines.push(cityPin);
+  if (p.country && p.country !== "IN") lines.push(`Country: ${p.country}`);
+  return lines;
+}
+
+let fonts: Promise<[Uint8Array, Uint8Array]> | undefined;
+
+/** DejaVu Sans regular and bold (bundled in ./fonts: they have the rupee sign U+20B9). */
+function loadFonts(): Promise<[Uint8Array, Uint8Array]> {
+  fonts ??= Promise.all([
+    Deno.readFile(new URL("./fonts/DejaVuSans.ttf", import.meta.url)),
+    Deno.readFile(new URL("./fonts/DejaVuSans-Bold.ttf", import.meta.url)),
+  ]);
+  return fonts;
+}
+
+const PAGE_W = 595.28; // A4
+const PAGE_H = 841.89;
+const MARGIN = 40;
+const INK = rgb(0.1, 0.1, 0.1);
+const MUTED = rgb(0.35, 0.35, 0.35);
+const RULE = rgb(0.7, 0.7, 0.7);
+const SHADE = rgb(0.93, 0.93, 0.93);
+
+/** Split text into lines no wider than width at size (on spaces; a long word stays whole). */
+function wrap(text: string, font: PDFFont, size: number, width: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const next = line ? `${line} ${word}` : word;
+    if (line && font.widthOfTextAtSize(next, size) > width) {
+      out.push(line);
+      line = word;
+    } else {
+      line = next;
+    }
+  }
+  if (line) out.push(line);
+  return out.length ? out : [""];
+}
+
+class Writer {
+  constructor(readonly page: PDFPage, readonly regular: PDFFont, readonly bold: PDFFont) {}
+
+  text(s: string, x: number, y: number, { size = 9, bold = false, color = INK } = {}) {
+    this.page.drawText(s, { x, y, size, font: bold ? this.bold : this.regular, color });
+  }
+
+  right(s: string, xRight: number, y: number, { size = 9, bold = false, color = INK } = {}) {
+    const font = bold ? this.bold : this.regular;
+    this.text(s, xRight - font.widthOfTextAtSize(s, size), y, { size, bold, color });
+  }
+
+  center(s: string, y: number, { size = 9, bold = false, color = INK } = {}) {
+    const font = bold ? this.bold : this.regular;
+    this.text(s, (PAGE_W - font.widthOfTextAtSize(s, size)) / 2, y, { size, bold, color });
+  }
+
+  hr(y: number, x1 = MARGIN, x2 = PAGE_W - MARGIN) {
+    this.page.drawLine({ start: { x: x1, y }, end: { x: x2, y }, thickness: 0.6, color: RULE });
+  }
+
+  /** Label: value pairs, one a line, from y down; returns the y under the last. */
+  pairs(rows: [string, string][], x: number, y: number, labelWidth: number, valueWidth: number): number {
+    for (const [label, value] of rows) {
+      this.text(label, x, y, { color: MUTED });
+      const lines = wrap(value, this.bold, 9, valueWidth);
+      for (const [i, l] of lines.entries()) this.text(l, x + labelWidth, y - i * 12, { bold: true });
+      y -= 12 * lines.length + 2;
+    }
+    return y;
+  }
+
+  /** A party block: heading, bold name, address, state, GSTIN; returns the y under it. */
+  party(heading: string, p: Party, x: number, y: number, width: number, unregistered: string): number {
+    this.text(heading, x, y, { size: 8, bold: true, color: MUTED });
+    y -= 14;
+    for (const l of wrap(p.legal_name, this.bold, 10.5, width)) {
+      this.text(l, x, y, { size: 10.5, bold: true });
+      y -= 13;
+    }
+    for (const a of addressLines(p)) {
+      for (const l of wrap(a, this.regular, 9, width)) {
+        this.text(l, x, y);
+        y -= 11.5;
+      }
+    }
+    if (p.state_code || p.state_name) {
+      this.text(`State: ${formatState(p.state_name, p.state_code)}`, x, y);
+      y -= 11.5;
+    }
+    this.text(`GSTIN: ${p.gstin ?? unregistered}`, x, y, { bold: true });
+    return y - 11.5;
+  }
+}
+
+/** Render a tax invoice or credit note document to PDF bytes. */
+export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
+  const [regularBytes, boldBytes] = await loadFonts();
+  const pdf = await PDFDocument.create({ updateMetadata: false });
+  pdf.registerFontkit(fontkit);
+  const regular = await pdf.embedFont(regularBytes, { subset: true });
+  const bold = await pdf.embedFont(boldBytes, { subset: true });
+
+  const isCredit = doc.document_type === "credit_note";
+  const number = documentNumber(doc);
+  const issued = new Date(doc.issued_at);
+  pdf.setTitle(`${isCredit ? "Credit Note" : "Tax Invoice"} ${number}`);
+  pdf.setAuthor(doc.seller.legal_name);
+  pdf.setSubject(`${doc.title} ${number}`);
+  pdf.setProducer("supabill invoice-pdf");
+  pdf.setCreator("supabill");
+  pdf.setCreationDate(issued);
+  pdf.setModificationDate(issued);
+
+  const page = pdf.addPage([PAGE_W, PAGE_H]);
+  const w = new Writer(page, regular, bold);
+  const currency = doc.currency;
+  const money = (c: number) => formatMoney(c, currency);
+  const right = PAGE_W - MARGIN;
+
+  // Title.
+  let y = PAGE_H - MARGIN - 8;
+  w.center(isCredit ? "CREDIT NOTE" : "TAX INVOICE", y, { size: 16, bold: true });
+  y -= 15;
+  if (doc.supply_type === "export" && !isCredit) {
+    w.center("Supply meant for export under LUT without payment of IGST", y, { size: 9, color: MUTED });
+    y -= 12;
+  }
+  w.center("Original for Recipient", y, { size: 8, color: MUTED });
+  y -= 12;
+  w.hr(y);
+  y -= 18;
+
+  // Supplier (left) and the document's particulars (right).
+  const top = y;
+  const leftWidth = 270;
+  const yParty = w.party("SUPPLIER", doc.seller, MARGIN, y, leftWidth, "Not registered");
+  const rx = MARGIN + leftWidth + 25;
+  const particulars: [string, string][] = isCredit
+    ? [
+      ["Credit Note No.", number],
+      ["Credit Note Date", formatDate(doc.credit_note_date)],
+      ["Against Invoice", doc.invoice?.invoice_number ?? ""],
+      ["Invoice Date", formatDate(doc.invoice?.invoice_date)],
+      ["Reason", `${doc.kind === "void" ? "Void" : "Refund"}: ${doc.reason ?? ""}`],
+    ]
+    : [
+      ["Invoice No.", number],
+      ["Invoice Date", formatDate(doc.invoice_date)],
+    ];
+  particulars.push(
+    ["Place of Supply", formatState(doc.place_of_supply.state_name, doc.place_of_supply.state_code)],
+    [
+      "Supply Type",
+      doc.supply_type === "intra_state"
+        ? "Intra-state (CGST + SGST)"
+        : doc.supply_type === "inter_state"
+        ? "Inter-state (IGST)"
+        : "Export of services (zero-rated)",
+    ],
+    ["Reverse Charge", doc.reverse_charge ? "Yes" : "No"],
+    ["Currency", currency],
+  );
+  const yParticulars = w.pairs(particulars, rx, top, 92, right - rx - 92);
+  y = Math.min(yParty, yParticulars) - 8;
+  w.hr(y);
+  y -= 18;
+
+  // Recipient.
+  y = w.party("RECIPIENT (BILL TO)", doc.buyer, MARGIN, y, right - MARGIN, "Unregistered");
+  y -= 8;
+
+  // Lines.
+  const intra = doc.supply_type === "intra_state";
+  type Col = { title: string; x: number; w: number; align: "left" | "right" };
+  const cols: Col[] = intra
+    ? [
+      { title: "#", x: MARGIN + 4, w: 14, align: "left" },
+      { title: "Description", x: MARGIN + 20, w: 150, align: "left" },
+      { title: "SAC", x: MARGIN + 174, w: 40, align: "left" },
+      { title: "Taxable Value", x: MARGIN + 216, w: 70, align: "right" },
+      { title: "CGST", x: MARGIN + 290, w: 70, align: "right" },
+      { title: "SGST", x: MARGIN + 364, w: 70, align: "right" },
+      { title: "Total", x: MARGIN + 438, w: 73, align: "right" },
+    ]
+    : [
+      { title: "#", x: MARGIN + 4, w: 14, align: "left" },
+      { title: "Description", x: MARGIN + 20, w: 200, align: "left" },
+      { title: "SAC", x: MARGIN + 224, w: 46, align: "left" },
+      { title: "Taxable Value", x: MARGIN + 272, w: 80, align: "right" },
+      { title: "IGST", x: MARGIN + 356, w: 75, align: "right" },
+      { title: "Total", x: MARGIN + 435, w: 76, align: "right" },
+    ];
+  const cell = (c: Col, s: string, yy: number, opts: { bold?: boolean; size?: number; color?: typeof INK } = {}) =>
+    c.align === "right" ? w.right(s, c.x + c.w, yy, opts) : w.text(s, c.x, yy, opts);
+
+  page.drawRectangle({ x: MARGIN, y: y - 6, width: right - MARGIN, height: 20, color: SHADE });
+  for (const c of cols) cell(c, c.title, y, { bold: true, size: 8.5 });
+  y -= 22;
+  for (const line of doc.lines) {
+    const desc = wrap(line.description, regular, 9, cols[1].w);
+    const values = intra
+      ? [
+        String(line.line_number),
+        "",
+        line.sac_code ?? "",
+        money(line.taxable_cents),
+        money(line.cgst_cents),
+        money(line.sgst_cents),
+        money(line.total_cents),
+      ]
+      : [String(line.line_number), "", line.sac_code ?? "", money(line.taxable_cents), money(line.igst_cents), money(line.total_cents)];
+    for (const [i, c] of cols.entries()) if (i !== 1) cell(c, values[i], y);
+    for (const [i, l] of desc.entries()) w.text(l, cols[1].x, y - i * 11.5);
+    // Rates under the tax amounts.
+    const rateY = y - 11.5;
+    if (intra) {
+      cell(cols[4], `@ ${formatRate(line.cgst_rate_bp)}`, rateY, { size: 8, color: MUTED });
+      cell(cols[5], `@ ${formatRate(line.sgst_rate_bp)}`, rateY, { size: 8, color: MUTED });
+    } else {
+      cell(cols[4], `@ ${formatRate(line.igst_rate_bp)}`, rateY, { size: 8, color: MUTED });
+    }
+    y -= Math.max(desc.length, 2) * 11.5 + 6;
+    w.hr(y + 6);
+  }
+  y -= 10;
+
+  // Totals.
+  const t = doc.totals;
+  const firstLine = doc.lines[0];
+  const totals: [string, string][] = [["Taxable Value", money(t.taxable_cents)]];
+  if (intra) {
+    totals.push([`CGST @ ${formatRate(firstLine?.cgst_rate_bp)}`, money(t.cgst_cents)]);
+    totals.push([`SGST @ ${formatRate(firstLine?.sgst_rate_bp)}`, money(t.sgst_cents)]);
+  } else {
+    totals.push([`IGST @ ${formatRate(firstLine?.igst_rate_bp)}`, money(t.igst_cents)]);
+  }
+  totals.push(["Total Tax", money(t.tax_cents)]);
+  const tx = MARGIN + 300;
+  for (const [label, value] of totals) {
+    w.text(label, tx, y);
+    w.right(value, right - 4, y);
+    y -= 14;
+  }
+  page.drawRectangle({ x: tx - 6, y: y - 6, width: right - tx + 6, height: 20, color: SHADE });
+  w.text(isCredit ? "Total Credit" : "Total Amount", tx, y, { bold: true, size: 10.5 });
+  w.right(money(t.total_cents), right - 4, y, { bold: true, size: 10.5 });
+  y -= 28;
+
+  // Amount in words.
+  w.text("Amount in words", MARGIN, y, { size: 8, bold: true, color: MUTED });
+  y -= 13;
+  const words = doc.amount_in_words ?? `${currency} ${formatMoney(t.total_cents, currency).replace(/^\D+ /, "")}`;
+  for (const l of wrap(words, bold, 9.5, right - MARGIN)) {
+    w.text(l, MARGIN, y, { bold: true, size: 9.5 });
+    y -= 12.5;
+  }
+  y -= 6;
+  w.text(`Tax payable on reverse charge: ${doc.reverse_charge ? "Yes" : "No"}`, MARGIN, y);
+  y -= 12;
+  if (doc.supply_type === "export") {
+    w.text("Export of services, zero-rated (IGST Act, section 16): no IGST charged.", MARGIN, y, { color: MUTED });
+    y -= 12;
+  }
+  if (isCredit) {
+    w.text(`This credit note reduces invoice ${doc.invoice?.invoice_number ?? ""} dated ${formatDate(doc.invoice?.invoice_date)}.`, MARGIN, y, {
+      color: MUTED,
+    });
+    y -= 12;
+  }
+
+  // Signature block.
+  y -= 24;
+  const sx = right - 200;
+  for (const l of wrap(`For ${doc.seller.legal_name}`, bold, 9.5, 200)) {
+    w.text(l, sx, y, { bold: true, size: 9.5 });
+    y -= 12;
+  }
+  y -= 34;
+  page.drawLine({ start: { x: sx, y: y + 10 }, end: { x: right, y: y + 10 }, thickness: 0.6, color: RULE });
+  w.text("Authorised Signatory", sx, y);
+
+  w.hr(MARGIN + 12);
+  w.center("This is a computer-generated document.", MARGIN, { size: 7.5, color: MUTED });
+
+  return await pdf.save({ useObjectStreams: false });
+}
