@@ -149,9 +149,10 @@ grant execute on function billing.notification_recipients(uuid) to service_role;
  *   organization {id, name, billing_name, timezone}, seller_legal_name, app_success_url,
  *   plan {id, code, name, interval} (the payload's new_plan_id, plan_id or plan_code, else the
  *   subscription's plan), old_plan {code, name} (plan_downgraded),
- *   amount_cents and currency: the payload's amount when it has one (what was charged, failed or
- *   disputed), else the plan's price as payable, GST included the way an order of it would be
- *   (billing.order_tax_quote; a provider subscription's price includes tax),
+ *   amount_cents and currency: for a payment_failed or payment_disputed the payload's amount (what
+ *   the payment was), else the plan's price as payable, GST included the way an order of it would
+ *   be (billing.order_tax_quote; a provider subscription's price includes tax; the reminders'
+ *   payload amount_cents is the plan's price before tax),
  *   subscription {id, status, current_period_end, cancel_at_period_end, provider,
  *   provider_subscription_id}.
  * Null for an unknown notification. service_role only.
@@ -186,14 +187,14 @@ begin
                         v_sub.plan_id);
   select * into v_old from public.billing_plans p where p.id = billing.jsonb_uuid(v_note.payload ->> 'old_plan_id');
 
-  if v_note.payload ->> 'amount_cents' ~ '^[0-9]{1,15}$' then
+  if v_note.kind in ('payment_failed', 'payment_disputed') and v_note.payload ->> 'amount_cents' ~ '^[0-9]{1,15}$' then
     v_amount := (v_note.payload ->> 'amount_cents')::bigint;
     v_currency := coalesce(v_note.payload ->> 'currency', v_plan.currency, 'INR');
   elsif v_plan.id is not null then
     select q.amount_cents into v_amount
     from billing.order_tax_quote(v_org.id, v_plan.price_cents,
                                  coalesce(v_settings.prices_include_tax, false)
-                                 or v_sub.provider_subscription_id is not null) q;
+                                 or v_sub.provider_subscription_id is not null, v_plan.currency) q;
     v_currency := v_plan.currency;
   end if;
 

@@ -353,7 +353,7 @@ const TEMPLATES: Record<string, (f: Facts) => Draft> = {
     const amount = f.need(f.amount, "the amount");
     const plan = f.planName ?? "your subscription";
     return {
-      subject: `A payment of ${amount} was disputed`,
+      subject: `A payment of ${amount} for ${plan} was disputed`,
       lines: [
         `Your bank or card issuer told us that a payment of ${amount} from ${f.orgName} (${plan}) is disputed. While the dispute is open the subscription is on hold.`,
         "If you did not mean to dispute it, contact your bank, or reply to this email.",
