@@ -80,12 +80,14 @@ comment on column public.billing_settings.notification_retention_days is
  */
 create function billing.notification_audience(p_kind text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_kind in ('provider_action_failed', 'payment_disputed', 'subscription_disputed')
+begin
+  return case when p_kind in ('provider_action_failed', 'payment_disputed', 'subscription_disputed')
               then 'owners' else 'billing' end;
+end;
 $$;
 revoke execute on function billing.notification_audience(text) from public, anon, authenticated;
 grant execute on function billing.notification_audience(text) to service_role;
@@ -93,11 +95,13 @@ grant execute on function billing.notification_audience(text) to service_role;
 /** A text that is a uuid, as a uuid; null for anything else (payload values read by the sender). */
 create function billing.jsonb_uuid(p_text text)
 returns uuid
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_text ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then p_text::uuid end;
+begin
+  return case when p_text ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then p_text::uuid end;
+end;
 $$;
 revoke execute on function billing.jsonb_uuid(text) from public, anon, authenticated;
 grant execute on function billing.jsonb_uuid(text) to service_role;
@@ -225,13 +229,15 @@ grant execute on function billing.notification_context(uuid) to service_role;
  */
 create function billing.notification_backoff(p_attempts integer, p_retry_after_seconds integer default null)
 returns interval
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select pg_catalog.make_interval(secs => greatest(
+begin
+  return pg_catalog.make_interval(secs => greatest(
     least(30 * power(2, least(greatest(coalesce(p_attempts, 1), 1) - 1, 20)), 3600),
     least(greatest(coalesce(p_retry_after_seconds, 0), 0), 3600)));
+end;
 $$;
 revoke execute on function billing.notification_backoff(integer, integer) from public, anon, authenticated;
 grant execute on function billing.notification_backoff(integer, integer) to service_role;
@@ -299,13 +305,16 @@ returns table (
   recipients text[],
   context jsonb
 )
-language sql
+language plpgsql
 set search_path = ''
 as $$
+begin
+  return query
   select c.id, c.organization_id, c.subscription_id, c.kind, c.payload, c.dedupe_key, c.created_at, c.attempts,
-         billing.notification_recipients(c.id), billing.notification_context(c.id)
-  from billing.claim_notifications(p_limit) c
-  order by c.created_at, c.id;
+           billing.notification_recipients(c.id), billing.notification_context(c.id)
+    from billing.claim_notifications(p_limit) c
+    order by c.created_at, c.id;
+end;
 $$;
 revoke execute on function billing.claim_notification_deliveries(integer) from public, anon, authenticated;
 grant execute on function billing.claim_notification_deliveries(integer) to service_role;
