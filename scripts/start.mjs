@@ -10,7 +10,15 @@ import { ensureNodeDeps } from "./lib/deps.mjs";
 import { loadOrCreateKeys } from "./lib/keys.mjs";
 import { assertPortFree, devCluster, ensurePgPackages, stateDir } from "./lib/pg.mjs";
 import { main, root } from "./lib/run.mjs";
-import { onInterrupt, readEnvFile, startFakeUpstreams, startFunctions, stopChildren, supabaseEnv } from "./lib/stack.mjs";
+import {
+  LOCAL_EMAIL_FROM,
+  onInterrupt,
+  readEnvFile,
+  startFakeUpstreams,
+  startFunctions,
+  stopChildren,
+  supabaseEnv,
+} from "./lib/stack.mjs";
 import { startTicker, TICK_WORKERS, tickIntervalMs } from "./lib/ticker.mjs";
 
 /** Credentials each provider needs; a provider missing any of them is faked locally. */
@@ -18,6 +26,7 @@ const providers = {
   groq: ["GROQ_API_KEY"],
   razorpay: ["RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET"],
   payu: ["PAYU_MERCHANT_KEY", "PAYU_MERCHANT_SALT"],
+  resend: ["RESEND_API_KEY"],
 };
 
 main(async () => {
@@ -52,12 +61,17 @@ main(async () => {
       RAZORPAY_WEBHOOK_SECRET: local(""),
       PAYU_MERCHANT_KEY: local("").slice(0, 6),
       PAYU_MERCHANT_SALT: local(""),
+      RESEND_API_KEY: local("re_local_"),
     };
     for (const p of faked) for (const name of providers[p]) env[name] = fakeCreds[name];
     const url = await startFakeUpstreams({ env, logFile: path.join(logs, "fakes.log") });
     if (faked.includes("groq")) env.GROQ_BASE_URL = url;
     if (faked.includes("razorpay")) env.RAZORPAY_API_BASE = `${url}/v1`;
     if (faked.includes("payu")) env.PAYU_BASE_URL = url;
+    if (faked.includes("resend")) {
+      env.RESEND_BASE_URL = url;
+      env.EMAIL_FROM ||= LOCAL_EMAIL_FROM;
+    }
     env.FAKE_UPSTREAMS_URL = url;
   }
   Object.assign(env, supabaseEnv({ apiPort, dbUrl: db.url, keys }));
@@ -83,6 +97,8 @@ main(async () => {
         anon key: ${keys.anonKey}
 service_role key: ${keys.serviceRoleKey}
 ${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS_URL}\n` : ""}${
+    faked.includes("resend") ? `           emails: ${env.FAKE_UPSTREAMS_URL}/inbox (what notifications-send would have sent)\n` : ""
+  }${
     ticker
       ? `           ticker: POSTs ${TICK_WORKERS.join(", ")} every ${tickMs / 1000}s (SUPABILL_TICK_SECONDS, 0 = off)`
       : "           ticker: off (SUPABILL_TICK_SECONDS=0)"

@@ -72,7 +72,10 @@ export function startDeno(script, { env, ready, logFile, timeoutMs = 60_000 }) {
   });
 }
 
-/** Start the fake Groq / Razorpay / PayU server; resolves with its URL. */
+/** The sender address of notifications on the local stack (the fake email API accepts anything). */
+export const LOCAL_EMAIL_FROM = "Supabill <billing@supabill.local>";
+
+/** Start the fake Groq / Razorpay / PayU / Resend server; resolves with its URL. */
 export async function startFakeUpstreams({ env, logFile }) {
   const { line } = await startDeno(path.join(root, "tests", "fakes", "upstreams.ts"), {
     env,
@@ -89,7 +92,7 @@ export async function startFunctions({ env, logFile }) {
 
 /**
  * The stack `npm test` and the benchmarks run against: fresh random provider secrets, the fake
- * Groq / Razorpay / PayU server with them, the env Supabase gives functions pointing every
+ * Groq / Razorpay / PayU / Resend server with them, the env Supabase gives functions pointing every
  * provider at the fakes, and the functions server on a free port. Logs go to logDir.
  * Resolves with the functions' env, the API URL, the fakes' URL and the provider secrets.
  */
@@ -102,6 +105,7 @@ export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {}
     RAZORPAY_KEY_SECRET: secret(),
     RAZORPAY_WEBHOOK_SECRET: secret(),
     GROQ_API_KEY: `gsk_${secret()}`,
+    RESEND_API_KEY: `re_${secret()}`,
   };
   const fakesUrl = await startFakeUpstreams({ env: providers, logFile: path.join(logDir, "fakes.log") });
   const apiPort = await freePort();
@@ -111,6 +115,8 @@ export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {}
     PAYU_BASE_URL: fakesUrl,
     RAZORPAY_API_BASE: `${fakesUrl}/v1`,
     GROQ_BASE_URL: fakesUrl,
+    RESEND_BASE_URL: fakesUrl,
+    EMAIL_FROM: LOCAL_EMAIL_FROM,
     FAKE_UPSTREAMS_URL: fakesUrl,
     SUPABILL_LOG: "off",
     ...extraEnv,

@@ -1,5 +1,6 @@
 // Fake upstreams on loopback: Groq (OpenAI-compatible), the Razorpay API and PayU's command API and
-// payment page, plus a control API for tests. One HTTP server, in-memory state, deterministic answers.
+// payment page, Resend's email API (tests/fakes/email.ts: POST /emails, the inbox at /inbox), plus a
+// control API for tests. One HTTP server, in-memory state, deterministic answers.
 //
 //   Groq      GET  /openai/v1/models
 //             POST /openai/v1/chat/completions       (stream or not; Bearer auth)
@@ -35,6 +36,8 @@
 //             GET  /__control/calls[?route=prefix]    every Razorpay and PayU call, in order: {route,
 //                                                      method, path, body, idempotency_key, receipt,
 //                                                      token, status, at}
+//             POST /__control/email, GET /__control/email  the email fake's failures and records
+//                                                     (tests/fakes/email.ts)
 //             POST /__control/reset                   everything back to the start state
 //
 // Failures: `fail_status` for the next `fail_count` calls (every call when omitted) of the routes
@@ -53,7 +56,9 @@
 // failures carry `retry-after-ms: 10`.
 //
 // Run as a script: reads GROQ_API_KEY, RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, PAYU_MERCHANT_KEY,
-// PAYU_MERCHANT_SALT and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
+// PAYU_MERCHANT_SALT, RESEND_API_KEY and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
+
+import { createFakeEmail } from "./email.ts";
 
 export interface FakeUpstreamsOptions {
   port?: number;
@@ -63,6 +68,8 @@ export interface FakeUpstreamsOptions {
   razorpayKeySecret: string;
   payuKey: string;
   payuSalt: string;
+  /** The key the email fake accepts (default "re_fake"). */
+  resendKey?: string;
 }
 
 export interface FakeUpstreams {
@@ -245,6 +252,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   let invoices = new Map<string, Json>();
   let payuTransactions = new Map<string, Json>();
   let payuPayments: Json[] = [];
+  const email = createFakeEmail({ apiKey: options.resendKey ?? "re_fake" });
 
   const count = (route: string, body?: unknown) => {
     calls[route] = (calls[route] ?? 0) + 1;
@@ -252,6 +260,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   };
 
   function reset() {
+    email.reset();
     groq = groqDefaults();
     rzpControl = failureDefaults();
     payuControl = failureDefaults();
@@ -1058,6 +1067,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     const url = new URL(req.url);
     const path = url.pathname;
     try {
+      const emailAnswer = await email.handle(req, path);
+      if (emailAnswer) return emailAnswer;
       if (path.startsWith("/__control/")) return await control(req, path);
       if (path === "/openai/v1/models" && req.method === "GET") return groqModels(req);
       if (path === "/openai/v1/chat/completions" && req.method === "POST") return await groqChat(req);
@@ -1091,6 +1102,7 @@ if (import.meta.main) {
     razorpayKeySecret: env("RAZORPAY_KEY_SECRET", "fake_secret"),
     payuKey: env("PAYU_MERCHANT_KEY", "fakekey"),
     payuSalt: env("PAYU_MERCHANT_SALT", "fakesalt"),
+    resendKey: env("RESEND_API_KEY", "re_fake"),
   });
   console.log(JSON.stringify({ url: fake.url }));
   const stop = async () => {

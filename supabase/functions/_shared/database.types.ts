@@ -229,6 +229,11 @@ export type Database = {
         isOneToOne: true
         isSetofReturn: false
       } },
+"claim_notification_deliveries":
+{ Args: { "p_limit"?: number }; Returns: {
+              "attempts": number,"context": Json,"created_at": string,"dedupe_key": string,"id": string,"kind": string,"organization_id": string,"payload": Json,"recipients": (string)[],"subscription_id": string
+            }[]
+                           },
 "claim_notifications":
 { Args: { "p_limit"?: number }; Returns: Database["public"]['Tables']["notifications"]['Row'][]
                           SetofOptions: {
@@ -396,6 +401,9 @@ export type Database = {
 "job_started":
 { Args: { "p_job_name": string,"p_limit": number }; Returns: number
                            },
+"jsonb_uuid":
+{ Args: { "p_text": string }; Returns: string
+                           },
 "live_subscription_for_operator":
 { Args: { "p_organization_id": string }; Returns: Database["public"]['Tables']["subscriptions"]['Row']
                           SetofOptions: {
@@ -415,6 +423,9 @@ export type Database = {
                            },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
+                           },
+"mark_notification_failed":
+{ Args: { "p_error": string,"p_id": string }; Returns: boolean
                            },
 "mark_notification_sent":
 { Args: { "p_error"?: string,"p_id": string }; Returns: boolean
@@ -438,6 +449,18 @@ export type Database = {
                            },
 "nominal_seconds":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: number
+                           },
+"notification_audience":
+{ Args: { "p_kind": string }; Returns: string
+                           },
+"notification_backoff":
+{ Args: { "p_attempts": number,"p_retry_after_seconds"?: number }; Returns: string
+                           },
+"notification_context":
+{ Args: { "p_notification_id": string }; Returns: Json
+                           },
+"notification_recipients":
+{ Args: { "p_notification_id": string }; Returns: (string)[]
                            },
 "now":
 { Args: Record<PropertyKey, never>; Returns: string
@@ -537,6 +560,9 @@ export type Database = {
 "resume_subscription":
 { Args: { "p_organization_id": string }; Returns: Json
                            },
+"retry_notification":
+{ Args: { "p_error": string,"p_id": string,"p_retry_after_seconds"?: number }; Returns: string
+                           },
 "run_job":
 { Args: { "p_batch": unknown,"p_job_name": string,"p_limit": number }; Returns: number
                            },
@@ -634,14 +660,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
+                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
@@ -732,14 +758,14 @@ isOneToOne: false
                   ]
                 },"notifications": {
                   Row: {
-                    "attempts": number,"created_at": string,"dedupe_key": string,"id": string,"kind": string,"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"subscription_id": string | null
+                    "attempts": number,"created_at": string,"dedupe_key": string,"failed_at": string | null,"id": string,"kind": string,"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"subscription_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"id"?: string,"kind": string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"failed_at"?: string | null,"id"?: string,"kind": string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
                   }
                   Update: {
-                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"id"?: string,"kind"?: string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"failed_at"?: string | null,"id"?: string,"kind"?: string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
                   }
                   Relationships: [
                     {

@@ -1,0 +1,130 @@
+// POST /functions/v1/notifications-send (service role key only): claims the notifications due
+// (billing.claim_notification_deliveries: for update skip locked, a 5-minute lease, with each one's
+// recipients and what its template needs), renders each (templates.ts) and sends it through Resend
+// (send.ts) with the notification id as the idempotency key, so a notification is sent once even
+// when a lease runs out mid-send and another sender claims it again. Then, per notification:
+//   sent                                  billing.mark_notification_sent(id)
+//   transient failure (network, 5xx, 429) billing.retry_notification(id, error, retry-after):
+//                                         tried again after a backoff, failed at the 10th attempt
+//   permanent failure (other 4xx), no recipient, a template that cannot render
+//                                         billing.mark_notification_failed(id, reason)
+// One notification's failure never stops the others. pg_cron calls it every minute where pg_net
+// exists (billing.schedule_jobs()); `npm start`'s ticker calls it locally.
+// Env: RESEND_API_KEY, EMAIL_FROM (e.g. "Acme Billing <billing@acme.in>", a verified Resend
+// domain), RESEND_BASE_URL (read by the client; the fake under `npm start` and in tests), APP_URL
+// (optional: the app's base URL for links; else billing_settings.app_success_url's origin).
+// Body (optional) {limit} (1 to 1000, default 50).
+// 200 {claimed, sent, retried, failed, items: [{id, kind, state, error?}]};
+// 401 without a valid token, 403 for any token whose role is not service_role,
+// 503 email_not_configured when RESEND_API_KEY or EMAIL_FROM is not set (nothing is claimed).
+import { bearerToken, verifyJwt } from "../_shared/auth.ts";
+import { asService } from "../_shared/db.ts";
+import { handle, HttpError, json, readJson } from "../_shared/http.ts";
+import { sendEmail } from "./send.ts";
+import { type Delivery, renderNotification, TemplateError } from "./templates.ts";
+
+const CONCURRENCY = 8;
+
+export interface DeliveryOutcome {
+  id: string;
+  kind: string;
+  state: "sent" | "retry" | "failed";
+  error?: string;
+}
+
+async function record(outcome: DeliveryOutcome, retryAfterSeconds: number | null = null): Promise<void> {
+  await asService(async (tx) => {
+    if (outcome.state === "sent") {
+      await tx`select billing.mark_notification_sent(${outcome.id}::uuid)`;
+    } else if (outcome.state === "retry") {
+      const [r] = await tx<{ state: string | null }[]>`
+        select billing.retry_notification(${outcome.id}::uuid, ${
+        outcome.error ?? "failed"
+      }, ${retryAfterSeconds}::integer) as state`;
+      if (r?.state === "failed") outcome.state = "failed";
+    } else {
+      await tx`select billing.mark_notification_failed(${outcome.id}::uuid, ${outcome.error ?? "failed"})`;
+    }
+  });
+}
+
+/** Renders, sends and records one claimed notification. Never throws. */
+export async function deliver(n: Delivery, from: string, appUrl: string | null): Promise<DeliveryOutcome> {
+  const outcome: DeliveryOutcome = { id: n.id, kind: n.kind, state: "failed" };
+  let retryAfter: number | null = null;
+  try {
+    const to = n.recipients ?? [];
+    if (to.length === 0) {
+      outcome.error =
+        "no recipient: the organization has no billing email and no owner or admin with an email";
+    } else {
+      const email = renderNotification(n, { appUrl });
+      const sent = await sendEmail({
+        ...email,
+        from,
+        to,
+        idempotencyKey: n.id,
+        tags: [{ name: "kind", value: n.kind }],
+      });
+      outcome.state = sent.state;
+      if (sent.state !== "sent") outcome.error = sent.error;
+      if (sent.state === "retry") retryAfter = sent.retry_after_seconds;
+    }
+  } catch (e) {
+    outcome.state = "failed";
+    outcome.error = e instanceof TemplateError
+      ? `template: ${e.message}`
+      : `template: ${(e as Error)?.message ?? String(e)}`;
+  }
+  try {
+    await record(outcome, retryAfter);
+  } catch (e) {
+    // Unrecorded: the lease runs out and the next claim tries again (the idempotency key keeps
+    // a second send from reaching anyone twice).
+    outcome.state = "retry";
+    outcome.error = `not recorded: ${(e as Error)?.message ?? String(e)}`;
+  }
+  return outcome;
+}
+
+export const handler = handle("notifications-send", async (req) => {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const claims = await verifyJwt(bearerToken(req));
+  if (claims.role !== "service_role") {
+    throw new HttpError(403, "forbidden", "notifications-send needs the service role key");
+  }
+  const body = await readJson(req, 4 * 1024, { allowEmpty: true });
+  let limit = 50;
+  if (body.limit !== undefined) {
+    const l = body.limit;
+    if (typeof l !== "number" || !Number.isInteger(l) || l < 1 || l > 1000) {
+      throw new HttpError(400, "invalid_input", "limit must be an integer from 1 to 1000");
+    }
+    limit = l;
+  }
+  const from = Deno.env.get("EMAIL_FROM");
+  if (!Deno.env.get("RESEND_API_KEY") || !from) {
+    throw new HttpError(
+      503,
+      "email_not_configured",
+      "set RESEND_API_KEY and EMAIL_FROM to send notifications",
+    );
+  }
+  const appUrl = Deno.env.get("APP_URL") || null;
+
+  const due = await asService((tx) =>
+    tx<Delivery[]>`select id, organization_id, subscription_id, kind, payload, attempts, recipients, context
+      from billing.claim_notification_deliveries(${limit})`
+  );
+  const items: DeliveryOutcome[] = [];
+  for (let i = 0; i < due.length; i += CONCURRENCY) {
+    items.push(...await Promise.all(due.slice(i, i + CONCURRENCY).map((n) => deliver(n, from, appUrl))));
+  }
+  return json({
+    claimed: due.length,
+    sent: items.filter((o) => o.state === "sent").length,
+    retried: items.filter((o) => o.state === "retry").length,
+    failed: items.filter((o) => o.state === "failed").length,
+    items,
+  });
+});

@@ -1,0 +1,440 @@
+// The emails of every notification kind, in one place: a subject, a plain-text body and a simple
+// HTML body per kind, from the notification's payload and the context SQL adds
+// (billing.notification_context: organization and its time zone, plan, amount payable, merchant
+// name). Amounts are rupees with Indian digit grouping (₹1,23,45,678.90), dates are on the
+// organization's calendar, and each email has the one link that matters (the app's billing page).
+// A template that cannot be rendered throws TemplateError: the sender marks that notification
+// failed and goes on with the others.
+
+type Json = Record<string, unknown>;
+
+/** A claimed notification as billing.claim_notification_deliveries returns it. */
+export interface Delivery {
+  id: string;
+  organization_id: string;
+  subscription_id: string | null;
+  kind: string;
+  payload: Json;
+  attempts: number;
+  recipients: string[] | null;
+  context: Json | null;
+}
+
+export interface RenderOptions {
+  /** The app's base URL (APP_URL); else the origin of billing_settings.app_success_url. */
+  appUrl?: string | null;
+}
+
+export interface Email {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** A notification whose email cannot be written (unknown kind, data it needs missing). */
+export class TemplateError extends Error {
+  override name = "TemplateError";
+}
+
+/** Paise as rupees with Indian digit grouping: 117882 → "₹1,178.82", 1234567890 → "₹1,23,45,678.90". */
+export function formatRupees(paise: number | bigint | string): string {
+  const value = BigInt(paise);
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const rupees = (abs / 100n).toString();
+  const cents = (abs % 100n).toString().padStart(2, "0");
+  let grouped = rupees;
+  if (rupees.length > 3) {
+    const head = rupees.slice(0, -3);
+    grouped = `${head.replace(/\B(?=(\d{2})+(?!\d))/g, ",")},${rupees.slice(-3)}`;
+  }
+  return `${negative ? "-" : ""}₹${grouped}.${cents}`;
+}
+
+/** An amount in its currency: rupees for INR, else the code and the plain figure. */
+export function formatAmount(cents: number | bigint | string, currency = "INR"): string {
+  if (currency === "INR") return formatRupees(cents);
+  const value = BigInt(cents);
+  return `${currency} ${(Number(value) / 100).toFixed(2)}`;
+}
+
+/** A date on the organization's calendar: "4 December 2026". */
+export function formatDate(at: string | Date, timeZone: string): string {
+  return new Intl.DateTimeFormat("en-IN", { timeZone, day: "numeric", month: "long", year: "numeric" })
+    .format(toDate(at));
+}
+
+/** A date and time on the organization's clock: "4 December 2026 at 1:05 am IST". */
+export function formatDateTime(at: string | Date, timeZone: string): string {
+  return new Intl.DateTimeFormat("en-IN", {
+    timeZone,
+    day: "numeric",
+    month: "long",
+    year: "numeric",
+    hour: "numeric",
+    minute: "2-digit",
+    timeZoneName: "short",
+  }).format(toDate(at));
+}
+
+function toDate(at: string | Date): Date {
+  const d = at instanceof Date ? at : new Date(at);
+  if (Number.isNaN(d.getTime())) throw new TemplateError(`not a date: ${String(at)}`);
+  return d;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
+  );
+}
+
+const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
+const obj = (v: unknown): Json => (typeof v === "object" && v !== null && !Array.isArray(v) ? v as Json : {});
+
+/** The app's billing page: APP_URL + /billing, else app_success_url's origin + /billing; null when neither. */
+export function billingLink(context: Json, appUrl?: string | null): string | null {
+  const base = str(appUrl) ?? str(context.app_success_url);
+  if (!base) return null;
+  try {
+    const url = new URL(base);
+    return str(appUrl) ? `${base.replace(/\/+$/, "")}/billing` : `${url.origin}/billing`;
+  } catch {
+    return null;
+  }
+}
+
+/** What every template reads, checked once. */
+interface Facts {
+  orgName: string;
+  timeZone: string;
+  planName: string | null;
+  interval: string | null;
+  amount: string | null;
+  seller: string | null;
+  link: string | null;
+  payload: Json;
+  context: Json;
+  date(key: string, ...more: string[]): string;
+  dateTime(key: string): string;
+  need<T>(value: T | null | undefined, what: string): T;
+}
+
+function factsOf(n: Delivery, options: RenderOptions): Facts {
+  const context = obj(n.context);
+  const org = obj(context.organization);
+  const plan = obj(context.plan);
+  const payload = obj(n.payload);
+  const timeZone = str(org.timezone) ?? "Asia/Kolkata";
+  const amountCents = context.amount_cents;
+  const amount = typeof amountCents === "number" || typeof amountCents === "string"
+    ? formatAmount(amountCents, str(context.currency) ?? "INR")
+    : null;
+  const need = <T>(value: T | null | undefined, what: string): T => {
+    if (value === null || value === undefined || value === "") {
+      throw new TemplateError(`${n.kind} needs ${what}`);
+    }
+    return value;
+  };
+  const pick = (keys: string[]) => keys.map((k) => str(payload[k])).find((v) => v !== null) ?? null;
+  return {
+    orgName: str(org.billing_name) ?? str(org.name) ?? "your organization",
+    timeZone,
+    planName: str(plan.name) ?? str(payload.plan_name),
+    interval: str(plan.interval),
+    amount,
+    seller: str(context.seller_legal_name),
+    link: billingLink(context, options.appUrl),
+    payload,
+    context,
+    date: (key, ...more) => formatDate(need(pick([key, ...more]), `payload.${key}`), timeZone),
+    dateTime: (key) => formatDateTime(need(pick([key]), `payload.${key}`), timeZone),
+    need,
+  };
+}
+
+/** One email's parts before they are laid out as text and HTML. */
+interface Draft {
+  subject: string;
+  /** Paragraphs. */
+  lines: string[];
+  /** Label: value rows (plan, amount, date...). */
+  details: [string, string][];
+  /** The link's label (the link is the billing page). */
+  action: string;
+  /** A closing paragraph after the link. */
+  footer?: string;
+}
+
+const per = (interval: string | null) => (interval ? ` per ${interval}` : "");
+
+const TEMPLATES: Record<string, (f: Facts) => Draft> = {
+  renewal_reminder(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ends = f.date("period_end");
+    const days = f.payload.reminder === "1d" ? "tomorrow" : "in 7 days";
+    return {
+      subject: `Your ${plan} plan ends ${days}: renew for ${amount}`,
+      lines: [
+        `The ${plan} plan of ${f.orgName} ends on ${ends}. It does not renew by itself: pay ${amount} before then to keep it without a break.`,
+        "After that date your organization moves to the free plan until you renew.",
+      ],
+      details: [["Plan", plan], ["Amount", amount], ["Ends on", ends]],
+      action: "Renew now",
+    };
+  },
+
+  pre_debit_notice(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const merchant = f.need(f.seller, "billing_settings.seller_legal_name (the merchant name)");
+    const at = f.dateTime("charge_at");
+    const reference = f.need(
+      str(f.payload.provider_subscription_id) ?? str(obj(f.context.subscription).provider_subscription_id),
+      "the subscription reference",
+    );
+    return {
+      subject: `${merchant} will charge ${amount} on ${f.date("charge_at")} for ${plan}`,
+      lines: [
+        `${merchant} will charge ${amount} on ${at} to the payment method of your ${plan} subscription (${f.orgName}), under the mandate you approved.`,
+        `To stop this charge, cancel the subscription before ${at} in your billing settings (the link below); it then ends at the close of the period already paid for. You can also revoke the mandate in your bank or UPI app.`,
+      ],
+      details: [["Merchant", merchant], ["Amount", amount], ["Date", at], ["Plan", plan], [
+        "Reference",
+        reference,
+      ]],
+      action: "Manage or cancel the subscription",
+    };
+  },
+
+  dunning_reminder(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const grace = f.date("grace_ends_at");
+    return {
+      subject: f.payload.day === 3
+        ? `Reminder: ${amount} for ${plan} is still unpaid`
+        : `Payment due: ${amount} for ${plan}`,
+      lines: [
+        `The ${plan} plan of ${f.orgName} was due for renewal on ${
+          f.date("period_end")
+        } and we have not received ${amount}.`,
+        `Pay or update your payment method by ${grace} to keep the plan; after that the free plan applies.`,
+      ],
+      details: [["Plan", plan], ["Amount due", amount], ["Pay by", grace]],
+      action: "Pay now",
+    };
+  },
+
+  payment_failed(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const reason = str(f.payload.error_reason);
+    return {
+      subject: `Your payment of ${amount} for ${plan} failed`,
+      lines: [
+        `A payment of ${amount} for the ${plan} plan of ${f.orgName} did not go through${
+          reason ? ` (${reason})` : ""
+        }.`,
+        "Nothing was charged. Try again, or use another payment method.",
+      ],
+      details: [
+        ["Plan", plan],
+        ["Amount", amount],
+        ...(str(f.payload.receipt) ? [["Reference", str(f.payload.receipt)!] as [string, string]] : []),
+      ],
+      action: "Try the payment again",
+    };
+  },
+
+  subscription_canceled(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ended = f.date("ended_at");
+    return {
+      subject: `Your ${plan} subscription is cancelled`,
+      lines: [
+        `The ${plan} subscription of ${f.orgName} (${amount}${
+          per(f.interval)
+        }) ended on ${ended}, as requested. You will not be charged again.`,
+        "Your organization is on the free plan now; you can subscribe again at any time.",
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Ended on", ended]],
+      action: "Subscribe again",
+    };
+  },
+
+  subscription_expired(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ended = f.date("ended_at", "period_end");
+    return {
+      subject: `Your ${plan} plan has expired`,
+      lines: [
+        `The ${plan} plan of ${f.orgName} expired on ${ended} without a renewal payment; the free plan applies now.`,
+        `Renew for ${amount} to get it back.`,
+      ],
+      details: [["Plan", plan], ["Renewal", amount], ["Expired on", ended]],
+      action: "Renew now",
+    };
+  },
+
+  trial_ended(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ended = f.date("trial_end");
+    return {
+      subject: `Your ${plan} trial has ended`,
+      lines: [
+        `The free trial of ${plan} for ${f.orgName} ended on ${ended}; the free plan applies now.`,
+        `Subscribe for ${amount}${per(f.interval)} to keep everything ${plan} includes.`,
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Trial ended", ended]],
+      action: "Subscribe",
+    };
+  },
+
+  plan_downgraded(f) {
+    const plan = f.need(f.planName, "the new plan");
+    const amount = f.need(f.amount, "the amount");
+    const old = str(obj(f.context.old_plan).name);
+    const at = f.date("effective_at");
+    return {
+      subject: `Your plan is now ${plan}`,
+      lines: [
+        `As scheduled, ${f.orgName} moved${old ? ` from ${old}` : ""} to the ${plan} plan on ${at}.`,
+        `Renewals are ${amount}${per(f.interval)} from now on.`,
+      ],
+      details: [...(old ? [["Previous plan", old] as [string, string]] : []), ["Plan", plan], [
+        "Price",
+        `${amount}${per(f.interval)}`,
+      ], ["Since", at]],
+      action: "View your plan",
+    };
+  },
+
+  subscription_refunded(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ended = f.date("ended_at");
+    return {
+      subject: `Your ${plan} payment was refunded`,
+      lines: [
+        `The payment for the ${plan} plan of ${f.orgName} (${amount}${
+          per(f.interval)
+        }) was refunded in full, so the paid period ended on ${ended}.`,
+        "The refund reaches your account in the usual time for your payment method; the free plan applies now.",
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Ended on", ended]],
+      action: "View billing",
+    };
+  },
+
+  subscription_disputed(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ended = f.date("ended_at");
+    return {
+      subject: `A dispute ended your ${plan} subscription`,
+      lines: [
+        `A chargeback on the payment for the ${plan} plan of ${f.orgName} (${amount}${
+          per(f.interval)
+        }) was decided against us, so the paid period ended on ${ended}.`,
+        "If this is a mistake, reply to this email.",
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Ended on", ended]],
+      action: "View billing",
+    };
+  },
+
+  payment_disputed(f) {
+    const amount = f.need(f.amount, "the amount");
+    const plan = f.planName ?? "your subscription";
+    return {
+      subject: `A payment of ${amount} for ${plan} was disputed`,
+      lines: [
+        `Your bank or card issuer told us that a payment of ${amount} from ${f.orgName} (${plan}) is disputed. While the dispute is open the subscription is on hold.`,
+        "If you did not mean to dispute it, contact your bank, or reply to this email.",
+      ],
+      details: [["Plan", plan], ["Amount", amount], [
+        "Payment",
+        f.need(str(f.payload.provider_payment_id), "the payment id"),
+      ]],
+      action: "View billing",
+    };
+  },
+
+  provider_action_failed(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const what = (str(f.payload.kind) ?? "update").replaceAll("_", " ");
+    const provider = str(f.payload.provider) ?? "the payment provider";
+    return {
+      subject: `Action failed at ${provider}: ${what} of your ${plan} subscription`,
+      lines: [
+        `We tried to carry out "${what}" on the ${plan} subscription (${amount}${
+          per(f.interval)
+        }) of ${f.orgName} at ${provider} and it kept failing${
+          str(f.payload.error) ? `: ${str(f.payload.error)}` : ""
+        }.`,
+        "Our team has been told. Check your subscription in the billing settings; reply to this email if a charge looks wrong.",
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Action", what], [
+        "Provider",
+        provider,
+      ]],
+      action: "Check your subscription",
+    };
+  },
+};
+
+/** The kinds that have a template. */
+export const TEMPLATE_KINDS = Object.keys(TEMPLATES);
+
+/** The email of one notification; throws TemplateError when it cannot be written. */
+export function renderNotification(n: Delivery, options: RenderOptions = {}): Email {
+  const template = TEMPLATES[n.kind];
+  if (!template) throw new TemplateError(`no template for kind ${n.kind}`);
+  const f = factsOf(n, options);
+  const d = template(f);
+  const link = f.link;
+  const text = [
+    `Hello ${f.orgName},`,
+    "",
+    ...d.lines.flatMap((l) => [l, ""]),
+    ...d.details.map(([k, v]) => `${k}: ${v}`),
+    "",
+    link ? `${d.action}: ${link}` : `${d.action}: open the billing settings of your organization.`,
+    ...(d.footer ? ["", d.footer] : []),
+    "",
+    f.seller ? `— ${f.seller}` : "",
+  ].join("\n").trimEnd() + "\n";
+  const e = escapeHtml;
+  const html = [
+    "<!doctype html>",
+    `<html><head><meta charset="utf-8"><title>${e(d.subject)}</title></head>`,
+    '<body style="font-family: sans-serif; line-height: 1.5; color: #222; max-width: 560px;">',
+    `<p>Hello ${e(f.orgName)},</p>`,
+    ...d.lines.map((l) => `<p>${e(l)}</p>`),
+    '<table style="border-collapse: collapse;">',
+    ...d.details.map(([k, v]) =>
+      `<tr><td style="padding: 2px 12px 2px 0; color: #666;">${
+        e(k)
+      }</td><td style="padding: 2px 0;"><strong>${e(v)}</strong></td></tr>`
+    ),
+    "</table>",
+    link
+      ? `<p><a href="${
+        e(link)
+      }" style="display: inline-block; padding: 8px 16px; background: #1a56db; color: #fff; text-decoration: none; border-radius: 4px;">${
+        e(d.action)
+      }</a></p>`
+      : `<p>${e(d.action)}: open the billing settings of your organization.</p>`,
+    ...(d.footer ? [`<p>${e(d.footer)}</p>`] : []),
+    f.seller ? `<p style="color: #666;">— ${e(f.seller)}</p>` : "",
+    "</body></html>",
+  ].filter((l) => l !== "").join("\n");
+  return { subject: d.subject, text, html };
+}

@@ -1,0 +1,358 @@
+// The notifications-send worker end to end: notifications in the outbox (as the jobs and the
+// payment path queue them), the worker through the local functions server, the official resend
+// client pointed at the fake email API (RESEND_BASE_URL), and the fake's records proving who got
+// what and how often. Each test first drains whatever else is due, so the fake's failures on
+// demand reach this test's notifications.
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { formatRupees } from "../supabase/functions/notifications-send/templates.ts";
+import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+
+type Json = Record<string, unknown>;
+
+const sql = adminSql(8);
+const testOptions = { sanitizeOps: false, sanitizeResources: false };
+const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
+
+const suffix = rand();
+const PLAN_CODE = `t_mail_${suffix}`;
+const PLAN_NAME = `Mail Pro ${suffix}`;
+/** The plan's price, 999.00: plus 18 % GST for a one-time order, GST included for a Razorpay subscription. */
+const PRICE = 99900;
+const AMOUNT = "₹1,178.82";
+const AMOUNT_RECURRING = "₹999.00";
+
+let plansReady: Promise<string> | undefined;
+function ensurePlan(): Promise<string> {
+  plansReady ??= (async () => {
+    await sql`update public.billing_settings
+      set gst_rate_bp = 1800, prices_include_tax = false,
+          seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
+          seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
+    const [{ id }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, features, active)
+      values (${PLAN_CODE}, ${PLAN_NAME}, 'pro', 'month', ${PRICE}, 'INR', '{"max_members": 10}'::jsonb, true) returning id`;
+    return id as string;
+  })();
+  return plansReady;
+}
+
+interface Org {
+  id: string;
+  subscription: string;
+  owner: string;
+  ownerEmail: string;
+  adminEmail: string;
+}
+
+/** An organization with an owner, an admin and a member (emails lower-case), on the test plan. */
+async function makeOrg({ billingEmail = null as string | null, razorpay = false } = {}): Promise<Org> {
+  const planId = await ensurePlan();
+  const tag = rand();
+  const ownerEmail = `owner-${tag}@mail.test`;
+  const adminEmail = `admin-${tag}@mail.test`;
+  const owner = await createUser(sql, ownerEmail);
+  const admin = await createUser(sql, adminEmail);
+  const member = await createUser(sql, `member-${tag}@mail.test`);
+  const [{ id }] = await sql`insert into public.organizations (name, billing_email, state_code)
+    values (${`Mail ${tag}`}, ${billingEmail}, '29') returning id`;
+  const [{ id: subscription }] = await sql`insert into public.subscriptions
+      (organization_id, plan_id, status, current_period_start, current_period_end, provider, provider_subscription_id)
+    values (${id}, ${planId}, 'active', now() - interval '29 days', now() + interval '1 day',
+            ${razorpay ? "razorpay" : "payu"}, ${razorpay ? `sub_mail_${tag}` : null})
+    returning id`;
+  await sql`insert into public.organization_members (organization_id, user_id, role)
+    values (${id}, ${owner}, 'owner'), (${id}, ${admin}, 'admin'), (${id}, ${member}, 'member')`;
+  return { id, subscription, owner, ownerEmail, adminEmail };
+}
+
+const at = () => new Date(Date.now() + 86_400_000).toISOString();
+
+/** A payload like the one SQL queues for each kind. */
+function payloadOf(kind: string, org: Org, planId: string): Json {
+  const t = at();
+  switch (kind) {
+    case "renewal_reminder":
+      return { reminder: "1d", plan_id: planId, plan_code: PLAN_CODE, plan_name: PLAN_NAME, amount_cents: PRICE, period_end: t };
+    case "pre_debit_notice":
+      return {
+        reminder: "24h",
+        plan_id: planId,
+        plan_code: PLAN_CODE,
+        plan_name: PLAN_NAME,
+        period_end: t,
+        charge_at: t,
+        provider_subscription_id: `sub_mail_${org.id.slice(0, 8)}`,
+      };
+    case "dunning_reminder":
+      return { day: 1, plan_id: planId, plan_code: PLAN_CODE, period_end: t, grace_ends_at: t };
+    case "payment_failed":
+      return { order_id: crypto.randomUUID(), receipt: `rcpt_${rand()}`, amount_cents: 117882, currency: "INR", plan_code: PLAN_CODE };
+    case "subscription_canceled":
+    case "trial_ended":
+      return { plan_id: planId, ended_at: t, trial_end: t };
+    case "subscription_expired":
+      return { plan_id: planId, period_end: t, ended_at: t };
+    case "plan_downgraded":
+      return { old_plan_id: planId, new_plan_id: planId, effective_at: t };
+    case "subscription_refunded":
+    case "subscription_disputed":
+      return { plan_id: planId, ended_at: t, reason: "refund", provider_payment_id: `pay_${rand()}` };
+    case "payment_disputed":
+      return { provider_payment_id: `pay_${rand()}`, dispute_id: `disp_${rand()}`, amount_cents: 117882, currency: "INR" };
+    case "provider_action_failed":
+      return { provider_action_id: crypto.randomUUID(), provider: "razorpay", kind: "cancel", target: "sub_x", error: "HTTP 400" };
+  }
+  return {};
+}
+
+const KINDS = [
+  "renewal_reminder",
+  "pre_debit_notice",
+  "dunning_reminder",
+  "payment_failed",
+  "subscription_canceled",
+  "subscription_expired",
+  "trial_ended",
+  "plan_downgraded",
+  "subscription_refunded",
+  "subscription_disputed",
+  "payment_disputed",
+  "provider_action_failed",
+];
+const OWNERS_ONLY = new Set(["provider_action_failed", "payment_disputed", "subscription_disputed"]);
+
+async function queue(org: Org, kind: string, payload: Json): Promise<string> {
+  const [{ id }] = await sql`insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    values (${org.id}, ${org.subscription}, ${kind}, ${JSON.stringify(payload)}::text::jsonb, ${`${kind}:${rand()}${rand()}`})
+    returning id`;
+  return id as string;
+}
+
+async function send(token?: string, body: Json = {}) {
+  const headers = new Headers({ "content-type": "application/json" });
+  if (token !== undefined) headers.set("authorization", `Bearer ${token}`);
+  const res = await fetch(functionsUrl("notifications-send"), { method: "POST", headers, body: JSON.stringify(body) });
+  const text = await res.text();
+  let json: Json = {};
+  try {
+    json = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: res.status, body: json };
+}
+
+const serviceKey = () => env("SUPABASE_SERVICE_ROLE_KEY");
+const fakes = () => env("FAKE_UPSTREAMS_URL");
+
+async function emailControl(body: Json): Promise<void> {
+  const res = await fetch(`${fakes()}/__control/email`, { method: "POST", body: JSON.stringify(body) });
+  assertEquals(res.status, 200);
+  await res.body?.cancel();
+}
+
+interface Stored {
+  emails: { id: string; to: string[]; subject: string; text: string; html: string; idempotency_key: string; from: string }[];
+  calls: { idempotency_key: string | null; status: number }[];
+}
+async function stored(): Promise<Stored> {
+  return await (await fetch(`${fakes()}/__control/email`)).json();
+}
+
+/** Sends whatever is due now (other files' notifications included) until nothing is claimed. */
+async function drain(): Promise<void> {
+  await emailControl({ fail_status: null });
+  for (let i = 0; i < 20; i++) {
+    const r = await send(serviceKey(), { limit: 1000 });
+    assertEquals(r.status, 200, JSON.stringify(r.body));
+    if (r.body.claimed === 0) return;
+  }
+}
+
+async function row(id: string) {
+  const [n] = await sql`select sent_at, failed_at, attempts, last_error, locked_until, locked_until > now() + interval '20 seconds' as backing_off
+    from public.notifications where id = ${id}`;
+  return n;
+}
+
+Deno.test("amounts are rupees with Indian digit grouping", () => {
+  assertEquals(formatRupees(117882), "₹1,178.82");
+  assertEquals(formatRupees(1234567890), "₹1,23,45,678.90");
+  assertEquals(formatRupees(99999), "₹999.99");
+  assertEquals(formatRupees(10000000), "₹1,00,000.00");
+  assertEquals(formatRupees(5), "₹0.05");
+});
+
+Deno.test("every kind renders (amount in rupees, plan) and goes to the right recipients", testOptions, async () => {
+  await drain();
+  const planId = await ensurePlan();
+  const plain = await makeOrg();
+  const billed = await makeOrg({ billingEmail: `Accounts-${rand()}@Billing.Test`, razorpay: true });
+  const [{ billing_email }] = await sql`select billing_email from public.organizations where id = ${billed.id}`;
+  const ids = new Map<string, { org: Org; kind: string }>();
+  for (const org of [plain, billed]) {
+    for (const kind of KINDS) ids.set(await queue(org, kind, payloadOf(kind, org, planId)), { org, kind });
+  }
+  const r = await send(serviceKey(), { limit: 1000 });
+  assertEquals(r.status, 200, JSON.stringify(r.body));
+  const items = (r.body.items as { id: string; state: string; error?: string }[]).filter((i) => ids.has(i.id));
+  assertEquals(items.length, ids.size);
+  for (const item of items) assertEquals(item.state, "sent", `${ids.get(item.id)!.kind}: ${item.error}`);
+
+  const { emails } = await stored();
+  for (const [id, { org, kind }] of ids) {
+    const mine = emails.filter((e) => e.idempotency_key === id);
+    assertEquals(mine.length, 1, `${kind} sent once`);
+    const email = mine[0];
+    const expected = OWNERS_ONLY.has(kind)
+      ? [org.ownerEmail]
+      : org === billed
+      ? [String(billing_email).toLowerCase()]
+      : [org.adminEmail, org.ownerEmail].sort();
+    assertEquals(email.to, expected, `${kind} recipients`);
+    assert(email.subject.includes(PLAN_NAME), `${kind} subject names the plan: ${email.subject}`);
+    const amount = org === billed && !["payment_failed", "payment_disputed"].includes(kind) ? AMOUNT_RECURRING : AMOUNT;
+    assert(email.text.includes(amount), `${kind} text has the amount in rupees: ${email.text}`);
+    assert(email.text.includes(PLAN_NAME), `${kind} text names the plan`);
+    assert(email.html.includes(amount) && email.html.includes("<a href="), `${kind} html has the amount and the link`);
+    assertEquals(email.from, env("EMAIL_FROM"));
+    if (kind === "pre_debit_notice") {
+      const [{ seller_legal_name }] = await sql`select seller_legal_name from public.billing_settings`;
+      assert(email.text.includes(String(seller_legal_name)), "the pre-debit notice names the merchant");
+      assert(email.text.includes("sub_mail_"), "and the reference");
+      assert(/cancel/i.test(email.text), "and how to cancel");
+    }
+    const n = await row(id);
+    assert(n.sent_at !== null && n.failed_at === null, `${kind} marked sent`);
+  }
+});
+
+Deno.test("5 concurrent senders over 200 due notifications send each exactly once", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const ids = new Set<string>();
+  const payload = payloadOf("payment_failed", org, await ensurePlan());
+  await Promise.all(Array.from({ length: 200 }, async () => ids.add(await queue(org, "payment_failed", payload))));
+  assertEquals(ids.size, 200);
+  for (let round = 0; round < 10; round++) {
+    const answers = await Promise.all(Array.from({ length: 5 }, () => send(serviceKey(), { limit: 25 })));
+    for (const a of answers) assertEquals(a.status, 200, JSON.stringify(a.body));
+    const [{ left }] = await sql`select count(*)::int as left from public.notifications
+      where id = any (${[...ids]}::uuid[]) and sent_at is null`;
+    if (left === 0) break;
+  }
+  const { emails, calls } = await stored();
+  const mine = emails.filter((e) => ids.has(e.idempotency_key));
+  assertEquals(mine.length, 200, "200 emails");
+  assertEquals(new Set(mine.map((e) => e.idempotency_key)).size, 200, "one per notification");
+  assertEquals(calls.filter((c) => c.idempotency_key !== null && ids.has(c.idempotency_key)).length, 200, "one call each");
+  const [{ sent, once }] = await sql`select count(*) filter (where sent_at is not null)::int as sent,
+      count(*) filter (where attempts = 1)::int as once
+    from public.notifications where id = any (${[...ids]}::uuid[])`;
+  assertEquals([sent, once], [200, 200]);
+});
+
+Deno.test("a 500 then success: retried after a backoff, sent once", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const id = await queue(org, "payment_failed", payloadOf("payment_failed", org, await ensurePlan()));
+  await emailControl({ fail_status: 500, fail_count: 1 });
+  const first = await send(serviceKey());
+  const item = (first.body.items as { id: string; state: string }[]).find((i) => i.id === id);
+  assertEquals(item?.state, "retry");
+  assertEquals(first.body.retried, 1);
+  let n = await row(id);
+  assert(n.sent_at === null && n.failed_at === null && n.backing_off, "not sent, not failed, backing off");
+  assert(String(n.last_error).includes("500"), String(n.last_error));
+
+  const soon = await send(serviceKey());
+  assert(!(soon.body.items as { id: string }[]).some((i) => i.id === id), "not tried again before the backoff ends");
+
+  await sql`update public.notifications set locked_until = now() - interval '1 second' where id = ${id}`;
+  const later = await send(serviceKey());
+  assertEquals((later.body.items as { id: string; state: string }[]).find((i) => i.id === id)?.state, "sent");
+  n = await row(id);
+  assert(n.sent_at !== null && n.attempts === 2);
+  const { emails, calls } = await stored();
+  assertEquals(emails.filter((e) => e.idempotency_key === id).length, 1, "one email");
+  assertEquals(calls.filter((c) => c.idempotency_key === id).map((c) => c.status), [500, 200]);
+});
+
+Deno.test("a 429 is retried like a 500, after the provider's Retry-After", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const id = await queue(org, "payment_failed", payloadOf("payment_failed", org, await ensurePlan()));
+  await emailControl({ fail_status: 429, fail_count: 1, fail_retry_after: 120 });
+  const r = await send(serviceKey());
+  assertEquals((r.body.items as { id: string; state: string }[]).find((i) => i.id === id)?.state, "retry");
+  const [{ wait }] = await sql`select extract(epoch from locked_until - now())::int as wait from public.notifications where id = ${id}`;
+  assert(wait > 100 && wait <= 120, `waits the Retry-After (${wait}s)`);
+  await emailControl({ fail_retry_after: null });
+});
+
+Deno.test("a permanent 422 marks the notification failed with the provider's message", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const id = await queue(org, "payment_failed", payloadOf("payment_failed", org, await ensurePlan()));
+  await emailControl({ fail_status: 422, fail_count: 1, fail_message: "Invalid `to` field." });
+  const r = await send(serviceKey());
+  assertEquals((r.body.items as { id: string; state: string }[]).find((i) => i.id === id)?.state, "failed");
+  const n = await row(id);
+  assert(n.failed_at !== null && n.sent_at === null);
+  assert(String(n.last_error).includes("422 validation_error: Invalid `to` field."), String(n.last_error));
+  const again = await send(serviceKey());
+  assert(!(again.body.items as { id: string }[]).some((i) => i.id === id), "never claimed again");
+  assertEquals((await stored()).emails.filter((e) => e.idempotency_key === id).length, 0);
+});
+
+Deno.test("no recipient: failed with a reason, not retried", testOptions, async () => {
+  await drain();
+  const planId = await ensurePlan();
+  const member = await createUser(sql);
+  const [{ id: orgId }] = await sql`insert into public.organizations (name) values (${`Mail lonely ${rand()}`}) returning id`;
+  await sql`insert into public.organization_members (organization_id, user_id, role) values (${orgId}, ${member}, 'member')`;
+  const [{ id }] = await sql`insert into public.notifications (organization_id, kind, payload, dedupe_key)
+    values (${orgId}, 'trial_ended', ${JSON.stringify({ plan_id: planId, trial_end: at() })}::text::jsonb, ${`lonely:${rand()}`})
+    returning id`;
+  const r = await send(serviceKey());
+  const item = (r.body.items as { id: string; state: string; error: string }[]).find((i) => i.id === id);
+  assertEquals(item?.state, "failed");
+  const n = await row(id);
+  assert(n.failed_at !== null && String(n.last_error).startsWith("no recipient"), String(n.last_error));
+  assert(!((await send(serviceKey())).body.items as { id: string }[]).some((i) => i.id === id));
+});
+
+Deno.test("one notification whose template cannot render does not stop the others", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const planId = await ensurePlan();
+  const bad = await queue(org, "mystery_kind", {});
+  const broken = await queue(org, "trial_ended", { plan_id: planId, trial_end: "not a date" });
+  const good = [
+    await queue(org, "payment_failed", payloadOf("payment_failed", org, planId)),
+    await queue(org, "subscription_canceled", payloadOf("subscription_canceled", org, planId)),
+  ];
+  const r = await send(serviceKey());
+  assertEquals(r.status, 200);
+  const state = (id: string) => (r.body.items as { id: string; state: string }[]).find((i) => i.id === id)?.state;
+  assertEquals([state(bad), state(broken), ...good.map(state)], ["failed", "failed", "sent", "sent"]);
+  assert(String((await row(bad)).last_error).startsWith("template: no template for kind mystery_kind"));
+  assert(String((await row(broken)).last_error).startsWith("template: "));
+});
+
+Deno.test("without the service key: 401 or 403 and nothing is sent", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const id = await queue(org, "payment_failed", payloadOf("payment_failed", org, await ensurePlan()));
+  assertEquals((await send()).status, 401);
+  assertEquals((await send("not-a-token")).status, 401);
+  assertEquals((await send(env("SUPABASE_ANON_KEY"))).status, 403);
+  assertEquals((await send(await mintToken(org.owner))).status, 403);
+  const n = await row(id);
+  assert(n.sent_at === null && n.attempts === 0, "not claimed");
+  assertEquals((await stored()).emails.filter((e) => e.idempotency_key === id).length, 0);
+  await drain();
+});
+
+Deno.test({
+  name: "close the test database pool",
+  fn: async () => await sql.end(),
+  ...testOptions,
+});
