@@ -7,29 +7,16 @@
 // the provider's message). No transaction is open while a provider is asked.
 // Body (optional) {limit} (1-100, default 20). 200 {claimed, succeeded, retried, failed, unrecorded, actions};
 // 401 without a valid token, 403 for any token whose role is not service_role.
-import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";
-import { handle, HttpError, json, readJson } from "../_shared/http.ts";
+import { handle, json } from "../_shared/http.ts";
+import { inBatches, workerLimit } from "../_shared/worker.ts";
 import type { ProviderAction } from "../_shared/providers/types.ts";
 import { type SyncOutcome, syncAction, syncSummary } from "./sync.ts";
 
 const CONCURRENCY = 4;
 
 export const handler = handle("provider-sync", async (req) => {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const claims = await verifyJwt(bearerToken(req));
-  if (claims.role !== "service_role") {
-    throw new HttpError(403, "forbidden", "provider-sync needs the service role key");
-  }
-  const body = await readJson(req, 4 * 1024, { allowEmpty: true });
-  let limit = 20;
-  if (body.limit !== undefined) {
-    const l = body.limit;
-    if (typeof l !== "number" || !Number.isInteger(l) || l < 1 || l > 100) {
-      throw new HttpError(400, "invalid_input", "limit must be an integer from 1 to 100");
-    }
-    limit = l;
-  }
+  const limit = await workerLimit(req, "provider-sync", { defaultLimit: 20, maxLimit: 100 });
 
   // The claim commits before any provider is asked: the lease, not a lock, keeps others away.
   const claimed = await asService((tx) =>
@@ -37,9 +24,6 @@ export const handler = handle("provider-sync", async (req) => {
       coalesce(target, '{}'::jsonb) as target, coalesce(payload, '{}'::jsonb) as payload, idempotency_key, attempts
       from billing.claim_provider_actions(${limit})`
   );
-  const outcomes: SyncOutcome[] = [];
-  for (let i = 0; i < claimed.length; i += CONCURRENCY) {
-    outcomes.push(...await Promise.all(claimed.slice(i, i + CONCURRENCY).map((action) => syncAction(action))));
-  }
+  const outcomes: SyncOutcome[] = await inBatches(claimed, CONCURRENCY, (action) => syncAction(action));
   return json(syncSummary(outcomes));
 });

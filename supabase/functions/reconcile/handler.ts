@@ -15,9 +15,9 @@
 // (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason: those
 // are reconciled as subscriptions);
 // 401 without a valid token, 403 for any token whose role is not service_role.
-import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";
-import { handle, HttpError, json, readJson } from "../_shared/http.ts";
+import { handle, json } from "../_shared/http.ts";
+import { inBatches, workerLimit } from "../_shared/worker.ts";
 import {
   type DueOrder,
   type DueSubscription,
@@ -31,38 +31,21 @@ import {
 const CONCURRENCY = 4;
 
 export const handler = handle("reconcile", async (req) => {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const claims = await verifyJwt(bearerToken(req));
-  if (claims.role !== "service_role") {
-    throw new HttpError(403, "forbidden", "reconcile needs the service role key");
-  }
-  const body = await readJson(req, 4 * 1024, { allowEmpty: true });
-  let limit = 50;
-  if (body.limit !== undefined) {
-    const l = body.limit;
-    if (typeof l !== "number" || !Number.isInteger(l) || l < 1 || l > 1000) {
-      throw new HttpError(400, "invalid_input", "limit must be an integer from 1 to 1000");
-    }
-    limit = l;
-  }
+  const limit = await workerLimit(req, "reconcile", { defaultLimit: 50, maxLimit: 1000 });
 
   const due = await asService((tx) =>
     tx<DueOrder[]>`select order_id, provider, receipt, provider_order_id from billing.reconcile_due_orders(${limit})`
   );
-  const outcomes: ReconcileOutcome[] = [];
-  for (let i = 0; i < due.length; i += CONCURRENCY) {
-    outcomes.push(...await Promise.all(due.slice(i, i + CONCURRENCY).map((order) => reconcileOrder(order))));
-  }
+  const outcomes: ReconcileOutcome[] = await inBatches(due, CONCURRENCY, (order) => reconcileOrder(order));
 
   const dueSubscriptions = await asService((tx) =>
     tx<DueSubscription[]>`select subscription_id, provider, provider_subscription_id, receipt, provider_status,
       known_payment_ids, reason from billing.reconcile_due_subscriptions(${limit})`
   );
-  const subscriptions: SubscriptionOutcome[] = [];
-  for (let i = 0; i < dueSubscriptions.length; i += CONCURRENCY) {
-    subscriptions.push(
-      ...await Promise.all(dueSubscriptions.slice(i, i + CONCURRENCY).map((sub) => reconcileSubscription(sub))),
-    );
-  }
+  const subscriptions: SubscriptionOutcome[] = await inBatches(
+    dueSubscriptions,
+    CONCURRENCY,
+    (sub) => reconcileSubscription(sub),
+  );
   return json(reconcileSummary(outcomes, subscriptions));
 });
