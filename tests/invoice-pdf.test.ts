@@ -11,7 +11,7 @@ import {
   formatMoney,
   formatRate,
   formatState,
-} from "../supabase/functions/invoice-pdf/render.ts";
+} from "../supabase/functions/_shared/invoice-pdf/render.ts";
 
 const SELLER = {
   seller_legal_name: "Supabill PDF Test Seller Private Limited",

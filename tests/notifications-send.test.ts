@@ -4,6 +4,7 @@
 // what and how often. Each test first drains whatever else is due, so the fake's failures on
 // demand reach this test's notifications.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
 import { formatRupees } from "../supabase/functions/notifications-send/templates.ts";
 import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 
@@ -98,6 +99,10 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
       return { plan_id: planId, ended_at: t, reason: "refund", provider_payment_id: `pay_${rand()}` };
     case "payment_disputed":
       return { provider_payment_id: `pay_${rand()}`, dispute_id: `disp_${rand()}`, amount_cents: 117882, currency: "INR" };
+    case "trial_ending":
+      return { plan_id: planId, plan_code: PLAN_CODE, plan_name: PLAN_NAME, amount_cents: PRICE, trial_end: t };
+    case "cancellation_scheduled":
+      return { plan_id: planId, period_end: t, status: "active" };
     case "provider_action_failed":
       return { provider_action_id: crypto.randomUUID(), provider: "razorpay", kind: "cancel", target: "sub_x", error: "HTTP 400" };
   }
@@ -117,6 +122,8 @@ const KINDS = [
   "subscription_disputed",
   "payment_disputed",
   "provider_action_failed",
+  "trial_ending",
+  "cancellation_scheduled",
 ];
 const OWNERS_ONLY = new Set(["provider_action_failed", "payment_disputed", "subscription_disputed"]);
 
@@ -149,7 +156,16 @@ async function emailControl(body: Json): Promise<void> {
 }
 
 interface Stored {
-  emails: { id: string; to: string[]; subject: string; text: string; html: string; idempotency_key: string; from: string }[];
+  emails: {
+    id: string;
+    to: string[];
+    subject: string;
+    text: string;
+    html: string;
+    idempotency_key: string;
+    from: string;
+    attachments: { filename: string; content: string }[] | null;
+  }[];
   calls: { idempotency_key: string | null; status: number }[];
 }
 async function stored(): Promise<Stored> {
@@ -222,6 +238,63 @@ Deno.test("every kind renders (amount in rupees, plan) and goes to the right rec
     const n = await row(id);
     assert(n.sent_at !== null && n.failed_at === null, `${kind} marked sent`);
   }
+});
+
+Deno.test("payment_captured: the email carries the invoice PDF, named and numbered like the invoice", testOptions, async () => {
+  await drain();
+  const planId = await ensurePlan();
+  const org = await makeOrg();
+  const [{ id: orderId }] = await sql`insert into public.orders
+      (organization_id, plan_id, subscription_id, provider, amount_cents, status, paid_at)
+    values (${org.id}, ${planId}, ${org.subscription}, 'manual', ${PRICE}, 'paid', now()) returning id`;
+  const [{ invoice_id }] = await sql`select billing.issue_invoice(${orderId}::uuid, null) as invoice_id`;
+  const [invoice] = await sql`select invoice_number, total_cents from public.invoices where id = ${invoice_id}`;
+  const [note] = await sql`select id, payload from public.notifications
+    where organization_id = ${org.id} and kind = 'payment_captured'`;
+  assert(note, "issuing the invoice queued payment_captured");
+  assertEquals(note.payload.invoice_id, invoice_id);
+
+  const r = await send(serviceKey(), { limit: 1000 });
+  assertEquals(r.status, 200, JSON.stringify(r.body));
+  const item = (r.body.items as { id: string; state: string; error?: string }[]).find((i) => i.id === note.id);
+  assertEquals(item?.state, "sent", item?.error);
+
+  const mine = (await stored()).emails.filter((e) => e.idempotency_key === note.id);
+  assertEquals(mine.length, 1, "sent once");
+  const email = mine[0];
+  assertEquals(email.to, [org.adminEmail, org.ownerEmail].sort());
+  const amount = formatRupees(Number(invoice.total_cents));
+  assert(email.subject.includes(PLAN_NAME) && email.subject.includes(String(invoice.invoice_number)), email.subject);
+  assert(email.text.includes(amount) && email.text.includes(String(invoice.invoice_number)), email.text);
+  assert(email.html.includes(amount) && email.html.includes("<a href="), "html has the amount and the link");
+
+  assertEquals(email.attachments?.length, 1, "one attachment");
+  const [file] = email.attachments!;
+  assertEquals(file.filename, `${String(invoice.invoice_number).replaceAll("/", "-")}.pdf`);
+  const bytes = Uint8Array.from(atob(file.content), (c) => c.charCodeAt(0));
+  assertEquals(new TextDecoder().decode(bytes.slice(0, 4)), "%PDF");
+  const { text } = await extractText(await getDocumentProxy(bytes.slice()), { mergePages: true });
+  assert(text.includes(String(invoice.invoice_number)), `the PDF names invoice ${invoice.invoice_number}`);
+  assert((await row(note.id)).sent_at !== null, "marked sent");
+});
+
+Deno.test("payment_captured for an invoice that does not exist is marked failed, not sent", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const id = await queue(org, "payment_captured", {
+    invoice_id: crypto.randomUUID(),
+    invoice_number: "NOPE/1",
+    amount_cents: 117882,
+    currency: "INR",
+    plan_code: PLAN_CODE,
+    paid_at: at(),
+  });
+  const r = await send(serviceKey(), { limit: 1000 });
+  assertEquals(r.status, 200, JSON.stringify(r.body));
+  const item = (r.body.items as { id: string; state: string; error?: string }[]).find((i) => i.id === id);
+  assertEquals(item?.state, "failed");
+  assert(/does not exist/.test(item?.error ?? ""), item?.error);
+  assertEquals((await stored()).emails.filter((e) => e.idempotency_key === id).length, 0);
 });
 
 Deno.test("5 concurrent senders over 200 due notifications send each exactly once", testOptions, async () => {

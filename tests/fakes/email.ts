@@ -2,7 +2,8 @@
 // loopback: under `npm start` it is where notifications-send's emails go, and its inbox page shows
 // them; in tests it records what was sent and fails on demand.
 //
-//   Resend    POST /emails            {from, to, subject, text?, html?, tags?, ...} (Bearer auth);
+//   Resend    POST /emails            {from, to, subject, text?, html?, tags?, attachments?, ...}
+//                                     (Bearer auth; attachments [{filename, content (base64)}]);
 //                                     answers {id}. An Idempotency-Key already seen answers the
 //                                     first email's {id} and stores nothing new.
 //             GET  /emails/:id        a stored email
@@ -27,6 +28,8 @@ export interface StoredEmail {
   text: string | null;
   html: string | null;
   tags: unknown;
+  /** As sent: content is base64. */
+  attachments: { filename: string | null; content: string | null; content_type: string | null }[] | null;
   idempotency_key: string | null;
   created_at: string;
 }
@@ -131,6 +134,12 @@ export function createFakeEmail({ apiKey }: { apiKey: string }) {
       ? "The `subject` field is required."
       : typeof body.html !== "string" && typeof body.text !== "string"
       ? "Either `html` or `text` is required."
+      : body.attachments !== undefined && !(Array.isArray(body.attachments) &&
+          body.attachments.every((a) =>
+            isObject(a) && typeof a.filename === "string" && a.filename !== "" &&
+            typeof a.content === "string" && /^[A-Za-z0-9+/]*={0,2}$/.test(a.content)
+          ))
+      ? "Each attachment needs a `filename` and base64 `content`."
       : null;
     if (problem) {
       note(422);
@@ -149,6 +158,13 @@ export function createFakeEmail({ apiKey }: { apiKey: string }) {
       text: typeof b.text === "string" ? b.text : null,
       html: typeof b.html === "string" ? b.html : null,
       tags: b.tags ?? null,
+      attachments: Array.isArray(b.attachments)
+        ? (b.attachments as Json[]).map((a) => ({
+          filename: typeof a.filename === "string" ? a.filename : null,
+          content: typeof a.content === "string" ? a.content : null,
+          content_type: typeof a.content_type === "string" ? a.content_type : null,
+        }))
+        : null,
       idempotency_key: key,
       created_at: at,
     };
@@ -168,7 +184,13 @@ export function createFakeEmail({ apiKey }: { apiKey: string }) {
 <details><summary>HTML</summary>${
         m.html ? `<iframe sandbox srcdoc="${escapeHtml(m.html)}" style="width: 100%; height: 360px; border: 0;"></iframe>` : ""
       }</details>
-<pre style="white-space: pre-wrap; font-family: inherit;">${escapeHtml(m.text ?? "")}</pre>
+<pre style="white-space: pre-wrap; font-family: inherit;">${escapeHtml(m.text ?? "")}</pre>${
+        m.attachments?.length
+          ? `\n<div style="color: #666; font-size: 13px;">Attached: ${
+            escapeHtml(m.attachments.map((a) => a.filename ?? "(unnamed)").join(", "))
+          }</div>`
+          : ""
+      }
 </article>`
     ).join("\n");
     const page = `<!doctype html>

@@ -2,7 +2,7 @@
 // invoice or credit note as a PDF, for members of its organization and the service role key.
 //
 // One SQL call (public.tax_document, as the user, so RLS decides; as service_role for the service
-// key) returns the document's JSON; render.ts draws it. The same document renders to the same
+// key) returns the document's JSON; _shared/invoice-pdf/render.ts draws it. The same document renders to the same
 // bytes, so the answer can be cached and compared.
 //   200 application/pdf, content-disposition: inline; filename="INV-26-27-000123.pdf"
 // Errors: 400 invalid_id (no id, or not a UUID), 401 (no valid token, or a token that is neither
@@ -12,7 +12,7 @@
 import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService, asUser, sqlError } from "../_shared/db.ts";
 import { handle, HttpError, UUID_RE } from "../_shared/http.ts";
-import { documentFileName, renderTaxDocument, type TaxDocument } from "./render.ts";
+import { documentFileName, renderTaxDocument, type TaxDocument } from "../_shared/invoice-pdf/render.ts";
 
 export const handler = handle("invoice-pdf", async (req) => {
   if (req.method !== "GET") {

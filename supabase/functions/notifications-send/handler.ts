@@ -8,6 +8,9 @@
 //                                         tried again after a backoff, failed at the 10th attempt
 //   permanent failure (other 4xx), no recipient, a template that cannot render
 //                                         billing.mark_notification_failed(id, reason)
+// A payment_captured email attaches the invoice PDF (payload.invoice_id, public.tax_document rendered
+// by _shared/invoice-pdf), named after the invoice number; an invoice that does not exist fails
+// the notification, a database error retries it.
 // One notification's failure never stops the others. pg_cron calls it every minute where pg_net
 // exists (billing.schedule_jobs()); `npm start`'s ticker calls it locally.
 // Env: RESEND_API_KEY, EMAIL_FROM (e.g. "Acme Billing <billing@acme.in>", a verified Resend
@@ -19,7 +22,8 @@
 // 503 email_not_configured when RESEND_API_KEY or EMAIL_FROM is not set (nothing is claimed).
 import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";
-import { handle, HttpError, json, readJson } from "../_shared/http.ts";
+import { documentFileName, renderTaxDocument, type TaxDocument } from "../_shared/invoice-pdf/render.ts";
+import { handle, HttpError, json, readJson, UUID_RE } from "../_shared/http.ts";
 import { sendEmail } from "./send.ts";
 import { type Delivery, renderNotification, TemplateError } from "./templates.ts";
 
@@ -48,6 +52,30 @@ async function record(outcome: DeliveryOutcome, retryAfterSeconds: number | null
   });
 }
 
+/** A database error while reading what an email needs: the notification is tried again later. */
+class TransientError extends Error {
+  override name = "TransientError";
+}
+
+/** The files an email carries: the invoice PDF for payment_captured, nothing for the others. */
+async function attachmentsOf(n: Delivery): Promise<{ filename: string; content: Uint8Array }[] | undefined> {
+  if (n.kind !== "payment_captured") return undefined;
+  const id = n.payload?.invoice_id;
+  if (typeof id !== "string" || !UUID_RE.test(id)) {
+    throw new TemplateError("payment_captured needs payload.invoice_id");
+  }
+  let doc: TaxDocument;
+  try {
+    [{ doc }] = await asService((tx) =>
+      tx<{ doc: TaxDocument }[]>`select public.tax_document(${id.toLowerCase()}) as doc`
+    );
+  } catch (e) {
+    if ((e as { code?: string })?.code === "P0002") throw new TemplateError(`invoice ${id} does not exist`);
+    throw new TransientError(`reading invoice ${id}: ${(e as Error)?.message ?? String(e)}`);
+  }
+  return [{ filename: documentFileName(doc), content: await renderTaxDocument(doc) }];
+}
+
 /** Renders, sends and records one claimed notification. Never throws. */
 export async function deliver(n: Delivery, from: string, appUrl: string | null): Promise<DeliveryOutcome> {
   const outcome: DeliveryOutcome = { id: n.id, kind: n.kind, state: "failed" };
@@ -59,8 +87,10 @@ export async function deliver(n: Delivery, from: string, appUrl: string | null):
         "no recipient: the organization has no billing email and no owner or admin with an email";
     } else {
       const email = renderNotification(n, { appUrl });
+      const attachments = await attachmentsOf(n);
       const sent = await sendEmail({
         ...email,
+        attachments,
         from,
         to,
         idempotencyKey: n.id,
@@ -71,8 +101,10 @@ export async function deliver(n: Delivery, from: string, appUrl: string | null):
       if (sent.state === "retry") retryAfter = sent.retry_after_seconds;
     }
   } catch (e) {
-    outcome.state = "failed";
-    outcome.error = e instanceof TemplateError
+    outcome.state = e instanceof TransientError ? "retry" : "failed";
+    outcome.error = e instanceof TransientError
+      ? e.message
+      : e instanceof TemplateError
       ? `template: ${e.message}`
       : `template: ${(e as Error)?.message ?? String(e)}`;
   }

@@ -17,6 +17,8 @@ export interface OutgoingEmail extends Email {
   /** The notification id: Resend answers a repeated key with the first email and sends nothing. */
   idempotencyKey: string;
   tags?: { name: string; value: string }[];
+  /** Files attached (the client sends the bytes as base64), e.g. the invoice PDF. */
+  attachments?: { filename: string; content: Uint8Array }[];
 }
 
 /** How long one call to Resend may take before it counts as a transient failure. */
@@ -59,6 +61,7 @@ export async function sendEmail(email: OutgoingEmail): Promise<SendOutcome> {
       text: email.text,
       html: email.html,
       tags: email.tags,
+      attachments: email.attachments,
     }, { idempotencyKey: email.idempotencyKey, signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
     if (!error) return { state: "sent", provider_id: data?.id ?? null };
     const e = error as ResendError;

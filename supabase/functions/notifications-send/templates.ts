@@ -366,6 +366,54 @@ const TEMPLATES: Record<string, (f: Facts) => Draft> = {
     };
   },
 
+  payment_captured(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const invoice = f.need(str(f.payload.invoice_number), "payload.invoice_number");
+    const paid = f.date("paid_at", "invoice_date");
+    return {
+      subject: `Payment received: ${amount} for ${plan} (invoice ${invoice})`,
+      lines: [
+        `Thank you: we received ${amount} from ${f.orgName} for the ${plan} plan on ${paid}.`,
+        `The GST tax invoice ${invoice} is attached as a PDF; you can also download it from your billing settings.`,
+      ],
+      details: [["Plan", plan], ["Amount paid", amount], ["Paid on", paid], ["Invoice", invoice]],
+      action: "View your invoices",
+    };
+  },
+
+  trial_ending(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ends = f.date("trial_end");
+    return {
+      subject: `Your ${plan} trial ends on ${ends}`,
+      lines: [
+        `The free trial of ${plan} for ${f.orgName} ends on ${ends}.`,
+        `Subscribe for ${amount}${per(f.interval)} before then to keep everything ${plan} includes; otherwise the free plan applies after that date.`,
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Trial ends", ends]],
+      action: "Subscribe",
+    };
+  },
+
+  cancellation_scheduled(f) {
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
+    const ends = f.date("period_end");
+    return {
+      subject: `Your ${plan} subscription will end on ${ends}`,
+      lines: [
+        `As requested, the ${plan} subscription of ${f.orgName} (${amount}${
+          per(f.interval)
+        }) is set to cancel. It stays active until ${ends} and will not renew; you will not be charged again.`,
+        "Changed your mind? Resume the subscription before that date in your billing settings.",
+      ],
+      details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Ends on", ends]],
+      action: "Keep your subscription",
+    };
+  },
+
   provider_action_failed(f) {
     const plan = f.need(f.planName, "the plan");
     const amount = f.need(f.amount, "the amount");
