@@ -20,10 +20,10 @@
 // 200 {claimed, sent, retried, failed, items: [{id, kind, state, error?}]};
 // 401 without a valid token, 403 for any token whose role is not service_role,
 // 503 email_not_configured when RESEND_API_KEY or EMAIL_FROM is not set (nothing is claimed).
-import { bearerToken, verifyJwt } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";
 import { documentFileName, renderTaxDocument, type TaxDocument } from "../_shared/invoice-pdf/render.ts";
-import { handle, HttpError, json, readJson, UUID_RE } from "../_shared/http.ts";
+import { handle, HttpError, json, UUID_RE } from "../_shared/http.ts";
+import { inBatches, workerLimit } from "../_shared/worker.ts";
 import { sendEmail } from "./send.ts";
 import { type Delivery, renderNotification, TemplateError } from "./templates.ts";
 
@@ -120,20 +120,7 @@ export async function deliver(n: Delivery, from: string, appUrl: string | null):
 }
 
 export const handler = handle("notifications-send", async (req) => {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const claims = await verifyJwt(bearerToken(req));
-  if (claims.role !== "service_role") {
-    throw new HttpError(403, "forbidden", "notifications-send needs the service role key");
-  }
-  const body = await readJson(req, 4 * 1024, { allowEmpty: true });
-  let limit = 50;
-  if (body.limit !== undefined) {
-    const l = body.limit;
-    if (typeof l !== "number" || !Number.isInteger(l) || l < 1 || l > 1000) {
-      throw new HttpError(400, "invalid_input", "limit must be an integer from 1 to 1000");
-    }
-    limit = l;
-  }
+  const limit = await workerLimit(req, "notifications-send", { defaultLimit: 50, maxLimit: 1000 });
   const from = Deno.env.get("EMAIL_FROM");
   if (!Deno.env.get("RESEND_API_KEY") || !from) {
     throw new HttpError(
@@ -148,10 +135,7 @@ export const handler = handle("notifications-send", async (req) => {
     tx<Delivery[]>`select id, organization_id, subscription_id, kind, payload, attempts, recipients, context
       from billing.claim_notification_deliveries(${limit})`
   );
-  const items: DeliveryOutcome[] = [];
-  for (let i = 0; i < due.length; i += CONCURRENCY) {
-    items.push(...await Promise.all(due.slice(i, i + CONCURRENCY).map((n) => deliver(n, from, appUrl))));
-  }
+  const items: DeliveryOutcome[] = await inBatches(due, CONCURRENCY, (n) => deliver(n, from, appUrl));
   return json({
     claimed: due.length,
     sent: items.filter((o) => o.state === "sent").length,
