@@ -175,11 +175,12 @@ end;
 $$;
 
 /**
- * The backoff before attempt p_attempt + 1 of a provider action: 30 s doubled each attempt, at
- * most an hour, plus up to a fifth of it at random (so workers that failed together do not retry
- * together); the provider's Retry-After when it gave one and it is longer.
+ * The backoff before attempt p_attempt + 1 of an outbox's work (provider actions, notifications):
+ * 30 s doubled each attempt, at most an hour, plus up to a fifth of it at random (so workers that
+ * failed together do not retry together); the provider's Retry-After when it gave one and it is
+ * longer (at most a day).
  */
-create function billing.provider_action_backoff(p_attempt integer, p_retry_after_seconds integer)
+create function billing.retry_backoff(p_attempt integer, p_retry_after_seconds integer)
 returns interval
 language plpgsql
 volatile
@@ -189,11 +190,11 @@ declare
   v_seconds double precision := least(30 * power(2, greatest(coalesce(p_attempt, 1) - 1, 0)), 3600);
 begin
   v_seconds := v_seconds * (1 + pg_catalog.random() / 5);
-  return pg_catalog.make_interval(secs => greatest(v_seconds, coalesce(p_retry_after_seconds, 0)));
+  return pg_catalog.make_interval(secs => greatest(v_seconds, least(coalesce(p_retry_after_seconds, 0), 86400)));
 end;
 $$;
-revoke execute on function billing.provider_action_backoff(integer, integer) from public;
-grant execute on function billing.provider_action_backoff(integer, integer) to service_role;
+revoke execute on function billing.retry_backoff(integer, integer) from public;
+grant execute on function billing.retry_backoff(integer, integer) to service_role;
 
 /**
  * For the provider-sync worker (service_role): claims up to p_limit due actions (pending with
@@ -234,7 +235,7 @@ grant execute on function billing.claim_provider_actions(integer) to service_rol
 /**
  * Records what the provider answered a claimed action (service_role): p_outcome 'succeeded'
  * (p_result the provider's answer), 'retry' (a transient failure: network, 5xx, 429; due again
- * after billing.provider_action_backoff, or failed once max_attempts are used) or 'failed' (a
+ * after billing.retry_backoff, or failed once max_attempts are used) or 'failed' (a
  * permanent failure, p_error the provider's message). A failed action queues a
  * 'provider_action_failed' notification for the organization. Returns the new state. Refused
  * (55000) for an action that is not running (already recorded, or never claimed).
@@ -278,7 +279,7 @@ begin
                         else left(coalesce(p_error, 'no reason given'), 2000) end,
       locked_until = null,
       next_attempt_at = case when v_state = 'pending'
-                             then v_now + billing.provider_action_backoff(a.attempts, p_retry_after_seconds)
+                             then v_now + billing.retry_backoff(a.attempts, p_retry_after_seconds)
                              else a.next_attempt_at end,
       completed_at = case when v_state in ('succeeded', 'failed') then v_now end
   where a.id = p_id;

@@ -222,25 +222,6 @@ $$;
 revoke execute on function billing.notification_context(uuid) from public, anon, authenticated;
 grant execute on function billing.notification_context(uuid) to service_role;
 
-/**
- * The wait before a notification is tried again after its p_attempts-th attempt failed:
- * 30 seconds doubling per attempt, at most 1 hour; a provider's Retry-After (p_retry_after_seconds)
- * when longer, also at most 1 hour.
- */
-create function billing.notification_backoff(p_attempts integer, p_retry_after_seconds integer default null)
-returns interval
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  return pg_catalog.make_interval(secs => greatest(
-    least(30 * power(2, least(greatest(coalesce(p_attempts, 1), 1) - 1, 20)), 3600),
-    least(greatest(coalesce(p_retry_after_seconds, 0), 0), 3600)));
-end;
-$$;
-revoke execute on function billing.notification_backoff(integer, integer) from public, anon, authenticated;
-grant execute on function billing.notification_backoff(integer, integer) to service_role;
 
 /**
  * For a notification sender (service_role): claims up to p_limit notifications due, oldest first,
@@ -321,8 +302,8 @@ grant execute on function billing.claim_notification_deliveries(integer) to serv
 
 /**
  * A claimed notification's attempt failed for a reason that may pass (network, the provider's
- * 5xx or 429): it is claimable again after billing.notification_backoff(attempts,
- * p_retry_after_seconds), or, when that was its 10th attempt, marked failed with the error.
+ * 5xx or 429): it is claimable again after billing.retry_backoff(attempts,
+ * p_retry_after_seconds), the same backoff as the provider actions', or, when that was its 10th attempt, marked failed with the error.
  * Returns the notification's state: 'retry', 'failed', or null when it is unknown, sent or failed.
  * service_role only.
  */
@@ -337,7 +318,7 @@ declare
 begin
   update public.notifications n
   set locked_until = case when n.attempts < 10
-                          then v_now + billing.notification_backoff(n.attempts, p_retry_after_seconds) end,
+                          then v_now + billing.retry_backoff(n.attempts, p_retry_after_seconds) end,
       failed_at = case when n.attempts >= 10 then v_now end,
       last_error = left(coalesce(p_error, 'failed'), 2000)
   where n.id = p_id and n.sent_at is null and n.failed_at is null

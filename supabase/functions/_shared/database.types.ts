@@ -453,9 +453,6 @@ export type Database = {
 "notification_audience":
 { Args: { "p_kind": string }; Returns: string
                            },
-"notification_backoff":
-{ Args: { "p_attempts": number,"p_retry_after_seconds"?: number }; Returns: string
-                           },
 "notification_context":
 { Args: { "p_notification_id": string }; Returns: Json
                            },
@@ -511,9 +508,6 @@ export type Database = {
 "provider_action":
 { Args: { "p_at_cycle_end": boolean,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
                            },
-"provider_action_backoff":
-{ Args: { "p_attempt": number,"p_retry_after_seconds": number }; Returns: string
-                           },
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
                            },
@@ -559,6 +553,9 @@ export type Database = {
                            },
 "resume_subscription":
 { Args: { "p_organization_id": string }; Returns: Json
+                           },
+"retry_backoff":
+{ Args: { "p_attempt": number,"p_retry_after_seconds": number }; Returns: string
                            },
 "retry_notification":
 { Args: { "p_error": string,"p_id": string,"p_retry_after_seconds"?: number }; Returns: string
