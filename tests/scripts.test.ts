@@ -158,3 +158,29 @@ Deno.test("SUPABILL_TICK_SECONDS: the default, 0 for off, and a clear error for 
     match(r[5 + i], new RegExp(`^SUPABILL_TICK_SECONDS must be a number of seconds .* got "${bad.replace(".", "\\.")}"$`));
   }
 });
+
+Deno.test("the local stack's state: the checkout's .supabill, or under /var/tmp when the postgres user cannot enter the checkout", async () => {
+  const { chooseStateDir } = await import("../scripts/lib/pg.mjs");
+  const asked: string[] = [];
+  const can = (answer: boolean) => (dir: string) => {
+    asked.push(dir);
+    return answer;
+  };
+  assertEquals(chooseStateDir("/srv/supabill", { override: undefined, asRoot: true, postgresCanEnter: can(true) }),
+    "/srv/supabill/.supabill");
+  const private1 = chooseStateDir("/root/work/supabill", { override: undefined, asRoot: true, postgresCanEnter: can(false) });
+  const private2 = chooseStateDir("/root/other/supabill", { override: undefined, asRoot: true, postgresCanEnter: can(false) });
+  match(private1, /^\/var\/tmp\/supabill-[0-9a-f]{12}$/);
+  assertEquals(private1 === private2, false, "each checkout keeps its own state");
+  assertEquals(
+    chooseStateDir("/root/work/supabill", { override: undefined, asRoot: true, postgresCanEnter: can(false) }),
+    private1,
+    "the same checkout always gets the same folder",
+  );
+  assertEquals(chooseStateDir("/root/work/supabill", { override: "/data/sb", asRoot: true, postgresCanEnter: can(false) }),
+    "/data/sb", "SUPABILL_STATE_DIR wins");
+  asked.length = 0;
+  assertEquals(chooseStateDir("/home/me/supabill", { override: undefined, asRoot: false, postgresCanEnter: can(false) }),
+    "/home/me/supabill/.supabill", "as a normal user the cluster runs as that user: the checkout's folder");
+  assertEquals(asked, [], "the postgres user is asked about only as root");
+});

@@ -1,6 +1,8 @@
 // The local Postgres: Debian's Postgres 15 with pg_cron (preloaded),
 // pgTAP and plpgsql_check, one cluster per folder, the Supabase compatibility layer,
 // migrations through the Supabase CLI and the seed.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -176,8 +178,37 @@ export class Cluster {
   }
 }
 
-/** Where the local stack keeps its state (git-ignored); SUPABILL_STATE_DIR moves it. */
-export const stateDir = () => process.env.SUPABILL_STATE_DIR ?? path.join(root, ".supabill");
+/**
+ * Where the local stack keeps its state for a checkout at `checkout`: SUPABILL_STATE_DIR when set;
+ * else the git-ignored `.supabill/` inside it, unless the scripts run as root and the postgres
+ * user cannot enter the checkout (a clone under /root or a private temporary folder): then a folder
+ * under /var/tmp named after the checkout's path, so each checkout keeps its own. `postgresCanEnter`
+ * is asked only as root.
+ */
+export function chooseStateDir(checkout, { override, asRoot, postgresCanEnter }) {
+  if (override) return override;
+  if (!asRoot || postgresCanEnter(checkout)) return path.join(checkout, ".supabill");
+  const key = createHash("sha256").update(path.resolve(checkout)).digest("hex").slice(0, 12);
+  return path.join("/var/tmp", `supabill-${key}`);
+}
+
+let chosenStateDir;
+/** Where the local stack keeps its state (see chooseStateDir); says so when it is not the checkout's. */
+export function stateDir() {
+  if (chosenStateDir === undefined) {
+    chosenStateDir = chooseStateDir(root, {
+      override: process.env.SUPABILL_STATE_DIR,
+      asRoot: isRoot(),
+      postgresCanEnter: (dir) =>
+        spawnSync("runuser", ["-u", "postgres", "--", "test", "-x", dir], { stdio: "ignore" }).status === 0,
+    });
+    if (!process.env.SUPABILL_STATE_DIR && chosenStateDir !== path.join(root, ".supabill")) {
+      console.error(`supabill: the postgres user cannot enter ${root}: the local stack's state is in ${chosenStateDir}` +
+        " (SUPABILL_STATE_DIR chooses another)");
+    }
+  }
+  return chosenStateDir;
+}
 
 /** The dev cluster: 127.0.0.1:54322 (SUPABILL_DB_PORT), kept in the state folder. */
 export const devCluster = () => new Cluster(path.join(stateDir(), "db"), Number(process.env.SUPABILL_DB_PORT ?? 54322));
