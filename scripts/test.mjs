@@ -1,18 +1,37 @@
 // npm test: a throwaway cluster on a free port (never the dev database), migrations + seed,
 // pgTAP, `supabase db lint`, `supabase db advisors`, the database.types.ts drift check, then
-// `deno test` against the local functions server and fake upstreams. Ends with one line
-// `N passed, N failed`; removes its cluster and servers even when interrupted or failing.
+// `deno test` against the local functions server and fake upstreams. Each stage prints a line as
+// it starts and its count and time as it ends; the run ends with one line `N passed, N failed`.
+// Removes its cluster and servers even when interrupted or failing.
+//
+// `npm test -- <file>...` runs only the pgTAP files (*.sql) and Deno test files (*.ts) named,
+// without the checks: for working on one part; CI runs everything.
 import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
 import { loadOrCreateKeys } from "./lib/keys.mjs";
 import { ensurePgPackages, tempCluster } from "./lib/pg.mjs";
-import { bin, main, onInterrupt, root, run, stopChildren } from "./lib/run.mjs";
+import { bin, main, onInterrupt, root, run, ScriptError, stopChildren } from "./lib/run.mjs";
 import { startLocalStack } from "./lib/stack.mjs";
 
 const tally = { passed: 0, failed: 0 };
 // PGSSLMODE=disable: the local cluster has no TLS, and the CLI would print a banner about it into stdout.
 const cli = { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1", NO_COLOR: "1", PGSSLMODE: "disable" };
+
+/**
+ * Run one stage: a line as it starts, then its own count and time as it ends (the counts are
+ * what the stage added to the tally).
+ */
+async function stage(name, fn) {
+  const before = { ...tally };
+  const started = Date.now();
+  console.log(`\n# ${name} ...`);
+  await fn();
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  const passed = tally.passed - before.passed;
+  const failed = tally.failed - before.failed;
+  console.log(`# ${name}: ${passed} passed, ${failed} failed (${seconds} s)`);
+}
 
 function record(name, ok, detail = "") {
   tally[ok ? "passed" : "failed"]++;
@@ -23,12 +42,9 @@ function record(name, ok, detail = "") {
  * pgTAP over supabase/tests/database with pg_prove; every assertion counts. First the shared
  * helper schema `tests` (scripts/sql/test-helpers.sql), on this throwaway database only.
  */
-async function pgTap(db) {
+async function pgTap(db, files) {
   await db.psql(["-f", path.join(root, "scripts", "sql", "test-helpers.sql")]);
-  const dir = path.join(root, "supabase", "tests", "database");
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(dir, f));
-  const { code, stdout, stderr } = await run("pg_prove", ["-d", db.url, "--timer", ...files], { allowFail: true });
-  process.stdout.write(stdout);
+  const { code, stdout, stderr } = await run("pg_prove", ["-d", db.url, "--timer", ...files], { allowFail: true, tee: true });
   const total = Number(/Tests=(\d+)/.exec(stdout)?.[1] ?? 0);
   let failed = [...stdout.matchAll(/Failed (\d+)\/\d+ subtests/g)].reduce((n, m) => n + Number(m[1]), 0);
   if (code !== 0 && failed === 0) failed = 1; // a file died (bad plan, SQL error) without a failed assertion
@@ -103,12 +119,12 @@ async function denoCheck() {
   record("deno lint: functions, tests and scripts are clean", lint.code === 0, lint.code ? lint.stdout + lint.stderr : "");
 }
 
-async function denoTests(env) {
-  const { code, stdout, stderr } = await run(bin("deno"), ["test", "-A", "tests/"], {
+async function denoTests(env, files) {
+  const { code, stdout, stderr } = await run(bin("deno"), ["test", "-A", ...files], {
     env: { ...env, NO_COLOR: "1" },
     allowFail: true,
+    tee: true,
   });
-  process.stdout.write(stdout);
   if (code !== 0) process.stdout.write(stderr);
   const summary = /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(stdout);
   const passed = Number(summary?.[1] ?? 0);
@@ -118,7 +134,23 @@ async function denoTests(env) {
   tally.failed += failed;
 }
 
+const pgTapDir = path.join(root, "supabase", "tests", "database");
+
+/** What to run: everything, or only the files named on the command line (no checks then). */
+function selection(args) {
+  if (args.length === 0) {
+    const sql = fs.readdirSync(pgTapDir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(pgTapDir, f));
+    return { sql, ts: ["tests/"], checks: true };
+  }
+  const files = args.map((a) => path.resolve(a));
+  for (const f of files) {
+    if (!fs.existsSync(f) || !/\.(sql|ts)$/.test(f)) throw new ScriptError(`not a pgTAP (.sql) or Deno test (.ts) file: ${f}`);
+  }
+  return { sql: files.filter((f) => f.endsWith(".sql")), ts: files.filter((f) => f.endsWith(".ts")), checks: false };
+}
+
 main(async () => {
+  const only = selection(process.argv.slice(2));
   await ensureNodeDeps();
   await ensurePgPackages();
   const db = await tempCluster("test");
@@ -133,12 +165,17 @@ main(async () => {
     await db.prepare();
     console.log(`# test database ${db.url}`);
 
-    await pgTap(db);
-    await lint(db);
-    await advisors(db);
-    await advisorsLayout(db);
-    await typesDrift(db);
-    await denoCheck();
+    if (only.sql.length) await stage(`pgTAP (${only.sql.length} files)`, () => pgTap(db, only.sql));
+    if (only.checks) {
+      await stage("checks (lint, advisors, types, deno check and lint)", async () => {
+        await lint(db);
+        await advisors(db);
+        await advisorsLayout(db);
+        await typesDrift(db);
+        await denoCheck();
+      });
+    }
+    if (only.ts.length === 0) return;
 
     const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
     const { env } = await startLocalStack({
@@ -146,7 +183,7 @@ main(async () => {
       keys,
       extraEnv: { SUPABILL_TEST_PRIVATE_JWK: JSON.stringify(keys.privateJwk) },
     });
-    await denoTests(env);
+    await stage("Deno tests (functions, scripts, fakes)", () => denoTests(env, only.ts));
   } finally {
     await cleanup();
   }

@@ -54,8 +54,11 @@ export function onInterrupt(cleanup) {
   }
 }
 
-/** Run a command; resolve with its output, reject with a ScriptError carrying stderr. */
-export function run(cmd, args, { env, cwd = root, input, quiet = true, allowFail = false } = {}) {
+/**
+ * Run a command; resolve with its output, reject with a ScriptError carrying stderr. With tee,
+ * its stdout is also printed as it arrives (a long stage shows progress instead of holding it back).
+ */
+export function run(cmd, args, { env, cwd = root, input, quiet = true, allowFail = false, tee = false } = {}) {
   return new Promise((resolve, reject) => {
     const child = track(spawn(cmd, args, {
       cwd,
@@ -64,7 +67,10 @@ export function run(cmd, args, { env, cwd = root, input, quiet = true, allowFail
     }));
     let stdout = "";
     let stderr = "";
-    child.stdout?.on("data", (d) => (stdout += d));
+    child.stdout?.on("data", (d) => {
+      stdout += d;
+      if (tee) process.stdout.write(d);
+    });
     child.stderr?.on("data", (d) => (stderr += d));
     if (input !== undefined) child.stdin.end(input);
     child.on("error", (e) => reject(new ScriptError(`cannot run ${cmd}: ${e.message}`)));
