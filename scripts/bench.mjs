@@ -1,5 +1,7 @@
 // npm run bench: every benchmark on its own throwaway cluster, each beside its baseline in
-// the same run, printing ratios. Sections live in scripts/bench/*.mjs and run in name order.
+// the same run, printing ratios. Sections live in scripts/bench/*.mjs and run in name order;
+// each exports `about` ({what, seconds()}), printed as it starts, and its time is printed as it ends.
+// `npm run bench -- <part of a section's file name>` runs only the sections that match.
 import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
@@ -15,7 +17,13 @@ main(async () => {
   // One interrupt handler for the whole run: it cleans up whichever section is running.
   let cleanup = async () => {};
   onInterrupt(() => cleanup());
-  for (const file of sections) {
+  const started = Date.now();
+  for (const [i, file] of sections.entries()) {
+    const section = await import(path.join(dir, file));
+    const { what = "", seconds: estimate } = section.about ?? {};
+    const about = estimate ? `, about ${Math.ceil(estimate() / 10) * 10} s` : "";
+    console.log(`\n## [${i + 1}/${sections.length}] ${file.replace(/\.mjs$/, "")}: ${what}${about}`);
+    const sectionStarted = Date.now();
     const db = await tempCluster("bench");
     cleanup = async () => {
       await stopChildren();
@@ -25,11 +33,12 @@ main(async () => {
       await db.init();
       await db.start();
       await db.prepare();
-      const { default: bench } = await import(path.join(dir, file));
-      await bench(db);
+      await section.default(db);
     } finally {
       await cleanup();
       cleanup = async () => {};
     }
+    console.log(`## ${file.replace(/\.mjs$/, "")} took ${((Date.now() - sectionStarted) / 1000).toFixed(0)} s`);
   }
+  console.log(`\n## all sections took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 });

@@ -75,6 +75,9 @@ const cases = {
   "(b) one hot org": "\\set org 1\n",
 };
 
+/** What `npm run bench` says before the section runs: what it measures and about how long it takes. */
+export const about = { what: "increment_usage against a bare upsert, its ceiling and a naive version, 16 clients", seconds: () => 2 * 4 * (seconds() + 2) + 20 };
+
 export default async function bench(db) {
   await db.psql(["-c", setup]);
   await db.psql(["-c", "vacuum analyze", "-c", "checkpoint"]);

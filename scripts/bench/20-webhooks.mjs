@@ -15,6 +15,9 @@ const PAYMENTS = Number(process.env.BENCH_WEBHOOK_PAYMENTS ?? 2000);
 const CONCURRENCY = 32;
 const PRICE = 49900;
 
+/** What `npm run bench` says before the section runs: what it measures and about how long it takes. */
+export const about = { what: "signed Razorpay webhooks through the functions server against forged ones (the floor)", seconds: () => 60 };
+
 export default async function webhooks(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
   const { env, providers } = await startLocalStack({

@@ -15,6 +15,9 @@ const CLIENTS = 50;
 const UPSTREAM_MS = Number(process.env.BENCH_AI_UPSTREAM_MS ?? 100);
 const MODEL = "llama-3.1-8b-instant";
 
+/** What `npm run bench` says before the section runs: what it measures and about how long it takes. */
+export const about = { what: "ai-chat's added latency over calling the fake Groq directly, and a cached answer", seconds: () => 60 };
+
 export default async function ai(db) {
   const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));
   const { env, providers, fakesUrl: fakes } = await startLocalStack({
