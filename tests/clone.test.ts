@@ -1,0 +1,108 @@
+// A newcomer's first run, as root, from a clone the postgres user cannot enter (what `mktemp -d`
+// or a folder under /root gives): `npm start` must choose a state folder postgres can reach, say
+// where, and serve; `npm run db:stop` must stop what it started. The clone is of this
+// repository's committed HEAD, and shares this checkout's node_modules (a symlink) so the test
+// does not download them again; the lockfile check of a fresh install is the CI's own clean clone.
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const isRoot = process.getuid?.() === 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+}
+
+Deno.test({
+  name: "as root, npm start from a clone postgres cannot enter serves health (401 without a key, 200 with one); db:stop stops it",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), "supabill-clone-"));
+    fs.chmodSync(parent, 0o700);
+    const clone = path.join(parent, "supabill");
+    const git = spawnSync("git", ["clone", "--quiet", repo, clone], { encoding: "utf8" });
+    assertEquals(git.status, 0, git.stderr);
+    fs.symlinkSync(path.join(repo, "node_modules"), path.join(clone, "node_modules"));
+    const cannotEnter = spawnSync("runuser", ["-u", "postgres", "--", "test", "-x", clone]).status !== 0;
+    assert(cannotEnter, "the postgres user can enter the clone, so this test proves nothing");
+
+    const [dbPort, apiPort] = [await freePort(), await freePort()];
+    const env: Record<string, string> = {
+      ...Deno.env.toObject(),
+      SUPABILL_DB_PORT: String(dbPort),
+      SUPABILL_API_PORT: String(apiPort),
+      SUPABILL_TICK_SECONDS: "0",
+      NO_COLOR: "1",
+    };
+    delete env.SUPABILL_STATE_DIR;
+    const start = spawn("npm", ["start"], { cwd: clone, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let output = "";
+    start.stdout.on("data", (d) => (output += d));
+    start.stderr.on("data", (d) => (output += d));
+    let stateDir = "";
+    try {
+      const ready = await new Promise<boolean>((resolve) => {
+        const timer = setInterval(() => {
+          if (output.includes("supabill local stack is running")) done(true);
+        }, 200);
+        const limit = setTimeout(() => done(false), 240_000);
+        start.once("exit", () => done(false));
+        function done(ok: boolean) {
+          clearInterval(timer);
+          clearTimeout(limit);
+          resolve(ok);
+        }
+      });
+      assert(ready, `npm start did not come up:\n${output.slice(-3000)}`);
+
+      // It says where the state went, and that folder is one postgres can enter.
+      const said = /the local stack's state is in (\S+)/.exec(output);
+      assert(said, `npm start did not say where its state is:\n${output.slice(-2000)}`);
+      stateDir = said[1];
+      assert(stateDir.startsWith("/var/tmp/supabill-"), stateDir);
+      assert(fs.existsSync(path.join(stateDir, "db", "PG_VERSION")), "the dev cluster is not in the state folder");
+
+      const health = `http://127.0.0.1:${apiPort}/functions/v1/health`;
+      const anonymous = await fetch(health);
+      assertEquals(anonymous.status, 401);
+      assertEquals((await anonymous.json()).code, "missing_authorization");
+      const anonKey = /anon key: (\S+)/.exec(output)?.[1];
+      assert(anonKey, "npm start did not print the anon key");
+      const signedIn = await fetch(health, { headers: { authorization: `Bearer ${anonKey}` } });
+      assertEquals(signedIn.status, 200);
+      assertEquals((await signedIn.json()).status, "ok");
+    } finally {
+      try {
+        process.kill(-start.pid!, "SIGINT");
+      } catch { /* already gone */ }
+      await new Promise((resolve) => start.exitCode !== null ? resolve(null) : start.once("exit", resolve));
+      const stop = spawnSync("npm", ["run", "db:stop"], { cwd: clone, env, encoding: "utf8" });
+      const stopped = !(await portOpen(dbPort));
+      if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
+      fs.rmSync(parent, { recursive: true, force: true });
+      assertEquals(stop.status, 0, stop.stderr);
+      assert(stopped, "the dev database still listens after npm run db:stop");
+    }
+  },
+});
