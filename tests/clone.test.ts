@@ -81,7 +81,7 @@ Deno.test({
       assert(said, `npm start did not say where its state is:\n${output.slice(-2000)}`);
       stateDir = said[1];
       assert(stateDir.startsWith("/var/tmp/supabill-"), stateDir);
-      assert(fs.existsSync(path.join(stateDir, "db", "PG_VERSION")), "the dev cluster is not in the state folder");
+      assert(fs.existsSync(path.join(stateDir, "db", "data", "PG_VERSION")), "the dev cluster is not in the state folder");
 
       const health = `http://127.0.0.1:${apiPort}/functions/v1/health`;
       const anonymous = await fetch(health);
