@@ -6,10 +6,10 @@
 // key) returns the document's JSON; _shared/invoice-pdf/render.ts draws it. The same document renders to the same
 // bytes, so the answer can be cached and compared.
 //   200 application/pdf, content-disposition: inline; filename="INV-26-27-000123.pdf"
-// Errors: 400 invalid_id (no id, or not a UUID), 401 (no valid key, or a key that is neither a
-// user's token nor the service key: not_a_user), 403 forbidden (the document belongs to an organization the
-// caller is not a member of), 404 document_not_found (no invoice or credit note has the id),
-// 405 method_not_allowed (anything but GET).
+// Errors: 400 invalid_id (no id, or not a UUID), 401 (no valid key, or not_a_user: a key that is
+// neither a user's token nor the service key), 403 forbidden (the document belongs to an
+// organization the caller is not a member of), 404 document_not_found (no invoice or credit note
+// has the id), 405 method_not_allowed (anything but GET).
 import { callerOf } from "../_shared/auth.ts";
 import { asService, asUser, sqlError } from "../_shared/db.ts";
 import { handle, HttpError, UUID_RE } from "../_shared/http.ts";
