@@ -240,6 +240,14 @@ Deno.test("every function has verify_jwt = false, and each that checks its calle
   );
 
   // The handlers themselves, no gateway, in a process with no database URL, bodies that never end.
+  assertEquals(
+    await handlersIn(Object.entries(SELF_CHECKING).map(([n, m]) => `${n}:${m}`), {}),
+    Object.keys(SELF_CHECKING).map((name) => ({ name, status: 401, code: "missing_authorization" })),
+  );
+});
+
+/** What anonymous-calls.ts prints, run with the test env but the given database URLs. */
+async function handlersIn(args: string[], urls: Record<string, string>, key?: string) {
   const childEnv = Deno.env.toObject();
   delete childEnv.SUPABASE_DB_URL;
   delete childEnv.SUPABILL_DB_URL;
@@ -249,19 +257,28 @@ Deno.test("every function has verify_jwt = false, and each that checks its calle
       "-A",
       "--quiet",
       new URL("./fixtures/anonymous-calls.ts", import.meta.url).pathname,
-      ...Object.entries(SELF_CHECKING).map(([n, m]) => `${n}:${m}`),
+      ...args,
     ],
-    env: { ...childEnv, SUPABILL_LOG: "off" },
+    env: { ...childEnv, ...urls, SUPABILL_LOG: "off", ...(key ? { FIXTURE_KEY: key } : {}) },
     clearEnv: true,
   }).output();
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).map((l) =>
-    JSON.parse(l)
-  );
-  assertEquals(
-    lines,
-    Object.keys(SELF_CHECKING).map((name) => ({ name, status: 401, code: "missing_authorization" })),
-    new TextDecoder().decode(out.stderr),
-  );
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+Deno.test("SUPABILL_DB_URL, when set, is the database the functions use instead of SUPABASE_DB_URL", async () => {
+  const real = env("SUPABASE_DB_URL");
+  const nowhere = "postgres://postgres:postgres@127.0.0.1:1/postgres";
+  const health = (urls: Record<string, string>) => handlersIn(["health:GET"], urls, secretKey());
+  assertEquals(await health({ SUPABASE_DB_URL: nowhere, SUPABILL_DB_URL: real }), [{
+    name: "health",
+    status: 200,
+    code: null,
+  }]);
+  assertEquals(await health({ SUPABASE_DB_URL: real, SUPABILL_DB_URL: nowhere }), [
+    { name: "health", status: 503, code: "database_unavailable" },
+  ]);
+  assertEquals(await health({ SUPABASE_DB_URL: real }), [{ name: "health", status: 200, code: null }]);
 });
 
 // In-process: the same classification with explicit env values, for what the stack does not have.

@@ -1,7 +1,8 @@
 // Postgres access for functions, through SUPABILL_DB_URL when it is set, else SUPABASE_DB_URL
 // (which Supabase injects; SUPABILL_DB_URL lets a hosted project point the functions at the
-// transaction pooler, port 6543, hence prepare: false). SQL acting for a user runs the way PostgREST runs it:
-// `set local role authenticated` and the user's claims in request.jwt.claims, so RLS applies.
+// transaction pooler, port 6543, hence prepare: false). SQL acting for a user runs the way
+// PostgREST runs it: `set local role authenticated` and the user's claims in request.jwt.claims,
+// so RLS applies.
 import postgres from "npm:postgres@3.4.9";
 import type { Claims } from "./auth.ts";
 import { denoEnv, readEnv } from "./env.ts";
