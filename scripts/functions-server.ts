@@ -1,13 +1,15 @@
 // The local stand-in for Supabase's edge runtime and gateway: serves every folder of
 // supabase/functions (but _shared) at /functions/v1/<name>, checks the JWT first for functions
-// whose verify_jwt is true (config.toml; true by default, as on Supabase), and passes the
-// request to the function's handler, the `handler` export of <name>/handler.ts (its index.ts
-// only hands that handler to Deno.serve, as it does on Supabase).
+// whose verify_jwt is true (config.toml; true by default, as on Supabase) and answers a failure
+// the way the hosted gateway does (its own body, {"code":401,"message":...}, not our codes), and
+// passes the request to the function's handler, the `handler` export of <name>/handler.ts (its
+// index.ts only hands that handler to Deno.serve, as it does on Supabase). Every function of
+// supabill sets verify_jwt = false and checks its caller itself.
 //
 // Env: SUPABILL_API_PORT (default 54321), plus everything the functions read.
 import { parse } from "npm:smol-toml@1.9.1";
 import { bearerToken, verifyJwt } from "../supabase/functions/_shared/auth.ts";
-import { corsHeaders, errorResponse, HttpError, json } from "../supabase/functions/_shared/http.ts";
+import { corsHeaders, HttpError, json } from "../supabase/functions/_shared/http.ts";
 
 type Handler = (req: Request) => Response | Promise<Response>;
 
@@ -52,8 +54,9 @@ Deno.serve({
     try {
       await verifyJwt(bearerToken(req));
     } catch (e) {
-      if (e instanceof HttpError) return withCors(errorResponse(e));
-      throw e;
+      if (!(e instanceof HttpError)) throw e;
+      const message = e.code === "missing_authorization" ? "Missing authorization header" : "Invalid JWT";
+      return withCors(json({ code: 401, message }, 401));
     }
   }
   return await fn.handler(req);

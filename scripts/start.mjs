@@ -94,8 +94,10 @@ main(async () => {
          API URL: http://127.0.0.1:${apiPort}
    Functions URL: http://127.0.0.1:${apiPort}/functions/v1/<name>
           DB URL: ${db.url}
-        anon key: ${keys.anonKey}
-service_role key: ${keys.serviceRoleKey}
+ publishable key: ${keys.publishableKey}
+      secret key: ${keys.secretKey}
+        anon key: ${keys.anonKey} (legacy)
+service_role key: ${keys.serviceRoleKey} (legacy)
 ${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS_URL}\n` : ""}${
     faked.includes("resend") ? `           emails: ${env.FAKE_UPSTREAMS_URL}/inbox (what notifications-send would have sent)\n` : ""
   }${

@@ -27,14 +27,14 @@ Deno.test("a token verified (and cached) under one JWKS is rejected once SUPABAS
   assertEquals(await codeOf(verifyJwt(token, envOf({ SUPABASE_JWKS: b.jwks }))), "401 invalid_jwt");
 });
 
-Deno.test("an HS256 token is rejected without SUPABASE_JWT_SECRET and accepted with it", async () => {
+Deno.test("an HS256 token is rejected without SUPABILL_JWT_SECRET and accepted with it", async () => {
   const secret = "legacy-secret-of-at-least-32-characters!";
   const token = await claims().setProtectedHeader({ alg: "HS256", typ: "JWT" }).setExpirationTime("1h")
     .sign(new TextEncoder().encode(secret));
   const { jwks } = await es256Key();
   assertEquals(await codeOf(verifyJwt(token, envOf({ SUPABASE_JWKS: jwks }))), "401 invalid_jwt");
-  assertEquals(await codeOf(verifyJwt(token, envOf({ SUPABASE_JWKS: jwks, SUPABASE_JWT_SECRET: "another secret" }))), "401 invalid_jwt");
-  const ok = await verifyJwt(token, envOf({ SUPABASE_JWKS: jwks, SUPABASE_JWT_SECRET: secret }));
+  assertEquals(await codeOf(verifyJwt(token, envOf({ SUPABASE_JWKS: jwks, SUPABILL_JWT_SECRET: "another secret" }))), "401 invalid_jwt");
+  const ok = await verifyJwt(token, envOf({ SUPABASE_JWKS: jwks, SUPABILL_JWT_SECRET: secret }));
   assertEquals(ok.role, "authenticated");
   // Cached under the secret it was checked with: removing the secret rejects it again.
   assertEquals(await codeOf(verifyJwt(token, envOf({ SUPABASE_JWKS: jwks }))), "401 invalid_jwt");

@@ -18,18 +18,28 @@ export function adminSql(max = 4) {
   return postgres(env("SUPABASE_DB_URL"), { max, prepare: false, onnotice: () => {} });
 }
 
-/** A token signed by the local stack's key, as Supabase Auth would issue it. */
+/**
+ * A token signed by the local stack's key, as Supabase Auth would issue it: ES256 (the key of
+ * SUPABASE_JWKS, or `key`), or with alg HS256 the legacy secret the stack sets as SUPABILL_JWT_SECRET.
+ */
 export async function mintToken(
   sub: string,
-  { expiresIn = "1h", role = "authenticated", key }: { expiresIn?: string | number; role?: string; key?: CryptoKey } = {},
+  { expiresIn = "1h", role = "authenticated", key, alg = "ES256" }: {
+    expiresIn?: string | number;
+    role?: string;
+    key?: CryptoKey;
+    alg?: "ES256" | "HS256";
+  } = {},
 ): Promise<string> {
+  const token = new jose.SignJWT({ sub, role, aud: "authenticated" })
+    .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
+    .setExpirationTime(expiresIn);
+  if (alg === "HS256") {
+    return await token.setProtectedHeader({ alg, typ: "JWT" }).sign(new TextEncoder().encode(env("SUPABILL_JWT_SECRET")));
+  }
   const jwk = JSON.parse(env("SUPABILL_TEST_PRIVATE_JWK"));
   const signingKey = key ?? await jose.importJWK(jwk, "ES256");
-  return await new jose.SignJWT({ sub, role, aud: "authenticated" })
-    .setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "JWT" })
-    .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
-    .setExpirationTime(expiresIn)
-    .sign(signingKey);
+  return await token.setProtectedHeader({ alg, kid: jwk.kid, typ: "JWT" }).sign(signingKey);
 }
 
 /** A fresh auth.users row; returns its id. */

@@ -21,12 +21,17 @@ export function readEnvFile(file) {
   return env;
 }
 
-/** The env Supabase injects into every function. */
+/**
+ * The env Supabase injects into every function: the new API keys as JSON objects of named keys
+ * (as a hosted project has them), the legacy anon and service_role JWTs, and the JWKS.
+ */
 export function supabaseEnv({ apiPort, dbUrl, keys }) {
   return {
     SUPABASE_URL: `http://127.0.0.1:${apiPort}`,
     SUPABASE_DB_URL: dbUrl,
     SUPABASE_JWKS: JSON.stringify(keys.jwks),
+    SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.publishableKey }),
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secretKey }),
     SUPABASE_ANON_KEY: keys.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
     SUPABILL_API_PORT: String(apiPort),
@@ -93,7 +98,8 @@ export async function startFunctions({ env, logFile }) {
 /**
  * The stack `npm test` and the benchmarks run against: fresh random provider secrets, the fake
  * Groq / Razorpay / PayU / Resend server with them, the env Supabase gives functions pointing every
- * provider at the fakes, and the functions server on a free port. Logs go to logDir.
+ * provider at the fakes, the legacy HS256 secret as the project's own setting SUPABILL_JWT_SECRET
+ * (so HS256 user tokens can be tested), and the functions server on a free port. Logs go to logDir.
  * Resolves with the functions' env, the API URL, the fakes' URL and the provider secrets.
  */
 export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {} }) {
@@ -111,6 +117,7 @@ export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {}
   const apiPort = await freePort();
   const env = {
     ...supabaseEnv({ apiPort, dbUrl: db.url, keys }),
+    SUPABILL_JWT_SECRET: keys.jwtSecret,
     ...providers,
     PAYU_BASE_URL: fakesUrl,
     RAZORPAY_API_BASE: `${fakesUrl}/v1`,

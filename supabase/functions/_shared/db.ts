@@ -1,8 +1,11 @@
-// Postgres access for functions, through SUPABASE_DB_URL (the pooler in transaction mode in
-// production, hence prepare: false). SQL acting for a user runs the way PostgREST runs it:
-// `set local role authenticated` and the user's claims in request.jwt.claims, so RLS applies.
+// Postgres access for functions, through SUPABILL_DB_URL when it is set, else SUPABASE_DB_URL
+// (which Supabase injects; SUPABILL_DB_URL lets a hosted project point the functions at the
+// transaction pooler, port 6543, hence prepare: false). SQL acting for a user runs the way
+// PostgREST runs it: `set local role authenticated` and the user's claims in request.jwt.claims,
+// so RLS applies.
 import postgres from "npm:postgres@3.4.9";
 import type { Claims } from "./auth.ts";
+import { denoEnv, readEnv } from "./env.ts";
 import { HttpError } from "./http.ts";
 import { jsonbText } from "./jsonb.ts";
 
@@ -14,8 +17,8 @@ let pool: Sql | undefined;
 /** The shared connection pool, made on first use. */
 export function db(): Sql {
   if (!pool) {
-    const url = Deno.env.get("SUPABASE_DB_URL");
-    if (!url) throw new HttpError(503, "database_unavailable", "SUPABASE_DB_URL is not set");
+    const url = readEnv(denoEnv, "SUPABILL_DB_URL") ?? readEnv(denoEnv, "SUPABASE_DB_URL");
+    if (!url) throw new HttpError(503, "database_unavailable", "neither SUPABILL_DB_URL nor SUPABASE_DB_URL is set");
     pool = postgres(url, {
       prepare: false,
       max: Number(Deno.env.get("SUPABILL_DB_POOL_SIZE") ?? 10),
@@ -48,7 +51,7 @@ async function guarded<T>(fn: () => Promise<T>): Promise<T> {
 /**
  * One statement on the pooled connection, in its own (auto-committed) transaction: the one round
  * trip that webhooks and the AI gateway use for their privileged SQL entry points, as the role of
- * SUPABASE_DB_URL. Row locks are never held across a client round trip.
+ * the database URL. Row locks are never held across a client round trip.
  */
 export function statement<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
   return guarded(() => fn(db()));

@@ -1,12 +1,13 @@
 // What the service-key workers (reconcile, provider-sync, notifications-send) share: the request
 // they accept, and running their batch a few at a time.
-import { bearerToken, verifyJwt } from "./auth.ts";
+import { requireServiceKey } from "./auth.ts";
 import { HttpError, readJson } from "./http.ts";
 
 /**
- * A worker's request: POST with the service role key (401 without a valid token, 403 for any
- * other role), and an optional JSON body {limit} (an integer from 1 to maxLimit; 400 otherwise).
- * Returns the batch size.
+ * A worker's request: POST with the service key (requireServiceKey: a secret key sb_secret_...
+ * or the service_role key, in Authorization: Bearer or apikey; 401 without a valid key, 403 for a
+ * publishable key, the anon key or a user's token), checked before the body is read, and an
+ * optional JSON body {limit} (an integer from 1 to maxLimit; 400 otherwise). Returns the batch size.
  */
 export async function workerLimit(
   req: Request,
@@ -14,10 +15,7 @@ export async function workerLimit(
   { defaultLimit, maxLimit }: { defaultLimit: number; maxLimit: number },
 ): Promise<number> {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const claims = await verifyJwt(bearerToken(req));
-  if (claims.role !== "service_role") {
-    throw new HttpError(403, "forbidden", `${name} needs the service role key`);
-  }
+  await requireServiceKey(req, name);
   const body = await readJson(req, 4 * 1024, { allowEmpty: true });
   if (body.limit === undefined) return defaultLimit;
   const l = body.limit;

@@ -1,5 +1,5 @@
-// POST /functions/v1/checkout (signed in; verify_jwt = true): an owner or admin starts paying for
-// a plan. Body {organization_id, plan_code, provider}, or, to pay an upgrade order that
+// POST /functions/v1/checkout (signed in; verify_jwt = false: requireUser checks the token
+// first): an owner or admin starts paying for a plan. Body {organization_id, plan_code, provider}, or, to pay an upgrade order that
 // public.change_plan created (the prorated charge), {organization_id, order_id, provider}; provider
 // names a registered adapter ("payu", "razorpay").
 //

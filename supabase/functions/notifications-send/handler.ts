@@ -1,4 +1,4 @@
-// POST /functions/v1/notifications-send (service role key only): claims the notifications due
+// POST /functions/v1/notifications-send (service key only): claims the notifications due
 // (billing.claim_notification_deliveries: for update skip locked, a 5-minute lease, with each one's
 // recipients and what its template needs), renders each (templates.ts) and sends it through Resend
 // (send.ts) with the notification id as the idempotency key, so a notification is sent once even
@@ -18,7 +18,8 @@
 // (optional: the app's base URL for links; else billing_settings.app_success_url's origin).
 // Body (optional) {limit} (1 to 1000, default 50).
 // 200 {claimed, sent, retried, failed, items: [{id, kind, state, error?}]};
-// 401 without a valid token, 403 for any token whose role is not service_role,
+// 401 without a valid key (missing_authorization, invalid_jwt, invalid_api_key), 403 forbidden for
+// a publishable key, the anon key or a user's token,
 // 503 email_not_configured when RESEND_API_KEY or EMAIL_FROM is not set (nothing is claimed).
 import { asService } from "../_shared/db.ts";
 import { documentFileName, renderTaxDocument, type TaxDocument } from "../_shared/invoice-pdf/render.ts";

@@ -1,4 +1,4 @@
-// POST /functions/v1/provider-sync (service role key only): carries out due provider actions
+// POST /functions/v1/provider-sync (service key only): carries out due provider actions
 // (billing.provider_actions: cancel, pause, resume, change plan, refund, fetch payment at Razorpay
 // and PayU). Claims a batch with billing.claim_provider_actions (for update skip locked, a lease,
 // attempts + 1: concurrent workers never get the same action), commits, then asks each action's
@@ -6,7 +6,8 @@
 // (succeeded; retry: network, timeout, 5xx, 429 with Retry-After, backoff in SQL; failed: 4xx with
 // the provider's message). No transaction is open while a provider is asked.
 // Body (optional) {limit} (1-100, default 20). 200 {claimed, succeeded, retried, failed, unrecorded, actions};
-// 401 without a valid token, 403 for any token whose role is not service_role.
+// 401 without a valid key (missing_authorization, invalid_jwt, invalid_api_key), 403 forbidden for
+// a publishable key, the anon key or a user's token.
 import { asService } from "../_shared/db.ts";
 import { handle, json } from "../_shared/http.ts";
 import { inBatches, workerLimit } from "../_shared/worker.ts";

@@ -1,5 +1,5 @@
-// POST /functions/v1/razorpay-verify (signed in; verify_jwt = true): the result of Razorpay
-// Checkout's handler, sent by the browser. Body {billing_order_id, razorpay_payment_id,
+// POST /functions/v1/razorpay-verify (signed in; verify_jwt = false: requireUser checks the
+// token first): the result of Razorpay Checkout's handler, sent by the browser. Body {billing_order_id, razorpay_payment_id,
 // razorpay_signature} (razorpay_order_id / razorpay_subscription_id may be sent; they are not
 // used: the signature is checked against the ids in our database). Then the payment is fetched
 // from the Razorpay API (its amount and status, not the browser's word) and applied through the

@@ -1,4 +1,4 @@
-// POST /functions/v1/reconcile (service role key only): asks the providers about checkout orders
+// POST /functions/v1/reconcile (service key only): asks the providers about checkout orders
 // still pending after billing_settings.order_pending_reconcile_after (billing.reconcile_due_orders,
 // which also expires orders past their expires_at), and about Razorpay subscriptions that look stale
 // (billing.reconcile_due_subscriptions: a period end passed without a charge, or a stored provider
@@ -14,7 +14,8 @@
 //      subscriptions: {checked, applied, unchanged, skipped, errors, items: [...]}}
 // (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason: those
 // are reconciled as subscriptions);
-// 401 without a valid token, 403 for any token whose role is not service_role.
+// 401 without a valid key (missing_authorization, invalid_jwt, invalid_api_key), 403 forbidden for
+// a publishable key, the anon key or a user's token.
 import { asService } from "../_shared/db.ts";
 import { handle, json } from "../_shared/http.ts";
 import { inBatches, workerLimit } from "../_shared/worker.ts";
