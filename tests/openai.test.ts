@@ -357,7 +357,7 @@ Deno.test("models.list() lists exactly the models of the organization's plan", t
 Deno.test("routes: the bare URL and /chat/completions chat, /models lists; other paths 404, other methods 405", testOptions, async () => {
   const t = await tenant(roomy());
   const ask = { model: MODEL, messages: say(`route ${rand()}`) };
-  for (const path of ["", "/chat/completions", "/chat/completions/"]) {
+  for (const path of ["", "/chat/completions", "/chat/completions/", "/openai/v1/chat/completions"]) {
     const res = await raw(t, path, { body: ask });
     assertEquals(res.status, 200, `POST ${path || "/"}`);
     await res.body?.cancel();
@@ -378,6 +378,9 @@ Deno.test("routes: the bare URL and /chat/completions chat, /models lists; other
   const res = await raw(t, "/models", { method: "POST", body: {} });
   assertEquals(res.headers.get("allow"), "GET");
   await res.body?.cancel();
+  const groqModels = await raw(t, "/openai/v1/models", { method: "GET" });
+  assertEquals([groqModels.status, ((await groqModels.json()).data as Json[]).map((m) => m.id)], [200, [MODEL]],
+    "groq-sdk's model path");
 });
 
 Deno.test("every ai-chat error has the envelope: the 401 of a token that is not a user's, a 413, and a 502", testOptions, async () => {

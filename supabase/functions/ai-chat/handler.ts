@@ -10,6 +10,7 @@
 //     or release the reservation when the upstream failed (billing.ai_release).
 //   GET /functions/v1/ai-chat/models
 //     the models the organization's plan allows (ONE SQL call as the user: get_entitlements).
+//   groq-sdk's paths, /openai/v1/chat/completions and /openai/v1/models, are the same two routes.
 // The SQL calls are in gateway.ts. The rules live in SQL; this folder maps them to HTTP.
 //
 // Every error, whoever throws it, is an HttpError answered by errors.ts: our {code, message} with
@@ -116,12 +117,15 @@ type Route = (req: Request, env: EnvGetter) => Promise<Response>;
 
 /**
  * The routes, by the path after the function's name (locally /functions/v1/ai-chat/..., on
- * Supabase /ai-chat/...): the bare function URL is a chat completion too, as it always was.
+ * Supabase /ai-chat/...): the bare function URL is a chat completion too, as it always was, and
+ * Groq's own paths (/openai/v1/...) are there for groq-sdk, which appends them to its base URL.
  */
 const ROUTES: Record<string, { method: string; route: Route }> = {
   "": { method: "POST", route: chatCompletion },
   "/chat/completions": { method: "POST", route: chatCompletion },
+  "/openai/v1/chat/completions": { method: "POST", route: chatCompletion },
   "/models": { method: "GET", route: listModels },
+  "/openai/v1/models": { method: "GET", route: listModels },
 };
 
 /** The ai-chat handler, without the CORS/log wrapper: 404 for another path, 405 for another method. */
