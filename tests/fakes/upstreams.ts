@@ -33,6 +33,8 @@
 //             GET  /__control/payu/payments           forms accepted by /_payment
 //             GET  /__control/payu/refunds            refunds accepted by cancel_refund_transaction
 //             GET  /__control/stats                   {calls: {"groq.chat": n, ...}, last: {route: body}}
+//             GET  /__control/groq/requests           {requests: [body, ...]}: every chat body received
+//                                                      since the reset, oldest first (the last 1000)
 //             GET  /__control/calls[?route=prefix]    every Razorpay and PayU call, in order: {route,
 //                                                      method, path, body, idempotency_key, receipt,
 //                                                      token, status, at}
@@ -246,6 +248,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   let payuRefunds: Json[] = [];
   let calls: Record<string, number> = {};
   let last: Record<string, unknown> = {};
+  let groqRequests: unknown[] = [];
   let orders = new Map<string, Json>();
   let subscriptions = new Map<string, Json>();
   let payments = new Map<string, Json>();
@@ -271,6 +274,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     payuRefunds = [];
     calls = {};
     last = {};
+    groqRequests = [];
     orders = new Map();
     subscriptions = new Map();
     payments = new Map();
@@ -310,6 +314,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   async function groqChat(req: Request): Promise<Response> {
     const body = await readJson(req);
     count("groq.chat", body);
+    groqRequests.push(body);
+    if (groqRequests.length > 1000) groqRequests.shift();
     if (!groqAuthorized(req)) {
       return groqError(401, "Invalid API Key", "invalid_request_error", "invalid_api_key");
     }
@@ -982,6 +988,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
 
   async function control(req: Request, path: string): Promise<Response> {
     if (req.method === "GET" && path === "/__control/stats") return json({ calls, last });
+    if (req.method === "GET" && path === "/__control/groq/requests") return json({ requests: groqRequests });
     if (req.method === "GET" && path === "/__control/razorpay/orders") {
       return json({ orders: [...orders.values()], subscriptions: [...subscriptions.values()], refunds: [...refunds.values()] });
     }

@@ -612,7 +612,7 @@ export type Database = {
           }
           CompositeTypes: {
             "ai_reservation": {
-                        "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null
+                        "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null,"token_limit": number | null,"token_remaining": number | null,"token_reset_seconds": number | null
                       },"checkout_order": {
                         "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null
                       },"subscription_change": {

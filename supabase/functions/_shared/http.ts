@@ -17,7 +17,14 @@ export const corsHeaders: Record<string, string> = {
   "access-control-allow-origin": "*",
   "access-control-allow-headers": "authorization, x-client-info, apikey, content-type, x-organization-id",
   "access-control-allow-methods": "GET, POST, OPTIONS",
-  "access-control-expose-headers": "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after",
+  // What a browser client may read: ai-chat's rate-limit headers (OpenAI's names too), its request
+  // id and cache status, and the retry hints the openai client obeys.
+  "access-control-expose-headers": [
+    "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+    "x-request-id", "x-cache", "retry-after", "x-should-retry",
+  ].join(", "),
 };
 
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
@@ -27,6 +34,7 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   });
 }
 
+/** An HttpError as its answer: {code, message}, the error's headers. */
 export function errorResponse(e: HttpError): Response {
   return json({ code: e.code, message: e.message }, e.status, e.headers);
 }
@@ -34,10 +42,11 @@ export function errorResponse(e: HttpError): Response {
 export type Handler = (req: Request) => Promise<Response>;
 
 /**
- * Wrap a function's handler: answer CORS preflight, turn HttpError into its JSON answer and
- * anything else into a 500 without details, add CORS headers, log one JSON line.
+ * Wrap a function's handler: answer CORS preflight, turn HttpError into its answer (`toResponse`,
+ * by default errorResponse; ai-chat words its errors as OpenAI does) and anything else into a 500
+ * internal_error without details, add CORS headers, log one JSON line.
  */
-export function handle(name: string, fn: Handler): Handler {
+export function handle(name: string, fn: Handler, toResponse: (e: HttpError) => Response = errorResponse): Handler {
   return async (req) => {
     const started = performance.now();
     let res: Response;
@@ -47,12 +56,10 @@ export function handle(name: string, fn: Handler): Handler {
       try {
         res = await fn(req);
       } catch (e) {
-        if (e instanceof HttpError) {
-          res = errorResponse(e);
-        } else {
+        if (!(e instanceof HttpError)) {
           console.error(JSON.stringify({ fn: name, level: "error", error: String((e as Error)?.message ?? e) }));
-          res = json({ code: "internal_error", message: "internal error" }, 500);
         }
+        res = toResponse(e instanceof HttpError ? e : new HttpError(500, "internal_error", "internal error"));
       }
     }
     for (const [k, v] of Object.entries(corsHeaders)) if (!res.headers.has(k)) res.headers.set(k, v);

@@ -1,11 +1,13 @@
-// The AI gateway's three SQL calls, each ONE statement on the pooled connection (SUPABASE_DB_URL's
-// role, which owns the functions), not a role-switching transaction: the counter rows
-// billing.ai_reserve locks are then released when the statement commits in the server, not after
-// another round trip through this busy event loop. The user id comes from the verified JWT;
-// signed-in users cannot execute these functions (nobody can settle their own usage at zero).
+// The AI gateway's SQL calls. The three metering calls are each ONE statement on the pooled
+// connection (SUPABASE_DB_URL's role, which owns the functions), not a role-switching transaction:
+// the counter rows billing.ai_reserve locks are then released when the statement commits in the
+// server, not after another round trip through this busy event loop. The user id comes from the
+// verified JWT; signed-in users cannot execute these functions (nobody can settle their own usage
+// at zero). The model list reads nothing hot and runs as the user (get_entitlements checks the
+// membership).
 import type { Claims } from "../_shared/auth.ts";
 import type { Database } from "../_shared/database.types.ts";
-import { sqlError, statement } from "../_shared/db.ts";
+import { asUser, sqlError, statement } from "../_shared/db.ts";
 import { jsonbText } from "../_shared/jsonb.ts";
 import type { ChatRequest, Json } from "./request.ts";
 
@@ -34,6 +36,22 @@ export async function reserve(
     return row;
   } catch (e) {
     throw sqlToHttp(e);
+  }
+}
+
+/**
+ * The models the organization's plan allows now (its `ai_models` feature, as billing.ai_reserve
+ * checks them), read as the user: 403 not_a_member for a stranger or an unknown organization.
+ */
+export async function allowedModels(claims: Claims, organizationId: string): Promise<string[]> {
+  try {
+    const [row] = await asUser(claims, (tx) =>
+      tx<{ models: unknown }[]>`select public.get_entitlements(${organizationId}) -> 'features' -> 'ai_models' as models`
+    );
+    const models = row?.models;
+    return Array.isArray(models) ? [...new Set(models.filter((m): m is string => typeof m === "string"))] : [];
+  } catch (e) {
+    throw sqlError(e, { "42501": [403, "not_a_member"] });
   }
 }
 

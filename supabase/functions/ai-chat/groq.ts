@@ -7,6 +7,7 @@ import type { EnvGetter } from "../_shared/env.ts";
 export { Groq };
 export type ChatCompletion = Groq.Chat.ChatCompletion;
 export type ChatCompletionChunk = Groq.Chat.ChatCompletionChunk;
+export type ResponseFormat = NonNullable<Parameters<Groq["chat"]["completions"]["create"]>[0]["response_format"]>;
 
 export interface GroqConfig {
   apiKey: string;

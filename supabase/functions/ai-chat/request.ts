@@ -1,14 +1,24 @@
 // The ai-chat request: validation of the OpenAI-style body, the prompt token estimate the
 // reservation needs, and the cache key (identical requests share one cached answer).
 import { sha256Hex } from "../_shared/crypto.ts";
-import { HttpError } from "../_shared/http.ts";
+import { AiError } from "./errors.ts";
+import type { ResponseFormat } from "./groq.ts";
 
 /** Largest accepted body (bytes); larger is 413 body_too_large. */
 export const MAX_BODY_BYTES = 128 * 1024;
 const MAX_MESSAGES = 256;
 const MAX_TOKENS_CAP = 131072;
+const MAX_STOP = 4;
 const ROLES = new Set(["system", "user", "assistant"]);
-const BODY_KEYS = new Set(["model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream"]);
+/**
+ * The OpenAI chat fields we take. Any other field is refused (400 naming it) rather than dropped:
+ * a client asking for tools, logprobs or n > 1 must not get an answer that silently ignored it.
+ */
+const BODY_KEYS = new Set([
+  "model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream", "stream_options",
+  "top_p", "stop", "seed", "user", "response_format", "n", "frequency_penalty", "presence_penalty",
+]);
+const JSON_SCHEMA_KEYS = new Set(["name", "description", "schema", "strict"]);
 
 export type Json = Record<string, unknown>;
 
@@ -18,74 +28,162 @@ export interface ChatMessage {
   name?: string;
 }
 
+/** A valid request. Optional fields are absent when the body left them out or null. */
 export interface ChatRequest {
   model: string;
   messages: ChatMessage[];
   temperature?: number;
   max_tokens?: number;
+  top_p?: number;
+  /** Always an array (a single string is one stop sequence). */
+  stop?: string[];
+  seed?: number;
+  user?: string;
+  response_format?: ResponseFormat;
+  frequency_penalty?: number;
+  presence_penalty?: number;
   stream: boolean;
+  /** stream_options.include_usage: a last chunk with no choices and the usage, before [DONE]. */
+  include_usage: boolean;
 }
 
-export const invalid = (message: string) => new HttpError(400, "invalid_body", message);
+/** 400 invalid_body: the body is wrong; `param` names the field (OpenAI's error.param). */
+export const invalid = (message: string, param?: string) => new AiError(400, "invalid_body", message, { param });
 
-/** Validate an OpenAI-style chat body; 400 invalid_body naming what is wrong. */
-export function parseChatBody(body: Json): ChatRequest {
-  for (const key of Object.keys(body)) {
-    if (!BODY_KEYS.has(key)) throw invalid(`unsupported field "${key}"`);
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** An optional number field within [min, max], or a 400 naming it. */
+function numberField(body: Json, name: string, min: number, max: number): number | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
+    throw invalid(`${name} must be a number from ${min} to ${max}`, name);
   }
-  const { model, messages, temperature, stream } = body;
-  if (typeof model !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(model)) {
-    throw invalid("model must be a model name such as llama-3.1-8b-instant");
-  }
+  return v;
+}
+
+function parseMessages(messages: unknown): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_MESSAGES) {
-    throw invalid(`messages must be an array of 1 to ${MAX_MESSAGES} messages`);
+    throw invalid(`messages must be an array of 1 to ${MAX_MESSAGES} messages`, "messages");
   }
-  const parsed: ChatMessage[] = messages.map((m, i) => {
-    if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalid(`messages[${i}] must be an object`);
-    const { role, content, name, ...rest } = m as Json;
+  return messages.map((m, i) => {
+    const at = `messages[${i}]`;
+    if (!isObject(m)) throw invalid(`${at} must be an object`, at);
+    const { role, content, name, ...rest } = m;
     const extra = Object.keys(rest)[0];
-    if (extra !== undefined) throw invalid(`messages[${i}]: unsupported field "${extra}"`);
+    if (extra !== undefined) throw invalid(`${at}: unsupported field "${extra}"`, `${at}.${extra}`);
     if (typeof role !== "string" || !ROLES.has(role)) {
-      throw invalid(`messages[${i}].role must be system, user or assistant`);
+      throw invalid(`${at}.role must be system, user or assistant`, `${at}.role`);
     }
     let text: ChatMessage["content"];
     if (typeof content === "string") {
       text = content;
     } else if (
       Array.isArray(content) && content.length > 0 &&
-      content.every((p) =>
-        typeof p === "object" && p !== null && (p as Json).type === "text" && typeof (p as Json).text === "string" &&
-        Object.keys(p).length === 2
-      )
+      content.every((p) => isObject(p) && p.type === "text" && typeof p.text === "string" && Object.keys(p).length === 2)
     ) {
       text = content.map((p) => ({ type: "text" as const, text: (p as Json).text as string }));
     } else {
-      throw invalid(`messages[${i}].content must be a string or an array of text parts`);
+      throw invalid(`${at}.content must be a string or an array of text parts`, `${at}.content`);
     }
     if (name !== undefined && (typeof name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(name))) {
-      throw invalid(`messages[${i}].name must be 1 to 64 letters, digits, _ or -`);
+      throw invalid(`${at}.name must be 1 to 64 letters, digits, _ or -`, `${at}.name`);
     }
     return { role: role as ChatMessage["role"], content: text, ...(name !== undefined ? { name: name as string } : {}) };
   });
-  if (temperature !== undefined && temperature !== null &&
-      (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0 || temperature > 2)) {
-    throw invalid("temperature must be a number from 0 to 2");
+}
+
+/** response_format: {type: "text"}, {type: "json_object"} or {type: "json_schema", json_schema: {name, ...}}. */
+function parseResponseFormat(v: unknown): ResponseFormat | undefined {
+  if (v === undefined || v === null) return undefined;
+  const bad = (why: string) => invalid(`response_format ${why}`, "response_format");
+  if (!isObject(v)) throw bad("must be an object such as {\"type\": \"json_object\"}");
+  const { type, json_schema: schema, ...rest } = v;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) throw bad(`has an unsupported field "${extra}"`);
+  if (type === "text" || type === "json_object") {
+    if (schema !== undefined) throw bad(`of type ${type} takes no json_schema`);
+    return { type };
   }
+  if (type !== "json_schema") throw bad("type must be text, json_object or json_schema");
+  if (!isObject(schema)) throw bad("of type json_schema needs a json_schema object");
+  for (const key of Object.keys(schema)) {
+    if (!JSON_SCHEMA_KEYS.has(key)) throw bad(`json_schema has an unsupported field "${key}"`);
+  }
+  if (typeof schema.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(schema.name)) {
+    throw bad("json_schema.name must be 1 to 64 letters, digits, _ or -");
+  }
+  if (schema.description !== undefined && typeof schema.description !== "string") {
+    throw bad("json_schema.description must be a string");
+  }
+  if (schema.schema !== undefined && !isObject(schema.schema)) throw bad("json_schema.schema must be an object");
+  if (schema.strict !== undefined && schema.strict !== null && typeof schema.strict !== "boolean") {
+    throw bad("json_schema.strict must be a boolean");
+  }
+  return { type, json_schema: schema as { name: string } };
+}
+
+/** Validate an OpenAI-style chat body; 400 invalid_body naming what is wrong (message and param). */
+export function parseChatBody(body: Json): ChatRequest {
+  for (const key of Object.keys(body)) {
+    if (!BODY_KEYS.has(key)) throw invalid(`unsupported field "${key}"`, key);
+  }
+  const { model, stream, stop, seed, user, n } = body;
+  if (typeof model !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(model)) {
+    throw invalid("model must be a model name such as llama-3.1-8b-instant", "model");
+  }
+  const messages = parseMessages(body.messages);
+  const temperature = numberField(body, "temperature", 0, 2);
+  const topP = numberField(body, "top_p", 0, 1);
+  const frequencyPenalty = numberField(body, "frequency_penalty", -2, 2);
+  const presencePenalty = numberField(body, "presence_penalty", -2, 2);
   const maxTokens = body.max_tokens ?? body.max_completion_tokens;
   if (body.max_tokens != null && body.max_completion_tokens != null && body.max_tokens !== body.max_completion_tokens) {
-    throw invalid("max_tokens and max_completion_tokens disagree");
+    throw invalid("max_tokens and max_completion_tokens disagree", "max_tokens");
   }
   if (maxTokens !== undefined && maxTokens !== null &&
       (!Number.isInteger(maxTokens) || (maxTokens as number) < 1 || (maxTokens as number) > MAX_TOKENS_CAP)) {
-    throw invalid(`max_tokens must be an integer from 1 to ${MAX_TOKENS_CAP}`);
+    throw invalid(`max_tokens must be an integer from 1 to ${MAX_TOKENS_CAP}`, body.max_tokens != null ? "max_tokens" : "max_completion_tokens");
   }
-  if (stream !== undefined && stream !== null && typeof stream !== "boolean") throw invalid("stream must be a boolean");
+  if (n !== undefined && n !== null && n !== 1) throw invalid("n must be 1: one choice per request", "n");
+  let stops: string[] | undefined;
+  if (stop !== undefined && stop !== null) {
+    stops = typeof stop === "string" ? [stop] : (stop as string[]);
+    if (!Array.isArray(stops) || stops.length < 1 || stops.length > MAX_STOP ||
+        !stops.every((s) => typeof s === "string" && s.length > 0)) {
+      throw invalid(`stop must be a non-empty string or an array of 1 to ${MAX_STOP} of them`, "stop");
+    }
+  }
+  if (seed !== undefined && seed !== null && !Number.isSafeInteger(seed)) throw invalid("seed must be an integer", "seed");
+  if (user !== undefined && user !== null && (typeof user !== "string" || user.length > 256)) {
+    throw invalid("user must be a string of at most 256 characters", "user");
+  }
+  const responseFormat = parseResponseFormat(body.response_format);
+  if (stream !== undefined && stream !== null && typeof stream !== "boolean") throw invalid("stream must be a boolean", "stream");
+  let includeUsage = false;
+  const options = body.stream_options;
+  if (options !== undefined && options !== null) {
+    if (stream !== true) throw invalid("stream_options is only allowed with stream: true", "stream_options");
+    if (!isObject(options) || Object.keys(options).some((k) => k !== "include_usage") ||
+        (options.include_usage !== undefined && options.include_usage !== null && typeof options.include_usage !== "boolean")) {
+      throw invalid("stream_options must be {\"include_usage\": boolean}", "stream_options");
+    }
+    includeUsage = options.include_usage === true;
+  }
   return {
     model,
-    messages: parsed,
-    ...(typeof temperature === "number" ? { temperature } : {}),
+    messages,
+    ...(temperature !== undefined ? { temperature } : {}),
     ...(typeof maxTokens === "number" ? { max_tokens: maxTokens } : {}),
+    ...(topP !== undefined ? { top_p: topP } : {}),
+    ...(stops !== undefined ? { stop: stops } : {}),
+    ...(typeof seed === "number" ? { seed } : {}),
+    ...(typeof user === "string" ? { user } : {}),
+    ...(responseFormat !== undefined ? { response_format: responseFormat } : {}),
+    ...(frequencyPenalty !== undefined ? { frequency_penalty: frequencyPenalty } : {}),
+    ...(presencePenalty !== undefined ? { presence_penalty: presencePenalty } : {}),
     stream: stream === true,
+    include_usage: includeUsage,
   };
 }
 
@@ -132,12 +230,23 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** sha256 (hex) of what decides the answer: model, messages, temperature, max_tokens (not stream). */
+/**
+ * sha256 (hex) of what decides the answer: model, messages, temperature, max_tokens, and the
+ * sampling and format fields when given (top_p, stop, seed, response_format, the penalties; absent
+ * ones are left out, so a request without them keeps the key it always had). Not stream,
+ * stream_options or user: they change how the answer is delivered or who asked, not the answer.
+ */
 export function cacheKeyOf(req: ChatRequest): Promise<string> {
   return sha256Hex(canonicalJson({
     model: req.model,
     messages: req.messages,
     temperature: req.temperature ?? null,
     max_tokens: req.max_tokens ?? null,
+    top_p: req.top_p,
+    stop: req.stop,
+    seed: req.seed,
+    response_format: req.response_format,
+    frequency_penalty: req.frequency_penalty,
+    presence_penalty: req.presence_penalty,
   }));
 }

@@ -1,6 +1,9 @@
 // Server-sent events: a cached completion replayed as a stream, and a live Groq stream passed
 // through while what it shows is kept, so the settlement counts what was generated however the
-// stream ends (completed, failed upstream, or the client went away).
+// stream ends (completed, failed upstream, or the client went away). With
+// stream_options.include_usage both end with OpenAI's usage chunk (no choices, the usage) before
+// [DONE]; a failure mid-stream is the stream's last event, an error in ai-chat's error shape.
+import { AiError, errorBody } from "./errors.ts";
 import { type Settlement, settle } from "./gateway.ts";
 import { type ChatCompletionChunk, groqClient, type GroqConfig } from "./groq.ts";
 import type { ChatRequest, Json } from "./request.ts";
@@ -10,8 +13,11 @@ const encoder = new TextEncoder();
 const sse = (data: unknown) => encoder.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
 
+/** OpenAI's include_usage chunk: the completion's id, created and model, no choices, the usage. */
+const usageChunk = (base: Json, usage: unknown) => ({ ...base, object: "chat.completion.chunk", choices: [], usage });
+
 /** A cached completion replayed as a stream: the whole content in one chunk, then usage, then [DONE]. */
-export function replayAsStream(completion: Json, headers: Record<string, string>): Response {
+export function replayAsStream(completion: Json, includeUsage: boolean, headers: Record<string, string>): Response {
   const choice = ((completion.choices as Json[] | undefined) ?? [])[0] ?? {};
   const message = (choice.message as Json | undefined) ?? {};
   const base = { id: completion.id, object: "chat.completion.chunk", created: completion.created, model: completion.model };
@@ -24,6 +30,7 @@ export function replayAsStream(completion: Json, headers: Record<string, string>
         x_groq: { usage: completion.usage },
         usage: completion.usage,
       }));
+      if (includeUsage) controller.enqueue(sse(usageChunk(base, completion.usage ?? null)));
       controller.enqueue(sse("[DONE]"));
       controller.close();
     },
@@ -87,13 +94,16 @@ export async function streamChat(
       } catch {
         if (settled) return;
         // Groq failed mid-stream: say so in the stream, settle what was generated.
-        controller.enqueue(sse({ error: { code: "upstream_error", message: "the upstream stream failed" } }));
+        controller.enqueue(sse(errorBody(new AiError(502, "upstream_error", "the upstream stream failed"))));
         await finish("upstream_error");
         controller.close();
         return;
       }
       if (settled) return;
       if (next.done) {
+        if (chat.include_usage && first) {
+          controller.enqueue(sse(usageChunk({ id: first.id, created: first.created, model: first.model }, usage ?? null)));
+        }
         controller.enqueue(sse("[DONE]"));
         await finish("completed");
         controller.close();

@@ -28,11 +28,19 @@ function withHeaders(e: HttpError, headers: Record<string, string>): HttpError {
   return new HttpError(e.status, e.code, e.message, { ...e.headers, ...headers });
 }
 
+/**
+ * What goes to Groq: the request's fields as given, max_tokens as reserved. Not n (always 1, Groq's
+ * default) and not stream_options: ai-chat writes the include_usage chunk itself (stream.ts), from
+ * the usage Groq reports on its last chunk either way.
+ */
 export function upstreamParams(chat: ChatRequest, maxTokens: number) {
+  const { model, messages, temperature, top_p, stop, seed, user, response_format, frequency_penalty, presence_penalty } =
+    chat;
+  const optional = { temperature, top_p, stop, seed, user, response_format, frequency_penalty, presence_penalty };
   return {
-    model: chat.model,
-    messages: chat.messages,
-    ...(chat.temperature !== undefined ? { temperature: chat.temperature } : {}),
+    model,
+    messages,
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<typeof optional>,
     max_completion_tokens: maxTokens,
   };
 }

@@ -7,7 +7,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(109);
+select plan(113);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture: organization A (owner, admin, member) on a plan with a per-user rate limit of 3 a
@@ -69,7 +69,8 @@ $$;
 create temp table r (
   name text primary key, allowed boolean, denial text, request_id text, plan_code text, max_tokens integer,
   reserved_tokens bigint, cached_response jsonb, rate_limit bigint, rate_remaining bigint,
-  rate_reset_seconds integer, limit_amount bigint, remaining bigint, retry_after_seconds integer
+  rate_reset_seconds integer, limit_amount bigint, remaining bigint, retry_after_seconds integer,
+  token_limit bigint, token_remaining bigint, token_reset_seconds integer
 ) on commit drop;
 
 create function pg_temp.take(p_name text, p_user text, p_model text, p_max integer, p_prompt integer,
@@ -78,7 +79,8 @@ returns void language sql as $$
   insert into r select p_name, * from pg_temp.reserve(p_user, p_model, p_max, p_prompt, p_key, p_org) as x(
     allowed boolean, denial text, request_id text, plan_code text, max_tokens integer, reserved_tokens bigint,
     cached_response jsonb, rate_limit bigint, rate_remaining bigint, rate_reset_seconds integer,
-    limit_amount bigint, remaining bigint, retry_after_seconds integer)
+    limit_amount bigint, remaining bigint, retry_after_seconds integer,
+    token_limit bigint, token_remaining bigint, token_reset_seconds integer)
 $$;
 
 create function pg_temp.used(p_metric text, p_org text default 'a')
@@ -117,6 +119,8 @@ select is((select denial from r where name = 'badmodel'), 'model_not_allowed', '
 select is((select plan_code from r where name = 'badmodel'), 'ai_test_a', 'the denial names the plan');
 select is((select (rate_limit, rate_remaining, rate_reset_seconds)::text from r where name = 'badmodel'),
   '(3,3,30)', 'and reports the per-user rate window as it stands: 3 of 3 left, resets in 30 s');
+select is((select (token_limit, token_remaining, token_reset_seconds)::text from r where name = 'badmodel'), '(,,)',
+  'a denial before the token step reports no token window');
 select is((select count(*)::integer from public.usage_quotas
            where organization_id = 'a8000000-0000-4000-8000-0000000000a1'), 0,
   'the model denial changed no counter (not even the rate counter it passed)');
@@ -138,6 +142,9 @@ select is((select (max_tokens, reserved_tokens)::text from r where name = 'r1'),
 select is((select (rate_limit, rate_remaining, rate_reset_seconds)::text from r where name = 'r1'), '(3,2,30)',
   'the per-user rate window after the call: 2 of 3 left, resets at the next minute');
 select is(pg_temp.used('groq_tokens'), 110::bigint, '110 tokens are counted for the month');
+select is((select (token_limit, token_remaining, token_reset_seconds)::text from r where name = 'r1'),
+  (select (1000, 890, extract(epoch from '2026-06-01 00:00+05:30'::timestamptz - '2026-05-10 12:00:30+05:30'::timestamptz)::integer)::text),
+  'the reservation reports the token window: limit 1000, 890 left after it, resets when the month turns');
 select is(pg_temp.used('ai_prompts'), 1::bigint, 'one prompt is counted for the day');
 select is(pg_temp.used(billing.ai_rate_metric('a8000000-0000-4000-8000-000000000001')), 1::bigint,
   'one request is counted for the owner in this minute');
@@ -157,6 +164,8 @@ select is(pg_temp.used('groq_tokens'), 1000::bigint, 'the month''s tokens are no
 select pg_temp.take('r3', 'owner', 'm-ok', 100, 10);
 select is((select (allowed, denial)::text from r where name = 'r3'), '(f,tokens)', 'with nothing left the call is refused: tokens');
 select is((select (limit_amount, remaining)::text from r where name = 'r3'), '(1000,0)', 'the denial reports the limit and 0 left');
+select is((select (token_limit, token_remaining)::text from r where name = 'r3'), '(1000,0)',
+  'and the token window as it stands');
 select is((select retry_after_seconds from r where name = 'r3'),
   extract(epoch from '2026-06-01 00:00+05:30'::timestamptz - '2026-05-10 12:00:30+05:30'::timestamptz)::integer,
   'retry after the month resets (local midnight of 1 June)');
@@ -214,6 +223,8 @@ select is((select (allowed, cached_response ->> 'id', reserved_tokens, max_token
 select is(pg_temp.used('groq_tokens'), 30::bigint, 'a cache hit spends no tokens');
 select is(pg_temp.used('ai_prompts'), 1::bigint, 'and no prompt');
 select is((select rate_remaining from r where name = 'hit'), 0::bigint, 'but counts against the per-user rate limit (0 left)');
+select is((select (token_limit, token_remaining, token_reset_seconds)::text from r where name = 'hit'), '(,,)',
+  'a cache hit does not look at the token quota (no token window)');
 select is((select (status, cached, prompt_tokens, completion_tokens, counted_tokens)::text from public.ai_requests
            where request_id = pg_temp.rid('hit')), '(cached,t,9,21,0)', 'the hit is logged as cached, with the cached tokens');
 
