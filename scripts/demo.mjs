@@ -10,7 +10,6 @@
 // keys file, the fakes' throwaway credentials); SUPABILL_DEMO_STACK=<file> points at another.
 // Every run makes a new user and new organizations, so it can run again and again on the same
 // database, also while the ticker calls the workers.
-import { createClient } from "@supabase/supabase-js";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -65,17 +64,13 @@ function notRunning(why) {
 const stackFile = process.env.SUPABILL_DEMO_STACK ?? path.join(stateDir(), "stack.json");
 if (!fs.existsSync(stackFile)) notRunning(`${stackFile} does not exist`);
 const stack = JSON.parse(fs.readFileSync(stackFile, "utf8"));
-const missing = ["groq", "razorpay", "payu", "resend"].filter((p) => !stack.faked?.includes(p));
-if (missing.length) {
-  console.error(`supabill demo: it plays the buyer at the fake providers, but ${missing.join(", ")} use real ` +
-    "credentials here: run npm start without them (no provider keys in the shell or supabase/functions/.env).");
-  process.exit(1);
-}
 const keys = JSON.parse(fs.readFileSync(stack.keys_file, "utf8"));
 const fakeCreds = stack.fake_credentials;
 const functionsUrl = `${stack.api_url}/functions/v1`;
 const probe = (url) => fetch(url, { signal: AbortSignal.timeout(3000) }).then((r) => r.body?.cancel(), (e) => e);
-for (const [what, url] of [["functions server", `${functionsUrl}/health`], ["fake upstreams", `${stack.fakes_url}/inbox.json`]]) {
+const probes = [["functions server", `${functionsUrl}/health`]];
+if (stack.fakes_url) probes.push(["fake upstreams", `${stack.fakes_url}/inbox.json`]);
+for (const [what, url] of probes) {
   const e = await probe(url);
   if (e instanceof Error) notRunning(`${what} at ${url}: ${e.cause?.code ?? e.message}`);
 }
@@ -85,6 +80,17 @@ try {
 } catch (e) {
   notRunning(`database at ${stack.db_url.replace(/:[^:@/]*@/, ":***@")}: ${e.code ?? e.message}`);
 }
+
+// The demo plays the buyer at the fake PayU and Razorpay and reads the fake mailbox.
+const missing = ["groq", "razorpay", "payu", "resend"].filter((p) => !stack.faked?.includes(p));
+if (missing.length) {
+  console.error(`supabill demo: it plays the buyer at the fake providers, but ${missing.join(", ")} use real ` +
+    "credentials here: run npm start without them (no provider keys in the shell or supabase/functions/.env).");
+  process.exit(1);
+}
+
+// Loaded once the stack answers: on Node 20 supabase-js prints a deprecation warning when imported.
+const { createClient } = await import("@supabase/supabase-js");
 
 /**
  * What supabase-js gets for Realtime where the runtime has no WebSocket (Node 20): the demo uses

@@ -95,9 +95,8 @@ main(async () => {
     db_url: db.url,
     keys_file: path.join(stateDir(), "keys.json"),
     fakes_url: env.FAKE_UPSTREAMS_URL ?? null,
-    faked: faked,
+    faked,
     fake_credentials: Object.fromEntries(faked.flatMap((p) => providers[p].map((name) => [name, env[name]]))),
-    pid: process.pid,
   };
   fs.rmSync(stackFile, { force: true });
   fs.writeFileSync(stackFile, `${JSON.stringify(stack, null, 2)}\n`, { mode: 0o600 });
