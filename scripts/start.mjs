@@ -3,8 +3,10 @@
 // foreground. Providers without credentials in the shell or supabase/functions/.env are
 // served by the local fakes. A ticker POSTs the HTTP workers (reconcile, provider-sync,
 // notifications-send) every SUPABILL_TICK_SECONDS (default 5, 0 = off), as pg_cron does on hosted
-// Supabase. Ctrl-C stops the functions; `npm run db:stop` stops the database.
+// Supabase. While it runs, <state dir>/stack.json says where everything is (for `npm run demo`).
+// Ctrl-C stops the functions; `npm run db:stop` stops the database.
 import crypto from "node:crypto";
+import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
 import { loadOrCreateKeys } from "./lib/keys.mjs";
@@ -51,7 +53,7 @@ main(async () => {
   const env = { ...process.env, ...readEnvFile(path.join(root, "supabase", "functions", ".env")) };
   const faked = Object.keys(providers).filter((p) => providers[p].some((name) => !env[name]));
   const logs = path.join(stateDir(), "logs");
-  await import("node:fs").then((fs) => fs.mkdirSync(logs, { recursive: true }));
+  fs.mkdirSync(logs, { recursive: true });
   if (faked.length) {
     const local = (prefix) => `${prefix}${crypto.randomBytes(8).toString("hex")}`;
     const fakeCreds = {
@@ -84,8 +86,23 @@ main(async () => {
       intervalMs: tickMs,
     })
     : null;
+  // Where the running stack is, for clients on this machine (`npm run demo`); it holds the fakes'
+  // throwaway credentials (the demo signs what the fake PayU and Razorpay would), hence mode 0600.
+  // Removed on the way out, so a stale file means a stack that was killed.
+  const stackFile = path.join(stateDir(), "stack.json");
+  const stack = {
+    api_url: `http://127.0.0.1:${apiPort}`,
+    db_url: db.url,
+    keys_file: path.join(stateDir(), "keys.json"),
+    fakes_url: env.FAKE_UPSTREAMS_URL ?? null,
+    faked,
+    fake_credentials: Object.fromEntries(faked.flatMap((p) => providers[p].map((name) => [name, env[name]]))),
+  };
+  fs.rmSync(stackFile, { force: true });
+  fs.writeFileSync(stackFile, `${JSON.stringify(stack, null, 2)}\n`, { mode: 0o600 });
   onInterrupt(async () => {
     ticker?.stop(); // no new calls; the ones running end with the functions server
+    fs.rmSync(stackFile, { force: true });
     await stopChildren();
   });
 
@@ -107,6 +124,7 @@ ${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS
   }
 
 A user token for trying endpoints: npm run token -- <user-id>
+A narrated walk through the product against this stack: npm run demo
 Logs: ${logs}. Ctrl-C stops the functions server; npm run db:stop stops the database.`);
   await new Promise(() => {});
 });
