@@ -98,7 +98,8 @@ grant select on billing.signature_failures to service_role;
  * organization, metric, window, window start and threshold, so a count that falls back and rises
  * again (a reservation settled lower) does not alert twice; the next window alerts anew. The
  * AI gateway's per-user request counters (`ai_requests_u_<user>`) are a rate limit of one
- * person, not the organization's quota: they never alert. Returns the notifications queued.
+ * person, not the organization's quota: they never alert. The payload names the plan in effect
+ * (plan_code) for the email. Returns the notifications queued.
  */
 create function billing.queue_quota_alerts(
   p_organization_id uuid,
@@ -116,15 +117,22 @@ set search_path = ''
 as $$
 declare
   v_n integer;
+  v_plan_code text;
 begin
-  if p_metric ~ '^ai_requests_u_[0-9a-f]{32}$' or p_limit is null or p_limit <= 0 then
+  if p_metric ~ '^ai_requests_u_[0-9a-f]{32}$' or p_limit is null or p_limit <= 0
+     or not exists (select 1 from public.billing_settings s, pg_catalog.unnest(s.quota_alert_thresholds) as t(threshold)
+                    where s.id and p_unit = any (s.quota_alert_windows)
+                      and p_before::numeric * 100 < t.threshold::numeric * p_limit
+                      and p_after::numeric * 100 >= t.threshold::numeric * p_limit) then
     return 0;
   end if;
+  -- The plan whose limit was reached, so the email can name it.
+  v_plan_code := (billing.effective_plan(p_organization_id, billing.now())).plan_code;
   insert into public.notifications (organization_id, kind, payload, dedupe_key)
   select p_organization_id, 'quota_threshold',
          pg_catalog.jsonb_build_object(
            'metric', p_metric, 'window', p_unit, 'threshold', t.threshold, 'used', p_after, 'limit', p_limit,
-           'window_start', p_window_start, 'resets_at', p_resets_at),
+           'window_start', p_window_start, 'resets_at', p_resets_at, 'plan_code', v_plan_code),
          pg_catalog.format('quota_threshold:%s:%s:%s:%s:%s', p_organization_id, p_metric, p_unit,
                            extract(epoch from p_window_start)::bigint, t.threshold)
   from public.billing_settings s
