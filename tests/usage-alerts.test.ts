@@ -118,14 +118,14 @@ Deno.test("get_usage through supabase-js as a member: every window of the plan; 
     assertEquals(error, null);
     assert(data);
     assertEquals(
-      data.map((r) => [r.metric, r.window, r.scope, r.used, r.limit, r.remaining, r.percent]),
+      data.map((r) => [r.metric, r.window_unit, r.scope, r.used, r.limit_amount, r.remaining, r.percent]),
       [
         ["ai_requests", "minute", "user", 0, 5, 5, 0],
         ["pings", "day", "organization", 12, 50, 38, 24],
         ["pings", "month", "organization", 12, null, null, null],
       ],
     );
-    const day = data.find((r) => r.window === "day")!;
+    const day = data.find((r) => r.window_unit === "day")!;
     assert(new Date(day.resets_at).getTime() > Date.now(), "resets in the future");
     assertEquals(new Date(day.resets_at).getTime() - new Date(day.window_start).getTime(), 86_400_000);
 

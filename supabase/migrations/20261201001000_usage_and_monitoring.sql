@@ -313,10 +313,10 @@ grant execute on function billing.record_signature_failure(text) to service_role
 create function billing.get_usage(p_organization_id uuid)
 returns table (
   metric text,
-  "window" public.usage_window,
+  window_unit public.usage_window,
   scope text,
   used bigint,
-  "limit" bigint,
+  limit_amount bigint,
   remaining bigint,
   percent numeric,
   window_start timestamptz,
@@ -517,8 +517,8 @@ comment on view billing.provider_action_problems is
 create view billing.quota_pressure
 with (security_invoker = true)
 as
-select q.organization_id, o.name as organization_name, e.plan_code, q.metric, q.window_unit as "window",
-       q.count as used, l.lim as "limit", pg_catalog.round(q.count * 100.0 / l.lim, 1) as percent,
+select q.organization_id, o.name as organization_name, e.plan_code, q.metric, q.window_unit,
+       q.count as used, l.lim as limit_amount, pg_catalog.round(q.count * 100.0 / l.lim, 1) as percent,
        q.window_start,
        ((q.window_start at time zone o.timezone) + ('1 ' || q.window_unit::text)::interval) at time zone o.timezone
          as resets_at
@@ -565,10 +565,10 @@ grant select on billing.failed_deliveries, billing.signature_failures_hourly, bi
 create function public.get_usage(p_organization_id uuid)
 returns table (
   metric text,
-  "window" public.usage_window,
+  window_unit public.usage_window,
   scope text,
   used bigint,
-  "limit" bigint,
+  limit_amount bigint,
   remaining bigint,
   percent numeric,
   window_start timestamptz,

@@ -166,7 +166,7 @@ export type Database = {
                   ]
                 },"quota_pressure": {
                   Row: {
-                    "limit": number | null,"metric": string,"organization_id": string,"organization_name": string,"percent": number | null,"plan_code": string | null,"resets_at": string | null,"used": number,"window": Database["public"]['Enums']["usage_window"],"window_start": string
+                    "limit_amount": number | null,"metric": string,"organization_id": string,"organization_name": string,"percent": number | null,"plan_code": string | null,"resets_at": string | null,"used": number,"window_start": string,"window_unit": Database["public"]['Enums']["usage_window"]
                   }
                   ComputedFields: never
                   Relationships: [
@@ -448,7 +448,7 @@ export type Database = {
                            },
 "get_usage":
 { Args: { "p_organization_id": string }; Returns: {
-              "limit": number,"metric": string,"percent": number,"remaining": number,"resets_at": string,"scope": string,"used": number,"window": Database["public"]['Enums']["usage_window"],"window_start": string
+              "limit_amount": number,"metric": string,"percent": number,"remaining": number,"resets_at": string,"scope": string,"used": number,"window_start": string,"window_unit": Database["public"]['Enums']["usage_window"]
             }[]
                            },
 "grace_interval":
@@ -1211,7 +1211,7 @@ isOneToOne: false
                            },
 "get_usage":
 { Args: { "p_organization_id": string }; Returns: {
-              "limit": number,"metric": string,"percent": number,"remaining": number,"resets_at": string,"scope": string,"used": number,"window": Database["public"]['Enums']["usage_window"],"window_start": string
+              "limit_amount": number,"metric": string,"percent": number,"remaining": number,"resets_at": string,"scope": string,"used": number,"window_start": string,"window_unit": Database["public"]['Enums']["usage_window"]
             }[]
                            },
 "increment_usage":

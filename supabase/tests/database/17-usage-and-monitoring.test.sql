@@ -53,16 +53,16 @@ select is((select count(*)::int from public.increment_usage('c1700000-0000-4000-
 
 select tests.as_user('a1700000-0000-4000-8000-000000000002');
 select is(
-  (select string_agg(metric || '/' || "window" || '/' || scope || '/' || used || '/' || coalesce("limit"::text, '-') || '/'
-                     || coalesce(remaining::text, '-') || '/' || coalesce(percent::text, '-'), ' ' order by metric, "window")
+  (select string_agg(metric || '/' || window_unit || '/' || scope || '/' || used || '/' || coalesce(limit_amount::text, '-') || '/'
+                     || coalesce(remaining::text, '-') || '/' || coalesce(percent::text, '-'), ' ' order by metric, window_unit)
    from public.get_usage('c1700000-0000-4000-8000-0000000000a1')),
   'ai_requests/minute/user/0/10/10/0.0 bursts/minute/organization/14/1000/986/1.4 bursts/day/organization/14/20/6/70.0 bursts/month/organization/14/1000/986/1.4 uploads/day/organization/0/-/-/-',
   'a member sees every metered limit: used, limit, remaining, percent (1 decimal), unlimited as null, the per-user AI limit as their own');
 select is((select array[window_start, resets_at] from public.get_usage('c1700000-0000-4000-8000-0000000000a1')
-           where metric = 'bursts' and "window" = 'day'),
+           where metric = 'bursts' and window_unit = 'day'),
           array['2026-12-10 00:00+05:30', '2026-12-11 00:00+05:30']::timestamptz[],
           'the day window starts and resets at midnight on the organization''s clock');
-select is((select resets_at from public.get_usage('c1700000-0000-4000-8000-0000000000a1') where metric = 'bursts' and "window" = 'month'),
+select is((select resets_at from public.get_usage('c1700000-0000-4000-8000-0000000000a1') where metric = 'bursts' and window_unit = 'month'),
           '2027-01-01 00:00+05:30'::timestamptz, 'the month window resets on the 1st, local time');
 select throws_ok($$select * from public.get_usage('c1700000-0000-4000-8000-0000000000a3')$$, '42501',
                  'not a member of organization c1700000-0000-4000-8000-0000000000a3',
@@ -74,14 +74,14 @@ select tests.as_role('anon');
 select throws_ok($$select * from public.get_usage('c1700000-0000-4000-8000-0000000000a1')$$, '42501', null,
                  'anon cannot call get_usage');
 select tests.as_role('service_role');
-select is((select string_agg(metric || '/' || "window" || '/' || used, ' ' order by metric, "window")
+select is((select string_agg(metric || '/' || window_unit || '/' || used, ' ' order by metric, window_unit)
            from public.get_usage('c1700000-0000-4000-8000-0000000000a1')),
           'bursts/minute/14 bursts/day/14 bursts/month/14 uploads/day/0',
           'service_role sees the organization''s limits (no per-user row: it is nobody)');
 select tests.as_postgres();
-select is((select percent from public.get_usage('c1700000-0000-4000-8000-0000000000a2') where metric = 'bursts' and "window" = 'day'),
+select is((select percent from public.get_usage('c1700000-0000-4000-8000-0000000000a2') where metric = 'bursts' and window_unit = 'day'),
           0.0, 'a clean organization: 0 used, 0.0 %');
-select is((select used from public.get_usage('c1700000-0000-4000-8000-0000000000a1') where metric = 'bursts' and "window" = 'minute'),
+select is((select used from public.get_usage('c1700000-0000-4000-8000-0000000000a1') where metric = 'bursts' and window_unit = 'minute'),
           14::bigint, 'the minute window counted too');
 select ok(not has_function_privilege('anon', 'billing.get_usage(uuid)', 'execute')
           and not (select prosecdef from pg_proc where oid = 'public.get_usage(uuid)'::regprocedure)
@@ -235,7 +235,7 @@ select is((select string_agg(kind || ':' || problem, ',') from billing.provider_
            where provider_action_id in (select id from billing.provider_actions where idempotency_key like 'um-action-%')),
           'cancel:failed', 'provider_action_problems: the failed action, not the one that succeeded');
 
-select is((select string_agg(metric || '/' || "window" || '/' || percent, ',' order by "window")
+select is((select string_agg(metric || '/' || window_unit || '/' || percent, ',' order by window_unit)
            from billing.quota_pressure where organization_id = 'c1700000-0000-4000-8000-0000000000a1'),
           'bursts/day/100.0', 'quota_pressure: the day window full now (the month at 4 % is not listed)');
 
