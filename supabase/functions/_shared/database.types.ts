@@ -75,6 +75,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"signature_failures": {
+                  Row: {
+                    "count": number,"hour": string,"last_at": string,"provider": Database["public"]['Enums']["payment_provider"]
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "count"?: number,"hour": string,"last_at"?: string,"provider": Database["public"]['Enums']["payment_provider"]
+                  }
+                  Update: {
+                    "count"?: number,"hour"?: string,"last_at"?: string,"provider"?: Database["public"]['Enums']["payment_provider"]
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"webhook_events": {
                   Row: {
                     "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"last_error": string | null,"payload": NonNullable<Json>,"payload_purged_at": string | null,"processed_at": string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string
@@ -92,7 +106,95 @@ export type Database = {
                 }
           }
           Views: {
-            [_ in never]: never
+            "failed_deliveries": {
+                  Row: {
+                    "attempts": number,"event_id": string,"event_type": string,"kind": string | null,"last_error": string | null,"order_ref": string | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_payment_id": string | null,"received_at": string,"webhook_event_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                           "attempts"?: number | null,"event_id"?: string | null,"event_type"?: string | null,"kind"?: never,"last_error"?: string | null,"order_ref"?: never,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_payment_id"?: never,"received_at"?: string | null,"webhook_event_id"?: string | null
+                         }
+                        Update: {
+                           "attempts"?: number | null,"event_id"?: string | null,"event_type"?: string | null,"kind"?: never,"last_error"?: string | null,"order_ref"?: never,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_payment_id"?: never,"received_at"?: string | null,"webhook_event_id"?: string | null
+                         }
+                        Relationships: [
+                    
+                  ]
+                },"job_problems": {
+                  Row: {
+                    "as_of": string,"error": string | null,"failed_runs": number | null,"finished_at": string | null,"job_name": string,"last_success_at": string | null,"problem": string | null,"run_id": number,"started_at": string
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                },"notification_problems": {
+                  Row: {
+                    "attempts": number,"created_at": string,"failed_at": string | null,"kind": string,"last_error": string | null,"locked_until": string | null,"notification_id": string,"organization_id": string,"problem": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                           "attempts"?: number | null,"created_at"?: string | null,"failed_at"?: string | null,"kind"?: string | null,"last_error"?: string | null,"locked_until"?: string | null,"notification_id"?: string | null,"organization_id"?: string | null,"problem"?: never
+                         }
+                        Update: {
+                           "attempts"?: number | null,"created_at"?: string | null,"failed_at"?: string | null,"kind"?: string | null,"last_error"?: string | null,"locked_until"?: string | null,"notification_id"?: string | null,"organization_id"?: string | null,"problem"?: never
+                         }
+                        Relationships: [
+                    
+                  ]
+                },"overdue_orders": {
+                  Row: {
+                    "amount_cents": number,"created_at": string,"currency": string,"expires_at": string | null,"order_id": string,"organization_id": string,"past_expiry": boolean | null,"pending_for": string | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"]
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                },"provider_action_problems": {
+                  Row: {
+                    "attempts": number,"created_at": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"problem": string | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_action_id": string,"state": Database["billing"]['Enums']["provider_action_state"],"target": NonNullable<Json>
+                  }
+                  ComputedFields: never
+                  Insert: {
+                           "attempts"?: number | null,"created_at"?: string | null,"kind"?: Database["billing"]['Enums']["provider_action_kind"] | null,"last_error"?: string | null,"max_attempts"?: number | null,"next_attempt_at"?: string | null,"organization_id"?: string | null,"problem"?: never,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_action_id"?: string | null,"state"?: Database["billing"]['Enums']["provider_action_state"] | null,"target"?: Json | null
+                         }
+                        Update: {
+                           "attempts"?: number | null,"created_at"?: string | null,"kind"?: Database["billing"]['Enums']["provider_action_kind"] | null,"last_error"?: string | null,"max_attempts"?: number | null,"next_attempt_at"?: string | null,"organization_id"?: string | null,"problem"?: never,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_action_id"?: string | null,"state"?: Database["billing"]['Enums']["provider_action_state"] | null,"target"?: Json | null
+                         }
+                        Relationships: [
+                    
+                  ]
+                },"quota_pressure": {
+                  Row: {
+                    "limit_amount": number | null,"metric": string,"organization_id": string,"organization_name": string,"percent": number | null,"plan_code": string | null,"resets_at": string | null,"used": number,"window_start": string,"window_unit": Database["public"]['Enums']["usage_window"]
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                },"signature_failures_hourly": {
+                  Row: {
+                    "count": number,"hour": string,"last_at": string,"provider": Database["public"]['Enums']["payment_provider"]
+                  }
+                  ComputedFields: never
+                  Insert: {
+                           "count"?: number | null,"hour"?: string | null,"last_at"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"] | null
+                         }
+                        Update: {
+                           "count"?: number | null,"hour"?: string | null,"last_at"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"] | null
+                         }
+                        Relationships: [
+                    
+                  ]
+                },"unapplied_payments": {
+                  Row: {
+                    "amount_cents": number | null,"currency": string | null,"detail": string | null,"occurred_at": string | null,"order_id": string | null,"organization_id": string | null,"problem": string | null,"provider": Database["public"]['Enums']["payment_provider"] | null,"provider_payment_id": string | null,"refund_action_state": string | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                }
           }
           Functions: {
             "add_organization_member":
@@ -344,6 +446,11 @@ export type Database = {
               "attempts": number,"completed_at": string,"created_at": string,"id": string,"kind": string,"last_error": string,"next_attempt_at": string,"provider": Database["public"]['Enums']["payment_provider"],"reason": string,"state": string
             }[]
                            },
+"get_usage":
+{ Args: { "p_organization_id": string }; Returns: {
+              "limit_amount": number,"metric": string,"percent": number,"remaining": number,"resets_at": string,"scope": string,"used": number,"window_start": string,"window_unit": Database["public"]['Enums']["usage_window"]
+            }[]
+                           },
 "grace_interval":
 { Args: Record<PropertyKey, never>; Returns: string
                            },
@@ -514,6 +621,9 @@ export type Database = {
 "queue_provider_action":
 { Args: { "p_idempotency_key": string,"p_kind": Database["billing"]['Enums']["provider_action_kind"],"p_organization_id": string,"p_payload": Json,"p_payment_event_id"?: string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_reason"?: string,"p_requested_by"?: string,"p_subscription_id"?: string,"p_target": Json }; Returns: string
                            },
+"queue_quota_alerts":
+{ Args: { "p_after": number,"p_before": number,"p_limit": number,"p_metric": string,"p_organization_id": string,"p_resets_at": string,"p_unit": Database["public"]['Enums']["usage_window"],"p_window_start": string }; Returns: number
+                           },
 "reconcile_due_orders":
 { Args: { "p_limit"?: number }; Returns: {
               "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": string,"provider_order_id": string,"receipt": string
@@ -529,6 +639,9 @@ export type Database = {
                            },
 "record_payment_event":
 { Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_needs_refund"?: boolean,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
+                           },
+"record_signature_failure":
+{ Args: { "p_provider": string }; Returns: boolean
                            },
 "refuse_plan_change":
 { Args: { "p_at": string,"p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
@@ -657,14 +770,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
+                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
@@ -911,9 +1024,39 @@ isOneToOne: false
                   ]
                 },"subscriptions": {
                   Row: {
-                    "cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"current_period_end": string | null,"current_period_start": string | null,"ended_at": string | null,"id": string,"organization_id": string,"pending_plan_effective_at": string | null,"pending_plan_id": string | null,"period_anchor": string | null,"plan_id": string,"provider": Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id": string | null,"status": Database["public"]['Enums']["subscription_status"],"trial_end": string | null,"updated_at": string
+                    "cancel_at_period_end": boolean,"canceled_at": string | null,"created_at": string,"current_period_end": string | null,"current_period_start": string | null,"ended_at": string | null,"id": string,"organization_id": string,"pending_plan_effective_at": string | null,"pending_plan_id": string | null,"period_anchor": string | null,"plan_id": string,"provider": Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id": string | null,"status": Database["public"]['Enums']["subscription_status"],"trial_end": string | null,"updated_at": string,"billing_plans": {
+              "active": boolean,
+"code": string,
+"created_at": string,
+"currency": string,
+"description": string | null,
+"features": NonNullable<Json>,
+"id": string,
+"interval": Database["public"]['Enums']["billing_interval"],
+"name": string,
+"price_cents": number,
+"provider_config": NonNullable<Json>,
+"tier": string,
+"trial_days": number,
+"updated_at": string
+            } | null,"pending_plan": {
+              "active": boolean,
+"code": string,
+"created_at": string,
+"currency": string,
+"description": string | null,
+"features": NonNullable<Json>,
+"id": string,
+"interval": Database["public"]['Enums']["billing_interval"],
+"name": string,
+"price_cents": number,
+"provider_config": NonNullable<Json>,
+"tier": string,
+"trial_days": number,
+"updated_at": string
+            } | null
                   }
-                  ComputedFields: never
+                  ComputedFields: "billing_plans" | "pending_plan"
                   Insert: {
                     "cancel_at_period_end"?: boolean,"canceled_at"?: string | null,"created_at"?: string,"current_period_end"?: string | null,"current_period_start"?: string | null,"ended_at"?: string | null,"id"?: string,"organization_id": string,"pending_plan_effective_at"?: string | null,"pending_plan_id"?: string | null,"period_anchor"?: string | null,"plan_id": string,"provider"?: Database["public"]['Enums']["payment_provider"] | null,"provider_subscription_id"?: string | null,"status"?: Database["public"]['Enums']["subscription_status"],"trial_end"?: string | null,"updated_at"?: string
                   }
@@ -1012,6 +1155,29 @@ isOneToOne: false
             "add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
+"billing_plans":
+{ Args: { "p_subscription": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: {
+              "active": boolean,
+"code": string,
+"created_at": string,
+"currency": string,
+"description": string | null,
+"features": NonNullable<Json>,
+"id": string,
+"interval": Database["public"]['Enums']["billing_interval"],
+"name": string,
+"price_cents": number,
+"provider_config": NonNullable<Json>,
+"tier": string,
+"trial_days": number,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "subscriptions"
+        to: "billing_plans"
+        isOneToOne: true
+        isSetofReturn: true
+      } },
 "cancel_subscription":
 { Args: { "p_at_period_end"?: boolean,"p_organization_id": string }; Returns: Json
                            },
@@ -1043,6 +1209,11 @@ isOneToOne: false
               "attempts": number,"completed_at": string,"created_at": string,"id": string,"kind": string,"last_error": string,"next_attempt_at": string,"provider": Database["public"]['Enums']["payment_provider"],"reason": string,"state": string
             }[]
                            },
+"get_usage":
+{ Args: { "p_organization_id": string }; Returns: {
+              "limit_amount": number,"metric": string,"percent": number,"remaining": number,"resets_at": string,"scope": string,"used": number,"window_start": string,"window_unit": Database["public"]['Enums']["usage_window"]
+            }[]
+                           },
 "increment_usage":
 { Args: { "p_amount"?: number,"p_metric": string,"p_organization_id": string,"p_request_id"?: string }; Returns: Record<string, unknown>
                            },
@@ -1052,6 +1223,29 @@ isOneToOne: false
 "is_valid_gstin":
 { Args: { "p_gstin": string }; Returns: boolean
                            },
+"pending_plan":
+{ Args: { "p_subscription": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: {
+              "active": boolean,
+"code": string,
+"created_at": string,
+"currency": string,
+"description": string | null,
+"features": NonNullable<Json>,
+"id": string,
+"interval": Database["public"]['Enums']["billing_interval"],
+"name": string,
+"price_cents": number,
+"provider_config": NonNullable<Json>,
+"tier": string,
+"trial_days": number,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "subscriptions"
+        to: "billing_plans"
+        isOneToOne: true
+        isSetofReturn: true
+      } },
 "prepare_order_checkout":
 { Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {

@@ -2,21 +2,41 @@
 // adapter's size cap, the adapter's signature check on those bytes, its normalization, then one
 // SQL call. A provider's webhook function is `Deno.serve(webhookHandler(adapter))`; payu-return
 // shares the verification part (verifiedEvent).
+import { statement } from "./db.ts";
 import { handle, type Handler, HttpError, json, readText } from "./http.ts";
 import { type ApplyResult, applyPaymentEvent, webhookError } from "./payments.ts";
 import type { NormalizedEvent, ProviderAdapter } from "./providers/types.ts";
 
 /**
+ * Counts a delivery refused for its signature (billing.record_signature_failure: one upsert per
+ * provider and hour, nothing of the request kept), for the operators' signature_failures_hourly.
+ * Best effort: the refusal is answered whether or not the count could be written.
+ */
+async function recordSignatureFailure(provider: string): Promise<void> {
+  try {
+    await statement((sql) => sql`select billing.record_signature_failure(${provider})`);
+  } catch (e) {
+    console.error(`signature failure of ${provider} not counted: ${(e as Error)?.message ?? String(e)}`);
+  }
+}
+
+/**
  * A provider POST verified and normalized by `adapter`. Throws HttpError with a code (405, 413,
  * 400 empty_body / malformed_body, 401 missing_signature / invalid_signature, 503
- * provider_not_configured); nothing has been read from or written to the database yet.
+ * provider_not_configured); nothing has been read from the database yet, and only a signature
+ * failure is written (counted per provider and hour).
  */
 export async function verifiedEvent(req: Request, adapter: ProviderAdapter): Promise<NormalizedEvent> {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const raw = await readText(req, adapter.maxWebhookBytes);
   if (raw === "") throw webhookError("empty_body", "the body is empty");
   const verified = await adapter.verifyWebhook(raw, req.headers);
-  if (!verified.ok) throw webhookError(verified.code, verified.message);
+  if (!verified.ok) {
+    if (verified.code === "missing_signature" || verified.code === "invalid_signature") {
+      await recordSignatureFailure(adapter.name);
+    }
+    throw webhookError(verified.code, verified.message);
+  }
   const normalized = adapter.normalize(verified.webhook);
   if (!normalized.ok) throw webhookError(normalized.code, normalized.message);
   return normalized.event;

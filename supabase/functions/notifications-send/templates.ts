@@ -414,6 +414,37 @@ const TEMPLATES: Record<string, (f: Facts) => Draft> = {
     };
   },
 
+  quota_threshold(f) {
+    const metric = f.need(str(f.payload.metric), "payload.metric").replaceAll("_", " ");
+    const window = f.need(str(f.payload.window), "payload.window");
+    const threshold = Number(f.payload.threshold);
+    const used = Number(f.payload.used);
+    const limit = Number(f.payload.limit);
+    if (![threshold, used, limit].every(Number.isFinite) || limit <= 0) {
+      throw new TemplateError("quota_threshold needs payload.threshold, used and limit");
+    }
+    const count = (n: number) => new Intl.NumberFormat("en-IN").format(n);
+    const resets = f.dateTime("resets_at");
+    const plan = f.planName ? `the ${f.planName} plan` : "your plan";
+    const full = threshold >= 100;
+    return {
+      subject: full
+        ? `${f.orgName} has used all of its ${metric} for this ${window}`
+        : `${f.orgName} has used ${threshold}% of its ${metric} for this ${window}`,
+      lines: [
+        `${f.orgName} has used ${count(used)} of the ${count(limit)} ${metric} ${plan} allows per ${window} (${threshold}%).`,
+        full
+          ? `Further requests are refused until the ${window} resets on ${resets}. Upgrade the plan to keep going now.`
+          : `The count starts again on ${resets}. If you expect to need more before then, upgrade the plan.`,
+      ],
+      details: [["Usage", `${count(used)} of ${count(limit)}`], ["Threshold", `${threshold}%`], ["Window", `per ${window}`], [
+        "Resets on",
+        resets,
+      ]],
+      action: "View usage and plans",
+    };
+  },
+
   provider_action_failed(f) {
     const plan = f.need(f.planName, "the plan");
     const amount = f.need(f.amount, "the amount");
