@@ -75,6 +75,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"revenue_analytics": {
+                  Row: {
+                    "active_subscriptions": number,"arr": number,"as_of": string,"churned_customers": number,"churned_mrr": number,"complete": boolean,"computed_at": string,"contraction_mrr": number,"day": string,"expansion_mrr": number,"gross": number,"gst": number,"live_subscriptions_by_plan": NonNullable<Json>,"mrr": number,"mrr_by_plan": NonNullable<Json>,"net_revenue": number,"net_revenue_by_plan": NonNullable<Json>,"net_revenue_by_provider": NonNullable<Json>,"new_customers": number,"new_mrr": number,"opening_customers": number,"opening_mrr": number,"paying_customers": number,"reactivated_customers": number,"reactivation_mrr": number,"refunds": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active_subscriptions": number,"arr": number,"as_of": string,"churned_customers": number,"churned_mrr": number,"complete": boolean,"computed_at"?: string,"contraction_mrr": number,"day": string,"expansion_mrr": number,"gross": number,"gst": number,"live_subscriptions_by_plan": NonNullable<Json>,"mrr": number,"mrr_by_plan": NonNullable<Json>,"net_revenue": number,"net_revenue_by_plan": NonNullable<Json>,"net_revenue_by_provider": NonNullable<Json>,"new_customers": number,"new_mrr": number,"opening_customers": number,"opening_mrr": number,"paying_customers": number,"reactivated_customers": number,"reactivation_mrr": number,"refunds": number
+                  }
+                  Update: {
+                    "active_subscriptions"?: number,"arr"?: number,"as_of"?: string,"churned_customers"?: number,"churned_mrr"?: number,"complete"?: boolean,"computed_at"?: string,"contraction_mrr"?: number,"day"?: string,"expansion_mrr"?: number,"gross"?: number,"gst"?: number,"live_subscriptions_by_plan"?: NonNullable<Json>,"mrr"?: number,"mrr_by_plan"?: NonNullable<Json>,"net_revenue"?: number,"net_revenue_by_plan"?: NonNullable<Json>,"net_revenue_by_provider"?: NonNullable<Json>,"new_customers"?: number,"new_mrr"?: number,"opening_customers"?: number,"opening_mrr"?: number,"paying_customers"?: number,"reactivated_customers"?: number,"reactivation_mrr"?: number,"refunds"?: number
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"signature_failures": {
                   Row: {
                     "count": number,"hour": string,"last_at": string,"provider": Database["public"]['Enums']["payment_provider"]
@@ -172,6 +186,22 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"revenue_current": {
+                  Row: {
+                    "active_subscriptions": number,"arr": number,"as_of": string,"churned_customers": number,"churned_mrr": number,"complete": boolean,"computed_at": string,"contraction_mrr": number,"day": string,"expansion_mrr": number,"gross": number,"gst": number,"live_subscriptions_by_plan": NonNullable<Json>,"mrr": number,"mrr_by_plan": NonNullable<Json>,"net_revenue": number,"net_revenue_by_plan": NonNullable<Json>,"net_revenue_by_provider": NonNullable<Json>,"new_customers": number,"new_mrr": number,"opening_customers": number,"opening_mrr": number,"paying_customers": number,"reactivated_customers": number,"reactivation_mrr": number,"refunds": number
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
+                },"revenue_monthly": {
+                  Row: {
+                    "arpa": number | null,"churned_customers": number | null,"churned_mrr": number | null,"closing_arr": number | null,"closing_customers": number | null,"closing_mrr": number | null,"complete": boolean | null,"contraction_mrr": number | null,"days": number | null,"expansion_mrr": number | null,"gross": number | null,"gross_revenue_churn_rate": number | null,"gst": number | null,"logo_churn_rate": number | null,"month": string | null,"net_revenue": number | null,"net_revenue_churn_rate": number | null,"new_customers": number | null,"new_mrr": number | null,"opening_customers": number | null,"opening_mrr": number | null,"reactivated_customers": number | null,"reactivation_mrr": number | null,"refunds": number | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
+                    
+                  ]
                 },"signature_failures_hourly": {
                   Row: {
                     "count": number,"hour": string,"last_at": string,"provider": Database["public"]['Enums']["payment_provider"]
@@ -184,6 +214,14 @@ export type Database = {
                            "count"?: number | null,"hour"?: string | null,"last_at"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"] | null
                          }
                         Relationships: [
+                    
+                  ]
+                },"subscription_states": {
+                  Row: {
+                    "action": string,"created_at": string,"effective_at": string,"id": string,"mrr": number | null,"organization_id": string,"plan_code": string | null,"plan_id": string | null,"status": Database["public"]['Enums']["subscription_status"] | null,"subscription_id": string | null
+                  }
+                  ComputedFields: never
+                  Relationships: [
                     
                   ]
                 },"unapplied_payments": {
@@ -505,6 +543,9 @@ export type Database = {
 "job_renewal_reminders":
 { Args: { "p_limit"?: number }; Returns: number
                            },
+"job_revenue_analytics":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
 "job_started":
 { Args: { "p_job_name": string,"p_limit": number }; Returns: number
                            },
@@ -643,6 +684,9 @@ export type Database = {
 "record_signature_failure":
 { Args: { "p_provider": string }; Returns: boolean
                            },
+"refresh_revenue_analytics":
+{ Args: { "p_from"?: string,"p_limit"?: number,"p_to"?: string }; Returns: number
+                           },
 "refuse_plan_change":
 { Args: { "p_at": string,"p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
                            },
@@ -672,6 +716,12 @@ export type Database = {
                            },
 "retry_notification":
 { Args: { "p_error": string,"p_id": string,"p_retry_after_seconds"?: number }; Returns: string
+                           },
+"revenue_analytics_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
+"revenue_summary":
+{ Args: { "p_day"?: string }; Returns: Json
                            },
 "run_job":
 { Args: { "p_batch": unknown,"p_job_name": string,"p_limit": number }; Returns: number

@@ -1030,8 +1030,9 @@ select is(
   '{"billing-expire": "*/5 * * * * select billing.job_expire()",
     "billing-renewal-reminders": "15 * * * * select billing.job_renewal_reminders()",
     "billing-dunning": "30 4 * * * select billing.job_dunning()",
-    "billing-purge": "45 3 * * * select billing.job_purge()"}'::jsonb,
-  'the four jobs are scheduled in pg_cron under their stable names'
+    "billing-purge": "45 3 * * * select billing.job_purge()",
+    "billing-analytics-daily": "35 18 * * * select billing.job_revenue_analytics()"}'::jsonb,
+  'the billing jobs are scheduled in pg_cron under their stable names'
 );
 select ok(
   not has_function_privilege('authenticated', 'billing.job_expire(integer)', 'execute')
