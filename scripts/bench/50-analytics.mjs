@@ -140,9 +140,14 @@ select (select jsonb_agg(m) from money m) as money, (select jsonb_agg(s) from st
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** What `npm run bench` says before the section runs: what it measures and about how long it takes. */
+export const about = {
+  what: `one day of billing-analytics-daily over ${SUBS.toLocaleString("en-US")} subscriptions and ` +
+    `${EVENTS.toLocaleString("en-US")} payment events, beside a hand-written aggregate`,
+  seconds: () => 100,
+};
+
 export default async function bench(db) {
-  console.log(`\n50-analytics: revenue analytics over ${SUBS.toLocaleString("en-US")} subscriptions and ` +
-    `${EVENTS.toLocaleString("en-US")} payment events (about 2 minutes: 1.5 to seed, then ${RUNS} runs of each)`);
   const t0 = performance.now();
   await db.psql(["-v", "ON_ERROR_STOP=1", "-c", setup]);
   const setupSeconds = (performance.now() - t0) / 1000;

@@ -11,7 +11,7 @@
 --     of its limit (billing_settings.quota_alert_thresholds, default 75, 90, 100 %), for the
 --     windows in billing_settings.quota_alert_windows (default day and month): once per
 --     organization, metric, window and threshold (dedupe_key), whatever the concurrency.
---   billing.signature_failures, billing.record_signature_failure(provider)
+--   billing.signature_failures, billing.record_signature_failure(provider, count)
 --     webhook deliveries refused for a missing or wrong signature, counted per provider and hour
 --     (no bodies are kept); the webhook front calls it.
 --   Monitoring views in schema billing (service_role and the DBA only), each saying what to do
@@ -274,27 +274,33 @@ $$;
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Counts one webhook delivery refused for its signature (missing or wrong) against p_provider in
- * the current hour; one upsert, nothing of the request kept. A name that is not a
- * public.payment_provider is not counted (returns false). service_role and the webhook path.
+ * Counts p_count webhook deliveries refused for their signature (missing or wrong) against
+ * p_provider in the current hour; one upsert, nothing of the requests kept. The webhook front
+ * sends its refusals batched (at most one call in flight per function instance), so a flood of
+ * forged deliveries costs one connection, not one write each. A name that is not a
+ * public.payment_provider is not counted (returns false); p_count outside 1 to 1,000,000 raises.
  */
-create function billing.record_signature_failure(p_provider text)
+create function billing.record_signature_failure(p_provider text, p_count integer default 1)
 returns boolean
 language plpgsql
 set search_path = ''
 as $$
 begin
+  if p_count is null or p_count not between 1 and 1000000 then
+    raise exception 'record_signature_failure: p_count must be from 1 to 1000000, got %', p_count
+      using errcode = '22023';
+  end if;
   if p_provider is null or not (p_provider = any (enum_range(null::public.payment_provider)::text[])) then
     return false;
   end if;
   insert into billing.signature_failures as f (provider, hour, count, last_at)
-  values (p_provider::public.payment_provider, pg_catalog.date_trunc('hour', billing.now(), 'UTC'), 1, billing.now())
-  on conflict (provider, hour) do update set count = f.count + 1, last_at = excluded.last_at;
+  values (p_provider::public.payment_provider, pg_catalog.date_trunc('hour', billing.now(), 'UTC'), p_count, billing.now())
+  on conflict (provider, hour) do update set count = f.count + excluded.count, last_at = excluded.last_at;
   return true;
 end;
 $$;
-revoke execute on function billing.record_signature_failure(text) from public, anon, authenticated;
-grant execute on function billing.record_signature_failure(text) to service_role;
+revoke execute on function billing.record_signature_failure(text, integer) from public, anon, authenticated;
+grant execute on function billing.record_signature_failure(text, integer) to service_role;
 
 -- -------------------------------------------------------------------------------------------------
 -- Implementation of public.get_usage (security definer; its wrapper is in section 5)

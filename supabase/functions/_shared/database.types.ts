@@ -682,7 +682,7 @@ export type Database = {
 { Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_needs_refund"?: boolean,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
                            },
 "record_signature_failure":
-{ Args: { "p_provider": string }; Returns: boolean
+{ Args: { "p_count"?: number,"p_provider": string }; Returns: boolean
                            },
 "refresh_revenue_analytics":
 { Args: { "p_from"?: string,"p_limit"?: number,"p_to"?: string }; Returns: number

@@ -7,17 +7,37 @@ import { handle, type Handler, HttpError, json, readText } from "./http.ts";
 import { type ApplyResult, applyPaymentEvent, webhookError } from "./payments.ts";
 import type { NormalizedEvent, ProviderAdapter } from "./providers/types.ts";
 
+/** Signature refusals not yet written, per provider, and the write in flight (at most one). */
+const uncounted = new Map<string, number>();
+let counting: Promise<void> | null = null;
+
 /**
  * Counts a delivery refused for its signature (billing.record_signature_failure: one upsert per
  * provider and hour, nothing of the request kept), for the operators' signature_failures_hourly.
+ * At most one write is in flight per instance: refusals arriving meanwhile are added to the next
+ * write, so a flood of forged deliveries holds one pooled connection, never the whole pool the
+ * genuine webhooks need. The request that starts a write waits for it; the others do not.
  * Best effort: the refusal is answered whether or not the count could be written.
  */
 async function recordSignatureFailure(provider: string): Promise<void> {
-  try {
-    await statement((sql) => sql`select billing.record_signature_failure(${provider})`);
-  } catch (e) {
-    console.error(`signature failure of ${provider} not counted: ${(e as Error)?.message ?? String(e)}`);
-  }
+  uncounted.set(provider, (uncounted.get(provider) ?? 0) + 1);
+  if (counting) return;
+  counting = (async () => {
+    try {
+      while (uncounted.size > 0) {
+        const batch = [...uncounted];
+        uncounted.clear();
+        for (const [name, count] of batch) {
+          await statement((sql) => sql`select billing.record_signature_failure(${name}, ${count})`);
+        }
+      }
+    } catch (e) {
+      console.error(`signature failures not counted: ${(e as Error)?.message ?? String(e)}`);
+    } finally {
+      counting = null;
+    }
+  })();
+  await counting;
 }
 
 /**

@@ -8,7 +8,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(67);
+select plan(68);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -165,6 +165,7 @@ select is(billing.notification_audience('quota_threshold'), 'billing', 'quota_th
 
 select is(billing.record_signature_failure('payu') and billing.record_signature_failure('payu'), true, 'two PayU signature failures counted');
 select is(billing.record_signature_failure('nope'), false, 'an unknown provider name is not counted');
+select throws_ok($$select billing.record_signature_failure('payu', 0)$$, '22023', null, 'a count below 1 is refused');
 select is((select count from billing.signature_failures_hourly where provider = 'payu'
              and hour = date_trunc('hour', billing.now(), 'UTC')), 2::bigint,
           'signature_failures_hourly: 2 for PayU this hour');
