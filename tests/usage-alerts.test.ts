@@ -5,14 +5,12 @@
 // notifications-send and the fake email API; a webhook with a bad signature counted per hour.
 //
 // The local stack ships no PostgREST, so supabase-js's `.rpc()` is pointed (its `fetch` option) at
-// a stand-in for PostgREST's one RPC route used here: it reads the caller's JWT (signed by the
-// stack's key), runs what PostgREST runs for it (role authenticated, request.jwt.claims, the
-// function called with named arguments) and answers the way PostgREST does (rows as JSON, a SQL
-// error as {code, message} with PostgREST's status).
+// the stack's stand-in for it, scripts/lib/rest.mjs (the demo's too): it verifies the caller's JWT,
+// runs what PostgREST runs for it as that role with its claims, and answers as PostgREST does.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createClient } from "npm:@supabase/supabase-js@2.119.0";
-import * as jose from "npm:jose@6.2.17";
 import postgres from "npm:postgres@3.4.9";
+import { restFetch } from "../scripts/lib/rest.mjs";
 import type { Database } from "../supabase/functions/_shared/database.types.ts";
 import { adminSql, apiUrl, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 
@@ -67,49 +65,13 @@ Deno.test("500 concurrent increments crossing 75, 90 and 100 % queue exactly thr
   }
 });
 
-/** PostgREST's RPC route, for the calls below: POST /rest/v1/rpc/<function> with JSON named arguments. */
-function postgrestRpc(sql: postgres.Sql): typeof fetch {
-  const jwks = jose.createLocalJWKSet(JSON.parse(env("SUPABASE_JWKS")));
-  return async (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    const m = /^\/rest\/v1\/rpc\/([a-z_]+)$/.exec(url.pathname);
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-    if (!m || (init?.method ?? "GET") !== "POST") return new Response("not found", { status: 404 });
-    const token = headers.get("authorization")?.replace(/^Bearer /, "") ?? "";
-    const { payload: claims } = await jose.jwtVerify(token, jwks);
-    const args = JSON.parse(String(init?.body ?? "{}")) as Record<string, unknown>;
-    const names = Object.keys(args);
-    if (!names.every((n) => /^p_[a-z_]+$/.test(n))) return new Response("bad argument", { status: 400 });
-    try {
-      const rows = await sql.begin(async (tx) => {
-        await tx`select set_config('role', ${String(claims.role)}, true), set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`;
-        const call = names.map((n, i) => `${n} => $${i + 1}`).join(", ");
-        // As PostgREST does: the rows aggregated to JSON in SQL (bigint and numeric as numbers).
-        const [{ body }] = await tx.unsafe(
-          `select coalesce(json_agg(_r), '[]')::text as body from public.${m[1]}(${call}) _r`,
-          names.map((n) => args[n] as string),
-        );
-        return body as string;
-      });
-      return new Response(rows, { status: 200, headers: { "content-type": "application/json" } });
-    } catch (e) {
-      const err = e as { code?: string; message?: string };
-      const status = err.code === "42501" ? (claims.role === "anon" ? 401 : 403) : 400;
-      return new Response(JSON.stringify({ code: err.code, message: err.message, details: null, hint: null }), {
-        status,
-        headers: { "content-type": "application/json" },
-      });
-    }
-  };
-}
-
 Deno.test("get_usage through supabase-js as a member: every window of the plan; a stranger gets 403 42501", testOptions, async () => {
   const sql = adminSql();
   try {
     const { org, owner } = await orgWithPlan(sql, { pings_per_day: 50, pings_per_month: null, ai_requests_per_minute: 5 });
     const [{ allowed }] = await sql`select allowed from public.increment_usage(${org}, 'pings', 12, null)`;
     assertEquals(allowed, true);
-    const rest = postgrestRpc(sql);
+    const rest = restFetch({ apiUrl: apiUrl(), sql, jwks: JSON.parse(env("SUPABASE_JWKS")) });
     const member = createClient<Database>(apiUrl(), env("SUPABASE_ANON_KEY"), {
       accessToken: async () => await mintToken(owner),
       global: { fetch: rest },
