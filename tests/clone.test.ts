@@ -6,31 +6,12 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { assertPortFree, freePort } from "../scripts/lib/pg.mjs";
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const isRoot = process.getuid?.() === 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("error", () => resolve(false));
-  });
-}
 
 Deno.test({
   name: "as root, npm start from a clone postgres cannot enter serves health (401 without a key, 200 with one); db:stop stops it",
@@ -98,7 +79,7 @@ Deno.test({
       } catch { /* already gone */ }
       await new Promise((resolve) => start.exitCode !== null ? resolve(null) : start.once("exit", resolve));
       const stop = spawnSync("npm", ["run", "db:stop"], { cwd: clone, env, encoding: "utf8" });
-      const stopped = !(await portOpen(dbPort));
+      const stopped = await assertPortFree(dbPort, "the clone's database").then(() => true, () => false);
       if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
       fs.rmSync(parent, { recursive: true, force: true });
       assertEquals(stop.status, 0, stop.stderr);
