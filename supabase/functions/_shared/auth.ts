@@ -49,20 +49,23 @@ function localJwks(json: string) {
   return set;
 }
 
+/** The token of an `Authorization: Bearer <token>` header, if there is one. */
+function bearerOf(req: Request): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
+}
+
 /** The bearer token of a request, or a 401. */
 export function bearerToken(req: Request): string {
-  const header = req.headers.get("authorization") ?? "";
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match) {
+  const token = bearerOf(req);
+  if (!token) {
     throw new HttpError(401, "missing_authorization", "an Authorization: Bearer <jwt> header is required");
   }
-  return match[1];
+  return token;
 }
 
 /** The key a request carries: the bearer token, else the apikey header; a 401 without either. */
 export function presentedKey(req: Request): string {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
-  const key = bearer ?? req.headers.get("apikey")?.trim();
+  const key = bearerOf(req) ?? req.headers.get("apikey")?.trim();
   if (!key) {
     throw new HttpError(
       401,
