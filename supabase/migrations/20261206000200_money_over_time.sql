@@ -1,0 +1,823 @@
+-- =================================================================================================
+-- supabill: money over time (an upgrade of the payments, money safety and provider actions modules)
+--
+--   * A debit of a provider subscription is a renewal. A later charge of a provider-managed
+--     subscription whose first order is paid gets its own renewal order and GST invoice and
+--     extends the period from its end, however long after checkout it comes (webhook or
+--     reconciliation). The quote and expiry checks protect what a buyer was quoted at checkout
+--     and never apply to a mandate debit. A charge of a provider subscription that no longer
+--     backs a subscription here (an operator's grant or a plan change replaced it), or that
+--     came after the subscription ended, buys nothing and is refunded.
+--   * Nothing is paid back twice. billing.refundable_paise is what can still be refunded of a
+--     captured payment: captured minus refunds recorded, lost disputes, refunds queued or
+--     running at the outbox and refunds the provider holds as pending. Operators' refunds, the
+--     automatic refund of a payment that bought nothing and the cap on recorded refunds all use
+--     it. A refund action whose outcome is unknown (claimed, or retrying after a failed attempt)
+--     blocks a new refund of the same payment until provider-sync records what happened.
+--   * A refund is credited against the invoice of the payment it refunds; a payment that bought
+--     nothing had no invoice, and its refund issues no credit note.
+--   * Access never outlasts what was paid for. A full refund or a lost dispute ends the current
+--     period now when the payment paid for it: the latest payment applied to the subscription,
+--     or a payment whose unused value was credited into the upgrade that pays for it (directly
+--     or through a chain of upgrades). A partial refund keeps the period.
+--   * An operator's grant replaces the provider's mandate: a Razorpay subscription the grant
+--     switches is cancelled at Razorpay now (through the outbox) and detached from the granted
+--     subscription, so nothing is debited during or after the grant.
+--   * Tenants never read an operator's free-text reason: public.get_provider_actions shows a
+--     fixed text for actions an operator asked for.
+--   * A failed refund's notification carries the refund (payment and amount), so its email
+--     renders without a plan.
+--
+-- Sections, in order: 1. types; 2. tables; 3. private functions; 4. policies; 5. public
+-- functions; 6. jobs and schedules.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+-- None.
+
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- None.
+
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- What can still be refunded
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * What can still be refunded of a captured payment, in paise (never below 0): the amount
+ * captured minus
+ *   refunds recorded (payment_events 'refunded' of the same provider payment),
+ *   lost disputes (payment_events 'dispute_lost': the money went back by chargeback),
+ *   refund actions of the payment not yet done (billing.provider_actions 'pending' or 'running'),
+ *   refund actions the provider accepted as pending (succeeded, with the provider's refund id
+ *   and a status other than 'processed') whose refund is not recorded yet.
+ * p_except_action_id leaves one refund action out: the one whose refund is being recorded.
+ */
+create function billing.refundable_paise(p_captured public.payment_events, p_except_action_id uuid default null)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_settled bigint;
+  v_in_flight bigint;
+begin
+  if p_captured.id is null or p_captured.status is distinct from 'captured' then
+    return 0;
+  end if;
+  select coalesce(sum(pe.amount_cents), 0) into v_settled
+  from public.payment_events pe
+  where pe.provider = p_captured.provider and pe.provider_payment_id = p_captured.provider_payment_id
+    and pe.status in ('refunded', 'dispute_lost');
+  select coalesce(sum((a.payload ->> 'amount_paise')::bigint), 0) into v_in_flight
+  from billing.provider_actions a
+  where a.payment_event_id = p_captured.id and a.kind = 'refund'
+    and a.id is distinct from p_except_action_id
+    and (a.state in ('pending', 'running')
+         or (a.state = 'succeeded' and a.result ->> 'provider_refund_id' is not null
+             and a.result ->> 'status' is distinct from 'processed'
+             and not exists (select 1 from public.payment_events r
+                             where r.provider = p_captured.provider and r.status = 'refunded'
+                               and r.details ->> 'refund_id' = a.result ->> 'provider_refund_id')));
+  return greatest(p_captured.amount_cents - v_settled - v_in_flight, 0);
+end;
+$$;
+revoke execute on function billing.refundable_paise(public.payment_events, uuid) from public, anon, authenticated;
+grant execute on function billing.refundable_paise(public.payment_events, uuid) to service_role;
+
+/**
+ * The refund action of a captured payment whose outcome is unknown, or null: one a worker has
+ * claimed ('running'), or one put back to retry after an attempt that failed ('pending' with an
+ * attempt made), since the provider may have refunded it. Oldest first.
+ */
+create function billing.unresolved_refund_action(p_captured public.payment_events)
+returns billing.provider_actions
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_action billing.provider_actions;
+begin
+  select * into v_action from billing.provider_actions a
+  where a.payment_event_id = p_captured.id and a.kind = 'refund'
+    and (a.state = 'running' or (a.state = 'pending' and a.attempts > 0))
+  order by a.created_at
+  limit 1;
+  return v_action;
+end;
+$$;
+revoke execute on function billing.unresolved_refund_action(public.payment_events) from public, anon, authenticated;
+grant execute on function billing.unresolved_refund_action(public.payment_events) to service_role;
+
+/**
+ * The refund action a refund event of p_captured carries out, or null (a refund made in the
+ * provider's dashboard): the action the event names (provider-sync's events carry payload
+ * action_id; a Razorpay refund carries notes.action_id and our refund id as its receipt; a PayU
+ * refund our token), or the action whose provider refund id is the event's.
+ */
+create function billing.refund_action_for(p_captured public.payment_events, p_event jsonb)
+returns uuid
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_ids text[] := array[p_event #>> '{payload,action_id}', p_event #>> '{payload,payload,refund,entity,notes,action_id}'];
+  v_refs text[] := array[p_event #>> '{payload,token}', p_event #>> '{payload,payload,refund,entity,receipt}',
+                         p_event #>> '{payload,payload,refund,entity,notes,refund_id}'];
+  v_id uuid;
+begin
+  select a.id into v_id from billing.provider_actions a
+  where a.payment_event_id = p_captured.id and a.kind = 'refund'
+    and (a.id::text = any (v_ids)
+         or a.payload ->> 'refund_id' = any (v_refs)
+         or a.result ->> 'provider_refund_id' = p_event ->> 'provider_refund_id')
+  order by a.created_at
+  limit 1;
+  return v_id;
+end;
+$$;
+revoke execute on function billing.refund_action_for(public.payment_events, jsonb) from public, anon, authenticated;
+grant execute on function billing.refund_action_for(public.payment_events, jsonb) to service_role;
+
+/**
+ * AFTER INSERT on payment_events: a captured payment recorded with needs_refund (it bought
+ * nothing) queues its refund at the provider, once per payment, for what can still be refunded
+ * (billing.refundable_paise; nothing when that is 0).
+ */
+create or replace function billing.queue_needs_refund()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_amount bigint := billing.refundable_paise(new);
+begin
+  if v_amount <= 0 then
+    return null;
+  end if;
+  perform billing.queue_provider_action(
+    new.organization_id, new.provider, 'refund',
+    pg_catalog.jsonb_build_object('provider_payment_id', new.provider_payment_id,
+                                  'order_ref', (select o.receipt from public.orders o where o.id = new.order_id)),
+    pg_catalog.jsonb_build_object('amount_paise', v_amount, 'currency', new.currency,
+                                  'refund_id', 'rf_' || pg_catalog.replace(new.id::text, '-', ''),
+                                  'reason', coalesce(new.details ->> 'not_applied', 'the payment bought nothing')),
+    pg_catalog.format('refund:%s', new.id),
+    'system', coalesce(new.details ->> 'not_applied', 'the payment bought nothing'), null, new.id);
+  return null;
+end;
+$$;
+revoke execute on function billing.queue_needs_refund() from public;
+
+/**
+ * Refunds a captured payment at its provider, in full (p_amount_cents null: what is left) or in
+ * part, through the outbox; the provider's confirmation (its refund webhook, or the refund in its
+ * API answer) records the refund and its credit note, and the access rule of a full refund
+ * applies then. Refused: an unknown or uncaptured payment; a refund action of the payment whose
+ * outcome is unknown (55000, naming the action: wait until provider-sync records what the
+ * provider did); an amount above what can still be refunded (billing.refundable_paise: refunds
+ * recorded, lost disputes, refunds queued, running or pending at the provider count); a manual
+ * payment. Returns the action's id.
+ */
+create or replace function billing.operator_refund(p_payment_event_id uuid, p_amount_cents bigint, p_reason text)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_captured public.payment_events;
+  v_unresolved billing.provider_actions;
+  v_left bigint;
+  v_amount bigint;
+  v_n integer;
+begin
+  select * into v_captured from public.payment_events pe where pe.id = p_payment_event_id and pe.status = 'captured';
+  if v_captured.id is null then
+    raise exception 'payment event % is not a captured payment', p_payment_event_id using errcode = 'no_data_found';
+  end if;
+  -- One refund decision at a time per payment, so two operators cannot both refund the rest.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('operator_refund:' || v_captured.id::text, 0));
+  v_unresolved := billing.unresolved_refund_action(v_captured);
+  if v_unresolved.id is not null then
+    raise exception 'refund action % of payment % has an unknown outcome (%, % attempt(s)%): the provider may have refunded it',
+      v_unresolved.id, v_captured.provider_payment_id, v_unresolved.state, v_unresolved.attempts,
+      coalesce(', last error: ' || v_unresolved.last_error, '')
+      using errcode = 'object_not_in_prerequisite_state',
+            hint = 'wait until provider-sync records what the provider did with it, then refund what is left';
+  end if;
+  v_left := billing.refundable_paise(v_captured);
+  v_amount := coalesce(p_amount_cents, v_left);
+  if v_amount <= 0 or v_amount > v_left then
+    raise exception 'refund of % paise: payment % has % paise left to refund (refunds recorded, queued or pending at the provider, and lost disputes count)',
+      v_amount, v_captured.provider_payment_id, v_left
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select count(*) into v_n from billing.provider_actions a where a.payment_event_id = v_captured.id and a.kind = 'refund';
+  return billing.queue_provider_action(
+    v_captured.organization_id, v_captured.provider, 'refund',
+    pg_catalog.jsonb_build_object('provider_payment_id', v_captured.provider_payment_id,
+                                  'order_ref', (select o.receipt from public.orders o where o.id = v_captured.order_id)),
+    pg_catalog.jsonb_build_object('amount_paise', v_amount, 'currency', v_captured.currency,
+                                  'refund_id', pg_catalog.format('rf_%s_%s', pg_catalog.replace(v_captured.id::text, '-', ''), v_n + 1),
+                                  'reason', v_reason),
+    pg_catalog.format('refund:%s:%s', v_captured.id, v_n + 1),
+    'operator', v_reason, null, v_captured.id);
+end;
+$$;
+revoke execute on function billing.operator_refund(uuid, bigint, text) from public, anon, authenticated;
+grant execute on function billing.operator_refund(uuid, bigint, text) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
+-- A debit of a provider subscription is a renewal
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Applies a captured payment to an order (locked by the caller): records payment_events
+ * 'captured' once, marks the order paid, starts or extends the subscription
+ * (billing.extend_subscription_for_payment) and issues the invoice.
+ * A later charge of a provider subscription whose first order is paid (a mandate debit) is a
+ * renewal, whenever it comes: it gets a renewal order of its own (so its own invoice) and extends
+ * the subscription that provider subscription backs from its period end; no quote or expiry
+ * check applies to it. It buys nothing when no subscription here is backed by that provider
+ * subscription any more (an operator's grant or a plan change replaced it) or the subscription
+ * ended before the charge.
+ * Any other payment buys nothing when its order's quote no longer held when it was paid
+ * (billing.order_quote_problem), its subscription ended before it, or its one-time order was
+ * already paid. A payment that buys nothing is only recorded, with needs_refund (result
+ * 'recorded': nothing extended, no history, no invoice). Returns the result object.
+ */
+create or replace function billing.apply_captured_payment(p_order public.orders, p_event jsonb, p_event_at timestamptz)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_order public.orders := p_order;
+  v_sub public.subscriptions;
+  v_payment_event_id uuid;
+  v_payment_id text := p_event ->> 'provider_payment_id';
+  v_psid text := coalesce(p_event ->> 'provider_subscription_id', p_order.provider_subscription_id);
+  v_paid_at timestamptz := coalesce(p_event_at, billing.now());
+  v_renewal boolean;
+  v_ended boolean;
+  v_problem text;
+  v_documents record;
+begin
+  -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
+  if exists (select 1 from public.payment_events pe
+             where pe.provider = v_order.provider and pe.provider_payment_id = v_payment_id and pe.status = 'captured') then
+    return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'payment already recorded',
+                                         'order_id', v_order.id, 'order_status', v_order.status);
+  end if;
+
+  -- The subscription this payment is for, when the order names one (a provider subscription, an
+  -- upgrade or renewal order): if it ended before the payment was made, the payment is recorded
+  -- and nothing else happens (a late charge after a cancellation made here, an upgrade paid after
+  -- the cancel). Payments made before the end (delivered late) still count.
+  if v_psid is not null then
+    select * into v_sub from public.subscriptions s
+    where s.provider = v_order.provider and s.provider_subscription_id = v_psid
+    for update;
+  end if;
+  if v_sub.id is null and v_order.subscription_id is not null and v_order.kind in ('upgrade', 'renewal') then
+    select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id for update;
+  end if;
+  v_ended := v_sub.id is not null and v_sub.status in ('canceled', 'expired')
+             and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz);
+  -- A later charge of a provider subscription whose first order is paid: a mandate debit.
+  v_renewal := v_order.status = 'paid' and v_psid is not null;
+
+  if v_ended then
+    v_problem := pg_catalog.format('payment for an ended subscription (%s since %s): refund or reactivate',
+                                   v_sub.status, coalesce(v_sub.ended_at, v_sub.canceled_at));
+  elsif v_renewal and v_sub.id is null then
+    v_problem := pg_catalog.format('charge of %s subscription %s, which no longer backs a subscription here (replaced by a grant or a plan change): refund',
+                                   v_order.provider, v_psid);
+  elsif not v_renewal then
+    -- A payment buys what was quoted only while the quote holds (superseded, canceled, expired,
+    -- or an upgrade whose subscription moved on): recorded for refund, never applied.
+    v_problem := billing.order_quote_problem(v_order, v_paid_at);
+  end if;
+
+  -- A mandate debit that buys the next period: its own renewal order.
+  if v_problem is null and v_renewal then
+    insert into public.orders
+      (organization_id, plan_id, subscription_id, provider, provider_subscription_id, kind,
+       amount_cents, currency, status, metadata)
+    values
+      (v_order.organization_id, v_order.plan_id, v_sub.id, v_order.provider, v_psid, 'renewal',
+       v_order.amount_cents, v_order.currency, 'pending',
+       pg_catalog.jsonb_build_object('first_order_id', v_order.id, 'provider_payment_id', v_payment_id))
+    returning * into v_order;
+  end if;
+
+  v_payment_event_id := billing.record_payment_event(
+    v_order.organization_id, v_order.id, v_order.provider, v_payment_id, (p_event ->> 'amount_paise')::bigint,
+    p_event ->> 'currency', 'captured', p_event ->> 'method', null,
+    pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
+                                  'provider_order_id', p_event ->> 'provider_order_id',
+                                  'provider_subscription_id', v_psid)
+      || case when v_ended then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
+              when v_problem is not null then pg_catalog.jsonb_build_object('not_applied', v_problem)
+              else '{}'::jsonb end,
+    v_paid_at,
+    v_problem is not null or v_order.status = 'paid');
+  if v_problem is not null then
+    return pg_catalog.jsonb_build_object(
+      'result', 'recorded', 'reason', v_problem, 'needs_refund', true,
+      'payment_event_id', v_payment_event_id, 'order_id', v_order.id, 'order_status', v_order.status,
+      'subscription_id', v_sub.id, 'subscription_status', v_sub.status, 'current_period_end', v_sub.current_period_end);
+  end if;
+  if v_payment_event_id is null then
+    -- Unreachable while callers hold the order lock; kept as the last guard.
+    raise exception 'payment % was recorded concurrently', v_payment_id using errcode = 'serialization_failure';
+  end if;
+  if v_order.status = 'paid' then
+    -- A second payment for a one-time order that is already paid: recorded, nothing extended.
+    return pg_catalog.jsonb_build_object('result', 'recorded', 'reason', 'order already paid: refund the extra payment',
+                                         'needs_refund', true, 'payment_event_id', v_payment_event_id);
+  end if;
+
+  v_sub := billing.extend_subscription_for_payment(v_order, v_psid, p_event, v_payment_event_id);
+  update public.orders o
+  set status = 'paid', paid_at = billing.now(), subscription_id = v_sub.id,
+      provider_subscription_id = case when o.kind = 'new' and o.provider_subscription_id is null
+                                      then v_psid else o.provider_subscription_id end
+  where o.id = v_order.id
+  returning * into v_order;
+  select * into v_documents from billing.issue_documents(v_order.id, v_payment_event_id) d;
+
+  return pg_catalog.jsonb_build_object(
+    'result', 'applied', 'order_id', v_order.id, 'order_status', v_order.status,
+    'payment_event_id', v_payment_event_id, 'subscription_id', v_sub.id, 'subscription_status', v_sub.status,
+    'current_period_end', v_sub.current_period_end, 'invoice_id', v_documents.invoice_id,
+    'invoice_error', v_documents.error);
+end;
+$$;
+revoke execute on function billing.apply_captured_payment(public.orders, jsonb, timestamptz) from public;
+grant execute on function billing.apply_captured_payment(public.orders, jsonb, timestamptz) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
+-- Refunds and disputes: what the current period stands on
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Whether captured payment p_payment_event_id pays for the current period of subscription
+ * p_subscription_id: it is the latest payment applied to the subscription, or its unused value
+ * was credited into an upgrade that pays for the period (an upgrade order whose quote credited
+ * unused time: the credit is the unused part of the payment applied before it), directly or
+ * through a chain of such upgrades.
+ */
+create function billing.pays_current_period(p_subscription_id uuid, p_payment_event_id uuid)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_payment public.payment_events;
+  v_order public.orders;
+begin
+  select pe.* into v_payment from public.payment_events pe
+  join public.orders o on o.id = pe.order_id
+  where o.subscription_id = p_subscription_id and pe.status = 'captured' and not pe.needs_refund
+  order by pe.occurred_at desc, pe.created_at desc
+  limit 1;
+  loop
+    if v_payment.id is null then
+      return false;
+    end if;
+    if v_payment.id = p_payment_event_id then
+      return true;
+    end if;
+    select * into v_order from public.orders o where o.id = v_payment.order_id;
+    if v_order.kind is distinct from 'upgrade'
+       or coalesce((v_order.metadata #>> '{quote,unused_cents}')::bigint, 0) <= 0 then
+      return false;
+    end if;
+    -- The payment whose unused value this upgrade credited: the one applied before it.
+    select pe.* into v_payment from public.payment_events pe
+    join public.orders o on o.id = pe.order_id
+    where o.subscription_id = p_subscription_id and pe.status = 'captured' and not pe.needs_refund
+      and (pe.occurred_at, pe.created_at) < (v_payment.occurred_at, v_payment.created_at)
+    order by pe.occurred_at desc, pe.created_at desc
+    limit 1;
+  end loop;
+end;
+$$;
+revoke execute on function billing.pays_current_period(uuid, uuid) from public, anon, authenticated;
+grant execute on function billing.pays_current_period(uuid, uuid) to service_role;
+
+/**
+ * Ends the paid period that p_captured (a captured payment) paid for, when it pays for the
+ * current period of a live subscription (billing.pays_current_period: the latest payment, or one
+ * whose value was credited into the upgrade that pays for it): the subscription is canceled now
+ * (the free plan applies), with a subscription_history row (actor 'provider', p_action, p_reason)
+ * and a notification of kind p_notification, once per payment. Returns the subscription ended,
+ * or null when there was nothing to end (an older payment, a subscription already over).
+ */
+create or replace function billing.end_paid_period(
+  p_captured public.payment_events,
+  p_action text,
+  p_reason text,
+  p_notification text,
+  p_event jsonb
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_sub public.subscriptions;
+begin
+  select s.* into v_sub from public.subscriptions s
+  join public.orders o on o.subscription_id = s.id
+  where o.id = p_captured.order_id and s.status in ('trialing', 'active', 'past_due')
+  for update of s;
+  if v_sub.id is null or not billing.pays_current_period(v_sub.id, p_captured.id) then
+    return null;
+  end if;
+
+  update public.subscriptions s
+  set status = 'canceled', cancel_at_period_end = false, canceled_at = coalesce(s.canceled_at, v_now), ended_at = v_now,
+      pending_plan_id = null, pending_plan_effective_at = null
+  where s.id = v_sub.id;
+  perform billing.log_subscription_change(v_sub.organization_id, v_sub.id, p_action, v_sub.plan_id, v_sub.plan_id,
+    v_sub.status, 'canceled', 'provider',
+    p_reason => p_reason,
+    p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
+                                                'payment_event_id', p_captured.id),
+    p_effective_at => v_now);
+  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+  values (v_sub.organization_id, v_sub.id, p_notification,
+          pg_catalog.jsonb_build_object('plan_id', v_sub.plan_id, 'ended_at', v_now, 'reason', p_reason,
+                                        'provider_payment_id', p_captured.provider_payment_id),
+          pg_catalog.format('%s:%s:%s', p_notification, v_sub.id, p_captured.id))
+  on conflict (dedupe_key) do nothing;
+  return v_sub.id;
+end;
+$$;
+revoke execute on function billing.end_paid_period(public.payment_events, text, text, text, jsonb) from public;
+grant execute on function billing.end_paid_period(public.payment_events, text, text, text, jsonb) to service_role;
+
+/**
+ * Refunds are matched through the payment they refund: a refund of a captured payment is
+ * recorded once per refund id ('refunded'), with its credit note against the invoice of that
+ * payment's order (a payment that bought nothing had no invoice: no credit note). One that does
+ * not fit is a 'mismatch', recorded for an operator and never credited: no amount, another
+ * currency, refunds above the capture, or more than can still be refunded
+ * (billing.refundable_paise: lost disputes and other refunds in flight count; the refund action
+ * this refund carries out, billing.refund_action_for, does not). A full refund of the payment
+ * that pays for the current period ends that period (billing.end_paid_period, when
+ * billing_settings.full_refund_ends_period); a partial refund keeps it. Returns the result
+ * object; `last_error` says what was not applied.
+ */
+create or replace function billing.apply_refund(p_event jsonb, p_event_at timestamptz)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_provider public.payment_provider := (p_event ->> 'provider')::public.payment_provider;
+  v_payment_id text := p_event ->> 'provider_payment_id';
+  v_amount bigint := (p_event ->> 'amount_paise')::bigint;
+  v_currency text := p_event ->> 'currency';
+  v_refund_id text := coalesce(p_event ->> 'provider_refund_id', p_event ->> 'event_id');
+  v_captured public.payment_events;
+  v_order public.orders;
+  v_refunded bigint;
+  v_left bigint;
+  v_error text;
+  v_payment_event_id uuid;
+  v_documents record;
+  v_ended_subscription_id uuid;
+begin
+  select * into v_captured from public.payment_events pe
+  where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'captured'
+  order by pe.created_at
+  limit 1;
+  if v_captured.id is null then
+    v_error := pg_catalog.format('unknown payment %s for refund %s', coalesce(v_payment_id, '(none)'),
+                                 coalesce(p_event ->> 'provider_refund_id', '(none)'));
+    return pg_catalog.jsonb_build_object('result', 'unmatched', 'reason', v_error, 'last_error', v_error);
+  end if;
+
+  select * into v_order from public.orders o where o.id = v_captured.order_id for update;
+  select coalesce(sum(pe.amount_cents), 0) into v_refunded from public.payment_events pe
+  where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'refunded';
+  if exists (select 1 from public.payment_events pe
+             where pe.provider = v_provider and pe.status = 'refunded' and pe.details ->> 'refund_id' = v_refund_id) then
+    return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
+                                         'order_id', v_order.id, 'order_status', v_order.status);
+  end if;
+
+  v_left := billing.refundable_paise(v_captured, billing.refund_action_for(v_captured, p_event));
+  if v_amount is null or v_amount = 0 or v_currency is distinct from v_captured.currency then
+    v_error := pg_catalog.format('refund %s: amount %s %s does not fit payment %s (%s %s)', v_refund_id,
+                                 coalesce(v_amount::text, 'null'), coalesce(v_currency, 'null'),
+                                 v_payment_id, v_captured.amount_cents, v_captured.currency);
+  elsif v_refunded + v_amount > v_captured.amount_cents then
+    v_error := pg_catalog.format('refund %s: refunds of payment %s would reach %s, above the %s captured', v_refund_id,
+                                 v_payment_id, v_refunded + v_amount, v_captured.amount_cents);
+  elsif v_amount > v_left then
+    v_error := pg_catalog.format('refund %s of %s paise: payment %s has %s paise left to refund (lost disputes and other refunds in flight count)',
+                                 v_refund_id, v_amount, v_payment_id, v_left);
+  end if;
+  if v_error is not null then
+    -- Recorded for the operator, never credited: no refund row (it would count against the
+    -- captured amount), no credit note.
+    v_payment_event_id := billing.record_payment_event(
+      v_captured.organization_id, v_captured.order_id, v_provider, v_payment_id, coalesce(v_amount, 0),
+      coalesce(v_currency, v_captured.currency), 'mismatch', null, v_error,
+      pg_catalog.jsonb_build_object('refund_id', v_refund_id, 'event_id', p_event ->> 'event_id',
+                                    'event_type', p_event ->> 'event_type',
+                                    'captured_payment_event_id', v_captured.id, 'refunded_before', v_refunded),
+      p_event_at);
+    return pg_catalog.jsonb_build_object('result', 'mismatch', 'reason', v_error, 'last_error', v_error,
+                                         'order_id', v_order.id, 'order_status', v_order.status,
+                                         'payment_event_id', v_payment_event_id);
+  end if;
+
+  v_payment_event_id := billing.record_payment_event(
+    v_captured.organization_id, v_captured.order_id, v_provider, v_payment_id, v_amount, v_currency, 'refunded',
+    null, null,
+    pg_catalog.jsonb_build_object('refund_id', v_refund_id, 'event_id', p_event ->> 'event_id',
+                                  'captured_payment_event_id', v_captured.id),
+    p_event_at);
+  if v_payment_event_id is null then
+    return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
+                                         'order_id', v_order.id, 'order_status', v_order.status);
+  end if;
+  -- The credit note goes against the invoice of the payment refunded. A payment that bought
+  -- nothing (needs_refund) has none: its order's invoice, if any, is another payment's.
+  if not v_captured.needs_refund then
+    select * into v_documents
+    from billing.issue_documents(v_captured.order_id, v_captured.id, v_amount,
+                                 pg_catalog.format('%s refund %s', v_provider, v_refund_id), v_payment_event_id) d;
+  end if;
+  -- A full refund of the payment that pays for the current period takes that period away.
+  if v_refunded + v_amount = v_captured.amount_cents
+     and coalesce((select s.full_refund_ends_period from public.billing_settings s where s.id), true) then
+    v_ended_subscription_id := billing.end_paid_period(
+      v_captured, 'refunded', pg_catalog.format('payment %s refunded in full (%s)', v_payment_id, v_refund_id),
+      'subscription_refunded', p_event);
+  end if;
+  return pg_catalog.jsonb_build_object('result', 'applied', 'payment_event_id', v_payment_event_id,
+                                       'invoice_id', v_documents.invoice_id, 'credit_note_id', v_documents.credit_note_id,
+                                       'order_id', v_order.id, 'order_status', v_order.status,
+                                       'subscription_id', v_ended_subscription_id,
+                                       'last_error', v_documents.error);
+end;
+$$;
+revoke execute on function billing.apply_refund(jsonb, timestamptz) from public;
+grant execute on function billing.apply_refund(jsonb, timestamptz) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
+-- Operators' grants replace the provider's mandate
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Grants an organization a paid plan until p_until (a comp), without a payment: its live
+ * subscription is switched to the plan for a period ending then, or a new one starts (provider
+ * 'manual'). A live subscription backed by a Razorpay mandate is detached from it (provider
+ * 'manual', no provider subscription id) and the mandate is cancelled at Razorpay now through
+ * the outbox, so the customer is not debited during or after the grant (a debit that still comes
+ * buys nothing and is refunded); after the grant the customer subscribes again through checkout.
+ * With history (actor 'operator'). Returns the subscription id.
+ */
+create or replace function billing.operator_grant_plan(p_organization_id uuid, p_plan_code text, p_until timestamptz, p_reason text)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_now timestamptz := billing.now();
+  v_plan public.billing_plans;
+  v_sub public.subscriptions;
+  v_new public.subscriptions;
+  v_mandate boolean;
+begin
+  select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
+  if v_plan.id is null then
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+  end if;
+  if v_plan.tier = 'free' then
+    raise exception 'plan "%" is the free plan: there is nothing to grant', v_plan.code using errcode = 'invalid_parameter_value';
+  end if;
+  if p_until is null or p_until <= v_now or p_until > v_now + interval '5 years' then
+    raise exception 'a grant ends after now and within five years, got %', p_until using errcode = 'invalid_parameter_value';
+  end if;
+  if not exists (select 1 from public.organizations o where o.id = p_organization_id for no key update) then
+    raise exception 'organization % does not exist', p_organization_id using errcode = 'no_data_found';
+  end if;
+  select * into v_sub from public.subscriptions s
+  where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
+  for update;
+  v_mandate := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;
+  if v_sub.id is null then
+    insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider,
+                                      period_anchor)
+    values (p_organization_id, v_plan.id, 'active', v_now, p_until, 'manual', v_now)
+    returning * into v_new;
+  else
+    update public.subscriptions s
+    set plan_id = v_plan.id, status = 'active', current_period_start = v_now, current_period_end = p_until,
+        period_anchor = v_now, pending_plan_id = null, pending_plan_effective_at = null, cancel_at_period_end = false,
+        canceled_at = null,
+        provider = case when v_mandate then 'manual' else s.provider end,
+        provider_subscription_id = case when v_mandate then null else s.provider_subscription_id end
+    where s.id = v_sub.id
+    returning * into v_new;
+  end if;
+  -- The mandate stops now, unless Razorpay already ended it.
+  if v_mandate and not exists (
+       select 1 from billing.provider_subscription_states st
+       where st.provider = v_sub.provider and st.provider_subscription_id = v_sub.provider_subscription_id
+         and st.status in ('cancelled', 'completed', 'expired')) then
+    perform billing.queue_provider_action(
+      p_organization_id, v_sub.provider, 'cancel',
+      pg_catalog.jsonb_build_object('provider_subscription_id', v_sub.provider_subscription_id),
+      pg_catalog.jsonb_build_object('at_cycle_end', false),
+      pg_catalog.format('cancel:%s:now', v_sub.provider_subscription_id),
+      'operator', v_reason, v_new.id);
+  end if;
+  perform billing.log_subscription_change(p_organization_id, v_new.id, 'plan_granted', v_sub.plan_id, v_plan.id,
+    v_sub.status, 'active', 'operator',
+    p_reason => v_reason, p_metadata => pg_catalog.jsonb_build_object('until', p_until, 'plan_code', v_plan.code));
+  return v_new.id;
+end;
+$$;
+revoke execute on function billing.operator_grant_plan(uuid, text, timestamptz, text) from public, anon, authenticated;
+grant execute on function billing.operator_grant_plan(uuid, text, timestamptz, text) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
+-- What tenants and their emails see
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The organization's provider actions that are pending, running or failed (what the provider has
+ * not yet confirmed, and what it refused), newest first, for its owners and admins and
+ * service_role. reason is why the system queued the action; for an action an operator asked
+ * for it is the fixed text 'requested by an operator' (the operator's own words stay private).
+ * Security definer: billing.provider_actions is private; this shows a tenant only its own rows,
+ * and only these columns.
+ */
+create or replace function billing.get_provider_actions(p_organization_id uuid)
+returns table (
+  id uuid,
+  provider public.payment_provider,
+  kind text,
+  state text,
+  attempts integer,
+  next_attempt_at timestamptz,
+  last_error text,
+  reason text,
+  created_at timestamptz,
+  completed_at timestamptz
+)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform billing.require_role(p_organization_id, billing.managers(), 'read its provider actions');
+  return query
+    select a.id, a.provider, a.kind::text, a.state::text, a.attempts, a.next_attempt_at, a.last_error,
+           case when a.requested_by = 'operator' then 'requested by an operator' else a.reason end,
+           a.created_at, a.completed_at
+    from billing.provider_actions a
+    where a.organization_id = p_organization_id and a.state in ('pending', 'running', 'failed')
+    order by a.created_at desc
+    limit 200;
+end;
+$$;
+revoke execute on function billing.get_provider_actions(uuid) from public, anon;
+grant execute on function billing.get_provider_actions(uuid) to authenticated, service_role;
+
+/**
+ * What a template needs besides the payload, as one object:
+ *   organization {id, name, billing_name, timezone}, seller_legal_name, app_success_url,
+ *   plan {id, code, name, interval} (the payload's new_plan_id, plan_id or plan_code, else the
+ *   subscription's plan), old_plan {code, name} (plan_downgraded),
+ *   amount_cents and currency: for a payment_failed, payment_disputed or payment_captured the
+ *   payload's amount (what the payment was); for a provider_action_failed of a refund the
+ *   refund's amount (the action's payload); else the plan's price as payable, GST included the
+ *   way an order of it would be (billing.order_tax_quote; a provider subscription's price
+ *   includes tax; the reminders' payload amount_cents is the plan's price before tax),
+ *   refund {provider_payment_id, amount_cents, currency} for a provider_action_failed of a refund,
+ *   subscription {id, status, current_period_end, cancel_at_period_end, provider,
+ *   provider_subscription_id}.
+ * Null for an unknown notification. service_role only.
+ */
+create or replace function billing.notification_context(p_notification_id uuid)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_note public.notifications;
+  v_org public.organizations;
+  v_sub public.subscriptions;
+  v_plan public.billing_plans;
+  v_old public.billing_plans;
+  v_settings public.billing_settings;
+  v_action billing.provider_actions;
+  v_amount bigint;
+  v_currency text;
+begin
+  select * into v_note from public.notifications n where n.id = p_notification_id;
+  if not found then
+    return null;
+  end if;
+  select * into v_org from public.organizations o where o.id = v_note.organization_id;
+  select * into v_sub from public.subscriptions s where s.id = v_note.subscription_id;
+  select * into v_settings from public.billing_settings s limit 1;
+  select * into v_plan from public.billing_plans p
+  where p.id = coalesce(billing.jsonb_uuid(v_note.payload ->> 'new_plan_id'),
+                        billing.jsonb_uuid(v_note.payload ->> 'plan_id'),
+                        (select x.id from public.billing_plans x where x.code = v_note.payload ->> 'plan_code'),
+                        v_sub.plan_id);
+  select * into v_old from public.billing_plans p where p.id = billing.jsonb_uuid(v_note.payload ->> 'old_plan_id');
+  if v_note.kind = 'provider_action_failed' and v_note.payload ->> 'kind' = 'refund' then
+    select * into v_action from billing.provider_actions a
+    where a.id = billing.jsonb_uuid(v_note.payload ->> 'provider_action_id');
+  end if;
+
+  if v_note.kind in ('payment_failed', 'payment_disputed', 'payment_captured') and v_note.payload ->> 'amount_cents' ~ '^[0-9]{1,15}$' then
+    v_amount := (v_note.payload ->> 'amount_cents')::bigint;
+    v_currency := coalesce(v_note.payload ->> 'currency', v_plan.currency, 'INR');
+  elsif v_action.id is not null and v_action.payload ->> 'amount_paise' ~ '^[0-9]{1,15}$' then
+    v_amount := (v_action.payload ->> 'amount_paise')::bigint;
+    v_currency := coalesce(v_action.payload ->> 'currency', 'INR');
+  elsif v_plan.id is not null then
+    select q.amount_cents into v_amount
+    from billing.order_tax_quote(v_org.id, v_plan.price_cents,
+                                 coalesce(v_settings.prices_include_tax, false)
+                                 or v_sub.provider_subscription_id is not null, v_plan.currency) q;
+    v_currency := v_plan.currency;
+  end if;
+
+  return pg_catalog.jsonb_build_object(
+    'organization', pg_catalog.jsonb_build_object('id', v_org.id, 'name', v_org.name,
+                                                  'billing_name', v_org.billing_name, 'timezone', v_org.timezone),
+    'seller_legal_name', v_settings.seller_legal_name,
+    'app_success_url', v_settings.app_success_url,
+    'plan', case when v_plan.id is not null then pg_catalog.jsonb_build_object(
+              'id', v_plan.id, 'code', v_plan.code, 'name', v_plan.name, 'interval', v_plan.interval) end,
+    'old_plan', case when v_old.id is not null then pg_catalog.jsonb_build_object(
+              'code', v_old.code, 'name', v_old.name) end,
+    'amount_cents', v_amount,
+    'currency', v_currency,
+    'refund', case when v_action.id is not null then pg_catalog.jsonb_build_object(
+              'provider_payment_id', v_action.target ->> 'provider_payment_id',
+              'amount_cents', v_amount, 'currency', v_currency) end,
+    'subscription', case when v_sub.id is not null then pg_catalog.jsonb_build_object(
+              'id', v_sub.id, 'status', v_sub.status, 'current_period_end', v_sub.current_period_end,
+              'cancel_at_period_end', v_sub.cancel_at_period_end, 'provider', v_sub.provider,
+              'provider_subscription_id', v_sub.provider_subscription_id) end);
+end;
+$$;
+revoke execute on function billing.notification_context(uuid) from public, anon, authenticated;
+grant execute on function billing.notification_context(uuid) to service_role;
+
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+-- None new.
+
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+-- None new: public.get_provider_actions keeps its signature; billing.get_provider_actions above
+-- does the work.
+
+
+-- =================================================================================================
+-- 6. Jobs and schedules
+-- =================================================================================================
+
+-- None new.
