@@ -1,0 +1,384 @@
+-- Money over time (the upgrade 20261206000200_money_over_time): a Razorpay mandate debit is a
+-- renewal however long after checkout it comes, by webhook or by reconciliation, and its refund
+-- is credited against its own invoice; nothing is paid back twice (billing.refundable_paise
+-- counts refunds recorded, lost disputes, refunds queued, running and pending at the provider; an
+-- unknown outcome blocks a new refund); a full refund or lost dispute of a payment credited into
+-- an upgrade ends the upgraded period, a partial refund keeps it; an operator's grant cancels the
+-- Razorpay mandate; tenants do not read operators' reasons; a failed refund's notification
+-- carries its payment and amount. (End to end with the fake Razorpay:
+-- tests/money-over-time.test.ts.)
+begin;
+set local search_path = public, extensions;
+select tests.relax_member_limit();
+select tests.relax_owner_limit();
+select plan(50);
+
+-- -------------------------------------------------------------------------------------------------
+-- Fixture and helpers
+-- -------------------------------------------------------------------------------------------------
+
+insert into auth.users (id, email) values ('f1900000-0000-4000-8000-000000000001', 'over-time-owner@test.local');
+
+insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
+  ('mt_rzp_m', 'MT Recurring (monthly)', 'pro', 'month', 49900, 'INR', '{"razorpay": {"plan_id": "plan_mt_m"}}', true),
+  ('mt_basic_m', 'MT Basic (monthly)', 'basic', 'month', 49900, 'INR', '{}', true),
+  ('mt_pro_m', 'MT Pro (monthly)', 'pro', 'month', 99900, 'INR', '{}', true),
+  ('mt_pro_y', 'MT Pro (yearly)', 'pro', 'year', 999000, 'INR', '{}', true);
+
+/** Organization n (owned by the user above). */
+create function pg_temp.org(p_n integer)
+returns uuid language sql as $$ select ('f1920000-0000-4000-8000-' || lpad(p_n::text, 12, '0'))::uuid $$;
+
+insert into public.organizations (id, name) select pg_temp.org(n), 'Over time ' || n from generate_series(1, 8) n;
+insert into public.organization_members (organization_id, user_id, role)
+select pg_temp.org(n), 'f1900000-0000-4000-8000-000000000001', 'owner' from generate_series(1, 8) n;
+
+create function pg_temp.at(p_time text)
+returns void language sql as $$ select set_config('billing.now', p_time, true) $$;
+
+create function pg_temp.sub(p_org uuid)
+returns public.subscriptions language sql as $$
+  select * from public.subscriptions where organization_id = p_org
+  order by status in ('pending_payment', 'trialing', 'active', 'past_due') desc, created_at desc limit 1 $$;
+
+create temp table mt (key text primary key, val text) on commit drop;
+grant all on mt to authenticated;
+
+/** The owner's Razorpay subscription checkout of mt_rzp_m, attached to Razorpay subscription p_psid; its receipt. */
+create function pg_temp.rzp_checkout(p_org uuid, p_psid text)
+returns text language plpgsql as $$
+declare
+  v_order_id uuid;
+  v_receipt text;
+begin
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  select c.order_id, c.receipt into v_order_id, v_receipt from public.create_checkout_order(p_org, 'mt_rzp_m', 'razorpay') c;
+  perform tests.as_postgres();
+  perform billing.attach_provider_checkout(v_order_id, null, p_psid);
+  return v_receipt;
+end;
+$$;
+
+/** A signed subscription.charged of p_psid for payment p_payment, made now, as the adapter sends it. */
+create function pg_temp.charged(p_psid text, p_payment text, p_amount bigint)
+returns jsonb language sql as $$
+  select billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'subscription.charged:' || p_payment, 'event_type', 'subscription.charged',
+    'provider_subscription_id', p_psid, 'provider_payment_id', p_payment, 'amount_paise', p_amount, 'currency', 'INR',
+    'status', 'active', 'method', 'upi', 'occurred_at', billing.now()::text))) $$;
+
+/**
+ * A charge of p_psid that reconciliation found (razorpayPaymentEvent: the payment fetched, the
+ * first order's receipt, event id payment:<id>:captured), paid at p_paid_at.
+ */
+create function pg_temp.found(p_receipt text, p_psid text, p_payment text, p_amount bigint, p_paid_at timestamptz)
+returns jsonb language sql as $$
+  select billing.apply_payment_event(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'payment:' || p_payment || ':captured', 'event_type', 'payment.captured',
+    'kind', 'payment_captured', 'subscription_status', null, 'error_reason', null, 'order_ref', p_receipt,
+    'provider_order_id', null, 'provider_subscription_id', p_psid, 'provider_payment_id', p_payment,
+    'provider_refund_id', null, 'amount_paise', p_amount, 'currency', 'INR', 'status', 'captured', 'method', 'upi',
+    'occurred_at', p_paid_at::text, 'payload', jsonb_build_object('source', 'reconcile'))) $$;
+
+/**
+ * Months p_from to p_to of p_org's Razorpay subscription p_psid: each month the mandate is debited
+ * 5 minutes after the period ends, and the charge arrives by webhook at once, or ('reconcile') is
+ * found a day later by reconciliation, which first lists the subscription as due. Each month's
+ * answer: the result, or for reconcile the reason it was due and the result.
+ */
+create function pg_temp.months(p_org uuid, p_psid text, p_receipt text, p_via text, p_from integer, p_to integer)
+returns text[] language plpgsql as $$
+declare
+  v_answers text[] := '{}';
+  v_amount bigint := (select o.amount_cents from public.orders o where o.receipt = p_receipt);
+  v_paid_at timestamptz;
+  v_reason text;
+begin
+  for i in p_from .. p_to loop
+    v_paid_at := (pg_temp.sub(p_org)).current_period_end + interval '5 minutes';
+    if p_via = 'webhook' then
+      perform pg_temp.at(v_paid_at::text);
+      v_answers := v_answers || (pg_temp.charged(p_psid, pg_temp.pay(p_psid, i), v_amount) ->> 'result');
+    else
+      perform pg_temp.at((v_paid_at + interval '1 day')::text);
+      select d.reason into v_reason from billing.reconcile_due_subscriptions(1000) d where d.provider_subscription_id = p_psid;
+      v_answers := v_answers || (coalesce(v_reason, 'not due') || '/'
+                                 || (pg_temp.found(p_receipt, p_psid, pg_temp.pay(p_psid, i), v_amount, v_paid_at) ->> 'result'));
+    end if;
+  end loop;
+  return v_answers;
+end;
+$$;
+
+/** The payment id of month n of a subscription (0: the first charge). */
+create function pg_temp.pay(p_psid text, p_n integer)
+returns text language sql as $$ select 'pay_' || p_psid || '_' || p_n $$;
+
+/** A Razorpay event about payment p_payment (refunds and disputes), with its neutral kind. */
+create function pg_temp.rzp(p_event_id text, p_kind text, p_payment text, p_amount bigint, p_extra jsonb default '{}')
+returns jsonb language sql as $$
+  select billing.apply_payment_event(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', p_event_id, 'event_type', 'test.' || p_kind, 'kind', p_kind,
+    'provider_payment_id', p_payment, 'amount_paise', p_amount, 'currency', 'INR') || p_extra) $$;
+
+/** What the checkout order with receipt mt.key charges. */
+create function pg_temp.price(p_key text)
+returns bigint language sql as $$
+  select amount_cents from public.orders where receipt = (select val from mt where key = p_key) $$;
+
+create function pg_temp.captured(p_payment text)
+returns public.payment_events language sql as $$
+  select * from public.payment_events where provider_payment_id = p_payment and status = 'captured' $$;
+
+-- -------------------------------------------------------------------------------------------------
+-- A mandate debit is a renewal, one month and twelve months after checkout: by webhook
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-01-31 10:00+05:30');
+insert into mt values ('r1', pg_temp.rzp_checkout(pg_temp.org(1), 'sub_mt1'));
+select is(pg_temp.charged('sub_mt1', pg_temp.pay('sub_mt1', 0),
+                          (select amount_cents from public.orders where receipt = (select val from mt where key = 'r1'))) ->> 'result',
+  'applied', 'the first charge of the Razorpay subscription is applied at checkout');
+select is((pg_temp.sub(pg_temp.org(1))).current_period_end, '2026-02-28 10:00+05:30'::timestamptz,
+  'the first period runs to 28 February (anchored on the 31st)');
+
+select is(pg_temp.months(pg_temp.org(1), 'sub_mt1', (select val from mt where key = 'r1'), 'webhook', 1, 1), array['applied'],
+  'the debit a month after checkout, long after the checkout order''s quote expired, is applied');
+select is(
+  (select row(s.status, s.current_period_end, s.plan_id = o.plan_id)::text
+   from public.subscriptions s, public.orders o where s.id = (pg_temp.sub(pg_temp.org(1))).id and o.receipt = (select val from mt where key = 'r1')),
+  row('active'::subscription_status, '2026-03-31 10:00+05:30'::timestamptz, true)::text,
+  'the period is extended from its end, keeping its anchor day (31 March)');
+select is(
+  (select row(o.kind, o.status, o.subscription_id = (pg_temp.sub(pg_temp.org(1))).id,
+              (select count(*) from public.invoices i where i.order_id = o.id and i.payment_event_id = pe.id))::text
+   from public.payment_events pe join public.orders o on o.id = pe.order_id
+   where pe.provider_payment_id = pg_temp.pay('sub_mt1', 1) and pe.status = 'captured'),
+  '(renewal,paid,t,1)', 'the debit has its own paid renewal order, with its own GST invoice');
+select is(
+  (select row(needs_refund, details ->> 'not_applied')::text from pg_temp.captured(pg_temp.pay('sub_mt1', 1))),
+  '(f,)', 'and is not marked for refund');
+
+select is(pg_temp.months(pg_temp.org(1), 'sub_mt1', (select val from mt where key = 'r1'), 'webhook', 2, 12),
+  array_fill('applied'::text, array[11]), 'every monthly debit up to twelve months after checkout is applied');
+select is((pg_temp.sub(pg_temp.org(1))).current_period_end, '2027-02-28 10:00+05:30'::timestamptz,
+  'thirteen months paid: the period ends on 28 February 2027');
+select is(
+  (select row(count(*) filter (where o.kind = 'renewal'), count(i.id), count(*) filter (where pe.needs_refund))::text
+   from public.payment_events pe join public.orders o on o.id = pe.order_id
+   left join public.invoices i on i.payment_event_id = pe.id
+   where pe.organization_id = pg_temp.org(1) and pe.status = 'captured'),
+  '(12,13,0)', 'twelve renewal orders, thirteen invoices, nothing to refund');
+select is((select count(*)::integer from billing.provider_actions where organization_id = pg_temp.org(1)), 0,
+  'and no refund is queued at Razorpay');
+
+-- A renewal's refund is credited against the renewal's own invoice.
+select pg_temp.at('2027-02-05 10:00+05:30');
+select is(pg_temp.rzp('mt_rf_r12', 'refund_processed', pg_temp.pay('sub_mt1', 12), pg_temp.price('r1'), '{"provider_refund_id": "rfnd_mt_r12"}') ->> 'result',
+  'applied', 'the last renewal is refunded in full');
+select is(
+  (select i.order_id from public.credit_notes c join public.invoices i on i.id = c.invoice_id
+   where c.payment_event_id = (select id from public.payment_events where details ->> 'refund_id' = 'rfnd_mt_r12')),
+  (select order_id from pg_temp.captured(pg_temp.pay('sub_mt1', 12))),
+  'its credit note is against the renewal''s own invoice');
+select isnt(
+  (select order_id from pg_temp.captured(pg_temp.pay('sub_mt1', 12))),
+  (select id from public.orders where receipt = (select val from mt where key = 'r1')),
+  'not the first month''s');
+select is((pg_temp.sub(pg_temp.org(1))).status, 'canceled'::subscription_status,
+  'a full refund of the latest renewal ends the period it paid for');
+
+-- -------------------------------------------------------------------------------------------------
+-- The same debits found by reconciliation (their webhooks lost)
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-01-31 10:00+05:30');
+insert into mt values ('r2', pg_temp.rzp_checkout(pg_temp.org(2), 'sub_mt2'));
+select is(pg_temp.charged('sub_mt2', pg_temp.pay('sub_mt2', 0),
+                          (select amount_cents from public.orders where receipt = (select val from mt where key = 'r2'))) ->> 'result',
+  'applied', 'a second subscription''s first charge is applied');
+select is(pg_temp.months(pg_temp.org(2), 'sub_mt2', (select val from mt where key = 'r2'), 'reconcile', 1, 1),
+  array['period_ended/applied'], 'a month later reconciliation finds the lost debit and it is applied');
+select is((pg_temp.sub(pg_temp.org(2))).current_period_end, '2026-03-31 10:00+05:30'::timestamptz,
+  'extended from the period end, not from when it was found');
+select is(pg_temp.months(pg_temp.org(2), 'sub_mt2', (select val from mt where key = 'r2'), 'reconcile', 2, 12),
+  array_fill('period_ended/applied'::text, array[11]), 'and so is every month up to twelve months after checkout');
+select is(
+  (select row(s.status, s.current_period_end,
+              (select count(*) from public.orders o where o.organization_id = pg_temp.org(2) and o.kind = 'renewal' and o.status = 'paid'),
+              (select count(*) from public.invoices i where i.organization_id = pg_temp.org(2)),
+              (select count(*) from public.payment_events pe where pe.organization_id = pg_temp.org(2) and pe.needs_refund))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(2))).id),
+  row('active'::subscription_status, '2027-02-28 10:00+05:30'::timestamptz, 12, 13, 0)::text,
+  'active until 28 February 2027, twelve paid renewal orders, thirteen invoices, nothing to refund');
+select is(pg_temp.charged('sub_mt2', pg_temp.pay('sub_mt2', 12), pg_temp.price('r2')) ->> 'result', 'duplicate',
+  'the lost webhook arriving after all is a duplicate');
+
+-- -------------------------------------------------------------------------------------------------
+-- Nothing is paid back twice
+-- -------------------------------------------------------------------------------------------------
+
+-- A lost dispute: nothing is left to refund.
+select pg_temp.at('2026-03-01 10:00+05:30');
+insert into mt values ('r3', pg_temp.rzp_checkout(pg_temp.org(3), 'sub_mt3'));
+select pg_temp.charged('sub_mt3', pg_temp.pay('sub_mt3', 0), pg_temp.price('r3')) ->> 'result';
+select is(pg_temp.rzp('mt_dp3', 'dispute_lost', pg_temp.pay('sub_mt3', 0), pg_temp.price('r3'), '{"provider_dispute_id": "disp_mt3"}') ->> 'result',
+  'applied', 'a chargeback of the payment is lost');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt3', 0))), 0::bigint,
+  'after a lost dispute nothing is left to refund');
+select throws_ok(
+  format($$select billing.operator_refund(%L, null, 'customer asked for a refund')$$, (pg_temp.captured(pg_temp.pay('sub_mt3', 0))).id),
+  '22023', null, 'so an operator''s refund of the charged-back payment is refused');
+
+-- Refunds queued, running, pending at the provider, retrying.
+select pg_temp.at('2026-03-01 10:00+05:30');
+insert into mt values ('r4', pg_temp.rzp_checkout(pg_temp.org(4), 'sub_mt4'));
+select pg_temp.charged('sub_mt4', pg_temp.pay('sub_mt4', 0), pg_temp.price('r4')) ->> 'result';
+insert into mt values ('p4', (pg_temp.captured(pg_temp.pay('sub_mt4', 0))).id::text);
+insert into mt values ('a1', billing.operator_refund((select val::uuid from mt where key = 'p4'), 10000, 'goodwill partial refund'));
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt4', 0))), 39900::bigint,
+  'a queued refund counts against what can be refunded');
+create temp table claim_a1 on commit drop as select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(4);
+select is((select state::text from billing.provider_actions where id = (select val::uuid from mt where key = 'a1')), 'running',
+  'the worker claims it');
+select throws_like(
+  format($$select billing.operator_refund(%L, 1000, 'another refund')$$, (select val from mt where key = 'p4')),
+  format('refund action %s of payment %s has an unknown outcome (running%%', (select val from mt where key = 'a1'), pg_temp.pay('sub_mt4', 0)),
+  'while its outcome is unknown (claimed), a new refund of the payment is refused, naming the action');
+select is(billing.complete_provider_action((select val::uuid from mt where key = 'a1'), 'succeeded',
+  '{"provider_refund_id": "rfnd_mt4_a", "status": "pending", "amount_paise": 10000}')::text, 'succeeded',
+  'Razorpay accepts the refund as pending (no refund event yet)');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt4', 0))), 39900::bigint,
+  'a refund the provider holds as pending still counts');
+insert into mt values ('a2', billing.operator_refund((select val::uuid from mt where key = 'p4'), 20000, 'second partial refund'));
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt4', 0))), 19900::bigint,
+  'once the outcome is known a new refund may be queued, and counts');
+select is(pg_temp.rzp('mt_rf4_a', 'refund_processed', pg_temp.pay('sub_mt4', 0), 10000, '{"provider_refund_id": "rfnd_mt4_a"}') ->> 'result',
+  'applied', 'the pending refund''s refund.processed is applied, not counted against itself');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt4', 0))), 19900::bigint,
+  'recorded now instead of pending: what is left is the same');
+select is(pg_temp.rzp('mt_rf4_dash', 'refund_processed', pg_temp.pay('sub_mt4', 0), 19901, '{"provider_refund_id": "rfnd_mt4_x"}') ->> 'result',
+  'mismatch', 'a refund above what is left with another refund in flight is a mismatch for the operator');
+select throws_ok(
+  format($$select billing.operator_refund(%L, 19901, 'too much')$$, (select val from mt where key = 'p4')),
+  '22023', format('refund of 19901 paise: payment %s has 19900 paise left to refund (refunds recorded, queued or pending at the provider, and lost disputes count)',
+                  pg_temp.pay('sub_mt4', 0)),
+  'an operator cannot refund more than is left');
+create temp table claim_a2 on commit drop as select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(4);
+select is(billing.complete_provider_action((select val::uuid from mt where key = 'a2'), 'retry', null, 'timeout')::text, 'pending',
+  'the second refund times out: put back to retry');
+select throws_like(
+  format($$select billing.operator_refund(%L, 100, 'a third refund')$$, (select val from mt where key = 'p4')),
+  format('refund action %s of payment %s has an unknown outcome (pending, 1 attempt(s), last error: timeout)%%',
+         (select val from mt where key = 'a2'), pg_temp.pay('sub_mt4', 0)),
+  'a retry after an unknown outcome blocks a new refund too');
+select is(pg_temp.rzp('mt_rf4_b', 'refund_processed', pg_temp.pay('sub_mt4', 0), 20000,
+                      jsonb_build_object('provider_refund_id', 'rfnd_mt4_b',
+                                         'payload', jsonb_build_object('action_id', (select val from mt where key = 'a2')))) ->> 'result',
+  'applied', 'the retried refund''s own confirmation is applied');
+
+-- Owners see the actions, never the operator's words; a failed refund's email has what it needs.
+select tests.as_user('f1900000-0000-4000-8000-000000000001');
+select is(
+  (select array_agg(distinct coalesce(reason, '')) from public.get_provider_actions(pg_temp.org(4))),
+  array['requested by an operator'], 'owners read that an operator asked, not the operator''s reason');
+select tests.as_postgres();
+update billing.provider_actions set next_attempt_at = billing.now() where id = (select val::uuid from mt where key = 'a2');
+create temp table claim_a2b on commit drop as
+  select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(4);
+select billing.complete_provider_action((select val::uuid from mt where key = 'a2'), 'failed', null, 'refund refused');
+select is(
+  (select billing.notification_context(n.id) -> 'refund' from public.notifications n
+   where n.organization_id = pg_temp.org(4) and n.kind = 'provider_action_failed'),
+  jsonb_build_object('provider_payment_id', pg_temp.pay('sub_mt4', 0), 'amount_cents', 20000, 'currency', 'INR'),
+  'a failed refund''s notification context names the payment and the amount');
+
+-- -------------------------------------------------------------------------------------------------
+-- Access never outlasts what was paid for: a payment credited into an upgrade
+-- -------------------------------------------------------------------------------------------------
+
+/** Basic paid through Razorpay on 1 March, then upgraded to Pro on 11 March (the Basic payment's unused value credited), paid with PayU. */
+create function pg_temp.upgraded(p_org uuid, p_n integer)
+returns void language plpgsql as $$
+declare
+  v_change jsonb;
+  v_receipt text;
+begin
+  perform pg_temp.at('2026-03-01 10:00+05:30');
+  insert into public.orders (organization_id, plan_id, provider, receipt, provider_order_id, amount_cents, status)
+  values (p_org, (select id from public.billing_plans where code = 'mt_basic_m'), 'razorpay', 'mt_up_' || p_n,
+          'order_mt_up_' || p_n, 49900, 'pending');
+  perform billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'mt_up_paid_' || p_n, 'event_type', 'order.paid', 'order_ref', 'mt_up_' || p_n,
+    'provider_order_id', 'order_mt_up_' || p_n, 'provider_payment_id', 'pay_mt_up_' || p_n,
+    'amount_paise', (select amount_cents from public.orders where receipt = 'mt_up_' || p_n), 'currency', 'INR')));
+  perform pg_temp.at('2026-03-11 10:00+05:30');
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  v_change := public.change_plan(p_org, 'mt_pro_m');
+  select c.receipt into v_receipt from public.prepare_order_checkout(p_org, (v_change ->> 'order_id')::uuid, 'payu') c;
+  perform tests.as_postgres();
+  perform billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'payu', 'event_id', v_receipt || ':success', 'event_type', 'payment.success', 'order_ref', v_receipt,
+    'provider_payment_id', v_receipt, 'amount_paise', (select amount_cents from public.orders where receipt = v_receipt),
+    'currency', 'INR')));
+  perform pg_temp.at('2026-03-12 10:00+05:30');
+end;
+$$;
+
+select pg_temp.upgraded(pg_temp.org(5), 5);
+select pg_temp.upgraded(pg_temp.org(6), 6);
+select pg_temp.upgraded(pg_temp.org(7), 7);
+select is(
+  (select array_agg(public.effective_tier(pg_temp.org(n)) order by n) from generate_series(5, 7) n),
+  array['pro', 'pro', 'pro'], 'three organizations upgraded to Pro, each with the Basic payment''s unused value as credit');
+select ok(
+  (select bool_and((o.metadata #>> '{quote,unused_cents}')::bigint > 0) from public.orders o
+   where o.organization_id in (pg_temp.org(5), pg_temp.org(6), pg_temp.org(7)) and o.kind = 'upgrade' and o.status = 'paid'),
+  'each upgrade order credited unused Basic time');
+select is(pg_temp.rzp('mt_rf5', 'refund_processed', 'pay_mt_up_5', (pg_temp.captured('pay_mt_up_5')).amount_cents,
+                      '{"provider_refund_id": "rfnd_mt_up_5"}') ->> 'result',
+  'applied', 'the credited Basic payment is refunded in full');
+select is(
+  (select row(s.status, public.effective_tier(pg_temp.org(5)))::text from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(5))).id),
+  '(canceled,free)', 'the upgraded period it helped pay for ends now: the free plan applies');
+select is(pg_temp.rzp('mt_dp6', 'dispute_lost', 'pay_mt_up_6', (pg_temp.captured('pay_mt_up_6')).amount_cents,
+                      '{"provider_dispute_id": "disp_mt_up_6"}') ->> 'result',
+  'applied', 'a chargeback of the credited Basic payment is lost');
+select is(
+  (select row(s.status, public.effective_tier(pg_temp.org(6)))::text from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(6))).id),
+  '(canceled,free)', 'a lost dispute ends the upgraded period the same way');
+select is(pg_temp.rzp('mt_rf7', 'refund_processed', 'pay_mt_up_7', 10000, '{"provider_refund_id": "rfnd_mt_up_7"}') ->> 'result',
+  'applied', 'a part of the credited Basic payment is refunded');
+select is(
+  (select row(s.status, public.effective_tier(pg_temp.org(7)))::text from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(7))).id),
+  '(active,pro)', 'a partial refund keeps the upgraded period');
+
+-- -------------------------------------------------------------------------------------------------
+-- An operator's grant over a running Razorpay mandate
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-03-01 10:00+05:30');
+insert into mt values ('r8', pg_temp.rzp_checkout(pg_temp.org(8), 'sub_mt8'));
+select pg_temp.charged('sub_mt8', pg_temp.pay('sub_mt8', 0), pg_temp.price('r8')) ->> 'result';
+select pg_temp.at('2026-03-10 10:00+05:30');
+select billing.operator_grant_plan(pg_temp.org(8), 'mt_pro_y', '2027-03-10 10:00+05:30', 'comp for the March outage');
+select is(
+  (select string_agg(kind || '/' || state || '/' || (payload ->> 'at_cycle_end') || '/' || (target ->> 'provider_subscription_id'), ',')
+   from billing.provider_actions where organization_id = pg_temp.org(8)),
+  'cancel/pending/false/sub_mt8', 'the grant cancels the Razorpay mandate now, through the outbox');
+select is(
+  (select row(p.code, s.status, s.provider, s.provider_subscription_id, s.current_period_end)::text
+   from public.subscriptions s join public.billing_plans p on p.id = s.plan_id where s.id = (pg_temp.sub(pg_temp.org(8))).id),
+  row('mt_pro_y', 'active'::subscription_status, 'manual'::payment_provider, null::text, '2027-03-10 10:00+05:30'::timestamptz)::text,
+  'the granted subscription no longer follows the mandate');
+select pg_temp.at('2026-04-01 10:05+05:30');
+select is(pg_temp.charged('sub_mt8', pg_temp.pay('sub_mt8', 1), pg_temp.price('r8')) ->> 'result', 'recorded',
+  'a debit that still comes buys nothing');
+select is(
+  (select row(p.code, s.current_period_end, (select needs_refund from pg_temp.captured(pg_temp.pay('sub_mt8', 1))))::text
+   from public.subscriptions s join public.billing_plans p on p.id = s.plan_id where s.id = (pg_temp.sub(pg_temp.org(8))).id),
+  row('mt_pro_y', '2027-03-10 10:00+05:30'::timestamptz, true)::text,
+  'the grant stands and the debit is marked for refund');
+
+select * from finish();
+rollback;
