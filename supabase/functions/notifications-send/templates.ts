@@ -446,18 +446,32 @@ const TEMPLATES: Record<string, (f: Facts) => Draft> = {
   },
 
   provider_action_failed(f) {
-    const plan = f.need(f.planName, "the plan");
-    const amount = f.need(f.amount, "the amount");
     const what = (str(f.payload.kind) ?? "update").replaceAll("_", " ");
     const provider = str(f.payload.provider) ?? "the payment provider";
+    const error = str(f.payload.error) ? `: ${str(f.payload.error)}` : "";
+    if (f.payload.kind === "refund") {
+      // A refund is about a payment, not a plan: its payment id and amount (the context's refund).
+      const refund = obj(f.context.refund);
+      const payment = f.need(str(refund.provider_payment_id) ?? str(obj(f.payload.target).provider_payment_id), "the payment");
+      const amount = f.need(f.amount, "the refund amount");
+      return {
+        subject: `Refund failed at ${provider}: ${amount} of payment ${payment}`,
+        lines: [
+          `We tried to refund ${amount} of payment ${payment} of ${f.orgName} at ${provider} and it kept failing${error}.`,
+          "Our team has been told. Reply to this email if a refund you expected has not reached you.",
+        ],
+        details: [["Payment", payment], ["Refund", amount], ["Action", what], ["Provider", provider]],
+        action: "Check your payments",
+      };
+    }
+    const plan = f.need(f.planName, "the plan");
+    const amount = f.need(f.amount, "the amount");
     return {
       subject: `Action failed at ${provider}: ${what} of your ${plan} subscription`,
       lines: [
         `We tried to carry out "${what}" on the ${plan} subscription (${amount}${
           per(f.interval)
-        }) of ${f.orgName} at ${provider} and it kept failing${
-          str(f.payload.error) ? `: ${str(f.payload.error)}` : ""
-        }.`,
+        }) of ${f.orgName} at ${provider} and it kept failing${error}.`,
         "Our team has been told. Check your subscription in the billing settings; reply to this email if a charge looks wrong.",
       ],
       details: [["Plan", plan], ["Price", `${amount}${per(f.interval)}`], ["Action", what], [
