@@ -419,6 +419,7 @@ begin
     order by pe.occurred_at desc, pe.created_at desc
     limit 1;
   end loop;
+  return false;
 end;
 $$;
 revoke execute on function billing.pays_current_period(uuid, uuid) from public, anon, authenticated;

@@ -634,6 +634,9 @@ export type Database = {
 "order_tax_quote":
 { Args: { "p_currency": string,"p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
+"pays_current_period":
+{ Args: { "p_payment_event_id": string,"p_subscription_id": string }; Returns: boolean
+                           },
 "period_end_after":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
                            } |
@@ -686,6 +689,12 @@ export type Database = {
                            },
 "refresh_revenue_analytics":
 { Args: { "p_from"?: string,"p_limit"?: number,"p_to"?: string }; Returns: number
+                           },
+"refund_action_for":
+{ Args: { "p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']>,"p_event": Json }; Returns: string
+                           },
+"refundable_paise":
+{ Args: { "p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']>,"p_except_action_id"?: string }; Returns: number
                            },
 "refuse_plan_change":
 { Args: { "p_at": string,"p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
@@ -749,6 +758,36 @@ export type Database = {
 "tax_document_exists":
 { Args: { "p_document_id": string }; Returns: boolean
                            },
+"unresolved_refund_action":
+{ Args: { "p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']> }; Returns: {
+              "attempts": number,
+"completed_at": string | null,
+"created_at": string,
+"id": string,
+"idempotency_key": string,
+"kind": Database["billing"]['Enums']["provider_action_kind"],
+"last_error": string | null,
+"locked_until": string | null,
+"max_attempts": number,
+"next_attempt_at": string,
+"organization_id": string,
+"payload": NonNullable<Json>,
+"payment_event_id": string | null,
+"provider": Database["public"]['Enums']["payment_provider"],
+"reason": string | null,
+"requested_by": string,
+"result": Json | null,
+"state": Database["billing"]['Enums']["provider_action_state"],
+"subscription_id": string | null,
+"target": NonNullable<Json>,
+"updated_at": string
+            }
+                          SetofOptions: {
+        from: "payment_events"
+        to: "provider_actions"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "unused_value":
 { Args: { "p_at": string,"p_interval": Database["public"]['Enums']["billing_interval"],"p_period_end": string,"p_period_start": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
