@@ -546,12 +546,12 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (route === "razorpay.payments.refund") return refundPayment(req, id, body);
     if (route === "razorpay.payments.refunds") {
       if (!payments.has(id)) return rzpError(400, "The id provided does not exist");
-      const count = Math.min(Math.max(Number(query.get("count") ?? 10) || 10, 1), 100);
+      const limit = Math.min(Math.max(Number(query.get("count") ?? 10) || 10, 1), 100);
       const skip = Math.max(Number(query.get("skip") ?? 0) || 0, 0);
       const items = [...refunds.values()]
         .filter((r) => r.payment_id === id)
         .reverse()
-        .slice(skip, skip + count);
+        .slice(skip, skip + limit);
       return json({ entity: "collection", count: items.length, items });
     }
     if (route === "razorpay.invoices.list") {
