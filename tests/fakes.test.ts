@@ -5,7 +5,15 @@ import Groq from "npm:groq-sdk@1.6.0";
 // @ts-types="./fixtures/types/razorpay.d.ts"
 import Razorpay from "npm:razorpay@2.9.8";
 
-import { createPayuAdapter, verifyPayuPayment } from "../supabase/functions/_shared/providers/payu.ts";
+// @ts-types="./fixtures/types/payu-hasher.d.ts"
+import payuHasher from "npm:payu-websdk@1.3.1/utils/hasher.js";
+import {
+  commandHash,
+  createPayuAdapter,
+  listPayuRefunds,
+  payuActionStatus,
+  verifyPayuPayment,
+} from "../supabase/functions/_shared/providers/payu.ts";
 import {
   createRazorpayAdapter,
   createRazorpayClient,
@@ -446,6 +454,72 @@ Deno.test("our PayU verify_payment client reads a seeded transaction from the fa
     );
     check(badSalt instanceof ProviderError && /Invalid Hash/.test(badSalt.message), `${badSalt}`);
     eq((await calls(fake))["payu.verify_payment"], 2, "only correctly hashed commands answered");
+  });
+});
+
+Deno.test("the fake PayU lists a payment's refunds (getAllRefundsFromTxnIds) and one request (check_action_status), hashed as payu-websdk hashes them", async () => {
+  await withFake(async (fake) => {
+    await control(fake, "payu/transactions", {
+      rf_tx_1: { mihpayid: "403993715531077190", status: "success", amt: "589.00", mode: "UPI" },
+    });
+    const env = envFor(fake);
+    const credes = { key: KEYS.payuKey, salt: KEYS.payuSalt };
+    /** A command form as payu-websdk builds it (its own apiHasher), posted to the fake. */
+    const post = async (command: string, vars: Record<string, string>) => {
+      const hash = payuHasher.apiHasher(credes, { command, var1: vars.var1 });
+      eq(await commandHash(KEYS.payuKey, command, vars.var1, KEYS.payuSalt), hash, `our ${command} hash is the SDK's`);
+      const res = await fetch(`${fake.url}/merchant/postservice.php?form=2`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ key: KEYS.payuKey, command, ...vars, hash }),
+      });
+      return await res.json() as Record<string, unknown>;
+    };
+    const refund = await post("cancel_refund_transaction", { var1: "403993715531077190", var2: "tok_1", var3: "100.00" });
+    eq([refund.status, refund.msg], [1, "Refund Request Queued"], "refund accepted");
+    const requestId = refund.request_id as string;
+    await control(fake, "payu/refunds", { txnid: "rf_tx_1", amount_paise: 2500, token: "dash_1" });
+    // A reused token is refused, as PayU refuses it.
+    const again = await post("cancel_refund_transaction", { var1: "403993715531077190", var2: "tok_1", var3: "100.00" });
+    eq([again.status, again.msg], [0, "Request for this token has already been processed"], "token reuse refused");
+
+    const all = await post("getAllRefundsFromTxnIds", { var1: "rf_tx_1" });
+    eq([all.status, all.msg], [1, "Refunds fetched successfully."], "listed");
+    const listed = (all["Refund Details"] as Record<string, Record<string, unknown>[]>)["403993715531077190"];
+    eq(
+      listed.map((r) => [r.PayuID, r.RefundToken, r.Amount, r.Status, typeof r.RequestID, typeof r.RefundCreationDate]),
+      [
+        ["403993715531077190", "tok_1", "100.00", "queued", "string", "string"],
+        ["403993715531077190", "dash_1", "25.00", "queued", "string", "string"],
+      ],
+      "Refund Details by mihpayid",
+    );
+    eq(listed[0].RequestID, requestId, "the request id cancel_refund_transaction answered");
+    eq((await post("getAllRefundsFromTxnIds", { var1: "rf_tx_none" })).status, 0, "no refunds: status 0");
+
+    const one = await post("check_action_status", { var1: requestId });
+    const details = (one.transaction_details as Record<string, Record<string, Record<string, unknown>>>)[requestId][requestId];
+    eq([one.status, details.request_id, details.token, details.amt, details.action, details.status], [
+      1, requestId, "tok_1", "100.00", "refund", "queued",
+    ], "check_action_status by request id");
+    const unknown = await post("check_action_status", { var1: "999" });
+    eq([unknown.status, unknown.transaction_details], [0, { "999": "No action status found" }], "unknown request");
+
+    // Our clients read the same answers.
+    const ours = await listPayuRefunds("rf_tx_1", env);
+    eq(ours.map((r) => [r.token, r.amount_paise, r.status, r.mihpayid]), [
+      ["tok_1", 10000, "queued", "403993715531077190"],
+      ["dash_1", 2500, "queued", "403993715531077190"],
+    ], "listPayuRefunds");
+    eq(await listPayuRefunds("rf_tx_none", env), [], "none listed");
+    await control(fake, "payu/refunds", { request_id: requestId, status: "success" });
+    eq(await payuActionStatus(requestId, env), { status: "success", amount_paise: 10000, token: "tok_1", mihpayid: "403993715531077190" }, "payuActionStatus");
+    eq(await payuActionStatus("999", env), null, "unknown request id");
+
+    // A wrong salt is refused, and our client says so instead of reading it as "no refunds".
+    const badSalt = await rejection(listPayuRefunds("rf_tx_1", envFor(fake, { PAYU_MERCHANT_SALT: "wrong" })));
+    check(badSalt instanceof ProviderError && /Invalid Hash/.test(badSalt.message), `${badSalt}`);
+    eq((await calls(fake))["payu.getAllRefundsFromTxnIds"], 4, "every listing reached the fake");
   });
 });
 

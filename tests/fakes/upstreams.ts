@@ -6,9 +6,11 @@
 //             POST /openai/v1/chat/completions       (stream or not; Bearer auth)
 //   Razorpay  POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
 //             GET  /v1/payments/:id, POST /v1/payments/:id/refund (X-Refund-Idempotency honoured),
+//             GET  /v1/payments/:id/refunds,
 //             GET  /v1/subscriptions/:id, POST /v1/subscriptions/:id/{cancel,pause,resume},
 //             PATCH /v1/subscriptions/:id, GET /v1/invoices?subscription_id=:id   (HTTP Basic auth)
-//   PayU      POST /merchant/postservice.php?form=2  (verify_payment, cancel_refund_transaction;
+//   PayU      POST /merchant/postservice.php?form=2  (verify_payment, cancel_refund_transaction,
+//                                                     getAllRefundsFromTxnIds, check_action_status;
 //                                                     command hash checked)
 //             POST /_payment                          (request hash checked)
 //   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
@@ -26,12 +28,17 @@
 //                                                      a charge Razorpay made (a captured payment and
 //                                                      its paid invoice, paid_count + 1, the cycle
 //                                                      moved on) whose webhook is never delivered
+//             POST /__control/razorpay/refunds        {payment_id, amount, receipt?, notes?, status?}: a refund
+//                                                      made in Razorpay's dashboard (no API call, no webhook)
 //             GET  /__control/razorpay/orders         orders, subscriptions and refunds so far
 //             POST /__control/payu                    {latency_ms, fail_status, fail_count, fail_message,
 //                                                      fail_retry_after, fail_hang_ms, fail_routes, reset}
 //             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
 //             GET  /__control/payu/payments           forms accepted by /_payment
-//             GET  /__control/payu/refunds            refunds accepted by cancel_refund_transaction
+//             GET  /__control/payu/refunds            refunds PayU holds (cancel_refund_transaction and the
+//                                                      dashboard's), with token, request id, amount, status
+//             POST /__control/payu/refunds            {txnid, amount_paise, token?}: a refund made in PayU's
+//                                                      dashboard; or {request_id, status}: its status moves on
 //             GET  /__control/stats                   {calls: {"groq.chat": n, ...}, last: {route: body}}
 //             GET  /__control/groq/requests           {requests: [body, ...]}: every chat body received
 //                                                      since the reset, oldest first (the last 1000)
@@ -497,6 +504,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     } else if (method === "GET" && /^\/v1\/orders\/[^/]+$/.test(path)) route = "razorpay.orders.fetch";
     else if (method === "GET" && /^\/v1\/payments\/[^/]+$/.test(path)) route = "razorpay.payments.fetch";
     else if (method === "POST" && /^\/v1\/payments\/[^/]+\/refund$/.test(path)) route = "razorpay.payments.refund";
+    else if (method === "GET" && /^\/v1\/payments\/[^/]+\/refunds$/.test(path)) route = "razorpay.payments.refunds";
     else if (method === "GET" && /^\/v1\/subscriptions\/[^/]+$/.test(path)) route = "razorpay.subscriptions.fetch";
     else if (method === "GET" && path === "/v1/invoices") route = "razorpay.invoices.list";
     else if (method === "PATCH" && /^\/v1\/subscriptions\/[^/]+$/.test(path)) route = "razorpay.subscriptions.update";
@@ -536,6 +544,16 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     const id = decodeURIComponent(path.split("/")[3] ?? "");
 
     if (route === "razorpay.payments.refund") return refundPayment(req, id, body);
+    if (route === "razorpay.payments.refunds") {
+      if (!payments.has(id)) return rzpError(400, "The id provided does not exist");
+      const limit = Math.min(Math.max(Number(query.get("count") ?? 10) || 10, 1), 100);
+      const skip = Math.max(Number(query.get("skip") ?? 0) || 0, 0);
+      const items = [...refunds.values()]
+        .filter((r) => r.payment_id === id)
+        .reverse()
+        .slice(skip, skip + limit);
+      return json({ entity: "collection", count: items.length, items });
+    }
     if (route === "razorpay.invoices.list") {
       const subId = query.get("subscription_id");
       const items = [...invoices.values()]
@@ -668,27 +686,35 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return rzpError(400, "The receipt may not be greater than 40 characters.", "receipt");
     }
     if (!notesOk(body.notes)) return rzpError(400, "The notes field is invalid.", "notes");
+    const refund = makeRefund(payment, amount, body.notes, body.receipt ?? null, refundStatus);
+    if (key !== null) refundsByKey.set(key, { body: canonical, refund });
+    return json(refund);
+  }
+
+  /** A refund of `payment` Razorpay holds (the API's or the dashboard's); the payment's refunded amount moves on. */
+  function makeRefund(payment: Json, amount: number, notes: unknown, receipt: unknown, status: string): Json {
+    const captured = payment.amount as number;
+    const already = (payment.amount_refunded as number) ?? 0;
     const refund: Json = {
       id: randomId("rfnd"),
       entity: "refund",
       amount,
       currency: payment.currency,
-      payment_id: paymentId,
-      notes: isObject(body.notes) && Object.keys(body.notes).length > 0 ? body.notes : [],
-      receipt: body.receipt ?? null,
+      payment_id: payment.id,
+      notes: isObject(notes) && Object.keys(notes).length > 0 ? notes : [],
+      receipt: receipt ?? null,
       acquirer_data: { arn: null },
       created_at: nowSecs(),
       batch_id: null,
-      status: refundStatus,
+      status,
       speed_processed: "normal",
       speed_requested: "normal",
     };
     refunds.set(refund.id as string, refund);
-    if (key !== null) refundsByKey.set(key, { body: canonical, refund });
     payment.amount_refunded = already + amount;
     payment.refund_status = already + amount === captured ? "full" : "partial";
     if (already + amount === captured) payment.status = "refunded";
-    return json(refund);
+    return refund;
   }
 
   /** GET / PATCH /v1/subscriptions/:id and its cancel, pause and resume. */
@@ -894,6 +920,14 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       count("payu.cancel_refund_transaction");
       return payuRefund(fields);
     }
+    if (command === "getAllRefundsFromTxnIds") {
+      count("payu.getAllRefundsFromTxnIds");
+      return payuRefundsOfTxnids(var1);
+    }
+    if (command === "check_action_status") {
+      count("payu.check_action_status");
+      return payuActionStatus(var1, fields.var2 ?? "");
+    }
     if (command !== "verify_payment") return json({ status: 0, msg: "Invalid command" });
     count("payu.verify_payment");
     const txnids = var1.split("|").filter((t) => t !== "");
@@ -935,14 +969,104 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (paise <= 0 || refunded + paise > captured) {
       return json({ status: 0, msg: "Refund amount is greater than the transaction amount", mihpayid: var1 });
     }
-    const requestId = String(100000000 + payuRefunds.length * 7919 + Math.floor(Math.random() * 7000));
-    payuRefunds.push({ request_id: requestId, token: var2, mihpayid: var1, txnid: tx.txnid, amount_paise: paise, amt: var3 });
+    const requestId = addPayuRefund(tx, var2, paise);
     return json({
       status: 1,
       msg: "Refund Request Queued",
       request_id: requestId,
       bank_ref_num: tx.bank_ref_num ?? null,
       mihpayid: var1,
+    });
+  }
+
+  /** A refund PayU holds for the captured transaction `tx` under `token`, queued; returns its request id. */
+  function addPayuRefund(tx: Json, token: string, paise: number): string {
+    const requestId = String(100000000 + payuRefunds.length * 7919 + Math.floor(Math.random() * 7000));
+    payuRefunds.push({
+      request_id: requestId,
+      token,
+      mihpayid: String(tx.mihpayid),
+      txnid: tx.txnid,
+      amount_paise: paise,
+      amt: `${Math.floor(paise / 100)}.${String(paise % 100).padStart(2, "0")}`,
+      status: "queued",
+      bank_ref_num: tx.bank_ref_num ?? null,
+      mode: tx.mode ?? null,
+      created_at: payuTime(new Date()),
+    });
+    return requestId;
+  }
+
+  /** PayU's "YYYY-MM-DD HH:MM:SS" in India time. */
+  function payuTime(d: Date): string {
+    return new Date(d.getTime() + 5.5 * 3600_000).toISOString().slice(0, 19).replace("T", " ");
+  }
+
+  /**
+   * getAllRefundsFromTxnIds: var1 a txnid (or several joined by '|'); "Refund Details" maps the
+   * mihpayid of each transaction with refunds to its refunds (PayuID, RequestID, RefundToken,
+   * PaymentGateway, Amount, Status, RefundCreationDate, bank_ref_no, bank_arn, success_at). The
+   * answer when there are none is the fake's own wording (status 0 with a msg, as PayU answers).
+   */
+  function payuRefundsOfTxnids(var1: string): Response {
+    const txnids = new Set(var1.split("|").filter((t) => t !== ""));
+    const details: Record<string, Json[]> = {};
+    for (const r of payuRefunds) {
+      if (!txnids.has(r.txnid as string)) continue;
+      (details[r.mihpayid as string] ??= []).push({
+        PayuID: r.mihpayid,
+        RequestID: r.request_id,
+        RefundToken: r.token,
+        PaymentGateway: "FAKEPG",
+        Amount: r.amt,
+        Status: r.status,
+        RefundCreationDate: r.created_at,
+        bank_ref_no: r.bank_ref_num,
+        bank_arn: null,
+        success_at: r.status === "success" ? r.created_at : null,
+      });
+    }
+    if (Object.keys(details).length === 0) return json({ status: 0, msg: "No refunds found for the given transaction ids" });
+    return json({ status: 1, msg: "Refunds fetched successfully.", "Refund Details": details });
+  }
+
+  /**
+   * check_action_status: var1 a request id, answered as transaction_details[request id][request id]
+   * = the request's details; with var2 "payuid", var1 a mihpayid and every refund request of it
+   * under transaction_details[mihpayid]. Unknown: status 0 and "No action status found".
+   */
+  function payuActionStatus(var1: string, var2: string): Response {
+    const matches = payuRefunds.filter((r) => (var2 === "payuid" ? r.mihpayid === var1 : r.request_id === var1));
+    if (matches.length === 0) {
+      return json({
+        status: 0,
+        msg: "0 out of 1 Transactions Fetched Successfully",
+        transaction_details: { [var1]: "No action status found" },
+      });
+    }
+    const requests: Record<string, Json> = {};
+    for (const r of matches) {
+      requests[r.request_id as string] = {
+        mihpayid: r.mihpayid,
+        bank_ref_num: r.bank_ref_num,
+        request_id: r.request_id,
+        amt: r.amt,
+        mode: r.mode,
+        action: "refund",
+        token: r.token,
+        status: r.status,
+        bank_arn: null,
+        settlement_id: null,
+        amount_settled: null,
+        UTR_no: null,
+        value_date: null,
+        refund_mode: "Back to Source",
+      };
+    }
+    return json({
+      status: 1,
+      msg: "1 out of 1 Transactions Fetched Successfully",
+      transaction_details: { [var1]: requests },
     });
   }
 
@@ -1052,6 +1176,25 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       } catch (e) {
         return json({ error: (e as Error).message }, 400);
       }
+    }
+    if (path === "/__control/payu/refunds" && isObject(body)) {
+      if (typeof body.request_id === "string") {
+        const r = payuRefunds.find((x) => x.request_id === body.request_id);
+        if (!r || typeof body.status !== "string") return json({ error: "request_id must name a refund; status is required" }, 400);
+        r.status = body.status;
+        return json({ ok: true, refund: r });
+      }
+      const tx = typeof body.txnid === "string" ? payuTransactions.get(body.txnid) : undefined;
+      if (!tx || !Number.isInteger(body.amount_paise)) return json({ error: "txnid of a known transaction and amount_paise are required" }, 400);
+      const token = typeof body.token === "string" ? body.token : `dash_${randomId("t").slice(2, 14)}`;
+      const requestId = addPayuRefund(tx, token, body.amount_paise as number);
+      return json({ ok: true, refund: payuRefunds.find((x) => x.request_id === requestId) });
+    }
+    if (path === "/__control/razorpay/refunds" && isObject(body)) {
+      const payment = typeof body.payment_id === "string" ? payments.get(body.payment_id) : undefined;
+      if (!payment || !Number.isInteger(body.amount)) return json({ error: "payment_id of a known payment and amount are required" }, 400);
+      const status = typeof body.status === "string" ? body.status : "processed";
+      return json({ ok: true, refund: makeRefund(payment, body.amount as number, body.notes, body.receipt ?? null, status) });
     }
     if (path === "/__control/payu/transactions") {
       const entries: [string, unknown][] = Array.isArray(body)

@@ -75,6 +75,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"refund_checks": {
+                  Row: {
+                    "checked_at": string,"created_at": string,"payment_event_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "checked_at": string,"created_at"?: string,"payment_event_id": string
+                  }
+                  Update: {
+                    "checked_at"?: string,"created_at"?: string,"payment_event_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"revenue_analytics": {
                   Row: {
                     "active_subscriptions": number,"arr": number,"as_of": string,"churned_customers": number,"churned_mrr": number,"complete": boolean,"computed_at": string,"contraction_mrr": number,"day": string,"expansion_mrr": number,"gross": number,"gst": number,"live_subscriptions_by_plan": NonNullable<Json>,"mrr": number,"mrr_by_plan": NonNullable<Json>,"net_revenue": number,"net_revenue_by_plan": NonNullable<Json>,"net_revenue_by_provider": NonNullable<Json>,"new_customers": number,"new_mrr": number,"opening_customers": number,"opening_mrr": number,"paying_customers": number,"reactivated_customers": number,"reactivation_mrr": number,"refunds": number
@@ -105,14 +119,14 @@ export type Database = {
                   ]
                 },"webhook_events": {
                   Row: {
-                    "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"last_error": string | null,"payload": NonNullable<Json>,"payload_purged_at": string | null,"processed_at": string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string
+                    "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"ignored_reason": string | null,"last_error": string | null,"payload": NonNullable<Json>,"payload_purged_at": string | null,"processed_at": string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"created_at"?: string,"event_id": string,"event_type": string,"id"?: string,"last_error"?: string | null,"payload": NonNullable<Json>,"payload_purged_at"?: string | null,"processed_at"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at"?: string
+                    "attempts"?: number,"created_at"?: string,"event_id": string,"event_type": string,"id"?: string,"ignored_reason"?: string | null,"last_error"?: string | null,"payload": NonNullable<Json>,"payload_purged_at"?: string | null,"processed_at"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at"?: string
                   }
                   Update: {
-                    "attempts"?: number,"created_at"?: string,"event_id"?: string,"event_type"?: string,"id"?: string,"last_error"?: string | null,"payload"?: NonNullable<Json>,"payload_purged_at"?: string | null,"processed_at"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"received_at"?: string
+                    "attempts"?: number,"created_at"?: string,"event_id"?: string,"event_type"?: string,"id"?: string,"ignored_reason"?: string | null,"last_error"?: string | null,"payload"?: NonNullable<Json>,"payload_purged_at"?: string | null,"processed_at"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"received_at"?: string
                   }
                   Relationships: [
                     
@@ -671,6 +685,11 @@ export type Database = {
 "reconcile_due_orders":
 { Args: { "p_limit"?: number }; Returns: {
               "amount_cents": number,"created_at": string,"currency": string,"order_id": string,"provider": string,"provider_order_id": string,"receipt": string
+            }[]
+                           },
+"reconcile_due_refunds":
+{ Args: { "p_every"?: string,"p_limit"?: number,"p_window"?: string }; Returns: {
+              "known_refund_ids": (string)[],"payment_event_id": string,"provider": string,"provider_order_id": string,"provider_payment_id": string,"provider_subscription_id": string,"receipt": string
             }[]
                            },
 "reconcile_due_subscriptions":

@@ -1,7 +1,10 @@
 // Carrying out claimed provider actions: each action goes to its provider's adapter (the registry),
 // whose answer is recorded through billing.complete_provider_action; a refund the provider confirmed
-// comes back as events, applied through the same SQL entry point as the webhooks first. Every SQL
-// call is its own short transaction: no transaction is open while a provider is asked.
+// comes back as events, applied through the same SQL entry point as the webhooks first. On any
+// attempt after the first the adapter is first asked what the provider already holds under the
+// action's key (lookupAction), and that is recorded instead of calling again: a refund the provider
+// made is recorded once whatever failed between the call and the record. Every SQL call is its own
+// short transaction: no transaction is open while a provider is asked.
 import { asService } from "../_shared/db.ts";
 import { jsonbText } from "../_shared/jsonb.ts";
 import { type ApplyResult, applyPaymentEvent } from "../_shared/payments.ts";
@@ -51,7 +54,20 @@ export async function outcomeOf(action: ProviderAction, adapterOf: SyncOptions["
     return { outcome: "failed", error: `${action.provider} cannot carry out provider actions` };
   }
   try {
-    return await adapter.performAction(action);
+    // Any attempt after the first (a retry, or a claim whose lease ran out while running: a worker
+    // that died) may follow a call the provider carried out: ask first, and record what it holds.
+    if (action.attempts > 1 && adapter.lookupAction) {
+      const found = await adapter.lookupAction(action);
+      if (found) return found;
+    }
+    const outcome = await adapter.performAction(action);
+    if (outcome.outcome === "failed" && adapter.lookupAction) {
+      // Never failed while the provider holds what the action asked for under its key.
+      const found = await adapter.lookupAction(action);
+      if (found?.outcome === "succeeded") return found;
+      if (found?.outcome === "retry") return { ...found, error: `${outcome.error}; ${found.error}` };
+    }
+    return outcome;
   } catch (e) {
     // Adapters never throw; one that does has a bug, and the action is tried again later.
     return { outcome: "retry", error: `the ${action.provider} adapter failed: ${(e as Error)?.message ?? e}` };
@@ -83,8 +99,8 @@ export async function syncAction(action: ProviderAction, options: SyncOptions = 
       for (const event of outcome.events) applied.push((await apply(event)).result);
       outcome = { ...outcome, result: { ...outcome.result, applied } };
     } catch (e) {
-      // The provider did it but the event is not recorded: try again (the provider call is idempotent:
-      // Razorpay's refund idempotency key, PayU's unique token).
+      // The provider did it but the event is not recorded: try again. The next attempt asks the
+      // provider first (lookupAction) and records what it holds, without calling again.
       outcome = {
         outcome: "retry",
         error: `applying what the provider confirmed failed: ${(e as Error)?.message ?? e}`,

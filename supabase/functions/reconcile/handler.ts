@@ -7,11 +7,16 @@
 // /orders/:id/payments; for subscriptions GET /subscriptions/:id, GET /invoices?subscription_id=:id
 // and GET /payments/:id of each paid charge we do not know. Lost webhooks are recovered; nothing is
 // applied twice (a charge dedupes on its payment id, so a late subscription.charged is a duplicate).
+// Then the refunds of recent captured payments (billing.reconcile_due_refunds: each payment of the
+// last 30 days at most every 6 hours): PayU getAllRefundsFromTxnIds, Razorpay GET
+// /payments/:id/refunds; a refund the provider holds that we never recorded (made in the
+// dashboard, or its record lost) is recorded once, keyed on the provider's refund id.
 // pg_cron calls it every 10 minutes where pg_net exists (billing.schedule_jobs()); `npm start`'s
 // ticker calls it locally.
 // Body (optional) {limit} (orders, and subscriptions, each at most limit).
 // 200 {checked, applied, not_found, skipped, errors, orders: [...],
-//      subscriptions: {checked, applied, unchanged, skipped, errors, items: [...]}}
+//      subscriptions: {checked, applied, unchanged, skipped, errors, items: [...]},
+//      refunds: {checked, applied, skipped, errors, items: [...]}}
 // (skipped: Razorpay orders with no Razorpay order id, e.g. subscriptions, with the reason: those
 // are reconciled as subscriptions);
 // 401 without a valid key (missing_authorization, invalid_jwt, invalid_api_key), 403 forbidden for
@@ -21,10 +26,13 @@ import { handle, json } from "../_shared/http.ts";
 import { inBatches, workerLimit } from "../_shared/worker.ts";
 import {
   type DueOrder,
+  type DuePayment,
   type DueSubscription,
   type ReconcileOutcome,
   reconcileOrder,
+  reconcileRefunds,
   reconcileSubscription,
+  type RefundsOutcome,
   reconcileSummary,
   type SubscriptionOutcome,
 } from "./reconcile.ts";
@@ -48,5 +56,11 @@ export const handler = handle("reconcile", async (req) => {
     CONCURRENCY,
     (sub) => reconcileSubscription(sub),
   );
-  return json(reconcileSummary(outcomes, subscriptions));
+
+  const duePayments = await asService((tx) =>
+    tx<DuePayment[]>`select payment_event_id, provider, provider_payment_id, receipt, provider_order_id,
+      provider_subscription_id, known_refund_ids from billing.reconcile_due_refunds(${limit})`
+  );
+  const refunds: RefundsOutcome[] = await inBatches(duePayments, CONCURRENCY, (payment) => reconcileRefunds(payment));
+  return json(reconcileSummary(outcomes, subscriptions, refunds));
 });

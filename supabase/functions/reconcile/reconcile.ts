@@ -1,7 +1,8 @@
-// Reconciliation of due checkout orders and stale provider subscriptions: each one's provider
-// adapter says what became of it (PayU verify_payment; Razorpay the order's payments, or the
-// subscription, its invoices and their payments), and every event found goes through the same SQL
-// entry point as the webhooks, so nothing is applied twice.
+// Reconciliation of due checkout orders, stale provider subscriptions and the refunds of recent
+// payments: each one's provider adapter says what became of it (PayU verify_payment; Razorpay the
+// order's payments, or the subscription, its invoices and their payments; for refunds PayU
+// getAllRefundsFromTxnIds and Razorpay the payment's refunds), and every event found goes through
+// the same SQL entry point as the webhooks, so nothing is applied twice.
 import type { Database } from "../_shared/database.types.ts";
 import { type ApplyResult, applyPaymentEvent } from "../_shared/payments.ts";
 import { providers } from "../_shared/providers/registry.ts";
@@ -145,10 +146,86 @@ export async function reconcileSubscription(
 }
 
 /**
+ * A captured payment billing.reconcile_due_refunds returns, as much of it as reconciliation reads
+ * (the order's references are null when there is none, whatever the generated type says).
+ */
+export interface DuePayment {
+  payment_event_id: string;
+  provider: string;
+  provider_payment_id: string;
+  receipt: string | null;
+  provider_order_id: string | null;
+  provider_subscription_id: string | null;
+  /** Provider refund ids already recorded for the payment. */
+  known_refund_ids: string[] | null;
+}
+
+/** What comparing one payment's refunds at its provider with ours did. */
+export interface RefundsOutcome {
+  payment_event_id: string;
+  provider: string;
+  provider_payment_id: string;
+  /** Refunds the provider holds for the payment. */
+  listed: number;
+  /** apply_payment_event's result for each refund we had not recorded. */
+  results: string[];
+  skipped?: string;
+  error?: string;
+}
+
+/**
+ * Asks the payment's provider for the payment's refunds and records each one that counts
+ * (accepted or processed at the provider) and that we have not recorded, through the same SQL
+ * entry point as the webhooks: a refund is recorded once per provider refund id, so one found
+ * twice, or found here while provider-sync records it, is a duplicate. Never throws.
+ */
+export async function reconcileRefunds(payment: DuePayment, options: ReconcileOptions = {}): Promise<RefundsOutcome> {
+  const adapterOf = options.adapterOf ?? ((name: string) => providers.get(name));
+  const apply = options.apply ?? ((event: NormalizedEvent) => applyPaymentEvent(event));
+  const outcome: RefundsOutcome = {
+    payment_event_id: payment.payment_event_id,
+    provider: payment.provider,
+    provider_payment_id: payment.provider_payment_id,
+    listed: 0,
+    results: [],
+  };
+  const adapter = adapterOf(payment.provider);
+  if (!adapter) {
+    outcome.error = "provider_not_registered";
+    return outcome;
+  }
+  if (!adapter.listRefunds) {
+    outcome.skipped = `${payment.provider} cannot list a payment's refunds`;
+    return outcome;
+  }
+  try {
+    const refunds = await adapter.listRefunds({
+      provider_payment_id: payment.provider_payment_id,
+      order_ref: payment.receipt,
+      provider_order_id: payment.provider_order_id,
+      provider_subscription_id: payment.provider_subscription_id,
+    });
+    outcome.listed = refunds.length;
+    const known = new Set(payment.known_refund_ids ?? []);
+    for (const refund of refunds) {
+      if (!refund.event || known.has(refund.provider_refund_id)) continue;
+      outcome.results.push((await apply(refund.event)).result);
+    }
+  } catch (e) {
+    outcome.error = (e as { code?: string })?.code ?? "error";
+  }
+  return outcome;
+}
+
+/**
  * The reconcile function's answer: counts over the order outcomes, the outcomes, and (when
  * subscriptions were checked) the same counts and outcomes for subscriptions.
  */
-export function reconcileSummary(outcomes: ReconcileOutcome[], subscriptions?: SubscriptionOutcome[]) {
+export function reconcileSummary(
+  outcomes: ReconcileOutcome[],
+  subscriptions?: SubscriptionOutcome[],
+  refunds?: RefundsOutcome[],
+) {
   return {
     checked: outcomes.length,
     applied: outcomes.filter((o) => o.results.includes("applied")).length,
@@ -165,6 +242,17 @@ export function reconcileSummary(outcomes: ReconcileOutcome[], subscriptions?: S
           skipped: subscriptions.filter((o) => o.skipped).length,
           errors: subscriptions.filter((o) => o.error).length,
           items: subscriptions,
+        },
+      }
+      : {}),
+    ...(refunds
+      ? {
+        refunds: {
+          checked: refunds.length,
+          applied: refunds.reduce((n, o) => n + o.results.filter((r) => r === "applied").length, 0),
+          skipped: refunds.filter((o) => o.skipped).length,
+          errors: refunds.filter((o) => o.error).length,
+          items: refunds,
         },
       }
       : {}),

@@ -1,6 +1,7 @@
 // PayU India (hosted checkout): request hash, reverse hash, command API hash, amount formatting,
 // webhook verification / normalization, checkout form, the command API client (verify_payment,
-// cancel_refund_transaction) and the provider actions (refund, fetch payment; docs/providers.md).
+// cancel_refund_transaction, getAllRefundsFromTxnIds, check_action_status) and the provider actions
+// (refund, fetch payment, and the look-up of a refund an earlier attempt made; docs/providers.md).
 //
 // Env: PAYU_MERCHANT_KEY, PAYU_MERCHANT_SALT, PAYU_BASE_URL (default https://test.payu.in; live
 // checkout is https://secure.payu.in and the live command API https://info.payu.in: set
@@ -21,6 +22,8 @@ import {
   type ProviderAction,
   type ProviderAdapter,
   ProviderError,
+  type ProviderPaymentRef,
+  type ProviderRefund,
   requireEnv,
   retryAfterSeconds,
   type StartedCheckout,
@@ -242,8 +245,8 @@ export const PAYU_EVENT_KINDS: Readonly<Record<string, EventKind>> = {
 export function normalizePayu(webhook: VerifiedWebhook, source: "posted" | "api" = "posted"): NormalizeResult {
   const p = webhook.payload;
   const txnid = nonEmpty(p.txnid);
-  const status = nonEmpty(p.status);
-  if (!txnid || !status || !STATUS.test(status)) {
+  const status = nonEmpty(p.status)?.trim();
+  if (!txnid || !status) {
     return { ok: false, code: "malformed_body", message: "txnid and status are required" };
   }
   const amountText = nonEmpty(p.amount) ?? nonEmpty(p.amt) ?? nonEmpty(p.transaction_amount);
@@ -255,8 +258,12 @@ export function normalizePayu(webhook: VerifiedWebhook, source: "posted" | "api"
       return { ok: false, code: "invalid_amount", message: "amount is malformed" };
     }
   }
-  const lower = status.toLowerCase();
-  const kind = PAYU_EVENT_KINDS[lower] ?? "other";
+  // A status PayU signed that we do not know (any text) is recorded as `other` and acknowledged:
+  // its key keeps letters, digits and _ only, so it stays a key.
+  const lower = STATUS.test(status)
+    ? status.toLowerCase()
+    : status.toLowerCase().replace(/[^a-z0-9_]+/g, "_").slice(0, 32) || "unknown";
+  const kind = (Object.hasOwn(PAYU_EVENT_KINDS, lower) ? PAYU_EVENT_KINDS[lower] : null) ?? "other";
   const event: NormalizedEvent = {
     provider: "payu",
     event_id: `${txnid}:${lower}`,
@@ -471,28 +478,38 @@ export function createPayuAdapter(
       return { events: event ? [event] : [] };
     },
     performAction: (action) => performPayuAction(action, env, options),
+    lookupAction: (action) => lookupPayuAction(action, env, options),
+    listRefunds: (payment) => payuRefundsOf(payment, env, options),
   };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Provider actions: a PayU checkout is a one-time payment, so refunds and payment look-ups only
 
-/** A refund PayU accepted (cancel_refund_transaction status 1) as the event the SQL entry point takes. */
-export function payuRefundEvent(
-  txnid: string,
-  answer: Record<string, unknown>,
-  action: ProviderAction,
-  amountPaise: number,
-): NormalizedEvent {
-  const requestId = answer.request_id ?? answer.txn_update_id;
-  // PayU's refund request id; our refund id (the token) when PayU names none.
-  const refundId = (typeof requestId === "string" || typeof requestId === "number") && String(requestId) !== ""
-    ? String(requestId)
-    : String(action.payload.refund_id);
+/** One PayU refund, as its answers name it (cancel_refund_transaction, getAllRefundsFromTxnIds). */
+export interface PayuRefundFacts {
+  /** PayU's request id of the refund. */
+  request_id: string;
+  /** Our token (var2 of cancel_refund_transaction), or null when PayU names none. */
+  token: string | null;
+  amount_paise: number;
+  /** PayU's status of the refund, lowercased: queued, success, failure, in progress, requested, pending. */
+  status: string;
+  /** When PayU created it (ISO, from its India-time RefundCreationDate), or null. */
+  created_at: string | null;
+}
+
+/**
+ * A refund PayU holds as the event the SQL entry point takes. Its event id and refund id are PayU's
+ * request id whatever the source (the worker's own call, its look-up after a lost answer,
+ * reconcile), so each refund is recorded once (billing.apply_refund dedupes on the refund id).
+ */
+export function payuRefundEvent(txnid: string, refund: PayuRefundFacts, payload: Record<string, unknown>): NormalizedEvent {
   return {
     provider: "payu",
-    event_id: `refund:${refundId}:queued`,
-    event_type: "refund.queued",
+    // "queued" is the first state of every PayU refund: one record whatever state it reached since.
+    event_id: `refund:${refund.request_id}:queued`,
+    event_type: `refund.${refund.status.replace(/[^a-z_]+/g, "_")}`,
     kind: "refund_processed",
     subscription_status: null,
     error_reason: null,
@@ -501,15 +518,179 @@ export function payuRefundEvent(
     // Our payment id for PayU is the txnid (mihpayid is outside the reverse hash).
     provider_payment_id: txnid,
     provider_subscription_id: null,
-    provider_refund_id: refundId,
-    amount_paise: amountPaise,
+    provider_refund_id: refund.request_id,
+    amount_paise: refund.amount_paise,
     currency: "INR",
-    // PayU's word for an accepted refund request ("Refund Request Queued").
-    status: "queued",
+    status: refund.status,
     method: null,
-    occurred_at: null,
-    payload: { source: "provider-sync", action_id: action.id, token: action.payload.refund_id, answer },
+    occurred_at: refund.created_at,
+    payload: { token: refund.token, ...payload },
   };
+}
+
+/** A PayU refund status that means the refund did not happen (no money moved). */
+export function payuRefundFailed(status: string): boolean {
+  return /^fail/.test(status) || status === "cancelled";
+}
+
+function idText(v: unknown): string | null {
+  return typeof v === "string" && v.trim() !== "" ? v.trim() : typeof v === "number" && Number.isFinite(v) ? String(v) : null;
+}
+
+/** A PayU answer of status 0 that refuses the request itself (key, hash, parameters), not "nothing found". */
+const REFUSED_REQUEST = /hash|key|parameter|command|access|authori[sz]/i;
+
+/**
+ * Every refund PayU holds for the payment of `txnid`: getAllRefundsFromTxnIds (var1 = txnid),
+ * whose "Refund Details" maps each mihpayid to its refunds (RequestID, RefundToken, Amount,
+ * Status, RefundCreationDate). An answer of status 0 is "none" unless it refuses the request
+ * itself (key, hash, parameters: ProviderError). Throws ProviderError.
+ */
+export async function listPayuRefunds(
+  txnid: string,
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<(PayuRefundFacts & { mihpayid: string | null })[]> {
+  if (!TXNID.test(txnid)) throw new ProviderError(400, "invalid_input", "malformed txnid");
+  const json = await payuCommand("getAllRefundsFromTxnIds", { var1: txnid }, env, options);
+  const msg = nonEmpty(json.msg) ?? "";
+  if (Number(json.status) !== 1) {
+    if (REFUSED_REQUEST.test(msg)) {
+      throw new ProviderError(502, "invalid_upstream_response", `PayU refused getAllRefundsFromTxnIds: ${msg}`);
+    }
+    return [];
+  }
+  const details = json["Refund Details"];
+  if (typeof details !== "object" || details === null || Array.isArray(details)) {
+    throw new ProviderError(502, "invalid_upstream_response", "PayU getAllRefundsFromTxnIds gave no Refund Details");
+  }
+  const refunds: (PayuRefundFacts & { mihpayid: string | null })[] = [];
+  for (const [mihpayid, list] of Object.entries(details as Record<string, unknown>)) {
+    if (!Array.isArray(list)) continue;
+    for (const entry of list) {
+      if (typeof entry !== "object" || entry === null) continue;
+      const r = entry as Record<string, unknown>;
+      const requestId = idText(r.RequestID);
+      const status = nonEmpty(r.Status)?.trim().toLowerCase();
+      let amount: number;
+      try {
+        amount = rupeesToPaise(String(r.Amount ?? "").trim());
+      } catch {
+        throw new ProviderError(502, "invalid_upstream_response", `PayU listed refund ${requestId} with a malformed amount`);
+      }
+      if (!requestId || !status) {
+        throw new ProviderError(502, "invalid_upstream_response", "PayU listed a refund without RequestID or Status");
+      }
+      refunds.push({
+        mihpayid: idText(r.PayuID) ?? mihpayid,
+        request_id: requestId,
+        token: idText(r.RefundToken),
+        amount_paise: amount,
+        status,
+        created_at: payuTimeToIso(nonEmpty(r.RefundCreationDate)),
+      });
+    }
+  }
+  return refunds;
+}
+
+/**
+ * The current status of one PayU request (a refund) by its request id: check_action_status
+ * (var1 = request id), whose transaction_details maps the request id to the request's details;
+ * null when PayU knows no such request. Throws ProviderError.
+ */
+export async function payuActionStatus(
+  requestId: string,
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<{ status: string; amount_paise: number | null; token: string | null; mihpayid: string | null } | null> {
+  const json = await payuCommand("check_action_status", { var1: requestId }, env, options);
+  const msg = nonEmpty(json.msg) ?? "";
+  const details = json.transaction_details;
+  const outer = typeof details === "object" && details !== null ? (details as Record<string, unknown>)[requestId] : undefined;
+  const inner = typeof outer === "object" && outer !== null ? (outer as Record<string, unknown>)[requestId] : undefined;
+  if (Number(json.status) !== 1 || typeof inner !== "object" || inner === null) {
+    if (REFUSED_REQUEST.test(msg)) {
+      throw new ProviderError(502, "invalid_upstream_response", `PayU refused check_action_status: ${msg}`);
+    }
+    return null;
+  }
+  const r = inner as Record<string, unknown>;
+  const status = nonEmpty(r.status)?.trim().toLowerCase();
+  if (!status) throw new ProviderError(502, "invalid_upstream_response", "PayU check_action_status gave no status");
+  let amount: number | null = null;
+  try {
+    amount = rupeesToPaise(String(r.amt ?? "").trim());
+  } catch {
+    amount = null;
+  }
+  return { status, amount_paise: amount, token: idText(r.token), mihpayid: idText(r.mihpayid) };
+}
+
+/** The refunds PayU holds for one of our payments (reconcile), each with the event that records it. */
+export async function payuRefundsOf(
+  payment: ProviderPaymentRef,
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<ProviderRefund[]> {
+  const txnid = payment.provider_payment_id;
+  return (await listPayuRefunds(txnid, env, options)).map((r) => ({
+    provider_refund_id: r.request_id,
+    reference: r.token,
+    amount_paise: r.amount_paise,
+    status: r.status,
+    event: payuRefundFailed(r.status)
+      ? null
+      : payuRefundEvent(txnid, r, { source: "reconcile", mihpayid: r.mihpayid, listed: r }),
+  }));
+}
+
+/**
+ * What PayU already holds under a refund action's token (provider-sync, before carrying it out
+ * again): getAllRefundsFromTxnIds for the txnid, the refund whose RefundToken is ours, then
+ * check_action_status for its current state. null when PayU lists none under the token. Never throws.
+ */
+export async function lookupPayuAction(
+  action: ProviderAction,
+  env: EnvGetter,
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<ActionOutcome | null> {
+  if (action.kind !== "refund") return null;
+  const txnid = nonEmpty(action.target?.provider_payment_id) ?? nonEmpty(action.target?.order_ref);
+  const token = nonEmpty(action.payload?.refund_id);
+  // Without them nothing can have been sent: performPayuAction fails the action with its reason.
+  if (!txnid || !TXNID.test(txnid) || !token) return null;
+  try {
+    const mine = (await listPayuRefunds(txnid, env, options)).find((r) => r.token === token);
+    if (!mine) return null;
+    const current = await payuActionStatus(mine.request_id, env, options);
+    const refund: PayuRefundFacts = { ...mine, status: current?.status ?? mine.status };
+    const result = {
+      txnid,
+      mihpayid: mine.mihpayid,
+      token,
+      request_id: refund.request_id,
+      amount_paise: refund.amount_paise,
+      status: refund.status,
+      found_by: "getAllRefundsFromTxnIds",
+    };
+    if (payuRefundFailed(refund.status)) {
+      return { outcome: "failed", error: `PayU reports the refund under token ${token} as ${refund.status}`, result };
+    }
+    return {
+      outcome: "succeeded",
+      result,
+      events: [payuRefundEvent(txnid, refund, { source: "provider-sync", action_id: action.id, mihpayid: mine.mihpayid })],
+    };
+  } catch (e) {
+    const o = actionOutcomeOf(e);
+    // Not knowing is never a failure: the action waits until PayU can be asked.
+    return {
+      outcome: "retry",
+      error: `PayU could not be asked about the earlier attempt: ${o.outcome === "succeeded" ? "no answer" : o.error}`,
+      ...(o.outcome === "retry" ? { retryAfterSeconds: o.retryAfterSeconds } : {}),
+    };
+  }
 }
 
 /**
@@ -566,9 +747,21 @@ export async function performPayuAction(
     const result = { txnid, mihpayid, token, amount_paise: amount, answer };
     if (Number(answer.status) !== 1) {
       const msg = nonEmpty(answer.msg) ?? "no message";
+      if (/already been processed/i.test(msg)) {
+        // PayU holds a request under our token: an earlier attempt reached it. Never a failure;
+        // the next attempt asks PayU for it first (lookupPayuAction) and records it.
+        return { outcome: "retry", error: `PayU already holds a refund under token ${token}: ${msg}`, result };
+      }
       return { outcome: "failed", error: `PayU refused the refund: ${msg}`, result };
     }
-    return { outcome: "succeeded", result, events: [payuRefundEvent(txnid!, answer, action, amount)] };
+    // PayU's request id names the refund; our token when PayU names none.
+    const requestId = idText(answer.request_id) ?? idText(answer.txn_update_id) ?? token;
+    const refund: PayuRefundFacts = { request_id: requestId, token, amount_paise: amount, status: "queued", created_at: null };
+    return {
+      outcome: "succeeded",
+      result,
+      events: [payuRefundEvent(txnid!, refund, { source: "provider-sync", action_id: action.id, answer })],
+    };
   } catch (e) {
     return actionOutcomeOf(e);
   }

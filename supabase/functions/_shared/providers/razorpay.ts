@@ -23,6 +23,8 @@ import {
   type ProviderAction,
   ProviderError,
   type ProviderOrderRef,
+  type ProviderPaymentRef,
+  type ProviderRefund,
   type ProviderSubscriptionRef,
   type ProviderSubscriptionStatus,
   requireEnv,
@@ -239,16 +241,23 @@ export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
       null;
     const paymentId = str(payment?.id) ?? str(dispute?.payment_id) ?? str(refund?.payment_id) ??
       str(invoice?.payment_id);
-    const eventKind = razorpayEventKind(eventType, paymentId, str(dispute?.status));
+    let eventKind = razorpayEventKind(eventType, paymentId, str(dispute?.status));
     // The identity of the event, from the signed body: what happened, to which entity, when.
     const entityId = [dispute, refund, payment, invoice, subscription, order].map((e) => str(e?.id)).find((v) => v);
     if (!entityId || typeof body.created_at !== "number") {
-      return { ok: false, code: "malformed_body", message: "the event names no entity or has no created_at" };
+      // A signed event naming none of the entities we read (settlement.processed,
+      // payment.downtime.started, token.confirmed, ...) or without created_at: recorded as `other`
+      // and acknowledged, keyed on its own entity's id when it has one, else on Razorpay's event id.
+      eventKind = "other";
     }
+    const otherId = Object.keys(p).sort().map((name) => str(entity(p, name)?.id)).find((v) => v);
+    const eventId = entityId && typeof body.created_at === "number"
+      ? `${eventType}:${entityId}:${body.created_at}`
+      : `${eventType}:${otherId ?? webhook.event_id}:${typeof body.created_at === "number" ? body.created_at : "event"}`;
     const event: NormalizedEvent = {
       provider: "razorpay",
-      event_id: `${eventType}:${entityId}:${body.created_at}`,
-      event_type: eventType,
+      event_id: eventId.slice(0, 300),
+      event_type: eventType.slice(0, 300),
       kind: eventKind,
       subscription_status: subscriptionStatusOf(eventType),
       error_reason: eventKind === "payment_failed" ? (str(payment?.error_description) ?? status) : null,
@@ -259,7 +268,8 @@ export function normalizeRazorpay(webhook: VerifiedWebhook): NormalizeResult {
       provider_refund_id: str(refund?.id),
       provider_dispute_id: str(dispute?.id),
       amount_paise: amount,
-      currency,
+      // An ignored event's fields are kept only when the SQL entry point can store them as they are.
+      currency: eventKind !== "other" || (currency !== null && /^[A-Z]{3}$/.test(currency)) ? currency : null,
       status,
       method: str(payment?.method),
       occurred_at: unixToIso(body.created_at),
@@ -377,6 +387,8 @@ export interface RazorpayApiClient extends RazorpayClient {
     paymentId: string,
     input: { amount: number; receipt: string; notes?: Record<string, string>; idempotencyKey: string },
   ): Promise<RazorpayRefund>;
+  /** GET /payments/:id/refunds?count=100: the payment's refunds, newest first. */
+  fetchPaymentRefunds(paymentId: string): Promise<RazorpayRefund[]>;
 }
 
 const ID = /^[A-Za-z0-9_]{1,64}$/;
@@ -537,6 +549,14 @@ export function createRazorpayClient(
         { amount: input.amount, receipt: input.receipt, notes: input.notes ?? {} },
         { "x-refund-idempotency": input.idempotencyKey },
       );
+    },
+    async fetchPaymentRefunds(paymentId) {
+      const list = await call<{ items?: unknown }>("GET", `/payments/${checkId(paymentId)}/refunds?count=100`);
+      if (!Array.isArray(list.items)) {
+        throw new ProviderError(502, "invalid_upstream_response", "Razorpay collection has no items");
+      }
+      // Only this payment's refunds count, whatever else the answer holds.
+      return (list.items as RazorpayRefund[]).filter((r) => isObject(r) && r.payment_id === paymentId);
     },
   };
 }
@@ -805,14 +825,30 @@ export function createRazorpayAdapter(
       return razorpayPaymentEvent(await client().fetchPayment(paymentId), order, source);
     },
     performAction: (action) => performRazorpayAction(action, client()),
+    lookupAction: (action) => lookupRazorpayAction(action, client()),
+    listRefunds: (payment) => razorpayRefundsOf(client(), payment),
   };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Provider actions
 
-/** A confirmed (processed) Razorpay refund as the event the SQL entry point takes. */
-export function razorpayRefundEvent(refund: RazorpayRefund, action: ProviderAction): NormalizedEvent {
+/** Our order's references a refund event carries (so it matches our order). */
+export interface RefundContext {
+  order_ref: string | null;
+  provider_order_id: string | null;
+  provider_subscription_id: string | null;
+}
+
+/**
+ * A confirmed (processed) Razorpay refund as the event the SQL entry point takes, whoever found it
+ * (the worker's call, its look-up, reconcile): one event id per refund.
+ */
+export function razorpayRefundEvent(
+  refund: RazorpayRefund,
+  context: RefundContext,
+  payload: Record<string, unknown>,
+): NormalizedEvent {
   return {
     provider: "razorpay",
     // The refund and its state: the refund.processed webhook for the same refund dedupes on the
@@ -822,18 +858,106 @@ export function razorpayRefundEvent(refund: RazorpayRefund, action: ProviderActi
     kind: "refund_processed",
     subscription_status: null,
     error_reason: null,
-    order_ref: action.target.order_ref ?? null,
-    provider_order_id: action.target.provider_order_id ?? null,
+    order_ref: context.order_ref,
+    provider_order_id: context.provider_order_id,
     provider_payment_id: refund.payment_id,
-    provider_subscription_id: action.target.provider_subscription_id ?? null,
+    provider_subscription_id: context.provider_subscription_id,
     provider_refund_id: refund.id,
     amount_paise: Number.isSafeInteger(refund.amount) ? refund.amount : null,
     currency: typeof refund.currency === "string" ? refund.currency : null,
     status: "processed",
     method: null,
     occurred_at: unixToIso(refund.created_at),
-    payload: { source: "provider-sync", action_id: action.id, refund },
+    payload: { ...payload, refund },
   };
+}
+
+function actionContext(action: ProviderAction): RefundContext {
+  return {
+    order_ref: action.target.order_ref ?? null,
+    provider_order_id: action.target.provider_order_id ?? null,
+    provider_subscription_id: action.target.provider_subscription_id ?? null,
+  };
+}
+
+/** Our reference of a Razorpay refund: its receipt, or notes.refund_id (both set by our refund actions). */
+function refundReference(refund: RazorpayRefund): string | null {
+  return str(refund.receipt) ?? str(notesOf(refund as Record<string, unknown>).refund_id);
+}
+
+/** The refunds Razorpay holds for one of our payments (reconcile), each with the event that records it. */
+export async function razorpayRefundsOf(client: RazorpayApiClient, payment: ProviderPaymentRef): Promise<ProviderRefund[]> {
+  const context: RefundContext = {
+    order_ref: payment.order_ref,
+    provider_order_id: payment.provider_order_id,
+    provider_subscription_id: payment.provider_subscription_id,
+  };
+  return (await client.fetchPaymentRefunds(payment.provider_payment_id)).map((refund) => ({
+    provider_refund_id: refund.id,
+    reference: refundReference(refund),
+    amount_paise: refund.amount,
+    status: String(refund.status).toLowerCase(),
+    event: refund.status === "processed" ? razorpayRefundEvent(refund, context, { source: "reconcile" }) : null,
+  }));
+}
+
+/**
+ * What Razorpay already holds under a refund action's reference (provider-sync, before carrying it
+ * out again): the payment's refunds, the one whose receipt or notes.refund_id is ours. null when
+ * there is none. X-Refund-Idempotency answers a retry with the first refund too, but Razorpay keeps
+ * the key for a limited time; the look-up does not depend on it. Never throws.
+ */
+export async function lookupRazorpayAction(action: ProviderAction, client: RazorpayApiClient): Promise<ActionOutcome | null> {
+  if (action.kind !== "refund") return null;
+  const paymentId = str(action.target?.provider_payment_id);
+  const refundId = str(action.payload?.refund_id);
+  if (!paymentId || !refundId || !ID.test(paymentId)) return null;
+  try {
+    const mine = (await client.fetchPaymentRefunds(paymentId)).find((r) =>
+      r.receipt === refundId || notesOf(r as Record<string, unknown>).refund_id === refundId
+    );
+    if (!mine) return null;
+    return refundOutcome(mine, action, paymentId, "fetchPaymentRefunds");
+  } catch (e) {
+    const o = actionOutcomeOf(e);
+    // Not knowing is never a failure: the action waits until Razorpay can be asked.
+    return {
+      outcome: "retry",
+      error: `Razorpay could not be asked about the earlier attempt: ${o.outcome === "succeeded" ? "no answer" : o.error}`,
+      ...(o.outcome === "retry" ? { retryAfterSeconds: o.retryAfterSeconds } : {}),
+    };
+  }
+}
+
+/** A refund Razorpay answered or listed for an action -> the outcome to record. */
+function refundOutcome(refund: RazorpayRefund, action: ProviderAction, paymentId: string, foundBy: string | null): ActionOutcome {
+  const amount = action.payload?.amount_paise;
+  if (refund.payment_id !== paymentId || refund.amount !== amount) {
+    return {
+      outcome: "failed",
+      error: `Razorpay refunded ${refund.amount} paise of ${refund.payment_id}, not ${amount} of ${paymentId}`,
+      result: { refund },
+    };
+  }
+  const result = {
+    provider_refund_id: refund.id,
+    status: refund.status,
+    amount_paise: refund.amount,
+    currency: refund.currency,
+    receipt: refund.receipt,
+    ...(foundBy ? { found_by: foundBy } : {}),
+  };
+  if (refund.status === "failed") {
+    return { outcome: "failed", error: `Razorpay reports refund ${refund.id} as failed`, result };
+  }
+  // A pending refund is accepted, not yet processed: its refund.processed webhook applies it.
+  return refund.status === "processed"
+    ? {
+      outcome: "succeeded",
+      result,
+      events: [razorpayRefundEvent(refund, actionContext(action), { source: "provider-sync", action_id: action.id })],
+    }
+    : { outcome: "succeeded", result };
 }
 
 function subscriptionResult(sub: RazorpaySubscription): Record<string, unknown> {
@@ -893,24 +1017,7 @@ export async function performRazorpayAction(action: ProviderAction, client: Razo
           notes,
           idempotencyKey: await razorpayIdempotencyKey(action.idempotency_key),
         });
-        if (refund.payment_id !== paymentId || refund.amount !== amount) {
-          return {
-            outcome: "failed",
-            error: `Razorpay refunded ${refund.amount} paise of ${refund.payment_id}, not ${amount} of ${paymentId}`,
-            result: { refund },
-          };
-        }
-        const result = {
-          provider_refund_id: refund.id,
-          status: refund.status,
-          amount_paise: refund.amount,
-          currency: refund.currency,
-          receipt: refund.receipt,
-        };
-        // A pending refund is accepted, not yet processed: its refund.processed webhook applies it.
-        return refund.status === "processed"
-          ? { outcome: "succeeded", result, events: [razorpayRefundEvent(refund, action)] }
-          : { outcome: "succeeded", result };
+        return refundOutcome(refund, action, paymentId, null);
       }
       case "fetch_payment": {
         if (!paymentId) return needs("target.provider_payment_id");

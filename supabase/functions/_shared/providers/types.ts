@@ -240,6 +240,33 @@ export type ActionOutcome =
   | { outcome: "retry"; error: string; retryAfterSeconds?: number | null; result?: Record<string, unknown> }
   | { outcome: "failed"; error: string; result?: Record<string, unknown> };
 
+/** One captured payment at its provider, as much as the provider needs to list its refunds. */
+export interface ProviderPaymentRef {
+  /** Our payment id at the provider: PayU's txnid, Razorpay's `pay_...`. */
+  provider_payment_id: string;
+  /** Our order's reference (PayU txnid, Razorpay receipt), or null. */
+  order_ref: string | null;
+  provider_order_id: string | null;
+  provider_subscription_id: string | null;
+}
+
+/** One refund the provider holds for a payment. */
+export interface ProviderRefund {
+  /** The provider's id of the refund (PayU's request id, Razorpay's `rfnd_...`): the dedupe key of its record. */
+  provider_refund_id: string;
+  /** Our reference when we asked for it (PayU's token, Razorpay's receipt or notes.refund_id), else null. */
+  reference: string | null;
+  amount_paise: number;
+  /** The provider's status of the refund, lowercased. */
+  status: string;
+  /**
+   * The event that records it (billing.apply_payment_event, kind refund_processed), or null when
+   * it does not count (failed at the provider) or not yet (Razorpay's pending: its
+   * refund.processed webhook or a later pass records it).
+   */
+  event: NormalizedEvent | null;
+}
+
 export interface ProviderAdapter {
   readonly name: ProviderName;
   /** Largest webhook body accepted, in bytes. */
@@ -277,6 +304,22 @@ export interface ProviderAdapter {
    * an outcome (actionOutcomeOf maps errors). A provider without it fails its actions with a reason.
    */
   performAction?(action: ProviderAction): Promise<ActionOutcome>;
+  /**
+   * Optional: what the provider already holds under an action's key, asked before carrying the
+   * action out again (provider-sync, on every attempt after the first: an earlier attempt may have
+   * reached the provider and died before its outcome was recorded). null: the provider holds
+   * nothing made under the key, so the action may be carried out; else the outcome to record
+   * instead of calling again (succeeded with the events that record what the provider made;
+   * retry when the provider could not be asked; failed when what it holds failed there). Only
+   * refunds need it (PayU refuses a reused token; Razorpay answers the first refund again, but
+   * only for 24 hours). Never throws.
+   */
+  lookupAction?(action: ProviderAction): Promise<ActionOutcome | null>;
+  /**
+   * Optional: every refund the provider holds for one of our captured payments (reconcile: a
+   * refund made in the provider's dashboard, or one whose record was lost). Throws ProviderError.
+   */
+  listRefunds?(payment: ProviderPaymentRef): Promise<ProviderRefund[]>;
 }
 
 export type ProviderErrorCode =
