@@ -283,6 +283,9 @@ export function checkAccess(s: Snapshot): Violation[] {
   return out;
 }
 
+/** History rows that record an intent (a change to come), not a change of state. */
+export const INTENTS = new Set(["upgrade_ordered", "downgrade_scheduled", "cancel_scheduled"]);
+
 /**
  * 4. Every state change of a subscription has its history row: the latest history row written
  * for each subscription (by whatever path: function, job, trigger) names its current status and
@@ -293,7 +296,7 @@ export function checkHistoryAndMrr(s: Snapshot): Violation[] {
   const name = "4 history and MRR";
   const bySub = new Map<string, HistoryRow[]>();
   for (const h of s.history) {
-    if (!h.subscription_id || h.new_status === null) continue;
+    if (!h.subscription_id || h.new_status === null || INTENTS.has(h.action)) continue;
     bySub.set(h.subscription_id, [...(bySub.get(h.subscription_id) ?? []), h]);
   }
   for (const sub of s.subscriptions) {
