@@ -964,7 +964,10 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return json({ status: 0, msg: "Refund amount is greater than the transaction amount", mihpayid: var1 });
     }
     const requestId = String(100000000 + payuRefunds.length * 7919 + Math.floor(Math.random() * 7000));
-    payuRefunds.push({ request_id: requestId, token: var2, mihpayid: var1, txnid: tx.txnid, amount_paise: paise, amt: var3 });
+    payuRefunds.push({
+      request_id: requestId, token: var2, mihpayid: var1, txnid: tx.txnid, amount_paise: paise, amt: var3,
+      at: new Date(clock.now()).toISOString(),
+    });
     return json({
       status: 1,
       msg: "Refund Request Queued",
