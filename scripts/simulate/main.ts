@@ -772,7 +772,9 @@ try {
     const violations = checkAll(await snapshot());
     if (violations.length) {
       const first = violations[0];
-      const o = orgs.find((x) => x.id === first.organization_id);
+      // A provider-level finding names a payment id: the organization that made it.
+      const o = orgs.find((x) => x.id === first.organization_id) ??
+        orgs.find((x) => x.payments.some((p) => first.detail.includes(p.id)));
       console.log(log.filter((l) => !o || l.includes(`org ${o.n}:`)).slice(-15).join("\n"));
       console.log(`\nINVARIANT VIOLATED: seed ${flags.seed}, day ${day} (${istDate(now)}), organization ${o ? `${o.n} (${o.id})` : "-"}, invariant ${first.invariant}`);
       for (const x of violations.slice(0, 8)) console.log(`  [${x.invariant}] org ${orgs.find((y) => y.id === x.organization_id)?.n ?? "-"}: ${x.detail}`);
