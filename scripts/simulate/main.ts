@@ -28,13 +28,14 @@ const GRACE = 3 * DAY;
 
 const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-rate <0..1>] [--start <YYYY-MM-DD>]
   [--no-payu] [--no-razorpay-subscriptions] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
-  [--no-refunds] [--no-disputes] [--no-usage] [--no-webhook-faults] [--no-provider-faults] [--no-email-faults]`;
+  [--no-refunds] [--no-disputes] [--no-usage] [--no-webhook-faults] [--no-provider-faults] [--no-email-faults] [--no-crash-faults]`;
 
 function parseFlags(argv: string[]) {
   const f = {
     seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
     payu: true, razorpaySubscriptions: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
+    crashFaults: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -593,6 +594,7 @@ async function live(o: Org): Promise<string | null> {
       .catch((e) => ({ error: (e as Error).message }) as Json);
     if (res.error) return `cancel refused: ${res.error}`;
     o.cancelAtEnd = true;
+    o.pendingPlan = null; // a cancel drops a scheduled downgrade
     unsure(o, 0.5);
     return "cancel at period end";
   }
@@ -644,9 +646,46 @@ async function emailFaults() {
   await fake("/__control/email", { fail_status: pick([500, 503, 429]), fail_count: int(1, 2) });
 }
 
+/**
+ * The database connection of provider-sync dropped after the provider's call, before the outcome
+ * is recorded: the refund action's order is held locked, provider-sync runs, and once the fake
+ * has answered the refund the worker's backend (waiting for that lock) is terminated.
+ */
+async function dropWorkerConnection() {
+  if (!flags.crashFaults || !chance(flags.faultRate)) return;
+  const [action] = await sql`select a.id, pe.order_id from billing.provider_actions a
+    join public.payment_events pe on pe.id = a.payment_event_id
+    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() order by a.created_at limit 1`;
+  if (!action) return;
+  counts.faults++;
+  const callsNow = async () =>
+    ((await fake("/__control/calls")).calls as Json[]).filter((c) => c.route === "razorpay.payments.refund" || c.route === "payu.cancel_refund_transaction").length;
+  const before = await callsNow();
+  let terminated = 0;
+  await sql.begin(async (tx) => {
+    await tx`select 1 from public.orders where id = ${action.order_id} for update`;
+    const sync = worker("provider-sync").catch(() => null);
+    for (let i = 0; i < 100 && (await callsNow()) === before; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 60 && terminated === 0; i++) {
+      const blocked = await sql`select pid from pg_stat_activity where datname = current_database()
+        and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
+      for (const b of blocked) {
+        await sql`select pg_terminate_backend(${b.pid})`;
+        terminated++;
+      }
+      if (terminated === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    await tx`select 1`;
+    void sync;
+  });
+  log.push(`day ${day}: provider-sync's connection dropped while applying refund action ${action.id} (${terminated} backend(s) terminated)`);
+}
+
 async function workers() {
   await providerFaults();
   await emailFaults();
+  await dropWorkerConnection();
   for (let round = 0; round < 4; round++) {
     await worker("reconcile");
     const sync = await worker("provider-sync");
@@ -775,7 +814,7 @@ try {
       // A provider-level finding names a payment id: the organization that made it.
       const o = orgs.find((x) => x.id === first.organization_id) ??
         orgs.find((x) => x.payments.some((p) => first.detail.includes(p.id)));
-      console.log(log.filter((l) => !o || l.includes(`org ${o.n}:`)).slice(-15).join("\n"));
+      console.log(log.filter((l) => !o || l.includes(`org ${o.n}:`) || !l.includes(" org ")).slice(-15).join("\n"));
       console.log(`\nINVARIANT VIOLATED: seed ${flags.seed}, day ${day} (${istDate(now)}), organization ${o ? `${o.n} (${o.id})` : "-"}, invariant ${first.invariant}`);
       for (const x of violations.slice(0, 8)) console.log(`  [${x.invariant}] org ${orgs.find((y) => y.id === x.organization_id)?.n ?? "-"}: ${x.detail}`);
       if (violations.length > 8) console.log(`  ... and ${violations.length - 8} more`);
