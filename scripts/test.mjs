@@ -1,6 +1,7 @@
 // npm test: a throwaway cluster on a free port (never the dev database), migrations + seed,
 // pgTAP, `supabase db lint`, `supabase db advisors`, the database.types.ts drift check, then
-// `deno test` against the local functions server and fake upstreams. Each stage prints a line as
+// `deno test` against the local functions server and fake upstreams, and a small fixed seed of the
+// simulator (`npm run simulate`, on its own cluster). Each stage prints a line as
 // it starts and its count and time as it ends; the run ends with one line `N passed, N failed`.
 // Removes its cluster and servers even when interrupted or failing.
 //
@@ -134,6 +135,24 @@ async function denoTests(env, files) {
   tally.failed += failed;
 }
 
+/**
+ * A small fixed seed of the simulator (scripts/simulate.mjs, its own cluster and stack): one
+ * test, passed when it ends with no invariant violated. The flags leave out what the current
+ * code is known to get wrong (docs/simulator.md, "Known violations"); drop them once fixed.
+ */
+export const SIMULATION_ARGS = [
+  "--seed", "7", "--orgs", "4", "--months", "2", "--no-razorpay-subscriptions", "--no-upgrades", "--no-crash-faults",
+];
+
+async function simulation() {
+  const { code, stdout, stderr } = await run("node", [path.join(root, "scripts", "simulate.mjs"), ...SIMULATION_ARGS], {
+    allowFail: true,
+    tee: true,
+  });
+  record(`npm run simulate -- ${SIMULATION_ARGS.join(" ")}: no invariant violated`, code === 0, code ? stderr.slice(-3000) : "");
+  return stdout;
+}
+
 const pgTapDir = path.join(root, "supabase", "tests", "database");
 
 /** What to run: everything, or only the files named on the command line (no checks then). */
@@ -175,6 +194,7 @@ main(async () => {
         await denoCheck();
       });
     }
+    if (only.checks) await stage("simulation (a small fixed seed)", simulation);
     if (only.ts.length === 0) return;
 
     const keys = await loadOrCreateKeys(path.join(db.dir, "keys.json"));

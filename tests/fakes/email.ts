@@ -67,7 +67,7 @@ function escapeHtml(s: string): string {
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The fake's state and routes; handle() answers null for a path that is not its own. */
-export function createFakeEmail({ apiKey }: { apiKey: string }) {
+export function createFakeEmail({ apiKey, now = Date.now }: { apiKey: string; now?: () => number }) {
   let emails: StoredEmail[] = [];
   let byKey = new Map<string, StoredEmail>();
   let calls: EmailCall[] = [];
@@ -96,7 +96,7 @@ export function createFakeEmail({ apiKey }: { apiKey: string }) {
 
   async function send(req: Request): Promise<Response> {
     const key = req.headers.get("idempotency-key");
-    const at = new Date().toISOString();
+    const at = new Date(now()).toISOString();
     const text = await req.text();
     let body: unknown;
     try {

@@ -34,6 +34,8 @@
 //             POST /__control/payu                    {latency_ms, fail_status, fail_count, fail_message,
 //                                                      fail_retry_after, fail_hang_ms, fail_routes, reset}
 //             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
+//             GET  /__control/razorpay/payments       every payment the fake Razorpay holds
+//             GET  /__control/payu/transactions       every PayU transaction seeded
 //             GET  /__control/payu/payments           forms accepted by /_payment
 //             GET  /__control/payu/refunds            refunds PayU holds (cancel_refund_transaction and the
 //                                                      dashboard's), with token, request id, amount, status
@@ -47,7 +49,11 @@
 //                                                      token, status, at}
 //             POST /__control/email, GET /__control/email  the email fake's failures and records
 //                                                     (tests/fakes/email.ts)
-//             POST /__control/reset                   everything back to the start state
+//             POST /__control/clock                   {at: ISO time | null}: the fakes' clock (Razorpay's
+//                                                      created_at of orders, payments, refunds and charges,
+//                                                      PayU's and the mailbox's times) runs on from `at`;
+//                                                      null: real time again
+//             POST /__control/reset                   everything back to the start state (real time too)
 //
 // Failures: `fail_status` for the next `fail_count` calls (every call when omitted) of the routes
 // starting with one of `fail_routes`, or whose path (PayU: var1, var2) holds one that has a `_` in
@@ -160,7 +166,26 @@ function randomId(prefix: string): string {
   return `${prefix}_${[...bytes].map((b) => alphabet[b % alphabet.length]).join("")}`;
 }
 
-const nowSecs = () => Math.floor(Date.now() / 1000);
+/**
+ * The fakes' clock: real time, or a simulated time set through POST /__control/clock (it then runs
+ * on from the set time at real speed, so calls within a simulated day keep their order).
+ */
+export class FakeClock {
+  #at: number | null = null;
+  #setAt = 0;
+  /** Milliseconds since the epoch, simulated or real. */
+  now(): number {
+    return this.#at === null ? Date.now() : this.#at + (Date.now() - this.#setAt);
+  }
+  /** Follow a simulated time (ms since the epoch), or real time again with null. */
+  set(at: number | null): void {
+    this.#at = at;
+    this.#setAt = Date.now();
+  }
+  get simulated(): boolean {
+    return this.#at !== null;
+  }
+}
 
 function isObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -262,7 +287,9 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   let invoices = new Map<string, Json>();
   let payuTransactions = new Map<string, Json>();
   let payuPayments: Json[] = [];
-  const email = createFakeEmail({ apiKey: options.resendKey ?? "re_fake" });
+  const clock = new FakeClock();
+  const nowSecs = () => Math.floor(clock.now() / 1000);
+  const email = createFakeEmail({ apiKey: options.resendKey ?? "re_fake", now: () => clock.now() });
 
   const count = (route: string, body?: unknown) => {
     calls[route] = (calls[route] ?? 0) + 1;
@@ -271,6 +298,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
 
   function reset() {
     email.reset();
+    clock.set(null);
     groq = groqDefaults();
     rzpControl = failureDefaults();
     payuControl = failureDefaults();
@@ -486,7 +514,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       receipt: null,
       token: null,
       status: null,
-      at: new Date().toISOString(),
+      at: new Date(clock.now()).toISOString(),
       ...extra,
     };
     callLog.push(entry);
@@ -992,7 +1020,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       status: "queued",
       bank_ref_num: tx.bank_ref_num ?? null,
       mode: tx.mode ?? null,
-      created_at: payuTime(new Date()),
+      created_at: payuTime(new Date(clock.now())),
+      at: new Date(clock.now()).toISOString(),
     });
     return requestId;
   }
@@ -1116,6 +1145,10 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (req.method === "GET" && path === "/__control/razorpay/orders") {
       return json({ orders: [...orders.values()], subscriptions: [...subscriptions.values()], refunds: [...refunds.values()] });
     }
+    if (req.method === "GET" && path === "/__control/razorpay/payments") return json({ payments: [...payments.values()] });
+    if (req.method === "GET" && path === "/__control/payu/transactions") {
+      return json({ transactions: [...payuTransactions.values()] });
+    }
     if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments });
     if (req.method === "GET" && path === "/__control/payu/refunds") return json({ refunds: payuRefunds });
     if (req.method === "GET" && path === "/__control/calls") {
@@ -1127,6 +1160,12 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (path === "/__control/reset") {
       reset();
       return json({ ok: true });
+    }
+    if (path === "/__control/clock" && isObject(body)) {
+      if (body.at === null) clock.set(null);
+      else if (typeof body.at === "string" && !Number.isNaN(Date.parse(body.at))) clock.set(Date.parse(body.at));
+      else return json({ error: "at must be an ISO time or null" }, 400);
+      return json({ ok: true, at: new Date(clock.now()).toISOString(), simulated: clock.simulated });
     }
     if (path === "/__control/groq" && isObject(body)) {
       if (body.reset === true) groq = groqDefaults();

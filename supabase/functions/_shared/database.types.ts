@@ -117,6 +117,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"test_clock": {
+                  Row: {
+                    "id": boolean,"simulated_at": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "id"?: boolean,"simulated_at": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "id"?: boolean,"simulated_at"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"webhook_events": {
                   Row: {
                     "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"ignored_reason": string | null,"last_error": string | null,"payload": NonNullable<Json>,"payload_purged_at": string | null,"processed_at": string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string
@@ -764,6 +778,9 @@ export type Database = {
                            },
 "settle_usage":
 { Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
+                           },
+"simulated_now":
+{ Args: Record<PropertyKey, never>; Returns: string
                            },
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json

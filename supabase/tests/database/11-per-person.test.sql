@@ -231,7 +231,7 @@ do $$ begin execute format('alter role authenticated in database %I reset billin
 do $$ begin execute format('alter database %I set billing.test_clock = ''on''', current_database()); end $$;
 select is(billing.now(), '2030-05-05 10:00:00+05:30'::timestamptz, 'the database setting back: the pin is honoured again');
 set local billing.now = '';
-set local billing.test_clock = '';
+reset billing.test_clock; -- back to the database's own setting (billing.now() reads it first)
 
 -- -------------------------------------------------------------------------------------------------
 -- Webhook payloads: stripped after the retention, the event id still deduplicates

@@ -1,0 +1,420 @@
+// The simulator's invariants, each a pure function of one Snapshot (rows of the database, the
+// fakes' ledgers, the mailbox, and what the simulation itself did and expects) returning the
+// violations it finds. Pure so that each can be fed a hand-made broken state
+// (tests/simulate-invariants.test.ts). docs/simulator.md explains each one.
+
+export type Json = Record<string, unknown>;
+
+/** A row of public.payment_events, as much as the checks read. */
+export interface PaymentEventRow {
+  id: string;
+  organization_id: string;
+  provider: "payu" | "razorpay";
+  provider_payment_id: string;
+  status: string;
+  amount_cents: number;
+  needs_refund: boolean;
+  /** details ->> 'refund_id' of a refund; details ->> 'captured_payment_event_id'. */
+  refund_id: string | null;
+  captured_payment_event_id: string | null;
+}
+
+export interface DocumentRow {
+  id: string;
+  organization_id: string;
+  number: string;
+  financial_year: number;
+  serial: number;
+  total_cents: number;
+  /** A credit note's invoice. */
+  invoice_id?: string;
+}
+
+export interface SubscriptionRow {
+  id: string;
+  organization_id: string;
+  status: string;
+  plan_code: string;
+  plan_id: string;
+}
+
+export interface HistoryRow {
+  subscription_id: string | null;
+  organization_id: string;
+  action: string;
+  new_status: string | null;
+  new_plan_id: string | null;
+  /** Real creation time (ms): the order rows were written in. */
+  created_ms: number;
+}
+
+export interface OutboxRow {
+  id: string;
+  organization_id: string;
+  kind: string;
+  /** provider_actions: pending, running, succeeded, failed; notifications: pending, sent, failed. */
+  state: string;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  /** Simulated ms of its creation. */
+  created_ms: number;
+}
+
+/** A capture or refund at a fake provider. */
+export interface ProviderMoney {
+  provider: "payu" | "razorpay";
+  /** Razorpay payment id; PayU txnid for a capture, mihpayid's txnid for a refund. */
+  payment_id: string;
+  refund_id?: string;
+  amount: number;
+  /** Simulated ms when the provider did it. */
+  at_ms: number;
+}
+
+/** A provider call the fake answered with 2xx, with the key that makes it one action. */
+export interface ProviderCall {
+  route: string;
+  /** What makes two calls the same action: refund idempotency key or token, or the subscription path. */
+  action_key: string;
+  status: number;
+}
+
+export interface Email {
+  id: string;
+  idempotency_key: string | null;
+  to: string[];
+  subject: string;
+}
+
+/** What the simulation expects of one organization's access at the check. */
+export interface AccessExpectation {
+  organization_id: string;
+  /** The tiers acceptable now (more than one on a boundary day or while a payment is in flight). */
+  tiers: string[];
+  why: string;
+}
+
+/** A usage call the simulation made: increment_usage's answer. */
+export interface UsageCall {
+  organization_id: string;
+  metric: string;
+  request_id: string;
+  amount: number;
+  allowed: boolean;
+  used: number;
+  limit_amount: number | null;
+  /** The day window it was counted in (the organization's local date). */
+  window_day: string;
+}
+
+export interface UsageRow {
+  organization_id: string;
+  metric: string;
+  window_day: string;
+  count: number;
+}
+
+export interface Snapshot {
+  /** Simulated time of the check (ms). */
+  now_ms: number;
+  /** Grace for a provider's money to reach our ledger (a lost webhook found by reconcile). */
+  settle_ms: number;
+  /** How long an outbox row may stay open before it breaks its retry budget. */
+  outbox_budget_ms: number;
+  payment_events: PaymentEventRow[];
+  invoices: DocumentRow[];
+  credit_notes: DocumentRow[];
+  subscriptions: SubscriptionRow[];
+  history: HistoryRow[];
+  /** billing.effective_plan per simulated organization. */
+  effective: { organization_id: string; tier: string; plan_code: string }[];
+  /** billing.revenue_summary(today) ->> 'mrr', and the sum over the subscriptions in effect. */
+  mrr: { analytics: number; subscriptions: number };
+  provider_actions: OutboxRow[];
+  notifications: OutboxRow[];
+  provider_captures: ProviderMoney[];
+  provider_refunds: ProviderMoney[];
+  provider_calls: ProviderCall[];
+  mailbox: Email[];
+  /** Notifications whose email may legitimately go out twice (a crash after the send). */
+  at_least_once: string[];
+  /** Captures the simulation made that must buy what they paid for (provider payment ids). */
+  expect_applied: string[];
+  /** Provider payment ids the simulation asked to refund (operator, dashboard) or expects refunded. */
+  refund_allowed: string[];
+  access: AccessExpectation[];
+  usage_calls: UsageCall[];
+  usage_rows: UsageRow[];
+}
+
+export interface Violation {
+  invariant: string;
+  organization_id: string | null;
+  detail: string;
+}
+
+const v = (invariant: string, organization_id: string | null, detail: string): Violation => ({
+  invariant,
+  organization_id,
+  detail,
+});
+
+function sumBy<T>(rows: T[], key: (r: T) => string, amount: (r: T) => number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of rows) m.set(key(r), (m.get(key(r)) ?? 0) + amount(r));
+  return m;
+}
+
+/**
+ * 1. Our ledger equals the provider's: every capture and refund at the provider is in
+ * payment_events exactly once (after settle_ms, time for reconcile to find a lost webhook), and
+ * nothing is there that the provider did not do.
+ */
+export function checkLedger(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "1 ledger equals provider";
+  const captured = s.payment_events.filter((e) => e.status === "captured");
+  const ours = new Map<string, PaymentEventRow[]>();
+  for (const e of captured) ours.set(`${e.provider}:${e.provider_payment_id}`, [...(ours.get(`${e.provider}:${e.provider_payment_id}`) ?? []), e]);
+  const theirs = new Map(s.provider_captures.map((c) => [`${c.provider}:${c.payment_id}`, c]));
+  for (const c of s.provider_captures) {
+    const rows = ours.get(`${c.provider}:${c.payment_id}`) ?? [];
+    if (rows.length > 1) out.push(v(name, rows[0].organization_id, `${c.provider} payment ${c.payment_id} is recorded ${rows.length} times`));
+    if (rows.length === 0 && s.now_ms - c.at_ms > s.settle_ms) {
+      out.push(v(name, null, `${c.provider} captured ${c.amount} paise as ${c.payment_id} ${Math.round((s.now_ms - c.at_ms) / 3600e3)} h ago; payment_events has no capture of it`));
+    }
+  }
+  for (const [key, rows] of ours) {
+    if (!theirs.has(key)) out.push(v(name, rows[0].organization_id, `payment_events has a capture of ${key} (${rows[0].amount_cents} paise) that the provider never made`));
+    else if (theirs.get(key)!.amount !== rows[0].amount_cents) {
+      out.push(v(name, rows[0].organization_id, `${key}: the provider captured ${theirs.get(key)!.amount}, we recorded ${rows[0].amount_cents}`));
+    }
+  }
+  const orgOf = new Map(captured.map((e) => [`${e.provider}:${e.provider_payment_id}`, e.organization_id]));
+  const refundedOurs = sumBy(s.payment_events.filter((e) => e.status === "refunded"), (e) => `${e.provider}:${e.provider_payment_id}`, (e) => e.amount_cents);
+  const settled = s.provider_refunds.filter((r) => s.now_ms - r.at_ms > s.settle_ms);
+  const refundedTheirs = sumBy(s.provider_refunds, (r) => `${r.provider}:${r.payment_id}`, (r) => r.amount);
+  const refundedTheirsSettled = sumBy(settled, (r) => `${r.provider}:${r.payment_id}`, (r) => r.amount);
+  for (const key of new Set([...refundedOurs.keys(), ...refundedTheirs.keys()])) {
+    const o = refundedOurs.get(key) ?? 0;
+    const all = refundedTheirs.get(key) ?? 0;
+    const settledAmount = refundedTheirsSettled.get(key) ?? 0;
+    if (o > all) out.push(v(name, orgOf.get(key) ?? null, `${key}: we recorded ${o} paise refunded, the provider refunded ${all}`));
+    else if (o < settledAmount) out.push(v(name, orgOf.get(key) ?? null, `${key}: the provider refunded ${all} paise, our ledger has ${o}`));
+  }
+  return out;
+}
+
+/**
+ * 2. Money equals documents, per organization and paise-exact: captured - refunded (leaving out
+ * captures recorded for refund, which buy nothing and get no invoice, and their refunds; a lost
+ * dispute gets no credit note, so it counts on neither side) equals invoices - credit notes; and
+ * the invoice and credit note numbers are gapless per financial year.
+ */
+export function checkMoneyDocuments(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "2 money equals documents";
+  const byId = new Map(s.payment_events.map((e) => [e.id, e]));
+  const counted = (e: PaymentEventRow) => {
+    if (e.status === "captured") return !e.needs_refund;
+    if (e.status === "refunded") {
+      const c = e.captured_payment_event_id ? byId.get(e.captured_payment_event_id) : undefined;
+      return !c?.needs_refund;
+    }
+    return false;
+  };
+  const money = sumBy(s.payment_events.filter(counted), (e) => e.organization_id, (e) => (e.status === "captured" ? 1 : -1) * e.amount_cents);
+  const docs = sumBy([...s.invoices.map((i) => ({ ...i, sign: 1 })), ...s.credit_notes.map((c) => ({ ...c, sign: -1 }))], (d) => d.organization_id, (d) => d.sign * d.total_cents);
+  for (const org of new Set([...money.keys(), ...docs.keys()])) {
+    const m = money.get(org) ?? 0;
+    const d = docs.get(org) ?? 0;
+    if (m !== d) out.push(v(name, org, `captured - refunded = ${m} paise, invoices - credit notes = ${d} paise`));
+  }
+  const invoiceTotals = new Map(s.invoices.map((i) => [i.id, i.total_cents]));
+  const credited = sumBy(s.credit_notes, (c) => c.invoice_id ?? "", (c) => c.total_cents);
+  for (const [inv, total] of credited) {
+    if (invoiceTotals.has(inv) && total > invoiceTotals.get(inv)!) {
+      out.push(v(name, s.invoices.find((i) => i.id === inv)!.organization_id, `invoice ${inv} is credited ${total} paise, more than its ${invoiceTotals.get(inv)}`));
+    }
+  }
+  for (const [label, rows] of [["invoice", s.invoices], ["credit note", s.credit_notes]] as const) {
+    const years = new Map<number, number[]>();
+    for (const r of rows) years.set(r.financial_year, [...(years.get(r.financial_year) ?? []), r.serial]);
+    for (const [year, serials] of years) {
+      const sorted = [...serials].sort((a, b) => a - b);
+      sorted.forEach((n, i) => {
+        if (n !== i + 1) out.push(v(name, null, `${label} serials of financial year ${year} are not gapless: ${sorted.slice(Math.max(0, i - 1), i + 2).join(", ")} at position ${i + 1}`));
+      });
+    }
+  }
+  return out.filter((x, i, all) => all.findIndex((y) => y.detail === x.detail) === i);
+}
+
+/**
+ * 3. Access follows payment: each organization's effective tier is one the simulation's own model
+ * of what it paid for allows today; a capture that must buy its period is not recorded for
+ * refund; no payment is refunded that nobody asked to refund.
+ */
+export function checkAccess(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "3 access follows payment";
+  const effective = new Map(s.effective.map((e) => [e.organization_id, e]));
+  for (const a of s.access) {
+    const e = effective.get(a.organization_id);
+    const tier = e?.tier ?? "free";
+    if (!a.tiers.includes(tier)) {
+      out.push(v(name, a.organization_id, `effective plan ${e?.plan_code ?? "free"} (tier ${tier}), but what it paid for gives ${a.tiers.join(" or ")}: ${a.why}`));
+    }
+  }
+  const expect = new Set(s.expect_applied);
+  for (const e of s.payment_events) {
+    if (e.status === "captured" && e.needs_refund && expect.has(e.provider_payment_id)) {
+      out.push(v(name, e.organization_id, `${e.provider} payment ${e.provider_payment_id} (${e.amount_cents} paise) paid a period but was recorded for refund, not applied: a paid period is lost`));
+    }
+  }
+  const allowed = new Set(s.refund_allowed);
+  const needsRefund = new Set(s.payment_events.filter((e) => e.status === "captured" && e.needs_refund && !expect.has(e.provider_payment_id)).map((e) => e.provider_payment_id));
+  for (const e of s.payment_events) {
+    if (e.status === "refunded" && !allowed.has(e.provider_payment_id) && !needsRefund.has(e.provider_payment_id)) {
+      out.push(v(name, e.organization_id, `${e.provider} payment ${e.provider_payment_id} was refunded (${e.amount_cents} paise) though nobody asked and it bought a period in use`));
+    }
+  }
+  return out;
+}
+
+/** History rows that record an intent (a change to come), not a change of state. */
+export const INTENTS = new Set(["upgrade_ordered", "downgrade_scheduled", "cancel_scheduled"]);
+
+/**
+ * 4. Every state change of a subscription has its history row: the latest history row written
+ * for each subscription (by whatever path: function, job, trigger) names its current status and
+ * plan. And the day's MRR from the analytics equals the sum over the paid subscriptions in effect.
+ */
+export function checkHistoryAndMrr(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "4 history and MRR";
+  const bySub = new Map<string, HistoryRow[]>();
+  for (const h of s.history) {
+    if (!h.subscription_id || h.new_status === null || INTENTS.has(h.action)) continue;
+    bySub.set(h.subscription_id, [...(bySub.get(h.subscription_id) ?? []), h]);
+  }
+  for (const sub of s.subscriptions) {
+    if (sub.status === "pending_payment") continue;
+    const rows = bySub.get(sub.id) ?? [];
+    if (rows.length === 0) {
+      out.push(v(name, sub.organization_id, `subscription ${sub.id} is ${sub.status} on ${sub.plan_code} with no history row`));
+      continue;
+    }
+    const latest = Math.max(...rows.map((r) => r.created_ms));
+    const last = rows.filter((r) => r.created_ms === latest);
+    if (!last.some((r) => r.new_status === sub.status && (r.new_plan_id === null || r.new_plan_id === sub.plan_id))) {
+      out.push(v(name, sub.organization_id, `subscription ${sub.id} is ${sub.status} on ${sub.plan_code}, but its latest history row (${last.map((r) => `${r.action} -> ${r.new_status}`).join(", ")}) says otherwise: a change without its history row`));
+    }
+  }
+  if (s.mrr.analytics !== s.mrr.subscriptions) {
+    out.push(v(name, null, `revenue_summary's mrr is ${s.mrr.analytics} paise, the paid subscriptions in effect sum to ${s.mrr.subscriptions}`));
+  }
+  return out;
+}
+
+/**
+ * 5. Every outbox row ends (sent, succeeded, or failed with a reason) within its retry budget; no
+ * provider action is carried out twice at the fake; no email is sent twice.
+ */
+export function checkOutboxes(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "5 outboxes end, once";
+  for (const [label, rows] of [["provider action", s.provider_actions], ["notification", s.notifications]] as const) {
+    for (const r of rows) {
+      const open = r.state === "pending" || r.state === "running";
+      if (open && (r.attempts > r.max_attempts || s.now_ms - r.created_ms > s.outbox_budget_ms)) {
+        out.push(v(name, r.organization_id, `${label} ${r.kind} ${r.id} is still ${r.state} after ${r.attempts} attempts and ${Math.round((s.now_ms - r.created_ms) / 3600e3)} h${r.last_error ? ` (${r.last_error})` : ""}`));
+      }
+      if (r.state === "failed" && !r.last_error) out.push(v(name, r.organization_id, `${label} ${r.kind} ${r.id} failed with no reason`));
+    }
+  }
+  const done = new Map<string, number>();
+  for (const c of s.provider_calls) if (c.status >= 200 && c.status < 300) done.set(c.action_key, (done.get(c.action_key) ?? 0) + 1);
+  for (const [key, n] of done) if (n > 1) out.push(v(name, null, `the provider carried out ${key} ${n} times`));
+  const keys = new Map<string, number>();
+  for (const m of s.mailbox) {
+    const key = m.idempotency_key ?? `${m.to.join(",")}|${m.subject}|${m.id}`;
+    keys.set(key, (keys.get(key) ?? 0) + 1);
+  }
+  const allowed = new Set(s.at_least_once);
+  for (const [key, n] of keys) {
+    if (n > 1 && !allowed.has(key)) out.push(v(name, null, `email ${key} was sent ${n} times`));
+  }
+  const notificationIds = new Set(s.notifications.map((n) => n.id));
+  for (const m of s.mailbox) {
+    if (m.idempotency_key === null || !notificationIds.has(m.idempotency_key)) {
+      out.push(v(name, null, `email "${m.subject}" to ${m.to.join(", ")} matches no notification (idempotency key ${m.idempotency_key})`));
+    }
+  }
+  return out;
+}
+
+/**
+ * 6. No quota window exceeds its limit, and each request id is counted once: every allowed call's
+ * `used` is within its limit, and each day window's counter is the sum of the distinct request
+ * ids allowed in it.
+ */
+export function checkUsage(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "6 quotas";
+  const expected = new Map<string, { ids: Set<string>; total: number; org: string }>();
+  for (const c of s.usage_calls) {
+    if (c.allowed && c.limit_amount !== null && c.used > c.limit_amount) {
+      out.push(v(name, c.organization_id, `${c.metric} request ${c.request_id} was allowed at ${c.used} of a limit of ${c.limit_amount}`));
+    }
+    const key = `${c.organization_id}|${c.metric}|${c.window_day}`;
+    const e = expected.get(key) ?? { ids: new Set<string>(), total: 0, org: c.organization_id };
+    if (c.allowed && !e.ids.has(c.request_id)) {
+      e.ids.add(c.request_id);
+      e.total += c.amount;
+    }
+    expected.set(key, e);
+  }
+  const rows = new Map(s.usage_rows.map((r) => [`${r.organization_id}|${r.metric}|${r.window_day}`, r.count]));
+  for (const [key, e] of expected) {
+    const got = rows.get(key) ?? 0;
+    if (got !== e.total) out.push(v(name, e.org, `${key.split("|").slice(1).join(" on ")}: the counter holds ${got}, the distinct allowed requests add up to ${e.total}`));
+  }
+  return out;
+}
+
+export const CHECKS = [checkLedger, checkMoneyDocuments, checkAccess, checkHistoryAndMrr, checkOutboxes, checkUsage];
+
+/** Every invariant's violations, in invariant order. */
+export function checkAll(s: Snapshot): Violation[] {
+  return CHECKS.flatMap((check) => check(s));
+}
+
+/** An empty, consistent snapshot to build test states from. */
+export function emptySnapshot(now_ms = Date.UTC(2027, 0, 1)): Snapshot {
+  return {
+    now_ms,
+    settle_ms: 2 * 86400e3,
+    outbox_budget_ms: 3 * 86400e3,
+    payment_events: [],
+    invoices: [],
+    credit_notes: [],
+    subscriptions: [],
+    history: [],
+    effective: [],
+    mrr: { analytics: 0, subscriptions: 0 },
+    provider_actions: [],
+    notifications: [],
+    provider_captures: [],
+    provider_refunds: [],
+    provider_calls: [],
+    mailbox: [],
+    at_least_once: [],
+    expect_applied: [],
+    refund_allowed: [],
+    access: [],
+    usage_calls: [],
+    usage_rows: [],
+  };
+}

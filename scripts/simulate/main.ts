@@ -1,0 +1,838 @@
+// The simulation: a seeded population of organizations lives through months of billing on the
+// stack scripts/simulate.mjs brought up, through the real endpoints (checkout, the webhooks,
+// razorpay-verify, reconcile, provider-sync, notifications-send), the SQL functions, the jobs
+// (called once per simulated day, as pg_cron would) and the fakes, with ONE simulated clock
+// (billing.test_clock for every connection, /__control/clock for the fakes) moved a day at a
+// time. After each day it takes a snapshot and checks the invariants (invariants.ts); the first
+// violation stops it (exit 1) with the seed, day, organization and invariant.
+import postgres from "npm:postgres@3.4.9";
+import * as jose from "npm:jose@6.2.17";
+import { createHash, createHmac } from "node:crypto";
+import {
+  type AccessExpectation,
+  checkAll,
+  type Email,
+  type ProviderCall,
+  type ProviderMoney,
+  type Snapshot,
+  type UsageCall,
+} from "./invariants.ts";
+
+type Json = Record<string, unknown>;
+const DAY = 86400e3;
+const MIN = 60e3;
+const GRACE = 3 * DAY;
+
+// -------------------------------------------------------------------------------------------------
+// Flags
+
+const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-rate <0..1>] [--start <YYYY-MM-DD>]
+  [--no-payu] [--no-razorpay-subscriptions] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
+  [--no-refunds] [--no-disputes] [--no-usage] [--no-webhook-faults] [--no-provider-faults] [--no-email-faults] [--no-crash-faults]`;
+
+function parseFlags(argv: string[]) {
+  const f = {
+    seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
+    payu: true, razorpaySubscriptions: true, upgrades: true, downgrades: true, cancels: true, trials: true,
+    refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
+    crashFaults: true,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = () => {
+      const n = Number(argv[++i]);
+      if (!Number.isFinite(n)) throw new Error(`${a} needs a number`);
+      return n;
+    };
+    if (a === "--seed") f.seed = num();
+    else if (a === "--orgs") f.orgs = num();
+    else if (a === "--months") f.months = num();
+    else if (a === "--fault-rate") f.faultRate = num();
+    else if (a === "--start") f.start = argv[++i];
+    else if (a.startsWith("--no-")) {
+      const key = a.slice(5).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+      if (!(key in f) || typeof (f as Json)[key] !== "boolean") throw new Error(`unknown flag ${a}`);
+      (f as Json)[key] = false;
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (!f.payu && !f.razorpaySubscriptions) throw new Error("--no-payu and --no-razorpay-subscriptions leave no way to pay");
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(f.start)) throw new Error("--start must be YYYY-MM-DD");
+  return f;
+}
+
+let flags: ReturnType<typeof parseFlags>;
+try {
+  flags = parseFlags(Deno.args);
+} catch (e) {
+  console.error(`simulate: ${(e as Error).message}\n${USAGE}`);
+  Deno.exit(2);
+}
+
+// -------------------------------------------------------------------------------------------------
+// Seeded randomness (mulberry32): the same seed makes the same choices in the same order.
+
+let rngState = flags.seed >>> 0 || 1;
+function random(): number {
+  rngState = (rngState + 0x6d2b79f5) >>> 0;
+  let t = rngState;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+const chance = (p: number) => random() < p;
+const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
+const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+let idCounter = 0;
+/** Ids the simulation makes (payments, request ids) come from the seed too. */
+const simId = (prefix: string) => `${prefix}_s${flags.seed}x${(++idCounter).toString(36).padStart(6, "0")}`;
+
+// -------------------------------------------------------------------------------------------------
+// The stack
+
+const env = (name: string) => {
+  const v = Deno.env.get(name);
+  if (!v) {
+    console.error(`simulate: ${name} is not set: run it with npm run simulate`);
+    Deno.exit(2);
+  }
+  return v;
+};
+const sql = postgres(env("SUPABASE_DB_URL"), { max: 4, prepare: false, onnotice: () => {} });
+const fakes = env("FAKE_UPSTREAMS_URL");
+const serviceKey = env("SUPABASE_SERVICE_ROLE_KEY");
+const privateJwk = JSON.parse(env("SUPABILL_TEST_PRIVATE_JWK"));
+const signingKey = await jose.importJWK(privateJwk, "ES256");
+
+async function token(sub: string): Promise<string> {
+  return await new jose.SignJWT({ sub, role: "authenticated", aud: "authenticated" })
+    .setProtectedHeader({ alg: "ES256", kid: privateJwk.kid, typ: "JWT" })
+    .setIssuedAt().setExpirationTime("2h").sign(signingKey);
+}
+
+async function call(name: string, body: unknown, opts: { token?: string; headers?: Record<string, string>; raw?: string } = {}) {
+  const headers: Record<string, string> = { "content-type": "application/json", ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const res = await fetch(`${env("SUPABASE_URL")}/functions/v1/${name}`, {
+    method: "POST", headers, body: opts.raw ?? JSON.stringify(body), redirect: "manual",
+  });
+  const text = await res.text();
+  let json: Json = {};
+  try {
+    json = text ? JSON.parse(text) : {};
+  } catch {
+    json = { text };
+  }
+  return { status: res.status, body: json };
+}
+
+async function fake(path: string, body?: unknown, init: RequestInit = {}): Promise<Json> {
+  const res = await fetch(`${fakes}${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    ...init,
+  });
+  const answer = await res.json();
+  if (!res.ok) throw new Error(`fake ${path}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+// -------------------------------------------------------------------------------------------------
+// The one clock
+
+let now = Date.parse(`${flags.start}T00:00:00+05:30`);
+const startMs = now;
+
+async function setClock(ms: number) {
+  now = ms;
+  const at = new Date(ms).toISOString();
+  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
+    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
+  await fake("/__control/clock", { at });
+}
+const advance = (minutes: number) => setClock(now + minutes * MIN);
+const istDate = (ms: number) => new Date(ms + 5.5 * 3600e3).toISOString().slice(0, 10);
+
+/** One interval later on the India calendar, the day clamped to the month's end. */
+function addInterval(ms: number, interval: string): number {
+  const d = new Date(ms + 5.5 * 3600e3);
+  const y = d.getUTCFullYear() + (interval === "year" ? 1 : 0);
+  const m = d.getUTCMonth() + (interval === "month" ? 1 : 0);
+  const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+  const t = Date.UTC(y, m, Math.min(d.getUTCDate(), last), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
+  return t - 5.5 * 3600e3;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Counters and what the invariants need from the simulation
+
+const counts = { payments: 0, renewals: 0, refunds: 0, faults: 0 };
+const expectApplied: string[] = [];
+const refundAllowed: string[] = [];
+const usageCalls: UsageCall[] = [];
+
+interface Plan {
+  id: string;
+  code: string;
+  tier: string;
+  interval: string;
+  price_cents: number;
+  trial_days: number;
+}
+const plans = new Map<string, Plan>();
+for (const p of await sql<Plan[]>`select id, code, tier, interval::text, price_cents::int, trial_days from public.billing_plans where active`) {
+  plans.set(p.code, p);
+}
+const paidPlans = ["basic_monthly", "basic_monthly", "pro_monthly", "basic_yearly", "pro_yearly"].filter((c) => plans.has(c));
+
+/** The simulation's own model of one organization: what it paid for, independent of our rows. */
+interface Org {
+  n: number;
+  id: string;
+  owner: string;
+  provider: "payu" | "razorpay" | null;
+  plan: string | null;
+  periodEnd: number | null;
+  trialEnd: number | null;
+  trialPlan: string | null;
+  everTrialed: boolean;
+  cancelAtEnd: boolean;
+  endedAt: number | null;
+  pendingPlan: string | null;
+  rzpSubId: string | null;
+  /** Until when the model is unsure (a payment in flight, a boundary, a dispute): any of `unsure` tiers goes. */
+  unsureUntil: number;
+  unsure: Set<string>;
+  payments: { id: string; provider: "payu" | "razorpay"; amount: number; captureAt: number }[];
+  disputeOpen: boolean;
+  neverRenews: boolean;
+}
+const orgs: Org[] = [];
+
+function tierOf(code: string | null) {
+  return code ? plans.get(code)!.tier : "free";
+}
+
+/** The tier the model says is in effect at `t` (before the slack). */
+function modelTier(o: Org, t: number): string {
+  if (o.endedAt !== null && (o.periodEnd === null || o.endedAt >= (o.periodEnd ?? 0) - DAY || t >= o.endedAt)) {
+    if (t >= o.endedAt) return "free";
+  }
+  if (o.trialEnd !== null && t < o.trialEnd && o.trialPlan) return tierOf(o.trialPlan);
+  if (o.periodEnd !== null && o.plan) {
+    if (t < o.periodEnd) return tierOf(o.plan);
+    if (o.pendingPlan && t < o.periodEnd + GRACE && !o.cancelAtEnd) return tierOf(o.pendingPlan);
+    if (t < o.periodEnd + GRACE && !o.cancelAtEnd) return tierOf(o.plan);
+  }
+  return "free";
+}
+
+function expectation(o: Org): AccessExpectation {
+  const tiers = new Set([modelTier(o, now)]);
+  // A boundary within a day either way: the product's period ends on its own anchor and calendar.
+  for (const b of [o.periodEnd, o.periodEnd !== null ? o.periodEnd + GRACE : null, o.trialEnd, o.endedAt]) {
+    if (b !== null && Math.abs(now - b) < 1.5 * DAY) {
+      tiers.add(modelTier(o, b - 2 * DAY));
+      tiers.add(modelTier(o, b + 2 * DAY));
+    }
+  }
+  if (now < o.unsureUntil) for (const t of o.unsure) tiers.add(t);
+  if (o.pendingPlan) tiers.add(tierOf(o.pendingPlan));
+  if (o.disputeOpen) tiers.add("free");
+  return {
+    organization_id: o.id,
+    tiers: [...tiers],
+    why: `model: plan ${o.plan ?? "none"} until ${o.periodEnd ? new Date(o.periodEnd).toISOString() : "-"}` +
+      `${o.trialEnd ? `, trial until ${new Date(o.trialEnd).toISOString()}` : ""}${o.cancelAtEnd ? ", cancels at period end" : ""}` +
+      `${o.endedAt ? `, ended ${new Date(o.endedAt).toISOString()}` : ""}`,
+  };
+}
+
+/** The model is unsure for a while (a payment on its way, a refund being carried out). */
+function unsure(o: Org, days: number, ...tiers: string[]) {
+  if (now >= o.unsureUntil) o.unsure = new Set();
+  for (const t of [...tiers, modelTier(o, now)]) o.unsure.add(t);
+  o.unsureUntil = Math.max(o.unsureUntil, now + days * DAY);
+}
+
+/** A payment that buys `code` now, in the model: extends a running or grace period, else starts now. */
+function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
+  const plan = plans.get(code)!;
+  const before = modelTier(o, now);
+  if (kind === "upgrade") {
+    o.periodEnd = addInterval(now, plan.interval);
+  } else if (o.trialEnd !== null && now < o.trialEnd && o.periodEnd === null) {
+    o.periodEnd = addInterval(o.trialEnd, plan.interval);
+  } else if (kind === "renewal" && o.periodEnd !== null && now < o.periodEnd + GRACE) {
+    o.periodEnd = addInterval(o.periodEnd, plan.interval);
+  } else {
+    o.periodEnd = addInterval(now, plan.interval);
+  }
+  o.plan = code;
+  o.pendingPlan = null;
+  o.endedAt = null;
+  o.cancelAtEnd = false;
+  unsure(o, 0.5, before);
+}
+
+// -------------------------------------------------------------------------------------------------
+// Webhooks, with faults: duplicated, late (delivered on a later day, so out of order), lost
+
+interface Delivery {
+  due: number;
+  send: () => Promise<unknown>;
+  org: Org;
+}
+let lateQueue: Delivery[] = [];
+
+async function deliver(o: Org, send: () => Promise<unknown>, { losable = false } = {}) {
+  if (flags.webhookFaults && chance(flags.faultRate)) {
+    counts.faults++;
+    const r = random();
+    if (r < 0.35) {
+      await send();
+      await send();
+      return;
+    }
+    if (r < 0.7 || !losable) {
+      lateQueue.push({ due: now + int(1, 3) * DAY, send, org: o });
+      unsure(o, 4);
+      return;
+    }
+    unsure(o, 2.5);
+    return; // lost: reconcile must find it
+  }
+  await send();
+}
+
+function rzpWebhook(event: string, payload: Json, createdAt = Math.floor(now / 1000)) {
+  const raw = JSON.stringify({ entity: "event", account_id: "acc_sim", event, contains: Object.keys(payload), payload, created_at: createdAt });
+  return call("razorpay-webhook", null, {
+    raw,
+    headers: {
+      "x-razorpay-signature": createHmac("sha256", env("RAZORPAY_WEBHOOK_SECRET")).update(raw).digest("hex"),
+      "x-razorpay-event-id": simId("evt"),
+    },
+  });
+}
+
+function payuWebhook(fields: Record<string, string>, mihpayid: string) {
+  const f: Record<string, string> = {
+    mihpayid, mode: "UPI", status: "success", unmappedstatus: "captured", key: fields.key, txnid: fields.txnid,
+    amount: fields.amount, productinfo: fields.productinfo, firstname: fields.firstname, email: fields.email,
+    udf1: fields.udf1 ?? "", udf2: fields.udf2 ?? "", udf3: fields.udf3 ?? "", udf4: fields.udf4 ?? "", udf5: fields.udf5 ?? "",
+    addedon: new Date(now + 5.5 * 3600e3).toISOString().slice(0, 19).replace("T", " "),
+  };
+  f.hash = createHash("sha512").update([
+    env("PAYU_MERCHANT_SALT"), f.status, "", "", "", "", "", f.udf5, f.udf4, f.udf3, f.udf2, f.udf1, f.email,
+    f.firstname, f.productinfo, f.amount, f.txnid, env("PAYU_MERCHANT_KEY"),
+  ].join("|")).digest("hex");
+  return call("payu-webhook", null, {
+    raw: new URLSearchParams(f).toString(),
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+}
+
+// -------------------------------------------------------------------------------------------------
+// Life events, each through the product's own paths
+
+async function asOwner<T>(o: Org, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify({ sub: o.owner, role: "authenticated" })}, true)`;
+    return await fn(tx);
+  }) as T;
+}
+
+async function createOrg(n: number): Promise<Org> {
+  const [{ id: owner }] = await sql`insert into auth.users (id, email, role, aud)
+    values (gen_random_uuid(), ${`owner${n}.s${flags.seed}@sim.example`}, 'authenticated', 'authenticated') returning id`;
+  const id = await asOwner({ owner } as Org, async (tx) => {
+    const [{ id }] = await tx`select public.create_organization(${`Sim ${flags.seed}/${n}`}) as id`;
+    return id as string;
+  });
+  await sql`update public.organizations set billing_email = ${`billing${n}@sim.example`} where id = ${id}`;
+  return {
+    n, id, owner, provider: null, plan: null, periodEnd: null, trialEnd: null, trialPlan: null, everTrialed: false,
+    cancelAtEnd: false, endedAt: null, pendingPlan: null, rzpSubId: null, unsureUntil: 0, unsure: new Set(), payments: [],
+    disputeOpen: false, neverRenews: chance(0.15),
+  };
+}
+
+/** PayU: checkout (a plan or an upgrade order), the payment page, PayU's record, its signed webhook. */
+async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string }, kind: "new" | "renewal" | "upgrade", code: string) {
+  const res = await call("checkout", { organization_id: o.id, provider: "payu", ...what }, { token: await token(o.owner) });
+  if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
+  const fields = res.body.fields as Record<string, string>;
+  await fetch(res.body.action_url as string, { method: "POST", body: new URLSearchParams(fields) }).then((r) => r.body?.cancel());
+  await advance(int(1, 4));
+  const mihpayid = simId("mih");
+  await fake("/__control/payu/transactions", {
+    [fields.txnid]: {
+      mihpayid, status: "success", unmappedstatus: "captured", amt: fields.amount, transaction_amount: fields.amount,
+      mode: "UPI", productinfo: fields.productinfo, firstname: fields.firstname, email: fields.email, udf1: fields.udf1,
+      addedon: new Date(now + 5.5 * 3600e3).toISOString().slice(0, 19).replace("T", " "), sim_at: new Date(now).toISOString(),
+    },
+  });
+  counts.payments++;
+  if (kind === "renewal") counts.renewals++;
+  expectApplied.push(fields.txnid);
+  o.payments.push({ id: fields.txnid, provider: "payu", amount: Number(res.body.amount_cents), captureAt: now });
+  o.provider ??= "payu";
+  modelPaid(o, code, kind);
+  await deliver(o, () => payuWebhook(fields, mihpayid), { losable: true });
+  return "paid";
+}
+
+/** Razorpay subscription: checkout, the first charge at the fake, razorpay-verify from the browser. */
+async function subscribeRazorpay(o: Org, code: string) {
+  const t = await token(o.owner);
+  const res = await call("checkout", { organization_id: o.id, provider: "razorpay", plan_code: code }, { token: t });
+  if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
+  const subId = res.body.subscription_id as string;
+  await advance(int(1, 4));
+  const charge = await fake("/__control/razorpay/subscriptions/charge", { subscription_id: subId, amount: plans.get(code)!.price_cents, payment_id: simId("pay") });
+  const payment = charge.payment as Json;
+  const payId = payment.id as string;
+  await fake("/__control/razorpay/subscriptions", { id: subId, status: "active" });
+  counts.payments++;
+  expectApplied.push(payId);
+  o.payments.push({ id: payId, provider: "razorpay", amount: payment.amount as number, captureAt: now });
+  o.provider = "razorpay";
+  o.rzpSubId = subId;
+  modelPaid(o, code, "new");
+  const verify = await call("razorpay-verify", {
+    billing_order_id: res.body.billing_order_id, razorpay_payment_id: payId,
+    razorpay_signature: createHmac("sha256", env("RAZORPAY_KEY_SECRET")).update(`${payId}|${subId}`).digest("hex"),
+  }, { token: t });
+  if (verify.status !== 200) return `verify ${verify.status} ${JSON.stringify(verify.body)}`;
+  // Razorpay's own webhook for the same charge follows (a duplicate for us).
+  await deliver(o, () => rzpWebhook("subscription.charged", { subscription: { entity: charge.subscription }, payment: { entity: payment } }));
+  return "subscribed";
+}
+
+/** A mandate debit at Razorpay: the charge and its subscription.charged webhook (or a failure, retried). */
+async function mandateDebit(o: Org) {
+  if (chance(0.15)) {
+    counts.faults++;
+    const failed = { id: simId("pay"), entity: "payment", amount: plans.get(o.plan!)!.price_cents, currency: "INR", status: "failed",
+      method: "upi", captured: false, notes: [], error_description: "mandate debit declined", created_at: Math.floor(now / 1000) };
+    await rzpWebhook("payment.failed", { payment: { entity: failed }, subscription: { entity: { id: o.rzpSubId, entity: "subscription", status: "pending" } } });
+    unsure(o, 2);
+    return "debit failed";
+  }
+  const charge = await fake("/__control/razorpay/subscriptions/charge", { subscription_id: o.rzpSubId, amount: plans.get(o.plan!)!.price_cents, payment_id: simId("pay") });
+  const payment = charge.payment as Json;
+  counts.payments++;
+  counts.renewals++;
+  expectApplied.push(payment.id as string);
+  o.payments.push({ id: payment.id as string, provider: "razorpay", amount: payment.amount as number, captureAt: now });
+  modelPaid(o, o.plan!, "renewal");
+  await deliver(o, () => rzpWebhook("subscription.charged", { subscription: { entity: charge.subscription }, payment: { entity: payment } }), { losable: true });
+  return "debited";
+}
+
+async function changePlan(o: Org, code: string) {
+  const r = await asOwner(o, async (tx) => {
+    const [{ r }] = await tx`select public.change_plan(${o.id}, ${code}) as r`;
+    return r as Json;
+  }).catch((e) => ({ error: (e as Error).message }) as Json);
+  if (r.error) return `change_plan refused: ${r.error}`;
+  if (r.method === "scheduled") {
+    o.pendingPlan = code;
+    return "downgrade scheduled";
+  }
+  if (r.method === "immediate") {
+    const before = modelTier(o, now);
+    o.plan = code;
+    o.periodEnd = addInterval(now, plans.get(code)!.interval);
+    unsure(o, 0.5, before);
+    return "switched";
+  }
+  if (r.method === "prorated_order") {
+    if (o.provider === "payu" || !flags.razorpaySubscriptions || chance(0.5)) {
+      return await payWithPayu(o, { order_id: r.order_id as string }, "upgrade", code);
+    }
+    return await payUpgradeRazorpay(o, r.order_id as string, code);
+  }
+  return `change_plan: ${r.method}`;
+}
+
+/** An upgrade order paid as a Razorpay order: checkout, the payment at the fake, order.paid. */
+async function payUpgradeRazorpay(o: Org, orderId: string, code: string) {
+  const res = await call("checkout", { organization_id: o.id, provider: "razorpay", order_id: orderId }, { token: await token(o.owner) });
+  if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
+  await advance(int(1, 4));
+  const payId = simId("pay");
+  const [payment] = (await fake("/__control/razorpay/payments", {
+    id: payId, amount: res.body.amount, order_id: res.body.order_id, created_at: Math.floor(now / 1000),
+  })).payments as Json[];
+  counts.payments++;
+  expectApplied.push(payId);
+  o.payments.push({ id: payId, provider: "razorpay", amount: payment.amount as number, captureAt: now });
+  modelPaid(o, code, "upgrade");
+  await deliver(o, () => rzpWebhook("payment.captured", { payment: { entity: payment } }), { losable: true });
+  return "upgraded";
+}
+
+async function operatorRefund(o: Org, full: boolean) {
+  const p = o.payments[o.payments.length - 1];
+  const [pe] = await sql`select id, amount_cents::int from public.payment_events
+    where provider = ${p.provider} and provider_payment_id = ${p.id} and status = 'captured'`;
+  if (!pe) return "not recorded yet";
+  const amount = full ? null : Math.max(100, Math.floor(pe.amount_cents * (0.1 + 0.4 * random())));
+  try {
+    await sql`select billing.operator_refund(${pe.id}, ${amount}, ${`simulated ${full ? "full" : "partial"} refund`})`;
+  } catch (e) {
+    return `refused: ${(e as Error).message}`;
+  }
+  refundAllowed.push(p.id);
+  counts.refunds++;
+  if (full && o.payments.indexOf(p) === o.payments.length - 1) {
+    o.endedAt = now;
+    unsure(o, 1.5, "free");
+  }
+  return full ? "full refund queued" : "partial refund queued";
+}
+
+/** A refund made in Razorpay's dashboard: the refund at the fake, then refund.processed. */
+async function dashboardRefund(o: Org) {
+  const p = [...o.payments].reverse().find((x) => x.provider === "razorpay");
+  if (!p) return "no Razorpay payment";
+  const amount = Math.max(100, Math.floor(p.amount * 0.2));
+  const res = await fetch(`${env("RAZORPAY_API_BASE")}/payments/${p.id}/refund`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Basic ${btoa(`${env("RAZORPAY_KEY_ID")}:${env("RAZORPAY_KEY_SECRET")}`)}` },
+    body: JSON.stringify({ amount }),
+  });
+  const refund = await res.json();
+  if (!res.ok) return `refused: ${JSON.stringify(refund)}`;
+  refundAllowed.push(p.id);
+  counts.refunds++;
+  await deliver(o, () => rzpWebhook("refund.processed", { refund: { entity: refund } }));
+  return "dashboard refund";
+}
+
+async function dispute(o: Org) {
+  const p = [...o.payments].reverse().find((x) => x.provider === "razorpay");
+  if (!p) return "no Razorpay payment";
+  const body = (status: string) => ({ dispute: { entity: { id: `disp_${p.id}`, entity: "dispute", payment_id: p.id, amount: p.amount, currency: "INR", status } } });
+  await rzpWebhook("payment.dispute.created", body("open"));
+  const lost = chance(0.4);
+  o.disputeOpen = true;
+  lateQueue.push({
+    due: now + int(2, 6) * DAY,
+    org: o,
+    send: async () => {
+      await rzpWebhook(`payment.dispute.${lost ? "lost" : "won"}`, body(lost ? "lost" : "won"));
+      o.disputeOpen = false;
+      if (lost && o.payments[o.payments.length - 1] === p) {
+        o.endedAt = now;
+        unsure(o, 1.5, "free");
+      }
+    },
+  });
+  return lost ? "dispute (to be lost)" : "dispute (to be won)";
+}
+
+async function useQuota(o: Org) {
+  const ids: string[] = [];
+  for (let i = 0; i < int(1, 6); i++) {
+    const rid = ids.length && chance(0.25) ? pick(ids) : simId("req");
+    ids.push(rid);
+    const [r] = await sql`select allowed, used::int, limit_amount::int from public.increment_usage(${o.id}, 'ai_prompts', 1, ${rid})`;
+    usageCalls.push({ organization_id: o.id, metric: "ai_prompts", request_id: rid, amount: 1, allowed: r.allowed, used: r.used,
+      limit_amount: r.limit_amount, window_day: istDate(now) });
+  }
+}
+
+/** One organization's day: at most one decision, drawn from what its state allows. */
+async function live(o: Org): Promise<string | null> {
+  const tier = modelTier(o, now);
+  const live = o.plan !== null && o.periodEnd !== null && now < o.periodEnd + GRACE && o.endedAt === null;
+  if (flags.usage && chance(0.4)) await useQuota(o);
+  if (o.disputeOpen) return null;
+  if (!live && !(o.trialEnd && now < o.trialEnd)) {
+    if (o.payments.length > 0 && o.endedAt !== null) return null; // refunded or charged back: gone for good
+    if (!chance(o.payments.length ? 0.05 : 0.25)) return null;
+    const code = pick(paidPlans);
+    if (flags.trials && !o.everTrialed && plans.get(code)!.trial_days > 0 && chance(0.3)) {
+      const r = await asOwner(o, async (tx) => (await tx`select public.start_trial(${o.id}, ${code}) as r`)[0].r as Json)
+        .catch((e) => ({ error: (e as Error).message }) as Json);
+      o.everTrialed = true;
+      if (r.error) return `trial refused: ${r.error}`;
+      o.trialEnd = now + plans.get(code)!.trial_days * DAY;
+      o.trialPlan = code;
+      unsure(o, 0.5, "free");
+      return `trial ${code}`;
+    }
+    const useRzp = flags.razorpaySubscriptions && (!flags.payu || chance(0.5));
+    if (useRzp && o.payments.length === 0) return `razorpay ${code}: ${await subscribeRazorpay(o, o.trialPlan ?? code)}`;
+    if (!flags.payu) return null;
+    return `payu ${o.trialPlan ?? code}: ${await payWithPayu(o, { plan_code: o.trialPlan ?? code }, o.payments.length ? "renewal" : "new", o.trialPlan ?? code)}`;
+  }
+  if (o.trialEnd && now < o.trialEnd && o.periodEnd === null) {
+    if (!chance(0.2)) return null;
+    if (flags.razorpaySubscriptions && (!flags.payu || chance(0.5))) return `razorpay during trial: ${await subscribeRazorpay(o, o.trialPlan!)}`;
+    if (!flags.payu) return null;
+    return `payu during trial: ${await payWithPayu(o, { plan_code: o.trialPlan! }, "new", o.trialPlan!)}`;
+  }
+  // A paid subscription runs (or is in grace).
+  if (o.provider === "razorpay" && o.rzpSubId && !o.cancelAtEnd && o.periodEnd !== null && now >= o.periodEnd) {
+    return `mandate debit: ${await mandateDebit(o)}`;
+  }
+  if (o.provider === "payu" && !o.cancelAtEnd && !o.neverRenews && o.periodEnd !== null && now >= o.periodEnd - 2 * DAY && chance(0.45)) {
+    const code = o.pendingPlan && now >= o.periodEnd ? o.pendingPlan : o.plan!;
+    return `payu renewal ${code}: ${await payWithPayu(o, { plan_code: code }, "renewal", code)}`;
+  }
+  const r = random();
+  if (flags.refunds && r < 0.015) return `operator refund: ${await operatorRefund(o, chance(0.4))}`;
+  if (flags.refunds && r < 0.025 && o.provider === "razorpay") return `dashboard refund: ${await dashboardRefund(o)}`;
+  if (flags.disputes && r < 0.032 && o.provider === "razorpay") return await dispute(o);
+  if (flags.cancels && r < 0.06 && !o.cancelAtEnd) {
+    const res = await asOwner(o, async (tx) => (await tx`select public.cancel_subscription(${o.id}, true) as r`)[0].r as Json)
+      .catch((e) => ({ error: (e as Error).message }) as Json);
+    if (res.error) return `cancel refused: ${res.error}`;
+    o.cancelAtEnd = true;
+    o.pendingPlan = null; // a cancel drops a scheduled downgrade
+    unsure(o, 0.5);
+    return "cancel at period end";
+  }
+  if (flags.cancels && r < 0.1 && o.cancelAtEnd && o.provider === "payu" && o.periodEnd !== null && now < o.periodEnd - DAY) {
+    const res = await asOwner(o, async (tx) => (await tx`select public.resume_subscription(${o.id}) as r`)[0].r as Json)
+      .catch((e) => ({ error: (e as Error).message }) as Json);
+    if (res.error) return `resume refused: ${res.error}`;
+    o.cancelAtEnd = false;
+    return "resumed";
+  }
+  if (flags.upgrades && r < 0.13 && tier === "basic" && o.periodEnd !== null && now < o.periodEnd - DAY && !o.cancelAtEnd && o.provider === "payu") {
+    const to = o.plan!.endsWith("yearly") ? "pro_yearly" : pick(["pro_monthly", "pro_yearly"]);
+    return `upgrade to ${to}: ${await changePlan(o, to)}`;
+  }
+  if (flags.downgrades && r < 0.15 && tier === "pro" && !o.pendingPlan && o.periodEnd !== null && now < o.periodEnd - DAY && !o.cancelAtEnd && o.provider === "payu") {
+    return `downgrade: ${await changePlan(o, o.plan!.replace("pro_", "basic_"))}`;
+  }
+  return null;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Jobs and workers
+
+const JOBS = [
+  "billing.job_expire()", "billing.job_renewal_reminders()", "billing.job_dunning()", "billing.job_purge()",
+  "billing.job_revenue_analytics()", "billing.job_ai_release_stale_reservations()", "billing.job_ai_purge_cache()",
+];
+async function runJobs() {
+  for (const j of JOBS) await sql.unsafe(`select ${j}`);
+}
+
+async function worker(name: string) {
+  const r = await call(name, {}, { token: serviceKey });
+  if (r.status !== 200) throw new Error(`${name} answered ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+async function providerFaults() {
+  if (!flags.providerFaults || !chance(flags.faultRate)) return;
+  counts.faults++;
+  const status = pick([500, 502, 503, 429]);
+  const provider = pick(["razorpay", "payu"]);
+  await fake(`/__control/${provider}`, { fail_status: status, fail_count: int(1, 3), fail_retry_after: status === 429 ? 1 : null });
+}
+
+async function emailFaults() {
+  if (!flags.emailFaults || !chance(flags.faultRate)) return;
+  counts.faults++;
+  await fake("/__control/email", { fail_status: pick([500, 503, 429]), fail_count: int(1, 2) });
+}
+
+/**
+ * The database connection of provider-sync dropped after the provider's call, before the outcome
+ * is recorded: the refund action's order is held locked, provider-sync runs, and once the fake
+ * has answered the refund the worker's backend (waiting for that lock) is terminated.
+ */
+async function dropWorkerConnection() {
+  if (!flags.crashFaults || !chance(flags.faultRate)) return;
+  const [action] = await sql`select a.id, pe.order_id from billing.provider_actions a
+    join public.payment_events pe on pe.id = a.payment_event_id
+    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() order by a.created_at limit 1`;
+  if (!action) return;
+  counts.faults++;
+  const callsNow = async () =>
+    ((await fake("/__control/calls")).calls as Json[]).filter((c) => c.route === "razorpay.payments.refund" || c.route === "payu.cancel_refund_transaction").length;
+  const before = await callsNow();
+  let terminated = 0;
+  await sql.begin(async (tx) => {
+    await tx`select 1 from public.orders where id = ${action.order_id} for update`;
+    const sync = worker("provider-sync").catch(() => null);
+    for (let i = 0; i < 100 && (await callsNow()) === before; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 60 && terminated === 0; i++) {
+      const blocked = await sql`select pid from pg_stat_activity where datname = current_database()
+        and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
+      for (const b of blocked) {
+        await sql`select pg_terminate_backend(${b.pid})`;
+        terminated++;
+      }
+      if (terminated === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    await tx`select 1`;
+    void sync;
+  });
+  log.push(`day ${day}: provider-sync's connection dropped while applying refund action ${action.id} (${terminated} backend(s) terminated)`);
+}
+
+async function workers() {
+  await providerFaults();
+  await emailFaults();
+  await dropWorkerConnection();
+  for (let round = 0; round < 4; round++) {
+    await worker("reconcile");
+    const sync = await worker("provider-sync");
+    const sent = await worker("notifications-send");
+    if (sync.claimed === 0 && (sent.claimed ?? 0) === 0 && round > 0) break;
+    await advance(61); // past the backoff of a retried call
+  }
+  await fake("/__control/razorpay", { reset: true });
+  await fake("/__control/payu", { reset: true });
+  await fake("/__control/email", { reset: true }).catch(() => {});
+}
+
+// -------------------------------------------------------------------------------------------------
+// The snapshot and the checks
+
+const ms = (t: unknown) => (t instanceof Date ? t.getTime() : Date.parse(String(t)));
+
+async function snapshot(): Promise<Snapshot> {
+  const ids = orgs.map((o) => o.id);
+  const [payment_events, invoices, credit_notes, subscriptions, history, effective, [mrrRow], actions, notifications, usage_rows] =
+    await Promise.all([
+      sql`select id, organization_id, provider::text, provider_payment_id, status::text, amount_cents::int, needs_refund,
+            details ->> 'refund_id' as refund_id, details ->> 'captured_payment_event_id' as captured_payment_event_id
+          from public.payment_events where organization_id = any(${ids})`,
+      sql`select id, organization_id, invoice_number as number, financial_year::int, serial::int, total_cents::int from public.invoices`,
+      sql`select id, organization_id, credit_note_number as number, financial_year::int, serial::int, total_cents::int, invoice_id
+          from public.credit_notes`,
+      sql`select s.id, s.organization_id, s.status::text, p.code as plan_code, s.plan_id from public.subscriptions s
+          join public.billing_plans p on p.id = s.plan_id where s.organization_id = any(${ids})`,
+      sql`select subscription_id, organization_id, action, new_status::text, new_plan_id, created_at
+          from public.subscription_history where organization_id = any(${ids})`,
+      sql`select o.id as organization_id, public.effective_tier(o.id) as tier,
+            public.get_entitlements(o.id) ->> 'plan_code' as plan_code from public.organizations o where o.id = any(${ids})`,
+      sql`select (billing.revenue_summary(${istDate(now)}::date) ->> 'mrr')::bigint as analytics,
+            coalesce(sum(case when p.interval = 'year' then round(p.price_cents / 12.0) else p.price_cents end), 0)::bigint as subscriptions
+          from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
+          where s.status in ('active', 'past_due') and p.price_cents > 0`,
+      sql`select id, organization_id, kind::text, state::text, attempts, max_attempts, last_error, created_at
+          from billing.provider_actions where organization_id = any(${ids})`,
+      sql`select id, organization_id, kind, case when sent_at is not null then 'sent' when failed_at is not null then 'failed' else 'pending' end as state,
+            attempts, 10 as max_attempts, last_error, created_at from public.notifications where organization_id = any(${ids})`,
+      sql`select organization_id, metric, (window_start at time zone 'Asia/Kolkata')::date::text as window_day, count::int
+          from public.usage_quotas where window_unit = 'day' and organization_id = any(${ids})`,
+    ]);
+  const rzp = (await fake("/__control/razorpay/payments")).payments as Json[];
+  const rzpAll = await fake("/__control/razorpay/orders");
+  const payuTx = (await fake("/__control/payu/transactions")).transactions as Json[];
+  const payuRefunds = (await fake("/__control/payu/refunds")).refunds as Json[];
+  const calls = (await fake("/__control/calls?route=razorpay.subscriptions")).calls as Json[];
+  const mail = await fake("/__control/email");
+  const provider_captures: ProviderMoney[] = [
+    ...rzp.filter((p) => p.captured === true).map((p) => ({ provider: "razorpay" as const, payment_id: p.id as string, amount: p.amount as number, at_ms: (p.created_at as number) * 1000 })),
+    ...payuTx.filter((t) => t.status === "success").map((t) => ({
+      provider: "payu" as const, payment_id: t.txnid as string, amount: Math.round(Number(t.amt) * 100), at_ms: Date.parse(String(t.sim_at)),
+    })),
+  ];
+  const rzpRefunds = rzpAll.refunds as Json[];
+  const provider_refunds: ProviderMoney[] = [
+    ...rzpRefunds.map((r) => ({ provider: "razorpay" as const, payment_id: r.payment_id as string, refund_id: r.id as string, amount: r.amount as number, at_ms: (r.created_at as number) * 1000 })),
+    ...payuRefunds.map((r) => ({ provider: "payu" as const, payment_id: r.txnid as string, refund_id: r.token as string, amount: r.amount_paise as number, at_ms: Date.parse(String(r.at)) })),
+  ];
+  const provider_calls: ProviderCall[] = [
+    ...calls.filter((c) => c.route !== "razorpay.subscriptions.fetch" && c.route !== "razorpay.subscriptions.create")
+      .map((c) => ({ route: c.route as string, action_key: `${c.route} ${c.path}`, status: c.status as number })),
+    ...rzpRefunds.filter((r) => r.receipt).map((r) => ({ route: "razorpay.payments.refund", action_key: `refund ${r.receipt}`, status: 200 })),
+  ];
+  const mailbox: Email[] = (mail.emails as Json[]).map((m) => ({ id: m.id as string, idempotency_key: m.idempotency_key as string | null, to: m.to as string[], subject: m.subject as string }));
+  return {
+    now_ms: now,
+    settle_ms: 2 * DAY,
+    outbox_budget_ms: 3 * DAY,
+    payment_events: payment_events as unknown as Snapshot["payment_events"],
+    invoices: invoices as unknown as Snapshot["invoices"],
+    credit_notes: credit_notes as unknown as Snapshot["credit_notes"],
+    subscriptions: subscriptions as unknown as Snapshot["subscriptions"],
+    history: history.map((h) => ({ ...h, created_ms: ms(h.created_at) })) as unknown as Snapshot["history"],
+    effective: effective as unknown as Snapshot["effective"],
+    mrr: { analytics: Number(mrrRow.analytics), subscriptions: Number(mrrRow.subscriptions) },
+    provider_actions: actions.map((a) => ({ ...a, created_ms: ms(a.created_at) })) as unknown as Snapshot["provider_actions"],
+    notifications: notifications.map((n) => ({ ...n, created_ms: ms(n.created_at) })) as unknown as Snapshot["notifications"],
+    provider_captures,
+    provider_refunds,
+    provider_calls,
+    mailbox,
+    at_least_once: [],
+    expect_applied: expectApplied,
+    refund_allowed: refundAllowed,
+    access: orgs.map(expectation),
+    // billing-purge drops day counters 35 days after their window: compare the last 30 days.
+    usage_calls: usageCalls.filter((c) => c.window_day >= istDate(now - 30 * DAY)),
+    usage_rows: usage_rows as unknown as Snapshot["usage_rows"],
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// The run
+
+const days = Math.round(flags.months * 30);
+const started = Date.now();
+let day = 0;
+const log: string[] = [];
+try {
+  await setClock(now);
+  for (let i = 0; i < flags.orgs; i++) orgs.push(await createOrg(i + 1));
+  for (day = 1; day <= days; day++) {
+    const dayStart = startMs + (day - 1) * DAY;
+    await setClock(dayStart + 10 * MIN);
+    await runJobs();
+    await setClock(dayStart + 9 * 3600e3);
+    const due = lateQueue.filter((d) => d.due <= now);
+    lateQueue = lateQueue.filter((d) => d.due > now);
+    for (const d of due) await d.send();
+    const order = [...orgs].sort(() => random() - 0.5);
+    for (const o of order) {
+      const what = await live(o);
+      if (what) log.push(`day ${day} org ${o.n}: ${what}`);
+      await advance(int(1, 5));
+    }
+    await setClock(dayStart + 18 * 3600e3);
+    await workers();
+    await setClock(dayStart + 23 * 3600e3 + 30 * MIN);
+    await runJobs();
+    const violations = checkAll(await snapshot());
+    if (violations.length) {
+      const first = violations[0];
+      // A provider-level finding names a payment id: the organization that made it.
+      const o = orgs.find((x) => x.id === first.organization_id) ??
+        orgs.find((x) => x.payments.some((p) => first.detail.includes(p.id)));
+      console.log(log.filter((l) => !o || l.includes(`org ${o.n}:`) || !l.includes(" org ")).slice(-15).join("\n"));
+      console.log(`\nINVARIANT VIOLATED: seed ${flags.seed}, day ${day} (${istDate(now)}), organization ${o ? `${o.n} (${o.id})` : "-"}, invariant ${first.invariant}`);
+      for (const x of violations.slice(0, 8)) console.log(`  [${x.invariant}] org ${orgs.find((y) => y.id === x.organization_id)?.n ?? "-"}: ${x.detail}`);
+      if (violations.length > 8) console.log(`  ... and ${violations.length - 8} more`);
+      console.log(`replay: npm run simulate -- ${Deno.args.join(" ")}`);
+      await sql.end();
+      Deno.exit(1);
+    }
+    if (day % 30 === 0 || day === days) {
+      console.log(`month ${Math.ceil(day / 30)} (day ${day}, ${istDate(now)}): ${counts.payments} payments, ${counts.renewals} renewals, ` +
+        `${counts.refunds} refunds, ${counts.faults} faults (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    }
+  }
+} catch (e) {
+  console.log(log.slice(-10).join("\n"));
+  console.error(`simulate: seed ${flags.seed}, day ${day}: the simulation itself failed: ${(e as Error).stack ?? e}`);
+  await sql.end();
+  Deno.exit(2);
+}
+await sql.end();
+console.log(`simulated ${flags.orgs} organizations over ${flags.months} months (seed ${flags.seed}): ${counts.payments} payments, ` +
+  `${counts.renewals} renewals, ${counts.refunds} refunds, ${counts.faults} faults, 0 invariant violations`);

@@ -1,0 +1,158 @@
+// Each invariant of the simulator (scripts/simulate/invariants.ts) is able to fail: fed a
+// hand-made broken state it reports the violation, and the same state repaired reports none.
+// Pure functions: no stack needed.
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  checkAccess,
+  checkAll,
+  checkHistoryAndMrr,
+  checkLedger,
+  checkMoneyDocuments,
+  checkOutboxes,
+  checkUsage,
+  emptySnapshot,
+  type PaymentEventRow,
+  type Snapshot,
+} from "../scripts/simulate/invariants.ts";
+
+const ORG = "00000000-0000-4000-8000-00000000000a";
+const DAY = 86400e3;
+
+function capture(id: string, payment: string, amount: number, extra: Partial<PaymentEventRow> = {}): PaymentEventRow {
+  return {
+    id, organization_id: ORG, provider: "razorpay", provider_payment_id: payment, status: "captured",
+    amount_cents: amount, needs_refund: false, refund_id: null, captured_payment_event_id: null, ...extra,
+  };
+}
+
+/** One paid month: a capture at the provider and in our ledger, its invoice, history, MRR, access. */
+function paidOrg(): Snapshot {
+  const s = emptySnapshot();
+  s.provider_captures = [{ provider: "razorpay", payment_id: "pay_1", amount: 49900, at_ms: s.now_ms - 3 * DAY }];
+  s.payment_events = [capture("pe1", "pay_1", 49900)];
+  s.invoices = [{ id: "inv1", organization_id: ORG, number: "INV/26-27/000001", financial_year: 2026, serial: 1, total_cents: 49900 }];
+  s.subscriptions = [{ id: "sub1", organization_id: ORG, status: "active", plan_code: "basic_monthly", plan_id: "plan_b" }];
+  s.history = [{ subscription_id: "sub1", organization_id: ORG, action: "activated", new_status: "active", new_plan_id: "plan_b", created_ms: 1 }];
+  s.mrr = { analytics: 49900, subscriptions: 49900 };
+  s.effective = [{ organization_id: ORG, tier: "basic", plan_code: "basic_monthly" }];
+  s.access = [{ organization_id: ORG, tiers: ["basic"], why: "paid basic_monthly until next month" }];
+  s.expect_applied = ["pay_1"];
+  s.notifications = [{ id: "n1", organization_id: ORG, kind: "payment_captured", state: "sent", attempts: 1, max_attempts: 10, last_error: null, created_ms: s.now_ms - DAY }];
+  s.mailbox = [{ id: "m1", idempotency_key: "n1", to: ["billing@example.in"], subject: "Payment received" }];
+  return s;
+}
+
+Deno.test("a consistent paid organization breaks no invariant", () => {
+  assertEquals(checkAll(paidOrg()), []);
+});
+
+Deno.test("1: a payment the provider captured and our ledger lacks is reported once the settle time has passed", () => {
+  const s = paidOrg();
+  s.provider_captures.push({ provider: "payu", payment_id: "txn_lost", amount: 58882, at_ms: s.now_ms - 3 * DAY });
+  const found = checkLedger(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("txn_lost") && found[0].detail.includes("no capture"), found[0].detail);
+  s.provider_captures[1].at_ms = s.now_ms - 3600e3;
+  assertEquals(checkLedger(s), [], "a capture an hour old may still be on its way (reconcile)");
+});
+
+Deno.test("1: a capture recorded twice, one the provider never made, and a refund we record but the provider did not do", () => {
+  const s = paidOrg();
+  s.payment_events.push(capture("pe2", "pay_1", 49900), capture("pe3", "pay_ghost", 100));
+  s.payment_events.push({ ...capture("pe4", "pay_1", 10000), status: "refunded", refund_id: "rfnd_x", captured_payment_event_id: "pe1" });
+  const details = checkLedger(s).map((x) => x.detail).join("\n");
+  assert(details.includes("recorded 2 times"), details);
+  assert(details.includes("pay_ghost") && details.includes("never made"), details);
+  assert(details.includes("we recorded 10000 paise refunded, the provider refunded 0"), details);
+});
+
+Deno.test("2: a credit note with no refund breaks money = documents", () => {
+  const s = paidOrg();
+  s.credit_notes = [{ id: "cn1", organization_id: ORG, number: "CN/26-27/0000001", financial_year: 2026, serial: 1, total_cents: 49900, invoice_id: "inv1" }];
+  const found = checkMoneyDocuments(s);
+  assertEquals(found.map((x) => [x.invariant, x.organization_id, x.detail]), [
+    ["2 money equals documents", ORG, "captured - refunded = 49900 paise, invoices - credit notes = 0 paise"],
+  ]);
+});
+
+Deno.test("2: a gap in the invoice numbers of a financial year", () => {
+  const s = paidOrg();
+  s.provider_captures.push({ provider: "razorpay", payment_id: "pay_2", amount: 100, at_ms: s.now_ms });
+  s.payment_events.push(capture("pe2", "pay_2", 100));
+  s.invoices.push({ id: "inv3", organization_id: ORG, number: "INV/26-27/000003", financial_year: 2026, serial: 3, total_cents: 100 });
+  const found = checkMoneyDocuments(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("not gapless"), found[0].detail);
+});
+
+Deno.test("2: a capture recorded for refund and its refund need no documents", () => {
+  const s = paidOrg();
+  s.provider_captures.push({ provider: "razorpay", payment_id: "pay_late", amount: 49900, at_ms: s.now_ms - 3 * DAY });
+  s.provider_refunds.push({ provider: "razorpay", payment_id: "pay_late", refund_id: "rfnd_1", amount: 49900, at_ms: s.now_ms - 3 * DAY });
+  s.payment_events.push(capture("pe2", "pay_late", 49900, { needs_refund: true }));
+  s.payment_events.push({ ...capture("pe3", "pay_late", 49900), status: "refunded", refund_id: "rfnd_1", captured_payment_event_id: "pe2" });
+  assertEquals(checkAll(s), []);
+});
+
+Deno.test("3: a plan in effect that was not paid for", () => {
+  const s = paidOrg();
+  s.effective = [{ organization_id: ORG, tier: "pro", plan_code: "pro_monthly" }];
+  const found = checkAccess(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.startsWith("effective plan pro_monthly (tier pro), but what it paid for gives basic"), found[0].detail);
+});
+
+Deno.test("3: a renewal that must extend the period is recorded for refund, and then refunded unasked", () => {
+  const s = paidOrg();
+  s.expect_applied.push("pay_renewal");
+  s.payment_events.push(capture("pe2", "pay_renewal", 49900, { needs_refund: true }));
+  s.payment_events.push({ ...capture("pe3", "pay_renewal", 49900), status: "refunded", refund_id: "rfnd_2", captured_payment_event_id: "pe2" });
+  const details = checkAccess(s).map((x) => x.detail);
+  assertEquals(details.length, 2, details.join("\n"));
+  assert(details[0].includes("a paid period is lost"), details[0]);
+  assert(details[1].includes("refunded (49900 paise) though nobody asked"), details[1]);
+});
+
+Deno.test("4: a state change without its history row, and MRR that disagrees with the subscriptions", () => {
+  const s = paidOrg();
+  s.subscriptions[0].status = "canceled";
+  s.mrr = { analytics: 49900, subscriptions: 0 };
+  const details = checkHistoryAndMrr(s).map((x) => x.detail);
+  assertEquals(details.length, 2, details.join("\n"));
+  assert(details[0].includes("a change without its history row"), details[0]);
+  assert(details[1].includes("mrr is 49900"), details[1]);
+  const t = paidOrg();
+  t.history = [];
+  assert(checkHistoryAndMrr(t)[0].detail.includes("with no history row"));
+});
+
+Deno.test("5: an email sent twice, an action carried out twice, an action past its retry budget", () => {
+  const s = paidOrg();
+  s.mailbox.push({ id: "m2", idempotency_key: "n1", to: ["billing@example.in"], subject: "Payment received" });
+  s.provider_calls = [
+    { route: "razorpay.payments.refund", action_key: "refund rf_1", status: 200 },
+    { route: "razorpay.payments.refund", action_key: "refund rf_1", status: 200 },
+  ];
+  s.provider_actions = [{ id: "a1", organization_id: ORG, kind: "refund", state: "pending", attempts: 9, max_attempts: 8, last_error: "503", created_ms: s.now_ms - DAY }];
+  const details = checkOutboxes(s).map((x) => x.detail);
+  assertEquals(details.length, 3, details.join("\n"));
+  assert(details.some((d) => d.includes("email n1 was sent 2 times")));
+  assert(details.some((d) => d.includes("carried out refund rf_1 2 times")));
+  assert(details.some((d) => d.includes("still pending after 9 attempts")));
+  s.at_least_once = ["n1"];
+  assertEquals(checkOutboxes(s).filter((x) => x.detail.includes("email")), [], "the documented at-least-once case is allowed");
+});
+
+Deno.test("6: a quota over its limit and a request id counted twice", () => {
+  const s = paidOrg();
+  s.usage_calls = [
+    { organization_id: ORG, metric: "ai_prompts", request_id: "r1", amount: 1, allowed: true, used: 1, limit_amount: 1, window_day: "2027-01-01" },
+    { organization_id: ORG, metric: "ai_prompts", request_id: "r2", amount: 1, allowed: true, used: 2, limit_amount: 1, window_day: "2027-01-01" },
+    { organization_id: ORG, metric: "ai_prompts", request_id: "r1", amount: 1, allowed: true, used: 2, limit_amount: 1, window_day: "2027-01-01" },
+  ];
+  s.usage_rows = [{ organization_id: ORG, metric: "ai_prompts", window_day: "2027-01-01", count: 3 }];
+  const details = checkUsage(s).map((x) => x.detail);
+  assertEquals(details.length, 3, details.join("\n"));
+  assert(details[0].includes("r2 was allowed at 2 of a limit of 1"));
+  assert(details[2].includes("the counter holds 3, the distinct allowed requests add up to 2"));
+});
