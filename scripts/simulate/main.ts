@@ -218,9 +218,10 @@ function modelTier(o: Org, t: number): string {
   if (o.endedAt !== null && (o.periodEnd === null || o.endedAt >= (o.periodEnd ?? 0) - DAY || t >= o.endedAt)) {
     if (t >= o.endedAt) return "free";
   }
+  // A paid period first: an upgrade paid during a trial takes effect at once.
+  if (o.periodEnd !== null && o.plan && t < o.periodEnd) return tierOf(o.plan);
   if (o.trialEnd !== null && t < o.trialEnd && o.trialPlan) return tierOf(o.trialPlan);
   if (o.periodEnd !== null && o.plan) {
-    if (t < o.periodEnd) return tierOf(o.plan);
     if (o.pendingPlan && t < o.periodEnd + GRACE && !o.cancelAtEnd) return tierOf(o.pendingPlan);
     if (t < o.periodEnd + GRACE && !o.cancelAtEnd) return tierOf(o.plan);
   }
