@@ -8,7 +8,7 @@ select tests.relax_member_limit();
 -- Fixtures make one user owner of four organizations (past billing_settings.max_owned_organizations,
 -- 3 per user); that limit is tested in 11-per-person.
 select tests.relax_owner_limit();
-select plan(112);
+select plan(115);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -447,11 +447,21 @@ select ok((select bool_or(order_id = 'c5200000-0000-4000-8000-000000000008') fro
   'a PayU order pending for an hour is due for reconciliation');
 set local billing.now = '2026-01-12 12:00+05:30';
 select tests.as_role('service_role');
+select is((select count(*)::integer from billing.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 1,
+  'once past expires_at it is expired and still asked about: its payment may have been made before, the webhook lost');
 select is((select count(*)::integer from billing.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 0,
-  'once past expires_at it is no longer due');
+  'a closed order is asked about at most every six hours');
 select tests.as_postgres();
 select is((select status from public.orders where id = 'c5200000-0000-4000-8000-000000000008'), 'expired',
   'and it is expired');
+set local billing.now = '2026-01-12 18:30+05:30';
+select tests.as_role('service_role');
+select is((select count(*)::integer from billing.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 1,
+  'six hours later it is asked about again');
+set local billing.now = '2026-01-14 12:00+05:30';
+select is((select count(*)::integer from billing.reconcile_due_orders(100) where order_id = 'c5200000-0000-4000-8000-000000000008'), 0,
+  'three days after its quote expired it is no longer asked about');
+select tests.as_postgres();
 
 -- -------------------------------------------------------------------------------------------------
 -- A late provider event never undoes a cancellation made here; payments after the end are recorded
