@@ -229,10 +229,12 @@ grant execute on function billing.subscription_change_action(public.subscription
 /**
  * AFTER INSERT and AFTER UPDATE on public.subscriptions, once per statement (transition tables
  * new_rows, old_rows): one subscription_history row per subscription created, or changed in a
- * history-worthy column (every column but updated_at, created_at and period_anchor), in one insert. Labelled by the
- * change context (billing.take_change_context: taken and cleared here); without one, actor
- * 'sql' and an action derived from what changed (billing.subscription_change_action), with
- * metadata {db_role, changed}. See the banner for the columns' meanings.
+ * history-worthy column (every column but updated_at, created_at and period_anchor), in one
+ * insert. Labelled by the change context (billing.take_change_context: taken and cleared here);
+ * without one, actor 'sql' and an action derived from what changed
+ * (billing.subscription_change_action), with metadata {db_role, changed}. See the banner for the
+ * columns' meanings. An INSERT ... ON CONFLICT DO UPDATE fires both triggers and the first takes
+ * the context: our functions never upsert subscriptions.
  */
 create function billing.record_subscription_history()
 returns trigger
