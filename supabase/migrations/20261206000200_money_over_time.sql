@@ -456,16 +456,15 @@ begin
     return null;
   end if;
 
-  update public.subscriptions s
-  set status = 'canceled', cancel_at_period_end = false, canceled_at = coalesce(s.canceled_at, v_now), ended_at = v_now,
-      pending_plan_id = null, pending_plan_effective_at = null
-  where s.id = v_sub.id;
-  perform billing.log_subscription_change(v_sub.organization_id, v_sub.id, p_action, v_sub.plan_id, v_sub.plan_id,
-    v_sub.status, 'canceled', 'provider',
+  perform billing.set_change_context(p_action, 'provider',
     p_reason => p_reason,
     p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
                                                 'payment_event_id', p_captured.id),
     p_effective_at => v_now);
+  update public.subscriptions s
+  set status = 'canceled', cancel_at_period_end = false, canceled_at = coalesce(s.canceled_at, v_now), ended_at = v_now,
+      pending_plan_id = null, pending_plan_effective_at = null
+  where s.id = v_sub.id;
   insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
   values (v_sub.organization_id, v_sub.id, p_notification,
           pg_catalog.jsonb_build_object('plan_id', v_sub.plan_id, 'ended_at', v_now, 'reason', p_reason,
@@ -633,6 +632,10 @@ begin
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
   v_mandate := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;
+  perform billing.set_change_context('plan_granted', 'operator',
+    p_reason => v_reason,
+    p_metadata => pg_catalog.jsonb_build_object('until', p_until, 'plan_code', v_plan.code,
+                                                'mandate_cancelled', case when v_mandate then v_sub.provider_subscription_id end));
   if v_sub.id is null then
     insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider,
                                       period_anchor)
@@ -660,9 +663,6 @@ begin
       pg_catalog.format('cancel:%s:now', v_sub.provider_subscription_id),
       'operator', v_reason, v_new.id);
   end if;
-  perform billing.log_subscription_change(p_organization_id, v_new.id, 'plan_granted', v_sub.plan_id, v_plan.id,
-    v_sub.status, 'active', 'operator',
-    p_reason => v_reason, p_metadata => pg_catalog.jsonb_build_object('until', p_until, 'plan_code', v_plan.code));
   return v_new.id;
 end;
 $$;

@@ -591,11 +591,8 @@ export type Database = {
 "lock_open_upgrade_orders":
 { Args: { "p_organization_id": string }; Returns: undefined
                            },
-"log_subscription_change":
-{ Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_effective_at"?: string,"p_metadata"?: Json,"p_new_plan_id": string,"p_new_status": Database["public"]['Enums']["subscription_status"],"p_old_plan_id": string,"p_old_status": Database["public"]['Enums']["subscription_status"],"p_organization_id": string,"p_reason"?: string,"p_subscription_id": string }; Returns: undefined
-                           },
-"log_subscription_changes":
-{ Args: { "p_changes": (Database["billing"]['CompositeTypes']["subscription_change"])[] }; Returns: number
+"log_subscription_intent":
+{ Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_metadata"?: Json,"p_plan_id": string,"p_reason"?: string,"p_subscription_id": string }; Returns: undefined
                            },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
@@ -773,6 +770,9 @@ export type Database = {
               "detail": string,"job": string,"schedule": string,"state": string
             }[]
                            },
+"set_change_context":
+{ Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_effective_at"?: string,"p_metadata"?: Json,"p_reason"?: string,"p_when_due"?: boolean }; Returns: undefined
+                           },
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
@@ -785,11 +785,23 @@ export type Database = {
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"subscription_change_action":
+{ Args: { "p_new": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_old": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: string
+                           },
+"subscription_changed_columns":
+{ Args: { "p_new": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_old": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: (string)[]
+                           },
+"subscription_intent_actions":
+{ Args: Record<PropertyKey, never>; Returns: (string)[]
+                           },
 "subscription_status_for":
 { Args: { "p_current_period_end": string,"p_now": string,"p_provider_status": string }; Returns: Database["public"]['Enums']["subscription_status"]
                            },
 "sync_provider_status":
 { Args: { "p_event": Json,"p_provider_status": string,"p_status_at": string,"p_subscription_id": string }; Returns: boolean
+                           },
+"take_change_context":
+{ Args: Record<PropertyKey, never>; Returns: Json
                            },
 "tax_document_exists":
 { Args: { "p_document_id": string }; Returns: boolean
@@ -853,8 +865,6 @@ export type Database = {
                         "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null,"token_limit": number | null,"token_remaining": number | null,"token_reset_seconds": number | null
                       },"checkout_order": {
                         "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null
-                      },"subscription_change": {
-                        "organization_id": string | null,"subscription_id": string | null,"action": string | null,"old_plan_id": string | null,"new_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"actor_kind": string | null,"actor_id": string | null,"reason": string | null,"metadata": Json | null,"effective_at": string | null
                       }
           }
         },"public": {

@@ -239,7 +239,9 @@ insert into rls_expectations values
   ('subscriptions',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('subscriptions',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('subscriptions',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('subscriptions',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  -- every subscription has history from its creation (written by the trigger on subscriptions),
+  -- which restricts its deletion: even service_role cannot delete a subscription.
+  ('subscriptions',          'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
 
   -- immutable: update and delete fail for service_role too
   ('subscription_history',   'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),

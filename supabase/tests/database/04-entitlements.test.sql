@@ -21,15 +21,20 @@ insert into public.billing_plans (id, code, name, tier, interval, price_cents, f
 
 create temp table sub_fixture (id uuid) on commit drop;
 
--- Helper: give the organization one subscription in a given state (replacing the previous one).
+-- Helper: give the organization one subscription in a given state (the same row, rewritten: a
+-- subscription has history from its creation, so it cannot be deleted).
 create function pg_temp.subscribe(p_status public.subscription_status, p_start timestamptz, p_end timestamptz,
                                   p_trial_end timestamptz default null, p_cancel_at_end boolean default false)
 returns void language sql as $$
-  delete from public.subscriptions where organization_id = 'e4000000-0000-4000-8000-0000000000a1';
-  insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end,
-                                    trial_end, cancel_at_period_end, canceled_at)
-  values ('e4000000-0000-4000-8000-0000000000a1', 'e4000000-0000-4000-8000-0000000000c1', p_status, p_start, p_end,
-          p_trial_end, p_cancel_at_end, case when p_status = 'canceled' or p_cancel_at_end then p_start end);
+  insert into public.subscriptions as s (id, organization_id, plan_id, status, current_period_start, current_period_end,
+                                         trial_end, cancel_at_period_end, canceled_at)
+  values ('e4000000-0000-4000-8000-0000000000d1', 'e4000000-0000-4000-8000-0000000000a1',
+          'e4000000-0000-4000-8000-0000000000c1', p_status, p_start, p_end,
+          p_trial_end, p_cancel_at_end, case when p_status = 'canceled' or p_cancel_at_end then p_start end)
+  on conflict (id) do update
+  set status = excluded.status, current_period_start = excluded.current_period_start,
+      current_period_end = excluded.current_period_end, trial_end = excluded.trial_end,
+      cancel_at_period_end = excluded.cancel_at_period_end, canceled_at = excluded.canceled_at;
 $$;
 
 create function pg_temp.ent() returns jsonb language sql as $$

@@ -209,8 +209,8 @@ select is(billing.operator_cancel(pg_temp.org(5), false, 'partner left')::text, 
 select is(
   (select string_agg(action || '/' || actor_kind || '/' || reason, ',' order by created_at, action)
    from public.subscription_history where organization_id = pg_temp.org(5)),
-  'canceled/operator/partner left,plan_granted/operator/partner programme',
-  'each operator action is in the history, with its reason');
+  'plan_granted/operator/partner programme,canceled/operator/partner left',
+  'each operator action is in the history, with its reason, in the order they happened');
 
 select * from finish();
 rollback;

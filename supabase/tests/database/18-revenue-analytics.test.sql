@@ -2,8 +2,10 @@
 -- of ten organizations: new, upgrade, a downgrade at the period end, cancel at the period end,
 -- cancel now and come back, a full and a partial refund, a yearly plan, a trial that converts,
 -- a free organization, past due then expired, and intents that change nothing (a scheduled
--- downgrade, a scheduled cancellation, an upgrade ordered but unpaid). History is written by its
--- one writer (billing.log_subscription_change), payments by billing.record_payment_event, and
+-- downgrade, a scheduled cancellation, an upgrade ordered but unpaid). History is written as in
+-- production: each change is a write of the subscription row under a change context (the trigger
+-- on subscriptions writes the row), the unpaid upgrade by the intent writer
+-- (billing.log_subscription_intent); payments by billing.record_payment_event, and
 -- their GST documents by billing.issue_invoice and billing.issue_credit_note, under the test
 -- clock. The daily job fills billing.revenue_analytics; every figure is compared with a table
 -- of expected values worked out by hand (paise). Then: the movements add up every day, a day
@@ -35,13 +37,46 @@ create function pg_temp.sub(p_n integer, p_k integer default 1) returns uuid lan
 create function pg_temp.plan(p_code text) returns uuid language sql as $$
   select id from public.billing_plans where code = p_code $$;
 
-/** A history row, through its one writer, effective at day n, p_time. */
+/**
+ * A change at day n, p_time, as it happens in production: the subscription row is written under a
+ * change context (p_action, the system) and the trigger writes its history row. No old status: the
+ * subscription starts (insert); a scheduled cancellation or downgrade sets the cancel flag or the
+ * pending plan; anything else moves plan and status and starts a period there. The upgrade ordered
+ * changes no row: the intent writer records it.
+ */
 create function pg_temp.log(p_org integer, p_k integer, p_action text, p_old text, p_new text,
                             p_old_status public.subscription_status, p_new_status public.subscription_status,
                             p_day integer, p_time text default '10:00')
-returns void language sql as $$
-  select billing.log_subscription_change(pg_temp.org(p_org), pg_temp.sub(p_org, p_k), p_action, pg_temp.plan(p_old),
-    pg_temp.plan(p_new), p_old_status, p_new_status, 'system', p_effective_at => pg_temp.at(p_day, p_time)) $$;
+returns void language plpgsql as $$
+declare
+  v_at timestamptz := pg_temp.at(p_day, p_time);
+begin
+  perform set_config('billing.now', v_at::text, true);
+  if p_action = 'upgrade_ordered' then
+    perform billing.log_subscription_intent(pg_temp.sub(p_org, p_k), p_action, pg_temp.plan(p_new), 'system');
+    return;
+  end if;
+  perform billing.set_change_context(p_action, 'system');
+  if p_old_status is null then
+    insert into public.subscriptions (id, organization_id, plan_id, status, current_period_start, current_period_end,
+                                      trial_end)
+    values (pg_temp.sub(p_org, p_k), pg_temp.org(p_org), pg_temp.plan(p_new), p_new_status, v_at,
+            v_at + interval '1 month', case when p_new_status = 'trialing' then v_at + interval '14 days' end);
+  elsif p_action = 'cancel_scheduled' then
+    update public.subscriptions set cancel_at_period_end = true, canceled_at = v_at where id = pg_temp.sub(p_org, p_k);
+  elsif p_action = 'downgrade_scheduled' then
+    update public.subscriptions set pending_plan_id = pg_temp.plan(p_new), pending_plan_effective_at = current_period_end
+    where id = pg_temp.sub(p_org, p_k);
+  else
+    update public.subscriptions
+    set plan_id = pg_temp.plan(p_new), status = p_new_status, current_period_start = v_at,
+        current_period_end = v_at + interval '1 month', cancel_at_period_end = false,
+        pending_plan_id = null, pending_plan_effective_at = null,
+        ended_at = case when p_new_status in ('canceled', 'expired') then v_at end
+    where id = pg_temp.sub(p_org, p_k);
+  end if;
+end;
+$$;
 
 /**
  * A captured payment at day n, 11:00: an order of p_kind for the plan at p_price (tax-exclusive;
@@ -87,7 +122,7 @@ end;
 $$;
 
 -- -------------------------------------------------------------------------------------------------
--- Fixture: plans, ten organizations, their subscriptions (as they stand at the end), history, money
+-- Fixture: plans, ten organizations, their subscriptions and history (change by change), money
 -- -------------------------------------------------------------------------------------------------
 
 -- Basic 499 a month, Pro 999 a month, Team yearly 11,999.94 (MRR 1,199,994 / 12 = 99,999.5 -> 100,000).
@@ -101,20 +136,7 @@ insert into public.billing_plans (code, name, tier, interval, price_cents, curre
 insert into public.organizations (id, name, state_code)
 select pg_temp.org(n), 'RA org ' || n, case when n = 7 then '27' end from generate_series(1, 10) n;
 
-insert into public.subscriptions
-  (id, organization_id, plan_id, status, current_period_start, current_period_end, trial_end, canceled_at, ended_at,
-   provider) values
-  (pg_temp.sub(1), pg_temp.org(1), pg_temp.plan('ra_pro_m'), 'active', pg_temp.at(32, '00:00'), pg_temp.at(62, '00:00'), null, null, null, 'payu'),
-  (pg_temp.sub(2), pg_temp.org(2), pg_temp.plan('ra_basic_m'), 'active', pg_temp.at(33, '00:00'), pg_temp.at(63, '00:00'), null, null, null, 'razorpay'),
-  (pg_temp.sub(3), pg_temp.org(3), pg_temp.plan('ra_basic_m'), 'canceled', pg_temp.at(3, '00:00'), pg_temp.at(34, '00:00'), null, pg_temp.at(10), pg_temp.at(34, '00:00'), 'payu'),
-  (pg_temp.sub(4), pg_temp.org(4), pg_temp.plan('ra_pro_m'), 'canceled', pg_temp.at(5, '00:00'), pg_temp.at(36, '00:00'), null, pg_temp.at(15), pg_temp.at(15), 'razorpay'),
-  (pg_temp.sub(4, 2), pg_temp.org(4), pg_temp.plan('ra_basic_m'), 'active', pg_temp.at(40, '00:00'), pg_temp.at(70, '00:00'), null, null, null, 'payu'),
-  (pg_temp.sub(5), pg_temp.org(5), pg_temp.plan('ra_basic_m'), 'canceled', pg_temp.at(8, '00:00'), pg_temp.at(39, '00:00'), null, pg_temp.at(12), pg_temp.at(12), 'payu'),
-  (pg_temp.sub(6), pg_temp.org(6), pg_temp.plan('ra_pro_m'), 'canceled', pg_temp.at(40, '00:00'), pg_temp.at(70, '00:00'), null, pg_temp.at(55), pg_temp.at(55), 'razorpay'),
-  (pg_temp.sub(7), pg_temp.org(7), pg_temp.plan('ra_team_y'), 'active', pg_temp.at(6, '00:00'), '2027-10-06 00:00+05:30', null, null, null, 'razorpay'),
-  (pg_temp.sub(8), pg_temp.org(8), pg_temp.plan('ra_pro_m'), 'active', pg_temp.at(49, '00:00'), pg_temp.at(79, '00:00'), pg_temp.at(18, '00:00'), null, null, 'payu'),
-  (pg_temp.sub(9), pg_temp.org(9), pg_temp.plan('free'), 'active', pg_temp.at(32, '00:00'), pg_temp.at(62, '00:00'), null, null, null, null),
-  (pg_temp.sub(10), pg_temp.org(10), pg_temp.plan('ra_basic_m'), 'expired', pg_temp.at(7, '00:00'), pg_temp.at(38, '00:00'), null, null, pg_temp.at(41, '00:00'), 'manual');
+-- The subscriptions are created by their first change below (o4 has two: cancelled, then back).
 
 -- History (day, what happens to the MRR in paise):
 select pg_temp.log(1, 1, 'activated', null, 'ra_basic_m', null, 'active', 1);                -- d1  o1 new 49,900
