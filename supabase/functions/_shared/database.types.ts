@@ -1,3 +1,5 @@
+│
+▲  Connected to 127.0.0.1 without TLS: the TLS connection failed or was rejected. Set PGSSLMODE=require (or verify-full) to refuse unencrypted connections.
 
 export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[]
 
@@ -46,6 +48,26 @@ export type Database = {
                   }
                   Relationships: [
                     
+                  ]
+                },"order_checks": {
+                  Row: {
+                    "checked_at": string,"created_at": string,"order_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "checked_at": string,"created_at"?: string,"order_id": string
+                  }
+                  Update: {
+                    "checked_at"?: string,"created_at"?: string,"order_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "order_checks_order_id_fkey"
+      columns: ["order_id"]
+isOneToOne: true
+      referencedRelation: "overdue_orders"
+      referencedColumns: ["order_id"]
+    }
                   ]
                 },"provider_actions": {
                   Row: {
