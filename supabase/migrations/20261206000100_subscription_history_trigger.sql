@@ -63,6 +63,28 @@ alter table public.subscription_history add constraint subscription_history_acto
 comment on column public.subscription_history.actor_kind is
   'Who made the change: user (actor_id), system (a job), provider (a payment provider''s event), operator, or sql (a write with no change context: the SQL editor, a script; metadata.db_role says which role).';
 
+/**
+ * An operator's own words for a change (the reason given to billing.operator_*), kept out of
+ * public.subscription_history, which members read: there the reason says 'by an operator'. One
+ * row per history row of actor 'operator', written by the history trigger. Private: service_role
+ * and the SQL editor only; immutable like the history it annotates.
+ */
+create table billing.operator_notes (
+  history_id uuid primary key references public.subscription_history (id) on delete restrict,
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  reason text not null,
+  created_at timestamptz not null default now()
+);
+create index operator_notes_organization_id_idx on billing.operator_notes (organization_id);
+revoke all on billing.operator_notes from public;
+grant select, insert on billing.operator_notes to service_role;
+create trigger operator_notes_immutable
+  before update or delete on billing.operator_notes
+  for each row execute function billing.reject_change();
+create trigger operator_notes_no_truncate
+  before truncate on billing.operator_notes
+  for each statement execute function billing.reject_change();
+
 
 -- =================================================================================================
 -- 3. Private functions
@@ -246,25 +268,34 @@ declare
   v_now timestamptz := billing.now();
   v_at timestamptz := coalesce((v_context ->> 'effective_at')::timestamptz, v_now);
   v_when_due boolean := coalesce((v_context ->> 'when_due')::boolean, false);
+  -- An operator's own words stay private (billing.operator_notes); members read who acted.
+  v_operator boolean := coalesce(v_context ->> 'actor_kind' = 'operator', false);
+  v_reason text := case when v_operator then 'by an operator' else v_context ->> 'reason' end;
 begin
   if tg_op = 'INSERT' then
+    with written as (
     insert into public.subscription_history
       (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
        actor_kind, actor_id, reason, metadata, effective_at, created_at)
     select n.organization_id, n.id, coalesce(v_context ->> 'action', 'created'), null, n.plan_id, null, n.status,
-           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_context ->> 'reason',
+           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_reason,
            coalesce(v_context -> 'metadata',
                     pg_catalog.jsonb_build_object('db_role', current_user)),
            v_at, pg_catalog.clock_timestamp()
-    from new_rows n;
+    from new_rows n
+    returning id, organization_id
+    )
+    insert into billing.operator_notes (history_id, organization_id, reason)
+    select w.id, w.organization_id, v_context ->> 'reason' from written w where v_operator;
   else
+    with written as (
     insert into public.subscription_history
       (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
        actor_kind, actor_id, reason, metadata, effective_at, created_at)
     select c.organization_id, c.id, c.action, c.old_plan_id,
            case when c.action = 'downgrade_scheduled' then coalesce(c.pending_plan_id, c.plan_id) else c.plan_id end,
            c.old_status, c.status,
-           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_context ->> 'reason',
+           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_reason,
            coalesce(v_context -> 'metadata',
                     pg_catalog.jsonb_build_object('db_role', current_user,
                                                   'changed', c.changed)),
@@ -295,7 +326,11 @@ begin
             (n.organization_id, n.plan_id, n.status, n.current_period_start, n.current_period_end, n.trial_end,
              n.cancel_at_period_end, n.canceled_at, n.ended_at, n.provider, n.provider_subscription_id,
              n.pending_plan_id, n.pending_plan_effective_at)
-    ) c;
+    ) c
+    returning id, organization_id
+    )
+    insert into billing.operator_notes (history_id, organization_id, reason)
+    select w.id, w.organization_id, v_context ->> 'reason' from written w where v_operator;
   end if;
   return null;
 end;

@@ -207,10 +207,11 @@ select ok(billing.operator_grant_plan(pg_temp.org(5), 'pa_pro_m', '2027-03-01 00
 select is(public.effective_tier(pg_temp.org(5)), 'pro', 'the grant is in effect');
 select is(billing.operator_cancel(pg_temp.org(5), false, 'partner left')::text, 'canceled', 'an operator cancels now');
 select is(
-  (select string_agg(action || '/' || actor_kind || '/' || reason, ',' order by created_at, action)
-   from public.subscription_history where organization_id = pg_temp.org(5)),
-  'plan_granted/operator/partner programme,canceled/operator/partner left',
-  'each operator action is in the history, with its reason, in the order they happened');
+  (select string_agg(h.action || '/' || h.actor_kind || '/' || h.reason || '/' || n.reason, ',' order by h.created_at, h.action)
+   from public.subscription_history h join billing.operator_notes n on n.history_id = h.id
+   where h.organization_id = pg_temp.org(5)),
+  'plan_granted/operator/by an operator/partner programme,canceled/operator/by an operator/partner left',
+  'each operator action is in the history, in the order they happened; its reason in the private operator notes');
 
 select * from finish();
 rollback;

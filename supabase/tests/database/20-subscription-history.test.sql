@@ -10,7 +10,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(40);
+select plan(42);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -198,7 +198,7 @@ select is(
                      order by h.created_at)
    from public.subscription_history h where h.organization_id = pg_temp.org(2) and h.action <> 'created'),
   'period_changed/sql/-/{"changed": ["current_period_end"], "db_role": "service_role"},'
-  || 'period_extended/operator/goodwill after an outage/{"ticket": "T-1"},'
+  || 'period_extended/operator/by an operator/{"ticket": "T-1"},'
   || 'period_changed/sql/-/{"changed": ["current_period_end"], "db_role": "postgres"}',
   'a context labels the next write only: the following statement of the same transaction is recorded as sql'
 );
@@ -342,12 +342,23 @@ select billing.operator_resume(pg_temp.org(15), 'customer changed their mind');
 select billing.operator_grant_plan(pg_temp.org(15), 'sh_pro_m', '2027-06-01 00:00+05:30', 'partner programme');
 select billing.operator_cancel(pg_temp.org(15), false, 'partner left');
 select is(
-  (select string_agg(h.action || '/' || h.actor_kind || '/' || h.reason, ',' order by h.created_at)
-   from public.subscription_history h where h.organization_id = pg_temp.org(15) and h.actor_kind = 'operator'),
+  (select string_agg(h.action || '/' || h.actor_kind || '/' || n.reason, ',' order by h.created_at)
+   from public.subscription_history h join billing.operator_notes n on n.history_id = h.id
+   where h.organization_id = pg_temp.org(15) and h.actor_kind = 'operator'),
   'period_extended/operator/compensation for downtime,cancel_scheduled/operator/customer asked by phone,'
   || 'resumed/operator/customer changed their mind,plan_granted/operator/partner programme,'
   || 'canceled/operator/partner left',
-  'operator_extend_period, operator_cancel, operator_resume, operator_grant_plan: one row each, with the reason'
+  'operator_extend_period, operator_cancel, operator_resume, operator_grant_plan: one row each, the operator''s words in billing.operator_notes'
+);
+select is(
+  (select string_agg(distinct h.reason, ',') from public.subscription_history h
+   where h.organization_id = pg_temp.org(15) and h.actor_kind = 'operator'),
+  'by an operator',
+  'the history members read says an operator acted, never the operator''s own words'
+);
+select throws_ok(
+  format($$update billing.operator_notes set reason = 'edited' where organization_id = %L$$, pg_temp.org(15)),
+  '42501', null, 'an operator note cannot be edited'
 );
 select is(
   (select count(*)::integer from public.subscription_history where organization_id = pg_temp.org(15)),
