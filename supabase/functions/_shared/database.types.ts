@@ -1,5 +1,3 @@
-│
-▲  Connected to 127.0.0.1 without TLS: the TLS connection failed or was rejected. Set PGSSLMODE=require (or verify-full) to refuse unencrypted connections.
 
 export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[]
 
@@ -48,6 +46,26 @@ export type Database = {
                   }
                   Relationships: [
                     
+                  ]
+                },"operator_notes": {
+                  Row: {
+                    "created_at": string,"history_id": string,"organization_id": string,"reason": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"history_id": string,"organization_id": string,"reason": string
+                  }
+                  Update: {
+                    "created_at"?: string,"history_id"?: string,"organization_id"?: string,"reason"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "operator_notes_history_id_fkey"
+      columns: ["history_id"]
+isOneToOne: true
+      referencedRelation: "subscription_states"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"order_checks": {
                   Row: {
