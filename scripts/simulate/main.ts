@@ -783,17 +783,22 @@ async function dropWorkerConnection() {
   log.push(`day ${day}: provider-sync's connection dropped while applying refund action ${action.id} (${terminated} backend(s) terminated)`);
 }
 
-/** Terminates every backend waiting for a lock (the simulation's, in these faults); how many. */
-async function terminateLockWaiters(): Promise<number> {
+/**
+ * Cancels the statement of every backend waiting for a lock (the simulation's, in these faults);
+ * how many. A cancel, not a terminate: the worker's statement fails as the dead process's would
+ * never have run, and its connection stays usable (terminating a pooled connection while the
+ * client writes to it can crash the whole functions server: see docs/simulator.md).
+ */
+async function cancelLockWaiters(): Promise<number> {
   const blocked = await sql`select pid from pg_stat_activity where datname = current_database()
     and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
-  for (const b of blocked) await sql`select pg_terminate_backend(${b.pid})`;
+  for (const b of blocked) await sql`select pg_cancel_backend(${b.pid})`;
   return blocked.length;
 }
 
 /**
  * While `run` (a worker's HTTP call) is under way, hold `lock` in a transaction and terminate every
- * backend that waits for it, until the call returns: whatever the worker tries to write behind
+ * backend that waits for it (its statement is cancelled), until the call returns: whatever the worker tries to write behind
  * that lock never happens, as if its process had died there. Returns how many backends died.
  */
 async function killWhileHeld(lock: (tx: postgres.TransactionSql) => Promise<unknown>, run: Promise<unknown>): Promise<number> {
@@ -803,7 +808,7 @@ async function killWhileHeld(lock: (tx: postgres.TransactionSql) => Promise<unkn
   await sql.begin(async (tx) => {
     await lock(tx);
     while (!finished) {
-      terminated += await terminateLockWaiters();
+      terminated += await cancelLockWaiters();
       await sleep(25);
     }
   });
@@ -842,7 +847,7 @@ async function killProviderSync() {
   await fake(`/__control/${action.provider}`, { latency_ms: 0 });
   const [after] = await sql`select state::text, attempts from billing.provider_actions where id = ${action.id}`;
   log.push(`day ${day}: provider-sync killed after the ${action.provider} refund call of action ${action.id}, ` +
-    `${beforeApply ? "before" : "after"} applying it (${terminated} backend(s) terminated; left ${after.state}, attempt ${after.attempts})`);
+    `${beforeApply ? "before" : "after"} applying it (${terminated} statement(s) cancelled; left ${after.state}, attempt ${after.attempts})`);
 }
 
 /**
@@ -871,7 +876,7 @@ async function killNotificationsSend() {
   atLeastOnce.push(key);
   const terminated = await killWhileHeld((tx) => tx`select 1 from public.notifications where id = ${key} for update`, run);
   await fake("/__control/email", { answer_delay_ms: 0 });
-  log.push(`day ${day}: notifications-send killed after the email API accepted notification ${key} (${terminated} backend(s) terminated)`);
+  log.push(`day ${day}: notifications-send killed after the email API accepted notification ${key} (${terminated} statement(s) cancelled)`);
 }
 
 /**
