@@ -140,7 +140,30 @@ Deno.test("5: an email sent twice, an action carried out twice, an action past i
   assert(details.some((d) => d.includes("carried out refund rf_1 2 times")));
   assert(details.some((d) => d.includes("still pending after 9 attempts")));
   s.at_least_once = ["n1"];
-  assertEquals(checkOutboxes(s).filter((x) => x.detail.includes("email")), [], "the documented at-least-once case is allowed");
+  assert(checkOutboxes(s).some((x) => x.detail.includes("email n1 was sent 2 times")), "the mailbox holds one email per key, even after a crash");
+});
+
+Deno.test("5: a second accepted send only for a notification whose sender died after the send", () => {
+  const s = paidOrg();
+  s.email_calls = [
+    { idempotency_key: "n1", status: 200 },
+    { idempotency_key: "n1", status: 200 },
+  ];
+  const details = checkOutboxes(s).map((x) => x.detail);
+  assertEquals(details.length, 1, details.join("\n"));
+  assert(details[0].includes("accepted notification n1 2 times"), details[0]);
+  // The documented case: the sender was killed after the API accepted n1; sent again, one email.
+  s.at_least_once = ["n1"];
+  assertEquals(checkOutboxes(s), [], "the documented at-least-once case is allowed");
+  // ... and only that notification: another one accepted twice still breaks it.
+  s.notifications.push({ ...s.notifications[0], id: "n2" });
+  s.email_calls.push({ idempotency_key: "n2", status: 200 }, { idempotency_key: "n2", status: 503 }, { idempotency_key: "n2", status: 200 });
+  const other = checkOutboxes(s).map((x) => x.detail);
+  assertEquals(other.length, 1, other.join("\n"));
+  assert(other[0].includes("accepted notification n2 2 times"), other[0]);
+  // A failed attempt followed by a success is one send.
+  s.email_calls = [{ idempotency_key: "n2", status: 503 }, { idempotency_key: "n2", status: 200 }];
+  assertEquals(checkOutboxes(s), []);
 });
 
 Deno.test("6: a quota over its limit and a request id counted twice", () => {

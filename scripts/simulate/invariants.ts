@@ -137,7 +137,14 @@ export interface Snapshot {
   provider_refunds: ProviderMoney[];
   provider_calls: ProviderCall[];
   mailbox: Email[];
-  /** Notifications whose email may legitimately go out twice (a crash after the send). */
+  /** Every call to the email API (failed ones too): its idempotency key and answer. */
+  email_calls: { idempotency_key: string | null; status: number }[];
+  /**
+   * Notifications whose sender was killed after the email API accepted the email: the documented
+   * case in which the API is called again for it (docs/notifications.md: after a lost answer the
+   * next claim sends again with the same idempotency key). Only these may be accepted twice; the
+   * mailbox must still hold one email each.
+   */
   at_least_once: string[];
   /** Captures the simulation made that must buy what they paid for (provider payment ids). */
   expect_applied: string[];
@@ -342,9 +349,20 @@ export function checkOutboxes(s: Snapshot): Violation[] {
     const key = m.idempotency_key ?? `${m.to.join(",")}|${m.subject}|${m.id}`;
     keys.set(key, (keys.get(key) ?? 0) + 1);
   }
-  const allowed = new Set(s.at_least_once);
+  // The idempotency key keeps an email from reaching anyone twice, even after a crash.
   for (const [key, n] of keys) {
-    if (n > 1 && !allowed.has(key)) out.push(v(name, null, `email ${key} was sent ${n} times`));
+    if (n > 1) out.push(v(name, null, `email ${key} was sent ${n} times`));
+  }
+  // A second accepted send of a notification happens only after its sender died between the email
+  // API's acceptance and the record (at_least_once); anywhere else it means a notification was
+  // claimed and sent again though its sending was recorded, or two senders shared it.
+  const allowed = new Set(s.at_least_once);
+  const accepted = new Map<string, number>();
+  for (const c of s.email_calls) {
+    if (c.idempotency_key !== null && c.status >= 200 && c.status < 300) accepted.set(c.idempotency_key, (accepted.get(c.idempotency_key) ?? 0) + 1);
+  }
+  for (const [key, n] of accepted) {
+    if (n > 1 && !allowed.has(key)) out.push(v(name, null, `the email API accepted notification ${key} ${n} times, though no sender of it died after a send`));
   }
   const notificationIds = new Set(s.notifications.map((n) => n.id));
   for (const m of s.mailbox) {
@@ -410,6 +428,7 @@ export function emptySnapshot(now_ms = Date.UTC(2027, 0, 1)): Snapshot {
     provider_refunds: [],
     provider_calls: [],
     mailbox: [],
+    email_calls: [],
     at_least_once: [],
     expect_applied: [],
     refund_allowed: [],

@@ -28,14 +28,15 @@ const GRACE = 3 * DAY;
 
 const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-rate <0..1>] [--start <YYYY-MM-DD>]
   [--no-payu] [--no-razorpay-subscriptions] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
-  [--no-refunds] [--no-disputes] [--no-usage] [--no-webhook-faults] [--no-provider-faults] [--no-email-faults] [--no-crash-faults]`;
+  [--no-razorpay-orders] [--no-razorpay-plan-changes] [--no-grants] [--no-refunds] [--no-disputes] [--no-usage] [--no-webhook-faults] [--no-provider-faults]
+  [--no-email-faults] [--no-crash-faults] [--no-kill-faults] [--no-timeout-faults]`;
 
 function parseFlags(argv: string[]) {
   const f = {
     seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
     payu: true, razorpaySubscriptions: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
-    crashFaults: true,
+    crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -169,6 +170,9 @@ function addInterval(ms: number, interval: string): number {
 const counts = { payments: 0, renewals: 0, refunds: 0, faults: 0 };
 const expectApplied: string[] = [];
 const refundAllowed: string[] = [];
+/** Notifications whose sender was killed after the email API accepted them (the documented second send). */
+const atLeastOnce: string[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const usageCalls: UsageCall[] = [];
 
 interface Plan {
@@ -183,6 +187,12 @@ const plans = new Map<string, Plan>();
 for (const p of await sql<Plan[]>`select id, code, tier, interval::text, price_cents::int, trial_days from public.billing_plans where active`) {
   plans.set(p.code, p);
 }
+// One-time Razorpay orders: on this throwaway cluster the yearly plans have no Razorpay plan id, so
+// a Razorpay checkout of one is a one-time order (renewed through checkout, like PayU).
+if (flags.razorpayOrders) {
+  await sql`update public.billing_plans set provider_config = provider_config - 'razorpay' where interval = 'year'`;
+}
+const rzpRecurring = (code: string) => !(flags.razorpayOrders && plans.get(code)!.interval === "year");
 const paidPlans = ["basic_monthly", "basic_monthly", "pro_monthly", "basic_yearly", "pro_yearly"].filter((c) => plans.has(c));
 
 /** The simulation's own model of one organization: what it paid for, independent of our rows. */
@@ -206,6 +216,10 @@ interface Org {
   payments: { id: string; provider: "payu" | "razorpay"; amount: number; captureAt: number }[];
   disputeOpen: boolean;
   neverRenews: boolean;
+  /** A comp from an operator (no payment): the plan runs until periodEnd with no renewal. */
+  granted: boolean;
+  /** The plan to buy through checkout once a Razorpay subscription ended for a plan change. */
+  resubscribe: string | null;
 }
 const orgs: Org[] = [];
 
@@ -260,6 +274,9 @@ function unsure(o: Org, days: number, ...tiers: string[]) {
 function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   const plan = plans.get(code)!;
   const before = modelTier(o, now);
+  // docs/lifecycle.md: a renewal of the current plan paid while a downgrade is scheduled keeps the
+  // period it paid for, and the downgrade follows at the end of that period.
+  const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd;
   if (kind === "upgrade") {
     o.periodEnd = addInterval(now, plan.interval);
   } else if (o.trialEnd !== null && now < o.trialEnd && o.periodEnd === null) {
@@ -269,8 +286,8 @@ function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   } else {
     o.periodEnd = addInterval(now, plan.interval);
   }
+  if (!keepPending) o.pendingPlan = null;
   o.plan = code;
-  o.pendingPlan = null;
   o.endedAt = null;
   o.cancelAtEnd = false;
   unsure(o, 0.5, before);
@@ -356,7 +373,7 @@ async function createOrg(n: number): Promise<Org> {
   return {
     n, id, owner, provider: null, plan: null, periodEnd: null, trialEnd: null, trialPlan: null, everTrialed: false,
     cancelAtEnd: false, endedAt: null, pendingPlan: null, rzpSubId: null, unsureUntil: 0, unsure: new Set(), payments: [],
-    disputeOpen: false, neverRenews: chance(0.15),
+    disputeOpen: false, neverRenews: chance(0.15), granted: false, resubscribe: null,
   };
 }
 
@@ -387,6 +404,7 @@ async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string
 
 /** Razorpay subscription: checkout, the first charge at the fake, razorpay-verify from the browser. */
 async function subscribeRazorpay(o: Org, code: string) {
+  if (!rzpRecurring(code)) return await payRazorpayOrder(o, { plan_code: code }, o.payments.length ? "renewal" : "new", code);
   const t = await token(o.owner);
   const res = await call("checkout", { organization_id: o.id, provider: "razorpay", plan_code: code }, { token: t });
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
@@ -454,14 +472,28 @@ async function changePlan(o: Org, code: string) {
     if (o.provider === "payu" || !flags.razorpaySubscriptions || chance(0.5)) {
       return await payWithPayu(o, { order_id: r.order_id as string }, "upgrade", code);
     }
-    return await payUpgradeRazorpay(o, r.order_id as string, code);
+    return await payRazorpayOrder(o, { order_id: r.order_id as string }, "upgrade", code);
+  }
+  if (r.method === "cancel_and_resubscribe") {
+    // docs/lifecycle.md: the mandate is cancelled at cycle end (provider-sync), our subscription
+    // ends at the period end, and the new plan is bought through checkout (no proration).
+    o.cancelAtEnd = true;
+    o.pendingPlan = null;
+    o.resubscribe = code;
+    unsure(o, 0.5);
+    return `cancel and resubscribe to ${code}`;
   }
   return `change_plan: ${r.method}`;
 }
 
-/** An upgrade order paid as a Razorpay order: checkout, the payment at the fake, order.paid. */
-async function payUpgradeRazorpay(o: Org, orderId: string, code: string) {
-  const res = await call("checkout", { organization_id: o.id, provider: "razorpay", order_id: orderId }, { token: await token(o.owner) });
+/**
+ * A one-time Razorpay order (a plan without a Razorpay plan id, a renewal of one, or an upgrade
+ * order): checkout, the payment at the fake, razorpay-verify from the browser (sometimes the
+ * browser never comes back), payment.captured.
+ */
+async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: string }, kind: "new" | "renewal" | "upgrade", code: string) {
+  const t = await token(o.owner);
+  const res = await call("checkout", { organization_id: o.id, provider: "razorpay", ...what }, { token: t });
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
   await advance(int(1, 4));
   const payId = simId("pay");
@@ -469,11 +501,20 @@ async function payUpgradeRazorpay(o: Org, orderId: string, code: string) {
     id: payId, amount: res.body.amount, order_id: res.body.order_id, created_at: Math.floor(now / 1000),
   })).payments as Json[];
   counts.payments++;
+  if (kind === "renewal") counts.renewals++;
   expectApplied.push(payId);
   o.payments.push({ id: payId, provider: "razorpay", amount: payment.amount as number, captureAt: now });
-  modelPaid(o, code, "upgrade");
+  o.provider ??= "razorpay";
+  modelPaid(o, code, kind);
+  if (kind !== "upgrade" && chance(0.7)) {
+    const verify = await call("razorpay-verify", {
+      billing_order_id: res.body.billing_order_id, razorpay_payment_id: payId,
+      razorpay_signature: createHmac("sha256", env("RAZORPAY_KEY_SECRET")).update(`${res.body.order_id}|${payId}`).digest("hex"),
+    }, { token: t });
+    if (verify.status !== 200) return `verify ${verify.status} ${JSON.stringify(verify.body)}`;
+  }
   await deliver(o, () => rzpWebhook("payment.captured", { payment: { entity: payment } }), { losable: true });
-  return "upgraded";
+  return kind === "upgrade" ? "upgraded" : "paid (one-time order)";
 }
 
 async function operatorRefund(o: Org, full: boolean) {
@@ -510,8 +551,51 @@ async function dashboardRefund(o: Org) {
   if (!res.ok) return `refused: ${JSON.stringify(refund)}`;
   refundAllowed.push(p.id);
   counts.refunds++;
-  await deliver(o, () => rzpWebhook("refund.processed", { refund: { entity: refund } }));
+  // A lost refund.processed is found by reconcile's refund pass, which lists the refunds of the
+  // payments of the last 30 days (docs/providers.md): lose it only for a payment within them.
+  await deliver(o, () => rzpWebhook("refund.processed", { refund: { entity: refund } }), { losable: now - p.captureAt < 25 * DAY });
   return "dashboard refund";
+}
+
+/**
+ * An operator's comp (billing.operator_grant_plan as postgres): the plan until a date, no payment.
+ * docs/operations.md: a live Razorpay mandate is cancelled now through the outbox and no longer
+ * followed; when the grant ends the customer subscribes again through checkout.
+ */
+async function operatorGrant(o: Org) {
+  const code = pick(["pro_monthly", "basic_monthly"].filter((c) => plans.has(c)));
+  const until = now + int(10, 45) * DAY;
+  try {
+    await sql`select billing.operator_grant_plan(${o.id}, ${code}, ${new Date(until).toISOString()}, 'simulated comp')`;
+  } catch (e) {
+    return `refused: ${(e as Error).message}`;
+  }
+  const before = modelTier(o, now);
+  const hadMandate = o.rzpSubId;
+  o.plan = code;
+  o.periodEnd = until;
+  o.granted = true;
+  o.rzpSubId = null;
+  o.resubscribe = null;
+  o.pendingPlan = null;
+  o.cancelAtEnd = false;
+  o.endedAt = null;
+  o.trialEnd = null;
+  unsure(o, 0.5, before);
+  return `${code} until ${new Date(until).toISOString()}${hadMandate ? ` (mandate ${hadMandate} cancelled)` : ""}`;
+}
+
+/** An operator's extension of the live period (billing.operator_extend_period as postgres). */
+async function operatorExtend(o: Org) {
+  const days = int(1, 14);
+  try {
+    await sql`select billing.operator_extend_period(${o.id}, ${`${days} days`}::interval, 'simulated outage')`;
+  } catch (e) {
+    return `refused: ${(e as Error).message}`;
+  }
+  o.periodEnd = o.periodEnd! + days * DAY;
+  unsure(o, 0.5);
+  return `${days} days`;
 }
 
 async function dispute(o: Org) {
@@ -553,6 +637,13 @@ async function live(o: Org): Promise<string | null> {
   const live = o.plan !== null && o.periodEnd !== null && now < o.periodEnd + GRACE && o.endedAt === null;
   if (flags.usage && chance(0.4)) await useQuota(o);
   if (o.disputeOpen) return null;
+  if (o.resubscribe && o.periodEnd !== null && now >= o.periodEnd && o.endedAt === null) {
+    const code = o.resubscribe;
+    o.rzpSubId = null;
+    const what = await subscribeRazorpay(o, code);
+    if (what === "subscribed" || what.startsWith("paid")) o.resubscribe = null;
+    return `resubscribe ${code} on Razorpay: ${what}`;
+  }
   if (!live && !(o.trialEnd && now < o.trialEnd)) {
     if (o.payments.length > 0 && o.endedAt !== null) return null; // refunded or charged back: gone for good
     if (!chance(o.payments.length ? 0.05 : 0.25)) return null;
@@ -579,11 +670,17 @@ async function live(o: Org): Promise<string | null> {
     return `payu during trial: ${await payWithPayu(o, { plan_code: o.trialPlan! }, "new", o.trialPlan!)}`;
   }
   // A paid subscription runs (or is in grace).
-  if (o.provider === "razorpay" && o.rzpSubId && !o.cancelAtEnd && o.periodEnd !== null && now >= o.periodEnd) {
+  if (o.rzpSubId && !o.cancelAtEnd && o.periodEnd !== null && now >= o.periodEnd) {
     return `mandate debit: ${await mandateDebit(o)}`;
   }
-  if (o.provider === "payu" && !o.cancelAtEnd && !o.neverRenews && o.periodEnd !== null && now >= o.periodEnd - 2 * DAY && chance(0.45)) {
+  const billsItself = !o.rzpSubId && !o.granted; // PayU, a one-time Razorpay order: renewed through checkout
+  if (billsItself && !o.cancelAtEnd && !o.neverRenews && o.periodEnd !== null && now >= o.periodEnd - 2 * DAY && chance(0.45)) {
     const code = o.pendingPlan && now >= o.periodEnd ? o.pendingPlan : o.plan!;
+    const last = o.payments[o.payments.length - 1]?.provider ?? "payu";
+    if ((last === "razorpay" || !flags.payu) && !rzpRecurring(code)) {
+      return `razorpay order renewal ${code}: ${await payRazorpayOrder(o, { plan_code: code }, "renewal", code)}`;
+    }
+    if (!flags.payu) return null;
     return `payu renewal ${code}: ${await payWithPayu(o, { plan_code: code }, "renewal", code)}`;
   }
   const r = random();
@@ -606,11 +703,14 @@ async function live(o: Org): Promise<string | null> {
     o.cancelAtEnd = false;
     return "resumed";
   }
-  if (flags.upgrades && r < 0.13 && tier === "basic" && o.periodEnd !== null && now < o.periodEnd - DAY && !o.cancelAtEnd && o.provider === "payu") {
+  const changeable = o.rzpSubId ? flags.razorpayPlanChanges : !o.granted;
+  if (flags.grants && r < 0.018 && now >= o.unsureUntil && !lateQueue.some((d) => d.org === o)) return `operator grant: ${await operatorGrant(o)}`;
+  if (flags.grants && r < 0.022 && now < (o.periodEnd ?? 0) - DAY && !(o.trialEnd && now < o.trialEnd)) return `operator extension: ${await operatorExtend(o)}`;
+  if (flags.upgrades && r < 0.13 && tier === "basic" && o.periodEnd !== null && now < o.periodEnd - DAY && !o.cancelAtEnd && changeable) {
     const to = o.plan!.endsWith("yearly") ? "pro_yearly" : pick(["pro_monthly", "pro_yearly"]);
     return `upgrade to ${to}: ${await changePlan(o, to)}`;
   }
-  if (flags.downgrades && r < 0.15 && tier === "pro" && !o.pendingPlan && o.periodEnd !== null && now < o.periodEnd - DAY && !o.cancelAtEnd && o.provider === "payu") {
+  if (flags.downgrades && r < 0.15 && tier === "pro" && !o.pendingPlan && o.periodEnd !== null && now < o.periodEnd - DAY && !o.cancelAtEnd && changeable) {
     return `downgrade: ${await changePlan(o, o.plan!.replace("pro_", "basic_"))}`;
   }
   return null;
@@ -683,10 +783,135 @@ async function dropWorkerConnection() {
   log.push(`day ${day}: provider-sync's connection dropped while applying refund action ${action.id} (${terminated} backend(s) terminated)`);
 }
 
+/**
+ * Cancels the statement of every backend waiting for a lock (the simulation's, in these faults);
+ * how many. A cancel, not a terminate: the worker's statement fails as the dead process's would
+ * never have run, and its connection stays usable (terminating a pooled connection while the
+ * client writes to it can crash the whole functions server: see docs/simulator.md).
+ */
+async function cancelLockWaiters(): Promise<number> {
+  const blocked = await sql`select pid from pg_stat_activity where datname = current_database()
+    and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
+  for (const b of blocked) await sql`select pg_cancel_backend(${b.pid})`;
+  return blocked.length;
+}
+
+/**
+ * While `run` (a worker's HTTP call) is under way, hold `lock` in a transaction and terminate every
+ * backend that waits for it (its statement is cancelled), until the call returns: whatever the worker tries to write behind
+ * that lock never happens, as if its process had died there. Returns how many backends died.
+ */
+async function killWhileHeld(lock: (tx: postgres.TransactionSql) => Promise<unknown>, run: Promise<unknown>): Promise<number> {
+  let finished = false;
+  const done = run.then(() => (finished = true), () => (finished = true));
+  let terminated = 0;
+  await sql.begin(async (tx) => {
+    await lock(tx);
+    while (!finished) {
+      terminated += await cancelLockWaiters();
+      await sleep(25);
+    }
+  });
+  await done;
+  return terminated;
+}
+
+const REFUND_ROUTES = ["razorpay.payments.refund", "payu.cancel_refund_transaction"];
+const refundCalls = async () =>
+  ((await fake("/__control/calls")).calls as Json[]).filter((c) => REFUND_ROUTES.includes(c.route as string)).length;
+
+/**
+ * provider-sync killed mid-action: a due refund action is claimed and sent to the provider (its
+ * answer slowed down by the fake), and once the fake has the call the worker "dies": its writes
+ * behind the action's row (and, half the time, the order's, where the refund is applied) never
+ * happen. The action is left `running` with its lease; a later round, past the lease, claims it
+ * again and must ask the provider first (docs/operations.md), not refund twice.
+ */
+async function killProviderSync() {
+  if (!flags.killFaults || !chance(flags.faultRate)) return;
+  const [action] = await sql`select a.id, a.provider::text, pe.order_id from billing.provider_actions a
+    join public.payment_events pe on pe.id = a.payment_event_id
+    where a.kind = 'refund' and a.state = 'pending' and a.attempts = 0 and a.next_attempt_at <= billing.now()
+    order by a.created_at limit 1`;
+  if (!action) return;
+  counts.faults++;
+  const beforeApply = chance(0.5);
+  const before = await refundCalls();
+  await fake(`/__control/${action.provider}`, { latency_ms: 1500 });
+  const run = worker("provider-sync");
+  for (let i = 0; i < 200 && (await refundCalls()) === before; i++) await sleep(25);
+  const terminated = await killWhileHeld(async (tx) => {
+    await tx`select 1 from billing.provider_actions where id = ${action.id} for update`;
+    if (beforeApply) await tx`select 1 from public.orders where id = ${action.order_id} for update`;
+  }, run);
+  await fake(`/__control/${action.provider}`, { latency_ms: 0 });
+  const [after] = await sql`select state::text, attempts from billing.provider_actions where id = ${action.id}`;
+  log.push(`day ${day}: provider-sync killed after the ${action.provider} refund call of action ${action.id}, ` +
+    `${beforeApply ? "before" : "after"} applying it (${terminated} statement(s) cancelled; left ${after.state}, attempt ${after.attempts})`);
+}
+
+/**
+ * notifications-send killed after the email API accepted an email (its answer slowed down by the
+ * fake): the sender never records it, the lease runs out and the next round sends it again with
+ * the same idempotency key. docs/notifications.md: Resend answers that key with the first email, so
+ * the API is called twice for that notification (at_least_once) and the mailbox still holds one.
+ */
+async function killNotificationsSend() {
+  if (!flags.killFaults || !chance(flags.faultRate)) return;
+  const accepted = async () => ((await fake("/__control/email")).calls as Json[]).filter((c) => c.status === 200).map((c) => c.idempotency_key as string);
+  const before = new Set(await accepted());
+  await fake("/__control/email", { answer_delay_ms: 1500 });
+  const run = worker("notifications-send");
+  let key: string | undefined;
+  for (let i = 0; i < 200 && !key; i++) {
+    key = (await accepted()).find((k) => !before.has(k));
+    if (!key) await sleep(25);
+  }
+  if (!key) {
+    await run.catch(() => null);
+    await fake("/__control/email", { answer_delay_ms: 0 });
+    return;
+  }
+  counts.faults++;
+  atLeastOnce.push(key);
+  const terminated = await killWhileHeld((tx) => tx`select 1 from public.notifications where id = ${key} for update`, run);
+  await fake("/__control/email", { answer_delay_ms: 0 });
+  log.push(`day ${day}: notifications-send killed after the email API accepted notification ${key} (${terminated} statement(s) cancelled)`);
+}
+
+/**
+ * A provider that answers after the client's timeout (the adapters wait 10 s): a refund the
+ * provider carries out but whose answer never arrives, or a look-up of a capture that hangs
+ * (reconcile, razorpay-verify) and fails.
+ */
+async function timeoutFaults() {
+  if (!flags.timeoutFaults || !chance(flags.faultRate / 2)) return;
+  const [action] = await sql`select a.id, a.provider::text from billing.provider_actions a
+    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() order by a.created_at limit 1`;
+  counts.faults++;
+  if (action && chance(0.6)) {
+    await fake(`/__control/${action.provider}`, { latency_ms: 10_500 });
+    const r = await worker("provider-sync").catch((e) => ({ error: String(e) }));
+    await fake(`/__control/${action.provider}`, { latency_ms: 0 });
+    await sleep(600); // the provider finishes what it was asked
+    log.push(`day ${day}: ${action.provider} answered refund action ${action.id} after provider-sync's timeout: ${JSON.stringify(r).slice(0, 200)}`);
+    return;
+  }
+  const provider = pick(["razorpay", "payu"]);
+  await fake(`/__control/${provider}`, {
+    fail_status: 504, fail_count: 1, fail_hang_ms: 10_500,
+    fail_routes: provider === "razorpay" ? ["razorpay.orders.payments", "razorpay.payments.fetch", "razorpay.invoices.list"] : ["payu.verify_payment"],
+  });
+  log.push(`day ${day}: the next ${provider} capture look-up hangs past the client's timeout`);
+}
+
 async function workers() {
   await providerFaults();
   await emailFaults();
+  await timeoutFaults();
   await dropWorkerConnection();
+  await killProviderSync();
+  await killNotificationsSend();
   for (let round = 0; round < 4; round++) {
     await worker("reconcile");
     const sync = await worker("provider-sync");
@@ -696,7 +921,8 @@ async function workers() {
   }
   await fake("/__control/razorpay", { reset: true });
   await fake("/__control/payu", { reset: true });
-  await fake("/__control/email", { reset: true }).catch(() => {});
+  // Only the failures: the mailbox and the idempotency keys it saw stay (a reset would forget them).
+  await fake("/__control/email", { fail_status: null, answer_delay_ms: 0 }).catch(() => {});
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -753,7 +979,12 @@ async function snapshot(): Promise<Snapshot> {
       .map((c) => ({ route: c.route as string, action_key: `${c.route} ${c.path}`, status: c.status as number })),
     ...rzpRefunds.filter((r) => r.receipt).map((r) => ({ route: "razorpay.payments.refund", action_key: `refund ${r.receipt}`, status: 200 })),
   ];
-  const mailbox: Email[] = (mail.emails as Json[]).map((m) => ({ id: m.id as string, idempotency_key: m.idempotency_key as string | null, to: m.to as string[], subject: m.subject as string }));
+  // billing-purge deletes sent notifications after 90 days: the emails of the last 60 are checked.
+  const recent = (at: unknown) => Date.parse(String(at)) >= now - 60 * DAY;
+  const mailbox: Email[] = (mail.emails as Json[]).filter((m) => recent(m.created_at))
+    .map((m) => ({ id: m.id as string, idempotency_key: m.idempotency_key as string | null, to: m.to as string[], subject: m.subject as string }));
+  const email_calls = (mail.calls as Json[]).filter((c) => recent(c.at))
+    .map((c) => ({ idempotency_key: c.idempotency_key as string | null, status: c.status as number }));
   return {
     now_ms: now,
     settle_ms: 2 * DAY,
@@ -771,7 +1002,8 @@ async function snapshot(): Promise<Snapshot> {
     provider_refunds,
     provider_calls,
     mailbox,
-    at_least_once: [],
+    email_calls,
+    at_least_once: atLeastOnce,
     expect_applied: expectApplied,
     refund_allowed: refundAllowed,
     access: orgs.map(expectation),

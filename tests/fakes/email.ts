@@ -9,9 +9,12 @@
 //             GET  /emails/:id        a stored email
 //   Inbox     GET  /inbox             the stored emails, newest first, as a simple HTML page
 //             GET  /inbox.json        {count, emails: [...]}, oldest first
-//   Control   POST /__control/email   {fail_status, fail_count, fail_message, fail_retry_after, reset}
+//   Control   POST /__control/email   {fail_status, fail_count, fail_message, fail_retry_after,
+//                                     answer_delay_ms, reset}
 //                                     (fail_status for the next fail_count calls, every call when
-//                                     fail_count is omitted; 429 / 503 carry Retry-After when set)
+//                                     fail_count is omitted; 429 / 503 carry Retry-After when set;
+//                                     answer_delay_ms: an accepted email is stored at once and its
+//                                     answer sent that much later, a slow answer from the API)
 //             GET  /__control/email   {emails, calls}: calls are every POST /emails, failed ones too
 //
 // Errors have Resend's shape {statusCode, name, message}: 401 missing_api_key, 403
@@ -75,8 +78,10 @@ export function createFakeEmail({ apiKey, now = Date.now }: { apiKey: string; no
   let failCount: number | null = null;
   let failMessage: string | null = null;
   let failRetryAfter: number | null = null;
+  let answerDelayMs = 0;
 
   function reset() {
+    answerDelayMs = 0;
     emails = [];
     byKey = new Map();
     calls = [];
@@ -171,6 +176,7 @@ export function createFakeEmail({ apiKey, now = Date.now }: { apiKey: string; no
     emails.push(email);
     if (key !== null) byKey.set(key, email);
     note(200);
+    if (answerDelayMs > 0) await new Promise((r) => setTimeout(r, answerDelayMs));
     return json({ id: email.id });
   }
 
@@ -218,6 +224,7 @@ ${rows || "<p>None yet.</p>"}
       failStatus = typeof body.fail_status === "number" ? body.fail_status : null;
       failCount = typeof body.fail_count === "number" ? body.fail_count : null;
     }
+    if ("answer_delay_ms" in body) answerDelayMs = typeof body.answer_delay_ms === "number" ? body.answer_delay_ms : 0;
     if ("fail_message" in body) failMessage = typeof body.fail_message === "string" ? body.fail_message : null;
     if ("fail_retry_after" in body) {
       failRetryAfter = typeof body.fail_retry_after === "number" ? body.fail_retry_after : null;
