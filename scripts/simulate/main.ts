@@ -645,6 +645,9 @@ async function live(o: Org): Promise<string | null> {
     return `resubscribe ${code} on Razorpay: ${what}`;
   }
   if (!live && !(o.trialEnd && now < o.trialEnd)) {
+    // The subscription is over: a Razorpay mandate ended with it (cancelled at the cycle end, or by
+    // the expiry), so nothing debits it any more; a new subscription comes through checkout.
+    o.rzpSubId = null;
     if (o.payments.length > 0 && o.endedAt !== null) return null; // refunded or charged back: gone for good
     if (!chance(o.payments.length ? 0.05 : 0.25)) return null;
     const code = pick(paidPlans);

@@ -841,6 +841,16 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   function chargeSubscription(body: Json): Json {
     const sub = typeof body.subscription_id === "string" ? subscriptions.get(body.subscription_id) : undefined;
     if (!sub) throw new Error("subscription_id must name a subscription the fake knows");
+    // Razorpay charges nothing on a subscription that has ended, or that ends at this cycle's end
+    // (a charge is made at a cycle boundary: that cycle was the last).
+    if (sub.cancel_at_cycle_end === true && sub.status === "active") {
+      sub.status = "cancelled";
+      sub.ended_at = nowSecs();
+      sub.charge_at = null;
+    }
+    if (["cancelled", "completed", "expired"].includes(String(sub.status))) {
+      throw new Error(`subscription ${sub.id} is ${sub.status}: Razorpay does not charge it`);
+    }
     if (!Number.isInteger(body.amount)) throw new Error("amount must be integer paise");
     const paidAt = typeof body.paid_at === "number" ? body.paid_at : nowSecs();
     const invoiceId = randomId("inv");
