@@ -141,7 +141,7 @@ async function denoTests(env, files) {
  * code is known to get wrong (docs/simulator.md, "Known violations"); drop them once fixed.
  */
 export const SIMULATION_ARGS = [
-  "--seed", "7", "--orgs", "4", "--months", "2", "--no-razorpay-subscriptions", "--no-upgrades", "--no-crash-faults",
+  "--seed", "7", "--orgs", "4", "--months", "2",
 ];
 
 async function simulation() {

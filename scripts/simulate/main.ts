@@ -302,6 +302,8 @@ interface Delivery {
   org: Org;
 }
 let lateQueue: Delivery[] = [];
+/** A late webhook arrives one to this many days later. */
+const MAX_LATE_DAYS = 3;
 
 async function deliver(o: Org, send: () => Promise<unknown>, { losable = false } = {}) {
   if (flags.webhookFaults && chance(flags.faultRate)) {
@@ -313,7 +315,7 @@ async function deliver(o: Org, send: () => Promise<unknown>, { losable = false }
       return;
     }
     if (r < 0.7 || !losable) {
-      lateQueue.push({ due: now + int(1, 3) * DAY, send, org: o });
+      lateQueue.push({ due: now + int(1, MAX_LATE_DAYS) * DAY, send, org: o });
       unsure(o, 4);
       return;
     }
@@ -990,7 +992,8 @@ async function snapshot(): Promise<Snapshot> {
     .map((c) => ({ idempotency_key: c.idempotency_key as string | null, status: c.status as number }));
   return {
     now_ms: now,
-    settle_ms: 2 * DAY,
+    // A late webhook may come MAX_LATE_DAYS later, and only then a day's worker round records it.
+    settle_ms: (MAX_LATE_DAYS + 1) * DAY,
     outbox_budget_ms: 3 * DAY,
     payment_events: payment_events as unknown as Snapshot["payment_events"],
     invoices: invoices as unknown as Snapshot["invoices"],
