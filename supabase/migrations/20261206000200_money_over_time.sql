@@ -248,6 +248,56 @@ grant execute on function billing.operator_refund(uuid, bigint, text) to service
 -- -------------------------------------------------------------------------------------------------
 
 /**
+ * A Razorpay subscription whose charge bought nothing here (p_reason) is cancelled at Razorpay
+ * now, through the outbox, when it backs no live subscription here (none, or a cancelled or
+ * expired one: its debits would be refunded every month) and Razorpay has not ended it
+ * (billing.provider_subscription_states). Queued once: nothing when a cancel-now of it is pending,
+ * running or done; again when every earlier cancel-now failed for good. Returns the action's id,
+ * or null when nothing was queued. Other providers have no mandate: nothing.
+ */
+create function billing.stop_unbacked_mandate(
+  p_organization_id uuid,
+  p_provider public.payment_provider,
+  p_provider_subscription_id text,
+  p_reason text,
+  p_subscription_id uuid default null
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_failed integer;
+begin
+  if p_provider is distinct from 'razorpay' or p_provider_subscription_id is null
+     or exists (select 1 from public.subscriptions s
+                where s.provider = p_provider and s.provider_subscription_id = p_provider_subscription_id
+                  and s.status in ('pending_payment', 'trialing', 'active', 'past_due'))
+     or exists (select 1 from billing.provider_subscription_states st
+                where st.provider = p_provider and st.provider_subscription_id = p_provider_subscription_id
+                  and st.status in ('cancelled', 'completed', 'expired'))
+     or exists (select 1 from billing.provider_actions a
+                where a.provider = p_provider and a.kind = 'cancel'
+                  and a.target ->> 'provider_subscription_id' = p_provider_subscription_id
+                  and a.payload ->> 'at_cycle_end' = 'false' and a.state <> 'failed') then
+    return null;
+  end if;
+  select count(*) into v_failed from billing.provider_actions a
+  where a.provider = p_provider and a.kind = 'cancel'
+    and a.target ->> 'provider_subscription_id' = p_provider_subscription_id
+    and a.payload ->> 'at_cycle_end' = 'false' and a.state = 'failed';
+  return billing.queue_provider_action(
+    p_organization_id, p_provider, 'cancel',
+    pg_catalog.jsonb_build_object('provider_subscription_id', p_provider_subscription_id),
+    pg_catalog.jsonb_build_object('at_cycle_end', false),
+    pg_catalog.format('cancel:%s:now:unbacked:%s', p_provider_subscription_id, v_failed),
+    'system', pg_catalog.format('its charges buy nothing here: %s', p_reason), p_subscription_id);
+end;
+$$;
+revoke execute on function billing.stop_unbacked_mandate(uuid, public.payment_provider, text, text, uuid) from public, anon, authenticated;
+grant execute on function billing.stop_unbacked_mandate(uuid, public.payment_provider, text, text, uuid) to service_role;
+
+/**
  * Applies a captured payment to an order (locked by the caller): records payment_events
  * 'captured' once, marks the order paid, starts or extends the subscription
  * (billing.extend_subscription_for_payment) and issues the invoice.
@@ -255,12 +305,16 @@ grant execute on function billing.operator_refund(uuid, bigint, text) to service
  * renewal, whenever it comes: it gets a renewal order of its own (so its own invoice) and extends
  * the subscription that provider subscription backs from its period end; no quote or expiry
  * check applies to it. It buys nothing when no subscription here is backed by that provider
- * subscription any more (an operator's grant or a plan change replaced it) or the subscription
- * ended before the charge.
+ * subscription any more (an operator's grant or a plan change replaced it), or the subscription
+ * is cancelled or expired, or cancelled at its period end, whenever the debit was made (a debit
+ * made before a cancel and delivered after it, or made for a period the customer chose not to
+ * have, is refunded: a debit only ever buys the next period, never a cancelled one).
  * Any other payment buys nothing when its order's quote no longer held when it was paid
  * (billing.order_quote_problem), its subscription ended before it, or its one-time order was
  * already paid. A payment that buys nothing is only recorded, with needs_refund (result
- * 'recorded': nothing extended, no history, no invoice). Returns the result object.
+ * 'recorded': nothing extended, no history, no invoice). A Razorpay subscription whose charge
+ * bought nothing and that backs no live subscription here is cancelled at Razorpay now
+ * (billing.stop_unbacked_mandate). Returns the result object.
  */
 create or replace function billing.apply_captured_payment(p_order public.orders, p_event jsonb, p_event_at timestamptz)
 returns jsonb
@@ -298,12 +352,20 @@ begin
   if v_sub.id is null and v_order.subscription_id is not null and v_order.kind in ('upgrade', 'renewal') then
     select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id for update;
   end if;
-  v_ended := v_sub.id is not null and v_sub.status in ('canceled', 'expired')
-             and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz);
   -- A later charge of a provider subscription whose first order is paid: a mandate debit.
   v_renewal := v_order.status = 'paid' and v_psid is not null;
+  -- A mandate debit of a cancelled subscription (now or at its period end) buys nothing, whenever
+  -- it was made: it can only buy the next period, which the customer chose not to have. Any other
+  -- payment counts when it was made before the subscription ended (delivered late).
+  v_ended := v_sub.id is not null
+             and ((v_renewal and (v_sub.status in ('canceled', 'expired') or v_sub.cancel_at_period_end))
+                  or (v_sub.status in ('canceled', 'expired')
+                      and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)));
 
-  if v_ended then
+  if v_ended and v_sub.status not in ('canceled', 'expired') then
+    v_problem := pg_catalog.format('debit of %s subscription %s, cancelled at its period end (%s): refund',
+                                   v_order.provider, v_psid, v_sub.current_period_end);
+  elsif v_ended then
     v_problem := pg_catalog.format('payment for an ended subscription (%s since %s): refund or reactivate',
                                    v_sub.status, coalesce(v_sub.ended_at, v_sub.canceled_at));
   elsif v_renewal and v_sub.id is null then
@@ -333,12 +395,15 @@ begin
     pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
                                   'provider_order_id', p_event ->> 'provider_order_id',
                                   'provider_subscription_id', v_psid)
-      || case when v_ended then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
+      || case when v_ended and v_sub.status in ('canceled', 'expired')
+                   and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)
+              then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
               when v_problem is not null then pg_catalog.jsonb_build_object('not_applied', v_problem)
               else '{}'::jsonb end,
     v_paid_at,
     v_problem is not null or v_order.status = 'paid');
   if v_problem is not null then
+    perform billing.stop_unbacked_mandate(v_order.organization_id, v_order.provider, v_psid, v_problem, v_sub.id);
     return pg_catalog.jsonb_build_object(
       'result', 'recorded', 'reason', v_problem, 'needs_refund', true,
       'payment_event_id', v_payment_event_id, 'order_id', v_order.id, 'order_status', v_order.status,

@@ -11,7 +11,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(50);
+select plan(68);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -29,9 +29,9 @@ insert into public.billing_plans (code, name, tier, interval, price_cents, curre
 create function pg_temp.org(p_n integer)
 returns uuid language sql as $$ select ('f1920000-0000-4000-8000-' || lpad(p_n::text, 12, '0'))::uuid $$;
 
-insert into public.organizations (id, name) select pg_temp.org(n), 'Over time ' || n from generate_series(1, 8) n;
+insert into public.organizations (id, name) select pg_temp.org(n), 'Over time ' || n from generate_series(1, 30) n;
 insert into public.organization_members (organization_id, user_id, role)
-select pg_temp.org(n), 'f1900000-0000-4000-8000-000000000001', 'owner' from generate_series(1, 8) n;
+select pg_temp.org(n), 'f1900000-0000-4000-8000-000000000001', 'owner' from generate_series(1, 30) n;
 
 create function pg_temp.at(p_time text)
 returns void language sql as $$ select set_config('billing.now', p_time, true) $$;
@@ -66,6 +66,41 @@ returns jsonb language sql as $$
     'provider', 'razorpay', 'event_id', 'subscription.charged:' || p_payment, 'event_type', 'subscription.charged',
     'provider_subscription_id', p_psid, 'provider_payment_id', p_payment, 'amount_paise', p_amount, 'currency', 'INR',
     'status', 'active', 'method', 'upi', 'occurred_at', billing.now()::text))) $$;
+
+/** The same, for a debit made at p_paid_at whose webhook arrives now (delayed). */
+create function pg_temp.charged_at(p_psid text, p_payment text, p_amount bigint, p_paid_at timestamptz)
+returns jsonb language sql as $$
+  select billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'subscription.charged:' || p_payment, 'event_type', 'subscription.charged',
+    'provider_subscription_id', p_psid, 'provider_payment_id', p_payment, 'amount_paise', p_amount, 'currency', 'INR',
+    'status', 'active', 'method', 'upi', 'occurred_at', p_paid_at::text))) $$;
+
+/** The owner cancels p_org's subscription now (false) or at the period end (true). */
+create function pg_temp.cancel(p_org uuid, p_at_period_end boolean)
+returns text language plpgsql as $$
+declare
+  v_result text;
+begin
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  v_result := public.cancel_subscription(p_org, p_at_period_end) ->> 'result';
+  perform tests.as_postgres();
+  return v_result;
+end;
+$$;
+
+/** What a captured payment came to: (needs_refund, invoices of it, refund actions of it). */
+create function pg_temp.outcome(p_payment text)
+returns text language sql as $$
+  select row(pe.needs_refund,
+             (select count(*) from public.invoices i where i.payment_event_id = pe.id),
+             (select count(*) from billing.provider_actions a where a.payment_event_id = pe.id and a.kind = 'refund'))::text
+  from public.payment_events pe where pe.provider_payment_id = p_payment and pe.status = 'captured' $$;
+
+/** The cancel actions queued for Razorpay subscription p_psid: at_cycle_end/state, oldest first. */
+create function pg_temp.cancels(p_psid text)
+returns text language sql as $$
+  select coalesce(string_agg((a.payload ->> 'at_cycle_end') || '/' || a.state, ',' order by a.created_at, a.idempotency_key), '')
+  from billing.provider_actions a where a.kind = 'cancel' and a.target ->> 'provider_subscription_id' = p_psid $$;
 
 /**
  * A charge of p_psid that reconciliation found (razorpayPaymentEvent: the payment fetched, the
@@ -379,6 +414,98 @@ select is(
    from public.subscriptions s join public.billing_plans p on p.id = s.plan_id where s.id = (pg_temp.sub(pg_temp.org(8))).id),
   row('mt_pro_y', '2027-03-10 10:00+05:30'::timestamptz, true)::text,
   'the grant stands and the debit is marked for refund');
+
+-- -------------------------------------------------------------------------------------------------
+-- A mandate debit of a cancelled subscription buys nothing, whenever it was made
+-- -------------------------------------------------------------------------------------------------
+
+-- Past due at the period end, the owner cancels now; the debit made before the cancel arrives after.
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('r9', pg_temp.rzp_checkout(pg_temp.org(9), 'sub_mt9'));
+select pg_temp.charged('sub_mt9', pg_temp.pay('sub_mt9', 0), pg_temp.price('r9')) ->> 'result';
+select pg_temp.at('2026-02-10 11:00+05:30');
+select billing.job_expire() is not null;
+select pg_temp.at('2026-02-10 12:00+05:30');
+select is(pg_temp.cancel(pg_temp.org(9), false), 'canceled', 'a past-due subscription is cancelled now by its owner');
+select pg_temp.at('2026-02-10 14:00+05:30');
+select is(pg_temp.charged_at('sub_mt9', pg_temp.pay('sub_mt9', 1), pg_temp.price('r9'), '2026-02-10 10:05+05:30') ->> 'result',
+  'recorded', 'a debit made before the cancel-now and delivered after buys nothing');
+select is(
+  (select row(s.status, s.current_period_end, public.effective_tier(pg_temp.org(9)), pg_temp.outcome(pg_temp.pay('sub_mt9', 1)))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(9))).id),
+  row('canceled'::subscription_status, '2026-02-10 10:00+05:30'::timestamptz, 'free', '(t,0,1)')::text,
+  'the cancelled subscription is not extended; the debit has no invoice and is refunded');
+
+-- Cancelled at the period end; a debit made just before the period ended arrives after the job ended it.
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('r10', pg_temp.rzp_checkout(pg_temp.org(10), 'sub_mt10'));
+select pg_temp.charged('sub_mt10', pg_temp.pay('sub_mt10', 0), pg_temp.price('r10')) ->> 'result';
+select pg_temp.at('2026-01-20 10:00+05:30');
+select is(pg_temp.cancel(pg_temp.org(10), true), 'scheduled', 'another owner cancels at the period end');
+select pg_temp.at('2026-02-10 11:00+05:30');
+select billing.job_expire() is not null;
+select is((pg_temp.sub(pg_temp.org(10))).status, 'canceled'::subscription_status, 'the job ends it at the period end');
+select pg_temp.at('2026-02-10 14:00+05:30');
+select is(pg_temp.charged_at('sub_mt10', pg_temp.pay('sub_mt10', 1), pg_temp.price('r10'), '2026-02-10 09:55+05:30') ->> 'result',
+  'recorded', 'a debit made before the period ended, for a period the owner chose not to have, buys nothing');
+select is(
+  (select row(s.status, s.current_period_end, pg_temp.outcome(pg_temp.pay('sub_mt10', 1)))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(10))).id),
+  row('canceled'::subscription_status, '2026-02-10 10:00+05:30'::timestamptz, '(t,0,1)')::text,
+  'it stays cancelled; the debit is refunded, with no invoice');
+
+-- Cancelled at the period end, still running: a debit (Razorpay not told yet) does not undo the cancel.
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('r11', pg_temp.rzp_checkout(pg_temp.org(11), 'sub_mt11'));
+select pg_temp.charged('sub_mt11', pg_temp.pay('sub_mt11', 0), pg_temp.price('r11')) ->> 'result';
+select pg_temp.at('2026-01-20 10:00+05:30');
+select pg_temp.cancel(pg_temp.org(11), true);
+select pg_temp.at('2026-02-10 10:05+05:30');
+select is(pg_temp.charged('sub_mt11', pg_temp.pay('sub_mt11', 1), pg_temp.price('r11')) ->> 'result', 'recorded',
+  'a debit of a subscription cancelled at the period end buys nothing, before the job ran too');
+select is(
+  (select row(s.status, s.cancel_at_period_end, s.current_period_end, pg_temp.outcome(pg_temp.pay('sub_mt11', 1)))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(11))).id),
+  row('active'::subscription_status, true, '2026-02-10 10:00+05:30'::timestamptz, '(t,0,1)')::text,
+  'the cancellation stands, the period is not extended, the debit is refunded');
+
+-- -------------------------------------------------------------------------------------------------
+-- A mandate whose charges buy nothing is cancelled at Razorpay
+-- -------------------------------------------------------------------------------------------------
+
+-- The first charge came after the checkout's quote expired: refunded, and the mandate stopped.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r12', pg_temp.rzp_checkout(pg_temp.org(12), 'sub_mt12'));
+select pg_temp.at('2026-01-03 10:00+05:30');
+select is(pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 0), pg_temp.price('r12')) ->> 'result', 'recorded',
+  'a first charge after the quote expired buys nothing');
+select is(pg_temp.cancels('sub_mt12'), 'false/pending', 'and the Razorpay subscription is cancelled now, through the outbox');
+select pg_temp.at('2026-02-03 10:05+05:30');
+select is(pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 1), pg_temp.price('r12')) ->> 'result', 'recorded',
+  'a debit a month later buys nothing either');
+select is(pg_temp.cancels('sub_mt12'), 'false/pending', 'the cancel is queued once');
+update billing.provider_actions set next_attempt_at = billing.now()
+where kind = 'cancel' and target ->> 'provider_subscription_id' = 'sub_mt12';
+create temp table claim_c12 on commit drop as select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(12);
+select is(billing.complete_provider_action((select id from claim_c12 where kind = 'cancel'), 'failed', null, 'bad request')::text,
+  'failed', 'Razorpay refuses the cancel for good');
+select pg_temp.at('2026-03-03 10:05+05:30');
+select pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 2), pg_temp.price('r12')) ->> 'result';
+select is(pg_temp.cancels('sub_mt12'), 'false/failed,false/pending', 'the next debit queues the cancel again');
+insert into billing.provider_subscription_states (provider, provider_subscription_id, status, status_at, event_id)
+values ('razorpay', 'sub_mt12', 'cancelled', billing.now(), 'evt_mt12_cancelled')
+on conflict (provider, provider_subscription_id) do update set status = excluded.status;
+update billing.provider_actions set state = 'failed', completed_at = billing.now()
+where kind = 'cancel' and target ->> 'provider_subscription_id' = 'sub_mt12' and state = 'pending';
+select pg_temp.at('2026-04-03 10:05+05:30');
+select pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 3), pg_temp.price('r12')) ->> 'result';
+select is(pg_temp.cancels('sub_mt12'), 'false/failed,false/failed', 'once Razorpay has ended it nothing more is queued');
+select is(
+  (select array_agg(pg_temp.outcome(pg_temp.pay('sub_mt12', n)) order by n) from generate_series(0, 3) n),
+  array_fill('(t,0,1)'::text, array[4]), 'every charge is refunded, none invoiced');
+
+-- A debit of the cancelled subscription above (org 9): its owner's cancel-now is already queued.
+select is(pg_temp.cancels('sub_mt9'), 'false/pending', 'a mandate already being cancelled is not cancelled twice');
 
 select * from finish();
 rollback;
