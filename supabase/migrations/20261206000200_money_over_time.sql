@@ -124,6 +124,160 @@ revoke execute on function billing.unresolved_refund_action(public.payment_event
 grant execute on function billing.unresolved_refund_action(public.payment_events) to service_role;
 
 /**
+ * Records what the provider answered a claimed action (service_role): p_outcome 'succeeded'
+ * (p_result the provider's answer), 'retry' (a transient failure: network, 5xx, 429; due again
+ * after billing.retry_backoff, or failed once max_attempts are used) or 'failed' (a permanent
+ * failure, p_error the provider's message). A refund is never failed on a retry: its outcome is
+ * unknown (the provider may hold it), so it stays pending and is asked again past max_attempts
+ * (every attempt after the first asks the provider first), its money held
+ * (billing.refundable_paise) and a new refund of the payment refused, until the provider answers
+ * or an operator resolves it (billing.operator_resolve_refund). A failed action queues a
+ * 'provider_action_failed' notification for the organization. Returns the new state. Refused
+ * (55000) for an action that is not running (already recorded, or never claimed).
+ */
+create or replace function billing.complete_provider_action(
+  p_id uuid,
+  p_outcome text,
+  p_result jsonb default null,
+  p_error text default null,
+  p_retry_after_seconds integer default null
+)
+returns billing.provider_action_state
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_action billing.provider_actions;
+  v_state billing.provider_action_state;
+begin
+  if p_outcome is null or p_outcome not in ('succeeded', 'retry', 'failed') then
+    raise exception 'provider action outcome must be succeeded, retry or failed, got %', coalesce(p_outcome, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_action from billing.provider_actions a where a.id = p_id for update;
+  if v_action.id is null then
+    raise exception 'provider action % does not exist', p_id using errcode = 'no_data_found';
+  end if;
+  if v_action.state <> 'running' then
+    raise exception 'provider action % is %, not running: its outcome is already recorded', p_id, v_action.state
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  v_state := case
+    when p_outcome = 'succeeded' then 'succeeded'
+    when p_outcome = 'retry' and (v_action.kind = 'refund' or v_action.attempts < v_action.max_attempts) then 'pending'
+    else 'failed' end::billing.provider_action_state;
+  update billing.provider_actions a
+  set state = v_state,
+      result = coalesce(p_result, a.result),
+      last_error = case when v_state = 'succeeded' then null
+                        else left(coalesce(p_error, 'no reason given'), 2000) end,
+      locked_until = null,
+      next_attempt_at = case when v_state = 'pending'
+                             then v_now + billing.retry_backoff(a.attempts, p_retry_after_seconds)
+                             else a.next_attempt_at end,
+      completed_at = case when v_state in ('succeeded', 'failed') then v_now end
+  where a.id = p_id;
+  if v_state = 'failed' then
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    values (v_action.organization_id, v_action.subscription_id, 'provider_action_failed',
+            pg_catalog.jsonb_build_object('provider_action_id', v_action.id, 'provider', v_action.provider,
+                                          'kind', v_action.kind, 'target', v_action.target,
+                                          'attempts', v_action.attempts, 'error', left(coalesce(p_error, ''), 500)),
+            pg_catalog.format('provider_action_failed:%s', v_action.id))
+    on conflict (dedupe_key) do nothing;
+  end if;
+  return v_state;
+end;
+$$;
+revoke execute on function billing.complete_provider_action(uuid, text, jsonb, text, integer) from public, anon, authenticated;
+grant execute on function billing.complete_provider_action(uuid, text, jsonb, text, integer) to service_role;
+
+/**
+ * An operator resolves a refund action that is not done (pending or retrying; one a worker holds
+ * now is refused until its lease ends), after looking at the provider's dashboard: p_refunded
+ * false, the provider holds no refund of it (the action fails, the owners are told, and its money
+ * can be refunded again); p_refunded true, the provider made it under p_provider_refund_id (the
+ * refund is recorded now, once per refund id, with its credit note and the access rule of a full
+ * refund, through billing.apply_payment_event; the action succeeds). p_reason (required) says
+ * what they saw. Refused: not a refund action (P0002), resolved already or held by a worker
+ * (55000), a refund id missing or a recorded refund that does not fit (22023). Returns the
+ * action's new state.
+ */
+create function billing.operator_resolve_refund(
+  p_action_id uuid,
+  p_refunded boolean,
+  p_reason text,
+  p_provider_refund_id text default null
+)
+returns billing.provider_action_state
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_now timestamptz := billing.now();
+  v_action billing.provider_actions;
+  v_applied jsonb;
+begin
+  select * into v_action from billing.provider_actions a where a.id = p_action_id and a.kind = 'refund' for update;
+  if v_action.id is null then
+    raise exception 'provider action % is not a refund action', p_action_id using errcode = 'no_data_found';
+  end if;
+  if v_action.state not in ('pending', 'running') or (v_action.state = 'running' and v_action.locked_until > v_now) then
+    raise exception 'refund action % is %: %', p_action_id, v_action.state,
+      case when v_action.state = 'running' then 'provider-sync is asking the provider now, try again after its lease'
+           else 'its outcome is already recorded' end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_refunded is null or (p_refunded and coalesce(pg_catalog.btrim(p_provider_refund_id), '') = '') then
+    raise exception 'say whether the provider refunded it, and if it did, its refund id'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_refunded then
+    v_applied := billing.apply_payment_event(pg_catalog.jsonb_build_object(
+      'provider', v_action.provider, 'event_id', pg_catalog.format('operator:%s:refunded', v_action.id),
+      'event_type', 'operator.refund_resolved', 'kind', 'refund_processed',
+      'provider_payment_id', v_action.target ->> 'provider_payment_id',
+      'provider_refund_id', pg_catalog.btrim(p_provider_refund_id),
+      'amount_paise', (v_action.payload ->> 'amount_paise')::bigint, 'currency', v_action.payload ->> 'currency',
+      'status', 'processed', 'occurred_at', v_now,
+      'payload', pg_catalog.jsonb_build_object('source', 'operator', 'action_id', v_action.id)));
+    if v_applied ->> 'result' not in ('applied', 'duplicate') then
+      raise exception 'refund % of action % cannot be recorded: %', p_provider_refund_id, p_action_id,
+        coalesce(v_applied ->> 'last_error', v_applied ->> 'reason', v_applied ->> 'result')
+        using errcode = 'invalid_parameter_value';
+    end if;
+  end if;
+  update billing.provider_actions a
+  set state = case when p_refunded then 'succeeded' else 'failed' end::billing.provider_action_state,
+      result = coalesce(a.result, '{}'::jsonb)
+               || pg_catalog.jsonb_build_object('resolved_by', 'operator', 'refunded', p_refunded,
+                                                'resolution', v_reason, 'resolved_at', v_now)
+               || case when p_refunded then pg_catalog.jsonb_build_object(
+                    'provider_refund_id', pg_catalog.btrim(p_provider_refund_id), 'status', 'processed')
+                  else '{}'::jsonb end,
+      last_error = case when p_refunded then null
+                        else left('not refunded at the provider, per an operator: ' || v_reason, 2000) end,
+      locked_until = null,
+      completed_at = v_now
+  where a.id = v_action.id;
+  if not p_refunded then
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    values (v_action.organization_id, v_action.subscription_id, 'provider_action_failed',
+            pg_catalog.jsonb_build_object('provider_action_id', v_action.id, 'provider', v_action.provider,
+                                          'kind', v_action.kind, 'target', v_action.target,
+                                          'attempts', v_action.attempts, 'error', 'the provider did not make this refund'),
+            pg_catalog.format('provider_action_failed:%s', v_action.id))
+    on conflict (dedupe_key) do nothing;
+  end if;
+  return case when p_refunded then 'succeeded' else 'failed' end::billing.provider_action_state;
+end;
+$$;
+revoke execute on function billing.operator_resolve_refund(uuid, boolean, text, text) from public, anon, authenticated;
+grant execute on function billing.operator_resolve_refund(uuid, boolean, text, text) to service_role;
+
+/**
  * The refund action a refund event of p_captured carries out, or null (a refund made in the
  * provider's dashboard): the action the event names (provider-sync's events carry payload
  * action_id; a Razorpay refund carries notes.action_id and our refund id as its receipt; a PayU

@@ -11,7 +11,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(68);
+select plan(82);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -506,6 +506,70 @@ select is(
 
 -- A debit of the cancelled subscription above (org 9): its owner's cancel-now is already queued.
 select is(pg_temp.cancels('sub_mt9'), 'false/pending', 'a mandate already being cancelled is not cancelled twice');
+
+-- -------------------------------------------------------------------------------------------------
+-- A refund whose outcome stays unknown is never failed: the money stays held until someone knows
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r13', pg_temp.rzp_checkout(pg_temp.org(13), 'sub_mt13'));
+select pg_temp.charged('sub_mt13', pg_temp.pay('sub_mt13', 0), pg_temp.price('r13')) ->> 'result';
+insert into mt values ('p13', (pg_temp.captured(pg_temp.pay('sub_mt13', 0))).id::text);
+insert into mt values ('a13', billing.operator_refund((select val::uuid from mt where key = 'p13'), 20000, 'goodwill'));
+/** Claims action mt.p_key and records p_n attempts whose outcome is unknown (retry); the state left. */
+create function pg_temp.unknown_attempts(p_key text, p_n integer)
+returns text language plpgsql as $$
+declare
+  v_id uuid := (select val::uuid from mt where key = p_key);
+  v_state text;
+begin
+  for i in 1 .. p_n loop
+    update billing.provider_actions set next_attempt_at = billing.now() where id = v_id;
+    perform 1 from billing.claim_provider_actions(1000) c where c.id = v_id;
+    v_state := billing.complete_provider_action(v_id, 'retry', null,
+      case when i % 2 = 0 then 'Razorpay could not be asked about the earlier attempt: timeout' else 'timeout' end);
+  end loop;
+  return v_state;
+end;
+$$;
+select is(pg_temp.unknown_attempts('a13', 10), 'pending',
+  'a refund whose outcome stays unknown past max_attempts is still pending, never failed');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0))), pg_temp.price('r13') - 20000,
+  'its amount still counts as in flight');
+select throws_ok(
+  format($$select billing.operator_refund(%L, 20000, 'the refund failed, refund again')$$, (select val from mt where key = 'p13')),
+  '55000', null, 'so a second refund of the same money is refused');
+select throws_ok(
+  format($$select billing.operator_resolve_refund(%L, false, '')$$, (select val from mt where key = 'a13')),
+  '22023', null, 'resolving needs a reason');
+select throws_ok(
+  format($$select billing.operator_resolve_refund(%L, true, 'seen in the dashboard')$$, (select val from mt where key = 'a13')),
+  '22023', null, 'resolving as refunded needs the provider''s refund id');
+select is(billing.operator_resolve_refund((select val::uuid from mt where key = 'a13'), false,
+                                          'Razorpay dashboard: no refund of the payment, ticket 88')::text, 'failed',
+  'an operator who saw no refund at Razorpay resolves it as not refunded');
+select is(
+  (select row(state, last_error like 'not refunded at the provider, per an operator:%', result ->> 'resolved_by')::text
+   from billing.provider_actions where id = (select val::uuid from mt where key = 'a13')),
+  '(failed,t,operator)', 'the action says who resolved it and what they saw');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0))), pg_temp.price('r13'),
+  'only then is the money released');
+select throws_ok(
+  format($$select billing.operator_resolve_refund(%L, false, 'again')$$, (select val from mt where key = 'a13')),
+  '55000', null, 'a resolved refund cannot be resolved again');
+insert into mt values ('a13b', billing.operator_refund((select val::uuid from mt where key = 'p13'), 20000, 'goodwill, again'));
+select is(pg_temp.unknown_attempts('a13b', 3), 'pending', 'the new refund''s outcome is unknown too');
+select is(billing.operator_resolve_refund((select val::uuid from mt where key = 'a13b'), true,
+                                          'Razorpay dashboard shows rfnd_mt13 processed', 'rfnd_mt13')::text, 'succeeded',
+  'an operator who saw the refund at Razorpay resolves it as refunded, with its id');
+select is(
+  (select row(amount_cents, details ->> 'refund_id')::text from public.payment_events
+   where provider_payment_id = pg_temp.pay('sub_mt13', 0) and status = 'refunded'),
+  '(20000,rfnd_mt13)', 'the refund is recorded under the provider''s refund id');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0))), pg_temp.price('r13') - 20000,
+  'and counts once');
+select is(pg_temp.rzp('mt_rf13', 'refund_processed', pg_temp.pay('sub_mt13', 0), 20000, '{"provider_refund_id": "rfnd_mt13"}') ->> 'result',
+  'duplicate', 'its webhook arriving later is a duplicate');
 
 select * from finish();
 rollback;
