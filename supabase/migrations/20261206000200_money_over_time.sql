@@ -6,20 +6,25 @@
 --     extends the period from its end, however long after checkout it comes (webhook or
 --     reconciliation). The quote and expiry checks protect what a buyer was quoted at checkout
 --     and never apply to a mandate debit. A charge of a provider subscription that no longer
---     backs a subscription here (an operator's grant or a plan change replaced it), or that
---     came after the subscription ended, buys nothing and is refunded.
+--     backs a subscription here (an operator's grant or a plan change replaced it), or of a
+--     cancelled subscription (now or at its period end, whenever the debit was made), buys
+--     nothing and is refunded; a Razorpay subscription whose charges buy nothing and that backs
+--     no live subscription is cancelled at Razorpay now.
 --   * Nothing is paid back twice. billing.refundable_paise is what can still be refunded of a
 --     captured payment: captured minus refunds recorded, lost disputes, refunds queued or
 --     running at the outbox and refunds the provider holds as pending. Operators' refunds, the
 --     automatic refund of a payment that bought nothing and the cap on recorded refunds all use
 --     it. A refund action whose outcome is unknown (claimed, or retrying after a failed attempt)
---     blocks a new refund of the same payment until provider-sync records what happened.
+--     blocks a new refund of the same payment and keeps its money held; it is never failed by
+--     retries running out, only by the provider's answer or an operator who looked
+--     (billing.operator_resolve_refund).
 --   * A refund is credited against the invoice of the payment it refunds; a payment that bought
 --     nothing had no invoice, and its refund issues no credit note.
---   * Access never outlasts what was paid for. A full refund or a lost dispute ends the current
---     period now when the payment paid for it: the latest payment applied to the subscription,
---     or a payment whose unused value was credited into the upgrade that pays for it (directly
---     or through a chain of upgrades). A partial refund keeps the period.
+--   * Access never outlasts what was paid for. A full refund or a lost dispute takes away the
+--     unused part of the span the payment bought (recorded with its history row), or of the
+--     upgrade its unused value was credited into: later paid spans move up, and when nothing paid
+--     is left access ends now. An operator's grant or extension after the payment stands. A
+--     partial refund keeps the period.
 --   * An operator's grant replaces the provider's mandate: a Razorpay subscription the grant
 --     switches is cancelled at Razorpay now (through the outbox) and detached from the granted
 --     subscription, so nothing is debited during or after the grant.
@@ -597,60 +602,97 @@ grant execute on function billing.apply_captured_payment(public.orders, jsonb, t
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Whether captured payment p_payment_event_id pays for the current period of subscription
- * p_subscription_id: it is the latest payment applied to the subscription, or its unused value
- * was credited into an upgrade that pays for the period (an upgrade order whose quote credited
- * unused time: the credit is the unused part of the payment applied before it), directly or
- * through a chain of such upgrades.
+ * The period end of subscription p_subscription_id once what captured payment p_payment_event_id
+ * bought is taken away (its full refund, or a lost dispute); null when nothing changes. A value
+ * at or before now means nothing paid is left: access ends now.
+ * What a payment bought is its span, [period_start, period_end) of the history row its
+ * application wrote (billing.extend_subscription_for_payment: metadata payment_event_id,
+ * period_start, period_end). The part of the span not yet used, from the later of its start and
+ * now to its end, is taken off the current period end, so the spans after it (other payments)
+ * move up: a span wholly in the future shortens the period by its length (an unused early
+ * renewal), the current span ends access now when it is the last one and otherwise lets the
+ * next paid span start now, a span already used changes nothing (unless it is the last one and
+ * the period is over: access ends now). A payment whose unused value was credited into an
+ * upgrade (an upgrade order whose quote credited unused time: the payment applied before it)
+ * bought that upgrade's span, directly or through a chain of upgrades.
+ * Nothing changes when an operator granted a plan or extended the period after the payment: the
+ * period stands on the operator's decision, not on that payment. A payment with no span (it
+ * bought nothing, or was applied before spans were recorded) ends access now only when it is the
+ * latest payment applied to the subscription.
  */
-create function billing.pays_current_period(p_subscription_id uuid, p_payment_event_id uuid)
-returns boolean
+create function billing.period_end_without(p_subscription_id uuid, p_payment_event_id uuid)
+returns timestamptz
 language plpgsql
 stable
 set search_path = ''
 as $$
 declare
+  v_now timestamptz := billing.now();
+  v_sub public.subscriptions;
   v_payment public.payment_events;
-  v_order public.orders;
+  v_next public.payment_events;
+  v_next_order public.orders;
+  v_span public.subscription_history;
+  v_start timestamptz;
+  v_end timestamptz;
 begin
-  select pe.* into v_payment from public.payment_events pe
-  join public.orders o on o.id = pe.order_id
-  where o.subscription_id = p_subscription_id and pe.status = 'captured' and not pe.needs_refund
-  order by pe.occurred_at desc, pe.created_at desc
-  limit 1;
+  select * into v_sub from public.subscriptions s where s.id = p_subscription_id;
+  select * into v_payment from public.payment_events pe
+  where pe.id = p_payment_event_id and pe.status = 'captured' and not pe.needs_refund;
+  if v_sub.id is null or v_payment.id is null then
+    return null;
+  end if;
+  -- The payment carrying its value: itself, or the upgrade its unused value was credited into.
   loop
-    if v_payment.id is null then
-      return false;
-    end if;
-    if v_payment.id = p_payment_event_id then
-      return true;
-    end if;
-    select * into v_order from public.orders o where o.id = v_payment.order_id;
-    if v_order.kind is distinct from 'upgrade'
-       or coalesce((v_order.metadata #>> '{quote,unused_cents}')::bigint, 0) <= 0 then
-      return false;
-    end if;
-    -- The payment whose unused value this upgrade credited: the one applied before it.
-    select pe.* into v_payment from public.payment_events pe
+    select pe.* into v_next from public.payment_events pe
     join public.orders o on o.id = pe.order_id
     where o.subscription_id = p_subscription_id and pe.status = 'captured' and not pe.needs_refund
-      and (pe.occurred_at, pe.created_at) < (v_payment.occurred_at, v_payment.created_at)
-    order by pe.occurred_at desc, pe.created_at desc
+      and (pe.occurred_at, pe.created_at) > (v_payment.occurred_at, v_payment.created_at)
+    order by pe.occurred_at, pe.created_at
     limit 1;
+    exit when v_next.id is null;
+    select * into v_next_order from public.orders o where o.id = v_next.order_id;
+    exit when v_next_order.kind is distinct from 'upgrade'
+              or coalesce((v_next_order.metadata #>> '{quote,unused_cents}')::bigint, 0) <= 0;
+    v_payment := v_next;
   end loop;
-  return false;
+
+  select h.* into v_span from public.subscription_history h
+  where h.subscription_id = p_subscription_id and h.metadata ->> 'payment_event_id' = v_payment.id::text
+    and h.metadata ? 'period_start' and h.metadata ? 'period_end'
+  order by h.effective_at desc, h.created_at desc
+  limit 1;
+  -- An operator's grant or extension after the payment: the period stands on it.
+  if exists (select 1 from public.subscription_history h
+             where h.subscription_id = p_subscription_id and h.actor_kind = 'operator'
+               and h.action in ('plan_granted', 'period_extended')
+               and h.effective_at >= coalesce(v_span.effective_at, v_payment.occurred_at)) then
+    return null;
+  end if;
+  if v_span.id is null then
+    return case when v_next.id is null then v_now end;
+  end if;
+  v_start := (v_span.metadata ->> 'period_start')::timestamptz;
+  v_end := (v_span.metadata ->> 'period_end')::timestamptz;
+  if v_end <= v_now then
+    -- Used up already: it matters only when nothing was paid after it (the period is over).
+    return case when v_end >= v_sub.current_period_end then v_now end;
+  end if;
+  return v_sub.current_period_end - (v_end - greatest(v_start, v_now));
 end;
 $$;
-revoke execute on function billing.pays_current_period(uuid, uuid) from public, anon, authenticated;
-grant execute on function billing.pays_current_period(uuid, uuid) to service_role;
+revoke execute on function billing.period_end_without(uuid, uuid) from public, anon, authenticated;
+grant execute on function billing.period_end_without(uuid, uuid) to service_role;
 
 /**
- * Ends the paid period that p_captured (a captured payment) paid for, when it pays for the
- * current period of a live subscription (billing.pays_current_period: the latest payment, or one
- * whose value was credited into the upgrade that pays for it): the subscription is canceled now
- * (the free plan applies), with a subscription_history row (actor 'provider', p_action, p_reason)
- * and a notification of kind p_notification, once per payment. Returns the subscription ended,
- * or null when there was nothing to end (an older payment, a subscription already over).
+ * Takes away what p_captured (a captured payment, refunded in full or charged back) bought from
+ * the live subscription it was applied to (billing.period_end_without): when nothing paid is
+ * left the subscription is canceled now (the free plan applies), with a history row (the
+ * trigger's: actor 'provider', p_action, p_reason) and a notification of kind p_notification,
+ * once per payment; when other payments' spans remain, its current_period_end moves back by the
+ * unused part of the payment's span (history p_action, metadata period_end_before). Returns the
+ * subscription changed, or null when nothing changed (a span already used, an operator's grant
+ * or extension after the payment, a subscription already over).
  */
 create or replace function billing.end_paid_period(
   p_captured public.payment_events,
@@ -666,20 +708,31 @@ as $$
 declare
   v_now timestamptz := billing.now();
   v_sub public.subscriptions;
+  v_end timestamptz;
 begin
   select s.* into v_sub from public.subscriptions s
   join public.orders o on o.subscription_id = s.id
   where o.id = p_captured.order_id and s.status in ('trialing', 'active', 'past_due')
   for update of s;
-  if v_sub.id is null or not billing.pays_current_period(v_sub.id, p_captured.id) then
+  if v_sub.id is null then
+    return null;
+  end if;
+  v_end := billing.period_end_without(v_sub.id, p_captured.id);
+  if v_end is null or v_end >= v_sub.current_period_end then
     return null;
   end if;
 
   perform billing.set_change_context(p_action, 'provider',
     p_reason => p_reason,
     p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
-                                                'payment_event_id', p_captured.id),
+                                                'payment_event_id', p_captured.id,
+                                                'period_end_before', v_sub.current_period_end),
     p_effective_at => v_now);
+  if v_end > v_now then
+    -- Other payments' spans remain: the period is shorter by what this payment had left.
+    update public.subscriptions s set current_period_end = v_end where s.id = v_sub.id;
+    return v_sub.id;
+  end if;
   update public.subscriptions s
   set status = 'canceled', cancel_at_period_end = false, canceled_at = coalesce(s.canceled_at, v_now), ended_at = v_now,
       pending_plan_id = null, pending_plan_effective_at = null
@@ -704,7 +757,7 @@ grant execute on function billing.end_paid_period(public.payment_events, text, t
  * currency, refunds above the capture, or more than can still be refunded
  * (billing.refundable_paise: lost disputes and other refunds in flight count; the refund action
  * this refund carries out, billing.refund_action_for, does not). A full refund of the payment
- * that pays for the current period ends that period (billing.end_paid_period, when
+ * takes away what that payment bought (billing.end_paid_period, when
  * billing_settings.full_refund_ends_period); a partial refund keeps it. Returns the result
  * object; `last_error` says what was not applied.
  */
@@ -791,7 +844,7 @@ begin
     from billing.issue_documents(v_captured.order_id, v_captured.id, v_amount,
                                  pg_catalog.format('%s refund %s', v_provider, v_refund_id), v_payment_event_id) d;
   end if;
-  -- A full refund of the payment that pays for the current period takes that period away.
+  -- A full refund takes away what the payment bought (billing.end_paid_period).
   if v_refunded + v_amount = v_captured.amount_cents
      and coalesce((select s.full_refund_ends_period from public.billing_settings s where s.id), true) then
     v_ended_subscription_id := billing.end_paid_period(

@@ -11,7 +11,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(82);
+select plan(93);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -570,6 +570,84 @@ select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0)))
   'and counts once');
 select is(pg_temp.rzp('mt_rf13', 'refund_processed', pg_temp.pay('sub_mt13', 0), 20000, '{"provider_refund_id": "rfnd_mt13"}') ->> 'result',
   'duplicate', 'its webhook arriving later is a duplicate');
+
+-- -------------------------------------------------------------------------------------------------
+-- Access follows the spans payments bought: stacked periods, operators' grants and extensions
+-- -------------------------------------------------------------------------------------------------
+
+/** The owner's PayU checkout of p_plan, paid now; the payment id (PayU: the receipt). */
+create function pg_temp.payu_paid(p_org uuid, p_plan text)
+returns text language plpgsql as $$
+declare
+  v_receipt text;
+begin
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  select c.receipt into v_receipt from public.create_checkout_order(p_org, p_plan, 'payu') c;
+  perform tests.as_postgres();
+  perform billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'payu', 'event_id', v_receipt || ':success', 'event_type', 'payment.success', 'order_ref', v_receipt,
+    'provider_payment_id', v_receipt, 'amount_paise', (select amount_cents from public.orders where receipt = v_receipt),
+    'currency', 'INR')));
+  return v_receipt;
+end;
+$$;
+/** A PayU refund (p_kind refund_processed) or lost dispute (dispute_lost) of all of payment p_payment. */
+create function pg_temp.payu_back(p_kind text, p_payment text)
+returns text language sql as $$
+  select billing.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', p_kind || ':' || p_payment, 'event_type', 'test.' || p_kind, 'kind', p_kind,
+    'provider_payment_id', p_payment, 'amount_paise', (pg_temp.captured(p_payment)).amount_cents, 'currency', 'INR',
+    'provider_refund_id', 'rf_' || p_payment, 'provider_dispute_id', 'dp_' || p_payment)) ->> 'result' $$;
+/** p_org's subscription as (status, current_period_end, effective tier). */
+create function pg_temp.access(p_org uuid)
+returns text language sql as $$
+  select row(s.status, s.current_period_end, public.effective_tier(p_org))::text
+  from public.subscriptions s where s.id = (pg_temp.sub(p_org)).id $$;
+
+-- January paid on 1 January, February paid early on 20 January: two stacked spans.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p14a', pg_temp.payu_paid(pg_temp.org(14), 'mt_basic_m'));
+select pg_temp.at('2026-01-20 10:00+05:30');
+insert into mt values ('p14b', pg_temp.payu_paid(pg_temp.org(14), 'mt_basic_m'));
+select is(pg_temp.access(pg_temp.org(14)), row('active'::subscription_status, '2026-03-01 10:00+05:30'::timestamptz, 'basic')::text,
+  'a PayU renewal paid early stacks February after January');
+select pg_temp.at('2026-01-25 10:00+05:30');
+select is(pg_temp.payu_back('dispute_lost', (select val from mt where key = 'p14a')), 'applied', 'the January payment is charged back');
+select is(pg_temp.access(pg_temp.org(14)), row('active'::subscription_status, '2026-02-22 10:00+05:30'::timestamptz, 'basic')::text,
+  'what January had left (7 days) is taken away: February''s month, paid for, now runs from today');
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p15a', pg_temp.payu_paid(pg_temp.org(15), 'mt_basic_m'));
+select pg_temp.at('2026-01-20 10:00+05:30');
+insert into mt values ('p15b', pg_temp.payu_paid(pg_temp.org(15), 'mt_basic_m'));
+select pg_temp.at('2026-01-21 10:00+05:30');
+select is(pg_temp.payu_back('refund_processed', (select val from mt where key = 'p15b')), 'applied', 'the unused early renewal is refunded in full');
+select is(pg_temp.access(pg_temp.org(15)), row('active'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz, 'basic')::text,
+  'its span, wholly in the future, is taken off the end: January, paid for, stands');
+select pg_temp.at('2026-01-22 10:00+05:30');
+select is(pg_temp.payu_back('refund_processed', (select val from mt where key = 'p15a')), 'applied', 'then January is refunded in full');
+select is(pg_temp.access(pg_temp.org(15)), row('canceled'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz, 'free')::text,
+  'nothing paid is left: access ends now');
+
+-- An operator's grant after the payment: the period stands on the grant.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p16', pg_temp.payu_paid(pg_temp.org(16), 'mt_basic_m'));
+select pg_temp.at('2026-01-10 10:00+05:30');
+select billing.operator_grant_plan(pg_temp.org(16), 'mt_pro_m', '2026-07-10 10:00+05:30', 'comp for an outage') is not null;
+select pg_temp.at('2026-01-12 10:00+05:30');
+select is(pg_temp.payu_back('refund_processed', (select val from mt where key = 'p16')), 'applied',
+  'the payment made before a grant is refunded in full');
+select is(pg_temp.access(pg_temp.org(16)), row('active'::subscription_status, '2026-07-10 10:00+05:30'::timestamptz, 'pro')::text,
+  'the grant stands: the period no longer stands on that payment');
+-- An operator's extension after the payment: the same.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p17', pg_temp.payu_paid(pg_temp.org(17), 'mt_basic_m'));
+select pg_temp.at('2026-01-10 10:00+05:30');
+select billing.operator_extend_period(pg_temp.org(17), interval '7 days', 'outage on 9 January') is not null;
+select pg_temp.at('2026-01-12 10:00+05:30');
+select is(pg_temp.payu_back('dispute_lost', (select val from mt where key = 'p17')), 'applied',
+  'the payment made before an extension is charged back');
+select is(pg_temp.access(pg_temp.org(17)), row('active'::subscription_status, '2026-02-08 10:00+05:30'::timestamptz, 'basic')::text,
+  'the extended period stands');
 
 select * from finish();
 rollback;
