@@ -467,7 +467,10 @@ grant execute on function billing.stop_unbacked_mandate(uuid, public.payment_pro
  * subscription any more (an operator's grant or a plan change replaced it), or the subscription
  * is cancelled or expired, or cancelled at its period end, whenever the debit was made (a debit
  * made before a cancel and delivered after it, or made for a period the customer chose not to
- * have, is refunded: a debit only ever buys the next period, never a cancelled one).
+ * have, is refunded: a debit only ever buys the next period, never a cancelled one), or the
+ * subscription is on another plan than the mandate's (refunded and marked needs_review in its
+ * details: a debit never changes the plan). The first charge of a provider subscription drops a
+ * plan change scheduled on the subscription it attaches to (history 'pending_plan_cleared').
  * Any other payment buys nothing when its order's quote no longer held when it was paid
  * (billing.order_quote_problem), its subscription ended before it, or its one-time order was
  * already paid. A payment that buys nothing is only recorded, with needs_refund (result
@@ -490,6 +493,7 @@ declare
   v_renewal boolean;
   v_ended boolean;
   v_problem text;
+  v_review boolean := false;
   v_documents record;
 begin
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
@@ -530,6 +534,14 @@ begin
   elsif v_renewal and v_sub.id is null then
     v_problem := pg_catalog.format('charge of %s subscription %s, which no longer backs a subscription here (replaced by a grant or a plan change): refund',
                                    v_order.provider, v_psid);
+  elsif v_renewal and v_sub.plan_id is distinct from v_order.plan_id then
+    -- The mandate pays for another plan than the subscription is on (a plan change made outside
+    -- the mandate): a debit never changes the plan by itself.
+    v_review := true;
+    v_problem := pg_catalog.format('debit of %s subscription %s for plan %s, but the subscription is on plan %s: refunded; needs review (cancel the mandate, or move the subscription to its plan)',
+                                   v_order.provider, v_psid,
+                                   (select p.code from public.billing_plans p where p.id = v_order.plan_id),
+                                   (select p.code from public.billing_plans p where p.id = v_sub.plan_id));
   elsif not v_renewal then
     -- A payment buys what was quoted only while the quote holds (superseded, canceled, expired,
     -- or an upgrade whose subscription moved on): recorded for refund, never applied.
@@ -558,7 +570,8 @@ begin
                    and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)
               then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
               when v_problem is not null then pg_catalog.jsonb_build_object('not_applied', v_problem)
-              else '{}'::jsonb end,
+              else '{}'::jsonb end
+      || case when v_review then pg_catalog.jsonb_build_object('needs_review', true) else '{}'::jsonb end,
     v_paid_at,
     v_problem is not null or v_order.status = 'paid');
   if v_problem is not null then
@@ -579,6 +592,21 @@ begin
   end if;
 
   v_sub := billing.extend_subscription_for_payment(v_order, v_psid, p_event, v_payment_event_id);
+  -- The first charge of a provider subscription starts autopay of its plan: a plan change
+  -- scheduled before (a downgrade) is dropped, as the mandate keeps debiting this plan; the
+  -- customer changes plan through the mandate from now on (cancel and resubscribe).
+  if not v_renewal and v_psid is not null and v_sub.pending_plan_id is not null
+     and v_sub.provider_subscription_id = v_psid then
+    perform billing.set_change_context('pending_plan_cleared', 'provider',
+      p_reason => pg_catalog.format('autopay of this plan started (%s subscription %s): the scheduled change is dropped',
+                                    v_order.provider, v_psid),
+      p_metadata => pg_catalog.jsonb_build_object('dropped_plan_id', v_sub.pending_plan_id,
+                                                  'dropped_effective_at', v_sub.pending_plan_effective_at,
+                                                  'payment_event_id', v_payment_event_id, 'order_id', v_order.id));
+    update public.subscriptions s set pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = v_sub.id
+    returning * into v_sub;
+  end if;
   update public.orders o
   set status = 'paid', paid_at = billing.now(), subscription_id = v_sub.id,
       provider_subscription_id = case when o.kind = 'new' and o.provider_subscription_id is null

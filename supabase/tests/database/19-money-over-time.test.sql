@@ -11,7 +11,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(93);
+select plan(101);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -648,6 +648,62 @@ select is(pg_temp.payu_back('dispute_lost', (select val from mt where key = 'p17
   'the payment made before an extension is charged back');
 select is(pg_temp.access(pg_temp.org(17)), row('active'::subscription_status, '2026-02-08 10:00+05:30'::timestamptz, 'basic')::text,
   'the extended period stands');
+
+-- -------------------------------------------------------------------------------------------------
+-- A downgrade scheduled before autopay started is dropped; a debit never flips the plan
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
+  ('mt_rzp_basic', 'MT Recurring Basic (monthly)', 'basic', 'month', 29900, 'INR', '{"razorpay": {"plan_id": "plan_mt_b"}}', true);
+/** p_org's subscription as (plan code, pending plan code, status, current_period_end). */
+create function pg_temp.plan_of(p_org uuid)
+returns text language sql as $$
+  select row(p.code, pp.code, s.status, s.current_period_end)::text
+  from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
+  left join public.billing_plans pp on pp.id = s.pending_plan_id
+  where s.id = (pg_temp.sub(p_org)).id $$;
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p18', pg_temp.payu_paid(pg_temp.org(18), 'mt_rzp_m'));
+select pg_temp.at('2026-01-05 10:00+05:30');
+select tests.as_user('f1900000-0000-4000-8000-000000000001');
+select is(public.change_plan(pg_temp.org(18), 'mt_rzp_basic') ->> 'result', 'scheduled',
+  'a downgrade is scheduled on a subscription paid with PayU');
+select tests.as_postgres();
+select pg_temp.at('2026-01-06 10:00+05:30');
+insert into mt values ('r18', pg_temp.rzp_checkout(pg_temp.org(18), 'sub_mt18'));
+select is(pg_temp.charged('sub_mt18', pg_temp.pay('sub_mt18', 0), pg_temp.price('r18')) ->> 'result', 'applied',
+  'then the owner starts autopay of the current plan with Razorpay');
+select is(pg_temp.plan_of(pg_temp.org(18)),
+  row('mt_rzp_m', null::text, 'active'::subscription_status, '2026-03-01 10:00+05:30'::timestamptz)::text,
+  'the mandate''s plan replaces the scheduled downgrade, which is dropped');
+select is((select array_agg(action order by effective_at, created_at) from public.subscription_history
+           where organization_id = pg_temp.org(18) and action in ('downgrade_scheduled', 'pending_plan_cleared')),
+  array['downgrade_scheduled', 'pending_plan_cleared'], 'with history');
+select pg_temp.at('2026-03-01 10:01+05:30');
+select billing.job_expire() is not null;
+select pg_temp.at('2026-03-01 10:05+05:30');
+select is(pg_temp.charged('sub_mt18', pg_temp.pay('sub_mt18', 1), pg_temp.price('r18')) ->> 'result', 'applied',
+  'the next debit renews');
+select is(pg_temp.plan_of(pg_temp.org(18)),
+  row('mt_rzp_m', null::text, 'active'::subscription_status, '2026-04-01 10:00+05:30'::timestamptz)::text,
+  'the plan the mandate pays for, with no flip');
+
+-- A debit whose plan is not the subscription's (changed by hand) is refunded for review, not applied.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r19', pg_temp.rzp_checkout(pg_temp.org(19), 'sub_mt19'));
+select pg_temp.charged('sub_mt19', pg_temp.pay('sub_mt19', 0), pg_temp.price('r19')) ->> 'result';
+update public.subscriptions set plan_id = (select id from public.billing_plans where code = 'mt_rzp_basic')
+where id = (pg_temp.sub(pg_temp.org(19))).id;
+select pg_temp.at('2026-02-01 10:05+05:30');
+select is(pg_temp.charged('sub_mt19', pg_temp.pay('sub_mt19', 1), pg_temp.price('r19')) ->> 'result', 'recorded',
+  'a debit for another plan than the subscription''s is not applied');
+select is(
+  (select row(pg_temp.plan_of(pg_temp.org(19)), pg_temp.outcome(pg_temp.pay('sub_mt19', 1)),
+              (pg_temp.captured(pg_temp.pay('sub_mt19', 1))).details ->> 'needs_review')::text),
+  row(row('mt_rzp_basic', null::text, 'active'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz)::text,
+      '(t,0,1)', 'true')::text,
+  'the plan is not flipped; the debit is refunded and marked for an operator''s review');
 
 select * from finish();
 rollback;
