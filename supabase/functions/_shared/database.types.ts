@@ -669,6 +669,9 @@ isOneToOne: true
 "operator_refund":
 { Args: { "p_amount_cents": number,"p_payment_event_id": string,"p_reason": string }; Returns: string
                            },
+"operator_resolve_refund":
+{ Args: { "p_action_id": string,"p_provider_refund_id"?: string,"p_reason": string,"p_refunded": boolean }; Returns: Database["billing"]['Enums']["provider_action_state"]
+                           },
 "operator_resume":
 { Args: { "p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
                            },
@@ -678,13 +681,13 @@ isOneToOne: true
 "order_tax_quote":
 { Args: { "p_currency": string,"p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
-"pays_current_period":
-{ Args: { "p_payment_event_id": string,"p_subscription_id": string }; Returns: boolean
-                           },
 "period_end_after":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
                            } |
 { Args: { "p_anchor": string,"p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
+                           },
+"period_end_without":
+{ Args: { "p_payment_event_id": string,"p_subscription_id": string }; Returns: string
                            },
 "plan_change_quote":
 { Args: { "p_at": string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
@@ -803,6 +806,9 @@ isOneToOne: true
                            },
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"stop_unbacked_mandate":
+{ Args: { "p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_subscription_id": string,"p_reason": string,"p_subscription_id"?: string }; Returns: string
                            },
 "subscription_change_action":
 { Args: { "p_new": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_old": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: string
