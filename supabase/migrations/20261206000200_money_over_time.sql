@@ -465,9 +465,10 @@ grant execute on function billing.stop_unbacked_mandate(uuid, public.payment_pro
  * the subscription that provider subscription backs from its period end; no quote or expiry
  * check applies to it. It buys nothing when no subscription here is backed by that provider
  * subscription any more (an operator's grant or a plan change replaced it), or the subscription
- * is cancelled or expired, or cancelled at its period end, whenever the debit was made (a debit
- * made before a cancel and delivered after it, or made for a period the customer chose not to
- * have, is refunded: a debit only ever buys the next period, never a cancelled one), or the
+ * was cancelled or expired here, or cancelled here at its period end, whenever the debit was
+ * made (a debit made before a cancel and delivered after it, or made for a period the customer
+ * chose not to have, is refunded: a debit only ever buys the next period, never a cancelled one;
+ * when Razorpay itself ended its subscription, a debit made before that still counts), or the
  * subscription is on another plan than the mandate's (refunded and marked needs_review in its
  * details: a debit never changes the plan). The first charge of a provider subscription drops a
  * plan change scheduled on the subscription it attaches to (history 'pending_plan_cleared').
@@ -494,6 +495,7 @@ declare
   v_ended boolean;
   v_problem text;
   v_review boolean := false;
+  v_ended_by_provider boolean;
   v_documents record;
 begin
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
@@ -517,11 +519,23 @@ begin
   end if;
   -- A later charge of a provider subscription whose first order is paid: a mandate debit.
   v_renewal := v_order.status = 'paid' and v_psid is not null;
-  -- A mandate debit of a cancelled subscription (now or at its period end) buys nothing, whenever
-  -- it was made: it can only buy the next period, which the customer chose not to have. Any other
-  -- payment counts when it was made before the subscription ended (delivered late).
+  -- A mandate debit of a subscription cancelled here (now or at its period end: by its owner, an
+  -- operator, the jobs, a refund) buys nothing, whenever it was made: it can only buy the next
+  -- period, which was given up here. Razorpay's own end of its subscription (its cancelled or
+  -- completed event) is part of the mandate's sequence: a debit made before it still counts, so
+  -- events delivered in any order end in the same state. Any other payment counts when it was
+  -- made before the subscription ended (delivered late).
+  if v_renewal and v_sub.id is not null and (v_sub.status in ('canceled', 'expired') or v_sub.cancel_at_period_end) then
+    select h.actor_kind = 'provider' and h.metadata ? 'provider_status' into v_ended_by_provider
+    from public.subscription_history h
+    where h.subscription_id = v_sub.id
+      and (h.new_status in ('canceled', 'expired') or h.action in ('cancel_scheduled', 'completed'))
+    order by h.effective_at desc, h.created_at desc
+    limit 1;
+  end if;
   v_ended := v_sub.id is not null
-             and ((v_renewal and (v_sub.status in ('canceled', 'expired') or v_sub.cancel_at_period_end))
+             and ((v_renewal and not coalesce(v_ended_by_provider, false)
+                   and (v_sub.status in ('canceled', 'expired') or v_sub.cancel_at_period_end))
                   or (v_sub.status in ('canceled', 'expired')
                       and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)));
 
