@@ -42,7 +42,8 @@
 -- 1. Types
 -- =================================================================================================
 
--- None.
+/** A refund the provider reports failed (Razorpay refund.failed): billing.apply_refund_failed. */
+alter type billing.provider_event_kind add value if not exists 'refund_failed';
 
 
 -- =================================================================================================
@@ -67,7 +68,10 @@
  *   lost disputes (payment_events 'dispute_lost': the money went back by chargeback),
  *   refund actions of the payment not yet done (billing.provider_actions 'pending' or 'running'),
  *   refund actions the provider accepted as pending (succeeded, with the provider's refund id
- *   and a status other than 'processed') whose refund is not recorded yet.
+ *   and a status other than 'processed'),
+ * each only while its refund is not recorded (under the provider's refund id, or matched to the
+ * action: payment_events details.action_id). A refund action whose outcome is unknown stays
+ * pending (billing.complete_provider_action), so it counts until someone knows.
  * p_except_action_id leaves one refund action out: the one whose refund is being recorded.
  */
 create function billing.refundable_paise(p_captured public.payment_events, p_except_action_id uuid default null)
@@ -93,10 +97,12 @@ begin
     and a.id is distinct from p_except_action_id
     and (a.state in ('pending', 'running')
          or (a.state = 'succeeded' and a.result ->> 'provider_refund_id' is not null
-             and a.result ->> 'status' is distinct from 'processed'
-             and not exists (select 1 from public.payment_events r
-                             where r.provider = p_captured.provider and r.status = 'refunded'
-                               and r.details ->> 'refund_id' = a.result ->> 'provider_refund_id')));
+             and a.result ->> 'status' is distinct from 'processed'))
+    -- Its refund recorded already (under the provider's id, or matched to the action): settled.
+    and not exists (select 1 from public.payment_events r
+                    where r.provider = p_captured.provider and r.status = 'refunded'
+                      and (r.details ->> 'refund_id' = a.result ->> 'provider_refund_id'
+                           or r.details ->> 'action_id' = a.id::text));
   return greatest(p_captured.amount_cents - v_settled - v_in_flight, 0);
 end;
 $$;
@@ -793,7 +799,9 @@ grant execute on function billing.end_paid_period(public.payment_events, text, t
 
 /**
  * Refunds are matched through the payment they refund: a refund of a captured payment is
- * recorded once per refund id ('refunded'), with its credit note against the invoice of that
+ * recorded once per refund id and once per refund action of ours (billing.refund_action_for:
+ * the same refund under our token and under the provider's id is one refund) ('refunded',
+ * details.action_id), with its credit note against the invoice of that
  * payment's order (a payment that bought nothing had no invoice: no credit note). One that does
  * not fit is a 'mismatch', recorded for an operator and never credited: no amount, another
  * currency, refunds above the capture, or more than can still be refunded
@@ -822,6 +830,7 @@ declare
   v_payment_event_id uuid;
   v_documents record;
   v_ended_subscription_id uuid;
+  v_action_id uuid;
 begin
   select * into v_captured from public.payment_events pe
   where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'captured'
@@ -836,13 +845,19 @@ begin
   select * into v_order from public.orders o where o.id = v_captured.order_id for update;
   select coalesce(sum(pe.amount_cents), 0) into v_refunded from public.payment_events pe
   where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'refunded';
+  -- One refund of ours is one refund, whatever id it comes under (PayU: our token when provider-sync
+  -- got no request id, the request id when reconcile lists it).
+  v_action_id := billing.refund_action_for(v_captured, p_event);
   if exists (select 1 from public.payment_events pe
-             where pe.provider = v_provider and pe.status = 'refunded' and pe.details ->> 'refund_id' = v_refund_id) then
+             where pe.provider = v_provider and pe.status = 'refunded'
+               and (pe.details ->> 'refund_id' = v_refund_id
+                    or (v_action_id is not null and pe.provider_payment_id = v_payment_id
+                        and pe.details ->> 'action_id' = v_action_id::text))) then
     return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
                                          'order_id', v_order.id, 'order_status', v_order.status);
   end if;
 
-  v_left := billing.refundable_paise(v_captured, billing.refund_action_for(v_captured, p_event));
+  v_left := billing.refundable_paise(v_captured, v_action_id);
   if v_amount is null or v_amount = 0 or v_currency is distinct from v_captured.currency then
     v_error := pg_catalog.format('refund %s: amount %s %s does not fit payment %s (%s %s)', v_refund_id,
                                  coalesce(v_amount::text, 'null'), coalesce(v_currency, 'null'),
@@ -873,7 +888,7 @@ begin
     v_captured.organization_id, v_captured.order_id, v_provider, v_payment_id, v_amount, v_currency, 'refunded',
     null, null,
     pg_catalog.jsonb_build_object('refund_id', v_refund_id, 'event_id', p_event ->> 'event_id',
-                                  'captured_payment_event_id', v_captured.id),
+                                  'captured_payment_event_id', v_captured.id, 'action_id', v_action_id),
     p_event_at);
   if v_payment_event_id is null then
     return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
@@ -902,6 +917,137 @@ end;
 $$;
 revoke execute on function billing.apply_refund(jsonb, timestamptz) from public;
 grant execute on function billing.apply_refund(jsonb, timestamptz) to service_role;
+
+/**
+ * A refund the provider reports failed (Razorpay refund.failed, kind refund_failed): the refund
+ * action of ours it carries out (billing.refund_action_for) fails, unless already failed or its
+ * refund is recorded (a processed refund does not fail), with a 'provider_action_failed'
+ * notification for the owners; a refund the provider had accepted as pending then stops counting
+ * as in flight (billing.refundable_paise), so what it was for can be refunded again. A failed
+ * refund we did not ask for (the provider's dashboard) changes nothing; it is recorded with the
+ * delivery. Returns the result object.
+ */
+create function billing.apply_refund_failed(p_event jsonb, p_event_at timestamptz)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_provider public.payment_provider := (p_event ->> 'provider')::public.payment_provider;
+  v_refund_id text := p_event ->> 'provider_refund_id';
+  v_captured public.payment_events;
+  v_action billing.provider_actions;
+  v_error text;
+begin
+  select * into v_captured from public.payment_events pe
+  where pe.provider = v_provider and pe.provider_payment_id = p_event ->> 'provider_payment_id' and pe.status = 'captured'
+  order by pe.created_at
+  limit 1;
+  if v_captured.id is null then
+    v_error := pg_catalog.format('unknown payment %s for failed refund %s', coalesce(p_event ->> 'provider_payment_id', '(none)'),
+                                 coalesce(v_refund_id, '(none)'));
+    return pg_catalog.jsonb_build_object('result', 'unmatched', 'reason', v_error, 'last_error', v_error);
+  end if;
+  select * into v_action from billing.provider_actions a
+  where a.id = billing.refund_action_for(v_captured, p_event)
+  for update;
+  if v_action.id is null then
+    return pg_catalog.jsonb_build_object('result', 'ignored',
+      'reason', pg_catalog.format('refund %s failed; no refund of ours', coalesce(v_refund_id, '(none)')),
+      'payment_event_id', v_captured.id);
+  end if;
+  if v_action.state = 'failed'
+     or exists (select 1 from public.payment_events r
+                where r.provider = v_provider and r.status = 'refunded'
+                  and (r.details ->> 'refund_id' = v_refund_id or r.details ->> 'action_id' = v_action.id::text)) then
+    return pg_catalog.jsonb_build_object('result', 'ignored',
+      'reason', pg_catalog.format('refund action %s is %s', v_action.id,
+                                  case when v_action.state = 'failed' then 'failed already' else 'recorded as refunded' end),
+      'payment_event_id', v_captured.id);
+  end if;
+  v_error := pg_catalog.format('%s reports refund %s failed (%s)', v_provider, coalesce(v_refund_id, '(no id)'),
+                               coalesce(p_event ->> 'error_reason', p_event ->> 'status', 'no reason given'));
+  update billing.provider_actions a
+  set state = 'failed',
+      result = coalesce(a.result, '{}'::jsonb)
+               || pg_catalog.jsonb_build_object('status', 'failed', 'provider_refund_id', coalesce(v_refund_id, a.result ->> 'provider_refund_id'),
+                                                'failed_event_id', p_event ->> 'event_id'),
+      last_error = left(v_error, 2000), locked_until = null, completed_at = v_now
+  where a.id = v_action.id;
+  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+  values (v_action.organization_id, v_action.subscription_id, 'provider_action_failed',
+          pg_catalog.jsonb_build_object('provider_action_id', v_action.id, 'provider', v_action.provider,
+                                        'kind', v_action.kind, 'target', v_action.target,
+                                        'attempts', v_action.attempts, 'error', left(v_error, 500)),
+          pg_catalog.format('provider_action_failed:%s', v_action.id))
+  on conflict (dedupe_key) do nothing;
+  return pg_catalog.jsonb_build_object('result', 'applied', 'reason', v_error, 'provider_action_id', v_action.id,
+                                       'payment_event_id', v_captured.id);
+end;
+$$;
+revoke execute on function billing.apply_refund_failed(jsonb, timestamptz) from public;
+grant execute on function billing.apply_refund_failed(jsonb, timestamptz) to service_role;
+
+/**
+ * THE entry point for provider events (service_role only), as in the money safety module, now
+ * also dispatching a refund the provider reports failed (refund_failed:
+ * billing.apply_refund_failed).
+ */
+create or replace function billing.apply_payment_event(p_event jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_provider public.payment_provider;
+  v_event_at timestamptz;
+  v_webhook_id uuid;
+  v_order public.orders;
+  v_result jsonb;
+begin
+  perform billing.validate_payment_event(p_event);
+  v_provider := (p_event ->> 'provider')::public.payment_provider;
+  v_event_at := coalesce((p_event ->> 'occurred_at')::timestamptz, v_now);
+
+  -- Record the delivery once, already marked processed: it is applied in this transaction, so
+  -- nobody ever sees it unprocessed (a failure rolls the record back with the rest, and the
+  -- provider's retry starts again); later steps only add last_error. A duplicate (also a
+  -- concurrent one, which waits here for the first to commit) is acknowledged without effect.
+  insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts)
+  values (v_provider, p_event ->> 'event_id', p_event ->> 'event_type', p_event, v_now, v_now, 1)
+  on conflict (provider, event_id) do nothing
+  returning id into v_webhook_id;
+  if v_webhook_id is null then
+    update billing.webhook_events w set attempts = w.attempts + 1
+    where w.provider = v_provider and w.event_id = p_event ->> 'event_id'
+    returning w.id into v_webhook_id;
+    v_order := billing.match_order(p_event);
+    return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'result', 'duplicate', 'webhook_event_id', v_webhook_id, 'reason', 'event already received',
+      'order_id', v_order.id, 'order_status', v_order.status));
+  end if;
+
+  v_result := case p_event ->> 'kind'
+    when 'other' then pg_catalog.jsonb_build_object(
+      'result', 'ignored', 'reason', pg_catalog.format('event type %s is not handled', p_event ->> 'event_type'))
+    when 'refund_processed' then billing.apply_refund(p_event, v_event_at)
+    when 'refund_failed' then billing.apply_refund_failed(p_event, v_event_at)
+    when 'dispute_opened' then billing.apply_dispute(p_event, v_event_at)
+    when 'dispute_won' then billing.apply_dispute(p_event, v_event_at)
+    when 'dispute_lost' then billing.apply_dispute(p_event, v_event_at)
+    else billing.apply_order_event(p_event, v_event_at)
+  end;
+
+  update billing.webhook_events w set last_error = v_result ->> 'last_error'
+  where w.id = v_webhook_id and v_result ->> 'last_error' is not null;
+  return pg_catalog.jsonb_strip_nulls((v_result - 'last_error')
+                                      || pg_catalog.jsonb_build_object('webhook_event_id', v_webhook_id));
+end;
+$$;
+revoke execute on function billing.apply_payment_event(jsonb) from public, anon, authenticated;
+grant execute on function billing.apply_payment_event(jsonb) to service_role;
 
 -- -------------------------------------------------------------------------------------------------
 -- Operators' grants replace the provider's mandate

@@ -379,6 +379,9 @@ isOneToOne: true
 "apply_refund":
 { Args: { "p_event": Json,"p_event_at": string }; Returns: Json
                            },
+"apply_refund_failed":
+{ Args: { "p_event": Json,"p_event_at": string }; Returns: Json
+                           },
 "apply_usage_delta":
 { Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
@@ -883,7 +886,7 @@ isOneToOne: true
                            }
           }
           Enums: {
-            "provider_action_kind": "cancel"|"pause"|"resume"|"change_plan"|"refund"|"fetch_payment","provider_action_state": "pending"|"running"|"succeeded"|"failed","provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"
+            "provider_action_kind": "cancel"|"pause"|"resume"|"change_plan"|"refund"|"fetch_payment","provider_action_state": "pending"|"running"|"succeeded"|"failed","provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"|"refund_failed"
           }
           CompositeTypes: {
             "ai_reservation": {
@@ -1574,7 +1577,7 @@ export type CompositeTypes<
 export const Constants = {
   "billing": {
           Enums: {
-            "provider_action_kind": ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"],"provider_action_state": ["pending", "running", "succeeded", "failed"],"provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost"]
+            "provider_action_kind": ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"],"provider_action_state": ["pending", "running", "succeeded", "failed"],"provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost", "refund_failed"]
           }
         },"public": {
           Enums: {

@@ -11,7 +11,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(101);
+select plan(108);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -704,6 +704,55 @@ select is(
   row(row('mt_rzp_basic', null::text, 'active'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz)::text,
       '(t,0,1)', 'true')::text,
   'the plan is not flipped; the debit is refunded and marked for an operator''s review');
+
+-- -------------------------------------------------------------------------------------------------
+-- One refund of ours is recorded once, whatever id it comes under; a refund that failed is released
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p20', pg_temp.payu_paid(pg_temp.org(20), 'mt_basic_m'));
+insert into mt values ('a20', billing.operator_refund((pg_temp.captured((select val from mt where key = 'p20'))).id, 10000, 'partial'));
+insert into mt values ('t20', (select payload ->> 'refund_id' from billing.provider_actions where id = (select val::uuid from mt where key = 'a20')));
+select is(billing.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', 'refund:' || (select val from mt where key = 't20') || ':queued', 'event_type', 'refund.queued',
+    'kind', 'refund_processed', 'provider_payment_id', (select val from mt where key = 'p20'), 'amount_paise', 10000, 'currency', 'INR',
+    'provider_refund_id', (select val from mt where key = 't20'),
+    'payload', jsonb_build_object('source', 'provider-sync', 'action_id', (select val from mt where key = 'a20'),
+                                  'token', (select val from mt where key = 't20')))) ->> 'result',
+  'applied', 'provider-sync records a PayU refund under our token (PayU gave no request id)');
+select is(billing.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', 'refund:7800456:queued', 'event_type', 'refund.queued',
+    'kind', 'refund_processed', 'provider_payment_id', (select val from mt where key = 'p20'), 'amount_paise', 10000, 'currency', 'INR',
+    'provider_refund_id', '7800456',
+    'payload', jsonb_build_object('source', 'reconcile', 'token', (select val from mt where key = 't20')))) ->> 'result',
+  'duplicate', 'reconcile finding the same refund under PayU''s request id records nothing more');
+select is(
+  (select row((select count(*) from public.payment_events where organization_id = pg_temp.org(20) and status = 'refunded'),
+              (select count(*) from public.credit_notes where organization_id = pg_temp.org(20)),
+              billing.refundable_paise(pg_temp.captured((select val from mt where key = 'p20'))))::text),
+  row(1, 1, (pg_temp.captured((select val from mt where key = 'p20'))).amount_cents - 10000)::text,
+  'one refund row, one credit note, the 10000 counted once');
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r21', pg_temp.rzp_checkout(pg_temp.org(21), 'sub_mt21'));
+select pg_temp.charged('sub_mt21', pg_temp.pay('sub_mt21', 0), pg_temp.price('r21')) ->> 'result';
+insert into mt values ('a21', billing.operator_refund((pg_temp.captured(pg_temp.pay('sub_mt21', 0))).id, 10000, 'goodwill'));
+create temp table claim_a21 on commit drop as select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(21);
+select billing.complete_provider_action((select val::uuid from mt where key = 'a21'), 'succeeded',
+  '{"provider_refund_id": "rfnd_mt21", "status": "pending", "amount_paise": 10000}');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt21', 0))), pg_temp.price('r21') - 10000,
+  'Razorpay holds the refund as pending: it counts');
+select is(pg_temp.rzp('mt_rff21', 'refund_failed', pg_temp.pay('sub_mt21', 0), 10000,
+                      '{"provider_refund_id": "rfnd_mt21", "event_type": "refund.failed"}') ->> 'result',
+  'applied', 'Razorpay''s refund.failed is applied');
+select is(
+  (select row(a.state, a.result ->> 'status', a.last_error like 'razorpay reports refund rfnd_mt21 failed%',
+              exists (select 1 from public.notifications n where n.kind = 'provider_action_failed'
+                      and n.payload ->> 'provider_action_id' = a.id::text))::text
+   from billing.provider_actions a where a.id = (select val::uuid from mt where key = 'a21')),
+  '(failed,failed,t,t)', 'the refund action is failed, and the owners are told');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt21', 0))), pg_temp.price('r21'),
+  'the failed refund no longer counts as in flight');
 
 select * from finish();
 rollback;
