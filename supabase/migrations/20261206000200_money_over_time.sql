@@ -972,7 +972,7 @@ begin
   set state = 'failed',
       result = coalesce(a.result, '{}'::jsonb)
                || pg_catalog.jsonb_build_object('status', 'failed', 'provider_refund_id', coalesce(v_refund_id, a.result ->> 'provider_refund_id'),
-                                                'failed_event_id', p_event ->> 'event_id'),
+                                                'failed_event_id', p_event ->> 'event_id', 'failed_at', p_event_at),
       last_error = left(v_error, 2000), locked_until = null, completed_at = v_now
   where a.id = v_action.id;
   insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)

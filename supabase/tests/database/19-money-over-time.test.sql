@@ -5,8 +5,14 @@
 -- unknown outcome blocks a new refund); a full refund or lost dispute of a payment credited into
 -- an upgrade ends the upgraded period, a partial refund keeps it; an operator's grant cancels the
 -- Razorpay mandate; tenants do not read operators' reasons; a failed refund's notification
--- carries its payment and amount. (End to end with the fake Razorpay:
--- tests/money-over-time.test.ts.)
+-- carries its payment and amount. Then, with the test clock letting time pass: a mandate debit of
+-- a subscription cancelled here buys nothing whenever it was made; a mandate whose charges buy
+-- nothing is cancelled at Razorpay (once, again after a cancel failed for good); a refund whose
+-- outcome stays unknown is never failed, until an operator resolves it; stacked spans (an early
+-- PayU renewal) and operators' grants and extensions decide what a full refund or lost dispute
+-- takes away; autopay drops a scheduled downgrade and a debit never flips the plan; one refund of
+-- ours is recorded once under two ids; Razorpay's refund.failed releases the refund. (End to end
+-- with the fake Razorpay: tests/money-over-time.test.ts.)
 begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
