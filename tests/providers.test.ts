@@ -695,7 +695,7 @@ function randomJsonValue(r: () => number, depth: number): unknown {
   return obj;
 }
 
-const RAZORPAY_EVENTS = [...Object.keys(RAZORPAY_EVENT_KINDS), "refund.failed"];
+const RAZORPAY_EVENTS = [...Object.keys(RAZORPAY_EVENT_KINDS), "settlement.processed"];
 
 function randomEventBody(r: () => number, large: boolean): string {
   const body = {
@@ -966,7 +966,7 @@ const normalizeCases: [string, Record<string, unknown>, Expect][] = [
     provider_payment_id: payment.id,
     status: "failed",
     method: null,
-    kind: "other",
+    kind: "refund_failed",
   }],
   ["subscription.activated", { subscription }, {
     provider_subscription_id: subscription.id,

@@ -6,20 +6,25 @@
 --     extends the period from its end, however long after checkout it comes (webhook or
 --     reconciliation). The quote and expiry checks protect what a buyer was quoted at checkout
 --     and never apply to a mandate debit. A charge of a provider subscription that no longer
---     backs a subscription here (an operator's grant or a plan change replaced it), or that
---     came after the subscription ended, buys nothing and is refunded.
+--     backs a subscription here (an operator's grant or a plan change replaced it), or of a
+--     cancelled subscription (now or at its period end, whenever the debit was made), buys
+--     nothing and is refunded; a Razorpay subscription whose charges buy nothing and that backs
+--     no live subscription is cancelled at Razorpay now.
 --   * Nothing is paid back twice. billing.refundable_paise is what can still be refunded of a
 --     captured payment: captured minus refunds recorded, lost disputes, refunds queued or
 --     running at the outbox and refunds the provider holds as pending. Operators' refunds, the
 --     automatic refund of a payment that bought nothing and the cap on recorded refunds all use
 --     it. A refund action whose outcome is unknown (claimed, or retrying after a failed attempt)
---     blocks a new refund of the same payment until provider-sync records what happened.
+--     blocks a new refund of the same payment and keeps its money held; it is never failed by
+--     retries running out, only by the provider's answer or an operator who looked
+--     (billing.operator_resolve_refund).
 --   * A refund is credited against the invoice of the payment it refunds; a payment that bought
 --     nothing had no invoice, and its refund issues no credit note.
---   * Access never outlasts what was paid for. A full refund or a lost dispute ends the current
---     period now when the payment paid for it: the latest payment applied to the subscription,
---     or a payment whose unused value was credited into the upgrade that pays for it (directly
---     or through a chain of upgrades). A partial refund keeps the period.
+--   * Access never outlasts what was paid for. A full refund or a lost dispute takes away the
+--     unused part of the span the payment bought (recorded with its history row), or of the
+--     upgrade its unused value was credited into: later paid spans move up, and when nothing paid
+--     is left access ends now. An operator's grant or extension after the payment stands. A
+--     partial refund keeps the period.
 --   * An operator's grant replaces the provider's mandate: a Razorpay subscription the grant
 --     switches is cancelled at Razorpay now (through the outbox) and detached from the granted
 --     subscription, so nothing is debited during or after the grant.
@@ -37,7 +42,8 @@
 -- 1. Types
 -- =================================================================================================
 
--- None.
+/** A refund the provider reports failed (Razorpay refund.failed): billing.apply_refund_failed. */
+alter type billing.provider_event_kind add value if not exists 'refund_failed';
 
 
 -- =================================================================================================
@@ -62,7 +68,10 @@
  *   lost disputes (payment_events 'dispute_lost': the money went back by chargeback),
  *   refund actions of the payment not yet done (billing.provider_actions 'pending' or 'running'),
  *   refund actions the provider accepted as pending (succeeded, with the provider's refund id
- *   and a status other than 'processed') whose refund is not recorded yet.
+ *   and a status other than 'processed'),
+ * each only while its refund is not recorded (under the provider's refund id, or matched to the
+ * action: payment_events details.action_id). A refund action whose outcome is unknown stays
+ * pending (billing.complete_provider_action), so it counts until someone knows.
  * p_except_action_id leaves one refund action out: the one whose refund is being recorded.
  */
 create function billing.refundable_paise(p_captured public.payment_events, p_except_action_id uuid default null)
@@ -88,10 +97,12 @@ begin
     and a.id is distinct from p_except_action_id
     and (a.state in ('pending', 'running')
          or (a.state = 'succeeded' and a.result ->> 'provider_refund_id' is not null
-             and a.result ->> 'status' is distinct from 'processed'
-             and not exists (select 1 from public.payment_events r
-                             where r.provider = p_captured.provider and r.status = 'refunded'
-                               and r.details ->> 'refund_id' = a.result ->> 'provider_refund_id')));
+             and a.result ->> 'status' is distinct from 'processed'))
+    -- Its refund recorded already (under the provider's id, or matched to the action): settled.
+    and not exists (select 1 from public.payment_events r
+                    where r.provider = p_captured.provider and r.status = 'refunded'
+                      and (r.details ->> 'refund_id' = a.result ->> 'provider_refund_id'
+                           or r.details ->> 'action_id' = a.id::text));
   return greatest(p_captured.amount_cents - v_settled - v_in_flight, 0);
 end;
 $$;
@@ -122,6 +133,160 @@ end;
 $$;
 revoke execute on function billing.unresolved_refund_action(public.payment_events) from public, anon, authenticated;
 grant execute on function billing.unresolved_refund_action(public.payment_events) to service_role;
+
+/**
+ * Records what the provider answered a claimed action (service_role): p_outcome 'succeeded'
+ * (p_result the provider's answer), 'retry' (a transient failure: network, 5xx, 429; due again
+ * after billing.retry_backoff, or failed once max_attempts are used) or 'failed' (a permanent
+ * failure, p_error the provider's message). A refund is never failed on a retry: its outcome is
+ * unknown (the provider may hold it), so it stays pending and is asked again past max_attempts
+ * (every attempt after the first asks the provider first), its money held
+ * (billing.refundable_paise) and a new refund of the payment refused, until the provider answers
+ * or an operator resolves it (billing.operator_resolve_refund). A failed action queues a
+ * 'provider_action_failed' notification for the organization. Returns the new state. Refused
+ * (55000) for an action that is not running (already recorded, or never claimed).
+ */
+create or replace function billing.complete_provider_action(
+  p_id uuid,
+  p_outcome text,
+  p_result jsonb default null,
+  p_error text default null,
+  p_retry_after_seconds integer default null
+)
+returns billing.provider_action_state
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_action billing.provider_actions;
+  v_state billing.provider_action_state;
+begin
+  if p_outcome is null or p_outcome not in ('succeeded', 'retry', 'failed') then
+    raise exception 'provider action outcome must be succeeded, retry or failed, got %', coalesce(p_outcome, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_action from billing.provider_actions a where a.id = p_id for update;
+  if v_action.id is null then
+    raise exception 'provider action % does not exist', p_id using errcode = 'no_data_found';
+  end if;
+  if v_action.state <> 'running' then
+    raise exception 'provider action % is %, not running: its outcome is already recorded', p_id, v_action.state
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  v_state := case
+    when p_outcome = 'succeeded' then 'succeeded'
+    when p_outcome = 'retry' and (v_action.kind = 'refund' or v_action.attempts < v_action.max_attempts) then 'pending'
+    else 'failed' end::billing.provider_action_state;
+  update billing.provider_actions a
+  set state = v_state,
+      result = coalesce(p_result, a.result),
+      last_error = case when v_state = 'succeeded' then null
+                        else left(coalesce(p_error, 'no reason given'), 2000) end,
+      locked_until = null,
+      next_attempt_at = case when v_state = 'pending'
+                             then v_now + billing.retry_backoff(a.attempts, p_retry_after_seconds)
+                             else a.next_attempt_at end,
+      completed_at = case when v_state in ('succeeded', 'failed') then v_now end
+  where a.id = p_id;
+  if v_state = 'failed' then
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    values (v_action.organization_id, v_action.subscription_id, 'provider_action_failed',
+            pg_catalog.jsonb_build_object('provider_action_id', v_action.id, 'provider', v_action.provider,
+                                          'kind', v_action.kind, 'target', v_action.target,
+                                          'attempts', v_action.attempts, 'error', left(coalesce(p_error, ''), 500)),
+            pg_catalog.format('provider_action_failed:%s', v_action.id))
+    on conflict (dedupe_key) do nothing;
+  end if;
+  return v_state;
+end;
+$$;
+revoke execute on function billing.complete_provider_action(uuid, text, jsonb, text, integer) from public, anon, authenticated;
+grant execute on function billing.complete_provider_action(uuid, text, jsonb, text, integer) to service_role;
+
+/**
+ * An operator resolves a refund action that is not done (pending or retrying; one a worker holds
+ * now is refused until its lease ends), after looking at the provider's dashboard: p_refunded
+ * false, the provider holds no refund of it (the action fails, the owners are told, and its money
+ * can be refunded again); p_refunded true, the provider made it under p_provider_refund_id (the
+ * refund is recorded now, once per refund id, with its credit note and the access rule of a full
+ * refund, through billing.apply_payment_event; the action succeeds). p_reason (required) says
+ * what they saw. Refused: not a refund action (P0002), resolved already or held by a worker
+ * (55000), a refund id missing or a recorded refund that does not fit (22023). Returns the
+ * action's new state.
+ */
+create function billing.operator_resolve_refund(
+  p_action_id uuid,
+  p_refunded boolean,
+  p_reason text,
+  p_provider_refund_id text default null
+)
+returns billing.provider_action_state
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_now timestamptz := billing.now();
+  v_action billing.provider_actions;
+  v_applied jsonb;
+begin
+  select * into v_action from billing.provider_actions a where a.id = p_action_id and a.kind = 'refund' for update;
+  if v_action.id is null then
+    raise exception 'provider action % is not a refund action', p_action_id using errcode = 'no_data_found';
+  end if;
+  if v_action.state not in ('pending', 'running') or (v_action.state = 'running' and v_action.locked_until > v_now) then
+    raise exception 'refund action % is %: %', p_action_id, v_action.state,
+      case when v_action.state = 'running' then 'provider-sync is asking the provider now, try again after its lease'
+           else 'its outcome is already recorded' end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_refunded is null or (p_refunded and coalesce(pg_catalog.btrim(p_provider_refund_id), '') = '') then
+    raise exception 'say whether the provider refunded it, and if it did, its refund id'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_refunded then
+    v_applied := billing.apply_payment_event(pg_catalog.jsonb_build_object(
+      'provider', v_action.provider, 'event_id', pg_catalog.format('operator:%s:refunded', v_action.id),
+      'event_type', 'operator.refund_resolved', 'kind', 'refund_processed',
+      'provider_payment_id', v_action.target ->> 'provider_payment_id',
+      'provider_refund_id', pg_catalog.btrim(p_provider_refund_id),
+      'amount_paise', (v_action.payload ->> 'amount_paise')::bigint, 'currency', v_action.payload ->> 'currency',
+      'status', 'processed', 'occurred_at', v_now,
+      'payload', pg_catalog.jsonb_build_object('source', 'operator', 'action_id', v_action.id)));
+    if v_applied ->> 'result' not in ('applied', 'duplicate') then
+      raise exception 'refund % of action % cannot be recorded: %', p_provider_refund_id, p_action_id,
+        coalesce(v_applied ->> 'last_error', v_applied ->> 'reason', v_applied ->> 'result')
+        using errcode = 'invalid_parameter_value';
+    end if;
+  end if;
+  update billing.provider_actions a
+  set state = case when p_refunded then 'succeeded' else 'failed' end::billing.provider_action_state,
+      result = coalesce(a.result, '{}'::jsonb)
+               || pg_catalog.jsonb_build_object('resolved_by', 'operator', 'refunded', p_refunded,
+                                                'resolution', v_reason, 'resolved_at', v_now)
+               || case when p_refunded then pg_catalog.jsonb_build_object(
+                    'provider_refund_id', pg_catalog.btrim(p_provider_refund_id), 'status', 'processed')
+                  else '{}'::jsonb end,
+      last_error = case when p_refunded then null
+                        else left('not refunded at the provider, per an operator: ' || v_reason, 2000) end,
+      locked_until = null,
+      completed_at = v_now
+  where a.id = v_action.id;
+  if not p_refunded then
+    insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+    values (v_action.organization_id, v_action.subscription_id, 'provider_action_failed',
+            pg_catalog.jsonb_build_object('provider_action_id', v_action.id, 'provider', v_action.provider,
+                                          'kind', v_action.kind, 'target', v_action.target,
+                                          'attempts', v_action.attempts, 'error', 'the provider did not make this refund'),
+            pg_catalog.format('provider_action_failed:%s', v_action.id))
+    on conflict (dedupe_key) do nothing;
+  end if;
+  return case when p_refunded then 'succeeded' else 'failed' end::billing.provider_action_state;
+end;
+$$;
+revoke execute on function billing.operator_resolve_refund(uuid, boolean, text, text) from public, anon, authenticated;
+grant execute on function billing.operator_resolve_refund(uuid, boolean, text, text) to service_role;
 
 /**
  * The refund action a refund event of p_captured carries out, or null (a refund made in the
@@ -248,6 +413,56 @@ grant execute on function billing.operator_refund(uuid, bigint, text) to service
 -- -------------------------------------------------------------------------------------------------
 
 /**
+ * A Razorpay subscription whose charge bought nothing here (p_reason) is cancelled at Razorpay
+ * now, through the outbox, when it backs no live subscription here (none, or a cancelled or
+ * expired one: its debits would be refunded every month) and Razorpay has not ended it
+ * (billing.provider_subscription_states). Queued once: nothing when a cancel-now of it is pending,
+ * running or done; again when every earlier cancel-now failed for good. Returns the action's id,
+ * or null when nothing was queued. Other providers have no mandate: nothing.
+ */
+create function billing.stop_unbacked_mandate(
+  p_organization_id uuid,
+  p_provider public.payment_provider,
+  p_provider_subscription_id text,
+  p_reason text,
+  p_subscription_id uuid default null
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_failed integer;
+begin
+  if p_provider is distinct from 'razorpay' or p_provider_subscription_id is null
+     or exists (select 1 from public.subscriptions s
+                where s.provider = p_provider and s.provider_subscription_id = p_provider_subscription_id
+                  and s.status in ('pending_payment', 'trialing', 'active', 'past_due'))
+     or exists (select 1 from billing.provider_subscription_states st
+                where st.provider = p_provider and st.provider_subscription_id = p_provider_subscription_id
+                  and st.status in ('cancelled', 'completed', 'expired'))
+     or exists (select 1 from billing.provider_actions a
+                where a.provider = p_provider and a.kind = 'cancel'
+                  and a.target ->> 'provider_subscription_id' = p_provider_subscription_id
+                  and a.payload ->> 'at_cycle_end' = 'false' and a.state <> 'failed') then
+    return null;
+  end if;
+  select count(*) into v_failed from billing.provider_actions a
+  where a.provider = p_provider and a.kind = 'cancel'
+    and a.target ->> 'provider_subscription_id' = p_provider_subscription_id
+    and a.payload ->> 'at_cycle_end' = 'false' and a.state = 'failed';
+  return billing.queue_provider_action(
+    p_organization_id, p_provider, 'cancel',
+    pg_catalog.jsonb_build_object('provider_subscription_id', p_provider_subscription_id),
+    pg_catalog.jsonb_build_object('at_cycle_end', false),
+    pg_catalog.format('cancel:%s:now:unbacked:%s', p_provider_subscription_id, v_failed),
+    'system', pg_catalog.format('its charges buy nothing here: %s', p_reason), p_subscription_id);
+end;
+$$;
+revoke execute on function billing.stop_unbacked_mandate(uuid, public.payment_provider, text, text, uuid) from public, anon, authenticated;
+grant execute on function billing.stop_unbacked_mandate(uuid, public.payment_provider, text, text, uuid) to service_role;
+
+/**
  * Applies a captured payment to an order (locked by the caller): records payment_events
  * 'captured' once, marks the order paid, starts or extends the subscription
  * (billing.extend_subscription_for_payment) and issues the invoice.
@@ -255,12 +470,20 @@ grant execute on function billing.operator_refund(uuid, bigint, text) to service
  * renewal, whenever it comes: it gets a renewal order of its own (so its own invoice) and extends
  * the subscription that provider subscription backs from its period end; no quote or expiry
  * check applies to it. It buys nothing when no subscription here is backed by that provider
- * subscription any more (an operator's grant or a plan change replaced it) or the subscription
- * ended before the charge.
+ * subscription any more (an operator's grant or a plan change replaced it), or the subscription
+ * was cancelled or expired here, or cancelled here at its period end, whenever the debit was
+ * made (a debit made before a cancel and delivered after it, or made for a period the customer
+ * chose not to have, is refunded: a debit only ever buys the next period, never a cancelled one;
+ * when Razorpay itself ended its subscription, a debit made before that still counts), or the
+ * subscription is on another plan than the mandate's (refunded and marked needs_review in its
+ * details: a debit never changes the plan). The first charge of a provider subscription drops a
+ * plan change scheduled on the subscription it attaches to (history 'pending_plan_cleared').
  * Any other payment buys nothing when its order's quote no longer held when it was paid
  * (billing.order_quote_problem), its subscription ended before it, or its one-time order was
  * already paid. A payment that buys nothing is only recorded, with needs_refund (result
- * 'recorded': nothing extended, no history, no invoice). Returns the result object.
+ * 'recorded': nothing extended, no history, no invoice). A Razorpay subscription whose charge
+ * bought nothing and that backs no live subscription here is cancelled at Razorpay now
+ * (billing.stop_unbacked_mandate). Returns the result object.
  */
 create or replace function billing.apply_captured_payment(p_order public.orders, p_event jsonb, p_event_at timestamptz)
 returns jsonb
@@ -277,6 +500,8 @@ declare
   v_renewal boolean;
   v_ended boolean;
   v_problem text;
+  v_review boolean := false;
+  v_ended_by_provider boolean;
   v_documents record;
 begin
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
@@ -298,17 +523,45 @@ begin
   if v_sub.id is null and v_order.subscription_id is not null and v_order.kind in ('upgrade', 'renewal') then
     select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id for update;
   end if;
-  v_ended := v_sub.id is not null and v_sub.status in ('canceled', 'expired')
-             and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz);
   -- A later charge of a provider subscription whose first order is paid: a mandate debit.
   v_renewal := v_order.status = 'paid' and v_psid is not null;
+  -- A mandate debit of a subscription cancelled here (now or at its period end: by its owner, an
+  -- operator, the jobs, a refund) buys nothing, whenever it was made: it can only buy the next
+  -- period, which was given up here. Razorpay's own end of its subscription (its cancelled or
+  -- completed event) is part of the mandate's sequence: a debit made before it still counts, so
+  -- events delivered in any order end in the same state. Any other payment counts when it was
+  -- made before the subscription ended (delivered late).
+  if v_renewal and v_sub.id is not null and (v_sub.status in ('canceled', 'expired') or v_sub.cancel_at_period_end) then
+    select h.actor_kind = 'provider' and h.metadata ? 'provider_status' into v_ended_by_provider
+    from public.subscription_history h
+    where h.subscription_id = v_sub.id
+      and (h.new_status in ('canceled', 'expired') or h.action in ('cancel_scheduled', 'completed'))
+    order by h.effective_at desc, h.created_at desc
+    limit 1;
+  end if;
+  v_ended := v_sub.id is not null
+             and ((v_renewal and not coalesce(v_ended_by_provider, false)
+                   and (v_sub.status in ('canceled', 'expired') or v_sub.cancel_at_period_end))
+                  or (v_sub.status in ('canceled', 'expired')
+                      and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)));
 
-  if v_ended then
+  if v_ended and v_sub.status not in ('canceled', 'expired') then
+    v_problem := pg_catalog.format('debit of %s subscription %s, cancelled at its period end (%s): refund',
+                                   v_order.provider, v_psid, v_sub.current_period_end);
+  elsif v_ended then
     v_problem := pg_catalog.format('payment for an ended subscription (%s since %s): refund or reactivate',
                                    v_sub.status, coalesce(v_sub.ended_at, v_sub.canceled_at));
   elsif v_renewal and v_sub.id is null then
     v_problem := pg_catalog.format('charge of %s subscription %s, which no longer backs a subscription here (replaced by a grant or a plan change): refund',
                                    v_order.provider, v_psid);
+  elsif v_renewal and v_sub.plan_id is distinct from v_order.plan_id then
+    -- The mandate pays for another plan than the subscription is on (a plan change made outside
+    -- the mandate): a debit never changes the plan by itself.
+    v_review := true;
+    v_problem := pg_catalog.format('debit of %s subscription %s for plan %s, but the subscription is on plan %s: refunded; needs review (cancel the mandate, or move the subscription to its plan)',
+                                   v_order.provider, v_psid,
+                                   (select p.code from public.billing_plans p where p.id = v_order.plan_id),
+                                   (select p.code from public.billing_plans p where p.id = v_sub.plan_id));
   elsif not v_renewal then
     -- A payment buys what was quoted only while the quote holds (superseded, canceled, expired,
     -- or an upgrade whose subscription moved on): recorded for refund, never applied.
@@ -333,12 +586,16 @@ begin
     pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
                                   'provider_order_id', p_event ->> 'provider_order_id',
                                   'provider_subscription_id', v_psid)
-      || case when v_ended then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
+      || case when v_ended and v_sub.status in ('canceled', 'expired')
+                   and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)
+              then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
               when v_problem is not null then pg_catalog.jsonb_build_object('not_applied', v_problem)
-              else '{}'::jsonb end,
+              else '{}'::jsonb end
+      || case when v_review then pg_catalog.jsonb_build_object('needs_review', true) else '{}'::jsonb end,
     v_paid_at,
     v_problem is not null or v_order.status = 'paid');
   if v_problem is not null then
+    perform billing.stop_unbacked_mandate(v_order.organization_id, v_order.provider, v_psid, v_problem, v_sub.id);
     return pg_catalog.jsonb_build_object(
       'result', 'recorded', 'reason', v_problem, 'needs_refund', true,
       'payment_event_id', v_payment_event_id, 'order_id', v_order.id, 'order_status', v_order.status,
@@ -355,6 +612,21 @@ begin
   end if;
 
   v_sub := billing.extend_subscription_for_payment(v_order, v_psid, p_event, v_payment_event_id);
+  -- The first charge of a provider subscription starts autopay of its plan: a plan change
+  -- scheduled before (a downgrade) is dropped, as the mandate keeps debiting this plan; the
+  -- customer changes plan through the mandate from now on (cancel and resubscribe).
+  if not v_renewal and v_psid is not null and v_sub.pending_plan_id is not null
+     and v_sub.provider_subscription_id = v_psid then
+    perform billing.set_change_context('pending_plan_cleared', 'provider',
+      p_reason => pg_catalog.format('autopay of this plan started (%s subscription %s): the scheduled change is dropped',
+                                    v_order.provider, v_psid),
+      p_metadata => pg_catalog.jsonb_build_object('dropped_plan_id', v_sub.pending_plan_id,
+                                                  'dropped_effective_at', v_sub.pending_plan_effective_at,
+                                                  'payment_event_id', v_payment_event_id, 'order_id', v_order.id));
+    update public.subscriptions s set pending_plan_id = null, pending_plan_effective_at = null
+    where s.id = v_sub.id
+    returning * into v_sub;
+  end if;
   update public.orders o
   set status = 'paid', paid_at = billing.now(), subscription_id = v_sub.id,
       provider_subscription_id = case when o.kind = 'new' and o.provider_subscription_id is null
@@ -378,60 +650,97 @@ grant execute on function billing.apply_captured_payment(public.orders, jsonb, t
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Whether captured payment p_payment_event_id pays for the current period of subscription
- * p_subscription_id: it is the latest payment applied to the subscription, or its unused value
- * was credited into an upgrade that pays for the period (an upgrade order whose quote credited
- * unused time: the credit is the unused part of the payment applied before it), directly or
- * through a chain of such upgrades.
+ * The period end of subscription p_subscription_id once what captured payment p_payment_event_id
+ * bought is taken away (its full refund, or a lost dispute); null when nothing changes. A value
+ * at or before now means nothing paid is left: access ends now.
+ * What a payment bought is its span, [period_start, period_end) of the history row its
+ * application wrote (billing.extend_subscription_for_payment: metadata payment_event_id,
+ * period_start, period_end). The part of the span not yet used, from the later of its start and
+ * now to its end, is taken off the current period end, so the spans after it (other payments)
+ * move up: a span wholly in the future shortens the period by its length (an unused early
+ * renewal), the current span ends access now when it is the last one and otherwise lets the
+ * next paid span start now, a span already used changes nothing (unless it is the last one and
+ * the period is over: access ends now). A payment whose unused value was credited into an
+ * upgrade (an upgrade order whose quote credited unused time: the payment applied before it)
+ * bought that upgrade's span, directly or through a chain of upgrades.
+ * Nothing changes when an operator granted a plan or extended the period after the payment: the
+ * period stands on the operator's decision, not on that payment. A payment with no span (it
+ * bought nothing, or was applied before spans were recorded) ends access now only when it is the
+ * latest payment applied to the subscription.
  */
-create function billing.pays_current_period(p_subscription_id uuid, p_payment_event_id uuid)
-returns boolean
+create function billing.period_end_without(p_subscription_id uuid, p_payment_event_id uuid)
+returns timestamptz
 language plpgsql
 stable
 set search_path = ''
 as $$
 declare
+  v_now timestamptz := billing.now();
+  v_sub public.subscriptions;
   v_payment public.payment_events;
-  v_order public.orders;
+  v_next public.payment_events;
+  v_next_order public.orders;
+  v_span public.subscription_history;
+  v_start timestamptz;
+  v_end timestamptz;
 begin
-  select pe.* into v_payment from public.payment_events pe
-  join public.orders o on o.id = pe.order_id
-  where o.subscription_id = p_subscription_id and pe.status = 'captured' and not pe.needs_refund
-  order by pe.occurred_at desc, pe.created_at desc
-  limit 1;
+  select * into v_sub from public.subscriptions s where s.id = p_subscription_id;
+  select * into v_payment from public.payment_events pe
+  where pe.id = p_payment_event_id and pe.status = 'captured' and not pe.needs_refund;
+  if v_sub.id is null or v_payment.id is null then
+    return null;
+  end if;
+  -- The payment carrying its value: itself, or the upgrade its unused value was credited into.
   loop
-    if v_payment.id is null then
-      return false;
-    end if;
-    if v_payment.id = p_payment_event_id then
-      return true;
-    end if;
-    select * into v_order from public.orders o where o.id = v_payment.order_id;
-    if v_order.kind is distinct from 'upgrade'
-       or coalesce((v_order.metadata #>> '{quote,unused_cents}')::bigint, 0) <= 0 then
-      return false;
-    end if;
-    -- The payment whose unused value this upgrade credited: the one applied before it.
-    select pe.* into v_payment from public.payment_events pe
+    select pe.* into v_next from public.payment_events pe
     join public.orders o on o.id = pe.order_id
     where o.subscription_id = p_subscription_id and pe.status = 'captured' and not pe.needs_refund
-      and (pe.occurred_at, pe.created_at) < (v_payment.occurred_at, v_payment.created_at)
-    order by pe.occurred_at desc, pe.created_at desc
+      and (pe.occurred_at, pe.created_at) > (v_payment.occurred_at, v_payment.created_at)
+    order by pe.occurred_at, pe.created_at
     limit 1;
+    exit when v_next.id is null;
+    select * into v_next_order from public.orders o where o.id = v_next.order_id;
+    exit when v_next_order.kind is distinct from 'upgrade'
+              or coalesce((v_next_order.metadata #>> '{quote,unused_cents}')::bigint, 0) <= 0;
+    v_payment := v_next;
   end loop;
-  return false;
+
+  select h.* into v_span from public.subscription_history h
+  where h.subscription_id = p_subscription_id and h.metadata ->> 'payment_event_id' = v_payment.id::text
+    and h.metadata ? 'period_start' and h.metadata ? 'period_end'
+  order by h.effective_at desc, h.created_at desc
+  limit 1;
+  -- An operator's grant or extension after the payment: the period stands on it.
+  if exists (select 1 from public.subscription_history h
+             where h.subscription_id = p_subscription_id and h.actor_kind = 'operator'
+               and h.action in ('plan_granted', 'period_extended')
+               and h.effective_at >= coalesce(v_span.effective_at, v_payment.occurred_at)) then
+    return null;
+  end if;
+  if v_span.id is null then
+    return case when v_next.id is null then v_now end;
+  end if;
+  v_start := (v_span.metadata ->> 'period_start')::timestamptz;
+  v_end := (v_span.metadata ->> 'period_end')::timestamptz;
+  if v_end <= v_now then
+    -- Used up already: it matters only when nothing was paid after it (the period is over).
+    return case when v_end >= v_sub.current_period_end then v_now end;
+  end if;
+  return v_sub.current_period_end - (v_end - greatest(v_start, v_now));
 end;
 $$;
-revoke execute on function billing.pays_current_period(uuid, uuid) from public, anon, authenticated;
-grant execute on function billing.pays_current_period(uuid, uuid) to service_role;
+revoke execute on function billing.period_end_without(uuid, uuid) from public, anon, authenticated;
+grant execute on function billing.period_end_without(uuid, uuid) to service_role;
 
 /**
- * Ends the paid period that p_captured (a captured payment) paid for, when it pays for the
- * current period of a live subscription (billing.pays_current_period: the latest payment, or one
- * whose value was credited into the upgrade that pays for it): the subscription is canceled now
- * (the free plan applies), with a subscription_history row (actor 'provider', p_action, p_reason)
- * and a notification of kind p_notification, once per payment. Returns the subscription ended,
- * or null when there was nothing to end (an older payment, a subscription already over).
+ * Takes away what p_captured (a captured payment, refunded in full or charged back) bought from
+ * the live subscription it was applied to (billing.period_end_without): when nothing paid is
+ * left the subscription is canceled now (the free plan applies), with a history row (the
+ * trigger's: actor 'provider', p_action, p_reason) and a notification of kind p_notification,
+ * once per payment; when other payments' spans remain, its current_period_end moves back by the
+ * unused part of the payment's span (history p_action, metadata period_end_before). Returns the
+ * subscription changed, or null when nothing changed (a span already used, an operator's grant
+ * or extension after the payment, a subscription already over).
  */
 create or replace function billing.end_paid_period(
   p_captured public.payment_events,
@@ -447,20 +756,31 @@ as $$
 declare
   v_now timestamptz := billing.now();
   v_sub public.subscriptions;
+  v_end timestamptz;
 begin
   select s.* into v_sub from public.subscriptions s
   join public.orders o on o.subscription_id = s.id
   where o.id = p_captured.order_id and s.status in ('trialing', 'active', 'past_due')
   for update of s;
-  if v_sub.id is null or not billing.pays_current_period(v_sub.id, p_captured.id) then
+  if v_sub.id is null then
+    return null;
+  end if;
+  v_end := billing.period_end_without(v_sub.id, p_captured.id);
+  if v_end is null or v_end >= v_sub.current_period_end then
     return null;
   end if;
 
   perform billing.set_change_context(p_action, 'provider',
     p_reason => p_reason,
     p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
-                                                'payment_event_id', p_captured.id),
+                                                'payment_event_id', p_captured.id,
+                                                'period_end_before', v_sub.current_period_end),
     p_effective_at => v_now);
+  if v_end > v_now then
+    -- Other payments' spans remain: the period is shorter by what this payment had left.
+    update public.subscriptions s set current_period_end = v_end where s.id = v_sub.id;
+    return v_sub.id;
+  end if;
   update public.subscriptions s
   set status = 'canceled', cancel_at_period_end = false, canceled_at = coalesce(s.canceled_at, v_now), ended_at = v_now,
       pending_plan_id = null, pending_plan_effective_at = null
@@ -479,13 +799,15 @@ grant execute on function billing.end_paid_period(public.payment_events, text, t
 
 /**
  * Refunds are matched through the payment they refund: a refund of a captured payment is
- * recorded once per refund id ('refunded'), with its credit note against the invoice of that
+ * recorded once per refund id and once per refund action of ours (billing.refund_action_for:
+ * the same refund under our token and under the provider's id is one refund) ('refunded',
+ * details.action_id), with its credit note against the invoice of that
  * payment's order (a payment that bought nothing had no invoice: no credit note). One that does
  * not fit is a 'mismatch', recorded for an operator and never credited: no amount, another
  * currency, refunds above the capture, or more than can still be refunded
  * (billing.refundable_paise: lost disputes and other refunds in flight count; the refund action
  * this refund carries out, billing.refund_action_for, does not). A full refund of the payment
- * that pays for the current period ends that period (billing.end_paid_period, when
+ * takes away what that payment bought (billing.end_paid_period, when
  * billing_settings.full_refund_ends_period); a partial refund keeps it. Returns the result
  * object; `last_error` says what was not applied.
  */
@@ -508,6 +830,7 @@ declare
   v_payment_event_id uuid;
   v_documents record;
   v_ended_subscription_id uuid;
+  v_action_id uuid;
 begin
   select * into v_captured from public.payment_events pe
   where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'captured'
@@ -522,13 +845,19 @@ begin
   select * into v_order from public.orders o where o.id = v_captured.order_id for update;
   select coalesce(sum(pe.amount_cents), 0) into v_refunded from public.payment_events pe
   where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'refunded';
+  -- One refund of ours is one refund, whatever id it comes under (PayU: our token when provider-sync
+  -- got no request id, the request id when reconcile lists it).
+  v_action_id := billing.refund_action_for(v_captured, p_event);
   if exists (select 1 from public.payment_events pe
-             where pe.provider = v_provider and pe.status = 'refunded' and pe.details ->> 'refund_id' = v_refund_id) then
+             where pe.provider = v_provider and pe.status = 'refunded'
+               and (pe.details ->> 'refund_id' = v_refund_id
+                    or (v_action_id is not null and pe.provider_payment_id = v_payment_id
+                        and pe.details ->> 'action_id' = v_action_id::text))) then
     return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
                                          'order_id', v_order.id, 'order_status', v_order.status);
   end if;
 
-  v_left := billing.refundable_paise(v_captured, billing.refund_action_for(v_captured, p_event));
+  v_left := billing.refundable_paise(v_captured, v_action_id);
   if v_amount is null or v_amount = 0 or v_currency is distinct from v_captured.currency then
     v_error := pg_catalog.format('refund %s: amount %s %s does not fit payment %s (%s %s)', v_refund_id,
                                  coalesce(v_amount::text, 'null'), coalesce(v_currency, 'null'),
@@ -559,7 +888,7 @@ begin
     v_captured.organization_id, v_captured.order_id, v_provider, v_payment_id, v_amount, v_currency, 'refunded',
     null, null,
     pg_catalog.jsonb_build_object('refund_id', v_refund_id, 'event_id', p_event ->> 'event_id',
-                                  'captured_payment_event_id', v_captured.id),
+                                  'captured_payment_event_id', v_captured.id, 'action_id', v_action_id),
     p_event_at);
   if v_payment_event_id is null then
     return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
@@ -572,7 +901,7 @@ begin
     from billing.issue_documents(v_captured.order_id, v_captured.id, v_amount,
                                  pg_catalog.format('%s refund %s', v_provider, v_refund_id), v_payment_event_id) d;
   end if;
-  -- A full refund of the payment that pays for the current period takes that period away.
+  -- A full refund takes away what the payment bought (billing.end_paid_period).
   if v_refunded + v_amount = v_captured.amount_cents
      and coalesce((select s.full_refund_ends_period from public.billing_settings s where s.id), true) then
     v_ended_subscription_id := billing.end_paid_period(
@@ -588,6 +917,137 @@ end;
 $$;
 revoke execute on function billing.apply_refund(jsonb, timestamptz) from public;
 grant execute on function billing.apply_refund(jsonb, timestamptz) to service_role;
+
+/**
+ * A refund the provider reports failed (Razorpay refund.failed, kind refund_failed): the refund
+ * action of ours it carries out (billing.refund_action_for) fails, unless already failed or its
+ * refund is recorded (a processed refund does not fail), with a 'provider_action_failed'
+ * notification for the owners; a refund the provider had accepted as pending then stops counting
+ * as in flight (billing.refundable_paise), so what it was for can be refunded again. A failed
+ * refund we did not ask for (the provider's dashboard) changes nothing; it is recorded with the
+ * delivery. Returns the result object.
+ */
+create function billing.apply_refund_failed(p_event jsonb, p_event_at timestamptz)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_provider public.payment_provider := (p_event ->> 'provider')::public.payment_provider;
+  v_refund_id text := p_event ->> 'provider_refund_id';
+  v_captured public.payment_events;
+  v_action billing.provider_actions;
+  v_error text;
+begin
+  select * into v_captured from public.payment_events pe
+  where pe.provider = v_provider and pe.provider_payment_id = p_event ->> 'provider_payment_id' and pe.status = 'captured'
+  order by pe.created_at
+  limit 1;
+  if v_captured.id is null then
+    v_error := pg_catalog.format('unknown payment %s for failed refund %s', coalesce(p_event ->> 'provider_payment_id', '(none)'),
+                                 coalesce(v_refund_id, '(none)'));
+    return pg_catalog.jsonb_build_object('result', 'unmatched', 'reason', v_error, 'last_error', v_error);
+  end if;
+  select * into v_action from billing.provider_actions a
+  where a.id = billing.refund_action_for(v_captured, p_event)
+  for update;
+  if v_action.id is null then
+    return pg_catalog.jsonb_build_object('result', 'ignored',
+      'reason', pg_catalog.format('refund %s failed; no refund of ours', coalesce(v_refund_id, '(none)')),
+      'payment_event_id', v_captured.id);
+  end if;
+  if v_action.state = 'failed'
+     or exists (select 1 from public.payment_events r
+                where r.provider = v_provider and r.status = 'refunded'
+                  and (r.details ->> 'refund_id' = v_refund_id or r.details ->> 'action_id' = v_action.id::text)) then
+    return pg_catalog.jsonb_build_object('result', 'ignored',
+      'reason', pg_catalog.format('refund action %s is %s', v_action.id,
+                                  case when v_action.state = 'failed' then 'failed already' else 'recorded as refunded' end),
+      'payment_event_id', v_captured.id);
+  end if;
+  v_error := pg_catalog.format('%s reports refund %s failed (%s)', v_provider, coalesce(v_refund_id, '(no id)'),
+                               coalesce(p_event ->> 'error_reason', p_event ->> 'status', 'no reason given'));
+  update billing.provider_actions a
+  set state = 'failed',
+      result = coalesce(a.result, '{}'::jsonb)
+               || pg_catalog.jsonb_build_object('status', 'failed', 'provider_refund_id', coalesce(v_refund_id, a.result ->> 'provider_refund_id'),
+                                                'failed_event_id', p_event ->> 'event_id', 'failed_at', p_event_at),
+      last_error = left(v_error, 2000), locked_until = null, completed_at = v_now
+  where a.id = v_action.id;
+  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+  values (v_action.organization_id, v_action.subscription_id, 'provider_action_failed',
+          pg_catalog.jsonb_build_object('provider_action_id', v_action.id, 'provider', v_action.provider,
+                                        'kind', v_action.kind, 'target', v_action.target,
+                                        'attempts', v_action.attempts, 'error', left(v_error, 500)),
+          pg_catalog.format('provider_action_failed:%s', v_action.id))
+  on conflict (dedupe_key) do nothing;
+  return pg_catalog.jsonb_build_object('result', 'applied', 'reason', v_error, 'provider_action_id', v_action.id,
+                                       'payment_event_id', v_captured.id);
+end;
+$$;
+revoke execute on function billing.apply_refund_failed(jsonb, timestamptz) from public;
+grant execute on function billing.apply_refund_failed(jsonb, timestamptz) to service_role;
+
+/**
+ * THE entry point for provider events (service_role only), as in the money safety module, now
+ * also dispatching a refund the provider reports failed (refund_failed:
+ * billing.apply_refund_failed).
+ */
+create or replace function billing.apply_payment_event(p_event jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_provider public.payment_provider;
+  v_event_at timestamptz;
+  v_webhook_id uuid;
+  v_order public.orders;
+  v_result jsonb;
+begin
+  perform billing.validate_payment_event(p_event);
+  v_provider := (p_event ->> 'provider')::public.payment_provider;
+  v_event_at := coalesce((p_event ->> 'occurred_at')::timestamptz, v_now);
+
+  -- Record the delivery once, already marked processed: it is applied in this transaction, so
+  -- nobody ever sees it unprocessed (a failure rolls the record back with the rest, and the
+  -- provider's retry starts again); later steps only add last_error. A duplicate (also a
+  -- concurrent one, which waits here for the first to commit) is acknowledged without effect.
+  insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts)
+  values (v_provider, p_event ->> 'event_id', p_event ->> 'event_type', p_event, v_now, v_now, 1)
+  on conflict (provider, event_id) do nothing
+  returning id into v_webhook_id;
+  if v_webhook_id is null then
+    update billing.webhook_events w set attempts = w.attempts + 1
+    where w.provider = v_provider and w.event_id = p_event ->> 'event_id'
+    returning w.id into v_webhook_id;
+    v_order := billing.match_order(p_event);
+    return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'result', 'duplicate', 'webhook_event_id', v_webhook_id, 'reason', 'event already received',
+      'order_id', v_order.id, 'order_status', v_order.status));
+  end if;
+
+  v_result := case p_event ->> 'kind'
+    when 'other' then pg_catalog.jsonb_build_object(
+      'result', 'ignored', 'reason', pg_catalog.format('event type %s is not handled', p_event ->> 'event_type'))
+    when 'refund_processed' then billing.apply_refund(p_event, v_event_at)
+    when 'refund_failed' then billing.apply_refund_failed(p_event, v_event_at)
+    when 'dispute_opened' then billing.apply_dispute(p_event, v_event_at)
+    when 'dispute_won' then billing.apply_dispute(p_event, v_event_at)
+    when 'dispute_lost' then billing.apply_dispute(p_event, v_event_at)
+    else billing.apply_order_event(p_event, v_event_at)
+  end;
+
+  update billing.webhook_events w set last_error = v_result ->> 'last_error'
+  where w.id = v_webhook_id and v_result ->> 'last_error' is not null;
+  return pg_catalog.jsonb_strip_nulls((v_result - 'last_error')
+                                      || pg_catalog.jsonb_build_object('webhook_event_id', v_webhook_id));
+end;
+$$;
+revoke execute on function billing.apply_payment_event(jsonb) from public, anon, authenticated;
+grant execute on function billing.apply_payment_event(jsonb) to service_role;
 
 -- -------------------------------------------------------------------------------------------------
 -- Operators' grants replace the provider's mandate

@@ -400,6 +400,9 @@ isOneToOne: true
 "apply_refund":
 { Args: { "p_event": Json,"p_event_at": string }; Returns: Json
                            },
+"apply_refund_failed":
+{ Args: { "p_event": Json,"p_event_at": string }; Returns: Json
+                           },
 "apply_usage_delta":
 { Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
@@ -690,6 +693,9 @@ isOneToOne: true
 "operator_refund":
 { Args: { "p_amount_cents": number,"p_payment_event_id": string,"p_reason": string }; Returns: string
                            },
+"operator_resolve_refund":
+{ Args: { "p_action_id": string,"p_provider_refund_id"?: string,"p_reason": string,"p_refunded": boolean }; Returns: Database["billing"]['Enums']["provider_action_state"]
+                           },
 "operator_resume":
 { Args: { "p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
                            },
@@ -699,13 +705,13 @@ isOneToOne: true
 "order_tax_quote":
 { Args: { "p_currency": string,"p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
-"pays_current_period":
-{ Args: { "p_payment_event_id": string,"p_subscription_id": string }; Returns: boolean
-                           },
 "period_end_after":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
                            } |
 { Args: { "p_anchor": string,"p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
+                           },
+"period_end_without":
+{ Args: { "p_payment_event_id": string,"p_subscription_id": string }; Returns: string
                            },
 "plan_change_quote":
 { Args: { "p_at": string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
@@ -825,6 +831,9 @@ isOneToOne: true
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"stop_unbacked_mandate":
+{ Args: { "p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_subscription_id": string,"p_reason": string,"p_subscription_id"?: string }; Returns: string
+                           },
 "subscription_change_action":
 { Args: { "p_new": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_old": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: string
                            },
@@ -898,7 +907,7 @@ isOneToOne: true
                            }
           }
           Enums: {
-            "provider_action_kind": "cancel"|"pause"|"resume"|"change_plan"|"refund"|"fetch_payment","provider_action_state": "pending"|"running"|"succeeded"|"failed","provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"
+            "provider_action_kind": "cancel"|"pause"|"resume"|"change_plan"|"refund"|"fetch_payment","provider_action_state": "pending"|"running"|"succeeded"|"failed","provider_event_kind": "payment_captured"|"payment_failed"|"payment_authorized"|"payment_pending"|"refund_processed"|"subscription_status"|"other"|"dispute_opened"|"dispute_won"|"dispute_lost"|"refund_failed"
           }
           CompositeTypes: {
             "ai_reservation": {
@@ -1589,7 +1598,7 @@ export type CompositeTypes<
 export const Constants = {
   "billing": {
           Enums: {
-            "provider_action_kind": ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"],"provider_action_state": ["pending", "running", "succeeded", "failed"],"provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost"]
+            "provider_action_kind": ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"],"provider_action_state": ["pending", "running", "succeeded", "failed"],"provider_event_kind": ["payment_captured", "payment_failed", "payment_authorized", "payment_pending", "refund_processed", "subscription_status", "other", "dispute_opened", "dispute_won", "dispute_lost", "refund_failed"]
           }
         },"public": {
           Enums: {

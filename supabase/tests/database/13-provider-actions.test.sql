@@ -175,8 +175,10 @@ select throws_ok($$select billing.operator_refund('00000000-0000-4000-8000-00000
 select ok(not has_function_privilege('authenticated', 'billing.operator_refund(uuid, bigint, text)', 'execute'),
   'signed-in users cannot run operator refunds');
 
--- A lost dispute ends a Razorpay recurring subscription: Razorpay is told to stop now.
-update public.subscriptions set cancel_at_period_end = false, canceled_at = null where organization_id = pg_temp.org(1);
+-- A lost dispute ends a Razorpay recurring subscription: Razorpay is told to stop now. (The
+-- fixture's period, which no payment bought, has run out: the charge pays the current period.)
+update public.subscriptions set cancel_at_period_end = false, canceled_at = null, current_period_end = billing.now()
+where organization_id = pg_temp.org(1);
 insert into public.orders (organization_id, plan_id, subscription_id, provider, receipt, provider_subscription_id,
                            amount_cents, status, kind)
 values (pg_temp.org(1), (select id from public.billing_plans where code = 'pa_pro_m'),

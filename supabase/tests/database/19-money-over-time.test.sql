@@ -5,13 +5,19 @@
 -- unknown outcome blocks a new refund); a full refund or lost dispute of a payment credited into
 -- an upgrade ends the upgraded period, a partial refund keeps it; an operator's grant cancels the
 -- Razorpay mandate; tenants do not read operators' reasons; a failed refund's notification
--- carries its payment and amount. (End to end with the fake Razorpay:
--- tests/money-over-time.test.ts.)
+-- carries its payment and amount. Then, with the test clock letting time pass: a mandate debit of
+-- a subscription cancelled here buys nothing whenever it was made; a mandate whose charges buy
+-- nothing is cancelled at Razorpay (once, again after a cancel failed for good); a refund whose
+-- outcome stays unknown is never failed, until an operator resolves it; stacked spans (an early
+-- PayU renewal) and operators' grants and extensions decide what a full refund or lost dispute
+-- takes away; autopay drops a scheduled downgrade and a debit never flips the plan; one refund of
+-- ours is recorded once under two ids; Razorpay's refund.failed releases the refund. (End to end
+-- with the fake Razorpay: tests/money-over-time.test.ts.)
 begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(50);
+select plan(108);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -29,9 +35,9 @@ insert into public.billing_plans (code, name, tier, interval, price_cents, curre
 create function pg_temp.org(p_n integer)
 returns uuid language sql as $$ select ('f1920000-0000-4000-8000-' || lpad(p_n::text, 12, '0'))::uuid $$;
 
-insert into public.organizations (id, name) select pg_temp.org(n), 'Over time ' || n from generate_series(1, 8) n;
+insert into public.organizations (id, name) select pg_temp.org(n), 'Over time ' || n from generate_series(1, 30) n;
 insert into public.organization_members (organization_id, user_id, role)
-select pg_temp.org(n), 'f1900000-0000-4000-8000-000000000001', 'owner' from generate_series(1, 8) n;
+select pg_temp.org(n), 'f1900000-0000-4000-8000-000000000001', 'owner' from generate_series(1, 30) n;
 
 create function pg_temp.at(p_time text)
 returns void language sql as $$ select set_config('billing.now', p_time, true) $$;
@@ -66,6 +72,41 @@ returns jsonb language sql as $$
     'provider', 'razorpay', 'event_id', 'subscription.charged:' || p_payment, 'event_type', 'subscription.charged',
     'provider_subscription_id', p_psid, 'provider_payment_id', p_payment, 'amount_paise', p_amount, 'currency', 'INR',
     'status', 'active', 'method', 'upi', 'occurred_at', billing.now()::text))) $$;
+
+/** The same, for a debit made at p_paid_at whose webhook arrives now (delayed). */
+create function pg_temp.charged_at(p_psid text, p_payment text, p_amount bigint, p_paid_at timestamptz)
+returns jsonb language sql as $$
+  select billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'subscription.charged:' || p_payment, 'event_type', 'subscription.charged',
+    'provider_subscription_id', p_psid, 'provider_payment_id', p_payment, 'amount_paise', p_amount, 'currency', 'INR',
+    'status', 'active', 'method', 'upi', 'occurred_at', p_paid_at::text))) $$;
+
+/** The owner cancels p_org's subscription now (false) or at the period end (true). */
+create function pg_temp.cancel(p_org uuid, p_at_period_end boolean)
+returns text language plpgsql as $$
+declare
+  v_result text;
+begin
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  v_result := public.cancel_subscription(p_org, p_at_period_end) ->> 'result';
+  perform tests.as_postgres();
+  return v_result;
+end;
+$$;
+
+/** What a captured payment came to: (needs_refund, invoices of it, refund actions of it). */
+create function pg_temp.outcome(p_payment text)
+returns text language sql as $$
+  select row(pe.needs_refund,
+             (select count(*) from public.invoices i where i.payment_event_id = pe.id),
+             (select count(*) from billing.provider_actions a where a.payment_event_id = pe.id and a.kind = 'refund'))::text
+  from public.payment_events pe where pe.provider_payment_id = p_payment and pe.status = 'captured' $$;
+
+/** The cancel actions queued for Razorpay subscription p_psid: at_cycle_end/state, oldest first. */
+create function pg_temp.cancels(p_psid text)
+returns text language sql as $$
+  select coalesce(string_agg((a.payload ->> 'at_cycle_end') || '/' || a.state, ',' order by a.created_at, a.idempotency_key), '')
+  from billing.provider_actions a where a.kind = 'cancel' and a.target ->> 'provider_subscription_id' = p_psid $$;
 
 /**
  * A charge of p_psid that reconciliation found (razorpayPaymentEvent: the payment fetched, the
@@ -379,6 +420,345 @@ select is(
    from public.subscriptions s join public.billing_plans p on p.id = s.plan_id where s.id = (pg_temp.sub(pg_temp.org(8))).id),
   row('mt_pro_y', '2027-03-10 10:00+05:30'::timestamptz, true)::text,
   'the grant stands and the debit is marked for refund');
+
+-- -------------------------------------------------------------------------------------------------
+-- A mandate debit of a cancelled subscription buys nothing, whenever it was made
+-- -------------------------------------------------------------------------------------------------
+
+-- Past due at the period end, the owner cancels now; the debit made before the cancel arrives after.
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('r9', pg_temp.rzp_checkout(pg_temp.org(9), 'sub_mt9'));
+select pg_temp.charged('sub_mt9', pg_temp.pay('sub_mt9', 0), pg_temp.price('r9')) ->> 'result';
+select pg_temp.at('2026-02-10 11:00+05:30');
+select billing.job_expire() is not null;
+select pg_temp.at('2026-02-10 12:00+05:30');
+select is(pg_temp.cancel(pg_temp.org(9), false), 'canceled', 'a past-due subscription is cancelled now by its owner');
+select pg_temp.at('2026-02-10 14:00+05:30');
+select is(pg_temp.charged_at('sub_mt9', pg_temp.pay('sub_mt9', 1), pg_temp.price('r9'), '2026-02-10 10:05+05:30') ->> 'result',
+  'recorded', 'a debit made before the cancel-now and delivered after buys nothing');
+select is(
+  (select row(s.status, s.current_period_end, public.effective_tier(pg_temp.org(9)), pg_temp.outcome(pg_temp.pay('sub_mt9', 1)))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(9))).id),
+  row('canceled'::subscription_status, '2026-02-10 10:00+05:30'::timestamptz, 'free', '(t,0,1)')::text,
+  'the cancelled subscription is not extended; the debit has no invoice and is refunded');
+
+-- Cancelled at the period end; a debit made just before the period ended arrives after the job ended it.
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('r10', pg_temp.rzp_checkout(pg_temp.org(10), 'sub_mt10'));
+select pg_temp.charged('sub_mt10', pg_temp.pay('sub_mt10', 0), pg_temp.price('r10')) ->> 'result';
+select pg_temp.at('2026-01-20 10:00+05:30');
+select is(pg_temp.cancel(pg_temp.org(10), true), 'scheduled', 'another owner cancels at the period end');
+select pg_temp.at('2026-02-10 11:00+05:30');
+select billing.job_expire() is not null;
+select is((pg_temp.sub(pg_temp.org(10))).status, 'canceled'::subscription_status, 'the job ends it at the period end');
+select pg_temp.at('2026-02-10 14:00+05:30');
+select is(pg_temp.charged_at('sub_mt10', pg_temp.pay('sub_mt10', 1), pg_temp.price('r10'), '2026-02-10 09:55+05:30') ->> 'result',
+  'recorded', 'a debit made before the period ended, for a period the owner chose not to have, buys nothing');
+select is(
+  (select row(s.status, s.current_period_end, pg_temp.outcome(pg_temp.pay('sub_mt10', 1)))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(10))).id),
+  row('canceled'::subscription_status, '2026-02-10 10:00+05:30'::timestamptz, '(t,0,1)')::text,
+  'it stays cancelled; the debit is refunded, with no invoice');
+
+-- Cancelled at the period end, still running: a debit (Razorpay not told yet) does not undo the cancel.
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('r11', pg_temp.rzp_checkout(pg_temp.org(11), 'sub_mt11'));
+select pg_temp.charged('sub_mt11', pg_temp.pay('sub_mt11', 0), pg_temp.price('r11')) ->> 'result';
+select pg_temp.at('2026-01-20 10:00+05:30');
+select pg_temp.cancel(pg_temp.org(11), true);
+select pg_temp.at('2026-02-10 10:05+05:30');
+select is(pg_temp.charged('sub_mt11', pg_temp.pay('sub_mt11', 1), pg_temp.price('r11')) ->> 'result', 'recorded',
+  'a debit of a subscription cancelled at the period end buys nothing, before the job ran too');
+select is(
+  (select row(s.status, s.cancel_at_period_end, s.current_period_end, pg_temp.outcome(pg_temp.pay('sub_mt11', 1)))::text
+   from public.subscriptions s where s.id = (pg_temp.sub(pg_temp.org(11))).id),
+  row('active'::subscription_status, true, '2026-02-10 10:00+05:30'::timestamptz, '(t,0,1)')::text,
+  'the cancellation stands, the period is not extended, the debit is refunded');
+
+-- -------------------------------------------------------------------------------------------------
+-- A mandate whose charges buy nothing is cancelled at Razorpay
+-- -------------------------------------------------------------------------------------------------
+
+-- The first charge came after the checkout's quote expired: refunded, and the mandate stopped.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r12', pg_temp.rzp_checkout(pg_temp.org(12), 'sub_mt12'));
+select pg_temp.at('2026-01-03 10:00+05:30');
+select is(pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 0), pg_temp.price('r12')) ->> 'result', 'recorded',
+  'a first charge after the quote expired buys nothing');
+select is(pg_temp.cancels('sub_mt12'), 'false/pending', 'and the Razorpay subscription is cancelled now, through the outbox');
+select pg_temp.at('2026-02-03 10:05+05:30');
+select is(pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 1), pg_temp.price('r12')) ->> 'result', 'recorded',
+  'a debit a month later buys nothing either');
+select is(pg_temp.cancels('sub_mt12'), 'false/pending', 'the cancel is queued once');
+update billing.provider_actions set next_attempt_at = billing.now()
+where kind = 'cancel' and target ->> 'provider_subscription_id' = 'sub_mt12';
+create temp table claim_c12 on commit drop as select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(12);
+select is(billing.complete_provider_action((select id from claim_c12 where kind = 'cancel'), 'failed', null, 'bad request')::text,
+  'failed', 'Razorpay refuses the cancel for good');
+select pg_temp.at('2026-03-03 10:05+05:30');
+select pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 2), pg_temp.price('r12')) ->> 'result';
+select is(pg_temp.cancels('sub_mt12'), 'false/failed,false/pending', 'the next debit queues the cancel again');
+insert into billing.provider_subscription_states (provider, provider_subscription_id, status, status_at, event_id)
+values ('razorpay', 'sub_mt12', 'cancelled', billing.now(), 'evt_mt12_cancelled')
+on conflict (provider, provider_subscription_id) do update set status = excluded.status;
+update billing.provider_actions set state = 'failed', completed_at = billing.now()
+where kind = 'cancel' and target ->> 'provider_subscription_id' = 'sub_mt12' and state = 'pending';
+select pg_temp.at('2026-04-03 10:05+05:30');
+select pg_temp.charged('sub_mt12', pg_temp.pay('sub_mt12', 3), pg_temp.price('r12')) ->> 'result';
+select is(pg_temp.cancels('sub_mt12'), 'false/failed,false/failed', 'once Razorpay has ended it nothing more is queued');
+select is(
+  (select array_agg(pg_temp.outcome(pg_temp.pay('sub_mt12', n)) order by n) from generate_series(0, 3) n),
+  array_fill('(t,0,1)'::text, array[4]), 'every charge is refunded, none invoiced');
+
+-- A debit of the cancelled subscription above (org 9): its owner's cancel-now is already queued.
+select is(pg_temp.cancels('sub_mt9'), 'false/pending', 'a mandate already being cancelled is not cancelled twice');
+
+-- -------------------------------------------------------------------------------------------------
+-- A refund whose outcome stays unknown is never failed: the money stays held until someone knows
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r13', pg_temp.rzp_checkout(pg_temp.org(13), 'sub_mt13'));
+select pg_temp.charged('sub_mt13', pg_temp.pay('sub_mt13', 0), pg_temp.price('r13')) ->> 'result';
+insert into mt values ('p13', (pg_temp.captured(pg_temp.pay('sub_mt13', 0))).id::text);
+insert into mt values ('a13', billing.operator_refund((select val::uuid from mt where key = 'p13'), 20000, 'goodwill'));
+/** Claims action mt.p_key and records p_n attempts whose outcome is unknown (retry); the state left. */
+create function pg_temp.unknown_attempts(p_key text, p_n integer)
+returns text language plpgsql as $$
+declare
+  v_id uuid := (select val::uuid from mt where key = p_key);
+  v_state text;
+begin
+  for i in 1 .. p_n loop
+    update billing.provider_actions set next_attempt_at = billing.now() where id = v_id;
+    perform 1 from billing.claim_provider_actions(1000) c where c.id = v_id;
+    v_state := billing.complete_provider_action(v_id, 'retry', null,
+      case when i % 2 = 0 then 'Razorpay could not be asked about the earlier attempt: timeout' else 'timeout' end);
+  end loop;
+  return v_state;
+end;
+$$;
+select is(pg_temp.unknown_attempts('a13', 10), 'pending',
+  'a refund whose outcome stays unknown past max_attempts is still pending, never failed');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0))), pg_temp.price('r13') - 20000,
+  'its amount still counts as in flight');
+select throws_ok(
+  format($$select billing.operator_refund(%L, 20000, 'the refund failed, refund again')$$, (select val from mt where key = 'p13')),
+  '55000', null, 'so a second refund of the same money is refused');
+select throws_ok(
+  format($$select billing.operator_resolve_refund(%L, false, '')$$, (select val from mt where key = 'a13')),
+  '22023', null, 'resolving needs a reason');
+select throws_ok(
+  format($$select billing.operator_resolve_refund(%L, true, 'seen in the dashboard')$$, (select val from mt where key = 'a13')),
+  '22023', null, 'resolving as refunded needs the provider''s refund id');
+select is(billing.operator_resolve_refund((select val::uuid from mt where key = 'a13'), false,
+                                          'Razorpay dashboard: no refund of the payment, ticket 88')::text, 'failed',
+  'an operator who saw no refund at Razorpay resolves it as not refunded');
+select is(
+  (select row(state, last_error like 'not refunded at the provider, per an operator:%', result ->> 'resolved_by')::text
+   from billing.provider_actions where id = (select val::uuid from mt where key = 'a13')),
+  '(failed,t,operator)', 'the action says who resolved it and what they saw');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0))), pg_temp.price('r13'),
+  'only then is the money released');
+select throws_ok(
+  format($$select billing.operator_resolve_refund(%L, false, 'again')$$, (select val from mt where key = 'a13')),
+  '55000', null, 'a resolved refund cannot be resolved again');
+insert into mt values ('a13b', billing.operator_refund((select val::uuid from mt where key = 'p13'), 20000, 'goodwill, again'));
+select is(pg_temp.unknown_attempts('a13b', 3), 'pending', 'the new refund''s outcome is unknown too');
+select is(billing.operator_resolve_refund((select val::uuid from mt where key = 'a13b'), true,
+                                          'Razorpay dashboard shows rfnd_mt13 processed', 'rfnd_mt13')::text, 'succeeded',
+  'an operator who saw the refund at Razorpay resolves it as refunded, with its id');
+select is(
+  (select row(amount_cents, details ->> 'refund_id')::text from public.payment_events
+   where provider_payment_id = pg_temp.pay('sub_mt13', 0) and status = 'refunded'),
+  '(20000,rfnd_mt13)', 'the refund is recorded under the provider''s refund id');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt13', 0))), pg_temp.price('r13') - 20000,
+  'and counts once');
+select is(pg_temp.rzp('mt_rf13', 'refund_processed', pg_temp.pay('sub_mt13', 0), 20000, '{"provider_refund_id": "rfnd_mt13"}') ->> 'result',
+  'duplicate', 'its webhook arriving later is a duplicate');
+
+-- -------------------------------------------------------------------------------------------------
+-- Access follows the spans payments bought: stacked periods, operators' grants and extensions
+-- -------------------------------------------------------------------------------------------------
+
+/** The owner's PayU checkout of p_plan, paid now; the payment id (PayU: the receipt). */
+create function pg_temp.payu_paid(p_org uuid, p_plan text)
+returns text language plpgsql as $$
+declare
+  v_receipt text;
+begin
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  select c.receipt into v_receipt from public.create_checkout_order(p_org, p_plan, 'payu') c;
+  perform tests.as_postgres();
+  perform billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'payu', 'event_id', v_receipt || ':success', 'event_type', 'payment.success', 'order_ref', v_receipt,
+    'provider_payment_id', v_receipt, 'amount_paise', (select amount_cents from public.orders where receipt = v_receipt),
+    'currency', 'INR')));
+  return v_receipt;
+end;
+$$;
+/** A PayU refund (p_kind refund_processed) or lost dispute (dispute_lost) of all of payment p_payment. */
+create function pg_temp.payu_back(p_kind text, p_payment text)
+returns text language sql as $$
+  select billing.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', p_kind || ':' || p_payment, 'event_type', 'test.' || p_kind, 'kind', p_kind,
+    'provider_payment_id', p_payment, 'amount_paise', (pg_temp.captured(p_payment)).amount_cents, 'currency', 'INR',
+    'provider_refund_id', 'rf_' || p_payment, 'provider_dispute_id', 'dp_' || p_payment)) ->> 'result' $$;
+/** p_org's subscription as (status, current_period_end, effective tier). */
+create function pg_temp.access(p_org uuid)
+returns text language sql as $$
+  select row(s.status, s.current_period_end, public.effective_tier(p_org))::text
+  from public.subscriptions s where s.id = (pg_temp.sub(p_org)).id $$;
+
+-- January paid on 1 January, February paid early on 20 January: two stacked spans.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p14a', pg_temp.payu_paid(pg_temp.org(14), 'mt_basic_m'));
+select pg_temp.at('2026-01-20 10:00+05:30');
+insert into mt values ('p14b', pg_temp.payu_paid(pg_temp.org(14), 'mt_basic_m'));
+select is(pg_temp.access(pg_temp.org(14)), row('active'::subscription_status, '2026-03-01 10:00+05:30'::timestamptz, 'basic')::text,
+  'a PayU renewal paid early stacks February after January');
+select pg_temp.at('2026-01-25 10:00+05:30');
+select is(pg_temp.payu_back('dispute_lost', (select val from mt where key = 'p14a')), 'applied', 'the January payment is charged back');
+select is(pg_temp.access(pg_temp.org(14)), row('active'::subscription_status, '2026-02-22 10:00+05:30'::timestamptz, 'basic')::text,
+  'what January had left (7 days) is taken away: February''s month, paid for, now runs from today');
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p15a', pg_temp.payu_paid(pg_temp.org(15), 'mt_basic_m'));
+select pg_temp.at('2026-01-20 10:00+05:30');
+insert into mt values ('p15b', pg_temp.payu_paid(pg_temp.org(15), 'mt_basic_m'));
+select pg_temp.at('2026-01-21 10:00+05:30');
+select is(pg_temp.payu_back('refund_processed', (select val from mt where key = 'p15b')), 'applied', 'the unused early renewal is refunded in full');
+select is(pg_temp.access(pg_temp.org(15)), row('active'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz, 'basic')::text,
+  'its span, wholly in the future, is taken off the end: January, paid for, stands');
+select pg_temp.at('2026-01-22 10:00+05:30');
+select is(pg_temp.payu_back('refund_processed', (select val from mt where key = 'p15a')), 'applied', 'then January is refunded in full');
+select is(pg_temp.access(pg_temp.org(15)), row('canceled'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz, 'free')::text,
+  'nothing paid is left: access ends now');
+
+-- An operator's grant after the payment: the period stands on the grant.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p16', pg_temp.payu_paid(pg_temp.org(16), 'mt_basic_m'));
+select pg_temp.at('2026-01-10 10:00+05:30');
+select billing.operator_grant_plan(pg_temp.org(16), 'mt_pro_m', '2026-07-10 10:00+05:30', 'comp for an outage') is not null;
+select pg_temp.at('2026-01-12 10:00+05:30');
+select is(pg_temp.payu_back('refund_processed', (select val from mt where key = 'p16')), 'applied',
+  'the payment made before a grant is refunded in full');
+select is(pg_temp.access(pg_temp.org(16)), row('active'::subscription_status, '2026-07-10 10:00+05:30'::timestamptz, 'pro')::text,
+  'the grant stands: the period no longer stands on that payment');
+-- An operator's extension after the payment: the same.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p17', pg_temp.payu_paid(pg_temp.org(17), 'mt_basic_m'));
+select pg_temp.at('2026-01-10 10:00+05:30');
+select billing.operator_extend_period(pg_temp.org(17), interval '7 days', 'outage on 9 January') is not null;
+select pg_temp.at('2026-01-12 10:00+05:30');
+select is(pg_temp.payu_back('dispute_lost', (select val from mt where key = 'p17')), 'applied',
+  'the payment made before an extension is charged back');
+select is(pg_temp.access(pg_temp.org(17)), row('active'::subscription_status, '2026-02-08 10:00+05:30'::timestamptz, 'basic')::text,
+  'the extended period stands');
+
+-- -------------------------------------------------------------------------------------------------
+-- A downgrade scheduled before autopay started is dropped; a debit never flips the plan
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
+  ('mt_rzp_basic', 'MT Recurring Basic (monthly)', 'basic', 'month', 29900, 'INR', '{"razorpay": {"plan_id": "plan_mt_b"}}', true);
+/** p_org's subscription as (plan code, pending plan code, status, current_period_end). */
+create function pg_temp.plan_of(p_org uuid)
+returns text language sql as $$
+  select row(p.code, pp.code, s.status, s.current_period_end)::text
+  from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
+  left join public.billing_plans pp on pp.id = s.pending_plan_id
+  where s.id = (pg_temp.sub(p_org)).id $$;
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p18', pg_temp.payu_paid(pg_temp.org(18), 'mt_rzp_m'));
+select pg_temp.at('2026-01-05 10:00+05:30');
+select tests.as_user('f1900000-0000-4000-8000-000000000001');
+select is(public.change_plan(pg_temp.org(18), 'mt_rzp_basic') ->> 'result', 'scheduled',
+  'a downgrade is scheduled on a subscription paid with PayU');
+select tests.as_postgres();
+select pg_temp.at('2026-01-06 10:00+05:30');
+insert into mt values ('r18', pg_temp.rzp_checkout(pg_temp.org(18), 'sub_mt18'));
+select is(pg_temp.charged('sub_mt18', pg_temp.pay('sub_mt18', 0), pg_temp.price('r18')) ->> 'result', 'applied',
+  'then the owner starts autopay of the current plan with Razorpay');
+select is(pg_temp.plan_of(pg_temp.org(18)),
+  row('mt_rzp_m', null::text, 'active'::subscription_status, '2026-03-01 10:00+05:30'::timestamptz)::text,
+  'the mandate''s plan replaces the scheduled downgrade, which is dropped');
+select is((select array_agg(action order by effective_at, created_at) from public.subscription_history
+           where organization_id = pg_temp.org(18) and action in ('downgrade_scheduled', 'pending_plan_cleared')),
+  array['downgrade_scheduled', 'pending_plan_cleared'], 'with history');
+select pg_temp.at('2026-03-01 10:01+05:30');
+select billing.job_expire() is not null;
+select pg_temp.at('2026-03-01 10:05+05:30');
+select is(pg_temp.charged('sub_mt18', pg_temp.pay('sub_mt18', 1), pg_temp.price('r18')) ->> 'result', 'applied',
+  'the next debit renews');
+select is(pg_temp.plan_of(pg_temp.org(18)),
+  row('mt_rzp_m', null::text, 'active'::subscription_status, '2026-04-01 10:00+05:30'::timestamptz)::text,
+  'the plan the mandate pays for, with no flip');
+
+-- A debit whose plan is not the subscription's (changed by hand) is refunded for review, not applied.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r19', pg_temp.rzp_checkout(pg_temp.org(19), 'sub_mt19'));
+select pg_temp.charged('sub_mt19', pg_temp.pay('sub_mt19', 0), pg_temp.price('r19')) ->> 'result';
+update public.subscriptions set plan_id = (select id from public.billing_plans where code = 'mt_rzp_basic')
+where id = (pg_temp.sub(pg_temp.org(19))).id;
+select pg_temp.at('2026-02-01 10:05+05:30');
+select is(pg_temp.charged('sub_mt19', pg_temp.pay('sub_mt19', 1), pg_temp.price('r19')) ->> 'result', 'recorded',
+  'a debit for another plan than the subscription''s is not applied');
+select is(
+  (select row(pg_temp.plan_of(pg_temp.org(19)), pg_temp.outcome(pg_temp.pay('sub_mt19', 1)),
+              (pg_temp.captured(pg_temp.pay('sub_mt19', 1))).details ->> 'needs_review')::text),
+  row(row('mt_rzp_basic', null::text, 'active'::subscription_status, '2026-02-01 10:00+05:30'::timestamptz)::text,
+      '(t,0,1)', 'true')::text,
+  'the plan is not flipped; the debit is refunded and marked for an operator''s review');
+
+-- -------------------------------------------------------------------------------------------------
+-- One refund of ours is recorded once, whatever id it comes under; a refund that failed is released
+-- -------------------------------------------------------------------------------------------------
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('p20', pg_temp.payu_paid(pg_temp.org(20), 'mt_basic_m'));
+insert into mt values ('a20', billing.operator_refund((pg_temp.captured((select val from mt where key = 'p20'))).id, 10000, 'partial'));
+insert into mt values ('t20', (select payload ->> 'refund_id' from billing.provider_actions where id = (select val::uuid from mt where key = 'a20')));
+select is(billing.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', 'refund:' || (select val from mt where key = 't20') || ':queued', 'event_type', 'refund.queued',
+    'kind', 'refund_processed', 'provider_payment_id', (select val from mt where key = 'p20'), 'amount_paise', 10000, 'currency', 'INR',
+    'provider_refund_id', (select val from mt where key = 't20'),
+    'payload', jsonb_build_object('source', 'provider-sync', 'action_id', (select val from mt where key = 'a20'),
+                                  'token', (select val from mt where key = 't20')))) ->> 'result',
+  'applied', 'provider-sync records a PayU refund under our token (PayU gave no request id)');
+select is(billing.apply_payment_event(jsonb_build_object(
+    'provider', 'payu', 'event_id', 'refund:7800456:queued', 'event_type', 'refund.queued',
+    'kind', 'refund_processed', 'provider_payment_id', (select val from mt where key = 'p20'), 'amount_paise', 10000, 'currency', 'INR',
+    'provider_refund_id', '7800456',
+    'payload', jsonb_build_object('source', 'reconcile', 'token', (select val from mt where key = 't20')))) ->> 'result',
+  'duplicate', 'reconcile finding the same refund under PayU''s request id records nothing more');
+select is(
+  (select row((select count(*) from public.payment_events where organization_id = pg_temp.org(20) and status = 'refunded'),
+              (select count(*) from public.credit_notes where organization_id = pg_temp.org(20)),
+              billing.refundable_paise(pg_temp.captured((select val from mt where key = 'p20'))))::text),
+  row(1, 1, (pg_temp.captured((select val from mt where key = 'p20'))).amount_cents - 10000)::text,
+  'one refund row, one credit note, the 10000 counted once');
+
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r21', pg_temp.rzp_checkout(pg_temp.org(21), 'sub_mt21'));
+select pg_temp.charged('sub_mt21', pg_temp.pay('sub_mt21', 0), pg_temp.price('r21')) ->> 'result';
+insert into mt values ('a21', billing.operator_refund((pg_temp.captured(pg_temp.pay('sub_mt21', 0))).id, 10000, 'goodwill'));
+create temp table claim_a21 on commit drop as select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(21);
+select billing.complete_provider_action((select val::uuid from mt where key = 'a21'), 'succeeded',
+  '{"provider_refund_id": "rfnd_mt21", "status": "pending", "amount_paise": 10000}');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt21', 0))), pg_temp.price('r21') - 10000,
+  'Razorpay holds the refund as pending: it counts');
+select is(pg_temp.rzp('mt_rff21', 'refund_failed', pg_temp.pay('sub_mt21', 0), 10000,
+                      '{"provider_refund_id": "rfnd_mt21", "event_type": "refund.failed"}') ->> 'result',
+  'applied', 'Razorpay''s refund.failed is applied');
+select is(
+  (select row(a.state, a.result ->> 'status', a.last_error like 'razorpay reports refund rfnd_mt21 failed%',
+              exists (select 1 from public.notifications n where n.kind = 'provider_action_failed'
+                      and n.payload ->> 'provider_action_id' = a.id::text))::text
+   from billing.provider_actions a where a.id = (select val::uuid from mt where key = 'a21')),
+  '(failed,failed,t,t)', 'the refund action is failed, and the owners are told');
+select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt21', 0))), pg_temp.price('r21'),
+  'the failed refund no longer counts as in flight');
 
 select * from finish();
 rollback;

@@ -52,6 +52,8 @@ export const RAZORPAY_EVENT_KINDS: Readonly<Record<string, EventKind>> = {
   "payment.authorized": "payment_authorized",
   "payment.failed": "payment_failed",
   "refund.processed": "refund_processed",
+  // A refund Razorpay could not make: the refund action it carries out fails (apply_refund_failed).
+  "refund.failed": "refund_failed",
   "subscription.activated": "subscription_status",
   "subscription.resumed": "subscription_status",
   "subscription.pending": "subscription_status",
