@@ -213,7 +213,9 @@ interface Org {
   /** Until when the model is unsure (a payment in flight, a boundary, a dispute): any of `unsure` tiers goes. */
   unsureUntil: number;
   unsure: Set<string>;
-  payments: { id: string; provider: "payu" | "razorpay"; amount: number; captureAt: number }[];
+  payments: ModelPayment[];
+  /** When an operator last granted or extended the period (docs/payments.md: it then stands on no payment). */
+  operatorAt: number | null;
   disputeOpen: boolean;
   neverRenews: boolean;
   /** A comp from an operator (no payment): the plan runs until periodEnd with no renewal. */
@@ -222,6 +224,18 @@ interface Org {
   resubscribe: string | null;
 }
 const orgs: Org[] = [];
+
+/** A payment in the model, with the span of time it bought (docs/payments.md: refunds and disputes take it back). */
+interface ModelPayment {
+  id: string;
+  provider: "payu" | "razorpay";
+  amount: number;
+  captureAt: number;
+  spanStart?: number;
+  spanEnd?: number;
+  /** The upgrade payment its unused value was credited into. */
+  creditedInto?: ModelPayment;
+}
 
 function tierOf(code: string | null) {
   return code ? plans.get(code)!.tier : "free";
@@ -270,6 +284,24 @@ function unsure(o: Org, days: number, ...tiers: string[]) {
   o.unsureUntil = Math.max(o.unsureUntil, now + days * DAY);
 }
 
+/**
+ * A full refund or lost dispute of `p`, in the model (docs/payments.md): the unused part of the span
+ * it bought (of the upgrade it was credited into, when it was) comes off the period end, and access
+ * ends now when nothing paid is left; a grant or extension since the payment leaves the period alone.
+ */
+function modelTakeBack(o: Org, p: ModelPayment) {
+  if (o.endedAt !== null || o.periodEnd === null) return;
+  if (o.operatorAt !== null && o.operatorAt >= p.captureAt) return;
+  let span: ModelPayment = p;
+  while (span.creditedInto) span = span.creditedInto;
+  if (span.spanStart === undefined || span.spanEnd === undefined) return;
+  const unused = Math.max(0, span.spanEnd - Math.max(now, span.spanStart));
+  const before = modelTier(o, now);
+  o.periodEnd -= unused;
+  if (o.periodEnd <= now) o.endedAt = now;
+  unsure(o, 1.5, before);
+}
+
 /** A payment that buys `code` now, in the model: extends a running or grace period, else starts now. */
 function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   const plan = plans.get(code)!;
@@ -277,14 +309,25 @@ function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   // docs/lifecycle.md: a renewal of the current plan paid while a downgrade is scheduled keeps the
   // period it paid for, and the downgrade follows at the end of that period.
   const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd;
+  const paid = o.payments[o.payments.length - 1];
+  let start = now;
   if (kind === "upgrade") {
+    // The unused value of the payment applied before the upgrade is credited into it.
+    const credited = o.payments[o.payments.length - 2];
+    if (credited && o.periodEnd !== null && now < o.periodEnd) credited.creditedInto = paid;
     o.periodEnd = addInterval(now, plan.interval);
   } else if (o.trialEnd !== null && now < o.trialEnd && o.periodEnd === null) {
+    start = o.trialEnd;
     o.periodEnd = addInterval(o.trialEnd, plan.interval);
   } else if (kind === "renewal" && o.periodEnd !== null && now < o.periodEnd + GRACE) {
+    start = o.periodEnd;
     o.periodEnd = addInterval(o.periodEnd, plan.interval);
   } else {
     o.periodEnd = addInterval(now, plan.interval);
+  }
+  if (paid) {
+    paid.spanStart = start;
+    paid.spanEnd = o.periodEnd;
   }
   if (!keepPending) o.pendingPlan = null;
   o.plan = code;
@@ -375,7 +418,7 @@ async function createOrg(n: number): Promise<Org> {
   return {
     n, id, owner, provider: null, plan: null, periodEnd: null, trialEnd: null, trialPlan: null, everTrialed: false,
     cancelAtEnd: false, endedAt: null, pendingPlan: null, rzpSubId: null, unsureUntil: 0, unsure: new Set(), payments: [],
-    disputeOpen: false, neverRenews: chance(0.15), granted: false, resubscribe: null,
+    disputeOpen: false, neverRenews: chance(0.15), granted: false, resubscribe: null, operatorAt: null,
   };
 }
 
@@ -532,10 +575,7 @@ async function operatorRefund(o: Org, full: boolean) {
   }
   refundAllowed.push(p.id);
   counts.refunds++;
-  if (full && o.payments.indexOf(p) === o.payments.length - 1) {
-    o.endedAt = now;
-    unsure(o, 1.5, "free");
-  }
+  if (full) modelTakeBack(o, p);
   return full ? "full refund queued" : "partial refund queued";
 }
 
@@ -576,6 +616,7 @@ async function operatorGrant(o: Org) {
   const hadMandate = o.rzpSubId;
   o.plan = code;
   o.periodEnd = until;
+  o.operatorAt = now;
   o.granted = true;
   o.rzpSubId = null;
   o.resubscribe = null;
@@ -596,6 +637,7 @@ async function operatorExtend(o: Org) {
     return `refused: ${(e as Error).message}`;
   }
   o.periodEnd = o.periodEnd! + days * DAY;
+  o.operatorAt = now;
   unsure(o, 0.5);
   return `${days} days`;
 }
@@ -613,10 +655,7 @@ async function dispute(o: Org) {
     send: async () => {
       await rzpWebhook(`payment.dispute.${lost ? "lost" : "won"}`, body(lost ? "lost" : "won"));
       o.disputeOpen = false;
-      if (lost && o.payments[o.payments.length - 1] === p) {
-        o.endedAt = now;
-        unsure(o, 1.5, "free");
-      }
+      if (lost) modelTakeBack(o, p);
     },
   });
   return lost ? "dispute (to be lost)" : "dispute (to be won)";

@@ -70,7 +70,9 @@ comment on column public.subscription_history.actor_kind is
  * and the SQL editor only; immutable like the history it annotates.
  */
 create table billing.operator_notes (
-  history_id uuid primary key references public.subscription_history (id) on delete restrict,
+  -- No foreign key: subscription_history stays truncate-proof by its own trigger, and a foreign
+  -- key would answer a TRUNCATE first. Rows are written only with their history row.
+  history_id uuid primary key,
   organization_id uuid not null references public.organizations (id) on delete restrict,
   reason text not null,
   created_at timestamptz not null default now()

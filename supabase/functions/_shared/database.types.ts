@@ -59,13 +59,7 @@ export type Database = {
                     "created_at"?: string,"history_id"?: string,"organization_id"?: string,"reason"?: string
                   }
                   Relationships: [
-                    {
-      foreignKeyName: "operator_notes_history_id_fkey"
-      columns: ["history_id"]
-isOneToOne: true
-      referencedRelation: "subscription_states"
-      referencedColumns: ["id"]
-    }
+                    
                   ]
                 },"order_checks": {
                   Row: {
