@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import { tempCluster } from "../scripts/lib/pg.mjs";
 import { env, mintToken } from "./helpers.ts";
 

@@ -1,6 +1,6 @@
 // Shared by the Deno tests: the stack's URLs and keys (set by scripts/test.mjs), a superuser
 // connection to the test database for setup and assertions, and token minting.
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import * as jose from "npm:jose@6.2.17";
 import { HttpError } from "../supabase/functions/_shared/http.ts";
 

@@ -2,7 +2,7 @@
 // inside transactions that roll back; the committed invoices of the financial year are numbered
 // exactly 1..N (after whatever the year already had), with no gap and no duplicate.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import { adminSql, env } from "./helpers.ts";
 
 const CONNECTIONS = 20;

@@ -2,7 +2,7 @@
 // on many connections at once. billing_settings.max_owned_organizations (3) must hold exactly, and
 // one trial per person too. The rules themselves are tested in pgTAP (11-per-person).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import { adminSql, createUser, env } from "./helpers.ts";
 
 /** Runs `total` calls as the signed-in user, each in its own transaction, over `connections` connections at once. */

@@ -9,7 +9,7 @@
 // runs what PostgREST runs for it as that role with its claims, and answers as PostgREST does.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createClient } from "npm:@supabase/supabase-js@2.119.0";
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import { restFetch } from "../scripts/lib/rest.mjs";
 import type { Database } from "../supabase/functions/_shared/database.types.ts";
 import { adminSql, apiUrl, createUser, env, functionsUrl, mintToken } from "./helpers.ts";

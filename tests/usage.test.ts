@@ -1,6 +1,6 @@
 // increment_usage and count limits under real concurrency: many connections, one organization.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import { adminSql, env } from "./helpers.ts";
 
 /** A fresh organization on a plan with the given features, active for the current period. */

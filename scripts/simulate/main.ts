@@ -5,7 +5,7 @@
 // (billing.test_clock for every connection, /__control/clock for the fakes) moved a day at a
 // time. After each day it takes a snapshot and checks the invariants (invariants.ts); the first
 // violation stops it (exit 1) with the seed, day, organization and invariant.
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import * as jose from "npm:jose@6.2.17";
 import { createHash, createHmac } from "node:crypto";
 import {

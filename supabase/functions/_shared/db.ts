@@ -3,7 +3,7 @@
 // transaction pooler, port 6543, hence prepare: false). SQL acting for a user runs the way
 // PostgREST runs it: `set local role authenticated` and the user's claims in request.jwt.claims,
 // so RLS applies.
-import postgres from "npm:postgres@3.4.9";
+import postgres from "npm:postgres@4.2.0";
 import type { Claims } from "./auth.ts";
 import { denoEnv, readEnv } from "./env.ts";
 import { HttpError } from "./http.ts";
