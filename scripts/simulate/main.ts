@@ -336,6 +336,12 @@ function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   unsure(o, 0.5, before);
 }
 
+/** Whether a recorded Razorpay cancel call asked for the cycle end (a form or JSON body). */
+function cancelsAtCycleEnd(body: unknown): boolean {
+  const value = body && typeof body === "object" ? (body as Json).cancel_at_cycle_end : undefined;
+  return value === 1 || value === true || value === "1" || value === "true";
+}
+
 // -------------------------------------------------------------------------------------------------
 // Webhooks, with faults: duplicated, late (delivered on a later day, so out of order), lost
 
@@ -728,10 +734,10 @@ async function live(o: Org): Promise<string | null> {
     return `payu renewal ${code}: ${await payWithPayu(o, { plan_code: code }, "renewal", code)}`;
   }
   const r = random();
-  if (flags.refunds && r < 0.015) return `operator refund: ${await operatorRefund(o, chance(0.4))}`;
-  if (flags.refunds && r < 0.025 && o.provider === "razorpay") return `dashboard refund: ${await dashboardRefund(o)}`;
-  if (flags.disputes && r < 0.032 && o.provider === "razorpay") return await dispute(o);
-  if (flags.cancels && r < 0.06 && !o.cancelAtEnd) {
+  if (flags.refunds && r < 0.006) return `operator refund: ${await operatorRefund(o, chance(0.4))}`;
+  if (flags.refunds && r < 0.01 && o.provider === "razorpay") return `dashboard refund: ${await dashboardRefund(o)}`;
+  if (flags.disputes && r < 0.013 && o.provider === "razorpay") return await dispute(o);
+  if (flags.cancels && r < 0.03 && !o.cancelAtEnd) {
     const res = await asOwner(o, async (tx) => (await tx`select public.cancel_subscription(${o.id}, true) as r`)[0].r as Json)
       .catch((e) => ({ error: (e as Error).message }) as Json);
     if (res.error) return `cancel refused: ${res.error}`;
@@ -1020,7 +1026,12 @@ async function snapshot(): Promise<Snapshot> {
   ];
   const provider_calls: ProviderCall[] = [
     ...calls.filter((c) => c.route !== "razorpay.subscriptions.fetch" && c.route !== "razorpay.subscriptions.create")
-      .map((c) => ({ route: c.route as string, action_key: `${c.route} ${c.path}`, status: c.status as number })),
+      // A cancel at the cycle end and a later cancel now (an operator's grant) are two actions.
+      .map((c) => ({
+        route: c.route as string,
+        action_key: `${c.route} ${c.path}${c.route === "razorpay.subscriptions.cancel" ? ` at_cycle_end=${cancelsAtCycleEnd(c.body)}` : ""}`,
+        status: c.status as number,
+      })),
     ...rzpRefunds.filter((r) => r.receipt).map((r) => ({ route: "razorpay.payments.refund", action_key: `refund ${r.receipt}`, status: 200 })),
   ];
   // billing-purge deletes sent notifications after 90 days: the emails of the last 60 are checked.
