@@ -108,7 +108,7 @@ export function identityArguments(args) {
     let type = words.join(" ").replace(/\s*\(\s*/g, "(").replace(/\s*\)/g, ")").replace(/^(?:pg_catalog|public)\./, "");
     type = type.replace(/"/g, "");
     const base = /^([a-z0-9_]+)(.*)$/.exec(type);
-    if (base && TYPE_ALIASES[base[1]]) type = TYPE_ALIASES[base[1]] + base[2];
+    if (base && TYPE_ALIASES[base[1]] && /^(?:\(.*\))?(?:\[\])*$/.test(base[2])) type = TYPE_ALIASES[base[1]] + base[2];
     if (/^(?:character varying|numeric|character)\(/.test(type)) type = type.replace(/\(.*\)/, ""); // typmods are not identity
     types.push(type.replace(/\s+/g, " "));
   }
