@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { env } from "./helpers.ts";
 import { declaredTwice, forbiddenInSchemas, identityArguments } from "../scripts/lib/sql-objects.mjs";
-import { buildBoth, orderDifferences, ruleMapProblems, schemaDiff } from "../scripts/lib/schemas.mjs";
+import { buildFromMigrations, buildFromSchemas, orderDifferences, ruleMapProblems, schemaDiff } from "../scripts/lib/schemas.mjs";
 import { migrationFileName, parseArgs } from "../scripts/db-diff.mjs";
 
 const file = (name: string, sql: string) => ({ name, sql });
@@ -212,20 +212,37 @@ const TOY_SCHEMA = `
   create table billing.t (id int primary key, state billing.state not null default 'active', note text);
   create function billing.f() returns int language sql as $$ select 1 $$;`;
 
+async function writeFiles(dir: string, files: Record<string, string>) {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const [name, sql] of Object.entries(files)) await Deno.writeTextFile(`${dir}/${name}`, sql);
+}
+
+/**
+ * The migrations' database of TOY_MIGRATIONS is built once for the cases that share it (db push is
+ * the slow part) and dropped by the last test of this file.
+ */
+let toyMigrations: Promise<{ url: string; drop: () => Promise<unknown> }> | undefined;
+
 async function compareToy(migrations: Record<string, string>, schemas: Record<string, string>) {
   const work = await Deno.makeTempDir({ prefix: "supabill-toy-" });
-  await Deno.mkdir(`${work}/supabase/migrations`, { recursive: true });
-  await Deno.mkdir(`${work}/schemas`);
-  for (const [name, sql] of Object.entries(migrations)) await Deno.writeTextFile(`${work}/supabase/migrations/${name}`, sql);
-  for (const [name, sql] of Object.entries(schemas)) await Deno.writeTextFile(`${work}/schemas/${name}`, sql);
-  const built = await buildBoth(env("SUPABASE_DB_URL"), { migrationsDir: `${work}/supabase/migrations`, schemasDir: `${work}/schemas` });
+  const admin = env("SUPABASE_DB_URL");
   try {
-    return {
-      diff: await schemaDiff(built.migrationsUrl, built.schemasUrl),
-      order: await orderDifferences(built.migrationsUrl, built.schemasUrl),
-    };
+    await writeFiles(`${work}/supabase/migrations`, migrations);
+    await writeFiles(`${work}/schemas`, schemas);
+    const s = await buildFromSchemas(admin, `${work}/schemas`);
+    const shared = migrations === TOY_MIGRATIONS;
+    if (shared) toyMigrations ??= buildFromMigrations(admin, `${work}/supabase/migrations`);
+    const m = await (shared ? toyMigrations! : buildFromMigrations(admin, `${work}/supabase/migrations`)).catch(async (e) => {
+      await s.drop();
+      throw e;
+    });
+    try {
+      return { diff: await schemaDiff(m.url, s.url), order: await orderDifferences(m.url, s.url) };
+    } finally {
+      await s.drop();
+      if (!shared) await m.drop();
+    }
   } finally {
-    await built.drop();
     await Deno.remove(work, { recursive: true });
   }
 }
@@ -250,16 +267,21 @@ Deno.test("diff: a migration with no schema edit is reported too", async () => {
   assert(/DROP FUNCTION "?billing"?\."?g"?/.test(diff), diff);
 });
 
-Deno.test("order: columns and enum values declared in another order are reported, which the diff misses", async () => {
-  const schema = TOY_SCHEMA
-    .replace("(id int primary key, state billing.state not null default 'active', note text)", "(id int primary key, note text, state billing.state not null default 'active')")
-    .replace("('active', 'ended', 'paused')", "('active', 'paused', 'ended')");
+Deno.test("order: columns declared in another order are reported, which the diff misses", async () => {
+  const schema = TOY_SCHEMA.replace(
+    "(id int primary key, state billing.state not null default 'active', note text)",
+    "(id int primary key, note text, state billing.state not null default 'active')",
+  );
   const { diff, order } = await compareToy(TOY_MIGRATIONS, { "00_toy.sql": schema });
-  assertEquals(diff, "", "pg-delta does not compare order");
-  assertEquals(order, [
-    "enum billing.state values: (active, ended, paused) from the migrations, (active, paused, ended) from the schemas",
-    "table billing.t columns: (id, state, note) from the migrations, (id, note, state) from the schemas",
-  ]);
+  assertEquals(diff, "", "pg-delta does not compare column order");
+  assertEquals(order, ["table billing.t columns: (id, state, note) from the migrations, (id, note, state) from the schemas"]);
+});
+
+Deno.test("order: enum values declared in another order are reported (the diff replaces the type)", async () => {
+  const schema = TOY_SCHEMA.replace("('active', 'ended', 'paused')", "('active', 'paused', 'ended')");
+  const { diff, order } = await compareToy(TOY_MIGRATIONS, { "00_toy.sql": schema });
+  assert(diff.includes(`CREATE TYPE "billing"."state"`), diff);
+  assertEquals(order, ["enum billing.state values: (active, ended, paused) from the migrations, (active, paused, ended) from the schemas"]);
 });
 
 Deno.test("order: a new column declared in the middle is reported before its migration exists", async () => {
@@ -277,4 +299,8 @@ Deno.test("build: schemas that do not build fail clearly", async () => {
     message = (e as Error).message;
   }
   assert(message.startsWith("supabase/schemas/ does not build") && message.includes("nosuchtype"), message);
+});
+
+Deno.test("toy databases: the shared one is dropped", async () => {
+  await (await toyMigrations)?.drop();
 });

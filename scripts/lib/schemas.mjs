@@ -125,39 +125,73 @@ async function applySchemas(url, schemasDir) {
 }
 
 /**
+ * A new database on the server of `adminUrl` built by `build(url)`: its URL and `drop()`. On
+ * failure the database is dropped and the error passed on.
+ * @param {string} adminUrl
+ * @param {string} prefix
+ * @param {(url: string) => Promise<unknown>} build
+ */
+async function buildDatabase(adminUrl, prefix, build) {
+  const name = `${prefix}_${randomBytes(4).toString("hex")}`;
+  const url = await createDatabase(adminUrl, name);
+  const drop = () => dropDatabase(adminUrl, name);
+  try {
+    await prepareLocal(url);
+    await build(url);
+  } catch (e) {
+    await drop();
+    throw e;
+  }
+  return { url, drop };
+}
+
+/**
+ * M: a new database on the server of `adminUrl`, built by `supabase db push` of `migrationsDir`.
+ * @param {string} adminUrl
+ * @param {string} [migrationsDir]
+ */
+export function buildFromMigrations(adminUrl, migrationsDir = defaultMigrationsDir()) {
+  return buildDatabase(adminUrl, "supabill_m", (url) => pushMigrations(url, migrationsDir));
+}
+
+/**
+ * S: a new database on the server of `adminUrl`, built from the files of `schemasDir` in order.
+ * @param {string} adminUrl
+ * @param {string} [schemasDir]
+ */
+export function buildFromSchemas(adminUrl, schemasDir = defaultSchemasDir()) {
+  schemaFiles(schemasDir); // fail before building anything
+  return buildDatabase(adminUrl, "supabill_s", (url) =>
+    applySchemas(url, schemasDir).catch((e) => {
+      throw new ScriptError(`supabase/schemas/ does not build: ${e.message}`);
+    }));
+}
+
+/**
  * Build M and S as two new databases on the server of `adminUrl`. Returns their URLs and
  * `drop()`, which removes both (the caller calls it, also on failure).
  * @param {string} adminUrl
  * @param {{ migrationsDir?: string, schemasDir?: string }} [dirs]
  */
 export async function buildBoth(adminUrl, { migrationsDir = defaultMigrationsDir(), schemasDir = defaultSchemasDir() } = {}) {
-  schemaFiles(schemasDir); // fail before building anything
-  const suffix = randomBytes(4).toString("hex");
-  const names = { migrations: `supabill_m_${suffix}`, schemas: `supabill_s_${suffix}` };
-  const built = {
-    migrationsUrl: databaseUrl(adminUrl, names.migrations),
-    schemasUrl: databaseUrl(adminUrl, names.schemas),
-    drop: async () => {
-      await dropDatabase(adminUrl, names.migrations);
-      await dropDatabase(adminUrl, names.schemas);
-    },
-  };
+  // One after the other, the schemas first: roles belong to the cluster, so two builds at once
+  // could race to create one, and on a new cluster the schemas must create every role they use.
+  const s = await buildFromSchemas(adminUrl, schemasDir);
+  let m;
   try {
-    await createDatabase(adminUrl, names.migrations);
-    await createDatabase(adminUrl, names.schemas);
-    // One after the other, the schemas first: roles belong to the cluster, so two builds at once
-    // could race to create one, and on a new cluster the schemas must create every role they use.
-    await prepareLocal(built.schemasUrl);
-    await applySchemas(built.schemasUrl, schemasDir).catch((e) => {
-      throw new ScriptError(`supabase/schemas/ does not build: ${e.message}`);
-    });
-    await prepareLocal(built.migrationsUrl);
-    await pushMigrations(built.migrationsUrl, migrationsDir);
+    m = await buildFromMigrations(adminUrl, migrationsDir);
   } catch (e) {
-    await built.drop();
+    await s.drop();
     throw e;
   }
-  return built;
+  return {
+    migrationsUrl: m.url,
+    schemasUrl: s.url,
+    drop: async () => {
+      await m.drop();
+      await s.drop();
+    },
+  };
 }
 
 /** The line pg-delta puts first in every non-empty diff. */
