@@ -26,7 +26,16 @@ create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pgtap with schema extensions;
-create extension if not exists pg_cron with schema pg_catalog;
+-- pg_cron can live in one database of a cluster only (cron.database_name, `postgres` here); the
+-- other databases of a local cluster (those `npm run db:diff` builds) go without it, as the
+-- migrations allow.
+do $$
+begin
+  if current_database() = current_setting('cron.database_name', true) then
+    create extension if not exists pg_cron with schema pg_catalog;
+  end if;
+end
+$$;
 
 grant usage on schema public to anon, authenticated, service_role;
 alter default privileges in schema public grant all on tables to service_role;
@@ -95,4 +104,4 @@ grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role;
 
 -- Supabase's default search_path, so extension functions (pgtap) resolve unqualified.
-alter database postgres set search_path to "$user", public, extensions;
+alter database :"DBNAME" set search_path to "$user", public, extensions;
