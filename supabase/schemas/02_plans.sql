@@ -1,4 +1,22 @@
 -- =================================================================================================
+-- supabill: plans: the plan catalog, subscriptions, their history, and the plan in effect
+--
+-- The plan catalog (entitlements in `features`), each organization's subscription, the
+-- append-only subscription_history (written only through billing.log_subscription_changes), and
+-- the plan in effect, computed on read from the subscription row and billing.now():
+-- billing.effective_plan, behind get_entitlements, effective_tier and organization_entitlements.
+-- No read depends on a cron job having run.
+--
+-- Periods end one plan interval later on the organization's calendar (organizations.timezone),
+-- whatever the connection's TimeZone: billing.period_end_after.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+-- =================================================================================================
 -- 2. Tables
 -- =================================================================================================
 

@@ -58,6 +58,10 @@ grant usage on type billing.checkout_order to authenticated, service_role;
 -- 2. Tables
 -- =================================================================================================
 
+-- -------------------------------------------------------------------------------------------------
+-- orders
+-- -------------------------------------------------------------------------------------------------
+
 /**
  * BEFORE INSERT on orders: an order may be paid until its quote expires, at most the setting's
  * time from now (upgrade_quote_ttl for upgrades, checkout_order_ttl for new orders; an earlier
@@ -126,14 +130,6 @@ begin
 end;
 $$;
 revoke execute on function billing.supersede_open_orders() from public;
-
--- =================================================================================================
--- 2. Tables
--- =================================================================================================
-
--- -------------------------------------------------------------------------------------------------
--- orders
--- -------------------------------------------------------------------------------------------------
 
 /**
  * A checkout intent: what we expect a provider to collect. `receipt` is our reference (PayU

@@ -46,44 +46,13 @@ create type billing.provider_event_kind as enum (
   'payment_captured', 'payment_failed', 'payment_authorized', 'payment_pending', 'refund_processed',
   'subscription_status', 'other', 'dispute_opened', 'dispute_won', 'dispute_lost', 'refund_failed');
 
-/**
- * When reconciliation last asked a captured payment's provider for its refunds (one row per
- * captured payment_events row, written by billing.reconcile_due_refunds as it hands the payment
- * out). Private: service_role only.
- */
-create table billing.refund_checks (
-  -- No foreign key (like provider_actions.payment_event_id): payment_events stays truncate-proof by
-  -- its own trigger, and a foreign key would answer a TRUNCATE first.
-  payment_event_id uuid primary key,
-  checked_at timestamptz not null,
-  created_at timestamptz not null default now()
-);
-
-/** The payments asked longest ago come first. */
-create index refund_checks_checked_at_idx on billing.refund_checks (checked_at);
-
-revoke all on billing.refund_checks from public;
-
-grant select, insert, update, delete on billing.refund_checks to service_role;
-
-/**
- * When reconciliation last asked the provider about an order closed without a payment (expired or
- * canceled), written by billing.reconcile_due_orders as it hands the order out. Private:
- * service_role only.
- */
-create table billing.order_checks (
-  order_id uuid primary key references public.orders (id) on delete cascade,
-  checked_at timestamptz not null,
-  created_at timestamptz not null default now()
-);
-
-revoke all on billing.order_checks from public;
-
-grant select, insert, update, delete on billing.order_checks to service_role;
-
 -- =================================================================================================
 -- 2. Tables
 -- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.webhook_events (private)
+-- -------------------------------------------------------------------------------------------------
 
 /**
  * BEFORE INSERT on billing.webhook_events: a delivery whose event billing does not act on (kind
@@ -100,14 +69,6 @@ begin
 end;
 $$;
 revoke execute on function billing.mark_ignored_webhook_event() from public;
-
--- =================================================================================================
--- 2. Tables
--- =================================================================================================
-
--- -------------------------------------------------------------------------------------------------
--- billing.webhook_events (private)
--- -------------------------------------------------------------------------------------------------
 
 /**
  * Every provider webhook delivery, recorded once per (provider, event_id): the exactly-once
@@ -200,70 +161,39 @@ revoke all on billing.signature_failures from public;
 grant select on billing.signature_failures to service_role;
 
 /**
- * Reconciliation of refunds, step one (service_role only; the reconcile function asks the
- * providers about what this returns): up to p_limit captured provider payments of the last
- * p_window whose refunds were never asked about, or not for p_every, never-asked first, then the
- * longest ago. Each payment handed out is marked asked now (billing.refund_checks), so the next
- * run moves on to others. Returns the payment, our order's references and the provider refund ids
- * already recorded for it (refunded rows and refund mismatches).
+ * When reconciliation last asked a captured payment's provider for its refunds (one row per
+ * captured payment_events row, written by billing.reconcile_due_refunds as it hands the payment
+ * out). Private: service_role only.
  */
-create function billing.reconcile_due_refunds(
-  p_limit integer default 50,
-  p_window interval default interval '30 days',
-  p_every interval default interval '6 hours'
-)
-returns table (
-  payment_event_id uuid,
-  provider text,
-  provider_payment_id text,
-  receipt text,
-  provider_order_id text,
-  provider_subscription_id text,
-  known_refund_ids text[]
-)
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_now timestamptz := billing.now();
-begin
-  if p_limit is null or p_limit not between 1 and 1000 then
-    raise exception 'p_limit must be between 1 and 1000' using errcode = 'invalid_parameter_value';
-  end if;
-  if p_window is null or p_window <= interval '0' or p_every is null or p_every < interval '0' then
-    raise exception 'p_window must be positive and p_every not negative' using errcode = 'invalid_parameter_value';
-  end if;
-  return query
-    with due as (
-      select pe.id, pe.provider, pe.provider_payment_id, pe.order_id
-      from public.payment_events pe
-      left join billing.refund_checks c on c.payment_event_id = pe.id
-      where pe.status = 'captured'
-        and pe.provider <> 'manual'
-        and pe.occurred_at >= v_now - p_window
-        and (c.checked_at is null or c.checked_at <= v_now - p_every)
-      order by c.checked_at nulls first, pe.occurred_at desc
-      limit p_limit
-    ),
-    marked as (
-      insert into billing.refund_checks as rc (payment_event_id, checked_at)
-      select d.id, v_now from due d
-      on conflict on constraint refund_checks_pkey do update set checked_at = excluded.checked_at
-      returning rc.payment_event_id
-    )
-    select d.id, d.provider::text, d.provider_payment_id, o.receipt, o.provider_order_id, o.provider_subscription_id,
-           coalesce((select pg_catalog.array_agg(distinct r.details ->> 'refund_id')
-                     from public.payment_events r
-                     where r.provider = d.provider and r.provider_payment_id = d.provider_payment_id
-                       and r.status in ('refunded', 'mismatch') and r.details ->> 'refund_id' is not null),
-                    '{}'::text[])
-    from due d
-    join marked m on m.payment_event_id = d.id
-    left join public.orders o on o.id = d.order_id;
-end;
-$$;
-revoke execute on function billing.reconcile_due_refunds(integer, interval, interval) from public, anon, authenticated;
-grant execute on function billing.reconcile_due_refunds(integer, interval, interval) to service_role;
+create table billing.refund_checks (
+  -- No foreign key (like provider_actions.payment_event_id): payment_events stays truncate-proof by
+  -- its own trigger, and a foreign key would answer a TRUNCATE first.
+  payment_event_id uuid primary key,
+  checked_at timestamptz not null,
+  created_at timestamptz not null default now()
+);
+
+/** The payments asked longest ago come first. */
+create index refund_checks_checked_at_idx on billing.refund_checks (checked_at);
+
+revoke all on billing.refund_checks from public;
+
+grant select, insert, update, delete on billing.refund_checks to service_role;
+
+/**
+ * When reconciliation last asked the provider about an order closed without a payment (expired or
+ * canceled), written by billing.reconcile_due_orders as it hands the order out. Private:
+ * service_role only.
+ */
+create table billing.order_checks (
+  order_id uuid primary key references public.orders (id) on delete cascade,
+  checked_at timestamptz not null,
+  created_at timestamptz not null default now()
+);
+
+revoke all on billing.order_checks from public;
+
+grant select, insert, update, delete on billing.order_checks to service_role;
 
 -- =================================================================================================
 -- 3. Private functions
@@ -1903,6 +1833,72 @@ end;
 $$;
 revoke execute on function billing.period_end_without(uuid, uuid) from public, anon, authenticated;
 grant execute on function billing.period_end_without(uuid, uuid) to service_role;
+
+/**
+ * Reconciliation of refunds, step one (service_role only; the reconcile function asks the
+ * providers about what this returns): up to p_limit captured provider payments of the last
+ * p_window whose refunds were never asked about, or not for p_every, never-asked first, then the
+ * longest ago. Each payment handed out is marked asked now (billing.refund_checks), so the next
+ * run moves on to others. Returns the payment, our order's references and the provider refund ids
+ * already recorded for it (refunded rows and refund mismatches).
+ */
+create function billing.reconcile_due_refunds(
+  p_limit integer default 50,
+  p_window interval default interval '30 days',
+  p_every interval default interval '6 hours'
+)
+returns table (
+  payment_event_id uuid,
+  provider text,
+  provider_payment_id text,
+  receipt text,
+  provider_order_id text,
+  provider_subscription_id text,
+  known_refund_ids text[]
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+begin
+  if p_limit is null or p_limit not between 1 and 1000 then
+    raise exception 'p_limit must be between 1 and 1000' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_window is null or p_window <= interval '0' or p_every is null or p_every < interval '0' then
+    raise exception 'p_window must be positive and p_every not negative' using errcode = 'invalid_parameter_value';
+  end if;
+  return query
+    with due as (
+      select pe.id, pe.provider, pe.provider_payment_id, pe.order_id
+      from public.payment_events pe
+      left join billing.refund_checks c on c.payment_event_id = pe.id
+      where pe.status = 'captured'
+        and pe.provider <> 'manual'
+        and pe.occurred_at >= v_now - p_window
+        and (c.checked_at is null or c.checked_at <= v_now - p_every)
+      order by c.checked_at nulls first, pe.occurred_at desc
+      limit p_limit
+    ),
+    marked as (
+      insert into billing.refund_checks as rc (payment_event_id, checked_at)
+      select d.id, v_now from due d
+      on conflict on constraint refund_checks_pkey do update set checked_at = excluded.checked_at
+      returning rc.payment_event_id
+    )
+    select d.id, d.provider::text, d.provider_payment_id, o.receipt, o.provider_order_id, o.provider_subscription_id,
+           coalesce((select pg_catalog.array_agg(distinct r.details ->> 'refund_id')
+                     from public.payment_events r
+                     where r.provider = d.provider and r.provider_payment_id = d.provider_payment_id
+                       and r.status in ('refunded', 'mismatch') and r.details ->> 'refund_id' is not null),
+                    '{}'::text[])
+    from due d
+    join marked m on m.payment_event_id = d.id
+    left join public.orders o on o.id = d.order_id;
+end;
+$$;
+revoke execute on function billing.reconcile_due_refunds(integer, interval, interval) from public, anon, authenticated;
+grant execute on function billing.reconcile_due_refunds(integer, interval, interval) to service_role;
 
 -- =================================================================================================
 -- 4. Policies
