@@ -447,6 +447,10 @@ comment on column public.billing_settings.quota_alert_thresholds is
 comment on column public.billing_settings.quota_alert_windows is
   'The windows that raise quota alerts. Default {day,month}: minute and hour windows reset before anyone could act on an email.';
 
+-- The settings row, every column at its default (data, not schema: the operators edit it in the
+-- SQL editor).
+insert into public.billing_settings (id) values (true);
+
 /**
  * The simulated time of a test cluster: at most one row (id is always true). Written by the
  * simulator (`npm run simulate`) as postgres, one simulated day at a time; read by
@@ -484,8 +488,6 @@ end;
 $$;
 revoke execute on function billing.grace_interval() from public;
 grant execute on function billing.grace_interval() to authenticated, service_role;
-
-insert into public.billing_settings (id) values (true);
 
 /**
  * The backoff before attempt p_attempt + 1 of an outbox's work (provider actions, notifications):

@@ -2,19 +2,56 @@
 -- supabill: plans: the plan catalog, subscriptions, their history, and the plan in effect
 --
 -- The plan catalog (entitlements in `features`), each organization's subscription, the
--- append-only subscription_history (written only through billing.log_subscription_changes), and
--- the plan in effect, computed on read from the subscription row and billing.now():
--- billing.effective_plan, behind get_entitlements, effective_tier and organization_entitlements.
--- No read depends on a cron job having run.
+-- append-only subscription_history, and the plan in effect, computed on read from the
+-- subscription row and billing.now(): billing.effective_plan, behind get_entitlements,
+-- effective_tier and organization_entitlements. No read depends on a cron job having run.
 --
--- Periods end one plan interval later on the organization's calendar (organizations.timezone),
+-- Periods end a whole number of plan intervals after the anchor of their run
+-- (subscriptions.period_anchor) on the organization's calendar (organizations.timezone),
 -- whatever the connection's TimeZone: billing.period_end_after.
+--
+-- Subscription history is written by the database: a statement-level trigger on
+-- public.subscriptions (AFTER INSERT and AFTER UPDATE, with transition tables,
+-- billing.record_subscription_history) writes one subscription_history row per subscription the
+-- statement created or changed. What the row says comes from the change context, a
+-- transaction-local setting (billing.change_context) that our functions set just before they
+-- write, through billing.set_change_context(action, actor_kind, actor_id, reason, metadata,
+-- effective_at, when_due). The trigger takes the context and clears it, so it labels exactly one
+-- statement.
+--
+-- A write with no context (an UPDATE in the SQL editor, a script) is recorded too, with actor
+-- 'sql', the database role in metadata.db_role, the columns that changed in metadata.changed,
+-- and an action derived from what changed (billing.subscription_change_action):
+--   a new row 'created'; a plan change 'plan_changed'; else a status change 'canceled',
+--   'expired', 'past_due', 'activated' (to active from pending_payment or trialing),
+--   'reactivated' (to active from past_due, canceled or expired) or 'status_changed'; else
+--   cancel_at_period_end 'cancel_scheduled' / 'resumed'; else a pending plan set
+--   'downgrade_scheduled' or cleared 'pending_plan_cleared'; else a period or trial end
+--   'period_changed'; else 'updated'.
+-- What is history-worthy: a new row, and a change of any column but the bookkeeping ones
+-- (updated_at, created_at, period_anchor). An UPDATE that changes none of them writes nothing.
+--
+-- The row's columns: old and new plan and status are the row before and after the change,
+-- except that a 'downgrade_scheduled' row's new_plan_id is the plan asked for (pending_plan_id),
+-- as billing.subscription_states reads it; effective_at is billing.now(), or the context's
+-- effective_at, or (when_due, for the jobs) the time each row's change fell due; created_at is
+-- the wall clock of the write (clock_timestamp), so two changes of one transaction at the same
+-- effective_at keep their order.
+--
+-- One writer per change: an intent that changes no subscription row (an upgrade ordered: an
+-- order is created, the subscription is untouched until it is paid) is written by
+-- billing.log_subscription_intent, which accepts only the intent actions
+-- (billing.subscription_intent_actions); billing.set_change_context refuses those actions. An
+-- operator's own words for a change are kept in billing.operator_notes, out of the history
+-- members read.
 -- =================================================================================================
 
 
 -- =================================================================================================
 -- 1. Types
 -- =================================================================================================
+
+-- None.
 
 -- =================================================================================================
 -- 2. Tables

@@ -231,7 +231,7 @@ create trigger organization_members_max_count
  * calls serialize on the counter rows, so no limit is ever passed. Reports whether the change
  * was applied, and the tightest window after it (or, when refused, as it stands): least
  * remaining, unlimited windows last, the shortest window first on ties.
- * Quota alerts (this upgrade): an applied positive change that takes a window's count across a
+ * Quota alerts: an applied positive change that takes a window's count across a
  * whole percent of its limit calls billing.queue_quota_alerts. The counter row is locked until
  * commit, so exactly one call sees each crossing; every other call pays two comparisons.
  */

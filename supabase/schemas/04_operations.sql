@@ -526,9 +526,20 @@ $$;
 revoke execute on function billing.job_purge(integer) from public;
 
 /**
- * Schedules every job where it can run (as in the reconcile upgrade), now with
- * billing-analytics-daily at 18:35 UTC (00:05 IST: yesterday's row is computed again once it is
- * over, today's is started). Idempotent; for postgres only.
+ * Schedules every job where it can run, and says what it did: one row per job (job, schedule,
+ * state 'scheduled' or 'skipped', and why). Idempotent (cron.schedule upserts by job name), so
+ * run it again after enabling pg_cron or pg_net (hosted Supabase: Database > Extensions):
+ *   pg_cron: billing-expire, billing-renewal-reminders, billing-dunning, billing-purge,
+ *            billing-analytics-daily (18:35 UTC, 00:05 IST: yesterday's row is computed again
+ *            once it is over, today's is started), ai-release-stale-reservations, ai-purge-cache
+ *            (the SQL jobs);
+ *   pg_cron and pg_net: the HTTP workers supabill-reconcile-orders (POST /reconcile),
+ *            supabill-provider-sync (POST /provider-sync), supabill-notifications-send
+ *            (POST /notifications-send), each with the functions URL and the service role key
+ *            read from Vault at every run (secrets 'supabill_functions_url' and
+ *            'supabill_service_role_key'; without them the job selects nothing and calls nothing).
+ * Without pg_cron nothing is scheduled (run the job functions and POST the workers from your own
+ * scheduler). For postgres (the SQL editor, migrations) only.
  */
 create function billing.schedule_jobs()
 returns table (job text, schedule text, state text, detail text)

@@ -1058,9 +1058,25 @@ revoke execute on function billing.apply_order_event(jsonb, timestamptz) from pu
 grant execute on function billing.apply_order_event(jsonb, timestamptz) to service_role;
 
 /**
- * THE entry point for provider events (service_role only), as in the money safety module, now
- * also dispatching a refund the provider reports failed (refund_failed:
- * billing.apply_refund_failed).
+ * THE entry point for provider events (service_role only): webhooks, PayU's return POST,
+ * Razorpay Checkout verification and reconciliation all call it with the provider-neutral event
+ * the Edge Functions' adapters build:
+ *   {provider, event_id, event_type, kind, order_ref, provider_order_id, provider_payment_id,
+ *    provider_subscription_id, provider_refund_id, amount_paise, currency, status,
+ *    subscription_status, error_reason, method, occurred_at, payload}
+ * `kind` decides what happens (the provider's own event_type is only recorded):
+ *   payment_captured, payment_failed, payment_authorized, payment_pending, subscription_status:
+ *     the matched order's event (billing.apply_order_event);
+ *   refund_processed: payment_events 'refunded' against the captured payment, credit note
+ *     (billing.apply_refund);
+ *   refund_failed: the refund the provider reports failed (billing.apply_refund_failed);
+ *   dispute_opened, dispute_won, dispute_lost: billing.apply_dispute;
+ *   other: recorded and acknowledged ('ignored').
+ * In one transaction: records the delivery in billing.webhook_events, already processed (a
+ * repeated provider + event_id, also a concurrent one, is acknowledged with result 'duplicate'
+ * and changes nothing else), applies the event, and keeps the handler's last_error on the
+ * delivery. Bad input raises 22023 naming the field (billing.validate_payment_event).
+ * Returns the handler's result object with webhook_event_id.
  */
 create function billing.apply_payment_event(p_event jsonb)
 returns jsonb
