@@ -2,10 +2,20 @@
 -- supabill: operations: the notifications outbox and the job runs every module's jobs use
 --
 -- The outbox for emails and alerts (public.notifications): the payment path and the jobs of later
--- modules queue rows in the same transaction as the decision; a sender (service_role) claims them
--- (billing.claim_notifications), sends, and marks them sent (billing.mark_notification_sent).
+-- modules queue rows in the same transaction as the decision; the sender (service_role) claims
+-- them with their recipients and what a template needs (billing.claim_notification_deliveries:
+-- billing.claim_notifications, billing.notification_recipients, and
+-- billing.notification_context in 09_lifecycle, which reads the tables of later modules), sends,
+-- and marks them sent (billing.mark_notification_sent). A transient failure is retried after a
+-- backoff (billing.retry_notification: 30 s doubling to 1 hour, or the provider's Retry-After
+-- when longer) and fails for good at the tenth attempt; a permanent one fails now
+-- (billing.mark_notification_failed, notifications.failed_at): the sender never claims it again,
+-- and operators see it.
 -- The job machinery: billing.run_job runs one batch of any module's job and logs it in
--- billing.job_runs; billing-purge (this module's job) removes what has aged out.
+-- billing.job_runs; billing-purge (this module's job) removes what has aged out, sent and failed
+-- notifications billing_settings.notification_retention_days after they were sent or failed;
+-- billing.schedule_jobs schedules every module's jobs (called once at the end of
+-- 12_analytics.sql).
 --
 -- Each job: one batch of at most p_limit changes per call, row locks taken with
 -- `for update skip locked` (two runs at once share the work), idempotent (a second run finds

@@ -1,7 +1,7 @@
 -- =================================================================================================
 -- supabill: revenue analytics: revenue, GST and MRR per India-time day, from what happened
 --
--- Adds:
+-- Holds:
 --   billing.subscription_states            the state each subscription_history row leaves its
 --                                          subscription in (plan, status, monthly value)
 --   billing.revenue_summary(day)           one India-time day's figures, computed (jsonb)
@@ -11,7 +11,7 @@
 --   role billing_analyst                   reads the three analytics objects, nothing else
 --   pg_cron 'billing-analytics-daily'      00:05 IST (18:35 UTC), logged in billing.job_runs
 --
--- Money is INR in paise (bigint), everywhere in this module. The new columns carry no `_cents`
+-- Money is INR in paise (bigint), everywhere in this module. Its columns carry no `_cents`
 -- or `_paise` suffix: every money column and key here is paise, and the summary's keys are the
 -- table's column names (the job stores exactly what revenue_summary answers: one computation).
 -- Only INR payments and INR plans count; other currencies are left out, not converted.
