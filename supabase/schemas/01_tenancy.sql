@@ -97,6 +97,10 @@ create trigger organizations_derive_state_code
 comment on column public.organizations.exports_verified is
   'Set by an operator who verified that the buyer''s INR payments are an export of services (a foreign establishment, and RBI permission for INR): only then is an INR order zero-rated.';
 
+-- -------------------------------------------------------------------------------------------------
+-- organization_members
+-- -------------------------------------------------------------------------------------------------
+
 /**
  * Keeps billing_settings.max_owned_organizations whoever writes the membership: an AFTER trigger,
  * so it counts only rows really written (an insert that ON CONFLICT skips is not counted) and
@@ -118,10 +122,6 @@ begin
 end;
 $$;
 revoke execute on function billing.enforce_owner_limit() from public;
-
--- -------------------------------------------------------------------------------------------------
--- organization_members
--- -------------------------------------------------------------------------------------------------
 
 /** Who belongs to an organization, and as what. Every organization keeps at least one owner. */
 create table public.organization_members (

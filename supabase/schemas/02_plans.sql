@@ -193,6 +193,10 @@ create trigger billing_plans_touch_updated_at
   before update on public.billing_plans
   for each row execute function billing.touch_updated_at();
 
+-- -------------------------------------------------------------------------------------------------
+-- subscriptions
+-- -------------------------------------------------------------------------------------------------
+
 /**
  * AFTER UPDATE OF status on subscriptions: a Razorpay recurring subscription that ends here
  * before the provider ended it (a full refund, a lost dispute, an operator's cancellation now)
@@ -333,10 +337,6 @@ begin
 end;
 $$;
 revoke execute on function billing.record_subscription_history() from public;
-
--- -------------------------------------------------------------------------------------------------
--- subscriptions
--- -------------------------------------------------------------------------------------------------
 
 /**
  * An organization's subscription to a plan. At most one live subscription (pending_payment,

@@ -312,6 +312,10 @@ create trigger orders_supersede_open
   for each row when (new.kind in ('new', 'upgrade') and new.created_by is not null)
   execute function billing.supersede_open_orders();
 
+-- -------------------------------------------------------------------------------------------------
+-- payment_events (immutable)
+-- -------------------------------------------------------------------------------------------------
+
 /**
  * AFTER INSERT on payment_events: a captured payment recorded with needs_refund (it bought
  * nothing) queues its refund at the provider, once per payment, for what can still be refunded
@@ -341,10 +345,6 @@ begin
 end;
 $$;
 revoke execute on function billing.queue_needs_refund() from public;
-
--- -------------------------------------------------------------------------------------------------
--- payment_events (immutable)
--- -------------------------------------------------------------------------------------------------
 
 /**
  * Append-only log of what providers told us about payments: one row per observed state of a

@@ -78,6 +78,10 @@ revoke all on billing.invoice_counters from public;
 
 grant select on billing.invoice_counters to service_role;
 
+-- -------------------------------------------------------------------------------------------------
+-- invoices (immutable)
+-- -------------------------------------------------------------------------------------------------
+
 /**
  * AFTER INSERT on invoices: a 'payment_captured' notification for the invoice's organization and
  * the order's subscription, deduplicated per invoice ('payment_captured:<invoice id>').
@@ -102,10 +106,6 @@ begin
 end;
 $$;
 revoke execute on function billing.queue_payment_captured() from public;
-
--- -------------------------------------------------------------------------------------------------
--- invoices (immutable)
--- -------------------------------------------------------------------------------------------------
 
 /**
  * A GST tax invoice, one per paid order. `seller` and `buyer` are snapshots of the profiles at
