@@ -858,8 +858,9 @@ create policy "Owners and admins can read their organization's AI requests"
  * Expire reservations never settled (the function crashed, lost the database mid-call, or its
  * settlement was refused), counted at their reserved amounts (billing.ai_expire): every pending
  * ai_requests row past its expires_at (by billing.now()), at most p_limit per run, oldest first,
- * skipping rows a settling call holds. Returns how many expired. (The name is the released
- * one; pg_cron's `ai-release-stale-reservations` keeps calling it through its logged job.)
+ * skipping rows a settling call holds. Returns how many expired. pg_cron's
+ * `ai-release-stale-reservations` calls it through its logged job (the name says release; what
+ * it does is expire).
  */
 create function billing.ai_release_stale_reservations(p_limit integer default 1000)
 returns integer
