@@ -9,7 +9,14 @@
 --   billing.enforce_max_count()
 --     the trigger app tables attach to enforce a `max_<thing>` count limit; this module attaches it
 --     to organization_members (max_members) and to the demo table watchlists (max_watchlists).
--- Every usage change goes through one mechanism, billing.apply_usage_delta.
+--   public.get_usage(org)                                  (members and service_role)
+--     for every metered limit of the plan in effect, the current window: used, limit (null:
+--     unlimited), remaining, percent, window start and reset (billing.get_usage).
+-- Every usage change goes through one mechanism, billing.apply_usage_delta. A counted call that
+-- takes a window to or past a threshold of its limit (billing_settings.quota_alert_thresholds,
+-- default 75, 90, 100 %; windows in billing_settings.quota_alert_windows, default day and month)
+-- queues one 'quota_threshold' notification (billing.queue_quota_alerts): once per organization,
+-- metric, window and threshold, whatever the concurrency.
 -- =================================================================================================
 
 

@@ -18,9 +18,19 @@
 --   Razorpay recurring orders are always tax-inclusive: Razorpay charges the amount of its plan
 --     (the plan's price_cents) whoever the buyer is, so the GST is carved out of that amount.
 --   CGST and SGST are each half the GST rate, so they are always equal.
---   Exports (buyer country <> 'IN') are zero-rated: IGST at 0 %, taxable = total = the price.
+--   Exports are zero-rated (IGST at 0 %, taxable = total = the price): a buyer outside India
+--     paying in a foreign currency, or one whose exports an operator verified
+--     (organizations.exports_verified). Any other buyer outside India is taxed at the seller's
+--     location.
 --   Until the seller's state is set (billing_settings.seller_state_code or seller_gstin) no GST is
 --     charged (the order has no supply type) and such an order gets no tax invoice.
+--
+-- An order holds only while its quote holds: it expires (trigger orders_set_expiry:
+-- billing_settings.upgrade_quote_ttl for upgrades, checkout_order_ttl for checkouts), a new
+-- checkout or plan change supersedes the organization's open orders (trigger
+-- orders_supersede_open), and at most billing_settings.max_open_orders are open at once. A
+-- captured payment that buys nothing is recorded with payment_events.needs_refund, which queues
+-- its refund at the provider (trigger payment_events_queue_refund, 08_provider_actions).
 -- =================================================================================================
 
 

@@ -19,7 +19,10 @@
 -- financial year runs 1 April to 31 March in Asia/Kolkata, read from billing.now(). Serials come
 -- from billing.invoice_counters (`insert ... on conflict do update ... returning`): the row lock
 -- is held to commit, so a rolled-back transaction releases its number and the next one reuses it.
--- Issued invoices, their lines and credit notes are immutable (billing.reject_change).
+-- Issued invoices, their lines and credit notes are immutable (billing.reject_change). An invoice
+-- issued for a captured payment queues the 'payment_captured' email (trigger
+-- invoices_queue_payment_captured). public.invoice_document, public.credit_note_document and
+-- public.tax_document return the JSON a PDF renderer needs.
 -- =================================================================================================
 
 

@@ -6,8 +6,9 @@
 -- provider-neutral event the Edge Functions' adapters build (supabase/functions/_shared/providers/),
 -- and in one transaction records it in billing.webhook_events (once per provider + event_id),
 -- matches it to our order, checks amount and currency, records payment_events (once per provider
--- payment + status), moves the order and the subscription, writes subscription_history and issues
--- the invoice (billing.issue_documents of the invoices module). It dispatches on the event's
+-- payment + status), moves the order and the subscription (subscription_history is written by the
+-- history trigger of 02_plans, from the change context set here) and issues the invoice
+-- (billing.issue_documents, 06_invoices). It dispatches on the event's
 -- neutral `kind`; nothing here reads a provider's payload or its event names.
 --
 -- Ordering rules, whatever order events arrive in:
@@ -30,6 +31,24 @@
 --     (recorded, no credit note);
 --   * checkout never changes plan (that is change_plan: upgrades prorated, downgrades at the
 --     period end) and never opens a second Razorpay subscription.
+--
+-- Also here:
+--   * payments that buy nothing: a payment for an order that was superseded, canceled or expired
+--     when it was paid, or an upgrade whose quote no longer matches the subscription
+--     (billing.order_quote_problem), a second payment of a paid order, a payment after the
+--     subscription ended, a mandate debit backing no live subscription: recorded with
+--     payment_events.needs_refund and never applied (refunded through 08_provider_actions);
+--   * a full refund or a lost dispute takes back what the payment bought (billing.end_paid_period,
+--     billing.period_end_without) when billing_settings.full_refund_ends_period; a partial
+--     refund keeps it;
+--   * disputes (billing.apply_dispute): recorded in payment_events (dispute_opened, dispute_won,
+--     dispute_lost) and, when billing_settings.dispute_suspends_subscription, past_due while
+--     open, active again when won, ended when lost;
+--   * webhook deliveries refused for their signature, counted per provider and hour
+--     (billing.signature_failures, billing.record_signature_failure);
+--   * reconciliation: billing.reconcile_due_orders, reconcile_due_subscriptions and
+--     reconcile_due_refunds hand the reconcile function what to ask the providers about
+--     (billing.order_checks and billing.refund_checks remember what was asked).
 -- =================================================================================================
 
 
