@@ -9,6 +9,9 @@
 -- through a function here (create_organization, add/remove_organization_member, set_member_role,
 -- update_billing_profile), each a thin security-invoker wrapper in public over its
 -- security-definer implementation in billing. service_role bypasses row level security.
+--
+-- A user owns at most billing_settings.max_owned_organizations organizations (default 3), checked
+-- whoever writes the membership (trigger organization_members_owner_limit).
 -- =================================================================================================
 
 

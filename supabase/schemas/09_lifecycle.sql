@@ -29,7 +29,14 @@
 --   * A Razorpay recurring subscription (provider 'razorpay' with a provider_subscription_id)
 --     changes plan by cancelling at cycle end and subscribing again (method
 --     'cancel_and_resubscribe'): Razorpay charges the new plan in full; no proration here.
---   * Every transition writes subscription_history with its actor (user, system, provider).
+--   * A trial is once per organization and once per person (the calling user never started one
+--     in any organization), and only with no live subscription.
+--   * Every transition is in subscription_history with its actor (user, system, provider,
+--     operator), written by the history trigger of 02_plans from the change context each
+--     function sets.
+-- Also here: billing.notification_context, what a notification's template needs (it reads the
+-- orders, documents and provider actions of the modules before this one; the sender claims it
+-- through billing.claim_notification_deliveries, 04_operations).
 -- =================================================================================================
 
 
