@@ -3,8 +3,10 @@
 --
 -- What every later module builds on: schema `billing` (private: helpers, machinery and service-only
 -- tables; PostgREST does not expose it), the types for every closed set of values, the test clock
--- billing.now(), the trigger functions tables share, GSTIN validation, and the billing settings
--- (one row the operators edit in the SQL editor).
+-- billing.now() (a transaction's pin, or the simulated time of billing.test_clock, where the
+-- database enables it), the trigger functions tables share, GSTIN validation, the backoff every
+-- outbox retries with (billing.retry_backoff), and the billing settings (one row the operators
+-- edit in the SQL editor).
 --
 -- Conventions of every module (same section order in each file): 1. types; 2. tables, each with its
 -- grants, row level security and triggers (trigger functions a table attaches come just before it);
