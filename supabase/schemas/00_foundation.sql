@@ -1,0 +1,574 @@
+-- =================================================================================================
+-- supabill: foundation: the billing schema, closed sets, the test clock, settings, GST reference
+--
+-- What every later module builds on: schema `billing` (private: helpers, machinery and service-only
+-- tables; PostgREST does not expose it), the types for every closed set of values, the test clock
+-- billing.now() (a transaction's pin, or the simulated time of billing.test_clock, where the
+-- database enables it), the trigger functions tables share, GSTIN validation, the backoff every
+-- outbox retries with (billing.retry_backoff), and the billing settings (one row the operators
+-- edit in the SQL editor).
+--
+-- Conventions of every module (same section order in each file): 1. types; 2. tables, each with its
+-- grants, row level security and triggers (trigger functions a table attaches come just before it);
+-- 3. private functions (schema billing); 4. policies; 5. public functions (the API: what a browser
+-- may call through supabase-js, or the fixed contract); 6. jobs and schedules.
+--
+-- Schema rule: `public` holds the tables a member reads (row level security on every one) and the
+-- functions a browser or the fixed contract calls, each with a `comment on`. No `security definer`
+-- function in `public` is executable by anon or authenticated: a browser RPC in public is a thin
+-- `security invoker` wrapper over its `security definer` implementation in `billing`, which checks
+-- who is calling (billing.require_user, billing.require_role) before it writes.
+-- Private tables in billing grant nothing to anon or authenticated (supabase/tests/database/
+-- 09-exposure checks it) and have no row level security, which is for what the API exposes.
+--
+-- Every function is plpgsql, one-liners too: each sets search_path = '' (so a caller cannot put
+-- its own objects in front of ours), and a sql-language function with a SET clause is never
+-- inlined and plans its body again on every call (80 to 100 us a call here), while plpgsql keeps
+-- its plans. EXECUTE is revoked from public on every function and granted explicitly.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Schema and types
+-- =================================================================================================
+
+/** Private billing objects: helpers, trigger functions. Not exposed through the API. */
+create schema billing;
+
+revoke all on schema billing from public;
+
+-- Policies call billing.* helpers as the querying role, so signed-in users need usage.
+grant usage on schema billing to authenticated, service_role;
+
+/** A member's role in an organization. */
+create type public.member_role as enum ('owner', 'admin', 'member');
+
+/** How often a plan bills. */
+create type public.billing_interval as enum ('month', 'year');
+
+/** Subscription lifecycle: pending_payment -> trialing | active -> past_due -> expired; canceled. */
+create type public.subscription_status as enum (
+  'pending_payment', 'trialing', 'active', 'past_due', 'canceled', 'expired'
+);
+
+/** The window of a metered limit (`<metric>_per_<window>` in plan features). */
+create type public.usage_window as enum ('minute', 'hour', 'day', 'month');
+
+/**
+ * The payment providers. Adding one is a value here plus one adapter file in
+ * supabase/functions/_shared/providers/. 'manual' is an operator's record of a payment taken
+ * outside any provider.
+ */
+create type public.payment_provider as enum ('payu', 'razorpay', 'manual');
+
+/** What an order buys: a first plan ('new'), a renewal charge of a provider subscription, an upgrade. */
+create type public.order_kind as enum ('new', 'renewal', 'upgrade');
+
+/**
+ * Where an order stands: created (waiting for its provider order), pending (payable), paid,
+ * failed, expired (past expires_at unpaid), canceled.
+ */
+create type public.order_status as enum ('created', 'pending', 'paid', 'failed', 'expired', 'canceled');
+
+/**
+ * One observed state of a provider payment (authorized, captured, failed, refunded) or a
+ * mismatch against our order (recorded for an operator, never applied).
+ */
+create type public.payment_status as enum ('authorized', 'captured', 'failed', 'refunded', 'mismatch', 'dispute_opened', 'dispute_won', 'dispute_lost');
+
+/**
+ * The clock of every time-dependent rule: now(), unless the database enables the test clock; then
+ * the transaction's pin, else the simulated time of billing.test_clock, else now() (see
+ * billing.simulated_now). Unset (a hosted project), it costs one current_setting.
+ */
+create function billing.now()
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if pg_catalog.current_setting('billing.test_clock', true) is distinct from 'on' then
+    return pg_catalog.now();
+  end if;
+  return coalesce(billing.simulated_now(), pg_catalog.now());
+end;
+$$;
+revoke execute on function billing.now() from public;
+grant execute on function billing.now() to authenticated, service_role;
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- Trigger and check functions tables share (defined first so tables can attach them)
+-- -------------------------------------------------------------------------------------------------
+
+/** Keeps `updated_at` current on every update. */
+create function billing.touch_updated_at()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  new.updated_at := pg_catalog.now();
+  return new;
+end;
+$$;
+revoke execute on function billing.touch_updated_at() from public;
+
+/** Rejects an unknown time zone name with a clear error (used for `timezone` columns). */
+create function billing.check_timezone()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_zone text := pg_catalog.to_jsonb(new) ->> tg_argv[0];
+begin
+  perform pg_catalog.timezone(v_zone, pg_catalog.now());
+  return new;
+exception
+  when invalid_parameter_value then
+    raise exception '%.%: unknown time zone "%"', tg_table_name, tg_argv[0], v_zone
+      using errcode = 'invalid_parameter_value',
+            hint = 'Use an IANA name such as Asia/Kolkata.';
+end;
+$$;
+revoke execute on function billing.check_timezone() from public;
+
+/**
+ * Makes a table append-only: UPDATE, DELETE and TRUNCATE raise for every role. The error says
+ * what the rows are (TG_ARGV[0], default 'is an append-only audit log') and, when given, how to
+ * correct one instead (TG_ARGV[1], the hint). The audit logs here and the issued GST documents
+ * of the invoices module use it.
+ */
+create function billing.reject_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_message text := pg_catalog.format('%s.%s %s: %s is not allowed', tg_table_schema, tg_table_name,
+                                      coalesce(tg_argv[0], 'is an append-only audit log'), tg_op);
+begin
+  if tg_argv[1] is null then
+    raise exception using message = v_message, errcode = 'insufficient_privilege';
+  end if;
+  raise exception using message = v_message, errcode = 'insufficient_privilege', hint = tg_argv[1];
+end;
+$$;
+revoke execute on function billing.reject_change() from public;
+
+-- -------------------------------------------------------------------------------------------------
+-- GST reference: state codes and GSTIN validation (the check constraints of the billing profiles use them)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The name of a GST state code (the first two digits of a GSTIN), or null for an unknown code.
+ * 01-38 are states and union territories, 97 "Other Territory", 99 "Centre Jurisdiction".
+ */
+create function billing.gst_state_name(p_code text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return case p_code
+    when '01' then 'Jammu and Kashmir'
+    when '02' then 'Himachal Pradesh'
+    when '03' then 'Punjab'
+    when '04' then 'Chandigarh'
+    when '05' then 'Uttarakhand'
+    when '06' then 'Haryana'
+    when '07' then 'Delhi'
+    when '08' then 'Rajasthan'
+    when '09' then 'Uttar Pradesh'
+    when '10' then 'Bihar'
+    when '11' then 'Sikkim'
+    when '12' then 'Arunachal Pradesh'
+    when '13' then 'Nagaland'
+    when '14' then 'Manipur'
+    when '15' then 'Mizoram'
+    when '16' then 'Tripura'
+    when '17' then 'Meghalaya'
+    when '18' then 'Assam'
+    when '19' then 'West Bengal'
+    when '20' then 'Jharkhand'
+    when '21' then 'Odisha'
+    when '22' then 'Chhattisgarh'
+    when '23' then 'Madhya Pradesh'
+    when '24' then 'Gujarat'
+    when '25' then 'Daman and Diu'
+    when '26' then 'Dadra and Nagar Haveli and Daman and Diu'
+    when '27' then 'Maharashtra'
+    when '28' then 'Andhra Pradesh (before division)'
+    when '29' then 'Karnataka'
+    when '30' then 'Goa'
+    when '31' then 'Lakshadweep'
+    when '32' then 'Kerala'
+    when '33' then 'Tamil Nadu'
+    when '34' then 'Puducherry'
+    when '35' then 'Andaman and Nicobar Islands'
+    when '36' then 'Telangana'
+    when '37' then 'Andhra Pradesh'
+    when '38' then 'Ladakh'
+    when '97' then 'Other Territory'
+    when '99' then 'Centre Jurisdiction'
+  end;
+end;
+$$;
+revoke execute on function billing.gst_state_name(text) from public;
+grant execute on function billing.gst_state_name(text) to authenticated, service_role;
+
+/**
+ * The GSTIN check character (15th) of the first 14 characters, by the official mod-36 algorithm
+ * (Luhn mod N over 0-9A-Z): from the left, characters at odd positions (1st, 3rd ...) weigh 1 and
+ * the others 2; each product p adds p / 36 + p % 36; the check character is (36 - sum % 36) % 36.
+ * Null when the input has fewer than 14 characters or a character outside 0-9A-Z.
+ */
+create function billing.gstin_check_char(p_gstin text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  c_alphabet constant text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  v_sum integer := 0;
+  v_value integer;
+  v_product integer;
+begin
+  if p_gstin is null or pg_catalog.length(p_gstin) < 14 then
+    return null;
+  end if;
+  for i in 1..14 loop
+    v_value := pg_catalog.strpos(c_alphabet, pg_catalog.substr(p_gstin, i, 1)) - 1;
+    if v_value < 0 then
+      return null;
+    end if;
+    v_product := v_value * (case when i % 2 = 1 then 1 else 2 end);
+    v_sum := v_sum + v_product / 36 + v_product % 36;
+  end loop;
+  return pg_catalog.substr(c_alphabet, (36 - v_sum % 36) % 36 + 1, 1);
+end;
+$$;
+revoke execute on function billing.gstin_check_char(text) from public;
+grant execute on function billing.gstin_check_char(text) to authenticated, service_role;
+
+/**
+ * What is wrong with a GSTIN, in words, or null when it is valid. Checks, in order: 15
+ * characters; a state code 01-38, 97 or 99; a PAN (5 letters, 4 digits, 1 letter); the entity
+ * number (13th, 1-9 or A-Z); 'Z' as 14th character; the check character (15th).
+ */
+create function billing.gstin_problem(p_gstin text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_expected text;
+begin
+  if p_gstin is null then
+    return 'GSTIN is missing';
+  end if;
+  if pg_catalog.length(p_gstin) <> 15 then
+    return pg_catalog.format('GSTIN must be 15 characters, got %s', pg_catalog.length(p_gstin));
+  end if;
+  if p_gstin !~ '^[0-9A-Z]{15}$' then
+    return 'GSTIN may contain only digits and capital letters';
+  end if;
+  if billing.gst_state_name(pg_catalog.left(p_gstin, 2)) is null then
+    return pg_catalog.format('GSTIN state code "%s" is not a GST state code (01-38, 97 or 99)', pg_catalog.left(p_gstin, 2));
+  end if;
+  if pg_catalog.substr(p_gstin, 3, 10) !~ '^[A-Z]{5}[0-9]{4}[A-Z]$' then
+    return pg_catalog.format('GSTIN characters 3-12 "%s" are not a PAN (5 letters, 4 digits, 1 letter)', pg_catalog.substr(p_gstin, 3, 10));
+  end if;
+  if pg_catalog.substr(p_gstin, 13, 1) !~ '^[1-9A-Z]$' then
+    return 'GSTIN 13th character (entity number) must be 1-9 or A-Z';
+  end if;
+  if pg_catalog.substr(p_gstin, 14, 1) <> 'Z' then
+    return 'GSTIN 14th character must be Z';
+  end if;
+  v_expected := billing.gstin_check_char(p_gstin);
+  if pg_catalog.substr(p_gstin, 15, 1) <> v_expected then
+    return pg_catalog.format('GSTIN check character is "%s", expected "%s"', pg_catalog.substr(p_gstin, 15, 1), v_expected);
+  end if;
+  return null;
+end;
+$$;
+revoke execute on function billing.gstin_problem(text) from public;
+grant execute on function billing.gstin_problem(text) to authenticated, service_role;
+
+/** True when the GSTIN is valid (format, state code, PAN, entity number, 'Z', check character). */
+create function public.is_valid_gstin(p_gstin text)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return p_gstin is not null and billing.gstin_problem(p_gstin) is null;
+end;
+$$;
+revoke execute on function public.is_valid_gstin(text) from public;
+grant execute on function public.is_valid_gstin(text) to authenticated, service_role;
+comment on function public.is_valid_gstin(text) is 'True when a GSTIN is valid: format, state code, PAN, entity number, Z and the check character.';
+
+/** round_half_up(p_numerator / p_denominator) for a non-negative numerator and a positive denominator. */
+create function billing.div_round_half_up(p_numerator numeric, p_denominator numeric)
+returns bigint
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return pg_catalog.div(2 * p_numerator + p_denominator, 2 * p_denominator)::bigint;
+end;
+$$;
+revoke execute on function billing.div_round_half_up(numeric, numeric) from public;
+grant execute on function billing.div_round_half_up(numeric, numeric) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
+-- billing_settings
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The billing settings: one row (id = true), edited by operators in the SQL editor.
+ * grace_days: how long a paid plan stays in effect after current_period_end.
+ * seller_*: the seller printed on GST invoices (legal name, GSTIN, state, address).
+ * order_pending_reconcile_after: when a checkout order still pending is asked about at the provider.
+ * sac_code: the SAC code of the service (998314: IT design and development services); gst_rate_bp:
+ * the GST rate in basis points (1800 = 18 %; even, so CGST and SGST are whole basis points);
+ * prices_include_tax: whether plan prices are gross. Prefixes are 1-5 characters (letters, digits,
+ * '-' or '/' inside) so a number fits GST's 16 characters with at least 4 digits of serial;
+ * invoice and credit-note prefixes differ (separate series).
+ */
+create table public.billing_settings (
+  id boolean primary key default true constraint billing_settings_singleton check (id),
+  grace_days integer not null default 3 check (grace_days between 0 and 365),
+  seller_legal_name text check (seller_legal_name is null or length(btrim(seller_legal_name)) > 0),
+  seller_gstin text check (seller_gstin ~ '^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$'),
+  seller_state_code text check (seller_state_code ~ '^[0-9]{2}$'),
+  invoice_prefix text not null default 'INV' check (invoice_prefix ~ '^[A-Z0-9][A-Z0-9/-]{0,9}$'),
+  app_success_url text check (app_success_url ~ '^https?://'),
+  app_failure_url text check (app_failure_url ~ '^https?://'),
+  order_pending_reconcile_after interval not null default interval '15 minutes'
+    check (order_pending_reconcile_after > interval '0'),
+  seller_address_line1 text check (length(btrim(seller_address_line1)) between 1 and 200),
+  seller_address_line2 text check (length(btrim(seller_address_line2)) between 1 and 200),
+  seller_city text check (length(btrim(seller_city)) between 1 and 100),
+  seller_postal_code text check (seller_postal_code ~ '^[1-9][0-9]{5}$'),
+  seller_email text check (seller_email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+  sac_code text not null default '998314' check (sac_code ~ '^99[0-9]{4}$'),
+  gst_rate_bp integer not null default 1800 check (gst_rate_bp between 0 and 2800 and gst_rate_bp % 2 = 0),
+  prices_include_tax boolean not null default false,
+  credit_note_prefix text not null default 'CN',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  upgrade_quote_ttl interval not null default interval '30 minutes'
+    check (upgrade_quote_ttl between interval '1 minute' and interval '7 days'),
+  checkout_order_ttl interval not null default interval '24 hours'
+    check (checkout_order_ttl between interval '5 minutes' and interval '30 days'),
+  max_open_orders integer not null default 3 check (max_open_orders between 1 and 100),
+  full_refund_ends_period boolean not null default true,
+  dispute_suspends_subscription boolean not null default true,
+  max_owned_organizations integer default 3
+    constraint billing_settings_max_owned_organizations_positive check (max_owned_organizations >= 1),
+  webhook_payload_retention_days integer not null default 90
+    constraint billing_settings_webhook_payload_retention_days_range
+    check (webhook_payload_retention_days between 1 and 3650),
+  notification_retention_days integer not null default 90
+    constraint billing_settings_notification_retention_days_range
+    check (notification_retention_days between 1 and 3650),
+  quota_alert_thresholds integer[] not null default '{75,90,100}'
+    constraint billing_settings_quota_alert_thresholds_range
+    check (pg_catalog.cardinality(quota_alert_thresholds) <= 10
+    and pg_catalog.array_position(quota_alert_thresholds, null) is null
+    and 1 <= all (quota_alert_thresholds) and 100 >= all (quota_alert_thresholds)),
+  quota_alert_windows public.usage_window[] not null default '{day,month}'
+    constraint billing_settings_quota_alert_windows_no_null
+    check (pg_catalog.array_position(quota_alert_windows, null) is null),
+  constraint billing_settings_gstin_matches_state
+    check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
+  constraint billing_settings_invoice_prefix_fits
+    check (invoice_prefix ~ '^[A-Z0-9]([A-Z0-9/-]{0,3}[A-Z0-9])?$'),
+  constraint billing_settings_credit_note_prefix_fits
+    check (credit_note_prefix ~ '^[A-Z0-9]([A-Z0-9/-]{0,3}[A-Z0-9])?$'),
+  constraint billing_settings_prefixes_differ check (credit_note_prefix <> invoice_prefix),
+  constraint billing_settings_seller_gstin_valid check (seller_gstin is null or public.is_valid_gstin(seller_gstin)),
+  constraint billing_settings_seller_state_code_known
+    check (seller_state_code ~ '^(0[1-9]|[12][0-9]|3[0-8]|97|99)$')
+);
+
+grant select on public.billing_settings to authenticated;
+
+grant select, insert, update, delete on public.billing_settings to service_role;
+
+alter table public.billing_settings enable row level security;
+
+comment on table public.billing_settings is 'The billing settings: one row, edited by operators (grace days, seller profile, GST rate, prefixes).';
+
+comment on type public.payment_status is 'One observed state of a provider payment, or a mismatch against the order.';
+
+comment on type public.order_status is 'Where an order stands: created, pending (payable), paid, failed, expired, canceled.';
+
+comment on type public.order_kind is 'What an order buys: new (a first plan), renewal (a provider subscription charge), upgrade (a prorated plan change).';
+
+comment on type public.payment_provider is 'The payment providers an order or payment goes through.';
+
+create trigger billing_settings_touch_updated_at
+  before update on public.billing_settings
+  for each row execute function billing.touch_updated_at();
+
+comment on column public.billing_settings.upgrade_quote_ttl is 'How long an upgrade order''s prorated quote may be paid.';
+
+comment on column public.billing_settings.checkout_order_ttl is 'How long a checkout order may be paid.';
+
+comment on column public.billing_settings.max_open_orders is 'At most this many open (unpaid, unexpired) orders per organization.';
+
+comment on column public.billing_settings.full_refund_ends_period is 'Whether a full refund of the payment that paid the current period ends it.';
+
+comment on column public.billing_settings.dispute_suspends_subscription is 'Whether a dispute moves the subscription (past_due while open, ended when lost).';
+
+comment on column public.billing_settings.max_owned_organizations is
+  'How many organizations one user may own (owner memberships); null for no limit. Default 3.';
+
+comment on column public.billing_settings.webhook_payload_retention_days is
+  'Days a provider webhook payload is kept before billing-purge strips it (the event id stays for deduplication). Default 90.';
+
+comment on column public.billing_settings.notification_retention_days is
+  'Days a sent or failed notification is kept before billing-purge deletes it. Default 90.';
+
+comment on column public.billing_settings.quota_alert_thresholds is
+  'Percentages of a quota window''s limit (1 to 100) at which a quota_threshold notification is queued, once per window. Default {75,90,100}; empty: no alerts.';
+
+comment on column public.billing_settings.quota_alert_windows is
+  'The windows that raise quota alerts. Default {day,month}: minute and hour windows reset before anyone could act on an email.';
+
+-- The settings row, every column at its default (data, not schema: the operators edit it in the
+-- SQL editor).
+insert into public.billing_settings (id) values (true);
+
+/**
+ * The simulated time of a test cluster: at most one row (id is always true). Written by the
+ * simulator (`npm run simulate`) as postgres, one simulated day at a time; read by
+ * billing.simulated_now() only where the database enables the test clock. Private: no API role
+ * reads or writes it.
+ */
+create table billing.test_clock (
+  id boolean primary key default true check (id),
+  simulated_at timestamptz not null,
+  updated_at timestamptz not null default pg_catalog.now()
+);
+
+revoke all on table billing.test_clock from public, anon, authenticated, service_role;
+
+comment on table billing.test_clock is
+  'The simulated time of a test cluster (one row at most); billing.now() follows it only where the database sets billing.test_clock = on. Never used on a hosted project.';
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+/**
+ * The grace period after a period end (billing_settings.grace_days; 3 days when the settings
+ * row is missing). The one place every rule reads it from.
+ */
+create function billing.grace_interval()
+returns interval
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return pg_catalog.make_interval(days => coalesce((select s.grace_days from public.billing_settings s), 3));
+end;
+$$;
+revoke execute on function billing.grace_interval() from public;
+grant execute on function billing.grace_interval() to authenticated, service_role;
+
+/**
+ * The backoff before attempt p_attempt + 1 of an outbox's work (provider actions, notifications):
+ * 30 s doubled each attempt, at most an hour, plus up to a fifth of it at random (so workers that
+ * failed together do not retry together); the provider's Retry-After when it gave one and it is
+ * longer (at most a day).
+ */
+create function billing.retry_backoff(p_attempt integer, p_retry_after_seconds integer)
+returns interval
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_seconds double precision := least(30 * power(2, greatest(coalesce(p_attempt, 1) - 1, 0)), 3600);
+begin
+  v_seconds := v_seconds * (1 + pg_catalog.random() / 5);
+  return pg_catalog.make_interval(secs => greatest(v_seconds, least(coalesce(p_retry_after_seconds, 0), 86400)));
+end;
+$$;
+revoke execute on function billing.retry_backoff(integer, integer) from public;
+grant execute on function billing.retry_backoff(integer, integer) to service_role;
+
+/**
+ * The test clock's time, or null for "use now()": the transaction's pinned `billing.now`, else the
+ * row of billing.test_clock, each only where the database itself sets billing.test_clock = on (a
+ * session's or a role's own setting does not count). Called by billing.now() only after the
+ * setting reads 'on', so a hosted project never runs it.
+ * Security definer: billing.now() runs as the signed-in user inside RLS-checked functions, and
+ * neither that user nor service_role may read billing.test_clock.
+ */
+create function billing.simulated_now()
+returns timestamptz
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_pinned text := pg_catalog.current_setting('billing.now', true);
+  v_at timestamptz;
+begin
+  if v_pinned is null or v_pinned = '' then
+    select c.simulated_at into v_at from billing.test_clock c;
+    if v_at is null then
+      return null;
+    end if;
+  end if;
+  if not exists (
+    select 1
+    from pg_catalog.pg_db_role_setting s
+    join pg_catalog.pg_database d on d.oid = s.setdatabase
+    where d.datname = pg_catalog.current_database()
+      and s.setrole = 0
+      and 'billing.test_clock=on' = any (s.setconfig)
+  ) then
+    return null;
+  end if;
+  return coalesce(nullif(v_pinned, '')::timestamptz, v_at);
+end;
+$$;
+revoke execute on function billing.simulated_now() from public;
+grant execute on function billing.simulated_now() to authenticated, service_role;
+comment on function billing.simulated_now() is
+  'The test clock: the pinned billing.now, else billing.test_clock, else null; only where the database enables billing.test_clock.';
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+/** billing_settings: readable by every signed-in user (seller details, grace days). */
+create policy "Signed-in users can read the billing settings"
+  on public.billing_settings for select to authenticated
+  using (true);
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+-- public.is_valid_gstin (section 2) is the only one: a browser may check a GSTIN before saving it.
+
+comment on schema billing is 'supabill internals: helpers, machinery and service-only tables. Not exposed through the API.';

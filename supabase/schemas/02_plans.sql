@@ -1,0 +1,1061 @@
+-- =================================================================================================
+-- supabill: plans: the plan catalog, subscriptions, their history, and the plan in effect
+--
+-- The plan catalog (entitlements in `features`), each organization's subscription, the
+-- append-only subscription_history, and the plan in effect, computed on read from the
+-- subscription row and billing.now(): billing.effective_plan, behind get_entitlements,
+-- effective_tier and organization_entitlements. No read depends on a cron job having run.
+--
+-- Periods end a whole number of plan intervals after the anchor of their run
+-- (subscriptions.period_anchor) on the organization's calendar (organizations.timezone),
+-- whatever the connection's TimeZone: billing.period_end_after.
+--
+-- Subscription history is written by the database: a statement-level trigger on
+-- public.subscriptions (AFTER INSERT and AFTER UPDATE, with transition tables,
+-- billing.record_subscription_history) writes one subscription_history row per subscription the
+-- statement created or changed. What the row says comes from the change context, a
+-- transaction-local setting (billing.change_context) that our functions set just before they
+-- write, through billing.set_change_context(action, actor_kind, actor_id, reason, metadata,
+-- effective_at, when_due). The trigger takes the context and clears it, so it labels exactly one
+-- statement.
+--
+-- A write with no context (an UPDATE in the SQL editor, a script) is recorded too, with actor
+-- 'sql', the database role in metadata.db_role, the columns that changed in metadata.changed,
+-- and an action derived from what changed (billing.subscription_change_action):
+--   a new row 'created'; a plan change 'plan_changed'; else a status change 'canceled',
+--   'expired', 'past_due', 'activated' (to active from pending_payment or trialing),
+--   'reactivated' (to active from past_due, canceled or expired) or 'status_changed'; else
+--   cancel_at_period_end 'cancel_scheduled' / 'resumed'; else a pending plan set
+--   'downgrade_scheduled' or cleared 'pending_plan_cleared'; else a period or trial end
+--   'period_changed'; else 'updated'.
+-- What is history-worthy: a new row, and a change of any column but the bookkeeping ones
+-- (updated_at, created_at, period_anchor). An UPDATE that changes none of them writes nothing.
+--
+-- The row's columns: old and new plan and status are the row before and after the change,
+-- except that a 'downgrade_scheduled' row's new_plan_id is the plan asked for (pending_plan_id),
+-- as billing.subscription_states reads it; effective_at is billing.now(), or the context's
+-- effective_at, or (when_due, for the jobs) the time each row's change fell due; created_at is
+-- the wall clock of the write (clock_timestamp), so two changes of one transaction at the same
+-- effective_at keep their order.
+--
+-- One writer per change: an intent that changes no subscription row (an upgrade ordered: an
+-- order is created, the subscription is untouched until it is paid) is written by
+-- billing.log_subscription_intent, which accepts only the intent actions
+-- (billing.subscription_intent_actions); billing.set_change_context refuses those actions. An
+-- operator's own words for a change are kept in billing.operator_notes, out of the history
+-- members read.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+-- None.
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- billing_plans
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The plan catalog. Entitlements live in `features`: `<metric>_per_<window>` metered
+ * limits (non-negative integer, or null for unlimited), `max_<thing>` count limits (non-negative
+ * integer), anything else a flag or list. At most one active free plan, and it costs nothing.
+ */
+create table public.billing_plans (
+  id uuid primary key default gen_random_uuid(),
+  code text not null unique check (code ~ '^[a-z][a-z0-9_]{0,63}$'),
+  name text not null check (length(btrim(name)) between 1 and 200),
+  description text,
+  tier text not null check (tier in ('free', 'basic', 'pro', 'enterprise')),
+  interval public.billing_interval not null default 'month',
+  price_cents bigint not null check (price_cents >= 0),
+  currency text not null default 'INR' check (currency ~ '^[A-Z]{3}$'),
+  trial_days integer not null default 0 check (trial_days between 0 and 365),
+  features jsonb not null default '{}'::jsonb,
+  provider_config jsonb not null default '{}'::jsonb check (jsonb_typeof(provider_config) = 'object'),
+  active boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint billing_plans_free_is_free check (tier <> 'free' or price_cents = 0)
+);
+
+comment on table public.billing_plans is 'The plan catalog: price, interval, trial days and entitlements (features), one active free plan.';
+
+/** At most one active free plan: the plan in effect for every organization without a paid one. */
+create unique index billing_plans_one_active_free_idx on public.billing_plans (tier)
+  where tier = 'free' and active;
+
+/** The policy column. */
+create index billing_plans_active_idx on public.billing_plans (active);
+
+grant select on public.billing_plans to anon, authenticated;
+
+grant select, insert, update, delete on public.billing_plans to service_role;
+
+alter table public.billing_plans enable row level security;
+
+/**
+ * True when a JSON value is a plain non-negative integer that fits bigint (so `(v ->> k)::bigint`
+ * always works): 5 and 0 are; -1, 2.5, 1.0, "5" and null are not.
+ */
+create function billing.is_non_negative_integer(p_value jsonb)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return case
+    when pg_catalog.jsonb_typeof(p_value) = 'number' and (p_value #>> '{}') ~ '^[0-9]{1,19}$'
+      then (p_value #>> '{}')::numeric <= 9223372036854775807
+    else false
+  end;
+end;
+$$;
+revoke execute on function billing.is_non_negative_integer(jsonb) from public;
+grant execute on function billing.is_non_negative_integer(jsonb) to service_role;
+
+/**
+ * Validates a plan's features object; the error names the offending key.
+ * `<metric>_per_<minute|hour|day|month>`: non-negative integer or null. `max_<thing>`:
+ * non-negative integer. Any other `*_per_*` suffix is an unknown window and is rejected.
+ */
+create function billing.validate_plan_features(p_features jsonb)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_key text;
+  v_value jsonb;
+  v_window text;
+begin
+  if p_features is null or pg_catalog.jsonb_typeof(p_features) <> 'object' then
+    raise exception 'plan features must be a JSON object'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_features) as e loop
+    if v_key ~ '_per_[^_]+$' then
+      v_window := pg_catalog.substring(v_key, '_per_([^_]+)$');
+      if v_key !~ '^[a-z][a-z0-9_]*_per_[a-z]+$' then
+        raise exception 'plan features key "%": a metered limit is <metric>_per_<window> in lowercase snake_case', v_key
+          using errcode = 'invalid_parameter_value';
+      end if;
+      if v_window not in ('minute', 'hour', 'day', 'month') then
+        raise exception 'plan features key "%": unknown window "%" (use minute, hour, day or month)', v_key, v_window
+          using errcode = 'invalid_parameter_value';
+      end if;
+      if pg_catalog.jsonb_typeof(v_value) <> 'null' and not billing.is_non_negative_integer(v_value) then
+        raise exception 'plan features key "%": a metered limit must be a non-negative integer or null, got %', v_key, v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
+    elsif v_key ~ '^max_' then
+      if v_key !~ '^max_[a-z][a-z0-9_]*$' then
+        raise exception 'plan features key "%": a count limit is max_<thing> in lowercase snake_case', v_key
+          using errcode = 'invalid_parameter_value';
+      end if;
+      if not billing.is_non_negative_integer(v_value) then
+        raise exception 'plan features key "%": a count limit must be a non-negative integer, got %', v_key, v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
+    end if;
+  end loop;
+end;
+$$;
+revoke execute on function billing.validate_plan_features(jsonb) from public;
+grant execute on function billing.validate_plan_features(jsonb) to service_role;
+
+/** Trigger: validate `features` on every insert and update of a plan. */
+create function billing.check_plan_features()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform billing.validate_plan_features(new.features);
+  return new;
+end;
+$$;
+revoke execute on function billing.check_plan_features() from public;
+
+create trigger billing_plans_check_features
+  before insert or update of features on public.billing_plans
+  for each row execute function billing.check_plan_features();
+
+create trigger billing_plans_touch_updated_at
+  before update on public.billing_plans
+  for each row execute function billing.touch_updated_at();
+
+-- -------------------------------------------------------------------------------------------------
+-- subscriptions
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * AFTER UPDATE OF status on subscriptions: a Razorpay recurring subscription that ends here
+ * before the provider ended it (a full refund, a lost dispute, an operator's cancellation now)
+ * is cancelled at Razorpay now, so the mandate is not debited again. A subscription that ended
+ * because Razorpay said so (its stored provider state is cancelled, completed or expired) is
+ * left alone, and so is one that runs out at its cycle end (that was queued when it was
+ * scheduled).
+ */
+create function billing.queue_provider_cancel()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from billing.provider_subscription_states st
+             where st.provider = new.provider and st.provider_subscription_id = new.provider_subscription_id
+               and st.status in ('cancelled', 'completed', 'expired')) then
+    return null;
+  end if;
+  perform billing.queue_provider_action(
+    new.organization_id, new.provider, 'cancel',
+    pg_catalog.jsonb_build_object('provider_subscription_id', new.provider_subscription_id),
+    pg_catalog.jsonb_build_object('at_cycle_end', false),
+    pg_catalog.format('cancel:%s:now', new.provider_subscription_id),
+    'system', pg_catalog.format('the subscription ended here (%s)', new.status), new.id);
+  return null;
+end;
+$$;
+revoke execute on function billing.queue_provider_cancel() from public;
+
+/**
+ * AFTER UPDATE OF cancel_at_period_end on subscriptions, false to true on a live subscription: a
+ * 'cancellation_scheduled' notification, deduplicated per subscription and period end.
+ */
+create function billing.queue_cancellation_scheduled()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
+  values (new.organization_id, new.id, 'cancellation_scheduled',
+          pg_catalog.jsonb_build_object('plan_id', new.plan_id, 'period_end', new.current_period_end,
+                                        'status', new.status),
+          pg_catalog.format('cancellation_scheduled:%s:%s', new.id,
+                            extract(epoch from new.current_period_end)::bigint))
+  on conflict (dedupe_key) do nothing;
+  return null;
+end;
+$$;
+revoke execute on function billing.queue_cancellation_scheduled() from public;
+
+/**
+ * AFTER INSERT and AFTER UPDATE on public.subscriptions, once per statement (transition tables
+ * new_rows, old_rows): one subscription_history row per subscription created, or changed in a
+ * history-worthy column (every column but updated_at, created_at and period_anchor), in one
+ * insert. Labelled by the change context (billing.take_change_context: taken and cleared here);
+ * without one, actor 'sql' and an action derived from what changed
+ * (billing.subscription_change_action), with metadata {db_role, changed}. See the banner for the
+ * columns' meanings. An INSERT ... ON CONFLICT DO UPDATE fires both triggers and the first takes
+ * the context: our functions never upsert subscriptions.
+ */
+create function billing.record_subscription_history()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_context jsonb := billing.take_change_context();
+  v_now timestamptz := billing.now();
+  v_at timestamptz := coalesce((v_context ->> 'effective_at')::timestamptz, v_now);
+  v_when_due boolean := coalesce((v_context ->> 'when_due')::boolean, false);
+  -- An operator's own words stay private (billing.operator_notes); members read who acted.
+  v_operator boolean := coalesce(v_context ->> 'actor_kind' = 'operator', false);
+  v_reason text := case when v_operator then 'by an operator' else v_context ->> 'reason' end;
+begin
+  if tg_op = 'INSERT' then
+    with written as (
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at, created_at)
+    select n.organization_id, n.id, coalesce(v_context ->> 'action', 'created'), null, n.plan_id, null, n.status,
+           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_reason,
+           coalesce(v_context -> 'metadata',
+                    pg_catalog.jsonb_build_object('db_role', current_user)),
+           v_at, pg_catalog.clock_timestamp()
+    from new_rows n
+    returning id, organization_id
+    )
+    insert into billing.operator_notes (history_id, organization_id, reason)
+    select w.id, w.organization_id, v_context ->> 'reason' from written w where v_operator;
+  else
+    with written as (
+    insert into public.subscription_history
+      (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+       actor_kind, actor_id, reason, metadata, effective_at, created_at)
+    select c.organization_id, c.id, c.action, c.old_plan_id,
+           case when c.action = 'downgrade_scheduled' then coalesce(c.pending_plan_id, c.plan_id) else c.plan_id end,
+           c.old_status, c.status,
+           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_reason,
+           coalesce(v_context -> 'metadata',
+                    pg_catalog.jsonb_build_object('db_role', current_user,
+                                                  'changed', c.changed)),
+           c.effective_at, pg_catalog.clock_timestamp()
+    from (
+      select n.organization_id, n.id, n.plan_id, n.pending_plan_id, n.status,
+             o.plan_id as old_plan_id, o.status as old_status,
+             coalesce(v_context ->> 'action', billing.subscription_change_action(o, n)) as action,
+             case when v_context is null then billing.subscription_changed_columns(o, n) end as changed,
+             case when not v_when_due then v_at
+                  -- When the change fell due (the jobs): an end at ended_at, past_due at the period
+                  -- end, a scheduled downgrade at the later of its date and the period end.
+                  else least(v_at, coalesce(case
+                    when n.status is distinct from o.status and n.status in ('canceled', 'expired') then n.ended_at
+                    when n.status is distinct from o.status and n.status = 'past_due' then n.current_period_end
+                    when n.plan_id is distinct from o.plan_id and n.plan_id = o.pending_plan_id then
+                      greatest(o.pending_plan_effective_at, o.current_period_end)
+                  end, v_at))
+             end as effective_at
+      from old_rows o
+      join new_rows n on n.id = o.id
+      -- History-worthy: every column but updated_at, created_at and period_anchor (bookkeeping).
+      -- 20-subscription-history.test.sql fails when a column is added to subscriptions and not here.
+      where (o.organization_id, o.plan_id, o.status, o.current_period_start, o.current_period_end, o.trial_end,
+             o.cancel_at_period_end, o.canceled_at, o.ended_at, o.provider, o.provider_subscription_id,
+             o.pending_plan_id, o.pending_plan_effective_at)
+            is distinct from
+            (n.organization_id, n.plan_id, n.status, n.current_period_start, n.current_period_end, n.trial_end,
+             n.cancel_at_period_end, n.canceled_at, n.ended_at, n.provider, n.provider_subscription_id,
+             n.pending_plan_id, n.pending_plan_effective_at)
+    ) c
+    returning id, organization_id
+    )
+    insert into billing.operator_notes (history_id, organization_id, reason)
+    select w.id, w.organization_id, v_context ->> 'reason' from written w where v_operator;
+  end if;
+  return null;
+end;
+$$;
+revoke execute on function billing.record_subscription_history() from public;
+
+/**
+ * An organization's subscription to a plan. At most one live subscription (pending_payment,
+ * trialing, active, past_due) per organization. `pending_plan_id` is a downgrade scheduled for
+ * `pending_plan_effective_at` (the period end).
+ */
+create table public.subscriptions (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  plan_id uuid not null references public.billing_plans (id) on delete restrict,
+  status public.subscription_status not null default 'pending_payment',
+  current_period_start timestamptz,
+  current_period_end timestamptz,
+  trial_end timestamptz,
+  cancel_at_period_end boolean not null default false,
+  canceled_at timestamptz,
+  ended_at timestamptz,
+  provider public.payment_provider,
+  provider_subscription_id text,
+  pending_plan_id uuid references public.billing_plans (id) on delete restrict,
+  pending_plan_effective_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  period_anchor timestamptz,
+  constraint subscriptions_period_order
+    check (current_period_end is null or current_period_start is null or current_period_end > current_period_start),
+  constraint subscriptions_period_when_running
+    check (status not in ('trialing', 'active', 'past_due')
+           or (current_period_start is not null and current_period_end is not null)),
+  constraint subscriptions_trial_end_when_trialing
+    check (status <> 'trialing' or trial_end is not null),
+  constraint subscriptions_pending_change_complete
+    check ((pending_plan_id is null) = (pending_plan_effective_at is null)),
+  constraint subscriptions_provider_id_needs_provider
+    check (provider_subscription_id is null or provider is not null),
+  constraint subscriptions_provider_subscription_unique unique (provider, provider_subscription_id)
+);
+
+comment on table public.subscriptions is 'An organization''s subscription to a plan; at most one live one per organization.';
+
+/** At most one live subscription per organization. */
+create unique index subscriptions_one_live_per_organization_idx on public.subscriptions (organization_id)
+  where status in ('pending_payment', 'trialing', 'active', 'past_due');
+
+/** Foreign keys, and due subscriptions for the billing jobs. */
+create index subscriptions_organization_id_idx on public.subscriptions (organization_id);
+
+create index subscriptions_plan_id_idx on public.subscriptions (plan_id);
+
+create index subscriptions_pending_plan_id_idx on public.subscriptions (pending_plan_id)
+  where pending_plan_id is not null;
+
+create index subscriptions_status_period_end_idx on public.subscriptions (status, current_period_end);
+
+grant select on public.subscriptions to authenticated;
+
+grant select, insert, update, delete on public.subscriptions to service_role;
+
+alter table public.subscriptions enable row level security;
+
+/** Scheduled downgrades coming due. */
+create index subscriptions_pending_plan_due_idx on public.subscriptions (pending_plan_effective_at)
+  where pending_plan_id is not null;
+
+/** Trials coming to an end. */
+create index subscriptions_trial_end_idx on public.subscriptions (trial_end)
+  where status = 'trialing';
+
+create trigger subscriptions_touch_updated_at
+  before update on public.subscriptions
+  for each row execute function billing.touch_updated_at();
+
+comment on column public.subscriptions.period_anchor is
+  'Where the current run of periods started: each period ends a whole number of plan intervals after it, so the day of the month never drifts.';
+
+create trigger subscriptions_queue_provider_cancel
+  after update of status on public.subscriptions
+  for each row
+  when (new.status in ('canceled', 'expired') and old.status in ('trialing', 'active', 'past_due')
+        and new.provider = 'razorpay' and new.provider_subscription_id is not null
+        and not old.cancel_at_period_end)
+  execute function billing.queue_provider_cancel();
+
+create trigger subscriptions_queue_cancellation_scheduled
+  after update of cancel_at_period_end on public.subscriptions
+  for each row
+  when (new.cancel_at_period_end and not old.cancel_at_period_end
+        and new.status in ('trialing', 'active', 'past_due') and new.current_period_end is not null)
+  execute function billing.queue_cancellation_scheduled();
+
+create trigger subscriptions_history_insert
+  after insert on public.subscriptions
+  referencing new table as new_rows
+  for each statement execute function billing.record_subscription_history();
+
+create trigger subscriptions_history_update
+  after update on public.subscriptions
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function billing.record_subscription_history();
+
+-- -------------------------------------------------------------------------------------------------
+-- subscription_history (immutable)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Append-only log of every subscription change: who (actor) did what (action) from which plan
+ * and status to which, why, and when it took effect. UPDATE, DELETE and TRUNCATE raise.
+ * actor_id has no foreign key on purpose: the audit row outlives the user.
+ */
+create table public.subscription_history (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  subscription_id uuid references public.subscriptions (id) on delete restrict,
+  action text not null check (action ~ '^[a-z][a-z_]{0,62}$'),
+  old_plan_id uuid references public.billing_plans (id) on delete restrict,
+  new_plan_id uuid references public.billing_plans (id) on delete restrict,
+  old_status public.subscription_status,
+  new_status public.subscription_status,
+  actor_kind text not null default 'system' check (actor_kind in ('user', 'system', 'provider', 'operator', 'sql')),
+  actor_id uuid,
+  reason text,
+  metadata jsonb not null default '{}'::jsonb check (jsonb_typeof(metadata) = 'object'),
+  effective_at timestamptz not null default billing.now(),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.subscription_history is 'Append-only log of every subscription change: who did what, from which plan and status to which, and when.';
+
+/** Foreign keys; an organization's history in time order. */
+create index subscription_history_organization_id_idx on public.subscription_history (organization_id, effective_at);
+
+create index subscription_history_subscription_id_idx on public.subscription_history (subscription_id);
+
+create index subscription_history_old_plan_id_idx on public.subscription_history (old_plan_id);
+
+create index subscription_history_new_plan_id_idx on public.subscription_history (new_plan_id);
+
+grant select on public.subscription_history to authenticated;
+
+grant select, insert, update, delete on public.subscription_history to service_role;
+
+alter table public.subscription_history enable row level security;
+
+create trigger subscription_history_immutable
+  before update or delete on public.subscription_history
+  for each row execute function billing.reject_change();
+
+create trigger subscription_history_no_truncate
+  before truncate on public.subscription_history
+  for each statement execute function billing.reject_change();
+
+/** The trials a user started, for start_trial's once-per-person rule. */
+create index subscription_history_trial_actor_idx on public.subscription_history (actor_id)
+  where action = 'trial_started';
+
+-- -------------------------------------------------------------------------------------------------
+-- Indexes the daily computation reads by time
+-- -------------------------------------------------------------------------------------------------
+
+/** The history rows of one day (the organizations whose MRR can have moved), and the first one. */
+create index subscription_history_effective_at_idx on public.subscription_history (effective_at);
+
+comment on column public.subscription_history.actor_kind is
+  'Who made the change: user (actor_id), system (a job), provider (a payment provider''s event), operator, or sql (a write with no change context: the SQL editor, a script; metadata.db_role says which role).';
+
+/**
+ * An operator's own words for a change (the reason given to billing.operator_*), kept out of
+ * public.subscription_history, which members read: there the reason says 'by an operator'. One
+ * row per history row of actor 'operator', written by the history trigger. Private: service_role
+ * and the SQL editor only; immutable like the history it annotates.
+ */
+create table billing.operator_notes (
+  -- No foreign key: subscription_history stays truncate-proof by its own trigger, and a foreign
+  -- key would answer a TRUNCATE first. Rows are written only with their history row.
+  history_id uuid primary key,
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  reason text not null,
+  created_at timestamptz not null default now()
+);
+
+create index operator_notes_organization_id_idx on billing.operator_notes (organization_id);
+
+revoke all on billing.operator_notes from public;
+
+grant select, insert on billing.operator_notes to service_role;
+
+create trigger operator_notes_immutable
+  before update or delete on billing.operator_notes
+  for each row execute function billing.reject_change();
+
+create trigger operator_notes_no_truncate
+  before truncate on billing.operator_notes
+  for each statement execute function billing.reject_change();
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+/** One billing period of a plan interval. */
+create function billing.interval_length(p_interval public.billing_interval)
+returns interval
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return case p_interval when 'month' then interval '1 month' when 'year' then interval '1 year' end;
+end;
+$$;
+revoke execute on function billing.interval_length(public.billing_interval) from public;
+grant execute on function billing.interval_length(public.billing_interval) to service_role;
+
+/** One plan interval after p_start: a run of periods anchored at p_start. */
+create function billing.period_end_after(
+  p_start timestamptz,
+  p_interval public.billing_interval,
+  p_timezone text
+)
+returns timestamptz
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return billing.period_end_after(p_start, p_interval, p_timezone, p_start);
+end;
+$$;
+revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text) from public;
+grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text) to service_role;
+
+/**
+ * The plan in effect for an organization at p_at (callers pass billing.now()), and why. Reads the
+ * organization's
+ * latest subscription (a live one first):
+ *   trialing before trial end                  -> the paid plan, reason 'trial'
+ *   active or past_due inside the period       -> the paid plan, reason 'active' / 'past_due'
+ *   after the period end, within grace days    -> the paid plan, in_grace, reason 'grace'
+ *     (not for trials, and not when the user cancelled at period end)
+ *   otherwise                                  -> the free plan, reason 'expired', 'past_due'
+ *                                                 (grace over, still unpaid), 'canceled' or 'free'
+ * All nulls for an unknown organization. It sits on the hot path of increment_usage: a few
+ * index lookups with cached plans, one row out.
+ */
+create function billing.effective_plan(
+  p_organization_id uuid,
+  p_at timestamptz,
+  out organization_id uuid,
+  out timezone text,
+  out plan_id uuid,
+  out plan_code text,
+  out tier text,
+  out features jsonb,
+  out reason text,
+  out in_grace boolean,
+  out subscription_id uuid,
+  out subscription_status public.subscription_status,
+  out current_period_end timestamptz,
+  out grace_ends_at timestamptz
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_trial_end timestamptz;
+  v_cancel_at_period_end boolean;
+  v_paid_plan_id uuid;
+  v_grace interval;
+  v_paid boolean;
+  v_paid_code text;
+  v_paid_tier text;
+  v_paid_features jsonb;
+  v_free_id uuid;
+  v_free_code text;
+  v_free_tier text;
+  v_free_features jsonb;
+begin
+  -- One lookup for the common path: the organization, its live subscription (at most one, by a
+  -- unique index) with its plan, the free plan, and the grace setting. A downgrade scheduled for
+  -- the period end counts from the moment it is due (the period it was scheduled against has
+  -- ended), whether or not the job has applied it yet.
+  select o.id, o.timezone, s.id, s.status, p.id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
+         billing.grace_interval(),
+         p.code, p.tier, p.features, f.id, f.code, f.tier, f.features
+  into organization_id, timezone, subscription_id, subscription_status, v_paid_plan_id, current_period_end,
+       v_trial_end, v_cancel_at_period_end, v_grace, v_paid_code, v_paid_tier, v_paid_features,
+       v_free_id, v_free_code, v_free_tier, v_free_features
+  from public.organizations o
+  left join public.subscriptions s
+    on s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due')
+  left join public.billing_plans p
+    on p.id = case when s.pending_plan_id is not null and s.pending_plan_effective_at <= p_at
+                        and s.current_period_end <= p_at
+                   then s.pending_plan_id else s.plan_id end
+  left join public.billing_plans f on f.tier = 'free' and f.active
+  where o.id = p_organization_id;
+  if not found then
+    return;
+  end if;
+  if subscription_id is null then
+    -- No live one: the latest that ended says why the plan is free.
+    select s.id, s.status, s.plan_id, s.current_period_end
+    into subscription_id, subscription_status, v_paid_plan_id, current_period_end
+    from public.subscriptions s
+    where s.organization_id = p_organization_id and s.status in ('canceled', 'expired')
+    order by s.created_at desc
+    limit 1;
+  end if;
+
+  reason := case
+    when subscription_id is null then 'free'
+    when subscription_status = 'trialing' then
+      case when p_at < coalesce(v_trial_end, current_period_end) then 'trial' else 'expired' end
+    when subscription_status in ('active', 'past_due') then
+      case
+        when p_at < current_period_end then subscription_status::text
+        when v_cancel_at_period_end then 'canceled'
+        when p_at < current_period_end + v_grace then 'grace'
+        when subscription_status = 'past_due' then 'past_due'
+        else 'expired'
+      end
+    when subscription_status = 'canceled' then 'canceled'
+    else 'expired'
+  end;
+  -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
+  v_paid := reason in ('trial', 'active', 'grace') or (reason = 'past_due' and p_at < current_period_end);
+  in_grace := v_paid and reason = 'grace';
+  if subscription_status in ('active', 'past_due') then
+    grace_ends_at := current_period_end + v_grace;
+  end if;
+
+  if v_paid then
+    plan_id := v_paid_plan_id;
+    plan_code := v_paid_code;
+    tier := v_paid_tier;
+    features := v_paid_features;
+  else
+    plan_id := v_free_id;
+    plan_code := v_free_code;
+    tier := v_free_tier;
+    features := v_free_features;
+  end if;
+end;
+$$;
+revoke execute on function billing.effective_plan(uuid, timestamptz) from public;
+grant execute on function billing.effective_plan(uuid, timestamptz) to authenticated, service_role;
+
+/**
+ * The end of the period that starts at p_start, counted on the organization's calendar from the
+ * anchor of its run of periods: the first p_anchor + n intervals (n >= 1) after p_start. Months
+ * are added to the anchor, never to the last period end, so a run anchored on the 31st ends on
+ * 28 February, then 31 March; a 29 February yearly run ends on 28 February, and on 29 February in
+ * leap years. A missing anchor, or one after p_start, anchors the run at p_start.
+ */
+create function billing.period_end_after(
+  p_start timestamptz,
+  p_interval public.billing_interval,
+  p_timezone text,
+  p_anchor timestamptz
+)
+returns timestamptz
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_anchor timestamp := (case when p_anchor is null or p_anchor > p_start then p_start else p_anchor end)
+                        at time zone p_timezone;
+  v_start timestamp := p_start at time zone p_timezone;
+  v_step interval := billing.interval_length(p_interval);
+  v_n integer;
+  v_end timestamp;
+begin
+  -- Whole intervals from the anchor to the start, by the calendar (at most one too many or few).
+  v_n := case p_interval
+    when 'year' then extract(year from v_start)::integer - extract(year from v_anchor)::integer
+    else (extract(year from v_start)::integer - extract(year from v_anchor)::integer) * 12
+         + extract(month from v_start)::integer - extract(month from v_anchor)::integer
+  end;
+  v_n := greatest(v_n - 1, 1);
+  loop
+    v_end := v_anchor + v_n * v_step;
+    exit when v_end > v_start;
+    v_n := v_n + 1;
+  end loop;
+  return v_end at time zone p_timezone;
+end;
+$$;
+revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text, timestamptz) from public;
+grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text, timestamptz) to service_role;
+
+/** The actions that record an intent, not a change of the subscription row (billing.log_subscription_intent). */
+create function billing.subscription_intent_actions()
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return array['upgrade_ordered']::text[];
+end;
+$$;
+revoke execute on function billing.subscription_intent_actions() from public;
+grant execute on function billing.subscription_intent_actions() to service_role;
+
+/**
+ * Labels the next write of public.subscriptions in this transaction: the history rows the
+ * trigger writes for it carry this action, actor, reason and metadata, dated p_effective_at
+ * (default billing.now()), or, with p_when_due, each at the time its change fell due (the jobs:
+ * an end at ended_at, past_due at the period end, a due downgrade at the later of its date and
+ * the period end; never after p_effective_at). The context is a transaction-local setting
+ * (billing.change_context), taken and cleared by the first statement that writes subscriptions
+ * after it, even one that changes nothing: call it right before the write. A later call
+ * replaces it. Intent actions are refused (they change no row: billing.log_subscription_intent).
+ * Errors: 22023 a bad action, actor kind or metadata.
+ */
+create function billing.set_change_context(
+  p_action text,
+  p_actor_kind text,
+  p_actor_id uuid default null,
+  p_reason text default null,
+  p_metadata jsonb default '{}'::jsonb,
+  p_effective_at timestamptz default null,
+  p_when_due boolean default false
+)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_action is null or p_action !~ '^[a-z][a-z_]{0,62}$' then
+    raise exception 'change context: action must be lowercase snake_case, got %', coalesce(p_action, '(null)')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_action = any (billing.subscription_intent_actions()) then
+    raise exception 'change context: % is an intent that changes no subscription: write it with billing.log_subscription_intent', p_action
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_actor_kind is null or p_actor_kind not in ('user', 'system', 'provider', 'operator', 'sql') then
+    raise exception 'change context: actor kind must be user, system, provider, operator or sql, got %', coalesce(p_actor_kind, '(null)')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if coalesce(pg_catalog.jsonb_typeof(p_metadata), 'object') <> 'object' then
+    raise exception 'change context: metadata must be an object' using errcode = 'invalid_parameter_value';
+  end if;
+  perform pg_catalog.set_config('billing.change_context', pg_catalog.jsonb_build_object(
+    'action', p_action, 'actor_kind', p_actor_kind, 'actor_id', p_actor_id, 'reason', p_reason,
+    'metadata', coalesce(p_metadata, '{}'::jsonb), 'effective_at', p_effective_at,
+    'when_due', coalesce(p_when_due, false))::text, true);
+end;
+$$;
+revoke execute on function billing.set_change_context(text, text, uuid, text, jsonb, timestamptz, boolean) from public;
+grant execute on function billing.set_change_context(text, text, uuid, text, jsonb, timestamptz, boolean) to service_role;
+
+/**
+ * The change context set for this write (billing.set_change_context), or null when none is set;
+ * either way it is cleared, so it labels one statement only.
+ */
+create function billing.take_change_context()
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_context text := pg_catalog.current_setting('billing.change_context', true);
+begin
+  if coalesce(v_context, '') = '' then
+    return null;
+  end if;
+  perform pg_catalog.set_config('billing.change_context', '', true);
+  return v_context::jsonb;
+end;
+$$;
+revoke execute on function billing.take_change_context() from public;
+grant execute on function billing.take_change_context() to service_role;
+
+/**
+ * The history-worthy columns that differ between two versions of a subscription row, sorted
+ * (metadata.changed of a change with no context): every column but the bookkeeping ones
+ * (updated_at, created_at, period_anchor). The trigger compares the same columns, listed.
+ */
+create function billing.subscription_changed_columns(p_old public.subscriptions, p_new public.subscriptions)
+returns text[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_old jsonb := pg_catalog.to_jsonb(p_old);
+begin
+  return (select coalesce(pg_catalog.array_agg(n.key order by n.key), '{}'::text[])
+          from pg_catalog.jsonb_each(pg_catalog.to_jsonb(p_new) - array['updated_at', 'created_at', 'period_anchor']) n
+          where n.value is distinct from v_old -> n.key);
+end;
+$$;
+revoke execute on function billing.subscription_changed_columns(public.subscriptions, public.subscriptions) from public;
+grant execute on function billing.subscription_changed_columns(public.subscriptions, public.subscriptions) to service_role;
+
+/**
+ * The action a change with no context is recorded under, from what changed (p_old null: a new
+ * row): 'created'; 'plan_changed'; a status change: 'canceled', 'expired', 'past_due',
+ * 'activated' (to active from pending_payment or trialing), 'reactivated' (to active from
+ * past_due, canceled or expired), else 'status_changed'; 'cancel_scheduled' / 'resumed' (the
+ * cancel flag); 'downgrade_scheduled' / 'pending_plan_cleared' (the pending plan);
+ * 'period_changed' (period or trial end); else 'updated'. The first that applies.
+ */
+create function billing.subscription_change_action(p_old public.subscriptions, p_new public.subscriptions)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return case
+    when p_old.id is null then 'created'
+    when p_new.plan_id is distinct from p_old.plan_id then 'plan_changed'
+    when p_new.status is distinct from p_old.status then
+      case
+        when p_new.status in ('canceled', 'expired', 'past_due') then p_new.status::text
+        when p_new.status = 'active' and p_old.status in ('pending_payment', 'trialing') then 'activated'
+        when p_new.status = 'active' then 'reactivated'
+        else 'status_changed'
+      end
+    when p_new.cancel_at_period_end and not p_old.cancel_at_period_end then 'cancel_scheduled'
+    when p_old.cancel_at_period_end and not p_new.cancel_at_period_end then 'resumed'
+    when p_new.pending_plan_id is distinct from p_old.pending_plan_id
+      or p_new.pending_plan_effective_at is distinct from p_old.pending_plan_effective_at then
+      case when p_new.pending_plan_id is null then 'pending_plan_cleared' else 'downgrade_scheduled' end
+    when (p_new.current_period_start, p_new.current_period_end, p_new.trial_end)
+         is distinct from (p_old.current_period_start, p_old.current_period_end, p_old.trial_end) then 'period_changed'
+    else 'updated'
+  end;
+end;
+$$;
+revoke execute on function billing.subscription_change_action(public.subscriptions, public.subscriptions) from public;
+grant execute on function billing.subscription_change_action(public.subscriptions, public.subscriptions) to service_role;
+
+/**
+ * Writes one subscription_history row for an intent that changes no subscription row (an action
+ * of billing.subscription_intent_actions: 'upgrade_ordered'): the subscription's plan and status
+ * as both old and new, new_plan_id the plan asked for (p_plan_id). Every other action is
+ * refused: changes are written by the trigger, from the change context.
+ * Errors: 22023 not an intent action; P0002 no such subscription.
+ */
+create function billing.log_subscription_intent(
+  p_subscription_id uuid,
+  p_action text,
+  p_plan_id uuid,
+  p_actor_kind text,
+  p_actor_id uuid default null,
+  p_reason text default null,
+  p_metadata jsonb default '{}'::jsonb
+)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_sub public.subscriptions;
+begin
+  if p_action is null or not p_action = any (billing.subscription_intent_actions()) then
+    raise exception 'subscription intent: % is not an intent (%): a change is recorded by the trigger on subscriptions',
+      coalesce(p_action, '(null)'), pg_catalog.array_to_string(billing.subscription_intent_actions(), ', ')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_sub from public.subscriptions s where s.id = p_subscription_id;
+  if v_sub.id is null then
+    raise exception 'subscription intent: no subscription %', p_subscription_id using errcode = 'no_data_found';
+  end if;
+  insert into public.subscription_history
+    (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+     actor_kind, actor_id, reason, metadata, effective_at, created_at)
+  values
+    (v_sub.organization_id, v_sub.id, p_action, v_sub.plan_id, p_plan_id, v_sub.status, v_sub.status,
+     p_actor_kind, p_actor_id, p_reason, coalesce(p_metadata, '{}'::jsonb), billing.now(), pg_catalog.clock_timestamp());
+end;
+$$;
+revoke execute on function billing.log_subscription_intent(uuid, text, uuid, text, uuid, text, jsonb) from public;
+grant execute on function billing.log_subscription_intent(uuid, text, uuid, text, uuid, text, jsonb) to service_role;
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+/** billing_plans: visitors (anon) see the active catalog. */
+create policy "Visitors can read active plans"
+  on public.billing_plans for select to anon
+  using (active);
+
+/**
+ * billing_plans, signed in: the active catalog plus any retired plan one of the user's
+ * organizations is (or will be) on. The subquery runs under subscriptions' own policy.
+ */
+create policy "Signed-in users can read active plans and their organizations' plans"
+  on public.billing_plans for select to authenticated
+  using (
+    active
+    or id in (select s.plan_id from public.subscriptions s)
+    or id in (select s.pending_plan_id from public.subscriptions s where s.pending_plan_id is not null)
+  );
+
+/** subscriptions: members read their organization's. */
+create policy "Members can read their organization's subscriptions"
+  on public.subscriptions for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+/** subscription_history: members read their organization's. */
+create policy "Members can read their organization's subscription history"
+  on public.subscription_history for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+/**
+ * What an organization may use now: plan code and name, tier, subscription status, why
+ * (trial|active|grace|past_due|expired|canceled|free), in_grace, current_period_end,
+ * grace_ends_at and the plan's features. For members of the organization and service_role.
+ */
+create function public.get_entitlements(p_organization_id uuid)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  e record;
+begin
+  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
+  e := billing.effective_plan(p_organization_id, billing.now());
+  return pg_catalog.jsonb_build_object(
+    'organization_id', e.organization_id,
+    'plan_code', e.plan_code,
+    'tier', coalesce(e.tier, 'free'),
+    'status', coalesce(e.subscription_status::text, 'free'),
+    'reason', e.reason,
+    'in_grace', e.in_grace,
+    'current_period_end', e.current_period_end,
+    'grace_ends_at', e.grace_ends_at,
+    'features', coalesce(e.features, '{}'::jsonb));
+end;
+$$;
+revoke execute on function public.get_entitlements(uuid) from public;
+grant execute on function public.get_entitlements(uuid) to authenticated, service_role;
+comment on function public.get_entitlements(uuid) is 'What an organization may use now: plan, tier, status, reason, grace and features. Members and service_role.';
+
+/** The tier code in effect now (free|basic|pro|enterprise). Members and service_role. */
+create function public.effective_tier(p_organization_id uuid)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  e record;
+begin
+  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
+  e := billing.effective_plan(p_organization_id, billing.now());
+  return coalesce(e.tier, 'free');
+end;
+$$;
+revoke execute on function public.effective_tier(uuid) from public;
+grant execute on function public.effective_tier(uuid) to authenticated, service_role;
+comment on function public.effective_tier(uuid) is 'The tier in effect now (free, basic, pro or enterprise). Members and service_role.';
+
+/** Entitlements of every organization the caller can see (members: their own). */
+create view public.organization_entitlements
+with (security_invoker = true)
+as
+select e.organization_id, e.plan_code, coalesce(e.tier, 'free') as tier,
+       coalesce(e.subscription_status::text, 'free') as status, e.reason, e.in_grace,
+       e.current_period_end, e.grace_ends_at, coalesce(e.features, '{}'::jsonb) as features
+from public.organizations o
+cross join lateral billing.effective_plan(o.id, billing.now()) e;
+
+grant select on public.organization_entitlements to authenticated, service_role;
+
+comment on view public.organization_entitlements is 'The entitlements of every organization the caller is a member of.';
+
+/**
+ * Computed relationship (PostgREST): a subscription's plan, plan_id. Named after the table so
+ * `subscriptions?select=*,billing_plans(*)` (and `billing_plans!inner(*)`) resolve to it instead
+ * of failing between the two foreign keys. Security invoker: billing_plans' own policy applies.
+ */
+create function public.billing_plans(p_subscription public.subscriptions)
+returns setof public.billing_plans
+rows 1
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return query select p.* from public.billing_plans p where p.id = p_subscription.plan_id;
+end;
+$$;
+revoke execute on function public.billing_plans(public.subscriptions) from public, anon;
+grant execute on function public.billing_plans(public.subscriptions) to authenticated, service_role;
+comment on function public.billing_plans(public.subscriptions) is
+  'The plan a subscription is on (plan_id): the relationship PostgREST embeds as billing_plans(...) from subscriptions.';
+
+/**
+ * Computed relationship (PostgREST): a subscription's scheduled downgrade, pending_plan_id (none
+ * when nothing is scheduled): `subscriptions?select=*,pending_plan(*)`.
+ */
+create function public.pending_plan(p_subscription public.subscriptions)
+returns setof public.billing_plans
+rows 1
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return query select p.* from public.billing_plans p where p.id = p_subscription.pending_plan_id;
+end;
+$$;
+revoke execute on function public.pending_plan(public.subscriptions) from public, anon;
+grant execute on function public.pending_plan(public.subscriptions) to authenticated, service_role;
+comment on function public.pending_plan(public.subscriptions) is
+  'The plan a subscription is scheduled to move to at its period end (pending_plan_id), embedded as pending_plan(...) from subscriptions.';

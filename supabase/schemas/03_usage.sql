@@ -1,0 +1,778 @@
+-- =================================================================================================
+-- supabill: usage: metered quotas and count limits
+--
+--   increment_usage(org, metric, amount, request_id)      (the fixed contract; service_role)
+--     checks every window of the metric in the plan in effect and counts in all of them, or in
+--     none; a retried request_id returns its first answer and is counted once.
+--   billing.settle_usage / billing.release_usage           (service_role)
+--     turn a counted request (a reservation) into its actual amount, or undo it.
+--   billing.enforce_max_count()
+--     the trigger app tables attach to enforce a `max_<thing>` count limit; this module attaches it
+--     to organization_members (max_members) and to the demo table watchlists (max_watchlists).
+--   public.get_usage(org)                                  (members and service_role)
+--     for every metered limit of the plan in effect, the current window: used, limit (null:
+--     unlimited), remaining, percent, window start and reset (billing.get_usage).
+-- Every usage change goes through one mechanism, billing.apply_usage_delta. A counted call that
+-- takes a window to or past a threshold of its limit (billing_settings.quota_alert_thresholds,
+-- default 75, 90, 100 %; windows in billing_settings.quota_alert_windows, default day and month)
+-- queues one 'quota_threshold' notification (billing.queue_quota_alerts): once per organization,
+-- metric, window and threshold, whatever the concurrency.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+-- The windows of a metered limit (public.usage_window) are a foundation type.
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- usage_quotas
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Usage counters: how much of `metric` an organization used in one window (minute, hour, day,
+ * month) starting at `window_start` (the organization's local day/month start). The hot counter
+ * row: its updated_at is set by increment_usage itself, so the counter pays for no row trigger.
+ */
+create table public.usage_quotas (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  metric text not null check (metric ~ '^[a-z][a-z0-9_]{0,62}$'),
+  window_unit public.usage_window not null,
+  window_start timestamptz not null,
+  count bigint not null default 0 check (count >= 0),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  primary key (organization_id, metric, window_unit, window_start)
+);
+
+comment on table public.usage_quotas is 'Usage counters per organization, metric and window (minute, hour, day, month).';
+
+/** Old windows, for purging. (organization_id leads the primary key.) */
+create index usage_quotas_window_start_idx on public.usage_quotas (window_start);
+
+grant select on public.usage_quotas to authenticated;
+
+grant select, insert, update, delete on public.usage_quotas to service_role;
+
+alter table public.usage_quotas enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- usage_metrics
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Raw usage events, one per counted request. `request_id` is the caller's idempotency key: a
+ * retried request is counted once per (organization, metric). Each remembers the windows it was
+ * counted in, its state (counted, settled, released) and the first answer it got, so a retry
+ * returns the same answer.
+ * Every allowed call writes a row, so the row is kept cheap: no foreign keys (each would run a
+ * lookup and take a KEY SHARE lock on the organization or user row per call, which under
+ * concurrency on one organization becomes multixact contention and costs more than the counter
+ * upsert itself; increment_usage has already found the organization), rows go with their
+ * organization by the trigger below, user_id is a plain attribute that outlives the user (like
+ * the actor of subscription_history), and indexes are few and partial where most rows would
+ * only add nulls.
+ */
+create table public.usage_metrics (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid,
+  metric text not null check (metric ~ '^[a-z][a-z0-9_]{0,62}$'),
+  amount bigint not null constraint usage_metrics_amount_check check (amount >= 0),
+  request_id text check (length(request_id) between 1 and 200),
+  metadata jsonb not null default '{}'::jsonb check (jsonb_typeof(metadata) = 'object'),
+  occurred_at timestamptz not null default billing.now(),
+  created_at timestamptz not null default now(),
+  window_units public.usage_window[] not null default '{}',
+  state text not null default 'counted' check (state in ('counted', 'settled', 'released')),
+  used bigint,
+  limit_amount bigint,
+  resets_at timestamptz
+);
+
+comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state.';
+
+/** A request is counted once per organization and metric. */
+create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, metric, request_id)
+  where request_id is not null;
+
+/** The policy column; lookups of a request id across metrics (release_usage, settle_usage). */
+create index usage_metrics_organization_id_idx on public.usage_metrics (organization_id);
+
+create index usage_metrics_request_id_idx on public.usage_metrics (organization_id, request_id)
+  where request_id is not null;
+
+grant select on public.usage_metrics to authenticated;
+
+grant select, insert, update, delete on public.usage_metrics to service_role;
+
+alter table public.usage_metrics enable row level security;
+
+/** Usage rows go with their organization (usage_metrics has no foreign key, see above). */
+create function billing.delete_organization_usage()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  delete from public.usage_metrics m where m.organization_id = old.id;
+  return old;
+end;
+$$;
+revoke execute on function billing.delete_organization_usage() from public;
+
+create trigger organizations_delete_usage
+  after delete on public.organizations
+  for each row execute function billing.delete_organization_usage();
+
+-- -------------------------------------------------------------------------------------------------
+-- watchlists (a demo app table with a count limit)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * A demo app table with a count limit (`max_watchlists`), to show how app tables attach
+ * billing.enforce_max_count(). Members manage their organization's watchlists.
+ */
+create table public.watchlists (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  name text not null check (length(btrim(name)) between 1 and 200),
+  created_by uuid references auth.users (id) on delete set null default auth.uid(),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.watchlists is 'A demo app table whose rows are limited by the plan''s max_watchlists.';
+
+/** Foreign keys and the policy column. */
+create index watchlists_organization_id_idx on public.watchlists (organization_id);
+
+create index watchlists_created_by_idx on public.watchlists (created_by);
+
+-- Members rename watchlists; a watchlist never moves to another organization or author.
+grant select, insert, delete on public.watchlists to authenticated;
+
+grant update (name) on public.watchlists to authenticated;
+
+grant select, insert, update, delete on public.watchlists to service_role;
+
+alter table public.watchlists enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- Count limits: the trigger function, attached to organization_members and watchlists
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Trigger for app tables with an organization_id: refuses an insert (or a move to another
+ * organization) that takes the organization past the count limit TG_ARGV[0] (e.g.
+ * 'max_watchlists') of its plan in effect. A plan without the key allows none. An AFTER row
+ * trigger, so it sees only rows really written: an insert that ON CONFLICT skips, or that a
+ * unique key refuses with its own error, is not counted, and an update that leaves the row in
+ * its organization never passes. Writes for one organization and table serialize on an
+ * advisory lock, so concurrent inserts never pass the limit.
+ *   create trigger watchlists_max_count after insert or update of organization_id on public.watchlists
+ *     for each row execute function billing.enforce_max_count('max_watchlists');
+ * Security definer: counts every row of the organization, which the inserting user's RLS may hide.
+ */
+create function billing.enforce_max_count()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_key text := tg_argv[0];
+  v_features jsonb;
+  v_limit bigint;
+  v_count bigint;
+begin
+  if v_key is null or v_key !~ '^max_[a-z][a-z0-9_]*$' then
+    raise exception 'enforce_max_count needs a max_<thing> feature key as its argument' using errcode = 'invalid_parameter_value';
+  end if;
+  select e.features into v_features from billing.effective_plan(new.organization_id, billing.now()) e
+  where e.organization_id is not null;
+  if not found then
+    raise exception 'unknown organization %', new.organization_id using errcode = 'foreign_key_violation';
+  end if;
+  v_limit := coalesce((v_features ->> v_key)::bigint, 0);
+  perform pg_catalog.pg_advisory_xact_lock(
+    pg_catalog.hashtextextended(tg_table_schema || '.' || tg_table_name || ':' || new.organization_id::text, 0));
+  -- The count includes this row: it has been written.
+  execute pg_catalog.format('select count(*) from %I.%I where organization_id = $1', tg_table_schema, tg_table_name)
+    into v_count using new.organization_id;
+  if v_count > v_limit then
+    raise exception '% limit reached: the plan allows % and the organization has %', v_key, v_limit, v_count - 1
+      using errcode = 'check_violation', hint = 'Upgrade the plan to add more.';
+  end if;
+  return null;
+end;
+$$;
+revoke execute on function billing.enforce_max_count() from public;
+
+create trigger watchlists_max_count
+  after insert or update of organization_id on public.watchlists
+  for each row execute function billing.enforce_max_count('max_watchlists');
+
+-- The plan's max_members (every seed plan sets it; free allows 1, the owner who created the
+-- organization, so the free plan must allow at least 1). Members already there stay when a plan
+-- with a lower limit takes effect.
+create trigger organization_members_max_count
+  after insert or update of organization_id on public.organization_members
+  for each row execute function billing.enforce_max_count('max_members');
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+/**
+ * The one mechanism every usage change goes through: add p_delta to the metric's counters in
+ * the windows p_units (minute to month) that contain p_at, on the organization's local clock.
+ * A positive delta is applied only if it fits every window's limit in p_features (a null limit
+ * is unlimited): each window is one conditional upsert, in a fixed order (so concurrent calls
+ * lock rows in the same order and never deadlock); if a window refuses, the windows already
+ * changed are put back before anyone can see them (their row locks are still held). Concurrent
+ * calls serialize on the counter rows, so no limit is ever passed. Reports whether the change
+ * was applied, and the tightest window after it (or, when refused, as it stands): least
+ * remaining, unlimited windows last, the shortest window first on ties.
+ * Quota alerts: an applied positive change that takes a window's count across a
+ * whole percent of its limit calls billing.queue_quota_alerts. The counter row is locked until
+ * commit, so exactly one call sees each crossing; every other call pays two comparisons.
+ */
+create function billing.apply_usage_delta(
+  p_organization_id uuid,
+  p_metric text,
+  p_units public.usage_window[],
+  p_at timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_delta bigint,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_local timestamp := p_at at time zone p_timezone;
+  v_n integer := pg_catalog.cardinality(p_units);
+  v_starts timestamptz[] := '{}'::timestamptz[];
+  v_ends timestamptz[] := '{}'::timestamptz[];
+  v_limits bigint[] := '{}'::bigint[];
+  v_counts bigint[] := '{}'::bigint[];
+  v_inserted boolean[] := '{}'::boolean[];
+  v_count bigint;
+  v_was_inserted boolean;
+  v_done integer := 0;
+begin
+  for i in 1 .. v_n loop
+    v_starts[i] := pg_catalog.date_trunc(p_units[i]::text, v_local) at time zone p_timezone;
+    v_ends[i] := (pg_catalog.date_trunc(p_units[i]::text, v_local) + ('1 ' || p_units[i]::text)::interval)
+                 at time zone p_timezone;
+    -- A window the features do not name allows nothing (a null value is unlimited).
+    v_limits[i] := case when p_features ? (p_metric || '_per_' || p_units[i]::text)
+                        then (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint
+                        else 0 end;
+  end loop;
+
+  for i in 1 .. v_n loop
+    exit when p_delta > 0 and p_delta > coalesce(v_limits[i], p_delta);
+    insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
+    values (p_organization_id, p_metric, p_units[i], v_starts[i], greatest(p_delta, 0), pg_catalog.now())
+    on conflict (organization_id, metric, window_unit, window_start) do update
+      set count = greatest(q.count + p_delta, 0),
+          updated_at = excluded.updated_at
+      where p_delta <= 0 or v_limits[i] is null or q.count + p_delta <= v_limits[i]
+    returning q.count, q.xmax = 0 into v_count, v_was_inserted;
+    exit when not found;
+    v_counts[i] := v_count;
+    v_inserted[i] := v_was_inserted;
+    v_done := i;
+  end loop;
+  allowed := v_done = v_n;
+
+  if not allowed then
+    -- Put back the windows that accepted: rows this call created go, the others get their count back.
+    for i in 1 .. v_done loop
+      if v_inserted[i] then
+        delete from public.usage_quotas q
+        where q.organization_id = p_organization_id and q.metric = p_metric
+          and q.window_unit = p_units[i] and q.window_start = v_starts[i];
+      else
+        update public.usage_quotas q
+        set count = q.count - p_delta
+        where q.organization_id = p_organization_id and q.metric = p_metric
+          and q.window_unit = p_units[i] and q.window_start = v_starts[i]
+        returning q.count into v_count;
+      end if;
+      v_counts[i] := case when v_inserted[i] then 0 else v_count end;
+    end loop;
+    -- The windows not reached: their counts as they stand.
+    for i in v_done + 1 .. v_n loop
+      select q.count into v_count
+      from public.usage_quotas q
+      where q.organization_id = p_organization_id and q.metric = p_metric
+        and q.window_unit = p_units[i] and q.window_start = v_starts[i];
+      v_counts[i] := coalesce(v_count, 0);
+      v_count := null;
+    end loop;
+  elsif p_delta > 0 then
+    -- Quota alerts: only a change across a whole percent of a limit can cross a threshold.
+    for i in 1 .. v_n loop
+      if v_limits[i] > 0
+         and pg_catalog.floor(v_counts[i] * 100.0 / v_limits[i])
+             > pg_catalog.floor((v_counts[i] - p_delta) * 100.0 / v_limits[i]) then
+        perform billing.queue_quota_alerts(p_organization_id, p_metric, p_units[i], v_starts[i], v_ends[i],
+                                           v_counts[i] - p_delta, v_counts[i], v_limits[i]);
+      end if;
+    end loop;
+  end if;
+
+  for i in 1 .. v_n loop
+    if i = 1 or (v_limits[i] is not null and (limit_amount is null or v_limits[i] - v_counts[i] < remaining)) then
+      used := v_counts[i];
+      limit_amount := v_limits[i];
+      remaining := v_limits[i] - v_counts[i];
+      resets_at := v_ends[i];
+    end if;
+  end loop;
+end;
+$$;
+revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) from public;
+grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) to service_role;
+
+/**
+ * Turn a counted request into its actual amount (a reservation settled): lower gives back the
+ * difference, higher is taken only if it fits every window's remaining quota (else allowed =
+ * false and nothing changes). Counted in the windows of the original request. Idempotent:
+ * settling again to the same amount changes nothing. p_metric is needed only when the request
+ * id was counted under several metrics.
+ */
+create function billing.settle_usage(
+  p_organization_id uuid,
+  p_request_id text,
+  p_actual_amount bigint,
+  p_metric text default null,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_metric record;
+  v_plan record;
+  v_answer record;
+  v_matches integer;
+begin
+  if p_actual_amount is null or p_actual_amount < 0 then
+    raise exception 'settle_usage: actual amount must be zero or more, got %', coalesce(p_actual_amount::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select count(*) into v_matches
+  from public.usage_metrics m
+  where m.organization_id = p_organization_id and m.request_id = p_request_id
+    and (p_metric is null or m.metric = p_metric);
+  if v_matches = 0 then
+    raise exception 'settle_usage: no counted request % for organization %', p_request_id, p_organization_id
+      using errcode = 'no_data_found';
+  elsif v_matches > 1 then
+    raise exception 'settle_usage: request % was counted under several metrics: name one', p_request_id
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  select m.* into v_metric
+  from public.usage_metrics m
+  where m.organization_id = p_organization_id and m.request_id = p_request_id
+    and (p_metric is null or m.metric = p_metric)
+  for update;
+  if v_metric.state = 'released' then
+    raise exception 'settle_usage: request % was released', p_request_id
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  v_plan := billing.effective_plan(p_organization_id, billing.now());
+  v_answer := billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
+                                        v_metric.occurred_at, v_plan.timezone, v_plan.features,
+                                        p_actual_amount - v_metric.amount);
+  if v_answer.allowed then
+    update public.usage_metrics m
+    set amount = p_actual_amount, state = 'settled',
+        used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
+    where m.id = v_metric.id;
+  end if;
+  allowed := v_answer.allowed;
+  used := v_answer.used;
+  limit_amount := v_answer.limit_amount;
+  remaining := v_answer.remaining;
+  resets_at := v_answer.resets_at;
+end;
+$$;
+revoke execute on function billing.settle_usage(uuid, text, bigint, text) from public;
+grant execute on function billing.settle_usage(uuid, text, bigint, text) to service_role;
+
+/**
+ * Undo a counted request (its upstream call failed): every metric counted under the request id
+ * gives its amount back to the windows it was counted in. Idempotent: returns the number of
+ * metrics released by this call (0 when already released or unknown).
+ */
+create function billing.release_usage(p_organization_id uuid, p_request_id text)
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_metric record;
+  v_tz text;
+  v_released integer := 0;
+begin
+  if p_organization_id is null or p_request_id is null then
+    raise exception 'release_usage: organization id and request id are required'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select o.timezone into v_tz from public.organizations o where o.id = p_organization_id;
+  if not found then
+    raise exception 'release_usage: unknown organization %', p_organization_id using errcode = 'no_data_found';
+  end if;
+  for v_metric in
+    select m.* from public.usage_metrics m
+    where m.organization_id = p_organization_id and m.request_id = p_request_id and m.state <> 'released'
+    order by m.metric
+    for update
+  loop
+    perform billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
+                                      v_metric.occurred_at, v_tz, '{}'::jsonb, -v_metric.amount);
+    update public.usage_metrics m set state = 'released', amount = 0 where m.id = v_metric.id;
+    v_released := v_released + 1;
+  end loop;
+  return v_released;
+end;
+$$;
+revoke execute on function billing.release_usage(uuid, text) from public;
+grant execute on function billing.release_usage(uuid, text) to service_role;
+
+/**
+ * Queues a 'quota_threshold' notification for each alert threshold (billing_settings) that a
+ * change of one window's count from p_before to p_after crossed upwards (p_before below t % of
+ * p_limit, p_after at or above it), when the window is one that alerts. A change that crosses two
+ * thresholds at once queues both (each is its own email: "75 %" then "90 %"). Deduplicated per
+ * organization, metric, window, window start and threshold, so a count that falls back and rises
+ * again (a reservation settled lower) does not alert twice; the next window alerts anew. The
+ * AI gateway's per-user request counters (`ai_requests_u_<user>`) are a rate limit of one
+ * person, not the organization's quota: they never alert. The payload names the plan in effect
+ * (plan_code) for the email. Returns the notifications queued.
+ */
+create function billing.queue_quota_alerts(
+  p_organization_id uuid,
+  p_metric text,
+  p_unit public.usage_window,
+  p_window_start timestamptz,
+  p_resets_at timestamptz,
+  p_before bigint,
+  p_after bigint,
+  p_limit bigint
+)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_n integer;
+  v_plan_code text;
+begin
+  if p_metric ~ '^ai_requests_u_[0-9a-f]{32}$' or p_limit is null or p_limit <= 0
+     or not exists (select 1 from public.billing_settings s, pg_catalog.unnest(s.quota_alert_thresholds) as t(threshold)
+                    where s.id and p_unit = any (s.quota_alert_windows)
+                      and p_before::numeric * 100 < t.threshold::numeric * p_limit
+                      and p_after::numeric * 100 >= t.threshold::numeric * p_limit) then
+    return 0;
+  end if;
+  -- The plan whose limit was reached, so the email can name it.
+  v_plan_code := (billing.effective_plan(p_organization_id, billing.now())).plan_code;
+  insert into public.notifications (organization_id, kind, payload, dedupe_key)
+  select p_organization_id, 'quota_threshold',
+         pg_catalog.jsonb_build_object(
+           'metric', p_metric, 'window', p_unit, 'threshold', t.threshold, 'used', p_after, 'limit', p_limit,
+           'window_start', p_window_start, 'resets_at', p_resets_at, 'plan_code', v_plan_code),
+         pg_catalog.format('quota_threshold:%s:%s:%s:%s:%s', p_organization_id, p_metric, p_unit,
+                           extract(epoch from p_window_start)::bigint, t.threshold)
+  from public.billing_settings s
+  cross join lateral pg_catalog.unnest(s.quota_alert_thresholds) as t(threshold)
+  where s.id and p_unit = any (s.quota_alert_windows)
+    and p_before::numeric * 100 < t.threshold::numeric * p_limit
+    and p_after::numeric * 100 >= t.threshold::numeric * p_limit
+  order by t.threshold
+  on conflict (dedupe_key) do nothing;
+  get diagnostics v_n = row_count;
+  return v_n;
+end;
+$$;
+revoke execute on function billing.queue_quota_alerts(uuid, text, public.usage_window, timestamptz, timestamptz, bigint,
+  bigint, bigint) from public, anon, authenticated;
+grant execute on function billing.queue_quota_alerts(uuid, text, public.usage_window, timestamptz, timestamptz, bigint,
+  bigint, bigint) to service_role;
+
+/**
+ * The organization's usage now, for its members and service_role: one row per metered limit of
+ * the plan in effect (`<metric>_per_<window>` in its features), ordered by metric and window:
+ * used in the current window (on the organization's clock), the limit (null: unlimited),
+ * remaining (null when unlimited; never below 0), percent of the limit used (1 decimal; null
+ * when unlimited; 100 for a limit of 0), the window's start and when it resets. scope is
+ * 'organization', or 'user' for the AI gateway's per-user request limit (`ai_requests_per_*`),
+ * which reports the signed-in caller's own counter and is left out for service_role (no user).
+ * Security definer: reads the counters after billing.require_role has checked the caller.
+ */
+create function billing.get_usage(p_organization_id uuid)
+returns table (
+  metric text,
+  window_unit public.usage_window,
+  scope text,
+  used bigint,
+  limit_amount bigint,
+  remaining bigint,
+  percent numeric,
+  window_start timestamptz,
+  resets_at timestamptz
+)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_plan record;
+  v_local timestamp;
+  v_user uuid := auth.uid();
+begin
+  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
+  v_plan := billing.effective_plan(p_organization_id, billing.now());
+  v_local := billing.now() at time zone v_plan.timezone;
+  return query
+    -- The plan's keys are validated on write (billing.validate_plan_features), so a key ending in
+    -- _per_<window> is a metered limit: plain string tests, far cheaper than a regexp. Each
+    -- window's counter is one primary-key lookup (an organization has a row per minute window).
+    with windows as materialized (
+      select k.metric, k.unit::public.usage_window as unit, k.lim,
+             case when k.metric = 'ai_requests' then 'user' else 'organization' end as scope,
+             case when k.metric = 'ai_requests' then billing.ai_rate_metric(v_user) else k.metric end as counter,
+             pg_catalog.date_trunc(k.unit, v_local) at time zone v_plan.timezone as starts,
+             (pg_catalog.date_trunc(k.unit, v_local) + ('1 ' || k.unit)::interval) at time zone v_plan.timezone as ends
+      from (
+        select pg_catalog.left(f.key, -5 - pg_catalog.length(u.unit)) as metric, u.unit,
+               case when pg_catalog.jsonb_typeof(f.value) = 'number' then (f.value #>> '{}')::bigint end as lim
+        from pg_catalog.jsonb_each(v_plan.features) f
+        cross join lateral (
+          select case when f.key like '%\_per\_minute' then 'minute' when f.key like '%\_per\_hour' then 'hour'
+                      when f.key like '%\_per\_day' then 'day' when f.key like '%\_per\_month' then 'month' end as unit
+          offset 0) u
+        where u.unit is not null
+      ) k
+      where k.metric <> 'ai_requests' or v_user is not null
+    )
+    select w.metric, w.unit, w.scope, c.used, w.lim,
+           case when w.lim is not null then greatest(w.lim - c.used, 0) end,
+           case when w.lim is null then null::numeric
+                when w.lim = 0 then 100.0
+                else pg_catalog.round(c.used * 100.0 / w.lim, 1) end,
+           w.starts, w.ends
+    from windows w
+    cross join lateral (
+      select coalesce((select q.count from public.usage_quotas q
+                       where q.organization_id = p_organization_id and q.metric = w.counter
+                         and q.window_unit = w.unit and q.window_start = w.starts), 0)::bigint as used) c
+    order by w.metric, w.unit;
+end;
+$$;
+revoke execute on function billing.get_usage(uuid) from public, anon;
+grant execute on function billing.get_usage(uuid) to authenticated, service_role;
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+/** usage_quotas: members read their organization's counters. */
+create policy "Members can read their organization's usage quotas"
+  on public.usage_quotas for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+/** usage_metrics: members read their organization's usage events. */
+create policy "Members can read their organization's usage metrics"
+  on public.usage_metrics for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+-- webhook_events: no policies. Only service_role (which bypasses RLS) has grants.
+
+create policy "Members can read their organization's watchlists"
+  on public.watchlists for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can add watchlists to their organization"
+  on public.watchlists for insert to authenticated
+  with check (organization_id in (select billing.member_organization_ids())
+              and created_by = (select auth.uid()));
+
+create policy "Members can rename their organization's watchlists"
+  on public.watchlists for update to authenticated
+  using (organization_id in (select billing.member_organization_ids()))
+  with check (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can delete their organization's watchlists"
+  on public.watchlists for delete to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+/**
+ * Count p_amount of p_metric for the organization, in every window its plan in effect limits
+ * (`<metric>_per_<minute|hour|day|month>`, local to the organization's timezone), or in none:
+ * allowed only if all fit. A metric the plan does not name is denied with limit 0. A repeated
+ * p_request_id returns the first answer and is counted once. Reports the tightest window.
+ */
+create function public.increment_usage(
+  p_organization_id uuid,
+  p_metric text,
+  p_amount integer default 1,
+  p_request_id text default null,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_plan record;
+  v_unit public.usage_window;
+  v_units public.usage_window[] := '{}'::public.usage_window[];
+  v_metric_id uuid;
+  v_recount boolean := false;
+  v_answer record;
+begin
+  if p_amount is null or p_amount <= 0 then
+    raise exception 'increment_usage: amount must be a positive integer, got %', coalesce(p_amount::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_metric is null or p_metric !~ '^[a-z][a-z0-9_]{0,62}$' or p_metric ~ '_per_' then
+    raise exception 'increment_usage: metric name "%" is not valid: use lowercase snake_case such as ai_prompts (the plan key is <metric>_per_<window>)', p_metric
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_request_id is not null and (length(p_request_id) = 0 or length(p_request_id) > 200) then
+    raise exception 'increment_usage: request id must be 1 to 200 characters'
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  v_plan := billing.effective_plan(p_organization_id, v_now);
+  if v_plan.organization_id is null then
+    raise exception 'increment_usage: unknown organization %', p_organization_id
+      using errcode = 'no_data_found';
+  end if;
+
+  foreach v_unit in array '{minute,hour,day,month}'::public.usage_window[] loop
+    if v_plan.features ? (p_metric || '_per_' || v_unit::text) then
+      v_units := v_units || v_unit;
+    end if;
+  end loop;
+  if v_units = '{}' then
+    -- Not in the plan: denied with limit 0.
+    allowed := false;
+    used := 0;
+    limit_amount := 0;
+    remaining := 0;
+    return;
+  end if;
+
+  if p_request_id is not null then
+    -- Claim the request id first: a concurrent duplicate waits here, then sees the first answer.
+    insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at)
+    values (p_organization_id, p_metric, p_amount, p_request_id, v_units, v_now)
+    on conflict (organization_id, metric, request_id) where request_id is not null do nothing
+    returning id into v_metric_id;
+    if v_metric_id is null then
+      -- A retry: the first answer, unless that request was released since (then it counts anew).
+      select m.id, m.state = 'released', m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
+      into v_metric_id, v_recount, used, limit_amount, remaining, resets_at
+      from public.usage_metrics m
+      where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id
+      for update;
+      if not v_recount then
+        allowed := true;
+        return;
+      end if;
+    end if;
+  end if;
+
+  v_answer := billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
+                                        v_plan.features, p_amount);
+  if not v_answer.allowed then
+    -- Nothing counted: a fresh claim goes; a released request stays released.
+    delete from public.usage_metrics m where m.id = v_metric_id and not v_recount;
+  elsif v_metric_id is not null then
+    update public.usage_metrics m
+    set amount = p_amount, state = 'counted', window_units = v_units, occurred_at = v_now,
+        used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
+    where m.id = v_metric_id;
+  else
+    insert into public.usage_metrics
+      (organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at)
+    values (p_organization_id, p_metric, p_amount, v_units, v_now, v_answer.used, v_answer.limit_amount,
+            v_answer.resets_at);
+  end if;
+
+  allowed := v_answer.allowed;
+  used := v_answer.used;
+  limit_amount := v_answer.limit_amount;
+  remaining := v_answer.remaining;
+  resets_at := v_answer.resets_at;
+end;
+$$;
+revoke execute on function public.increment_usage(uuid, text, integer, text) from public;
+grant execute on function public.increment_usage(uuid, text, integer, text) to service_role;
+comment on function public.increment_usage(uuid, text, integer, text) is 'Counts usage in every window of a metric, all or nothing; a repeated request id is counted once. service_role only.';
+
+/**
+ * The organization's usage now: per metered limit of the plan in effect, used, limit, remaining,
+ * percent and reset. A thin wrapper: billing.get_usage does the work and checks who is calling.
+ */
+create function public.get_usage(p_organization_id uuid)
+returns table (
+  metric text,
+  window_unit public.usage_window,
+  scope text,
+  used bigint,
+  limit_amount bigint,
+  remaining bigint,
+  percent numeric,
+  window_start timestamptz,
+  resets_at timestamptz
+)
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return query select * from billing.get_usage(p_organization_id);
+end;
+$$;
+revoke execute on function public.get_usage(uuid) from public, anon;
+grant execute on function public.get_usage(uuid) to authenticated, service_role;
+comment on function public.get_usage(uuid) is
+  'The organization''s usage now: per metered limit of the plan in effect, used, limit (null: unlimited), remaining, percent and when the window resets. Members and service_role.';

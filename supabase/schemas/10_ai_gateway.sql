@@ -1,0 +1,946 @@
+-- =================================================================================================
+-- supabill: AI gateway: Groq calls reserved, then settled, cached per organization, logged
+--
+--   billing.ai_reserve(org, user, model, max_tokens, prompt_tokens, cache_key, stream)
+--     the one SQL call before the upstream: membership, the plan's models (`ai_models`), the
+--     per-user rate limit (`ai_requests_per_<window>`), a cache hit (billing.ai_cache, 24 h), the
+--     prompt quota (`ai_prompts_per_<window>`) and a token reservation (`groq_tokens_per_<window>`,
+--     with max_tokens capped to what is left), all or nothing; a denial counts nothing (it is logged).
+--   billing.ai_settle(request_id, prompt_tokens, completion_tokens, ...)
+--     after the call: the reservation becomes the actual usage (billing.settle_usage), the answer is
+--     cached, the log row completed.
+--   billing.ai_release(request_id, status, error_code, ...)
+--     the upstream failed or timed out: the prompt and the tokens are given back (billing.release_usage).
+--   billing.ai_release_stale_reservations() / billing.ai_purge_cache()
+--     pg_cron jobs `ai-release-stale-reservations` (every minute) and `ai-purge-cache` (hourly),
+--     through billing.run_job (operations module): logged in billing.job_runs like the billing jobs.
+--
+-- Every counter goes through billing.apply_usage_delta (the usage module's one mechanism): the
+-- org-wide metrics `ai_prompts` and `groq_tokens`, and the per-user request counter, which is the
+-- metric `ai_requests_u_<user id hex>` of the organization with the limits of the plan's
+-- `ai_requests_per_<window>` keys. The three gateway functions are for service_role only (schema
+-- billing): the ai-chat function verifies the user's JWT and passes the user id from its claims (a
+-- signed-in user calling them through the API could otherwise settle their own usage at zero).
+-- Members read their organization's log, public.ai_requests.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+/**
+ * Where an AI request stands: pending (tokens reserved, upstream in flight), completed, cached
+ * (answered from ai_cache), denied (a limit or the model list refused it: nothing counted),
+ * upstream_error / upstream_timeout (released, or settled when a stream had begun),
+ * client_closed (the client went away mid-stream: what was generated is settled), expired
+ * (never settled; released by the ai-release-stale-reservations job).
+ */
+create type public.ai_request_status as enum (
+  'pending', 'completed', 'cached', 'denied', 'upstream_error', 'upstream_timeout', 'client_closed', 'expired'
+);
+
+comment on type public.ai_request_status is 'Where an AI request stands: pending (reserved), completed, cached, denied, upstream_error, upstream_timeout, client_closed, expired (never settled: counted at its reservation).';
+
+/**
+ * What billing.ai_reserve answers: allowed, or the denial ('not_a_member', 'rate',
+ * 'model_not_allowed', 'prompts', 'tokens') with the window that refused (limit_amount, remaining,
+ * retry_after_seconds); the request id and plan; max_tokens (capped to what the token quota has
+ * left) and reserved_tokens (prompt estimate + max_tokens); a cached answer; the per-user rate
+ * window (rate_limit, rate_remaining, rate_reset_seconds).
+ */
+create type billing.ai_reservation as (
+  allowed boolean,
+  denial text,
+  request_id text,
+  plan_code text,
+  max_tokens integer,
+  reserved_tokens bigint,
+  cached_response jsonb,
+  rate_limit bigint,
+  rate_remaining bigint,
+  rate_reset_seconds integer,
+  limit_amount bigint,
+  remaining bigint,
+  retry_after_seconds integer,
+  token_limit bigint,
+  token_remaining bigint,
+  token_reset_seconds integer
+);
+
+comment on type billing.ai_reservation is 'What billing.ai_reserve answers: allowed or the denial, request id, plan, capped max_tokens, reserved tokens, a cached answer, the per-user rate window, the refusing limit, and the token quota''s window (token_limit, token_remaining, token_reset_seconds; null when the token step was not reached or the quota is unlimited).';
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- ai_requests
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * One row per AI call that reached ai_reserve: who, which model, tokens in (prompt) and out
+ * (completion), what was reserved and what was finally counted against the quota, latency,
+ * whether the cache answered, the outcome and its error code. `request_id` is also the
+ * usage_metrics request id of the call's ai_prompts and groq_tokens rows. Owners and admins of
+ * the organization read it; only the gateway (service_role) writes.
+ */
+create table public.ai_requests (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  user_id uuid references auth.users (id) on delete set null,
+  request_id text not null unique check (request_id ~ '^ai_[0-9a-f]{32}$'),
+  model text not null check (length(model) between 1 and 128),
+  status public.ai_request_status not null,
+  cached boolean not null default false,
+  stream boolean not null default false,
+  max_tokens integer check (max_tokens > 0),
+  reserved_tokens bigint not null default 0 check (reserved_tokens >= 0),
+  prompt_tokens integer check (prompt_tokens >= 0),
+  completion_tokens integer check (completion_tokens >= 0),
+  counted_tokens bigint check (counted_tokens >= 0),
+  latency_ms integer check (latency_ms >= 0),
+  error_code text check (error_code ~ '^[a-z][a-z0-9_]{0,62}$'),
+  cache_key text check (cache_key ~ '^[0-9a-f]{64}$'),
+  expires_at timestamptz,
+  completed_at timestamptz,
+  created_at timestamptz not null default now(),
+  constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null)
+);
+
+comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage and outcome.';
+
+/** Foreign keys and the policy column; an organization's calls in time order. */
+create index ai_requests_organization_id_idx on public.ai_requests (organization_id, created_at);
+
+create index ai_requests_user_id_idx on public.ai_requests (user_id);
+
+/** Reservations still open, for the release job. */
+create index ai_requests_pending_expires_at_idx on public.ai_requests (expires_at) where status = 'pending';
+
+grant select on public.ai_requests to authenticated;
+
+grant select, insert, update, delete on public.ai_requests to service_role;
+
+alter table public.ai_requests enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.ai_cache (private)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Answers kept 24 hours per organization, keyed by the sha256 (hex) of the request's canonical
+ * JSON (model, messages, temperature, max_tokens). A hit costs no prompt and no tokens (the
+ * per-user rate limit still counts it). Private (schema billing): service_role only.
+ */
+create table billing.ai_cache (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  cache_key text not null check (cache_key ~ '^[0-9a-f]{64}$'),
+  model text not null check (length(model) between 1 and 128),
+  response jsonb not null check (jsonb_typeof(response) = 'object'),
+  prompt_tokens integer not null default 0 check (prompt_tokens >= 0),
+  completion_tokens integer not null default 0 check (completion_tokens >= 0),
+  created_at timestamptz not null default now(),
+  expires_at timestamptz not null,
+  primary key (organization_id, cache_key)
+);
+
+/** Expired answers, for the purge job. (organization_id leads the primary key.) */
+create index ai_cache_expires_at_idx on billing.ai_cache (expires_at);
+
+grant select, insert, update, delete on billing.ai_cache to service_role;
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+/**
+ * The usage metric that counts one user's AI requests in one organization (the per-user rate
+ * limit): `ai_requests_u_` and the user id in hex, 46 characters, a valid usage_quotas metric.
+ */
+create function billing.ai_rate_metric(p_user_id uuid)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return 'ai_requests_u_' || pg_catalog.replace(p_user_id::text, '-', '');
+end;
+$$;
+revoke execute on function billing.ai_rate_metric(uuid) from public;
+grant execute on function billing.ai_rate_metric(uuid) to service_role;
+
+/** Whole seconds from p_now until p_at, at least 1: a denial's retry-after or a window's reset. */
+create function billing.ai_seconds_until(p_at timestamptz, p_now timestamptz)
+returns integer
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return greatest(1, pg_catalog.ceil(extract(epoch from p_at - p_now)))::integer;
+end;
+$$;
+revoke execute on function billing.ai_seconds_until(timestamptz, timestamptz) from public;
+grant execute on function billing.ai_seconds_until(timestamptz, timestamptz) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
+-- The gateway (service_role)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Refuses bad arguments of billing.ai_reserve (22023, naming the argument): both ids, a model
+ * name, max_tokens 1 to 131072 when given, a prompt estimate 1 to 1000000, a sha256 cache key.
+ */
+create function billing.ai_check_reserve_arguments(
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_model text,
+  p_max_tokens integer,
+  p_prompt_tokens integer,
+  p_cache_key text
+)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_organization_id is null or p_user_id is null then
+    raise exception 'ai_reserve: organization id and user id are required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_model is null or p_model !~ '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$' then
+    raise exception 'ai_reserve: model "%" is not a valid model name', p_model using errcode = 'invalid_parameter_value';
+  end if;
+  if p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > 131072) then
+    raise exception 'ai_reserve: max_tokens must be 1 to 131072, got %', p_max_tokens using errcode = 'invalid_parameter_value';
+  end if;
+  if p_prompt_tokens is null or p_prompt_tokens < 1 or p_prompt_tokens > 1000000 then
+    raise exception 'ai_reserve: prompt token estimate must be 1 to 1000000, got %', coalesce(p_prompt_tokens::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_cache_key is not null and p_cache_key !~ '^[0-9a-f]{64}$' then
+    raise exception 'ai_reserve: cache key must be a sha256 in lowercase hex' using errcode = 'invalid_parameter_value';
+  end if;
+end;
+$$;
+revoke execute on function billing.ai_check_reserve_arguments(uuid, uuid, text, integer, integer, text) from public;
+grant execute on function billing.ai_check_reserve_arguments(uuid, uuid, text, integer, integer, text) to service_role;
+
+/**
+ * The windows (minute to month) each AI metric has in a plan's features, and the per-user rate
+ * limits renamed to the user's own counter (billing.ai_rate_metric), as billing.apply_usage_delta
+ * takes them.
+ */
+create function billing.ai_plan_windows(
+  p_features jsonb,
+  p_user_id uuid,
+  out rate_metric text,
+  out rate_units public.usage_window[],
+  out rate_features jsonb,
+  out prompt_units public.usage_window[],
+  out token_units public.usage_window[]
+)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_unit public.usage_window;
+begin
+  rate_metric := billing.ai_rate_metric(p_user_id);
+  rate_units := '{}';
+  rate_features := '{}'::jsonb;
+  prompt_units := '{}';
+  token_units := '{}';
+  foreach v_unit in array enum_range(null::public.usage_window) loop
+    if p_features ? ('ai_requests_per_' || v_unit::text) then
+      rate_units := rate_units || v_unit;
+      rate_features := rate_features || pg_catalog.jsonb_build_object(
+        rate_metric || '_per_' || v_unit::text, p_features -> ('ai_requests_per_' || v_unit::text));
+    end if;
+    if p_features ? ('ai_prompts_per_' || v_unit::text) then
+      prompt_units := prompt_units || v_unit;
+    end if;
+    if p_features ? ('groq_tokens_per_' || v_unit::text) then
+      token_units := token_units || v_unit;
+    end if;
+  end loop;
+end;
+$$;
+revoke execute on function billing.ai_plan_windows(jsonb, uuid) from public;
+grant execute on function billing.ai_plan_windows(jsonb, uuid) to service_role;
+
+/**
+ * p_reservation refused for p_denial ('prompts' or 'tokens') by the window that refused: its
+ * limit, what remains (as the caller reports it) and when it resets. With no window (p_resets_at
+ * null: the plan does not
+ * name the metric, limit 0) it resets when the month turns, p_month_end.
+ */
+create function billing.ai_denied(
+  p_reservation billing.ai_reservation,
+  p_denial text,
+  p_limit bigint,
+  p_remaining bigint,
+  p_resets_at timestamptz,
+  p_month_end timestamptz,
+  p_now timestamptz
+)
+returns billing.ai_reservation
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  p_reservation.denial := p_denial;
+  p_reservation.limit_amount := coalesce(p_limit, 0);
+  p_reservation.remaining := coalesce(p_remaining, 0);
+  p_reservation.retry_after_seconds := billing.ai_seconds_until(coalesce(p_resets_at, p_month_end), p_now);
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_denied(billing.ai_reservation, text, bigint, bigint, timestamptz, timestamptz,
+  timestamptz) from public;
+grant execute on function billing.ai_denied(billing.ai_reservation, text, bigint, bigint, timestamptz, timestamptz,
+  timestamptz) to service_role;
+
+/**
+ * Counts one usage of `p_metric` in p_units and records its usage_metrics row under the
+ * reservation's request id; the answer of billing.apply_usage_delta (a refusal writes nothing).
+ */
+create function billing.ai_count(
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_request_id text,
+  p_metric text,
+  p_units public.usage_window[],
+  p_now timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_amount bigint,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  select d.allowed, d.used, d.limit_amount, d.remaining, d.resets_at
+  into allowed, used, limit_amount, remaining, resets_at
+  from billing.apply_usage_delta(p_organization_id, p_metric, p_units, p_now, p_timezone, p_features, p_amount) d;
+  if allowed then
+    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
+                                      occurred_at, used, limit_amount, resets_at)
+    values (p_organization_id, p_user_id, p_metric, p_amount, p_request_id, p_units, p_now,
+            ai_count.used, ai_count.limit_amount, ai_count.resets_at);
+  end if;
+end;
+$$;
+revoke execute on function billing.ai_count(uuid, uuid, text, text, public.usage_window[], timestamptz, text, jsonb,
+  bigint) from public;
+grant execute on function billing.ai_count(uuid, uuid, text, text, public.usage_window[], timestamptz, text, jsonb,
+  bigint) to service_role;
+
+/**
+ * Step 1 of billing.ai_reserve: the per-user rate limit. Counts the request in the user's own
+ * counter and reports its window; denial 'rate' when it is full (or the plan has no window).
+ */
+create function billing.ai_take_rate(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_rate_metric text,
+  p_rate_units public.usage_window[],
+  p_rate_features jsonb,
+  p_now timestamptz,
+  p_timezone text,
+  p_month_end timestamptz
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_rate record;
+begin
+  if p_rate_units = '{}' then
+    p_reservation.rate_limit := 0;
+    p_reservation.rate_remaining := 0;
+    p_reservation.rate_reset_seconds := billing.ai_seconds_until(p_month_end, p_now);
+    p_reservation.denial := 'rate';
+    return p_reservation;
+  end if;
+  v_rate := billing.apply_usage_delta(p_organization_id, p_rate_metric, p_rate_units, p_now, p_timezone,
+                                      p_rate_features, 1);
+  p_reservation.rate_limit := v_rate.limit_amount;
+  p_reservation.rate_remaining := v_rate.remaining;
+  p_reservation.rate_reset_seconds := billing.ai_seconds_until(v_rate.resets_at, p_now);
+  if not v_rate.allowed then
+    p_reservation.denial := 'rate';
+  end if;
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_take_rate(billing.ai_reservation, uuid, text, public.usage_window[], jsonb,
+  timestamptz, text, timestamptz) from public;
+grant execute on function billing.ai_take_rate(billing.ai_reservation, uuid, text, public.usage_window[], jsonb,
+  timestamptz, text, timestamptz) to service_role;
+
+/**
+ * Step 3 of billing.ai_reserve: a live billing.ai_cache answer for p_cache_key. On a hit the
+ * reservation is allowed with cached_response (no prompt, no tokens are counted) and the request
+ * is logged as 'cached'; otherwise p_reservation comes back as it was.
+ */
+create function billing.ai_cached_answer(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_model text,
+  p_cache_key text,
+  p_stream boolean,
+  p_now timestamptz
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_cache billing.ai_cache;
+begin
+  select * into v_cache from billing.ai_cache c
+  where c.organization_id = p_organization_id and c.cache_key = p_cache_key and c.expires_at > p_now;
+  if not found then
+    return p_reservation;
+  end if;
+  p_reservation.allowed := true;
+  p_reservation.cached_response := v_cache.response;
+  insert into public.ai_requests (organization_id, user_id, request_id, model, status, cached, stream,
+                                  prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key, completed_at)
+  values (p_organization_id, p_user_id, p_reservation.request_id, p_model, 'cached', true, coalesce(p_stream, false),
+          v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, p_now);
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_cached_answer(billing.ai_reservation, uuid, uuid, text, text, boolean, timestamptz)
+  from public;
+grant execute on function billing.ai_cached_answer(billing.ai_reservation, uuid, uuid, text, text, boolean, timestamptz)
+  to service_role;
+
+/**
+ * Step 5 of billing.ai_reserve: the token reservation. Locks the token windows (a zero change),
+ * sees what is left, caps max_tokens to it, then takes prompt estimate + max_tokens (it fits:
+ * the rows are locked). Denial 'tokens' when not even a short answer fits. Reports the tightest
+ * token window: its limit, what is left (after this reservation; on a denial as it stands) and
+ * the seconds until it resets.
+ */
+create function billing.ai_reserve_tokens(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_units public.usage_window[],
+  p_now timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_month_end timestamptz,
+  p_prompt_tokens integer,
+  p_requested integer
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  c_min_answer_tokens constant integer := 16;
+  v_answer record;
+  v_available bigint;
+begin
+  if p_units = '{}' then
+    p_reservation.token_limit := 0;
+    p_reservation.token_remaining := 0;
+    p_reservation.token_reset_seconds := billing.ai_seconds_until(p_month_end, p_now);
+    return billing.ai_denied(p_reservation, 'tokens', 0, 0, null, p_month_end, p_now);
+  end if;
+  v_answer := billing.apply_usage_delta(p_organization_id, 'groq_tokens', p_units, p_now, p_timezone, p_features, 0);
+  -- Unlimited (a null limit): no token window to report.
+  if v_answer.limit_amount is not null then
+    p_reservation.token_limit := v_answer.limit_amount;
+    p_reservation.token_remaining := greatest(v_answer.remaining, 0);
+    p_reservation.token_reset_seconds := billing.ai_seconds_until(v_answer.resets_at, p_now);
+  end if;
+  v_available := coalesce(v_answer.remaining - p_prompt_tokens, p_requested);
+  if v_available < least(c_min_answer_tokens, p_requested) then
+    return billing.ai_denied(p_reservation, 'tokens', v_answer.limit_amount, greatest(v_answer.remaining, 0),
+                             v_answer.resets_at, p_month_end, p_now);
+  end if;
+  p_reservation.max_tokens := least(p_requested, v_available)::integer;
+  p_reservation.reserved_tokens := p_prompt_tokens + p_reservation.max_tokens;
+  v_answer := billing.ai_count(p_organization_id, p_user_id, p_reservation.request_id, 'groq_tokens', p_units, p_now,
+                               p_timezone, p_features, p_reservation.reserved_tokens);
+  if not v_answer.allowed then
+    -- Cannot happen while the windows are locked; refuse rather than pass the limit.
+    return billing.ai_denied(p_reservation, 'tokens', v_answer.limit_amount, greatest(v_answer.remaining, 0),
+                             v_answer.resets_at, p_month_end, p_now);
+  end if;
+  if v_answer.limit_amount is not null then
+    p_reservation.token_remaining := greatest(v_answer.remaining, 0);
+  end if;
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
+  timestamptz, text, jsonb, timestamptz, integer, integer) from public;
+grant execute on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
+  timestamptz, text, jsonb, timestamptz, integer, integer) to service_role;
+comment on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
+  timestamptz, text, jsonb, timestamptz, integer, integer) is 'Step 5 of billing.ai_reserve: reserve prompt estimate + max_tokens (capped to what is left) of groq_tokens, or deny ''tokens''; reports the token window (token_limit, token_remaining, token_reset_seconds).';
+
+/**
+ * Reserve one AI call for p_user_id in p_organization_id, or say why not, in one atomic step.
+ * In order: the user must be a member (else denial 'not_a_member', not logged); the per-user
+ * rate limit counts the call ('rate', billing.ai_take_rate); p_model must be in the plan's
+ * `ai_models` array ('model_not_allowed'); a live ai_cache row for p_cache_key answers at once
+ * (cached_response, no prompt, no tokens); the prompt quota counts 1 ('prompts'); the token quota
+ * reserves p_prompt_tokens (the caller's estimate) + max_tokens, where max_tokens is p_max_tokens
+ * (default 1024) capped to what the quota has left ('tokens' when less than 16, or than
+ * p_max_tokens if smaller, is left for the answer; billing.ai_reserve_tokens). A denial changes no
+ * counter (the counting block raises SBAI0, which undoes it); it is logged in ai_requests (status
+ * denied) unless the caller is not a member. A metric the plan does not name has limit 0. Returns
+ * the reservation (request_id, capped max_tokens, reserved_tokens), the per-user rate window after
+ * this call (as it stands on a denial), and for a denial the refusing limit, what is left of it
+ * and the seconds until its window resets. The reservation expires after 15 minutes
+ * (billing.ai_release_stale_reservations). service_role only.
+ */
+create function billing.ai_reserve(
+  p_organization_id uuid,
+  p_user_id uuid,
+  p_model text,
+  p_max_tokens integer,
+  p_prompt_tokens integer,
+  p_cache_key text default null,
+  p_stream boolean default false
+)
+returns billing.ai_reservation
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  c_default_max_tokens constant integer := 1024;
+  c_reservation_ttl constant interval := interval '15 minutes';
+  v_now timestamptz := billing.now();
+  v_r billing.ai_reservation;
+  v_plan record;
+  v_features jsonb;
+  v_windows record;
+  v_month_end timestamptz;
+  v_answer record;
+begin
+  perform billing.ai_check_reserve_arguments(p_organization_id, p_user_id, p_model, p_max_tokens, p_prompt_tokens,
+                                             p_cache_key);
+  -- Not a member (or no such organization): nothing is read or written for a stranger.
+  if not exists (select 1 from public.organization_members m
+                 where m.organization_id = p_organization_id and m.user_id = p_user_id) then
+    v_r.allowed := false;
+    v_r.denial := 'not_a_member';
+    return v_r;
+  end if;
+
+  v_plan := billing.effective_plan(p_organization_id, v_now);
+  v_features := coalesce(v_plan.features, '{}'::jsonb);
+  v_windows := billing.ai_plan_windows(v_features, p_user_id);
+  v_r.plan_code := v_plan.plan_code;
+  v_r.request_id := 'ai_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
+  -- A metric the plan does not name has limit 0 and no window: retry when the month turns.
+  v_month_end := (pg_catalog.date_trunc('month', v_now at time zone v_plan.timezone) + interval '1 month')
+                 at time zone v_plan.timezone;
+
+  begin
+    v_r := billing.ai_take_rate(v_r, p_organization_id, v_windows.rate_metric, v_windows.rate_units,
+                                v_windows.rate_features, v_now, v_plan.timezone, v_month_end);
+    if v_r.denial is null and not coalesce(v_features -> 'ai_models' @> pg_catalog.to_jsonb(p_model), false) then
+      v_r.denial := 'model_not_allowed';
+    end if;
+    if v_r.denial is null and p_cache_key is not null then
+      v_r := billing.ai_cached_answer(v_r, p_organization_id, p_user_id, p_model, p_cache_key, p_stream, v_now);
+      if v_r.allowed then
+        return v_r;
+      end if;
+    end if;
+    if v_r.denial is null and v_windows.prompt_units = '{}' then
+      v_r := billing.ai_denied(v_r, 'prompts', 0, 0, null, v_month_end, v_now);
+    elsif v_r.denial is null then
+      v_answer := billing.ai_count(p_organization_id, p_user_id, v_r.request_id, 'ai_prompts', v_windows.prompt_units,
+                                   v_now, v_plan.timezone, v_features, 1);
+      if not v_answer.allowed then
+        v_r := billing.ai_denied(v_r, 'prompts', v_answer.limit_amount, v_answer.remaining, v_answer.resets_at,
+                                 v_month_end, v_now);
+      end if;
+    end if;
+    if v_r.denial is null then
+      v_r := billing.ai_reserve_tokens(v_r, p_organization_id, p_user_id, v_windows.token_units, v_now, v_plan.timezone,
+                                       v_features, v_month_end, p_prompt_tokens,
+                                       coalesce(p_max_tokens, c_default_max_tokens));
+    end if;
+    if v_r.denial is not null then
+      raise exception using errcode = 'SBAI0';
+    end if;
+    v_r.allowed := true;
+  exception
+    when sqlstate 'SBAI0' then
+      -- Every count of this request is undone, the rate counter's too: report its window as it stands.
+      v_r.allowed := false;
+      v_r.max_tokens := null;
+      v_r.reserved_tokens := null;
+      if v_r.denial <> 'rate' and v_r.rate_remaining is not null then
+        v_r.rate_remaining := v_r.rate_remaining + 1;
+      end if;
+  end;
+
+  insert into public.ai_requests (organization_id, user_id, request_id, model, status, stream, max_tokens,
+                                  reserved_tokens, error_code, cache_key, expires_at, completed_at)
+  values (p_organization_id, p_user_id, v_r.request_id, p_model,
+          case when v_r.allowed then 'pending' else 'denied' end::public.ai_request_status,
+          coalesce(p_stream, false), v_r.max_tokens, coalesce(v_r.reserved_tokens, 0),
+          case v_r.denial
+            when 'rate' then 'rate_limited'
+            when 'model_not_allowed' then 'model_not_allowed'
+            when 'prompts' then 'prompt_quota_exceeded'
+            when 'tokens' then 'token_quota_exceeded'
+          end,
+          p_cache_key,
+          case when v_r.allowed then v_now + c_reservation_ttl end,
+          case when not v_r.allowed then v_now end);
+  return v_r;
+end;
+$$;
+revoke execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) from public, anon, authenticated;
+grant execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) to service_role;
+
+/**
+ * Settle a reservation at the tokens actually used (prompt + completion, from the upstream's
+ * usage; for a stream cut short, what was generated): settle_usage on groq_tokens gives back the
+ * unused part. Should the actual exceed the reservation and the quota's remainder (the prompt
+ * estimate was low), the quota is filled to its limit and no further: the log keeps the true
+ * numbers, counted_tokens what was counted. Completes the log row with p_status (completed,
+ * client_closed, or upstream_error / upstream_timeout for a stream that failed after it began)
+ * and, for a completed call with a cache key, caches p_response for 24 hours. Idempotent: a
+ * request no longer pending is left as it is (settled = false). service_role only.
+ */
+create function billing.ai_settle(
+  p_request_id text,
+  p_prompt_tokens integer,
+  p_completion_tokens integer,
+  p_latency_ms integer default null,
+  p_status public.ai_request_status default 'completed',
+  p_response jsonb default null,
+  out settled boolean,
+  out status public.ai_request_status,
+  out counted_tokens bigint,
+  out remaining bigint
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request public.ai_requests;
+  v_answer record;
+  v_target bigint;
+  v_now timestamptz := billing.now();
+begin
+  if p_request_id is null then
+    raise exception 'ai_settle: request id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_prompt_tokens is null or p_prompt_tokens < 0 or p_completion_tokens is null or p_completion_tokens < 0 then
+    raise exception 'ai_settle: token counts must be zero or more' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_latency_ms is not null and p_latency_ms < 0 then
+    raise exception 'ai_settle: latency must be zero or more' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_status is null or p_status not in ('completed', 'client_closed', 'upstream_error', 'upstream_timeout') then
+    raise exception 'ai_settle: status must be completed, client_closed, upstream_error or upstream_timeout, got %',
+      coalesce(p_status::text, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  if p_response is not null and pg_catalog.jsonb_typeof(p_response) <> 'object' then
+    raise exception 'ai_settle: the response must be a JSON object' using errcode = 'invalid_parameter_value';
+  end if;
+
+  select r.* into v_request from public.ai_requests r where r.request_id = p_request_id for update;
+  if not found then
+    raise exception 'ai_settle: no AI request %', p_request_id using errcode = 'no_data_found';
+  end if;
+  status := v_request.status;
+  if v_request.status <> 'pending' then
+    settled := false;
+    counted_tokens := v_request.counted_tokens;
+    return;
+  end if;
+
+  -- The actual usage; if it does not fit, what is left; at worst the reservation (always fits).
+  v_target := p_prompt_tokens::bigint + p_completion_tokens;
+  v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+  if not v_answer.allowed then
+    v_target := v_request.reserved_tokens + greatest(coalesce(v_answer.remaining, 0), 0);
+    v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+    if not v_answer.allowed then
+      v_target := v_request.reserved_tokens;
+      v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
+    end if;
+  end if;
+  update public.usage_metrics m set state = 'settled'
+  where m.organization_id = v_request.organization_id and m.metric = 'ai_prompts'
+    and m.request_id = p_request_id and m.state = 'counted';
+
+  update public.ai_requests r
+  set status = p_status,
+      prompt_tokens = p_prompt_tokens,
+      completion_tokens = p_completion_tokens,
+      counted_tokens = v_target,
+      latency_ms = p_latency_ms,
+      error_code = case p_status
+                     when 'upstream_error' then 'upstream_error'
+                     when 'upstream_timeout' then 'upstream_timeout'
+                     when 'client_closed' then 'client_closed'
+                   end,
+      completed_at = v_now,
+      expires_at = null
+  where r.id = v_request.id;
+
+  if p_status = 'completed' and p_response is not null and v_request.cache_key is not null then
+    insert into billing.ai_cache as c (organization_id, cache_key, model, response, prompt_tokens, completion_tokens,
+                                      created_at, expires_at)
+    values (v_request.organization_id, v_request.cache_key, v_request.model, p_response, p_prompt_tokens,
+            p_completion_tokens, v_now, v_now + interval '24 hours')
+    on conflict (organization_id, cache_key) do update
+      set model = excluded.model, response = excluded.response, prompt_tokens = excluded.prompt_tokens,
+          completion_tokens = excluded.completion_tokens, created_at = excluded.created_at,
+          expires_at = excluded.expires_at;
+  end if;
+
+  settled := true;
+  status := p_status;
+  counted_tokens := v_target;
+  remaining := v_answer.remaining;
+end;
+$$;
+revoke execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) from public, anon, authenticated;
+grant execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) to service_role;
+
+/**
+ * Give a reservation back when the upstream never answered: it failed (upstream_error), timed
+ * out (upstream_timeout), or the client left before the call was made (client_closed).
+ * release_usage returns the prompt and the reserved tokens; the per-user rate count stays (the
+ * call was attempted). Once the upstream has answered, the call is settled (billing.ai_settle)
+ * or, if that never happens, expires counted (billing.ai_expire): never released. Idempotent:
+ * returns false when the request is no longer pending. service_role only.
+ */
+create function billing.ai_release(
+  p_request_id text,
+  p_status public.ai_request_status default 'upstream_error',
+  p_error_code text default null,
+  p_latency_ms integer default null
+)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request public.ai_requests;
+begin
+  if p_request_id is null then
+    raise exception 'ai_release: request id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_status is null or p_status not in ('upstream_error', 'upstream_timeout', 'client_closed') then
+    raise exception 'ai_release: status must be upstream_error, upstream_timeout or client_closed, got %',
+      coalesce(p_status::text, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  if p_error_code is not null and p_error_code !~ '^[a-z][a-z0-9_]{0,62}$' then
+    raise exception 'ai_release: error code must be lowercase snake_case' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_latency_ms is not null and p_latency_ms < 0 then
+    raise exception 'ai_release: latency must be zero or more' using errcode = 'invalid_parameter_value';
+  end if;
+
+  select r.* into v_request from public.ai_requests r where r.request_id = p_request_id for update;
+  if not found then
+    raise exception 'ai_release: no AI request %', p_request_id using errcode = 'no_data_found';
+  end if;
+  if v_request.status <> 'pending' then
+    return false;
+  end if;
+
+  perform billing.release_usage(v_request.organization_id, p_request_id);
+  update public.ai_requests r
+  set status = p_status,
+      error_code = coalesce(p_error_code, p_status::text),
+      latency_ms = p_latency_ms,
+      counted_tokens = 0,
+      completed_at = billing.now(),
+      expires_at = null
+  where r.id = v_request.id;
+  return true;
+end;
+$$;
+revoke execute on function billing.ai_release(text, public.ai_request_status, text, integer) from public, anon, authenticated;
+grant execute on function billing.ai_release(text, public.ai_request_status, text, integer) to service_role;
+
+/**
+ * Expire one reservation never settled, counted at what it reserved: the request's usage rows
+ * (ai_prompts and groq_tokens, still 'counted') become 'settled' at their reserved amounts, so
+ * the counters keep the prompt and every reserved token; the log row becomes 'expired'
+ * (error_code reservation_expired) with counted_tokens = reserved_tokens. The reservation is an
+ * upper bound of the call (the prompt estimate bounds the prompt, max_tokens the answer), so an
+ * expired call is never counted below what it cost. Returns false, changing nothing, for a request
+ * no longer pending or not yet past its expires_at (by billing.now()). service_role only.
+ */
+create function billing.ai_expire(p_request_id text)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request public.ai_requests;
+  v_now timestamptz := billing.now();
+begin
+  if p_request_id is null then
+    raise exception 'ai_expire: request id is required' using errcode = 'invalid_parameter_value';
+  end if;
+  select r.* into v_request from public.ai_requests r where r.request_id = p_request_id for update;
+  if not found then
+    raise exception 'ai_expire: no AI request %', p_request_id using errcode = 'no_data_found';
+  end if;
+  if v_request.status <> 'pending' or v_request.expires_at > v_now then
+    return false;
+  end if;
+
+  update public.usage_metrics m set state = 'settled'
+  where m.organization_id = v_request.organization_id and m.request_id = p_request_id and m.state = 'counted';
+  update public.ai_requests r
+  set status = 'expired',
+      error_code = 'reservation_expired',
+      counted_tokens = v_request.reserved_tokens,
+      completed_at = v_now,
+      expires_at = null
+  where r.id = v_request.id;
+  return true;
+end;
+$$;
+revoke execute on function billing.ai_expire(text) from public, anon, authenticated;
+grant execute on function billing.ai_expire(text) to service_role;
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+create policy "Owners and admins can read their organization's AI requests"
+  on public.ai_requests for select to authenticated
+  using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
+
+-- ai_cache: no policies. Only service_role (which bypasses RLS) has grants.
+
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+-- None: the gateway's functions are service-only (section 3); members read public.ai_requests.
+
+-- =================================================================================================
+-- 6. Jobs and schedules
+-- =================================================================================================
+
+/**
+ * Expire reservations never settled (the function crashed, lost the database mid-call, or its
+ * settlement was refused), counted at their reserved amounts (billing.ai_expire): every pending
+ * ai_requests row past its expires_at (by billing.now()), at most p_limit per run, oldest first,
+ * skipping rows a settling call holds. Returns how many expired. pg_cron's
+ * `ai-release-stale-reservations` calls it through its logged job (the name says release; what
+ * it does is expire).
+ */
+create function billing.ai_release_stale_reservations(p_limit integer default 1000)
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_request record;
+  v_expired integer := 0;
+begin
+  for v_request in
+    select r.request_id
+    from public.ai_requests r
+    where r.status = 'pending' and r.expires_at <= billing.now()
+    order by r.expires_at
+    limit greatest(coalesce(p_limit, 1000), 0)
+    for update skip locked
+  loop
+    if billing.ai_expire(v_request.request_id) then
+      v_expired := v_expired + 1;
+    end if;
+  end loop;
+  return v_expired;
+end;
+$$;
+revoke execute on function billing.ai_release_stale_reservations(integer) from public;
+grant execute on function billing.ai_release_stale_reservations(integer) to service_role;
+
+/**
+ * Delete cached answers past their expiry (by billing.now()), at most p_limit per run, skipping
+ * rows another call holds. Returns how many went.
+ */
+create function billing.ai_purge_cache(p_limit integer default 10000)
+returns integer
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_deleted integer;
+begin
+  delete from billing.ai_cache c
+  where (c.organization_id, c.cache_key) in (
+    select x.organization_id, x.cache_key from billing.ai_cache x
+    where x.expires_at <= billing.now()
+    order by x.expires_at
+    limit greatest(coalesce(p_limit, 10000), 0)
+    for update skip locked);
+  get diagnostics v_deleted = row_count;
+  return v_deleted;
+end;
+$$;
+revoke execute on function billing.ai_purge_cache(integer) from public;
+grant execute on function billing.ai_purge_cache(integer) to service_role;
+
+/**
+ * pg_cron 'ai-release-stale-reservations': one batch of billing.ai_release_stale_reservations,
+ * logged in billing.job_runs like the billing jobs (billing.run_job: a failed run changes
+ * nothing, is logged, and returns null).
+ */
+create function billing.job_ai_release_stale_reservations(p_limit integer default 1000)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return billing.run_job('ai-release-stale-reservations', 'billing.ai_release_stale_reservations(integer)', p_limit);
+end;
+$$;
+revoke execute on function billing.job_ai_release_stale_reservations(integer) from public;
+
+/** pg_cron 'ai-purge-cache': one batch of billing.ai_purge_cache, logged the same way. */
+create function billing.job_ai_purge_cache(p_limit integer default 10000)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return billing.run_job('ai-purge-cache', 'billing.ai_purge_cache(integer)', p_limit);
+end;
+$$;
+revoke execute on function billing.job_ai_purge_cache(integer) from public;
