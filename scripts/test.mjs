@@ -163,11 +163,6 @@ async function simulation() {
  */
 async function schemas(db) {
   const dir = defaultSchemasDir();
-  // Until supabase/schemas/ lands, the stage is skipped (and counts nothing). Remove this escape then.
-  if (!fs.existsSync(dir)) {
-    console.log("skipped: supabase/schemas/ does not exist");
-    return;
-  }
   const declared = declarationProblems(dir);
   record(
     "supabase/schemas/ declares each object once, tables whole (no alter table, create or replace, drop)",
