@@ -1032,7 +1032,8 @@ $$;
 
 /**
  * Extends the organization's live subscription by p_interval (a goodwill extension; positive, at
- * most a year), with history (actor 'operator'). Returns the new period end.
+ * most a year), with history (actor 'operator'). The run of periods starts again at the new end
+ * (period_anchor), so the next paid period is a full interval from it. Returns the new period end.
  */
 create or replace function billing.operator_extend_period(p_organization_id uuid, p_interval interval, p_reason text)
 returns timestamptz
@@ -1053,6 +1054,7 @@ begin
     p_metadata => pg_catalog.jsonb_build_object('extended_by', p_interval::text, 'old_period_end', v_sub.current_period_end,
                                                 'new_period_end', v_sub.current_period_end + p_interval));
   update public.subscriptions s set current_period_end = s.current_period_end + p_interval,
+         period_anchor = s.current_period_end + p_interval,
          status = case when s.status = 'past_due' and s.current_period_end + p_interval > billing.now() then 'active'
                        else s.status end
   where s.id = v_sub.id
