@@ -214,7 +214,7 @@ interface Org {
   unsureUntil: number;
   unsure: Set<string>;
   payments: ModelPayment[];
-  /** When an operator last granted or extended the period (docs/payments.md: it then stands on no payment). */
+  /** When an operator last granted a plan (docs/payments.md: the period then stands on no payment). */
   operatorAt: number | null;
   disputeOpen: boolean;
   neverRenews: boolean;
@@ -235,6 +235,10 @@ interface ModelPayment {
   spanEnd?: number;
   /** The upgrade payment its unused value was credited into. */
   creditedInto?: ModelPayment;
+  /** Its span was taken back already (a full refund, then a lost dispute: taken once). */
+  takenBack?: boolean;
+  /** A later plan change started inside its span: no longer in the current period. */
+  replaced?: boolean;
 }
 
 function tierOf(code: string | null) {
@@ -287,16 +291,20 @@ function unsure(o: Org, days: number, ...tiers: string[]) {
 /**
  * A full refund or lost dispute of `p`, in the model (docs/payments.md): the unused part of the span
  * it bought (of the upgrade it was credited into, when it was) comes off the period end, and access
- * ends now when nothing paid is left; a grant or extension since the payment leaves the period alone.
+ * ends now when nothing paid is left; a span is taken back once, a span a later plan change replaced
+ * not at all; a grant since the payment leaves the period alone (an extension keeps its days, and
+ * the unused span is still taken off).
  */
 function modelTakeBack(o: Org, p: ModelPayment) {
   if (o.endedAt !== null || o.periodEnd === null) return;
   if (o.operatorAt !== null && o.operatorAt >= p.captureAt) return;
   let span: ModelPayment = p;
   while (span.creditedInto) span = span.creditedInto;
+  if (p.takenBack || span.takenBack || span.replaced) return;
   if (span.spanStart === undefined || span.spanEnd === undefined) return;
   const unused = Math.max(0, span.spanEnd - Math.max(now, span.spanStart));
   const before = modelTier(o, now);
+  if (unused > 0) p.takenBack = span.takenBack = true;
   o.periodEnd -= unused;
   if (o.periodEnd <= now) o.endedAt = now;
   unsure(o, 1.5, before);
@@ -311,9 +319,16 @@ function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd;
   const paid = o.payments[o.payments.length - 1];
   let start = now;
+  // A new run starting now (a plan change) replaces what is left of the spans it starts inside
+  // (the payment credited into an upgrade carries its value there instead).
+  const credited = kind === "upgrade" ? o.payments[o.payments.length - 2] : undefined;
+  const replaces = (x: ModelPayment) => {
+    if (x !== paid && x !== credited && x.spanStart !== undefined && x.spanEnd !== undefined
+        && x.spanStart <= now && now < x.spanEnd) x.replaced = true;
+  };
+  if (kind === "upgrade" || (o.plan !== null && code !== o.plan)) o.payments.forEach(replaces);
   if (kind === "upgrade") {
     // The unused value of the payment applied before the upgrade is credited into it.
-    const credited = o.payments[o.payments.length - 2];
     if (credited && o.periodEnd !== null && now < o.periodEnd) credited.creditedInto = paid;
     o.periodEnd = addInterval(now, plan.interval);
   } else if (o.trialEnd !== null && now < o.trialEnd && o.periodEnd === null) {
@@ -643,7 +658,6 @@ async function operatorExtend(o: Org) {
     return `refused: ${(e as Error).message}`;
   }
   o.periodEnd = o.periodEnd! + days * DAY;
-  o.operatorAt = now;
   unsure(o, 0.5);
   return `${days} days`;
 }

@@ -60,7 +60,8 @@ create index webhook_events_ignored_idx on billing.webhook_events (received_at) 
  * p_window whose refunds were never asked about, or not for p_every, never-asked first, then the
  * longest ago. Each payment handed out is marked asked now (billing.refund_checks), so the next
  * run moves on to others. Returns the payment, our order's references and the provider refund ids
- * already recorded for it (refunded rows and refund mismatches).
+ * already recorded for it as refunds (a refund recorded as a mismatch is not known: it is asked
+ * about again and recorded once it fits).
  */
 create function billing.reconcile_due_refunds(
   p_limit integer default 50,
@@ -110,7 +111,7 @@ begin
            coalesce((select pg_catalog.array_agg(distinct r.details ->> 'refund_id')
                      from public.payment_events r
                      where r.provider = d.provider and r.provider_payment_id = d.provider_payment_id
-                       and r.status in ('refunded', 'mismatch') and r.details ->> 'refund_id' is not null),
+                       and r.status = 'refunded' and r.details ->> 'refund_id' is not null),
                     '{}'::text[])
     from due d
     join marked m on m.payment_event_id = d.id

@@ -32,6 +32,13 @@ create table billing.order_checks (
 revoke all on billing.order_checks from public;
 grant select, insert, update, delete on billing.order_checks to service_role;
 
+/**
+ * The orders closed without a payment, by when their quote ran out (billing.reconcile_due_orders
+ * reads the last three days of them): an index scan, however many orders closed long ago.
+ */
+create index orders_closed_unpaid_idx on public.orders ((coalesce(expires_at, created_at)))
+  where status in ('expired', 'canceled') and paid_at is null;
+
 
 -- =================================================================================================
 -- 2. Private functions

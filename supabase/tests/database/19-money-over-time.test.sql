@@ -17,7 +17,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(108);
+select plan(119);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -298,8 +298,8 @@ select is(pg_temp.rzp('mt_rf4_a', 'refund_processed', pg_temp.pay('sub_mt4', 0),
   'applied', 'the pending refund''s refund.processed is applied, not counted against itself');
 select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt4', 0))), 19900::bigint,
   'recorded now instead of pending: what is left is the same');
-select is(pg_temp.rzp('mt_rf4_dash', 'refund_processed', pg_temp.pay('sub_mt4', 0), 19901, '{"provider_refund_id": "rfnd_mt4_x"}') ->> 'result',
-  'mismatch', 'a refund above what is left with another refund in flight is a mismatch for the operator');
+select is(pg_temp.rzp('mt_rf4_dash', 'refund_processed', pg_temp.pay('sub_mt4', 0), 39901, '{"provider_refund_id": "rfnd_mt4_x"}') ->> 'result',
+  'mismatch', 'a refund above what is left of the capture once refunds recorded are taken off is a mismatch for the operator');
 select throws_ok(
   format($$select billing.operator_refund(%L, 19901, 'too much')$$, (select val from mt where key = 'p4')),
   '22023', format('refund of 19901 paise: payment %s has 19900 paise left to refund (refunds recorded, queued or pending at the provider, and lost disputes count)',
@@ -652,8 +652,8 @@ select billing.operator_extend_period(pg_temp.org(17), interval '7 days', 'outag
 select pg_temp.at('2026-01-12 10:00+05:30');
 select is(pg_temp.payu_back('dispute_lost', (select val from mt where key = 'p17')), 'applied',
   'the payment made before an extension is charged back');
-select is(pg_temp.access(pg_temp.org(17)), row('active'::subscription_status, '2026-02-08 10:00+05:30'::timestamptz, 'basic')::text,
-  'the extended period stands');
+select is(pg_temp.access(pg_temp.org(17)), row('active'::subscription_status, '2026-01-19 10:00+05:30'::timestamptz, 'basic')::text,
+  'the extension keeps its 7 days, and what the payment had left (20 days) is taken back');
 
 -- -------------------------------------------------------------------------------------------------
 -- A downgrade scheduled before autopay started is dropped; a debit never flips the plan
@@ -759,6 +759,121 @@ select is(
   '(failed,failed,t,t)', 'the refund action is failed, and the owners are told');
 select is(billing.refundable_paise(pg_temp.captured(pg_temp.pay('sub_mt21', 0))), pg_temp.price('r21'),
   'the failed refund no longer counts as in flight');
+
+-- -------------------------------------------------------------------------------------------------
+-- Take-backs: once per payment, the next period a full one, replaced spans, extensions
+-- -------------------------------------------------------------------------------------------------
+
+-- A full refund and then a lost dispute of the same payment take its span once.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('f1a', pg_temp.payu_paid(pg_temp.org(22), 'mt_basic_m'));
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('f1b', pg_temp.payu_paid(pg_temp.org(22), 'mt_basic_m'));
+select pg_temp.at('2026-01-15 10:00+05:30');
+select pg_temp.payu_back('refund_processed', (select val from mt where key = 'f1a'));
+select pg_temp.payu_back('dispute_lost', (select val from mt where key = 'f1a'));
+select is((pg_temp.sub(pg_temp.org(22))).current_period_end, '2026-02-12 10:00+05:30'::timestamptz,
+  'a lost dispute after a full refund of the same payment takes nothing more (February stays paid)');
+
+-- After a take-back the next paid month is a full month from the new end.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('f2a', pg_temp.payu_paid(pg_temp.org(23), 'mt_basic_m'));
+select pg_temp.at('2026-01-10 10:00+05:30');
+insert into mt values ('f2b', pg_temp.payu_paid(pg_temp.org(23), 'mt_basic_m'));
+select pg_temp.at('2026-01-15 10:00+05:30');
+select pg_temp.payu_back('refund_processed', (select val from mt where key = 'f2a'));
+select pg_temp.at('2026-02-10 10:00+05:30');
+insert into mt values ('f2c', pg_temp.payu_paid(pg_temp.org(23), 'mt_basic_m'));
+select is((pg_temp.sub(pg_temp.org(23))).current_period_end, '2026-03-12 10:00+05:30'::timestamptz,
+  'a month paid after the period was shortened buys a month (12 Feb -> 12 Mar), not 17 days');
+
+-- After an operator's extension the next paid month is a full month from the extended end.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('f2d', pg_temp.payu_paid(pg_temp.org(24), 'mt_basic_m'));
+select pg_temp.at('2026-01-05 10:00+05:30');
+select billing.operator_extend_period(pg_temp.org(24), interval '3 days', 'outage on 4 January') is not null;
+select pg_temp.at('2026-01-20 10:00+05:30');
+insert into mt values ('f2e', pg_temp.payu_paid(pg_temp.org(24), 'mt_basic_m'));
+select is((pg_temp.sub(pg_temp.org(24))).current_period_end, '2026-03-04 10:00+05:30'::timestamptz,
+  'a month paid after an extension buys a month from the extended end (4 Feb -> 4 Mar)');
+
+-- A refund of the old plan's payment, whose span a plan change (cancel and resubscribe) replaced.
+insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
+  ('rv_rzp_b', 'RV Recurring Basic', 'basic', 'month', 29900, 'INR', '{"razorpay": {"plan_id": "plan_rv_b"}}', true);
+create function pg_temp.rzp_checkout2(p_org uuid, p_plan text, p_psid text)
+returns text language plpgsql as $$
+declare v_order_id uuid; v_receipt text;
+begin
+  perform tests.as_user('f1900000-0000-4000-8000-000000000001');
+  select c.order_id, c.receipt into v_order_id, v_receipt from public.create_checkout_order(p_org, p_plan, 'razorpay') c;
+  perform tests.as_postgres();
+  perform billing.attach_provider_checkout(v_order_id, null, p_psid);
+  return v_receipt;
+end; $$;
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('f3r1', pg_temp.rzp_checkout(pg_temp.org(25), 'sub_rv1'));
+select pg_temp.charged('sub_rv1', 'pay_rv1_0', pg_temp.price('f3r1'));
+select pg_temp.at('2026-01-15 10:00+05:30');
+select tests.as_user('f1900000-0000-4000-8000-000000000001');
+select public.change_plan(pg_temp.org(25), 'rv_rzp_b');
+select tests.as_postgres();
+insert into mt values ('f3r2', pg_temp.rzp_checkout2(pg_temp.org(25), 'rv_rzp_b', 'sub_rv2'));
+select pg_temp.charged('sub_rv2', 'pay_rv2_0', pg_temp.price('f3r2'));
+select pg_temp.at('2026-01-20 10:00+05:30');
+select pg_temp.rzp('rv_rf_old', 'refund_processed', 'pay_rv1_0', pg_temp.price('f3r1'), '{"provider_refund_id": "rfnd_rv_old"}');
+select is((pg_temp.sub(pg_temp.org(25))).current_period_end, '2026-02-15 10:00+05:30'::timestamptz,
+  'refunding the old plan''s payment (its span replaced by the new plan, no credit) leaves the new plan''s paid month');
+
+-- A one-day goodwill extension does not make a lost dispute of a yearly payment take nothing.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('f4', pg_temp.payu_paid(pg_temp.org(26), 'mt_pro_y'));
+select pg_temp.at('2026-01-05 10:00+05:30');
+select billing.operator_extend_period(pg_temp.org(26), interval '1 day', 'one hour outage') is not null;
+select pg_temp.at('2026-01-06 10:00+05:30');
+select pg_temp.payu_back('dispute_lost', (select val from mt where key = 'f4'));
+select is(pg_temp.access(pg_temp.org(26)), row('active'::subscription_status, '2026-01-07 10:00+05:30'::timestamptz, 'pro')::text,
+  'the chargeback of the year takes the year back; only the one-day extension stands');
+
+-- -------------------------------------------------------------------------------------------------
+-- Refunds the provider reports, and what operators may resolve
+-- -------------------------------------------------------------------------------------------------
+
+-- An action never sent cannot be resolved as refunded at the provider.
+select pg_temp.at('2026-01-01 10:00+05:30');
+insert into mt values ('r1p', pg_temp.payu_paid(pg_temp.org(27), 'mt_basic_m'));
+insert into mt values ('r1a', billing.operator_refund((pg_temp.captured((select val from mt where key = 'r1p'))).id, null, 'asked')::text);
+select throws_ok(format('select billing.operator_resolve_refund(%L::uuid, true, %L, %L)',
+                        (select val from mt where key = 'r1a'), 'saw it', 'made_up_1'), '55000', null,
+  'an action never attempted cannot be resolved as refunded at the provider');
+
+-- A resolve(false) that was wrong: the refund PayU made is recorded when it is reported, though a
+-- second refund of the payment is in flight; that second one then fails at PayU.
+insert into mt values ('r2p', pg_temp.payu_paid(pg_temp.org(28), 'mt_basic_m'));
+insert into mt values ('r2a', billing.operator_refund((pg_temp.captured((select val from mt where key = 'r2p'))).id, null, 'asked')::text);
+select count(*) from billing.claim_provider_actions(1000);
+select billing.complete_provider_action((select val from mt where key = 'r2a')::uuid, 'retry', null, 'timeout');
+select billing.operator_resolve_refund((select val from mt where key = 'r2a')::uuid, false, 'not in the dashboard yet');
+insert into mt values ('r2b', billing.operator_refund((pg_temp.captured((select val from mt where key = 'r2p'))).id, null, 'again')::text);
+select is(billing.apply_payment_event(jsonb_build_object('provider', 'payu', 'event_id', 'rv_late_r2a', 'event_type', 'refund',
+  'kind', 'refund_processed', 'provider_payment_id', (select val from mt where key = 'r2p'), 'provider_refund_id', '98765',
+  'amount_paise', (pg_temp.captured((select val from mt where key = 'r2p'))).amount_cents, 'currency', 'INR',
+  'payload', jsonb_build_object('token', (select payload ->> 'refund_id' from billing.provider_actions where id = (select val from mt where key = 'r2a')::uuid))))
+  ->> 'result', 'applied', 'a refund PayU reports is recorded though another refund of the payment is in flight');
+select is(billing.refundable_paise(pg_temp.captured((select val from mt where key = 'r2p'))), 0::bigint,
+  'nothing is left for an operator to queue');
+select count(*) from billing.claim_provider_actions(1000);
+select billing.complete_provider_action((select val from mt where key = 'r2b')::uuid, 'failed', null, 'PayU: amount exceeds what can be refunded');
+select is(billing.refundable_paise(pg_temp.captured((select val from mt where key = 'r2p'))), 0::bigint,
+  'the refund PayU made is in the books (nothing left to refund) after the second one fails, not a mismatch nobody revisits');
+
+-- Reconciliation asks again about a refund recorded as a mismatch: it is not a known refund.
+insert into mt values ('r3p', pg_temp.payu_paid(pg_temp.org(29), 'mt_basic_m'));
+select is(billing.apply_payment_event(jsonb_build_object('provider', 'payu', 'event_id', 'rv_mm', 'event_type', 'refund',
+  'kind', 'refund_processed', 'provider_payment_id', (select val from mt where key = 'r3p'), 'provider_refund_id', 'rf_mm',
+  'amount_paise', 100, 'currency', 'USD')) ->> 'result',
+  'mismatch', 'a refund in another currency is a mismatch');
+select is((select known_refund_ids from billing.reconcile_due_refunds(1000) d where d.provider_payment_id = (select val from mt where key = 'r3p')),
+  '{}'::text[], 'reconciliation does not count it as a known refund: it asks about it again');
 
 select * from finish();
 rollback;

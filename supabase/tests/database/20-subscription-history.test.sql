@@ -10,7 +10,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(42);
+select plan(46);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -187,12 +187,17 @@ select is(
 -- The change context: one statement, then gone
 -- -------------------------------------------------------------------------------------------------
 
-select billing.set_change_context('period_extended', 'operator', null, 'goodwill after an outage',
-                                  '{"ticket": "T-1"}'::jsonb);
-update public.subscriptions set current_period_end = current_period_end + interval '3 days'
-where organization_id = pg_temp.org(2);
-update public.subscriptions set current_period_end = current_period_end + interval '3 days'
-where organization_id = pg_temp.org(2);
+-- A context holds for the client command that set it: set and write in one DO block, as our
+-- functions do in one call.
+do $$
+begin
+  perform billing.set_change_context('period_extended', 'operator', null, 'goodwill after an outage',
+                                     '{"ticket": "T-1"}'::jsonb);
+  update public.subscriptions set current_period_end = current_period_end + interval '3 days'
+  where organization_id = 'f2000000-0000-4000-8000-000000000002';
+  update public.subscriptions set current_period_end = current_period_end + interval '3 days'
+  where organization_id = 'f2000000-0000-4000-8000-000000000002';
+end $$;
 select is(
   (select string_agg(h.action || '/' || h.actor_kind || '/' || coalesce(h.reason, '-') || '/' || h.metadata::text, ','
                      order by h.created_at)
@@ -204,14 +209,72 @@ select is(
 );
 select is(current_setting('billing.change_context', true), '', 'and the setting is cleared once taken');
 
-select billing.set_change_context('canceled', 'operator', null, 'never applied');
-update public.subscriptions set status = status where organization_id = pg_temp.org(3);
-update public.subscriptions set cancel_at_period_end = true where organization_id = pg_temp.org(3);
+do $$
+begin
+  perform billing.set_change_context('canceled', 'operator', null, 'never applied');
+  update public.subscriptions set status = status where organization_id = 'f2000000-0000-4000-8000-000000000003';
+  update public.subscriptions set cancel_at_period_end = true where organization_id = 'f2000000-0000-4000-8000-000000000003';
+end $$;
 select is(
   (select h.action || '/' || h.actor_kind from pg_temp.last(pg_temp.org(3)) h),
   'cancel_scheduled/sql',
   'a write that changes nothing still takes the context: it does not label a later change'
 );
+
+insert into public.organizations (id, name) select pg_temp.org(n), 'History ' || n from generate_series(21, 25) n;
+insert into public.organization_members (organization_id, user_id, role)
+select pg_temp.org(n), 'f2111111-0000-4000-8000-000000000001', 'owner' from generate_series(21, 25) n;
+select pg_temp.at('2027-01-01 10:00+05:30');
+select pg_temp.subscribe(pg_temp.org(n), 'sh_basic_m', '2027-01-01 10:00+05:30', '2027-02-01 10:00+05:30')
+from generate_series(21, 22) n;
+
+-- A context whose write was rolled back to a savepoint does not label a later command's write.
+do $$
+begin
+  perform billing.set_change_context('plan_granted', 'operator', p_reason => 'private words');
+  begin
+    update public.subscriptions set current_period_end = current_period_end + interval '1 day'
+    where organization_id = 'f2000000-0000-4000-8000-000000000021';
+    raise exception 'failed after the write';
+  exception when others then null;
+  end;
+end $$;
+update public.subscriptions set status = 'canceled', ended_at = billing.now(), canceled_at = billing.now()
+where organization_id = pg_temp.org(22);
+select is((select h.action || '/' || h.actor_kind from pg_temp.last(pg_temp.org(22)) h), 'canceled/sql',
+  'a later command''s direct write is recorded as sql, not under the context of a write that was rolled back');
+
+-- A context set by one command labels nothing in the next.
+select billing.set_change_context('period_extended', 'operator', p_reason => 'set, then nothing');
+update public.subscriptions set current_period_end = current_period_end + interval '1 day'
+where organization_id = pg_temp.org(21);
+select is((select h.action || '/' || h.actor_kind from pg_temp.last(pg_temp.org(21)) h), 'period_changed/sql',
+  'a context set by an earlier command is dropped: the write is recorded as sql');
+
+-- An upsert that inserts carries its context (its UPDATE half wrote no row and leaves it).
+do $$
+begin
+  perform billing.set_change_context('plan_granted', 'operator', p_reason => 'private words');
+  insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider)
+  values ('f2000000-0000-4000-8000-000000000023', (select id from public.billing_plans where code = 'sh_pro_m'), 'active',
+          billing.now(), billing.now() + interval '6 months', 'manual')
+  on conflict (organization_id) where status in ('pending_payment', 'trialing', 'active', 'past_due')
+  do update set plan_id = excluded.plan_id;
+end $$;
+select is((select string_agg(h.action || '/' || h.actor_kind, ',') from public.subscription_history h
+           where h.organization_id = pg_temp.org(23)),
+  'plan_granted/operator', 'an upsert that inserts carries the context it was given');
+
+-- A statement that matches no row leaves the context for the next write of the same command.
+do $$
+begin
+  perform billing.set_change_context('period_extended', 'operator', p_reason => 'goodwill');
+  update public.subscriptions set current_period_end = current_period_end + interval '1 day' where false;
+  update public.subscriptions set current_period_end = current_period_end + interval '1 day'
+  where organization_id = 'f2000000-0000-4000-8000-000000000022';
+end $$;
+select is((select h.action || '/' || h.actor_kind from pg_temp.last(pg_temp.org(22)) h), 'period_extended/operator',
+  'a statement that wrote no row does not take the context: the write after it in the same command carries it');
 
 select throws_ok($$select billing.set_change_context('upgrade_ordered', 'user')$$, '22023', null,
   'an intent cannot be a change context (only billing.log_subscription_intent writes intents)');
