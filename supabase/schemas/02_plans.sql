@@ -256,8 +256,9 @@ revoke execute on function billing.queue_cancellation_scheduled() from public;
  * insert. Labelled by the change context (billing.take_change_context: taken and cleared here);
  * without one, actor 'sql' and an action derived from what changed
  * (billing.subscription_change_action), with metadata {db_role, changed}. See the banner for the
- * columns' meanings. An INSERT ... ON CONFLICT DO UPDATE fires both triggers and the first takes
- * the context: our functions never upsert subscriptions.
+ * columns' meanings. A statement that wrote no row leaves the context (it has nothing to label):
+ * an INSERT ... ON CONFLICT DO UPDATE fires both triggers, and the one whose transition table
+ * holds the row takes it.
  */
 create function billing.record_subscription_history()
 returns trigger
@@ -265,14 +266,24 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_context jsonb := billing.take_change_context();
+  v_context jsonb;
   v_now timestamptz := billing.now();
-  v_at timestamptz := coalesce((v_context ->> 'effective_at')::timestamptz, v_now);
-  v_when_due boolean := coalesce((v_context ->> 'when_due')::boolean, false);
-  -- An operator's own words stay private (billing.operator_notes); members read who acted.
-  v_operator boolean := coalesce(v_context ->> 'actor_kind' = 'operator', false);
-  v_reason text := case when v_operator then 'by an operator' else v_context ->> 'reason' end;
+  v_at timestamptz;
+  v_when_due boolean;
+  v_operator boolean;
+  v_reason text;
 begin
+  -- No row written (an UPDATE that matched none, the UPDATE half of an upsert that inserted): the
+  -- context is left for the statement that writes.
+  if not exists (select 1 from new_rows) then
+    return null;
+  end if;
+  v_context := billing.take_change_context();
+  v_at := coalesce((v_context ->> 'effective_at')::timestamptz, v_now);
+  v_when_due := coalesce((v_context ->> 'when_due')::boolean, false);
+  -- An operator's own words stay private (billing.operator_notes); members read who acted.
+  v_operator := coalesce(v_context ->> 'actor_kind' = 'operator', false);
+  v_reason := case when v_operator then 'by an operator' else v_context ->> 'reason' end;
   if tg_op = 'INSERT' then
     with written as (
     insert into public.subscription_history
@@ -748,9 +759,15 @@ grant execute on function billing.subscription_intent_actions() to service_role;
  * (default billing.now()), or, with p_when_due, each at the time its change fell due (the jobs:
  * an end at ended_at, past_due at the period end, a due downgrade at the later of its date and
  * the period end; never after p_effective_at). The context is a transaction-local setting
- * (billing.change_context), taken and cleared by the first statement that writes subscriptions
- * after it, even one that changes nothing: call it right before the write. A later call
- * replaces it. Intent actions are refused (they change no row: billing.log_subscription_intent).
+ * (billing.change_context), taken and cleared by the first statement after it that writes a
+ * subscription row, even one that changes nothing history-worthy (a statement that matches no
+ * row, like the UPDATE half of an upsert that inserts, leaves it for the next): call it right
+ * before the write. It holds for the client command that set it only (its statement_timestamp):
+ * set in one command, it labels nothing in the next (set it and write in one function call or
+ * DO block). Limitation: within one command, a write rolled back to a savepoint after taking it
+ * restores it (set_config is transactional), so the command's next write would take it: our
+ * functions set a context right before each write. A later call replaces it. Intent actions are
+ * refused (they change no row: billing.log_subscription_intent).
  * Errors: 22023 a bad action, actor kind or metadata.
  */
 create function billing.set_change_context(
@@ -785,15 +802,16 @@ begin
   perform pg_catalog.set_config('billing.change_context', pg_catalog.jsonb_build_object(
     'action', p_action, 'actor_kind', p_actor_kind, 'actor_id', p_actor_id, 'reason', p_reason,
     'metadata', coalesce(p_metadata, '{}'::jsonb), 'effective_at', p_effective_at,
-    'when_due', coalesce(p_when_due, false))::text, true);
+    'when_due', coalesce(p_when_due, false), 'command_at', pg_catalog.statement_timestamp())::text, true);
 end;
 $$;
 revoke execute on function billing.set_change_context(text, text, uuid, text, jsonb, timestamptz, boolean) from public;
 grant execute on function billing.set_change_context(text, text, uuid, text, jsonb, timestamptz, boolean) to service_role;
 
 /**
- * The change context set for this write (billing.set_change_context), or null when none is set;
- * either way it is cleared, so it labels one statement only.
+ * The change context set for this write (billing.set_change_context), or null when none is set
+ * or it was set by an earlier client command (another statement_timestamp); either way it is
+ * cleared, so it labels one statement only.
  */
 create function billing.take_change_context()
 returns jsonb
@@ -807,6 +825,9 @@ begin
     return null;
   end if;
   perform pg_catalog.set_config('billing.change_context', '', true);
+  if (v_context::jsonb ->> 'command_at')::timestamptz is distinct from pg_catalog.statement_timestamp() then
+    return null;
+  end if;
   return v_context::jsonb;
 end;
 $$;

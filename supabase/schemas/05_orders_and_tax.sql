@@ -197,6 +197,12 @@ create index orders_created_by_idx on public.orders (created_by);
 
 create index orders_status_created_at_idx on public.orders (status, created_at)
   where status in ('created', 'pending');
+/**
+ * The orders closed without a payment, by when their quote ran out (billing.reconcile_due_orders
+ * reads the last three days of them): an index scan, however many orders closed long ago.
+ */
+create index orders_closed_unpaid_idx on public.orders ((coalesce(expires_at, created_at)))
+  where status in ('expired', 'canceled') and paid_at is null;
 
 /** One checkout order per provider subscription; renewal orders of a provider subscription. */
 create unique index orders_provider_subscription_new_idx on public.orders (provider, provider_subscription_id)

@@ -745,9 +745,11 @@ grant execute on function billing.apply_captured_payment(public.orders, jsonb, t
  * details.action_id), with its credit note against the invoice of that
  * payment's order (a payment that bought nothing had no invoice: no credit note). One that does
  * not fit is a 'mismatch', recorded for an operator and never credited: no amount, another
- * currency, refunds above the capture, or more than can still be refunded
- * (billing.refundable_paise: lost disputes and other refunds in flight count; the refund action
- * this refund carries out, billing.refund_action_for, does not). A full refund of the payment
+ * currency, or more than is left of the capture once refunds recorded and lost disputes are
+ * taken off. Refunds still in flight (queued, running or pending at the provider) do not count
+ * here: the provider reports money that has left, so it is recorded, whichever action of ours
+ * held it (billing.refundable_paise, which counts them, is what an operator may still queue). A
+ * full refund of the payment
  * takes away what that payment bought (billing.end_paid_period, when
  * billing_settings.full_refund_ends_period); a partial refund keeps it. Returns the result
  * object; `last_error` says what was not applied.
@@ -766,6 +768,7 @@ declare
   v_captured public.payment_events;
   v_order public.orders;
   v_refunded bigint;
+  v_lost bigint;
   v_left bigint;
   v_error text;
   v_payment_event_id uuid;
@@ -786,6 +789,8 @@ begin
   select * into v_order from public.orders o where o.id = v_captured.order_id for update;
   select coalesce(sum(pe.amount_cents), 0) into v_refunded from public.payment_events pe
   where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'refunded';
+  select coalesce(sum(pe.amount_cents), 0) into v_lost from public.payment_events pe
+  where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'dispute_lost';
   -- One refund of ours is one refund, whatever id it comes under (PayU: our token when provider-sync
   -- got no request id, the request id when reconcile lists it).
   v_action_id := billing.refund_action_for(v_captured, p_event);
@@ -798,7 +803,9 @@ begin
                                          'order_id', v_order.id, 'order_status', v_order.status);
   end if;
 
-  v_left := billing.refundable_paise(v_captured, v_action_id);
+  -- What the provider can still have refunded: refunds recorded and lost disputes only (money in
+  -- flight at the provider is not gone until it reports it: this report is that).
+  v_left := greatest(v_captured.amount_cents - v_refunded - v_lost, 0);
   if v_amount is null or v_amount = 0 or v_currency is distinct from v_captured.currency then
     v_error := pg_catalog.format('refund %s: amount %s %s does not fit payment %s (%s %s)', v_refund_id,
                                  coalesce(v_amount::text, 'null'), coalesce(v_currency, 'null'),
@@ -807,7 +814,7 @@ begin
     v_error := pg_catalog.format('refund %s: refunds of payment %s would reach %s, above the %s captured', v_refund_id,
                                  v_payment_id, v_refunded + v_amount, v_captured.amount_cents);
   elsif v_amount > v_left then
-    v_error := pg_catalog.format('refund %s of %s paise: payment %s has %s paise left to refund (lost disputes and other refunds in flight count)',
+    v_error := pg_catalog.format('refund %s of %s paise: payment %s has %s paise left once refunds recorded and lost disputes are taken off',
                                  v_refund_id, v_amount, v_payment_id, v_left);
   end if;
   if v_error is not null then
@@ -1440,9 +1447,13 @@ grant execute on function billing.order_quote_problem(public.orders, timestamptz
  * left the subscription is canceled now (the free plan applies), with a history row (the
  * trigger's: actor 'provider', p_action, p_reason) and a notification of kind p_notification,
  * once per payment; when other payments' spans remain, its current_period_end moves back by the
- * unused part of the payment's span (history p_action, metadata period_end_before). Returns the
- * subscription changed, or null when nothing changed (a span already used, an operator's grant
- * or extension after the payment, a subscription already over).
+ * unused part of the payment's span (history p_action, metadata period_end_before) and the run
+ * of periods starts again at the new end (period_anchor), so the next paid period is a full one.
+ * The take-back's history row names the payment (payment_event_id) and the payment whose span it
+ * took (span_payment_event_id: itself, or the upgrade its value was credited into), so it is
+ * taken back at most once. Returns the subscription changed, or null when nothing changed (a
+ * span already used or already taken back, an operator's grant after the payment, a
+ * subscription already over).
  */
 create function billing.end_paid_period(
   p_captured public.payment_events,
@@ -1459,6 +1470,8 @@ declare
   v_now timestamptz := billing.now();
   v_sub public.subscriptions;
   v_end timestamptz;
+  v_span_payment public.payment_events;
+  v_next public.payment_events;
 begin
   select s.* into v_sub from public.subscriptions s
   join public.orders o on o.subscription_id = s.id
@@ -1471,16 +1484,33 @@ begin
   if v_end is null or v_end >= v_sub.current_period_end then
     return null;
   end if;
+  -- The payment whose span is taken (the chain billing.period_end_without walks): itself, or the
+  -- upgrade its unused value was credited into. Recorded, so the span is taken back once.
+  v_span_payment := p_captured;
+  loop
+    select pe.* into v_next from public.payment_events pe
+    join public.orders o on o.id = pe.order_id
+    where o.subscription_id = v_sub.id and pe.status = 'captured' and not pe.needs_refund
+      and (pe.occurred_at, pe.created_at) > (v_span_payment.occurred_at, v_span_payment.created_at)
+    order by pe.occurred_at, pe.created_at
+    limit 1;
+    exit when v_next.id is null
+              or not exists (select 1 from public.orders o where o.id = v_next.order_id and o.kind = 'upgrade'
+                               and coalesce((o.metadata #>> '{quote,unused_cents}')::bigint, 0) > 0);
+    v_span_payment := v_next;
+  end loop;
 
   perform billing.set_change_context(p_action, 'provider',
     p_reason => p_reason,
     p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
                                                 'payment_event_id', p_captured.id,
+                                                'span_payment_event_id', v_span_payment.id,
                                                 'period_end_before', v_sub.current_period_end),
     p_effective_at => v_now);
   if v_end > v_now then
-    -- Other payments' spans remain: the period is shorter by what this payment had left.
-    update public.subscriptions s set current_period_end = v_end where s.id = v_sub.id;
+    -- Other payments' spans remain: the period is shorter by what this payment had left, and the
+    -- next paid period runs a full interval from the new end (a new anchor).
+    update public.subscriptions s set current_period_end = v_end, period_anchor = v_end where s.id = v_sub.id;
     return v_sub.id;
   end if;
   update public.subscriptions s
@@ -1726,8 +1756,10 @@ begin
          or (a.state = 'succeeded' and a.result ->> 'provider_refund_id' is not null
              and a.result ->> 'status' is distinct from 'processed'))
     -- Its refund recorded already (under the provider's id, or matched to the action): settled.
+    -- (The payment's refund rows only: the provider payment index finds them.)
     and not exists (select 1 from public.payment_events r
-                    where r.provider = p_captured.provider and r.status = 'refunded'
+                    where r.provider = p_captured.provider and r.provider_payment_id = p_captured.provider_payment_id
+                      and r.status = 'refunded'
                       and (r.details ->> 'refund_id' = a.result ->> 'provider_refund_id'
                            or r.details ->> 'action_id' = a.id::text));
   return greatest(p_captured.amount_cents - v_settled - v_in_flight, 0);
@@ -1800,10 +1832,19 @@ grant execute on function billing.stop_unbacked_mandate(uuid, public.payment_pro
  * the period is over: access ends now). A payment whose unused value was credited into an
  * upgrade (an upgrade order whose quote credited unused time: the payment applied before it)
  * bought that upgrade's span, directly or through a chain of upgrades.
- * Nothing changes when an operator granted a plan or extended the period after the payment: the
- * period stands on the operator's decision, not on that payment. A payment with no span (it
- * bought nothing, or was applied before spans were recorded) ends access now only when it is the
- * latest payment applied to the subscription.
+ * A span is taken back at most once: nothing changes when a take-back (a history row 'refunded'
+ * or 'dispute_lost' with metadata period_end_before, written by billing.end_paid_period) already
+ * names this payment or the payment carrying its value (metadata payment_event_id,
+ * span_payment_event_id), so a lost dispute after a full refund of the same payment takes nothing
+ * more. A span that a later plan change replaced (a 'plan_changed' span row whose period_start
+ * falls inside it and is not its end: the new plan's period started then) is no longer in the
+ * current period: nothing to take back.
+ * Nothing changes when an operator granted a plan after the payment ('plan_granted'): the period
+ * stands on the grant, not on any payment. An operator's extension after the payment keeps its
+ * own days (they are part of the current period end the unused span is taken off), and the
+ * payment's unused span is still taken back. A payment with no span (it bought nothing, or was
+ * applied before spans were recorded) ends access now only when it is the latest payment applied
+ * to the subscription.
  */
 create function billing.period_end_without(p_subscription_id uuid, p_payment_event_id uuid)
 returns timestamptz
@@ -1847,10 +1888,19 @@ begin
     and h.metadata ? 'period_start' and h.metadata ? 'period_end'
   order by h.effective_at desc, h.created_at desc
   limit 1;
-  -- An operator's grant or extension after the payment: the period stands on it.
+  -- Taken back already (a full refund, then a lost dispute of the same payment): at most once.
+  if exists (select 1 from public.subscription_history h
+             where h.subscription_id = p_subscription_id and h.action in ('refunded', 'dispute_lost')
+               and h.metadata ? 'period_end_before'
+               and (h.metadata ->> 'payment_event_id' in (p_payment_event_id::text, v_payment.id::text)
+                    or h.metadata ->> 'span_payment_event_id' = v_payment.id::text)) then
+    return null;
+  end if;
+  -- An operator's grant after the payment: the period stands on the grant, not on a payment. (An
+  -- extension keeps its days: the unused span is taken off the extended end below.)
   if exists (select 1 from public.subscription_history h
              where h.subscription_id = p_subscription_id and h.actor_kind = 'operator'
-               and h.action in ('plan_granted', 'period_extended')
+               and h.action = 'plan_granted'
                and h.effective_at >= coalesce(v_span.effective_at, v_payment.occurred_at)) then
     return null;
   end if;
@@ -1859,6 +1909,15 @@ begin
   end if;
   v_start := (v_span.metadata ->> 'period_start')::timestamptz;
   v_end := (v_span.metadata ->> 'period_end')::timestamptz;
+  -- Replaced by a later plan change that started inside the span: no longer in the current period.
+  if exists (select 1 from public.subscription_history h
+             where h.subscription_id = p_subscription_id and h.action = 'plan_changed'
+               and h.metadata ? 'period_start'
+               and (h.effective_at, h.created_at) > (v_span.effective_at, v_span.created_at)
+               and (h.metadata ->> 'period_start')::timestamptz >= v_start
+               and (h.metadata ->> 'period_start')::timestamptz < v_end) then
+    return null;
+  end if;
   if v_end <= v_now then
     -- Used up already: it matters only when nothing was paid after it (the period is over).
     return case when v_end >= v_sub.current_period_end then v_now end;
@@ -1875,7 +1934,8 @@ grant execute on function billing.period_end_without(uuid, uuid) to service_role
  * p_window whose refunds were never asked about, or not for p_every, never-asked first, then the
  * longest ago. Each payment handed out is marked asked now (billing.refund_checks), so the next
  * run moves on to others. Returns the payment, our order's references and the provider refund ids
- * already recorded for it (refunded rows and refund mismatches).
+ * already recorded for it as refunds (a refund recorded as a mismatch is not known: it is asked
+ * about again and recorded once it fits).
  */
 create function billing.reconcile_due_refunds(
   p_limit integer default 50,
@@ -1925,7 +1985,7 @@ begin
            coalesce((select pg_catalog.array_agg(distinct r.details ->> 'refund_id')
                      from public.payment_events r
                      where r.provider = d.provider and r.provider_payment_id = d.provider_payment_id
-                       and r.status in ('refunded', 'mismatch') and r.details ->> 'refund_id' is not null),
+                       and r.status = 'refunded' and r.details ->> 'refund_id' is not null),
                     '{}'::text[])
     from due d
     join marked m on m.payment_event_id = d.id

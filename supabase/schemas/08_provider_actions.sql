@@ -357,7 +357,8 @@ revoke execute on function billing.live_subscription_for_operator(uuid) from pub
 
 /**
  * Extends the organization's live subscription by p_interval (a goodwill extension; positive, at
- * most a year), with history (actor 'operator'). Returns the new period end.
+ * most a year), with history (actor 'operator'). The run of periods starts again at the new end
+ * (period_anchor), so the next paid period is a full interval from it. Returns the new period end.
  */
 create function billing.operator_extend_period(p_organization_id uuid, p_interval interval, p_reason text)
 returns timestamptz
@@ -378,6 +379,7 @@ begin
     p_metadata => pg_catalog.jsonb_build_object('extended_by', p_interval::text, 'old_period_end', v_sub.current_period_end,
                                                 'new_period_end', v_sub.current_period_end + p_interval));
   update public.subscriptions s set current_period_end = s.current_period_end + p_interval,
+         period_anchor = s.current_period_end + p_interval,
          status = case when s.status = 'past_due' and s.current_period_end + p_interval > billing.now() then 'active'
                        else s.status end
   where s.id = v_sub.id
@@ -603,8 +605,8 @@ grant execute on function billing.unresolved_refund_action(public.payment_events
  * refund is recorded now, once per refund id, with its credit note and the access rule of a full
  * refund, through billing.apply_payment_event; the action succeeds). p_reason (required) says
  * what they saw. Refused: not a refund action (P0002), resolved already or held by a worker
- * (55000), a refund id missing or a recorded refund that does not fit (22023). Returns the
- * action's new state.
+ * (55000), p_refunded true for an action never sent (no attempt made: 55000), a refund id
+ * missing or a recorded refund that does not fit (22023). Returns the action's new state.
  */
 create function billing.operator_resolve_refund(
   p_action_id uuid,
@@ -631,6 +633,12 @@ begin
       case when v_action.state = 'running' then 'provider-sync is asking the provider now, try again after its lease'
            else 'its outcome is already recorded' end
       using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if p_refunded and v_action.attempts = 0 then
+    raise exception 'refund action % was never sent to the provider (no attempt made): the provider cannot have made it',
+      p_action_id
+      using errcode = 'object_not_in_prerequisite_state',
+            hint = 'resolve it as not refunded to drop it, or let provider-sync send it';
   end if;
   if p_refunded is null or (p_refunded and coalesce(pg_catalog.btrim(p_provider_refund_id), '') = '') then
     raise exception 'say whether the provider refunded it, and if it did, its refund id'
@@ -751,7 +759,8 @@ begin
   end if;
   if v_action.state = 'failed'
      or exists (select 1 from public.payment_events r
-                where r.provider = v_provider and r.status = 'refunded'
+                where r.provider = v_provider and r.provider_payment_id = v_captured.provider_payment_id
+                  and r.status = 'refunded'
                   and (r.details ->> 'refund_id' = v_refund_id or r.details ->> 'action_id' = v_action.id::text)) then
     return pg_catalog.jsonb_build_object('result', 'ignored',
       'reason', pg_catalog.format('refund action %s is %s', v_action.id,
