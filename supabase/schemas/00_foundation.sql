@@ -77,6 +77,39 @@ create type public.order_status as enum ('created', 'pending', 'paid', 'failed',
 create type public.payment_status as enum ('authorized', 'captured', 'failed', 'refunded', 'mismatch', 'dispute_opened', 'dispute_won', 'dispute_lost');
 
 /**
+ * What a notification is about: each kind has one email template
+ * (supabase/functions/notifications-send/templates.ts, a Record over this type, so a kind without
+ * a template fails deno check). A new kind is a value at the end, in a migration of its own.
+ */
+create type public.notification_kind as enum (
+  'renewal_reminder', 'pre_debit_notice', 'dunning_reminder', 'payment_failed', 'subscription_canceled',
+  'subscription_expired', 'trial_ended', 'plan_downgraded', 'subscription_refunded', 'subscription_disputed',
+  'payment_disputed', 'payment_captured', 'trial_ending', 'cancellation_scheduled', 'quota_threshold',
+  'provider_action_failed'
+);
+
+/**
+ * Who made a change: a member ('user'), a job ('system'), a provider's event ('provider'), an
+ * operator, or plain SQL with no change context ('sql', subscription history only).
+ */
+create type public.actor_kind as enum ('user', 'system', 'provider', 'operator', 'sql');
+
+/** The tier of a plan. */
+create type public.plan_tier as enum ('free', 'basic', 'pro', 'enterprise');
+
+/** A usage counter row: counted (a reservation or use), settled (made final), released (given back). */
+create type public.usage_state as enum ('counted', 'settled', 'released');
+
+/** GST supply type of an order or invoice: intra-state (CGST + SGST), inter-state (IGST), export. */
+create type public.supply_type as enum ('intra_state', 'inter_state', 'export');
+
+/** What a credit note undoes: a refund, or a void of the whole invoice. */
+create type public.credit_note_kind as enum ('refund', 'void');
+
+/** A gapless numbering series: tax invoices, credit notes. */
+create type public.document_series as enum ('invoice', 'credit_note');
+
+/**
  * The clock of every time-dependent rule: now(), unless the database enables the test clock; then
  * the transaction's pin, else the simulated time of billing.test_clock, else now() (see
  * billing.simulated_now). Unset (a hosted project), it costs one current_setting.
@@ -419,6 +452,20 @@ comment on type public.order_status is 'Where an order stands: created, pending 
 comment on type public.order_kind is 'What an order buys: new (a first plan), renewal (a provider subscription charge), upgrade (a prorated plan change).';
 
 comment on type public.payment_provider is 'The payment providers an order or payment goes through.';
+
+comment on type public.notification_kind is 'What a notification is about; each kind has one email template.';
+
+comment on type public.actor_kind is 'Who made a change: user, system (a job), provider, operator, or sql (no change context).';
+
+comment on type public.plan_tier is 'The tier of a plan: free, basic, pro, enterprise.';
+
+comment on type public.usage_state is 'A usage counter row: counted, settled or released.';
+
+comment on type public.supply_type is 'GST supply type: intra_state (CGST + SGST), inter_state (IGST), export (zero-rated).';
+
+comment on type public.credit_note_kind is 'What a credit note undoes: a refund, or a void of the whole invoice.';
+
+comment on type public.document_series is 'A gapless numbering series: invoice, credit_note.';
 
 create trigger billing_settings_touch_updated_at
   before update on public.billing_settings

@@ -71,7 +71,7 @@ create table public.billing_plans (
   code text not null unique check (code ~ '^[a-z][a-z0-9_]{0,63}$'),
   name text not null check (length(btrim(name)) between 1 and 200),
   description text,
-  tier text not null check (tier in ('free', 'basic', 'pro', 'enterprise')),
+  tier public.plan_tier not null,
   interval public.billing_interval not null default 'month',
   price_cents bigint not null check (price_cents >= 0),
   currency text not null default 'INR' check (currency ~ '^[A-Z]{3}$'),
@@ -290,7 +290,7 @@ begin
       (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
        actor_kind, actor_id, reason, metadata, effective_at, created_at)
     select n.organization_id, n.id, coalesce(v_context ->> 'action', 'created'), null, n.plan_id, null, n.status,
-           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_reason,
+           coalesce(v_context ->> 'actor_kind', 'sql')::public.actor_kind, (v_context ->> 'actor_id')::uuid, v_reason,
            coalesce(v_context -> 'metadata',
                     pg_catalog.jsonb_build_object('db_role', current_user)),
            v_at, pg_catalog.clock_timestamp()
@@ -307,7 +307,7 @@ begin
     select c.organization_id, c.id, c.action, c.old_plan_id,
            case when c.action = 'downgrade_scheduled' then coalesce(c.pending_plan_id, c.plan_id) else c.plan_id end,
            c.old_status, c.status,
-           coalesce(v_context ->> 'actor_kind', 'sql'), (v_context ->> 'actor_id')::uuid, v_reason,
+           coalesce(v_context ->> 'actor_kind', 'sql')::public.actor_kind, (v_context ->> 'actor_id')::uuid, v_reason,
            coalesce(v_context -> 'metadata',
                     pg_catalog.jsonb_build_object('db_role', current_user,
                                                   'changed', c.changed)),
@@ -466,7 +466,7 @@ create table public.subscription_history (
   new_plan_id uuid references public.billing_plans (id) on delete restrict,
   old_status public.subscription_status,
   new_status public.subscription_status,
-  actor_kind text not null default 'system' check (actor_kind in ('user', 'system', 'provider', 'operator', 'sql')),
+  actor_kind public.actor_kind not null default 'system',
   actor_id uuid,
   reason text,
   metadata jsonb not null default '{}'::jsonb check (jsonb_typeof(metadata) = 'object'),
@@ -792,7 +792,7 @@ begin
     raise exception 'change context: % is an intent that changes no subscription: write it with billing.log_subscription_intent', p_action
       using errcode = 'invalid_parameter_value';
   end if;
-  if p_actor_kind is null or p_actor_kind not in ('user', 'system', 'provider', 'operator', 'sql') then
+  if p_actor_kind is null or p_actor_kind <> all (pg_catalog.enum_range(null::public.actor_kind)::text[]) then
     raise exception 'change context: actor kind must be user, system, provider, operator or sql, got %', coalesce(p_actor_kind, '(null)')
       using errcode = 'invalid_parameter_value';
   end if;
@@ -932,7 +932,7 @@ begin
      actor_kind, actor_id, reason, metadata, effective_at, created_at)
   values
     (v_sub.organization_id, v_sub.id, p_action, v_sub.plan_id, p_plan_id, v_sub.status, v_sub.status,
-     p_actor_kind, p_actor_id, p_reason, coalesce(p_metadata, '{}'::jsonb), billing.now(), pg_catalog.clock_timestamp());
+     p_actor_kind::public.actor_kind, p_actor_id, p_reason, coalesce(p_metadata, '{}'::jsonb), billing.now(), pg_catalog.clock_timestamp());
 end;
 $$;
 revoke execute on function billing.log_subscription_intent(uuid, text, uuid, text, uuid, text, jsonb) from public;

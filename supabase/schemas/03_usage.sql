@@ -89,7 +89,7 @@ create table public.usage_metrics (
   occurred_at timestamptz not null default billing.now(),
   created_at timestamptz not null default now(),
   window_units public.usage_window[] not null default '{}',
-  state text not null default 'counted' check (state in ('counted', 'settled', 'released')),
+  state public.usage_state not null default 'counted',
   used bigint,
   limit_amount bigint,
   resets_at timestamptz

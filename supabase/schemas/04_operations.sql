@@ -14,8 +14,8 @@
 -- The job machinery: billing.run_job runs one batch of any module's job and logs it in
 -- billing.job_runs; billing-purge (this module's job) removes what has aged out, sent and failed
 -- notifications billing_settings.notification_retention_days after they were sent or failed;
--- billing.schedule_jobs schedules every module's jobs (called once at the end of
--- 12_analytics.sql).
+-- billing.jobs lists every module's jobs, one row each, and billing.schedule_jobs schedules them
+-- (called once at the end of 12_analytics.sql).
 --
 -- Each job: one batch of at most p_limit changes per call, row locks taken with
 -- `for update skip locked` (two runs at once share the work), idempotent (a second run finds
@@ -43,16 +43,15 @@
 /**
  * The outbox for emails and alerts: the jobs and the payment path queue rows, a sender claims
  * them (claim_notifications), sends, and marks them sent (mark_notification_sent). `dedupe_key`
- * is unique, so a job run twice (or two paths racing) queues a notification once. Kinds queued:
- * renewal_reminder, pre_debit_notice, dunning_reminder, payment_failed, trial_ended,
- * subscription_canceled, subscription_expired, plan_downgraded.
+ * is unique, so a job run twice (or two paths racing) queues a notification once. Its kind is a
+ * public.notification_kind, each with an email template.
  * Owners and admins of the organization can read them.
  */
 create table public.notifications (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete cascade,
   subscription_id uuid references public.subscriptions (id) on delete set null,
-  kind text not null check (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
+  kind public.notification_kind not null,
   payload jsonb not null default '{}'::jsonb check (jsonb_typeof(payload) = 'object'),
   dedupe_key text not null unique check (length(dedupe_key) between 1 and 300),
   created_at timestamptz not null default billing.now(),
@@ -113,6 +112,46 @@ create index job_runs_started_at_idx on billing.job_runs (started_at);
 revoke all on billing.job_runs from public;
 
 grant select on billing.job_runs to service_role;
+
+/**
+ * Every scheduled job, one row each: its pg_cron name, its cron schedule (UTC), and what it runs:
+ * a SQL command (the job functions) or the edge function an HTTP worker POSTs (pg_net). Inactive
+ * rows are unscheduled. billing.schedule_jobs reads it, so adding a job is one row here (and the
+ * same insert in a migration), then `select billing.schedule_jobs()`. For postgres only.
+ */
+create table billing.jobs (
+  name text primary key check (name ~ '^[a-z][a-z0-9-]{0,62}$'),
+  schedule text not null check (schedule ~ '^\S+( \S+){4}$'),
+  command text check (length(command) between 1 and 1000),
+  worker text check (worker ~ '^[a-z][a-z0-9-]{0,62}$'),
+  active boolean not null default true,
+  doc text not null check (length(doc) between 1 and 500),
+  constraint jobs_command_or_worker check ((command is null) <> (worker is null))
+);
+
+revoke all on billing.jobs from public;
+
+insert into billing.jobs (name, schedule, command, worker, doc) values
+  ('billing-expire', '*/5 * * * *', 'select billing.job_expire()', null,
+   'Subscriptions whose trial, period or grace ended move on (billing.expire_batch).'),
+  ('billing-renewal-reminders', '15 * * * *', 'select billing.job_renewal_reminders()', null,
+   'Queues renewal reminders and pre-debit notices (billing.renewal_reminders_batch).'),
+  ('billing-dunning', '30 4 * * *', 'select billing.job_dunning()', null,
+   'Queues the reminders of past-due subscriptions (billing.dunning_batch).'),
+  ('billing-purge', '45 3 * * *', 'select billing.job_purge()', null,
+   'Removes what has aged out (billing.purge_batch).'),
+  ('billing-analytics-daily', '35 18 * * *', 'select billing.job_revenue_analytics()', null,
+   'At 00:05 IST: computes yesterday''s revenue row again, once it is over, and starts today''s.'),
+  ('ai-release-stale-reservations', '* * * * *', 'select billing.job_ai_release_stale_reservations()', null,
+   'Releases AI reservations whose call never settled (billing.job_ai_release_stale_reservations).'),
+  ('ai-purge-cache', '17 * * * *', 'select billing.job_ai_purge_cache()', null,
+   'Removes expired AI cache entries (billing.ai_purge_cache).'),
+  ('supabill-reconcile-orders', '*/10 * * * *', null, 'reconcile',
+   'POST /reconcile: asks the provider about orders and refunds still open.'),
+  ('supabill-provider-sync', '* * * * *', null, 'provider-sync',
+   'POST /provider-sync: sends the queued provider actions.'),
+  ('supabill-notifications-send', '* * * * *', null, 'notifications-send',
+   'POST /notifications-send: sends the queued notifications.');
 
 -- =================================================================================================
 -- 3. Private functions
@@ -281,7 +320,7 @@ grant execute on function billing.mark_notification_sent(uuid, text) to service_
  * billing email: a provider action that failed, a dispute) or 'billing' (the billing email when
  * set, else owners and admins).
  */
-create function billing.notification_audience(p_kind text)
+create function billing.notification_audience(p_kind public.notification_kind)
 returns text
 language plpgsql
 immutable
@@ -292,8 +331,8 @@ begin
               then 'owners' else 'billing' end;
 end;
 $$;
-revoke execute on function billing.notification_audience(text) from public, anon, authenticated;
-grant execute on function billing.notification_audience(text) to service_role;
+revoke execute on function billing.notification_audience(public.notification_kind) from public, anon, authenticated;
+grant execute on function billing.notification_audience(public.notification_kind) to service_role;
 
 /** A text that is a uuid, as a uuid; null for anything else (payload values read by the sender). */
 create function billing.jsonb_uuid(p_text text)
@@ -361,7 +400,7 @@ returns table (
   id uuid,
   organization_id uuid,
   subscription_id uuid,
-  kind text,
+  kind public.notification_kind,
   payload jsonb,
   dedupe_key text,
   created_at timestamptz,
@@ -536,20 +575,15 @@ $$;
 revoke execute on function billing.job_purge(integer) from public;
 
 /**
- * Schedules every job where it can run, and says what it did: one row per job (job, schedule,
- * state 'scheduled' or 'skipped', and why). Idempotent (cron.schedule upserts by job name), so
- * run it again after enabling pg_cron or pg_net (hosted Supabase: Database > Extensions):
- *   pg_cron: billing-expire, billing-renewal-reminders, billing-dunning, billing-purge,
- *            billing-analytics-daily (18:35 UTC, 00:05 IST: yesterday's row is computed again
- *            once it is over, today's is started), ai-release-stale-reservations, ai-purge-cache
- *            (the SQL jobs);
- *   pg_cron and pg_net: the HTTP workers supabill-reconcile-orders (POST /reconcile),
- *            supabill-provider-sync (POST /provider-sync), supabill-notifications-send
- *            (POST /notifications-send), each with the functions URL and the service role key
- *            read from Vault at every run (secrets 'supabill_functions_url' and
- *            'supabill_service_role_key'; without them the job selects nothing and calls nothing).
- * Without pg_cron nothing is scheduled (run the job functions and POST the workers from your own
- * scheduler). For postgres (the SQL editor, migrations) only.
+ * Schedules every active job of billing.jobs where it can run, unschedules the inactive ones, and
+ * says what it did: one row per job (job, schedule, state 'scheduled', 'skipped' or
+ * 'unscheduled', and why). Idempotent (cron.schedule upserts by job name), so run it again after
+ * enabling pg_cron or pg_net (hosted Supabase: Database > Extensions) or changing billing.jobs.
+ * A job with a command runs it with pg_cron; a worker job needs pg_net too, and POSTs
+ * /functions/v1/<worker> with the functions URL and the service role key read from Vault at every
+ * run (secrets 'supabill_functions_url' and 'supabill_service_role_key'; without them the job
+ * selects nothing and calls nothing). Without pg_cron nothing is scheduled (run the job functions
+ * and POST the workers from your own scheduler). For postgres (the SQL editor, migrations) only.
  */
 create function billing.schedule_jobs()
 returns table (job text, schedule text, state text, detail text)
@@ -561,34 +595,26 @@ declare
   v_cron boolean := exists (select from pg_catalog.pg_extension e where e.extname = 'pg_cron');
   v_net boolean := exists (select from pg_catalog.pg_extension e where e.extname = 'pg_net');
   v_vault boolean := pg_catalog.to_regclass('vault.decrypted_secrets') is not null;
-  v_job record;
+  v_job billing.jobs;
 begin
-  for v_job in
-    select j.name, j.cron, j.command, j.worker
-    from (values
-      ('billing-expire', '*/5 * * * *', 'select billing.job_expire()', null),
-      ('billing-renewal-reminders', '15 * * * *', 'select billing.job_renewal_reminders()', null),
-      ('billing-dunning', '30 4 * * *', 'select billing.job_dunning()', null),
-      ('billing-purge', '45 3 * * *', 'select billing.job_purge()', null),
-      ('billing-analytics-daily', '35 18 * * *', 'select billing.job_revenue_analytics()', null),
-      ('ai-release-stale-reservations', '* * * * *', 'select billing.job_ai_release_stale_reservations()', null),
-      ('ai-purge-cache', '17 * * * *', 'select billing.job_ai_purge_cache()', null),
-      ('supabill-reconcile-orders', '*/10 * * * *', null, 'reconcile'),
-      ('supabill-provider-sync', '* * * * *', null, 'provider-sync'),
-      ('supabill-notifications-send', '* * * * *', null, 'notifications-send')
-    ) as j(name, cron, command, worker)
+  for v_job in select * from billing.jobs j order by j.name
   loop
     job := v_job.name;
-    schedule := v_job.cron;
+    schedule := v_job.schedule;
     if not v_cron then
       state := 'skipped';
       detail := 'pg_cron is not installed: enable it, then run select billing.schedule_jobs()';
+    elsif not v_job.active then
+      -- cron.job is read dynamically: this function is created before pg_cron may be installed.
+      execute 'select cron.unschedule(j.jobid) from cron.job j where j.jobname = $1' using v_job.name;
+      state := 'unscheduled';
+      detail := 'inactive in billing.jobs';
     elsif v_job.worker is not null and not v_net then
       state := 'skipped';
       detail := pg_catalog.format('pg_net is not installed: POST /functions/v1/%s from another scheduler, '
                                   'or enable pg_net and run select billing.schedule_jobs()', v_job.worker);
     else
-      perform cron.schedule(v_job.name, v_job.cron, coalesce(v_job.command, pg_catalog.format($job$
+      perform cron.schedule(v_job.name, v_job.schedule, coalesce(v_job.command, pg_catalog.format($job$
         select net.http_post(
           url := u.decrypted_secret || %L,
           headers := jsonb_build_object('content-type', 'application/json',

@@ -176,7 +176,7 @@ create table public.orders (
     check (provider_subscription_id is null or length(provider_subscription_id) between 1 and 100),
   taxable_cents bigint check (taxable_cents >= 0),
   gst_rate_bp integer check (gst_rate_bp between 0 and 2800),
-  supply_type text check (supply_type in ('intra_state', 'inter_state', 'export')),
+  supply_type public.supply_type,
   place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
   prices_include_tax boolean,
   constraint orders_taxable_within_amount check (taxable_cents <= amount_cents),

@@ -70,7 +70,7 @@ revoke execute on function billing.require_issuing_function() from public;
  * issuers queue, and a rollback gives the number back. No sequences (they leave gaps).
  */
 create table billing.invoice_counters (
-  series text not null check (series in ('invoice', 'credit_note')),
+  series public.document_series not null,
   financial_year integer not null check (financial_year between 2000 and 2999),
   last_number bigint not null check (last_number > 0),
   updated_at timestamptz not null default now(),
@@ -130,7 +130,7 @@ create table public.invoices (
   issued_at timestamptz not null,
   invoice_date date not null,
   currency text not null check (currency ~ '^[A-Z]{3}$'),
-  supply_type text not null check (supply_type in ('intra_state', 'inter_state', 'export')),
+  supply_type public.supply_type not null,
   place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
   buyer_gstin text,
   seller jsonb not null check (jsonb_typeof(seller) = 'object'),
@@ -263,7 +263,7 @@ create table public.credit_notes (
   serial bigint not null check (serial > 0),
   issued_at timestamptz not null,
   credit_note_date date not null,
-  kind text not null check (kind in ('refund', 'void')),
+  kind public.credit_note_kind not null,
   reason text not null check (length(btrim(reason)) between 1 and 500),
   currency text not null check (currency ~ '^[A-Z]{3}$'),
   taxable_cents bigint not null check (taxable_cents >= 0),
@@ -437,7 +437,7 @@ declare
   v_serial bigint;
 begin
   insert into billing.invoice_counters as c (series, financial_year, last_number)
-  values (p_series, p_financial_year, 1)
+  values (p_series::public.document_series, p_financial_year, 1)
   on conflict (series, financial_year)
     do update set last_number = c.last_number + 1, updated_at = pg_catalog.now()
   returning c.last_number into v_serial;
@@ -630,7 +630,7 @@ begin
   ) values (
     v_org.id, v_order.id, p_payment_event_id,
     billing.format_document_number(v_settings.invoice_prefix, v_financial_year, v_serial), v_financial_year, v_serial,
-    v_now, (v_now at time zone 'Asia/Kolkata')::date, v_order.currency, v_supply_type, v_place_of_supply, v_org.gstin,
+    v_now, (v_now at time zone 'Asia/Kolkata')::date, v_order.currency, v_supply_type::public.supply_type, v_place_of_supply, v_org.gstin,
     billing.invoice_party(v_settings.seller_legal_name, v_settings.seller_gstin, v_seller_state,
                           v_settings.seller_address_line1, v_settings.seller_address_line2, v_settings.seller_city,
                           v_settings.seller_postal_code, 'IN', v_settings.seller_email),
@@ -762,7 +762,7 @@ begin
   ) values (
     v_invoice.organization_id, v_invoice.id, p_payment_event_id,
     billing.format_document_number(v_settings.credit_note_prefix, v_financial_year, v_serial), v_financial_year, v_serial,
-    v_now, (v_now at time zone 'Asia/Kolkata')::date, p_kind, btrim(p_reason), v_invoice.currency,
+    v_now, (v_now at time zone 'Asia/Kolkata')::date, p_kind::public.credit_note_kind, btrim(p_reason), v_invoice.currency,
     v_split.taxable_cents, v_split.cgst_cents, v_split.sgst_cents, v_split.igst_cents, p_amount_cents
   )
   returning id into v_credit_note_id;

@@ -1518,7 +1518,7 @@ begin
       pending_plan_id = null, pending_plan_effective_at = null
   where s.id = v_sub.id;
   insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
-  values (v_sub.organization_id, v_sub.id, p_notification,
+  values (v_sub.organization_id, v_sub.id, p_notification::public.notification_kind,
           pg_catalog.jsonb_build_object('plan_id', v_sub.plan_id, 'ended_at', v_now, 'reason', p_reason,
                                         'provider_payment_id', p_captured.provider_payment_id),
           pg_catalog.format('%s:%s:%s', p_notification, v_sub.id, p_captured.id))

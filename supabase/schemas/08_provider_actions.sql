@@ -74,7 +74,7 @@ create table billing.provider_actions (
   locked_until timestamptz,
   last_error text,
   result jsonb,
-  requested_by text not null default 'system' check (requested_by in ('user', 'system', 'provider', 'operator')),
+  requested_by public.actor_kind not null default 'system' check (requested_by <> 'sql'),
   reason text,
   created_at timestamptz not null default billing.now(),
   updated_at timestamptz not null default now(),
@@ -136,7 +136,7 @@ begin
      payment_event_id)
   values
     (p_organization_id, p_provider, p_kind, coalesce(p_target, '{}'::jsonb), coalesce(p_payload, '{}'::jsonb),
-     p_idempotency_key, coalesce(p_requested_by, 'system'), p_reason, p_subscription_id, p_payment_event_id)
+     p_idempotency_key, coalesce(p_requested_by, 'system')::public.actor_kind, p_reason, p_subscription_id, p_payment_event_id)
   on conflict (idempotency_key) do nothing
   returning id into v_id;
   if v_id is null then

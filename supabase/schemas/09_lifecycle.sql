@@ -1289,7 +1289,7 @@ begin
     from due d
   ), queued as (
     insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key)
-    select f.organization_id, f.id, f.kind,
+    select f.organization_id, f.id, f.kind::public.notification_kind,
            pg_catalog.jsonb_build_object(
              'reminder', f.reminder, 'plan_id', f.plan_id, 'plan_code', f.plan_code, 'plan_name', f.plan_name,
              'current_plan_code', f.current_plan_code,

@@ -586,6 +586,6 @@ revoke execute on function billing.job_revenue_analytics(integer)
 -- 6. Jobs and schedules (of every module)
 -- =================================================================================================
 
--- Schedule every job of every module that this database can run (billing.schedule_jobs in
--- 04_operations lists them). Outside public and billing: pg_cron's own table.
+-- Schedule every job of every module that this database can run (the rows of billing.jobs in
+-- 04_operations). Outside public and billing: pg_cron's own table.
 select billing.schedule_jobs();

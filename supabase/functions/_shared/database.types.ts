@@ -21,14 +21,14 @@ export type Database = {
                   ]
                 },"invoice_counters": {
                   Row: {
-                    "financial_year": number,"last_number": number,"series": string,"updated_at": string
+                    "financial_year": number,"last_number": number,"series": Database["public"]['Enums']["document_series"],"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "financial_year": number,"last_number": number,"series": string,"updated_at"?: string
+                    "financial_year": number,"last_number": number,"series": Database["public"]['Enums']["document_series"],"updated_at"?: string
                   }
                   Update: {
-                    "financial_year"?: number,"last_number"?: number,"series"?: string,"updated_at"?: string
+                    "financial_year"?: number,"last_number"?: number,"series"?: Database["public"]['Enums']["document_series"],"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -43,6 +43,20 @@ export type Database = {
                   }
                   Update: {
                     "as_of"?: string,"batch_limit"?: number | null,"error"?: string | null,"finished_at"?: string | null,"id"?: never,"job_name"?: string,"rows_affected"?: number | null,"started_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"jobs": {
+                  Row: {
+                    "active": boolean,"command": string | null,"doc": string,"name": string,"schedule": string,"worker": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active"?: boolean,"command"?: string | null,"doc": string,"name": string,"schedule": string,"worker"?: string | null
+                  }
+                  Update: {
+                    "active"?: boolean,"command"?: string | null,"doc"?: string,"name"?: string,"schedule"?: string,"worker"?: string | null
                   }
                   Relationships: [
                     
@@ -83,14 +97,14 @@ isOneToOne: true
                   ]
                 },"provider_actions": {
                   Row: {
-                    "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": string,"result": Json | null,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
+                    "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": Database["public"]['Enums']["actor_kind"],"result": Json | null,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id": string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: string,"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
+                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id": string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: Database["public"]['Enums']["actor_kind"],"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
                   }
                   Update: {
-                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key"?: string,"kind"?: Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id"?: string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: string,"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
+                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key"?: string,"kind"?: Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id"?: string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: Database["public"]['Enums']["actor_kind"],"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -206,14 +220,14 @@ isOneToOne: true
                   ]
                 },"notification_problems": {
                   Row: {
-                    "attempts": number,"created_at": string,"failed_at": string | null,"kind": string,"last_error": string | null,"locked_until": string | null,"notification_id": string,"organization_id": string,"problem": string | null
+                    "attempts": number,"created_at": string,"failed_at": string | null,"kind": Database["public"]['Enums']["notification_kind"],"last_error": string | null,"locked_until": string | null,"notification_id": string,"organization_id": string,"problem": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                           "attempts"?: number | null,"created_at"?: string | null,"failed_at"?: string | null,"kind"?: string | null,"last_error"?: string | null,"locked_until"?: string | null,"notification_id"?: string | null,"organization_id"?: string | null,"problem"?: never
+                           "attempts"?: number | null,"created_at"?: string | null,"failed_at"?: string | null,"kind"?: Database["public"]['Enums']["notification_kind"] | null,"last_error"?: string | null,"locked_until"?: string | null,"notification_id"?: string | null,"organization_id"?: string | null,"problem"?: never
                          }
                         Update: {
-                           "attempts"?: number | null,"created_at"?: string | null,"failed_at"?: string | null,"kind"?: string | null,"last_error"?: string | null,"locked_until"?: string | null,"notification_id"?: string | null,"organization_id"?: string | null,"problem"?: never
+                           "attempts"?: number | null,"created_at"?: string | null,"failed_at"?: string | null,"kind"?: Database["public"]['Enums']["notification_kind"] | null,"last_error"?: string | null,"locked_until"?: string | null,"notification_id"?: string | null,"organization_id"?: string | null,"problem"?: never
                          }
                         Relationships: [
                     
@@ -436,7 +450,7 @@ isOneToOne: true
       } },
 "claim_notification_deliveries":
 { Args: { "p_limit"?: number }; Returns: {
-              "attempts": number,"context": Json,"created_at": string,"dedupe_key": string,"id": string,"kind": string,"organization_id": string,"payload": Json,"recipients": (string)[],"subscription_id": string
+              "attempts": number,"context": Json,"created_at": string,"dedupe_key": string,"id": string,"kind": Database["public"]['Enums']["notification_kind"],"organization_id": string,"payload": Json,"recipients": (string)[],"subscription_id": string
             }[]
                            },
 "claim_notifications":
@@ -464,7 +478,7 @@ isOneToOne: true
 "payment_event_id": string | null,
 "provider": Database["public"]['Enums']["payment_provider"],
 "reason": string | null,
-"requested_by": string,
+"requested_by": Database["public"]['Enums']["actor_kind"],
 "result": Json | null,
 "state": Database["billing"]['Enums']["provider_action_state"],
 "subscription_id": string | null,
@@ -661,7 +675,7 @@ isOneToOne: true
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: number
                            },
 "notification_audience":
-{ Args: { "p_kind": string }; Returns: string
+{ Args: { "p_kind": Database["public"]['Enums']["notification_kind"] }; Returns: string
                            },
 "notification_context":
 { Args: { "p_notification_id": string }; Returns: Json
@@ -866,7 +880,7 @@ isOneToOne: true
 "payment_event_id": string | null,
 "provider": Database["public"]['Enums']["payment_provider"],
 "reason": string | null,
-"requested_by": string,
+"requested_by": Database["public"]['Enums']["actor_kind"],
 "result": Json | null,
 "state": Database["billing"]['Enums']["provider_action_state"],
 "subscription_id": string | null,
@@ -934,14 +948,14 @@ isOneToOne: false
                   ]
                 },"billing_plans": {
                   Row: {
-                    "active": boolean,"code": string,"created_at": string,"currency": string,"description": string | null,"features": NonNullable<Json>,"id": string,"interval": Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config": NonNullable<Json>,"tier": string,"trial_days": number,"updated_at": string
+                    "active": boolean,"code": string,"created_at": string,"currency": string,"description": string | null,"features": NonNullable<Json>,"id": string,"interval": Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config": NonNullable<Json>,"tier": Database["public"]['Enums']["plan_tier"],"trial_days": number,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "active"?: boolean,"code": string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config"?: NonNullable<Json>,"tier": string,"trial_days"?: number,"updated_at"?: string
+                    "active"?: boolean,"code": string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config"?: NonNullable<Json>,"tier": Database["public"]['Enums']["plan_tier"],"trial_days"?: number,"updated_at"?: string
                   }
                   Update: {
-                    "active"?: boolean,"code"?: string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name"?: string,"price_cents"?: number,"provider_config"?: NonNullable<Json>,"tier"?: string,"trial_days"?: number,"updated_at"?: string
+                    "active"?: boolean,"code"?: string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name"?: string,"price_cents"?: number,"provider_config"?: NonNullable<Json>,"tier"?: Database["public"]['Enums']["plan_tier"],"trial_days"?: number,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -962,14 +976,14 @@ isOneToOne: false
                   ]
                 },"credit_notes": {
                   Row: {
-                    "cgst_cents": number,"created_at": string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": string,"organization_id": string,"payment_event_id": string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
+                    "cgst_cents": number,"created_at": string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": Database["public"]['Enums']["credit_note_kind"],"organization_id": string,"payment_event_id": string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "cgst_cents": number,"created_at"?: string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": string,"organization_id": string,"payment_event_id"?: string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
+                    "cgst_cents": number,"created_at"?: string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": Database["public"]['Enums']["credit_note_kind"],"organization_id": string,"payment_event_id"?: string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
                   }
                   Update: {
-                    "cgst_cents"?: number,"created_at"?: string,"credit_note_date"?: string,"credit_note_number"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_id"?: string,"issued_at"?: string,"kind"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"reason"?: string,"serial"?: number,"sgst_cents"?: number,"taxable_cents"?: number,"total_cents"?: number
+                    "cgst_cents"?: number,"created_at"?: string,"credit_note_date"?: string,"credit_note_number"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_id"?: string,"issued_at"?: string,"kind"?: Database["public"]['Enums']["credit_note_kind"],"organization_id"?: string,"payment_event_id"?: string | null,"reason"?: string,"serial"?: number,"sgst_cents"?: number,"taxable_cents"?: number,"total_cents"?: number
                   }
                   Relationships: [
                     {
@@ -1020,14 +1034,14 @@ isOneToOne: false
                   ]
                 },"invoices": {
                   Row: {
-                    "buyer": NonNullable<Json>,"buyer_gstin": string | null,"cgst_cents": number,"created_at": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id": string | null,"place_of_supply_state_code": string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": string,"taxable_cents": number,"total_cents": number
+                    "buyer": NonNullable<Json>,"buyer_gstin": string | null,"cgst_cents": number,"created_at": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id": string | null,"place_of_supply_state_code": string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": Database["public"]['Enums']["supply_type"],"taxable_cents": number,"total_cents": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "buyer": NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents": number,"created_at"?: string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": string,"taxable_cents": number,"total_cents": number
+                    "buyer": NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents": number,"created_at"?: string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": Database["public"]['Enums']["supply_type"],"taxable_cents": number,"total_cents": number
                   }
                   Update: {
-                    "buyer"?: NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents"?: number,"created_at"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_date"?: string,"invoice_number"?: string,"issued_at"?: string,"order_id"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax"?: boolean,"seller"?: NonNullable<Json>,"serial"?: number,"sgst_cents"?: number,"supply_type"?: string,"taxable_cents"?: number,"total_cents"?: number
+                    "buyer"?: NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents"?: number,"created_at"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_date"?: string,"invoice_number"?: string,"issued_at"?: string,"order_id"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax"?: boolean,"seller"?: NonNullable<Json>,"serial"?: number,"sgst_cents"?: number,"supply_type"?: Database["public"]['Enums']["supply_type"],"taxable_cents"?: number,"total_cents"?: number
                   }
                   Relationships: [
                     {
@@ -1046,14 +1060,14 @@ isOneToOne: false
                   ]
                 },"notifications": {
                   Row: {
-                    "attempts": number,"created_at": string,"dedupe_key": string,"failed_at": string | null,"id": string,"kind": string,"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"subscription_id": string | null
+                    "attempts": number,"created_at": string,"dedupe_key": string,"failed_at": string | null,"id": string,"kind": Database["public"]['Enums']["notification_kind"],"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"subscription_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"failed_at"?: string | null,"id"?: string,"kind": string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"failed_at"?: string | null,"id"?: string,"kind": Database["public"]['Enums']["notification_kind"],"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
                   }
                   Update: {
-                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"failed_at"?: string | null,"id"?: string,"kind"?: string,"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"failed_at"?: string | null,"id"?: string,"kind"?: Database["public"]['Enums']["notification_kind"],"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1072,14 +1086,14 @@ isOneToOne: false
                   ]
                 },"orders": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": string | null,"taxable_cents": number | null,"updated_at": string
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id": string,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id": string,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: string | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -1164,14 +1178,14 @@ isOneToOne: false
                   ]
                 },"subscription_history": {
                   Row: {
-                    "action": string,"actor_id": string | null,"actor_kind": string,"created_at": string,"effective_at": string,"id": string,"metadata": NonNullable<Json>,"new_plan_id": string | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"old_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"organization_id": string,"reason": string | null,"subscription_id": string | null
+                    "action": string,"actor_id": string | null,"actor_kind": Database["public"]['Enums']["actor_kind"],"created_at": string,"effective_at": string,"id": string,"metadata": NonNullable<Json>,"new_plan_id": string | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"old_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"organization_id": string,"reason": string | null,"subscription_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "action": string,"actor_id"?: string | null,"actor_kind"?: string,"created_at"?: string,"effective_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"new_plan_id"?: string | null,"new_status"?: Database["public"]['Enums']["subscription_status"] | null,"old_plan_id"?: string | null,"old_status"?: Database["public"]['Enums']["subscription_status"] | null,"organization_id": string,"reason"?: string | null,"subscription_id"?: string | null
+                    "action": string,"actor_id"?: string | null,"actor_kind"?: Database["public"]['Enums']["actor_kind"],"created_at"?: string,"effective_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"new_plan_id"?: string | null,"new_status"?: Database["public"]['Enums']["subscription_status"] | null,"old_plan_id"?: string | null,"old_status"?: Database["public"]['Enums']["subscription_status"] | null,"organization_id": string,"reason"?: string | null,"subscription_id"?: string | null
                   }
                   Update: {
-                    "action"?: string,"actor_id"?: string | null,"actor_kind"?: string,"created_at"?: string,"effective_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"new_plan_id"?: string | null,"new_status"?: Database["public"]['Enums']["subscription_status"] | null,"old_plan_id"?: string | null,"old_status"?: Database["public"]['Enums']["subscription_status"] | null,"organization_id"?: string,"reason"?: string | null,"subscription_id"?: string | null
+                    "action"?: string,"actor_id"?: string | null,"actor_kind"?: Database["public"]['Enums']["actor_kind"],"created_at"?: string,"effective_at"?: string,"id"?: string,"metadata"?: NonNullable<Json>,"new_plan_id"?: string | null,"new_status"?: Database["public"]['Enums']["subscription_status"] | null,"old_plan_id"?: string | null,"old_status"?: Database["public"]['Enums']["subscription_status"] | null,"organization_id"?: string,"reason"?: string | null,"subscription_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1214,7 +1228,7 @@ isOneToOne: false
 "name": string,
 "price_cents": number,
 "provider_config": NonNullable<Json>,
-"tier": string,
+"tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
 "updated_at": string
             } | null,"pending_plan": {
@@ -1229,7 +1243,7 @@ isOneToOne: false
 "name": string,
 "price_cents": number,
 "provider_config": NonNullable<Json>,
-"tier": string,
+"tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
 "updated_at": string
             } | null
@@ -1264,14 +1278,14 @@ isOneToOne: false
                   ]
                 },"usage_metrics": {
                   Row: {
-                    "amount": number,"created_at": string,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": string,"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
+                    "amount": number,"created_at": string,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount": number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: string,"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
+                    "amount": number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Update: {
-                    "amount"?: number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: string,"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
+                    "amount"?: number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Relationships: [
                     
@@ -1346,7 +1360,7 @@ isOneToOne: false
 "name": string,
 "price_cents": number,
 "provider_config": NonNullable<Json>,
-"tier": string,
+"tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
 "updated_at": string
             }
@@ -1414,7 +1428,7 @@ isOneToOne: false
 "name": string,
 "price_cents": number,
 "provider_config": NonNullable<Json>,
-"tier": string,
+"tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
 "updated_at": string
             }
@@ -1476,7 +1490,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","member_role": "owner"|"admin"|"member","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_note_kind": "refund"|"void","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -1596,7 +1610,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"member_role": ["owner", "admin", "member"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_note_kind": ["refund", "void"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

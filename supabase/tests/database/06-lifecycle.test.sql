@@ -55,7 +55,7 @@ returns text language sql as $$
 
 create function pg_temp.notes(p_org uuid, p_kind text)
 returns bigint language sql as $$
-  select count(*) from public.notifications where organization_id = p_org and kind = p_kind $$;
+  select count(*) from public.notifications where organization_id = p_org and kind = p_kind::public.notification_kind $$;
 
 create temp table lc (key text primary key, val jsonb) on commit drop;
 grant all on lc to authenticated, service_role;

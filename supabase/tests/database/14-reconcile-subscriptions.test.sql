@@ -7,7 +7,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
-select plan(12);
+select plan(15);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture: four organizations, each with a Razorpay (or PayU) subscription in a different state
@@ -100,8 +100,15 @@ select ok(
   'each skipped worker says why and what to do'
 );
 select is(
-  (select count(*)::int from cron.job where jobname in (select job from second_run where state = 'scheduled')), 7,
+  (select count(*)::int from cron.job where jobname in (select job from second_run where state = 'scheduled')),
+  (select count(*)::int from billing.jobs where active and command is not null),
   'each scheduled job exists once in cron.job, however often schedule_jobs runs'
+);
+select is(
+  (select count(*)::int from cron.job c join billing.jobs j on j.name = c.jobname
+   where j.schedule = c.schedule and j.command = c.command),
+  (select count(*)::int from billing.jobs where active and command is not null),
+  'cron.job has each SQL job of billing.jobs with its schedule and command'
 );
 select is(
   (select jsonb_object_agg(jobname, schedule || ' ' || command) from cron.job
@@ -111,6 +118,20 @@ select is(
   'with the schedules and commands of the released migrations'
 );
 select is((select count(*)::int from first_run), (select count(*)::int from second_run), 'both runs say the same');
+insert into billing.jobs (name, schedule, command, doc)
+values ('test-one-row-job', '0 0 1 1 *', 'select 1', 'a job added as one row');
+update billing.jobs set active = false where name = 'ai-purge-cache';
+create temp table third_run on commit drop as select * from billing.schedule_jobs();
+select is(
+  (select jsonb_object_agg(job, state) from third_run where job in ('test-one-row-job', 'ai-purge-cache')),
+  '{"test-one-row-job": "scheduled", "ai-purge-cache": "unscheduled"}'::jsonb,
+  'adding a job is one row of billing.jobs; an inactive row is unscheduled'
+);
+select is(
+  (select array_agg(jobname::text order by jobname) from cron.job where jobname in ('test-one-row-job', 'ai-purge-cache')),
+  array['test-one-row-job']::text[],
+  'cron.job follows billing.jobs'
+);
 select ok(
   not has_function_privilege('service_role', 'billing.schedule_jobs()', 'execute')
   and not has_function_privilege('authenticated', 'billing.schedule_jobs()', 'execute'),

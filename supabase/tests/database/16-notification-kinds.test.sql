@@ -25,7 +25,7 @@ insert into public.organizations (id, name, state_code) values
 
 create function pg_temp.count(p_org text, p_kind text) returns integer language sql as $$
   select count(*)::integer from public.notifications
-  where organization_id = ('d1600000-0000-4000-8000-0000000000' || p_org)::uuid and kind = p_kind $$;
+  where organization_id = ('d1600000-0000-4000-8000-0000000000' || p_org)::uuid and kind = p_kind::public.notification_kind $$;
 
 -- payment_captured -----------------------------------------------------------------------------
 
