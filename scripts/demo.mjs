@@ -18,7 +18,7 @@ import OpenAI from "openai";
 import postgres from "postgres";
 import { userToken } from "./lib/keys.mjs";
 import { stateDir } from "./lib/pg.mjs";
-import { restFetch } from "./lib/rest.mjs";
+import { restFetch } from "../tests/fakes/postgrest.mjs";
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code, s) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -177,7 +177,7 @@ await step(
   "Create an organization",
   "supabase.rpc('create_organization', {p_name}) as the user: billing.create_organization makes the caller its\n" +
     "owner (at most 3 owned organizations per person). The local stack has no PostgREST: the demo hands supabase-js\n" +
-    "a fetch (scripts/lib/rest.mjs) that runs the same SQL as the caller's role and claims, so RLS applies.",
+    "a fetch (tests/fakes/postgrest.mjs, a fake of PostgREST) that runs the same SQL as the caller's role and claims, so RLS applies.",
   async () => {
     orgId = await ok(user.rpc("create_organization", { p_name: `Demo Buyer ${tag}` }), "create_organization");
     expect(/^[0-9a-f-]{36}$/.test(orgId ?? ""), "an organization id", orgId);

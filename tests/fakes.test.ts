@@ -17,7 +17,7 @@ import {
 import {
   createRazorpayAdapter,
   createRazorpayClient,
-} from "../supabase/functions/_shared/providers/razorpay.ts";
+} from "../supabase/functions/_shared/providers/razorpay/index.ts";
 import { type EnvGetter, ProviderError } from "../supabase/functions/_shared/providers/types.ts";
 import { type FakeUpstreams, startFakeUpstreams } from "./fakes/upstreams.ts";
 

@@ -6,12 +6,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
 import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
-import {
-  formatDate,
-  formatMoney,
-  formatRate,
-  formatState,
-} from "../supabase/functions/_shared/invoice-pdf/render.ts";
+import { formatDate, formatMoney } from "../supabase/functions/_shared/format.ts";
+import { formatRate, formatState } from "../supabase/functions/_shared/invoice-pdf/render.ts";
 
 const SELLER = {
   seller_legal_name: "Supabill PDF Test Seller Private Limited",

@@ -5,7 +5,8 @@
 // demand reach this test's notifications.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
-import { formatRupees, NOTIFICATION_KINDS, TEMPLATE_KINDS } from "../supabase/functions/notifications-send/templates.ts";
+import { formatMoney } from "../supabase/functions/_shared/format.ts";
+import { NOTIFICATION_KINDS, TEMPLATE_KINDS } from "../supabase/functions/notifications-send/templates.ts";
 import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
@@ -180,14 +181,6 @@ async function row(id: string) {
   return n;
 }
 
-Deno.test("amounts are rupees with Indian digit grouping", () => {
-  assertEquals(formatRupees(117882), "₹1,178.82");
-  assertEquals(formatRupees(1234567890), "₹1,23,45,678.90");
-  assertEquals(formatRupees(99999), "₹999.99");
-  assertEquals(formatRupees(10000000), "₹1,00,000.00");
-  assertEquals(formatRupees(5), "₹0.05");
-});
-
 Deno.test("every notification_kind of the database has a template, and every template a kind", testOptions, async () => {
   const inDatabase = (await kindsInDatabase()).map((k) => k.kind);
   assertEquals([...TEMPLATE_KINDS].sort(), [...inDatabase].sort());
@@ -264,7 +257,7 @@ Deno.test("payment_captured: the email carries the invoice PDF, named and number
   assertEquals(mine.length, 1, "sent once");
   const email = mine[0];
   assertEquals(email.to, [org.adminEmail, org.ownerEmail].sort());
-  const amount = formatRupees(Number(invoice.total_cents));
+  const amount = formatMoney(Number(invoice.total_cents));
   assert(email.subject.includes(PLAN_NAME) && email.subject.includes(String(invoice.invoice_number)), email.subject);
   assert(email.text.includes(amount) && email.text.includes(String(invoice.invoice_number)), email.text);
   assert(email.html.includes(amount) && email.html.includes("<a href="), "html has the amount and the link");
@@ -276,6 +269,7 @@ Deno.test("payment_captured: the email carries the invoice PDF, named and number
   assertEquals(new TextDecoder().decode(bytes.slice(0, 4)), "%PDF");
   const { text } = await extractText(await getDocumentProxy(bytes.slice()), { mergePages: true });
   assert(text.includes(String(invoice.invoice_number)), `the PDF names invoice ${invoice.invoice_number}`);
+  assert(text.includes(amount), `the PDF writes the total as the email does (${amount})`);
   assert((await row(note.id)).sent_at !== null, "marked sent");
 });
 

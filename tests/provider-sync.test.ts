@@ -5,7 +5,7 @@
 // unknown kind and a timeout, through the adapters over the same fakes.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
-import { createRazorpayAdapter } from "../supabase/functions/_shared/providers/razorpay.ts";
+import { createRazorpayAdapter } from "../supabase/functions/_shared/providers/razorpay/index.ts";
 import type { ProviderAction } from "../supabase/functions/_shared/providers/types.ts";
 import { outcomeOf } from "../supabase/functions/provider-sync/sync.ts";
 import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";

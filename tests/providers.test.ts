@@ -29,7 +29,7 @@ import {
   RAZORPAY_EVENT_KINDS,
   verifyPaymentSignature,
   verifyWebhookSignature,
-} from "../supabase/functions/_shared/providers/razorpay.ts";
+} from "../supabase/functions/_shared/providers/razorpay/index.ts";
 import { type EnvGetter, ProviderError } from "../supabase/functions/_shared/providers/types.ts";
 
 const vectors = JSON.parse(

@@ -5,12 +5,12 @@
 // notifications-send and the fake email API; a webhook with a bad signature counted per hour.
 //
 // The local stack ships no PostgREST, so supabase-js's `.rpc()` is pointed (its `fetch` option) at
-// the stack's stand-in for it, scripts/lib/rest.mjs (the demo's too): it verifies the caller's JWT,
+// the stand-in for it, tests/fakes/postgrest.mjs (the demo's too): it verifies the caller's JWT,
 // runs what PostgREST runs for it as that role with its claims, and answers as PostgREST does.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createClient } from "npm:@supabase/supabase-js@2.119.0";
 import postgres from "npm:postgres@4.2.0";
-import { restFetch } from "../scripts/lib/rest.mjs";
+import { restFetch } from "./fakes/postgrest.mjs";
 import type { Database } from "../supabase/functions/_shared/database.types.ts";
 import { adminSql, apiUrl, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 

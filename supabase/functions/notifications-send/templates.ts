@@ -2,11 +2,13 @@
 // HTML body per kind, from the notification's payload and the context SQL adds
 // (billing.notification_context: organization and its time zone, plan, amount payable, merchant
 // name). Amounts are rupees with Indian digit grouping (₹1,23,45,678.90), dates are on the
-// organization's calendar, and each email has the one link that matters (the app's billing page).
+// organization's calendar ("4 December 2026"), both written as the invoice PDF writes them
+// (_shared/format.ts), and each email has the one link that matters (the app's billing page).
 // A template that cannot be rendered throws TemplateError: the sender marks that notification
 // failed and goes on with the others.
 
 import { Constants, type Database } from "../_shared/database.types.ts";
+import { formatDate, formatDateTime, formatMoney, INDIA_TIME_ZONE } from "../_shared/format.ts";
 
 type Json = Record<string, unknown>;
 
@@ -44,51 +46,23 @@ export class TemplateError extends Error {
   override name = "TemplateError";
 }
 
-/** Paise as rupees with Indian digit grouping: 117882 → "₹1,178.82", 1234567890 → "₹1,23,45,678.90". */
-export function formatRupees(paise: number | bigint | string): string {
-  const value = BigInt(paise);
-  const negative = value < 0n;
-  const abs = negative ? -value : value;
-  const rupees = (abs / 100n).toString();
-  const cents = (abs % 100n).toString().padStart(2, "0");
-  let grouped = rupees;
-  if (rupees.length > 3) {
-    const head = rupees.slice(0, -3);
-    grouped = `${head.replace(/\B(?=(\d{2})+(?!\d))/g, ",")},${rupees.slice(-3)}`;
+/** A payload date on the organization's calendar ("4 December 2026"); a TemplateError when it is not a date. */
+function dateOf(at: string, timeZone: string): string {
+  return notADate(() => formatDate(at, timeZone));
+}
+
+/** A payload instant on the organization's clock ("4 December 2026 at 1:05 am IST"). */
+function dateTimeOf(at: string, timeZone: string): string {
+  return notADate(() => formatDateTime(at, timeZone));
+}
+
+function notADate(format: () => string): string {
+  try {
+    return format();
+  } catch (e) {
+    if (e instanceof RangeError) throw new TemplateError(e.message);
+    throw e;
   }
-  return `${negative ? "-" : ""}₹${grouped}.${cents}`;
-}
-
-/** An amount in its currency: rupees for INR, else the code and the plain figure. */
-export function formatAmount(cents: number | bigint | string, currency = "INR"): string {
-  if (currency === "INR") return formatRupees(cents);
-  const value = BigInt(cents);
-  return `${currency} ${(Number(value) / 100).toFixed(2)}`;
-}
-
-/** A date on the organization's calendar: "4 December 2026". */
-export function formatDate(at: string | Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-IN", { timeZone, day: "numeric", month: "long", year: "numeric" })
-    .format(toDate(at));
-}
-
-/** A date and time on the organization's clock: "4 December 2026 at 1:05 am IST". */
-export function formatDateTime(at: string | Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-IN", {
-    timeZone,
-    day: "numeric",
-    month: "long",
-    year: "numeric",
-    hour: "numeric",
-    minute: "2-digit",
-    timeZoneName: "short",
-  }).format(toDate(at));
-}
-
-function toDate(at: string | Date): Date {
-  const d = at instanceof Date ? at : new Date(at);
-  if (Number.isNaN(d.getTime())) throw new TemplateError(`not a date: ${String(at)}`);
-  return d;
 }
 
 function escapeHtml(s: string): string {
@@ -134,10 +108,10 @@ function factsOf(n: Delivery, options: RenderOptions): Facts {
   const org = obj(context.organization);
   const plan = obj(context.plan);
   const payload = obj(n.payload);
-  const timeZone = str(org.timezone) ?? "Asia/Kolkata";
+  const timeZone = str(org.timezone) ?? INDIA_TIME_ZONE;
   const amountCents = context.amount_cents;
   const amount = typeof amountCents === "number" || typeof amountCents === "string"
-    ? formatAmount(amountCents, str(context.currency) ?? "INR")
+    ? formatMoney(amountCents, str(context.currency) ?? "INR")
     : null;
   const need = <T>(value: T | null | undefined, what: string): T => {
     if (value === null || value === undefined || value === "") {
@@ -156,8 +130,8 @@ function factsOf(n: Delivery, options: RenderOptions): Facts {
     link: billingLink(context, options.appUrl),
     payload,
     context,
-    date: (key, ...more) => formatDate(need(pick([key, ...more]), `payload.${key}`), timeZone),
-    dateTime: (key) => formatDateTime(need(pick([key]), `payload.${key}`), timeZone),
+    date: (key, ...more) => dateOf(need(pick([key, ...more]), `payload.${key}`), timeZone),
+    dateTime: (key) => dateTimeOf(need(pick([key]), `payload.${key}`), timeZone),
     need,
   };
 }

@@ -6,9 +6,11 @@
 //
 // Deterministic: the same document renders to the same bytes. The PDF's dates are the document's
 // issued_at, the producer and creator are fixed, pdf-lib's font subset tags come from its seeded
-// generator, and nothing else varies (no ids, no clock).
+// generator, and nothing else varies (no ids, no clock). Money and dates are written as the emails
+// write them (../format.ts).
 import { type PDFFont, PDFDocument, type PDFPage, rgb } from "npm:pdf-lib@1.17.1";
 import fontkit from "npm:@pdf-lib/fontkit@1.1.1";
+import { formatDate, formatMoney } from "../format.ts";
 
 export interface Party {
   legal_name: string;
@@ -79,24 +81,6 @@ export function documentFileName(doc: TaxDocument): string {
   return `${documentNumber(doc).replaceAll("/", "-")}.pdf`;
 }
 
-/** Indian digit grouping of a whole number: 12345678 -> 1,23,45,678. */
-function groupIndian(whole: string): string {
-  if (whole.length <= 3) return whole;
-  const last3 = whole.slice(-3);
-  const rest = whole.slice(0, -3);
-  return `${rest.replace(/\B(?=(\d{2})+(?!\d))/g, ",")},${last3}`;
-}
-
-/** Paise (or cents) as money: ₹1,178.82 for INR, "USD 1,178.82" otherwise. */
-export function formatMoney(cents: number | string, currency: string): string {
-  const value = BigInt(cents);
-  const negative = value < 0n;
-  const abs = negative ? -value : value;
-  const text = `${groupIndian((abs / 100n).toString())}.${(abs % 100n).toString().padStart(2, "0")}`;
-  const prefix = currency === "INR" ? "₹" : `${currency} `;
-  return `${negative ? "-" : ""}${prefix}${text}`;
-}
-
 /** Basis points as a percentage: 900 -> 9%, 250 -> 2.5%. */
 export function formatRate(bp: number | null | undefined): string {
   const v = Number(bp ?? 0);
@@ -105,13 +89,9 @@ export function formatRate(bp: number | null | undefined): string {
   return `${whole}${frac ? `.${frac}` : ""}%`;
 }
 
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-/** An ISO date (YYYY-MM-DD) as "15 Jun 2026". */
-export function formatDate(iso: string | undefined): string {
-  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso ?? "");
-  if (!m) return iso ?? "";
-  return `${Number(m[3])} ${MONTHS[Number(m[2]) - 1]} ${m[1]}`;
+/** A document's date (a `date` column, "YYYY-MM-DD") as "15 June 2026"; "" when it has none. */
+function documentDate(iso: string | undefined): string {
+  return iso ? formatDate(iso) : "";
 }
 
 /** A state as "Karnataka (29)"; an export's place of supply as "Outside India". */
@@ -268,14 +248,14 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   const particulars: [string, string][] = isCredit
     ? [
       ["Credit Note No.", number],
-      ["Credit Note Date", formatDate(doc.credit_note_date)],
+      ["Credit Note Date", documentDate(doc.credit_note_date)],
       ["Against Invoice", doc.invoice?.invoice_number ?? ""],
-      ["Invoice Date", formatDate(doc.invoice?.invoice_date)],
+      ["Invoice Date", documentDate(doc.invoice?.invoice_date)],
       ["Reason", `${doc.kind === "void" ? "Void" : "Refund"}: ${doc.reason ?? ""}`],
     ]
     : [
       ["Invoice No.", number],
-      ["Invoice Date", formatDate(doc.invoice_date)],
+      ["Invoice Date", documentDate(doc.invoice_date)],
     ];
   particulars.push(
     ["Place of Supply", formatState(doc.place_of_supply.state_name, doc.place_of_supply.state_code)],
@@ -392,7 +372,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
     y -= 12;
   }
   if (isCredit) {
-    w.text(`This credit note reduces invoice ${doc.invoice?.invoice_number ?? ""} dated ${formatDate(doc.invoice?.invoice_date)}.`, MARGIN, y, {
+    w.text(`This credit note reduces invoice ${doc.invoice?.invoice_number ?? ""} dated ${documentDate(doc.invoice?.invoice_date)}.`, MARGIN, y, {
       color: MUTED,
     });
     y -= 12;

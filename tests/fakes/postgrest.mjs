@@ -1,14 +1,26 @@
-// A stand-in for PostgREST's /rest/v1, for supabase-js on the local stack. The local stack serves
-// only functions (no Docker, so no PostgREST); `npm run demo` wants to show the calls a frontend
-// makes (`supabase.rpc(...)`, `supabase.from(...).select(...)`), so it gives supabase-js this
+// A fake of PostgREST's /rest/v1, a stand-in for the real server, for supabase-js on the local
+// stack. It lives with the other fakes (tests/fakes/) because that is what it is: not PostgREST, and
+// not meant to grow into it. The local stack serves only functions (no Docker, so no PostgREST);
+// `npm run demo` (scripts/demo.mjs) and tests/usage-alerts.test.ts want to make the calls a frontend
+// makes (`supabase.rpc(...)`, `supabase.from(...).select(...)`), so they give supabase-js this
 // `fetch`: requests to /rest/v1 are answered here by running the SQL PostgREST would run, as the
 // caller (the JWT verified with the stack's public key, then `role` and `request.jwt.claims` set
 // for the transaction, so grants and RLS decide exactly as on Supabase); anything else goes to
-// the network. It understands only what the demo uses:
-//   POST /rest/v1/rpc/<function>   JSON named arguments -> the result (a set as an array)
+// the network.
+//
+// The PostgREST features it covers, and nothing more:
+//   POST /rest/v1/rpc/<function>   JSON named arguments -> the result (a set as an array); the
+//                                  function must be in `public` and not overloaded
+//   GET  /rest/v1/rpc/<function>   the same, without arguments
 //   GET  /rest/v1/<table>?select=a,b&<column>=eq.<value>&order=<column>.asc|desc&limit=<n>
-// Errors come back as PostgREST's do: {code (SQLSTATE), message, details, hint}, 403 for 42501,
-// 404 for P0002 / an unknown function, otherwise 400.
+//                                  plain column lists (or *), `eq.` filters, one order, a limit
+// Not covered, refused loudly (PGRST100 / PGRST105) rather than answered wrongly: embedded
+// resources (`select=*,billing_plans!inner(*)`), other operators (`gt.`, `in.`, `is.` ...) and any
+// write to a table (POST/PATCH/DELETE /<table>). `Prefer`, `Range` and count headers are ignored.
+// Queries that need what it lacks are tested as SQL (pgTAP), not through this fake.
+// Errors come back in PostgREST's shape: {code (SQLSTATE), message, details, hint}; the status is
+// this fake's own mapping: 401 for a rejected JWT, 403 for 42501, 404 for P0002 / an unknown
+// function, otherwise 400.
 import * as jose from "jose";
 
 const IDENT = /^[a-z_][a-z0-9_]*$/;
