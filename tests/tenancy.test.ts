@@ -1,6 +1,6 @@
 // Per-person limits under real concurrency: one user creating organizations (or starting trials)
 // on many connections at once. billing_settings.max_owned_organizations (3) must hold exactly, and
-// one trial per person too. The rules themselves are tested in pgTAP (11-per-person).
+// one trial per person too. The rules themselves are tested in pgTAP (01-tenancy-per-person).
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import postgres from "npm:postgres@4.2.0";
 import { adminSql, createUser, env } from "./helpers.ts";

@@ -7,7 +7,7 @@
 -- The schemas PostgREST exposes, set at database level as the hosted platform does. The
 -- exposure lints of `supabase db advisors` (RLS disabled in public, auth.users exposed,
 -- materialized views and foreign tables in the API, sensitive columns, ...) read this setting
--- and report nothing without it; so does supabase/tests/database/09-exposure.test.sql.
+-- and report nothing without it; so does supabase/tests/database/91-exposure.test.sql.
 alter database :"DBNAME" set pgrst.db_schemas = 'public,graphql_public';
 
 -- The test clock: billing.now() may follow the `billing.now` setting only where this is 'on'.

@@ -58,7 +58,7 @@ comment on function tests.as_postgres() is
 /**
  * Fixtures put several members in free organizations, while the free plan allows one member.
  * Lifts the free plan's max_members to 100 for the current transaction (the test file rolls it
- * back); the limit itself is tested in 03-tenancy.
+ * back); the limit itself is tested in 01-tenancy.
  */
 create or replace function tests.relax_member_limit()
 returns void
@@ -73,7 +73,7 @@ comment on function tests.relax_member_limit() is
 /**
  * Fixtures make one user owner of many organizations, while billing_settings allows 3 per user.
  * Lifts max_owned_organizations (null: no limit) for the current transaction (the test file rolls
- * it back); the limit itself is tested in 11-per-person.
+ * it back); the limit itself is tested in 01-tenancy-per-person.
  */
 create or replace function tests.relax_owner_limit()
 returns void

@@ -344,7 +344,7 @@ begin
       from old_rows o
       join new_rows n on n.id = o.id
       -- History-worthy: every column but updated_at, created_at and period_anchor (bookkeeping).
-      -- 20-subscription-history.test.sql fails when a column is added to subscriptions and not here.
+      -- 02-plans-subscription-history.test.sql fails when a column is added to subscriptions and not here.
       where (o.organization_id, o.plan_id, o.status, o.current_period_start, o.current_period_end, o.trial_end,
              o.cancel_at_period_end, o.canceled_at, o.ended_at, o.provider, o.provider_subscription_id,
              o.pending_plan_id, o.pending_plan_effective_at)

@@ -19,7 +19,7 @@
 -- `security invoker` wrapper over its `security definer` implementation in `billing`, which checks
 -- who is calling (billing.require_user, billing.require_role) before it writes.
 -- Private tables in billing grant nothing to anon or authenticated (supabase/tests/database/
--- 09-exposure checks it) and have no row level security, which is for what the API exposes.
+-- 91-exposure checks it) and have no row level security, which is for what the API exposes.
 --
 -- Every function is plpgsql, one-liners too: each sets search_path = '' (so a caller cannot put
 -- its own objects in front of ours), and a sql-language function with a SET clause is never

@@ -7,7 +7,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 -- Fixtures make one user owner of 23 organizations (past billing_settings.max_owned_organizations,
--- 3 per user); that limit is tested in 11-per-person.
+-- 3 per user); that limit is tested in 01-tenancy-per-person.
 select tests.relax_owner_limit();
 select plan(166);
 

@@ -66,7 +66,7 @@ insert into public.organizations (id, name, billing_name, gstin, billing_country
   ('a7000000-0000-4000-8000-000000000003', 'Export', 'Export Buyer Inc', null, 'US'),
   ('a7000000-0000-4000-8000-000000000004', 'Stateless', 'Stateless Buyer', null, 'IN');
 -- The US buyer's exports are verified by an operator: its INR orders are an export of services
--- (an unverified foreign buyer paying INR is taxed: 12-money-safety).
+-- (an unverified foreign buyer paying INR is taxed: 07-payments-money-safety).
 update public.organizations set exports_verified = true where id = 'a7000000-0000-4000-8000-000000000003';
 
 insert into public.organization_members (organization_id, user_id, role) values
