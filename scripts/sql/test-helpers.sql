@@ -97,7 +97,8 @@ grant execute on function tests.as_user(uuid), tests.as_role(text), tests.as_pos
  * A provider event as the Edge Functions' adapters hand it to billing.apply_payment_event: the
  * given event plus its neutral `kind`, `subscription_status` and `error_reason`, derived from the
  * provider's event_type the way supabase/functions/_shared/providers/ maps them (the Deno tests
- * check those adapters against the providers' SDKs; here the SQL is tested alone). Keys the
+ * check those adapters against the providers' SDKs, and tests/adapted.test.ts checks this copy
+ * against the adapters' own tables, so it cannot drift; here the SQL is tested alone). Keys the
  * event already has are kept, so a test can pass its own kind.
  */
 create or replace function tests.adapted(p_event jsonb)
@@ -122,6 +123,10 @@ declare
     when v_type = 'payment.authorized' then 'payment_authorized'
     when v_type = 'payment.failed' then 'payment_failed'
     when v_type = 'refund.processed' then 'refund_processed'
+    when v_type = 'refund.failed' then 'refund_failed'
+    when v_type = 'payment.dispute.created' then 'dispute_opened'
+    when v_type = 'payment.dispute.won' then 'dispute_won'
+    when v_type = 'payment.dispute.lost' then 'dispute_lost'
     when v_status is not null then 'subscription_status'
     else 'other' end;
 begin
