@@ -240,7 +240,7 @@ reset billing.test_clock; -- back to the database's own setting (billing.now() r
 create function pg_temp.event(p_id text)
 returns jsonb language sql as $$
   select tests.adapted(jsonb_build_object(
-    'provider', 'razorpay', 'event_id', p_id, 'event_type', 'payment.dispute.created',
+    'provider', 'razorpay', 'event_id', p_id, 'event_type', 'settlement.processed',
     'payload', jsonb_build_object('email', 'buyer@example.in', 'contact', '+919999999999')))
 $$;
 
@@ -260,7 +260,7 @@ select set_config('billing.now', '2030-04-02 00:00:00+00', true);
 select cmp_ok(billing.job_purge(), '>=', 1, 'billing-purge runs');
 select is(
   pg_temp.stored('pp_evt_old'),
-  '(razorpay,pp_evt_old,payment.dispute.created,{},"2030-04-02 00:00:00+00",1)',
+  '(razorpay,pp_evt_old,settlement.processed,{},"2030-04-02 00:00:00+00",1)',
   'a payload past the retention is stripped and the time recorded; provider, event id and type stay'
 );
 select is(

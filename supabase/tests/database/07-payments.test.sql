@@ -319,9 +319,9 @@ select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_rest', 'refund.processed'
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_unknown', 'refund.processed', null, 'pay_unknown', 100, 'INR',
                                    '{"provider_refund_id": "rfnd_2"}')),
   'unmatched', 'a refund of an unknown payment is unmatched');
-select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_dispute', 'payment.dispute.created', null, 'pay_b1', 50000)),
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_settlement', 'settlement.processed', null, 'pay_b1', 50000)),
   'ignored', 'an unknown event type is acknowledged as ignored');
-select ok((select processed_at is not null and last_error is null from billing.webhook_events where event_id = 'evt_dispute'),
+select ok((select processed_at is not null and last_error is null from billing.webhook_events where event_id = 'evt_settlement'),
   'the ignored event is recorded');
 
 -- -------------------------------------------------------------------------------------------------
