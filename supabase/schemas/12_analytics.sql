@@ -4,7 +4,10 @@
 -- Holds:
 --   billing.subscription_states            the state each subscription_history row leaves its
 --                                          subscription in (plan, status, monthly value)
---   billing.revenue_summary(day)           one India-time day's figures, computed (jsonb)
+--   billing.revenue_summary(day)           one India-time day's figures, computed (jsonb), in steps:
+--     billing.revenue_payments(start, at)      the payments of the day and the GST of their documents
+--     billing.subscription_states_at(at)       every subscription's state (and MRR) at a moment
+--     billing.revenue_movements(start, at)     the organizations that can have moved, MRR at both ends
 --   billing.revenue_analytics              one stored row per day: that same summary
 --   billing.refresh_revenue_analytics(from, to)   fills it (idempotent, backfills missing days)
 --   billing.revenue_monthly, billing.revenue_current   monthly rates; the latest stored day
@@ -300,64 +303,59 @@ grant select on billing.revenue_current to service_role, billing_analyst;
  * organization, plan code, status and monthly recurring value in paise (mrr). One row per
  * subscription with history before p_at. Part of billing.revenue_summary (the closing figures).
  * jit = off: the latest-state pass over the whole history is costed high enough to be JIT
- * compiled, which costs more than it saves (see billing.revenue_summary).
+ * compiled, which costs more than it saves (see billing.revenue_summary). plpgsql, not sql, so
+ * p_at is planned as the value it is.
  */
 create function billing.subscription_states_at(p_at timestamptz)
 returns table (subscription_id uuid, organization_id uuid, plan_code text, status public.subscription_status, mrr bigint)
-language sql
+language plpgsql
 stable
 set search_path = ''
 set jit = off
 as $$
+begin
+  return query
   select distinct on (v.subscription_id) v.subscription_id, v.organization_id, v.plan_code, v.status, v.mrr
   from billing.subscription_states v
   where v.effective_at < p_at and v.subscription_id is not null
   order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc;
+end;
 $$;
 revoke execute on function billing.subscription_states_at(timestamptz) from public, anon, authenticated;
 grant execute on function billing.subscription_states_at(timestamptz) to service_role;
 
 /**
- * The MRR of organization p_organization_id at p_at, paise: the sum over its subscriptions of the
- * mrr of the state each was in then (billing.subscription_states_at, for one organization; 0 when
- * none). Part of billing.revenue_movements.
- */
-create function billing.organization_mrr_at(p_organization_id uuid, p_at timestamptz)
-returns bigint
-language sql
-stable
-set search_path = ''
-as $$
-  select coalesce(sum(x.mrr), 0)::bigint
-  from (select distinct on (v.subscription_id) v.mrr
-        from billing.subscription_states v
-        where v.organization_id = p_organization_id and v.effective_at < p_at and v.subscription_id is not null
-        order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc) x;
-$$;
-revoke execute on function billing.organization_mrr_at(uuid, timestamptz) from public, anon, authenticated;
-grant execute on function billing.organization_mrr_at(uuid, timestamptz) to service_role;
-
-/**
  * The organizations whose MRR can have moved between p_start and p_at (those with a
- * subscription_history row in [p_start, p_at)), each with its MRR at both ends (mrr_before at
- * p_start, mrr_after at p_at, paise; billing.organization_mrr_at) and whether it ever had MRR
- * before p_start (paid_before: a reactivation, not a new customer). Part of
- * billing.revenue_summary (the movements).
+ * subscription_history row in [p_start, p_at)), each with its MRR at both ends, paise: the sum
+ * over its subscriptions of the mrr of the state each was in then (as billing.subscription_states_at
+ * gives it, for one organization): mrr_before at p_start, mrr_after at p_at; and whether it ever
+ * had MRR before p_start (paid_before: a reactivation, not a new customer). Part of
+ * billing.revenue_summary (the movements). plpgsql, not sql, so the moments are planned as the
+ * values they are (a sql function would plan them as unknown parameters, which is slower here).
  */
 create function billing.revenue_movements(p_start timestamptz, p_at timestamptz)
 returns table (organization_id uuid, mrr_before bigint, mrr_after bigint, paid_before boolean)
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
+begin
+  return query
   select m.organization_id,
-         billing.organization_mrr_at(m.organization_id, p_start),
-         billing.organization_mrr_at(m.organization_id, p_at),
+         (select coalesce(sum(x.mrr), 0) from (
+            select distinct on (v.subscription_id) v.mrr from billing.subscription_states v
+            where v.organization_id = m.organization_id and v.effective_at < p_start and v.subscription_id is not null
+            order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc) x)::bigint,
+         (select coalesce(sum(x.mrr), 0) from (
+            select distinct on (v.subscription_id) v.mrr from billing.subscription_states v
+            where v.organization_id = m.organization_id and v.effective_at < p_at and v.subscription_id is not null
+            order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc) x)::bigint,
          exists (select 1 from billing.subscription_states v
                  where v.organization_id = m.organization_id and v.effective_at < p_start and v.mrr > 0)
   from (select distinct h.organization_id
         from public.subscription_history h
         where h.effective_at >= p_start and h.effective_at < p_at) m;
+end;
 $$;
 revoke execute on function billing.revenue_movements(timestamptz, timestamptz) from public, anon, authenticated;
 grant execute on function billing.revenue_movements(timestamptz, timestamptz) to service_role;
@@ -373,10 +371,12 @@ grant execute on function billing.revenue_movements(timestamptz, timestamptz) to
 create function billing.revenue_payments(p_start timestamptz, p_at timestamptz)
 returns table (status public.payment_status, provider public.payment_provider, plan_code text, amount bigint,
                gst bigint, net bigint)
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
+begin
+  return query
   select y.status, y.provider, y.plan_code, y.amount,
          case when y.status = 'captured' then 1 else -1 end * y.gst,
          case when y.status = 'captured' then 1 else -1 end * (y.amount - y.gst)
@@ -395,6 +395,7 @@ as $$
     where pe.occurred_at >= p_start and pe.occurred_at < p_at
       and pe.status in ('captured', 'refunded') and pe.currency = 'INR'
   ) y;
+end;
 $$;
 revoke execute on function billing.revenue_payments(timestamptz, timestamptz) from public, anon, authenticated;
 grant execute on function billing.revenue_payments(timestamptz, timestamptz) to service_role;

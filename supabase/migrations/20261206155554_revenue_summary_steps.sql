@@ -11,22 +11,6 @@
 
 SET local check_function_bodies = off;
 
-CREATE OR REPLACE FUNCTION billing.organization_mrr_at (
-  p_organization_id uuid,
-  p_at              timestamp with time zone
-)
-  RETURNS bigint
-  LANGUAGE sql
-  STABLE
-  SET search_path TO ''
-  AS $function$
-  select coalesce(sum(x.mrr), 0)::bigint
-  from (select distinct on (v.subscription_id) v.mrr
-        from billing.subscription_states v
-        where v.organization_id = p_organization_id and v.effective_at < p_at and v.subscription_id is not null
-        order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc) x;
-$function$;
-
 CREATE OR REPLACE FUNCTION billing.revenue_movements (
   p_start timestamp with time zone,
   p_at    timestamp with time zone
@@ -37,18 +21,27 @@ CREATE OR REPLACE FUNCTION billing.revenue_movements (
     mrr_after       bigint,
     paid_before     boolean
   )
-  LANGUAGE sql
+  LANGUAGE plpgsql
   STABLE
   SET search_path TO ''
   AS $function$
+begin
+  return query
   select m.organization_id,
-         billing.organization_mrr_at(m.organization_id, p_start),
-         billing.organization_mrr_at(m.organization_id, p_at),
+         (select coalesce(sum(x.mrr), 0) from (
+            select distinct on (v.subscription_id) v.mrr from billing.subscription_states v
+            where v.organization_id = m.organization_id and v.effective_at < p_start and v.subscription_id is not null
+            order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc) x)::bigint,
+         (select coalesce(sum(x.mrr), 0) from (
+            select distinct on (v.subscription_id) v.mrr from billing.subscription_states v
+            where v.organization_id = m.organization_id and v.effective_at < p_at and v.subscription_id is not null
+            order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc) x)::bigint,
          exists (select 1 from billing.subscription_states v
                  where v.organization_id = m.organization_id and v.effective_at < p_start and v.mrr > 0)
   from (select distinct h.organization_id
         from public.subscription_history h
         where h.effective_at >= p_start and h.effective_at < p_at) m;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION billing.revenue_payments (
@@ -63,10 +56,12 @@ CREATE OR REPLACE FUNCTION billing.revenue_payments (
     gst       bigint,
     net       bigint
   )
-  LANGUAGE sql
+  LANGUAGE plpgsql
   STABLE
   SET search_path TO ''
   AS $function$
+begin
+  return query
   select y.status, y.provider, y.plan_code, y.amount,
          case when y.status = 'captured' then 1 else -1 end * y.gst,
          case when y.status = 'captured' then 1 else -1 end * (y.amount - y.gst)
@@ -85,6 +80,7 @@ CREATE OR REPLACE FUNCTION billing.revenue_payments (
     where pe.occurred_at >= p_start and pe.occurred_at < p_at
       and pe.status in ('captured', 'refunded') and pe.currency = 'INR'
   ) y;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION billing.revenue_summary (
@@ -219,20 +215,19 @@ CREATE OR REPLACE FUNCTION billing.subscription_states_at (
     status          public.subscription_status,
     mrr             bigint
   )
-  LANGUAGE sql
+  LANGUAGE plpgsql
   STABLE
   SET search_path TO ''
   SET jit TO 'off'
   AS $function$
+begin
+  return query
   select distinct on (v.subscription_id) v.subscription_id, v.organization_id, v.plan_code, v.status, v.mrr
   from billing.subscription_states v
   where v.effective_at < p_at and v.subscription_id is not null
   order by v.subscription_id, v.effective_at desc, v.created_at desc, v.id desc;
+end;
 $function$;
-
-REVOKE ALL ON FUNCTION "billing"."organization_mrr_at"(uuid, timestamp WITH time zone) FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION "billing"."organization_mrr_at"(uuid, timestamp WITH time zone) TO "service_role";
 
 REVOKE ALL ON FUNCTION "billing"."revenue_movements"(timestamp WITH time zone, timestamp WITH time zone) FROM PUBLIC;
 
