@@ -1,6 +1,7 @@
 // npm test: a throwaway cluster on a free port (never the dev database), migrations + seed,
 // pgTAP, `supabase db lint`, `supabase db advisors`, the database.types.ts drift check, the
-// supabase/schemas/ checks (scripts/lib/schemas.mjs), then
+// supabase/schemas/ checks (scripts/lib/schemas.mjs), the upgrade of the previous release with data
+// on it (scripts/lib/upgrade.mjs), then
 // `deno test` against the local functions server and fake upstreams, and a small fixed seed of the
 // simulator (`npm run simulate`, on its own cluster). Each stage prints a line as
 // it starts and its count and time as it ends; the run ends with one line `N passed, N failed`.
@@ -16,6 +17,7 @@ import { ensurePgPackages, tempCluster } from "./lib/pg.mjs";
 import { bin, main, onInterrupt, root, run, ScriptError, stopChildren } from "./lib/run.mjs";
 import { buildBoth, declarationProblems, defaultSchemasDir, orderDifferences, ruleMapProblems, schemaDiff } from "./lib/schemas.mjs";
 import { startLocalStack } from "./lib/stack.mjs";
+import { LAST_RELEASED_MIGRATION, upgradeWithData } from "./lib/upgrade.mjs";
 
 const tally = { passed: 0, failed: 0 };
 // PGSSLMODE=disable: the local cluster has no TLS, and the CLI would print a banner about it into stdout.
@@ -197,6 +199,16 @@ async function schemas(db) {
   }
 }
 
+/**
+ * Upgrade with data (scripts/lib/upgrade.mjs): the previous release (migrations up to
+ * LAST_RELEASED_MIGRATION) with the seed and supabase/tests/upgrade/fixtures.sql on it, then the
+ * newer migrations by supabase db push; the result must equal supabase/schemas/ and keep the
+ * fixture rows (supabase/tests/upgrade/checks.sql). One record per step.
+ */
+async function upgrade(db) {
+  for (const o of await upgradeWithData(db.url)) record(o.name, o.ok, o.ok ? "" : `  ${o.detail.split("\n").join("\n  ")}`);
+}
+
 const pgTapDir = path.join(root, "supabase", "tests", "database");
 
 /** What to run: everything, or only the files named on the command line (no checks then). */
@@ -238,6 +250,7 @@ main(async () => {
         await denoCheck();
       });
       await stage("schemas (supabase/schemas/ against the migrations)", () => schemas(db));
+      await stage(`upgrade with data (from the release ending ${LAST_RELEASED_MIGRATION})`, () => upgrade(db));
     }
     if (only.checks) await stage("simulation (a small fixed seed)", simulation);
     if (only.ts.length === 0) return;

@@ -37,7 +37,7 @@ const CLI_ENV = { SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1", NO_COLOR:
  * @param {string[]} args
  * @param {{ allowFail?: boolean }} [opts]
  */
-function psql(url, args, opts) {
+export function psql(url, args, opts) {
   return run(path.join(pgBinDir(), "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, ...args], opts);
 }
 
@@ -75,7 +75,7 @@ export async function dropDatabase(adminUrl, name) {
  * Supabase compatibility layer (roles, auth, extensions), as scripts/lib/pg.mjs does.
  * @param {string} url
  */
-async function prepareLocal(url) {
+export async function prepareLocal(url) {
   await psql(url, ["-f", path.join(root, "scripts", "sql", "local-settings.sql"), "-f", path.join(root, "scripts", "sql", "compat.sql")]);
 }
 
@@ -84,7 +84,7 @@ async function prepareLocal(url) {
  * @param {string} url a database that prepareLocal() has prepared
  * @param {string} migrationsDir a folder named supabase/migrations
  */
-async function pushMigrations(url, migrationsDir) {
+export async function pushMigrations(url, migrationsDir) {
   const dir = path.resolve(migrationsDir);
   if (path.basename(dir) !== "migrations" || path.basename(path.dirname(dir)) !== "supabase") {
     throw new ScriptError(`${dir} is not a supabase/migrations folder (supabase db push reads <workdir>/supabase/migrations)`);

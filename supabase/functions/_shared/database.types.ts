@@ -813,6 +813,16 @@ isOneToOne: true
 "revenue_analytics_batch":
 { Args: { "p_limit": number }; Returns: number
                            },
+"revenue_movements":
+{ Args: { "p_at": string,"p_start": string }; Returns: {
+              "mrr_after": number,"mrr_before": number,"organization_id": string,"paid_before": boolean
+            }[]
+                           },
+"revenue_payments":
+{ Args: { "p_at": string,"p_start": string }; Returns: {
+              "amount": number,"gst": number,"net": number,"plan_code": string,"provider": Database["public"]['Enums']["payment_provider"],"status": Database["public"]['Enums']["payment_status"]
+            }[]
+                           },
 "revenue_summary":
 { Args: { "p_day"?: string }; Returns: Json
                            },
@@ -850,6 +860,11 @@ isOneToOne: true
                            },
 "subscription_intent_actions":
 { Args: Record<PropertyKey, never>; Returns: (string)[]
+                           },
+"subscription_states_at":
+{ Args: { "p_at": string }; Returns: {
+              "mrr": number,"organization_id": string,"plan_code": string,"status": Database["public"]['Enums']["subscription_status"],"subscription_id": string
+            }[]
                            },
 "subscription_status_for":
 { Args: { "p_current_period_end": string,"p_now": string,"p_provider_status": string }; Returns: Database["public"]['Enums']["subscription_status"]

@@ -14,7 +14,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
-select plan(37);
+select plan(41);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture helpers
@@ -270,12 +270,32 @@ select results_eq(
      from generate_series(1, 60) n left join expected_day e on e.day = n order by n $$,
   'revenue, GST and the MRR movements of every day are the hand-worked ones (zeros on quiet days)'
 );
-select is_empty(
-  $$ select r.day from billing.revenue_analytics r
-     where r.opening_mrr + r.new_mrr + r.reactivation_mrr + r.expansion_mrr - r.contraction_mrr - r.churned_mrr <> r.mrr
-        or r.arr <> 12 * r.mrr or r.net_revenue <> r.gross - r.refunds - r.gst $$,
-  'every day: opening + new + reactivation + expansion - contraction - churned = closing; arr = 12 x mrr; net = gross - refunds - gst'
-);
+-- The figures add up because the table refuses a row where they do not: each row below is a stored
+-- day (day 20) copied to another day with one figure off by one paisa or one customer, and must be
+-- refused by the check constraint named (a constraint dropped or loosened lets it in; one that
+-- checks something else names another constraint). The unaltered copy goes in first.
+create function pg_temp.store_day_20_with(p_column text, p_delta bigint) returns void language sql as $$
+  insert into billing.revenue_analytics
+  select (jsonb_populate_record(null::billing.revenue_analytics,
+                                to_jsonb(r) || jsonb_build_object('day', date '2000-01-01',
+                                                                  p_column, (to_jsonb(r) ->> p_column)::bigint + p_delta))).*
+  from billing.revenue_analytics r where r.day = pg_temp.d(20);
+$$;
+select lives_ok($$select pg_temp.store_day_20_with('mrr', 0)$$, 'the same day copied unaltered is stored');
+delete from billing.revenue_analytics where day = date '2000-01-01';
+select throws_ok($$select pg_temp.store_day_20_with('opening_mrr', 1)$$, '23514',
+  'new row for relation "revenue_analytics" violates check constraint "revenue_analytics_mrr_moves_add_up"',
+  'a day whose MRR movements do not add up (opening + new + reactivation + expansion - contraction - churned <> closing) is refused');
+select throws_ok($$select pg_temp.store_day_20_with('arr', 1)$$, '23514',
+  'new row for relation "revenue_analytics" violates check constraint "revenue_analytics_arr"',
+  'a day whose arr is not 12 x mrr is refused');
+select throws_ok($$select pg_temp.store_day_20_with('net_revenue', 1)$$, '23514',
+  'new row for relation "revenue_analytics" violates check constraint "revenue_analytics_net_adds_up"',
+  'a day whose net revenue is not gross - refunds - gst is refused');
+select throws_ok($$select pg_temp.store_day_20_with('opening_customers', 1)$$, '23514',
+  'new row for relation "revenue_analytics" violates check constraint "revenue_analytics_customers_add_up"',
+  'a day whose customers do not add up (opening + new + reactivated - churned <> paying) is refused');
+delete from billing.revenue_analytics where day = date '2000-01-01'; -- let in by a missing constraint
 select is_empty(
   $$ select r.day from billing.revenue_analytics r
      left join billing.revenue_analytics p on p.day = r.day - 1
