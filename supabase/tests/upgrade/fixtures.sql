@@ -90,7 +90,7 @@ values
 -- Notifications: one sent, one waiting.
 insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key, sent_at)
 values
-  ('f0000000-0000-4000-8000-000000000001', 'f1000000-0000-4000-8000-000000000001', 'payment_receipt', '{}', 'upgrade_fx_receipt_1',
+  ('f0000000-0000-4000-8000-000000000001', 'f1000000-0000-4000-8000-000000000001', 'payment_captured', '{}', 'upgrade_fx_captured_1',
    timestamptz '2026-10-02 10:01+05:30'),
   ('f0000000-0000-4000-8000-000000000003', 'f1000000-0000-4000-8000-000000000003', 'subscription_canceled', '{}',
    'upgrade_fx_canceled_3', null);
