@@ -66,6 +66,16 @@ Deno.test("1: a capture recorded twice, one the provider never made, and a refun
   assert(details.includes("we recorded 10000 paise refunded, the provider refunded 0"), details);
 });
 
+Deno.test("1: a provider refund held as a mismatch is in our ledger; one missing is reported", () => {
+  const s = paidOrg();
+  s.provider_refunds = [{ provider: "razorpay", payment_id: "pay_1", refund_id: "rfnd_1", amount: 9980, at_ms: s.now_ms - 5 * DAY }];
+  const details = () => checkLedger(s).map((x) => x.detail).join("\n");
+  assert(details().includes("the provider refunded 9980 paise, our ledger has 0"), details());
+  s.payment_events.push({ ...capture("pe5", "pay_1", 9980), status: "mismatch", refund_id: "rfnd_1", captured_payment_event_id: "pe1" });
+  assertEquals(checkLedger(s), [], "a refund recorded as a mismatch (held for an operator) is recorded");
+  assertEquals(checkMoneyDocuments(s), [], "and, with no credit note, counts on neither side of money = documents");
+});
+
 Deno.test("2: a credit note with no refund breaks money = documents", () => {
   const s = paidOrg();
   s.credit_notes = [{ id: "cn1", organization_id: ORG, number: "CN/26-27/0000001", financial_year: 2026, serial: 1, total_cents: 49900, invoice_id: "inv1" }];

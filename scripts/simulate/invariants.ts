@@ -175,8 +175,9 @@ function sumBy<T>(rows: T[], key: (r: T) => string, amount: (r: T) => number): M
 
 /**
  * 1. Our ledger equals the provider's: every capture and refund at the provider is in
- * payment_events exactly once (after settle_ms, time for reconcile to find a lost webhook), and
- * nothing is there that the provider did not do.
+ * payment_events exactly once (after settle_ms, time for reconcile to find a lost webhook; a
+ * refund as `refunded`, or as a `mismatch` held for an operator), and nothing is there that the
+ * provider did not do.
  */
 export function checkLedger(s: Snapshot): Violation[] {
   const out: Violation[] = [];
@@ -199,7 +200,10 @@ export function checkLedger(s: Snapshot): Violation[] {
     }
   }
   const orgOf = new Map(captured.map((e) => [`${e.provider}:${e.provider_payment_id}`, e.organization_id]));
-  const refundedOurs = sumBy(s.payment_events.filter((e) => e.status === "refunded"), (e) => `${e.provider}:${e.provider_payment_id}`, (e) => e.amount_cents);
+  // A refund recorded as a mismatch (more than the payment had left, e.g. after a lost dispute) is
+  // in our ledger too, held for an operator: it counts as recorded here, not as a document.
+  const refundRows = s.payment_events.filter((e) => e.status === "refunded" || (e.status === "mismatch" && e.refund_id !== null));
+  const refundedOurs = sumBy(refundRows, (e) => `${e.provider}:${e.provider_payment_id}`, (e) => e.amount_cents);
   const settled = s.provider_refunds.filter((r) => s.now_ms - r.at_ms > s.settle_ms);
   const refundedTheirs = sumBy(s.provider_refunds, (r) => `${r.provider}:${r.payment_id}`, (r) => r.amount);
   const refundedTheirsSettled = sumBy(settled, (r) => `${r.provider}:${r.payment_id}`, (r) => r.amount);

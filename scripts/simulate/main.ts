@@ -363,7 +363,8 @@ function cancelsAtCycleEnd(body: unknown): boolean {
 interface Delivery {
   due: number;
   send: () => Promise<unknown>;
-  org: Org;
+  /** The organization whose event it is (none for a provider's redelivery). */
+  org?: Org;
 }
 let lateQueue: Delivery[] = [];
 /** A late webhook arrives one to this many days later. */
@@ -391,13 +392,28 @@ async function deliver(o: Org, send: () => Promise<unknown>, { losable = false }
 
 function rzpWebhook(event: string, payload: Json, createdAt = Math.floor(now / 1000)) {
   const raw = JSON.stringify({ entity: "event", account_id: "acc_sim", event, contains: Object.keys(payload), payload, created_at: createdAt });
-  return call("razorpay-webhook", null, {
-    raw,
-    headers: {
-      "x-razorpay-signature": createHmac("sha256", env("RAZORPAY_WEBHOOK_SECRET")).update(raw).digest("hex"),
-      "x-razorpay-event-id": simId("evt"),
-    },
-  });
+  return webhook(`razorpay ${event}`, () =>
+    call("razorpay-webhook", null, {
+      raw,
+      headers: {
+        "x-razorpay-signature": createHmac("sha256", env("RAZORPAY_WEBHOOK_SECRET")).update(raw).digest("hex"),
+        "x-razorpay-event-id": simId("evt"),
+      },
+    }));
+}
+
+/**
+ * One webhook delivery, as a provider makes it: an answer other than 2xx is logged (a signed event
+ * should never get one) and delivered again the next day, up to three times, as the providers
+ * retry failed deliveries.
+ */
+async function webhook(label: string, send: () => Promise<{ status: number; body: Json }>, attempt = 1) {
+  const res = await send();
+  if (res.status >= 300) {
+    log.push(`day ${day}: ${label} answered ${res.status} ${String(res.body.code ?? "")} ${String(res.body.message ?? "")}`.trimEnd());
+    if (attempt <= 3) lateQueue.push({ due: now + DAY, send: () => webhook(label, send, attempt + 1) });
+  }
+  return res;
 }
 
 function payuWebhook(fields: Record<string, string>, mihpayid: string) {
@@ -411,10 +427,11 @@ function payuWebhook(fields: Record<string, string>, mihpayid: string) {
     env("PAYU_MERCHANT_SALT"), f.status, "", "", "", "", "", f.udf5, f.udf4, f.udf3, f.udf2, f.udf1, f.email,
     f.firstname, f.productinfo, f.amount, f.txnid, env("PAYU_MERCHANT_KEY"),
   ].join("|")).digest("hex");
-  return call("payu-webhook", null, {
-    raw: new URLSearchParams(f).toString(),
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-  });
+  return webhook(`payu ${f.status}`, () =>
+    call("payu-webhook", null, {
+      raw: new URLSearchParams(f).toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    }));
 }
 
 // -------------------------------------------------------------------------------------------------
