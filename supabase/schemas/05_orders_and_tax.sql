@@ -397,13 +397,15 @@ create index payment_events_provider_payment_idx on public.payment_events (provi
 /**
  * A provider payment is recorded once per state (authorized, captured, failed, mismatch): the
  * webhook, the Checkout verification, PayU's return POST and reconciliation all race to this row.
- * A refund is recorded once (several partial refunds of one payment each have their own id).
+ * A refund is recorded once by its provider refund id, applied ('refunded') or held for an
+ * operator ('mismatch': more than the payment had left); several refunds of one payment each
+ * have their own id.
  */
 create unique index payment_events_payment_status_idx on public.payment_events (provider, provider_payment_id, status)
-  where status <> 'refunded';
+  where status <> 'refunded' and not (status = 'mismatch' and details ? 'refund_id');
 
 create unique index payment_events_refund_idx on public.payment_events (provider, (details ->> 'refund_id'))
-  where status = 'refunded';
+  where status = 'refunded' or (status = 'mismatch' and details ? 'refund_id');
 
 grant select on public.payment_events to authenticated;
 

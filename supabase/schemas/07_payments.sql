@@ -827,6 +827,11 @@ begin
                                     'event_type', p_event ->> 'event_type',
                                     'captured_payment_event_id', v_captured.id, 'refunded_before', v_refunded),
       p_event_at);
+    if v_payment_event_id is null then
+      -- This refund id is already in the ledger (a mismatch is recorded once, by its refund id).
+      return pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'refund already recorded',
+                                           'order_id', v_order.id, 'order_status', v_order.status);
+    end if;
     return pg_catalog.jsonb_build_object('result', 'mismatch', 'reason', v_error, 'last_error', v_error,
                                          'order_id', v_order.id, 'order_status', v_order.status,
                                          'payment_event_id', v_payment_event_id);

@@ -8,7 +8,7 @@ select tests.relax_member_limit();
 -- Fixtures make one user owner of four organizations (past billing_settings.max_owned_organizations,
 -- 3 per user); that limit is tested in 01-tenancy-per-person.
 select tests.relax_owner_limit();
-select plan(115);
+select plan(118);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -316,6 +316,15 @@ select ok((select last_error like 'refund rfnd_big: refunds of payment pay_b1 wo
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_rest', 'refund.processed', null, 'pay_b1', 39000, 'INR',
                                    '{"provider_refund_id": "rfnd_rest"}')),
   'applied', 'a refund of exactly what is left is applied');
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_big2', 'refund.processed', null, 'pay_b1', 100, 'INR',
+                                   '{"provider_refund_id": "rfnd_big2"}')),
+  'mismatch', 'a second refund beyond what was captured is a mismatch too');
+select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_big2_again', 'refund.processed', null, 'pay_b1', 100, 'INR',
+                                   '{"provider_refund_id": "rfnd_big2"}')),
+  'duplicate', 'the same refund under another event id is a duplicate');
+select is((select array_agg(details ->> 'refund_id' order by details ->> 'refund_id') from public.payment_events
+           where provider_payment_id = 'pay_b1' and status = 'mismatch'),
+  array['rfnd_big', 'rfnd_big2'], 'each refund the provider made is in the ledger once, by its refund id, the second mismatch too');
 select is(pg_temp.apply(pg_temp.ev('razorpay', 'evt_rf_unknown', 'refund.processed', null, 'pay_unknown', 100, 'INR',
                                    '{"provider_refund_id": "rfnd_2"}')),
   'unmatched', 'a refund of an unknown payment is unmatched');
