@@ -58,3 +58,33 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     return e instanceof HttpError ? `${e.status} ${e.code}` : `error ${(e as Error).message}`;
   }
 }
+
+/**
+ * POST to one of the stack's functions as a client would (redirects not followed): the status, the
+ * body (parsed JSON, or {text} when it is not JSON) and the headers.
+ */
+export async function callFunction(name: string, init: RequestInit & { token?: string } = {}) {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+  const res = await fetch(functionsUrl(name), { method: "POST", ...init, headers, redirect: "manual" });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? JSON.parse(text) : {};
+  } catch {
+    body = { text };
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+/** The fake upstreams' control API (tests/fakes/upstreams.ts): GET without a body, else POST; throws unless 2xx. */
+export async function fakeControl(path: string, body?: unknown) {
+  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await res.json();
+  if (!res.ok) throw new Error(`fake ${path}: ${JSON.stringify(answer)}`);
+  return answer;
+}

@@ -7,7 +7,7 @@
 // documented formulas, so a wrong hash in our code fails these tests.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, createUser, env, mintToken, callFunction as call } from "./helpers.ts";
 
 type Sql = ReturnType<typeof adminSql>;
 type Json = Record<string, unknown>;
@@ -71,20 +71,6 @@ async function makeOrg(): Promise<Org> {
       (${id}, ${owner}, 'owner'), (${id}, ${admin}, 'admin'), (${id}, ${member}, 'member')`;
   });
   return { id, owner, admin, member, stranger };
-}
-
-async function call(name: string, init: RequestInit & { token?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-  const res = await fetch(functionsUrl(name), { method: "POST", ...init, headers, redirect: "manual" });
-  const text = await res.text();
-  let body: Json = {};
-  try {
-    body = text ? JSON.parse(text) : {};
-  } catch {
-    body = { text };
-  }
-  return { status: res.status, body, headers: res.headers };
 }
 
 async function checkout(org: Org, planCode: string, provider: string, user = org.owner) {

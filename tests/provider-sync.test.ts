@@ -8,7 +8,7 @@ import { createHash, createHmac } from "node:crypto";
 import { createRazorpayAdapter } from "../supabase/functions/_shared/providers/razorpay/index.ts";
 import type { ProviderAction } from "../supabase/functions/_shared/providers/types.ts";
 import { outcomeOf } from "../supabase/functions/provider-sync/sync.ts";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, createUser, env, mintToken, callFunction as call } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -49,20 +49,6 @@ async function makeOrg(): Promise<{ id: string; owner: string }> {
     values (${`Sync ${rand()}`}, 'billing@example.in') returning id`;
   await sql`insert into public.organization_members (organization_id, user_id, role) values (${id}, ${owner}, 'owner')`;
   return { id, owner };
-}
-
-async function call(name: string, init: RequestInit & { token?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-  const res = await fetch(functionsUrl(name), { method: "POST", ...init, headers });
-  const text = await res.text();
-  let body: Json = {};
-  try {
-    body = text ? JSON.parse(text) : {};
-  } catch {
-    body = { text };
-  }
-  return { status: res.status, body };
 }
 
 const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

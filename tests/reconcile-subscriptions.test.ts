@@ -5,7 +5,7 @@
 // call fetches nothing.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, createUser, env, mintToken, callFunction as call, fakeControl as fake } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -27,31 +27,6 @@ function ensurePlan(): Promise<void> {
               ${JSON.stringify({ razorpay: { plan_id: RZP_PLAN_ID } })}::text::jsonb, true)`;
   })();
   return planReady;
-}
-
-async function call(name: string, init: RequestInit & { token?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-  const res = await fetch(functionsUrl(name), { method: "POST", ...init, headers });
-  const text = await res.text();
-  let body: Json = {};
-  try {
-    body = text ? JSON.parse(text) : {};
-  } catch {
-    body = { text };
-  }
-  return { status: res.status, body };
-}
-
-async function fake(path: string, body?: unknown) {
-  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}${path}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await res.json();
-  if (!res.ok) throw new Error(`fake ${path}: ${JSON.stringify(answer)}`);
-  return answer;
 }
 
 const fakeCalls = async (route: string): Promise<number> => (await fake("/__control/stats")).calls[route] ?? 0;

@@ -8,7 +8,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { reconcileRefunds } from "../supabase/functions/reconcile/reconcile.ts";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, createUser, env, mintToken, callFunction as call, fakeControl as fake } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -46,32 +46,7 @@ async function makeOrg(): Promise<{ id: string; owner: string }> {
   return { id, owner };
 }
 
-async function call(name: string, init: RequestInit & { token?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
-  const res = await fetch(functionsUrl(name), { method: "POST", ...init, headers });
-  const text = await res.text();
-  let body: Json = {};
-  try {
-    body = text ? JSON.parse(text) : {};
-  } catch {
-    body = { text };
-  }
-  return { status: res.status, body };
-}
-
 const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-
-async function fake(path: string, body?: unknown) {
-  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}${path}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await res.json();
-  assert(res.ok, JSON.stringify(answer));
-  return answer;
-}
 
 interface Call {
   route: string;
