@@ -5,6 +5,16 @@
 -- A demo owner (demo@supabill.local) and the demo organization.
 
 -- -------------------------------------------------------------------------------------------------
+-- Credit events (what a unit of an action costs; plans may name them, so they come first)
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.credit_events (code, name, credits_per_unit)
+values
+  ('api_call_basic', 'A basic API call', 1),
+  ('ai_inference', 'AI inference, per paisa of model cost', 1)
+on conflict (code) do nothing;
+
+-- -------------------------------------------------------------------------------------------------
 -- Plans
 -- -------------------------------------------------------------------------------------------------
 
@@ -39,7 +49,9 @@ values
       "api_access": false,
       "support_level": "email",
       "premium_tools": ["screener"],
-      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
+      "credits_per_period": 1000,
+      "credits_low_threshold": 100
     }'::jsonb,
     '{"razorpay": {"plan_id": "plan_basic_monthly_demo"}}'::jsonb
   ),
@@ -55,7 +67,9 @@ values
       "api_access": false,
       "support_level": "email",
       "premium_tools": ["screener"],
-      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
+      "credits_per_period": 12000,
+      "credits_low_threshold": 100
     }'::jsonb,
     '{"razorpay": {"plan_id": "plan_basic_yearly_demo"}}'::jsonb
   ),
@@ -71,7 +85,9 @@ values
       "api_access": true,
       "support_level": "priority",
       "premium_tools": ["screener", "backtester", "alerts"],
-      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
+      "credits_per_period": 5000,
+      "credits_low_threshold": 500
     }'::jsonb,
     '{"razorpay": {"plan_id": "plan_pro_monthly_demo"}}'::jsonb
   ),
@@ -87,7 +103,9 @@ values
       "api_access": true,
       "support_level": "priority",
       "premium_tools": ["screener", "backtester", "alerts"],
-      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
+      "credits_per_period": 60000,
+      "credits_low_threshold": 500
     }'::jsonb,
     '{"razorpay": {"plan_id": "plan_pro_yearly_demo"}}'::jsonb
   )

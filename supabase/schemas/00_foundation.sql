@@ -85,7 +85,7 @@ create type public.notification_kind as enum (
   'renewal_reminder', 'pre_debit_notice', 'dunning_reminder', 'payment_failed', 'subscription_canceled',
   'subscription_expired', 'trial_ended', 'plan_downgraded', 'subscription_refunded', 'subscription_disputed',
   'payment_disputed', 'payment_captured', 'trial_ending', 'cancellation_scheduled', 'quota_threshold',
-  'provider_action_failed'
+  'provider_action_failed', 'credits_low'
 );
 
 /**
@@ -105,6 +105,12 @@ create type public.supply_type as enum ('intra_state', 'inter_state', 'export');
 
 /** What a credit note undoes: a refund, or a void of the whole invoice. */
 create type public.credit_note_kind as enum ('refund', 'void');
+
+/** Where a credit grant came from (credits module): a pack bought, a plan's period, a promotion, an operator. */
+create type public.credit_source as enum ('purchase', 'subscription', 'promotion', 'operator');
+
+/** One movement of credits in public.credit_ledger. */
+create type public.credit_movement as enum ('granted', 'consumed', 'released', 'expired', 'revoked');
 
 /** A gapless numbering series: tax invoices, credit notes. */
 create type public.document_series as enum ('invoice', 'credit_note');
@@ -425,6 +431,12 @@ create table public.billing_settings (
   quota_alert_windows public.usage_window[] not null default '{day,month}'
     constraint billing_settings_quota_alert_windows_no_null
     check (pg_catalog.array_position(quota_alert_windows, null) is null),
+  credit_source_order public.credit_source[] not null default '{purchase,subscription,promotion,operator}'
+    constraint billing_settings_credit_source_order_complete
+    check (pg_catalog.cardinality(credit_source_order) = 4
+    and credit_source_order @> '{purchase,subscription,promotion,operator}'::public.credit_source[]),
+  credits_low_threshold bigint
+    constraint billing_settings_credits_low_threshold_not_negative check (credits_low_threshold >= 0),
   constraint billing_settings_gstin_matches_state
     check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
   constraint billing_settings_invoice_prefix_fits
@@ -495,6 +507,12 @@ comment on column public.billing_settings.quota_alert_thresholds is
 
 comment on column public.billing_settings.quota_alert_windows is
   'The windows that raise quota alerts. Default {day,month}: minute and hour windows reset before anyone could act on an email.';
+
+comment on column public.billing_settings.credit_source_order is
+  'The order consume_credits draws grants in, by source. Default {purchase,subscription,promotion,operator}: bought credits (which never lapse) first.';
+
+comment on column public.billing_settings.credits_low_threshold is
+  'Balance under which a credits_low notification is queued, once per crossing; a plan''s credits_low_threshold feature overrides it. Null: no warning.';
 
 -- The settings row, every column at its default (data, not schema: the operators edit it in the
 -- SQL editor).

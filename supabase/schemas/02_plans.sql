@@ -124,11 +124,14 @@ grant execute on function billing.is_non_negative_integer(jsonb) to service_role
  * Validates a plan's features object; the error names the offending key.
  * `<metric>_per_<minute|hour|day|month>`: non-negative integer or null. `max_<thing>`:
  * non-negative integer. Any other `*_per_*` suffix is an unknown window and is rejected.
+ * Credits: `credits_per_period` and `credits_low_threshold`, non-negative integers;
+ * `<metric>_overage_event`, the code of a credit event (public.credit_events) that pays for usage
+ * past the metric's limit.
  */
 create function billing.validate_plan_features(p_features jsonb)
 returns void
 language plpgsql
-immutable
+stable
 set search_path = ''
 as $$
 declare
@@ -142,7 +145,21 @@ begin
   end if;
 
   for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_features) as e loop
-    if v_key ~ '_per_[^_]+$' then
+    if v_key in ('credits_per_period', 'credits_low_threshold') then
+      if not billing.is_non_negative_integer(v_value) then
+        raise exception 'plan features key "%": a number of credits must be a non-negative integer, got %', v_key, v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
+    elsif v_key ~ '_overage_event$' then
+      if v_key !~ '^[a-z][a-z0-9_]*_overage_event$' or pg_catalog.jsonb_typeof(v_value) <> 'string' then
+        raise exception 'plan features key "%": an overage is <metric>_overage_event naming a credit event, got %', v_key, v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
+      if not exists (select from public.credit_events e where e.code = v_value #>> '{}') then
+        raise exception 'plan features key "%": no credit event "%" (public.credit_events)', v_key, v_value #>> '{}'
+          using errcode = 'invalid_parameter_value';
+      end if;
+    elsif v_key ~ '_per_[^_]+$' then
       v_window := pg_catalog.substring(v_key, '_per_([^_]+)$');
       if v_key !~ '^[a-z][a-z0-9_]*_per_[a-z]+$' then
         raise exception 'plan features key "%": a metered limit is <metric>_per_<window> in lowercase snake_case', v_key
@@ -998,12 +1015,13 @@ begin
     'in_grace', e.in_grace,
     'current_period_end', e.current_period_end,
     'grace_ends_at', e.grace_ends_at,
-    'features', coalesce(e.features, '{}'::jsonb));
+    'features', coalesce(e.features, '{}'::jsonb),
+    'credits', billing.available_credits(p_organization_id));
 end;
 $$;
 revoke execute on function public.get_entitlements(uuid) from public;
 grant execute on function public.get_entitlements(uuid) to authenticated, service_role;
-comment on function public.get_entitlements(uuid) is 'What an organization may use now: plan, tier, status, reason, grace and features. Members and service_role.';
+comment on function public.get_entitlements(uuid) is 'What an organization may use now: plan, tier, status, reason, grace, features and the credits it can spend. Members and service_role.';
 
 /** The tier code in effect now (free|basic|pro|enterprise). Members and service_role. */
 create function public.effective_tier(p_organization_id uuid)

@@ -311,8 +311,19 @@ isOneToOne: true
                 }
           }
           Functions: {
-            "add_organization_member":
+            "add_credit_grant":
+{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_dedupe_key"?: string,"p_effective_from"?: string,"p_expires_at"?: string,"p_order_id"?: string,"p_organization_id": string,"p_payment_event_id"?: string,"p_period_start"?: string,"p_reason"?: string,"p_source": Database["public"]['Enums']["credit_source"],"p_subscription_id"?: string }; Returns: Database["public"]['Tables']["credit_grants"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "credit_grants"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"add_organization_member":
 { Args: { "p_organization_id": string,"p_role"?: Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
+                           },
+"adjust_charge":
+{ Args: { "p_credits": number,"p_function": string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
                            },
 "ai_cached_answer":
 { Args: { "p_cache_key": string,"p_model": string,"p_now": string,"p_organization_id": string,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_stream": boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
@@ -422,6 +433,9 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"available_credits":
+{ Args: { "p_organization_id": string }; Returns: number
+                           },
 "cancel_checkout_order":
 { Args: { "p_order_id": string,"p_reason": string }; Returns: undefined
                            },
@@ -434,8 +448,14 @@ isOneToOne: true
 "change_plan":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"charge_grants":
+{ Args: { "p_charge_id": string }; Returns: Json
+                           },
 "check_batch_limit":
 { Args: { "p_limit": number }; Returns: undefined
+                           },
+"check_credit_request_id":
+{ Args: { "p_function": string,"p_request_id": string }; Returns: undefined
                            },
 "check_owned_organizations":
 { Args: { "p_adding": number,"p_user_id": string }; Returns: undefined
@@ -497,6 +517,9 @@ isOneToOne: true
 "compute_line_tax":
 { Args: { "p_amount_cents": number,"p_gst_rate_bp": number,"p_includes_tax": boolean,"p_supply_type": string }; Returns: Record<string, unknown>
                            },
+"consume_credits":
+{ Args: { "p_event": string,"p_organization_id": string,"p_quantity": number,"p_request_id": string }; Returns: Record<string, unknown>
+                           },
 "create_checkout_order":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {
@@ -508,11 +531,25 @@ isOneToOne: true
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
+"credit_ledger_balance":
+{ Args: { "p_organization_id": string }; Returns: number
+                           },
+"credit_ledger_problems":
+{ Args: Record<PropertyKey, never>; Returns: {
+              "grant_id": string,"organization_id": string,"problem": string
+            }[]
+                           },
 "credit_note_split":
 { Args: { "p_amount_cents": number,"p_credited_cgst": number,"p_credited_igst": number,"p_credited_sgst": number,"p_credited_total": number,"p_invoice": Omit<Database["public"]['Tables']["invoices"]['Row'], Database["public"]['Tables']["invoices"]['ComputedFields']> }; Returns: Record<string, unknown>
                            },
+"credits_low_threshold":
+{ Args: { "p_organization_id": string }; Returns: number
+                           },
 "div_round_half_up":
 { Args: { "p_denominator": number,"p_numerator": number }; Returns: number
+                           },
+"draw_credits":
+{ Args: { "p_charge": Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_credits": number }; Returns: undefined
                            },
 "dunning_batch":
 { Args: { "p_limit": number }; Returns: number
@@ -531,6 +568,12 @@ isOneToOne: true
                            },
 "expire_batch":
 { Args: { "p_limit": number }; Returns: number
+                           },
+"expire_credits_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
+"expire_lapsed_grants":
+{ Args: { "p_organization_id": string }; Returns: number
                            },
 "expire_scheduled_cancellations":
 { Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
@@ -557,6 +600,9 @@ isOneToOne: true
                            },
 "format_money":
 { Args: { "p_cents": number,"p_currency": string }; Returns: string
+                           },
+"get_credit_balance":
+{ Args: { "p_organization_id": string }; Returns: Json
                            },
 "get_provider_actions":
 { Args: { "p_organization_id": string }; Returns: {
@@ -613,6 +659,9 @@ isOneToOne: true
 "job_expire":
 { Args: { "p_limit"?: number }; Returns: number
                            },
+"job_expire_credits":
+{ Args: { "p_limit"?: number }; Returns: number
+                           },
 "job_finished":
 { Args: { "p_error": string,"p_rows": number,"p_run_id": number }; Returns: undefined
                            },
@@ -639,6 +688,9 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"lock_credits":
+{ Args: { "p_organization_id": string }; Returns: undefined
+                           },
 "lock_open_upgrade_orders":
 { Args: { "p_organization_id": string }; Returns: undefined
                            },
@@ -695,6 +747,14 @@ isOneToOne: true
 "operator_extend_period":
 { Args: { "p_interval": string,"p_organization_id": string,"p_reason": string }; Returns: string
                            },
+"operator_grant_credits":
+{ Args: { "p_amount": number,"p_expires_at": string,"p_organization_id": string,"p_reason": string,"p_source"?: Database["public"]['Enums']["credit_source"] }; Returns: Database["public"]['Tables']["credit_grants"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "credit_grants"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "operator_grant_plan":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_reason": string,"p_until": string }; Returns: string
                            },
@@ -741,6 +801,9 @@ isOneToOne: true
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
                            },
+"queue_credits_low":
+{ Args: { "p_after": number,"p_before": number,"p_ledger_id": number,"p_organization_id": string }; Returns: undefined
+                           },
 "queue_provider_action":
 { Args: { "p_idempotency_key": string,"p_kind": Database["billing"]['Enums']["provider_action_kind"],"p_organization_id": string,"p_payload": Json,"p_payment_event_id"?: string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_reason"?: string,"p_requested_by"?: string,"p_subscription_id"?: string,"p_target": Json }; Returns: string
                            },
@@ -764,6 +827,9 @@ isOneToOne: true
                            },
 "record_amount_mismatch":
 { Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
+                           },
+"record_credit_movement":
+{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_charge"?: Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_grant": Omit<Database["public"]['Tables']["credit_grants"]['Row'], Database["public"]['Tables']["credit_grants"]['ComputedFields']>,"p_kind": Database["public"]['Enums']["credit_movement"],"p_reason"?: string }; Returns: number
                            },
 "record_payment_event":
 { Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_needs_refund"?: boolean,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
@@ -810,6 +876,9 @@ isOneToOne: true
 "retry_notification":
 { Args: { "p_error": string,"p_id": string,"p_retry_after_seconds"?: number }; Returns: string
                            },
+"return_credits":
+{ Args: { "p_charge": Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_credits": number }; Returns: number
+                           },
 "revenue_analytics_batch":
 { Args: { "p_limit": number }; Returns: number
                            },
@@ -826,6 +895,9 @@ isOneToOne: true
 "revenue_summary":
 { Args: { "p_day"?: string }; Returns: Json
                            },
+"revoke_credits":
+{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_grant_id": string,"p_reason": string }; Returns: number
+                           },
 "run_job":
 { Args: { "p_batch": unknown,"p_job_name": string,"p_limit": number }; Returns: number
                            },
@@ -839,6 +911,9 @@ isOneToOne: true
                            },
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
+                           },
+"settle_credits":
+{ Args: { "p_credits": number,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
                            },
 "settle_usage":
 { Args: { "p_actual_amount": number,"p_metric"?: string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
@@ -977,17 +1052,121 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
+                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
+                  ]
+                },"credit_charges": {
+                  Row: {
+                    "charged": number,"created_at": string,"credits": number,"event_code": string,"id": string,"organization_id": string,"quantity": number,"request_id": string | null,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "charged": number,"created_at"?: string,"credits": number,"event_code": string,"id"?: string,"organization_id": string,"quantity": number,"request_id"?: string | null,"updated_at"?: string
+                  }
+                  Update: {
+                    "charged"?: number,"created_at"?: string,"credits"?: number,"event_code"?: string,"id"?: string,"organization_id"?: string,"quantity"?: number,"request_id"?: string | null,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "credit_charges_event_code_fkey"
+      columns: ["event_code"]
+isOneToOne: false
+      referencedRelation: "credit_events"
+      referencedColumns: ["code"]
+    },{
+      foreignKeyName: "credit_charges_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"credit_events": {
+                  Row: {
+                    "active": boolean,"code": string,"created_at": string,"credits_per_unit": number,"name": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active"?: boolean,"code": string,"created_at"?: string,"credits_per_unit": number,"name": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "active"?: boolean,"code"?: string,"created_at"?: string,"credits_per_unit"?: number,"name"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"credit_grants": {
+                  Row: {
+                    "amount": number,"created_at": string,"created_by": string | null,"dedupe_key": string | null,"effective_from": string,"expired_at": string | null,"expires_at": string | null,"id": string,"order_id": string | null,"organization_id": string,"payment_event_id": string | null,"period_start": string | null,"priority": number,"reason": string | null,"remaining": number,"revoked_at": string | null,"source": Database["public"]['Enums']["credit_source"],"subscription_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "amount": number,"created_at"?: string,"created_by"?: string | null,"dedupe_key"?: string | null,"effective_from"?: string,"expired_at"?: string | null,"expires_at"?: string | null,"id"?: string,"order_id"?: string | null,"organization_id": string,"payment_event_id"?: string | null,"period_start"?: string | null,"priority"?: number,"reason"?: string | null,"remaining": number,"revoked_at"?: string | null,"source": Database["public"]['Enums']["credit_source"],"subscription_id"?: string | null
+                  }
+                  Update: {
+                    "amount"?: number,"created_at"?: string,"created_by"?: string | null,"dedupe_key"?: string | null,"effective_from"?: string,"expired_at"?: string | null,"expires_at"?: string | null,"id"?: string,"order_id"?: string | null,"organization_id"?: string,"payment_event_id"?: string | null,"period_start"?: string | null,"priority"?: number,"reason"?: string | null,"remaining"?: number,"revoked_at"?: string | null,"source"?: Database["public"]['Enums']["credit_source"],"subscription_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "credit_grants_order_id_fkey"
+      columns: ["order_id"]
+isOneToOne: false
+      referencedRelation: "orders"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "credit_grants_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "credit_grants_subscription_id_fkey"
+      columns: ["subscription_id"]
+isOneToOne: false
+      referencedRelation: "subscriptions"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"credit_ledger": {
+                  Row: {
+                    "actor": string | null,"actor_kind": Database["public"]['Enums']["actor_kind"],"amount": number,"balance_after": number,"charge_id": string | null,"created_at": string,"event_code": string | null,"grant_id": string,"id": number,"kind": Database["public"]['Enums']["credit_movement"],"organization_id": string,"reason": string | null,"request_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "actor"?: string | null,"actor_kind"?: Database["public"]['Enums']["actor_kind"],"amount": number,"balance_after": number,"charge_id"?: string | null,"created_at"?: string,"event_code"?: string | null,"grant_id": string,"id"?: never,"kind": Database["public"]['Enums']["credit_movement"],"organization_id": string,"reason"?: string | null,"request_id"?: string | null
+                  }
+                  Update: {
+                    "actor"?: string | null,"actor_kind"?: Database["public"]['Enums']["actor_kind"],"amount"?: number,"balance_after"?: number,"charge_id"?: string | null,"created_at"?: string,"event_code"?: string | null,"grant_id"?: string,"id"?: never,"kind"?: Database["public"]['Enums']["credit_movement"],"organization_id"?: string,"reason"?: string | null,"request_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "credit_ledger_charge_id_fkey"
+      columns: ["charge_id"]
+isOneToOne: false
+      referencedRelation: "credit_charges"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "credit_ledger_grant_id_fkey"
+      columns: ["grant_id"]
+isOneToOne: false
+      referencedRelation: "credit_grants"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "credit_ledger_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
                   ]
                 },"credit_notes": {
                   Row: {
@@ -1391,6 +1570,9 @@ isOneToOne: false
 "change_plan":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"consume_credits":
+{ Args: { "p_event": string,"p_organization_id": string,"p_quantity"?: number,"p_request_id"?: string }; Returns: Record<string, unknown>
+                           },
 "create_checkout_order":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {
@@ -1407,6 +1589,9 @@ isOneToOne: false
                            },
 "effective_tier":
 { Args: { "p_organization_id": string }; Returns: string
+                           },
+"get_credit_balance":
+{ Args: { "p_organization_id": string }; Returns: Json
                            },
 "get_entitlements":
 { Args: { "p_organization_id": string }; Returns: Json
@@ -1464,6 +1649,9 @@ isOneToOne: false
 "preview_plan_change":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"release_credits":
+{ Args: { "p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
+                           },
 "remove_organization_member":
 { Args: { "p_organization_id": string,"p_user_id": string }; Returns: undefined
                            },
@@ -1505,7 +1693,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_note_kind": "refund"|"void","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -1625,7 +1813,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_note_kind": ["refund", "void"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

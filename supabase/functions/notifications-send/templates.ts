@@ -428,6 +428,24 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
     };
   },
 
+  credits_low(f) {
+    const balance = Number(f.payload.balance);
+    const threshold = Number(f.payload.threshold);
+    if (![balance, threshold].every(Number.isFinite)) {
+      throw new TemplateError("credits_low needs payload.balance and threshold");
+    }
+    const count = (n: number) => new Intl.NumberFormat("en-IN").format(n);
+    return {
+      subject: `${f.orgName} has ${count(balance)} credits left`,
+      lines: [
+        `The credit balance of ${f.orgName} fell under ${count(threshold)}: ${count(balance)} credits are left.`,
+        "When they run out, usage paid in credits is refused. Buy a credit pack to keep going.",
+      ],
+      details: [["Balance", `${count(balance)} credits`], ["Warning under", `${count(threshold)} credits`]],
+      action: "Buy credits",
+    };
+  },
+
   provider_action_failed(f) {
     const what = (str(f.payload.kind) ?? "update").replaceAll("_", " ");
     const provider = str(f.payload.provider) ?? "the payment provider";

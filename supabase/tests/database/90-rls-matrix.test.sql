@@ -104,6 +104,14 @@ insert into public.ai_requests (id, organization_id, user_id, request_id, model,
 insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at) values
   ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('a', 64), 'llama-3.1-8b-instant', '{}', now() + interval '1 day');
 
+-- Credits: a grant and a charge in each organization (through the functions: nobody inserts them
+-- directly), and an event no charge uses.
+select billing.add_credit_grant('aaaaaaaa-0000-4000-8000-00000000000a', 'operator', 10, null, 'RLS fixture', 'rls-grant-a');
+select billing.add_credit_grant('bbbbbbbb-0000-4000-8000-00000000000b', 'operator', 10, null, 'RLS fixture', 'rls-grant-b');
+select public.consume_credits('aaaaaaaa-0000-4000-8000-00000000000a', 'api_call_basic', 1, 'rls-charge-a');
+select public.consume_credits('bbbbbbbb-0000-4000-8000-00000000000b', 'api_call_basic', 1, 'rls-charge-b');
+insert into public.credit_events (code, name, credits_per_unit) values ('rls_event', 'RLS fixture', 1);
+
 -- -------------------------------------------------------------------------------------------------
 -- Who acts: one row per role of the matrix.
 -- -------------------------------------------------------------------------------------------------
@@ -199,7 +207,18 @@ insert into rls_targets values
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_' || repeat('c', 32), 'llama-3.1-8b-instant', 'completed')$$),
   ('billing.ai_cache', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and cache_key = repeat('a', 64)$$,
    $$insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at)
-     values ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('c', 64), 'llama-3.1-8b-instant', '{}', now())$$);
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('c', 64), 'llama-3.1-8b-instant', '{}', now())$$),
+  ('credit_events', $$code = 'rls_event'$$,
+   $$insert into public.credit_events (code, name, credits_per_unit) values ('rls_inserted', 'Inserted', 1)$$),
+  ('credit_grants', $$dedupe_key = 'rls-grant-a'$$,
+   $$insert into public.credit_grants (organization_id, source, amount, remaining)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'operator', 1000, 1000)$$),
+  ('credit_charges', $$request_id = 'rls-charge-a'$$,
+   $$insert into public.credit_charges (organization_id, event_code, quantity, credits, charged)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'api_call_basic', 1, 1, 1)$$),
+  ('credit_ledger', $$request_id = 'rls-charge-a'$$,
+   $$insert into public.credit_ledger (organization_id, grant_id, kind, amount, balance_after)
+     select organization_id, id, 'granted', 1000, 1009 from public.credit_grants where dedupe_key = 'rls-grant-a'$$);
 
 -- -------------------------------------------------------------------------------------------------
 -- THE expectations: table x command -> outcome for each role.
@@ -324,7 +343,30 @@ insert into rls_expectations values
   ('billing.ai_cache',       'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
   ('billing.ai_cache',       'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('billing.ai_cache',       'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('billing.ai_cache',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
+  ('billing.ai_cache',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- credit events: a price list every signed-in user reads; a DBA (or service_role) edits it
+  ('credit_events',          'select', 'error', 'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('credit_events',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('credit_events',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('credit_events',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- credit grants, charges and the ledger: members read their organization's; nobody writes them
+  -- but the credit functions (security definer), so a direct write fails for service_role too
+  ('credit_grants',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('credit_grants',          'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_grants',          'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_grants',          'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  ('credit_charges',         'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('credit_charges',         'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_charges',         'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_charges',         'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  ('credit_ledger',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('credit_ledger',          'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_ledger',          'update', 'error', 'error', 'error', 'error', 'error', 'error'),
+  ('credit_ledger',          'delete', 'error', 'error', 'error', 'error', 'error', 'error');
 
 -- -------------------------------------------------------------------------------------------------
 -- The runner: act as a role, run one statement, report the outcome, roll it back.

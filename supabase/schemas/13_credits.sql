@@ -1,0 +1,1156 @@
+-- =================================================================================================
+-- supabill: credits: grants with precedence and expiry, an append-only ledger, priced events
+--
+--   public.consume_credits(org, event, quantity, request_id)      (service_role)
+--     prices the event (public.credit_events) and draws it from the organization's live grants in
+--     precedence order, all of it or nothing; a retried request id returns its first answer and
+--     is charged once; concurrent calls never overdraw.
+--   public.release_credits(org, request_id) / billing.settle_credits(org, request_id, credits)
+--     give a charge back to the grants it came from (all of it, or down to what was really used);
+--     what comes back to a grant that lapsed or was revoked meanwhile lapses or is revoked again.
+--   billing.operator_grant_credits(org, amount, expires_at, reason)  (postgres, service_role)
+--   public.get_credit_balance(org)                                  (members and service_role)
+--     balance by source, the next expiry and its amount, the last movements.
+--
+-- The model. A grant (public.credit_grants) is credits an organization received from one source:
+-- purchase (a credit pack), subscription (a plan's credits_per_period, granted at the start of each
+-- paid period and lapsing at its end), promotion or operator. `remaining` is what is left of it.
+-- Every movement of a grant's credits is one row of public.credit_ledger (granted, consumed,
+-- released, expired, revoked) with the organization's balance after it; the ledger is append-only,
+-- so for every grant its ledger rows sum to its `remaining`, and for every organization its ledger
+-- sums to the balance (billing.credit_ledger_problems() lists where they do not).
+--
+-- Precedence: purchased credits first, then subscription credits, then promotion and operator
+-- grants (billing_settings.credit_source_order changes it); within a source the lower `priority`,
+-- then the earliest expiry (never last), then the oldest grant first.
+--
+-- Every movement of an organization's credits takes one lock (billing.lock_credits), so the ledger
+-- is in order and the balance after each row is exact. Nobody writes these tables directly: they
+-- grant service_role and members SELECT only, and the functions that write are security definer.
+-- =================================================================================================
+
+
+-- =================================================================================================
+-- 1. Types
+-- =================================================================================================
+
+-- public.credit_source and public.credit_movement are foundation types.
+
+-- =================================================================================================
+-- 2. Tables
+-- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- credit_events
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * What one unit of an action costs in credits: `api_call_basic` at 1 credit a call, `ai_inference`
+ * at some credits a unit. A DBA edits the rows; a charge keeps the credits it was priced at.
+ */
+create table public.credit_events (
+  code text primary key check (code ~ '^[a-z][a-z0-9_]{0,62}$'),
+  name text not null check (length(btrim(name)) between 1 and 200),
+  credits_per_unit numeric(20, 6) not null
+    constraint credit_events_credits_per_unit_positive check (credits_per_unit > 0),
+  active boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+
+comment on table public.credit_events is 'What one unit of an action costs in credits (consume_credits prices a charge with it).';
+
+grant select on public.credit_events to authenticated;
+
+grant select, insert, update, delete on public.credit_events to service_role;
+
+alter table public.credit_events enable row level security;
+
+create trigger credit_events_touch_updated_at
+  before update on public.credit_events
+  for each row execute function billing.touch_updated_at();
+
+-- -------------------------------------------------------------------------------------------------
+-- credit_grants
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Credits an organization received from one source. `remaining` changes only through the functions
+ * of this module, each with its ledger row. What created the grant: the order and captured payment
+ * of a credit pack, the subscription and period start of a plan's credits, or an operator and a
+ * reason. `dedupe_key` makes a grant from the same cause (a payment delivered three times, a period
+ * renewed twice) one grant.
+ */
+create table public.credit_grants (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  source public.credit_source not null,
+  amount bigint not null constraint credit_grants_amount_positive check (amount > 0),
+  remaining bigint not null,
+  priority integer not null default 0,
+  effective_from timestamptz not null default billing.now(),
+  expires_at timestamptz,
+  order_id uuid references public.orders (id) on delete restrict,
+  -- No foreign key to payment_events: a reference would turn its TRUNCATE guard into a foreign key
+  -- error. The pack's grant function checks the payment.
+  payment_event_id uuid,
+  subscription_id uuid references public.subscriptions (id) on delete restrict,
+  period_start timestamptz,
+  reason text check (length(btrim(reason)) between 1 and 500),
+  created_by text,
+  dedupe_key text unique check (length(dedupe_key) between 1 and 300),
+  expired_at timestamptz,
+  revoked_at timestamptz,
+  created_at timestamptz not null default now(),
+  constraint credit_grants_remaining_range check (remaining between 0 and amount),
+  constraint credit_grants_expiry_after_start check (expires_at is null or expires_at > effective_from),
+  constraint credit_grants_subscription_has_period
+    check (source <> 'subscription' or (subscription_id is not null and period_start is not null))
+);
+
+comment on table public.credit_grants is 'Credits an organization received (purchase, subscription, promotion, operator): amount, remaining, expiry, and what created them.';
+
+/** The grants an organization can still draw from, in the order consume_credits reads them. */
+create index credit_grants_live_idx on public.credit_grants (organization_id, expires_at, created_at)
+  where remaining > 0;
+
+/** The expiry job's queue. */
+create index credit_grants_expiry_idx on public.credit_grants (expires_at)
+  where expired_at is null and expires_at is not null;
+
+/** Foreign keys. */
+create index credit_grants_organization_id_idx on public.credit_grants (organization_id);
+
+create index credit_grants_order_id_idx on public.credit_grants (order_id);
+
+create index credit_grants_payment_event_id_idx on public.credit_grants (payment_event_id) where payment_event_id is not null;
+
+create index credit_grants_subscription_id_idx on public.credit_grants (subscription_id, period_start);
+
+revoke all on public.credit_grants from anon, authenticated, service_role;
+
+grant select on public.credit_grants to authenticated, service_role;
+
+alter table public.credit_grants enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- credit_charges
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * One charge of consume_credits: the event, quantity and credits it was priced at, and what of it
+ * is still charged after settlements and releases. A request id makes a retry the same charge.
+ */
+create table public.credit_charges (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  request_id text check (length(request_id) between 1 and 200),
+  event_code text not null references public.credit_events (code) on delete restrict on update cascade,
+  quantity bigint not null constraint credit_charges_quantity_positive check (quantity > 0),
+  credits bigint not null constraint credit_charges_credits_positive check (credits > 0),
+  charged bigint not null,
+  created_at timestamptz not null default billing.now(),
+  updated_at timestamptz not null default now(),
+  constraint credit_charges_charged_range check (charged >= 0)
+);
+
+comment on table public.credit_charges is 'Charges of consume_credits: priced credits, and what is still charged after settlement and release.';
+
+/** A request id is one charge per organization. */
+create unique index credit_charges_request_unique on public.credit_charges (organization_id, request_id)
+  where request_id is not null;
+
+create index credit_charges_organization_id_idx on public.credit_charges (organization_id, created_at);
+
+create index credit_charges_event_code_idx on public.credit_charges (event_code);
+
+revoke all on public.credit_charges from anon, authenticated, service_role;
+
+grant select on public.credit_charges to authenticated, service_role;
+
+alter table public.credit_charges enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- credit_ledger
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Every movement of credits, append-only: `amount` is signed (granted and released add, consumed,
+ * expired and revoked take away) and `balance_after` is the organization's balance (the sum of its
+ * grants' remaining) after the row.
+ */
+create table public.credit_ledger (
+  id bigint generated always as identity primary key,
+  organization_id uuid not null references public.organizations (id) on delete restrict,
+  grant_id uuid not null references public.credit_grants (id) on delete restrict,
+  kind public.credit_movement not null,
+  amount bigint not null,
+  balance_after bigint not null constraint credit_ledger_balance_not_negative check (balance_after >= 0),
+  charge_id uuid references public.credit_charges (id) on delete restrict,
+  request_id text,
+  event_code text,
+  actor_kind public.actor_kind not null default 'system',
+  actor text,
+  reason text,
+  created_at timestamptz not null default billing.now(),
+  constraint credit_ledger_sign check (
+    case kind when 'granted' then amount > 0 when 'released' then amount > 0 else amount < 0 end)
+);
+
+comment on table public.credit_ledger is 'Append-only log of every credit movement (granted, consumed, released, expired, revoked) with the balance after it.';
+
+/** An organization's movements in order (the last row holds its balance). */
+create index credit_ledger_organization_id_idx on public.credit_ledger (organization_id, id);
+
+create index credit_ledger_grant_id_idx on public.credit_ledger (grant_id);
+
+create index credit_ledger_charge_id_idx on public.credit_ledger (charge_id) where charge_id is not null;
+
+revoke all on public.credit_ledger from anon, authenticated, service_role;
+
+grant select on public.credit_ledger to authenticated, service_role;
+
+alter table public.credit_ledger enable row level security;
+
+create trigger credit_ledger_immutable
+  before update or delete on public.credit_ledger
+  for each row execute function billing.reject_change();
+
+create trigger credit_ledger_no_truncate
+  before truncate on public.credit_ledger
+  for each statement execute function billing.reject_change();
+
+-- =================================================================================================
+-- 3. Private functions
+-- =================================================================================================
+
+/**
+ * Serializes every movement of one organization's credits (transaction-scoped advisory lock):
+ * the ledger's order and each balance_after follow from it. Take it before any grant row lock.
+ */
+create function billing.lock_credits(p_organization_id uuid)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('supabill.credits:' || p_organization_id::text, 0));
+end;
+$$;
+
+revoke execute on function billing.lock_credits(uuid) from public;
+
+/** The organization's balance as the ledger holds it (its last row's balance_after), 0 before any. */
+create function billing.credit_ledger_balance(p_organization_id uuid)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_balance bigint;
+begin
+  select l.balance_after into v_balance
+  from public.credit_ledger l
+  where l.organization_id = p_organization_id
+  order by l.id desc
+  limit 1;
+  return coalesce(v_balance, 0);
+end;
+$$;
+
+revoke execute on function billing.credit_ledger_balance(uuid) from public;
+
+/**
+ * Appends one ledger row for a grant whose `remaining` the caller just changed by p_amount, with
+ * the balance after it. The caller holds billing.lock_credits. Returns the row's id.
+ */
+create function billing.record_credit_movement(
+  p_grant public.credit_grants,
+  p_kind public.credit_movement,
+  p_amount bigint,
+  p_charge public.credit_charges default null,
+  p_actor_kind public.actor_kind default 'system',
+  p_reason text default null
+)
+returns bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_id bigint;
+begin
+  insert into public.credit_ledger
+    (organization_id, grant_id, kind, amount, balance_after, charge_id, request_id, event_code,
+     actor_kind, actor, reason)
+  values (p_grant.organization_id, p_grant.id, p_kind, p_amount,
+          billing.credit_ledger_balance(p_grant.organization_id) + p_amount,
+          p_charge.id, p_charge.request_id, p_charge.event_code, p_actor_kind,
+          coalesce((select auth.uid())::text, session_user::text), p_reason)
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+
+revoke execute on function billing.record_credit_movement(public.credit_grants, public.credit_movement, bigint, public.credit_charges, public.actor_kind, text) from public;
+
+/**
+ * Creates a grant with its 'granted' ledger row, once per dedupe key: a second call with the same
+ * key (a payment delivered again, a period renewed twice) returns the first grant and writes
+ * nothing. Takes the organization's credit lock.
+ */
+create function billing.add_credit_grant(
+  p_organization_id uuid,
+  p_source public.credit_source,
+  p_amount bigint,
+  p_expires_at timestamptz default null,
+  p_reason text default null,
+  p_dedupe_key text default null,
+  p_actor_kind public.actor_kind default 'system',
+  p_order_id uuid default null,
+  p_payment_event_id uuid default null,
+  p_subscription_id uuid default null,
+  p_period_start timestamptz default null,
+  p_effective_from timestamptz default null
+)
+returns public.credit_grants
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_grant public.credit_grants;
+begin
+  if p_amount is null or p_amount <= 0 or p_amount > 1000000000000 then
+    raise exception 'a credit grant must be 1 to 1000000000000 credits, got %', coalesce(p_amount::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform billing.lock_credits(p_organization_id);
+  insert into public.credit_grants as g
+    (organization_id, source, amount, remaining, effective_from, expires_at, order_id, payment_event_id,
+     subscription_id, period_start, reason, created_by, dedupe_key)
+  values (p_organization_id, p_source, p_amount, p_amount, coalesce(p_effective_from, billing.now()), p_expires_at,
+          p_order_id, p_payment_event_id, p_subscription_id, p_period_start, p_reason,
+          coalesce((select auth.uid())::text, session_user::text), p_dedupe_key)
+  on conflict (dedupe_key) do nothing
+  returning g.* into v_grant;
+  if v_grant.id is null then
+    select g.* into v_grant from public.credit_grants g where g.dedupe_key = p_dedupe_key;
+    return v_grant;
+  end if;
+  perform billing.record_credit_movement(v_grant, 'granted', p_amount, null, p_actor_kind, p_reason);
+  return v_grant;
+end;
+$$;
+
+revoke execute on function billing.add_credit_grant(uuid, public.credit_source, bigint, timestamptz, text, text, public.actor_kind, uuid, uuid, uuid, timestamptz, timestamptz) from public, anon, authenticated;
+grant execute on function billing.add_credit_grant(uuid, public.credit_source, bigint, timestamptz, text, text, public.actor_kind, uuid, uuid, uuid, timestamptz, timestamptz) to service_role;
+
+/**
+ * Takes up to p_amount of a grant's remaining credits away for good ('revoked', or 'expired' when
+ * the grant lapsed), as a refund of the payment that bought it does. Returns what was taken.
+ * Takes the organization's credit lock.
+ */
+create function billing.revoke_credits(
+  p_grant_id uuid,
+  p_amount bigint,
+  p_reason text,
+  p_actor_kind public.actor_kind default 'system'
+)
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_grant public.credit_grants;
+  v_take bigint;
+begin
+  select g.* into v_grant from public.credit_grants g where g.id = p_grant_id;
+  if v_grant.id is null then
+    raise exception 'revoke_credits: no credit grant %', p_grant_id using errcode = 'no_data_found';
+  end if;
+  if p_amount is null or p_amount < 0 then
+    raise exception 'revoke_credits: amount must be zero or more, got %', coalesce(p_amount::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform billing.lock_credits(v_grant.organization_id);
+  select g.* into v_grant from public.credit_grants g where g.id = p_grant_id for update;
+  v_take := least(p_amount, v_grant.remaining);
+  if v_take = 0 then
+    return 0;
+  end if;
+  update public.credit_grants g set remaining = g.remaining - v_take, revoked_at = coalesce(g.revoked_at, billing.now())
+  where g.id = p_grant_id
+  returning g.* into v_grant;
+  perform billing.record_credit_movement(v_grant, 'revoked', -v_take, null, p_actor_kind, p_reason);
+  return v_take;
+end;
+$$;
+
+revoke execute on function billing.revoke_credits(uuid, bigint, text, public.actor_kind) from public, anon, authenticated;
+grant execute on function billing.revoke_credits(uuid, bigint, text, public.actor_kind) to service_role;
+
+/**
+ * Expires what is left of the organization's grants that lapsed (expires_at at or before now):
+ * one 'expired' ledger row each. The caller holds billing.lock_credits. Returns the credits expired.
+ */
+create function billing.expire_lapsed_grants(p_organization_id uuid)
+returns bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_grant public.credit_grants;
+  v_total bigint := 0;
+  v_left bigint;
+begin
+  for v_grant in
+    select g.* from public.credit_grants g
+    where g.organization_id = p_organization_id and g.expired_at is null and g.expires_at <= billing.now()
+    order by g.expires_at, g.id
+    for update
+  loop
+    v_left := v_grant.remaining;
+    update public.credit_grants g set remaining = 0, expired_at = billing.now()
+    where g.id = v_grant.id
+    returning g.* into v_grant;
+    if v_left > 0 then
+      perform billing.record_credit_movement(v_grant, 'expired', -v_left);
+      v_total := v_total + v_left;
+    end if;
+  end loop;
+  return v_total;
+end;
+$$;
+
+revoke execute on function billing.expire_lapsed_grants(uuid) from public;
+
+/**
+ * The credit threshold under which an organization is warned: the plan's `credits_low_threshold`,
+ * else billing_settings.credits_low_threshold; null when neither is set.
+ */
+create function billing.credits_low_threshold(p_organization_id uuid)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_features jsonb := (billing.effective_plan(p_organization_id, billing.now())).features;
+begin
+  if v_features ? 'credits_low_threshold' then
+    return (v_features ->> 'credits_low_threshold')::bigint;
+  end if;
+  return (select s.credits_low_threshold from public.billing_settings s where s.id);
+end;
+$$;
+
+revoke execute on function billing.credits_low_threshold(uuid) from public;
+
+/**
+ * Queues one 'credits_low' notification when a consumption took the balance from at or above the
+ * threshold to under it: once per crossing (the ledger row of the crossing names it), not per call.
+ */
+create function billing.queue_credits_low(p_organization_id uuid, p_before bigint, p_after bigint, p_ledger_id bigint)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_threshold bigint;
+begin
+  if p_after >= p_before then
+    return;
+  end if;
+  v_threshold := billing.credits_low_threshold(p_organization_id);
+  if v_threshold is null or not (p_before >= v_threshold and p_after < v_threshold) then
+    return;
+  end if;
+  insert into public.notifications (organization_id, kind, payload, dedupe_key)
+  values (p_organization_id, 'credits_low',
+          pg_catalog.jsonb_build_object('balance', p_after, 'threshold', v_threshold),
+          pg_catalog.format('credits_low:%s:%s', p_organization_id, p_ledger_id))
+  on conflict (dedupe_key) do nothing;
+end;
+$$;
+
+revoke execute on function billing.queue_credits_low(uuid, bigint, bigint, bigint) from public;
+
+/**
+ * What a charge's answer lists: for each grant it still holds credits of, the grant, its source
+ * and the credits (consumed less released), in the order they were drawn.
+ */
+create function billing.charge_grants(p_charge_id uuid)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return coalesce((
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('grant_id', x.grant_id, 'source', x.source,
+                                                               'credits', x.credits) order by x.first_id)
+    from (
+      select l.grant_id, g.source, -sum(l.amount) filter (where l.kind in ('consumed', 'released')) as credits,
+             min(l.id) as first_id
+      from public.credit_ledger l
+      join public.credit_grants g on g.id = l.grant_id
+      where l.charge_id = p_charge_id
+      group by l.grant_id, g.source
+    ) x
+    where x.credits > 0), '[]'::jsonb);
+end;
+$$;
+
+revoke execute on function billing.charge_grants(uuid) from public;
+
+/**
+ * Draws p_credits for a charge from the organization's live grants in precedence order; the caller
+ * holds billing.lock_credits and checked that enough is available. Queues the low-balance
+ * notification when the draw crosses the threshold.
+ */
+create function billing.draw_credits(p_charge public.credit_charges, p_credits bigint)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_order public.credit_source[] := (select s.credit_source_order from public.billing_settings s where s.id);
+  v_before bigint := billing.credit_ledger_balance(p_charge.organization_id);
+  v_left bigint := p_credits;
+  v_take bigint;
+  v_grant public.credit_grants;
+  v_ledger_id bigint;
+begin
+  for v_grant in
+    select g.* from public.credit_grants g
+    where g.organization_id = p_charge.organization_id and g.remaining > 0
+      and g.effective_from <= v_now and (g.expires_at is null or g.expires_at > v_now)
+    order by pg_catalog.array_position(v_order, g.source), g.priority, g.expires_at nulls last, g.created_at, g.id
+    for update
+  loop
+    exit when v_left = 0;
+    v_take := least(v_left, v_grant.remaining);
+    update public.credit_grants g set remaining = g.remaining - v_take where g.id = v_grant.id
+    returning g.* into v_grant;
+    v_ledger_id := billing.record_credit_movement(v_grant, 'consumed', -v_take, p_charge);
+    v_left := v_left - v_take;
+  end loop;
+  if v_left > 0 then
+    raise exception 'draw_credits: % credits short for charge %', v_left, p_charge.id
+      using errcode = 'check_violation';
+  end if;
+  perform billing.queue_credits_low(p_charge.organization_id, v_before, v_before - p_credits, v_ledger_id);
+end;
+$$;
+
+revoke execute on function billing.draw_credits(public.credit_charges, bigint) from public;
+
+/** Credits the organization can draw now: live grants (effective, not lapsed). */
+create function billing.available_credits(p_organization_id uuid)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+begin
+  return coalesce((
+    select sum(g.remaining)::bigint from public.credit_grants g
+    where g.organization_id = p_organization_id and g.remaining > 0
+      and g.effective_from <= v_now and (g.expires_at is null or g.expires_at > v_now)), 0);
+end;
+$$;
+
+revoke execute on function billing.available_credits(uuid) from public, anon;
+grant execute on function billing.available_credits(uuid) to authenticated, service_role;
+
+/**
+ * Gives back up to p_credits of a charge to the grants it came from, the last drawn first; credits
+ * that come back to a grant that lapsed expire again, to a revoked grant are revoked again (the
+ * balance does not grow). The caller holds billing.lock_credits. Returns what was given back.
+ */
+create function billing.return_credits(p_charge public.credit_charges, p_credits bigint)
+returns bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_left bigint := p_credits;
+  v_part record;
+  v_take bigint;
+  v_grant public.credit_grants;
+begin
+  for v_part in
+    select l.grant_id, -sum(l.amount)::bigint as held, min(l.id) as first_id
+    from public.credit_ledger l
+    where l.charge_id = p_charge.id and l.kind in ('consumed', 'released')
+    group by l.grant_id
+    having -sum(l.amount) > 0
+    order by min(l.id) desc
+  loop
+    exit when v_left = 0;
+    v_take := least(v_left, v_part.held);
+    select g.* into v_grant from public.credit_grants g where g.id = v_part.grant_id for update;
+    if v_grant.expires_at <= v_now or v_grant.revoked_at is not null then
+      perform billing.record_credit_movement(v_grant, 'released', v_take, p_charge);
+      perform billing.record_credit_movement(v_grant,
+        case when v_grant.revoked_at is not null then 'revoked' else 'expired' end::public.credit_movement,
+        -v_take, p_charge);
+    else
+      update public.credit_grants g set remaining = g.remaining + v_take where g.id = v_grant.id
+      returning g.* into v_grant;
+      perform billing.record_credit_movement(v_grant, 'released', v_take, p_charge);
+    end if;
+    v_left := v_left - v_take;
+  end loop;
+  return p_credits - v_left;
+end;
+$$;
+
+revoke execute on function billing.return_credits(public.credit_charges, bigint) from public;
+
+/** Checks a request id (null, or 1 to 200 characters) for the credit functions. */
+create function billing.check_credit_request_id(p_function text, p_request_id text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_request_id is not null and length(p_request_id) not between 1 and 200 then
+    raise exception '%: request id must be 1 to 200 characters', p_function using errcode = 'invalid_parameter_value';
+  end if;
+end;
+$$;
+
+revoke execute on function billing.check_credit_request_id(text, text) from public;
+
+/**
+ * Moves a charge to p_credits still charged: less gives the difference back (billing.return_credits),
+ * more draws it (all of it, or nothing when the balance cannot cover it). Shared by
+ * billing.settle_credits and public.release_credits; the answer is theirs.
+ */
+create function billing.adjust_charge(
+  p_function text,
+  p_organization_id uuid,
+  p_request_id text,
+  p_credits bigint,
+  out charged boolean,
+  out credits bigint,
+  out balance bigint,
+  out charge_id uuid,
+  out grants jsonb
+)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_charge public.credit_charges;
+  v_delta bigint;
+begin
+  perform billing.check_credit_request_id(p_function, p_request_id);
+  if p_request_id is null then
+    raise exception '%: a request id is required', p_function using errcode = 'invalid_parameter_value';
+  end if;
+  if p_credits is null or p_credits < 0 then
+    raise exception '%: credits must be zero or more, got %', p_function, coalesce(p_credits::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform billing.lock_credits(p_organization_id);
+  select c.* into v_charge from public.credit_charges c
+  where c.organization_id = p_organization_id and c.request_id = p_request_id
+  for update;
+  if v_charge.id is null then
+    raise exception '%: no charge with request id % for organization %', p_function, p_request_id, p_organization_id
+      using errcode = 'no_data_found';
+  end if;
+  perform billing.expire_lapsed_grants(p_organization_id);
+  v_delta := p_credits - v_charge.charged;
+  charged := true;
+  if v_delta < 0 then
+    perform billing.return_credits(v_charge, -v_delta);
+  elsif v_delta > 0 then
+    if billing.available_credits(p_organization_id) < v_delta then
+      charged := false;
+    else
+      perform billing.draw_credits(v_charge, v_delta);
+    end if;
+  end if;
+  if charged and v_delta <> 0 then
+    update public.credit_charges c set charged = p_credits, updated_at = pg_catalog.now() where c.id = v_charge.id
+    returning c.* into v_charge;
+  end if;
+  credits := v_charge.charged;
+  balance := billing.available_credits(p_organization_id);
+  charge_id := v_charge.id;
+  grants := billing.charge_grants(v_charge.id);
+end;
+$$;
+
+revoke execute on function billing.adjust_charge(text, uuid, text, bigint) from public, anon, authenticated;
+
+/** Implementation of public.consume_credits (security definer: the tables grant no writes). */
+create function billing.consume_credits(
+  p_organization_id uuid,
+  p_event text,
+  p_quantity bigint,
+  p_request_id text,
+  out charged boolean,
+  out credits bigint,
+  out balance bigint,
+  out charge_id uuid,
+  out grants jsonb
+)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_event public.credit_events;
+  v_charge public.credit_charges;
+begin
+  if p_quantity is null or p_quantity <= 0 then
+    raise exception 'consume_credits: quantity must be a positive integer, got %', coalesce(p_quantity::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform billing.check_credit_request_id('consume_credits', p_request_id);
+  select e.* into v_event from public.credit_events e where e.code = p_event;
+  if v_event.code is null or not v_event.active then
+    raise exception 'consume_credits: unknown or inactive credit event "%"', p_event
+      using errcode = 'invalid_parameter_value', hint = 'the events are the active rows of public.credit_events';
+  end if;
+  if not exists (select from public.organizations o where o.id = p_organization_id) then
+    raise exception 'consume_credits: unknown organization %', p_organization_id using errcode = 'no_data_found';
+  end if;
+  credits := pg_catalog.ceil(p_quantity * v_event.credits_per_unit)::bigint;
+
+  perform billing.lock_credits(p_organization_id);
+  if p_request_id is not null then
+    select c.* into v_charge from public.credit_charges c
+    where c.organization_id = p_organization_id and c.request_id = p_request_id;
+    if v_charge.id is not null then
+      if v_charge.event_code <> p_event or v_charge.quantity <> p_quantity then
+        raise exception 'consume_credits: request id % was charged for % x % already', p_request_id,
+          v_charge.quantity, v_charge.event_code using errcode = 'invalid_parameter_value';
+      end if;
+      -- A retry: the first answer, charged once.
+      charged := true;
+      credits := v_charge.credits;
+      balance := billing.available_credits(p_organization_id);
+      charge_id := v_charge.id;
+      grants := billing.charge_grants(v_charge.id);
+      return;
+    end if;
+  end if;
+
+  perform billing.expire_lapsed_grants(p_organization_id);
+  if billing.available_credits(p_organization_id) < credits then
+    charged := false;
+    balance := billing.available_credits(p_organization_id);
+    grants := '[]'::jsonb;
+    return;
+  end if;
+  insert into public.credit_charges (organization_id, request_id, event_code, quantity, credits, charged)
+  values (p_organization_id, p_request_id, p_event, p_quantity, credits, credits)
+  returning * into v_charge;
+  perform billing.draw_credits(v_charge, credits);
+  charged := true;
+  balance := billing.available_credits(p_organization_id);
+  charge_id := v_charge.id;
+  grants := billing.charge_grants(v_charge.id);
+end;
+$$;
+
+revoke execute on function billing.consume_credits(uuid, text, bigint, text) from public, anon, authenticated;
+grant execute on function billing.consume_credits(uuid, text, bigint, text) to service_role;
+
+/**
+ * Settles a charge at the credits really used (an AI call's cost once known): less than charged
+ * gives the rest back to its grants; more draws the difference, or leaves the charge as it is and
+ * answers charged = false when the balance cannot cover it. service_role.
+ */
+create function billing.settle_credits(
+  p_organization_id uuid,
+  p_request_id text,
+  p_credits bigint,
+  out charged boolean,
+  out credits bigint,
+  out balance bigint,
+  out charge_id uuid,
+  out grants jsonb
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_answer record;
+begin
+  v_answer := billing.adjust_charge('settle_credits', p_organization_id, p_request_id, p_credits);
+  charged := v_answer.charged;
+  credits := v_answer.credits;
+  balance := v_answer.balance;
+  charge_id := v_answer.charge_id;
+  grants := v_answer.grants;
+end;
+$$;
+
+revoke execute on function billing.settle_credits(uuid, text, bigint) from public, anon, authenticated;
+grant execute on function billing.settle_credits(uuid, text, bigint) to service_role;
+
+/**
+ * Grants credits to an organization by hand, with a reason, recorded in the ledger with the
+ * operator's name: source 'operator' (or 'promotion'), never expiring unless p_expires_at says when.
+ * postgres and service_role. Returns the grant.
+ */
+create function billing.operator_grant_credits(
+  p_organization_id uuid,
+  p_amount bigint,
+  p_expires_at timestamptz,
+  p_reason text,
+  p_source public.credit_source default 'operator'
+)
+returns public.credit_grants
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+begin
+  if p_source not in ('operator', 'promotion') then
+    raise exception 'an operator grants operator or promotion credits, not %', p_source
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_expires_at is not null and p_expires_at <= billing.now() then
+    raise exception 'the credits would expire at %, which is not in the future', p_expires_at
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if not exists (select from public.organizations o where o.id = p_organization_id) then
+    raise exception 'unknown organization %', p_organization_id using errcode = 'no_data_found';
+  end if;
+  return billing.add_credit_grant(p_organization_id, p_source, p_amount, p_expires_at, v_reason,
+                                  p_actor_kind => 'operator');
+end;
+$$;
+
+revoke execute on function billing.operator_grant_credits(uuid, bigint, timestamptz, text, public.credit_source) from public, anon, authenticated;
+grant execute on function billing.operator_grant_credits(uuid, bigint, timestamptz, text, public.credit_source) to service_role;
+
+/**
+ * A plan's credits for a subscription's current period: on a subscription that is active with a
+ * period, grants what the plan in effect gives per period (`credits_per_period`) less what this
+ * period was already granted, lapsing at the period's end. So a period is granted once however
+ * often its payment is delivered, an upgrade mid-period tops up to the new plan's credits, and a
+ * downgrade takes nothing back. When a period's end moves (an operator extends it, a refund
+ * shortens it), the period's credits lapse at the new end.
+ */
+create function billing.grant_period_credits()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_per_period bigint;
+  v_granted bigint;
+begin
+  if new.current_period_start is null or new.current_period_end is null then
+    return null;
+  end if;
+  if tg_op = 'UPDATE' and new.current_period_start = old.current_period_start
+     and new.current_period_end <> old.current_period_end then
+    update public.credit_grants g set expires_at = new.current_period_end
+    where g.subscription_id = new.id and g.period_start = new.current_period_start and g.source = 'subscription'
+      and g.expired_at is null and g.expires_at is distinct from new.current_period_end;
+  end if;
+  if new.status <> 'active' or new.current_period_end <= billing.now() then
+    return null;
+  end if;
+  select (p.features ->> 'credits_per_period')::bigint into v_per_period
+  from public.billing_plans p where p.id = new.plan_id;
+  if coalesce(v_per_period, 0) <= 0 then
+    return null;
+  end if;
+  select coalesce(sum(g.amount), 0) into v_granted
+  from public.credit_grants g
+  where g.subscription_id = new.id and g.period_start = new.current_period_start and g.source = 'subscription';
+  if v_granted >= v_per_period then
+    return null;
+  end if;
+  perform billing.add_credit_grant(new.organization_id, 'subscription', v_per_period - v_granted,
+    p_expires_at => new.current_period_end,
+    p_reason => 'credits of the period',
+    p_dedupe_key => pg_catalog.format('period:%s:%s:%s', new.id, extract(epoch from new.current_period_start), new.plan_id),
+    p_subscription_id => new.id,
+    p_period_start => new.current_period_start,
+    p_effective_from => new.current_period_start);
+  return null;
+end;
+$$;
+
+revoke execute on function billing.grant_period_credits() from public;
+
+create trigger subscriptions_grant_period_credits
+  after insert or update of status, plan_id, current_period_start, current_period_end on public.subscriptions
+  for each row execute function billing.grant_period_credits();
+
+/**
+ * The expiry job's batch: expires into the ledger what is left of up to p_limit lapsed grants
+ * (billing.expire_lapsed_grants, organization by organization, under each one's credit lock).
+ * Idempotent and safe to run late: a grant is expired once, at whatever time the job comes.
+ */
+create function billing.expire_credits_batch(p_limit integer)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_org uuid;
+  v_n integer := 0;
+begin
+  for v_org in
+    select distinct x.organization_id from (
+      select g.organization_id from public.credit_grants g
+      where g.expired_at is null and g.expires_at <= billing.now()
+      order by g.expires_at
+      limit greatest(coalesce(p_limit, 1000), 0)) x
+  loop
+    perform billing.lock_credits(v_org);
+    perform billing.expire_lapsed_grants(v_org);
+    v_n := v_n + 1;
+  end loop;
+  return v_n;
+end;
+$$;
+
+revoke execute on function billing.expire_credits_batch(integer) from public, anon, authenticated;
+grant execute on function billing.expire_credits_batch(integer) to service_role;
+
+/** The pg_cron entry point of billing.expire_credits_batch, logged in billing.job_runs. */
+create function billing.job_expire_credits(p_limit integer default 1000)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return billing.run_job('credits-expire', 'billing.expire_credits_batch(integer)', p_limit);
+end;
+$$;
+
+revoke execute on function billing.job_expire_credits(integer) from public, anon, authenticated;
+
+/**
+ * Where the credit ledger disagrees with the grants: a grant whose ledger rows do not sum to its
+ * remaining, or an organization whose last balance_after is not the sum of its grants. Empty when
+ * all is well; the tests and the simulator call it after every step.
+ */
+create function billing.credit_ledger_problems()
+returns table (organization_id uuid, grant_id uuid, problem text)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return query
+  select g.organization_id, g.id,
+         pg_catalog.format('grant remaining %s, ledger sum %s', g.remaining, coalesce(l.total, 0))
+  from public.credit_grants g
+  left join (select x.grant_id, sum(x.amount) as total from public.credit_ledger x group by x.grant_id) l
+    on l.grant_id = g.id
+  where coalesce(l.total, 0) <> g.remaining or g.remaining < 0
+  union all
+  select o.organization_id, null::uuid,
+         pg_catalog.format('balance after the last row %s, grants remaining %s', o.last_balance, o.held)
+  from (
+    select gg.organization_id, sum(gg.remaining) as held,
+           billing.credit_ledger_balance(gg.organization_id) as last_balance
+    from public.credit_grants gg group by gg.organization_id
+  ) o
+  where o.held <> o.last_balance;
+end;
+$$;
+
+revoke execute on function billing.credit_ledger_problems() from public, anon, authenticated;
+grant execute on function billing.credit_ledger_problems() to service_role;
+
+/** Implementation of public.get_credit_balance: members of the organization and service_role. */
+create function billing.get_credit_balance(p_organization_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+begin
+  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
+  return (
+    with live as (
+      select g.* from public.credit_grants g
+      where g.organization_id = p_organization_id and g.remaining > 0
+        and (g.expires_at is null or g.expires_at > v_now)
+    ),
+    next_expiry as (
+      select l.expires_at, sum(l.remaining) as credits from live l
+      where l.expires_at is not null and l.effective_from <= v_now
+      group by l.expires_at order by l.expires_at limit 1
+    )
+    select pg_catalog.jsonb_build_object(
+      'organization_id', p_organization_id,
+      'balance', coalesce((select sum(l.remaining) from live l where l.effective_from <= v_now), 0),
+      'pending', coalesce((select sum(l.remaining) from live l where l.effective_from > v_now), 0),
+      'by_source', (select pg_catalog.jsonb_object_agg(s.source, coalesce(
+                      (select sum(l.remaining) from live l where l.source = s.source and l.effective_from <= v_now), 0))
+                    from pg_catalog.unnest(enum_range(null::public.credit_source)) as s(source)),
+      'next_expiry', (select pg_catalog.jsonb_build_object('at', n.expires_at, 'credits', n.credits) from next_expiry n),
+      'recent', coalesce((
+        select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'at', r.created_at, 'kind', r.kind, 'amount', r.amount, 'balance_after', r.balance_after,
+                 'source', r.source, 'event', r.event_code, 'request_id', r.request_id, 'reason', r.reason)
+               order by r.id desc)
+        from (select l.*, g.source from public.credit_ledger l join public.credit_grants g on g.id = l.grant_id
+              where l.organization_id = p_organization_id order by l.id desc limit 20) r), '[]'::jsonb)));
+end;
+$$;
+
+revoke execute on function billing.get_credit_balance(uuid) from public, anon;
+grant execute on function billing.get_credit_balance(uuid) to authenticated, service_role;
+
+-- =================================================================================================
+-- 4. Policies
+-- =================================================================================================
+
+create policy "Signed-in users can read the credit events"
+  on public.credit_events for select to authenticated
+  using (true);
+
+create policy "Members can read their organization's credit grants"
+  on public.credit_grants for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can read their organization's credit charges"
+  on public.credit_charges for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+create policy "Members can read their organization's credit ledger"
+  on public.credit_ledger for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+/**
+ * Charges p_quantity units of a credit event to the organization, all of it or nothing: charged,
+ * the credits, the balance after, the charge and the grants it was drawn from. service_role.
+ */
+create function public.consume_credits(
+  p_organization_id uuid,
+  p_event text,
+  p_quantity bigint default 1,
+  p_request_id text default null,
+  out charged boolean,
+  out credits bigint,
+  out balance bigint,
+  out charge_id uuid,
+  out grants jsonb
+)
+language plpgsql
+volatile
+security invoker
+set search_path = ''
+as $$
+declare
+  v_answer record;
+begin
+  v_answer := billing.consume_credits(p_organization_id, p_event, p_quantity, p_request_id);
+  charged := v_answer.charged;
+  credits := v_answer.credits;
+  balance := v_answer.balance;
+  charge_id := v_answer.charge_id;
+  grants := v_answer.grants;
+end;
+$$;
+
+revoke execute on function public.consume_credits(uuid, text, bigint, text) from public, anon, authenticated;
+grant execute on function public.consume_credits(uuid, text, bigint, text) to service_role;
+comment on function public.consume_credits(uuid, text, bigint, text) is 'Charges a credit event to an organization from its grants in precedence order, all or nothing; a repeated request id is charged once. service_role only.';
+
+/**
+ * Gives a charge back to the grants it came from: credits is what is still charged (0), with the
+ * balance after. A second release gives nothing more. service_role.
+ */
+create function public.release_credits(
+  p_organization_id uuid,
+  p_request_id text,
+  out charged boolean,
+  out credits bigint,
+  out balance bigint,
+  out charge_id uuid,
+  out grants jsonb
+)
+language plpgsql
+volatile
+security invoker
+set search_path = ''
+as $$
+declare
+  v_answer record;
+begin
+  v_answer := billing.adjust_charge('release_credits', p_organization_id, p_request_id, 0);
+  charged := v_answer.charged;
+  credits := v_answer.credits;
+  balance := v_answer.balance;
+  charge_id := v_answer.charge_id;
+  grants := v_answer.grants;
+end;
+$$;
+
+revoke execute on function public.release_credits(uuid, text) from public, anon, authenticated;
+grant execute on function public.release_credits(uuid, text) to service_role;
+comment on function public.release_credits(uuid, text) is 'Gives a charge of consume_credits back to the grants it came from (a lapsed grant lapses again). service_role only.';
+
+/** The organization's credits: balance by source, the next expiry, the last movements. */
+create function public.get_credit_balance(p_organization_id uuid)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.get_credit_balance(p_organization_id);
+end;
+$$;
+
+revoke execute on function public.get_credit_balance(uuid) from public, anon;
+grant execute on function public.get_credit_balance(uuid) to authenticated, service_role;
+comment on function public.get_credit_balance(uuid) is 'An organization''s credits: balance by source, pending, the next expiry and its amount, the last 20 movements. Members and service_role.';
+
+-- =================================================================================================
+-- 6. Jobs
+-- =================================================================================================
+
+insert into billing.jobs (name, schedule, command, worker, doc) values
+  ('credits-expire', '*/5 * * * *', 'select billing.job_expire_credits()', null,
+   'Expires into the ledger what is left of credit grants that lapsed (billing.expire_credits_batch).');
