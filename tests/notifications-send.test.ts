@@ -110,8 +110,11 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
   return {};
 }
 
-/** Kinds with a test of their own: payment_captured (the invoice PDF, below), quota_threshold (usage-alerts.test.ts). */
-const OWN_TESTS = new Set(["payment_captured", "quota_threshold"]);
+/**
+ * Kinds with a test of their own: payment_captured (the invoice PDF, below), quota_threshold
+ * (usage-alerts.test.ts), credits_low (below: it names credits, not a plan and an amount).
+ */
+const OWN_TESTS = new Set(["payment_captured", "quota_threshold", "credits_low"]);
 
 /** Every value of public.notification_kind and its audience, as the database says. */
 async function kindsInDatabase(): Promise<{ kind: string; audience: string }[]> {
@@ -232,6 +235,31 @@ Deno.test("every kind renders (amount in rupees, plan) and goes to the right rec
     const n = await row(id);
     assert(n.sent_at !== null && n.failed_at === null, `${kind} marked sent`);
   }
+});
+
+Deno.test("credits_low: a charge crossing the threshold queues one email naming the balance; charges under it, none", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  await sql`select billing.operator_grant_credits(${org.id}, 100, null, 'credits for the mail test')`;
+  // The organization's own threshold (a plan feature overrides the setting): its plan is this file's.
+  await sql`update public.billing_plans set features = features || '{"credits_low_threshold": 50}'
+    where id = (select plan_id from public.subscriptions where id = ${org.subscription})`;
+  const notes = () => sql`select id, payload from public.notifications where organization_id = ${org.id} and kind = 'credits_low'`;
+  await sql`select public.consume_credits(${org.id}, 'api_call_basic', 40, null)`;
+  assertEquals((await notes()).length, 0, "60 left: above the threshold");
+  await sql`select public.consume_credits(${org.id}, 'api_call_basic', 22, null)`;
+  await sql`select public.consume_credits(${org.id}, 'api_call_basic', 1, null)`;
+  const queued = await notes();
+  assertEquals(queued.length, 1, "one notification for the crossing, none for the charge under it");
+  assertEquals(queued[0].payload, { balance: 38, threshold: 50 });
+
+  const r = await send(serviceKey(), { limit: 1000 });
+  assertEquals(r.status, 200, JSON.stringify(r.body));
+  const mine = (await stored()).emails.filter((e) => e.idempotency_key === queued[0].id);
+  assertEquals(mine.length, 1, "sent once");
+  assertEquals(mine[0].to, [org.adminEmail, org.ownerEmail].sort());
+  assert(mine[0].subject.includes("38 credits left"), mine[0].subject);
+  assert(mine[0].text.includes("fell under 50") && mine[0].text.includes("credit pack"), mine[0].text);
 });
 
 Deno.test("payment_captured: the email carries the invoice PDF, named and numbered like the invoice", testOptions, async () => {

@@ -5,6 +5,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import {
   checkAccess,
   checkAll,
+  checkCredits,
   checkHistoryAndMrr,
   checkLedger,
   checkMoneyDocuments,
@@ -188,4 +189,52 @@ Deno.test("6: a quota over its limit and a request id counted twice", () => {
   assertEquals(details.length, 3, details.join("\n"));
   assert(details[0].includes("r2 was allowed at 2 of a limit of 1"));
   assert(details[2].includes("the counter holds 3, the distinct allowed requests add up to 2"));
+});
+
+/** Credits of one organization in order: a 100-credit period grant, 30 spent under request c1. */
+function creditedOrg(): Snapshot {
+  const s = paidOrg();
+  s.credit_grants = [{ id: "g1", organization_id: ORG, source: "subscription", amount: 100, remaining: 70, expires_ms: s.now_ms + 20 * DAY }];
+  s.credit_charges = [{ organization_id: ORG, request_id: "c1", charged: 30 }];
+  s.credit_calls = [{ organization_id: ORG, request_id: "c1", credits: 30, released: false }];
+  s.credit_periods = [{ organization_id: ORG, subscription_id: "sub1", period_start: "2027-01-01", granted: 100, most: 100, current: true, per_period: 100 }];
+  return s;
+}
+
+Deno.test("7: credits in order report nothing", () => {
+  assertEquals(checkCredits(creditedOrg()), []);
+  assertEquals(checkAll(creditedOrg()), []);
+});
+
+Deno.test("7: a ledger that disagrees, a grant below zero, a lapsed grant the job left", () => {
+  const s = creditedOrg();
+  s.credit_problems = [{ organization_id: ORG, grant_id: "g1", problem: "grant remaining 70, ledger sum 100" }];
+  s.credit_grants.push({ id: "g2", organization_id: ORG, source: "purchase", amount: 10, remaining: -1, expires_ms: null });
+  s.credit_grants.push({ id: "g3", organization_id: ORG, source: "promotion", amount: 10, remaining: 4, expires_ms: s.now_ms - 2 * DAY });
+  const details = checkCredits(s).map((x) => x.detail);
+  assertEquals(details.length, 3, details.join("\n"));
+  assert(details[0].includes("grant remaining 70, ledger sum 100"));
+  assert(details[1].includes("grant g2 holds -1 of 10"));
+  assert(details[2].includes("promotion grant g3 lapsed") && details[2].includes("still holds 4"));
+});
+
+Deno.test("7: a request charged twice, or holding other than the model's credits", () => {
+  const s = creditedOrg();
+  s.credit_charges.push({ organization_id: ORG, request_id: "c1", charged: 30 });
+  assert(checkCredits(s).some((x) => x.detail.includes("request c1 is 2 charges, not one")));
+  const t = creditedOrg();
+  t.credit_calls[0].released = true;
+  assert(checkCredits(t).some((x) => x.detail.includes("request c1 holds 30 credits, the model 0")));
+  const u = creditedOrg();
+  u.credit_charges = [];
+  assert(checkCredits(u).some((x) => x.detail.includes("request c1 is 0 charges")));
+});
+
+Deno.test("7: a period granted twice, or a running period without its credits", () => {
+  const s = creditedOrg();
+  s.credit_periods[0].granted = 200;
+  assert(checkCredits(s).some((x) => x.detail.includes("was granted 200 credits, its plans give at most 100")));
+  const t = creditedOrg();
+  t.credit_periods[0].granted = 0;
+  assert(checkCredits(t).some((x) => x.detail.includes("has 0 credits, its plan gives 100")));
 });

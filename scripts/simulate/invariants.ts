@@ -115,6 +115,39 @@ export interface UsageRow {
   count: number;
 }
 
+/** A credit charge the simulation made: consume_credits' first answer, and whether it released it since. */
+export interface CreditCall {
+  organization_id: string;
+  request_id: string;
+  credits: number;
+  released: boolean;
+}
+
+/** A row of public.credit_grants, as much as the checks read. */
+export interface CreditGrantRow {
+  id: string;
+  organization_id: string;
+  source: string;
+  amount: number;
+  remaining: number;
+  /** Simulated ms of expires_at; null: never. */
+  expires_ms: number | null;
+}
+
+/** A paid period's subscription credits: what was granted, against the most any of its plans gives. */
+export interface CreditPeriodRow {
+  organization_id: string;
+  subscription_id: string;
+  period_start: string;
+  granted: number;
+  /** The largest credits_per_period of the plans the period's grants were made for. */
+  most: number;
+  /** The period is current and its subscription active: its plan's credits must be there. */
+  current: boolean;
+  /** credits_per_period of the plan in effect now. */
+  per_period: number;
+}
+
 export interface Snapshot {
   /** Simulated time of the check (ms). */
   now_ms: number;
@@ -153,6 +186,13 @@ export interface Snapshot {
   access: AccessExpectation[];
   usage_calls: UsageCall[];
   usage_rows: UsageRow[];
+  /** Rows of billing.credit_ledger_problems(): where the ledger and the grants disagree. */
+  credit_problems: { organization_id: string; grant_id: string | null; problem: string }[];
+  credit_grants: CreditGrantRow[];
+  /** public.credit_charges: what is still charged per request id. */
+  credit_charges: { organization_id: string; request_id: string; charged: number }[];
+  credit_calls: CreditCall[];
+  credit_periods: CreditPeriodRow[];
 }
 
 export interface Violation {
@@ -406,7 +446,46 @@ export function checkUsage(s: Snapshot): Violation[] {
   return out;
 }
 
-export const CHECKS = [checkLedger, checkMoneyDocuments, checkAccess, checkHistoryAndMrr, checkOutboxes, checkUsage];
+/**
+ * 7. Credits: the ledger sums to the balance (billing.credit_ledger_problems() is empty) and no
+ * grant is negative or above its amount; each request id the simulation charged is one charge,
+ * holding what the model expects (its credits, or 0 once released); a paid period's credits are
+ * granted once (never more than the largest per-period credits of the plans it was granted for) and
+ * are there while the period runs; a grant lapsed more than a day ago was expired by the job.
+ */
+export function checkCredits(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "7 credits";
+  for (const p of s.credit_problems) out.push(v(name, p.organization_id, `the ledger disagrees with grant ${p.grant_id ?? "(all)"}: ${p.problem}`));
+  for (const g of s.credit_grants) {
+    if (g.remaining < 0 || g.remaining > g.amount) out.push(v(name, g.organization_id, `grant ${g.id} holds ${g.remaining} of ${g.amount}`));
+    if (g.expires_ms !== null && g.expires_ms <= s.now_ms - 86400e3 && g.remaining > 0) {
+      out.push(v(name, g.organization_id, `${g.source} grant ${g.id} lapsed at ${new Date(g.expires_ms).toISOString()} and still holds ${g.remaining}`));
+    }
+  }
+  const charges = new Map<string, number[]>();
+  for (const c of s.credit_charges) {
+    const key = `${c.organization_id}|${c.request_id}`;
+    charges.set(key, [...(charges.get(key) ?? []), c.charged]);
+  }
+  for (const c of s.credit_calls) {
+    const got = charges.get(`${c.organization_id}|${c.request_id}`) ?? [];
+    const want = c.released ? 0 : c.credits;
+    if (got.length !== 1) out.push(v(name, c.organization_id, `request ${c.request_id} is ${got.length} charges, not one`));
+    else if (got[0] !== want) out.push(v(name, c.organization_id, `request ${c.request_id} holds ${got[0]} credits, the model ${want}`));
+  }
+  for (const p of s.credit_periods) {
+    if (p.granted > p.most) {
+      out.push(v(name, p.organization_id, `subscription ${p.subscription_id}'s period from ${p.period_start} was granted ${p.granted} credits, its plans give at most ${p.most}`));
+    }
+    if (p.current && p.granted < p.per_period) {
+      out.push(v(name, p.organization_id, `subscription ${p.subscription_id}'s running period from ${p.period_start} has ${p.granted} credits, its plan gives ${p.per_period}`));
+    }
+  }
+  return out;
+}
+
+export const CHECKS = [checkLedger, checkMoneyDocuments, checkAccess, checkHistoryAndMrr, checkOutboxes, checkUsage, checkCredits];
 
 /** Every invariant's violations, in invariant order. */
 export function checkAll(s: Snapshot): Violation[] {
@@ -439,5 +518,10 @@ export function emptySnapshot(now_ms = Date.UTC(2027, 0, 1)): Snapshot {
     access: [],
     usage_calls: [],
     usage_rows: [],
+    credit_problems: [],
+    credit_grants: [],
+    credit_charges: [],
+    credit_calls: [],
+    credit_periods: [],
   };
 }

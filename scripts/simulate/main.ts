@@ -15,6 +15,7 @@ import {
   type ProviderCall,
   type ProviderMoney,
   type Snapshot,
+  type CreditCall,
   type UsageCall,
 } from "./invariants.ts";
 
@@ -28,7 +29,7 @@ const GRACE = 3 * DAY;
 
 const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-rate <0..1>] [--start <YYYY-MM-DD>]
   [--no-payu] [--no-razorpay-subscriptions] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
-  [--no-razorpay-orders] [--no-razorpay-plan-changes] [--no-grants] [--no-refunds] [--no-disputes] [--no-usage] [--no-webhook-faults] [--no-provider-faults]
+  [--no-razorpay-orders] [--no-razorpay-plan-changes] [--no-grants] [--no-refunds] [--no-disputes] [--no-usage] [--no-credits] [--no-webhook-faults] [--no-provider-faults]
   [--no-email-faults] [--no-crash-faults] [--no-kill-faults] [--no-timeout-faults]`;
 
 function parseFlags(argv: string[]) {
@@ -36,7 +37,7 @@ function parseFlags(argv: string[]) {
     seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
     payu: true, razorpaySubscriptions: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
-    crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true,
+    crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true, credits: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -174,6 +175,7 @@ const refundAllowed: string[] = [];
 const atLeastOnce: string[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const usageCalls: UsageCall[] = [];
+const creditCalls: CreditCall[] = [];
 
 interface Plan {
   id: string;
@@ -709,11 +711,43 @@ async function useQuota(o: Org) {
   }
 }
 
+/**
+ * Credits: a few charges (a quarter of them retries of an earlier request id, which must charge
+ * nothing more), now and then a release of an earlier charge, and a promotion that lapses.
+ */
+async function useCredits(o: Org) {
+  const mine = creditCalls.filter((c) => c.organization_id === o.id);
+  for (let i = 0; i < int(1, 4); i++) {
+    const again = mine.length > 0 && chance(0.25) ? pick(mine) : null;
+    const rid = again?.request_id ?? simId("cr");
+    const quantity = again ? again.credits : int(1, 60);
+    const [r] = await sql`select charged, credits::int from public.consume_credits(${o.id}, 'api_call_basic', ${quantity}, ${rid})`;
+    if (again) {
+      if (!r.charged || r.credits !== again.credits) throw new Error(`credits: the retry of ${rid} answered ${JSON.stringify(r)}, not its first charge`);
+    } else if (r.charged) {
+      const call = { organization_id: o.id, request_id: rid, credits: r.credits as number, released: false };
+      creditCalls.push(call);
+      mine.push(call);
+    }
+  }
+  const open = mine.filter((c) => !c.released);
+  if (open.length > 0 && chance(0.15)) {
+    const c = pick(open);
+    await sql`select * from public.release_credits(${o.id}, ${c.request_id})`;
+    c.released = true;
+  }
+  if (chance(0.03)) {
+    await sql`select billing.operator_grant_credits(${o.id}, ${int(50, 500)}, ${new Date(now + int(1, 40) * DAY)},
+                'simulated promotion', 'promotion')`;
+  }
+}
+
 /** One organization's day: at most one decision, drawn from what its state allows. */
 async function live(o: Org): Promise<string | null> {
   const tier = modelTier(o, now);
   const live = o.plan !== null && o.periodEnd !== null && now < o.periodEnd + GRACE && o.endedAt === null;
   if (flags.usage && chance(0.4)) await useQuota(o);
+  if (flags.credits && chance(0.4)) await useCredits(o);
   if (o.disputeOpen) return null;
   if (o.resubscribe && o.periodEnd !== null && now >= o.periodEnd && o.endedAt === null) {
     const code = o.resubscribe;
@@ -803,6 +837,7 @@ async function live(o: Org): Promise<string | null> {
 const JOBS = [
   "billing.job_expire()", "billing.job_renewal_reminders()", "billing.job_dunning()", "billing.job_purge()",
   "billing.job_revenue_analytics()", "billing.job_ai_release_stale_reservations()", "billing.job_ai_purge_cache()",
+  "billing.job_expire_credits()",
 ];
 async function runJobs() {
   for (const j of JOBS) await sql.unsafe(`select ${j}`);
@@ -1013,7 +1048,8 @@ const ms = (t: unknown) => (t instanceof Date ? t.getTime() : Date.parse(String(
 
 async function snapshot(): Promise<Snapshot> {
   const ids = orgs.map((o) => o.id);
-  const [payment_events, invoices, credit_notes, subscriptions, history, effective, [mrrRow], actions, notifications, usage_rows] =
+  const [payment_events, invoices, credit_notes, subscriptions, history, effective, [mrrRow], actions, notifications, usage_rows,
+    credit_problems, credit_grants, credit_charges, credit_periods] =
     await Promise.all([
       sql`select id, organization_id, provider::text, provider_payment_id, status::text, amount_cents::int, needs_refund,
             details ->> 'refund_id' as refund_id, details ->> 'captured_payment_event_id' as captured_payment_event_id
@@ -1037,6 +1073,32 @@ async function snapshot(): Promise<Snapshot> {
             attempts, 10 as max_attempts, last_error, created_at from public.notifications where organization_id = any(${ids})`,
       sql`select organization_id, metric, (window_start at time zone 'Asia/Kolkata')::date::text as window_day, count::int
           from public.usage_quotas where window_unit = 'day' and organization_id = any(${ids})`,
+      sql`select organization_id, grant_id, problem from billing.credit_ledger_problems() where organization_id = any(${ids})`,
+      sql`select id, organization_id, source::text, amount::int, remaining::int, expires_at
+          from public.credit_grants where organization_id = any(${ids})`,
+      sql`select organization_id, request_id, charged::int from public.credit_charges
+          where organization_id = any(${ids}) and request_id is not null`,
+      // A paid period's grants name the plan they were made for in their dedupe key (period:<sub>:<start>:<plan>).
+      sql`select s.organization_id, s.id as subscription_id, g.period_start::text,
+            coalesce(sum(g.amount), 0)::int as granted,
+            coalesce((select max((p.features ->> 'credits_per_period')::int) from public.billing_plans p
+                      where p.id::text in (select split_part(x.dedupe_key, ':', 4) from public.credit_grants x
+                                           where x.subscription_id = s.id and x.period_start = g.period_start)), 0) as most,
+            bool_or(s.status = 'active' and s.current_period_start = g.period_start
+                    and s.current_period_end > billing.now() and s.current_period_start <= billing.now()) as current,
+            coalesce(max((cp.features ->> 'credits_per_period')::int), 0) as per_period
+          from public.credit_grants g
+          join public.subscriptions s on s.id = g.subscription_id
+          join public.billing_plans cp on cp.id = s.plan_id
+          where g.source = 'subscription' and s.organization_id = any(${ids})
+          group by s.organization_id, s.id, g.period_start
+          union all
+          select s.organization_id, s.id, s.current_period_start::text, 0, 0, true, (p.features ->> 'credits_per_period')::int
+          from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
+          where s.organization_id = any(${ids}) and s.status = 'active' and (p.features ->> 'credits_per_period')::int > 0
+            and s.current_period_start <= billing.now() and s.current_period_end > billing.now()
+            and not exists (select from public.credit_grants g where g.subscription_id = s.id
+                            and g.period_start = s.current_period_start and g.source = 'subscription')`,
     ]);
   const rzp = (await fake("/__control/razorpay/payments")).payments as Json[];
   const rzpAll = await fake("/__control/razorpay/orders");
@@ -1097,6 +1159,11 @@ async function snapshot(): Promise<Snapshot> {
     // billing-purge drops day counters 35 days after their window: compare the last 30 days.
     usage_calls: usageCalls.filter((c) => c.window_day >= istDate(now - 30 * DAY)),
     usage_rows: usage_rows as unknown as Snapshot["usage_rows"],
+    credit_problems: credit_problems as unknown as Snapshot["credit_problems"],
+    credit_grants: credit_grants.map((g) => ({ ...g, expires_ms: g.expires_at === null ? null : ms(g.expires_at) })) as unknown as Snapshot["credit_grants"],
+    credit_charges: credit_charges as unknown as Snapshot["credit_charges"],
+    credit_calls: creditCalls,
+    credit_periods: credit_periods as unknown as Snapshot["credit_periods"],
   };
 }
 
