@@ -14,6 +14,7 @@ import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
 import { loadOrCreateKeys } from "./lib/keys.mjs";
 import { ensurePgPackages, tempCluster } from "./lib/pg.mjs";
+import { pgTapFiles, runPgTap } from "./lib/pgtap.mjs";
 import { bin, main, onInterrupt, root, run, ScriptError, stopChildren } from "./lib/run.mjs";
 import { buildBoth, declarationProblems, defaultSchemasDir, orderDifferences, ruleMapProblems, schemaDiff } from "./lib/schemas.mjs";
 import { startLocalStack } from "./lib/stack.mjs";
@@ -43,19 +44,12 @@ function record(name, ok, detail = "") {
   console.log(`${ok ? "ok" : "not ok"} - ${name}${detail ? `\n${detail}` : ""}`);
 }
 
-/**
- * pgTAP over supabase/tests/database with pg_prove; every assertion counts. First the shared
- * helper schema `tests` (scripts/sql/test-helpers.sql), on this throwaway database only.
- */
+/** pgTAP over supabase/tests/database (scripts/lib/pgtap.mjs); every assertion counts. */
 async function pgTap(db, files) {
-  await db.psql(["-f", path.join(root, "scripts", "sql", "test-helpers.sql")]);
-  const { code, stdout, stderr } = await run("pg_prove", ["-d", db.url, "--timer", ...files], { allowFail: true, tee: true });
-  const total = Number(/Tests=(\d+)/.exec(stdout)?.[1] ?? 0);
-  let failed = [...stdout.matchAll(/Failed (\d+)\/\d+ subtests/g)].reduce((n, m) => n + Number(m[1]), 0);
-  if (code !== 0 && failed === 0) failed = 1; // a file died (bad plan, SQL error) without a failed assertion
-  if (code !== 0) process.stdout.write(stderr);
-  tally.passed += Math.max(total - failed, 0);
-  tally.failed += failed;
+  const result = await runPgTap(db.url, files, { tee: true });
+  if (!result.ok) process.stdout.write(result.stderr);
+  tally.passed += result.passed;
+  tally.failed += result.failed;
 }
 
 /** A finding at level WARN or ERROR in the CLI's JSON output (lint: warning/error; advisors: WARN/ERROR). */
@@ -199,23 +193,34 @@ async function schemas(db) {
   }
 }
 
+/** @type {import("./lib/pg.mjs").Cluster | undefined} */
+let upgradeCluster;
+
 /**
  * Upgrade with data (scripts/lib/upgrade.mjs): the previous release (migrations up to
  * LAST_RELEASED_MIGRATION) with the seed and supabase/tests/upgrade/fixtures.sql on it, then the
  * newer migrations by supabase db push; the result must equal supabase/schemas/ and keep the
- * fixture rows (supabase/tests/upgrade/checks.sql). One record per step.
+ * fixture rows (supabase/tests/upgrade/checks.sql) and pass the whole pgTAP suite. One record per
+ * step. A cluster of its own, so that the upgraded database is the one pg_cron works in
+ * (cron.database_name), as on a hosted project: the pgTAP suite checks the jobs.
  */
-async function upgrade(db) {
-  for (const o of await upgradeWithData(db.url)) record(o.name, o.ok, o.ok ? "" : `  ${o.detail.split("\n").join("\n  ")}`);
+async function upgrade() {
+  upgradeCluster = await tempCluster("upgrade");
+  try {
+    await upgradeCluster.init();
+    await upgradeCluster.start();
+    const outcomes = await upgradeWithData(upgradeCluster.url, { database: "postgres" });
+    for (const o of outcomes) record(o.name, o.ok, o.ok ? "" : `  ${o.detail.split("\n").join("\n  ")}`);
+  } finally {
+    await upgradeCluster.remove();
+    upgradeCluster = undefined;
+  }
 }
-
-const pgTapDir = path.join(root, "supabase", "tests", "database");
 
 /** What to run: everything, or only the files named on the command line (no checks then). */
 function selection(args) {
   if (args.length === 0) {
-    const sql = fs.readdirSync(pgTapDir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(pgTapDir, f));
-    return { sql, ts: ["tests/"], checks: true };
+    return { sql: pgTapFiles(), ts: ["tests/"], checks: true };
   }
   const files = args.map((a) => path.resolve(a));
   for (const f of files) {
@@ -231,6 +236,7 @@ main(async () => {
   const db = await tempCluster("test");
   const cleanup = async () => {
     await stopChildren();
+    await upgradeCluster?.remove();
     await db.remove();
   };
   onInterrupt(cleanup);
@@ -250,7 +256,7 @@ main(async () => {
         await denoCheck();
       });
       await stage("schemas (supabase/schemas/ against the migrations)", () => schemas(db));
-      await stage(`upgrade with data (from the release ending ${LAST_RELEASED_MIGRATION})`, () => upgrade(db));
+      await stage(`upgrade with data (from the release ending ${LAST_RELEASED_MIGRATION})`, upgrade);
     }
     if (only.checks) await stage("simulation (a small fixed seed)", simulation);
     if (only.ts.length === 0) return;

@@ -3,7 +3,7 @@
 // copy to the adapters' own tables: every event type an adapter maps, and one it does not, must get
 // the same neutral kind and subscription status from tests.adapted as from the adapter.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { PAYU_EVENT_KINDS } from "../supabase/functions/_shared/providers/payu.ts";
+import { PAYU_EVENT_KINDS } from "../supabase/functions/_shared/providers/payu/index.ts";
 import {
   RAZORPAY_SUBSCRIPTION_STATUS,
   razorpayEventKind,

@@ -13,7 +13,7 @@ import {
   listPayuRefunds,
   payuActionStatus,
   verifyPayuPayment,
-} from "../supabase/functions/_shared/providers/payu.ts";
+} from "../supabase/functions/_shared/providers/payu/index.ts";
 import {
   createRazorpayAdapter,
   createRazorpayClient,

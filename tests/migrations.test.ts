@@ -1,12 +1,21 @@
-// The baseline modules (the released schema, up to BASELINE_LAST) each own the objects they
-// create: no other baseline module alters, drops, replaces or comments on them. A table,
-// function, type, view, trigger, index or policy of the baseline is defined in one file, so
-// reading that file is enough to know its shape. Migrations after the baseline are upgrades:
-// they are the place where released objects are altered or replaced.
+// Two rules on supabase/migrations:
+//
+// 1. Released migrations are never edited. supabase/tests/upgrade/released.sha256 lists every
+//    migration of the last release with its sha256 (deployed projects applied exactly those
+//    bytes); each must be unchanged, none removed, and no new one may sort before the last of
+//    them. `npm run db:diff -- --release` rewrites the list when a release is cut, which also
+//    moves LAST_RELEASED_MIGRATION (scripts/lib/upgrade.mjs, the upgrade check's starting point).
+// 2. The baseline modules (the first release's one file per module, up to BASELINE_LAST) each own
+//    the objects they create: no other baseline module alters, drops, replaces or comments on
+//    them. A table, function, type, view, trigger, index or policy of the baseline is defined in
+//    one file, so reading that file is enough to know its shape. Later migrations are upgrades:
+//    they are the place where released objects are altered or replaced.
 //
 // The parser (scripts/lib/sql-objects.mjs) is shared with the checks of supabase/schemas/.
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
+import { cutRelease } from "../scripts/db-diff.mjs";
 import { crossMigrationChanges, type SqlFile } from "../scripts/lib/sql-objects.mjs";
+import { LAST_RELEASED_MIGRATION, readReleased, releasedProblems } from "../scripts/lib/upgrade.mjs";
 
 type MigrationFile = SqlFile;
 
@@ -74,7 +83,10 @@ Deno.test("the checker reports replace, drop and comment on of another migration
 // The real migrations
 // -------------------------------------------------------------------------------------------------
 
-/** The last module of the released baseline; later migrations are upgrades. */
+/**
+ * The last module of the baseline (the first release's layout); later migrations are upgrades.
+ * It stays put when a release is cut: what is released is released.sha256's business.
+ */
 const BASELINE_LAST = "20261120001000_ai_gateway.sql";
 
 Deno.test("no baseline module alters, drops, replaces or comments on another module's objects", async () => {
@@ -88,4 +100,62 @@ Deno.test("no baseline module alters, drops, replaces or comments on another mod
   assert(files.some((f) => f.name === BASELINE_LAST), `the baseline ends at ${BASELINE_LAST}, which is missing`);
   const found = crossMigrationChanges(files);
   assert(found.length === 0, `${found.length} cross-migration change(s):\n${found.join("\n")}`);
+});
+
+// -------------------------------------------------------------------------------------------------
+// Released migrations are never edited
+// -------------------------------------------------------------------------------------------------
+
+Deno.test("every released migration is byte for byte what released.sha256 lists; the baseline is released", () => {
+  const problems = releasedProblems();
+  assert(problems.length === 0, problems.join("\n"));
+  const released = readReleased().map((r) => r.file);
+  assertEquals(released.at(-1), LAST_RELEASED_MIGRATION);
+  assert(released.includes(BASELINE_LAST), `${BASELINE_LAST} (the baseline) is not released`);
+});
+
+/** A toy supabase/migrations folder and its manifest, cut at the files given. */
+async function toyRelease(files: Record<string, string>) {
+  const dir = await Deno.makeTempDir({ prefix: "supabill-released-" });
+  const migrationsDir = `${dir}/migrations`;
+  const manifestFile = `${dir}/released.sha256`;
+  await Deno.mkdir(migrationsDir);
+  for (const [name, sql] of Object.entries(files)) await Deno.writeTextFile(`${migrationsDir}/${name}`, sql);
+  await Deno.writeTextFile(manifestFile, "");
+  const said = cutRelease({ migrationsDir, manifestFile });
+  return { dir, migrationsDir, manifestFile, said };
+}
+
+Deno.test("an edited released migration fails, naming the file and saying what to do instead", async () => {
+  const toy = await toyRelease({ "20260101000100_a.sql": "create table t (id int);\n", "20260101000200_b.sql": "select 1;\n" });
+  try {
+    assert(toy.said.includes("2 released migrations, the last 20260101000200_b.sql"), toy.said);
+    assertEquals(releasedProblems(toy), []);
+    await Deno.writeTextFile(`${toy.migrationsDir}/20260101000100_a.sql`, "create table t (id bigint);\n");
+    assertEquals(releasedProblems(toy), [
+      "20260101000100_a.sql was edited after its release: released migrations are never edited; write a new migration " +
+      "(edit supabase/schemas/, then npm run db:diff -- <name>)",
+    ]);
+    // Cutting a release does not bless the edit.
+    assertThrows(() => cutRelease(toy), /no release cut:\n {2}20260101000100_a\.sql was edited after its release/);
+  } finally {
+    await Deno.remove(toy.dir, { recursive: true });
+  }
+});
+
+Deno.test("a removed released migration, or a new one dated before the release, fails; a newer one is fine", async () => {
+  const toy = await toyRelease({ "20260101000100_a.sql": "select 1;\n", "20260101000300_c.sql": "select 3;\n" });
+  try {
+    await Deno.writeTextFile(`${toy.migrationsDir}/20260102000100_d.sql`, "select 4;\n");
+    assertEquals(releasedProblems(toy), []);
+    await Deno.writeTextFile(`${toy.migrationsDir}/20260101000200_b.sql`, "select 2;\n");
+    await Deno.remove(`${toy.migrationsDir}/20260101000100_a.sql`);
+    assertEquals(releasedProblems(toy), [
+      "20260101000100_a.sql is released and missing from supabase/migrations: released migrations are never removed or renamed",
+      "20260101000200_b.sql is not released but sorts before 20260101000300_c.sql, the last released migration: " +
+      "a deployed project would never apply it; give it a timestamp after that one",
+    ]);
+  } finally {
+    await Deno.remove(toy.dir, { recursive: true });
+  }
 });

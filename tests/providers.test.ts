@@ -20,7 +20,7 @@ import {
   reverseHash,
   rupeesToPaise,
   verifyReverseHash,
-} from "../supabase/functions/_shared/providers/payu.ts";
+} from "../supabase/functions/_shared/providers/payu/index.ts";
 import {
   createRazorpayAdapter,
   createRazorpayCheckout,

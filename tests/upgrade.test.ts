@@ -19,19 +19,24 @@ async function writeFiles(dir: string, files: Record<string, string>) {
   for (const [name, sql] of Object.entries(files)) await Deno.writeTextFile(`${dir}/${name}`, sql);
 }
 
-/** The check on a toy release: RELEASED, then `newer` over DATA, against `schema`. */
-async function upgradeToy(newer: Record<string, string>, schema: string) {
+/**
+ * The check on a toy release: RELEASED, then `newer` over DATA, against `schema`; `pgTap` the
+ * pgTAP files run last (none unless given).
+ */
+async function upgradeToy(newer: Record<string, string>, schema: string, pgTap: Record<string, string> = {}) {
   const work = await Deno.makeTempDir({ prefix: "supabill-upgrade-toy-" });
   try {
     await writeFiles(`${work}/supabase/migrations`, { ...RELEASED, ...newer });
     await writeFiles(`${work}/schemas`, { "00_toy.sql": schema });
-    await writeFiles(work, { "data.sql": DATA, "checks.sql": CHECKS });
+    await writeFiles(work, { "data.sql": DATA, "checks.sql": CHECKS, ...pgTap });
     return await upgradeWithData(env("SUPABASE_DB_URL"), {
       migrationsDir: `${work}/supabase/migrations`,
       schemasDir: `${work}/schemas`,
       lastReleased: "20260101000100_base.sql",
       dataFiles: [`${work}/data.sql`],
       checksFile: `${work}/checks.sql`,
+      pgTapFiles: Object.keys(pgTap).map((f) => `${work}/${f}`),
+      pgTapHelpers: null,
     });
   } finally {
     await Deno.remove(work, { recursive: true });
@@ -96,4 +101,36 @@ Deno.test("upgrade: a newer migration the schemas do not declare is reported", a
   const bad = failed(outcomes);
   assertEquals(bad.length, 1, JSON.stringify(outcomes));
   assert(bad[0].name.startsWith("the upgraded database is what supabase/schemas/ declares"), bad[0].name);
+});
+
+const TOY_SCHEMA = "create schema billing;\ncreate table billing.t (id int primary key, label text not null);";
+
+Deno.test("upgrade: right after a release is cut (no newer migration) the check passes and says there was nothing to apply", async () => {
+  const outcomes = await upgradeToy({}, TOY_SCHEMA);
+  assertEquals(failed(outcomes), []);
+  assert(/^no migration is newer than 20260101000100_base\.sql: supabase db push has nothing to apply/.test(outcomes[1].name), outcomes[1].name);
+  assertEquals(outcomes.length, 4);
+});
+
+/** A pgTAP file: the rows of billing.t as the upgraded database has them. */
+const toyPgTap = (rows: number) => `
+begin;
+set local search_path = public, extensions;
+select plan(1);
+select is((select count(*)::int from billing.t), ${rows}, 'billing.t has ${rows} rows');
+select * from finish();
+rollback;
+`;
+
+Deno.test("upgrade: the pgTAP files run on the upgraded database, rows and all, and a failed assertion is reported", async () => {
+  const passing = await upgradeToy({}, TOY_SCHEMA, { "rows.test.sql": toyPgTap(2) });
+  assertEquals(failed(passing), []);
+  assert(passing.at(-1)!.name.startsWith("after the upgrade: the pgTAP suite passes on it (1 files, 1 of 1 assertions)"), passing.at(-1)!.name);
+
+  // A test written for an empty database (it expects no row) fails on one with rows in it.
+  const outcomes = await upgradeToy({}, TOY_SCHEMA, { "rows.test.sql": toyPgTap(0) });
+  const bad = failed(outcomes);
+  assertEquals(bad.length, 1, JSON.stringify(outcomes));
+  assert(bad[0].name.startsWith("after the upgrade: the pgTAP suite passes on it (1 files, 0 of 1 assertions)"), bad[0].name);
+  assert(bad[0].detail.includes("billing.t has 0 rows"), bad[0].detail);
 });

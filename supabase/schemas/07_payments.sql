@@ -74,22 +74,6 @@ create type billing.provider_event_kind as enum (
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * BEFORE INSERT on billing.webhook_events: a delivery whose event billing does not act on (kind
- * other) is marked with why, so an operator can tell "received and ignored" from "applied".
- */
-create function billing.mark_ignored_webhook_event()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  new.ignored_reason := pg_catalog.format('event type %s is not one billing acts on', new.event_type);
-  return new;
-end;
-$$;
-revoke execute on function billing.mark_ignored_webhook_event() from public;
-
-/**
  * Every provider webhook delivery, recorded once per (provider, event_id): the exactly-once
  * guard. Each is applied in the transaction that records it (public.apply_payment_event), so
  * processed_at is set from the start; last_error says what was not applied, and why.
@@ -128,11 +112,6 @@ comment on column billing.webhook_events.ignored_reason is
 
 /** The ignored deliveries, for operators. */
 create index webhook_events_ignored_idx on billing.webhook_events (received_at) where ignored_reason is not null;
-
-create trigger webhook_events_mark_ignored
-  before insert on billing.webhook_events
-  for each row when (new.payload ->> 'kind' = 'other')
-  execute function billing.mark_ignored_webhook_event();
 
 -- -------------------------------------------------------------------------------------------------
 -- billing.provider_subscription_states (private)
@@ -1102,7 +1081,7 @@ grant execute on function billing.apply_order_event(jsonb, timestamptz) to servi
  *     (billing.apply_refund);
  *   refund_failed: the refund the provider reports failed (billing.apply_refund_failed);
  *   dispute_opened, dispute_won, dispute_lost: billing.apply_dispute;
- *   other: recorded and acknowledged ('ignored').
+ *   other: recorded and acknowledged ('ignored'), the delivery's ignored_reason saying why.
  * In one transaction: records the delivery in billing.webhook_events, already processed (a
  * repeated provider + event_id, also a concurrent one, is acknowledged with result 'duplicate'
  * and changes nothing else), applies the event, and keeps the handler's last_error on the
@@ -1130,8 +1109,13 @@ begin
   -- nobody ever sees it unprocessed (a failure rolls the record back with the rest, and the
   -- provider's retry starts again); later steps only add last_error. A duplicate (also a
   -- concurrent one, which waits here for the first to commit) is acknowledged without effect.
-  insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts)
-  values (v_provider, p_event ->> 'event_id', p_event ->> 'event_type', p_event, v_now, v_now, 1)
+  -- An event billing does not act on (kind other) is marked with why, so an operator can tell
+  -- "received and ignored" from "applied".
+  insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts,
+                                      ignored_reason)
+  values (v_provider, p_event ->> 'event_id', p_event ->> 'event_type', p_event, v_now, v_now, 1,
+          case when p_event ->> 'kind' = 'other'
+            then pg_catalog.format('event type %s is not one billing acts on', p_event ->> 'event_type') end)
   on conflict (provider, event_id) do nothing
   returning id into v_webhook_id;
   if v_webhook_id is null then

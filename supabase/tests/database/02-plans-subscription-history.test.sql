@@ -437,8 +437,23 @@ select pg_temp.at('2026-12-01 10:00+05:30');
 select pg_temp.subscribe(pg_temp.org(n), 'sh_basic_m', '2026-11-' || lpad((n - 9)::text, 2, '0') || ' 00:00+05:30',
                          '2026-12-' || lpad((n - 9)::text, 2, '0') || ' 00:00+05:30')
 from generate_series(10, 14) n;
+-- The jobs are global: in a database with rows in it (the upgrade check of npm test) they move
+-- other organizations' subscriptions due then too. What a job returns, less the other
+-- subscriptions whose status it changed, is what it did to these five.
+create temp table others_before (id uuid, status public.subscription_status);
+create function pg_temp.snapshot_others() returns void language sql as $$
+  delete from others_before;
+  insert into others_before
+  select s.id, s.status from public.subscriptions s
+  where s.organization_id not in (select pg_temp.org(n) from generate_series(10, 14) n);
+$$;
+create function pg_temp.moved_elsewhere() returns integer language sql as $$
+  select count(*)::integer from others_before b join public.subscriptions s on s.id = b.id where s.status is distinct from b.status
+$$;
 select pg_temp.at('2026-12-06 10:00+05:30');
-select is(billing.mark_past_due(100, billing.now(), '{"job": "test"}'), 5, 'the past-due step moves five subscriptions');
+select pg_temp.snapshot_others();
+create temp table job_moved as select billing.mark_past_due(100, billing.now(), '{"job": "test"}') as moved;
+select is((select moved from job_moved) - pg_temp.moved_elsewhere(), 5, 'the past-due step moves five subscriptions');
 select is(
   (select row(count(*), count(distinct h.cmin::text), min(h.actor_kind), min(h.reason), min(h.metadata::text))::text
    from public.subscription_history h
@@ -454,7 +469,10 @@ select is(
   'each dated when it fell due: its own period end'
 );
 select pg_temp.at('2026-12-10 10:00+05:30');
-select is(billing.job_expire(), 5, 'billing-expire moves them on after the grace days');
+select pg_temp.snapshot_others();
+truncate job_moved;
+insert into job_moved select billing.job_expire();
+select is((select moved from job_moved) - pg_temp.moved_elsewhere(), 5, 'billing-expire moves them on after the grace days');
 select is(
   (select row(count(*), count(distinct h.cmin::text), min(h.actor_kind))::text
    from public.subscription_history h

@@ -125,6 +125,19 @@ $$;
 -- Fixture: plans, ten organizations, their subscriptions and history (change by change), money
 -- -------------------------------------------------------------------------------------------------
 
+-- The figures are those of a business of these ten organizations only. A database with rows in it
+-- (the upgrade check of npm test runs this suite over a previous release's rows) has other
+-- organizations whose subscriptions, payments and GST documents would count too: this transaction
+-- (rolled back at the end) sets their rows aside first. The append-only guards of these tables are
+-- triggers, off for these statements only (session_replication_role).
+set local session_replication_role = replica;
+delete from public.subscription_history where organization_id <> all (array(select pg_temp.org(n) from generate_series(1, 10) n));
+delete from public.payment_events where organization_id <> all (array(select pg_temp.org(n) from generate_series(1, 10) n));
+delete from public.credit_notes where organization_id <> all (array(select pg_temp.org(n) from generate_series(1, 10) n));
+delete from public.invoices where organization_id <> all (array(select pg_temp.org(n) from generate_series(1, 10) n));
+delete from billing.revenue_analytics;
+set local session_replication_role = origin;
+
 -- Basic 499 a month, Pro 999 a month, Team yearly 11,999.94 (MRR 1,199,994 / 12 = 99,999.5 -> 100,000).
 insert into public.billing_plans (code, name, tier, interval, price_cents, currency, active) values
   ('ra_basic_m', 'RA Basic', 'basic', 'month', 49900, 'INR', true),

@@ -1,8 +1,8 @@
 -- Run by the upgrade check of npm test (scripts/lib/upgrade.mjs) on the database built from the
 -- previous release, supabase/seed.sql and supabase/tests/upgrade/fixtures.sql, once the newer
 -- migrations are applied: one row (check, ok, detail) per check; a check fails when ok is not true.
--- First a change the newer release's history trigger must log (checked last): organization 1
--- cancels at the period end.
+-- The pgTAP suite runs after it, over the same rows. First a change the history trigger must
+-- still log (checked last): organization 1 cancels at the period end.
 update public.subscriptions set cancel_at_period_end = true where id = 'f1000000-0000-4000-8000-000000000001';
 
 with fx as (
@@ -16,15 +16,21 @@ with fx as (
          (select count(*) from billing.provider_actions where idempotency_key like 'upgrade_fx_refund_%') as refunds,
          (select count(*) from public.notifications where dedupe_key like 'upgrade_fx_%') as notifications,
          (select count(*) from billing.webhook_events where event_id = 'evt_upgrade_fx_1') as webhooks,
+         (select count(*) from public.invoices where order_id = 'f2000000-0000-4000-8000-000000000001') as invoices,
+         (select count(*) from public.usage_quotas where organization_id::text like 'f0000000-%') as quotas,
+         (select count(*) from public.usage_metrics where request_id like 'upgrade_fx_usage_%') as metered,
+         (select count(*) from public.ai_requests where organization_id::text like 'f0000000-%') as ai,
          (select count(*) from public.billing_plans) as plans
 )
 select 'the fixture rows are all there (5 organizations and subscriptions, 8 history rows before the upgrade, 6 orders, 5 payments, '
-         || '2 refund actions, 2 notifications, 1 webhook delivery) and the seed''s 5 plans',
-       (orgs, subs, history, orders, expired, payments, refunds, notifications, webhooks, plans)
-         = (5, 5, 8, 6, 2, 5, 2, 2, 1, 5),
+         || '2 refund actions, 2 notifications, 1 webhook delivery, 1 invoice, 4 usage counters, 2 metered events, '
+         || '2 AI requests) and the seed''s 5 plans',
+       (orgs, subs, history, orders, expired, payments, refunds, notifications, webhooks, invoices, quotas, metered, ai, plans)
+         = (5, 5, 8, 6, 2, 5, 2, 2, 1, 1, 4, 2, 2, 5),
        format('organizations %s, subscriptions %s, history %s, orders %s (expired %s), payments %s, refund actions %s, '
-              || 'notifications %s, webhooks %s, plans %s',
-              orgs, subs, history, orders, expired, payments, refunds, notifications, webhooks, plans)
+              || 'notifications %s, webhooks %s, invoices %s, usage counters %s, metered events %s, AI requests %s, plans %s',
+              orgs, subs, history, orders, expired, payments, refunds, notifications, webhooks, invoices, quotas, metered, ai,
+              plans)
 from fx
 union all
 select 'each fixture subscription has a history row, and its latest one leaves it in its own plan and status',
@@ -43,6 +49,27 @@ select 'revenue_summary computes a day of the fixture rows (MRR 49900 + 99900 + 
        (x ->> 'mrr')::bigint = 49900 + 99900 + 41583 and (x ->> 'refunds')::bigint = 117882,
        x::text
 from (select billing.revenue_summary(date '2026-11-14') as x) s
+union all
+select 'the invoice keeps its number, and its total is the order''s amount',
+       i.invoice_number ~ '^[A-Z0-9/-]{1,16}$' and i.total_cents = o.amount_cents,
+       format('%s: total %s, order %s', i.invoice_number, i.total_cents, o.amount_cents)
+from public.invoices i join public.orders o on o.id = i.order_id
+where i.order_id = 'f2000000-0000-4000-8000-000000000001'
+union all
+-- pg_cron runs in this database: ai-release-stale-reservations may have expired the pending one.
+select 'usage counters and AI requests keep their figures (counters 3 and 6, 100 tokens counted, 512 reserved)',
+       q.counts = '3,3,6,6' and a.requests in ('completed:100:256,pending:-:512', 'completed:100:256,expired:512:512'),
+       format('counters %s, AI requests %s', q.counts, a.requests)
+from (select string_agg(count::text, ',' order by organization_id, window_unit) as counts from public.usage_quotas
+      where organization_id::text like 'f0000000-%') q,
+     (select string_agg(status || ':' || coalesce(counted_tokens::text, '-') || ':' || reserved_tokens, ',' order by request_id)
+               as requests
+      from public.ai_requests where organization_id::text like 'f0000000-%') a
+union all
+select 'the webhook delivery the previous release marked ignored still says why',
+       coalesce(ignored_reason like '%invoice.paid%', false),
+       coalesce(ignored_reason, 'no ignored_reason')
+from billing.webhook_events where event_id = 'evt_upgrade_fx_1'
 union all
 select 'a change to a subscription from the previous release is logged by the history trigger',
        (select count(*) from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001') = 2,

@@ -1,10 +1,13 @@
 -- Rows loaded on the previous release (the migrations up to LAST_RELEASED_MIGRATION of
 -- scripts/lib/upgrade.mjs, then supabase/seed.sql) before the newer migrations are applied, by
--- the upgrade check of npm test. They touch what the newer migrations change: subscriptions with
--- their history (written as the previous release wrote it, before the history trigger), captured
--- and refunded payments, orders paid and expired, refund actions pending and done, notifications
--- sent and waiting, a webhook delivery billing ignored. Written in that release's columns only;
--- supabase/tests/upgrade/checks.sql finds them after the upgrade.
+-- the upgrade check of npm test. They touch the tables later migrations are likely to change:
+-- subscriptions with their history (written by that release's history trigger, labelled by
+-- billing.set_change_context), orders paid and expired, captured and refunded payments, an
+-- invoice, refund actions pending and done, notifications sent and waiting, usage counters and
+-- metered events, AI requests settled and pending, a webhook delivery billing ignored. Written in
+-- that release's columns only; supabase/tests/upgrade/checks.sql finds them after the upgrade,
+-- and the pgTAP suite then runs over them. When a release is cut, load this file on it
+-- (npm test does) and fix what it no longer accepts.
 -- Ids: organization n is 'f0000000-0000-4000-8000-00000000000n', its subscription 'f1...n'.
 \set ON_ERROR_STOP on
 begin;
@@ -25,27 +28,34 @@ from (values (1, 'basic_monthly', 'basic_monthly', 'active'), (2, 'basic_monthly
              (3, 'pro_monthly', 'pro_monthly', 'canceled'), (4, 'basic_yearly', 'basic_yearly', 'past_due'),
              (5, 'pro_monthly', 'pro_monthly', 'trialing')) c(n, first_plan, plan, status);
 
-insert into public.subscriptions (id, organization_id, plan_id, status, current_period_start, current_period_end, trial_end,
-                                  canceled_at, ended_at, provider, provider_subscription_id, period_anchor)
-select s.id, s.org, s.plan, s.status, s.started + interval '1 month', s.started + interval '2 months',
-       case when s.status = 'trialing' then s.started + interval '2 months' end,
-       case when s.status = 'canceled' then s.started + interval '40 days' end,
-       case when s.status = 'canceled' then s.started + interval '40 days' end,
-       case when s.n = 2 then 'razorpay' else 'payu' end::public.payment_provider,
-       case when s.n = 2 then 'sub_upgrade_fixture_2' end, s.started
-from fx_sub s;
-
--- The history the previous release wrote (billing.log_subscription_change): a start, then the change.
-insert into public.subscription_history (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status,
-                                         new_status, actor_kind, reason, effective_at)
-select s.org, s.id, 'activated', null, s.first_plan, null::public.subscription_status,
-       case when s.status = 'trialing' then 'trialing' else 'active' end::public.subscription_status, 'system', 'fixture start',
-       s.started
-from fx_sub s
-union all
-select s.org, s.id, case s.n when 2 then 'upgraded' when 3 then 'canceled' when 4 then 'past_due' end, s.first_plan, s.plan,
-       'active'::public.subscription_status, s.status, case s.n when 2 then 'user' else 'system' end, 'fixture change', s.started + interval '40 days'
-from fx_sub s where s.n in (2, 3, 4);
+-- Each subscription starts (one history row), and 2, 3 and 4 change 40 days later (one more), in
+-- the release's own way: the history trigger writes the rows, dated and labelled by the context.
+do $$
+declare
+  s record;
+begin
+  for s in select * from fx_sub order by n loop
+    perform billing.set_change_context('activated', 'system', null, 'fixture start', '{}', s.started);
+    insert into public.subscriptions (id, organization_id, plan_id, status, current_period_start, current_period_end,
+                                      trial_end, provider, provider_subscription_id, period_anchor)
+    values (s.id, s.org, s.first_plan, case when s.status = 'trialing' then 'trialing' else 'active' end::public.subscription_status,
+            s.started + interval '1 month', s.started + interval '2 months',
+            case when s.status = 'trialing' then s.started + interval '2 months' end,
+            case when s.n = 2 then 'razorpay' else 'payu' end::public.payment_provider,
+            case when s.n = 2 then 'sub_upgrade_fixture_2' end, s.started);
+    if s.n in (2, 3, 4) then
+      perform billing.set_change_context(case s.n when 2 then 'upgraded' when 3 then 'canceled' else 'past_due' end,
+                                         case s.n when 2 then 'user' else 'system' end, null, 'fixture change', '{}',
+                                         s.started + interval '40 days');
+      update public.subscriptions
+      set plan_id = s.plan, status = s.status,
+          canceled_at = case when s.status = 'canceled' then s.started + interval '40 days' end,
+          ended_at = case when s.status = 'canceled' then s.started + interval '40 days' end
+      where id = s.id;
+    end if;
+  end loop;
+end;
+$$;
 
 -- Orders: paid ones for the first period, and two that expired unpaid (the closed orders the
 -- reconciliation of closed orders looks at).
@@ -95,8 +105,34 @@ values
   ('f0000000-0000-4000-8000-000000000003', 'f1000000-0000-4000-8000-000000000003', 'subscription_canceled', '{}',
    'upgrade_fx_canceled_3', null);
 
--- A webhook delivery of an event billing does not act on (the newer release marks such rows).
-insert into billing.webhook_events (provider, event_id, event_type, payload, processed_at)
-values ('razorpay', 'evt_upgrade_fx_1', 'invoice.paid', '{"kind": "other"}', timestamptz '2026-10-05 10:00+05:30');
+-- An invoice for organization 1's payment (its number from the release's gapless counter).
+select billing.issue_invoice('f2000000-0000-4000-8000-000000000001', 'f3000000-0000-4000-8000-000000000001');
+
+-- Usage: the counters of a day and a month for organizations 1 and 2, and the metered events
+-- that counted them (one settled, one released).
+insert into public.usage_quotas (organization_id, metric, window_unit, window_start, count)
+select ('f0000000-0000-4000-8000-00000000000' || n)::uuid, 'ai_prompts', u.unit::public.usage_window, u.start, 3 * n
+from generate_series(1, 2) n,
+     (values ('day', timestamptz '2026-11-10 00:00+05:30'), ('month', timestamptz '2026-11-01 00:00+05:30')) u(unit, start);
+insert into public.usage_metrics (organization_id, metric, amount, request_id, occurred_at, window_units, state, used,
+                                  limit_amount, resets_at)
+select ('f0000000-0000-4000-8000-00000000000' || n)::uuid, 'ai_prompts', 3 * n, 'upgrade_fx_usage_' || n,
+       timestamptz '2026-11-10 12:00+05:30', '{day,month}', case n when 1 then 'settled' else 'released' end::public.usage_state,
+       3 * n, 100, timestamptz '2026-11-11 00:00+05:30'
+from generate_series(1, 2) n;
+
+-- AI requests: one completed and settled, one still reserved (pending, to expire).
+insert into public.ai_requests (organization_id, request_id, model, status, max_tokens, reserved_tokens, prompt_tokens,
+                                completion_tokens, counted_tokens, latency_ms, expires_at, completed_at, created_at)
+values
+  ('f0000000-0000-4000-8000-000000000001', 'ai_' || repeat('f1', 16), 'llama-3.1-8b-instant', 'completed', 256, 256, 40, 60,
+   100, 420, null, timestamptz '2026-11-10 12:00:01+05:30', timestamptz '2026-11-10 12:00+05:30'),
+  ('f0000000-0000-4000-8000-000000000002', 'ai_' || repeat('f2', 16), 'llama-3.1-8b-instant', 'pending', 512, 512, null, null,
+   null, null, timestamptz '2026-11-10 12:05+05:30', null, timestamptz '2026-11-10 12:00+05:30');
+
+-- A webhook delivery of an event billing does not act on, marked ignored as this release marks it.
+insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts)
+values ('razorpay', 'evt_upgrade_fx_1', 'invoice.paid', '{"kind": "other"}', timestamptz '2026-10-05 10:00+05:30',
+        timestamptz '2026-10-05 10:00+05:30', 1);
 
 commit;

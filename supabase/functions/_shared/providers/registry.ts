@@ -1,9 +1,9 @@
 // The provider registry: provider name -> adapter. The payment functions look providers up here
 // and never branch on a provider's name. A provider is one adapter (a file, or a folder whose
-// index.ts assembles it from its parts, as razorpay/ does) plus one line below (and its value of
+// index.ts assembles it from its parts, as razorpay/ and payu/ do) plus one line below (and its value of
 // the public.payment_provider enum in SQL).
 import { denoEnv, type EnvGetter } from "../env.ts";
-import { createPayuAdapter } from "./payu.ts";
+import { createPayuAdapter } from "./payu/index.ts";
 import { createRazorpayAdapter } from "./razorpay/index.ts";
 import type { ProviderAdapter, ProviderName } from "./types.ts";
 
