@@ -34,6 +34,7 @@ async function upgradeToy(newer: Record<string, string>, schema: string, pgTap: 
       schemasDir: `${work}/schemas`,
       lastReleased: "20260101000100_base.sql",
       dataFiles: [`${work}/data.sql`],
+      seedFiles: [],
       checksFile: `${work}/checks.sql`,
       pgTapFiles: Object.keys(pgTap).map((f) => `${work}/${f}`),
       pgTapHelpers: null,

@@ -3,12 +3,13 @@
 //
 // 1. the previous release: the migrations up to LAST_RELEASED_MIGRATION, by `supabase db push`,
 //    on a new database (compat.sql and local-settings.sql first, as every local database);
-// 2. data on it: supabase/seed.sql and supabase/tests/upgrade/fixtures.sql (rows that touch what
-//    the newer migrations change), as psql files;
+// 2. data on it: supabase/tests/upgrade/fixtures.sql (rows that touch what the newer migrations
+//    change, plans included: the current supabase/seed.sql may name what the release lacks);
 // 3. the newer migrations, by `supabase db push` again, which applies only those it has not
 //    applied: the path a deployed project takes;
 //    (none right after a release is cut: then there is nothing to apply, and the steps below
-//    check the release itself);
+//    check the release itself), then the current supabase/seed.sql, as `npm run db:reset` loads
+//    it after the migrations (its inserts do nothing where a row is there already);
 // 4. the result equals what supabase/schemas/ declares (schemaDiff and orderDifferences of
 //    scripts/lib/schemas.mjs), supabase/tests/upgrade/checks.sql, a query answering rows
 //    (check text, ok boolean, detail text), finds the fixture rows intact, and the whole pgTAP
@@ -47,7 +48,9 @@ const upgradeDir = path.join(root, "supabase", "tests", "upgrade");
 /** The manifest of the released migrations. */
 export const defaultReleasedFile = () => path.join(upgradeDir, "released.sha256");
 /** What is loaded on the previous release, in order. */
-export const defaultDataFiles = () => [path.join(root, "supabase", "seed.sql"), path.join(upgradeDir, "fixtures.sql")];
+export const defaultDataFiles = () => [path.join(upgradeDir, "fixtures.sql")];
+/** What is loaded after the newer migrations: the current seed. */
+export const defaultSeedFiles = () => [path.join(root, "supabase", "seed.sql")];
 /** The query run after the upgrade: rows (check, ok, detail). */
 export const defaultChecksFile = () => path.join(upgradeDir, "checks.sql");
 
@@ -150,7 +153,7 @@ const message = (e) => (e instanceof Error ? e.message : String(e)).trim();
  * the stage a cluster of its own). The temporary migrations folder is removed in every case.
  * @param {string} adminUrl any database on the server to use (usually postgres)
  * @param {{ migrationsDir?: string, schemasDir?: string, lastReleased?: string, dataFiles?: string[],
- *           checksFile?: string, pgTapFiles?: string[], pgTapHelpers?: string | null,
+ *           seedFiles?: string[], checksFile?: string, pgTapFiles?: string[], pgTapHelpers?: string | null,
  *           database?: string }} [opts]
  * @returns {Promise<Outcome[]>}
  */
@@ -159,6 +162,7 @@ export async function upgradeWithData(adminUrl, {
   schemasDir = defaultSchemasDir(),
   lastReleased = LAST_RELEASED_MIGRATION,
   dataFiles = defaultDataFiles(),
+  seedFiles = defaultSeedFiles(),
   checksFile = defaultChecksFile(),
   pgTapFiles: pgTap = pgTapFiles(),
   pgTapHelpers: helpers = pgTapHelpers(),
@@ -204,6 +208,16 @@ export async function upgradeWithData(adminUrl, {
         out.push({ name: pushed, ok: true, detail: "" });
       } catch (e) {
         out.push({ name: pushed, ok: false, detail: message(e) });
+        return out;
+      }
+    }
+    if (seedFiles.length > 0) {
+      const seeded = `the current ${seedFiles.map((f) => path.relative(root, f) || f).join(", ")} loads on the upgraded database`;
+      try {
+        await psql(url, seedFiles.flatMap((f) => ["-f", f]));
+        out.push({ name: seeded, ok: true, detail: "" });
+      } catch (e) {
+        out.push({ name: seeded, ok: false, detail: message(e) });
         return out;
       }
     }

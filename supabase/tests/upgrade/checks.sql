@@ -43,7 +43,7 @@ left join lateral (select v.plan_id, v.status from billing.subscription_states v
 where s.id::text like 'f1000000-%'
 union all
 -- The newer code runs on the older rows: the revenue of the day organization 3 was refunded and
--- the MRR then (organizations 1 and 2 on basic_monthly, 4 past due on basic_yearly, half up of
+-- the MRR then (organizations 1 and 2 on the monthly plans, 4 past due on the yearly one, half up of
 -- 499000 / 12 = 41583; 3 canceled that day, 5 trialing).
 select 'revenue_summary computes a day of the fixture rows (MRR 49900 + 99900 + 41583, a refund of 117882)',
        (x ->> 'mrr')::bigint = 49900 + 99900 + 41583 and (x ->> 'refunds')::bigint = 117882,

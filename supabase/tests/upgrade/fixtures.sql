@@ -1,5 +1,6 @@
 -- Rows loaded on the previous release (the migrations up to LAST_RELEASED_MIGRATION of
--- scripts/lib/upgrade.mjs, then supabase/seed.sql) before the newer migrations are applied, by
+-- scripts/lib/upgrade.mjs) before the newer migrations are applied (the current seed comes after
+-- them: it may name what the release lacks, so the plans here are the fixture's own), by
 -- the upgrade check of npm test. They touch the tables later migrations are likely to change:
 -- subscriptions with their history (written by that release's history trigger, labelled by
 -- billing.set_change_context), orders paid and expired, captured and refunded payments, an
@@ -11,6 +12,11 @@
 -- Ids: organization n is 'f0000000-0000-4000-8000-00000000000n', its subscription 'f1...n'.
 \set ON_ERROR_STOP on
 begin;
+
+insert into public.billing_plans (code, name, tier, interval, price_cents, features) values
+  ('upgrade_basic_monthly', 'Upgrade Basic (monthly)', 'basic', 'month', 49900, '{"ai_prompts_per_day": 100, "max_members": 3}'),
+  ('upgrade_pro_monthly', 'Upgrade Pro (monthly)', 'pro', 'month', 99900, '{"ai_prompts_per_day": 500, "max_members": 20}'),
+  ('upgrade_basic_yearly', 'Upgrade Basic (yearly)', 'basic', 'year', 499000, '{"ai_prompts_per_day": 100, "max_members": 3}');
 
 insert into public.organizations (id, name, billing_name, billing_email, state_code, timezone)
 select ('f0000000-0000-4000-8000-00000000000' || n)::uuid, 'Upgrade fixture ' || n, 'Upgrade fixture ' || n || ' Pvt Ltd',
@@ -24,9 +30,11 @@ select n, ('f0000000-0000-4000-8000-00000000000' || n)::uuid as org, ('f1000000-
        (select id from public.billing_plans where code = c.plan) as plan,
        c.status::public.subscription_status as status,
        timestamptz '2026-10-01 10:00+05:30' + (n || ' days')::interval as started
-from (values (1, 'basic_monthly', 'basic_monthly', 'active'), (2, 'basic_monthly', 'pro_monthly', 'active'),
-             (3, 'pro_monthly', 'pro_monthly', 'canceled'), (4, 'basic_yearly', 'basic_yearly', 'past_due'),
-             (5, 'pro_monthly', 'pro_monthly', 'trialing')) c(n, first_plan, plan, status);
+from (values (1, 'upgrade_basic_monthly', 'upgrade_basic_monthly', 'active'),
+             (2, 'upgrade_basic_monthly', 'upgrade_pro_monthly', 'active'),
+             (3, 'upgrade_pro_monthly', 'upgrade_pro_monthly', 'canceled'),
+             (4, 'upgrade_basic_yearly', 'upgrade_basic_yearly', 'past_due'),
+             (5, 'upgrade_pro_monthly', 'upgrade_pro_monthly', 'trialing')) c(n, first_plan, plan, status);
 
 -- Each subscription starts (one history row), and 2, 3 and 4 change 40 days later (one more), in
 -- the release's own way: the history trigger writes the rows, dated and labelled by the context.
