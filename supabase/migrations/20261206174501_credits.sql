@@ -1204,6 +1204,8 @@ GRANT EXECUTE
 
 REVOKE ALL ON FUNCTION "billing"."adjust_charge"(text, uuid, text, bigint) FROM PUBLIC;
 
+GRANT EXECUTE ON FUNCTION "billing"."adjust_charge"(text, uuid, text, bigint) TO "service_role";
+
 REVOKE ALL ON FUNCTION "billing"."available_credits"(uuid) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION "billing"."available_credits"(uuid) TO "authenticated", "service_role";

@@ -9,7 +9,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
-select plan(78);
+select plan(83);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -245,7 +245,17 @@ select throws_ok($$select public.get_credit_balance('c2400000-0000-4000-8000-000
 select throws_ok($$select * from public.consume_credits('c2400000-0000-4000-8000-0000000000a1', 'api_call_basic', 1, null)$$,
                  '42501', null, 'a member cannot charge credits');
 select throws_ok($$update public.credit_grants set remaining = 1000$$, '42501', null, 'a member cannot write grants');
+select throws_ok($$select * from public.release_credits('c2400000-0000-4000-8000-0000000000a1', 'p-1')$$,
+                 '42501', null, 'a member cannot release a charge');
 select tests.as_role('service_role');
+select is((select array[charged::int, credits] from public.consume_credits('c2400000-0000-4000-8000-0000000000a1', 'api_call_basic', 4, 'svc-1')),
+          array[1, 4]::bigint[], 'service_role charges');
+select is((select credits from billing.settle_credits('c2400000-0000-4000-8000-0000000000a1', 'svc-1', 3)), 3::bigint,
+          'service_role settles');
+select is((select credits from public.release_credits('c2400000-0000-4000-8000-0000000000a1', 'svc-1')), 0::bigint,
+          'service_role releases');
+select is((public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') ->> 'balance')::bigint, 24::bigint,
+          'service_role reads the balance, back where it was');
 select throws_ok($$insert into public.credit_grants (organization_id, source, amount, remaining)
                    values ('c2400000-0000-4000-8000-0000000000a1', 'operator', 1000, 1000)$$, '42501', null,
                  'service_role cannot write a grant by hand either: only through the functions');
