@@ -9,7 +9,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
-select plan(83);
+select plan(87);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -32,7 +32,8 @@ insert into public.organization_members (organization_id, user_id, role) values
 
 create function pg_temp.ok_ledger() returns text language sql as $$
   select coalesce(string_agg(problem, '; '), '') from billing.credit_ledger_problems()
-  where organization_id in ('c2400000-0000-4000-8000-0000000000a1', 'c2400000-0000-4000-8000-0000000000a2') $$;
+  where organization_id in ('c2400000-0000-4000-8000-0000000000a1', 'c2400000-0000-4000-8000-0000000000a2',
+                            'c2400000-0000-4000-8000-0000000000a3') $$;
 create function pg_temp.balance() returns bigint language sql as $$
   select billing.available_credits('c2400000-0000-4000-8000-0000000000a1') $$;
 create function pg_temp.grants_of(p_source text) returns text language sql as $$
@@ -88,9 +89,58 @@ update public.subscriptions set plan_id = 'b2400000-0000-4000-8000-000000000002'
 where id = 'd2400000-0000-4000-8000-000000000001';
 select is(pg_temp.grants_of('subscription'), '100/0 100/100 200/200', 'and upgrading again grants nothing more: 300 this period already');
 
+-- The same through the payment path: a Razorpay subscription's first charge activates it, and its
+-- second month's debit arrives three times (the webhook twice, then reconciliation's find under
+-- another event id): one renewal, one grant for the new period.
+insert into public.billing_plans (id, code, name, tier, interval, price_cents, features, provider_config) values
+  ('b2400000-0000-4000-8000-000000000003', 'cr_rzp_m', 'CR Razorpay', 'basic', 'month', 49900,
+   '{"credits_per_period": 100}', '{"razorpay": {"plan_id": "plan_cr_m"}}');
+insert into public.organizations (id, name, timezone) values ('c2400000-0000-4000-8000-0000000000a3', 'CR razorpay', 'Asia/Kolkata');
+insert into public.organization_members (organization_id, user_id, role) values
+  ('c2400000-0000-4000-8000-0000000000a3', 'a2400000-0000-4000-8000-000000000001', 'owner');
+create temp table cr (key text primary key, val text) on commit drop;
+grant all on cr to authenticated;
+set local billing.now = '2027-01-05 10:00:00+05:30';
+select tests.as_user('a2400000-0000-4000-8000-000000000001');
+insert into cr select 'order', order_id::text from public.create_checkout_order('c2400000-0000-4000-8000-0000000000a3', 'cr_rzp_m', 'razorpay');
+select tests.as_postgres();
+select billing.attach_provider_checkout((select val::uuid from cr where key = 'order'), null, 'sub_cr_1');
+insert into cr select 'amount', amount_cents::text from public.orders where id = (select val::uuid from cr where key = 'order');
+insert into cr select 'receipt', receipt from public.orders where id = (select val::uuid from cr where key = 'order');
+create function pg_temp.charged(p_payment text) returns jsonb language sql as $$
+  select billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'razorpay', 'event_id', 'subscription.charged:' || p_payment, 'event_type', 'subscription.charged',
+    'provider_subscription_id', 'sub_cr_1', 'provider_payment_id', p_payment,
+    'amount_paise', (select val::bigint from cr where key = 'amount'), 'currency', 'INR',
+    'status', 'active', 'method', 'upi', 'occurred_at', billing.now()::text))) $$;
+create function pg_temp.period_grants() returns text language sql as $$
+  select coalesce(string_agg(to_char(g.period_start at time zone 'Asia/Kolkata', 'MM-DD') || ':' || g.amount, ' '
+                             order by g.period_start), '')
+  from public.credit_grants g where g.organization_id = 'c2400000-0000-4000-8000-0000000000a3' and g.source = 'subscription' $$;
+select pg_temp.charged('pay_cr_1');
+select is(pg_temp.period_grants(), '01-05:100', 'the first charge activates the subscription and grants its period''s credits');
+set local billing.now = '2027-02-05 10:05:00+05:30';
+select pg_temp.charged('pay_cr_2');
+select pg_temp.charged('pay_cr_2');
+select billing.apply_payment_event(jsonb_build_object(
+  'provider', 'razorpay', 'event_id', 'payment:pay_cr_2:captured', 'event_type', 'payment.captured',
+  'kind', 'payment_captured', 'subscription_status', null, 'error_reason', null,
+  'order_ref', (select val from cr where key = 'receipt'), 'provider_order_id', null, 'provider_subscription_id', 'sub_cr_1',
+  'provider_payment_id', 'pay_cr_2', 'provider_refund_id', null, 'amount_paise', (select val::bigint from cr where key = 'amount'),
+  'currency', 'INR', 'status', 'captured', 'method', 'upi', 'occurred_at', billing.now()::text,
+  'payload', jsonb_build_object('source', 'reconcile')));
+select is(pg_temp.period_grants(), '01-05:100 02-05:100', 'the renewal delivered three times grants its period once');
+select is((select count(*) from public.credit_ledger l join public.credit_grants g on g.id = l.grant_id
+           where g.organization_id = 'c2400000-0000-4000-8000-0000000000a3' and l.kind = 'granted'), 2::bigint,
+          'two granted rows in the ledger, no more');
+select is((select count(*) from public.invoices where organization_id = 'c2400000-0000-4000-8000-0000000000a3'), 2::bigint,
+          'fixture: two invoices, one per payment (the renewal was applied once)');
+set local billing.now = '2027-01-01 00:00:05+05:30';
+
 -- Precedence --------------------------------------------------------------------------------------
 
 select billing.add_credit_grant('c2400000-0000-4000-8000-0000000000a1', 'purchase', 40, null, 'pack', 'test:purchase:1');
+select billing.add_credit_grant('c2400000-0000-4000-8000-0000000000a2', 'operator', 5, null, 'the other organization''s', 'test:other:1');
 select billing.operator_grant_credits('c2400000-0000-4000-8000-0000000000a1', 30, null, 'goodwill after an outage');
 select billing.operator_grant_credits('c2400000-0000-4000-8000-0000000000a1', 20, '2027-01-20 00:00+05:30', 'launch promotion', 'promotion');
 select billing.operator_grant_credits('c2400000-0000-4000-8000-0000000000a1', 25, '2027-01-10 00:00+05:30', 'early promotion', 'promotion');
@@ -238,8 +288,8 @@ select is((public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') -> 
           '... by source');
 select is((public.get_entitlements('c2400000-0000-4000-8000-0000000000a1') ->> 'credits')::bigint, 24::bigint,
           'get_entitlements includes the credits');
-select is((select count(*) from public.credit_ledger), (select count(*) from public.credit_ledger
-           where organization_id = 'c2400000-0000-4000-8000-0000000000a1'), 'a member reads their organization''s ledger only');
+select is((select count(*) from public.credit_ledger where organization_id = 'c2400000-0000-4000-8000-0000000000a2'), 0::bigint,
+          'a member does not read another organization''s ledger (it has a row)');
 select throws_ok($$select public.get_credit_balance('c2400000-0000-4000-8000-0000000000a2')$$, '42501', null,
                  'not another organization''s balance');
 select throws_ok($$select * from public.consume_credits('c2400000-0000-4000-8000-0000000000a1', 'api_call_basic', 1, null)$$,

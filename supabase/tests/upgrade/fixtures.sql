@@ -13,6 +13,11 @@
 \set ON_ERROR_STOP on
 begin;
 
+-- The seller, as a deployed project has set it (invoices need it).
+update public.billing_settings
+set seller_legal_name = 'Upgrade Fixture Private Limited', seller_state_code = '29',
+    seller_gstin = '29AAGCU1234K1Z' || billing.gstin_check_char('29AAGCU1234K1Z');
+
 insert into public.billing_plans (code, name, tier, interval, price_cents, features) values
   ('upgrade_basic_monthly', 'Upgrade Basic (monthly)', 'basic', 'month', 49900, '{"ai_prompts_per_day": 100, "max_members": 3}'),
   ('upgrade_pro_monthly', 'Upgrade Pro (monthly)', 'pro', 'month', 99900, '{"ai_prompts_per_day": 500, "max_members": 20}'),
