@@ -20,13 +20,13 @@ with fx as (
          (select count(*) from public.usage_quotas where organization_id::text like 'f0000000-%') as quotas,
          (select count(*) from public.usage_metrics where request_id like 'upgrade_fx_usage_%') as metered,
          (select count(*) from public.ai_requests where organization_id::text like 'f0000000-%') as ai,
-         (select count(*) from public.billing_plans) as plans
+         (select count(*) from public.billing_plans where code like 'upgrade_%') as plans
 )
 select 'the fixture rows are all there (5 organizations and subscriptions, 8 history rows before the upgrade, 6 orders, 5 payments, '
          || '2 refund actions, 2 notifications, 1 webhook delivery, 1 invoice, 4 usage counters, 2 metered events, '
-         || '2 AI requests) and the seed''s 5 plans',
+         || '2 AI requests, 3 plans)',
        (orgs, subs, history, orders, expired, payments, refunds, notifications, webhooks, invoices, quotas, metered, ai, plans)
-         = (5, 5, 8, 6, 2, 5, 2, 2, 1, 1, 4, 2, 2, 5),
+         = (5, 5, 8, 6, 2, 5, 2, 2, 1, 1, 4, 2, 2, 3),
        format('organizations %s, subscriptions %s, history %s, orders %s (expired %s), payments %s, refund actions %s, '
               || 'notifications %s, webhooks %s, invoices %s, usage counters %s, metered events %s, AI requests %s, plans %s',
               orgs, subs, history, orders, expired, payments, refunds, notifications, webhooks, invoices, quotas, metered, ai,
