@@ -423,7 +423,7 @@ isOneToOne: true
 { Args: { "p_event": Json,"p_event_at": string }; Returns: Json
                            },
 "apply_usage_delta":
-{ Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
+{ Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_past_limit"?: boolean,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "attach_provider_checkout":
 { Args: { "p_order_id": string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
@@ -519,6 +519,9 @@ isOneToOne: true
                            },
 "consume_credits":
 { Args: { "p_event": string,"p_organization_id": string,"p_quantity": number,"p_request_id": string }; Returns: Record<string, unknown>
+                           },
+"count_usage_past_limit":
+{ Args: { "p_amount": number,"p_at": string,"p_credit_request_id": string,"p_event": string,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "create_checkout_order":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
@@ -994,6 +997,9 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"usage_credit_request_id":
+{ Args: { "p_metric": string,"p_recount": boolean,"p_request": string }; Returns: string
+                           },
 "validate_payment_event":
 { Args: { "p_event": Json }; Returns: undefined
                            },
@@ -1472,14 +1478,14 @@ isOneToOne: false
                   ]
                 },"usage_metrics": {
                   Row: {
-                    "amount": number,"created_at": string,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
+                    "amount": number,"created_at": string,"credit_request_id": string | null,"credit_units": number | null,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount": number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
+                    "amount": number,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Update: {
-                    "amount"?: number,"created_at"?: string,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
+                    "amount"?: number,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Relationships: [
                     
