@@ -3,7 +3,8 @@
 --
 --   increment_usage(org, metric, amount, request_id)      (the fixed contract; service_role)
 --     checks every window of the metric in the plan in effect and counts in all of them, or in
---     none; a retried request_id returns its first answer and is counted once.
+--     none; a retried request_id returns its first answer and is counted once. Past a limit, a
+--     plan's `<metric>_overage_event` pays in credits (billing.count_usage_past_limit).
 --   billing.settle_usage / billing.release_usage           (service_role)
 --     turn a counted request (a reservation) into its actual amount, or undo it.
 --   billing.enforce_max_count()
