@@ -552,7 +552,7 @@ isOneToOne: true
 { Args: { "p_denominator": number,"p_numerator": number }; Returns: number
                            },
 "draw_credits":
-{ Args: { "p_charge": Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_credits": number }; Returns: undefined
+{ Args: { "p_charge": Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_credits": number }; Returns: Json
                            },
 "dunning_batch":
 { Args: { "p_limit": number }; Returns: number
@@ -832,7 +832,7 @@ isOneToOne: true
 { Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
                            },
 "record_credit_movement":
-{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_charge"?: Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_grant": Omit<Database["public"]['Tables']["credit_grants"]['Row'], Database["public"]['Tables']["credit_grants"]['ComputedFields']>,"p_kind": Database["public"]['Enums']["credit_movement"],"p_reason"?: string }; Returns: number
+{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_balance_after"?: number,"p_charge"?: Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_grant": Omit<Database["public"]['Tables']["credit_grants"]['Row'], Database["public"]['Tables']["credit_grants"]['ComputedFields']>,"p_kind": Database["public"]['Enums']["credit_movement"],"p_reason"?: string }; Returns: number
                            },
 "record_payment_event":
 { Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_needs_refund"?: boolean,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
