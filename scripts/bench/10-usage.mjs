@@ -3,7 +3,8 @@
 // statement) and a naive read-then-write implementation, 16 clients, for 1,000 organizations
 // chosen at random and for one hot one. Then the usage page's read, get_usage, beside
 // get_entitlements (the same plan lookup and authorization, without the counters), on a plan with
-// the seed's metered limits.
+// the seed's metered limits. Then consume_credits (1 credit a call, every organization holding
+// plenty) beside increment_usage in the same cases.
 import { fmt, pgbench, printTable, seconds } from "./lib.mjs";
 
 const ORGS = 1000;
@@ -18,6 +19,9 @@ select ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'bench org 
 from generate_series(1, ${ORGS}) i;
 insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
 select id, '00000000-0000-4000-8000-00000000b001', 'active', now() - interval '1 day', now() + interval '29 days'
+from public.organizations where name like 'bench org %';
+insert into public.credit_events (code, name, credits_per_unit) values ('bench_call', 'Bench call', 1);
+select billing.operator_grant_credits(id, 1000000000000, null, 'bench credits')
 from public.organizations where name like 'bench org %';
 
 create schema bench;
@@ -78,7 +82,10 @@ const cases = {
 };
 
 /** What `npm run bench` says before the section runs: what it measures and about how long it takes. */
-export const about = { what: "increment_usage against a bare upsert, its ceiling and a naive version, 16 clients", seconds: () => 2 * 4 * (seconds() + 2) + 20 };
+export const about = {
+  what: "increment_usage against a bare upsert, its ceiling and a naive version; consume_credits beside increment_usage, 16 clients",
+  seconds: () => 2 * 4 * (seconds() + 2) + 2 * (seconds() + 2) + 2 * 2 * (seconds() + 2) + 20,
+};
 
 export default async function bench(db) {
   await db.psql(["-c", setup]);
@@ -132,4 +139,32 @@ export default async function bench(db) {
     });
   }
   printTable(`get_usage beside get_entitlements, 1,000 orgs at random, 16 clients, ${seconds()} s per run (pgbench)`, readRows);
+
+  // consume_credits beside increment_usage, measured again here, one after the other in each case.
+  const credits = {
+    "increment_usage (baseline)": `select * from public.increment_usage(${orgUuid}, 'api_calls', 1, null);`,
+    consume_credits: `select * from public.consume_credits(${orgUuid}, 'bench_call', 1, null);`,
+  };
+  const creditRows = [];
+  for (const [caseName, pick] of Object.entries(cases)) {
+    let baseline;
+    for (const [name, sql] of Object.entries(credits)) {
+      await pgbench(db, pick + sql, { clients: 16, seconds: 2 });
+      const r = await pgbench(db, pick + sql, { clients: 16 });
+      baseline ??= r.tps;
+      creditRows.push({
+        case: caseName,
+        variant: name,
+        tps: fmt(r.tps, 0),
+        "p50 ms": fmt(r.p50),
+        "p99 ms": fmt(r.p99),
+        "ratio to increment_usage": fmt(r.tps / baseline),
+        failed: r.failed,
+      });
+    }
+  }
+  printTable(`consume_credits beside increment_usage, 16 clients, ${seconds()} s per run (pgbench)`, creditRows);
+  // The books still balance after the load.
+  const { stdout } = await db.psql(["-At", "-c", "select count(*) from billing.credit_ledger_problems()"]);
+  if (stdout.trim() !== "0") throw new Error(`credit_ledger_problems() found ${stdout.trim()} problems after the credits benchmark`);
 }

@@ -3,7 +3,8 @@
 --
 --   increment_usage(org, metric, amount, request_id)      (the fixed contract; service_role)
 --     checks every window of the metric in the plan in effect and counts in all of them, or in
---     none; a retried request_id returns its first answer and is counted once.
+--     none; a retried request_id returns its first answer and is counted once. Past a limit, a
+--     plan's `<metric>_overage_event` pays in credits (billing.count_usage_past_limit).
 --   billing.settle_usage / billing.release_usage           (service_role)
 --     turn a counted request (a reservation) into its actual amount, or undo it.
 --   billing.enforce_max_count()
@@ -92,7 +93,11 @@ create table public.usage_metrics (
   state public.usage_state not null default 'counted',
   used bigint,
   limit_amount bigint,
-  resets_at timestamptz
+  resets_at timestamptz,
+  -- Usage past the limit paid in credits (the plan's <metric>_overage_event): the credit charge's
+  -- request id and how many of `amount` it paid for (0 once released).
+  credit_request_id text,
+  credit_units bigint constraint usage_metrics_credit_units_check check (credit_units >= 0)
 );
 
 comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state.';
@@ -241,6 +246,8 @@ create trigger organization_members_max_count
  * Quota alerts: an applied positive change that takes a window's count across a
  * whole percent of its limit calls billing.queue_quota_alerts. The counter row is locked until
  * commit, so exactly one call sees each crossing; every other call pays two comparisons.
+ * p_past_limit (usage paid in credits, billing.count_usage_past_limit): the hour, day and month
+ * windows count past their limits; a minute window is a rate limit and still refuses.
  */
 create function billing.apply_usage_delta(
   p_organization_id uuid,
@@ -250,6 +257,7 @@ create function billing.apply_usage_delta(
   p_timezone text,
   p_features jsonb,
   p_delta bigint,
+  p_past_limit boolean default false,
   out allowed boolean,
   out used bigint,
   out limit_amount bigint,
@@ -283,13 +291,14 @@ begin
   end loop;
 
   for i in 1 .. v_n loop
-    exit when p_delta > 0 and p_delta > coalesce(v_limits[i], p_delta);
+    exit when p_delta > 0 and p_delta > coalesce(v_limits[i], p_delta) and not (p_past_limit and p_units[i] <> 'minute');
     insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
     values (p_organization_id, p_metric, p_units[i], v_starts[i], greatest(p_delta, 0), pg_catalog.now())
     on conflict (organization_id, metric, window_unit, window_start) do update
       set count = greatest(q.count + p_delta, 0),
           updated_at = excluded.updated_at
       where p_delta <= 0 or v_limits[i] is null or q.count + p_delta <= v_limits[i]
+         or (p_past_limit and p_units[i] <> 'minute')
     returning q.count, q.xmax = 0 into v_count, v_was_inserted;
     exit when not found;
     v_counts[i] := v_count;
@@ -345,15 +354,120 @@ begin
   end loop;
 end;
 $$;
-revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) from public;
-grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint) to service_role;
+revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean) from public;
+grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean) to service_role;
+
+/**
+ * The request id of the credit charge that pays a usage request's units past the limit:
+ * `usage:<metric>:<request id>` (the usage row's id for a call without one), so a retry finds the
+ * same charge; a request counted again after its release gets a charge of its own (a random
+ * suffix). Hashed when longer than a credit request id may be (200 characters).
+ */
+create function billing.usage_credit_request_id(p_metric text, p_request text, p_recount boolean)
+returns text
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_id text := 'usage:' || p_metric || ':' || p_request;
+begin
+  if p_recount then
+    v_id := v_id || ':' || gen_random_uuid()::text;
+  end if;
+  if length(v_id) > 200 then
+    v_id := 'usage:' || pg_catalog.md5(v_id);
+  end if;
+  return v_id;
+end;
+$$;
+revoke execute on function billing.usage_credit_request_id(text, text, boolean) from public;
+
+/**
+ * Usage past a limit paid in credits: called by increment_usage when the plan names an
+ * `<metric>_overage_event` and the call was denied. Counts p_amount past the hour, day and month
+ * limits (billing.apply_usage_delta with p_past_limit; a minute window is a rate limit and still
+ * refuses), then charges the units past the limit (those beyond the tightest window's limit, at
+ * most p_amount) to the credit event under p_credit_request_id (billing.consume_credits), all in
+ * one subtransaction: when the credits do not cover it, or the event is inactive, nothing is
+ * counted, charged or alerted and allowed is false. The counter rows are locked from the count to
+ * the commit, so the units past the limit are exact under concurrency and no two calls pay for the
+ * same unit; the credit lock is taken after them (usage first, credits second, as in
+ * release_usage). Answers the tightest window (remaining never below 0), the units paid and the
+ * credits charged.
+ */
+create function billing.count_usage_past_limit(
+  p_organization_id uuid,
+  p_metric text,
+  p_units public.usage_window[],
+  p_at timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_amount bigint,
+  p_event text,
+  p_credit_request_id text,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz,
+  out units bigint,
+  out credits bigint
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_counted record;
+  v_charge record;
+begin
+  allowed := false;
+  if not exists (select from public.credit_events e where e.code = p_event and e.active) then
+    return;
+  end if;
+  begin
+    v_counted := billing.apply_usage_delta(p_organization_id, p_metric, p_units, p_at, p_timezone, p_features,
+                                           p_amount, p_past_limit => true);
+    if not v_counted.allowed then
+      -- A minute window refused: apply_usage_delta changed nothing.
+      return;
+    end if;
+    units := least(p_amount, greatest(-v_counted.remaining, 0));
+    credits := 0;
+    if units > 0 then
+      v_charge := billing.consume_credits(p_organization_id, p_event, units, p_credit_request_id);
+      if not v_charge.charged then
+        raise exception 'usage past the limit not paid' using errcode = 'SB001';
+      end if;
+      credits := v_charge.credits;
+    end if;
+  exception when sqlstate 'SB001' then
+    units := null;
+    credits := null;
+    return;
+  end;
+  allowed := true;
+  used := v_counted.used;
+  limit_amount := v_counted.limit_amount;
+  remaining := case when v_counted.remaining < 0 then 0 else v_counted.remaining end;
+  resets_at := v_counted.resets_at;
+end;
+$$;
+revoke execute on function billing.count_usage_past_limit(uuid, text, public.usage_window[], timestamptz, text, jsonb,
+  bigint, text, text) from public;
+grant execute on function billing.count_usage_past_limit(uuid, text, public.usage_window[], timestamptz, text, jsonb,
+  bigint, text, text) to service_role;
 
 /**
  * Turn a counted request into its actual amount (a reservation settled): lower gives back the
  * difference, higher is taken only if it fits every window's remaining quota (else allowed =
  * false and nothing changes). Counted in the windows of the original request. Idempotent:
  * settling again to the same amount changes nothing. p_metric is needed only when the request
- * id was counted under several metrics.
+ * id was counted under several metrics. A request whose units past the limit were paid in
+ * credits: the units given back are those past the limit first (the last counted), and their
+ * credits go back to the grants (billing.settle_credits, in proportion to the charge's price);
+ * settling higher is never paid in credits.
  */
 create function billing.settle_usage(
   p_organization_id uuid,
@@ -375,6 +489,8 @@ declare
   v_plan record;
   v_answer record;
   v_matches integer;
+  v_units bigint;
+  v_charge record;
 begin
   if p_actual_amount is null or p_actual_amount < 0 then
     raise exception 'settle_usage: actual amount must be zero or more, got %', coalesce(p_actual_amount::text, 'null')
@@ -407,8 +523,16 @@ begin
                                         v_metric.occurred_at, v_plan.timezone, v_plan.features,
                                         p_actual_amount - v_metric.amount);
   if v_answer.allowed then
+    v_units := v_metric.credit_units;
+    if v_units > 0 and p_actual_amount < v_metric.amount then
+      v_units := greatest(v_units - (v_metric.amount - p_actual_amount), 0);
+      select c.credits, c.quantity into v_charge from public.credit_charges c
+      where c.organization_id = p_organization_id and c.request_id = v_metric.credit_request_id;
+      perform billing.settle_credits(p_organization_id, v_metric.credit_request_id,
+                                     pg_catalog.ceil(v_charge.credits::numeric * v_units / v_charge.quantity)::bigint);
+    end if;
     update public.usage_metrics m
-    set amount = p_actual_amount, state = 'settled',
+    set amount = p_actual_amount, state = 'settled', credit_units = v_units,
         used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
     where m.id = v_metric.id;
   end if;
@@ -424,7 +548,8 @@ grant execute on function billing.settle_usage(uuid, text, bigint, text) to serv
 
 /**
  * Undo a counted request (its upstream call failed): every metric counted under the request id
- * gives its amount back to the windows it was counted in. Idempotent: returns the number of
+ * gives its amount back to the windows it was counted in, and the credits that paid for its units
+ * past the limit back to their grants (public.release_credits). Idempotent: returns the number of
  * metrics released by this call (0 when already released or unknown).
  */
 create function billing.release_usage(p_organization_id uuid, p_request_id text)
@@ -454,7 +579,12 @@ begin
   loop
     perform billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
                                       v_metric.occurred_at, v_tz, '{}'::jsonb, -v_metric.amount);
-    update public.usage_metrics m set state = 'released', amount = 0 where m.id = v_metric.id;
+    if v_metric.credit_units > 0 then
+      perform public.release_credits(p_organization_id, v_metric.credit_request_id);
+    end if;
+    update public.usage_metrics m
+    set state = 'released', amount = 0, credit_units = case when m.credit_units is not null then 0 end
+    where m.id = v_metric.id;
     v_released := v_released + 1;
   end loop;
   return v_released;
@@ -641,6 +771,10 @@ create policy "Members can delete their organization's watchlists"
  * (`<metric>_per_<minute|hour|day|month>`, local to the organization's timezone), or in none:
  * allowed only if all fit. A metric the plan does not name is denied with limit 0. A repeated
  * p_request_id returns the first answer and is counted once. Reports the tightest window.
+ * Past a limit, a plan with `<metric>_overage_event` pays in credits: the units past the limit are
+ * charged to that credit event in the same transaction (billing.count_usage_past_limit) and the
+ * call is allowed and counted past the limit (remaining 0); credits_charged says how many credits
+ * it cost (0 when none). Without enough credits it is denied as without the key.
  */
 create function public.increment_usage(
   p_organization_id uuid,
@@ -651,7 +785,8 @@ create function public.increment_usage(
   out used bigint,
   out limit_amount bigint,
   out remaining bigint,
-  out resets_at timestamptz
+  out resets_at timestamptz,
+  out credits_charged bigint
 )
 language plpgsql
 volatile
@@ -665,7 +800,11 @@ declare
   v_metric_id uuid;
   v_recount boolean := false;
   v_answer record;
+  v_credit_request_id text;
+  v_credit_units bigint;
+  v_paid record;
 begin
+  credits_charged := 0;
   if p_amount is null or p_amount <= 0 then
     raise exception 'increment_usage: amount must be a positive integer, got %', coalesce(p_amount::text, 'null')
       using errcode = 'invalid_parameter_value';
@@ -707,13 +846,18 @@ begin
     returning id into v_metric_id;
     if v_metric_id is null then
       -- A retry: the first answer, unless that request was released since (then it counts anew).
-      select m.id, m.state = 'released', m.used, m.limit_amount, m.limit_amount - m.used, m.resets_at
-      into v_metric_id, v_recount, used, limit_amount, remaining, resets_at
+      select m.id, m.state = 'released', m.used, m.limit_amount,
+             case when m.limit_amount < m.used then 0 else m.limit_amount - m.used end, m.resets_at, m.credit_request_id
+      into v_metric_id, v_recount, used, limit_amount, remaining, resets_at, v_credit_request_id
       from public.usage_metrics m
       where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id
       for update;
       if not v_recount then
         allowed := true;
+        if v_credit_request_id is not null then
+          select c.charged into credits_charged from public.credit_charges c
+          where c.organization_id = p_organization_id and c.request_id = v_credit_request_id;
+        end if;
         return;
       end if;
     end if;
@@ -721,31 +865,61 @@ begin
 
   v_answer := billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
                                         v_plan.features, p_amount);
-  if not v_answer.allowed then
-    -- Nothing counted: a fresh claim goes; a released request stays released.
-    delete from public.usage_metrics m where m.id = v_metric_id and not v_recount;
-  elsif v_metric_id is not null then
-    update public.usage_metrics m
-    set amount = p_amount, state = 'counted', window_units = v_units, occurred_at = v_now,
-        used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
-    where m.id = v_metric_id;
-  else
-    insert into public.usage_metrics
-      (organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at)
-    values (p_organization_id, p_metric, p_amount, v_units, v_now, v_answer.used, v_answer.limit_amount,
-            v_answer.resets_at);
-  end if;
-
   allowed := v_answer.allowed;
   used := v_answer.used;
   limit_amount := v_answer.limit_amount;
-  remaining := v_answer.remaining;
+  -- Never below 0 (a count past the limit: paid in credits, or a plan with a lower limit).
+  remaining := case when v_answer.remaining < 0 then 0 else v_answer.remaining end;
   resets_at := v_answer.resets_at;
+  v_credit_request_id := null;
+  if not allowed and v_plan.features ? (p_metric || '_overage_event') then
+    -- Past the limit: paid in credits if the organization has them.
+    if v_metric_id is null then
+      v_metric_id := gen_random_uuid();
+    end if;
+    v_credit_request_id := billing.usage_credit_request_id(p_metric, coalesce(p_request_id, v_metric_id::text), v_recount);
+    v_paid := billing.count_usage_past_limit(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
+                                             v_plan.features, p_amount, v_plan.features ->> (p_metric || '_overage_event'),
+                                             v_credit_request_id);
+    if v_paid.allowed then
+      allowed := true;
+      used := v_paid.used;
+      limit_amount := v_paid.limit_amount;
+      remaining := v_paid.remaining;
+      resets_at := v_paid.resets_at;
+      credits_charged := v_paid.credits;
+      if v_paid.units > 0 then
+        v_credit_units := v_paid.units;
+      else
+        v_credit_request_id := null;
+      end if;
+    else
+      v_credit_request_id := null;
+    end if;
+  end if;
+  if not allowed then
+    -- Nothing counted: a fresh claim goes; a released request stays released.
+    delete from public.usage_metrics m where m.id = v_metric_id and p_request_id is not null and not v_recount;
+  elsif p_request_id is not null then
+    update public.usage_metrics m
+    set amount = p_amount, state = 'counted', window_units = v_units, occurred_at = v_now,
+        used = increment_usage.used, limit_amount = increment_usage.limit_amount, resets_at = increment_usage.resets_at,
+        credit_request_id = coalesce(v_credit_request_id, m.credit_request_id),
+        credit_units = case when v_credit_request_id is not null then v_credit_units else m.credit_units end
+    where m.id = v_metric_id;
+  else
+    insert into public.usage_metrics
+      (id, organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at,
+       credit_request_id, credit_units)
+    values (coalesce(v_metric_id, gen_random_uuid()), p_organization_id, p_metric, p_amount, v_units, v_now,
+            increment_usage.used, increment_usage.limit_amount, increment_usage.resets_at, v_credit_request_id,
+            v_credit_units);
+  end if;
 end;
 $$;
 revoke execute on function public.increment_usage(uuid, text, integer, text) from public;
 grant execute on function public.increment_usage(uuid, text, integer, text) to service_role;
-comment on function public.increment_usage(uuid, text, integer, text) is 'Counts usage in every window of a metric, all or nothing; a repeated request id is counted once. service_role only.';
+comment on function public.increment_usage(uuid, text, integer, text) is 'Counts usage in every window of a metric, all or nothing; a repeated request id is counted once; past a limit, a plan''s <metric>_overage_event pays in credits (credits_charged). service_role only.';
 
 /**
  * The organization's usage now: per metered limit of the plan in effect, used, limit, remaining,

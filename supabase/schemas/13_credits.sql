@@ -110,9 +110,12 @@ create table public.credit_grants (
 
 comment on table public.credit_grants is 'Credits an organization received (purchase, subscription, promotion, operator): amount, remaining, expiry, and what created them.';
 
-/** The grants an organization can still draw from, in the order consume_credits reads them. */
-create index credit_grants_live_idx on public.credit_grants (organization_id, expires_at, created_at)
-  where remaining > 0;
+/**
+ * The grants an organization can draw from, in the order consume_credits reads them. Not partial
+ * on `remaining`: an index that names the column would make every draw's update of it a non-HOT
+ * update, with a new entry in each of the table's indexes (a spent grant costs one index entry).
+ */
+create index credit_grants_live_idx on public.credit_grants (organization_id, expires_at, created_at);
 
 /** The expiry job's queue. */
 create index credit_grants_expiry_idx on public.credit_grants (expires_at)
@@ -264,7 +267,8 @@ revoke execute on function billing.credit_ledger_balance(uuid) from public;
 
 /**
  * Appends one ledger row for a grant whose `remaining` the caller just changed by p_amount, with
- * the balance after it. The caller holds billing.lock_credits. Returns the row's id.
+ * the balance after it (p_balance_after when the caller knows it, else the last row's plus
+ * p_amount). The caller holds billing.lock_credits. Returns the row's id.
  */
 create function billing.record_credit_movement(
   p_grant public.credit_grants,
@@ -272,7 +276,8 @@ create function billing.record_credit_movement(
   p_amount bigint,
   p_charge public.credit_charges default null,
   p_actor_kind public.actor_kind default 'system',
-  p_reason text default null
+  p_reason text default null,
+  p_balance_after bigint default null
 )
 returns bigint
 language plpgsql
@@ -286,7 +291,7 @@ begin
     (organization_id, grant_id, kind, amount, balance_after, charge_id, request_id, event_code,
      actor_kind, actor, reason)
   values (p_grant.organization_id, p_grant.id, p_kind, p_amount,
-          billing.credit_ledger_balance(p_grant.organization_id) + p_amount,
+          coalesce(p_balance_after, billing.credit_ledger_balance(p_grant.organization_id) + p_amount),
           p_charge.id, p_charge.request_id, p_charge.event_code, p_actor_kind,
           coalesce((select auth.uid())::text, session_user::text), p_reason)
   returning id into v_id;
@@ -294,7 +299,7 @@ begin
 end;
 $$;
 
-revoke execute on function billing.record_credit_movement(public.credit_grants, public.credit_movement, bigint, public.credit_charges, public.actor_kind, text) from public;
+revoke execute on function billing.record_credit_movement(public.credit_grants, public.credit_movement, bigint, public.credit_charges, public.actor_kind, text, bigint) from public;
 
 /**
  * Creates a grant with its 'granted' ledger row, once per dedupe key: a second call with the same
@@ -456,6 +461,8 @@ revoke execute on function billing.credits_low_threshold(uuid) from public;
 /**
  * Queues one 'credits_low' notification when a consumption took the balance from at or above the
  * threshold to under it: once per crossing (the ledger row of the crossing names it), not per call.
+ * Most consumptions leave the balance above every threshold: the highest one any plan or the
+ * settings set bounds the organization's, so its plan in effect is looked up only under it.
  */
 create function billing.queue_credits_low(p_organization_id uuid, p_before bigint, p_after bigint, p_ledger_id bigint)
 returns void
@@ -467,6 +474,14 @@ declare
   v_threshold bigint;
 begin
   if p_after >= p_before then
+    return;
+  end if;
+  select greatest(s.credits_low_threshold,
+                  (select max((p.features ->> 'credits_low_threshold')::bigint) from public.billing_plans p
+                   where p.features ? 'credits_low_threshold'))
+  into v_threshold
+  from public.billing_settings s where s.id;
+  if v_threshold is null or p_after >= v_threshold then
     return;
   end if;
   v_threshold := billing.credits_low_threshold(p_organization_id);
@@ -514,10 +529,11 @@ revoke execute on function billing.charge_grants(uuid) from public;
 /**
  * Draws p_credits for a charge from the organization's live grants in precedence order; the caller
  * holds billing.lock_credits and checked that enough is available. Queues the low-balance
- * notification when the draw crosses the threshold.
+ * notification when the draw crosses the threshold. Returns what it drew, as billing.charge_grants
+ * lists a charge's grants: {grant_id, source, credits} in the order drawn.
  */
 create function billing.draw_credits(p_charge public.credit_charges, p_credits bigint)
-returns void
+returns jsonb
 language plpgsql
 volatile
 set search_path = ''
@@ -530,6 +546,7 @@ declare
   v_take bigint;
   v_grant public.credit_grants;
   v_ledger_id bigint;
+  v_drawn jsonb := '[]'::jsonb;
 begin
   for v_grant in
     select g.* from public.credit_grants g
@@ -542,14 +559,18 @@ begin
     v_take := least(v_left, v_grant.remaining);
     update public.credit_grants g set remaining = g.remaining - v_take where g.id = v_grant.id
     returning g.* into v_grant;
-    v_ledger_id := billing.record_credit_movement(v_grant, 'consumed', -v_take, p_charge);
     v_left := v_left - v_take;
+    v_ledger_id := billing.record_credit_movement(v_grant, 'consumed', -v_take, p_charge,
+                                                  p_balance_after => v_before - (p_credits - v_left));
+    v_drawn := v_drawn || pg_catalog.jsonb_build_object('grant_id', v_grant.id, 'source', v_grant.source,
+                                                        'credits', v_take);
   end loop;
   if v_left > 0 then
     raise exception 'draw_credits: % credits short for charge %', v_left, p_charge.id
       using errcode = 'check_violation';
   end if;
   perform billing.queue_credits_low(p_charge.organization_id, v_before, v_before - p_credits, v_ledger_id);
+  return v_drawn;
 end;
 $$;
 
@@ -761,20 +782,19 @@ begin
   end if;
 
   perform billing.expire_lapsed_grants(p_organization_id);
-  if billing.available_credits(p_organization_id) < credits then
+  balance := billing.available_credits(p_organization_id);
+  if balance < credits then
     charged := false;
-    balance := billing.available_credits(p_organization_id);
     grants := '[]'::jsonb;
     return;
   end if;
   insert into public.credit_charges (organization_id, request_id, event_code, quantity, credits, charged)
   values (p_organization_id, p_request_id, p_event, p_quantity, credits, credits)
   returning * into v_charge;
-  perform billing.draw_credits(v_charge, credits);
+  grants := billing.draw_credits(v_charge, credits);
   charged := true;
-  balance := billing.available_credits(p_organization_id);
+  balance := balance - credits;
   charge_id := v_charge.id;
-  grants := billing.charge_grants(v_charge.id);
 end;
 $$;
 
