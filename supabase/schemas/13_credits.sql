@@ -267,8 +267,8 @@ revoke execute on function billing.credit_ledger_balance(uuid) from public;
 
 /**
  * Appends one ledger row for a grant whose `remaining` the caller just changed by p_amount, with
- * the balance after it (p_balance_after when the caller knows it, else the last row's plus
- * p_amount). The caller holds billing.lock_credits. Returns the row's id.
+ * the balance after it (the last row's plus p_amount). The caller holds billing.lock_credits.
+ * Returns the row's id.
  */
 create function billing.record_credit_movement(
   p_grant public.credit_grants,
@@ -276,8 +276,7 @@ create function billing.record_credit_movement(
   p_amount bigint,
   p_charge public.credit_charges default null,
   p_actor_kind public.actor_kind default 'system',
-  p_reason text default null,
-  p_balance_after bigint default null
+  p_reason text default null
 )
 returns bigint
 language plpgsql
@@ -291,7 +290,7 @@ begin
     (organization_id, grant_id, kind, amount, balance_after, charge_id, request_id, event_code,
      actor_kind, actor, reason)
   values (p_grant.organization_id, p_grant.id, p_kind, p_amount,
-          coalesce(p_balance_after, billing.credit_ledger_balance(p_grant.organization_id) + p_amount),
+          billing.credit_ledger_balance(p_grant.organization_id) + p_amount,
           p_charge.id, p_charge.request_id, p_charge.event_code, p_actor_kind,
           coalesce((select auth.uid())::text, session_user::text), p_reason)
   returning id into v_id;
@@ -299,7 +298,7 @@ begin
 end;
 $$;
 
-revoke execute on function billing.record_credit_movement(public.credit_grants, public.credit_movement, bigint, public.credit_charges, public.actor_kind, text, bigint) from public;
+revoke execute on function billing.record_credit_movement(public.credit_grants, public.credit_movement, bigint, public.credit_charges, public.actor_kind, text) from public;
 
 /**
  * Creates a grant with its 'granted' ledger row, once per dedupe key: a second call with the same
@@ -528,11 +527,12 @@ revoke execute on function billing.charge_grants(uuid) from public;
 
 /**
  * Draws p_credits for a charge from the organization's live grants in precedence order; the caller
- * holds billing.lock_credits and checked that enough is available. Queues the low-balance
- * notification when the draw crosses the threshold. Returns what it drew, as billing.charge_grants
- * lists a charge's grants: {grant_id, source, credits} in the order drawn.
+ * holds billing.lock_credits, checked that enough is available, and passes p_held, the balance the
+ * ledger holds (the sum of the grants' remaining). Each draw is one ledger row with the balance
+ * after it. Queues the low-balance notification when the draw crosses the threshold. Returns the
+ * grants drawn from: grant_id, source, credits.
  */
-create function billing.draw_credits(p_charge public.credit_charges, p_credits bigint)
+create function billing.draw_credits(p_charge public.credit_charges, p_credits bigint, p_held bigint)
 returns jsonb
 language plpgsql
 volatile
@@ -541,15 +541,15 @@ as $$
 declare
   v_now timestamptz := billing.now();
   v_order public.credit_source[] := (select s.credit_source_order from public.billing_settings s where s.id);
-  v_before bigint := billing.credit_ledger_balance(p_charge.organization_id);
+  v_actor text := coalesce((select auth.uid())::text, session_user::text);
   v_left bigint := p_credits;
   v_take bigint;
-  v_grant public.credit_grants;
+  v_grant record;
   v_ledger_id bigint;
   v_drawn jsonb := '[]'::jsonb;
 begin
   for v_grant in
-    select g.* from public.credit_grants g
+    select g.id, g.source, g.remaining from public.credit_grants g
     where g.organization_id = p_charge.organization_id and g.remaining > 0
       and g.effective_from <= v_now and (g.expires_at is null or g.expires_at > v_now)
     order by pg_catalog.array_position(v_order, g.source), g.priority, g.expires_at nulls last, g.created_at, g.id
@@ -557,11 +557,13 @@ begin
   loop
     exit when v_left = 0;
     v_take := least(v_left, v_grant.remaining);
-    update public.credit_grants g set remaining = g.remaining - v_take where g.id = v_grant.id
-    returning g.* into v_grant;
+    update public.credit_grants g set remaining = g.remaining - v_take where g.id = v_grant.id;
     v_left := v_left - v_take;
-    v_ledger_id := billing.record_credit_movement(v_grant, 'consumed', -v_take, p_charge,
-                                                  p_balance_after => v_before - (p_credits - v_left));
+    insert into public.credit_ledger
+      (organization_id, grant_id, kind, amount, balance_after, charge_id, request_id, event_code, actor)
+    values (p_charge.organization_id, v_grant.id, 'consumed', -v_take, p_held - (p_credits - v_left),
+            p_charge.id, p_charge.request_id, p_charge.event_code, v_actor)
+    returning id into v_ledger_id;
     v_drawn := v_drawn || pg_catalog.jsonb_build_object('grant_id', v_grant.id, 'source', v_grant.source,
                                                         'credits', v_take);
   end loop;
@@ -569,12 +571,12 @@ begin
     raise exception 'draw_credits: % credits short for charge %', v_left, p_charge.id
       using errcode = 'check_violation';
   end if;
-  perform billing.queue_credits_low(p_charge.organization_id, v_before, v_before - p_credits, v_ledger_id);
+  perform billing.queue_credits_low(p_charge.organization_id, p_held, p_held - p_credits, v_ledger_id);
   return v_drawn;
 end;
 $$;
 
-revoke execute on function billing.draw_credits(public.credit_charges, bigint) from public;
+revoke execute on function billing.draw_credits(public.credit_charges, bigint, bigint) from public;
 
 /** Credits the organization can draw now: live grants (effective, not lapsed). */
 create function billing.available_credits(p_organization_id uuid)
@@ -709,7 +711,7 @@ begin
     if billing.available_credits(p_organization_id) < v_delta then
       charged := false;
     else
-      perform billing.draw_credits(v_charge, v_delta);
+      perform billing.draw_credits(v_charge, v_delta, billing.credit_ledger_balance(p_organization_id));
     end if;
   end if;
   if charged and v_delta <> 0 then
@@ -744,8 +746,11 @@ security definer
 set search_path = ''
 as $$
 declare
+  v_now timestamptz := billing.now();
   v_event public.credit_events;
   v_charge public.credit_charges;
+  v_held bigint;
+  v_lapsed boolean;
 begin
   if p_quantity is null or p_quantity <= 0 then
     raise exception 'consume_credits: quantity must be a positive integer, got %', coalesce(p_quantity::text, 'null')
@@ -762,36 +767,50 @@ begin
   end if;
   credits := pg_catalog.ceil(p_quantity * v_event.credits_per_unit)::bigint;
 
-  perform billing.lock_credits(p_organization_id);
-  if p_request_id is not null then
+  -- The charge is written before the organization's credit lock is taken, so the lock is held for
+  -- the draw alone. A request id claims its charge here: a concurrent duplicate waits on the
+  -- unique index until the first commits, then answers the first charge.
+  insert into public.credit_charges as c (organization_id, request_id, event_code, quantity, credits, charged)
+  values (p_organization_id, p_request_id, p_event, p_quantity, credits, credits)
+  on conflict (organization_id, request_id) where request_id is not null do nothing
+  returning c.* into v_charge;
+  if v_charge.id is null then
     select c.* into v_charge from public.credit_charges c
     where c.organization_id = p_organization_id and c.request_id = p_request_id;
-    if v_charge.id is not null then
-      if v_charge.event_code <> p_event or v_charge.quantity <> p_quantity then
-        raise exception 'consume_credits: request id % was charged for % x % already', p_request_id,
-          v_charge.quantity, v_charge.event_code using errcode = 'invalid_parameter_value';
-      end if;
-      -- A retry: the first answer, charged once.
-      charged := true;
-      credits := v_charge.credits;
-      balance := billing.available_credits(p_organization_id);
-      charge_id := v_charge.id;
-      grants := billing.charge_grants(v_charge.id);
-      return;
+    if v_charge.event_code <> p_event or v_charge.quantity <> p_quantity then
+      raise exception 'consume_credits: request id % was charged for % x % already', p_request_id,
+        v_charge.quantity, v_charge.event_code using errcode = 'invalid_parameter_value';
     end if;
+    -- A retry: the first answer, charged once.
+    charged := true;
+    credits := v_charge.credits;
+    balance := billing.available_credits(p_organization_id);
+    charge_id := v_charge.id;
+    grants := billing.charge_grants(v_charge.id);
+    return;
   end if;
 
-  perform billing.expire_lapsed_grants(p_organization_id);
-  balance := billing.available_credits(p_organization_id);
+  perform billing.lock_credits(p_organization_id);
+  -- One read of the grants holding credits: what the ledger holds, what can be drawn now, and
+  -- whether any lapsed (then it is expired into the ledger first).
+  select coalesce(sum(g.remaining), 0),
+         coalesce(sum(g.remaining) filter (where g.effective_from <= v_now and (g.expires_at is null or g.expires_at > v_now)), 0),
+         coalesce(bool_or(g.expires_at <= v_now), false)
+  into v_held, balance, v_lapsed
+  from public.credit_grants g
+  where g.organization_id = p_organization_id and g.remaining > 0;
+  if v_lapsed then
+    v_held := v_held - billing.expire_lapsed_grants(p_organization_id);
+  end if;
   if balance < credits then
+    -- Not charged: the charge goes, so nothing is written (a retry may charge when credits came).
+    delete from public.credit_charges c where c.id = v_charge.id;
     charged := false;
+    charge_id := null;
     grants := '[]'::jsonb;
     return;
   end if;
-  insert into public.credit_charges (organization_id, request_id, event_code, quantity, credits, charged)
-  values (p_organization_id, p_request_id, p_event, p_quantity, credits, credits)
-  returning * into v_charge;
-  grants := billing.draw_credits(v_charge, credits);
+  grants := billing.draw_credits(v_charge, credits, v_held);
   charged := true;
   balance := balance - credits;
   charge_id := v_charge.id;
