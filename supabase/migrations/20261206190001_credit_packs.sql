@@ -894,17 +894,12 @@ CREATE TRIGGER orders_supersede_open
   WHEN (((new.kind = ANY (ARRAY['new'::public.order_kind, 'upgrade'::public.order_kind, 'credit_pack'::public.order_kind])) AND (new.created_by IS NOT NULL)))
   EXECUTE FUNCTION billing.supersede_open_orders();
 
-CREATE POLICY "Members can read the credit packs their organizations ordered" ON "public"."credit_packs"
+CREATE POLICY "Signed-in users can read active and ordered credit packs" ON "public"."credit_packs"
   FOR SELECT
   TO "authenticated"
-  USING ((id IN ( SELECT o.credit_pack_id
+  USING ((active OR (id IN ( SELECT o.credit_pack_id
    FROM public.orders o
-  WHERE (o.credit_pack_id IS NOT NULL))));
-
-CREATE POLICY "Signed-in users can read active credit packs" ON "public"."credit_packs"
-  FOR SELECT
-  TO "authenticated"
-  USING (active);
+  WHERE (o.credit_pack_id IS NOT NULL)))));
 
 CREATE POLICY "Visitors can read active credit packs" ON "public"."credit_packs"
   FOR SELECT

@@ -1025,13 +1025,7 @@ create policy "Visitors can read active credit packs"
   on public.credit_packs for select to anon
   using (active);
 
-/**
- * credit_packs, signed in: the packs on sale (a retired pack one of the user's organizations
- * ordered is readable too: that policy is declared with orders, in 05_orders_and_tax).
- */
-create policy "Signed-in users can read active credit packs"
-  on public.credit_packs for select to authenticated
-  using (active);
+-- credit_packs, signed in: the policy is declared with orders (05_orders_and_tax), which it reads.
 
 /** subscriptions: members read their organization's. */
 create policy "Members can read their organization's subscriptions"

@@ -601,12 +601,16 @@ create policy "Members can read their organization's orders"
   using (organization_id in (select billing.member_organization_ids()));
 
 /**
- * credit_packs: a signed-in member also reads a retired pack one of its organizations ordered
- * (declared here, where orders exists; the subquery runs under orders' own policy).
+ * credit_packs, signed in: the packs on sale plus any retired pack one of the user's
+ * organizations ordered (declared here, where orders exists; the subquery runs under orders' own
+ * policy).
  */
-create policy "Members can read the credit packs their organizations ordered"
+create policy "Signed-in users can read active and ordered credit packs"
   on public.credit_packs for select to authenticated
-  using (id in (select o.credit_pack_id from public.orders o where o.credit_pack_id is not null));
+  using (
+    active
+    or id in (select o.credit_pack_id from public.orders o where o.credit_pack_id is not null)
+  );
 
 /** payment_events: members read their organization's. */
 create policy "Members can read their organization's payment events"
