@@ -2,6 +2,7 @@
 -- is `on conflict do nothing`, so running it again changes nothing).
 --
 -- Plans: Free, Basic and Pro (monthly and yearly), INR, prices in paise.
+-- Credit packs: 1,000 credits for ₹499 and 5,000 for ₹1,999 (before GST), valid for a year.
 -- A demo owner (demo@supabill.local) and the demo organization.
 
 -- -------------------------------------------------------------------------------------------------
@@ -109,6 +110,16 @@ values
     }'::jsonb,
     '{"razorpay": {"plan_id": "plan_pro_yearly_demo"}}'::jsonb
   )
+on conflict (code) do nothing;
+
+-- -------------------------------------------------------------------------------------------------
+-- Credit packs (bought once at checkout; prices in paise before GST)
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.credit_packs (code, name, description, credits, price_paise, currency, validity)
+values
+  ('credits_1000', '1,000 credits', 'A top-up for a busy month.', 1000, 49900, 'INR', interval '1 year'),
+  ('credits_5000', '5,000 credits', 'Five times the credits for four times the price.', 5000, 199900, 'INR', interval '1 year')
 on conflict (code) do nothing;
 
 -- -------------------------------------------------------------------------------------------------

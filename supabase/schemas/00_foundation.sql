@@ -61,8 +61,11 @@ create type public.usage_window as enum ('minute', 'hour', 'day', 'month');
  */
 create type public.payment_provider as enum ('payu', 'razorpay', 'manual');
 
-/** What an order buys: a first plan ('new'), a renewal charge of a provider subscription, an upgrade. */
-create type public.order_kind as enum ('new', 'renewal', 'upgrade');
+/**
+ * What an order buys: a first plan ('new'), a renewal charge of a provider subscription, an
+ * upgrade, a credit pack (a one-time purchase of credits, public.credit_packs).
+ */
+create type public.order_kind as enum ('new', 'renewal', 'upgrade', 'credit_pack');
 
 /**
  * Where an order stands: created (waiting for its provider order), pending (payable), paid,
@@ -461,7 +464,7 @@ comment on type public.payment_status is 'One observed state of a provider payme
 
 comment on type public.order_status is 'Where an order stands: created, pending (payable), paid, failed, expired, canceled.';
 
-comment on type public.order_kind is 'What an order buys: new (a first plan), renewal (a provider subscription charge), upgrade (a prorated plan change).';
+comment on type public.order_kind is 'What an order buys: new (a first plan), renewal (a provider subscription charge), upgrade (a prorated plan change), credit_pack (credits bought once).';
 
 comment on type public.payment_provider is 'The payment providers an order or payment goes through.';
 

@@ -1,6 +1,9 @@
 -- =================================================================================================
 -- supabill: plans: the plan catalog, subscriptions, their history, and the plan in effect
 --
+-- The catalog of what is sold: plans (billing_plans) and credit packs (credit_packs, credits
+-- bought once; the credits module grants them when their payment is captured).
+--
 -- The plan catalog (entitlements in `features`), each organization's subscription, the
 -- append-only subscription_history, and the plan in effect, computed on read from the
 -- subscription row and billing.now(): billing.effective_plan, behind get_entitlements,
@@ -208,6 +211,47 @@ create trigger billing_plans_check_features
 
 create trigger billing_plans_touch_updated_at
   before update on public.billing_plans
+  for each row execute function billing.touch_updated_at();
+
+-- -------------------------------------------------------------------------------------------------
+-- credit_packs
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Credit packs for sale: `credits` for `price_paise` (before GST, INR), bought once through
+ * checkout (an order of kind 'credit_pack'); its captured payment grants the credits (source
+ * 'purchase'), lapsing `validity` after the payment, or never when null. A pack is never free
+ * (repeated free checkouts would be unlimited credits). Retire a pack with active = false: orders
+ * and invoices keep referring to it.
+ */
+create table public.credit_packs (
+  id uuid primary key default gen_random_uuid(),
+  code text not null unique check (code ~ '^[a-z][a-z0-9_]{0,63}$'),
+  name text not null check (length(btrim(name)) between 1 and 200),
+  description text,
+  credits bigint not null
+    constraint credit_packs_credits_positive check (credits > 0 and credits <= 1000000000000),
+  price_paise bigint not null constraint credit_packs_price_positive check (price_paise > 0),
+  currency text not null default 'INR' constraint credit_packs_currency_inr check (currency = 'INR'),
+  validity interval constraint credit_packs_validity_positive check (validity is null or validity > interval '0'),
+  active boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+
+comment on table public.credit_packs is 'Credit packs for sale: credits for a price in paise (INR), with an optional validity after which they lapse.';
+
+/** The policy column. */
+create index credit_packs_active_idx on public.credit_packs (active);
+
+grant select on public.credit_packs to anon, authenticated;
+
+grant select, insert, update, delete on public.credit_packs to service_role;
+
+alter table public.credit_packs enable row level security;
+
+create trigger credit_packs_touch_updated_at
+  before update on public.credit_packs
   for each row execute function billing.touch_updated_at();
 
 -- -------------------------------------------------------------------------------------------------
@@ -975,6 +1019,13 @@ create policy "Signed-in users can read active plans and their organizations' pl
     or id in (select s.plan_id from public.subscriptions s)
     or id in (select s.pending_plan_id from public.subscriptions s where s.pending_plan_id is not null)
   );
+
+/** credit_packs: visitors (anon) see the packs on sale. */
+create policy "Visitors can read active credit packs"
+  on public.credit_packs for select to anon
+  using (active);
+
+-- credit_packs, signed in: the policy is declared with orders (05_orders_and_tax), which it reads.
 
 /** subscriptions: members read their organization's. */
 create policy "Members can read their organization's subscriptions"

@@ -99,12 +99,14 @@ $$;
 revoke execute on function billing.set_order_expiry() from public;
 
 /**
- * AFTER INSERT on orders (new and upgrade orders a user asked for: checkout and change_plan set
- * created_by; an operator's order does not): the new order supersedes the organization's other
- * open orders, which are canceled (a payment that still arrives for one is recorded for
- * refund, never applied). Orders with a payment in flight (a payment event recorded, or locked
- * by the payment path right now) are left alone. Then at most billing_settings.max_open_orders
- * may stay open (55000 otherwise, hint 'too_many_open_orders').
+ * AFTER INSERT on orders (new, upgrade and credit pack orders a user asked for: checkout and
+ * change_plan set created_by; an operator's order does not): the new order supersedes the
+ * organization's other open orders of its kind (a plan order the other plan orders, a credit pack
+ * order the other credit pack orders), which are canceled (a payment that still arrives for one
+ * is recorded for refund, never applied). Orders with a payment in flight (a payment event
+ * recorded, or locked by the payment path right now) are left alone. Then at most
+ * billing_settings.max_open_orders, of all three kinds, may stay open (55000 otherwise, hint
+ * 'too_many_open_orders').
  */
 create function billing.supersede_open_orders()
 returns trigger
@@ -122,13 +124,14 @@ begin
                    pg_catalog.format('superseded by order %s', new.receipt), 'superseded_by', new.id)
   where o.id in (
     select x.id from public.orders x
-    where x.organization_id = new.organization_id and x.id <> new.id and x.kind in ('new', 'upgrade')
+    where x.organization_id = new.organization_id and x.id <> new.id
+      and (x.kind = 'credit_pack') = (new.kind = 'credit_pack') and x.kind in ('new', 'upgrade', 'credit_pack')
       and x.status in ('created', 'pending')
       and not exists (select 1 from public.payment_events pe where pe.order_id = x.id)
     for update skip locked);
 
   select count(*) into v_open from public.orders o
-  where o.organization_id = new.organization_id and o.kind in ('new', 'upgrade')
+  where o.organization_id = new.organization_id and o.kind in ('new', 'upgrade', 'credit_pack')
     and o.status in ('created', 'pending') and (o.expires_at is null or o.expires_at > v_now);
   select s.max_open_orders into v_max from public.billing_settings s where s.id;
   if v_open > coalesce(v_max, 3) then
@@ -151,11 +154,13 @@ revoke execute on function billing.supersede_open_orders() from public;
  * taxable_cents (the taxable value), gst_rate_bp, supply_type (intra_state, inter_state or export;
  * null when the seller's state was not set, then no GST is charged), place_of_supply_state_code
  * and prices_include_tax (whether the price was the gross). amount_cents is the total payable.
+ * An order buys a plan (plan_id) or, kind 'credit_pack', a credit pack (credit_pack_id; the
+ * credits and validity it was sold with are in metadata: `credits`, `credit_validity`).
  */
 create table public.orders (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete cascade,
-  plan_id uuid not null references public.billing_plans (id) on delete restrict,
+  plan_id uuid references public.billing_plans (id) on delete restrict,
   subscription_id uuid references public.subscriptions (id) on delete set null,
   provider public.payment_provider not null,
   receipt text not null unique
@@ -179,17 +184,23 @@ create table public.orders (
   supply_type public.supply_type,
   place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
   prices_include_tax boolean,
+  credit_pack_id uuid references public.credit_packs (id) on delete restrict,
   constraint orders_taxable_within_amount check (taxable_cents <= amount_cents),
   constraint orders_provider_order_unique unique (provider, provider_order_id),
-  constraint orders_paid_at_when_paid check (status <> 'paid' or paid_at is not null)
+  constraint orders_paid_at_when_paid check (status <> 'paid' or paid_at is not null),
+  constraint orders_buys_a_plan_or_a_pack check (
+    case when kind = 'credit_pack' then credit_pack_id is not null and plan_id is null
+         else credit_pack_id is null and plan_id is not null end)
 );
 
-comment on table public.orders is 'A checkout intent: what a provider is expected to collect for a plan, with its GST quote.';
+comment on table public.orders is 'A checkout intent: what a provider is expected to collect for a plan or a credit pack, with its GST quote.';
 
 /** Foreign keys; an organization's orders in time order; open orders to reconcile. */
 create index orders_organization_id_idx on public.orders (organization_id, created_at);
 
 create index orders_plan_id_idx on public.orders (plan_id);
+
+create index orders_credit_pack_id_idx on public.orders (credit_pack_id) where credit_pack_id is not null;
 
 create index orders_subscription_id_idx on public.orders (subscription_id);
 
@@ -325,7 +336,7 @@ create trigger orders_set_expiry
 
 create trigger orders_supersede_open
   after insert on public.orders
-  for each row when (new.kind in ('new', 'upgrade') and new.created_by is not null)
+  for each row when (new.kind in ('new', 'upgrade', 'credit_pack') and new.created_by is not null)
   execute function billing.supersede_open_orders();
 
 -- -------------------------------------------------------------------------------------------------
@@ -445,7 +456,8 @@ create index payment_events_money_occurred_at_idx on public.payment_events (occu
  * organization's billing email, else the user's; the name is the user's full name, else the
  * billing or organization name (60 characters at most, what PayU takes). A recurring Razorpay
  * checkout (p_razorpay_plan_id) charges the plan's razorpay.total_count times (default 120
- * monthly or 10 yearly charges: ten years).
+ * monthly or 10 yearly charges: ten years). A credit pack order has no plan: plan_name is the
+ * pack's name (what the buyer sees at the provider), plan_code and plan_interval are null.
  */
 create function billing.checkout_answer(p_order public.orders, p_user_id uuid, p_razorpay_plan_id text)
 returns billing.checkout_order
@@ -455,15 +467,17 @@ set search_path = ''
 as $$
 declare
   v_plan public.billing_plans;
+  v_pack public.credit_packs;
   v_org public.organizations;
   v_user auth.users;
 begin
   select * into v_plan from public.billing_plans p where p.id = p_order.plan_id;
+  select * into v_pack from public.credit_packs cp where cp.id = p_order.credit_pack_id;
   select * into v_org from public.organizations o where o.id = p_order.organization_id;
   select * into v_user from auth.users u where u.id = p_user_id;
   return row(
     p_order.id, p_order.receipt, p_order.status::text, p_order.amount_cents, p_order.currency,
-    v_plan.code, v_plan.name, v_plan.interval, p_razorpay_plan_id,
+    v_plan.code, coalesce(v_plan.name, v_pack.name), v_plan.interval, p_razorpay_plan_id,
     case when p_razorpay_plan_id is not null then
       coalesce((v_plan.provider_config #>> '{razorpay,total_count}')::integer,
                case v_plan.interval when 'year' then 10 else 120 end) end,
@@ -585,6 +599,18 @@ grant execute on function billing.record_payment_event(uuid, uuid, public.paymen
 create policy "Members can read their organization's orders"
   on public.orders for select to authenticated
   using (organization_id in (select billing.member_organization_ids()));
+
+/**
+ * credit_packs, signed in: the packs on sale plus any retired pack one of the user's
+ * organizations ordered (declared here, where orders exists; the subquery runs under orders' own
+ * policy).
+ */
+create policy "Signed-in users can read active and ordered credit packs"
+  on public.credit_packs for select to authenticated
+  using (
+    active
+    or id in (select o.credit_pack_id from public.orders o where o.credit_pack_id is not null)
+  );
 
 /** payment_events: members read their organization's. */
 create policy "Members can read their organization's payment events"

@@ -100,7 +100,11 @@ begin
          pg_catalog.jsonb_build_object(
            'invoice_id', new.id, 'invoice_number', new.invoice_number, 'invoice_date', new.invoice_date,
            'order_id', o.id, 'receipt', o.receipt, 'plan_id', o.plan_id,
-           'amount_cents', new.total_cents, 'currency', new.currency, 'paid_at', new.issued_at),
+           'amount_cents', new.total_cents, 'currency', new.currency, 'paid_at', new.issued_at)
+         || case when o.credit_pack_id is not null then pg_catalog.jsonb_build_object(
+              'credit_pack_id', o.credit_pack_id,
+              'credit_pack_name', (select cp.name from public.credit_packs cp where cp.id = o.credit_pack_id),
+              'credits', (o.metadata ->> 'credits')::bigint) else '{}'::jsonb end,
          pg_catalog.format('payment_captured:%s', new.id)
   from public.orders o
   where o.id = new.order_id
@@ -192,7 +196,8 @@ create trigger invoices_queue_payment_captured
 
 /**
  * The lines of an invoice: SAC code, taxable value, GST rate and its split into CGST, SGST and
- * IGST rates (basis points) and amounts (paise), each amount rounded once, half up.
+ * IGST rates (basis points) and amounts (paise), each amount rounded once, half up. A line sells
+ * a plan (plan_id) or a credit pack (credit_pack_id).
  */
 create table public.invoice_lines (
   id uuid primary key default gen_random_uuid(),
@@ -213,6 +218,7 @@ create table public.invoice_lines (
   igst_cents bigint not null check (igst_cents >= 0),
   total_cents bigint not null check (total_cents >= 0),
   created_at timestamptz not null default now(),
+  credit_pack_id uuid references public.credit_packs (id) on delete restrict,
   constraint invoice_lines_number_unique unique (invoice_id, line_number),
   constraint invoice_lines_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
 );
@@ -223,6 +229,8 @@ comment on table public.invoice_lines is 'The lines of a GST tax invoice, with t
 create index invoice_lines_organization_id_idx on public.invoice_lines (organization_id);
 
 create index invoice_lines_plan_id_idx on public.invoice_lines (plan_id);
+
+create index invoice_lines_credit_pack_id_idx on public.invoice_lines (credit_pack_id) where credit_pack_id is not null;
 
 grant select on public.invoice_lines to authenticated;
 
@@ -566,6 +574,8 @@ declare
   v_settings public.billing_settings%rowtype;
   v_org public.organizations%rowtype;
   v_plan public.billing_plans%rowtype;
+  v_pack public.credit_packs%rowtype;
+  v_description text;
   v_invoice_id uuid;
   v_seller_state text;
   v_supply_type text;
@@ -601,7 +611,21 @@ begin
   end if;
 
   select * into strict v_org from public.organizations o where o.id = v_order.organization_id;
-  select * into strict v_plan from public.billing_plans p where p.id = v_order.plan_id;
+  -- What the order sold, as its line says it: a plan, or a credit pack with its credits.
+  if v_order.credit_pack_id is not null then
+    select * into strict v_pack from public.credit_packs cp where cp.id = v_order.credit_pack_id;
+    v_description := pg_catalog.format('%s - credit pack (%s credits%s)', v_pack.name,
+      coalesce(v_order.metadata ->> 'credits', v_pack.credits::text),
+      case when v_order.metadata ->> 'credit_validity' is not null
+           then ', valid for ' || (v_order.metadata ->> 'credit_validity') else '' end);
+  else
+    select * into strict v_plan from public.billing_plans p where p.id = v_order.plan_id;
+    v_description := v_plan.name || case v_order.kind
+      when 'renewal' then ' - subscription renewal'
+      when 'upgrade' then ' - plan upgrade (prorated)'
+      else ' - subscription'
+    end;
+  end if;
 
   -- The tax is the order's quote (billing.quote_order_tax), recomputed the same way: the invoice
   -- total is what the order charged, whatever changed in the settings or the profile since.
@@ -644,16 +668,11 @@ begin
 
   perform pg_catalog.set_config('billing.issuing', 'invoice_lines', true);
   insert into public.invoice_lines (
-    invoice_id, organization_id, line_number, plan_id, description, sac_code, quantity,
+    invoice_id, organization_id, line_number, plan_id, credit_pack_id, description, sac_code, quantity,
     gst_rate_bp, cgst_rate_bp, sgst_rate_bp, igst_rate_bp,
     taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents
   ) values (
-    v_invoice_id, v_org.id, 1, v_plan.id,
-    v_plan.name || case v_order.kind
-      when 'renewal' then ' - subscription renewal'
-      when 'upgrade' then ' - plan upgrade (prorated)'
-      else ' - subscription'
-    end,
+    v_invoice_id, v_org.id, 1, v_plan.id, v_pack.id, v_description,
     v_settings.sac_code, 1,
     case when v_supply_type = 'export' then 0 else v_order.gst_rate_bp end,
     v_tax.cgst_rate_bp, v_tax.sgst_rate_bp, v_tax.igst_rate_bp,

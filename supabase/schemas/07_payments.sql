@@ -555,7 +555,9 @@ grant execute on function billing.extend_subscription_for_payment(public.orders,
  * already paid. A payment that buys nothing is only recorded, with needs_refund (result
  * 'recorded': nothing extended, no history, no invoice). A Razorpay subscription whose charge
  * bought nothing and that backs no live subscription here is cancelled at Razorpay now
- * (billing.stop_unbacked_mandate). Returns the result object.
+ * (billing.stop_unbacked_mandate). A credit pack order changes no subscription: its payment
+ * marks the order paid, grants the pack's credits (billing.grant_pack_credits, once per payment)
+ * and issues the invoice, in this transaction. Returns the result object.
  */
 create function billing.apply_captured_payment(p_order public.orders, p_event jsonb, p_event_at timestamptz)
 returns jsonb
@@ -575,6 +577,7 @@ declare
   v_review boolean := false;
   v_ended_by_provider boolean;
   v_documents record;
+  v_grant record;
 begin
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
   if exists (select 1 from public.payment_events pe
@@ -683,6 +686,21 @@ begin
                                          'needs_refund', true, 'payment_event_id', v_payment_event_id);
   end if;
 
+  -- A credit pack buys credits, not a period: the order is paid, the credits granted and the
+  -- invoice issued, all in this transaction; no subscription changes.
+  if v_order.kind = 'credit_pack' then
+    update public.orders o set status = 'paid', paid_at = billing.now()
+    where o.id = v_order.id
+    returning * into v_order;
+    select g.id, g.amount, g.expires_at into v_grant from billing.grant_pack_credits(v_order, v_payment_event_id) g;
+    select * into v_documents from billing.issue_documents(v_order.id, v_payment_event_id) d;
+    return pg_catalog.jsonb_build_object(
+      'result', 'applied', 'order_id', v_order.id, 'order_status', v_order.status,
+      'payment_event_id', v_payment_event_id, 'credit_grant_id', v_grant.id, 'credits', v_grant.amount,
+      'credits_expire_at', v_grant.expires_at, 'invoice_id', v_documents.invoice_id,
+      'invoice_error', v_documents.error);
+  end if;
+
   v_sub := billing.extend_subscription_for_payment(v_order, v_psid, p_event, v_payment_event_id);
   -- The first charge of a provider subscription starts autopay of its plan: a plan change
   -- scheduled before (a downgrade) is dropped, as the mandate keeps debiting this plan; the
@@ -730,8 +748,11 @@ grant execute on function billing.apply_captured_payment(public.orders, jsonb, t
  * held it (billing.refundable_paise, which counts them, is what an operator may still queue). A
  * full refund of the payment
  * takes away what that payment bought (billing.end_paid_period, when
- * billing_settings.full_refund_ends_period); a partial refund keeps it. Returns the result
- * object; `last_error` says what was not applied.
+ * billing_settings.full_refund_ends_period); a partial refund keeps it. A refund of a credit pack
+ * payment takes back the unspent credits it bought (billing.revoke_pack_credits: all that
+ * remains for a full refund, the refund's share rounded up for a partial one), and its credit
+ * note says how many ("Credits revoked: N of M (K already used)"); the GST is credited as for
+ * any refund. Returns the result object; `last_error` says what was not applied.
  */
 create function billing.apply_refund(p_event jsonb, p_event_at timestamptz)
 returns jsonb
@@ -754,6 +775,8 @@ declare
   v_documents record;
   v_ended_subscription_id uuid;
   v_action_id uuid;
+  v_credits_note text;
+  v_credits_revoked bigint;
 begin
   select * into v_captured from public.payment_events pe
   where pe.provider = v_provider and pe.provider_payment_id = v_payment_id and pe.status = 'captured'
@@ -828,10 +851,18 @@ begin
   end if;
   -- The credit note goes against the invoice of the payment refunded. A payment that bought
   -- nothing (needs_refund) has none: its order's invoice, if any, is another payment's.
+  -- A credit pack's unspent credits go back with the money (before the credit note, which names
+  -- them). A payment that bought nothing granted nothing.
+  if v_order.kind = 'credit_pack' and not v_captured.needs_refund then
+    select c.note, c.revoked into v_credits_note, v_credits_revoked
+    from billing.revoke_pack_credits(v_captured, v_amount, v_refunded + v_lost,
+                                     pg_catalog.format('%s refund %s', v_provider, v_refund_id)) c;
+  end if;
   if not v_captured.needs_refund then
     select * into v_documents
     from billing.issue_documents(v_captured.order_id, v_captured.id, v_amount,
-                                 pg_catalog.format('%s refund %s', v_provider, v_refund_id), v_payment_event_id) d;
+                                 pg_catalog.format('%s refund %s', v_provider, v_refund_id)
+                                   || coalesce('. ' || v_credits_note, ''), v_payment_event_id) d;
   end if;
   -- A full refund takes away what the payment bought (billing.end_paid_period).
   if v_refunded + v_amount = v_captured.amount_cents
@@ -844,6 +875,7 @@ begin
                                        'invoice_id', v_documents.invoice_id, 'credit_note_id', v_documents.credit_note_id,
                                        'order_id', v_order.id, 'order_status', v_order.status,
                                        'subscription_id', v_ended_subscription_id,
+                                       'credits_revoked', v_credits_revoked,
                                        'last_error', v_documents.error);
 end;
 $$;
@@ -908,14 +940,15 @@ begin
   update public.orders o set status = 'failed'
   where o.id = p_order.id and o.status in ('created', 'pending');
   insert into public.notifications (organization_id, subscription_id, kind, payload, dedupe_key, created_at)
-  select p_order.organization_id, p_order.subscription_id, 'payment_failed',
-         pg_catalog.jsonb_build_object('order_id', p_order.id, 'receipt', p_order.receipt, 'amount_cents', v_amount,
-                                       'currency', v_currency, 'provider', p_order.provider,
-                                       'provider_payment_id', v_payment_id, 'error_reason', v_reason,
-                                       'plan_code', p.code),
-         pg_catalog.format('payment_failed:%s:%s', p_order.provider, v_payment_id),
-         billing.now()
-  from public.billing_plans p where p.id = p_order.plan_id
+  values (p_order.organization_id, p_order.subscription_id, 'payment_failed',
+          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'order_id', p_order.id, 'receipt', p_order.receipt, 'amount_cents', v_amount,
+            'currency', v_currency, 'provider', p_order.provider,
+            'provider_payment_id', v_payment_id, 'error_reason', v_reason,
+            'plan_code', (select p.code from public.billing_plans p where p.id = p_order.plan_id),
+            'credit_pack_name', (select cp.name from public.credit_packs cp where cp.id = p_order.credit_pack_id))),
+          pg_catalog.format('payment_failed:%s:%s', p_order.provider, v_payment_id),
+          billing.now())
   on conflict (dedupe_key) do nothing;
   return pg_catalog.jsonb_build_object('result', 'applied', 'payment_event_id', v_payment_event_id);
 end;
@@ -1565,6 +1598,12 @@ begin
                                          'order_id', v_order.id, 'order_status', v_order.status);
   end if;
 
+  -- A lost dispute of a credit pack payment takes back what remains of its credits, like a full
+  -- refund (the money went back by chargeback).
+  if v_kind = 'dispute_lost' and v_order.kind = 'credit_pack' then
+    perform billing.revoke_pack_credits(v_captured, null, null,
+      pg_catalog.format('dispute %s of payment %s lost', p_event ->> 'provider_dispute_id', v_payment_id));
+  end if;
   if coalesce((select s.dispute_suspends_subscription from public.billing_settings s where s.id), true) then
     select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id for update;
     if v_kind = 'dispute_lost' then

@@ -11,6 +11,11 @@
 --   billing.operator_grant_credits(org, amount, expires_at, reason)  (postgres, service_role)
 --   public.get_credit_balance(org)                                  (members and service_role)
 --     balance by source, the next expiry and its amount, the last movements.
+--   public.create_credit_pack_order(org, pack_code, provider)       (owners and admins)
+--     the order of a credit pack (public.credit_packs) the checkout function pays; its captured
+--     payment grants the pack's credits (billing.grant_pack_credits, from the payment path) and
+--     a refund of it takes back the unspent part (billing.revoke_pack_credits, named on the
+--     credit note).
 --
 -- The model. A grant (public.credit_grants) is credits an organization received from one source:
 -- purchase (a credit pack), subscription (a plan's credits_per_period, granted at the start of each
@@ -1032,6 +1037,179 @@ $$;
 revoke execute on function billing.credit_ledger_problems() from public, anon, authenticated;
 grant execute on function billing.credit_ledger_problems() to service_role;
 
+/**
+ * Starts the checkout of a credit pack: the signed-in owner or admin of the organization buys an
+ * active pack (public.credit_packs) once, through a provider. Creates the order (kind
+ * 'credit_pack', the pack's price before GST: the orders module's trigger quotes the GST and sets
+ * the total payable) with the credits and validity it is sold with in its metadata, and returns
+ * what the checkout function needs (billing.checkout_answer: plan_name is the pack's name). PayU
+ * orders are payable at once ('pending'); Razorpay orders stay 'created' until the Razorpay order
+ * is attached (a one-time order, never a subscription). A new pack checkout supersedes the
+ * organization's other open pack orders, never its plan orders.
+ * Errors: 42501 not signed in / not an owner or admin; 22023 bad provider; P0002 no such active
+ * pack; 55000 the pack cannot be paid through the provider (hint 'credit_pack_not_purchasable'),
+ * or too many open orders (hint 'too_many_open_orders').
+ * Security definer: signed-in users have no insert grant on orders, and the buyer's email comes
+ * from auth.users.
+ */
+create function billing.create_credit_pack_order(p_organization_id uuid, p_credit_pack_code text, p_provider text)
+returns setof billing.checkout_order
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_user_id uuid := billing.require_user();
+  v_now timestamptz := billing.now();
+  v_pack public.credit_packs;
+  v_order public.orders;
+begin
+  if p_provider is null or p_provider not in ('payu', 'razorpay') then
+    raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
+  end if;
+  perform billing.require_role(p_organization_id, billing.managers(), 'buy credits');
+  select * into v_pack from public.credit_packs cp where cp.code = p_credit_pack_code and cp.active;
+  if v_pack.id is null then
+    raise exception 'no active credit pack "%"', coalesce(p_credit_pack_code, '') using errcode = 'no_data_found';
+  end if;
+  if p_provider = 'razorpay' and v_pack.price_paise < 100 then
+    raise exception 'credit pack "%" costs less than Razorpay''s minimum of 100 paise', v_pack.code
+      using errcode = 'object_not_in_prerequisite_state', hint = 'credit_pack_not_purchasable';
+  end if;
+
+  -- One checkout of an organization at a time (the payment path takes the same lock).
+  perform 1 from public.organizations o where o.id = p_organization_id for no key update;
+  insert into public.orders
+    (organization_id, credit_pack_id, provider, kind, amount_cents, currency, status, created_by, expires_at, metadata)
+  values
+    (p_organization_id, v_pack.id, p_provider::public.payment_provider, 'credit_pack', v_pack.price_paise, v_pack.currency,
+     case when p_provider = 'payu' then 'pending' else 'created' end::public.order_status, v_user_id, v_now + interval '1 day',
+     pg_catalog.jsonb_build_object('credit_pack_code', v_pack.code, 'credits', v_pack.credits,
+                                   'credit_validity', v_pack.validity::text))
+  returning * into v_order;
+
+  return next billing.checkout_answer(v_order, v_user_id, null);
+end;
+$$;
+revoke execute on function billing.create_credit_pack_order(uuid, text, text) from public, anon;
+grant execute on function billing.create_credit_pack_order(uuid, text, text) to authenticated;
+
+/**
+ * The credits a captured payment of a credit pack order buys (billing.apply_captured_payment
+ * calls it, in the payment's transaction, after marking the order paid): a 'purchase' grant of
+ * the credits the order was sold with, lapsing the pack's validity after the payment (never when
+ * it has none), naming the order and the payment. Once per payment event (dedupe key
+ * 'purchase:<payment event id>'): a payment delivered again grants nothing more. p_payment_event_id
+ * must be a captured payment of this order (22023 otherwise).
+ */
+create function billing.grant_pack_credits(p_order public.orders, p_payment_event_id uuid)
+returns public.credit_grants
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_pack public.credit_packs;
+  v_credits bigint;
+  v_validity interval;
+  v_paid_at timestamptz := coalesce(p_order.paid_at, billing.now());
+begin
+  if p_order.kind <> 'credit_pack' or p_order.credit_pack_id is null then
+    raise exception 'order % is not a credit pack order', p_order.receipt using errcode = 'invalid_parameter_value';
+  end if;
+  if not exists (select 1 from public.payment_events pe
+                 where pe.id = p_payment_event_id and pe.order_id = p_order.id and pe.status = 'captured') then
+    raise exception 'payment event % is not a captured payment of order %', p_payment_event_id, p_order.receipt
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select * into strict v_pack from public.credit_packs cp where cp.id = p_order.credit_pack_id;
+  -- What the buyer was sold at checkout, whatever the pack says now.
+  if p_order.metadata ? 'credits' then
+    v_credits := (p_order.metadata ->> 'credits')::bigint;
+    v_validity := (p_order.metadata ->> 'credit_validity')::interval;
+  else
+    v_credits := v_pack.credits;
+    v_validity := v_pack.validity;
+  end if;
+  return billing.add_credit_grant(p_order.organization_id, 'purchase', v_credits,
+    p_expires_at => v_paid_at + v_validity,
+    p_reason => pg_catalog.format('credit pack %s (order %s)', v_pack.code, p_order.receipt),
+    p_dedupe_key => pg_catalog.format('purchase:%s', p_payment_event_id),
+    p_actor_kind => 'provider',
+    p_order_id => p_order.id,
+    p_payment_event_id => p_payment_event_id,
+    p_effective_from => v_paid_at);
+end;
+$$;
+
+revoke execute on function billing.grant_pack_credits(public.orders, uuid) from public, anon, authenticated;
+grant execute on function billing.grant_pack_credits(public.orders, uuid) to service_role;
+
+/**
+ * Takes back the unspent credits a refunded (or charged back) credit pack payment bought, in the
+ * refund's transaction, before its credit note is issued: for a refund that makes the payment
+ * refunded in full (p_taken_before, the refunds recorded and disputes lost before it, plus
+ * p_amount reach the captured amount; p_amount null: a lost dispute), all that remains of the
+ * grant; for a partial refund the same share of the grant's credits as of the payment, rounded
+ * up, and never more than remains. Credits already used stay used; a grant that lapsed is expired
+ * first, so nothing of it is revoked. Returns the grant, what was revoked now, its amount, what
+ * of it was used, and the sentence the credit note carries ("Credits revoked: N of M (K already
+ * used)"); all null when the payment granted no credits.
+ */
+create function billing.revoke_pack_credits(
+  p_captured public.payment_events,
+  p_amount bigint,
+  p_taken_before bigint,
+  p_reason text,
+  out grant_id uuid,
+  out revoked bigint,
+  out granted bigint,
+  out used bigint,
+  out note text
+)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_grant public.credit_grants;
+  v_want bigint;
+  v_expired bigint;
+begin
+  select g.* into v_grant from public.credit_grants g
+  where g.payment_event_id = p_captured.id and g.source = 'purchase'
+  order by g.created_at
+  limit 1;
+  if v_grant.id is null then
+    return;
+  end if;
+  perform billing.lock_credits(v_grant.organization_id);
+  perform billing.expire_lapsed_grants(v_grant.organization_id);
+  select g.* into v_grant from public.credit_grants g where g.id = v_grant.id;
+  if p_amount is null or coalesce(p_taken_before, 0) + p_amount >= p_captured.amount_cents then
+    v_want := v_grant.remaining;
+  else
+    v_want := least(pg_catalog.ceil(v_grant.amount::numeric * p_amount / p_captured.amount_cents)::bigint,
+                    v_grant.remaining);
+  end if;
+  grant_id := v_grant.id;
+  granted := v_grant.amount;
+  revoked := billing.revoke_credits(v_grant.id, v_want, p_reason, 'provider');
+  select coalesce(-sum(l.amount) filter (where l.kind in ('consumed', 'released')), 0)::bigint,
+         coalesce(-sum(l.amount) filter (where l.kind = 'expired'), 0)::bigint
+  into used, v_expired
+  from public.credit_ledger l
+  where l.grant_id = v_grant.id;
+  note := pg_catalog.format('Credits revoked: %s of %s (%s already used%s)', revoked, granted, used,
+                            case when v_expired > 0 then pg_catalog.format(', %s expired', v_expired) else '' end);
+end;
+$$;
+
+revoke execute on function billing.revoke_pack_credits(public.payment_events, bigint, bigint, text) from public, anon, authenticated;
+grant execute on function billing.revoke_pack_credits(public.payment_events, bigint, bigint, text) to service_role;
+
 /** Implementation of public.get_credit_balance: members of the organization and service_role. */
 create function billing.get_credit_balance(p_organization_id uuid)
 returns jsonb
@@ -1186,6 +1364,25 @@ $$;
 revoke execute on function public.get_credit_balance(uuid) from public, anon;
 grant execute on function public.get_credit_balance(uuid) to authenticated, service_role;
 comment on function public.get_credit_balance(uuid) is 'An organization''s credits: balance by source, pending, the next expiry and its amount, the last 20 movements. Members and service_role.';
+
+/**
+ * Starts the checkout of a credit pack: the signed-in owner or admin of the organization buys an
+ * active pack once, through a provider. A thin wrapper: billing.create_credit_pack_order does the
+ * work and checks who is calling.
+ */
+create function public.create_credit_pack_order(p_organization_id uuid, p_credit_pack_code text, p_provider text)
+returns setof billing.checkout_order
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return query select * from billing.create_credit_pack_order(p_organization_id, p_credit_pack_code, p_provider);
+end;
+$$;
+revoke execute on function public.create_credit_pack_order(uuid, text, text) from public, anon;
+grant execute on function public.create_credit_pack_order(uuid, text, text) to authenticated;
+comment on function public.create_credit_pack_order(uuid, text, text) is 'Starts the checkout of a credit pack: the signed-in owner or admin of the organization buys an active pack once, through a provider.';
 
 -- =================================================================================================
 -- 6. Jobs

@@ -531,6 +531,14 @@ isOneToOne: true
         isOneToOne: false
         isSetofReturn: true
       } },
+"create_credit_pack_order":
+{ Args: { "p_credit_pack_code": string,"p_organization_id": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
@@ -552,7 +560,7 @@ isOneToOne: true
 { Args: { "p_denominator": number,"p_numerator": number }; Returns: number
                            },
 "draw_credits":
-{ Args: { "p_charge": Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_credits": number }; Returns: Json
+{ Args: { "p_charge": Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_credits": number,"p_held": number }; Returns: Json
                            },
 "dunning_batch":
 { Args: { "p_limit": number }; Returns: number
@@ -620,6 +628,14 @@ isOneToOne: true
 "grace_interval":
 { Args: Record<PropertyKey, never>; Returns: string
                            },
+"grant_pack_credits":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_payment_event_id": string }; Returns: Database["public"]['Tables']["credit_grants"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "credit_grants"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "gst_state_name":
 { Args: { "p_code": string }; Returns: string
                            },
@@ -832,7 +848,7 @@ isOneToOne: true
 { Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
                            },
 "record_credit_movement":
-{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_balance_after"?: number,"p_charge"?: Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_grant": Omit<Database["public"]['Tables']["credit_grants"]['Row'], Database["public"]['Tables']["credit_grants"]['ComputedFields']>,"p_kind": Database["public"]['Enums']["credit_movement"],"p_reason"?: string }; Returns: number
+{ Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_charge"?: Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_grant": Omit<Database["public"]['Tables']["credit_grants"]['Row'], Database["public"]['Tables']["credit_grants"]['ComputedFields']>,"p_kind": Database["public"]['Enums']["credit_movement"],"p_reason"?: string }; Returns: number
                            },
 "record_payment_event":
 { Args: { "p_amount_cents": number,"p_currency": string,"p_details"?: Json,"p_error_reason"?: string,"p_method"?: string,"p_needs_refund"?: boolean,"p_occurred_at"?: string,"p_order_id": string,"p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_payment_id": string,"p_status": Database["public"]['Enums']["payment_status"] }; Returns: string
@@ -900,6 +916,9 @@ isOneToOne: true
                            },
 "revoke_credits":
 { Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_grant_id": string,"p_reason": string }; Returns: number
+                           },
+"revoke_pack_credits":
+{ Args: { "p_amount": number,"p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']>,"p_reason": string,"p_taken_before": number }; Returns: Record<string, unknown>
                            },
 "run_job":
 { Args: { "p_batch": unknown,"p_job_name": string,"p_limit": number }; Returns: number
@@ -1200,19 +1219,39 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
-                },"invoice_lines": {
+                },"credit_packs": {
                   Row: {
-                    "cgst_cents": number,"cgst_rate_bp": number,"created_at": string,"description": string,"gst_rate_bp": number,"id": string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id": string | null,"quantity": number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                    "active": boolean,"code": string,"created_at": string,"credits": number,"currency": string,"description": string | null,"id": string,"name": string,"price_paise": number,"updated_at": string,"validity": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "cgst_cents": number,"cgst_rate_bp": number,"created_at"?: string,"description": string,"gst_rate_bp": number,"id"?: string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id"?: string | null,"quantity"?: number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                    "active"?: boolean,"code": string,"created_at"?: string,"credits": number,"currency"?: string,"description"?: string | null,"id"?: string,"name": string,"price_paise": number,"updated_at"?: string,"validity"?: string | null
                   }
                   Update: {
-                    "cgst_cents"?: number,"cgst_rate_bp"?: number,"created_at"?: string,"description"?: string,"gst_rate_bp"?: number,"id"?: string,"igst_cents"?: number,"igst_rate_bp"?: number,"invoice_id"?: string,"line_number"?: number,"organization_id"?: string,"plan_id"?: string | null,"quantity"?: number,"sac_code"?: string,"sgst_cents"?: number,"sgst_rate_bp"?: number,"taxable_cents"?: number,"total_cents"?: number
+                    "active"?: boolean,"code"?: string,"created_at"?: string,"credits"?: number,"currency"?: string,"description"?: string | null,"id"?: string,"name"?: string,"price_paise"?: number,"updated_at"?: string,"validity"?: string | null
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"invoice_lines": {
+                  Row: {
+                    "cgst_cents": number,"cgst_rate_bp": number,"created_at": string,"credit_pack_id": string | null,"description": string,"gst_rate_bp": number,"id": string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id": string | null,"quantity": number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cgst_cents": number,"cgst_rate_bp": number,"created_at"?: string,"credit_pack_id"?: string | null,"description": string,"gst_rate_bp": number,"id"?: string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id"?: string | null,"quantity"?: number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                  }
+                  Update: {
+                    "cgst_cents"?: number,"cgst_rate_bp"?: number,"created_at"?: string,"credit_pack_id"?: string | null,"description"?: string,"gst_rate_bp"?: number,"id"?: string,"igst_cents"?: number,"igst_rate_bp"?: number,"invoice_id"?: string,"line_number"?: number,"organization_id"?: string,"plan_id"?: string | null,"quantity"?: number,"sac_code"?: string,"sgst_cents"?: number,"sgst_rate_bp"?: number,"taxable_cents"?: number,"total_cents"?: number
                   }
                   Relationships: [
                     {
+      foreignKeyName: "invoice_lines_credit_pack_id_fkey"
+      columns: ["credit_pack_id"]
+isOneToOne: false
+      referencedRelation: "credit_packs"
+      referencedColumns: ["id"]
+    },{
       foreignKeyName: "invoice_lines_invoice_id_fkey"
       columns: ["invoice_id"]
 isOneToOne: false
@@ -1286,17 +1325,23 @@ isOneToOne: false
                   ]
                 },"orders": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"credit_pack_id": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string | null,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id": string,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
+      foreignKeyName: "orders_credit_pack_id_fkey"
+      columns: ["credit_pack_id"]
+isOneToOne: false
+      referencedRelation: "credit_packs"
+      referencedColumns: ["id"]
+    },{
       foreignKeyName: "orders_organization_id_fkey"
       columns: ["organization_id"]
 isOneToOne: false
@@ -1587,6 +1632,14 @@ isOneToOne: false
         isOneToOne: false
         isSetofReturn: true
       } },
+"create_credit_pack_order":
+{ Args: { "p_credit_pack_code": string,"p_organization_id": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+                          SetofOptions: {
+        from: "*"
+        to: "checkout_order"
+        isOneToOne: false
+        isSetofReturn: true
+      } },
 "create_organization":
 { Args: { "p_name": string }; Returns: string
                            },
@@ -1699,7 +1752,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -1819,7 +1872,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

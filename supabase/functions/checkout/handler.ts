@@ -1,11 +1,13 @@
 // POST /functions/v1/checkout (signed in; verify_jwt = false: requireUser checks the token
 // first): an owner or admin starts paying for a plan. Body {organization_id, plan_code, provider}, or, to pay an upgrade order that
-// public.change_plan created (the prorated charge), {organization_id, order_id, provider}; provider
-// names a registered adapter ("payu", "razorpay").
+// public.change_plan created (the prorated charge), {organization_id, order_id, provider}, or, to
+// buy a credit pack once, {organization_id, credit_pack_code, provider}; provider names a
+// registered adapter ("payu", "razorpay").
 //
-// One SQL call (public.create_checkout_order, or public.prepare_order_checkout for an order_id;
-// as the user) checks the caller and the plan and creates or readies the order; then the
-// provider's adapter builds the checkout:
+// One SQL call (public.create_checkout_order, public.prepare_order_checkout for an order_id, or
+// public.create_credit_pack_order for a pack; as the user) checks the caller and what is bought
+// and creates or readies the order; then the provider's adapter builds the checkout (a credit pack
+// is a one-time payment: a PayU form, or a Razorpay Order, never a subscription):
 //   payu      -> 200 {provider, billing_order_id, receipt, amount_cents, currency, action_url, fields}:
 //                the browser POSTs `fields` to `action_url`; surl/furl point at payu-return.
 //   razorpay  -> a Razorpay Order (or, for plans with provider_config.razorpay.plan_id, a
@@ -15,8 +17,9 @@
 // (billing.attach_provider_checkout, one SQL call); when building the checkout fails, our order is
 // canceled (billing.cancel_checkout_order), so no open order is left that could be paid.
 // amount_cents is the total payable, GST included (the order's tax quote).
-// Errors: 400 invalid_input | invalid_provider | malformed_json, 401 (no user), 403 forbidden,
-// 404 plan_not_found, 409 plan_not_purchasable | use_change_plan (a subscription runs on another
+// Errors: 400 invalid_input | invalid_provider | malformed_json | plan_and_credit_pack (a credit
+// pack with a plan code or an order id), 401 (no user), 403 forbidden, 404 plan_not_found |
+// credit_pack_not_found (unknown or inactive), 409 plan_not_purchasable | credit_pack_not_purchasable | use_change_plan (a subscription runs on another
 // plan: change plans with public.change_plan) | recurring_subscription_exists (a Razorpay
 // subscription checkout is open, or one renews already) | too_many_open_orders (the organization has
 // billing_settings.max_open_orders open orders), 422 provider_not_configured, 502/504
@@ -38,8 +41,19 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
     const organizationId = uuidField(body, "organization_id");
     // An upgrade order from change_plan is paid by its id instead of a plan code.
     const orderId = body.order_id === undefined ? null : uuidField(body, "order_id");
+    const packCode = body.credit_pack_code === undefined ? null : body.credit_pack_code;
+    if (packCode !== null && (body.plan_code !== undefined || orderId !== null)) {
+      throw new HttpError(
+        400,
+        "plan_and_credit_pack",
+        "a checkout buys a plan (plan_code or order_id) or a credit pack (credit_pack_code), not both",
+      );
+    }
+    if (packCode !== null && (typeof packCode !== "string" || !/^[a-z][a-z0-9_]{0,63}$/.test(packCode))) {
+      throw new HttpError(400, "invalid_input", "credit_pack_code must be a credit pack code such as credits_1000");
+    }
     const planCode = typeof body.plan_code === "string" ? body.plan_code : null;
-    if (orderId === null && (planCode === null || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
+    if (packCode === null && orderId === null && (planCode === null || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
       throw new HttpError(400, "invalid_input", "plan_code must be a plan code such as pro_monthly");
     }
     const adapter = registry.get(body.provider);
@@ -66,17 +80,23 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
     let order: CheckoutOrderRow;
     try {
       [order] = await asUser(claims, async (tx) =>
-        orderId === null
+        packCode !== null
+          ? await tx<CheckoutOrderRow[]>`select * from public.create_credit_pack_order(${organizationId}, ${packCode}, ${adapter.name})`
+          : orderId === null
           ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${adapter.name})`
           : await tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${adapter.name})`
       );
     } catch (e) {
-      // create_checkout_order names the refusals checkout must tell apart in the error's HINT.
+      // create_checkout_order and create_credit_pack_order name the refusals checkout must tell
+      // apart in the error's HINT.
       const hint = (e as { hint?: string })?.hint;
-      const code = hint === "use_change_plan" || hint === "recurring_subscription_exists" || hint === "too_many_open_orders"
+      const known = ["use_change_plan", "recurring_subscription_exists", "too_many_open_orders", "credit_pack_not_purchasable"];
+      const code = hint && known.includes(hint)
         ? hint
+        : packCode !== null
+        ? "credit_pack_not_purchasable"
         : "plan_not_purchasable";
-      throw sqlError(e, { P0002: [404, "plan_not_found"], "55000": [409, code] });
+      throw sqlError(e, { P0002: [404, packCode !== null ? "credit_pack_not_found" : "plan_not_found"], "55000": [409, code] });
     }
     const common = {
       provider: adapter.name,

@@ -212,9 +212,27 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
   },
 
   payment_failed(f) {
-    const plan = f.need(f.planName, "the plan");
     const amount = f.need(f.amount, "the amount");
     const reason = str(f.payload.error_reason);
+    const pack = str(f.payload.credit_pack_name);
+    if (pack) {
+      return {
+        subject: `Your payment of ${amount} for ${pack} failed`,
+        lines: [
+          `A payment of ${amount} for the credit pack ${pack} of ${f.orgName} did not go through${
+            reason ? ` (${reason})` : ""
+          }.`,
+          "Nothing was charged and no credits were added. Try again, or use another payment method.",
+        ],
+        details: [
+          ["Credit pack", pack],
+          ["Amount", amount],
+          ...(str(f.payload.receipt) ? [["Reference", str(f.payload.receipt)!] as [string, string]] : []),
+        ],
+        action: "Try the payment again",
+      };
+    }
+    const plan = f.need(f.planName, "the plan");
     return {
       subject: `Your payment of ${amount} for ${plan} failed`,
       lines: [
@@ -350,10 +368,32 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
   },
 
   payment_captured(f) {
-    const plan = f.need(f.planName, "the plan");
     const amount = f.need(f.amount, "the amount");
     const invoice = f.need(str(f.payload.invoice_number), "payload.invoice_number");
     const paid = f.date("paid_at", "invoice_date");
+    const pack = str(f.payload.credit_pack_name);
+    if (pack) {
+      const given = f.payload.credits;
+      const credits = typeof given === "number" ? given.toLocaleString("en-IN") : str(given);
+      return {
+        subject: `Payment received: ${amount} for ${pack} (invoice ${invoice})`,
+        lines: [
+          `Thank you: we received ${amount} from ${f.orgName} for the credit pack ${pack} on ${paid}${
+            credits ? `; ${credits} credits were added` : ""
+          }.`,
+          `The GST tax invoice ${invoice} is attached as a PDF; you can also download it from your billing settings.`,
+        ],
+        details: [
+          ["Credit pack", pack],
+          ...(credits ? [["Credits", credits] as [string, string]] : []),
+          ["Amount paid", amount],
+          ["Paid on", paid],
+          ["Invoice", invoice],
+        ],
+        action: "View your invoices",
+      };
+    }
+    const plan = f.need(f.planName, "the plan");
     return {
       subject: `Payment received: ${amount} for ${plan} (invoice ${invoice})`,
       lines: [

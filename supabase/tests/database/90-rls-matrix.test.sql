@@ -60,6 +60,14 @@ insert into public.orders (id, organization_id, plan_id, provider, receipt, amou
   ('f0000000-0000-4000-8000-000000000003', 'bbbbbbbb-0000-4000-8000-00000000000b',
    'c0000000-0000-4000-8000-000000000002', 'payu', 'rls_b_order', 200, 'created', null);
 
+-- Credit packs: one on sale, and a retired one organization A ordered (a member of A still reads it).
+insert into public.credit_packs (id, code, name, credits, price_paise, active) values
+  ('c0000000-0000-4000-8000-0000000000c1', 'rls_pack', 'RLS pack', 10, 100, true),
+  ('c0000000-0000-4000-8000-0000000000c2', 'rls_pack_retired', 'RLS retired pack', 10, 100, false);
+insert into public.orders (id, organization_id, credit_pack_id, kind, provider, receipt, amount_cents, status) values
+  ('f0000000-0000-4000-8000-0000000000c1', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-0000000000c2', 'credit_pack', 'payu', 'rls_pack_order', 100, 'canceled');
+
 insert into public.payment_events
   (id, organization_id, order_id, provider, provider_payment_id, amount_cents, currency, status) values
   ('f1000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
@@ -156,6 +164,8 @@ insert into rls_targets values
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'a1111111-0000-4000-8000-000000000005', 'member')$$),
   ('billing_plans', $$id = 'c0000000-0000-4000-8000-000000000001'$$,
    $$insert into public.billing_plans (code, name, tier, price_cents) values ('rls_inserted', 'Inserted', 'basic', 100)$$),
+  ('credit_packs', $$code = 'rls_pack'$$,
+   $$insert into public.credit_packs (code, name, credits, price_paise) values ('rls_inserted', 'Inserted', 10, 100)$$),
   ('subscriptions', $$id = 'd0000000-0000-4000-8000-000000000001'$$,
    $$insert into public.subscriptions (organization_id, plan_id, status)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-000000000002', 'canceled')$$),
@@ -254,6 +264,11 @@ insert into rls_expectations values
   ('billing_plans',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('billing_plans',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('billing_plans',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  ('credit_packs',           'select', 'rows',  'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('credit_packs',           'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('credit_packs',           'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('credit_packs',           'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   ('subscriptions',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('subscriptions',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
@@ -467,7 +482,7 @@ select plan(
   5
   + (select count(*)::integer from rls_targets)
   + (select count(*)::integer from rls_results)
-  + 9
+  + 12
 );
 
 select set_eq(
@@ -584,6 +599,27 @@ select is(
      $$select count(*) from public.billing_plans where code = 'rls_retired'$$, true)).outcome,
   'none',
   'the outsider cannot read a retired plan only organization A is on'
+);
+
+select is(
+  (pg_temp.rls_try('anon', '{"role":"anon"}',
+     $$select count(*) from public.credit_packs where code = 'rls_pack_retired'$$, true)).outcome,
+  'none',
+  'anon cannot read a retired credit pack'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000003","role":"authenticated"}',
+     $$select count(*) from public.credit_packs where code = 'rls_pack_retired'$$, true)).outcome,
+  'rows',
+  'a member of A can read the retired credit pack one of A''s orders bought'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000004","role":"authenticated"}',
+     $$select count(*) from public.credit_packs where code = 'rls_pack_retired'$$, true)).outcome,
+  'none',
+  'the outsider cannot read a retired credit pack only organization A ordered'
 );
 
 select is(

@@ -104,7 +104,7 @@ export interface CheckoutOrder {
   amount_paise: number;
   /** ISO currency; PayU accepts only INR. */
   currency: string;
-  /** Plan name, shown to the buyer (PayU productinfo, Razorpay description). */
+  /** What is sold (a plan's or a credit pack's name), shown to the buyer (PayU productinfo, Razorpay description). */
   plan_name: string;
   buyer: { firstname: string; email: string; phone?: string };
   /** PayU: where the browser POSTs back after success / failure. */
@@ -145,8 +145,12 @@ export type Checkout =
   };
 
 type CheckoutOrderType = Database["billing"]["CompositeTypes"]["checkout_order"];
-/** The columns of billing.checkout_order that may be null: the rest come from the order and its plan. */
-type OptionalCheckoutColumn = "razorpay_plan_id" | "razorpay_total_count" | "buyer_email";
+/**
+ * The columns of billing.checkout_order that may be null: the rest come from the order and what it
+ * sells. A credit pack order has no plan: its plan_name is the pack's name, plan_code and
+ * plan_interval are null.
+ */
+type OptionalCheckoutColumn = "razorpay_plan_id" | "razorpay_total_count" | "buyer_email" | "plan_code" | "plan_interval";
 
 /**
  * A checkout order as public.create_checkout_order / public.prepare_order_checkout return it

@@ -82,7 +82,8 @@ export async function startRazorpayCheckout(
     currency: order.currency,
     plan_name: order.plan_name,
     buyer: { firstname: order.buyer_name, email: order.buyer_email ?? "" },
-    notes: { organization_id: context.organization_id, plan_code: order.plan_code },
+    // A credit pack order has no plan code: its notes carry the organization and our receipt.
+    notes: { organization_id: context.organization_id, ...(order.plan_code ? { plan_code: order.plan_code } : {}) },
     // A plan with a Razorpay plan id is paid as a subscription of as many charges as SQL says.
     ...(order.razorpay_plan_id
       ? { razorpay_plan_id: order.razorpay_plan_id, total_count: order.razorpay_total_count ?? undefined }
