@@ -238,3 +238,13 @@ Deno.test("7: a period granted twice, or a running period without its credits", 
   t.credit_periods[0].granted = 0;
   assert(checkCredits(t).some((x) => x.detail.includes("has 0 credits, its plan gives 100")));
 });
+
+Deno.test("7: a refunded pack that keeps more than its share not refunded", () => {
+  const s = creditedOrg();
+  s.pack_grants = [{ organization_id: ORG, grant_id: "gp", amount: 1000, remaining: 700, captured: 58882, refunded: 29441 }];
+  assert(checkCredits(s).some((x) => x.detail.includes("pack grant gp holds 700 credits after 29441 of 58882 paise were refunded (at most 500)")));
+  s.pack_grants[0].remaining = 500;
+  assertEquals(checkCredits(s), []);
+  s.pack_grants[0].refunded = 58882;
+  assert(checkCredits(s).some((x) => x.detail.includes("(at most 0)")));
+});

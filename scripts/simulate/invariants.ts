@@ -148,6 +148,16 @@ export interface CreditPeriodRow {
   per_period: number;
 }
 
+/** A credit pack's grant beside its payment: captured and refunded paise. */
+export interface PackGrantRow {
+  organization_id: string;
+  grant_id: string;
+  amount: number;
+  remaining: number;
+  captured: number;
+  refunded: number;
+}
+
 export interface Snapshot {
   /** Simulated time of the check (ms). */
   now_ms: number;
@@ -193,6 +203,7 @@ export interface Snapshot {
   credit_charges: { organization_id: string; request_id: string; charged: number }[];
   credit_calls: CreditCall[];
   credit_periods: CreditPeriodRow[];
+  pack_grants: PackGrantRow[];
 }
 
 export interface Violation {
@@ -451,7 +462,8 @@ export function checkUsage(s: Snapshot): Violation[] {
  * grant is negative or above its amount; each request id the simulation charged is one charge,
  * holding what the model expects (its credits, or 0 once released); a paid period's credits are
  * granted once (never more than the largest per-period credits of the plans it was granted for) and
- * are there while the period runs; a grant lapsed more than a day ago was expired by the job.
+ * are there while the period runs; a grant lapsed more than a day ago was expired by the job; a
+ * refunded pack keeps at most the credits of its share not refunded (none after a full refund).
  */
 export function checkCredits(s: Snapshot): Violation[] {
   const out: Violation[] = [];
@@ -473,6 +485,12 @@ export function checkCredits(s: Snapshot): Violation[] {
     const want = c.released ? 0 : c.credits;
     if (got.length !== 1) out.push(v(name, c.organization_id, `request ${c.request_id} is ${got.length} charges, not one`));
     else if (got[0] !== want) out.push(v(name, c.organization_id, `request ${c.request_id} holds ${got[0]} credits, the model ${want}`));
+  }
+  for (const g of s.pack_grants) {
+    const most = g.refunded >= g.captured ? 0 : g.amount - Math.ceil((g.amount * g.refunded) / g.captured);
+    if (g.remaining > most) {
+      out.push(v(name, g.organization_id, `pack grant ${g.grant_id} holds ${g.remaining} credits after ${g.refunded} of ${g.captured} paise were refunded (at most ${most})`));
+    }
   }
   for (const p of s.credit_periods) {
     if (p.granted > p.most) {
@@ -523,5 +541,6 @@ export function emptySnapshot(now_ms = Date.UTC(2027, 0, 1)): Snapshot {
     credit_charges: [],
     credit_calls: [],
     credit_periods: [],
+    pack_grants: [],
   };
 }

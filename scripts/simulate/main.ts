@@ -224,6 +224,8 @@ interface Org {
   granted: boolean;
   /** The plan to buy through checkout once a Razorpay subscription ended for a plan change. */
   resubscribe: string | null;
+  /** Credit packs bought (provider payment ids): no plan, no span; refunds take back their credits. */
+  packs: { id: string; provider: "payu" | "razorpay" }[];
 }
 const orgs: Org[] = [];
 
@@ -458,12 +460,12 @@ async function createOrg(n: number): Promise<Org> {
   return {
     n, id, owner, provider: null, plan: null, periodEnd: null, trialEnd: null, trialPlan: null, everTrialed: false,
     cancelAtEnd: false, endedAt: null, pendingPlan: null, rzpSubId: null, unsureUntil: 0, unsure: new Set(), payments: [],
-    disputeOpen: false, neverRenews: chance(0.15), granted: false, resubscribe: null, operatorAt: null,
+    disputeOpen: false, neverRenews: chance(0.15), granted: false, resubscribe: null, operatorAt: null, packs: [],
   };
 }
 
 /** PayU: checkout (a plan or an upgrade order), the payment page, PayU's record, its signed webhook. */
-async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string }, kind: "new" | "renewal" | "upgrade", code: string) {
+async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string; credit_pack_code?: string }, kind: PaidKind, code: string) {
   const res = await call("checkout", { organization_id: o.id, provider: "payu", ...what }, { token: await token(o.owner) });
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
   const fields = res.body.fields as Record<string, string>;
@@ -480,9 +482,12 @@ async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string
   counts.payments++;
   if (kind === "renewal") counts.renewals++;
   expectApplied.push(fields.txnid);
-  o.payments.push({ id: fields.txnid, provider: "payu", amount: Number(res.body.amount_cents), captureAt: now });
-  o.provider ??= "payu";
-  modelPaid(o, code, kind);
+  if (kind === "pack") o.packs.push({ id: fields.txnid, provider: "payu" });
+  else {
+    o.payments.push({ id: fields.txnid, provider: "payu", amount: Number(res.body.amount_cents), captureAt: now });
+    o.provider ??= "payu";
+    modelPaid(o, code, kind);
+  }
   await deliver(o, () => payuWebhook(fields, mihpayid), { losable: true });
   return "paid";
 }
@@ -576,7 +581,7 @@ async function changePlan(o: Org, code: string) {
  * order): checkout, the payment at the fake, razorpay-verify from the browser (sometimes the
  * browser never comes back), payment.captured.
  */
-async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: string }, kind: "new" | "renewal" | "upgrade", code: string) {
+async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: string; credit_pack_code?: string }, kind: PaidKind, code: string) {
   const t = await token(o.owner);
   const res = await call("checkout", { organization_id: o.id, provider: "razorpay", ...what }, { token: t });
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
@@ -588,9 +593,12 @@ async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: s
   counts.payments++;
   if (kind === "renewal") counts.renewals++;
   expectApplied.push(payId);
-  o.payments.push({ id: payId, provider: "razorpay", amount: payment.amount as number, captureAt: now });
-  o.provider ??= "razorpay";
-  modelPaid(o, code, kind);
+  if (kind === "pack") o.packs.push({ id: payId, provider: "razorpay" });
+  else {
+    o.payments.push({ id: payId, provider: "razorpay", amount: payment.amount as number, captureAt: now });
+    o.provider ??= "razorpay";
+    modelPaid(o, code, kind);
+  }
   if (kind !== "upgrade" && chance(0.7)) {
     const verify = await call("razorpay-verify", {
       billing_order_id: res.body.billing_order_id, razorpay_payment_id: payId,
@@ -600,6 +608,35 @@ async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: s
   }
   await deliver(o, () => rzpWebhook("payment.captured", { payment: { entity: payment } }), { losable: true });
   return kind === "upgrade" ? "upgraded" : "paid (one-time order)";
+}
+/** What a checkout buys: a plan's first period, its renewal, an upgrade, or a credit pack. */
+type PaidKind = "new" | "renewal" | "upgrade" | "pack";
+
+/** A credit pack bought through checkout, with PayU or a one-time Razorpay order. */
+async function buyPack(o: Org) {
+  const code = pick(["credits_1000", "credits_5000"]);
+  const useRzp = !flags.payu || chance(0.5);
+  return useRzp
+    ? `pack ${code} on Razorpay: ${await payRazorpayOrder(o, { credit_pack_code: code }, "pack", code)}`
+    : `pack ${code} on PayU: ${await payWithPayu(o, { credit_pack_code: code }, "pack", code)}`;
+}
+
+/** An operator refunds a credit pack, in full or in part: the unspent share of its credits goes. */
+async function refundPack(o: Org) {
+  const p = pick(o.packs);
+  const [pe] = await sql`select id, amount_cents::int from public.payment_events
+    where provider = ${p.provider} and provider_payment_id = ${p.id} and status = 'captured'`;
+  if (!pe) return "pack refund: not recorded yet";
+  const full = chance(0.5);
+  const amount = full ? null : Math.max(100, Math.floor(pe.amount_cents * (0.1 + 0.4 * random())));
+  try {
+    await sql`select billing.operator_refund(${pe.id}, ${amount}, ${`simulated ${full ? "full" : "partial"} pack refund`})`;
+  } catch (e) {
+    return `pack refund refused: ${(e as Error).message}`;
+  }
+  refundAllowed.push(p.id);
+  counts.refunds++;
+  return full ? "pack refund queued (full)" : "pack refund queued (partial)";
 }
 
 async function operatorRefund(o: Org, full: boolean) {
@@ -748,6 +785,8 @@ async function live(o: Org): Promise<string | null> {
   const live = o.plan !== null && o.periodEnd !== null && now < o.periodEnd + GRACE && o.endedAt === null;
   if (flags.usage && chance(0.4)) await useQuota(o);
   if (flags.credits && chance(0.4)) await useCredits(o);
+  if (flags.credits && chance(0.02)) return await buyPack(o);
+  if (flags.credits && flags.refunds && o.packs.length > 0 && chance(0.01)) return await refundPack(o);
   if (o.disputeOpen) return null;
   if (o.resubscribe && o.periodEnd !== null && now >= o.periodEnd && o.endedAt === null) {
     const code = o.resubscribe;
@@ -1049,7 +1088,7 @@ const ms = (t: unknown) => (t instanceof Date ? t.getTime() : Date.parse(String(
 async function snapshot(): Promise<Snapshot> {
   const ids = orgs.map((o) => o.id);
   const [payment_events, invoices, credit_notes, subscriptions, history, effective, [mrrRow], actions, notifications, usage_rows,
-    credit_problems, credit_grants, credit_charges, credit_periods] =
+    credit_problems, credit_grants, credit_charges, credit_periods, pack_grants] =
     await Promise.all([
       sql`select id, organization_id, provider::text, provider_payment_id, status::text, amount_cents::int, needs_refund,
             details ->> 'refund_id' as refund_id, details ->> 'captured_payment_event_id' as captured_payment_event_id
@@ -1099,6 +1138,11 @@ async function snapshot(): Promise<Snapshot> {
             and s.current_period_start <= billing.now() and s.current_period_end > billing.now()
             and not exists (select from public.credit_grants g where g.subscription_id = s.id
                             and g.period_start = s.current_period_start and g.source = 'subscription')`,
+      sql`select g.organization_id, g.id as grant_id, g.amount::int, g.remaining::int, pe.amount_cents::int as captured,
+            coalesce((select sum(r.amount_cents) from public.payment_events r where r.status = 'refunded'
+                      and r.details ->> 'captured_payment_event_id' = pe.id::text), 0)::int as refunded
+          from public.credit_grants g join public.payment_events pe on pe.id = g.payment_event_id
+          where g.source = 'purchase' and g.organization_id = any(${ids})`,
     ]);
   const rzp = (await fake("/__control/razorpay/payments")).payments as Json[];
   const rzpAll = await fake("/__control/razorpay/orders");
@@ -1164,6 +1208,7 @@ async function snapshot(): Promise<Snapshot> {
     credit_charges: credit_charges as unknown as Snapshot["credit_charges"],
     credit_calls: creditCalls,
     credit_periods: credit_periods as unknown as Snapshot["credit_periods"],
+    pack_grants: pack_grants as unknown as Snapshot["pack_grants"],
   };
 }
 
