@@ -703,6 +703,7 @@ end;
 $$;
 
 revoke execute on function billing.adjust_charge(text, uuid, text, bigint) from public, anon, authenticated;
+grant execute on function billing.adjust_charge(text, uuid, text, bigint) to service_role;
 
 /** Implementation of public.consume_credits (security definer: the tables grant no writes). */
 create function billing.consume_credits(
