@@ -106,6 +106,8 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
       return { plan_id: planId, period_end: t, status: "active" };
     case "provider_action_failed":
       return { provider_action_id: crypto.randomUUID(), provider: "razorpay", kind: "cancel", target: "sub_x", error: "HTTP 400" };
+    case "credits_low":
+      return { balance: 80, threshold: 100 };
   }
   return {};
 }
