@@ -3,7 +3,7 @@
 //
 // 1. the previous release: the migrations up to LAST_RELEASED_MIGRATION, by `supabase db push`,
 //    on a new database (compat.sql and local-settings.sql first, as every local database);
-// 2. data on it: supabase/seed.sql and supabase/tests/upgrade/fixtures.sql (rows that touch what
+// 2. data on it: supabase/seed.sql as that release shipped it and supabase/tests/upgrade/fixtures.sql (rows that touch what
 //    the newer migrations change), as psql files;
 // 3. the newer migrations, by `supabase db push` again, which applies only those it has not
 //    applied: the path a deployed project takes;
@@ -12,6 +12,7 @@
 //    (check text, ok boolean, detail text), finds the fixture rows intact.
 //
 // Every folder and file is a parameter, so tests/upgrade.test.ts points it at small toy releases.
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -37,8 +38,30 @@ import {
 export const LAST_RELEASED_MIGRATION = "20261201001200_ai_openai_compat.sql";
 
 const upgradeDir = path.join(root, "supabase", "tests", "upgrade");
-/** What is loaded on the previous release, in order. */
-export const defaultDataFiles = () => [path.join(root, "supabase", "seed.sql"), path.join(upgradeDir, "fixtures.sql")];
+
+/**
+ * supabase/seed.sql as the previous release shipped it: the seed of the commit that added
+ * LAST_RELEASED_MIGRATION, written to a temporary file. Today's seed may fill tables only the
+ * newer migrations create (the credit events, the AI model prices), which the previous release
+ * cannot take. Without git history (an exported tree) it is today's seed.
+ */
+function releasedSeed() {
+  const current = path.join(root, "supabase", "seed.sql");
+  try {
+    const git = (...args) => execFileSync("git", ["-C", root, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const commit = git("log", "--diff-filter=A", "--format=%H", "--", `supabase/migrations/${LAST_RELEASED_MIGRATION}`)
+      .trim().split("\n").pop();
+    if (!commit) return current;
+    const file = path.join(os.tmpdir(), `supabill-seed-${commit.slice(0, 12)}.sql`);
+    fs.writeFileSync(file, git("show", `${commit}:supabase/seed.sql`));
+    return file;
+  } catch {
+    return current;
+  }
+}
+
+/** What is loaded on the previous release, in order: its seed, then the fixtures. */
+export const defaultDataFiles = () => [releasedSeed(), path.join(upgradeDir, "fixtures.sql")];
 /** The query run after the upgrade: rows (check, ok, detail). */
 export const defaultChecksFile = () => path.join(upgradeDir, "checks.sql");
 
