@@ -16,6 +16,18 @@ values
 on conflict (code) do nothing;
 
 -- -------------------------------------------------------------------------------------------------
+-- AI model prices (paise per million tokens; demo figures near Groq's list prices in rupees; the
+-- models have no discount for cached input)
+-- -------------------------------------------------------------------------------------------------
+
+insert into public.ai_model_prices
+  (model, effective_from, input_paise_per_million, output_paise_per_million, cached_input_paise_per_million)
+values
+  ('llama-3.1-8b-instant', '2026-01-01 00:00:00+05:30', 430, 688, 430),
+  ('llama-3.3-70b-versatile', '2026-01-01 00:00:00+05:30', 5074, 6794, 5074)
+on conflict (model, effective_from) do nothing;
+
+-- -------------------------------------------------------------------------------------------------
 -- Plans
 -- -------------------------------------------------------------------------------------------------
 

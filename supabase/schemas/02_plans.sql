@@ -129,7 +129,8 @@ grant execute on function billing.is_non_negative_integer(jsonb) to service_role
  * non-negative integer. Any other `*_per_*` suffix is an unknown window and is rejected.
  * Credits: `credits_per_period` and `credits_low_threshold`, non-negative integers;
  * `<metric>_overage_event`, the code of a credit event (public.credit_events) that pays for usage
- * past the metric's limit.
+ * past the metric's limit; `ai_credit_event`, the credit event every AI call is charged to, per
+ * paisa of its cost (the AI gateway module).
  */
 create function billing.validate_plan_features(p_features jsonb)
 returns void
@@ -151,6 +152,12 @@ begin
     if v_key in ('credits_per_period', 'credits_low_threshold') then
       if not billing.is_non_negative_integer(v_value) then
         raise exception 'plan features key "%": a number of credits must be a non-negative integer, got %', v_key, v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
+    elsif v_key = 'ai_credit_event' then
+      if pg_catalog.jsonb_typeof(v_value) <> 'string'
+         or not exists (select from public.credit_events e where e.code = v_value #>> '{}') then
+        raise exception 'plan features key "ai_credit_event": the credit event every AI call is charged to, per paisa of its cost, must name a credit event (public.credit_events), got %', v_value
           using errcode = 'invalid_parameter_value';
       end if;
     elsif v_key ~ '_overage_event$' then

@@ -15,6 +15,16 @@
 --     pg_cron jobs `ai-release-stale-reservations` (every minute) and `ai-purge-cache` (hourly),
 --     through billing.run_job (operations module): logged in billing.job_runs like the billing jobs.
 --
+-- Prices: public.ai_model_prices holds each model's paise per million input, output and cached
+-- input tokens from a moment on. A call is priced at the row in effect when it was reserved; its
+-- exact cost (numeric paise: a short call costs a fraction of a paisa) and that cost rounded up
+-- (charged_paise) are on its ai_requests row. The plan may cap the spend (`ai_spend_paise_per_
+-- <window>`, the metric `ai_spend_paise`, counted in whole paise like any quota, with its alerts),
+-- charge every call to a credit event per paisa (`ai_credit_event`), or charge the calls past the
+-- token quota to one (`groq_tokens_overage_event`): the reservation holds the estimate's cost
+-- against the cap and in credits under the AI request id, the settlement moves both to the real
+-- cost, a release gives both back, an expiry keeps them.
+--
 -- Every counter goes through billing.apply_usage_delta (the usage module's one mechanism): the
 -- org-wide metrics `ai_prompts` and `groq_tokens`, and the per-user request counter, which is the
 -- metric `ai_requests_u_<user id hex>` of the organization with the limits of the plan's
@@ -75,6 +85,37 @@ comment on type billing.ai_reservation is 'What billing.ai_reserve answers: allo
 -- =================================================================================================
 
 -- -------------------------------------------------------------------------------------------------
+-- ai_model_prices
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * What a model costs, in paise per million tokens: input (the prompt), output (the answer) and
+ * cached input (prompt tokens the provider served from its prompt cache, at most the input price),
+ * from `effective_from` until the model's next row. A call is priced at the row in effect when it
+ * was reserved (billing.now()), whenever it settles. A price change is a new row; a row calls were
+ * priced at cannot be deleted (ai_requests refers to it). A DBA edits the rows (service_role);
+ * members read them.
+ */
+create table public.ai_model_prices (
+  model text not null check (model ~ '^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$'),
+  effective_from timestamptz not null,
+  input_paise_per_million bigint not null check (input_paise_per_million >= 0),
+  output_paise_per_million bigint not null check (output_paise_per_million >= 0),
+  cached_input_paise_per_million bigint not null check (cached_input_paise_per_million >= 0),
+  created_at timestamptz not null default now(),
+  primary key (model, effective_from),
+  constraint ai_model_prices_cached_not_above_input check (cached_input_paise_per_million <= input_paise_per_million)
+);
+
+comment on table public.ai_model_prices is 'AI model prices in paise per million input, output and cached input tokens, each from effective_from until the model''s next row.';
+
+grant select on public.ai_model_prices to authenticated;
+
+grant select, insert, update, delete on public.ai_model_prices to service_role;
+
+alter table public.ai_model_prices enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
 -- ai_requests
 -- -------------------------------------------------------------------------------------------------
 
@@ -105,15 +146,30 @@ create table public.ai_requests (
   expires_at timestamptz,
   completed_at timestamptz,
   created_at timestamptz not null default now(),
-  constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null)
+  price_effective_from timestamptz,
+  cached_prompt_tokens integer check (cached_prompt_tokens >= 0),
+  reserved_paise bigint check (reserved_paise >= 0),
+  cost_paise numeric(20, 6) check (cost_paise >= 0),
+  charged_paise bigint check (charged_paise >= 0),
+  constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null),
+  constraint ai_requests_price_fkey foreign key (model, price_effective_from)
+    references public.ai_model_prices (model, effective_from) on delete restrict
 );
 
-comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage and outcome.';
+comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage, cost and outcome.';
+
+comment on column public.ai_requests.cost_paise is 'What the call cost at its model''s price in effect when it was reserved (price_effective_from), in paise, exact: a call of a few hundred tokens costs a fraction of a paisa, and the sum of these is what the model provider bills.';
+
+comment on column public.ai_requests.charged_paise is 'cost_paise rounded up to whole paise: what the call was counted at against ai_spend_paise_per_<window> and charged in credits (the credit event''s credits per paisa).';
+
+comment on column public.ai_requests.reserved_paise is 'The reservation''s cost (prompt estimate and max_tokens at the model''s price), rounded up: what was held against the spend cap and in credits until the settlement.';
 
 /** Foreign keys and the policy column; an organization's calls in time order. */
 create index ai_requests_organization_id_idx on public.ai_requests (organization_id, created_at);
 
 create index ai_requests_user_id_idx on public.ai_requests (user_id);
+
+create index ai_requests_price_idx on public.ai_requests (model, price_effective_from);
 
 /** Reservations still open, for the release job. */
 create index ai_requests_pending_expires_at_idx on public.ai_requests (expires_at) where status = 'pending';
@@ -185,6 +241,84 @@ $$;
 revoke execute on function billing.ai_seconds_until(timestamptz, timestamptz) from public;
 grant execute on function billing.ai_seconds_until(timestamptz, timestamptz) to service_role;
 
+/** The price of p_model in effect at p_at: its row with the latest effective_from at or before p_at (none: all null). */
+create function billing.ai_model_price(p_model text, p_at timestamptz)
+returns public.ai_model_prices
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_price public.ai_model_prices;
+begin
+  select p.* into v_price from public.ai_model_prices p
+  where p.model = p_model and p.effective_from <= p_at
+  order by p.effective_from desc
+  limit 1;
+  return v_price;
+end;
+$$;
+revoke execute on function billing.ai_model_price(text, timestamptz) from public;
+grant execute on function billing.ai_model_price(text, timestamptz) to service_role;
+
+/**
+ * What a call costs at p_price, in paise, exact: prompt tokens not served from the provider's
+ * cache at the input price, cached ones (at most the prompt) at the cached input price, answer
+ * tokens at the output price, per million.
+ */
+create function billing.ai_cost_paise(
+  p_price public.ai_model_prices,
+  p_prompt_tokens bigint,
+  p_completion_tokens bigint,
+  p_cached_tokens bigint default 0
+)
+returns numeric
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_cached bigint := least(greatest(coalesce(p_cached_tokens, 0), 0), p_prompt_tokens);
+begin
+  return ((p_prompt_tokens - v_cached)::numeric * p_price.input_paise_per_million
+          + v_cached::numeric * p_price.cached_input_paise_per_million
+          + p_completion_tokens::numeric * p_price.output_paise_per_million) / 1000000;
+end;
+$$;
+revoke execute on function billing.ai_cost_paise(public.ai_model_prices, bigint, bigint, bigint) from public;
+grant execute on function billing.ai_cost_paise(public.ai_model_prices, bigint, bigint, bigint) to service_role;
+
+/**
+ * The most answer tokens a call of p_prompt_tokens can have at p_price within p_paise (the prompt
+ * at the input price, the answer at the output price; rounded up, the cost stays within p_paise);
+ * null for no budget (p_paise null), -1 when not even the prompt fits, 131072 (the most max_tokens
+ * takes) when answer tokens are free.
+ */
+create function billing.ai_affordable_tokens(p_price public.ai_model_prices, p_prompt_tokens bigint, p_paise bigint)
+returns bigint
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_left numeric;
+begin
+  if p_paise is null then
+    return null;
+  end if;
+  v_left := p_paise::numeric * 1000000 - p_prompt_tokens::numeric * p_price.input_paise_per_million;
+  if v_left < 0 then
+    return -1;
+  end if;
+  if p_price.output_paise_per_million = 0 then
+    return 131072;
+  end if;
+  return least(pg_catalog.floor(v_left / p_price.output_paise_per_million), 131072)::bigint;
+end;
+$$;
+revoke execute on function billing.ai_affordable_tokens(public.ai_model_prices, bigint, bigint) from public;
+grant execute on function billing.ai_affordable_tokens(public.ai_model_prices, bigint, bigint) to service_role;
+
 -- -------------------------------------------------------------------------------------------------
 -- The gateway (service_role)
 -- -------------------------------------------------------------------------------------------------
@@ -231,7 +365,8 @@ grant execute on function billing.ai_check_reserve_arguments(uuid, uuid, text, i
 /**
  * The windows (minute to month) each AI metric has in a plan's features, and the per-user rate
  * limits renamed to the user's own counter (billing.ai_rate_metric), as billing.apply_usage_delta
- * takes them.
+ * takes them. spend_units: the windows of the spend cap (`ai_spend_paise_per_<window>`); unlike
+ * the other AI metrics, a plan without one has no cap.
  */
 create function billing.ai_plan_windows(
   p_features jsonb,
@@ -240,7 +375,8 @@ create function billing.ai_plan_windows(
   out rate_units public.usage_window[],
   out rate_features jsonb,
   out prompt_units public.usage_window[],
-  out token_units public.usage_window[]
+  out token_units public.usage_window[],
+  out spend_units public.usage_window[]
 )
 language plpgsql
 immutable
@@ -254,6 +390,7 @@ begin
   rate_features := '{}'::jsonb;
   prompt_units := '{}';
   token_units := '{}';
+  spend_units := '{}';
   foreach v_unit in array enum_range(null::public.usage_window) loop
     if p_features ? ('ai_requests_per_' || v_unit::text) then
       rate_units := rate_units || v_unit;
@@ -265,6 +402,9 @@ begin
     end if;
     if p_features ? ('groq_tokens_per_' || v_unit::text) then
       token_units := token_units || v_unit;
+    end if;
+    if p_features ? ('ai_spend_paise_per_' || v_unit::text) then
+      spend_units := spend_units || v_unit;
     end if;
   end loop;
 end;
@@ -418,9 +558,10 @@ begin
   p_reservation.allowed := true;
   p_reservation.cached_response := v_cache.response;
   insert into public.ai_requests (organization_id, user_id, request_id, model, status, cached, stream,
-                                  prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key, completed_at)
+                                  prompt_tokens, completion_tokens, counted_tokens, latency_ms, cache_key, completed_at,
+                                  cost_paise, charged_paise)
   values (p_organization_id, p_user_id, p_reservation.request_id, p_model, 'cached', true, coalesce(p_stream, false),
-          v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, p_now);
+          v_cache.prompt_tokens, v_cache.completion_tokens, 0, 0, p_cache_key, p_now, 0, 0);
   return p_reservation;
 end;
 $$;
@@ -432,9 +573,10 @@ grant execute on function billing.ai_cached_answer(billing.ai_reservation, uuid,
 /**
  * Step 5 of billing.ai_reserve: the token reservation. Locks the token windows (a zero change),
  * sees what is left, caps max_tokens to it, then takes prompt estimate + max_tokens (it fits:
- * the rows are locked). Denial 'tokens' when not even a short answer fits. Reports the tightest
- * token window: its limit, what is left (after this reservation; on a denial as it stands) and
- * the seconds until it resets.
+ * the rows are locked). Denial 'tokens' when not even a short answer fits, or, with
+ * p_all_or_none (the plan pays for tokens past the quota in credits), when the whole request
+ * does not fit. Reports the tightest token window: its limit, what is left (after this
+ * reservation; on a denial as it stands) and the seconds until it resets.
  */
 create function billing.ai_reserve_tokens(
   p_reservation billing.ai_reservation,
@@ -446,7 +588,8 @@ create function billing.ai_reserve_tokens(
   p_features jsonb,
   p_month_end timestamptz,
   p_prompt_tokens integer,
-  p_requested integer
+  p_requested integer,
+  p_all_or_none boolean default false
 )
 returns billing.ai_reservation
 language plpgsql
@@ -471,7 +614,7 @@ begin
     p_reservation.token_reset_seconds := billing.ai_seconds_until(v_answer.resets_at, p_now);
   end if;
   v_available := coalesce(v_answer.remaining - p_prompt_tokens, p_requested);
-  if v_available < least(c_min_answer_tokens, p_requested) then
+  if v_available < (case when p_all_or_none then p_requested else least(c_min_answer_tokens, p_requested) end) then
     return billing.ai_denied(p_reservation, 'tokens', v_answer.limit_amount, greatest(v_answer.remaining, 0),
                              v_answer.resets_at, p_month_end, p_now);
   end if;
@@ -491,21 +634,102 @@ begin
 end;
 $$;
 revoke execute on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
-  timestamptz, text, jsonb, timestamptz, integer, integer) from public;
+  timestamptz, text, jsonb, timestamptz, integer, integer, boolean) from public;
 grant execute on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
-  timestamptz, text, jsonb, timestamptz, integer, integer) to service_role;
+  timestamptz, text, jsonb, timestamptz, integer, integer, boolean) to service_role;
 comment on function billing.ai_reserve_tokens(billing.ai_reservation, uuid, uuid, public.usage_window[],
-  timestamptz, text, jsonb, timestamptz, integer, integer) is 'Step 5 of billing.ai_reserve: reserve prompt estimate + max_tokens (capped to what is left) of groq_tokens, or deny ''tokens''; reports the token window (token_limit, token_remaining, token_reset_seconds).';
+  timestamptz, text, jsonb, timestamptz, integer, integer, boolean) is 'Step 5 of billing.ai_reserve: reserve prompt estimate + max_tokens (capped to what is left) of groq_tokens, or deny ''tokens''; reports the token window (token_limit, token_remaining, token_reset_seconds).';
+
+/**
+ * Step 4 of billing.ai_reserve: what the call may cost. With a spend cap
+ * (`ai_spend_paise_per_<window>`, metric `ai_spend_paise`) or a credit event p_event to charge,
+ * the model needs a price at p_now (else denial 'model_not_priced'), and max_tokens (p_requested)
+ * is capped to what the cap's remainder, then the organization's credits (their balance now,
+ * at the event's credits per paisa), can pay for with the prompt estimate: denial 'spend' or
+ * 'credits' when not even a short answer (16 tokens, or p_requested if smaller) fits. Counts
+ * nothing: billing.ai_reserve holds the cost once the tokens are reserved.
+ */
+create function billing.ai_cost_cap(
+  p_reservation billing.ai_reservation,
+  p_organization_id uuid,
+  p_price public.ai_model_prices,
+  p_spend_units public.usage_window[],
+  p_event text,
+  p_now timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  p_month_end timestamptz,
+  p_prompt_tokens integer,
+  p_requested integer
+)
+returns billing.ai_reservation
+language plpgsql
+set search_path = ''
+as $$
+declare
+  c_min_answer_tokens constant integer := 16;
+  v_answer record;
+  v_event record;
+  v_balance bigint;
+  v_afford bigint;
+begin
+  p_reservation.max_tokens := p_requested;
+  if p_spend_units = '{}' and p_event is null then
+    return p_reservation;
+  end if;
+  if p_price.model is null then
+    p_reservation.denial := 'model_not_priced';
+    return p_reservation;
+  end if;
+  if p_spend_units <> '{}' then
+    v_answer := billing.apply_usage_delta(p_organization_id, 'ai_spend_paise', p_spend_units, p_now, p_timezone,
+                                          p_features, 0);
+    v_afford := billing.ai_affordable_tokens(p_price, p_prompt_tokens, greatest(v_answer.remaining, 0));
+    if v_afford < least(c_min_answer_tokens, p_requested) then
+      return billing.ai_denied(p_reservation, 'spend', v_answer.limit_amount, greatest(v_answer.remaining, 0),
+                               v_answer.resets_at, p_month_end, p_now);
+    end if;
+    p_reservation.max_tokens := least(p_reservation.max_tokens, coalesce(v_afford, p_requested))::integer;
+  end if;
+  if p_event is not null then
+    select e.* into v_event from public.credit_events e where e.code = p_event and e.active;
+    v_balance := billing.available_credits(p_organization_id);
+    if v_event.code is not null then
+      v_afford := billing.ai_affordable_tokens(p_price, p_prompt_tokens,
+                                               pg_catalog.floor(v_balance / v_event.credits_per_unit)::bigint);
+    end if;
+    if v_event.code is null or v_afford < least(c_min_answer_tokens, p_requested) then
+      p_reservation.denial := 'credits';
+      p_reservation.limit_amount := null;
+      p_reservation.remaining := v_balance;
+      p_reservation.retry_after_seconds := null;
+      return p_reservation;
+    end if;
+    p_reservation.max_tokens := least(p_reservation.max_tokens, v_afford)::integer;
+  end if;
+  return p_reservation;
+end;
+$$;
+revoke execute on function billing.ai_cost_cap(billing.ai_reservation, uuid, public.ai_model_prices,
+  public.usage_window[], text, timestamptz, text, jsonb, timestamptz, integer, integer) from public;
+grant execute on function billing.ai_cost_cap(billing.ai_reservation, uuid, public.ai_model_prices,
+  public.usage_window[], text, timestamptz, text, jsonb, timestamptz, integer, integer) to service_role;
 
 /**
  * Reserve one AI call for p_user_id in p_organization_id, or say why not, in one atomic step.
  * In order: the user must be a member (else denial 'not_a_member', not logged); the per-user
  * rate limit counts the call ('rate', billing.ai_take_rate); p_model must be in the plan's
  * `ai_models` array ('model_not_allowed'); a live ai_cache row for p_cache_key answers at once
- * (cached_response, no prompt, no tokens); the prompt quota counts 1 ('prompts'); the token quota
- * reserves p_prompt_tokens (the caller's estimate) + max_tokens, where max_tokens is p_max_tokens
- * (default 1024) capped to what the quota has left ('tokens' when less than 16, or than
- * p_max_tokens if smaller, is left for the answer; billing.ai_reserve_tokens). A denial changes no
+ * (cached_response, no prompt, no tokens); the prompt quota counts 1 ('prompts'); what the call
+ * may cost caps max_tokens (p_max_tokens, default 1024) to what the spend cap and the credits of
+ * `ai_credit_event` can pay for ('model_not_priced', 'spend', 'credits'; billing.ai_cost_cap); the
+ * token quota reserves p_prompt_tokens (the caller's estimate) + max_tokens, with max_tokens
+ * capped to what the quota has left ('tokens' when less than 16, or than p_max_tokens if
+ * smaller, is left for the answer; billing.ai_reserve_tokens). When the plan names
+ * `groq_tokens_overage_event`, a call the token quota cannot hold whole runs on that event's
+ * credits instead (unless `ai_credit_event` already pays for it), its tokens not counted. Then
+ * the reservation's cost (the model's price in effect now, rounded up to paise) is counted in
+ * `ai_spend_paise` and charged in credits under the request id (public.consume_credits). A denial changes no
  * counter (the counting block raises SBAI0, which undoes it); it is logged in ai_requests (status
  * denied) unless the caller is not a member. A metric the plan does not name has limit 0. Returns
  * the reservation (request_id, capped max_tokens, reserved_tokens), the per-user rate window after
@@ -537,6 +761,11 @@ declare
   v_windows record;
   v_month_end timestamptz;
   v_answer record;
+  v_price public.ai_model_prices;
+  v_event text;
+  v_overage_event text;
+  v_reserved_paise bigint;
+  v_charge record;
 begin
   perform billing.ai_check_reserve_arguments(p_organization_id, p_user_id, p_model, p_max_tokens, p_prompt_tokens,
                                              p_cache_key);
@@ -552,6 +781,8 @@ begin
   v_features := coalesce(v_plan.features, '{}'::jsonb);
   v_windows := billing.ai_plan_windows(v_features, p_user_id);
   v_r.plan_code := v_plan.plan_code;
+  v_event := v_features ->> 'ai_credit_event';
+  v_overage_event := v_features ->> 'groq_tokens_overage_event';
   v_r.request_id := 'ai_' || pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
   -- A metric the plan does not name has limit 0 and no window: retry when the month turns.
   v_month_end := (pg_catalog.date_trunc('month', v_now at time zone v_plan.timezone) + interval '1 month')
@@ -580,9 +811,47 @@ begin
       end if;
     end if;
     if v_r.denial is null then
+      v_price := billing.ai_model_price(p_model, v_now);
+      v_r := billing.ai_cost_cap(v_r, p_organization_id, v_price, v_windows.spend_units, v_event, v_now,
+                                 v_plan.timezone, v_features, v_month_end, p_prompt_tokens,
+                                 coalesce(p_max_tokens, c_default_max_tokens));
+    end if;
+    if v_r.denial is null then
       v_r := billing.ai_reserve_tokens(v_r, p_organization_id, p_user_id, v_windows.token_units, v_now, v_plan.timezone,
-                                       v_features, v_month_end, p_prompt_tokens,
-                                       coalesce(p_max_tokens, c_default_max_tokens));
+                                       v_features, v_month_end, p_prompt_tokens, v_r.max_tokens,
+                                       v_overage_event is not null);
+      if v_r.denial = 'tokens' and v_overage_event is not null then
+        -- Past the token quota, the call runs on credits: its tokens are not counted against the quota.
+        v_r.denial := null;
+        v_r.limit_amount := null;
+        v_r.remaining := null;
+        v_r.retry_after_seconds := null;
+        if v_event is null then
+          v_event := v_overage_event;
+          v_r := billing.ai_cost_cap(v_r, p_organization_id, v_price, v_windows.spend_units, v_event, v_now,
+                                     v_plan.timezone, v_features, v_month_end, p_prompt_tokens, v_r.max_tokens);
+        end if;
+        v_r.reserved_tokens := p_prompt_tokens + v_r.max_tokens;
+      end if;
+    end if;
+    if v_r.denial is null and v_price.model is not null then
+      -- Hold the reservation's cost against the spend cap and in credits, under the request id.
+      v_reserved_paise := pg_catalog.ceil(billing.ai_cost_paise(v_price, p_prompt_tokens, v_r.max_tokens))::bigint;
+      if v_windows.spend_units <> '{}' then
+        v_answer := billing.ai_count(p_organization_id, p_user_id, v_r.request_id, 'ai_spend_paise',
+                                     v_windows.spend_units, v_now, v_plan.timezone, v_features, v_reserved_paise);
+        if not v_answer.allowed then
+          v_r := billing.ai_denied(v_r, 'spend', v_answer.limit_amount, greatest(v_answer.remaining, 0),
+                                   v_answer.resets_at, v_month_end, v_now);
+        end if;
+      end if;
+      if v_r.denial is null and v_event is not null and v_reserved_paise > 0 then
+        v_charge := billing.consume_credits(p_organization_id, v_event, v_reserved_paise, v_r.request_id);
+        if not v_charge.charged then
+          v_r.denial := 'credits';
+          v_r.remaining := v_charge.balance;
+        end if;
+      end if;
     end if;
     if v_r.denial is not null then
       raise exception using errcode = 'SBAI0';
@@ -600,7 +869,8 @@ begin
   end;
 
   insert into public.ai_requests (organization_id, user_id, request_id, model, status, stream, max_tokens,
-                                  reserved_tokens, error_code, cache_key, expires_at, completed_at)
+                                  reserved_tokens, error_code, cache_key, expires_at, completed_at,
+                                  price_effective_from, reserved_paise)
   values (p_organization_id, p_user_id, v_r.request_id, p_model,
           case when v_r.allowed then 'pending' else 'denied' end::public.ai_request_status,
           coalesce(p_stream, false), v_r.max_tokens, coalesce(v_r.reserved_tokens, 0),
@@ -609,10 +879,15 @@ begin
             when 'model_not_allowed' then 'model_not_allowed'
             when 'prompts' then 'prompt_quota_exceeded'
             when 'tokens' then 'token_quota_exceeded'
+            when 'spend' then 'ai_spend_cap_reached'
+            when 'credits' then 'insufficient_credits'
+            when 'model_not_priced' then 'model_not_priced'
           end,
           p_cache_key,
           case when v_r.allowed then v_now + c_reservation_ttl end,
-          case when not v_r.allowed then v_now end);
+          case when not v_r.allowed then v_now end,
+          case when v_r.allowed then v_price.effective_from end,
+          case when v_r.allowed then v_reserved_paise end);
   return v_r;
 end;
 $$;
@@ -620,11 +895,92 @@ revoke execute on function billing.ai_reserve(uuid, uuid, text, integer, integer
 grant execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) to service_role;
 
 /**
+ * Settles the usage row of p_metric counted under p_request_id at p_actual; if that does not fit
+ * the windows, at the reservation plus what is left of them; at worst at the reservation
+ * (p_reserved, which always fits). counted: the amount settled; remaining: the window's remainder.
+ */
+create function billing.ai_settle_metric(
+  p_organization_id uuid,
+  p_request_id text,
+  p_metric text,
+  p_actual bigint,
+  p_reserved bigint,
+  out counted bigint,
+  out remaining bigint
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_answer record;
+begin
+  counted := p_actual;
+  v_answer := billing.settle_usage(p_organization_id, p_request_id, counted, p_metric);
+  if not v_answer.allowed then
+    counted := p_reserved + greatest(coalesce(v_answer.remaining, 0), 0);
+    v_answer := billing.settle_usage(p_organization_id, p_request_id, counted, p_metric);
+    if not v_answer.allowed then
+      counted := p_reserved;
+      v_answer := billing.settle_usage(p_organization_id, p_request_id, counted, p_metric);
+    end if;
+  end if;
+  remaining := v_answer.remaining;
+end;
+$$;
+revoke execute on function billing.ai_settle_metric(uuid, text, text, bigint, bigint) from public;
+grant execute on function billing.ai_settle_metric(uuid, text, text, bigint, bigint) to service_role;
+
+/**
+ * Settles a call's cost, p_paise (whole paise), where its reservation held it: the spend cap's
+ * `ai_spend_paise` row (billing.ai_settle_metric: never past the cap) and the credit charge under
+ * its request id (billing.settle_credits at the event's credits per paisa; when the balance cannot
+ * cover a cost above the reservation, the charge takes what is left of it). Returns the paise
+ * counted: p_paise, or less when the spend cap could not take it all.
+ */
+create function billing.ai_charge_cost(p_request public.ai_requests, p_paise bigint)
+returns bigint
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_paise bigint := p_paise;
+  v_charge record;
+  v_per_unit numeric;
+  v_answer record;
+begin
+  if exists (select from public.usage_metrics m where m.organization_id = p_request.organization_id
+               and m.metric = 'ai_spend_paise' and m.request_id = p_request.request_id) then
+    v_paise := (billing.ai_settle_metric(p_request.organization_id, p_request.request_id, 'ai_spend_paise', p_paise,
+                                         coalesce(p_request.reserved_paise, 0))).counted;
+  end if;
+  select c.* into v_charge from public.credit_charges c
+  where c.organization_id = p_request.organization_id and c.request_id = p_request.request_id;
+  if v_charge.id is not null then
+    select e.credits_per_unit into v_per_unit from public.credit_events e where e.code = v_charge.event_code;
+    v_answer := billing.settle_credits(p_request.organization_id, p_request.request_id,
+                                       pg_catalog.ceil(v_paise * v_per_unit)::bigint);
+    if not v_answer.charged then
+      perform billing.settle_credits(p_request.organization_id, p_request.request_id,
+                                     v_charge.charged + billing.available_credits(p_request.organization_id));
+    end if;
+  end if;
+  return v_paise;
+end;
+$$;
+revoke execute on function billing.ai_charge_cost(public.ai_requests, bigint) from public;
+grant execute on function billing.ai_charge_cost(public.ai_requests, bigint) to service_role;
+
+/**
  * Settle a reservation at the tokens actually used (prompt + completion, from the upstream's
  * usage; for a stream cut short, what was generated): settle_usage on groq_tokens gives back the
  * unused part. Should the actual exceed the reservation and the quota's remainder (the prompt
  * estimate was low), the quota is filled to its limit and no further: the log keeps the true
- * numbers, counted_tokens what was counted. Completes the log row with p_status (completed,
+ * numbers, counted_tokens what was counted. The cost (cost_paise, at the price in effect when the
+ * call was reserved, p_cached_tokens of the prompt at the cached input price) is settled the same
+ * way, rounded up to paise (charged_paise), against the spend cap and the call's credit charge
+ * (billing.ai_charge_cost). Completes the log row with p_status (completed,
  * client_closed, or upstream_error / upstream_timeout for a stream that failed after it began)
  * and, for a completed call with a cache key, caches p_response for 24 hours. Idempotent: a
  * request no longer pending is left as it is (settled = false). service_role only.
@@ -636,6 +992,7 @@ create function billing.ai_settle(
   p_latency_ms integer default null,
   p_status public.ai_request_status default 'completed',
   p_response jsonb default null,
+  p_cached_tokens integer default 0,
   out settled boolean,
   out status public.ai_request_status,
   out counted_tokens bigint,
@@ -650,11 +1007,15 @@ declare
   v_answer record;
   v_target bigint;
   v_now timestamptz := billing.now();
+  v_price public.ai_model_prices;
+  v_cost numeric;
+  v_paise bigint;
 begin
   if p_request_id is null then
     raise exception 'ai_settle: request id is required' using errcode = 'invalid_parameter_value';
   end if;
-  if p_prompt_tokens is null or p_prompt_tokens < 0 or p_completion_tokens is null or p_completion_tokens < 0 then
+  if p_prompt_tokens is null or p_prompt_tokens < 0 or p_completion_tokens is null or p_completion_tokens < 0
+     or p_cached_tokens is null or p_cached_tokens < 0 then
     raise exception 'ai_settle: token counts must be zero or more' using errcode = 'invalid_parameter_value';
   end if;
   if p_latency_ms is not null and p_latency_ms < 0 then
@@ -680,15 +1041,22 @@ begin
   end if;
 
   -- The actual usage; if it does not fit, what is left; at worst the reservation (always fits).
-  v_target := p_prompt_tokens::bigint + p_completion_tokens;
-  v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
-  if not v_answer.allowed then
-    v_target := v_request.reserved_tokens + greatest(coalesce(v_answer.remaining, 0), 0);
-    v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
-    if not v_answer.allowed then
-      v_target := v_request.reserved_tokens;
-      v_answer := billing.settle_usage(v_request.organization_id, p_request_id, v_target, 'groq_tokens');
-    end if;
+  -- A call past the token quota on credits counted no tokens.
+  v_target := 0;
+  if exists (select from public.usage_metrics m where m.organization_id = v_request.organization_id
+               and m.metric = 'groq_tokens' and m.request_id = p_request_id) then
+    v_target := p_prompt_tokens::bigint + p_completion_tokens;
+    v_answer := billing.ai_settle_metric(v_request.organization_id, p_request_id, 'groq_tokens', v_target,
+                                         v_request.reserved_tokens);
+    v_target := v_answer.counted;
+    remaining := v_answer.remaining;
+  end if;
+  -- The cost at the price the call was reserved at: counted against the spend cap, charged in credits.
+  if v_request.price_effective_from is not null then
+    select p.* into v_price from public.ai_model_prices p
+    where p.model = v_request.model and p.effective_from = v_request.price_effective_from;
+    v_cost := billing.ai_cost_paise(v_price, p_prompt_tokens, p_completion_tokens, p_cached_tokens);
+    v_paise := billing.ai_charge_cost(v_request, pg_catalog.ceil(v_cost)::bigint);
   end if;
   update public.usage_metrics m set state = 'settled'
   where m.organization_id = v_request.organization_id and m.metric = 'ai_prompts'
@@ -698,7 +1066,10 @@ begin
   set status = p_status,
       prompt_tokens = p_prompt_tokens,
       completion_tokens = p_completion_tokens,
+      cached_prompt_tokens = least(p_cached_tokens, p_prompt_tokens),
       counted_tokens = v_target,
+      cost_paise = v_cost,
+      charged_paise = v_paise,
       latency_ms = p_latency_ms,
       error_code = case p_status
                      when 'upstream_error' then 'upstream_error'
@@ -723,16 +1094,16 @@ begin
   settled := true;
   status := p_status;
   counted_tokens := v_target;
-  remaining := v_answer.remaining;
 end;
 $$;
-revoke execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) from public, anon, authenticated;
-grant execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb) to service_role;
+revoke execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb, integer) from public, anon, authenticated;
+grant execute on function billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb, integer) to service_role;
 
 /**
  * Give a reservation back when the upstream never answered: it failed (upstream_error), timed
  * out (upstream_timeout), or the client left before the call was made (client_closed).
- * release_usage returns the prompt and the reserved tokens; the per-user rate count stays (the
+ * release_usage returns the prompt, the reserved tokens and the reserved spend, release_credits the
+ * credits charged (cost 0); the per-user rate count stays (the
  * call was attempted). Once the upstream has answered, the call is settled (billing.ai_settle)
  * or, if that never happens, expires counted (billing.ai_expire): never released. Idempotent:
  * returns false when the request is no longer pending. service_role only.
@@ -774,11 +1145,17 @@ begin
   end if;
 
   perform billing.release_usage(v_request.organization_id, p_request_id);
+  if exists (select from public.credit_charges c
+             where c.organization_id = v_request.organization_id and c.request_id = p_request_id) then
+    perform public.release_credits(v_request.organization_id, p_request_id);
+  end if;
   update public.ai_requests r
   set status = p_status,
       error_code = coalesce(p_error_code, p_status::text),
       latency_ms = p_latency_ms,
       counted_tokens = 0,
+      cost_paise = case when v_request.price_effective_from is not null then 0 end,
+      charged_paise = case when v_request.price_effective_from is not null then 0 end,
       completed_at = billing.now(),
       expires_at = null
   where r.id = v_request.id;
@@ -791,7 +1168,8 @@ grant execute on function billing.ai_release(text, public.ai_request_status, tex
 /**
  * Expire one reservation never settled, counted at what it reserved: the request's usage rows
  * (ai_prompts and groq_tokens, still 'counted') become 'settled' at their reserved amounts, so
- * the counters keep the prompt and every reserved token; the log row becomes 'expired'
+ * the counters keep the prompt, every reserved token and the reserved spend, and the credit charge
+ * stays as reserved (cost_paise = charged_paise = reserved_paise); the log row becomes 'expired'
  * (error_code reservation_expired) with counted_tokens = reserved_tokens. The reservation is an
  * upper bound of the call (the prompt estimate bounds the prompt, max_tokens the answer), so an
  * expired call is never counted below what it cost. Returns false, changing nothing, for a request
@@ -824,6 +1202,8 @@ begin
   set status = 'expired',
       error_code = 'reservation_expired',
       counted_tokens = v_request.reserved_tokens,
+      cost_paise = v_request.reserved_paise,
+      charged_paise = v_request.reserved_paise,
       completed_at = v_now,
       expires_at = null
   where r.id = v_request.id;
@@ -840,6 +1220,10 @@ grant execute on function billing.ai_expire(text) to service_role;
 create policy "Owners and admins can read their organization's AI requests"
   on public.ai_requests for select to authenticated
   using (organization_id in (select billing.member_organization_ids(array['owner', 'admin'])));
+
+create policy "Signed-in users can read the AI model prices"
+  on public.ai_model_prices for select to authenticated
+  using (true);
 
 -- ai_cache: no policies. Only service_role (which bypasses RLS) has grants.
 

@@ -325,6 +325,9 @@ isOneToOne: true
 "adjust_charge":
 { Args: { "p_credits": number,"p_function": string,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
                            },
+"ai_affordable_tokens":
+{ Args: { "p_paise": number,"p_price": Omit<Database["public"]['Tables']["ai_model_prices"]['Row'], Database["public"]['Tables']["ai_model_prices"]['ComputedFields']>,"p_prompt_tokens": number }; Returns: number
+                           },
 "ai_cached_answer":
 { Args: { "p_cache_key": string,"p_model": string,"p_now": string,"p_organization_id": string,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_stream": boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
                           SetofOptions: {
@@ -333,8 +336,22 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"ai_charge_cost":
+{ Args: { "p_paise": number,"p_request": Omit<Database["public"]['Tables']["ai_requests"]['Row'], Database["public"]['Tables']["ai_requests"]['ComputedFields']> }; Returns: number
+                           },
 "ai_check_reserve_arguments":
 { Args: { "p_cache_key": string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_user_id": string }; Returns: undefined
+                           },
+"ai_cost_cap":
+{ Args: { "p_event": string,"p_features": Json,"p_month_end": string,"p_now": string,"p_organization_id": string,"p_price": Omit<Database["public"]['Tables']["ai_model_prices"]['Row'], Database["public"]['Tables']["ai_model_prices"]['ComputedFields']>,"p_prompt_tokens": number,"p_requested": number,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_spend_units": (Database["public"]['Enums']["usage_window"])[],"p_timezone": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+                          SetofOptions: {
+        from: "*"
+        to: "ai_reservation"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"ai_cost_paise":
+{ Args: { "p_cached_tokens"?: number,"p_completion_tokens": number,"p_price": Omit<Database["public"]['Tables']["ai_model_prices"]['Row'], Database["public"]['Tables']["ai_model_prices"]['ComputedFields']>,"p_prompt_tokens": number }; Returns: number
                            },
 "ai_count":
 { Args: { "p_amount": number,"p_features": Json,"p_metric": string,"p_now": string,"p_organization_id": string,"p_request_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Record<string, unknown>
@@ -350,6 +367,14 @@ isOneToOne: true
 "ai_expire":
 { Args: { "p_request_id": string }; Returns: boolean
                            },
+"ai_model_price":
+{ Args: { "p_at": string,"p_model": string }; Returns: Database["public"]['Tables']["ai_model_prices"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "ai_model_prices"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "ai_plan_windows":
 { Args: { "p_features": Json,"p_user_id": string }; Returns: Record<string, unknown>
                            },
@@ -374,7 +399,7 @@ isOneToOne: true
         isSetofReturn: false
       } },
 "ai_reserve_tokens":
-{ Args: { "p_features": Json,"p_month_end": string,"p_now": string,"p_organization_id": string,"p_prompt_tokens": number,"p_requested": number,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+{ Args: { "p_all_or_none"?: boolean,"p_features": Json,"p_month_end": string,"p_now": string,"p_organization_id": string,"p_prompt_tokens": number,"p_requested": number,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
                           SetofOptions: {
         from: "*"
         to: "ai_reservation"
@@ -385,7 +410,10 @@ isOneToOne: true
 { Args: { "p_at": string,"p_now": string }; Returns: number
                            },
 "ai_settle":
-{ Args: { "p_completion_tokens": number,"p_latency_ms"?: number,"p_prompt_tokens": number,"p_request_id": string,"p_response"?: Json,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: Record<string, unknown>
+{ Args: { "p_cached_tokens"?: number,"p_completion_tokens": number,"p_latency_ms"?: number,"p_prompt_tokens": number,"p_request_id": string,"p_response"?: Json,"p_status"?: Database["public"]['Enums']["ai_request_status"] }; Returns: Record<string, unknown>
+                           },
+"ai_settle_metric":
+{ Args: { "p_actual": number,"p_metric": string,"p_organization_id": string,"p_request_id": string,"p_reserved": number }; Returns: Record<string, unknown>
                            },
 "ai_take_rate":
 { Args: { "p_month_end": string,"p_now": string,"p_organization_id": string,"p_rate_features": Json,"p_rate_metric": string,"p_rate_units": (Database["public"]['Enums']["usage_window"])[],"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_timezone": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
@@ -1041,16 +1069,30 @@ isOneToOne: true
           }
         },"public": {
           Tables: {
-            "ai_requests": {
+            "ai_model_prices": {
                   Row: {
-                    "cache_key": string | null,"cached": boolean,"completed_at": string | null,"completion_tokens": number | null,"counted_tokens": number | null,"created_at": string,"error_code": string | null,"expires_at": string | null,"id": string,"latency_ms": number | null,"max_tokens": number | null,"model": string,"organization_id": string,"prompt_tokens": number | null,"request_id": string,"reserved_tokens": number,"status": Database["public"]['Enums']["ai_request_status"],"stream": boolean,"user_id": string | null
+                    "cached_input_paise_per_million": number,"created_at": string,"effective_from": string,"input_paise_per_million": number,"model": string,"output_paise_per_million": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "cache_key"?: string | null,"cached"?: boolean,"completed_at"?: string | null,"completion_tokens"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model": string,"organization_id": string,"prompt_tokens"?: number | null,"request_id": string,"reserved_tokens"?: number,"status": Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                    "cached_input_paise_per_million": number,"created_at"?: string,"effective_from": string,"input_paise_per_million": number,"model": string,"output_paise_per_million": number
                   }
                   Update: {
-                    "cache_key"?: string | null,"cached"?: boolean,"completed_at"?: string | null,"completion_tokens"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"prompt_tokens"?: number | null,"request_id"?: string,"reserved_tokens"?: number,"status"?: Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                    "cached_input_paise_per_million"?: number,"created_at"?: string,"effective_from"?: string,"input_paise_per_million"?: number,"model"?: string,"output_paise_per_million"?: number
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"ai_requests": {
+                  Row: {
+                    "cache_key": string | null,"cached": boolean,"cached_prompt_tokens": number | null,"charged_paise": number | null,"completed_at": string | null,"completion_tokens": number | null,"cost_paise": number | null,"counted_tokens": number | null,"created_at": string,"error_code": string | null,"expires_at": string | null,"id": string,"latency_ms": number | null,"max_tokens": number | null,"model": string,"organization_id": string,"price_effective_from": string | null,"prompt_tokens": number | null,"request_id": string,"reserved_paise": number | null,"reserved_tokens": number,"status": Database["public"]['Enums']["ai_request_status"],"stream": boolean,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cache_key"?: string | null,"cached"?: boolean,"cached_prompt_tokens"?: number | null,"charged_paise"?: number | null,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model": string,"organization_id": string,"price_effective_from"?: string | null,"prompt_tokens"?: number | null,"request_id": string,"reserved_paise"?: number | null,"reserved_tokens"?: number,"status": Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                  }
+                  Update: {
+                    "cache_key"?: string | null,"cached"?: boolean,"cached_prompt_tokens"?: number | null,"charged_paise"?: number | null,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"price_effective_from"?: string | null,"prompt_tokens"?: number | null,"request_id"?: string,"reserved_paise"?: number | null,"reserved_tokens"?: number,"status"?: Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1059,6 +1101,12 @@ isOneToOne: true
 isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_requests_price_fkey"
+      columns: ["model","price_effective_from"]
+isOneToOne: false
+      referencedRelation: "ai_model_prices"
+      referencedColumns: ["model","effective_from"]
     }
                   ]
                 },"billing_plans": {

@@ -19,14 +19,14 @@ export class AiError extends HttpError {
 }
 
 /** Our codes for a used-up quota: OpenAI calls this insufficient_quota, not a rate limit. */
-const QUOTA_CODES = new Set(["prompt_quota_exceeded", "token_quota_exceeded"]);
+const QUOTA_CODES = new Set(["prompt_quota_exceeded", "token_quota_exceeded", "ai_spend_cap_reached", "insufficient_credits"]);
 
 /**
  * Refusals that asking again cannot change before a window resets or the plan changes: the openai
  * client retries a 429 (and 5xx) by itself unless told `x-should-retry: false`. The per-user rate
  * limit is left to the client: it waits Retry-After (up to a minute) and tries again.
  */
-const NO_RETRY_CODES = new Set([...QUOTA_CODES, "model_not_allowed", "not_a_member"]);
+const NO_RETRY_CODES = new Set([...QUOTA_CODES, "model_not_allowed", "model_not_priced", "not_a_member"]);
 
 /**
  * OpenAI's error type for our status and code. 5xx are `api_error` (the type OpenAI's API

@@ -62,6 +62,15 @@ export interface Settlement {
   latencyMs: number;
   status: "completed" | "client_closed" | "upstream_error" | "upstream_timeout";
   response: Json | null;
+  /** Prompt tokens Groq served from its prompt cache (usage.prompt_tokens_details.cached_tokens), priced lower. */
+  cachedTokens?: number;
+}
+
+/** The prompt tokens Groq served from its cache, when its usage says (OpenAI's prompt_tokens_details). */
+export function cachedPromptTokens(usage: unknown): number {
+  const details = (usage as { prompt_tokens_details?: { cached_tokens?: unknown } } | null | undefined)?.prompt_tokens_details;
+  const n = details?.cached_tokens;
+  return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : 0;
 }
 
 /**
@@ -79,7 +88,8 @@ export async function settle(s: Settlement): Promise<boolean> {
   const run = (response: Json | null) =>
     statement((sql) =>
       sql`select * from billing.ai_settle(${s.requestId}, ${s.promptTokens}, ${s.completionTokens},
-        ${Math.round(s.latencyMs)}, ${s.status}, ${response === null ? null : jsonbText(response)}::text::jsonb)`
+        ${Math.round(s.latencyMs)}, ${s.status}, ${response === null ? null : jsonbText(response)}::text::jsonb,
+        ${s.cachedTokens ?? 0})`
     );
   const attempts = s.response === null ? [null, null] : [s.response, s.response, null];
   let error: unknown;

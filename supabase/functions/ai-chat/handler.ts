@@ -26,7 +26,7 @@ import { type Claims, requireUser } from "../_shared/auth.ts";
 import { denoEnv, type EnvGetter } from "../_shared/env.ts";
 import { handle, type Handler, HttpError, json, readJson, UUID_RE } from "../_shared/http.ts";
 import { AiError, errorResponse } from "./errors.ts";
-import { allowedModels, type Reservation, reserve, settle } from "./gateway.ts";
+import { allowedModels, cachedPromptTokens, type Reservation, reserve, settle } from "./gateway.ts";
 import { type ChatCompletion, groqClient, type GroqConfig, groqConfig } from "./groq.ts";
 import { cacheKeyOf, type ChatRequest, estimatePromptTokens, invalid, type Json, MAX_BODY_BYTES, parseChatBody } from "./request.ts";
 import { flights, isWarm, markWarm } from "./single-flight.ts";
@@ -70,12 +70,29 @@ const DENIALS = {
     message: "the organization's Groq token quota has too little left to answer",
     upgrade: "Upgrade the organization's plan for more Groq tokens.",
   },
+  spend: {
+    code: "ai_spend_cap_reached",
+    message: "the organization's AI spend cap has too little left to pay for this call",
+    upgrade: "Wait for the cap's window to reset, or upgrade the organization's plan for a higher AI spend cap.",
+  },
+  credits: {
+    code: "insufficient_credits",
+    message: "the organization's credits cannot pay for this call",
+    upgrade: "Buy credits, or upgrade the organization's plan.",
+  },
 } as const;
 
 /** The 403 or 429 error for a denial (thrown: errors.ts answers it like every other error). */
 function denialError(r: Reservation, model: string): AiError {
   const headers = rateHeaders(r);
   if (r.denial === "not_a_member") return new AiError(403, "not_a_member", "you are not a member of this organization");
+  if (r.denial === "model_not_priced") {
+    return new AiError(403, "model_not_priced", `the model ${model} has no price, so the organization's plan cannot charge for it`, {
+      headers,
+      param: "model",
+      fields: { plan_code: r.plan_code },
+    });
+  }
   if (r.denial === "model_not_allowed") {
     return new AiError(403, "model_not_allowed", `the model ${model} is not included in the organization's plan`, {
       headers,
@@ -84,6 +101,7 @@ function denialError(r: Reservation, model: string): AiError {
     });
   }
   const d = DENIALS[r.denial as keyof typeof DENIALS];
+  // Credits come back when someone buys them, not when a window resets: no retry-after.
   const retryAfter = r.denial === "rate" ? r.rate_reset_seconds : r.retry_after_seconds;
   return new AiError(429, d.code, d.message, {
     headers: { ...headers, ...(retryAfter !== null ? { "retry-after": String(retryAfter) } : {}) },
@@ -161,7 +179,7 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
   const chat = parseChatBody(raw);
   const config = groqConfig(env);
   if (!config) throw new AiError(503, "ai_not_configured", "GROQ_API_KEY is not set");
-  const promptEstimate = estimatePromptTokens(chat.messages);
+  const promptEstimate = estimatePromptTokens(chat);
   const cacheKey = await cacheKeyOf(chat);
 
   // Single flight: wait for an identical request in flight here, then (non-streaming) lead.
@@ -191,7 +209,12 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
       return chat.stream ? replayAsStream(cached, chat.include_usage, hit) : json(cached, 200, hit);
     }
     const miss = { ...headers, "x-cache": "miss" };
-    const reservation = { requestId: r.request_id as string, maxTokens: r.max_tokens as number, capped: (r.max_tokens as number) < (chat.max_tokens ?? 1024) };
+    const reservation = {
+      requestId: r.request_id as string,
+      maxTokens: r.max_tokens as number,
+      capped: (r.max_tokens as number) < (chat.max_tokens ?? 1024),
+      promptEstimate,
+    };
     if (chat.stream) {
       return await streamChat(chat, config, reservation, promptEstimate, miss);
     }
@@ -224,6 +247,7 @@ async function completeChat(
     requestId: r.requestId,
     promptTokens: usage?.prompt_tokens ?? promptEstimate,
     completionTokens: usage?.completion_tokens ?? r.maxTokens,
+    cachedTokens: cachedPromptTokens(usage),
     latencyMs: latency,
     status: "completed",
     response: r.capped ? null : completion as unknown as Json,

@@ -9,23 +9,47 @@ export const MAX_BODY_BYTES = 128 * 1024;
 const MAX_MESSAGES = 256;
 const MAX_TOKENS_CAP = 131072;
 const MAX_STOP = 4;
-const ROLES = new Set(["system", "user", "assistant"]);
+const MAX_TOOLS = 128;
+const ROLES = new Set(["system", "user", "assistant", "tool"]);
 /**
  * The OpenAI chat fields we take. Any other field is refused (400 naming it) rather than dropped:
- * a client asking for tools, logprobs or n > 1 must not get an answer that silently ignored it.
+ * a client asking for logprobs or n > 1 must not get an answer that silently ignored it.
  */
 const BODY_KEYS = new Set([
   "model", "messages", "temperature", "max_tokens", "max_completion_tokens", "stream", "stream_options",
   "top_p", "stop", "seed", "user", "response_format", "n", "frequency_penalty", "presence_penalty",
+  "tools", "tool_choice", "parallel_tool_calls",
 ]);
+const TOOL_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const JSON_SCHEMA_KEYS = new Set(["name", "description", "schema", "strict"]);
 
 export type Json = Record<string, unknown>;
 
+/** A tool call the model made, as an assistant message sent back carries it. */
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+/** A function the model may call: its name, and the description and JSON schema it reads. */
+export interface Tool {
+  type: "function";
+  function: { name: string; description?: string; parameters?: Json; strict?: boolean };
+}
+
+export type ToolChoice = "none" | "auto" | "required" | { type: "function"; function: { name: string } };
+
+/**
+ * A message. content is null only on an assistant message with tool_calls; a tool message answers
+ * the call tool_call_id names.
+ */
 export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string | { type: "text"; text: string }[];
+  role: "system" | "user" | "assistant" | "tool";
+  content: string | { type: "text"; text: string }[] | null;
   name?: string;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
 }
 
 /** A valid request. Optional fields are absent when the body left them out or null. */
@@ -42,6 +66,9 @@ export interface ChatRequest {
   response_format?: ResponseFormat;
   frequency_penalty?: number;
   presence_penalty?: number;
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+  parallel_tool_calls?: boolean;
   stream: boolean;
   /** stream_options.include_usage: a last chunk with no choices and the usage, before [DONE]. */
   include_usage: boolean;
@@ -69,14 +96,23 @@ function parseMessages(messages: unknown): ChatMessage[] {
   return messages.map((m, i) => {
     const at = `messages[${i}]`;
     if (!isObject(m)) throw invalid(`${at} must be an object`, at);
-    const { role, content, name, ...rest } = m;
+    const { role, content, name, tool_calls: toolCalls, tool_call_id: toolCallId, ...rest } = m;
     const extra = Object.keys(rest)[0];
     if (extra !== undefined) throw invalid(`${at}: unsupported field "${extra}"`, `${at}.${extra}`);
     if (typeof role !== "string" || !ROLES.has(role)) {
-      throw invalid(`${at}.role must be system, user or assistant`, `${at}.role`);
+      throw invalid(`${at}.role must be system, user, assistant or tool`, `${at}.role`);
     }
+    const calls = toolCalls === undefined || toolCalls === null ? undefined : parseToolCalls(toolCalls, `${at}.tool_calls`);
+    if (calls !== undefined && role !== "assistant") throw invalid(`${at}: only an assistant message has tool_calls`, `${at}.tool_calls`);
+    const answers = toolCallId === undefined || toolCallId === null ? undefined : toolCallId;
+    if (role === "tool" && (typeof answers !== "string" || answers.length < 1 || answers.length > 256)) {
+      throw invalid(`${at}.tool_call_id must name the tool call a tool message answers`, `${at}.tool_call_id`);
+    }
+    if (role !== "tool" && answers !== undefined) throw invalid(`${at}: only a tool message has tool_call_id`, `${at}.tool_call_id`);
     let text: ChatMessage["content"];
-    if (typeof content === "string") {
+    if ((content === undefined || content === null) && calls !== undefined) {
+      text = null;
+    } else if (typeof content === "string") {
       text = content;
     } else if (
       Array.isArray(content) && content.length > 0 &&
@@ -89,8 +125,85 @@ function parseMessages(messages: unknown): ChatMessage[] {
     if (name !== undefined && (typeof name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(name))) {
       throw invalid(`${at}.name must be 1 to 64 letters, digits, _ or -`, `${at}.name`);
     }
-    return { role: role as ChatMessage["role"], content: text, ...(name !== undefined ? { name: name as string } : {}) };
+    return {
+      role: role as ChatMessage["role"],
+      content: text,
+      ...(name !== undefined ? { name: name as string } : {}),
+      ...(calls !== undefined ? { tool_calls: calls } : {}),
+      ...(typeof answers === "string" ? { tool_call_id: answers } : {}),
+    };
   });
+}
+
+/** An assistant message's tool_calls: 1 to 128 of {id, type: "function", function: {name, arguments}}. */
+function parseToolCalls(v: unknown, at: string): ToolCall[] {
+  if (!Array.isArray(v) || v.length < 1 || v.length > MAX_TOOLS) throw invalid(`${at} must be an array of 1 to ${MAX_TOOLS} tool calls`, at);
+  return v.map((c, i) => {
+    const fn = isObject(c) ? c.function : undefined;
+    if (
+      !isObject(c) || typeof c.id !== "string" || c.id.length < 1 || c.id.length > 256 || c.type !== "function" ||
+      Object.keys(c).some((k) => !["id", "type", "function"].includes(k)) || !isObject(fn) ||
+      typeof fn.name !== "string" || !TOOL_NAME_RE.test(fn.name) || typeof fn.arguments !== "string" ||
+      Object.keys(fn).some((k) => !["name", "arguments"].includes(k))
+    ) {
+      throw invalid(`${at}[${i}] must be {id, type: "function", function: {name, arguments: string}}`, `${at}[${i}]`);
+    }
+    return { id: c.id, type: "function" as const, function: { name: fn.name, arguments: fn.arguments } };
+  });
+}
+
+/** tools: 1 to 128 functions {type: "function", function: {name, description?, parameters?, strict?}}, names unique. */
+function parseTools(v: unknown): Tool[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.length < 1 || v.length > MAX_TOOLS) throw invalid(`tools must be an array of 1 to ${MAX_TOOLS} functions`, "tools");
+  const names = new Set<string>();
+  return v.map((t, i) => {
+    const at = `tools[${i}]`;
+    const fn = isObject(t) ? t.function : undefined;
+    if (!isObject(t) || t.type !== "function" || Object.keys(t).some((k) => k !== "type" && k !== "function") || !isObject(fn)) {
+      throw invalid(`${at} must be {type: "function", function: {...}}`, at);
+    }
+    for (const key of Object.keys(fn)) {
+      if (!["name", "description", "parameters", "strict"].includes(key)) throw invalid(`${at}.function has an unsupported field "${key}"`, `${at}.function.${key}`);
+    }
+    if (typeof fn.name !== "string" || !TOOL_NAME_RE.test(fn.name) || names.has(fn.name)) {
+      throw invalid(`${at}.function.name must be 1 to 64 letters, digits, _ or -, and unique`, `${at}.function.name`);
+    }
+    names.add(fn.name);
+    if (fn.description !== undefined && fn.description !== null && typeof fn.description !== "string") {
+      throw invalid(`${at}.function.description must be a string`, `${at}.function.description`);
+    }
+    if (fn.parameters !== undefined && fn.parameters !== null && !isObject(fn.parameters)) {
+      throw invalid(`${at}.function.parameters must be a JSON schema object`, `${at}.function.parameters`);
+    }
+    if (fn.strict !== undefined && fn.strict !== null && typeof fn.strict !== "boolean") {
+      throw invalid(`${at}.function.strict must be a boolean`, `${at}.function.strict`);
+    }
+    return {
+      type: "function" as const,
+      function: {
+        name: fn.name,
+        ...(typeof fn.description === "string" ? { description: fn.description } : {}),
+        ...(isObject(fn.parameters) ? { parameters: fn.parameters } : {}),
+        ...(typeof fn.strict === "boolean" ? { strict: fn.strict } : {}),
+      },
+    };
+  });
+}
+
+/** tool_choice: none, auto, required, or {type: "function", function: {name}} naming one of the tools. */
+function parseToolChoice(v: unknown, tools: Tool[] | undefined): ToolChoice | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (tools === undefined) throw invalid("tool_choice needs tools", "tool_choice");
+  if (v === "none" || v === "auto" || v === "required") return v;
+  const fn = isObject(v) ? v.function : undefined;
+  if (
+    isObject(v) && v.type === "function" && Object.keys(v).length === 2 && isObject(fn) && Object.keys(fn).length === 1 &&
+    typeof fn.name === "string" && tools.some((t) => t.function.name === fn.name)
+  ) {
+    return { type: "function", function: { name: fn.name } };
+  }
+  throw invalid("tool_choice must be none, auto, required or {type: \"function\", function: {name}} naming one of the tools", "tool_choice");
 }
 
 /** response_format: {type: "text"}, {type: "json_object"} or {type: "json_schema", json_schema: {name, ...}}. */
@@ -159,6 +272,12 @@ export function parseChatBody(body: Json): ChatRequest {
     throw invalid("user must be a string of at most 256 characters", "user");
   }
   const responseFormat = parseResponseFormat(body.response_format);
+  const tools = parseTools(body.tools);
+  const toolChoice = parseToolChoice(body.tool_choice, tools);
+  const parallel = body.parallel_tool_calls;
+  if (parallel !== undefined && parallel !== null && (typeof parallel !== "boolean" || tools === undefined)) {
+    throw invalid("parallel_tool_calls must be a boolean, with tools", "parallel_tool_calls");
+  }
   if (stream !== undefined && stream !== null && typeof stream !== "boolean") throw invalid("stream must be a boolean", "stream");
   let includeUsage = false;
   const options = body.stream_options;
@@ -182,6 +301,9 @@ export function parseChatBody(body: Json): ChatRequest {
     ...(responseFormat !== undefined ? { response_format: responseFormat } : {}),
     ...(frequencyPenalty !== undefined ? { frequency_penalty: frequencyPenalty } : {}),
     ...(presencePenalty !== undefined ? { presence_penalty: presencePenalty } : {}),
+    ...(tools !== undefined ? { tools } : {}),
+    ...(toolChoice !== undefined ? { tool_choice: toolChoice } : {}),
+    ...(typeof parallel === "boolean" ? { parallel_tool_calls: parallel } : {}),
     stream: stream === true,
     include_usage: includeUsage,
   };
@@ -193,6 +315,9 @@ const utf8 = new TextEncoder();
 export const MESSAGE_OVERHEAD_TOKENS = 8;
 /** Tokens allowed per request for the template's own text: its opening, a default system header, the answer's header. */
 export const REQUEST_OVERHEAD_TOKENS = 64;
+
+/** Tokens allowed for the template's text around the tool definitions, and around a JSON schema to answer in. */
+export const TOOLS_OVERHEAD_TOKENS = 64;
 
 /**
  * The prompt's tokens, bounded from above before the call (the reservation needs a number that
@@ -207,14 +332,29 @@ export const REQUEST_OVERHEAD_TOKENS = 64;
  * when the call is settled at Groq's own count; only concurrent reservations feel it. Should a
  * provider's template ever exceed the allowance, billing.ai_settle still never counts past the
  * quota and the log keeps the true numbers.
+ *
+ * The model reads more than the messages, and all of it is counted the same way: an assistant
+ * message's tool calls and a tool message's call id (their JSON), the tools with their JSON
+ * schemas (the template writes them into the prompt as JSON text) and a response_format's JSON
+ * schema (Groq turns it into instructions with the schema), each as the UTF-8 bytes of its JSON,
+ * plus 64 tokens for the template's text around the tools and 64 around the schema.
  */
-export function estimatePromptTokens(messages: ChatMessage[]): number {
+export function estimatePromptTokens(
+  chat: Pick<ChatRequest, "messages" | "tools" | "tool_choice" | "response_format">,
+): number {
+  const bytes = (v: unknown) => utf8.encode(typeof v === "string" ? v : JSON.stringify(v)).length;
   let tokens = REQUEST_OVERHEAD_TOKENS;
-  for (const m of messages) {
-    const text = typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("");
-    tokens += utf8.encode(text).length + utf8.encode(m.role).length + utf8.encode(m.name ?? "").length +
-      MESSAGE_OVERHEAD_TOKENS;
+  for (const m of chat.messages) {
+    const text = m.content === null ? "" : typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("");
+    tokens += bytes(text) + bytes(m.role) + bytes(m.name ?? "") + MESSAGE_OVERHEAD_TOKENS;
+    if (m.tool_calls) tokens += bytes(m.tool_calls);
+    if (m.tool_call_id) tokens += bytes(m.tool_call_id);
   }
+  if (chat.tools) tokens += bytes(chat.tools) + TOOLS_OVERHEAD_TOKENS;
+  if (chat.tool_choice) tokens += bytes(chat.tool_choice);
+  const format = chat.response_format;
+  if (format && format.type === "json_schema") tokens += bytes(format) + TOOLS_OVERHEAD_TOKENS;
+  else if (format && format.type === "json_object") tokens += TOOLS_OVERHEAD_TOKENS;
   return Math.min(1_000_000, tokens);
 }
 
@@ -232,7 +372,8 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * sha256 (hex) of what decides the answer: model, messages, temperature, max_tokens, and the
- * sampling and format fields when given (top_p, stop, seed, response_format, the penalties; absent
+ * sampling, format and tool fields when given (top_p, stop, seed, response_format, the penalties,
+ * tools, tool_choice, parallel_tool_calls; absent
  * ones are left out, so a request without them keeps the key it always had). Not stream,
  * stream_options or user: they change how the answer is delivered or who asked, not the answer.
  */
@@ -248,5 +389,8 @@ export function cacheKeyOf(req: ChatRequest): Promise<string> {
     response_format: req.response_format,
     frequency_penalty: req.frequency_penalty,
     presence_penalty: req.presence_penalty,
+    tools: req.tools,
+    tool_choice: req.tool_choice,
+    parallel_tool_calls: req.parallel_tool_calls,
   }));
 }

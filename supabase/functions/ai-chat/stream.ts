@@ -4,7 +4,7 @@
 // stream_options.include_usage both end with OpenAI's usage chunk (no choices, the usage) before
 // [DONE]; a failure mid-stream is the stream's last event, an error in ai-chat's error shape.
 import { AiError, errorBody } from "./errors.ts";
-import { type Settlement, settle } from "./gateway.ts";
+import { cachedPromptTokens, type Settlement, settle } from "./gateway.ts";
 import { type ChatCompletionChunk, groqClient, type GroqConfig } from "./groq.ts";
 import type { ChatRequest, Json } from "./request.ts";
 import { callUpstream, type Reserved, upstreamParams } from "./upstream.ts";
@@ -66,11 +66,13 @@ export async function streamChat(
   const finish = async (status: Settlement["status"]) => {
     if (settled) return;
     settled = true;
-    const complete = status === "completed" && finishReason !== null && !r.capped;
+    // A streamed tool call is not kept (only the text is): such an answer is not cached.
+    const complete = status === "completed" && finishReason !== null && !r.capped && !chat.tools;
     await settle({
       requestId: r.requestId,
       promptTokens: usage?.prompt_tokens ?? promptEstimate,
       completionTokens: usage?.completion_tokens ?? pieces,
+      cachedTokens: cachedPromptTokens(usage),
       latencyMs: performance.now() - started,
       status,
       response: complete && first

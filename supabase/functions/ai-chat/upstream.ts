@@ -1,8 +1,8 @@
 // The upstream call to Groq under the reservation: its parameters, its timeout, and what a
-// failure answers (the reservation is released first).
+// failure answers (the reservation is released, or on a timeout settled at the prompt, first).
 import { HttpError } from "../_shared/http.ts";
-import { release } from "./gateway.ts";
-import { type GroqConfig, isUpstreamTimeout, upstreamStatus } from "./groq.ts";
+import { release, settle } from "./gateway.ts";
+import { type Groq, type GroqConfig, isUpstreamTimeout, upstreamStatus } from "./groq.ts";
 import type { ChatRequest } from "./request.ts";
 
 /** The reservation as the upstream call uses it. */
@@ -11,6 +11,8 @@ export interface Reserved {
   maxTokens: number;
   /** max_tokens was lowered to fit the quota: the answer may be cut short, so it is not cached. */
   capped: boolean;
+  /** The prompt's estimate (an upper bound): what a call that timed out is settled at. */
+  promptEstimate: number;
 }
 
 function upstreamFailure(e: unknown, timedOut: boolean): { status: "upstream_error" | "upstream_timeout"; error: HttpError } {
@@ -34,12 +36,18 @@ function withHeaders(e: HttpError, headers: Record<string, string>): HttpError {
  * the usage Groq reports on its last chunk either way.
  */
 export function upstreamParams(chat: ChatRequest, maxTokens: number) {
-  const { model, messages, temperature, top_p, stop, seed, user, response_format, frequency_penalty, presence_penalty } =
-    chat;
-  const optional = { temperature, top_p, stop, seed, user, response_format, frequency_penalty, presence_penalty };
+  const {
+    model, messages, temperature, top_p, stop, seed, user, response_format, frequency_penalty, presence_penalty, tools,
+    tool_choice, parallel_tool_calls,
+  } = chat;
+  const optional = {
+    temperature, top_p, stop, seed, user, response_format, frequency_penalty, presence_penalty, tools, tool_choice,
+    parallel_tool_calls,
+  };
   return {
     model,
-    messages,
+    // Validated to OpenAI's shapes (request.ts), which groq-sdk types as a union per role.
+    messages: messages as unknown as Groq.Chat.ChatCompletionMessageParam[],
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<typeof optional>,
     max_completion_tokens: maxTokens,
   };
@@ -47,7 +55,10 @@ export function upstreamParams(chat: ChatRequest, maxTokens: number) {
 
 /**
  * Starts the upstream call under the upstream timeout (aborting `abort` when it passes); on any
- * failure releases the reservation and throws the HTTP error (502, or 504 on the timeout).
+ * failure throws the HTTP error (502, or 504 on the timeout) after giving the reservation back:
+ * released when Groq failed (it bills nothing for an error), settled at the prompt's estimate
+ * (an upper bound) and no answer when it timed out, since Groq may have read the prompt, and
+ * billed it, before we stopped waiting.
  */
 export async function callUpstream<T>(
   config: GroqConfig,
@@ -66,7 +77,18 @@ export async function callUpstream<T>(
     return await call(abort.signal);
   } catch (e) {
     const failure = upstreamFailure(e, timedOut);
-    await release(r.requestId, failure.status, failure.error.code, performance.now() - started);
+    if (failure.status === "upstream_timeout") {
+      await settle({
+        requestId: r.requestId,
+        promptTokens: r.promptEstimate,
+        completionTokens: 0,
+        latencyMs: performance.now() - started,
+        status: "upstream_timeout",
+        response: null,
+      });
+    } else {
+      await release(r.requestId, failure.status, failure.error.code, performance.now() - started);
+    }
     throw withHeaders(failure.error, headers);
   } finally {
     clearTimeout(timer);

@@ -438,7 +438,10 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
   },
 
   quota_threshold(f) {
-    const metric = f.need(str(f.payload.metric), "payload.metric").replaceAll("_", " ");
+    const metricName = f.need(str(f.payload.metric), "payload.metric");
+    // The AI spend cap is counted in paise: its amounts are money, its name "AI spend".
+    const spend = metricName === "ai_spend_paise";
+    const metric = spend ? "AI spend" : metricName.replaceAll("_", " ");
     const window = f.need(str(f.payload.window), "payload.window");
     const threshold = Number(f.payload.threshold);
     const used = Number(f.payload.used);
@@ -446,7 +449,7 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
     if (![threshold, used, limit].every(Number.isFinite) || limit <= 0) {
       throw new TemplateError("quota_threshold needs payload.threshold, used and limit");
     }
-    const count = (n: number) => new Intl.NumberFormat("en-IN").format(n);
+    const count = (n: number) => spend ? formatMoney(n) : new Intl.NumberFormat("en-IN").format(n);
     const resets = f.dateTime("resets_at");
     const plan = f.planName ? `the ${f.planName} plan` : "your plan";
     const full = threshold >= 100;

@@ -411,7 +411,7 @@ select ok(not has_function_privilege('authenticated',
   'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
   'signed-in users cannot call ai_reserve (it trusts the user id it is given)');
 select ok(not has_function_privilege('authenticated',
-  'billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb)', 'execute'),
+  'billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb, integer)', 'execute'),
   'signed-in users cannot settle their own usage');
 select ok(not has_function_privilege('authenticated',
   'billing.ai_release(text, public.ai_request_status, text, integer)', 'execute'),

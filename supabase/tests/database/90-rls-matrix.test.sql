@@ -111,6 +111,9 @@ insert into public.ai_requests (id, organization_id, user_id, request_id, model,
    'a1111111-0000-4000-8000-000000000004', 'ai_' || repeat('b', 32), 'llama-3.1-8b-instant', 'completed');
 insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at) values
   ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('a', 64), 'llama-3.1-8b-instant', '{}', now() + interval '1 day');
+insert into public.ai_model_prices (model, effective_from, input_paise_per_million, output_paise_per_million,
+                                    cached_input_paise_per_million)
+values ('rls-model', '2026-01-01 00:00+05:30', 1, 2, 1);
 
 -- Credits: a grant and a charge in each organization (through the functions: nobody inserts them
 -- directly), and an event no charge uses.
@@ -218,6 +221,10 @@ insert into rls_targets values
   ('billing.ai_cache', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and cache_key = repeat('a', 64)$$,
    $$insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('c', 64), 'llama-3.1-8b-instant', '{}', now())$$),
+  ('ai_model_prices', $$model = 'rls-model'$$,
+   $$insert into public.ai_model_prices (model, effective_from, input_paise_per_million, output_paise_per_million,
+                                         cached_input_paise_per_million)
+     values ('rls-model', '2026-02-01 00:00+05:30', 1, 2, 1)$$),
   ('credit_events', $$code = 'rls_event'$$,
    $$insert into public.credit_events (code, name, credits_per_unit) values ('rls_inserted', 'Inserted', 1)$$),
   ('credit_grants', $$dedupe_key = 'rls-grant-a'$$,
@@ -361,6 +368,10 @@ insert into rls_expectations values
   ('billing.ai_cache',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   -- credit events: a price list every signed-in user reads; a DBA (or service_role) edits it
+  ('ai_model_prices',        'select', 'error', 'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('ai_model_prices',        'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_model_prices',        'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_model_prices',        'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('credit_events',          'select', 'error', 'rows',  'rows',  'rows',  'rows',  'rows'),
   ('credit_events',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('credit_events',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
