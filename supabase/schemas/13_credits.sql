@@ -107,6 +107,7 @@ create table public.credit_grants (
   expired_at timestamptz,
   revoked_at timestamptz,
   created_at timestamptz not null default now(),
+  revoke_owed bigint not null default 0 constraint credit_grants_revoke_owed_not_negative check (revoke_owed >= 0),
   constraint credit_grants_remaining_range check (remaining between 0 and amount),
   constraint credit_grants_expiry_after_start check (expires_at is null or expires_at > effective_from),
   constraint credit_grants_subscription_has_period
@@ -359,9 +360,11 @@ revoke execute on function billing.add_credit_grant(uuid, public.credit_source, 
 grant execute on function billing.add_credit_grant(uuid, public.credit_source, bigint, timestamptz, text, text, public.actor_kind, uuid, uuid, uuid, timestamptz, timestamptz) to service_role;
 
 /**
- * Takes up to p_amount of a grant's remaining credits away for good ('revoked', or 'expired' when
- * the grant lapsed), as a refund of the payment that bought it does. Returns what was taken.
- * Takes the organization's credit lock.
+ * Takes p_amount of a grant's credits away for good, as a refund of the payment that bought it
+ * does: what the grant holds now at once ('revoked'), and the rest (credits out in charges that are
+ * not settled yet) as they come back (`revoke_owed`, billing.return_credits), so a charge released
+ * after the refund does not refill a refunded grant. p_amount at least the grant's amount takes
+ * everything, now and later. Returns what was taken now. Takes the organization's credit lock.
  */
 create function billing.revoke_credits(
   p_grant_id uuid,
@@ -390,13 +393,17 @@ begin
   perform billing.lock_credits(v_grant.organization_id);
   select g.* into v_grant from public.credit_grants g where g.id = p_grant_id for update;
   v_take := least(p_amount, v_grant.remaining);
-  if v_take = 0 then
+  if p_amount = 0 then
     return 0;
   end if;
-  update public.credit_grants g set remaining = g.remaining - v_take, revoked_at = coalesce(g.revoked_at, billing.now())
+  update public.credit_grants g
+  set remaining = g.remaining - v_take, revoke_owed = least(g.revoke_owed + p_amount - v_take, g.amount),
+      revoked_at = coalesce(g.revoked_at, billing.now())
   where g.id = p_grant_id
   returning g.* into v_grant;
-  perform billing.record_credit_movement(v_grant, 'revoked', -v_take, null, p_actor_kind, p_reason);
+  if v_take > 0 then
+    perform billing.record_credit_movement(v_grant, 'revoked', -v_take, null, p_actor_kind, p_reason);
+  end if;
   return v_take;
 end;
 $$;
@@ -605,8 +612,9 @@ grant execute on function billing.available_credits(uuid) to authenticated, serv
 
 /**
  * Gives back up to p_credits of a charge to the grants it came from, the last drawn first; credits
- * that come back to a grant that lapsed expire again, to a revoked grant are revoked again (the
- * balance does not grow). The caller holds billing.lock_credits. Returns what was given back.
+ * that come back to a grant that lapsed expire again, and to a grant that still owes a revoke
+ * (`revoke_owed`) are revoked, up to what it owes. The caller holds billing.lock_credits. Returns
+ * what was given back.
  */
 create function billing.return_credits(p_charge public.credit_charges, p_credits bigint)
 returns bigint
@@ -619,6 +627,7 @@ declare
   v_left bigint := p_credits;
   v_part record;
   v_take bigint;
+  v_owed bigint;
   v_grant public.credit_grants;
 begin
   for v_part in
@@ -632,15 +641,17 @@ begin
     exit when v_left = 0;
     v_take := least(v_left, v_part.held);
     select g.* into v_grant from public.credit_grants g where g.id = v_part.grant_id for update;
-    if v_grant.expires_at <= v_now or v_grant.revoked_at is not null then
-      perform billing.record_credit_movement(v_grant, 'released', v_take, p_charge);
-      perform billing.record_credit_movement(v_grant,
-        case when v_grant.revoked_at is not null then 'revoked' else 'expired' end::public.credit_movement,
-        -v_take, p_charge);
-    else
-      update public.credit_grants g set remaining = g.remaining + v_take where g.id = v_grant.id
+    v_owed := least(v_take, v_grant.revoke_owed);
+    perform billing.record_credit_movement(v_grant, 'released', v_take, p_charge);
+    if v_owed > 0 then
+      update public.credit_grants g set revoke_owed = g.revoke_owed - v_owed where g.id = v_grant.id
       returning g.* into v_grant;
-      perform billing.record_credit_movement(v_grant, 'released', v_take, p_charge);
+      perform billing.record_credit_movement(v_grant, 'revoked', -v_owed, p_charge);
+    end if;
+    if v_take > v_owed and v_grant.expires_at <= v_now then
+      perform billing.record_credit_movement(v_grant, 'expired', -(v_take - v_owed), p_charge);
+    elsif v_take > v_owed then
+      update public.credit_grants g set remaining = g.remaining + (v_take - v_owed) where g.id = v_grant.id;
     end if;
     v_left := v_left - v_take;
   end loop;
@@ -1151,8 +1162,9 @@ grant execute on function billing.grant_pack_credits(public.orders, uuid) to ser
  * refund's transaction, before its credit note is issued: for a refund that makes the payment
  * refunded in full (p_taken_before, the refunds recorded and disputes lost before it, plus
  * p_amount reach the captured amount; p_amount null: a lost dispute), all that remains of the
- * grant; for a partial refund the same share of the grant's credits as of the payment, rounded
- * up, and never more than remains. Credits already used stay used; a grant that lapsed is expired
+ * grant, and what its unsettled charges give back later; for a partial refund the same share of
+ * the grant's credits as of the payment, rounded up: what remains of it now, the rest as charges
+ * give credits back (billing.revoke_credits). Credits already used stay used; a grant that lapsed is expired
  * first, so nothing of it is revoked. Returns the grant, what was revoked now, its amount, what
  * of it was used, and the sentence the credit note carries ("Credits revoked: N of M (K already
  * used)"); all null when the payment granted no credits.
@@ -1188,11 +1200,12 @@ begin
   perform billing.lock_credits(v_grant.organization_id);
   perform billing.expire_lapsed_grants(v_grant.organization_id);
   select g.* into v_grant from public.credit_grants g where g.id = v_grant.id;
+  -- The refunded share of the credits (all of them once the payment is refunded in full): what the
+  -- grant holds now goes at once, the rest as charges not yet settled give credits back.
   if p_amount is null or coalesce(p_taken_before, 0) + p_amount >= p_captured.amount_cents then
-    v_want := v_grant.remaining;
+    v_want := v_grant.amount;
   else
-    v_want := least(pg_catalog.ceil(v_grant.amount::numeric * p_amount / p_captured.amount_cents)::bigint,
-                    v_grant.remaining);
+    v_want := pg_catalog.ceil(v_grant.amount::numeric * p_amount / p_captured.amount_cents)::bigint;
   end if;
   grant_id := v_grant.id;
   granted := v_grant.amount;

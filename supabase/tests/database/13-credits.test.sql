@@ -9,7 +9,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
-select plan(87);
+select plan(95);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -253,17 +253,36 @@ select is((select array[credits, balance] from public.release_credits('c2400000-
           array[0, 25]::bigint[], 'credits released into a revoked grant are revoked again');
 select is(pg_temp.ok_ledger(), '', 'ledger = grants after revoke');
 
+-- A revoke while the grant's credits are out in a charge not settled yet: a full revoke takes them
+-- as they come back, a partial one its share of them, so a release never refills a refunded grant.
+select billing.add_credit_grant('c2400000-0000-4000-8000-0000000000a1', 'purchase', 100, null, 'pack 3', 'test:purchase:3');
+select is((select charged from public.consume_credits('c2400000-0000-4000-8000-0000000000a1', 'api_call_basic', 100, 'out-1')), true,
+          'fixture: all 100 of a pack out in a reservation');
+select is(billing.revoke_credits((select id from public.credit_grants where dedupe_key = 'test:purchase:3'), 100, 'refunded in full'),
+          0::bigint, 'a full revoke takes nothing now: the grant holds nothing');
+select is((select array[credits, balance] from public.release_credits('c2400000-0000-4000-8000-0000000000a1', 'out-1')),
+          array[0, 25]::bigint[], 'the release gives the balance nothing: the 100 coming back are revoked');
+select is((select remaining from public.credit_grants where dedupe_key = 'test:purchase:3'), 0::bigint, 'the refunded pack stays empty');
+select billing.add_credit_grant('c2400000-0000-4000-8000-0000000000a1', 'purchase', 1000, null, 'pack 4', 'test:purchase:4');
+select is((select charged from public.consume_credits('c2400000-0000-4000-8000-0000000000a1', 'api_call_basic', 900, 'out-2')), true,
+          'fixture: 900 of a 1,000-credit pack out in a reservation');
+select is(billing.revoke_credits((select id from public.credit_grants where dedupe_key = 'test:purchase:4'), 500, 'refunded in half'),
+          100::bigint, 'a revoke of half takes the 100 it holds now');
+select is((select array[credits, balance] from public.release_credits('c2400000-0000-4000-8000-0000000000a1', 'out-2')),
+          array[0, 525]::bigint[], 'the release gives back 500: the other 400 of the half are revoked as they come');
+select is(pg_temp.ok_ledger(), '', 'ledger = grants after revokes owed');
+
 -- Low balance: once per crossing ------------------------------------------------------------------
 
 select is((select count(*) from public.notifications where kind = 'credits_low'
-           and organization_id = 'c2400000-0000-4000-8000-0000000000a1'), 2::bigint,
-          'charges crossed under 50 twice (ai-1: 60 -> 40; rv-1: 65 -> 40); a settle from 48 to 45 and lapses are no crossing');
+           and organization_id = 'c2400000-0000-4000-8000-0000000000a1'), 3::bigint,
+          'charges crossed under 50 three times (ai-1: 60 -> 40; rv-1: 65 -> 40; out-1: 125 -> 25); a settle from 48 to 45 and lapses are no crossing');
 select is((select count(*) from public.notifications where kind = 'credits_low'
            and organization_id = 'c2400000-0000-4000-8000-0000000000a1'
-           and (payload ->> 'balance')::bigint < 50), 2::bigint, 'each names the balance under the threshold');
+           and (payload ->> 'balance')::bigint < 50), 3::bigint, 'each names the balance under the threshold');
 select public.consume_credits('c2400000-0000-4000-8000-0000000000a1', 'api_call_basic', 1, null);
 select is((select count(*) from public.notifications where kind = 'credits_low'
-           and organization_id = 'c2400000-0000-4000-8000-0000000000a1'), 2::bigint, 'a charge while under it queues nothing');
+           and organization_id = 'c2400000-0000-4000-8000-0000000000a1'), 3::bigint, 'a charge above it queues nothing');
 
 -- Operator grants ---------------------------------------------------------------------------------
 
@@ -282,11 +301,12 @@ select is((select actor_kind::text || ' ' || reason from public.credit_ledger wh
 -- Who reads, who writes ---------------------------------------------------------------------------
 
 select tests.as_user('a2400000-0000-4000-8000-000000000001');
-select is((select (public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') ->> 'balance')::bigint), 24::bigint,
+select is((select (public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') ->> 'balance')::bigint), 524::bigint,
           'a member reads the balance');
-select is((public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') -> 'by_source' ->> 'operator')::bigint, 24::bigint,
-          '... by source');
-select is((public.get_entitlements('c2400000-0000-4000-8000-0000000000a1') ->> 'credits')::bigint, 24::bigint,
+select is((select array[(b -> 'by_source' ->> 'purchase')::bigint, (b -> 'by_source' ->> 'operator')::bigint]
+           from public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') b), array[499, 25]::bigint[],
+          '... by source (the last charge was drawn from the purchase, first in precedence)');
+select is((public.get_entitlements('c2400000-0000-4000-8000-0000000000a1') ->> 'credits')::bigint, 524::bigint,
           'get_entitlements includes the credits');
 select is((select count(*) from public.credit_ledger where organization_id = 'c2400000-0000-4000-8000-0000000000a2'), 0::bigint,
           'a member does not read another organization''s ledger (it has a row)');
@@ -304,7 +324,7 @@ select is((select credits from billing.settle_credits('c2400000-0000-4000-8000-0
           'service_role settles');
 select is((select credits from public.release_credits('c2400000-0000-4000-8000-0000000000a1', 'svc-1')), 0::bigint,
           'service_role releases');
-select is((public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') ->> 'balance')::bigint, 24::bigint,
+select is((public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') ->> 'balance')::bigint, 524::bigint,
           'service_role reads the balance, back where it was');
 select throws_ok($$insert into public.credit_grants (organization_id, source, amount, remaining)
                    values ('c2400000-0000-4000-8000-0000000000a1', 'operator', 1000, 1000)$$, '42501', null,
