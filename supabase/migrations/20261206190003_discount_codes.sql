@@ -150,6 +150,10 @@ ALTER TABLE "public"."discount_redemptions"
 ALTER TABLE "public"."discount_redemptions"
   ADD COLUMN "terms" jsonb NOT NULL;
 
+-- Declared before redeemed_at and released_at, as the schema has it (the diff put it last).
+ALTER TABLE "public"."discount_redemptions"
+  ADD COLUMN "created_at" timestamp WITH time zone NOT NULL DEFAULT billing.now();
+
 ALTER TABLE "public"."discount_redemptions"
   ADD COLUMN "redeemed_at" timestamp WITH time zone;
 
@@ -1470,8 +1474,5 @@ REVOKE ALL ON TABLE "public"."discount_redemptions" FROM "postgres";
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "public"."discount_redemptions" TO "postgres";
 
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "public"."discount_redemptions" TO "service_role";
-
-ALTER TABLE "public"."discount_redemptions"
-  ADD COLUMN "created_at" timestamp WITH time zone NOT NULL DEFAULT billing.now();
 
 CREATE INDEX discount_redemptions_organization_id_idx ON public.discount_redemptions USING btree (organization_id, created_at);
