@@ -527,7 +527,6 @@ declare
                             'max_redemptions', 'max_per_organization', 'plans', 'first_purchase_only'];
   v_row billing.discount_codes;
   v_plan text;
-  v_ts timestamptz;
 begin
   if p_code is null or btrim(p_code) !~ '^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$' then
     raise exception 'code: 3-40 letters, digits, "_" or "-", starting with a letter or digit (got "%")', coalesce(p_code, '')
@@ -573,7 +572,7 @@ begin
         if pg_catalog.jsonb_typeof(p_spec -> v_key) <> 'string' then
           raise exception using errcode = 'invalid_datetime_format';
         end if;
-        v_ts := (p_spec ->> v_key)::timestamptz;
+        perform (p_spec ->> v_key)::timestamptz;
       exception when others then
         raise exception '%: a timestamp such as "2026-12-31T18:30:00Z", got %', v_key, p_spec -> v_key
           using errcode = 'invalid_parameter_value';
@@ -995,6 +994,9 @@ CREATE OR REPLACE FUNCTION billing.plan_price_for (
   SET search_path TO ''
   AS $function$
 begin
+  -- One price for every organization at every time: the plan's list price (the organization and
+  -- the time are read so a per-organization price can replace this body without new callers).
+  perform p_organization_id, p_at;
   return p_plan.price_cents;
 end;
 $function$;

@@ -818,6 +818,9 @@ stable
 set search_path = ''
 as $$
 begin
+  -- One price for every organization at every time: the plan's list price (the organization and
+  -- the time are read so a per-organization price can replace this body without new callers).
+  perform p_organization_id, p_at;
   return p_plan.price_cents;
 end;
 $$;

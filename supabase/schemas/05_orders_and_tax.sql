@@ -1015,7 +1015,6 @@ declare
                             'max_redemptions', 'max_per_organization', 'plans', 'first_purchase_only'];
   v_row billing.discount_codes;
   v_plan text;
-  v_ts timestamptz;
 begin
   if p_code is null or btrim(p_code) !~ '^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$' then
     raise exception 'code: 3-40 letters, digits, "_" or "-", starting with a letter or digit (got "%")', coalesce(p_code, '')
@@ -1061,7 +1060,7 @@ begin
         if pg_catalog.jsonb_typeof(p_spec -> v_key) <> 'string' then
           raise exception using errcode = 'invalid_datetime_format';
         end if;
-        v_ts := (p_spec ->> v_key)::timestamptz;
+        perform (p_spec ->> v_key)::timestamptz;
       exception when others then
         raise exception '%: a timestamp such as "2026-12-31T18:30:00Z", got %', v_key, p_spec -> v_key
           using errcode = 'invalid_parameter_value';
