@@ -3,6 +3,8 @@
 --
 -- Plans: Free, Basic and Pro (monthly and yearly), INR, prices in paise.
 -- Credit packs: 1,000 credits for ₹499 and 5,000 for ₹1,999 (before GST), valid for a year.
+-- Discount codes: DIWALI20 (20 % off any plan, once) and LAUNCH500 (₹500 off Pro, the first three
+-- periods, for a first purchase).
 -- A demo owner (demo@supabill.local) and the demo organization.
 
 -- -------------------------------------------------------------------------------------------------
@@ -133,6 +135,16 @@ values
   ('credits_1000', '1,000 credits', 'A top-up for a busy month.', 1000, 49900, 'INR', interval '1 year'),
   ('credits_5000', '5,000 credits', 'Five times the credits for four times the price.', 5000, 199900, 'INR', interval '1 year')
 on conflict (code) do nothing;
+
+-- -------------------------------------------------------------------------------------------------
+-- Discount codes (billing.create_discount_code checks the spec; created once)
+-- -------------------------------------------------------------------------------------------------
+
+select billing.create_discount_code('DIWALI20', '{"percent_bps": 2000, "max_redemptions": 1000}')
+where not exists (select 1 from billing.discount_codes c where lower(c.code) = 'diwali20');
+select billing.create_discount_code('LAUNCH500',
+  '{"amount_paise": 50000, "duration": "repeating", "periods": 3, "plans": ["pro_monthly"], "first_purchase_only": true}')
+where not exists (select 1 from billing.discount_codes c where lower(c.code) = 'launch500');
 
 -- -------------------------------------------------------------------------------------------------
 -- Demo owner and organization (fixed ids, so scripts and docs can refer to them)

@@ -118,6 +118,15 @@ create type public.credit_movement as enum ('granted', 'consumed', 'released', '
 /** A gapless numbering series: tax invoices, credit notes. */
 create type public.document_series as enum ('invoice', 'credit_note');
 
+/** How long a discount code's discount lasts: the first paid period, a number of them, or every one. */
+create type public.discount_duration as enum ('once', 'repeating', 'forever');
+
+/**
+ * A discount redemption: reserved (its order is open), redeemed (its order was paid: it counts),
+ * released (its order expired, failed, or was superseded or canceled: it no longer counts).
+ */
+create type public.discount_redemption_status as enum ('reserved', 'redeemed', 'released');
+
 /**
  * The clock of every time-dependent rule: now(), unless the database enables the test clock; then
  * the transaction's pin, else the simulated time of billing.test_clock, else now() (see

@@ -807,6 +807,26 @@ $$;
 revoke execute on function billing.period_end_after(timestamptz, public.billing_interval, text, timestamptz) from public;
 grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text, timestamptz) to service_role;
 
+/**
+ * The list price, in paise, that organization p_organization_id pays for plan p_plan at p_at,
+ * before any discount code: what checkout, previews, renewals and proration start from.
+ */
+create function billing.plan_price_for(p_organization_id uuid, p_plan public.billing_plans, p_at timestamptz)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  -- One price for every organization at every time: the plan's list price (the organization and
+  -- the time are read so a per-organization price can replace this body without new callers).
+  perform p_organization_id, p_at;
+  return p_plan.price_cents;
+end;
+$$;
+revoke execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) from public;
+grant execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) to authenticated, service_role;
+
 /** The actions that record an intent, not a change of the subscription row (billing.log_subscription_intent). */
 create function billing.subscription_intent_actions()
 returns text[]

@@ -31,6 +31,19 @@
 -- orders_supersede_open), and at most billing_settings.max_open_orders are open at once. A
 -- captured payment that buys nothing is recorded with payment_events.needs_refund, which queues
 -- its refund at the provider (trigger payment_events_queue_refund, 08_provider_actions).
+--
+-- Discount codes (billing.discount_codes, made by an operator with billing.create_discount_code)
+-- are priced where the price is computed: the order's price is the list price
+-- (billing.plan_price_for) less the discount (orders.list_cents, discount_cents), and the tax is
+-- computed on what is left, since a discount shown on the invoice is not part of the value of
+-- supply. A percentage is round_half_up(list * percent_bps / 10000), a fixed amount at most the
+-- list price (a price of 0 is completed at once, without a provider payment). A code is redeemed
+-- once per organization's public.discount_redemptions row: reserved when its order is created
+-- (under the code's row lock, so the last redemption goes to one buyer), redeemed when the order
+-- is paid, released when the order expires, fails or is superseded (trigger
+-- orders_settle_discount). A repeating or forever redemption is carried to the organization's
+-- later orders of a plan it covers (a renewal through checkout, an upgrade) for its periods, with
+-- the terms it was redeemed with.
 -- =================================================================================================
 
 
@@ -67,6 +80,89 @@ grant usage on type billing.checkout_order to authenticated, service_role;
 -- =================================================================================================
 -- 2. Tables
 -- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- discount_codes (private) and discount_redemptions
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * A discount code: exactly one of percent_bps (1-10000, of the list price) or amount_paise (a
+ * fixed amount off an INR price, at most the price); duration once (the first paid period),
+ * repeating (the first `periods` paid periods) or forever; valid in [valid_from, valid_until);
+ * at most max_redemptions redemptions in all and max_per_organization per organization (null: no
+ * limit); plans: the plan codes it applies to (null: every plan); first_purchase_only: only for an
+ * organization that never paid an order. Codes are unique whatever their case. Never listed to
+ * members (schema billing); written by billing.create_discount_code and
+ * billing.deactivate_discount_code.
+ */
+create table billing.discount_codes (
+  id uuid primary key default gen_random_uuid(),
+  code text not null check (code ~ '^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$'),
+  percent_bps integer check (percent_bps between 1 and 10000),
+  amount_paise bigint check (amount_paise > 0),
+  duration public.discount_duration not null default 'once',
+  periods integer check (periods between 1 and 1200),
+  valid_from timestamptz,
+  valid_until timestamptz,
+  max_redemptions integer check (max_redemptions > 0),
+  max_per_organization integer default 1 check (max_per_organization > 0),
+  plans text[] check (cardinality(plans) > 0),
+  first_purchase_only boolean not null default false,
+  active boolean not null default true,
+  deactivated_at timestamptz,
+  deactivated_reason text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint discount_codes_one_kind check ((percent_bps is null) <> (amount_paise is null)),
+  constraint discount_codes_periods_when_repeating check ((duration = 'repeating') = (periods is not null)),
+  constraint discount_codes_validity check (valid_until is null or valid_from is null or valid_until > valid_from)
+);
+
+comment on table billing.discount_codes is 'Discount codes: their terms, validity and limits (never listed to members).';
+
+/** Codes are unique whatever their case. */
+create unique index discount_codes_code_idx on billing.discount_codes (lower(code));
+
+grant select, insert, update, delete on billing.discount_codes to service_role;
+
+create trigger discount_codes_touch_updated_at
+  before update on billing.discount_codes
+  for each row execute function billing.touch_updated_at();
+
+/**
+ * One organization's use of a discount code: reserved with the order that first used it
+ * (order_id), redeemed when that order is paid, released when it expires, fails or is superseded.
+ * terms: the code's terms when it was reserved (percent_bps or amount_paise, duration, periods,
+ * plans), which its orders keep whatever happens to the code later. A repeating or forever
+ * redemption also discounts the later orders that carry it (orders.discount_redemption_id).
+ * Members read their organization's; written only by the checkout functions.
+ */
+create table public.discount_redemptions (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  discount_code_id uuid not null references billing.discount_codes (id) on delete restrict,
+  code text not null,
+  order_id uuid not null,
+  status public.discount_redemption_status not null default 'reserved',
+  terms jsonb not null check (jsonb_typeof(terms) = 'object'),
+  created_at timestamptz not null default billing.now(),
+  redeemed_at timestamptz,
+  released_at timestamptz,
+  constraint discount_redemptions_order_unique unique (order_id)
+);
+
+comment on table public.discount_redemptions is 'An organization''s use of a discount code: reserved, redeemed when paid, released when its order closes unpaid.';
+
+/** The redemptions of a code that count, and an organization's. */
+create index discount_redemptions_code_idx on public.discount_redemptions (discount_code_id, status);
+
+create index discount_redemptions_organization_id_idx on public.discount_redemptions (organization_id, created_at);
+
+grant select on public.discount_redemptions to authenticated;
+
+grant select, insert, update, delete on public.discount_redemptions to service_role;
+
+alter table public.discount_redemptions enable row level security;
 
 -- -------------------------------------------------------------------------------------------------
 -- orders
@@ -156,6 +252,11 @@ revoke execute on function billing.supersede_open_orders() from public;
  * and prices_include_tax (whether the price was the gross). amount_cents is the total payable.
  * An order buys a plan (plan_id) or, kind 'credit_pack', a credit pack (credit_pack_id; the
  * credits and validity it was sold with are in metadata: `credits`, `credit_validity`).
+ * A discounted order: list_cents is the price before the discount (the prorated price of an
+ * upgrade), discount_cents the discount, discount_redemption_id the redemption it used; the price
+ * taxed is list_cents - discount_cents, and metadata.period_price_cents is what the period it buys
+ * costs after the discount (proration uses it). amount_cents is 0 only for an order whose discount
+ * covers its whole price, completed without a provider payment.
  */
 create table public.orders (
   id uuid primary key default gen_random_uuid(),
@@ -168,7 +269,7 @@ create table public.orders (
     check (receipt ~ '^[A-Za-z0-9_-]{1,40}$'),
   provider_order_id text,
   kind public.order_kind not null default 'new',
-  amount_cents bigint not null check (amount_cents > 0),
+  amount_cents bigint not null check (amount_cents >= 0),
   currency text not null default 'INR' check (currency ~ '^[A-Z]{3}$'),
   status public.order_status not null default 'created',
   created_by uuid references auth.users (id) on delete set null,
@@ -185,6 +286,10 @@ create table public.orders (
   place_of_supply_state_code text check (place_of_supply_state_code ~ '^[0-9]{2}$'),
   prices_include_tax boolean,
   credit_pack_id uuid references public.credit_packs (id) on delete restrict,
+  list_cents bigint check (list_cents >= 0),
+  discount_cents bigint not null default 0 check (discount_cents >= 0),
+  discount_redemption_id uuid references public.discount_redemptions (id),
+  constraint orders_discount_within_list check (discount_cents = 0 or discount_cents <= list_cents),
   constraint orders_taxable_within_amount check (taxable_cents <= amount_cents),
   constraint orders_provider_order_unique unique (provider, provider_order_id),
   constraint orders_paid_at_when_paid check (status <> 'paid' or paid_at is not null),
@@ -205,6 +310,9 @@ create index orders_credit_pack_id_idx on public.orders (credit_pack_id) where c
 create index orders_subscription_id_idx on public.orders (subscription_id);
 
 create index orders_created_by_idx on public.orders (created_by);
+
+create index orders_discount_redemption_id_idx on public.orders (discount_redemption_id)
+  where discount_redemption_id is not null;
 
 create index orders_status_created_at_idx on public.orders (status, created_at)
   where status in ('created', 'pending');
@@ -231,6 +339,35 @@ alter table public.orders enable row level security;
 create trigger orders_touch_updated_at
   before update on public.orders
   for each row execute function billing.touch_updated_at();
+
+/**
+ * AFTER UPDATE OF status on orders: the redemption an order reserved is redeemed when the order
+ * is paid and released when it expires, fails or is canceled (superseded).
+ */
+create function billing.settle_discount_redemption()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.status = 'paid' then
+    update public.discount_redemptions r
+    set status = 'redeemed', redeemed_at = billing.now()
+    where r.order_id = new.id and r.status = 'reserved';
+  elsif new.status in ('expired', 'failed', 'canceled') then
+    update public.discount_redemptions r
+    set status = 'released', released_at = billing.now()
+    where r.order_id = new.id and r.status = 'reserved';
+  end if;
+  return null;
+end;
+$$;
+revoke execute on function billing.settle_discount_redemption() from public;
+
+create trigger orders_settle_discount
+  after update of status on public.orders
+  for each row when (old.status is distinct from new.status and new.discount_redemption_id is not null)
+  execute function billing.settle_discount_redemption();
 
 -- -------------------------------------------------------------------------------------------------
 -- The tax quote of an order (the trigger functions orders attach)
@@ -591,9 +728,482 @@ revoke execute on function billing.record_payment_event(uuid, uuid, public.payme
 grant execute on function billing.record_payment_event(uuid, uuid, public.payment_provider, text, bigint, text,
   public.payment_status, text, text, jsonb, timestamptz, boolean) to service_role;
 
+-- -------------------------------------------------------------------------------------------------
+-- Discount codes
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Refuses a discount code: 22023 with the refusal's name in the HINT (discount_invalid,
+ * discount_expired, discount_exhausted, discount_not_applicable, discount_already_used), which
+ * checkout answers as its error code.
+ */
+create function billing.refuse_discount(p_hint text, p_message text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception '%', p_message using errcode = 'invalid_parameter_value', hint = p_hint;
+end;
+$$;
+revoke execute on function billing.refuse_discount(text, text) from public;
+
+/** The terms of a code that a redemption keeps: kind and amount, duration, periods, plans. */
+create function billing.discount_terms(p_code billing.discount_codes)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'code', p_code.code, 'percent_bps', p_code.percent_bps, 'amount_paise', p_code.amount_paise,
+    'duration', p_code.duration, 'periods', p_code.periods, 'plans', pg_catalog.to_jsonb(p_code.plans)));
+end;
+$$;
+revoke execute on function billing.discount_terms(billing.discount_codes) from public;
+
+/**
+ * The discount, in paise, that terms p_terms take off a price of p_price_cents: a percentage
+ * rounded half up to the paisa, or a fixed amount at most the price.
+ */
+create function billing.discount_amount(p_terms jsonb, p_price_cents bigint)
+returns bigint
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_terms is null or p_price_cents is null or p_price_cents <= 0 then
+    return 0;
+  end if;
+  if p_terms ? 'percent_bps' then
+    return least(p_price_cents,
+                 billing.div_round_half_up(p_price_cents::numeric * (p_terms ->> 'percent_bps')::integer, 10000));
+  end if;
+  return least(p_price_cents, coalesce((p_terms ->> 'amount_paise')::bigint, 0));
+end;
+$$;
+revoke execute on function billing.discount_amount(jsonb, bigint) from public;
+grant execute on function billing.discount_amount(jsonb, bigint) to service_role;
+
+/**
+ * The redemptions of code p_code_id that count at p_at (of organization p_organization_id when
+ * given): redeemed ones, and reserved ones whose order is still open and unexpired.
+ */
+create function billing.discount_redemptions_counted(p_code_id uuid, p_organization_id uuid, p_at timestamptz)
+returns integer
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return (
+    select count(*)::integer
+    from public.discount_redemptions r
+    left join public.orders o on o.id = r.order_id
+    where r.discount_code_id = p_code_id
+      and (p_organization_id is null or r.organization_id = p_organization_id)
+      and (r.status = 'redeemed'
+           or (r.status = 'reserved' and o.status in ('created', 'pending')
+               and (o.expires_at is null or o.expires_at > p_at))));
+end;
+$$;
+revoke execute on function billing.discount_redemptions_counted(uuid, uuid, timestamptz) from public;
+
+/** Refuses code p_code for organization p_organization_id when its limits are reached (see billing.refuse_discount). */
+create function billing.check_discount_limits(p_code billing.discount_codes, p_organization_id uuid, p_at timestamptz)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_code.max_per_organization is not null
+     and billing.discount_redemptions_counted(p_code.id, p_organization_id, p_at) >= p_code.max_per_organization then
+    perform billing.refuse_discount('discount_already_used',
+      pg_catalog.format('discount code %s was already used by this organization (%s time(s) allowed)',
+                        p_code.code, p_code.max_per_organization));
+  end if;
+  if p_code.max_redemptions is not null
+     and billing.discount_redemptions_counted(p_code.id, null, p_at) >= p_code.max_redemptions then
+    perform billing.refuse_discount('discount_exhausted',
+      pg_catalog.format('discount code %s has no redemptions left (%s in all)', p_code.code, p_code.max_redemptions));
+  end if;
+end;
+$$;
+revoke execute on function billing.check_discount_limits(billing.discount_codes, uuid, timestamptz) from public;
+
+/**
+ * The price of one period of plan p_plan for organization p_organization_id at p_at, with its
+ * discount: {list_cents (billing.plan_price_for), discount_cents, price_cents (list - discount: the
+ * price taxed), code_id and terms (a code given, to reserve), redemption_id and terms (a repeating
+ * or forever redemption of the organization carried to this order), code}. A code given
+ * (p_code, any case) is checked and refused with billing.refuse_discount: unknown
+ * (discount_invalid; also before valid_from), deactivated or at or after valid_until
+ * (discount_expired), for another plan, a Razorpay recurring checkout (Razorpay charges its plan's
+ * amount: no offer is configured through our adapter), a fixed amount on a non-INR plan, or a
+ * first-purchase code for an organization that paid before (discount_not_applicable), its limits
+ * reached (discount_already_used, discount_exhausted; checked again under the code's lock when it
+ * is reserved). Without a code, the organization's newest redeemed repeating or forever redemption
+ * covering the plan, with periods left (paid orders carrying it), applies. Writes nothing.
+ */
+create function billing.checkout_discount(
+  p_organization_id uuid,
+  p_plan public.billing_plans,
+  p_code text,
+  p_at timestamptz,
+  p_recurring boolean default false
+)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_list bigint := billing.plan_price_for(p_organization_id, p_plan, p_at);
+  v_code billing.discount_codes;
+  v_redemption public.discount_redemptions;
+  v_terms jsonb;
+  v_discount bigint := 0;
+begin
+  if nullif(btrim(coalesce(p_code, '')), '') is not null then
+    select * into v_code from billing.discount_codes c where lower(c.code) = lower(btrim(p_code));
+    if v_code.id is null then
+      perform billing.refuse_discount('discount_invalid', pg_catalog.format('no discount code "%s"', left(btrim(p_code), 40)));
+    end if;
+    if not v_code.active then
+      perform billing.refuse_discount('discount_expired',
+        pg_catalog.format('discount code %s has ended (%s)', v_code.code, coalesce(v_code.deactivated_reason, 'deactivated')));
+    end if;
+    if v_code.valid_from is not null and p_at < v_code.valid_from then
+      perform billing.refuse_discount('discount_invalid',
+        pg_catalog.format('discount code %s is valid from %s', v_code.code, v_code.valid_from));
+    end if;
+    if v_code.valid_until is not null and p_at >= v_code.valid_until then
+      perform billing.refuse_discount('discount_expired',
+        pg_catalog.format('discount code %s expired at %s', v_code.code, v_code.valid_until));
+    end if;
+    if v_code.plans is not null and not (p_plan.code = any (v_code.plans)) then
+      perform billing.refuse_discount('discount_not_applicable',
+        pg_catalog.format('discount code %s applies only to the plans %s, not to %s', v_code.code,
+                          pg_catalog.array_to_string(v_code.plans, ', '), p_plan.code));
+    end if;
+    if coalesce(p_recurring, false) then
+      perform billing.refuse_discount('discount_not_applicable',
+        pg_catalog.format('plan %s renews as a Razorpay subscription, which charges its plan''s full amount: discount code %s cannot apply to it (pay with PayU)',
+                          p_plan.code, v_code.code));
+    end if;
+    if v_code.amount_paise is not null and p_plan.currency <> 'INR' then
+      perform billing.refuse_discount('discount_not_applicable',
+        pg_catalog.format('discount code %s is an amount in INR and plan %s is priced in %s', v_code.code, p_plan.code, p_plan.currency));
+    end if;
+    if v_code.first_purchase_only and exists (
+      select 1 from public.orders o where o.organization_id = p_organization_id and o.status = 'paid') then
+      perform billing.refuse_discount('discount_not_applicable',
+        pg_catalog.format('discount code %s is for a first purchase only, and this organization has paid before', v_code.code));
+    end if;
+    perform billing.check_discount_limits(v_code, p_organization_id, p_at);
+    v_terms := billing.discount_terms(v_code);
+  elsif not coalesce(p_recurring, false) then
+    select r.* into v_redemption
+    from public.discount_redemptions r
+    where r.organization_id = p_organization_id and r.status = 'redeemed'
+      and r.terms ->> 'duration' in ('repeating', 'forever')
+      and (not r.terms ? 'plans' or r.terms -> 'plans' ? p_plan.code)
+      and (r.terms ->> 'duration' = 'forever'
+           or (select count(*) from public.orders o where o.discount_redemption_id = r.id and o.status = 'paid')
+              < (r.terms ->> 'periods')::integer)
+      and (not r.terms ? 'amount_paise' or p_plan.currency = 'INR')
+    order by r.created_at desc
+    limit 1;
+    v_terms := v_redemption.terms;
+  end if;
+  v_discount := billing.discount_amount(v_terms, v_list);
+  return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'list_cents', v_list, 'discount_cents', v_discount, 'price_cents', v_list - v_discount,
+    'code_id', v_code.id, 'redemption_id', v_redemption.id, 'terms', v_terms,
+    'code', coalesce(v_code.code, v_terms ->> 'code')));
+end;
+$$;
+revoke execute on function billing.checkout_discount(uuid, public.billing_plans, text, timestamptz, boolean) from public;
+grant execute on function billing.checkout_discount(uuid, public.billing_plans, text, timestamptz, boolean) to service_role;
+
+/**
+ * Reserves the code of p_discount (billing.checkout_discount's answer, with a code_id) for order
+ * p_order just created: locks the code's row (so two buyers racing for its last redemption are
+ * served one after the other: one gets it), checks its limits again (the order's own insert has
+ * already superseded the organization's older open orders and released their redemptions),
+ * records the redemption with the terms and links it to the order. A carried redemption (no
+ * code_id) was set on the order when it was inserted: nothing to reserve. Returns the
+ * redemption's id, or null.
+ */
+create function billing.reserve_discount(p_order public.orders, p_discount jsonb)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_code billing.discount_codes;
+  v_id uuid;
+begin
+  if p_discount ->> 'code_id' is null then
+    return (p_discount ->> 'redemption_id')::uuid;
+  end if;
+  select * into v_code from billing.discount_codes c where c.id = (p_discount ->> 'code_id')::uuid for update;
+  if not v_code.active then
+    perform billing.refuse_discount('discount_expired', pg_catalog.format('discount code %s has ended', v_code.code));
+  end if;
+  perform billing.check_discount_limits(v_code, p_order.organization_id, billing.now());
+  insert into public.discount_redemptions (organization_id, discount_code_id, code, order_id, terms)
+  values (p_order.organization_id, v_code.id, v_code.code, p_order.id, p_discount -> 'terms')
+  returning id into v_id;
+  update public.orders o set discount_redemption_id = v_id where o.id = p_order.id;
+  return v_id;
+end;
+$$;
+revoke execute on function billing.reserve_discount(public.orders, jsonb) from public;
+
+/**
+ * Completes an order whose discount covers its whole price (amount_cents 0): no provider can
+ * collect nothing, so its zero payment is recorded here (provider 'manual', payment id
+ * `free_<receipt>`) and applied like any captured payment: the order is paid, the subscription
+ * starts or is extended, the redemption is redeemed and the zero-value invoice issued. Returns
+ * the order as it now is.
+ */
+create function billing.complete_free_order(p_order public.orders)
+returns public.orders
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_order public.orders;
+begin
+  if p_order.amount_cents <> 0 then
+    raise exception 'order % charges %: only a free order is completed without a payment', p_order.receipt, p_order.amount_cents
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  select * into v_order from public.orders o where o.id = p_order.id for update;
+  perform billing.apply_captured_payment(v_order, pg_catalog.jsonb_build_object(
+    'provider', 'manual', 'event_id', 'free:' || v_order.receipt, 'event_type', 'discount.free_order',
+    'kind', 'payment_captured', 'provider_payment_id', 'free_' || v_order.receipt, 'amount_paise', 0,
+    'currency', v_order.currency, 'method', 'discount', 'order_ref', v_order.receipt), billing.now());
+  select * into v_order from public.orders o where o.id = p_order.id;
+  return v_order;
+end;
+$$;
+revoke execute on function billing.complete_free_order(public.orders) from public;
+grant execute on function billing.complete_free_order(public.orders) to service_role;
+
+/**
+ * Creates discount code p_code (postgres and service_role: an operator in the SQL editor) from
+ * p_spec, an object with exactly one of percent_bps (1-10000) or amount_paise (> 0), and
+ * optionally duration ('once', the default; 'repeating' with periods; 'forever'), valid_from and
+ * valid_until (timestamps), max_redemptions and max_per_organization (positive integers, or null
+ * for no limit; max_per_organization defaults to 1), plans (an array of existing plan codes;
+ * absent: every plan), first_purchase_only (boolean). Every key is checked and an error (22023)
+ * names the bad one; a code that exists in any case is refused (23505). Returns the code's row.
+ */
+create function billing.create_discount_code(p_code text, p_spec jsonb)
+returns billing.discount_codes
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_key text;
+  v_allowed text[] := array['percent_bps', 'amount_paise', 'duration', 'periods', 'valid_from', 'valid_until',
+                            'max_redemptions', 'max_per_organization', 'plans', 'first_purchase_only'];
+  v_row billing.discount_codes;
+  v_plan text;
+begin
+  if p_code is null or btrim(p_code) !~ '^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$' then
+    raise exception 'code: 3-40 letters, digits, "_" or "-", starting with a letter or digit (got "%")', coalesce(p_code, '')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_spec is null or pg_catalog.jsonb_typeof(p_spec) <> 'object' then
+    raise exception 'spec: a JSON object is required' using errcode = 'invalid_parameter_value';
+  end if;
+  for v_key in select k from pg_catalog.jsonb_object_keys(p_spec) k loop
+    if not (v_key = any (v_allowed)) then
+      raise exception '%: unknown key (allowed: %)', v_key, pg_catalog.array_to_string(v_allowed, ', ')
+        using errcode = 'invalid_parameter_value';
+    end if;
+  end loop;
+  if (p_spec ? 'percent_bps') = (p_spec ? 'amount_paise') then
+    raise exception 'percent_bps or amount_paise: exactly one is required' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_spec ? 'percent_bps' and (pg_catalog.jsonb_typeof(p_spec -> 'percent_bps') <> 'number'
+     or (p_spec ->> 'percent_bps')::numeric not between 1 and 10000
+     or (p_spec ->> 'percent_bps')::numeric <> trunc((p_spec ->> 'percent_bps')::numeric)) then
+    raise exception 'percent_bps: an integer from 1 to 10000 basis points (10000 = 100 %%), got %', p_spec -> 'percent_bps'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_spec ? 'amount_paise' and not (billing.is_non_negative_integer(p_spec -> 'amount_paise')
+     and (p_spec ->> 'amount_paise')::numeric > 0) then
+    raise exception 'amount_paise: a positive integer number of paise, got %', p_spec -> 'amount_paise'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_spec ? 'duration' and coalesce(p_spec ->> 'duration', '') not in ('once', 'repeating', 'forever') then
+    raise exception 'duration: "once", "repeating" or "forever", got %', p_spec -> 'duration'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if (p_spec ->> 'duration' = 'repeating') <> (p_spec ? 'periods') then
+    raise exception 'periods: required with duration "repeating", and only with it' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_spec ? 'periods' and not (billing.is_non_negative_integer(p_spec -> 'periods')
+     and (p_spec ->> 'periods')::numeric between 1 and 1200) then
+    raise exception 'periods: an integer from 1 to 1200, got %', p_spec -> 'periods' using errcode = 'invalid_parameter_value';
+  end if;
+  foreach v_key in array array['valid_from', 'valid_until'] loop
+    if p_spec ? v_key and pg_catalog.jsonb_typeof(p_spec -> v_key) <> 'null' then
+      begin
+        if pg_catalog.jsonb_typeof(p_spec -> v_key) <> 'string' then
+          raise exception using errcode = 'invalid_datetime_format';
+        end if;
+        perform (p_spec ->> v_key)::timestamptz;
+      exception when others then
+        raise exception '%: a timestamp such as "2026-12-31T18:30:00Z", got %', v_key, p_spec -> v_key
+          using errcode = 'invalid_parameter_value';
+      end;
+    end if;
+  end loop;
+  if (p_spec ->> 'valid_until')::timestamptz <= (p_spec ->> 'valid_from')::timestamptz then
+    raise exception 'valid_until: must be after valid_from' using errcode = 'invalid_parameter_value';
+  end if;
+  foreach v_key in array array['max_redemptions', 'max_per_organization'] loop
+    if p_spec ? v_key and pg_catalog.jsonb_typeof(p_spec -> v_key) <> 'null'
+       and not (billing.is_non_negative_integer(p_spec -> v_key) and (p_spec ->> v_key)::numeric between 1 and 2147483647) then
+      raise exception '%: a positive integer, or null for no limit, got %', v_key, p_spec -> v_key
+        using errcode = 'invalid_parameter_value';
+    end if;
+  end loop;
+  if p_spec ? 'plans' then
+    if pg_catalog.jsonb_typeof(p_spec -> 'plans') <> 'array' or pg_catalog.jsonb_array_length(p_spec -> 'plans') = 0 then
+      raise exception 'plans: a non-empty array of plan codes (leave it out for every plan), got %', p_spec -> 'plans'
+        using errcode = 'invalid_parameter_value';
+    end if;
+    for v_plan in select pg_catalog.jsonb_array_elements_text(p_spec -> 'plans') loop
+      if not exists (select 1 from public.billing_plans p where p.code = v_plan) then
+        raise exception 'plans: no plan "%"', v_plan using errcode = 'invalid_parameter_value';
+      end if;
+    end loop;
+  end if;
+  if p_spec ? 'first_purchase_only' and pg_catalog.jsonb_typeof(p_spec -> 'first_purchase_only') <> 'boolean' then
+    raise exception 'first_purchase_only: true or false, got %', p_spec -> 'first_purchase_only'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if exists (select 1 from billing.discount_codes c where lower(c.code) = lower(btrim(p_code))) then
+    raise exception 'code: "%" exists already (codes are unique whatever their case)', btrim(p_code)
+      using errcode = 'unique_violation';
+  end if;
+
+  insert into billing.discount_codes
+    (code, percent_bps, amount_paise, duration, periods, valid_from, valid_until, max_redemptions,
+     max_per_organization, plans, first_purchase_only)
+  values
+    (btrim(p_code), (p_spec ->> 'percent_bps')::integer, (p_spec ->> 'amount_paise')::bigint,
+     coalesce(p_spec ->> 'duration', 'once')::public.discount_duration, (p_spec ->> 'periods')::integer,
+     (p_spec ->> 'valid_from')::timestamptz, (p_spec ->> 'valid_until')::timestamptz,
+     (p_spec ->> 'max_redemptions')::integer,
+     case when p_spec ? 'max_per_organization' then (p_spec ->> 'max_per_organization')::integer else 1 end,
+     case when p_spec ? 'plans' then array(select pg_catalog.jsonb_array_elements_text(p_spec -> 'plans')) end,
+     coalesce((p_spec ->> 'first_purchase_only')::boolean, false))
+  returning * into v_row;
+  return v_row;
+end;
+$$;
+revoke execute on function billing.create_discount_code(text, jsonb) from public, anon, authenticated;
+grant execute on function billing.create_discount_code(text, jsonb) to service_role;
+
+/**
+ * Ends discount code p_code (any case; postgres and service_role) with a reason: no new order
+ * can use it (discount_expired). Orders already created keep their price, and redemptions already
+ * made keep their terms (a repeating one runs its periods). Errors: 22023 no reason, P0002 no
+ * such code. Returns the code's row.
+ */
+create function billing.deactivate_discount_code(p_code text, p_reason text)
+returns billing.discount_codes
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_row billing.discount_codes;
+begin
+  if nullif(btrim(coalesce(p_reason, '')), '') is null then
+    raise exception 'a reason is required to end a discount code' using errcode = 'invalid_parameter_value';
+  end if;
+  update billing.discount_codes c
+  set active = false, deactivated_at = coalesce(c.deactivated_at, billing.now()), deactivated_reason = btrim(p_reason)
+  where lower(c.code) = lower(btrim(p_code))
+  returning * into v_row;
+  if v_row.id is null then
+    raise exception 'no discount code "%"', coalesce(p_code, '') using errcode = 'no_data_found';
+  end if;
+  return v_row;
+end;
+$$;
+revoke execute on function billing.deactivate_discount_code(text, text) from public, anon, authenticated;
+grant execute on function billing.deactivate_discount_code(text, text) to service_role;
+
+/**
+ * What checkout would charge now for plan p_plan_code (members of the organization), exactly as
+ * the order will be: {plan_code, currency, code, list_paise, discount_paise, taxable_paise,
+ * cgst_paise, sgst_paise, igst_paise, total_paise, prices_include_tax, supply_type}. The price is
+ * billing.checkout_discount's (a code given, or a repeating redemption carried), taxed by
+ * billing.order_tax_quote and split by billing.compute_line_tax as the order and its invoice are;
+ * a one-time payment (PayU or a Razorpay order). Refusals as create_checkout_order. Writes
+ * nothing. Security definer: members cannot read the codes.
+ */
+create function billing.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_plan public.billing_plans;
+  v_price jsonb;
+  v_quote record;
+  v_tax record;
+begin
+  perform billing.require_role(p_organization_id, enum_range(null::public.member_role), 'preview a checkout');
+  select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
+  if v_plan.id is null then
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+  end if;
+  if v_plan.price_cents <= 0 or v_plan.tier = 'free' then
+    raise exception 'plan "%" is free: there is nothing to pay', v_plan.code using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, billing.now(), false);
+  select * into v_quote from billing.order_tax_quote(
+    p_organization_id, (v_price ->> 'price_cents')::bigint,
+    coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false), v_plan.currency);
+  if v_quote.supply_type is not null then
+    select * into v_tax from billing.compute_line_tax(
+      case when v_quote.prices_include_tax then v_quote.amount_cents else v_quote.taxable_cents end,
+      v_quote.gst_rate_bp, v_quote.supply_type, v_quote.prices_include_tax);
+  end if;
+  return pg_catalog.jsonb_build_object(
+    'plan_code', v_plan.code, 'currency', v_plan.currency, 'code', v_price ->> 'code',
+    'list_paise', (v_price ->> 'list_cents')::bigint, 'discount_paise', (v_price ->> 'discount_cents')::bigint,
+    'taxable_paise', v_quote.taxable_cents, 'cgst_paise', coalesce(v_tax.cgst_cents, 0),
+    'sgst_paise', coalesce(v_tax.sgst_cents, 0), 'igst_paise', coalesce(v_tax.igst_cents, 0),
+    'total_paise', v_quote.amount_cents, 'prices_include_tax', v_quote.prices_include_tax,
+    'supply_type', v_quote.supply_type);
+end;
+$$;
+revoke execute on function billing.preview_checkout(uuid, text, text) from public, anon;
+grant execute on function billing.preview_checkout(uuid, text, text) to authenticated, service_role;
+
 -- =================================================================================================
 -- 4. Policies
 -- =================================================================================================
+
+/** discount_redemptions: members read their organization's. */
+create policy "Members can read their organization's discount redemptions"
+  on public.discount_redemptions for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
 
 /** orders: members read their organization's. */
 create policy "Members can read their organization's orders"
@@ -616,3 +1226,27 @@ create policy "Signed-in users can read active and ordered credit packs"
 create policy "Members can read their organization's payment events"
   on public.payment_events for select to authenticated
   using (organization_id in (select billing.member_organization_ids()));
+
+-- =================================================================================================
+-- 5. Public functions
+-- =================================================================================================
+
+/**
+ * What checkout would charge now for a plan, with an optional discount code (members of the
+ * organization): list, discount, taxable value, CGST, SGST, IGST and total in paise.
+ * A thin wrapper: billing.preview_checkout does the work and checks who is calling.
+ */
+create function public.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.preview_checkout(p_organization_id, p_plan_code, p_discount_code);
+end;
+$$;
+revoke execute on function public.preview_checkout(uuid, text, text) from public, anon;
+grant execute on function public.preview_checkout(uuid, text, text) to authenticated;
+comment on function public.preview_checkout(uuid, text, text) is 'What checkout would charge now for a plan, with an optional discount code: list, discount, taxable value, tax and total in paise.';

@@ -144,7 +144,7 @@ create table public.invoices (
   cgst_cents bigint not null check (cgst_cents >= 0),
   sgst_cents bigint not null check (sgst_cents >= 0),
   igst_cents bigint not null check (igst_cents >= 0),
-  total_cents bigint not null check (total_cents > 0),
+  total_cents bigint not null check (total_cents >= 0),
   created_at timestamptz not null default now(),
   constraint invoices_number_unique unique (invoice_number),
   constraint invoices_serial_unique unique (financial_year, serial),
@@ -197,7 +197,10 @@ create trigger invoices_queue_payment_captured
 /**
  * The lines of an invoice: SAC code, taxable value, GST rate and its split into CGST, SGST and
  * IGST rates (basis points) and amounts (paise), each amount rounded once, half up. A line sells
- * a plan (plan_id) or a credit pack (credit_pack_id).
+ * a plan (plan_id) or a credit pack (credit_pack_id). A discounted line shows the list price
+ * (list_cents), the discount (discount_cents, with its discount_code) and the taxable value after
+ * it (list - discount; for tax-inclusive prices list and discount are gross amounts and the
+ * taxable value is carved out of what is left); null list_cents: no discount.
  */
 create table public.invoice_lines (
   id uuid primary key default gen_random_uuid(),
@@ -219,6 +222,10 @@ create table public.invoice_lines (
   total_cents bigint not null check (total_cents >= 0),
   created_at timestamptz not null default now(),
   credit_pack_id uuid references public.credit_packs (id) on delete restrict,
+  list_cents bigint check (list_cents >= 0),
+  discount_cents bigint not null default 0 check (discount_cents >= 0),
+  discount_code text,
+  constraint invoice_lines_discount_within_list check (discount_cents = 0 or discount_cents <= list_cents),
   constraint invoice_lines_number_unique unique (invoice_id, line_number),
   constraint invoice_lines_total_adds_up check (total_cents = taxable_cents + cgst_cents + sgst_cents + igst_cents)
 );
@@ -670,13 +677,15 @@ begin
   insert into public.invoice_lines (
     invoice_id, organization_id, line_number, plan_id, credit_pack_id, description, sac_code, quantity,
     gst_rate_bp, cgst_rate_bp, sgst_rate_bp, igst_rate_bp,
-    taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents
+    taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents,
+    list_cents, discount_cents, discount_code
   ) values (
     v_invoice_id, v_org.id, 1, v_plan.id, v_pack.id, v_description,
     v_settings.sac_code, 1,
     case when v_supply_type = 'export' then 0 else v_order.gst_rate_bp end,
     v_tax.cgst_rate_bp, v_tax.sgst_rate_bp, v_tax.igst_rate_bp,
-    v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents
+    v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents,
+    v_order.list_cents, v_order.discount_cents, v_order.metadata ->> 'discount_code'
   );
   perform pg_catalog.set_config('billing.issuing', '', true);
 
@@ -944,7 +953,11 @@ begin
            'sgst_cents', l.sgst_cents,
            'igst_cents', l.igst_cents,
            'total_cents', l.total_cents
-         ) order by l.line_number), '[]'::jsonb)
+         ) || case when l.list_cents is not null
+                   then pg_catalog.jsonb_build_object('list_cents', l.list_cents, 'discount_cents', l.discount_cents,
+                                                      'discount_code', l.discount_code)
+                   else '{}'::jsonb end
+         order by l.line_number), '[]'::jsonb)
   into v_lines
   from public.invoice_lines l
   where l.invoice_id = p_invoice_id;

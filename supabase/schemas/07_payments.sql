@@ -1199,12 +1199,24 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
  * end, replaced by a new Razorpay subscription), and with HINT 'recurring_subscription_exists'
  * while a Razorpay subscription checkout is still open, or when buying a Razorpay subscription
  * while one renews automatically.
- * Errors: 42501 not signed in / not an owner or admin; 22023 bad provider; P0002 no such active
- * plan; 55000 the plan is free or cannot be paid through the provider, or as above.
+ * p_discount_code: an optional discount code (billing.checkout_discount): the order is priced at
+ * the list price less the discount, the code reserved with it (billing.reserve_discount); without
+ * one, a repeating or forever redemption of the organization covering the plan is carried to this
+ * order (a renewal through checkout). An order whose discount covers the whole price is completed
+ * at once (billing.complete_free_order: status 'paid', amount 0, provider 'manual').
+ * Errors: 42501 not signed in / not an owner or admin; 22023 bad provider, or a refused code
+ * (HINT discount_invalid, discount_expired, discount_exhausted, discount_not_applicable,
+ * discount_already_used; no order is created); P0002 no such active plan; 55000 the plan is free
+ * or cannot be paid through the provider, or as above.
  * Security definer: signed-in users have no insert grant on orders, and the buyer's email comes
  * from auth.users.
  */
-create function billing.create_checkout_order(p_organization_id uuid, p_plan_code text, p_provider text)
+create function billing.create_checkout_order(
+  p_organization_id uuid,
+  p_plan_code text,
+  p_provider text,
+  p_discount_code text default null
+)
 returns setof billing.checkout_order
 language plpgsql
 security definer
@@ -1219,6 +1231,8 @@ declare
   v_live public.subscriptions;
   v_live_plan public.billing_plans;
   v_open public.orders;
+  v_price jsonb;
+  v_discounted boolean;
 begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
@@ -1274,19 +1288,47 @@ begin
       using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
   end if;
 
+  -- The price: the organization's list price less a discount (a code given, refused with its
+  -- reason; or a repeating redemption carried to this renewal), before any order exists.
+  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, v_now, v_rzp_plan is not null);
+  v_discounted := v_price ? 'terms';
+  if p_provider = 'razorpay' and (v_price ->> 'price_cents')::bigint between 1 and 99 then
+    perform billing.refuse_discount('discount_not_applicable',
+      pg_catalog.format('with discount code %s plan "%s" costs less than Razorpay''s minimum of 100 paise: pay with PayU',
+                        v_price ->> 'code', v_plan.code));
+  end if;
+
+  -- A price of 0 (a discount covering it) is completed below, without a provider.
   insert into public.orders
-    (organization_id, plan_id, provider, kind, amount_cents, currency, status, created_by, expires_at, metadata)
+    (organization_id, plan_id, provider, kind, amount_cents, currency, status, created_by, expires_at, metadata,
+     list_cents, discount_cents, discount_redemption_id)
   values
-    (p_organization_id, v_plan.id, p_provider::public.payment_provider, 'new', v_plan.price_cents, v_plan.currency,
-     case when p_provider = 'payu' then 'pending' else 'created' end::public.order_status, v_user_id, v_now + interval '1 day',
-     pg_catalog.jsonb_build_object('plan_code', v_plan.code, 'recurring', v_rzp_plan is not null))
+    (p_organization_id, v_plan.id,
+     case when (v_price ->> 'price_cents')::bigint = 0 then 'manual' else p_provider end::public.payment_provider,
+     'new', (v_price ->> 'price_cents')::bigint, v_plan.currency,
+     case when p_provider = 'payu' or (v_price ->> 'price_cents')::bigint = 0 then 'pending' else 'created' end::public.order_status,
+     v_user_id, v_now + interval '1 day',
+     pg_catalog.jsonb_build_object('plan_code', v_plan.code, 'recurring', v_rzp_plan is not null,
+                                   'period_price_cents', (v_price ->> 'price_cents')::bigint)
+       || case when v_discounted then pg_catalog.jsonb_build_object('discount_code', v_price ->> 'code', 'discount_terms', v_price -> 'terms')
+               else '{}'::jsonb end,
+     case when v_discounted then (v_price ->> 'list_cents')::bigint end,
+     case when v_discounted then (v_price ->> 'discount_cents')::bigint else 0 end,
+     (v_price ->> 'redemption_id')::uuid)
   returning * into v_order;
+  if v_discounted then
+    perform billing.reserve_discount(v_order, v_price);
+    select * into v_order from public.orders o where o.id = v_order.id;
+  end if;
+  if v_order.amount_cents = 0 then
+    v_order := billing.complete_free_order(v_order);
+  end if;
 
   return next billing.checkout_answer(v_order, v_user_id, v_rzp_plan);
 end;
 $$;
-revoke execute on function billing.create_checkout_order(uuid, text, text) from public, anon;
-grant execute on function billing.create_checkout_order(uuid, text, text) to authenticated;
+revoke execute on function billing.create_checkout_order(uuid, text, text, text) from public, anon;
+grant execute on function billing.create_checkout_order(uuid, text, text, text) to authenticated;
 
 -- -------------------------------------------------------------------------------------------------
 -- Service-side functions of checkout and reconciliation (service_role)
@@ -2038,16 +2080,21 @@ grant execute on function billing.reconcile_due_refunds(integer, interval, inter
  * through a provider.
  * A thin wrapper: billing.create_checkout_order does the work and checks who is calling.
  */
-create function public.create_checkout_order(p_organization_id uuid, p_plan_code text, p_provider text)
+create function public.create_checkout_order(
+  p_organization_id uuid,
+  p_plan_code text,
+  p_provider text,
+  p_discount_code text default null
+)
 returns setof billing.checkout_order
 language plpgsql
 security invoker
 set search_path = ''
 as $$
 begin
-  return query select * from billing.create_checkout_order(p_organization_id, p_plan_code, p_provider);
+  return query select * from billing.create_checkout_order(p_organization_id, p_plan_code, p_provider, p_discount_code);
 end;
 $$;
-revoke execute on function public.create_checkout_order(uuid, text, text) from public, anon;
-grant execute on function public.create_checkout_order(uuid, text, text) to authenticated;
-comment on function public.create_checkout_order(uuid, text, text) is 'Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider.';
+revoke execute on function public.create_checkout_order(uuid, text, text, text) from public, anon;
+grant execute on function public.create_checkout_order(uuid, text, text, text) to authenticated;
+comment on function public.create_checkout_order(uuid, text, text, text) is 'Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider, with an optional discount code.';

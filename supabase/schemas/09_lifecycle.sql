@@ -200,6 +200,32 @@ revoke execute on function billing.refuse_plan_change(public.subscriptions, publ
   timestamptz) from public;
 
 /**
+ * The price the current period of subscription p_sub on plan p_plan was actually paid at (one
+ * interval's worth, before tax): the period price of its newest paid order of that plan
+ * (metadata.period_price_cents: the list price less any discount), else the organization's list
+ * price of the plan (billing.plan_price_for). Proration credits this, never the list price.
+ */
+create function billing.paid_period_price(p_sub public.subscriptions, p_plan public.billing_plans, p_at timestamptz)
+returns bigint
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_price bigint;
+begin
+  select (o.metadata ->> 'period_price_cents')::bigint into v_price
+  from public.orders o
+  where o.subscription_id = p_sub.id and o.plan_id = p_plan.id and o.status = 'paid'
+    and o.kind in ('new', 'renewal', 'upgrade')
+  order by o.paid_at desc
+  limit 1;
+  return coalesce(v_price, billing.plan_price_for(p_sub.organization_id, p_plan, p_at));
+end;
+$$;
+revoke execute on function billing.paid_period_price(public.subscriptions, public.billing_plans, timestamptz) from public;
+
+/**
  * The one quote both preview_plan_change and change_plan use, at p_at: what changing the
  * organization's live subscription to plan p_plan_code means, as jsonb:
  *   {kind: upgrade|downgrade, method: prorated_order|immediate|scheduled|cancel_and_resubscribe,
@@ -208,14 +234,25 @@ revoke execute on function billing.refuse_plan_change(public.subscriptions, publ
  *    from_plan_code, to_plan_code, current_period_start, paid_period_start, current_period_end,
  *    new_period_end}
  * The unused value is of the paid part of the period, from paid_period_start (the trial end for a
- * trial paid before it ended, else current_period_start). new_period_end is the end of the new
- * plan's first period from effective_at, in the organization's time zone.
+ * trial paid before it ended, else current_period_start), at the price it was paid
+ * (billing.paid_period_price: after its discount). new_period_end is the end of the new plan's
+ * first period from effective_at, in the organization's time zone. The new plan's price is the
+ * organization's list price (billing.plan_price_for) less a discount (billing.checkout_discount:
+ * p_discount_code, or a repeating redemption carried): an upgrade's lines then have a discount
+ * line, and the quote adds {list_cents, discount_cents, discount_code, discount (what change_plan
+ * reserves)}; period_price_cents is what the new plan's period costs after it.
  * Errors: P0002 no such active plan; 22023 the free plan, the same plan, another currency, a
- * downgrade already scheduled to that plan; 55000 no paid subscription running (none, a trial,
- * past due, or the period already over).
+ * downgrade already scheduled to that plan, a refused code (HINT discount_*: also a code on a
+ * downgrade, which starts at the period end, or on an upgrade the unused value already pays);
+ * 55000 no paid subscription running (none, a trial, past due, or the period already over).
  * Stable: it writes nothing, so the preview is exactly what change_plan then does.
  */
-create function billing.plan_change_quote(p_organization_id uuid, p_plan_code text, p_at timestamptz)
+create function billing.plan_change_quote(
+  p_organization_id uuid,
+  p_plan_code text,
+  p_at timestamptz,
+  p_discount_code text default null
+)
 returns jsonb
 language plpgsql
 stable
@@ -234,6 +271,9 @@ declare
   v_recurring boolean;
   v_paid_start timestamptz;
   v_timezone text;
+  v_price jsonb;
+  v_to_price bigint;
+  v_discount jsonb := '{}'::jsonb;
 begin
   select * into v_to from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_to.id is null then
@@ -255,7 +295,19 @@ begin
   -- trial start and runs its first paid period from trial_end (apply_captured_payment extends from
   -- the period end), so trial days are not paid time. From there, unused <= cycles x price.
   v_paid_start := greatest(v_sub.current_period_start, coalesce(v_sub.trial_end, v_sub.current_period_start));
-  v_unused := billing.unused_value(v_from.price_cents, v_from.interval, v_paid_start, v_sub.current_period_end, p_at);
+  v_unused := billing.unused_value(billing.paid_period_price(v_sub, v_from, p_at), v_from.interval, v_paid_start,
+                                  v_sub.current_period_end, p_at);
+  if v_kind = 'downgrade' and not v_recurring and nullif(btrim(coalesce(p_discount_code, '')), '') is not null then
+    perform billing.refuse_discount('discount_not_applicable',
+      pg_catalog.format('a downgrade to %s starts at the period end: use the code when paying for it', v_to.code));
+  end if;
+  v_price := billing.checkout_discount(p_organization_id, v_to, p_discount_code, p_at, v_recurring);
+  v_to_price := (v_price ->> 'price_cents')::bigint;
+  if v_price ? 'terms' and v_kind = 'upgrade' and not v_recurring then
+    v_discount := pg_catalog.jsonb_build_object(
+      'list_cents', (v_price ->> 'list_cents')::bigint, 'discount_cents', (v_price ->> 'discount_cents')::bigint,
+      'discount_code', v_price ->> 'code', 'discount', v_price);
+  end if;
   select g.timezone into v_timezone from public.organizations g where g.id = p_organization_id;
 
   if v_recurring then
@@ -272,12 +324,20 @@ begin
     v_lines := pg_catalog.jsonb_build_array(
       pg_catalog.jsonb_build_object(
         'description', pg_catalog.format('%s, one %s from the payment', v_to.name, v_to.interval),
-        'amount_cents', v_to.price_cents),
-      pg_catalog.jsonb_build_object(
+        'amount_cents', (v_price ->> 'list_cents')::bigint))
+      || case when v_discount ? 'discount' then pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+           'description', pg_catalog.format('Discount %s', v_price ->> 'code'),
+           'amount_cents', -(v_price ->> 'discount_cents')::bigint)) else '[]'::jsonb end
+      || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
         'description', pg_catalog.format('Unused time on %s: %s of %s seconds of the current period', v_from.name,
                                          v_unused.seconds_left, v_unused.period_seconds),
         'amount_cents', -v_unused.unused_cents));
-    v_amount := v_to.price_cents - v_unused.unused_cents;
+    v_amount := v_to_price - v_unused.unused_cents;
+    if v_amount <= 0 and v_price ? 'code_id' then
+      perform billing.refuse_discount('discount_not_applicable',
+        pg_catalog.format('the unused value of %s already pays for %s: nothing is left for code %s to discount',
+                          v_from.code, v_to.code, v_price ->> 'code'));
+    end if;
     if v_amount < 0 then
       v_lines := v_lines || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
         'description', 'Credit above the new plan''s price (not refunded)',
@@ -307,10 +367,11 @@ begin
     'current_period_start', v_sub.current_period_start,
     'paid_period_start', v_paid_start,
     'current_period_end', v_sub.current_period_end,
-    'new_period_end', billing.period_end_after(v_effective_at, v_to.interval, v_timezone));
+    'new_period_end', billing.period_end_after(v_effective_at, v_to.interval, v_timezone),
+    'period_price_cents', v_to_price) || v_discount;
 end;
 $$;
-revoke execute on function billing.plan_change_quote(uuid, text, timestamptz) from public;
+revoke execute on function billing.plan_change_quote(uuid, text, timestamptz, text) from public;
 
 /**
  * What the provider must do when a Razorpay recurring subscription is cancelled here (now, or at
@@ -502,7 +563,7 @@ grant execute on function billing.resume_subscription(uuid) to authenticated;
  * Owners and admins. Errors as change_plan.
  * Security definer: reads the subscription and plans whatever the caller's RLS shows.
  */
-create function billing.preview_plan_change(p_organization_id uuid, p_plan_code text)
+create function billing.preview_plan_change(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
 returns jsonb
 language plpgsql
 stable
@@ -511,11 +572,11 @@ set search_path = ''
 as $$
 begin
   perform billing.require_role(p_organization_id, billing.managers());
-  return billing.plan_change_quote(p_organization_id, p_plan_code, billing.now());
+  return billing.plan_change_quote(p_organization_id, p_plan_code, billing.now(), p_discount_code);
 end;
 $$;
-revoke execute on function billing.preview_plan_change(uuid, text) from public, anon;
-grant execute on function billing.preview_plan_change(uuid, text) to authenticated;
+revoke execute on function billing.preview_plan_change(uuid, text, text) from public, anon;
+grant execute on function billing.preview_plan_change(uuid, text, text) to authenticated;
 
 /**
  * Changes the organization's plan (owners and admins), exactly as preview_plan_change says:
@@ -534,7 +595,7 @@ grant execute on function billing.preview_plan_change(uuid, text) to authenticat
  * scheduled; 55000 no paid subscription running, a cancellation scheduled (resume first).
  * Security definer: signed-in users have no write grant on subscriptions, history or orders.
  */
-create function billing.change_plan(p_organization_id uuid, p_plan_code text)
+create function billing.change_plan(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
 returns jsonb
 language plpgsql
 security definer
@@ -556,7 +617,7 @@ begin
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
-  v_quote := billing.plan_change_quote(p_organization_id, p_plan_code, v_now);
+  v_quote := billing.plan_change_quote(p_organization_id, p_plan_code, v_now, p_discount_code);
   v_method := v_quote ->> 'method';
   select * into v_to from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_sub.cancel_at_period_end and v_method <> 'cancel_and_resubscribe' then
@@ -568,21 +629,32 @@ begin
     perform billing.cancel_open_upgrade_orders(p_organization_id, 'superseded by a new plan change');
     insert into public.orders
       (organization_id, plan_id, subscription_id, provider, kind, amount_cents, currency, status, created_by,
-       expires_at, metadata)
+       expires_at, metadata, list_cents, discount_cents, discount_redemption_id)
     values
       (p_organization_id, v_to.id, v_sub.id,
        case when v_sub.provider in ('payu', 'razorpay') then v_sub.provider else 'payu' end,
        'upgrade', (v_quote ->> 'amount_cents')::bigint, v_to.currency, 'created', v_user_id,
        least(v_now + interval '1 day', v_sub.current_period_end),
-       pg_catalog.jsonb_build_object('plan_code', v_to.code, 'recurring', false, 'quote', v_quote,
-                                     'from_plan_id', v_sub.plan_id, 'quoted_period_end', v_sub.current_period_end))
+       pg_catalog.jsonb_build_object('plan_code', v_to.code, 'recurring', false, 'quote', v_quote - 'discount',
+                                     'from_plan_id', v_sub.plan_id, 'quoted_period_end', v_sub.current_period_end,
+                                     'period_price_cents', (v_quote ->> 'period_price_cents')::bigint)
+         || case when v_quote ? 'discount'
+                 then pg_catalog.jsonb_build_object('discount_code', v_quote ->> 'discount_code',
+                                                    'discount_terms', v_quote #> '{discount,terms}')
+                 else '{}'::jsonb end,
+       case when v_quote ? 'discount' then (v_quote ->> 'amount_cents')::bigint + (v_quote ->> 'discount_cents')::bigint end,
+       coalesce((v_quote ->> 'discount_cents')::bigint, 0),
+       (v_quote #>> '{discount,redemption_id}')::uuid)
     returning * into v_order;
+    if v_quote ? 'discount' then
+      perform billing.reserve_discount(v_order, v_quote -> 'discount');
+    end if;
     -- An intent: the subscription is untouched until the order is paid.
     perform billing.log_subscription_intent(v_sub.id, 'upgrade_ordered', v_to.id, 'user', v_user_id,
       p_reason => pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code,
                                     billing.format_money(v_order.amount_cents, v_order.currency)),
       p_metadata => pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents));
-    return v_quote || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
+    return (v_quote - 'discount') || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
                                                     'receipt', v_order.receipt, 'order_amount_cents', v_order.amount_cents,
                                                     'order_expires_at', v_order.expires_at);
 
@@ -626,8 +698,8 @@ begin
   end if;
 end;
 $$;
-revoke execute on function billing.change_plan(uuid, text) from public, anon;
-grant execute on function billing.change_plan(uuid, text) to authenticated;
+revoke execute on function billing.change_plan(uuid, text, text) from public, anon;
+grant execute on function billing.change_plan(uuid, text, text) to authenticated;
 
 /**
  * Makes an open upgrade order (from change_plan) payable through a provider: the checkout
@@ -916,7 +988,7 @@ comment on function public.resume_subscription(uuid) is 'Undoes a cancellation s
  * What change_plan would do now, and what it would charge; writes nothing. Owners and admins.
  * A thin wrapper: billing.preview_plan_change does the work and checks who is calling.
  */
-create function public.preview_plan_change(p_organization_id uuid, p_plan_code text)
+create function public.preview_plan_change(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
 returns jsonb
 language plpgsql
 stable
@@ -924,31 +996,31 @@ security invoker
 set search_path = ''
 as $$
 begin
-  return billing.preview_plan_change(p_organization_id, p_plan_code);
+  return billing.preview_plan_change(p_organization_id, p_plan_code, p_discount_code);
 end;
 $$;
-revoke execute on function public.preview_plan_change(uuid, text) from public, anon;
-grant execute on function public.preview_plan_change(uuid, text) to authenticated;
-comment on function public.preview_plan_change(uuid, text) is 'What change_plan would do now, and what it would charge; writes nothing. Owners and admins.';
+revoke execute on function public.preview_plan_change(uuid, text, text) from public, anon;
+grant execute on function public.preview_plan_change(uuid, text, text) to authenticated;
+comment on function public.preview_plan_change(uuid, text, text) is 'What change_plan would do now, and what it would charge; writes nothing. Owners and admins.';
 
 /**
  * Changes the organization's plan: an upgrade is a prorated order to pay (applied at once when
  * nothing is due), a downgrade is scheduled for the period end. Owners and admins.
  * A thin wrapper: billing.change_plan does the work and checks who is calling.
  */
-create function public.change_plan(p_organization_id uuid, p_plan_code text)
+create function public.change_plan(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
 returns jsonb
 language plpgsql
 security invoker
 set search_path = ''
 as $$
 begin
-  return billing.change_plan(p_organization_id, p_plan_code);
+  return billing.change_plan(p_organization_id, p_plan_code, p_discount_code);
 end;
 $$;
-revoke execute on function public.change_plan(uuid, text) from public, anon;
-grant execute on function public.change_plan(uuid, text) to authenticated;
-comment on function public.change_plan(uuid, text) is 'Changes the organization''s plan: an upgrade is a prorated order to pay (applied at once when nothing is due), a downgrade is scheduled for the period end. Owners and admins.';
+revoke execute on function public.change_plan(uuid, text, text) from public, anon;
+grant execute on function public.change_plan(uuid, text, text) to authenticated;
+comment on function public.change_plan(uuid, text, text) is 'Changes the organization''s plan: an upgrade is a prorated order to pay (applied at once when nothing is due), a downgrade is scheduled for the period end. Owners and admins.';
 
 /**
  * Makes an open upgrade order from change_plan payable through a provider (the checkout function

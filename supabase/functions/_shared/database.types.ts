@@ -19,6 +19,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"discount_codes": {
+                  Row: {
+                    "active": boolean,"amount_paise": number | null,"code": string,"created_at": string,"deactivated_at": string | null,"deactivated_reason": string | null,"duration": Database["public"]['Enums']["discount_duration"],"first_purchase_only": boolean,"id": string,"max_per_organization": number | null,"max_redemptions": number | null,"percent_bps": number | null,"periods": number | null,"plans": (string)[] | null,"updated_at": string,"valid_from": string | null,"valid_until": string | null,"discount_terms": Json | null
+                  }
+                  ComputedFields: "discount_terms"
+                  Insert: {
+                    "active"?: boolean,"amount_paise"?: number | null,"code": string,"created_at"?: string,"deactivated_at"?: string | null,"deactivated_reason"?: string | null,"duration"?: Database["public"]['Enums']["discount_duration"],"first_purchase_only"?: boolean,"id"?: string,"max_per_organization"?: number | null,"max_redemptions"?: number | null,"percent_bps"?: number | null,"periods"?: number | null,"plans"?: (string)[] | null,"updated_at"?: string,"valid_from"?: string | null,"valid_until"?: string | null
+                  }
+                  Update: {
+                    "active"?: boolean,"amount_paise"?: number | null,"code"?: string,"created_at"?: string,"deactivated_at"?: string | null,"deactivated_reason"?: string | null,"duration"?: Database["public"]['Enums']["discount_duration"],"first_purchase_only"?: boolean,"id"?: string,"max_per_organization"?: number | null,"max_redemptions"?: number | null,"percent_bps"?: number | null,"periods"?: number | null,"plans"?: (string)[] | null,"updated_at"?: string,"valid_from"?: string | null,"valid_until"?: string | null
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"invoice_counters": {
                   Row: {
                     "financial_year": number,"last_number": number,"series": Database["public"]['Enums']["document_series"],"updated_at": string
@@ -474,7 +488,7 @@ isOneToOne: true
 { Args: { "p_at_period_end"?: boolean,"p_organization_id": string }; Returns: Json
                            },
 "change_plan":
-{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "charge_grants":
 { Args: { "p_charge_id": string }; Returns: Json
@@ -484,6 +498,9 @@ isOneToOne: true
                            },
 "check_credit_request_id":
 { Args: { "p_function": string,"p_request_id": string }; Returns: undefined
+                           },
+"check_discount_limits":
+{ Args: { "p_at": string,"p_code": Omit<Database["billing"]['Tables']["discount_codes"]['Row'], Database["billing"]['Tables']["discount_codes"]['ComputedFields']>,"p_organization_id": string }; Returns: undefined
                            },
 "check_owned_organizations":
 { Args: { "p_adding": number,"p_user_id": string }; Returns: undefined
@@ -496,6 +513,9 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"checkout_discount":
+{ Args: { "p_at": string,"p_code": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_recurring"?: boolean }; Returns: Json
+                           },
 "claim_notification_deliveries":
 { Args: { "p_limit"?: number }; Returns: {
               "attempts": number,"context": Json,"created_at": string,"dedupe_key": string,"id": string,"kind": Database["public"]['Enums']["notification_kind"],"organization_id": string,"payload": Json,"recipients": (string)[],"subscription_id": string
@@ -539,6 +559,14 @@ isOneToOne: true
         isOneToOne: false
         isSetofReturn: true
       } },
+"complete_free_order":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Database["public"]['Tables']["orders"]['Row']
+                          SetofOptions: {
+        from: "orders"
+        to: "orders"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "complete_provider_action":
 { Args: { "p_error"?: string,"p_id": string,"p_outcome": string,"p_result"?: Json,"p_retry_after_seconds"?: number }; Returns: Database["billing"]['Enums']["provider_action_state"]
                            },
@@ -552,7 +580,7 @@ isOneToOne: true
 { Args: { "p_amount": number,"p_at": string,"p_credit_request_id": string,"p_event": string,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "create_checkout_order":
-{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {
         from: "*"
         to: "checkout_order"
@@ -566,6 +594,32 @@ isOneToOne: true
         to: "checkout_order"
         isOneToOne: false
         isSetofReturn: true
+      } },
+"create_discount_code":
+{ Args: { "p_code": string,"p_spec": Json }; Returns: {
+              "active": boolean,
+"amount_paise": number | null,
+"code": string,
+"created_at": string,
+"deactivated_at": string | null,
+"deactivated_reason": string | null,
+"duration": Database["public"]['Enums']["discount_duration"],
+"first_purchase_only": boolean,
+"id": string,
+"max_per_organization": number | null,
+"max_redemptions": number | null,
+"percent_bps": number | null,
+"periods": number | null,
+"plans": (string)[] | null,
+"updated_at": string,
+"valid_from": string | null,
+"valid_until": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "discount_codes"
+        isOneToOne: true
+        isSetofReturn: false
       } },
 "create_organization":
 { Args: { "p_name": string }; Returns: string
@@ -583,6 +637,41 @@ isOneToOne: true
                            },
 "credits_low_threshold":
 { Args: { "p_organization_id": string }; Returns: number
+                           },
+"deactivate_discount_code":
+{ Args: { "p_code": string,"p_reason": string }; Returns: {
+              "active": boolean,
+"amount_paise": number | null,
+"code": string,
+"created_at": string,
+"deactivated_at": string | null,
+"deactivated_reason": string | null,
+"duration": Database["public"]['Enums']["discount_duration"],
+"first_purchase_only": boolean,
+"id": string,
+"max_per_organization": number | null,
+"max_redemptions": number | null,
+"percent_bps": number | null,
+"periods": number | null,
+"plans": (string)[] | null,
+"updated_at": string,
+"valid_from": string | null,
+"valid_until": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "discount_codes"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"discount_amount":
+{ Args: { "p_price_cents": number,"p_terms": Json }; Returns: number
+                           },
+"discount_redemptions_counted":
+{ Args: { "p_at": string,"p_code_id": string,"p_organization_id": string }; Returns: number
+                           },
+"discount_terms":
+{ Args: { "p_code": Omit<Database["billing"]['Tables']["discount_codes"]['Row'], Database["billing"]['Tables']["discount_codes"]['ComputedFields']> }; Returns: Json
                            },
 "div_round_half_up":
 { Args: { "p_denominator": number,"p_numerator": number }; Returns: number
@@ -820,6 +909,9 @@ isOneToOne: true
 "order_tax_quote":
 { Args: { "p_currency": string,"p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
+"paid_period_price":
+{ Args: { "p_at": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: number
+                           },
 "period_end_after":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string
                            } |
@@ -829,7 +921,10 @@ isOneToOne: true
 { Args: { "p_payment_event_id": string,"p_subscription_id": string }; Returns: string
                            },
 "plan_change_quote":
-{ Args: { "p_at": string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_at": string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"plan_price_for":
+{ Args: { "p_at": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: number
                            },
 "prepare_order_checkout":
 { Args: { "p_order_id": string,"p_organization_id": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
@@ -839,8 +934,11 @@ isOneToOne: true
         isOneToOne: false
         isSetofReturn: true
       } },
+"preview_checkout":
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
 "preview_plan_change":
-{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "provider_action":
 { Args: { "p_at_cycle_end": boolean,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
@@ -893,6 +991,9 @@ isOneToOne: true
 "refundable_paise":
 { Args: { "p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']>,"p_except_action_id"?: string }; Returns: number
                            },
+"refuse_discount":
+{ Args: { "p_hint": string,"p_message": string }; Returns: undefined
+                           },
 "refuse_plan_change":
 { Args: { "p_at": string,"p_from": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
                            },
@@ -913,6 +1014,9 @@ isOneToOne: true
                            },
 "require_user":
 { Args: Record<PropertyKey, never>; Returns: string
+                           },
+"reserve_discount":
+{ Args: { "p_discount": Json,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: string
                            },
 "resume_subscription":
 { Args: { "p_organization_id": string }; Returns: Json
@@ -1281,16 +1385,36 @@ isOneToOne: false
                   Relationships: [
                     
                   ]
-                },"invoice_lines": {
+                },"discount_redemptions": {
                   Row: {
-                    "cgst_cents": number,"cgst_rate_bp": number,"created_at": string,"credit_pack_id": string | null,"description": string,"gst_rate_bp": number,"id": string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id": string | null,"quantity": number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                    "code": string,"created_at": string,"discount_code_id": string,"id": string,"order_id": string,"organization_id": string,"redeemed_at": string | null,"released_at": string | null,"status": Database["public"]['Enums']["discount_redemption_status"],"terms": NonNullable<Json>
                   }
                   ComputedFields: never
                   Insert: {
-                    "cgst_cents": number,"cgst_rate_bp": number,"created_at"?: string,"credit_pack_id"?: string | null,"description": string,"gst_rate_bp": number,"id"?: string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"organization_id": string,"plan_id"?: string | null,"quantity"?: number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                    "code": string,"created_at"?: string,"discount_code_id": string,"id"?: string,"order_id": string,"organization_id": string,"redeemed_at"?: string | null,"released_at"?: string | null,"status"?: Database["public"]['Enums']["discount_redemption_status"],"terms": NonNullable<Json>
                   }
                   Update: {
-                    "cgst_cents"?: number,"cgst_rate_bp"?: number,"created_at"?: string,"credit_pack_id"?: string | null,"description"?: string,"gst_rate_bp"?: number,"id"?: string,"igst_cents"?: number,"igst_rate_bp"?: number,"invoice_id"?: string,"line_number"?: number,"organization_id"?: string,"plan_id"?: string | null,"quantity"?: number,"sac_code"?: string,"sgst_cents"?: number,"sgst_rate_bp"?: number,"taxable_cents"?: number,"total_cents"?: number
+                    "code"?: string,"created_at"?: string,"discount_code_id"?: string,"id"?: string,"order_id"?: string,"organization_id"?: string,"redeemed_at"?: string | null,"released_at"?: string | null,"status"?: Database["public"]['Enums']["discount_redemption_status"],"terms"?: NonNullable<Json>
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "discount_redemptions_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"invoice_lines": {
+                  Row: {
+                    "cgst_cents": number,"cgst_rate_bp": number,"created_at": string,"credit_pack_id": string | null,"description": string,"discount_cents": number,"discount_code": string | null,"gst_rate_bp": number,"id": string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"list_cents": number | null,"organization_id": string,"plan_id": string | null,"quantity": number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cgst_cents": number,"cgst_rate_bp": number,"created_at"?: string,"credit_pack_id"?: string | null,"description": string,"discount_cents"?: number,"discount_code"?: string | null,"gst_rate_bp": number,"id"?: string,"igst_cents": number,"igst_rate_bp": number,"invoice_id": string,"line_number": number,"list_cents"?: number | null,"organization_id": string,"plan_id"?: string | null,"quantity"?: number,"sac_code": string,"sgst_cents": number,"sgst_rate_bp": number,"taxable_cents": number,"total_cents": number
+                  }
+                  Update: {
+                    "cgst_cents"?: number,"cgst_rate_bp"?: number,"created_at"?: string,"credit_pack_id"?: string | null,"description"?: string,"discount_cents"?: number,"discount_code"?: string | null,"gst_rate_bp"?: number,"id"?: string,"igst_cents"?: number,"igst_rate_bp"?: number,"invoice_id"?: string,"line_number"?: number,"list_cents"?: number | null,"organization_id"?: string,"plan_id"?: string | null,"quantity"?: number,"sac_code"?: string,"sgst_cents"?: number,"sgst_rate_bp"?: number,"taxable_cents"?: number,"total_cents"?: number
                   }
                   Relationships: [
                     {
@@ -1373,14 +1497,14 @@ isOneToOne: false
                   ]
                 },"orders": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"credit_pack_id": string | null,"currency": string,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string | null,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"credit_pack_id": string | null,"currency": string,"discount_cents": number,"discount_redemption_id": string | null,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"list_cents": number | null,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string | null,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"discount_cents"?: number,"discount_redemption_id"?: string | null,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"list_cents"?: number | null,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"discount_cents"?: number,"discount_redemption_id"?: string | null,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"list_cents"?: number | null,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -1388,6 +1512,12 @@ isOneToOne: false
       columns: ["credit_pack_id"]
 isOneToOne: false
       referencedRelation: "credit_packs"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "orders_discount_redemption_id_fkey"
+      columns: ["discount_redemption_id"]
+isOneToOne: false
+      referencedRelation: "discount_redemptions"
       referencedColumns: ["id"]
     },{
       foreignKeyName: "orders_organization_id_fkey"
@@ -1667,13 +1797,13 @@ isOneToOne: false
 { Args: { "p_at_period_end"?: boolean,"p_organization_id": string }; Returns: Json
                            },
 "change_plan":
-{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "consume_credits":
 { Args: { "p_event": string,"p_organization_id": string,"p_quantity"?: number,"p_request_id"?: string }; Returns: Record<string, unknown>
                            },
 "create_checkout_order":
-{ Args: { "p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {
         from: "*"
         to: "checkout_order"
@@ -1753,8 +1883,11 @@ isOneToOne: false
         isOneToOne: false
         isSetofReturn: true
       } },
+"preview_checkout":
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
 "preview_plan_change":
-{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "release_credits":
 { Args: { "p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
@@ -1800,7 +1933,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -1920,7 +2053,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

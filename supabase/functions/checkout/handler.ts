@@ -2,7 +2,10 @@
 // first): an owner or admin starts paying for a plan. Body {organization_id, plan_code, provider}, or, to pay an upgrade order that
 // public.change_plan created (the prorated charge), {organization_id, order_id, provider}, or, to
 // buy a credit pack once, {organization_id, credit_pack_code, provider}; provider names a
-// registered adapter ("payu", "razorpay").
+// registered adapter ("payu", "razorpay"). A plan checkout may carry `discount_code` (any case):
+// the order is priced at the list price less the discount, taxed on the rest; an order the
+// discount makes free is paid at once and answered without a provider:
+// 200 {provider: "manual", billing_order_id, receipt, amount_cents: 0, currency, status: "paid"}.
 //
 // One SQL call (public.create_checkout_order, public.prepare_order_checkout for an order_id, or
 // public.create_credit_pack_order for a pack; as the user) checks the caller and what is bought
@@ -22,7 +25,9 @@
 // credit_pack_not_found (unknown or inactive), 409 plan_not_purchasable | credit_pack_not_purchasable | use_change_plan (a subscription runs on another
 // plan: change plans with public.change_plan) | recurring_subscription_exists (a Razorpay
 // subscription checkout is open, or one renews already) | too_many_open_orders (the organization has
-// billing_settings.max_open_orders open orders), 422 provider_not_configured, 502/504
+// billing_settings.max_open_orders open orders), 422 discount_invalid | discount_expired |
+// discount_exhausted | discount_not_applicable | discount_already_used (the code was refused; no
+// order was created), 422 provider_not_configured, 502/504
 // upstream_*, 503 server_not_configured (SUPABASE_URL is not set).
 import { requireUser } from "../_shared/auth.ts";
 import { asService, asUser, sqlError } from "../_shared/db.ts";
@@ -56,6 +61,20 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
     if (packCode === null && orderId === null && (planCode === null || !/^[a-z][a-z0-9_]{0,63}$/.test(planCode))) {
       throw new HttpError(400, "invalid_input", "plan_code must be a plan code such as pro_monthly");
     }
+    const discountCode = body.discount_code === undefined || body.discount_code === null ? null : body.discount_code;
+    if (
+      discountCode !== null &&
+      (typeof discountCode !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/.test(discountCode.trim()))
+    ) {
+      throw new HttpError(400, "invalid_input", "discount_code must be a code of letters, digits, '_' or '-'");
+    }
+    if (discountCode !== null && (packCode !== null || orderId !== null)) {
+      throw new HttpError(
+        400,
+        "invalid_input",
+        "discount_code goes with a plan_code (an upgrade's code is given to change_plan)",
+      );
+    }
     const adapter = registry.get(body.provider);
     if (!adapter) {
       throw new HttpError(
@@ -83,13 +102,16 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
         packCode !== null
           ? await tx<CheckoutOrderRow[]>`select * from public.create_credit_pack_order(${organizationId}, ${packCode}, ${adapter.name})`
           : orderId === null
-          ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${adapter.name})`
+          ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${adapter.name}, ${discountCode})`
           : await tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${adapter.name})`
       );
     } catch (e) {
       // create_checkout_order and create_credit_pack_order name the refusals checkout must tell
       // apart in the error's HINT.
       const hint = (e as { hint?: string })?.hint;
+      if (hint && hint.startsWith("discount_")) {
+        throw new HttpError(422, hint, String((e as Error)?.message ?? e));
+      }
       const known = ["use_change_plan", "recurring_subscription_exists", "too_many_open_orders", "credit_pack_not_purchasable"];
       const code = hint && known.includes(hint)
         ? hint
@@ -105,6 +127,11 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
       amount_cents: Number(order.amount_cents),
       currency: order.currency,
     };
+
+    // A discount that covers the whole price: the order was paid at once (its zero invoice too).
+    if (order.status === "paid" && Number(order.amount_cents) === 0) {
+      return json({ ...common, provider: "manual", status: "paid" });
+    }
 
     try {
       const started = await adapter.startCheckout(order, context);

@@ -412,7 +412,7 @@ select tests.as_role('authenticated');
 select throws_ok($$select public.cancel_subscription(pg_temp.org(3))$$, '42501', 'not signed in',
                  'nobody signed in cannot cancel');
 select tests.as_postgres();
-select ok(not has_function_privilege('anon', 'public.change_plan(uuid, text)', 'execute'), 'anon cannot execute change_plan');
+select ok(not has_function_privilege('anon', 'public.change_plan(uuid, text, text)', 'execute'), 'anon cannot execute change_plan');
 select is(pg_temp.history(pg_temp.org(3)), null, 'the refused calls wrote nothing');
 
 

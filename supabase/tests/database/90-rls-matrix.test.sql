@@ -147,6 +147,14 @@ insert into rls_actors values
    '{"sub":"a1111111-0000-4000-8000-000000000001","role":"authenticated"}', 5),
   ('service_role', 'service_role', 'service_role', '{"role":"service_role"}', 6);
 
+-- A discount code (private) and organization A's redemption of it, with its order.
+insert into billing.discount_codes (id, code, percent_bps) values
+  ('f7000000-0000-4000-8000-0000000000c1', 'RLSCODE', 1000),
+  ('f7000000-0000-4000-8000-0000000000c2', 'RLSUNUSED', 500);
+insert into public.discount_redemptions (id, organization_id, discount_code_id, code, order_id, terms) values
+  ('f7000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'f7000000-0000-4000-8000-0000000000c1', 'RLSCODE', 'f0000000-0000-4000-8000-000000000001', '{"percent_bps": 1000}');
+
 -- -------------------------------------------------------------------------------------------------
 -- What each command does on each table: the target row (one row of organization A, or a global
 -- row) and a valid row to insert for organization A.
@@ -233,6 +241,12 @@ insert into rls_targets values
   ('credit_charges', $$request_id = 'rls-charge-a'$$,
    $$insert into public.credit_charges (organization_id, event_code, quantity, credits, charged)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'api_call_basic', 1, 1, 1)$$),
+  ('discount_redemptions', $$id = 'f7000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.discount_redemptions (organization_id, discount_code_id, code, order_id, terms)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'f7000000-0000-4000-8000-0000000000c1', 'RLSCODE',
+             'f0000000-0000-4000-8000-000000000002', '{}')$$),
+  ('billing.discount_codes', $$id = 'f7000000-0000-4000-8000-0000000000c2'$$,
+   $$insert into billing.discount_codes (code, amount_paise) values ('RLSINSERTED', 100)$$),
   ('credit_ledger', $$request_id = 'rls-charge-a'$$,
    $$insert into public.credit_ledger (organization_id, grant_id, kind, amount, balance_after)
      select organization_id, id, 'granted', 1000, 1009 from public.credit_grants where dedupe_key = 'rls-grant-a'$$);
@@ -392,7 +406,18 @@ insert into rls_expectations values
   ('credit_ledger',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('credit_ledger',          'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
   ('credit_ledger',          'update', 'error', 'error', 'error', 'error', 'error', 'error'),
-  ('credit_ledger',          'delete', 'error', 'error', 'error', 'error', 'error', 'error');
+  ('credit_ledger',          'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
+
+  -- Members read their organization's redemptions, written only by the checkout functions; the
+  -- codes themselves are never listed to anyone but the service.
+  ('discount_redemptions',   'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('discount_redemptions',   'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('discount_redemptions',   'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('discount_redemptions',   'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.discount_codes', 'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
+  ('billing.discount_codes', 'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.discount_codes', 'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('billing.discount_codes', 'delete', 'error', 'error', 'error', 'error', 'error', 'ok');
 
 -- -------------------------------------------------------------------------------------------------
 -- The runner: act as a role, run one statement, report the outcome, roll it back.
@@ -504,7 +529,7 @@ select set_eq(
 
 select set_eq(
   $$select distinct table_name from rls_expectations where table_name like '%.%'$$,
-  $$values ('billing.webhook_events'), ('billing.ai_cache')$$,
+  $$values ('billing.webhook_events'), ('billing.ai_cache'), ('billing.discount_codes')$$,
   'the internal tables that hold tenant or provider data are in the matrix too: no API role reaches them'
 );
 
