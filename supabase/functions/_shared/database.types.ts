@@ -1283,14 +1283,14 @@ isOneToOne: false
                   ]
                 },"credit_grants": {
                   Row: {
-                    "amount": number,"created_at": string,"created_by": string | null,"dedupe_key": string | null,"effective_from": string,"expired_at": string | null,"expires_at": string | null,"id": string,"order_id": string | null,"organization_id": string,"payment_event_id": string | null,"period_start": string | null,"priority": number,"reason": string | null,"remaining": number,"revoked_at": string | null,"source": Database["public"]['Enums']["credit_source"],"subscription_id": string | null
+                    "amount": number,"created_at": string,"created_by": string | null,"dedupe_key": string | null,"effective_from": string,"expired_at": string | null,"expires_at": string | null,"id": string,"order_id": string | null,"organization_id": string,"payment_event_id": string | null,"period_start": string | null,"priority": number,"reason": string | null,"remaining": number,"revoke_owed": number,"revoked_at": string | null,"source": Database["public"]['Enums']["credit_source"],"subscription_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount": number,"created_at"?: string,"created_by"?: string | null,"dedupe_key"?: string | null,"effective_from"?: string,"expired_at"?: string | null,"expires_at"?: string | null,"id"?: string,"order_id"?: string | null,"organization_id": string,"payment_event_id"?: string | null,"period_start"?: string | null,"priority"?: number,"reason"?: string | null,"remaining": number,"revoked_at"?: string | null,"source": Database["public"]['Enums']["credit_source"],"subscription_id"?: string | null
+                    "amount": number,"created_at"?: string,"created_by"?: string | null,"dedupe_key"?: string | null,"effective_from"?: string,"expired_at"?: string | null,"expires_at"?: string | null,"id"?: string,"order_id"?: string | null,"organization_id": string,"payment_event_id"?: string | null,"period_start"?: string | null,"priority"?: number,"reason"?: string | null,"remaining": number,"revoke_owed"?: number,"revoked_at"?: string | null,"source": Database["public"]['Enums']["credit_source"],"subscription_id"?: string | null
                   }
                   Update: {
-                    "amount"?: number,"created_at"?: string,"created_by"?: string | null,"dedupe_key"?: string | null,"effective_from"?: string,"expired_at"?: string | null,"expires_at"?: string | null,"id"?: string,"order_id"?: string | null,"organization_id"?: string,"payment_event_id"?: string | null,"period_start"?: string | null,"priority"?: number,"reason"?: string | null,"remaining"?: number,"revoked_at"?: string | null,"source"?: Database["public"]['Enums']["credit_source"],"subscription_id"?: string | null
+                    "amount"?: number,"created_at"?: string,"created_by"?: string | null,"dedupe_key"?: string | null,"effective_from"?: string,"expired_at"?: string | null,"expires_at"?: string | null,"id"?: string,"order_id"?: string | null,"organization_id"?: string,"payment_event_id"?: string | null,"period_start"?: string | null,"priority"?: number,"reason"?: string | null,"remaining"?: number,"revoke_owed"?: number,"revoked_at"?: string | null,"source"?: Database["public"]['Enums']["credit_source"],"subscription_id"?: string | null
                   }
                   Relationships: [
                     {
