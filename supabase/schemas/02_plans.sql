@@ -4,6 +4,13 @@
 -- The catalog of what is sold: plans (billing_plans) and credit packs (credit_packs, credits
 -- bought once; the credits module grants them when their payment is captured).
 --
+-- Enterprise pricing: a private plan (billing_plans.private) is listed and sold only to the
+-- organizations it is assigned to (plan_assignments; billing.require_plan_available), and an
+-- organization may pay a negotiated price for a plan over a validity period under a contract
+-- (price_overrides). billing.plan_price_for is the one place a plan's price for an organization at
+-- a time is read. Operators write both (billing.operator_assign_plan, operator_set_price_override
+-- and their ends, 08_provider_actions).
+--
 -- The plan catalog (entitlements in `features`), each organization's subscription, the
 -- append-only subscription_history, and the plan in effect, computed on read from the
 -- subscription row and billing.now(): billing.effective_plan, behind get_entitlements,
