@@ -1036,6 +1036,8 @@ COMMENT ON TABLE "public"."price_overrides" IS 'An organization''s negotiated pr
 
 REVOKE ALL ON FUNCTION "billing"."log_operator_pricing"(uuid, text, uuid, text, jsonb) FROM PUBLIC;
 
+GRANT EXECUTE ON FUNCTION "billing"."log_operator_pricing"(uuid, text, uuid, text, jsonb) TO "service_role";
+
 REVOKE ALL ON FUNCTION "billing"."operator_assign_plan"(uuid, text, text, text) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION "billing"."operator_assign_plan"(uuid, text, text, text) TO "service_role";
@@ -1061,6 +1063,8 @@ REVOKE ALL ON FUNCTION "billing"."price_override_at"(uuid, uuid, timestamp WITH 
 GRANT EXECUTE ON FUNCTION "billing"."price_override_at"(uuid, uuid, timestamp WITH time zone) TO "service_role";
 
 REVOKE ALL ON FUNCTION "billing"."pricing_target"(uuid, text) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION "billing"."pricing_target"(uuid, text) TO "service_role";
 
 REVOKE ALL ON FUNCTION "billing"."require_plan_available"(uuid, public.billing_plans) FROM PUBLIC;
 

@@ -569,6 +569,7 @@ begin
 end;
 $$;
 revoke execute on function billing.log_operator_pricing(uuid, text, uuid, text, jsonb) from public, anon, authenticated;
+grant execute on function billing.log_operator_pricing(uuid, text, uuid, text, jsonb) to service_role;
 
 /**
  * The organization (locked for no key update, the lock checkout takes, so a pricing change and a
@@ -590,6 +591,7 @@ begin
 end;
 $$;
 revoke execute on function billing.pricing_target(uuid, text) from public, anon, authenticated;
+grant execute on function billing.pricing_target(uuid, text) to service_role;
 
 /**
  * Assigns a plan (usually a private one: public.billing_plans.private) to an organization: its
