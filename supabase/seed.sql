@@ -126,6 +126,33 @@ values
   )
 on conflict (code) do nothing;
 
+-- A private plan (enterprise pricing): listed and sold only to the organizations it is assigned
+-- to (public.plan_assignments; the demo organization below). Yearly, bought through checkout.
+insert into public.billing_plans
+  (code, name, description, tier, interval, price_cents, currency, trial_days, features, provider_config, private)
+values
+  (
+    'enterprise_yearly', 'Enterprise (yearly)', 'For organizations with a contract: private, assigned by us.',
+    'enterprise', 'year', 4999000, 'INR', 0,
+    '{
+      "ai_requests_per_minute": 60,
+      "ai_prompts_per_minute": 60,
+      "ai_prompts_per_day": null,
+      "groq_tokens_per_month": 100000000,
+      "max_watchlists": 500,
+      "max_members": 200,
+      "api_access": true,
+      "support_level": "dedicated",
+      "premium_tools": ["screener", "backtester", "alerts"],
+      "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
+      "credits_per_period": 600000,
+      "credits_low_threshold": 5000
+    }'::jsonb,
+    '{}'::jsonb,
+    true
+  )
+on conflict (code) do nothing;
+
 -- -------------------------------------------------------------------------------------------------
 -- Credit packs (bought once at checkout; prices in paise before GST)
 -- -------------------------------------------------------------------------------------------------
@@ -167,6 +194,15 @@ on conflict (id) do nothing;
 insert into public.organization_members (organization_id, user_id, role)
 values ('d0d0d0d0-0000-4000-8000-0000000000a1', 'd0d0d0d0-0000-4000-8000-000000000001', 'owner')
 on conflict (organization_id, user_id) do nothing;
+
+-- The demo organization may see and buy the private Enterprise plan (an operator does this with
+-- billing.operator_assign_plan, which also writes the history; docs/operations.md).
+insert into public.plan_assignments (organization_id, plan_id, contract_ref)
+select 'd0d0d0d0-0000-4000-8000-0000000000a1', p.id, 'DEMO-ENT-001'
+from public.billing_plans p
+where p.code = 'enterprise_yearly'
+  and not exists (select 1 from public.plan_assignments a
+                  where a.organization_id = 'd0d0d0d0-0000-4000-8000-0000000000a1' and a.plan_id = p.id and a.ended_at is null);
 
 -- The seller on the demo's GST invoices (Karnataka). A real deployment sets its own.
 update public.billing_settings

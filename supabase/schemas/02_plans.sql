@@ -4,6 +4,13 @@
 -- The catalog of what is sold: plans (billing_plans) and credit packs (credit_packs, credits
 -- bought once; the credits module grants them when their payment is captured).
 --
+-- Enterprise pricing: a private plan (billing_plans.private) is listed and sold only to the
+-- organizations it is assigned to (plan_assignments; billing.require_plan_available), and an
+-- organization may pay a negotiated price for a plan over a validity period under a contract
+-- (price_overrides). billing.plan_price_for is the one place a plan's price for an organization at
+-- a time is read. Operators write both (billing.operator_assign_plan, operator_set_price_override
+-- and their ends, 08_provider_actions).
+--
 -- The plan catalog (entitlements in `features`), each organization's subscription, the
 -- append-only subscription_history, and the plan in effect, computed on read from the
 -- subscription row and billing.now(): billing.effective_plan, behind get_entitlements,
@@ -84,10 +91,15 @@ create table public.billing_plans (
   active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  constraint billing_plans_free_is_free check (tier <> 'free' or price_cents = 0)
+  private boolean not null default false,
+  constraint billing_plans_free_is_free check (tier <> 'free' or price_cents = 0),
+  constraint billing_plans_free_is_public check (tier <> 'free' or not private)
 );
 
 comment on table public.billing_plans is 'The plan catalog: price, interval, trial days and entitlements (features), one active free plan.';
+
+comment on column public.billing_plans.private is
+  'A private plan (enterprise pricing) is listed and sold only to the organizations it is assigned to (public.plan_assignments); the free plan is never private.';
 
 /** At most one active free plan: the plan in effect for every organization without a paid one. */
 create unique index billing_plans_one_active_free_idx on public.billing_plans (tier)
@@ -260,6 +272,75 @@ alter table public.credit_packs enable row level security;
 create trigger credit_packs_touch_updated_at
   before update on public.credit_packs
   for each row execute function billing.touch_updated_at();
+
+-- -------------------------------------------------------------------------------------------------
+-- plan_assignments and price_overrides (private enterprise pricing)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The organizations a private plan is sold to: a live assignment (ended_at null) lets the
+ * organization's members read the plan and buy it (checkout, change_plan, start_trial). Written
+ * only by billing.operator_assign_plan and ended by billing.operator_unassign_plan (ended_at; the
+ * row stays as the record). A subscription already running on the plan keeps it to its period
+ * end; the organization cannot buy it again once the assignment ended.
+ */
+create table public.plan_assignments (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  plan_id uuid not null references public.billing_plans (id) on delete restrict,
+  contract_ref text check (contract_ref is null or length(btrim(contract_ref)) between 1 and 200),
+  created_at timestamptz not null default now(),
+  ended_at timestamptz
+);
+
+comment on table public.plan_assignments is 'Which organizations may see and buy a private plan; set by operators, a live one has no ended_at.';
+
+/** One live assignment per organization and plan; the policy's and the checks' look-up. */
+create unique index plan_assignments_live_idx on public.plan_assignments (organization_id, plan_id)
+  where ended_at is null;
+
+create index plan_assignments_plan_id_idx on public.plan_assignments (plan_id);
+
+grant select on public.plan_assignments to authenticated;
+
+grant select, insert, update, delete on public.plan_assignments to service_role;
+
+alter table public.plan_assignments enable row level security;
+
+/**
+ * A negotiated price (paise, before GST, in the plan's currency) an organization pays for a plan
+ * (public or private) from valid_from (inclusive) until valid_until (exclusive; null: no end),
+ * under a contract (contract_ref). billing.plan_price_for reads it wherever a price is computed:
+ * checkout and renewal orders, proration, previews, reminders. An order keeps the price it was
+ * created at. Ended early by billing.operator_end_price_override (ended_at: it applies before
+ * that time only). Written only by operators (billing.operator_set_price_override); the live
+ * periods of one organization and plan never overlap.
+ */
+create table public.price_overrides (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  plan_id uuid not null references public.billing_plans (id) on delete restrict,
+  price_paise bigint not null constraint price_overrides_price_positive check (price_paise > 0),
+  valid_from timestamptz not null,
+  valid_until timestamptz,
+  contract_ref text not null check (length(btrim(contract_ref)) between 1 and 200),
+  created_at timestamptz not null default now(),
+  ended_at timestamptz,
+  constraint price_overrides_period check (valid_until is null or valid_until > valid_from)
+);
+
+comment on table public.price_overrides is 'An organization''s negotiated price for a plan over a validity period, under a contract reference; set by operators.';
+
+/** The price look-up: an organization's overrides of a plan, by start. */
+create index price_overrides_organization_plan_idx on public.price_overrides (organization_id, plan_id, valid_from);
+
+create index price_overrides_plan_id_idx on public.price_overrides (plan_id);
+
+grant select on public.price_overrides to authenticated;
+
+grant select, insert, update, delete on public.price_overrides to service_role;
+
+alter table public.price_overrides enable row level security;
 
 -- -------------------------------------------------------------------------------------------------
 -- subscriptions
@@ -808,8 +889,11 @@ revoke execute on function billing.period_end_after(timestamptz, public.billing_
 grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text, timestamptz) to service_role;
 
 /**
- * The list price, in paise, that organization p_organization_id pays for plan p_plan at p_at,
- * before any discount code: what checkout, previews, renewals and proration start from.
+ * The list price in paise (before GST, in the plan's currency) organization p_organization_id pays
+ * for plan p_plan at p_at: its price override for that plan in effect then (valid_from <= p_at <
+ * valid_until, and before ended_at), else the plan's price_cents. Every price of an order, a
+ * renewal, a proration, a preview or a reminder is read through it; an order stores the amount
+ * it was created at, so a later override changes no open order.
  */
 create function billing.plan_price_for(p_organization_id uuid, p_plan public.billing_plans, p_at timestamptz)
 returns bigint
@@ -818,14 +902,74 @@ stable
 set search_path = ''
 as $$
 begin
-  -- One price for every organization at every time: the plan's list price (the organization and
-  -- the time are read so a per-organization price can replace this body without new callers).
-  perform p_organization_id, p_at;
-  return p_plan.price_cents;
+  if p_plan.id is null then
+    return p_plan.price_cents;
+  end if;
+  return coalesce(
+    (select o.price_paise from public.price_overrides o
+     where o.organization_id = p_organization_id and o.plan_id = p_plan.id
+       and o.valid_from <= p_at
+       and (o.valid_until is null or p_at < o.valid_until)
+       and (o.ended_at is null or p_at < o.ended_at)
+     order by o.valid_from desc
+     limit 1),
+    p_plan.price_cents);
 end;
 $$;
 revoke execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) from public;
 grant execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) to authenticated, service_role;
+
+/**
+ * The price override of plan p_plan_id in effect for the organization at p_at, or none (a row
+ * of nulls): what billing.plan_price_for reads, for the order's metadata (override id, contract).
+ */
+create function billing.price_override_at(p_organization_id uuid, p_plan_id uuid, p_at timestamptz)
+returns public.price_overrides
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_override public.price_overrides;
+begin
+  select * into v_override from public.price_overrides o
+  where o.organization_id = p_organization_id and o.plan_id = p_plan_id
+    and o.valid_from <= p_at
+    and (o.valid_until is null or p_at < o.valid_until)
+    and (o.ended_at is null or p_at < o.ended_at)
+  order by o.valid_from desc
+  limit 1;
+  return v_override;
+end;
+$$;
+revoke execute on function billing.price_override_at(uuid, uuid, timestamptz) from public;
+grant execute on function billing.price_override_at(uuid, uuid, timestamptz) to service_role;
+
+/**
+ * Refuses a private plan to an organization it is not assigned to (no live
+ * public.plan_assignments row): P0002 with HINT 'plan_not_available', the message saying the plan
+ * is not available to the organization (as for an unknown plan, nothing says who else has it).
+ * Public plans pass. Called by checkout, change_plan (and its preview) and start_trial before
+ * they write anything.
+ */
+create function billing.require_plan_available(p_organization_id uuid, p_plan public.billing_plans)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if p_plan.private and not exists (
+    select 1 from public.plan_assignments a
+    where a.organization_id = p_organization_id and a.plan_id = p_plan.id and a.ended_at is null
+  ) then
+    raise exception 'plan "%" is not available to this organization', p_plan.code
+      using errcode = 'no_data_found', hint = 'plan_not_available';
+  end if;
+end;
+$$;
+revoke execute on function billing.require_plan_available(uuid, public.billing_plans) from public;
+grant execute on function billing.require_plan_available(uuid, public.billing_plans) to service_role;
 
 /** The actions that record an intent, not a change of the subscription row (billing.log_subscription_intent). */
 create function billing.subscription_intent_actions()
@@ -1030,22 +1174,34 @@ grant execute on function billing.log_subscription_intent(uuid, text, uuid, text
 -- 4. Policies
 -- =================================================================================================
 
-/** billing_plans: visitors (anon) see the active catalog. */
+/** billing_plans: visitors (anon) see the active public catalog (never a private plan). */
 create policy "Visitors can read active plans"
   on public.billing_plans for select to anon
-  using (active);
+  using (active and not private);
 
 /**
- * billing_plans, signed in: the active catalog plus any retired plan one of the user's
- * organizations is (or will be) on. The subquery runs under subscriptions' own policy.
+ * billing_plans, signed in: the active public catalog, the active private plans assigned to one
+ * of the user's organizations, plus any plan one of them is (or will be) on. The subqueries run
+ * under plan_assignments' and subscriptions' own policies.
  */
 create policy "Signed-in users can read active plans and their organizations' plans"
   on public.billing_plans for select to authenticated
   using (
-    active
+    (active and not private)
+    or (active and id in (select a.plan_id from public.plan_assignments a where a.ended_at is null))
     or id in (select s.plan_id from public.subscriptions s)
     or id in (select s.pending_plan_id from public.subscriptions s where s.pending_plan_id is not null)
   );
+
+/** plan_assignments: members read their organization's. */
+create policy "Members can read their organization's plan assignments"
+  on public.plan_assignments for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
+
+/** price_overrides: members read their organization's (the price, its validity, the contract). */
+create policy "Members can read their organization's price overrides"
+  on public.price_overrides for select to authenticated
+  using (organization_id in (select billing.member_organization_ids()));
 
 /** credit_packs: visitors (anon) see the packs on sale. */
 create policy "Visitors can read active credit packs"

@@ -632,6 +632,11 @@ begin
       when 'upgrade' then ' - plan upgrade (prorated)'
       else ' - subscription'
     end;
+    -- A price negotiated under a contract (a price override, billing.plan_price_for): named on the line.
+    if coalesce(v_order.metadata ->> 'contract_ref', v_order.metadata #>> '{quote,to_contract_ref}') is not null then
+      v_description := v_description || pg_catalog.format(' (contract price, %s)',
+        coalesce(v_order.metadata ->> 'contract_ref', v_order.metadata #>> '{quote,to_contract_ref}'));
+    end if;
   end if;
 
   -- The tax is the order's quote (billing.quote_order_tax), recomputed the same way: the invoice

@@ -1193,6 +1193,9 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
  * Razorpay recurring plans). PayU orders are payable at once ('pending'); Razorpay orders stay
  * 'created' until the Razorpay order or subscription is attached (attach_provider_checkout), so an
  * order whose provider call failed can never be paid.
+ * The price is the organization's at the time (billing.plan_price_for: a price override, else
+ * the plan's price); the order keeps it, with the override and its contract in its metadata. A
+ * private plan not assigned to the organization is refused (P0002, HINT 'plan_not_available').
  * Checkout buys a first plan or renews the plan in effect; it never changes plan. Refused (55000)
  * with HINT 'use_change_plan' while a subscription is active or past due on another plan (except
  * change_plan's 'cancel_and_resubscribe': a Razorpay subscription set to cancel at the period
@@ -1233,6 +1236,7 @@ declare
   v_open public.orders;
   v_price jsonb;
   v_discounted boolean;
+  v_override public.price_overrides;
 begin
   if p_provider is null or p_provider not in ('payu', 'razorpay') then
     raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
@@ -1242,6 +1246,10 @@ begin
   if v_plan.id is null then
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
   end if;
+  perform billing.require_plan_available(p_organization_id, v_plan);
+  -- The organization's price now (its price override, else the list price): the order keeps it.
+  v_override := billing.price_override_at(p_organization_id, v_plan.id, v_now);
+  v_plan.price_cents := billing.plan_price_for(p_organization_id, v_plan, v_now);
   if v_plan.price_cents <= 0 or v_plan.tier = 'free' then
     raise exception 'plan "%" is free: there is nothing to pay', v_plan.code
       using errcode = 'object_not_in_prerequisite_state';
@@ -1259,6 +1267,16 @@ begin
   -- checks below see what a concurrent checkout or payment wrote.
   perform 1 from public.organizations o where o.id = p_organization_id for no key update;
   v_rzp_plan := case when p_provider = 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
+  -- Razorpay charges a subscription its plan's own amount: while a price override of the plan is
+  -- current or to come, the organization buys it as one-time Razorpay orders (renewed through
+  -- checkout), never a mandate at the list price.
+  if v_rzp_plan is not null and exists (
+    select 1 from public.price_overrides o
+    where o.organization_id = p_organization_id and o.plan_id = v_plan.id
+      and (o.valid_until is null or o.valid_until > v_now) and (o.ended_at is null or o.ended_at > v_now)
+  ) then
+    v_rzp_plan := null;
+  end if;
 
   select * into v_live from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');
@@ -1311,7 +1329,11 @@ begin
      pg_catalog.jsonb_build_object('plan_code', v_plan.code, 'recurring', v_rzp_plan is not null,
                                    'period_price_cents', (v_price ->> 'price_cents')::bigint)
        || case when v_discounted then pg_catalog.jsonb_build_object('discount_code', v_price ->> 'code', 'discount_terms', v_price -> 'terms')
-               else '{}'::jsonb end,
+               else '{}'::jsonb end
+       || case when v_override.id is not null then pg_catalog.jsonb_build_object(
+            'price_override_id', v_override.id, 'contract_ref', v_override.contract_ref,
+            'list_price_paise', (select p.price_cents from public.billing_plans p where p.id = v_plan.id))
+          else '{}'::jsonb end,
      case when v_discounted then (v_price ->> 'list_cents')::bigint end,
      case when v_discounted then (v_price ->> 'discount_cents')::bigint else 0 end,
      (v_price ->> 'redemption_id')::uuid)

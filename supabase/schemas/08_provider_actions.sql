@@ -528,6 +528,277 @@ revoke execute on function billing.operator_resume(uuid, text) from public, anon
 grant execute on function billing.operator_resume(uuid, text) to service_role;
 
 -- -------------------------------------------------------------------------------------------------
+-- Operators' enterprise pricing: private plans assigned to organizations, price overrides
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Records an operator's pricing decision in public.subscription_history (what members read: the
+ * action, the plan, the terms in metadata, reason 'by an operator', actor 'operator'), with the
+ * operator's own words in billing.operator_notes. No subscription row changes, so the row names
+ * no subscription (subscription_id null: the revenue module, which reads subscription states,
+ * skips it) and no status. Actions: plan_assigned, plan_unassigned, price_override_set,
+ * price_override_ended.
+ */
+create function billing.log_operator_pricing(
+  p_organization_id uuid,
+  p_action text,
+  p_plan_id uuid,
+  p_reason text,
+  p_metadata jsonb
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_history_id uuid;
+begin
+  if p_action not in ('plan_assigned', 'plan_unassigned', 'price_override_set', 'price_override_ended') then
+    raise exception 'not an operator pricing action: %', p_action using errcode = 'invalid_parameter_value';
+  end if;
+  insert into public.subscription_history
+    (organization_id, subscription_id, action, old_plan_id, new_plan_id, old_status, new_status,
+     actor_kind, actor_id, reason, metadata, effective_at, created_at)
+  values
+    (p_organization_id, null, p_action, p_plan_id, p_plan_id, null, null,
+     'operator', null, 'by an operator', coalesce(p_metadata, '{}'::jsonb), billing.now(), pg_catalog.clock_timestamp())
+  returning id into v_history_id;
+  insert into billing.operator_notes (history_id, organization_id, reason)
+  values (v_history_id, p_organization_id, p_reason);
+  return v_history_id;
+end;
+$$;
+revoke execute on function billing.log_operator_pricing(uuid, text, uuid, text, jsonb) from public, anon, authenticated;
+grant execute on function billing.log_operator_pricing(uuid, text, uuid, text, jsonb) to service_role;
+
+/**
+ * The organization (locked for no key update, the lock checkout takes, so a pricing change and a
+ * checkout of the organization serialize) and the plan by code, or P0002 naming the unknown one.
+ */
+create function billing.pricing_target(p_organization_id uuid, p_plan_code text, out plan public.billing_plans)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform 1 from public.organizations o where o.id = p_organization_id for no key update;
+  if not found then
+    raise exception 'unknown organization %', p_organization_id using errcode = 'no_data_found';
+  end if;
+  select * into plan from public.billing_plans p where p.code = p_plan_code;
+  if plan.id is null then
+    raise exception 'no plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+  end if;
+end;
+$$;
+revoke execute on function billing.pricing_target(uuid, text) from public, anon, authenticated;
+grant execute on function billing.pricing_target(uuid, text) to service_role;
+
+/**
+ * Assigns a plan (usually a private one: public.billing_plans.private) to an organization: its
+ * members then read the plan and may buy it. Idempotent: an assignment already live is returned
+ * as it is. History 'plan_assigned' (actor operator; the reason in billing.operator_notes).
+ * postgres and service_role. Returns the assignment's id.
+ * Errors: 22023 no reason; P0002 unknown organization or plan; 55000 the free plan or a retired one.
+ */
+create function billing.operator_assign_plan(
+  p_organization_id uuid,
+  p_plan_code text,
+  p_reason text,
+  p_contract_ref text default null
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_plan public.billing_plans := billing.pricing_target(p_organization_id, p_plan_code);
+  v_id uuid;
+begin
+  if v_plan.tier = 'free' or not v_plan.active then
+    raise exception 'plan "%" is %: only an active paid plan is assigned', v_plan.code,
+      case when v_plan.tier = 'free' then 'the free plan' else 'retired' end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  select a.id into v_id from public.plan_assignments a
+  where a.organization_id = p_organization_id and a.plan_id = v_plan.id and a.ended_at is null;
+  if v_id is not null then
+    return v_id;
+  end if;
+  insert into public.plan_assignments (organization_id, plan_id, contract_ref)
+  values (p_organization_id, v_plan.id, nullif(btrim(p_contract_ref), ''))
+  returning id into v_id;
+  perform billing.log_operator_pricing(p_organization_id, 'plan_assigned', v_plan.id, v_reason,
+    pg_catalog.jsonb_build_object('plan_assignment_id', v_id, 'plan_code', v_plan.code,
+                                  'contract_ref', nullif(btrim(p_contract_ref), '')));
+  return v_id;
+end;
+$$;
+revoke execute on function billing.operator_assign_plan(uuid, text, text, text) from public, anon, authenticated;
+grant execute on function billing.operator_assign_plan(uuid, text, text, text) to service_role;
+
+/**
+ * Ends an organization's live assignment of a plan now: it no longer sees the plan (unless a
+ * subscription of it is on the plan) nor buys it; a subscription running on it keeps it until
+ * its period end. History 'plan_unassigned'. Returns false when there was no live assignment.
+ */
+create function billing.operator_unassign_plan(p_organization_id uuid, p_plan_code text, p_reason text)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_plan public.billing_plans := billing.pricing_target(p_organization_id, p_plan_code);
+  v_id uuid;
+begin
+  update public.plan_assignments a set ended_at = billing.now()
+  where a.organization_id = p_organization_id and a.plan_id = v_plan.id and a.ended_at is null
+  returning a.id into v_id;
+  if v_id is null then
+    return false;
+  end if;
+  perform billing.log_operator_pricing(p_organization_id, 'plan_unassigned', v_plan.id, v_reason,
+    pg_catalog.jsonb_build_object('plan_assignment_id', v_id, 'plan_code', v_plan.code));
+  return true;
+end;
+$$;
+revoke execute on function billing.operator_unassign_plan(uuid, text, text) from public, anon, authenticated;
+grant execute on function billing.operator_unassign_plan(uuid, text, text) to service_role;
+
+/**
+ * Gives an organization a negotiated price for a plan (public or private): p_price_paise before
+ * GST, in the plan's currency, from p_valid_from (inclusive) until p_valid_until (exclusive; null:
+ * until ended), under contract p_contract_ref. Orders created in that period (checkout, renewal
+ * by checkout, upgrades' proration, previews) are priced at it (billing.plan_price_for); orders
+ * already created keep their price. A Razorpay recurring plan (provider_config.razorpay.plan_id)
+ * is sold to the organization as one-time Razorpay orders while an override of it is current or
+ * to come (Razorpay charges a subscription its plan's own amount), so it renews through checkout;
+ * refused (55000) while the organization's subscription on the plan renews by a Razorpay mandate:
+ * cancel it at the period end first (billing.operator_cancel), then the customer renews through
+ * checkout at the override price. History 'price_override_set'. Returns the override's id.
+ * Errors: 22023 no reason, a price that is not positive, a period that is empty or already over,
+ * no contract reference; P0002 unknown organization or plan; 55000 the free plan, a retired plan,
+ * a live Razorpay mandate on the plan, or an override of the same plan overlapping the period
+ * (end it first: billing.operator_end_price_override).
+ */
+create function billing.operator_set_price_override(
+  p_organization_id uuid,
+  p_plan_code text,
+  p_price_paise bigint,
+  p_valid_from timestamptz,
+  p_valid_until timestamptz,
+  p_contract_ref text,
+  p_reason text
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_now timestamptz := billing.now();
+  v_plan public.billing_plans;
+  v_overlap public.price_overrides;
+  v_mandate public.subscriptions;
+  v_id uuid;
+begin
+  if p_price_paise is null or p_price_paise <= 0 then
+    raise exception 'a price override is a positive number of paise, got %', coalesce(p_price_paise::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_valid_from is null then
+    raise exception 'a price override needs valid_from (when it starts)' using errcode = 'invalid_parameter_value';
+  end if;
+  if p_valid_until is not null and p_valid_until <= p_valid_from then
+    raise exception 'a price override must end after it starts: valid_until % is not after valid_from %', p_valid_until, p_valid_from
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_valid_until is not null and p_valid_until <= v_now then
+    raise exception 'a price override ending at % is already over', p_valid_until using errcode = 'invalid_parameter_value';
+  end if;
+  if p_contract_ref is null or length(btrim(p_contract_ref)) not between 1 and 200 then
+    raise exception 'a price override needs a contract reference of 1 to 200 characters' using errcode = 'invalid_parameter_value';
+  end if;
+  v_plan := billing.pricing_target(p_organization_id, p_plan_code);
+  if v_plan.tier = 'free' or not v_plan.active then
+    raise exception 'plan "%" is %: only an active paid plan gets a price override', v_plan.code,
+      case when v_plan.tier = 'free' then 'the free plan' else 'retired' end
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  select * into v_mandate from public.subscriptions s
+  where s.organization_id = p_organization_id and s.plan_id = v_plan.id
+    and s.status in ('trialing', 'active', 'past_due')
+    and s.provider = 'razorpay' and s.provider_subscription_id is not null and not s.cancel_at_period_end;
+  if v_mandate.id is not null then
+    raise exception 'the organization''s subscription on plan "%" renews by Razorpay subscription %, which charges the plan''s own amount: cancel it at the period end first (billing.operator_cancel), then the customer renews through checkout at the override price',
+      v_plan.code, v_mandate.provider_subscription_id
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  select * into v_overlap from public.price_overrides o
+  where o.organization_id = p_organization_id and o.plan_id = v_plan.id
+    and (o.ended_at is null or o.ended_at > o.valid_from)
+    and o.valid_from < coalesce(p_valid_until, 'infinity'::timestamptz)
+    and p_valid_from < least(coalesce(o.valid_until, 'infinity'::timestamptz), coalesce(o.ended_at, 'infinity'::timestamptz))
+  limit 1;
+  if v_overlap.id is not null then
+    raise exception 'price override % (contract %) of plan "%" already covers part of that period: end it first (billing.operator_end_price_override)',
+      v_overlap.id, v_overlap.contract_ref, v_plan.code
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  insert into public.price_overrides (organization_id, plan_id, price_paise, valid_from, valid_until, contract_ref)
+  values (p_organization_id, v_plan.id, p_price_paise, p_valid_from, p_valid_until, btrim(p_contract_ref))
+  returning id into v_id;
+  perform billing.log_operator_pricing(p_organization_id, 'price_override_set', v_plan.id, v_reason,
+    pg_catalog.jsonb_build_object('price_override_id', v_id, 'plan_code', v_plan.code, 'price_paise', p_price_paise,
+                                  'list_price_paise', v_plan.price_cents, 'valid_from', p_valid_from,
+                                  'valid_until', p_valid_until, 'contract_ref', btrim(p_contract_ref)));
+  return v_id;
+end;
+$$;
+revoke execute on function billing.operator_set_price_override(uuid, text, bigint, timestamptz, timestamptz, text, text) from public, anon, authenticated;
+grant execute on function billing.operator_set_price_override(uuid, text, bigint, timestamptz, timestamptz, text, text) to service_role;
+
+/**
+ * Ends a price override now (ended_at): from now on the organization pays the list price (or
+ * another override), and one that had not started never applies. Orders already created keep
+ * their price. History 'price_override_ended'. Returns when it ended.
+ * Errors: 22023 no reason; P0002 unknown override; 55000 already over or ended.
+ */
+create function billing.operator_end_price_override(p_price_override_id uuid, p_reason text)
+returns timestamptz
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_now timestamptz := billing.now();
+  v_override public.price_overrides;
+begin
+  select * into v_override from public.price_overrides o where o.id = p_price_override_id;
+  if v_override.id is null then
+    raise exception 'unknown price override %', p_price_override_id using errcode = 'no_data_found';
+  end if;
+  perform 1 from public.organizations o where o.id = v_override.organization_id for no key update;
+  select * into v_override from public.price_overrides o where o.id = p_price_override_id for update;
+  if v_override.ended_at is not null or v_override.valid_until <= v_now then
+    raise exception 'price override % is already over (%)', v_override.id,
+      coalesce(v_override.ended_at, v_override.valid_until)
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  update public.price_overrides o set ended_at = v_now where o.id = v_override.id;
+  perform billing.log_operator_pricing(v_override.organization_id, 'price_override_ended', v_override.plan_id, v_reason,
+    pg_catalog.jsonb_build_object('price_override_id', v_override.id,
+                                  'plan_code', (select p.code from public.billing_plans p where p.id = v_override.plan_id),
+                                  'price_paise', v_override.price_paise, 'contract_ref', v_override.contract_ref,
+                                  'ended_at', v_now));
+  return v_now;
+end;
+$$;
+revoke execute on function billing.operator_end_price_override(uuid, text) from public, anon, authenticated;
+grant execute on function billing.operator_end_price_override(uuid, text) to service_role;
+
+-- -------------------------------------------------------------------------------------------------
 -- Implementation of the public function (security definer; its wrapper is in section 5)
 -- -------------------------------------------------------------------------------------------------
 

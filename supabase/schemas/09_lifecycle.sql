@@ -232,7 +232,10 @@ revoke execute on function billing.paid_period_price(public.subscriptions, publi
  *    amount_cents, currency, lines: [{description, amount_cents}] (they add up to amount_cents),
  *    effective_at, seconds_left, period_seconds, cycles, unused_cents, subscription_id,
  *    from_plan_code, to_plan_code, current_period_start, paid_period_start, current_period_end,
- *    new_period_end}
+ *    new_period_end, to_price_cents, from_price_cents, to_contract_ref}
+ * Prices are the organization's (billing.plan_price_for): the new plan's at p_at, the current
+ * plan's at the start of its paid period; to_contract_ref names the new plan's price override
+ * (null at the list price).
  * The unused value is of the paid part of the period, from paid_period_start (the trial end for a
  * trial paid before it ended, else current_period_start), at the price it was paid
  * (billing.paid_period_price: after its discount). new_period_end is the end of the new plan's
@@ -279,6 +282,7 @@ begin
   if v_to.id is null then
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
   end if;
+  perform billing.require_plan_available(p_organization_id, v_to);
   if v_to.tier = 'free' or v_to.price_cents = 0 then
     raise exception 'plan "%" is the free plan: to move to it, cancel the subscription (cancel_subscription)', v_to.code
       using errcode = 'invalid_parameter_value';
@@ -289,12 +293,18 @@ begin
   select * into v_from from public.billing_plans p where p.id = v_sub.plan_id;
   perform billing.refuse_plan_change(v_sub, v_from, v_to, p_at);
 
+  -- The organization's prices (billing.plan_price_for: a price override, else the list price):
+  -- the new plan's now, the current plan's as it was when its paid period started. From here on
+  -- price_cents of both records is what this organization pays.
+  v_paid_start := greatest(v_sub.current_period_start, coalesce(v_sub.trial_end, v_sub.current_period_start));
+  v_to.price_cents := billing.plan_price_for(p_organization_id, v_to, p_at);
+  v_from.price_cents := billing.plan_price_for(p_organization_id, v_from, v_paid_start);
+
   v_kind := case when billing.is_upgrade(v_from, v_to) then 'upgrade' else 'downgrade' end;
   v_recurring := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;
   -- The paid part of the period: a trial paid before its end keeps current_period_start at the
   -- trial start and runs its first paid period from trial_end (apply_captured_payment extends from
   -- the period end), so trial days are not paid time. From there, unused <= cycles x price.
-  v_paid_start := greatest(v_sub.current_period_start, coalesce(v_sub.trial_end, v_sub.current_period_start));
   v_unused := billing.unused_value(billing.paid_period_price(v_sub, v_from, p_at), v_from.interval, v_paid_start,
                                   v_sub.current_period_end, p_at);
   if v_kind = 'downgrade' and not v_recurring and nullif(btrim(coalesce(p_discount_code, '')), '') is not null then
@@ -368,7 +378,10 @@ begin
     'paid_period_start', v_paid_start,
     'current_period_end', v_sub.current_period_end,
     'new_period_end', billing.period_end_after(v_effective_at, v_to.interval, v_timezone),
-    'period_price_cents', v_to_price) || v_discount;
+    'period_price_cents', v_to_price,
+    'to_price_cents', v_to.price_cents,
+    'from_price_cents', v_from.price_cents,
+    'to_contract_ref', (billing.price_override_at(p_organization_id, v_to.id, p_at)).contract_ref) || v_discount;
 end;
 $$;
 revoke execute on function billing.plan_change_quote(uuid, text, timestamptz, text) from public;
@@ -800,6 +813,7 @@ begin
   if v_plan.id is null then
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
   end if;
+  perform billing.require_plan_available(p_organization_id, v_plan);
   if v_plan.tier = 'free' or v_plan.price_cents = 0 then
     raise exception 'plan "%" is free: there is nothing to try', v_plan.code using errcode = 'invalid_parameter_value';
   end if;
@@ -909,7 +923,8 @@ begin
     v_currency := coalesce(v_action.payload ->> 'currency', 'INR');
   elsif v_plan.id is not null then
     select q.amount_cents into v_amount
-    from billing.order_tax_quote(v_org.id, v_plan.price_cents,
+    from billing.order_tax_quote(v_org.id,
+                                 billing.plan_price_for(v_org.id, v_plan, coalesce(v_sub.current_period_end, billing.now())),
                                  coalesce(v_settings.prices_include_tax, false)
                                  or v_sub.provider_subscription_id is not null, v_plan.currency) q;
     v_currency := v_plan.currency;
@@ -1337,7 +1352,8 @@ declare
 begin
   with due as (
     select s.id, s.organization_id, s.current_period_end, s.provider, s.provider_subscription_id,
-           p.id as plan_id, p.code as plan_code, p.name as plan_name, p.price_cents, p.currency,
+           p.id as plan_id, p.code as plan_code, p.name as plan_name,
+           billing.plan_price_for(s.organization_id, p, s.current_period_end) as price_cents, p.currency,
            c.code as current_plan_code,
            case
              when s.provider = 'razorpay' and s.provider_subscription_id is not null then 'pre_debit_notice'
@@ -1381,7 +1397,7 @@ begin
   if v_n < p_limit then
     with fresh as (
       select s.id, s.organization_id, s.trial_end, p.id as plan_id, p.code as plan_code,
-             p.name as plan_name, p.price_cents, p.currency,
+             p.name as plan_name, billing.plan_price_for(s.organization_id, p, s.trial_end) as price_cents, p.currency,
              pg_catalog.format('trial_ending:%s:%s', s.id, extract(epoch from s.trial_end)::bigint) as dedupe_key
       from public.subscriptions s
       join public.billing_plans p on p.id = s.plan_id
@@ -1426,7 +1442,7 @@ declare
 begin
   with due as (
     select s.id, s.organization_id, s.current_period_end, p.id as plan_id, p.code as plan_code,
-           p.price_cents, p.currency,
+           billing.plan_price_for(s.organization_id, p, v_now) as price_cents, p.currency,
            case when v_now < s.current_period_end + interval '2 days' then 1 else 3 end as day
     from public.subscriptions s
     join public.billing_plans p on p.id = s.plan_id

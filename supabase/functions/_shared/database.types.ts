@@ -830,6 +830,9 @@ isOneToOne: true
 "lock_open_upgrade_orders":
 { Args: { "p_organization_id": string }; Returns: undefined
                            },
+"log_operator_pricing":
+{ Args: { "p_action": string,"p_metadata": Json,"p_organization_id": string,"p_plan_id": string,"p_reason": string }; Returns: string
+                           },
 "log_subscription_intent":
 { Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_metadata"?: Json,"p_plan_id": string,"p_reason"?: string,"p_subscription_id": string }; Returns: undefined
                            },
@@ -877,8 +880,14 @@ isOneToOne: true
 "number_in_words":
 { Args: { "p_number": number }; Returns: string
                            },
+"operator_assign_plan":
+{ Args: { "p_contract_ref"?: string,"p_organization_id": string,"p_plan_code": string,"p_reason": string }; Returns: string
+                           },
 "operator_cancel":
 { Args: { "p_at_period_end": boolean,"p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
+                           },
+"operator_end_price_override":
+{ Args: { "p_price_override_id": string,"p_reason": string }; Returns: string
                            },
 "operator_extend_period":
 { Args: { "p_interval": string,"p_organization_id": string,"p_reason": string }; Returns: string
@@ -902,6 +911,12 @@ isOneToOne: true
                            },
 "operator_resume":
 { Args: { "p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
+                           },
+"operator_set_price_override":
+{ Args: { "p_contract_ref": string,"p_organization_id": string,"p_plan_code": string,"p_price_paise": number,"p_reason": string,"p_valid_from": string,"p_valid_until": string }; Returns: string
+                           },
+"operator_unassign_plan":
+{ Args: { "p_organization_id": string,"p_plan_code": string,"p_reason": string }; Returns: boolean
                            },
 "order_quote_problem":
 { Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_paid_at": string }; Returns: string
@@ -940,6 +955,22 @@ isOneToOne: true
 "preview_plan_change":
 { Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"price_override_at":
+{ Args: { "p_at": string,"p_organization_id": string,"p_plan_id": string }; Returns: Database["public"]['Tables']["price_overrides"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "price_overrides"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"pricing_target":
+{ Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Database["public"]['Tables']["billing_plans"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "billing_plans"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "provider_action":
 { Args: { "p_at_cycle_end": boolean,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
                            },
@@ -1008,6 +1039,9 @@ isOneToOne: true
                            },
 "require_operator_reason":
 { Args: { "p_reason": string }; Returns: string
+                           },
+"require_plan_available":
+{ Args: { "p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
                            },
 "require_role":
 { Args: { "p_action"?: string,"p_organization_id": string,"p_roles": (Database["public"]['Enums']["member_role"])[] }; Returns: Database["public"]['Enums']["member_role"]
@@ -1215,14 +1249,14 @@ isOneToOne: false
                   ]
                 },"billing_plans": {
                   Row: {
-                    "active": boolean,"code": string,"created_at": string,"currency": string,"description": string | null,"features": NonNullable<Json>,"id": string,"interval": Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config": NonNullable<Json>,"tier": Database["public"]['Enums']["plan_tier"],"trial_days": number,"updated_at": string
+                    "active": boolean,"code": string,"created_at": string,"currency": string,"description": string | null,"features": NonNullable<Json>,"id": string,"interval": Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"private": boolean,"provider_config": NonNullable<Json>,"tier": Database["public"]['Enums']["plan_tier"],"trial_days": number,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "active"?: boolean,"code": string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"provider_config"?: NonNullable<Json>,"tier": Database["public"]['Enums']["plan_tier"],"trial_days"?: number,"updated_at"?: string
+                    "active"?: boolean,"code": string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name": string,"price_cents": number,"private"?: boolean,"provider_config"?: NonNullable<Json>,"tier": Database["public"]['Enums']["plan_tier"],"trial_days"?: number,"updated_at"?: string
                   }
                   Update: {
-                    "active"?: boolean,"code"?: string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name"?: string,"price_cents"?: number,"provider_config"?: NonNullable<Json>,"tier"?: Database["public"]['Enums']["plan_tier"],"trial_days"?: number,"updated_at"?: string
+                    "active"?: boolean,"code"?: string,"created_at"?: string,"currency"?: string,"description"?: string | null,"features"?: NonNullable<Json>,"id"?: string,"interval"?: Database["public"]['Enums']["billing_interval"],"name"?: string,"price_cents"?: number,"private"?: boolean,"provider_config"?: NonNullable<Json>,"tier"?: Database["public"]['Enums']["plan_tier"],"trial_days"?: number,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -1599,6 +1633,58 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"plan_assignments": {
+                  Row: {
+                    "contract_ref": string | null,"created_at": string,"ended_at": string | null,"id": string,"organization_id": string,"plan_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "contract_ref"?: string | null,"created_at"?: string,"ended_at"?: string | null,"id"?: string,"organization_id": string,"plan_id": string
+                  }
+                  Update: {
+                    "contract_ref"?: string | null,"created_at"?: string,"ended_at"?: string | null,"id"?: string,"organization_id"?: string,"plan_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "plan_assignments_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "plan_assignments_plan_id_fkey"
+      columns: ["plan_id"]
+isOneToOne: false
+      referencedRelation: "billing_plans"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"price_overrides": {
+                  Row: {
+                    "contract_ref": string,"created_at": string,"ended_at": string | null,"id": string,"organization_id": string,"plan_id": string,"price_paise": number,"valid_from": string,"valid_until": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "contract_ref": string,"created_at"?: string,"ended_at"?: string | null,"id"?: string,"organization_id": string,"plan_id": string,"price_paise": number,"valid_from": string,"valid_until"?: string | null
+                  }
+                  Update: {
+                    "contract_ref"?: string,"created_at"?: string,"ended_at"?: string | null,"id"?: string,"organization_id"?: string,"plan_id"?: string,"price_paise"?: number,"valid_from"?: string,"valid_until"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "price_overrides_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "price_overrides_plan_id_fkey"
+      columns: ["plan_id"]
+isOneToOne: false
+      referencedRelation: "billing_plans"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"subscription_history": {
                   Row: {
                     "action": string,"actor_id": string | null,"actor_kind": Database["public"]['Enums']["actor_kind"],"created_at": string,"effective_at": string,"id": string,"metadata": NonNullable<Json>,"new_plan_id": string | null,"new_status": Database["public"]['Enums']["subscription_status"] | null,"old_plan_id": string | null,"old_status": Database["public"]['Enums']["subscription_status"] | null,"organization_id": string,"reason": string | null,"subscription_id": string | null
@@ -1650,6 +1736,7 @@ isOneToOne: false
 "interval": Database["public"]['Enums']["billing_interval"],
 "name": string,
 "price_cents": number,
+"private": boolean,
 "provider_config": NonNullable<Json>,
 "tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
@@ -1665,6 +1752,7 @@ isOneToOne: false
 "interval": Database["public"]['Enums']["billing_interval"],
 "name": string,
 "price_cents": number,
+"private": boolean,
 "provider_config": NonNullable<Json>,
 "tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
@@ -1782,6 +1870,7 @@ isOneToOne: false
 "interval": Database["public"]['Enums']["billing_interval"],
 "name": string,
 "price_cents": number,
+"private": boolean,
 "provider_config": NonNullable<Json>,
 "tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,
@@ -1864,6 +1953,7 @@ isOneToOne: false
 "interval": Database["public"]['Enums']["billing_interval"],
 "name": string,
 "price_cents": number,
+"private": boolean,
 "provider_config": NonNullable<Json>,
 "tier": Database["public"]['Enums']["plan_tier"],
 "trial_days": number,

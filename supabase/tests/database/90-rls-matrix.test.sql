@@ -60,6 +60,16 @@ insert into public.orders (id, organization_id, plan_id, provider, receipt, amou
   ('f0000000-0000-4000-8000-000000000003', 'bbbbbbbb-0000-4000-8000-00000000000b',
    'c0000000-0000-4000-8000-000000000002', 'payu', 'rls_b_order', 200, 'created', null);
 
+-- Private enterprise pricing: a private plan assigned to organization A, and A's price override.
+insert into public.billing_plans (id, code, name, tier, interval, price_cents, active, private) values
+  ('c0000000-0000-4000-8000-000000000004', 'rls_private', 'RLS private plan', 'enterprise', 'month', 400, true, true);
+insert into public.plan_assignments (id, organization_id, plan_id, contract_ref) values
+  ('c0000000-0000-4000-8000-0000000000a1', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-000000000004', 'RLS-1');
+insert into public.price_overrides (id, organization_id, plan_id, price_paise, valid_from, contract_ref) values
+  ('c0000000-0000-4000-8000-0000000000a2', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'c0000000-0000-4000-8000-000000000004', 390, '2026-01-01', 'RLS-1');
+
 -- Credit packs: one on sale, and a retired one organization A ordered (a member of A still reads it).
 insert into public.credit_packs (id, code, name, credits, price_paise, active) values
   ('c0000000-0000-4000-8000-0000000000c1', 'rls_pack', 'RLS pack', 10, 100, true),
@@ -177,6 +187,12 @@ insert into rls_targets values
    $$insert into public.billing_plans (code, name, tier, price_cents) values ('rls_inserted', 'Inserted', 'basic', 100)$$),
   ('credit_packs', $$code = 'rls_pack'$$,
    $$insert into public.credit_packs (code, name, credits, price_paise) values ('rls_inserted', 'Inserted', 10, 100)$$),
+  ('plan_assignments', $$id = 'c0000000-0000-4000-8000-0000000000a1'$$,
+   $$insert into public.plan_assignments (organization_id, plan_id)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-000000000001')$$),
+  ('price_overrides', $$id = 'c0000000-0000-4000-8000-0000000000a2'$$,
+   $$insert into public.price_overrides (organization_id, plan_id, price_paise, valid_from, contract_ref)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-000000000002', 150, '2026-01-01', 'RLS-2')$$),
   ('subscriptions', $$id = 'd0000000-0000-4000-8000-000000000001'$$,
    $$insert into public.subscriptions (organization_id, plan_id, status)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-000000000002', 'canceled')$$),
@@ -290,6 +306,18 @@ insert into rls_expectations values
   ('credit_packs',           'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('credit_packs',           'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('credit_packs',           'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- Private pricing: members read their organization's assignments and overrides; only the
+  -- service side (the operators' functions) writes them.
+  ('plan_assignments',       'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('plan_assignments',       'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('plan_assignments',       'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('plan_assignments',       'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  ('price_overrides',        'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('price_overrides',        'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('price_overrides',        'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('price_overrides',        'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   ('subscriptions',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('subscriptions',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
@@ -518,7 +546,7 @@ select plan(
   5
   + (select count(*)::integer from rls_targets)
   + (select count(*)::integer from rls_results)
-  + 12
+  + 15
 );
 
 select set_eq(
@@ -635,6 +663,27 @@ select is(
      $$select count(*) from public.billing_plans where code = 'rls_retired'$$, true)).outcome,
   'none',
   'the outsider cannot read a retired plan only organization A is on'
+);
+
+select is(
+  (pg_temp.rls_try('anon', '{"role":"anon"}',
+     $$select count(*) from public.billing_plans where code = 'rls_private'$$, true)).outcome,
+  'none',
+  'anon cannot read a private plan'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000004","role":"authenticated"}',
+     $$select count(*) from public.billing_plans where code = 'rls_private'$$, true)).outcome,
+  'none',
+  'the outsider cannot read a private plan assigned only to organization A'
+);
+
+select is(
+  (pg_temp.rls_try('authenticated', '{"sub":"a1111111-0000-4000-8000-000000000003","role":"authenticated"}',
+     $$select count(*) from public.billing_plans where code = 'rls_private'$$, true)).outcome,
+  'rows',
+  'a member of A reads the private plan assigned to A'
 );
 
 select is(
