@@ -109,7 +109,7 @@ create table public.credit_grants (
   created_at timestamptz not null default now(),
   revoke_owed bigint not null default 0 constraint credit_grants_revoke_owed_not_negative check (revoke_owed >= 0),
   constraint credit_grants_remaining_range check (remaining between 0 and amount),
-  constraint credit_grants_expiry_after_start check (expires_at is null or expires_at > effective_from),
+  constraint credit_grants_expiry_after_start check (expires_at is null or expires_at >= effective_from),
   constraint credit_grants_subscription_has_period
     check (source <> 'subscription' or (subscription_id is not null and period_start is not null))
 );
@@ -797,6 +797,12 @@ begin
       raise exception 'consume_credits: request id % was charged for % x % already', p_request_id,
         v_charge.quantity, v_charge.event_code using errcode = 'invalid_parameter_value';
     end if;
+    if v_charge.charged = 0 then
+      -- Sent again after it was released: charged anew, as a released usage request is counted anew.
+      select a.charged, a.credits, a.balance, a.charge_id, a.grants into charged, credits, balance, charge_id, grants
+      from billing.adjust_charge('consume_credits', p_organization_id, p_request_id, v_charge.credits) a;
+      return;
+    end if;
     -- A retry: the first answer, charged once.
     charged := true;
     credits := v_charge.credits;
@@ -910,12 +916,39 @@ revoke execute on function billing.operator_grant_credits(uuid, bigint, timestam
 grant execute on function billing.operator_grant_credits(uuid, bigint, timestamptz, text, public.credit_source) to service_role;
 
 /**
- * A plan's credits for a subscription's current period: on a subscription that is active with a
- * period, grants what the plan in effect gives per period (`credits_per_period`) less what this
- * period was already granted, lapsing at the period's end. So a period is granted once however
- * often its payment is delivered, an upgrade mid-period tops up to the new plan's credits, and a
- * downgrade takes nothing back. When a period's end moves (an operator extends it, a refund
- * shortens it), the period's credits lapse at the new end.
+ * Cuts a subscription's plan credits at p_at: its subscription grants still live after p_at lapse
+ * then (a grant whose span starts after p_at never becomes live); the expiry job or the next
+ * charge expires what is left into the ledger. Takes the organization's credit lock first.
+ */
+create function billing.cut_period_credits(p_subscription public.subscriptions, p_at timestamptz)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  perform billing.lock_credits(p_subscription.organization_id);
+  update public.credit_grants g set expires_at = greatest(p_at, g.effective_from)
+  where g.subscription_id = p_subscription.id and g.source = 'subscription' and g.expired_at is null
+    and (g.expires_at is null or g.expires_at > p_at);
+end;
+$$;
+
+revoke execute on function billing.cut_period_credits(public.subscriptions, timestamptz) from public;
+
+/**
+ * A plan's credits follow the spans a subscription is paid for (a trigger on subscriptions, so
+ * every path that changes a period is covered: a webhook, reconcile, an operator, the jobs):
+ * - a paid span gets the plan's `credits_per_period`, granted once per span and plan (a payment
+ *   delivered three times is one grant), effective from the span's start and lapsing at its end.
+ *   A span is the period from `current_period_start`, or, when a renewal paid before the period
+ *   ended stacks a period on it (`renewed`, same start, a later end), the new period from the old
+ *   end; an upgrade within a span tops it up to the new plan's credits, a downgrade takes nothing;
+ * - a new run of periods (the period start moves: a plan change that starts a new period, an
+ *   activation) cuts the previous span's credits at the new start; a period end moved earlier (a
+ *   refund) cuts them at the new end; a subscription that stops running (cancelled, expired)
+ *   cuts them now; an end moved later by anything but a paid renewal (an operator's extension)
+ *   moves their expiry with it.
  */
 create function billing.grant_period_credits()
 returns trigger
@@ -924,19 +957,38 @@ security definer
 set search_path = ''
 as $$
 declare
+  v_context text := pg_catalog.current_setting('billing.change_context', true);
+  v_action text;
+  v_span_start timestamptz := new.current_period_start;
   v_per_period bigint;
   v_granted bigint;
+  v_running constant public.subscription_status[] := '{trialing,active,past_due}';
 begin
-  if new.current_period_start is null or new.current_period_end is null then
-    return null;
+  if coalesce(v_context, '') <> ''
+     and (v_context::jsonb ->> 'command_at')::timestamptz = pg_catalog.statement_timestamp() then
+    v_action := v_context::jsonb ->> 'action';
   end if;
-  if tg_op = 'UPDATE' and new.current_period_start = old.current_period_start
-     and new.current_period_end <> old.current_period_end then
-    update public.credit_grants g set expires_at = new.current_period_end
-    where g.subscription_id = new.id and g.period_start = new.current_period_start and g.source = 'subscription'
-      and g.expired_at is null and g.expires_at is distinct from new.current_period_end;
+  if tg_op = 'UPDATE' then
+    if old.status = any (v_running) and not (new.status = any (v_running)) then
+      perform billing.cut_period_credits(new, billing.now());
+      return null;
+    elsif new.current_period_start is distinct from old.current_period_start and new.current_period_start is not null then
+      perform billing.cut_period_credits(old, new.current_period_start);
+    elsif new.current_period_end < old.current_period_end then
+      perform billing.cut_period_credits(new, new.current_period_end);
+    elsif new.current_period_end > old.current_period_end then
+      if v_action = 'renewed' then
+        v_span_start := old.current_period_end;
+      else
+        perform billing.lock_credits(new.organization_id);
+        update public.credit_grants g set expires_at = new.current_period_end
+        where g.subscription_id = new.id and g.source = 'subscription' and g.expired_at is null
+          and g.expires_at = old.current_period_end;
+      end if;
+    end if;
   end if;
-  if new.status <> 'active' or new.current_period_end <= billing.now() then
+  if new.status <> 'active' or v_span_start is null or new.current_period_end is null
+     or new.current_period_end <= billing.now() then
     return null;
   end if;
   select (p.features ->> 'credits_per_period')::bigint into v_per_period
@@ -946,17 +998,17 @@ begin
   end if;
   select coalesce(sum(g.amount), 0) into v_granted
   from public.credit_grants g
-  where g.subscription_id = new.id and g.period_start = new.current_period_start and g.source = 'subscription';
+  where g.subscription_id = new.id and g.period_start = v_span_start and g.source = 'subscription';
   if v_granted >= v_per_period then
     return null;
   end if;
   perform billing.add_credit_grant(new.organization_id, 'subscription', v_per_period - v_granted,
     p_expires_at => new.current_period_end,
     p_reason => 'credits of the period',
-    p_dedupe_key => pg_catalog.format('period:%s:%s:%s', new.id, extract(epoch from new.current_period_start), new.plan_id),
+    p_dedupe_key => pg_catalog.format('period:%s:%s:%s', new.id, extract(epoch from v_span_start), new.plan_id),
     p_subscription_id => new.id,
-    p_period_start => new.current_period_start,
-    p_effective_from => new.current_period_start);
+    p_period_start => v_span_start,
+    p_effective_from => v_span_start);
   return null;
 end;
 $$;
