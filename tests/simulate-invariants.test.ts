@@ -197,7 +197,10 @@ function creditedOrg(): Snapshot {
   s.credit_grants = [{ id: "g1", organization_id: ORG, source: "subscription", amount: 100, remaining: 70, expires_ms: s.now_ms + 20 * DAY }];
   s.credit_charges = [{ organization_id: ORG, request_id: "c1", charged: 30 }];
   s.credit_calls = [{ organization_id: ORG, request_id: "c1", credits: 30, released: false }];
-  s.credit_periods = [{ organization_id: ORG, subscription_id: "sub1", period_start: "2027-01-01", granted: 100, most: 100, current: true, per_period: 100 }];
+  s.credit_periods = [
+    { organization_id: ORG, subscription_id: "sub1", period_start: "2027-01-01", granted: 100, most: 100, current: false, per_period: 0 },
+    { organization_id: ORG, subscription_id: "sub1", period_start: "now", granted: 100, most: 2147483647, current: true, per_period: 100 },
+  ];
   return s;
 }
 
@@ -235,8 +238,8 @@ Deno.test("7: a period granted twice, or a running period without its credits", 
   s.credit_periods[0].granted = 200;
   assert(checkCredits(s).some((x) => x.detail.includes("was granted 200 credits, its plans give at most 100")));
   const t = creditedOrg();
-  t.credit_periods[0].granted = 0;
-  assert(checkCredits(t).some((x) => x.detail.includes("has 0 credits, its plan gives 100")));
+  t.credit_periods[1].granted = 0;
+  assert(checkCredits(t).some((x) => x.detail.includes("paid span running now has 0 credits, its plan gives 100")));
 });
 
 Deno.test("7: a refunded pack that keeps more than its share not refunded", () => {

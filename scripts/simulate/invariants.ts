@@ -134,7 +134,7 @@ export interface CreditGrantRow {
   expires_ms: number | null;
 }
 
-/** A paid period's subscription credits: what was granted, against the most any of its plans gives. */
+/** A paid span's subscription credits: what was granted, against the most any of its plans gives; or the credits live now. */
 export interface CreditPeriodRow {
   organization_id: string;
   subscription_id: string;
@@ -142,7 +142,10 @@ export interface CreditPeriodRow {
   granted: number;
   /** The largest credits_per_period of the plans the period's grants were made for. */
   most: number;
-  /** The period is current and its subscription active: its plan's credits must be there. */
+  /**
+   * A row for now (period_start 'now'): the subscription is active and a paid span covers now, and
+   * `granted` is its plan credits live now, which must be at least its plan's.
+   */
   current: boolean;
   /** credits_per_period of the plan in effect now. */
   per_period: number;
@@ -497,7 +500,7 @@ export function checkCredits(s: Snapshot): Violation[] {
       out.push(v(name, p.organization_id, `subscription ${p.subscription_id}'s period from ${p.period_start} was granted ${p.granted} credits, its plans give at most ${p.most}`));
     }
     if (p.current && p.granted < p.per_period) {
-      out.push(v(name, p.organization_id, `subscription ${p.subscription_id}'s running period from ${p.period_start} has ${p.granted} credits, its plan gives ${p.per_period}`));
+      out.push(v(name, p.organization_id, `subscription ${p.subscription_id}'s paid span running ${p.period_start} has ${p.granted} credits, its plan gives ${p.per_period}`));
     }
   }
   return out;

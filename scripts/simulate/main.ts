@@ -1117,27 +1117,29 @@ async function snapshot(): Promise<Snapshot> {
           from public.credit_grants where organization_id = any(${ids})`,
       sql`select organization_id, request_id, charged::int from public.credit_charges
           where organization_id = any(${ids}) and request_id is not null`,
-      // A paid period's grants name the plan they were made for in their dedupe key (period:<sub>:<start>:<plan>).
+      // At most: a paid span's grants (they name the plan they were made for in their dedupe key,
+      // period:<sub>:<start>:<plan>) add up to no more than the largest credits of those plans.
+      // At least: an active subscription whose paid span covers now (after its trial, when paid
+      // during one) has live plan credits of at least its plan's credits_per_period.
       sql`select s.organization_id, s.id as subscription_id, g.period_start::text,
             coalesce(sum(g.amount), 0)::int as granted,
             coalesce((select max((p.features ->> 'credits_per_period')::int) from public.billing_plans p
                       where p.id::text in (select split_part(x.dedupe_key, ':', 4) from public.credit_grants x
                                            where x.subscription_id = s.id and x.period_start = g.period_start)), 0) as most,
-            bool_or(s.status = 'active' and s.current_period_start = g.period_start
-                    and s.current_period_end > billing.now() and s.current_period_start <= billing.now()) as current,
-            coalesce(max((cp.features ->> 'credits_per_period')::int), 0) as per_period
+            false as current, 0 as per_period
           from public.credit_grants g
           join public.subscriptions s on s.id = g.subscription_id
-          join public.billing_plans cp on cp.id = s.plan_id
           where g.source = 'subscription' and s.organization_id = any(${ids})
           group by s.organization_id, s.id, g.period_start
           union all
-          select s.organization_id, s.id, s.current_period_start::text, 0, 0, true, (p.features ->> 'credits_per_period')::int
+          select s.organization_id, s.id, 'now', coalesce((select sum(g.amount) from public.credit_grants g
+            where g.subscription_id = s.id and g.source = 'subscription'
+              and g.effective_from <= billing.now() and g.expires_at > billing.now()), 0)::int,
+            2147483647, true, (p.features ->> 'credits_per_period')::int
           from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
           where s.organization_id = any(${ids}) and s.status = 'active' and (p.features ->> 'credits_per_period')::int > 0
-            and s.current_period_start <= billing.now() and s.current_period_end > billing.now()
-            and not exists (select from public.credit_grants g where g.subscription_id = s.id
-                            and g.period_start = s.current_period_start and g.source = 'subscription')`,
+            and greatest(s.current_period_start, coalesce(s.trial_end, s.current_period_start)) <= billing.now()
+            and s.current_period_end > billing.now()`,
       sql`select g.organization_id, g.id as grant_id, g.amount::int, g.remaining::int, pe.amount_cents::int as captured,
             coalesce((select sum(r.amount_cents) from public.payment_events r where r.status = 'refunded'
                       and r.details ->> 'captured_payment_event_id' = pe.id::text), 0)::int as refunded

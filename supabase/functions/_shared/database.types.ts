@@ -638,6 +638,9 @@ isOneToOne: true
 "credits_low_threshold":
 { Args: { "p_organization_id": string }; Returns: number
                            },
+"cut_period_credits":
+{ Args: { "p_at": string,"p_subscription": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: undefined
+                           },
 "deactivate_discount_code":
 { Args: { "p_code": string,"p_reason": string }; Returns: {
               "active": boolean,
