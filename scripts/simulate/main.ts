@@ -750,7 +750,8 @@ async function useQuota(o: Org) {
 
 /**
  * Credits: a few charges (a quarter of them retries of an earlier request id, which must charge
- * nothing more), now and then a release of an earlier charge, and a promotion that lapses.
+ * nothing more, unless it was released: then it is charged anew), now and then a release of an
+ * earlier charge, and a promotion that lapses.
  */
 async function useCredits(o: Org) {
   const mine = creditCalls.filter((c) => c.organization_id === o.id);
@@ -759,7 +760,10 @@ async function useCredits(o: Org) {
     const rid = again?.request_id ?? simId("cr");
     const quantity = again ? again.credits : int(1, 60);
     const [r] = await sql`select charged, credits::int from public.consume_credits(${o.id}, 'api_call_basic', ${quantity}, ${rid})`;
-    if (again) {
+    if (again?.released) {
+      // Sent again after its release: charged anew when the balance covers it.
+      if (r.charged) again.released = false;
+    } else if (again) {
       if (!r.charged || r.credits !== again.credits) throw new Error(`credits: the retry of ${rid} answered ${JSON.stringify(r)}, not its first charge`);
     } else if (r.charged) {
       const call = { organization_id: o.id, request_id: rid, credits: r.credits as number, released: false };
