@@ -3,6 +3,9 @@
 // text a PDF parser extracts, with the values of the invoice row; who may fetch it (members and
 // the service key; a non-member 403, an unknown id 404, a malformed id 400, a POST 405); the same
 // invoice renders to identical bytes; and, where pdftoppm is installed, page 1 is not blank.
+// A discounted invoice (a code checked out and paid as a customer would) shows the list price, the
+// discount with its code, the taxable value left, the GST on that value and the total charged; an
+// undiscounted one has no discount row.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
 import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
@@ -26,6 +29,8 @@ interface Fixture {
   ownerToken: string;
   outsiderToken: string;
   invoices: Record<"intra" | "inter" | "export", string>;
+  /** An intra-state invoice of an order checked out with a 12.34 % code and paid. */
+  discounted: { invoiceId: string; code: string; ownerToken: string };
 }
 
 const sql = adminSql();
@@ -64,15 +69,49 @@ function setup(): Promise<Fixture> {
       invoices[kind] = id;
     }
     const [{ id: creditNoteId }] = await sql`select billing.issue_credit_note(${invoices.intra}, 10000, 'partial refund') as id`;
+    const discounted = await discountedInvoice(tag, orgs.intra);
     return {
       invoiceId: invoices.intra,
       creditNoteId,
       ownerToken: await mintToken(owner),
       outsiderToken: await mintToken(outsider),
       invoices,
+      discounted,
     };
   })();
   return fixture;
+}
+
+/**
+ * A discounted invoice made as a customer makes one (as tests/discounts.test.ts does): a 12.34 %
+ * code for the plan, an order checked out with it by the owner (create_checkout_order), and its
+ * payment applied by the payment path (apply_payment_event), which issues the invoice.
+ */
+async function discountedInvoice(planCode: string, profile: Row) {
+  const owner = await createUser(sql); // the fixture's owner already owns as many organizations as one may
+  const code = `PDF${crypto.randomUUID().replaceAll("-", "").slice(0, 8).toUpperCase()}`;
+  await sql`select billing.create_discount_code(${code}, ${sql.json({ percent_bps: 1234, plans: [planCode] })})`;
+  const [{ id: orgId }] = await sql`insert into public.organizations ${
+    sql({ ...profile, name: `${planCode} discounted`, billing_name: "Kaveri Discounted Private Limited" })
+  } returning id`;
+  await sql`insert into public.organization_members (organization_id, user_id, role) values (${orgId}, ${owner}, 'owner')`;
+  const order = await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify({ sub: owner, role: "authenticated" })}, true)`;
+    const [row] = await tx`select order_id, receipt, amount_cents::bigint as amount
+      from public.create_checkout_order(${orgId}, ${planCode}, 'payu', ${code.toLowerCase()})`;
+    return row;
+  });
+  const [{ r }] = await sql`select billing.apply_payment_event(${sql.json({
+    provider: "payu", event_id: `${order.receipt}:success`, event_type: "payment.success", kind: "payment_captured",
+    subscription_status: null, error_reason: null, order_ref: order.receipt, provider_order_id: null,
+    provider_payment_id: `pay_${order.receipt}`, provider_subscription_id: null, provider_refund_id: null,
+    amount_paise: Number(order.amount), currency: "INR", status: "success", method: "upi", occurred_at: null, payload: {},
+  })}) as r`;
+  assertEquals(r.result, "applied", JSON.stringify(r));
+  const [{ id: invoiceId }] = await sql`select id from public.invoices where order_id = ${order.order_id}`;
+  assert(invoiceId, "the payment issued an invoice");
+  return { invoiceId: invoiceId as string, code, ownerToken: await mintToken(owner) };
 }
 
 function get(id: string, token: string, init: RequestInit = {}): Promise<Response> {
@@ -206,6 +245,48 @@ Deno.test("invoice-pdf: a credit note renders with its number, date, the invoice
   assertHas(text, "Authorised Signatory", "signature");
 });
 
+Deno.test("invoice-pdf: a discounted invoice shows the list price, the discount with its code, the taxable value, the GST on it and the total", async () => {
+  const f = await setup();
+  const [line] = await sql`select * from public.invoice_lines where invoice_id = ${f.discounted.invoiceId}`;
+  const [order] = await sql`select o.amount_cents from public.orders o join public.invoices i on i.order_id = o.id
+    where i.id = ${f.discounted.invoiceId}`;
+  // 12.34 % of 499.00 is 61.58 (half up); CGST and SGST at 9 % on the 437.42 left; 516.16 charged.
+  assertEquals(
+    [line.list_cents, line.discount_cents, line.taxable_cents, line.cgst_cents, line.sgst_cents, line.total_cents]
+      .map(Number),
+    [49900, 6158, 43742, 3937, 3937, 51616],
+  );
+  assertEquals(line.discount_code, f.discounted.code);
+  const { inv, text } = await assertRule46(f.discounted.invoiceId, f.discounted.ownerToken);
+  assertEquals(Number(inv.total_cents), Number(order.amount_cents), "the invoice's total is what the order charged");
+  const money = (c: unknown) => formatMoney(Number(c), inv.currency);
+  // The line: the list price, the discount with its code, the taxable value and the tax on it.
+  assertHas(
+    text,
+    `List price ₹499.00 Discount (${f.discounted.code}) -₹61.58 Taxable value ₹437.42 ₹39.37 ₹39.37 ₹516.16 @ 9% @ 9%`,
+    "the discounted line",
+  );
+  // The totals: the same, in order, down to the total charged.
+  assertHas(
+    text,
+    `List Price ${money(line.list_cents)} Discount (${f.discounted.code}) ${money(-Number(line.discount_cents))} ` +
+      `Taxable Value ${money(inv.taxable_cents)} CGST @ 9% ${money(inv.cgst_cents)} SGST @ 9% ${money(inv.sgst_cents)} ` +
+      `Total Tax ${money(Number(inv.cgst_cents) + Number(inv.sgst_cents))} Total Amount ${money(inv.total_cents)}`,
+    "the discounted totals",
+  );
+  assertHas(text, "Rupees Five Hundred Sixteen and Sixteen Paise Only", "the total charged in words");
+});
+
+Deno.test("invoice-pdf: an undiscounted invoice has no discount rows", async () => {
+  const f = await setup();
+  for (const id of [...Object.values(f.invoices), f.creditNoteId]) {
+    const text = await textOf(await pdfOf(id, f.ownerToken));
+    for (const absent of ["Discount", "List price", "List Price", "Taxable value"]) {
+      assert(!text.includes(absent), `"${absent}" on an undiscounted document:\n${text}`);
+    }
+  }
+});
+
 Deno.test("invoice-pdf: the service role key may fetch any invoice", async () => {
   const f = await setup();
   await pdfOf(f.invoices.inter, env("SUPABASE_SERVICE_ROLE_KEY"));
@@ -247,30 +328,35 @@ const pdftoppm = (() => {
 
 Deno.test({
   name: pdftoppm
-    ? "invoice-pdf: page 1 renders to a PNG that is not blank (pdftoppm)"
-    : "invoice-pdf: page 1 renders to a PNG that is not blank (SKIPPED: pdftoppm is not installed; apt-get install poppler-utils)",
+    ? "invoice-pdf: page 1 of an invoice and of a discounted one renders to a PNG that is not blank (pdftoppm)"
+    : "invoice-pdf: page 1 of an invoice and of a discounted one renders to a PNG that is not blank (SKIPPED: pdftoppm is not installed; apt-get install poppler-utils)",
   ignore: !pdftoppm,
   fn: async () => {
     const f = await setup();
     const dir = await Deno.makeTempDir();
+    // INVOICE_PDF_PNG_DIR=<folder> keeps the pages as PNGs there, to look at the layout.
+    const keep = Deno.env.get("INVOICE_PDF_PNG_DIR");
     try {
-      await Deno.writeFile(`${dir}/invoice.pdf`, await pdfOf(f.invoiceId, f.ownerToken));
-      // Grayscale PGM: one byte a pixel after a text header, easy to count without a PNG decoder.
-      for (const args of [["-png"], ["-gray"]]) {
-        const out = await new Deno.Command("pdftoppm", {
-          args: [...args, "-r", "50", "-f", "1", "-l", "1", "-singlefile", `${dir}/invoice.pdf`, `${dir}/page`],
-        }).output();
-        assert(out.success, new TextDecoder().decode(out.stderr));
+      for (const [name, id] of [["invoice", f.invoiceId], ["discounted", f.discounted.invoiceId]]) {
+        await Deno.writeFile(`${dir}/${name}.pdf`, await pdfOf(id, env("SUPABASE_SERVICE_ROLE_KEY")));
+        // Grayscale PGM: one byte a pixel after a text header, easy to count without a PNG decoder.
+        for (const args of [["-png"], ["-gray"]]) {
+          const out = await new Deno.Command("pdftoppm", {
+            args: [...args, "-r", "50", "-f", "1", "-l", "1", "-singlefile", `${dir}/${name}.pdf`, `${dir}/${name}`],
+          }).output();
+          assert(out.success, new TextDecoder().decode(out.stderr));
+        }
+        const png = await Deno.readFile(`${dir}/${name}.png`);
+        assertEquals([...png.slice(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+        if (keep) await Deno.writeFile(`${keep}/${name}.png`, png);
+        const pgm = await Deno.readFile(`${dir}/${name}.pgm`);
+        const header = new TextDecoder().decode(pgm.slice(0, 20)).split(/\s+/);
+        const [w, h] = [Number(header[1]), Number(header[2])];
+        const pixels = pgm.slice(pgm.length - w * h);
+        const dark = pixels.filter((p) => p < 128).length;
+        assert(dark > w * h * 0.005, `${name}: only ${dark} dark pixels of ${w * h}: the page looks blank`);
+        assert(dark < w * h * 0.5, `${name}: ${dark} dark pixels of ${w * h}: the page looks filled`);
       }
-      const png = await Deno.readFile(`${dir}/page.png`);
-      assertEquals([...png.slice(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
-      const pgm = await Deno.readFile(`${dir}/page.pgm`);
-      const header = new TextDecoder().decode(pgm.slice(0, 20)).split(/\s+/);
-      const [w, h] = [Number(header[1]), Number(header[2])];
-      const pixels = pgm.slice(pgm.length - w * h);
-      const dark = pixels.filter((p) => p < 128).length;
-      assert(dark > w * h * 0.005, `only ${dark} dark pixels of ${w * h}: the page looks blank`);
-      assert(dark < w * h * 0.5, `${dark} dark pixels of ${w * h}: the page looks filled`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -2,7 +2,8 @@
 // payment path queue them), the worker through the local functions server, the official resend
 // client pointed at the fake email API (RESEND_BASE_URL), and the fake's records proving who got
 // what and how often. Each test first drains whatever else is due, so the fake's failures on
-// demand reach this test's notifications.
+// demand reach this test's notifications. A payment_captured email carries the invoice PDF and,
+// for a discounted payment, the list price and the code's discount.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
 import { formatMoney } from "../supabase/functions/_shared/format.ts";
@@ -289,6 +290,7 @@ Deno.test("payment_captured: the email carries the invoice PDF, named and number
   assert(email.subject.includes(PLAN_NAME) && email.subject.includes(String(invoice.invoice_number)), email.subject);
   assert(email.text.includes(amount) && email.text.includes(String(invoice.invoice_number)), email.text);
   assert(email.html.includes(amount) && email.html.includes("<a href="), "html has the amount and the link");
+  assert(!/discount|list price/i.test(email.text), `no discount in an undiscounted payment's email:\n${email.text}`);
 
   assertEquals(email.attachments?.length, 1, "one attachment");
   const [file] = email.attachments!;
@@ -299,6 +301,49 @@ Deno.test("payment_captured: the email carries the invoice PDF, named and number
   assert(text.includes(String(invoice.invoice_number)), `the PDF names invoice ${invoice.invoice_number}`);
   assert(text.includes(amount), `the PDF writes the total as the email does (${amount})`);
   assert((await row(note.id)).sent_at !== null, "marked sent");
+});
+
+Deno.test("payment_captured of a discounted payment says the list price and the code's discount, as the invoice does", testOptions, async () => {
+  await drain();
+  await ensurePlan();
+  const org = await makeOrg();
+  const code = `MAIL${rand().toUpperCase()}`;
+  await sql`select billing.create_discount_code(${code}, ${sql.json({ percent_bps: 1000, plans: [PLAN_CODE] })})`;
+  // Checked out with the code by the owner and paid, as tests/discounts.test.ts does.
+  const order = await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify({ sub: org.owner, role: "authenticated" })}, true)`;
+    const [row] = await tx`select order_id, receipt, amount_cents::bigint as amount
+      from public.create_checkout_order(${org.id}, ${PLAN_CODE}, 'payu', ${code})`;
+    return row;
+  });
+  const [{ r }] = await sql`select billing.apply_payment_event(${sql.json({
+    provider: "payu", event_id: `${order.receipt}:success`, event_type: "payment.success", kind: "payment_captured",
+    subscription_status: null, error_reason: null, order_ref: order.receipt, provider_order_id: null,
+    provider_payment_id: `pay_${order.receipt}`, provider_subscription_id: null, provider_refund_id: null,
+    amount_paise: Number(order.amount), currency: "INR", status: "success", method: "upi", occurred_at: null, payload: {},
+  })}) as r`;
+  assertEquals(r.result, "applied", JSON.stringify(r));
+  const [line] = await sql`select l.list_cents, l.discount_cents, i.total_cents from public.invoices i
+    join public.invoice_lines l on l.invoice_id = i.id where i.order_id = ${order.order_id}`;
+  assertEquals([Number(line.list_cents), Number(line.discount_cents)], [PRICE, 9990], "10 % off 999.00");
+  const [note] = await sql`select id from public.notifications where organization_id = ${org.id} and kind = 'payment_captured'`;
+
+  const res = await send(serviceKey(), { limit: 1000 });
+  assertEquals(res.status, 200, JSON.stringify(res.body));
+  const [email] = (await stored()).emails.filter((e) => e.idempotency_key === note.id);
+  assert(email, "sent");
+  for (
+    const needle of [
+      `we received ${formatMoney(Number(line.total_cents))}`,
+      `The code ${code} took ₹99.90 off the list price of ₹999.00`,
+      "List price: ₹999.00",
+      `Discount (${code}): -₹99.90`,
+      `Amount paid: ${formatMoney(Number(line.total_cents))}`,
+    ]
+  ) assert(email.text.includes(needle), `"${needle}" is not in the email:\n${email.text}`);
+  assert(email.html.includes(`Discount (${code})`), "the html has the discount too");
+  assertEquals(email.attachments?.length, 1, "the invoice PDF is attached");
 });
 
 Deno.test("payment_captured for an invoice that does not exist is marked failed, not sent", testOptions, async () => {

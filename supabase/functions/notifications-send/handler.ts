@@ -9,8 +9,9 @@
 //   permanent failure (other 4xx), no recipient, a template that cannot render
 //                                         billing.mark_notification_failed(id, reason)
 // A payment_captured email attaches the invoice PDF (payload.invoice_id, public.tax_document rendered
-// by _shared/invoice-pdf), named after the invoice number; an invoice that does not exist fails
-// the notification, a database error retries it.
+// by _shared/invoice-pdf), named after the invoice number, and its text says the discount when the
+// invoice has one (the list price and the code, from the same document); an invoice that does not
+// exist fails the notification, a database error retries it.
 // One notification's failure never stops the others. pg_cron calls it every minute where pg_net
 // exists (billing.schedule_jobs()); `npm start`'s ticker calls it locally.
 // Env: RESEND_API_KEY, EMAIL_FROM (e.g. "Acme Billing <billing@acme.in>", a verified Resend
@@ -22,11 +23,11 @@
 // a publishable key, the anon key or a user's token,
 // 503 email_not_configured when RESEND_API_KEY or EMAIL_FROM is not set (nothing is claimed).
 import { asService } from "../_shared/db.ts";
-import { documentFileName, renderTaxDocument, type TaxDocument } from "../_shared/invoice-pdf/render.ts";
+import { documentFileName, isDiscounted, renderTaxDocument, type TaxDocument } from "../_shared/invoice-pdf/render.ts";
 import { handle, HttpError, json, UUID_RE } from "../_shared/http.ts";
 import { inBatches, workerLimit } from "../_shared/worker.ts";
 import { sendEmail } from "./send.ts";
-import { type Delivery, renderNotification, TemplateError } from "./templates.ts";
+import { type Delivery, renderNotification, type RenderOptions, TemplateError } from "./templates.ts";
 
 const CONCURRENCY = 8;
 
@@ -58,8 +59,8 @@ class TransientError extends Error {
   override name = "TransientError";
 }
 
-/** The files an email carries: the invoice PDF for payment_captured, nothing for the others. */
-async function attachmentsOf(n: Delivery): Promise<{ filename: string; content: Uint8Array }[] | undefined> {
+/** The invoice a payment_captured email is about (public.tax_document), nothing for the others. */
+async function invoiceOf(n: Delivery): Promise<TaxDocument | undefined> {
   if (n.kind !== "payment_captured") return undefined;
   const id = n.payload?.invoice_id;
   if (typeof id !== "string" || !UUID_RE.test(id)) {
@@ -74,7 +75,20 @@ async function attachmentsOf(n: Delivery): Promise<{ filename: string; content: 
     if ((e as { code?: string })?.code === "P0002") throw new TemplateError(`invoice ${id} does not exist`);
     throw new TransientError(`reading invoice ${id}: ${(e as Error)?.message ?? String(e)}`);
   }
-  return [{ filename: documentFileName(doc), content: await renderTaxDocument(doc) }];
+  return doc;
+}
+
+/** The invoice's discount (its discounted lines summed) for the email's text; null without one. */
+function discountOf(doc: TaxDocument | undefined): RenderOptions["discount"] {
+  const lines = doc?.lines.filter(isDiscounted) ?? [];
+  if (!doc || lines.length === 0) return null;
+  const codes = [...new Set(lines.map((l) => l.discount_code).filter((c): c is string => !!c))];
+  return {
+    list_cents: lines.reduce((sum, l) => sum + Number(l.list_cents), 0),
+    discount_cents: lines.reduce((sum, l) => sum + Number(l.discount_cents), 0),
+    code: codes.length === 1 ? codes[0] : null,
+    currency: doc.currency,
+  };
 }
 
 /** Renders, sends and records one claimed notification. Never throws. */
@@ -87,8 +101,9 @@ export async function deliver(n: Delivery, from: string, appUrl: string | null):
       outcome.error =
         "no recipient: the organization has no billing email and no owner or admin with an email";
     } else {
-      const email = renderNotification(n, { appUrl });
-      const attachments = await attachmentsOf(n);
+      const doc = await invoiceOf(n);
+      const email = renderNotification(n, { appUrl, discount: discountOf(doc) });
+      const attachments = doc && [{ filename: documentFileName(doc), content: await renderTaxDocument(doc) }];
       const sent = await sendEmail({
         ...email,
         attachments,

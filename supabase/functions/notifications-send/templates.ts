@@ -33,6 +33,8 @@ export interface Delivery {
 export interface RenderOptions {
   /** The app's base URL (APP_URL); else the origin of billing_settings.app_success_url. */
   appUrl?: string | null;
+  /** payment_captured: the invoice's discount (the sender reads it from the invoice document). */
+  discount?: { list_cents: number; discount_cents: number; code: string | null; currency: string } | null;
 }
 
 export interface Email {
@@ -96,6 +98,7 @@ interface Facts {
   amount: string | null;
   seller: string | null;
   link: string | null;
+  discount: RenderOptions["discount"];
   payload: Json;
   context: Json;
   date(key: string, ...more: string[]): string;
@@ -128,6 +131,7 @@ function factsOf(n: Delivery, options: RenderOptions): Facts {
     amount,
     seller: str(context.seller_legal_name),
     link: billingLink(context, options.appUrl),
+    discount: options.discount ?? null,
     payload,
     context,
     date: (key, ...more) => dateOf(need(pick([key, ...more]), `payload.${key}`), timeZone),
@@ -394,13 +398,27 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
       };
     }
     const plan = f.need(f.planName, "the plan");
+    // A discounted payment: what the code took off the list price (the invoice shows the same).
+    const d = f.discount;
+    const list = d && formatMoney(d.list_cents, d.currency);
+    const off = d && formatMoney(d.discount_cents, d.currency);
+    const code = d?.code ? `Discount (${d.code})` : "Discount";
     return {
       subject: `Payment received: ${amount} for ${plan} (invoice ${invoice})`,
       lines: [
         `Thank you: we received ${amount} from ${f.orgName} for the ${plan} plan on ${paid}.`,
+        ...(d
+          ? [`${d.code ? `The code ${d.code}` : "A discount"} took ${off} off the list price of ${list}; GST is on the price after the discount.`]
+          : []),
         `The GST tax invoice ${invoice} is attached as a PDF; you can also download it from your billing settings.`,
       ],
-      details: [["Plan", plan], ["Amount paid", amount], ["Paid on", paid], ["Invoice", invoice]],
+      details: [
+        ["Plan", plan],
+        ...(d ? [["List price", list!], [code, `-${off}`]] as [string, string][] : []),
+        ["Amount paid", amount],
+        ["Paid on", paid],
+        ["Invoice", invoice],
+      ],
       action: "View your invoices",
     };
   },

@@ -3,6 +3,9 @@
 // GSTIN; the serial number and date; the recipient's name, address and GSTIN where registered;
 // place of supply with state name and code; SAC and description; taxable value; CGST + SGST or
 // IGST rate and amount; the total in figures and in words; reverse charge; a signature block.
+// A discounted line (invoice_lines.list_cents, discount_cents, discount_code) shows its list price,
+// the discount with its code and the taxable value left, the tax standing on that taxable value;
+// the totals repeat them above the taxable value. An undiscounted invoice has no discount rows.
 //
 // Deterministic: the same document renders to the same bytes. The PDF's dates are the document's
 // issued_at, the producer and creator are fixed, pdf-lib's font subset tags come from its seeded
@@ -39,6 +42,10 @@ export interface DocumentLine {
   sgst_cents: number;
   igst_cents: number;
   total_cents: number;
+  /** A discounted line only (absent otherwise): the price before the discount, the discount and its code. */
+  list_cents?: number | null;
+  discount_cents?: number | null;
+  discount_code?: string | null;
 }
 
 /** The JSON of invoice_document (document_type tax_invoice) or credit_note_document (credit_note). */
@@ -56,6 +63,8 @@ export interface TaxDocument {
   currency: string;
   reverse_charge: boolean;
   supply_type: "intra_state" | "inter_state" | "export";
+  /** Tax-inclusive prices: a discounted line's list price and discount are then gross amounts. */
+  prices_include_tax?: boolean;
   seller: Party;
   buyer: Party;
   place_of_supply: { state_code: string | null; state_name: string | null };
@@ -92,6 +101,16 @@ export function formatRate(bp: number | null | undefined): string {
 /** A document's date (a `date` column, "YYYY-MM-DD") as "15 June 2026"; "" when it has none. */
 function documentDate(iso: string | undefined): string {
   return iso ? formatDate(iso) : "";
+}
+
+/** A line with a discount (list_cents present and a discount above zero). */
+export function isDiscounted(line: DocumentLine): boolean {
+  return line.list_cents !== null && line.list_cents !== undefined && Number(line.discount_cents ?? 0) > 0;
+}
+
+/** A discount's label: "Discount (DIWALI20)", or "Discount" without a code. */
+export function discountLabel(code: string | null | undefined): string {
+  return code ? `Discount (${code})` : "Discount";
 }
 
 /** A state as "Karnataka (29)"; an export's place of supply as "Outside India". */
@@ -145,6 +164,12 @@ function wrap(text: string, font: PDFFont, size: number, width: number): string[
   }
   if (line) out.push(line);
   return out.length ? out : [""];
+}
+
+/** size, or smaller when text at size is wider than width (a long discount code). */
+function fitSize(text: string, font: PDFFont, size: number, width: number): number {
+  const at = font.widthOfTextAtSize(text, size);
+  return at <= width ? size : Math.max(5, Math.floor((size * width / at) * 10) / 10);
 }
 
 class Writer {
@@ -306,6 +331,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   page.drawRectangle({ x: MARGIN, y: y - 6, width: right - MARGIN, height: 20, color: SHADE });
   for (const c of cols) cell(c, c.title, y, { bold: true, size: 8.5 });
   y -= 22;
+  const incl = doc.prices_include_tax ? " (incl. GST)" : "";
   for (const line of doc.lines) {
     const desc = wrap(line.description, regular, 9, cols[1].w);
     const values = intra
@@ -319,17 +345,40 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
         money(line.total_cents),
       ]
       : [String(line.line_number), "", line.sac_code ?? "", money(line.taxable_cents), money(line.igst_cents), money(line.total_cents)];
-    for (const [i, c] of cols.entries()) if (i !== 1) cell(c, values[i], y);
-    for (const [i, l] of desc.entries()) w.text(l, cols[1].x, y - i * 11.5);
+    // A discounted line: under its description, the list price, the discount with its code and
+    // the taxable value left, stacked in the Taxable Value column; the tax and the total stand on
+    // the taxable value's row. An undiscounted line is one row, as it always was.
+    let rowY = y;
+    let rows = Math.max(desc.length, 2);
+    if (isDiscounted(line)) {
+      for (const [i, c] of cols.entries()) if (i === 0 || i === 2) cell(c, values[i], y);
+      for (const [i, l] of desc.entries()) w.text(l, cols[1].x, y - i * 11.5);
+      let sy = y - desc.length * 11.5;
+      const sub = (label: string, value: string, strong = false) => {
+        const size = fitSize(label, strong ? bold : regular, 8.5, cols[1].w - 8);
+        w.text(label, cols[1].x + 8, sy, { size, bold: strong, color: strong ? INK : MUTED });
+        cell(cols[3], value, sy, { bold: strong });
+        sy -= 11.5;
+      };
+      sub(`List price${incl}`, money(Number(line.list_cents)));
+      sub(discountLabel(line.discount_code), money(-Number(line.discount_cents)));
+      rowY = sy;
+      sub("Taxable value", money(line.taxable_cents), true);
+      for (const [i, c] of cols.entries()) if (i > 3) cell(c, values[i], rowY);
+      rows = Math.round((y - sy) / 11.5) + 1;
+    } else {
+      for (const [i, c] of cols.entries()) if (i !== 1) cell(c, values[i], y);
+      for (const [i, l] of desc.entries()) w.text(l, cols[1].x, y - i * 11.5);
+    }
     // Rates under the tax amounts.
-    const rateY = y - 11.5;
+    const rateY = rowY - 11.5;
     if (intra) {
       cell(cols[4], `@ ${formatRate(line.cgst_rate_bp)}`, rateY, { size: 8, color: MUTED });
       cell(cols[5], `@ ${formatRate(line.sgst_rate_bp)}`, rateY, { size: 8, color: MUTED });
     } else {
       cell(cols[4], `@ ${formatRate(line.igst_rate_bp)}`, rateY, { size: 8, color: MUTED });
     }
-    y -= Math.max(desc.length, 2) * 11.5 + 6;
+    y -= rows * 11.5 + 6;
     w.hr(y + 6);
   }
   y -= 10;
@@ -337,7 +386,22 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   // Totals.
   const t = doc.totals;
   const firstLine = doc.lines[0];
-  const totals: [string, string][] = [["Taxable Value", money(t.taxable_cents)]];
+  const totals: [string, string][] = [];
+  const discounted = doc.lines.filter(isDiscounted);
+  if (discounted.length) {
+    // The list price of the discounted lines with the others' price (their taxable value, or
+    // their total when prices include tax), then the discount.
+    const priceOf = (l: DocumentLine) =>
+      Number(isDiscounted(l) ? l.list_cents : doc.prices_include_tax ? l.total_cents : l.taxable_cents);
+    const list = doc.lines.reduce((sum, l) => sum + priceOf(l), 0);
+    const codes = [...new Set(discounted.map((l) => l.discount_code).filter(Boolean))];
+    totals.push([`List Price${incl}`, money(list)]);
+    totals.push([
+      discountLabel(codes.length === 1 ? codes[0] : null),
+      money(-discounted.reduce((sum, l) => sum + Number(l.discount_cents), 0)),
+    ]);
+  }
+  totals.push(["Taxable Value", money(t.taxable_cents)]);
   if (intra) {
     totals.push([`CGST @ ${formatRate(firstLine?.cgst_rate_bp)}`, money(t.cgst_cents)]);
     totals.push([`SGST @ ${formatRate(firstLine?.sgst_rate_bp)}`, money(t.sgst_cents)]);
@@ -347,7 +411,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   totals.push(["Total Tax", money(t.tax_cents)]);
   const tx = MARGIN + 300;
   for (const [label, value] of totals) {
-    w.text(label, tx, y);
+    w.text(label, tx, y, { size: fitSize(label, regular, 9, right - 4 - tx - 8 - regular.widthOfTextAtSize(value, 9)) });
     w.right(value, right - 4, y);
     y -= 14;
   }
