@@ -14,7 +14,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
 select tests.relax_member_limit();
-select plan(64);
+select plan(67);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -283,6 +283,14 @@ select is((select status::text from public.discount_redemptions where order_id =
   'a new checkout supersedes the order: its redemption is released');
 select is((pg_temp.checkout('c2510000-0000-4000-8000-0000000000aa', 'd_basic_m', 'LASTONE')).amount_cents, 52994::bigint,
   'the released redemption goes to the next buyer');
+-- A payment that raced: the superseded order is paid after its redemption went to the next buyer.
+select is(pg_temp.pay(:'a9_receipt') ->> 'result', 'recorded',
+  'a payment of the superseded discounted order is recorded, not applied');
+select is((select array[count(*) filter (where pe.needs_refund), count(*) filter (where not pe.needs_refund)]
+           from public.payment_events pe join public.orders o on o.id = pe.order_id where o.receipt = :'a9_receipt'),
+          array[1, 0]::bigint[], '... its one payment event needs a refund');
+select is((select count(*) from public.discount_redemptions r where lower(r.code) = 'lastone' and r.status <> 'released'), 1::bigint,
+  'the code still has one redemption out: the limit holds');
 
 -- The order keeps the terms it was created with ----------------------------------------------------
 
