@@ -275,6 +275,7 @@ begin
 end;
 $$;
 revoke execute on function billing.require_operator_reason(text) from public;
+grant execute on function billing.require_operator_reason(text) to service_role;
 
 /**
  * Refunds a captured payment at its provider, in full (p_amount_cents null: what is left) or in

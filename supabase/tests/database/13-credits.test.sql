@@ -9,7 +9,7 @@
 begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
-select plan(95);
+select plan(96);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -326,6 +326,8 @@ select is((select credits from public.release_credits('c2400000-0000-4000-8000-0
           'service_role releases');
 select is((public.get_credit_balance('c2400000-0000-4000-8000-0000000000a1') ->> 'balance')::bigint, 524::bigint,
           'service_role reads the balance, back where it was');
+select is((billing.operator_grant_credits('c2400000-0000-4000-8000-0000000000a1', 10, null, 'granted by a back office')).amount,
+          10::bigint, 'service_role runs an operator grant (billing.require_operator_reason is granted to it)');
 select throws_ok($$insert into public.credit_grants (organization_id, source, amount, remaining)
                    values ('c2400000-0000-4000-8000-0000000000a1', 'operator', 1000, 1000)$$, '42501', null,
                  'service_role cannot write a grant by hand either: only through the functions');
