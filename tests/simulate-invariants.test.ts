@@ -6,6 +6,7 @@ import {
   checkAccess,
   checkAll,
   checkCredits,
+  checkDiscounts,
   checkHistoryAndMrr,
   checkLedger,
   checkMoneyDocuments,
@@ -250,4 +251,113 @@ Deno.test("7: a refunded pack that keeps more than its share not refunded", () =
   assertEquals(checkCredits(s), []);
   s.pack_grants[0].refunded = 58882;
   assert(checkCredits(s).some((x) => x.detail.includes("(at most 0)")));
+});
+
+/**
+ * A paid month at 20 % off (SAVE20, once) and a free month (FREE600, ₹600 off a ₹499 plan, its
+ * zero payment recorded as provider manual), each with its redemption, order, quote and invoice.
+ */
+function discountedOrg(): Snapshot {
+  const s = paidOrg();
+  s.discount_specs = [
+    { code: "SAVE20", percent_bps: 2000, duration: "once", max_redemptions: 1 },
+    { code: "FREE600", amount_paise: 60000, duration: "once", max_per_organization: 2 },
+  ];
+  // 49900 - 9980 = 39920 taxable, + 18 % GST (3593 + 3593) = 47106.
+  s.provider_captures = [{ provider: "razorpay", payment_id: "pay_1", amount: 47106, at_ms: s.now_ms - 3 * DAY }];
+  s.payment_events = [capture("pe1", "pay_1", 47106), capture("pe2", "free_ord_2", 0, { provider: "manual" })];
+  s.invoices = [
+    { id: "inv1", organization_id: ORG, number: "INV/26-27/000001", financial_year: 2026, serial: 1, total_cents: 47106 },
+    { id: "inv2", organization_id: ORG, number: "INV/26-27/000002", financial_year: 2026, serial: 2, total_cents: 0 },
+  ];
+  s.expect_applied = ["pay_1", "free_ord_2"];
+  s.discount_redemptions = [
+    { id: "r1", organization_id: ORG, code: "SAVE20", status: "redeemed", order_id: "o1", order_status: "paid", order_expires_ms: null },
+    { id: "r2", organization_id: ORG, code: "FREE600", status: "redeemed", order_id: "o2", order_status: "paid", order_expires_ms: null },
+  ];
+  const order = { organization_id: ORG, kind: "new", status: "paid", plan_code: "basic_monthly", prices_include_tax: false };
+  s.plan_orders = [
+    { ...order, id: "o1", list_cents: 49900, discount_cents: 9980, taxable_cents: 39920, amount_cents: 47106, discount_redemption_id: "r1", invoice_total: 47106, captured: 47106 },
+    { ...order, id: "o2", list_cents: 49900, discount_cents: 49900, taxable_cents: 0, amount_cents: 0, discount_redemption_id: "r2", invoice_total: 0, captured: 0 },
+  ];
+  s.checkout_quotes = [
+    { organization_id: ORG, order_id: "o1", code: "save20", list_paise: 49900, discount_paise: 9980, taxable_paise: 39920, total_paise: 47106 },
+    { organization_id: ORG, order_id: "o2", code: "FREE600", list_paise: 49900, discount_paise: 49900, taxable_paise: 0, total_paise: 0 },
+  ];
+  return s;
+}
+
+Deno.test("8: a discounted and a free order, redeemed within their limits, break no invariant", () => {
+  assertEquals(checkAll(discountedOrg()), []);
+});
+
+Deno.test("8: a code redeemed beyond max_redemptions, or beyond its per-organization limit, is reported", () => {
+  const s = discountedOrg();
+  const OTHER = "00000000-0000-4000-8000-00000000000b";
+  // A second organization's reservation of SAVE20 (max 1) on an open, unexpired order counts.
+  s.discount_redemptions.push({ id: "r3", organization_id: OTHER, code: "SAVE20", status: "reserved", order_id: "o3", order_status: "pending", order_expires_ms: s.now_ms + 3600e3 });
+  let found = checkDiscounts(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("SAVE20 counts 2 redemptions, its max_redemptions is 1"), found[0].detail);
+  s.discount_redemptions[2].order_expires_ms = s.now_ms - 3600e3;
+  assertEquals(checkDiscounts(s), [], "a reservation whose order expired no longer counts");
+  s.discount_redemptions[2].status = "released";
+  s.discount_redemptions.push(
+    { id: "r4", organization_id: ORG, code: "FREE600", status: "redeemed", order_id: "o4", order_status: "paid", order_expires_ms: null },
+    { id: "r5", organization_id: ORG, code: "free600", status: "redeemed", order_id: "o5", order_status: "paid", order_expires_ms: null },
+  );
+  found = checkDiscounts(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("FREE600 counts 3 redemptions for this organization, 2 allowed"), found[0].detail);
+});
+
+Deno.test("8: a once code discounting two paid orders (a renewal carried it) is reported", () => {
+  const s = discountedOrg();
+  s.plan_orders.push({ ...s.plan_orders[0], id: "o6", invoice_total: 47106, captured: 47106 });
+  const found = checkDiscounts(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("redemption r1 of SAVE20 (once) discounted 2 paid orders, at most 1"), found[0].detail);
+});
+
+Deno.test("8: an order priced otherwise than its code, its quote or its tax base says is reported", () => {
+  let s = discountedOrg();
+  s.plan_orders[0].discount_cents = 9979; // 20 % of 49900 is 9980
+  s.plan_orders[0].taxable_cents = 39921;
+  let found = checkDiscounts(s);
+  assert(found.some((x) => x.detail.includes("SAVE20 takes 9980 paise off 49900, the order 9979")), JSON.stringify(found));
+  assert(found.some((x) => x.detail.includes("preview_checkout quoted")), JSON.stringify(found));
+  s = discountedOrg();
+  s.plan_orders[0].taxable_cents = 49900; // taxed on the list price, not on what is left
+  found = checkDiscounts(s);
+  assert(found.some((x) => x.detail.includes("list 49900 - discount 9980 = 39920, taxed on 49900")), JSON.stringify(found));
+  s = discountedOrg();
+  s.checkout_quotes[0].total_paise = 47105;
+  found = checkDiscounts(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("preview_checkout quoted"), found[0].detail);
+});
+
+Deno.test("8: a paid discounted order whose invoice is not what was captured, and a free order still charging, are reported", () => {
+  let s = discountedOrg();
+  s.plan_orders[0].invoice_total = 58882; // invoiced at the list price
+  let found = checkDiscounts(s);
+  assert(found.some((x) => x.detail.includes("charges 47106, its invoice totals 58882")), JSON.stringify(found));
+  assert(found.some((x) => x.detail.includes("47106 paise captured, its invoice totals 58882")), JSON.stringify(found));
+  s = discountedOrg();
+  s.plan_orders[1].amount_cents = 100;
+  found = checkDiscounts(s);
+  assert(found.some((x) => x.detail.includes("the discount covers the price, yet it charges 100")), JSON.stringify(found));
+  s = discountedOrg();
+  s.plan_orders[1].invoice_total = null;
+  found = checkDiscounts(s);
+  assert(found.some((x) => x.detail.includes("was paid and has no invoice")), JSON.stringify(found));
+});
+
+Deno.test("1: a free order's zero manual payment needs no provider; a manual payment of money is reported", () => {
+  const s = discountedOrg();
+  assertEquals(checkLedger(s), []);
+  s.payment_events[1].amount_cents = 100;
+  const found = checkLedger(s);
+  assertEquals(found.length, 1);
+  assert(found[0].detail.includes("manual payment free_ord_2 of 100 paise"), found[0].detail);
 });

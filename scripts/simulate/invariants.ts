@@ -9,7 +9,8 @@ export type Json = Record<string, unknown>;
 export interface PaymentEventRow {
   id: string;
   organization_id: string;
-  provider: "payu" | "razorpay";
+  /** manual: a free order's zero payment (a discount covering the whole price), no provider. */
+  provider: "payu" | "razorpay" | "manual";
   provider_payment_id: string;
   status: string;
   amount_cents: number;
@@ -161,6 +162,62 @@ export interface PackGrantRow {
   refunded: number;
 }
 
+/** A discount code the simulation created, with the terms it gave (docs/discounts.md). */
+export interface DiscountSpec {
+  code: string;
+  percent_bps?: number;
+  amount_paise?: number;
+  duration: "once" | "repeating" | "forever";
+  periods?: number;
+  /** Absent: no limit. */
+  max_redemptions?: number;
+  /** Absent: 1 (the default); null: no limit. */
+  max_per_organization?: number | null;
+  plans?: string[];
+}
+
+/** A row of public.discount_redemptions with its order's state. */
+export interface RedemptionRow {
+  id: string;
+  organization_id: string;
+  code: string;
+  status: string;
+  order_id: string;
+  order_status: string;
+  /** Simulated ms of the reserving order's expires_at; null: none. */
+  order_expires_ms: number | null;
+}
+
+/** A plan order (not a credit pack) with its price, discount, tax base, invoice and payment. */
+export interface PlanOrderRow {
+  id: string;
+  organization_id: string;
+  kind: string;
+  status: string;
+  plan_code: string;
+  list_cents: number | null;
+  discount_cents: number;
+  taxable_cents: number | null;
+  amount_cents: number;
+  prices_include_tax: boolean | null;
+  discount_redemption_id: string | null;
+  /** The invoice issued for it (null: none). */
+  invoice_total: number | null;
+  /** What its captures applied to it (not recorded for refund) sum to; null: none. */
+  captured: number | null;
+}
+
+/** What public.preview_checkout quoted just before a checkout made order_id. */
+export interface CheckoutQuote {
+  organization_id: string;
+  order_id: string;
+  code: string | null;
+  list_paise: number;
+  discount_paise: number;
+  taxable_paise: number;
+  total_paise: number;
+}
+
 export interface Snapshot {
   /** Simulated time of the check (ms). */
   now_ms: number;
@@ -207,6 +264,11 @@ export interface Snapshot {
   credit_calls: CreditCall[];
   credit_periods: CreditPeriodRow[];
   pack_grants: PackGrantRow[];
+  /** The codes the simulation created, as it created them. */
+  discount_specs: DiscountSpec[];
+  discount_redemptions: RedemptionRow[];
+  plan_orders: PlanOrderRow[];
+  checkout_quotes: CheckoutQuote[];
 }
 
 export interface Violation {
@@ -236,7 +298,11 @@ function sumBy<T>(rows: T[], key: (r: T) => string, amount: (r: T) => number): M
 export function checkLedger(s: Snapshot): Violation[] {
   const out: Violation[] = [];
   const name = "1 ledger equals provider";
-  const captured = s.payment_events.filter((e) => e.status === "captured");
+  // A free order's zero payment (provider manual) has no provider to compare with; one of more than 0 paise is not free.
+  for (const e of s.payment_events) {
+    if (e.provider === "manual" && e.amount_cents !== 0) out.push(v(name, e.organization_id, `a manual payment ${e.provider_payment_id} of ${e.amount_cents} paise: only a free order is paid without a provider`));
+  }
+  const captured = s.payment_events.filter((e) => e.status === "captured" && e.provider !== "manual");
   const ours = new Map<string, PaymentEventRow[]>();
   for (const e of captured) ours.set(`${e.provider}:${e.provider_payment_id}`, [...(ours.get(`${e.provider}:${e.provider_payment_id}`) ?? []), e]);
   const theirs = new Map(s.provider_captures.map((c) => [`${c.provider}:${c.payment_id}`, c]));
@@ -506,7 +572,95 @@ export function checkCredits(s: Snapshot): Violation[] {
   return out;
 }
 
-export const CHECKS = [checkLedger, checkMoneyDocuments, checkAccess, checkHistoryAndMrr, checkOutboxes, checkUsage, checkCredits];
+/** round(x / d) half up, for the non-negative integers of money. */
+const roundHalfUp = (x: number, d: number) => Math.floor((2 * x + d) / (2 * d));
+
+/**
+ * 8. Discounts: no code counts more redemptions than its max_redemptions, nor an organization more
+ * than max_per_organization (redeemed ones, and reserved ones whose order is still open and
+ * unexpired); a redemption is paid for at most its periods (once: one order, repeating: `periods`);
+ * every discounted plan order (but an upgrade, whose list price is prorated) takes off what the
+ * code's terms as the simulation made them say (a percentage of the list price rounded half up, a
+ * fixed amount at most the list price), is taxed on list - discount (prices without tax) and, paid,
+ * has an invoice whose total is what was captured for it (0 for a free order); and every order a
+ * checkout made is priced as public.preview_checkout quoted it just before.
+ */
+export function checkDiscounts(s: Snapshot): Violation[] {
+  const out: Violation[] = [];
+  const name = "8 discounts";
+  const specs = new Map(s.discount_specs.map((d) => [d.code.toLowerCase(), d]));
+  const counted = s.discount_redemptions.filter((r) =>
+    r.status === "redeemed" ||
+    (r.status === "reserved" && ["created", "pending"].includes(r.order_status) && (r.order_expires_ms === null || r.order_expires_ms > s.now_ms))
+  );
+  for (const [code, n] of sumBy(counted, (r) => r.code.toLowerCase(), () => 1)) {
+    const spec = specs.get(code);
+    if (spec?.max_redemptions !== undefined && n > spec.max_redemptions) {
+      out.push(v(name, null, `discount code ${spec.code} counts ${n} redemptions, its max_redemptions is ${spec.max_redemptions}`));
+    }
+  }
+  for (const [key, n] of sumBy(counted, (r) => `${r.code.toLowerCase()}|${r.organization_id}`, () => 1)) {
+    const [code, org] = key.split("|");
+    const spec = specs.get(code);
+    const most = spec === undefined ? undefined : spec.max_per_organization === undefined ? 1 : spec.max_per_organization;
+    if (spec && most !== null && most !== undefined && n > most) {
+      out.push(v(name, org, `discount code ${spec.code} counts ${n} redemptions for this organization, ${most} allowed`));
+    }
+  }
+  const redemptions = new Map(s.discount_redemptions.map((r) => [r.id, r]));
+  const paidUses = sumBy(s.plan_orders.filter((o) => o.status === "paid" && o.discount_redemption_id !== null), (o) => o.discount_redemption_id!, () => 1);
+  for (const [id, n] of paidUses) {
+    const r = redemptions.get(id);
+    const spec = r ? specs.get(r.code.toLowerCase()) : undefined;
+    if (!r || !spec) continue;
+    const most = spec.duration === "once" ? 1 : spec.duration === "repeating" ? spec.periods! : Infinity;
+    if (n > most) out.push(v(name, r.organization_id, `redemption ${id} of ${spec.code} (${spec.duration}${spec.periods ? ` ${spec.periods}` : ""}) discounted ${n} paid orders, at most ${most}`));
+  }
+  for (const o of s.plan_orders) {
+    const what = `${o.kind} order ${o.id} (${o.plan_code}, ${o.status})`;
+    if (o.discount_redemption_id !== null) {
+      const r = redemptions.get(o.discount_redemption_id);
+      const spec = r ? specs.get(r.code.toLowerCase()) : undefined;
+      if (!r) out.push(v(name, o.organization_id, `${what} names redemption ${o.discount_redemption_id}, which is not there`));
+      else if (r.organization_id !== o.organization_id) out.push(v(name, o.organization_id, `${what} carries another organization's redemption ${r.id}`));
+      if (o.list_cents === null) out.push(v(name, o.organization_id, `${what} is discounted but has no list price`));
+      else if (spec && o.kind !== "upgrade") {
+        const want = spec.percent_bps !== undefined ? roundHalfUp(o.list_cents * spec.percent_bps, 10000) : Math.min(spec.amount_paise!, o.list_cents);
+        if (o.discount_cents !== want) out.push(v(name, o.organization_id, `${what}: ${spec.code} takes ${want} paise off ${o.list_cents}, the order ${o.discount_cents}`));
+      }
+    } else if (o.discount_cents !== 0) {
+      out.push(v(name, o.organization_id, `${what} takes ${o.discount_cents} paise off without a redemption`));
+    }
+    if (o.list_cents !== null && o.discount_cents > 0) {
+      if (o.discount_cents > o.list_cents) out.push(v(name, o.organization_id, `${what}: discount ${o.discount_cents} above its list price ${o.list_cents}`));
+      if (o.prices_include_tax === false && o.taxable_cents !== o.list_cents - o.discount_cents) {
+        out.push(v(name, o.organization_id, `${what}: list ${o.list_cents} - discount ${o.discount_cents} = ${o.list_cents - o.discount_cents}, taxed on ${o.taxable_cents}`));
+      }
+      if (o.list_cents === o.discount_cents && o.amount_cents !== 0) out.push(v(name, o.organization_id, `${what}: the discount covers the price, yet it charges ${o.amount_cents}`));
+    }
+    if (o.status === "paid" && (o.discount_cents > 0 || o.amount_cents === 0)) {
+      if (o.invoice_total === null) out.push(v(name, o.organization_id, `${what} was paid and has no invoice`));
+      else if (o.invoice_total !== o.amount_cents) out.push(v(name, o.organization_id, `${what} charges ${o.amount_cents}, its invoice totals ${o.invoice_total}`));
+      if (o.captured !== null && o.captured !== o.invoice_total) out.push(v(name, o.organization_id, `${what}: ${o.captured} paise captured, its invoice totals ${o.invoice_total}`));
+    }
+  }
+  const orders = new Map(s.plan_orders.map((o) => [o.id, o]));
+  for (const q of s.checkout_quotes) {
+    const o = orders.get(q.order_id);
+    if (!o) {
+      out.push(v(name, q.organization_id, `checkout made order ${q.order_id}, which is not there`));
+      continue;
+    }
+    const got = { list: o.list_cents ?? (o.prices_include_tax ? o.amount_cents : o.taxable_cents), discount: o.discount_cents, taxable: o.taxable_cents, total: o.amount_cents };
+    const want = { list: q.list_paise, discount: q.discount_paise, taxable: q.taxable_paise, total: q.total_paise };
+    if (JSON.stringify(got) !== JSON.stringify(want)) {
+      out.push(v(name, q.organization_id, `order ${o.id} (${o.plan_code}${q.code ? `, code ${q.code}` : ""}) is ${JSON.stringify(got)}, preview_checkout quoted ${JSON.stringify(want)}`));
+    }
+  }
+  return out;
+}
+
+export const CHECKS = [checkLedger, checkMoneyDocuments, checkAccess, checkHistoryAndMrr, checkOutboxes, checkUsage, checkCredits, checkDiscounts];
 
 /** Every invariant's violations, in invariant order. */
 export function checkAll(s: Snapshot): Violation[] {
@@ -545,5 +699,9 @@ export function emptySnapshot(now_ms = Date.UTC(2027, 0, 1)): Snapshot {
     credit_calls: [],
     credit_periods: [],
     pack_grants: [],
+    discount_specs: [],
+    discount_redemptions: [],
+    plan_orders: [],
+    checkout_quotes: [],
   };
 }

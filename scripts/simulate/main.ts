@@ -16,6 +16,8 @@ import {
   type ProviderMoney,
   type Snapshot,
   type CreditCall,
+  type CheckoutQuote,
+  type DiscountSpec,
   type UsageCall,
 } from "./invariants.ts";
 
@@ -29,7 +31,7 @@ const GRACE = 3 * DAY;
 
 const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-rate <0..1>] [--start <YYYY-MM-DD>]
   [--no-payu] [--no-razorpay-subscriptions] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
-  [--no-razorpay-orders] [--no-razorpay-plan-changes] [--no-grants] [--no-refunds] [--no-disputes] [--no-usage] [--no-credits] [--no-webhook-faults] [--no-provider-faults]
+  [--no-razorpay-orders] [--no-razorpay-plan-changes] [--no-grants] [--no-refunds] [--no-disputes] [--no-usage] [--no-credits] [--no-discounts] [--no-webhook-faults] [--no-provider-faults]
   [--no-email-faults] [--no-crash-faults] [--no-kill-faults] [--no-timeout-faults]`;
 
 function parseFlags(argv: string[]) {
@@ -38,6 +40,7 @@ function parseFlags(argv: string[]) {
     payu: true, razorpaySubscriptions: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
     crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true, credits: true,
+    discounts: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -168,7 +171,7 @@ function addInterval(ms: number, interval: string): number {
 // -------------------------------------------------------------------------------------------------
 // Counters and what the invariants need from the simulation
 
-const counts = { payments: 0, renewals: 0, refunds: 0, faults: 0 };
+const counts = { payments: 0, renewals: 0, refunds: 0, faults: 0, discounted: 0, free: 0, refused: 0 };
 const expectApplied: string[] = [];
 const refundAllowed: string[] = [];
 /** Notifications whose sender was killed after the email API accepted them (the documented second send). */
@@ -176,6 +179,8 @@ const atLeastOnce: string[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const usageCalls: UsageCall[] = [];
 const creditCalls: CreditCall[] = [];
+/** What preview_checkout quoted for each order a plan checkout made (PayU, one-time Razorpay). */
+const checkoutQuotes: CheckoutQuote[] = [];
 
 interface Plan {
   id: string;
@@ -196,6 +201,22 @@ if (flags.razorpayOrders) {
 }
 const rzpRecurring = (code: string) => !(flags.razorpayOrders && plans.get(code)!.interval === "year");
 const paidPlans = ["basic_monthly", "basic_monthly", "pro_monthly", "basic_yearly", "pro_yearly"].filter((c) => plans.has(c));
+
+/**
+ * The discount codes of the run (docs/discounts.md), created at its start as an operator would:
+ * percent and fixed, once, repeating and forever, one with few redemptions, one for the Pro plans
+ * only, and one fixed amount above Basic's monthly price, so that some orders are free.
+ */
+const discountSpecs: DiscountSpec[] = flags.discounts
+  ? [
+    { code: "SIM10ONCE", percent_bps: 1000, duration: "once" },
+    { code: "SIM25X3", percent_bps: 2500, duration: "repeating", periods: 3 },
+    { code: "SIMPRO300X2", amount_paise: 30000, duration: "repeating", periods: 2, plans: ["pro_monthly", "pro_yearly"] },
+    { code: "SIM5FOREVER", percent_bps: 500, duration: "forever", max_per_organization: null },
+    { code: "SIMFEW50", percent_bps: 5000, duration: "once", max_redemptions: 2 },
+    { code: "SIMFREE", amount_paise: (plans.get("basic_monthly")?.price_cents ?? 49900) + 10000, duration: "once", max_per_organization: 2 },
+  ]
+  : [];
 
 /** The simulation's own model of one organization: what it paid for, independent of our rows. */
 interface Org {
@@ -232,7 +253,8 @@ const orgs: Org[] = [];
 /** A payment in the model, with the span of time it bought (docs/payments.md: refunds and disputes take it back). */
 interface ModelPayment {
   id: string;
-  provider: "payu" | "razorpay";
+  /** manual: a free order (a discount covering the price), paid without a provider. */
+  provider: "payu" | "razorpay" | "manual";
   amount: number;
   captureAt: number;
   spanStart?: number;
@@ -464,10 +486,77 @@ async function createOrg(n: number): Promise<Org> {
   };
 }
 
+/**
+ * A checkout through the checkout function. A plan checkout sometimes carries one of the run's
+ * discount codes (typed in any case), and is previewed first with public.preview_checkout as the
+ * owner: the order it makes must be priced as quoted (invariant 8; not for a Razorpay subscription,
+ * which preview_checkout cannot know). A refused code (422 discount_*: exhausted, already used,
+ * another plan, a Razorpay subscription plan) is an outcome: the customer pays without it.
+ */
+async function checkout(o: Org, provider: "payu" | "razorpay", what: { plan_code?: string; order_id?: string; credit_pack_code?: string },
+  t: string, { recurring = false } = {}): Promise<{ status: number; body: Json; free: boolean }> {
+  const base = { organization_id: o.id, provider, ...what };
+  if (!what.plan_code) {
+    const res = await call("checkout", base, { token: t });
+    return { ...res, free: false };
+  }
+  let code: string | null = null;
+  if (discountSpecs.length > 0 && chance(recurring ? 0.2 : 0.5)) {
+    code = pick(discountSpecs).code;
+    if (chance(0.3)) code = code.toLowerCase();
+  }
+  const preview = async (c: string | null) =>
+    await asOwner(o, async (tx) => (await tx`select public.preview_checkout(${o.id}, ${what.plan_code!}, ${c}) as q`)[0].q as Json)
+      .catch((e) => ({ refused: (e as { hint?: string }).hint ?? (e as Error).message }) as Json);
+  let quote = recurring ? null : await preview(code);
+  let res = await call("checkout", code ? { ...base, discount_code: code } : base, { token: t });
+  if (code && res.status === 422 && String(res.body.code).startsWith("discount_")) {
+    counts.refused++;
+    log.push(`day ${day} org ${o.n}: code ${code} refused for ${what.plan_code} on ${provider}: ${res.body.code}` +
+      (quote && !quote.refused && !recurring ? " (preview_checkout had accepted it)" : ""));
+    code = null;
+    quote = recurring ? null : await preview(null);
+    res = await call("checkout", base, { token: t });
+  }
+  if (res.status !== 200) return { ...res, free: false };
+  if (quote && !quote.refused) {
+    checkoutQuotes.push({
+      organization_id: o.id, order_id: res.body.billing_order_id as string, code,
+      list_paise: Number(quote.list_paise), discount_paise: Number(quote.discount_paise),
+      taxable_paise: Number(quote.taxable_paise), total_paise: Number(quote.total_paise),
+    });
+    if (Number(quote.discount_paise) > 0) {
+      counts.discounted++;
+      log.push(`day ${day} org ${o.n}: ${what.plan_code} on ${provider} with ${quote.code}: ${quote.list_paise} - ${quote.discount_paise} (total ${quote.total_paise})`);
+    }
+  } else if (quote?.refused) {
+    log.push(`day ${day} org ${o.n}: preview_checkout of ${what.plan_code} refused (${quote.refused}) but checkout made order ${res.body.billing_order_id}`);
+  }
+  const free = res.body.provider === "manual" && res.body.status === "paid" && Number(res.body.amount_cents) === 0;
+  return { ...res, free };
+}
+
+/**
+ * A free order (a discount as large as the price): checkout paid it at once, without a provider
+ * (payment `free_<receipt>`, provider manual), and it buys its period like any payment.
+ */
+function paidFree(o: Org, body: Json, kind: Exclude<PaidKind, "pack">, code: string, provider: "payu" | "razorpay") {
+  const id = `free_${body.receipt}`;
+  counts.payments++;
+  counts.free++;
+  if (kind === "renewal") counts.renewals++;
+  expectApplied.push(id);
+  o.payments.push({ id, provider: "manual", amount: 0, captureAt: now });
+  o.provider ??= provider;
+  modelPaid(o, code, kind);
+  return "free (the discount covers the price)";
+}
+
 /** PayU: checkout (a plan or an upgrade order), the payment page, PayU's record, its signed webhook. */
 async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string; credit_pack_code?: string }, kind: PaidKind, code: string) {
-  const res = await call("checkout", { organization_id: o.id, provider: "payu", ...what }, { token: await token(o.owner) });
+  const res = await checkout(o, "payu", what, await token(o.owner));
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
+  if (res.free && kind !== "pack") return paidFree(o, res.body, kind, code, "payu");
   const fields = res.body.fields as Record<string, string>;
   await fetch(res.body.action_url as string, { method: "POST", body: new URLSearchParams(fields) }).then((r) => r.body?.cancel());
   await advance(int(1, 4));
@@ -496,7 +585,7 @@ async function payWithPayu(o: Org, what: { plan_code?: string; order_id?: string
 async function subscribeRazorpay(o: Org, code: string) {
   if (!rzpRecurring(code)) return await payRazorpayOrder(o, { plan_code: code }, o.payments.length ? "renewal" : "new", code);
   const t = await token(o.owner);
-  const res = await call("checkout", { organization_id: o.id, provider: "razorpay", plan_code: code }, { token: t });
+  const res = await checkout(o, "razorpay", { plan_code: code }, t, { recurring: true });
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
   const subId = res.body.subscription_id as string;
   await advance(int(1, 4));
@@ -583,8 +672,9 @@ async function changePlan(o: Org, code: string) {
  */
 async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: string; credit_pack_code?: string }, kind: PaidKind, code: string) {
   const t = await token(o.owner);
-  const res = await call("checkout", { organization_id: o.id, provider: "razorpay", ...what }, { token: t });
+  const res = await checkout(o, "razorpay", what, t);
   if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
+  if (res.free && kind !== "pack") return paidFree(o, res.body, kind, code, "razorpay");
   await advance(int(1, 4));
   const payId = simId("pay");
   const [payment] = (await fake("/__control/razorpay/payments", {
@@ -1092,7 +1182,7 @@ const ms = (t: unknown) => (t instanceof Date ? t.getTime() : Date.parse(String(
 async function snapshot(): Promise<Snapshot> {
   const ids = orgs.map((o) => o.id);
   const [payment_events, invoices, credit_notes, subscriptions, history, effective, [mrrRow], actions, notifications, usage_rows,
-    credit_problems, credit_grants, credit_charges, credit_periods, pack_grants] =
+    credit_problems, credit_grants, credit_charges, credit_periods, pack_grants, redemptions, plan_orders] =
     await Promise.all([
       sql`select id, organization_id, provider::text, provider_payment_id, status::text, amount_cents::int, needs_refund,
             details ->> 'refund_id' as refund_id, details ->> 'captured_payment_event_id' as captured_payment_event_id
@@ -1149,6 +1239,16 @@ async function snapshot(): Promise<Snapshot> {
                       and r.details ->> 'captured_payment_event_id' = pe.id::text), 0)::int as refunded
           from public.credit_grants g join public.payment_events pe on pe.id = g.payment_event_id
           where g.source = 'purchase' and g.organization_id = any(${ids})`,
+      sql`select r.id, r.organization_id, r.code, r.status::text, r.order_id, o.status::text as order_status, o.expires_at
+          from public.discount_redemptions r left join public.orders o on o.id = r.order_id
+          where r.organization_id = any(${ids})`,
+      sql`select o.id, o.organization_id, o.kind::text, o.status::text, p.code as plan_code, o.list_cents::int,
+            o.discount_cents::int, o.taxable_cents::int, o.amount_cents::int, o.prices_include_tax, o.discount_redemption_id,
+            (select i.total_cents::int from public.invoices i where i.order_id = o.id) as invoice_total,
+            (select sum(e.amount_cents)::int from public.payment_events e
+             where e.order_id = o.id and e.status = 'captured' and not e.needs_refund) as captured
+          from public.orders o join public.billing_plans p on p.id = o.plan_id
+          where o.organization_id = any(${ids})`,
     ]);
   const rzp = (await fake("/__control/razorpay/payments")).payments as Json[];
   const rzpAll = await fake("/__control/razorpay/orders");
@@ -1215,11 +1315,19 @@ async function snapshot(): Promise<Snapshot> {
     credit_calls: creditCalls,
     credit_periods: credit_periods as unknown as Snapshot["credit_periods"],
     pack_grants: pack_grants as unknown as Snapshot["pack_grants"],
+    discount_specs: discountSpecs,
+    discount_redemptions: redemptions.map((r) => ({ ...r, order_expires_ms: r.expires_at === null ? null : ms(r.expires_at) })) as unknown as Snapshot["discount_redemptions"],
+    plan_orders: plan_orders as unknown as Snapshot["plan_orders"],
+    checkout_quotes: checkoutQuotes,
   };
 }
 
 // -------------------------------------------------------------------------------------------------
 // The run
+
+function discountSummary() {
+  return flags.discounts ? `${counts.discounted} discounted (${counts.free} free), ${counts.refused} codes refused, ` : "";
+}
 
 const days = Math.round(flags.months * 30);
 const started = Date.now();
@@ -1227,6 +1335,7 @@ let day = 0;
 const log: string[] = [];
 try {
   await setClock(now);
+  for (const { code, ...spec } of discountSpecs) await sql`select billing.create_discount_code(${code}, ${sql.json(spec)})`;
   for (let i = 0; i < flags.orgs; i++) orgs.push(await createOrg(i + 1));
   for (day = 1; day <= days; day++) {
     const dayStart = startMs + (day - 1) * DAY;
@@ -1262,7 +1371,7 @@ try {
     }
     if (day % 30 === 0 || day === days) {
       console.log(`month ${Math.ceil(day / 30)} (day ${day}, ${istDate(now)}): ${counts.payments} payments, ${counts.renewals} renewals, ` +
-        `${counts.refunds} refunds, ${counts.faults} faults (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+        `${counts.refunds} refunds, ${discountSummary()}${counts.faults} faults (${((Date.now() - started) / 1000).toFixed(0)} s)`);
     }
   }
 } catch (e) {
@@ -1273,4 +1382,4 @@ try {
 }
 await sql.end();
 console.log(`simulated ${flags.orgs} organizations over ${flags.months} months (seed ${flags.seed}): ${counts.payments} payments, ` +
-  `${counts.renewals} renewals, ${counts.refunds} refunds, ${counts.faults} faults, 0 invariant violations`);
+  `${counts.renewals} renewals, ${counts.refunds} refunds, ${discountSummary()}${counts.faults} faults, 0 invariant violations`);
