@@ -564,7 +564,7 @@ declare
   v_metric record;
   v_tz text;
   v_released integer := 0;
-  v_credit_request_ids text[] := '{}';
+  v_credit_request_ids text[] := '{}'::text[];
   v_credit_request_id text;
 begin
   if p_organization_id is null or p_request_id is null then
