@@ -550,7 +550,9 @@ grant execute on function billing.settle_usage(uuid, text, bigint, text) to serv
  * Undo a counted request (its upstream call failed): every metric counted under the request id
  * gives its amount back to the windows it was counted in, and the credits that paid for its units
  * past the limit back to their grants (public.release_credits). Idempotent: returns the number of
- * metrics released by this call (0 when already released or unknown).
+ * metrics released by this call (0 when already released or unknown). Locks in the usage order:
+ * the metrics' windows in metric name order, then, after all of them, the credit lock (usage
+ * first, credits second, as increment_usage and the AI gateway take them).
  */
 create function billing.release_usage(p_organization_id uuid, p_request_id text)
 returns integer
@@ -562,6 +564,8 @@ declare
   v_metric record;
   v_tz text;
   v_released integer := 0;
+  v_credit_request_ids text[] := '{}'::text[];
+  v_credit_request_id text;
 begin
   if p_organization_id is null or p_request_id is null then
     raise exception 'release_usage: organization id and request id are required'
@@ -580,12 +584,16 @@ begin
     perform billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
                                       v_metric.occurred_at, v_tz, '{}'::jsonb, -v_metric.amount);
     if v_metric.credit_units > 0 then
-      perform public.release_credits(p_organization_id, v_metric.credit_request_id);
+      v_credit_request_ids := v_credit_request_ids || v_metric.credit_request_id;
     end if;
     update public.usage_metrics m
     set state = 'released', amount = 0, credit_units = case when m.credit_units is not null then 0 end
     where m.id = v_metric.id;
     v_released := v_released + 1;
+  end loop;
+  -- The credits after every window: the credit lock comes last.
+  foreach v_credit_request_id in array v_credit_request_ids loop
+    perform public.release_credits(p_organization_id, v_credit_request_id);
   end loop;
   return v_released;
 end;

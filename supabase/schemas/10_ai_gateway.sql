@@ -32,6 +32,25 @@
 -- billing): the ai-chat function verifies the user's JWT and passes the user id from its claims (a
 -- signed-in user calling them through the API could otherwise settle their own usage at zero).
 -- Members read their organization's log, public.ai_requests.
+--
+-- Lock order. Every path takes one organization's locks in this order, so concurrent calls wait
+-- for each other and never deadlock:
+--   1. the ai_requests row (settle, release, expire: `for update`; the stale-reservation job with
+--      skip locked; a reservation inserts its own row, last, and waits for none),
+--   2. the per-user request counter's windows (`ai_requests_u_<user id hex>`; reservations only),
+--   3. the `ai_prompts` windows (reservations; a release gives them back),
+--   4. the `ai_spend_paise` windows (the spend cap),
+--   5. the `groq_tokens` windows,
+--   6. the organization's credit lock (billing.lock_credits: consume_credits, settle_credits,
+--      release_credits).
+-- billing.ai_reserve counts in this order (billing.ai_cost_cap locks the spend windows with a zero
+-- change before billing.ai_reserve_tokens, the cost is counted and charged after the tokens);
+-- billing.ai_settle settles the spend, then the tokens, then the credits (billing.ai_charge_cost);
+-- billing.ai_release gives back through billing.release_usage, which takes the request's metrics
+-- in name order (ai_prompts, ai_spend_paise, groq_tokens) and the credits after every window, then
+-- public.release_credits; billing.ai_expire and the job change no window and no credits. Within
+-- a metric, billing.apply_usage_delta locks the windows in one fixed order. A change here keeps
+-- this order (tests/ai-lock-order.test.ts runs reservations, settlements and releases at once).
 -- =================================================================================================
 
 
@@ -932,11 +951,12 @@ revoke execute on function billing.ai_settle_metric(uuid, text, text, bigint, bi
 grant execute on function billing.ai_settle_metric(uuid, text, text, bigint, bigint) to service_role;
 
 /**
- * Settles a call's cost, p_paise (whole paise), where its reservation held it: the spend cap's
- * `ai_spend_paise` row (billing.ai_settle_metric: never past the cap) and the credit charge under
- * its request id (billing.settle_credits at the event's credits per paisa; when the balance cannot
- * cover a cost above the reservation, the charge takes what is left of it). Returns the paise
- * counted: p_paise, or less when the spend cap could not take it all.
+ * Charges a call's cost, p_paise (whole paise, as counted against the spend cap by
+ * billing.ai_settle), to the credit charge held under its request id (billing.settle_credits at
+ * the event's credits per paisa; when the balance cannot cover a cost above the reservation, the
+ * charge takes what is left of it). The last step of a settlement: it takes the organization's
+ * credit lock, which comes after every usage window (the lock order of this module's banner).
+ * Returns the credits the charge holds after it (null without a charge).
  */
 create function billing.ai_charge_cost(p_request public.ai_requests, p_paise bigint)
 returns bigint
@@ -945,28 +965,23 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_paise bigint := p_paise;
   v_charge record;
   v_per_unit numeric;
   v_answer record;
 begin
-  if exists (select from public.usage_metrics m where m.organization_id = p_request.organization_id
-               and m.metric = 'ai_spend_paise' and m.request_id = p_request.request_id) then
-    v_paise := (billing.ai_settle_metric(p_request.organization_id, p_request.request_id, 'ai_spend_paise', p_paise,
-                                         coalesce(p_request.reserved_paise, 0))).counted;
-  end if;
   select c.* into v_charge from public.credit_charges c
   where c.organization_id = p_request.organization_id and c.request_id = p_request.request_id;
-  if v_charge.id is not null then
-    select e.credits_per_unit into v_per_unit from public.credit_events e where e.code = v_charge.event_code;
-    v_answer := billing.settle_credits(p_request.organization_id, p_request.request_id,
-                                       pg_catalog.ceil(v_paise * v_per_unit)::bigint);
-    if not v_answer.charged then
-      perform billing.settle_credits(p_request.organization_id, p_request.request_id,
-                                     v_charge.charged + billing.available_credits(p_request.organization_id));
-    end if;
+  if v_charge.id is null then
+    return null;
   end if;
-  return v_paise;
+  select e.credits_per_unit into v_per_unit from public.credit_events e where e.code = v_charge.event_code;
+  v_answer := billing.settle_credits(p_request.organization_id, p_request.request_id,
+                                     pg_catalog.ceil(p_paise * v_per_unit)::bigint);
+  if not v_answer.charged then
+    v_answer := billing.settle_credits(p_request.organization_id, p_request.request_id,
+                                       v_charge.charged + billing.available_credits(p_request.organization_id));
+  end if;
+  return v_answer.credits;
 end;
 $$;
 revoke execute on function billing.ai_charge_cost(public.ai_requests, bigint) from public;
@@ -979,8 +994,8 @@ grant execute on function billing.ai_charge_cost(public.ai_requests, bigint) to 
  * estimate was low), the quota is filled to its limit and no further: the log keeps the true
  * numbers, counted_tokens what was counted. The cost (cost_paise, at the price in effect when the
  * call was reserved, p_cached_tokens of the prompt at the cached input price) is settled the same
- * way, rounded up to paise (charged_paise), against the spend cap and the call's credit charge
- * (billing.ai_charge_cost). Completes the log row with p_status (completed,
+ * way, rounded up to paise (charged_paise), against the spend cap (before the tokens) and, last,
+ * the call's credit charge (billing.ai_charge_cost): the lock order of the module's banner. Completes the log row with p_status (completed,
  * client_closed, or upstream_error / upstream_timeout for a stream that failed after it began)
  * and, for a completed call with a cache key, caches p_response for 24 hours. Idempotent: a
  * request no longer pending is left as it is (settled = false). service_role only.
@@ -1040,6 +1055,20 @@ begin
     return;
   end if;
 
+  -- In the lock order of the module's banner: the spend cap's windows, the token windows, then
+  -- the credit lock (as billing.ai_reserve and billing.release_usage take them).
+  -- The cost at the price the call was reserved at: counted against the spend cap (never past it).
+  if v_request.price_effective_from is not null then
+    select p.* into v_price from public.ai_model_prices p
+    where p.model = v_request.model and p.effective_from = v_request.price_effective_from;
+    v_cost := billing.ai_cost_paise(v_price, p_prompt_tokens, p_completion_tokens, p_cached_tokens);
+    v_paise := pg_catalog.ceil(v_cost)::bigint;
+    if exists (select from public.usage_metrics m where m.organization_id = v_request.organization_id
+                 and m.metric = 'ai_spend_paise' and m.request_id = p_request_id) then
+      v_paise := (billing.ai_settle_metric(v_request.organization_id, p_request_id, 'ai_spend_paise', v_paise,
+                                           coalesce(v_request.reserved_paise, 0))).counted;
+    end if;
+  end if;
   -- The actual usage; if it does not fit, what is left; at worst the reservation (always fits).
   -- A call past the token quota on credits counted no tokens.
   v_target := 0;
@@ -1051,12 +1080,9 @@ begin
     v_target := v_answer.counted;
     remaining := v_answer.remaining;
   end if;
-  -- The cost at the price the call was reserved at: counted against the spend cap, charged in credits.
+  -- Last, the credits: the cost as counted, charged to the call's credit charge.
   if v_request.price_effective_from is not null then
-    select p.* into v_price from public.ai_model_prices p
-    where p.model = v_request.model and p.effective_from = v_request.price_effective_from;
-    v_cost := billing.ai_cost_paise(v_price, p_prompt_tokens, p_completion_tokens, p_cached_tokens);
-    v_paise := billing.ai_charge_cost(v_request, pg_catalog.ceil(v_cost)::bigint);
+    perform billing.ai_charge_cost(v_request, v_paise);
   end if;
   update public.usage_metrics m set state = 'settled'
   where m.organization_id = v_request.organization_id and m.metric = 'ai_prompts'
