@@ -4,10 +4,12 @@
 --   public.consume_credits(org, event, quantity, request_id)      (service_role)
 --     prices the event (public.credit_events) and draws it from the organization's live grants in
 --     precedence order, all of it or nothing; a retried request id returns its first answer and
---     is charged once; concurrent calls never overdraw.
+--     is charged once (sent again after its release, it is charged anew); concurrent calls never
+--     overdraw.
 --   public.release_credits(org, request_id) / billing.settle_credits(org, request_id, credits)
 --     give a charge back to the grants it came from (all of it, or down to what was really used);
---     what comes back to a grant that lapsed or was revoked meanwhile lapses or is revoked again.
+--     what comes back to a grant that lapsed meanwhile lapses again, and to a grant that owes a
+--     revoke (a refunded pack whose credits were out in a charge) is revoked, up to what it owes.
 --   billing.operator_grant_credits(org, amount, expires_at, reason)  (postgres, service_role)
 --   public.get_credit_balance(org)                                  (members and service_role)
 --     balance by source, the next expiry and its amount, the last movements.
@@ -18,8 +20,8 @@
 --     credit note).
 --
 -- The model. A grant (public.credit_grants) is credits an organization received from one source:
--- purchase (a credit pack), subscription (a plan's credits_per_period, granted at the start of each
--- paid period and lapsing at its end), promotion or operator. `remaining` is what is left of it.
+-- purchase (a credit pack), subscription (a plan's credits_per_period, granted for each paid span
+-- and lapsing at its end: billing.grant_period_credits), promotion or operator. `remaining` is what is left of it.
 -- Every movement of a grant's credits is one row of public.credit_ledger (granted, consumed,
 -- released, expired, revoked) with the organization's balance after it; the ledger is append-only,
 -- so for every grant its ledger rows sum to its `remaining`, and for every organization its ledger
