@@ -243,7 +243,9 @@ revoke execute on function billing.paid_period_price(public.subscriptions, publi
  * organization's list price (billing.plan_price_for) less a discount (billing.checkout_discount:
  * p_discount_code, or a repeating redemption carried): an upgrade's lines then have a discount
  * line, and the quote adds {list_cents, discount_cents, discount_code, discount (what change_plan
- * reserves)}; period_price_cents is what the new plan's period costs after it.
+ * reserves)}; period_price_cents is what the new plan's period costs after it. An upgrade with a
+ * discount is always a 'prorated_order', even at amount_cents 0 (change_plan then completes the
+ * free order at once), never 'immediate': the order records the redemption's period.
  * Errors: P0002 no such active plan; 22023 the free plan, the same plan, another currency, a
  * downgrade already scheduled to that plan, a refused code (HINT discount_*: also a code on a
  * downgrade, which starts at the period end, or on an upgrade the unused value already pays);
@@ -354,7 +356,10 @@ begin
         'amount_cents', -v_amount));
       v_amount := 0;
     end if;
-    v_method := case when v_amount > 0 then 'prorated_order' else 'immediate' end;
+    -- A discount on the new plan (a carried repeating or forever redemption: a code typed is
+    -- refused above when nothing is left to pay) is used by an order, even one the unused value
+    -- makes free: the order counts as one of the redemption's periods and gets its invoice.
+    v_method := case when v_amount > 0 or v_discount ? 'discount' then 'prorated_order' else 'immediate' end;
   else
     v_method := 'scheduled';
     v_effective_at := v_sub.current_period_end;
@@ -600,7 +605,10 @@ grant execute on function billing.preview_plan_change(uuid, text, text) to authe
  * order_amount_cents
  *     (what the order charges: the quote's amount plus tax, set by the orders_quote_tax trigger),
  * order_expires_at};
- *   upgrade, method 'immediate' (charge 0): switched now, new period from now ({result: 'changed'});
+ *     An order at 0 (a carried redemption's discount, with the unused value paying the rest) is
+ *     completed at once like a free checkout (billing.complete_free_order: the plan switches, the
+ *     redemption uses a period, a zero-value invoice is issued): {result: 'changed', order_id, ...};
+ *   upgrade, method 'immediate' (charge 0, no discount): switched now, new period from now ({result: 'changed'});
  *   downgrade, method 'scheduled': pending_plan_id set for the period end ({result: 'scheduled'});
  *   Razorpay recurring, method 'cancel_and_resubscribe': the subscription is set to cancel at the
  *     period end ({result: 'cancel_scheduled', provider_action, checkout: {plan_code, provider}}).
@@ -645,8 +653,10 @@ begin
        expires_at, metadata, list_cents, discount_cents, discount_redemption_id)
     values
       (p_organization_id, v_to.id, v_sub.id,
-       case when v_sub.provider in ('payu', 'razorpay') then v_sub.provider else 'payu' end,
-       'upgrade', (v_quote ->> 'amount_cents')::bigint, v_to.currency, 'created', v_user_id,
+       case when (v_quote ->> 'amount_cents')::bigint = 0 then 'manual'
+            when v_sub.provider in ('payu', 'razorpay') then v_sub.provider else 'payu' end::public.payment_provider,
+       'upgrade', (v_quote ->> 'amount_cents')::bigint, v_to.currency,
+       case when (v_quote ->> 'amount_cents')::bigint = 0 then 'pending' else 'created' end::public.order_status, v_user_id,
        least(v_now + interval '1 day', v_sub.current_period_end),
        pg_catalog.jsonb_build_object('plan_code', v_to.code, 'recurring', false, 'quote', v_quote - 'discount',
                                      'from_plan_id', v_sub.plan_id, 'quoted_period_end', v_sub.current_period_end,
@@ -661,6 +671,13 @@ begin
     returning * into v_order;
     if v_quote ? 'discount' then
       perform billing.reserve_discount(v_order, v_quote -> 'discount');
+      select * into v_order from public.orders o where o.id = v_order.id;
+    end if;
+    if v_order.amount_cents = 0 then
+      -- Free (a carried discount, the unused value paying the rest): completed now, as a free checkout.
+      v_order := billing.complete_free_order(v_order);
+      return (v_quote - 'discount') || pg_catalog.jsonb_build_object(
+        'result', 'changed', 'order_id', v_order.id, 'receipt', v_order.receipt, 'order_amount_cents', 0);
     end if;
     -- An intent: the subscription is untouched until the order is paid.
     perform billing.log_subscription_intent(v_sub.id, 'upgrade_ordered', v_to.id, 'user', v_user_id,
