@@ -200,30 +200,74 @@ revoke execute on function billing.refuse_plan_change(public.subscriptions, publ
   timestamptz) from public;
 
 /**
- * The price the current period of subscription p_sub on plan p_plan was actually paid at (one
- * interval's worth, before tax): the period price of its newest paid order of that plan
- * (metadata.period_price_cents: the list price less any discount), else the organization's list
- * price of the plan (billing.plan_price_for). Proration credits this, never the list price.
+ * The unused value at p_at of the paid period [p_period_start, p_period_end) of subscription p_sub
+ * on plan p_plan, at the prices actually paid: billing.unused_value's seconds_left, period_seconds
+ * and cycles, and unused_cents summed over the period's cycles (equal shares of its time), each at
+ * the period price of the paid order that bought it (metadata.period_price_cents: the list price
+ * less any discount) for its unused share. The newest paid orders of the plan (kinds new, renewal,
+ * upgrade; by paid_at, then id) pay the last cycles; a cycle no order paid (a trial, a grant) is
+ * valued at the oldest of those orders' price, else the organization's list price
+ * (billing.plan_price_for). So a discounted month followed by a month prepaid at the list price
+ * credits each at its own price, never both at the newest. Rounded half up once; with one price
+ * it equals billing.unused_value at that price.
  */
-create function billing.paid_period_price(p_sub public.subscriptions, p_plan public.billing_plans, p_at timestamptz)
-returns bigint
+create function billing.paid_unused_value(
+  p_sub public.subscriptions,
+  p_plan public.billing_plans,
+  p_period_start timestamptz,
+  p_period_end timestamptz,
+  p_at timestamptz,
+  out seconds_left bigint,
+  out period_seconds bigint,
+  out cycles integer,
+  out unused_cents bigint
+)
 language plpgsql
 stable
 set search_path = ''
 as $$
 declare
-  v_price bigint;
+  v_time record;
+  v_prices bigint[];
+  v_count integer;
+  v_fallback bigint;
+  v_elapsed numeric;
+  v_lo numeric;
+  v_hi numeric;
+  v_sum numeric := 0;
+  v_index integer;
 begin
-  select (o.metadata ->> 'period_price_cents')::bigint into v_price
-  from public.orders o
-  where o.subscription_id = p_sub.id and o.plan_id = p_plan.id and o.status = 'paid'
-    and o.kind in ('new', 'renewal', 'upgrade')
-  order by o.paid_at desc
-  limit 1;
-  return coalesce(v_price, billing.plan_price_for(p_sub.organization_id, p_plan, p_at));
+  v_time := billing.unused_value(0, p_plan.interval, p_period_start, p_period_end, p_at);
+  seconds_left := v_time.seconds_left;
+  period_seconds := v_time.period_seconds;
+  cycles := v_time.cycles;
+  unused_cents := 0;
+  if period_seconds <= 0 then
+    return;
+  end if;
+  select pg_catalog.array_agg(x.price order by x.paid_at, x.id) into v_prices
+  from (select (o.metadata ->> 'period_price_cents')::bigint as price, o.paid_at, o.id
+        from public.orders o
+        where o.subscription_id = p_sub.id and o.plan_id = p_plan.id and o.status = 'paid'
+          and o.kind in ('new', 'renewal', 'upgrade')
+        order by o.paid_at desc, o.id desc
+        limit cycles) x;
+  v_count := coalesce(pg_catalog.array_length(v_prices, 1), 0);
+  v_fallback := coalesce(v_prices[1], billing.plan_price_for(p_sub.organization_id, p_plan, p_at));
+  v_elapsed := period_seconds - seconds_left;
+  for k in 0 .. cycles - 1 loop
+    v_lo := (k::numeric * period_seconds) / cycles;
+    v_hi := ((k + 1)::numeric * period_seconds) / cycles;
+    v_index := v_count - (cycles - 1 - k);
+    v_sum := v_sum + coalesce(case when v_index >= 1 then v_prices[v_index] end, v_fallback)
+                     * greatest(0, v_hi - greatest(v_lo, v_elapsed));
+  end loop;
+  -- numeric round() rounds halves away from zero: half up for these non-negative values.
+  unused_cents := round(v_sum * cycles / period_seconds)::bigint;
 end;
 $$;
-revoke execute on function billing.paid_period_price(public.subscriptions, public.billing_plans, timestamptz) from public;
+revoke execute on function billing.paid_unused_value(public.subscriptions, public.billing_plans, timestamptz, timestamptz,
+  timestamptz) from public;
 
 /**
  * The one quote both preview_plan_change and change_plan use, at p_at: what changing the
@@ -238,7 +282,7 @@ revoke execute on function billing.paid_period_price(public.subscriptions, publi
  * (null at the list price).
  * The unused value is of the paid part of the period, from paid_period_start (the trial end for a
  * trial paid before it ended, else current_period_start), at the price it was paid
- * (billing.paid_period_price: after its discount). new_period_end is the end of the new plan's
+ * (billing.paid_unused_value: each paid cycle at its own price, after its discount). new_period_end is the end of the new plan's
  * first period from effective_at, in the organization's time zone. The new plan's price is the
  * organization's list price (billing.plan_price_for) less a discount (billing.checkout_discount:
  * p_discount_code, or a repeating redemption carried): an upgrade's lines then have a discount
@@ -307,8 +351,7 @@ begin
   -- The paid part of the period: a trial paid before its end keeps current_period_start at the
   -- trial start and runs its first paid period from trial_end (apply_captured_payment extends from
   -- the period end), so trial days are not paid time. From there, unused <= cycles x price.
-  v_unused := billing.unused_value(billing.paid_period_price(v_sub, v_from, p_at), v_from.interval, v_paid_start,
-                                  v_sub.current_period_end, p_at);
+  v_unused := billing.paid_unused_value(v_sub, v_from, v_paid_start, v_sub.current_period_end, p_at);
   if v_kind = 'downgrade' and not v_recurring and nullif(btrim(coalesce(p_discount_code, '')), '') is not null then
     perform billing.refuse_discount('discount_not_applicable',
       pg_catalog.format('a downgrade to %s starts at the period end: use the code when paying for it', v_to.code));
