@@ -93,7 +93,9 @@ grant usage on type billing.checkout_order to authenticated, service_role;
  * limit); plans: the plan codes it applies to (null: every plan); first_purchase_only: only for an
  * organization that never paid an order. Codes are unique whatever their case. Never listed to
  * members (schema billing); written by billing.create_discount_code and
- * billing.deactivate_discount_code.
+ * billing.deactivate_discount_code. redemptions_ended_at: set when the code was ended with its
+ * redemptions (billing.deactivate_discount_code(..., p_end_redemptions => true)): from then on no
+ * repeating or forever redemption of it carries to a new order.
  */
 create table billing.discount_codes (
   id uuid primary key default gen_random_uuid(),
@@ -113,6 +115,7 @@ create table billing.discount_codes (
   deactivated_reason text,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  redemptions_ended_at timestamptz,
   constraint discount_codes_one_kind check ((percent_bps is null) <> (amount_paise is null)),
   constraint discount_codes_periods_when_repeating check ((duration = 'repeating') = (periods is not null)),
   constraint discount_codes_validity check (valid_until is null or valid_from is null or valid_until > valid_from)
@@ -846,7 +849,8 @@ revoke execute on function billing.check_discount_limits(billing.discount_codes,
  * first-purchase code for an organization that paid before (discount_not_applicable), its limits
  * reached (discount_already_used, discount_exhausted; checked again under the code's lock when it
  * is reserved). Without a code, the organization's newest redeemed repeating or forever redemption
- * covering the plan, with periods left (paid orders carrying it), applies. Writes nothing.
+ * covering the plan, with periods left (paid orders carrying it), applies, unless its code was
+ * ended with its redemptions (discount_codes.redemptions_ended_at). Writes nothing.
  */
 create function billing.checkout_discount(
   p_organization_id uuid,
@@ -915,6 +919,8 @@ begin
            or (select count(*) from public.orders o where o.discount_redemption_id = r.id and o.status = 'paid')
               < (r.terms ->> 'periods')::integer)
       and (not r.terms ? 'amount_paise' or p_plan.currency = 'INR')
+      and not exists (select 1 from billing.discount_codes c
+                      where c.id = r.discount_code_id and c.redemptions_ended_at is not null)
     order by r.created_at desc
     limit 1;
     v_terms := v_redemption.terms;
@@ -1117,11 +1123,13 @@ grant execute on function billing.create_discount_code(text, jsonb) to service_r
 
 /**
  * Ends discount code p_code (any case; postgres and service_role) with a reason: no new order
- * can use it (discount_expired). Orders already created keep their price, and redemptions already
- * made keep their terms (a repeating one runs its periods). Errors: 22023 no reason, P0002 no
- * such code. Returns the code's row.
+ * can use it (discount_expired). Orders already created keep their price. By default redemptions
+ * already made keep their terms (a repeating one runs its periods, a forever one runs on); with
+ * p_end_redemptions they end too (redemptions_ended_at): no redemption of the code carries to a
+ * later order, which is then at the organization's price (a code leaked or abused). Errors: 22023
+ * no reason, P0002 no such code. Returns the code's row.
  */
-create function billing.deactivate_discount_code(p_code text, p_reason text)
+create function billing.deactivate_discount_code(p_code text, p_reason text, p_end_redemptions boolean default false)
 returns billing.discount_codes
 language plpgsql
 set search_path = ''
@@ -1133,7 +1141,9 @@ begin
     raise exception 'a reason is required to end a discount code' using errcode = 'invalid_parameter_value';
   end if;
   update billing.discount_codes c
-  set active = false, deactivated_at = coalesce(c.deactivated_at, billing.now()), deactivated_reason = btrim(p_reason)
+  set active = false, deactivated_at = coalesce(c.deactivated_at, billing.now()), deactivated_reason = btrim(p_reason),
+      redemptions_ended_at = case when coalesce(p_end_redemptions, false)
+                                  then coalesce(c.redemptions_ended_at, billing.now()) else c.redemptions_ended_at end
   where lower(c.code) = lower(btrim(p_code))
   returning * into v_row;
   if v_row.id is null then
@@ -1142,8 +1152,8 @@ begin
   return v_row;
 end;
 $$;
-revoke execute on function billing.deactivate_discount_code(text, text) from public, anon, authenticated;
-grant execute on function billing.deactivate_discount_code(text, text) to service_role;
+revoke execute on function billing.deactivate_discount_code(text, text, boolean) from public, anon, authenticated;
+grant execute on function billing.deactivate_discount_code(text, text, boolean) to service_role;
 
 /**
  * What checkout would charge now for plan p_plan_code (members of the organization), exactly as

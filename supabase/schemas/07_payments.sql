@@ -1206,7 +1206,10 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
  * the list price less the discount, the code reserved with it (billing.reserve_discount); without
  * one, a repeating or forever redemption of the organization covering the plan is carried to this
  * order (a renewal through checkout). An order whose discount covers the whole price is completed
- * at once (billing.complete_free_order: status 'paid', amount 0, provider 'manual').
+ * at once (billing.complete_free_order: status 'paid', amount 0, provider 'manual'). A renewal
+ * that would be free or is at a price override is refused (55000, HINT 'paid_ahead') while the
+ * plan is already paid more than one period (plus the grace days) ahead of now, so free
+ * checkouts cannot be repeated to prepay years.
  * Errors: 42501 not signed in / not an owner or admin; 22023 bad provider, or a refused code
  * (HINT discount_invalid, discount_expired, discount_exhausted, discount_not_applicable,
  * discount_already_used; no order is created); P0002 no such active plan; 55000 the plan is free
@@ -1310,6 +1313,18 @@ begin
   -- reason; or a repeating redemption carried to this renewal), before any order exists.
   v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, v_now, v_rzp_plan is not null);
   v_discounted := v_price ? 'terms';
+  -- Prepaying a free order (a discount covering the price) or a negotiated price: only while the
+  -- plan is paid at most one period ahead (and the grace days), so free checkouts cannot be
+  -- repeated to take years of the plan, nor a contract price be locked in for years.
+  if v_live.status in ('active', 'past_due') and v_live.plan_id = v_plan.id
+     and ((v_price ->> 'price_cents')::bigint = 0 or v_override.id is not null)
+     and v_live.current_period_end > billing.period_end_after(
+           v_now, v_plan.interval, (select g.timezone from public.organizations g where g.id = p_organization_id))
+         + billing.grace_interval() then
+    raise exception 'plan "%" is paid until %, more than one % ahead: a free order or a negotiated price is paid at most one period ahead (check out again later)',
+      v_plan.code, v_live.current_period_end, v_plan.interval
+      using errcode = 'object_not_in_prerequisite_state', hint = 'paid_ahead';
+  end if;
   if p_provider = 'razorpay' and (v_price ->> 'price_cents')::bigint between 1 and 99 then
     perform billing.refuse_discount('discount_not_applicable',
       pg_catalog.format('with discount code %s plan "%s" costs less than Razorpay''s minimum of 100 paise: pay with PayU',

@@ -21,14 +21,14 @@ export type Database = {
                   ]
                 },"discount_codes": {
                   Row: {
-                    "active": boolean,"amount_paise": number | null,"code": string,"created_at": string,"deactivated_at": string | null,"deactivated_reason": string | null,"duration": Database["public"]['Enums']["discount_duration"],"first_purchase_only": boolean,"id": string,"max_per_organization": number | null,"max_redemptions": number | null,"percent_bps": number | null,"periods": number | null,"plans": (string)[] | null,"updated_at": string,"valid_from": string | null,"valid_until": string | null,"discount_terms": Json | null
+                    "active": boolean,"amount_paise": number | null,"code": string,"created_at": string,"deactivated_at": string | null,"deactivated_reason": string | null,"duration": Database["public"]['Enums']["discount_duration"],"first_purchase_only": boolean,"id": string,"max_per_organization": number | null,"max_redemptions": number | null,"percent_bps": number | null,"periods": number | null,"plans": (string)[] | null,"redemptions_ended_at": string | null,"updated_at": string,"valid_from": string | null,"valid_until": string | null,"discount_terms": Json | null
                   }
                   ComputedFields: "discount_terms"
                   Insert: {
-                    "active"?: boolean,"amount_paise"?: number | null,"code": string,"created_at"?: string,"deactivated_at"?: string | null,"deactivated_reason"?: string | null,"duration"?: Database["public"]['Enums']["discount_duration"],"first_purchase_only"?: boolean,"id"?: string,"max_per_organization"?: number | null,"max_redemptions"?: number | null,"percent_bps"?: number | null,"periods"?: number | null,"plans"?: (string)[] | null,"updated_at"?: string,"valid_from"?: string | null,"valid_until"?: string | null
+                    "active"?: boolean,"amount_paise"?: number | null,"code": string,"created_at"?: string,"deactivated_at"?: string | null,"deactivated_reason"?: string | null,"duration"?: Database["public"]['Enums']["discount_duration"],"first_purchase_only"?: boolean,"id"?: string,"max_per_organization"?: number | null,"max_redemptions"?: number | null,"percent_bps"?: number | null,"periods"?: number | null,"plans"?: (string)[] | null,"redemptions_ended_at"?: string | null,"updated_at"?: string,"valid_from"?: string | null,"valid_until"?: string | null
                   }
                   Update: {
-                    "active"?: boolean,"amount_paise"?: number | null,"code"?: string,"created_at"?: string,"deactivated_at"?: string | null,"deactivated_reason"?: string | null,"duration"?: Database["public"]['Enums']["discount_duration"],"first_purchase_only"?: boolean,"id"?: string,"max_per_organization"?: number | null,"max_redemptions"?: number | null,"percent_bps"?: number | null,"periods"?: number | null,"plans"?: (string)[] | null,"updated_at"?: string,"valid_from"?: string | null,"valid_until"?: string | null
+                    "active"?: boolean,"amount_paise"?: number | null,"code"?: string,"created_at"?: string,"deactivated_at"?: string | null,"deactivated_reason"?: string | null,"duration"?: Database["public"]['Enums']["discount_duration"],"first_purchase_only"?: boolean,"id"?: string,"max_per_organization"?: number | null,"max_redemptions"?: number | null,"percent_bps"?: number | null,"periods"?: number | null,"plans"?: (string)[] | null,"redemptions_ended_at"?: string | null,"updated_at"?: string,"valid_from"?: string | null,"valid_until"?: string | null
                   }
                   Relationships: [
                     
@@ -611,6 +611,7 @@ isOneToOne: true
 "percent_bps": number | null,
 "periods": number | null,
 "plans": (string)[] | null,
+"redemptions_ended_at": string | null,
 "updated_at": string,
 "valid_from": string | null,
 "valid_until": string | null
@@ -642,7 +643,7 @@ isOneToOne: true
 { Args: { "p_at": string,"p_subscription": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: undefined
                            },
 "deactivate_discount_code":
-{ Args: { "p_code": string,"p_reason": string }; Returns: {
+{ Args: { "p_code": string,"p_end_redemptions"?: boolean,"p_reason": string }; Returns: {
               "active": boolean,
 "amount_paise": number | null,
 "code": string,
@@ -657,6 +658,7 @@ isOneToOne: true
 "percent_bps": number | null,
 "periods": number | null,
 "plans": (string)[] | null,
+"redemptions_ended_at": string | null,
 "updated_at": string,
 "valid_from": string | null,
 "valid_until": string | null
@@ -929,6 +931,9 @@ isOneToOne: true
                            },
 "paid_period_price":
 { Args: { "p_at": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: number
+                           },
+"paid_unused_value":
+{ Args: { "p_at": string,"p_period_end": string,"p_period_start": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Record<string, unknown>
                            },
 "period_end_after":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"],"p_start": string,"p_timezone": string }; Returns: string

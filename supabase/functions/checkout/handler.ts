@@ -26,7 +26,8 @@
 // to the organization), 409 plan_not_purchasable | credit_pack_not_purchasable | use_change_plan (a subscription runs on another
 // plan: change plans with public.change_plan) | recurring_subscription_exists (a Razorpay
 // subscription checkout is open, or one renews already) | too_many_open_orders (the organization has
-// billing_settings.max_open_orders open orders), 422 discount_invalid | discount_expired |
+// billing_settings.max_open_orders open orders) | paid_ahead (a free renewal or one at a
+// negotiated price while the plan is paid more than one period ahead), 422 discount_invalid | discount_expired |
 // discount_exhausted | discount_not_applicable | discount_already_used (the code was refused; no
 // order was created), 422 provider_not_configured, 502/504
 // upstream_*, 503 server_not_configured (SUPABASE_URL is not set).
@@ -113,7 +114,13 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
       if (hint && hint.startsWith("discount_")) {
         throw new HttpError(422, hint, String((e as Error)?.message ?? e));
       }
-      const known = ["use_change_plan", "recurring_subscription_exists", "too_many_open_orders", "credit_pack_not_purchasable"];
+      const known = [
+        "use_change_plan",
+        "recurring_subscription_exists",
+        "too_many_open_orders",
+        "credit_pack_not_purchasable",
+        "paid_ahead",
+      ];
       const code = hint && known.includes(hint)
         ? hint
         : packCode !== null
