@@ -1,7 +1,7 @@
 // Private enterprise pricing end to end through the local functions server, the real database and
 // the fake PayU / Razorpay: a private plan assigned to one organization (billing.operator_assign_plan)
 // with a negotiated price (billing.operator_set_price_override); another organization's checkout of
-// it is refused 404 plan_not_available and writes nothing; the assigned organization checks out
+// it is refused 404 plan_not_found, as an unknown plan, and writes nothing; the assigned organization checks out
 // with PayU at the override price plus GST, PayU's signed webhook applies it, and the GST invoice
 // names the contract at that price; a Razorpay recurring plan with an override is sold as a
 // one-time Razorpay order at the override price, applied by its signed payment.captured webhook.
@@ -131,7 +131,7 @@ Deno.test({
 
     // Another organization: not listed, and refused at checkout with nothing written.
     const refused = await checkout(other.id, other.owner, { plan_code: PLANS.ent, provider: "payu" });
-    assertEquals([refused.status, refused.body.code], [404, "plan_not_available"], JSON.stringify(refused.body));
+    assertEquals([refused.status, refused.body.code], [404, "plan_not_found"], JSON.stringify(refused.body));
     const [{ n }] = await sql`select count(*)::int as n from public.orders where organization_id = ${other.id}`;
     assertEquals(n, 0, "the refused checkout wrote no order");
 

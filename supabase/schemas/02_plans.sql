@@ -947,8 +947,9 @@ grant execute on function billing.price_override_at(uuid, uuid, timestamptz) to 
 
 /**
  * Refuses a private plan to an organization it is not assigned to (no live
- * public.plan_assignments row): P0002 with HINT 'plan_not_available', the message saying the plan
- * is not available to the organization (as for an unknown plan, nothing says who else has it).
+ * public.plan_assignments row) exactly as an unknown or inactive plan is: P0002 with HINT
+ * 'plan_not_found' and the message 'no active plan "<code>"', so a stranger cannot tell a private
+ * plan from a code that does not exist.
  * Public plans pass. Called by checkout, change_plan (and its preview) and start_trial before
  * they write anything.
  */
@@ -963,8 +964,7 @@ begin
     select 1 from public.plan_assignments a
     where a.organization_id = p_organization_id and a.plan_id = p_plan.id and a.ended_at is null
   ) then
-    raise exception 'plan "%" is not available to this organization', p_plan.code
-      using errcode = 'no_data_found', hint = 'plan_not_available';
+    raise exception 'no active plan "%"', p_plan.code using errcode = 'no_data_found', hint = 'plan_not_found';
   end if;
 end;
 $$;

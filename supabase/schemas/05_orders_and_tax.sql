@@ -1161,8 +1161,10 @@ grant execute on function billing.deactivate_discount_code(text, text, boolean) 
  * cgst_paise, sgst_paise, igst_paise, total_paise, prices_include_tax, supply_type}. The price is
  * billing.checkout_discount's (a code given, or a repeating redemption carried), taxed by
  * billing.order_tax_quote and split by billing.compute_line_tax as the order and its invoice are;
- * a one-time payment (PayU or a Razorpay order). Refusals as create_checkout_order. Writes
- * nothing. Security definer: members cannot read the codes.
+ * a one-time payment (PayU or a Razorpay order). Refusals as create_checkout_order: an unknown
+ * or inactive plan, or a private plan not assigned to the organization (billing.require_plan_available),
+ * both P0002 HINT 'plan_not_found' alike. Writes nothing. Security definer: members cannot read
+ * the codes.
  */
 create function billing.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
 returns jsonb
@@ -1180,8 +1182,9 @@ begin
   perform billing.require_role(p_organization_id, enum_range(null::public.member_role), 'preview a checkout');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
-    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found', hint = 'plan_not_found';
   end if;
+  perform billing.require_plan_available(p_organization_id, v_plan);
   if v_plan.price_cents <= 0 or v_plan.tier = 'free' then
     raise exception 'plan "%" is free: there is nothing to pay', v_plan.code using errcode = 'object_not_in_prerequisite_state';
   end if;

@@ -1195,7 +1195,8 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
  * order whose provider call failed can never be paid.
  * The price is the organization's at the time (billing.plan_price_for: a price override, else
  * the plan's price); the order keeps it, with the override and its contract in its metadata. A
- * private plan not assigned to the organization is refused (P0002, HINT 'plan_not_available').
+ * private plan not assigned to the organization is refused as an unknown plan is (P0002, HINT
+ * 'plan_not_found').
  * Checkout buys a first plan or renews the plan in effect; it never changes plan. Refused (55000)
  * with HINT 'use_change_plan' while a subscription is active or past due on another plan (except
  * change_plan's 'cancel_and_resubscribe': a Razorpay subscription set to cancel at the period
@@ -1247,7 +1248,7 @@ begin
   perform billing.require_role(p_organization_id, billing.managers(), 'buy a plan');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
-    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found', hint = 'plan_not_found';
   end if;
   perform billing.require_plan_available(p_organization_id, v_plan);
   -- The organization's price now (its price override, else the list price): the order keeps it.

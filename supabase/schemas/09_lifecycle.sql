@@ -326,7 +326,7 @@ declare
 begin
   select * into v_to from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_to.id is null then
-    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found', hint = 'plan_not_found';
   end if;
   perform billing.require_plan_available(p_organization_id, v_to);
   if v_to.tier = 'free' or v_to.price_cents = 0 then
@@ -871,7 +871,7 @@ begin
   perform billing.require_role(p_organization_id, billing.managers());
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
-    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found';
+    raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found', hint = 'plan_not_found';
   end if;
   perform billing.require_plan_available(p_organization_id, v_plan);
   if v_plan.tier = 'free' or v_plan.price_cents = 0 then

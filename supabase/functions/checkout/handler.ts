@@ -22,7 +22,7 @@
 // amount_cents is the total payable, GST included (the order's tax quote).
 // Errors: 400 invalid_input | invalid_provider | malformed_json | plan_and_credit_pack (a credit
 // pack with a plan code or an order id), 401 (no user), 403 forbidden, 404 plan_not_found |
-// credit_pack_not_found (unknown or inactive) | plan_not_available (a private plan not assigned
+// credit_pack_not_found (unknown or inactive; a private plan not assigned
 // to the organization), 409 plan_not_purchasable | credit_pack_not_purchasable | use_change_plan (a subscription runs on another
 // plan: change plans with public.change_plan) | recurring_subscription_exists (a Razorpay
 // subscription checkout is open, or one renews already) | too_many_open_orders (the organization has
@@ -126,12 +126,8 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
         : packCode !== null
         ? "credit_pack_not_purchasable"
         : "plan_not_purchasable";
-      // A private plan the organization is not assigned to: its own code, as for an unknown plan a 404.
-      const notFound = hint === "plan_not_available"
-        ? "plan_not_available"
-        : packCode !== null
-        ? "credit_pack_not_found"
-        : "plan_not_found";
+      // A private plan the organization is not assigned to answers as an unknown plan (no leak).
+      const notFound = packCode !== null ? "credit_pack_not_found" : "plan_not_found";
       throw sqlError(e, { P0002: [404, notFound], "55000": [409, code] });
     }
     const common = {

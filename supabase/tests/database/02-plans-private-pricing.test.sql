@@ -3,7 +3,7 @@
 -- operator_unassign_plan, operator_set_price_override, operator_end_price_override), under the
 -- pinned test clock: a private plan is invisible to anon and to other organizations and visible
 -- to the one it is assigned to; checkout, start_trial, change_plan and its preview of it are
--- refused for an organization it is not assigned to (P0002, HINT plan_not_available) with nothing
+-- refused for an organization it is not assigned to as an unknown plan is (P0002, HINT plan_not_found) with nothing
 -- written; an override prices the order (GST on it) and its invoice, from valid_from to a second
 -- before valid_until; a renewal by checkout inside the period is at the override price, one at
 -- valid_until at the list price; proration reads the overridden prices of both plans; an order
@@ -155,19 +155,19 @@ select tests.as_postgres();
 
 select is(pg_temp.refusal('a2500000-0000-4000-8000-000000000002',
             $$select * from public.create_checkout_order('c2500000-0000-4000-8000-0000000000b1', 'ent_private', 'payu')$$),
-          'P0002 plan_not_available: plan "ent_private" is not available to this organization',
-          'checkout of the private plan for B is refused: plan_not_available');
+          'P0002 plan_not_found: no active plan "ent_private"',
+          'checkout of the private plan for B is refused as an unknown plan: plan_not_found');
 select is(pg_temp.refusal('a2500000-0000-4000-8000-000000000002',
             $$select public.start_trial('c2500000-0000-4000-8000-0000000000b1', 'ent_private')$$),
-          'P0002 plan_not_available: plan "ent_private" is not available to this organization',
+          'P0002 plan_not_found: no active plan "ent_private"',
           '... and so is a trial of it');
 select is(pg_temp.refusal('a2500000-0000-4000-8000-000000000002',
             $$select public.preview_plan_change('c2500000-0000-4000-8000-0000000000b1', 'ent_private')$$),
-          'P0002 plan_not_available: plan "ent_private" is not available to this organization',
+          'P0002 plan_not_found: no active plan "ent_private"',
           '... and a preview of a change to it');
 select is(pg_temp.refusal('a2500000-0000-4000-8000-000000000002',
             $$select public.change_plan('c2500000-0000-4000-8000-0000000000b1', 'ent_private')$$),
-          'P0002 plan_not_available: plan "ent_private" is not available to this organization',
+          'P0002 plan_not_found: no active plan "ent_private"',
           '... and a change to it');
 select is((select array[(select count(*) from public.orders where organization_id = 'c2500000-0000-4000-8000-0000000000b1'),
                         (select count(*) from public.subscriptions where organization_id = 'c2500000-0000-4000-8000-0000000000b1'),
@@ -292,7 +292,7 @@ select is(pg_temp.visible('authenticated', 'a2500000-0000-4000-8000-000000000001
           'the owner of A no longer reads the private plan');
 select is(pg_temp.refusal('a2500000-0000-4000-8000-000000000001',
             $$select * from public.create_checkout_order('c2500000-0000-4000-8000-0000000000a1', 'ent_private', 'payu')$$),
-          'P0002 plan_not_available: plan "ent_private" is not available to this organization',
+          'P0002 plan_not_found: no active plan "ent_private"',
           '... nor buys it');
 select is((select array_agg(action order by created_at) from public.subscription_history
            where organization_id = 'c2500000-0000-4000-8000-0000000000a1' and actor_kind = 'operator'),
