@@ -136,8 +136,9 @@ create trigger discount_codes_touch_updated_at
  * One organization's use of a discount code: reserved with the order that first used it
  * (order_id), redeemed when that order is paid, released when it expires, fails or is superseded.
  * terms: the code's terms when it was reserved (percent_bps or amount_paise, duration, periods,
- * plans), which its orders keep whatever happens to the code later. A repeating or forever
- * redemption also discounts the later orders that carry it (orders.discount_redemption_id).
+ * plans, and interval: the billing interval of the plan it was redeemed on), which its orders keep
+ * whatever happens to the code later. A repeating or forever redemption also discounts the later
+ * orders that carry it (orders.discount_redemption_id), on plans of that interval only.
  * Members read their organization's; written only by the checkout functions.
  */
 create table public.discount_redemptions (
@@ -849,7 +850,8 @@ revoke execute on function billing.check_discount_limits(billing.discount_codes,
  * first-purchase code for an organization that paid before (discount_not_applicable), its limits
  * reached (discount_already_used, discount_exhausted; checked again under the code's lock when it
  * is reserved). Without a code, the organization's newest redeemed repeating or forever redemption
- * covering the plan, with periods left (paid orders carrying it), applies, unless its code was
+ * covering the plan, of the billing interval it was redeemed on (terms.interval), with periods
+ * left (paid orders carrying it), applies, unless its code was
  * ended with its redemptions (discount_codes.redemptions_ended_at). Writes nothing.
  */
 create function billing.checkout_discount(
@@ -908,7 +910,9 @@ begin
         pg_catalog.format('discount code %s is for a first purchase only, and this organization has paid before', v_code.code));
     end if;
     perform billing.check_discount_limits(v_code, p_organization_id, p_at);
-    v_terms := billing.discount_terms(v_code);
+    -- The billing interval of the plan it is redeemed on: its periods are of that length, so it
+    -- carries only to plans of the same interval (a monthly "3 periods" is not 3 years).
+    v_terms := billing.discount_terms(v_code) || pg_catalog.jsonb_build_object('interval', p_plan.interval);
   elsif not coalesce(p_recurring, false) then
     select r.* into v_redemption
     from public.discount_redemptions r
@@ -919,6 +923,7 @@ begin
            or (select count(*) from public.orders o where o.discount_redemption_id = r.id and o.status = 'paid')
               < (r.terms ->> 'periods')::integer)
       and (not r.terms ? 'amount_paise' or p_plan.currency = 'INR')
+      and (not r.terms ? 'interval' or r.terms ->> 'interval' = p_plan.interval::text)
       and not exists (select 1 from billing.discount_codes c
                       where c.id = r.discount_code_id and c.redemptions_ended_at is not null)
     order by r.created_at desc
