@@ -815,28 +815,52 @@ end;
 $$;
 revoke execute on function billing.discount_redemptions_counted(uuid, uuid, timestamptz) from public;
 
-/** Refuses code p_code for organization p_organization_id when its limits are reached (see billing.refuse_discount). */
-create function billing.check_discount_limits(p_code billing.discount_codes, p_organization_id uuid, p_at timestamptz)
+/**
+ * Refuses code p_code for organization p_organization_id when its limits are reached (see
+ * billing.refuse_discount). p_superseding: the check before a new plan order is created, which
+ * supersedes the organization's open plan orders with no payment in flight
+ * (billing.supersede_open_orders) and so releases their reservations: those reservations do not
+ * count against it (a buyer checking out again after abandoning a payment is not refused
+ * discount_already_used). billing.reserve_discount checks again without it, once they are released.
+ */
+create function billing.check_discount_limits(
+  p_code billing.discount_codes,
+  p_organization_id uuid,
+  p_at timestamptz,
+  p_superseding boolean default false
+)
 returns void
 language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  v_superseded integer := 0;
 begin
+  if coalesce(p_superseding, false) then
+    select count(*)::integer into v_superseded
+    from public.discount_redemptions r
+    join public.orders o on o.id = r.order_id
+    where r.discount_code_id = p_code.id and r.organization_id = p_organization_id and r.status = 'reserved'
+      and o.organization_id = p_organization_id and o.kind in ('new', 'upgrade')
+      and o.status in ('created', 'pending') and (o.expires_at is null or o.expires_at > p_at)
+      and not exists (select 1 from public.payment_events pe where pe.order_id = o.id);
+  end if;
   if p_code.max_per_organization is not null
-     and billing.discount_redemptions_counted(p_code.id, p_organization_id, p_at) >= p_code.max_per_organization then
+     and billing.discount_redemptions_counted(p_code.id, p_organization_id, p_at) - v_superseded
+         >= p_code.max_per_organization then
     perform billing.refuse_discount('discount_already_used',
       pg_catalog.format('discount code %s was already used by this organization (%s time(s) allowed)',
                         p_code.code, p_code.max_per_organization));
   end if;
   if p_code.max_redemptions is not null
-     and billing.discount_redemptions_counted(p_code.id, null, p_at) >= p_code.max_redemptions then
+     and billing.discount_redemptions_counted(p_code.id, null, p_at) - v_superseded >= p_code.max_redemptions then
     perform billing.refuse_discount('discount_exhausted',
       pg_catalog.format('discount code %s has no redemptions left (%s in all)', p_code.code, p_code.max_redemptions));
   end if;
 end;
 $$;
-revoke execute on function billing.check_discount_limits(billing.discount_codes, uuid, timestamptz) from public;
+revoke execute on function billing.check_discount_limits(billing.discount_codes, uuid, timestamptz, boolean) from public;
 
 /**
  * The price of one period of plan p_plan for organization p_organization_id at p_at, with its
@@ -909,7 +933,9 @@ begin
       perform billing.refuse_discount('discount_not_applicable',
         pg_catalog.format('discount code %s is for a first purchase only, and this organization has paid before', v_code.code));
     end if;
-    perform billing.check_discount_limits(v_code, p_organization_id, p_at);
+    -- The order this checkout creates supersedes the organization's open plan orders: their
+    -- reservations of the code do not count here (billing.reserve_discount checks again).
+    perform billing.check_discount_limits(v_code, p_organization_id, p_at, true);
     -- The billing interval of the plan it is redeemed on: its periods are of that length, so it
     -- carries only to plans of the same interval (a monthly "3 periods" is not 3 years).
     v_terms := billing.discount_terms(v_code) || pg_catalog.jsonb_build_object('interval', p_plan.interval);

@@ -500,7 +500,7 @@ isOneToOne: true
 { Args: { "p_function": string,"p_request_id": string }; Returns: undefined
                            },
 "check_discount_limits":
-{ Args: { "p_at": string,"p_code": Omit<Database["billing"]['Tables']["discount_codes"]['Row'], Database["billing"]['Tables']["discount_codes"]['ComputedFields']>,"p_organization_id": string }; Returns: undefined
+{ Args: { "p_at": string,"p_code": Omit<Database["billing"]['Tables']["discount_codes"]['Row'], Database["billing"]['Tables']["discount_codes"]['ComputedFields']>,"p_organization_id": string,"p_superseding"?: boolean }; Returns: undefined
                            },
 "check_owned_organizations":
 { Args: { "p_adding": number,"p_user_id": string }; Returns: undefined
