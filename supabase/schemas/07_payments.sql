@@ -641,6 +641,10 @@ begin
     -- A payment buys what was quoted only while the quote holds (superseded, canceled, expired,
     -- or an upgrade whose subscription moved on): recorded for refund, never applied.
     v_problem := billing.order_quote_problem(v_order, v_paid_at);
+    -- A code's limits hold however late a payment is delivered (billing.claim_discount_on_capture).
+    if v_problem is null then
+      v_problem := billing.claim_discount_on_capture(v_order);
+    end if;
   end if;
 
   -- A mandate debit that buys the next period: its own renewal order.
@@ -734,6 +738,61 @@ end;
 $$;
 revoke execute on function billing.apply_captured_payment(public.orders, jsonb, timestamptz) from public;
 grant execute on function billing.apply_captured_payment(public.orders, jsonb, timestamptz) to service_role;
+
+/**
+ * The limits of the discount code order p_order reserved, checked again when its payment is
+ * captured, under a lock on the code's row (the lock checkout takes to reserve): a payment made
+ * before the order expired can be delivered after it, when the reservation no longer counted and
+ * another buyer took the last redemption. Counting every other redemption that counts now
+ * (redeemed, or reserved on an open unexpired order), a code at max_redemptions, or at the
+ * organization's max_per_organization, answers why (the payment is then recorded for refund,
+ * never applied at the discount); otherwise null, and a reservation released meanwhile (the order
+ * expired) is reserved again, so paying the order redeems it. Orders carrying an earlier
+ * redemption (a renewal) and orders without a discount: null.
+ */
+create function billing.claim_discount_on_capture(p_order public.orders)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := billing.now();
+  v_redemption public.discount_redemptions;
+  v_code billing.discount_codes;
+  v_all integer;
+  v_own integer;
+begin
+  if p_order.discount_redemption_id is null then
+    return null;
+  end if;
+  select * into v_redemption from public.discount_redemptions r
+  where r.id = p_order.discount_redemption_id and r.order_id = p_order.id;
+  if v_redemption.id is null or v_redemption.status = 'redeemed' then
+    return null;
+  end if;
+  select * into v_code from billing.discount_codes c where c.id = v_redemption.discount_code_id for update;
+  select count(*)::integer, (count(*) filter (where r.organization_id = p_order.organization_id))::integer
+  into v_all, v_own
+  from public.discount_redemptions r
+  left join public.orders o on o.id = r.order_id
+  where r.discount_code_id = v_code.id and r.id <> v_redemption.id
+    and (r.status = 'redeemed'
+         or (r.status = 'reserved' and o.status in ('created', 'pending') and (o.expires_at is null or o.expires_at > v_now)));
+  if v_code.max_redemptions is not null and v_all >= v_code.max_redemptions then
+    return pg_catalog.format('discount code %s reached its %s redemption(s) before the payment of order %s was delivered: refund',
+                             v_code.code, v_code.max_redemptions, p_order.receipt);
+  end if;
+  if v_code.max_per_organization is not null and v_own >= v_code.max_per_organization then
+    return pg_catalog.format('discount code %s was already used by this organization (%s time(s) allowed) before the payment of order %s was delivered: refund',
+                             v_code.code, v_code.max_per_organization, p_order.receipt);
+  end if;
+  if v_redemption.status = 'released' then
+    update public.discount_redemptions r set status = 'reserved', released_at = null where r.id = v_redemption.id;
+  end if;
+  return null;
+end;
+$$;
+revoke execute on function billing.claim_discount_on_capture(public.orders) from public;
 
 /**
  * Refunds are matched through the payment they refund: a refund of a captured payment is

@@ -516,6 +516,9 @@ isOneToOne: true
 "checkout_discount":
 { Args: { "p_at": string,"p_code": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_recurring"?: boolean }; Returns: Json
                            },
+"claim_discount_on_capture":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: string
+                           },
 "claim_notification_deliveries":
 { Args: { "p_limit"?: number }; Returns: {
               "attempts": number,"context": Json,"created_at": string,"dedupe_key": string,"id": string,"kind": Database["public"]['Enums']["notification_kind"],"organization_id": string,"payload": Json,"recipients": (string)[],"subscription_id": string
