@@ -247,3 +247,5 @@ end;
 $function$;
 
 REVOKE ALL ON FUNCTION "billing"."claim_discount_on_capture"(public.orders) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION "billing"."claim_discount_on_capture"(public.orders) TO "service_role";

@@ -793,6 +793,7 @@ begin
 end;
 $$;
 revoke execute on function billing.claim_discount_on_capture(public.orders) from public;
+grant execute on function billing.claim_discount_on_capture(public.orders) to service_role;
 
 /**
  * Refunds are matched through the payment they refund: a refund of a captured payment is
