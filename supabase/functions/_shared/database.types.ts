@@ -932,9 +932,6 @@ isOneToOne: true
 "order_tax_quote":
 { Args: { "p_currency": string,"p_includes_tax": boolean,"p_organization_id": string,"p_price_cents": number }; Returns: Record<string, unknown>
                            },
-"paid_period_price":
-{ Args: { "p_at": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: number
-                           },
 "paid_unused_value":
 { Args: { "p_at": string,"p_period_end": string,"p_period_start": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Record<string, unknown>
                            },
