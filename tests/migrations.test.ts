@@ -1,4 +1,4 @@
-// Two rules on supabase/migrations:
+// Three rules on supabase/migrations:
 //
 // 1. Released migrations are never edited. supabase/tests/upgrade/released.sha256 lists every
 //    migration of the last release with its sha256 (deployed projects applied exactly those
@@ -11,11 +11,14 @@
 //    one file, so reading that file is enough to know its shape. Later migrations are upgrades:
 //    they are the place where released objects are altered or replaced.
 //
+// 3. Every migration has a version (its 14-digit prefix) of its own: `supabase db push` applies by
+//    version, so of two files with one version only one would run.
+//
 // The parser (scripts/lib/sql-objects.mjs) is shared with the checks of supabase/schemas/.
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { cutRelease } from "../scripts/db-diff.mjs";
 import { crossMigrationChanges, type SqlFile } from "../scripts/lib/sql-objects.mjs";
-import { LAST_RELEASED_MIGRATION, readReleased, releasedProblems } from "../scripts/lib/upgrade.mjs";
+import { LAST_RELEASED_MIGRATION, readReleased, releasedProblems, versionClashes } from "../scripts/lib/upgrade.mjs";
 
 type MigrationFile = SqlFile;
 
@@ -100,6 +103,21 @@ Deno.test("no baseline module alters, drops, replaces or comments on another mod
   assert(files.some((f) => f.name === BASELINE_LAST), `the baseline ends at ${BASELINE_LAST}, which is missing`);
   const found = crossMigrationChanges(files);
   assert(found.length === 0, `${found.length} cross-migration change(s):\n${found.join("\n")}`);
+});
+
+// -------------------------------------------------------------------------------------------------
+// Every migration has a version of its own
+// -------------------------------------------------------------------------------------------------
+
+Deno.test("every migration of supabase/migrations has a version of its own", () => {
+  const names = [...Deno.readDirSync(new URL("../supabase/migrations", import.meta.url))].map((e) => e.name);
+  assertEquals(versionClashes(names), []);
+});
+
+Deno.test("two drafts with one version are reported, naming both", () => {
+  assertEquals(versionClashes(["20270101000000_a.sql", "20270101000001_b.sql", "20270101000001_c.sql", "notes.txt"]),
+    ["version 20270101000001 is shared by 20270101000001_b.sql and 20270101000001_c.sql: only one would be applied"]);
+  assertEquals(versionClashes(["20270101000000_a.sql", "20270101000001_b.sql"]), []);
 });
 
 // -------------------------------------------------------------------------------------------------

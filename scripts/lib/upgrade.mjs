@@ -125,6 +125,23 @@ export function releasedProblems({ migrationsDir = defaultMigrationsDir(), manif
 export const LAST_RELEASED_MIGRATION = readReleased().at(-1)?.file ?? "";
 
 /**
+ * Migration files that share a version (the 14-digit prefix `supabase db push` applies them by):
+ * of two files with one version only one is ever applied. Branches drafted side by side by
+ * `npm run db:diff` can draw the same version; rename the later one to a version after both.
+ * Returns one line per clash, empty when every version is unique.
+ * @param {string[]} files migration file names
+ */
+export function versionClashes(files) {
+  /** @type {Map<string, string[]>} */
+  const byVersion = new Map();
+  for (const f of files.filter((x) => /^\d{14}_.*\.sql$/.test(x)).sort()) {
+    byVersion.set(f.slice(0, 14), [...(byVersion.get(f.slice(0, 14)) ?? []), f]);
+  }
+  return [...byVersion].filter(([, names]) => names.length > 1)
+    .map(([version, names]) => `version ${version} is shared by ${names.join(" and ")}: only one would be applied`);
+}
+
+/**
  * The migrations of a folder split at `lastReleased` (a file name in it): the released ones, up
  * to and including it, and the newer ones, each in name order.
  * @param {string} migrationsDir
