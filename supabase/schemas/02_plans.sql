@@ -905,15 +905,7 @@ begin
   if p_plan.id is null then
     return p_plan.price_cents;
   end if;
-  return coalesce(
-    (select o.price_paise from public.price_overrides o
-     where o.organization_id = p_organization_id and o.plan_id = p_plan.id
-       and o.valid_from <= p_at
-       and (o.valid_until is null or p_at < o.valid_until)
-       and (o.ended_at is null or p_at < o.ended_at)
-     order by o.valid_from desc
-     limit 1),
-    p_plan.price_cents);
+  return coalesce((billing.price_override_at(p_organization_id, p_plan.id, p_at)).price_paise, p_plan.price_cents);
 end;
 $$;
 revoke execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) from public;
@@ -943,7 +935,7 @@ begin
 end;
 $$;
 revoke execute on function billing.price_override_at(uuid, uuid, timestamptz) from public;
-grant execute on function billing.price_override_at(uuid, uuid, timestamptz) to service_role;
+grant execute on function billing.price_override_at(uuid, uuid, timestamptz) to authenticated, service_role;
 
 /**
  * Refuses a private plan to an organization it is not assigned to (no live
