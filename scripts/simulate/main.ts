@@ -713,35 +713,32 @@ async function buyPack(o: Org) {
 
 /** An operator refunds a credit pack, in full or in part: the unspent share of its credits goes. */
 async function refundPack(o: Org) {
-  const p = pick(o.packs);
+  const full = chance(0.5);
+  const refused = await queueOperatorRefund(pick(o.packs), full, "pack refund");
+  return refused ?? (full ? "pack refund queued (full)" : "pack refund queued (partial)");
+}
+/**
+ * An operator refunds payment p in full or in part (billing.operator_refund; provider-sync carries
+ * it out): null when queued, else why not.
+ */
+async function queueOperatorRefund(p: { id: string; provider: string }, full: boolean, what: string) {
   const [pe] = await sql`select id, amount_cents::int from public.payment_events
     where provider = ${p.provider} and provider_payment_id = ${p.id} and status = 'captured'`;
-  if (!pe) return "pack refund: not recorded yet";
-  const full = chance(0.5);
+  if (!pe) return `${what}: not recorded yet`;
   const amount = full ? null : Math.max(100, Math.floor(pe.amount_cents * (0.1 + 0.4 * random())));
   try {
-    await sql`select billing.operator_refund(${pe.id}, ${amount}, ${`simulated ${full ? "full" : "partial"} pack refund`})`;
+    await sql`select billing.operator_refund(${pe.id}, ${amount}, ${`simulated ${full ? "full" : "partial"} ${what}`})`;
   } catch (e) {
-    return `pack refund refused: ${(e as Error).message}`;
+    return `${what} refused: ${(e as Error).message}`;
   }
   refundAllowed.push(p.id);
   counts.refunds++;
-  return full ? "pack refund queued (full)" : "pack refund queued (partial)";
+  return null;
 }
-
 async function operatorRefund(o: Org, full: boolean) {
   const p = o.payments[o.payments.length - 1];
-  const [pe] = await sql`select id, amount_cents::int from public.payment_events
-    where provider = ${p.provider} and provider_payment_id = ${p.id} and status = 'captured'`;
-  if (!pe) return "not recorded yet";
-  const amount = full ? null : Math.max(100, Math.floor(pe.amount_cents * (0.1 + 0.4 * random())));
-  try {
-    await sql`select billing.operator_refund(${pe.id}, ${amount}, ${`simulated ${full ? "full" : "partial"} refund`})`;
-  } catch (e) {
-    return `refused: ${(e as Error).message}`;
-  }
-  refundAllowed.push(p.id);
-  counts.refunds++;
+  const refused = await queueOperatorRefund(p, full, "refund");
+  if (refused) return refused;
   if (full) modelTakeBack(o, p);
   return full ? "full refund queued" : "partial refund queued";
 }
