@@ -1,7 +1,9 @@
 -- Demo data for the local stack (runs once after the migrations on a fresh database; every insert
 -- is `on conflict do nothing`, so running it again changes nothing).
 --
--- Plans: Free, Basic and Pro (monthly and yearly), INR, prices in paise.
+-- Plans: Free, Basic and Pro (monthly and yearly), INR, prices in paise; Pro (monthly) also in USD
+-- and EUR (public.plan_prices), with the exchange rates and the seller's LUT of the current
+-- financial year, so a buyer abroad paying in USD is a zero-rated export.
 -- Credit packs: 1,000 credits for ₹499 and 5,000 for ₹1,999 (before GST), valid for a year.
 -- Discount codes: DIWALI20 (20 % off any plan, once) and LAUNCH500 (₹500 off Pro, the first three
 -- periods, for a first purchase).
@@ -152,6 +154,35 @@ values
     true
   )
 on conflict (code) do nothing;
+
+-- -------------------------------------------------------------------------------------------------
+-- Exports: Pro (monthly) in USD and EUR, the rates, the LUT of the current financial year
+-- -------------------------------------------------------------------------------------------------
+
+-- $12.00 and EUR 11.00 a month (cents, before GST).
+insert into public.plan_prices (plan_id, currency, price_cents)
+select p.id, x.currency, x.price_cents
+from public.billing_plans p
+cross join (values ('USD', 1200::bigint), ('EUR', 1100::bigint)) as x(currency, price_cents)
+where p.code = 'pro_monthly'
+on conflict do nothing;
+
+-- Demo rates (rupees per unit) from the start of the financial year; an operator records the
+-- day's rate with billing.operator_set_exchange_rate.
+select billing.operator_set_exchange_rate(x.currency, x.rate,
+         make_timestamptz(billing.financial_year(now()), 4, 1, 0, 0, 0, 'Asia/Kolkata'), 'demo rate (seed)')
+from (values ('USD', 84.00), ('EUR', 91.50)) as x(currency, rate)
+where not exists (select 1 from billing.exchange_rates r where r.currency = x.currency);
+
+-- A demo LUT for the current financial year (ARN AA, Karnataka 29, filed in April, a serial):
+-- exports are zero-rated under it (billing.operator_record_lut; docs/invoices.md).
+select billing.operator_record_lut(
+  fy::text || '-' || lpad(((fy + 1) % 100)::text, 2, '0'),
+  'AA2904' || lpad((fy % 100)::text, 2, '0') || '000001Z',
+  make_date(fy, 4, 1), 'demo LUT (seed)')
+from (select billing.financial_year(now()) as fy) y
+where not exists (select 1 from billing.lut_registrations l
+                  where l.financial_year = y.fy::text || '-' || lpad(((y.fy + 1) % 100)::text, 2, '0'));
 
 -- -------------------------------------------------------------------------------------------------
 -- Credit packs (bought once at checkout; prices in paise before GST)

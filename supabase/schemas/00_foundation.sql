@@ -449,6 +449,11 @@ create table public.billing_settings (
     and credit_source_order @> '{purchase,subscription,promotion,operator}'::public.credit_source[]),
   credits_low_threshold bigint
     constraint billing_settings_credits_low_threshold_not_negative check (credits_low_threshold >= 0),
+  provider_currencies jsonb not null default '{"payu": ["INR"], "razorpay": ["INR"]}'
+    constraint billing_settings_provider_currencies_shape check (
+      jsonb_typeof(provider_currencies) = 'object'
+      and not jsonb_path_exists(provider_currencies, 'strict $.* ? (@.type() != "array")')
+      and not jsonb_path_exists(provider_currencies, 'strict $.*[*] ? (!(@ like_regex "^[A-Z]{3}$"))', '{}', true)),
   constraint billing_settings_gstin_matches_state
     check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
   constraint billing_settings_invoice_prefix_fits
@@ -468,6 +473,9 @@ grant select, insert, update, delete on public.billing_settings to service_role;
 alter table public.billing_settings enable row level security;
 
 comment on table public.billing_settings is 'The billing settings: one row, edited by operators (grace days, seller profile, GST rate, prefixes).';
+
+comment on column public.billing_settings.provider_currencies is
+  'The currencies each payment provider collects here, by provider name: {"payu": ["INR"], "razorpay": ["INR"]}. A provider not named collects INR only. Checkout refuses an order in another currency before any provider call (HINT currency_not_accepted); add a currency when the provider account is enabled for it.';
 
 comment on type public.payment_status is 'One observed state of a provider payment, or a mismatch against the order.';
 

@@ -274,6 +274,70 @@ create trigger credit_packs_touch_updated_at
   for each row execute function billing.touch_updated_at();
 
 -- -------------------------------------------------------------------------------------------------
+-- plan_prices (a plan's prices in other currencies)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * BEFORE INSERT OR UPDATE on plan_prices: a price in another currency belongs to a paid plan and
+ * is in a currency other than the plan's own (its price_cents is that one). A cross-table rule,
+ * so a trigger and not a check.
+ */
+create function billing.check_plan_price()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_plan public.billing_plans;
+begin
+  select * into v_plan from public.billing_plans p where p.id = new.plan_id;
+  if v_plan.tier = 'free' or v_plan.price_cents = 0 then
+    raise exception 'plan "%" is free: it has no prices in other currencies', v_plan.code
+      using errcode = 'check_violation';
+  end if;
+  if new.currency = v_plan.currency then
+    raise exception 'plan "%" is priced in % by its price_cents: a price in plan_prices is in another currency', v_plan.code, new.currency
+      using errcode = 'check_violation';
+  end if;
+  return new;
+end;
+$$;
+revoke execute on function billing.check_plan_price() from public;
+
+/**
+ * A plan's price in another currency than its own (billing_plans.currency, priced by
+ * price_cents): price_cents in the minor unit of `currency` (cents for USD and EUR), before GST.
+ * Checkout may choose one of them (public.create_checkout_order's p_currency); the order, its
+ * renewals and its invoice are then in that currency. A price override (price_overrides) is in
+ * the plan's own currency and does not apply to these prices. Readable as the plan is;
+ * written by service_role and operators (the SQL editor).
+ */
+create table public.plan_prices (
+  plan_id uuid not null references public.billing_plans (id) on delete cascade,
+  currency text not null constraint plan_prices_currency_code check (currency ~ '^[A-Z]{3}$'),
+  price_cents bigint not null constraint plan_prices_price_positive check (price_cents > 0),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  primary key (plan_id, currency)
+);
+
+comment on table public.plan_prices is 'A plan''s prices in other currencies than its own (minor units, before GST), which checkout may choose.';
+
+grant select on public.plan_prices to anon, authenticated;
+
+grant select, insert, update, delete on public.plan_prices to service_role;
+
+alter table public.plan_prices enable row level security;
+
+create trigger plan_prices_check
+  before insert or update on public.plan_prices
+  for each row execute function billing.check_plan_price();
+
+create trigger plan_prices_touch_updated_at
+  before update on public.plan_prices
+  for each row execute function billing.touch_updated_at();
+
+-- -------------------------------------------------------------------------------------------------
 -- plan_assignments and price_overrides (private enterprise pricing)
 -- -------------------------------------------------------------------------------------------------
 
@@ -891,7 +955,8 @@ grant execute on function billing.period_end_after(timestamptz, public.billing_i
 /**
  * The list price in paise (before GST, in the plan's currency) organization p_organization_id pays
  * for plan p_plan at p_at: its price override for that plan in effect then (valid_from <= p_at <
- * valid_until, and before ended_at), else the plan's price_cents. Every price of an order, a
+ * valid_until, and before ended_at), else the plan's price_cents. A plan row priced in another
+ * currency by billing.plan_in_currency is at its plan_prices price (no override applies). Every price of an order, a
  * renewal, a proration, a preview or a reminder is read through it; an order stores the amount
  * it was created at, so a later override changes no open order.
  */
@@ -905,11 +970,51 @@ begin
   if p_plan.id is null then
     return p_plan.price_cents;
   end if;
+  -- A plan priced in another currency (billing.plan_in_currency): its plan_prices price; an
+  -- override is in the plan's own currency.
+  if p_plan.currency is distinct from (select p.currency from public.billing_plans p where p.id = p_plan.id) then
+    return p_plan.price_cents;
+  end if;
   return coalesce((billing.price_override_at(p_organization_id, p_plan.id, p_at)).price_paise, p_plan.price_cents);
 end;
 $$;
 revoke execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) from public;
 grant execute on function billing.plan_price_for(uuid, public.billing_plans, timestamptz) to authenticated, service_role;
+
+/**
+ * Plan p_plan as it is sold in p_currency: the row itself for null or the plan's own currency,
+ * else the row with currency and price_cents replaced by its public.plan_prices price. Refused
+ * with 22023 HINT 'currency_not_offered' for a currency the plan has no price in.
+ */
+create function billing.plan_in_currency(p_plan public.billing_plans, p_currency text)
+returns public.billing_plans
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_plan public.billing_plans := p_plan;
+  v_price bigint;
+begin
+  if p_currency is null or p_currency = p_plan.currency then
+    return v_plan;
+  end if;
+  select pp.price_cents into v_price from public.plan_prices pp where pp.plan_id = p_plan.id and pp.currency = p_currency;
+  if v_price is null then
+    raise exception 'plan "%" is not offered in "%"%', p_plan.code, left(p_currency, 10),
+      coalesce(' (it is: ' || (select pg_catalog.string_agg(c, ', ' order by c)
+                               from (select p_plan.currency as c
+                                     union all
+                                     select pp.currency from public.plan_prices pp where pp.plan_id = p_plan.id) x) || ')', '')
+      using errcode = 'invalid_parameter_value', hint = 'currency_not_offered';
+  end if;
+  v_plan.currency := p_currency;
+  v_plan.price_cents := v_price;
+  return v_plan;
+end;
+$$;
+revoke execute on function billing.plan_in_currency(public.billing_plans, text) from public;
+grant execute on function billing.plan_in_currency(public.billing_plans, text) to service_role;
 
 /**
  * The price override of plan p_plan_id in effect for the organization at p_at, or none (a row
@@ -1184,6 +1289,11 @@ create policy "Signed-in users can read active plans and their organizations' pl
     or id in (select s.plan_id from public.subscriptions s)
     or id in (select s.pending_plan_id from public.subscriptions s where s.pending_plan_id is not null)
   );
+
+/** plan_prices: whoever may read the plan (the subquery runs under billing_plans' own policies). */
+create policy "Plan prices are readable with their plan"
+  on public.plan_prices for select to anon, authenticated
+  using (plan_id in (select p.id from public.billing_plans p));
 
 /** plan_assignments: members read their organization's. */
 create policy "Members can read their organization's plan assignments"

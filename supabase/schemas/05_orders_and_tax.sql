@@ -18,10 +18,17 @@
 --   Razorpay recurring orders are always tax-inclusive: Razorpay charges the amount of its plan
 --     (the plan's price_cents) whoever the buyer is, so the GST is carved out of that amount.
 --   CGST and SGST are each half the GST rate, so they are always equal.
---   Exports are zero-rated (IGST at 0 %, taxable = total = the price): a buyer outside India
---     paying in a foreign currency, or one whose exports an operator verified
---     (organizations.exports_verified). Any other buyer outside India is taxed at the seller's
+--   Exports (supply type 'export'): a buyer outside India paying in a foreign currency, or one
+--     whose exports an operator verified (organizations.exports_verified). An export is
+--     zero-rated (IGST at 0 %, taxable = total = the price) under the letter of undertaking (LUT)
+--     on record for the financial year of the order's date (billing.lut_registrations, its ARN
+--     kept on the order); without one it is an export on payment of integrated tax (IGST at the
+--     rate, orders.export_with_igst). Any other buyer outside India is taxed at the seller's
 --     location.
+--   An order in a foreign currency (a plan's public.plan_prices price) records the rupees per
+--     unit of billing.exchange_rates in effect when it is created (orders.exchange_rate); none on
+--     record refuses the order. The invoice states the INR value at that rate (or the provider's
+--     rate at capture), as Rule 46 asks of an invoice in foreign currency.
 --   Until the seller's state is set (billing_settings.seller_state_code or seller_gstin) no GST is
 --     charged (the order has no supply type) and such an order gets no tax invoice.
 --
@@ -80,6 +87,60 @@ grant usage on type billing.checkout_order to authenticated, service_role;
 -- =================================================================================================
 -- 2. Tables
 -- =================================================================================================
+
+-- -------------------------------------------------------------------------------------------------
+-- lut_registrations and exchange_rates (private settings of exports)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The letter of undertaking (LUT) filed for a financial year ('2026-27': 1 April 2026 to 31 March
+ * 2027, Asia/Kolkata) to supply exports without payment of integrated tax: arn is the GST ARN of
+ * the filing (AA, the state code, the month and year filed, six digits, a check character: 15
+ * characters). An export order is zero-rated only when a live row covers the financial year of
+ * its date; the order and its invoice keep the ARN (orders.lut_arn, invoices.lut_arn), so a later
+ * correction changes no issued invoice. Written only by billing.operator_record_lut, with the
+ * operator's reason; a correction supersedes the row (superseded_at), which stays as the record.
+ */
+create table billing.lut_registrations (
+  id uuid primary key default gen_random_uuid(),
+  financial_year text not null constraint lut_registrations_financial_year_format
+    check (financial_year ~ '^[0-9]{4}-[0-9]{2}$'
+           and (pg_catalog.left(financial_year, 4)::integer + 1) % 100 = pg_catalog.right(financial_year, 2)::integer),
+  arn text not null constraint lut_registrations_arn_format
+    check (arn ~ '^AA(0[1-9]|[12][0-9]|3[0-8]|97|99)(0[1-9]|1[0-2])[0-9]{2}[0-9]{6}[0-9A-Z]$'),
+  filed_on date,
+  reason text not null check (length(btrim(reason)) between 3 and 500),
+  recorded_at timestamptz not null default now(),
+  superseded_at timestamptz
+);
+
+/** One live LUT per financial year (the look-up of billing.lut_for). */
+create unique index lut_registrations_live_idx on billing.lut_registrations (financial_year)
+  where superseded_at is null;
+
+revoke all on billing.lut_registrations from public;
+
+grant select, insert, update on billing.lut_registrations to service_role;
+
+/**
+ * Rupees per unit of a foreign currency (inr_per_unit: 83.25 for USD means 1 USD = 83.25 INR, so
+ * a USD amount in cents times the rate is paise) from effective_from on: an order in that
+ * currency records the rate of the latest row at or before its creation (billing.exchange_rate_at).
+ * Rows are kept as the record of the rates used; written by billing.operator_set_exchange_rate.
+ */
+create table billing.exchange_rates (
+  id uuid primary key default gen_random_uuid(),
+  currency text not null constraint exchange_rates_currency_foreign check (currency ~ '^[A-Z]{3}$' and currency <> 'INR'),
+  inr_per_unit numeric(18, 6) not null constraint exchange_rates_rate_positive check (inr_per_unit > 0),
+  effective_from timestamptz not null,
+  reason text not null check (length(btrim(reason)) between 3 and 500),
+  recorded_at timestamptz not null default now(),
+  constraint exchange_rates_one_per_moment unique (currency, effective_from)
+);
+
+revoke all on billing.exchange_rates from public;
+
+grant select, insert on billing.exchange_rates to service_role;
 
 -- -------------------------------------------------------------------------------------------------
 -- discount_codes (private) and discount_redemptions
@@ -261,6 +322,10 @@ revoke execute on function billing.supersede_open_orders() from public;
  * taxed is list_cents - discount_cents, and metadata.period_price_cents is what the period it buys
  * costs after the discount (proration uses it). amount_cents is 0 only for an order whose discount
  * covers its whole price, completed without a provider payment.
+ * An order in a foreign currency: exchange_rate, the rupees per unit of billing.exchange_rates in
+ * effect when it was created (the invoice may use the provider's rate at capture instead). An
+ * export (supply_type 'export'): lut_arn, the ARN of the LUT it is zero-rated under, or
+ * export_with_igst, true when no LUT covered its financial year and it pays IGST at the rate.
  */
 create table public.orders (
   id uuid primary key default gen_random_uuid(),
@@ -293,6 +358,12 @@ create table public.orders (
   list_cents bigint check (list_cents >= 0),
   discount_cents bigint not null default 0 check (discount_cents >= 0),
   discount_redemption_id uuid references public.discount_redemptions (id),
+  exchange_rate numeric(18, 6) constraint orders_exchange_rate_positive check (exchange_rate > 0),
+  lut_arn text,
+  export_with_igst boolean not null default false,
+  constraint orders_export_tax_known check (
+    (supply_type is distinct from 'export' and lut_arn is null and not export_with_igst)
+    or (supply_type = 'export' and not (lut_arn is not null and export_with_igst))),
   constraint orders_discount_within_list check (discount_cents = 0 or discount_cents <= list_cents),
   constraint orders_taxable_within_amount check (taxable_cents <= amount_cents),
   constraint orders_provider_order_unique unique (provider, provider_order_id),
@@ -379,7 +450,9 @@ create trigger orders_settle_discount
 
 /**
  * The tax on one line (see the rounding rule in the banner): p_amount_cents is the taxable value
- * when p_includes_tax is false and the gross when it is true. supply_type export is zero-rated.
+ * when p_includes_tax is false and the gross when it is true. supply_type export is zero-rated;
+ * 'export_with_igst' (an export without an LUT: not a supply type, the way its tax is computed)
+ * pays IGST at the rate, as an inter-state supply does.
  */
 create function billing.compute_line_tax(
   p_amount_cents bigint,
@@ -417,7 +490,7 @@ begin
     sgst_rate_bp := p_gst_rate_bp / 2;
     cgst_cents := billing.div_round_half_up(p_amount_cents::numeric * cgst_rate_bp, v_denominator);
     sgst_cents := billing.div_round_half_up(p_amount_cents::numeric * sgst_rate_bp, v_denominator);
-  elsif p_supply_type = 'inter_state' then
+  elsif p_supply_type in ('inter_state', 'export_with_igst') then
     igst_rate_bp := p_gst_rate_bp;
     igst_cents := billing.div_round_half_up(p_amount_cents::numeric * igst_rate_bp, v_denominator);
   elsif p_supply_type is distinct from 'export' then
@@ -440,7 +513,9 @@ grant execute on function billing.compute_line_tax(bigint, integer, text, boolea
  * BEFORE INSERT on orders: the inserted amount_cents is the price (tax-exclusive, or the gross
  * when billing_settings.prices_include_tax, or for a Razorpay recurring order: one with a provider
  * subscription or metadata.recurring = true); stores the quote (billing.order_tax_quote, in the
- * order's currency) and sets amount_cents to the total payable. Whatever code inserts the order
+ * order's currency, with the LUT of an export) and sets amount_cents to the total payable. An
+ * order in a foreign currency gets the exchange rate in effect now (billing.exchange_rate_at:
+ * refused, 55000 HINT exchange_rate_missing, when none is on record). Whatever code inserts the order
  * (checkout, change_plan, renewals, operators) gets the same tax.
  */
 create function billing.quote_order_tax()
@@ -455,7 +530,13 @@ begin
   v_includes := coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false)
     or new.provider_subscription_id is not null
     or coalesce(new.metadata ->> 'recurring', '') = 'true';
+  -- An order in a foreign currency keeps the exchange rate of its day (refused without one).
+  if new.currency <> 'INR' then
+    new.exchange_rate := coalesce(new.exchange_rate, billing.exchange_rate_at(new.currency, billing.now()));
+  end if;
   select * into v_quote from billing.order_tax_quote(new.organization_id, new.amount_cents, v_includes, new.currency);
+  new.lut_arn := v_quote.lut_arn;
+  new.export_with_igst := coalesce(v_quote.export_with_igst, false);
   new.taxable_cents := v_quote.taxable_cents;
   new.amount_cents := v_quote.amount_cents;
   new.gst_rate_bp := v_quote.gst_rate_bp;
@@ -631,13 +712,98 @@ revoke execute on function billing.checkout_answer(public.orders, uuid, text) fr
 grant execute on function billing.checkout_answer(public.orders, uuid, text) to service_role;
 
 /**
+ * The live LUT (billing.lut_registrations) of the financial year p_at falls in (1 April to 31
+ * March, Asia/Kolkata), or a row of nulls: an export of that date is zero-rated only under it.
+ */
+create function billing.lut_for(p_at timestamptz)
+returns billing.lut_registrations
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_fy integer := billing.financial_year(p_at);
+  v_lut billing.lut_registrations;
+begin
+  select * into v_lut from billing.lut_registrations l
+  where l.financial_year = v_fy::text || '-' || pg_catalog.lpad(((v_fy + 1) % 100)::text, 2, '0')
+    and l.superseded_at is null;
+  return v_lut;
+end;
+$$;
+revoke execute on function billing.lut_for(timestamptz) from public;
+grant execute on function billing.lut_for(timestamptz) to service_role;
+
+/**
+ * Rupees per unit of p_currency at p_at: the latest billing.exchange_rates row effective at or
+ * before p_at; 1 for INR. None on record: 55000 HINT 'exchange_rate_missing' (an order in that
+ * currency cannot state its INR value, so it is not made).
+ */
+create function billing.exchange_rate_at(p_currency text, p_at timestamptz)
+returns numeric
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_rate numeric;
+begin
+  if p_currency = 'INR' then
+    return 1;
+  end if;
+  select r.inr_per_unit into v_rate from billing.exchange_rates r
+  where r.currency = p_currency and r.effective_from <= p_at
+  order by r.effective_from desc
+  limit 1;
+  if v_rate is null then
+    raise exception 'no exchange rate for % on record at %: an operator records one with billing.operator_set_exchange_rate', p_currency, p_at
+      using errcode = 'object_not_in_prerequisite_state', hint = 'exchange_rate_missing';
+  end if;
+  return v_rate;
+end;
+$$;
+revoke execute on function billing.exchange_rate_at(text, timestamptz) from public;
+grant execute on function billing.exchange_rate_at(text, timestamptz) to service_role;
+
+/**
+ * A provider collects an order in p_currency only when billing_settings.provider_currencies
+ * names that currency for it (a provider not named: INR only). Refused before any provider call:
+ * 55000 HINT 'currency_not_accepted'. 'manual' (an order a discount made free) takes any.
+ */
+create function billing.require_provider_currency(p_provider text, p_currency text)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_accepted jsonb;
+begin
+  if p_provider = 'manual' then
+    return;
+  end if;
+  select coalesce(s.provider_currencies -> p_provider, '["INR"]'::jsonb) into v_accepted
+  from public.billing_settings s where s.id;
+  if not coalesce(v_accepted, '["INR"]'::jsonb) ? p_currency then
+    raise exception '% does not collect % here (it collects %): choose another provider or currency', p_provider, p_currency,
+      (select pg_catalog.string_agg(c, ', ') from pg_catalog.jsonb_array_elements_text(coalesce(v_accepted, '["INR"]'::jsonb)) c)
+      using errcode = 'object_not_in_prerequisite_state', hint = 'currency_not_accepted';
+  end if;
+end;
+$$;
+revoke execute on function billing.require_provider_currency(text, text) from public;
+grant execute on function billing.require_provider_currency(text, text) to service_role;
+
+/**
  * The GST quote of an order of p_price_cents in p_currency: taxable value, total payable, rate,
  * supply type and place of supply. Place of supply is the buyer's state (from its GSTIN, or its
  * state code), else the seller's location. An export of services is zero-rated only when the
  * buyer is outside India AND it pays in foreign currency (convertible foreign exchange) or an
  * operator verified its exports (organizations.exports_verified, for the cases the RBI permits
  * INR); an INR payment through an Indian gateway by a buyer who typed a foreign address is taxed
- * at the seller's location. No GST before the seller's state is set.
+ * at the seller's location. An export is zero-rated under the LUT on record for the financial
+ * year of now (lut_arn, billing.lut_for), else it pays IGST at the rate (export_with_igst). No GST
+ * before the seller's state is set.
  */
 create function billing.order_tax_quote(
   p_organization_id uuid,
@@ -649,7 +815,9 @@ create function billing.order_tax_quote(
   out gst_rate_bp integer,
   out supply_type text,
   out place_of_supply_state_code text,
-  out prices_include_tax boolean
+  out prices_include_tax boolean,
+  out lut_arn text,
+  out export_with_igst boolean
 )
 language plpgsql
 stable
@@ -661,6 +829,7 @@ declare
   v_seller_state text;
   v_tax record;
 begin
+  export_with_igst := false;
   select * into v_settings from public.billing_settings s where s.id;
   select * into v_org from public.organizations o where o.id = p_organization_id;
   v_seller_state := coalesce(v_settings.seller_state_code, pg_catalog.left(v_settings.seller_gstin, 2));
@@ -676,11 +845,14 @@ begin
   if coalesce(v_org.billing_country, 'IN') <> 'IN'
      and (p_currency is distinct from 'INR' or coalesce(v_org.exports_verified, false)) then
     supply_type := 'export';
+    lut_arn := (billing.lut_for(billing.now())).arn;
+    export_with_igst := lut_arn is null;
   else
     place_of_supply_state_code := coalesce(v_org.state_code, v_seller_state);
     supply_type := case when place_of_supply_state_code = v_seller_state then 'intra_state' else 'inter_state' end;
   end if;
-  select * into v_tax from billing.compute_line_tax(p_price_cents, gst_rate_bp, supply_type, prices_include_tax);
+  select * into v_tax from billing.compute_line_tax(p_price_cents, gst_rate_bp,
+    case when export_with_igst then 'export_with_igst' else supply_type end, prices_include_tax);
   taxable_cents := v_tax.taxable_cents;
   amount_cents := v_tax.total_cents;
 end;
@@ -1187,17 +1359,59 @@ revoke execute on function billing.deactivate_discount_code(text, text, boolean)
 grant execute on function billing.deactivate_discount_code(text, text, boolean) to service_role;
 
 /**
+ * The currency a checkout of plan p_plan is in: p_currency, or (null) the currency of the order
+ * that started the organization's live subscription on that plan, so its renewals keep it, or the
+ * plan's own. A renewal in another currency than its subscription's is refused (55000 HINT
+ * 'subscription_currency'); the currency must be one the plan is offered in
+ * (billing.plan_in_currency).
+ */
+create function billing.checkout_currency(p_organization_id uuid, p_plan public.billing_plans, p_currency text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_started text;
+begin
+  if p_currency is not null and p_currency !~ '^[A-Z]{3}$' then
+    raise exception 'currency must be three capital letters (an ISO 4217 code such as USD), got "%"', left(p_currency, 10)
+      using errcode = 'invalid_parameter_value', hint = 'currency_not_offered';
+  end if;
+  select o.currency into v_started
+  from public.subscriptions s
+  join public.orders o on o.subscription_id = s.id and o.status = 'paid' and o.kind in ('new', 'renewal')
+  where s.organization_id = p_organization_id and s.plan_id = p_plan.id
+    and s.status in ('trialing', 'active', 'past_due')
+  order by o.paid_at, o.created_at
+  limit 1;
+  if p_currency is not null and v_started is not null and p_currency <> v_started then
+    raise exception 'the organization''s subscription on plan "%" is paid in %: its renewals are in % too', p_plan.code, v_started, v_started
+      using errcode = 'object_not_in_prerequisite_state', hint = 'subscription_currency';
+  end if;
+  return coalesce(p_currency, v_started, p_plan.currency);
+end;
+$$;
+revoke execute on function billing.checkout_currency(uuid, public.billing_plans, text) from public;
+grant execute on function billing.checkout_currency(uuid, public.billing_plans, text) to service_role;
+
+/**
  * What checkout would charge now for plan p_plan_code (members of the organization), exactly as
  * the order will be: {plan_code, currency, code, list_paise, discount_paise, taxable_paise,
- * cgst_paise, sgst_paise, igst_paise, total_paise, prices_include_tax, supply_type}. The price is
+ * cgst_paise, sgst_paise, igst_paise, total_paise, prices_include_tax, supply_type} and, when
+ * there is one, lut_arn (an export zero-rated under it) and exchange_rate. Amounts are in the
+ * minor unit of the currency: paise, or cents of a p_currency price from public.plan_prices,
+ * chosen as checkout chooses it (billing.checkout_currency). The price is
  * billing.checkout_discount's (a code given, or a repeating redemption carried), taxed by
  * billing.order_tax_quote and split by billing.compute_line_tax as the order and its invoice are;
  * a one-time payment (PayU or a Razorpay order). Refusals as create_checkout_order: an unknown
  * or inactive plan, or a private plan not assigned to the organization (billing.require_plan_available),
- * both P0002 HINT 'plan_not_found' alike. Writes nothing. Security definer: members cannot read
- * the codes.
+ * both P0002 HINT 'plan_not_found' alike; a currency the plan is not offered in (22023 HINT
+ * 'currency_not_offered'); no exchange rate for it (55000 HINT 'exchange_rate_missing'). Writes
+ * nothing. Security definer: members cannot read the codes.
  */
-create function billing.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
+create function billing.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null,
+                                         p_currency text default null)
 returns jsonb
 language plpgsql
 stable
@@ -1209,6 +1423,7 @@ declare
   v_price jsonb;
   v_quote record;
   v_tax record;
+  v_rate numeric;
 begin
   perform billing.require_role(p_organization_id, enum_range(null::public.member_role), 'preview a checkout');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
@@ -1219,6 +1434,10 @@ begin
   if v_plan.price_cents <= 0 or v_plan.tier = 'free' then
     raise exception 'plan "%" is free: there is nothing to pay', v_plan.code using errcode = 'object_not_in_prerequisite_state';
   end if;
+  v_plan := billing.plan_in_currency(v_plan, billing.checkout_currency(p_organization_id, v_plan, p_currency));
+  if v_plan.currency <> 'INR' then
+    v_rate := billing.exchange_rate_at(v_plan.currency, billing.now());
+  end if;
   v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, billing.now(), false);
   select * into v_quote from billing.order_tax_quote(
     p_organization_id, (v_price ->> 'price_cents')::bigint,
@@ -1226,7 +1445,8 @@ begin
   if v_quote.supply_type is not null then
     select * into v_tax from billing.compute_line_tax(
       case when v_quote.prices_include_tax then v_quote.amount_cents else v_quote.taxable_cents end,
-      v_quote.gst_rate_bp, v_quote.supply_type, v_quote.prices_include_tax);
+      v_quote.gst_rate_bp, case when v_quote.export_with_igst then 'export_with_igst' else v_quote.supply_type end,
+      v_quote.prices_include_tax);
   end if;
   return pg_catalog.jsonb_build_object(
     'plan_code', v_plan.code, 'currency', v_plan.currency, 'code', v_price ->> 'code',
@@ -1234,11 +1454,13 @@ begin
     'taxable_paise', v_quote.taxable_cents, 'cgst_paise', coalesce(v_tax.cgst_cents, 0),
     'sgst_paise', coalesce(v_tax.sgst_cents, 0), 'igst_paise', coalesce(v_tax.igst_cents, 0),
     'total_paise', v_quote.amount_cents, 'prices_include_tax', v_quote.prices_include_tax,
-    'supply_type', v_quote.supply_type);
+    'supply_type', v_quote.supply_type)
+    -- An export's LUT and a foreign currency's rate, only when there is one.
+    || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('lut_arn', v_quote.lut_arn, 'exchange_rate', v_rate));
 end;
 $$;
-revoke execute on function billing.preview_checkout(uuid, text, text) from public, anon;
-grant execute on function billing.preview_checkout(uuid, text, text) to authenticated, service_role;
+revoke execute on function billing.preview_checkout(uuid, text, text, text) from public, anon;
+grant execute on function billing.preview_checkout(uuid, text, text, text) to authenticated, service_role;
 
 -- =================================================================================================
 -- 4. Policies
@@ -1276,11 +1498,13 @@ create policy "Members can read their organization's payment events"
 -- =================================================================================================
 
 /**
- * What checkout would charge now for a plan, with an optional discount code (members of the
- * organization): list, discount, taxable value, CGST, SGST, IGST and total in paise.
- * A thin wrapper: billing.preview_checkout does the work and checks who is calling.
+ * What checkout would charge now for a plan, with an optional discount code and currency
+ * (members of the organization): list, discount, taxable value, CGST, SGST, IGST and total in
+ * the currency's minor unit. A thin wrapper: billing.preview_checkout does the work and checks
+ * who is calling.
  */
-create function public.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null)
+create function public.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null,
+                                        p_currency text default null)
 returns jsonb
 language plpgsql
 stable
@@ -1288,9 +1512,9 @@ security invoker
 set search_path = ''
 as $$
 begin
-  return billing.preview_checkout(p_organization_id, p_plan_code, p_discount_code);
+  return billing.preview_checkout(p_organization_id, p_plan_code, p_discount_code, p_currency);
 end;
 $$;
-revoke execute on function public.preview_checkout(uuid, text, text) from public, anon;
-grant execute on function public.preview_checkout(uuid, text, text) to authenticated;
-comment on function public.preview_checkout(uuid, text, text) is 'What checkout would charge now for a plan, with an optional discount code: list, discount, taxable value, tax and total in paise.';
+revoke execute on function public.preview_checkout(uuid, text, text, text) from public, anon;
+grant execute on function public.preview_checkout(uuid, text, text, text) to authenticated;
+comment on function public.preview_checkout(uuid, text, text, text) is 'What checkout would charge now for a plan, with an optional discount code and currency (null: the plan''s own, or a renewal''s): list, discount, taxable value, tax and total in the currency''s minor unit.';

@@ -117,7 +117,12 @@ revoke execute on function billing.queue_payment_captured() from public;
 /**
  * A GST tax invoice, one per paid order. `seller` and `buyer` are snapshots of the profiles at
  * issue time (name, GSTIN, state, address). supply_type: intra_state (CGST + SGST), inter_state
- * (IGST) or export (zero-rated, IGST 0). place_of_supply_state_code is null for exports.
+ * (IGST) or export (zero-rated under the LUT whose ARN is lut_arn, IGST 0; or, export_with_igst,
+ * on payment of IGST at the rate when no LUT covered the order's financial year).
+ * place_of_supply_state_code is null for exports. An invoice in a foreign currency states the
+ * rupees per unit it was converted at (exchange_rate: the order's, or the provider's rate at
+ * capture, exchange_rate_source) and the INR value of its taxable value and total
+ * (inr_taxable_paise, inr_total_paise: amount x rate, rounded half up), as Rule 46 asks.
  * Immutable: corrections are credit notes.
  */
 create table public.invoices (
@@ -146,6 +151,15 @@ create table public.invoices (
   igst_cents bigint not null check (igst_cents >= 0),
   total_cents bigint not null check (total_cents >= 0),
   created_at timestamptz not null default now(),
+  lut_arn text,
+  export_with_igst boolean not null default false,
+  exchange_rate numeric(18, 6) constraint invoices_exchange_rate_positive check (exchange_rate > 0),
+  exchange_rate_source text constraint invoices_exchange_rate_source_known check (exchange_rate_source in ('order', 'provider')),
+  inr_taxable_paise bigint constraint invoices_inr_taxable_not_negative check (inr_taxable_paise >= 0),
+  inr_total_paise bigint constraint invoices_inr_total_not_negative check (inr_total_paise >= 0),
+  constraint invoices_inr_value_with_rate check (
+    (exchange_rate is null) = (inr_total_paise is null) and (exchange_rate is null) = (inr_taxable_paise is null)
+    and (exchange_rate is null) = (exchange_rate_source is null)),
   constraint invoices_number_unique unique (invoice_number),
   constraint invoices_serial_unique unique (financial_year, serial),
   constraint invoices_one_per_order unique (order_id),
@@ -154,9 +168,12 @@ create table public.invoices (
     case supply_type
       when 'intra_state' then igst_cents = 0 and cgst_cents = sgst_cents and place_of_supply_state_code is not null
       when 'inter_state' then cgst_cents = 0 and sgst_cents = 0 and place_of_supply_state_code is not null
-      else cgst_cents = 0 and sgst_cents = 0 and igst_cents = 0 and place_of_supply_state_code is null
+      else cgst_cents = 0 and sgst_cents = 0 and place_of_supply_state_code is null
+        and (export_with_igst or igst_cents = 0) and not (export_with_igst and lut_arn is not null)
     end
-  )
+  ),
+  constraint invoices_export_fields_only_on_exports check (
+    supply_type = 'export' or (lut_arn is null and not export_with_igst))
 );
 
 comment on table public.invoices is 'GST tax invoices, one per paid order, numbered without gaps per financial year; immutable.';
@@ -287,6 +304,11 @@ create table public.credit_notes (
   igst_cents bigint not null check (igst_cents >= 0),
   total_cents bigint not null check (total_cents > 0),
   created_at timestamptz not null default now(),
+  exchange_rate numeric(18, 6) constraint credit_notes_exchange_rate_positive check (exchange_rate > 0),
+  inr_taxable_paise bigint constraint credit_notes_inr_taxable_not_negative check (inr_taxable_paise >= 0),
+  inr_total_paise bigint constraint credit_notes_inr_total_not_negative check (inr_total_paise >= 0),
+  constraint credit_notes_inr_value_with_rate check (
+    (exchange_rate is null) = (inr_total_paise is null) and (exchange_rate is null) = (inr_taxable_paise is null)),
   constraint credit_notes_number_unique unique (credit_note_number),
   constraint credit_notes_serial_unique unique (financial_year, serial),
   constraint credit_notes_one_per_payment_event unique (payment_event_id),
@@ -591,6 +613,8 @@ declare
   v_now timestamptz := billing.now();
   v_financial_year integer := billing.financial_year(v_now);
   v_serial bigint;
+  v_rate numeric;
+  v_rate_source text;
 begin
   select * into v_order from public.orders o where o.id = p_order_id for update;
   if not found then
@@ -649,7 +673,18 @@ begin
   v_place_of_supply := v_order.place_of_supply_state_code;
   select * into v_tax
   from billing.compute_line_tax(case when v_order.prices_include_tax then v_order.amount_cents else v_order.taxable_cents end,
-                                v_order.gst_rate_bp, v_supply_type, v_order.prices_include_tax);
+                                v_order.gst_rate_bp,
+                                case when v_order.export_with_igst then 'export_with_igst' else v_supply_type end,
+                                v_order.prices_include_tax);
+  -- A foreign currency: the provider's rate of this payment when its event carried one, else the
+  -- rate the order recorded; the INR values are fixed here with the invoice. (An order made
+  -- before rates were recorded has none: its invoice states no INR value.)
+  if v_order.currency <> 'INR' then
+    select (e.details ->> 'exchange_rate')::numeric into v_rate
+    from public.payment_events e where e.id = p_payment_event_id and e.details ? 'exchange_rate';
+    v_rate_source := case when v_rate is not null then 'provider' when v_order.exchange_rate is not null then 'order' end;
+    v_rate := coalesce(v_rate, v_order.exchange_rate);
+  end if;
   if v_tax.total_cents <> v_order.amount_cents then
     raise exception 'order % charges % but its tax quote totals %', v_order.receipt, v_order.amount_cents, v_tax.total_cents
       using errcode = 'data_exception';
@@ -662,7 +697,8 @@ begin
     organization_id, order_id, payment_event_id, invoice_number, financial_year, serial,
     issued_at, invoice_date, currency, supply_type, place_of_supply_state_code, buyer_gstin,
     seller, buyer, prices_include_tax,
-    taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents
+    taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents,
+    lut_arn, export_with_igst, exchange_rate, exchange_rate_source, inr_taxable_paise, inr_total_paise
   ) values (
     v_org.id, v_order.id, p_payment_event_id,
     billing.format_document_number(v_settings.invoice_prefix, v_financial_year, v_serial), v_financial_year, v_serial,
@@ -674,7 +710,9 @@ begin
                           v_org.billing_address_line1, v_org.billing_address_line2, v_org.billing_city,
                           v_org.billing_postal_code, v_org.billing_country, v_org.billing_email),
     v_order.prices_include_tax,
-    v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents
+    v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents,
+    v_order.lut_arn, v_order.export_with_igst, v_rate, v_rate_source,
+    billing.div_round_half_up(v_tax.taxable_cents * v_rate, 1), billing.div_round_half_up(v_tax.total_cents * v_rate, 1)
   )
   returning id into v_invoice_id;
 
@@ -687,7 +725,7 @@ begin
   ) values (
     v_invoice_id, v_org.id, 1, v_plan.id, v_pack.id, v_description,
     v_settings.sac_code, 1,
-    case when v_supply_type = 'export' then 0 else v_order.gst_rate_bp end,
+    case when v_supply_type = 'export' and not v_order.export_with_igst then 0 else v_order.gst_rate_bp end,
     v_tax.cgst_rate_bp, v_tax.sgst_rate_bp, v_tax.igst_rate_bp,
     v_tax.taxable_cents, v_tax.cgst_cents, v_tax.sgst_cents, v_tax.igst_cents, v_tax.total_cents,
     v_order.list_cents, v_order.discount_cents, v_order.metadata ->> 'discount_code'
@@ -791,12 +829,17 @@ begin
   insert into public.credit_notes (
     organization_id, invoice_id, payment_event_id, credit_note_number, financial_year, serial,
     issued_at, credit_note_date, kind, reason, currency,
-    taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents
+    taxable_cents, cgst_cents, sgst_cents, igst_cents, total_cents,
+    exchange_rate, inr_taxable_paise, inr_total_paise
   ) values (
     v_invoice.organization_id, v_invoice.id, p_payment_event_id,
     billing.format_document_number(v_settings.credit_note_prefix, v_financial_year, v_serial), v_financial_year, v_serial,
     v_now, (v_now at time zone 'Asia/Kolkata')::date, p_kind::public.credit_note_kind, btrim(p_reason), v_invoice.currency,
-    v_split.taxable_cents, v_split.cgst_cents, v_split.sgst_cents, v_split.igst_cents, p_amount_cents
+    v_split.taxable_cents, v_split.cgst_cents, v_split.sgst_cents, v_split.igst_cents, p_amount_cents,
+    -- A credit note of an invoice in a foreign currency is converted at the invoice's rate.
+    v_invoice.exchange_rate,
+    billing.div_round_half_up(v_split.taxable_cents * v_invoice.exchange_rate, 1),
+    billing.div_round_half_up(p_amount_cents * v_invoice.exchange_rate, 1)
   )
   returning id into v_credit_note_id;
   perform pg_catalog.set_config('billing.issuing', '', true);
@@ -921,6 +964,32 @@ create policy "Members can read their organization's credit notes"
 -- =================================================================================================
 
 /**
+ * The endorsement an export invoice (and its credit notes) carries, as Rule 46 asks: 'SUPPLY
+ * MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX, LUT ARN <arn>'
+ * for a zero-rated export (without the ARN for one invoiced before LUTs were recorded here), or
+ * 'SUPPLY MEANT FOR EXPORT ON PAYMENT OF INTEGRATED TAX'; null for any other supply.
+ */
+create function billing.export_endorsement(p_invoice public.invoices)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_invoice.supply_type is distinct from 'export' then
+    return null;
+  end if;
+  if p_invoice.export_with_igst then
+    return 'SUPPLY MEANT FOR EXPORT ON PAYMENT OF INTEGRATED TAX';
+  end if;
+  return 'SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX'
+    || coalesce(', LUT ARN ' || p_invoice.lut_arn, '');
+end;
+$$;
+revoke execute on function billing.export_endorsement(public.invoices) from public;
+grant execute on function billing.export_endorsement(public.invoices) to authenticated, service_role;
+
+/**
  * Everything a PDF renderer needs for one invoice, as JSON: document type and number, dates,
  * seller and buyer blocks (GSTINs, state codes and names, addresses), place of supply, supply
  * type, lines with SAC and tax split, totals, the amount in words (INR), and the credit notes
@@ -985,9 +1054,17 @@ begin
 
   return pg_catalog.jsonb_build_object(
     'document_type', 'tax_invoice',
-    'title', case when v_invoice.supply_type = 'export'
+    'title', case when v_invoice.supply_type = 'export' and v_invoice.export_with_igst
+                  then 'Tax Invoice (supply meant for export on payment of IGST)'
+                  when v_invoice.supply_type = 'export'
                   then 'Tax Invoice (supply meant for export under LUT without payment of IGST)'
                   else 'Tax Invoice' end,
+    'endorsement', billing.export_endorsement(v_invoice),
+    'lut_arn', v_invoice.lut_arn,
+    'inr_value', case when v_invoice.exchange_rate is not null then pg_catalog.jsonb_build_object(
+      'exchange_rate', v_invoice.exchange_rate, 'exchange_rate_source', v_invoice.exchange_rate_source,
+      'taxable_paise', v_invoice.inr_taxable_paise, 'tax_paise', v_invoice.inr_total_paise - v_invoice.inr_taxable_paise,
+      'total_paise', v_invoice.inr_total_paise) end,
     'invoice_id', v_invoice.id,
     'invoice_number', v_invoice.invoice_number,
     'invoice_date', v_invoice.invoice_date,
@@ -1074,6 +1151,12 @@ begin
     'currency', v_note.currency,
     'reverse_charge', false,
     'supply_type', v_invoice.supply_type,
+    'endorsement', billing.export_endorsement(v_invoice),
+    'lut_arn', v_invoice.lut_arn,
+    'inr_value', case when v_note.exchange_rate is not null then pg_catalog.jsonb_build_object(
+      'exchange_rate', v_note.exchange_rate,
+      'taxable_paise', v_note.inr_taxable_paise, 'tax_paise', v_note.inr_total_paise - v_note.inr_taxable_paise,
+      'total_paise', v_note.inr_total_paise) end,
     'seller', v_invoice.seller
       || pg_catalog.jsonb_build_object('state_name', billing.gst_state_name(v_invoice.seller ->> 'state_code')),
     'buyer', v_invoice.buyer

@@ -235,7 +235,8 @@ grant execute on function billing.subscription_status_for(text, timestamptz, tim
  * Validates a NormalizedEvent (jsonb) and raises a clear error (22023) naming the bad field:
  * provider a payment provider (not 'manual'); event_id and event_type non-empty; kind a
  * billing.provider_event_kind; amount_paise null or a non-negative
- * integer; currency null or three capital letters; occurred_at null or a timestamp; the id fields
+ * integer; currency null or three capital letters; exchange_rate (the provider's rupees per unit
+ * of a foreign currency, optional) null or a positive number; occurred_at null or a timestamp; the id fields
  * null or strings; payload null or an object.
  */
 create function billing.validate_payment_event(p_event jsonb)
@@ -286,6 +287,13 @@ begin
   end if;
   if p_event ->> 'currency' is not null and p_event ->> 'currency' !~ '^[A-Z]{3}$' then
     raise exception 'payment event: currency must be three capital letters, got "%"', p_event ->> 'currency'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if coalesce(pg_catalog.jsonb_typeof(p_event -> 'exchange_rate'), 'null') <> 'null'
+     and (case when pg_catalog.jsonb_typeof(p_event -> 'exchange_rate') = 'number'
+               then (p_event ->> 'exchange_rate')::numeric not between 0.000001 and 999999999999
+               else true end) then
+    raise exception 'payment event: exchange_rate must be a positive number of rupees per unit of the currency, got %', p_event -> 'exchange_rate'
       using errcode = 'invalid_parameter_value';
   end if;
   if p_event ->> 'occurred_at' is not null then
@@ -665,6 +673,11 @@ begin
     pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
                                   'provider_order_id', p_event ->> 'provider_order_id',
                                   'provider_subscription_id', v_psid)
+      -- The provider's exchange rate of a foreign-currency payment: the invoice states the INR
+      -- value at it (billing.issue_invoice) instead of the rate the order recorded.
+      || case when v_order.currency <> 'INR' and p_event ? 'exchange_rate'
+                   and pg_catalog.jsonb_typeof(p_event -> 'exchange_rate') = 'number'
+              then pg_catalog.jsonb_build_object('exchange_rate', p_event -> 'exchange_rate') else '{}'::jsonb end
       || case when v_ended and v_sub.status in ('canceled', 'expired')
                    and v_paid_at > coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz)
               then pg_catalog.jsonb_build_object('not_applied', 'subscription ended before the payment')
@@ -1271,6 +1284,15 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
  * that would be free or is at a price override is refused (55000, HINT 'paid_ahead') while the
  * plan is already paid more than one period (plus the grace days) ahead of now, so free
  * checkouts cannot be repeated to prepay years.
+ * p_currency: the plan's price in another currency (public.plan_prices; null: the plan's own, or
+ * for a renewal the currency of the order that started the subscription, billing.checkout_currency).
+ * Such an order carries no price override, is a one-time payment (never a Razorpay
+ * subscription, which charges its INR plan), records the exchange rate of the day and is an
+ * export for a buyer outside India. Refused before any order: a currency the plan is not offered
+ * in (22023 HINT 'currency_not_offered'), one the provider does not collect here
+ * (billing.require_provider_currency: 55000 HINT 'currency_not_accepted'), a renewal in another
+ * currency than its subscription's (55000 HINT 'subscription_currency'), no exchange rate on
+ * record (55000 HINT 'exchange_rate_missing').
  * Errors: 42501 not signed in / not an owner or admin; 22023 bad provider, or a refused code
  * (HINT discount_invalid, discount_expired, discount_exhausted, discount_not_applicable,
  * discount_already_used; no order is created); P0002 no such active plan; 55000 the plan is free
@@ -1282,7 +1304,8 @@ create function billing.create_checkout_order(
   p_organization_id uuid,
   p_plan_code text,
   p_provider text,
-  p_discount_code text default null
+  p_discount_code text default null,
+  p_currency text default null
 )
 returns setof billing.checkout_order
 language plpgsql
@@ -1311,15 +1334,24 @@ begin
     raise exception 'no active plan "%"', coalesce(p_plan_code, '') using errcode = 'no_data_found', hint = 'plan_not_found';
   end if;
   perform billing.require_plan_available(p_organization_id, v_plan);
-  -- The organization's price now (its price override, else the list price): the order keeps it.
-  v_override := billing.price_override_at(p_organization_id, v_plan.id, v_now);
-  v_plan.price_cents := billing.plan_price_for(p_organization_id, v_plan, v_now);
   if v_plan.price_cents <= 0 or v_plan.tier = 'free' then
     raise exception 'plan "%" is free: there is nothing to pay', v_plan.code
       using errcode = 'object_not_in_prerequisite_state';
   end if;
-  if p_provider = 'payu' and v_plan.currency <> 'INR' then
-    raise exception 'plan "%" is in %: PayU accepts only INR', v_plan.code, v_plan.currency
+  -- The currency (a price in plan_prices, or the plan's own) and whether the provider collects it.
+  v_plan := billing.plan_in_currency(v_plan, billing.checkout_currency(p_organization_id, v_plan, p_currency));
+  perform billing.require_provider_currency(p_provider, v_plan.currency);
+  if v_plan.currency <> 'INR' then
+    perform billing.exchange_rate_at(v_plan.currency, v_now);
+  end if;
+  -- The organization's price now (its price override, else the list price): the order keeps it.
+  -- An override is in the plan's own currency: none applies to a price in another one.
+  if v_plan.currency = (select p.currency from public.billing_plans p where p.id = v_plan.id) then
+    v_override := billing.price_override_at(p_organization_id, v_plan.id, v_now);
+  end if;
+  v_plan.price_cents := billing.plan_price_for(p_organization_id, v_plan, v_now);
+  if v_plan.price_cents <= 0 then
+    raise exception 'plan "%" is free: there is nothing to pay', v_plan.code
       using errcode = 'object_not_in_prerequisite_state';
   end if;
   if p_provider = 'razorpay' and v_plan.price_cents < 100 then
@@ -1330,7 +1362,11 @@ begin
   -- One checkout of an organization at a time (the payment path takes the same lock), so the
   -- checks below see what a concurrent checkout or payment wrote.
   perform 1 from public.organizations o where o.id = p_organization_id for no key update;
-  v_rzp_plan := case when p_provider = 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
+  -- A Razorpay subscription charges its plan's INR amount: a price in another currency is paid
+  -- as one-time orders (renewed through checkout).
+  v_rzp_plan := case when p_provider = 'razorpay'
+                      and v_plan.currency = (select p.currency from public.billing_plans p where p.id = v_plan.id)
+                     then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
   -- Razorpay charges a subscription its plan's own amount: while a price override of the plan is
   -- current or to come, the organization buys it as one-time Razorpay orders (renewed through
   -- checkout), never a mandate at the list price.
@@ -1425,8 +1461,8 @@ begin
   return next billing.checkout_answer(v_order, v_user_id, v_rzp_plan);
 end;
 $$;
-revoke execute on function billing.create_checkout_order(uuid, text, text, text) from public, anon;
-grant execute on function billing.create_checkout_order(uuid, text, text, text) to authenticated;
+revoke execute on function billing.create_checkout_order(uuid, text, text, text, text) from public, anon;
+grant execute on function billing.create_checkout_order(uuid, text, text, text, text) to authenticated;
 
 -- -------------------------------------------------------------------------------------------------
 -- Service-side functions of checkout and reconciliation (service_role)
@@ -2182,7 +2218,8 @@ create function public.create_checkout_order(
   p_organization_id uuid,
   p_plan_code text,
   p_provider text,
-  p_discount_code text default null
+  p_discount_code text default null,
+  p_currency text default null
 )
 returns setof billing.checkout_order
 language plpgsql
@@ -2190,9 +2227,9 @@ security invoker
 set search_path = ''
 as $$
 begin
-  return query select * from billing.create_checkout_order(p_organization_id, p_plan_code, p_provider, p_discount_code);
+  return query select * from billing.create_checkout_order(p_organization_id, p_plan_code, p_provider, p_discount_code, p_currency);
 end;
 $$;
-revoke execute on function public.create_checkout_order(uuid, text, text, text) from public, anon;
-grant execute on function public.create_checkout_order(uuid, text, text, text) to authenticated;
-comment on function public.create_checkout_order(uuid, text, text, text) is 'Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider, with an optional discount code.';
+revoke execute on function public.create_checkout_order(uuid, text, text, text, text) from public, anon;
+grant execute on function public.create_checkout_order(uuid, text, text, text, text) to authenticated;
+comment on function public.create_checkout_order(uuid, text, text, text, text) is 'Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan through a provider, with an optional discount code and currency (a price of public.plan_prices; null: the plan''s own).';

@@ -1062,6 +1062,99 @@ $$;
 revoke execute on function billing.apply_refund_failed(jsonb, timestamptz) from public;
 grant execute on function billing.apply_refund_failed(jsonb, timestamptz) to service_role;
 
+-- -------------------------------------------------------------------------------------------------
+-- Operators' export settings: the LUT of a financial year, exchange rates
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * Records the letter of undertaking filed for a financial year ('2026-27'; p_arn its GST ARN, 15
+ * characters: AA, state code, month and year filed, six digits, a check character), with the
+ * operator's reason kept on the row: exports whose order falls in that year are zero-rated under
+ * it from now on (orders already created keep their quote). Idempotent for the same ARN; another
+ * ARN for a year already recorded supersedes the row (superseded_at; it stays as the record, and
+ * invoices keep the ARN they were issued with). These are the seller's settings, of no
+ * organization, so the rows themselves are the history (no subscription_history row).
+ * Errors: 22023 no reason, a malformed year or ARN, a filing date in the future. Returns the row's id.
+ */
+create function billing.operator_record_lut(p_financial_year text, p_arn text, p_filed_on date, p_reason text)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_arn text := pg_catalog.upper(btrim(coalesce(p_arn, '')));
+  v_live billing.lut_registrations;
+  v_id uuid;
+begin
+  if p_financial_year is null or p_financial_year !~ '^[0-9]{4}-[0-9]{2}$'
+     or (pg_catalog.left(p_financial_year, 4)::integer + 1) % 100 <> pg_catalog.right(p_financial_year, 2)::integer then
+    raise exception 'a financial year is written like 2026-27 (1 April 2026 to 31 March 2027), got "%"', coalesce(p_financial_year, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if v_arn !~ '^AA(0[1-9]|[12][0-9]|3[0-8]|97|99)(0[1-9]|1[0-2])[0-9]{2}[0-9]{6}[0-9A-Z]$' then
+    raise exception 'an LUT''s ARN is 15 characters: AA, the state code, the month and year filed (MMYY), six digits and a check character (e.g. AA2903260012345), got "%"', left(coalesce(p_arn, 'null'), 40)
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_filed_on is not null and p_filed_on > (billing.now() at time zone 'Asia/Kolkata')::date then
+    raise exception 'an LUT filed on % is in the future', p_filed_on using errcode = 'invalid_parameter_value';
+  end if;
+  select * into v_live from billing.lut_registrations l
+  where l.financial_year = p_financial_year and l.superseded_at is null
+  for update;
+  if v_live.arn = v_arn then
+    return v_live.id;
+  end if;
+  update billing.lut_registrations l set superseded_at = billing.now() where l.id = v_live.id;
+  insert into billing.lut_registrations (financial_year, arn, filed_on, reason, recorded_at)
+  values (p_financial_year, v_arn, p_filed_on, v_reason, billing.now())
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+revoke execute on function billing.operator_record_lut(text, text, date, text) from public, anon, authenticated;
+grant execute on function billing.operator_record_lut(text, text, date, text) to service_role;
+
+/**
+ * Records the rupees per unit of a foreign currency (p_inr_per_unit: 83.25 for 1 USD = 83.25
+ * INR) from p_effective_from on (null: now), with the operator's reason kept on the row: orders
+ * in that currency created from then on record it (billing.exchange_rate_at). Rates are never
+ * changed, only followed by later ones: orders and invoices keep the rate they were made at.
+ * Errors: 22023 no reason, INR or a malformed currency, a rate that is not positive, a moment
+ * that already has a rate. Returns the row's id.
+ */
+create function billing.operator_set_exchange_rate(p_currency text, p_inr_per_unit numeric, p_effective_from timestamptz,
+                                                   p_reason text)
+returns uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_reason text := billing.require_operator_reason(p_reason);
+  v_from timestamptz := coalesce(p_effective_from, billing.now());
+  v_id uuid;
+begin
+  if p_currency is null or p_currency !~ '^[A-Z]{3}$' or p_currency = 'INR' then
+    raise exception 'an exchange rate is for a foreign currency (three capital letters, not INR), got "%"', left(coalesce(p_currency, 'null'), 10)
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if p_inr_per_unit is null or p_inr_per_unit <= 0 or p_inr_per_unit >= 1000000000000 then
+    raise exception 'an exchange rate is a positive number of rupees per unit of %, got %', p_currency, coalesce(p_inr_per_unit::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if exists (select 1 from billing.exchange_rates r where r.currency = p_currency and r.effective_from = v_from) then
+    raise exception 'a rate for % is already recorded from %: record the next one from a later moment', p_currency, v_from
+      using errcode = 'invalid_parameter_value';
+  end if;
+  insert into billing.exchange_rates (currency, inr_per_unit, effective_from, reason, recorded_at)
+  values (p_currency, p_inr_per_unit, v_from, v_reason, billing.now())
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+revoke execute on function billing.operator_set_exchange_rate(text, numeric, timestamptz, text) from public, anon, authenticated;
+grant execute on function billing.operator_set_exchange_rate(text, numeric, timestamptz, text) to service_role;
+
 -- =================================================================================================
 -- 4. Policies
 -- =================================================================================================

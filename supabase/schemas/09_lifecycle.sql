@@ -157,7 +157,7 @@ revoke execute on function billing.format_money(bigint, text) from public;
 /**
  * Refuses a plan change that cannot be quoted, naming why: no paid subscription running (55000:
  * none, pending payment, a trial, or a period that ended), the same plan, a change already
- * scheduled, or another currency (22023).
+ * scheduled, or another currency than the plan's or the one the subscription is paid in (22023).
  */
 create function billing.refuse_plan_change(
   p_sub public.subscriptions,
@@ -170,6 +170,8 @@ language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+  v_paid_in text;
 begin
   if p_sub.id is null or p_sub.status = 'pending_payment' then
     raise exception 'the organization has no paid subscription to change: buy plan "%" through checkout', p_to.code
@@ -193,6 +195,15 @@ begin
   if p_from.currency <> p_to.currency then
     raise exception 'plan "%" is in % and the current plan in %: a change cannot switch currency', p_to.code,
       p_to.currency, p_from.currency using errcode = 'invalid_parameter_value';
+  end if;
+  -- A subscription paid in another currency than its plan's own (a price of public.plan_prices):
+  -- upgrades are quoted in the plan's currency, so it changes plan by checking out the new one.
+  v_paid_in := (select o.currency from public.orders o
+                where o.subscription_id = p_sub.id and o.status = 'paid' and o.kind in ('new', 'renewal')
+                order by o.paid_at desc limit 1);
+  if v_paid_in <> p_to.currency then
+    raise exception 'the subscription is paid in % and plan "%" is quoted in %: a change cannot switch currency (cancel, then check out plan "%" in %)',
+      v_paid_in, p_to.code, p_to.currency, p_to.code, v_paid_in using errcode = 'invalid_parameter_value';
   end if;
 end;
 $$;
@@ -822,10 +833,7 @@ begin
     raise exception 'upgrade order % no longer matches the subscription: preview the change again', v_order.receipt
       using errcode = 'object_not_in_prerequisite_state';
   end if;
-  if p_provider = 'payu' and v_order.currency <> 'INR' then
-    raise exception 'order % is in %: PayU accepts only INR', v_order.receipt, v_order.currency
-      using errcode = 'object_not_in_prerequisite_state';
-  end if;
+  perform billing.require_provider_currency(p_provider, v_order.currency);
   if p_provider = 'razorpay' and v_order.amount_cents < 100 then
     raise exception 'order % is for less than Razorpay''s minimum of 100 paise: pay it with PayU', v_order.receipt
       using errcode = 'object_not_in_prerequisite_state';

@@ -33,6 +33,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"exchange_rates": {
+                  Row: {
+                    "currency": string,"effective_from": string,"id": string,"inr_per_unit": number,"reason": string,"recorded_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "currency": string,"effective_from": string,"id"?: string,"inr_per_unit": number,"reason": string,"recorded_at"?: string
+                  }
+                  Update: {
+                    "currency"?: string,"effective_from"?: string,"id"?: string,"inr_per_unit"?: number,"reason"?: string,"recorded_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"invoice_counters": {
                   Row: {
                     "financial_year": number,"last_number": number,"series": Database["public"]['Enums']["document_series"],"updated_at": string
@@ -71,6 +85,20 @@ export type Database = {
                   }
                   Update: {
                     "active"?: boolean,"command"?: string | null,"doc"?: string,"name"?: string,"schedule"?: string,"worker"?: string | null
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"lut_registrations": {
+                  Row: {
+                    "arn": string,"filed_on": string | null,"financial_year": string,"id": string,"reason": string,"recorded_at": string,"superseded_at": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "arn": string,"filed_on"?: string | null,"financial_year": string,"id"?: string,"reason": string,"recorded_at"?: string,"superseded_at"?: string | null
+                  }
+                  Update: {
+                    "arn"?: string,"filed_on"?: string | null,"financial_year"?: string,"id"?: string,"reason"?: string,"recorded_at"?: string,"superseded_at"?: string | null
                   }
                   Relationships: [
                     
@@ -513,6 +541,9 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"checkout_currency":
+{ Args: { "p_currency": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: string
+                           },
 "checkout_discount":
 { Args: { "p_at": string,"p_code": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_recurring"?: boolean }; Returns: Json
                            },
@@ -583,7 +614,7 @@ isOneToOne: true
 { Args: { "p_amount": number,"p_at": string,"p_credit_request_id": string,"p_event": string,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "create_checkout_order":
-{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {
         from: "*"
         to: "checkout_order"
@@ -699,6 +730,9 @@ isOneToOne: true
 "end_unpaid_trials":
 { Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
                            },
+"exchange_rate_at":
+{ Args: { "p_at": string,"p_currency": string }; Returns: number
+                           },
 "expire_after_grace":
 { Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
                            },
@@ -713,6 +747,9 @@ isOneToOne: true
                            },
 "expire_scheduled_cancellations":
 { Args: { "p_job": Json,"p_limit": number,"p_now": string }; Returns: number
+                           },
+"export_endorsement":
+{ Args: { "p_invoice": Omit<Database["public"]['Tables']["invoices"]['Row'], Database["public"]['Tables']["invoices"]['ComputedFields']> }; Returns: string
                            },
 "extend_subscription_for_payment":
 { Args: { "p_event": Json,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_payment_event_id": string,"p_provider_subscription_id": string }; Returns: Database["public"]['Tables']["subscriptions"]['Row']
@@ -844,6 +881,22 @@ isOneToOne: true
 "log_subscription_intent":
 { Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_metadata"?: Json,"p_plan_id": string,"p_reason"?: string,"p_subscription_id": string }; Returns: undefined
                            },
+"lut_for":
+{ Args: { "p_at": string }; Returns: {
+              "arn": string,
+"filed_on": string | null,
+"financial_year": string,
+"id": string,
+"reason": string,
+"recorded_at": string,
+"superseded_at": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "lut_registrations"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
                            },
@@ -911,6 +964,9 @@ isOneToOne: true
 "operator_grant_plan":
 { Args: { "p_organization_id": string,"p_plan_code": string,"p_reason": string,"p_until": string }; Returns: string
                            },
+"operator_record_lut":
+{ Args: { "p_arn": string,"p_filed_on": string,"p_financial_year": string,"p_reason": string }; Returns: string
+                           },
 "operator_refund":
 { Args: { "p_amount_cents": number,"p_payment_event_id": string,"p_reason": string }; Returns: string
                            },
@@ -919,6 +975,9 @@ isOneToOne: true
                            },
 "operator_resume":
 { Args: { "p_organization_id": string,"p_reason": string }; Returns: Database["public"]['Enums']["subscription_status"]
+                           },
+"operator_set_exchange_rate":
+{ Args: { "p_currency": string,"p_effective_from": string,"p_inr_per_unit": number,"p_reason": string }; Returns: string
                            },
 "operator_set_price_override":
 { Args: { "p_contract_ref": string,"p_organization_id": string,"p_plan_code": string,"p_price_paise": number,"p_reason": string,"p_valid_from": string,"p_valid_until": string }; Returns: string
@@ -946,6 +1005,14 @@ isOneToOne: true
 "plan_change_quote":
 { Args: { "p_at": string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"plan_in_currency":
+{ Args: { "p_currency": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: Database["public"]['Tables']["billing_plans"]['Row']
+                          SetofOptions: {
+        from: "*"
+        to: "billing_plans"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "plan_price_for":
 { Args: { "p_at": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: number
                            },
@@ -958,7 +1025,7 @@ isOneToOne: true
         isSetofReturn: true
       } },
 "preview_checkout":
-{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "preview_plan_change":
 { Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
@@ -1050,6 +1117,9 @@ isOneToOne: true
                            },
 "require_plan_available":
 { Args: { "p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: undefined
+                           },
+"require_provider_currency":
+{ Args: { "p_currency": string,"p_provider": string }; Returns: undefined
                            },
 "require_role":
 { Args: { "p_action"?: string,"p_organization_id": string,"p_roles": (Database["public"]['Enums']["member_role"])[] }; Returns: Database["public"]['Enums']["member_role"]
@@ -1271,14 +1341,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
+                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
@@ -1389,14 +1459,14 @@ isOneToOne: false
                   ]
                 },"credit_notes": {
                   Row: {
-                    "cgst_cents": number,"created_at": string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": Database["public"]['Enums']["credit_note_kind"],"organization_id": string,"payment_event_id": string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
+                    "cgst_cents": number,"created_at": string,"credit_note_date": string,"credit_note_number": string,"currency": string,"exchange_rate": number | null,"financial_year": number,"id": string,"igst_cents": number,"inr_taxable_paise": number | null,"inr_total_paise": number | null,"invoice_id": string,"issued_at": string,"kind": Database["public"]['Enums']["credit_note_kind"],"organization_id": string,"payment_event_id": string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "cgst_cents": number,"created_at"?: string,"credit_note_date": string,"credit_note_number": string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_id": string,"issued_at": string,"kind": Database["public"]['Enums']["credit_note_kind"],"organization_id": string,"payment_event_id"?: string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
+                    "cgst_cents": number,"created_at"?: string,"credit_note_date": string,"credit_note_number": string,"currency": string,"exchange_rate"?: number | null,"financial_year": number,"id"?: string,"igst_cents": number,"inr_taxable_paise"?: number | null,"inr_total_paise"?: number | null,"invoice_id": string,"issued_at": string,"kind": Database["public"]['Enums']["credit_note_kind"],"organization_id": string,"payment_event_id"?: string | null,"reason": string,"serial": number,"sgst_cents": number,"taxable_cents": number,"total_cents": number
                   }
                   Update: {
-                    "cgst_cents"?: number,"created_at"?: string,"credit_note_date"?: string,"credit_note_number"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_id"?: string,"issued_at"?: string,"kind"?: Database["public"]['Enums']["credit_note_kind"],"organization_id"?: string,"payment_event_id"?: string | null,"reason"?: string,"serial"?: number,"sgst_cents"?: number,"taxable_cents"?: number,"total_cents"?: number
+                    "cgst_cents"?: number,"created_at"?: string,"credit_note_date"?: string,"credit_note_number"?: string,"currency"?: string,"exchange_rate"?: number | null,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"inr_taxable_paise"?: number | null,"inr_total_paise"?: number | null,"invoice_id"?: string,"issued_at"?: string,"kind"?: Database["public"]['Enums']["credit_note_kind"],"organization_id"?: string,"payment_event_id"?: string | null,"reason"?: string,"serial"?: number,"sgst_cents"?: number,"taxable_cents"?: number,"total_cents"?: number
                   }
                   Relationships: [
                     {
@@ -1487,14 +1557,14 @@ isOneToOne: false
                   ]
                 },"invoices": {
                   Row: {
-                    "buyer": NonNullable<Json>,"buyer_gstin": string | null,"cgst_cents": number,"created_at": string,"currency": string,"financial_year": number,"id": string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id": string | null,"place_of_supply_state_code": string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": Database["public"]['Enums']["supply_type"],"taxable_cents": number,"total_cents": number
+                    "buyer": NonNullable<Json>,"buyer_gstin": string | null,"cgst_cents": number,"created_at": string,"currency": string,"exchange_rate": number | null,"exchange_rate_source": string | null,"export_with_igst": boolean,"financial_year": number,"id": string,"igst_cents": number,"inr_taxable_paise": number | null,"inr_total_paise": number | null,"invoice_date": string,"invoice_number": string,"issued_at": string,"lut_arn": string | null,"order_id": string,"organization_id": string,"payment_event_id": string | null,"place_of_supply_state_code": string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": Database["public"]['Enums']["supply_type"],"taxable_cents": number,"total_cents": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "buyer": NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents": number,"created_at"?: string,"currency": string,"financial_year": number,"id"?: string,"igst_cents": number,"invoice_date": string,"invoice_number": string,"issued_at": string,"order_id": string,"organization_id": string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": Database["public"]['Enums']["supply_type"],"taxable_cents": number,"total_cents": number
+                    "buyer": NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents": number,"created_at"?: string,"currency": string,"exchange_rate"?: number | null,"exchange_rate_source"?: string | null,"export_with_igst"?: boolean,"financial_year": number,"id"?: string,"igst_cents": number,"inr_taxable_paise"?: number | null,"inr_total_paise"?: number | null,"invoice_date": string,"invoice_number": string,"issued_at": string,"lut_arn"?: string | null,"order_id": string,"organization_id": string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax": boolean,"seller": NonNullable<Json>,"serial": number,"sgst_cents": number,"supply_type": Database["public"]['Enums']["supply_type"],"taxable_cents": number,"total_cents": number
                   }
                   Update: {
-                    "buyer"?: NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents"?: number,"created_at"?: string,"currency"?: string,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"invoice_date"?: string,"invoice_number"?: string,"issued_at"?: string,"order_id"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax"?: boolean,"seller"?: NonNullable<Json>,"serial"?: number,"sgst_cents"?: number,"supply_type"?: Database["public"]['Enums']["supply_type"],"taxable_cents"?: number,"total_cents"?: number
+                    "buyer"?: NonNullable<Json>,"buyer_gstin"?: string | null,"cgst_cents"?: number,"created_at"?: string,"currency"?: string,"exchange_rate"?: number | null,"exchange_rate_source"?: string | null,"export_with_igst"?: boolean,"financial_year"?: number,"id"?: string,"igst_cents"?: number,"inr_taxable_paise"?: number | null,"inr_total_paise"?: number | null,"invoice_date"?: string,"invoice_number"?: string,"issued_at"?: string,"lut_arn"?: string | null,"order_id"?: string,"organization_id"?: string,"payment_event_id"?: string | null,"place_of_supply_state_code"?: string | null,"prices_include_tax"?: boolean,"seller"?: NonNullable<Json>,"serial"?: number,"sgst_cents"?: number,"supply_type"?: Database["public"]['Enums']["supply_type"],"taxable_cents"?: number,"total_cents"?: number
                   }
                   Relationships: [
                     {
@@ -1539,14 +1609,14 @@ isOneToOne: false
                   ]
                 },"orders": {
                   Row: {
-                    "amount_cents": number,"created_at": string,"created_by": string | null,"credit_pack_id": string | null,"currency": string,"discount_cents": number,"discount_redemption_id": string | null,"expires_at": string | null,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"list_cents": number | null,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string | null,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
+                    "amount_cents": number,"created_at": string,"created_by": string | null,"credit_pack_id": string | null,"currency": string,"discount_cents": number,"discount_redemption_id": string | null,"exchange_rate": number | null,"expires_at": string | null,"export_with_igst": boolean,"gst_rate_bp": number | null,"id": string,"kind": Database["public"]['Enums']["order_kind"],"list_cents": number | null,"lut_arn": string | null,"metadata": NonNullable<Json>,"organization_id": string,"paid_at": string | null,"place_of_supply_state_code": string | null,"plan_id": string | null,"prices_include_tax": boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id": string | null,"provider_subscription_id": string | null,"receipt": string,"status": Database["public"]['Enums']["order_status"],"subscription_id": string | null,"supply_type": Database["public"]['Enums']["supply_type"] | null,"taxable_cents": number | null,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"discount_cents"?: number,"discount_redemption_id"?: string | null,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"list_cents"?: number | null,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents": number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"discount_cents"?: number,"discount_redemption_id"?: string | null,"exchange_rate"?: number | null,"expires_at"?: string | null,"export_with_igst"?: boolean,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"list_cents"?: number | null,"lut_arn"?: string | null,"metadata"?: NonNullable<Json>,"organization_id": string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider": Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Update: {
-                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"discount_cents"?: number,"discount_redemption_id"?: string | null,"expires_at"?: string | null,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"list_cents"?: number | null,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
+                    "amount_cents"?: number,"created_at"?: string,"created_by"?: string | null,"credit_pack_id"?: string | null,"currency"?: string,"discount_cents"?: number,"discount_redemption_id"?: string | null,"exchange_rate"?: number | null,"expires_at"?: string | null,"export_with_igst"?: boolean,"gst_rate_bp"?: number | null,"id"?: string,"kind"?: Database["public"]['Enums']["order_kind"],"list_cents"?: number | null,"lut_arn"?: string | null,"metadata"?: NonNullable<Json>,"organization_id"?: string,"paid_at"?: string | null,"place_of_supply_state_code"?: string | null,"plan_id"?: string | null,"prices_include_tax"?: boolean | null,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_order_id"?: string | null,"provider_subscription_id"?: string | null,"receipt"?: string,"status"?: Database["public"]['Enums']["order_status"],"subscription_id"?: string | null,"supply_type"?: Database["public"]['Enums']["supply_type"] | null,"taxable_cents"?: number | null,"updated_at"?: string
                   }
                   Relationships: [
                     {
@@ -1661,6 +1731,26 @@ isOneToOne: false
       referencedColumns: ["id"]
     },{
       foreignKeyName: "plan_assignments_plan_id_fkey"
+      columns: ["plan_id"]
+isOneToOne: false
+      referencedRelation: "billing_plans"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"plan_prices": {
+                  Row: {
+                    "created_at": string,"currency": string,"plan_id": string,"price_cents": number,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"currency": string,"plan_id": string,"price_cents": number,"updated_at"?: string
+                  }
+                  Update: {
+                    "created_at"?: string,"currency"?: string,"plan_id"?: string,"price_cents"?: number,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "plan_prices_plan_id_fkey"
       columns: ["plan_id"]
 isOneToOne: false
       referencedRelation: "billing_plans"
@@ -1900,7 +1990,7 @@ isOneToOne: false
 { Args: { "p_event": string,"p_organization_id": string,"p_quantity"?: number,"p_request_id"?: string }; Returns: Record<string, unknown>
                            },
 "create_checkout_order":
-{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
+{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider": string }; Returns: Database["billing"]['CompositeTypes']["checkout_order"][]
                           SetofOptions: {
         from: "*"
         to: "checkout_order"
@@ -1982,7 +2072,7 @@ isOneToOne: false
         isSetofReturn: true
       } },
 "preview_checkout":
-{ Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
 "preview_plan_change":
 { Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json

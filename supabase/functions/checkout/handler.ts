@@ -6,6 +6,10 @@
 // the order is priced at the list price less the discount, taxed on the rest; an order the
 // discount makes free is paid at once and answered without a provider:
 // 200 {provider: "manual", billing_order_id, receipt, amount_cents: 0, currency, status: "paid"}.
+// A plan checkout may carry `currency` ("USD"): the plan's price in that currency
+// (public.plan_prices; absent: the plan's own, or a renewal's), refused before any order when the
+// plan is not offered in it or the provider does not collect it here
+// (billing_settings.provider_currencies), so no provider is called.
 //
 // One SQL call (public.create_checkout_order, public.prepare_order_checkout for an order_id, or
 // public.create_credit_pack_order for a pack; as the user) checks the caller and what is bought
@@ -29,7 +33,10 @@
 // billing_settings.max_open_orders open orders) | paid_ahead (a free renewal or one at a
 // negotiated price while the plan is paid more than one period ahead), 422 discount_invalid | discount_expired |
 // discount_exhausted | discount_not_applicable | discount_already_used (the code was refused; no
-// order was created), 422 provider_not_configured, 502/504
+// order was created), 422 currency_not_offered (the plan has no price in that currency) |
+// currency_not_accepted (the provider does not collect it here), 409 exchange_rate_missing (no
+// rate on record for the currency) | subscription_currency (a renewal in another currency than
+// its subscription's), 422 provider_not_configured, 502/504
 // upstream_*, 503 server_not_configured (SUPABASE_URL is not set).
 import { requireUser } from "../_shared/auth.ts";
 import { asService, asUser, sqlError } from "../_shared/db.ts";
@@ -77,6 +84,17 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
         "discount_code goes with a plan_code (an upgrade's code is given to change_plan)",
       );
     }
+    const currency = body.currency === undefined || body.currency === null ? null : body.currency;
+    if (currency !== null && (typeof currency !== "string" || !/^[A-Z]{3}$/.test(currency))) {
+      throw new HttpError(400, "invalid_input", "currency must be a three-letter ISO code such as USD");
+    }
+    if (currency !== null && (packCode !== null || orderId !== null)) {
+      throw new HttpError(
+        400,
+        "invalid_input",
+        "currency goes with a plan_code (credit packs are sold in INR; an upgrade order has its currency)",
+      );
+    }
     const adapter = registry.get(body.provider);
     if (!adapter) {
       throw new HttpError(
@@ -104,17 +122,19 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
         packCode !== null
           ? await tx<CheckoutOrderRow[]>`select * from public.create_credit_pack_order(${organizationId}, ${packCode}, ${adapter.name})`
           : orderId === null
-          ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${adapter.name}, ${discountCode})`
+          ? await tx<CheckoutOrderRow[]>`select * from public.create_checkout_order(${organizationId}, ${planCode}, ${adapter.name}, ${discountCode}, ${currency})`
           : await tx<CheckoutOrderRow[]>`select * from public.prepare_order_checkout(${organizationId}, ${orderId}, ${adapter.name})`
       );
     } catch (e) {
       // create_checkout_order and create_credit_pack_order name the refusals checkout must tell
       // apart in the error's HINT.
       const hint = (e as { hint?: string })?.hint;
-      if (hint && hint.startsWith("discount_")) {
+      if (hint && (hint.startsWith("discount_") || hint === "currency_not_offered" || hint === "currency_not_accepted")) {
         throw new HttpError(422, hint, String((e as Error)?.message ?? e));
       }
       const known = [
+        "exchange_rate_missing",
+        "subscription_currency",
         "use_change_plan",
         "recurring_subscription_exists",
         "too_many_open_orders",

@@ -53,6 +53,9 @@ insert into public.billing_plans (id, code, name, tier, interval, price_cents, p
 update public.billing_settings
 set seller_legal_name = 'Discount Test Seller Pvt Ltd', seller_gstin = null, seller_state_code = '29',
     gst_rate_bp = 1800, prices_include_tax = false;
+-- The seller's LUT for 2026-27: the export here is zero-rated under it.
+delete from billing.lut_registrations;
+select billing.operator_record_lut('2026-27', 'AA2903260012345', '2026-03-20', 'LUT for the discount tests');
 
 create function pg_temp.checkout(p_org uuid, p_plan text, p_code text, p_provider text default 'payu')
 returns billing.checkout_order language plpgsql as $$

@@ -48,6 +48,10 @@ set seller_legal_name = 'Supabill Technologies Pvt Ltd',
     credit_note_prefix = 'SB/CN',
     gst_rate_bp = 1800,
     prices_include_tax = false;
+-- The seller's LUT for 2026-27 (replacing any the seed recorded): the exports here are zero-rated
+-- under it (an export without one pays IGST: 14-exports).
+delete from billing.lut_registrations;
+select billing.operator_record_lut('2026-27', 'AA2903260012345', '2026-03-20', 'LUT for the invoice tests');
 
 insert into auth.users (id, email) values
   ('b7000000-0000-4000-8000-000000000001', 'inv-owner@test.local'),

@@ -233,6 +233,12 @@ select is(
 -- INR supplies are taxed
 -- -------------------------------------------------------------------------------------------------
 
+-- The seller's LUT for 2026-27 and a USD rate: the exports here are zero-rated under it, and an
+-- order in USD records its rate (without one it is refused: 14-exports).
+delete from billing.lut_registrations;
+delete from billing.exchange_rates;
+select billing.operator_record_lut('2026-27', 'AA2903260012345', '2026-03-20', 'LUT for the money-safety tests');
+select billing.operator_set_exchange_rate('USD', 84, '2026-12-01 00:00+05:30', 'rate for the money-safety tests');
 update public.organizations set billing_country = 'US' where id in (pg_temp.org(8), pg_temp.org(9));
 update public.organizations set exports_verified = true where id = pg_temp.org(9);
 select pg_temp.at('2026-12-08 10:00+05:30');

@@ -141,7 +141,7 @@ select ok(not has_function_privilege('anon', 'billing.apply_payment_event(jsonb)
   'anon cannot call apply_payment_event');
 select ok(has_function_privilege('service_role', 'billing.apply_payment_event(jsonb)', 'execute'),
   'service_role can call apply_payment_event');
-select ok(not has_function_privilege('anon', 'public.create_checkout_order(uuid,text,text,text)', 'execute'),
+select ok(not has_function_privilege('anon', 'public.create_checkout_order(uuid,text,text,text,text)', 'execute'),
   'anon cannot create checkout orders');
 select ok(not has_function_privilege('authenticated', 'billing.attach_provider_checkout(uuid,text,text)', 'execute')
           and not has_function_privilege('authenticated', 'billing.cancel_checkout_order(uuid,text)', 'execute')
@@ -438,7 +438,7 @@ select tests.as_user('c5555555-0000-4000-8000-000000000001');
 select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_retired', 'payu')$$,
   'P0002', 'no active plan "p5_retired"', 'an inactive plan cannot be bought');
 select throws_ok($$select public.create_checkout_order('c5000000-0000-4000-8000-00000000000a', 'p5_usd', 'payu')$$,
-  '55000', 'plan "p5_usd" is in USD: PayU accepts only INR', 'PayU refuses a plan in another currency');
+  '55000', 'payu does not collect USD here (it collects INR): choose another provider or currency', 'PayU refuses a plan in another currency');
 select tests.as_postgres();
 select is((select count(*)::integer from public.orders where organization_id = 'c5000000-0000-4000-8000-00000000000a'), 3,
   'refused checkouts create no order (A has its two orders and the renewal checkout)');

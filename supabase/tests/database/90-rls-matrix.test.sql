@@ -70,6 +70,10 @@ insert into public.price_overrides (id, organization_id, plan_id, price_paise, v
   ('c0000000-0000-4000-8000-0000000000a2', 'aaaaaaaa-0000-4000-8000-00000000000a',
    'c0000000-0000-4000-8000-000000000004', 390, '2026-01-01', 'RLS-1');
 
+-- A price in another currency of the target plan.
+insert into public.plan_prices (plan_id, currency, price_cents) values
+  ('c0000000-0000-4000-8000-000000000001', 'USD', 2);
+
 -- Credit packs: one on sale, and a retired one organization A ordered (a member of A still reads it).
 insert into public.credit_packs (id, code, name, credits, price_paise, active) values
   ('c0000000-0000-4000-8000-0000000000c1', 'rls_pack', 'RLS pack', 10, 100, true),
@@ -185,6 +189,8 @@ insert into rls_targets values
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'a1111111-0000-4000-8000-000000000005', 'member')$$),
   ('billing_plans', $$id = 'c0000000-0000-4000-8000-000000000001'$$,
    $$insert into public.billing_plans (code, name, tier, price_cents) values ('rls_inserted', 'Inserted', 'basic', 100)$$),
+  ('plan_prices', $$plan_id = 'c0000000-0000-4000-8000-000000000001' and currency = 'USD'$$,
+   $$insert into public.plan_prices (plan_id, currency, price_cents) values ('c0000000-0000-4000-8000-000000000002', 'EUR', 3)$$),
   ('credit_packs', $$code = 'rls_pack'$$,
    $$insert into public.credit_packs (code, name, credits, price_paise) values ('rls_inserted', 'Inserted', 10, 100)$$),
   ('plan_assignments', $$id = 'c0000000-0000-4000-8000-0000000000a1'$$,
@@ -301,6 +307,12 @@ insert into rls_expectations values
   ('billing_plans',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('billing_plans',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('billing_plans',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- A plan's prices in other currencies: read with the plan, written by the service side.
+  ('plan_prices',            'select', 'rows',  'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('plan_prices',            'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('plan_prices',            'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('plan_prices',            'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   ('credit_packs',           'select', 'rows',  'rows',  'rows',  'rows',  'rows',  'rows'),
   ('credit_packs',           'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),

@@ -78,6 +78,34 @@ export interface TaxDocument {
     total_cents: number;
   };
   amount_in_words: string | null;
+  /** An export's endorsement (Rule 46: under LUT with its ARN, or on payment of IGST); null otherwise. */
+  endorsement?: string | null;
+  lut_arn?: string | null;
+  /** A document in a foreign currency: the rupees per unit it was converted at and its INR values. */
+  inr_value?: {
+    exchange_rate: number | string;
+    exchange_rate_source?: string | null;
+    taxable_paise: number;
+    tax_paise: number;
+    total_paise: number;
+  } | null;
+}
+
+/** A rate of rupees per unit without trailing zeros: "83.25" for 83.250000. */
+export function formatExchangeRate(rate: number | string): string {
+  const [whole, fraction = ""] = String(rate).split(".");
+  const trimmed = fraction.replace(/0+$/, "");
+  return trimmed ? `${whole}.${trimmed}` : whole;
+}
+
+/** The INR value line of a document in a foreign currency, as the PDF prints it. */
+export function inrValueLine(doc: TaxDocument): string | null {
+  const v = doc.inr_value;
+  if (!v) return null;
+  return `Value in INR at 1 ${doc.currency} = ₹${formatExchangeRate(v.exchange_rate)}` +
+    `${v.exchange_rate_source === "provider" ? " (the payment provider's rate)" : ""}: ` +
+    `taxable value ${formatMoney(Number(v.taxable_paise), "INR")}, tax ${formatMoney(Number(v.tax_paise), "INR")}, ` +
+    `total ${formatMoney(Number(v.total_paise), "INR")}`;
 }
 
 /** The document's number: the invoice number or the credit note number. */
@@ -431,9 +459,23 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   y -= 6;
   w.text(`Tax payable on reverse charge: ${doc.reverse_charge ? "Yes" : "No"}`, MARGIN, y);
   y -= 12;
+  // An export: the endorsement Rule 46 asks for (under LUT with its ARN, or on payment of IGST).
   if (doc.supply_type === "export") {
-    w.text("Export of services, zero-rated (IGST Act, section 16): no IGST charged.", MARGIN, y, { color: MUTED });
-    y -= 12;
+    const endorsement = doc.endorsement ?? "SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX";
+    for (const l of wrap(endorsement, bold, 8.5, right - MARGIN)) {
+      w.text(l, MARGIN, y, { bold: true, size: 8.5 });
+      y -= 11;
+    }
+    y -= 1;
+  }
+  // A foreign currency: the rate it was converted at and the INR values.
+  const inr = inrValueLine(doc);
+  if (inr) {
+    for (const l of wrap(inr, regular, 8.5, right - MARGIN)) {
+      w.text(l, MARGIN, y, { size: 8.5 });
+      y -= 11;
+    }
+    y -= 1;
   }
   if (isCredit) {
     w.text(`This credit note reduces invoice ${doc.invoice?.invoice_number ?? ""} dated ${documentDate(doc.invoice?.invoice_date)}.`, MARGIN, y, {
