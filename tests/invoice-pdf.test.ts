@@ -5,12 +5,13 @@
 // invoice renders to identical bytes; and, where pdftoppm is installed, page 1 is not blank.
 // A discounted invoice (a code checked out and paid as a customer would) shows the list price, the
 // discount with its code, the taxable value left, the GST on that value and the total charged; an
-// undiscounted one has no discount row.
+// undiscounted one has no discount row. An export in USD zero-rated under the seller's LUT shows
+// the endorsement line with the LUT's ARN, the currency and the INR value at the order's rate.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
 import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 import { formatDate, formatMoney } from "../supabase/functions/_shared/format.ts";
-import { formatRate, formatState } from "../supabase/functions/_shared/invoice-pdf/render.ts";
+import { formatExchangeRate, formatRate, formatState } from "../supabase/functions/_shared/invoice-pdf/render.ts";
 
 const SELLER = {
   seller_legal_name: "Supabill PDF Test Seller Private Limited",
@@ -31,6 +32,8 @@ interface Fixture {
   invoices: Record<"intra" | "inter" | "export", string>;
   /** An intra-state invoice of an order checked out with a 12.34 % code and paid. */
   discounted: { invoiceId: string; code: string; ownerToken: string };
+  /** A USD order of a buyer in the US, zero-rated under the LUT of the current financial year. */
+  usd: { invoiceId: string; ownerToken: string };
 }
 
 const sql = adminSql();
@@ -70,6 +73,7 @@ function setup(): Promise<Fixture> {
     }
     const [{ id: creditNoteId }] = await sql`select billing.issue_credit_note(${invoices.intra}, 10000, 'partial refund') as id`;
     const discounted = await discountedInvoice(tag, orgs.intra);
+    const usd = await usdExportInvoice(tag, planId, orgs.export);
     return {
       invoiceId: invoices.intra,
       creditNoteId,
@@ -77,6 +81,7 @@ function setup(): Promise<Fixture> {
       outsiderToken: await mintToken(outsider),
       invoices,
       discounted,
+      usd,
     };
   })();
   return fixture;
@@ -112,6 +117,29 @@ async function discountedInvoice(planCode: string, profile: Row) {
   const [{ id: invoiceId }] = await sql`select id from public.invoices where order_id = ${order.order_id}`;
   assert(invoiceId, "the payment issued an invoice");
   return { invoiceId: invoiceId as string, code, ownerToken: await mintToken(owner) };
+}
+
+/**
+ * A USD export: an LUT for the current financial year and a USD rate are on record (the seed
+ * records both; recorded here only when missing), a buyer in the US without verified exports
+ * (its own owner: the fixture's owns as many organizations as one may), a $12.00 order, its invoice.
+ */
+async function usdExportInvoice(tag: string, planId: string, profile: Row) {
+  await sql`select billing.operator_record_lut(fy::text || '-' || lpad(((fy + 1) % 100)::text, 2, '0'),
+      'AA2904' || lpad((fy % 100)::text, 2, '0') || '000001Z', make_date(fy, 4, 1), 'invoice-pdf test LUT')
+    from (select billing.financial_year(billing.now()) as fy) y
+    where (billing.lut_for(billing.now())).id is null`;
+  await sql`select billing.operator_set_exchange_rate('USD', 84.5, null, 'invoice-pdf test rate')
+    where not exists (select 1 from billing.exchange_rates r where r.currency = 'USD' and r.effective_from <= billing.now())`;
+  const owner = await createUser(sql);
+  const [{ id: orgId }] = await sql`insert into public.organizations ${
+    sql({ ...profile, name: `${tag} usd`, billing_name: "Globex Dollar Corporation", exports_verified: false })
+  } returning id`;
+  await sql`insert into public.organization_members (organization_id, user_id, role) values (${orgId}, ${owner}, 'owner')`;
+  const [{ id: orderId }] = await sql`insert into public.orders (organization_id, plan_id, provider, amount_cents, currency, status, paid_at)
+    values (${orgId}, ${planId}, 'manual', 1200, 'USD', 'paid', now()) returning id`;
+  const [{ id }] = await sql`select billing.issue_invoice(${orderId}, null) as id`;
+  return { invoiceId: id as string, ownerToken: await mintToken(owner) };
 }
 
 function get(id: string, token: string, init: RequestInit = {}): Promise<Response> {
@@ -193,7 +221,8 @@ async function assertRule46(invoiceId: string, token: string) {
   }
   // Total in figures and in words.
   assertHas(text, `Total Amount ${money(inv.total_cents)}`, "total in figures");
-  assertHas(text, words, "total in words");
+  // In words for rupees; a foreign currency's total is written in its figures.
+  assertHas(text, inv.currency === "INR" ? words : money(inv.total_cents), "total in words");
   // Reverse charge, signature block.
   assertHas(text, "Tax payable on reverse charge: No", "reverse charge");
   assertHas(text, `For ${inv.seller.legal_name}`, "signature: for the supplier");
@@ -222,6 +251,29 @@ Deno.test("invoice-pdf: an export invoice shows every Rule 46 field, zero-rated 
   assertEquals(Number(inv.igst_cents), 0);
   assertHas(text, "Supply meant for export under LUT without payment of IGST", "export endorsement");
   assertHas(text, "Country: US", "recipient's country");
+});
+
+Deno.test("invoice-pdf: a USD export under LUT shows the endorsement with the ARN, the currency and the INR value at the rate", async () => {
+  const f = await setup();
+  const { inv, text } = await assertRule46(f.usd.invoiceId, f.usd.ownerToken);
+  assertEquals([inv.currency, inv.supply_type, Number(inv.igst_cents), Number(inv.total_cents)], ["USD", "export", 0, 1200]);
+  assert(inv.lut_arn && /^AA[0-9]{12}[0-9A-Z]$/.test(inv.lut_arn), `the invoice has the LUT's ARN: ${inv.lut_arn}`);
+  // The INR value is the total at the order's rate, rounded half up to the paisa.
+  const rate = Number(inv.exchange_rate);
+  assertEquals(Number(inv.inr_total_paise), Math.round(1200 * rate));
+  assertHas(
+    text,
+    `SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX, LUT ARN ${inv.lut_arn}`,
+    "the endorsement line with the ARN",
+  );
+  assertHas(text, "Currency USD", "the currency");
+  assertHas(text, `Total Amount ${formatMoney(1200, "USD")}`, "the total in dollars");
+  assertHas(
+    text,
+    `Value in INR at 1 USD = ₹${formatExchangeRate(inv.exchange_rate)}: taxable value ${formatMoney(Number(inv.inr_taxable_paise))}, ` +
+      `tax ₹0.00, total ${formatMoney(Number(inv.inr_total_paise))}`,
+    "the INR value at the rate",
+  );
 });
 
 Deno.test("invoice-pdf: a credit note renders with its number, date, the invoice it refers to and its tax split", async () => {

@@ -1,8 +1,10 @@
 -- =================================================================================================
 -- supabill: plans: the plan catalog, subscriptions, their history, and the plan in effect
 --
--- The catalog of what is sold: plans (billing_plans) and credit packs (credit_packs, credits
--- bought once; the credits module grants them when their payment is captured).
+-- The catalog of what is sold: plans (billing_plans), their prices in other currencies than
+-- their own (plan_prices, chosen at checkout: billing.plan_in_currency), and credit packs
+-- (credit_packs, credits bought once, INR; the credits module grants them when their payment is
+-- captured).
 --
 -- Enterprise pricing: a private plan (billing_plans.private) is listed and sold only to the
 -- organizations it is assigned to (plan_assignments; billing.require_plan_available), and an
