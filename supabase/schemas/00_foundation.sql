@@ -59,7 +59,7 @@ create type public.usage_window as enum ('minute', 'hour', 'day', 'month');
  * supabase/functions/_shared/providers/. 'manual' is an operator's record of a payment taken
  * outside any provider.
  */
-create type public.payment_provider as enum ('payu', 'razorpay', 'manual');
+create type public.payment_provider as enum ('payu', 'razorpay', 'manual', 'stripe');
 
 /**
  * What an order buys: a first plan ('new'), a renewal charge of a provider subscription, an

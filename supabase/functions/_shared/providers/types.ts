@@ -4,7 +4,9 @@
 // provider's value of the public.payment_provider enum), not a branch in those functions.
 //
 // Flow in a webhook function: `verifyWebhook(raw, headers)` (signature on the raw bytes, then parse),
-// then `normalize(verified)` into the `NormalizedEvent` jsonb the SQL entry point receives.
+// then `normalize(verified)` into the `NormalizedEvent` jsonb the SQL entry point receives, then,
+// for adapters that have it, `refresh(event)` (the provider's current state of what the event is
+// about, fetched from its API: Stripe's subscription events).
 import { Constants, type Database } from "../database.types.ts";
 import { type EnvGetter, requireEnv as requireAnyEnv } from "../env.ts";
 
@@ -142,6 +144,13 @@ export type Checkout =
       prefill: { name: string; email: string; contact?: string };
       notes: Record<string, string>;
     };
+  }
+  | {
+    provider: "stripe";
+    kind: "redirect";
+    /** Send the browser to Stripe Checkout's hosted page. */
+    url: string;
+    session_id: string;
   };
 
 type CheckoutOrderType = Database["billing"]["CompositeTypes"]["checkout_order"];
@@ -279,6 +288,15 @@ export interface ProviderAdapter {
   verifyWebhook(raw: string, headers: Headers): Promise<VerifyResult>;
   /** Maps a verified webhook to a NormalizedEvent. Never throws. */
   normalize(webhook: VerifiedWebhook): NormalizeResult;
+  /**
+   * Optional, for providers whose events are snapshots that may arrive in any order (Stripe: many
+   * share a second, retries come days later): the normalized event completed from the provider's
+   * API as it is now (Stripe fetches the subscription, so every subscription event applies the
+   * subscription's current status, whatever order they arrive in). Called by the webhook front
+   * after normalize, before the SQL call. Throws ProviderError when the provider cannot be asked
+   * (the webhook answers 5xx and the provider retries the delivery).
+   */
+  refresh?(event: NormalizedEvent): Promise<NormalizedEvent>;
   /** Builds what the browser needs to pay (low level). Throws ProviderError. */
   createCheckout(order: CheckoutOrder): Promise<Checkout>;
   /** Throws ProviderError("provider_not_configured") when checkout cannot work; called before an order exists. */
