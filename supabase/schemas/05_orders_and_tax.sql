@@ -58,6 +58,12 @@
  * What a browser needs to pay an order, as create_checkout_order and prepare_order_checkout
  * answer it (billing.checkout_answer builds it): the order, its plan, the Razorpay plan and
  * charge count of a recurring checkout, and the buyer's email and name for the provider's form.
+ * provider_plan_id is the recurring plan at the order's provider (Razorpay's plan id, Stripe's
+ * price id; null: a one-time payment); provider_customer_id the organization's customer at that
+ * provider (billing.provider_customers), null until one was made; buyer_address the
+ * organization's billing address {line1, line2, city, postal_code, state_code, country} (what
+ * Stripe must hold for export payments from Indian accounts); list_cents and discount_cents the
+ * order's list price and discount (a provider that prices recurring charges itself needs them).
  */
 create type billing.checkout_order as (
   order_id uuid,
@@ -72,7 +78,12 @@ create type billing.checkout_order as (
   razorpay_total_count integer,
   buyer_email text,
   buyer_name text,
-  expires_at timestamptz
+  expires_at timestamptz,
+  provider_plan_id text,
+  provider_customer_id text,
+  buyer_address jsonb,
+  list_cents bigint,
+  discount_cents bigint
 );
 
 grant usage on type billing.checkout_order to authenticated, service_role;
@@ -599,6 +610,8 @@ create index payment_events_money_occurred_at_idx on public.payment_events (occu
  * checkout (p_razorpay_plan_id) charges the plan's razorpay.total_count times (default 120
  * monthly or 10 yearly charges: ten years). A credit pack order has no plan: plan_name is the
  * pack's name (what the buyer sees at the provider), plan_code and plan_interval are null.
+ * p_razorpay_plan_id is the order's recurring plan at its provider (Razorpay's plan id, Stripe's
+ * price id), whichever provider: razorpay_plan_id carries it for Razorpay only.
  */
 create function billing.checkout_answer(p_order public.orders, p_user_id uuid, p_razorpay_plan_id text)
 returns billing.checkout_order
@@ -618,13 +631,23 @@ begin
   select * into v_user from auth.users u where u.id = p_user_id;
   return row(
     p_order.id, p_order.receipt, p_order.status::text, p_order.amount_cents, p_order.currency,
-    v_plan.code, coalesce(v_plan.name, v_pack.name), v_plan.interval, p_razorpay_plan_id,
-    case when p_razorpay_plan_id is not null then
+    v_plan.code, coalesce(v_plan.name, v_pack.name), v_plan.interval,
+    case when p_order.provider = 'razorpay' then p_razorpay_plan_id end,
+    case when p_razorpay_plan_id is not null and p_order.provider = 'razorpay' then
       coalesce((v_plan.provider_config #>> '{razorpay,total_count}')::integer,
                case v_plan.interval when 'year' then 10 else 120 end) end,
     coalesce(v_org.billing_email, v_user.email::text),
     left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
-    p_order.expires_at)::billing.checkout_order;
+    p_order.expires_at,
+    p_razorpay_plan_id,
+    (select pc.provider_customer_id from billing.provider_customers pc
+     where pc.organization_id = p_order.organization_id and pc.provider = p_order.provider),
+    pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'name', coalesce(v_org.billing_name, v_org.name), 'line1', v_org.billing_address_line1,
+      'line2', v_org.billing_address_line2, 'city', v_org.billing_city, 'postal_code', v_org.billing_postal_code,
+      'state_code', v_org.state_code, 'country', v_org.billing_country)),
+    coalesce(p_order.list_cents, p_order.amount_cents),
+    p_order.discount_cents)::billing.checkout_order;
 end;
 $$;
 revoke execute on function billing.checkout_answer(public.orders, uuid, text) from public;

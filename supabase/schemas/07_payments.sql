@@ -142,6 +142,28 @@ create trigger provider_subscription_states_touch_updated_at
   for each row execute function billing.touch_updated_at();
 
 /**
+ * An organization's customer at a provider that keeps customers (Stripe `cus_...`): made on the
+ * organization's first checkout with that provider (with its billing name, email and address) and
+ * recorded by billing.attach_provider_checkout; every later checkout reuses it. One per
+ * organization and provider, and a provider's customer belongs to one organization. Private
+ * (schema billing): service_role only.
+ */
+create table billing.provider_customers (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  provider public.payment_provider not null,
+  provider_customer_id text not null check (provider_customer_id ~ '^[A-Za-z0-9_]{1,255}$'),
+  created_at timestamptz not null default now(),
+  primary key (organization_id, provider),
+  unique (provider, provider_customer_id)
+);
+
+alter table billing.provider_customers enable row level security;
+
+revoke all on billing.provider_customers from public;
+
+grant select, insert on billing.provider_customers to service_role;
+
+/**
  * Webhook deliveries refused because their signature was missing or did not match, counted per
  * provider and hour (UTC). Nothing of the request is kept: a flood of forged deliveries costs one
  * counter row per provider and hour. Private (schema billing): service_role reads it.
@@ -274,7 +296,7 @@ begin
   end loop;
   foreach v_field in array array['order_ref', 'provider_order_id', 'provider_payment_id', 'provider_subscription_id',
                                  'provider_refund_id', 'status', 'subscription_status', 'error_reason', 'method', 'currency',
-                                 'occurred_at'] loop
+                                 'occurred_at', 'period_end'] loop
     if coalesce(pg_catalog.jsonb_typeof(p_event -> v_field), 'null') not in ('null', 'string') then
       raise exception 'payment event: % must be a string or null', v_field using errcode = 'invalid_parameter_value';
     end if;
@@ -288,15 +310,17 @@ begin
     raise exception 'payment event: currency must be three capital letters, got "%"', p_event ->> 'currency'
       using errcode = 'invalid_parameter_value';
   end if;
-  if p_event ->> 'occurred_at' is not null then
-    begin
-      perform (p_event ->> 'occurred_at')::timestamptz;
-    exception
-      when data_exception then
-        raise exception 'payment event: occurred_at must be an ISO 8601 timestamp, got "%"', p_event ->> 'occurred_at'
-          using errcode = 'invalid_parameter_value';
-    end;
-  end if;
+  foreach v_field in array array['occurred_at', 'period_end'] loop
+    if p_event ->> v_field is not null then
+      begin
+        perform (p_event ->> v_field)::timestamptz;
+      exception
+        when data_exception then
+          raise exception 'payment event: % must be an ISO 8601 timestamp, got "%"', v_field, p_event ->> v_field
+            using errcode = 'invalid_parameter_value';
+      end;
+    end if;
+  end loop;
   if coalesce(pg_catalog.jsonb_typeof(p_event -> 'payload'), 'null') not in ('null', 'object') then
     raise exception 'payment event: payload must be an object or null' using errcode = 'invalid_parameter_value';
   end if;
@@ -435,7 +459,8 @@ grant execute on function billing.match_order(jsonb) to service_role;
  *   on the same plan: extended from the period end while it runs or is in grace, else from now
  *   ('renewed', or 'activated' for a subscription that never had a period).
  * Periods are added on the organization's calendar from the run's anchor
- * (subscriptions.period_anchor), so the day of the month never drifts. The history row is the
+ * (subscriptions.period_anchor), so the day of the month never drifts; an event's period_end (the
+ * provider's own period, Stripe's invoice line) replaces the computed end when within two days of it. The history row is the
  * trigger's, from the change context set here (actor 'provider').
  */
 create function billing.extend_subscription_for_payment(
@@ -492,6 +517,14 @@ begin
     v_anchor := case when v_start = v_old.current_period_end then coalesce(v_old.period_anchor, v_start) else v_start end;
   end if;
   v_end := billing.period_end_after(v_start, v_interval, v_timezone, v_anchor);
+  -- A provider that bills the period itself (Stripe: the invoice line's period) names its end in
+  -- the event: that end is the period, while it is within two days of the one computed here (a
+  -- calendar in another time zone); further off, the event is not about this period (a renewal
+  -- applied before the one before it) and ours stands.
+  if p_event ->> 'period_end' is not null
+     and (p_event ->> 'period_end')::timestamptz between v_end - interval '2 days' and v_end + interval '2 days' then
+    v_end := (p_event ->> 'period_end')::timestamptz;
+  end if;
 
   perform billing.set_change_context(v_action, 'provider',
     p_reason => pg_catalog.format('%s payment %s captured (%s)', p_order.provider, p_event ->> 'provider_payment_id',
@@ -1302,8 +1335,8 @@ declare
   v_discounted boolean;
   v_override public.price_overrides;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay') then
-    raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
+  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
+    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
   end if;
   perform billing.require_role(p_organization_id, billing.managers(), 'buy a plan');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
@@ -1330,7 +1363,12 @@ begin
   -- One checkout of an organization at a time (the payment path takes the same lock), so the
   -- checks below see what a concurrent checkout or payment wrote.
   perform 1 from public.organizations o where o.id = p_organization_id for no key update;
-  v_rzp_plan := case when p_provider = 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
+  -- The plan's recurring plan at the provider (Razorpay's plan id, Stripe's price id): with one the
+  -- checkout is a provider subscription (a mandate) that renews by itself; without, a one-time
+  -- payment renewed through checkout.
+  v_rzp_plan := case p_provider
+                  when 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '')
+                  when 'stripe' then nullif(v_plan.provider_config #>> '{stripe,price_id}', '') end;
   -- Razorpay charges a subscription its plan's own amount: while a price override of the plan is
   -- current or to come, the organization buys it as one-time Razorpay orders (renewed through
   -- checkout), never a mandate at the list price.
@@ -1345,7 +1383,7 @@ begin
   select * into v_live from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');
   if v_live.status in ('active', 'past_due') and v_live.plan_id <> v_plan.id
-     and not (v_rzp_plan is not null and v_live.provider = 'razorpay' and v_live.provider_subscription_id is not null
+     and not (v_rzp_plan is not null and v_live.provider in ('razorpay', 'stripe') and v_live.provider_subscription_id is not null
               and v_live.cancel_at_period_end) then
     select * into v_live_plan from public.billing_plans p where p.id = v_live.plan_id;
     raise exception 'the organization is on plan "%" until %: use change_plan to switch to "%" (upgrades are prorated, downgrades start at the period end)',
@@ -1359,14 +1397,14 @@ begin
   order by o.created_at desc
   limit 1;
   if v_open.id is not null then
-    raise exception 'a Razorpay subscription checkout (order %) is still open until %: complete it, or use change_plan once it is paid',
+    raise exception 'a subscription checkout (order %) is still open until %: complete it, or use change_plan once it is paid',
       v_open.receipt, v_open.expires_at
       using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
   end if;
-  if v_rzp_plan is not null and v_live.provider = 'razorpay' and v_live.provider_subscription_id is not null
+  if v_rzp_plan is not null and v_live.provider in ('razorpay', 'stripe') and v_live.provider_subscription_id is not null
      and not v_live.cancel_at_period_end then
-    raise exception 'the organization''s Razorpay subscription % renews automatically: a second one would charge twice (use change_plan to switch plans)',
-      v_live.provider_subscription_id
+    raise exception 'the organization''s % subscription % renews automatically: a second one would charge twice (use change_plan to switch plans)',
+      v_live.provider, v_live.provider_subscription_id
       using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
   end if;
 
@@ -1433,13 +1471,17 @@ grant execute on function billing.create_checkout_order(uuid, text, text, text) 
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Attaches the provider's order (Razorpay `order_...`) or subscription (`sub_...`) to a 'created'
- * checkout order and makes it payable ('pending'). service_role only (the checkout function).
+ * Attaches the provider's order (Razorpay `order_...`, Stripe's Checkout Session `cs_...`) or
+ * subscription (`sub_...`) to a 'created' checkout order and makes it payable ('pending'); with
+ * p_provider_customer_id, records the organization's customer at the order's provider
+ * (billing.provider_customers; an organization keeps its first one). service_role only (the
+ * checkout function).
  */
 create function billing.attach_provider_checkout(
   p_order_id uuid,
   p_provider_order_id text,
-  p_provider_subscription_id text default null
+  p_provider_subscription_id text default null,
+  p_provider_customer_id text default null
 )
 returns public.orders
 language plpgsql
@@ -1462,11 +1504,16 @@ begin
     raise exception 'order % is not a checkout waiting for its provider order', p_order_id
       using errcode = 'object_not_in_prerequisite_state';
   end if;
+  if p_provider_customer_id is not null then
+    insert into billing.provider_customers (organization_id, provider, provider_customer_id)
+    values (v_order.organization_id, v_order.provider, p_provider_customer_id)
+    on conflict (organization_id, provider) do nothing;
+  end if;
   return v_order;
 end;
 $$;
-revoke execute on function billing.attach_provider_checkout(uuid, text, text) from public, anon, authenticated;
-grant execute on function billing.attach_provider_checkout(uuid, text, text) to service_role;
+revoke execute on function billing.attach_provider_checkout(uuid, text, text, text) from public, anon, authenticated;
+grant execute on function billing.attach_provider_checkout(uuid, text, text, text) to service_role;
 
 /**
  * Cancels a checkout order that never reached the buyer (the provider call failed), with the

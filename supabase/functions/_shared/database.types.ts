@@ -123,6 +123,20 @@ isOneToOne: true
                   Relationships: [
                     
                   ]
+                },"provider_customers": {
+                  Row: {
+                    "created_at": string,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_customer_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_customer_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"organization_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_customer_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"provider_subscription_states": {
                   Row: {
                     "created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
@@ -468,7 +482,7 @@ isOneToOne: true
 { Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_past_limit"?: boolean,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "attach_provider_checkout":
-{ Args: { "p_order_id": string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
+{ Args: { "p_order_id": string,"p_provider_customer_id"?: string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
                           SetofOptions: {
         from: "*"
         to: "orders"
@@ -1210,7 +1224,7 @@ isOneToOne: true
             "ai_reservation": {
                         "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null,"token_limit": number | null,"token_remaining": number | null,"token_reset_seconds": number | null
                       },"checkout_order": {
-                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null
+                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null,"provider_plan_id": string | null,"provider_customer_id": string | null,"buyer_address": Json | null,"list_cents": number | null,"discount_cents": number | null
                       }
           }
         },"public": {

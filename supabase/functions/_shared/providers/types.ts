@@ -69,6 +69,11 @@ export interface NormalizedEvent {
    * answer of the provider's API); null otherwise, and the SQL uses its receipt time.
    */
   occurred_at: string | null;
+  /**
+   * ISO 8601 end of the period a captured recurring charge pays for, when the provider bills the
+   * period itself (Stripe's invoice line); SQL uses it instead of the computed end when close to it.
+   */
+  period_end?: string | null;
   /** The parsed body, as the provider sent it. */
   payload: Record<string, unknown>;
 }
@@ -159,7 +164,17 @@ type CheckoutOrderType = Database["billing"]["CompositeTypes"]["checkout_order"]
  * sells. A credit pack order has no plan: its plan_name is the pack's name, plan_code and
  * plan_interval are null.
  */
-type OptionalCheckoutColumn = "razorpay_plan_id" | "razorpay_total_count" | "buyer_email" | "plan_code" | "plan_interval";
+type OptionalCheckoutColumn =
+  | "razorpay_plan_id"
+  | "razorpay_total_count"
+  | "buyer_email"
+  | "plan_code"
+  | "plan_interval"
+  | "provider_plan_id"
+  | "provider_customer_id"
+  | "buyer_address"
+  | "list_cents"
+  | "discount_cents";
 
 /**
  * A checkout order as public.create_checkout_order / public.prepare_order_checkout return it
@@ -181,8 +196,16 @@ export interface CheckoutContext {
 export interface StartedCheckout {
   /** Provider-specific fields of the checkout answer (beside provider, billing_order_id, receipt, ...). */
   answer: Record<string, unknown>;
-  /** The provider's order / subscription to record on our order (billing.attach_provider_checkout), or null. */
-  attach: { provider_order_id: string | null; provider_subscription_id: string | null } | null;
+  /**
+   * The provider's order / subscription to record on our order (billing.attach_provider_checkout),
+   * and the organization's customer at the provider when the checkout made one (recorded once in
+   * billing.provider_customers), or null.
+   */
+  attach: {
+    provider_order_id: string | null;
+    provider_subscription_id: string | null;
+    provider_customer_id?: string | null;
+  } | null;
 }
 
 /** Our order, as much as a provider needs to ask about it. */

@@ -59,7 +59,7 @@ export function createStripeAdapter(
     assertCheckoutConfigured() {
       requireEnv(env, "STRIPE_SECRET_KEY");
     },
-    startCheckout: (order, context) => startStripeCheckout(order, context, client()),
+    startCheckout: (order, context) => startStripeCheckout(order, context, client(), env),
     // Lost webhooks are found by the reconcile pass built on this adapter later; until then an
     // order is left to its webhooks (Stripe retries them for three days).
     reconcileOrder: () => Promise.resolve({ skipped: "Stripe orders are reconciled from their webhooks" }),
