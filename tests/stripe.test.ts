@@ -207,48 +207,257 @@ Deno.test({
   },
 });
 
-// Left open: a renewal's invoice.paid is delivered and acknowledged but the subscription's period
-// does not move yet (the renewal path through apply_captured_payment for Stripe is being fixed).
+// ---------------------------------------------------------------------------------------------
+// Time passes: renewals, a failed renewal, Stripe's own end, cancel at period end from the portal.
+// The database's test clock (billing.test_clock: billing.now() of every connection, the functions
+// server's too) and the fakes' clock move together; every test that moves them puts them back.
+
+async function setClock(ms: number | null) {
+  if (ms === null) {
+    await sql`delete from billing.test_clock`;
+    await fake("/__control/clock", { at: null });
+    return;
+  }
+  const at = new Date(ms).toISOString();
+  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
+    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
+  await fake("/__control/clock", { at });
+}
+
+/** Runs `fn` and puts both clocks back to real time, whatever happens. */
+async function underClock(fn: () => Promise<void>) {
+  try {
+    await fn();
+  } finally {
+    await setClock(null);
+  }
+}
+
+// A plan renewed by a provider subscription charges its price each period, GST carved out of it
+// (as for Razorpay's recurring plans): 49900 = 42288 taxable + 2 × 3806 (CGST and SGST, 9% each).
+const TOTAL = PRICE;
+const YEARLY_TOTAL = PRICE * 10;
+
+/** Subscribes `plan` through checkout and the fake's payment; answers the org and its subscription. */
+async function subscribed(plan: string) {
+  const org = await makeOrg();
+  const res = await checkout(org, { plan_code: plan });
+  assertEquals(res.status, 200, JSON.stringify(res.body));
+  allOk(await pay(String(res.body.session_id)));
+  const sub = await subOf(org.id);
+  assertEquals(sub.status, "active");
+  return { org, sub };
+}
+
+/** Stripe's next charge of the subscription, `delayMs` after its period end (at Stripe's renewal time). */
+async function renewAt(sub: Json, delayMs: number, outcome: "paid" | "failed" = "paid", at?: number) {
+  await setClock(at ?? new Date(String(sub.current_period_end)).getTime() + delayMs);
+  const renewed = await fake("/__control/stripe/subscriptions/renew", {
+    subscription_id: sub.provider_subscription_id,
+    outcome,
+    deliver: { url: WEBHOOK() },
+  });
+  allOk(renewed);
+  const line = (((renewed.invoice as Json).lines as Json).data as Json[])[0].period as Json;
+  return { renewed, lineStart: Number(line.start) * 1000, lineEnd: Number(line.end) * 1000 };
+}
+
+const renewalRows = (orgId: string) =>
+  sql`select o.kind, o.status, o.amount_cents::int as amount, pe.status as payment, pe.amount_cents::int as paid,
+        i.total_cents::int as total, i.taxable_cents::int as taxable, i.cgst_cents::int as cgst, i.sgst_cents::int as sgst,
+        i.igst_cents::int as igst
+      from public.orders o
+      left join public.payment_events pe on pe.order_id = o.id and pe.status = 'captured'
+      left join public.invoices i on i.order_id = o.id
+      where o.organization_id = ${orgId} order by o.created_at`.then((r) => [...r]);
+
+const historyOf = (subId: string) =>
+  sql`select action, new_status, actor_kind::text as actor, metadata ->> 'period_end' as period_end
+      from public.subscription_history where subscription_id = ${subId} order by created_at, effective_at`.then((r) => [...r]);
+
 Deno.test({
-  name: "Stripe monthly renewals: twice, a failed one recovered (known open: the period does not move yet)",
-  ignore: true,
+  name: "Stripe monthly renewals under the test clock: twice, each a month later: a renewal order, its payment, invoice and GST, history, the period to the invoice line's end",
+  ...testOptions,
+  fn: () =>
+    underClock(async () => {
+      const { org, sub: first } = await subscribed(PLANS.monthly);
+      let sub = first;
+      const ends: number[] = [new Date(first.current_period_end).getTime()];
+      for (let i = 0; i < 2; i++) {
+        const { lineStart, lineEnd } = await renewAt(sub, 3600e3);
+        // Stripe bills the period from the last one's end: a month on, never from our now.
+        assertEquals(lineStart, ends.at(-1));
+        sub = await subOf(org.id);
+        assertEquals([sub.id, sub.status], [first.id, "active"]);
+        assertEquals(new Date(sub.current_period_end).getTime(), lineEnd);
+        const days = (lineEnd - lineStart) / 86400e3;
+        assert(days >= 28 && days <= 31, String(days));
+        ends.push(lineEnd);
+      }
+      const row = { status: "paid", amount: TOTAL, payment: "captured", paid: TOTAL, total: TOTAL, taxable: 42288, cgst: 3806, sgst: 3806, igst: 0 };
+      assertEquals(await renewalRows(org.id), [
+        { kind: "new", ...row },
+        { kind: "renewal", ...row },
+        { kind: "renewal", ...row },
+      ]);
+      const history = await historyOf(sub.id);
+      assertEquals(history.map((h) => [h.action, h.new_status, h.actor]), [
+        ["activated", "active", "provider"],
+        ["renewed", "active", "provider"],
+        ["renewed", "active", "provider"],
+      ]);
+      assertEquals(history.map((h) => new Date(h.period_end).getTime()), ends);
+      // Each renewal's order names the subscription and the first order; one invoice each.
+      const renewals = await sql`select subscription_id, provider_subscription_id, metadata ->> 'first_order_id' as first
+        from public.orders where organization_id = ${org.id} and kind = 'renewal'`;
+      assertEquals(new Set(renewals.map((r) => `${r.subscription_id}|${r.provider_subscription_id}`)).size, 1);
+      assertEquals(renewals[0].provider_subscription_id, sub.provider_subscription_id);
+    }),
+});
+
+Deno.test({
+  name: "Stripe yearly renewal a year later: one renewal order and invoice, the period to the line's end",
+  ...testOptions,
+  fn: () =>
+    underClock(async () => {
+      const { org, sub: first } = await subscribed(PLANS.yearly);
+      const { lineStart, lineEnd } = await renewAt(first, 1800e3);
+      assertEquals(lineStart, new Date(first.current_period_end).getTime());
+      const sub = await subOf(org.id);
+      assertEquals(new Date(sub.current_period_end).getTime(), lineEnd);
+      const days = (lineEnd - lineStart) / 86400e3;
+      assert(days >= 365 && days <= 366, String(days));
+      const row = { status: "paid", amount: YEARLY_TOTAL, payment: "captured", paid: YEARLY_TOTAL, total: YEARLY_TOTAL,
+        taxable: 422882, cgst: 38059, sgst: 38059, igst: 0 };
+      assertEquals(await renewalRows(org.id), [{ kind: "new", ...row }, { kind: "renewal", ...row }]);
+      assertEquals((await historyOf(sub.id)).map((h) => h.action), ["activated", "renewed"]);
+    }),
+});
+
+Deno.test({
+  name: "Stripe renewal fails (past_due, one payment_failed notification, nothing cancelled at Stripe), then Stripe's retry pays it: active, the period moved, one renewal order",
+  ...testOptions,
+  fn: () =>
+    underClock(async () => {
+      const { org, sub: first } = await subscribed(PLANS.monthly);
+      const before = ((await fake("/__control/stripe/calls")).calls as Json[]).length;
+      const failed = await renewAt(first, 3600e3, "failed");
+      let sub = await subOf(org.id);
+      assertEquals([sub.status, sub.current_period_end], ["past_due", first.current_period_end]);
+      const failures = await sql`select status, amount_cents::int as amount, error_reason from public.payment_events
+        where organization_id = ${org.id} and status = 'failed'`;
+      assertEquals(failures.length, 1);
+      assertEquals(failures[0].amount, TOTAL);
+      const notes = await sql`select kind, subscription_id, payload ->> 'provider' as provider, (payload ->> 'amount_cents')::int as amount
+        from public.notifications where organization_id = ${org.id} and kind = 'payment_failed'`;
+      assertEquals([...notes], [{ kind: "payment_failed", subscription_id: sub.id, provider: "stripe", amount: TOTAL }]);
+      // The webhooks only read Stripe: nothing was cancelled or changed there.
+      const since = ((await fake("/__control/stripe/calls")).calls as Json[]).slice(before);
+      assertEquals(since.filter((c) => c.method !== "GET"), []);
+      assertEquals((await renewalRows(org.id)).map((r) => r.kind), ["new"]);
+
+      // Stripe's smart retry two days later pays the same invoice.
+      const retried = await renewAt(sub, 0, "paid", new Date(first.current_period_end).getTime() + 2 * 86400e3);
+      assertEquals(retried.lineEnd, failed.lineEnd);
+      sub = await subOf(org.id);
+      assertEquals(sub.status, "active");
+      assertEquals(new Date(sub.current_period_end).getTime(), failed.lineEnd);
+      assertEquals((await renewalRows(org.id)).map((r) => [r.kind, r.status, r.total]), [
+        ["new", "paid", TOTAL],
+        ["renewal", "paid", TOTAL],
+      ]);
+      assertEquals((await historyOf(sub.id)).map((h) => [h.action, h.new_status]), [
+        ["activated", "active"],
+        ["past_due", "past_due"],
+        ["renewed", "active"],
+      ]);
+    }),
+});
+
+Deno.test({
+  name: "Stripe renewal never paid: Stripe marks the subscription unpaid (past due, the grace runs out), then cancels it: ours follows, with history",
+  ...testOptions,
+  fn: () =>
+    underClock(async () => {
+      const { org, sub: first } = await subscribed(PLANS.monthly);
+      const end = new Date(first.current_period_end).getTime();
+      await renewAt(first, 3600e3, "failed");
+      // Stripe's retries ran out a week later: unpaid.
+      await setClock(end + 7 * 86400e3);
+      allOk(await fake("/__control/stripe/subscriptions/update", {
+        subscription_id: first.provider_subscription_id, status: "unpaid", deliver: { url: WEBHOOK() },
+      }));
+      let sub = await subOf(org.id);
+      assertEquals([sub.status, sub.current_period_end], ["past_due", first.current_period_end]);
+      const [plan] = await sql`select reason, in_grace from billing.effective_plan(${org.id}, billing.now())`;
+      assertEquals([plan.reason, plan.in_grace], ["past_due", false]);
+      // Then Stripe cancels it.
+      allOk(await fake("/__control/stripe/subscriptions/update", {
+        subscription_id: first.provider_subscription_id, status: "canceled", deliver: { url: WEBHOOK() },
+      }));
+      sub = await subOf(org.id);
+      assertEquals(sub.status, "canceled");
+      assert(sub.ended_at !== null);
+      assertEquals((await historyOf(sub.id)).map((h) => [h.action, h.new_status, h.actor]), [
+        ["activated", "active", "provider"],
+        ["past_due", "past_due", "provider"],
+        ["canceled", "canceled", "provider"],
+      ]);
+      assertEquals((await renewalRows(org.id)).map((r) => r.kind), ["new"]);
+    }),
+});
+
+const cancelNotes = (orgId: string) =>
+  sql`select kind from public.notifications where organization_id = ${orgId} and kind = 'cancellation_scheduled'`;
+
+Deno.test({
+  name: "Stripe cancel at period end from the portal: scheduled (and its notification), resumed, then deleted: ended; in any delivery order the newest state wins",
   ...testOptions,
   fn: async () => {
-    const org = await makeOrg();
-    const res = await checkout(org, { plan_code: PLANS.monthly });
-    allOk(await pay(String(res.body.session_id)));
+    const { org, sub: first } = await subscribed(PLANS.monthly);
+    const update = (body: Json) => fake("/__control/stripe/subscriptions/update", { subscription_id: first.provider_subscription_id, ...body });
+    allOk(await update({ cancel_at_period_end: true, deliver: { url: WEBHOOK() } }));
     let sub = await subOf(org.id);
-    const firstEnd = new Date(sub.current_period_end).getTime();
-    // Two renewals: renewal orders, invoices, the period from Stripe's invoice line.
-    for (let i = 0; i < 2; i++) {
-      const renewed = await fake("/__control/stripe/subscriptions/renew", {
-        subscription_id: sub.provider_subscription_id,
-        deliver: { url: WEBHOOK() },
-      });
-      allOk(renewed);
-      const line = (((renewed.invoice as Json).lines as Json).data as Json[])[0].period as Json;
-      sub = await subOf(org.id);
-      assertEquals(new Date(sub.current_period_end).getTime(), Number(line.end) * 1000);
-    }
-    assert(new Date(sub.current_period_end).getTime() > firstEnd);
-    assertEquals((await ordersOf(org.id)).map((o) => o.kind), ["new", "renewal", "renewal"]);
-    assertEquals((await invoicesOf(org.id)).length, 3);
-
-    // A renewal fails: past_due and a payment_failed notification; Stripe's retry then pays it.
-    allOk(await fake("/__control/stripe/subscriptions/renew", {
-      subscription_id: sub.provider_subscription_id,
-      outcome: "failed",
-      deliver: { url: WEBHOOK() },
-    }));
-    assertEquals((await subOf(org.id)).status, "past_due");
-    const [note] = await sql`select count(*)::int as n from public.notifications where organization_id = ${org.id} and kind = 'payment_failed'`;
-    assertEquals(note.n, 1);
-    allOk(await fake("/__control/stripe/subscriptions/renew", { subscription_id: sub.provider_subscription_id, deliver: { url: WEBHOOK() } }));
+    assertEquals([sub.status, sub.cancel_at_period_end], ["active", true]);
+    assertEquals((await cancelNotes(org.id)).length, 1);
+    allOk(await update({ cancel_at_period_end: false, deliver: { url: WEBHOOK() } }));
     sub = await subOf(org.id);
-    assertEquals(sub.status, "active");
-    assertEquals((await invoicesOf(org.id)).length, 4);
-    const history = await sql`select action from public.subscription_history where subscription_id = ${sub.id} order by created_at`;
-    assert(history.some((h) => h.action === "past_due"), JSON.stringify(history));
+    assertEquals([sub.status, sub.cancel_at_period_end], ["active", false]);
 
+    // Cancelled, resumed, cancelled again in the portal; delivered newest first, all in one second:
+    // each delivery applies the subscription Stripe has now (cancelling), so it is scheduled once.
+    const ids: string[] = [];
+    for (const flag of [true, false, true]) {
+      ids.push(...((await update({ cancel_at_period_end: flag })).events as Json[]).map((e) => String(e.id)));
+    }
+    allOk(await fake("/__control/stripe/deliver", { event_ids: ids, url: WEBHOOK(), reverse: true, same_second: true, duplicate: true }));
+    sub = await subOf(org.id);
+    assertEquals(sub.cancel_at_period_end, true);
+    // Resumed then cancelled again (in Stripe's order), delivered oldest last: the resumption read
+    // now is Stripe's current state (still cancelling): nothing changes.
+    const again: string[] = [];
+    for (const flag of [false, true]) {
+      again.push(...((await update({ cancel_at_period_end: flag })).events as Json[]).map((e) => String(e.id)));
+    }
+    allOk(await fake("/__control/stripe/deliver", { event_ids: again, url: WEBHOOK(), reverse: true }));
+    assertEquals((await subOf(org.id)).cancel_at_period_end, true);
+
+    // The period ends at Stripe: customer.subscription.deleted ends ours.
+    allOk(await update({ status: "canceled", deliver: { url: WEBHOOK() } }));
+    sub = await subOf(org.id);
+    assertEquals(sub.status, "canceled");
+    assert(sub.ended_at !== null);
+    assertEquals((await historyOf(sub.id)).map((h) => [h.action, h.new_status, h.actor]), [
+      ["activated", "active", "provider"],
+      ["cancel_scheduled", "active", "provider"],
+      ["resumed", "active", "provider"],
+      ["cancel_scheduled", "active", "provider"],
+      ["canceled", "canceled", "provider"],
+    ]);
+    // One notification per period end: the second scheduling of the same period is deduplicated.
+    assertEquals((await cancelNotes(org.id)).length, 1);
+    // Nothing was asked of Stripe but reads.
+    const writes = ((await fake("/__control/stripe/calls?route=subscriptions")).calls as Json[]).filter((c) => c.method !== "GET");
+    assertEquals(writes, []);
   },
 });

@@ -118,9 +118,11 @@ create index webhook_events_ignored_idx on billing.webhook_events (received_at) 
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * The provider's latest word on each of its subscriptions (Razorpay `sub_...`): the status of the
- * newest event applied and that event's time. Kept even before our subscription row exists, so
- * events applied in any order end in the same state. Private (schema billing), service_role only.
+ * The provider's latest word on each of its subscriptions (Razorpay `sub_...`, Stripe `sub_...`):
+ * the status of the newest event applied and that event's time, and whether the provider will end
+ * it at its period end (cancel_at_period_end; null when the provider's events never say). Kept
+ * even before our subscription row exists, so events applied in any order end in the same state.
+ * Private (schema billing), service_role only.
  */
 create table billing.provider_subscription_states (
   provider public.payment_provider not null,
@@ -130,6 +132,7 @@ create table billing.provider_subscription_states (
   event_id text not null,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  cancel_at_period_end boolean,
   primary key (provider, provider_subscription_id)
 );
 
@@ -258,7 +261,7 @@ grant execute on function billing.subscription_status_for(text, timestamptz, tim
  * provider a payment provider (not 'manual'); event_id and event_type non-empty; kind a
  * billing.provider_event_kind; amount_paise null or a non-negative
  * integer; currency null or three capital letters; occurred_at null or a timestamp; the id fields
- * null or strings; payload null or an object.
+ * null or strings; cancel_at_period_end null or a boolean; payload null or an object.
  */
 create function billing.validate_payment_event(p_event jsonb)
 returns void
@@ -321,6 +324,10 @@ begin
       end;
     end if;
   end loop;
+  if coalesce(pg_catalog.jsonb_typeof(p_event -> 'cancel_at_period_end'), 'null') not in ('null', 'boolean') then
+    raise exception 'payment event: cancel_at_period_end must be true, false or null, got %', p_event -> 'cancel_at_period_end'
+      using errcode = 'invalid_parameter_value';
+  end if;
   if coalesce(pg_catalog.jsonb_typeof(p_event -> 'payload'), 'null') not in ('null', 'object') then
     raise exception 'payment event: payload must be an object or null' using errcode = 'invalid_parameter_value';
   end if;
@@ -523,6 +530,13 @@ begin
   -- applied before the one before it) and ours stands.
   if p_event ->> 'period_end' is not null
      and (p_event ->> 'period_end')::timestamptz between v_end - interval '2 days' and v_end + interval '2 days' then
+    -- A run that starts here follows the provider's calendar from its first period: the anchor
+    -- moves with the end. Kept at our now (with its fraction of a second) while the provider's
+    -- periods end on whole seconds, the next period's end would fall a fraction of a second
+    -- after its start, and no renewal would ever move the period.
+    if v_anchor = v_start then
+      v_anchor := v_anchor + ((p_event ->> 'period_end')::timestamptz - v_end);
+    end if;
     v_end := (p_event ->> 'period_end')::timestamptz;
   end if;
 
@@ -1054,7 +1068,12 @@ grant execute on function billing.apply_payment_failure(public.orders, jsonb, ti
  * in billing.provider_subscription_states. Our row follows the stored state only when this event
  * changed it (p_status not null), or created or extended the row (p_applied_payment): an older
  * event (whatever arrives late) never re-applies a state, so it cannot undo what happened here
- * since (a cancellation by the user). Returns an error to record, or null.
+ * since (a cancellation by the user). The event's cancel_at_period_end (a provider that says it:
+ * Stripe's customer portal) is kept with the status; when the newest event turns it, a live
+ * subscription here follows: set ('cancel_scheduled', which queues the cancellation_scheduled
+ * notification) or cleared ('resumed'), actor 'provider'. A flag that did not turn is never
+ * re-applied, so it does not undo a cancellation made here that the provider has not carried out
+ * yet. Returns an error to record, or null.
  */
 create function billing.follow_provider_subscription(
   p_event jsonb,
@@ -1070,14 +1089,21 @@ as $$
 declare
   v_provider public.payment_provider := (p_event ->> 'provider')::public.payment_provider;
   v_changed boolean := false;
+  v_flag boolean := (p_event ->> 'cancel_at_period_end')::boolean;
+  v_old_flag boolean;
   v_sub public.subscriptions;
   v_state billing.provider_subscription_states;
 begin
   if p_status is not null then
-    insert into billing.provider_subscription_states as st (provider, provider_subscription_id, status, status_at, event_id)
-    values (v_provider, p_provider_subscription_id, p_status, p_event_at, p_event ->> 'event_id')
+    select st.cancel_at_period_end into v_old_flag from billing.provider_subscription_states st
+    where st.provider = v_provider and st.provider_subscription_id = p_provider_subscription_id
+    for update;
+    insert into billing.provider_subscription_states as st
+      (provider, provider_subscription_id, status, status_at, event_id, cancel_at_period_end)
+    values (v_provider, p_provider_subscription_id, p_status, p_event_at, p_event ->> 'event_id', v_flag)
     on conflict (provider, provider_subscription_id) do update
-      set status = excluded.status, status_at = excluded.status_at, event_id = excluded.event_id
+      set status = excluded.status, status_at = excluded.status_at, event_id = excluded.event_id,
+          cancel_at_period_end = coalesce(excluded.cancel_at_period_end, st.cancel_at_period_end)
       where st.status_at <= excluded.status_at
     returning true into v_changed;
   end if;
@@ -1088,12 +1114,29 @@ begin
   where s.provider = v_provider and s.provider_subscription_id = p_provider_subscription_id;
   select * into v_state from billing.provider_subscription_states st
   where st.provider = v_provider and st.provider_subscription_id = p_provider_subscription_id;
-  if v_sub.id is null or v_state.status is null
-     or billing.sync_provider_status(v_sub.id, v_state.status, v_state.status_at, p_event) then
+  if v_sub.id is null or v_state.status is null then
     return null;
   end if;
-  return pg_catalog.format('subscription %s not moved to %s: the organization has another live subscription',
-                           p_provider_subscription_id, v_state.status);
+  if not billing.sync_provider_status(v_sub.id, v_state.status, v_state.status_at, p_event) then
+    return pg_catalog.format('subscription %s not moved to %s: the organization has another live subscription',
+                             p_provider_subscription_id, v_state.status);
+  end if;
+  -- The provider turned its end at the period end (this event is its newest word): ours follows.
+  if coalesce(v_changed, false) and v_flag is not null and v_flag is distinct from coalesce(v_old_flag, false) then
+    select * into v_sub from public.subscriptions s where s.id = v_sub.id for update;
+    if v_sub.status in ('trialing', 'active', 'past_due') and v_sub.cancel_at_period_end is distinct from v_flag then
+      perform billing.set_change_context(case when v_flag then 'cancel_scheduled' else 'resumed' end, 'provider',
+        p_reason => pg_catalog.format('%s %s: %s', p_event ->> 'provider', p_event ->> 'event_type',
+                                      case when v_flag then 'the provider ends it at its period end'
+                                           else 'the provider no longer ends it at its period end' end),
+        p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'provider_status', v_state.status,
+                                                    'provider_subscription_id', p_provider_subscription_id,
+                                                    'cancel_at_period_end', v_flag),
+        p_effective_at => billing.now());
+      update public.subscriptions s set cancel_at_period_end = v_flag where s.id = v_sub.id;
+    end if;
+  end if;
+  return null;
 end;
 $$;
 revoke execute on function billing.follow_provider_subscription(jsonb, text, text, timestamptz, boolean) from public;
@@ -1199,7 +1242,7 @@ grant execute on function billing.apply_order_event(jsonb, timestamptz) to servi
  * the Edge Functions' adapters build:
  *   {provider, event_id, event_type, kind, order_ref, provider_order_id, provider_payment_id,
  *    provider_subscription_id, provider_refund_id, amount_paise, currency, status,
- *    subscription_status, error_reason, method, occurred_at, payload}
+ *    subscription_status, error_reason, method, occurred_at, period_end, cancel_at_period_end, payload}
  * `kind` decides what happens (the provider's own event_type is only recorded):
  *   payment_captured, payment_failed, payment_authorized, payment_pending, subscription_status:
  *     the matched order's event (billing.apply_order_event);

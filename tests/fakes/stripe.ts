@@ -57,7 +57,8 @@
 // (every event's `created` set to the first one's), timestamp_offset? (seconds added to the
 // signature's timestamp, e.g. -600: an expired signature), types? (only these event types)}.
 // Signatures are made here as Stripe makes them: `Stripe-Signature: t=<seconds>,v1=<hex HMAC-SHA256
-// of "<t>.<body>" with the webhook secret>`. Times (created, periods) follow the fakes' clock.
+// of "<t>.<body>" with the webhook secret>`. Times (created, periods) follow the fakes' clock; the
+// signature's t is real time (the webhook's tolerance is checked against the real clock).
 
 type Json = Record<string, unknown>;
 
@@ -614,7 +615,10 @@ export function createFakeStripe(
     const out: Json[] = [];
     for (const event of todo) {
       const raw = JSON.stringify(event);
-      const t = secs() + (options.timestamp_offset ?? 0);
+      // Signed at real time, whatever the fakes' clock says: the receiving function checks the
+      // timestamp against its own clock, which no test clock moves (a renewal a simulated month
+      // later is still delivered now).
+      const t = Math.floor(Date.now() / 1000) + (options.timestamp_offset ?? 0);
       const res = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json; charset=utf-8", "stripe-signature": await fakeStripeSignature(raw, webhookSecret, t) },

@@ -139,14 +139,14 @@ isOneToOne: true
                   ]
                 },"provider_subscription_states": {
                   Row: {
-                    "created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
+                    "cancel_at_period_end": boolean | null,"created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at"?: string
+                    "cancel_at_period_end"?: boolean | null,"created_at"?: string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at"?: string
                   }
                   Update: {
-                    "created_at"?: string,"event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_subscription_id"?: string,"status"?: string,"status_at"?: string,"updated_at"?: string
+                    "cancel_at_period_end"?: boolean | null,"created_at"?: string,"event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_subscription_id"?: string,"status"?: string,"status_at"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     

@@ -74,6 +74,13 @@ export interface NormalizedEvent {
    * period itself (Stripe's invoice line); SQL uses it instead of the computed end when close to it.
    */
   period_end?: string | null;
+  /**
+   * Whether the provider will end the subscription at its period end (Stripe's
+   * cancel_at_period_end: the customer cancelled or resumed in Stripe's portal), with
+   * subscription_status; null or absent when the event does not say. SQL keeps the newest and
+   * sets or clears our subscription's cancel_at_period_end when it turns.
+   */
+  cancel_at_period_end?: boolean | null;
   /** The parsed body, as the provider sent it. */
   payload: Record<string, unknown>;
 }

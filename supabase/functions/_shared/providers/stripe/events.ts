@@ -16,7 +16,7 @@
 //   invoice.payment_failed                                payment_failed (the dunning notification;
 //       Stripe's own retries continue; past_due comes from the subscription's status)
 //   customer.subscription.created, .updated, .deleted, .paused, .resumed  subscription_status, from the
-//       subscription fetched now (never from the snapshot)
+//       subscription fetched now (never from the snapshot): its status and cancel_at_period_end
 //   charge.refunded     refund_processed: the charge's newest succeeded refund (fetched)
 //   refund.created, refund.updated                        refund_processed (succeeded), refund_failed
 //       (failed or canceled); pending refunds wait for their update
@@ -261,6 +261,7 @@ export async function refreshStripeEvent(event: NormalizedEvent, client: StripeC
   if (e.provider_subscription_id) {
     const sub = await client.retrieveSubscription(e.provider_subscription_id);
     e.subscription_status = subscriptionStatus(sub.status);
+    e.cancel_at_period_end = typeof sub.cancel_at_period_end === "boolean" ? sub.cancel_at_period_end : null;
     e.order_ref = e.order_ref ?? str(metadataOf(sub).order_ref);
     if (e.kind === "subscription_status") {
       // Whatever order they arrive in, every subscription event applies the status Stripe has now.
