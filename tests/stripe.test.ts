@@ -14,7 +14,7 @@ const sql = adminSql(8);
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 const suffix = rand();
-const PLANS = { monthly: `t_str_m_${suffix}`, yearly: `t_str_y_${suffix}` };
+const PLANS = { monthly: `t_str_m_${suffix}`, yearly: `t_str_y_${suffix}`, onetime: `t_str_o_${suffix}` };
 const PACK = `t_str_pack_${suffix}`;
 const PRICE = 49900;
 const WEBHOOK = () => functionsUrl("stripe-webhook");
@@ -28,7 +28,8 @@ function ensureFixtures(): Promise<void> {
           seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
     await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
       (${PLANS.monthly}, 'Stripe monthly', 'pro', 'month', ${PRICE}, 'INR', ${sql.json({ stripe: { price_id: `price_m_${suffix}` } })}, true),
-      (${PLANS.yearly}, 'Stripe yearly', 'pro', 'year', ${PRICE * 10}, 'INR', ${sql.json({ stripe: { price_id: `price_y_${suffix}` } })}, true)`;
+      (${PLANS.yearly}, 'Stripe yearly', 'pro', 'year', ${PRICE * 10}, 'INR', ${sql.json({ stripe: { price_id: `price_y_${suffix}` } })}, true),
+      (${PLANS.onetime}, 'Stripe one-time monthly', 'pro', 'month', ${PRICE}, 'INR', '{}'::jsonb, true)`;
     await sql`insert into public.credit_packs (code, name, credits, price_paise, validity, active)
       values (${PACK}, 'Stripe 1,000 credits', 1000, 49900, interval '1 year', true)`;
   })();
@@ -459,5 +460,142 @@ Deno.test({
     // Nothing was asked of Stripe but reads.
     const writes = ((await fake("/__control/stripe/calls?route=subscriptions")).calls as Json[]).filter((c) => c.method !== "GET");
     assertEquals(writes, []);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// A discount code end to end, and failures of Stripe's API through checkout.
+
+async function newCode(spec: Json) {
+  const code = `TS${rand().toUpperCase()}`;
+  await sql`select billing.create_discount_code(${code}, ${sql.json(spec as never)})`;
+  return code;
+}
+
+async function invoiceLine(orderId: string) {
+  const [line] = await sql`select l.list_cents::int, l.discount_cents::int, l.discount_code, l.taxable_cents::int,
+      l.cgst_cents::int, l.sgst_cents::int, l.total_cents::int, i.total_cents::int as invoice_total
+    from public.invoices i join public.invoice_lines l on l.invoice_id = i.id where i.order_id = ${orderId}`;
+  return { ...line };
+}
+
+const FULL = 58882; // a one-time order adds GST: 49900 + 8982
+const QUARTER_OFF = 44161; // (49900 - 12475) + 2 × 3368
+
+Deno.test({
+  name: "Stripe discount end to end: a repeating code (2 periods) through checkout, Stripe's total equals ours, the invoice's discount line, the redemption redeemed; the renewal through checkout discounted, the third period full; refused on a Stripe subscription",
+  ...testOptions,
+  fn: async () => {
+    const org = await makeOrg();
+    const code = await newCode({ percent_bps: 2500, duration: "repeating", periods: 2 });
+    const buy = async (body: Json, expected: number) => {
+      const res = await checkout(org, { plan_code: PLANS.onetime, ...body });
+      assertEquals(res.status, 200, JSON.stringify(res.body));
+      assertEquals(res.body.amount_cents, expected);
+      const session = ((await fake("/__control/stripe/calls?route=checkout.sessions.create")).calls as Json[]).at(-1)!;
+      assertEquals(session.idempotency_key, `supabill-checkout-${res.body.billing_order_id}`);
+      const [state] = ((await fake("/__control/stripe/state")).objects as Json[]).filter((o) => o.id === res.body.session_id);
+      assertEquals([state.mode, state.amount_total], ["payment", expected]);
+      allOk(await pay(String(res.body.session_id)));
+      const [o] = await sql`select status from public.orders where id = ${String(res.body.billing_order_id)}`;
+      assertEquals(o.status, "paid");
+      return { order: String(res.body.billing_order_id), session: state };
+    };
+
+    const first = await buy({ discount_code: code.toLowerCase() }, QUARTER_OFF);
+    // The coupon is the discount as our invoice shows it, on a line of our amount plus it.
+    assertEquals([first.session.amount_subtotal, (first.session.total_details as Json).amount_discount], [QUARTER_OFF + 12475, 12475]);
+    const coupon = ((await fake("/__control/stripe/calls?route=coupons.create")).calls as Json[]).at(-1)!;
+    assertEquals(coupon.idempotency_key, `supabill-coupon-${first.order}`);
+    // A one-time payment: the coupon is used once, on this session only.
+    assertEquals([(coupon.body as Json).duration, (coupon.body as Json).amount_off], ["once", "12475"]);
+    assertEquals(await invoiceLine(first.order), {
+      list_cents: 49900, discount_cents: 12475, discount_code: code, taxable_cents: 37425,
+      cgst_cents: 3368, sgst_cents: 3368, total_cents: QUARTER_OFF, invoice_total: QUARTER_OFF,
+    });
+    const [r] = await sql`select status::text from public.discount_redemptions where organization_id = ${org.id}`;
+    assertEquals(r.status, "redeemed");
+
+    // The second period through checkout: the redemption is carried (no code given).
+    const second = await buy({}, QUARTER_OFF);
+    assertEquals((await invoiceLine(second.order)).discount_cents, 12475);
+    // The third: the code's two periods are used, full price, no coupon made.
+    const coupons = ((await fake("/__control/stripe/calls?route=coupons.create")).calls as Json[]).length;
+    const third = await buy({}, FULL);
+    assertEquals(((await fake("/__control/stripe/calls?route=coupons.create")).calls as Json[]).length, coupons);
+    assertEquals((third.session.total_details as Json).amount_discount, 0);
+    assertEquals(await invoiceLine(third.order), {
+      list_cents: null, discount_cents: 0, discount_code: null, taxable_cents: 49900,
+      cgst_cents: 4491, sgst_cents: 4491, total_cents: FULL, invoice_total: FULL,
+    });
+    const sub = await subOf(org.id);
+    assertEquals([sub.status, sub.provider_subscription_id], ["active", null]);
+
+    // A Stripe subscription renews at the plan's full amount each period: a code is refused, no order.
+    const other = await makeOrg();
+    const before = await ordersOf(other.id);
+    const refused = await checkout(other, { plan_code: PLANS.monthly, discount_code: code });
+    assertEquals([refused.status, refused.body.code], [422, "discount_not_applicable"]);
+    assertEquals(await ordersOf(other.id), before);
+  },
+});
+
+async function failNext(body: Json) {
+  await fake("/__control/stripe", { fail_count: 1, ...body });
+}
+
+const openOrders = (orgId: string) =>
+  sql`select status from public.orders where organization_id = ${orgId} and status in ('created', 'pending')`.then((r) => [...r]);
+
+Deno.test({
+  name: "Stripe failures through checkout: 500, 429 with Retry-After and 400 on sessions or customers answer 502 upstream_error and cancel our order; a retry after a 500 reuses the customer Stripe made (idempotency key)",
+  ...testOptions,
+  fn: async () => {
+    try {
+      // A 500 on the session, after the customer was made: our order canceled, nothing payable.
+      const org = await makeOrg();
+      await failNext({ fail_status: 500, fail_routes: ["checkout.sessions.create"] });
+      const failed = await checkout(org, { plan_code: PLANS.monthly });
+      assertEquals([failed.status, failed.body.code], [502, "upstream_error"]);
+      assert(String(failed.body.message).includes("500"), String(failed.body.message));
+      const [canceled] = await sql`select status, provider_order_id from public.orders where organization_id = ${org.id}`;
+      assertEquals([canceled.status, canceled.provider_order_id], ["canceled", null]);
+      assertEquals(await openOrders(org.id), []);
+      // The retry: the same customer key and parameters, answered with the customer Stripe made.
+      const retried = await checkout(org, { plan_code: PLANS.monthly });
+      assertEquals(retried.status, 200, JSON.stringify(retried.body));
+      const made = ((await fake("/__control/stripe/calls?route=customers.create")).calls as Json[])
+        .filter((c) => c.idempotency_key === `supabill-customer-${org.id}`);
+      assertEquals(made.map((c) => c.status), [200, 200]);
+      assertEquals(made[0].body, made[1].body);
+      const customers = ((await fake("/__control/stripe/state")).objects as Json[])
+        .filter((o) => o.object === "customer" && (o.metadata as Json)?.organization_id === org.id);
+      assertEquals(customers.length, 1);
+      const [pc] = await sql`select provider_customer_id from billing.provider_customers where organization_id = ${org.id}`;
+      assertEquals(pc.provider_customer_id, customers[0].id);
+      assertEquals((await openOrders(org.id)).length, 1);
+
+      // 429 (with Retry-After) on the customer, and Stripe's 400 on the session: the same answer,
+      // the order canceled, no customer recorded for the first.
+      const limited = await makeOrg();
+      await failNext({ fail_status: 429, fail_retry_after: 7, fail_routes: ["customers.create"] });
+      const r429 = await checkout(limited, { plan_code: PLANS.yearly });
+      assertEquals([r429.status, r429.body.code], [502, "upstream_error"]);
+      assert(String(r429.body.message).includes("429"), String(r429.body.message));
+      assertEquals(await openOrders(limited.id), []);
+      assertEquals((await sql`select 1 from billing.provider_customers where organization_id = ${limited.id}`).length, 0);
+
+      const bad = await makeOrg();
+      await failNext({ fail_status: 400, fail_message: "Invalid currency: xyz", fail_code: "parameter_invalid",
+        fail_routes: ["checkout.sessions.create"] });
+      const r400 = await checkout(bad, { credit_pack_code: PACK });
+      assertEquals([r400.status, r400.body.code], [502, "upstream_error"]);
+      assert(String(r400.body.message).includes("Invalid currency: xyz"), String(r400.body.message));
+      const [o] = await sql`select status from public.orders where organization_id = ${bad.id}`;
+      assertEquals(o.status, "canceled");
+      assertEquals(await openOrders(bad.id), []);
+    } finally {
+      await fake("/__control/stripe", { fail_status: null, fail_routes: null });
+    }
   },
 });

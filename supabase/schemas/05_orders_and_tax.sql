@@ -892,8 +892,9 @@ revoke execute on function billing.check_discount_limits(billing.discount_codes,
  * or forever redemption of the organization carried to this order), code}. A code given
  * (p_code, any case) is checked and refused with billing.refuse_discount: unknown
  * (discount_invalid; also before valid_from), deactivated or at or after valid_until
- * (discount_expired), for another plan, a Razorpay recurring checkout (Razorpay charges its plan's
- * amount: no offer is configured through our adapter), a fixed amount on a non-INR plan, or a
+ * (discount_expired), for another plan, a recurring provider checkout (a Razorpay or Stripe
+ * subscription: each renewal is a debit of the plan's full amount, which a once or repeating
+ * code's later periods would not match), a fixed amount on a non-INR plan, or a
  * first-purchase code for an organization that paid before (discount_not_applicable), its limits
  * reached (discount_already_used, discount_exhausted; checked again under the code's lock when it
  * is reserved). Without a code, the organization's newest redeemed repeating or forever redemption
@@ -944,7 +945,7 @@ begin
     end if;
     if coalesce(p_recurring, false) then
       perform billing.refuse_discount('discount_not_applicable',
-        pg_catalog.format('plan %s renews as a Razorpay subscription, which charges its plan''s full amount: discount code %s cannot apply to it (pay with PayU)',
+        pg_catalog.format('plan %s renews as a provider subscription (Razorpay, Stripe), whose renewals charge the plan''s full amount: discount code %s cannot apply to it (pay with PayU)',
                           p_plan.code, v_code.code));
     end if;
     if v_code.amount_paise is not null and p_plan.currency <> 'INR' then

@@ -12,7 +12,11 @@
 //   * mode=payment otherwise (a plan without a price id, an upgrade order, a credit pack).
 //   * A discounted order: the line is the order's amount plus the discount, and the discount is
 //     one coupon (amount_off, our currency) made for this order, so the buyer sees the discount;
-//     `once` for a payment, `forever` for a subscription (its renewals keep our discounted amount).
+//     `once` for a payment (a repeating code's next period is another checkout, carrying the
+//     redemption, so each period's coupon is that period's discount and the period after the code
+//     runs out has none). SQL refuses codes on a subscription checkout (each renewal is charged
+//     the first order's amount), so a subscription never has one; were it given one, `forever`
+//     keeps Stripe's renewals equal to the renewal orders SQL makes.
 //   Either way amount_total = our order's amount_cents exactly.
 // Idempotency keys: the customer's from the organization id, the coupon's and the session's from
 // our order id, so a retried checkout never makes a second customer, coupon or session.
