@@ -104,10 +104,9 @@ Deno.test({
 
     const paid = allOk(await pay(String(res.body.session_id)));
     assert(paid.some((d) => d.type === "invoice.paid" && (d.body as Json).result === "applied"));
-    let sub = await subOf(org.id);
+    const sub = await subOf(org.id);
     assertEquals(sub.status, "active");
     assert(String(sub.provider_subscription_id).startsWith("sub_"));
-    const firstEnd = new Date(sub.current_period_end).getTime();
     assertEquals((await invoicesOf(org.id)).length, 1);
     // checkout.session.completed and invoice.paid name the same PaymentIntent: one captured row.
     assertEquals((await capturedOf(org.id)).filter((p) => p.status === "captured").length, 1);
@@ -196,7 +195,7 @@ Deno.test({
       plan_code: PLANS.monthly, plan_name: "Stripe monthly", plan_interval: "month", razorpay_plan_id: null,
       razorpay_total_count: null, buyer_email: "b@example.in", buyer_name: "B", expires_at: new Date().toISOString(),
       provider_plan_id: "price_x", provider_customer_id: null, buyer_address: { country: "IN" }, list_cents: 49900,
-      discount_cents: 4990,
+      discount_cents: 4990, discount_periods: null,
     } as unknown as CheckoutOrderRow;
     const started = await startStripeCheckout(row, { organization_id: crypto.randomUUID(), functionUrl: (n) => `http://x/${n}` }, client);
     const session = await client.retrieveCheckoutSession(String(started.answer.session_id));
@@ -483,7 +482,7 @@ const FULL = 58882; // a one-time order adds GST: 49900 + 8982
 const QUARTER_OFF = 44161; // (49900 - 12475) + 2 × 3368
 
 Deno.test({
-  name: "Stripe discount end to end: a repeating code (2 periods) through checkout, Stripe's total equals ours, the invoice's discount line, the redemption redeemed; the renewal through checkout discounted, the third period full; refused on a Stripe subscription",
+  name: "Stripe discount end to end: a repeating code (2 periods) through checkout, Stripe's total equals ours, the invoice's discount line, the redemption redeemed; the renewal through checkout discounted, the third period full (one-time payments)",
   ...testOptions,
   fn: async () => {
     const org = await makeOrg();
@@ -531,13 +530,50 @@ Deno.test({
     const sub = await subOf(org.id);
     assertEquals([sub.status, sub.provider_subscription_id], ["active", null]);
 
-    // A Stripe subscription renews at the plan's full amount each period: a code is refused, no order.
-    const other = await makeOrg();
-    const before = await ordersOf(other.id);
-    const refused = await checkout(other, { plan_code: PLANS.monthly, discount_code: code });
-    assertEquals([refused.status, refused.body.code], [422, "discount_not_applicable"]);
-    assertEquals(await ordersOf(other.id), before);
   },
+});
+
+Deno.test({
+  name: "Stripe subscription with a repeating code (2 periods): a repeating coupon of 2 months, the first renewal discounted (its order carries the redemption), the second at the full price; Stripe's charge equals our renewal order's each period",
+  ...testOptions,
+  fn: () =>
+    underClock(async () => {
+      const org = await makeOrg();
+      const code = await newCode({ percent_bps: 2500, duration: "repeating", periods: 2 });
+      const res = await checkout(org, { plan_code: PLANS.monthly, discount_code: code });
+      assertEquals(res.status, 200, JSON.stringify(res.body));
+      // A provider subscription is priced gross (GST carved out): 49900 less 25%.
+      assertEquals(res.body.amount_cents, 37425);
+      const coupon = ((await fake("/__control/stripe/calls?route=coupons.create")).calls as Json[]).at(-1)!;
+      assertEquals(coupon.idempotency_key, `supabill-coupon-${res.body.billing_order_id}`);
+      const terms = coupon.body as Json;
+      assertEquals([terms.amount_off, terms.duration, terms.duration_in_months], ["12475", "repeating", "2"]);
+      allOk(await pay(String(res.body.session_id)));
+      let sub = await subOf(org.id);
+      for (let i = 0; i < 2; i++) {
+        await renewAt(sub, 3600e3);
+        sub = await subOf(org.id);
+      }
+      const lines = await sql`select o.kind, o.amount_cents::int as amount, pe.amount_cents::int as paid,
+          l.list_cents::int as list, l.discount_cents::int as discount, l.discount_code,
+          (l.taxable_cents + l.cgst_cents + l.sgst_cents)::int as adds_up, i.total_cents::int as total
+        from public.orders o
+        join public.payment_events pe on pe.order_id = o.id and pe.status = 'captured'
+        join public.invoices i on i.order_id = o.id join public.invoice_lines l on l.invoice_id = i.id
+        where o.organization_id = ${org.id} order by o.created_at`;
+      const discounted = { amount: 37425, paid: 37425, list: 49900, discount: 12475, discount_code: code, adds_up: 37425, total: 37425 };
+      assertEquals([...lines], [
+        { kind: "new", ...discounted },
+        { kind: "renewal", ...discounted },
+        { kind: "renewal", amount: PRICE, paid: PRICE, list: null, discount: 0, discount_code: null, adds_up: PRICE, total: PRICE },
+      ]);
+      const [carried] = await sql`select count(*)::int as n from public.orders o
+        join public.discount_redemptions r on r.id = o.discount_redemption_id
+        where o.organization_id = ${org.id} and o.status = 'paid'`;
+      assertEquals(carried.n, 2);
+      assertEquals(sub.status, "active");
+      assertEquals((await historyOf(sub.id)).map((h) => h.action), ["activated", "renewed", "renewed"]);
+    }),
 });
 
 async function failNext(body: Json) {

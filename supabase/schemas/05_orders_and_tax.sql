@@ -63,7 +63,9 @@
  * provider (billing.provider_customers), null until one was made; buyer_address the
  * organization's billing address {line1, line2, city, postal_code, state_code, country} (what
  * Stripe must hold for export payments from Indian accounts); list_cents and discount_cents the
- * order's list price and discount (a provider that prices recurring charges itself needs them).
+ * order's list price and discount (a provider that prices recurring charges itself needs them);
+ * discount_periods the paid periods the discount covers, this one included
+ * (billing.discount_periods_left: null for a forever discount or none).
  */
 create type billing.checkout_order as (
   order_id uuid,
@@ -83,7 +85,8 @@ create type billing.checkout_order as (
   provider_customer_id text,
   buyer_address jsonb,
   list_cents bigint,
-  discount_cents bigint
+  discount_cents bigint,
+  discount_periods integer
 );
 
 grant usage on type billing.checkout_order to authenticated, service_role;
@@ -604,6 +607,37 @@ create index payment_events_money_occurred_at_idx on public.payment_events (occu
 -- =================================================================================================
 
 /**
+ * How many paid periods the discount of order p_order covers, counting p_order's own: 1 for a
+ * once code, the periods a repeating redemption has left (its periods less the paid orders
+ * carrying it, other than p_order), null for a forever redemption or an order without a discount.
+ * A provider that charges a subscription itself (Stripe) is told this, so its coupon ends when
+ * ours does.
+ */
+create function billing.discount_periods_left(p_order public.orders)
+returns integer
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_terms jsonb;
+begin
+  if p_order.discount_redemption_id is null or p_order.discount_cents = 0 then
+    return null;
+  end if;
+  select r.terms into v_terms from public.discount_redemptions r where r.id = p_order.discount_redemption_id;
+  return case v_terms ->> 'duration'
+    when 'once' then 1
+    when 'repeating' then greatest((v_terms ->> 'periods')::integer
+      - (select count(*)::integer from public.orders o
+         where o.discount_redemption_id = p_order.discount_redemption_id and o.status = 'paid' and o.id <> p_order.id), 1)
+  end;
+end;
+$$;
+revoke execute on function billing.discount_periods_left(public.orders) from public;
+grant execute on function billing.discount_periods_left(public.orders) to service_role;
+
+/**
  * The checkout answer for an order the user p_user_id is about to pay: the buyer's email is the
  * organization's billing email, else the user's; the name is the user's full name, else the
  * billing or organization name (60 characters at most, what PayU takes). A recurring Razorpay
@@ -647,7 +681,8 @@ begin
       'line2', v_org.billing_address_line2, 'city', v_org.billing_city, 'postal_code', v_org.billing_postal_code,
       'state_code', v_org.state_code, 'country', v_org.billing_country)),
     coalesce(p_order.list_cents, p_order.amount_cents),
-    p_order.discount_cents)::billing.checkout_order;
+    p_order.discount_cents,
+    billing.discount_periods_left(p_order))::billing.checkout_order;
 end;
 $$;
 revoke execute on function billing.checkout_answer(public.orders, uuid, text) from public;
@@ -892,9 +927,8 @@ revoke execute on function billing.check_discount_limits(billing.discount_codes,
  * or forever redemption of the organization carried to this order), code}. A code given
  * (p_code, any case) is checked and refused with billing.refuse_discount: unknown
  * (discount_invalid; also before valid_from), deactivated or at or after valid_until
- * (discount_expired), for another plan, a recurring provider checkout (a Razorpay or Stripe
- * subscription: each renewal is a debit of the plan's full amount, which a once or repeating
- * code's later periods would not match), a fixed amount on a non-INR plan, or a
+ * (discount_expired), for another plan, a Razorpay recurring checkout (Razorpay charges its plan's
+ * amount: no offer is configured through our adapter), a fixed amount on a non-INR plan, or a
  * first-purchase code for an organization that paid before (discount_not_applicable), its limits
  * reached (discount_already_used, discount_exhausted; checked again under the code's lock when it
  * is reserved). Without a code, the organization's newest redeemed repeating or forever redemption
@@ -945,7 +979,7 @@ begin
     end if;
     if coalesce(p_recurring, false) then
       perform billing.refuse_discount('discount_not_applicable',
-        pg_catalog.format('plan %s renews as a provider subscription (Razorpay, Stripe), whose renewals charge the plan''s full amount: discount code %s cannot apply to it (pay with PayU)',
+        pg_catalog.format('plan %s renews as a Razorpay subscription, which charges its plan''s full amount: discount code %s cannot apply to it (pay with PayU)',
                           p_plan.code, v_code.code));
     end if;
     if v_code.amount_paise is not null and p_plan.currency <> 'INR' then

@@ -160,8 +160,6 @@ create table billing.provider_customers (
   unique (provider, provider_customer_id)
 );
 
-alter table billing.provider_customers enable row level security;
-
 revoke all on billing.provider_customers from public;
 
 grant select, insert on billing.provider_customers to service_role;
@@ -582,6 +580,45 @@ revoke execute on function billing.extend_subscription_for_payment(public.orders
 grant execute on function billing.extend_subscription_for_payment(public.orders, text, jsonb, uuid) to service_role;
 
 /**
+ * What a later debit of the provider subscription that order p_order started is for (p_order: the
+ * paid first order of the subscription): p_order's amount while its discount runs (no discount, a
+ * forever one, or a repeating one with fewer paid orders carrying it than its periods), else its
+ * list price (an order of a provider subscription is priced gross: its list is what a period
+ * costs without the discount). A debit for another amount is a mismatch. Answers the amount, and
+ * whether the debit carries p_order's discount.
+ */
+create function billing.mandate_debit_amount(
+  p_order public.orders,
+  out amount_cents bigint,
+  out discounted boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_terms jsonb;
+begin
+  discounted := false;
+  amount_cents := p_order.amount_cents;
+  if p_order.discount_redemption_id is null or p_order.discount_cents = 0 then
+    return;
+  end if;
+  select r.terms into v_terms from public.discount_redemptions r where r.id = p_order.discount_redemption_id;
+  discounted := v_terms ->> 'duration' = 'forever'
+    or (v_terms ->> 'duration' = 'repeating'
+        and (select count(*) from public.orders o
+             where o.discount_redemption_id = p_order.discount_redemption_id and o.status = 'paid')
+            < (v_terms ->> 'periods')::integer);
+  if not discounted then
+    amount_cents := coalesce(p_order.list_cents, p_order.amount_cents + p_order.discount_cents);
+  end if;
+end;
+$$;
+revoke execute on function billing.mandate_debit_amount(public.orders) from public;
+grant execute on function billing.mandate_debit_amount(public.orders) to service_role;
+
+/**
  * Applies a captured payment to an order (locked by the caller): records payment_events
  * 'captured' once, marks the order paid, starts or extends the subscription
  * (billing.extend_subscription_for_payment) and issues the invoice.
@@ -625,6 +662,7 @@ declare
   v_ended_by_provider boolean;
   v_documents record;
   v_grant record;
+  v_debit record;
 begin
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
   if exists (select 1 from public.payment_events pe
@@ -694,15 +732,24 @@ begin
     end if;
   end if;
 
-  -- A mandate debit that buys the next period: its own renewal order.
+  -- A mandate debit that buys the next period: its own renewal order, at the amount the debit is
+  -- for, carrying the first order's discount while it runs (so its invoice shows it, and it
+  -- counts as one of a repeating discount's periods).
   if v_problem is null and v_renewal then
+    v_debit := billing.mandate_debit_amount(v_order);
     insert into public.orders
       (organization_id, plan_id, subscription_id, provider, provider_subscription_id, kind,
-       amount_cents, currency, status, metadata)
+       amount_cents, currency, status, metadata, list_cents, discount_cents, discount_redemption_id)
     values
       (v_order.organization_id, v_order.plan_id, v_sub.id, v_order.provider, v_psid, 'renewal',
-       v_order.amount_cents, v_order.currency, 'pending',
-       pg_catalog.jsonb_build_object('first_order_id', v_order.id, 'provider_payment_id', v_payment_id))
+       v_debit.amount_cents, v_order.currency, 'pending',
+       pg_catalog.jsonb_build_object('first_order_id', v_order.id, 'provider_payment_id', v_payment_id)
+         || case when v_debit.discounted and v_order.metadata ? 'discount_code'
+                 then pg_catalog.jsonb_build_object('discount_code', v_order.metadata ->> 'discount_code')
+                 else '{}'::jsonb end,
+       case when v_debit.discounted then v_order.list_cents end,
+       case when v_debit.discounted then v_order.discount_cents else 0 end,
+       case when v_debit.discounted then v_order.discount_redemption_id end)
     returning * into v_order;
   end if;
 
@@ -1177,7 +1224,12 @@ begin
     v_error := pg_catalog.format('%s event %s names no payment', p_event ->> 'provider', p_event ->> 'event_id');
     v_result := pg_catalog.jsonb_build_object('result', 'unmatched', 'reason', v_error);
   elsif v_kind = 'payment_captured' then
-    if (p_event ->> 'amount_paise')::bigint is distinct from v_order.amount_cents
+    -- A later debit of a paid provider subscription (a renewal) is for what the next period
+    -- costs (billing.mandate_debit_amount: a repeating discount runs out); anything else for
+    -- the order's amount.
+    if (p_event ->> 'amount_paise')::bigint is distinct from
+         (case when v_order.status = 'paid' and v_psid is not null
+               then (billing.mandate_debit_amount(v_order)).amount_cents else v_order.amount_cents end)
        or p_event ->> 'currency' is distinct from v_order.currency then
       v_result := billing.record_amount_mismatch(v_order, p_event, p_event_at);
     else
@@ -1453,7 +1505,10 @@ begin
 
   -- The price: the organization's list price less a discount (a code given, refused with its
   -- reason; or a repeating redemption carried to this renewal), before any order exists.
-  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, v_now, v_rzp_plan is not null);
+  -- Razorpay charges a subscription its plan's own amount, so no discount applies to one; Stripe
+  -- charges the amount and the coupon checkout gives it (billing.mandate_debit_amount).
+  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, v_now,
+                                       p_provider = 'razorpay' and v_rzp_plan is not null);
   v_discounted := v_price ? 'terms';
   -- Prepaying a free order (a discount covering the price) or a negotiated price: only while the
   -- plan is paid at most one period ahead (and the grace days), so free checkouts cannot be

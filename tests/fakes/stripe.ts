@@ -453,8 +453,19 @@ export function createFakeStripe(
         latest_invoice: null,
         metadata: snapshot((session.subscription_data_metadata as Json) ?? {}),
         status: "incomplete",
-        // What later invoices charge: the price, less a coupon that lasts forever.
+        // What later invoices charge: the price, less the coupon while it lasts (forever, or a
+        // repeating coupon's duration_in_months from now; a once coupon only the first invoice).
         renewal_amount: session.renewal_amount,
+        discount: session.discount_coupon
+          ? {
+            coupon: session.discount_coupon,
+            amount: (session.total_details as Json).amount_discount,
+            duration: get(session.discount_coupon as string, "coupon")?.duration,
+            end: get(session.discount_coupon as string, "coupon")?.duration === "repeating"
+              ? addInterval(secs(), "month", Number(get(session.discount_coupon as string, "coupon")?.duration_in_months ?? 0))
+              : null,
+          }
+          : null,
       });
       session.subscription = sub.id;
       made.push(emit("customer.subscription.created", sub));
@@ -506,7 +517,9 @@ export function createFakeStripe(
     let invoice = open;
     if (!invoice) {
       const start = subscriptionItem(sub).current_period_end as number;
-      invoice = newInvoice(sub, "subscription_cycle", start, sub.renewal_amount as number);
+      const d = sub.discount as Json | null;
+      const discounted = d !== null && (d.duration === "forever" || (d.duration === "repeating" && start < Number(d.end)));
+      invoice = newInvoice(sub, "subscription_cycle", start, (sub.renewal_amount as number) - (discounted ? Number(d.amount) : 0));
       made.push(emit("invoice.created", invoice));
     }
     made.push(...settleInvoice(invoice, sub, paid));
@@ -755,7 +768,7 @@ export function createFakeStripe(
       subscription_data_metadata: isObject(sd.metadata) ? sd.metadata : {},
       payment_intent_data_metadata: isObject(pid.metadata) ? pid.metadata : null,
       discount_coupon: coupon?.id ?? null,
-      renewal_amount: coupon && coupon.duration === "forever" ? subtotal - discount : subtotal,
+      renewal_amount: subtotal,
     });
     return json(session);
   }
@@ -793,6 +806,9 @@ export function createFakeStripe(
         if ((amountOff === null) === (percentOff === null)) {
           return stripeError(400, "invalid_request_error", "Coupons require exactly one of amount_off and percent_off.", "parameter_missing", "amount_off");
         }
+        if (body.duration === "repeating" && int(body.duration_in_months) === null) {
+          return stripeError(400, "invalid_request_error", "Coupons with duration=repeating require duration_in_months.", "parameter_missing", "duration_in_months");
+        }
         if (amountOff !== null && typeof body.currency !== "string") {
           return stripeError(400, "invalid_request_error", "You must pass currency when passing amount_off.", "parameter_missing", "currency");
         }
@@ -803,6 +819,7 @@ export function createFakeStripe(
           created: secs(),
           currency: body.currency ?? null,
           duration: body.duration ?? "once",
+          duration_in_months: body.duration === "repeating" ? int(body.duration_in_months) : null,
           max_redemptions: int(body.max_redemptions),
           metadata: isObject(body.metadata) ? body.metadata : {},
           name: body.name ?? null,

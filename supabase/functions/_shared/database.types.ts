@@ -689,6 +689,9 @@ isOneToOne: true
 "discount_amount":
 { Args: { "p_price_cents": number,"p_terms": Json }; Returns: number
                            },
+"discount_periods_left":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: number
+                           },
 "discount_redemptions_counted":
 { Args: { "p_at": string,"p_code_id": string,"p_organization_id": string }; Returns: number
                            },
@@ -860,6 +863,9 @@ isOneToOne: true
                            },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
+                           },
+"mandate_debit_amount":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Record<string, unknown>
                            },
 "mark_notification_failed":
 { Args: { "p_error": string,"p_id": string }; Returns: boolean
@@ -1224,7 +1230,7 @@ isOneToOne: true
             "ai_reservation": {
                         "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null,"token_limit": number | null,"token_remaining": number | null,"token_reset_seconds": number | null
                       },"checkout_order": {
-                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null,"provider_plan_id": string | null,"provider_customer_id": string | null,"buyer_address": Json | null,"list_cents": number | null,"discount_cents": number | null
+                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null,"provider_plan_id": string | null,"provider_customer_id": string | null,"buyer_address": Json | null,"list_cents": number | null,"discount_cents": number | null,"discount_periods": number | null
                       }
           }
         },"public": {

@@ -181,7 +181,8 @@ type OptionalCheckoutColumn =
   | "provider_customer_id"
   | "buyer_address"
   | "list_cents"
-  | "discount_cents";
+  | "discount_cents"
+  | "discount_periods";
 
 /**
  * A checkout order as public.create_checkout_order / public.prepare_order_checkout return it

@@ -11,12 +11,12 @@
 //     first order's amount, and a charge for another amount is a mismatch).
 //   * mode=payment otherwise (a plan without a price id, an upgrade order, a credit pack).
 //   * A discounted order: the line is the order's amount plus the discount, and the discount is
-//     one coupon (amount_off, our currency) made for this order, so the buyer sees the discount;
-//     `once` for a payment (a repeating code's next period is another checkout, carrying the
-//     redemption, so each period's coupon is that period's discount and the period after the code
-//     runs out has none). SQL refuses codes on a subscription checkout (each renewal is charged
-//     the first order's amount), so a subscription never has one; were it given one, `forever`
-//     keeps Stripe's renewals equal to the renewal orders SQL makes.
+//     one coupon (amount_off, our currency) made for this order, so the buyer sees the discount.
+//     A payment: `once` (a repeating code's next period is another checkout, carrying the
+//     redemption with a coupon of its own). A subscription: as long as our discount runs, so
+//     every renewal Stripe charges is the renewal order SQL makes (billing.mandate_debit_amount):
+//     `once` for one period, `repeating` for `discount_periods` periods (in months: a yearly
+//     plan's period is 12), `forever` for a forever code.
 //   Either way amount_total = our order's amount_cents exactly.
 // Idempotency keys: the customer's from the organization id, the coupon's and the session's from
 // our order id, so a retried checkout never makes a second customer, coupon or session.
@@ -95,10 +95,17 @@ export async function startStripeCheckout(
   const discount = Math.max(0, Number(order.discount_cents ?? 0));
   let coupon: string | null = null;
   if (discount > 0) {
+    const periods = order.discount_periods === null ? null : Number(order.discount_periods);
+    const months = order.plan_interval === "year" ? 12 : 1;
+    const duration = !recurring || periods === 1
+      ? { duration: "once" }
+      : periods === null
+      ? { duration: "forever" }
+      : { duration: "repeating", duration_in_months: periods * months };
     const made = await client.createCoupon({
       amount_off: discount,
       currency,
-      duration: recurring ? "forever" : "once",
+      ...duration,
       max_redemptions: 1,
       name: `Discount on ${order.receipt}`.slice(0, 40),
       metadata: { order_ref: order.receipt, order_id: order.order_id },
