@@ -8,7 +8,7 @@ select tests.relax_member_limit();
 -- Fixtures make one user owner of four organizations (past billing_settings.max_owned_organizations,
 -- 3 per user); that limit is tested in 01-tenancy-per-person.
 select tests.relax_owner_limit();
-select plan(118);
+select plan(119);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -172,6 +172,9 @@ select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('
 select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
                      || '{"occurred_at": "yesterday-ish"}'))$$,
   '22023', 'payment event: occurred_at must be an ISO 8601 timestamp, got "yesterday-ish"', 'a malformed time is refused');
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
+                     || '{"cancel_at_period_end": "yes"}'))$$,
+  '22023', 'payment event: cancel_at_period_end must be true, false or null, got "yes"', 'a cancel_at_period_end that is not a boolean is refused');
 select tests.as_postgres();
 select is((select count(*)::integer from billing.webhook_events where event_id = 'e1'), 0,
   'refused events are not recorded');
