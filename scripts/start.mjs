@@ -29,6 +29,8 @@ const providers = {
   razorpay: ["RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET"],
   payu: ["PAYU_MERCHANT_KEY", "PAYU_MERCHANT_SALT"],
   resend: ["RESEND_API_KEY"],
+  // Faked when STRIPE_SECRET_KEY is unset (the webhook secret then signs the fake's events).
+  stripe: ["STRIPE_SECRET_KEY"],
 };
 
 main(async () => {
@@ -64,12 +66,16 @@ main(async () => {
       PAYU_MERCHANT_KEY: local("").slice(0, 6),
       PAYU_MERCHANT_SALT: local(""),
       RESEND_API_KEY: local("re_local_"),
+      STRIPE_SECRET_KEY: local("sk_test_local_"),
     };
     for (const p of faked) for (const name of providers[p]) env[name] = fakeCreds[name];
+    // The fake Stripe signs its events with the endpoint secret the function checks.
+    if (faked.includes("stripe")) env.STRIPE_WEBHOOK_SECRET = local("whsec_local_");
     const url = await startFakeUpstreams({ env, logFile: path.join(logs, "fakes.log") });
     if (faked.includes("groq")) env.GROQ_BASE_URL = url;
     if (faked.includes("razorpay")) env.RAZORPAY_API_BASE = `${url}/v1`;
     if (faked.includes("payu")) env.PAYU_BASE_URL = url;
+    if (faked.includes("stripe")) env.STRIPE_API_BASE = `${url}/stripe`;
     if (faked.includes("resend")) {
       env.RESEND_BASE_URL = url;
       env.EMAIL_FROM ||= LOCAL_EMAIL_FROM;

@@ -70,7 +70,7 @@ values
       "credits_per_period": 1000,
       "credits_low_threshold": 100
     }'::jsonb,
-    '{"razorpay": {"plan_id": "plan_basic_monthly_demo"}}'::jsonb
+    '{"razorpay": {"plan_id": "plan_basic_monthly_demo"}, "stripe": {"price_id": "price_basic_monthly_demo"}}'::jsonb
   ),
   (
     'basic_yearly', 'Basic (yearly)', 'Basic, billed yearly: two months free.', 'basic', 'year', 499000, 'INR', 0,
@@ -88,7 +88,7 @@ values
       "credits_per_period": 12000,
       "credits_low_threshold": 100
     }'::jsonb,
-    '{"razorpay": {"plan_id": "plan_basic_yearly_demo"}}'::jsonb
+    '{"razorpay": {"plan_id": "plan_basic_yearly_demo"}, "stripe": {"price_id": "price_basic_yearly_demo"}}'::jsonb
   ),
   (
     'pro_monthly', 'Pro (monthly)', 'For teams and heavy users.', 'pro', 'month', 99900, 'INR', 7,
@@ -106,7 +106,7 @@ values
       "credits_per_period": 5000,
       "credits_low_threshold": 500
     }'::jsonb,
-    '{"razorpay": {"plan_id": "plan_pro_monthly_demo"}}'::jsonb
+    '{"razorpay": {"plan_id": "plan_pro_monthly_demo"}, "stripe": {"price_id": "price_pro_monthly_demo"}}'::jsonb
   ),
   (
     'pro_yearly', 'Pro (yearly)', 'Pro, billed yearly: two months free.', 'pro', 'year', 999000, 'INR', 0,
@@ -124,7 +124,7 @@ values
       "credits_per_period": 60000,
       "credits_low_threshold": 500
     }'::jsonb,
-    '{"razorpay": {"plan_id": "plan_pro_yearly_demo"}}'::jsonb
+    '{"razorpay": {"plan_id": "plan_pro_yearly_demo"}, "stripe": {"price_id": "price_pro_yearly_demo"}}'::jsonb
   )
 on conflict (code) do nothing;
 

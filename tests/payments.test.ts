@@ -711,7 +711,7 @@ Deno.test({
       ["an unknown plan", post({ ...base, plan_code: "no_such_plan" }), 404, "plan_not_found"],
       ["a non-member", post(base, await mintToken(org.stranger)), 403, "forbidden"],
       ["a member who is not an admin", post(base, await mintToken(org.member)), 403, "forbidden"],
-      ["an unknown provider", post({ ...base, provider: "stripe" }), 400, "invalid_provider"],
+      ["an unknown provider", post({ ...base, provider: "paypal" }), 400, "invalid_provider"],
       ["no organization", post({ plan_code: PLANS.onetime, provider: "payu" }), 400, "invalid_input"],
       ["no plan", post({ organization_id: org.id, provider: "razorpay" }), 400, "invalid_input"],
       ["no provider", post({ organization_id: org.id, plan_code: PLANS.onetime }), 400, "invalid_provider"],

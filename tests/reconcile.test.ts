@@ -159,7 +159,7 @@ Deno.test("a Razorpay subscription cancelled at Razorpay: a subscription_status 
   assertEquals(quiet.applied, []);
   const payu = await reconcileSubscription(dueSubscription({ provider: "payu" }), quiet);
   assert(typeof payu.skipped === "string" && payu.skipped.length > 0);
-  const unknown = await reconcileSubscription(dueSubscription({ provider: "stripe" }), quiet);
+  const unknown = await reconcileSubscription(dueSubscription({ provider: "paypal" }), quiet);
   assertEquals(unknown.error, "provider_not_registered");
 });
 

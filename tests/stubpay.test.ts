@@ -105,7 +105,7 @@ async function deliver(body: Record<string, unknown>, secret = SECRET) {
 }
 
 Deno.test("the registry knows the stub provider beside the built-in ones", () => {
-  assertEquals(registry.names(), ["payu", "razorpay", "stubpay"]);
+  assertEquals(registry.names(), ["payu", "razorpay", "stripe", "stubpay"]);
   assertEquals(registry.get("stubpay") === stubpay, true);
 });
 

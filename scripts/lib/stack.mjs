@@ -80,7 +80,7 @@ export function startDeno(script, { env, ready, logFile, timeoutMs = 60_000 }) {
 /** The sender address of notifications on the local stack (the fake email API accepts anything). */
 export const LOCAL_EMAIL_FROM = "Supabill <billing@supabill.local>";
 
-/** Start the fake Groq / Razorpay / PayU / Resend server; resolves with its URL. */
+/** Start the fake Groq / Razorpay / PayU / Resend / Stripe server; resolves with its URL. */
 export async function startFakeUpstreams({ env, logFile }) {
   const { line } = await startDeno(path.join(root, "tests", "fakes", "upstreams.ts"), {
     env,
@@ -112,6 +112,8 @@ export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {}
     RAZORPAY_WEBHOOK_SECRET: secret(),
     GROQ_API_KEY: `gsk_${secret()}`,
     RESEND_API_KEY: `re_${secret()}`,
+    STRIPE_SECRET_KEY: `sk_test_${secret()}`,
+    STRIPE_WEBHOOK_SECRET: `whsec_${secret()}`,
   };
   const fakesUrl = await startFakeUpstreams({ env: providers, logFile: path.join(logDir, "fakes.log") });
   const apiPort = await freePort();
@@ -121,6 +123,7 @@ export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {}
     ...providers,
     PAYU_BASE_URL: fakesUrl,
     RAZORPAY_API_BASE: `${fakesUrl}/v1`,
+    STRIPE_API_BASE: `${fakesUrl}/stripe`,
     GROQ_BASE_URL: fakesUrl,
     RESEND_BASE_URL: fakesUrl,
     EMAIL_FROM: LOCAL_EMAIL_FROM,

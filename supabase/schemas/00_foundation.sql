@@ -59,7 +59,7 @@ create type public.usage_window as enum ('minute', 'hour', 'day', 'month');
  * supabase/functions/_shared/providers/. 'manual' is an operator's record of a payment taken
  * outside any provider.
  */
-create type public.payment_provider as enum ('payu', 'razorpay', 'manual');
+create type public.payment_provider as enum ('payu', 'razorpay', 'manual', 'stripe');
 
 /**
  * What an order buys: a first plan ('new'), a renewal charge of a provider subscription, an
@@ -449,7 +449,7 @@ create table public.billing_settings (
     and credit_source_order @> '{purchase,subscription,promotion,operator}'::public.credit_source[]),
   credits_low_threshold bigint
     constraint billing_settings_credits_low_threshold_not_negative check (credits_low_threshold >= 0),
-  provider_currencies jsonb not null default '{"payu": ["INR"], "razorpay": ["INR"]}'
+  provider_currencies jsonb not null default '{"payu": ["INR"], "razorpay": ["INR"], "stripe": ["INR", "USD", "EUR", "GBP"]}'
     constraint billing_settings_provider_currencies_shape check (
       jsonb_typeof(provider_currencies) = 'object'
       and not jsonb_path_exists(provider_currencies, 'strict $.* ? (@.type() != "array")')
@@ -475,7 +475,7 @@ alter table public.billing_settings enable row level security;
 comment on table public.billing_settings is 'The billing settings: one row, edited by operators (grace days, seller profile, GST rate, prefixes).';
 
 comment on column public.billing_settings.provider_currencies is
-  'The currencies each payment provider collects here, by provider name: {"payu": ["INR"], "razorpay": ["INR"]}. A provider not named collects INR only. Checkout refuses an order in another currency before any provider call (HINT currency_not_accepted); add a currency when the provider account is enabled for it.';
+  'The currencies each payment provider collects here, by provider name (default {"payu": ["INR"], "razorpay": ["INR"], "stripe": ["INR", "USD", "EUR", "GBP"]}). A provider not named collects INR only. Checkout refuses an order in another currency before any provider call (HINT currency_not_accepted); add a currency when the provider account is enabled for it.';
 
 comment on type public.payment_status is 'One observed state of a provider payment, or a mismatch against the order.';
 

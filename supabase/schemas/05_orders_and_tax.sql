@@ -65,6 +65,14 @@
  * What a browser needs to pay an order, as create_checkout_order and prepare_order_checkout
  * answer it (billing.checkout_answer builds it): the order, its plan, the Razorpay plan and
  * charge count of a recurring checkout, and the buyer's email and name for the provider's form.
+ * provider_plan_id is the recurring plan at the order's provider (Razorpay's plan id, Stripe's
+ * price id; null: a one-time payment); provider_customer_id the organization's customer at that
+ * provider (billing.provider_customers), null until one was made; buyer_address the
+ * organization's billing address {line1, line2, city, postal_code, state_code, country} (what
+ * Stripe must hold for export payments from Indian accounts); list_cents and discount_cents the
+ * order's list price and discount (a provider that prices recurring charges itself needs them);
+ * discount_periods the paid periods the discount covers, this one included
+ * (billing.discount_periods_left: null for a forever discount or none).
  */
 create type billing.checkout_order as (
   order_id uuid,
@@ -79,7 +87,13 @@ create type billing.checkout_order as (
   razorpay_total_count integer,
   buyer_email text,
   buyer_name text,
-  expires_at timestamptz
+  expires_at timestamptz,
+  provider_plan_id text,
+  provider_customer_id text,
+  buyer_address jsonb,
+  list_cents bigint,
+  discount_cents bigint,
+  discount_periods integer
 );
 
 grant usage on type billing.checkout_order to authenticated, service_role;
@@ -674,12 +688,45 @@ create index payment_events_money_occurred_at_idx on public.payment_events (occu
 -- =================================================================================================
 
 /**
+ * How many paid periods the discount of order p_order covers, counting p_order's own: 1 for a
+ * once code, the periods a repeating redemption has left (its periods less the paid orders
+ * carrying it, other than p_order), null for a forever redemption or an order without a discount.
+ * A provider that charges a subscription itself (Stripe) is told this, so its coupon ends when
+ * ours does.
+ */
+create function billing.discount_periods_left(p_order public.orders)
+returns integer
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_terms jsonb;
+begin
+  if p_order.discount_redemption_id is null or p_order.discount_cents = 0 then
+    return null;
+  end if;
+  select r.terms into v_terms from public.discount_redemptions r where r.id = p_order.discount_redemption_id;
+  return case v_terms ->> 'duration'
+    when 'once' then 1
+    when 'repeating' then greatest((v_terms ->> 'periods')::integer
+      - (select count(*)::integer from public.orders o
+         where o.discount_redemption_id = p_order.discount_redemption_id and o.status = 'paid' and o.id <> p_order.id), 1)
+  end;
+end;
+$$;
+revoke execute on function billing.discount_periods_left(public.orders) from public;
+grant execute on function billing.discount_periods_left(public.orders) to service_role;
+
+/**
  * The checkout answer for an order the user p_user_id is about to pay: the buyer's email is the
  * organization's billing email, else the user's; the name is the user's full name, else the
  * billing or organization name (60 characters at most, what PayU takes). A recurring Razorpay
  * checkout (p_razorpay_plan_id) charges the plan's razorpay.total_count times (default 120
  * monthly or 10 yearly charges: ten years). A credit pack order has no plan: plan_name is the
  * pack's name (what the buyer sees at the provider), plan_code and plan_interval are null.
+ * p_razorpay_plan_id is the order's recurring plan at its provider (Razorpay's plan id, Stripe's
+ * price id), whichever provider: razorpay_plan_id carries it for Razorpay only.
  */
 create function billing.checkout_answer(p_order public.orders, p_user_id uuid, p_razorpay_plan_id text)
 returns billing.checkout_order
@@ -699,13 +746,24 @@ begin
   select * into v_user from auth.users u where u.id = p_user_id;
   return row(
     p_order.id, p_order.receipt, p_order.status::text, p_order.amount_cents, p_order.currency,
-    v_plan.code, coalesce(v_plan.name, v_pack.name), v_plan.interval, p_razorpay_plan_id,
-    case when p_razorpay_plan_id is not null then
+    v_plan.code, coalesce(v_plan.name, v_pack.name), v_plan.interval,
+    case when p_order.provider = 'razorpay' then p_razorpay_plan_id end,
+    case when p_razorpay_plan_id is not null and p_order.provider = 'razorpay' then
       coalesce((v_plan.provider_config #>> '{razorpay,total_count}')::integer,
                case v_plan.interval when 'year' then 10 else 120 end) end,
     coalesce(v_org.billing_email, v_user.email::text),
     left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''), v_org.billing_name, v_org.name), 60),
-    p_order.expires_at)::billing.checkout_order;
+    p_order.expires_at,
+    p_razorpay_plan_id,
+    (select pc.provider_customer_id from billing.provider_customers pc
+     where pc.organization_id = p_order.organization_id and pc.provider = p_order.provider),
+    pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'name', coalesce(v_org.billing_name, v_org.name), 'line1', v_org.billing_address_line1,
+      'line2', v_org.billing_address_line2, 'city', v_org.billing_city, 'postal_code', v_org.billing_postal_code,
+      'state_code', v_org.state_code, 'country', v_org.billing_country)),
+    coalesce(p_order.list_cents, p_order.amount_cents),
+    p_order.discount_cents,
+    billing.discount_periods_left(p_order))::billing.checkout_order;
 end;
 $$;
 revoke execute on function billing.checkout_answer(public.orders, uuid, text) from public;

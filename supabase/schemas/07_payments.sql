@@ -118,9 +118,11 @@ create index webhook_events_ignored_idx on billing.webhook_events (received_at) 
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * The provider's latest word on each of its subscriptions (Razorpay `sub_...`): the status of the
- * newest event applied and that event's time. Kept even before our subscription row exists, so
- * events applied in any order end in the same state. Private (schema billing), service_role only.
+ * The provider's latest word on each of its subscriptions (Razorpay `sub_...`, Stripe `sub_...`):
+ * the status of the newest event applied and that event's time, and whether the provider will end
+ * it at its period end (cancel_at_period_end; null when the provider's events never say). Kept
+ * even before our subscription row exists, so events applied in any order end in the same state.
+ * Private (schema billing), service_role only.
  */
 create table billing.provider_subscription_states (
   provider public.payment_provider not null,
@@ -130,6 +132,7 @@ create table billing.provider_subscription_states (
   event_id text not null,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  cancel_at_period_end boolean,
   primary key (provider, provider_subscription_id)
 );
 
@@ -140,6 +143,26 @@ grant select, insert, update on billing.provider_subscription_states to service_
 create trigger provider_subscription_states_touch_updated_at
   before update on billing.provider_subscription_states
   for each row execute function billing.touch_updated_at();
+
+/**
+ * An organization's customer at a provider that keeps customers (Stripe `cus_...`): made on the
+ * organization's first checkout with that provider (with its billing name, email and address) and
+ * recorded by billing.attach_provider_checkout; every later checkout reuses it. One per
+ * organization and provider, and a provider's customer belongs to one organization. Private
+ * (schema billing): service_role only.
+ */
+create table billing.provider_customers (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  provider public.payment_provider not null,
+  provider_customer_id text not null check (provider_customer_id ~ '^[A-Za-z0-9_]{1,255}$'),
+  created_at timestamptz not null default now(),
+  primary key (organization_id, provider),
+  unique (provider, provider_customer_id)
+);
+
+revoke all on billing.provider_customers from public;
+
+grant select, insert on billing.provider_customers to service_role;
 
 /**
  * Webhook deliveries refused because their signature was missing or did not match, counted per
@@ -236,8 +259,9 @@ grant execute on function billing.subscription_status_for(text, timestamptz, tim
  * provider a payment provider (not 'manual'); event_id and event_type non-empty; kind a
  * billing.provider_event_kind; amount_paise null or a non-negative
  * integer; currency null or three capital letters; exchange_rate (the provider's rupees per unit
- * of a foreign currency, optional) null or a positive number; occurred_at null or a timestamp; the id fields
- * null or strings; payload null or an object.
+ * of a foreign currency, optional) null or a positive number; occurred_at and period_end null or
+ * timestamps; the id fields null or strings; cancel_at_period_end null or a boolean; payload null
+ * or an object.
  */
 create function billing.validate_payment_event(p_event jsonb)
 returns void
@@ -275,7 +299,7 @@ begin
   end loop;
   foreach v_field in array array['order_ref', 'provider_order_id', 'provider_payment_id', 'provider_subscription_id',
                                  'provider_refund_id', 'status', 'subscription_status', 'error_reason', 'method', 'currency',
-                                 'occurred_at'] loop
+                                 'occurred_at', 'period_end'] loop
     if coalesce(pg_catalog.jsonb_typeof(p_event -> v_field), 'null') not in ('null', 'string') then
       raise exception 'payment event: % must be a string or null', v_field using errcode = 'invalid_parameter_value';
     end if;
@@ -296,14 +320,20 @@ begin
     raise exception 'payment event: exchange_rate must be a positive number of rupees per unit of the currency, got %', p_event -> 'exchange_rate'
       using errcode = 'invalid_parameter_value';
   end if;
-  if p_event ->> 'occurred_at' is not null then
-    begin
-      perform (p_event ->> 'occurred_at')::timestamptz;
-    exception
-      when data_exception then
-        raise exception 'payment event: occurred_at must be an ISO 8601 timestamp, got "%"', p_event ->> 'occurred_at'
-          using errcode = 'invalid_parameter_value';
-    end;
+  foreach v_field in array array['occurred_at', 'period_end'] loop
+    if p_event ->> v_field is not null then
+      begin
+        perform (p_event ->> v_field)::timestamptz;
+      exception
+        when data_exception then
+          raise exception 'payment event: % must be an ISO 8601 timestamp, got "%"', v_field, p_event ->> v_field
+            using errcode = 'invalid_parameter_value';
+      end;
+    end if;
+  end loop;
+  if coalesce(pg_catalog.jsonb_typeof(p_event -> 'cancel_at_period_end'), 'null') not in ('null', 'boolean') then
+    raise exception 'payment event: cancel_at_period_end must be true, false or null, got %', p_event -> 'cancel_at_period_end'
+      using errcode = 'invalid_parameter_value';
   end if;
   if coalesce(pg_catalog.jsonb_typeof(p_event -> 'payload'), 'null') not in ('null', 'object') then
     raise exception 'payment event: payload must be an object or null' using errcode = 'invalid_parameter_value';
@@ -443,7 +473,8 @@ grant execute on function billing.match_order(jsonb) to service_role;
  *   on the same plan: extended from the period end while it runs or is in grace, else from now
  *   ('renewed', or 'activated' for a subscription that never had a period).
  * Periods are added on the organization's calendar from the run's anchor
- * (subscriptions.period_anchor), so the day of the month never drifts. The history row is the
+ * (subscriptions.period_anchor), so the day of the month never drifts; an event's period_end (the
+ * provider's own period, Stripe's invoice line) replaces the computed end when within two days of it. The history row is the
  * trigger's, from the change context set here (actor 'provider').
  */
 create function billing.extend_subscription_for_payment(
@@ -500,6 +531,21 @@ begin
     v_anchor := case when v_start = v_old.current_period_end then coalesce(v_old.period_anchor, v_start) else v_start end;
   end if;
   v_end := billing.period_end_after(v_start, v_interval, v_timezone, v_anchor);
+  -- A provider that bills the period itself (Stripe: the invoice line's period) names its end in
+  -- the event: that end is the period, while it is within two days of the one computed here (a
+  -- calendar in another time zone); further off, the event is not about this period (a renewal
+  -- applied before the one before it) and ours stands.
+  if p_event ->> 'period_end' is not null
+     and (p_event ->> 'period_end')::timestamptz between v_end - interval '2 days' and v_end + interval '2 days' then
+    -- A run that starts here follows the provider's calendar from its first period: the anchor
+    -- moves with the end. Kept at our now (with its fraction of a second) while the provider's
+    -- periods end on whole seconds, the next period's end would fall a fraction of a second
+    -- after its start, and no renewal would ever move the period.
+    if v_anchor = v_start then
+      v_anchor := v_anchor + ((p_event ->> 'period_end')::timestamptz - v_end);
+    end if;
+    v_end := (p_event ->> 'period_end')::timestamptz;
+  end if;
 
   perform billing.set_change_context(v_action, 'provider',
     p_reason => pg_catalog.format('%s payment %s captured (%s)', p_order.provider, p_event ->> 'provider_payment_id',
@@ -541,6 +587,45 @@ end;
 $$;
 revoke execute on function billing.extend_subscription_for_payment(public.orders, text, jsonb, uuid) from public;
 grant execute on function billing.extend_subscription_for_payment(public.orders, text, jsonb, uuid) to service_role;
+
+/**
+ * What a later debit of the provider subscription that order p_order started is for (p_order: the
+ * paid first order of the subscription): p_order's amount while its discount runs (no discount, a
+ * forever one, or a repeating one with fewer paid orders carrying it than its periods), else its
+ * list price (an order of a provider subscription is priced gross: its list is what a period
+ * costs without the discount). A debit for another amount is a mismatch. Answers the amount, and
+ * whether the debit carries p_order's discount.
+ */
+create function billing.mandate_debit_amount(
+  p_order public.orders,
+  out amount_cents bigint,
+  out discounted boolean
+)
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_terms jsonb;
+begin
+  discounted := false;
+  amount_cents := p_order.amount_cents;
+  if p_order.discount_redemption_id is null or p_order.discount_cents = 0 then
+    return;
+  end if;
+  select r.terms into v_terms from public.discount_redemptions r where r.id = p_order.discount_redemption_id;
+  discounted := v_terms ->> 'duration' = 'forever'
+    or (v_terms ->> 'duration' = 'repeating'
+        and (select count(*) from public.orders o
+             where o.discount_redemption_id = p_order.discount_redemption_id and o.status = 'paid')
+            < (v_terms ->> 'periods')::integer);
+  if not discounted then
+    amount_cents := coalesce(p_order.list_cents, p_order.amount_cents + p_order.discount_cents);
+  end if;
+end;
+$$;
+revoke execute on function billing.mandate_debit_amount(public.orders) from public;
+grant execute on function billing.mandate_debit_amount(public.orders) to service_role;
 
 /**
  * Applies a captured payment to an order (locked by the caller): records payment_events
@@ -586,6 +671,7 @@ declare
   v_ended_by_provider boolean;
   v_documents record;
   v_grant record;
+  v_debit record;
 begin
   -- The same payment came another way first (webhook vs verify vs PayU return): nothing to do.
   if exists (select 1 from public.payment_events pe
@@ -655,15 +741,24 @@ begin
     end if;
   end if;
 
-  -- A mandate debit that buys the next period: its own renewal order.
+  -- A mandate debit that buys the next period: its own renewal order, at the amount the debit is
+  -- for, carrying the first order's discount while it runs (so its invoice shows it, and it
+  -- counts as one of a repeating discount's periods).
   if v_problem is null and v_renewal then
+    v_debit := billing.mandate_debit_amount(v_order);
     insert into public.orders
       (organization_id, plan_id, subscription_id, provider, provider_subscription_id, kind,
-       amount_cents, currency, status, metadata)
+       amount_cents, currency, status, metadata, list_cents, discount_cents, discount_redemption_id)
     values
       (v_order.organization_id, v_order.plan_id, v_sub.id, v_order.provider, v_psid, 'renewal',
-       v_order.amount_cents, v_order.currency, 'pending',
-       pg_catalog.jsonb_build_object('first_order_id', v_order.id, 'provider_payment_id', v_payment_id))
+       v_debit.amount_cents, v_order.currency, 'pending',
+       pg_catalog.jsonb_build_object('first_order_id', v_order.id, 'provider_payment_id', v_payment_id)
+         || case when v_debit.discounted and v_order.metadata ? 'discount_code'
+                 then pg_catalog.jsonb_build_object('discount_code', v_order.metadata ->> 'discount_code')
+                 else '{}'::jsonb end,
+       case when v_debit.discounted then v_order.list_cents end,
+       case when v_debit.discounted then v_order.discount_cents else 0 end,
+       case when v_debit.discounted then v_order.discount_redemption_id end)
     returning * into v_order;
   end if;
 
@@ -1034,7 +1129,12 @@ grant execute on function billing.apply_payment_failure(public.orders, jsonb, ti
  * in billing.provider_subscription_states. Our row follows the stored state only when this event
  * changed it (p_status not null), or created or extended the row (p_applied_payment): an older
  * event (whatever arrives late) never re-applies a state, so it cannot undo what happened here
- * since (a cancellation by the user). Returns an error to record, or null.
+ * since (a cancellation by the user). The event's cancel_at_period_end (a provider that says it:
+ * Stripe's customer portal) is kept with the status; when the newest event turns it, a live
+ * subscription here follows: set ('cancel_scheduled', which queues the cancellation_scheduled
+ * notification) or cleared ('resumed'), actor 'provider'. A flag that did not turn is never
+ * re-applied, so it does not undo a cancellation made here that the provider has not carried out
+ * yet. Returns an error to record, or null.
  */
 create function billing.follow_provider_subscription(
   p_event jsonb,
@@ -1050,14 +1150,21 @@ as $$
 declare
   v_provider public.payment_provider := (p_event ->> 'provider')::public.payment_provider;
   v_changed boolean := false;
+  v_flag boolean := (p_event ->> 'cancel_at_period_end')::boolean;
+  v_old_flag boolean;
   v_sub public.subscriptions;
   v_state billing.provider_subscription_states;
 begin
   if p_status is not null then
-    insert into billing.provider_subscription_states as st (provider, provider_subscription_id, status, status_at, event_id)
-    values (v_provider, p_provider_subscription_id, p_status, p_event_at, p_event ->> 'event_id')
+    select st.cancel_at_period_end into v_old_flag from billing.provider_subscription_states st
+    where st.provider = v_provider and st.provider_subscription_id = p_provider_subscription_id
+    for update;
+    insert into billing.provider_subscription_states as st
+      (provider, provider_subscription_id, status, status_at, event_id, cancel_at_period_end)
+    values (v_provider, p_provider_subscription_id, p_status, p_event_at, p_event ->> 'event_id', v_flag)
     on conflict (provider, provider_subscription_id) do update
-      set status = excluded.status, status_at = excluded.status_at, event_id = excluded.event_id
+      set status = excluded.status, status_at = excluded.status_at, event_id = excluded.event_id,
+          cancel_at_period_end = coalesce(excluded.cancel_at_period_end, st.cancel_at_period_end)
       where st.status_at <= excluded.status_at
     returning true into v_changed;
   end if;
@@ -1068,12 +1175,29 @@ begin
   where s.provider = v_provider and s.provider_subscription_id = p_provider_subscription_id;
   select * into v_state from billing.provider_subscription_states st
   where st.provider = v_provider and st.provider_subscription_id = p_provider_subscription_id;
-  if v_sub.id is null or v_state.status is null
-     or billing.sync_provider_status(v_sub.id, v_state.status, v_state.status_at, p_event) then
+  if v_sub.id is null or v_state.status is null then
     return null;
   end if;
-  return pg_catalog.format('subscription %s not moved to %s: the organization has another live subscription',
-                           p_provider_subscription_id, v_state.status);
+  if not billing.sync_provider_status(v_sub.id, v_state.status, v_state.status_at, p_event) then
+    return pg_catalog.format('subscription %s not moved to %s: the organization has another live subscription',
+                             p_provider_subscription_id, v_state.status);
+  end if;
+  -- The provider turned its end at the period end (this event is its newest word): ours follows.
+  if coalesce(v_changed, false) and v_flag is not null and v_flag is distinct from coalesce(v_old_flag, false) then
+    select * into v_sub from public.subscriptions s where s.id = v_sub.id for update;
+    if v_sub.status in ('trialing', 'active', 'past_due') and v_sub.cancel_at_period_end is distinct from v_flag then
+      perform billing.set_change_context(case when v_flag then 'cancel_scheduled' else 'resumed' end, 'provider',
+        p_reason => pg_catalog.format('%s %s: %s', p_event ->> 'provider', p_event ->> 'event_type',
+                                      case when v_flag then 'the provider ends it at its period end'
+                                           else 'the provider no longer ends it at its period end' end),
+        p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'provider_status', v_state.status,
+                                                    'provider_subscription_id', p_provider_subscription_id,
+                                                    'cancel_at_period_end', v_flag),
+        p_effective_at => billing.now());
+      update public.subscriptions s set cancel_at_period_end = v_flag where s.id = v_sub.id;
+    end if;
+  end if;
+  return null;
 end;
 $$;
 revoke execute on function billing.follow_provider_subscription(jsonb, text, text, timestamptz, boolean) from public;
@@ -1114,7 +1238,12 @@ begin
     v_error := pg_catalog.format('%s event %s names no payment', p_event ->> 'provider', p_event ->> 'event_id');
     v_result := pg_catalog.jsonb_build_object('result', 'unmatched', 'reason', v_error);
   elsif v_kind = 'payment_captured' then
-    if (p_event ->> 'amount_paise')::bigint is distinct from v_order.amount_cents
+    -- A later debit of a paid provider subscription (a renewal) is for what the next period
+    -- costs (billing.mandate_debit_amount: a repeating discount runs out); anything else for
+    -- the order's amount.
+    if (p_event ->> 'amount_paise')::bigint is distinct from
+         (case when v_order.status = 'paid' and v_psid is not null
+               then (billing.mandate_debit_amount(v_order)).amount_cents else v_order.amount_cents end)
        or p_event ->> 'currency' is distinct from v_order.currency then
       v_result := billing.record_amount_mismatch(v_order, p_event, p_event_at);
     else
@@ -1179,7 +1308,7 @@ grant execute on function billing.apply_order_event(jsonb, timestamptz) to servi
  * the Edge Functions' adapters build:
  *   {provider, event_id, event_type, kind, order_ref, provider_order_id, provider_payment_id,
  *    provider_subscription_id, provider_refund_id, amount_paise, currency, status,
- *    subscription_status, error_reason, method, occurred_at, payload}
+ *    subscription_status, error_reason, method, occurred_at, period_end, cancel_at_period_end, payload}
  * `kind` decides what happens (the provider's own event_type is only recorded):
  *   payment_captured, payment_failed, payment_authorized, payment_pending, subscription_status:
  *     the matched order's event (billing.apply_order_event);
@@ -1325,8 +1454,8 @@ declare
   v_discounted boolean;
   v_override public.price_overrides;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay') then
-    raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
+  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
+    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
   end if;
   perform billing.require_role(p_organization_id, billing.managers(), 'buy a plan');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
@@ -1362,11 +1491,14 @@ begin
   -- One checkout of an organization at a time (the payment path takes the same lock), so the
   -- checks below see what a concurrent checkout or payment wrote.
   perform 1 from public.organizations o where o.id = p_organization_id for no key update;
-  -- A Razorpay subscription charges its plan's INR amount: a price in another currency is paid
-  -- as one-time orders (renewed through checkout).
-  v_rzp_plan := case when p_provider = 'razorpay'
-                      and v_plan.currency = (select p.currency from public.billing_plans p where p.id = v_plan.id)
-                     then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '') end;
+  -- The plan's recurring plan at the provider (Razorpay's plan id, Stripe's price id): with one the
+  -- checkout is a provider subscription (a mandate) that renews by itself; without, a one-time
+  -- payment renewed through checkout. A price in another currency than the plan's own is always
+  -- paid as one-time orders (renewed through checkout): a mandate's debits are in the plan's currency.
+  v_rzp_plan := case when v_plan.currency = (select p.currency from public.billing_plans p where p.id = v_plan.id)
+                     then case p_provider
+                            when 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '')
+                            when 'stripe' then nullif(v_plan.provider_config #>> '{stripe,price_id}', '') end end;
   -- Razorpay charges a subscription its plan's own amount: while a price override of the plan is
   -- current or to come, the organization buys it as one-time Razorpay orders (renewed through
   -- checkout), never a mandate at the list price.
@@ -1381,7 +1513,7 @@ begin
   select * into v_live from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');
   if v_live.status in ('active', 'past_due') and v_live.plan_id <> v_plan.id
-     and not (v_rzp_plan is not null and v_live.provider = 'razorpay' and v_live.provider_subscription_id is not null
+     and not (v_rzp_plan is not null and v_live.provider in ('razorpay', 'stripe') and v_live.provider_subscription_id is not null
               and v_live.cancel_at_period_end) then
     select * into v_live_plan from public.billing_plans p where p.id = v_live.plan_id;
     raise exception 'the organization is on plan "%" until %: use change_plan to switch to "%" (upgrades are prorated, downgrades start at the period end)',
@@ -1395,20 +1527,23 @@ begin
   order by o.created_at desc
   limit 1;
   if v_open.id is not null then
-    raise exception 'a Razorpay subscription checkout (order %) is still open until %: complete it, or use change_plan once it is paid',
+    raise exception 'a subscription checkout (order %) is still open until %: complete it, or use change_plan once it is paid',
       v_open.receipt, v_open.expires_at
       using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
   end if;
-  if v_rzp_plan is not null and v_live.provider = 'razorpay' and v_live.provider_subscription_id is not null
+  if v_rzp_plan is not null and v_live.provider in ('razorpay', 'stripe') and v_live.provider_subscription_id is not null
      and not v_live.cancel_at_period_end then
-    raise exception 'the organization''s Razorpay subscription % renews automatically: a second one would charge twice (use change_plan to switch plans)',
-      v_live.provider_subscription_id
+    raise exception 'the organization''s % subscription % renews automatically: a second one would charge twice (use change_plan to switch plans)',
+      v_live.provider, v_live.provider_subscription_id
       using errcode = 'object_not_in_prerequisite_state', hint = 'recurring_subscription_exists';
   end if;
 
   -- The price: the organization's list price less a discount (a code given, refused with its
   -- reason; or a repeating redemption carried to this renewal), before any order exists.
-  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, v_now, v_rzp_plan is not null);
+  -- Razorpay charges a subscription its plan's own amount, so no discount applies to one; Stripe
+  -- charges the amount and the coupon checkout gives it (billing.mandate_debit_amount).
+  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, v_now,
+                                       p_provider = 'razorpay' and v_rzp_plan is not null);
   v_discounted := v_price ? 'terms';
   -- Prepaying a free order (a discount covering the price) or a negotiated price: only while the
   -- plan is paid at most one period ahead (and the grace days), so free checkouts cannot be
@@ -1469,13 +1604,17 @@ grant execute on function billing.create_checkout_order(uuid, text, text, text, 
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Attaches the provider's order (Razorpay `order_...`) or subscription (`sub_...`) to a 'created'
- * checkout order and makes it payable ('pending'). service_role only (the checkout function).
+ * Attaches the provider's order (Razorpay `order_...`, Stripe's Checkout Session `cs_...`) or
+ * subscription (`sub_...`) to a 'created' checkout order and makes it payable ('pending'); with
+ * p_provider_customer_id, records the organization's customer at the order's provider
+ * (billing.provider_customers; an organization keeps its first one). service_role only (the
+ * checkout function).
  */
 create function billing.attach_provider_checkout(
   p_order_id uuid,
   p_provider_order_id text,
-  p_provider_subscription_id text default null
+  p_provider_subscription_id text default null,
+  p_provider_customer_id text default null
 )
 returns public.orders
 language plpgsql
@@ -1498,11 +1637,16 @@ begin
     raise exception 'order % is not a checkout waiting for its provider order', p_order_id
       using errcode = 'object_not_in_prerequisite_state';
   end if;
+  if p_provider_customer_id is not null then
+    insert into billing.provider_customers (organization_id, provider, provider_customer_id)
+    values (v_order.organization_id, v_order.provider, p_provider_customer_id)
+    on conflict (organization_id, provider) do nothing;
+  end if;
   return v_order;
 end;
 $$;
-revoke execute on function billing.attach_provider_checkout(uuid, text, text) from public, anon, authenticated;
-grant execute on function billing.attach_provider_checkout(uuid, text, text) to service_role;
+revoke execute on function billing.attach_provider_checkout(uuid, text, text, text) from public, anon, authenticated;
+grant execute on function billing.attach_provider_checkout(uuid, text, text, text) to service_role;
 
 /**
  * Cancels a checkout order that never reached the buyer (the provider call failed), with the

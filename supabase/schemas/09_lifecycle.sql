@@ -807,8 +807,8 @@ declare
   v_order public.orders;
   v_sub public.subscriptions;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay') then
-    raise exception 'provider must be "payu" or "razorpay"' using errcode = 'invalid_parameter_value';
+  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
+    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
   end if;
   perform billing.require_role(p_organization_id, billing.managers());
   select * into v_order from public.orders o

@@ -49,6 +49,10 @@
 //                                                      token, status, at}
 //             POST /__control/email, GET /__control/email  the email fake's failures and records
 //                                                     (tests/fakes/email.ts)
+//   Stripe    /stripe/v1/... (STRIPE_API_BASE=<url>/stripe) and /__control/stripe...: the Stripe fake
+//             (tests/fakes/stripe.ts: customers, coupons, prices, checkout sessions, subscriptions,
+//             invoices, refunds, disputes, events; payments, renewals, refunds and disputes played
+//             by control routes and delivered as signed events)
 //             POST /__control/clock                   {at: ISO time | null}: the fakes' clock (Razorpay's
 //                                                      created_at of orders, payments, refunds and charges,
 //                                                      PayU's and the mailbox's times) runs on from `at`;
@@ -71,9 +75,10 @@
 // failures carry `retry-after-ms: 10`.
 //
 // Run as a script: reads GROQ_API_KEY, RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, PAYU_MERCHANT_KEY,
-// PAYU_MERCHANT_SALT, RESEND_API_KEY and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
+// PAYU_MERCHANT_SALT, RESEND_API_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
 
 import { createFakeEmail } from "./email.ts";
+import { createFakeStripe } from "./stripe.ts";
 
 export interface FakeUpstreamsOptions {
   port?: number;
@@ -85,6 +90,10 @@ export interface FakeUpstreamsOptions {
   payuSalt: string;
   /** The key the email fake accepts (default "re_fake"). */
   resendKey?: string;
+  /** The secret key the Stripe fake accepts (default "sk_test_fake"). */
+  stripeSecretKey?: string;
+  /** The webhook endpoint secret the Stripe fake signs its events with (default "whsec_test_fake"). */
+  stripeWebhookSecret?: string;
 }
 
 export interface FakeUpstreams {
@@ -290,6 +299,11 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   const clock = new FakeClock();
   const nowSecs = () => Math.floor(clock.now() / 1000);
   const email = createFakeEmail({ apiKey: options.resendKey ?? "re_fake", now: () => clock.now() });
+  const stripe = createFakeStripe({
+    secretKey: options.stripeSecretKey ?? "sk_test_fake",
+    webhookSecret: options.stripeWebhookSecret ?? "whsec_test_fake",
+    now: () => clock.now(),
+  });
 
   const count = (route: string, body?: unknown) => {
     calls[route] = (calls[route] ?? 0) + 1;
@@ -298,6 +312,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
 
   function reset() {
     email.reset();
+    stripe.reset();
     clock.set(null);
     groq = groqDefaults();
     rzpControl = failureDefaults();
@@ -1268,6 +1283,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     try {
       const emailAnswer = await email.handle(req, path);
       if (emailAnswer) return emailAnswer;
+      const stripeAnswer = await stripe.handle(req, path, url.searchParams);
+      if (stripeAnswer) return stripeAnswer;
       if (path.startsWith("/__control/")) return await control(req, path);
       if (path === "/openai/v1/models" && req.method === "GET") return groqModels(req);
       if (path === "/openai/v1/chat/completions" && req.method === "POST") return await groqChat(req);
@@ -1302,6 +1319,8 @@ if (import.meta.main) {
     payuKey: env("PAYU_MERCHANT_KEY", "fakekey"),
     payuSalt: env("PAYU_MERCHANT_SALT", "fakesalt"),
     resendKey: env("RESEND_API_KEY", "re_fake"),
+    stripeSecretKey: env("STRIPE_SECRET_KEY", "sk_test_fake"),
+    stripeWebhookSecret: env("STRIPE_WEBHOOK_SECRET", "whsec_test_fake"),
   });
   console.log(JSON.stringify({ url: fake.url }));
   const stop = async () => {

@@ -151,16 +151,30 @@ isOneToOne: true
                   Relationships: [
                     
                   ]
-                },"provider_subscription_states": {
+                },"provider_customers": {
                   Row: {
-                    "created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
+                    "created_at": string,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_customer_id": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at"?: string
+                    "created_at"?: string,"organization_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_customer_id": string
                   }
                   Update: {
-                    "created_at"?: string,"event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_subscription_id"?: string,"status"?: string,"status_at"?: string,"updated_at"?: string
+                    "created_at"?: string,"organization_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_customer_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"provider_subscription_states": {
+                  Row: {
+                    "cancel_at_period_end": boolean | null,"created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "cancel_at_period_end"?: boolean | null,"created_at"?: string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at"?: string
+                  }
+                  Update: {
+                    "cancel_at_period_end"?: boolean | null,"created_at"?: string,"event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"provider_subscription_id"?: string,"status"?: string,"status_at"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -496,7 +510,7 @@ isOneToOne: true
 { Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_past_limit"?: boolean,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "attach_provider_checkout":
-{ Args: { "p_order_id": string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
+{ Args: { "p_order_id": string,"p_provider_customer_id"?: string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
                           SetofOptions: {
         from: "*"
         to: "orders"
@@ -706,6 +720,9 @@ isOneToOne: true
 "discount_amount":
 { Args: { "p_price_cents": number,"p_terms": Json }; Returns: number
                            },
+"discount_periods_left":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: number
+                           },
 "discount_redemptions_counted":
 { Args: { "p_at": string,"p_code_id": string,"p_organization_id": string }; Returns: number
                            },
@@ -899,6 +916,9 @@ isOneToOne: true
       } },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
+                           },
+"mandate_debit_amount":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Record<string, unknown>
                            },
 "mark_notification_failed":
 { Args: { "p_error": string,"p_id": string }; Returns: boolean
@@ -1280,7 +1300,7 @@ isOneToOne: true
             "ai_reservation": {
                         "allowed": boolean | null,"denial": string | null,"request_id": string | null,"plan_code": string | null,"max_tokens": number | null,"reserved_tokens": number | null,"cached_response": Json | null,"rate_limit": number | null,"rate_remaining": number | null,"rate_reset_seconds": number | null,"limit_amount": number | null,"remaining": number | null,"retry_after_seconds": number | null,"token_limit": number | null,"token_remaining": number | null,"token_reset_seconds": number | null
                       },"checkout_order": {
-                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null
+                        "order_id": string | null,"receipt": string | null,"status": string | null,"amount_cents": number | null,"currency": string | null,"plan_code": string | null,"plan_name": string | null,"plan_interval": Database["public"]['Enums']["billing_interval"] | null,"razorpay_plan_id": string | null,"razorpay_total_count": number | null,"buyer_email": string | null,"buyer_name": string | null,"expires_at": string | null,"provider_plan_id": string | null,"provider_customer_id": string | null,"buyer_address": Json | null,"list_cents": number | null,"discount_cents": number | null,"discount_periods": number | null
                       }
           }
         },"public": {
@@ -2121,7 +2141,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual"|"stripe","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -2241,7 +2261,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual", "stripe"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

@@ -4,7 +4,7 @@
 // shares the verification part (verifiedEvent).
 import { statement } from "./db.ts";
 import { handle, type Handler, HttpError, json, readText } from "./http.ts";
-import { type ApplyResult, applyPaymentEvent, webhookError } from "./payments.ts";
+import { type ApplyResult, applyPaymentEvent, providerHttpError, webhookError } from "./payments.ts";
 import type { NormalizedEvent, ProviderAdapter } from "./providers/types.ts";
 
 /** Signature refusals not yet written, per provider, and the write in flight (at most one). */
@@ -59,7 +59,13 @@ export async function verifiedEvent(req: Request, adapter: ProviderAdapter): Pro
   }
   const normalized = adapter.normalize(verified.webhook);
   if (!normalized.ok) throw webhookError(normalized.code, normalized.message);
-  return normalized.event;
+  if (!adapter.refresh) return normalized.event;
+  try {
+    return await adapter.refresh(normalized.event);
+  } catch (e) {
+    // The provider could not be asked: a 5xx, so the provider delivers the event again later.
+    throw providerHttpError(e);
+  }
 }
 
 /**

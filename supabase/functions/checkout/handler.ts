@@ -2,7 +2,7 @@
 // first): an owner or admin starts paying for a plan. Body {organization_id, plan_code, provider}, or, to pay an upgrade order that
 // public.change_plan created (the prorated charge), {organization_id, order_id, provider}, or, to
 // buy a credit pack once, {organization_id, credit_pack_code, provider}; provider names a
-// registered adapter ("payu", "razorpay"). A plan checkout may carry `discount_code` (any case):
+// registered adapter ("payu", "razorpay", "stripe"). A plan checkout may carry `discount_code` (any case):
 // the order is priced at the list price less the discount, taxed on the rest; an order the
 // discount makes free is paid at once and answered without a provider:
 // 200 {provider: "manual", billing_order_id, receipt, amount_cents: 0, currency, status: "paid"}.
@@ -20,6 +20,10 @@
 //   razorpay  -> a Razorpay Order (or, for plans with provider_config.razorpay.plan_id, a
 //                Subscription) through the API; 200 {provider, billing_order_id, receipt, key_id,
 //                order_id | subscription_id, amount, currency, checkout_options}.
+//   stripe    -> a Checkout Session (mode subscription for a plan with provider_config.stripe.price_id,
+//                else payment), the organization's Stripe customer made on its first checkout;
+//                200 {provider, billing_order_id, receipt, session_id, url, amount, currency}: send the
+//                browser to `url`.
 // A checkout with a provider-side order is payable only once attached to ours
 // (billing.attach_provider_checkout, one SQL call); when building the checkout fails, our order is
 // canceled (billing.cancel_checkout_order), so no open order is left that could be paid.
@@ -166,9 +170,9 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
     try {
       const started = await adapter.startCheckout(order, context);
       if (started.attach) {
-        const { provider_order_id, provider_subscription_id } = started.attach;
+        const { provider_order_id, provider_subscription_id, provider_customer_id = null } = started.attach;
         await asService((tx) =>
-          tx`select billing.attach_provider_checkout(${order.order_id}, ${provider_order_id}, ${provider_subscription_id})`
+          tx`select billing.attach_provider_checkout(${order.order_id}, ${provider_order_id}, ${provider_subscription_id}, ${provider_customer_id})`
         );
       }
       return json({ ...common, ...started.answer });

@@ -8,7 +8,7 @@ select tests.relax_member_limit();
 -- Fixtures make one user owner of four organizations (past billing_settings.max_owned_organizations,
 -- 3 per user); that limit is tested in 01-tenancy-per-person.
 select tests.relax_owner_limit();
-select plan(118);
+select plan(119);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -143,7 +143,7 @@ select ok(has_function_privilege('service_role', 'billing.apply_payment_event(js
   'service_role can call apply_payment_event');
 select ok(not has_function_privilege('anon', 'public.create_checkout_order(uuid,text,text,text,text)', 'execute'),
   'anon cannot create checkout orders');
-select ok(not has_function_privilege('authenticated', 'billing.attach_provider_checkout(uuid,text,text)', 'execute')
+select ok(not has_function_privilege('authenticated', 'billing.attach_provider_checkout(uuid,text,text,text)', 'execute')
           and not has_function_privilege('authenticated', 'billing.cancel_checkout_order(uuid,text)', 'execute')
           and not has_function_privilege('authenticated', 'billing.reconcile_due_orders(integer)', 'execute'),
   'signed-in users cannot attach, cancel or reconcile orders');
@@ -155,8 +155,8 @@ select ok(not has_function_privilege('authenticated', 'billing.attach_provider_c
 select tests.as_role('service_role');
 select throws_ok($$select billing.apply_payment_event(tests.adapted('[1]'))$$, '22023', 'payment event must be a JSON object',
   'an event that is not an object is refused');
-select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('stripe', 'e1', 'payment.success', 'x', 'm', 1)))$$,
-  '22023', 'payment event: provider must be "payu" or "razorpay", got "stripe"', 'an unknown provider is refused');
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('paypal', 'e1', 'payment.success', 'x', 'm', 1)))$$,
+  '22023', 'payment event: provider must be "payu", "razorpay" or "stripe", got "paypal"', 'an unknown provider is refused');
 select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1) - 'event_id'))$$,
   '22023', 'payment event: event_id is required (a string of 1 to 300 characters)', 'a missing event_id is refused');
 select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1) - 'event_type'))$$,
@@ -172,6 +172,9 @@ select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('
 select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
                      || '{"occurred_at": "yesterday-ish"}'))$$,
   '22023', 'payment event: occurred_at must be an ISO 8601 timestamp, got "yesterday-ish"', 'a malformed time is refused');
+select throws_ok($$select billing.apply_payment_event(tests.adapted(pg_temp.ev('payu', 'e1', 'payment.success', 'x', 'm', 1)
+                     || '{"cancel_at_period_end": "yes"}'))$$,
+  '22023', 'payment event: cancel_at_period_end must be true, false or null, got "yes"', 'a cancel_at_period_end that is not a boolean is refused');
 select tests.as_postgres();
 select is((select count(*)::integer from billing.webhook_events where event_id = 'e1'), 0,
   'refused events are not recorded');

@@ -119,7 +119,7 @@ select throws_ok($$select pg_temp.buy('a2410000-0000-4000-8000-000000000001', 'c
   'P0002', 'no active credit pack "pk_nope"', 'an unknown pack is not found');
 select throws_ok($$select pg_temp.buy('a2410000-0000-4000-8000-000000000001', 'c2410000-0000-4000-8000-0000000000a1', 'pk_retired', 'payu')$$,
   'P0002', 'no active credit pack "pk_retired"', 'a retired pack is not found');
-select throws_ok($$select pg_temp.buy('a2410000-0000-4000-8000-000000000001', 'c2410000-0000-4000-8000-0000000000a1', 'pk_100', 'stripe')$$,
+select throws_ok($$select pg_temp.buy('a2410000-0000-4000-8000-000000000001', 'c2410000-0000-4000-8000-0000000000a1', 'pk_100', 'paypal')$$,
   '22023', null, 'an unknown provider is refused');
 select is((select count(*) from public.orders where organization_id = 'c2410000-0000-4000-8000-0000000000a1'), 0::bigint,
   'the refusals wrote no order');

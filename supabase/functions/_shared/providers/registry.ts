@@ -5,6 +5,7 @@
 import { denoEnv, type EnvGetter } from "../env.ts";
 import { createPayuAdapter } from "./payu/index.ts";
 import { createRazorpayAdapter } from "./razorpay/index.ts";
+import { createStripeAdapter } from "./stripe/index.ts";
 import type { ProviderAdapter, ProviderName } from "./types.ts";
 
 /** Adapters by name: a lookup that answers only for registered providers. */
@@ -44,7 +45,11 @@ export function createProviderRegistry(
   env: EnvGetter = denoEnv,
   options: { fetch?: typeof fetch } = {},
 ): ProviderRegistry {
-  return new ProviderRegistry([createPayuAdapter(env, options), createRazorpayAdapter(env, options)]);
+  return new ProviderRegistry([
+    createPayuAdapter(env, options),
+    createRazorpayAdapter(env, options),
+    createStripeAdapter(env, options),
+  ]);
 }
 
 /** The functions' registry (Deno's env). */

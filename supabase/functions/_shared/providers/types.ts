@@ -4,7 +4,9 @@
 // provider's value of the public.payment_provider enum), not a branch in those functions.
 //
 // Flow in a webhook function: `verifyWebhook(raw, headers)` (signature on the raw bytes, then parse),
-// then `normalize(verified)` into the `NormalizedEvent` jsonb the SQL entry point receives.
+// then `normalize(verified)` into the `NormalizedEvent` jsonb the SQL entry point receives, then,
+// for adapters that have it, `refresh(event)` (the provider's current state of what the event is
+// about, fetched from its API: Stripe's subscription events).
 import { Constants, type Database } from "../database.types.ts";
 import { type EnvGetter, requireEnv as requireAnyEnv } from "../env.ts";
 
@@ -67,6 +69,18 @@ export interface NormalizedEvent {
    * answer of the provider's API); null otherwise, and the SQL uses its receipt time.
    */
   occurred_at: string | null;
+  /**
+   * ISO 8601 end of the period a captured recurring charge pays for, when the provider bills the
+   * period itself (Stripe's invoice line); SQL uses it instead of the computed end when close to it.
+   */
+  period_end?: string | null;
+  /**
+   * Whether the provider will end the subscription at its period end (Stripe's
+   * cancel_at_period_end: the customer cancelled or resumed in Stripe's portal), with
+   * subscription_status; null or absent when the event does not say. SQL keeps the newest and
+   * sets or clears our subscription's cancel_at_period_end when it turns.
+   */
+  cancel_at_period_end?: boolean | null;
   /** The parsed body, as the provider sent it. */
   payload: Record<string, unknown>;
 }
@@ -142,6 +156,13 @@ export type Checkout =
       prefill: { name: string; email: string; contact?: string };
       notes: Record<string, string>;
     };
+  }
+  | {
+    provider: "stripe";
+    kind: "redirect";
+    /** Send the browser to Stripe Checkout's hosted page. */
+    url: string;
+    session_id: string;
   };
 
 type CheckoutOrderType = Database["billing"]["CompositeTypes"]["checkout_order"];
@@ -150,7 +171,18 @@ type CheckoutOrderType = Database["billing"]["CompositeTypes"]["checkout_order"]
  * sells. A credit pack order has no plan: its plan_name is the pack's name, plan_code and
  * plan_interval are null.
  */
-type OptionalCheckoutColumn = "razorpay_plan_id" | "razorpay_total_count" | "buyer_email" | "plan_code" | "plan_interval";
+type OptionalCheckoutColumn =
+  | "razorpay_plan_id"
+  | "razorpay_total_count"
+  | "buyer_email"
+  | "plan_code"
+  | "plan_interval"
+  | "provider_plan_id"
+  | "provider_customer_id"
+  | "buyer_address"
+  | "list_cents"
+  | "discount_cents"
+  | "discount_periods";
 
 /**
  * A checkout order as public.create_checkout_order / public.prepare_order_checkout return it
@@ -172,8 +204,16 @@ export interface CheckoutContext {
 export interface StartedCheckout {
   /** Provider-specific fields of the checkout answer (beside provider, billing_order_id, receipt, ...). */
   answer: Record<string, unknown>;
-  /** The provider's order / subscription to record on our order (billing.attach_provider_checkout), or null. */
-  attach: { provider_order_id: string | null; provider_subscription_id: string | null } | null;
+  /**
+   * The provider's order / subscription to record on our order (billing.attach_provider_checkout),
+   * and the organization's customer at the provider when the checkout made one (recorded once in
+   * billing.provider_customers), or null.
+   */
+  attach: {
+    provider_order_id: string | null;
+    provider_subscription_id: string | null;
+    provider_customer_id?: string | null;
+  } | null;
 }
 
 /** Our order, as much as a provider needs to ask about it. */
@@ -279,6 +319,15 @@ export interface ProviderAdapter {
   verifyWebhook(raw: string, headers: Headers): Promise<VerifyResult>;
   /** Maps a verified webhook to a NormalizedEvent. Never throws. */
   normalize(webhook: VerifiedWebhook): NormalizeResult;
+  /**
+   * Optional, for providers whose events are snapshots that may arrive in any order (Stripe: many
+   * share a second, retries come days later): the normalized event completed from the provider's
+   * API as it is now (Stripe fetches the subscription, so every subscription event applies the
+   * subscription's current status, whatever order they arrive in). Called by the webhook front
+   * after normalize, before the SQL call. Throws ProviderError when the provider cannot be asked
+   * (the webhook answers 5xx and the provider retries the delivery).
+   */
+  refresh?(event: NormalizedEvent): Promise<NormalizedEvent>;
   /** Builds what the browser needs to pay (low level). Throws ProviderError. */
   createCheckout(order: CheckoutOrder): Promise<Checkout>;
   /** Throws ProviderError("provider_not_configured") when checkout cannot work; called before an order exists. */
