@@ -25,9 +25,9 @@ function ensureFixtures(): Promise<void> {
       set gst_rate_bp = 1800, prices_include_tax = false, app_success_url = 'https://app.example.in/billing/done',
           seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
           seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
-    await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
-      (${PLANS.basic}, 'Stripe basic', 'pro', 'month', 49900, 'INR', ${sql.json({ stripe: { price_id: `price_b_${suffix}` } })}, true),
-      (${PLANS.pro}, 'Stripe pro', 'business', 'month', 99900, 'INR', ${sql.json({ stripe: { price_id: `price_p_${suffix}` } })}, true)`;
+    await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, features, active) values
+      (${PLANS.basic}, 'Stripe basic', 'basic', 'month', 49900, 'INR', ${sql.json({ stripe: { price_id: `price_b_${suffix}` } })}, ${sql.json({ max_members: 5 })}, true),
+      (${PLANS.pro}, 'Stripe pro', 'pro', 'month', 99900, 'INR', ${sql.json({ stripe: { price_id: `price_p_${suffix}` } })}, ${sql.json({ max_members: 5 })}, true)`;
   })();
   return ready;
 }
@@ -179,7 +179,8 @@ Deno.test({
     assertEquals([order.status, order.provider], ["created", "stripe"]);
     // Paying it through checkout too is refused: Stripe charges it.
     const twice = await call("checkout", { token: await mintToken(org.owner), ...json({ organization_id: org.id, provider: "stripe", order_id: order.id }) });
-    assertEquals([twice.status, twice.body.code], [409, "invalid_state"]);
+    assertEquals([twice.status, twice.body.code], [409, "plan_not_purchasable"]);
+    assert(/charged by the provider/.test(String(twice.body.message)), JSON.stringify(twice.body));
 
     const actions = await sync(org.id);
     const change = actions.find((a) => a.kind === "change_plan")!;
@@ -324,7 +325,7 @@ Deno.test({
     assertEquals(res.status, 200, JSON.stringify(res.body));
     const mine = ((res.body.refunds as Json).items as Json[]).find((i) => i.provider_payment_id === pe.provider_payment_id);
     assertEquals(mine?.results, ["applied"], JSON.stringify(mine));
-    const [row] = await sql`select provider_refund_id, amount_cents::int as amount from public.payment_events
+    const [row] = await sql`select details ->> 'refund_id' as provider_refund_id, amount_cents::int as amount from public.payment_events
       where organization_id = ${org.id} and status = 'refunded'`;
     assertEquals([row.provider_refund_id, row.amount], [(made.refund as Json).id, 2000]);
     assertEquals((await sql`select id from public.credit_notes where organization_id = ${org.id}`).length, 1);
@@ -344,7 +345,7 @@ Deno.test({
     const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId });
     const pi = (((renewed.invoice as Json).payments as Json).data as Json[])[0].payment as Json;
     // Make the subscription look stale (its period ended here).
-    await sql`update public.subscriptions set current_period_end = now() - interval '1 hour' where id = ${sub.id}`;
+    await sql`update public.subscriptions set current_period_start = now() - interval '31 days', current_period_end = now() - interval '1 hour' where id = ${sub.id}`;
     const res = await reconcile();
     assertEquals(res.status, 200, JSON.stringify(res.body));
     const mine = ((res.body.subscriptions as Json).items as Json[]).find((i) => i.provider_subscription_id === subId) as Json;
@@ -395,11 +396,11 @@ Deno.test({
   name: "billing-portal refusals: a non-member 403, a member who is not an admin 403, no Stripe customer 404, a foreign return_url 400; nothing sent",
   ...testOptions,
   fn: async () => {
-    const { org } = await subscriber();
-    const before = (await calls("billing_portal.")).length;
-    const stranger = await createUser(sql);
+    const { org } = await subscriber(PLANS.basic);
     const member = await createUser(sql);
     await sql`insert into public.organization_members (organization_id, user_id, role) values (${org.id}, ${member}, 'member')`;
+    const before = (await calls("billing_portal.")).length;
+    const stranger = await createUser(sql);
     const ask = async (user: string, body: Json) => await call("billing-portal", { token: await mintToken(user), ...json(body) });
     const out = await ask(stranger, { organization_id: org.id });
     assertEquals([out.status, out.body.code], [403, "forbidden"]);

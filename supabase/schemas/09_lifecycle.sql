@@ -438,9 +438,10 @@ revoke execute on function billing.plan_change_quote(uuid, text, timestamptz, te
  * What the provider must do when a provider subscription (Razorpay's mandate, Stripe's
  * subscription: provider_subscription_id set) is cancelled here (now, or at the cycle end), as
  * cancel_subscription and change_plan answer it; null for subscriptions we bill ourselves. It is
- * also queued (billing.provider_actions, once per subscription, timing and resume: a cancellation
- * scheduled again after a resume is a new action), so the provider stops charging: the answer
- * carries the action's id.
+ * also queued (billing.provider_actions, once per subscription and timing, and for the cycle end
+ * once per resume too: a cancellation scheduled again after a resume is a new action; a cancel
+ * now is final, one per subscription, the same key as the trigger's), so the provider stops
+ * charging: the answer carries the action's id.
  */
 create function billing.provider_action(p_sub public.subscriptions, p_at_cycle_end boolean)
 returns jsonb
@@ -464,7 +465,7 @@ begin
     pg_catalog.jsonb_build_object('at_cycle_end', coalesce(p_at_cycle_end, true)),
     pg_catalog.format('cancel:%s:%s', p_sub.provider_subscription_id,
                       case when coalesce(p_at_cycle_end, true) then 'cycle_end' else 'now' end)
-      || case when v_resumes > 0 then pg_catalog.format(':%s', v_resumes) else '' end,
+      || case when v_resumes > 0 and coalesce(p_at_cycle_end, true) then pg_catalog.format(':%s', v_resumes) else '' end,
     'user', 'the subscription was cancelled here', p_sub.id);
   return pg_catalog.jsonb_build_object('provider', p_sub.provider, 'action', 'cancel_subscription',
                                        'provider_subscription_id', p_sub.provider_subscription_id,
