@@ -212,6 +212,7 @@ Deno.test("health: 401 without a valid key, 200 with a user token, the anon key,
 
 // The functions that check their caller: all but the provider webhooks (their gate is the signature).
 const SELF_CHECKING: Record<string, string> = {
+  "billing-portal": "POST",
   checkout: "POST",
   "razorpay-verify": "POST",
   "ai-chat": "POST",
@@ -236,7 +237,7 @@ Deno.test("every function has verify_jwt = false, and each that checks its calle
   );
   assertEquals(
     Object.keys(SELF_CHECKING).sort(),
-    folders.filter((n) => !["payu-webhook", "payu-return", "razorpay-webhook"].includes(n)),
+    folders.filter((n) => !["payu-webhook", "payu-return", "razorpay-webhook", "stripe-webhook"].includes(n)),
   );
 
   // The handlers themselves, no gateway, in a process with no database URL, bodies that never end.

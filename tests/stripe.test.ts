@@ -103,10 +103,9 @@ Deno.test({
 
     const paid = allOk(await pay(String(res.body.session_id)));
     assert(paid.some((d) => d.type === "invoice.paid" && (d.body as Json).result === "applied"));
-    let sub = await subOf(org.id);
+    const sub = await subOf(org.id);
     assertEquals(sub.status, "active");
     assert(String(sub.provider_subscription_id).startsWith("sub_"));
-    const firstEnd = new Date(sub.current_period_end).getTime();
     assertEquals((await invoicesOf(org.id)).length, 1);
     // checkout.session.completed and invoice.paid name the same PaymentIntent: one captured row.
     assertEquals((await capturedOf(org.id)).filter((p) => p.status === "captured").length, 1);

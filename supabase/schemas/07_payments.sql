@@ -157,8 +157,6 @@ create table billing.provider_customers (
   unique (provider, provider_customer_id)
 );
 
-alter table billing.provider_customers enable row level security;
-
 revoke all on billing.provider_customers from public;
 
 grant select, insert on billing.provider_customers to service_role;
@@ -175,8 +173,6 @@ create table billing.provider_settings (
   created_at timestamptz not null default now(),
   primary key (provider, name)
 );
-
-alter table billing.provider_settings enable row level security;
 
 revoke all on billing.provider_settings from public;
 
