@@ -1543,10 +1543,14 @@ grant execute on function billing.attach_provider_checkout(uuid, text, text, tex
 /** A provider's kept setting (billing.provider_settings), or null. service_role only. */
 create function billing.provider_setting(p_provider public.payment_provider, p_name text)
 returns text
-language sql
+language plpgsql
 stable
 set search_path = ''
-return (select ps.value from billing.provider_settings ps where ps.provider = p_provider and ps.name = p_name);
+as $$
+begin
+  return (select ps.value from billing.provider_settings ps where ps.provider = p_provider and ps.name = p_name);
+end;
+$$;
 revoke execute on function billing.provider_setting(public.payment_provider, text) from public, anon, authenticated;
 grant execute on function billing.provider_setting(public.payment_provider, text) to service_role;
 

@@ -483,10 +483,14 @@ revoke execute on function billing.provider_action(public.subscriptions, boolean
  */
 create function billing.provider_can_resume(p_sub public.subscriptions)
 returns boolean
-language sql
+language plpgsql
 immutable
 set search_path = ''
-return p_sub.provider_subscription_id is null or p_sub.provider is distinct from 'razorpay';
+as $$
+begin
+  return p_sub.provider_subscription_id is null or p_sub.provider is distinct from 'razorpay';
+end;
+$$;
 revoke execute on function billing.provider_can_resume(public.subscriptions) from public;
 
 /**
