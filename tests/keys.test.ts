@@ -212,6 +212,7 @@ Deno.test("health: 401 without a valid key, 200 with a user token, the anon key,
 
 // The functions that check their caller: all but the provider webhooks (their gate is the signature).
 const SELF_CHECKING: Record<string, string> = {
+  "billing-portal": "POST",
   checkout: "POST",
   "razorpay-verify": "POST",
   "ai-chat": "POST",

@@ -413,10 +413,10 @@ alter table public.price_overrides enable row level security;
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * AFTER UPDATE OF status on subscriptions: a Razorpay recurring subscription that ends here
- * before the provider ended it (a full refund, a lost dispute, an operator's cancellation now)
- * is cancelled at Razorpay now, so the mandate is not debited again. A subscription that ended
- * because Razorpay said so (its stored provider state is cancelled, completed or expired) is
+ * AFTER UPDATE OF status on subscriptions: a provider subscription (Razorpay's mandate, Stripe's
+ * subscription) that ends here before the provider ended it (a full refund, a lost dispute, an
+ * operator's cancellation now) is cancelled at the provider now, so it is not charged again. A
+ * subscription that ended because the provider said so (its stored provider state is cancelled, completed or expired) is
  * left alone, and so is one that runs out at its cycle end (that was queued when it was
  * scheduled).
  */
@@ -642,7 +642,7 @@ create trigger subscriptions_queue_provider_cancel
   after update of status on public.subscriptions
   for each row
   when (new.status in ('canceled', 'expired') and old.status in ('trialing', 'active', 'past_due')
-        and new.provider = 'razorpay' and new.provider_subscription_id is not null
+        and new.provider_subscription_id is not null
         and not old.cancel_at_period_end)
   execute function billing.queue_provider_cancel();
 

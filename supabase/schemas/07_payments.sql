@@ -165,6 +165,23 @@ revoke all on billing.provider_customers from public;
 grant select, insert on billing.provider_customers to service_role;
 
 /**
+ * Settings a provider adapter made once and keeps (Stripe: the billing portal configuration it
+ * created, when STRIPE_PORTAL_CONFIGURATION is not set), by provider and name. The first value
+ * stored stays (billing.keep_provider_setting). Private (schema billing): service_role only.
+ */
+create table billing.provider_settings (
+  provider public.payment_provider not null,
+  name text not null check (name ~ '^[a-z][a-z0-9_]{0,63}$'),
+  value text not null check (length(value) between 1 and 1000),
+  created_at timestamptz not null default now(),
+  primary key (provider, name)
+);
+
+revoke all on billing.provider_settings from public;
+
+grant select, insert on billing.provider_settings to service_role;
+
+/**
  * Webhook deliveries refused because their signature was missing or did not match, counted per
  * provider and hour (UTC). Nothing of the request is kept: a flood of forged deliveries costs one
  * counter row per provider and hour. Private (schema billing): service_role reads it.
@@ -420,8 +437,9 @@ revoke execute on function billing.sync_provider_status(uuid, text, timestamptz,
 grant execute on function billing.sync_provider_status(uuid, text, timestamptz, jsonb) to service_role;
 
 /**
- * The order a provider event is about, without locking it: by the provider's order id (set by our
- * server when it created the Razorpay order), else by the provider subscription id (the first
+ * The order a provider event is about, without locking it: an upgrade order named by our
+ * reference on an event of its subscription (charged by the provider on the subscription), else by
+ * the provider's order id (set by our server when it created the Razorpay order), else by the provider subscription id (the first
  * order of that subscription), else by our reference (PayU txnid, Razorpay receipt or notes) as
  * long as the event names no other provider order or subscription than the one on that order.
  */
@@ -438,6 +456,15 @@ declare
   v_ref text := p_event ->> 'order_ref';
   v_order public.orders;
 begin
+  -- An upgrade order the provider charged on the subscription itself (Stripe: an invoice carrying
+  -- our receipt in its metadata): the order named, not the subscription's first order.
+  if v_ref is not null and v_subscription_id is not null then
+    select * into v_order from public.orders o
+    where o.provider = v_provider and o.receipt = v_ref and o.kind = 'upgrade';
+    if found then
+      return v_order;
+    end if;
+  end if;
   if v_provider_order_id is not null then
     select * into v_order from public.orders o where o.provider = v_provider and o.provider_order_id = v_provider_order_id;
     if found then
@@ -1648,6 +1675,92 @@ $$;
 revoke execute on function billing.attach_provider_checkout(uuid, text, text, text) from public, anon, authenticated;
 grant execute on function billing.attach_provider_checkout(uuid, text, text, text) to service_role;
 
+/** A provider's kept setting (billing.provider_settings), or null. service_role only. */
+create function billing.provider_setting(p_provider public.payment_provider, p_name text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return (select ps.value from billing.provider_settings ps where ps.provider = p_provider and ps.name = p_name);
+end;
+$$;
+revoke execute on function billing.provider_setting(public.payment_provider, text) from public, anon, authenticated;
+grant execute on function billing.provider_setting(public.payment_provider, text) to service_role;
+
+/**
+ * Keeps a provider's setting once: stores p_value unless a value is stored already, and returns
+ * the stored one (two workers that each made one: both use the first). service_role only.
+ */
+create function billing.keep_provider_setting(p_provider public.payment_provider, p_name text, p_value text)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+begin
+  insert into billing.provider_settings (provider, name, value) values (p_provider, p_name, p_value)
+  on conflict (provider, name) do nothing;
+  return (select ps.value from billing.provider_settings ps where ps.provider = p_provider and ps.name = p_name);
+end;
+$$;
+revoke execute on function billing.keep_provider_setting(public.payment_provider, text, text) from public, anon, authenticated;
+grant execute on function billing.keep_provider_setting(public.payment_provider, text, text) to service_role;
+
+/**
+ * The organization's customer at p_provider, for its billing portal (the billing-portal
+ * function, as the signed-in user): owners and admins only, as for checkout (the portal shows
+ * the payment method and invoices, and cancels). Errors: 42501 not an owner or admin; 22023 no
+ * such provider; P0002 the organization has no customer at that provider (it never checked out
+ * with it).
+ * Security definer: billing.provider_customers is private.
+ */
+create function billing.billing_portal_customer(p_organization_id uuid, p_provider text)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_customer text;
+begin
+  perform billing.require_user();
+  perform billing.require_role(p_organization_id, billing.managers(), 'open the billing portal');
+  if p_provider is null or p_provider <> all (pg_catalog.enum_range(null::public.payment_provider)::text[]) then
+    raise exception 'no payment provider named %', coalesce(p_provider, 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  select pc.provider_customer_id into v_customer from billing.provider_customers pc
+  where pc.organization_id = p_organization_id and pc.provider = p_provider::public.payment_provider;
+  if v_customer is null then
+    raise exception 'the organization has no % customer: it has not checked out with %', p_provider, p_provider
+      using errcode = 'no_data_found';
+  end if;
+  return v_customer;
+end;
+$$;
+revoke execute on function billing.billing_portal_customer(uuid, text) from public, anon;
+grant execute on function billing.billing_portal_customer(uuid, text) to authenticated;
+
+/**
+ * The organization's customer at a provider, for its billing portal. Owners and admins. A thin
+ * wrapper: billing.billing_portal_customer does the work and checks who is calling.
+ */
+create function public.get_billing_portal_customer(p_organization_id uuid, p_provider text)
+returns text
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.billing_portal_customer(p_organization_id, p_provider);
+end;
+$$;
+revoke execute on function public.get_billing_portal_customer(uuid, text) from public, anon;
+grant execute on function public.get_billing_portal_customer(uuid, text) to authenticated;
+comment on function public.get_billing_portal_customer(uuid, text) is 'The organization''s customer at a provider, for its billing portal (owners and admins).';
+
 /**
  * Cancels a checkout order that never reached the buyer (the provider call failed), with the
  * reason in metadata. Only an order that is still open and has no payment recorded; a paid order
@@ -2023,8 +2136,8 @@ begin
       from public.subscriptions s
       left join billing.provider_subscription_states st
         on st.provider = s.provider and st.provider_subscription_id = s.provider_subscription_id
-      where s.provider = 'razorpay'
-        and s.provider_subscription_id is not null
+      where s.provider_subscription_id is not null
+        and s.provider <> 'manual'
         and s.status in ('trialing', 'active', 'past_due')
         and (s.current_period_end <= v_now - v_after
              or billing.subscription_status_for(st.status, s.current_period_end, v_now) is distinct from s.status

@@ -429,7 +429,7 @@ begin
   select * into v_sub from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due')
   for update;
-  v_mandate := v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null;
+  v_mandate := v_sub.provider_subscription_id is not null and v_sub.provider <> 'manual';
   perform billing.set_change_context('plan_granted', 'operator',
     p_reason => v_reason,
     p_metadata => pg_catalog.jsonb_build_object('until', p_until, 'plan_code', v_plan.code,
@@ -500,8 +500,9 @@ grant execute on function billing.operator_cancel(uuid, boolean, text) to servic
 
 /**
  * Undoes a cancellation scheduled for the period end, while the period still runs, with history
- * (actor 'operator'). A Razorpay recurring subscription set to cancel at Razorpay is refused
- * (its mandate is being cancelled there: the customer subscribes again).
+ * (actor 'operator'); a provider subscription is resumed at its provider too (a queued 'resume'
+ * action). A Razorpay recurring subscription set to cancel at Razorpay is refused
+ * (billing.provider_can_resume: its mandate is being cancelled there; the customer subscribes again).
  */
 create function billing.operator_resume(p_organization_id uuid, p_reason text)
 returns public.subscription_status
@@ -516,12 +517,13 @@ begin
     raise exception 'organization % has no cancellation scheduled to undo', p_organization_id
       using errcode = 'object_not_in_prerequisite_state';
   end if;
-  if v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null then
-    raise exception 'Razorpay subscription % is being cancelled at Razorpay: the customer subscribes again through checkout',
-      v_sub.provider_subscription_id using errcode = 'object_not_in_prerequisite_state';
+  if not billing.provider_can_resume(v_sub) then
+    raise exception '% subscription % is being cancelled at %: the customer subscribes again through checkout',
+      pg_catalog.initcap(v_sub.provider::text), v_sub.provider_subscription_id, pg_catalog.initcap(v_sub.provider::text) using errcode = 'object_not_in_prerequisite_state';
   end if;
   perform billing.set_change_context('resumed', 'operator', p_reason => v_reason);
   update public.subscriptions s set cancel_at_period_end = false, canceled_at = null where s.id = v_sub.id;
+  perform billing.provider_resume_action(v_sub, 'operator', v_reason);
   return v_sub.status;
 end;
 $$;
@@ -730,10 +732,10 @@ begin
   select * into v_mandate from public.subscriptions s
   where s.organization_id = p_organization_id and s.plan_id = v_plan.id
     and s.status in ('trialing', 'active', 'past_due')
-    and s.provider = 'razorpay' and s.provider_subscription_id is not null and not s.cancel_at_period_end;
+    and s.provider_subscription_id is not null and not s.cancel_at_period_end;
   if v_mandate.id is not null then
-    raise exception 'the organization''s subscription on plan "%" renews by Razorpay subscription %, which charges the plan''s own amount: cancel it at the period end first (billing.operator_cancel), then the customer renews through checkout at the override price',
-      v_plan.code, v_mandate.provider_subscription_id
+    raise exception 'the organization''s subscription on plan "%" renews by % subscription %, which charges its own amount: cancel it at the period end first (billing.operator_cancel), then the customer renews through checkout at the override price',
+      v_plan.code, pg_catalog.initcap(v_mandate.provider::text), v_mandate.provider_subscription_id
       using errcode = 'object_not_in_prerequisite_state';
   end if;
   select * into v_overlap from public.price_overrides o

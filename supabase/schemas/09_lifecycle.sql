@@ -446,10 +446,13 @@ $$;
 revoke execute on function billing.plan_change_quote(uuid, text, timestamptz, text) from public;
 
 /**
- * What the provider must do when a Razorpay recurring subscription is cancelled here (now, or at
- * the cycle end), as cancel_subscription and change_plan answer it; null for subscriptions we
- * bill ourselves. It is also queued (billing.provider_actions, once per subscription and
- * timing), so Razorpay stops the mandate's debits: the answer carries the action's id.
+ * What the provider must do when a provider subscription (Razorpay's mandate, Stripe's
+ * subscription: provider_subscription_id set) is cancelled here (now, or at the cycle end), as
+ * cancel_subscription and change_plan answer it; null for subscriptions we bill ourselves. It is
+ * also queued (billing.provider_actions, once per subscription and timing, and for the cycle end
+ * once per resume too: a cancellation scheduled again after a resume is a new action; a cancel
+ * now is final, one per subscription, the same key as the trigger's), so the provider stops
+ * charging: the answer carries the action's id.
  */
 create function billing.provider_action(p_sub public.subscriptions, p_at_cycle_end boolean)
 returns jsonb
@@ -459,24 +462,139 @@ set search_path = ''
 as $$
 declare
   v_action_id uuid;
+  v_resumes integer;
 begin
-  if p_sub.provider is distinct from 'razorpay' or p_sub.provider_subscription_id is null then
+  if p_sub.provider_subscription_id is null or p_sub.provider = 'manual' then
     return null;
   end if;
+  select count(*) into v_resumes from billing.provider_actions a
+  where a.provider = p_sub.provider and a.kind = 'resume'
+    and a.target ->> 'provider_subscription_id' = p_sub.provider_subscription_id;
   v_action_id := billing.queue_provider_action(
     p_sub.organization_id, p_sub.provider, 'cancel',
     pg_catalog.jsonb_build_object('provider_subscription_id', p_sub.provider_subscription_id),
     pg_catalog.jsonb_build_object('at_cycle_end', coalesce(p_at_cycle_end, true)),
     pg_catalog.format('cancel:%s:%s', p_sub.provider_subscription_id,
-                      case when coalesce(p_at_cycle_end, true) then 'cycle_end' else 'now' end),
+                      case when coalesce(p_at_cycle_end, true) then 'cycle_end' else 'now' end)
+      || case when v_resumes > 0 and coalesce(p_at_cycle_end, true) then pg_catalog.format(':%s', v_resumes) else '' end,
     'user', 'the subscription was cancelled here', p_sub.id);
-  return pg_catalog.jsonb_build_object('provider', 'razorpay', 'action', 'cancel_subscription',
+  return pg_catalog.jsonb_build_object('provider', p_sub.provider, 'action', 'cancel_subscription',
                                        'provider_subscription_id', p_sub.provider_subscription_id,
                                        'cancel_at_cycle_end', coalesce(p_at_cycle_end, true),
                                        'provider_action_id', v_action_id);
 end;
 $$;
 revoke execute on function billing.provider_action(public.subscriptions, boolean) from public;
+
+/**
+ * Whether a subscription's cancellation scheduled for the period end can be undone at its
+ * provider. Razorpay cannot undo a subscription set to cancel at cycle end (the customer
+ * subscribes again); Stripe can (cancel_at_period_end back to false), and a subscription we bill
+ * ourselves has nothing to undo there. The one rule SQL keeps about what a provider can do.
+ */
+create function billing.provider_can_resume(p_sub public.subscriptions)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return p_sub.provider_subscription_id is null or p_sub.provider is distinct from 'razorpay';
+end;
+$$;
+revoke execute on function billing.provider_can_resume(public.subscriptions) from public;
+
+/**
+ * Queues the undoing of a provider subscription's scheduled cancellation (a 'resume' action;
+ * each resume its own action, so cancel, resume, cancel, resume are four calls in order) and
+ * answers it as resume_subscription does; null for subscriptions we bill ourselves.
+ */
+create function billing.provider_resume_action(p_sub public.subscriptions, p_requested_by text, p_reason text)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_action_id uuid;
+  v_resumes integer;
+begin
+  if p_sub.provider_subscription_id is null or p_sub.provider = 'manual' then
+    return null;
+  end if;
+  select count(*) into v_resumes from billing.provider_actions a
+  where a.provider = p_sub.provider and a.kind = 'resume'
+    and a.target ->> 'provider_subscription_id' = p_sub.provider_subscription_id;
+  v_action_id := billing.queue_provider_action(
+    p_sub.organization_id, p_sub.provider, 'resume',
+    pg_catalog.jsonb_build_object('provider_subscription_id', p_sub.provider_subscription_id),
+    '{}'::jsonb,
+    pg_catalog.format('resume:%s:%s', p_sub.provider_subscription_id, v_resumes + 1),
+    p_requested_by, p_reason, p_sub.id);
+  return pg_catalog.jsonb_build_object('provider', p_sub.provider, 'action', 'resume_subscription',
+                                       'provider_subscription_id', p_sub.provider_subscription_id,
+                                       'provider_action_id', v_action_id);
+end;
+$$;
+revoke execute on function billing.provider_resume_action(public.subscriptions, text, text) from public;
+
+/**
+ * Queues the plan change a provider subscription (provider_subscription_id set; Razorpay's
+ * recurring subscriptions change plan by cancel and resubscribe instead) must carry out so its
+ * later charges are ours: a 'change_plan' action whose payload names the new plan and the amount
+ * each renewal charges from now on (price_amount: the new plan's price for the organization with
+ * its tax, what a renewal order of it is priced at), and:
+ *   an upgrade paid by a prorated order (p_order): the order's receipt (order_ref), id and amount,
+ *     charged by the provider at once (Stripe: an invoice item for our amount, an invoice paid
+ *     now), and the new period's end (period_end: the next charge comes then);
+ *   an upgrade with nothing to pay: period_end only;
+ *   a downgrade scheduled for the period end (at_cycle_end true): the price changes without a
+ *     charge, so the renewal at the period end charges the new plan's amount.
+ * Returns {provider, action: 'change_plan', provider_subscription_id, provider_action_id}.
+ */
+create function billing.provider_plan_change_action(
+  p_sub public.subscriptions,
+  p_to public.billing_plans,
+  p_quote jsonb,
+  p_order public.orders
+)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_at_end boolean := p_quote ->> 'method' = 'scheduled';
+  v_price bigint;
+  v_action_id uuid;
+begin
+  if p_sub.provider_subscription_id is null or p_sub.provider = 'manual' then
+    return null;
+  end if;
+  select q.amount_cents into v_price
+  from billing.order_tax_quote(p_sub.organization_id, (p_quote ->> 'period_price_cents')::bigint,
+                               coalesce((select st.prices_include_tax from public.billing_settings st where st.id), false),
+                               p_to.currency) q;
+  v_action_id := billing.queue_provider_action(
+    p_sub.organization_id, p_sub.provider, 'change_plan',
+    pg_catalog.jsonb_build_object('provider_subscription_id', p_sub.provider_subscription_id,
+                                  'order_ref', p_order.receipt),
+    pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'plan_code', p_to.code, 'plan_name', p_to.name, 'interval', p_to.interval, 'currency', p_to.currency,
+      'price_amount', v_price, 'at_cycle_end', v_at_end,
+      'provider_price_id', p_to.provider_config -> p_sub.provider::text ->> 'price_id',
+      'period_end', case when not v_at_end then extract(epoch from (p_quote ->> 'new_period_end')::timestamptz)::bigint end,
+      'order_id', p_order.id, 'order_ref', p_order.receipt, 'amount_paise', p_order.amount_cents)),
+    pg_catalog.format('change_plan:%s:%s', p_sub.provider_subscription_id,
+                      coalesce(p_order.id::text,
+                               pg_catalog.format('%s:%s', p_to.code, extract(epoch from billing.now())::bigint))),
+    'user', pg_catalog.format('plan change to %s (%s)', p_to.code, p_quote ->> 'method'), p_sub.id);
+  return pg_catalog.jsonb_build_object('provider', p_sub.provider, 'action', 'change_plan',
+                                       'provider_subscription_id', p_sub.provider_subscription_id,
+                                       'provider_action_id', v_action_id);
+end;
+$$;
+revoke execute on function billing.provider_plan_change_action(public.subscriptions, public.billing_plans, jsonb, public.orders) from public;
 
 /** Cancels the organization's open upgrade orders that nothing has paid (a new quote, or a cancel, supersedes them). */
 create function billing.cancel_open_upgrade_orders(p_organization_id uuid, p_reason text)
@@ -587,6 +705,8 @@ grant execute on function billing.cancel_subscription(uuid, boolean) to authenti
 /**
  * Undoes a cancellation scheduled for the period end, while the period still runs. Owners and
  * admins. Returns {result: 'resumed', subscription_id, status, current_period_end}.
+ * A provider subscription whose provider can undo its cancellation (billing.provider_can_resume:
+ * Stripe) is resumed there too (a queued 'resume' action, in the answer as provider_action).
  * Errors: 42501; 55000 no scheduled cancellation, the period already over, or a Razorpay
  * recurring subscription (its cancellation at Razorpay cannot be undone here: subscribe again).
  * Security definer: signed-in users have no write grant on subscriptions or their history.
@@ -613,8 +733,9 @@ begin
     raise exception 'the period ended on %: the cancellation has taken effect; buy a plan through checkout', v_sub.current_period_end
       using errcode = 'object_not_in_prerequisite_state';
   end if;
-  if v_sub.provider = 'razorpay' and v_sub.provider_subscription_id is not null then
-    raise exception 'Razorpay subscription % is set to cancel at cycle end at Razorpay: subscribe again through checkout', v_sub.provider_subscription_id
+  if not billing.provider_can_resume(v_sub) then
+    raise exception '% subscription % is set to cancel at cycle end at %, which cannot undo it: subscribe again through checkout',
+      pg_catalog.initcap(v_sub.provider::text), v_sub.provider_subscription_id, pg_catalog.initcap(v_sub.provider::text)
       using errcode = 'object_not_in_prerequisite_state';
   end if;
 
@@ -622,8 +743,10 @@ begin
     p_effective_at => v_now);
   update public.subscriptions s set cancel_at_period_end = false, canceled_at = null where s.id = v_sub.id;
 
-  return pg_catalog.jsonb_build_object('result', 'resumed', 'subscription_id', v_sub.id, 'status', v_sub.status,
-                                       'current_period_end', v_sub.current_period_end);
+  return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'result', 'resumed', 'subscription_id', v_sub.id, 'status', v_sub.status,
+    'current_period_end', v_sub.current_period_end,
+    'provider_action', billing.provider_resume_action(v_sub, 'user', 'the scheduled cancellation was undone here')));
 end;
 $$;
 revoke execute on function billing.resume_subscription(uuid) from public, anon;
@@ -666,6 +789,10 @@ grant execute on function billing.preview_plan_change(uuid, text, text) to authe
  *   downgrade, method 'scheduled': pending_plan_id set for the period end ({result: 'scheduled'});
  *   Razorpay recurring, method 'cancel_and_resubscribe': the subscription is set to cancel at the
  *     period end ({result: 'cancel_scheduled', provider_action, checkout: {plan_code, provider}}).
+ *   Any other provider subscription (Stripe) follows the same rules, and the provider is told in
+ *   a queued 'change_plan' action (billing.provider_plan_change_action, in the answer as
+ *   provider_action): the upgrade order is charged by the provider itself, not through checkout;
+ *   a downgrade or a free upgrade changes the provider's price without a charge.
  * Errors: 42501; P0002 unknown plan; 22023 free plan, same plan, other currency, already
  * scheduled; 55000 no paid subscription running, a cancellation scheduled (resume first).
  * Security definer: signed-in users have no write grant on subscriptions, history or orders.
@@ -708,7 +835,7 @@ begin
     values
       (p_organization_id, v_to.id, v_sub.id,
        case when (v_quote ->> 'amount_cents')::bigint = 0 then 'manual'
-            when v_sub.provider in ('payu', 'razorpay') then v_sub.provider else 'payu' end::public.payment_provider,
+            when v_sub.provider <> 'manual' then v_sub.provider else 'payu' end::public.payment_provider,
        'upgrade', (v_quote ->> 'amount_cents')::bigint, v_to.currency,
        case when (v_quote ->> 'amount_cents')::bigint = 0 then 'pending' else 'created' end::public.order_status, v_user_id,
        least(v_now + interval '1 day', v_sub.current_period_end),
@@ -738,9 +865,11 @@ begin
       p_reason => pg_catalog.format('upgrade to %s ordered: %s to pay', v_to.code,
                                     billing.format_money(v_order.amount_cents, v_order.currency)),
       p_metadata => pg_catalog.jsonb_build_object('order_id', v_order.id, 'amount_cents', v_order.amount_cents));
-    return (v_quote - 'discount') || pg_catalog.jsonb_build_object('result', 'order_created', 'order_id', v_order.id,
-                                                    'receipt', v_order.receipt, 'order_amount_cents', v_order.amount_cents,
-                                                    'order_expires_at', v_order.expires_at);
+    -- A provider subscription (Stripe) is charged the order by its provider, not through checkout.
+    return (v_quote - 'discount') || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+      'result', 'order_created', 'order_id', v_order.id, 'receipt', v_order.receipt,
+      'order_amount_cents', v_order.amount_cents, 'order_expires_at', v_order.expires_at,
+      'provider_action', billing.provider_plan_change_action(v_sub, v_to, v_quote, v_order)));
 
   elsif v_method = 'immediate' then
     perform billing.cancel_open_upgrade_orders(p_organization_id, 'superseded by a new plan change');
@@ -752,7 +881,8 @@ begin
         current_period_end = (v_quote ->> 'new_period_end')::timestamptz,
         pending_plan_id = null, pending_plan_effective_at = null
     where s.id = v_sub.id;
-    return v_quote || pg_catalog.jsonb_build_object('result', 'changed');
+    return v_quote || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('result', 'changed',
+      'provider_action', billing.provider_plan_change_action(v_sub, v_to, v_quote, null)));
 
   elsif v_method = 'scheduled' then
     perform billing.set_change_context('downgrade_scheduled', 'user', v_user_id,
@@ -763,7 +893,8 @@ begin
     update public.subscriptions s
     set pending_plan_id = v_to.id, pending_plan_effective_at = s.current_period_end
     where s.id = v_sub.id;
-    return v_quote || pg_catalog.jsonb_build_object('result', 'scheduled');
+    return v_quote || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('result', 'scheduled',
+      'provider_action', billing.provider_plan_change_action(v_sub, v_to, v_quote, null)));
 
   else
     -- cancel_and_resubscribe (Razorpay recurring). Already cancelling: nothing changes, nothing is recorded.
@@ -824,6 +955,10 @@ begin
   end if;
   if v_order.expires_at <= v_now then
     raise exception 'upgrade order % expired at %: preview the change again', v_order.receipt, v_order.expires_at
+      using errcode = 'object_not_in_prerequisite_state';
+  end if;
+  if exists (select 1 from billing.provider_actions a where a.kind = 'change_plan' and a.payload ->> 'order_id' = v_order.id::text) then
+    raise exception 'upgrade order % is charged by the provider of the subscription (%), not through checkout', v_order.receipt, v_order.provider
       using errcode = 'object_not_in_prerequisite_state';
   end if;
   select * into v_sub from public.subscriptions s where s.id = v_order.subscription_id;

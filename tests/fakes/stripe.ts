@@ -18,6 +18,26 @@
 //             GET  /stripe/v1/disputes/:id
 //             GET  /stripe/v1/events?created[gt]=&limit=&starting_after=&type=   (newest first)
 //             GET  /stripe/v1/events/:id
+//             POST /stripe/v1/subscriptions/:id         {cancel_at_period_end?, items[0][id, price | price_data]?,
+//                                                     proration_behavior?, trial_end? (the next charge then),
+//                                                     metadata?}: customer.subscription.updated (a new price
+//                                                     is what later invoices charge; no proration here)
+//             DELETE /stripe/v1/subscriptions/:id       canceled now: customer.subscription.deleted
+//             POST /stripe/v1/invoiceitems              {customer, subscription?, amount, currency, description?,
+//                                                     metadata?}: pending until an invoice takes it
+//             GET  /stripe/v1/invoices?subscription=&customer=&status=   (newest first)
+//             POST /stripe/v1/invoices                  {customer, subscription?, pending_invoice_items_behavior,
+//                                                     metadata?}: a draft of the pending items (billing_reason
+//                                                     manual); invoice.created
+//             POST /stripe/v1/invoices/:id/pay          paid now (PaymentIntent, Charge): invoice.finalized,
+//                                                     charge.succeeded, payment_intent.succeeded, invoice.paid,
+//                                                     invoice.payment_succeeded
+//             POST /stripe/v1/refunds                   {payment_intent | charge, amount?, metadata?, reason?}:
+//                                                     succeeded at once: refund.created, charge.refunded
+//             POST /stripe/v1/billing_portal/configurations   {features, business_profile?, metadata?}
+//             GET  /stripe/v1/billing_portal/configurations/:id
+//             POST /stripe/v1/billing_portal/sessions   {customer, configuration?, return_url?}: url
+//                                                     https://billing.stripe.com/p/session/test_...
 //   Control   POST /__control/stripe                   {fail_status, fail_count, fail_message, fail_code,
 //                                                     fail_retry_after, fail_routes, webhook_url, reset}
 //                                                     (fail_status for the next fail_count calls, every
@@ -25,7 +45,9 @@
 //                                                     with one of fail_routes (e.g. "checkout.sessions.create",
 //                                                     "subscriptions.") or whose path holds one; 429 carries
 //                                                     Retry-After: fail_retry_after; answers in Stripe's
-//                                                     error shape {error: {type, code, message, param}})
+//                                                     error shape {error: {type, code, message, param}};
+//                                                     fail_after: true does the work first, then fails:
+//                                                     Stripe made it and the answer was lost)
 //             GET  /__control/stripe/calls[?route=prefix]  every API call, in order: {route, method, path,
 //                                                     body (the form, decoded), idempotency_key, status, at}
 //             GET  /__control/stripe/state              every object the fake holds, and its events
@@ -165,6 +187,8 @@ interface Failure {
   code: string | null;
   retryAfter: number | null;
   routes: string[] | null;
+  /** The route does its work first, then the failure is answered (Stripe made it; the answer was lost). */
+  after: boolean;
 }
 
 type Route = {
@@ -187,7 +211,7 @@ export function createFakeStripe(
   let events: Json[] = [];
   let calls: StripeCall[] = [];
   let idempotency = new Map<string, { fingerprint: string; status: number; body: string }>();
-  let failure: Failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null };
+  let failure: Failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null, after: false };
   let webhookUrl: string | null = null;
 
   function reset() {
@@ -195,7 +219,7 @@ export function createFakeStripe(
     events = [];
     calls = [];
     idempotency = new Map();
-    failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null };
+    failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null, after: false };
     webhookUrl = null;
   }
 
@@ -561,6 +585,12 @@ export function createFakeStripe(
     const left = (charge.amount as number) - (charge.amount_refunded as number);
     const amount = int(body.amount) ?? left;
     if (amount <= 0 || amount > left) return json({ error: `refund of ${amount} exceeds ${left}` }, 400);
+    const { r, made } = makeRefund(charge, amount, body);
+    return changed(made, body, { refund: snapshot(r) });
+  }
+
+  /** A refund of `amount` of a charge, succeeded at once, and its events. */
+  function makeRefund(charge: Json, amount: number, body: Json): { r: Json; made: Json[] } {
     const r = put({
       id: `re_${rand(24)}`,
       object: "refund",
@@ -570,14 +600,13 @@ export function createFakeStripe(
       currency: charge.currency,
       metadata: isObject(body.metadata) ? body.metadata : {},
       payment_intent: charge.payment_intent,
-      reason: null,
+      reason: typeof body.reason === "string" ? body.reason : null,
       status: "succeeded",
     });
     const before = { amount_refunded: charge.amount_refunded, refunded: charge.refunded };
     charge.amount_refunded = (charge.amount_refunded as number) + amount;
     charge.refunded = charge.amount_refunded === charge.amount;
-    const made = [emit("refund.created", r), emit("charge.refunded", charge, before)];
-    return changed(made, body, { refund: snapshot(r) });
+    return { r, made: [emit("refund.created", r), emit("charge.refunded", charge, before)] };
   }
 
   function dispute(body: Json): Response | Promise<Response> {
@@ -964,7 +993,13 @@ export function createFakeStripe(
       }
       if (!route) return stripeError(404, "invalid_request_error", `Unrecognized request URL (${req.method}: ${path}).`);
       const fail = takeFailure(route.name, path);
-      if (fail !== null) return failureAnswer(fail);
+      if (fail !== null && !failure.after) return failureAnswer(fail);
+      if (fail !== null) {
+        // fail_after: the work is done (and, as at Stripe, a 5xx answer is not kept for its key).
+        const done = await route.run(route.pattern.exec(path)!, body, query);
+        if (done.ok) return failureAnswer(fail);
+        return done;
+      }
       if (key && req.method === "POST") {
         const fingerprint = `${req.method} ${path} ${[...new URLSearchParams(raw)].sort().join("&")}`;
         const seen = idempotency.get(key);
@@ -1016,6 +1051,7 @@ export function createFakeStripe(
       if ("fail_message" in b) failure.message = typeof b.fail_message === "string" ? b.fail_message : null;
       if ("fail_code" in b) failure.code = typeof b.fail_code === "string" ? b.fail_code : null;
       if ("fail_retry_after" in b) failure.retryAfter = typeof b.fail_retry_after === "number" ? b.fail_retry_after : null;
+      if ("fail_after" in b) failure.after = b.fail_after === true;
       if ("fail_routes" in b) {
         failure.routes = Array.isArray(b.fail_routes) ? b.fail_routes.filter((r): r is string => typeof r === "string") : null;
       }
@@ -1063,6 +1099,277 @@ export function createFakeStripe(
     if (path === "/__control/stripe" || path.startsWith("/__control/stripe/")) return await control(req, path, query);
     return null;
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Our API calls that change things: subscription updates and cancels, invoice items and invoices
+  // paid now, refunds, the customer portal.
+
+  const missingParam = (param: string) =>
+    stripeError(400, "invalid_request_error", `Missing required param: ${param}.`, "parameter_missing", param);
+
+  addRoutes([
+    {
+      method: "POST",
+      pattern: /^\/v1\/subscriptions\/([^/]+)$/,
+      name: "subscriptions.update",
+      run: (m, body) => {
+        const sub = get(m[1], "subscription");
+        if (!sub) return missing("subscription", m[1]);
+        if (sub.status === "canceled") {
+          return stripeError(400, "invalid_request_error", "A canceled subscription can only update its cancellation_details and metadata.", "resource_missing");
+        }
+        const previous: Json = {};
+        if (body.cancel_at_period_end !== undefined) {
+          previous.cancel_at_period_end = sub.cancel_at_period_end;
+          sub.cancel_at_period_end = body.cancel_at_period_end === "true";
+          sub.cancel_at = sub.cancel_at_period_end ? subscriptionItem(sub).current_period_end : null;
+          sub.canceled_at = sub.cancel_at_period_end ? secs() : null;
+        }
+        const items = Array.isArray(body.items) ? body.items.filter(isObject) : [];
+        if (items.length > 0) {
+          const item = subscriptionItem(sub);
+          if (items[0].id !== item.id) return stripeError(400, "invalid_request_error", "No such subscription item", "resource_missing", "items[0][id]");
+          const priced = lineAmount(items[0]);
+          if (priced instanceof Response) return priced;
+          if (!priced.price.recurring) return stripeError(400, "invalid_request_error", "The price must be recurring.", "parameter_invalid", "items[0]");
+          previous.items = { data: [{ price: { id: (item.price as Json).id } }] };
+          item.price = snapshot(priced.price);
+          // Later invoices charge the new price (a coupon that lasts forever is not modelled past a change).
+          sub.renewal_amount = priced.unit;
+        }
+        if (body.trial_end !== undefined) {
+          const end = int(body.trial_end);
+          if (end === null || end <= secs()) return stripeError(400, "invalid_request_error", "trial_end must be in the future.", "parameter_invalid", "trial_end");
+          previous.status = sub.status;
+          sub.trial_end = end;
+          subscriptionItem(sub).current_period_end = end;
+          sub.status = "trialing";
+        }
+        if (isObject(body.metadata)) sub.metadata = { ...(sub.metadata as Json), ...body.metadata };
+        sub.last_proration_behavior = body.proration_behavior ?? "create_prorations";
+        emit("customer.subscription.updated", sub, previous);
+        return json(sub);
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: /^\/v1\/subscriptions\/([^/]+)$/,
+      name: "subscriptions.cancel",
+      run: (m) => {
+        const sub = get(m[1], "subscription");
+        if (!sub) return missing("subscription", m[1]);
+        if (sub.status === "canceled") {
+          return stripeError(400, "invalid_request_error", `No such subscription: '${m[1]}'`, "resource_missing");
+        }
+        const previous = { status: sub.status };
+        sub.status = "canceled";
+        sub.canceled_at = secs();
+        sub.ended_at = secs();
+        emit("customer.subscription.deleted", sub, previous);
+        return json(sub);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/invoiceitems$/,
+      name: "invoiceitems.create",
+      run: (_m, body) => {
+        if (typeof body.customer !== "string" || !get(body.customer, "customer")) return missing("customer", String(body.customer ?? ""), "customer");
+        const amount = int(body.amount);
+        if (amount === null) return missingParam("amount");
+        if (typeof body.currency !== "string") return missingParam("currency");
+        const ii = put({
+          id: `ii_${rand(24)}`,
+          object: "invoiceitem",
+          amount,
+          currency: body.currency,
+          customer: body.customer,
+          date: secs(),
+          description: body.description ?? null,
+          invoice: null,
+          metadata: isObject(body.metadata) ? body.metadata : {},
+          period: { start: secs(), end: secs() },
+          subscription: body.subscription ?? null,
+        });
+        emit("invoiceitem.created", ii);
+        return json(ii);
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/invoices$/,
+      name: "invoices.list",
+      run: (_m, _b, q) => {
+        const data = all("invoice").filter((i) =>
+          (!q.get("subscription") || ((i.parent as Json)?.subscription_details as Json)?.subscription === q.get("subscription")) &&
+          (!q.get("customer") || i.customer === q.get("customer")) &&
+          (!q.get("status") || i.status === q.get("status"))
+        ).reverse();
+        return json({ object: "list", data: data.slice(0, Number(q.get("limit") ?? 10)), has_more: false, url: "/v1/invoices" });
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/invoices$/,
+      name: "invoices.create",
+      run: (_m, body) => {
+        if (typeof body.customer !== "string" || !get(body.customer, "customer")) return missing("customer", String(body.customer ?? ""), "customer");
+        const sub = typeof body.subscription === "string" ? get(body.subscription, "subscription") : null;
+        if (typeof body.subscription === "string" && !sub) return missing("subscription", body.subscription, "subscription");
+        const pending = body.pending_invoice_items_behavior === "include"
+          ? all("invoiceitem").filter((ii) => ii.invoice === null && ii.customer === body.customer &&
+            (!sub || ii.subscription === null || ii.subscription === sub.id))
+          : [];
+        const amount = pending.reduce((n, ii) => n + (ii.amount as number), 0);
+        const invoice = put({
+          id: `in_${rand(24)}`,
+          object: "invoice",
+          amount_due: amount,
+          amount_paid: 0,
+          amount_remaining: amount,
+          attempt_count: 0,
+          attempted: false,
+          auto_advance: body.auto_advance === "true",
+          billing_reason: "manual",
+          collection_method: "charge_automatically",
+          created: secs(),
+          currency: pending[0]?.currency ?? (sub ? (subscriptionItem(sub).price as Json).currency : "inr"),
+          customer: body.customer,
+          lines: {
+            object: "list",
+            data: pending.map((ii) => ({
+              id: `il_${rand(24)}`,
+              object: "line_item",
+              amount: ii.amount,
+              currency: ii.currency,
+              description: ii.description,
+              metadata: ii.metadata,
+              period: ii.period,
+              pricing: { invoice_item_details: { invoice_item: ii.id } },
+              quantity: 1,
+            })),
+            has_more: false,
+          },
+          metadata: isObject(body.metadata) ? body.metadata : {},
+          parent: sub
+            ? { type: "subscription_details", subscription_details: { subscription: sub.id, metadata: snapshot(sub.metadata as Json) } }
+            : null,
+          payments: { object: "list", data: [], has_more: false },
+          period_start: secs(),
+          period_end: secs(),
+          status: "draft",
+          status_transitions: { finalized_at: null, paid_at: null },
+          subtotal: amount,
+          total: amount,
+        });
+        for (const ii of pending) ii.invoice = invoice.id;
+        emit("invoice.created", invoice);
+        return json(invoice);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/invoices\/([^/]+)\/pay$/,
+      name: "invoices.pay",
+      run: (m) => {
+        const invoice = get(m[1], "invoice");
+        if (!invoice) return missing("invoice", m[1]);
+        if (invoice.status === "paid") return stripeError(400, "invalid_request_error", "Invoice is already paid", "invoice_already_paid");
+        if (invoice.status !== "draft" && invoice.status !== "open") {
+          return stripeError(400, "invalid_request_error", `Invoice is ${invoice.status}`, "invoice_not_open");
+        }
+        const details = (invoice.parent as Json | null)?.subscription_details as Json | undefined;
+        const metadata = { ...(details?.metadata as Json ?? {}), ...(invoice.metadata as Json) };
+        invoice.status = "open";
+        (invoice.status_transitions as Json).finalized_at = secs();
+        const made = [emit("invoice.finalized", invoice)];
+        const { pi, charge } = paymentIntentAndCharge(invoice.amount_due as number, invoice.currency as string,
+          invoice.customer as string, metadata, "Invoice payment");
+        (invoice.payments as Json).data = [{
+          id: `inpay_${rand(20)}`,
+          object: "invoice_payment",
+          amount_paid: invoice.amount_due,
+          invoice: invoice.id,
+          is_default: true,
+          payment: { type: "payment_intent", payment_intent: pi.id },
+          status: "paid",
+        }];
+        invoice.amount_paid = invoice.amount_due;
+        invoice.amount_remaining = 0;
+        invoice.attempt_count = 1;
+        invoice.attempted = true;
+        invoice.status = "paid";
+        (invoice.status_transitions as Json).paid_at = secs();
+        made.push(emit("charge.succeeded", charge), emit("payment_intent.succeeded", pi));
+        made.push(emit("invoice.paid", invoice), emit("invoice.payment_succeeded", invoice));
+        return json(invoice);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/refunds$/,
+      name: "refunds.create",
+      run: (_m, body) => {
+        const charge = chargeOf(body);
+        if (!charge) {
+          return typeof body.payment_intent === "string"
+            ? missing("payment_intent", body.payment_intent, "payment_intent")
+            : missingParam("payment_intent");
+        }
+        const left = (charge.amount as number) - (charge.amount_refunded as number);
+        const amount = int(body.amount) ?? left;
+        if (amount <= 0 || amount > left) {
+          return stripeError(400, "invalid_request_error", `Refund amount (${amount}) is greater than unrefunded amount on charge (${left})`, "amount_too_large", "amount");
+        }
+        return json(makeRefund(charge, amount, body).r);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/billing_portal\/configurations$/,
+      name: "billing_portal.configurations.create",
+      run: (_m, body) => {
+        if (!isObject(body.features)) return missingParam("features");
+        return json(put({
+          id: `bpc_${rand(24)}`,
+          object: "billing_portal.configuration",
+          active: true,
+          business_profile: isObject(body.business_profile) ? body.business_profile : {},
+          created: secs(),
+          features: body.features,
+          is_default: false,
+          metadata: isObject(body.metadata) ? body.metadata : {},
+        }));
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/billing_portal\/configurations\/([^/]+)$/,
+      name: "billing_portal.configurations.retrieve",
+      run: (m) => found(m[1], "billing_portal.configuration"),
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/billing_portal\/sessions$/,
+      name: "billing_portal.sessions.create",
+      run: (_m, body) => {
+        if (typeof body.customer !== "string" || !get(body.customer, "customer")) return missing("customer", String(body.customer ?? ""), "customer");
+        if (typeof body.configuration === "string" && !get(body.configuration, "billing_portal.configuration")) {
+          return missing("billing_portal.configuration", body.configuration, "configuration");
+        }
+        const id = `bps_${rand(24)}`;
+        return json(put({
+          id,
+          object: "billing_portal.session",
+          configuration: body.configuration ?? null,
+          created: secs(),
+          customer: body.customer,
+          return_url: body.return_url ?? null,
+          url: `https://billing.stripe.com/p/session/test_${id}`,
+        }));
+      },
+    },
+  ]);
 
   return { handle, reset, addRoutes, emit, get, put, deliver };
 }

@@ -165,6 +165,20 @@ isOneToOne: true
                   Relationships: [
                     
                   ]
+                },"provider_settings": {
+                  Row: {
+                    "created_at": string,"name": string,"provider": Database["public"]['Enums']["payment_provider"],"value": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"name": string,"provider": Database["public"]['Enums']["payment_provider"],"value": string
+                  }
+                  Update: {
+                    "created_at"?: string,"name"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"value"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"provider_subscription_states": {
                   Row: {
                     "cancel_at_period_end": boolean | null,"created_at": string,"event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"provider_subscription_id": string,"status": string,"status_at": string,"updated_at": string
@@ -519,6 +533,9 @@ isOneToOne: true
       } },
 "available_credits":
 { Args: { "p_organization_id": string }; Returns: number
+                           },
+"billing_portal_customer":
+{ Args: { "p_organization_id": string,"p_provider": string }; Returns: string
                            },
 "cancel_checkout_order":
 { Args: { "p_order_id": string,"p_reason": string }; Returns: undefined
@@ -878,6 +895,9 @@ isOneToOne: true
 "jsonb_uuid":
 { Args: { "p_text": string }; Returns: string
                            },
+"keep_provider_setting":
+{ Args: { "p_name": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_value": string }; Returns: string
+                           },
 "live_subscription_for_operator":
 { Args: { "p_organization_id": string }; Returns: Database["public"]['Tables']["subscriptions"]['Row']
                           SetofOptions: {
@@ -1068,6 +1088,18 @@ isOneToOne: true
       } },
 "provider_action":
 { Args: { "p_at_cycle_end": boolean,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
+                           },
+"provider_can_resume":
+{ Args: { "p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: boolean
+                           },
+"provider_plan_change_action":
+{ Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']>,"p_quote": Json,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_to": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']> }; Returns: Json
+                           },
+"provider_resume_action":
+{ Args: { "p_reason": string,"p_requested_by": string,"p_sub": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: Json
+                           },
+"provider_setting":
+{ Args: { "p_name": string,"p_provider": Database["public"]['Enums']["payment_provider"] }; Returns: string
                            },
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
@@ -2033,6 +2065,9 @@ isOneToOne: false
                            },
 "effective_tier":
 { Args: { "p_organization_id": string }; Returns: string
+                           },
+"get_billing_portal_customer":
+{ Args: { "p_organization_id": string,"p_provider": string }; Returns: string
                            },
 "get_credit_balance":
 { Args: { "p_organization_id": string }; Returns: Json

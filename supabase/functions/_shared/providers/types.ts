@@ -373,6 +373,23 @@ export interface ProviderAdapter {
    * refund made in the provider's dashboard, or one whose record was lost). Throws ProviderError.
    */
   listRefunds?(payment: ProviderPaymentRef): Promise<ProviderRefund[]>;
+  /**
+   * Optional, for providers with a hosted customer portal (Stripe): a portal session for the
+   * organization's customer at the provider, returning to `returnUrl` (already checked against
+   * the allowed origins by the caller); `settings` keeps what the adapter makes once (Stripe's
+   * portal configuration). Answers the URL to send the browser to. Throws ProviderError.
+   */
+  createPortalSession?(customerId: string, returnUrl: string, settings: ProviderSettings): Promise<{ url: string }>;
+}
+
+/**
+ * What a provider adapter made once and keeps (billing.provider_settings, one value per provider
+ * and name): `get` the stored value or null; `keep` stores a value unless one is stored already and
+ * answers the stored one.
+ */
+export interface ProviderSettings {
+  get(name: string): Promise<string | null>;
+  keep(name: string, value: string): Promise<string>;
 }
 
 export type ProviderErrorCode =

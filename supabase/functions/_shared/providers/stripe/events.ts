@@ -93,7 +93,9 @@ function invoiceFields(invoice: Record<string, unknown>): Partial<NormalizedEven
   const details = at(invoice, "parent", "subscription_details");
   const line = listData(invoice.lines)[0];
   return {
-    order_ref: str(metadataOf(isObject(details) ? details : null).order_ref),
+    // Our order's reference on the invoice itself (an upgrade Stripe charges on the subscription),
+    // else the subscription's (its first order: a renewal).
+    order_ref: str(metadataOf(invoice).order_ref) ?? str(metadataOf(isObject(details) ? details : null).order_ref),
     provider_subscription_id: idOf(at(details, "subscription")),
     provider_payment_id: invoicePaymentIntent(invoice),
     currency: upper(invoice.currency),
