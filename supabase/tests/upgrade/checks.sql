@@ -74,4 +74,9 @@ union all
 select 'a change to a subscription from the previous release is logged by the history trigger',
        (select count(*) from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001') = 2,
        (select string_agg(action, ', ' order by created_at) from public.subscription_history
-        where subscription_id = 'f1000000-0000-4000-8000-000000000001');
+        where subscription_id = 'f1000000-0000-4000-8000-000000000001')
+union all
+select 'the settings row the previous release kept gains Stripe''s currencies and keeps PayU''s and Razorpay''s',
+       provider_currencies = '{"payu": ["INR"], "razorpay": ["INR"], "stripe": ["INR", "USD", "EUR", "GBP"]}'::jsonb,
+       provider_currencies::text
+from public.billing_settings where id;

@@ -144,8 +144,9 @@ values
    null, null, timestamptz '2026-11-10 12:05+05:30', null, timestamptz '2026-11-10 12:00+05:30');
 
 -- A webhook delivery of an event billing does not act on, marked ignored as this release marks it.
-insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts)
+insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts,
+                                    ignored_reason)
 values ('razorpay', 'evt_upgrade_fx_1', 'invoice.paid', '{"kind": "other"}', timestamptz '2026-10-05 10:00+05:30',
-        timestamptz '2026-10-05 10:00+05:30', 1);
+        timestamptz '2026-10-05 10:00+05:30', 1, 'event type invoice.paid is not one billing acts on');
 
 commit;
