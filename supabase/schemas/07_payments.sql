@@ -280,6 +280,34 @@ grant execute on function billing.subscription_status_for(text, timestamptz, tim
  * timestamps; the id fields null or strings; cancel_at_period_end null or a boolean; payload null
  * or an object.
  */
+/**
+ * The provider a checkout is paid through, from the name a caller gave: any value of
+ * public.payment_provider but 'manual' (nobody pays through it), so a new provider is one enum
+ * value here too. Raises 22023 naming the accepted values for null, an unknown name and 'manual'.
+ */
+create function billing.checkout_provider(p_provider text)
+returns public.payment_provider
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_providers text[] := array(select p::text from pg_catalog.unnest(enum_range(null::public.payment_provider)) p
+                              where p <> 'manual');
+begin
+  if p_provider is null or p_provider <> all (v_providers) then
+    raise exception 'provider must be one of %, got %',
+      pg_catalog.regexp_replace(pg_catalog.array_to_string(
+        array(select pg_catalog.format('"%s"', p) from pg_catalog.unnest(v_providers) p), ', '), ', ([^,]*)$', ' or \1'),
+      case when p_provider is null then 'null' else pg_catalog.format('"%s"', p_provider) end
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return p_provider::public.payment_provider;
+end;
+$$;
+revoke execute on function billing.checkout_provider(text) from public;
+grant execute on function billing.checkout_provider(text) to service_role;
+
 create function billing.validate_payment_event(p_event jsonb)
 returns void
 language plpgsql
@@ -1481,9 +1509,7 @@ declare
   v_discounted boolean;
   v_override public.price_overrides;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
-    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
-  end if;
+  perform billing.checkout_provider(p_provider);
   perform billing.require_role(p_organization_id, billing.managers(), 'buy a plan');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
