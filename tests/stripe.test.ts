@@ -457,7 +457,8 @@ Deno.test({
     // One notification per period end: the second scheduling of the same period is deduplicated.
     assertEquals((await cancelNotes(org.id)).length, 1);
     // Nothing was asked of Stripe but reads.
-    const writes = ((await fake("/__control/stripe/calls?route=subscriptions")).calls as Json[]).filter((c) => c.method !== "GET");
+    const writes = ((await fake("/__control/stripe/calls?route=subscriptions")).calls as Json[])
+      .filter((c) => c.method !== "GET" && String(c.path).includes(String(first.provider_subscription_id)));
     assertEquals(writes, []);
   },
 });
@@ -601,7 +602,7 @@ Deno.test({
       const retried = await checkout(org, { plan_code: PLANS.monthly });
       assertEquals(retried.status, 200, JSON.stringify(retried.body));
       const made = ((await fake("/__control/stripe/calls?route=customers.create")).calls as Json[])
-        .filter((c) => c.idempotency_key === `supabill-customer-${org.id}`);
+        .filter((c) => String(c.idempotency_key).startsWith(`supabill-customer-${org.id}-`));
       assertEquals(made.map((c) => c.status), [200, 200]);
       assertEquals(made[0].body, made[1].body);
       const customers = ((await fake("/__control/stripe/state")).objects as Json[])
