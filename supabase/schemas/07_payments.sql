@@ -1325,6 +1325,7 @@ begin
     -- checkout.session.completed of a subscription's first payment): a duplicate, before the
     -- amount check, which would take the order, now paid, for a renewal's and call a discounted
     -- first payment a mismatch.
+    v_status := case when v_psid is not null then p_event ->> 'subscription_status' end;
     v_result := pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'payment already recorded');
   elsif v_kind = 'payment_captured' then
     -- A later debit of a paid provider subscription (a renewal) is for what the next period
