@@ -280,6 +280,34 @@ grant execute on function billing.subscription_status_for(text, timestamptz, tim
  * timestamps; the id fields null or strings; cancel_at_period_end null or a boolean; payload null
  * or an object.
  */
+/**
+ * The provider a checkout is paid through, from the name a caller gave: any value of
+ * public.payment_provider but 'manual' (nobody pays through it), so a new provider is one enum
+ * value here too. Raises 22023 naming the accepted values for null, an unknown name and 'manual'.
+ */
+create function billing.checkout_provider(p_provider text)
+returns public.payment_provider
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_providers text[] := array(select p::text from pg_catalog.unnest(enum_range(null::public.payment_provider)) p
+                              where p <> 'manual');
+begin
+  if p_provider is null or p_provider <> all (v_providers) then
+    raise exception 'provider must be one of %, got %',
+      pg_catalog.regexp_replace(pg_catalog.array_to_string(
+        array(select pg_catalog.format('"%s"', p) from pg_catalog.unnest(v_providers) p), ', '), ', ([^,]*)$', ' or \1'),
+      case when p_provider is null then 'null' else pg_catalog.format('"%s"', p_provider) end
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return p_provider::public.payment_provider;
+end;
+$$;
+revoke execute on function billing.checkout_provider(text) from public;
+grant execute on function billing.checkout_provider(text) to service_role;
+
 create function billing.validate_payment_event(p_event jsonb)
 returns void
 language plpgsql
@@ -457,10 +485,14 @@ declare
   v_order public.orders;
 begin
   -- An upgrade order the provider charged on the subscription itself (Stripe: an invoice carrying
-  -- our receipt in its metadata): the order named, not the subscription's first order.
+  -- our receipt in its metadata): the order named, not the subscription's first order, as long as
+  -- it upgrades the subscription that provider subscription backs (money charged to one
+  -- organization's subscription never pays another's order).
   if v_ref is not null and v_subscription_id is not null then
-    select * into v_order from public.orders o
-    where o.provider = v_provider and o.receipt = v_ref and o.kind = 'upgrade';
+    select o.* into v_order from public.orders o
+    join public.subscriptions s on s.id = o.subscription_id
+    where o.provider = v_provider and o.receipt = v_ref and o.kind = 'upgrade'
+      and s.provider = v_provider and s.provider_subscription_id = v_subscription_id;
     if found then
       return v_order;
     end if;
@@ -673,9 +705,9 @@ grant execute on function billing.mandate_debit_amount(public.orders) to service
  * Any other payment buys nothing when its order's quote no longer held when it was paid
  * (billing.order_quote_problem), its subscription ended before it, or its one-time order was
  * already paid. A payment that buys nothing is only recorded, with needs_refund (result
- * 'recorded': nothing extended, no history, no invoice). A Razorpay subscription whose charge
- * bought nothing and that backs no live subscription here is cancelled at Razorpay now
- * (billing.stop_unbacked_mandate). A credit pack order changes no subscription: its payment
+ * 'recorded': nothing extended, no history, no invoice). A provider subscription (Razorpay's,
+ * Stripe's) whose charge bought nothing and that backs no live subscription here is cancelled at
+ * the provider now (billing.stop_unbacked_mandate). A credit pack order changes no subscription: its payment
  * marks the order paid, grants the pack's credits (billing.grant_pack_credits, once per payment)
  * and issues the invoice, in this transaction. Returns the result object.
  */
@@ -1058,6 +1090,10 @@ begin
     from billing.issue_documents(v_captured.order_id, v_captured.id, v_amount,
                                  pg_catalog.format('%s refund %s', v_provider, v_refund_id)
                                    || coalesce('. ' || v_credits_note, ''), v_payment_event_id) d;
+  else
+    -- No documents; the record is still read below (an unassigned record cannot be, and the
+    -- refund of a payment that bought nothing could then never be recorded).
+    select null::uuid as invoice_id, null::uuid as credit_note_id, null::text as error into v_documents;
   end if;
   -- A full refund takes away what the payment bought (billing.end_paid_period).
   if v_refunded + v_amount = v_captured.amount_cents
@@ -1078,10 +1114,12 @@ revoke execute on function billing.apply_refund(jsonb, timestamptz) from public;
 grant execute on function billing.apply_refund(jsonb, timestamptz) to service_role;
 
 /**
- * A captured payment whose amount or currency differs from its order: recorded as a 'mismatch'
- * for an operator, never applied.
+ * A captured payment whose amount or currency differs from what it should be (p_expected_cents: the
+ * order's amount, or for a later debit of a provider subscription billing.mandate_debit_amount, the
+ * list price once a discount ran out): recorded as a 'mismatch' for an operator, never applied.
  */
-create function billing.record_amount_mismatch(p_order public.orders, p_event jsonb, p_event_at timestamptz)
+create function billing.record_amount_mismatch(p_order public.orders, p_event jsonb, p_event_at timestamptz,
+                                               p_expected_cents bigint)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -1090,7 +1128,7 @@ declare
   v_amount bigint := (p_event ->> 'amount_paise')::bigint;
   v_currency text := p_event ->> 'currency';
   v_error text := pg_catalog.format('amount mismatch for order %s: expected %s %s, got %s %s', p_order.receipt,
-                                    p_order.amount_cents, p_order.currency, coalesce(v_amount::text, 'null'),
+                                    p_expected_cents, p_order.currency, coalesce(v_amount::text, 'null'),
                                     coalesce(v_currency, 'null'));
 begin
   return pg_catalog.jsonb_build_object(
@@ -1099,13 +1137,13 @@ begin
       p_order.organization_id, p_order.id, p_order.provider, p_event ->> 'provider_payment_id', coalesce(v_amount, 0),
       coalesce(v_currency, p_order.currency), 'mismatch', p_event ->> 'method', v_error,
       pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'event_type', p_event ->> 'event_type',
-                                    'expected_amount', p_order.amount_cents, 'expected_currency', p_order.currency,
+                                    'expected_amount', p_expected_cents, 'expected_currency', p_order.currency,
                                     'amount', v_amount, 'currency', v_currency),
       p_event_at));
 end;
 $$;
-revoke execute on function billing.record_amount_mismatch(public.orders, jsonb, timestamptz) from public;
-grant execute on function billing.record_amount_mismatch(public.orders, jsonb, timestamptz) to service_role;
+revoke execute on function billing.record_amount_mismatch(public.orders, jsonb, timestamptz, bigint) from public;
+grant execute on function billing.record_amount_mismatch(public.orders, jsonb, timestamptz, bigint) to service_role;
 
 /**
  * A failed payment: recorded once per provider payment, the order failed unless it is paid (a
@@ -1161,7 +1199,9 @@ grant execute on function billing.apply_payment_failure(public.orders, jsonb, ti
  * subscription here follows: set ('cancel_scheduled', which queues the cancellation_scheduled
  * notification) or cleared ('resumed'), actor 'provider'. A flag that did not turn is never
  * re-applied, so it does not undo a cancellation made here that the provider has not carried out
- * yet. Returns an error to record, or null.
+ * yet; but a provider's flag still set is set again on ours when this event's payment or status
+ * turn cleared it (a renewal paid after the flag was set while past due). Returns an error to
+ * record, or null.
  */
 create function billing.follow_provider_subscription(
   p_event jsonb,
@@ -1180,6 +1220,7 @@ declare
   v_flag boolean := (p_event ->> 'cancel_at_period_end')::boolean;
   v_old_flag boolean;
   v_sub public.subscriptions;
+  v_synced public.subscriptions;
   v_state billing.provider_subscription_states;
 begin
   if p_status is not null then
@@ -1208,6 +1249,17 @@ begin
   if not billing.sync_provider_status(v_sub.id, v_state.status, v_state.status_at, p_event) then
     return pg_catalog.format('subscription %s not moved to %s: the organization has another live subscription',
                              p_provider_subscription_id, v_state.status);
+  end if;
+  select * into v_synced from public.subscriptions s where s.id = v_sub.id for update;
+  if not (coalesce(v_changed, false) and v_flag is not null and v_flag is distinct from coalesce(v_old_flag, false))
+     and v_state.cancel_at_period_end and not v_synced.cancel_at_period_end
+     and (p_applied_payment or v_synced.status is distinct from v_sub.status) then
+    -- The provider still ends it at its period end, and this event's payment (a renewal extends
+    -- and clears the flag) or status turn (past due back to active) cleared ours: a flag set in
+    -- the provider's portal while past due survives the retried payment.
+    v_flag := true;
+    v_changed := true;
+    v_old_flag := false;
   end if;
   -- The provider turned its end at the period end (this event is its newest word): ours follows.
   if coalesce(v_changed, false) and v_flag is not null and v_flag is distinct from coalesce(v_old_flag, false) then
@@ -1249,6 +1301,7 @@ declare
   v_sub public.subscriptions;
   v_result jsonb;
   v_error text;
+  v_expected bigint;
 begin
   v_order := billing.match_order(p_event);
   if v_order.id is null then
@@ -1264,15 +1317,25 @@ begin
   if v_kind in ('payment_captured', 'payment_failed', 'payment_authorized') and p_event ->> 'provider_payment_id' is null then
     v_error := pg_catalog.format('%s event %s names no payment', p_event ->> 'provider', p_event ->> 'event_id');
     v_result := pg_catalog.jsonb_build_object('result', 'unmatched', 'reason', v_error);
+  elsif v_kind = 'payment_captured'
+        and exists (select 1 from public.payment_events pe
+                    where pe.provider = v_order.provider and pe.provider_payment_id = p_event ->> 'provider_payment_id'
+                      and pe.status = 'captured') then
+    -- The same payment came another way first (Stripe's invoice.paid before the
+    -- checkout.session.completed of a subscription's first payment): a duplicate, before the
+    -- amount check, which would take the order, now paid, for a renewal's and call a discounted
+    -- first payment a mismatch.
+    v_status := case when v_psid is not null then p_event ->> 'subscription_status' end;
+    v_result := pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'payment already recorded');
   elsif v_kind = 'payment_captured' then
     -- A later debit of a paid provider subscription (a renewal) is for what the next period
     -- costs (billing.mandate_debit_amount: a repeating discount runs out); anything else for
     -- the order's amount.
-    if (p_event ->> 'amount_paise')::bigint is distinct from
-         (case when v_order.status = 'paid' and v_psid is not null
-               then (billing.mandate_debit_amount(v_order)).amount_cents else v_order.amount_cents end)
+    v_expected := case when v_order.status = 'paid' and v_psid is not null
+                       then (billing.mandate_debit_amount(v_order)).amount_cents else v_order.amount_cents end;
+    if (p_event ->> 'amount_paise')::bigint is distinct from v_expected
        or p_event ->> 'currency' is distinct from v_order.currency then
-      v_result := billing.record_amount_mismatch(v_order, p_event, p_event_at);
+      v_result := billing.record_amount_mismatch(v_order, p_event, p_event_at, v_expected);
     else
       v_status := case when v_psid is not null then p_event ->> 'subscription_status' end;
       v_result := billing.apply_captured_payment(v_order, p_event || pg_catalog.jsonb_build_object(
@@ -1481,9 +1544,7 @@ declare
   v_discounted boolean;
   v_override public.price_overrides;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
-    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
-  end if;
+  perform billing.checkout_provider(p_provider);
   perform billing.require_role(p_organization_id, billing.managers(), 'buy a plan');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
@@ -2230,12 +2291,13 @@ revoke execute on function billing.refundable_paise(public.payment_events, uuid)
 grant execute on function billing.refundable_paise(public.payment_events, uuid) to service_role;
 
 /**
- * A Razorpay subscription whose charge bought nothing here (p_reason) is cancelled at Razorpay
- * now, through the outbox, when it backs no live subscription here (none, or a cancelled or
- * expired one: its debits would be refunded every month) and Razorpay has not ended it
- * (billing.provider_subscription_states). Queued once: nothing when a cancel-now of it is pending,
- * running or done; again when every earlier cancel-now failed for good. Returns the action's id,
- * or null when nothing was queued. Other providers have no mandate: nothing.
+ * A provider subscription (Razorpay's, Stripe's: any p_provider_subscription_id) whose charge
+ * bought nothing here (p_reason) is cancelled at the provider now, through the outbox, when it
+ * backs no live subscription here (none, or a cancelled or expired one: its debits would be
+ * refunded every period) and the provider has not ended it (billing.provider_subscription_states).
+ * Queued once: nothing when a cancel-now of it is pending, running or done; again when every
+ * earlier cancel-now failed for good. Returns the action's id, or null when nothing was queued
+ * (also for a payment of no provider subscription).
  */
 create function billing.stop_unbacked_mandate(
   p_organization_id uuid,
@@ -2251,7 +2313,7 @@ as $$
 declare
   v_failed integer;
 begin
-  if p_provider is distinct from 'razorpay' or p_provider_subscription_id is null
+  if p_provider is null or p_provider = 'manual' or p_provider_subscription_id is null
      or exists (select 1 from public.subscriptions s
                 where s.provider = p_provider and s.provider_subscription_id = p_provider_subscription_id
                   and s.status in ('pending_payment', 'trialing', 'active', 'past_due'))

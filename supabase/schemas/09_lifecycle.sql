@@ -938,9 +938,7 @@ declare
   v_order public.orders;
   v_sub public.subscriptions;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
-    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
-  end if;
+  perform billing.checkout_provider(p_provider);
   perform billing.require_role(p_organization_id, billing.managers());
   select * into v_order from public.orders o
   where o.id = p_order_id and o.organization_id = p_organization_id

@@ -1129,9 +1129,7 @@ declare
   v_pack public.credit_packs;
   v_order public.orders;
 begin
-  if p_provider is null or p_provider not in ('payu', 'razorpay', 'stripe') then
-    raise exception 'provider must be "payu", "razorpay" or "stripe"' using errcode = 'invalid_parameter_value';
-  end if;
+  perform billing.checkout_provider(p_provider);
   perform billing.require_role(p_organization_id, billing.managers(), 'buy credits');
   select * into v_pack from public.credit_packs cp where cp.code = p_credit_pack_code and cp.active;
   if v_pack.id is null then

@@ -578,6 +578,9 @@ isOneToOne: true
 "checkout_discount":
 { Args: { "p_at": string,"p_code": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_recurring"?: boolean }; Returns: Json
                            },
+"checkout_provider":
+{ Args: { "p_provider": string }; Returns: Database["public"]['Enums']["payment_provider"]
+                           },
 "claim_discount_on_capture":
 { Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: string
                            },
@@ -1129,7 +1132,7 @@ isOneToOne: true
             }[]
                            },
 "record_amount_mismatch":
-{ Args: { "p_event": Json,"p_event_at": string,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
+{ Args: { "p_event": Json,"p_event_at": string,"p_expected_cents": number,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
                            },
 "record_credit_movement":
 { Args: { "p_actor_kind"?: Database["public"]['Enums']["actor_kind"],"p_amount": number,"p_charge"?: Omit<Database["public"]['Tables']["credit_charges"]['Row'], Database["public"]['Tables']["credit_charges"]['ComputedFields']>,"p_grant": Omit<Database["public"]['Tables']["credit_grants"]['Row'], Database["public"]['Tables']["credit_grants"]['ComputedFields']>,"p_kind": Database["public"]['Enums']["credit_movement"],"p_reason"?: string }; Returns: number

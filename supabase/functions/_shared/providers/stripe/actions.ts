@@ -7,11 +7,12 @@
 //   resume        POST /v1/subscriptions/:id cancel_at_period_end=false (Stripe can undo it)
 //   change_plan   the subscription's price switched to ours (price_data of price_amount, the
 //                 plan's interval), proration_behavior=none (the proration is ours); an upgrade
-//                 with an order: first an invoice item of the order's amount, then, after the
-//                 switch, an invoice of it (pending_invoice_items_behavior=include) paid now: its
-//                 invoice.paid names our order (metadata.order_ref) and captures it. An upgrade
-//                 starts a new period here, so trial_end = the new period's end moves Stripe's next
-//                 charge there without charging (Stripe's way to move a billing date).
+//                 with an order is paid first: an invoice item of the order's amount, an invoice
+//                 of it (pending_invoice_items_behavior=include) paid now (its invoice.paid names
+//                 our order, metadata.order_ref, and captures it), and only once it is paid the
+//                 switch. An upgrade starts a new period here, so trial_end = the new period's end
+//                 moves Stripe's next charge there without charging (Stripe's way to move a
+//                 billing date).
 //   refund        POST /v1/refunds {payment_intent, amount, metadata.refund_id, metadata.action_id},
 //                 Idempotency-Key = our refund id
 //   fetch_payment GET /v1/payment_intents/:id, as the payment_captured event the webhook makes
@@ -175,6 +176,11 @@ async function changePlan(action: ProviderAction, subId: string, client: StripeC
   if (!itemId || !customer) return { outcome: "failed", error: `Stripe subscription ${subId} has no item or customer` };
   const metadata = { order_ref: orderRef ?? "", plan_code: str(p.plan_code) ?? "", action_id: action.id };
 
+  // An upgrade is paid before Stripe's price is switched: a declined payment (Stripe answers 402 and
+  // the action fails) leaves the subscription on the price it had, so the next renewal still
+  // charges the plan we still bill, and our upgrade order expires unpaid. The invoice is made
+  // without automatic collection (auto_advance false): Stripe does not retry it later on its own.
+  let paid: StripeObject | null = null;
   let invoiceItem: StripeObject | null = null;
   if (orderRef !== null) {
     invoiceItem = await client.call("POST", "/v1/invoiceitems", {
@@ -185,6 +191,23 @@ async function changePlan(action: ProviderAction, subId: string, client: StripeC
       description: `Upgrade to ${str(p.plan_name) ?? str(p.plan_code) ?? "a new plan"} (${orderRef})`,
       metadata,
     }, { idempotencyKey: `${key}:invoiceitem` });
+    const invoice = await client.call<StripeObject>("POST", "/v1/invoices", {
+      customer,
+      subscription: subId,
+      pending_invoice_items_behavior: "include",
+      auto_advance: false,
+      metadata,
+    }, { idempotencyKey: `${key}:invoice` });
+    paid = await client.call<StripeObject>("POST", `/v1/invoices/${checkStripeId(invoice.id)}/pay`, {}, {
+      idempotencyKey: `${key}:pay`,
+    });
+    if (paid.status !== "paid") {
+      return {
+        outcome: "failed",
+        error: `Stripe did not collect the upgrade invoice ${paid.id} (status ${String(paid.status)}): the price is not switched`,
+        result: { invoice_item_id: invoiceItem?.id ?? null, invoice_id: paid.id, invoice_status: paid.status },
+      };
+    }
   }
   const updated = await client.call<StripeObject>("POST", `/v1/subscriptions/${checkStripeId(subId)}`, {
     items: [{
@@ -201,18 +224,7 @@ async function changePlan(action: ProviderAction, subId: string, client: StripeC
     metadata: { plan_code: str(p.plan_code) ?? "" },
   }, { idempotencyKey: `${key}:subscription` });
   const result: Record<string, unknown> = subscriptionResult(updated);
-  if (orderRef === null) return { outcome: "succeeded", result };
-
-  const invoice = await client.call<StripeObject>("POST", "/v1/invoices", {
-    customer,
-    subscription: subId,
-    pending_invoice_items_behavior: "include",
-    auto_advance: false,
-    metadata,
-  }, { idempotencyKey: `${key}:invoice` });
-  const paid = await client.call<StripeObject>("POST", `/v1/invoices/${checkStripeId(invoice.id)}/pay`, {}, {
-    idempotencyKey: `${key}:pay`,
-  });
+  if (paid === null) return { outcome: "succeeded", result };
   return {
     outcome: "succeeded",
     result: {

@@ -18,9 +18,10 @@
 //     `once` for one period, `repeating` for `discount_periods` periods (in months: a yearly
 //     plan's period is 12), `forever` for a forever code.
 //   Either way amount_total = our order's amount_cents exactly.
-// Idempotency keys: the customer's from the organization id, the coupon's and the session's from
-// our order id, so a retried checkout never makes a second customer, coupon or session.
+// Idempotency keys: the customer's from the organization id and the details sent, the coupon's
+// and the session's from our order id, so a retried checkout never makes a second customer, coupon or session.
 
+import { sha256Hex } from "../../crypto.ts";
 import { type EnvGetter, readEnv } from "../../env.ts";
 import {
   type Checkout,
@@ -81,12 +82,18 @@ export async function startStripeCheckout(
   let madeCustomer: string | null = null;
   if (!customerId) {
     const address = isObject(order.buyer_address) ? order.buyer_address : {};
-    const customer = await client.createCustomer({
+    const params: StripeParams = {
       name: str(address.name) ?? order.buyer_name,
       email: order.buyer_email ?? undefined,
       address: stripeAddress(address),
       metadata: { organization_id: context.organization_id },
-    }, `supabill-customer-${context.organization_id}`);
+    };
+    // The key names the organization and what is sent: a retry with the same details gets the
+    // customer Stripe already made, and one after the billing details changed (a buyer fixing the
+    // address Stripe asked for) makes a customer with the new details instead of Stripe's 400
+    // idempotency_error for 24 hours. An earlier customer never recorded here is never used.
+    const digest = (await sha256Hex(JSON.stringify(params))).slice(0, 16);
+    const customer = await client.createCustomer(params, `supabill-customer-${context.organization_id}-${digest}`);
     customerId = customer.id;
     madeCustomer = customer.id;
   }
@@ -113,6 +120,16 @@ export async function startStripeCheckout(
     coupon = made.id;
   }
 
+  // The session closes when our order does (Stripe takes 30 minutes to 24 hours from now): a
+  // session left open after the order expired, or after a new plan change superseded it, could
+  // still take money that buys nothing (refunded, but taken).
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  const orderEnds = Math.floor(new Date(order.expires_at).getTime() / 1000);
+  const expiresAt = Math.min(
+    Math.max(Number.isFinite(orderEnds) ? orderEnds : nowSeconds + 86400, nowSeconds + 30 * 60 + 60),
+    nowSeconds + 86400 - 60,
+  );
+
   const back = readEnv(env, "APP_URL") ?? context.functionUrl("health");
   const sep = back.includes("?") ? "&" : "?";
   const session = await client.createCheckoutSession({
@@ -131,6 +148,7 @@ export async function startStripeCheckout(
     }],
     ...(coupon ? { discounts: [{ coupon }] } : {}),
     ...(recurring ? { subscription_data: { metadata } } : { payment_intent_data: { metadata } }),
+    expires_at: expiresAt,
     success_url: `${back}${sep}checkout=success&order=${encodeURIComponent(order.receipt)}`,
     cancel_url: `${back}${sep}checkout=canceled&order=${encodeURIComponent(order.receipt)}`,
   }, `supabill-checkout-${order.order_id}`);

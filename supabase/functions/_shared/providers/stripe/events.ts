@@ -17,7 +17,8 @@
 //       Stripe's own retries continue; past_due comes from the subscription's status)
 //   customer.subscription.created, .updated, .deleted, .paused, .resumed  subscription_status, from the
 //       subscription fetched now (never from the snapshot): its status and cancel_at_period_end
-//   charge.refunded     refund_processed: the charge's newest succeeded refund (fetched)
+//   charge.refunded     refund_processed: the charge's newest succeeded refund made by the event's
+//       time (fetched), so each partial refund's own event records it
 //   refund.created, refund.updated                        refund_processed (succeeded), refund_failed
 //       (failed or canceled); pending refunds wait for their update
 //   charge.dispute.created                                dispute_opened
@@ -216,7 +217,7 @@ export function normalizeStripe(webhook: VerifiedWebhook): NormalizeResult {
  *   status (and our order ref from its metadata), whatever order the events came in;
  *   an invoice without its payments list, or a subscription checkout: the invoice fetched with its
  *   payments, for the PaymentIntent (and the period end);
- *   charge.refunded: the charge's newest succeeded refund.
+ *   charge.refunded: the charge's newest succeeded refund made by the event's time.
  * Events of other kinds are returned as they are. Throws ProviderError when Stripe cannot be asked.
  */
 export async function refreshStripeEvent(event: NormalizedEvent, client: StripeClient): Promise<NormalizedEvent> {
@@ -228,8 +229,12 @@ export async function refreshStripeEvent(event: NormalizedEvent, client: StripeC
     const chargeId = isObject(charge) ? str(charge.id) : null;
     if (!chargeId) return { ...e, kind: "other" };
     const refunds = await client.call<{ data?: unknown }>("GET", "/v1/refunds", { charge: chargeId, limit: 100 });
+    // The refund this event is about: the newest succeeded one made by the event's time. A later
+    // refund of the same charge has its own charge.refunded; picking it here would make this
+    // delivery a duplicate of that one and lose the earlier refund when its events come late.
+    const eventAt = typeof e.payload.created === "number" ? e.payload.created : Infinity;
     const newest = listData(refunds)
-      .filter((r) => r.status === "succeeded")
+      .filter((r) => r.status === "succeeded" && Number(r.created) <= eventAt)
       .sort((a, b) => Number(b.created) - Number(a.created))[0];
     if (!newest) return { ...e, kind: "other" };
     return {
