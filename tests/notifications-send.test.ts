@@ -105,6 +105,8 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
       return { plan_id: planId, plan_code: PLAN_CODE, plan_name: PLAN_NAME, amount_cents: PRICE, trial_end: t };
     case "cancellation_scheduled":
       return { plan_id: planId, period_end: t, status: "active" };
+    case "ai_batch_completed":
+      return { batch_id: crypto.randomUUID(), state: "completed", requests: 50, settled: 49, failed: 1, charged_paise: 12 };
     case "provider_action_failed":
       return { provider_action_id: crypto.randomUUID(), provider: "razorpay", kind: "cancel", target: "sub_x", error: "HTTP 400" };
   }
