@@ -384,6 +384,7 @@ begin
 end;
 $$;
 revoke execute on function billing.queue_ai_batch_completed(public.ai_batches) from public;
+grant execute on function billing.queue_ai_batch_completed(public.ai_batches) to service_role;
 
 /**
  * Submits a batch for the signed-in member (see public.submit_ai_batch): checks, then reserves each
@@ -636,6 +637,7 @@ begin
 end;
 $$;
 revoke execute on function billing.lock_ai_batch_requests(uuid) from public;
+grant execute on function billing.lock_ai_batch_requests(uuid) to service_role;
 
 /**
  * Groq's run p_run of the batch ended without results (expired, failed or cancelled: p_groq_status).
