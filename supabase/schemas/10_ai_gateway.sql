@@ -798,8 +798,10 @@ grant execute on function billing.ai_cost_cap(billing.ai_reservation, uuid, publ
  * this call (as it stands on a denial), and for a denial the refusing limit, what is left of it
  * and the seconds until its window resets. The reservation expires after 15 minutes
  * (billing.ai_release_stale_reservations). With p_batch (a request of a nightly batch, reserved by
- * public.submit_ai_batch) the per-user rate limit is not taken, the row is marked batch, and the
- * reservation lasts 4 days (its worker settles or releases it). service_role only.
+ * public.submit_ai_batch) the per-user rate limit is not taken, the token quota must hold the
+ * whole request (max_tokens is not lowered: nobody reads a batch's answer in time to ask again;
+ * 'tokens' otherwise), the row is marked batch, and the reservation lasts 4 days (its worker
+ * settles or releases it). service_role only.
  */
 create function billing.ai_reserve(
   p_organization_id uuid,
@@ -890,7 +892,7 @@ begin
     if v_r.denial is null then
       v_r := billing.ai_reserve_tokens(v_r, p_organization_id, p_user_id, v_windows.token_units, v_now, v_plan.timezone,
                                        v_features, v_month_end, p_prompt_tokens, v_r.max_tokens,
-                                       v_overage_event is not null);
+                                       v_overage_event is not null or coalesce(p_batch, false));
       if v_r.denial = 'tokens' and v_overage_event is not null then
         -- Past the token quota, the call runs on credits: its tokens are not counted against the quota.
         v_r.denial := null;
