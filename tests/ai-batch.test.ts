@@ -6,6 +6,7 @@
 // metadata and settled once; an expired batch run once more, then released with nothing charged.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type postgres from "npm:postgres@4.2.0";
+import { estimatePromptTokens, parseChatBody } from "../supabase/functions/ai-chat/request.ts";
 import { adminSql, createUser, env, fakeControl, functionsUrl } from "./helpers.ts";
 
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
@@ -278,6 +279,61 @@ Deno.test("a batch Groq expires is run once more, then released: nothing charged
     await closeOpenBatches();
     await clockAt(null);
     await fakeControl("/__control/reset", {});
+  }
+});
+
+// The batch's SQL checks agree with ai-chat's parser on what is a valid request (the batch refuses
+// stream, which ai-chat takes), and its prompt estimate is ai-chat's (at least, for tools' JSON).
+Deno.test("submit_ai_batch validates as ai-chat validates, and estimates the prompt as ai-chat does", testOptions, async () => {
+  const m = (content: unknown, extra: Json = {}) => ({ role: "user", content, ...extra });
+  const bodies: Json[] = [
+    { model: MODEL, messages: [m("hi")] },
+    { model: MODEL, messages: [m("hi")], max_tokens: 0 },
+    { model: MODEL, messages: [m("hi")], max_tokens: 131073 },
+    { model: MODEL, messages: [m("hi")], max_tokens: 5, max_completion_tokens: 6 },
+    { model: MODEL, messages: [m("hi")], max_completion_tokens: 7 },
+    { model: MODEL, messages: [] },
+    { model: MODEL, messages: [m(42)] },
+    { model: MODEL, messages: [m([{ type: "text", text: "a" }, { type: "text", text: "b" }])] },
+    { model: MODEL, messages: [m([{ type: "image_url", image_url: "x" }])] },
+    { model: MODEL, messages: [{ role: "robot", content: "x" }] },
+    { model: MODEL, messages: [m("x", { name: "bad name" })] },
+    { model: MODEL, messages: [m("x", { extra: 1 })] },
+    { model: MODEL, messages: [{ role: "tool", content: "x" }] },
+    { model: MODEL, messages: [{ role: "tool", content: "x", tool_call_id: "call_1" }] },
+    { model: MODEL, messages: [m("hi")], temperature: 2.5 },
+    { model: MODEL, messages: [m("hi")], top_p: 0.5, frequency_penalty: -2, presence_penalty: 2 },
+    { model: MODEL, messages: [m("hi")], n: 2 },
+    { model: MODEL, messages: [m("hi")], stop: ["a", "b", "c", "d", "e"] },
+    { model: MODEL, messages: [m("hi")], stop: "END", seed: 7, user: "u1" },
+    { model: MODEL, messages: [m("hi")], logprobs: true },
+    { model: MODEL, messages: [m("hi")], tool_choice: "auto" },
+    { model: MODEL, messages: [m("hi")], tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }], tool_choice: { type: "function", function: { name: "f" } } },
+    { model: MODEL, messages: [m("hi")], response_format: { type: "json_object" } },
+    { model: MODEL, messages: [m("hi")], response_format: { type: "xml" } },
+    { model: "bad model!", messages: [m("hi")] },
+  ];
+  for (const b of bodies) {
+    let ts = "ok";
+    try {
+      parseChatBody(b);
+    } catch (e) {
+      ts = `refused: ${(e as Error).message}`;
+    }
+    const [{ problem }] = await sql`select billing.ai_batch_request_problem(${JSON.stringify(b)}::text::jsonb,
+      ${JSON.stringify([MODEL])}::text::jsonb) as problem`;
+    assertEquals(problem === null, ts === "ok", `${JSON.stringify(b)}: ai-chat ${ts}, batch ${problem ?? "ok"}`);
+  }
+  for (const b of bodies.filter((x) => x.model === MODEL)) {
+    let chat;
+    try {
+      chat = parseChatBody(b);
+    } catch {
+      continue;
+    }
+    const [{ n }] = await sql`select billing.ai_batch_prompt_tokens(${JSON.stringify(b)}::text::jsonb) as n`;
+    if (b.tools || b.response_format) assert(n >= estimatePromptTokens(chat), `${JSON.stringify(b)}: ${n}`);
+    else assertEquals(n, estimatePromptTokens(chat), JSON.stringify(b));
   }
 });
 
