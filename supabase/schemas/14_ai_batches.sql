@@ -123,6 +123,7 @@ create table public.ai_batch_requests (
   charged_paise bigint check (charged_paise >= 0),
   error_code text check (length(error_code) between 1 and 100),
   settled_at timestamptz,
+  created_at timestamptz not null default now(),
   unique (batch_id, position)
 );
 
@@ -448,7 +449,7 @@ begin
   insert into public.ai_batches (id, organization_id, user_id, request_count, due_at, created_at)
   values (v_batch_id, p_organization_id, v_user, v_count, v_due, v_now);
   for v_body, v_i in select r, o - 1 from pg_catalog.jsonb_array_elements(p_requests) with ordinality as x(r, o) loop
-    v_max_tokens := coalesce(nullif(v_body -> 'max_tokens', 'null'::jsonb), v_body -> 'max_completion_tokens') #>> '{}';
+    v_max_tokens := (coalesce(nullif(v_body -> 'max_tokens', 'null'::jsonb), v_body -> 'max_completion_tokens') #>> '{}')::integer;
     v_r := billing.ai_reserve(p_organization_id, v_user, v_body ->> 'model', v_max_tokens,
                               billing.ai_batch_prompt_tokens(v_body), null, false, true);
     if not v_r.allowed then
@@ -666,7 +667,7 @@ begin
         locked_until = null,
         last_error = pg_catalog.format('run %s: Groq batch %s %s', v_batch.run, v_batch.groq_batch_id, p_groq_status)
     where b.id = p_batch_id;
-    return 'queued';
+    return 'queued'::public.ai_batch_state;
   end if;
   for v_request_id in select * from billing.lock_ai_batch_requests(p_batch_id) loop
     perform billing.ai_release(v_request_id, 'upstream_error', 'batch_' || pg_catalog.lower(p_groq_status));
@@ -682,7 +683,7 @@ begin
   where b.id = p_batch_id
   returning b.* into v_batch;
   perform billing.queue_ai_batch_completed(v_batch);
-  return 'released';
+  return 'released'::public.ai_batch_state;
 end;
 $$;
 revoke execute on function billing.ai_batch_run_failed(uuid, integer, text) from public;

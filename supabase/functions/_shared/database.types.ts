@@ -1390,14 +1390,14 @@ isOneToOne: true
           Tables: {
             "ai_batch_requests": {
                   Row: {
-                    "answer": Json | null,"batch_id": string,"charged_paise": number | null,"completion_tokens": number | null,"cost_paise": number | null,"error_code": string | null,"max_tokens": number,"organization_id": string,"position": number,"prompt_tokens": number | null,"request": NonNullable<Json>,"request_id": string,"settled_at": string | null,"state": Database["public"]['Enums']["ai_batch_request_state"]
+                    "answer": Json | null,"batch_id": string,"charged_paise": number | null,"completion_tokens": number | null,"cost_paise": number | null,"created_at": string,"error_code": string | null,"max_tokens": number,"organization_id": string,"position": number,"prompt_tokens": number | null,"request": NonNullable<Json>,"request_id": string,"settled_at": string | null,"state": Database["public"]['Enums']["ai_batch_request_state"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "answer"?: Json | null,"batch_id": string,"charged_paise"?: number | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"error_code"?: string | null,"max_tokens": number,"organization_id": string,"position": number,"prompt_tokens"?: number | null,"request": NonNullable<Json>,"request_id": string,"settled_at"?: string | null,"state"?: Database["public"]['Enums']["ai_batch_request_state"]
+                    "answer"?: Json | null,"batch_id": string,"charged_paise"?: number | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"created_at"?: string,"error_code"?: string | null,"max_tokens": number,"organization_id": string,"position": number,"prompt_tokens"?: number | null,"request": NonNullable<Json>,"request_id": string,"settled_at"?: string | null,"state"?: Database["public"]['Enums']["ai_batch_request_state"]
                   }
                   Update: {
-                    "answer"?: Json | null,"batch_id"?: string,"charged_paise"?: number | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"error_code"?: string | null,"max_tokens"?: number,"organization_id"?: string,"position"?: number,"prompt_tokens"?: number | null,"request"?: NonNullable<Json>,"request_id"?: string,"settled_at"?: string | null,"state"?: Database["public"]['Enums']["ai_batch_request_state"]
+                    "answer"?: Json | null,"batch_id"?: string,"charged_paise"?: number | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"created_at"?: string,"error_code"?: string | null,"max_tokens"?: number,"organization_id"?: string,"position"?: number,"prompt_tokens"?: number | null,"request"?: NonNullable<Json>,"request_id"?: string,"settled_at"?: string | null,"state"?: Database["public"]['Enums']["ai_batch_request_state"]
                   }
                   Relationships: [
                     {
