@@ -10,7 +10,7 @@ import type { EnvGetter } from "../supabase/functions/_shared/env.ts";
 import { loadOrCreateKeys } from "../scripts/lib/keys.mjs";
 import { codeOf, env, functionsUrl, mintToken } from "./helpers.ts";
 
-const WORKERS = ["reconcile", "provider-sync", "notifications-send"];
+const WORKERS = ["reconcile", "provider-sync", "notifications-send", "ai-batch"];
 const secretKey = () => JSON.parse(env("SUPABASE_SECRET_KEYS")).default as string;
 const publishableKey = () => JSON.parse(env("SUPABASE_PUBLISHABLE_KEYS")).default as string;
 
@@ -219,6 +219,7 @@ const SELF_CHECKING: Record<string, string> = {
   reconcile: "POST",
   "provider-sync": "POST",
   "notifications-send": "POST",
+  "ai-batch": "POST",
   "invoice-pdf": "GET",
   health: "GET",
 };

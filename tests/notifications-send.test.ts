@@ -113,9 +113,10 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
 
 /**
  * Kinds with a test of their own: payment_captured (the invoice PDF, below), quota_threshold
- * (usage-alerts.test.ts), credits_low (below: it names credits, not a plan and an amount).
+ * (usage-alerts.test.ts), credits_low and ai_batch_completed (below: they name credits or a
+ * batch, not a plan and an amount).
  */
-const OWN_TESTS = new Set(["payment_captured", "quota_threshold", "credits_low"]);
+const OWN_TESTS = new Set(["payment_captured", "quota_threshold", "credits_low", "ai_batch_completed"]);
 
 /** Every value of public.notification_kind and its audience, as the database says. */
 async function kindsInDatabase(): Promise<{ kind: string; audience: string }[]> {
@@ -236,6 +237,26 @@ Deno.test("every kind renders (amount in rupees, plan) and goes to the right rec
     const n = await row(id);
     assert(n.sent_at !== null && n.failed_at === null, `${kind} marked sent`);
   }
+});
+
+Deno.test("ai_batch_completed: the batch's counts and charge; a released batch says nothing was charged", testOptions, async () => {
+  await drain();
+  const org = await makeOrg();
+  const batch = crypto.randomUUID();
+  const done = await queue(org, "ai_batch_completed",
+    { batch_id: batch, state: "completed", requests: 50, settled: 49, failed: 1, charged_paise: 1234 });
+  const released = await queue(org, "ai_batch_completed",
+    { batch_id: batch, state: "released", requests: 50, settled: 0, failed: 50, charged_paise: 0 });
+  const r = await send(serviceKey(), { limit: 1000 });
+  assertEquals(r.status, 200, JSON.stringify(r.body));
+  const { emails } = await stored();
+  const [a] = emails.filter((e) => e.idempotency_key === done);
+  const [b] = emails.filter((e) => e.idempotency_key === released);
+  assert(a.subject.endsWith("AI batch is done: 49 of 50 requests answered"), a.subject);
+  assert(a.text.includes("49 answered, 1 failed (not charged)") && a.text.includes("₹12.34") && a.text.includes(batch), a.text);
+  assertEquals(a.to, [org.adminEmail, org.ownerEmail].sort());
+  assert(b.subject.endsWith("AI batch could not be run"), b.subject);
+  assert(b.text.includes("Nothing was charged") && b.text.includes("₹0.00"), b.text);
 });
 
 Deno.test("credits_low: a charge crossing the threshold queues one email naming the balance; charges under it, none", testOptions, async () => {

@@ -98,6 +98,7 @@ Deno.test("the local ticker POSTs each worker with the service key, never two ca
         }, worker === "reconcile" ? 120 : 0);
         if (worker === "reconcile") answer(200, '{"checked":0}');
         else if (worker === "provider-sync") answer(404, '{"error":"not found"}');
+        else if (worker === "ai-batch") answer(200, '{"claimed":0}');
         else answer(500, '{"code":"boom"}');
       });
     });
@@ -128,7 +129,8 @@ Deno.test("the local ticker POSTs each worker with the service key, never two ca
   const ok = (cond: boolean, what: string) => assertEquals(cond, true, `${what}: ${JSON.stringify(r)}`);
   ok(r.calls.reconcile >= 2 && r.calls.reconcile <= 6, "reconcile is called again after each call ends (about 600 / 140 times)");
   ok(r.calls["provider-sync"] >= 5 && r.calls["notifications-send"] >= 5, "the fast workers are called every tick");
-  assertEquals(r.maxRunning, { reconcile: 1, "provider-sync": 1, "notifications-send": 1 }, "never two calls of one worker");
+  ok(r.calls["ai-batch"] >= 5, "the AI batch worker is called every tick");
+  assertEquals(r.maxRunning, { reconcile: 1, "provider-sync": 1, "notifications-send": 1, "ai-batch": 1 }, "never two calls of one worker");
   assertEquals([r.auth, r.bodies], [["POST Bearer service-key"], ["{}"]]);
   ok(r.lines.length === r.calls["notifications-send"], "one line per failure");
   ok(r.lines.every((l: string) => l === 'ticker: notifications-send answered 500: {"code":"boom"}'), "only the failing worker is logged");

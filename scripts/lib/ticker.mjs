@@ -7,7 +7,7 @@
 import { ScriptError } from "./run.mjs";
 
 /** The HTTP workers the ticker calls, in order. */
-export const TICK_WORKERS = ["reconcile", "provider-sync", "notifications-send"];
+export const TICK_WORKERS = ["reconcile", "provider-sync", "notifications-send", "ai-batch"];
 
 /** Seconds between ticks when SUPABILL_TICK_SECONDS is not set. */
 export const DEFAULT_TICK_SECONDS = 5;

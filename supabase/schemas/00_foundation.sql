@@ -88,7 +88,7 @@ create type public.notification_kind as enum (
   'renewal_reminder', 'pre_debit_notice', 'dunning_reminder', 'payment_failed', 'subscription_canceled',
   'subscription_expired', 'trial_ended', 'plan_downgraded', 'subscription_refunded', 'subscription_disputed',
   'payment_disputed', 'payment_captured', 'trial_ending', 'cancellation_scheduled', 'quota_threshold',
-  'provider_action_failed', 'credits_low'
+  'provider_action_failed', 'credits_low', 'ai_batch_completed'
 );
 
 /**
@@ -454,6 +454,10 @@ create table public.billing_settings (
       jsonb_typeof(provider_currencies) = 'object'
       and not jsonb_path_exists(provider_currencies, 'strict $.* ? (@.type() != "array")')
       and not jsonb_path_exists(provider_currencies, 'strict $.*[*] ? (!(@ like_regex "^[A-Z]{3}$"))', '{}', true)),
+  ai_batch_hour_ist integer not null default 2
+    constraint billing_settings_ai_batch_hour_ist_range check (ai_batch_hour_ist between 0 and 23),
+  ai_batch_price_factor numeric(4, 3) not null default 0.5
+    constraint billing_settings_ai_batch_price_factor_range check (ai_batch_price_factor > 0 and ai_batch_price_factor <= 1),
   constraint billing_settings_gstin_matches_state
     check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
   constraint billing_settings_invoice_prefix_fits
@@ -533,6 +537,12 @@ comment on column public.billing_settings.credit_source_order is
 
 comment on column public.billing_settings.credits_low_threshold is
   'Balance under which a credits_low notification is queued, once per crossing; a plan''s credits_low_threshold feature overrides it. Null: no warning.';
+
+comment on column public.billing_settings.ai_batch_hour_ist is
+  'The hour (0 to 23, India time) at which submitted AI batches are sent to Groq: a batch is due at the first such hour after its submission.';
+
+comment on column public.billing_settings.ai_batch_price_factor is
+  'What a request of a nightly AI batch pays of its model''s interactive price (0.5: half), for models whose price row has no batch prices of its own.';
 
 -- The settings row, every column at its default (data, not schema: the operators edit it in the
 -- SQL editor).

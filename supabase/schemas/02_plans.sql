@@ -144,7 +144,8 @@ grant execute on function billing.is_non_negative_integer(jsonb) to service_role
  * Credits: `credits_per_period` and `credits_low_threshold`, non-negative integers;
  * `<metric>_overage_event`, the code of a credit event (public.credit_events) that pays for usage
  * past the metric's limit; `ai_credit_event`, the credit event every AI call is charged to, per
- * paisa of its cost (the AI gateway module).
+ * paisa of its cost (the AI gateway module). `ai_batch`: a boolean, whether members may submit
+ * nightly AI batches (public.submit_ai_batch; `max_ai_batch_requests` caps a batch's size).
  */
 create function billing.validate_plan_features(p_features jsonb)
 returns void
@@ -166,6 +167,11 @@ begin
     if v_key in ('credits_per_period', 'credits_low_threshold') then
       if not billing.is_non_negative_integer(v_value) then
         raise exception 'plan features key "%": a number of credits must be a non-negative integer, got %', v_key, v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
+    elsif v_key = 'ai_batch' then
+      if pg_catalog.jsonb_typeof(v_value) <> 'boolean' then
+        raise exception 'plan features key "ai_batch": whether nightly AI batches are included must be true or false, got %', v_value
           using errcode = 'invalid_parameter_value';
       end if;
     elsif v_key = 'ai_credit_event' then

@@ -111,7 +111,8 @@ comment on type billing.ai_reservation is 'What billing.ai_reserve answers: allo
  * What a model costs, in paise per million tokens: input (the prompt), output (the answer) and
  * cached input (prompt tokens the provider served from its prompt cache, at most the input price),
  * from `effective_from` until the model's next row. A call is priced at the row in effect when it
- * was reserved (billing.now()), whenever it settles. A price change is a new row; a row calls were
+ * was reserved (billing.now()), whenever it settles; a request of a nightly batch at the row's
+ * batch prices (billing.ai_batch_price). A price change is a new row; a row calls were
  * priced at cannot be deleted (ai_requests refers to it). A DBA edits the rows (service_role);
  * members read them.
  */
@@ -122,11 +123,18 @@ create table public.ai_model_prices (
   output_paise_per_million bigint not null check (output_paise_per_million >= 0),
   cached_input_paise_per_million bigint not null check (cached_input_paise_per_million >= 0),
   created_at timestamptz not null default now(),
+  batch_input_paise_per_million bigint check (batch_input_paise_per_million >= 0),
+  batch_output_paise_per_million bigint check (batch_output_paise_per_million >= 0),
   primary key (model, effective_from),
-  constraint ai_model_prices_cached_not_above_input check (cached_input_paise_per_million <= input_paise_per_million)
+  constraint ai_model_prices_cached_not_above_input check (cached_input_paise_per_million <= input_paise_per_million),
+  constraint ai_model_prices_batch_both_or_neither
+    check ((batch_input_paise_per_million is null) = (batch_output_paise_per_million is null))
 );
 
 comment on table public.ai_model_prices is 'AI model prices in paise per million input, output and cached input tokens, each from effective_from until the model''s next row.';
+
+comment on column public.ai_model_prices.batch_input_paise_per_million is
+  'The price of a prompt token sent in a nightly batch (Groq''s Batch API), per million; null (with batch_output_paise_per_million): the interactive prices times billing_settings.ai_batch_price_factor.';
 
 grant select on public.ai_model_prices to authenticated;
 
@@ -170,6 +178,7 @@ create table public.ai_requests (
   reserved_paise bigint check (reserved_paise >= 0),
   cost_paise numeric(20, 6) check (cost_paise >= 0),
   charged_paise bigint check (charged_paise >= 0),
+  batch boolean not null default false,
   constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null),
   constraint ai_requests_price_fkey foreign key (model, price_effective_from)
     references public.ai_model_prices (model, effective_from) on delete restrict
@@ -180,6 +189,8 @@ comment on table public.ai_requests is 'The AI gateway''s log: one row per reque
 comment on column public.ai_requests.cost_paise is 'What the call cost at its model''s price in effect when it was reserved (price_effective_from), in paise, exact: a call of a few hundred tokens costs a fraction of a paisa, and the sum of these is what the model provider bills.';
 
 comment on column public.ai_requests.charged_paise is 'cost_paise rounded up to whole paise: what the call was counted at against ai_spend_paise_per_<window> and charged in credits (the credit event''s credits per paisa).';
+
+comment on column public.ai_requests.batch is 'A request of a nightly batch (public.ai_batch_requests): reserved at submission like an interactive call, without the per-user rate limit, and settled at the batch price.';
 
 comment on column public.ai_requests.reserved_paise is 'The reservation''s cost (prompt estimate and max_tokens at the model''s price), rounded up: what was held against the spend cap and in credits until the settlement.';
 
@@ -306,6 +317,38 @@ end;
 $$;
 revoke execute on function billing.ai_cost_paise(public.ai_model_prices, bigint, bigint, bigint) from public;
 grant execute on function billing.ai_cost_paise(public.ai_model_prices, bigint, bigint, bigint) to service_role;
+
+/**
+ * p_price as a nightly batch pays it: the row's batch prices when it has them (the cached input
+ * price at most the batch input price), else each price times billing_settings.ai_batch_price_factor
+ * (0.5 by default), rounded up to whole paise per million.
+ */
+create function billing.ai_batch_price(p_price public.ai_model_prices)
+returns public.ai_model_prices
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_factor numeric := coalesce((select s.ai_batch_price_factor from public.billing_settings s where s.id), 0.5);
+begin
+  if p_price.model is null then
+    return p_price;
+  end if;
+  if p_price.batch_input_paise_per_million is not null then
+    p_price.input_paise_per_million := p_price.batch_input_paise_per_million;
+    p_price.output_paise_per_million := p_price.batch_output_paise_per_million;
+  else
+    p_price.input_paise_per_million := pg_catalog.ceil(p_price.input_paise_per_million * v_factor)::bigint;
+    p_price.output_paise_per_million := pg_catalog.ceil(p_price.output_paise_per_million * v_factor)::bigint;
+  end if;
+  p_price.cached_input_paise_per_million := least(pg_catalog.ceil(p_price.cached_input_paise_per_million * v_factor)::bigint,
+                                                  p_price.input_paise_per_million);
+  return p_price;
+end;
+$$;
+revoke execute on function billing.ai_batch_price(public.ai_model_prices) from public;
+grant execute on function billing.ai_batch_price(public.ai_model_prices) to service_role;
 
 /**
  * The most answer tokens a call of p_prompt_tokens can have at p_price within p_paise (the prompt
@@ -754,7 +797,11 @@ grant execute on function billing.ai_cost_cap(billing.ai_reservation, uuid, publ
  * the reservation (request_id, capped max_tokens, reserved_tokens), the per-user rate window after
  * this call (as it stands on a denial), and for a denial the refusing limit, what is left of it
  * and the seconds until its window resets. The reservation expires after 15 minutes
- * (billing.ai_release_stale_reservations). service_role only.
+ * (billing.ai_release_stale_reservations). With p_batch (a request of a nightly batch, reserved by
+ * public.submit_ai_batch) the per-user rate limit is not taken, the token quota must hold the
+ * whole request (max_tokens is not lowered: nobody reads a batch's answer in time to ask again;
+ * 'tokens' otherwise), the row is marked batch, and the reservation lasts 4 days (its worker
+ * settles or releases it). service_role only.
  */
 create function billing.ai_reserve(
   p_organization_id uuid,
@@ -763,7 +810,8 @@ create function billing.ai_reserve(
   p_max_tokens integer,
   p_prompt_tokens integer,
   p_cache_key text default null,
-  p_stream boolean default false
+  p_stream boolean default false,
+  p_batch boolean default false
 )
 returns billing.ai_reservation
 language plpgsql
@@ -773,6 +821,9 @@ as $$
 declare
   c_default_max_tokens constant integer := 1024;
   c_reservation_ttl constant interval := interval '15 minutes';
+  -- A batch waits for the night's hour (a day at most), then up to two runs of Groq's 24-hour
+  -- window: its worker settles or releases it well within this.
+  c_batch_reservation_ttl constant interval := interval '4 days';
   v_now timestamptz := billing.now();
   v_r billing.ai_reservation;
   v_plan record;
@@ -808,8 +859,11 @@ begin
                  at time zone v_plan.timezone;
 
   begin
-    v_r := billing.ai_take_rate(v_r, p_organization_id, v_windows.rate_metric, v_windows.rate_units,
-                                v_windows.rate_features, v_now, v_plan.timezone, v_month_end);
+    -- The per-user rate limit guards the interactive upstream; a batch request never calls it.
+    if not coalesce(p_batch, false) then
+      v_r := billing.ai_take_rate(v_r, p_organization_id, v_windows.rate_metric, v_windows.rate_units,
+                                  v_windows.rate_features, v_now, v_plan.timezone, v_month_end);
+    end if;
     if v_r.denial is null and not coalesce(v_features -> 'ai_models' @> pg_catalog.to_jsonb(p_model), false) then
       v_r.denial := 'model_not_allowed';
     end if;
@@ -838,7 +892,7 @@ begin
     if v_r.denial is null then
       v_r := billing.ai_reserve_tokens(v_r, p_organization_id, p_user_id, v_windows.token_units, v_now, v_plan.timezone,
                                        v_features, v_month_end, p_prompt_tokens, v_r.max_tokens,
-                                       v_overage_event is not null);
+                                       v_overage_event is not null or coalesce(p_batch, false));
       if v_r.denial = 'tokens' and v_overage_event is not null then
         -- Past the token quota, the call runs on credits: its tokens are not counted against the quota.
         v_r.denial := null;
@@ -889,7 +943,7 @@ begin
 
   insert into public.ai_requests (organization_id, user_id, request_id, model, status, stream, max_tokens,
                                   reserved_tokens, error_code, cache_key, expires_at, completed_at,
-                                  price_effective_from, reserved_paise)
+                                  price_effective_from, reserved_paise, batch)
   values (p_organization_id, p_user_id, v_r.request_id, p_model,
           case when v_r.allowed then 'pending' else 'denied' end::public.ai_request_status,
           coalesce(p_stream, false), v_r.max_tokens, coalesce(v_r.reserved_tokens, 0),
@@ -903,15 +957,17 @@ begin
             when 'model_not_priced' then 'model_not_priced'
           end,
           p_cache_key,
-          case when v_r.allowed then v_now + c_reservation_ttl end,
+          case when v_r.allowed then v_now + case when coalesce(p_batch, false) then c_batch_reservation_ttl
+                                                  else c_reservation_ttl end end,
           case when not v_r.allowed then v_now end,
           case when v_r.allowed then v_price.effective_from end,
-          case when v_r.allowed then v_reserved_paise end);
+          case when v_r.allowed then v_reserved_paise end,
+          coalesce(p_batch, false));
   return v_r;
 end;
 $$;
-revoke execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) from public, anon, authenticated;
-grant execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean) to service_role;
+revoke execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean, boolean) from public, anon, authenticated;
+grant execute on function billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean, boolean) to service_role;
 
 /**
  * Settles the usage row of p_metric counted under p_request_id at p_actual; if that does not fit
@@ -1061,6 +1117,9 @@ begin
   if v_request.price_effective_from is not null then
     select p.* into v_price from public.ai_model_prices p
     where p.model = v_request.model and p.effective_from = v_request.price_effective_from;
+    if v_request.batch then
+      v_price := billing.ai_batch_price(v_price);
+    end if;
     v_cost := billing.ai_cost_paise(v_price, p_prompt_tokens, p_completion_tokens, p_cached_tokens);
     v_paise := pg_catalog.ceil(v_cost)::bigint;
     if exists (select from public.usage_metrics m where m.organization_id = v_request.organization_id

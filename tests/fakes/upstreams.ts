@@ -4,6 +4,10 @@
 //
 //   Groq      GET  /openai/v1/models
 //             POST /openai/v1/chat/completions       (stream or not; Bearer auth)
+//             /openai/v1/files, /openai/v1/batches   the Batch API (tests/fakes/groq-batches.ts: upload,
+//                                                     content, create, retrieve, list, cancel; a delay
+//                                                     on the fakes' clock, expiry, failure and partial
+//                                                     results through POST /__control/groq/batches)
 //   Razorpay  POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
 //             GET  /v1/payments/:id, POST /v1/payments/:id/refund (X-Refund-Idempotency honoured),
 //             GET  /v1/payments/:id/refunds,
@@ -78,6 +82,7 @@
 // PAYU_MERCHANT_SALT, RESEND_API_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
 
 import { createFakeEmail } from "./email.ts";
+import { createFakeGroqBatches } from "./groq-batches.ts";
 import { createFakeStripe } from "./stripe.ts";
 
 export interface FakeUpstreamsOptions {
@@ -305,6 +310,20 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     now: () => clock.now(),
   });
 
+  const groqBatches = createFakeGroqBatches({
+    apiKey: options.groqKey,
+    now: () => clock.now(),
+    // Each line of a batch is answered by this fake's own chat completions (same token rules).
+    chat: async (body) => {
+      const res = await groqChat(new Request("http://fake/openai/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${options.groqKey}`, "content-type": "application/json" },
+        body: JSON.stringify(isObject(body) ? { ...body, stream: false } : body),
+      }));
+      return { status: res.status, body: await res.json() };
+    },
+  });
+
   const count = (route: string, body?: unknown) => {
     calls[route] = (calls[route] ?? 0) + 1;
     if (body !== undefined) last[route] = body;
@@ -313,6 +332,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   function reset() {
     email.reset();
     stripe.reset();
+    groqBatches.reset();
     clock.set(null);
     groq = groqDefaults();
     rzpControl = failureDefaults();
@@ -1285,6 +1305,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       if (emailAnswer) return emailAnswer;
       const stripeAnswer = await stripe.handle(req, path, url.searchParams);
       if (stripeAnswer) return stripeAnswer;
+      const batchAnswer = await groqBatches.handle(req, path);
+      if (batchAnswer) return batchAnswer;
       if (path.startsWith("/__control/")) return await control(req, path);
       if (path === "/openai/v1/models" && req.method === "GET") return groqModels(req);
       if (path === "/openai/v1/chat/completions" && req.method === "POST") return await groqChat(req);

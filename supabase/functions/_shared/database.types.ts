@@ -398,6 +398,34 @@ isOneToOne: true
 "ai_affordable_tokens":
 { Args: { "p_paise": number,"p_price": Omit<Database["public"]['Tables']["ai_model_prices"]['Row'], Database["public"]['Tables']["ai_model_prices"]['ComputedFields']>,"p_prompt_tokens": number }; Returns: number
                            },
+"ai_batch_due_at":
+{ Args: { "p_at": string }; Returns: string
+                           },
+"ai_batch_lines":
+{ Args: { "p_batch_id": string }; Returns: {
+              "body": Json,"custom_id": string
+            }[]
+                           },
+"ai_batch_price":
+{ Args: { "p_price": Omit<Database["public"]['Tables']["ai_model_prices"]['Row'], Database["public"]['Tables']["ai_model_prices"]['ComputedFields']> }; Returns: Database["public"]['Tables']["ai_model_prices"]['Row']
+                          SetofOptions: {
+        from: "ai_model_prices"
+        to: "ai_model_prices"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"ai_batch_prompt_tokens":
+{ Args: { "p_body": Json }; Returns: number
+                           },
+"ai_batch_request_problem":
+{ Args: { "p_body": Json,"p_models": Json }; Returns: string
+                           },
+"ai_batch_run_failed":
+{ Args: { "p_batch_id": string,"p_groq_status": string,"p_run": number }; Returns: Database["public"]['Enums']["ai_batch_state"]
+                           },
+"ai_batch_wait":
+{ Args: { "p_batch_id": string,"p_error"?: string,"p_groq_status"?: string }; Returns: undefined
+                           },
 "ai_cached_answer":
 { Args: { "p_cache_key": string,"p_model": string,"p_now": string,"p_organization_id": string,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_stream": boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
                           SetofOptions: {
@@ -461,7 +489,7 @@ isOneToOne: true
 { Args: { "p_limit"?: number }; Returns: number
                            },
 "ai_reserve":
-{ Args: { "p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
+{ Args: { "p_batch"?: boolean,"p_cache_key"?: string,"p_max_tokens": number,"p_model": string,"p_organization_id": string,"p_prompt_tokens": number,"p_stream"?: boolean,"p_user_id": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
                           SetofOptions: {
         from: "*"
         to: "ai_reservation"
@@ -580,6 +608,11 @@ isOneToOne: true
                            },
 "checkout_provider":
 { Args: { "p_provider": string }; Returns: Database["public"]['Enums']["payment_provider"]
+                           },
+"claim_ai_batches":
+{ Args: { "p_limit"?: number }; Returns: {
+              "groq_batch_id": string,"id": string,"organization_id": string,"recover": boolean,"run": number,"state": Database["public"]['Enums']["ai_batch_state"]
+            }[]
                            },
 "claim_discount_on_capture":
 { Args: { "p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: string
@@ -811,6 +844,9 @@ isOneToOne: true
 "format_money":
 { Args: { "p_cents": number,"p_currency": string }; Returns: string
                            },
+"get_ai_batch":
+{ Args: { "p_batch_id": string }; Returns: Json
+                           },
 "get_credit_balance":
 { Args: { "p_organization_id": string }; Returns: Json
                            },
@@ -909,6 +945,9 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"lock_ai_batch_requests":
+{ Args: { "p_batch_id": string }; Returns: string[]
+                           },
 "lock_credits":
 { Args: { "p_organization_id": string }; Returns: undefined
                            },
@@ -1107,6 +1146,9 @@ isOneToOne: true
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
                            },
+"queue_ai_batch_completed":
+{ Args: { "p_batch": Omit<Database["public"]['Tables']["ai_batches"]['Row'], Database["public"]['Tables']["ai_batches"]['ComputedFields']> }; Returns: undefined
+                           },
 "queue_credits_low":
 { Args: { "p_after": number,"p_before": number,"p_ledger_id": number,"p_organization_id": string }; Returns: undefined
                            },
@@ -1130,6 +1172,9 @@ isOneToOne: true
 { Args: { "p_limit"?: number }; Returns: {
               "current_period_end": string,"known_payment_ids": (string)[],"organization_id": string,"provider": string,"provider_status": string,"provider_subscription_id": string,"reason": string,"receipt": string,"status": string,"subscription_id": string
             }[]
+                           },
+"record_ai_batch_upload":
+{ Args: { "p_batch_id": string,"p_groq_batch_id": string,"p_input_file_id": string,"p_run": number }; Returns: boolean
                            },
 "record_amount_mismatch":
 { Args: { "p_event": Json,"p_event_at": string,"p_expected_cents": number,"p_order": Omit<Database["public"]['Tables']["orders"]['Row'], Database["public"]['Tables']["orders"]['ComputedFields']> }; Returns: Json
@@ -1233,6 +1278,9 @@ isOneToOne: true
 "set_member_role":
 { Args: { "p_organization_id": string,"p_role": Database["public"]['Enums']["member_role"],"p_user_id": string }; Returns: undefined
                            },
+"settle_ai_batch":
+{ Args: { "p_batch_id": string,"p_error_file_id"?: string,"p_output_file_id"?: string,"p_results": Json,"p_run": number }; Returns: Record<string, unknown>
+                           },
 "settle_credits":
 { Args: { "p_credits": number,"p_organization_id": string,"p_request_id": string }; Returns: Record<string, unknown>
                            },
@@ -1247,6 +1295,9 @@ isOneToOne: true
                            },
 "stop_unbacked_mandate":
 { Args: { "p_organization_id": string,"p_provider": Database["public"]['Enums']["payment_provider"],"p_provider_subscription_id": string,"p_reason": string,"p_subscription_id"?: string }; Returns: string
+                           },
+"submit_ai_batch":
+{ Args: { "p_organization_id": string,"p_requests": Json }; Returns: string
                            },
 "subscription_change_action":
 { Args: { "p_new": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']>,"p_old": Omit<Database["public"]['Tables']["subscriptions"]['Row'], Database["public"]['Tables']["subscriptions"]['ComputedFields']> }; Returns: string
@@ -1340,30 +1391,82 @@ isOneToOne: true
           }
         },"public": {
           Tables: {
-            "ai_model_prices": {
+            "ai_batch_requests": {
                   Row: {
-                    "cached_input_paise_per_million": number,"created_at": string,"effective_from": string,"input_paise_per_million": number,"model": string,"output_paise_per_million": number
+                    "answer": Json | null,"batch_id": string,"charged_paise": number | null,"completion_tokens": number | null,"cost_paise": number | null,"created_at": string,"error_code": string | null,"max_tokens": number,"organization_id": string,"position": number,"prompt_tokens": number | null,"request": NonNullable<Json>,"request_id": string,"settled_at": string | null,"state": Database["public"]['Enums']["ai_batch_request_state"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "cached_input_paise_per_million": number,"created_at"?: string,"effective_from": string,"input_paise_per_million": number,"model": string,"output_paise_per_million": number
+                    "answer"?: Json | null,"batch_id": string,"charged_paise"?: number | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"created_at"?: string,"error_code"?: string | null,"max_tokens": number,"organization_id": string,"position": number,"prompt_tokens"?: number | null,"request": NonNullable<Json>,"request_id": string,"settled_at"?: string | null,"state"?: Database["public"]['Enums']["ai_batch_request_state"]
                   }
                   Update: {
-                    "cached_input_paise_per_million"?: number,"created_at"?: string,"effective_from"?: string,"input_paise_per_million"?: number,"model"?: string,"output_paise_per_million"?: number
+                    "answer"?: Json | null,"batch_id"?: string,"charged_paise"?: number | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"created_at"?: string,"error_code"?: string | null,"max_tokens"?: number,"organization_id"?: string,"position"?: number,"prompt_tokens"?: number | null,"request"?: NonNullable<Json>,"request_id"?: string,"settled_at"?: string | null,"state"?: Database["public"]['Enums']["ai_batch_request_state"]
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_batch_requests_batch_id_fkey"
+      columns: ["batch_id"]
+isOneToOne: false
+      referencedRelation: "ai_batches"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_batch_requests_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "ai_batch_requests_request_id_fkey"
+      columns: ["request_id"]
+isOneToOne: true
+      referencedRelation: "ai_requests"
+      referencedColumns: ["request_id"]
+    }
+                  ]
+                },"ai_batches": {
+                  Row: {
+                    "charged_paise": number | null,"completed_at": string | null,"created_at": string,"due_at": string,"error_file_id": string | null,"failed_count": number | null,"groq_batch_id": string | null,"groq_status": string | null,"id": string,"input_file_id": string | null,"last_error": string | null,"locked_until": string | null,"organization_id": string,"output_file_id": string | null,"request_count": number,"run": number,"settled_count": number | null,"state": Database["public"]['Enums']["ai_batch_state"],"submitted_at": string | null,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "charged_paise"?: number | null,"completed_at"?: string | null,"created_at"?: string,"due_at": string,"error_file_id"?: string | null,"failed_count"?: number | null,"groq_batch_id"?: string | null,"groq_status"?: string | null,"id"?: string,"input_file_id"?: string | null,"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"output_file_id"?: string | null,"request_count": number,"run"?: number,"settled_count"?: number | null,"state"?: Database["public"]['Enums']["ai_batch_state"],"submitted_at"?: string | null,"user_id"?: string | null
+                  }
+                  Update: {
+                    "charged_paise"?: number | null,"completed_at"?: string | null,"created_at"?: string,"due_at"?: string,"error_file_id"?: string | null,"failed_count"?: number | null,"groq_batch_id"?: string | null,"groq_status"?: string | null,"id"?: string,"input_file_id"?: string | null,"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"output_file_id"?: string | null,"request_count"?: number,"run"?: number,"settled_count"?: number | null,"state"?: Database["public"]['Enums']["ai_batch_state"],"submitted_at"?: string | null,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "ai_batches_organization_id_fkey"
+      columns: ["organization_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"ai_model_prices": {
+                  Row: {
+                    "batch_input_paise_per_million": number | null,"batch_output_paise_per_million": number | null,"cached_input_paise_per_million": number,"created_at": string,"effective_from": string,"input_paise_per_million": number,"model": string,"output_paise_per_million": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "batch_input_paise_per_million"?: number | null,"batch_output_paise_per_million"?: number | null,"cached_input_paise_per_million": number,"created_at"?: string,"effective_from": string,"input_paise_per_million": number,"model": string,"output_paise_per_million": number
+                  }
+                  Update: {
+                    "batch_input_paise_per_million"?: number | null,"batch_output_paise_per_million"?: number | null,"cached_input_paise_per_million"?: number,"created_at"?: string,"effective_from"?: string,"input_paise_per_million"?: number,"model"?: string,"output_paise_per_million"?: number
                   }
                   Relationships: [
                     
                   ]
                 },"ai_requests": {
                   Row: {
-                    "cache_key": string | null,"cached": boolean,"cached_prompt_tokens": number | null,"charged_paise": number | null,"completed_at": string | null,"completion_tokens": number | null,"cost_paise": number | null,"counted_tokens": number | null,"created_at": string,"error_code": string | null,"expires_at": string | null,"id": string,"latency_ms": number | null,"max_tokens": number | null,"model": string,"organization_id": string,"price_effective_from": string | null,"prompt_tokens": number | null,"request_id": string,"reserved_paise": number | null,"reserved_tokens": number,"status": Database["public"]['Enums']["ai_request_status"],"stream": boolean,"user_id": string | null
+                    "batch": boolean,"cache_key": string | null,"cached": boolean,"cached_prompt_tokens": number | null,"charged_paise": number | null,"completed_at": string | null,"completion_tokens": number | null,"cost_paise": number | null,"counted_tokens": number | null,"created_at": string,"error_code": string | null,"expires_at": string | null,"id": string,"latency_ms": number | null,"max_tokens": number | null,"model": string,"organization_id": string,"price_effective_from": string | null,"prompt_tokens": number | null,"request_id": string,"reserved_paise": number | null,"reserved_tokens": number,"status": Database["public"]['Enums']["ai_request_status"],"stream": boolean,"user_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "cache_key"?: string | null,"cached"?: boolean,"cached_prompt_tokens"?: number | null,"charged_paise"?: number | null,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model": string,"organization_id": string,"price_effective_from"?: string | null,"prompt_tokens"?: number | null,"request_id": string,"reserved_paise"?: number | null,"reserved_tokens"?: number,"status": Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                    "batch"?: boolean,"cache_key"?: string | null,"cached"?: boolean,"cached_prompt_tokens"?: number | null,"charged_paise"?: number | null,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model": string,"organization_id": string,"price_effective_from"?: string | null,"prompt_tokens"?: number | null,"request_id": string,"reserved_paise"?: number | null,"reserved_tokens"?: number,"status": Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
                   }
                   Update: {
-                    "cache_key"?: string | null,"cached"?: boolean,"cached_prompt_tokens"?: number | null,"charged_paise"?: number | null,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"price_effective_from"?: string | null,"prompt_tokens"?: number | null,"request_id"?: string,"reserved_paise"?: number | null,"reserved_tokens"?: number,"status"?: Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
+                    "batch"?: boolean,"cache_key"?: string | null,"cached"?: boolean,"cached_prompt_tokens"?: number | null,"charged_paise"?: number | null,"completed_at"?: string | null,"completion_tokens"?: number | null,"cost_paise"?: number | null,"counted_tokens"?: number | null,"created_at"?: string,"error_code"?: string | null,"expires_at"?: string | null,"id"?: string,"latency_ms"?: number | null,"max_tokens"?: number | null,"model"?: string,"organization_id"?: string,"price_effective_from"?: string | null,"prompt_tokens"?: number | null,"request_id"?: string,"reserved_paise"?: number | null,"reserved_tokens"?: number,"status"?: Database["public"]['Enums']["ai_request_status"],"stream"?: boolean,"user_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1396,14 +1499,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
+                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
@@ -2069,6 +2172,9 @@ isOneToOne: false
 "effective_tier":
 { Args: { "p_organization_id": string }; Returns: string
                            },
+"get_ai_batch":
+{ Args: { "p_batch_id": string }; Returns: Json
+                           },
 "get_billing_portal_customer":
 { Args: { "p_organization_id": string,"p_provider": string }; Returns: string
                            },
@@ -2150,6 +2256,9 @@ isOneToOne: false
 "start_trial":
 { Args: { "p_organization_id": string,"p_plan_code": string }; Returns: Json
                            },
+"submit_ai_batch":
+{ Args: { "p_organization_id": string,"p_requests": Json }; Returns: string
+                           },
 "tax_document":
 { Args: { "p_document_id": string }; Returns: Json
                            },
@@ -2179,7 +2288,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual"|"stripe","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_batch_request_state": "reserved"|"settled"|"failed"|"released","ai_batch_state": "queued"|"uploading"|"submitted"|"completed"|"released","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low"|"ai_batch_completed","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual"|"stripe","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -2299,7 +2408,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual", "stripe"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_batch_request_state": ["reserved", "settled", "failed", "released"],"ai_batch_state": ["queued", "uploading", "submitted", "completed", "released"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low", "ai_batch_completed"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual", "stripe"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

@@ -507,6 +507,38 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
     };
   },
 
+  ai_batch_completed(f) {
+    const requests = Number(f.payload.requests);
+    const settled = Number(f.payload.settled);
+    const failed = Number(f.payload.failed);
+    const paise = Number(f.payload.charged_paise);
+    if (![requests, settled, failed, paise].every(Number.isInteger)) {
+      throw new TemplateError("ai_batch_completed needs payload.requests, settled, failed and charged_paise");
+    }
+    const batch = str(f.payload.batch_id) ?? "";
+    const count = (n: number) => new Intl.NumberFormat("en-IN").format(n);
+    if (f.payload.state === "released") {
+      return {
+        subject: `${f.orgName}'s AI batch could not be run`,
+        lines: [
+          `Groq did not run the AI batch of ${count(requests)} requests, twice. Nothing was charged: every request's reservation was given back.`,
+          "Submit the requests again, or send them one by one.",
+        ],
+        details: [["Batch", batch], ["Requests", count(requests)], ["Charged", formatMoney(0, "INR")]],
+        action: "View AI usage",
+      };
+    }
+    return {
+      subject: `${f.orgName}'s AI batch is done: ${count(settled)} of ${count(requests)} requests answered`,
+      lines: [
+        `The nightly AI batch of ${count(requests)} requests is done: ${count(settled)} answered, ${count(failed)} failed (not charged).`,
+        "The answers are ready to read; each answered request was charged at the batch price.",
+      ],
+      details: [["Batch", batch], ["Answered", count(settled)], ["Failed", count(failed)], ["Charged", formatMoney(paise, "INR")]],
+      action: "Read the answers",
+    };
+  },
+
   provider_action_failed(f) {
     const what = (str(f.payload.kind) ?? "update").replaceAll("_", " ");
     const provider = str(f.payload.provider) ?? "the payment provider";

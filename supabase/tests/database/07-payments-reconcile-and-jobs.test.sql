@@ -92,7 +92,7 @@ select is(
   '{"billing-expire": "scheduled", "billing-renewal-reminders": "scheduled", "billing-dunning": "scheduled",
     "billing-purge": "scheduled", "billing-analytics-daily": "scheduled", "ai-release-stale-reservations": "scheduled", "ai-purge-cache": "scheduled", "credits-expire": "scheduled",
     "supabill-reconcile-orders": "skipped", "supabill-provider-sync": "skipped",
-    "supabill-notifications-send": "skipped"}'::jsonb,
+    "supabill-notifications-send": "skipped", "supabill-ai-batch": "skipped"}'::jsonb,
   'every pg_cron job is scheduled; without pg_net the HTTP workers are skipped'
 );
 select ok(

@@ -408,7 +408,7 @@ select throws_ok($$select billing.ai_release(pg_temp.rid('c4'), 'upstream_error'
   '22023', 'ai_release: error code must be lowercase snake_case', 'ai_release rejects a malformed error code');
 
 select ok(not has_function_privilege('authenticated',
-  'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
+  'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean, boolean)', 'execute'),
   'signed-in users cannot call ai_reserve (it trusts the user id it is given)');
 select ok(not has_function_privilege('authenticated',
   'billing.ai_settle(text, integer, integer, integer, public.ai_request_status, jsonb, integer)', 'execute'),
@@ -417,7 +417,7 @@ select ok(not has_function_privilege('authenticated',
   'billing.ai_release(text, public.ai_request_status, text, integer)', 'execute'),
   'signed-in users cannot release reservations');
 select ok(has_function_privilege('service_role',
-  'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean)', 'execute'),
+  'billing.ai_reserve(uuid, uuid, text, integer, integer, text, boolean, boolean)', 'execute'),
   'service_role (the ai-chat function) can call ai_reserve');
 
 select * from finish();

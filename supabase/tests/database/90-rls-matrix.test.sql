@@ -125,6 +125,17 @@ insert into public.ai_requests (id, organization_id, user_id, request_id, model,
    'a1111111-0000-4000-8000-000000000004', 'ai_' || repeat('b', 32), 'llama-3.1-8b-instant', 'completed');
 insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at) values
   ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('a', 64), 'llama-3.1-8b-instant', '{}', now() + interval '1 day');
+-- AI batches: one per organization, each with one request (its AI request above), and a spare
+-- AI request of A for the insert.
+insert into public.ai_requests (id, organization_id, user_id, request_id, model, status) values
+  ('f6000000-0000-4000-8000-000000000003', 'aaaaaaaa-0000-4000-8000-00000000000a',
+   'a1111111-0000-4000-8000-000000000003', 'ai_' || repeat('d', 32), 'llama-3.1-8b-instant', 'completed');
+insert into public.ai_batches (id, organization_id, request_count, due_at) values
+  ('f7000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 1, now()),
+  ('f7000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 1, now());
+insert into public.ai_batch_requests (request_id, batch_id, organization_id, position, request, max_tokens) values
+  ('ai_' || repeat('a', 32), 'f7000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 1, '{}', 1),
+  ('ai_' || repeat('b', 32), 'f7000000-0000-4000-8000-000000000002', 'bbbbbbbb-0000-4000-8000-00000000000b', 1, '{}', 1);
 insert into public.ai_model_prices (model, effective_from, input_paise_per_million, output_paise_per_million,
                                     cached_input_paise_per_million)
 values ('rls-model', '2026-01-01 00:00+05:30', 1, 2, 1);
@@ -251,6 +262,12 @@ insert into rls_targets values
   ('billing.ai_cache', $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and cache_key = repeat('a', 64)$$,
    $$insert into billing.ai_cache (organization_id, cache_key, model, response, expires_at)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', repeat('c', 64), 'llama-3.1-8b-instant', '{}', now())$$),
+  ('ai_batches', $$id = 'f7000000-0000-4000-8000-000000000001'$$,
+   $$insert into public.ai_batches (organization_id, request_count, due_at)
+     values ('aaaaaaaa-0000-4000-8000-00000000000a', 1, now())$$),
+  ('ai_batch_requests', $$request_id = 'ai_' || repeat('a', 32)$$,
+   $$insert into public.ai_batch_requests (request_id, batch_id, organization_id, position, request, max_tokens)
+     values ('ai_' || repeat('d', 32), 'f7000000-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-00000000000a', 2, '{}', 1)$$),
   ('ai_model_prices', $$model = 'rls-model'$$,
    $$insert into public.ai_model_prices (model, effective_from, input_paise_per_million, output_paise_per_million,
                                          cached_input_paise_per_million)
@@ -414,6 +431,16 @@ insert into rls_expectations values
   ('ai_requests',            'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('ai_requests',            'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('ai_requests',            'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- nightly AI batches: every member reads their organization's; only the batch functions write
+  ('ai_batches',             'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('ai_batches',             'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_batches',             'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_batches',             'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_batch_requests',      'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
+  ('ai_batch_requests',      'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_batch_requests',      'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('ai_batch_requests',      'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   -- the AI answer cache: service_role only
   ('billing.ai_cache',       'select', 'error', 'error', 'error', 'error', 'error', 'rows'),
