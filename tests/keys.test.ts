@@ -221,6 +221,7 @@ const SELF_CHECKING: Record<string, string> = {
   "notifications-send": "POST",
   "invoice-pdf": "GET",
   health: "GET",
+  "usage-track": "POST",
 };
 
 Deno.test("every function has verify_jwt = false, and each that checks its caller answers 401 by itself, first", async () => {
