@@ -889,22 +889,33 @@ begin
     select r.ord, pg_catalog.array_agg(r.unit order by r.j)::text as units from ranked r group by r.ord
   ), counters as (
     select distinct on (r.k) r.k, r.org, r.metric, r.unit, r.starts, r.ends, r.lim from ranked r order by r.k
-  ), locked as (
-    insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
-    select c.org, c.metric, c.unit, c.starts, 0, pg_catalog.now() from counters c order by c.k
-    on conflict (organization_id, metric, window_unit, window_start) do update set count = q.count
-    returning q.organization_id, q.metric, q.window_unit, q.window_start, q.count, q.xmax = 0 as inserted
   )
   select pg_catalog.array_agg(c.org order by c.k), pg_catalog.array_agg(c.metric order by c.k),
          pg_catalog.array_agg(c.unit order by c.k), pg_catalog.array_agg(c.starts order by c.k),
          pg_catalog.array_agg(c.ends order by c.k), pg_catalog.array_agg(c.lim order by c.k),
-         pg_catalog.array_agg(l.count order by c.k), pg_catalog.array_agg(l.inserted order by c.k),
          (select s.ks from slots s), (select s.ss from slots s),
          (select pg_catalog.array_agg(pe.units order by g.i)
           from pg_catalog.generate_series(1, v_n) g(i) left join per_event pe on pe.ord = g.i)
-  into c_org, c_metric, c_unit, c_start, c_end, c_limit, c_count, c_inserted, v_ks, v_ss, e_units
-  from counters c
-  join locked l on l.organization_id = c.org and l.metric = c.metric and l.window_unit = c.unit and l.window_start = c.starts;
+  into c_org, c_metric, c_unit, c_start, c_end, c_limit, v_ks, v_ss, e_units
+  from counters c;
+  -- Lock every counter in key order (a row this batch creates starts at 0), and read its count.
+  -- The answers are matched back by key through a JSON object, not a join: the planner cannot
+  -- size a RETURNING list and would loop over it once per counter.
+  with locked as (
+    insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
+    select u.org, u.metric, u.unit, u.starts, 0, pg_catalog.now()
+    from unnest(c_org, c_metric, c_unit, c_start) with ordinality as u(org, metric, unit, starts, k)
+    order by u.k
+    on conflict (organization_id, metric, window_unit, window_start) do update set count = q.count
+    returning q.organization_id::text || q.metric || q.window_unit::text || q.window_start::text as key,
+              pg_catalog.jsonb_build_array(q.count, q.xmax = 0) as answer
+  ), answers as (
+    select pg_catalog.jsonb_object_agg(l.key, l.answer) as m from locked l
+  )
+  select pg_catalog.array_agg((a.m -> (u.org::text || u.metric || u.unit::text || u.starts::text) ->> 0)::bigint order by u.k),
+         pg_catalog.array_agg((a.m -> (u.org::text || u.metric || u.unit::text || u.starts::text) ->> 1)::boolean order by u.k)
+  into c_count, c_inserted
+  from answers a, unnest(c_org, c_metric, c_unit, c_start) with ordinality as u(org, metric, unit, starts, k);
   -- Each event window's counter index, by slot.
   w_k := pg_catalog.array_fill(null::integer, array[v_n * 4]);
   for i in 1 .. coalesce(pg_catalog.cardinality(v_ss), 0) loop
