@@ -606,8 +606,9 @@ revoke execute on function billing.release_usage(uuid, text) from public;
 grant execute on function billing.release_usage(uuid, text) to service_role;
 
 /**
- * usage-track's counters write (billing.track_usage): sets each counter p_key.. to p_after where
- * it differs from p_before (the caller holds the rows' locks, so absolute values are exact) and
+ * usage-track's counters write (billing.track_usage): sets each counter to p_after where it
+ * differs from p_before (the caller holds the rows' locks, so absolute values are exact; with
+ * p_write false the caller has written them already) and
  * queues the quota alerts of the thresholds crossed between the two, as apply_usage_delta does for
  * one change: a rise across a whole percent of a limit calls billing.queue_quota_alerts.
  */
@@ -619,7 +620,8 @@ create function billing.write_usage_counters(
   p_ends timestamptz[],
   p_limits bigint[],
   p_before bigint[],
-  p_after bigint[]
+  p_after bigint[],
+  p_write boolean default true
 )
 returns void
 language plpgsql
@@ -627,13 +629,15 @@ volatile
 set search_path = ''
 as $$
 begin
-  update public.usage_quotas q
-  set count = u.after, updated_at = pg_catalog.now()
-  from unnest(p_organization_ids, p_metrics, p_units, p_starts, p_before, p_after)
-    as u(organization_id, metric, unit, starts, before, after)
-  where u.after <> u.before
-    and q.organization_id = u.organization_id and q.metric = u.metric
-    and q.window_unit = u.unit and q.window_start = u.starts;
+  if p_write then
+    update public.usage_quotas q
+    set count = u.after, updated_at = pg_catalog.now()
+    from unnest(p_organization_ids, p_metrics, p_units, p_starts, p_before, p_after)
+      as u(organization_id, metric, unit, starts, before, after)
+    where u.after <> u.before
+      and q.organization_id = u.organization_id and q.metric = u.metric
+      and q.window_unit = u.unit and q.window_start = u.starts;
+  end if;
   perform billing.queue_quota_alerts(u.organization_id, u.metric, u.unit, u.starts, u.ends, u.before, u.after, u.lim)
   from unnest(p_organization_ids, p_metrics, p_units, p_starts, p_ends, p_limits, p_before, p_after)
     as u(organization_id, metric, unit, starts, ends, lim, before, after)
@@ -642,7 +646,7 @@ begin
 end;
 $$;
 revoke execute on function billing.write_usage_counters(uuid[], text[], public.usage_window[], timestamptz[],
-  timestamptz[], bigint[], bigint[], bigint[]) from public;
+  timestamptz[], bigint[], bigint[], bigint[], boolean) from public;
 
 /**
  * A batch of usage events (usage-track), applied in a few set-based statements and answered one
@@ -713,7 +717,8 @@ declare
   w_k integer[];
   -- Per counter, by its index in key order.
   c_org uuid[]; c_metric text[]; c_unit public.usage_window[]; c_start timestamptz[]; c_end timestamptz[];
-  c_limit bigint[]; c_count bigint[]; c_saved bigint[]; c_inserted boolean[];
+  c_limit bigint[]; c_count bigint[]; c_saved bigint[]; c_inserted boolean[]; c_delta bigint[];
+  v_written boolean;
   v_ks integer[];
   v_ss integer[];
   v_fits boolean;
@@ -898,29 +903,70 @@ begin
           from pg_catalog.generate_series(1, v_n) g(i) left join per_event pe on pe.ord = g.i)
   into c_org, c_metric, c_unit, c_start, c_end, c_limit, v_ks, v_ss, e_units
   from counters c;
-  -- Lock every counter in key order (a row this batch creates starts at 0), and read its count.
-  -- The answers are matched back by key through a JSON object, not a join: the planner cannot
-  -- size a RETURNING list and would loop over it once per counter.
-  with locked as (
-    insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
-    select u.org, u.metric, u.unit, u.starts, 0, pg_catalog.now()
-    from unnest(c_org, c_metric, c_unit, c_start) with ordinality as u(org, metric, unit, starts, k)
-    order by u.k
-    on conflict (organization_id, metric, window_unit, window_start) do update set count = q.count
-    returning q.organization_id::text || q.metric || q.window_unit::text || q.window_start::text as key,
-              pg_catalog.jsonb_build_array(q.count, q.xmax = 0) as answer
-  ), answers as (
-    select pg_catalog.jsonb_object_agg(l.key, l.answer) as m from locked l
-  )
-  select pg_catalog.array_agg((a.m -> (u.org::text || u.metric || u.unit::text || u.starts::text) ->> 0)::bigint order by u.k),
-         pg_catalog.array_agg((a.m -> (u.org::text || u.metric || u.unit::text || u.starts::text) ->> 1)::boolean order by u.k)
-  into c_count, c_inserted
-  from answers a, unnest(c_org, c_metric, c_unit, c_start) with ordinality as u(org, metric, unit, starts, k);
   -- Each event window's counter index, by slot.
   w_k := pg_catalog.array_fill(null::integer, array[v_n * 4]);
   for i in 1 .. coalesce(pg_catalog.cardinality(v_ss), 0) loop
     w_k[v_ss[i]] := v_ks[i];
   end loop;
+  c_delta := pg_catalog.array_fill(0::bigint, array[coalesce(pg_catalog.cardinality(c_org), 0)]);
+  for i in 1 .. v_n loop
+    continue when e_err[i] is not null or e_first[i] <> i or e_dup[i] or e_row[i] is null;
+    for j in 1 .. 4 loop
+      v_k := w_k[(i - 1) * 4 + j];
+      continue when v_k is null;
+      c_delta[v_k] := c_delta[v_k] + e_qty[i];
+    end loop;
+  end loop;
+
+  -- The usual case first: every event fits. Each counter gets the batch's total in one upsert, in
+  -- key order (which also locks it); if any counter passes its limit, the subtransaction is undone
+  -- and the events are decided one by one below. The counters' answers are matched back by key
+  -- through a JSON object, not a join: the planner cannot size a RETURNING list.
+  v_written := false;
+  if c_org is not null then
+    begin
+      with up as (
+        insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
+        select u.org, u.metric, u.unit, u.starts, u.delta, pg_catalog.now()
+        from unnest(c_org, c_metric, c_unit, c_start, c_delta) with ordinality as u(org, metric, unit, starts, delta, k)
+        order by u.k
+        on conflict (organization_id, metric, window_unit, window_start) do update
+          set count = q.count + excluded.count, updated_at = excluded.updated_at
+        returning q.organization_id::text || q.metric || q.window_unit::text || q.window_start::text as key, q.count
+      ), answers as (
+        select pg_catalog.jsonb_object_agg(up.key, up.count) as m from up
+      )
+      select pg_catalog.array_agg((a.m ->> (u.org::text || u.metric || u.unit::text || u.starts::text))::bigint - u.delta
+                                  order by u.k)
+      into c_count
+      from answers a, unnest(c_org, c_metric, c_unit, c_start, c_delta) with ordinality as u(org, metric, unit, starts, delta, k);
+      if exists (select from unnest(c_count, c_delta, c_limit) as u(before, delta, lim) where u.before + u.delta > u.lim) then
+        raise exception 'a counter passes its limit' using errcode = 'SB002';
+      end if;
+      v_written := true;
+    exception when sqlstate 'SB002' then
+      v_written := false;
+    end;
+  end if;
+  c_inserted := pg_catalog.array_fill(false, array[coalesce(pg_catalog.cardinality(c_org), 0)]);
+  if not v_written then
+    -- Lock every counter in key order (a row this batch creates starts at 0), and read its count.
+    with locked as (
+      insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
+      select u.org, u.metric, u.unit, u.starts, 0, pg_catalog.now()
+      from unnest(c_org, c_metric, c_unit, c_start) with ordinality as u(org, metric, unit, starts, k)
+      order by u.k
+      on conflict (organization_id, metric, window_unit, window_start) do update set count = q.count
+      returning q.organization_id::text || q.metric || q.window_unit::text || q.window_start::text as key,
+                pg_catalog.jsonb_build_array(q.count, q.xmax = 0) as answer
+    ), answers as (
+      select pg_catalog.jsonb_object_agg(l.key, l.answer) as m from locked l
+    )
+    select pg_catalog.array_agg((a.m -> (u.org::text || u.metric || u.unit::text || u.starts::text) ->> 0)::bigint order by u.k),
+           pg_catalog.array_agg((a.m -> (u.org::text || u.metric || u.unit::text || u.starts::text) ->> 1)::boolean order by u.k)
+    into c_count, c_inserted
+    from answers a, unnest(c_org, c_metric, c_unit, c_start) with ordinality as u(org, metric, unit, starts, k);
+  end if;
   c_saved := c_count;
 
   -- 4. Decide each event in order over the locked counts, as apply_usage_delta would.
@@ -997,7 +1043,8 @@ begin
 
   -- 5. Write: the counters, the rows of the counted events (their answer, for retries), and no row
   -- for a refused one (a released one stays released).
-  perform billing.write_usage_counters(c_org, c_metric, c_unit, c_start, c_end, c_limit, c_saved, c_count);
+  perform billing.write_usage_counters(c_org, c_metric, c_unit, c_start, c_end, c_limit, c_saved, c_count,
+                                       p_write => not v_written);
   delete from public.usage_quotas q
   using unnest(c_org, c_metric, c_unit, c_start, c_count, c_inserted) as u(org, metric, unit, starts, count, inserted)
   where u.inserted and u.count = 0

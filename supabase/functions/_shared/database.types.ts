@@ -1330,7 +1330,7 @@ isOneToOne: true
 { Args: { "p_invoice_id": string,"p_reason": string }; Returns: string
                            },
 "write_usage_counters":
-{ Args: { "p_after": (number)[],"p_before": (number)[],"p_ends": (string)[],"p_limits": (number)[],"p_metrics": (string)[],"p_organization_ids": (string)[],"p_starts": (string)[],"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: undefined
+{ Args: { "p_after": (number)[],"p_before": (number)[],"p_ends": (string)[],"p_limits": (number)[],"p_metrics": (string)[],"p_organization_ids": (string)[],"p_starts": (string)[],"p_units": (Database["public"]['Enums']["usage_window"])[],"p_write"?: boolean }; Returns: undefined
                            }
           }
           Enums: {
