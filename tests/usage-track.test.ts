@@ -169,8 +169,9 @@ Deno.test("a batch with bad events applies the good ones and names the bad, each
         await track({ events: { request_id: "x" } }),
         await track(null, { raw: "{not json" }),
         await track({}),
+        await track({ events: [ev({ request_id: "z", occurred_at: "2026-02-30T10:00:00Z" })] }),
       ].map((r) => `${r.status} ${r.code}`),
-      ["400 too_many_events", "400 invalid_input", "400 malformed_json", "400 invalid_input"],
+      ["400 too_many_events", "400 invalid_input", "400 malformed_json", "400 invalid_input", "400 invalid_occurred_at"],
     );
     const noKey = await callFunction("usage-track", { body: JSON.stringify({ events: [ev({ request_id: "y" })] }) });
     const publishable = await callFunction("usage-track", {

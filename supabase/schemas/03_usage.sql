@@ -726,8 +726,6 @@ declare
   v_best integer;
   v_event text;
   v_paid record;
-  i integer;
-  j integer;
 begin
   if p_events is null or pg_catalog.jsonb_typeof(p_events) <> 'array' then
     raise exception 'track_usage: events must be a JSON array' using errcode = 'invalid_parameter_value';
