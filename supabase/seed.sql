@@ -104,7 +104,9 @@ values
       "premium_tools": ["screener", "backtester", "alerts"],
       "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
       "credits_per_period": 5000,
-      "credits_low_threshold": 500
+      "credits_low_threshold": 500,
+      "report_exports_per_day": 200,
+      "client_metrics": ["report_exports"]
     }'::jsonb,
     '{"razorpay": {"plan_id": "plan_pro_monthly_demo"}, "stripe": {"price_id": "price_pro_monthly_demo"}}'::jsonb
   ),

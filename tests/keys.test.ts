@@ -222,6 +222,7 @@ const SELF_CHECKING: Record<string, string> = {
   "ai-batch": "POST",
   "invoice-pdf": "GET",
   health: "GET",
+  "usage-track": "POST",
 };
 
 Deno.test("every function has verify_jwt = false, and each that checks its caller answers 401 by itself, first", async () => {

@@ -96,7 +96,7 @@ export interface AccessExpectation {
   why: string;
 }
 
-/** A usage call the simulation made: increment_usage's answer. */
+/** A usage event the simulation sent: usage-track's answer for it (one per copy of its batch). */
 export interface UsageCall {
   organization_id: string;
   metric: string;

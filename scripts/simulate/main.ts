@@ -824,14 +824,32 @@ async function dispute(o: Org) {
   return lost ? "dispute (to be lost)" : "dispute (to be won)";
 }
 
+/**
+ * Usage through usage-track with the secret key: a batch of 1 to 6 events (a quarter of them
+ * repeating a request id of the batch), now and then delivered twice at once or sent again whole
+ * (a retry): each request id must be counted once, whatever the copies answer.
+ */
 async function useQuota(o: Org) {
   const ids: string[] = [];
+  const events: { organization_id: string; metric: string; quantity: number; request_id: string }[] = [];
   for (let i = 0; i < int(1, 6); i++) {
     const rid = ids.length && chance(0.25) ? pick(ids) : simId("req");
     ids.push(rid);
-    const [r] = await sql`select allowed, used::int, limit_amount::int from public.increment_usage(${o.id}, 'ai_prompts', 1, ${rid})`;
-    usageCalls.push({ organization_id: o.id, metric: "ai_prompts", request_id: rid, amount: 1, allowed: r.allowed, used: r.used,
-      limit_amount: r.limit_amount, window_day: istDate(now) });
+    events.push({ organization_id: o.id, metric: "ai_prompts", quantity: 1, request_id: rid });
+  }
+  const send = () => call("usage-track", { events }, { headers: { apikey: serviceKey } });
+  const copies = chance(0.2) ? await Promise.all([send(), send()]) : [await send()];
+  if (chance(0.2)) copies.push(await send());
+  for (const res of copies) {
+    const results = res.body.results as Json[] | undefined;
+    if (res.status !== 200 || !results || results.some((r) => r.error)) {
+      throw new Error(`usage-track answered ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    }
+    results.forEach((r, i) =>
+      usageCalls.push({ organization_id: o.id, metric: "ai_prompts", request_id: events[i].request_id, amount: 1,
+        allowed: r.allowed as boolean, used: r.used as number, limit_amount: (r.limit_amount ?? null) as number | null,
+        window_day: istDate(now) })
+    );
   }
 }
 

@@ -397,6 +397,8 @@ grant execute on function billing.div_round_half_up(numeric, numeric) to service
  * prices_include_tax: whether plan prices are gross. Prefixes are 1-5 characters (letters, digits,
  * '-' or '/' inside) so a number fits GST's 16 characters with at least 4 digits of serial;
  * invoice and credit-note prefixes differ (separate series).
+ * usage_late_horizon: how late a usage event may arrive through usage-track (billing.track_usage)
+ * and still count in the window it belongs to; older events are refused (late_event_closed).
  */
 create table public.billing_settings (
   id boolean primary key default true constraint billing_settings_singleton check (id),
@@ -454,6 +456,9 @@ create table public.billing_settings (
       jsonb_typeof(provider_currencies) = 'object'
       and not jsonb_path_exists(provider_currencies, 'strict $.* ? (@.type() != "array")')
       and not jsonb_path_exists(provider_currencies, 'strict $.*[*] ? (!(@ like_regex "^[A-Z]{3}$"))', '{}', true)),
+  usage_late_horizon interval not null default interval '48 hours'
+    constraint billing_settings_usage_late_horizon_range
+    check (usage_late_horizon between interval '1 minute' and interval '31 days'),
   ai_batch_hour_ist integer not null default 2
     constraint billing_settings_ai_batch_hour_ist_range check (ai_batch_hour_ist between 0 and 23),
   ai_batch_price_factor numeric(4, 3) not null default 0.5

@@ -180,6 +180,15 @@ begin
         raise exception 'plan features key "ai_credit_event": the credit event every AI call is charged to, per paisa of its cost, must name a credit event (public.credit_events), got %', v_value
           using errcode = 'invalid_parameter_value';
       end if;
+    elsif v_key = 'client_metrics' then
+      -- The metrics a signed-in user may report through usage-track (billing.track_usage).
+      if pg_catalog.jsonb_typeof(v_value) <> 'array'
+         or exists (select from pg_catalog.jsonb_array_elements(v_value) m
+                    where pg_catalog.jsonb_typeof(m) <> 'string' or m #>> '{}' !~ '^[a-z][a-z0-9_]{0,62}$'
+                       or m #>> '{}' ~ '_per_') then
+        raise exception 'plan features key "client_metrics": the metrics signed-in users may report must be an array of metric names (lowercase snake_case, such as ["exports"]), got %', v_value
+          using errcode = 'invalid_parameter_value';
+      end if;
     elsif v_key ~ '_overage_event$' then
       if v_key !~ '^[a-z][a-z0-9_]*_overage_event$' or pg_catalog.jsonb_typeof(v_value) <> 'string' then
         raise exception 'plan features key "%": an overage is <metric>_overage_event naming a credit event, got %', v_key, v_value
