@@ -5,6 +5,7 @@
 // notifications-send) every SUPABILL_TICK_SECONDS (default 5, 0 = off), as pg_cron does on hosted
 // Supabase. While it runs, <state dir>/stack.json says where everything is (for `npm run demo`).
 // Ctrl-C stops the functions; `npm run db:stop` stops the database.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";

@@ -8,6 +8,7 @@ import { adminSql, env } from "./helpers.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
+const stateHome = await Deno.makeTempDir({ prefix: "supabill-demo-state-" });
 
 /** Run the demo with a stack.json describing `stack`; its exit code and output. */
 async function runDemo(stack: Record<string, unknown>) {
@@ -25,7 +26,7 @@ async function runDemo(stack: Record<string, unknown>) {
     const out = await new Deno.Command("node", {
       args: ["scripts/demo.mjs"],
       cwd: root,
-      env: { SUPABILL_DEMO_STACK: stackFile, NO_COLOR: "1" },
+      env: { SUPABILL_DEMO_STACK: stackFile, NO_COLOR: "1", XDG_STATE_HOME: stateHome },
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(180_000),
@@ -41,7 +42,9 @@ const testStack = () => ({
   api_url: env("SUPABASE_URL"),
   db_url: env("SUPABASE_DB_URL"),
   fakes_url: env("FAKE_UPSTREAMS_URL"),
-  faked: ["groq", "razorpay", "payu", "resend"],
+  // Groq is not listed as faked: the demo must run as it does with a real GROQ_API_KEY configured
+  // (only the payment providers must be the fakes); the test stack's Groq is the fake all the same.
+  faked: ["razorpay", "payu", "resend"],
   fake_credentials: Object.fromEntries(
     ["PAYU_MERCHANT_KEY", "PAYU_MERCHANT_SALT", "RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET", "GROQ_API_KEY", "RESEND_API_KEY"]
       .map((name) => [name, env(name)]),
@@ -96,6 +99,8 @@ Deno.test({
     }
     const pdf = /: (\/\S+\.pdf) \((\d+) bytes, %PDF-\)/.exec(stdout);
     assert(pdf, stdout);
+    // In the folder of the user running it (XDG_STATE_HOME is set for the run), not a shared one.
+    assert(pdf[1].startsWith(`${stateHome}/supabill/demo/`), pdf[1]);
     const bytes = await Deno.readFile(pdf[1]);
     assertEquals([bytes.length, new TextDecoder().decode(bytes.subarray(0, 5))], [Number(pdf[2]), "%PDF-"]);
     await Deno.remove(pdf[1]);
