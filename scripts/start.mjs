@@ -149,7 +149,7 @@ ${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS
       : "           ticker: off (SUPABILL_TICK_SECONDS=0)"
   }
 
-A user token for trying endpoints: npm run token -- <user-id>
+A user and a token for trying endpoints: npm run user -- <email>
 A narrated walk through the product against this stack: npm run demo
 Logs: ${logs}. Ctrl-C stops the functions server; npm run db:stop stops the database.`);
   await new Promise(() => {});
