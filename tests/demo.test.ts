@@ -134,3 +134,30 @@ Deno.test({
     assert(missing.code !== 0 && said.includes("run npm start first") && said.includes("does not exist"), said);
   },
 });
+
+Deno.test({
+  name: "npm run demo buys what the catalog offers, not the seed's codes: a cheaper monthly plan added is the one it pays with PayU",
+  ...testOptions,
+  fn: async () => {
+    const sql = adminSql(1);
+    const code = `t_demo_starter_${crypto.randomUUID().slice(0, 8).replaceAll("-", "")}`;
+    try {
+      // Cheaper than any other paid monthly plan, metering Groq tokens, no Razorpay plan id.
+      await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
+        select ${code}, 'Starter (demo test)', 'basic', 'month', 100, features || '{"groq_tokens_per_month": 5000}'::jsonb
+        from public.billing_plans where code = 'basic_monthly'`;
+      const { code: exit, stdout, stderr } = await runDemo(testStack());
+      assertEquals(exit, 0, `demo exited with ${exit}\n${stdout}\n${stderr}`);
+      assert(stdout.includes(`the demo buys Starter (demo test) (${code}) with PayU and Pro (monthly) (pro_monthly) with Razorpay`), stdout);
+      const email = /user (demo-\S+@supabill\.local) \(/.exec(stdout)![1];
+      const plans = await sql`select s.provider, p.code from auth.users u
+        join public.organization_members m on m.user_id = u.id and m.role = 'owner'
+        join public.subscriptions s on s.organization_id = m.organization_id join public.billing_plans p on p.id = s.plan_id
+        where u.email = ${email} order by s.provider`;
+      assertEquals(plans.map((r) => ({ ...r })), [{ provider: "payu", code }, { provider: "razorpay", code: "pro_monthly" }]);
+    } finally {
+      await sql`update public.billing_plans set active = false where code = ${code}`;
+      await sql.end();
+    }
+  },
+});
