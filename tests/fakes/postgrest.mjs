@@ -184,7 +184,8 @@ function relationships(cat, from, name, hint) {
     picked = found.filter((r) =>
       r.kind === "fk" ? r.fk.name === hint || r.fk.from_cols.includes(hint) || r.fk.to_cols.includes(hint) : r.fn === hint
     );
-    // A hint naming a foreign key that a computed relationship of this name replaced means it.
+    // The foreign keys a computed relationship of this name replaced are gone: a hint naming one
+    // of them resolves to the computed relationship (docs/monitoring.md).
     const replaced = found.find((r) => r.kind === "computed");
     if (replaced && picked.length === 1 && picked[0].kind === "fk" && picked[0].outward) picked = [replaced];
   }
