@@ -2,6 +2,7 @@
 // the same run, printing ratios. Sections live in scripts/bench/*.mjs and run in name order;
 // each exports `about` ({what, seconds()}), printed as it starts, and its time is printed as it ends.
 // `npm run bench -- <part of a section's file name>` runs only the sections that match.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";

@@ -10,6 +10,7 @@
 // Both databases are built on one throwaway cluster on a free port, removed afterwards, also on
 // Ctrl-C (scripts/lib/schemas.mjs says how). --schemas-dir <dir> (or SUPABILL_SCHEMAS_DIR) reads
 // the schemas from another folder.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";

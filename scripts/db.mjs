@@ -1,4 +1,5 @@
 // npm run db:reset | db:stop: the dev database on 127.0.0.1:54322.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import { ensureNodeDeps } from "./lib/deps.mjs";
 import { assertPortFree, devCluster, ensurePgPackages } from "./lib/pg.mjs";
 import { main, ScriptError } from "./lib/run.mjs";

@@ -9,7 +9,14 @@
 // Where the stack is: <state dir>/stack.json, which `npm start` writes while it runs (URLs, the
 // keys file, the fakes' throwaway credentials); SUPABILL_DEMO_STACK=<file> points at another.
 // Every run makes a new user and new organizations, so it can run again and again on the same
-// database, also while the ticker calls the workers.
+// database, also while the ticker calls the workers. The plans it buys are read from the catalog
+// (the cheapest public monthly plan with PayU, the dearest one with a Razorpay plan id with
+// Razorpay), not assumed from the seed. Its files (the invoice PDF) go to a folder of the user
+// running it: $XDG_STATE_HOME/supabill/demo, else ~/.local/state/supabill/demo.
+// The demo plays the buyer at the payment providers, so PayU and Razorpay must be the fakes; Groq
+// and Resend may be real (with a real GROQ_API_KEY the AI step asks Groq; with a real Resend key
+// the emails are checked as sent in public.notifications instead of in the fake mailbox).
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -18,7 +25,6 @@ import OpenAI from "openai";
 import postgres from "postgres";
 import { userToken } from "./lib/keys.mjs";
 import { stateDir } from "./lib/pg.mjs";
-import { restFetch } from "../tests/fakes/postgrest.mjs";
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code, s) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -30,6 +36,12 @@ const num = (n) => Number(n).toLocaleString("en-IN");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class StepFailure extends Error {}
+
+/** The demo's files: a folder of the user running it, never a shared one. */
+function demoDir() {
+  const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
+  return path.join(state, "supabill", "demo");
+}
 
 /** Stop the step: `what` was expected, `got` was seen. */
 function expect(ok, what, got) {
@@ -82,36 +94,24 @@ try {
 }
 
 // The demo plays the buyer at the fake PayU and Razorpay and reads the fake mailbox.
-const missing = ["groq", "razorpay", "payu", "resend"].filter((p) => !stack.faked?.includes(p));
+const missing = ["razorpay", "payu"].filter((p) => !stack.faked?.includes(p));
 if (missing.length) {
-  console.error(`supabill demo: it plays the buyer at the fake providers, but ${missing.join(", ")} use real ` +
-    "credentials here: run npm start without them (no provider keys in the shell or supabase/functions/.env).");
+  console.error(`supabill demo: it plays the buyer at the fake payment providers, but ${missing.join(", ")} use real ` +
+    "credentials here: run npm start without them (no PayU or Razorpay keys in the shell or supabase/functions/.env).");
   process.exit(1);
 }
 
-// Loaded once the stack answers: on Node 20 supabase-js prints a deprecation warning when imported.
 const { createClient } = await import("@supabase/supabase-js");
 
 /**
- * What supabase-js gets for Realtime where the runtime has no WebSocket (Node 20): the demo uses
- * no Realtime (the local stack has no Realtime server), and supabase-js only opens it when asked.
+ * A supabase-js client as a browser would hold it: the publishable key, the session's token if
+ * any. The stack's API URL serves /rest/v1 (a stand-in for PostgREST) and /functions/v1.
  */
-class NoWebSocket {
-  constructor() {
-    throw new Error("Realtime is not part of the local stack");
-  }
-}
-
-/** A supabase-js client as a browser would hold it: the anon key, the session's token if any. */
 function supabaseAs(token) {
   /** @type {import("@supabase/supabase-js").SupabaseClient<import("../supabase/functions/_shared/database.types.ts").Database>} */
-  const client = createClient(stack.api_url, keys.anonKey, {
+  const client = createClient(stack.api_url, keys.publishableKey ?? keys.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false },
-    realtime: { transport: globalThis.WebSocket ?? NoWebSocket },
-    global: {
-      headers: token ? { Authorization: `Bearer ${token}` } : {},
-      fetch: restFetch({ apiUrl: stack.api_url, sql, jwks: keys.jwks }),
-    },
+    global: { headers: token ? { Authorization: `Bearer ${token}` } : {} },
   });
   return client;
 }
@@ -152,7 +152,7 @@ async function fake(pathAndQuery, body) {
 
 const tag = `${Date.now().toString(36)}${randomBytes(2).toString("hex")}`;
 const email = `demo-${tag}@supabill.local`;
-let userId, token, user, service, orgId, planFeatures, payuOrder, openai, invoice, rzpOrgId, rzpSubId;
+let userId, token, user, service, orgId, planFeatures, payuPlan, rzpPlan, payuOrder, openai, invoice, rzpOrgId, rzpSubId;
 
 console.log(`supabill demo against ${stack.api_url} (database ${stack.db_url.replace(/:[^:@/]*@/, ":***@")}, fakes ${stack.fakes_url})`);
 
@@ -176,8 +176,8 @@ await step(
 await step(
   "Create an organization",
   "supabase.rpc('create_organization', {p_name}) as the user: billing.create_organization makes the caller its\n" +
-    "owner (at most 3 owned organizations per person). The local stack has no PostgREST: the demo hands supabase-js\n" +
-    "a fetch (tests/fakes/postgrest.mjs, a fake of PostgREST) that runs the same SQL as the caller's role and claims, so RLS applies.",
+    "owner (at most 3 owned organizations per person). The local API URL serves /rest/v1 with a stand-in for\n" +
+    "PostgREST (tests/fakes/postgrest.mjs) that runs the same SQL as the caller's role and claims, so RLS applies.",
   async () => {
     orgId = await ok(user.rpc("create_organization", { p_name: `Demo Buyer ${tag}` }), "create_organization");
     expect(/^[0-9a-f-]{36}$/.test(orgId ?? ""), "an organization id", orgId);
@@ -196,29 +196,37 @@ await step(
     "effect is computed on read by billing.effective_plan, from the subscription row and the clock.",
   async () => {
     const plans = await ok(
-      user.from("billing_plans").select("code, name, interval, price_cents, trial_days").eq("active", true).order("price_cents"),
+      user.from("billing_plans").select("code, name, tier, interval, price_cents, trial_days, features").eq("active", true)
+        .order("price_cents"),
       "billing_plans",
     );
-    const seeded = ["free", "basic_monthly", "basic_yearly", "pro_monthly", "pro_yearly"];
-    const shown = plans.filter((p) => seeded.includes(p.code));
-    expect(shown.length === seeded.length, `the seed's plans ${seeded.join(", ")}`, plans.map((p) => p.code));
-    seen(`plans: ${shown.map((p) => `${p.code} ${rupees(p.price_cents)}/${p.interval}`).join(", ")}` +
-      (plans.length > shown.length ? ` (and ${plans.length - shown.length} more)` : ""));
+    // What the demo buys, from the catalog: monthly, paid, metering Groq tokens. Which plans have a
+    // Razorpay plan id is server-side configuration (provider_config), read over the database URL.
+    const monthly = plans.filter((p) => p.interval === "month" && p.price_cents > 0 && p.features?.groq_tokens_per_month > 0);
+    const withRazorpay = new Set((await sql`select code from public.billing_plans
+      where active and not private and provider_config -> 'razorpay' ->> 'plan_id' is not null`).map((r) => r.code));
+    payuPlan = monthly[0];
+    rzpPlan = monthly.filter((p) => withRazorpay.has(p.code)).at(-1);
+    expect(payuPlan && rzpPlan, "a paid monthly plan metering Groq tokens, and one with a Razorpay plan id (npm run db:reset seeds them)",
+      plans.map((p) => p.code));
+    seen(`plans: ${plans.map((p) => `${p.code} ${rupees(p.price_cents)}/${p.interval}`).join(", ")}`);
+    seen(`the demo buys ${payuPlan.name} (${payuPlan.code}) with PayU and ${rzpPlan.name} (${rzpPlan.code}) with Razorpay`);
     const e = await ok(user.rpc("get_entitlements", { p_organization_id: orgId }), "get_entitlements");
-    expect(e.plan_code === "free" && e.reason === "free", "the free plan for a new organization", e);
+    const free = plans.find((p) => p.tier === "free");
+    expect(e.plan_code === free?.code && e.reason === "free", "the free plan for a new organization", e);
     seen(`entitlements: ${e.plan_code} (reason ${e.reason}): ${num(e.features.groq_tokens_per_month)} Groq tokens a month, ` +
       `${e.features.ai_prompts_per_day} AI prompts a day, models ${e.features.ai_models.join(", ")}`);
   },
 );
 
 await step(
-  "Check out Basic (monthly) with PayU",
+  `Check out ${payuPlan.name} with PayU`,
   "supabase.functions.invoke('checkout', {organization_id, plan_code, provider: 'payu'}): public.create_checkout_order\n" +
     "prices the order (GST fixed on the order by billing.quote_order_tax) and the PayU adapter signs the form; the\n" +
     "browser would POST it to PayU's payment page: here the fake PayU's /_payment, which checks the hash.",
   async () => {
     payuOrder = await ok(
-      user.functions.invoke("checkout", { body: { organization_id: orgId, plan_code: "basic_monthly", provider: "payu" } }),
+      user.functions.invoke("checkout", { body: { organization_id: orgId, plan_code: payuPlan.code, provider: "payu" } }),
       "checkout",
     );
     expect(payuOrder.action_url === `${stack.fakes_url}/_payment`, "the fake PayU's payment page", payuOrder.action_url);
@@ -290,7 +298,7 @@ await step(
   "supabase.rpc('get_entitlements') again: the paid plan now, with its features (what the app checks).",
   async () => {
     const e = await ok(user.rpc("get_entitlements", { p_organization_id: orgId }), "get_entitlements");
-    expect(e.plan_code === "basic_monthly" && e.status === "active", "basic_monthly, active", e);
+    expect(e.plan_code === payuPlan.code && e.status === "active", `${payuPlan.code}, active`, e);
     planFeatures = e.features;
     seen(`entitlements: ${e.plan_code} (${e.tier}), ${e.status} until ${day(e.current_period_end)}: ` +
       `${num(planFeatures.groq_tokens_per_month)} Groq tokens a month, models ${planFeatures.ai_models.join(", ")}`);
@@ -389,8 +397,8 @@ await step(
     const blob = await ok(user.functions.invoke(`invoice-pdf?id=${invoice.id}`, { method: "GET" }), "invoice-pdf");
     const bytes = Buffer.from(await blob.arrayBuffer());
     expect(bytes.subarray(0, 5).toString("latin1") === "%PDF-", "a PDF (starting %PDF-)", bytes.subarray(0, 16).toString("latin1"));
-    const dir = path.join(os.tmpdir(), "supabill-demo");
-    fs.mkdirSync(dir, { recursive: true });
+    const dir = demoDir();
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, `${invoice.invoice_number.replaceAll("/", "-")}-${tag}.pdf`);
     fs.writeFileSync(file, bytes);
     seen(`invoice ${invoice.invoice_number}, ${rupees(invoice.total_cents)}: ${file} (${bytes.length} bytes, %PDF-)`);
@@ -418,14 +426,14 @@ await step(
 
 await step(
   "Subscribe a second organization with Razorpay (a recurring subscription)",
-  "Pro (monthly) has a Razorpay plan id, so checkout creates a Razorpay Subscription (the fake's POST /v1/subscriptions).\n" +
+  `${rzpPlan.name} has a Razorpay plan id, so checkout creates a Razorpay Subscription (the fake's POST /v1/subscriptions).\n` +
     "The buyer authorises the mandate in Razorpay Checkout (the demo seeds that payment at the fake), whose handler\n" +
     "sends the signed result to razorpay-verify: it checks the signature, fetches the payment from Razorpay and\n" +
     "applies it through billing.apply_payment_event.",
   async () => {
     rzpOrgId = await ok(user.rpc("create_organization", { p_name: `Demo Team ${tag}` }), "create_organization");
     const started = await ok(
-      user.functions.invoke("checkout", { body: { organization_id: rzpOrgId, plan_code: "pro_monthly", provider: "razorpay" } }),
+      user.functions.invoke("checkout", { body: { organization_id: rzpOrgId, plan_code: rzpPlan.code, provider: "razorpay" } }),
       "checkout",
     );
     rzpSubId = started.subscription_id;
@@ -443,7 +451,7 @@ await step(
     );
     expect(verified.result === "applied" && verified.subscription_status === "active", "applied, active", verified);
     const e = await ok(user.rpc("get_entitlements", { p_organization_id: rzpOrgId }), "get_entitlements");
-    expect(e.plan_code === "pro_monthly", "pro_monthly in effect", e);
+    expect(e.plan_code === rzpPlan.code, `${rzpPlan.code} in effect`, e);
     seen(`razorpay-verify: ${verified.result}; ${e.plan_code} ${e.status} until ${day(e.current_period_end)}`);
   },
 );
@@ -483,6 +491,21 @@ await step(
     "fake's mailbox (<fakes>/inbox). They go to the organization's owners (no billing email set).",
   async () => {
     const wanted = { payment_captured: 2, cancellation_scheduled: 2 };
+    if (!stack.faked?.includes("resend")) {
+      // Real Resend: the emails left for the owner's inbox; what notifications-send recorded is the proof.
+      let sent = [];
+      for (let i = 0; i < 30; i++) {
+        await runWorker("notifications-send");
+        sent = await sql`select kind::text, count(*)::int as n from public.notifications
+          where organization_id in (${orgId}, ${rzpOrgId}) and sent_at is not null group by kind`;
+        if (Object.entries(wanted).every(([k, n]) => (sent.find((r) => r.kind === k)?.n ?? 0) >= n)) break;
+        await sleep(500);
+      }
+      expect(Object.entries(wanted).every(([k, n]) => (sent.find((r) => r.kind === k)?.n ?? 0) >= n),
+        `${JSON.stringify(wanted)} sent through Resend`, sent);
+      seen(`sent through Resend to ${email}: ${sent.map((r) => `${r.n} ${r.kind}`).join(", ")} (public.notifications.sent_at)`);
+      return;
+    }
     let mine = [];
     for (let i = 0; i < 30; i++) {
       await runWorker("notifications-send");

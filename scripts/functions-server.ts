@@ -6,9 +6,16 @@
 // index.ts only hands that handler to Deno.serve, as it does on Supabase). Every function of
 // supabill sets verify_jwt = false and checks its caller itself.
 //
+// /rest/v1 is answered by tests/fakes/postgrest.mjs, the stand-in for PostgREST (what it serves
+// is listed there and in docs/local-stack.md), as the caller the API key or JWT names: an
+// sb_secret_ key or the service_role key is service_role, a publishable or anon key is anon, a
+// user's JWT is its own claims. Any other path answers 404 with a pointer to the docs.
+//
 // Env: SUPABILL_API_PORT (default 54321), plus everything the functions read.
 import { parse } from "npm:smol-toml@1.9.1";
-import { bearerToken, verifyJwt } from "../supabase/functions/_shared/auth.ts";
+import { bearerToken, callerOf, type Claims, verifyJwt } from "../supabase/functions/_shared/auth.ts";
+import { db } from "../supabase/functions/_shared/db.ts";
+import { postgrest } from "../tests/fakes/postgrest.mjs";
 import { corsHeaders, HttpError, json } from "../supabase/functions/_shared/http.ts";
 
 type Handler = (req: Request) => Response | Promise<Response>;
@@ -40,6 +47,23 @@ function withCors(res: Response): Response {
   return res;
 }
 
+const rest = postgrest({ sql: db() });
+
+/** The claims PostgREST would run a /rest/v1 request with; a 401 in PostgREST's shape if the key is not the project's. */
+async function restClaims(req: Request): Promise<Claims | Response> {
+  try {
+    const caller = await callerOf(req);
+    if (caller.kind === "secret") return { role: "service_role" };
+    if (caller.kind === "publishable") return { role: "anon" };
+    return caller.claims;
+  } catch (e) {
+    if (!(e instanceof HttpError)) throw e;
+    // As Supabase's gateway: no key at all is refused before PostgREST.
+    const code = e.code === "missing_authorization" ? "no_api_key" : "PGRST301";
+    return json({ code, message: e.message, details: null, hint: null }, 401);
+  }
+}
+
 const port = Number(Deno.env.get("SUPABILL_API_PORT") ?? 54321);
 Deno.serve({
   hostname: "127.0.0.1",
@@ -47,9 +71,20 @@ Deno.serve({
   onListen: () => console.error(JSON.stringify({ listening: `http://127.0.0.1:${port}`, functions: [...handlers.keys()].sort() })),
 }, async (req) => {
   const { pathname } = new URL(req.url);
+  if (pathname === "/rest/v1" || pathname.startsWith("/rest/v1/")) {
+    if (req.method === "OPTIONS") return withCors(new Response(null, { status: 204 }));
+    const claims = await restClaims(req);
+    return withCors(claims instanceof Response ? claims : await rest(req, claims));
+  }
   const match = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(pathname);
   const fn = match && handlers.get(match[1]);
-  if (!fn) return withCors(json({ code: "not_found", message: `no function at ${pathname}` }, 404));
+  if (!fn) {
+    return withCors(json({
+      code: "not_found",
+      message: `no function at ${pathname}: the local stack serves /functions/v1/<name> and a stand-in for PostgREST at ` +
+        "/rest/v1 (docs/local-stack.md); Auth, Storage and Realtime need `npx supabase start` or a hosted project",
+    }, 404));
+  }
   if (fn.verifyJwt && req.method !== "OPTIONS") {
     try {
       await verifyJwt(bearerToken(req));

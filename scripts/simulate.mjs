@@ -4,6 +4,7 @@
 // invariant checked after each day. The simulation itself is scripts/simulate/main.ts (Deno); this
 // script brings the stack up, runs it with the stack's env and exits with its code (0 clean, 1 an
 // invariant violated, 2 bad flags or a broken stack). docs/simulator.md says what it checks.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { ensureNodeDeps } from "./lib/deps.mjs";

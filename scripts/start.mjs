@@ -5,13 +5,14 @@
 // notifications-send) every SUPABILL_TICK_SECONDS (default 5, 0 = off), as pg_cron does on hosted
 // Supabase. While it runs, <state dir>/stack.json says where everything is (for `npm run demo`).
 // Ctrl-C stops the functions; `npm run db:stop` stops the database.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";
 import { loadOrCreateKeys } from "./lib/keys.mjs";
 import { assertPortFree, devCluster, ensurePgPackages, stateDir } from "./lib/pg.mjs";
-import { main, root } from "./lib/run.mjs";
+import { main, root, ScriptError } from "./lib/run.mjs";
 import {
   LOCAL_EMAIL_FROM,
   onInterrupt,
@@ -39,13 +40,32 @@ main(async () => {
   const apiPort = Number(process.env.SUPABILL_API_PORT ?? 54321);
   // Checked before anything starts: a bad value stops here with one message.
   const tickMs = tickIntervalMs(process.env.SUPABILL_TICK_SECONDS);
-  await assertPortFree(apiPort, "functions API");
-
   const db = devCluster();
+  // Both ports before anything is created: a busy port on the first start leaves nothing behind.
+  const wantDbPort = !db.exists() || !(await db.running());
+  for (const [port, what] of [[apiPort, "functions API"], ...(wantDbPort ? [[db.port, "Postgres"]] : [])]) {
+    await assertPortFree(port, what).catch((e) => {
+      throw new ScriptError(`${e.message}.\nLikely another local stack: \`supabase start\` (Docker) uses 54321/54322 too, or another ` +
+        "supabill checkout's npm start. Stop it, or give this one other ports, e.g.\n" +
+        `  SUPABILL_DB_PORT=${db.port + 1000} SUPABILL_API_PORT=${apiPort + 1000} npm start\n` +
+        "(use the same variables for npm run demo, db:stop and the rest).");
+    });
+  }
+
+  // A first start that did not finish (killed, or a failure mid-way) left its marker: that
+  // database is not a seeded one, so it is made again rather than reported as running.
+  const creating = path.join(db.dir, "creating");
+  if (db.exists() && fs.existsSync(creating)) {
+    console.error("supabill: a previous first start did not finish; creating the dev database again ...");
+    await db.remove();
+  }
   if (!db.exists()) {
+    fs.mkdirSync(db.dir, { recursive: true });
+    fs.writeFileSync(creating, "");
     await db.init();
     await db.start();
     await db.prepare();
+    fs.rmSync(creating);
   } else {
     if (!(await db.running())) await db.start();
     await db.prepare({ seed: false });
@@ -129,7 +149,7 @@ ${faked.length ? `  faked upstreams: ${faked.join(", ")} at ${env.FAKE_UPSTREAMS
       : "           ticker: off (SUPABILL_TICK_SECONDS=0)"
   }
 
-A user token for trying endpoints: npm run token -- <user-id>
+A user and a token for trying endpoints: npm run user -- <email>
 A narrated walk through the product against this stack: npm run demo
 Logs: ${logs}. Ctrl-C stops the functions server; npm run db:stop stops the database.`);
   await new Promise(() => {});

@@ -9,6 +9,7 @@
 //
 // `npm test -- <file>...` runs only the pgTAP files (*.sql) and Deno test files (*.ts) named,
 // without the checks: for working on one part; CI runs everything.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import fs from "node:fs";
 import path from "node:path";
 import { ensureNodeDeps } from "./lib/deps.mjs";

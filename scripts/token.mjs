@@ -1,4 +1,5 @@
 // npm run token -- <user-id> [--expires 1h]: prints a user JWT signed by the local stack's key.
+import "./lib/node-version.mjs"; // first: Node 22 or newer, fetched if need be
 import path from "node:path";
 import { loadOrCreateKeys, userToken } from "./lib/keys.mjs";
 import { stateDir } from "./lib/pg.mjs";

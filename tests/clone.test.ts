@@ -3,6 +3,8 @@
 // where, and serve; `npm run db:stop` must stop what it started. The clone is of this
 // repository's committed HEAD, and shares this checkout's node_modules (a symlink) so the test
 // does not download them again; the lockfile check of a fresh install is the CI's own clean clone.
+// The clone stays clean: `git status --porcelain` is empty after npm start and after an npm test
+// run (a subset: one pgTAP file and one Deno file, to keep the test short).
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -12,6 +14,13 @@ import { assertPortFree, freePort } from "../scripts/lib/pg.mjs";
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const isRoot = process.getuid?.() === 0;
+
+/** `git status --porcelain` of a checkout: empty when clean. */
+function gitStatus(dir: string): string {
+  const r = spawnSync("git", ["status", "--porcelain", "--ignored=no"], { cwd: dir, encoding: "utf8" });
+  assertEquals(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
 
 Deno.test({
   name: "as root, npm start from a clone postgres cannot enter serves health (401 without a key, 200 with one); db:stop stops it",
@@ -73,6 +82,7 @@ Deno.test({
       const signedIn = await fetch(health, { headers: { authorization: `Bearer ${anonKey}` } });
       assertEquals(signedIn.status, 200);
       assertEquals((await signedIn.json()).status, "ok");
+      assertEquals(gitStatus(clone), "", "npm start left the clone dirty");
     } finally {
       try {
         process.kill(-start.pid!, "SIGINT");
@@ -81,9 +91,19 @@ Deno.test({
       const stop = spawnSync("npm", ["run", "db:stop"], { cwd: clone, env, encoding: "utf8" });
       const stopped = await assertPortFree(dbPort, "the clone's database").then(() => true, () => false);
       if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
-      fs.rmSync(parent, { recursive: true, force: true });
       assertEquals(stop.status, 0, stop.stderr);
       assert(stopped, "the dev database still listens after npm run db:stop");
+    }
+    const test = spawnSync("npm", ["test", "--", "supabase/tests/database/00-foundation.test.sql", "tests/first-start.test.ts"], {
+      cwd: clone,
+      env,
+      encoding: "utf8",
+    });
+    try {
+      assertEquals(test.status, 0, test.stdout.slice(-3000) + test.stderr.slice(-2000));
+      assertEquals(gitStatus(clone), "", "npm test left the clone dirty");
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
     }
   },
 });

@@ -8,6 +8,7 @@ import { adminSql, env } from "./helpers.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
+const stateHome = await Deno.makeTempDir({ prefix: "supabill-demo-state-" });
 
 /** Run the demo with a stack.json describing `stack`; its exit code and output. */
 async function runDemo(stack: Record<string, unknown>) {
@@ -25,7 +26,7 @@ async function runDemo(stack: Record<string, unknown>) {
     const out = await new Deno.Command("node", {
       args: ["scripts/demo.mjs"],
       cwd: root,
-      env: { SUPABILL_DEMO_STACK: stackFile, NO_COLOR: "1" },
+      env: { SUPABILL_DEMO_STACK: stackFile, NO_COLOR: "1", XDG_STATE_HOME: stateHome },
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(180_000),
@@ -41,12 +42,32 @@ const testStack = () => ({
   api_url: env("SUPABASE_URL"),
   db_url: env("SUPABASE_DB_URL"),
   fakes_url: env("FAKE_UPSTREAMS_URL"),
-  faked: ["groq", "razorpay", "payu", "resend"],
+  // Groq is not listed as faked: the demo must run as it does with a real GROQ_API_KEY configured
+  // (only the payment providers must be the fakes); the test stack's Groq is the fake all the same.
+  faked: ["razorpay", "payu", "resend"],
   fake_credentials: Object.fromEntries(
     ["PAYU_MERCHANT_KEY", "PAYU_MERCHANT_SALT", "RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET", "GROQ_API_KEY", "RESEND_API_KEY"]
       .map((name) => [name, env(name)]),
   ),
 });
+
+/**
+ * Run fn with only the seed's plans (and `keep`) on sale: the demo buys from the catalog, and other
+ * tests' plans on this shared database would otherwise be the cheapest. Test files run one at a
+ * time, so hiding them for the demo's run disturbs no other test; they are put back after.
+ */
+async function withSeedCatalog<T>(keep: string[], fn: () => Promise<T>): Promise<T> {
+  const sql = adminSql(1);
+  const seed = ["free", "basic_monthly", "basic_yearly", "pro_monthly", "pro_yearly", "enterprise_yearly", ...keep];
+  const hidden = (await sql`update public.billing_plans set active = false
+    where active and not (code = any(${seed}::text[])) returning id`).map((r) => r.id as string);
+  try {
+    return await fn();
+  } finally {
+    await sql`update public.billing_plans set active = true where id = any(${hidden}::uuid[])`;
+    await sql.end();
+  }
+}
 
 /** A port nothing listens on (taken and released). */
 function closedPort(): number {
@@ -60,7 +81,7 @@ Deno.test({
   name: "npm run demo: every numbered step passes its check against the running stack, and what it shows is in the database",
   ...testOptions,
   fn: async () => {
-    const { code, stdout, stderr } = await runDemo(testStack());
+    const { code, stdout, stderr } = await withSeedCatalog([], () => runDemo(testStack()));
     assertEquals(code, 0, `demo exited with ${code}\n${stdout}\n${stderr}`);
     assert(!stdout.includes("✗") && !stderr.includes("✗"), stdout + stderr);
 
@@ -96,6 +117,8 @@ Deno.test({
     }
     const pdf = /: (\/\S+\.pdf) \((\d+) bytes, %PDF-\)/.exec(stdout);
     assert(pdf, stdout);
+    // In the folder of the user running it (XDG_STATE_HOME is set for the run), not a shared one.
+    assert(pdf[1].startsWith(`${stateHome}/supabill/demo/`), pdf[1]);
     const bytes = await Deno.readFile(pdf[1]);
     assertEquals([bytes.length, new TextDecoder().decode(bytes.subarray(0, 5))], [Number(pdf[2]), "%PDF-"]);
     await Deno.remove(pdf[1]);
@@ -127,5 +150,32 @@ Deno.test({
     }).output();
     const said = new TextDecoder().decode(missing.stderr);
     assert(missing.code !== 0 && said.includes("run npm start first") && said.includes("does not exist"), said);
+  },
+});
+
+Deno.test({
+  name: "npm run demo buys what the catalog offers, not the seed's codes: a cheaper monthly plan added is the one it pays with PayU",
+  ...testOptions,
+  fn: async () => {
+    const sql = adminSql(1);
+    const code = `t_demo_starter_${crypto.randomUUID().slice(0, 8).replaceAll("-", "")}`;
+    try {
+      // Cheaper than any other paid monthly plan, metering Groq tokens, no Razorpay plan id.
+      await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
+        select ${code}, 'Starter (demo test)', 'basic', 'month', 100, features || '{"groq_tokens_per_month": 5000}'::jsonb
+        from public.billing_plans where code = 'basic_monthly'`;
+      const { code: exit, stdout, stderr } = await withSeedCatalog([code], () => runDemo(testStack()));
+      assertEquals(exit, 0, `demo exited with ${exit}\n${stdout}\n${stderr}`);
+      assert(stdout.includes(`the demo buys Starter (demo test) (${code}) with PayU and Pro (monthly) (pro_monthly) with Razorpay`), stdout);
+      const email = /user (demo-\S+@supabill\.local) \(/.exec(stdout)![1];
+      const plans = await sql`select s.provider, p.code from auth.users u
+        join public.organization_members m on m.user_id = u.id and m.role = 'owner'
+        join public.subscriptions s on s.organization_id = m.organization_id join public.billing_plans p on p.id = s.plan_id
+        where u.email = ${email} order by s.provider`;
+      assertEquals(plans.map((r) => ({ ...r })), [{ provider: "payu", code }, { provider: "razorpay", code: "pro_monthly" }]);
+    } finally {
+      await sql`update public.billing_plans set active = false where code = ${code}`;
+      await sql.end();
+    }
   },
 });
