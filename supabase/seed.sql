@@ -50,7 +50,9 @@ values
       "api_access": false,
       "support_level": "community",
       "premium_tools": [],
-      "ai_models": ["llama-3.1-8b-instant"]
+      "ai_models": ["llama-3.1-8b-instant"],
+      "report_exports_per_day": 5,
+      "client_metrics": ["report_exports"]
     }'::jsonb,
     '{}'::jsonb
   ),

@@ -10,14 +10,17 @@ import { adminSql, env } from "./helpers.ts";
 const root = new URL("../", import.meta.url).pathname;
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
 
-/** The first ```ts block under the "## Use it from your app" heading. */
+/**
+ * The ```ts blocks under the "## Use it from your app" heading, in order, as one program: the
+ * first is the app's page code, the next ones (usage-track) continue it.
+ */
 export async function readmeSnippet(): Promise<string> {
   const readme = await Deno.readTextFile(`${root}README.md`);
   const section = readme.split(/^## /m).find((s) => s.startsWith("Use it from your app"));
   assert(section, "README.md has no 'Use it from your app' section");
-  const block = /```ts\n([\s\S]*?)```/.exec(section);
-  assert(block, "the section has no ```ts block");
-  return block[1];
+  const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert(blocks.length >= 2, "the section has no ```ts blocks for the app and for usage-track");
+  return blocks.join("\n");
 }
 
 /**
@@ -131,7 +134,7 @@ globalThis.window = { ...noEvents, location: new URL("http://localhost:3000/bill
 globalThis.document = { ...noEvents, visibilityState: "visible" };
 `;
       const epilogue = `
-console.log(JSON.stringify({ orgId, plan, usage, subscription, payments, checkout, error: error ?? null }));
+console.log(JSON.stringify({ orgId, plan, usage, subscription, payments, checkout, error: error ?? null, track }));
 process.exit(0); // the browser-mode auth client keeps a refresh timer
 `;
       await Deno.writeTextFile(`${dir}/database.types.ts`, await Deno.readTextFile(`${root}supabase/functions/_shared/database.types.ts`));
@@ -173,6 +176,14 @@ process.exit(0); // the browser-mode auth client keeps a refresh timer
       const orders = await sql`select o.status, p.code from public.orders o join public.billing_plans p on p.id = o.plan_id
         where o.organization_id = ${r.orgId}`;
       assertEquals(orders.map((o) => ({ ...o })), [{ status: "pending", code: "pro_monthly" }]);
+      // usage-track: the signed-in member reports one export (a client metric of the free plan),
+      // counted once in today's window.
+      assertEquals(r.track.results.length, 1, stdout);
+      const [tracked] = r.track.results;
+      assertEquals([tracked.allowed, Number(tracked.used), tracked.duplicate], [true, 1, false]);
+      const [{ count }] = await sql`select count(*)::int as count from public.usage_metrics
+        where organization_id = ${r.orgId} and metric = 'report_exports'`;
+      assertEquals(count, 1);
     } finally {
       await sql.end();
       await Deno.remove(dir, { recursive: true });
