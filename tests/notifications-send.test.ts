@@ -113,9 +113,10 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
 
 /**
  * Kinds with a test of their own: payment_captured (the invoice PDF, below), quota_threshold
- * (usage-alerts.test.ts), credits_low (below: it names credits, not a plan and an amount).
+ * (usage-alerts.test.ts), credits_low (below: it names credits, not a plan and an amount),
+ * billing_email_confirmation (customer-emails.test.ts: it goes to the address being confirmed).
  */
-const OWN_TESTS = new Set(["payment_captured", "quota_threshold", "credits_low"]);
+const OWN_TESTS = new Set(["payment_captured", "quota_threshold", "credits_low", "billing_email_confirmation"]);
 
 /** Every value of public.notification_kind and its audience, as the database says. */
 async function kindsInDatabase(): Promise<{ kind: string; audience: string }[]> {
