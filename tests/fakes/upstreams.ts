@@ -12,7 +12,11 @@
 //   PayU      POST /merchant/postservice.php?form=2  (verify_payment, cancel_refund_transaction,
 //                                                     getAllRefundsFromTxnIds, check_action_status;
 //                                                     command hash checked)
-//             POST /_payment                          (request hash checked)
+//             POST /_payment                          (request hash checked): the payment page, with Pay
+//                                                      and Fail buttons
+//             POST /_payment/complete                 {txnid, outcome: success | failure} (the buttons):
+//                                                      the answer with its reverse hash is posted to the
+//                                                      webhook URL, then the browser to surl / furl
 //   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
 //                                                      stream_chunk_delay_ms, reply_tokens,
 //                                                      prompt_tokens_per: "char4" | "byte",
@@ -32,11 +36,14 @@
 //                                                      made in Razorpay's dashboard (no API call, no webhook)
 //             GET  /__control/razorpay/orders         orders, subscriptions and refunds so far
 //             POST /__control/payu                    {latency_ms, fail_status, fail_count, fail_message,
-//                                                      fail_retry_after, fail_hang_ms, fail_routes, reset}
+//                                                      fail_retry_after, fail_hang_ms, fail_routes,
+//                                                      webhook_url (null: payu-webhook beside a
+//                                                      payu-return surl), reset}
 //             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
 //             GET  /__control/razorpay/payments       every payment the fake Razorpay holds
 //             GET  /__control/payu/transactions       every PayU transaction seeded
-//             GET  /__control/payu/payments           forms accepted by /_payment
+//             GET  /__control/payu/payments           forms accepted by /_payment, and the webhooks
+//                                                      the payment page sent {url, txnid, status}
 //             GET  /__control/payu/refunds            refunds PayU holds (cancel_refund_transaction and the
 //                                                      dashboard's), with token, request id, amount, status
 //             POST /__control/payu/refunds            {txnid, amount_paise, token?}: a refund made in PayU's
@@ -163,6 +170,15 @@ function json(body: unknown, status = 200, headers: Record<string, string> = {})
 }
 
 const sleep = (ms: number) => ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : Promise.resolve();
+
+/** Text for an HTML page (the fake payment pages). */
+function esc(s: unknown): string {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function html(body: string): Response {
+  return new Response(body, { headers: { "content-type": "text/html; charset=utf-8" } });
+}
 
 async function sha512Hex(s: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(s));
@@ -296,6 +312,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   let invoices = new Map<string, Json>();
   let payuTransactions = new Map<string, Json>();
   let payuPayments: Json[] = [];
+  let payuWebhooks: Json[] = [];
+  let payuWebhookUrl: string | null = null;
   const clock = new FakeClock();
   const nowSecs = () => Math.floor(clock.now() / 1000);
   const email = createFakeEmail({ apiKey: options.resendKey ?? "re_fake", now: () => clock.now() });
@@ -331,6 +349,8 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     invoices = new Map();
     payuTransactions = new Map();
     payuPayments = [];
+    payuWebhooks = [];
+    payuWebhookUrl = null;
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -1156,9 +1176,82 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return new Response("Transaction failed due to incorrectly calculated hash parameter", { status: 400 });
     }
     payuPayments.push(f);
-    return new Response(`<!doctype html><title>Fake PayU</title><p>Pay ${f.amount} for ${f.txnid}</p>`, {
-      headers: { "content-type": "text/html; charset=utf-8" },
+    return html(`<!doctype html><html><head><meta charset="utf-8"><title>Fake PayU</title></head>
+<body style="font-family: sans-serif; max-width: 480px; margin: 40px auto;">
+<h1>Fake PayU</h1>
+<p>${esc(f.firstname)} (${esc(f.email)}) pays <strong>₹${esc(f.amount)}</strong> for ${esc(f.productinfo)}.</p>
+<p>Transaction <code>${esc(f.txnid)}</code>. Nothing is charged: this is the local fake.</p>
+<form method="post" action="/_payment/complete">
+<input type="hidden" name="txnid" value="${esc(f.txnid)}">
+<button id="pay" name="outcome" value="success" style="padding: 8px 20px;">Pay</button>
+<button id="fail" name="outcome" value="failure" style="padding: 8px 20px;">Fail</button>
+</form></body></html>`);
+  }
+
+  /**
+   * The buyer clicked Pay or Fail on the fake payment page: as PayU does, the answer (the form's
+   * fields, PayU's additions and the reverse hash) goes to the merchant's webhook server to server,
+   * then the browser posts it to surl or furl (an auto-submitted form). The webhook URL is
+   * POST /__control/payu {webhook_url}; by default the payu-webhook function beside an surl that
+   * is the payu-return function (so `npm start` needs no setting). The transaction is then known
+   * to verify_payment too.
+   */
+  async function payuComplete(req: Request): Promise<Response> {
+    const { txnid = "", outcome = "" } = Object.fromEntries(new URLSearchParams(await req.text()));
+    const f = [...payuPayments].reverse().find((p) => p.txnid === txnid) as Record<string, string> | undefined;
+    if (!f || !["success", "failure"].includes(outcome)) {
+      return new Response("unknown transaction, or outcome is not success or failure", { status: 400 });
+    }
+    count("payu.complete", { txnid, outcome });
+    const mihpayid = String(Math.floor(1e11 + Math.random() * 9e11));
+    const answer: Record<string, string> = {
+      mihpayid,
+      mode: "UPI",
+      status: outcome,
+      unmappedstatus: outcome === "success" ? "captured" : "failed",
+      key: f.key,
+      txnid: f.txnid,
+      amount: f.amount,
+      productinfo: f.productinfo,
+      firstname: f.firstname,
+      email: f.email,
+      udf1: f.udf1 ?? "",
+      udf2: f.udf2 ?? "",
+      udf3: f.udf3 ?? "",
+      udf4: f.udf4 ?? "",
+      udf5: f.udf5 ?? "",
+      addedon: new Date(clock.now()).toISOString().slice(0, 19).replace("T", " "),
+      ...(outcome === "failure" ? { error: "E000", error_Message: "Declined on the fake payment page" } : {}),
+    };
+    answer.hash = await sha512Hex([
+      options.payuSalt, answer.status, "", "", "", "", "", answer.udf5, answer.udf4, answer.udf3, answer.udf2,
+      answer.udf1, answer.email, answer.firstname, answer.productinfo, answer.amount, answer.txnid, answer.key,
+    ].join("|"));
+    payuTransactions.set(txnid, {
+      mihpayid, txnid, status: outcome, unmappedstatus: answer.unmappedstatus, amt: f.amount,
+      transaction_amount: f.amount, mode: "UPI", productinfo: f.productinfo, firstname: f.firstname,
+      email: f.email, udf1: answer.udf1, addedon: answer.addedon, error_Message: answer.error_Message ?? "No Error",
     });
+    const webhook = payuWebhookUrl ?? (f.surl.endsWith("/payu-return") ? f.surl.replace(/\/payu-return$/, "/payu-webhook") : null);
+    if (webhook) {
+      try {
+        const res = await fetch(webhook, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams(answer).toString(),
+        });
+        payuWebhooks.push({ url: webhook, txnid, status: res.status });
+        await res.body?.cancel();
+      } catch (e) {
+        payuWebhooks.push({ url: webhook, txnid, status: null, error: (e as Error).message });
+      }
+    }
+    const target = outcome === "success" ? f.surl : f.furl;
+    const inputs = Object.entries(answer).map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
+      .join("\n");
+    return html(`<!doctype html><html><head><meta charset="utf-8"><title>Fake PayU: redirecting</title></head>
+<body onload="document.forms[0].submit()"><p>Taking you back to the merchant…</p>
+<form method="post" action="${esc(target)}">${inputs}<noscript><button>Continue</button></noscript></form></body></html>`);
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -1174,7 +1267,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (req.method === "GET" && path === "/__control/payu/transactions") {
       return json({ transactions: [...payuTransactions.values()] });
     }
-    if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments });
+    if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments, webhooks: payuWebhooks });
     if (req.method === "GET" && path === "/__control/payu/refunds") return json({ refunds: payuRefunds });
     if (req.method === "GET" && path === "/__control/calls") {
       const prefix = new URL(req.url).searchParams.get("route") ?? "";
@@ -1214,6 +1307,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     }
     if (path === "/__control/payu" && isObject(body)) {
       if (body.reset === true) payuControl = failureDefaults();
+      if (typeof body.webhook_url === "string" || body.webhook_url === null) payuWebhookUrl = body.webhook_url as string | null;
       applyFailureControl(payuControl, body);
       return json({ ok: true, payu: payuControl });
     }
@@ -1291,6 +1385,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       if (path.startsWith("/v1/")) return await razorpay(req, path, url.searchParams);
       if (path === "/merchant/postservice.php" && req.method === "POST") return await payuCommand(req);
       if (path === "/_payment" && req.method === "POST") return await payuPayment(req);
+      if (path === "/_payment/complete" && req.method === "POST") return await payuComplete(req);
       return json({ error: "not found" }, 404);
     } catch (e) {
       return json({ error: `fake upstream crashed: ${(e as Error).message}` }, 500);
