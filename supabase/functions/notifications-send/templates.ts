@@ -77,6 +77,7 @@ function escapeHtml(s: string): string {
 // Control characters (C0, DEL, C1), bidirectional overrides, embeddings, isolates and marks, and
 // the Unicode line and paragraph separators: none belongs in a subject, a header or a line of
 // text, and a tenant-written name could use them to forge headers or reverse what a reader sees.
+// deno-lint-ignore no-control-regex
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]+/g;
 
 /** The longest value (in characters) a template puts into an email, unless it asks for less. */
