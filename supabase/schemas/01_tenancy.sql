@@ -102,8 +102,6 @@ create index billing_email_confirmations_organization_id_idx on billing.billing_
 
 grant select, insert, update, delete on billing.billing_email_confirmations to service_role;
 
-alter table billing.billing_email_confirmations enable row level security;
-
 comment on table public.organizations is 'A tenant: the customer that subscribes, with the buyer block of its GST invoices.';
 
 create trigger organizations_touch_updated_at
@@ -812,10 +810,10 @@ comment on function public.update_billing_profile(uuid, text, text, text, text, 
  * billing_email, confirmed_at}. The token is the proof, so anyone holding it may call (anon too:
  * the link is opened from a mailbox, maybe signed out). Following a link twice answers the same.
  * Refused, naming why: an unknown token (P0002), an expired one (22023 'expired'), or one for an
- * address the organization no longer uses (22023 'superseded'). Security definer: it updates
- * organizations, which no caller can write.
+ * address the organization no longer uses (22023 'superseded'). Security definer: it reads the
+ * private confirmations and updates organizations, which no caller can write.
  */
-create function public.confirm_billing_email(p_token text)
+create function billing.confirm_billing_email(p_token text)
 returns jsonb
 language plpgsql
 security definer
@@ -846,6 +844,23 @@ begin
   end if;
   return pg_catalog.jsonb_build_object('organization_id', v_org.id, 'billing_email', v_org.billing_email,
                                        'confirmed_at', v_c.confirmed_at);
+end;
+$$;
+revoke execute on function billing.confirm_billing_email(text) from public;
+grant execute on function billing.confirm_billing_email(text) to anon, authenticated, service_role;
+
+/**
+ * Confirms a billing email with the token of its confirmation link.
+ * A thin wrapper: billing.confirm_billing_email does the work.
+ */
+create function public.confirm_billing_email(p_token text)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.confirm_billing_email(p_token);
 end;
 $$;
 revoke execute on function public.confirm_billing_email(text) from public;

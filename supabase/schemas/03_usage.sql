@@ -559,7 +559,10 @@ begin
   v_answer := billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
                                         v_metric.occurred_at, v_plan.timezone, v_plan.features,
                                         p_actual_amount - v_metric.amount,
-                                        p_settled => case when v_metric.state = 'settled' then 0 else p_actual_amount end);
+                                        -- Settled use grows by the amount settled (a row settled
+                                        -- before: by what this settlement adds).
+                                        p_settled => case when v_metric.state = 'settled' then p_actual_amount - v_metric.amount
+                                                          else p_actual_amount end);
   if v_answer.allowed then
     v_units := v_metric.credit_units;
     if v_units > 0 and p_actual_amount < v_metric.amount then
@@ -711,12 +714,14 @@ grant execute on function billing.queue_quota_alerts(uuid, text, public.usage_wi
 /** A metric's display name (public.usage_metric_catalog), else its code with spaces for underscores. */
 create function billing.metric_display_name(p_metric text)
 returns text
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select coalesce((select c.display_name from public.usage_metric_catalog c where c.metric = p_metric),
+begin
+  return coalesce((select c.display_name from public.usage_metric_catalog c where c.metric = p_metric),
                   pg_catalog.replace(p_metric, '_', ' '));
+end;
 $$;
 revoke execute on function billing.metric_display_name(text) from public, anon, authenticated;
 grant execute on function billing.metric_display_name(text) to service_role;

@@ -652,6 +652,9 @@ isOneToOne: true
 "compute_line_tax":
 { Args: { "p_amount_cents": number,"p_gst_rate_bp": number,"p_includes_tax": boolean,"p_supply_type": string }; Returns: Record<string, unknown>
                            },
+"confirm_billing_email":
+{ Args: { "p_token": string }; Returns: Json
+                           },
 "consume_credits":
 { Args: { "p_event": string,"p_organization_id": string,"p_quantity": number,"p_request_id": string }; Returns: Record<string, unknown>
                            },
