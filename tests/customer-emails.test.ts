@@ -286,7 +286,8 @@ Deno.test(
     );
     const [{ token }] =
       await sql`select token from billing.billing_email_confirmations where organization_id = ${org}`;
-    assert(confirmation.text.includes(`/billing/confirm-email?token=${token}`), confirmation.text);
+    const link = `${functionsUrl("billing-email-confirm")}?token=${token}`;
+    assert(confirmation.text.includes(link), confirmation.text);
     const [noticeMail] = (await mailbox()).filter((e) => e.idempotency_key === notice);
     assertEquals(noticeMail.to, [adminEmail, ownerEmail].sort(), "until confirmed: the owners and admins");
     // The payload an owner can read does not carry the token.
@@ -294,21 +295,40 @@ Deno.test(
       await sql`select payload from public.notifications where organization_id = ${org} and kind = 'billing_email_confirmation'`;
     assert(!JSON.stringify(payload).includes(String(token)), "the token is not in the readable payload");
 
-    const asAnon = (t: string) =>
-      sql.begin(async (tx) => {
-        await tx`select set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true)`;
-        const [{ r }] = await tx`select public.confirm_billing_email(${t}) as r`;
-        return r;
+    // The link, opened without any account: a page with one button; opening it changes nothing.
+    const opened = await fetch(link);
+    const openedHtml = await opened.text();
+    assertEquals(opened.status, 200, openedHtml);
+    assert(openedHtml.includes('id="confirm"') && openedHtml.includes(`value="${token}"`), openedHtml);
+    const confirmedAt = async () =>
+      (await sql`select billing_email_confirmed_at as at from public.organizations where id = ${org}`)[0].at;
+    assertEquals(await confirmedAt(), null, "a GET confirms nothing (mail scanners open links)");
+    const post = (body: string, type: string) =>
+      fetch(functionsUrl("billing-email-confirm"), {
+        method: "POST",
+        headers: { "content-type": type },
+        body,
       });
-    await asAnon("not-a-token").then(
-      () => assert(false, "an unknown token is refused"),
-      (e) => assertEquals(e.code, "P0002"),
+    const unknown = await post(JSON.stringify({ token: "0".repeat(64) }), "application/json");
+    assertEquals([unknown.status, (await unknown.json()).code], [404, "confirmation_not_found"]);
+    const bad = await post(JSON.stringify({ token: "x" }), "application/json");
+    assertEquals([bad.status, (await bad.json()).code], [400, "invalid_token"]);
+    // The button.
+    const clicked = await post(
+      new URLSearchParams({ token: String(token) }).toString(),
+      "application/x-www-form-urlencoded",
     );
-    const confirmed = await asAnon(String(token));
-    assertEquals([confirmed.organization_id, confirmed.billing_email], [org, billing]);
+    const clickedHtml = await clicked.text();
+    assertEquals(clicked.status, 200, clickedHtml);
+    assert(clickedHtml.includes(`${billing} now receives the billing emails`), clickedHtml);
+    const at = await confirmedAt();
+    assert(at !== null, "confirmed");
+    const again = await post(JSON.stringify({ token }), "application/json");
+    const againBody = await again.json();
+    assertEquals([again.status, againBody.organization_id, againBody.billing_email], [200, org, billing]);
     assertEquals(
-      (await asAnon(String(token))).confirmed_at,
-      confirmed.confirmed_at,
+      new Date(againBody.confirmed_at).getTime(),
+      new Date(at).getTime(),
       "following the link twice answers the same",
     );
 

@@ -807,8 +807,10 @@ comment on function public.update_billing_profile(uuid, text, text, text, text, 
 
 /**
  * Confirms a billing email with the token of its confirmation link; returns {organization_id,
- * billing_email, confirmed_at}. The token is the proof, so anyone holding it may call (anon too:
- * the link is opened from a mailbox, maybe signed out). Following a link twice answers the same.
+ * billing_email, confirmed_at}. The token is the proof, so whoever holds it may confirm: the
+ * email's link is the billing-email-confirm function (no account needed, it calls this as the
+ * service); a signed-in user may call public.confirm_billing_email. Following a link twice
+ * answers the same.
  * Refused, naming why: an unknown token (P0002), an expired one (22023 'expired'), or one for an
  * address the organization no longer uses (22023 'superseded'). Security definer: it reads the
  * private confirmations and updates organizations, which no caller can write.
@@ -846,8 +848,8 @@ begin
                                        'confirmed_at', v_c.confirmed_at);
 end;
 $$;
-revoke execute on function billing.confirm_billing_email(text) from public;
-grant execute on function billing.confirm_billing_email(text) to anon, authenticated, service_role;
+revoke execute on function billing.confirm_billing_email(text) from public, anon;
+grant execute on function billing.confirm_billing_email(text) to authenticated, service_role;
 
 /**
  * Confirms a billing email with the token of its confirmation link.
@@ -863,6 +865,6 @@ begin
   return billing.confirm_billing_email(p_token);
 end;
 $$;
-revoke execute on function public.confirm_billing_email(text) from public;
-grant execute on function public.confirm_billing_email(text) to anon, authenticated, service_role;
-comment on function public.confirm_billing_email(text) is 'Confirms a billing email with its link''s token; until then billing emails go to owners and admins.';
+revoke execute on function public.confirm_billing_email(text) from public, anon;
+grant execute on function public.confirm_billing_email(text) to authenticated, service_role;
+comment on function public.confirm_billing_email(text) is 'Confirms a billing email with its link''s token, for an app''s signed-in page (the email''s link, the billing-email-confirm function, needs no account); until then billing emails go to owners and admins.';

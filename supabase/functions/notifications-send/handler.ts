@@ -93,7 +93,12 @@ function discountOf(doc: TaxDocument | undefined): RenderOptions["discount"] {
 }
 
 /** Renders, sends and records one claimed notification. Never throws. */
-export async function deliver(n: Delivery, from: string, appUrl: string | null): Promise<DeliveryOutcome> {
+export async function deliver(
+  n: Delivery,
+  from: string,
+  appUrl: string | null,
+  functionsUrl: string | null = null,
+): Promise<DeliveryOutcome> {
   const outcome: DeliveryOutcome = { id: n.id, kind: n.kind, state: "failed" };
   let retryAfter: number | null = null;
   try {
@@ -103,7 +108,7 @@ export async function deliver(n: Delivery, from: string, appUrl: string | null):
         "no recipient: the organization has no billing email and no owner or admin with an email";
     } else {
       const doc = await invoiceOf(n);
-      const email = renderNotification(n, { appUrl, discount: discountOf(doc) });
+      const email = renderNotification(n, { appUrl, functionsUrl, discount: discountOf(doc) });
       const attachments = doc && [{ filename: documentFileName(doc), content: await renderTaxDocument(doc) }];
       const sent = await sendEmail({
         ...email,
@@ -147,6 +152,9 @@ export const handler = handle("notifications-send", async (req) => {
     );
   }
   const appUrl = Deno.env.get("APP_URL") || null;
+  // Links to a function (the billing email confirmation) start here.
+  const supabaseUrl = Deno.env.get("SUPABASE_URL");
+  const functionsUrl = supabaseUrl ? `${supabaseUrl.replace(/\/+$/, "")}/functions/v1` : null;
 
   const due = await asService((tx) =>
     tx<Delivery[]>`select id, organization_id, subscription_id, kind, payload, attempts, recipients, context
@@ -158,7 +166,7 @@ export const handler = handle("notifications-send", async (req) => {
   for (const n of due) byOrganization.set(n.organization_id, [...(byOrganization.get(n.organization_id) ?? []), n]);
   const outcomes = new Map<string, DeliveryOutcome>();
   await inBatches([...byOrganization.values()], CONCURRENCY, async (group) => {
-    for (const n of group) outcomes.set(n.id, await deliver(n, from, appUrl));
+    for (const n of group) outcomes.set(n.id, await deliver(n, from, appUrl, functionsUrl));
   });
   const items: DeliveryOutcome[] = due.map((n) => outcomes.get(n.id)!);
   return json({

@@ -33,6 +33,8 @@ export interface Delivery {
 export interface RenderOptions {
   /** The app's base URL (APP_URL); else the origin of billing_settings.app_success_url. */
   appUrl?: string | null;
+  /** The functions' base URL (SUPABASE_URL + /functions/v1): the billing email confirmation links there. */
+  functionsUrl?: string | null;
   /** payment_captured: the invoice's discount (the sender reads it from the invoice document). */
   discount?: { list_cents: number; discount_cents: number; code: string | null; currency: string } | null;
 }
@@ -125,6 +127,7 @@ interface Facts {
   amount: string | null;
   seller: string | null;
   link: string | null;
+  functionsUrl: string | null;
   discount: RenderOptions["discount"];
   payload: Json;
   context: Json;
@@ -162,6 +165,7 @@ function factsOf(n: Delivery, options: RenderOptions): Facts {
     amount,
     seller: str(context.seller_legal_name),
     link: billingLink(context, options.appUrl),
+    functionsUrl: options.functionsUrl ? options.functionsUrl.replace(/\/+$/, "") : null,
     discount: options.discount ?? null,
     payload,
     context,
@@ -182,8 +186,8 @@ interface Draft {
   action: string;
   /** A closing paragraph after the link. */
   footer?: string;
-  /** The link when it is not the billing page itself: built from the billing page's URL. */
-  link?: (billingPage: string) => string;
+  /** The link when it is not the billing page. */
+  link?: string | null;
 }
 
 const per = (interval: string | null) => (interval ? ` per ${interval}` : "");
@@ -610,7 +614,8 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
       ],
       details: [["Billing email", email], ["Link valid until", expires]],
       action: "Confirm this billing email",
-      link: (base) => `${base}/confirm-email?token=${encodeURIComponent(token)}`,
+      // The billing-email-confirm function: it needs no account and no app.
+      link: f.functionsUrl ? `${f.functionsUrl}/billing-email-confirm?token=${encodeURIComponent(token)}` : null,
       footer: `Confirmation code: ${token}`,
     };
   },
@@ -625,7 +630,7 @@ export function renderNotification(n: Delivery, options: RenderOptions = {}): Em
   if (!template) throw new TemplateError(`no template for kind ${n.kind}`);
   const f = factsOf(n, options);
   const d = template(f);
-  const link = f.link && d.link ? d.link(f.link) : f.link;
+  const link = d.link !== undefined ? d.link : f.link;
   // The subject is one line whatever went into it.
   const subject = cleanText(d.subject, 250);
   const greeting = f.greetingName ? `Hello ${f.greetingName},` : "Hello,";
