@@ -210,7 +210,8 @@ Deno.test("health: 401 without a valid key, 200 with a user token, the anon key,
   );
 });
 
-// The functions that check their caller: all but the provider webhooks (their gate is the signature).
+// The functions that check their caller: all but the provider webhooks (their gate is the
+// signature) and billing-email-confirm (the gate is the token of the confirmation email).
 const SELF_CHECKING: Record<string, string> = {
   "billing-portal": "POST",
   checkout: "POST",
@@ -239,7 +240,9 @@ Deno.test("every function has verify_jwt = false, and each that checks its calle
   );
   assertEquals(
     Object.keys(SELF_CHECKING).sort(),
-    folders.filter((n) => !["payu-webhook", "payu-return", "razorpay-webhook", "stripe-webhook"].includes(n)),
+    folders.filter((n) =>
+      !["payu-webhook", "payu-return", "razorpay-webhook", "stripe-webhook", "billing-email-confirm"].includes(n)
+    ),
   );
 
   // The handlers themselves, no gateway, in a process with no database URL, bodies that never end.

@@ -114,9 +114,16 @@ function payloadOf(kind: string, org: Org, planId: string): Json {
 /**
  * Kinds with a test of their own: payment_captured (the invoice PDF, below), quota_threshold
  * (usage-alerts.test.ts), credits_low and ai_batch_completed (below: they name credits or a
- * batch, not a plan and an amount).
+ * batch, not a plan and an amount), billing_email_confirmation (customer-emails.test.ts: it goes
+ * to the address being confirmed).
  */
-const OWN_TESTS = new Set(["payment_captured", "quota_threshold", "credits_low", "ai_batch_completed"]);
+const OWN_TESTS = new Set([
+  "payment_captured",
+  "quota_threshold",
+  "credits_low",
+  "ai_batch_completed",
+  "billing_email_confirmation",
+]);
 
 /** Every value of public.notification_kind and its audience, as the database says. */
 async function kindsInDatabase(): Promise<{ kind: string; audience: string }[]> {

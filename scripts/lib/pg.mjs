@@ -35,10 +35,11 @@ function onPath(name) {
 /**
  * Debian packages the scripts install along with the required ones when they can (as root), and
  * never insist on: tests/invoice-pdf.test.ts renders an invoice's page 1 with poppler's pdftoppm
- * where it is installed, and says it skipped that check where it is not.
+ * where it is installed, and says it skipped that check where it is not; tests/payu-click.test.ts
+ * clicks through the fake PayU page in headless chromium (and fails, naming it, without it).
  */
 function optionalPackages() {
-  return [["poppler-utils", "pdftoppm"]];
+  return [["poppler-utils", "pdftoppm"], ["chromium", "chromium"]];
 }
 
 /** Install missing Debian packages when we can (root + apt-get); otherwise stop naming them. */

@@ -88,7 +88,7 @@ create type public.notification_kind as enum (
   'renewal_reminder', 'pre_debit_notice', 'dunning_reminder', 'payment_failed', 'subscription_canceled',
   'subscription_expired', 'trial_ended', 'plan_downgraded', 'subscription_refunded', 'subscription_disputed',
   'payment_disputed', 'payment_captured', 'trial_ending', 'cancellation_scheduled', 'quota_threshold',
-  'provider_action_failed', 'credits_low', 'ai_batch_completed'
+  'provider_action_failed', 'credits_low', 'billing_email_confirmation', 'ai_batch_completed'
 );
 
 /**

@@ -51,6 +51,11 @@ create table public.organizations (
   billing_postal_code text check (billing_postal_code ~ '^[A-Za-z0-9][A-Za-z0-9 -]{1,14}$'),
   billing_country text not null default 'IN' check (billing_country ~ '^[A-Z]{2}$'),
   exports_verified boolean not null default false,
+  -- When the billing email was confirmed (its confirmation link followed); null: not confirmed, and
+  -- billing emails go to the owners and admins instead. A row the service writes directly
+  -- (operators, imports) is trusted (the default); the tenant's path, update_billing_profile,
+  -- clears it whenever the address changes and sends a confirmation link.
+  billing_email_confirmed_at timestamptz default now(),
   constraint organizations_gstin_matches_state
     check (gstin is null or state_code is null or left(gstin, 2) = state_code),
   constraint organizations_gstin_valid check (gstin is null or public.is_valid_gstin(gstin)),
@@ -67,6 +72,35 @@ grant select on public.organizations to authenticated;
 grant select, insert, update, delete on public.organizations to service_role;
 
 alter table public.organizations enable row level security;
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.billing_email_confirmations (private)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * One confirmation link per billing email an owner or admin sets (billing.update_billing_profile):
+ * a random token (two random uuids, 244 bits) that public.confirm_billing_email accepts until
+ * expires_at, and only while the organization's billing email is still this one. Private: only
+ * service_role reads it (the sender puts the token in the email, which goes to `email` only), so
+ * a member who can read the organization's notifications cannot confirm an address they do not
+ * receive mail at.
+ */
+create table billing.billing_email_confirmations (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  email text not null check (email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+  token text not null unique default (pg_catalog.replace(gen_random_uuid()::text, '-', '')
+                                      || pg_catalog.replace(gen_random_uuid()::text, '-', '')),
+  created_at timestamptz not null default billing.now(),
+  expires_at timestamptz not null default billing.now() + interval '3 days',
+  confirmed_at timestamptz
+);
+
+comment on table billing.billing_email_confirmations is 'Confirmation links of billing emails: token, address, expiry; private (service_role).';
+
+create index billing_email_confirmations_organization_id_idx on billing.billing_email_confirmations (organization_id);
+
+grant select, insert, update, delete on billing.billing_email_confirmations to service_role;
 
 comment on table public.organizations is 'A tenant: the customer that subscribes, with the buyer block of its GST invoices.';
 
@@ -520,6 +554,9 @@ grant execute on function billing.set_member_role(uuid, uuid, public.member_role
  * a GSTIN is checked for length, state code, PAN, entity number, 'Z' and check character; the
  * state code is derived from the GSTIN (a different p_state_code is refused); a buyer outside
  * India has neither GSTIN nor state; an Indian postal code is a 6-digit PIN.
+ * A billing email that changes is unconfirmed until the link sent to it (a
+ * 'billing_email_confirmation' notification, billing.billing_email_confirmations) is followed
+ * (public.confirm_billing_email); until then billing emails go to the owners and admins.
  * Security definer: signed-in users have no update grant on organizations.
  */
 create function billing.update_billing_profile(
@@ -546,6 +583,8 @@ declare
   v_postal_code text := nullif(btrim(coalesce(p_postal_code, '')), '');
   v_problem text;
   v_result public.organizations%rowtype;
+  v_old_email text;
+  v_confirmation_id uuid;
 begin
   perform billing.require_role(p_organization_id, billing.managers(), 'update its billing profile');
 
@@ -596,9 +635,14 @@ begin
     raise exception 'city must be at most 100 characters' using errcode = 'invalid_parameter_value';
   end if;
 
+  select o.billing_email into v_old_email from public.organizations o where o.id = p_organization_id;
   update public.organizations o
   set billing_name = btrim(p_billing_name),
       billing_email = nullif(btrim(p_billing_email), ''),
+      -- A new address is not trusted until its confirmation link is followed.
+      billing_email_confirmed_at = case
+        when lower(o.billing_email) is not distinct from lower(nullif(btrim(p_billing_email), ''))
+        then o.billing_email_confirmed_at end,
       gstin = v_gstin,
       state_code = v_state_code,
       billing_address_line1 = nullif(btrim(p_address_line1), ''),
@@ -610,6 +654,17 @@ begin
   returning * into v_result;
   if not found then
     raise exception 'organization % does not exist', p_organization_id using errcode = 'no_data_found';
+  end if;
+  if v_result.billing_email is not null and v_result.billing_email_confirmed_at is null
+     and lower(v_result.billing_email) is distinct from lower(v_old_email) then
+    -- The confirmation link goes to the new address only (billing.notification_recipients).
+    insert into billing.billing_email_confirmations (organization_id, email)
+    values (p_organization_id, v_result.billing_email)
+    returning id into v_confirmation_id;
+    insert into public.notifications (organization_id, kind, payload, dedupe_key)
+    values (p_organization_id, 'billing_email_confirmation',
+            pg_catalog.jsonb_build_object('email', v_result.billing_email, 'confirmation_id', v_confirmation_id),
+            pg_catalog.format('billing_email_confirmation:%s', v_confirmation_id));
   end if;
   return v_result;
 end;
@@ -748,3 +803,68 @@ $$;
 revoke execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) from public, anon;
 grant execute on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) to authenticated, service_role;
 comment on function public.update_billing_profile(uuid, text, text, text, text, text, text, text, text, text) is 'Replaces an organization''s billing profile (the buyer block of its invoices); returns the organization.';
+
+
+/**
+ * Confirms a billing email with the token of its confirmation link; returns {organization_id,
+ * billing_email, confirmed_at}. The token is the proof, so whoever holds it may confirm: the
+ * email's link is the billing-email-confirm function (no account needed, it calls this as the
+ * service); a signed-in user may call public.confirm_billing_email. Following a link twice
+ * answers the same.
+ * Refused, naming why: an unknown token (P0002), an expired one (22023 'expired'), or one for an
+ * address the organization no longer uses (22023 'superseded'). Security definer: it reads the
+ * private confirmations and updates organizations, which no caller can write.
+ */
+create function billing.confirm_billing_email(p_token text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_c billing.billing_email_confirmations;
+  v_org public.organizations;
+begin
+  select * into v_c from billing.billing_email_confirmations c where c.token = btrim(coalesce(p_token, '')) for update;
+  if not found then
+    raise exception 'this confirmation link is not valid' using errcode = 'no_data_found';
+  end if;
+  select * into v_org from public.organizations o where o.id = v_c.organization_id for update;
+  if lower(v_org.billing_email) is distinct from lower(v_c.email) then
+    raise exception 'superseded: the billing email was changed after this link was sent; use the newest link'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if v_c.confirmed_at is null then
+    if v_c.expires_at <= billing.now() then
+      raise exception 'expired: this confirmation link expired at %; save the billing email again for a new link',
+        v_c.expires_at using errcode = 'invalid_parameter_value';
+    end if;
+    update billing.billing_email_confirmations c set confirmed_at = billing.now() where c.id = v_c.id
+    returning * into v_c;
+    update public.organizations o set billing_email_confirmed_at = v_c.confirmed_at
+    where o.id = v_org.id and o.billing_email_confirmed_at is null;
+  end if;
+  return pg_catalog.jsonb_build_object('organization_id', v_org.id, 'billing_email', v_org.billing_email,
+                                       'confirmed_at', v_c.confirmed_at);
+end;
+$$;
+revoke execute on function billing.confirm_billing_email(text) from public, anon;
+grant execute on function billing.confirm_billing_email(text) to authenticated, service_role;
+
+/**
+ * Confirms a billing email with the token of its confirmation link.
+ * A thin wrapper: billing.confirm_billing_email does the work.
+ */
+create function public.confirm_billing_email(p_token text)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  return billing.confirm_billing_email(p_token);
+end;
+$$;
+revoke execute on function public.confirm_billing_email(text) from public, anon;
+grant execute on function public.confirm_billing_email(text) to authenticated, service_role;
+comment on function public.confirm_billing_email(text) is 'Confirms a billing email with its link''s token, for an app''s signed-in page (the email''s link, the billing-email-confirm function, needs no account); until then billing emails go to owners and admins.';

@@ -67,6 +67,35 @@ grant select, insert, update, delete on public.usage_quotas to service_role;
 alter table public.usage_quotas enable row level security;
 
 -- -------------------------------------------------------------------------------------------------
+-- usage_metric_catalog
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * What a metric is called where people read it (quota emails, usage pages): `groq_tokens` is
+ * "AI tokens". A DBA edits it (service_role); members read it. A metric without a row is shown
+ * by its code with spaces for underscores (billing.metric_display_name).
+ */
+create table public.usage_metric_catalog (
+  metric text primary key check (metric ~ '^[a-z][a-z0-9_]{0,62}$'),
+  display_name text not null check (length(btrim(display_name)) between 1 and 60),
+  created_at timestamptz not null default now()
+);
+
+comment on table public.usage_metric_catalog is 'Display names of usage metrics for emails and usage pages; a DBA edits it.';
+
+grant select on public.usage_metric_catalog to authenticated;
+
+grant select, insert, update, delete on public.usage_metric_catalog to service_role;
+
+alter table public.usage_metric_catalog enable row level security;
+
+insert into public.usage_metric_catalog (metric, display_name) values
+  ('groq_tokens', 'AI tokens'),
+  ('ai_prompts', 'AI prompts'),
+  ('ai_requests', 'AI requests'),
+  ('ai_spend_paise', 'AI spend');
+
+-- -------------------------------------------------------------------------------------------------
 -- usage_metrics
 -- -------------------------------------------------------------------------------------------------
 
@@ -252,6 +281,10 @@ create trigger organization_members_max_count
  * commit, so exactly one call sees each crossing; every other call pays two comparisons.
  * p_past_limit (usage paid in credits, billing.count_usage_past_limit): the hour, day and month
  * windows count past their limits; a minute window is a rate limit and still refuses.
+ * p_settled: how much of the change is settled use, which is what quota alerts count (null: all
+ * of p_delta). A reservation (the AI gateway's worst case) passes 0, so it never alerts; its
+ * settlement (billing.settle_usage) passes the actual amount, and the alert compares the
+ * window's count before and after that settled amount.
  */
 create function billing.apply_usage_delta(
   p_organization_id uuid,
@@ -262,6 +295,7 @@ create function billing.apply_usage_delta(
   p_features jsonb,
   p_delta bigint,
   p_past_limit boolean default false,
+  p_settled bigint default null,
   out allowed boolean,
   out used bigint,
   out limit_amount bigint,
@@ -283,6 +317,7 @@ declare
   v_count bigint;
   v_was_inserted boolean;
   v_done integer := 0;
+  v_settled bigint;
 begin
   for i in 1 .. v_n loop
     v_starts[i] := pg_catalog.date_trunc(p_units[i]::text, v_local) at time zone p_timezone;
@@ -336,14 +371,16 @@ begin
       v_counts[i] := coalesce(v_count, 0);
       v_count := null;
     end loop;
-  elsif p_delta > 0 then
-    -- Quota alerts: only a change across a whole percent of a limit can cross a threshold.
+  elsif coalesce(p_settled, p_delta) > 0 then
+    -- Quota alerts on settled use: only a change across a whole percent of a limit can cross a
+    -- threshold.
+    v_settled := coalesce(p_settled, p_delta);
     for i in 1 .. v_n loop
       if v_limits[i] > 0
          and pg_catalog.floor(v_counts[i] * 100.0 / v_limits[i])
-             > pg_catalog.floor((v_counts[i] - p_delta) * 100.0 / v_limits[i]) then
+             > pg_catalog.floor((v_counts[i] - v_settled) * 100.0 / v_limits[i]) then
         perform billing.queue_quota_alerts(p_organization_id, p_metric, p_units[i], v_starts[i], v_ends[i],
-                                           v_counts[i] - p_delta, v_counts[i], v_limits[i]);
+                                           v_counts[i] - v_settled, v_counts[i], v_limits[i]);
       end if;
     end loop;
   end if;
@@ -358,8 +395,8 @@ begin
   end loop;
 end;
 $$;
-revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean) from public;
-grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean) to service_role;
+revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean, bigint) from public;
+grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean, bigint) to service_role;
 
 /**
  * The request id of the credit charge that pays a usage request's units past the limit:
@@ -525,7 +562,11 @@ begin
   v_plan := billing.effective_plan(p_organization_id, billing.now());
   v_answer := billing.apply_usage_delta(p_organization_id, v_metric.metric, v_metric.window_units,
                                         v_metric.occurred_at, v_plan.timezone, v_plan.features,
-                                        p_actual_amount - v_metric.amount);
+                                        p_actual_amount - v_metric.amount,
+                                        -- Settled use grows by the amount settled (a row settled
+                                        -- before: by what this settlement adds).
+                                        p_settled => case when v_metric.state = 'settled' then p_actual_amount - v_metric.amount
+                                                          else p_actual_amount end);
   if v_answer.allowed then
     v_units := v_metric.credit_units;
     if v_units > 0 and p_actual_amount < v_metric.amount then
@@ -1079,15 +1120,16 @@ revoke execute on function billing.track_usage(jsonb, uuid) from public;
 grant execute on function billing.track_usage(jsonb, uuid) to service_role;
 
 /**
- * Queues a 'quota_threshold' notification for each alert threshold (billing_settings) that a
- * change of one window's count from p_before to p_after crossed upwards (p_before below t % of
- * p_limit, p_after at or above it), when the window is one that alerts. A change that crosses two
- * thresholds at once queues both (each is its own email: "75 %" then "90 %"). Deduplicated per
- * organization, metric, window, window start and threshold, so a count that falls back and rises
- * again (a reservation settled lower) does not alert twice; the next window alerts anew. The
- * AI gateway's per-user request counters (`ai_requests_u_<user>`) are a rate limit of one
- * person, not the organization's quota: they never alert. The payload names the plan in effect
- * (plan_code) for the email. Returns the notifications queued.
+ * Queues one 'quota_threshold' notification when a change of one window's settled count from
+ * p_before to p_after crossed alert thresholds (billing_settings) upwards (p_before below t % of
+ * p_limit, p_after at or above it), in a window that alerts: one email for the highest threshold
+ * crossed, whose figures (used = p_after) are true for it, and none when an alert at that
+ * threshold or a higher one was already queued for this window (a count that fell back and rose
+ * again, or the lower thresholds a jump skipped). Deduplicated per organization, metric, window,
+ * window start and threshold; the next window alerts anew. The AI gateway's per-user request
+ * counters (`ai_requests_u_<user>`) are a rate limit of one person, not the organization's quota:
+ * they never alert. The payload names the plan in effect (plan_code) for the email. Returns the
+ * notifications queued (0 or 1).
  */
 create function billing.queue_quota_alerts(
   p_organization_id uuid,
@@ -1128,7 +1170,14 @@ begin
   where s.id and p_unit = any (s.quota_alert_windows)
     and p_before::numeric * 100 < t.threshold::numeric * p_limit
     and p_after::numeric * 100 >= t.threshold::numeric * p_limit
-  order by t.threshold
+    and not exists (
+      select from public.notifications n
+      where n.organization_id = p_organization_id and n.kind = 'quota_threshold'
+        and n.payload ->> 'metric' = p_metric and n.payload ->> 'window' = p_unit::text
+        and (n.payload ->> 'window_start')::timestamptz = p_window_start
+        and (n.payload ->> 'threshold')::numeric >= t.threshold)
+  order by t.threshold desc
+  limit 1
   on conflict (dedupe_key) do nothing;
   get diagnostics v_n = row_count;
   return v_n;
@@ -1138,6 +1187,21 @@ revoke execute on function billing.queue_quota_alerts(uuid, text, public.usage_w
   bigint, bigint) from public, anon, authenticated;
 grant execute on function billing.queue_quota_alerts(uuid, text, public.usage_window, timestamptz, timestamptz, bigint,
   bigint, bigint) to service_role;
+
+/** A metric's display name (public.usage_metric_catalog), else its code with spaces for underscores. */
+create function billing.metric_display_name(p_metric text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return coalesce((select c.display_name from public.usage_metric_catalog c where c.metric = p_metric),
+                  pg_catalog.replace(p_metric, '_', ' '));
+end;
+$$;
+revoke execute on function billing.metric_display_name(text) from public, anon, authenticated;
+grant execute on function billing.metric_display_name(text) to service_role;
 
 /**
  * The organization's usage now, for its members and service_role: one row per metered limit of
@@ -1221,6 +1285,11 @@ grant execute on function billing.get_usage(uuid) to authenticated, service_role
 create policy "Members can read their organization's usage quotas"
   on public.usage_quotas for select to authenticated
   using (organization_id in (select billing.member_organization_ids()));
+
+/** usage_metric_catalog: anyone signed in reads the display names. */
+create policy "Signed-in users can read metric display names"
+  on public.usage_metric_catalog for select to authenticated
+  using (true);
 
 /** usage_metrics: members read their organization's usage events. */
 create policy "Members can read their organization's usage metrics"

@@ -60,6 +60,9 @@ create table public.notifications (
   locked_until timestamptz,
   last_error text,
   failed_at timestamptz,
+  -- The order rows were queued in: the tie-break of created_at (several events of one transaction,
+  -- or of one test-clock instant), so an organization's emails go out in the order of their events.
+  seq bigint generated always as identity,
   constraint notifications_sent_or_failed check (sent_at is null or failed_at is null)
 );
 
@@ -249,7 +252,8 @@ revoke execute on function billing.run_job(text, regprocedure, integer) from pub
 /**
  * For a notification sender (service_role): claims up to p_limit notifications due, oldest first,
  * skipping rows another sender holds (for update skip locked): not sent, not failed, and not held
- * (locked_until, a lease or a backoff, in the past). A claim is a 5-minute lease and counts an
+ * (locked_until, a lease or a backoff, in the past), and with no earlier notification of the same
+ * organization held (so its emails go out in order). A claim is a 5-minute lease and counts an
  * attempt; a row not marked sent by then is claimed again. A row whose 10 attempts are used up and
  * whose last lease ran out is marked failed ('gave up after 10 attempts') instead.
  */
@@ -279,7 +283,13 @@ begin
       select n.id from public.notifications n
       where n.sent_at is null and n.failed_at is null and n.attempts < 10
         and (n.locked_until is null or n.locked_until <= v_now)
-      order by n.created_at
+        -- An organization's emails go in the order of their events: one waits while an earlier
+        -- one of its organization is held (another sender's lease, or a backoff).
+        and not exists (
+          select from public.notifications e
+          where e.organization_id = n.organization_id and e.sent_at is null and e.failed_at is null
+            and (e.created_at, e.seq) < (n.created_at, n.seq) and e.locked_until > v_now)
+      order by n.created_at, n.seq
       limit p_limit
       for update skip locked
     )
@@ -317,8 +327,9 @@ grant execute on function billing.mark_notification_sent(uuid, text) to service_
 
 /**
  * Who a kind of notification is for: 'owners' (the organization's owners only, whatever its
- * billing email: a provider action that failed, a dispute) or 'billing' (the billing email when
- * set, else owners and admins).
+ * billing email: a provider action that failed, a dispute), 'confirmation' (the address being
+ * confirmed, payload.email, only) or 'billing' (the billing email when set and confirmed, else
+ * owners and admins).
  */
 create function billing.notification_audience(p_kind public.notification_kind)
 returns text
@@ -328,7 +339,9 @@ set search_path = ''
 as $$
 begin
   return case when p_kind in ('provider_action_failed', 'payment_disputed', 'subscription_disputed')
-              then 'owners' else 'billing' end;
+              then 'owners'
+              when p_kind = 'billing_email_confirmation' then 'confirmation'
+              else 'billing' end;
 end;
 $$;
 revoke execute on function billing.notification_audience(public.notification_kind) from public, anon, authenticated;
@@ -350,8 +363,9 @@ grant execute on function billing.jsonb_uuid(text) to service_role;
 
 /**
  * The email addresses a notification goes to, lower-cased, distinct and sorted: for the 'billing'
- * audience the organization's billing_email when set, otherwise the emails of its owners and
- * admins; for 'owners' the owners' emails (billing.notification_audience). Users without an email
+ * audience the organization's billing_email when set and confirmed, otherwise the emails of its owners and
+ * admins; for 'owners' the owners' emails; for 'confirmation' the address being confirmed
+ * (billing.notification_audience). Users without an email
  * are skipped. An empty array when nobody can be reached; null for an unknown notification.
  * service_role only.
  */
@@ -371,8 +385,11 @@ begin
     return null;
   end if;
   select * into v_org from public.organizations o where o.id = v_note.organization_id;
-  if billing.notification_audience(v_note.kind) = 'billing' then
-    if nullif(btrim(v_org.billing_email), '') is not null then
+  if billing.notification_audience(v_note.kind) = 'confirmation' then
+    return case when v_note.payload ->> 'email' ~ '^[^@[:space:]]+@[^@[:space:]]+$'
+                then array[lower(btrim(v_note.payload ->> 'email'))] else '{}'::text[] end;
+  elsif billing.notification_audience(v_note.kind) = 'billing' then
+    if nullif(btrim(v_org.billing_email), '') is not null and v_org.billing_email_confirmed_at is not null then
       return array[lower(btrim(v_org.billing_email))];
     end if;
     v_roles := array['owner', 'admin']::public.member_role[];
@@ -416,7 +433,7 @@ begin
   select c.id, c.organization_id, c.subscription_id, c.kind, c.payload, c.dedupe_key, c.created_at, c.attempts,
            billing.notification_recipients(c.id), billing.notification_context(c.id)
     from billing.claim_notifications(p_limit) c
-    order by c.created_at, c.id;
+    order by c.created_at, c.seq;
 end;
 $$;
 revoke execute on function billing.claim_notification_deliveries(integer) from public, anon, authenticated;

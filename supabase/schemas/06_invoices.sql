@@ -992,8 +992,10 @@ grant execute on function billing.export_endorsement(public.invoices) to authent
 /**
  * Everything a PDF renderer needs for one invoice, as JSON: document type and number, dates,
  * seller and buyer blocks (GSTINs, state codes and names, addresses), place of supply, supply
- * type, lines with SAC and tax split, totals, the amount in words (INR), and the credit notes
- * issued against it. Runs as the caller: members of the invoice's organization and service_role
+ * type, lines with SAC and tax split, totals, the amount in words (INR), the credit notes issued
+ * against it, the payment {status 'paid', provider, reference (the provider's payment id, else
+ * the order's receipt), method, paid_at} and the service period it paid for {start, end} (null
+ * for a credit pack). Runs as the caller: members of the invoice's organization and service_role
  * see it; anyone else gets "invoice not found".
  */
 create function public.invoice_document(p_invoice_id uuid)
@@ -1007,11 +1009,32 @@ declare
   v_lines jsonb;
   v_credit_notes jsonb;
   v_credited bigint;
+  v_payment jsonb;
+  v_period jsonb;
 begin
   select * into v_invoice from public.invoices i where i.id = p_invoice_id;
   if not found then
     raise exception 'invoice % not found', p_invoice_id using errcode = 'no_data_found';
   end if;
+  -- How it was paid: the captured payment it was issued for (an order paid without a provider
+  -- payment, e.g. a manual one, by its receipt). Every invoice is issued for a paid order.
+  select pg_catalog.jsonb_build_object(
+           'status', 'paid', 'provider', coalesce(pe.provider, o.provider),
+           'reference', coalesce(pe.provider_payment_id, o.receipt), 'method', pe.method,
+           'paid_at', coalesce(pe.occurred_at, o.paid_at, v_invoice.issued_at))
+  into v_payment
+  from public.orders o left join public.payment_events pe on pe.id = v_invoice.payment_event_id
+  where o.id = v_invoice.order_id;
+  -- The service period the payment bought (the subscription history of its capture); none for a
+  -- credit pack.
+  select pg_catalog.jsonb_build_object('start', h.metadata ->> 'period_start', 'end', h.metadata ->> 'period_end')
+  into v_period
+  from public.subscription_history h
+  where v_invoice.payment_event_id is not null
+    and h.metadata ->> 'payment_event_id' = v_invoice.payment_event_id::text
+    and h.metadata ? 'period_start' and h.metadata ? 'period_end'
+  order by h.effective_at desc, h.created_at desc
+  limit 1;
 
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
            'line_number', l.line_number,
@@ -1096,7 +1119,9 @@ begin
     'amount_in_words', case when v_invoice.currency = 'INR' then billing.amount_in_words(v_invoice.total_cents) end,
     'credit_notes', v_credit_notes,
     'credited_cents', v_credited,
-    'outstanding_cents', v_invoice.total_cents - v_credited
+    'outstanding_cents', v_invoice.total_cents - v_credited,
+    'payment', v_payment,
+    'service_period', v_period
   );
 end;
 $$;

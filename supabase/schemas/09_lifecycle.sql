@@ -1077,8 +1077,13 @@ grant execute on function billing.start_trial(uuid, text) to authenticated;
  *   way an order of it would be (billing.order_tax_quote; a provider subscription's price
  *   includes tax; the reminders' payload amount_cents is the plan's price before tax),
  *   refund {provider_payment_id, amount_cents, currency} for a provider_action_failed of a refund,
- *   subscription {id, status, current_period_end, cancel_at_period_end, provider,
- *   provider_subscription_id}.
+ *   subscription {id, status, current_period_start, current_period_end, cancel_at_period_end,
+ *   provider, provider_subscription_id},
+ *   greeting_name: the recipient's name (auth user metadata full_name or name) when the email
+ *   goes to one person whose name is known, else null,
+ *   metric_name: a quota_threshold's metric display name (billing.metric_display_name),
+ *   receipt {method, provider, provider_payment_id}: how a payment_captured was paid,
+ *   confirmation {email, token, expires_at}: a billing_email_confirmation's link (private table).
  * Null for an unknown notification. service_role only.
  */
 create function billing.notification_context(p_notification_id uuid)
@@ -1097,10 +1102,34 @@ declare
   v_action billing.provider_actions;
   v_amount bigint;
   v_currency text;
+  v_recipients text[];
+  v_greeting text;
+  v_receipt jsonb;
+  v_confirmation billing.billing_email_confirmations;
 begin
   select * into v_note from public.notifications n where n.id = p_notification_id;
   if not found then
     return null;
+  end if;
+  -- The greeting: the person's name when the email goes to one person whose name we know.
+  v_recipients := billing.notification_recipients(p_notification_id);
+  if pg_catalog.cardinality(v_recipients) = 1 then
+    select nullif(btrim(coalesce(u.raw_user_meta_data ->> 'full_name', u.raw_user_meta_data ->> 'name')), '')
+    into v_greeting
+    from auth.users u where lower(btrim(u.email)) = v_recipients[1]
+    order by u.created_at limit 1;
+  end if;
+  if v_note.kind = 'payment_captured' then
+    -- The receipt: how it was paid and the period it paid for.
+    select pg_catalog.jsonb_build_object(
+             'method', pe.method, 'provider', pe.provider, 'provider_payment_id', pe.provider_payment_id)
+    into v_receipt
+    from public.invoices i join public.payment_events pe on pe.id = i.payment_event_id
+    where i.id = billing.jsonb_uuid(v_note.payload ->> 'invoice_id');
+  end if;
+  if v_note.kind = 'billing_email_confirmation' then
+    select * into v_confirmation from billing.billing_email_confirmations c
+    where c.id = billing.jsonb_uuid(v_note.payload ->> 'confirmation_id');
   end if;
   select * into v_org from public.organizations o where o.id = v_note.organization_id;
   select * into v_sub from public.subscriptions s where s.id = v_note.subscription_id;
@@ -1134,6 +1163,13 @@ begin
   return pg_catalog.jsonb_build_object(
     'organization', pg_catalog.jsonb_build_object('id', v_org.id, 'name', v_org.name,
                                                   'billing_name', v_org.billing_name, 'timezone', v_org.timezone),
+    'greeting_name', v_greeting,
+    'metric_name', case when v_note.kind = 'quota_threshold'
+                        then billing.metric_display_name(v_note.payload ->> 'metric') end,
+    'receipt', v_receipt,
+    'confirmation', case when v_confirmation.id is not null then pg_catalog.jsonb_build_object(
+              'email', v_confirmation.email, 'token', v_confirmation.token,
+              'expires_at', v_confirmation.expires_at) end,
     'seller_legal_name', v_settings.seller_legal_name,
     'app_success_url', v_settings.app_success_url,
     'plan', case when v_plan.id is not null then pg_catalog.jsonb_build_object(
@@ -1147,6 +1183,7 @@ begin
               'amount_cents', v_amount, 'currency', v_currency) end,
     'subscription', case when v_sub.id is not null then pg_catalog.jsonb_build_object(
               'id', v_sub.id, 'status', v_sub.status, 'current_period_end', v_sub.current_period_end,
+              'current_period_start', v_sub.current_period_start,
               'cancel_at_period_end', v_sub.cancel_at_period_end, 'provider', v_sub.provider,
               'provider_subscription_id', v_sub.provider_subscription_id) end);
 end;

@@ -510,6 +510,7 @@ grant execute on function billing.ai_denied(billing.ai_reservation, text, bigint
 /**
  * Counts one usage of `p_metric` in p_units and records its usage_metrics row under the
  * reservation's request id; the answer of billing.apply_usage_delta (a refusal writes nothing).
+ * p_is_reservation: the amount is a worst case settled later (tokens, spend), so it does not alert.
  */
 create function billing.ai_count(
   p_organization_id uuid,
@@ -521,6 +522,7 @@ create function billing.ai_count(
   p_timezone text,
   p_features jsonb,
   p_amount bigint,
+  p_is_reservation boolean default false,
   out allowed boolean,
   out used bigint,
   out limit_amount bigint,
@@ -531,9 +533,11 @@ language plpgsql
 set search_path = ''
 as $$
 begin
+  -- A reservation is a worst case, not use: it never alerts (its settlement does).
   select d.allowed, d.used, d.limit_amount, d.remaining, d.resets_at
   into allowed, used, limit_amount, remaining, resets_at
-  from billing.apply_usage_delta(p_organization_id, p_metric, p_units, p_now, p_timezone, p_features, p_amount) d;
+  from billing.apply_usage_delta(p_organization_id, p_metric, p_units, p_now, p_timezone, p_features, p_amount,
+                                 p_settled => case when p_is_reservation then 0 end) d;
   if allowed then
     insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, window_units,
                                       occurred_at, used, limit_amount, resets_at)
@@ -543,9 +547,9 @@ begin
 end;
 $$;
 revoke execute on function billing.ai_count(uuid, uuid, text, text, public.usage_window[], timestamptz, text, jsonb,
-  bigint) from public;
+  bigint, boolean) from public;
 grant execute on function billing.ai_count(uuid, uuid, text, text, public.usage_window[], timestamptz, text, jsonb,
-  bigint) to service_role;
+  bigint, boolean) to service_role;
 
 /**
  * Step 1 of billing.ai_reserve: the per-user rate limit. Counts the request in the user's own
@@ -683,7 +687,7 @@ begin
   p_reservation.max_tokens := least(p_requested, v_available)::integer;
   p_reservation.reserved_tokens := p_prompt_tokens + p_reservation.max_tokens;
   v_answer := billing.ai_count(p_organization_id, p_user_id, p_reservation.request_id, 'groq_tokens', p_units, p_now,
-                               p_timezone, p_features, p_reservation.reserved_tokens);
+                               p_timezone, p_features, p_reservation.reserved_tokens, p_is_reservation => true);
   if not v_answer.allowed then
     -- Cannot happen while the windows are locked; refuse rather than pass the limit.
     return billing.ai_denied(p_reservation, 'tokens', v_answer.limit_amount, greatest(v_answer.remaining, 0),
@@ -912,7 +916,8 @@ begin
       v_reserved_paise := pg_catalog.ceil(billing.ai_cost_paise(v_price, p_prompt_tokens, v_r.max_tokens))::bigint;
       if v_windows.spend_units <> '{}' then
         v_answer := billing.ai_count(p_organization_id, p_user_id, v_r.request_id, 'ai_spend_paise',
-                                     v_windows.spend_units, v_now, v_plan.timezone, v_features, v_reserved_paise);
+                                     v_windows.spend_units, v_now, v_plan.timezone, v_features, v_reserved_paise,
+                                     p_is_reservation => true);
         if not v_answer.allowed then
           v_r := billing.ai_denied(v_r, 'spend', v_answer.limit_amount, greatest(v_answer.remaining, 0),
                                    v_answer.resets_at, v_month_end, v_now);

@@ -18,7 +18,8 @@
 //             GET  /__control/email   {emails, calls}: calls are every POST /emails, failed ones too
 //
 // Errors have Resend's shape {statusCode, name, message}: 401 missing_api_key, 403
-// invalid_api_key, 422 validation_error, and the failures asked for (500 application_error,
+// invalid_api_key, 422 validation_error (a subject with CR, LF or another control character
+// among them), and the failures asked for (500 application_error,
 // 429 rate_limit_exceeded, 422 validation_error, any other status as application_error).
 
 type Json = Record<string, unknown>;
@@ -137,6 +138,11 @@ export function createFakeEmail({ apiKey, now = Date.now }: { apiKey: string; no
       ? "The `to` field must be an email address or an array of 1 to 50 of them."
       : typeof body.subject !== "string" || body.subject === ""
       ? "The `subject` field is required."
+      // A header is one line: the fake refuses what could split it (CR, LF and other control
+      // characters), so a sender that forgets to clean a subject fails here, not in an inbox.
+      // deno-lint-ignore no-control-regex
+      : /[\u0000-\u001f\u007f]/.test(body.subject)
+      ? "The `subject` field must be one line without control characters."
       : typeof body.html !== "string" && typeof body.text !== "string"
       ? "Either `html` or `text` is required."
       : body.attachments !== undefined && !(Array.isArray(body.attachments) &&

@@ -8,7 +8,14 @@
 //                                                     content, create, retrieve, list, cancel; a delay
 //                                                     on the fakes' clock, expiry, failure and partial
 //                                                     results through POST /__control/groq/batches)
-//   Razorpay  POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
+//   Razorpay  GET|POST /v1/checkout/embedded          {key_id, order_id, callback_url, cancel_url?, name?,
+//                                                      description?}: the hosted checkout page, with Pay
+//                                                      and Fail buttons (no auth)
+//             POST /v1/checkout/embedded/complete     {order_id, outcome: success | failure, callback_url}
+//                                                      (the buttons): the payment made, its signed webhook
+//                                                      sent to webhook_url, the browser posted back to
+//                                                      callback_url with the handler's signed fields
+//             POST /v1/orders, POST /v1/subscriptions, GET /v1/orders/:id, GET /v1/orders/:id/payments,
 //             GET  /v1/payments/:id, POST /v1/payments/:id/refund (X-Refund-Idempotency honoured),
 //             GET  /v1/payments/:id/refunds,
 //             GET  /v1/subscriptions/:id, POST /v1/subscriptions/:id/{cancel,pause,resume},
@@ -16,13 +23,19 @@
 //   PayU      POST /merchant/postservice.php?form=2  (verify_payment, cancel_refund_transaction,
 //                                                     getAllRefundsFromTxnIds, check_action_status;
 //                                                     command hash checked)
-//             POST /_payment                          (request hash checked)
+//             POST /_payment                          (request hash checked): the payment page, with Pay
+//                                                      and Fail buttons
+//             POST /_payment/complete                 {txnid, outcome: success | failure} (the buttons):
+//                                                      the answer with its reverse hash is posted to the
+//                                                      webhook URL, then the browser to surl / furl
 //   Control   POST /__control/groq                    {latency_ms, fail_status, fail_count,
 //                                                      stream_chunk_delay_ms, reply_tokens,
 //                                                      prompt_tokens_per: "char4" | "byte",
 //                                                      reply_suffix, reset}
 //             POST /__control/razorpay                {latency_ms, fail_status, fail_count, fail_message,
 //                                                      fail_retry_after, fail_hang_ms, fail_routes,
+//                                                      webhook_url (where the checkout page's webhooks go;
+//                                                      none by default),
 //                                                      refund_status: "processed" | "pending", reset}
 //             POST /__control/razorpay/payments       payment or [payments] to seed
 //             POST /__control/razorpay/subscriptions  subscription or [subscriptions] to seed, or fields to
@@ -36,11 +49,15 @@
 //                                                      made in Razorpay's dashboard (no API call, no webhook)
 //             GET  /__control/razorpay/orders         orders, subscriptions and refunds so far
 //             POST /__control/payu                    {latency_ms, fail_status, fail_count, fail_message,
-//                                                      fail_retry_after, fail_hang_ms, fail_routes, reset}
+//                                                      fail_retry_after, fail_hang_ms, fail_routes,
+//                                                      webhook_url (null: payu-webhook beside a
+//                                                      payu-return surl), reset}
 //             POST /__control/payu/transactions       {txnid: details} or [details with txnid]
-//             GET  /__control/razorpay/payments       every payment the fake Razorpay holds
+//             GET  /__control/razorpay/payments       every payment the fake Razorpay holds, and the webhooks
+//                                                      its checkout page sent {url, event, payment_id, status}
 //             GET  /__control/payu/transactions       every PayU transaction seeded
-//             GET  /__control/payu/payments           forms accepted by /_payment
+//             GET  /__control/payu/payments           forms accepted by /_payment, and the webhooks
+//                                                      the payment page sent {url, txnid, status}
 //             GET  /__control/payu/refunds            refunds PayU holds (cancel_refund_transaction and the
 //                                                      dashboard's), with token, request id, amount, status
 //             POST /__control/payu/refunds            {txnid, amount_paise, token?}: a refund made in PayU's
@@ -78,7 +95,7 @@
 // cap cut the reply, else "stop". `fail_status` without `fail_count` fails every chat call until reset;
 // failures carry `retry-after-ms: 10`.
 //
-// Run as a script: reads GROQ_API_KEY, RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, PAYU_MERCHANT_KEY,
+// Run as a script: reads GROQ_API_KEY, RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, RAZORPAY_WEBHOOK_SECRET, PAYU_MERCHANT_KEY,
 // PAYU_MERCHANT_SALT, RESEND_API_KEY, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET and FAKE_UPSTREAMS_PORT (0 = any free port), prints {"url": "..."} on one line.
 
 import { createFakeEmail } from "./email.ts";
@@ -93,6 +110,8 @@ export interface FakeUpstreamsOptions {
   razorpayKeySecret: string;
   payuKey: string;
   payuSalt: string;
+  /** The secret the Razorpay fake signs the webhooks of its checkout page with (RAZORPAY_WEBHOOK_SECRET). */
+  razorpayWebhookSecret?: string;
   /** The key the email fake accepts (default "re_fake"). */
   resendKey?: string;
   /** The secret key the Stripe fake accepts (default "sk_test_fake"). */
@@ -168,6 +187,32 @@ function json(body: unknown, status = 200, headers: Record<string, string> = {})
 }
 
 const sleep = (ms: number) => ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : Promise.resolve();
+
+/** Text for an HTML page (the fake payment pages). */
+function esc(s: unknown): string {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function hmacSha256Hex(secret: string, data: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)));
+  return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** An auto-submitted form: how a payment page sends the browser back to the merchant with a POST. */
+function postBack(target: string, fields: Record<string, string>): Response {
+  const inputs = Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
+    .join("\n");
+  return html(`<!doctype html><html><head><meta charset="utf-8"><title>Redirecting</title></head>
+<body onload="document.forms[0].submit()"><p>Taking you back to the merchant…</p>
+<form method="post" action="${esc(target)}">${inputs}<noscript><button>Continue</button></noscript></form></body></html>`);
+}
+
+function html(body: string): Response {
+  return new Response(body, { headers: { "content-type": "text/html; charset=utf-8" } });
+}
 
 async function sha512Hex(s: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(s));
@@ -301,6 +346,10 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
   let invoices = new Map<string, Json>();
   let payuTransactions = new Map<string, Json>();
   let payuPayments: Json[] = [];
+  let payuWebhooks: Json[] = [];
+  let payuWebhookUrl: string | null = null;
+  let rzpWebhookUrl: string | null = null;
+  let rzpWebhooks: Json[] = [];
   const clock = new FakeClock();
   const nowSecs = () => Math.floor(clock.now() / 1000);
   const email = createFakeEmail({ apiKey: options.resendKey ?? "re_fake", now: () => clock.now() });
@@ -351,6 +400,10 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     invoices = new Map();
     payuTransactions = new Map();
     payuPayments = [];
+    payuWebhooks = [];
+    payuWebhookUrl = null;
+    rzpWebhookUrl = null;
+    rzpWebhooks = [];
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -1176,8 +1229,176 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return new Response("Transaction failed due to incorrectly calculated hash parameter", { status: 400 });
     }
     payuPayments.push(f);
-    return new Response(`<!doctype html><title>Fake PayU</title><p>Pay ${f.amount} for ${f.txnid}</p>`, {
-      headers: { "content-type": "text/html; charset=utf-8" },
+    return html(`<!doctype html><html><head><meta charset="utf-8"><title>Fake PayU</title></head>
+<body style="font-family: sans-serif; max-width: 480px; margin: 40px auto;">
+<h1>Fake PayU</h1>
+<p>${esc(f.firstname)} (${esc(f.email)}) pays <strong>₹${esc(f.amount)}</strong> for ${esc(f.productinfo)}.</p>
+<p>Transaction <code>${esc(f.txnid)}</code>. Nothing is charged: this is the local fake.</p>
+<form method="post" action="/_payment/complete">
+<input type="hidden" name="txnid" value="${esc(f.txnid)}">
+<button id="pay" name="outcome" value="success" style="padding: 8px 20px;">Pay</button>
+<button id="fail" name="outcome" value="failure" style="padding: 8px 20px;">Fail</button>
+</form></body></html>`);
+  }
+
+  /**
+   * The buyer clicked Pay or Fail on the fake payment page: as PayU does, the answer (the form's
+   * fields, PayU's additions and the reverse hash) goes to the merchant's webhook server to server,
+   * then the browser posts it to surl or furl (an auto-submitted form). The webhook URL is
+   * POST /__control/payu {webhook_url}; by default the payu-webhook function beside an surl that
+   * is the payu-return function (so `npm start` needs no setting). The transaction is then known
+   * to verify_payment too.
+   */
+  async function payuComplete(req: Request): Promise<Response> {
+    const { txnid = "", outcome = "" } = Object.fromEntries(new URLSearchParams(await req.text()));
+    const f = [...payuPayments].reverse().find((p) => p.txnid === txnid) as Record<string, string> | undefined;
+    if (!f || !["success", "failure"].includes(outcome)) {
+      return new Response("unknown transaction, or outcome is not success or failure", { status: 400 });
+    }
+    count("payu.complete", { txnid, outcome });
+    const mihpayid = String(Math.floor(1e11 + Math.random() * 9e11));
+    const answer: Record<string, string> = {
+      mihpayid,
+      mode: "UPI",
+      status: outcome,
+      unmappedstatus: outcome === "success" ? "captured" : "failed",
+      key: f.key,
+      txnid: f.txnid,
+      amount: f.amount,
+      productinfo: f.productinfo,
+      firstname: f.firstname,
+      email: f.email,
+      udf1: f.udf1 ?? "",
+      udf2: f.udf2 ?? "",
+      udf3: f.udf3 ?? "",
+      udf4: f.udf4 ?? "",
+      udf5: f.udf5 ?? "",
+      addedon: new Date(clock.now()).toISOString().slice(0, 19).replace("T", " "),
+      ...(outcome === "failure" ? { error: "E000", error_Message: "Declined on the fake payment page" } : {}),
+    };
+    answer.hash = await sha512Hex([
+      options.payuSalt, answer.status, "", "", "", "", "", answer.udf5, answer.udf4, answer.udf3, answer.udf2,
+      answer.udf1, answer.email, answer.firstname, answer.productinfo, answer.amount, answer.txnid, answer.key,
+    ].join("|"));
+    payuTransactions.set(txnid, {
+      mihpayid, txnid, status: outcome, unmappedstatus: answer.unmappedstatus, amt: f.amount,
+      transaction_amount: f.amount, mode: "UPI", productinfo: f.productinfo, firstname: f.firstname,
+      email: f.email, udf1: answer.udf1, addedon: answer.addedon, error_Message: answer.error_Message ?? "No Error",
+    });
+    const webhook = payuWebhookUrl ?? (f.surl.endsWith("/payu-return") ? f.surl.replace(/\/payu-return$/, "/payu-webhook") : null);
+    if (webhook) {
+      try {
+        const res = await fetch(webhook, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams(answer).toString(),
+        });
+        payuWebhooks.push({ url: webhook, txnid, status: res.status });
+        await res.body?.cancel();
+      } catch (e) {
+        payuWebhooks.push({ url: webhook, txnid, status: null, error: (e as Error).message });
+      }
+    }
+    return postBack(outcome === "success" ? f.surl : f.furl, answer);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Razorpay's hosted checkout: the page a browser is sent to with the key and an order, and what
+  // Pay and Fail do there, as Razorpay does them.
+
+  async function razorpayCheckoutPage(req: Request, query: URLSearchParams): Promise<Response> {
+    const f = req.method === "POST" ? new URLSearchParams(await req.text()) : query;
+    const order = orders.get(f.get("order_id") ?? "");
+    const callback = f.get("callback_url") ?? "";
+    if (f.get("key_id") !== options.razorpayKeyId) return new Response("invalid key_id", { status: 400 });
+    if (!order) return new Response("order_id must name an order created through the API", { status: 400 });
+    if (!/^https?:\/\//.test(callback)) return new Response("callback_url is required", { status: 400 });
+    count("razorpay.checkout", { order_id: order.id });
+    const hidden = (name: string, value: string) => `<input type="hidden" name="${esc(name)}" value="${esc(value)}">`;
+    return html(`<!doctype html><html><head><meta charset="utf-8"><title>Fake Razorpay Checkout</title></head>
+<body style="font-family: sans-serif; max-width: 480px; margin: 40px auto;">
+<h1>Fake Razorpay Checkout</h1>
+<p>${esc(f.get("name") ?? "")} ${esc(f.get("description") ?? "")}</p>
+<p>Pay <strong>${esc(order.currency)} ${esc(((order.amount as number) / 100).toFixed(2))}</strong> for order <code>${esc(order.id)}</code>.
+Nothing is charged: this is the local fake.</p>
+<form method="post" action="/v1/checkout/embedded/complete">
+${hidden("order_id", String(order.id))}${hidden("callback_url", callback)}${hidden("cancel_url", f.get("cancel_url") ?? "")}
+<button id="pay" name="outcome" value="success" style="padding: 8px 20px;">Pay</button>
+<button id="fail" name="outcome" value="failure" style="padding: 8px 20px;">Fail</button>
+</form></body></html>`);
+  }
+
+  /**
+   * Pay or Fail on the fake checkout page: the payment (captured, or failed) is made on the order,
+   * Razorpay's webhook (payment.captured or payment.failed, signed with the webhook secret) goes
+   * to POST /__control/razorpay {webhook_url} when one is set, and the browser is posted back to
+   * callback_url with what Checkout's handler gets: razorpay_payment_id, razorpay_order_id and
+   * razorpay_signature (HMAC-SHA256 of "order_id|payment_id" with the key secret), or error[...]
+   * fields for a failure.
+   */
+  async function razorpayCheckoutComplete(req: Request): Promise<Response> {
+    const f = new URLSearchParams(await req.text());
+    const order = orders.get(f.get("order_id") ?? "");
+    const outcome = f.get("outcome");
+    const callback = f.get("callback_url") ?? "";
+    if (!order || !["success", "failure"].includes(outcome ?? "") || !/^https?:\/\//.test(callback)) {
+      return new Response("unknown order, or outcome is not success or failure", { status: 400 });
+    }
+    count("razorpay.checkout.complete", { order_id: order.id, outcome });
+    const success = outcome === "success";
+    const payment = seedPayment({
+      id: randomId("pay"),
+      amount: order.amount,
+      currency: order.currency,
+      order_id: order.id,
+      notes: order.notes,
+      status: success ? "captured" : "failed",
+      captured: success,
+      ...(success ? {} : { error_code: "BAD_REQUEST_ERROR", error_description: "Payment failed on the fake checkout page", error_reason: "payment_failed" }),
+    });
+    order.attempts = (order.attempts as number) + 1;
+    if (success) Object.assign(order, { status: "paid", amount_paid: order.amount, amount_due: 0 });
+    else order.status = "attempted";
+    if (rzpWebhookUrl) {
+      const event = success ? "payment.captured" : "payment.failed";
+      const raw = JSON.stringify({
+        entity: "event",
+        account_id: "acc_fake",
+        event,
+        contains: ["payment"],
+        payload: { payment: { entity: payment } },
+        created_at: nowSecs(),
+      });
+      try {
+        const res = await fetch(rzpWebhookUrl, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-razorpay-signature": await hmacSha256Hex(options.razorpayWebhookSecret ?? "fake_webhook_secret", raw),
+            "x-razorpay-event-id": randomId("evt"),
+          },
+          body: raw,
+        });
+        rzpWebhooks.push({ url: rzpWebhookUrl, event, payment_id: payment.id, status: res.status });
+        await res.body?.cancel();
+      } catch (e) {
+        rzpWebhooks.push({ url: rzpWebhookUrl, event, payment_id: payment.id, status: null, error: (e as Error).message });
+      }
+    }
+    if (!success) {
+      return postBack(callback, {
+        "error[code]": "BAD_REQUEST_ERROR",
+        "error[description]": "Payment failed",
+        "error[source]": "customer",
+        "error[step]": "payment_authorization",
+        "error[reason]": "payment_failed",
+        "error[metadata]": JSON.stringify({ payment_id: payment.id, order_id: order.id }),
+      });
+    }
+    return postBack(callback, {
+      razorpay_payment_id: String(payment.id),
+      razorpay_order_id: String(order.id),
+      razorpay_signature: await hmacSha256Hex(options.razorpayKeySecret, `${order.id}|${payment.id}`),
     });
   }
 
@@ -1190,11 +1411,13 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (req.method === "GET" && path === "/__control/razorpay/orders") {
       return json({ orders: [...orders.values()], subscriptions: [...subscriptions.values()], refunds: [...refunds.values()] });
     }
-    if (req.method === "GET" && path === "/__control/razorpay/payments") return json({ payments: [...payments.values()] });
+    if (req.method === "GET" && path === "/__control/razorpay/payments") {
+      return json({ payments: [...payments.values()], webhooks: rzpWebhooks });
+    }
     if (req.method === "GET" && path === "/__control/payu/transactions") {
       return json({ transactions: [...payuTransactions.values()] });
     }
-    if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments });
+    if (req.method === "GET" && path === "/__control/payu/payments") return json({ payments: payuPayments, webhooks: payuWebhooks });
     if (req.method === "GET" && path === "/__control/payu/refunds") return json({ refunds: payuRefunds });
     if (req.method === "GET" && path === "/__control/calls") {
       const prefix = new URL(req.url).searchParams.get("route") ?? "";
@@ -1228,12 +1451,14 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     if (path === "/__control/razorpay" && isObject(body)) {
       if (body.reset === true) rzpControl = failureDefaults();
       applyFailureControl(rzpControl, body);
+      if (typeof body.webhook_url === "string" || body.webhook_url === null) rzpWebhookUrl = body.webhook_url as string | null;
       if (body.refund_status === "processed" || body.refund_status === "pending") refundStatus = body.refund_status;
       if (body.reset === true) refundStatus = "processed";
       return json({ ok: true, razorpay: rzpControl, refund_status: refundStatus });
     }
     if (path === "/__control/payu" && isObject(body)) {
       if (body.reset === true) payuControl = failureDefaults();
+      if (typeof body.webhook_url === "string" || body.webhook_url === null) payuWebhookUrl = body.webhook_url as string | null;
       applyFailureControl(payuControl, body);
       return json({ ok: true, payu: payuControl });
     }
@@ -1310,9 +1535,12 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       if (path.startsWith("/__control/")) return await control(req, path);
       if (path === "/openai/v1/models" && req.method === "GET") return groqModels(req);
       if (path === "/openai/v1/chat/completions" && req.method === "POST") return await groqChat(req);
+      if (path === "/v1/checkout/embedded") return await razorpayCheckoutPage(req, url.searchParams);
+      if (path === "/v1/checkout/embedded/complete" && req.method === "POST") return await razorpayCheckoutComplete(req);
       if (path.startsWith("/v1/")) return await razorpay(req, path, url.searchParams);
       if (path === "/merchant/postservice.php" && req.method === "POST") return await payuCommand(req);
       if (path === "/_payment" && req.method === "POST") return await payuPayment(req);
+      if (path === "/_payment/complete" && req.method === "POST") return await payuComplete(req);
       return json({ error: "not found" }, 404);
     } catch (e) {
       return json({ error: `fake upstream crashed: ${(e as Error).message}` }, 500);
@@ -1338,6 +1566,7 @@ if (import.meta.main) {
     groqKey: env("GROQ_API_KEY", "gsk_fake"),
     razorpayKeyId: env("RAZORPAY_KEY_ID", "rzp_test_fake"),
     razorpayKeySecret: env("RAZORPAY_KEY_SECRET", "fake_secret"),
+    razorpayWebhookSecret: env("RAZORPAY_WEBHOOK_SECRET", "fake_webhook_secret"),
     payuKey: env("PAYU_MERCHANT_KEY", "fakekey"),
     payuSalt: env("PAYU_MERCHANT_SALT", "fakesalt"),
     resendKey: env("RESEND_API_KEY", "re_fake"),

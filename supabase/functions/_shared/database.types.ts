@@ -19,6 +19,20 @@ export type Database = {
                   Relationships: [
                     
                   ]
+                },"billing_email_confirmations": {
+                  Row: {
+                    "confirmed_at": string | null,"created_at": string,"email": string,"expires_at": string,"id": string,"organization_id": string,"token": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "confirmed_at"?: string | null,"created_at"?: string,"email": string,"expires_at"?: string,"id"?: string,"organization_id": string,"token"?: string
+                  }
+                  Update: {
+                    "confirmed_at"?: string | null,"created_at"?: string,"email"?: string,"expires_at"?: string,"id"?: string,"organization_id"?: string,"token"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"discount_codes": {
                   Row: {
                     "active": boolean,"amount_paise": number | null,"code": string,"created_at": string,"deactivated_at": string | null,"deactivated_reason": string | null,"duration": Database["public"]['Enums']["discount_duration"],"first_purchase_only": boolean,"id": string,"max_per_organization": number | null,"max_redemptions": number | null,"percent_bps": number | null,"periods": number | null,"plans": (string)[] | null,"redemptions_ended_at": string | null,"updated_at": string,"valid_from": string | null,"valid_until": string | null,"discount_terms": Json | null
@@ -452,7 +466,7 @@ isOneToOne: true
 { Args: { "p_cached_tokens"?: number,"p_completion_tokens": number,"p_price": Omit<Database["public"]['Tables']["ai_model_prices"]['Row'], Database["public"]['Tables']["ai_model_prices"]['ComputedFields']>,"p_prompt_tokens": number }; Returns: number
                            },
 "ai_count":
-{ Args: { "p_amount": number,"p_features": Json,"p_metric": string,"p_now": string,"p_organization_id": string,"p_request_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Record<string, unknown>
+{ Args: { "p_amount": number,"p_features": Json,"p_is_reservation"?: boolean,"p_metric": string,"p_now": string,"p_organization_id": string,"p_request_id": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[],"p_user_id": string }; Returns: Record<string, unknown>
                            },
 "ai_denied":
 { Args: { "p_denial": string,"p_limit": number,"p_month_end": string,"p_now": string,"p_remaining": number,"p_reservation": Database["billing"]['CompositeTypes']["ai_reservation"],"p_resets_at": string }; Returns: Database["billing"]['CompositeTypes']["ai_reservation"]
@@ -549,7 +563,7 @@ isOneToOne: true
 { Args: { "p_event": Json,"p_event_at": string }; Returns: Json
                            },
 "apply_usage_delta":
-{ Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_past_limit"?: boolean,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
+{ Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_past_limit"?: boolean,"p_settled"?: number,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "attach_provider_checkout":
 { Args: { "p_order_id": string,"p_provider_customer_id"?: string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
@@ -673,6 +687,9 @@ isOneToOne: true
                            },
 "compute_line_tax":
 { Args: { "p_amount_cents": number,"p_gst_rate_bp": number,"p_includes_tax": boolean,"p_supply_type": string }; Returns: Record<string, unknown>
+                           },
+"confirm_billing_email":
+{ Args: { "p_token": string }; Returns: Json
                            },
 "consume_credits":
 { Args: { "p_event": string,"p_organization_id": string,"p_quantity": number,"p_request_id": string }; Returns: Record<string, unknown>
@@ -1001,6 +1018,9 @@ isOneToOne: true
       } },
 "member_organization_ids":
 { Args: { "p_roles"?: (string)[] }; Returns: string[]
+                           },
+"metric_display_name":
+{ Args: { "p_metric": string }; Returns: string
                            },
 "next_serial":
 { Args: { "p_financial_year": number,"p_series": string }; Returns: number
@@ -1749,14 +1769,14 @@ isOneToOne: false
                   ]
                 },"notifications": {
                   Row: {
-                    "attempts": number,"created_at": string,"dedupe_key": string,"failed_at": string | null,"id": string,"kind": Database["public"]['Enums']["notification_kind"],"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"subscription_id": string | null
+                    "attempts": number,"created_at": string,"dedupe_key": string,"failed_at": string | null,"id": string,"kind": Database["public"]['Enums']["notification_kind"],"last_error": string | null,"locked_until": string | null,"organization_id": string,"payload": NonNullable<Json>,"sent_at": string | null,"seq": number,"subscription_id": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"failed_at"?: string | null,"id"?: string,"kind": Database["public"]['Enums']["notification_kind"],"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                    "attempts"?: number,"created_at"?: string,"dedupe_key": string,"failed_at"?: string | null,"id"?: string,"kind": Database["public"]['Enums']["notification_kind"],"last_error"?: string | null,"locked_until"?: string | null,"organization_id": string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"seq"?: never,"subscription_id"?: string | null
                   }
                   Update: {
-                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"failed_at"?: string | null,"id"?: string,"kind"?: Database["public"]['Enums']["notification_kind"],"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"subscription_id"?: string | null
+                    "attempts"?: number,"created_at"?: string,"dedupe_key"?: string,"failed_at"?: string | null,"id"?: string,"kind"?: Database["public"]['Enums']["notification_kind"],"last_error"?: string | null,"locked_until"?: string | null,"organization_id"?: string,"payload"?: NonNullable<Json>,"sent_at"?: string | null,"seq"?: never,"subscription_id"?: string | null
                   }
                   Relationships: [
                     {
@@ -1839,14 +1859,14 @@ isOneToOne: false
                   ]
                 },"organizations": {
                   Row: {
-                    "billing_address_line1": string | null,"billing_address_line2": string | null,"billing_city": string | null,"billing_country": string,"billing_email": string | null,"billing_name": string | null,"billing_postal_code": string | null,"created_at": string,"exports_verified": boolean,"gstin": string | null,"id": string,"name": string,"state_code": string | null,"timezone": string,"updated_at": string
+                    "billing_address_line1": string | null,"billing_address_line2": string | null,"billing_city": string | null,"billing_country": string,"billing_email": string | null,"billing_email_confirmed_at": string | null,"billing_name": string | null,"billing_postal_code": string | null,"created_at": string,"exports_verified": boolean,"gstin": string | null,"id": string,"name": string,"state_code": string | null,"timezone": string,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"exports_verified"?: boolean,"gstin"?: string | null,"id"?: string,"name": string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
+                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_email_confirmed_at"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"exports_verified"?: boolean,"gstin"?: string | null,"id"?: string,"name": string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
                   }
                   Update: {
-                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"exports_verified"?: boolean,"gstin"?: string | null,"id"?: string,"name"?: string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
+                    "billing_address_line1"?: string | null,"billing_address_line2"?: string | null,"billing_city"?: string | null,"billing_country"?: string,"billing_email"?: string | null,"billing_email_confirmed_at"?: string | null,"billing_name"?: string | null,"billing_postal_code"?: string | null,"created_at"?: string,"exports_verified"?: boolean,"gstin"?: string | null,"id"?: string,"name"?: string,"state_code"?: string | null,"timezone"?: string,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -2051,6 +2071,20 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"usage_metric_catalog": {
+                  Row: {
+                    "created_at": string,"display_name": string,"metric": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"display_name": string,"metric": string
+                  }
+                  Update: {
+                    "created_at"?: string,"display_name"?: string,"metric"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"usage_metrics": {
                   Row: {
                     "amount": number,"created_at": string,"credit_request_id": string | null,"credit_units": number | null,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
@@ -2151,6 +2185,9 @@ isOneToOne: false
                            },
 "change_plan":
 { Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+                           },
+"confirm_billing_email":
+{ Args: { "p_token": string }; Returns: Json
                            },
 "consume_credits":
 { Args: { "p_event": string,"p_organization_id": string,"p_quantity"?: number,"p_request_id"?: string }; Returns: Record<string, unknown>
@@ -2277,6 +2314,7 @@ isOneToOne: false
 "billing_city": string | null,
 "billing_country": string,
 "billing_email": string | null,
+"billing_email_confirmed_at": string | null,
 "billing_name": string | null,
 "billing_postal_code": string | null,
 "created_at": string,
@@ -2296,7 +2334,7 @@ isOneToOne: false
       } }
           }
           Enums: {
-            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_batch_request_state": "reserved"|"settled"|"failed"|"released","ai_batch_state": "queued"|"uploading"|"submitted"|"completed"|"released","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low"|"ai_batch_completed","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual"|"stripe","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
+            "actor_kind": "user"|"system"|"provider"|"operator"|"sql","ai_batch_request_state": "reserved"|"settled"|"failed"|"released","ai_batch_state": "queued"|"uploading"|"submitted"|"completed"|"released","ai_request_status": "pending"|"completed"|"cached"|"denied"|"upstream_error"|"upstream_timeout"|"client_closed"|"expired","billing_interval": "month"|"year","credit_movement": "granted"|"consumed"|"released"|"expired"|"revoked","credit_note_kind": "refund"|"void","credit_source": "purchase"|"subscription"|"promotion"|"operator","discount_duration": "once"|"repeating"|"forever","discount_redemption_status": "reserved"|"redeemed"|"released","document_series": "invoice"|"credit_note","member_role": "owner"|"admin"|"member","notification_kind": "renewal_reminder"|"pre_debit_notice"|"dunning_reminder"|"payment_failed"|"subscription_canceled"|"subscription_expired"|"trial_ended"|"plan_downgraded"|"subscription_refunded"|"subscription_disputed"|"payment_disputed"|"payment_captured"|"trial_ending"|"cancellation_scheduled"|"quota_threshold"|"provider_action_failed"|"credits_low"|"billing_email_confirmation"|"ai_batch_completed","order_kind": "new"|"renewal"|"upgrade"|"credit_pack","order_status": "created"|"pending"|"paid"|"failed"|"expired"|"canceled","payment_provider": "payu"|"razorpay"|"manual"|"stripe","payment_status": "authorized"|"captured"|"failed"|"refunded"|"mismatch"|"dispute_opened"|"dispute_won"|"dispute_lost","plan_tier": "free"|"basic"|"pro"|"enterprise","subscription_status": "pending_payment"|"trialing"|"active"|"past_due"|"canceled"|"expired","supply_type": "intra_state"|"inter_state"|"export","usage_state": "counted"|"settled"|"released","usage_window": "minute"|"hour"|"day"|"month"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -2416,7 +2454,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_batch_request_state": ["reserved", "settled", "failed", "released"],"ai_batch_state": ["queued", "uploading", "submitted", "completed", "released"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low", "ai_batch_completed"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual", "stripe"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
+            "actor_kind": ["user", "system", "provider", "operator", "sql"],"ai_batch_request_state": ["reserved", "settled", "failed", "released"],"ai_batch_state": ["queued", "uploading", "submitted", "completed", "released"],"ai_request_status": ["pending", "completed", "cached", "denied", "upstream_error", "upstream_timeout", "client_closed", "expired"],"billing_interval": ["month", "year"],"credit_movement": ["granted", "consumed", "released", "expired", "revoked"],"credit_note_kind": ["refund", "void"],"credit_source": ["purchase", "subscription", "promotion", "operator"],"discount_duration": ["once", "repeating", "forever"],"discount_redemption_status": ["reserved", "redeemed", "released"],"document_series": ["invoice", "credit_note"],"member_role": ["owner", "admin", "member"],"notification_kind": ["renewal_reminder", "pre_debit_notice", "dunning_reminder", "payment_failed", "subscription_canceled", "subscription_expired", "trial_ended", "plan_downgraded", "subscription_refunded", "subscription_disputed", "payment_disputed", "payment_captured", "trial_ending", "cancellation_scheduled", "quota_threshold", "provider_action_failed", "credits_low", "billing_email_confirmation", "ai_batch_completed"],"order_kind": ["new", "renewal", "upgrade", "credit_pack"],"order_status": ["created", "pending", "paid", "failed", "expired", "canceled"],"payment_provider": ["payu", "razorpay", "manual", "stripe"],"payment_status": ["authorized", "captured", "failed", "refunded", "mismatch", "dispute_opened", "dispute_won", "dispute_lost"],"plan_tier": ["free", "basic", "pro", "enterprise"],"subscription_status": ["pending_payment", "trialing", "active", "past_due", "canceled", "expired"],"supply_type": ["intra_state", "inter_state", "export"],"usage_state": ["counted", "settled", "released"],"usage_window": ["minute", "hour", "day", "month"]
           }
         }
 } as const

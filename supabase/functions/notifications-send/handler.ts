@@ -12,7 +12,8 @@
 // by _shared/invoice-pdf), named after the invoice number, and its text says the discount when the
 // invoice has one (the list price and the code, from the same document); an invoice that does not
 // exist fails the notification, a database error retries it.
-// One notification's failure never stops the others. pg_cron calls it every minute where pg_net
+// An organization's notifications are sent one after another in the order claimed (the order of
+// their events), organizations side by side. One notification's failure never stops the others. pg_cron calls it every minute where pg_net
 // exists (billing.schedule_jobs()); `npm start`'s ticker calls it locally.
 // Env: RESEND_API_KEY, EMAIL_FROM (e.g. "Acme Billing <billing@acme.in>", a verified Resend
 // domain), RESEND_BASE_URL (read by the client; the fake under `npm start` and in tests), APP_URL
@@ -92,7 +93,12 @@ function discountOf(doc: TaxDocument | undefined): RenderOptions["discount"] {
 }
 
 /** Renders, sends and records one claimed notification. Never throws. */
-export async function deliver(n: Delivery, from: string, appUrl: string | null): Promise<DeliveryOutcome> {
+export async function deliver(
+  n: Delivery,
+  from: string,
+  appUrl: string | null,
+  functionsUrl: string | null = null,
+): Promise<DeliveryOutcome> {
   const outcome: DeliveryOutcome = { id: n.id, kind: n.kind, state: "failed" };
   let retryAfter: number | null = null;
   try {
@@ -102,7 +108,7 @@ export async function deliver(n: Delivery, from: string, appUrl: string | null):
         "no recipient: the organization has no billing email and no owner or admin with an email";
     } else {
       const doc = await invoiceOf(n);
-      const email = renderNotification(n, { appUrl, discount: discountOf(doc) });
+      const email = renderNotification(n, { appUrl, functionsUrl, discount: discountOf(doc) });
       const attachments = doc && [{ filename: documentFileName(doc), content: await renderTaxDocument(doc) }];
       const sent = await sendEmail({
         ...email,
@@ -146,12 +152,23 @@ export const handler = handle("notifications-send", async (req) => {
     );
   }
   const appUrl = Deno.env.get("APP_URL") || null;
+  // Links to a function (the billing email confirmation) start here.
+  const supabaseUrl = Deno.env.get("SUPABASE_URL");
+  const functionsUrl = supabaseUrl ? `${supabaseUrl.replace(/\/+$/, "")}/functions/v1` : null;
 
   const due = await asService((tx) =>
     tx<Delivery[]>`select id, organization_id, subscription_id, kind, payload, attempts, recipients, context
       from billing.claim_notification_deliveries(${limit})`
   );
-  const items: DeliveryOutcome[] = await inBatches(due, CONCURRENCY, (n) => deliver(n, from, appUrl));
+  // Per organization, one after another in the order they were claimed (the order of their
+  // events: billing.claim_notifications); organizations side by side.
+  const byOrganization = new Map<string, Delivery[]>();
+  for (const n of due) byOrganization.set(n.organization_id, [...(byOrganization.get(n.organization_id) ?? []), n]);
+  const outcomes = new Map<string, DeliveryOutcome>();
+  await inBatches([...byOrganization.values()], CONCURRENCY, async (group) => {
+    for (const n of group) outcomes.set(n.id, await deliver(n, from, appUrl, functionsUrl));
+  });
+  const items: DeliveryOutcome[] = due.map((n) => outcomes.get(n.id)!);
   return json({
     claimed: due.length,
     sent: items.filter((o) => o.state === "sent").length,

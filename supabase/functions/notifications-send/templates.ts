@@ -33,6 +33,8 @@ export interface Delivery {
 export interface RenderOptions {
   /** The app's base URL (APP_URL); else the origin of billing_settings.app_success_url. */
   appUrl?: string | null;
+  /** The functions' base URL (SUPABASE_URL + /functions/v1): the billing email confirmation links there. */
+  functionsUrl?: string | null;
   /** payment_captured: the invoice's discount (the sender reads it from the invoice document). */
   discount?: { list_cents: number; discount_cents: number; code: string | null; currency: string } | null;
 }
@@ -74,7 +76,32 @@ function escapeHtml(s: string): string {
   );
 }
 
-const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
+// Control characters (C0, DEL, C1), bidirectional overrides, embeddings, isolates and marks, and
+// the Unicode line and paragraph separators: none belongs in a subject, a header or a line of
+// text, and a tenant-written name could use them to forge headers or reverse what a reader sees.
+// deno-lint-ignore no-control-regex
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]+/g;
+
+/** The longest value (in characters) a template puts into an email, unless it asks for less. */
+export const MAX_VALUE_CHARS = 200;
+
+/**
+ * A value fit for a subject, a header or one line of text: unsafe characters become a space,
+ * runs of whitespace one space, trimmed, and cut to `max` characters (whole code points, ending
+ * with "…" when cut). Every string a template reads from the payload or the context goes
+ * through it: names and addresses are written by tenants.
+ */
+export function cleanText(v: string, max = MAX_VALUE_CHARS): string {
+  const one = v.replace(UNSAFE_CHARS, " ").replace(/\s+/g, " ").trim();
+  const chars = [...one];
+  return chars.length <= max ? one : `${chars.slice(0, max - 1).join("").trimEnd()}…`;
+}
+
+const str = (v: unknown): string | null => {
+  if (typeof v !== "string") return null;
+  const clean = cleanText(v);
+  return clean !== "" ? clean : null;
+};
 const obj = (v: unknown): Json => (typeof v === "object" && v !== null && !Array.isArray(v) ? v as Json : {});
 
 /** The app's billing page: APP_URL + /billing, else app_success_url's origin + /billing; null when neither. */
@@ -92,12 +119,15 @@ export function billingLink(context: Json, appUrl?: string | null): string | nul
 /** What every template reads, checked once. */
 interface Facts {
   orgName: string;
+  /** The recipient's name when the email goes to one person whose name is known. */
+  greetingName: string | null;
   timeZone: string;
   planName: string | null;
   interval: string | null;
   amount: string | null;
   seller: string | null;
   link: string | null;
+  functionsUrl: string | null;
   discount: RenderOptions["discount"];
   payload: Json;
   context: Json;
@@ -124,13 +154,18 @@ function factsOf(n: Delivery, options: RenderOptions): Facts {
   };
   const pick = (keys: string[]) => keys.map((k) => str(payload[k])).find((v) => v !== null) ?? null;
   return {
-    orgName: str(org.billing_name) ?? str(org.name) ?? "your organization",
+    orgName: cleanText(str(org.billing_name) ?? str(org.name) ?? "your organization", 100),
+    greetingName: (() => {
+      const name = str(context.greeting_name);
+      return name && cleanText(name, 60);
+    })(),
     timeZone,
     planName: str(plan.name) ?? str(payload.plan_name),
     interval: str(plan.interval),
     amount,
     seller: str(context.seller_legal_name),
     link: billingLink(context, options.appUrl),
+    functionsUrl: options.functionsUrl ? options.functionsUrl.replace(/\/+$/, "") : null,
     discount: options.discount ?? null,
     payload,
     context,
@@ -151,6 +186,8 @@ interface Draft {
   action: string;
   /** A closing paragraph after the link. */
   footer?: string;
+  /** The link when it is not the billing page. */
+  link?: string | null;
 }
 
 const per = (interval: string | null) => (interval ? ` per ${interval}` : "");
@@ -398,6 +435,21 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
       };
     }
     const plan = f.need(f.planName, "the plan");
+    // The receipt: how it was paid, the period it paid for and what happens at its end.
+    const receipt = obj(f.context.receipt);
+    const method = str(receipt.method);
+    const paidWith = method ? `${method.replaceAll("_", " ")}${str(receipt.provider) ? ` via ${receipt.provider}` : ""}` : null;
+    const sub = obj(f.context.subscription);
+    const from = str(sub.current_period_start);
+    const until = str(sub.current_period_end);
+    const period = from && until ? `${dateOf(from, f.timeZone)} to ${dateOf(until, f.timeZone)}` : null;
+    const renews = until && !sub.cancel_at_period_end
+      ? (str(sub.provider_subscription_id)
+        ? [["Next renewal", dateOf(until, f.timeZone)] as [string, string]]
+        : [["Renew by", dateOf(until, f.timeZone)] as [string, string]])
+      : until
+      ? [["Ends on (will not renew)", dateOf(until, f.timeZone)] as [string, string]]
+      : [];
     // A discounted payment: what the code took off the list price (the invoice shows the same).
     const d = f.discount;
     const list = d && formatMoney(d.list_cents, d.currency);
@@ -417,6 +469,10 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
         ...(d ? [["List price", list!], [code, `-${off}`]] as [string, string][] : []),
         ["Amount paid", amount],
         ["Paid on", paid],
+        ...(paidWith ? [["Payment method", paidWith] as [string, string]] : []),
+        ...(str(receipt.provider_payment_id) ? [["Payment reference", str(receipt.provider_payment_id)!] as [string, string]] : []),
+        ...(period ? [["Period paid for", period] as [string, string]] : []),
+        ...renews,
         ["Invoice", invoice],
       ],
       action: "View your invoices",
@@ -457,9 +513,10 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
 
   quota_threshold(f) {
     const metricName = f.need(str(f.payload.metric), "payload.metric");
-    // The AI spend cap is counted in paise: its amounts are money, its name "AI spend".
+    // The AI spend cap is counted in paise: its amounts are money. The name people read is the
+    // catalog's (public.usage_metric_catalog, in the context), never the metric's code.
     const spend = metricName === "ai_spend_paise";
-    const metric = spend ? "AI spend" : metricName.replaceAll("_", " ");
+    const metric = str(f.context.metric_name) ?? metricName.replaceAll("_", " ");
     const window = f.need(str(f.payload.window), "payload.window");
     const threshold = Number(f.payload.threshold);
     const used = Number(f.payload.used);
@@ -575,6 +632,25 @@ const TEMPLATES: Record<NotificationKind, (f: Facts) => Draft> = {
       action: "Check your subscription",
     };
   },
+
+  billing_email_confirmation(f) {
+    const c = obj(f.context.confirmation);
+    const email = f.need(str(c.email), "the address to confirm");
+    const token = f.need(str(c.token), "the confirmation token");
+    const expires = dateTimeOf(f.need(str(c.expires_at), "the link's expiry"), f.timeZone);
+    return {
+      subject: `Confirm ${email} as the billing email of ${f.orgName}`,
+      lines: [
+        `Someone set ${email} as the billing email of ${f.orgName}. Confirm it to receive its receipts, invoices and billing notices here.`,
+        `Until it is confirmed they go to the organization's owners and admins. The link works until ${expires}. If you did not expect this, ignore this email: nothing is sent here without the confirmation.`,
+      ],
+      details: [["Billing email", email], ["Link valid until", expires]],
+      action: "Confirm this billing email",
+      // The billing-email-confirm function: it needs no account and no app.
+      link: f.functionsUrl ? `${f.functionsUrl}/billing-email-confirm?token=${encodeURIComponent(token)}` : null,
+      footer: `Confirmation code: ${token}`,
+    };
+  },
 };
 
 /** The kinds that have a template. */
@@ -586,9 +662,12 @@ export function renderNotification(n: Delivery, options: RenderOptions = {}): Em
   if (!template) throw new TemplateError(`no template for kind ${n.kind}`);
   const f = factsOf(n, options);
   const d = template(f);
-  const link = f.link;
+  const link = d.link !== undefined ? d.link : f.link;
+  // The subject is one line whatever went into it.
+  const subject = cleanText(d.subject, 250);
+  const greeting = f.greetingName ? `Hello ${f.greetingName},` : "Hello,";
   const text = [
-    `Hello ${f.orgName},`,
+    greeting,
     "",
     ...d.lines.flatMap((l) => [l, ""]),
     ...d.details.map(([k, v]) => `${k}: ${v}`),
@@ -601,9 +680,9 @@ export function renderNotification(n: Delivery, options: RenderOptions = {}): Em
   const e = escapeHtml;
   const html = [
     "<!doctype html>",
-    `<html><head><meta charset="utf-8"><title>${e(d.subject)}</title></head>`,
+    `<html><head><meta charset="utf-8"><title>${e(subject)}</title></head>`,
     '<body style="font-family: sans-serif; line-height: 1.5; color: #222; max-width: 560px;">',
-    `<p>Hello ${e(f.orgName)},</p>`,
+    `<p>${e(greeting)}</p>`,
     ...d.lines.map((l) => `<p>${e(l)}</p>`),
     '<table style="border-collapse: collapse;">',
     ...d.details.map(([k, v]) =>
@@ -623,5 +702,5 @@ export function renderNotification(n: Delivery, options: RenderOptions = {}): Em
     f.seller ? `<p style="color: #666;">— ${e(f.seller)}</p>` : "",
     "</body></html>",
   ].filter((l) => l !== "").join("\n");
-  return { subject: d.subject, text, html };
+  return { subject, text, html };
 }

@@ -97,10 +97,10 @@ select is((select allowed from public.increment_usage('c1700000-0000-4000-8000-0
 select is(pg_temp.alerts('a1'), 'day:75', 'a call past 75 % but below 90 % queues nothing');
 select is((select allowed from public.increment_usage('c1700000-0000-4000-8000-0000000000a1', 'bursts', 4, null)), true,
           '4 more: from 80 % to 100 % in one call');
-select is(pg_temp.alerts('a1'), 'day:75,day:90,day:100', 'a call crossing 90 and 100 at once queues both');
+select is(pg_temp.alerts('a1'), 'day:75,day:100', 'a call crossing 90 and 100 at once queues one alert, for 100 %');
 select is((select payload from public.notifications where organization_id = 'c1700000-0000-4000-8000-0000000000a1'
-             and kind = 'quota_threshold' and payload ->> 'threshold' = '90'),
-          jsonb_build_object('metric', 'bursts', 'window', 'day', 'threshold', 90, 'used', 20, 'limit', 20,
+             and kind = 'quota_threshold' and payload ->> 'threshold' = '100'),
+          jsonb_build_object('metric', 'bursts', 'window', 'day', 'threshold', 100, 'used', 20, 'limit', 20,
                              'window_start', '2026-12-10 00:00+05:30'::timestamptz, 'resets_at', '2026-12-11 00:00+05:30'::timestamptz,
                              'plan_code', 'um_pro'),
           'the payload: metric, window, threshold, used, limit, window start, reset, plan');
@@ -111,7 +111,7 @@ select is((select dedupe_key from public.notifications where organization_id = '
           'deduplicated per organization, metric, window, window start and threshold');
 select is((select allowed from public.increment_usage('c1700000-0000-4000-8000-0000000000a1', 'bursts', 1, null)), false,
           'the 21st burst is refused');
-select is(pg_temp.alerts('a1'), 'day:75,day:90,day:100', 'a refused call queues nothing');
+select is(pg_temp.alerts('a1'), 'day:75,day:100', 'a refused call queues nothing');
 select is((select count(*)::int from public.notifications where organization_id = 'c1700000-0000-4000-8000-0000000000a1'
              and kind = 'quota_threshold' and payload ->> 'window' in ('minute', 'month')), 0,
           'minute and month windows far from their limits: nothing');
@@ -134,23 +134,23 @@ select is(pg_temp.alerts('a2'), 'day:75,day:90', 'and alerts 90');
 set local billing.now = '2026-12-11 09:00:00+05:30';
 select is((select allowed from public.increment_usage('c1700000-0000-4000-8000-0000000000a1', 'bursts', 15, null)), true,
           'the next day: 15 bursts (75 %) in one call');
-select is(pg_temp.alerts('a1'), 'day:75,day:90,day:100,day:75', 'the new day window queues its own 75 % alert');
+select is(pg_temp.alerts('a1'), 'day:75,day:100,day:75', 'the new day window queues its own 75 % alert');
 
 -- Settings: thresholds and windows.
 update public.billing_settings set quota_alert_thresholds = '{90,95}', quota_alert_windows = '{month}';
 select is((select allowed from public.increment_usage('c1700000-0000-4000-8000-0000000000a1', 'bursts', 3, null)), true,
           'the day to 90 %');
-select is(pg_temp.alerts('a1'), 'day:75,day:90,day:100,day:75', 'with alerts for month windows only, the day crossing 90 % queues nothing');
+select is(pg_temp.alerts('a1'), 'day:75,day:100,day:75', 'with alerts for month windows only, the day crossing 90 % queues nothing');
 update public.billing_settings set quota_alert_windows = '{day}';
 select is((select allowed from public.increment_usage('c1700000-0000-4000-8000-0000000000a1', 'bursts', 1, null)), true,
           'the day to 95 %');
-select is(pg_temp.alerts('a1'), 'day:75,day:90,day:100,day:75,day:95', 'with thresholds {90,95} on day windows: 95 % alerts');
+select is(pg_temp.alerts('a1'), 'day:75,day:100,day:75,day:95', 'with thresholds {90,95} on day windows: 95 % alerts');
 select throws_ok($$update public.billing_settings set quota_alert_thresholds = '{0,101}'$$, '23514', null,
                  'a threshold outside 1..100 is refused');
 update public.billing_settings set quota_alert_thresholds = '{}';
 select is((select count(*)::int from public.increment_usage('c1700000-0000-4000-8000-0000000000a1', 'bursts', 1, null) where allowed),
           1, 'with no thresholds the call still counts (the day full)');
-select is(pg_temp.alerts('a1'), 'day:75,day:90,day:100,day:75,day:95', 'and queues nothing');
+select is(pg_temp.alerts('a1'), 'day:75,day:100,day:75,day:95', 'and queues nothing');
 update public.billing_settings set quota_alert_thresholds = '{75,90,100}', quota_alert_windows = '{day,month}';
 
 -- The AI gateway's per-user request counter never alerts (a person's rate limit, not the quota).
@@ -222,11 +222,11 @@ select is((select string_agg(kind || ':' || problem, ',') from billing.notificat
            where organization_id = 'c1700000-0000-4000-8000-0000000000a1' and problem <> 'unsent'),
           'payment_failed:failed', 'notification_problems: the failed notification');
 select is((select count(*)::int from billing.notification_problems
-           where organization_id = 'c1700000-0000-4000-8000-0000000000a1' and problem = 'unsent'), 3,
+           where organization_id = 'c1700000-0000-4000-8000-0000000000a1' and problem = 'unsent'), 2,
           'and yesterday''s unsent quota alerts, not the fresh ones');
 set local billing.now = '2026-12-11 10:00:00+05:30';
 select is((select count(*)::int from billing.notification_problems
-           where organization_id = 'c1700000-0000-4000-8000-0000000000a1' and problem = 'unsent'), 5,
+           where organization_id = 'c1700000-0000-4000-8000-0000000000a1' and problem = 'unsent'), 4,
           'an hour later today''s unsent quota alerts are overdue too');
 
 insert into billing.provider_actions (organization_id, provider, kind, idempotency_key, state, attempts, last_error, completed_at) values

@@ -7,7 +7,7 @@
 begin;
 set local search_path = public, extensions;
 set local timezone = 'Asia/Kolkata';
-select plan(52);
+select plan(54);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture: one owner; organizations P (credits for every call, a spend cap of ₹100 a month),
@@ -180,17 +180,20 @@ select is((select reserved_paise from public.ai_requests where request_id = pg_t
 select is(pg_temp.alerts(2), '', '70 %: no alert');
 select is((select settled from billing.ai_settle(pg_temp.rid('q1'), 100, 50)), true, 'settled at 500');
 select pg_temp.take('q2', 2, 'm-priced', 50, 50);
-select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(850,75)', '85 %: the 75 % alert');
+select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(850,"")', '85 % with a reservation: a reservation never alerts');
 select is((select settled from billing.ai_settle(pg_temp.rid('q2'), 50, 0)), true, 'settled lower, at 150: 650');
 select pg_temp.take('q3', 2, 'm-priced', 50, 50);
-select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(1000,"75,90,100")',
-  '100 %: 90 and 100 alert, 75 does not again');
+select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(1000,"")',
+  '100 % with a reservation: still no alert (settled use is 65 %)');
 select is(billing.ai_release(pg_temp.rid('q3'), 'upstream_error'), true, 'released: back to 650');
 select pg_temp.take('q4', 2, 'm-priced', 1000, 50);
 select is((select (allowed, max_tokens)::text from r where name = 'q4'), '(t,50)',
   'max_tokens is capped to what the cap can pay: (350 - 150) / 4 = 50');
-select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(1000,"75,90,100")',
-  'crossing again in the same month alerts nobody twice');
+select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(1000,"")',
+  'reserved to the cap again: no alert');
+select is((select settled from billing.ai_settle(pg_temp.rid('q4'), 1000, 50)), true, 'q4 settled at its whole reservation');
+select is((pg_temp.used(2, 'ai_spend_paise'), pg_temp.alerts(2))::text, '(1000,100)',
+  'settled use from 65 % to 100 %: one alert, for 100 %');
 select pg_temp.take('q5', 2, 'm-priced', 16, 1);
 select is((select (allowed, denial)::text from r where name = 'q5'), '(f,spend)', 'the cap is reached: refused');
 

@@ -229,6 +229,8 @@ insert into rls_targets values
    $$organization_id = 'aaaaaaaa-0000-4000-8000-00000000000a' and metric = 'ai_prompts'$$,
    $$insert into public.usage_quotas (organization_id, metric, window_unit, window_start, count)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 'day', '2026-01-02 00:00+05:30', 1)$$),
+  ('usage_metric_catalog', $$metric = 'groq_tokens'$$,
+   $$insert into public.usage_metric_catalog (metric, display_name) values ('rls_inserted', 'Inserted')$$),
   ('usage_metrics', $$id = 'f3000000-0000-4000-8000-000000000001'$$,
    $$insert into public.usage_metrics (organization_id, metric, amount)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1)$$),
@@ -382,6 +384,12 @@ insert into rls_expectations values
   ('usage_quotas',           'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('usage_quotas',           'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('usage_quotas',           'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
+
+  -- metric display names: everyone signed in reads them; a DBA (service_role) edits them
+  ('usage_metric_catalog',   'select', 'error', 'rows',  'rows',  'rows',  'rows',  'rows'),
+  ('usage_metric_catalog',   'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('usage_metric_catalog',   'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
+  ('usage_metric_catalog',   'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
 
   ('usage_metrics',          'select', 'error', 'none',  'rows',  'rows',  'rows',  'rows'),
   ('usage_metrics',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),

@@ -7,13 +7,20 @@
 // the discount with its code and the taxable value left, the tax standing on that taxable value;
 // the totals repeat them above the taxable value. An undiscounted invoice has no discount rows.
 //
+// The payment (paid, its reference and date) and the service period it bought are in the
+// particulars, the supplier's contact email under its address. Names, addresses and descriptions
+// in Devanagari, Bengali, Tamil, Telugu, Kannada, Malayalam, Gujarati and Gurmukhi are shaped and
+// drawn in Noto Sans of their script, and copy back as the same text (./text.ts); a word wider
+// than its box (a long name without spaces) is broken between its characters to stay inside it.
+//
 // Deterministic: the same document renders to the same bytes. The PDF's dates are the document's
 // issued_at, the producer and creator are fixed, pdf-lib's font subset tags come from its seeded
 // generator, and nothing else varies (no ids, no clock). Money and dates are written as the emails
 // write them (../format.ts).
-import { type PDFFont, PDFDocument, type PDFPage, rgb } from "npm:pdf-lib@1.17.1";
-import fontkit from "npm:@pdf-lib/fontkit@1.1.1";
+import { PDFDocument, type PDFPage, rgb } from "npm:pdf-lib@1.17.1";
 import { formatDate, formatMoney } from "../format.ts";
+import fontkit from "./fontkit.ts";
+import { TextSetter } from "./text.ts";
 
 export interface Party {
   legal_name: string;
@@ -78,6 +85,16 @@ export interface TaxDocument {
     total_cents: number;
   };
   amount_in_words: string | null;
+  /** An invoice: how it was paid (every invoice is issued for a paid order). */
+  payment?: {
+    status: string;
+    provider: string | null;
+    reference: string | null;
+    method: string | null;
+    paid_at: string | null;
+  } | null;
+  /** An invoice for a plan: the period the payment bought. */
+  service_period?: { start: string; end: string } | null;
   /** An export's endorsement (Rule 46: under LUT with its ARN, or on payment of IGST); null otherwise. */
   endorsement?: string | null;
   lut_arn?: string | null;
@@ -176,18 +193,38 @@ const INK = rgb(0.1, 0.1, 0.1);
 const MUTED = rgb(0.35, 0.35, 0.35);
 const RULE = rgb(0.7, 0.7, 0.7);
 const SHADE = rgb(0.93, 0.93, 0.93);
+/** The Total box: its height (from 6 under the Total row's baseline), and its gap under the row above. */
+export const TOTAL_BOX_H = 19;
+const TOTAL_GAP = 5;
 
-/** Split text into lines no wider than width at size (on spaces; a long word stays whole). */
-function wrap(text: string, font: PDFFont, size: number, width: number): string[] {
+/**
+ * Split text into lines no wider than width at size, on spaces; a word wider than the width by
+ * itself (a long name without spaces) is broken between its characters (grapheme clusters).
+ */
+function wrap(text: string, t: TextSetter, bold: boolean, size: number, width: number): string[] {
+  const fits = (s: string) => t.width(s, size, bold) <= width;
   const out: string[] = [];
   let line = "";
   for (const word of text.split(/\s+/).filter(Boolean)) {
     const next = line ? `${line} ${word}` : word;
-    if (line && font.widthOfTextAtSize(next, size) > width) {
-      out.push(line);
-      line = word;
-    } else {
+    if (fits(next)) {
       line = next;
+      continue;
+    }
+    if (line) out.push(line);
+    line = word;
+    if (!fits(line)) {
+      // Too wide alone: as many characters a line as fit (at least one).
+      const graphemes = [...new Intl.Segmenter("en", { granularity: "grapheme" }).segment(word)].map((g) => g.segment);
+      line = "";
+      for (const g of graphemes) {
+        if (line && !fits(line + g)) {
+          out.push(line);
+          line = g;
+        } else {
+          line += g;
+        }
+      }
     }
   }
   if (line) out.push(line);
@@ -195,26 +232,28 @@ function wrap(text: string, font: PDFFont, size: number, width: number): string[
 }
 
 /** size, or smaller when text at size is wider than width (a long discount code). */
-function fitSize(text: string, font: PDFFont, size: number, width: number): number {
-  const at = font.widthOfTextAtSize(text, size);
+function fitSize(text: string, t: TextSetter, size: number, width: number, bold = false): number {
+  const at = t.width(text, size, bold);
   return at <= width ? size : Math.max(5, Math.floor((size * width / at) * 10) / 10);
 }
 
 class Writer {
-  constructor(readonly page: PDFPage, readonly regular: PDFFont, readonly bold: PDFFont) {}
+  constructor(readonly page: PDFPage, readonly t: TextSetter) {}
 
   text(s: string, x: number, y: number, { size = 9, bold = false, color = INK } = {}) {
-    this.page.drawText(s, { x, y, size, font: bold ? this.bold : this.regular, color });
+    this.t.draw(this.page, s, x, y, { size, bold, color });
+  }
+
+  width(s: string, size = 9, bold = false): number {
+    return this.t.width(s, size, bold);
   }
 
   right(s: string, xRight: number, y: number, { size = 9, bold = false, color = INK } = {}) {
-    const font = bold ? this.bold : this.regular;
-    this.text(s, xRight - font.widthOfTextAtSize(s, size), y, { size, bold, color });
+    this.text(s, xRight - this.width(s, size, bold), y, { size, bold, color });
   }
 
   center(s: string, y: number, { size = 9, bold = false, color = INK } = {}) {
-    const font = bold ? this.bold : this.regular;
-    this.text(s, (PAGE_W - font.widthOfTextAtSize(s, size)) / 2, y, { size, bold, color });
+    this.text(s, (PAGE_W - this.width(s, size, bold)) / 2, y, { size, bold, color });
   }
 
   hr(y: number, x1 = MARGIN, x2 = PAGE_W - MARGIN) {
@@ -225,7 +264,7 @@ class Writer {
   pairs(rows: [string, string][], x: number, y: number, labelWidth: number, valueWidth: number): number {
     for (const [label, value] of rows) {
       this.text(label, x, y, { color: MUTED });
-      const lines = wrap(value, this.bold, 9, valueWidth);
+      const lines = wrap(value, this.t, true, 9, valueWidth);
       for (const [i, l] of lines.entries()) this.text(l, x + labelWidth, y - i * 12, { bold: true });
       y -= 12 * lines.length + 2;
     }
@@ -233,15 +272,15 @@ class Writer {
   }
 
   /** A party block: heading, bold name, address, state, GSTIN; returns the y under it. */
-  party(heading: string, p: Party, x: number, y: number, width: number, unregistered: string): number {
+  party(heading: string, p: Party, x: number, y: number, width: number, unregistered: string, withEmail = false): number {
     this.text(heading, x, y, { size: 8, bold: true, color: MUTED });
     y -= 14;
-    for (const l of wrap(p.legal_name, this.bold, 10.5, width)) {
+    for (const l of wrap(p.legal_name, this.t, true, 10.5, width)) {
       this.text(l, x, y, { size: 10.5, bold: true });
       y -= 13;
     }
     for (const a of addressLines(p)) {
-      for (const l of wrap(a, this.regular, 9, width)) {
+      for (const l of wrap(a, this.t, false, 9, width)) {
         this.text(l, x, y);
         y -= 11.5;
       }
@@ -250,9 +289,32 @@ class Writer {
       this.text(`State: ${formatState(p.state_name, p.state_code)}`, x, y);
       y -= 11.5;
     }
-    this.text(`GSTIN: ${p.gstin ?? unregistered}`, x, y, { bold: true });
-    return y - 11.5;
+    for (const l of wrap(`GSTIN: ${p.gstin ?? unregistered}`, this.t, true, 9, width)) {
+      this.text(l, x, y, { bold: true });
+      y -= 11.5;
+    }
+    if (withEmail && p.email) {
+      for (const l of wrap(`Email: ${p.email}`, this.t, false, 9, width)) {
+        this.text(l, x, y);
+        y -= 11.5;
+      }
+    }
+    return y;
   }
+}
+
+/** An invoice's payment and service period rows for the particulars ("Paid", reference, date, period). */
+export function paymentRows(doc: TaxDocument): [string, string][] {
+  const rows: [string, string][] = [];
+  const p = doc.payment;
+  if (p) {
+    const via = [p.method, p.provider].filter(Boolean).join(" via ");
+    rows.push(["Payment", `${p.status === "paid" ? "Paid" : p.status}${p.paid_at ? ` on ${formatDate(p.paid_at)}` : ""}${via ? ` (${via})` : ""}`]);
+    if (p.reference) rows.push(["Payment Ref.", p.reference]);
+  }
+  const sp = doc.service_period;
+  if (sp?.start && sp?.end) rows.push(["Service Period", `${formatDate(sp.start)} to ${formatDate(sp.end)}`]);
+  return rows;
 }
 
 /** Render a tax invoice or credit note document to PDF bytes. */
@@ -262,6 +324,8 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   pdf.registerFontkit(fontkit);
   const regular = await pdf.embedFont(regularBytes, { subset: true });
   const bold = await pdf.embedFont(boldBytes, { subset: true });
+  // The Indic fonts the document's text needs (none for an all-Latin one).
+  const ts = await TextSetter.create(pdf, regular, bold, [JSON.stringify(doc)]);
 
   const isCredit = doc.document_type === "credit_note";
   const number = documentNumber(doc);
@@ -275,7 +339,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   pdf.setModificationDate(issued);
 
   const page = pdf.addPage([PAGE_W, PAGE_H]);
-  const w = new Writer(page, regular, bold);
+  const w = new Writer(page, ts);
   const currency = doc.currency;
   const money = (c: number) => formatMoney(c, currency);
   const right = PAGE_W - MARGIN;
@@ -296,7 +360,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   // Supplier (left) and the document's particulars (right).
   const top = y;
   const leftWidth = 270;
-  const yParty = w.party("SUPPLIER", doc.seller, MARGIN, y, leftWidth, "Not registered");
+  const yParty = w.party("SUPPLIER", doc.seller, MARGIN, y, leftWidth, "Not registered", true);
   const rx = MARGIN + leftWidth + 25;
   const particulars: [string, string][] = isCredit
     ? [
@@ -309,13 +373,14 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
     : [
       ["Invoice No.", number],
       ["Invoice Date", documentDate(doc.invoice_date)],
+      ...paymentRows(doc),
     ];
   particulars.push(
     ["Place of Supply", formatState(doc.place_of_supply.state_name, doc.place_of_supply.state_code)],
     [
       "Supply Type",
       doc.supply_type === "intra_state"
-        ? "Intra-state (CGST + SGST)"
+        ? "Intra-state (CGST+SGST)"
         : doc.supply_type === "inter_state"
         ? "Inter-state (IGST)"
         : "Export of services (zero-rated)",
@@ -361,7 +426,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   y -= 22;
   const incl = doc.prices_include_tax ? " (incl. GST)" : "";
   for (const line of doc.lines) {
-    const desc = wrap(line.description, regular, 9, cols[1].w);
+    const desc = wrap(line.description, ts, false, 9, cols[1].w);
     const values = intra
       ? [
         String(line.line_number),
@@ -383,7 +448,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
       for (const [i, l] of desc.entries()) w.text(l, cols[1].x, y - i * 11.5);
       let sy = y - desc.length * 11.5;
       const sub = (label: string, value: string, strong = false) => {
-        const size = fitSize(label, strong ? bold : regular, 8.5, cols[1].w - 8);
+        const size = fitSize(label, ts, 8.5, cols[1].w - 8, strong);
         w.text(label, cols[1].x + 8, sy, { size, bold: strong, color: strong ? INK : MUTED });
         cell(cols[3], value, sy, { bold: strong });
         sy -= 11.5;
@@ -439,11 +504,13 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   totals.push(["Total Tax", money(t.tax_cents)]);
   const tx = MARGIN + 300;
   for (const [label, value] of totals) {
-    w.text(label, tx, y, { size: fitSize(label, regular, 9, right - 4 - tx - 8 - regular.widthOfTextAtSize(value, 9)) });
+    w.text(label, tx, y, { size: fitSize(label, ts, 9, right - 4 - tx - 8 - w.width(value)) });
     w.right(value, right - 4, y);
     y -= 14;
   }
-  page.drawRectangle({ x: tx - 6, y: y - 6, width: right - tx + 6, height: 20, color: SHADE });
+  // The Total box starts under the last row's descenders (a gap of TOTAL_GAP below them).
+  y -= TOTAL_GAP;
+  page.drawRectangle({ x: tx - 6, y: y - 6, width: right - tx + 6, height: TOTAL_BOX_H, color: SHADE });
   w.text(isCredit ? "Total Credit" : "Total Amount", tx, y, { bold: true, size: 10.5 });
   w.right(money(t.total_cents), right - 4, y, { bold: true, size: 10.5 });
   y -= 28;
@@ -452,7 +519,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   w.text("Amount in words", MARGIN, y, { size: 8, bold: true, color: MUTED });
   y -= 13;
   const words = doc.amount_in_words ?? `${currency} ${formatMoney(t.total_cents, currency).replace(/^\D+ /, "")}`;
-  for (const l of wrap(words, bold, 9.5, right - MARGIN)) {
+  for (const l of wrap(words, ts, true, 9.5, right - MARGIN)) {
     w.text(l, MARGIN, y, { bold: true, size: 9.5 });
     y -= 12.5;
   }
@@ -462,7 +529,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   // An export: the endorsement Rule 46 asks for (under LUT with its ARN, or on payment of IGST).
   if (doc.supply_type === "export") {
     const endorsement = doc.endorsement ?? "SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX";
-    for (const l of wrap(endorsement, bold, 8.5, right - MARGIN)) {
+    for (const l of wrap(endorsement, ts, true, 8.5, right - MARGIN)) {
       w.text(l, MARGIN, y, { bold: true, size: 8.5 });
       y -= 11;
     }
@@ -471,7 +538,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   // A foreign currency: the rate it was converted at and the INR values.
   const inr = inrValueLine(doc);
   if (inr) {
-    for (const l of wrap(inr, regular, 8.5, right - MARGIN)) {
+    for (const l of wrap(inr, ts, false, 8.5, right - MARGIN)) {
       w.text(l, MARGIN, y, { size: 8.5 });
       y -= 11;
     }
@@ -487,7 +554,7 @@ export async function renderTaxDocument(doc: TaxDocument): Promise<Uint8Array> {
   // Signature block.
   y -= 24;
   const sx = right - 200;
-  for (const l of wrap(`For ${doc.seller.legal_name}`, bold, 9.5, 200)) {
+  for (const l of wrap(`For ${doc.seller.legal_name}`, ts, true, 9.5, 200)) {
     w.text(l, sx, y, { bold: true, size: 9.5 });
     y -= 12;
   }
