@@ -105,6 +105,16 @@ main(async () => {
   Object.assign(env, supabaseEnv({ apiPort, dbUrl: db.url, keys }));
   onInterrupt(stopChildren);
   await startFunctions({ env, logFile: path.join(logs, "functions.log") });
+  // The fake checkout pages (Razorpay's Pay and Fail buttons) and the fake Stripe send their
+  // signed webhooks to this stack's functions, as the real providers send them to a deployment.
+  for (const p of ["razorpay", "stripe"].filter((name) => faked.includes(name))) {
+    const res = await fetch(`${env.FAKE_UPSTREAMS_URL}/__control/${p}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ webhook_url: `http://127.0.0.1:${apiPort}/functions/v1/${p}-webhook` }),
+    });
+    if (!res.ok) throw new ScriptError(`the fake ${p} did not take its webhook URL: ${res.status} ${await res.text()}`);
+  }
   const ticker = tickMs > 0
     ? startTicker({
       functionsUrl: `http://127.0.0.1:${apiPort}/functions/v1`,
