@@ -1058,6 +1058,10 @@ begin
     from billing.issue_documents(v_captured.order_id, v_captured.id, v_amount,
                                  pg_catalog.format('%s refund %s', v_provider, v_refund_id)
                                    || coalesce('. ' || v_credits_note, ''), v_payment_event_id) d;
+  else
+    -- No documents, but the answer below reads them: a record never assigned would raise, and
+    -- the refund the provider made would never reach the ledger.
+    select null::uuid as invoice_id, null::uuid as credit_note_id, null::text as error into v_documents;
   end if;
   -- A full refund takes away what the payment bought (billing.end_paid_period).
   if v_refunded + v_amount = v_captured.amount_cents

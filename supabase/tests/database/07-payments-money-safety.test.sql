@@ -7,7 +7,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(46);
+select plan(49);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -149,6 +149,22 @@ select is(
   row('ms_basic_m', '2027-01-01 00:00+05:30'::timestamptz)::text,
   'and the subscription is as it was'
 );
+-- Its refund (provider-sync's of a payment that bought nothing, or the provider's event of it) is
+-- recorded: a refund row and no credit note (it was never invoiced), not an error about the
+-- documents it has none of.
+select is(
+  billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'payu', 'event_id', (select val from ms where key = 'o2') || ':refund', 'event_type', 'refund.processed',
+    'kind', 'refund_processed', 'provider_payment_id', (select val from ms where key = 'o2'),
+    'provider_refund_id', 'payu_rf_o2', 'amount_paise', (select amount_cents from public.orders where receipt = (select val from ms where key = 'o2')),
+    'currency', 'INR'))) ->> 'result',
+  'applied', 'the refund of the payment recorded for refund is applied');
+select is(
+  (select array_agg(row(status, amount_cents = (select amount_cents from public.orders where receipt = (select val from ms where key = 'o2')))::text order by status)
+   from public.payment_events where provider_payment_id = (select val from ms where key = 'o2')),
+  array['(captured,t)', '(refunded,t)'], 'the payment and its refund, in full, are in the ledger');
+select is((select count(*)::integer from public.credit_notes where organization_id = pg_temp.org(2)), 0,
+  'no credit note: the payment was never invoiced');
 
 -- The quote matched basic until 2027-01-01; the job then marks it past due: paying a month-old
 -- order must not give the whole unused credit again.
