@@ -213,6 +213,21 @@ Deno.test({
     const captured = await sql`select count(*)::int as n from public.payment_events where order_id = ${order.id} and status = 'captured'`;
     assertEquals(captured[0].n, 1);
     assert((await history(sub.id)).some((h) => h.action === "plan_changed"));
+
+    // Stripe's next renewal charges the new price: a renewal of the Pro plan, applied (not a
+    // mismatch against the first Basic order, not refunded for review).
+    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
+    for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+    assertEquals((renewed.invoice as Json).amount_paid, 117882);
+    const renewals = await sql`select o.status, p.code, o.amount_cents::int as amount from public.orders o
+      join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+    assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 117882 }]);
+    const odd = await sql`select status, needs_refund from public.payment_events
+      where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
+    assertEquals([...odd], []);
+    const renewedSub = await subOf(org.id);
+    assertEquals([renewedSub.plan_code, renewedSub.status], [PLANS.pro, "active"]);
+    assert(new Date(renewedSub.current_period_end) > new Date(now.current_period_end), "the renewal moved the period on");
   },
 });
 
@@ -231,9 +246,22 @@ Deno.test({
     const update = (await calls("subscriptions.update")).find((c) => c.idempotency_key === `${key}:subscription`)!;
     assertEquals(update.body.proration_behavior, "none");
     assertEquals(update.body.trial_end, undefined);
-    // Stripe's next invoice (the renewal) is at the new price.
-    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId });
+    // Stripe's next invoice (the renewal) is at the new price, and buys the Basic plan here: its
+    // renewal order is for Basic at that price, applied, the scheduled downgrade in effect.
+    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
     assertEquals((renewed.invoice as Json).amount_paid, 58882);
+    for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+    const renewals = await sql`select o.status, p.code, o.amount_cents::int as amount from public.orders o
+      join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+    assertEquals([...renewals], [{ status: "paid", code: PLANS.basic, amount: 58882 }]);
+    const odd = await sql`select status, needs_refund from public.payment_events
+      where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
+    assertEquals([...odd], []);
+    const sub = await subOf(org.id);
+    assertEquals([sub.plan_code, sub.status, sub.pending_plan_id], [PLANS.basic, "active", null]);
+    const [inv] = await sql`select i.total_cents::int as total from public.invoices i join public.orders o on o.id = i.order_id
+      where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+    assertEquals(inv.total, 58882);
   },
 });
 
