@@ -421,12 +421,16 @@ begin
     p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'provider_status', p_provider_status,
                                                 'provider_subscription_id', v_sub.provider_subscription_id),
     p_effective_at => v_now);
+  -- Active again after its past due (a dispute, a failed debit) is not a resumption: a cancel
+  -- scheduled at the period end stands; only an ended subscription made active again drops it.
   update public.subscriptions s
   set status = v_target,
       cancel_at_period_end = case when p_provider_status = 'completed' then true
-                                  when v_target = 'active' then false else s.cancel_at_period_end end,
+                                  when v_target = 'active' and s.status in ('canceled', 'expired') then false
+                                  else s.cancel_at_period_end end,
       canceled_at = case when v_target = 'canceled' then coalesce(s.canceled_at, v_now)
-                         when v_target = 'active' then null else s.canceled_at end,
+                         when v_target = 'active' and s.status in ('canceled', 'expired') then null
+                         else s.canceled_at end,
       ended_at = case when v_target in ('canceled', 'expired') then coalesce(s.ended_at, v_now)
                       when v_target in ('active', 'past_due') then null else s.ended_at end
   where s.id = v_sub.id;

@@ -7,7 +7,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(49);
+select plan(51);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -179,6 +179,24 @@ select is(
   (select needs_refund from public.payment_events where provider_payment_id = (select val from ms where key = 'o3')),
   true, 'and marked for refund');
 update public.billing_settings set upgrade_quote_ttl = interval '30 minutes';
+
+-- A cancel scheduled at the period end survives a past due: the provider's subscription active
+-- again (Razorpay's subscription.active after a dispute moved ours to past_due) is not a resumption.
+insert into public.organizations (id, name) values (pg_temp.org(13), 'Safety 13');
+insert into public.organization_members (organization_id, user_id, role)
+values (pg_temp.org(13), 'e1111111-0000-4000-8000-000000000001', 'owner');
+insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider,
+                                  provider_subscription_id, cancel_at_period_end, canceled_at)
+values (pg_temp.org(13), pg_temp.plan_id('ms_basic_m'), 'past_due', '2026-12-01 00:00+05:30', '2027-01-01 00:00+05:30',
+        'razorpay', 'sub_ms13', true, '2026-12-05 00:00+05:30');
+select pg_temp.at('2026-12-20 00:00+05:30');
+select ok(billing.sync_provider_status((pg_temp.sub(pg_temp.org(13))).id, 'active', '2026-12-20 00:00+05:30'::timestamptz,
+                                       '{"provider": "razorpay", "event_type": "subscription.active", "event_id": "ms13_active"}'),
+  'the provider''s active status is applied to the past-due subscription');
+select is(
+  (select row(status, cancel_at_period_end, canceled_at = '2026-12-05 00:00+05:30'::timestamptz)::text
+   from public.subscriptions where organization_id = pg_temp.org(13)),
+  '(active,t,t)', 'active again, its cancel at the period end still scheduled: no access past the period it cancelled');
 
 -- A plain checkout holds for 24 hours.
 select pg_temp.at('2026-12-01 10:00+05:30');
