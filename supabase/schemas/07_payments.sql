@@ -396,6 +396,12 @@ begin
   elsif v_target = v_sub.status then
     return true;
   end if;
+  if v_target in ('trialing', 'active') and v_sub.status = 'past_due' and v_sub.cancel_at_period_end
+     and v_sub.current_period_end <= v_now then
+    -- Cancelled at a period end that has passed: it is over (the jobs record its end at that
+    -- period end); the provider's status does not make it active again after it.
+    return true;
+  end if;
   if v_target in ('trialing', 'active', 'past_due') and v_sub.status in ('canceled', 'expired')
      and p_status_at <= coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz) then
     -- The provider said so before the subscription ended here: the end stands.

@@ -7,7 +7,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(51);
+select plan(53);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -197,6 +197,18 @@ select is(
   (select row(status, cancel_at_period_end, canceled_at = '2026-12-05 00:00+05:30'::timestamptz)::text
    from public.subscriptions where organization_id = pg_temp.org(13)),
   '(active,t,t)', 'active again, its cancel at the period end still scheduled: no access past the period it cancelled');
+-- Past due again and past the period end it was cancelled at: the provider's active status (a
+-- reconcile after the period end, before the jobs ended it) does not make it active again.
+update public.subscriptions set status = 'past_due' where organization_id = pg_temp.org(13);
+select pg_temp.at('2027-01-01 12:00+05:30');
+select ok(billing.sync_provider_status((pg_temp.sub(pg_temp.org(13))).id, 'active', '2027-01-01 12:00+05:30'::timestamptz,
+                                       '{"provider": "razorpay", "event_type": "subscription.active", "event_id": "ms13_active_2"}'),
+  'the provider''s active status after the cancelled period end is taken');
+select is(
+  (select row(s.status, (select count(*) from public.subscription_history h where h.subscription_id = s.id
+                                                                              and h.action = 'reactivated'))::text
+   from public.subscriptions s where s.organization_id = pg_temp.org(13)),
+  '(past_due,1)', 'and changes nothing: no reactivation after the period it was cancelled at (the jobs end it there)');
 
 -- A plain checkout holds for 24 hours.
 select pg_temp.at('2026-12-01 10:00+05:30');
