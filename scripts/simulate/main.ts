@@ -349,8 +349,9 @@ function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   const plan = plans.get(code)!;
   const before = modelTier(o, now);
   // docs/lifecycle.md: a renewal of the current plan paid while a downgrade is scheduled keeps the
-  // period it paid for, and the downgrade follows at the end of that period.
-  const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd;
+  // period it paid for, and the downgrade follows at the end of that period (paid in the grace
+  // days too: the renewal extends the period before the downgrade falls due).
+  const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd + GRACE;
   const paid = o.payments[o.payments.length - 1];
   let start = now;
   // A new run starting now (a plan change) replaces what is left of the spans it starts inside
@@ -662,7 +663,12 @@ async function changePlan(o: Org, code: string) {
       const [order] = await sql`select receipt from public.orders where id = ${r.order_id as string}`;
       o.stripeUpgrade = { code, receipt: order.receipt };
       unsure(o, 2, tierOf(code));
-      return `upgrade order ${order.receipt}: Stripe charges it`;
+      // pg_cron runs provider-sync every minute: Stripe charges the order within its quote's
+      // 30 minutes (the day's worker rounds come hours later).
+      await advance(1);
+      await worker("provider-sync");
+      await stripePump();
+      return `upgrade order ${order.receipt}: ${o.stripeUpgrade ? "not charged yet" : "charged by Stripe"}`;
     }
     if (flags.stripe && chance(0.25)) return await payWithStripe(o, { order_id: r.order_id as string }, "upgrade", code);
     if (o.provider === "payu" || !flags.razorpaySubscriptions || chance(0.5)) {
@@ -1684,6 +1690,14 @@ try {
       console.log(`\nINVARIANT VIOLATED: seed ${flags.seed}, day ${day} (${istDate(now)}), organization ${o ? `${o.n} (${o.id})` : "-"}, invariant ${first.invariant}`);
       for (const x of violations.slice(0, 8)) console.log(`  [${x.invariant}] org ${orgs.find((y) => y.id === x.organization_id)?.n ?? "-"}: ${x.detail}`);
       if (violations.length > 8) console.log(`  ... and ${violations.length - 8} more`);
+      if (o) {
+        // Its subscriptions' history as the product wrote it, for the replay's first look.
+        const rows = await sql`select h.action, h.new_status::text as status, p.code, h.actor_kind::text as actor, h.effective_at
+          from public.subscription_history h left join public.billing_plans p on p.id = h.new_plan_id
+          where h.organization_id = ${o.id} order by h.created_at`;
+        console.log(`history of organization ${o.n}:`);
+        for (const h of rows) console.log(`  ${new Date(h.effective_at).toISOString()} ${h.action} -> ${h.status} ${h.code ?? ""} (${h.actor})`);
+      }
       console.log(`replay: npm run simulate -- ${Deno.args.join(" ")}`);
       await sql.end();
       Deno.exit(1);
@@ -1700,6 +1714,5 @@ try {
   Deno.exit(2);
 }
 await sql.end();
-if (Deno.env.get("SIM_DEBUG_LOG")) await Deno.writeTextFile(Deno.env.get("SIM_DEBUG_LOG")!, log.join("\n")); // TEMP
 console.log(`simulated ${flags.orgs} organizations over ${flags.months} months (seed ${flags.seed}): ${counts.payments} payments, ` +
   `${counts.renewals} renewals, ${counts.refunds} refunds, ${discountSummary()}${counts.faults} faults, 0 invariant violations`);
