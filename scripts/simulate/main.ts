@@ -952,7 +952,10 @@ async function live(o: Org): Promise<string | null> {
     // the expiry), so nothing debits it any more; a new subscription comes through checkout. A
     // Stripe subscription past its grace is Stripe's to end (stripeCycle), not the model's.
     o.rzpSubId = null;
-    if (o.stripeSubId) return o.stripeRetry && now < o.stripeRetry.at ? null : `stripe: ${await stripeCycle(o)}`;
+    if (o.stripeSubId) {
+      const what = o.stripeRetry && now < o.stripeRetry.at ? null : await stripeCycle(o);
+      return what ? `stripe: ${what}` : null;
+    }
     if (o.payments.length > 0 && o.endedAt !== null) return null; // refunded or charged back: gone for good
     if (!chance(o.payments.length ? 0.05 : 0.25)) return null;
     const code = pick(paidPlans);
@@ -986,7 +989,8 @@ async function live(o: Org): Promise<string | null> {
     return `mandate debit: ${await mandateDebit(o)}`;
   }
   if (o.stripeSubId && o.periodEnd !== null && (o.stripeRetry ? now >= o.stripeRetry.at : now >= o.periodEnd)) {
-    return `stripe: ${await stripeCycle(o)}`;
+    const what = await stripeCycle(o);
+    if (what) return `stripe: ${what}`;
   }
   if (o.stripeSubId && (o.stripeRetry || o.stripeUpgrade)) return null;
   const billsItself = !o.rzpSubId && !o.stripeSubId && !o.granted; // PayU, a one-time Razorpay order: renewed through checkout
@@ -1195,17 +1199,19 @@ async function stripeRenew(o: Org, outcome: "paid" | "failed") {
   expectApplied.push(pi);
   o.payments.push({ id: pi, provider: "stripe", amount: Number(invoice.amount_paid), captureAt: now });
   modelPaid(o, o.pendingPlan ?? o.plan!, "renewal");
-  o.periodEnd = Number(period.end) * 1000;
+  // Stripe's invoice line is the period while within two days of ours (its calendar); further off
+  // (an operator extended ours) ours stands, as the product decides.
+  if (Math.abs(Number(period.end) * 1000 - o.periodEnd!) <= 2 * DAY) o.periodEnd = Number(period.end) * 1000;
   const paid = o.payments[o.payments.length - 1];
-  paid.spanStart = Number(period.start) * 1000;
-  paid.spanEnd = o.periodEnd;
+  paid.spanEnd = o.periodEnd!;
   o.stripeRetry = null;
   await stripeDeliver(o, res.events as Json[], { losable: true });
   return invoice;
 }
 
 /** A Stripe subscription whose period ended: renewed, failed, retried, given up, or ended as scheduled. */
-async function stripeCycle(o: Org): Promise<string> {
+/** null: Stripe's own period has not ended (nothing happens at Stripe yet). */
+async function stripeCycle(o: Org): Promise<string | null> {
   const sub = await stripeGet(`/v1/subscriptions/${o.stripeSubId}`);
   if (sub.status === "canceled") {
     // Ended at Stripe already (cancelled now by provider-sync: a grant, a refund): nothing renews.
@@ -1213,6 +1219,12 @@ async function stripeCycle(o: Org): Promise<string> {
     o.stripeSubId = null;
     o.stripeRetry = null;
     return `${id} was canceled at Stripe`;
+  }
+  const stripeEnd = Number((((sub.items as Json).data as Json[])[0]).current_period_end) * 1000;
+  if (!o.stripeRetry && stripeEnd > now) {
+    // Stripe renews on its own period end, not the model's (a refund or lost dispute took the
+    // model's back; an extension moved ours on): nothing happens at Stripe before it.
+    return null;
   }
   if (o.stripeRetry?.final) {
     // Stripe's retries ran out: unpaid, then canceled.
