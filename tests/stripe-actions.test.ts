@@ -265,6 +265,54 @@ Deno.test({
   },
 });
 
+async function setClock(ms: number | null) {
+  if (ms === null) {
+    await sql`delete from billing.test_clock`;
+    await fake("/__control/clock", { at: null });
+    return;
+  }
+  const at = new Date(ms).toISOString();
+  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
+    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
+  await fake("/__control/clock", { at });
+}
+
+Deno.test({
+  name: "Stripe upgrade then downgrade under the test clock: the renewal at the period end puts Basic in effect to Stripe's line end, and the next renewal a month later moves the period on again",
+  ...testOptions,
+  fn: async () => {
+    try {
+      // Basic, upgraded to Pro (Stripe charges our prorated order; the next charge moves to our
+      // new period's end), then a downgrade back to Basic scheduled for that end.
+      const { org, subId } = await subscriber(PLANS.basic);
+      const from = await eventCount();
+      await setClock(Date.now() + 5 * 86400e3 + 123);
+      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
+      await sync(org.id);
+      await deliverSince(from);
+      assertEquals((await subOf(org.id)).plan_code, PLANS.pro);
+      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+      await sync(org.id);
+      const ends: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const sub = await subOf(org.id);
+        await setClock(new Date(sub.current_period_end).getTime() + 3600e3);
+        const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
+        for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+        const line = ((((renewed.invoice as Json).lines as Json).data as Json[])[0]).period as Json;
+        const after = await subOf(org.id);
+        assertEquals([after.plan_code, after.status, new Date(after.current_period_end).getTime()],
+          [PLANS.basic, "active", Number(line.end) * 1000], `renewal ${i + 1}`);
+        ends.push(Number(line.end) * 1000);
+      }
+      const days = (ends[1] - ends[0]) / 86400e3;
+      assert(days >= 28 && days <= 31, String(days));
+    } finally {
+      await setClock(null);
+    }
+  },
+});
+
 /** A paid subscriber's captured payment event. */
 async function capturedOf(orgId: string) {
   const [pe] = await sql`select id, provider_payment_id, amount_cents::int as amount from public.payment_events
