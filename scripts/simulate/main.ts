@@ -1014,7 +1014,10 @@ async function live(o: Org): Promise<string | null> {
       .catch((e) => ({ error: (e as Error).message }) as Json);
     if (res.error) return `cancel refused: ${res.error}`;
     o.cancelAtEnd = true;
-    o.pendingPlan = null; // a cancel drops a scheduled downgrade
+    // A cancel drops a scheduled downgrade here; a Stripe subscription's price, already switched
+    // for it, is not switched back, so after a resume Stripe renews at it and the renewal moves
+    // our subscription to that plan (the mandate's).
+    if (!o.stripeSubId) o.pendingPlan = null;
     unsure(o, 0.5);
     return "cancel at period end";
   }
@@ -1079,7 +1082,7 @@ async function stripeSend(ids: string[], options: Json = {}, attempt = 1): Promi
  * in one second, late (a later day, so out of order with what follows), or lost (`losable`: what
  * reconcile finds: a checkout session, a renewal of a stale subscription, a refund).
  */
-async function stripeDeliver(o: Org | undefined, events: Json[] | undefined, { losable = false } = {}) {
+async function stripeDeliver(o: Org | undefined, events: Json[] | undefined, { losable = false, punctual = false } = {}) {
   const ids = (events ?? []).map((e) => String(e.id)).filter((id) => !stripeHandled.has(id));
   for (const id of ids) stripeHandled.add(id);
   if (ids.length === 0) return;
@@ -1091,6 +1094,7 @@ async function stripeDeliver(o: Org | undefined, events: Json[] | undefined, { l
       if (o) unsure(o, 1);
       return await stripeSend(ids, { reverse: true, same_second: true, duplicate: chance(0.5) });
     }
+    if (punctual) return await stripeSend(ids, { duplicate: true, reverse: true });
     if (r < 0.7 || !losable) {
       lateQueue.push({ due: now + int(1, MAX_LATE_DAYS) * DAY, send: () => stripeSend(ids), org: o });
       if (o) unsure(o, 4);
@@ -1114,6 +1118,7 @@ async function stripePump() {
   const fresh = events.slice(stripeEventsSeen).filter((e) => !stripeHandled.has(String(e.id)));
   stripeEventsSeen = events.length;
   const byOrg = new Map<Org | undefined, Json[]>();
+  const upgraded = new Set<Org>();
   for (const e of fresh) {
     const object = (e.data as Json).object as Json;
     const o = stripeCustomers.get(String(object.customer ?? "")) ??
@@ -1128,9 +1133,12 @@ async function stripePump() {
       modelPaid(o, o.stripeUpgrade.code, "upgrade");
       log.push(`day ${day} org ${o.n}: upgrade to ${o.stripeUpgrade.code} charged by Stripe (${object.amount_paid})`);
       o.stripeUpgrade = null;
+      upgraded.add(o);
     }
   }
-  for (const [o, events] of byOrg) await stripeDeliver(o, events);
+  // An upgrade's invoice.paid delivered days late starts the upgraded period at its delivery
+  // (ours then ends days after Stripe's next charge): its events come duplicated or reversed, not late.
+  for (const [o, events] of byOrg) await stripeDeliver(o, events, { punctual: o !== undefined && upgraded.has(o) });
 }
 
 /** Stripe Checkout: the session for our order, the buyer pays at the fake, Stripe's events. */
@@ -1267,8 +1275,8 @@ async function stripeCycle(o: Org): Promise<string | null> {
 async function stripePortal(o: Org) {
   const flag = !o.cancelAtEnd;
   const res = await fake("/__control/stripe/subscriptions/update", { subscription_id: o.stripeSubId, cancel_at_period_end: flag });
+  // Stripe's price, switched for a scheduled downgrade, stays what its next renewal charges.
   o.cancelAtEnd = flag;
-  if (flag) o.pendingPlan = null;
   unsure(o, 0.5);
   await stripeDeliver(o, res.events as Json[]);
   return flag ? "cancel at period end in Stripe's portal" : "resumed in Stripe's portal";
