@@ -58,6 +58,42 @@ Deno.test("1: a payment the provider captured and our ledger lacks is reported o
   assertEquals(checkLedger(s), [], "a capture an hour old may still be on its way (reconcile)");
 });
 
+Deno.test("1: Stripe's money is the fake Stripe's charges and refunds, by PaymentIntent: one missing, one under another provider, a refund short", () => {
+  const s = paidOrg();
+  const stripe = (payment: string, amount: number, extra: Partial<PaymentEventRow> = {}) =>
+    capture(`pe_${payment}_${extra.status ?? "c"}`, payment, amount, { provider: "stripe", ...extra });
+  s.provider_captures.push(
+    { provider: "stripe", payment_id: "pi_ok", amount: 58882, at_ms: s.now_ms - 5 * DAY },
+    { provider: "stripe", payment_id: "pi_lost", amount: 58882, at_ms: s.now_ms - 5 * DAY },
+    { provider: "stripe", payment_id: "pi_other", amount: 1000, at_ms: s.now_ms - 5 * DAY },
+  );
+  s.provider_refunds.push({ provider: "stripe", payment_id: "pi_ok", refund_id: "re_1", amount: 5000, at_ms: s.now_ms - 5 * DAY });
+  // pi_other recorded as a Razorpay payment: not Stripe's capture, and a capture Razorpay never made.
+  s.payment_events.push(stripe("pi_ok", 58882), stripe("pi_ok", 4000, { status: "refunded", refund_id: "re_1", captured_payment_event_id: "pe_pi_ok_c" }),
+    capture("pe_x", "pi_other", 1000));
+  const details = () => checkLedger(s).map((x) => x.detail).join("\n");
+  assert(details().includes("stripe captured 58882 paise as pi_lost"), details());
+  assert(details().includes("stripe captured 1000 paise as pi_other"), details());
+  assert(details().includes("razorpay:pi_other (1000 paise) that the provider never made"), details());
+  assert(details().includes("stripe:pi_ok: the provider refunded 5000 paise, our ledger has 4000"), details());
+  s.payment_events = s.payment_events.filter((e) => e.id !== "pe_x" && e.status !== "refunded");
+  s.payment_events.push(stripe("pi_lost", 58882), stripe("pi_other", 1000),
+    stripe("pi_ok", 5000, { status: "refunded", refund_id: "re_1", captured_payment_event_id: "pe_pi_ok_c" }));
+  assertEquals(checkLedger(s), []);
+});
+
+Deno.test("5: an operator refund made twice at Stripe (two refunds carrying our refund id) is reported", () => {
+  const s = paidOrg();
+  s.provider_calls = [
+    { route: "stripe.refunds.create", action_key: "stripe refund rf_1", status: 200 },
+    { route: "stripe.invoices.pay", action_key: "stripe invoice paid for ord_1", status: 200 },
+  ];
+  assertEquals(checkOutboxes(s), []);
+  s.provider_calls.push({ route: "stripe.refunds.create", action_key: "stripe refund rf_1", status: 200 });
+  const found = checkOutboxes(s);
+  assertEquals(found.map((x) => x.detail), ["the provider carried out stripe refund rf_1 2 times"]);
+});
+
 Deno.test("1: a capture recorded twice, one the provider never made, and a refund we record but the provider did not do", () => {
   const s = paidOrg();
   s.payment_events.push(capture("pe2", "pay_1", 49900), capture("pe3", "pay_ghost", 100));

@@ -213,6 +213,21 @@ Deno.test({
     const captured = await sql`select count(*)::int as n from public.payment_events where order_id = ${order.id} and status = 'captured'`;
     assertEquals(captured[0].n, 1);
     assert((await history(sub.id)).some((h) => h.action === "plan_changed"));
+
+    // Stripe's next renewal charges the new price: a renewal of the Pro plan, applied (not a
+    // mismatch against the first Basic order, not refunded for review).
+    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
+    for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+    assertEquals((renewed.invoice as Json).amount_paid, 117882);
+    const renewals = await sql`select o.status, p.code, o.amount_cents::int as amount from public.orders o
+      join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+    assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 117882 }]);
+    const odd = await sql`select status, needs_refund from public.payment_events
+      where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
+    assertEquals([...odd], []);
+    const renewedSub = await subOf(org.id);
+    assertEquals([renewedSub.plan_code, renewedSub.status], [PLANS.pro, "active"]);
+    assert(new Date(renewedSub.current_period_end) > new Date(now.current_period_end), "the renewal moved the period on");
   },
 });
 
@@ -231,9 +246,70 @@ Deno.test({
     const update = (await calls("subscriptions.update")).find((c) => c.idempotency_key === `${key}:subscription`)!;
     assertEquals(update.body.proration_behavior, "none");
     assertEquals(update.body.trial_end, undefined);
-    // Stripe's next invoice (the renewal) is at the new price.
-    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId });
+    // Stripe's next invoice (the renewal) is at the new price, and buys the Basic plan here: its
+    // renewal order is for Basic at that price, applied, the scheduled downgrade in effect.
+    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
     assertEquals((renewed.invoice as Json).amount_paid, 58882);
+    for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+    const renewals = await sql`select o.status, p.code, o.amount_cents::int as amount from public.orders o
+      join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+    assertEquals([...renewals], [{ status: "paid", code: PLANS.basic, amount: 58882 }]);
+    const odd = await sql`select status, needs_refund from public.payment_events
+      where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
+    assertEquals([...odd], []);
+    const sub = await subOf(org.id);
+    assertEquals([sub.plan_code, sub.status, sub.pending_plan_id], [PLANS.basic, "active", null]);
+    const [inv] = await sql`select i.total_cents::int as total from public.invoices i join public.orders o on o.id = i.order_id
+      where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+    assertEquals(inv.total, 58882);
+  },
+});
+
+async function setClock(ms: number | null) {
+  if (ms === null) {
+    await sql`delete from billing.test_clock`;
+    await fake("/__control/clock", { at: null });
+    return;
+  }
+  const at = new Date(ms).toISOString();
+  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
+    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
+  await fake("/__control/clock", { at });
+}
+
+Deno.test({
+  name: "Stripe upgrade then downgrade under the test clock: the renewal at the period end puts Basic in effect to Stripe's line end, and the next renewal a month later moves the period on again",
+  ...testOptions,
+  fn: async () => {
+    try {
+      // Basic, upgraded to Pro (Stripe charges our prorated order; the next charge moves to our
+      // new period's end), then a downgrade back to Basic scheduled for that end.
+      const { org, subId } = await subscriber(PLANS.basic);
+      const from = await eventCount();
+      await setClock(Date.now() + 5 * 86400e3 + 123);
+      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
+      await sync(org.id);
+      await deliverSince(from);
+      assertEquals((await subOf(org.id)).plan_code, PLANS.pro);
+      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+      await sync(org.id);
+      const ends: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const sub = await subOf(org.id);
+        await setClock(new Date(sub.current_period_end).getTime() + 3600e3);
+        const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
+        for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+        const line = ((((renewed.invoice as Json).lines as Json).data as Json[])[0]).period as Json;
+        const after = await subOf(org.id);
+        assertEquals([after.plan_code, after.status, new Date(after.current_period_end).getTime()],
+          [PLANS.basic, "active", Number(line.end) * 1000], `renewal ${i + 1}`);
+        ends.push(Number(line.end) * 1000);
+      }
+      const days = (ends[1] - ends[0]) / 86400e3;
+      assert(days >= 28 && days <= 31, String(days));
+    } finally {
+      await setClock(null);
+    }
   },
 });
 

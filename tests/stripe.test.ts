@@ -577,6 +577,23 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name: "Stripe subscription with a once code: checkout.session.completed after the first invoice.paid is a duplicate, not a mismatch against the next (full-price) debit",
+  ...testOptions,
+  fn: async () => {
+    const org = await makeOrg();
+    const code = await newCode({ percent_bps: 1000, duration: "once" });
+    const res = await checkout(org, { plan_code: PLANS.monthly, discount_code: code });
+    assertEquals(res.status, 200, JSON.stringify(res.body));
+    assertEquals(res.body.amount_cents, 44910);
+    const paid = allOk(await pay(String(res.body.session_id)));
+    assertEquals(paid.filter((d) => ["invoice.paid", "checkout.session.completed"].includes(String(d.type)))
+      .map((d) => [d.type, (d.body as Json).result]), [["invoice.paid", "applied"], ["checkout.session.completed", "duplicate"]]);
+    const rows = await sql`select status, amount_cents::int as amount from public.payment_events where organization_id = ${org.id}`;
+    assertEquals([...rows], [{ status: "captured", amount: 44910 }]);
+  },
+});
+
 async function failNext(body: Json) {
   await fake("/__control/stripe", { fail_count: 1, ...body });
 }

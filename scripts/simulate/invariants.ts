@@ -10,7 +10,7 @@ export interface PaymentEventRow {
   id: string;
   organization_id: string;
   /** manual: a free order's zero payment (a discount covering the whole price), no provider. */
-  provider: "payu" | "razorpay" | "manual";
+  provider: "payu" | "razorpay" | "stripe" | "manual";
   provider_payment_id: string;
   status: string;
   amount_cents: number;
@@ -64,8 +64,8 @@ export interface OutboxRow {
 
 /** A capture or refund at a fake provider. */
 export interface ProviderMoney {
-  provider: "payu" | "razorpay";
-  /** Razorpay payment id; PayU txnid for a capture, mihpayid's txnid for a refund. */
+  provider: "payu" | "razorpay" | "stripe";
+  /** Razorpay payment id; PayU txnid for a capture, mihpayid's txnid for a refund; Stripe's PaymentIntent (of a charge, of a refund). */
   payment_id: string;
   refund_id?: string;
   amount: number;

@@ -1,6 +1,7 @@
 // The simulation: a seeded population of organizations lives through months of billing on the
-// stack scripts/simulate.mjs brought up, through the real endpoints (checkout, the webhooks,
-// razorpay-verify, reconcile, provider-sync, notifications-send), the SQL functions, the jobs
+// stack scripts/simulate.mjs brought up, through the real endpoints (checkout, the webhooks of
+// PayU, Razorpay and Stripe, razorpay-verify, reconcile, provider-sync, notifications-send), the
+// SQL functions, the jobs
 // (called once per simulated day, as pg_cron would) and the fakes, with ONE simulated clock
 // (billing.test_clock for every connection, /__control/clock for the fakes) moved a day at a
 // time. After each day it takes a snapshot and checks the invariants (invariants.ts); the first
@@ -30,14 +31,14 @@ const GRACE = 3 * DAY;
 // Flags
 
 const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-rate <0..1>] [--start <YYYY-MM-DD>]
-  [--no-payu] [--no-razorpay-subscriptions] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
+  [--no-payu] [--no-razorpay-subscriptions] [--no-stripe] [--no-upgrades] [--no-downgrades] [--no-cancels] [--no-trials]
   [--no-razorpay-orders] [--no-razorpay-plan-changes] [--no-grants] [--no-refunds] [--no-disputes] [--no-usage] [--no-credits] [--no-discounts] [--no-webhook-faults] [--no-provider-faults]
   [--no-email-faults] [--no-crash-faults] [--no-kill-faults] [--no-timeout-faults]`;
 
 function parseFlags(argv: string[]) {
   const f = {
     seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
-    payu: true, razorpaySubscriptions: true, upgrades: true, downgrades: true, cancels: true, trials: true,
+    payu: true, razorpaySubscriptions: true, stripe: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
     crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true, credits: true,
     discounts: true,
@@ -60,7 +61,7 @@ function parseFlags(argv: string[]) {
       (f as Json)[key] = false;
     } else throw new Error(`unknown argument ${a}`);
   }
-  if (!f.payu && !f.razorpaySubscriptions) throw new Error("--no-payu and --no-razorpay-subscriptions leave no way to pay");
+  if (!f.payu && !f.razorpaySubscriptions && !f.stripe) throw new Error("--no-payu, --no-razorpay-subscriptions and --no-stripe leave no way to pay");
   if (!/^\d{4}-\d{2}-\d{2}$/.test(f.start)) throw new Error("--start must be YYYY-MM-DD");
   return f;
 }
@@ -171,7 +172,7 @@ function addInterval(ms: number, interval: string): number {
 // -------------------------------------------------------------------------------------------------
 // Counters and what the invariants need from the simulation
 
-const counts = { payments: 0, renewals: 0, refunds: 0, faults: 0, discounted: 0, free: 0, refused: 0 };
+const counts = { payments: 0, renewals: 0, refunds: 0, faults: 0, discounted: 0, free: 0, refused: 0, stripe: 0, stripeRenewals: 0, stripeFailed: 0 };
 const expectApplied: string[] = [];
 const refundAllowed: string[] = [];
 /** Notifications whose sender was killed after the email API accepted them (the documented second send). */
@@ -223,7 +224,7 @@ interface Org {
   n: number;
   id: string;
   owner: string;
-  provider: "payu" | "razorpay" | null;
+  provider: Provider | null;
   plan: string | null;
   periodEnd: number | null;
   trialEnd: number | null;
@@ -233,6 +234,12 @@ interface Org {
   endedAt: number | null;
   pendingPlan: string | null;
   rzpSubId: string | null;
+  /** The organization's live Stripe subscription (sub_...): Stripe renews it at its period end. */
+  stripeSubId: string | null;
+  /** A failed Stripe renewal: Stripe's retry at `at` pays it, or (never paid) Stripe gives up and cancels at `at`. */
+  stripeRetry: { at: number; pays: boolean; final: boolean } | null;
+  /** An upgrade of a Stripe subscription: our prorated order, charged by Stripe through provider-sync. */
+  stripeUpgrade: { code: string; receipt: string } | null;
   /** Until when the model is unsure (a payment in flight, a boundary, a dispute): any of `unsure` tiers goes. */
   unsureUntil: number;
   unsure: Set<string>;
@@ -246,15 +253,16 @@ interface Org {
   /** The plan to buy through checkout once a Razorpay subscription ended for a plan change. */
   resubscribe: string | null;
   /** Credit packs bought (provider payment ids): no plan, no span; refunds take back their credits. */
-  packs: { id: string; provider: "payu" | "razorpay" }[];
+  packs: { id: string; provider: Provider }[];
 }
+type Provider = "payu" | "razorpay" | "stripe";
 const orgs: Org[] = [];
 
 /** A payment in the model, with the span of time it bought (docs/payments.md: refunds and disputes take it back). */
 interface ModelPayment {
   id: string;
   /** manual: a free order (a discount covering the price), paid without a provider. */
-  provider: "payu" | "razorpay" | "manual";
+  provider: Provider | "manual";
   amount: number;
   captureAt: number;
   spanStart?: number;
@@ -341,8 +349,9 @@ function modelPaid(o: Org, code: string, kind: "new" | "renewal" | "upgrade") {
   const plan = plans.get(code)!;
   const before = modelTier(o, now);
   // docs/lifecycle.md: a renewal of the current plan paid while a downgrade is scheduled keeps the
-  // period it paid for, and the downgrade follows at the end of that period.
-  const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd;
+  // period it paid for, and the downgrade follows at the end of that period (paid in the grace
+  // days too: the renewal extends the period before the downgrade falls due).
+  const keepPending = kind === "renewal" && code === o.plan && o.periodEnd !== null && now < o.periodEnd + GRACE;
   const paid = o.payments[o.payments.length - 1];
   let start = now;
   // A new run starting now (a plan change) replaces what is left of the spans it starts inside
@@ -481,7 +490,7 @@ async function createOrg(n: number): Promise<Org> {
   await sql`update public.organizations set billing_email = ${`billing${n}@sim.example`} where id = ${id}`;
   return {
     n, id, owner, provider: null, plan: null, periodEnd: null, trialEnd: null, trialPlan: null, everTrialed: false,
-    cancelAtEnd: false, endedAt: null, pendingPlan: null, rzpSubId: null, unsureUntil: 0, unsure: new Set(), payments: [],
+    cancelAtEnd: false, endedAt: null, pendingPlan: null, rzpSubId: null, stripeSubId: null, stripeRetry: null, stripeUpgrade: null, unsureUntil: 0, unsure: new Set(), payments: [],
     disputeOpen: false, neverRenews: chance(0.15), granted: false, resubscribe: null, operatorAt: null, packs: [],
   };
 }
@@ -493,7 +502,7 @@ async function createOrg(n: number): Promise<Org> {
  * which preview_checkout cannot know). A refused code (422 discount_*: exhausted, already used,
  * another plan, a Razorpay subscription plan) is an outcome: the customer pays without it.
  */
-async function checkout(o: Org, provider: "payu" | "razorpay", what: { plan_code?: string; order_id?: string; credit_pack_code?: string },
+async function checkout(o: Org, provider: Provider, what: { plan_code?: string; order_id?: string; credit_pack_code?: string },
   t: string, { recurring = false } = {}): Promise<{ status: number; body: Json; free: boolean }> {
   const base = { organization_id: o.id, provider, ...what };
   if (!what.plan_code) {
@@ -540,7 +549,7 @@ async function checkout(o: Org, provider: "payu" | "razorpay", what: { plan_code
  * A free order (a discount as large as the price): checkout paid it at once, without a provider
  * (payment `free_<receipt>`, provider manual), and it buys its period like any payment.
  */
-function paidFree(o: Org, body: Json, kind: Exclude<PaidKind, "pack">, code: string, provider: "payu" | "razorpay") {
+function paidFree(o: Org, body: Json, kind: Exclude<PaidKind, "pack">, code: string, provider: Provider) {
   const id = `free_${body.receipt}`;
   counts.payments++;
   counts.free++;
@@ -648,6 +657,20 @@ async function changePlan(o: Org, code: string) {
     return "switched";
   }
   if (r.method === "prorated_order") {
+    if (o.stripeSubId) {
+      // Stripe charges it on the subscription (provider-sync: invoice item, price switch, invoice
+      // paid); its invoice.paid is the payment (stripePump).
+      const [order] = await sql`select receipt from public.orders where id = ${r.order_id as string}`;
+      o.stripeUpgrade = { code, receipt: order.receipt };
+      unsure(o, 2, tierOf(code));
+      // pg_cron runs provider-sync every minute: Stripe charges the order within its quote's
+      // 30 minutes (the day's worker rounds come hours later).
+      await advance(1);
+      await worker("provider-sync");
+      await stripePump();
+      return `upgrade order ${order.receipt}: ${o.stripeUpgrade ? "not charged yet" : "charged by Stripe"}`;
+    }
+    if (flags.stripe && chance(0.25)) return await payWithStripe(o, { order_id: r.order_id as string }, "upgrade", code);
     if (o.provider === "payu" || !flags.razorpaySubscriptions || chance(0.5)) {
       return await payWithPayu(o, { order_id: r.order_id as string }, "upgrade", code);
     }
@@ -702,9 +725,10 @@ async function payRazorpayOrder(o: Org, what: { plan_code?: string; order_id?: s
 /** What a checkout buys: a plan's first period, its renewal, an upgrade, or a credit pack. */
 type PaidKind = "new" | "renewal" | "upgrade" | "pack";
 
-/** A credit pack bought through checkout, with PayU or a one-time Razorpay order. */
+/** A credit pack bought through checkout, with PayU, a one-time Razorpay order or a Stripe payment. */
 async function buyPack(o: Org) {
   const code = pick(["credits_1000", "credits_5000"]);
+  if (flags.stripe && chance(0.33)) return `pack ${code} on Stripe: ${await payWithStripe(o, { credit_pack_code: code }, "pack", code)}`;
   const useRzp = !flags.payu || chance(0.5);
   return useRzp
     ? `pack ${code} on Razorpay: ${await payRazorpayOrder(o, { credit_pack_code: code }, "pack", code)}`
@@ -743,11 +767,26 @@ async function operatorRefund(o: Org, full: boolean) {
   return full ? "full refund queued" : "partial refund queued";
 }
 
-/** A refund made in Razorpay's dashboard: the refund at the fake, then refund.processed. */
+/**
+ * A refund made in the provider's dashboard: Razorpay's (the refund at the fake, then
+ * refund.processed) or Stripe's (the refund at the fake, refund.created and charge.refunded).
+ */
 async function dashboardRefund(o: Org) {
-  const p = [...o.payments].reverse().find((x) => x.provider === "razorpay");
-  if (!p) return "no Razorpay payment";
+  const p = [...o.payments].reverse().find((x) => x.provider === "razorpay" || x.provider === "stripe");
+  if (!p) return "no Razorpay or Stripe payment";
   const amount = Math.max(100, Math.floor(p.amount * 0.2));
+  if (p.provider === "stripe") {
+    const res = await fetch(`${fakes}/__control/stripe/refunds`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ payment_intent: p.id, amount }),
+    });
+    const made = await res.json();
+    if (!res.ok) return `refused: ${JSON.stringify(made)}`;
+    refundAllowed.push(p.id);
+    counts.refunds++;
+    // reconcile's refund pass lists the refunds of the last 30 days' payments (as for Razorpay).
+    await stripeDeliver(o, made.events as Json[], { losable: now - p.captureAt < 25 * DAY });
+    return "Stripe dashboard refund";
+  }
   const res = await fetch(`${env("RAZORPAY_API_BASE")}/payments/${p.id}/refund`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Basic ${btoa(`${env("RAZORPAY_KEY_ID")}:${env("RAZORPAY_KEY_SECRET")}`)}` },
@@ -777,8 +816,11 @@ async function operatorGrant(o: Org) {
     return `refused: ${(e as Error).message}`;
   }
   const before = modelTier(o, now);
-  const hadMandate = o.rzpSubId;
+  const hadMandate = o.rzpSubId ?? o.stripeSubId;
   o.plan = code;
+  o.stripeSubId = null;
+  o.stripeRetry = null;
+  o.stripeUpgrade = null;
   o.periodEnd = until;
   o.operatorAt = now;
   o.granted = true;
@@ -806,8 +848,27 @@ async function operatorExtend(o: Org) {
 }
 
 async function dispute(o: Org) {
-  const p = [...o.payments].reverse().find((x) => x.provider === "razorpay");
-  if (!p) return "no Razorpay payment";
+  const p = [...o.payments].reverse().find((x) => x.provider === "razorpay" || x.provider === "stripe");
+  if (!p) return "no Razorpay or Stripe payment";
+  if (p.provider === "stripe") {
+    // Stripe: charge.dispute.created (and funds_withdrawn), then closed won or lost days later.
+    const opened = await fake("/__control/stripe/disputes", { payment_intent: p.id });
+    await stripeDeliver(o, opened.events as Json[]);
+    const id = (opened.dispute as Json).id;
+    const lost = chance(0.4);
+    o.disputeOpen = true;
+    lateQueue.push({
+      due: now + int(2, 6) * DAY,
+      org: o,
+      send: async () => {
+        const closed = await fake("/__control/stripe/disputes", { dispute_id: id, status: lost ? "lost" : "won" });
+        await stripeDeliver(o, closed.events as Json[]);
+        o.disputeOpen = false;
+        if (lost) modelTakeBack(o, p);
+      },
+    });
+    return lost ? "Stripe dispute (to be lost)" : "Stripe dispute (to be won)";
+  }
   const body = (status: string) => ({ dispute: { entity: { id: `disp_${p.id}`, entity: "dispute", payment_id: p.id, amount: p.amount, currency: "INR", status } } });
   await rzpWebhook("payment.dispute.created", body("open"));
   const lost = chance(0.4);
@@ -906,8 +967,13 @@ async function live(o: Org): Promise<string | null> {
   }
   if (!live && !(o.trialEnd && now < o.trialEnd)) {
     // The subscription is over: a Razorpay mandate ended with it (cancelled at the cycle end, or by
-    // the expiry), so nothing debits it any more; a new subscription comes through checkout.
+    // the expiry), so nothing debits it any more; a new subscription comes through checkout. A
+    // Stripe subscription past its grace is Stripe's to end (stripeCycle), not the model's.
     o.rzpSubId = null;
+    if (o.stripeSubId) {
+      const what = o.stripeRetry && now < o.stripeRetry.at ? null : await stripeCycle(o);
+      return what ? `stripe: ${what}` : null;
+    }
     if (o.payments.length > 0 && o.endedAt !== null) return null; // refunded or charged back: gone for good
     if (!chance(o.payments.length ? 0.05 : 0.25)) return null;
     const code = pick(paidPlans);
@@ -920,6 +986,10 @@ async function live(o: Org): Promise<string | null> {
       o.trialPlan = code;
       unsure(o, 0.5, "free");
       return `trial ${code}`;
+    }
+    // A Stripe subscription is for a customer with no trial running (Stripe would bill from now).
+    if (flags.stripe && (!flags.payu && !flags.razorpaySubscriptions || chance(0.33))) {
+      return `stripe ${o.trialPlan ?? code}: ${await payWithStripe(o, { plan_code: o.trialPlan ?? code }, o.payments.length ? "renewal" : "new", o.trialPlan ?? code)}`;
     }
     const useRzp = flags.razorpaySubscriptions && (!flags.payu || chance(0.5));
     if (useRzp && o.payments.length === 0) return `razorpay ${code}: ${await subscribeRazorpay(o, o.trialPlan ?? code)}`;
@@ -936,7 +1006,12 @@ async function live(o: Org): Promise<string | null> {
   if (o.rzpSubId && !o.cancelAtEnd && o.periodEnd !== null && now >= o.periodEnd) {
     return `mandate debit: ${await mandateDebit(o)}`;
   }
-  const billsItself = !o.rzpSubId && !o.granted; // PayU, a one-time Razorpay order: renewed through checkout
+  if (o.stripeSubId && o.periodEnd !== null && (o.stripeRetry ? now >= o.stripeRetry.at : now >= o.periodEnd)) {
+    const what = await stripeCycle(o);
+    if (what) return `stripe: ${what}`;
+  }
+  if (o.stripeSubId && (o.stripeRetry || o.stripeUpgrade)) return null;
+  const billsItself = !o.rzpSubId && !o.stripeSubId && !o.granted; // PayU, a one-time Razorpay order: renewed through checkout
   if (billsItself && !o.cancelAtEnd && !o.neverRenews && o.periodEnd !== null && now >= o.periodEnd - 2 * DAY && chance(0.45)) {
     const code = o.pendingPlan && now >= o.periodEnd ? o.pendingPlan : o.plan!;
     const last = o.payments[o.payments.length - 1]?.provider ?? "payu";
@@ -949,17 +1024,22 @@ async function live(o: Org): Promise<string | null> {
   const r = random();
   if (flags.refunds && r < 0.006) return `operator refund: ${await operatorRefund(o, chance(0.4))}`;
   if (flags.refunds && r < 0.01 && o.provider === "razorpay") return `dashboard refund: ${await dashboardRefund(o)}`;
-  if (flags.disputes && r < 0.013 && o.provider === "razorpay") return await dispute(o);
+  if (flags.refunds && r < 0.01 && o.provider === "stripe") return `dashboard refund: ${await dashboardRefund(o)}`;
+  if (flags.disputes && r < 0.013 && (o.provider === "razorpay" || o.provider === "stripe")) return await dispute(o);
+  if (flags.cancels && r < 0.02 && o.stripeSubId && o.periodEnd !== null && now < o.periodEnd - DAY) return `stripe: ${await stripePortal(o)}`;
   if (flags.cancels && r < 0.03 && !o.cancelAtEnd) {
     const res = await asOwner(o, async (tx) => (await tx`select public.cancel_subscription(${o.id}, true) as r`)[0].r as Json)
       .catch((e) => ({ error: (e as Error).message }) as Json);
     if (res.error) return `cancel refused: ${res.error}`;
     o.cancelAtEnd = true;
-    o.pendingPlan = null; // a cancel drops a scheduled downgrade
+    // A cancel drops a scheduled downgrade here; a Stripe subscription's price, already switched
+    // for it, is not switched back, so after a resume Stripe renews at it and the renewal moves
+    // our subscription to that plan (the mandate's).
+    if (!o.stripeSubId) o.pendingPlan = null;
     unsure(o, 0.5);
     return "cancel at period end";
   }
-  if (flags.cancels && r < 0.1 && o.cancelAtEnd && o.provider === "payu" && o.periodEnd !== null && now < o.periodEnd - DAY) {
+  if (flags.cancels && r < 0.1 && o.cancelAtEnd && (o.provider === "payu" || o.stripeSubId) && o.periodEnd !== null && now < o.periodEnd - DAY) {
     const res = await asOwner(o, async (tx) => (await tx`select public.resume_subscription(${o.id}) as r`)[0].r as Json)
       .catch((e) => ({ error: (e as Error).message }) as Json);
     if (res.error) return `resume refused: ${res.error}`;
@@ -977,6 +1057,247 @@ async function live(o: Org): Promise<string | null> {
     return `downgrade: ${await changePlan(o, o.plan!.replace("pro_", "basic_"))}`;
   }
   return null;
+}
+
+
+// -------------------------------------------------------------------------------------------------
+// Stripe, as Stripe drives it: Checkout (the buyer pays at the fake), renewals the fake makes at the
+// subscription's period end (sometimes failing first), changes in the dashboard or the customer
+// portal, and every event delivered signed to stripe-webhook through the functions server (the
+// fake's /__control/stripe/deliver), with the same faults as the other providers' webhooks.
+
+const stripeWebhookUrl = `${env("SUPABASE_URL")}/functions/v1/stripe-webhook`;
+/** Events delivered (or deliberately lost): the rest, made by provider-sync's calls, are delivered after each round. */
+const stripeHandled = new Set<string>();
+/** Stripe customer -> organization, for the events of provider-sync's calls. */
+const stripeCustomers = new Map<string, Org>();
+/** How many of the fake's events (oldest first) the last look for events Stripe made on our calls saw. */
+let stripeEventsSeen = 0;
+
+/** A GET of Stripe's API at the fake, with the secret key (what the adapter reads too). */
+async function stripeGet(path: string): Promise<Json> {
+  const res = await fetch(`${env("STRIPE_API_BASE")}${path}`, { headers: { authorization: `Bearer ${env("STRIPE_SECRET_KEY")}` } });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`stripe GET ${path}: ${res.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+/**
+ * Stripe's delivery of events to stripe-webhook (the fake signs them); an answer other than 2xx is
+ * logged and delivered again the next day, up to three times, as Stripe retries.
+ */
+async function stripeSend(ids: string[], options: Json = {}, attempt = 1): Promise<void> {
+  if (ids.length === 0) return;
+  const answer = await fake("/__control/stripe/deliver", { event_ids: ids, url: stripeWebhookUrl, ...options });
+  const failed = (answer.deliveries as Json[]).filter((d) => Number(d.status) >= 300);
+  for (const d of failed) log.push(`day ${day}: stripe ${d.type} answered ${d.status} ${JSON.stringify(d.body).slice(0, 200)}`);
+  const again = [...new Set(failed.map((d) => String(d.event_id)))];
+  if (again.length > 0 && attempt <= 3) lateQueue.push({ due: now + DAY, send: () => stripeSend(again, {}, attempt + 1) });
+}
+
+/**
+ * Delivers Stripe's events of one change, with the webhook faults: each event twice, newest first
+ * in one second, late (a later day, so out of order with what follows), or lost (`losable`: what
+ * reconcile finds: a checkout session, a renewal of a stale subscription, a refund).
+ */
+async function stripeDeliver(o: Org | undefined, events: Json[] | undefined, { losable = false, punctual = false } = {}) {
+  const ids = (events ?? []).map((e) => String(e.id)).filter((id) => !stripeHandled.has(id));
+  for (const id of ids) stripeHandled.add(id);
+  if (ids.length === 0) return;
+  if (flags.webhookFaults && chance(flags.faultRate)) {
+    counts.faults++;
+    const r = random();
+    if (r < 0.2) return await stripeSend(ids, { duplicate: true });
+    if (r < 0.4) {
+      if (o) unsure(o, 1);
+      return await stripeSend(ids, { reverse: true, same_second: true, duplicate: chance(0.5) });
+    }
+    if (punctual) return await stripeSend(ids, { duplicate: true, reverse: true });
+    if (r < 0.7 || !losable) {
+      lateQueue.push({ due: now + int(1, MAX_LATE_DAYS) * DAY, send: () => stripeSend(ids), org: o });
+      if (o) unsure(o, 4);
+      return;
+    }
+    if (o) unsure(o, 2.5);
+    log.push(`day ${day}${o ? ` org ${o.n}` : ""}: stripe events lost: ${(events ?? []).map((e) => e.type).join(", ")}`);
+    return;
+  }
+  await stripeSend(ids);
+}
+
+/**
+ * The events Stripe made on our own calls (provider-sync's cancels, resumes, plan changes,
+ * refunds), delivered as Stripe would; an upgrade's invoice paid is the payment the model waited for.
+ */
+async function stripePump() {
+  if (!flags.stripe) return;
+  // The fake's own ledger (not its API, which the provider faults of the round may be failing).
+  const events = (await fake("/__control/stripe/state")).events as Json[];
+  const fresh = events.slice(stripeEventsSeen).filter((e) => !stripeHandled.has(String(e.id)));
+  stripeEventsSeen = events.length;
+  const byOrg = new Map<Org | undefined, Json[]>();
+  const upgraded = new Set<Org>();
+  for (const e of fresh) {
+    const object = (e.data as Json).object as Json;
+    const o = stripeCustomers.get(String(object.customer ?? "")) ??
+      orgs.find((x) => x.payments.some((p) => p.id === object.payment_intent));
+    byOrg.set(o, [...(byOrg.get(o) ?? []), e]);
+    if (e.type === "invoice.paid" && o?.stripeUpgrade && (object.metadata as Json)?.order_ref === o.stripeUpgrade.receipt) {
+      const pi = ((((object.payments as Json).data as Json[])[0]).payment as Json).payment_intent as string;
+      counts.payments++;
+      counts.stripe++;
+      expectApplied.push(pi);
+      o.payments.push({ id: pi, provider: "stripe", amount: Number(object.amount_paid), captureAt: now });
+      modelPaid(o, o.stripeUpgrade.code, "upgrade");
+      log.push(`day ${day} org ${o.n}: upgrade to ${o.stripeUpgrade.code} charged by Stripe (${object.amount_paid})`);
+      o.stripeUpgrade = null;
+      upgraded.add(o);
+    }
+  }
+  // An upgrade's invoice.paid delivered days late starts the upgraded period at its delivery
+  // (ours then ends days after Stripe's next charge): its events come duplicated or reversed, not late.
+  for (const [o, events] of byOrg) await stripeDeliver(o, events, { punctual: o !== undefined && upgraded.has(o) });
+}
+
+/** Stripe Checkout: the session for our order, the buyer pays at the fake, Stripe's events. */
+async function payWithStripe(o: Org, what: { plan_code?: string; order_id?: string; credit_pack_code?: string }, kind: PaidKind, code: string) {
+  // A plan is a Stripe subscription (every seed plan has a Stripe price id): like a Razorpay
+  // subscription it is priced as a provider subscription (GST carved out of the price), which
+  // preview_checkout, knowing no provider, cannot quote.
+  const res = await checkout(o, "stripe", what, await token(o.owner), { recurring: what.plan_code !== undefined });
+  if (res.status !== 200) return `checkout ${res.status} ${res.body.code}`;
+  if (res.free && kind !== "pack") return paidFree(o, res.body, kind, code, "stripe");
+  await advance(int(1, 4));
+  const done = await fake("/__control/stripe/checkout/complete", { session_id: res.body.session_id });
+  const session = done.session as Json;
+  stripeCustomers.set(String(session.customer), o);
+  let pi = session.payment_intent as string | null;
+  let amount = Number(session.amount_total);
+  let sub: Json | null = null;
+  if (session.mode === "subscription") {
+    const invoice = await stripeGet(`/v1/invoices/${session.invoice}`);
+    pi = (((invoice.payments as Json).data as Json[])[0].payment as Json).payment_intent as string;
+    amount = Number(invoice.amount_paid);
+    sub = await stripeGet(`/v1/subscriptions/${session.subscription}`);
+  }
+  counts.payments++;
+  counts.stripe++;
+  if (kind === "renewal") counts.renewals++;
+  expectApplied.push(pi!);
+  if (kind === "pack") o.packs.push({ id: pi!, provider: "stripe" });
+  else {
+    o.payments.push({ id: pi!, provider: "stripe", amount, captureAt: now });
+    o.provider ??= "stripe";
+    modelPaid(o, code, kind);
+    if (sub) {
+      // Stripe's period (its own calendar) is what it renews on and what our subscription follows.
+      o.stripeSubId = sub.id as string;
+      o.stripeRetry = null;
+      o.provider = "stripe";
+      o.periodEnd = Number((((sub.items as Json).data as Json[])[0]).current_period_end) * 1000;
+      o.payments[o.payments.length - 1].spanEnd = o.periodEnd;
+    }
+  }
+  await stripeDeliver(o, done.events as Json[], { losable: true });
+  return sub ? "subscribed" : "paid (one-time payment)";
+}
+
+/**
+ * Stripe renews the subscription at its period end (the fake's next invoice of the cycle): paid
+ * (the period moves on from the last one's end), or failed (past_due; Stripe retries a day or two
+ * later, and either that retry pays or, never paid, Stripe cancels it after its retries). A
+ * downgrade scheduled at Stripe (the price switched by provider-sync) is what the renewal charges.
+ */
+async function stripeRenew(o: Org, outcome: "paid" | "failed") {
+  const res = await fake("/__control/stripe/subscriptions/renew", { subscription_id: o.stripeSubId, outcome });
+  const invoice = res.invoice as Json;
+  if (outcome === "failed") {
+    counts.stripeFailed++;
+    await stripeDeliver(o, res.events as Json[]);
+    return invoice;
+  }
+  const pi = (((invoice.payments as Json).data as Json[])[0].payment as Json).payment_intent as string;
+  const period = (((invoice.lines as Json).data as Json[])[0]).period as Json;
+  counts.payments++;
+  counts.renewals++;
+  counts.stripe++;
+  counts.stripeRenewals++;
+  expectApplied.push(pi);
+  o.payments.push({ id: pi, provider: "stripe", amount: Number(invoice.amount_paid), captureAt: now });
+  modelPaid(o, o.pendingPlan ?? o.plan!, "renewal");
+  // Stripe's invoice line is the period while within two days of ours (its calendar); further off
+  // (an operator extended ours) ours stands, as the product decides.
+  if (Math.abs(Number(period.end) * 1000 - o.periodEnd!) <= 2 * DAY) o.periodEnd = Number(period.end) * 1000;
+  const paid = o.payments[o.payments.length - 1];
+  paid.spanEnd = o.periodEnd!;
+  o.stripeRetry = null;
+  await stripeDeliver(o, res.events as Json[], { losable: true });
+  return invoice;
+}
+
+/** A Stripe subscription whose period ended: renewed, failed, retried, given up, or ended as scheduled. */
+/** null: Stripe's own period has not ended (nothing happens at Stripe yet). */
+async function stripeCycle(o: Org): Promise<string | null> {
+  const sub = await stripeGet(`/v1/subscriptions/${o.stripeSubId}`);
+  if (sub.status === "canceled") {
+    // Ended at Stripe already (cancelled now by provider-sync: a grant, a refund): nothing renews.
+    const id = o.stripeSubId;
+    o.stripeSubId = null;
+    o.stripeRetry = null;
+    return `${id} was canceled at Stripe`;
+  }
+  const stripeEnd = Number((((sub.items as Json).data as Json[])[0]).current_period_end) * 1000;
+  if (!o.stripeRetry && stripeEnd > now) {
+    // Stripe renews on its own period end, not the model's (a refund or lost dispute took the
+    // model's back; an extension moved ours on): nothing happens at Stripe before it.
+    return null;
+  }
+  if (o.stripeRetry?.final) {
+    // Stripe's retries ran out: unpaid, then canceled.
+    const unpaid = await fake("/__control/stripe/subscriptions/update", { subscription_id: o.stripeSubId, status: "unpaid" });
+    const canceled = await fake("/__control/stripe/subscriptions/update", { subscription_id: o.stripeSubId, status: "canceled" });
+    await stripeDeliver(o, [...(unpaid.events as Json[]), ...(canceled.events as Json[])]);
+    o.stripeSubId = null;
+    o.stripeRetry = null;
+    unsure(o, 0.5);
+    return "never paid: Stripe canceled it after its retries";
+  }
+  if (o.stripeRetry) {
+    if (o.stripeRetry.pays) {
+      await stripeRenew(o, "paid");
+      return "Stripe's retry paid the renewal";
+    }
+    o.stripeRetry = { at: now + int(2, 4) * DAY, pays: false, final: true };
+    await stripeRenew(o, "failed");
+    return "Stripe's retry failed again";
+  }
+  if (o.cancelAtEnd) {
+    // Cancelled at the period end (ours through provider-sync, or the portal's): Stripe ends it now.
+    const canceled = await fake("/__control/stripe/subscriptions/update", { subscription_id: o.stripeSubId, status: "canceled" });
+    await stripeDeliver(o, canceled.events as Json[]);
+    o.stripeSubId = null;
+    return "ended at the period end (customer.subscription.deleted)";
+  }
+  if (chance(0.15)) {
+    counts.faults++;
+    o.stripeRetry = { at: now + int(1, 2) * DAY, pays: chance(0.6), final: false };
+    await stripeRenew(o, "failed");
+    unsure(o, 3);
+    return `renewal failed (past_due; ${o.stripeRetry.pays ? "the retry will pay" : "never paid"})`;
+  }
+  const invoice = await stripeRenew(o, "paid");
+  return `renewed (${invoice.amount_paid})`;
+}
+
+/** The customer cancels at the period end, or takes it back, in Stripe's customer portal. */
+async function stripePortal(o: Org) {
+  const flag = !o.cancelAtEnd;
+  const res = await fake("/__control/stripe/subscriptions/update", { subscription_id: o.stripeSubId, cancel_at_period_end: flag });
+  // Stripe's price, switched for a scheduled downgrade, stays what its next renewal charges.
+  o.cancelAtEnd = flag;
+  unsure(o, 0.5);
+  await stripeDeliver(o, res.events as Json[]);
+  return flag ? "cancel at period end in Stripe's portal" : "resumed in Stripe's portal";
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -1001,8 +1322,10 @@ async function providerFaults() {
   if (!flags.providerFaults || !chance(flags.faultRate)) return;
   counts.faults++;
   const status = pick([500, 502, 503, 429]);
-  const provider = pick(["razorpay", "payu"]);
-  await fake(`/__control/${provider}`, { fail_status: status, fail_count: int(1, 3), fail_retry_after: status === 429 ? 1 : null });
+  const provider = pick(flags.stripe ? ["razorpay", "payu", "stripe"] : ["razorpay", "payu"]);
+  // Stripe sometimes does the work and the answer is lost (fail_after): the retry must look it up.
+  const after = provider === "stripe" && status !== 429 && chance(0.5) ? { fail_after: true } : {};
+  await fake(`/__control/${provider}`, { fail_status: status, fail_count: int(1, 3), fail_retry_after: status === 429 ? 1 : null, ...after });
 }
 
 async function emailFaults() {
@@ -1020,7 +1343,8 @@ async function dropWorkerConnection() {
   if (!flags.crashFaults || !chance(flags.faultRate)) return;
   const [action] = await sql`select a.id, pe.order_id from billing.provider_actions a
     join public.payment_events pe on pe.id = a.payment_event_id
-    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() order by a.created_at limit 1`;
+    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() and a.provider in ('razorpay', 'payu')
+    order by a.created_at limit 1`;
   if (!action) return;
   counts.faults++;
   const callsNow = async () =>
@@ -1096,6 +1420,7 @@ async function killProviderSync() {
   const [action] = await sql`select a.id, a.provider::text, pe.order_id from billing.provider_actions a
     join public.payment_events pe on pe.id = a.payment_event_id
     where a.kind = 'refund' and a.state = 'pending' and a.attempts = 0 and a.next_attempt_at <= billing.now()
+      and a.provider in ('razorpay', 'payu')
     order by a.created_at limit 1`;
   if (!action) return;
   counts.faults++;
@@ -1151,7 +1476,8 @@ async function killNotificationsSend() {
 async function timeoutFaults() {
   if (!flags.timeoutFaults || !chance(flags.faultRate / 2)) return;
   const [action] = await sql`select a.id, a.provider::text from billing.provider_actions a
-    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() order by a.created_at limit 1`;
+    where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() and a.provider in ('razorpay', 'payu')
+    order by a.created_at limit 1`;
   counts.faults++;
   if (action && chance(0.6)) {
     await fake(`/__control/${action.provider}`, { latency_ms: 10_500 });
@@ -1179,12 +1505,15 @@ async function workers() {
   for (let round = 0; round < 4; round++) {
     await worker("reconcile");
     const sync = await worker("provider-sync");
+    await stripePump();
     const sent = await worker("notifications-send");
     if (sync.claimed === 0 && (sent.claimed ?? 0) === 0 && round > 0) break;
     await advance(61); // past the backoff of a retried call
   }
   await fake("/__control/razorpay", { reset: true });
   await fake("/__control/payu", { reset: true });
+  // Only the failures: a reset of the fake Stripe would forget its customers, subscriptions and events.
+  if (flags.stripe) await fake("/__control/stripe", { fail_status: null, fail_after: false, fail_routes: null });
   // Only the failures: the mailbox and the idempotency keys it saw stay (a reset would forget them).
   await fake("/__control/email", { fail_status: null, answer_delay_ms: 0 }).catch(() => {});
 }
@@ -1271,7 +1600,13 @@ async function snapshot(): Promise<Snapshot> {
   const payuRefunds = (await fake("/__control/payu/refunds")).refunds as Json[];
   const calls = (await fake("/__control/calls?route=razorpay.subscriptions")).calls as Json[];
   const mail = await fake("/__control/email");
+  // Stripe's objects: its charges (a PaymentIntent's, the id our ledger keeps), refunds and invoices.
+  const stripeObjects = flags.stripe ? (await fake("/__control/stripe/state")).objects as Json[] : [];
+  const stripeOf = (object: string) => stripeObjects.filter((x) => x.object === object);
   const provider_captures: ProviderMoney[] = [
+    ...stripeOf("charge").filter((c) => c.captured === true && c.status === "succeeded").map((c) => ({
+      provider: "stripe" as const, payment_id: c.payment_intent as string, amount: c.amount as number, at_ms: (c.created as number) * 1000,
+    })),
     ...rzp.filter((p) => p.captured === true).map((p) => ({ provider: "razorpay" as const, payment_id: p.id as string, amount: p.amount as number, at_ms: (p.created_at as number) * 1000 })),
     ...payuTx.filter((t) => t.status === "success").map((t) => ({
       provider: "payu" as const, payment_id: t.txnid as string, amount: Math.round(Number(t.amt) * 100), at_ms: Date.parse(String(t.sim_at)),
@@ -1279,6 +1614,10 @@ async function snapshot(): Promise<Snapshot> {
   ];
   const rzpRefunds = rzpAll.refunds as Json[];
   const provider_refunds: ProviderMoney[] = [
+    ...stripeOf("refund").filter((r) => r.status === "succeeded").map((r) => ({
+      provider: "stripe" as const, payment_id: r.payment_intent as string, refund_id: r.id as string, amount: r.amount as number,
+      at_ms: (r.created as number) * 1000,
+    })),
     ...rzpRefunds.map((r) => ({ provider: "razorpay" as const, payment_id: r.payment_id as string, refund_id: r.id as string, amount: r.amount as number, at_ms: (r.created_at as number) * 1000 })),
     ...payuRefunds.map((r) => ({ provider: "payu" as const, payment_id: r.txnid as string, refund_id: r.token as string, amount: r.amount_paise as number, at_ms: Date.parse(String(r.at)) })),
   ];
@@ -1291,6 +1630,14 @@ async function snapshot(): Promise<Snapshot> {
         status: c.status as number,
       })),
     ...rzpRefunds.filter((r) => r.receipt).map((r) => ({ route: "razorpay.payments.refund", action_key: `refund ${r.receipt}`, status: 200 })),
+    // Stripe: what our actions made there (a retried call with its key is answered, not made again):
+    // a refund per our refund id, a paid invoice per upgrade order.
+    ...stripeOf("refund").filter((r) => (r.metadata as Json)?.refund_id).map((r) => ({
+      route: "stripe.refunds.create", action_key: `stripe refund ${(r.metadata as Json).refund_id}`, status: 200,
+    })),
+    ...stripeOf("invoice").filter((i) => i.status === "paid" && (i.metadata as Json)?.order_ref).map((i) => ({
+      route: "stripe.invoices.pay", action_key: `stripe invoice paid for ${(i.metadata as Json).order_ref}`, status: 200,
+    })),
   ];
   // billing-purge deletes sent notifications after 90 days: the emails of the last 60 are checked.
   const recent = (at: unknown) => Date.parse(String(at)) >= now - 60 * DAY;
@@ -1341,7 +1688,8 @@ async function snapshot(): Promise<Snapshot> {
 // The run
 
 function discountSummary() {
-  return flags.discounts ? `${counts.discounted} discounted (${counts.free} free), ${counts.refused} codes refused, ` : "";
+  const stripe = flags.stripe ? `${counts.stripe} on Stripe (${counts.stripeRenewals} renewals, ${counts.stripeFailed} failed), ` : "";
+  return stripe + (flags.discounts ? `${counts.discounted} discounted (${counts.free} free), ${counts.refused} codes refused, ` : "");
 }
 
 const days = Math.round(flags.months * 30);
@@ -1380,6 +1728,14 @@ try {
       console.log(`\nINVARIANT VIOLATED: seed ${flags.seed}, day ${day} (${istDate(now)}), organization ${o ? `${o.n} (${o.id})` : "-"}, invariant ${first.invariant}`);
       for (const x of violations.slice(0, 8)) console.log(`  [${x.invariant}] org ${orgs.find((y) => y.id === x.organization_id)?.n ?? "-"}: ${x.detail}`);
       if (violations.length > 8) console.log(`  ... and ${violations.length - 8} more`);
+      if (o) {
+        // Its subscriptions' history as the product wrote it, for the replay's first look.
+        const rows = await sql`select h.action, h.new_status::text as status, p.code, h.actor_kind::text as actor, h.effective_at
+          from public.subscription_history h left join public.billing_plans p on p.id = h.new_plan_id
+          where h.organization_id = ${o.id} order by h.created_at`;
+        console.log(`history of organization ${o.n}:`);
+        for (const h of rows) console.log(`  ${new Date(h.effective_at).toISOString()} ${h.action} -> ${h.status} ${h.code ?? ""} (${h.actor})`);
+      }
       console.log(`replay: npm run simulate -- ${Deno.args.join(" ")}`);
       await sql.end();
       Deno.exit(1);

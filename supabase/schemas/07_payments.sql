@@ -424,6 +424,12 @@ begin
   elsif v_target = v_sub.status then
     return true;
   end if;
+  if v_target in ('trialing', 'active') and v_sub.status = 'past_due' and v_sub.cancel_at_period_end
+     and v_sub.current_period_end <= v_now then
+    -- Cancelled at a period end that has passed: it is over (the jobs record its end at that
+    -- period end); the provider's status does not make it active again after it.
+    return true;
+  end if;
   if v_target in ('trialing', 'active', 'past_due') and v_sub.status in ('canceled', 'expired')
      and p_status_at <= coalesce(v_sub.ended_at, v_sub.canceled_at, '-infinity'::timestamptz) then
     -- The provider said so before the subscription ended here: the end stands.
@@ -449,12 +455,16 @@ begin
     p_metadata => pg_catalog.jsonb_build_object('event_id', p_event ->> 'event_id', 'provider_status', p_provider_status,
                                                 'provider_subscription_id', v_sub.provider_subscription_id),
     p_effective_at => v_now);
+  -- Active again after its past due (a dispute, a failed debit) is not a resumption: a cancel
+  -- scheduled at the period end stands; only an ended subscription made active again drops it.
   update public.subscriptions s
   set status = v_target,
       cancel_at_period_end = case when p_provider_status = 'completed' then true
-                                  when v_target = 'active' then false else s.cancel_at_period_end end,
+                                  when v_target = 'active' and s.status in ('canceled', 'expired') then false
+                                  else s.cancel_at_period_end end,
       canceled_at = case when v_target = 'canceled' then coalesce(s.canceled_at, v_now)
-                         when v_target = 'active' then null else s.canceled_at end,
+                         when v_target = 'active' and s.status in ('canceled', 'expired') then null
+                         else s.canceled_at end,
       ended_at = case when v_target in ('canceled', 'expired') then coalesce(s.ended_at, v_now)
                       when v_target in ('active', 'past_due') then null else s.ended_at end
   where s.id = v_sub.id;
@@ -652,13 +662,17 @@ grant execute on function billing.extend_subscription_for_payment(public.orders,
  * paid first order of the subscription): p_order's amount while its discount runs (no discount, a
  * forever one, or a repeating one with fewer paid orders carrying it than its periods), else its
  * list price (an order of a provider subscription is priced gross: its list is what a period
- * costs without the discount). A debit for another amount is a mismatch. Answers the amount, and
- * whether the debit carries p_order's discount.
+ * costs without the discount). Once a plan change was carried out at the provider (the latest
+ * succeeded change_plan action of that provider subscription since p_order: an upgrade or a
+ * downgrade that switched the provider's price, Stripe's), a debit is for that plan at the price
+ * the action set, without p_order's discount. A debit for another amount is a mismatch. Answers
+ * the amount, whether the debit carries p_order's discount, and the plan it pays for.
  */
 create function billing.mandate_debit_amount(
   p_order public.orders,
   out amount_cents bigint,
-  out discounted boolean
+  out discounted boolean,
+  out plan_id uuid
 )
 language plpgsql
 stable
@@ -666,9 +680,24 @@ set search_path = ''
 as $$
 declare
   v_terms jsonb;
+  v_change jsonb;
 begin
   discounted := false;
   amount_cents := p_order.amount_cents;
+  plan_id := p_order.plan_id;
+  select a.payload into v_change
+  from billing.provider_actions a
+  where a.kind = 'change_plan' and a.state = 'succeeded' and a.provider = p_order.provider
+    and a.target ->> 'provider_subscription_id' = p_order.provider_subscription_id
+    and a.created_at >= p_order.created_at and a.payload ? 'price_amount'
+  order by a.created_at desc, a.id desc
+  limit 1;
+  if v_change is not null then
+    amount_cents := (v_change ->> 'price_amount')::bigint;
+    select p.id into plan_id from public.billing_plans p where p.code = v_change ->> 'plan_code';
+    plan_id := coalesce(plan_id, p_order.plan_id);
+    return;
+  end if;
   if p_order.discount_redemption_id is null or p_order.discount_cents = 0 then
     return;
   end if;
@@ -782,13 +811,15 @@ begin
   elsif v_renewal and v_sub.id is null then
     v_problem := pg_catalog.format('charge of %s subscription %s, which no longer backs a subscription here (replaced by a grant or a plan change): refund',
                                    v_order.provider, v_psid);
-  elsif v_renewal and v_sub.plan_id is distinct from v_order.plan_id then
-    -- The mandate pays for another plan than the subscription is on (a plan change made outside
-    -- the mandate): a debit never changes the plan by itself.
+  elsif v_renewal and v_sub.plan_id is distinct from (billing.mandate_debit_amount(v_order)).plan_id
+        and v_sub.pending_plan_id is distinct from (billing.mandate_debit_amount(v_order)).plan_id then
+    -- The mandate pays for another plan than the subscription is on, or is to move to (a plan
+    -- change made outside the mandate; one carried out at the provider moved the mandate with it:
+    -- billing.mandate_debit_amount): a debit never changes the plan by itself.
     v_review := true;
     v_problem := pg_catalog.format('debit of %s subscription %s for plan %s, but the subscription is on plan %s: refunded; needs review (cancel the mandate, or move the subscription to its plan)',
                                    v_order.provider, v_psid,
-                                   (select p.code from public.billing_plans p where p.id = v_order.plan_id),
+                                   (select p.code from public.billing_plans p where p.id = (billing.mandate_debit_amount(v_order)).plan_id),
                                    (select p.code from public.billing_plans p where p.id = v_sub.plan_id));
   elsif not v_renewal then
     -- A payment buys what was quoted only while the quote holds (superseded, canceled, expired,
@@ -800,16 +831,17 @@ begin
     end if;
   end if;
 
-  -- A mandate debit that buys the next period: its own renewal order, at the amount the debit is
-  -- for, carrying the first order's discount while it runs (so its invoice shows it, and it
-  -- counts as one of a repeating discount's periods).
+  -- A mandate debit that buys the next period: its own renewal order, for the plan and at the
+  -- amount the debit is for (a scheduled downgrade carried out at the provider: the new plan, which
+  -- the renewal then puts in effect), carrying the first order's discount while it runs (so its
+  -- invoice shows it, and it counts as one of a repeating discount's periods).
   if v_problem is null and v_renewal then
     v_debit := billing.mandate_debit_amount(v_order);
     insert into public.orders
       (organization_id, plan_id, subscription_id, provider, provider_subscription_id, kind,
        amount_cents, currency, status, metadata, list_cents, discount_cents, discount_redemption_id)
     values
-      (v_order.organization_id, v_order.plan_id, v_sub.id, v_order.provider, v_psid, 'renewal',
+      (v_order.organization_id, v_debit.plan_id, v_sub.id, v_order.provider, v_psid, 'renewal',
        v_debit.amount_cents, v_order.currency, 'pending',
        pg_catalog.jsonb_build_object('first_order_id', v_order.id, 'provider_payment_id', v_payment_id)
          || case when v_debit.discounted and v_order.metadata ? 'discount_code'
@@ -1322,11 +1354,12 @@ begin
                     where pe.provider = v_order.provider and pe.provider_payment_id = p_event ->> 'provider_payment_id'
                       and pe.status = 'captured') then
     -- The same payment came another way first (Stripe's invoice.paid before the
-    -- checkout.session.completed of a subscription's first payment): a duplicate, before the
-    -- amount check, which would take the order, now paid, for a renewal's and call a discounted
-    -- first payment a mismatch.
+    -- checkout.session.completed of a subscription's first payment, or after it): a duplicate,
+    -- before the amount check, which would take the order, now paid, for a renewal's and call a
+    -- discounted first payment a mismatch.
     v_status := case when v_psid is not null then p_event ->> 'subscription_status' end;
-    v_result := pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'payment already recorded');
+    v_result := pg_catalog.jsonb_build_object('result', 'duplicate', 'reason', 'payment already recorded',
+                                              'order_id', v_order.id, 'order_status', v_order.status);
   elsif v_kind = 'payment_captured' then
     -- A later debit of a paid provider subscription (a renewal) is for what the next period
     -- costs (billing.mandate_debit_amount: a repeating discount runs out); anything else for

@@ -7,7 +7,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(46);
+select plan(53);
 
 -- -------------------------------------------------------------------------------------------------
 -- Fixture and helpers
@@ -149,6 +149,22 @@ select is(
   row('ms_basic_m', '2027-01-01 00:00+05:30'::timestamptz)::text,
   'and the subscription is as it was'
 );
+-- Its refund (provider-sync's of a payment that bought nothing, or the provider's event of it) is
+-- recorded: a refund row and no credit note (it was never invoiced), not an error about the
+-- documents it has none of.
+select is(
+  billing.apply_payment_event(tests.adapted(jsonb_build_object(
+    'provider', 'payu', 'event_id', (select val from ms where key = 'o2') || ':refund', 'event_type', 'refund.processed',
+    'kind', 'refund_processed', 'provider_payment_id', (select val from ms where key = 'o2'),
+    'provider_refund_id', 'payu_rf_o2', 'amount_paise', (select amount_cents from public.orders where receipt = (select val from ms where key = 'o2')),
+    'currency', 'INR'))) ->> 'result',
+  'applied', 'the refund of the payment recorded for refund is applied');
+select is(
+  (select array_agg(row(status, amount_cents = (select amount_cents from public.orders where receipt = (select val from ms where key = 'o2')))::text order by status)
+   from public.payment_events where provider_payment_id = (select val from ms where key = 'o2')),
+  array['(captured,t)', '(refunded,t)'], 'the payment and its refund, in full, are in the ledger');
+select is((select count(*)::integer from public.credit_notes where organization_id = pg_temp.org(2)), 0,
+  'no credit note: the payment was never invoiced');
 
 -- The quote matched basic until 2027-01-01; the job then marks it past due: paying a month-old
 -- order must not give the whole unused credit again.
@@ -163,6 +179,36 @@ select is(
   (select needs_refund from public.payment_events where provider_payment_id = (select val from ms where key = 'o3')),
   true, 'and marked for refund');
 update public.billing_settings set upgrade_quote_ttl = interval '30 minutes';
+
+-- A cancel scheduled at the period end survives a past due: the provider's subscription active
+-- again (Razorpay's subscription.active after a dispute moved ours to past_due) is not a resumption.
+insert into public.organizations (id, name) values (pg_temp.org(13), 'Safety 13');
+insert into public.organization_members (organization_id, user_id, role)
+values (pg_temp.org(13), 'e1111111-0000-4000-8000-000000000001', 'owner');
+insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end, provider,
+                                  provider_subscription_id, cancel_at_period_end, canceled_at)
+values (pg_temp.org(13), pg_temp.plan_id('ms_basic_m'), 'past_due', '2026-12-01 00:00+05:30', '2027-01-01 00:00+05:30',
+        'razorpay', 'sub_ms13', true, '2026-12-05 00:00+05:30');
+select pg_temp.at('2026-12-20 00:00+05:30');
+select ok(billing.sync_provider_status((pg_temp.sub(pg_temp.org(13))).id, 'active', '2026-12-20 00:00+05:30'::timestamptz,
+                                       '{"provider": "razorpay", "event_type": "subscription.active", "event_id": "ms13_active"}'),
+  'the provider''s active status is applied to the past-due subscription');
+select is(
+  (select row(status, cancel_at_period_end, canceled_at = '2026-12-05 00:00+05:30'::timestamptz)::text
+   from public.subscriptions where organization_id = pg_temp.org(13)),
+  '(active,t,t)', 'active again, its cancel at the period end still scheduled: no access past the period it cancelled');
+-- Past due again and past the period end it was cancelled at: the provider's active status (a
+-- reconcile after the period end, before the jobs ended it) does not make it active again.
+update public.subscriptions set status = 'past_due' where organization_id = pg_temp.org(13);
+select pg_temp.at('2027-01-01 12:00+05:30');
+select ok(billing.sync_provider_status((pg_temp.sub(pg_temp.org(13))).id, 'active', '2027-01-01 12:00+05:30'::timestamptz,
+                                       '{"provider": "razorpay", "event_type": "subscription.active", "event_id": "ms13_active_2"}'),
+  'the provider''s active status after the cancelled period end is taken');
+select is(
+  (select row(s.status, (select count(*) from public.subscription_history h where h.subscription_id = s.id
+                                                                              and h.action = 'reactivated'))::text
+   from public.subscriptions s where s.organization_id = pg_temp.org(13)),
+  '(past_due,1)', 'and changes nothing: no reactivation after the period it was cancelled at (the jobs end it there)');
 
 -- A plain checkout holds for 24 hours.
 select pg_temp.at('2026-12-01 10:00+05:30');
