@@ -329,12 +329,12 @@ Deno.test({
       await setClock(t0 + 4 * 86400e3);
       await asOwner(org, (tx) => tx`select public.resume_subscription(${org.id}) as r`);
       const actions = await sync(org.id);
-      const restoreKey = `change_plan:${subId}:${PLANS.pro}:${Math.floor((t0 + 3 * 86400e3) / 1000)}`;
+      const restoreKey = `change_plan:${subId}:${PLANS.pro}:${Math.round((t0 + 3 * 86400e3) / 1000)}`;
       // The cancellation and the price put back are queued in one transaction (either order at Stripe).
       assertEquals(actions.map((a) => [a.idempotency_key, a.kind, a.state, a.payload.plan_code ?? null,
         a.payload.price_amount ?? null, a.payload.at_cycle_end ?? null]).sort((x, y) => String(x[0]) < String(y[0]) ? -1 : 1), [
         [`cancel:${subId}:cycle_end`, "cancel", "succeeded", null, null, true],
-        [`change_plan:${subId}:${PLANS.basic}:${Math.floor((t0 + 2 * 86400e3) / 1000)}`, "change_plan", "succeeded",
+        [`change_plan:${subId}:${PLANS.basic}:${Math.round((t0 + 2 * 86400e3) / 1000)}`, "change_plan", "succeeded",
           PLANS.basic, 58882, true],
         [restoreKey, "change_plan", "succeeded", PLANS.pro, 117882, true],
         [`resume:${subId}:1`, "resume", "succeeded", null, null, null],

@@ -619,7 +619,7 @@ begin
       from billing.provider_actions a
       where a.kind = 'change_plan' and a.provider = new.provider and a.state <> 'failed'
         and a.target ->> 'provider_subscription_id' = new.provider_subscription_id
-      order by a.created_at desc, a.id desc
+      order by a.created_at desc, a.seq desc
       limit 1) is distinct from v_dropped then
     return null;
   end if;
