@@ -313,6 +313,62 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "Stripe downgrade scheduled, then cancelled at the period end and resumed: Stripe's price is put back to the plan in effect, and the renewal charges it and renews it",
+  ...testOptions,
+  fn: async () => {
+    try {
+      const { org, subId } = await subscriber(PLANS.pro);
+      const t0 = Date.now();
+      await setClock(t0 + 2 * 86400e3);
+      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+      await sync(org.id);
+      await setClock(t0 + 3 * 86400e3);
+      // The cancellation drops the scheduled downgrade; Stripe's price was already switched to Basic.
+      await asOwner(org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
+      await setClock(t0 + 4 * 86400e3);
+      await asOwner(org, (tx) => tx`select public.resume_subscription(${org.id}) as r`);
+      const actions = await sync(org.id);
+      const restoreKey = `change_plan:${subId}:${PLANS.pro}:${Math.round((t0 + 3 * 86400e3) / 1000)}`;
+      // The cancellation and the price put back are queued in one transaction (either order at Stripe).
+      assertEquals(actions.map((a) => [a.idempotency_key, a.kind, a.state, a.payload.plan_code ?? null,
+        a.payload.price_amount ?? null, a.payload.at_cycle_end ?? null]).sort((x, y) => String(x[0]) < String(y[0]) ? -1 : 1), [
+        [`cancel:${subId}:cycle_end`, "cancel", "succeeded", null, null, true],
+        [`change_plan:${subId}:${PLANS.basic}:${Math.round((t0 + 2 * 86400e3) / 1000)}`, "change_plan", "succeeded",
+          PLANS.basic, 58882, true],
+        [restoreKey, "change_plan", "succeeded", PLANS.pro, 117882, true],
+        [`resume:${subId}:1`, "resume", "succeeded", null, null, null],
+      ]);
+      // Stripe's price is Pro's again (99900 + 18% GST), switched without a charge.
+      const update = (await calls("subscriptions.update")).filter((c) => c.idempotency_key === `${restoreKey}:subscription`);
+      assertEquals(update.length, 1);
+      const price = (update[0].body.items as Json[])[0].price_data as Json;
+      assertEquals([update[0].body.proration_behavior, price.unit_amount, update[0].body.trial_end],
+        ["none", "117882", undefined]);
+      assertEquals((await calls("invoiceitems.create")).filter((c) => String(c.idempotency_key).startsWith(restoreKey)), []);
+      // The renewal at the period end charges Pro and renews Pro: nothing to review, nothing refunded.
+      const before = await subOf(org.id);
+      assertEquals([before.plan_code, before.pending_plan_id, before.cancel_at_period_end], [PLANS.pro, null, false]);
+      await setClock(new Date(before.current_period_end).getTime() + 3600e3);
+      const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
+      for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+      assertEquals((renewed.invoice as Json).amount_paid, 117882);
+      const renewals = await sql`select o.status::text, p.code, o.amount_cents::int as amount from public.orders o
+        join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
+      assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 117882 }]);
+      const odd = await sql`select status::text, needs_refund from public.payment_events
+        where organization_id = ${org.id} and (status <> 'captured' or needs_refund)`;
+      assertEquals([...odd], []);
+      const line = ((((renewed.invoice as Json).lines as Json).data as Json[])[0]).period as Json;
+      const after = await subOf(org.id);
+      assertEquals([after.plan_code, after.status, new Date(after.current_period_end).getTime()],
+        [PLANS.pro, "active", Number(line.end) * 1000]);
+    } finally {
+      await setClock(null);
+    }
+  },
+});
+
 /** A paid subscriber's captured payment event. */
 async function capturedOf(orgId: string) {
   const [pe] = await sql`select id, provider_payment_id, amount_cents::int as amount from public.payment_events

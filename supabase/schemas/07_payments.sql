@@ -690,7 +690,7 @@ begin
   where a.kind = 'change_plan' and a.state = 'succeeded' and a.provider = p_order.provider
     and a.target ->> 'provider_subscription_id' = p_order.provider_subscription_id
     and a.created_at >= p_order.created_at and a.payload ? 'price_amount'
-  order by a.created_at desc, a.id desc
+  order by a.created_at desc, a.seq desc
   limit 1;
   if v_change is not null then
     amount_cents := (v_change ->> 'price_amount')::bigint;

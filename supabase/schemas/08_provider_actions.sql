@@ -79,6 +79,11 @@ create table billing.provider_actions (
   created_at timestamptz not null default billing.now(),
   updated_at timestamptz not null default now(),
   completed_at timestamptz,
+  -- The order actions were queued in: the tie-break of created_at and next_attempt_at (several
+  -- actions of one transaction, or of one test-clock instant), so a subscription's actions reach
+  -- the provider in the order they were decided (an upgrade's price switch before the downgrade
+  -- scheduled after it), and the latest one is the one the provider holds.
+  seq bigint generated always as identity,
   constraint provider_actions_completed_when_done
     check ((state in ('succeeded', 'failed')) = (completed_at is not null))
 );
@@ -152,9 +157,11 @@ grant execute on function billing.queue_provider_action(uuid, public.payment_pro
 
 /**
  * For the provider-sync worker (service_role): claims up to p_limit due actions (pending with
- * next_attempt_at reached, or running with an expired lease: a worker that died), oldest first,
- * skipping rows another worker holds (`for update skip locked`). A claim is a 5-minute lease and
- * counts an attempt. Concurrent workers never get the same action.
+ * next_attempt_at reached, or running with an expired lease: a worker that died), oldest first
+ * (seq breaks ties), skipping rows another worker holds (`for update skip locked`) and an action
+ * of a provider subscription with an earlier action still pending or running (they reach the
+ * provider in order, one at a time). A claim is a 5-minute lease and counts an attempt.
+ * Concurrent workers never get the same action.
  */
 create function billing.claim_provider_actions(p_limit integer default 20)
 returns setof billing.provider_actions
@@ -170,9 +177,17 @@ begin
   return query
     with claimed as (
       select a.id from billing.provider_actions a
-      where (a.state = 'pending' and a.next_attempt_at <= v_now)
-         or (a.state = 'running' and a.locked_until <= v_now)
-      order by a.next_attempt_at
+      where ((a.state = 'pending' and a.next_attempt_at <= v_now)
+             or (a.state = 'running' and a.locked_until <= v_now))
+        -- One provider subscription's actions one at a time, in the order they were queued: a
+        -- worker runs its batch concurrently, and the last price switch to reach the provider is
+        -- the price it charges, so a later action waits for the earlier ones to be done.
+        and not exists (
+          select 1 from billing.provider_actions e
+          where e.organization_id = a.organization_id and e.provider = a.provider and e.seq < a.seq
+            and e.state in ('pending', 'running')
+            and e.target ->> 'provider_subscription_id' = a.target ->> 'provider_subscription_id')
+      order by a.next_attempt_at, a.seq
       limit p_limit
       for update skip locked
     )

@@ -596,6 +596,54 @@ end;
 $$;
 revoke execute on function billing.provider_plan_change_action(public.subscriptions, public.billing_plans, jsonb, public.orders) from public;
 
+/**
+ * AFTER UPDATE OF pending_plan_id on subscriptions: a scheduled downgrade dropped without taking
+ * effect (a cancellation, a new plan change, an operator, the first charge of a mandate; the plan
+ * unchanged, the subscription still live) whose provider's price was already switched to it (the
+ * latest change_plan action of the provider subscription, not failed, is for the dropped plan:
+ * Stripe's, queued by change_plan) has that price put back: a change_plan action to the plan in
+ * effect at its price for the organization now (billing.checkout_discount: a carried discount
+ * too, with tax), so the provider's next renewal charges the plan we still bill, not the dropped one.
+ */
+create function billing.restore_provider_plan()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_plan public.billing_plans;
+  v_dropped text;
+begin
+  select p.code into v_dropped from public.billing_plans p where p.id = old.pending_plan_id;
+  if (select a.payload ->> 'plan_code'
+      from billing.provider_actions a
+      where a.kind = 'change_plan' and a.provider = new.provider and a.state <> 'failed'
+        and a.target ->> 'provider_subscription_id' = new.provider_subscription_id
+      order by a.created_at desc, a.seq desc
+      limit 1) is distinct from v_dropped then
+    return null;
+  end if;
+  select * into v_plan from public.billing_plans p where p.id = new.plan_id;
+  perform billing.provider_plan_change_action(
+    new, v_plan,
+    pg_catalog.jsonb_build_object(
+      'method', 'scheduled',
+      'period_price_cents',
+      (billing.checkout_discount(new.organization_id, v_plan, null, billing.now(), false) ->> 'price_cents')::bigint),
+    null);
+  return null;
+end;
+$$;
+revoke execute on function billing.restore_provider_plan() from public;
+
+create trigger subscriptions_restore_provider_plan
+  after update of pending_plan_id on public.subscriptions
+  for each row
+  when (old.pending_plan_id is not null and new.pending_plan_id is null and new.plan_id = old.plan_id
+        and new.provider_subscription_id is not null and new.provider <> 'manual'
+        and new.status in ('trialing', 'active', 'past_due'))
+  execute function billing.restore_provider_plan();
+
 /** Cancels the organization's open upgrade orders that nothing has paid (a new quote, or a cancel, supersedes them). */
 create function billing.cancel_open_upgrade_orders(p_organization_id uuid, p_reason text)
 returns integer

@@ -153,14 +153,14 @@ isOneToOne: true
                   ]
                 },"provider_actions": {
                   Row: {
-                    "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": Database["public"]['Enums']["actor_kind"],"result": Json | null,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
+                    "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": Database["public"]['Enums']["actor_kind"],"result": Json | null,"seq": number,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id": string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: Database["public"]['Enums']["actor_kind"],"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
+                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id": string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: Database["public"]['Enums']["actor_kind"],"result"?: Json | null,"seq"?: never,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
                   }
                   Update: {
-                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key"?: string,"kind"?: Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id"?: string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: Database["public"]['Enums']["actor_kind"],"result"?: Json | null,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
+                    "attempts"?: number,"completed_at"?: string | null,"created_at"?: string,"id"?: string,"idempotency_key"?: string,"kind"?: Database["billing"]['Enums']["provider_action_kind"],"last_error"?: string | null,"locked_until"?: string | null,"max_attempts"?: number,"next_attempt_at"?: string,"organization_id"?: string,"payload"?: NonNullable<Json>,"payment_event_id"?: string | null,"provider"?: Database["public"]['Enums']["payment_provider"],"reason"?: string | null,"requested_by"?: Database["public"]['Enums']["actor_kind"],"result"?: Json | null,"seq"?: never,"state"?: Database["billing"]['Enums']["provider_action_state"],"subscription_id"?: string | null,"target"?: NonNullable<Json>,"updated_at"?: string
                   }
                   Relationships: [
                     
@@ -663,6 +663,7 @@ isOneToOne: true
 "reason": string | null,
 "requested_by": Database["public"]['Enums']["actor_kind"],
 "result": Json | null,
+"seq": number,
 "state": Database["billing"]['Enums']["provider_action_state"],
 "subscription_id": string | null,
 "target": NonNullable<Json>,
@@ -1369,6 +1370,7 @@ isOneToOne: true
 "reason": string | null,
 "requested_by": Database["public"]['Enums']["actor_kind"],
 "result": Json | null,
+"seq": number,
 "state": Database["billing"]['Enums']["provider_action_state"],
 "subscription_id": string | null,
 "target": NonNullable<Json>,

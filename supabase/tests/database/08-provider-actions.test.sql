@@ -6,7 +6,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_member_limit();
 select tests.relax_owner_limit();
-select plan(43);
+select plan(47);
 
 insert into auth.users (id, email) values
   ('e5111111-0000-4000-8000-000000000001', 'actions-owner@test.local'),
@@ -214,6 +214,27 @@ select is(
    where h.organization_id = pg_temp.org(5)),
   'plan_granted/operator/by an operator/partner programme,canceled/operator/by an operator/partner left',
   'each operator action is in the history, in the order they happened; its reason in the private operator notes');
+
+-- One provider subscription's actions reach the provider one at a time, in the order queued:
+-- two price switches queued at the same instant (an upgrade, then a downgrade) are claimed one
+-- after the other, the upgrade first, whatever their ids; another subscription's action is not held.
+insert into public.organizations (id, name) values (pg_temp.org(6), 'Actions 6');
+select billing.queue_provider_action(pg_temp.org(6), 'stripe', 'change_plan', '{"provider_subscription_id": "sub_pa_seq"}',
+  '{"plan_code": "pa_pro_m"}', 'pa_seq:1');
+select billing.queue_provider_action(pg_temp.org(6), 'stripe', 'change_plan', '{"provider_subscription_id": "sub_pa_seq"}',
+  '{"plan_code": "pa_basic_m"}', 'pa_seq:2');
+select billing.queue_provider_action(pg_temp.org(6), 'stripe', 'cancel', '{"provider_subscription_id": "sub_pa_other"}',
+  '{"at_cycle_end": true}', 'pa_seq:3');
+create temp table claim_seq1 on commit drop as
+  select * from billing.claim_provider_actions(100) where organization_id = pg_temp.org(6);
+select is((select string_agg(idempotency_key, ',' order by idempotency_key) from claim_seq1), 'pa_seq:1,pa_seq:3',
+  'the first price switch and the other subscription''s action are claimed; the second switch waits');
+select is((select count(*)::integer from billing.claim_provider_actions(100) where organization_id = pg_temp.org(6)), 0,
+  'while the first is running, the second is not claimed');
+select is(billing.complete_provider_action((select id from claim_seq1 where idempotency_key = 'pa_seq:1'), 'succeeded', '{}')::text,
+  'succeeded', 'the first switch succeeds');
+select is((select string_agg(idempotency_key, ',') from billing.claim_provider_actions(100) where organization_id = pg_temp.org(6)),
+  'pa_seq:2', 'then the second is claimed');
 
 select * from finish();
 rollback;
