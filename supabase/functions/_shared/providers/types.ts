@@ -245,7 +245,14 @@ export type PaymentSource = "razorpay-verify" | "reconcile" | "provider-sync";
  * What the provider must be told to do (billing.provider_action_kind). A row of
  * billing.provider_actions carries one; the provider-sync worker hands it to the adapter.
  */
-export const PROVIDER_ACTION_KINDS = ["cancel", "pause", "resume", "change_plan", "refund", "fetch_payment"] as const;
+export const PROVIDER_ACTION_KINDS = [
+  "cancel",
+  "pause",
+  "resume",
+  "change_plan",
+  "refund",
+  "fetch_payment",
+] as const;
 export type ProviderActionKind = typeof PROVIDER_ACTION_KINDS[number];
 
 /** One claimed row of billing.provider_actions, as much of it as an adapter reads. */
@@ -350,7 +357,11 @@ export interface ProviderAdapter {
    */
   verifyCheckoutSignature?(order: ProviderOrderRef, paymentId: string, signature: string): Promise<boolean>;
   /** Optional: one payment as the provider API reports it, as the event SQL takes. Throws ProviderError. */
-  fetchPaymentEvent?(paymentId: string, order: ProviderOrderRef, source: PaymentSource): Promise<NormalizedEvent>;
+  fetchPaymentEvent?(
+    paymentId: string,
+    order: ProviderOrderRef,
+    source: PaymentSource,
+  ): Promise<NormalizedEvent>;
   /**
    * Optional: carries out one provider action (the provider-sync worker) through the provider's
    * API, with the action's idempotency key where the API takes one. Never throws: every failure is
@@ -379,7 +390,11 @@ export interface ProviderAdapter {
    * the allowed origins by the caller); `settings` keeps what the adapter makes once (Stripe's
    * portal configuration). Answers the URL to send the browser to. Throws ProviderError.
    */
-  createPortalSession?(customerId: string, returnUrl: string, settings: ProviderSettings): Promise<{ url: string }>;
+  createPortalSession?(
+    customerId: string,
+    returnUrl: string,
+    settings: ProviderSettings,
+  ): Promise<{ url: string }>;
 }
 
 /**
@@ -469,6 +484,65 @@ export function unixToIso(value: unknown): string | null {
   if (typeof value !== "number" || !Number.isFinite(value)) return null;
   const d = new Date(value * 1000);
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** What a provider's error answer says: its message and its machine-readable code, when present. */
+export interface UpstreamErrorFields {
+  message: string | null;
+  code: string | null;
+}
+
+/**
+ * One call to a provider's JSON API, the same for every provider: fetch with a timeout, the answer
+ * read whole and parsed. Throws ProviderError: no answer in time or no connection (networkError),
+ * a non-2xx answer (upstream_error with the status, what `errorFields` reads of the provider's
+ * error body, and its Retry-After), an answer that is not a JSON object (invalid_upstream_response,
+ * `${who} ${nonJson}`).
+ */
+export async function fetchProviderJson(
+  who: string,
+  url: string,
+  init: RequestInit,
+  options: {
+    fetch?: typeof fetch;
+    timeoutMs: number;
+    errorFields: (body: unknown) => UpstreamErrorFields;
+    nonJson?: string;
+  },
+): Promise<Record<string, unknown>> {
+  let res: Response;
+  let text: string;
+  try {
+    res = await (options.fetch ?? fetch)(url, { ...init, signal: AbortSignal.timeout(options.timeoutMs) });
+    text = await res.text();
+  } catch (e) {
+    throw networkError(e, who);
+  }
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // not JSON: an error answer keeps its status, a 2xx one is refused below
+  }
+  if (!res.ok) {
+    const { message, code } = options.errorFields(json);
+    throw new ProviderError(
+      502,
+      "upstream_error",
+      `${who} answered ${res.status}${message !== null ? `: ${message}` : ""}`,
+      res.status,
+      code,
+      retryAfterSeconds(res.headers.get("retry-after")),
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ProviderError(
+      502,
+      "invalid_upstream_response",
+      `${who} ${options.nonJson ?? "answered non-JSON"}`,
+    );
+  }
+  return json as Record<string, unknown>;
 }
 
 /** Maps a fetch failure to a typed error (timeout vs unreachable). */

@@ -6,7 +6,7 @@
 // checkout is https://secure.payu.in and the live command API https://info.payu.in: set
 // PAYU_API_BASE_URL for the latter, it defaults to PAYU_BASE_URL).
 
-import { type EnvGetter, envUrl, networkError, ProviderError, requireEnv, retryAfterSeconds } from "../types.ts";
+import { type EnvGetter, envUrl, fetchProviderJson, requireEnv } from "../types.ts";
 import { commandHash } from "./signature.ts";
 
 export const PAYU_DEFAULT_BASE_URL = "https://test.payu.in";
@@ -47,41 +47,19 @@ export async function payuCommand(
   if (vars.var2 !== undefined) form.var2 = vars.var2;
   if (vars.var3 !== undefined) form.var3 = vars.var3;
   form.hash = await commandHash(config.key, command, vars.var1, config.salt);
-  const doFetch = options.fetch ?? fetch;
-  let res: Response;
-  let text: string;
-  try {
-    res = await doFetch(`${config.apiBaseUrl}/merchant/postservice.php?form=2`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-      body: new URLSearchParams(form),
-      signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-    });
-    text = await res.text();
-  } catch (e) {
-    throw networkError(e, "PayU");
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (!res.ok) {
-    const msg = (json as { msg?: unknown })?.msg;
-    throw new ProviderError(
-      502,
-      "upstream_error",
-      `PayU answered ${res.status}${typeof msg === "string" && msg !== "" ? `: ${msg}` : ""}`,
-      res.status,
-      null,
-      retryAfterSeconds(res.headers.get("retry-after")),
-    );
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new ProviderError(502, "invalid_upstream_response", "PayU answered with non-JSON");
-  }
-  return json as Record<string, unknown>;
+  return await fetchProviderJson("PayU", `${config.apiBaseUrl}/merchant/postservice.php?form=2`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+    body: new URLSearchParams(form),
+  }, {
+    fetch: options.fetch,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    errorFields: (json) => {
+      const msg = (json as { msg?: unknown })?.msg;
+      return { message: typeof msg === "string" && msg !== "" ? msg : null, code: null };
+    },
+    nonJson: "answered with non-JSON",
+  });
 }
 
 /** A PayU answer of status 0 that refuses the request itself (key, hash, parameters), not "nothing found". */

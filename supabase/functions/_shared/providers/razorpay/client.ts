@@ -3,7 +3,7 @@
 //
 // Env: RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, RAZORPAY_API_BASE (default https://api.razorpay.com/v1).
 
-import { type EnvGetter, envUrl, networkError, ProviderError, requireEnv, retryAfterSeconds } from "../types.ts";
+import { type EnvGetter, envUrl, fetchProviderJson, ProviderError, requireEnv } from "../types.ts";
 import { isObject } from "./read.ts";
 
 export const RAZORPAY_DEFAULT_API_BASE = "https://api.razorpay.com/v1";
@@ -140,44 +140,21 @@ export function createRazorpayClient(
     };
     if (body !== undefined) headers["content-type"] = "application/json";
     Object.assign(headers, extraHeaders);
-    let res: Response;
-    try {
-      res = await (options.fetch ?? fetch)(`${base}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-      });
-    } catch (e) {
-      throw networkError(e, "Razorpay");
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (e) {
-      throw networkError(e, "Razorpay");
-    }
-    let json: unknown = null;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // handled below
-    }
-    if (!res.ok) {
-      const err = isObject(json) && isObject(json.error) ? json.error : {};
-      throw new ProviderError(
-        502,
-        "upstream_error",
-        `Razorpay answered ${res.status}${typeof err.description === "string" ? `: ${err.description}` : ""}`,
-        res.status,
-        typeof err.code === "string" ? err.code : null,
-        retryAfterSeconds(res.headers.get("retry-after")),
-      );
-    }
-    if (!isObject(json)) {
-      throw new ProviderError(502, "invalid_upstream_response", "Razorpay answered non-JSON");
-    }
-    return json as T;
+    return await fetchProviderJson("Razorpay", `${base}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }, {
+      fetch: options.fetch,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      errorFields: (json) => {
+        const err = isObject(json) && isObject(json.error) ? json.error : {};
+        return {
+          message: typeof err.description === "string" ? err.description : null,
+          code: typeof err.code === "string" ? err.code : null,
+        };
+      },
+    }) as T;
   }
 
   function checkId(id: string): string {
@@ -237,7 +214,9 @@ export function createRazorpayClient(
         throw new ProviderError(502, "invalid_upstream_response", "Razorpay collection has no items");
       }
       // Only this subscription's invoices count, whatever else the answer holds.
-      return (list.items as RazorpayInvoice[]).filter((i) => isObject(i) && i.subscription_id === subscriptionId);
+      return (list.items as RazorpayInvoice[]).filter((i) =>
+        isObject(i) && i.subscription_id === subscriptionId
+      );
     },
     async cancelSubscription(id, atCycleEnd) {
       return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/cancel`, {
@@ -245,10 +224,14 @@ export function createRazorpayClient(
       });
     },
     async pauseSubscription(id) {
-      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/pause`, { pause_at: "now" });
+      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/pause`, {
+        pause_at: "now",
+      });
     },
     async resumeSubscription(id) {
-      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/resume`, { resume_at: "now" });
+      return await call<RazorpaySubscription>("POST", `/subscriptions/${checkId(id)}/resume`, {
+        resume_at: "now",
+      });
     },
     async updateSubscriptionPlan(id, planId, atCycleEnd) {
       return await call<RazorpaySubscription>("PATCH", `/subscriptions/${checkId(id)}`, {
@@ -264,7 +247,11 @@ export function createRazorpayClient(
         throw new ProviderError(400, "invalid_input", "receipt must be at most 40 characters");
       }
       if (!IDEMPOTENCY_KEY.test(input.idempotencyKey)) {
-        throw new ProviderError(400, "invalid_input", "the idempotency key must be 10+ characters of A-Z a-z 0-9 _ -");
+        throw new ProviderError(
+          400,
+          "invalid_input",
+          "the idempotency key must be 10+ characters of A-Z a-z 0-9 _ -",
+        );
       }
       return await call<RazorpayRefund>(
         "POST",
@@ -274,7 +261,10 @@ export function createRazorpayClient(
       );
     },
     async fetchPaymentRefunds(paymentId) {
-      const list = await call<{ items?: unknown }>("GET", `/payments/${checkId(paymentId)}/refunds?count=100`);
+      const list = await call<{ items?: unknown }>(
+        "GET",
+        `/payments/${checkId(paymentId)}/refunds?count=100`,
+      );
       if (!Array.isArray(list.items)) {
         throw new ProviderError(502, "invalid_upstream_response", "Razorpay collection has no items");
       }

@@ -6,7 +6,7 @@
 // Env: STRIPE_SECRET_KEY (sk_...), STRIPE_API_BASE (default https://api.stripe.com; the fake
 // upstreams serve it under <fake url>/stripe).
 
-import { type EnvGetter, envUrl, networkError, ProviderError, requireEnv, retryAfterSeconds } from "../types.ts";
+import { type EnvGetter, envUrl, fetchProviderJson, ProviderError, requireEnv } from "../types.ts";
 import { isObject, str } from "./read.ts";
 
 export const STRIPE_DEFAULT_API_BASE = "https://api.stripe.com";
@@ -45,7 +45,7 @@ export function stripeForm(params: StripeParams): URLSearchParams {
     if (value === undefined) return;
     if (value === null) form.append(key, "");
     else if (Array.isArray(value)) value.forEach((v, i) => add(`${key}[${i}]`, v));
-    else if (isObject(value)) for (const [k, v] of Object.entries(value)) add(`${key}[${k}]`, v);
+    else if (isObject(value)) { for (const [k, v] of Object.entries(value)) add(`${key}[${k}]`, v); }
     else form.append(key, String(value));
   };
   for (const [k, v] of Object.entries(params)) add(k, v);
@@ -77,7 +77,9 @@ export interface StripeClient {
   /** GET /v1/invoices/:id. */
   retrieveInvoice(id: string, expand?: string[]): Promise<StripeObject>;
   /** GET /v1/events: newest first; `createdAfter` filters on created[gt]. */
-  listEvents(query?: { createdAfter?: number; limit?: number; startingAfter?: string; type?: string }): Promise<
+  listEvents(
+    query?: { createdAfter?: number; limit?: number; startingAfter?: string; type?: string },
+  ): Promise<
     StripeList
   >;
 }
@@ -119,44 +121,17 @@ export function createStripeClient(
       url += `${path.includes("?") ? "&" : "?"}${form.toString()}`;
     }
     if (callOptions.idempotencyKey) headers["idempotency-key"] = callOptions.idempotencyKey;
-    let res: Response;
-    try {
-      res = await (options.fetch ?? fetch)(url, {
-        method,
-        headers,
-        body,
-        signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-      });
-    } catch (e) {
-      throw networkError(e, "Stripe");
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (e) {
-      throw networkError(e, "Stripe");
-    }
-    let json: unknown = null;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      // handled below
-    }
-    if (!res.ok) {
-      const err = isObject(json) && isObject(json.error) ? json.error : {};
-      throw new ProviderError(
-        502,
-        "upstream_error",
-        `Stripe answered ${res.status}${typeof err.message === "string" ? `: ${err.message}` : ""}`,
-        res.status,
-        str(err.code) ?? str(err.type),
-        retryAfterSeconds(res.headers.get("retry-after")),
-      );
-    }
-    if (!isObject(json)) {
-      throw new ProviderError(502, "invalid_upstream_response", "Stripe answered non-JSON");
-    }
-    return json as T;
+    return await fetchProviderJson("Stripe", url, { method, headers, body }, {
+      fetch: options.fetch,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      errorFields: (json) => {
+        const err = isObject(json) && isObject(json.error) ? json.error : {};
+        return {
+          message: typeof err.message === "string" ? err.message : null,
+          code: str(err.code) ?? str(err.type),
+        };
+      },
+    }) as T;
   }
 
   async function retrieve(kind: string, path: string, id: string, expand?: string[]): Promise<StripeObject> {
@@ -170,7 +145,11 @@ export function createStripeClient(
   async function create(kind: string, path: string, params: StripeParams, idempotencyKey: string) {
     const object = await call<StripeObject>("POST", path, params, { idempotencyKey });
     if (typeof object.id !== "string" || object.object !== kind) {
-      throw new ProviderError(502, "invalid_upstream_response", `Stripe answered something other than a ${kind}`);
+      throw new ProviderError(
+        502,
+        "invalid_upstream_response",
+        `Stripe answered something other than a ${kind}`,
+      );
     }
     return object;
   }
@@ -180,7 +159,8 @@ export function createStripeClient(
     createCustomer: (params, key) => create("customer", "/v1/customers", params, key),
     createCoupon: (params, key) => create("coupon", "/v1/coupons", params, key),
     createCheckoutSession: (params, key) => create("checkout.session", "/v1/checkout/sessions", params, key),
-    retrieveCheckoutSession: (id, expand) => retrieve("checkout.session", "/v1/checkout/sessions", id, expand),
+    retrieveCheckoutSession: (id, expand) =>
+      retrieve("checkout.session", "/v1/checkout/sessions", id, expand),
     retrieveSubscription: (id, expand) => retrieve("subscription", "/v1/subscriptions", id, expand),
     retrieveInvoice: (id, expand) => retrieve("invoice", "/v1/invoices", id, expand),
     async listEvents(query = {}) {
