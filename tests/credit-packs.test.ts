@@ -8,14 +8,13 @@
 // admin) answer their code and write nothing.
 //
 // The providers' official SDKs are the signature oracles: every PayU hash and Razorpay webhook
-// signature these tests send or receive is checked with payu-websdk and razorpay first.
+// signature these tests send or receive is checked with payu-websdk and razorpay first
+// (tests/provider-messages.ts).
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createHmac } from "node:crypto";
 // @ts-types="./fixtures/types/payu-websdk.d.ts"
 import Payu from "npm:payu-websdk@1.3.1";
-// @ts-types="./fixtures/types/razorpay.d.ts"
-import Razorpay from "npm:razorpay@2.9.8";
 import { adminSql, callFunction as call, createUser, env, fakeControl as fake, mintToken } from "./helpers.ts";
+import { payuPost, rzpEvent, rzpPayment, sendPayu, sendRzp } from "./provider-messages.ts";
 
 type Json = Record<string, unknown>;
 
@@ -101,78 +100,9 @@ async function orgRows(orgId: string) {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Provider messages, signed as the providers sign them, checked by their SDKs
+// PayU's SDK, the oracle of the checkout form's request hash
 
 const payuSdk = () => new Payu({ key: env("PAYU_MERCHANT_KEY"), salt: env("PAYU_MERCHANT_SALT") });
-
-/** PayU's POST back for a checkout form, its reverse hash made by PayU's SDK. */
-function payuPost(fields: Record<string, string>, mihpayid: string) {
-  const f: Record<string, string> = {
-    mihpayid,
-    mode: "UPI",
-    status: "success",
-    unmappedstatus: "captured",
-    key: fields.key,
-    txnid: fields.txnid,
-    amount: fields.amount,
-    productinfo: fields.productinfo,
-    firstname: fields.firstname,
-    email: fields.email,
-    udf1: fields.udf1,
-    udf2: fields.udf2,
-    udf3: fields.udf3,
-    udf4: fields.udf4,
-    udf5: fields.udf5,
-    addedon: "2026-12-10 10:00:00",
-  };
-  f.hash = payuSdk().hasher.generateResponseHash({ ...f });
-  assert(payuSdk().hasher.validateResponseHash({ ...f }), "PayU's SDK accepts the reverse hash");
-  return f;
-}
-
-function sendPayu(name: "payu-webhook" | "payu-return", form: Record<string, string>) {
-  return call(name, {
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(form).toString(),
-  });
-}
-
-function rzpEvent(event: string, payload: Json): Json {
-  return {
-    entity: "event",
-    account_id: "acc_test",
-    event,
-    contains: Object.keys(payload),
-    payload,
-    created_at: Math.floor(Date.now() / 1000),
-  };
-}
-
-function rzpPayment(id: string, amount: number, orderId: string): Json {
-  return {
-    id,
-    entity: "payment",
-    amount,
-    currency: "INR",
-    status: "captured",
-    order_id: orderId,
-    method: "upi",
-    captured: true,
-    notes: [],
-    created_at: Math.floor(Date.now() / 1000),
-  };
-}
-
-async function sendRzp(body: Json) {
-  const raw = JSON.stringify(body);
-  const secret = env("RAZORPAY_WEBHOOK_SECRET");
-  const signature = createHmac("sha256", secret).update(raw).digest("hex");
-  assert(Razorpay.validateWebhookSignature(raw, signature, secret), "Razorpay's SDK accepts the signature");
-  return await call("razorpay-webhook", {
-    headers: { "content-type": "application/json", "x-razorpay-signature": signature, "x-razorpay-event-id": `evt_${rand()}` },
-    body: raw,
-  });
-}
 
 // -------------------------------------------------------------------------------------------------
 // Buying a pack
@@ -191,7 +121,7 @@ Deno.test({
     const [order] = await sql`select kind::text, status::text, plan_id from public.orders where id = ${orderId}`;
     assertEquals(order, { kind: "credit_pack", status: "pending", plan_id: null });
 
-    const post = payuPost(fields, `mih${rand()}`);
+    const post = payuPost(fields, "success", `mih${rand()}`);
     const hook = await sendPayu("payu-webhook", post);
     assertEquals([hook.status, hook.body.result], [200, "applied"], JSON.stringify(hook.body));
     // Delivered again: the webhook retried, and the buyer's browser posting the same form back.
@@ -232,7 +162,7 @@ Deno.test({
     assertEquals(created.amount, BIG_TOTAL);
 
     const payId = `pay_${rand()}`;
-    const payment = rzpPayment(payId, BIG_TOTAL, rzpOrderId);
+    const payment = rzpPayment(payId, BIG_TOTAL, { order_id: rzpOrderId });
     await fake("/__control/razorpay/payments", payment);
     const captured = await sendRzp(rzpEvent("payment.captured", { payment: { entity: payment } }));
     assertEquals([captured.status, captured.body.result], [200, "applied"], JSON.stringify(captured.body));

@@ -10,15 +10,11 @@
 // with a one-time Razorpay order and its signed webhook; a refused code answers 422 with its code
 // and writes no order; a code that covers the whole price answers paid with a zero invoice.
 //
-// The providers' official SDKs are the signature oracles, as in credit-packs.test.ts.
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createHmac } from "node:crypto";
-// @ts-types="./fixtures/types/payu-websdk.d.ts"
-import Payu from "npm:payu-websdk@1.3.1";
-// @ts-types="./fixtures/types/razorpay.d.ts"
-import Razorpay from "npm:razorpay@2.9.8";
+// The providers' official SDKs are the signature oracles (tests/provider-messages.ts).
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import postgres from "npm:postgres@4.2.0";
 import { adminSql, callFunction as call, createUser, env, fakeControl as fake, mintToken } from "./helpers.ts";
+import { payuPost, rzpEvent, rzpPayment, sendPayu, sendRzp } from "./provider-messages.ts";
 
 type Json = Record<string, unknown>;
 
@@ -79,64 +75,13 @@ async function invoiceLine(orderId: string) {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Provider messages, signed as the providers sign them, checked by their SDKs
-
-const payuSdk = () => new Payu({ key: env("PAYU_MERCHANT_KEY"), salt: env("PAYU_MERCHANT_SALT") });
-
-function payuPost(fields: Record<string, string>, mihpayid: string) {
-  const f: Record<string, string> = {
-    mihpayid,
-    mode: "UPI",
-    status: "success",
-    unmappedstatus: "captured",
-    key: fields.key,
-    txnid: fields.txnid,
-    amount: fields.amount,
-    productinfo: fields.productinfo,
-    firstname: fields.firstname,
-    email: fields.email,
-    udf1: fields.udf1,
-    udf2: fields.udf2,
-    udf3: fields.udf3,
-    udf4: fields.udf4,
-    udf5: fields.udf5,
-    addedon: "2026-12-10 10:00:00",
-  };
-  f.hash = payuSdk().hasher.generateResponseHash({ ...f });
-  assert(payuSdk().hasher.validateResponseHash({ ...f }), "PayU's SDK accepts the reverse hash");
-  return f;
-}
-
-function sendPayu(form: Record<string, string>) {
-  return call("payu-webhook", {
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(form).toString(),
-  });
-}
-
-async function sendRzp(event: string, payload: Json) {
-  const raw = JSON.stringify({
-    entity: "event",
-    account_id: "acc_test",
-    event,
-    contains: Object.keys(payload),
-    payload,
-    created_at: Math.floor(Date.now() / 1000),
-  });
-  const secret = env("RAZORPAY_WEBHOOK_SECRET");
-  const signature = createHmac("sha256", secret).update(raw).digest("hex");
-  assert(Razorpay.validateWebhookSignature(raw, signature, secret), "Razorpay's SDK accepts the signature");
-  return await call("razorpay-webhook", {
-    headers: { "content-type": "application/json", "x-razorpay-signature": signature, "x-razorpay-event-id": `evt_${rand()}` },
-    body: raw,
-  });
-}
+// Paying through the providers
 
 /** Checks out with PayU and pays through the signed webhook; returns the checkout answer. */
 async function buyWithPayu(org: { id: string; owner: string }, body: Json) {
   const res = await checkout(org.id, org.owner, { plan_code: PLAN, provider: "payu", ...body });
   assertEquals(res.status, 200, JSON.stringify(res.body));
-  const hook = await sendPayu(payuPost(res.body.fields as Record<string, string>, `mih${rand()}`));
+  const hook = await sendPayu("payu-webhook", payuPost(res.body.fields as Record<string, string>, "success", `mih${rand()}`));
   assertEquals([hook.status, hook.body.result], [200, "applied"], JSON.stringify(hook.body));
   return res.body;
 }
@@ -148,20 +93,9 @@ async function buyWithRazorpay(org: { id: string; owner: string }, body: Json) {
   const rzpOrderId = res.body.order_id as string;
   const created = ((await fake("/__control/razorpay/orders")).orders as Json[]).find((o) => o.id === rzpOrderId)!;
   assertEquals(created.amount, res.body.amount, "Razorpay's order is for the discounted total");
-  const payment = {
-    id: `pay_${rand()}`,
-    entity: "payment",
-    amount: res.body.amount,
-    currency: "INR",
-    status: "captured",
-    order_id: rzpOrderId,
-    method: "upi",
-    captured: true,
-    notes: [],
-    created_at: Math.floor(Date.now() / 1000),
-  };
+  const payment = rzpPayment(`pay_${rand()}`, res.body.amount as number, { order_id: rzpOrderId });
   await fake("/__control/razorpay/payments", payment);
-  const hook = await sendRzp("payment.captured", { payment: { entity: payment } });
+  const hook = await sendRzp(rzpEvent("payment.captured", { payment: { entity: payment } }));
   assertEquals([hook.status, hook.body.result], [200, "applied"], JSON.stringify(hook.body));
   return res.body;
 }

@@ -7,14 +7,12 @@
 // one-time Razorpay order at the override price, applied by its signed payment.captured webhook.
 //
 // The providers' official SDKs are the signature oracles: every PayU hash and Razorpay webhook
-// signature these tests send is checked with payu-websdk and razorpay first.
+// signature these tests send is checked with payu-websdk and razorpay first (tests/provider-messages.ts).
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createHmac } from "node:crypto";
 // @ts-types="./fixtures/types/payu-websdk.d.ts"
 import Payu from "npm:payu-websdk@1.3.1";
-// @ts-types="./fixtures/types/razorpay.d.ts"
-import Razorpay from "npm:razorpay@2.9.8";
 import { adminSql, callFunction as call, createUser, env, fakeControl as fake, mintToken } from "./helpers.ts";
+import { payuPost, rzpEvent, rzpPayment, sendPayu, sendRzp } from "./provider-messages.ts";
 
 type Json = Record<string, unknown>;
 
@@ -79,45 +77,8 @@ async function invoiceLine(orderId: string) {
   return line;
 }
 
-// -------------------------------------------------------------------------------------------------
-// Provider messages, signed as the providers sign them, checked by their SDKs
-
+/** PayU's SDK, the oracle of the checkout form's request hash. */
 const payuSdk = () => new Payu({ key: env("PAYU_MERCHANT_KEY"), salt: env("PAYU_MERCHANT_SALT") });
-
-function payuPost(fields: Record<string, string>, mihpayid: string) {
-  const f: Record<string, string> = {
-    mihpayid,
-    mode: "UPI",
-    status: "success",
-    unmappedstatus: "captured",
-    key: fields.key,
-    txnid: fields.txnid,
-    amount: fields.amount,
-    productinfo: fields.productinfo,
-    firstname: fields.firstname,
-    email: fields.email,
-    udf1: fields.udf1,
-    udf2: fields.udf2,
-    udf3: fields.udf3,
-    udf4: fields.udf4,
-    udf5: fields.udf5,
-    addedon: "2026-12-10 10:00:00",
-  };
-  f.hash = payuSdk().hasher.generateResponseHash({ ...f });
-  assert(payuSdk().hasher.validateResponseHash({ ...f }), "PayU's SDK accepts the reverse hash");
-  return f;
-}
-
-async function sendRzp(body: Json) {
-  const raw = JSON.stringify(body);
-  const secret = env("RAZORPAY_WEBHOOK_SECRET");
-  const signature = createHmac("sha256", secret).update(raw).digest("hex");
-  assert(Razorpay.validateWebhookSignature(raw, signature, secret), "Razorpay's SDK accepts the signature");
-  return await call("razorpay-webhook", {
-    headers: { "content-type": "application/json", "x-razorpay-signature": signature, "x-razorpay-event-id": `evt_${rand()}` },
-    body: raw,
-  });
-}
 
 // -------------------------------------------------------------------------------------------------
 
@@ -144,10 +105,7 @@ Deno.test({
     const [order] = await sql`select taxable_cents::int, metadata ->> 'contract_ref' as contract from public.orders where id = ${orderId}`;
     assertEquals(order, { taxable_cents: ENT_PRICE, contract: `ENT-${suffix}` });
 
-    const hook = await call("payu-webhook", {
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams(payuPost(fields, `mih${rand()}`)).toString(),
-    });
+    const hook = await sendPayu("payu-webhook", payuPost(fields, "success", `mih${rand()}`));
     assertEquals([hook.status, hook.body.result], [200, "applied"], JSON.stringify(hook.body));
     assertEquals(await invoiceLine(orderId), {
       description: `Test Enterprise - subscription (contract price, ENT-${suffix})`,
@@ -177,28 +135,9 @@ Deno.test({
     const created = ((await fake("/__control/razorpay/orders")).orders as Json[]).find((o) => o.id === rzpOrderId)!;
     assertEquals(created.amount, RZP_TOTAL, "Razorpay was asked for the override price plus GST");
 
-    const payId = `pay_${rand()}`;
-    const payment = {
-      id: payId,
-      entity: "payment",
-      amount: RZP_TOTAL,
-      currency: "INR",
-      status: "captured",
-      order_id: rzpOrderId,
-      method: "upi",
-      captured: true,
-      notes: [],
-      created_at: Math.floor(Date.now() / 1000),
-    };
+    const payment = rzpPayment(`pay_${rand()}`, RZP_TOTAL, { order_id: rzpOrderId });
     await fake("/__control/razorpay/payments", payment);
-    const captured = await sendRzp({
-      entity: "event",
-      account_id: "acc_test",
-      event: "payment.captured",
-      contains: ["payment"],
-      payload: { payment: { entity: payment } },
-      created_at: Math.floor(Date.now() / 1000),
-    });
+    const captured = await sendRzp(rzpEvent("payment.captured", { payment: { entity: payment } }));
     assertEquals([captured.status, captured.body.result], [200, "applied"], JSON.stringify(captured.body));
     const line = await invoiceLine(res.body.billing_order_id as string);
     assertEquals([line.description, line.taxable_cents, line.total_cents],

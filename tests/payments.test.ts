@@ -8,6 +8,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { adminSql, createUser, env, mintToken, callFunction as call } from "./helpers.ts";
+import { payuPost, rzpEvent, rzpPayment, rzpSign, sendPayu, sendRzp } from "./provider-messages.ts";
 
 type Sql = ReturnType<typeof adminSql>;
 type Json = Record<string, unknown>;
@@ -108,88 +109,10 @@ async function billingState(orgId: string) {
 const webhookCount = async () => (await sql`select count(*)::int as n from billing.webhook_events`)[0].n;
 
 // -------------------------------------------------------------------------------------------------
-// Provider messages, signed as the providers sign them
-
-function rzpSign(raw: string, secret = env("RAZORPAY_WEBHOOK_SECRET")): string {
-  return createHmac("sha256", secret).update(raw).digest("hex");
-}
-
-function rzpEvent(event: string, payload: Json, createdAt = Math.floor(Date.now() / 1000)): Json {
-  return { entity: "event", account_id: "acc_test", event, contains: Object.keys(payload), payload, created_at: createdAt };
-}
-
-async function sendRzp(
-  body: Json | string,
-  opts: { eventId?: string; signature?: string; signedRaw?: string } = {},
-) {
-  const raw = typeof body === "string" ? body : JSON.stringify(body);
-  return await call("razorpay-webhook", {
-    headers: {
-      "content-type": "application/json",
-      "x-razorpay-signature": opts.signature ?? rzpSign(opts.signedRaw ?? raw),
-      "x-razorpay-event-id": opts.eventId ?? `evt_${rand()}`,
-    },
-    body: raw,
-  });
-}
-
-function rzpPayment(id: string, amount: number, extra: Json = {}): Json {
-  return {
-    id,
-    entity: "payment",
-    amount,
-    currency: "INR",
-    status: "captured",
-    order_id: null,
-    method: "upi",
-    captured: true,
-    notes: [],
-    created_at: Math.floor(Date.now() / 1000),
-    ...extra,
-  };
-}
+// Provider objects and the fakes' control API (messages: tests/provider-messages.ts)
 
 function rzpSubscription(id: string, status: string): Json {
   return { id, entity: "subscription", plan_id: RZP_PLAN_ID, status, notes: [] };
-}
-
-function payuReverseHash(f: Record<string, string>): string {
-  const s = [
-    env("PAYU_MERCHANT_SALT"), f.status, "", "", "", "", "", f.udf5 ?? "", f.udf4 ?? "", f.udf3 ?? "", f.udf2 ?? "",
-    f.udf1 ?? "", f.email, f.firstname, f.productinfo, f.amount, f.txnid, env("PAYU_MERCHANT_KEY"),
-  ].join("|");
-  return createHash("sha512").update(s).digest("hex");
-}
-
-/** PayU's POST for a checkout form: the same fields, PayU's additions, and the reverse hash. */
-function payuPost(fields: Record<string, string>, status: "success" | "failure", mihpayid: string) {
-  const f: Record<string, string> = {
-    mihpayid,
-    mode: "UPI",
-    status,
-    unmappedstatus: status === "success" ? "captured" : "failed",
-    key: fields.key,
-    txnid: fields.txnid,
-    amount: fields.amount,
-    productinfo: fields.productinfo,
-    firstname: fields.firstname,
-    email: fields.email,
-    udf1: fields.udf1,
-    udf2: fields.udf2,
-    udf3: fields.udf3,
-    udf4: fields.udf4,
-    udf5: fields.udf5,
-    addedon: "2026-01-10 10:00:00",
-  };
-  f.hash = payuReverseHash(f);
-  return f;
-}
-
-function sendPayu(name: "payu-webhook" | "payu-return", form: Record<string, string> | string) {
-  return call(name, {
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: typeof form === "string" ? form : new URLSearchParams(form).toString(),
-  });
 }
 
 async function fake(path: string, body?: unknown) {

@@ -4,11 +4,12 @@
 // and the fakes' call logs prove what reached the provider and how often. Also in-process: an
 // unknown kind and a timeout, through the adapters over the same fakes.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createHash, createHmac } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { createRazorpayAdapter } from "../supabase/functions/_shared/providers/razorpay/index.ts";
 import type { ProviderAction } from "../supabase/functions/_shared/providers/types.ts";
 import { outcomeOf } from "../supabase/functions/provider-sync/sync.ts";
 import { adminSql, createUser, env, mintToken, callFunction as call } from "./helpers.ts";
+import { payuPost, rzpEvent, rzpPayment, sendPayu, sendRzp } from "./provider-messages.ts";
 
 type Json = Record<string, unknown>;
 
@@ -99,23 +100,6 @@ async function actionsOf(orgId: string, kind?: string) {
 /** Makes an action due now (the worker runs its own transactions, so the test moves the action, not the clock). */
 const makeDue = (id: string) => sql`update billing.provider_actions set next_attempt_at = now() - interval '1 second' where id = ${id}`;
 
-function rzpSign(raw: string): string {
-  return createHmac("sha256", env("RAZORPAY_WEBHOOK_SECRET")).update(raw).digest("hex");
-}
-
-async function sendRzp(event: string, payload: Json, createdAt = Math.floor(Date.now() / 1000)) {
-  const raw = JSON.stringify({ entity: "event", account_id: "acc_test", event, contains: Object.keys(payload), payload, created_at: createdAt });
-  return await call("razorpay-webhook", {
-    headers: { "content-type": "application/json", "x-razorpay-signature": rzpSign(raw), "x-razorpay-event-id": `evt_${rand()}` },
-    body: raw,
-  });
-}
-
-function rzpPayment(id: string, amount: number, extra: Json = {}): Json {
-  return { id, entity: "payment", amount, currency: "INR", status: "captured", order_id: null, method: "upi", captured: true,
-    notes: [], created_at: Math.floor(Date.now() / 1000), ...extra };
-}
-
 async function checkout(org: { id: string; owner: string }, planCode: string, provider: string) {
   const res = await call("checkout", {
     token: await mintToken(org.owner),
@@ -205,9 +189,9 @@ Deno.test({
     await worker();
     assertEquals((await calls("razorpay.subscriptions.cancel", (c) => c.path.includes(subId))).length, 1);
     // Razorpay cancels at the cycle end and says so: the subscription ends here.
-    const hook = await sendRzp("subscription.cancelled", {
+    const hook = await sendRzp(rzpEvent("subscription.cancelled", {
       subscription: { entity: { id: subId, entity: "subscription", plan_id: RZP_PLAN_ID, status: "cancelled", notes: [] } },
-    });
+    }));
     assertEquals(hook.status, 200, JSON.stringify(hook.body));
     const [sub] = await sql`select status from public.subscriptions where organization_id = ${org.id}`;
     assertEquals(sub.status, "canceled");
@@ -313,7 +297,7 @@ Deno.test({
     const payId = `pay_${rand()}`;
     const payment = rzpPayment(payId, TOTAL, { order_id: res.order_id });
     await fake("/__control/razorpay/payments", payment);
-    const paid = await sendRzp("payment.captured", { payment: { entity: payment } });
+    const paid = await sendRzp(rzpEvent("payment.captured", { payment: { entity: payment } }));
     assertEquals(paid.body.result, "applied", JSON.stringify(paid.body));
     assertEquals((await entitlements(org.id)).plan_code, PLANS.onetime);
     const [pe] = await sql`select id from public.payment_events where organization_id = ${org.id} and status = 'captured'`;
@@ -336,7 +320,7 @@ Deno.test({
 
     // Razorpay's refund.processed webhook for the same refund arrives later: nothing twice.
     const refund = (await fake("/__control/razorpay/orders")).refunds.find((r: Json) => r.payment_id === payId);
-    const hook = await sendRzp("refund.processed", { refund: { entity: refund }, payment: { entity: payment } });
+    const hook = await sendRzp(rzpEvent("refund.processed", { refund: { entity: refund }, payment: { entity: payment } }));
     assertEquals([hook.status, hook.body.result], [200, "duplicate"], JSON.stringify(hook.body));
     const [after] = await sql`select
       (select count(*)::int from public.payment_events where organization_id = ${org.id} and status = 'refunded') as refunds,
@@ -344,14 +328,6 @@ Deno.test({
     assertEquals({ ...after }, { refunds: 1, credit_notes: 1 });
   },
 });
-
-function payuReverseHash(f: Record<string, string>): string {
-  const s = [
-    env("PAYU_MERCHANT_SALT"), f.status, "", "", "", "", "", f.udf5 ?? "", f.udf4 ?? "", f.udf3 ?? "", f.udf2 ?? "",
-    f.udf1 ?? "", f.email, f.firstname, f.productinfo, f.amount, f.txnid, env("PAYU_MERCHANT_KEY"),
-  ].join("|");
-  return createHash("sha512").update(s).digest("hex");
-}
 
 Deno.test({
   name: "provider-sync: an operator refunds a PayU payment: verify_payment for the mihpayid, one cancel_refund_transaction with our token, the credit note",
@@ -362,16 +338,7 @@ Deno.test({
     const res = await checkout(org, PLANS.onetime, "payu");
     const fields = res.fields as Record<string, string>;
     const mihpayid = String(Date.now()).slice(-10) + String(Math.floor(Math.random() * 1000));
-    const post: Record<string, string> = {
-      mihpayid, mode: "UPI", status: "success", unmappedstatus: "captured", key: fields.key, txnid: fields.txnid,
-      amount: fields.amount, productinfo: fields.productinfo, firstname: fields.firstname, email: fields.email,
-      udf1: fields.udf1, udf2: fields.udf2, udf3: fields.udf3, udf4: fields.udf4, udf5: fields.udf5,
-    };
-    post.hash = payuReverseHash(post);
-    const hook = await call("payu-webhook", {
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams(post).toString(),
-    });
+    const hook = await sendPayu("payu-webhook", payuPost(fields, "success", mihpayid));
     assertEquals(hook.body.result, "applied", JSON.stringify(hook.body));
     await fake("/__control/payu/transactions", {
       [fields.txnid]: { mihpayid, status: "success", unmappedstatus: "captured", amt: fields.amount, mode: "UPI",

@@ -6,9 +6,9 @@
 // every signed event is acknowledged (200, recorded as ignored); a bad signature or a body that is
 // not an event is still refused.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createHash, createHmac } from "node:crypto";
 import { reconcileRefunds } from "../supabase/functions/reconcile/reconcile.ts";
 import { adminSql, createUser, env, mintToken, callFunction as call, fakeControl as fake } from "./helpers.ts";
+import { payuPost, rzpEvent, rzpPayment, rzpSign, sendPayu, sendRzp } from "./provider-messages.ts";
 
 type Json = Record<string, unknown>;
 
@@ -99,37 +99,13 @@ async function checkout(org: { id: string; owner: string }, provider: string) {
   return res.body;
 }
 
-function payuReverseHash(f: Record<string, string>): string {
-  const s = [
-    env("PAYU_MERCHANT_SALT"), f.status, "", "", "", "", "", f.udf5 ?? "", f.udf4 ?? "", f.udf3 ?? "", f.udf2 ?? "",
-    f.udf1 ?? "", f.email, f.firstname, f.productinfo, f.amount, f.txnid, env("PAYU_MERCHANT_KEY"),
-  ].join("|");
-  return createHash("sha512").update(s).digest("hex");
-}
-
-function payuForm(fields: Record<string, string>, status: string, mihpayid: string): Record<string, string> {
-  const post: Record<string, string> = {
-    mihpayid, mode: "UPI", status, unmappedstatus: status === "success" ? "captured" : status, key: fields.key,
-    txnid: fields.txnid, amount: fields.amount, productinfo: fields.productinfo, firstname: fields.firstname,
-    email: fields.email, udf1: fields.udf1, udf2: fields.udf2, udf3: fields.udf3, udf4: fields.udf4, udf5: fields.udf5,
-  };
-  post.hash = payuReverseHash(post);
-  return post;
-}
-
-const sendPayu = (post: Record<string, string>) =>
-  call("payu-webhook", {
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(post).toString(),
-  });
-
 /** An organization that paid TOTAL through PayU (webhook applied, PayU's fake knows the transaction). */
 async function payuPaid() {
   const org = await makeOrg();
   const res = await checkout(org, "payu");
   const fields = res.fields as Record<string, string>;
   const mihpayid = String(Date.now()).slice(-10) + String(Math.floor(Math.random() * 1000));
-  const hook = await sendPayu(payuForm(fields, "success", mihpayid));
+  const hook = await sendPayu("payu-webhook", payuPost(fields, "success", mihpayid));
   assertEquals(hook.body.result, "applied", JSON.stringify(hook.body));
   await fake("/__control/payu/transactions", {
     [fields.txnid]: { mihpayid, status: "success", unmappedstatus: "captured", amt: fields.amount, mode: "UPI",
@@ -142,31 +118,14 @@ async function payuPaid() {
 const payuRefundsAt = async (txnid: string) =>
   ((await fake("/__control/payu/refunds")).refunds as Json[]).filter((r) => r.txnid === txnid);
 
-function rzpSign(raw: string, secret = env("RAZORPAY_WEBHOOK_SECRET")): string {
-  return createHmac("sha256", secret).update(raw).digest("hex");
-}
-
-async function sendRzpRaw(raw: string, signature = rzpSign(raw), eventId = `evt_${rand()}`) {
-  return await call("razorpay-webhook", {
-    headers: { "content-type": "application/json", "x-razorpay-signature": signature, "x-razorpay-event-id": eventId },
-    body: raw,
-  });
-}
-
-const rzpEvent = (event: string, payload: Json, createdAt = Math.floor(Date.now() / 1000)) =>
-  JSON.stringify({ entity: "event", account_id: "acc_test", event, contains: Object.keys(payload), payload, created_at: createdAt });
-
 /** An organization that paid TOTAL through Razorpay (payment at the fake, payment.captured applied). */
 async function razorpayPaid() {
   const org = await makeOrg();
   const res = await checkout(org, "razorpay");
   const payId = `pay_${rand()}`;
-  const payment = {
-    id: payId, entity: "payment", amount: TOTAL, currency: "INR", status: "captured", order_id: res.order_id,
-    method: "upi", captured: true, notes: [], created_at: Math.floor(Date.now() / 1000),
-  };
+  const payment = rzpPayment(payId, TOTAL, { order_id: res.order_id });
   await fake("/__control/razorpay/payments", payment);
-  const paid = await sendRzpRaw(rzpEvent("payment.captured", { payment: { entity: payment } }));
+  const paid = await sendRzp(rzpEvent("payment.captured", { payment: { entity: payment } }));
   assertEquals(paid.body.result, "applied", JSON.stringify(paid.body));
   const [pe] = await sql`select id from public.payment_events where organization_id = ${org.id} and status = 'captured'`;
   return { org, payId, payment, capturedId: pe.id as string };
@@ -427,15 +386,15 @@ Deno.test({
       ["account.under_review", {}, `account.under_review:${headerId}:${now}`],
     ];
     for (const [event, payload, key] of events) {
-      const raw = rzpEvent(event, payload, now);
-      const r = await sendRzpRaw(raw, rzpSign(raw), headerId);
+      const raw = JSON.stringify(rzpEvent(event, payload, now));
+      const r = await sendRzp(raw, { eventId: headerId });
       assertEquals([r.status, r.body.result], [200, "ignored"], `${event}: ${JSON.stringify(r.body)}`);
       const rows = await sql`select event_type, ignored_reason, processed_at is not null as processed, attempts
         from billing.webhook_events where provider = 'razorpay' and event_id = ${key}`;
       assertEquals(rows.map((w) => [w.event_type, w.processed, w.attempts]), [[event, true, 1]], event);
       assert(typeof rows[0].ignored_reason === "string" && rows[0].ignored_reason.includes(event), rows[0].ignored_reason);
       // Razorpay's retry of the same event is a duplicate, still 200.
-      const retry = await sendRzpRaw(raw, rzpSign(raw), headerId);
+      const retry = await sendRzp(raw, { eventId: headerId });
       assertEquals([retry.status, retry.body.result], [200, "duplicate"]);
     }
     // An event we act on is not marked.
@@ -445,11 +404,11 @@ Deno.test({
         and w.ignored_reason is not null`;
     assertEquals(applied.n, 0);
 
-    const raw = rzpEvent("settlement.processed", events[0][1], now + 1);
-    assertEquals((await sendRzpRaw(raw, "0".repeat(64))).status, 401, "bad signature");
-    assertEquals((await sendRzpRaw(raw, rzpSign(raw, "not-the-secret"))).status, 401, "another secret");
+    const raw = JSON.stringify(rzpEvent("settlement.processed", events[0][1], now + 1));
+    assertEquals((await sendRzp(raw, { signature: "0".repeat(64) })).status, 401, "bad signature");
+    assertEquals((await sendRzp(raw, { signature: rzpSign(raw, "not-the-secret") })).status, 401, "another secret");
     for (const body of ["[1]", '{"entity":"event"}', '{"event":"x","payload":[]}', "not json"]) {
-      const r = await sendRzpRaw(body);
+      const r = await sendRzp(body);
       assertEquals([r.status, r.body.code], [400, "malformed_body"], body);
     }
 
@@ -458,14 +417,14 @@ Deno.test({
     const res = await checkout(org2, "payu");
     const fields = res.fields as Record<string, string>;
     for (const [status, key] of [["bounced", "bounced"], ["in progress", "in_progress"]]) {
-      const r = await sendPayu(payuForm(fields, status, `mih${rand()}`));
+      const r = await sendPayu("payu-webhook", payuPost(fields, status, `mih${rand()}`));
       assertEquals([r.status, r.body.result], [200, "ignored"], `${status}: ${JSON.stringify(r.body)}`);
       const [row] = await sql`select ignored_reason from billing.webhook_events
         where provider = 'payu' and event_id = ${`${fields.txnid}:${key}`}`;
       assert(row?.ignored_reason, status);
     }
-    const forged = { ...payuForm(fields, "bounced", "mih1"), hash: "0".repeat(128) };
-    assertEquals((await sendPayu(forged)).status, 401);
+    const forged = { ...payuPost(fields, "bounced", "mih1"), hash: "0".repeat(128) };
+    assertEquals((await sendPayu("payu-webhook", forged)).status, 401);
     const [order] = await sql`select status from public.orders where receipt = ${fields.txnid}`;
     assert(order.status !== "paid", "an ignored status changes no order");
   },
