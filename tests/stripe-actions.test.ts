@@ -7,7 +7,8 @@
 // refund is looked up, never made twice; 429 waits), reconcile (a lost renewal, a dashboard
 // refund), and the billing portal.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { adminSql, callFunction as call, createUser, env, fakeControl as fake, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, callFunction as call, createUser, env, fakeControl as fake, mintToken } from "./helpers.ts";
+import { asOwner, calls, karnatakaOrg, sellerInKarnataka, setClock, subOf, WEBHOOK } from "./stripe-fixtures.ts";
 
 type Json = Record<string, unknown>;
 const sql = adminSql(8);
@@ -15,16 +16,13 @@ const testOptions = { sanitizeOps: false, sanitizeResources: false };
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 const suffix = rand();
 const PLANS = { basic: `t_sa_b_${suffix}`, pro: `t_sa_p_${suffix}` };
-const WEBHOOK = () => functionsUrl("stripe-webhook");
 const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
 let ready: Promise<void> | undefined;
 function ensureFixtures(): Promise<void> {
   ready ??= (async () => {
-    await sql`update public.billing_settings
-      set gst_rate_bp = 1800, prices_include_tax = false, app_success_url = 'https://app.example.in/billing/done',
-          seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
-          seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
+    await sellerInKarnataka(sql);
+    await sql`update public.billing_settings set app_success_url = 'https://app.example.in/billing/done'`;
     await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, features, active) values
       (${PLANS.basic}, 'Stripe basic', 'basic', 'month', 49900, 'INR', ${sql.json({ stripe: { price_id: `price_b_${suffix}` } })}, ${sql.json({ max_members: 5 })}, true),
       (${PLANS.pro}, 'Stripe pro', 'pro', 'month', 99900, 'INR', ${sql.json({ stripe: { price_id: `price_p_${suffix}` } })}, ${sql.json({ max_members: 5 })}, true)`;
@@ -34,13 +32,7 @@ function ensureFixtures(): Promise<void> {
 
 async function makeOrg() {
   await ensureFixtures();
-  const owner = await createUser(sql);
-  const [{ id }] = await sql`insert into public.organizations
-      (name, billing_email, billing_name, billing_address_line1, billing_city, billing_postal_code, state_code)
-    values (${`Stripe actions ${rand()}`}, 'billing@example.in', 'Acme Pvt Ltd', '1 MG Road', 'Bengaluru', '560001', '29')
-    returning id`;
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${id}, ${owner}, 'owner')`;
-  return { id: id as string, owner };
+  return await karnatakaOrg(sql, `Stripe actions ${rand()}`);
 }
 
 /** An organization subscribed monthly through Stripe Checkout, paid. */
@@ -53,21 +45,9 @@ async function subscriber(plan = PLANS.basic) {
   assertEquals(res.status, 200, JSON.stringify(res.body));
   const paid = await fake("/__control/stripe/checkout/complete", { session_id: res.body.session_id, deliver: { url: WEBHOOK() } });
   for (const d of paid.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
-  const sub = await subOf(org.id);
+  const sub = await subOf(sql, org.id);
   assertEquals(sub.status, "active");
   return { org, sub, subId: sub.provider_subscription_id as string };
-}
-
-const subOf = async (orgId: string) =>
-  (await sql`select s.*, p.code as plan_code from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
-    where s.organization_id = ${orgId} order by s.created_at desc limit 1`)[0];
-
-async function asOwner<T>(org: { id: string; owner: string }, fn: (tx: typeof sql) => Promise<T>): Promise<T> {
-  return await sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify({ sub: org.owner, role: "authenticated" })}, true)`;
-    return await fn(tx as unknown as typeof sql);
-  }) as T;
 }
 
 const worker = () => call("provider-sync", { token: env("SUPABASE_SERVICE_ROLE_KEY"), ...json({}) });
@@ -88,11 +68,6 @@ const actionsOf = (orgId: string) =>
     from billing.provider_actions where organization_id = ${orgId} order by created_at`;
 
 const makeDue = (id: string) => sql`update billing.provider_actions set next_attempt_at = now() - interval '1 second' where id = ${id}`;
-
-type Call = { route: string; method: string; path: string; body: Json; idempotency_key: string | null; status: number };
-async function calls(route: string, pred: (c: Call) => boolean = () => true): Promise<Call[]> {
-  return ((await fake(`/__control/stripe/calls?route=${encodeURIComponent(route)}`)).calls as Call[]).filter(pred);
-}
 
 async function eventCount(): Promise<number> {
   return ((await fake("/__control/stripe/state")).events as Json[]).length;
@@ -115,7 +90,7 @@ Deno.test({
   fn: async () => {
     const { org, sub, subId } = await subscriber();
     const from = await eventCount();
-    const first = await asOwner(org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
+    const first = await asOwner(sql, org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
     assertEquals(((first[0].r as Json).provider_action as Json).provider, "stripe");
     let actions = await sync(org.id);
     assertEquals(actions.map((a) => [a.kind, a.state, a.idempotency_key]), [["cancel", "succeeded", `cancel:${subId}:cycle_end`]]);
@@ -123,11 +98,11 @@ Deno.test({
     assertEquals(sent.map((c) => [c.body, c.idempotency_key, c.status]), [[{ cancel_at_period_end: "true" }, `cancel:${subId}:cycle_end`, 200]]);
     // Stripe's customer.subscription.updated (delivered twice) leaves our scheduled cancel as it is.
     await deliverSince(from, { duplicate: true });
-    let now = await subOf(org.id);
+    let now = await subOf(sql, org.id);
     assertEquals([now.status, now.cancel_at_period_end], ["active", true]);
 
     // Resume: Stripe can undo it; one resume action.
-    const resumed = await asOwner(org, (tx) => tx`select public.resume_subscription(${org.id}) as r`);
+    const resumed = await asOwner(sql, org, (tx) => tx`select public.resume_subscription(${org.id}) as r`);
     assertEquals(((resumed[0].r as Json).provider_action as Json).action, "resume_subscription");
     actions = await sync(org.id);
     assertEquals(actions.map((a) => [a.kind, a.state, a.idempotency_key]), [
@@ -138,25 +113,25 @@ Deno.test({
     assertEquals(sent.at(-1)!.body, { cancel_at_period_end: "false" });
     const state = (await fake("/__control/stripe/state")).objects as Json[];
     assertEquals(state.find((o) => o.id === subId)!.cancel_at_period_end, false);
-    now = await subOf(org.id);
+    now = await subOf(sql, org.id);
     assertEquals(now.cancel_at_period_end, false);
 
     // Scheduled again after the resume: a new action (a new key), not the first one's replay.
-    await asOwner(org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
+    await asOwner(sql, org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
     actions = await sync(org.id);
     assertEquals(actions.at(-1)!.idempotency_key, `cancel:${subId}:cycle_end:1`);
     assertEquals(actions.at(-1)!.state, "succeeded");
 
     // Now: DELETE, and customer.subscription.deleted (twice) ends nothing twice.
     const mark = await eventCount();
-    await asOwner(org, (tx) => tx`select public.cancel_subscription(${org.id}, false) as r`);
+    await asOwner(sql, org, (tx) => tx`select public.cancel_subscription(${org.id}, false) as r`);
     actions = await sync(org.id);
     assertEquals(actions.at(-1)!.kind, "cancel");
     assertEquals([actions.at(-1)!.state, actions.at(-1)!.idempotency_key], ["succeeded", `cancel:${subId}:now`]);
     const deleted = await calls("subscriptions.cancel", (c) => String(c.path).includes(subId));
     assertEquals(deleted.map((c) => [c.method, c.status]), [["DELETE", 200]]);
     await deliverSince(mark, { duplicate: true });
-    now = await subOf(org.id);
+    now = await subOf(sql, org.id);
     assertEquals(now.status, "canceled");
     assertEquals((await history(sub.id)).map((h) => h.action).filter((a) => a === "canceled").length, 1);
     const [n] = await sql`select count(*)::int as n from public.notifications where organization_id = ${org.id} and kind = 'subscription_canceled'`;
@@ -172,7 +147,7 @@ Deno.test({
   fn: async () => {
     const { org, sub, subId } = await subscriber(PLANS.basic);
     const from = await eventCount();
-    const [{ r }] = await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
+    const [{ r }] = await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
     const quote = r as Json;
     assertEquals([quote.result, quote.method, (quote.provider_action as Json).action], ["order_created", "prorated_order", "change_plan"]);
     const [order] = await sql`select id, receipt, status, amount_cents::int as amount, provider::text from public.orders where id = ${quote.order_id as string}`;
@@ -206,7 +181,7 @@ Deno.test({
     assertEquals(paid, ["applied", "duplicate"]);
     const [after] = await sql`select status from public.orders where id = ${order.id}`;
     assertEquals(after.status, "paid");
-    const now = await subOf(org.id);
+    const now = await subOf(sql, org.id);
     assertEquals([now.plan_code, now.status], [PLANS.pro, "active"]);
     const invoices = await sql`select i.total_cents::int as total from public.invoices i where i.order_id = ${order.id}`;
     assertEquals(invoices.map((i) => i.total), [order.amount]);
@@ -225,7 +200,7 @@ Deno.test({
     const odd = await sql`select status, needs_refund from public.payment_events
       where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
     assertEquals([...odd], []);
-    const renewedSub = await subOf(org.id);
+    const renewedSub = await subOf(sql, org.id);
     assertEquals([renewedSub.plan_code, renewedSub.status], [PLANS.pro, "active"]);
     assert(new Date(renewedSub.current_period_end) > new Date(now.current_period_end), "the renewal moved the period on");
   },
@@ -236,7 +211,7 @@ Deno.test({
   ...testOptions,
   fn: async () => {
     const { org, subId } = await subscriber(PLANS.pro);
-    const [{ r }] = await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+    const [{ r }] = await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
     assertEquals([(r as Json).result, (r as Json).method], ["scheduled", "scheduled"]);
     const actions = await sync(org.id);
     const change = actions.find((a) => a.kind === "change_plan")!;
@@ -257,25 +232,13 @@ Deno.test({
     const odd = await sql`select status, needs_refund from public.payment_events
       where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
     assertEquals([...odd], []);
-    const sub = await subOf(org.id);
+    const sub = await subOf(sql, org.id);
     assertEquals([sub.plan_code, sub.status, sub.pending_plan_id], [PLANS.basic, "active", null]);
     const [inv] = await sql`select i.total_cents::int as total from public.invoices i join public.orders o on o.id = i.order_id
       where o.organization_id = ${org.id} and o.kind = 'renewal'`;
     assertEquals(inv.total, 58882);
   },
 });
-
-async function setClock(ms: number | null) {
-  if (ms === null) {
-    await sql`delete from billing.test_clock`;
-    await fake("/__control/clock", { at: null });
-    return;
-  }
-  const at = new Date(ms).toISOString();
-  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
-    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
-  await fake("/__control/clock", { at });
-}
 
 Deno.test({
   name: "Stripe upgrade then downgrade under the test clock: the renewal at the period end puts Basic in effect to Stripe's line end, and the next renewal a month later moves the period on again",
@@ -286,21 +249,21 @@ Deno.test({
       // new period's end), then a downgrade back to Basic scheduled for that end.
       const { org, subId } = await subscriber(PLANS.basic);
       const from = await eventCount();
-      await setClock(Date.now() + 5 * 86400e3 + 123);
-      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
+      await setClock(sql, Date.now() + 5 * 86400e3 + 123);
+      await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
       await sync(org.id);
       await deliverSince(from);
-      assertEquals((await subOf(org.id)).plan_code, PLANS.pro);
-      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+      assertEquals((await subOf(sql, org.id)).plan_code, PLANS.pro);
+      await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
       await sync(org.id);
       const ends: number[] = [];
       for (let i = 0; i < 2; i++) {
-        const sub = await subOf(org.id);
-        await setClock(new Date(sub.current_period_end).getTime() + 3600e3);
+        const sub = await subOf(sql, org.id);
+        await setClock(sql, new Date(sub.current_period_end).getTime() + 3600e3);
         const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
         for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
         const line = ((((renewed.invoice as Json).lines as Json).data as Json[])[0]).period as Json;
-        const after = await subOf(org.id);
+        const after = await subOf(sql, org.id);
         assertEquals([after.plan_code, after.status, new Date(after.current_period_end).getTime()],
           [PLANS.basic, "active", Number(line.end) * 1000], `renewal ${i + 1}`);
         ends.push(Number(line.end) * 1000);
@@ -308,7 +271,7 @@ Deno.test({
       const days = (ends[1] - ends[0]) / 86400e3;
       assert(days >= 28 && days <= 31, String(days));
     } finally {
-      await setClock(null);
+      await setClock(sql, null);
     }
   },
 });
@@ -320,14 +283,14 @@ Deno.test({
     try {
       const { org, subId } = await subscriber(PLANS.pro);
       const t0 = Date.now();
-      await setClock(t0 + 2 * 86400e3);
-      await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+      await setClock(sql, t0 + 2 * 86400e3);
+      await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
       await sync(org.id);
-      await setClock(t0 + 3 * 86400e3);
+      await setClock(sql, t0 + 3 * 86400e3);
       // The cancellation drops the scheduled downgrade; Stripe's price was already switched to Basic.
-      await asOwner(org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
-      await setClock(t0 + 4 * 86400e3);
-      await asOwner(org, (tx) => tx`select public.resume_subscription(${org.id}) as r`);
+      await asOwner(sql, org, (tx) => tx`select public.cancel_subscription(${org.id}, true) as r`);
+      await setClock(sql, t0 + 4 * 86400e3);
+      await asOwner(sql, org, (tx) => tx`select public.resume_subscription(${org.id}) as r`);
       const actions = await sync(org.id);
       const restoreKey = `change_plan:${subId}:${PLANS.pro}:${Math.round((t0 + 3 * 86400e3) / 1000)}`;
       // The cancellation and the price put back are queued in one transaction (either order at Stripe).
@@ -347,9 +310,9 @@ Deno.test({
         ["none", "117882", undefined]);
       assertEquals((await calls("invoiceitems.create")).filter((c) => String(c.idempotency_key).startsWith(restoreKey)), []);
       // The renewal at the period end charges Pro and renews Pro: nothing to review, nothing refunded.
-      const before = await subOf(org.id);
+      const before = await subOf(sql, org.id);
       assertEquals([before.plan_code, before.pending_plan_id, before.cancel_at_period_end], [PLANS.pro, null, false]);
-      await setClock(new Date(before.current_period_end).getTime() + 3600e3);
+      await setClock(sql, new Date(before.current_period_end).getTime() + 3600e3);
       const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
       for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
       assertEquals((renewed.invoice as Json).amount_paid, 117882);
@@ -360,11 +323,11 @@ Deno.test({
         where organization_id = ${org.id} and (status <> 'captured' or needs_refund)`;
       assertEquals([...odd], []);
       const line = ((((renewed.invoice as Json).lines as Json).data as Json[])[0]).period as Json;
-      const after = await subOf(org.id);
+      const after = await subOf(sql, org.id);
       assertEquals([after.plan_code, after.status, new Date(after.current_period_end).getTime()],
         [PLANS.pro, "active", Number(line.end) * 1000]);
     } finally {
-      await setClock(null);
+      await setClock(sql, null);
     }
   },
 });

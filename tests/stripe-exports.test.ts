@@ -9,13 +9,13 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { extractText, getDocumentProxy } from "npm:unpdf@1.8.1";
 import { adminSql, callFunction as call, createUser, fakeControl as fake, functionsUrl, mintToken } from "./helpers.ts";
+import { allOk, sellerInKarnataka, setClock, underClock, WEBHOOK } from "./stripe-fixtures.ts";
 
 type Json = Record<string, unknown>;
 const sql = adminSql(4);
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 const PLAN = `t_str_usd_${rand()}`;
-const WEBHOOK = () => functionsUrl("stripe-webhook");
 
 // Two financial years no other test records anything in: one with an LUT, one without.
 const WITH_LUT = Date.parse("2032-06-15T06:30:00Z"); // FY 2032-33
@@ -23,39 +23,16 @@ const WITHOUT_LUT = Date.parse("2033-06-15T06:30:00Z"); // FY 2033-34
 const ARN = "AA2906320000077";
 const RATE = 85.25;
 
-async function setClock(ms: number | null) {
-  if (ms === null) {
-    await sql`delete from billing.test_clock`;
-    await fake("/__control/clock", { at: null });
-    return;
-  }
-  const at = new Date(ms).toISOString();
-  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
-    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
-  await fake("/__control/clock", { at });
-}
-
-async function underClock(ms: number, fn: () => Promise<void>) {
-  await setClock(ms);
-  try {
-    await fn();
-  } finally {
-    await setClock(null);
-  }
-}
-
 let ready: Promise<void> | undefined;
 function ensureFixtures(): Promise<void> {
   ready ??= (async () => {
-    await sql`update public.billing_settings
-      set gst_rate_bp = 1800, prices_include_tax = false,
-          seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
-          seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
+    await sellerInKarnataka(sql);
     const [{ id }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, active)
       values (${PLAN}, 'Stripe export plan', 'pro', 'month', 99900, 'INR', true) returning id`;
     await sql`insert into public.plan_prices (plan_id, currency, price_cents) values (${id}, 'USD', 1200)`;
     // The operator records the LUT of FY 2032-33 and the USD rate from its first day (under the clock).
-    await underClock(WITH_LUT, async () => {
+    await underClock(sql, async () => {
+      await setClock(sql, WITH_LUT);
       await sql`select billing.operator_record_lut('2032-33', ${ARN}, '2032-04-01', 'stripe exports test LUT')
         where not exists (select 1 from billing.lut_registrations l where l.financial_year = '2032-33')`;
       await sql`select billing.operator_set_exchange_rate('USD', ${RATE}, '2032-04-01T00:00:00+05:30', 'stripe exports test rate')
@@ -84,12 +61,6 @@ async function checkoutUsd(org: { id: string; owner: string }) {
   });
 }
 
-function allOk(answer: Json) {
-  const deliveries = answer.deliveries as Json[];
-  for (const d of deliveries) assertEquals([d.type, d.status], [d.type, 200], JSON.stringify(d));
-  return deliveries;
-}
-
 const lastCall = async (route: string) => ((await fake(`/__control/stripe/calls?route=${route}`)).calls as Json[]).at(-1)!;
 
 async function pdfText(invoiceId: string, owner: string): Promise<string> {
@@ -107,7 +78,8 @@ Deno.test({
   ...testOptions,
   fn: async () => {
     await ensureFixtures();
-    await underClock(WITH_LUT, async () => {
+    await underClock(sql, async () => {
+      await setClock(sql, WITH_LUT);
       const org = await makeOrg();
       const res = await checkoutUsd(org);
       assertEquals(res.status, 200, JSON.stringify(res.body));
@@ -185,7 +157,8 @@ Deno.test({
   ...testOptions,
   fn: async () => {
     await ensureFixtures();
-    await underClock(WITHOUT_LUT, async () => {
+    await underClock(sql, async () => {
+      await setClock(sql, WITHOUT_LUT);
       const org = await makeOrg();
       const res = await checkoutUsd(org);
       assertEquals(res.status, 200, JSON.stringify(res.body));

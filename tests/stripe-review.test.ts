@@ -10,18 +10,17 @@
 //   F7 a checkout retried after the billing address changed makes a customer (no idempotency 400);
 //   F8 an invoice of one organization's subscription naming another's upgrade order never pays it.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { adminSql, callFunction as call, createUser, env, fakeControl as fake, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, callFunction as call, env, fakeControl as fake, mintToken } from "./helpers.ts";
+import { allOk, asOwner, calls, karnatakaOrg, sellerInKarnataka, setClock, subOf, underClock, WEBHOOK } from "./stripe-fixtures.ts";
 import { createStripeClient } from "../supabase/functions/_shared/providers/stripe/index.ts";
 
 type Json = Record<string, unknown>;
-type Call = { route: string; method: string; path: string; body: Json; idempotency_key: string | null; status: number };
 const sql = adminSql(8);
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 const suffix = rand();
 const PLANS = { basic: `t_srv_b_${suffix}`, pro: `t_srv_p_${suffix}` };
 const BASIC = 49900; // a plan renewed by a provider subscription: its price, GST carved out
-const WEBHOOK = () => functionsUrl("stripe-webhook");
 const json = (body: unknown) => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 const stripe = () =>
   createStripeClient((n) =>
@@ -31,10 +30,7 @@ const stripe = () =>
 let ready: Promise<void> | undefined;
 function ensureFixtures(): Promise<void> {
   ready ??= (async () => {
-    await sql`update public.billing_settings
-      set gst_rate_bp = 1800, prices_include_tax = false,
-          seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
-          seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
+    await sellerInKarnataka(sql);
     await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, features, active) values
       (${PLANS.basic}, 'Review basic', 'basic', 'month', 49900, 'INR', ${sql.json({ stripe: { price_id: `price_rb_${suffix}` } })}, ${sql.json({ max_members: 5 })}, true),
       (${PLANS.pro}, 'Review pro', 'pro', 'month', 99900, 'INR', ${sql.json({ stripe: { price_id: `price_rp_${suffix}` } })}, ${sql.json({ max_members: 5 })}, true)`;
@@ -44,13 +40,7 @@ function ensureFixtures(): Promise<void> {
 
 async function makeOrg() {
   await ensureFixtures();
-  const owner = await createUser(sql);
-  const [{ id }] = await sql`insert into public.organizations
-      (name, billing_email, billing_name, billing_address_line1, billing_city, billing_postal_code, state_code)
-    values (${`Stripe review ${rand()}`}, 'billing@example.in', 'Acme Pvt Ltd', '1 MG Road', 'Bengaluru', '560001', '29')
-    returning id`;
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${id}, ${owner}, 'owner')`;
-  return { id: id as string, owner };
+  return await karnatakaOrg(sql, `Stripe review ${rand()}`);
 }
 
 async function checkout(org: { id: string; owner: string }, body: Json) {
@@ -60,60 +50,21 @@ async function checkout(org: { id: string; owner: string }, body: Json) {
   });
 }
 
-function allOk(answer: Json) {
-  const deliveries = answer.deliveries as Json[];
-  for (const d of deliveries) assertEquals([d.type, d.status], [d.type, 200], JSON.stringify(d));
-  return deliveries;
-}
-
-const subOf = async (orgId: string) =>
-  (await sql`select s.*, p.code as plan_code from public.subscriptions s join public.billing_plans p on p.id = s.plan_id
-    where s.organization_id = ${orgId} order by s.created_at desc limit 1`)[0];
-
 /** An organization subscribed monthly through Stripe Checkout, paid. */
 async function subscriber(plan = PLANS.basic, body: Json = {}) {
   const org = await makeOrg();
   const res = await checkout(org, { plan_code: plan, ...body });
   assertEquals(res.status, 200, JSON.stringify(res.body));
   allOk(await fake("/__control/stripe/checkout/complete", { session_id: res.body.session_id, deliver: { url: WEBHOOK() } }));
-  const sub = await subOf(org.id);
+  const sub = await subOf(sql, org.id);
   assertEquals(sub.status, "active");
   return { org, sub, subId: sub.provider_subscription_id as string, order: res.body };
 }
 
-async function setClock(ms: number | null) {
-  if (ms === null) {
-    await sql`delete from billing.test_clock`;
-    await fake("/__control/clock", { at: null });
-    return;
-  }
-  const at = new Date(ms).toISOString();
-  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
-    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
-  await fake("/__control/clock", { at });
-}
-
-async function underClock(fn: () => Promise<void>) {
-  try {
-    await fn();
-  } finally {
-    await setClock(null);
-    await fake("/__control/stripe", { fail_status: null, fail_routes: null });
-  }
-}
-
 /** Stripe's next charge of the subscription at `at` (its retry: the open invoice), delivered. */
 async function renew(subId: string, at: number, outcome: "paid" | "failed" = "paid") {
-  await setClock(at);
+  await setClock(sql, at);
   return allOk(await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, outcome, deliver: { url: WEBHOOK() } }));
-}
-
-async function asOwner<T>(org: { id: string; owner: string }, fn: (tx: typeof sql) => Promise<T>): Promise<T> {
-  return await sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify({ sub: org.owner, role: "authenticated" })}, true)`;
-    return await fn(tx as unknown as typeof sql);
-  }) as T;
 }
 
 /** Runs provider-sync until nothing is claimed; answers the organization's actions. */
@@ -127,10 +78,6 @@ async function sync(orgId: string) {
     from billing.provider_actions where organization_id = ${orgId} order by created_at`;
 }
 
-async function calls(route: string, pred: (c: Call) => boolean = () => true): Promise<Call[]> {
-  return ((await fake(`/__control/stripe/calls?route=${encodeURIComponent(route)}`)).calls as Call[]).filter(pred);
-}
-
 const history = (subId: string) =>
   sql`select action, new_status, actor_kind::text as actor from public.subscription_history
       where subscription_id = ${subId} order by created_at, effective_at`.then((r) => r.map((h) => [h.action, h.new_status, h.actor]));
@@ -139,22 +86,22 @@ Deno.test({
   name: "F1 Stripe cancel at period end set in the portal while past due survives the retried renewal payment",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org, sub: first, subId } = await subscriber();
       const end = new Date(first.current_period_end).getTime();
       await renew(subId, end + 3600e3, "failed");
-      assertEquals((await subOf(org.id)).status, "past_due");
+      assertEquals((await subOf(sql, org.id)).status, "past_due");
       // The customer sets cancel at period end in Stripe's portal while the renewal is unpaid.
       allOk(await fake("/__control/stripe/subscriptions/update", {
         subscription_id: subId, cancel_at_period_end: true, deliver: { url: WEBHOOK() },
       }));
-      let sub = await subOf(org.id);
+      let sub = await subOf(sql, org.id);
       assertEquals([sub.status, sub.cancel_at_period_end], ["past_due", true]);
       // Stripe's retry pays the open invoice: the period moves on, and Stripe still ends it then.
       await renew(subId, end + 2 * 86400e3, "paid");
       const atStripe = await stripe().retrieveSubscription(subId);
       assertEquals(atStripe.cancel_at_period_end, true);
-      sub = await subOf(org.id);
+      sub = await subOf(sql, org.id);
       assertEquals([sub.status, sub.cancel_at_period_end], ["active", true]);
       assert(new Date(sub.current_period_end).getTime() > end + 27 * 86400e3, "the renewal extended the period");
       assertEquals(await history(sub.id), [
@@ -173,7 +120,7 @@ Deno.test({
   name: "F2 Stripe renewal charged another amount after a once code ran out: the mismatch names the renewal's amount (the list price), not the first order's",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const code = `TR${rand().toUpperCase()}`;
       await sql`select billing.create_discount_code(${code}, ${sql.json({ percent_bps: 2500, duration: "once" })})`;
       const { org, sub, subId, order } = await subscriber(PLANS.basic, { discount_code: code });
@@ -202,9 +149,9 @@ Deno.test({
   name: "F3 Stripe upgrade whose payment is declined: the action fails, Stripe's price is not switched (the next renewal charges the old plan), our order unpaid",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org, subId } = await subscriber(PLANS.basic);
-      const [{ r }] = await asOwner(org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
+      const [{ r }] = await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
       const orderId = (r as Json).order_id as string;
       await fake("/__control/stripe", {
         fail_status: 402, fail_count: 5, fail_message: "Your card was declined.", fail_routes: ["invoices.pay"],
@@ -222,7 +169,7 @@ Deno.test({
       assertEquals((renewed.invoice as Json).amount_paid, BASIC);
       const [o] = await sql`select status::text from public.orders where id = ${orderId}`;
       assertEquals(o.status, "created");
-      assertEquals((await subOf(org.id)).plan_code, PLANS.basic);
+      assertEquals((await subOf(sql, org.id)).plan_code, PLANS.basic);
     }),
 });
 
@@ -263,14 +210,14 @@ Deno.test({
   name: "F5 Stripe two partial refunds of one charge, only charge.refunded delivered, newest first: each refund recorded once, two credit notes",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org } = await subscriber();
       const [captured] = await sql`select provider_payment_id from public.payment_events
         where organization_id = ${org.id} and status = 'captured'`;
       const t = Date.now();
       const ids: string[] = [];
       for (const [i, amount] of [[0, 1000], [1, 2000]]) {
-        await setClock(t + i * 120e3);
+        await setClock(sql, t + i * 120e3);
         const made = await fake("/__control/stripe/refunds", { payment_intent: captured.provider_payment_id, amount });
         ids.push(...(made.events as Json[]).filter((e) => e.type === "charge.refunded").map((e) => String(e.id)));
       }
@@ -332,7 +279,7 @@ Deno.test({
   fn: async () => {
     const a = await subscriber(PLANS.basic);
     const b = await subscriber(PLANS.basic);
-    const [{ r }] = await asOwner(b.org, (tx) => tx`select public.change_plan(${b.org.id}, ${PLANS.pro}) as r`);
+    const [{ r }] = await asOwner(sql, b.org, (tx) => tx`select public.change_plan(${b.org.id}, ${PLANS.pro}) as r`);
     const [upgrade] = await sql`select id, receipt, amount_cents::int as amount from public.orders where id = ${(r as Json).order_id as string}`;
     // A's subscription charged an invoice carrying B's upgrade receipt (a dashboard copy, a bug).
     const client = stripe();
@@ -350,7 +297,7 @@ Deno.test({
     assertEquals((paid.body as Json).result, "mismatch");
     const [bOrder] = await sql`select status::text from public.orders where id = ${upgrade.id}`;
     assertEquals(bOrder.status, "created");
-    assertEquals((await subOf(b.org.id)).plan_code, PLANS.basic);
+    assertEquals((await subOf(sql, b.org.id)).plan_code, PLANS.basic);
     const aMismatch = await sql`select amount_cents::int as amount from public.payment_events
       where organization_id = ${a.org.id} and status = 'mismatch'`;
     assertEquals(aMismatch.map((m) => m.amount), [upgrade.amount]);

@@ -5,7 +5,8 @@
 // refund (charge.refunded), dispute, a credit pack, a discounted session's amount; duplicates,
 // reversed and same-second deliveries end in the same state; a mismatched amount is recorded only.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { adminSql, callFunction as call, createUser, env, fakeControl as fake, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, callFunction as call, env, fakeControl as fake, mintToken } from "./helpers.ts";
+import { allOk, karnatakaOrg, sellerInKarnataka, setClock, subOf, underClock, WEBHOOK } from "./stripe-fixtures.ts";
 import { startStripeCheckout, createStripeClient } from "../supabase/functions/_shared/providers/stripe/index.ts";
 import type { CheckoutOrderRow } from "../supabase/functions/_shared/providers/types.ts";
 
@@ -17,15 +18,11 @@ const suffix = rand();
 const PLANS = { monthly: `t_str_m_${suffix}`, yearly: `t_str_y_${suffix}`, onetime: `t_str_o_${suffix}` };
 const PACK = `t_str_pack_${suffix}`;
 const PRICE = 49900;
-const WEBHOOK = () => functionsUrl("stripe-webhook");
 
 let ready: Promise<void> | undefined;
 function ensureFixtures(): Promise<void> {
   ready ??= (async () => {
-    await sql`update public.billing_settings
-      set gst_rate_bp = 1800, prices_include_tax = false,
-          seller_legal_name = coalesce(seller_legal_name, 'Supabill Test Seller Pvt Ltd'),
-          seller_gstin = case when left(seller_gstin, 2) = '29' then seller_gstin end, seller_state_code = '29'`;
+    await sellerInKarnataka(sql);
     await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, currency, provider_config, active) values
       (${PLANS.monthly}, 'Stripe monthly', 'pro', 'month', ${PRICE}, 'INR', ${sql.json({ stripe: { price_id: `price_m_${suffix}` } })}, true),
       (${PLANS.yearly}, 'Stripe yearly', 'pro', 'year', ${PRICE * 10}, 'INR', ${sql.json({ stripe: { price_id: `price_y_${suffix}` } })}, true),
@@ -38,13 +35,7 @@ function ensureFixtures(): Promise<void> {
 
 async function makeOrg() {
   await ensureFixtures();
-  const owner = await createUser(sql);
-  const [{ id }] = await sql`insert into public.organizations
-      (name, billing_email, billing_name, billing_address_line1, billing_city, billing_postal_code, state_code)
-    values (${`Stripe ${rand()}`}, 'billing@example.in', 'Acme Exports Pvt Ltd', '1 MG Road', 'Bengaluru', '560001', '29')
-    returning id`;
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${id}, ${owner}, 'owner')`;
-  return { id: id as string, owner };
+  return await karnatakaOrg(sql, `Stripe ${rand()}`, "Acme Exports Pvt Ltd");
 }
 
 async function checkout(org: { id: string; owner: string }, body: Json) {
@@ -59,8 +50,6 @@ async function pay(sessionId: string, deliver: Json = {}) {
   return await fake("/__control/stripe/checkout/complete", { session_id: sessionId, deliver: { url: WEBHOOK(), ...deliver } });
 }
 
-const subOf = async (orgId: string) =>
-  (await sql`select * from public.subscriptions where organization_id = ${orgId} order by created_at desc limit 1`)[0];
 const ordersOf = (orgId: string) =>
   sql`select kind, status, amount_cents::int as amount, provider_order_id, provider_subscription_id, receipt
       from public.orders where organization_id = ${orgId} order by created_at`;
@@ -69,12 +58,6 @@ const capturedOf = (orgId: string) =>
       where organization_id = ${orgId} order by created_at`;
 const invoicesOf = (orgId: string) =>
   sql`select i.id, i.total_cents::int as total from public.invoices i where i.organization_id = ${orgId} order by i.created_at`;
-
-function allOk(answer: Json) {
-  const deliveries = answer.deliveries as Json[];
-  for (const d of deliveries) assertEquals([d.type, d.status], [d.type, 200], JSON.stringify(d));
-  return deliveries;
-}
 
 Deno.test({
   name: "Stripe monthly: checkout (customer once, our amount), paid once (session and invoice dedupe), refunded, disputed",
@@ -104,7 +87,7 @@ Deno.test({
 
     const paid = allOk(await pay(String(res.body.session_id)));
     assert(paid.some((d) => d.type === "invoice.paid" && (d.body as Json).result === "applied"));
-    const sub = await subOf(org.id);
+    const sub = await subOf(sql, org.id);
     assertEquals(sub.status, "active");
     assert(String(sub.provider_subscription_id).startsWith("sub_"));
     assertEquals((await invoicesOf(org.id)).length, 1);
@@ -143,7 +126,7 @@ Deno.test({
     const res = await checkout(org, { plan_code: PLANS.yearly });
     assertEquals(res.status, 200, JSON.stringify(res.body));
     allOk(await pay(String(res.body.session_id), { reverse: true, duplicate: true, same_second: true }));
-    const sub = await subOf(org.id);
+    const sub = await subOf(sql, org.id);
     assertEquals(sub.status, "active");
     const days = (new Date(sub.current_period_end).getTime() - new Date(sub.current_period_start).getTime()) / 86400e3;
     assert(days > 364.9 && days <= 366, String(days));
@@ -212,27 +195,6 @@ Deno.test({
 // The database's test clock (billing.test_clock: billing.now() of every connection, the functions
 // server's too) and the fakes' clock move together; every test that moves them puts them back.
 
-async function setClock(ms: number | null) {
-  if (ms === null) {
-    await sql`delete from billing.test_clock`;
-    await fake("/__control/clock", { at: null });
-    return;
-  }
-  const at = new Date(ms).toISOString();
-  await sql`insert into billing.test_clock (simulated_at) values (${at}) on conflict (id)
-    do update set simulated_at = excluded.simulated_at, updated_at = now()`;
-  await fake("/__control/clock", { at });
-}
-
-/** Runs `fn` and puts both clocks back to real time, whatever happens. */
-async function underClock(fn: () => Promise<void>) {
-  try {
-    await fn();
-  } finally {
-    await setClock(null);
-  }
-}
-
 // A plan renewed by a provider subscription charges its price each period, GST carved out of it
 // (as for Razorpay's recurring plans): 49900 = 42288 taxable + 2 × 3806 (CGST and SGST, 9% each).
 const TOTAL = PRICE;
@@ -244,14 +206,14 @@ async function subscribed(plan: string) {
   const res = await checkout(org, { plan_code: plan });
   assertEquals(res.status, 200, JSON.stringify(res.body));
   allOk(await pay(String(res.body.session_id)));
-  const sub = await subOf(org.id);
+  const sub = await subOf(sql, org.id);
   assertEquals(sub.status, "active");
   return { org, sub };
 }
 
 /** Stripe's next charge of the subscription, `delayMs` after its period end (at Stripe's renewal time). */
 async function renewAt(sub: Json, delayMs: number, outcome: "paid" | "failed" = "paid", at?: number) {
-  await setClock(at ?? new Date(String(sub.current_period_end)).getTime() + delayMs);
+  await setClock(sql, at ?? new Date(String(sub.current_period_end)).getTime() + delayMs);
   const renewed = await fake("/__control/stripe/subscriptions/renew", {
     subscription_id: sub.provider_subscription_id,
     outcome,
@@ -279,7 +241,7 @@ Deno.test({
   name: "Stripe monthly renewals under the test clock: twice, each a month later: a renewal order, its payment, invoice and GST, history, the period to the invoice line's end",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org, sub: first } = await subscribed(PLANS.monthly);
       let sub = first;
       const ends: number[] = [new Date(first.current_period_end).getTime()];
@@ -287,7 +249,7 @@ Deno.test({
         const { lineStart, lineEnd } = await renewAt(sub, 3600e3);
         // Stripe bills the period from the last one's end: a month on, never from our now.
         assertEquals(lineStart, ends.at(-1));
-        sub = await subOf(org.id);
+        sub = await subOf(sql, org.id);
         assertEquals([sub.id, sub.status], [first.id, "active"]);
         assertEquals(new Date(sub.current_period_end).getTime(), lineEnd);
         const days = (lineEnd - lineStart) / 86400e3;
@@ -319,11 +281,11 @@ Deno.test({
   name: "Stripe yearly renewal a year later: one renewal order and invoice, the period to the line's end",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org, sub: first } = await subscribed(PLANS.yearly);
       const { lineStart, lineEnd } = await renewAt(first, 1800e3);
       assertEquals(lineStart, new Date(first.current_period_end).getTime());
-      const sub = await subOf(org.id);
+      const sub = await subOf(sql, org.id);
       assertEquals(new Date(sub.current_period_end).getTime(), lineEnd);
       const days = (lineEnd - lineStart) / 86400e3;
       assert(days >= 365 && days <= 366, String(days));
@@ -338,11 +300,11 @@ Deno.test({
   name: "Stripe renewal fails (past_due, one payment_failed notification, nothing cancelled at Stripe), then Stripe's retry pays it: active, the period moved, one renewal order",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org, sub: first } = await subscribed(PLANS.monthly);
       const before = ((await fake("/__control/stripe/calls")).calls as Json[]).length;
       const failed = await renewAt(first, 3600e3, "failed");
-      let sub = await subOf(org.id);
+      let sub = await subOf(sql, org.id);
       assertEquals([sub.status, sub.current_period_end], ["past_due", first.current_period_end]);
       const failures = await sql`select status, amount_cents::int as amount, error_reason from public.payment_events
         where organization_id = ${org.id} and status = 'failed'`;
@@ -359,7 +321,7 @@ Deno.test({
       // Stripe's smart retry two days later pays the same invoice.
       const retried = await renewAt(sub, 0, "paid", new Date(first.current_period_end).getTime() + 2 * 86400e3);
       assertEquals(retried.lineEnd, failed.lineEnd);
-      sub = await subOf(org.id);
+      sub = await subOf(sql, org.id);
       assertEquals(sub.status, "active");
       assertEquals(new Date(sub.current_period_end).getTime(), failed.lineEnd);
       assertEquals((await renewalRows(org.id)).map((r) => [r.kind, r.status, r.total]), [
@@ -378,16 +340,16 @@ Deno.test({
   name: "Stripe renewal never paid: Stripe marks the subscription unpaid (past due, the grace runs out), then cancels it: ours follows, with history",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const { org, sub: first } = await subscribed(PLANS.monthly);
       const end = new Date(first.current_period_end).getTime();
       await renewAt(first, 3600e3, "failed");
       // Stripe's retries ran out a week later: unpaid.
-      await setClock(end + 7 * 86400e3);
+      await setClock(sql, end + 7 * 86400e3);
       allOk(await fake("/__control/stripe/subscriptions/update", {
         subscription_id: first.provider_subscription_id, status: "unpaid", deliver: { url: WEBHOOK() },
       }));
-      let sub = await subOf(org.id);
+      let sub = await subOf(sql, org.id);
       assertEquals([sub.status, sub.current_period_end], ["past_due", first.current_period_end]);
       const [plan] = await sql`select reason, in_grace from billing.effective_plan(${org.id}, billing.now())`;
       assertEquals([plan.reason, plan.in_grace], ["past_due", false]);
@@ -395,7 +357,7 @@ Deno.test({
       allOk(await fake("/__control/stripe/subscriptions/update", {
         subscription_id: first.provider_subscription_id, status: "canceled", deliver: { url: WEBHOOK() },
       }));
-      sub = await subOf(org.id);
+      sub = await subOf(sql, org.id);
       assertEquals(sub.status, "canceled");
       assert(sub.ended_at !== null);
       assertEquals((await historyOf(sub.id)).map((h) => [h.action, h.new_status, h.actor]), [
@@ -417,11 +379,11 @@ Deno.test({
     const { org, sub: first } = await subscribed(PLANS.monthly);
     const update = (body: Json) => fake("/__control/stripe/subscriptions/update", { subscription_id: first.provider_subscription_id, ...body });
     allOk(await update({ cancel_at_period_end: true, deliver: { url: WEBHOOK() } }));
-    let sub = await subOf(org.id);
+    let sub = await subOf(sql, org.id);
     assertEquals([sub.status, sub.cancel_at_period_end], ["active", true]);
     assertEquals((await cancelNotes(org.id)).length, 1);
     allOk(await update({ cancel_at_period_end: false, deliver: { url: WEBHOOK() } }));
-    sub = await subOf(org.id);
+    sub = await subOf(sql, org.id);
     assertEquals([sub.status, sub.cancel_at_period_end], ["active", false]);
 
     // Cancelled, resumed, cancelled again in the portal; delivered newest first, all in one second:
@@ -431,7 +393,7 @@ Deno.test({
       ids.push(...((await update({ cancel_at_period_end: flag })).events as Json[]).map((e) => String(e.id)));
     }
     allOk(await fake("/__control/stripe/deliver", { event_ids: ids, url: WEBHOOK(), reverse: true, same_second: true, duplicate: true }));
-    sub = await subOf(org.id);
+    sub = await subOf(sql, org.id);
     assertEquals(sub.cancel_at_period_end, true);
     // Resumed then cancelled again (in Stripe's order), delivered oldest last: the resumption read
     // now is Stripe's current state (still cancelling): nothing changes.
@@ -440,11 +402,11 @@ Deno.test({
       again.push(...((await update({ cancel_at_period_end: flag })).events as Json[]).map((e) => String(e.id)));
     }
     allOk(await fake("/__control/stripe/deliver", { event_ids: again, url: WEBHOOK(), reverse: true }));
-    assertEquals((await subOf(org.id)).cancel_at_period_end, true);
+    assertEquals((await subOf(sql, org.id)).cancel_at_period_end, true);
 
     // The period ends at Stripe: customer.subscription.deleted ends ours.
     allOk(await update({ status: "canceled", deliver: { url: WEBHOOK() } }));
-    sub = await subOf(org.id);
+    sub = await subOf(sql, org.id);
     assertEquals(sub.status, "canceled");
     assert(sub.ended_at !== null);
     assertEquals((await historyOf(sub.id)).map((h) => [h.action, h.new_status, h.actor]), [
@@ -528,7 +490,7 @@ Deno.test({
       list_cents: null, discount_cents: 0, discount_code: null, taxable_cents: 49900,
       cgst_cents: 4491, sgst_cents: 4491, total_cents: FULL, invoice_total: FULL,
     });
-    const sub = await subOf(org.id);
+    const sub = await subOf(sql, org.id);
     assertEquals([sub.status, sub.provider_subscription_id], ["active", null]);
 
   },
@@ -538,7 +500,7 @@ Deno.test({
   name: "Stripe subscription with a repeating code (2 periods): a repeating coupon of 2 months, the first renewal discounted (its order carries the redemption), the second at the full price; Stripe's charge equals our renewal order's each period",
   ...testOptions,
   fn: () =>
-    underClock(async () => {
+    underClock(sql, async () => {
       const org = await makeOrg();
       const code = await newCode({ percent_bps: 2500, duration: "repeating", periods: 2 });
       const res = await checkout(org, { plan_code: PLANS.monthly, discount_code: code });
@@ -550,10 +512,10 @@ Deno.test({
       const terms = coupon.body as Json;
       assertEquals([terms.amount_off, terms.duration, terms.duration_in_months], ["12475", "repeating", "2"]);
       allOk(await pay(String(res.body.session_id)));
-      let sub = await subOf(org.id);
+      let sub = await subOf(sql, org.id);
       for (let i = 0; i < 2; i++) {
         await renewAt(sub, 3600e3);
-        sub = await subOf(org.id);
+        sub = await subOf(sql, org.id);
       }
       const lines = await sql`select o.kind, o.amount_cents::int as amount, pe.amount_cents::int as paid,
           l.list_cents::int as list, l.discount_cents::int as discount, l.discount_code,
