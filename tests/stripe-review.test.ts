@@ -74,7 +74,7 @@ async function sync(orgId: string) {
     assertEquals(r.status, 200, JSON.stringify(r.body));
     if (r.body.claimed === 0) break;
   }
-  return await sql`select kind::text, state::text, last_error, payload, idempotency_key, requested_by
+  return await sql`select id, kind::text, state::text, last_error, payload, idempotency_key, requested_by
     from billing.provider_actions where organization_id = ${orgId} order by created_at`;
 }
 
@@ -153,9 +153,8 @@ Deno.test({
       const { org, subId } = await subscriber(PLANS.basic);
       const [{ r }] = await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
       const orderId = (r as Json).order_id as string;
-      await fake("/__control/stripe", {
-        fail_status: 402, fail_count: 5, fail_message: "Your card was declined.", fail_routes: ["invoices.pay"],
-      });
+      // The card declines the upgrade invoice as Stripe does: the invoice is finalized, stays open, 402.
+      await fake("/__control/stripe", { decline_invoice_pay: 1 });
       const actions = await sync(org.id);
       const change = actions.find((a) => a.kind === "change_plan")!;
       assertEquals(change.state, "failed");
@@ -163,13 +162,43 @@ Deno.test({
       const key = change.idempotency_key as string;
       assertEquals((await calls("invoices.pay", (c) => c.idempotency_key === `${key}:pay`)).map((c) => c.status), [402]);
       assertEquals(await calls("subscriptions.update", (c) => c.idempotency_key === `${key}:subscription`), []);
-      await fake("/__control/stripe", { fail_status: null, fail_routes: null });
-      // Stripe's next renewal still charges the plan we bill.
+      // The declined invoice is voided, so nobody can pay it later from the hosted invoice page or the portal.
+      const [voided] = await calls("invoices.void", (c) => c.idempotency_key === `${key}:void`);
+      assertEquals(voided?.status, 200);
+      const invoiceId = voided.path.split("/").at(-2)!;
+      const invoice = await stripe().call<Json>("GET", `/v1/invoices/${invoiceId}`);
+      assertEquals([invoice.status, invoice.amount_paid, (invoice.metadata as Json).order_ref], ["void", 0, change.payload.order_ref]);
+      // Stripe's next renewal still charges the plan we bill, and nothing of the upgrade.
       const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId });
       assertEquals((renewed.invoice as Json).amount_paid, BASIC);
       const [o] = await sql`select status::text from public.orders where id = ${orderId}`;
       assertEquals(o.status, "created");
       assertEquals((await subOf(sql, org.id)).plan_code, PLANS.basic);
+    }),
+});
+
+Deno.test({
+  name: "F3 Stripe upgrade whose invoice Stripe refuses to make: the invoice item left pending is deleted, so the next renewal does not charge it",
+  ...testOptions,
+  fn: () =>
+    underClock(sql, async () => {
+      const { org, subId } = await subscriber(PLANS.basic);
+      await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.pro}) as r`);
+      await fake("/__control/stripe", {
+        fail_status: 400, fail_count: 1, fail_message: "Invalid request.", fail_routes: ["invoices.create"],
+      });
+      const change = (await sync(org.id)).find((a) => a.kind === "change_plan")!;
+      assertEquals(change.state, "failed");
+      const key = change.idempotency_key as string;
+      const [made] = await calls("invoiceitems.create", (c) => c.idempotency_key === `${key}:invoiceitem`);
+      assertEquals(made?.status, 200);
+      // The item it made is gone from Stripe (the fake holds no invoice item of this action any more).
+      const items = ((await fake("/__control/stripe/state")).objects as Json[])
+        .filter((o) => o.object === "invoiceitem" && (o.metadata as Json)?.action_id === change.id);
+      assertEquals(items, []);
+      assertEquals((await calls("invoiceitems.delete")).filter((c) => c.status === 200).length >= 1, true);
+      const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId });
+      assertEquals((renewed.invoice as Json).amount_paid, BASIC, "the renewal charges the plan alone");
     }),
 });
 

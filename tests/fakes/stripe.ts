@@ -23,6 +23,7 @@
 //                                                     metadata?}: customer.subscription.updated (a new price
 //                                                     is what later invoices charge; no proration here)
 //             DELETE /stripe/v1/subscriptions/:id       canceled now: customer.subscription.deleted
+//             GET|DELETE /stripe/v1/invoiceitems/:id    (delete: only while no invoice holds it)
 //             POST /stripe/v1/invoiceitems              {customer, subscription?, amount, currency, description?,
 //                                                     metadata?}: pending until an invoice takes it
 //             GET  /stripe/v1/invoices?subscription=&customer=&status=   (newest first)
@@ -31,7 +32,11 @@
 //                                                     manual); invoice.created
 //             POST /stripe/v1/invoices/:id/pay          paid now (PaymentIntent, Charge): invoice.finalized,
 //                                                     charge.succeeded, payment_intent.succeeded, invoice.paid,
-//                                                     invoice.payment_succeeded
+//                                                     invoice.payment_succeeded; declined (see control
+//                                                     decline_invoice_pay): the invoice stays open, 402
+//                                                     card_declined, invoice.payment_failed
+//             POST /stripe/v1/invoices/:id/void         an open invoice void: invoice.voided
+//             DELETE /stripe/v1/invoices/:id            a draft deleted (its items pending again)
 //             POST /stripe/v1/refunds                   {payment_intent | charge, amount?, metadata?, reason?}:
 //                                                     succeeded at once: refund.created, charge.refunded
 //             POST /stripe/v1/billing_portal/configurations   {features, business_profile?, metadata?}
@@ -47,7 +52,9 @@
 //                                                     Retry-After: fail_retry_after; answers in Stripe's
 //                                                     error shape {error: {type, code, message, param}};
 //                                                     fail_after: true does the work first, then fails:
-//                                                     Stripe made it and the answer was lost)
+//                                                     Stripe made it and the answer was lost;
+//                                                     decline_invoice_pay: n, the card declines the next n
+//                                                     invoice payments as Stripe does)
 //             GET  /__control/stripe/calls[?route=prefix]  every API call, in order: {route, method, path,
 //                                                     body (the form, decoded), idempotency_key, status, at}
 //             GET  /__control/stripe/state              every object the fake holds, and its events
@@ -213,6 +220,8 @@ export function createFakeStripe(
   let idempotency = new Map<string, { fingerprint: string; status: number; body: string }>();
   let failure: Failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null, after: false };
   let webhookUrl: string | null = null;
+  // How many of the next invoice payments (POST /v1/invoices/:id/pay) the card declines.
+  let invoiceDeclines = 0;
 
   function reset() {
     objects = new Map();
@@ -221,6 +230,7 @@ export function createFakeStripe(
     idempotency = new Map();
     failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null, after: false };
     webhookUrl = null;
+    invoiceDeclines = 0;
   }
 
   const put = (o: Json) => {
@@ -319,18 +329,25 @@ export function createFakeStripe(
     return ((sub.items as Json).data as Json[])[0];
   }
 
-  /** The subscription's next invoice, for the period starting at `start`. */
+  /**
+   * The subscription's next invoice, for the period starting at `start`: `amount` for the price, and,
+   * as Stripe does, every invoice item of the subscription still pending (no invoice holds it).
+   */
   function newInvoice(sub: Json, reason: string, start: number, amount: number): Json {
     const item = subscriptionItem(sub);
     const price = item.price as Json;
     const recurring = price.recurring as Json;
     const end = addInterval(start, recurring.interval as string, Number(recurring.interval_count ?? 1));
+    const pending = all("invoiceitem").filter((ii) => ii.invoice === null && ii.subscription === sub.id);
+    const extra = pending.reduce((n, ii) => n + (ii.amount as number), 0);
+    const id = `in_${rand(24)}`;
+    for (const ii of pending) ii.invoice = id;
     return put({
-      id: `in_${rand(24)}`,
+      id,
       object: "invoice",
-      amount_due: amount,
+      amount_due: amount + extra,
       amount_paid: 0,
-      amount_remaining: amount,
+      amount_remaining: amount + extra,
       attempt_count: 0,
       attempted: false,
       billing_reason: reason,
@@ -349,7 +366,16 @@ export function createFakeStripe(
           period: { start, end },
           pricing: { price_details: { price: price.id } },
           quantity: 1,
-        }],
+        }, ...pending.map((ii) => ({
+          id: `il_${rand(24)}`,
+          object: "line_item",
+          amount: ii.amount,
+          currency: ii.currency,
+          description: ii.description,
+          metadata: ii.metadata,
+          pricing: { invoice_item_details: { invoice_item: ii.id } },
+          quantity: 1,
+        }))],
         has_more: false,
       },
       parent: {
@@ -361,8 +387,8 @@ export function createFakeStripe(
       period_end: end,
       status: "open",
       status_transitions: { finalized_at: secs(), paid_at: null },
-      subtotal: price.unit_amount,
-      total: amount,
+      subtotal: (price.unit_amount as number) + extra,
+      total: amount + extra,
     });
   }
 
@@ -1056,6 +1082,7 @@ export function createFakeStripe(
         failure.routes = Array.isArray(b.fail_routes) ? b.fail_routes.filter((r): r is string => typeof r === "string") : null;
       }
       if ("webhook_url" in b) webhookUrl = typeof b.webhook_url === "string" ? b.webhook_url : null;
+      if ("decline_invoice_pay" in b) invoiceDeclines = typeof b.decline_invoice_pay === "number" ? b.decline_invoice_pay : 0;
       return json({ ok: true });
     }
     if (path === "/__control/stripe/prices") {
@@ -1169,6 +1196,21 @@ export function createFakeStripe(
         return json(sub);
       },
     },
+    { method: "GET", pattern: /^\/v1\/invoiceitems\/([^/]+)$/, name: "invoiceitems.retrieve", run: (m) => found(m[1], "invoiceitem") },
+    {
+      method: "DELETE",
+      pattern: /^\/v1\/invoiceitems\/([^/]+)$/,
+      name: "invoiceitems.delete",
+      run: (m) => {
+        const ii = get(m[1], "invoiceitem");
+        if (!ii) return missing("invoiceitem", m[1]);
+        if (ii.invoice !== null) {
+          return stripeError(400, "invalid_request_error", "You can only delete invoice items that are not on an invoice", "invoice_item_on_invoice");
+        }
+        objects.delete(ii.id as string);
+        return json({ id: ii.id, object: "invoiceitem", deleted: true });
+      },
+    },
     {
       method: "POST",
       pattern: /^\/v1\/invoiceitems$/,
@@ -1280,9 +1322,28 @@ export function createFakeStripe(
         }
         const details = (invoice.parent as Json | null)?.subscription_details as Json | undefined;
         const metadata = { ...(details?.metadata as Json ?? {}), ...(invoice.metadata as Json) };
+        const wasDraft = invoice.status === "draft";
         invoice.status = "open";
         (invoice.status_transitions as Json).finalized_at = secs();
-        const made = [emit("invoice.finalized", invoice)];
+        const made = wasDraft ? [emit("invoice.finalized", invoice)] : [];
+        if (invoiceDeclines > 0) {
+          // As Stripe: the invoice stays finalized and open, its attempt failed, and the call answers 402.
+          invoiceDeclines--;
+          const pi = failedPaymentIntent(invoice.amount_due as number, invoice.currency as string, invoice.customer as string, metadata);
+          (invoice.payments as Json).data = [{
+            id: `inpay_${rand(20)}`,
+            object: "invoice_payment",
+            amount_paid: null,
+            invoice: invoice.id,
+            is_default: true,
+            payment: { type: "payment_intent", payment_intent: pi.id },
+            status: "open",
+          }];
+          invoice.attempt_count = (invoice.attempt_count as number) + 1;
+          invoice.attempted = true;
+          made.push(emit("payment_intent.payment_failed", pi), emit("invoice.payment_failed", invoice));
+          return stripeError(402, "card_error", "Your card was declined.", "card_declined");
+        }
         const { pi, charge } = paymentIntentAndCharge(invoice.amount_due as number, invoice.currency as string,
           invoice.customer as string, metadata, "Invoice payment");
         (invoice.payments as Json).data = [{
@@ -1303,6 +1364,37 @@ export function createFakeStripe(
         made.push(emit("charge.succeeded", charge), emit("payment_intent.succeeded", pi));
         made.push(emit("invoice.paid", invoice), emit("invoice.payment_succeeded", invoice));
         return json(invoice);
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/v1\/invoices\/([^/]+)\/void$/,
+      name: "invoices.void",
+      run: (m) => {
+        const invoice = get(m[1], "invoice");
+        if (!invoice) return missing("invoice", m[1]);
+        if (invoice.status !== "open") {
+          return stripeError(400, "invalid_request_error", `You can only void an open invoice; this one is ${invoice.status}`, "invoice_not_open");
+        }
+        invoice.status = "void";
+        invoice.amount_remaining = 0;
+        emit("invoice.voided", invoice);
+        return json(invoice);
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: /^\/v1\/invoices\/([^/]+)$/,
+      name: "invoices.delete",
+      run: (m) => {
+        const invoice = get(m[1], "invoice");
+        if (!invoice) return missing("invoice", m[1]);
+        if (invoice.status !== "draft") {
+          return stripeError(400, "invalid_request_error", `You can only delete a draft invoice; this one is ${invoice.status}`, "invoice_not_editable");
+        }
+        objects.delete(invoice.id as string);
+        for (const ii of all("invoiceitem").filter((ii) => ii.invoice === invoice.id)) ii.invoice = null;
+        return json({ id: invoice.id, object: "invoice", deleted: true });
       },
     },
     {

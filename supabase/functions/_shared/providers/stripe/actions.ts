@@ -179,29 +179,39 @@ async function changePlan(action: ProviderAction, subId: string, client: StripeC
   // An upgrade is paid before Stripe's price is switched: a declined payment (Stripe answers 402 and
   // the action fails) leaves the subscription on the price it had, so the next renewal still
   // charges the plan we still bill, and our upgrade order expires unpaid. The invoice is made
-  // without automatic collection (auto_advance false): Stripe does not retry it later on its own.
+  // without automatic collection (auto_advance false): Stripe does not retry it later on its own;
+  // once declined it is voided, so nobody pays it later either.
   let paid: StripeObject | null = null;
   let invoiceItem: StripeObject | null = null;
   if (orderRef !== null) {
-    invoiceItem = await client.call("POST", "/v1/invoiceitems", {
-      customer,
-      subscription: subId,
-      amount: p.amount_paise,
-      currency,
-      description: `Upgrade to ${str(p.plan_name) ?? str(p.plan_code) ?? "a new plan"} (${orderRef})`,
-      metadata,
-    }, { idempotencyKey: `${key}:invoiceitem` });
-    const invoice = await client.call<StripeObject>("POST", "/v1/invoices", {
-      customer,
-      subscription: subId,
-      pending_invoice_items_behavior: "include",
-      auto_advance: false,
-      metadata,
-    }, { idempotencyKey: `${key}:invoice` });
-    paid = await client.call<StripeObject>("POST", `/v1/invoices/${checkStripeId(invoice.id)}/pay`, {}, {
-      idempotencyKey: `${key}:pay`,
-    });
+    let invoice: StripeObject | null = null;
+    try {
+      invoiceItem = await client.call("POST", "/v1/invoiceitems", {
+        customer,
+        subscription: subId,
+        amount: p.amount_paise,
+        currency,
+        description: `Upgrade to ${str(p.plan_name) ?? str(p.plan_code) ?? "a new plan"} (${orderRef})`,
+        metadata,
+      }, { idempotencyKey: `${key}:invoiceitem` });
+      invoice = await client.call<StripeObject>("POST", "/v1/invoices", {
+        customer,
+        subscription: subId,
+        pending_invoice_items_behavior: "include",
+        auto_advance: false,
+        metadata,
+      }, { idempotencyKey: `${key}:invoice` });
+      paid = await client.call<StripeObject>("POST", `/v1/invoices/${checkStripeId(invoice.id)}/pay`, {}, {
+        idempotencyKey: `${key}:pay`,
+      });
+    } catch (e) {
+      // A final refusal (a declined card, a request Stripe will not take) ends this upgrade; a
+      // transient error is retried under the same keys, so nothing is undone for it.
+      if (actionOutcomeOf(e).outcome === "failed") await undoUpgradeCharge(client, invoiceItem?.id, invoice?.id, key);
+      throw e;
+    }
     if (paid.status !== "paid") {
+      await undoUpgradeCharge(client, invoiceItem?.id, paid.id, key);
       return {
         outcome: "failed",
         error: `Stripe did not collect the upgrade invoice ${paid.id} (status ${String(paid.status)}): the price is not switched`,
@@ -235,6 +245,31 @@ async function changePlan(action: ProviderAction, subId: string, client: StripeC
       amount_paid: paid.amount_paid ?? null,
     },
   };
+}
+
+/**
+ * Undoes what a refused upgrade left at Stripe, so that nobody is charged later for an upgrade that
+ * did not happen: an open invoice (the declined attempt finalized it) could still be paid from the
+ * hosted invoice page or the portal, so it is voided; a draft is deleted; and an invoice item left
+ * pending (no invoice took it, or its draft was deleted) would be charged by the subscription's next
+ * invoice, so it is deleted. A paid or already void invoice is left as it is.
+ */
+async function undoUpgradeCharge(client: StripeClient, itemId: unknown, invoiceId: unknown, key: string): Promise<void> {
+  if (typeof invoiceId === "string") {
+    const invoice = await client.call<StripeObject>("GET", `/v1/invoices/${checkStripeId(invoiceId)}`);
+    if (invoice.status === "open") {
+      await client.call("POST", `/v1/invoices/${checkStripeId(invoiceId)}/void`, {}, { idempotencyKey: `${key}:void` });
+      return;
+    }
+    if (invoice.status !== "draft") return;
+    await client.call("DELETE", `/v1/invoices/${checkStripeId(invoiceId)}`);
+  }
+  if (typeof itemId === "string") {
+    const item = await client.call<StripeObject>("GET", `/v1/invoiceitems/${checkStripeId(itemId)}`);
+    if (item.invoice === null || item.invoice === undefined) {
+      await client.call("DELETE", `/v1/invoiceitems/${checkStripeId(itemId)}`);
+    }
+  }
 }
 
 function at(v: unknown, ...path: string[]): unknown {
