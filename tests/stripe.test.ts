@@ -166,6 +166,67 @@ Deno.test({
 });
 
 Deno.test({
+  name: "Stripe customer deleted in the dashboard: the next checkouts make one customer in its place, recorded once, and the buyer pays",
+  ...testOptions,
+  fn: async () => {
+    const org = await makeOrg();
+    const customerOf = async () =>
+      (await sql`select provider_customer_id as id from billing.provider_customers
+        where organization_id = ${org.id} and provider = 'stripe'`).map((r) => r.id as string);
+    const first = await checkout(org, { credit_pack_code: PACK });
+    assertEquals(first.status, 200, JSON.stringify(first.body));
+    const [old] = await customerOf();
+    const stripe = createStripeClient((n) =>
+      ({ STRIPE_SECRET_KEY: env("STRIPE_SECRET_KEY"), STRIPE_API_BASE: env("STRIPE_API_BASE") } as Record<string, string>)[n]
+    );
+    await stripe.call("DELETE", `/v1/customers/${old}`);
+    // Two checkouts at once (a credit pack and a plan: neither supersedes the other) find it gone:
+    // both get the same new customer, recorded in its place once.
+    const again = await Promise.all([checkout(org, { credit_pack_code: PACK }), checkout(org, { plan_code: PLANS.onetime })]);
+    for (const r of again) assertEquals(r.status, 200, JSON.stringify(r.body));
+    const [now] = await customerOf();
+    assert(now !== old, "a new customer replaced the deleted one");
+    const sessions = await Promise.all(again.map((r) => stripe.retrieveCheckoutSession(String(r.body.session_id))));
+    assertEquals(sessions.map((x) => x.customer), [now, now]);
+    const made = (await fake("/__control/stripe/calls?route=customers.create")).calls as Json[];
+    assertEquals(made.filter((c) => c.status === 200 && String(c.idempotency_key).endsWith(`-after-${old}`)).length, 2,
+      "both checkouts asked under the replacement's key (Stripe answered the second with the first's customer)");
+    const out = allOk(await pay(String(again[0].body.session_id)));
+    assertEquals((out.find((d) => d.type === "checkout.session.completed")!.body as Json).result, "applied");
+    assertEquals(await customerOf(), [now]);
+  },
+});
+
+Deno.test({
+  name: "Stripe checkout superseded while Stripe makes its session (a second checkout of the same pack): 409 checkout_superseded, its session never handed out; the newer one pays",
+  ...testOptions,
+  fn: async () => {
+    const org = await makeOrg();
+    await fake("/__control/stripe", { delay_ms: 1500, delay_routes: ["checkout.sessions.create"] });
+    try {
+      const first = checkout(org, { credit_pack_code: PACK });
+      await new Promise((r) => setTimeout(r, 300));
+      const answers = await Promise.all([first, checkout(org, { credit_pack_code: PACK })]);
+      const statuses = answers.map((a) => a.status).sort();
+      assertEquals(statuses, [200, 409], JSON.stringify(answers.map((a) => a.body)));
+      const lost = answers.find((a) => a.status === 409)!;
+      const won = answers.find((a) => a.status === 200)!;
+      assertEquals(lost.body.code, "checkout_superseded");
+      assertEquals([lost.body.session_id, lost.body.url], [undefined, undefined], "the superseded session is never handed out");
+      const orders = await sql`select status::text, metadata ->> 'superseded_by' as by from public.orders
+        where organization_id = ${org.id} order by created_at`;
+      assertEquals(orders.map((o) => o.status).sort(), ["canceled", "pending"]);
+      assertEquals(orders.find((o) => o.status === "canceled")!.by, won.body.billing_order_id);
+      await fake("/__control/stripe", { delay_ms: 0 });
+      const out = allOk(await pay(String(won.body.session_id)));
+      assertEquals((out.find((d) => d.type === "checkout.session.completed")!.body as Json).result, "applied");
+    } finally {
+      await fake("/__control/stripe", { delay_ms: 0 });
+    }
+  },
+});
+
+Deno.test({
   name: "Stripe: a discounted order is one coupon, and Stripe's amount_total equals our order's",
   ...testOptions,
   fn: async () => {

@@ -147,9 +147,9 @@ create trigger provider_subscription_states_touch_updated_at
 /**
  * An organization's customer at a provider that keeps customers (Stripe `cus_...`): made on the
  * organization's first checkout with that provider (with its billing name, email and address) and
- * recorded by billing.attach_provider_checkout; every later checkout reuses it. One per
- * organization and provider, and a provider's customer belongs to one organization. Private
- * (schema billing): service_role only.
+ * recorded by billing.attach_provider_checkout; every later checkout reuses it, unless it was
+ * deleted at the provider (then a new one replaces it). One per organization and provider, and a
+ * provider's customer belongs to one organization. Private (schema billing): service_role only.
  */
 create table billing.provider_customers (
   organization_id uuid not null references public.organizations (id) on delete cascade,
@@ -162,7 +162,7 @@ create table billing.provider_customers (
 
 revoke all on billing.provider_customers from public;
 
-grant select, insert on billing.provider_customers to service_role;
+grant select, insert, update on billing.provider_customers to service_role;
 
 /**
  * Settings a provider adapter made once and keeps (Stripe: the billing portal configuration it
@@ -1728,14 +1728,16 @@ grant execute on function billing.create_checkout_order(uuid, text, text, text, 
  * Attaches the provider's order (Razorpay `order_...`, Stripe's Checkout Session `cs_...`) or
  * subscription (`sub_...`) to a 'created' checkout order and makes it payable ('pending'); with
  * p_provider_customer_id, records the organization's customer at the order's provider
- * (billing.provider_customers; an organization keeps its first one). service_role only (the
- * checkout function).
+ * (billing.provider_customers; an organization keeps its first one, unless p_replaces_customer_id
+ * says the customer recorded is gone at the provider, deleted there: then the new one takes its
+ * place, once, however many checkouts find it gone). service_role only (the checkout function).
  */
 create function billing.attach_provider_checkout(
   p_order_id uuid,
   p_provider_order_id text,
   p_provider_subscription_id text default null,
-  p_provider_customer_id text default null
+  p_provider_customer_id text default null,
+  p_replaces_customer_id text default null
 )
 returns public.orders
 language plpgsql
@@ -1758,7 +1760,14 @@ begin
     raise exception 'order % is not a checkout waiting for its provider order', p_order_id
       using errcode = 'object_not_in_prerequisite_state';
   end if;
-  if p_provider_customer_id is not null then
+  if p_provider_customer_id is not null and p_replaces_customer_id is not null then
+    -- Compare and replace: only the customer found gone is replaced, so two checkouts that both
+    -- found it gone cannot swap the organization between two new customers.
+    update billing.provider_customers pc
+    set provider_customer_id = p_provider_customer_id
+    where pc.organization_id = v_order.organization_id and pc.provider = v_order.provider
+      and pc.provider_customer_id = p_replaces_customer_id;
+  elsif p_provider_customer_id is not null then
     insert into billing.provider_customers (organization_id, provider, provider_customer_id)
     values (v_order.organization_id, v_order.provider, p_provider_customer_id)
     on conflict (organization_id, provider) do nothing;
@@ -1766,8 +1775,8 @@ begin
   return v_order;
 end;
 $$;
-revoke execute on function billing.attach_provider_checkout(uuid, text, text, text) from public, anon, authenticated;
-grant execute on function billing.attach_provider_checkout(uuid, text, text, text) to service_role;
+revoke execute on function billing.attach_provider_checkout(uuid, text, text, text, text) from public, anon, authenticated;
+grant execute on function billing.attach_provider_checkout(uuid, text, text, text, text) to service_role;
 
 /** A provider's kept setting (billing.provider_settings), or null. service_role only. */
 create function billing.provider_setting(p_provider public.payment_provider, p_name text)

@@ -7,7 +7,8 @@
 //   Stripe    (Bearer auth with the secret key; form-encoded bodies; Idempotency-Key honoured on
 //             POST: the same key with the same parameters answers the first answer again, with
 //             other parameters 400 idempotency_error)
-//             POST /stripe/v1/customers                 GET /stripe/v1/customers/:id
+//             POST /stripe/v1/customers                 GET /stripe/v1/customers/:id (deleted: {deleted: true})
+//             DELETE /stripe/v1/customers/:id           as in the dashboard: later calls naming it 404
 //             POST /stripe/v1/coupons                   GET /stripe/v1/coupons/:id
 //             GET  /stripe/v1/prices/:id                (prices seeded by control, or made by price_data)
 //             POST /stripe/v1/checkout/sessions         GET /stripe/v1/checkout/sessions/:id
@@ -54,7 +55,8 @@
 //                                                     fail_after: true does the work first, then fails:
 //                                                     Stripe made it and the answer was lost;
 //                                                     decline_invoice_pay: n, the card declines the next n
-//                                                     invoice payments as Stripe does)
+//                                                     invoice payments as Stripe does; delay_ms (0: off)
+//                                                     and delay_routes: those calls answer that late)
 //             GET  /__control/stripe/calls[?route=prefix]  every API call, in order: {route, method, path,
 //                                                     body (the form, decoded), idempotency_key, status, at}
 //             GET  /__control/stripe/state              every object the fake holds, and its events
@@ -222,6 +224,10 @@ export function createFakeStripe(
   let webhookUrl: string | null = null;
   // How many of the next invoice payments (POST /v1/invoices/:id/pay) the card declines.
   let invoiceDeclines = 0;
+  // Customers deleted (in the dashboard, DELETE /v1/customers/:id): other calls no longer find them.
+  let deletedCustomers = new Set<string>();
+  // A slow Stripe: API calls of these routes (all when null) answer after delay.ms.
+  let delay: { ms: number; routes: string[] | null } = { ms: 0, routes: null };
 
   function reset() {
     objects = new Map();
@@ -231,6 +237,8 @@ export function createFakeStripe(
     failure = { status: null, count: null, message: null, code: null, retryAfter: null, routes: null, after: false };
     webhookUrl = null;
     invoiceDeclines = 0;
+    deletedCustomers = new Set();
+    delay = { ms: 0, routes: null };
   }
 
   const put = (o: Json) => {
@@ -849,7 +857,20 @@ export function createFakeStripe(
       method: "GET",
       pattern: /^\/v1\/customers\/([^/]+)$/,
       name: "customers.retrieve",
-      run: (m) => found(m[1], "customer"),
+      // As Stripe: a deleted customer is still found, as {id, object, deleted: true}.
+      run: (m) => deletedCustomers.has(m[1]) ? json({ id: m[1], object: "customer", deleted: true }) : found(m[1], "customer"),
+    },
+    {
+      method: "DELETE",
+      pattern: /^\/v1\/customers\/([^/]+)$/,
+      name: "customers.delete",
+      run: (m) => {
+        if (!get(m[1], "customer")) return missing("customer", m[1]);
+        objects.delete(m[1]);
+        deletedCustomers.add(m[1]);
+        emit("customer.deleted", { id: m[1], object: "customer", deleted: true });
+        return json({ id: m[1], object: "customer", deleted: true });
+      },
     },
     {
       method: "POST",
@@ -999,6 +1020,9 @@ export function createFakeStripe(
 
   async function api(req: Request, path: string, query: URLSearchParams): Promise<Response> {
     const route = routes.find((r) => r.method === req.method && r.pattern.test(path));
+    if (delay.ms > 0 && route && (!delay.routes || delay.routes.some((r) => route.name.startsWith(r)))) {
+      await new Promise((resolve) => setTimeout(resolve, delay.ms));
+    }
     const raw = req.method === "POST" ? await req.text() : "";
     const body = req.method === "POST" ? parseStripeForm(new URLSearchParams(raw)) : parseStripeForm(query);
     const key = req.headers.get("idempotency-key");
@@ -1083,6 +1107,12 @@ export function createFakeStripe(
       }
       if ("webhook_url" in b) webhookUrl = typeof b.webhook_url === "string" ? b.webhook_url : null;
       if ("decline_invoice_pay" in b) invoiceDeclines = typeof b.decline_invoice_pay === "number" ? b.decline_invoice_pay : 0;
+      if ("delay_ms" in b) {
+        delay = {
+          ms: typeof b.delay_ms === "number" ? b.delay_ms : 0,
+          routes: Array.isArray(b.delay_routes) ? b.delay_routes.filter((r): r is string => typeof r === "string") : null,
+        };
+      }
       return json({ ok: true });
     }
     if (path === "/__control/stripe/prices") {

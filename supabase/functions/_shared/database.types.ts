@@ -566,7 +566,7 @@ isOneToOne: true
 { Args: { "p_at": string,"p_delta": number,"p_features": Json,"p_metric": string,"p_organization_id": string,"p_past_limit"?: boolean,"p_settled"?: number,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: Record<string, unknown>
                            },
 "attach_provider_checkout":
-{ Args: { "p_order_id": string,"p_provider_customer_id"?: string,"p_provider_order_id": string,"p_provider_subscription_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
+{ Args: { "p_order_id": string,"p_provider_customer_id"?: string,"p_provider_order_id": string,"p_provider_subscription_id"?: string,"p_replaces_customer_id"?: string }; Returns: Database["public"]['Tables']["orders"]['Row']
                           SetofOptions: {
         from: "*"
         to: "orders"

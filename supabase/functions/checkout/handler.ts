@@ -170,10 +170,19 @@ export function checkoutHandler(registry: ProviderRegistry = builtIn, env: EnvGe
     try {
       const started = await adapter.startCheckout(order, context);
       if (started.attach) {
-        const { provider_order_id, provider_subscription_id, provider_customer_id = null } = started.attach;
+        const { provider_order_id, provider_subscription_id, provider_customer_id = null, replaces_customer_id = null } =
+          started.attach;
+        // A newer checkout of the organization may have superseded this order while the provider's
+        // checkout was being made (55000: no longer waiting for it): 409, and the provider's
+        // checkout is never handed out, so nobody can pay it.
         await asService((tx) =>
-          tx`select billing.attach_provider_checkout(${order.order_id}, ${provider_order_id}, ${provider_subscription_id}, ${provider_customer_id})`
-        );
+          tx`select billing.attach_provider_checkout(${order.order_id}, ${provider_order_id}, ${provider_subscription_id},
+            ${provider_customer_id}, ${replaces_customer_id})`
+        ).catch((e) => {
+          throw sqlError(e, {
+            "55000": [409, "checkout_superseded"],
+          });
+        });
       }
       return json({ ...common, ...started.answer });
     } catch (e) {

@@ -207,12 +207,14 @@ export interface StartedCheckout {
   /**
    * The provider's order / subscription to record on our order (billing.attach_provider_checkout),
    * and the organization's customer at the provider when the checkout made one (recorded once in
-   * billing.provider_customers), or null.
+   * billing.provider_customers; replaces_customer_id: the recorded one it replaces, gone at the
+   * provider), or null.
    */
   attach: {
     provider_order_id: string | null;
     provider_subscription_id: string | null;
     provider_customer_id?: string | null;
+    replaces_customer_id?: string | null;
   } | null;
 }
 

@@ -31,7 +31,7 @@ import {
   ProviderError,
   type StartedCheckout,
 } from "../types.ts";
-import type { StripeClient, StripeParams } from "./client.ts";
+import { checkStripeId, type StripeClient, type StripeObject, type StripeParams } from "./client.ts";
 import { isObject, str } from "./read.ts";
 
 export function createStripeCheckout(_order: CheckoutOrder, _client: StripeClient): Promise<Checkout> {
@@ -77,9 +77,16 @@ export async function startStripeCheckout(
   };
 
   // The customer: made once per organization (the key is the organization's), with the billing
-  // name, email and address Indian Stripe accounts must send for export payments.
+  // name, email and address Indian Stripe accounts must send for export payments. One deleted in
+  // Stripe's dashboard would fail every later checkout of the organization ("No such customer"):
+  // a new one is made in its place, and recorded as replacing it.
   let customerId = order.provider_customer_id;
   let madeCustomer: string | null = null;
+  let replacesCustomer: string | null = null;
+  if (customerId && !(await customerLive(client, customerId))) {
+    replacesCustomer = customerId;
+    customerId = null;
+  }
   if (!customerId) {
     const address = isObject(order.buyer_address) ? order.buyer_address : {};
     const params: StripeParams = {
@@ -92,8 +99,10 @@ export async function startStripeCheckout(
     // customer Stripe already made, and one after the billing details changed (a buyer fixing the
     // address Stripe asked for) makes a customer with the new details instead of Stripe's 400
     // idempotency_error for 24 hours. An earlier customer never recorded here is never used.
+    // A replacement's key names the customer it replaces: the first key would give back the deleted one.
     const digest = (await sha256Hex(JSON.stringify(params))).slice(0, 16);
-    const customer = await client.createCustomer(params, `supabill-customer-${context.organization_id}-${digest}`);
+    const after = replacesCustomer ? `-after-${replacesCustomer}` : "";
+    const customer = await client.createCustomer(params, `supabill-customer-${context.organization_id}-${digest}${after}`);
     customerId = customer.id;
     madeCustomer = customer.id;
   }
@@ -159,6 +168,22 @@ export async function startStripeCheckout(
   }
   return {
     answer: { session_id: session.id, url, amount, currency: order.currency, mode: session.mode },
-    attach: { provider_order_id: session.id, provider_subscription_id: null, provider_customer_id: madeCustomer },
+    attach: {
+      provider_order_id: session.id,
+      provider_subscription_id: null,
+      provider_customer_id: madeCustomer,
+      replaces_customer_id: replacesCustomer,
+    },
   };
+}
+
+/** Whether Stripe still has the customer: a deleted one answers `deleted: true`, an unknown one 404. */
+async function customerLive(client: StripeClient, id: string): Promise<boolean> {
+  try {
+    const customer = await client.call<StripeObject>("GET", `/v1/customers/${checkStripeId(id)}`);
+    return customer.deleted !== true;
+  } catch (e) {
+    if (e instanceof ProviderError && e.upstream_status === 404) return false;
+    throw e;
+  }
 }
