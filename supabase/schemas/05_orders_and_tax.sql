@@ -1461,15 +1461,18 @@ grant execute on function billing.checkout_currency(uuid, public.billing_plans, 
  * minor unit of the currency: paise, or cents of a p_currency price from public.plan_prices,
  * chosen as checkout chooses it (billing.checkout_currency). The price is
  * billing.checkout_discount's (a code given, or a repeating redemption carried), taxed by
- * billing.order_tax_quote and split by billing.compute_line_tax as the order and its invoice are;
- * a one-time payment (PayU or a Razorpay order). Refusals as create_checkout_order: an unknown
+ * billing.order_tax_quote and split by billing.compute_line_tax as the order and its invoice are.
+ * p_provider (null: a one-time payment, as PayU's) quotes the checkout that provider would make:
+ * a provider subscription (billing.checkout_provider_plan: Razorpay's plan, Stripe's price)
+ * charges the price with its GST carved out, and a Razorpay subscription takes no discount (it
+ * charges its plan's own amount). Refusals as create_checkout_order: an unknown provider (22023), an unknown
  * or inactive plan, or a private plan not assigned to the organization (billing.require_plan_available),
  * both P0002 HINT 'plan_not_found' alike; a currency the plan is not offered in (22023 HINT
  * 'currency_not_offered'); no exchange rate for it (55000 HINT 'exchange_rate_missing'). Writes
  * nothing. Security definer: members cannot read the codes.
  */
 create function billing.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null,
-                                         p_currency text default null)
+                                         p_currency text default null, p_provider text default null)
 returns jsonb
 language plpgsql
 stable
@@ -1482,7 +1485,12 @@ declare
   v_quote record;
   v_tax record;
   v_rate numeric;
+  v_provider public.payment_provider;
+  v_provider_plan text;
 begin
+  if p_provider is not null then
+    v_provider := billing.checkout_provider(p_provider);
+  end if;
   perform billing.require_role(p_organization_id, enum_range(null::public.member_role), 'preview a checkout');
   select * into v_plan from public.billing_plans p where p.code = p_plan_code and p.active;
   if v_plan.id is null then
@@ -1496,10 +1504,15 @@ begin
   if v_plan.currency <> 'INR' then
     v_rate := billing.exchange_rate_at(v_plan.currency, billing.now());
   end if;
-  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, billing.now(), false);
+  if v_provider is not null then
+    v_provider_plan := billing.checkout_provider_plan(p_organization_id, v_plan, v_provider, billing.now());
+  end if;
+  v_price := billing.checkout_discount(p_organization_id, v_plan, p_discount_code, billing.now(),
+                                       v_provider = 'razorpay' and v_provider_plan is not null);
   select * into v_quote from billing.order_tax_quote(
     p_organization_id, (v_price ->> 'price_cents')::bigint,
-    coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false), v_plan.currency);
+    coalesce((select s.prices_include_tax from public.billing_settings s where s.id), false) or v_provider_plan is not null,
+    v_plan.currency);
   if v_quote.supply_type is not null then
     select * into v_tax from billing.compute_line_tax(
       case when v_quote.prices_include_tax then v_quote.amount_cents else v_quote.taxable_cents end,
@@ -1517,8 +1530,8 @@ begin
     || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('lut_arn', v_quote.lut_arn, 'exchange_rate', v_rate));
 end;
 $$;
-revoke execute on function billing.preview_checkout(uuid, text, text, text) from public, anon;
-grant execute on function billing.preview_checkout(uuid, text, text, text) to authenticated, service_role;
+revoke execute on function billing.preview_checkout(uuid, text, text, text, text) from public, anon;
+grant execute on function billing.preview_checkout(uuid, text, text, text, text) to authenticated, service_role;
 
 -- =================================================================================================
 -- 4. Policies
@@ -1556,13 +1569,13 @@ create policy "Members can read their organization's payment events"
 -- =================================================================================================
 
 /**
- * What checkout would charge now for a plan, with an optional discount code and currency
- * (members of the organization): list, discount, taxable value, CGST, SGST, IGST and total in
- * the currency's minor unit. A thin wrapper: billing.preview_checkout does the work and checks
- * who is calling.
+ * What checkout would charge now for a plan, with an optional discount code, currency and
+ * provider (members of the organization): list, discount, taxable value, CGST, SGST, IGST and
+ * total in the currency's minor unit. A thin wrapper: billing.preview_checkout does the work and
+ * checks who is calling.
  */
 create function public.preview_checkout(p_organization_id uuid, p_plan_code text, p_discount_code text default null,
-                                        p_currency text default null)
+                                        p_currency text default null, p_provider text default null)
 returns jsonb
 language plpgsql
 stable
@@ -1570,9 +1583,9 @@ security invoker
 set search_path = ''
 as $$
 begin
-  return billing.preview_checkout(p_organization_id, p_plan_code, p_discount_code, p_currency);
+  return billing.preview_checkout(p_organization_id, p_plan_code, p_discount_code, p_currency, p_provider);
 end;
 $$;
-revoke execute on function public.preview_checkout(uuid, text, text, text) from public, anon;
-grant execute on function public.preview_checkout(uuid, text, text, text) to authenticated;
-comment on function public.preview_checkout(uuid, text, text, text) is 'What checkout would charge now for a plan, with an optional discount code and currency (null: the plan''s own, or a renewal''s): list, discount, taxable value, tax and total in the currency''s minor unit.';
+revoke execute on function public.preview_checkout(uuid, text, text, text, text) from public, anon;
+grant execute on function public.preview_checkout(uuid, text, text, text, text) to authenticated;
+comment on function public.preview_checkout(uuid, text, text, text, text) is 'What checkout would charge now for a plan, with an optional discount code, currency (null: the plan''s own, or a renewal''s) and provider (null: a one-time payment; a provider subscription carries its GST in the price): list, discount, taxable value, tax and total in the currency''s minor unit.';

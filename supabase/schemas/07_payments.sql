@@ -1511,6 +1511,44 @@ grant execute on function billing.apply_payment_event(jsonb) to service_role;
 -- -------------------------------------------------------------------------------------------------
 
 /**
+ * The recurring plan at the provider a checkout of p_plan (already in the checkout's currency) by
+ * p_provider would subscribe to (Razorpay's plan id, Stripe's price id), or null: with one, the
+ * checkout is a provider subscription (a mandate) that renews by itself and whose price carries
+ * its GST; without, a one-time payment renewed through checkout. A price in another currency than
+ * the plan's own is always paid as one-time orders (a mandate's debits are in the plan's
+ * currency), and so is a plan with a price override current or to come for the organization
+ * (Razorpay charges a subscription its plan's own amount, never the override). Checkout and its
+ * preview both ask here.
+ */
+create function billing.checkout_provider_plan(
+  p_organization_id uuid,
+  p_plan public.billing_plans,
+  p_provider public.payment_provider,
+  p_at timestamptz
+)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return case
+    when p_plan.currency is distinct from (select p.currency from public.billing_plans p where p.id = p_plan.id) then null
+    when exists (
+      select 1 from public.price_overrides o
+      where o.organization_id = p_organization_id and o.plan_id = p_plan.id
+        and (o.valid_until is null or o.valid_until > p_at) and (o.ended_at is null or o.ended_at > p_at)
+    ) then null
+    else case p_provider
+           when 'razorpay' then nullif(p_plan.provider_config #>> '{razorpay,plan_id}', '')
+           when 'stripe' then nullif(p_plan.provider_config #>> '{stripe,price_id}', '') end
+  end;
+end;
+$$;
+revoke execute on function billing.checkout_provider_plan(uuid, public.billing_plans, public.payment_provider, timestamptz) from public;
+grant execute on function billing.checkout_provider_plan(uuid, public.billing_plans, public.payment_provider, timestamptz) to service_role;
+
+/**
  * Starts a checkout: the signed-in owner or admin of the organization buys an active paid plan
  * through a provider. Creates the order and returns what the checkout function needs; its
  * amount_cents is the total payable, GST included (quoted by the orders module's trigger on
@@ -1612,24 +1650,7 @@ begin
   -- One checkout of an organization at a time (the payment path takes the same lock), so the
   -- checks below see what a concurrent checkout or payment wrote.
   perform 1 from public.organizations o where o.id = p_organization_id for no key update;
-  -- The plan's recurring plan at the provider (Razorpay's plan id, Stripe's price id): with one the
-  -- checkout is a provider subscription (a mandate) that renews by itself; without, a one-time
-  -- payment renewed through checkout. A price in another currency than the plan's own is always
-  -- paid as one-time orders (renewed through checkout): a mandate's debits are in the plan's currency.
-  v_rzp_plan := case when v_plan.currency = (select p.currency from public.billing_plans p where p.id = v_plan.id)
-                     then case p_provider
-                            when 'razorpay' then nullif(v_plan.provider_config #>> '{razorpay,plan_id}', '')
-                            when 'stripe' then nullif(v_plan.provider_config #>> '{stripe,price_id}', '') end end;
-  -- Razorpay charges a subscription its plan's own amount: while a price override of the plan is
-  -- current or to come, the organization buys it as one-time Razorpay orders (renewed through
-  -- checkout), never a mandate at the list price.
-  if v_rzp_plan is not null and exists (
-    select 1 from public.price_overrides o
-    where o.organization_id = p_organization_id and o.plan_id = v_plan.id
-      and (o.valid_until is null or o.valid_until > v_now) and (o.ended_at is null or o.ended_at > v_now)
-  ) then
-    v_rzp_plan := null;
-  end if;
+  v_rzp_plan := billing.checkout_provider_plan(p_organization_id, v_plan, p_provider::public.payment_provider, v_now);
 
   select * into v_live from public.subscriptions s
   where s.organization_id = p_organization_id and s.status in ('pending_payment', 'trialing', 'active', 'past_due');

@@ -623,6 +623,9 @@ isOneToOne: true
 "checkout_provider":
 { Args: { "p_provider": string }; Returns: Database["public"]['Enums']["payment_provider"]
                            },
+"checkout_provider_plan":
+{ Args: { "p_at": string,"p_organization_id": string,"p_plan": Omit<Database["public"]['Tables']["billing_plans"]['Row'], Database["public"]['Tables']["billing_plans"]['ComputedFields']>,"p_provider": Database["public"]['Enums']["payment_provider"] }; Returns: string
+                           },
 "claim_ai_batches":
 { Args: { "p_limit"?: number }; Returns: {
               "groq_batch_id": string,"id": string,"organization_id": string,"recover": boolean,"run": number,"state": Database["public"]['Enums']["ai_batch_state"]
@@ -1128,7 +1131,7 @@ isOneToOne: true
         isSetofReturn: true
       } },
 "preview_checkout":
-{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider"?: string }; Returns: Json
                            },
 "preview_plan_change":
 { Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
@@ -2283,7 +2286,7 @@ isOneToOne: false
         isSetofReturn: true
       } },
 "preview_checkout":
-{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json
+{ Args: { "p_currency"?: string,"p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string,"p_provider"?: string }; Returns: Json
                            },
 "preview_plan_change":
 { Args: { "p_discount_code"?: string,"p_organization_id": string,"p_plan_code": string }; Returns: Json

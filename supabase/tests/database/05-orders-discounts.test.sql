@@ -14,7 +14,7 @@ begin;
 set local search_path = public, extensions;
 select tests.relax_owner_limit();
 select tests.relax_member_limit();
-select plan(67);
+select plan(74);
 
 set local billing.now = '2026-12-10 12:00:00+05:30';
 
@@ -339,6 +339,36 @@ select tests.as_user('a2510000-0000-4000-8000-000000000003');
 select is((select count(*) from public.discount_redemptions), 0::bigint, 'a stranger reads none');
 select throws_ok($$select public.preview_checkout('c2510000-0000-4000-8000-0000000000a1', 'd_basic_m', null)$$, '42501', null,
   'a stranger cannot preview');
+select tests.as_postgres();
+
+-- The preview of a provider's checkout ----------------------------------------------------------
+-- A plan with a recurring plan at Razorpay is a Razorpay subscription when bought through Razorpay:
+-- its price carries its GST (carved out), so the preview without a provider (a one-time payment,
+-- GST on top) would show another total than the one charged.
+
+insert into public.organizations (id, name, state_code, billing_country, exports_verified) values
+  ('c2510000-0000-4000-8000-0000000000ad', 'Disc preview by provider', null, 'IN', false);
+insert into public.organization_members (organization_id, user_id, role) values
+  ('c2510000-0000-4000-8000-0000000000ad', 'a2510000-0000-4000-8000-000000000001', 'owner');
+select tests.as_user('a2510000-0000-4000-8000-000000000001');
+select public.preview_checkout('c2510000-0000-4000-8000-0000000000ad', 'd_rzp_m', p_provider => 'razorpay') as rzp \gset
+select public.preview_checkout('c2510000-0000-4000-8000-0000000000ad', 'd_rzp_m', p_provider => 'payu') as payu \gset
+select public.preview_checkout('c2510000-0000-4000-8000-0000000000ad', 'd_rzp_m') as plain \gset
+select tests.as_postgres();
+select is(array[(:'rzp'::jsonb ->> 'total_paise')::bigint, (:'rzp'::jsonb ->> 'taxable_paise')::bigint],
+  array[49900, 42288]::bigint[], 'through Razorpay: the price is the total, its GST carved out (42288 + 2 x 3806)');
+select is((:'rzp'::jsonb ->> 'prices_include_tax')::boolean, true, 'and the preview says the price includes tax');
+select is(:'payu'::jsonb, :'plain'::jsonb, 'through PayU (one-time): the same as no provider');
+select is((:'payu'::jsonb ->> 'total_paise')::bigint, 58882::bigint, 'a one-time payment: GST on top');
+select (pg_temp.checkout('c2510000-0000-4000-8000-0000000000ad', 'd_rzp_m', null, 'razorpay')).order_id as o \gset
+select is((select array[amount_cents, taxable_cents] from public.orders where id = :'o'),
+  array[(:'rzp'::jsonb ->> 'total_paise')::bigint, (:'rzp'::jsonb ->> 'taxable_paise')::bigint],
+  'the Razorpay checkout charges what its preview said');
+select tests.as_user('a2510000-0000-4000-8000-000000000001');
+select throws_ok($$select public.preview_checkout('c2510000-0000-4000-8000-0000000000ad', 'd_rzp_m', 'FEST1234', p_provider => 'razorpay')$$,
+  '22023', null, 'a code on a Razorpay subscription is refused in the preview, as at checkout (discount_not_applicable)');
+select throws_ok($$select public.preview_checkout('c2510000-0000-4000-8000-0000000000ad', 'd_rzp_m', p_provider => 'paypal')$$,
+  '22023', null, 'an unknown provider is refused, naming the ones there are');
 select tests.as_postgres();
 
 select * from finish();

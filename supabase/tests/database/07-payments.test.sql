@@ -143,7 +143,7 @@ select ok(has_function_privilege('service_role', 'billing.apply_payment_event(js
   'service_role can call apply_payment_event');
 select ok(not has_function_privilege('anon', 'public.create_checkout_order(uuid,text,text,text,text)', 'execute'),
   'anon cannot create checkout orders');
-select ok(not has_function_privilege('authenticated', 'billing.attach_provider_checkout(uuid,text,text,text)', 'execute')
+select ok(not has_function_privilege('authenticated', 'billing.attach_provider_checkout(uuid,text,text,text,text)', 'execute')
           and not has_function_privilege('authenticated', 'billing.cancel_checkout_order(uuid,text)', 'execute')
           and not has_function_privilege('authenticated', 'billing.reconcile_due_orders(integer)', 'execute'),
   'signed-in users cannot attach, cancel or reconcile orders');
