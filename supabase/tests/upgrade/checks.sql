@@ -71,8 +71,13 @@ select 'the webhook delivery the previous release marked ignored still says why'
        coalesce(ignored_reason, 'no ignored_reason')
 from billing.webhook_events where event_id = 'evt_upgrade_fx_1'
 union all
+-- The fixture's dates are fixed, so by the time this runs the upgraded cluster's own jobs (pg_cron)
+-- may have moved subscription 1 on (past due, expired) and logged that too: the check is that the
+-- change made above is logged, once, as the latest row.
 select 'a change to a subscription from the previous release is logged by the history trigger',
-       (select count(*) from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001') = 2,
+       (select count(*) filter (where action = 'cancel_scheduled') = 1
+               and (array_agg(action order by created_at desc, id desc))[1] = 'cancel_scheduled'
+        from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001'),
        (select string_agg(action, ', ' order by created_at) from public.subscription_history
         where subscription_id = 'f1000000-0000-4000-8000-000000000001')
 union all
