@@ -14,8 +14,8 @@
 // good through the pooler (the options in supabase/functions/_shared/db.ts say why). Session state
 // fails it too: with `set_config('role', 'authenticated', false)` in asUser, the role stays on the
 // server connection, the next webhook on it runs as authenticated and is refused, and the scan
-// reads the role back; with prepare: true, the next transaction on another server connection does
-// not find the client's named statement.
+// reads the role back; with prepare: true (named statements, kept per server connection), the
+// member reads of GET ai-chat/models answer 500 about half the time.
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import crypto from "node:crypto";
 import os from "node:os";
