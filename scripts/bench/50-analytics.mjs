@@ -6,7 +6,7 @@
 // provider, and every subscription's latest state (distinct on) summed by plan and status.
 // Target: job <= 2 x floor. Each is run 3 times, the median reported.
 import postgres from "postgres";
-import { fmt, printTable } from "./lib.mjs";
+import { check, fmt, measures, printTable } from "./lib.mjs";
 
 const SUBS = 1_000_000;
 const EVENTS = 3_000_000;
@@ -178,15 +178,30 @@ export default async function bench(db) {
       where effective_at >= ${day}::date::timestamp at time zone 'Asia/Kolkata'
         and effective_at < (${day}::date + 1)::timestamp at time zone 'Asia/Kolkata'`;
 
-    printTable(`one day (${day}) of billing-analytics-daily: ${history.toLocaleString("en-US")} history rows, ` +
-      `${events.toLocaleString("en-US")} payment events (setup ${fmt(setupSeconds, 1)} s, median of ${RUNS})`, [
-      { query: "floor: sum(...) group by plan and provider + distinct on latest state by plan and status", ms: fmt(floorMs, 0), ratio: "1.00", target: "" },
-      { query: "billing.refresh_revenue_analytics(day, day)", ms: fmt(jobMs, 0), ratio: fmt(jobMs / floorMs), target: "<= 2.00" },
+    measures(`one day (${day}) of billing-analytics-daily: ${history.toLocaleString("en-US")} history rows, ` +
+      `${events.toLocaleString("en-US")} payment events (setup ${fmt(setupSeconds, 1)} s, median of ${RUNS}); floor: ` +
+      "sum(...) group by plan and provider + distinct on latest state by plan and status", [
+      { measure: "billing.refresh_revenue_analytics(day, day)", unit: "ms", floor: floorMs, ours: jobMs, target: { ratio: 2 }, digits: 0 },
     ]);
     printTable("the stored row (paise)", [{
       ...Object.fromEntries(Object.entries(row).map(([k, v]) => [k, String(v)])),
       "organizations that moved": moved,
     }]);
+
+    // Wrong figures are worse than slow ones: the stored row against the floor's plain sums (the
+    // bench's plans and payments are all INR) and against the movements identity.
+    const [floorRow] = await sql.unsafe(floorSql(day));
+    const sum = (list, key) => (list ?? []).reduce((n, r) => n + Number(r[key] ?? 0), 0);
+    const money = { gross: sum(floorRow.money, "captured"), refunds: sum(floorRow.money, "refunded") };
+    check(
+      "the stored gross and refunds equal the floor's sums of the day's captured and refunded payments",
+      Number(row.gross) === money.gross && Number(row.refunds) === money.refunds,
+      `stored ${row.gross} / ${row.refunds}, floor ${money.gross} / ${money.refunds}`,
+    );
+    const closing = Number(row.opening_mrr) + Number(row.new_mrr) + Number(row.reactivation_mrr) +
+      Number(row.expansion_mrr) - Number(row.contraction_mrr) - Number(row.churned_mrr);
+    check("opening MRR + the day's movements = closing MRR", closing === Number(row.mrr), `${closing} against ${row.mrr}`);
+    check("the day has payments and movements to count", money.gross > 0 && moved > 0, `gross ${money.gross}, ${moved} organizations moved`);
   } finally {
     await sql.end();
   }

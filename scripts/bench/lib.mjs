@@ -120,3 +120,88 @@ export function printTable(title, rows) {
 }
 
 export const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+
+// -------------------------------------------------------------------------------------------------
+// Printing a section's figures, and its correctness checks: the one way every section reports.
+//
+//   measures("Webhooks (32 in flight)", [
+//     { measure: "p99 of a delivery", unit: "ms", floor: 12.1, ours: 48.3, target: { max: 100 } },
+//     { measure: "deliveries per second", unit: "/s", floor: 2400, ours: 800, target: { minRatio: 0.25 } },
+//   ]);
+//   check("every payment applied exactly once", applied === PAYMENTS, `applied ${applied} of ${PAYMENTS}`);
+//
+// measures() prints one table: each measure with its floor (the same work without the part
+// measured, in the same run: the machine is shared, so only the ratio travels between runs),
+// ours, the ratio ours / floor, the target and whether it is met. A target is one of:
+//   { max: n }       ours <= n (in the measure's unit)
+//   { min: n }       ours >= n
+//   { ratio: n }     ours / floor <= n (a cost: latency, time)
+//   { minRatio: n }  ours / floor >= n (a rate: per second)
+//   { added: n }     ours - floor <= n (what a layer adds to a latency)
+// or none. A missed target is printed "NOT met" and never fails the run: figures are noisy.
+// check() records a wrong result (a correctness check after the load): npm run bench runs the
+// other sections, then prints the failed checks and exits 1. A section that throws counts as a
+// failed check too (scripts/bench.mjs).
+// -------------------------------------------------------------------------------------------------
+
+/** What a target says, for the table. */
+function targetText(target, unit) {
+  if (!target) return "-";
+  const u = unit === "/s" ? "/s" : unit ? ` ${unit}` : "";
+  if (target.max !== undefined) return `<= ${target.max}${u}`;
+  if (target.min !== undefined) return `>= ${target.min}${u}`;
+  if (target.ratio !== undefined) return `<= ${target.ratio}x floor`;
+  if (target.minRatio !== undefined) return `>= ${target.minRatio}x floor`;
+  if (target.added !== undefined) return `<= floor + ${target.added}${u}`;
+  throw new Error(`unknown target ${JSON.stringify(target)}: use max, min, ratio, minRatio or added`);
+}
+
+/** Whether ours meets the target (true when there is none). */
+export function targetMet({ floor, ours, target }) {
+  if (!target) return true;
+  if (target.max !== undefined) return ours <= target.max;
+  if (target.min !== undefined) return ours >= target.min;
+  if (target.ratio !== undefined) return ours / floor <= target.ratio;
+  if (target.minRatio !== undefined) return ours / floor >= target.minRatio;
+  return ours - floor <= target.added;
+}
+
+/**
+ * Print measures side by side with their floors: measure, unit, floor, ours, ratio, target, met.
+ * A row: { measure, unit, floor, ours, target, digits }; `digits` (the row's, else the option's,
+ * default 1) rounds floor and ours; a measure without a floor prints "-" for its floor and ratio.
+ * Returns how many targets were missed (for a summary line; never a reason to fail).
+ */
+export function measures(title, rows, { digits = 1 } = {}) {
+  let missed = 0;
+  printTable(title, rows.map((r) => {
+    const met = targetMet(r);
+    if (!met) missed++;
+    const hasFloor = Number.isFinite(r.floor);
+    return {
+      measure: r.measure,
+      unit: r.unit ?? "",
+      floor: hasFloor ? fmt(r.floor, r.digits ?? digits) : "-",
+      ours: fmt(r.ours, r.digits ?? digits),
+      ratio: hasFloor && r.floor !== 0 ? `${fmt(r.ours / r.floor, 2)}x` : "-",
+      target: targetText(r.target, r.unit),
+      met: r.target ? (met ? "met" : "NOT met") : "-",
+    };
+  }));
+  return missed;
+}
+
+const failures = [];
+
+/**
+ * A correctness check after the load: prints `check ok: name` or `check FAILED: name` with the
+ * detail, and remembers a failure so npm run bench exits 1 once every section has run.
+ */
+export function check(name, ok, detail = "") {
+  console.log(ok ? `check ok: ${name}` : `check FAILED: ${name}${detail ? `\n  ${detail}` : ""}`);
+  if (!ok) failures.push(name);
+  return ok;
+}
+
+/** The failed checks so far (scripts/bench.mjs prints them at the end and exits 1). */
+export const failedChecks = () => [...failures];

@@ -1,13 +1,13 @@
 // The local Postgres: Debian's Postgres 15 with pg_cron (preloaded),
 // pgTAP and plpgsql_check, one cluster per folder, the Supabase compatibility layer,
 // migrations through the Supabase CLI and the seed.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { bin, root, run, ScriptError } from "./run.mjs";
+import { bin, root, run, ScriptError, track } from "./run.mjs";
 
 const PG_MAJOR = 15;
 export const pgBinDir = () => process.env.SUPABILL_PG_BINDIR ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
@@ -24,6 +24,9 @@ function requiredPackages() {
     [`postgresql-${PG_MAJOR}-pgtap`, path.join(pgShareDir(), "pgtap.control")],
     [`postgresql-${PG_MAJOR}-plpgsql-check`, path.join(pgLibDir(), "plpgsql_check.so")],
     ["libtap-parser-sourcehandler-pgtap-perl", "pg_prove"],
+    // tests/pooler.test.ts puts it in transaction mode in front of the test cluster, as hosted
+    // Supabase puts Supavisor in front of Postgres for the functions.
+    ["pgbouncer", "/usr/sbin/pgbouncer"],
   ];
 }
 
@@ -213,6 +216,95 @@ export function stateDir() {
 
 /** The dev cluster: 127.0.0.1:54322 (SUPABILL_DB_PORT), kept in the state folder. */
 export const devCluster = () => new Cluster(path.join(stateDir(), "db"), Number(process.env.SUPABILL_DB_PORT ?? 54322));
+
+/**
+ * A streaming physical replica of the cluster at `primaryUrl` (pg_basebackup -R: a standby that
+ * follows the primary's WAL, read-only), in a temporary folder on a free port, started; the
+ * caller removes it. The primary must accept replication connections (initdb --auth=trust does).
+ */
+export async function startReplica(primaryUrl, prefix = "replica") {
+  const replica = await tempCluster(prefix);
+  if (isRoot()) await run("chown", ["-R", "postgres:postgres", replica.dir]);
+  await asPgUser("pg_basebackup", ["-d", primaryUrl, "-D", replica.data, "-R", "-X", "stream", "-c", "fast"]);
+  await replica.start();
+  return replica;
+}
+
+/** Wait until the server at `url` accepts TCP connections (a child that just started). */
+async function waitForPort(port, what, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise((resolve) => {
+      const socket = net.connect({ port, host: "127.0.0.1" }, () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > until) throw new ScriptError(`${what} did not listen on port ${port} within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * pgbouncer in front of the cluster at `upstreamPort` (database postgres, user postgres), in
+ * `mode` (transaction: a server connection is lent for one transaction, then given to whichever
+ * client asks next, as Supavisor's transaction mode on port 6543 does) with `poolSize` server
+ * connections. Resolves with its URL and stop(). Runs as the postgres user when we are root
+ * (pgbouncer will not run as root). Debian 12's pgbouncer 1.18 has no protocol-level prepared
+ * statements: a client's named statement is lost when its next transaction lands on another
+ * server connection, as on Supavisor in transaction mode.
+ */
+export async function startPgbouncer({ upstreamPort, mode = "transaction", poolSize = 4 }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "supabill-pgbouncer-"));
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, "userlist.txt"), '"postgres" "postgres"\n');
+  fs.writeFileSync(path.join(dir, "pgbouncer.ini"), [
+    "[databases]",
+    `postgres = host=127.0.0.1 port=${upstreamPort} dbname=postgres user=postgres`,
+    "[pgbouncer]",
+    "listen_addr = 127.0.0.1",
+    `listen_port = ${port}`,
+    "unix_socket_dir =",
+    "auth_type = trust",
+    `auth_file = ${path.join(dir, "userlist.txt")}`,
+    `pool_mode = ${mode}`,
+    `default_pool_size = ${poolSize}`,
+    "max_client_conn = 500",
+    // SHOW POOLS, SHOW CLIENTS ... on the console database `pgbouncer`, to see who waits for what.
+    "admin_users = postgres",
+    // postgres.js and psql may send these at startup; pgbouncer refuses unknown ones otherwise.
+    "ignore_startup_parameters = extra_float_digits,options",
+    `logfile = ${path.join(dir, "pgbouncer.log")}`,
+    "",
+  ].join("\n"));
+  if (isRoot()) await run("chown", ["-R", "postgres:postgres", dir]);
+  const cmd = ["/usr/sbin/pgbouncer", path.join(dir, "pgbouncer.ini")];
+  const child = track(isRoot()
+    ? spawn("runuser", ["-u", "postgres", "--", ...cmd], { stdio: "ignore" })
+    : spawn(cmd[0], cmd.slice(1), { stdio: "ignore" }));
+  try {
+    await waitForPort(port, "pgbouncer");
+  } catch (e) {
+    child.kill("SIGTERM");
+    const log = fs.existsSync(path.join(dir, "pgbouncer.log")) ? fs.readFileSync(path.join(dir, "pgbouncer.log"), "utf8") : "";
+    throw new ScriptError(`${e.message}\n${log.split("\n").slice(-20).join("\n")}`);
+  }
+  return {
+    url: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        // runuser passes SIGTERM on to pgbouncer, which closes its connections and exits.
+        child.kill("SIGTERM");
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** A throwaway cluster for a test or benchmark run, on a free port, removed by the caller. */
 export async function tempCluster(prefix) {

@@ -1,7 +1,7 @@
 // Postgres access for functions, through SUPABILL_DB_URL when it is set, else SUPABASE_DB_URL
 // (which Supabase injects; SUPABILL_DB_URL lets a hosted project point the functions at the
-// transaction pooler, port 6543, hence prepare: false). SQL acting for a user runs the way
-// PostgREST runs it: `set local role authenticated` and the user's claims in request.jwt.claims,
+// transaction pooler, port 6543, hence the pool's options below). SQL acting for a user runs the
+// way PostgREST runs it: `set local role authenticated` and the user's claims in request.jwt.claims,
 // so RLS applies.
 import postgres from "npm:postgres@4.2.0";
 import type { Claims } from "./auth.ts";
@@ -20,7 +20,22 @@ export function db(): Sql {
     const url = readEnv(denoEnv, "SUPABILL_DB_URL") ?? readEnv(denoEnv, "SUPABASE_DB_URL");
     if (!url) throw new HttpError(503, "database_unavailable", "neither SUPABILL_DB_URL nor SUPABASE_DB_URL is set");
     pool = postgres(url, {
+      // Through a pooler in transaction mode a server connection is ours for one transaction:
+      // no named prepared statements (they stay on the server connection we leave), and one
+      // query in flight per client connection (postgres.js pipelines up to 100 by default;
+      // pipelined queries with parameters hung for good through pgbouncer 1.18 in
+      // tests/pooler.test.ts, and Supavisor before 2.10 hangs on them too). One in flight also
+      // keeps a query that waits on a row lock from holding up unrelated ones queued behind it.
       prepare: false,
+      max_pipeline: 1,
+      // No lookup of the database's own types: postgres.js would read them the first time a
+      // result holds one it does not know (ai_settle's enum), on another connection while the
+      // first one waits holding its server connection; with every server connection of the
+      // pooler held that way, the lookup never gets one and the pool hangs for good (a cold
+      // start under load, tests/pooler.test.ts; eager_types hung there too). Without it an array
+      // of an enum or domain would arrive as its text form: the functions read none (the /rest/v1
+      // stand-in builds its JSON in SQL).
+      fetch_types: false,
       max: Number(Deno.env.get("SUPABILL_DB_POOL_SIZE") ?? 10),
       connect_timeout: 5,
       idle_timeout: 30,
