@@ -1485,12 +1485,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
-    },{
-      foreignKeyName: "ai_batch_requests_request_id_fkey"
-      columns: ["request_id"]
-isOneToOne: true
-      referencedRelation: "ai_requests"
-      referencedColumns: ["request_id"]
     }
                   ]
                 },"ai_batches": {
