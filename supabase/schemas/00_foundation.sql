@@ -11,7 +11,7 @@
 --
 -- Monthly partitions, the contract (a table opts in without reading the code):
 --   1. Declare the table `partition by range (<column>)`, <column> a timestamptz that is never null
---      and never updated (when the row happened, by billing.now()). Every primary key and unique
+--      and never updated (when the row happened). Every primary key and unique
 --      constraint must include <column> (Postgres enforces uniqueness per partition only); a
 --      foreign key to the table must name <column> too (or be dropped, said why where it was).
 --   2. Declare its default partition beside it: `create table billing_partitions.<table>_default
@@ -24,17 +24,19 @@
 --      `select billing.maintain_partitions();` (data, which a diff does not see: the migration
 --      does the same two by hand): the table, its column, the billing_settings column holding its
 --      retention in days (null: kept forever), and how many months ahead to create.
---   A migration that turns an existing table into a partitioned one renames the old table (and
---   the indexes and sequence whose names the new one takes), copies its rows into the new one
---   (they land in the default partition), drops it, and runs billing.maintain_partitions(), which
---   moves each month into its own partition (billing.job_runs's migration is an example).
 --   billing.maintain_partitions(p_at) then keeps, for each registered table, one partition
---   billing_partitions.<table>_pYYYYMM per UTC month [YYYY-MM-01, next month) from p_at's month to months_ahead
---   months after it, and one for every month its default partition holds rows of (it creates the
---   partition as a plain table, moves those rows into it, then attaches it); and it drops
---   (detach, then drop; never a DELETE) every partition whose month ended more than the
+--   billing_partitions.<table>_pYYYYMM per UTC month [YYYY-MM-01, next month), from p_at's month
+--   to months_ahead months after it, and one for every month its default partition holds rows of
+--   (it creates the partition as a plain table, moves those rows into it, then attaches it); and
+--   it drops (detach, then drop; never a DELETE) every partition whose month ended more than the
 --   retention before p_at. The daily job billing-partitions (04_operations) runs it, and so does
 --   every move of billing.test_clock; both are logged in billing.job_runs.
+--   A migration that turns an existing table into a partitioned one renames the old table (and
+--   the indexes and sequence whose names the new one takes), makes the new one with its default
+--   partition before its indexes (plain CREATE INDEX, not the ON ONLY a diff drafts), copies the
+--   rows in (they land in the default partition), drops the old table, and runs
+--   billing.maintain_partitions(), which moves each month into its own partition
+--   (supabase/migrations/*_partitioned_webhooks_and_job_runs.sql is an example).
 --
 -- Conventions of every module (same section order in each file): 1. types; 2. tables, each with its
 -- grants, row level security and triggers (trigger functions a table attaches come just before it);
