@@ -607,7 +607,8 @@ revoke execute on function billing.job_purge(integer) from public;
 
 /**
  * The batch function of the job billing-partitions: billing.maintain_partitions at billing.now().
- * Its work is whole partitions, not rows, so it ignores p_limit (which run_job requires).
+ * Its work is whole partitions, not rows, so p_limit (which run_job requires) is only checked,
+ * like every batch's.
  */
 create function billing.maintain_partitions_batch(p_limit integer)
 returns integer
@@ -615,6 +616,7 @@ language plpgsql
 set search_path = ''
 as $$
 begin
+  perform billing.check_batch_limit(p_limit);
   return billing.maintain_partitions(billing.now());
 end;
 $$;
