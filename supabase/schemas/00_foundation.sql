@@ -6,7 +6,37 @@
 -- billing.now() (a transaction's pin, or the simulated time of billing.test_clock, where the
 -- database enables it), the trigger functions tables share, GSTIN validation, the backoff every
 -- outbox retries with (billing.retry_backoff), and the billing settings (one row the operators
--- edit in the SQL editor).
+-- edit in the SQL editor), and monthly partitions for the tables that grow with traffic
+-- (billing.partitioned_tables, billing.maintain_partitions).
+--
+-- Monthly partitions, the contract (a table opts in without reading the code):
+--   1. Declare the table `partition by range (<column>)`, <column> a timestamptz that is never null
+--      and never updated (when the row happened). Every primary key and unique
+--      constraint must include <column> (Postgres enforces uniqueness per partition only); a
+--      foreign key to the table must name <column> too (or be dropped, said why where it was).
+--   2. Declare its default partition beside it: `create table billing_partitions.<table>_default
+--      partition of <schema>.<table> default;` then `select billing.secure_partition(
+--      'billing_partitions', '<table>_default', '<table>');` (no grants, a comment, like the
+--      partitions maintenance makes). It catches any row no monthly partition takes, so an insert
+--      never fails for want of a partition. Partitions live in schema billing_partitions: no API
+--      role uses it, and the generated types and schema diffs leave it out.
+--   3. Register it, one row of billing.partitioned_tables in the module's schema file, followed by
+--      `select billing.maintain_partitions();` (data, which a diff does not see: the migration
+--      does the same two by hand): the table, its column, the billing_settings column holding its
+--      retention in days (null: kept forever), and how many months ahead to create.
+--   billing.maintain_partitions(p_at) then keeps, for each registered table, one partition
+--   billing_partitions.<table>_pYYYYMM per UTC month [YYYY-MM-01, next month), from p_at's month
+--   to months_ahead months after it, and one for every month its default partition holds rows of
+--   (it creates the partition as a plain table, moves those rows into it, then attaches it); and
+--   it drops (detach, then drop; never a DELETE) every partition whose month ended more than the
+--   retention before p_at. The daily job billing-partitions (04_operations) runs it, and so does
+--   every move of billing.test_clock; both are logged in billing.job_runs.
+--   A migration that turns an existing table into a partitioned one renames the old table (and
+--   the indexes and sequence whose names the new one takes), makes the new one with its default
+--   partition before its indexes (plain CREATE INDEX, not the ON ONLY a diff drafts), copies the
+--   rows in (they land in the default partition), drops the old table, and runs
+--   billing.maintain_partitions(), which moves each month into its own partition
+--   (supabase/migrations/*_partitioned_webhooks_and_job_runs.sql is an example).
 --
 -- Conventions of every module (same section order in each file): 1. types; 2. tables, each with its
 -- grants, row level security and triggers (trigger functions a table attaches come just before it);
@@ -36,6 +66,17 @@
 create schema billing;
 
 revoke all on schema billing from public;
+
+/**
+ * The partitions of the monthly-partitioned tables (billing.maintain_partitions): no API role may
+ * use it (queries go through the parents), and the generated types and the schema diffs (public
+ * and billing) leave it out, since monthly partitions come and go with the clock and the rows.
+ */
+create schema billing_partitions;
+
+revoke all on schema billing_partitions from public;
+
+comment on schema billing_partitions is 'The partitions of supabill''s monthly-partitioned tables (billing.maintain_partitions). Query the parent tables.';
 
 -- Policies call billing.* helpers as the querying role, so signed-in users need usage.
 grant usage on schema billing to authenticated, service_role;
@@ -463,6 +504,12 @@ create table public.billing_settings (
     constraint billing_settings_ai_batch_hour_ist_range check (ai_batch_hour_ist between 0 and 23),
   ai_batch_price_factor numeric(4, 3) not null default 0.5
     constraint billing_settings_ai_batch_price_factor_range check (ai_batch_price_factor > 0 and ai_batch_price_factor <= 1),
+  job_run_retention_days integer not null default 30
+    constraint billing_settings_job_run_retention_days_range check (job_run_retention_days between 1 and 3650),
+  webhook_event_retention_days integer
+    constraint billing_settings_webhook_event_retention_days_range check (webhook_event_retention_days between 1 and 36500),
+  ai_request_retention_days integer
+    constraint billing_settings_ai_request_retention_days_range check (ai_request_retention_days between 1 and 36500),
   constraint billing_settings_gstin_matches_state
     check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
   constraint billing_settings_invoice_prefix_fits
@@ -549,9 +596,36 @@ comment on column public.billing_settings.ai_batch_hour_ist is
 comment on column public.billing_settings.ai_batch_price_factor is
   'What a request of a nightly AI batch pays of its model''s interactive price (0.5: half), for models whose price row has no batch prices of its own.';
 
+comment on column public.billing_settings.job_run_retention_days is
+  'Days billing.job_runs keeps a job run: a month of runs is dropped once it ended this long ago (monthly partitions). Default 30.';
+
+comment on column public.billing_settings.webhook_event_retention_days is
+  'Days a provider webhook delivery (billing.webhook_events) is kept: a month of deliveries is dropped once it ended this long ago. Null (default): kept forever. Its event id stays in billing.webhook_event_keys either way, so a re-delivery is still a duplicate.';
+
+comment on column public.billing_settings.ai_request_retention_days is
+  'Days the AI gateway''s log (public.ai_requests) is kept: a month of requests is dropped once it ended this long ago. Null (default): kept forever.';
+
 -- The settings row, every column at its default (data, not schema: the operators edit it in the
 -- SQL editor).
 insert into public.billing_settings (id) values (true);
+
+/**
+ * Moving the test clock runs partition maintenance (billing.job_maintain_partitions, the daily
+ * job of 04_operations, logged like it) at the new time: a test that moves the clock months or
+ * years ahead finds the monthly partitions of that time in place. The job catches its own
+ * failure (logged in billing.job_runs), so the clock always moves.
+ */
+create function billing.test_clock_moved()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform billing.job_maintain_partitions();
+  return null;
+end;
+$$;
+revoke execute on function billing.test_clock_moved() from public;
 
 /**
  * The simulated time of a test cluster: at most one row (id is always true). Written by the
@@ -569,6 +643,37 @@ revoke all on table billing.test_clock from public, anon, authenticated, service
 
 comment on table billing.test_clock is
   'The simulated time of a test cluster (one row at most); billing.now() follows it only where the database sets billing.test_clock = on. Never used on a hosted project.';
+
+create trigger test_clock_moved
+  after insert or update on billing.test_clock
+  for each row execute function billing.test_clock_moved();
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.partitioned_tables (the monthly partitions' registry)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The tables kept in monthly partitions, one row each (the contract is in this file's header):
+ * table_name, schema-qualified ('public.ai_requests'), partitioned by range on partition_column
+ * (a timestamptz); retention_setting, the integer column of public.billing_settings holding how
+ * many days rows are kept (a partition is dropped once its month ended that long before
+ * billing.now()), null or a null setting: kept forever; months_ahead, how many months after the
+ * current one have their partition ready. Data, not schema: a module inserts its row beside its
+ * table, and the same insert goes in the migration. For postgres only.
+ */
+create table billing.partitioned_tables (
+  table_name text primary key
+    constraint partitioned_tables_table_name_qualified check (table_name ~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$'),
+  partition_column name not null,
+  retention_setting name,
+  months_ahead integer not null default 3
+    constraint partitioned_tables_months_ahead_range check (months_ahead between 0 and 24)
+);
+
+revoke all on billing.partitioned_tables from public, anon, authenticated, service_role;
+
+comment on table billing.partitioned_tables is
+  'The tables kept in monthly partitions by billing.maintain_partitions: partition column, retention setting (days, a billing_settings column; null: forever), months created ahead.';
 
 -- =================================================================================================
 -- 3. Private functions
@@ -655,6 +760,173 @@ revoke execute on function billing.simulated_now() from public;
 grant execute on function billing.simulated_now() to authenticated, service_role;
 comment on function billing.simulated_now() is
   'The test clock: the pinned billing.now, else billing.test_clock, else null; only where the database enables billing.test_clock.';
+
+/**
+ * What a partition (a monthly one made by billing.maintain_partitions, or a default one a module
+ * declares) is given: no grants (the API roles read the parent, under its policies), row level
+ * security if it is in public (as every public table has), and a comment naming its parent.
+ * Partitions belong in schema billing_partitions, which no API role may use and the generated
+ * types and schema diffs leave out (monthly partitions come and go with the clock).
+ */
+create function billing.secure_partition(p_schema name, p_partition name, p_parent name)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_parent text := coalesce(
+    (select i.inhparent::regclass::text from pg_catalog.pg_inherits i
+     where i.inhrelid = pg_catalog.format('%I.%I', p_schema, p_partition)::regclass),
+    p_parent);
+begin
+  execute pg_catalog.format('revoke all on table %I.%I from public, anon, authenticated, service_role', p_schema, p_partition);
+  if p_schema = 'public' then
+    execute pg_catalog.format('alter table %I.%I enable row level security', p_schema, p_partition);
+  end if;
+  execute pg_catalog.format('comment on table %I.%I is %L', p_schema, p_partition,
+    pg_catalog.format('A partition of %s (billing.maintain_partitions): query the parent.', v_parent));
+end;
+$$;
+revoke execute on function billing.secure_partition(name, name, name) from public;
+
+/**
+ * Monthly partitions of every table of billing.partitioned_tables at p_at (the contract is in this
+ * file's header). For each table, in one transaction (an advisory lock makes concurrent runs wait
+ * for each other; a second run finds nothing to do):
+ * - the months to have: p_at's UTC month and months_ahead after it, and every month the default
+ *   partition holds rows of (a row inserted before its partition existed: a clock moved ahead, a
+ *   table converted by a migration); each missing one is created as a plain table with the
+ *   parent's columns and checks, the default partition's rows of that month moved into it, and
+ *   attached as billing_partitions.<table>_pYYYYMM FOR VALUES FROM (YYYY-MM-01 00:00 UTC) TO
+ *   (next month); it gets the parent's indexes, keys, foreign keys and triggers when attached,
+ *   and grants nothing (API roles read the parent, under its row level security);
+ * - past retention: each <table>_pYYYYMM whose month ended more than the retention
+ *   (retention_setting's days) before p_at is detached, then dropped: whole months go, never a
+ *   DELETE, and a table without a retention keeps everything.
+ * Returns the partitions created plus those dropped. Raises (nothing changed) when a registered
+ * table is missing, not partitioned by range on its column, or names a retention setting
+ * billing_settings does not have.
+ */
+create function billing.maintain_partitions(p_at timestamptz default billing.now())
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_table billing.partitioned_tables;
+  v_parent regclass;
+  v_schema name;
+  v_name name;
+  v_default regclass;
+  v_exists boolean;
+  v_columns text;
+  v_retention_days integer;
+  v_month timestamptz;
+  v_months timestamptz[];
+  v_partition name;
+  v_partition_schema name;
+  v_changed integer := 0;
+  v_current timestamptz := pg_catalog.date_trunc('month', p_at, 'UTC');
+begin
+  if p_at is null then
+    raise exception 'maintain_partitions: p_at is null' using errcode = 'invalid_parameter_value';
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('billing.maintain_partitions'));
+  for v_table in select * from billing.partitioned_tables t order by t.table_name loop
+    v_parent := pg_catalog.to_regclass(v_table.table_name);
+    if v_parent is null then
+      raise exception 'billing.partitioned_tables: table % does not exist', v_table.table_name
+        using errcode = 'undefined_table';
+    end if;
+    if not exists (
+      select from pg_catalog.pg_partitioned_table pt
+      join pg_catalog.pg_attribute a on a.attrelid = pt.partrelid and a.attnum = pt.partattrs[0]
+      where pt.partrelid = v_parent and pt.partstrat = 'r' and pt.partnatts = 1
+        and a.attname = v_table.partition_column and a.atttypid = 'timestamptz'::regtype
+    ) then
+      raise exception 'billing.partitioned_tables: % is not partitioned by range on its timestamptz column %',
+        v_table.table_name, v_table.partition_column
+        using errcode = 'invalid_table_definition',
+              hint = 'Declare it "partition by range (<column>)" with a default partition; see 00_foundation.sql.';
+    end if;
+    if v_table.retention_setting is not null and not exists (
+      select from pg_catalog.pg_attribute a
+      where a.attrelid = 'public.billing_settings'::regclass and a.attname = v_table.retention_setting
+        and a.atttypid = 'integer'::regtype and not a.attisdropped
+    ) then
+      raise exception 'billing.partitioned_tables: % names retention setting %, not an integer column of public.billing_settings',
+        v_table.table_name, v_table.retention_setting
+        using errcode = 'undefined_column';
+    end if;
+    select n.nspname, c.relname into v_schema, v_name
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where c.oid = v_parent;
+    -- The default partition, wherever it was declared; made in billing_partitions when missing.
+    select nullif(pt.partdefid, 0)::regclass into v_default
+    from pg_catalog.pg_partitioned_table pt where pt.partrelid = v_parent;
+    if v_default is null then
+      execute pg_catalog.format('create table billing_partitions.%I partition of %I.%I default',
+                                v_name || '_default', v_schema, v_name);
+      perform billing.secure_partition('billing_partitions', v_name || '_default', v_name);
+      v_default := pg_catalog.format('billing_partitions.%I', v_name || '_default')::regclass;
+      v_changed := v_changed + 1;
+    end if;
+    select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' order by a.attnum) into v_columns
+    from pg_catalog.pg_attribute a
+    where a.attrelid = v_parent and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+
+    -- The months to have: from the current one to months_ahead after it, and those in the default.
+    execute pg_catalog.format(
+      'select pg_catalog.array_agg(distinct pg_catalog.date_trunc(''month'', d.%I, ''UTC'')) from %s d',
+      v_table.partition_column, v_default) into v_months;
+    v_months := coalesce(v_months, '{}') || array(
+      select v_current + pg_catalog.make_interval(months => i) from pg_catalog.generate_series(0, v_table.months_ahead) i);
+    for v_month in select distinct m from pg_catalog.unnest(v_months) m order by m loop
+      v_partition := v_name || '_p' || pg_catalog.to_char(v_month at time zone 'UTC', 'YYYYMM');
+      select exists (select from pg_catalog.pg_inherits i join pg_catalog.pg_class c on c.oid = i.inhrelid
+                     where i.inhparent = v_parent and c.relname = v_partition) into v_exists;
+      continue when v_exists;
+      execute pg_catalog.format(
+        'create table billing_partitions.%I (like %I.%I including defaults including constraints including generated including storage)',
+        v_partition, v_schema, v_name);
+      execute pg_catalog.format(
+        'with moved as (delete from %1$s where %2$I >= %3$L and %2$I < %4$L returning *) '
+        'insert into billing_partitions.%5$I (%6$s) select %6$s from moved',
+        v_default, v_table.partition_column, v_month, v_month + interval '1 month', v_partition, v_columns);
+      execute pg_catalog.format('alter table %I.%I attach partition billing_partitions.%I for values from (%L) to (%L)',
+        v_schema, v_name, v_partition, v_month, v_month + interval '1 month');
+      perform billing.secure_partition('billing_partitions', v_partition, v_name);
+      v_changed := v_changed + 1;
+    end loop;
+
+    -- Past retention: whole months, detached then dropped.
+    if v_table.retention_setting is not null then
+      execute pg_catalog.format('select s.%I from public.billing_settings s', v_table.retention_setting)
+        into v_retention_days;
+    else
+      v_retention_days := null;
+    end if;
+    if v_retention_days is not null then
+      for v_partition, v_partition_schema in
+        select c.relname, c.relnamespace::regnamespace::name
+        from pg_catalog.pg_inherits i
+        join pg_catalog.pg_class c on c.oid = i.inhrelid
+        where i.inhparent = v_parent
+          and c.relname ~ ('^' || v_name || '_p[0-9]{6}$')
+          and pg_catalog.to_date(pg_catalog.right(c.relname, 6), 'YYYYMM')::timestamp at time zone 'UTC'
+              + interval '1 month' + pg_catalog.make_interval(days => v_retention_days) <= p_at
+        order by c.relname
+      loop
+        execute pg_catalog.format('alter table %I.%I detach partition %I.%I', v_schema, v_name, v_partition_schema, v_partition);
+        execute pg_catalog.format('drop table %I.%I', v_partition_schema, v_partition);
+        v_changed := v_changed + 1;
+      end loop;
+    end if;
+  end loop;
+  return v_changed;
+end;
+$$;
+revoke execute on function billing.maintain_partitions(timestamptz) from public;
 
 -- =================================================================================================
 -- 4. Policies

@@ -151,6 +151,20 @@ isOneToOne: true
       referencedColumns: ["order_id"]
     }
                   ]
+                },"partitioned_tables": {
+                  Row: {
+                    "months_ahead": number,"partition_column": unknown,"retention_setting": unknown,"table_name": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "months_ahead"?: number,"partition_column": unknown,"retention_setting"?: unknown,"table_name": string
+                  }
+                  Update: {
+                    "months_ahead"?: number,"partition_column"?: unknown,"retention_setting"?: unknown,"table_name"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"provider_actions": {
                   Row: {
                     "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": Database["public"]['Enums']["actor_kind"],"result": Json | null,"seq": number,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
@@ -259,6 +273,20 @@ isOneToOne: true
                   }
                   Update: {
                     "id"?: boolean,"simulated_at"?: string,"updated_at"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"webhook_event_keys": {
+                  Row: {
+                    "event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string,"webhook_event_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string,"webhook_event_id": string
+                  }
+                  Update: {
+                    "event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"received_at"?: string,"webhook_event_id"?: string
                   }
                   Relationships: [
                     
@@ -940,6 +968,9 @@ isOneToOne: true
 "job_finished":
 { Args: { "p_error": string,"p_rows": number,"p_run_id": number }; Returns: undefined
                            },
+"job_maintain_partitions":
+{ Args: Record<PropertyKey, never>; Returns: number
+                           },
 "job_purge":
 { Args: { "p_limit"?: number }; Returns: number
                            },
@@ -997,6 +1028,12 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"maintain_partitions":
+{ Args: { "p_at"?: string }; Returns: number
+                           },
+"maintain_partitions_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
                            },
@@ -1296,6 +1333,9 @@ isOneToOne: true
               "detail": string,"job": string,"schedule": string,"state": string
             }[]
                            },
+"secure_partition":
+{ Args: { "p_parent": unknown,"p_partition": unknown,"p_schema": unknown }; Returns: undefined
+                           },
 "set_change_context":
 { Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_effective_at"?: string,"p_metadata"?: Json,"p_reason"?: string,"p_when_due"?: boolean }; Returns: undefined
                            },
@@ -1448,12 +1488,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
-    },{
-      foreignKeyName: "ai_batch_requests_request_id_fkey"
-      columns: ["request_id"]
-isOneToOne: true
-      referencedRelation: "ai_requests"
-      referencedColumns: ["request_id"]
     }
                   ]
                 },"ai_batches": {
@@ -1532,14 +1566,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"usage_late_horizon": string,"webhook_payload_retention_days": number
+                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"ai_request_retention_days": number | null,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"job_run_retention_days": number,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"usage_late_horizon": string,"webhook_event_retention_days": number | null,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
