@@ -898,6 +898,9 @@ isOneToOne: true
 "gstin_problem":
 { Args: { "p_gstin": string }; Returns: string
                            },
+"increment_usage_general":
+{ Args: { "p_amount": number,"p_features": Json,"p_metric": string,"p_now": string,"p_organization_id": string,"p_request_id": string,"p_timezone": string }; Returns: Record<string, unknown>
+                           },
 "interval_length":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: string
                            },
@@ -1167,6 +1170,9 @@ isOneToOne: true
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
                            },
+"put_back_usage":
+{ Args: { "p_counts": (number)[],"p_delta": number,"p_inserted": (boolean)[],"p_metric": string,"p_organization_id": string,"p_starts": (string)[],"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: undefined
+                           },
 "queue_ai_batch_completed":
 { Args: { "p_batch": Omit<Database["public"]['Tables']["ai_batches"]['Row'], Database["public"]['Tables']["ai_batches"]['ComputedFields']> }; Returns: undefined
                            },
@@ -1395,6 +1401,11 @@ isOneToOne: true
       } },
 "usage_credit_request_id":
 { Args: { "p_metric": string,"p_recount": boolean,"p_request": string }; Returns: string
+                           },
+"usage_windows":
+{ Args: { "p_at": string,"p_features": Json,"p_metric": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: {
+              "ends": string,"lim": number,"starts": string,"unit": Database["public"]['Enums']["usage_window"]
+            }[]
                            },
 "validate_payment_event":
 { Args: { "p_event": Json }; Returns: undefined
