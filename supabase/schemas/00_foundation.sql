@@ -6,7 +6,28 @@
 -- billing.now() (a transaction's pin, or the simulated time of billing.test_clock, where the
 -- database enables it), the trigger functions tables share, GSTIN validation, the backoff every
 -- outbox retries with (billing.retry_backoff), and the billing settings (one row the operators
--- edit in the SQL editor).
+-- edit in the SQL editor), and monthly partitions for the tables that grow with traffic
+-- (billing.partitioned_tables, billing.maintain_partitions).
+--
+-- Monthly partitions, the contract (a table opts in without reading the code):
+--   1. Declare the table `partition by range (<column>)`, <column> a timestamptz that is never null
+--      and never updated (when the row happened, by billing.now()). Every primary key and unique
+--      constraint must include <column> (Postgres enforces uniqueness per partition only); a
+--      foreign key to the table must name <column> too (or be dropped, said why where it was).
+--   2. Declare its default partition beside it: `create table <schema>.<table>_default partition of
+--      <schema>.<table> default;` (revoked, commented and, in public, with row level security, like
+--      the partitions maintenance makes). It catches any row no monthly partition takes, so an
+--      insert never fails for want of a partition.
+--   3. Register it, one row of billing.partitioned_tables in the module's schema file (data: the
+--      same insert in the migration): the table, its column, the billing_settings column holding
+--      its retention in days (null: kept forever), and how many months ahead to create.
+--   billing.maintain_partitions(p_at) then keeps, for each registered table, one partition
+--   <table>_pYYYYMM per UTC month [YYYY-MM-01, next month) from p_at's month to months_ahead
+--   months after it, and one for every month its default partition holds rows of (it creates the
+--   partition as a plain table, moves those rows into it, then attaches it); and it drops
+--   (detach, then drop; never a DELETE) every partition whose month ended more than the
+--   retention before p_at. The daily job billing-partitions (04_operations) runs it, and so does
+--   every move of billing.test_clock; both are logged in billing.job_runs.
 --
 -- Conventions of every module (same section order in each file): 1. types; 2. tables, each with its
 -- grants, row level security and triggers (trigger functions a table attaches come just before it);
@@ -554,6 +575,24 @@ comment on column public.billing_settings.ai_batch_price_factor is
 insert into public.billing_settings (id) values (true);
 
 /**
+ * Moving the test clock runs partition maintenance (billing.job_maintain_partitions, the daily
+ * job of 04_operations, logged like it) at the new time: a test that moves the clock months or
+ * years ahead finds the monthly partitions of that time in place. The job catches its own
+ * failure (logged in billing.job_runs), so the clock always moves.
+ */
+create function billing.test_clock_moved()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform billing.job_maintain_partitions();
+  return null;
+end;
+$$;
+revoke execute on function billing.test_clock_moved() from public;
+
+/**
  * The simulated time of a test cluster: at most one row (id is always true). Written by the
  * simulator (`npm run simulate`) as postgres, one simulated day at a time; read by
  * billing.simulated_now() only where the database enables the test clock. Private: no API role
@@ -569,6 +608,37 @@ revoke all on table billing.test_clock from public, anon, authenticated, service
 
 comment on table billing.test_clock is
   'The simulated time of a test cluster (one row at most); billing.now() follows it only where the database sets billing.test_clock = on. Never used on a hosted project.';
+
+create trigger test_clock_moved
+  after insert or update on billing.test_clock
+  for each row execute function billing.test_clock_moved();
+
+-- -------------------------------------------------------------------------------------------------
+-- billing.partitioned_tables (the monthly partitions' registry)
+-- -------------------------------------------------------------------------------------------------
+
+/**
+ * The tables kept in monthly partitions, one row each (the contract is in this file's header):
+ * table_name, schema-qualified ('public.ai_requests'), partitioned by range on partition_column
+ * (a timestamptz); retention_setting, the integer column of public.billing_settings holding how
+ * many days rows are kept (a partition is dropped once its month ended that long before
+ * billing.now()), null or a null setting: kept forever; months_ahead, how many months after the
+ * current one have their partition ready. Data, not schema: a module inserts its row beside its
+ * table, and the same insert goes in the migration. For postgres only.
+ */
+create table billing.partitioned_tables (
+  table_name text primary key
+    constraint partitioned_tables_table_name_qualified check (table_name ~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$'),
+  partition_column name not null,
+  retention_setting name,
+  months_ahead integer not null default 3
+    constraint partitioned_tables_months_ahead_range check (months_ahead between 0 and 24)
+);
+
+revoke all on billing.partitioned_tables from public, anon, authenticated, service_role;
+
+comment on table billing.partitioned_tables is
+  'The tables kept in monthly partitions by billing.maintain_partitions: partition column, retention setting (days, a billing_settings column; null: forever), months created ahead.';
 
 -- =================================================================================================
 -- 3. Private functions
@@ -655,6 +725,161 @@ revoke execute on function billing.simulated_now() from public;
 grant execute on function billing.simulated_now() to authenticated, service_role;
 comment on function billing.simulated_now() is
   'The test clock: the pinned billing.now, else billing.test_clock, else null; only where the database enables billing.test_clock.';
+
+/**
+ * What a partition made by billing.maintain_partitions is given: no grants (Supabase's default
+ * privileges would give the API roles every right on a new table in public; they read the parent,
+ * under its policies), row level security when it is in public (as every public table has), and a
+ * comment naming its parent.
+ */
+create function billing.secure_partition(p_schema name, p_partition name, p_parent name)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  execute pg_catalog.format('revoke all on table %I.%I from public, anon, authenticated, service_role', p_schema, p_partition);
+  if p_schema = 'public' then
+    execute pg_catalog.format('alter table %I.%I enable row level security', p_schema, p_partition);
+  end if;
+  execute pg_catalog.format('comment on table %I.%I is %L', p_schema, p_partition,
+    pg_catalog.format('A partition of %s.%s (billing.maintain_partitions): query the parent.', p_schema, p_parent));
+end;
+$$;
+revoke execute on function billing.secure_partition(name, name, name) from public;
+
+/**
+ * Monthly partitions of every table of billing.partitioned_tables at p_at (the contract is in this
+ * file's header). For each table, in one transaction (an advisory lock makes concurrent runs wait
+ * for each other; a second run finds nothing to do):
+ * - the months to have: p_at's UTC month and months_ahead after it, and every month the default
+ *   partition holds rows of (a row inserted before its partition existed: a clock moved ahead, a
+ *   table converted by a migration); each missing one is created as a plain table with the
+ *   parent's columns and checks, the default partition's rows of that month moved into it, and
+ *   attached as <table>_pYYYYMM FOR VALUES FROM (YYYY-MM-01 00:00 UTC) TO (next month);
+ *   it gets the parent's indexes, keys, foreign keys and triggers when attached, grants nothing
+ *   (API roles read the parent, under its row level security), and has row level security on when
+ *   in public;
+ * - past retention: each <table>_pYYYYMM whose month ended more than the retention
+ *   (retention_setting's days) before p_at is detached, then dropped: whole months go, never a
+ *   DELETE, and a table without a retention keeps everything.
+ * Returns the partitions created plus those dropped. Raises (nothing changed) when a registered
+ * table is missing, not partitioned by range on its column, or names a retention setting
+ * billing_settings does not have.
+ */
+create function billing.maintain_partitions(p_at timestamptz default billing.now())
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_table billing.partitioned_tables;
+  v_parent regclass;
+  v_schema name;
+  v_name name;
+  v_default name;
+  v_columns text;
+  v_retention_days integer;
+  v_month timestamptz;
+  v_months timestamptz[];
+  v_partition name;
+  v_changed integer := 0;
+  v_current timestamptz := pg_catalog.date_trunc('month', p_at, 'UTC');
+begin
+  if p_at is null then
+    raise exception 'maintain_partitions: p_at is null' using errcode = 'invalid_parameter_value';
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('billing.maintain_partitions'));
+  for v_table in select * from billing.partitioned_tables t order by t.table_name loop
+    v_parent := pg_catalog.to_regclass(v_table.table_name);
+    if v_parent is null then
+      raise exception 'billing.partitioned_tables: table % does not exist', v_table.table_name
+        using errcode = 'undefined_table';
+    end if;
+    if not exists (
+      select from pg_catalog.pg_partitioned_table pt
+      join pg_catalog.pg_attribute a on a.attrelid = pt.partrelid and a.attnum = pt.partattrs[0]
+      where pt.partrelid = v_parent and pt.partstrat = 'r' and pt.partnatts = 1
+        and a.attname = v_table.partition_column and a.atttypid = 'timestamptz'::regtype
+    ) then
+      raise exception 'billing.partitioned_tables: % is not partitioned by range on its timestamptz column %',
+        v_table.table_name, v_table.partition_column
+        using errcode = 'invalid_table_definition',
+              hint = 'Declare it "partition by range (<column>)" with a default partition; see 00_foundation.sql.';
+    end if;
+    if v_table.retention_setting is not null and not exists (
+      select from pg_catalog.pg_attribute a
+      where a.attrelid = 'public.billing_settings'::regclass and a.attname = v_table.retention_setting
+        and a.atttypid = 'integer'::regtype and not a.attisdropped
+    ) then
+      raise exception 'billing.partitioned_tables: % names retention setting %, not an integer column of public.billing_settings',
+        v_table.table_name, v_table.retention_setting
+        using errcode = 'undefined_column';
+    end if;
+    select n.nspname, c.relname into v_schema, v_name
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where c.oid = v_parent;
+    v_default := v_name || '_default';
+    if pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, v_default)) is null then
+      execute pg_catalog.format('create table %I.%I partition of %I.%I default', v_schema, v_default, v_schema, v_name);
+      perform billing.secure_partition(v_schema, v_default, v_name);
+      v_changed := v_changed + 1;
+    end if;
+    select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' order by a.attnum) into v_columns
+    from pg_catalog.pg_attribute a
+    where a.attrelid = v_parent and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+
+    -- The months to have: from the current one to months_ahead after it, and those in the default.
+    execute pg_catalog.format(
+      'select pg_catalog.array_agg(distinct pg_catalog.date_trunc(''month'', d.%I, ''UTC'')) from %I.%I d',
+      v_table.partition_column, v_schema, v_default) into v_months;
+    v_months := coalesce(v_months, '{}') || array(
+      select v_current + pg_catalog.make_interval(months => i) from pg_catalog.generate_series(0, v_table.months_ahead) i);
+    for v_month in select distinct m from pg_catalog.unnest(v_months) m order by m loop
+      v_partition := v_name || '_p' || pg_catalog.to_char(v_month at time zone 'UTC', 'YYYYMM');
+      continue when pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, v_partition)) is not null;
+      execute pg_catalog.format(
+        'create table %I.%I (like %I.%I including defaults including constraints including generated including storage)',
+        v_schema, v_partition, v_schema, v_name);
+      execute pg_catalog.format(
+        'with moved as (delete from %1$I.%2$I where %3$I >= %4$L and %3$I < %5$L returning *) '
+        'insert into %1$I.%6$I (%7$s) select %7$s from moved',
+        v_schema, v_default, v_table.partition_column, v_month,
+        v_month + interval '1 month', v_partition, v_columns);
+      execute pg_catalog.format('alter table %I.%I attach partition %I.%I for values from (%L) to (%L)',
+        v_schema, v_name, v_schema, v_partition, v_month, v_month + interval '1 month');
+      perform billing.secure_partition(v_schema, v_partition, v_name);
+      v_changed := v_changed + 1;
+    end loop;
+
+    -- Past retention: whole months, detached then dropped.
+    if v_table.retention_setting is not null then
+      execute pg_catalog.format('select s.%I from public.billing_settings s', v_table.retention_setting)
+        into v_retention_days;
+    else
+      v_retention_days := null;
+    end if;
+    if v_retention_days is not null then
+      for v_partition in
+        select c.relname
+        from pg_catalog.pg_inherits i
+        join pg_catalog.pg_class c on c.oid = i.inhrelid
+        where i.inhparent = v_parent
+          and c.relname ~ ('^' || v_name || '_p[0-9]{6}$')
+          and pg_catalog.to_date(pg_catalog.right(c.relname, 6), 'YYYYMM')::timestamp at time zone 'UTC'
+              + interval '1 month' + pg_catalog.make_interval(days => v_retention_days) <= p_at
+        order by c.relname
+      loop
+        execute pg_catalog.format('alter table %I.%I detach partition %I.%I', v_schema, v_name, v_schema, v_partition);
+        execute pg_catalog.format('drop table %I.%I', v_schema, v_partition);
+        v_changed := v_changed + 1;
+      end loop;
+    end if;
+  end loop;
+  return v_changed;
+end;
+$$;
+revoke execute on function billing.maintain_partitions(timestamptz) from public;
 
 -- =================================================================================================
 -- 4. Policies

@@ -143,6 +143,8 @@ insert into billing.jobs (name, schedule, command, worker, doc) values
    'Queues the reminders of past-due subscriptions (billing.dunning_batch).'),
   ('billing-purge', '45 3 * * *', 'select billing.job_purge()', null,
    'Removes what has aged out (billing.purge_batch).'),
+  ('billing-partitions', '20 0 * * *', 'select billing.job_maintain_partitions()', null,
+   'Creates the coming months'' partitions and drops those past retention (billing.maintain_partitions).'),
   ('billing-analytics-daily', '35 18 * * *', 'select billing.job_revenue_analytics()', null,
    'At 00:05 IST: computes yesterday''s revenue row again, once it is over, and starts today''s.'),
   ('ai-release-stale-reservations', '* * * * *', 'select billing.job_ai_release_stale_reservations()', null,
@@ -590,6 +592,37 @@ begin
 end;
 $$;
 revoke execute on function billing.job_purge(integer) from public;
+
+/**
+ * The batch function of the job billing-partitions: billing.maintain_partitions at billing.now().
+ * Its work is whole partitions, not rows, so it ignores p_limit (which run_job requires).
+ */
+create function billing.maintain_partitions_batch(p_limit integer)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return billing.maintain_partitions(billing.now());
+end;
+$$;
+revoke execute on function billing.maintain_partitions_batch(integer) from public;
+
+/**
+ * pg_cron 'billing-partitions' (daily) and every move of billing.test_clock: monthly partitions
+ * (billing.maintain_partitions, 00_foundation), logged in billing.job_runs. Returns the partitions
+ * created and dropped, or null when the run failed (the error is in job_runs).
+ */
+create function billing.job_maintain_partitions()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return billing.run_job('billing-partitions', 'billing.maintain_partitions_batch(integer)', 1);
+end;
+$$;
+revoke execute on function billing.job_maintain_partitions() from public;
 
 /**
  * Schedules every active job of billing.jobs where it can run, unschedules the inactive ones, and

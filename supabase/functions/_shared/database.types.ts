@@ -151,6 +151,20 @@ isOneToOne: true
       referencedColumns: ["order_id"]
     }
                   ]
+                },"partitioned_tables": {
+                  Row: {
+                    "months_ahead": number,"partition_column": unknown,"retention_setting": unknown,"table_name": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "months_ahead"?: number,"partition_column": unknown,"retention_setting"?: unknown,"table_name": string
+                  }
+                  Update: {
+                    "months_ahead"?: number,"partition_column"?: unknown,"retention_setting"?: unknown,"table_name"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"provider_actions": {
                   Row: {
                     "attempts": number,"completed_at": string | null,"created_at": string,"id": string,"idempotency_key": string,"kind": Database["billing"]['Enums']["provider_action_kind"],"last_error": string | null,"locked_until": string | null,"max_attempts": number,"next_attempt_at": string,"organization_id": string,"payload": NonNullable<Json>,"payment_event_id": string | null,"provider": Database["public"]['Enums']["payment_provider"],"reason": string | null,"requested_by": Database["public"]['Enums']["actor_kind"],"result": Json | null,"seq": number,"state": Database["billing"]['Enums']["provider_action_state"],"subscription_id": string | null,"target": NonNullable<Json>,"updated_at": string
@@ -940,6 +954,9 @@ isOneToOne: true
 "job_finished":
 { Args: { "p_error": string,"p_rows": number,"p_run_id": number }; Returns: undefined
                            },
+"job_maintain_partitions":
+{ Args: Record<PropertyKey, never>; Returns: number
+                           },
 "job_purge":
 { Args: { "p_limit"?: number }; Returns: number
                            },
@@ -997,6 +1014,12 @@ isOneToOne: true
         isOneToOne: true
         isSetofReturn: false
       } },
+"maintain_partitions":
+{ Args: { "p_at"?: string }; Returns: number
+                           },
+"maintain_partitions_batch":
+{ Args: { "p_limit": number }; Returns: number
+                           },
 "managers":
 { Args: Record<PropertyKey, never>; Returns: (Database["public"]['Enums']["member_role"])[]
                            },
@@ -1298,6 +1321,9 @@ isOneToOne: true
 { Args: Record<PropertyKey, never>; Returns: {
               "detail": string,"job": string,"schedule": string,"state": string
             }[]
+                           },
+"secure_partition":
+{ Args: { "p_parent": unknown,"p_partition": unknown,"p_schema": unknown }; Returns: undefined
                            },
 "set_change_context":
 { Args: { "p_action": string,"p_actor_id"?: string,"p_actor_kind": string,"p_effective_at"?: string,"p_metadata"?: Json,"p_reason"?: string,"p_when_due"?: boolean }; Returns: undefined

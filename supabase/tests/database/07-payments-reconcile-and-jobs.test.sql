@@ -90,7 +90,7 @@ create temp table second_run on commit drop as select * from billing.schedule_jo
 select is(
   (select jsonb_object_agg(job, state) from second_run),
   '{"billing-expire": "scheduled", "billing-renewal-reminders": "scheduled", "billing-dunning": "scheduled",
-    "billing-purge": "scheduled", "billing-analytics-daily": "scheduled", "ai-release-stale-reservations": "scheduled", "ai-purge-cache": "scheduled", "credits-expire": "scheduled",
+    "billing-purge": "scheduled", "billing-partitions": "scheduled", "billing-analytics-daily": "scheduled", "ai-release-stale-reservations": "scheduled", "ai-purge-cache": "scheduled", "credits-expire": "scheduled",
     "supabill-reconcile-orders": "skipped", "supabill-provider-sync": "skipped",
     "supabill-notifications-send": "skipped", "supabill-ai-batch": "skipped"}'::jsonb,
   'every pg_cron job is scheduled; without pg_net the HTTP workers are skipped'

@@ -1038,6 +1038,7 @@ select is(
     "billing-renewal-reminders": "15 * * * * select billing.job_renewal_reminders()",
     "billing-dunning": "30 4 * * * select billing.job_dunning()",
     "billing-purge": "45 3 * * * select billing.job_purge()",
+    "billing-partitions": "20 0 * * * select billing.job_maintain_partitions()",
     "billing-analytics-daily": "35 18 * * * select billing.job_revenue_analytics()"}'::jsonb,
   'the billing jobs are scheduled in pg_cron under their stable names'
 );
