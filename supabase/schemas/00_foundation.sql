@@ -484,6 +484,8 @@ create table public.billing_settings (
     constraint billing_settings_ai_batch_hour_ist_range check (ai_batch_hour_ist between 0 and 23),
   ai_batch_price_factor numeric(4, 3) not null default 0.5
     constraint billing_settings_ai_batch_price_factor_range check (ai_batch_price_factor > 0 and ai_batch_price_factor <= 1),
+  usage_metrics_retention_days integer
+    constraint billing_settings_usage_metrics_retention_days_range check (usage_metrics_retention_days between 31 and 36500),
   constraint billing_settings_gstin_matches_state
     check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
   constraint billing_settings_invoice_prefix_fits
@@ -554,6 +556,9 @@ comment on column public.billing_settings.notification_retention_days is
 
 comment on column public.billing_settings.quota_alert_thresholds is
   'Percentages of a quota window''s limit (1 to 100) at which a quota_threshold notification is queued, once per window. Default {75,90,100}; empty: no alerts.';
+
+comment on column public.billing_settings.usage_metrics_retention_days is
+  'Days a month of raw usage rows (public.usage_metrics) is kept after it ends; its monthly partition is then dropped, and a retry of a request id whose row went is counted anew. Null (the default): kept forever.';
 
 comment on column public.billing_settings.quota_alert_windows is
   'The windows that raise quota alerts. Default {day,month}: minute and hour windows reset before anyone could act on an email.';

@@ -115,6 +115,19 @@ insert into public.usage_metric_catalog (metric, display_name) values
  * Rows are appended; only settle_usage, release_usage and the AI gateway's settlement change one
  * (state, amount, answer), none of them an indexed column, so such an update is a HOT update on
  * the page the row was appended to.
+ *
+ * Monthly partitions (billing.partitioned_tables) on claimed_month: the UTC month (its first
+ * instant) in which the request was first claimed, by billing.now(), never updated. Not
+ * occurred_at: a late event or a retry may carry another time, and a released request counted
+ * anew keeps its row. A unique index must include the partition key, so the idempotency key is
+ * unique per month, and a request id is claimed once across months thus: every claim first looks
+ * the key up in every month (increment_usage, increment_usage_general, track_usage: one probe of
+ * each partition's index, by its prefix) and inserts in the current month only when no month has
+ * it; two copies claiming in the same month meet on the unique index; two copies on either side
+ * of a month boundary (the first within billing.usage_request_locks' margin of it) take an
+ * advisory lock on the key first, so the second waits for the first and then finds its row.
+ * Dedupe of a request id is guaranteed while its row is kept: forever by default, or
+ * billing_settings.usage_metrics_retention_days after its month ends (the partition is dropped).
  */
 create table public.usage_metrics (
   id uuid not null default gen_random_uuid(),
@@ -134,18 +147,32 @@ create table public.usage_metrics (
   -- Usage past the limit paid in credits (the plan's <metric>_overage_event): the credit charge's
   -- request id and how many of `amount` it paid for (0 once released).
   credit_request_id text,
-  credit_units bigint
-);
+  credit_units bigint,
+  claimed_month timestamptz not null default pg_catalog.date_trunc('month', billing.now(), 'UTC')
+) partition by range (claimed_month);
 
-comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state.';
+comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state; monthly partitions on claimed_month.';
 
 /**
  * The only index: a request is counted once per organization and metric (rows without a request
- * id never conflict: nulls are distinct). Its prefixes serve the policy column (organization_id),
- * the lookups of a request id across metrics (settle_usage, release_usage, the AI gateway) and
- * the delete of an organization's rows.
+ * id never conflict: nulls are distinct), per month of claim (the partition key; across months,
+ * see above). Its prefixes serve the policy column (organization_id), the lookups of a request id
+ * across metrics (settle_usage, release_usage, the AI gateway) and the delete of an
+ * organization's rows.
  */
-create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, request_id, metric);
+create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, request_id, metric, claimed_month);
+
+/** Rows no monthly partition takes (billing.maintain_partitions moves them into their month). */
+create table public.usage_metrics_default partition of public.usage_metrics default;
+
+revoke all on public.usage_metrics_default from public, anon, authenticated, service_role;
+
+comment on table public.usage_metrics_default is 'Usage rows no monthly partition of usage_metrics takes yet.';
+
+alter table public.usage_metrics_default enable row level security;
+
+insert into billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
+values ('public.usage_metrics', 'claimed_month', 'usage_metrics_retention_days', 3);
 
 grant select on public.usage_metrics to authenticated;
 
@@ -474,6 +501,47 @@ grant execute on function billing.put_back_usage(uuid, text, public.usage_window
   bigint) to service_role;
 
 /**
+ * Claims of request ids (p_organization_ids, p_request_ids, p_metrics, side by side) at p_at:
+ * within 10 minutes of a UTC month's start or end, each key's transaction advisory lock, in hash
+ * order (so two batches never wait on each other in a cycle); elsewhere nothing. usage_metrics is
+ * partitioned by the month of claim and its unique index is per month, so two copies of a request
+ * claiming on either side of a boundary do not meet on it: the lock makes the second wait for the
+ * first, then (in its next statement) find the first's row. The margin assumes a claim's
+ * transaction is shorter than 10 minutes. Keys with a null part are skipped.
+ */
+create function billing.usage_request_locks(
+  p_at timestamptz,
+  p_organization_ids uuid[],
+  p_request_ids text[],
+  p_metrics text[]
+)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_month timestamptz := pg_catalog.date_trunc('month', p_at, 'UTC');
+  v_key bigint;
+begin
+  if p_at - v_month >= interval '10 minutes'
+     and (v_month + interval '1 month') - p_at > interval '10 minutes' then
+    return;
+  end if;
+  for v_key in
+    select distinct pg_catalog.hashtextextended('usage_request:' || u.org::text || ':' || u.rid || ':' || u.metric, 0) as h
+    from unnest(p_organization_ids, p_request_ids, p_metrics) as u(org, rid, metric)
+    where u.org is not null and u.rid is not null and u.metric is not null
+    order by h
+  loop
+    perform pg_catalog.pg_advisory_xact_lock(v_key);
+  end loop;
+end;
+$$;
+revoke execute on function billing.usage_request_locks(timestamptz, uuid[], text[], text[]) from public;
+grant execute on function billing.usage_request_locks(timestamptz, uuid[], text[], text[]) to service_role;
+
+/**
  * increment_usage's general path, for what its one statement does not decide: a window refused
  * (denied, or counted past the limit and paid in credits with `<metric>_overage_event`), a
  * released request counted anew. The same answers as increment_usage on the same inputs (pgTAP
@@ -522,10 +590,16 @@ begin
   end if;
 
   if p_request_id is not null then
-    -- Claim the request id first: a concurrent duplicate waits here, then sees the first answer.
-    insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at)
-    values (p_organization_id, p_metric, p_amount, p_request_id, v_units, p_now)
-    on conflict (organization_id, request_id, metric) do nothing
+    -- Claim the request id first, unless a month has it: a concurrent duplicate waits here, then
+    -- sees the first answer.
+    insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at,
+                                      claimed_month)
+    select p_organization_id, p_metric, p_amount, p_request_id, v_units, p_now,
+           pg_catalog.date_trunc('month', p_now, 'UTC')
+    where not exists (select from public.usage_metrics m
+                      where m.organization_id = p_organization_id and m.request_id = p_request_id
+                        and m.metric = p_metric)
+    on conflict (organization_id, request_id, metric, claimed_month) do nothing
     returning id into v_metric_id;
     if v_metric_id is null then
       -- A retry: the first answer, unless that request was released since (then it counts anew).
@@ -595,10 +669,10 @@ begin
   else
     insert into public.usage_metrics
       (id, organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at,
-       credit_request_id, credit_units)
+       credit_request_id, credit_units, claimed_month)
     values (coalesce(v_metric_id, gen_random_uuid()), p_organization_id, p_metric, p_amount, v_units, p_now,
             increment_usage_general.used, increment_usage_general.limit_amount, increment_usage_general.resets_at, v_credit_request_id,
-            v_credit_units);
+            v_credit_units, pg_catalog.date_trunc('month', p_now, 'UTC'));
   end if;
 end;
 $$;
@@ -1074,15 +1148,20 @@ begin
     from unnest(e_org, e_metric, e_rid, e_err) with ordinality as u(org, metric, rid, err, ord)
   ) f;
 
-  -- 2. Claim the request ids: a usage row per first event, inserted in key order. A concurrent
-  -- copy of the batch waits here on the first key it shares, then finds the key taken.
+  -- 2. Claim the request ids: a usage row per first event whose key no month has, inserted in the
+  -- current month in key order. A concurrent copy of the batch waits here on the first key it
+  -- shares, then finds the key taken; near a month boundary the keys are locked first (a copy
+  -- claiming in the other month waits; see the table).
+  perform billing.usage_request_locks(v_now, e_org, e_rid, e_metric);
   with ins as (
-    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, occurred_at)
-    select u.org, p_user_id, u.metric, u.qty, u.rid, u.at
+    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, occurred_at, claimed_month)
+    select u.org, p_user_id, u.metric, u.qty, u.rid, u.at, pg_catalog.date_trunc('month', v_now, 'UTC')
     from unnest(e_org, e_metric, e_qty, e_rid, e_at, e_err, e_first) with ordinality as u(org, metric, qty, rid, at, err, first, ord)
     where u.err is null and u.first = u.ord
+      and not exists (select from public.usage_metrics m
+                      where m.organization_id = u.org and m.request_id = u.rid and m.metric = u.metric)
     order by u.org, u.metric, u.rid
-    on conflict (organization_id, request_id, metric) do nothing
+    on conflict (organization_id, request_id, metric, claimed_month) do nothing
     returning usage_metrics.id, usage_metrics.organization_id, usage_metrics.metric, usage_metrics.request_id
   )
   select pg_catalog.array_agg(ins.id order by u.ord)
@@ -1600,10 +1679,15 @@ begin
     raise exception 'increment_usage: request id must be 1 to 200 characters'
       using errcode = 'invalid_parameter_value';
   end if;
+  if p_request_id is not null then
+    -- Near a month boundary: a copy of the request claiming in the other month waits (see the table).
+    perform billing.usage_request_locks(v_now, array[p_organization_id], array[p_request_id], array[p_metric]);
+  end if;
 
   with p as materialized (
     select e.organization_id, e.timezone, e.features from billing.effective_plan(p_organization_id, v_now) e
   ), r as materialized (
+    -- In every month (one row per request id across months: see the table).
     select m.state = 'released' as released, m.used, m.limit_amount, m.resets_at, m.credit_request_id
     from public.usage_metrics m
     where p_request_id is not null
@@ -1633,12 +1717,12 @@ begin
   ), ins as (
     insert into public.usage_metrics
       (id, organization_id, user_id, metric, amount, request_id, metadata, occurred_at, created_at, window_units,
-       state, used, limit_amount, resets_at, credit_request_id, credit_units)
+       state, used, limit_amount, resets_at, credit_request_id, credit_units, claimed_month)
     select gen_random_uuid(), p_organization_id, null, p_metric, p_amount, p_request_id, '{}'::jsonb, v_now,
            pg_catalog.now(), (select pg_catalog.array_agg(w.unit order by w.unit) from w), 'counted',
-           ans.used, ans.lim, ans.ends, null, null
+           ans.used, ans.lim, ans.ends, null, null, pg_catalog.date_trunc('month', v_now, 'UTC')
     from ans
-    on conflict (organization_id, request_id, metric) do nothing
+    on conflict (organization_id, request_id, metric, claimed_month) do nothing
     returning 1
   )
   select p.organization_id is not null, p.timezone, p.features,
