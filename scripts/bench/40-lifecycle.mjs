@@ -8,7 +8,7 @@
 import postgres from "postgres";
 import { fmt, pgbench, printTable, seconds } from "./lib.mjs";
 
-const ORGS = 1_000_000;
+export const ORGS = 1_000_000;
 const BATCH = 10_000;
 const orgUuid = (expr) => `('00000000-0000-4000-8000-' || lpad((${expr})::text, 12, '0'))::uuid`;
 
@@ -22,7 +22,7 @@ const groups = [
   { name: "trial ended 1 hour ago", from: 990_001, to: 1_000_000, expect: "expired" },
 ];
 
-const setup = `
+export const setup = `
 -- pg_cron must not run the job behind the benchmark's back.
 update cron.job set active = false where jobname like 'billing-%';
 

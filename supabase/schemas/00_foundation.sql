@@ -11,23 +11,32 @@
 --
 -- Monthly partitions, the contract (a table opts in without reading the code):
 --   1. Declare the table `partition by range (<column>)`, <column> a timestamptz that is never null
---      and never updated (when the row happened, by billing.now()). Every primary key and unique
+--      and never updated (when the row happened). Every primary key and unique
 --      constraint must include <column> (Postgres enforces uniqueness per partition only); a
 --      foreign key to the table must name <column> too (or be dropped, said why where it was).
---   2. Declare its default partition beside it: `create table <schema>.<table>_default partition of
---      <schema>.<table> default;` (revoked, commented and, in public, with row level security, like
---      the partitions maintenance makes). It catches any row no monthly partition takes, so an
---      insert never fails for want of a partition.
---   3. Register it, one row of billing.partitioned_tables in the module's schema file (data: the
---      same insert in the migration): the table, its column, the billing_settings column holding
---      its retention in days (null: kept forever), and how many months ahead to create.
+--   2. Declare its default partition beside it: `create table billing_partitions.<table>_default
+--      partition of <schema>.<table> default;` then `select billing.secure_partition(
+--      'billing_partitions', '<table>_default', '<table>');` (no grants, a comment, like the
+--      partitions maintenance makes). It catches any row no monthly partition takes, so an insert
+--      never fails for want of a partition. Partitions live in schema billing_partitions: no API
+--      role uses it, and the generated types and schema diffs leave it out.
+--   3. Register it, one row of billing.partitioned_tables in the module's schema file, followed by
+--      `select billing.maintain_partitions();` (data, which a diff does not see: the migration
+--      does the same two by hand): the table, its column, the billing_settings column holding its
+--      retention in days (null: kept forever), and how many months ahead to create.
 --   billing.maintain_partitions(p_at) then keeps, for each registered table, one partition
---   <table>_pYYYYMM per UTC month [YYYY-MM-01, next month) from p_at's month to months_ahead
---   months after it, and one for every month its default partition holds rows of (it creates the
---   partition as a plain table, moves those rows into it, then attaches it); and it drops
---   (detach, then drop; never a DELETE) every partition whose month ended more than the
+--   billing_partitions.<table>_pYYYYMM per UTC month [YYYY-MM-01, next month), from p_at's month
+--   to months_ahead months after it, and one for every month its default partition holds rows of
+--   (it creates the partition as a plain table, moves those rows into it, then attaches it); and
+--   it drops (detach, then drop; never a DELETE) every partition whose month ended more than the
 --   retention before p_at. The daily job billing-partitions (04_operations) runs it, and so does
 --   every move of billing.test_clock; both are logged in billing.job_runs.
+--   A migration that turns an existing table into a partitioned one renames the old table (and
+--   the indexes and sequence whose names the new one takes), makes the new one with its default
+--   partition before its indexes (plain CREATE INDEX, not the ON ONLY a diff drafts), copies the
+--   rows in (they land in the default partition), drops the old table, and runs
+--   billing.maintain_partitions(), which moves each month into its own partition
+--   (supabase/migrations/*_partitioned_webhooks_and_job_runs.sql is an example).
 --
 -- Conventions of every module (same section order in each file): 1. types; 2. tables, each with its
 -- grants, row level security and triggers (trigger functions a table attaches come just before it);
@@ -57,6 +66,17 @@
 create schema billing;
 
 revoke all on schema billing from public;
+
+/**
+ * The partitions of the monthly-partitioned tables (billing.maintain_partitions): no API role may
+ * use it (queries go through the parents), and the generated types and the schema diffs (public
+ * and billing) leave it out, since monthly partitions come and go with the clock and the rows.
+ */
+create schema billing_partitions;
+
+revoke all on schema billing_partitions from public;
+
+comment on schema billing_partitions is 'The partitions of supabill''s monthly-partitioned tables (billing.maintain_partitions). Query the parent tables.';
 
 -- Policies call billing.* helpers as the querying role, so signed-in users need usage.
 grant usage on schema billing to authenticated, service_role;
@@ -484,6 +504,12 @@ create table public.billing_settings (
     constraint billing_settings_ai_batch_hour_ist_range check (ai_batch_hour_ist between 0 and 23),
   ai_batch_price_factor numeric(4, 3) not null default 0.5
     constraint billing_settings_ai_batch_price_factor_range check (ai_batch_price_factor > 0 and ai_batch_price_factor <= 1),
+  job_run_retention_days integer not null default 30
+    constraint billing_settings_job_run_retention_days_range check (job_run_retention_days between 1 and 3650),
+  webhook_event_retention_days integer
+    constraint billing_settings_webhook_event_retention_days_range check (webhook_event_retention_days between 1 and 36500),
+  ai_request_retention_days integer
+    constraint billing_settings_ai_request_retention_days_range check (ai_request_retention_days between 1 and 36500),
   usage_metrics_retention_days integer
     constraint billing_settings_usage_metrics_retention_days_range check (usage_metrics_retention_days between 31 and 36500),
   constraint billing_settings_gstin_matches_state
@@ -574,6 +600,15 @@ comment on column public.billing_settings.ai_batch_hour_ist is
 
 comment on column public.billing_settings.ai_batch_price_factor is
   'What a request of a nightly AI batch pays of its model''s interactive price (0.5: half), for models whose price row has no batch prices of its own.';
+
+comment on column public.billing_settings.job_run_retention_days is
+  'Days billing.job_runs keeps a job run: a month of runs is dropped once it ended this long ago (monthly partitions). Default 30.';
+
+comment on column public.billing_settings.webhook_event_retention_days is
+  'Days a provider webhook delivery (billing.webhook_events) is kept: a month of deliveries is dropped once it ended this long ago. Null (default): kept forever. Its event id stays in billing.webhook_event_keys either way, so a re-delivery is still a duplicate.';
+
+comment on column public.billing_settings.ai_request_retention_days is
+  'Days the AI gateway''s log (public.ai_requests) is kept: a month of requests is dropped once it ended this long ago. Null (default): kept forever.';
 
 -- The settings row, every column at its default (data, not schema: the operators edit it in the
 -- SQL editor).
@@ -732,23 +767,29 @@ comment on function billing.simulated_now() is
   'The test clock: the pinned billing.now, else billing.test_clock, else null; only where the database enables billing.test_clock.';
 
 /**
- * What a partition made by billing.maintain_partitions is given: no grants (Supabase's default
- * privileges would give the API roles every right on a new table in public; they read the parent,
- * under its policies), row level security when it is in public (as every public table has), and a
- * comment naming its parent.
+ * What a partition (a monthly one made by billing.maintain_partitions, or a default one a module
+ * declares) is given: no grants (the API roles read the parent, under its policies), row level
+ * security if it is in public (as every public table has), and a comment naming its parent.
+ * Partitions belong in schema billing_partitions, which no API role may use and the generated
+ * types and schema diffs leave out (monthly partitions come and go with the clock).
  */
 create function billing.secure_partition(p_schema name, p_partition name, p_parent name)
 returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_parent text := coalesce(
+    (select i.inhparent::regclass::text from pg_catalog.pg_inherits i
+     where i.inhrelid = pg_catalog.format('%I.%I', p_schema, p_partition)::regclass),
+    p_parent);
 begin
   execute pg_catalog.format('revoke all on table %I.%I from public, anon, authenticated, service_role', p_schema, p_partition);
   if p_schema = 'public' then
     execute pg_catalog.format('alter table %I.%I enable row level security', p_schema, p_partition);
   end if;
   execute pg_catalog.format('comment on table %I.%I is %L', p_schema, p_partition,
-    pg_catalog.format('A partition of %s.%s (billing.maintain_partitions): query the parent.', p_schema, p_parent));
+    pg_catalog.format('A partition of %s (billing.maintain_partitions): query the parent.', v_parent));
 end;
 $$;
 revoke execute on function billing.secure_partition(name, name, name) from public;
@@ -761,10 +802,9 @@ revoke execute on function billing.secure_partition(name, name, name) from publi
  *   partition holds rows of (a row inserted before its partition existed: a clock moved ahead, a
  *   table converted by a migration); each missing one is created as a plain table with the
  *   parent's columns and checks, the default partition's rows of that month moved into it, and
- *   attached as <table>_pYYYYMM FOR VALUES FROM (YYYY-MM-01 00:00 UTC) TO (next month);
- *   it gets the parent's indexes, keys, foreign keys and triggers when attached, grants nothing
- *   (API roles read the parent, under its row level security), and has row level security on when
- *   in public;
+ *   attached as billing_partitions.<table>_pYYYYMM FOR VALUES FROM (YYYY-MM-01 00:00 UTC) TO
+ *   (next month); it gets the parent's indexes, keys, foreign keys and triggers when attached,
+ *   and grants nothing (API roles read the parent, under its row level security);
  * - past retention: each <table>_pYYYYMM whose month ended more than the retention
  *   (retention_setting's days) before p_at is detached, then dropped: whole months go, never a
  *   DELETE, and a table without a retention keeps everything.
@@ -782,12 +822,14 @@ declare
   v_parent regclass;
   v_schema name;
   v_name name;
-  v_default name;
+  v_default regclass;
+  v_exists boolean;
   v_columns text;
   v_retention_days integer;
   v_month timestamptz;
   v_months timestamptz[];
   v_partition name;
+  v_partition_schema name;
   v_changed integer := 0;
   v_current timestamptz := pg_catalog.date_trunc('month', p_at, 'UTC');
 begin
@@ -824,10 +866,14 @@ begin
     select n.nspname, c.relname into v_schema, v_name
     from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
     where c.oid = v_parent;
-    v_default := v_name || '_default';
-    if pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, v_default)) is null then
-      execute pg_catalog.format('create table %I.%I partition of %I.%I default', v_schema, v_default, v_schema, v_name);
-      perform billing.secure_partition(v_schema, v_default, v_name);
+    -- The default partition, wherever it was declared; made in billing_partitions when missing.
+    select nullif(pt.partdefid, 0)::regclass into v_default
+    from pg_catalog.pg_partitioned_table pt where pt.partrelid = v_parent;
+    if v_default is null then
+      execute pg_catalog.format('create table billing_partitions.%I partition of %I.%I default',
+                                v_name || '_default', v_schema, v_name);
+      perform billing.secure_partition('billing_partitions', v_name || '_default', v_name);
+      v_default := pg_catalog.format('billing_partitions.%I', v_name || '_default')::regclass;
       v_changed := v_changed + 1;
     end if;
     select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' order by a.attnum) into v_columns
@@ -836,24 +882,25 @@ begin
 
     -- The months to have: from the current one to months_ahead after it, and those in the default.
     execute pg_catalog.format(
-      'select pg_catalog.array_agg(distinct pg_catalog.date_trunc(''month'', d.%I, ''UTC'')) from %I.%I d',
-      v_table.partition_column, v_schema, v_default) into v_months;
+      'select pg_catalog.array_agg(distinct pg_catalog.date_trunc(''month'', d.%I, ''UTC'')) from %s d',
+      v_table.partition_column, v_default) into v_months;
     v_months := coalesce(v_months, '{}') || array(
       select v_current + pg_catalog.make_interval(months => i) from pg_catalog.generate_series(0, v_table.months_ahead) i);
     for v_month in select distinct m from pg_catalog.unnest(v_months) m order by m loop
       v_partition := v_name || '_p' || pg_catalog.to_char(v_month at time zone 'UTC', 'YYYYMM');
-      continue when pg_catalog.to_regclass(pg_catalog.format('%I.%I', v_schema, v_partition)) is not null;
+      select exists (select from pg_catalog.pg_inherits i join pg_catalog.pg_class c on c.oid = i.inhrelid
+                     where i.inhparent = v_parent and c.relname = v_partition) into v_exists;
+      continue when v_exists;
       execute pg_catalog.format(
-        'create table %I.%I (like %I.%I including defaults including constraints including generated including storage)',
-        v_schema, v_partition, v_schema, v_name);
+        'create table billing_partitions.%I (like %I.%I including defaults including constraints including generated including storage)',
+        v_partition, v_schema, v_name);
       execute pg_catalog.format(
-        'with moved as (delete from %1$I.%2$I where %3$I >= %4$L and %3$I < %5$L returning *) '
-        'insert into %1$I.%6$I (%7$s) select %7$s from moved',
-        v_schema, v_default, v_table.partition_column, v_month,
-        v_month + interval '1 month', v_partition, v_columns);
-      execute pg_catalog.format('alter table %I.%I attach partition %I.%I for values from (%L) to (%L)',
-        v_schema, v_name, v_schema, v_partition, v_month, v_month + interval '1 month');
-      perform billing.secure_partition(v_schema, v_partition, v_name);
+        'with moved as (delete from %1$s where %2$I >= %3$L and %2$I < %4$L returning *) '
+        'insert into billing_partitions.%5$I (%6$s) select %6$s from moved',
+        v_default, v_table.partition_column, v_month, v_month + interval '1 month', v_partition, v_columns);
+      execute pg_catalog.format('alter table %I.%I attach partition billing_partitions.%I for values from (%L) to (%L)',
+        v_schema, v_name, v_partition, v_month, v_month + interval '1 month');
+      perform billing.secure_partition('billing_partitions', v_partition, v_name);
       v_changed := v_changed + 1;
     end loop;
 
@@ -865,8 +912,8 @@ begin
       v_retention_days := null;
     end if;
     if v_retention_days is not null then
-      for v_partition in
-        select c.relname
+      for v_partition, v_partition_schema in
+        select c.relname, c.relnamespace::regnamespace::name
         from pg_catalog.pg_inherits i
         join pg_catalog.pg_class c on c.oid = i.inhrelid
         where i.inhparent = v_parent
@@ -875,8 +922,8 @@ begin
               + interval '1 month' + pg_catalog.make_interval(days => v_retention_days) <= p_at
         order by c.relname
       loop
-        execute pg_catalog.format('alter table %I.%I detach partition %I.%I', v_schema, v_name, v_schema, v_partition);
-        execute pg_catalog.format('drop table %I.%I', v_schema, v_partition);
+        execute pg_catalog.format('alter table %I.%I detach partition %I.%I', v_schema, v_name, v_partition_schema, v_partition);
+        execute pg_catalog.format('drop table %I.%I', v_partition_schema, v_partition);
         v_changed := v_changed + 1;
       end loop;
     end if;

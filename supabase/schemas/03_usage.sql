@@ -163,16 +163,14 @@ comment on table public.usage_metrics is 'Raw usage events: one per counted requ
 create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, request_id, metric, claimed_month);
 
 /** Rows no monthly partition takes (billing.maintain_partitions moves them into their month). */
-create table public.usage_metrics_default partition of public.usage_metrics default;
+create table billing_partitions.usage_metrics_default partition of public.usage_metrics default;
 
-revoke all on public.usage_metrics_default from public, anon, authenticated, service_role;
-
-comment on table public.usage_metrics_default is 'Usage rows no monthly partition of usage_metrics takes yet.';
-
-alter table public.usage_metrics_default enable row level security;
+select billing.secure_partition('billing_partitions', 'usage_metrics_default', 'usage_metrics');
 
 insert into billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
 values ('public.usage_metrics', 'claimed_month', 'usage_metrics_retention_days', 3);
+
+select billing.maintain_partitions();
 
 grant select on public.usage_metrics to authenticated;
 

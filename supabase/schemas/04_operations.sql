@@ -95,17 +95,30 @@ create index notifications_due_idx on public.notifications (created_at) where se
  * One row per run of a billing job: when it started and finished (wall clock), the clock it ran
  * at (billing.now(), pinned in tests), its batch size, the rows it changed, and the error when it
  * failed (a failed run changes nothing else). Private (schema billing): service_role reads it.
+ * Monthly partitions by as_of (00_foundation.sql): a month is dropped once it ended
+ * billing_settings.job_run_retention_days (30) ago, so a run is kept 30 to 61 days.
  */
 create table billing.job_runs (
-  id bigint generated always as identity primary key,
+  id bigint generated always as identity,
   job_name text not null check (job_name ~ '^[a-z][a-z0-9-]{0,62}$'),
   as_of timestamptz not null,
   batch_limit integer,
   started_at timestamptz not null default clock_timestamp(),
   finished_at timestamptz,
   rows_affected integer,
-  error text
-);
+  error text,
+  -- The partition key is part of every unique key; id alone is unique by its identity sequence.
+  constraint job_runs_pkey primary key (id, as_of)
+) partition by range (as_of);
+
+create table billing_partitions.job_runs_default partition of billing.job_runs default;
+
+select billing.secure_partition('billing_partitions', 'job_runs_default', 'job_runs');
+
+insert into billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
+values ('billing.job_runs', 'as_of', 'job_run_retention_days', 3);
+
+select billing.maintain_partitions();
 
 /** A job's runs, newest first; old runs, for purging. */
 create index job_runs_job_name_idx on billing.job_runs (job_name, started_at);
@@ -515,12 +528,13 @@ create policy "Owners and admins can read their organization's notifications"
 /**
  * billing-purge, one batch (p_limit rows per kind): usage counters whose window ended more than
  * p_usage_retention ago (default 35 days; raw usage_metrics events are kept), notifications sent
- * or failed more than billing_settings.notification_retention_days ago (default 90), job runs
- * older than 30 days, and provider webhook payloads received more than
+ * or failed more than billing_settings.notification_retention_days ago (default 90), and
+ * provider webhook payloads received more than
  * billing_settings.webhook_payload_retention_days ago (default 90): the payload becomes {} and
  * payload_purged_at is set, while provider, event_id, event_type and the times stay, so a
  * re-delivery is still a duplicate. (The AI gateway's module purges its own cache with its own
- * job, ai-purge-cache.)
+ * job, ai-purge-cache; job runs, like every monthly-partitioned table, go a month at a time with
+ * billing-partitions.)
  */
 create function billing.purge_batch(
   p_limit integer,
@@ -573,9 +587,7 @@ begin
   get diagnostics v_n = row_count;
   v_total := v_total + v_n;
 
-  delete from billing.job_runs r
-  where r.id in (select x.id from billing.job_runs x where x.started_at < pg_catalog.clock_timestamp() - interval '30 days'
-                 limit p_limit);
+  -- Job runs go a whole month at a time (billing.maintain_partitions, job_run_retention_days).
   return v_total;
 end;
 $$;

@@ -74,13 +74,40 @@ create type billing.provider_event_kind as enum (
 -- -------------------------------------------------------------------------------------------------
 
 /**
- * Every provider webhook delivery, recorded once per (provider, event_id): the exactly-once
- * guard. Each is applied in the transaction that records it (public.apply_payment_event), so
+ * The exactly-once guard of provider webhooks: one row per (provider, event_id) ever received,
+ * with the id and time of its delivery row in billing.webhook_events. billing.apply_payment_event
+ * inserts here first; a repeated event (also a concurrent one, which waits on this key for the
+ * first to commit) conflicts and is a duplicate. It holds keys only, kept forever (one small
+ * row per event), so a re-delivery is a duplicate even after its delivery's month was dropped
+ * (webhook_event_retention_days) and whichever month it comes back in: the deliveries are in
+ * monthly partitions, where a unique key can only hold within one month.
+ * Private (schema billing): service_role only.
+ */
+create table billing.webhook_event_keys (
+  provider public.payment_provider not null,
+  event_id text not null check (length(event_id) between 1 and 300),
+  webhook_event_id uuid not null,
+  received_at timestamptz not null,
+  constraint webhook_event_keys_pkey primary key (provider, event_id)
+);
+
+revoke all on billing.webhook_event_keys from public;
+
+grant select, insert, update, delete on billing.webhook_event_keys to service_role;
+
+comment on table billing.webhook_event_keys is
+  'The webhook exactly-once guard: every (provider, event_id) received, kept forever, with its delivery row (billing.webhook_events id and received_at).';
+
+/**
+ * Every provider webhook delivery, once per (provider, event_id) (billing.webhook_event_keys is
+ * the guard). Each is applied in the transaction that records it (public.apply_payment_event), so
  * processed_at is set from the start; last_error says what was not applied, and why.
+ * Monthly partitions by received_at (00_foundation.sql); a month is dropped once it ended
+ * billing_settings.webhook_event_retention_days ago (null, the default: kept forever).
  * Private (schema billing): service_role only.
  */
 create table billing.webhook_events (
-  id uuid primary key default gen_random_uuid(),
+  id uuid not null default gen_random_uuid(),
   provider public.payment_provider not null,
   event_id text not null check (length(event_id) between 1 and 300),
   event_type text not null,
@@ -93,8 +120,20 @@ create table billing.webhook_events (
   payload_purged_at timestamptz,
   /** Why a delivery was recorded and not acted on (an event of a kind billing does not handle), else null. */
   ignored_reason text,
-  constraint webhook_events_provider_event_unique unique (provider, event_id)
-);
+  constraint webhook_events_pkey primary key (id, received_at)
+) partition by range (received_at);
+
+create table billing_partitions.webhook_events_default partition of billing.webhook_events default;
+
+select billing.secure_partition('billing_partitions', 'webhook_events_default', 'webhook_events');
+
+insert into billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
+values ('billing.webhook_events', 'received_at', 'webhook_event_retention_days', 3);
+
+select billing.maintain_partitions();
+
+/** A delivery by its event (a duplicate's attempts; operators' look-ups). */
+create index webhook_events_provider_event_idx on billing.webhook_events (provider, event_id);
 
 revoke all on billing.webhook_events from public;
 
@@ -1456,6 +1495,7 @@ declare
   v_provider public.payment_provider;
   v_event_at timestamptz;
   v_webhook_id uuid;
+  v_received_at timestamptz;
   v_order public.orders;
   v_result jsonb;
 begin
@@ -1469,22 +1509,30 @@ begin
   -- concurrent one, which waits here for the first to commit) is acknowledged without effect.
   -- An event billing does not act on (kind other) is marked with why, so an operator can tell
   -- "received and ignored" from "applied".
-  insert into billing.webhook_events (provider, event_id, event_type, payload, received_at, processed_at, attempts,
-                                      ignored_reason)
-  values (v_provider, p_event ->> 'event_id', p_event ->> 'event_type', p_event, v_now, v_now, 1,
-          case when p_event ->> 'kind' = 'other'
-            then pg_catalog.format('event type %s is not one billing acts on', p_event ->> 'event_type') end)
+  -- The key first (billing.webhook_event_keys, never dropped): the delivery rows are in monthly
+  -- partitions, where a unique key holds within a month only.
+  insert into billing.webhook_event_keys (provider, event_id, webhook_event_id, received_at)
+  values (v_provider, p_event ->> 'event_id', pg_catalog.gen_random_uuid(), v_now)
   on conflict (provider, event_id) do nothing
-  returning id into v_webhook_id;
+  returning webhook_event_id into v_webhook_id;
   if v_webhook_id is null then
+    -- Its delivery row may be gone (webhook_event_retention_days): the key still answers.
+    select k.webhook_event_id, k.received_at into v_webhook_id, v_received_at
+    from billing.webhook_event_keys k
+    where k.provider = v_provider and k.event_id = p_event ->> 'event_id';
     update billing.webhook_events w set attempts = w.attempts + 1
-    where w.provider = v_provider and w.event_id = p_event ->> 'event_id'
-    returning w.id into v_webhook_id;
+    where w.id = v_webhook_id and w.received_at = v_received_at;
     v_order := billing.match_order(p_event);
     return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
       'result', 'duplicate', 'webhook_event_id', v_webhook_id, 'reason', 'event already received',
       'order_id', v_order.id, 'order_status', v_order.status));
   end if;
+
+  insert into billing.webhook_events (id, provider, event_id, event_type, payload, received_at, processed_at, attempts,
+                                      ignored_reason)
+  values (v_webhook_id, v_provider, p_event ->> 'event_id', p_event ->> 'event_type', p_event, v_now, v_now, 1,
+          case when p_event ->> 'kind' = 'other'
+            then pg_catalog.format('event type %s is not one billing acts on', p_event ->> 'event_type') end);
 
   v_result := case p_event ->> 'kind'
     when 'other' then pg_catalog.jsonb_build_object(
@@ -1498,7 +1546,7 @@ begin
   end;
 
   update billing.webhook_events w set last_error = v_result ->> 'last_error'
-  where w.id = v_webhook_id and v_result ->> 'last_error' is not null;
+  where w.id = v_webhook_id and w.received_at = v_now and v_result ->> 'last_error' is not null;
   return pg_catalog.jsonb_strip_nulls((v_result - 'last_error')
                                       || pg_catalog.jsonb_build_object('webhook_event_id', v_webhook_id));
 end;

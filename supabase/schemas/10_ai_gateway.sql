@@ -152,12 +152,17 @@ alter table public.ai_model_prices enable row level security;
  * whether the cache answered, the outcome and its error code. `request_id` is also the
  * usage_metrics request id of the call's ai_prompts and groq_tokens rows. Owners and admins of
  * the organization read it; only the gateway (service_role) writes.
+ * Monthly partitions by created_at (00_foundation.sql); a month is dropped once it ended
+ * billing_settings.ai_request_retention_days ago (null, the default: kept forever). A unique key
+ * of a partitioned table holds within one month only, so request_id is unique by how it is made:
+ * billing.ai_reserve mints each one from gen_random_uuid() (122 random bits), the only writer;
+ * it is looked up through ai_requests_request_id_idx, one probe per partition.
  */
 create table public.ai_requests (
-  id uuid primary key default gen_random_uuid(),
+  id uuid not null default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete cascade,
   user_id uuid references auth.users (id) on delete set null,
-  request_id text not null unique check (request_id ~ '^ai_[0-9a-f]{32}$'),
+  request_id text not null check (request_id ~ '^ai_[0-9a-f]{32}$'),
   model text not null check (length(model) between 1 and 128),
   status public.ai_request_status not null,
   cached boolean not null default false,
@@ -181,8 +186,18 @@ create table public.ai_requests (
   batch boolean not null default false,
   constraint ai_requests_pending_expires check (status <> 'pending' or expires_at is not null),
   constraint ai_requests_price_fkey foreign key (model, price_effective_from)
-    references public.ai_model_prices (model, effective_from) on delete restrict
-);
+    references public.ai_model_prices (model, effective_from) on delete restrict,
+  constraint ai_requests_pkey primary key (id, created_at)
+) partition by range (created_at);
+
+create table billing_partitions.ai_requests_default partition of public.ai_requests default;
+
+select billing.secure_partition('billing_partitions', 'ai_requests_default', 'ai_requests');
+
+insert into billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
+values ('public.ai_requests', 'created_at', 'ai_request_retention_days', 3);
+
+select billing.maintain_partitions();
 
 comment on table public.ai_requests is 'The AI gateway''s log: one row per request, with its reservation, usage, cost and outcome.';
 
@@ -193,6 +208,9 @@ comment on column public.ai_requests.charged_paise is 'cost_paise rounded up to 
 comment on column public.ai_requests.batch is 'A request of a nightly batch (public.ai_batch_requests): reserved at submission like an interactive call, without the per-user rate limit, and settled at the batch price.';
 
 comment on column public.ai_requests.reserved_paise is 'The reservation''s cost (prompt estimate and max_tokens at the model''s price), rounded up: what was held against the spend cap and in credits until the settlement.';
+
+/** A call by its request id (settle, release, expire, batches). */
+create index ai_requests_request_id_idx on public.ai_requests (request_id);
 
 /** Foreign keys and the policy column; an organization's calls in time order. */
 create index ai_requests_organization_id_idx on public.ai_requests (organization_id, created_at);

@@ -107,9 +107,13 @@ alter table public.ai_batches enable row level security;
  * One request of a batch: its place, the validated chat body, its AI request (the reservation,
  * public.ai_requests; its request id is the JSONL line's custom_id), the tokens reserved for the
  * answer, and once done the answer, the tokens and the cost at the batch price. Members read it.
+ * request_id names the ai_requests row billing.submit_ai_batch reserves in the same transaction;
+ * it is not a foreign key: ai_requests is in monthly partitions, where a key would have to carry
+ * its created_at and would stop a month past ai_request_retention_days from being dropped. Both
+ * rows go with their organization.
  */
 create table public.ai_batch_requests (
-  request_id text primary key references public.ai_requests (request_id) on delete cascade,
+  request_id text primary key,
   batch_id uuid not null references public.ai_batches (id) on delete cascade,
   organization_id uuid not null references public.organizations (id) on delete cascade,
   position integer not null check (position >= 1),

@@ -277,6 +277,20 @@ isOneToOne: true
                   Relationships: [
                     
                   ]
+                },"webhook_event_keys": {
+                  Row: {
+                    "event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string,"webhook_event_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "event_id": string,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string,"webhook_event_id": string
+                  }
+                  Update: {
+                    "event_id"?: string,"provider"?: Database["public"]['Enums']["payment_provider"],"received_at"?: string,"webhook_event_id"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
                 },"webhook_events": {
                   Row: {
                     "attempts": number,"created_at": string,"event_id": string,"event_type": string,"id": string,"ignored_reason": string | null,"last_error": string | null,"payload": NonNullable<Json>,"payload_purged_at": string | null,"processed_at": string | null,"provider": Database["public"]['Enums']["payment_provider"],"received_at": string
@@ -1485,12 +1499,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "organizations"
       referencedColumns: ["id"]
-    },{
-      foreignKeyName: "ai_batch_requests_request_id_fkey"
-      columns: ["request_id"]
-isOneToOne: true
-      referencedRelation: "ai_requests"
-      referencedColumns: ["request_id"]
     }
                   ]
                 },"ai_batches": {
@@ -1569,14 +1577,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"usage_late_horizon": string,"usage_metrics_retention_days": number | null,"webhook_payload_retention_days": number
+                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"ai_request_retention_days": number | null,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"job_run_retention_days": number,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"usage_late_horizon": string,"usage_metrics_retention_days": number | null,"webhook_event_retention_days": number | null,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"usage_metrics_retention_days"?: number | null,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"usage_metrics_retention_days"?: number | null,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"usage_metrics_retention_days"?: number | null,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"usage_metrics_retention_days"?: number | null,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
@@ -2128,20 +2136,6 @@ isOneToOne: false
                     
                   ]
                 },"usage_metrics": {
-                  Row: {
-                    "amount": number,"claimed_month": string,"created_at": string,"credit_request_id": string | null,"credit_units": number | null,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
-                  }
-                  ComputedFields: never
-                  Insert: {
-                    "amount": number,"claimed_month"?: string,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
-                  }
-                  Update: {
-                    "amount"?: number,"claimed_month"?: string,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
-                  }
-                  Relationships: [
-                    
-                  ]
-                },"usage_metrics_default": {
                   Row: {
                     "amount": number,"claimed_month": string,"created_at": string,"credit_request_id": string | null,"credit_units": number | null,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
                   }

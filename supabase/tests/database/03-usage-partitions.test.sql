@@ -31,7 +31,7 @@ create function pg_temp.counters() returns text language sql as $$
                     order by q.window_unit, q.window_start)
   from public.usage_quotas q where q.organization_id = 'c3720000-0000-4000-8000-0000000000a1' $$;
 create function pg_temp.rows(p_rid text) returns text language sql as $$
-  select coalesce(string_agg(m.tableoid::regclass::text || ' ' || m.amount || ' ' || m.state, ', '), 'none')
+  select coalesce(string_agg((select c.relname::text from pg_class c where c.oid = m.tableoid) || ' ' || m.amount || ' ' || m.state, ', '), 'none')
   from public.usage_metrics m
   where m.organization_id = 'c3720000-0000-4000-8000-0000000000a1' and m.request_id = p_rid $$;
 create function pg_temp.advisory_locks() returns integer language sql as $$

@@ -234,10 +234,6 @@ insert into rls_targets values
   ('usage_metrics', $$id = 'f3000000-0000-4000-8000-000000000001'$$,
    $$insert into public.usage_metrics (organization_id, metric, amount)
      values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1)$$),
-  -- usage_metrics' default partition (the row above lands in it): read and written through the parent only.
-  ('usage_metrics_default', $$id = 'f3000000-0000-4000-8000-000000000001'$$,
-   $$insert into public.usage_metrics_default (organization_id, metric, amount)
-     values ('aaaaaaaa-0000-4000-8000-00000000000a', 'ai_prompts', 1)$$),
   ('invoices', $$order_id = 'f0000000-0000-4000-8000-000000000002'$$,
    $$insert into public.invoices (organization_id, order_id, invoice_number, financial_year, serial, issued_at,
        invoice_date, currency, supply_type, place_of_supply_state_code, seller, buyer, prices_include_tax,
@@ -399,10 +395,6 @@ insert into rls_expectations values
   ('usage_metrics',          'insert', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('usage_metrics',          'update', 'error', 'error', 'error', 'error', 'error', 'ok'),
   ('usage_metrics',          'delete', 'error', 'error', 'error', 'error', 'error', 'ok'),
-  ('usage_metrics_default',  'select', 'error', 'error', 'error', 'error', 'error', 'error'),
-  ('usage_metrics_default',  'insert', 'error', 'error', 'error', 'error', 'error', 'error'),
-  ('usage_metrics_default',  'update', 'error', 'error', 'error', 'error', 'error', 'error'),
-  ('usage_metrics_default',  'delete', 'error', 'error', 'error', 'error', 'error', 'error'),
 
   -- issued tax documents: members read; inserts only through the issuing functions (the direct
   -- insert is refused even to service_role); immutable, so update and delete fail for everyone

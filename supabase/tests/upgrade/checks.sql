@@ -71,6 +71,20 @@ select 'the webhook delivery the previous release marked ignored still says why'
        coalesce(ignored_reason, 'no ignored_reason')
 from billing.webhook_events where event_id = 'evt_upgrade_fx_1'
 union all
+-- The partitioned tables keep the rows of the release before: each in its month's partition, the
+-- webhook delivery with its exactly-once key (a re-delivery is still a duplicate).
+select 'the webhook delivery is in its month''s partition, with its exactly-once key',
+       w.tableoid::regclass::text ~ '^billing_partitions\.webhook_events_p[0-9]{6}$' and k.webhook_event_id = w.id,
+       format('%s, key %s', w.tableoid::regclass, coalesce(k.webhook_event_id::text, 'missing'))
+from billing.webhook_events w
+left join billing.webhook_event_keys k on (k.provider, k.event_id) = (w.provider, w.event_id)
+where w.event_id = 'evt_upgrade_fx_1'
+union all
+select 'the default partitions hold no rows after the upgrade (every month moved into its partition)',
+       (select count(*) from billing_partitions.webhook_events_default) + (select count(*) from billing_partitions.job_runs_default) = 0,
+       format('webhook_events_default %s, job_runs_default %s',
+              (select count(*) from billing_partitions.webhook_events_default), (select count(*) from billing_partitions.job_runs_default))
+union all
 select 'a change to a subscription from the previous release is logged by the history trigger',
        (select count(*) from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001') = 2,
        (select string_agg(action, ', ' order by created_at) from public.subscription_history

@@ -1,10 +1,10 @@
--- What this migration does: public.usage_metrics becomes monthly partitions (the mechanism of
--- billing.partitioned_tables) on a new column claimed_month, the UTC month a request was first
--- claimed in; its one unique index, the idempotency key, now includes it. A request id is still
--- claimed once across months: every claim looks the key up in every month first, and claims within
--- 10 minutes of a month boundary take an advisory lock on the key (billing.usage_request_locks).
--- billing_settings.usage_metrics_retention_days (null, the default: kept forever) says how long a
--- month of rows is kept. The existing rows are copied, not dropped.
+-- What this migration does: public.usage_metrics becomes monthly partitions (billing.partitioned_tables,
+-- partitions in schema billing_partitions) on a new column claimed_month, the UTC month a request
+-- was first claimed in; its one unique index, the idempotency key, now includes it. A request id
+-- is still claimed once across months: every claim looks the key up in every month first, and
+-- claims within 10 minutes of a month boundary take an advisory lock on the key
+-- (billing.usage_request_locks). billing_settings.usage_metrics_retention_days (null, the default:
+-- kept forever) says how long a month of rows is kept. The existing rows are copied, not dropped.
 -- usage_metrics_monthly_partitions: drafted by `npm run db:diff -- usage_metrics_monthly_partitions` from the difference between the database the
 -- migrations build and the one supabase/schemas/ builds (supabase db diff, pg-delta). The schema
 -- files say what the database is; this file is how a deployed project gets there.
@@ -18,11 +18,8 @@
 
 SET local check_function_bodies = off;
 
--- Added by hand: the rows are kept. The table is renamed aside, the partitioned one made, the
--- rows copied in (claimed_month: the UTC month of occurred_at, the only time a row carries; the
--- old key was unique across all months, so it is unique per month too), then the old one dropped.
--- The rows land in the default partition; billing.maintain_partitions (the daily job, or a move of
--- the test clock) moves them into their months.
+-- By hand: the rows are kept. The table is renamed aside (with the index whose name the new one
+-- takes), the partitioned one made, the rows copied in, then the old one dropped.
 ALTER TABLE "public"."usage_metrics" RENAME TO "usage_metrics_unpartitioned";
 
 ALTER INDEX "public"."usage_metrics_request_unique" RENAME TO "usage_metrics_unpartitioned_request_unique";
@@ -809,14 +806,13 @@ $function$;
 ALTER TABLE "public"."billing_settings"
   ADD CONSTRAINT "billing_settings_usage_metrics_retention_days_range" CHECK (((usage_metrics_retention_days >= 31) AND (usage_metrics_retention_days <= 36500)));
 
-CREATE UNIQUE INDEX usage_metrics_request_unique ON ONLY public.usage_metrics USING btree (organization_id, request_id, metric, claimed_month);
+-- By hand: the default partition (in billing_partitions, which the diff does not see) before the
+-- index, and the index a plain CREATE INDEX (not ON ONLY), so the partitions get it.
+create table billing_partitions.usage_metrics_default partition of public.usage_metrics default;
 
-CREATE TABLE "public"."usage_metrics_default" PARTITION OF "public"."usage_metrics" DEFAULT;
+select billing.secure_partition('billing_partitions', 'usage_metrics_default', 'usage_metrics');
 
-ALTER TABLE "public"."usage_metrics_default"
-  ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON TABLE "public"."usage_metrics_default" FROM "anon", "authenticated", "service_role";
+CREATE UNIQUE INDEX usage_metrics_request_unique ON public.usage_metrics USING btree (organization_id, request_id, metric, claimed_month);
 
 CREATE POLICY "Members can read their organization's usage metrics" ON "public"."usage_metrics"
   FOR SELECT
@@ -826,8 +822,6 @@ CREATE POLICY "Members can read their organization's usage metrics" ON "public".
 COMMENT ON COLUMN "public"."billing_settings"."usage_metrics_retention_days" IS 'Days a month of raw usage rows (public.usage_metrics) is kept after it ends; its monthly partition is then dropped, and a retry of a request id whose row went is counted anew. Null (the default): kept forever.';
 
 COMMENT ON TABLE "public"."usage_metrics" IS 'Raw usage events: one per counted request, with its idempotency key and state; monthly partitions on claimed_month.';
-
-COMMENT ON TABLE "public"."usage_metrics_default" IS 'Usage rows no monthly partition of usage_metrics takes yet.';
 
 REVOKE ALL ON FUNCTION "billing"."usage_request_locks"(timestamp WITH time zone, uuid[], text[], text[]) FROM PUBLIC;
 
@@ -843,17 +837,16 @@ GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "pu
 
 GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "public"."usage_metrics" TO "service_role";
 
-REVOKE ALL ON TABLE "public"."usage_metrics_default" FROM "postgres";
-
-GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "public"."usage_metrics_default" TO "postgres";
-
 ALTER TABLE "public"."usage_metrics"
   ALTER COLUMN "claimed_month" SET DEFAULT date_trunc('month'::text, billing.now(), 'UTC'::text);
 
 ALTER TABLE "public"."usage_metrics"
   ALTER COLUMN "occurred_at" SET DEFAULT billing.now();
 
--- Added by hand: the rows, the old table, and the registration (data, as in 03_usage.sql).
+-- By hand: the rows (claimed_month: the UTC month of occurred_at, the only time a row carries; the
+-- old key was unique across all months, so it is unique per month too), the old table, the
+-- registration (data, as in 03_usage.sql), and the rows moved from the default partition into
+-- their months.
 INSERT INTO "public"."usage_metrics"
   (id, organization_id, user_id, metric, amount, request_id, metadata, occurred_at, created_at, window_units, state,
    used, limit_amount, resets_at, credit_request_id, credit_units, claimed_month)
@@ -865,3 +858,5 @@ DROP TABLE "public"."usage_metrics_unpartitioned";
 
 INSERT INTO billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
 VALUES ('public.usage_metrics', 'claimed_month', 'usage_metrics_retention_days', 3);
+
+select billing.maintain_partitions();
