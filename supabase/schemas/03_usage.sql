@@ -428,7 +428,8 @@ grant execute on function billing.apply_usage_delta(uuid, text, public.usage_win
  * month: each unit of p_units, or with p_units null every window the plan's features name
  * (`<metric>_per_<unit>`); its start, its end, and its limit in p_features (null: unlimited; a
  * window the features do not name allows nothing, 0). The one place the window arithmetic and
- * the limit lookup live: increment_usage, apply_usage_delta and track_usage call it.
+ * the limit lookup live for increment_usage and apply_usage_delta (track_usage still computes its
+ * windows in its own statement, the same arithmetic: left to share).
  */
 create function billing.usage_windows(
   p_metric text,
