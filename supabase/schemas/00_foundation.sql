@@ -510,6 +510,8 @@ create table public.billing_settings (
     constraint billing_settings_webhook_event_retention_days_range check (webhook_event_retention_days between 1 and 36500),
   ai_request_retention_days integer
     constraint billing_settings_ai_request_retention_days_range check (ai_request_retention_days between 1 and 36500),
+  usage_metrics_retention_days integer
+    constraint billing_settings_usage_metrics_retention_days_range check (usage_metrics_retention_days between 31 and 36500),
   constraint billing_settings_gstin_matches_state
     check (seller_gstin is null or seller_state_code is null or left(seller_gstin, 2) = seller_state_code),
   constraint billing_settings_invoice_prefix_fits
@@ -580,6 +582,9 @@ comment on column public.billing_settings.notification_retention_days is
 
 comment on column public.billing_settings.quota_alert_thresholds is
   'Percentages of a quota window''s limit (1 to 100) at which a quota_threshold notification is queued, once per window. Default {75,90,100}; empty: no alerts.';
+
+comment on column public.billing_settings.usage_metrics_retention_days is
+  'Days a month of raw usage rows (public.usage_metrics) is kept after it ends; its monthly partition is then dropped, and a retry of a request id whose row went is counted anew. Null (the default): kept forever.';
 
 comment on column public.billing_settings.quota_alert_windows is
   'The windows that raise quota alerts. Default {day,month}: minute and hour windows reset before anyone could act on an email.';

@@ -104,22 +104,39 @@ insert into public.usage_metric_catalog (metric, display_name) values
  * retried request is counted once per (organization, metric). Each remembers the windows it was
  * counted in, its state (counted, settled, released) and the first answer it got, so a retry
  * returns the same answer.
- * Every allowed call writes a row, so the row is kept cheap: no foreign keys (each would run a
- * lookup and take a KEY SHARE lock on the organization or user row per call, which under
- * concurrency on one organization becomes multixact contention and costs more than the counter
- * upsert itself; increment_usage has already found the organization), rows go with their
- * organization by the trigger below, user_id is a plain attribute that outlives the user (like
- * the actor of subscription_history), and indexes are few and partial where most rows would
- * only add nulls.
+ * Every allowed call writes a row, so the row costs as little as the rules allow: the one index
+ * is the idempotency key, no checks (increment_usage, track_usage and the AI gateway validate
+ * before they write), no foreign keys (each would run a lookup and take a KEY SHARE lock on the
+ * organization or user row per call, which under concurrency on one organization becomes
+ * multixact contention; the caller has already found the organization), rows go with their
+ * organization by the trigger below, and user_id is a plain attribute that outlives the user
+ * (like the actor of subscription_history). `id` names a row without a request id (the credit
+ * charge of such a call); nothing looks a row up by it on a hot path, so it has no index.
+ * Rows are appended; only settle_usage, release_usage and the AI gateway's settlement change one
+ * (state, amount, answer), none of them an indexed column, so such an update is a HOT update on
+ * the page the row was appended to.
+ *
+ * Monthly partitions (billing.partitioned_tables) on claimed_month: the UTC month (its first
+ * instant) in which the request was first claimed, by billing.now(), never updated. Not
+ * occurred_at: a late event or a retry may carry another time, and a released request counted
+ * anew keeps its row. A unique index must include the partition key, so the idempotency key is
+ * unique per month, and a request id is claimed once across months thus: every claim first looks
+ * the key up in every month (increment_usage, increment_usage_general, track_usage: one probe of
+ * each partition's index, by its prefix) and inserts in the current month only when no month has
+ * it; two copies claiming in the same month meet on the unique index; two copies on either side
+ * of a month boundary (the first within billing.usage_request_locks' margin of it) take an
+ * advisory lock on the key first, so the second waits for the first and then finds its row.
+ * Dedupe of a request id is guaranteed while its row is kept: forever by default, or
+ * billing_settings.usage_metrics_retention_days after its month ends (the partition is dropped).
  */
 create table public.usage_metrics (
-  id uuid primary key default gen_random_uuid(),
+  id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
   user_id uuid,
-  metric text not null check (metric ~ '^[a-z][a-z0-9_]{0,62}$'),
-  amount bigint not null constraint usage_metrics_amount_check check (amount >= 0),
-  request_id text check (length(request_id) between 1 and 200),
-  metadata jsonb not null default '{}'::jsonb check (jsonb_typeof(metadata) = 'object'),
+  metric text not null,
+  amount bigint not null,
+  request_id text,
+  metadata jsonb not null default '{}'::jsonb,
   occurred_at timestamptz not null default billing.now(),
   created_at timestamptz not null default now(),
   window_units public.usage_window[] not null default '{}',
@@ -130,20 +147,30 @@ create table public.usage_metrics (
   -- Usage past the limit paid in credits (the plan's <metric>_overage_event): the credit charge's
   -- request id and how many of `amount` it paid for (0 once released).
   credit_request_id text,
-  credit_units bigint constraint usage_metrics_credit_units_check check (credit_units >= 0)
-);
+  credit_units bigint,
+  claimed_month timestamptz not null default pg_catalog.date_trunc('month', billing.now(), 'UTC')
+) partition by range (claimed_month);
 
-comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state.';
+comment on table public.usage_metrics is 'Raw usage events: one per counted request, with its idempotency key and state; monthly partitions on claimed_month.';
 
-/** A request is counted once per organization and metric. */
-create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, metric, request_id)
-  where request_id is not null;
+/**
+ * The only index: a request is counted once per organization and metric (rows without a request
+ * id never conflict: nulls are distinct), per month of claim (the partition key; across months,
+ * see above). Its prefixes serve the policy column (organization_id), the lookups of a request id
+ * across metrics (settle_usage, release_usage, the AI gateway) and the delete of an
+ * organization's rows.
+ */
+create unique index usage_metrics_request_unique on public.usage_metrics (organization_id, request_id, metric, claimed_month);
 
-/** The policy column; lookups of a request id across metrics (release_usage, settle_usage). */
-create index usage_metrics_organization_id_idx on public.usage_metrics (organization_id);
+/** Rows no monthly partition takes (billing.maintain_partitions moves them into their month). */
+create table billing_partitions.usage_metrics_default partition of public.usage_metrics default;
 
-create index usage_metrics_request_id_idx on public.usage_metrics (organization_id, request_id)
-  where request_id is not null;
+select billing.secure_partition('billing_partitions', 'usage_metrics_default', 'usage_metrics');
+
+insert into billing.partitioned_tables (table_name, partition_column, retention_setting, months_ahead)
+values ('public.usage_metrics', 'claimed_month', 'usage_metrics_retention_days', 3);
+
+select billing.maintain_partitions();
 
 grant select on public.usage_metrics to authenticated;
 
@@ -307,8 +334,7 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_local timestamp := p_at at time zone p_timezone;
-  v_n integer := pg_catalog.cardinality(p_units);
+  v_n integer;
   v_starts timestamptz[] := '{}'::timestamptz[];
   v_ends timestamptz[] := '{}'::timestamptz[];
   v_limits bigint[] := '{}'::bigint[];
@@ -319,15 +345,14 @@ declare
   v_done integer := 0;
   v_settled bigint;
 begin
-  for i in 1 .. v_n loop
-    v_starts[i] := pg_catalog.date_trunc(p_units[i]::text, v_local) at time zone p_timezone;
-    v_ends[i] := (pg_catalog.date_trunc(p_units[i]::text, v_local) + ('1 ' || p_units[i]::text)::interval)
-                 at time zone p_timezone;
-    -- A window the features do not name allows nothing (a null value is unlimited).
-    v_limits[i] := case when p_features ? (p_metric || '_per_' || p_units[i]::text)
-                        then (p_features ->> (p_metric || '_per_' || p_units[i]::text))::bigint
-                        else 0 end;
-  end loop;
+  -- The windows and their limits (a window the features do not name allows nothing; a null value
+  -- is unlimited), in window order.
+  select pg_catalog.array_agg(w.unit order by w.unit), pg_catalog.array_agg(w.starts order by w.unit),
+         pg_catalog.array_agg(w.ends order by w.unit), pg_catalog.array_agg(w.lim order by w.unit)
+  into p_units, v_starts, v_ends, v_limits
+  from billing.usage_windows(p_metric, p_units, p_at, p_timezone, p_features) w;
+  p_units := coalesce(p_units, '{}'::public.usage_window[]);
+  v_n := pg_catalog.cardinality(p_units);
 
   for i in 1 .. v_n loop
     exit when p_delta > 0 and p_delta > coalesce(v_limits[i], p_delta) and not (p_past_limit and p_units[i] <> 'minute');
@@ -397,6 +422,261 @@ end;
 $$;
 revoke execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean, bigint) from public;
 grant execute on function billing.apply_usage_delta(uuid, text, public.usage_window[], timestamptz, text, jsonb, bigint, boolean, bigint) to service_role;
+
+/**
+ * The windows of p_metric that contain p_at on the organization's clock (p_timezone), minute to
+ * month: each unit of p_units, or with p_units null every window the plan's features name
+ * (`<metric>_per_<unit>`); its start, its end, and its limit in p_features (null: unlimited; a
+ * window the features do not name allows nothing, 0). The one place the window arithmetic and
+ * the limit lookup live for increment_usage and apply_usage_delta (track_usage still computes its
+ * windows in its own statement, the same arithmetic: left to share).
+ */
+create function billing.usage_windows(
+  p_metric text,
+  p_units public.usage_window[],
+  p_at timestamptz,
+  p_timezone text,
+  p_features jsonb
+)
+returns table (unit public.usage_window, starts timestamptz, ends timestamptz, lim bigint)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return query
+    select x.u,
+           pg_catalog.date_trunc(x.u::text, p_at at time zone p_timezone) at time zone p_timezone,
+           (pg_catalog.date_trunc(x.u::text, p_at at time zone p_timezone) + ('1 ' || x.u::text)::interval)
+             at time zone p_timezone,
+           case when p_features ? (p_metric || '_per_' || x.u::text)
+                then (p_features ->> (p_metric || '_per_' || x.u::text))::bigint else 0 end
+    from pg_catalog.unnest('{minute,hour,day,month}'::public.usage_window[]) as x(u)
+    where case when p_units is null then coalesce(p_features ? (p_metric || '_per_' || x.u::text), false)
+               else x.u = any (p_units) end
+    order by x.u;
+end;
+$$;
+revoke execute on function billing.usage_windows(text, public.usage_window[], timestamptz, text, jsonb) from public;
+grant execute on function billing.usage_windows(text, public.usage_window[], timestamptz, text, jsonb) to service_role;
+
+/**
+ * Puts back what one change of p_delta did to the counters of the windows p_units starting at
+ * p_starts, where p_counts is not null (the windows it changed): a row it created (p_inserted)
+ * goes, the others get their count back. The caller still holds the rows' locks, so nobody saw
+ * the change.
+ */
+create function billing.put_back_usage(
+  p_organization_id uuid,
+  p_metric text,
+  p_units public.usage_window[],
+  p_starts timestamptz[],
+  p_inserted boolean[],
+  p_counts bigint[],
+  p_delta bigint
+)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  delete from public.usage_quotas q
+  using unnest(p_units, p_starts, p_inserted, p_counts) as u(unit, starts, inserted, count)
+  where u.count is not null and u.inserted
+    and q.organization_id = p_organization_id and q.metric = p_metric
+    and q.window_unit = u.unit and q.window_start = u.starts;
+  update public.usage_quotas q
+  set count = q.count - p_delta
+  from unnest(p_units, p_starts, p_inserted, p_counts) as u(unit, starts, inserted, count)
+  where u.count is not null and not u.inserted
+    and q.organization_id = p_organization_id and q.metric = p_metric
+    and q.window_unit = u.unit and q.window_start = u.starts;
+end;
+$$;
+revoke execute on function billing.put_back_usage(uuid, text, public.usage_window[], timestamptz[], boolean[], bigint[],
+  bigint) from public;
+grant execute on function billing.put_back_usage(uuid, text, public.usage_window[], timestamptz[], boolean[], bigint[],
+  bigint) to service_role;
+
+/**
+ * Claims of request ids (p_organization_ids, p_request_ids, p_metrics, side by side) at p_at:
+ * within 10 minutes of a UTC month's start or end, each key's transaction advisory lock, in hash
+ * order (so two batches never wait on each other in a cycle); elsewhere nothing. usage_metrics is
+ * partitioned by the month of claim and its unique index is per month, so two copies of a request
+ * claiming on either side of a boundary do not meet on it: the lock makes the second wait for the
+ * first, then (in its next statement) find the first's row. The margin assumes a claim's
+ * transaction is shorter than 10 minutes. Keys with a null part are skipped.
+ */
+create function billing.usage_request_locks(
+  p_at timestamptz,
+  p_organization_ids uuid[],
+  p_request_ids text[],
+  p_metrics text[]
+)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_month timestamptz := pg_catalog.date_trunc('month', p_at, 'UTC');
+  v_key bigint;
+begin
+  if p_at - v_month >= interval '10 minutes'
+     and (v_month + interval '1 month') - p_at > interval '10 minutes' then
+    return;
+  end if;
+  for v_key in
+    select distinct pg_catalog.hashtextextended('usage_request:' || u.org::text || ':' || u.rid || ':' || u.metric, 0) as h
+    from unnest(p_organization_ids, p_request_ids, p_metrics) as u(org, rid, metric)
+    where u.org is not null and u.rid is not null and u.metric is not null
+    order by h
+  loop
+    perform pg_catalog.pg_advisory_xact_lock(v_key);
+  end loop;
+end;
+$$;
+revoke execute on function billing.usage_request_locks(timestamptz, uuid[], text[], text[]) from public;
+grant execute on function billing.usage_request_locks(timestamptz, uuid[], text[], text[]) to service_role;
+
+/**
+ * increment_usage's general path, for what its one statement does not decide: a window refused
+ * (denied, or counted past the limit and paid in credits with `<metric>_overage_event`), a
+ * released request counted anew. The same answers as increment_usage on the same inputs (pgTAP
+ * pins them), through billing.apply_usage_delta. p_now, p_timezone and p_features: the call's
+ * time and the organization's plan in effect. A request id is claimed first (its usage row
+ * inserted before the decision), so a concurrent duplicate waits, then answers the first answer.
+ */
+create function billing.increment_usage_general(
+  p_organization_id uuid,
+  p_metric text,
+  p_amount integer,
+  p_request_id text,
+  p_now timestamptz,
+  p_timezone text,
+  p_features jsonb,
+  out allowed boolean,
+  out used bigint,
+  out limit_amount bigint,
+  out remaining bigint,
+  out resets_at timestamptz,
+  out credits_charged bigint
+)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_units public.usage_window[];
+  v_metric_id uuid;
+  v_recount boolean := false;
+  v_answer record;
+  v_credit_request_id text;
+  v_credit_units bigint;
+  v_paid record;
+begin
+  credits_charged := 0;
+  select coalesce(pg_catalog.array_agg(w.unit order by w.unit), '{}'::public.usage_window[]) into v_units
+  from billing.usage_windows(p_metric, null, p_now, p_timezone, p_features) w;
+  if v_units = '{}' then
+    -- Not in the plan: denied with limit 0.
+    allowed := false;
+    used := 0;
+    limit_amount := 0;
+    remaining := 0;
+    return;
+  end if;
+
+  if p_request_id is not null then
+    -- Claim the request id first, unless a month has it: a concurrent duplicate waits here, then
+    -- sees the first answer.
+    insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at,
+                                      claimed_month)
+    select p_organization_id, p_metric, p_amount, p_request_id, v_units, p_now,
+           pg_catalog.date_trunc('month', p_now, 'UTC')
+    where not exists (select from public.usage_metrics m
+                      where m.organization_id = p_organization_id and m.request_id = p_request_id
+                        and m.metric = p_metric)
+    on conflict (organization_id, request_id, metric, claimed_month) do nothing
+    returning id into v_metric_id;
+    if v_metric_id is null then
+      -- A retry: the first answer, unless that request was released since (then it counts anew).
+      select m.id, m.state = 'released', m.used, m.limit_amount,
+             case when m.limit_amount < m.used then 0 else m.limit_amount - m.used end, m.resets_at, m.credit_request_id
+      into v_metric_id, v_recount, used, limit_amount, remaining, resets_at, v_credit_request_id
+      from public.usage_metrics m
+      where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id
+      for update;
+      if not v_recount then
+        allowed := true;
+        if v_credit_request_id is not null then
+          select c.charged into credits_charged from public.credit_charges c
+          where c.organization_id = p_organization_id and c.request_id = v_credit_request_id;
+        end if;
+        return;
+      end if;
+    end if;
+  end if;
+
+  v_answer := billing.apply_usage_delta(p_organization_id, p_metric, v_units, p_now, p_timezone,
+                                        p_features, p_amount);
+  allowed := v_answer.allowed;
+  used := v_answer.used;
+  limit_amount := v_answer.limit_amount;
+  -- Never below 0 (a count past the limit: paid in credits, or a plan with a lower limit).
+  remaining := case when v_answer.remaining < 0 then 0 else v_answer.remaining end;
+  resets_at := v_answer.resets_at;
+  v_credit_request_id := null;
+  if not allowed and p_features ? (p_metric || '_overage_event') then
+    -- Past the limit: paid in credits if the organization has them.
+    if v_metric_id is null then
+      v_metric_id := gen_random_uuid();
+    end if;
+    v_credit_request_id := billing.usage_credit_request_id(p_metric, coalesce(p_request_id, v_metric_id::text), v_recount);
+    v_paid := billing.count_usage_past_limit(p_organization_id, p_metric, v_units, p_now, p_timezone,
+                                             p_features, p_amount, p_features ->> (p_metric || '_overage_event'),
+                                             v_credit_request_id);
+    if v_paid.allowed then
+      allowed := true;
+      used := v_paid.used;
+      limit_amount := v_paid.limit_amount;
+      remaining := v_paid.remaining;
+      resets_at := v_paid.resets_at;
+      credits_charged := v_paid.credits;
+      if v_paid.units > 0 then
+        v_credit_units := v_paid.units;
+      else
+        v_credit_request_id := null;
+      end if;
+    else
+      v_credit_request_id := null;
+    end if;
+  end if;
+  if not allowed then
+    -- Nothing counted: a fresh claim goes; a released request stays released.
+    delete from public.usage_metrics m
+    where m.organization_id = p_organization_id and m.request_id = p_request_id and m.metric = p_metric
+      and not v_recount;
+  elsif p_request_id is not null then
+    update public.usage_metrics m
+    set amount = p_amount, state = 'counted', window_units = v_units, occurred_at = p_now,
+        used = increment_usage_general.used, limit_amount = increment_usage_general.limit_amount, resets_at = increment_usage_general.resets_at,
+        credit_request_id = coalesce(v_credit_request_id, m.credit_request_id),
+        credit_units = case when v_credit_request_id is not null then v_credit_units else m.credit_units end
+    where m.organization_id = p_organization_id and m.request_id = p_request_id and m.metric = p_metric;
+  else
+    insert into public.usage_metrics
+      (id, organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at,
+       credit_request_id, credit_units, claimed_month)
+    values (coalesce(v_metric_id, gen_random_uuid()), p_organization_id, p_metric, p_amount, v_units, p_now,
+            increment_usage_general.used, increment_usage_general.limit_amount, increment_usage_general.resets_at, v_credit_request_id,
+            v_credit_units, pg_catalog.date_trunc('month', p_now, 'UTC'));
+  end if;
+end;
+$$;
+revoke execute on function billing.increment_usage_general(uuid, text, integer, text, timestamptz, text, jsonb) from public;
+grant execute on function billing.increment_usage_general(uuid, text, integer, text, timestamptz, text, jsonb) to service_role;
 
 /**
  * The request id of the credit charge that pays a usage request's units past the limit:
@@ -579,7 +859,7 @@ begin
     update public.usage_metrics m
     set amount = p_actual_amount, state = 'settled', credit_units = v_units,
         used = v_answer.used, limit_amount = v_answer.limit_amount, resets_at = v_answer.resets_at
-    where m.id = v_metric.id;
+    where m.organization_id = p_organization_id and m.request_id = p_request_id and m.metric = v_metric.metric;
   end if;
   allowed := v_answer.allowed;
   used := v_answer.used;
@@ -633,7 +913,7 @@ begin
     end if;
     update public.usage_metrics m
     set state = 'released', amount = 0, credit_units = case when m.credit_units is not null then 0 end
-    where m.id = v_metric.id;
+    where m.organization_id = p_organization_id and m.request_id = p_request_id and m.metric = v_metric.metric;
     v_released := v_released + 1;
   end loop;
   -- The credits after every window: the credit lock comes last.
@@ -867,15 +1147,20 @@ begin
     from unnest(e_org, e_metric, e_rid, e_err) with ordinality as u(org, metric, rid, err, ord)
   ) f;
 
-  -- 2. Claim the request ids: a usage row per first event, inserted in key order. A concurrent
-  -- copy of the batch waits here on the first key it shares, then finds the key taken.
+  -- 2. Claim the request ids: a usage row per first event whose key no month has, inserted in the
+  -- current month in key order. A concurrent copy of the batch waits here on the first key it
+  -- shares, then finds the key taken; near a month boundary the keys are locked first (a copy
+  -- claiming in the other month waits; see the table).
+  perform billing.usage_request_locks(v_now, e_org, e_rid, e_metric);
   with ins as (
-    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, occurred_at)
-    select u.org, p_user_id, u.metric, u.qty, u.rid, u.at
+    insert into public.usage_metrics (organization_id, user_id, metric, amount, request_id, occurred_at, claimed_month)
+    select u.org, p_user_id, u.metric, u.qty, u.rid, u.at, pg_catalog.date_trunc('month', v_now, 'UTC')
     from unnest(e_org, e_metric, e_qty, e_rid, e_at, e_err, e_first) with ordinality as u(org, metric, qty, rid, at, err, first, ord)
     where u.err is null and u.first = u.ord
+      and not exists (select from public.usage_metrics m
+                      where m.organization_id = u.org and m.request_id = u.rid and m.metric = u.metric)
     order by u.org, u.metric, u.rid
-    on conflict (organization_id, metric, request_id) where request_id is not null do nothing
+    on conflict (organization_id, request_id, metric, claimed_month) do nothing
     returning usage_metrics.id, usage_metrics.organization_id, usage_metrics.metric, usage_metrics.request_id
   )
   select pg_catalog.array_agg(ins.id order by u.ord)
@@ -1095,12 +1380,15 @@ begin
       used = u.used, limit_amount = u.lim, resets_at = u.resets,
       credit_request_id = coalesce(u.crid, m.credit_request_id),
       credit_units = case when u.crid is not null then u.cunits else m.credit_units end
-  from unnest(e_row, e_qty, e_at, e_units, e_used, e_limit, e_resets, e_credit_rid, e_credit_units, e_allowed, e_dup)
-    as u(row_id, qty, at, units, used, lim, resets, crid, cunits, allowed, dup)
-  where m.id = u.row_id and u.allowed and not u.dup;
+  from unnest(e_org, e_metric, e_rid, e_row, e_qty, e_at, e_units, e_used, e_limit, e_resets, e_credit_rid,
+              e_credit_units, e_allowed, e_dup)
+    as u(org, metric, rid, row_id, qty, at, units, used, lim, resets, crid, cunits, allowed, dup)
+  where m.organization_id = u.org and m.request_id = u.rid and m.metric = u.metric
+    and u.row_id is not null and u.allowed and not u.dup;
   delete from public.usage_metrics m
-  using unnest(e_row, e_fresh, e_allowed) as u(row_id, fresh, allowed)
-  where m.id = u.row_id and u.fresh and not u.allowed;
+  using unnest(e_org, e_metric, e_rid, e_row, e_fresh, e_allowed) as u(org, metric, rid, row_id, fresh, allowed)
+  where m.organization_id = u.org and m.request_id = u.rid and m.metric = u.metric
+    and u.row_id is not null and u.fresh and not u.allowed;
 
   return query
     select u.ord::integer,
@@ -1329,6 +1617,16 @@ create policy "Members can delete their organization's watchlists"
  * charged to that credit event in the same transaction (billing.count_usage_past_limit) and the
  * call is allowed and counted past the limit (remaining 0); credits_charged says how many credits
  * it cost (0 when none). Without enough credits it is denied as without the key.
+ *
+ * The common case (every window fits, the request id is new) is one statement: the plan in
+ * effect, the stored answer of a retry, the windows (billing.usage_windows), one conditional
+ * upsert of every window's counter (in window order, so concurrent calls lock them in the same
+ * order) and the usage row, written only when every window accepted. Anything else is decided by
+ * billing.increment_usage_general, after the windows this statement changed are put back (their
+ * row locks are still held, so nobody saw them): a refused window (denial, or credits past the
+ * limit), a released request counted anew. A concurrent duplicate of the request id waits on
+ * the counter rows (the same organization, metric and windows), then finds the row taken: it puts
+ * its windows back and answers the stored answer.
  */
 create function public.increment_usage(
   p_organization_id uuid,
@@ -1348,15 +1646,24 @@ set search_path = ''
 as $$
 declare
   v_now timestamptz := billing.now();
-  v_plan record;
-  v_unit public.usage_window;
-  v_units public.usage_window[] := '{}'::public.usage_window[];
-  v_metric_id uuid;
-  v_recount boolean := false;
-  v_answer record;
+  v_known boolean;
+  v_tz text;
+  v_features jsonb;
+  v_stored boolean;
+  v_released boolean;
   v_credit_request_id text;
-  v_credit_units bigint;
-  v_paid record;
+  v_windows integer;
+  v_units public.usage_window[];
+  v_starts timestamptz[];
+  v_ends timestamptz[];
+  v_limits bigint[];
+  v_counts bigint[];
+  v_inserted boolean[];
+  v_written boolean;
+  v_stored_used bigint;
+  v_stored_limit bigint;
+  v_stored_resets timestamptz;
+  v_general record;
 begin
   credits_charged := 0;
   if p_amount is null or p_amount <= 0 then
@@ -1371,104 +1678,132 @@ begin
     raise exception 'increment_usage: request id must be 1 to 200 characters'
       using errcode = 'invalid_parameter_value';
   end if;
+  if p_request_id is not null then
+    -- Near a month boundary: a copy of the request claiming in the other month waits (see the table).
+    perform billing.usage_request_locks(v_now, array[p_organization_id], array[p_request_id], array[p_metric]);
+  end if;
 
-  v_plan := billing.effective_plan(p_organization_id, v_now);
-  if v_plan.organization_id is null then
+  with p as materialized (
+    select e.organization_id, e.timezone, e.features from billing.effective_plan(p_organization_id, v_now) e
+  ), r as materialized (
+    -- In every month (one row per request id across months: see the table).
+    select m.state = 'released' as released, m.used, m.limit_amount, m.resets_at, m.credit_request_id
+    from public.usage_metrics m
+    where p_request_id is not null
+      and m.organization_id = p_organization_id and m.request_id = p_request_id and m.metric = p_metric
+  ), w as materialized (
+    select w.unit, w.starts, w.ends, w.lim
+    from p cross join lateral billing.usage_windows(p_metric, null, v_now, p.timezone, p.features) w
+    where p.organization_id is not null and not exists (select from r)
+  ), up as (
+    insert into public.usage_quotas as q (organization_id, metric, window_unit, window_start, count, updated_at)
+    select p_organization_id, p_metric, w.unit, w.starts, p_amount, pg_catalog.now()
+    from w
+    where w.lim is null or p_amount <= w.lim
+    order by w.unit
+    on conflict (organization_id, metric, window_unit, window_start) do update
+      set count = q.count + excluded.count, updated_at = excluded.updated_at
+      where q.count + excluded.count <= coalesce((select w.lim from w where w.unit = excluded.window_unit),
+                                                 q.count + excluded.count)
+    returning q.window_unit, q.count, q.xmax = 0 as inserted
+  ), ans as (
+    -- The tightest window: least remaining, unlimited windows last, the shortest first on ties.
+    select up.count as used, w.lim, w.ends
+    from up join w on w.unit = up.window_unit
+    where (select count(*) from up) = (select count(*) from w)
+    order by w.lim - up.count nulls last, w.unit
+    limit 1
+  ), ins as (
+    insert into public.usage_metrics
+      (id, organization_id, user_id, metric, amount, request_id, metadata, occurred_at, created_at, window_units,
+       state, used, limit_amount, resets_at, credit_request_id, credit_units, claimed_month)
+    select gen_random_uuid(), p_organization_id, null, p_metric, p_amount, p_request_id, '{}'::jsonb, v_now,
+           pg_catalog.now(), (select pg_catalog.array_agg(w.unit order by w.unit) from w), 'counted',
+           ans.used, ans.lim, ans.ends, null, null, pg_catalog.date_trunc('month', v_now, 'UTC')
+    from ans
+    on conflict (organization_id, request_id, metric, claimed_month) do nothing
+    returning 1
+  )
+  select p.organization_id is not null, p.timezone, p.features,
+         exists (select from r), (select r.released from r),
+         (select r.used from r), (select r.limit_amount from r), (select r.resets_at from r),
+         (select r.credit_request_id from r),
+         (select count(*) from w)::integer,
+         (select pg_catalog.array_agg(w.unit order by w.unit) from w),
+         (select pg_catalog.array_agg(w.starts order by w.unit) from w),
+         (select pg_catalog.array_agg(w.ends order by w.unit) from w),
+         (select pg_catalog.array_agg(w.lim order by w.unit) from w),
+         (select pg_catalog.array_agg(up.count order by w.unit) from w left join up on up.window_unit = w.unit),
+         (select pg_catalog.array_agg(up.inserted order by w.unit) from w left join up on up.window_unit = w.unit),
+         (select ans.used from ans), (select ans.lim from ans), (select ans.ends from ans),
+         exists (select from ins)
+  into v_known, v_tz, v_features, v_stored, v_released, v_stored_used, v_stored_limit, v_stored_resets,
+       v_credit_request_id, v_windows, v_units, v_starts, v_ends, v_limits, v_counts, v_inserted,
+       used, limit_amount, resets_at, v_written
+  from p;
+
+  if not v_known then
     raise exception 'increment_usage: unknown organization %', p_organization_id
       using errcode = 'no_data_found';
   end if;
 
-  foreach v_unit in array '{minute,hour,day,month}'::public.usage_window[] loop
-    if v_plan.features ? (p_metric || '_per_' || v_unit::text) then
-      v_units := v_units || v_unit;
+  if v_written then
+    allowed := true;
+    remaining := case when limit_amount - used < 0 then 0 else limit_amount - used end;
+    perform billing.queue_quota_alerts(p_organization_id, p_metric, v_units[i], v_starts[i], v_ends[i],
+                                       v_counts[i] - p_amount, v_counts[i], v_limits[i])
+    from pg_catalog.generate_series(1, v_windows) i
+    where v_limits[i] > 0
+      and pg_catalog.floor(v_counts[i] * 100.0 / v_limits[i])
+          > pg_catalog.floor((v_counts[i] - p_amount) * 100.0 / v_limits[i]);
+    return;
+  end if;
+
+  if not v_stored and v_windows > 0 then
+    -- Not counted: a window refused, or a concurrent duplicate wrote the row first. Put back the
+    -- windows the statement changed (rows it created go) before anyone can see them.
+    perform billing.put_back_usage(p_organization_id, p_metric, v_units, v_starts, v_inserted, v_counts, p_amount);
+    if pg_catalog.array_position(v_counts, null) is null and p_request_id is not null then
+      select true, m.state = 'released', m.used, m.limit_amount, m.resets_at, m.credit_request_id
+      into v_stored, v_released, v_stored_used, v_stored_limit, v_stored_resets, v_credit_request_id
+      from public.usage_metrics m
+      where m.organization_id = p_organization_id and m.request_id = p_request_id and m.metric = p_metric;
+      v_stored := coalesce(v_stored, false);
     end if;
-  end loop;
-  if v_units = '{}' then
+  end if;
+
+  if v_stored and not v_released then
+    -- A retry: the first answer.
+    allowed := true;
+    used := v_stored_used;
+    limit_amount := v_stored_limit;
+    remaining := case when v_stored_limit < v_stored_used then 0 else v_stored_limit - v_stored_used end;
+    resets_at := v_stored_resets;
+    if v_credit_request_id is not null then
+      select c.charged into credits_charged from public.credit_charges c
+      where c.organization_id = p_organization_id and c.request_id = v_credit_request_id;
+    end if;
+    return;
+  end if;
+
+  if v_windows = 0 and not v_stored then
     -- Not in the plan: denied with limit 0.
     allowed := false;
     used := 0;
     limit_amount := 0;
     remaining := 0;
+    resets_at := null;
     return;
   end if;
 
-  if p_request_id is not null then
-    -- Claim the request id first: a concurrent duplicate waits here, then sees the first answer.
-    insert into public.usage_metrics (organization_id, metric, amount, request_id, window_units, occurred_at)
-    values (p_organization_id, p_metric, p_amount, p_request_id, v_units, v_now)
-    on conflict (organization_id, metric, request_id) where request_id is not null do nothing
-    returning id into v_metric_id;
-    if v_metric_id is null then
-      -- A retry: the first answer, unless that request was released since (then it counts anew).
-      select m.id, m.state = 'released', m.used, m.limit_amount,
-             case when m.limit_amount < m.used then 0 else m.limit_amount - m.used end, m.resets_at, m.credit_request_id
-      into v_metric_id, v_recount, used, limit_amount, remaining, resets_at, v_credit_request_id
-      from public.usage_metrics m
-      where m.organization_id = p_organization_id and m.metric = p_metric and m.request_id = p_request_id
-      for update;
-      if not v_recount then
-        allowed := true;
-        if v_credit_request_id is not null then
-          select c.charged into credits_charged from public.credit_charges c
-          where c.organization_id = p_organization_id and c.request_id = v_credit_request_id;
-        end if;
-        return;
-      end if;
-    end if;
-  end if;
-
-  v_answer := billing.apply_usage_delta(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
-                                        v_plan.features, p_amount);
-  allowed := v_answer.allowed;
-  used := v_answer.used;
-  limit_amount := v_answer.limit_amount;
-  -- Never below 0 (a count past the limit: paid in credits, or a plan with a lower limit).
-  remaining := case when v_answer.remaining < 0 then 0 else v_answer.remaining end;
-  resets_at := v_answer.resets_at;
-  v_credit_request_id := null;
-  if not allowed and v_plan.features ? (p_metric || '_overage_event') then
-    -- Past the limit: paid in credits if the organization has them.
-    if v_metric_id is null then
-      v_metric_id := gen_random_uuid();
-    end if;
-    v_credit_request_id := billing.usage_credit_request_id(p_metric, coalesce(p_request_id, v_metric_id::text), v_recount);
-    v_paid := billing.count_usage_past_limit(p_organization_id, p_metric, v_units, v_now, v_plan.timezone,
-                                             v_plan.features, p_amount, v_plan.features ->> (p_metric || '_overage_event'),
-                                             v_credit_request_id);
-    if v_paid.allowed then
-      allowed := true;
-      used := v_paid.used;
-      limit_amount := v_paid.limit_amount;
-      remaining := v_paid.remaining;
-      resets_at := v_paid.resets_at;
-      credits_charged := v_paid.credits;
-      if v_paid.units > 0 then
-        v_credit_units := v_paid.units;
-      else
-        v_credit_request_id := null;
-      end if;
-    else
-      v_credit_request_id := null;
-    end if;
-  end if;
-  if not allowed then
-    -- Nothing counted: a fresh claim goes; a released request stays released.
-    delete from public.usage_metrics m where m.id = v_metric_id and p_request_id is not null and not v_recount;
-  elsif p_request_id is not null then
-    update public.usage_metrics m
-    set amount = p_amount, state = 'counted', window_units = v_units, occurred_at = v_now,
-        used = increment_usage.used, limit_amount = increment_usage.limit_amount, resets_at = increment_usage.resets_at,
-        credit_request_id = coalesce(v_credit_request_id, m.credit_request_id),
-        credit_units = case when v_credit_request_id is not null then v_credit_units else m.credit_units end
-    where m.id = v_metric_id;
-  else
-    insert into public.usage_metrics
-      (id, organization_id, metric, amount, window_units, occurred_at, used, limit_amount, resets_at,
-       credit_request_id, credit_units)
-    values (coalesce(v_metric_id, gen_random_uuid()), p_organization_id, p_metric, p_amount, v_units, v_now,
-            increment_usage.used, increment_usage.limit_amount, increment_usage.resets_at, v_credit_request_id,
-            v_credit_units);
-  end if;
+  v_general := billing.increment_usage_general(p_organization_id, p_metric, p_amount, p_request_id, v_now, v_tz,
+                                               v_features);
+  allowed := v_general.allowed;
+  used := v_general.used;
+  limit_amount := v_general.limit_amount;
+  remaining := v_general.remaining;
+  resets_at := v_general.resets_at;
+  credits_charged := v_general.credits_charged;
 end;
 $$;
 revoke execute on function public.increment_usage(uuid, text, integer, text) from public;

@@ -929,6 +929,9 @@ isOneToOne: true
 "gstin_problem":
 { Args: { "p_gstin": string }; Returns: string
                            },
+"increment_usage_general":
+{ Args: { "p_amount": number,"p_features": Json,"p_metric": string,"p_now": string,"p_organization_id": string,"p_request_id": string,"p_timezone": string }; Returns: Record<string, unknown>
+                           },
 "interval_length":
 { Args: { "p_interval": Database["public"]['Enums']["billing_interval"] }; Returns: string
                            },
@@ -1207,6 +1210,9 @@ isOneToOne: true
 "purge_batch":
 { Args: { "p_limit": number,"p_usage_retention"?: string }; Returns: number
                            },
+"put_back_usage":
+{ Args: { "p_counts": (number)[],"p_delta": number,"p_inserted": (boolean)[],"p_metric": string,"p_organization_id": string,"p_starts": (string)[],"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: undefined
+                           },
 "queue_ai_batch_completed":
 { Args: { "p_batch": Omit<Database["public"]['Tables']["ai_batches"]['Row'], Database["public"]['Tables']["ai_batches"]['ComputedFields']> }; Returns: undefined
                            },
@@ -1439,6 +1445,14 @@ isOneToOne: true
 "usage_credit_request_id":
 { Args: { "p_metric": string,"p_recount": boolean,"p_request": string }; Returns: string
                            },
+"usage_request_locks":
+{ Args: { "p_at": string,"p_metrics": (string)[],"p_organization_ids": (string)[],"p_request_ids": (string)[] }; Returns: undefined
+                           },
+"usage_windows":
+{ Args: { "p_at": string,"p_features": Json,"p_metric": string,"p_timezone": string,"p_units": (Database["public"]['Enums']["usage_window"])[] }; Returns: {
+              "ends": string,"lim": number,"starts": string,"unit": Database["public"]['Enums']["usage_window"]
+            }[]
+                           },
 "validate_payment_event":
 { Args: { "p_event": Json }; Returns: undefined
                            },
@@ -1566,14 +1580,14 @@ isOneToOne: false
                   ]
                 },"billing_settings": {
                   Row: {
-                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"ai_request_retention_days": number | null,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"job_run_retention_days": number,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"usage_late_horizon": string,"webhook_event_retention_days": number | null,"webhook_payload_retention_days": number
+                    "ai_batch_hour_ist": number,"ai_batch_price_factor": number,"ai_request_retention_days": number | null,"app_failure_url": string | null,"app_success_url": string | null,"checkout_order_ttl": string,"created_at": string,"credit_note_prefix": string,"credit_source_order": (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold": number | null,"dispute_suspends_subscription": boolean,"full_refund_ends_period": boolean,"grace_days": number,"gst_rate_bp": number,"id": boolean,"invoice_prefix": string,"job_run_retention_days": number,"max_open_orders": number,"max_owned_organizations": number | null,"notification_retention_days": number,"order_pending_reconcile_after": string,"prices_include_tax": boolean,"provider_currencies": NonNullable<Json>,"quota_alert_thresholds": (number)[],"quota_alert_windows": (Database["public"]['Enums']["usage_window"])[],"sac_code": string,"seller_address_line1": string | null,"seller_address_line2": string | null,"seller_city": string | null,"seller_email": string | null,"seller_gstin": string | null,"seller_legal_name": string | null,"seller_postal_code": string | null,"seller_state_code": string | null,"updated_at": string,"upgrade_quote_ttl": string,"usage_late_horizon": string,"usage_metrics_retention_days": number | null,"webhook_event_retention_days": number | null,"webhook_payload_retention_days": number
                   }
                   ComputedFields: never
                   Insert: {
-                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"usage_metrics_retention_days"?: number | null,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
                   }
                   Update: {
-                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
+                    "ai_batch_hour_ist"?: number,"ai_batch_price_factor"?: number,"ai_request_retention_days"?: number | null,"app_failure_url"?: string | null,"app_success_url"?: string | null,"checkout_order_ttl"?: string,"created_at"?: string,"credit_note_prefix"?: string,"credit_source_order"?: (Database["public"]['Enums']["credit_source"])[],"credits_low_threshold"?: number | null,"dispute_suspends_subscription"?: boolean,"full_refund_ends_period"?: boolean,"grace_days"?: number,"gst_rate_bp"?: number,"id"?: boolean,"invoice_prefix"?: string,"job_run_retention_days"?: number,"max_open_orders"?: number,"max_owned_organizations"?: number | null,"notification_retention_days"?: number,"order_pending_reconcile_after"?: string,"prices_include_tax"?: boolean,"provider_currencies"?: NonNullable<Json>,"quota_alert_thresholds"?: (number)[],"quota_alert_windows"?: (Database["public"]['Enums']["usage_window"])[],"sac_code"?: string,"seller_address_line1"?: string | null,"seller_address_line2"?: string | null,"seller_city"?: string | null,"seller_email"?: string | null,"seller_gstin"?: string | null,"seller_legal_name"?: string | null,"seller_postal_code"?: string | null,"seller_state_code"?: string | null,"updated_at"?: string,"upgrade_quote_ttl"?: string,"usage_late_horizon"?: string,"usage_metrics_retention_days"?: number | null,"webhook_event_retention_days"?: number | null,"webhook_payload_retention_days"?: number
                   }
                   Relationships: [
                     
@@ -2126,14 +2140,14 @@ isOneToOne: false
                   ]
                 },"usage_metrics": {
                   Row: {
-                    "amount": number,"created_at": string,"credit_request_id": string | null,"credit_units": number | null,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
+                    "amount": number,"claimed_month": string,"created_at": string,"credit_request_id": string | null,"credit_units": number | null,"id": string,"limit_amount": number | null,"metadata": NonNullable<Json>,"metric": string,"occurred_at": string,"organization_id": string,"request_id": string | null,"resets_at": string | null,"state": Database["public"]['Enums']["usage_state"],"used": number | null,"user_id": string | null,"window_units": (Database["public"]['Enums']["usage_window"])[]
                   }
                   ComputedFields: never
                   Insert: {
-                    "amount": number,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
+                    "amount": number,"claimed_month"?: string,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric": string,"occurred_at"?: string,"organization_id": string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Update: {
-                    "amount"?: number,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
+                    "amount"?: number,"claimed_month"?: string,"created_at"?: string,"credit_request_id"?: string | null,"credit_units"?: number | null,"id"?: string,"limit_amount"?: number | null,"metadata"?: NonNullable<Json>,"metric"?: string,"occurred_at"?: string,"organization_id"?: string,"request_id"?: string | null,"resets_at"?: string | null,"state"?: Database["public"]['Enums']["usage_state"],"used"?: number | null,"user_id"?: string | null,"window_units"?: (Database["public"]['Enums']["usage_window"])[]
                   }
                   Relationships: [
                     
