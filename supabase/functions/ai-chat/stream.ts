@@ -3,10 +3,13 @@
 // stream ends (completed, failed upstream, or the client went away). With
 // stream_options.include_usage both end with OpenAI's usage chunk (no choices, the usage) before
 // [DONE]; a failure mid-stream is the stream's last event, an error in ai-chat's error shape.
+// The stream closes first; its settlement (and cache entry) commits after (afterResponse).
+import { afterResponse } from "../_shared/after-response.ts";
 import { AiError, errorBody } from "./errors.ts";
 import { cachedPromptTokens, type Settlement, settle } from "./gateway.ts";
 import { type ChatCompletionChunk, groqClient, type GroqConfig } from "./groq.ts";
 import type { ChatRequest, Json } from "./request.ts";
+import { holdFlight } from "./single-flight.ts";
 import { callUpstream, type Reserved, upstreamParams } from "./upstream.ts";
 
 const encoder = new TextEncoder();
@@ -44,6 +47,7 @@ export async function streamChat(
   r: Reserved,
   promptEstimate: number,
   headers: Record<string, string>,
+  flightKey: string,
 ): Promise<Response> {
   const started = performance.now();
   const abort = new AbortController();
@@ -63,12 +67,18 @@ export async function streamChat(
   let finishReason: string | null = null;
   let first: ChatCompletionChunk | undefined;
   let settled = false;
+  // Settles once, after the stream has closed (afterResponse); identical requests wait for it.
   const finish = async (status: Settlement["status"]) => {
     if (settled) return;
     settled = true;
+    const settling = settleAs(status);
+    holdFlight(flightKey, settling);
+    await afterResponse("ai-chat settlement", settling);
+  };
+  const settleAs = (status: Settlement["status"]) => {
     // A streamed tool call is not kept (only the text is): such an answer is not cached.
     const complete = status === "completed" && finishReason !== null && !r.capped && !chat.tools;
-    await settle({
+    return settle({
       requestId: r.requestId,
       promptTokens: usage?.prompt_tokens ?? promptEstimate,
       completionTokens: usage?.completion_tokens ?? pieces,
@@ -97,8 +107,8 @@ export async function streamChat(
         if (settled) return;
         // Groq failed mid-stream: say so in the stream, settle what was generated.
         controller.enqueue(sse(errorBody(new AiError(502, "upstream_error", "the upstream stream failed"))));
-        await finish("upstream_error");
         controller.close();
+        await finish("upstream_error");
         return;
       }
       if (settled) return;
@@ -107,8 +117,8 @@ export async function streamChat(
           controller.enqueue(sse(usageChunk({ id: first.id, created: first.created, model: first.model }, usage ?? null)));
         }
         controller.enqueue(sse("[DONE]"));
-        await finish("completed");
         controller.close();
+        await finish("completed");
         return;
       }
       const chunk = next.value;
