@@ -32,7 +32,7 @@ import { AiError, errorResponse } from "./errors.ts";
 import { allowedModels, cachedPromptTokens, type Reservation, reserve, settle } from "./gateway.ts";
 import { type ChatCompletion, groqClient, type GroqConfig, groqConfig } from "./groq.ts";
 import { cacheKeyOf, type ChatRequest, estimatePromptTokens, invalid, type Json, MAX_BODY_BYTES, parseChatBody } from "./request.ts";
-import { flights, isWarm, markWarm } from "./single-flight.ts";
+import { flights, holdOrganization, isWarm, markWarm, waitForOrganization } from "./single-flight.ts";
 import { replayAsStream, streamChat } from "./stream.ts";
 import { callUpstream, type Reserved, upstreamParams } from "./upstream.ts";
 
@@ -185,6 +185,8 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
   const promptEstimate = estimatePromptTokens(chat);
   const cacheKey = await cacheKeyOf(chat);
 
+  // Settlements of this organization still committing after their answers come first (single-flight.ts).
+  await waitForOrganization(organizationId);
   // Single flight: wait for an identical request in flight here, then (non-streaming) lead.
   const flightKey = `${organizationId}:${cacheKey}`;
   for (let p = flights.get(flightKey); p && !isWarm(flightKey); p = flights.get(flightKey)) await p;
@@ -223,10 +225,11 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
       promptEstimate,
     };
     if (chat.stream) {
-      return await streamChat(chat, config, reservation, promptEstimate, miss, flightKey);
+      return await streamChat(chat, config, reservation, promptEstimate, miss, organizationId);
     }
     const { response, settled } = await completeChat(chat, config, reservation, promptEstimate, miss);
     landsLater = true;
+    holdOrganization(organizationId, settled);
     await afterResponse(
       "ai-chat settlement",
       settled.then((ok) => {

@@ -1,10 +1,12 @@
 // Single flight: identical non-streaming requests (same organization and cache key) that arrive
 // while one is in flight wait for it instead of calling Groq again, then are answered from the
 // cache it filled (a normal reservation cache hit: rate-limited and logged, no prompt, no tokens).
-// The settlement that writes the cache commits after the response (_shared/after-response.ts), so
-// a flight lands when its settlement has committed, not when its response has gone, and a stream,
-// which leads no flight, holds one from its end until its settlement commits (holdFlight): a
-// client that asks again as soon as it has the answer finds it in the cache.
+// The settlement commits after the response (_shared/after-response.ts): a flight lands when its
+// settlement has committed, not when its response has gone, and every request of an organization
+// waits for that organization's settlements still in flight here before it reserves
+// (holdOrganization, waitForOrganization): a client that asks again as soon as it has an answer
+// is reserved against the settled quotas and credits, and finds the answer in the cache, as when
+// the settlement came before the answer. The wait is at most one settlement's commit.
 // The maps are per function instance (one isolate); two instances may each call Groq once.
 
 export const flights = new Map<string, Promise<void>>();
@@ -22,14 +24,18 @@ export function markWarm(key: string) {
   warm.set(key, Date.now() + WARM_MS);
 }
 
-/**
- * Identical requests wait for `work` (a settlement committing after its response) before they
- * reserve; with a flight already there, for both.
- */
-export function holdFlight(key: string, work: Promise<unknown>) {
-  const before = flights.get(key);
+const settling = new Map<string, Promise<void>>();
+
+/** The organization's next requests wait for `work` (a settlement committing after its response) before they reserve. */
+export function holdOrganization(organizationId: string, work: Promise<unknown>) {
+  const before = settling.get(organizationId);
   const held: Promise<void> = Promise.all([before, work]).then(() => {}, () => {}).finally(() => {
-    if (flights.get(key) === held) flights.delete(key);
+    if (settling.get(organizationId) === held) settling.delete(organizationId);
   });
-  flights.set(key, held);
+  settling.set(organizationId, held);
+}
+
+/** Resolves when the organization has no settlement in flight in this instance. */
+export async function waitForOrganization(organizationId: string): Promise<void> {
+  for (let p = settling.get(organizationId); p; p = settling.get(organizationId)) await p;
 }
