@@ -11,14 +11,21 @@
 // sb_secret_ key or the service_role key is service_role, a publishable or anon key is anon, a
 // user's JWT is its own claims. Any other path answers 404 with a pointer to the docs.
 //
+// Work a function hands to EdgeRuntime.waitUntil (the AI gateway's settlement) runs after its
+// response as on Supabase: the server installs a compatible EdgeRuntime (_shared/after-response.ts)
+// and on SIGTERM or SIGINT stops taking requests, awaits that work, then exits.
+//
 // Env: SUPABILL_API_PORT (default 54321), plus everything the functions read.
 import { parse } from "npm:smol-toml@1.9.1";
+import { installEdgeRuntime } from "../supabase/functions/_shared/after-response.ts";
 import { bearerToken, callerOf, type Claims, verifyJwt } from "../supabase/functions/_shared/auth.ts";
 import { db } from "../supabase/functions/_shared/db.ts";
 import { postgrest } from "../tests/fakes/postgrest.mjs";
 import { corsHeaders, HttpError, json } from "../supabase/functions/_shared/http.ts";
 
 type Handler = (req: Request) => Response | Promise<Response>;
+
+const edgeRuntime = installEdgeRuntime();
 
 const functionsDir = new URL("../supabase/functions/", import.meta.url);
 const config = parse(await Deno.readTextFile(new URL("../config.toml", functionsDir))) as {
@@ -65,7 +72,7 @@ async function restClaims(req: Request): Promise<Claims | Response> {
 }
 
 const port = Number(Deno.env.get("SUPABILL_API_PORT") ?? 54321);
-Deno.serve({
+const server = Deno.serve({
   hostname: "127.0.0.1",
   port,
   onListen: () => console.error(JSON.stringify({ listening: `http://127.0.0.1:${port}`, functions: [...handlers.keys()].sort() })),
@@ -96,3 +103,17 @@ Deno.serve({
   }
   return await fn.handler(req);
 });
+
+// Shutdown: no new requests, then the work still pending after responses (settlements), then exit.
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    const pending = edgeRuntime.pending();
+    await server.shutdown().catch(() => {});
+    await edgeRuntime.drain();
+    if (pending > 0) console.error(JSON.stringify({ stopped: signal, finished_after_response: pending }));
+    Deno.exit(0);
+  });
+}

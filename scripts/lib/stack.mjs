@@ -90,9 +90,10 @@ export async function startFakeUpstreams({ env, logFile }) {
   return JSON.parse(line.slice(line.indexOf("{"))).url;
 }
 
-/** Start the functions server; resolves when it listens. */
+/** Start the functions server; resolves with its process (a deno child) when it listens. */
 export async function startFunctions({ env, logFile }) {
-  await startDeno(path.join(root, "scripts", "functions-server.ts"), { env, ready: /"listening"/, logFile });
+  const { child } = await startDeno(path.join(root, "scripts", "functions-server.ts"), { env, ready: /"listening"/, logFile });
+  return child;
 }
 
 /**
@@ -100,7 +101,8 @@ export async function startFunctions({ env, logFile }) {
  * Groq / Razorpay / PayU / Resend server with them, the env Supabase gives functions pointing every
  * provider at the fakes, the legacy HS256 secret as the project's own setting SUPABILL_JWT_SECRET
  * (so HS256 user tokens can be tested), and the functions server on a free port. Logs go to logDir.
- * Resolves with the functions' env, the API URL, the fakes' URL and the provider secrets.
+ * Resolves with the functions' env, the API URL, the fakes' URL, the provider secrets and the
+ * functions server's process id (the AI benchmark reads its CPU time).
  */
 export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {} }) {
   const secret = () => crypto.randomBytes(12).toString("hex");
@@ -131,6 +133,6 @@ export async function startLocalStack({ db, keys, logDir = db.dir, extraEnv = {}
     SUPABILL_LOG: "off",
     ...extraEnv,
   };
-  await startFunctions({ env, logFile: path.join(logDir, "functions.log") });
-  return { env, apiUrl: env.SUPABASE_URL, fakesUrl, providers };
+  const functions = await startFunctions({ env, logFile: path.join(logDir, "functions.log") });
+  return { env, apiUrl: env.SUPABASE_URL, fakesUrl, providers, functionsPid: functions.pid };
 }

@@ -1,6 +1,8 @@
-// Hashing helpers: SHA-256 (the AI cache key), SHA-512 and HMAC-SHA256 (provider signatures) through
-// crypto.subtle, lowercase hex output, and a constant-time comparison (the providers' official SDKs
+// Hashing helpers: SHA-256 (the AI cache key; node:crypto), SHA-512 and HMAC-SHA256 (provider
+// signatures) through crypto.subtle, lowercase hex output, and a constant-time comparison (the providers' official SDKs
 // compare with `===`; we do not).
+
+import { createHash } from "node:crypto";
 
 const encoder = new TextEncoder();
 
@@ -12,9 +14,13 @@ export function toHex(bytes: ArrayBuffer | Uint8Array): string {
   return out;
 }
 
-/** SHA-256 of the UTF-8 bytes of `message`, as 64 lowercase hex characters. */
-export async function sha256Hex(message: string): Promise<string> {
-  return toHex(await crypto.subtle.digest("SHA-256", encoder.encode(message)));
+/**
+ * SHA-256 of the UTF-8 bytes of `message`, as 64 lowercase hex characters. node:crypto hashes in
+ * place; crypto.subtle.digest is an asynchronous operation that Deno hands to another thread, and
+ * the AI gateway computes one per request before it can reserve.
+ */
+export function sha256Hex(message: string): Promise<string> {
+  return Promise.resolve(createHash("sha256").update(message, "utf8").digest("hex"));
 }
 
 /** SHA-512 of the UTF-8 bytes of `message`, as 128 lowercase hex characters. */

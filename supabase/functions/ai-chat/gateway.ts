@@ -7,7 +7,7 @@
 // membership).
 import type { Claims } from "../_shared/auth.ts";
 import type { Database } from "../_shared/database.types.ts";
-import { asUser, sqlError, statement } from "../_shared/db.ts";
+import { asUser, type Sql, sqlError, statement } from "../_shared/db.ts";
 import { jsonbText } from "../_shared/jsonb.ts";
 import type { ChatRequest, Json } from "./request.ts";
 
@@ -20,7 +20,16 @@ export type Reservation = Database["billing"]["CompositeTypes"]["ai_reservation"
 /** The shared SQL error mapping, with bad input named as this endpoint names it (invalid_body). */
 const sqlToHttp = (e: unknown) => sqlError(e, { "22023": [400, "invalid_body"] });
 
-/** One SQL call before the upstream: membership, model, rate limit, cache, prompt quota, tokens. */
+/**
+ * Parameters with their types named (uuid, text, int4, bool): postgres.js sends a statement whose
+ * parameter types it knows as Parse, Bind, Execute and Sync at once, ONE round trip to the
+ * database; with a string or number of unknown type it first asks the server to describe the
+ * statement, and waits for the answer: two.
+ */
+const OID = { uuid: 2950, text: 25, int4: 23, bool: 16 } as const;
+const typed = (sql: Sql, value: unknown, type: keyof typeof OID) => sql.typed(value ?? null, OID[type]);
+
+/** One SQL call before the upstream, one round trip: membership, model, rate limit, cache, prompt quota, tokens. */
 export async function reserve(
   claims: Claims & { sub: string },
   organizationId: string,
@@ -30,8 +39,9 @@ export async function reserve(
 ): Promise<Reservation> {
   try {
     const [row] = await statement((sql) =>
-      sql<Reservation[]>`select * from billing.ai_reserve(${organizationId}, ${claims.sub}, ${req.model},
-        ${req.max_tokens ?? null}, ${promptTokens}, ${cacheKey}, ${req.stream})`
+      sql<Reservation[]>`select * from billing.ai_reserve(${typed(sql, organizationId, "uuid")}, ${typed(sql, claims.sub, "uuid")},
+        ${typed(sql, req.model, "text")}, ${typed(sql, req.max_tokens, "int4")}, ${typed(sql, promptTokens, "int4")},
+        ${typed(sql, cacheKey, "text")}, ${typed(sql, req.stream, "bool")})`
     );
     return row;
   } catch (e) {
@@ -87,9 +97,10 @@ export function cachedPromptTokens(usage: unknown): number {
 export async function settle(s: Settlement): Promise<boolean> {
   const run = (response: Json | null) =>
     statement((sql) =>
-      sql`select * from billing.ai_settle(${s.requestId}, ${s.promptTokens}, ${s.completionTokens},
-        ${Math.round(s.latencyMs)}, ${s.status}, ${response === null ? null : jsonbText(response)}::text::jsonb,
-        ${s.cachedTokens ?? 0})`
+      sql`select * from billing.ai_settle(${typed(sql, s.requestId, "text")}, ${typed(sql, s.promptTokens, "int4")},
+        ${typed(sql, s.completionTokens, "int4")}, ${typed(sql, Math.round(s.latencyMs), "int4")},
+        ${typed(sql, s.status, "text")}::public.ai_request_status,
+        ${typed(sql, response === null ? null : jsonbText(response), "text")}::jsonb, ${typed(sql, s.cachedTokens ?? 0, "int4")})`
     );
   const attempts = s.response === null ? [null, null] : [s.response, s.response, null];
   let error: unknown;

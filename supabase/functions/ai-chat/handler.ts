@@ -6,8 +6,10 @@
 //     stop?, seed?, user?, response_format?, n? (1), frequency_penalty?, presence_penalty?,
 //     stream?, stream_options?}. Validate the body (request.ts), reserve in ONE SQL call
 //     (billing.ai_reserve: membership, models, per-user rate limit, cache, prompt quota, token
-//     reservation), call Groq (upstream.ts, stream.ts), settle in ONE SQL call (billing.ai_settle),
-//     or release the reservation when the upstream failed (billing.ai_release).
+//     reservation), call Groq (upstream.ts, stream.ts), answer, then settle in ONE SQL call
+//     (billing.ai_settle, which also writes the cache entry) after the response has gone
+//     (_shared/after-response.ts), or release the reservation when the upstream failed
+//     (billing.ai_release, before the error is answered).
 //   GET /functions/v1/ai-chat/models
 //     the models the organization's plan allows (ONE SQL call as the user: get_entitlements).
 //   groq-sdk's paths, /openai/v1/chat/completions and /openai/v1/models, are the same two routes.
@@ -22,6 +24,7 @@
 // Identity: the JWT is verified here (requireUser) and the user id from its claims is passed to
 // the SQL functions. An unreachable database is a 503 before anything is sent upstream.
 // Identical requests in flight share one upstream call (single-flight.ts).
+import { afterResponse } from "../_shared/after-response.ts";
 import { type Claims, requireUser } from "../_shared/auth.ts";
 import { denoEnv, type EnvGetter } from "../_shared/env.ts";
 import { handle, type Handler, HttpError, json, readJson, UUID_RE } from "../_shared/http.ts";
@@ -29,7 +32,7 @@ import { AiError, errorResponse } from "./errors.ts";
 import { allowedModels, cachedPromptTokens, type Reservation, reserve, settle } from "./gateway.ts";
 import { type ChatCompletion, groqClient, type GroqConfig, groqConfig } from "./groq.ts";
 import { cacheKeyOf, type ChatRequest, estimatePromptTokens, invalid, type Json, MAX_BODY_BYTES, parseChatBody } from "./request.ts";
-import { flights, isWarm, markWarm } from "./single-flight.ts";
+import { flights, holdOrganization, isWarm, markWarm, waitForOrganization } from "./single-flight.ts";
 import { replayAsStream, streamChat } from "./stream.ts";
 import { callUpstream, type Reserved, upstreamParams } from "./upstream.ts";
 
@@ -182,6 +185,8 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
   const promptEstimate = estimatePromptTokens(chat);
   const cacheKey = await cacheKeyOf(chat);
 
+  // Settlements of this organization still committing after their answers come first (single-flight.ts).
+  await waitForOrganization(organizationId);
   // Single flight: wait for an identical request in flight here, then (non-streaming) lead.
   const flightKey = `${organizationId}:${cacheKey}`;
   for (let p = flights.get(flightKey); p && !isWarm(flightKey); p = flights.get(flightKey)) await p;
@@ -189,14 +194,18 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
   if (!chat.stream && !isWarm(flightKey)) {
     flights.set(flightKey, new Promise<void>((resolve) => (land = resolve)));
   }
+  const leading = land ? flights.get(flightKey) : undefined;
   const done = () => {
     if (land) {
-      flights.delete(flightKey);
+      if (flights.get(flightKey) === leading) flights.delete(flightKey);
       land();
       land = undefined;
     }
   };
 
+  // The flight lands when the leader's settlement has committed (its cache entry with it), which
+  // is after its response: identical requests waiting here then find the answer in the cache.
+  let landsLater = false;
   try {
     const r = await reserve(claims, organizationId, chat, promptEstimate, cacheKey);
     if (!r.allowed) throw denialError(r, chat.model);
@@ -216,23 +225,35 @@ async function chatCompletion(req: Request, env: EnvGetter): Promise<Response> {
       promptEstimate,
     };
     if (chat.stream) {
-      return await streamChat(chat, config, reservation, promptEstimate, miss);
+      return await streamChat(chat, config, reservation, promptEstimate, miss, organizationId);
     }
-    const res = await completeChat(chat, config, reservation, promptEstimate, miss);
-    if (!reservation.capped) markWarm(flightKey);
-    return res;
+    const { response, settled } = await completeChat(chat, config, reservation, promptEstimate, miss);
+    landsLater = true;
+    holdOrganization(organizationId, settled);
+    await afterResponse(
+      "ai-chat settlement",
+      settled.then((ok) => {
+        if (ok && !reservation.capped) markWarm(flightKey);
+      }).finally(done),
+    );
+    return response;
   } finally {
-    done();
+    if (!landsLater) done();
   }
 }
 
+/**
+ * The upstream call, and its settlement started but not awaited: the caller answers with the
+ * completion and hands `settled` to afterResponse (the settlement and the cache entry commit after
+ * the response; until then the reservation stays counted).
+ */
 async function completeChat(
   chat: ChatRequest,
   config: GroqConfig,
   r: Reserved,
   promptEstimate: number,
   headers: Record<string, string>,
-): Promise<Response> {
+): Promise<{ response: Response; settled: Promise<boolean> }> {
   const started = performance.now();
   const abort = new AbortController();
   const completion: ChatCompletion = await callUpstream(config, abort, r, headers, started, (signal) =>
@@ -243,7 +264,8 @@ async function completeChat(
   );
   const latency = performance.now() - started;
   const usage = completion.usage;
-  await settle({
+  const response = json(completion, 200, headers);
+  const settled = settle({
     requestId: r.requestId,
     promptTokens: usage?.prompt_tokens ?? promptEstimate,
     completionTokens: usage?.completion_tokens ?? r.maxTokens,
@@ -252,7 +274,7 @@ async function completeChat(
     status: "completed",
     response: r.capped ? null : completion as unknown as Json,
   });
-  return json(completion, 200, headers);
+  return { response, settled };
 }
 
 /** The handler as mounted: CORS, error mapping and one log line per request. */

@@ -3,10 +3,13 @@
 // stream ends (completed, failed upstream, or the client went away). With
 // stream_options.include_usage both end with OpenAI's usage chunk (no choices, the usage) before
 // [DONE]; a failure mid-stream is the stream's last event, an error in ai-chat's error shape.
+// The settlement (and cache entry) is sent as the stream ends and commits after it (afterResponse).
+import { afterResponse } from "../_shared/after-response.ts";
 import { AiError, errorBody } from "./errors.ts";
 import { cachedPromptTokens, type Settlement, settle } from "./gateway.ts";
 import { type ChatCompletionChunk, groqClient, type GroqConfig } from "./groq.ts";
 import type { ChatRequest, Json } from "./request.ts";
+import { holdOrganization } from "./single-flight.ts";
 import { callUpstream, type Reserved, upstreamParams } from "./upstream.ts";
 
 const encoder = new TextEncoder();
@@ -44,6 +47,7 @@ export async function streamChat(
   r: Reserved,
   promptEstimate: number,
   headers: Record<string, string>,
+  organizationId: string,
 ): Promise<Response> {
   const started = performance.now();
   const abort = new AbortController();
@@ -63,12 +67,18 @@ export async function streamChat(
   let finishReason: string | null = null;
   let first: ChatCompletionChunk | undefined;
   let settled = false;
+  // Settles once, after the stream's last event (afterResponse); the organization's next requests wait for it.
   const finish = async (status: Settlement["status"]) => {
     if (settled) return;
     settled = true;
+    const settling = settleAs(status);
+    holdOrganization(organizationId, settling);
+    await afterResponse("ai-chat settlement", settling);
+  };
+  const settleAs = (status: Settlement["status"]) => {
     // A streamed tool call is not kept (only the text is): such an answer is not cached.
     const complete = status === "completed" && finishReason !== null && !r.capped && !chat.tools;
-    await settle({
+    return settle({
       requestId: r.requestId,
       promptTokens: usage?.prompt_tokens ?? promptEstimate,
       completionTokens: usage?.completion_tokens ?? pieces,
@@ -96,18 +106,19 @@ export async function streamChat(
       } catch {
         if (settled) return;
         // Groq failed mid-stream: say so in the stream, settle what was generated.
-        controller.enqueue(sse(errorBody(new AiError(502, "upstream_error", "the upstream stream failed"))));
         await finish("upstream_error");
+        controller.enqueue(sse(errorBody(new AiError(502, "upstream_error", "the upstream stream failed"))));
         controller.close();
         return;
       }
       if (settled) return;
       if (next.done) {
+        // The settlement is on its way before the last events: it is not awaited (afterResponse).
+        await finish("completed");
         if (chat.include_usage && first) {
           controller.enqueue(sse(usageChunk({ id: first.id, created: first.created, model: first.model }, usage ?? null)));
         }
         controller.enqueue(sse("[DONE]"));
-        await finish("completed");
         controller.close();
         return;
       }
