@@ -78,6 +78,14 @@ const server = Deno.serve({
   onListen: () => console.error(JSON.stringify({ listening: `http://127.0.0.1:${port}`, functions: [...handlers.keys()].sort() })),
 }, async (req) => {
   const { pathname } = new URL(req.url);
+  // The local stack's own: answers once the work functions handed to EdgeRuntime.waitUntil (the AI
+  // gateway's settlements) is done, so a test or script that reads the database right after an
+  // answer sees what that answer settled. Not a Supabase route.
+  if (pathname === "/__local/after-response" && req.method === "GET") {
+    const pending = edgeRuntime.pending();
+    await edgeRuntime.drain();
+    return json({ drained: pending });
+  }
   if (pathname === "/rest/v1" || pathname.startsWith("/rest/v1/")) {
     if (req.method === "OPTIONS") return withCors(new Response(null, { status: 204 }));
     const claims = await restClaims(req);

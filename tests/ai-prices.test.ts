@@ -7,7 +7,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import Groq from "npm:groq-sdk@1.6.0";
 import OpenAI from "npm:openai@7.59.0";
-import { adminSql, createUser, fakeControl, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, afterResponses, createUser, fakeControl, functionsUrl, mintToken } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -43,11 +43,13 @@ const groqOf = (t: Tenant) =>
   new Groq({ baseURL: base(), apiKey: t.token, defaultHeaders: { "x-organization-id": t.org }, maxRetries: 0 });
 
 async function balance(org: string): Promise<number> {
+  await afterResponses(); // ai-chat settles after it answers
   const [{ n }] = await sql`select billing.available_credits(${org})::int as n`;
   return n;
 }
 
 async function used(org: string, metric: string): Promise<number> {
+  await afterResponses(); // ai-chat settles after it answers
   const [{ n }] = await sql`select coalesce(sum(count), 0)::int as n from public.usage_quotas
     where organization_id = ${org} and metric = ${metric} and window_unit = 'month'
       and window_start <= now() and window_start > now() - interval '1 month'`;
@@ -55,12 +57,14 @@ async function used(org: string, metric: string): Promise<number> {
 }
 
 async function rows(org: string) {
+  await afterResponses(); // ai-chat settles after it answers
   return await sql`select status::text, error_code, reserved_tokens::int, prompt_tokens, completion_tokens,
       counted_tokens::int, reserved_paise::int, cost_paise::text, charged_paise::int
     from public.ai_requests where organization_id = ${org} order by created_at, id`;
 }
 
 async function ledgerProblems(org: string): Promise<number> {
+  await afterResponses(); // ai-chat settles after it answers
   const [{ n }] = await sql`select count(*)::int as n from billing.credit_ledger_problems() where organization_id = ${org}`;
   return n;
 }

@@ -7,7 +7,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import Razorpay from "npm:razorpay@2.9.8";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, afterResponses, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -63,6 +63,7 @@ async function control(body: Json): Promise<void> {
 }
 
 async function used(org: string, metric: string): Promise<number> {
+  await afterResponses(); // ai-chat settles after it answers
   const [{ n }] = await sql`select coalesce(sum(count), 0)::int as n from public.usage_quotas
     where organization_id = ${org} and metric = ${metric} and window_start <= now()
       and window_start > now() - case window_unit when 'minute' then interval '1 minute' when 'hour' then interval '1 hour'
@@ -71,6 +72,7 @@ async function used(org: string, metric: string): Promise<number> {
 }
 
 async function rows(org: string) {
+  await afterResponses(); // ai-chat settles after it answers
   return await sql`select status::text, reserved_tokens::int, prompt_tokens, completion_tokens, counted_tokens::int,
       error_code, request_id
     from public.ai_requests where organization_id = ${org} order by created_at, id`;
@@ -198,6 +200,7 @@ Deno.test("a cache entry the database refuses does not cost the settlement: sett
       assertEquals(res.status, 200);
       await res.text();
     }
+    await afterResponses(); // the settlements (and their refused cache entries) before the trigger goes
   } finally {
     await sql.unsafe(`drop trigger if exists ${fn} on billing.ai_cache`);
     await sql.unsafe(`drop function if exists public.${fn}()`);

@@ -5,7 +5,7 @@
 // used both as the gateway's own client (inside the function) and as a client of our endpoint.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import Groq from "npm:groq-sdk@1.6.0";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, afterResponses, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
 
 type Sql = ReturnType<typeof adminSql>;
 type Json = Record<string, unknown>;
@@ -80,6 +80,7 @@ async function stats(): Promise<{ calls: Record<string, number>; last: Record<st
 const groqCalls = async () => (await stats()).calls["groq.chat"] ?? 0;
 
 async function used(org: string, metric: string): Promise<number> {
+  await afterResponses(); // ai-chat settles after it answers
   const [{ n }] = await sql`select coalesce(sum(count), 0)::int as n from public.usage_quotas
     where organization_id = ${org} and metric = ${metric} and window_start <= now()
       and window_start > now() - case window_unit when 'minute' then interval '1 minute' when 'hour' then interval '1 hour'
@@ -88,6 +89,7 @@ async function used(org: string, metric: string): Promise<number> {
 }
 
 async function logRows(org: string) {
+  await afterResponses(); // ai-chat settles after it answers
   return await sql`select status::text, cached, stream, max_tokens, reserved_tokens::int, prompt_tokens, completion_tokens,
       counted_tokens::int, error_code, request_id
     from public.ai_requests where organization_id = ${org} order by created_at, id`;
@@ -471,7 +473,7 @@ Deno.test("a stream is relayed as server-sent events and settled at the usage of
   const usage = chunks.at(-1).x_groq.usage;
   assertEquals(usage.completion_tokens, 16);
 
-  // The body ended after the settlement, so it is visible at once.
+  // logRows waits for the settlement the server finishes after the body ended.
   const rows = await logRows(t.org);
   assertEquals([rows[0].status, rows[0].stream, rows[0].completion_tokens, rows[0].counted_tokens],
     ["completed", true, 16, usage.total_tokens]);

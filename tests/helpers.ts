@@ -88,3 +88,13 @@ export async function fakeControl(path: string, body?: unknown) {
   if (!res.ok) throw new Error(`fake ${path}: ${JSON.stringify(answer)}`);
   return answer;
 }
+
+/**
+ * Waits until the functions server has finished the work its functions handed to
+ * EdgeRuntime.waitUntil (the AI gateway settles after answering): read the database after this.
+ */
+export async function afterResponses(): Promise<void> {
+  const res = await fetch(`${apiUrl()}/__local/after-response`);
+  await res.body?.cancel();
+  if (!res.ok) throw new Error(`functions server: /__local/after-response answered ${res.status}`);
+}
