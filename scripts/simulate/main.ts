@@ -21,6 +21,7 @@ import {
   type DiscountSpec,
   type UsageCall,
 } from "./invariants.ts";
+import { chain, ledgerLines } from "./digest.ts";
 
 type Json = Record<string, unknown>;
 const DAY = 86400e3;
@@ -37,7 +38,7 @@ const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-r
 
 function parseFlags(argv: string[]) {
   const f = {
-    seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
+    seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01", ledger: "",
     payu: true, razorpaySubscriptions: true, stripe: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
     crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true, credits: true,
@@ -55,6 +56,7 @@ function parseFlags(argv: string[]) {
     else if (a === "--months") f.months = num();
     else if (a === "--fault-rate") f.faultRate = num();
     else if (a === "--start") f.start = argv[++i];
+    else if (a === "--ledger") f.ledger = argv[++i] ?? "";
     else if (a.startsWith("--no-")) {
       const key = a.slice(5).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
       if (!(key in f) || typeof (f as Json)[key] !== "boolean") throw new Error(`unknown flag ${a}`);
@@ -1695,6 +1697,7 @@ function discountSummary() {
 const days = Math.round(flags.months * 30);
 const started = Date.now();
 let day = 0;
+let digest = "";
 const log: string[] = [];
 try {
   await setClock(now);
@@ -1702,6 +1705,7 @@ try {
   for (let i = 0; i < flags.orgs; i++) orgs.push(await createOrg(i + 1));
   for (day = 1; day <= days; day++) {
     const dayStart = startMs + (day - 1) * DAY;
+    const logAtDayStart = log.length;
     await setClock(dayStart + 10 * MIN);
     await runJobs();
     await setClock(dayStart + 9 * 3600e3);
@@ -1718,7 +1722,15 @@ try {
     await workers();
     await setClock(dayStart + 23 * 3600e3 + 30 * MIN);
     await runJobs();
-    const violations = checkAll(await snapshot());
+    const snap = await snapshot();
+    const lines = ledgerLines(snap, (id) => `org${orgs.find((o) => o.id === id)?.n ?? "-"}`);
+    lines.push(`counts ${JSON.stringify(counts)}`);
+    digest = chain(digest, day, lines);
+    if (flags.ledger) {
+      const events = log.slice(logAtDayStart).map((l) => `  event: ${l}\n`).join("");
+      await Deno.writeTextFile(flags.ledger, `day ${day} ${digest}\n${events}${lines.map((l) => `  ${l}\n`).join("")}`, { append: day > 1 });
+    }
+    const violations = checkAll(snap);
     if (violations.length) {
       const first = violations[0];
       // A provider-level finding names a payment id: the organization that made it.
@@ -1736,6 +1748,7 @@ try {
         console.log(`history of organization ${o.n}:`);
         for (const h of rows) console.log(`  ${new Date(h.effective_at).toISOString()} ${h.action} -> ${h.status} ${h.code ?? ""} (${h.actor})`);
       }
+      console.log(`digest up to day ${day}: ${digest}`);
       console.log(`replay: npm run simulate -- ${Deno.args.join(" ")}`);
       await sql.end();
       Deno.exit(1);
@@ -1754,3 +1767,4 @@ try {
 await sql.end();
 console.log(`simulated ${flags.orgs} organizations over ${flags.months} months (seed ${flags.seed}): ${counts.payments} payments, ` +
   `${counts.renewals} renewals, ${counts.refunds} refunds, ${discountSummary()}${counts.faults} faults, 0 invariant violations`);
+console.log(`digest ${digest}`);
