@@ -4,7 +4,11 @@
 // The three runs go side by side, each on its own throwaway cluster and stack (scripts/simulate.mjs),
 // so the two runs of one seed also race each other for the machine: a replay must not depend on
 // how fast anything answers. Small on purpose (a month of three organizations, every fault on).
-import { deepStrictEqual as assertEquals, notDeepStrictEqual as assertNotEquals, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  notDeepStrictEqual as assertNotEquals,
+  ok as assert,
+} from "node:assert/strict";
 
 const root = new URL("../", import.meta.url).pathname;
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
@@ -45,15 +49,37 @@ Deno.test("the digest's ledger leaves out random ids and row order, and sees a p
   const snapshot = (ids: [string, string], amounts: [number, number]) => {
     const s = emptySnapshot();
     s.payment_events = [
-      { id: ids[0], organization_id: "uuid-a", provider: "payu", provider_payment_id: `txn_${ids[0]}`, status: "captured",
-        amount_cents: amounts[0], needs_refund: false, refund_id: null, captured_payment_event_id: null },
-      { id: ids[1], organization_id: "uuid-b", provider: "razorpay", provider_payment_id: "pay_s1x000001", status: "captured",
-        amount_cents: amounts[1], needs_refund: false, refund_id: null, captured_payment_event_id: null },
+      {
+        id: ids[0],
+        organization_id: "uuid-a",
+        provider: "payu",
+        provider_payment_id: `txn_${ids[0]}`,
+        status: "captured",
+        amount_cents: amounts[0],
+        needs_refund: false,
+        refund_id: null,
+        captured_payment_event_id: null,
+      },
+      {
+        id: ids[1],
+        organization_id: "uuid-b",
+        provider: "razorpay",
+        provider_payment_id: "pay_s1x000001",
+        status: "captured",
+        amount_cents: amounts[1],
+        needs_refund: false,
+        refund_id: null,
+        captured_payment_event_id: null,
+      },
     ];
     return s;
   };
   const a = ledgerLines(snapshot(["e1", "e2"], [49900, 58882]), org);
-  assertEquals(a, ["mrr 0 0", "payment org1 payu captured 49900  -", "payment org2 razorpay captured 58882  pay_s1x000001"]);
+  assertEquals(a, [
+    "mrr 0 0",
+    "payment org1 payu captured 49900  -",
+    "payment org2 razorpay captured 58882  pay_s1x000001",
+  ]);
   // Other product ids, the rows in the other order: the same lines.
   const reordered = snapshot(["f9", "f8"], [49900, 58882]);
   reordered.payment_events.reverse();
