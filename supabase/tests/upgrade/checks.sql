@@ -71,8 +71,11 @@ select 'the webhook delivery the previous release marked ignored still says why'
        coalesce(ignored_reason, 'no ignored_reason')
 from billing.webhook_events where event_id = 'evt_upgrade_fx_1'
 union all
+-- Counted by action: pg_cron runs in this database on real time, and once the real date is past the
+-- fixture's period end (December 2026) its job_expire adds past_due and expired rows of its own.
 select 'a change to a subscription from the previous release is logged by the history trigger',
-       (select count(*) from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001') = 2,
+       (select count(*) filter (where action = 'cancel_scheduled') = 1 and count(*) filter (where action = 'activated') = 1
+        from public.subscription_history where subscription_id = 'f1000000-0000-4000-8000-000000000001'),
        (select string_agg(action, ', ' order by created_at) from public.subscription_history
         where subscription_id = 'f1000000-0000-4000-8000-000000000001')
 union all
