@@ -47,7 +47,13 @@ main(async () => {
     const { env } = await startLocalStack({
       db,
       keys,
-      extraEnv: { SUPABILL_TEST_PRIVATE_JWK: JSON.stringify(keys.privateJwk), SUPABILL_DB_POOL_SIZE: "6" },
+      // The workers one action at a time (their claim order): a replay makes the same provider calls
+      // in the same order, so a failure the simulation injects hits the same call.
+      extraEnv: {
+        SUPABILL_TEST_PRIVATE_JWK: JSON.stringify(keys.privateJwk),
+        SUPABILL_DB_POOL_SIZE: "6",
+        SUPABILL_WORKER_CONCURRENCY: "1",
+      },
     });
     code = await simulate(env, args);
   } finally {

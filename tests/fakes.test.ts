@@ -604,3 +604,30 @@ Deno.test("run as a script, the fake prints its URL as one JSON line and serves 
     await child.stdout.cancel().catch(() => {});
   }
 });
+
+Deno.test("seeded (/__control/seed), the fakes draw the same ids again; with the clock set, their times stand still at it", async () => {
+  await withFake(async (fake) => {
+    const client = createRazorpayClient(envFor(fake));
+    const at = "2027-03-01T04:30:00.000Z";
+    const run = async () => {
+      await control(fake, "reset", {});
+      await control(fake, "seed", { seed: 7 });
+      await control(fake, "clock", { at });
+      const first = await client.createOrder({ amount: 49900, currency: "INR", receipt: "ord_a" });
+      await new Promise((r) => setTimeout(r, 1100)); // real time passes; the simulated time does not
+      const second = await client.createOrder({ amount: 49900, currency: "INR", receipt: "ord_b" });
+      return [first.id, second.id, first.created_at, second.created_at];
+    };
+    const a = await run();
+    const b = await run();
+    eq(b, a, "the same ids and times after the same seed");
+    eq([a[2], a[3]], [Date.parse(at) / 1000, Date.parse(at) / 1000], "created_at is the set time, a second later too");
+    check(a[0] !== a[1], "two orders, two ids");
+    await control(fake, "reset", {});
+    const unseeded = await client.createOrder({ amount: 49900, currency: "INR", receipt: "ord_c" });
+    check(unseeded.id !== a[0], `after a reset the ids are crypto's again: ${unseeded.id}`);
+    await control(fake, "seed", { seed: 8 });
+    const other = await client.createOrder({ amount: 49900, currency: "INR", receipt: "ord_d" });
+    check(other.id !== a[0], "another seed, another id");
+  });
+});

@@ -37,6 +37,9 @@ export interface SubscriptionRow {
   status: string;
   plan_code: string;
   plan_id: string;
+  /** Its current period (ms; none before a first payment): the digest's, no invariant reads it. */
+  period_start_ms?: number | null;
+  period_end_ms?: number | null;
 }
 
 export interface HistoryRow {

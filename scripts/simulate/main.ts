@@ -21,6 +21,7 @@ import {
   type DiscountSpec,
   type UsageCall,
 } from "./invariants.ts";
+import { chain, ledgerLines } from "./digest.ts";
 
 type Json = Record<string, unknown>;
 const DAY = 86400e3;
@@ -37,7 +38,7 @@ const USAGE = `npm run simulate -- --seed <n> --orgs <n> --months <n> [--fault-r
 
 function parseFlags(argv: string[]) {
   const f = {
-    seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01",
+    seed: 1, orgs: 5, months: 2, faultRate: 0.1, start: "2027-01-01", ledger: "",
     payu: true, razorpaySubscriptions: true, stripe: true, upgrades: true, downgrades: true, cancels: true, trials: true,
     refunds: true, disputes: true, usage: true, webhookFaults: true, providerFaults: true, emailFaults: true,
     crashFaults: true, killFaults: true, timeoutFaults: true, razorpayOrders: true, razorpayPlanChanges: true, grants: true, credits: true,
@@ -55,6 +56,7 @@ function parseFlags(argv: string[]) {
     else if (a === "--months") f.months = num();
     else if (a === "--fault-rate") f.faultRate = num();
     else if (a === "--start") f.start = argv[++i];
+    else if (a === "--ledger") f.ledger = argv[++i] ?? "";
     else if (a.startsWith("--no-")) {
       const key = a.slice(5).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
       if (!(key in f) || typeof (f as Json)[key] !== "boolean") throw new Error(`unknown flag ${a}`);
@@ -1344,30 +1346,33 @@ async function dropWorkerConnection() {
   const [action] = await sql`select a.id, pe.order_id from billing.provider_actions a
     join public.payment_events pe on pe.id = a.payment_event_id
     where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() and a.provider in ('razorpay', 'payu')
-    order by a.created_at limit 1`;
+    order by a.created_at, a.seq limit 1`;
   if (!action) return;
   counts.faults++;
   const callsNow = async () =>
     ((await fake("/__control/calls")).calls as Json[]).filter((c) => c.route === "razorpay.payments.refund" || c.route === "payu.cancel_refund_transaction").length;
   const before = await callsNow();
   let terminated = 0;
+  let sync: Promise<unknown> = Promise.resolve();
   await sql.begin(async (tx) => {
     await tx`select 1 from public.orders where id = ${action.order_id} for update`;
-    const sync = worker("provider-sync").catch(() => null);
-    for (let i = 0; i < 100 && (await callsNow()) === before; i++) await new Promise((r) => setTimeout(r, 50));
-    for (let i = 0; i < 60 && terminated === 0; i++) {
+    sync = worker("provider-sync").catch(() => null);
+    // Waits on events, not for fixed whiles (a loaded machine is slower, a replay must not differ):
+    // the refund call at the fake, then the worker blocked behind the lock, unless it ends first.
+    await until(async () => (await callsNow()) !== before, sync);
+    await until(async () => {
       const blocked = await sql`select pid from pg_stat_activity where datname = current_database()
         and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
       for (const b of blocked) {
         await sql`select pg_terminate_backend(${b.pid})`;
         terminated++;
       }
-      if (terminated === 0) await new Promise((r) => setTimeout(r, 50));
-    }
-    await new Promise((r) => setTimeout(r, 100));
+      return terminated > 0;
+    }, sync);
     await tx`select 1`;
-    void sync;
   });
+  // The rest of that worker's batch runs to its end before the day goes on.
+  await sync;
   log.push(`day ${day}: provider-sync's connection dropped while applying refund action ${action.id} (${terminated} backend(s) terminated)`);
 }
 
@@ -1404,6 +1409,31 @@ async function killWhileHeld(lock: (tx: postgres.TransactionSql) => Promise<unkn
   return terminated;
 }
 
+/** Until the fake Razorpay and PayU have answered every call they received (a slowed answer is on its way). */
+async function providerCallsAnswered() {
+  for (let i = 0; i < 600; i++) {
+    if (((await fake("/__control/calls")).calls as Json[]).every((c) => c.status !== null)) return;
+    await sleep(25);
+  }
+  throw new Error("the fake providers left a call unanswered for 15 s");
+}
+
+/**
+ * Polls `done` every 25 ms until it is true or `running` (a worker's call) has settled; true when
+ * `done` was. Fails the simulation after 60 s: a fault's wait must end the same way in a replay,
+ * never by a timeout that a slow machine would hit and a fast one would not.
+ */
+async function until(done: () => Promise<boolean>, running: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  running.then(() => (settled = true), () => (settled = true));
+  for (let i = 0; i < 2400; i++) {
+    if (await done()) return true;
+    if (settled) return await done();
+    await sleep(25);
+  }
+  throw new Error("a fault waited 60 s for a worker that neither got there nor ended");
+}
+
 const REFUND_ROUTES = ["razorpay.payments.refund", "payu.cancel_refund_transaction"];
 const refundCalls = async () =>
   ((await fake("/__control/calls")).calls as Json[]).filter((c) => REFUND_ROUTES.includes(c.route as string)).length;
@@ -1421,14 +1451,14 @@ async function killProviderSync() {
     join public.payment_events pe on pe.id = a.payment_event_id
     where a.kind = 'refund' and a.state = 'pending' and a.attempts = 0 and a.next_attempt_at <= billing.now()
       and a.provider in ('razorpay', 'payu')
-    order by a.created_at limit 1`;
+    order by a.created_at, a.seq limit 1`;
   if (!action) return;
   counts.faults++;
   const beforeApply = chance(0.5);
   const before = await refundCalls();
   await fake(`/__control/${action.provider}`, { latency_ms: 1500 });
   const run = worker("provider-sync");
-  for (let i = 0; i < 200 && (await refundCalls()) === before; i++) await sleep(25);
+  await until(async () => (await refundCalls()) !== before, run);
   const terminated = await killWhileHeld(async (tx) => {
     await tx`select 1 from billing.provider_actions where id = ${action.id} for update`;
     if (beforeApply) await tx`select 1 from public.orders where id = ${action.order_id} for update`;
@@ -1451,16 +1481,14 @@ async function killNotificationsSend() {
   const before = new Set(await accepted());
   await fake("/__control/email", { answer_delay_ms: 1500 });
   const run = worker("notifications-send");
-  let key: string | undefined;
-  for (let i = 0; i < 200 && !key; i++) {
-    key = (await accepted()).find((k) => !before.has(k));
-    if (!key) await sleep(25);
-  }
-  if (!key) {
+  let found: string | undefined;
+  await until(async () => (found = (await accepted()).find((k) => !before.has(k))) !== undefined, run);
+  if (found === undefined) {
     await run.catch(() => null);
     await fake("/__control/email", { answer_delay_ms: 0 });
     return;
   }
+  const key = found;
   counts.faults++;
   atLeastOnce.push(key);
   const terminated = await killWhileHeld((tx) => tx`select 1 from public.notifications where id = ${key} for update`, run);
@@ -1477,13 +1505,15 @@ async function timeoutFaults() {
   if (!flags.timeoutFaults || !chance(flags.faultRate / 2)) return;
   const [action] = await sql`select a.id, a.provider::text from billing.provider_actions a
     where a.kind = 'refund' and a.state = 'pending' and a.next_attempt_at <= billing.now() and a.provider in ('razorpay', 'payu')
-    order by a.created_at limit 1`;
+    order by a.created_at, a.seq limit 1`;
   counts.faults++;
   if (action && chance(0.6)) {
     await fake(`/__control/${action.provider}`, { latency_ms: 10_500 });
     const r = await worker("provider-sync").catch((e) => ({ error: String(e) }));
     await fake(`/__control/${action.provider}`, { latency_ms: 0 });
-    await sleep(600); // the provider finishes what it was asked
+    // The provider finishes what it was asked: wait until the fake has answered every call (not a
+    // fixed while, which a loaded machine could outrun), so the next step sees the refund made.
+    await providerCallsAnswered();
     log.push(`day ${day}: ${action.provider} answered refund action ${action.id} after provider-sync's timeout: ${JSON.stringify(r).slice(0, 200)}`);
     return;
   }
@@ -1534,7 +1564,9 @@ async function snapshot(): Promise<Snapshot> {
       sql`select id, organization_id, invoice_number as number, financial_year::int, serial::int, total_cents::int from public.invoices`,
       sql`select id, organization_id, credit_note_number as number, financial_year::int, serial::int, total_cents::int, invoice_id
           from public.credit_notes`,
-      sql`select s.id, s.organization_id, s.status::text, p.code as plan_code, s.plan_id from public.subscriptions s
+      sql`select s.id, s.organization_id, s.status::text, p.code as plan_code, s.plan_id,
+            (extract(epoch from s.current_period_start) * 1000)::bigint::float8 as period_start_ms,
+            (extract(epoch from s.current_period_end) * 1000)::bigint::float8 as period_end_ms from public.subscriptions s
           join public.billing_plans p on p.id = s.plan_id where s.organization_id = any(${ids})`,
       sql`select subscription_id, organization_id, action, new_status::text, new_plan_id, created_at
           from public.subscription_history where organization_id = any(${ids})`,
@@ -1695,13 +1727,18 @@ function discountSummary() {
 const days = Math.round(flags.months * 30);
 const started = Date.now();
 let day = 0;
+/** The run's digest (digest.ts), chained over the days' ledgers: the same seed and flags give the same one. */
+let digest = "";
 const log: string[] = [];
 try {
+  // The fakes' ids (Razorpay's orders, Stripe's objects, PayU's mihpayid) from the seed too.
+  await fake("/__control/seed", { seed: flags.seed });
   await setClock(now);
   for (const { code, ...spec } of discountSpecs) await sql`select billing.create_discount_code(${code}, ${sql.json(spec)})`;
   for (let i = 0; i < flags.orgs; i++) orgs.push(await createOrg(i + 1));
   for (day = 1; day <= days; day++) {
     const dayStart = startMs + (day - 1) * DAY;
+    const logAtDayStart = log.length;
     await setClock(dayStart + 10 * MIN);
     await runJobs();
     await setClock(dayStart + 9 * 3600e3);
@@ -1718,7 +1755,16 @@ try {
     await workers();
     await setClock(dayStart + 23 * 3600e3 + 30 * MIN);
     await runJobs();
-    const violations = checkAll(await snapshot());
+    const snap = await snapshot();
+    const lines = ledgerLines(snap, (id) => `org${orgs.find((o) => o.id === id)?.n ?? "-"}`);
+    lines.push(`counts ${JSON.stringify(counts)}`);
+    digest = chain(digest, day, lines);
+    if (flags.ledger) {
+      // The day's events too (not hashed: they name the product's random ids), to see what led there.
+      const events = log.slice(logAtDayStart).map((l) => `  event: ${l}\n`).join("");
+      await Deno.writeTextFile(flags.ledger, `day ${day} ${digest}\n${events}${lines.map((l) => `  ${l}\n`).join("")}`, { append: day > 1 });
+    }
+    const violations = checkAll(snap);
     if (violations.length) {
       const first = violations[0];
       // A provider-level finding names a payment id: the organization that made it.
@@ -1736,6 +1782,7 @@ try {
         console.log(`history of organization ${o.n}:`);
         for (const h of rows) console.log(`  ${new Date(h.effective_at).toISOString()} ${h.action} -> ${h.status} ${h.code ?? ""} (${h.actor})`);
       }
+      console.log(`digest up to day ${day}: ${digest}`);
       console.log(`replay: npm run simulate -- ${Deno.args.join(" ")}`);
       await sql.end();
       Deno.exit(1);
@@ -1754,3 +1801,4 @@ try {
 await sql.end();
 console.log(`simulated ${flags.orgs} organizations over ${flags.months} months (seed ${flags.seed}): ${counts.payments} payments, ` +
   `${counts.renewals} renewals, ${counts.refunds} refunds, ${discountSummary()}${counts.faults} faults, 0 invariant violations`);
+console.log(`digest ${digest}`);

@@ -21,6 +21,7 @@
 // invalid_api_key, 422 validation_error (a subject with CR, LF or another control character
 // among them), and the failures asked for (500 application_error,
 // 429 rate_limit_exceeded, 422 validation_error, any other status as application_error).
+import { randomUuid } from "./random.ts";
 
 type Json = Record<string, unknown>;
 
@@ -162,7 +163,7 @@ export function createFakeEmail({ apiKey, now = Date.now }: { apiKey: string; no
       return json({ id: byKey.get(key)!.id });
     }
     const email: StoredEmail = {
-      id: crypto.randomUUID(),
+      id: randomUuid(),
       from: b.from as string,
       to: typeof b.to === "string" ? [b.to] : b.to as string[],
       subject: b.subject as string,

@@ -20,6 +20,7 @@
 // token counts follow its rules): a 200 goes to the output file, anything else, and the
 // fail_lines, to the error file, each as {id, custom_id, response: {status_code, request_id,
 // body}, error: null}.
+import { randomUuid } from "./random.ts";
 
 type Json = Record<string, unknown>;
 
@@ -68,7 +69,7 @@ export function createFakeGroqBatches(options: {
   let calls: Json[] = [];
   let seq = 0;
   const secs = () => Math.floor(options.now() / 1000);
-  const id = (prefix: string) => `${prefix}_${(++seq).toString().padStart(6, "0")}${crypto.randomUUID().slice(0, 8)}`;
+  const id = (prefix: string) => `${prefix}_${(++seq).toString().padStart(6, "0")}${randomUuid().slice(0, 8)}`;
   const error = (status: number, message: string) =>
     json({ error: { message, type: "invalid_request_error" } }, status);
 
@@ -117,12 +118,12 @@ export function createFakeGroqBatches(options: {
     const lines = input.split("\n").filter((l) => l.trim() !== "");
     for (const [i, text] of lines.entries()) {
       const line = JSON.parse(text) as Json;
-      const requestId = `req_${crypto.randomUUID().replaceAll("-", "")}`;
+      const requestId = `req_${randomUuid().replaceAll("-", "")}`;
       const answer = stored.failLines.includes(i + 1)
         ? { status: 400, body: { error: { message: "fake failure of this line", type: "invalid_request_error" } } }
         : await options.chat(line.body);
       const record = JSON.stringify({
-        id: `batch_req_${crypto.randomUUID().replaceAll("-", "")}`,
+        id: `batch_req_${randomUuid().replaceAll("-", "")}`,
         custom_id: line.custom_id,
         response: { status_code: answer.status, request_id: requestId, body: answer.body },
         error: null,

@@ -90,6 +90,7 @@
 // Signatures are made here as Stripe makes them: `Stripe-Signature: t=<seconds>,v1=<hex HMAC-SHA256
 // of "<t>.<body>" with the webhook secret>`. Times (created, periods) follow the fakes' clock; the
 // signature's t is real time (the webhook's tolerance is checked against the real clock).
+import { randomBytes } from "./random.ts";
 
 type Json = Record<string, unknown>;
 
@@ -124,7 +125,7 @@ function json(body: unknown, status = 200, headers: Record<string, string> = {})
 
 function rand(n = 14): string {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  return [...crypto.getRandomValues(new Uint8Array(n))].map((b) => alphabet[b % alphabet.length]).join("");
+  return [...randomBytes(n)].map((b) => alphabet[b % alphabet.length]).join("");
 }
 
 function stripeError(

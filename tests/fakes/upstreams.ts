@@ -76,9 +76,12 @@
 //             by control routes and delivered as signed events)
 //             POST /__control/clock                   {at: ISO time | null}: the fakes' clock (Razorpay's
 //                                                      created_at of orders, payments, refunds and charges,
-//                                                      PayU's and the mailbox's times) runs on from `at`;
-//                                                      null: real time again
-//             POST /__control/reset                   everything back to the start state (real time too)
+//                                                      PayU's and the mailbox's times) stands at `at`
+//                                                      until set again; null: real time again
+//             POST /__control/seed                    {seed: integer | null}: the fakes' ids (random.ts) from
+//                                                      a seeded generator; null: crypto's again
+//             POST /__control/reset                   everything back to the start state (real time, crypto's
+//                                                      ids too)
 //
 // Failures: `fail_status` for the next `fail_count` calls (every call when omitted) of the routes
 // starting with one of `fail_routes`, or whose path (PayU: var1, var2) holds one that has a `_` in
@@ -101,6 +104,7 @@
 import { createFakeEmail } from "./email.ts";
 import { createFakeGroqBatches } from "./groq-batches.ts";
 import { createFakeStripe } from "./stripe.ts";
+import { randomBytes, randomFraction, randomUuid, seedRandom } from "./random.ts";
 
 export interface FakeUpstreamsOptions {
   port?: number;
@@ -221,25 +225,25 @@ async function sha512Hex(s: string): Promise<string> {
 
 function randomId(prefix: string): string {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  const bytes = crypto.getRandomValues(new Uint8Array(14));
+  const bytes = randomBytes(14);
   return `${prefix}_${[...bytes].map((b) => alphabet[b % alphabet.length]).join("")}`;
 }
 
 /**
- * The fakes' clock: real time, or a simulated time set through POST /__control/clock (it then runs
- * on from the set time at real speed, so calls within a simulated day keep their order).
+ * The fakes' clock: real time, or a simulated time set through POST /__control/clock, which stands
+ * still until set again: the times the fakes write depend on the simulated time alone, not on how
+ * fast the machine answered since (a simulation replays the same times: docs/simulator.md). Calls
+ * made at one simulated time are told apart by their order, as in the fakes' lists.
  */
 export class FakeClock {
   #at: number | null = null;
-  #setAt = 0;
   /** Milliseconds since the epoch, simulated or real. */
   now(): number {
-    return this.#at === null ? Date.now() : this.#at + (Date.now() - this.#setAt);
+    return this.#at ?? Date.now();
   }
   /** Follow a simulated time (ms since the epoch), or real time again with null. */
   set(at: number | null): void {
     this.#at = at;
-    this.#setAt = Date.now();
   }
   get simulated(): boolean {
     return this.#at !== null;
@@ -383,6 +387,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
     stripe.reset();
     groqBatches.reset();
     clock.set(null);
+    seedRandom(null);
     groq = groqDefaults();
     rzpControl = failureDefaults();
     payuControl = failureDefaults();
@@ -497,7 +502,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       total_tokens: promptTokens + completionTokens,
       total_time: 0.011,
     };
-    const id = `chatcmpl-${crypto.randomUUID()}`;
+    const id = `chatcmpl-${randomUuid()}`;
     const created = nowSecs();
     const model = body.model;
 
@@ -1107,7 +1112,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
 
   /** A refund PayU holds for the captured transaction `tx` under `token`, queued; returns its request id. */
   function addPayuRefund(tx: Json, token: string, paise: number): string {
-    const requestId = String(100000000 + payuRefunds.length * 7919 + Math.floor(Math.random() * 7000));
+    const requestId = String(100000000 + payuRefunds.length * 7919 + Math.floor(randomFraction() * 7000));
     payuRefunds.push({
       request_id: requestId,
       token,
@@ -1256,7 +1261,7 @@ export function startFakeUpstreams(options: FakeUpstreamsOptions): FakeUpstreams
       return new Response("unknown transaction, or outcome is not success or failure", { status: 400 });
     }
     count("payu.complete", { txnid, outcome });
-    const mihpayid = String(Math.floor(1e11 + Math.random() * 9e11));
+    const mihpayid = String(Math.floor(1e11 + randomFraction() * 9e11));
     const answer: Record<string, string> = {
       mihpayid,
       mode: "UPI",
@@ -1427,6 +1432,10 @@ ${hidden("order_id", String(order.id))}${hidden("callback_url", callback)}${hidd
     const body = await readJson(req);
     if (path === "/__control/reset") {
       reset();
+      return json({ ok: true });
+    }
+    if (path === "/__control/seed" && isObject(body) && (body.seed === null || Number.isInteger(body.seed))) {
+      seedRandom(body.seed as number | null);
       return json({ ok: true });
     }
     if (path === "/__control/clock" && isObject(body)) {

@@ -25,8 +25,19 @@ export async function workerLimit(
   return l;
 }
 
-/** fn over items, at most `concurrency` at a time, the results in the items' order. */
-export async function inBatches<T, R>(items: T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * fn over items, at most `concurrency` at a time, the results in the items' order.
+ * SUPABILL_WORKER_CONCURRENCY (a positive integer) overrides `concurrency`: the simulator sets 1, so
+ * that a worker makes its provider calls one after another in its claim order and a seed replays
+ * the same calls, the injected failures hitting the same ones (docs/simulator.md).
+ */
+export async function inBatches<T, R>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const override = Number(Deno.env.get("SUPABILL_WORKER_CONCURRENCY"));
+  if (Number.isInteger(override) && override >= 1) concurrency = override;
   const results: R[] = [];
   for (let i = 0; i < items.length; i += concurrency) {
     results.push(...await Promise.all(items.slice(i, i + concurrency).map(fn)));

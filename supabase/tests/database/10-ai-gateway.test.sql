@@ -342,7 +342,10 @@ select tests.as_postgres();
 select is(billing.job_ai_purge_cache(), 1, 'and the purge removes it');
 select is(billing.job_ai_purge_cache(), 0, 'running the purge again deletes nothing');
 select is(
-  (select string_agg(rows_affected::text, ',' order by id) from billing.job_runs where job_name = 'ai-purge-cache'),
+  -- The runs of this test's clock: where pg_cron runs (the upgrade check runs this suite on such a
+  -- database) its own purge may log a run in between, as of the real time, after the pinned one.
+  (select string_agg(rows_affected::text, ',' order by id) from billing.job_runs
+   where job_name = 'ai-purge-cache' and as_of <= billing.now()),
   '0,1,1,0',
   'each purge is logged in billing.job_runs'
 );
