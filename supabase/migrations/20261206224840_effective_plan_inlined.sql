@@ -74,49 +74,61 @@ CREATE OR REPLACE FUNCTION billing.effective_plan_rows (
   select o.id, o.timezone,
          coalesce(p.id, f.id), coalesce(p.code, f.code), coalesce(p.tier::pg_catalog.text, f.tier::pg_catalog.text),
          coalesce(p.features, f.features),
-         r.reason, k.paid and r.reason = 'grace',
-         s.id, s.status, s.current_period_end,
-         case when s.status in ('active', 'past_due') then s.current_period_end + g.grace end
+         case when o.id is not null then coalesce(s.reason, 'free') end,
+         case when o.id is not null then coalesce(s.paid and s.reason = 'grace', false) end,
+         s.id, s.status, s.current_period_end, s.grace_ends_at
   from (select) as one
   left join public.organizations o on o.id = p_organization_id
-  -- The live subscription (a unique index keeps it to one), else the latest that ended.
+  -- The live subscription (a unique index keeps it to one), else the latest that ended, with what
+  -- it means at p_at: computed here, once, for the one row kept.
   left join lateral (
-    select s.id, s.status, s.plan_id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
-           s.pending_plan_id, s.pending_plan_effective_at
+    select s.id, s.status, s.plan_id, s.current_period_end, s.pending_plan_id, s.pending_plan_effective_at,
+           g.grace_ends_at, r.reason,
+           -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
+           r.reason in ('trial', 'active', 'grace') or (r.reason = 'past_due' and p_at < s.current_period_end) as paid
     from public.subscriptions s
+    -- The grace setting is read (an InitPlan) only by a row that needs it.
+    cross join lateral (
+      select case when s.status in ('active', 'past_due')
+                  then s.current_period_end + (select billing.grace_interval()) end as grace_ends_at
+    ) g
+    cross join lateral (
+      select case
+        when s.status = 'trialing' then
+          case when p_at < coalesce(s.trial_end, s.current_period_end) then 'trial' else 'expired' end
+        when s.status in ('active', 'past_due') then
+          case
+            when p_at < s.current_period_end then s.status::pg_catalog.text
+            when s.cancel_at_period_end then 'canceled'
+            when p_at < g.grace_ends_at then 'grace'
+            when s.status = 'past_due' then 'past_due'
+            else 'expired'
+          end
+        when s.status = 'canceled' then 'canceled'
+        else 'expired'
+      end as reason
+    ) r
     where s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due', 'canceled', 'expired')
     order by s.status in ('trialing', 'active', 'past_due') desc, s.created_at desc
     limit 1
   ) s on true
-  cross join billing.grace_interval() as g (grace)
-  cross join lateral (
-    select case
-      when o.id is null then null
-      when s.id is null then 'free'
-      when s.status = 'trialing' then
-        case when p_at < coalesce(s.trial_end, s.current_period_end) then 'trial' else 'expired' end
-      when s.status in ('active', 'past_due') then
-        case
-          when p_at < s.current_period_end then s.status::pg_catalog.text
-          when s.cancel_at_period_end then 'canceled'
-          when p_at < s.current_period_end + g.grace then 'grace'
-          when s.status = 'past_due' then 'past_due'
-          else 'expired'
-        end
-      when s.status = 'canceled' then 'canceled'
-      else 'expired'
-    end as reason
-  ) r
-  -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
-  cross join lateral (
-    select r.reason in ('trial', 'active', 'grace') or (r.reason = 'past_due' and p_at < s.current_period_end) as paid
-  ) k
-  left join public.billing_plans p
-    on k.paid
-   and p.id = case when s.pending_plan_id is not null and s.pending_plan_effective_at <= p_at
-                        and s.current_period_end <= p_at
-                   then s.pending_plan_id else s.plan_id end
-  left join public.billing_plans f on not k.paid and f.tier = 'free' and f.active
+  -- One plan row, by its primary key (the paid plan, or the pending one once due) or the one
+  -- active free plan (its unique index); the subqueries keep each an index lookup.
+  left join lateral (
+    select p.id, p.code, p.tier, p.features
+    from public.billing_plans p
+    where s.paid
+      and p.id = case when s.pending_plan_id is not null and s.pending_plan_effective_at <= p_at
+                           and s.current_period_end <= p_at
+                      then s.pending_plan_id else s.plan_id end
+    limit 1
+  ) p on true
+  left join lateral (
+    select f.id, f.code, f.tier, f.features
+    from public.billing_plans f
+    where o.id is not null and not coalesce(s.paid, false) and f.tier = 'free' and f.active
+    limit 1
+  ) f on true
 $function$;
 
 CREATE OR REPLACE FUNCTION billing.get_usage (
@@ -197,8 +209,9 @@ CREATE OR REPLACE FUNCTION public.effective_tier (
 declare
   v_now timestamptz := billing.now();
 begin
-  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
-  return (select coalesce(e.tier, 'free') from billing.effective_plan_rows(p_organization_id, v_now) e);
+  -- As get_entitlements: the membership check first (a one-time filter), then the rules inlined.
+  return (select coalesce(e.tier, 'free') from billing.effective_plan_rows(p_organization_id, v_now) e
+          where billing.require_role(p_organization_id, enum_range(null::public.member_role)) is not null);
 end;
 $function$;
 
@@ -213,8 +226,8 @@ CREATE OR REPLACE FUNCTION public.get_entitlements (
 declare
   v_now timestamptz := billing.now();
 begin
-  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
-  -- The rules (billing.effective_plan_rows) inlined into this one query.
+  -- One query: the membership check is a one-time filter evaluated before anything is read (it
+  -- raises for a non-member), then the rules (billing.effective_plan_rows) inlined.
   return (
     select pg_catalog.jsonb_build_object(
       'organization_id', e.organization_id,
@@ -227,7 +240,8 @@ begin
       'grace_ends_at', e.grace_ends_at,
       'features', coalesce(e.features, '{}'::jsonb),
       'credits', billing.available_credits(p_organization_id))
-    from billing.effective_plan_rows(p_organization_id, v_now) e);
+    from billing.effective_plan_rows(p_organization_id, v_now) e
+    where billing.require_role(p_organization_id, enum_range(null::public.member_role)) is not null);
 end;
 $function$;
 
