@@ -1,10 +1,8 @@
 // increment_usage against the floor (the bare single-row upsert), the ceiling for any
 // implementation that records a usage row per allowed call (the upsert and that row in one plain
 // statement) and a naive read-then-write implementation, 16 clients, for 1,000 organizations
-// chosen at random and for one hot one. Then the usage page's read, get_usage, beside
-// get_entitlements (the same plan lookup and authorization, without the counters), on a plan with
-// the seed's metered limits. Then consume_credits (1 credit a call, every organization holding
-// plenty) beside increment_usage in the same cases.
+// chosen at random and for one hot one. Then consume_credits (1 credit a call, every organization
+// holding plenty) beside increment_usage in the same cases. (get_usage is measured in 12-plan.)
 import { fmt, pgbench, printTable, seconds } from "./lib.mjs";
 
 const ORGS = 1000;
@@ -110,35 +108,6 @@ export default async function bench(db) {
     }
   }
   printTable(`increment_usage, one window, 16 clients, ${seconds()} s per run (pgbench)`, rows);
-
-  // The seed's Pro limits on the bench plan (four metered windows, two metrics counted), so
-  // get_usage has a realistic number of windows to report.
-  await db.psql(["-c", `update public.billing_plans set features = features || '{
-    "ai_requests_per_minute": 10, "ai_prompts_per_minute": 30, "ai_prompts_per_day": 500,
-    "groq_tokens_per_month": 10000000, "max_watchlists": 50, "max_members": 20, "api_access": true,
-    "support_level": "priority", "premium_tools": ["screener", "backtester", "alerts"],
-    "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]}'::jsonb where code = 'bench_pro'`]);
-  const reads = {
-    "get_entitlements (baseline)": `select public.get_entitlements(${orgUuid});`,
-    get_usage: `select * from public.get_usage(${orgUuid});`,
-  };
-  const readRows = [];
-  let baseline;
-  for (const [name, sql] of Object.entries(reads)) {
-    const pick = cases["(a) 1,000 orgs at random"];
-    await pgbench(db, pick + sql, { clients: 16, seconds: 2 });
-    const r = await pgbench(db, pick + sql, { clients: 16 });
-    baseline ??= r.tps;
-    readRows.push({
-      variant: name,
-      tps: fmt(r.tps, 0),
-      "p50 ms": fmt(r.p50),
-      "p99 ms": fmt(r.p99),
-      "ratio to get_entitlements": fmt(r.tps / baseline),
-      failed: r.failed,
-    });
-  }
-  printTable(`get_usage beside get_entitlements, 1,000 orgs at random, 16 clients, ${seconds()} s per run (pgbench)`, readRows);
 
   // consume_credits beside increment_usage, measured again here, one after the other in each case.
   const credits = {
