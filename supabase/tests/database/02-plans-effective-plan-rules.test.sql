@@ -5,7 +5,7 @@
 -- effective_tier, get_entitlements, organization_entitlements and get_usage.
 begin;
 set local search_path = public, extensions;
-select plan(15);
+select plan(16);
 
 -- The reference: billing.effective_plan as it was in plpgsql, two queries and variables.
 create function pg_temp.old_effective_plan(
@@ -270,6 +270,22 @@ select is((select pg_catalog.to_jsonb(n) from billing.effective_plan_rows('e7000
   (select pg_catalog.jsonb_object_agg(k, null) from unnest(array['organization_id', 'timezone', 'plan_id', 'plan_code', 'tier',
     'features', 'reason', 'in_grace', 'subscription_id', 'subscription_status', 'current_period_end', 'grace_ends_at']) k),
   'an unknown organization: one row of nulls');
+
+-- The exception to set search_path pays for itself only if the planner inlines the function:
+-- no Function Scan of it in the plan of a caller's query.
+create function pg_temp.plan_of(p_query text) returns text language plpgsql as $$
+declare
+  v_line text;
+  v_plan text := '';
+begin
+  for v_line in execute 'explain (costs off) ' || p_query loop
+    v_plan := v_plan || v_line || E'\n';
+  end loop;
+  return v_plan;
+end;
+$$;
+select unalike(pg_temp.plan_of($q$select coalesce(e.tier, 'free') from billing.effective_plan_rows('e7000000-0000-4000-8000-000000000050', now()) e$q$),
+  '%Function Scan on effective_plan_rows%', 'effective_plan_rows is inlined into the query that reads it');
 
 -- The grace setting is read, not assumed: 5 days.
 update public.billing_settings set grace_days = 5;
