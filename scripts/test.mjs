@@ -85,13 +85,13 @@ const ACCEPTED_ADVISOR_FINDINGS = [
   },
 ];
 
-/** The findings in the CLI's JSON output (an array printed after a "Target: ..." line), or null. */
+/** The findings in the CLI's JSON output (an array, its "[" at the start of a line), or null. */
 function advisorFindings(output) {
-  const start = output.indexOf("\n[");
+  const start = output.search(/^\[/m);
   const end = output.lastIndexOf("]");
   if (start < 0 || end < start) return null;
   try {
-    return JSON.parse(output.slice(start + 1, end + 1));
+    return JSON.parse(output.slice(start, end + 1));
   } catch {
     return null;
   }
