@@ -834,7 +834,8 @@ grant execute on function billing.period_end_after(timestamptz, public.billing_i
  * searched first unless a search_path names it after another schema, our functions run with
  * search_path '' (pg_catalog only), and the API roles cannot create operators in a schema that
  * comes first. Security invoker like its callers; not security definer, which would stop the
- * inlining too. Recorded as the accepted finding of `supabase db advisors` (scripts/test.mjs).
+ * inlining too. Recorded as the one accepted `supabase db advisors` finding (scripts/test.mjs)
+ * and the one exception of the function hygiene tests (01-tenancy.test.sql).
  */
 create function billing.effective_plan_rows(p_organization_id uuid, p_at timestamptz)
 returns table (
