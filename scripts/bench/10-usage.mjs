@@ -4,10 +4,9 @@
 // read-then-write implementation, 16 clients, for 1,000 organizations chosen at random and for
 // one hot one. Targets: ours at least 0.8 of the ceiling, p99 at most 1.5 times the ceiling's.
 // Then increment_usage on an empty usage_metrics beside the same with 20,000,000 existing rows
-// (one INSERT ... SELECT into the partitions): target 0.9; the counters are checked after it. Then the usage page's read, get_usage, beside
-// get_entitlements (the same plan lookup and authorization, without the counters), on a plan with
-// the seed's metered limits. Then consume_credits (1 credit a call, every organization holding
-// plenty) beside increment_usage in the same cases.
+// (one INSERT ... SELECT into the partitions): target 0.9; the counters are checked after it.
+// Then consume_credits (1 credit a call, every organization holding plenty) beside
+// increment_usage in the same cases. (get_usage is measured in 12-plan.)
 import { fmt, pgbench, printTable, seconds } from "./lib.mjs";
 
 const ORGS = 1000;
@@ -176,35 +175,6 @@ export default async function bench(db) {
   const off = await countersMatchRows(db, since.trim());
   if (off !== 0) throw new Error(`${off} organizations whose api_calls counter differs from their usage rows`);
   await db.psql(["-c", "truncate public.usage_metrics", "-c", "vacuum analyze public.usage_metrics"]);
-
-  // The seed's Pro limits on the bench plan (four metered windows, two metrics counted), so
-  // get_usage has a realistic number of windows to report.
-  await db.psql(["-c", `update public.billing_plans set features = features || '{
-    "ai_requests_per_minute": 10, "ai_prompts_per_minute": 30, "ai_prompts_per_day": 500,
-    "groq_tokens_per_month": 10000000, "max_watchlists": 50, "max_members": 20, "api_access": true,
-    "support_level": "priority", "premium_tools": ["screener", "backtester", "alerts"],
-    "ai_models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]}'::jsonb where code = 'bench_pro'`]);
-  const reads = {
-    "get_entitlements (baseline)": `select public.get_entitlements(${orgUuid});`,
-    get_usage: `select * from public.get_usage(${orgUuid});`,
-  };
-  const readRows = [];
-  let baseline;
-  for (const [name, sql] of Object.entries(reads)) {
-    const pick = cases["(a) 1,000 orgs at random"];
-    await pgbench(db, pick + sql, { clients: 16, seconds: 2 });
-    const r = await pgbench(db, pick + sql, { clients: 16 });
-    baseline ??= r.tps;
-    readRows.push({
-      variant: name,
-      tps: fmt(r.tps, 0),
-      "p50 ms": fmt(r.p50),
-      "p99 ms": fmt(r.p99),
-      "ratio to get_entitlements": fmt(r.tps / baseline),
-      failed: r.failed,
-    });
-  }
-  printTable(`get_usage beside get_entitlements, 1,000 orgs at random, 16 clients, ${seconds()} s per run (pgbench)`, readRows);
 
   // consume_credits beside increment_usage, measured again here, one after the other in each case.
   const credits = {

@@ -1,12 +1,11 @@
 // Subscription lifecycle at size: 1,000,000 organizations with a subscription each, 100,000 of
-// them due. (1) billing-expire brings every due subscription to its right state, called the way
+// them due. billing-expire brings every due subscription to its right state, called the way
 // pg_cron calls it: one batch of 10,000 per transaction (billing.job_expire(10000)), repeated
 // until it returns 0; the time includes the subscription_history row of every transition and the
-// notifications. (2) effective_tier lookups per second at that size: pgbench, 16 clients, a random
-// organization per call, as postgres, with prepared statements (as PostgREST sends them).
-// Targets: the job under 10 s, over 20,000 lookups per second.
+// notifications. Target: the job under 10 s. (The plan lookups at this size are measured in
+// 12-plan.)
 import postgres from "postgres";
-import { fmt, pgbench, printTable, seconds } from "./lib.mjs";
+import { fmt, printTable } from "./lib.mjs";
 
 export const ORGS = 1_000_000;
 const BATCH = 10_000;
@@ -71,7 +70,7 @@ where s.organization_id >= ${orgUuid(groups[0].from)}
 group by g.name, g.lo order by g.lo`;
 
 /** What `npm run bench` says before the section runs: what it measures and about how long it takes. */
-export const about = { what: "billing-expire over 1,000,000 subscriptions, then effective_tier lookups at that size", seconds: () => 150 + 4 * seconds() };
+export const about = { what: "billing-expire over 1,000,000 subscriptions", seconds: () => 150 };
 
 export default async function bench(db) {
   const t0 = performance.now();
@@ -130,34 +129,4 @@ export default async function bench(db) {
   } finally {
     await sql.end();
   }
-
-  // (2) effective_tier at this size, beside the floor (a bare `select 1`), the same lookup as
-  //     plain SQL, and the plan lookup it wraps (billing.effective_plan, without the caller check).
-  const pick = `\\set org random(1, ${ORGS})\n`;
-  const scripts = {
-    "select 1 (floor)": "select 1;",
-    // The lookup underneath as one plain SQL statement: no function, no caller check, no grace
-    // or downgrade rules; what one indexed round trip costs at this size.
-    "plain SQL: organization + live subscription + plan": `select coalesce(p.tier, f.tier)
-from public.organizations o
-left join public.subscriptions s on s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due')
-left join public.billing_plans p on p.id = s.plan_id
-left join public.billing_plans f on f.tier = 'free' and f.active
-where o.id = ${orgUuid(":org")};`,
-    "billing.effective_plan(org, now())": `select plan_code from billing.effective_plan(${orgUuid(":org")}, now());`,
-    "public.effective_tier(org)": `select public.effective_tier(${orgUuid(":org")});`,
-  };
-  const rows = [];
-  for (const [name, script] of Object.entries(scripts)) {
-    const r = await pgbench(db, pick + script + "\n", { clients: 16, mode: "prepared" });
-    rows.push({
-      query: name,
-      "calls/s": fmt(r.tps, 0),
-      "p50 ms": fmt(r.p50),
-      "p99 ms": fmt(r.p99),
-      failed: r.failed,
-      target: name.startsWith("public.effective_tier") ? "> 20,000/s" : "",
-    });
-  }
-  printTable(`lookups at ${ORGS.toLocaleString("en-US")} organizations, random org, 16 clients, ${seconds()} s each (pgbench, prepared statements, as postgres)`, rows);
 }

@@ -15,8 +15,10 @@
 --
 -- The plan catalog (entitlements in `features`), each organization's subscription, the
 -- append-only subscription_history, and the plan in effect, computed on read from the
--- subscription row and billing.now(): billing.effective_plan, behind get_entitlements,
--- effective_tier and organization_entitlements. No read depends on a cron job having run.
+-- subscription row and billing.now(): billing.effective_plan_rows (the rules, one SQL query the
+-- planner inlines into get_entitlements, effective_tier, get_usage and organization_entitlements)
+-- and billing.effective_plan (the same as one record, for plpgsql callers). No read depends on a
+-- cron job having run.
 --
 -- Periods end a whole number of plan intervals after the anchor of their run
 -- (subscriptions.period_anchor) on the organization's calendar (organizations.timezone),
@@ -809,17 +811,117 @@ revoke execute on function billing.period_end_after(timestamptz, public.billing_
 grant execute on function billing.period_end_after(timestamptz, public.billing_interval, text) to service_role;
 
 /**
- * The plan in effect for an organization at p_at (callers pass billing.now()), and why. Reads the
- * organization's
- * latest subscription (a live one first):
+ * The plan in effect for an organization at p_at (callers pass billing.now()), and why: the rules,
+ * written once. The organization's live subscription (trialing, active, past_due; at most one),
+ * else its latest canceled or expired one, says:
  *   trialing before trial end                  -> the paid plan, reason 'trial'
  *   active or past_due inside the period       -> the paid plan, reason 'active' / 'past_due'
  *   after the period end, within grace days    -> the paid plan, in_grace, reason 'grace'
- *     (not for trials, and not when the user cancelled at period end)
+ *     (billing.grace_interval; not for trials, and not when the user cancelled at period end)
  *   otherwise                                  -> the free plan, reason 'expired', 'past_due'
  *                                                 (grace over, still unpaid), 'canceled' or 'free'
- * All nulls for an unknown organization. It sits on the hot path of increment_usage: a few
- * index lookups with cached plans, one row out.
+ * A downgrade scheduled for the period end counts from the moment it is due (the period it was
+ * scheduled against has ended), whether or not the job has applied it yet. Always one row: all
+ * nulls for an unknown organization.
+ *
+ * One SQL query, so the planner inlines it into the query that calls it in FROM
+ * (get_entitlements, effective_tier, get_usage, organization_entitlements, billing.effective_plan):
+ * no function call, one plan for the caller's whole statement. The exception to the rule that
+ * every function sets search_path: PostgreSQL never inlines a function that has a SET clause.
+ * Without one, its body is parsed in the caller's context, so every table and function in it is
+ * schema-qualified; its operators (=, <, <=, +, in) are left bare because they are the built-in
+ * ones of built-in types (uuid, timestamptz, interval, text, boolean, our enums): pg_catalog is
+ * searched first unless a search_path names it after another schema, our functions run with
+ * search_path '' (pg_catalog only), and the API roles cannot create operators in a schema that
+ * comes first. Security invoker like its callers; not security definer, which would stop the
+ * inlining too. Recorded as the one accepted `supabase db advisors` finding (scripts/test.mjs)
+ * and the one exception of the function hygiene tests (01-tenancy.test.sql).
+ */
+create function billing.effective_plan_rows(p_organization_id uuid, p_at timestamptz)
+returns table (
+  organization_id uuid,
+  timezone text,
+  plan_id uuid,
+  plan_code text,
+  tier text,
+  features jsonb,
+  reason text,
+  in_grace boolean,
+  subscription_id uuid,
+  subscription_status public.subscription_status,
+  current_period_end timestamptz,
+  grace_ends_at timestamptz
+)
+language sql
+stable
+as $$
+  select o.id, o.timezone,
+         coalesce(p.id, f.id), coalesce(p.code, f.code), coalesce(p.tier::pg_catalog.text, f.tier::pg_catalog.text),
+         coalesce(p.features, f.features),
+         case when o.id is not null then coalesce(s.reason, 'free') end,
+         case when o.id is not null then coalesce(s.paid and s.reason = 'grace', false) end,
+         s.id, s.status, s.current_period_end, s.grace_ends_at
+  from (select) as one
+  left join public.organizations o on o.id = p_organization_id
+  -- The live subscription (a unique index keeps it to one), else the latest that ended, with what
+  -- it means at p_at: computed here, once, for the one row kept.
+  left join lateral (
+    select s.id, s.status, s.plan_id, s.current_period_end, s.pending_plan_id, s.pending_plan_effective_at,
+           g.grace_ends_at, r.reason,
+           -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
+           r.reason in ('trial', 'active', 'grace') or (r.reason = 'past_due' and p_at < s.current_period_end) as paid
+    from public.subscriptions s
+    -- The grace setting is read (an InitPlan) only by a row that needs it.
+    cross join lateral (
+      select case when s.status in ('active', 'past_due')
+                  then s.current_period_end + (select billing.grace_interval()) end as grace_ends_at
+    ) g
+    cross join lateral (
+      select case
+        when s.status = 'trialing' then
+          case when p_at < coalesce(s.trial_end, s.current_period_end) then 'trial' else 'expired' end
+        when s.status in ('active', 'past_due') then
+          case
+            when p_at < s.current_period_end then s.status::pg_catalog.text
+            when s.cancel_at_period_end then 'canceled'
+            when p_at < g.grace_ends_at then 'grace'
+            when s.status = 'past_due' then 'past_due'
+            else 'expired'
+          end
+        when s.status = 'canceled' then 'canceled'
+        else 'expired'
+      end as reason
+    ) r
+    where s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due', 'canceled', 'expired')
+    order by s.status in ('trialing', 'active', 'past_due') desc, s.created_at desc
+    limit 1
+  ) s on true
+  -- One plan row, by its primary key (the paid plan, or the pending one once due) or the one
+  -- active free plan (its unique index); the subqueries keep each an index lookup.
+  left join lateral (
+    select p.id, p.code, p.tier, p.features
+    from public.billing_plans p
+    where s.paid
+      and p.id = case when s.pending_plan_id is not null and s.pending_plan_effective_at <= p_at
+                           and s.current_period_end <= p_at
+                      then s.pending_plan_id else s.plan_id end
+    limit 1
+  ) p on true
+  left join lateral (
+    select f.id, f.code, f.tier, f.features
+    from public.billing_plans f
+    where o.id is not null and not coalesce(s.paid, false) and f.tier = 'free' and f.active
+    limit 1
+  ) f on true
+$$;
+revoke execute on function billing.effective_plan_rows(uuid, timestamptz) from public;
+grant execute on function billing.effective_plan_rows(uuid, timestamptz) to authenticated, service_role;
+
+/**
+ * The plan in effect for an organization at p_at, as one record (billing.effective_plan_rows has
+ * the rules): for plpgsql callers (`v := billing.effective_plan(...)`, `from
+ * billing.effective_plan(...) e`). All nulls for an unknown organization. plpgsql keeps the plan
+ * of its one query, in which the rules are inlined.
  */
 create function billing.effective_plan(
   p_organization_id uuid,
@@ -841,85 +943,12 @@ language plpgsql
 stable
 set search_path = ''
 as $$
-declare
-  v_trial_end timestamptz;
-  v_cancel_at_period_end boolean;
-  v_paid_plan_id uuid;
-  v_grace interval;
-  v_paid boolean;
-  v_paid_code text;
-  v_paid_tier text;
-  v_paid_features jsonb;
-  v_free_id uuid;
-  v_free_code text;
-  v_free_tier text;
-  v_free_features jsonb;
 begin
-  -- One lookup for the common path: the organization, its live subscription (at most one, by a
-  -- unique index) with its plan, the free plan, and the grace setting. A downgrade scheduled for
-  -- the period end counts from the moment it is due (the period it was scheduled against has
-  -- ended), whether or not the job has applied it yet.
-  select o.id, o.timezone, s.id, s.status, p.id, s.current_period_end, s.trial_end, s.cancel_at_period_end,
-         billing.grace_interval(),
-         p.code, p.tier, p.features, f.id, f.code, f.tier, f.features
-  into organization_id, timezone, subscription_id, subscription_status, v_paid_plan_id, current_period_end,
-       v_trial_end, v_cancel_at_period_end, v_grace, v_paid_code, v_paid_tier, v_paid_features,
-       v_free_id, v_free_code, v_free_tier, v_free_features
-  from public.organizations o
-  left join public.subscriptions s
-    on s.organization_id = o.id and s.status in ('trialing', 'active', 'past_due')
-  left join public.billing_plans p
-    on p.id = case when s.pending_plan_id is not null and s.pending_plan_effective_at <= p_at
-                        and s.current_period_end <= p_at
-                   then s.pending_plan_id else s.plan_id end
-  left join public.billing_plans f on f.tier = 'free' and f.active
-  where o.id = p_organization_id;
-  if not found then
-    return;
-  end if;
-  if subscription_id is null then
-    -- No live one: the latest that ended says why the plan is free.
-    select s.id, s.status, s.plan_id, s.current_period_end
-    into subscription_id, subscription_status, v_paid_plan_id, current_period_end
-    from public.subscriptions s
-    where s.organization_id = p_organization_id and s.status in ('canceled', 'expired')
-    order by s.created_at desc
-    limit 1;
-  end if;
-
-  reason := case
-    when subscription_id is null then 'free'
-    when subscription_status = 'trialing' then
-      case when p_at < coalesce(v_trial_end, current_period_end) then 'trial' else 'expired' end
-    when subscription_status in ('active', 'past_due') then
-      case
-        when p_at < current_period_end then subscription_status::text
-        when v_cancel_at_period_end then 'canceled'
-        when p_at < current_period_end + v_grace then 'grace'
-        when subscription_status = 'past_due' then 'past_due'
-        else 'expired'
-      end
-    when subscription_status = 'canceled' then 'canceled'
-    else 'expired'
-  end;
-  -- 'past_due' inside the period keeps the plan; after the period it means the grace ran out.
-  v_paid := reason in ('trial', 'active', 'grace') or (reason = 'past_due' and p_at < current_period_end);
-  in_grace := v_paid and reason = 'grace';
-  if subscription_status in ('active', 'past_due') then
-    grace_ends_at := current_period_end + v_grace;
-  end if;
-
-  if v_paid then
-    plan_id := v_paid_plan_id;
-    plan_code := v_paid_code;
-    tier := v_paid_tier;
-    features := v_paid_features;
-  else
-    plan_id := v_free_id;
-    plan_code := v_free_code;
-    tier := v_free_tier;
-    features := v_free_features;
-  end if;
+  select e.organization_id, e.timezone, e.plan_id, e.plan_code, e.tier, e.features, e.reason, e.in_grace,
+         e.subscription_id, e.subscription_status, e.current_period_end, e.grace_ends_at
+  into organization_id, timezone, plan_id, plan_code, tier, features, reason, in_grace,
+       subscription_id, subscription_status, current_period_end, grace_ends_at
+  from billing.effective_plan_rows(p_organization_id, p_at) e;
 end;
 $$;
 revoke execute on function billing.effective_plan(uuid, timestamptz) from public;
@@ -1355,21 +1384,24 @@ stable
 set search_path = ''
 as $$
 declare
-  e record;
+  v_now timestamptz := billing.now();
 begin
-  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
-  e := billing.effective_plan(p_organization_id, billing.now());
-  return pg_catalog.jsonb_build_object(
-    'organization_id', e.organization_id,
-    'plan_code', e.plan_code,
-    'tier', coalesce(e.tier, 'free'),
-    'status', coalesce(e.subscription_status::text, 'free'),
-    'reason', e.reason,
-    'in_grace', e.in_grace,
-    'current_period_end', e.current_period_end,
-    'grace_ends_at', e.grace_ends_at,
-    'features', coalesce(e.features, '{}'::jsonb),
-    'credits', billing.available_credits(p_organization_id));
+  -- One query: the membership check is a one-time filter evaluated before anything is read (it
+  -- raises for a non-member), then the rules (billing.effective_plan_rows) inlined.
+  return (
+    select pg_catalog.jsonb_build_object(
+      'organization_id', e.organization_id,
+      'plan_code', e.plan_code,
+      'tier', coalesce(e.tier, 'free'),
+      'status', coalesce(e.subscription_status::text, 'free'),
+      'reason', e.reason,
+      'in_grace', e.in_grace,
+      'current_period_end', e.current_period_end,
+      'grace_ends_at', e.grace_ends_at,
+      'features', coalesce(e.features, '{}'::jsonb),
+      'credits', billing.available_credits(p_organization_id))
+    from billing.effective_plan_rows(p_organization_id, v_now) e
+    where billing.require_role(p_organization_id, enum_range(null::public.member_role)) is not null);
 end;
 $$;
 revoke execute on function public.get_entitlements(uuid) from public;
@@ -1384,11 +1416,11 @@ stable
 set search_path = ''
 as $$
 declare
-  e record;
+  v_now timestamptz := billing.now();
 begin
-  perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
-  e := billing.effective_plan(p_organization_id, billing.now());
-  return coalesce(e.tier, 'free');
+  -- As get_entitlements: the membership check first (a one-time filter), then the rules inlined.
+  return (select coalesce(e.tier, 'free') from billing.effective_plan_rows(p_organization_id, v_now) e
+          where billing.require_role(p_organization_id, enum_range(null::public.member_role)) is not null);
 end;
 $$;
 revoke execute on function public.effective_tier(uuid) from public;
@@ -1403,7 +1435,7 @@ select e.organization_id, e.plan_code, coalesce(e.tier, 'free') as tier,
        coalesce(e.subscription_status::text, 'free') as status, e.reason, e.in_grace,
        e.current_period_end, e.grace_ends_at, coalesce(e.features, '{}'::jsonb) as features
 from public.organizations o
-cross join lateral billing.effective_plan(o.id, billing.now()) e;
+cross join lateral billing.effective_plan_rows(o.id, billing.now()) e;
 
 grant select on public.organization_entitlements to authenticated, service_role;
 

@@ -1519,27 +1519,30 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_plan record;
-  v_local timestamp;
+  v_now timestamptz := billing.now();
   v_user uuid := auth.uid();
 begin
   perform billing.require_role(p_organization_id, enum_range(null::public.member_role));
-  v_plan := billing.effective_plan(p_organization_id, billing.now());
-  v_local := billing.now() at time zone v_plan.timezone;
   return query
-    -- The plan's keys are validated on write (billing.validate_plan_features), so a key ending in
+    -- The plan lookup once (the rules of billing.effective_plan_rows, inlined), then the plan's
+    -- keys: they are validated on write (billing.validate_plan_features), so a key ending in
     -- _per_<window> is a metered limit: plain string tests, far cheaper than a regexp. Each
     -- window's counter is one primary-key lookup (an organization has a row per minute window).
-    with windows as materialized (
+    with plan as materialized (
+      select e.timezone, e.features, v_now at time zone e.timezone as local
+      from billing.effective_plan_rows(p_organization_id, v_now) e
+    ),
+    windows as materialized (
       select k.metric, k.unit::public.usage_window as unit, k.lim,
              case when k.metric = 'ai_requests' then 'user' else 'organization' end as scope,
              case when k.metric = 'ai_requests' then billing.ai_rate_metric(v_user) else k.metric end as counter,
-             pg_catalog.date_trunc(k.unit, v_local) at time zone v_plan.timezone as starts,
-             (pg_catalog.date_trunc(k.unit, v_local) + ('1 ' || k.unit)::interval) at time zone v_plan.timezone as ends
+             pg_catalog.date_trunc(k.unit, k.local) at time zone k.timezone as starts,
+             (pg_catalog.date_trunc(k.unit, k.local) + ('1 ' || k.unit)::interval) at time zone k.timezone as ends
       from (
-        select pg_catalog.left(f.key, -5 - pg_catalog.length(u.unit)) as metric, u.unit,
+        select pl.timezone, pl.local, pg_catalog.left(f.key, -5 - pg_catalog.length(u.unit)) as metric, u.unit,
                case when pg_catalog.jsonb_typeof(f.value) = 'number' then (f.value #>> '{}')::bigint end as lim
-        from pg_catalog.jsonb_each(v_plan.features) f
+        from plan pl
+        cross join lateral pg_catalog.jsonb_each(pl.features) f
         cross join lateral (
           select case when f.key like '%\_per\_minute' then 'minute' when f.key like '%\_per\_hour' then 'hour'
                       when f.key like '%\_per\_day' then 'day' when f.key like '%\_per\_month' then 'month' end as unit

@@ -843,6 +843,11 @@ isOneToOne: true
 "effective_plan":
 { Args: { "p_at": string,"p_organization_id": string }; Returns: Record<string, unknown>
                            },
+"effective_plan_rows":
+{ Args: { "p_at": string,"p_organization_id": string }; Returns: {
+              "current_period_end": string,"features": Json,"grace_ends_at": string,"in_grace": boolean,"organization_id": string,"plan_code": string,"plan_id": string,"reason": string,"subscription_id": string,"subscription_status": Database["public"]['Enums']["subscription_status"],"tier": string,"timezone": string
+            }[]
+                           },
 "end_paid_period":
 { Args: { "p_action": string,"p_captured": Omit<Database["public"]['Tables']["payment_events"]['Row'], Database["public"]['Tables']["payment_events"]['ComputedFields']>,"p_event": Json,"p_notification": string,"p_reason": string }; Returns: string
                            },
