@@ -1092,7 +1092,8 @@ begin
   ), orgs as (
     select o.org, p.organization_id is not null as known, p.timezone, p.features
     from (select distinct parsed.org from parsed where parsed.org is not null) o
-    cross join lateral billing.effective_plan(o.org, v_now) p
+    -- One plan lookup for every organization of the batch, in this query (the rules inlined).
+    cross join lateral billing.effective_plan_rows(o.org, v_now) p
   )
   select pg_catalog.array_agg(p.org order by p.ord),
          pg_catalog.array_agg(p.metric order by p.ord),
@@ -1687,7 +1688,8 @@ begin
   end if;
 
   with p as materialized (
-    select e.organization_id, e.timezone, e.features from billing.effective_plan(p_organization_id, v_now) e
+    -- The plan's rules inlined into this statement (billing.effective_plan_rows, one lookup).
+    select e.organization_id, e.timezone, e.features from billing.effective_plan_rows(p_organization_id, v_now) e
   ), r as materialized (
     -- In every month (one row per request id across months: see the table).
     select m.state = 'released' as released, m.used, m.limit_amount, m.resets_at, m.credit_request_id

@@ -167,7 +167,7 @@ select q.organization_id, o.name as organization_name, e.plan_code, q.metric, q.
          as resets_at
 from public.usage_quotas q
 join public.organizations o on o.id = q.organization_id
-cross join lateral billing.effective_plan(o.id, billing.now()) e
+cross join lateral billing.effective_plan_rows(o.id, billing.now()) e
 cross join lateral (
   select case when pg_catalog.jsonb_typeof(e.features -> (q.metric || '_per_' || q.window_unit::text)) = 'number'
               then (e.features ->> (q.metric || '_per_' || q.window_unit::text))::bigint end as lim
