@@ -309,7 +309,8 @@ await step(
   "Ask the AI with the official openai client",
   "new OpenAI({baseURL: <functions>/ai-chat, apiKey: <user token>, defaultHeaders: {'x-organization-id': org}})\n" +
     ".chat.completions.create(...): ai-chat reserves the prompt and tokens (billing.ai_reserve), calls Groq (here the\n" +
-    "fake), and settles what was used (billing.ai_settle); the call is logged in public.ai_requests.",
+    "fake), and settles what was used (billing.ai_settle) after the answer has gone (EdgeRuntime.waitUntil; the local\n" +
+    "server's /__local/after-response waits for it); the call is logged in public.ai_requests.",
   async () => {
     openai = new OpenAI({
       baseURL: `${functionsUrl}/ai-chat`,
@@ -326,6 +327,8 @@ await step(
     expect(reply.length > 0 && data.usage?.total_tokens > 0, "a reply with usage", data);
     seen(`reply: "${reply}" (${data.usage.prompt_tokens} prompt + ${data.usage.completion_tokens} completion tokens)`);
     const requestId = response.headers.get("x-request-id");
+    // The settlement runs after the answer: wait for the local server to finish it before reading.
+    await (await fetch(`${stack.api_url}/__local/after-response`)).body?.cancel();
     const [logged] = await ok(
       user.from("ai_requests").select("status, model, counted_tokens").eq("request_id", requestId),
       "ai_requests",

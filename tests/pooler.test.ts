@@ -189,6 +189,10 @@ Deno.test(
       assertEquals(chats.filter((a) => !/^chat 200 \d+$/.test(a)), [], "every chat answered 200");
       assertEquals(chats.length, CHATS);
       const tokens = chats.reduce((n, a) => n + Number(a.split(" ")[2]), 0);
+      // ai-chat settles after answering: this server's settlements, through the pooler too, first.
+      const drained = await fetch(`http://127.0.0.1:${apiPort}/__local/after-response`);
+      assertEquals(drained.status, 200);
+      await drained.body?.cancel();
 
       const [rows] = await sql`select
       (select count(*)::int from public.payment_events where provider_payment_id like ${`pay_pool${tag}%`}) as payment_events,
