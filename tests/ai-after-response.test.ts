@@ -7,7 +7,8 @@
 // the settlement before it exits; the cache entry written after the response answers the next
 // call; the reservation and the settlement are each one round trip to the database.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, functionsUrl } from "./helpers.ts";
+import { type AiTenant, aiTenant, groqControl } from "./ai-fixtures.ts";
 
 type Json = Record<string, unknown>;
 
@@ -17,31 +18,15 @@ const MODEL = "llama-3.1-8b-instant";
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Tenant {
-  org: string;
-  owner: string;
-  token: string;
-}
+type Tenant = AiTenant;
 
-async function tenant(): Promise<Tenant> {
-  const code = `t_aar_${rand()}`;
-  const plan = {
-    max_members: 10,
+const tenant = () =>
+  aiTenant(sql, "t_aar", {
     ai_requests_per_minute: 1000,
     ai_prompts_per_day: 10000,
     groq_tokens_per_month: 10_000_000,
     ai_models: [MODEL],
-  };
-  const [{ id: planId }] =
-    await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
-    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify(plan)}::text::jsonb) returning id`;
-  const [{ id: org }] = await sql`insert into public.organizations (name) values (${code}) returning id`;
-  await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
-    values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;
-  const owner = await createUser(sql);
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${org}, ${owner}, 'owner')`;
-  return { org, owner, token: await mintToken(owner) };
-}
+  });
 
 const ask = (content: string, extra: Json = {}) => ({
   model: MODEL,
@@ -61,16 +46,6 @@ function chat(t: Tenant, body: unknown, base = functionsUrl("ai-chat")) {
     // Without the change under test the answer waits for the held settlement: fail, do not hang.
     signal: AbortSignal.timeout(15_000),
   });
-}
-
-async function control(body: Json): Promise<void> {
-  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}/__control/groq`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert(res.ok, `fake control answered ${res.status}`);
-  await res.body?.cancel();
 }
 
 async function used(org: string, metric: string): Promise<number> {
@@ -160,7 +135,7 @@ for (const stream of [false, true]) {
     `the answer arrives before the settlement commits, then it is settled once at Groq's count (stream ${stream})`,
     testOptions,
     async () => {
-      await control({ reset: true });
+      await groqControl({ reset: true });
       const t = await tenant();
       const hold = await holdSettlements(t.org);
       try {
@@ -246,7 +221,7 @@ Deno.test(
   "kill -9 of the functions server after the answer, before the settlement: counted at the reservation, expired once by the stale job",
   testOptions,
   async () => {
-    await control({ reset: true });
+    await groqControl({ reset: true });
     const t = await tenant();
     const { url, child } = await ownServer();
     const hold = await holdSettlements(t.org);
@@ -304,7 +279,7 @@ Deno.test(
   "SIGTERM to the functions server after the answer: it waits for the settlement, then exits",
   testOptions,
   async () => {
-    await control({ reset: true });
+    await groqControl({ reset: true });
     const t = await tenant();
     const { url, child } = await ownServer();
     const hold = await holdSettlements(t.org);
@@ -344,7 +319,7 @@ Deno.test(
 // The cache entry, written after the response, answers the next call
 
 Deno.test("the cache entry written after the answer serves the next call", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant();
   const hold = await holdSettlements(t.org);
   const body = ask(`cached after the response ${rand()}`);
@@ -373,7 +348,7 @@ Deno.test(
   "asked again as soon as the answer arrives (stream, then not): the second call waits for the settlement and hits the cache",
   testOptions,
   async () => {
-    await control({ reset: true });
+    await groqControl({ reset: true });
     const t = await tenant();
     for (const stream of [false, true]) {
       const body = ask(`asked again at once ${stream} ${rand()}`);

@@ -2,26 +2,17 @@
 // own (scripts/lib/pg.mjs, never the shared test cluster), with an ai-chat handler in a process
 // of its own pointed at it and the fake Groq answering slowly. After a restart the reservation is
 // still counted, and the stale job expires it counted: the call Groq answered is paid for.
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import postgres from "npm:postgres@4.2.0";
 import { tempCluster } from "../scripts/lib/pg.mjs";
-import { env, mintToken } from "./helpers.ts";
+import { mintToken } from "./helpers.ts";
+import { groqControl } from "./ai-fixtures.ts";
 
 const testOptions = { sanitizeOps: false, sanitizeResources: false };
 const MODEL = "llama-3.1-8b-instant";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function control(body: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}/__control/groq`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert(res.ok, `fake control answered ${res.status}`);
-  await res.body?.cancel();
-}
 
 /** Until fn() stops throwing (or `ms` pass: then its last error). */
 async function retry<T>(fn: () => Promise<T>, ms = 60_000): Promise<T> {
@@ -63,8 +54,8 @@ Deno.test("kill -9 of the postmaster while Groq answers: after the restart the r
       values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;
     await sql`insert into public.organization_members (organization_id, user_id, role) values (${org}, ${user}, 'owner')`;
 
-    await control({ reset: true });
-    await control({ latency_ms: 3000 });
+    await groqControl({ reset: true });
+    await groqControl({ latency_ms: 3000 });
     const token = await mintToken(user);
     const script = `
       const { handler } = await import(${JSON.stringify(new URL("../supabase/functions/ai-chat/handler.ts", import.meta.url).href)});
@@ -99,7 +90,7 @@ Deno.test("kill -9 of the postmaster while Groq answers: after the restart the r
     child = undefined;
     const answer = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() as string);
     assertEquals(answer.status, 200, "the client got Groq's answer (its settlement could not be recorded)");
-    await control({ reset: true });
+    await groqControl({ reset: true });
 
     // Restart (the orphaned backends exit when they notice the postmaster is gone).
     await retry(() => db.start());
@@ -136,7 +127,7 @@ Deno.test("kill -9 of the postmaster while Groq answers: after the restart the r
       // already gone
     }
     await sql?.end({ timeout: 0 }).catch(() => {});
-    await control({ reset: true }).catch(() => {});
+    await groqControl({ reset: true }).catch(() => {});
     await db.remove();
   }
 });

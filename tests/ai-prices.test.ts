@@ -7,7 +7,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import Groq from "npm:groq-sdk@1.6.0";
 import OpenAI from "npm:openai@7.59.0";
-import { adminSql, afterResponses, createUser, fakeControl, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, afterResponses, fakeControl, functionsUrl } from "./helpers.ts";
+import { type AiTenant, aiTenant } from "./ai-fixtures.ts";
 
 type Json = Record<string, unknown>;
 
@@ -17,24 +18,13 @@ const base = () => functionsUrl("ai-chat");
 const MODEL = "llama-3.1-8b-instant";
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 
-interface Tenant {
-  org: string;
-  token: string;
-}
+type Tenant = AiTenant;
 
 /** A fresh organization with an owner on an active plan with these features, and `credits` operator credits. */
 async function tenant(features: Json, credits = 0): Promise<Tenant> {
-  const code = `t_aip_${rand()}`;
-  const plan = { max_members: 10, ai_requests_per_minute: 1000, ai_prompts_per_day: 10000, ai_models: [MODEL], ...features };
-  const [{ id: planId }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
-    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify(plan)}::text::jsonb) returning id`;
-  const [{ id: org }] = await sql`insert into public.organizations (name) values (${code}) returning id`;
-  await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
-    values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;
-  const owner = await createUser(sql);
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${org}, ${owner}, 'owner')`;
-  if (credits > 0) await sql`select billing.operator_grant_credits(${org}, ${credits}, null, 'ai-prices test')`;
-  return { org, token: await mintToken(owner) };
+  const t = await aiTenant(sql, "t_aip", { ai_requests_per_minute: 1000, ai_prompts_per_day: 10000, ai_models: [MODEL], ...features });
+  if (credits > 0) await sql`select billing.operator_grant_credits(${t.org}, ${credits}, null, 'ai-prices test')`;
+  return t;
 }
 
 const openaiOf = (t: Tenant) =>

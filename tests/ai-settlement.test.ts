@@ -7,7 +7,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import Razorpay from "npm:razorpay@2.9.8";
-import { adminSql, afterResponses, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, afterResponses, env, functionsUrl } from "./helpers.ts";
+import { type AiTenant, aiTenant, groqControl } from "./ai-fixtures.ts";
 
 type Json = Record<string, unknown>;
 
@@ -16,31 +17,16 @@ const testOptions = { sanitizeOps: false, sanitizeResources: false };
 const MODEL = "llama-3.1-8b-instant";
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 
-interface Tenant {
-  org: string;
-  owner: string;
-  token: string;
-}
+type Tenant = AiTenant;
 
-async function tenant(features: Json = {}): Promise<Tenant> {
-  const code = `t_ais_${rand()}`;
-  const plan = {
-    max_members: 10,
+const tenant = (features: Json = {}) =>
+  aiTenant(sql, "t_ais", {
     ai_requests_per_minute: 1000,
     ai_prompts_per_day: 10000,
     groq_tokens_per_month: 10_000_000,
     ai_models: [MODEL],
     ...features,
-  };
-  const [{ id: planId }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
-    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify(plan)}::text::jsonb) returning id`;
-  const [{ id: org }] = await sql`insert into public.organizations (name) values (${code}) returning id`;
-  await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
-    values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;
-  const owner = await createUser(sql);
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${org}, ${owner}, 'owner')`;
-  return { org, owner, token: await mintToken(owner) };
-}
+  });
 
 const ask = (content: string, extra: Json = {}) => ({ model: MODEL, messages: [{ role: "user", content }], ...extra });
 
@@ -50,16 +36,6 @@ function chat(t: Tenant, body: unknown) {
     headers: { "content-type": "application/json", authorization: `Bearer ${t.token}`, "x-organization-id": t.org },
     body: JSON.stringify(body),
   });
-}
-
-async function control(body: Json): Promise<void> {
-  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}/__control/groq`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert(res.ok, `fake control answered ${res.status}`);
-  await res.body?.cancel();
 }
 
 async function used(org: string, metric: string): Promise<number> {
@@ -104,8 +80,8 @@ const counted = async (org: string) => [await used(org, "groq_tokens"), await us
 // Never settled: the function died while Groq answered
 
 Deno.test("a function killed while Groq answers leaves the reservation counted; the stale job expires it counted", testOptions, async () => {
-  await control({ reset: true });
-  await control({ latency_ms: 3000 });
+  await groqControl({ reset: true });
+  await groqControl({ latency_ms: 3000 });
   const t = await tenant();
   // The handler in a process of its own, killed (SIGKILL) while the fake Groq is still answering.
   const script = `
@@ -128,7 +104,7 @@ Deno.test("a function killed while Groq answers leaves the reservation counted; 
     await new Promise((r) => setTimeout(r, 300)); // Groq is now working on it
     child.kill("SIGKILL");
     await child.status;
-    await control({ reset: true });
+    await groqControl({ reset: true });
 
     const reserved = row.reserved_tokens;
     assertEquals(await counted(t.org), [reserved, 1], "while pending, the reservation is counted");
@@ -146,7 +122,7 @@ Deno.test("a function killed while Groq answers leaves the reservation counted; 
     } catch {
       // already gone
     }
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 
@@ -154,7 +130,7 @@ Deno.test("a function killed while Groq answers leaves the reservation counted; 
 // A settlement the database refuses
 
 Deno.test("a settlement the database refuses is never followed by a release: the 200 leaves the call counted", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant();
   // The database refuses to complete this organization's log rows (a trigger that raises), as it
   // would refuse a settlement for any reason of its own; everything else works.
@@ -187,7 +163,7 @@ Deno.test("a settlement the database refuses is never followed by a release: the
 });
 
 Deno.test("a cache entry the database refuses does not cost the settlement: settled at Groq's usage, not cached", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant();
   const fn = `test_refuse_cache_${rand()}`;
   await sql.unsafe(`create function public.${fn}() returns trigger language plpgsql set search_path = '' as $$
@@ -217,8 +193,8 @@ Deno.test("a cache entry the database refuses does not cost the settlement: sett
 // U+0000
 
 Deno.test("a completion containing U+0000 settles and is cached (U+FFFD stored), streaming or not", testOptions, async () => {
-  await control({ reset: true });
-  await control({ reply_suffix: " nul:\u0000:end" });
+  await groqControl({ reset: true });
+  await groqControl({ reply_suffix: " nul:\u0000:end" });
   try {
     const t = await tenant();
     const request = ask(`echo a NUL ${rand()}`);
@@ -244,7 +220,7 @@ Deno.test("a completion containing U+0000 settles and is cached (U+FFFD stored),
     assertEquals(res.headers.get("x-cache"), "hit", "the same request is then a cache hit");
     assert(((await res.json()).choices[0].message.content as string).endsWith(" nul:\uFFFD:end"));
   } finally {
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 
@@ -299,10 +275,10 @@ Deno.test("a correctly signed Razorpay webhook whose body contains U+0000 is ans
 // The estimate is an upper bound
 
 Deno.test("the estimate bounds Groq's count: concurrent prompts that tokenize at a token a byte never pass groq_tokens", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   // The fake counts a token per UTF-8 byte + 4 per message: a 3-byte-a-character script costs
   // about 3 tokens a character, 12 times the old estimate of a token per 4 bytes.
-  await control({ prompt_tokens_per: "byte", latency_ms: 300 });
+  await groqControl({ prompt_tokens_per: "byte", latency_ms: 300 });
   try {
     const budget = 1000;
     const t = await tenant({ groq_tokens_per_month: budget });
@@ -326,7 +302,7 @@ Deno.test("the estimate bounds Groq's count: concurrent prompts that tokenize at
     }
     assertEquals(await used(t.org, "groq_tokens"), spent, "the counter equals what Groq counted");
   } finally {
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 

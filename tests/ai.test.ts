@@ -6,6 +6,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import Groq from "npm:groq-sdk@1.6.0";
 import { adminSql, afterResponses, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { type AiTenant, aiTenant, groqControl } from "./ai-fixtures.ts";
 
 type Sql = ReturnType<typeof adminSql>;
 type Json = Record<string, unknown>;
@@ -19,25 +20,10 @@ const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 // -------------------------------------------------------------------------------------------------
 // Fixture helpers
 
-interface Tenant {
-  org: string;
-  owner: string;
-  token: string;
-}
+type Tenant = AiTenant;
 
 /** A fresh organization with an owner, on an active plan with the given features (and room for 10 members). */
-async function tenant(features: Json): Promise<Tenant> {
-  const code = `t_ai_${rand()}`;
-  const plan = { max_members: 10, ...features };
-  const [{ id: planId }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
-    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify(plan)}::text::jsonb) returning id`;
-  const [{ id: org }] = await sql`insert into public.organizations (name) values (${code}) returning id`;
-  await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
-    values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;
-  const owner = await createUser(sql);
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${org}, ${owner}, 'owner')`;
-  return { org, owner, token: await mintToken(owner) };
-}
+const tenant = (features: Json) => aiTenant(sql, "t_ai", features);
 
 const roomy = (extra: Json = {}) => ({
   ai_requests_per_minute: 1000,
@@ -62,16 +48,6 @@ function chat(t: Tenant, body: unknown, init: { token?: string | null; org?: str
 }
 
 const ask = (content: string, extra: Json = {}) => ({ model: MODEL, messages: [{ role: "user", content }], ...extra });
-
-async function control(body: Json): Promise<void> {
-  const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}/__control/groq`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert(res.ok, `fake control answered ${res.status}`);
-  await res.body?.cancel();
-}
 
 async function stats(): Promise<{ calls: Record<string, number>; last: Record<string, Json> }> {
   const res = await fetch(`${env("FAKE_UPSTREAMS_URL")}/__control/stats`);
@@ -124,7 +100,7 @@ async function pollUntil<T>(fn: () => Promise<T | undefined>, what: string, ms =
 // Refusals before anything is counted or sent upstream
 
 Deno.test("authentication, header and body errors are refused before the database or Groq", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
   const before = await groqCalls();
 
@@ -173,7 +149,7 @@ Deno.test("authentication, header and body errors are refused before the databas
 });
 
 Deno.test("a non-member gets 403 not_a_member; a model outside the plan 403 model_not_allowed", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy({ ai_requests_per_minute: 7 }));
   const stranger = await tenant(roomy());
   const before = await groqCalls();
@@ -200,7 +176,7 @@ Deno.test("a non-member gets 403 not_a_member; a model outside the plan 403 mode
 // Completions, settlement, cache
 
 Deno.test("a completion is reserved, sent, settled at Groq's usage and logged; the same request is then a cache hit", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   await roomInMinute();
   const t = await tenant(roomy({ ai_requests_per_minute: 10 }));
   const before = await groqCalls();
@@ -254,7 +230,7 @@ Deno.test("a completion is reserved, sent, settled at Groq's usage and logged; t
 });
 
 Deno.test("the groq-sdk client can use the gateway as its base URL, streaming or not", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
   const client = new Groq({
     apiKey: t.token,
@@ -294,7 +270,7 @@ Deno.test("the groq-sdk client can use the gateway as its base URL, streaming or
 // Limits
 
 Deno.test("the per-user rate limit: 429 rate_limited with Retry-After; another user of the organization is not limited", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   await roomInMinute(20);
   const t = await tenant(roomy({ ai_requests_per_minute: 2 }));
   const colleague = await createUser(sql);
@@ -323,7 +299,7 @@ Deno.test("the per-user rate limit: 429 rate_limited with Retry-After; another u
 });
 
 Deno.test("the prompt quota: 429 prompt_quota_exceeded with Retry-After to local midnight", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy({ ai_prompts_per_day: 1 }));
   let res = await chat(t, ask(`one ${rand()}`));
   assertEquals(res.status, 200);
@@ -339,7 +315,7 @@ Deno.test("the prompt quota: 429 prompt_quota_exceeded with Retry-After to local
 });
 
 Deno.test("the token quota: max_tokens is capped to what is left, then 429 token_quota_exceeded", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   // "cap me" is 6 bytes: the estimate (an upper bound) is 6 + 4 ("user") + 8 + 64 = 82 tokens; the fake counts 2.
   const t = await tenant(roomy({ groq_tokens_per_month: 116 }));
   let res = await chat(t, ask("cap me", { max_tokens: 100 }));
@@ -368,9 +344,9 @@ Deno.test("the token quota: max_tokens is capped to what is left, then 429 token
 // Upstream failures
 
 Deno.test("an upstream error is 502 upstream_error, tried once, and the reservation is released", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
-  await control({ fail_status: 500, fail_count: 1 });
+  await groqControl({ fail_status: 500, fail_count: 1 });
   const before = await groqCalls();
   let res = await chat(t, ask(`fails ${rand()}`));
   const b = await body(res);
@@ -382,7 +358,7 @@ Deno.test("an upstream error is 502 upstream_error, tried once, and the reservat
   let rows = await logRows(t.org);
   assertEquals([rows[0].status, rows[0].error_code, rows[0].counted_tokens], ["upstream_error", "upstream_error", 0]);
 
-  await control({ fail_status: 503, fail_count: 1 });
+  await groqControl({ fail_status: 503, fail_count: 1 });
   res = await chat(t, ask(`stream fails ${rand()}`, { stream: true }));
   assertEquals([res.status, (await body(res)).code], [502, "upstream_error"], "a stream that cannot start: 502 too");
   assertEquals(await used(t.org, "groq_tokens"), 0);
@@ -393,11 +369,11 @@ Deno.test("an upstream error is 502 upstream_error, tried once, and the reservat
 Deno.test("an upstream timeout is 504 upstream_timeout and the reservation is settled at the prompt (handler in-process)", testOptions, async () => {
   const { aiChat } = await import("../supabase/functions/ai-chat/handler.ts");
   const { handle } = await import("../supabase/functions/_shared/http.ts");
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
   // Groq answers after 5 s, the gateway gives up after 300 ms: any answer well before 5 s came from
   // the timeout (the bound is loose so a loaded 2-core machine does not flake).
-  await control({ latency_ms: 5000 });
+  await groqControl({ latency_ms: 5000 });
   try {
     const overrides: Record<string, string> = { AI_UPSTREAM_TIMEOUT_MS: "300" };
     const handler = handle("ai-chat", (req) => aiChat(req, (name) => overrides[name] ?? Deno.env.get(name)));
@@ -417,12 +393,12 @@ Deno.test("an upstream timeout is 504 upstream_timeout and the reservation is se
     assertEquals(await used(t.org, "groq_tokens"), rows[0].prompt_tokens, "the prompt stays counted");
     assert(rows[0].prompt_tokens > 0 && rows[0].counted_tokens === rows[0].prompt_tokens);
   } finally {
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 
 Deno.test("an unreachable database is 503 database_unavailable and Groq is never called (handler in another process)", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
   const before = await groqCalls();
   // A port nobody listens on: bind one, note it, close it.
@@ -456,7 +432,7 @@ Deno.test("an unreachable database is 503 database_unavailable and Groq is never
 // Streaming
 
 Deno.test("a stream is relayed as server-sent events and settled at the usage of Groq's final chunk", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
   const request = ask(`Stream it ${rand()}`, { stream: true, max_tokens: 200 });
   let res = await chat(t, request);
@@ -493,8 +469,8 @@ Deno.test("a stream is relayed as server-sent events and settled at the usage of
 });
 
 Deno.test("a client that disconnects mid-stream still settles what was generated, and Groq is stopped", testOptions, async () => {
-  await control({ reset: true });
-  await control({ stream_chunk_delay_ms: 40, reply_tokens: 60 });
+  await groqControl({ reset: true });
+  await groqControl({ stream_chunk_delay_ms: 40, reply_tokens: 60 });
   try {
     const t = await tenant(roomy());
     const abort = new AbortController();
@@ -522,7 +498,7 @@ Deno.test("a client that disconnects mid-stream still settles what was generated
     const [{ n }] = await sql`select count(*)::int as n from billing.ai_cache where organization_id = ${t.org}`;
     assertEquals(n, 0, "a stream cut short is not cached");
   } finally {
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 
@@ -530,8 +506,8 @@ Deno.test("a client that disconnects mid-stream still settles what was generated
 // Single flight and concurrency
 
 Deno.test("identical requests in flight together go upstream once; the others are answered from its cache entry", testOptions, async () => {
-  await control({ reset: true });
-  await control({ latency_ms: 300 });
+  await groqControl({ reset: true });
+  await groqControl({ latency_ms: 300 });
   try {
     const t = await tenant(roomy());
     const before = await groqCalls();
@@ -549,12 +525,12 @@ Deno.test("identical requests in flight together go upstream once; the others ar
     assertEquals(rows.filter((r) => r.status === "cached").length, 19);
     assertEquals(await used(t.org, "ai_prompts"), 1, "one prompt spent");
   } finally {
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 
 Deno.test("200 concurrent requests with 50 prompts left: exactly 50 reach Groq, 150 get 429", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy({ ai_prompts_per_day: 50 }));
   const before = await groqCalls();
   const statuses = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
@@ -569,9 +545,9 @@ Deno.test("200 concurrent requests with 50 prompts left: exactly 50 reach Groq, 
 });
 
 Deno.test("50 concurrent requests on a token budget for about 10 answers never spend past it", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   // Groq is slow enough that every request reserves (or is refused) before the first settles.
-  await control({ latency_ms: 2000 });
+  await groqControl({ latency_ms: 2000 });
   try {
     // Each request: prompt estimate 11 + 4 + 8 + 64 = 87, reserved 87 + 16 = 103 (10 fit in 1030),
     // actual 3 + 16 = 19 tokens.
@@ -594,12 +570,12 @@ Deno.test("50 concurrent requests on a token budget for about 10 answers never s
       where organization_id = ${t.org} and status = 'pending'`;
     assertEquals(pending, 0, "no reservation left open");
   } finally {
-    await control({ reset: true });
+    await groqControl({ reset: true });
   }
 });
 
 Deno.test("owners and admins read the organization's AI requests; plain members read none", testOptions, async () => {
-  await control({ reset: true });
+  await groqControl({ reset: true });
   const t = await tenant(roomy());
   const member = await createUser(sql);
   const admin = await createUser(sql);

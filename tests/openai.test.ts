@@ -6,7 +6,8 @@
 // passed on to Groq and into the cache key, the model list and the routes.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import OpenAI from "npm:openai@7.59.0";
-import { adminSql, createUser, env, functionsUrl, mintToken } from "./helpers.ts";
+import { adminSql, env, functionsUrl, mintToken } from "./helpers.ts";
+import { type AiTenant, aiTenant } from "./ai-fixtures.ts";
 
 type Json = Record<string, unknown>;
 
@@ -17,24 +18,10 @@ const MODEL = "llama-3.1-8b-instant";
 const OTHER_MODEL = "llama-3.3-70b-versatile";
 const rand = () => crypto.randomUUID().replaceAll("-", "").slice(0, 10);
 
-interface Tenant {
-  org: string;
-  owner: string;
-  token: string;
-}
+type Tenant = AiTenant;
 
 /** A fresh organization with an owner, on an active plan with these features. */
-async function tenant(features: Json): Promise<Tenant> {
-  const code = `t_oa_${rand()}`;
-  const [{ id: planId }] = await sql`insert into public.billing_plans (code, name, tier, interval, price_cents, features)
-    values (${code}, ${code}, 'pro', 'month', 100, ${JSON.stringify({ max_members: 10, ...features })}::text::jsonb) returning id`;
-  const [{ id: org }] = await sql`insert into public.organizations (name) values (${code}) returning id`;
-  await sql`insert into public.subscriptions (organization_id, plan_id, status, current_period_start, current_period_end)
-    values (${org}, ${planId}, 'active', now() - interval '1 day', now() + interval '29 days')`;
-  const owner = await createUser(sql);
-  await sql`insert into public.organization_members (organization_id, user_id, role) values (${org}, ${owner}, 'owner')`;
-  return { org, owner, token: await mintToken(owner) };
-}
+const tenant = (features: Json) => aiTenant(sql, "t_oa", features);
 
 const roomy = (extra: Json = {}) => ({
   ai_requests_per_minute: 1000,
