@@ -36,11 +36,11 @@ async function makeOrg() {
 }
 
 /** An organization subscribed monthly through Stripe Checkout, paid. */
-async function subscriber(plan = PLANS.basic) {
+async function subscriber(plan = PLANS.basic, discountCode?: string) {
   const org = await makeOrg();
   const res = await call("checkout", {
     token: await mintToken(org.owner),
-    ...json({ organization_id: org.id, provider: "stripe", plan_code: plan }),
+    ...json({ organization_id: org.id, provider: "stripe", plan_code: plan, discount_code: discountCode }),
   });
   assertEquals(res.status, 200, JSON.stringify(res.body));
   const paid = await fake("/__control/stripe/checkout/complete", { session_id: res.body.session_id, deliver: { url: WEBHOOK() } });
@@ -168,8 +168,8 @@ Deno.test({
       [String(order.amount), "inr", subId, order.receipt]);
     const update = (await calls("subscriptions.update")).find((c) => c.idempotency_key === `${key}:subscription`)!;
     const price = ((update.body.items as Json[])[0].price_data as Json);
-    // The price each renewal charges from now on: the pro plan with GST (99900 + 18%).
-    assertEquals([update.body.proration_behavior, price.unit_amount, (price.recurring as Json).interval], ["none", "117882", "month"]);
+    // The price each renewal charges from now on: the pro plan, its GST carved out as at checkout (99900).
+    assertEquals([update.body.proration_behavior, price.unit_amount, (price.recurring as Json).interval], ["none", "99900", "month"]);
     assert(Number(update.body.trial_end) > Date.now() / 1000 + 27 * 86400, "the next charge moves to our new period's end");
     const invoice = (await calls("invoices.create")).find((c) => c.idempotency_key === `${key}:invoice`)!;
     assertEquals([invoice.body.pending_invoice_items_behavior, (invoice.body.metadata as Json).order_ref], ["include", order.receipt]);
@@ -193,16 +193,39 @@ Deno.test({
     // mismatch against the first Basic order, not refunded for review).
     const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
     for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
-    assertEquals((renewed.invoice as Json).amount_paid, 117882);
+    assertEquals((renewed.invoice as Json).amount_paid, 99900);
     const renewals = await sql`select o.status, p.code, o.amount_cents::int as amount from public.orders o
       join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
-    assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 117882 }]);
+    assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 99900 }]);
     const odd = await sql`select status, needs_refund from public.payment_events
       where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
     assertEquals([...odd], []);
     const renewedSub = await subOf(sql, org.id);
     assertEquals([renewedSub.plan_code, renewedSub.status], [PLANS.pro, "active"]);
     assert(new Date(renewedSub.current_period_end) > new Date(now.current_period_end), "the renewal moved the period on");
+  },
+});
+
+Deno.test({
+  name: "Stripe downgrade of a subscription with a forever discount: the new price carries the discount, Stripe's coupon comes off, the renewal charges it once and keeps the plan paid",
+  ...testOptions,
+  fn: async () => {
+    const code = `TSA${crypto.randomUUID().replaceAll("-", "").slice(0, 8).toUpperCase()}`;
+    await sql`select billing.create_discount_code(${code}, ${sql.json({ percent_bps: 500, duration: "forever" })})`;
+    const { org, subId } = await subscriber(PLANS.pro, code);
+    await asOwner(sql, org, (tx) => tx`select public.change_plan(${org.id}, ${PLANS.basic}) as r`);
+    const change = (await sync(org.id)).find((a) => a.kind === "change_plan")!;
+    // Basic less 5 %, its GST carved out as in every price of a provider subscription.
+    assertEquals([change.state, change.payload.price_amount], ["succeeded", 47405]);
+    assertEquals((await calls("subscriptions.discount.delete", (c) => c.path.includes(subId))).map((c) => c.status), [200]);
+    const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
+    assertEquals((renewed.invoice as Json).amount_paid, 47405, "the discount once, not twice");
+    for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
+    const odd = await sql`select status, needs_refund from public.payment_events
+      where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
+    assertEquals([...odd], [], "no mismatch: the renewal is the amount we expect");
+    const sub = await subOf(sql, org.id);
+    assertEquals([sub.plan_code, sub.status], [PLANS.basic, "active"]);
   },
 });
 
@@ -215,7 +238,7 @@ Deno.test({
     assertEquals([(r as Json).result, (r as Json).method], ["scheduled", "scheduled"]);
     const actions = await sync(org.id);
     const change = actions.find((a) => a.kind === "change_plan")!;
-    assertEquals([change.state, change.payload.at_cycle_end, change.payload.price_amount], ["succeeded", true, 58882]);
+    assertEquals([change.state, change.payload.at_cycle_end, change.payload.price_amount], ["succeeded", true, 49900]);
     const key = change.idempotency_key as string;
     assertEquals((await calls("invoiceitems.create")).filter((c) => String(c.idempotency_key).startsWith(key)).length, 0);
     const update = (await calls("subscriptions.update")).find((c) => c.idempotency_key === `${key}:subscription`)!;
@@ -224,11 +247,11 @@ Deno.test({
     // Stripe's next invoice (the renewal) is at the new price, and buys the Basic plan here: its
     // renewal order is for Basic at that price, applied, the scheduled downgrade in effect.
     const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
-    assertEquals((renewed.invoice as Json).amount_paid, 58882);
+    assertEquals((renewed.invoice as Json).amount_paid, 49900);
     for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
     const renewals = await sql`select o.status, p.code, o.amount_cents::int as amount from public.orders o
       join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
-    assertEquals([...renewals], [{ status: "paid", code: PLANS.basic, amount: 58882 }]);
+    assertEquals([...renewals], [{ status: "paid", code: PLANS.basic, amount: 49900 }]);
     const odd = await sql`select status, needs_refund from public.payment_events
       where organization_id = ${org.id} and (status = 'mismatch' or needs_refund)`;
     assertEquals([...odd], []);
@@ -236,7 +259,7 @@ Deno.test({
     assertEquals([sub.plan_code, sub.status, sub.pending_plan_id], [PLANS.basic, "active", null]);
     const [inv] = await sql`select i.total_cents::int as total from public.invoices i join public.orders o on o.id = i.order_id
       where o.organization_id = ${org.id} and o.kind = 'renewal'`;
-    assertEquals(inv.total, 58882);
+    assertEquals(inv.total, 49900);
   },
 });
 
@@ -298,16 +321,16 @@ Deno.test({
         a.payload.price_amount ?? null, a.payload.at_cycle_end ?? null]).sort((x, y) => String(x[0]) < String(y[0]) ? -1 : 1), [
         [`cancel:${subId}:cycle_end`, "cancel", "succeeded", null, null, true],
         [`change_plan:${subId}:${PLANS.basic}:${Math.round((t0 + 2 * 86400e3) / 1000)}`, "change_plan", "succeeded",
-          PLANS.basic, 58882, true],
-        [restoreKey, "change_plan", "succeeded", PLANS.pro, 117882, true],
+          PLANS.basic, 49900, true],
+        [restoreKey, "change_plan", "succeeded", PLANS.pro, 99900, true],
         [`resume:${subId}:1`, "resume", "succeeded", null, null, null],
       ]);
-      // Stripe's price is Pro's again (99900 + 18% GST), switched without a charge.
+      // Stripe's price is Pro's again (99900, GST carved out as at checkout), switched without a charge.
       const update = (await calls("subscriptions.update")).filter((c) => c.idempotency_key === `${restoreKey}:subscription`);
       assertEquals(update.length, 1);
       const price = (update[0].body.items as Json[])[0].price_data as Json;
       assertEquals([update[0].body.proration_behavior, price.unit_amount, update[0].body.trial_end],
-        ["none", "117882", undefined]);
+        ["none", "99900", undefined]);
       assertEquals((await calls("invoiceitems.create")).filter((c) => String(c.idempotency_key).startsWith(restoreKey)), []);
       // The renewal at the period end charges Pro and renews Pro: nothing to review, nothing refunded.
       const before = await subOf(sql, org.id);
@@ -315,10 +338,10 @@ Deno.test({
       await setClock(sql, new Date(before.current_period_end).getTime() + 3600e3);
       const renewed = await fake("/__control/stripe/subscriptions/renew", { subscription_id: subId, deliver: { url: WEBHOOK() } });
       for (const d of renewed.deliveries as Json[]) assertEquals(d.status, 200, JSON.stringify(d));
-      assertEquals((renewed.invoice as Json).amount_paid, 117882);
+      assertEquals((renewed.invoice as Json).amount_paid, 99900);
       const renewals = await sql`select o.status::text, p.code, o.amount_cents::int as amount from public.orders o
         join public.billing_plans p on p.id = o.plan_id where o.organization_id = ${org.id} and o.kind = 'renewal'`;
-      assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 117882 }]);
+      assertEquals([...renewals], [{ status: "paid", code: PLANS.pro, amount: 99900 }]);
       const odd = await sql`select status::text, needs_refund from public.payment_events
         where organization_id = ${org.id} and (status <> 'captured' or needs_refund)`;
       assertEquals([...odd], []);

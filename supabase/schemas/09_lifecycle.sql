@@ -542,8 +542,10 @@ revoke execute on function billing.provider_resume_action(public.subscriptions, 
  * Queues the plan change a provider subscription (provider_subscription_id set; Razorpay's
  * recurring subscriptions change plan by cancel and resubscribe instead) must carry out so its
  * later charges are ours: a 'change_plan' action whose payload names the new plan and the amount
- * each renewal charges from now on (price_amount: the new plan's price for the organization with
- * its tax, what a renewal order of it is priced at), and:
+ * each renewal charges from now on (price_amount: the new plan's price for the organization for
+ * the period, its discount carried, GST included as in every price of a provider subscription:
+ * what a renewal order of it is priced at; the provider's own coupon comes off with the switch,
+ * as this price already carries the discount), and:
  *   an upgrade paid by a prorated order (p_order): the order's receipt (order_ref), id and amount,
  *     charged by the provider at once (Stripe: an invoice item for our amount, an invoice paid
  *     now), and the new period's end (period_end: the next charge comes then);
@@ -571,10 +573,10 @@ begin
   if p_sub.provider_subscription_id is null or p_sub.provider = 'manual' then
     return null;
   end if;
+  -- A provider subscription's price carries its GST (as its first order and its renewals do):
+  -- the period's price is what each renewal charges, tax included, never the price plus tax.
   select q.amount_cents into v_price
-  from billing.order_tax_quote(p_sub.organization_id, (p_quote ->> 'period_price_cents')::bigint,
-                               coalesce((select st.prices_include_tax from public.billing_settings st where st.id), false),
-                               p_to.currency) q;
+  from billing.order_tax_quote(p_sub.organization_id, (p_quote ->> 'period_price_cents')::bigint, true, p_to.currency) q;
   v_action_id := billing.queue_provider_action(
     p_sub.organization_id, p_sub.provider, 'change_plan',
     pg_catalog.jsonb_build_object('provider_subscription_id', p_sub.provider_subscription_id,

@@ -24,6 +24,7 @@
 //                                                     metadata?}: customer.subscription.updated (a new price
 //                                                     is what later invoices charge; no proration here)
 //             DELETE /stripe/v1/subscriptions/:id       canceled now: customer.subscription.deleted
+//             DELETE /stripe/v1/subscriptions/:id/discount   its coupon off (404 when it has none)
 //             GET|DELETE /stripe/v1/invoiceitems/:id    (delete: only while no invoice holds it)
 //             POST /stripe/v1/invoiceitems              {customer, subscription?, amount, currency, description?,
 //                                                     metadata?}: pending until an invoice takes it
@@ -1167,6 +1168,21 @@ export function createFakeStripe(
 
   addRoutes([
     {
+      method: "DELETE",
+      pattern: /^\/v1\/subscriptions\/([^/]+)\/discount$/,
+      name: "subscriptions.discount.delete",
+      run: (m) => {
+        const sub = get(m[1], "subscription");
+        if (!sub) return missing("subscription", m[1]);
+        const d = sub.discount as Json | null;
+        if (!d) return stripeError(404, "invalid_request_error", `No active discount for subscription: '${m[1]}'`, "resource_missing");
+        sub.discount = null;
+        sub.discounts = [];
+        emit("customer.discount.deleted", { object: "discount", coupon: d.coupon, subscription: sub.id });
+        return json({ object: "discount", deleted: true, coupon: { id: d.coupon }, subscription: sub.id });
+      },
+    },
+    {
       method: "POST",
       pattern: /^\/v1\/subscriptions\/([^/]+)$/,
       name: "subscriptions.update",
@@ -1192,7 +1208,8 @@ export function createFakeStripe(
           if (!priced.price.recurring) return stripeError(400, "invalid_request_error", "The price must be recurring.", "parameter_invalid", "items[0]");
           previous.items = { data: [{ price: { id: (item.price as Json).id } }] };
           item.price = snapshot(priced.price);
-          // Later invoices charge the new price (a coupon that lasts forever is not modelled past a change).
+          // Later invoices charge the new price, less the subscription's coupon while it lasts (as at
+          // Stripe, a coupon stays on the subscription through a price change until it is deleted).
           sub.renewal_amount = priced.unit;
         }
         if (body.trial_end !== undefined) {

@@ -6,7 +6,8 @@
 //                 cancel_at_period_end=true
 //   resume        POST /v1/subscriptions/:id cancel_at_period_end=false (Stripe can undo it)
 //   change_plan   the subscription's price switched to ours (price_data of price_amount, the
-//                 plan's interval), proration_behavior=none (the proration is ours); an upgrade
+//                 plan's interval, our discount in it: the subscription's coupon, if any, deleted
+//                 after), proration_behavior=none (the proration is ours); an upgrade
 //                 with an order is paid first: an invoice item of the order's amount, an invoice
 //                 of it (pending_invoice_items_behavior=include) paid now (its invoice.paid names
 //                 our order, metadata.order_ref, and captures it), and only once it is paid the
@@ -25,6 +26,7 @@ import {
   actionOutcomeOf,
   type NormalizedEvent,
   type ProviderAction,
+  ProviderError,
   unixToIso,
   unsupportedAction,
 } from "../types.ts";
@@ -233,6 +235,16 @@ async function changePlan(action: ProviderAction, subId: string, client: StripeC
     ...(typeof p.period_end === "number" && p.at_cycle_end !== true ? { trial_end: p.period_end } : {}),
     metadata: { plan_code: str(p.plan_code) ?? "" },
   }, { idempotencyKey: `${key}:subscription` });
+  // Our price already carries the organization's discount: the coupon the checkout put on the
+  // subscription comes off, or Stripe would take it off again from every later invoice. (A retry
+  // finds it gone: 404, nothing left to do.)
+  if (sub.discount || (Array.isArray(sub.discounts) && sub.discounts.length > 0)) {
+    try {
+      await client.call("DELETE", `/v1/subscriptions/${checkStripeId(subId)}/discount`);
+    } catch (e) {
+      if (!(e instanceof ProviderError && e.upstream_status === 404)) throw e;
+    }
+  }
   const result: Record<string, unknown> = subscriptionResult(updated);
   if (paid === null) return { outcome: "succeeded", result };
   return {
