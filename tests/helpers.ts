@@ -90,11 +90,12 @@ export async function fakeControl(path: string, body?: unknown) {
 }
 
 /**
- * Waits until the functions server has finished the work its functions handed to
- * EdgeRuntime.waitUntil (the AI gateway settles after answering): read the database after this.
+ * Waits until the functions server (the stack's, or the one at `base`) has finished the work its
+ * functions handed to EdgeRuntime.waitUntil (the AI gateway settles after answering): read the
+ * database after this.
  */
-export async function afterResponses(): Promise<void> {
-  const res = await fetch(`${apiUrl()}/__local/after-response`);
+export async function afterResponses(base = apiUrl()): Promise<void> {
+  const res = await fetch(`${base}/__local/after-response`);
   await res.body?.cancel();
   if (!res.ok) throw new Error(`functions server: /__local/after-response answered ${res.status}`);
 }

@@ -24,7 +24,7 @@ import postgres from "npm:postgres@4.2.0";
 import { freePort, startPgbouncer } from "../scripts/lib/pg.mjs";
 import { startDeno } from "../scripts/lib/stack.mjs";
 import { root } from "../scripts/lib/run.mjs";
-import { adminSql, createUser, env, mintToken } from "./helpers.ts";
+import { adminSql, afterResponses, createUser, env, mintToken } from "./helpers.ts";
 
 const testOptions = { sanitizeResources: false, sanitizeOps: false };
 const SERVER_CONNECTIONS = 2;
@@ -190,9 +190,7 @@ Deno.test(
       assertEquals(chats.length, CHATS);
       const tokens = chats.reduce((n, a) => n + Number(a.split(" ")[2]), 0);
       // ai-chat settles after answering: this server's settlements, through the pooler too, first.
-      const drained = await fetch(`http://127.0.0.1:${apiPort}/__local/after-response`);
-      assertEquals(drained.status, 200);
-      await drained.body?.cancel();
+      await afterResponses(`http://127.0.0.1:${apiPort}`);
 
       const [rows] = await sql`select
       (select count(*)::int from public.payment_events where provider_payment_id like ${`pay_pool${tag}%`}) as payment_events,
